@@ -1,0 +1,141 @@
+#ifndef COFFER_TLS_H
+#define COFFER_TLS_H
+/* tls: certificates, fingerprints and TLS connections (the only module that
+ * uses OpenSSL and libevent's OpenSSL bufferevents).
+ *
+ * Fingerprints: the SHA-256 of a certificate's DER encoding, as 64 lowercase
+ * hex characters. Input fingerprints may carry colons, spaces or upper case;
+ * tls_fingerprint_normalize() turns them into the canonical form.
+ *
+ * Trust model: no CA is involved between roles. Every role-to-role connection
+ * is mutually authenticated TLS (1.2 minimum, 1.3 preferred) where each side
+ * pins the other's fingerprint:
+ *   - a client context pins the server's fingerprint per connection
+ *     (tls_bufferevent_connect(..., pinned_fingerprint)); a mismatch fails the
+ *     handshake, and tls_bufferevent_failure() then says so;
+ *   - a server context created with a peer check requires a client
+ *     certificate and asks the check callback whether the client's
+ *     fingerprint is allowed; a refused client fails the handshake.
+ * Certificates for end users (HTTPS, IMAP) are ordinary server contexts
+ * without a peer check; they may be CA-signed (the chain in the PEM file is
+ * sent).
+ *
+ * All functions return 0/1 on success and -1 with *error_r (a tstr string)
+ * on failure, unless said otherwise. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct event_base;
+struct bufferevent;
+
+#define TLS_FINGERPRINT_HEX_LEN 64
+
+/* ---- certificates and keys (PEM files) ---- */
+
+/* Create a self-signed certificate (EC P-256 key, SHA-256 signature, valid for
+ * `days`) with CN=common_name and subjectAltName DNS:common_name (plus IP: when
+ * common_name is an IP address). The key file is written with mode 0600, the
+ * certificate with 0644, both durably (temp file, fsync, rename). */
+int tls_cert_generate(const char *common_name, unsigned int days, const char *cert_path,
+		      const char *key_path, const char **error_r);
+
+struct tls_cert_info {
+	char fingerprint[TLS_FINGERPRINT_HEX_LEN + 1];
+	char subject[256];   /* one line, e.g. "CN=mgmt.example.test" */
+	char issuer[256];
+	time_t not_before;
+	time_t not_after;
+	bool self_signed;
+};
+
+/* Read the first certificate of a PEM file. */
+int tls_cert_read_info(const char *cert_path, struct tls_cert_info *info_r,
+		       const char **error_r);
+int tls_cert_fingerprint(const char *cert_path, char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1],
+			 const char **error_r);
+/* Both files readable, and the key belongs to the certificate. The error says
+ * which file is unreadable or that they do not match. */
+int tls_cert_check_pair(const char *cert_path, const char *key_path, const char **error_r);
+
+/* Import a certificate (with its chain) and key into dest_cert/dest_key, after
+ * checking that they match. PEM: key_path may be NULL when the key is in the
+ * same file as the certificate. PKCS#12: password may be NULL or "". */
+int tls_cert_import_pem(const char *cert_path, const char *key_path, const char *dest_cert,
+			const char *dest_key, const char **error_r);
+int tls_cert_import_pkcs12(const char *p12_path, const char *password, const char *dest_cert,
+			   const char *dest_key, const char **error_r);
+/* Export certificate and key as one PKCS#12 file (mode 0600). */
+int tls_cert_export_pkcs12(const char *cert_path, const char *key_path, const char *password,
+			   const char *p12_path, const char **error_r);
+
+/* Canonical form of a fingerprint: 64 lowercase hex digits. Accepts colons,
+ * spaces and upper case in the input. -1 if not a SHA-256 fingerprint. */
+int tls_fingerprint_normalize(const char *text, char out[TLS_FINGERPRINT_HEX_LEN + 1],
+			      const char **error_r);
+
+/* ---- contexts ---- */
+
+struct tls_context;
+
+/* Decides whether a client certificate is accepted: fingerprint is canonical.
+ * Called during the handshake; must not block. */
+typedef bool tls_peer_check_fn(const char *fingerprint, void *ctx);
+
+/* A server context with the certificate (and chain) and key. With peer_check
+ * non-NULL, clients must present a certificate that the callback accepts. */
+struct tls_context *tls_context_create_server(const char *cert_path, const char *key_path,
+					      tls_peer_check_fn *peer_check, void *check_ctx,
+					      const char **error_r);
+/* A client context; cert_path/key_path (may be NULL) are the client
+ * certificate presented for mutual TLS. Servers are verified only by the pin
+ * given per connection. */
+struct tls_context *tls_context_create_client(const char *cert_path, const char *key_path,
+					      const char **error_r);
+/* Replace the certificate and key of a server context for new connections
+ * (certificate renewal or import without restart). */
+int tls_context_reload(struct tls_context *ctx, const char *cert_path, const char *key_path,
+		       const char **error_r);
+void tls_context_destroy(struct tls_context **ctx);
+
+/* ---- bufferevents (libevent) ---- */
+
+/* A TLS bufferevent for an accepted socket (fd may be -1 when the caller, such
+ * as evhttp, sets it later). BEV_OPT_CLOSE_ON_FREE is set. */
+struct bufferevent *tls_bufferevent_accept(struct tls_context *ctx, struct event_base *base,
+					   int fd);
+/* A TLS bufferevent for an outgoing connection, not yet connected: the caller
+ * calls bufferevent_socket_connect_hostname() or bufferevent_socket_connect().
+ * sni_host may be NULL. pinned_fingerprint (canonical) NULL means the server's
+ * certificate is not checked (only for trust-on-first-use probes, which must
+ * then compare tls_bufferevent_peer_fingerprint() themselves). */
+struct bufferevent *tls_bufferevent_connect(struct tls_context *ctx, struct event_base *base,
+					    const char *sni_host, const char *pinned_fingerprint);
+/* Wrap an existing connected plain bufferevent (STARTTLS) as the server side. */
+struct bufferevent *tls_bufferevent_starttls(struct tls_context *ctx, struct bufferevent *plain);
+
+/* After the handshake: the peer's certificate fingerprint. false if none. */
+bool tls_bufferevent_peer_fingerprint(struct bufferevent *bev,
+				      char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1]);
+
+enum tls_failure {
+	TLS_FAILURE_NONE,
+	TLS_FAILURE_PIN_MISMATCH,   /* the server's certificate is not the pinned one */
+	TLS_FAILURE_PEER_REFUSED,   /* our peer check refused the client's certificate */
+	TLS_FAILURE_REFUSED_BY_PEER,/* the peer sent an alert (e.g. it refused our certificate) */
+	TLS_FAILURE_OTHER,
+};
+
+/* Why a TLS bufferevent failed (call from the BEV_EVENT_ERROR callback).
+ * *text_r describes it for logs ("certificate fingerprint mismatch: expected
+ * ab12..., got cd34..."; OpenSSL's own error otherwise). */
+enum tls_failure tls_bufferevent_failure(struct bufferevent *bev, const char **text_r);
+
+/* ---- blocking helper for trust-on-first-use ---- */
+
+/* Connect to host:port, do a TLS handshake without verification, and return
+ * the server certificate's fingerprint. Waits at most timeout_secs. */
+int tls_probe_fingerprint(const char *host, unsigned int port, unsigned int timeout_secs,
+			  char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1], const char **error_r);
+
+#endif
