@@ -1,0 +1,85 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "hex.h"
+#include "mem.h"
+
+static void test_sha256_known_vector(void **state)
+{
+	unsigned char d[CRYPTO_SHA256_LEN], d2[CRYPTO_SHA256_LEN];
+	char hex[65];
+	crypto_sha256("abc", 3, d);
+	hex_encode(d, sizeof(d), hex);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	struct crypto_sha256_ctx *ctx = crypto_sha256_create();
+	crypto_sha256_update(ctx, "a", 1);
+	crypto_sha256_update(ctx, "bc", 2);
+	crypto_sha256_finish(&ctx, d2);
+	assert_null(ctx);
+	assert_memory_equal(d, d2, sizeof(d));
+}
+
+static void test_password_hash_verify(void **state)
+{
+	char hash[CRYPTO_PASSWORD_HASH_LEN];
+	const char *error;
+	assert_int_equal(crypto_password_hash("s3cret pass", hash, &error), 0);
+	assert_non_null(strstr(hash, "$argon2id$"));
+	assert_true(crypto_password_verify(hash, "s3cret pass"));
+	assert_false(crypto_password_verify(hash, "s3cret pas"));
+	assert_false(crypto_password_verify("not a hash", "x"));
+	assert_false(crypto_password_verify("", ""));
+}
+
+static void test_aead_roundtrip_and_tamper(void **state)
+{
+	unsigned char key[CRYPTO_KEY_LEN], other[CRYPTO_KEY_LEN];
+	crypto_key_generate(key);
+	crypto_key_generate(other);
+	const char *msg = "From: a@b\r\n\r\nhello";
+	size_t len = strlen(msg);
+	unsigned char *ct = mem_alloc(len + CRYPTO_AEAD_OVERHEAD);
+	unsigned char *pt = mem_alloc(len + 1);
+	crypto_aead_encrypt(key, msg, len, "ad", 2, ct);
+	assert_int_equal(crypto_aead_decrypt(key, ct, len + CRYPTO_AEAD_OVERHEAD, "ad", 2, pt), 0);
+	assert_memory_equal(pt, msg, len);
+	assert_int_equal(crypto_aead_decrypt(other, ct, len + CRYPTO_AEAD_OVERHEAD, "ad", 2, pt), -1);
+	assert_int_equal(crypto_aead_decrypt(key, ct, len + CRYPTO_AEAD_OVERHEAD, "AD", 2, pt), -1);
+	ct[CRYPTO_AEAD_NONCE_LEN + 3] ^= 1;
+	assert_int_equal(crypto_aead_decrypt(key, ct, len + CRYPTO_AEAD_OVERHEAD, "ad", 2, pt), -1);
+	assert_int_equal(crypto_aead_decrypt(key, ct, 5, "ad", 2, pt), -1);
+	mem_free(ct);
+	mem_free(pt);
+}
+
+static void test_random_hex_and_equal(void **state)
+{
+	char *a = crypto_random_hex(16), *b = crypto_random_hex(16);
+	assert_int_equal(strlen(a), 32);
+	assert_string_not_equal(a, b);
+	assert_true(crypto_equal(a, a, 32));
+	assert_false(crypto_equal(a, b, 32));
+	mem_free(a);
+	mem_free(b);
+}
+
+static int setup(void **state)
+{
+	return crypto_init();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sha256_known_vector),
+		cmocka_unit_test(test_password_hash_verify),
+		cmocka_unit_test(test_aead_roundtrip_and_tamper),
+		cmocka_unit_test(test_random_hex_and_equal),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
