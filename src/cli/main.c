@@ -1,12 +1,48 @@
+/* coffer: one executable, many commands. This file only dispatches: each
+ * command lives in its own module with one entry function. */
 #include <stdio.h>
 #include <string.h>
 
+struct cli_command {
+	const char *name;
+	const char *summary;
+	int (*main)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+static int cli_version_main(int argc, char **argv)
+{
+	printf("coffer %s\n", COFFER_VERSION);
+	return 0;
+}
+
+static const struct cli_command cli_commands[] = {
+	{"version", "print the version", cli_version_main},
+};
+
+static void cli_usage(FILE *out)
+{
+	fprintf(out, "usage: coffer COMMAND [ARGS...]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
+		fprintf(out, "  %-22s %s\n", cli_commands[i].name, cli_commands[i].summary);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("coffer %s\n", COFFER_VERSION);
+	if (argc < 2) {
+		cli_usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		cli_usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "usage: coffer COMMAND ...\n");
+	if (strcmp(argv[1], "--version") == 0)
+		return cli_version_main(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
+		if (strcmp(argv[1], cli_commands[i].name) == 0)
+			return cli_commands[i].main(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "coffer: unknown command '%s'\n\n", argv[1]);
+	cli_usage(stderr);
 	return 2;
 }
