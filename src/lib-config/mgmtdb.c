@@ -1,0 +1,358 @@
+#include "mgmtdb.h"
+#include "config.h"
+#include "file.h"
+#include "json.h"
+#include "mem.h"
+#include "tstr.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#define MGMTDB_MAX_FILE_SIZE (64 * 1024 * 1024)
+
+struct mgmtdb {
+	struct json *root;
+};
+
+static const char *const mgmtdb_server_sections[] = {"instanceHosts", "clientAccessServers"};
+static const char *const mgmtdb_server_kind_names[] = {"InstanceHost", "ClientAccessServer"};
+
+const char *mgmtdb_server_kind_name(enum mgmtdb_server_kind kind)
+{
+	return mgmtdb_server_kind_names[kind];
+}
+
+struct mgmtdb *mgmtdb_create(void)
+{
+	struct mgmtdb *db = mem_new(struct mgmtdb);
+	db->root = json_new_object();
+	json_set_int(db->root, "schemaVersion", MGMTDB_SCHEMA_VERSION);
+	json_set_string(db->root, "productKey", "");
+	json_set(db->root, "systemAdministrators", json_new_array());
+	json_set(db->root, "instanceHosts", json_new_array());
+	json_set(db->root, "clientAccessServers", json_new_array());
+	return db;
+}
+
+void mgmtdb_destroy(struct mgmtdb **db)
+{
+	if (*db == NULL)
+		return;
+	json_unref(&(*db)->root);
+	mem_free(*db);
+	*db = NULL;
+}
+
+static int mgmtdb_validate_array(const char *path, struct json *root, const char *section,
+				 const char *const *string_fields, const char **error_r)
+{
+	struct json *arr = json_get(root, section);
+	if (arr == NULL) {
+		json_set(root, section, json_new_array());
+		return 0;
+	}
+	if (json_kind(arr) != JSON_KIND_ARRAY) {
+		*error_r = tstr_printf("%s is corrupt: field %s is not an array", path, section);
+		return -1;
+	}
+	for (size_t i = 0; i < json_count(arr); i++) {
+		struct json *entry = json_at(arr, i);
+		if (json_kind(entry) != JSON_KIND_OBJECT) {
+			*error_r = tstr_printf("%s is corrupt: %s[%zu] is not an object", path, section, i);
+			return -1;
+		}
+		for (const char *const *f = string_fields; *f != NULL; f++) {
+			if (json_get_string(entry, *f) == NULL) {
+				*error_r = tstr_printf("%s is corrupt: %s[%zu].%s is missing or not a string",
+						       path, section, i, *f);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int mgmtdb_validate(const char *path, struct json *root, const char **error_r)
+{
+	static const char *const admin_fields[] = {"name", "passwordHash", NULL};
+	static const char *const server_fields[] = {"serverName", "fingerprint", NULL};
+	long long version;
+	if (json_kind(root) != JSON_KIND_OBJECT) {
+		*error_r = tstr_printf("%s is corrupt: expected a JSON object", path);
+		return -1;
+	}
+	if (json_get_int(root, "schemaVersion", &version) != 1 || version < 1) {
+		*error_r = tstr_printf("%s is corrupt: schemaVersion missing or invalid", path);
+		return -1;
+	}
+	if (version > MGMTDB_SCHEMA_VERSION) {
+		*error_r = tstr_printf("%s has schema version %lld, newer than this Coffer understands (%d): upgrade Coffer",
+				       path, version, MGMTDB_SCHEMA_VERSION);
+		return -1;
+	}
+	if (mgmtdb_validate_array(path, root, "systemAdministrators", admin_fields, error_r) < 0)
+		return -1;
+	for (int k = 0; k < 2; k++) {
+		if (mgmtdb_validate_array(path, root, mgmtdb_server_sections[k], server_fields,
+					  error_r) < 0)
+			return -1;
+		struct json *arr = json_get(root, mgmtdb_server_sections[k]);
+		for (size_t i = 0; i < json_count(arr); i++) {
+			long long port;
+			if (json_get_int(json_at(arr, i), "port", &port) != 1 || port < 1 ||
+			    port > 65535) {
+				*error_r = tstr_printf("%s is corrupt: %s[%zu].port is not a port number",
+						       path, mgmtdb_server_sections[k], i);
+				return -1;
+			}
+		}
+	}
+	if (json_get_string(root, "productKey") == NULL)
+		json_set_string(root, "productKey", "");
+	return 0;
+}
+
+int mgmtdb_load(const char *path, struct mgmtdb **db_r, const char **error_r)
+{
+	char *text;
+	size_t len;
+	const char *read_error;
+	if (file_read_all(path, MGMTDB_MAX_FILE_SIZE, &text, &len, &read_error) < 0) {
+		*error_r = tstr_printf("cannot read the management database: %s", read_error);
+		return -1;
+	}
+	struct json *root;
+	const char *parse_error;
+	int ret = json_parse(text, len, &root, &parse_error);
+	mem_free(text);
+	if (ret < 0) {
+		*error_r = tstr_printf("%s is corrupt: %s (the file was left untouched)", path,
+				       parse_error);
+		return -1;
+	}
+	if (mgmtdb_validate(path, root, error_r) < 0) {
+		json_unref(&root);
+		return -1;
+	}
+	*db_r = mem_new(struct mgmtdb);
+	(*db_r)->root = root;
+	return 0;
+}
+
+int mgmtdb_save(struct mgmtdb *db, const char *path, const char **error_r)
+{
+	char *text = json_serialize(db->root, true);
+	size_t len = strlen(text);
+	text = mem_realloc(text, len + 2);
+	text[len] = '\n';
+	int ret = file_write_atomic(path, text, len + 1, 0600, error_r);
+	mem_free(text);
+	return ret;
+}
+
+struct json *mgmtdb_root(struct mgmtdb *db)
+{
+	return db->root;
+}
+
+const char *mgmtdb_product_key(struct mgmtdb *db)
+{
+	return json_get_string(db->root, "productKey");
+}
+
+void mgmtdb_set_product_key(struct mgmtdb *db, const char *key)
+{
+	json_set_string(db->root, "productKey", key);
+}
+
+/* ---- administrators ---- */
+
+bool mgmtdb_admin_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > 64)
+		return false;
+	for (const char *p = name; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && strchr("._@-", *p) == NULL)
+			return false;
+	}
+	return true;
+}
+
+static struct json *mgmtdb_admin_find(struct mgmtdb *db, const char *name)
+{
+	struct json *arr = json_get(db->root, "systemAdministrators");
+	for (size_t i = 0; i < json_count(arr); i++) {
+		const char *n = json_get_string(json_at(arr, i), "name");
+		if (n != NULL && strcmp(n, name) == 0)
+			return json_at(arr, i);
+	}
+	return NULL;
+}
+
+int mgmtdb_admin_add(struct mgmtdb *db, const char *name, const char *password_hash,
+		     const char **error_r)
+{
+	if (!mgmtdb_admin_name_valid(name)) {
+		*error_r = tstr_printf("invalid administrator name '%s': expected 1-64 letters, digits or . _ @ -",
+				       name);
+		return -1;
+	}
+	if (mgmtdb_admin_find(db, name) != NULL) {
+		*error_r = tstr_printf("administrator '%s' already exists", name);
+		return -1;
+	}
+	struct json *admin = json_new_object();
+	json_set_string(admin, "name", name);
+	json_set_string(admin, "passwordHash", password_hash);
+	json_set_int(admin, "created", (long long)time(NULL));
+	json_append(json_get(db->root, "systemAdministrators"), admin);
+	return 0;
+}
+
+int mgmtdb_admin_set_password_hash(struct mgmtdb *db, const char *name,
+				   const char *password_hash, const char **error_r)
+{
+	struct json *admin = mgmtdb_admin_find(db, name);
+	if (admin == NULL) {
+		*error_r = tstr_printf("no administrator '%s'", name);
+		return -1;
+	}
+	json_set_string(admin, "passwordHash", password_hash);
+	return 0;
+}
+
+const char *mgmtdb_admin_password_hash(struct mgmtdb *db, const char *name)
+{
+	return json_get_string(mgmtdb_admin_find(db, name), "passwordHash");
+}
+
+size_t mgmtdb_admin_count(struct mgmtdb *db)
+{
+	return json_count(json_get(db->root, "systemAdministrators"));
+}
+
+const char *mgmtdb_admin_name(struct mgmtdb *db, size_t index)
+{
+	return json_get_string(json_at(json_get(db->root, "systemAdministrators"), index), "name");
+}
+
+/* ---- servers ---- */
+
+static struct json *mgmtdb_servers(struct mgmtdb *db, enum mgmtdb_server_kind kind)
+{
+	return json_get(db->root, mgmtdb_server_sections[kind]);
+}
+
+static long mgmtdb_server_index(struct mgmtdb *db, enum mgmtdb_server_kind kind,
+				const char *name)
+{
+	struct json *arr = mgmtdb_servers(db, kind);
+	for (size_t i = 0; i < json_count(arr); i++) {
+		const char *n = json_get_string(json_at(arr, i), "serverName");
+		if (n != NULL && strcasecmp(n, name) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
+static int mgmtdb_server_check(const char *name, unsigned int port, const char *fingerprint,
+			       const char **error_r)
+{
+	size_t len = strlen(name);
+	bool ok = len > 0 && len <= 253;
+	for (const char *p = name; ok && *p != '\0'; p++)
+		ok = isalnum((unsigned char)*p) || strchr("-._:", *p) != NULL;
+	if (!ok) {
+		*error_r = tstr_printf("invalid serverName '%s': expected a host name or address", name);
+		return -1;
+	}
+	if (port < 1 || port > 65535) {
+		*error_r = tstr_printf("invalid port %u: expected 1-65535", port);
+		return -1;
+	}
+	ok = strlen(fingerprint) == CONFIG_FINGERPRINT_LEN;
+	for (const char *p = fingerprint; ok && *p != '\0'; p++)
+		ok = isxdigit((unsigned char)*p) && !isupper((unsigned char)*p);
+	if (!ok) {
+		*error_r = tstr_printf("invalid fingerprint '%s': expected a SHA-256 fingerprint (64 hex digits)",
+				       fingerprint);
+		return -1;
+	}
+	return 0;
+}
+
+static struct json *mgmtdb_server_entry(const char *name, unsigned int port,
+					const char *fingerprint)
+{
+	struct json *entry = json_new_object();
+	json_set_string(entry, "serverName", name);
+	json_set_int(entry, "port", port);
+	json_set_string(entry, "fingerprint", fingerprint);
+	json_set_int(entry, "added", (long long)time(NULL));
+	return entry;
+}
+
+int mgmtdb_server_add(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		      unsigned int port, const char *fingerprint, const char **error_r)
+{
+	if (mgmtdb_server_check(name, port, fingerprint, error_r) < 0)
+		return -1;
+	if (mgmtdb_server_index(db, kind, name) >= 0) {
+		*error_r = tstr_printf("%s '%s' is already registered", mgmtdb_server_kind_name(kind),
+				       name);
+		return -1;
+	}
+	json_append(mgmtdb_servers(db, kind), mgmtdb_server_entry(name, port, fingerprint));
+	return 0;
+}
+
+int mgmtdb_server_set(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		      unsigned int port, const char *fingerprint, const char **error_r)
+{
+	if (mgmtdb_server_check(name, port, fingerprint, error_r) < 0)
+		return -1;
+	long index = mgmtdb_server_index(db, kind, name);
+	if (index >= 0)
+		json_remove_at(mgmtdb_servers(db, kind), (size_t)index);
+	json_append(mgmtdb_servers(db, kind), mgmtdb_server_entry(name, port, fingerprint));
+	return 0;
+}
+
+int mgmtdb_server_remove(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name)
+{
+	long index = mgmtdb_server_index(db, kind, name);
+	if (index < 0)
+		return 0;
+	json_remove_at(mgmtdb_servers(db, kind), (size_t)index);
+	return 1;
+}
+
+size_t mgmtdb_server_count(struct mgmtdb *db, enum mgmtdb_server_kind kind)
+{
+	return json_count(mgmtdb_servers(db, kind));
+}
+
+void mgmtdb_server_get(struct mgmtdb *db, enum mgmtdb_server_kind kind, size_t index,
+		       struct mgmtdb_server *server_r)
+{
+	struct json *entry = json_at(mgmtdb_servers(db, kind), index);
+	long long port = 0, added = 0;
+	(void)json_get_int(entry, "port", &port);
+	(void)json_get_int(entry, "added", &added);
+	server_r->server_name = json_get_string(entry, "serverName");
+	server_r->port = (unsigned int)port;
+	server_r->fingerprint = json_get_string(entry, "fingerprint");
+	server_r->added = (time_t)added;
+}
+
+int mgmtdb_server_find(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		       struct mgmtdb_server *server_r)
+{
+	long index = mgmtdb_server_index(db, kind, name);
+	if (index < 0)
+		return 0;
+	mgmtdb_server_get(db, kind, (size_t)index, server_r);
+	return 1;
+}

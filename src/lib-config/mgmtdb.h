@@ -1,0 +1,75 @@
+#ifndef COFFER_MGMTDB_H
+#define COFFER_MGMTDB_H
+/* mgmtdb: the management database, one JSON file in the Management Server's
+ * config directory (management-database.json).
+ *
+ * Contract: mgmtdb_load() validates the whole file (schema version, types of
+ * every field) and fails with an error naming the file and what is wrong; it
+ * never writes. A corrupt or unreadable file is therefore never overwritten:
+ * the Management Server refuses to start. mgmtdb_save() writes atomically
+ * (temp file, fsync, rename, fsync of the directory). The document carries
+ * "schemaVersion"; newer versions than this code knows are refused.
+ * Strings returned are borrowed from the database and valid until the next
+ * change. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#define MGMTDB_SCHEMA_VERSION 1
+#define MGMTDB_FILE_NAME "management-database.json"
+
+struct json;
+struct mgmtdb;
+
+enum mgmtdb_server_kind { MGMTDB_INSTANCE_HOST, MGMTDB_CLIENT_ACCESS_SERVER };
+
+struct mgmtdb_server {
+	const char *server_name;
+	unsigned int port;
+	const char *fingerprint;
+	time_t added;
+};
+
+struct mgmtdb *mgmtdb_create(void);
+int mgmtdb_load(const char *path, struct mgmtdb **db_r, const char **error_r);
+int mgmtdb_save(struct mgmtdb *db, const char *path, const char **error_r);
+void mgmtdb_destroy(struct mgmtdb **db);
+
+/* "InstanceHost" / "ClientAccessServer" (the API's words). */
+const char *mgmtdb_server_kind_name(enum mgmtdb_server_kind kind);
+
+const char *mgmtdb_product_key(struct mgmtdb *db);
+void mgmtdb_set_product_key(struct mgmtdb *db, const char *key);
+
+/* System administrators. Names: 1-64 of [A-Za-z0-9._@-]. */
+bool mgmtdb_admin_name_valid(const char *name);
+int mgmtdb_admin_add(struct mgmtdb *db, const char *name, const char *password_hash,
+		     const char **error_r);
+int mgmtdb_admin_set_password_hash(struct mgmtdb *db, const char *name,
+				   const char *password_hash, const char **error_r);
+/* NULL if there is no such administrator. */
+const char *mgmtdb_admin_password_hash(struct mgmtdb *db, const char *name);
+size_t mgmtdb_admin_count(struct mgmtdb *db);
+const char *mgmtdb_admin_name(struct mgmtdb *db, size_t index);
+
+/* Registered Instance Hosts and Client Access Servers, keyed by server name
+ * within a kind. add fails if the name exists; set adds or replaces (pairing
+ * again after a certificate renewal). */
+int mgmtdb_server_add(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		      unsigned int port, const char *fingerprint, const char **error_r);
+int mgmtdb_server_set(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		      unsigned int port, const char *fingerprint, const char **error_r);
+/* 1 removed, 0 no such server. */
+int mgmtdb_server_remove(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name);
+size_t mgmtdb_server_count(struct mgmtdb *db, enum mgmtdb_server_kind kind);
+void mgmtdb_server_get(struct mgmtdb *db, enum mgmtdb_server_kind kind, size_t index,
+		       struct mgmtdb_server *server_r);
+/* 1 found, 0 not. */
+int mgmtdb_server_find(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		       struct mgmtdb_server *server_r);
+
+/* The raw document, for sections later issues add (instances, SMTP, ...).
+ * Borrowed; callers that change it call mgmtdb_save() afterwards. */
+struct json *mgmtdb_root(struct mgmtdb *db);
+
+#endif
