@@ -1,0 +1,249 @@
+/* The Client Access Server: accepts the Management Server's control link,
+ * keeps its event link to the Management Server, and keeps a link to every
+ * Instance Host the Management Server names (SetTopology), through which user
+ * work will flow. Web Access and IMAP come with issue 5. */
+#include "access-main.h"
+#include "config.h"
+#include "file.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "role-daemon.h"
+#include "rpc.h"
+#include "tstr.h"
+
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define ACCESS_TOPOLOGY_FILE "client-access-server-topology.json"
+
+struct access_host {
+	struct access_host *next;
+	char *server_name;
+	unsigned int port;
+	char *fingerprint;
+	struct rpc_client *link;
+};
+
+struct access {
+	struct role_daemon *rd;
+	struct rpc_server *tcp_server;
+	struct access_host *hosts;
+	time_t started;
+};
+
+static void access_host_state(struct rpc_client *client, enum rpc_link_state state,
+			      const char *reason, void *ctx)
+{
+	struct access_host *h = ctx;
+	if (state == RPC_LINK_CONNECTED)
+		log_info(tstr_printf("peer=instance-host/%s", h->server_name), "link up");
+	else if (state != RPC_LINK_CONNECTING)
+		log_warning(tstr_printf("peer=instance-host/%s", h->server_name), "link %s: %s",
+			    rpc_link_state_name(state), reason);
+}
+
+static const struct rpc_conn_callbacks access_host_callbacks = {0};
+
+static void access_hosts_free(struct access_host *h)
+{
+	while (h != NULL) {
+		struct access_host *next = h->next;
+		rpc_client_destroy(&h->link);
+		mem_free(h->server_name);
+		mem_free(h->fingerprint);
+		mem_free(h);
+		h = next;
+	}
+}
+
+/* Replace the set of Instance Host links; unchanged ones keep their link. */
+static void access_apply_topology(struct access *access, const struct json *topology)
+{
+	const struct json *list = json_get(topology, "instanceHosts");
+	struct access_host *kept = NULL;
+	for (size_t i = 0; i < json_count(list); i++) {
+		const struct json *e = json_at(list, i);
+		const char *name = json_get_string(e, "serverName");
+		const char *fp = json_get_string(e, "fingerprint");
+		long long port = 0;
+		if (name == NULL || fp == NULL || json_get_int(e, "port", &port) != 1)
+			continue;
+		struct access_host **p = &access->hosts, *h = NULL;
+		for (; *p != NULL; p = &(*p)->next) {
+			if (strcasecmp((*p)->server_name, name) == 0 && (*p)->port == port &&
+			    strcmp((*p)->fingerprint, fp) == 0) {
+				h = *p;
+				*p = h->next;
+				break;
+			}
+		}
+		if (h == NULL) {
+			h = mem_new(struct access_host);
+			h->server_name = mem_strdup(name);
+			h->port = (unsigned int)port;
+			h->fingerprint = mem_strdup(fp);
+			struct rpc_client_settings set = {
+				.host = h->server_name,
+				.port = h->port,
+				.fingerprint = h->fingerprint,
+				.tls = role_daemon_client_tls(access->rd),
+				.hello = role_daemon_hello(access->rd),
+			};
+			h->link = rpc_client_create(role_daemon_base(access->rd), &set,
+						    &access_host_callbacks, access_host_state, h);
+		}
+		h->next = kept;
+		kept = h;
+	}
+	access_hosts_free(access->hosts);
+	access->hosts = kept;
+}
+
+static char *access_topology_path(struct access *access)
+{
+	return config_path(role_daemon_config_dir(access->rd), ACCESS_TOPOLOGY_FILE);
+}
+
+static void access_load_topology(struct access *access)
+{
+	char *path = access_topology_path(access);
+	char *text;
+	size_t len;
+	const char *error;
+	struct json *topology;
+	if (file_exists(path, &error) == 1 &&
+	    file_read_all(path, 1024 * 1024, &text, &len, &error) == 0) {
+		if (json_parse(text, len, &topology, &error) == 0) {
+			access_apply_topology(access, topology);
+			json_unref(&topology);
+		} else {
+			log_warning(NULL, "ignoring %s: %s", path, error);
+		}
+		mem_free(text);
+	}
+	mem_free(path);
+}
+
+static void access_set_topology(struct access *access, struct rpc_conn *conn, uint32_t id,
+				const struct json *args)
+{
+	if (json_kind(json_get(args, "instanceHosts")) != JSON_KIND_ARRAY) {
+		rpc_conn_reply_error(conn, id, "bad-request", "instanceHosts must be an array");
+		return;
+	}
+	char *path = access_topology_path(access);
+	char *text = json_serialize(args, true);
+	const char *error;
+	int ret = file_write_atomic(path, text, strlen(text), 0600, &error);
+	mem_free(text);
+	mem_free(path);
+	if (ret < 0) {
+		rpc_conn_reply_error(conn, id, "io", error);
+		return;
+	}
+	access_apply_topology(access, args);
+	log_info(role_daemon_conn_context(conn), "%zu Instance Host(s) known",
+		 json_count(json_get(args, "instanceHosts")));
+	rpc_conn_reply(conn, id, NULL);
+}
+
+static struct json *access_info(struct access *access)
+{
+	struct json *info = json_new_object(), *hosts = json_new_array();
+	json_set_string(info, "version", COFFER_VERSION);
+	json_set_int(info, "startedAt", (long long)access->started);
+	for (struct access_host *h = access->hosts; h != NULL; h = h->next) {
+		const char *reason;
+		enum rpc_link_state state = rpc_client_state(h->link, &reason);
+		struct json *e = json_new_object();
+		json_set_string(e, "serverName", h->server_name);
+		json_set_string(e, "state", rpc_link_state_name(state));
+		json_set_string(e, "error", state == RPC_LINK_CONNECTED ? "" : reason);
+		json_append(hosts, e);
+	}
+	json_set(info, "instanceHostLinks", hosts);
+	return info;
+}
+
+static bool access_peer_check(const char *fingerprint, void *ctx)
+{
+	struct access *access = ctx;
+	const char *pinned = role_daemon_settings(access->rd)->management.fingerprint;
+	return pinned[0] != '\0' && strcmp(pinned, fingerprint) == 0;
+}
+
+static void access_request(struct rpc_conn *conn, uint32_t id, const char *method,
+			   const struct json *args, void *ctx)
+{
+	struct access *access = ctx;
+	if (strcmp(method, "Ping") == 0)
+		rpc_conn_reply(conn, id, json_new_string("pong"));
+	else if (strcmp(method, "GetInfo") == 0)
+		rpc_conn_reply(conn, id, access_info(access));
+	else if (strcmp(method, "SetTopology") == 0)
+		access_set_topology(access, conn, id, args);
+	else
+		rpc_conn_reply_error(conn, id, "unknown-method",
+				     tstr_printf("the Client Access Server takes no call '%s'", method));
+}
+
+static void access_accepted(struct rpc_server *server, struct rpc_conn *conn,
+			    const struct json *hello, void *ctx)
+{
+	log_info(role_daemon_conn_context(conn), "link up");
+}
+
+static void access_closed(struct rpc_conn *conn, const char *reason, void *ctx)
+{
+	log_info(role_daemon_conn_context(conn), "link down: %s", reason);
+}
+
+static void access_refused(struct rpc_server *server, const char *address, const char *reason,
+			   void *ctx)
+{
+	struct access *access = ctx;
+	log_warning(tstr_printf("conn=%s", address), "refused: %s", reason);
+	struct json *data = json_new_object();
+	json_set_string(data, "address", address);
+	json_set_string(data, "reason", reason);
+	role_daemon_management_event(access->rd, "peerRefused", data);
+}
+
+static const struct rpc_server_callbacks access_tcp_callbacks = {
+	.accepted = access_accepted,
+	.request = access_request,
+	.closed = access_closed,
+	.refused = access_refused,
+};
+
+static const struct rpc_conn_callbacks access_management_callbacks = {
+	.request = access_request,
+};
+
+int access_main(int argc, char **argv)
+{
+	struct access access = {.started = time(NULL)};
+	const char *error;
+	access.rd = role_daemon_create(CONFIG_ROLE_CLIENT_ACCESS_SERVER, argc, argv, &error);
+	if (access.rd == NULL)
+		return role_daemon_fail(NULL, error);
+	access.tcp_server = role_daemon_listen_tcp(access.rd, access_peer_check, &access,
+						   &access_tcp_callbacks, &access, &error);
+	bool paired = role_daemon_settings(access.rd)->management.fingerprint[0] != '\0';
+	int ret;
+	if (access.tcp_server == NULL ||
+	    role_daemon_start(access.rd, paired ? "paired" : "not paired with a Management Server yet",
+			      &error) < 0) {
+		ret = role_daemon_fail(access.rd, error);
+	} else {
+		access_load_topology(&access);
+		role_daemon_connect_management(access.rd, &access_management_callbacks, &access);
+		ret = role_daemon_run(access.rd);
+	}
+	access_hosts_free(access.hosts);
+	rpc_server_destroy(&access.tcp_server);
+	role_daemon_destroy(&access.rd);
+	return ret;
+}

@@ -1,0 +1,194 @@
+/* The Instance Host: accepts the Management Server's control link and the
+ * Client Access Servers' links on its TCP port, and keeps its own event link
+ * to the Management Server. Instances (one process each) come with issue 4. */
+#include "host-main.h"
+#include "config.h"
+#include "file.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "role-daemon.h"
+#include "rpc.h"
+#include "tstr.h"
+
+#include <string.h>
+#include <time.h>
+
+#define HOST_PEERS_FILE "instance-host-peers.json"
+
+struct host {
+	struct role_daemon *rd;
+	struct rpc_server *tcp_server;
+	/* Client Access Servers allowed to connect, as the Management Server
+	 * last said ({"clientAccessServers":[{serverName, fingerprint}]});
+	 * kept on disk so they can connect while the Management Server is down. */
+	struct json *peers;
+	time_t started;
+};
+
+static void host_load_peers(struct host *host)
+{
+	char *path = config_path(role_daemon_config_dir(host->rd), HOST_PEERS_FILE);
+	char *text;
+	size_t len;
+	const char *error;
+	host->peers = NULL;
+	if (file_exists(path, &error) == 1) {
+		if (file_read_all(path, 1024 * 1024, &text, &len, &error) == 0) {
+			if (json_parse(text, len, &host->peers, &error) < 0)
+				log_warning(NULL, "ignoring %s: %s", path, error);
+			mem_free(text);
+		} else {
+			log_warning(NULL, "ignoring %s: %s", path, error);
+		}
+	}
+	if (host->peers == NULL || json_kind(json_get(host->peers, "clientAccessServers")) !=
+					   JSON_KIND_ARRAY) {
+		json_unref(&host->peers);
+		host->peers = json_new_object();
+		json_set(host->peers, "clientAccessServers", json_new_array());
+	}
+	mem_free(path);
+}
+
+static int host_save_peers(struct host *host, const char **error_r)
+{
+	char *path = config_path(role_daemon_config_dir(host->rd), HOST_PEERS_FILE);
+	char *text = json_serialize(host->peers, true);
+	int ret = file_write_atomic(path, text, strlen(text), 0600, error_r);
+	mem_free(text);
+	mem_free(path);
+	return ret;
+}
+
+static bool host_is_management(struct host *host, const char *fingerprint)
+{
+	const char *pinned = role_daemon_settings(host->rd)->management.fingerprint;
+	return pinned[0] != '\0' && strcmp(pinned, fingerprint) == 0;
+}
+
+static bool host_peer_check(const char *fingerprint, void *ctx)
+{
+	struct host *host = ctx;
+	if (host_is_management(host, fingerprint))
+		return true;
+	const struct json *list = json_get(host->peers, "clientAccessServers");
+	for (size_t i = 0; i < json_count(list); i++) {
+		const char *fp = json_get_string(json_at(list, i), "fingerprint");
+		if (fp != NULL && strcmp(fp, fingerprint) == 0)
+			return true;
+	}
+	return false;
+}
+
+static struct json *host_info(struct host *host)
+{
+	struct json *info = json_new_object();
+	json_set_string(info, "version", COFFER_VERSION);
+	json_set_int(info, "startedAt", (long long)host->started);
+	json_set_int(info, "instancesAvailable", 0);
+	json_set_int(info, "instancesRunning", 0);
+	json_set_int(info, "clientAccessServersAllowed",
+		     (long long)json_count(json_get(host->peers, "clientAccessServers")));
+	return info;
+}
+
+static void host_set_peers(struct host *host, struct rpc_conn *conn, uint32_t id,
+			   const struct json *args)
+{
+	const struct json *list = json_get(args, "clientAccessServers");
+	const char *error;
+	if (list == NULL || json_kind(list) != JSON_KIND_ARRAY) {
+		rpc_conn_reply_error(conn, id, "bad-request", "clientAccessServers must be an array");
+		return;
+	}
+	struct json *old = host->peers;
+	host->peers = json_new_object();
+	json_set(host->peers, "clientAccessServers", json_clone(list));
+	if (host_save_peers(host, &error) < 0) {
+		json_unref(&host->peers);
+		host->peers = old;
+		rpc_conn_reply_error(conn, id, "io", error);
+		return;
+	}
+	json_unref(&old);
+	log_info(role_daemon_conn_context(conn), "%zu Client Access Server(s) allowed",
+		 json_count(list));
+	rpc_conn_reply(conn, id, NULL);
+}
+
+static void host_request(struct rpc_conn *conn, uint32_t id, const char *method,
+			 const struct json *args, void *ctx)
+{
+	struct host *host = ctx;
+	bool from_management = host_is_management(host, rpc_conn_peer_fingerprint(conn));
+	if (strcmp(method, "Ping") == 0)
+		rpc_conn_reply(conn, id, json_new_string("pong"));
+	else if (strcmp(method, "GetInfo") == 0)
+		rpc_conn_reply(conn, id, host_info(host));
+	else if (strcmp(method, "SetPeers") == 0 && from_management)
+		host_set_peers(host, conn, id, args);
+	else
+		rpc_conn_reply_error(conn, id, "unknown-method",
+				     tstr_printf("the Instance Host takes no call '%s' from this peer",
+						 method));
+}
+
+static void host_accepted(struct rpc_server *server, struct rpc_conn *conn,
+			  const struct json *hello, void *ctx)
+{
+	log_info(role_daemon_conn_context(conn), "link up");
+}
+
+static void host_closed(struct rpc_conn *conn, const char *reason, void *ctx)
+{
+	log_info(role_daemon_conn_context(conn), "link down: %s", reason);
+}
+
+static void host_refused(struct rpc_server *server, const char *address, const char *reason,
+			 void *ctx)
+{
+	struct host *host = ctx;
+	log_warning(tstr_printf("conn=%s", address), "refused: %s", reason);
+	struct json *data = json_new_object();
+	json_set_string(data, "address", address);
+	json_set_string(data, "reason", reason);
+	role_daemon_management_event(host->rd, "peerRefused", data);
+}
+
+static const struct rpc_server_callbacks host_tcp_callbacks = {
+	.accepted = host_accepted,
+	.request = host_request,
+	.closed = host_closed,
+	.refused = host_refused,
+};
+
+static const struct rpc_conn_callbacks host_management_callbacks = {
+	.request = host_request,
+};
+
+int host_main(int argc, char **argv)
+{
+	struct host host = {.started = time(NULL)};
+	const char *error;
+	host.rd = role_daemon_create(CONFIG_ROLE_INSTANCE_HOST, argc, argv, &error);
+	if (host.rd == NULL)
+		return role_daemon_fail(NULL, error);
+	host_load_peers(&host);
+	host.tcp_server = role_daemon_listen_tcp(host.rd, host_peer_check, &host,
+						 &host_tcp_callbacks, &host, &error);
+	bool paired = role_daemon_settings(host.rd)->management.fingerprint[0] != '\0';
+	int ret;
+	if (host.tcp_server == NULL ||
+	    role_daemon_start(host.rd, paired ? "paired" : "not paired with a Management Server yet",
+			      &error) < 0) {
+		ret = role_daemon_fail(host.rd, error);
+	} else {
+		role_daemon_connect_management(host.rd, &host_management_callbacks, &host);
+		ret = role_daemon_run(host.rd);
+	}
+	rpc_server_destroy(&host.tcp_server);
+	json_unref(&host.peers);
+	role_daemon_destroy(&host.rd);
+	return ret;
+}

@@ -1,0 +1,417 @@
+/* rpc-conn: framing, calls, events, streams and keep-alive on one connection. */
+#include "rpc.h"
+#include "json.h"
+#include "mem.h"
+#include "tls.h"
+#include "tstr.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RPC_FRAME_JSON 1
+#define RPC_FRAME_DATA 2
+#define RPC_DATA_CHUNK (1024 * 1024)
+
+struct rpc_pending_call {
+	struct rpc_pending_call *next;
+	uint32_t id;
+	time_t deadline;
+	rpc_answer_fn *answer;
+	void *ctx;
+};
+
+struct rpc_conn {
+	struct bufferevent *bev;
+	struct event *timer;
+	const struct rpc_conn_callbacks *callbacks;
+	void *ctx;
+	struct json *peer_hello;
+	char fingerprint[TLS_FINGERPRINT_HEX_LEN + 1];
+	char address[64];
+	unsigned int keepalive_secs;
+	time_t last_contact;
+	time_t last_sent;
+	uint32_t next_id;
+	struct rpc_pending_call *pending;
+	bool closing;
+};
+
+static void rpc_conn_close(struct rpc_conn *conn, const char *reason);
+
+static void rpc_conn_send_frame(struct rpc_conn *conn, uint8_t type, const void *head,
+				size_t head_len, const void *data, size_t len)
+{
+	size_t total = 1 + head_len + len;
+	unsigned char prefix[5] = {(unsigned char)(total >> 24), (unsigned char)(total >> 16),
+				   (unsigned char)(total >> 8), (unsigned char)total, type};
+	struct evbuffer *out = bufferevent_get_output(conn->bev);
+	evbuffer_add(out, prefix, sizeof(prefix));
+	if (head_len > 0)
+		evbuffer_add(out, head, head_len);
+	if (len > 0)
+		evbuffer_add(out, data, len);
+	conn->last_sent = time(NULL);
+}
+
+static void rpc_conn_send_json(struct rpc_conn *conn, struct json *msg)
+{
+	char *text = json_serialize(msg, false);
+	rpc_conn_send_frame(conn, RPC_FRAME_JSON, NULL, 0, text, strlen(text));
+	mem_free(text);
+	json_unref(&msg);
+}
+
+static void rpc_conn_answer_pending(struct rpc_conn *conn, uint32_t id, const struct json *result,
+				    const char *code, const char *text)
+{
+	for (struct rpc_pending_call **p = &conn->pending; *p != NULL; p = &(*p)->next) {
+		if ((*p)->id != id)
+			continue;
+		struct rpc_pending_call *call = *p;
+		*p = call->next;
+		call->answer(conn, result, code, text, call->ctx);
+		mem_free(call);
+		return;
+	}
+	/* An answer to a call that already timed out: nothing waits for it. */
+}
+
+static void rpc_conn_handle_hello(struct rpc_conn *conn, const struct json *hello)
+{
+	long long version = 0;
+	if (json_get_int(hello, "protocol", &version) != 1 || version != RPC_PROTOCOL_VERSION) {
+		rpc_conn_close(conn, tstr_printf("incompatible protocol version %lld (this side speaks %d)",
+						 version, RPC_PROTOCOL_VERSION));
+		return;
+	}
+	if (conn->peer_hello != NULL) {
+		rpc_conn_close(conn, "protocol error: second hello");
+		return;
+	}
+	conn->peer_hello = json_clone(hello);
+	if (conn->callbacks->ready != NULL)
+		conn->callbacks->ready(conn, conn->peer_hello, conn->ctx);
+}
+
+static void rpc_conn_handle_call(struct rpc_conn *conn, long long id, const struct json *msg)
+{
+	const char *method = json_get_string(msg, "call");
+	const struct json *args = json_get(msg, "args");
+	if (method == NULL || (args != NULL && json_kind(args) != JSON_KIND_OBJECT)) {
+		rpc_conn_reply_error(conn, (uint32_t)id, "bad-request",
+				     "a call needs a method name and an args object");
+		return;
+	}
+	struct json *empty = NULL;
+	if (args == NULL)
+		args = empty = json_new_object();
+	conn->callbacks->request(conn, (uint32_t)id, method, args, conn->ctx);
+	json_unref(&empty);
+}
+
+static void rpc_conn_handle_json(struct rpc_conn *conn, const char *text, size_t len)
+{
+	struct json *msg;
+	const char *error;
+	if (json_parse(text, len, &msg, &error) < 0) {
+		rpc_conn_close(conn, tstr_printf("protocol error: %s", error));
+		return;
+	}
+	if (json_kind(msg) != JSON_KIND_OBJECT) {
+		json_unref(&msg);
+		rpc_conn_close(conn, "protocol error: a message must be a JSON object");
+		return;
+	}
+	long long id = -1, ping;
+	const struct json *hello = json_get(msg, "hello");
+	bool has_id = json_get_int(msg, "id", &id) == 1 && id >= 0 && id <= UINT32_MAX;
+	if (hello != NULL) {
+		rpc_conn_handle_hello(conn, hello);
+	} else if (conn->peer_hello == NULL) {
+		rpc_conn_close(conn, "protocol error: message before hello");
+	} else if (json_get_int(msg, "ping", &ping) == 1) {
+		struct json *pong = json_new_object();
+		json_set_int(pong, "pong", ping);
+		rpc_conn_send_json(conn, pong);
+	} else if (json_get(msg, "pong") != NULL) {
+		/* last_contact was updated already */
+	} else if (json_get_string(msg, "event") != NULL) {
+		if (conn->callbacks->event != NULL)
+			conn->callbacks->event(conn, json_get_string(msg, "event"),
+					       json_get(msg, "data"), conn->ctx);
+	} else if (has_id && json_get(msg, "call") != NULL) {
+		rpc_conn_handle_call(conn, id, msg);
+	} else if (has_id && json_get(msg, "error") != NULL) {
+		const struct json *e = json_get(msg, "error");
+		const char *code = json_get_string(e, "code"), *m = json_get_string(e, "message");
+		rpc_conn_answer_pending(conn, (uint32_t)id, NULL, code == NULL ? "error" : code,
+					m == NULL ? "unspecified error" : m);
+	} else if (has_id && json_get(msg, "result") != NULL) {
+		rpc_conn_answer_pending(conn, (uint32_t)id, json_get(msg, "result"), NULL, NULL);
+	} else {
+		rpc_conn_close(conn, "protocol error: unknown message");
+	}
+	json_unref(&msg);
+}
+
+static void rpc_conn_handle_data(struct rpc_conn *conn, const unsigned char *p, size_t len)
+{
+	if (len < 5 || conn->peer_hello == NULL) {
+		rpc_conn_close(conn, "protocol error: bad data frame");
+		return;
+	}
+	uint32_t id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	bool last = (p[4] & 1) != 0;
+	if (conn->callbacks->data == NULL) {
+		rpc_conn_close(conn, "protocol error: this side takes no streams");
+		return;
+	}
+	conn->callbacks->data(conn, id, p + 5, len - 5, last, conn->ctx);
+}
+
+static void rpc_conn_read(struct bufferevent *bev, void *ctx)
+{
+	struct rpc_conn *conn = ctx;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	conn->last_contact = time(NULL);
+	while (!conn->closing && evbuffer_get_length(in) >= 4) {
+		unsigned char prefix[4];
+		evbuffer_copyout(in, prefix, 4);
+		size_t len = (size_t)prefix[0] << 24 | (size_t)prefix[1] << 16 |
+			     (size_t)prefix[2] << 8 | prefix[3];
+		if (len == 0 || len > RPC_MAX_FRAME + 5) {
+			rpc_conn_close(conn, tstr_printf("protocol error: frame of %zu bytes", len));
+			return;
+		}
+		if (evbuffer_get_length(in) < 4 + len)
+			return;
+		evbuffer_drain(in, 4);
+		unsigned char *frame = evbuffer_pullup(in, (ev_ssize_t)len);
+		if (frame[0] == RPC_FRAME_JSON)
+			rpc_conn_handle_json(conn, (const char *)frame + 1, len - 1);
+		else if (frame[0] == RPC_FRAME_DATA)
+			rpc_conn_handle_data(conn, frame + 1, len - 1);
+		else
+			rpc_conn_close(conn, tstr_printf("protocol error: frame type %u", frame[0]));
+		if (conn->closing)
+			return;
+		evbuffer_drain(in, len);
+	}
+}
+
+static void rpc_conn_event_cb(struct bufferevent *bev, short events, void *ctx)
+{
+	struct rpc_conn *conn = ctx;
+	if ((events & BEV_EVENT_EOF) != 0) {
+		rpc_conn_close(conn, "closed by peer");
+	} else if ((events & BEV_EVENT_ERROR) != 0) {
+		const char *text;
+		(void)tls_bufferevent_failure(bev, &text);
+		rpc_conn_close(conn, tstr_printf("connection error: %s", text));
+	}
+}
+
+static void rpc_conn_timer(evutil_socket_t fd, short events, void *ctx)
+{
+	struct rpc_conn *conn = ctx;
+	time_t now = time(NULL);
+	/* Expire calls first: each gets its one answer. */
+	for (struct rpc_pending_call **p = &conn->pending; *p != NULL;) {
+		struct rpc_pending_call *call = *p;
+		if (call->deadline > now) {
+			p = &call->next;
+			continue;
+		}
+		*p = call->next;
+		call->answer(conn, NULL, "timeout", "the peer did not answer in time", call->ctx);
+		mem_free(call);
+	}
+	if (conn->closing)
+		return;
+	if (now - conn->last_contact > (time_t)conn->keepalive_secs * 3) {
+		rpc_conn_close(conn, tstr_printf("peer silent for %u seconds", conn->keepalive_secs * 3));
+		return;
+	}
+	if (conn->peer_hello != NULL && now - conn->last_sent >= (time_t)conn->keepalive_secs) {
+		struct json *ping = json_new_object();
+		json_set_int(ping, "ping", (long long)now);
+		rpc_conn_send_json(conn, ping);
+	}
+}
+
+struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hello,
+				 unsigned int keepalive_secs,
+				 const struct rpc_conn_callbacks *callbacks, void *ctx)
+{
+	struct rpc_conn *conn = mem_new(struct rpc_conn);
+	conn->bev = bev;
+	conn->callbacks = callbacks;
+	conn->ctx = ctx;
+	conn->keepalive_secs = keepalive_secs == 0 ? RPC_DEFAULT_KEEPALIVE_SECS : keepalive_secs;
+	conn->last_contact = conn->last_sent = time(NULL);
+	conn->next_id = 1;
+	if (!tls_bufferevent_peer_fingerprint(bev, conn->fingerprint))
+		conn->fingerprint[0] = '\0';
+	snprintf(conn->address, sizeof(conn->address), "%s",
+		 netaddr_peer_str((int)bufferevent_getfd(bev)));
+	bufferevent_setcb(bev, rpc_conn_read, NULL, rpc_conn_event_cb, conn);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	struct timeval one_second = {1, 0};
+	conn->timer = event_new(bufferevent_get_base(bev), -1, EV_PERSIST, rpc_conn_timer, conn);
+	event_add(conn->timer, &one_second);
+
+	struct json *msg = json_new_object();
+	struct json *h = json_clone(hello);
+	json_set_int(h, "protocol", RPC_PROTOCOL_VERSION);
+	json_set(msg, "hello", h);
+	rpc_conn_send_json(conn, msg);
+	return conn;
+}
+
+static void rpc_conn_fail_pending(struct rpc_conn *conn, const char *reason)
+{
+	while (conn->pending != NULL) {
+		struct rpc_pending_call *call = conn->pending;
+		conn->pending = call->next;
+		call->answer(conn, NULL, "closed", reason, call->ctx);
+		mem_free(call);
+	}
+}
+
+static void rpc_conn_close(struct rpc_conn *conn, const char *reason)
+{
+	if (conn->closing)
+		return;
+	conn->closing = true;
+	char *saved = mem_strdup(reason);
+	bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+	event_del(conn->timer);
+	rpc_conn_fail_pending(conn, saved);
+	if (conn->callbacks->closed != NULL)
+		conn->callbacks->closed(conn, saved, conn->ctx);
+	mem_free(saved);
+}
+
+void rpc_conn_destroy(struct rpc_conn **conn)
+{
+	struct rpc_conn *c = *conn;
+	if (c == NULL)
+		return;
+	c->closing = true;
+	rpc_conn_fail_pending(c, "connection destroyed");
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	json_unref(&c->peer_hello);
+	mem_free(c);
+	*conn = NULL;
+}
+
+void rpc_conn_call(struct rpc_conn *conn, const char *method, struct json *args,
+		   unsigned int timeout_secs, rpc_answer_fn *answer, void *answer_ctx)
+{
+	if (conn->closing) {
+		json_unref(&args);
+		answer(conn, NULL, "closed", "connection is closing", answer_ctx);
+		return;
+	}
+	struct rpc_pending_call *call = mem_new(struct rpc_pending_call);
+	call->id = conn->next_id++;
+	call->deadline = time(NULL) + (timeout_secs == 0 ? 30 : timeout_secs);
+	call->answer = answer;
+	call->ctx = answer_ctx;
+	call->next = conn->pending;
+	conn->pending = call;
+	struct json *msg = json_new_object();
+	json_set_int(msg, "id", call->id);
+	json_set_string(msg, "call", method);
+	json_set(msg, "args", args != NULL ? args : json_new_object());
+	rpc_conn_send_json(conn, msg);
+}
+
+void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result)
+{
+	struct json *msg = json_new_object();
+	json_set_int(msg, "id", id);
+	json_set(msg, "result", result != NULL ? result : json_new_null());
+	if (!conn->closing)
+		rpc_conn_send_json(conn, msg);
+	else
+		json_unref(&msg);
+}
+
+void rpc_conn_reply_error(struct rpc_conn *conn, uint32_t id, const char *code, const char *text)
+{
+	struct json *msg = json_new_object(), *e = json_new_object();
+	json_set_int(msg, "id", id);
+	json_set_string(e, "code", code);
+	json_set_string(e, "message", text);
+	json_set(msg, "error", e);
+	if (!conn->closing)
+		rpc_conn_send_json(conn, msg);
+	else
+		json_unref(&msg);
+}
+
+void rpc_conn_event(struct rpc_conn *conn, const char *name, struct json *data)
+{
+	struct json *msg = json_new_object();
+	json_set_string(msg, "event", name);
+	json_set(msg, "data", data != NULL ? data : json_new_object());
+	if (!conn->closing)
+		rpc_conn_send_json(conn, msg);
+	else
+		json_unref(&msg);
+}
+
+void rpc_conn_send_data(struct rpc_conn *conn, uint32_t id, const void *data, size_t size,
+			bool last)
+{
+	const unsigned char *p = data;
+	do {
+		size_t n = size > RPC_DATA_CHUNK ? RPC_DATA_CHUNK : size;
+		bool final = last && n == size;
+		unsigned char head[5] = {(unsigned char)(id >> 24), (unsigned char)(id >> 16),
+					 (unsigned char)(id >> 8), (unsigned char)id, final ? 1 : 0};
+		rpc_conn_send_frame(conn, RPC_FRAME_DATA, head, sizeof(head), p, n);
+		p += n;
+		size -= n;
+	} while (size > 0);
+}
+
+bool rpc_conn_is_ready(const struct rpc_conn *conn)
+{
+	return conn->peer_hello != NULL && !conn->closing;
+}
+
+time_t rpc_conn_last_contact(const struct rpc_conn *conn)
+{
+	return conn->last_contact;
+}
+
+const char *rpc_conn_peer_fingerprint(const struct rpc_conn *conn)
+{
+	return conn->fingerprint;
+}
+
+const char *rpc_conn_peer_address(const struct rpc_conn *conn)
+{
+	return conn->address;
+}
+
+const struct json *rpc_conn_peer_hello(const struct rpc_conn *conn)
+{
+	return conn->peer_hello;
+}
+
+void rpc_conn_set_context(struct rpc_conn *conn, void *ctx)
+{
+	conn->ctx = ctx;
+}
+
+void *rpc_conn_get_context(const struct rpc_conn *conn)
+{
+	return conn->ctx;
+}

@@ -1,0 +1,338 @@
+#include "mgmt-api.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "crypto.h"
+#include "mgmt.h"
+#include "mgmtdb.h"
+#include "tstr.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MGMT_API_PREFIX "/api/invoke/"
+
+static const struct mgmt_api_function *const mgmt_api_tables[] = {
+	mgmt_api_server_functions,
+};
+
+static const struct mgmt_api_function *mgmt_api_find(const char *name)
+{
+	for (size_t t = 0; t < sizeof(mgmt_api_tables) / sizeof(mgmt_api_tables[0]); t++) {
+		for (const struct mgmt_api_function *f = mgmt_api_tables[t]; f->name != NULL; f++) {
+			if (strcmp(f->name, name) == 0)
+				return f;
+		}
+	}
+	return NULL;
+}
+
+static void mgmt_api_reply(struct http_request *req, int status, struct json *envelope)
+{
+	char *body = json_serialize(envelope, false);
+	http_request_add_header(req, "Cache-Control", "no-store");
+	http_request_reply(req, status, "application/json; charset=utf-8", body, strlen(body));
+	mem_free(body);
+	json_unref(&envelope);
+}
+
+static struct json *mgmt_api_envelope(struct json *result, const char *error, const char *details)
+{
+	struct json *e = json_new_object();
+	if (error != NULL) {
+		struct json *err = json_new_object();
+		json_set_string(err, "message", error);
+		json_set(err, "details", details != NULL ? json_new_string(details) : json_new_null());
+		json_set(e, "error", err);
+	} else {
+		json_set(e, "error", json_new_null());
+	}
+	json_set(e, "token", json_new_null());
+	json_set_int(e, "statusVersion", 2);
+	json_set_string(e, "statusCode", error != NULL ? "failed" : "succeeded");
+	json_set(e, "percentProgress", json_new_null());
+	json_set(e, "statusText", json_new_null());
+	json_set(e, "result", result != NULL ? result : json_new_null());
+	json_set(e, "logOutput", json_new_null());
+	return e;
+}
+
+static void mgmt_api_fail(struct http_request *req, int status, const char *error)
+{
+	mgmt_api_reply(req, status, mgmt_api_envelope(NULL, error, NULL));
+}
+
+/* ---- authentication ---- */
+
+static bool mgmt_api_authenticate(struct mgmt *mgmt, struct http_request *req,
+				  const char **user_r)
+{
+	const char *user, *password;
+	if (!http_request_basic_auth(req, &user, &password))
+		return false;
+	const char *hash = mgmtdb_admin_password_hash(mgmt->db, user);
+	/* Unknown users are verified against a hash of a random password, so
+	 * that timing does not tell which administrator names exist. */
+	static char dummy[CRYPTO_PASSWORD_HASH_LEN];
+	if (dummy[0] == '\0') {
+		char *random = crypto_random_hex(16);
+		const char *error;
+		if (crypto_password_hash(random, dummy, &error) < 0)
+			dummy[0] = '\0';
+		mem_free(random);
+	}
+	bool ok = crypto_password_verify(hash != NULL ? hash : dummy, password) && hash != NULL;
+	*user_r = user;
+	return ok;
+}
+
+/* ---- arguments ---- */
+
+static int mgmt_api_convert(const struct mgmt_api_arg *arg, const char *text,
+			    struct json **value_r, const char **error_r)
+{
+	char *end;
+	switch (arg->type) {
+	case MGMT_API_STRING:
+		*value_r = json_new_string(text);
+		return 0;
+	case MGMT_API_NUMBER:
+		errno = 0;
+		long long v = strtoll(text, &end, 10);
+		if (errno != 0 || end == text || *end != '\0') {
+			*error_r = tstr_printf("argument '%s': '%s' is not a whole number", arg->name, text);
+			return -1;
+		}
+		*value_r = json_new_int(v);
+		return 0;
+	case MGMT_API_BOOL:
+		if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0) {
+			*value_r = json_new_bool(text[0] == 't');
+			return 0;
+		}
+		*error_r = tstr_printf("argument '%s': '%s' is not true or false", arg->name, text);
+		return -1;
+	case MGMT_API_JSON: {
+		const char *parse_error;
+		if (json_parse(text, strlen(text), value_r, &parse_error) < 0) {
+			*error_r = tstr_printf("argument '%s': %s", arg->name, parse_error);
+			return -1;
+		}
+		return 0;
+	}
+	}
+	return -1;
+}
+
+static bool mgmt_api_kind_fits(enum mgmt_api_arg_type type, const struct json *value)
+{
+	enum json_kind kind = json_kind(value);
+	switch (type) {
+	case MGMT_API_STRING: return kind == JSON_KIND_STRING;
+	case MGMT_API_NUMBER: return kind == JSON_KIND_INT;
+	case MGMT_API_BOOL: return kind == JSON_KIND_BOOL;
+	case MGMT_API_JSON: return true;
+	}
+	return false;
+}
+
+static const struct mgmt_api_arg *mgmt_api_arg_find(const struct mgmt_api_function *f,
+						    const char *name)
+{
+	for (int i = 0; i < MGMT_API_MAX_ARGS && f->args[i].name != NULL; i++) {
+		if (strcmp(f->args[i].name, name) == 0)
+			return &f->args[i];
+	}
+	return NULL;
+}
+
+static const char *mgmt_api_type_name(enum mgmt_api_arg_type type)
+{
+	static const char *const names[] = {"string", "number", "boolean", "json"};
+	return names[type];
+}
+
+/* Collect the raw arguments of a request as a JSON object of strings (form)
+ * or of typed values (JSON body). */
+static int mgmt_api_raw_args(struct http_request *req, struct json **raw_r, bool *typed_r,
+			     const char **error_r)
+{
+	const char *body;
+	size_t size;
+	http_request_body(req, &body, &size);
+	const char *ctype = http_request_header(req, "Content-Type");
+	*typed_r = false;
+	if (ctype != NULL && strncmp(ctype, "application/json", 16) == 0) {
+		const char *parse_error;
+		if (json_parse(body, size, raw_r, &parse_error) < 0) {
+			*error_r = tstr_printf("request body: %s", parse_error);
+			return -1;
+		}
+		if (json_kind(*raw_r) != JSON_KIND_OBJECT) {
+			json_unref(raw_r);
+			*error_r = "request body: expected a JSON object of arguments";
+			return -1;
+		}
+		*typed_r = true;
+		return 0;
+	}
+	if (size > 0 && ctype != NULL &&
+	    strncmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
+		*error_r = tstr_printf("unsupported Content-Type '%s': use application/x-www-form-urlencoded or application/json",
+				       ctype);
+		return -1;
+	}
+	struct http_form_field *fields;
+	size_t count;
+	const char *form_error;
+	if (http_form_parse(body, size, &fields, &count, &form_error) < 0) {
+		*error_r = tstr_printf("request body: %s", form_error);
+		return -1;
+	}
+	*raw_r = json_new_object();
+	for (size_t i = 0; i < count; i++) {
+		if (json_get(*raw_r, fields[i].name) != NULL) {
+			*error_r = tstr_printf("argument '%s' given twice", fields[i].name);
+			http_form_free(fields, count);
+			json_unref(raw_r);
+			return -1;
+		}
+		json_set_string(*raw_r, fields[i].name, fields[i].value);
+	}
+	http_form_free(fields, count);
+	return 0;
+}
+
+static int mgmt_api_args(const struct mgmt_api_function *f, struct json *raw, bool typed,
+			 struct json **args_r, const char **error_r)
+{
+	struct json *args = json_new_object();
+	for (void *it = json_iter(raw); it != NULL; it = json_iter_next(raw, it)) {
+		const char *name = json_iter_key(it);
+		struct json *value = json_iter_value(it);
+		const struct mgmt_api_arg *arg = mgmt_api_arg_find(f, name);
+		if (arg == NULL) {
+			*error_r = tstr_printf("%s takes no argument '%s'", f->name, name);
+			json_unref(&args);
+			return -1;
+		}
+		struct json *converted;
+		if (typed && mgmt_api_kind_fits(arg->type, value)) {
+			converted = json_ref(value);
+		} else if (json_kind(value) == JSON_KIND_STRING) {
+			if (mgmt_api_convert(arg, json_string_of(value), &converted, error_r) < 0) {
+				json_unref(&args);
+				return -1;
+			}
+		} else {
+			*error_r = tstr_printf("argument '%s': expected a %s", name,
+					       mgmt_api_type_name(arg->type));
+			json_unref(&args);
+			return -1;
+		}
+		json_set(args, name, converted);
+	}
+	for (int i = 0; i < MGMT_API_MAX_ARGS && f->args[i].name != NULL; i++) {
+		if (f->args[i].required && json_get(args, f->args[i].name) == NULL) {
+			*error_r = tstr_printf("%s: missing argument '%s' (%s)", f->name, f->args[i].name,
+					       mgmt_api_type_name(f->args[i].type));
+			json_unref(&args);
+			return -1;
+		}
+	}
+	*args_r = args;
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static struct json *mgmt_api_metadata(void)
+{
+	struct json *list = json_new_array();
+	for (size_t t = 0; t < sizeof(mgmt_api_tables) / sizeof(mgmt_api_tables[0]); t++) {
+		for (const struct mgmt_api_function *f = mgmt_api_tables[t]; f->name != NULL; f++) {
+			struct json *fn = json_new_object(), *args = json_new_array();
+			json_set_string(fn, "name", f->name);
+			json_set_string(fn, "description", f->description);
+			for (int i = 0; i < MGMT_API_MAX_ARGS && f->args[i].name != NULL; i++) {
+				struct json *a = json_new_object();
+				json_set_string(a, "name", f->args[i].name);
+				json_set_string(a, "type", mgmt_api_type_name(f->args[i].type));
+				json_set_bool(a, "required", f->args[i].required);
+				json_set_string(a, "description", f->args[i].description);
+				json_append(args, a);
+			}
+			json_set(fn, "args", args);
+			json_append(list, fn);
+		}
+	}
+	return list;
+}
+
+static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const char *user,
+			    const char *name)
+{
+	const struct mgmt_api_function *f = mgmt_api_find(name);
+	if (f == NULL) {
+		mgmt_api_fail(req, 404, tstr_printf("unknown function '%s' (see /api/get-metadata)", name));
+		return;
+	}
+	struct json *raw, *args, *result = NULL;
+	bool typed;
+	const char *error;
+	if (mgmt_api_raw_args(req, &raw, &typed, &error) < 0) {
+		mgmt_api_fail(req, 400, error);
+		return;
+	}
+	int ret = mgmt_api_args(f, raw, typed, &args, &error);
+	json_unref(&raw);
+	if (ret < 0) {
+		mgmt_api_fail(req, 400, error);
+		return;
+	}
+	ret = f->run(mgmt, args, &result, &error);
+	json_unref(&args);
+	const char *context = tstr_printf("user=%s conn=%s", user, http_request_peer(req));
+	if (ret < 0) {
+		log_info(context, "API %s failed: %s", name, error);
+		mgmt_api_reply(req, 200, mgmt_api_envelope(NULL, error, NULL));
+		return;
+	}
+	log_debug(context, "API %s", name);
+	mgmt_api_reply(req, 200, mgmt_api_envelope(result, NULL, NULL));
+}
+
+void mgmt_api_handle(struct http_request *req, void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	const char *path = http_request_path(req);
+	const char *method = http_request_method(req);
+	if (strncmp(path, "/api/", 5) != 0) {
+		mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
+		return;
+	}
+	const char *user;
+	if (!mgmt_api_authenticate(mgmt, req, &user)) {
+		log_info(tstr_printf("conn=%s", http_request_peer(req)), "API authentication failed");
+		http_request_add_header(req, "WWW-Authenticate",
+					"Basic realm=\"Coffer Management API\", charset=\"UTF-8\"");
+		mgmt_api_fail(req, 401, "authentication required: a system administrator's name and password");
+		return;
+	}
+	if (strcmp(path, "/api/get-metadata") == 0) {
+		mgmt_api_reply(req, 200, mgmt_api_envelope(mgmt_api_metadata(), NULL, NULL));
+		return;
+	}
+	if (strncmp(path, MGMT_API_PREFIX, strlen(MGMT_API_PREFIX)) != 0) {
+		mgmt_api_fail(req, 404, tstr_printf("no such API endpoint: %s", path));
+		return;
+	}
+	if (strcmp(method, "POST") != 0) {
+		http_request_add_header(req, "Allow", "POST");
+		mgmt_api_fail(req, 405, "functions are invoked with POST");
+		return;
+	}
+	mgmt_api_invoke(mgmt, req, user, path + strlen(MGMT_API_PREFIX));
+}

@@ -1,0 +1,43 @@
+#ifndef COFFER_MGMT_API_H
+#define COFFER_MGMT_API_H
+/* mgmt-api: the Management API on the Management Server's HTTPS listener.
+ *
+ *   POST /api/invoke/<Function>   arguments form-encoded or as a JSON object
+ *   GET|POST /api/get-metadata    every function with its arguments
+ *
+ * Every answer is the envelope {"error", "token", "statusVersion",
+ * "statusCode", "percentProgress", "statusText", "result", "logOutput"}.
+ * Requests authenticate with HTTP Basic as a system administrator. */
+#include <stdbool.h>
+
+struct http_request;
+struct json;
+struct mgmt;
+
+enum mgmt_api_arg_type { MGMT_API_STRING, MGMT_API_NUMBER, MGMT_API_BOOL, MGMT_API_JSON };
+
+struct mgmt_api_arg {
+	const char *name;
+	enum mgmt_api_arg_type type;
+	bool required;
+	const char *description;
+};
+
+#define MGMT_API_MAX_ARGS 8
+
+/* A function: args (validated, typed: strings, integers, booleans, JSON)
+ * in; 0 with *result_r (new reference, may be NULL) or -1 with *error_r. */
+struct mgmt_api_function {
+	const char *name;
+	const char *description;
+	struct mgmt_api_arg args[MGMT_API_MAX_ARGS];
+	int (*run)(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+		   const char **error_r);
+};
+
+void mgmt_api_handle(struct http_request *req, void *ctx);
+
+/* The function tables (mgmt-api-*.c), NULL-name terminated. */
+extern const struct mgmt_api_function mgmt_api_server_functions[];
+
+#endif

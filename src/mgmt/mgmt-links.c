@@ -1,0 +1,493 @@
+#include "mgmt-links.h"
+#include "config.h"
+#include "json.h"
+#include "mem.h"
+#include "mgmt.h"
+#include "mgmtdb.h"
+#include "role-daemon.h"
+#include "rpc.h"
+#include "tstr.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MGMT_LINKS_MAX_MESSAGES 100
+#define MGMT_LINKS_REFRESH_SECS 10
+
+struct mgmt_link {
+	struct mgmt_link *next;
+	struct mgmt_links *links;
+	enum mgmtdb_server_kind kind;
+	char *server_name;
+	unsigned int port;
+	char fingerprint[TLS_FINGERPRINT_HEX_LEN + 1];
+	struct rpc_client *control;
+	struct rpc_conn *events;   /* the role's own link to us, when up */
+	time_t events_last_contact;
+	struct json *info;         /* last GetInfo answer */
+	bool present;              /* seen by the current sync */
+};
+
+struct mgmt_message {
+	time_t time;
+	enum log_level level;
+	char *text;
+};
+
+struct mgmt_links {
+	struct mgmt *mgmt;
+	struct mgmt_link *head;
+	struct event *refresh;
+	struct mgmt_message messages[MGMT_LINKS_MAX_MESSAGES];
+	unsigned int message_next, message_count;
+};
+
+static const char *mgmt_link_context(const struct mgmt_link *link)
+{
+	return tstr_printf("peer=%s/%s", link->kind == MGMTDB_INSTANCE_HOST ?
+				 "instance-host" : "client-access-server", link->server_name);
+}
+
+void mgmt_links_message(struct mgmt_links *links, enum log_level level, const char *fmt, ...)
+{
+	va_list args;
+	va_start(args, fmt);
+	char *text = mem_vprintf(fmt, args);
+	va_end(args);
+	log_msg(level, NULL, "%s", text);
+	struct mgmt_message *m = &links->messages[links->message_next];
+	mem_free(m->text);
+	m->time = time(NULL);
+	m->level = level;
+	m->text = text;
+	links->message_next = (links->message_next + 1) % MGMT_LINKS_MAX_MESSAGES;
+	if (links->message_count < MGMT_LINKS_MAX_MESSAGES)
+		links->message_count++;
+}
+
+/* ---- pushing topology ---- */
+
+static struct json *mgmt_links_topology(struct mgmt_links *links)
+{
+	struct json *hosts = json_new_array();
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		if (l->kind != MGMTDB_INSTANCE_HOST)
+			continue;
+		struct json *h = json_new_object();
+		json_set_string(h, "serverName", l->server_name);
+		json_set_int(h, "port", l->port);
+		json_set_string(h, "fingerprint", l->fingerprint);
+		json_append(hosts, h);
+	}
+	struct json *args = json_new_object();
+	json_set(args, "instanceHosts", hosts);
+	return args;
+}
+
+static struct json *mgmt_links_peers(struct mgmt_links *links)
+{
+	struct json *peers = json_new_array();
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		if (l->kind != MGMTDB_CLIENT_ACCESS_SERVER)
+			continue;
+		struct json *p = json_new_object();
+		json_set_string(p, "serverName", l->server_name);
+		json_set_string(p, "fingerprint", l->fingerprint);
+		json_append(peers, p);
+	}
+	struct json *args = json_new_object();
+	json_set(args, "clientAccessServers", peers);
+	return args;
+}
+
+static void mgmt_link_answer_logged(struct rpc_conn *conn, const struct json *result,
+				    const char *code, const char *text, void *ctx)
+{
+	if (code != NULL && strcmp(code, "closed") != 0)
+		log_warning(role_daemon_conn_context(conn), "call failed: %s: %s", code, text);
+}
+
+static void mgmt_link_push(struct mgmt_link *link)
+{
+	struct rpc_conn *conn = rpc_client_conn(link->control);
+	if (conn == NULL)
+		return;
+	if (link->kind == MGMTDB_CLIENT_ACCESS_SERVER)
+		rpc_conn_call(conn, "SetTopology", mgmt_links_topology(link->links), 30,
+			      mgmt_link_answer_logged, NULL);
+	else
+		rpc_conn_call(conn, "SetPeers", mgmt_links_peers(link->links), 30,
+			      mgmt_link_answer_logged, NULL);
+}
+
+static void mgmt_link_info_answer(struct rpc_conn *conn, const struct json *result,
+				  const char *code, const char *text, void *ctx)
+{
+	struct mgmt_link *link = ctx;
+	if (code != NULL) {
+		if (strcmp(code, "closed") != 0)
+			log_warning(mgmt_link_context(link), "GetInfo failed: %s", text);
+		return;
+	}
+	json_unref(&link->info);
+	link->info = json_clone(result);
+}
+
+static void mgmt_link_request_info(struct mgmt_link *link)
+{
+	struct rpc_conn *conn = rpc_client_conn(link->control);
+	if (conn != NULL)
+		rpc_conn_call(conn, "GetInfo", NULL, 10, mgmt_link_info_answer, link);
+}
+
+/* ---- control link callbacks ---- */
+
+static void mgmt_link_ready(struct rpc_conn *conn, const struct json *hello, void *ctx)
+{
+	struct mgmt_link *link = ctx;
+	const char *role = json_get_string(hello, "role");
+	const char *expected = link->kind == MGMTDB_INSTANCE_HOST ? "instance-host"
+								  : "client-access-server";
+	if (role == NULL || strcmp(role, expected) != 0) {
+		mgmt_links_message(link->links, LOG_LEVEL_WARNING,
+				   "%s: registered as %s but the server says it is '%s'",
+				   link->server_name, expected, role == NULL ? "?" : role);
+	}
+	mgmt_link_request_info(link);
+	mgmt_link_push(link);
+}
+
+static void mgmt_link_closed(struct rpc_conn *conn, const char *reason, void *ctx)
+{
+	/* The client reconnects by itself; state_changed reports it. */
+}
+
+static void mgmt_link_state_changed(struct rpc_client *client, enum rpc_link_state state,
+				    const char *reason, void *ctx)
+{
+	struct mgmt_link *link = ctx;
+	switch (state) {
+	case RPC_LINK_CONNECTED:
+		mgmt_links_message(link->links, LOG_LEVEL_INFO, "%s %s connected",
+				   mgmtdb_server_kind_name(link->kind), link->server_name);
+		break;
+	case RPC_LINK_FINGERPRINT_REFUSED:
+		mgmt_links_message(link->links, LOG_LEVEL_ERROR,
+				   "%s %s refused: its certificate does not match the registered fingerprint (%s)",
+				   mgmtdb_server_kind_name(link->kind), link->server_name, reason);
+		break;
+	case RPC_LINK_REFUSED_BY_PEER:
+		mgmt_links_message(link->links, LOG_LEVEL_ERROR,
+				   "%s %s refused our certificate (is this Management Server's fingerprint set there?): %s",
+				   mgmtdb_server_kind_name(link->kind), link->server_name, reason);
+		break;
+	case RPC_LINK_UNREACHABLE:
+	case RPC_LINK_INCOMPATIBLE:
+		mgmt_links_message(link->links, LOG_LEVEL_WARNING, "%s %s %s: %s",
+				   mgmtdb_server_kind_name(link->kind), link->server_name,
+				   rpc_link_state_name(state), reason);
+		break;
+	case RPC_LINK_CONNECTING:
+		break;
+	}
+}
+
+static void mgmt_link_request(struct rpc_conn *conn, uint32_t id, const char *method,
+			      const struct json *args, void *ctx)
+{
+	rpc_conn_reply_error(conn, id, "unknown-method",
+			     tstr_printf("the Management Server takes no call '%s' here", method));
+}
+
+static const struct rpc_conn_callbacks mgmt_link_callbacks = {
+	.ready = mgmt_link_ready,
+	.request = mgmt_link_request,
+	.closed = mgmt_link_closed,
+};
+
+/* ---- the registry ---- */
+
+static void mgmt_link_start(struct mgmt_link *link)
+{
+	struct mgmt *mgmt = link->links->mgmt;
+	struct rpc_client_settings set = {
+		.host = link->server_name,
+		.port = link->port,
+		.fingerprint = link->fingerprint,
+		.tls = role_daemon_client_tls(mgmt->rd),
+		.hello = role_daemon_hello(mgmt->rd),
+	};
+	link->control = rpc_client_create(role_daemon_base(mgmt->rd), &set, &mgmt_link_callbacks,
+					  mgmt_link_state_changed, link);
+}
+
+static void mgmt_link_free(struct mgmt_link *link)
+{
+	rpc_client_destroy(&link->control);
+	json_unref(&link->info);
+	mem_free(link->server_name);
+	mem_free(link);
+}
+
+static struct mgmt_link *mgmt_links_find(struct mgmt_links *links, enum mgmtdb_server_kind kind,
+					 const char *name)
+{
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		if (l->kind == kind && strcasecmp(l->server_name, name) == 0)
+			return l;
+	}
+	return NULL;
+}
+
+void mgmt_links_sync(struct mgmt_links *links)
+{
+	struct mgmtdb *db = links->mgmt->db;
+	bool changed = false;
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next)
+		l->present = false;
+	for (int k = 0; k < 2; k++) {
+		enum mgmtdb_server_kind kind = (enum mgmtdb_server_kind)k;
+		for (size_t i = 0; i < mgmtdb_server_count(db, kind); i++) {
+			struct mgmtdb_server s;
+			mgmtdb_server_get(db, kind, i, &s);
+			struct mgmt_link *link = mgmt_links_find(links, kind, s.server_name);
+			if (link != NULL && (link->port != s.port ||
+					     strcmp(link->fingerprint, s.fingerprint) != 0)) {
+				/* Re-registered with another port or certificate: start over. */
+				link->present = false;
+				link = NULL;
+			}
+			if (link == NULL) {
+				link = mem_new(struct mgmt_link);
+				link->links = links;
+				link->kind = kind;
+				link->server_name = mem_strdup(s.server_name);
+				link->port = s.port;
+				snprintf(link->fingerprint, sizeof(link->fingerprint), "%s", s.fingerprint);
+				link->next = links->head;
+				links->head = link;
+				mgmt_link_start(link);
+				changed = true;
+			}
+			link->present = true;
+		}
+	}
+	for (struct mgmt_link **p = &links->head; *p != NULL;) {
+		struct mgmt_link *l = *p;
+		if (l->present) {
+			p = &l->next;
+			continue;
+		}
+		*p = l->next;
+		if (l->events != NULL)
+			rpc_conn_set_context(l->events, NULL);
+		mgmt_link_free(l);
+		changed = true;
+	}
+	if (changed) {
+		for (struct mgmt_link *l = links->head; l != NULL; l = l->next)
+			mgmt_link_push(l);
+	}
+}
+
+static void mgmt_links_refresh(evutil_socket_t fd, short events, void *ctx)
+{
+	struct mgmt_links *links = ctx;
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next)
+		mgmt_link_request_info(l);
+}
+
+struct mgmt_links *mgmt_links_create(struct mgmt *mgmt)
+{
+	struct mgmt_links *links = mem_new(struct mgmt_links);
+	links->mgmt = mgmt;
+	links->refresh = event_new(role_daemon_base(mgmt->rd), -1, EV_PERSIST, mgmt_links_refresh,
+				   links);
+	struct timeval tv = {MGMT_LINKS_REFRESH_SECS, 0};
+	event_add(links->refresh, &tv);
+	return links;
+}
+
+void mgmt_links_destroy(struct mgmt_links **links)
+{
+	struct mgmt_links *l = *links;
+	if (l == NULL)
+		return;
+	event_free(l->refresh);
+	while (l->head != NULL) {
+		struct mgmt_link *next = l->head->next;
+		mgmt_link_free(l->head);
+		l->head = next;
+	}
+	for (unsigned int i = 0; i < MGMT_LINKS_MAX_MESSAGES; i++)
+		mem_free(l->messages[i].text);
+	mem_free(l);
+	*links = NULL;
+}
+
+bool mgmt_links_fingerprint_registered(struct mgmt_links *links, const char *fingerprint)
+{
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		if (strcmp(l->fingerprint, fingerprint) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---- event links ---- */
+
+static struct mgmt_link *mgmt_links_by_fingerprint(struct mgmt_links *links,
+						   const struct rpc_conn *conn)
+{
+	const struct json *hello = rpc_conn_peer_hello(conn);
+	const char *role = hello == NULL ? NULL : json_get_string(hello, "role");
+	enum mgmtdb_server_kind kind = role != NULL && strcmp(role, "client-access-server") == 0 ?
+		MGMTDB_CLIENT_ACCESS_SERVER : MGMTDB_INSTANCE_HOST;
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		if (l->kind == kind && strcmp(l->fingerprint, rpc_conn_peer_fingerprint(conn)) == 0)
+			return l;
+	}
+	return NULL;
+}
+
+void mgmt_links_inbound_ready(struct mgmt_links *links, struct rpc_conn *conn)
+{
+	struct mgmt_link *link = mgmt_links_by_fingerprint(links, conn);
+	if (link == NULL)
+		return;
+	link->events = conn;
+	link->events_last_contact = time(NULL);
+	log_info(role_daemon_conn_context(conn), "event link up");
+	/* The role is up again: do not wait for the backoff to try the control link. */
+	rpc_client_reconnect_now(link->control);
+}
+
+void mgmt_links_inbound_closed(struct mgmt_links *links, struct rpc_conn *conn,
+			       const char *reason)
+{
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		if (l->events == conn) {
+			l->events_last_contact = rpc_conn_last_contact(conn);
+			l->events = NULL;
+			log_info(mgmt_link_context(l), "event link down: %s", reason);
+		}
+	}
+}
+
+void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, const char *name,
+			      const struct json *data)
+{
+	struct mgmt_link *link = mgmt_links_by_fingerprint(links, conn);
+	const char *who = link == NULL ? "?" : link->server_name;
+	if (strcmp(name, "peerRefused") == 0) {
+		mgmt_links_message(links, LOG_LEVEL_ERROR, "%s refused a connection from %s: %s", who,
+				   json_get_string(data, "address") == NULL ? "?" :
+					   json_get_string(data, "address"),
+				   json_get_string(data, "reason") == NULL ? "?" :
+					   json_get_string(data, "reason"));
+	} else if (strcmp(name, "message") == 0) {
+		const char *text = json_get_string(data, "text");
+		mgmt_links_message(links, LOG_LEVEL_WARNING, "%s: %s", who, text == NULL ? "" : text);
+	} else if (strcmp(name, "infoChanged") == 0 && link != NULL) {
+		mgmt_link_request_info(link);
+	}
+}
+
+/* ---- status ---- */
+
+static const char *mgmt_links_state_token(enum rpc_link_state state)
+{
+	switch (state) {
+	case RPC_LINK_CONNECTED: return "connected";
+	case RPC_LINK_CONNECTING: return "connecting";
+	case RPC_LINK_UNREACHABLE: return "unreachable";
+	case RPC_LINK_FINGERPRINT_REFUSED: return "fingerprintRefused";
+	case RPC_LINK_REFUSED_BY_PEER: return "refusedByPeer";
+	case RPC_LINK_INCOMPATIBLE: return "incompatible";
+	}
+	return "unknown";
+}
+
+static struct json *mgmt_links_time(time_t t)
+{
+	if (t == 0)
+		return json_new_null();
+	char buf[32];
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_new_string(buf);
+}
+
+static struct json *mgmt_link_status(struct mgmt_link *link)
+{
+	struct json *s = json_new_object();
+	const char *reason;
+	enum rpc_link_state state = rpc_client_state(link->control, &reason);
+	json_set_string(s, "serverName", link->server_name);
+	json_set_int(s, "port", link->port);
+	json_set_string(s, "fingerprint", link->fingerprint);
+	json_set_string(s, "state", mgmt_links_state_token(state));
+	json_set_string(s, "error", state == RPC_LINK_CONNECTED ? "" : reason);
+	if (state == RPC_LINK_FINGERPRINT_REFUSED)
+		json_set_string(s, "presentedFingerprint", rpc_client_seen_fingerprint(link->control));
+	time_t last = rpc_client_last_contact(link->control);
+	if (link->events != NULL && rpc_conn_last_contact(link->events) > last)
+		last = rpc_conn_last_contact(link->events);
+	json_set(s, "lastContact", mgmt_links_time(last));
+	json_set_string(s, "eventLink", link->events != NULL ? "connected" : "disconnected");
+	if (link->info != NULL) {
+		for (void *it = json_iter(link->info); it != NULL;
+		     it = json_iter_next(link->info, it)) {
+			const char *key = json_iter_key(it);
+			if (json_get(s, key) == NULL)
+				json_set(s, key, json_ref(json_iter_value(it)));
+		}
+	}
+	return s;
+}
+
+struct json *mgmt_links_status(struct mgmt_links *links)
+{
+	struct mgmt *mgmt = links->mgmt;
+	struct json *status = json_new_object(), *ms = json_new_object();
+	const struct config_role_settings *set = role_daemon_settings(mgmt->rd);
+	json_set_string(ms, "serverName", set->server_name);
+	json_set_string(ms, "state", "running");
+	json_set_string(ms, "version", COFFER_VERSION);
+	json_set(ms, "startedAt", mgmt_links_time(mgmt->started));
+	json_set_string(ms, "tcpFingerprint", role_daemon_fingerprint(mgmt->rd, CONFIG_KIND_TCP));
+	json_set_string(ms, "httpFingerprint", role_daemon_fingerprint(mgmt->rd, CONFIG_KIND_HTTP));
+	json_set(status, "managementServer", ms);
+	struct json *hosts = json_new_array(), *cas = json_new_array();
+	/* Registration order (the list is kept newest first). */
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < mgmtdb_server_count(mgmt->db, (enum mgmtdb_server_kind)k); i++) {
+			struct mgmtdb_server s;
+			mgmtdb_server_get(mgmt->db, (enum mgmtdb_server_kind)k, i, &s);
+			struct mgmt_link *l = mgmt_links_find(links, (enum mgmtdb_server_kind)k,
+							      s.server_name);
+			if (l != NULL)
+				json_append(k == 0 ? hosts : cas, mgmt_link_status(l));
+		}
+	}
+	json_set(status, "instanceHosts", hosts);
+	json_set(status, "clientAccessServers", cas);
+	struct json *messages = json_new_array();
+	for (unsigned int i = 0; i < links->message_count; i++) {
+		unsigned int idx = (links->message_next + MGMT_LINKS_MAX_MESSAGES -
+				    links->message_count + i) % MGMT_LINKS_MAX_MESSAGES;
+		struct json *m = json_new_object();
+		json_set(m, "time", mgmt_links_time(links->messages[idx].time));
+		json_set_string(m, "level", links->messages[idx].level == LOG_LEVEL_ERROR ? "error" :
+					    links->messages[idx].level == LOG_LEVEL_WARNING ? "warning" :
+					    "info");
+		json_set_string(m, "text", links->messages[idx].text);
+		json_append(messages, m);
+	}
+	json_set(status, "messages", messages);
+	return status;
+}

@@ -1,0 +1,44 @@
+#ifndef COFFER_MGMT_LINKS_H
+#define COFFER_MGMT_LINKS_H
+/* mgmt-links: the Management Server's links to every registered Instance Host
+ * and Client Access Server.
+ *
+ * For each server in the management database there is a control link (the
+ * Management Server connects to the role's TCP port, pinning its registered
+ * fingerprint) and, when the role is up and paired, an event link the role
+ * opens to the Management Server's TCP port. The Management Server tells each
+ * Client Access Server which Instance Hosts exist (SetTopology) and each
+ * Instance Host which Client Access Servers may connect (SetPeers), again on
+ * every change. Status and dashboard messages come from here. */
+#include <stdbool.h>
+
+#include "log.h"
+
+struct json;
+struct mgmt;
+struct rpc_conn;
+
+struct mgmt_links *mgmt_links_create(struct mgmt *mgmt);
+void mgmt_links_destroy(struct mgmt_links **links);
+
+/* Reconcile with the management database (after a load or any change). */
+void mgmt_links_sync(struct mgmt_links *links);
+
+/* Peer check for the TCP listener: is this a registered role's fingerprint? */
+bool mgmt_links_fingerprint_registered(struct mgmt_links *links, const char *fingerprint);
+
+/* Event links opened by roles. */
+void mgmt_links_inbound_ready(struct mgmt_links *links, struct rpc_conn *conn);
+void mgmt_links_inbound_closed(struct mgmt_links *links, struct rpc_conn *conn,
+			       const char *reason);
+void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, const char *name,
+			      const struct json *data);
+
+/* A dashboard message (also logged). */
+void mgmt_links_message(struct mgmt_links *links, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* GetServiceStatus' result (new reference). */
+struct json *mgmt_links_status(struct mgmt_links *links);
+
+#endif

@@ -1,0 +1,162 @@
+#include "mgmt-main.h"
+#include "config.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "crypto.h"
+#include "mgmt-api.h"
+#include "mgmt-links.h"
+#include "mgmt.h"
+#include "mgmtdb.h"
+#include "role-daemon.h"
+#include "rpc.h"
+#include "tstr.h"
+
+#include <string.h>
+
+int mgmt_db_commit(struct mgmt *mgmt, const char **error_r)
+{
+	const char *save_error;
+	if (mgmtdb_save(mgmt->db, mgmt->db_path, &save_error) == 0)
+		return 0;
+	*error_r = tstr_printf("the change was not saved: %s", save_error);
+	log_error(NULL, "saving the management database failed: %s", save_error);
+	/* Memory must not claim what the file does not hold. */
+	struct mgmtdb *reloaded;
+	const char *load_error;
+	if (mgmtdb_load(mgmt->db_path, &reloaded, &load_error) == 0) {
+		mgmtdb_destroy(&mgmt->db);
+		mgmt->db = reloaded;
+		mgmt_links_sync(mgmt->links);
+	}
+	return -1;
+}
+
+/* ---- the TCP listener: event links from the roles ---- */
+
+static bool mgmt_peer_check(const char *fingerprint, void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	return mgmt_links_fingerprint_registered(mgmt->links, fingerprint);
+}
+
+static void mgmt_tcp_accepted(struct rpc_server *server, struct rpc_conn *conn,
+			      const struct json *hello, void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	mgmt_links_inbound_ready(mgmt->links, conn);
+}
+
+static void mgmt_tcp_request(struct rpc_conn *conn, uint32_t id, const char *method,
+			     const struct json *args, void *ctx)
+{
+	if (strcmp(method, "Ping") == 0) {
+		rpc_conn_reply(conn, id, json_new_string("pong"));
+		return;
+	}
+	rpc_conn_reply_error(conn, id, "unknown-method",
+			     tstr_printf("the Management Server takes no call '%s'", method));
+}
+
+static void mgmt_tcp_event(struct rpc_conn *conn, const char *name, const struct json *data,
+			   void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	mgmt_links_inbound_event(mgmt->links, conn, name, data);
+}
+
+static void mgmt_tcp_closed(struct rpc_conn *conn, const char *reason, void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	mgmt_links_inbound_closed(mgmt->links, conn, reason);
+}
+
+static void mgmt_tcp_refused(struct rpc_server *server, const char *address, const char *reason,
+			     void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	mgmt_links_message(mgmt->links, LOG_LEVEL_ERROR, "refused a connection from %s: %s",
+			   address, reason);
+}
+
+static const struct rpc_server_callbacks mgmt_tcp_callbacks = {
+	.accepted = mgmt_tcp_accepted,
+	.request = mgmt_tcp_request,
+	.event = mgmt_tcp_event,
+	.closed = mgmt_tcp_closed,
+	.refused = mgmt_tcp_refused,
+};
+
+/* ---- start-up ---- */
+
+static int mgmt_listen_http(struct mgmt *mgmt, const char **error_r)
+{
+	struct tls_context *tls = role_daemon_server_tls(mgmt->rd, CONFIG_KIND_HTTP, NULL, NULL,
+							 error_r);
+	if (tls == NULL)
+		return -1;
+	struct http_server_settings set = {.max_body_size = 1024 * 1024};
+	mgmt->http = http_server_create(role_daemon_base(mgmt->rd), tls, &set, mgmt_api_handle,
+					mgmt);
+	const struct config_listener_set *l =
+		&role_daemon_settings(mgmt->rd)->listeners[CONFIG_KIND_HTTP];
+	for (size_t i = 0; i < l->listener_count; i++) {
+		const char *error;
+		if (http_server_listen(mgmt->http, &l->listeners[i], &error) < 0) {
+			*error_r = tstr_printf("HTTP listener %s", error);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int mgmt_start(struct mgmt *mgmt, const char **error_r)
+{
+	if (crypto_init() < 0) {
+		*error_r = "cannot initialise the crypto library";
+		return -1;
+	}
+	mgmt->db_path = config_path(role_daemon_config_dir(mgmt->rd), MGMTDB_FILE_NAME);
+	if (mgmtdb_load(mgmt->db_path, &mgmt->db, error_r) < 0)
+		return -1;
+	mgmt->links = mgmt_links_create(mgmt);
+	mgmt->tcp_server = role_daemon_listen_tcp(mgmt->rd, mgmt_peer_check, mgmt,
+						  &mgmt_tcp_callbacks, mgmt, error_r);
+	if (mgmt->tcp_server == NULL || mgmt_listen_http(mgmt, error_r) < 0)
+		return -1;
+	return 0;
+}
+
+static void mgmt_free(struct mgmt *mgmt)
+{
+	http_server_destroy(&mgmt->http);
+	rpc_server_destroy(&mgmt->tcp_server);
+	mgmt_links_destroy(&mgmt->links);
+	mgmtdb_destroy(&mgmt->db);
+	mem_free(mgmt->db_path);
+	role_daemon_destroy(&mgmt->rd);
+}
+
+int mgmt_main(int argc, char **argv)
+{
+	struct mgmt mgmt = {.started = time(NULL)};
+	const char *error;
+	mgmt.rd = role_daemon_create(CONFIG_ROLE_MANAGEMENT_SERVER, argc, argv, &error);
+	if (mgmt.rd == NULL)
+		return role_daemon_fail(NULL, error);
+	if (mgmt_start(&mgmt, &error) < 0 ||
+	    role_daemon_start(mgmt.rd, tstr_printf("%zu Instance Host(s), %zu Client Access Server(s) registered",
+						   mgmtdb_server_count(mgmt.db, MGMTDB_INSTANCE_HOST),
+						   mgmtdb_server_count(mgmt.db, MGMTDB_CLIENT_ACCESS_SERVER)),
+			      &error) < 0) {
+		int ret = role_daemon_fail(mgmt.rd, error);
+		mgmt_free(&mgmt);
+		return ret;
+	}
+	/* Links start after privileges are dropped; they only connect out. */
+	mgmt_links_sync(mgmt.links);
+	int ret = role_daemon_run(mgmt.rd);
+	mgmt_free(&mgmt);
+	return ret;
+}

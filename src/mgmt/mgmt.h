@@ -1,0 +1,29 @@
+#ifndef COFFER_MGMT_H
+#define COFFER_MGMT_H
+/* mgmt: the Management Server's shared state (private to src/mgmt). */
+#include <stdbool.h>
+#include <time.h>
+
+struct http_server;
+struct json;
+struct mgmt_links;
+struct mgmtdb;
+struct role_daemon;
+struct rpc_server;
+
+struct mgmt {
+	struct role_daemon *rd;
+	char *db_path;
+	struct mgmtdb *db;
+	struct mgmt_links *links;
+	struct rpc_server *tcp_server;
+	struct http_server *http;
+	time_t started;
+};
+
+/* Save the management database after a change; on failure the change is
+ * reported to the caller (and the in-memory state is reloaded from disk so
+ * memory never claims what the file does not hold). */
+int mgmt_db_commit(struct mgmt *mgmt, const char **error_r);
+
+#endif
