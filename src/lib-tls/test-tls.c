@@ -263,7 +263,7 @@ static void side_done_check(struct handshake *hs)
 		event_base_loopbreak(hs->base);
 }
 
-static void side_record_failure(struct side *side, short events)
+static void side_record_failure(struct side *side, struct bufferevent *bev, short events)
 {
 	if ((events & BEV_EVENT_EOF) != 0) {
 		side->eof = true;
@@ -271,7 +271,7 @@ static void side_record_failure(struct side *side, short events)
 	}
 	const char *text;
 	side->failed = true;
-	side->failure = tls_bufferevent_failure(side->bev, &text);
+	side->failure = tls_bufferevent_failure(bev, &text);
 	side->failure_text = mem_strdup(text);
 }
 
@@ -281,11 +281,12 @@ static void server_event(struct bufferevent *bev, short events, void *context)
 {
 	struct handshake *hs = context;
 	if ((events & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) != 0) {
-		side_record_failure(&hs->server, events);
+		side_record_failure(&hs->server, bev, events);
 		/* The probe test serves several connections from a thread. */
 		if (hs->stop_after_closed > 0) {
-			bufferevent_free(hs->server.bev);
-			hs->server.bev = NULL;
+			if (hs->server.bev == bev)
+				hs->server.bev = NULL;
+			bufferevent_free(bev);
 			if (++hs->server_closed == hs->stop_after_closed)
 				event_base_loopbreak(hs->base);
 			return;
@@ -351,7 +352,7 @@ static void client_event(struct bufferevent *bev, short events, void *context)
 		bufferevent_write(bev, "hello\n", 6);
 	}
 	if ((events & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) != 0) {
-		side_record_failure(&hs->client, events);
+		side_record_failure(&hs->client, bev, events);
 		side_done_check(hs);
 	}
 }
