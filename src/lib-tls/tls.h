@@ -83,7 +83,11 @@ struct tls_context;
 typedef bool tls_peer_check_fn(const char *fingerprint, void *ctx);
 
 /* A server context with the certificate (and chain) and key. With peer_check
- * non-NULL, clients must present a certificate that the callback accepts. */
+ * non-NULL, clients must present a certificate that the callback accepts
+ * (asked once per handshake; the refused client gets a "bad certificate"
+ * alert); session resumption is then off so that every connection is checked.
+ * Pinned or checked certificates are not checked for expiry: the fingerprint
+ * is the trust. key_path NULL: the key is in cert_path. */
 struct tls_context *tls_context_create_server(const char *cert_path, const char *key_path,
 					      tls_peer_check_fn *peer_check, void *check_ctx,
 					      const char **error_r);
@@ -101,7 +105,12 @@ void tls_context_destroy(struct tls_context **ctx);
 /* ---- bufferevents (libevent) ---- */
 
 /* A TLS bufferevent for an accepted socket (fd may be -1 when the caller, such
- * as evhttp, sets it later). BEV_OPT_CLOSE_ON_FREE is set. */
+ * as evhttp, sets it later). BEV_OPT_CLOSE_ON_FREE is set: freeing the
+ * bufferevent frees the SSL and closes the socket. These constructors never
+ * return NULL (evhttp would fall back to plain text); they abort without
+ * memory. Callbacks are deferred (BEV_OPT_DEFER_CALLBACKS), and a peer closing
+ * without close_notify is reported as BEV_EVENT_EOF. A context may be
+ * destroyed while its connections live on: they keep it referenced. */
 struct bufferevent *tls_bufferevent_accept(struct tls_context *ctx, struct event_base *base,
 					   int fd);
 /* A TLS bufferevent for an outgoing connection, not yet connected: the caller
@@ -111,7 +120,10 @@ struct bufferevent *tls_bufferevent_accept(struct tls_context *ctx, struct event
  * then compare tls_bufferevent_peer_fingerprint() themselves). */
 struct bufferevent *tls_bufferevent_connect(struct tls_context *ctx, struct event_base *base,
 					    const char *sni_host, const char *pinned_fingerprint);
-/* Wrap an existing connected plain bufferevent (STARTTLS) as the server side. */
+/* Wrap an existing connected plain bufferevent (STARTTLS) as the server side.
+ * The TLS bufferevent owns `plain` from now on (freeing it frees both), and
+ * replaces its callbacks; output already queued on `plain` (the "go ahead"
+ * reply) is sent before the handshake. */
 struct bufferevent *tls_bufferevent_starttls(struct tls_context *ctx, struct bufferevent *plain);
 
 /* After the handshake: the peer's certificate fingerprint. false if none. */
@@ -128,13 +140,21 @@ enum tls_failure {
 
 /* Why a TLS bufferevent failed (call from the BEV_EVENT_ERROR callback).
  * *text_r describes it for logs ("certificate fingerprint mismatch: expected
- * ab12..., got cd34..."; OpenSSL's own error otherwise). */
+ * ab12..., got cd34..."; OpenSSL's own error otherwise). Repeated calls return
+ * the same answer. TLS_FAILURE_NONE: the handshake had completed and no TLS
+ * error was recorded (the failure is a socket error or close; use errno).
+ * A connection that failed before or during the handshake without an OpenSSL
+ * error (refused, reset) is TLS_FAILURE_OTHER. With TLS 1.3 a client whose
+ * certificate is refused completes its side of the handshake first
+ * (BEV_EVENT_CONNECTED) and then fails with TLS_FAILURE_REFUSED_BY_PEER
+ * ("... alert bad certificate") on its first read. */
 enum tls_failure tls_bufferevent_failure(struct bufferevent *bev, const char **text_r);
 
 /* ---- blocking helper for trust-on-first-use ---- */
 
 /* Connect to host:port, do a TLS handshake without verification, and return
- * the server certificate's fingerprint. Waits at most timeout_secs. */
+ * the server certificate's fingerprint. Waits at most timeout_secs (0 = 10)
+ * for connecting and the handshake together. SIGPIPE is blocked meanwhile. */
 int tls_probe_fingerprint(const char *host, unsigned int port, unsigned int timeout_secs,
 			  char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1], const char **error_r);
 
