@@ -3,6 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "access-main.h"
+#include "cli-api.h"
+#include "cli-config.h"
+#include "host-main.h"
+#include "mgmt-main.h"
+
 struct cli_command {
 	const char *name;
 	const char *summary;
@@ -16,6 +22,11 @@ static int cli_version_main(int argc, char **argv)
 }
 
 static const struct cli_command cli_commands[] = {
+	{"config", "the configuration tool (roles, services, pairing, certificates)", cli_config_main},
+	{"api", "call a Management API function", cli_api_main},
+	{"management-server", "run the Management Server daemon", mgmt_main},
+	{"instance-host", "run the Instance Host daemon", host_main},
+	{"client-access-server", "run the Client Access Server daemon", access_main},
 	{"version", "print the version", cli_version_main},
 };
 

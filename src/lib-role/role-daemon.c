@@ -41,7 +41,7 @@ static int role_daemon_parse_args(int argc, char **argv, const char **dir_r, con
 static int role_daemon_check_certs(struct role_daemon *rd, const char **error_r)
 {
 	for (int k = 0; k < CONFIG_KIND_COUNT; k++) {
-		if (!rd->settings.listeners[k].present || config_kind_cert((enum config_kind)k) != k)
+		if (!rd->settings.listeners[k].present || (int)config_kind_cert((enum config_kind)k) != k)
 			continue;
 		char *cert = config_cert_path(rd->config_dir, rd->role, (enum config_kind)k);
 		char *key = config_key_path(rd->config_dir, rd->role, (enum config_kind)k);
