@@ -6,8 +6,18 @@
  * Server: http_server_create() serves requests over TLS with a context from
  * lib-tls. Every request goes to one handler; the handler answers with
  * http_request_reply() now or later (asynchronously, from the same event loop).
- * Limits (header size, body size, timeout) are enforced by the server: an
- * oversized request gets 413/431 and never reaches the handler.
+ * Limits (header size, body size, timeout) are enforced by evhttp before the
+ * handler: a body over max_body_size gets 413 (the rest of the body is read
+ * first, so the client sees the answer), headers (with the request line) over
+ * max_header_size get 400 from evhttp (it has no 431), and a connection idle
+ * for timeout_secs is closed. Methods other than GET, POST, HEAD, OPTIONS, PUT
+ * and DELETE get 405 (evhttp), and a path with a bad percent escape or an
+ * encoded NUL gets 400; neither reaches the handler.
+ *
+ * A request handed to the handler must be answered exactly once with
+ * http_request_reply(), even if the client has gone away meanwhile (the reply
+ * is then dropped). http_server_destroy() releases unanswered requests; the
+ * handler must not use them afterwards.
  *
  * Client: http_client_request() performs one blocking request with its own
  * event loop, pinning the server's certificate fingerprint.
@@ -42,7 +52,7 @@ void http_server_destroy(struct http_server **server);
 
 /* Request accessors; strings live as long as the request. */
 const char *http_request_method(struct http_request *req); /* "GET", "POST", ... */
-const char *http_request_path(struct http_request *req);   /* decoded, without query */
+const char *http_request_path(struct http_request *req);   /* decoded ('+' stays), without query */
 const char *http_request_query(struct http_request *req);  /* raw, "" if none */
 const char *http_request_header(struct http_request *req, const char *name);
 void http_request_body(struct http_request *req, const char **data_r, size_t *size_r);
@@ -53,7 +63,8 @@ bool http_request_basic_auth(struct http_request *req, const char **user_r,
 			     const char **password_r);
 
 void http_request_add_header(struct http_request *req, const char *name, const char *value);
-/* Send the response and release the request. */
+/* Send the response and release the request. content_type NULL: none.
+ * Content-Length is always set (except for 1xx, 204 and 304). */
 void http_request_reply(struct http_request *req, int status, const char *content_type,
 			const void *body, size_t size);
 
@@ -63,12 +74,16 @@ struct http_form_field {
 	char *name;
 	char *value;
 };
-/* Decode "a=1&b=x%20y"; *fields_r freed with http_form_free(). -1 on a bad
- * percent escape. */
+/* Decode "a=1&b=x%20y"; *fields_r freed with http_form_free(). '+' is a
+ * space; a pair without '=' has the value ""; empty pairs ("a=1&&b=2") are
+ * skipped; repeated names are kept in order. -1 on a bad percent escape or a
+ * NUL (raw or %00), since values are C strings. */
 int http_form_parse(const char *text, size_t len, struct http_form_field **fields_r,
 		    size_t *count_r, const char **error_r);
 void http_form_free(struct http_form_field *fields, size_t count);
-char *http_form_encode_value(const char *value); /* percent-encoded; mem_free() */
+/* Percent-encoded (everything but RFC 3986 unreserved characters, so it is
+ * safe in a query and in a form); mem_free(). */
+char *http_form_encode_value(const char *value);
 
 /* ---- client ---- */
 
@@ -93,7 +108,13 @@ struct http_client_response {
 };
 
 /* Blocking. -1 on connection, TLS (including a pin mismatch, which the error
- * names with both fingerprints) or protocol failure. */
+ * names with both fingerprints) or protocol failure; every error starts with
+ * "host:port: " ("Connection refused", "cannot resolve ...", "timed out after
+ * N seconds", "certificate fingerprint mismatch: expected X, got Y").
+ * pinned_fingerprint NULL is an error ("no fingerprint to pin"): credentials
+ * never go to an unverified server. timeout_secs 0 = 30, for the whole
+ * exchange. Methods: GET, POST, PUT, DELETE, HEAD. One connection per request
+ * (Connection: close); SIGPIPE is blocked meanwhile. */
 int http_client_request(const struct http_client_request *request,
 			struct http_client_response *response_r, const char **error_r);
 
