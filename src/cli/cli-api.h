@@ -1,5 +1,6 @@
 #ifndef COFFER_CLI_API_H
 #define COFFER_CLI_API_H
+#include <stddef.h>
 /* `coffer api <Function> name=value ...`: the Management API client. */
 int cli_api_main(int argc, char **argv);
 

@@ -145,9 +145,13 @@ static void rpc_client_connect_event(struct bufferevent *bev, short events, void
 		state = RPC_LINK_REFUSED_BY_PEER;
 	else if ((events & BEV_EVENT_TIMEOUT) != 0)
 		text = "connection timed out";
-	else if (failure == TLS_FAILURE_NONE) {
+	else if (failure == TLS_FAILURE_NONE || failure == TLS_FAILURE_OTHER) {
+		/* A refused or unroutable connect is a socket error, not a TLS one. */
 		int err = EVUTIL_SOCKET_ERROR();
-		text = err != 0 ? evutil_socket_error_to_string(err) : "connection closed";
+		if (err != 0)
+			text = evutil_socket_error_to_string(err);
+		else if (failure == TLS_FAILURE_NONE)
+			text = "connection closed";
 	}
 	const char *reason = tstr_printf("%s:%u: %s", client->host, client->port, text);
 	bufferevent_free(bev);
@@ -163,8 +167,8 @@ static bool rpc_client_host_is_ip(const char *host)
 
 static void rpc_client_connect(struct rpc_client *client)
 {
-	if (client->state != RPC_LINK_CONNECTING)
-		rpc_client_set_state(client, RPC_LINK_CONNECTING, "");
+	/* A retry keeps the last failure as the state: status pages should say
+	 * "unreachable" while the link is down, not flicker through "connecting". */
 	struct bufferevent *bev = tls_bufferevent_connect(
 		client->tls, client->base,
 		rpc_client_host_is_ip(client->host) ? NULL : client->host, client->fingerprint);
