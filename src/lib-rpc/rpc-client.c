@@ -154,6 +154,7 @@ static void rpc_client_connect_event(struct bufferevent *bev, short events, void
 			text = "connection closed";
 	}
 	const char *reason = tstr_printf("%s:%u: %s", client->host, client->port, text);
+	(void)tls_bufferevent_peer_fingerprint(bev, client->seen_fingerprint);
 	bufferevent_free(bev);
 	rpc_client_set_state(client, state, reason);
 	rpc_client_retry_later(client);

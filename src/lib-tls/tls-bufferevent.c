@@ -73,8 +73,14 @@ bool tls_bufferevent_peer_fingerprint(struct bufferevent *bev,
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	X509 *cert = ssl == NULL ? NULL : SSL_get0_peer_certificate(ssl);
-	if (cert == NULL)
-		return false;
+	if (cert == NULL) {
+		/* A refused certificate is not kept by OpenSSL; we noted it. */
+		struct tls_conn *conn = ssl == NULL ? NULL : tls_conn_get(ssl);
+		if (conn == NULL || conn->presented[0] == '\0')
+			return false;
+		memcpy(fingerprint_r, conn->presented, TLS_FINGERPRINT_HEX_LEN + 1);
+		return true;
+	}
 	tls_fingerprint_x509(cert, fingerprint_r);
 	return true;
 }

@@ -92,6 +92,7 @@ int tls_conn_cert_verify(X509_STORE_CTX *store, void *arg)
 	}
 	char fingerprint[TLS_FINGERPRINT_HEX_LEN + 1];
 	tls_fingerprint_x509(cert, fingerprint);
+	memcpy(conn->presented, fingerprint, sizeof(conn->presented));
 	bool ok = conn->ctx->server ? tls_conn_check_client(conn, fingerprint)
 				    : tls_conn_check_pin(conn, fingerprint);
 	if (!ok) {

@@ -33,6 +33,9 @@ struct tls_conn {
 	 * after it drained the bufferevent's OpenSSL errors. */
 	enum tls_failure failure;
 	char *failure_text;
+	/* The certificate the peer presented, even when it was refused, so
+	 * that status pages can show what was offered. */
+	char presented[TLS_FINGERPRINT_HEX_LEN + 1];
 };
 
 /* tls-error.c: OpenSSL's error queue as one line ("" when empty); the queue

@@ -126,7 +126,8 @@ struct bufferevent *tls_bufferevent_connect(struct tls_context *ctx, struct even
  * reply) is sent before the handshake. */
 struct bufferevent *tls_bufferevent_starttls(struct tls_context *ctx, struct bufferevent *plain);
 
-/* After the handshake: the peer's certificate fingerprint. false if none. */
+/* The peer's certificate fingerprint: after the handshake, or after a
+ * failed one the certificate it presented (and we refused). false if none. */
 bool tls_bufferevent_peer_fingerprint(struct bufferevent *bev,
 				      char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1]);
 

@@ -1,0 +1,97 @@
+"""Single server mode: all three roles on one server, paired locally."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import all_connected, role_states, wait_for
+
+
+def test_all_roles_connected(single):
+    st = wait_for(all_connected(single.api), what="every role connected")
+    assert st["managementServer"]["serverName"] == "single.test"
+    assert st["managementServer"]["state"] == "running"
+    # The Client Access Server was told about the Instance Host and reached it.
+    wait_for(lambda: all(l["state"] == "connected"
+                         for c in single.api.status()["clientAccessServers"]
+                         for l in c.get("instanceHostLinks", [])) and
+             single.api.status()["clientAccessServers"][0].get("instanceHostLinks"),
+             timeout=20, what="CAS -> IH link")
+    status = single.config("status")
+    assert status.stdout.count(": running") == 3
+
+
+def test_stop_and_start_each_role(single):
+    api = single.api
+    wait_for(all_connected(api), what="every role connected")
+    single.config("stop", "instance-host")
+    wait_for(lambda: role_states(api.status(), "instanceHosts")["127.0.0.1"] == "unreachable",
+             what="IH unreachable")
+    single.config("start", "instance-host")
+    wait_for(all_connected(api), what="IH back")
+    single.config("stop", "client-access-server")
+    wait_for(lambda: role_states(api.status(), "clientAccessServers")["127.0.0.1"] == "unreachable",
+             what="CAS unreachable")
+    single.config("start", "client-access-server")
+    wait_for(all_connected(api), what="CAS back")
+    # The Management Server restarts; the roles' event links come back by themselves.
+    single.config("restart", "management-server")
+    wait_for(all_connected(api), timeout=40, what="links after a Management Server restart")
+
+
+def test_kill9_is_reported(single):
+    api = single.api
+    wait_for(all_connected(api), what="every role connected")
+    pid = single.pid("instance-host")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: role_states(api.status(), "instanceHosts")["127.0.0.1"] == "unreachable",
+             what="killed IH unreachable")
+    p = single.config("status", "instance-host", check=False)
+    assert p.returncode == 1
+    assert "dead" in p.stdout and str(pid) in p.stdout
+    st = api.status()["instanceHosts"][0]
+    assert st["eventLink"] == "disconnected"
+    assert "refused" in st["error"].lower()
+    assert st["lastContact"] is not None
+    single.config("start", "instance-host")
+    wait_for(all_connected(api), what="IH restarted after kill -9")
+    # And the Management Server itself: its status is "dead" and a start recovers.
+    os.kill(single.pid("management-server"), signal.SIGKILL)
+    wait_for(lambda: "dead" in single.config("status", "management-server", check=False).stdout,
+             what="MS dead")
+    single.config("start", "management-server")
+    wait_for(all_connected(api), timeout=40, what="links after MS kill -9")
+
+
+def test_double_start_and_stop_are_harmless(single):
+    p = single.config("start")
+    assert p.stdout.count("already running") == 3
+    single.config("stop")
+    p = single.config("stop")
+    assert p.stdout.count("was not running") == 3
+    p = single.config("status", check=False)
+    assert p.returncode == 3 and p.stdout.count("stopped") == 3
+
+
+def test_environment_and_metadata(single):
+    env = single.api.call("GetEnvironmentInfo")
+    assert env["productName"] == "Coffer" and env["mode"] == "single"
+    assert env["licensee"].startswith("unlicensed")
+    p = single.api.call_raw("Ping", extra=["--metadata"])
+    meta = json.loads(p.stdout)["result"]
+    names = {f["name"] for f in meta}
+    assert {"Ping", "GetEnvironmentInfo", "GetServiceStatus", "PairWithManagementServer",
+            "GetInstanceHosts", "CreateInstanceHost", "DeleteInstanceHost",
+            "GetClientAccessServers", "CreateClientAccessServer", "DeleteClientAccessServer"} <= names
+    pair = [f for f in meta if f["name"] == "PairWithManagementServer"][0]
+    assert {a["name"] for a in pair["args"]} == {"serverType", "serverName", "port", "fingerprint"}
+
+
+def test_daemons_run_unprivileged(single):
+    if os.geteuid() != 0:
+        return
+    for role in ("management-server", "instance-host", "client-access-server"):
+        with open("/proc/%d/status" % single.pid(role)) as f:
+            uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
+        assert uid != "0", role + " still runs as root"
