@@ -42,8 +42,8 @@ struct tls_conn *tls_conn_attach(SSL *ssl, struct tls_context *ctx)
 
 struct tls_conn *tls_conn_get(SSL *ssl)
 {
-	if (tls_conn_index < 0)
-		return NULL;
+	/* Also orders this thread's read of the index after its creation. */
+	(void)pthread_once(&tls_conn_once, tls_conn_init_index);
 	return SSL_get_ex_data(ssl, tls_conn_index);
 }
 
