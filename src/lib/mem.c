@@ -58,6 +58,10 @@ char *mem_strndup(const char *s, size_t n)
 char *mem_vprintf(const char *fmt, va_list args)
 {
 	va_list copy;
+	/* Sanitizer builds make GCC consider a NULL fmt here ("null format
+	 * string"); saying it cannot be keeps -Werror meaningful. */
+	if (fmt == NULL)
+		abort();
 	va_copy(copy, args);
 	int len = vsnprintf(NULL, 0, fmt, copy);
 	va_end(copy);

@@ -2,6 +2,7 @@
 #include "mem.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct str {
@@ -68,6 +69,10 @@ void str_append_c(struct str *str, char c)
 void str_vprintfa(struct str *str, const char *fmt, va_list args)
 {
 	va_list copy;
+	/* Sanitizer builds make GCC consider a NULL fmt here ("null format
+	 * string"); saying it cannot be keeps -Werror meaningful. */
+	if (fmt == NULL)
+		abort();
 	va_copy(copy, args);
 	int len = vsnprintf(NULL, 0, fmt, copy);
 	va_end(copy);
