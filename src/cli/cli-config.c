@@ -604,10 +604,46 @@ static int cli_cmd_role_remove(struct cli_config *cc, const char **error_r)
 
 /* ---- services ---- */
 
+/* Where systemd runs and its unit is installed, the default config directory
+ * is served through systemd (it restarts a failed service); anything else runs
+ * as our own daemon with a pid file. Both report readiness the same way. */
+static bool cli_systemd_unit(const char *dir, enum config_role role)
+{
+	static const char *const unit_dirs[] = {"/etc/systemd/system", "/usr/local/lib/systemd/system",
+						"/lib/systemd/system"};
+	if (strcmp(dir, CONFIG_DEFAULT_DIR) != 0 || access("/run/systemd/system", F_OK) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(unit_dirs) / sizeof(unit_dirs[0]); i++) {
+		char *unit = mem_printf("%s/coffer-%s.service", unit_dirs[i], config_role_name(role));
+		bool found = access(unit, F_OK) == 0;
+		mem_free(unit);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+static int cli_systemctl(const char *verb, enum config_role role, const char **error_r)
+{
+	char *unit = mem_printf("coffer-%s.service", config_role_name(role));
+	char *argv[] = {"systemctl", (char *)verb, unit, NULL};
+	int ret = cli_run(argv, error_r);
+	if (ret < 0)
+		*error_r = tstr_printf("systemctl %s %s failed (see journalctl -u %s)", verb, unit, unit);
+	mem_free(unit);
+	return ret;
+}
+
 static int cli_service_start(const char *dir, enum config_role role, const char **error_r)
 {
 	if (cli_role_running(dir, role)) {
 		printf("%s: already running\n", config_role_name(role));
+		return 0;
+	}
+	if (cli_systemd_unit(dir, role)) {
+		if (cli_systemctl("start", role, error_r) < 0)
+			return -1;
+		printf("%s: running (systemd)\n", config_role_name(role));
 		return 0;
 	}
 	char self[PATH_MAX];
@@ -637,6 +673,8 @@ static int cli_service_start(const char *dir, enum config_role role, const char 
 
 static int cli_service_stop(const char *dir, enum config_role role, const char **error_r)
 {
+	if (cli_systemd_unit(dir, role))
+		return cli_systemctl("stop", role, error_r);
 	char *pid_path = config_pid_path(dir, role);
 	int ret = service_control_stop(pid_path, CLI_START_TIMEOUT_SECS, error_r);
 	mem_free(pid_path);
