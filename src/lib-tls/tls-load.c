@@ -73,19 +73,15 @@ int tls_load_key(const char *path, EVP_PKEY **key_r, const char **error_r)
 	return 0;
 }
 
-static int tls_load_move_matching_first(STACK_OF(X509) *certs, EVP_PKEY *key)
+/* The key must belong to the first certificate: PEM files carry the server
+ * certificate first, then its chain. Accepting a key that matches a later one
+ * would make a CA certificate the server's own. */
+static int tls_load_check_first(STACK_OF(X509) *certs, EVP_PKEY *key)
 {
-	for (int i = 0; i < sk_X509_num(certs); i++) {
-		X509 *cert = sk_X509_value(certs, i);
-		if (X509_check_private_key(cert, key) == 1) {
-			(void)sk_X509_delete(certs, i);
-			(void)sk_X509_unshift(certs, cert);
-			ERR_clear_error();
-			return 0;
-		}
-	}
+	int ret = sk_X509_num(certs) > 0 &&
+		  X509_check_private_key(sk_X509_value(certs, 0), key) == 1 ? 0 : -1;
 	ERR_clear_error();
-	return -1;
+	return ret;
 }
 
 int tls_load_pair(const char *cert_path, const char *key_path, STACK_OF(X509) **certs_r,
@@ -101,8 +97,8 @@ int tls_load_pair(const char *cert_path, const char *key_path, STACK_OF(X509) **
 		sk_X509_pop_free(certs, X509_free);
 		return -1;
 	}
-	if (tls_load_move_matching_first(certs, key) < 0) {
-		*error_r = tstr_printf("the key in %s does not match the certificate in %s",
+	if (tls_load_check_first(certs, key) < 0) {
+		*error_r = tstr_printf("the key in %s does not match the certificate in %s (the server certificate must come first, followed by its chain)",
 				       key_path, cert_path);
 		EVP_PKEY_free(key);
 		sk_X509_pop_free(certs, X509_free);
