@@ -135,25 +135,21 @@ static void host_request(struct rpc_conn *conn, uint32_t id, const char *method,
 }
 
 static void host_accepted(struct rpc_server *server, struct rpc_conn *conn,
-			  const struct json *hello, void *ctx)
+                          const struct json *hello, void *ctx)
 {
-	log_info(role_daemon_conn_context(conn), "link up");
+	role_daemon_peer_up(conn);
 }
 
 static void host_closed(struct rpc_conn *conn, const char *reason, void *ctx)
 {
-	log_info(role_daemon_conn_context(conn), "link down: %s", reason);
+	role_daemon_peer_down(conn, reason);
 }
 
 static void host_refused(struct rpc_server *server, const char *address, const char *reason,
-			 void *ctx)
+                          void *ctx)
 {
 	struct host *host = ctx;
-	log_warning(tstr_printf("conn=%s", address), "refused: %s", reason);
-	struct json *data = json_new_object();
-	json_set_string(data, "address", address);
-	json_set_string(data, "reason", reason);
-	role_daemon_management_event(host->rd, "peerRefused", data);
+	role_daemon_peer_refused(host->rd, address, reason);
 }
 
 static const struct rpc_server_callbacks host_tcp_callbacks = {

@@ -2,6 +2,7 @@
 #include "base64.h"
 #include "mem.h"
 #include "tls.h"
+#include "sigpipe.h"
 #include "tstr.h"
 
 #include <errno.h>
@@ -273,26 +274,6 @@ static int http_client_run(struct http_client *client, const char *pin, const ch
 	return ret;
 }
 
-/* Writing to a connection the server closed would raise SIGPIPE and kill a
- * command-line caller; block it for this thread and swallow a pending one. */
-static void http_client_block_sigpipe(sigset_t *old_r)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	(void)pthread_sigmask(SIG_BLOCK, &set, old_r);
-}
-
-static void http_client_restore_sigpipe(const sigset_t *old)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	const struct timespec zero = {0, 0};
-	while (sigtimedwait(&set, NULL, &zero) > 0)
-		;
-	(void)pthread_sigmask(SIG_SETMASK, old, NULL);
-}
 
 int http_client_request(const struct http_client_request *request,
 			struct http_client_response *response_r, const char **error_r)
@@ -321,9 +302,9 @@ int http_client_request(const struct http_client_request *request,
 		return -1;
 	}
 	sigset_t old;
-	http_client_block_sigpipe(&old);
+	sigpipe_block(&old);
 	int ret = http_client_run(&client, pin, error_r);
-	http_client_restore_sigpipe(&old);
+	sigpipe_restore(&old);
 	if (ret < 0) {
 		mem_free(client.body);
 		return -1;

@@ -1,20 +1,10 @@
 #include "http-private.h"
+#include "hex.h"
 #include "mem.h"
 #include "str.h"
 #include "tstr.h"
 
 #include <string.h>
-
-static int http_form_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 char *http_form_decode(const char *text, size_t len, bool plus_is_space, const char **error_r)
 {
@@ -23,8 +13,8 @@ char *http_form_decode(const char *text, size_t len, bool plus_is_space, const c
 	for (size_t i = 0; i < len; i++) {
 		char c = text[i];
 		if (c == '%') {
-			int hi = i + 2 < len ? http_form_hex_value(text[i + 1]) : -1;
-			int lo = hi >= 0 ? http_form_hex_value(text[i + 2]) : -1;
+			int hi = i + 2 < len ? hex_digit_value(text[i + 1]) : -1;
+			int lo = hi >= 0 ? hex_digit_value(text[i + 2]) : -1;
 			if (lo < 0) {
 				*error_r = tstr_printf("invalid percent escape at offset %zu: "
 						       "expected %% and two hex digits", i);

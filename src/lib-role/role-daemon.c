@@ -279,3 +279,22 @@ const char *role_daemon_conn_context(struct rpc_conn *conn)
 	return tstr_printf("peer=%s/%s conn=%s", role == NULL ? "?" : role,
 			   name == NULL ? "?" : name, rpc_conn_peer_address(conn));
 }
+
+void role_daemon_peer_up(struct rpc_conn *conn)
+{
+	log_info(role_daemon_conn_context(conn), "link up");
+}
+
+void role_daemon_peer_down(struct rpc_conn *conn, const char *reason)
+{
+	log_info(role_daemon_conn_context(conn), "link down: %s", reason);
+}
+
+void role_daemon_peer_refused(struct role_daemon *rd, const char *address, const char *reason)
+{
+	log_warning(tstr_printf("conn=%s", address), "refused: %s", reason);
+	struct json *data = json_new_object();
+	json_set_string(data, "address", address);
+	json_set_string(data, "reason", reason);
+	role_daemon_management_event(rd, "peerRefused", data);
+}

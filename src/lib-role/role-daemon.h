@@ -63,6 +63,13 @@ int role_daemon_start(struct role_daemon *rd, const char *ready_text, const char
 int role_daemon_fail(struct role_daemon *rd, const char *reason);
 int role_daemon_run(struct role_daemon *rd);
 
+/* For the role's TCP listener callbacks: log a peer's link going up or down;
+ * log a refused peer and report it to the Management Server (its dashboard
+ * shows refusals from every role). */
+void role_daemon_peer_up(struct rpc_conn *conn);
+void role_daemon_peer_down(struct rpc_conn *conn, const char *reason);
+void role_daemon_peer_refused(struct role_daemon *rd, const char *address, const char *reason);
+
 /* Log context for a peer connection: "peer=NAME conn=ADDRESS". */
 const char *role_daemon_conn_context(struct rpc_conn *conn);
 

@@ -1,4 +1,5 @@
 #include "tls-private.h"
+#include "sigpipe.h"
 #include "tstr.h"
 
 #include <arpa/inet.h>
@@ -150,26 +151,6 @@ static int tls_probe_tls(struct tls_probe *probe, const char *host, int fd,
 	return ret;
 }
 
-/* Writing to a connection the server closed would raise SIGPIPE and kill a
- * command-line caller; block it for this thread and swallow a pending one. */
-static void tls_probe_block_sigpipe(sigset_t *old_r)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	(void)pthread_sigmask(SIG_BLOCK, &set, old_r);
-}
-
-static void tls_probe_restore_sigpipe(const sigset_t *old)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	const struct timespec zero = {0, 0};
-	while (sigtimedwait(&set, NULL, &zero) > 0)
-		;
-	(void)pthread_sigmask(SIG_SETMASK, old, NULL);
-}
 
 int tls_probe_fingerprint(const char *host, unsigned int port, unsigned int timeout_secs,
 			  char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1], const char **error_r)
@@ -182,13 +163,13 @@ int tls_probe_fingerprint(const char *host, unsigned int port, unsigned int time
 		.deadline_ms = tls_probe_now_ms() + (long long)timeout_secs * 1000,
 	};
 	sigset_t old;
-	tls_probe_block_sigpipe(&old);
+	sigpipe_block(&old);
 	int ret = -1;
 	int fd = tls_probe_connect(&probe, host, port, error_r);
 	if (fd >= 0) {
 		ret = tls_probe_tls(&probe, host, fd, fingerprint_r, error_r);
 		close(fd);
 	}
-	tls_probe_restore_sigpipe(&old);
+	sigpipe_restore(&old);
 	return ret;
 }

@@ -12,7 +12,7 @@ void hex_encode(const unsigned char *data, size_t len, char *out)
 	out[len * 2] = '\0';
 }
 
-static int hex_digit(char c)
+int hex_digit_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -29,7 +29,7 @@ ssize_t hex_decode(const char *hex, unsigned char *out, size_t out_size)
 	if (len % 2 != 0 || len / 2 > out_size)
 		return -1;
 	for (size_t i = 0; i < len / 2; i++) {
-		int hi = hex_digit(hex[i * 2]), lo = hex_digit(hex[i * 2 + 1]);
+		int hi = hex_digit_value(hex[i * 2]), lo = hex_digit_value(hex[i * 2 + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);

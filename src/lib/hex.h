@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit_value(char c);
 void hex_encode(const unsigned char *data, size_t len, char *out);
 ssize_t hex_decode(const char *hex, unsigned char *out, size_t out_size);
 
