@@ -113,6 +113,25 @@ static int mgmtdb_validate(const char *path, struct json *root, const char **err
 	return 0;
 }
 
+int mgmtdb_parse(const char *text, size_t len, const char *origin, struct mgmtdb **db_r,
+		 const char **error_r)
+{
+	struct json *root;
+	const char *parse_error;
+	if (json_parse(text, len, &root, &parse_error) < 0) {
+		*error_r = tstr_printf("%s is corrupt: %s (the file was left untouched)", origin,
+				       parse_error);
+		return -1;
+	}
+	if (mgmtdb_validate(origin, root, error_r) < 0) {
+		json_unref(&root);
+		return -1;
+	}
+	*db_r = mem_new(struct mgmtdb);
+	(*db_r)->root = root;
+	return 0;
+}
+
 int mgmtdb_load(const char *path, struct mgmtdb **db_r, const char **error_r)
 {
 	char *text;
@@ -122,22 +141,9 @@ int mgmtdb_load(const char *path, struct mgmtdb **db_r, const char **error_r)
 		*error_r = tstr_printf("cannot read the management database: %s", read_error);
 		return -1;
 	}
-	struct json *root;
-	const char *parse_error;
-	int ret = json_parse(text, len, &root, &parse_error);
+	int ret = mgmtdb_parse(text, len, path, db_r, error_r);
 	mem_free(text);
-	if (ret < 0) {
-		*error_r = tstr_printf("%s is corrupt: %s (the file was left untouched)", path,
-				       parse_error);
-		return -1;
-	}
-	if (mgmtdb_validate(path, root, error_r) < 0) {
-		json_unref(&root);
-		return -1;
-	}
-	*db_r = mem_new(struct mgmtdb);
-	(*db_r)->root = root;
-	return 0;
+	return ret;
 }
 
 int mgmtdb_save(struct mgmtdb *db, const char *path, const char **error_r)

@@ -32,6 +32,9 @@ struct mgmtdb_server {
 
 struct mgmtdb *mgmtdb_create(void);
 int mgmtdb_load(const char *path, struct mgmtdb **db_r, const char **error_r);
+/* The same validation on text in memory; `origin` names it in errors. */
+int mgmtdb_parse(const char *text, size_t len, const char *origin, struct mgmtdb **db_r,
+		 const char **error_r);
 int mgmtdb_save(struct mgmtdb *db, const char *path, const char **error_r);
 void mgmtdb_destroy(struct mgmtdb **db);
 
