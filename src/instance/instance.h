@@ -1,0 +1,41 @@
+#ifndef COFFER_INSTANCE_H
+#define COFFER_INSTANCE_H
+/* instance: the state of one instance process (private to src/instance).
+ *
+ * The process serves calls from its Instance Host over the role protocol on
+ * fd 3. It keeps nothing open while idle: the archive (catalog, stores) is
+ * opened on the first call that needs it and closed again after
+ * INSTANCE_IDLE_CLOSE_SECS without use, so a thousand idle instances cost
+ * little. Freezing closes everything and refuses writes until thawed, so the
+ * base directory stays byte-stable for a copy or snapshot. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define INSTANCE_IDLE_CLOSE_SECS 60
+
+struct event;
+struct event_base;
+struct json;
+struct rpc_conn;
+
+struct instance {
+	char *id;
+	char *base_dir;
+	char *key_file;
+	struct event_base *base;
+	struct rpc_conn *host;
+	struct event *idle_timer;
+	time_t started;
+	time_t last_used;
+	bool frozen;
+	uint64_t calls;
+};
+
+/* Dispatch one call from the Instance Host (instance-calls.c). */
+void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			     const char *method, const struct json *args);
+/* Close whatever is open (idle or freeze). */
+void instance_calls_close(struct instance *inst);
+
+#endif
