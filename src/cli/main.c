@@ -7,6 +7,7 @@
 #include "cli-api.h"
 #include "cli-config.h"
 #include "host-main.h"
+#include "instance-main.h"
 #include "mgmt-main.h"
 
 struct cli_command {
@@ -27,6 +28,7 @@ static const struct cli_command cli_commands[] = {
 	{"management-server", "run the Management Server daemon", mgmt_main},
 	{"instance-host", "run the Instance Host daemon", host_main},
 	{"client-access-server", "run the Client Access Server daemon", access_main},
+	{"instance", "run one instance (started by its Instance Host)", instance_main},
 	{"version", "print the version", cli_version_main},
 };
 

@@ -2,6 +2,7 @@
  * Client Access Servers' links on its TCP port, and keeps its own event link
  * to the Management Server. Instances (one process each) come with issue 4. */
 #include "host-main.h"
+#include "host-instances.h"
 #include "config.h"
 #include "file.h"
 #include "json.h"
@@ -23,6 +24,7 @@ struct host {
 	 * last said ({"clientAccessServers":[{serverName, fingerprint}]});
 	 * kept on disk so they can connect while the Management Server is down. */
 	struct json *peers;
+	struct host_instances *instances;
 	time_t started;
 };
 
@@ -86,8 +88,10 @@ static struct json *host_info(struct host *host)
 	struct json *info = json_new_object();
 	json_set_string(info, "version", COFFER_VERSION);
 	json_set_int(info, "startedAt", (long long)host->started);
-	json_set_int(info, "instancesAvailable", 0);
-	json_set_int(info, "instancesRunning", 0);
+	unsigned int available, running;
+	host_instances_counts(host->instances, &available, &running);
+	json_set_int(info, "instancesAvailable", available);
+	json_set_int(info, "instancesRunning", running);
 	json_set_int(info, "clientAccessServersAllowed",
 		     (long long)json_count(json_get(host->peers, "clientAccessServers")));
 	return info;
@@ -122,6 +126,11 @@ static void host_request(struct rpc_conn *conn, uint32_t id, const char *method,
 {
 	struct host *host = ctx;
 	bool from_management = host_is_management(host, rpc_conn_peer_fingerprint(conn));
+	/* Instance management is the Management Server's; Client Access Servers
+	 * may only pass calls into instances. */
+	if ((from_management || strcmp(method, "InstanceCall") == 0) &&
+	    host_instances_request(host->instances, conn, id, method, args))
+		return;
 	if (strcmp(method, "Ping") == 0)
 		rpc_conn_reply(conn, id, json_new_string("pong"));
 	else if (strcmp(method, "GetInfo") == 0)
@@ -142,7 +151,25 @@ static void host_accepted(struct rpc_server *server, struct rpc_conn *conn,
 
 static void host_closed(struct rpc_conn *conn, const char *reason, void *ctx)
 {
+	struct host *host = ctx;
+	host_instances_forget_conn(host->instances, conn);
 	role_daemon_peer_down(conn, reason);
+}
+
+static void host_management_closed(struct rpc_conn *conn, const char *reason, void *ctx)
+{
+	struct host *host = ctx;
+	host_instances_forget_conn(host->instances, conn);
+}
+
+static void host_instance_changed(const char *id, const char *state, const char *error, void *ctx)
+{
+	struct host *host = ctx;
+	struct json *data = json_new_object();
+	json_set_string(data, "instanceID", id);
+	json_set_string(data, "state", state);
+	json_set_string(data, "error", error);
+	role_daemon_management_event(host->rd, "instanceStateChanged", data);
 }
 
 static void host_refused(struct rpc_server *server, const char *address, const char *reason,
@@ -161,6 +188,7 @@ static const struct rpc_server_callbacks host_tcp_callbacks = {
 
 static const struct rpc_conn_callbacks host_management_callbacks = {
 	.request = host_request,
+	.closed = host_management_closed,
 };
 
 int host_main(int argc, char **argv)
@@ -171,6 +199,8 @@ int host_main(int argc, char **argv)
 	if (host.rd == NULL)
 		return role_daemon_fail(NULL, error);
 	host_load_peers(&host);
+	host.instances = host_instances_create(role_daemon_base(host.rd), role_daemon_config_dir(host.rd),
+					       host_instance_changed, &host);
 	host.tcp_server = role_daemon_listen_tcp(host.rd, host_peer_check, &host,
 						 &host_tcp_callbacks, &host, &error);
 	bool paired = role_daemon_settings(host.rd)->management.fingerprint[0] != '\0';
@@ -179,11 +209,16 @@ int host_main(int argc, char **argv)
 	    role_daemon_start(host.rd, paired ? "paired" : "not paired with a Management Server yet",
 			      &error) < 0) {
 		ret = role_daemon_fail(host.rd, error);
+	} else if (host_instances_load(host.instances, &error) < 0) {
+		log_error(NULL, "cannot read the instance registry: %s", error);
+		ret = 1;
 	} else {
 		role_daemon_connect_management(host.rd, &host_management_callbacks, &host);
 		ret = role_daemon_run(host.rd);
+		host_instances_stop_all(host.instances);
 	}
 	rpc_server_destroy(&host.tcp_server);
+	host_instances_destroy(&host.instances);
 	json_unref(&host.peers);
 	role_daemon_destroy(&host.rd);
 	return ret;

@@ -32,6 +32,7 @@ struct mgmtdb *mgmtdb_create(void)
 	json_set(db->root, "systemAdministrators", json_new_array());
 	json_set(db->root, "instanceHosts", json_new_array());
 	json_set(db->root, "clientAccessServers", json_new_array());
+	json_set(db->root, "instances", json_new_array());
 	return db;
 }
 
@@ -108,6 +109,11 @@ static int mgmtdb_validate(const char *path, struct json *root, const char **err
 			}
 		}
 	}
+	static const char *const instance_fields[] = {"instanceID", "alias", "displayName",
+						      "instanceHost", "baseDirectory", "startMode",
+						      NULL};
+	if (mgmtdb_validate_array(path, root, "instances", instance_fields, error_r) < 0)
+		return -1;
 	if (json_get_string(root, "productKey") == NULL)
 		json_set_string(root, "productKey", "");
 	return 0;
@@ -360,5 +366,158 @@ int mgmtdb_server_find(struct mgmtdb *db, enum mgmtdb_server_kind kind, const ch
 	if (index < 0)
 		return 0;
 	mgmtdb_server_get(db, kind, (size_t)index, server_r);
+	return 1;
+}
+
+/* ---- instances ---- */
+
+bool mgmtdb_instance_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > 63 || name[0] == '-')
+		return false;
+	for (const char *p = name; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return false;
+	}
+	return true;
+}
+
+static struct json *mgmtdb_instances(struct mgmtdb *db)
+{
+	return json_get(db->root, "instances");
+}
+
+static long mgmtdb_instance_index(struct mgmtdb *db, const char *id_or_alias, bool aliases)
+{
+	struct json *arr = mgmtdb_instances(db);
+	for (size_t i = 0; i < json_count(arr); i++) {
+		const struct json *e = json_at(arr, i);
+		if (strcmp(json_get_string(e, "instanceID"), id_or_alias) == 0 ||
+		    (aliases && strcmp(json_get_string(e, "alias"), id_or_alias) == 0))
+			return (long)i;
+	}
+	return -1;
+}
+
+static int mgmtdb_instance_check(struct mgmtdb *db, const struct mgmtdb_instance *inst,
+				 bool is_new, const char **error_r)
+{
+	if (!mgmtdb_instance_name_valid(inst->id)) {
+		*error_r = tstr_printf("invalid instanceID '%s': expected [a-z0-9][a-z0-9-]{0,62}", inst->id);
+		return -1;
+	}
+	if (inst->alias[0] != '\0' && !mgmtdb_instance_name_valid(inst->alias)) {
+		*error_r = tstr_printf("invalid alias '%s': expected [a-z0-9][a-z0-9-]{0,62} or empty", inst->alias);
+		return -1;
+	}
+	if (strcmp(inst->start_mode, "automatic") != 0 && strcmp(inst->start_mode, "manual") != 0) {
+		*error_r = tstr_printf("invalid startMode '%s': expected automatic or manual", inst->start_mode);
+		return -1;
+	}
+	if (strlen(inst->display_name) > 256) {
+		*error_r = "invalid displayName: at most 256 characters";
+		return -1;
+	}
+	for (const char *p = inst->display_name; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20) {
+			*error_r = "invalid displayName: control characters are not allowed";
+			return -1;
+		}
+	}
+	/* IDs and aliases share one namespace: user@NAME must mean one instance. */
+	long self = is_new ? -1 : mgmtdb_instance_index(db, inst->id, false);
+	long clash = mgmtdb_instance_index(db, inst->id, true);
+	if (clash >= 0 && clash != self) {
+		*error_r = tstr_printf("an instance with the ID or alias '%s' exists", inst->id);
+		return -1;
+	}
+	clash = inst->alias[0] == '\0' ? -1 : mgmtdb_instance_index(db, inst->alias, true);
+	if (clash >= 0 && clash != self) {
+		*error_r = tstr_printf("an instance with the ID or alias '%s' exists", inst->alias);
+		return -1;
+	}
+	return 0;
+}
+
+static struct json *mgmtdb_instance_entry(const struct mgmtdb_instance *inst, time_t created)
+{
+	struct json *e = json_new_object();
+	json_set_string(e, "instanceID", inst->id);
+	json_set_string(e, "alias", inst->alias);
+	json_set_string(e, "displayName", inst->display_name);
+	json_set_string(e, "instanceHost", inst->instance_host);
+	json_set_string(e, "baseDirectory", inst->base_directory);
+	json_set_string(e, "startMode", inst->start_mode);
+	json_set_int(e, "created", (long long)created);
+	return e;
+}
+
+int mgmtdb_instance_add(struct mgmtdb *db, const struct mgmtdb_instance *inst,
+			const char **error_r)
+{
+	if (mgmtdb_instance_check(db, inst, true, error_r) < 0)
+		return -1;
+	json_append(mgmtdb_instances(db), mgmtdb_instance_entry(inst, time(NULL)));
+	return 0;
+}
+
+int mgmtdb_instance_update(struct mgmtdb *db, const struct mgmtdb_instance *inst,
+			   const char **error_r)
+{
+	long index = mgmtdb_instance_index(db, inst->id, false);
+	if (index < 0) {
+		*error_r = tstr_printf("no instance '%s'", inst->id);
+		return -1;
+	}
+	if (mgmtdb_instance_check(db, inst, false, error_r) < 0)
+		return -1;
+	long long created = 0;
+	(void)json_get_int(json_at(mgmtdb_instances(db), (size_t)index), "created", &created);
+	struct json *entry = mgmtdb_instance_entry(inst, (time_t)created);
+	/* Replace in place so the listing order stays. */
+	struct json *arr = mgmtdb_instances(db), *copy = json_new_array();
+	for (size_t i = 0; i < json_count(arr); i++)
+		json_append(copy, (long)i == index ? json_ref(entry) : json_ref(json_at(arr, i)));
+	json_unref(&entry);
+	json_set(db->root, "instances", copy);
+	return 0;
+}
+
+int mgmtdb_instance_remove(struct mgmtdb *db, const char *id)
+{
+	long index = mgmtdb_instance_index(db, id, false);
+	if (index < 0)
+		return 0;
+	json_remove_at(mgmtdb_instances(db), (size_t)index);
+	return 1;
+}
+
+size_t mgmtdb_instance_count(struct mgmtdb *db)
+{
+	return json_count(mgmtdb_instances(db));
+}
+
+void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance *inst_r)
+{
+	const struct json *e = json_at(mgmtdb_instances(db), index);
+	long long created = 0;
+	(void)json_get_int(e, "created", &created);
+	inst_r->id = json_get_string(e, "instanceID");
+	inst_r->alias = json_get_string(e, "alias");
+	inst_r->display_name = json_get_string(e, "displayName");
+	inst_r->instance_host = json_get_string(e, "instanceHost");
+	inst_r->base_directory = json_get_string(e, "baseDirectory");
+	inst_r->start_mode = json_get_string(e, "startMode");
+	inst_r->created = (time_t)created;
+}
+
+int mgmtdb_instance_find(struct mgmtdb *db, const char *id_or_alias,
+			 struct mgmtdb_instance *inst_r)
+{
+	long index = mgmtdb_instance_index(db, id_or_alias, true);
+	if (index < 0)
+		return 0;
+	mgmtdb_instance_get(db, (size_t)index, inst_r);
 	return 1;
 }

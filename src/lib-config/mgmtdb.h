@@ -71,6 +71,32 @@ void mgmtdb_server_get(struct mgmtdb *db, enum mgmtdb_server_kind kind, size_t i
 int mgmtdb_server_find(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
 		       struct mgmtdb_server *server_r);
 
+/* Instances. IDs and aliases share one namespace ([a-z0-9][a-z0-9-]{0,62});
+ * an alias may be "". start_mode is "automatic" or "manual". */
+struct mgmtdb_instance {
+	const char *id;
+	const char *alias;
+	const char *display_name;
+	const char *instance_host;
+	const char *base_directory;
+	const char *start_mode;
+	time_t created;
+};
+
+bool mgmtdb_instance_name_valid(const char *name);
+int mgmtdb_instance_add(struct mgmtdb *db, const struct mgmtdb_instance *inst,
+			const char **error_r);
+/* Replace the fields of an existing instance (same ID). */
+int mgmtdb_instance_update(struct mgmtdb *db, const struct mgmtdb_instance *inst,
+			   const char **error_r);
+/* 1 removed, 0 no such instance. */
+int mgmtdb_instance_remove(struct mgmtdb *db, const char *id);
+size_t mgmtdb_instance_count(struct mgmtdb *db);
+void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance *inst_r);
+/* By ID or alias: 1 found, 0 not. */
+int mgmtdb_instance_find(struct mgmtdb *db, const char *id_or_alias,
+			 struct mgmtdb_instance *inst_r);
+
 /* The raw document, for sections later issues add (instances, SMTP, ...).
  * Borrowed; callers that change it call mgmtdb_save() afterwards. */
 struct json *mgmtdb_root(struct mgmtdb *db);

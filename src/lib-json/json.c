@@ -73,6 +73,8 @@ struct json *json_new_null(void)
 
 struct json *json_new_string(const char *s)
 {
+	if (s == NULL)
+		return json_new_null();
 	json_t *j = json_string(s);
 	if (j == NULL) {
 		/* Invalid UTF-8: keep the data visible rather than failing. */

@@ -30,7 +30,7 @@ char *json_serialize(const struct json *json, bool pretty);
 
 struct json *json_new_object(void);
 struct json *json_new_array(void);
-struct json *json_new_string(const char *s);
+struct json *json_new_string(const char *s); /* NULL gives JSON null */
 struct json *json_new_int(long long v);
 struct json *json_new_bool(bool v);
 struct json *json_new_null(void);

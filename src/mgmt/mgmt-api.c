@@ -1,4 +1,5 @@
 #include "mgmt-api.h"
+#include "mgmt-jobs.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 
 static const struct mgmt_api_function *const mgmt_api_tables[] = {
 	mgmt_api_server_functions,
+	mgmt_api_instance_functions,
 };
 
 static const struct mgmt_api_function *mgmt_api_find(const char *name)
@@ -29,39 +31,9 @@ static const struct mgmt_api_function *mgmt_api_find(const char *name)
 	return NULL;
 }
 
-static void mgmt_api_reply(struct http_request *req, int status, struct json *envelope)
-{
-	char *body = json_serialize(envelope, false);
-	http_request_add_header(req, "Cache-Control", "no-store");
-	http_request_reply(req, status, "application/json; charset=utf-8", body, strlen(body));
-	mem_free(body);
-	json_unref(&envelope);
-}
-
-static struct json *mgmt_api_envelope(struct json *result, const char *error, const char *details)
-{
-	struct json *e = json_new_object();
-	if (error != NULL) {
-		struct json *err = json_new_object();
-		json_set_string(err, "message", error);
-		json_set(err, "details", details != NULL ? json_new_string(details) : json_new_null());
-		json_set(e, "error", err);
-	} else {
-		json_set(e, "error", json_new_null());
-	}
-	json_set(e, "token", json_new_null());
-	json_set_int(e, "statusVersion", 2);
-	json_set_string(e, "statusCode", error != NULL ? "failed" : "succeeded");
-	json_set(e, "percentProgress", json_new_null());
-	json_set(e, "statusText", json_new_null());
-	json_set(e, "result", result != NULL ? result : json_new_null());
-	json_set(e, "logOutput", json_new_null());
-	return e;
-}
-
 static void mgmt_api_fail(struct http_request *req, int status, const char *error)
 {
-	mgmt_api_reply(req, status, mgmt_api_envelope(NULL, error, NULL));
+	mgmt_jobs_reply(req, status, mgmt_jobs_envelope(NULL, error));
 }
 
 /* ---- authentication ---- */
@@ -292,16 +264,60 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 		mgmt_api_fail(req, 400, error);
 		return;
 	}
+	const char *context = tstr_printf("user=%s conn=%s", user, http_request_peer(req));
+	if (f->start != NULL) {
+		log_info(context, "API %s", name);
+		struct mgmt_job *job = mgmt_job_create(mgmt->jobs, req, name, user, f->long_running);
+		f->start(mgmt, args, job);
+		json_unref(&args);
+		return;
+	}
 	ret = f->run(mgmt, args, &result, &error);
 	json_unref(&args);
-	const char *context = tstr_printf("user=%s conn=%s", user, http_request_peer(req));
 	if (ret < 0) {
 		log_info(context, "API %s failed: %s", name, error);
-		mgmt_api_reply(req, 200, mgmt_api_envelope(NULL, error, NULL));
+		mgmt_jobs_reply(req, 200, mgmt_jobs_envelope(NULL, error));
 		return;
 	}
 	log_debug(context, "API %s", name);
-	mgmt_api_reply(req, 200, mgmt_api_envelope(result, NULL, NULL));
+	mgmt_jobs_reply(req, 200, mgmt_jobs_envelope(result, NULL));
+}
+
+static const struct mgmt_api_function mgmt_api_job_functions[] = {
+	{"get-status", "Status of long work: waits until statusVersion passes lastKnownStatusVersion or the timeout.",
+	 {{"token", MGMT_API_STRING, true, "the token of the work"},
+	  {"lastKnownStatusVersion", MGMT_API_NUMBER, false, "the statusVersion the caller has seen"},
+	  {"millisecondsTimeout", MGMT_API_NUMBER, false, "how long to wait for a change (at most 60000)"}},
+	 NULL, NULL, false},
+	{"cancel-async", "Cancel long work.", {{"token", MGMT_API_STRING, true, "the token of the work"}},
+	 NULL, NULL, false},
+};
+
+static void mgmt_api_job_endpoint(struct mgmt *mgmt, struct http_request *req, const char *user,
+				  const char *path)
+{
+	const struct mgmt_api_function *f = &mgmt_api_job_functions[strcmp(path, "/api/get-status") == 0 ? 0 : 1];
+	struct json *raw, *args;
+	bool typed;
+	const char *error;
+	if (mgmt_api_raw_args(req, &raw, &typed, &error) < 0) {
+		mgmt_api_fail(req, 400, error);
+		return;
+	}
+	int ret = mgmt_api_args(f, raw, typed, &args, &error);
+	json_unref(&raw);
+	if (ret < 0) {
+		mgmt_api_fail(req, 400, error);
+		return;
+	}
+	long long version = 0, timeout = 0;
+	(void)json_get_int(args, "lastKnownStatusVersion", &version);
+	(void)json_get_int(args, "millisecondsTimeout", &timeout);
+	if (f == &mgmt_api_job_functions[0])
+		mgmt_jobs_get_status(mgmt->jobs, req, json_get_string(args, "token"), version, timeout, user);
+	else
+		mgmt_jobs_cancel(mgmt->jobs, req, json_get_string(args, "token"), user);
+	json_unref(&args);
 }
 
 void mgmt_api_handle(struct http_request *req, void *ctx)
@@ -321,8 +337,12 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 		mgmt_api_fail(req, 401, "authentication required: a system administrator's name and password");
 		return;
 	}
+	if (strcmp(path, "/api/get-status") == 0 || strcmp(path, "/api/cancel-async") == 0) {
+		mgmt_api_job_endpoint(mgmt, req, user, path);
+		return;
+	}
 	if (strcmp(path, "/api/get-metadata") == 0) {
-		mgmt_api_reply(req, 200, mgmt_api_envelope(mgmt_api_metadata(), NULL, NULL));
+		mgmt_jobs_reply(req, 200, mgmt_jobs_envelope(mgmt_api_metadata(), NULL));
 		return;
 	}
 	if (strncmp(path, MGMT_API_PREFIX, strlen(MGMT_API_PREFIX)) != 0) {

@@ -13,6 +13,7 @@
 struct http_request;
 struct json;
 struct mgmt;
+struct mgmt_job;
 
 enum mgmt_api_arg_type { MGMT_API_STRING, MGMT_API_NUMBER, MGMT_API_BOOL, MGMT_API_JSON };
 
@@ -26,18 +27,24 @@ struct mgmt_api_arg {
 #define MGMT_API_MAX_ARGS 8
 
 /* A function: args (validated, typed: strings, integers, booleans, JSON)
- * in; 0 with *result_r (new reference, may be NULL) or -1 with *error_r. */
+ * in. Either `run` answers at once: 0 with *result_r (new reference, may be
+ * NULL) or -1 with *error_r; or `start` begins work that ends with
+ * mgmt_job_done() (mgmt-jobs.h), now or later. long_running functions answer
+ * with a token at once; the others wait up to MGMT_JOBS_ANSWER_MS. */
 struct mgmt_api_function {
 	const char *name;
 	const char *description;
 	struct mgmt_api_arg args[MGMT_API_MAX_ARGS];
 	int (*run)(struct mgmt *mgmt, const struct json *args, struct json **result_r,
 		   const char **error_r);
+	void (*start)(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job);
+	bool long_running;
 };
 
 void mgmt_api_handle(struct http_request *req, void *ctx);
 
 /* The function tables (mgmt-api-*.c), NULL-name terminated. */
 extern const struct mgmt_api_function mgmt_api_server_functions[];
+extern const struct mgmt_api_function mgmt_api_instance_functions[];
 
 #endif

@@ -28,6 +28,7 @@ struct mgmt_link {
 	struct rpc_conn *events;   /* the role's own link to us, when up */
 	time_t events_last_contact;
 	struct json *info;         /* last GetInfo answer */
+	struct json *instances;    /* Instance Host: {id: {state, error}} */
 	bool present;              /* seen by the current sync */
 };
 
@@ -136,11 +137,41 @@ static void mgmt_link_info_answer(struct rpc_conn *conn, const struct json *resu
 	link->info = json_clone(result);
 }
 
+static void mgmt_link_set_instance(struct mgmt_link *link, const char *id, const char *state,
+				   const char *error)
+{
+	if (link->instances == NULL)
+		link->instances = json_new_object();
+	struct json *e = json_new_object();
+	json_set_string(e, "state", state);
+	json_set_string(e, "error", error == NULL ? "" : error);
+	json_set(link->instances, id, e);
+}
+
+static void mgmt_link_states_answer(struct rpc_conn *conn, const struct json *result,
+				    const char *code, const char *text, void *ctx)
+{
+	struct mgmt_link *link = ctx;
+	if (code != NULL)
+		return;
+	json_unref(&link->instances);
+	for (size_t i = 0; i < json_count(result); i++) {
+		const struct json *e = json_at(result, i);
+		const char *id = json_get_string(e, "instanceID");
+		if (id != NULL)
+			mgmt_link_set_instance(link, id, json_get_string(e, "state"),
+					       json_get_string(e, "error"));
+	}
+}
+
 static void mgmt_link_request_info(struct mgmt_link *link)
 {
 	struct rpc_conn *conn = rpc_client_conn(link->control);
-	if (conn != NULL)
-		rpc_conn_call(conn, "GetInfo", NULL, 10, mgmt_link_info_answer, link);
+	if (conn == NULL)
+		return;
+	rpc_conn_call(conn, "GetInfo", NULL, 10, mgmt_link_info_answer, link);
+	if (link->kind == MGMTDB_INSTANCE_HOST)
+		rpc_conn_call(conn, "GetInstanceStates", NULL, 10, mgmt_link_states_answer, link);
 }
 
 /* ---- control link callbacks ---- */
@@ -228,6 +259,7 @@ static void mgmt_link_free(struct mgmt_link *link)
 {
 	rpc_client_destroy(&link->control);
 	json_unref(&link->info);
+	json_unref(&link->instances);
 	mem_free(link->server_name);
 	mem_free(link);
 }
@@ -393,7 +425,54 @@ void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, c
 		mgmt_links_message(links, LOG_LEVEL_WARNING, "%s: %s", who, text == NULL ? "" : text);
 	} else if (strcmp(name, "infoChanged") == 0 && link != NULL) {
 		mgmt_link_request_info(link);
+	} else if (strcmp(name, "instanceStateChanged") == 0 && link != NULL) {
+		const char *id = json_get_string(data, "instanceID");
+		const char *state = json_get_string(data, "state");
+		const char *error = json_get_string(data, "error");
+		if (id != NULL && state != NULL) {
+			mgmt_link_set_instance(link, id, state, error);
+			if (strcmp(state, "failed") == 0)
+				mgmt_links_message(links, LOG_LEVEL_ERROR, "instance %s on %s failed: %s",
+						   id, who, error == NULL ? "" : error);
+		}
 	}
+}
+
+int mgmt_links_call_host(struct mgmt_links *links, const char *host_name, const char *method,
+			 struct json *args, unsigned int timeout_secs, rpc_answer_fn *answer,
+			 void *ctx, const char **error_r)
+{
+	struct mgmt_link *link = mgmt_links_find(links, MGMTDB_INSTANCE_HOST, host_name);
+	struct rpc_conn *conn = link == NULL ? NULL : rpc_client_conn(link->control);
+	if (conn == NULL) {
+		json_unref(&args);
+		*error_r = link == NULL ? tstr_printf("no Instance Host '%s' is registered", host_name) :
+			tstr_printf("the Instance Host %s is not connected (%s)", host_name,
+				    rpc_link_state_name(rpc_client_state(link->control, NULL)));
+		return -1;
+	}
+	rpc_conn_call(conn, method, args, timeout_secs, answer, ctx);
+	return 0;
+}
+
+const char *mgmt_links_instance_state(struct mgmt_links *links, const char *host_name,
+				      const char *id, const char **error_r)
+{
+	struct mgmt_link *link = mgmt_links_find(links, MGMTDB_INSTANCE_HOST, host_name);
+	const struct json *e = link == NULL ? NULL : json_get(link->instances, id);
+	*error_r = "";
+	if (link == NULL || rpc_client_conn(link->control) == NULL || e == NULL)
+		return "unknown";
+	*error_r = json_get_string(e, "error");
+	return json_get_string(e, "state");
+}
+
+void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name,
+				    const char *id, const char *state)
+{
+	struct mgmt_link *link = mgmt_links_find(links, MGMTDB_INSTANCE_HOST, host_name);
+	if (link != NULL)
+		mgmt_link_set_instance(link, id, state, NULL);
 }
 
 /* ---- status ---- */

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "log.h"
+#include "rpc.h"
 
 struct json;
 struct mgmt;
@@ -37,6 +38,23 @@ void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, c
 /* A dashboard message (also logged). */
 void mgmt_links_message(struct mgmt_links *links, enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Call an Instance Host by its registered name. -1 with *error_r if it is
+ * not registered or its control link is not up; otherwise `answer` gets
+ * exactly one answer. */
+int mgmt_links_call_host(struct mgmt_links *links, const char *host_name, const char *method,
+			 struct json *args, unsigned int timeout_secs, rpc_answer_fn *answer,
+			 void *ctx, const char **error_r);
+/* What an Instance Host last said about an instance: its state ("stopped",
+ * "starting", "running", "frozen", "stopping", "failed", or "unknown" while
+ * its Instance Host is unreachable) and error. Borrowed strings. */
+const char *mgmt_links_instance_state(struct mgmt_links *links, const char *host_name,
+				      const char *id, const char **error_r);
+
+/* Record an instance's state from an answer of its Instance Host (events
+ * come on another connection, so an answer may be newer than the last event). */
+void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name,
+				    const char *id, const char *state);
 
 /* GetServiceStatus' result (new reference). */
 struct json *mgmt_links_status(struct mgmt_links *links);

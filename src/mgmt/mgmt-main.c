@@ -6,6 +6,7 @@
 #include "mem.h"
 #include "crypto.h"
 #include "mgmt-api.h"
+#include "mgmt-jobs.h"
 #include "mgmt-links.h"
 #include "mgmt.h"
 #include "mgmtdb.h"
@@ -121,6 +122,7 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 	if (mgmtdb_load(mgmt->db_path, &mgmt->db, error_r) < 0)
 		return -1;
 	mgmt->links = mgmt_links_create(mgmt);
+	mgmt->jobs = mgmt_jobs_create(role_daemon_base(mgmt->rd));
 	mgmt->tcp_server = role_daemon_listen_tcp(mgmt->rd, mgmt_peer_check, mgmt,
 						  &mgmt_tcp_callbacks, mgmt, error_r);
 	if (mgmt->tcp_server == NULL || mgmt_listen_http(mgmt, error_r) < 0)
@@ -130,6 +132,7 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 
 static void mgmt_free(struct mgmt *mgmt)
 {
+	mgmt_jobs_destroy(&mgmt->jobs);
 	http_server_destroy(&mgmt->http);
 	rpc_server_destroy(&mgmt->tcp_server);
 	mgmt_links_destroy(&mgmt->links);

@@ -6,6 +6,7 @@
 
 struct http_server;
 struct json;
+struct mgmt_jobs;
 struct mgmt_links;
 struct mgmtdb;
 struct role_daemon;
@@ -16,6 +17,7 @@ struct mgmt {
 	char *db_path;
 	struct mgmtdb *db;
 	struct mgmt_links *links;
+	struct mgmt_jobs *jobs;
 	struct rpc_server *tcp_server;
 	struct http_server *http;
 	time_t started;

@@ -1,0 +1,853 @@
+#include "host-instances.h"
+#include "config.h"
+#include "crypto.h"
+#include "file.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "rpc.h"
+#include "str.h"
+#include "tstr.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HOST_INSTANCES_FILE "instance-host-instances.json"
+#define HOST_INSTANCES_KEY_DIR "instance-keys"
+#define HOST_INSTANCES_CRASH_LIMIT 5
+#define HOST_INSTANCES_CRASH_WINDOW 60
+#define HOST_INSTANCES_START_TIMEOUT 15
+#define HOST_INSTANCES_STOP_TIMEOUT 10
+
+enum host_instance_state {
+	HOST_INSTANCE_STOPPED,
+	HOST_INSTANCE_STARTING,
+	HOST_INSTANCE_RUNNING,
+	HOST_INSTANCE_FROZEN,
+	HOST_INSTANCE_STOPPING,
+	HOST_INSTANCE_FAILED,
+};
+
+static const char *const host_instance_state_names[] = {
+	"stopped", "starting", "running", "frozen", "stopping", "failed"};
+
+/* A caller waiting for an answer that comes later. */
+struct host_waiter {
+	struct host_waiter *next;
+	struct host_instance *inst; /* NULL: not tied to an instance's state */
+	struct rpc_conn *conn;      /* NULL once that connection closed */
+	uint32_t id;
+	bool for_start;             /* answered when running, else when stopped */
+	struct host_instances *hi;
+};
+
+struct host_instance {
+	struct host_instance *next;
+	struct host_instances *hi;
+	char *id;
+	char *base_dir;
+	bool want_running;
+	bool restart_pending; /* stopping in order to start again */
+	enum host_instance_state state;
+	pid_t pid;
+	struct rpc_conn *conn, *dead_conn;
+	time_t started;
+	unsigned int restarts;
+	time_t crashes[HOST_INSTANCES_CRASH_LIMIT];
+	unsigned int crash_count;
+	char *error;
+	struct event *timer; /* restart backoff, start and stop timeouts */
+};
+
+struct host_instances {
+	struct event_base *base;
+	char *config_dir;
+	char exe[PATH_MAX];
+	struct host_instance *head;
+	struct host_waiter *waiters;
+	struct event *sigchld;
+	host_instances_changed_fn *changed;
+	void *ctx;
+};
+
+static const char *host_ctx(const struct host_instance *inst)
+{
+	return tstr_printf("instance=%s", inst->id);
+}
+
+bool host_instances_id_valid(const char *id)
+{
+	size_t len = strlen(id);
+	if (len == 0 || len > 63 || id[0] == '-')
+		return false;
+	for (const char *p = id; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return false;
+	}
+	return true;
+}
+
+static struct host_instance *host_find(struct host_instances *hi, const char *id)
+{
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		if (strcmp(i->id, id) == 0)
+			return i;
+	}
+	return NULL;
+}
+
+/* ---- registry ---- */
+
+static int host_save(struct host_instances *hi, const char **error_r)
+{
+	struct json *root = json_new_object(), *list = json_new_array();
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		struct json *e = json_new_object();
+		json_set_string(e, "instanceID", i->id);
+		json_set_string(e, "baseDirectory", i->base_dir);
+		json_set_bool(e, "running", i->want_running);
+		json_append(list, e);
+	}
+	json_set_int(root, "schemaVersion", 1);
+	json_set(root, "instances", list);
+	char *text = json_serialize(root, true);
+	char *path = config_path(hi->config_dir, HOST_INSTANCES_FILE);
+	int ret = file_write_atomic(path, text, strlen(text), 0600, error_r);
+	mem_free(path);
+	mem_free(text);
+	json_unref(&root);
+	return ret;
+}
+
+static char *host_key_path(struct host_instances *hi, const char *id)
+{
+	return mem_printf("%s/%s/%s.key", hi->config_dir, HOST_INSTANCES_KEY_DIR, id);
+}
+
+/* ---- state and waiters ---- */
+
+static void host_answer_waiters(struct host_instance *inst, bool started, const char *error)
+{
+	struct host_instances *hi = inst->hi;
+	for (struct host_waiter **p = &hi->waiters; *p != NULL;) {
+		struct host_waiter *w = *p;
+		if (w->inst != inst || w->for_start != started) {
+			p = &w->next;
+			continue;
+		}
+		*p = w->next;
+		if (w->conn != NULL) {
+			if (error != NULL)
+				rpc_conn_reply_error(w->conn, w->id, "failed", error);
+			else
+				rpc_conn_reply(w->conn, w->id, json_new_string(host_instance_state_names[inst->state]));
+		}
+		mem_free(w);
+	}
+}
+
+static void host_set_state(struct host_instance *inst, enum host_instance_state state,
+			   const char *error)
+{
+	inst->state = state;
+	mem_free(inst->error);
+	inst->error = mem_strdup(error == NULL ? "" : error);
+	if (inst->hi->changed != NULL)
+		inst->hi->changed(inst->id, host_instance_state_names[state], inst->error,
+				  inst->hi->ctx);
+}
+
+static void host_add_waiter(struct host_instances *hi, struct host_instance *inst,
+			    struct rpc_conn *conn, uint32_t id, bool for_start)
+{
+	struct host_waiter *w = mem_new(struct host_waiter);
+	w->inst = inst;
+	w->conn = conn;
+	w->id = id;
+	w->for_start = for_start;
+	w->hi = hi;
+	w->next = hi->waiters;
+	hi->waiters = w;
+}
+
+void host_instances_forget_conn(struct host_instances *hi, struct rpc_conn *conn)
+{
+	for (struct host_waiter *w = hi->waiters; w != NULL; w = w->next) {
+		if (w->conn == conn)
+			w->conn = NULL;
+	}
+}
+
+/* ---- the instance process ---- */
+
+static void host_instance_ready(struct rpc_conn *conn, const struct json *hello, void *ctx)
+{
+	struct host_instance *inst = ctx;
+	event_del(inst->timer);
+	log_info(host_ctx(inst), "running (pid %ld)", (long)inst->pid);
+	host_set_state(inst, HOST_INSTANCE_RUNNING, NULL);
+	host_answer_waiters(inst, true, NULL);
+}
+
+static void host_instance_closed(struct rpc_conn *conn, const char *reason, void *ctx)
+{
+	/* The process exit (SIGCHLD) decides what happens next. */
+	struct host_instance *inst = ctx;
+	if (inst->conn == conn) {
+		inst->dead_conn = conn;
+		inst->conn = NULL;
+	}
+}
+
+static const struct rpc_conn_callbacks host_instance_callbacks = {
+	.ready = host_instance_ready,
+	.closed = host_instance_closed,
+};
+
+static void host_instance_spawn(struct host_instance *inst)
+{
+	struct host_instances *hi = inst->hi;
+	int sv[2];
+	char *key = host_key_path(hi, inst->id);
+	char *log_file = mem_printf("%s/log/instances.log", hi->config_dir);
+	rpc_conn_destroy(&inst->dead_conn);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		host_set_state(inst, HOST_INSTANCE_FAILED,
+			       tstr_printf("socketpair() failed: %s", strerror(errno)));
+		host_answer_waiters(inst, true, inst->error);
+		goto out;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* The child keeps only stdio and its link to us (fd 3). */
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		for (int fd = 4; fd < 1024; fd++)
+			(void)close(fd);
+		char *argv[] = {hi->exe, "instance", "--id", inst->id, "--base-dir", inst->base_dir,
+				"--key-file", key, "--log-file", log_file, NULL};
+		execv(hi->exe, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		host_set_state(inst, HOST_INSTANCE_FAILED,
+			       tstr_printf("fork() failed: %s", strerror(errno)));
+		host_answer_waiters(inst, true, inst->error);
+		goto out;
+	}
+	inst->pid = pid;
+	inst->started = time(NULL);
+	struct bufferevent *bev = bufferevent_socket_new(hi->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	struct json *hello = json_new_object();
+	json_set_string(hello, "role", "instance-host");
+	inst->conn = rpc_conn_create(bev, hello, 30, &host_instance_callbacks, inst);
+	json_unref(&hello);
+	host_set_state(inst, HOST_INSTANCE_STARTING, NULL);
+	struct timeval tv = {HOST_INSTANCES_START_TIMEOUT, 0};
+	event_add(inst->timer, &tv);
+out:
+	mem_free(key);
+	mem_free(log_file);
+}
+
+static void host_instance_timer(evutil_socket_t fd, short events, void *ctx)
+{
+	struct host_instance *inst = ctx;
+	if (inst->pid > 0 &&
+	    (inst->state == HOST_INSTANCE_STARTING || inst->state == HOST_INSTANCE_STOPPING)) {
+		/* Not ready, or not gone, in time: SIGCHLD does the rest. (Without a
+		 * process, "starting" is a restart waiting for its backoff.) */
+		log_warning(host_ctx(inst), "%s timed out: killing pid %ld",
+			    inst->state == HOST_INSTANCE_STARTING ? "start" : "stop", (long)inst->pid);
+		mem_free(inst->error);
+		inst->error = mem_strdup(inst->state == HOST_INSTANCE_STARTING ?
+					 "did not start in time" : "");
+		if (inst->pid > 0)
+			kill(inst->pid, SIGKILL);
+		return;
+	}
+	if (inst->want_running && inst->pid == 0)
+		host_instance_spawn(inst);
+}
+
+static const char *host_exit_text(int status)
+{
+	if (WIFSIGNALED(status))
+		return tstr_printf("killed by signal %d", WTERMSIG(status));
+	return tstr_printf("exited with status %d", WEXITSTATUS(status));
+}
+
+static void host_instance_exited(struct host_instance *inst, int status)
+{
+	const char *how = host_exit_text(status);
+	inst->pid = 0;
+	event_del(inst->timer);
+	rpc_conn_destroy(&inst->conn);
+	if (inst->restart_pending) {
+		inst->restart_pending = false;
+		inst->want_running = true;
+		log_info(host_ctx(inst), "stopped for a restart (%s)", how);
+		host_instance_spawn(inst);
+		return;
+	}
+	if (!inst->want_running) {
+		log_info(host_ctx(inst), "stopped (%s)", how);
+		host_set_state(inst, HOST_INSTANCE_STOPPED, NULL);
+		host_answer_waiters(inst, false, NULL);
+		host_answer_waiters(inst, true, "stopped before it was ready");
+		return;
+	}
+	/* Died unasked: count it, restart with backoff or give up. */
+	time_t now = time(NULL);
+	unsigned int recent = 0;
+	inst->crashes[inst->crash_count++ % HOST_INSTANCES_CRASH_LIMIT] = now;
+	for (unsigned int i = 0; i < HOST_INSTANCES_CRASH_LIMIT && i < inst->crash_count; i++)
+		recent += now - inst->crashes[i] < HOST_INSTANCES_CRASH_WINDOW;
+	const char *reason = inst->error != NULL && inst->error[0] != '\0' ?
+		tstr_printf("%s (%s)", inst->error, how) : how;
+	if (recent >= HOST_INSTANCES_CRASH_LIMIT) {
+		const char *error = tstr_printf("crashed %u times within %d seconds; last: %s", recent,
+						HOST_INSTANCES_CRASH_WINDOW, reason);
+		log_error(host_ctx(inst), "%s: giving up until it is started again", error);
+		host_set_state(inst, HOST_INSTANCE_FAILED, error);
+		host_answer_waiters(inst, true, error);
+		return;
+	}
+	unsigned int delay = 1u << (recent > 0 ? recent - 1 : 0);
+	inst->restarts++;
+	log_warning(host_ctx(inst), "process %s: restarting in %u s", reason, delay);
+	host_set_state(inst, HOST_INSTANCE_STARTING, tstr_printf("restarting after: %s", reason));
+	struct timeval tv = {(time_t)delay, 0};
+	event_add(inst->timer, &tv);
+}
+
+static void host_sigchld(evutil_socket_t sig, short events, void *ctx)
+{
+	struct host_instances *hi = ctx;
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+			if (i->pid == pid) {
+				host_instance_exited(i, status);
+				break;
+			}
+		}
+	}
+}
+
+static int host_instance_start(struct host_instance *inst, const char **error_r)
+{
+	inst->want_running = true;
+	inst->crash_count = 0;
+	if (host_save(inst->hi, error_r) < 0)
+		return -1;
+	if (inst->pid == 0) {
+		event_del(inst->timer);
+		host_instance_spawn(inst);
+	}
+	return 0;
+}
+
+static int host_instance_stop(struct host_instance *inst, bool persist, const char **error_r)
+{
+	inst->want_running = false;
+	if (persist && host_save(inst->hi, error_r) < 0)
+		return -1;
+	event_del(inst->timer);
+	if (inst->pid > 0) {
+		kill(inst->pid, SIGTERM);
+		host_set_state(inst, HOST_INSTANCE_STOPPING, NULL);
+		struct timeval tv = {HOST_INSTANCES_STOP_TIMEOUT, 0};
+		event_add(inst->timer, &tv);
+	} else if (inst->state != HOST_INSTANCE_STOPPED) {
+		host_set_state(inst, HOST_INSTANCE_STOPPED, NULL);
+	}
+	return 0;
+}
+
+/* ---- create, delete, directories ---- */
+
+static int host_check_base_dir(struct host_instances *hi, const char *dir, const char *except_id,
+			       const char **error_r)
+{
+	if (dir[0] != '/' || strstr(dir, "/../") != NULL || strstr(dir, "/./") != NULL ||
+	    strcmp(dir + strlen(dir) - (strlen(dir) >= 3 ? 3 : 0), "/..") == 0 ||
+	    strlen(dir) > PATH_MAX / 2 || strcmp(dir, "/") == 0) {
+		*error_r = tstr_printf("invalid base directory '%s': expected an absolute path without . or .. components", dir);
+		return -1;
+	}
+	for (const char *p = dir; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			*error_r = "invalid base directory: control characters are not allowed";
+			return -1;
+		}
+	}
+	size_t clen = strlen(hi->config_dir);
+	if (strncmp(dir, hi->config_dir, clen) == 0 && (dir[clen] == '/' || dir[clen] == '\0')) {
+		*error_r = tstr_printf("invalid base directory '%s': it is inside the config directory", dir);
+		return -1;
+	}
+	/* No instance may see into another's directory. */
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		if (except_id != NULL && strcmp(i->id, except_id) == 0)
+			continue;
+		size_t a = strlen(i->base_dir), b = strlen(dir), n = a < b ? a : b;
+		if (strncmp(i->base_dir, dir, n) == 0 &&
+		    (a == b || (a < b ? dir[a] == '/' : i->base_dir[b] == '/'))) {
+			*error_r = tstr_printf("base directory '%s' overlaps that of instance %s (%s)", dir,
+					       i->id, i->base_dir);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int host_create_key(struct host_instances *hi, const char *id, const char **error_r)
+{
+	char *dir = mem_printf("%s/%s", hi->config_dir, HOST_INSTANCES_KEY_DIR);
+	char *path = host_key_path(hi, id);
+	int ret = file_mkdir_parents(dir, 0700, error_r);
+	if (ret == 0 && file_exists(path, error_r) == 0) {
+		unsigned char key[CRYPTO_KEY_LEN];
+		crypto_key_generate(key);
+		ret = file_write_atomic(path, key, sizeof(key), 0600, error_r);
+		crypto_wipe(key, sizeof(key));
+	}
+	mem_free(path);
+	mem_free(dir);
+	return ret;
+}
+
+static int host_instance_create(struct host_instances *hi, const struct json *args,
+				const char **error_r)
+{
+	const char *id = json_get_string(args, "instanceID");
+	const char *dir = json_get_string(args, "baseDirectory");
+	if (id == NULL || !host_instances_id_valid(id)) {
+		*error_r = tstr_printf("invalid instance ID '%s': expected [a-z0-9][a-z0-9-]{0,62}",
+				       id == NULL ? "" : id);
+		return -1;
+	}
+	if (host_find(hi, id) != NULL) {
+		*error_r = tstr_printf("instance %s exists on this Instance Host", id);
+		return -1;
+	}
+	if (dir == NULL || host_check_base_dir(hi, dir, NULL, error_r) < 0)
+		return -1;
+	if (file_mkdir_parents(dir, 0700, error_r) < 0 || host_create_key(hi, id, error_r) < 0)
+		return -1;
+	if (chmod(dir, 0700) < 0) {
+		*error_r = tstr_printf("chmod(%s) failed: %s", dir, strerror(errno));
+		return -1;
+	}
+	struct host_instance *inst = mem_new(struct host_instance);
+	inst->hi = hi;
+	inst->id = mem_strdup(id);
+	inst->base_dir = mem_strdup(dir);
+	inst->error = mem_strdup("");
+	inst->timer = evtimer_new(hi->base, host_instance_timer, inst);
+	inst->next = hi->head;
+	hi->head = inst;
+	if (host_save(hi, error_r) < 0)
+		return -1;
+	host_set_state(inst, HOST_INSTANCE_STOPPED, NULL);
+	return 0;
+}
+
+static int host_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static void host_instance_free(struct host_instance *inst)
+{
+	event_free(inst->timer);
+	rpc_conn_destroy(&inst->conn);
+	rpc_conn_destroy(&inst->dead_conn);
+	mem_free(inst->id);
+	mem_free(inst->base_dir);
+	mem_free(inst->error);
+	mem_free(inst);
+}
+
+static int host_instance_delete(struct host_instances *hi, struct host_instance *inst,
+				bool delete_data, const char **error_r)
+{
+	if (inst->pid > 0) {
+		*error_r = tstr_printf("instance %s is %s: stop it first", inst->id,
+				       host_instance_state_names[inst->state]);
+		return -1;
+	}
+	for (struct host_instance **p = &hi->head; *p != NULL; p = &(*p)->next) {
+		if (*p == inst) {
+			*p = inst->next;
+			break;
+		}
+	}
+	if (host_save(hi, error_r) < 0) {
+		inst->next = hi->head;
+		hi->head = inst;
+		return -1;
+	}
+	if (delete_data) {
+		char *key = host_key_path(hi, inst->id);
+		if (nftw(inst->base_dir, host_rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+			log_error(host_ctx(inst), "removing %s failed: %s", inst->base_dir, strerror(errno));
+		(void)unlink(key);
+		mem_free(key);
+	}
+	log_info(host_ctx(inst), "deleted%s", delete_data ? " with its data and key" :
+				 " (base directory and key kept)");
+	host_answer_waiters(inst, true, "deleted");
+	host_answer_waiters(inst, false, "deleted");
+	host_instance_free(inst);
+	return 0;
+}
+
+static struct json *host_list_directories(const char *path, const char **error_r)
+{
+	DIR *dir = opendir(path);
+	if (dir == NULL) {
+		*error_r = tstr_printf("cannot list %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct json *list = json_new_array();
+	struct dirent *de;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *full = mem_printf("%s/%s", strcmp(path, "/") == 0 ? "" : path, de->d_name);
+		struct stat st;
+		if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode))
+			json_append(list, json_new_string(full));
+		mem_free(full);
+	}
+	closedir(dir);
+	return list;
+}
+
+/* ---- status ---- */
+
+static struct json *host_instance_status(struct host_instance *inst)
+{
+	struct json *s = json_new_object();
+	json_set_string(s, "instanceID", inst->id);
+	json_set_string(s, "baseDirectory", inst->base_dir);
+	json_set_string(s, "state", host_instance_state_names[inst->state]);
+	json_set_bool(s, "shouldRun", inst->want_running);
+	json_set_int(s, "pid", (long long)inst->pid);
+	json_set_int(s, "startedAt", inst->pid > 0 ? (long long)inst->started : 0);
+	json_set_int(s, "restarts", inst->restarts);
+	json_set_string(s, "error", inst->error);
+	return s;
+}
+
+void host_instances_counts(struct host_instances *hi, unsigned int *available_r,
+			   unsigned int *running_r)
+{
+	*available_r = *running_r = 0;
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		(*available_r)++;
+		*running_r += i->state == HOST_INSTANCE_RUNNING || i->state == HOST_INSTANCE_FROZEN;
+	}
+}
+
+/* ---- calls ---- */
+
+struct host_forward {
+	struct host_instances *hi;
+	struct host_waiter *waiter; /* conn/id of the original caller */
+	struct host_instance *inst;
+	int after; /* state to enter on success: -1 none */
+};
+
+static void host_forward_answer(struct rpc_conn *conn, const struct json *result,
+				const char *code, const char *text, void *ctx)
+{
+	struct host_forward *f = ctx;
+	struct host_waiter *w = f->waiter;
+	if (code == NULL && f->after >= 0) {
+		for (struct host_instance *i = f->hi->head; i != NULL; i = i->next) {
+			if (i == f->inst)
+				host_set_state(i, (enum host_instance_state)f->after, NULL);
+		}
+	}
+	/* Unlink the waiter (it was kept only so a closing caller clears conn). */
+	for (struct host_waiter **p = &f->hi->waiters; *p != NULL; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	if (w->conn != NULL) {
+		if (code != NULL)
+			rpc_conn_reply_error(w->conn, w->id, code, text);
+		else if (f->after >= 0)
+			rpc_conn_reply(w->conn, w->id, json_new_string(host_instance_state_names[f->after]));
+		else
+			rpc_conn_reply(w->conn, w->id, result != NULL ? json_clone(result) : NULL);
+	}
+	mem_free(w);
+	mem_free(f);
+}
+
+/* Pass a call on to the instance process; answer the caller with its answer. */
+static void host_forward(struct host_instances *hi, struct host_instance *inst,
+			 struct rpc_conn *conn, uint32_t id, const char *method,
+			 const struct json *args, int after)
+{
+	if (inst->conn == NULL || !rpc_conn_is_ready(inst->conn)) {
+		rpc_conn_reply_error(conn, id, "not-running",
+				     tstr_printf("instance %s is %s", inst->id,
+						 host_instance_state_names[inst->state]));
+		return;
+	}
+	struct host_forward *f = mem_new(struct host_forward);
+	f->hi = hi;
+	f->inst = inst;
+	f->after = after;
+	f->waiter = mem_new(struct host_waiter);
+	f->waiter->conn = conn;
+	f->waiter->id = id;
+	f->waiter->next = hi->waiters;
+	hi->waiters = f->waiter;
+	rpc_conn_call(inst->conn, method, args != NULL ? json_clone(args) : NULL, 600,
+		      host_forward_answer, f);
+}
+
+static void host_reply_result(struct rpc_conn *conn, uint32_t id, int ret, const char *error)
+{
+	if (ret < 0)
+		rpc_conn_reply_error(conn, id, "failed", error);
+	else
+		rpc_conn_reply(conn, id, NULL);
+}
+
+bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, uint32_t id,
+			    const char *method, const struct json *args)
+{
+	const char *error = NULL;
+	const char *iid = json_get_string(args, "instanceID");
+	struct host_instance *inst = iid == NULL ? NULL : host_find(hi, iid);
+
+	if (strcmp(method, "CreateInstance") == 0) {
+		int ret = host_instance_create(hi, args, &error);
+		host_reply_result(conn, id, ret, error);
+	} else if (strcmp(method, "GetInstanceStates") == 0) {
+		struct json *list = json_new_array();
+		for (struct host_instance *i = hi->head; i != NULL; i = i->next)
+			json_append(list, host_instance_status(i));
+		rpc_conn_reply(conn, id, list);
+	} else if (strcmp(method, "GetDirectories") == 0) {
+		const char *path = json_get_string(args, "path");
+		struct json *list = host_list_directories(path == NULL ? "/" : path, &error);
+		if (list == NULL)
+			rpc_conn_reply_error(conn, id, "failed", error);
+		else
+			rpc_conn_reply(conn, id, list);
+	} else if (strcmp(method, "CreateDirectory") == 0) {
+		const char *path = json_get_string(args, "path");
+		int ret = path == NULL || path[0] != '/' ? -1 : file_mkdir_parents(path, 0700, &error);
+		if (path == NULL || path[0] != '/')
+			error = "path: expected an absolute path";
+		host_reply_result(conn, id, ret, error);
+	} else if (strncmp(method, "Instance", 8) != 0 && strcmp(method, "StartInstance") != 0 &&
+		   strcmp(method, "StopInstance") != 0 && strcmp(method, "RestartInstance") != 0 &&
+		   strcmp(method, "FreezeInstance") != 0 && strcmp(method, "ThawInstance") != 0 &&
+		   strcmp(method, "DeleteInstance") != 0 && strcmp(method, "SetInstanceBaseDirectory") != 0) {
+		return false;
+	} else if (inst == NULL) {
+		rpc_conn_reply_error(conn, id, "no-such-instance",
+				     tstr_printf("no instance '%s' on this Instance Host", iid == NULL ? "" : iid));
+	} else if (strcmp(method, "StartInstance") == 0) {
+		if (inst->state == HOST_INSTANCE_RUNNING || inst->state == HOST_INSTANCE_FROZEN) {
+			rpc_conn_reply(conn, id, json_new_string(host_instance_state_names[inst->state]));
+		} else if (host_instance_start(inst, &error) < 0) {
+			rpc_conn_reply_error(conn, id, "failed", error);
+		} else {
+			host_add_waiter(hi, inst, conn, id, true);
+		}
+	} else if (strcmp(method, "StopInstance") == 0) {
+		if (host_instance_stop(inst, true, &error) < 0)
+			rpc_conn_reply_error(conn, id, "failed", error);
+		else if (inst->pid == 0)
+			rpc_conn_reply(conn, id, json_new_string("stopped"));
+		else
+			host_add_waiter(hi, inst, conn, id, false);
+	} else if (strcmp(method, "RestartInstance") == 0) {
+		if (inst->pid == 0) {
+			if (host_instance_start(inst, &error) < 0)
+				rpc_conn_reply_error(conn, id, "failed", error);
+			else
+				host_add_waiter(hi, inst, conn, id, true);
+		} else {
+			/* Stop without recording "should not run"; exited() starts it again. */
+			(void)host_instance_stop(inst, false, &error);
+			inst->restart_pending = true;
+			host_add_waiter(hi, inst, conn, id, true);
+		}
+	} else if (strcmp(method, "FreezeInstance") == 0) {
+		host_forward(hi, inst, conn, id, "Freeze", NULL, HOST_INSTANCE_FROZEN);
+	} else if (strcmp(method, "ThawInstance") == 0) {
+		host_forward(hi, inst, conn, id, "Thaw", NULL, HOST_INSTANCE_RUNNING);
+	} else if (strcmp(method, "DeleteInstance") == 0) {
+		int ret = host_instance_delete(hi, inst, json_get_bool(args, "deleteData", false), &error);
+		host_reply_result(conn, id, ret, error);
+	} else if (strcmp(method, "SetInstanceBaseDirectory") == 0) {
+		const char *dir = json_get_string(args, "baseDirectory");
+		int ret = -1;
+		if (inst->pid > 0)
+			error = "stop the instance first";
+		else if (dir != NULL && host_check_base_dir(hi, dir, inst->id, &error) == 0) {
+			char *old = inst->base_dir;
+			inst->base_dir = mem_strdup(dir);
+			ret = host_save(hi, &error);
+			if (ret < 0) {
+				mem_free(inst->base_dir);
+				inst->base_dir = old;
+			} else {
+				mem_free(old);
+			}
+		} else if (dir == NULL) {
+			error = "baseDirectory: missing";
+		}
+		host_reply_result(conn, id, ret, error);
+	} else if (strcmp(method, "InstanceCall") == 0) {
+		const char *m = json_get_string(args, "method");
+		if (m == NULL) {
+			rpc_conn_reply_error(conn, id, "bad-request", "InstanceCall needs a method");
+		} else {
+			host_forward(hi, inst, conn, id, m, json_get(args, "args"), -1);
+		}
+	} else {
+		rpc_conn_reply_error(conn, id, "unknown-method", tstr_printf("no call '%s'", method));
+	}
+	return true;
+}
+
+/* ---- life cycle ---- */
+
+struct host_instances *host_instances_create(struct event_base *base, const char *config_dir,
+					     host_instances_changed_fn *changed, void *ctx)
+{
+	struct host_instances *hi = mem_new(struct host_instances);
+	hi->base = base;
+	hi->config_dir = mem_strdup(config_dir);
+	hi->changed = changed;
+	hi->ctx = ctx;
+	ssize_t n = readlink("/proc/self/exe", hi->exe, sizeof(hi->exe) - 1);
+	hi->exe[n > 0 ? n : 0] = '\0';
+	hi->sigchld = evsignal_new(base, SIGCHLD, host_sigchld, hi);
+	evsignal_add(hi->sigchld, NULL);
+	return hi;
+}
+
+int host_instances_load(struct host_instances *hi, const char **error_r)
+{
+	char *path = config_path(hi->config_dir, HOST_INSTANCES_FILE);
+	char *text;
+	size_t len;
+	struct json *root = NULL;
+	int exists = file_exists(path, error_r);
+	int ret = exists < 0 ? -1 : 0;
+	if (exists == 1) {
+		ret = file_read_all(path, 64 * 1024 * 1024, &text, &len, error_r);
+		if (ret == 0) {
+			ret = json_parse(text, len, &root, error_r);
+			mem_free(text);
+		}
+	}
+	const struct json *list = json_get(root, "instances");
+	for (size_t i = 0; ret == 0 && i < json_count(list); i++) {
+		const struct json *e = json_at(list, i);
+		const char *id = json_get_string(e, "instanceID"), *dir = json_get_string(e, "baseDirectory");
+		if (id == NULL || dir == NULL || !host_instances_id_valid(id)) {
+			*error_r = tstr_printf("%s: entry %zu is invalid", path, i);
+			ret = -1;
+			break;
+		}
+		struct host_instance *inst = mem_new(struct host_instance);
+		inst->hi = hi;
+		inst->id = mem_strdup(id);
+		inst->base_dir = mem_strdup(dir);
+		inst->error = mem_strdup("");
+		inst->want_running = json_get_bool(e, "running", false);
+		inst->timer = evtimer_new(hi->base, host_instance_timer, inst);
+		inst->next = hi->head;
+		hi->head = inst;
+	}
+	json_unref(&root);
+	mem_free(path);
+	if (ret < 0)
+		return -1;
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		if (i->want_running)
+			host_instance_spawn(i);
+	}
+	return 0;
+}
+
+void host_instances_stop_all(struct host_instances *hi)
+{
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		if (i->pid > 0)
+			kill(i->pid, SIGTERM);
+	}
+	/* Give them a moment to close their archives cleanly. */
+	for (int round = 0; round < 100; round++) {
+		bool any = false;
+		int status;
+		for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+			if (i->pid > 0 && waitpid(i->pid, &status, WNOHANG) == i->pid)
+				i->pid = 0;
+			any = any || i->pid > 0;
+		}
+		if (!any)
+			return;
+		usleep(50 * 1000);
+	}
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		if (i->pid > 0) {
+			kill(i->pid, SIGKILL);
+			(void)waitpid(i->pid, NULL, 0);
+			i->pid = 0;
+		}
+	}
+}
+
+void host_instances_destroy(struct host_instances **hi)
+{
+	struct host_instances *h = *hi;
+	if (h == NULL)
+		return;
+	while (h->head != NULL) {
+		struct host_instance *next = h->head->next;
+		host_instance_free(h->head);
+		h->head = next;
+	}
+	while (h->waiters != NULL) {
+		struct host_waiter *next = h->waiters->next;
+		mem_free(h->waiters);
+		h->waiters = next;
+	}
+	event_free(h->sigchld);
+	mem_free(h->config_dir);
+	mem_free(h);
+	*hi = NULL;
+}

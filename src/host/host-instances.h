@@ -1,0 +1,53 @@
+#ifndef COFFER_HOST_INSTANCES_H
+#define COFFER_HOST_INSTANCES_H
+/* host-instances: the instances an Instance Host carries.
+ *
+ * Registry: <config-dir>/instance-host-instances.json lists each instance's
+ * ID, base directory and whether it should run; instances that should run
+ * are started when the Instance Host starts. Each instance's key is
+ * <config-dir>/instance-keys/<ID>.key (mode 0600), outside its base
+ * directory, so a copy of the base directory alone reveals no mail.
+ *
+ * Processes: one `coffer instance` process per running instance, with the
+ * role protocol on a socketpair (its fd 3). A process that dies unasked is
+ * restarted after 1, 2, 4, 8, 16 seconds; the fifth crash within 60 seconds
+ * ends in state "failed" with the reason, until it is started again.
+ *
+ * Calls that finish later (start, stop, calls into an instance) answer the
+ * caller's connection when done; host_instances_forget_conn() must be called
+ * when a caller's connection closes so nothing answers a dead connection. */
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct json;
+struct rpc_conn;
+struct host_instances;
+
+typedef void host_instances_changed_fn(const char *id, const char *state, const char *error,
+				       void *ctx);
+
+struct host_instances *host_instances_create(struct event_base *base, const char *config_dir,
+					     host_instances_changed_fn *changed, void *ctx);
+void host_instances_destroy(struct host_instances **hi);
+
+/* Read the registry and start what should run. */
+int host_instances_load(struct host_instances *hi, const char **error_r);
+/* Stop every process (Instance Host shutting down); the registry keeps
+ * saying which should run. */
+void host_instances_stop_all(struct host_instances *hi);
+
+/* Handle a call from the Management Server (or a Client Access Server for
+ * InstanceCall). Returns false if `method` is not an instance call. */
+bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, uint32_t id,
+			    const char *method, const struct json *args);
+void host_instances_forget_conn(struct host_instances *hi, struct rpc_conn *conn);
+
+/* Counts for GetInfo. */
+void host_instances_counts(struct host_instances *hi, unsigned int *available_r,
+			   unsigned int *running_r);
+
+/* ID syntax: [a-z0-9][a-z0-9-]{0,62}. */
+bool host_instances_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,152 @@
+#include "instance-main.h"
+#include "instance.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "rpc.h"
+#include "service-sandbox.h"
+#include "tstr.h"
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define INSTANCE_HOST_FD 3
+
+static const char *instance_context(const struct instance *inst)
+{
+	return tstr_printf("instance=%s", inst->id);
+}
+
+static void instance_request(struct rpc_conn *conn, uint32_t id, const char *method,
+			     const struct json *args, void *ctx)
+{
+	struct instance *inst = ctx;
+	inst->last_used = time(NULL);
+	inst->calls++;
+	instance_calls_dispatch(inst, conn, id, method, args);
+}
+
+static void instance_host_closed(struct rpc_conn *conn, const char *reason, void *ctx)
+{
+	/* Without its Instance Host nobody can reach this process: end it. */
+	struct instance *inst = ctx;
+	log_info(instance_context(inst), "Instance Host link closed (%s): exiting", reason);
+	event_base_loopexit(inst->base, NULL);
+}
+
+static const struct rpc_conn_callbacks instance_callbacks = {
+	.request = instance_request,
+	.closed = instance_host_closed,
+};
+
+static void instance_idle_check(evutil_socket_t fd, short events, void *ctx)
+{
+	struct instance *inst = ctx;
+	if (time(NULL) - inst->last_used >= INSTANCE_IDLE_CLOSE_SECS)
+		instance_calls_close(inst);
+}
+
+static void instance_signal(evutil_socket_t sig, short events, void *ctx)
+{
+	struct instance *inst = ctx;
+	event_base_loopexit(inst->base, NULL);
+}
+
+static int instance_parse_args(struct instance *inst, int argc, char **argv,
+			       const char **log_file_r, const char **error_r)
+{
+	*log_file_r = NULL;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--id") == 0)
+			inst->id = mem_strdup(argv[i + 1]);
+		else if (strcmp(argv[i], "--base-dir") == 0)
+			inst->base_dir = mem_strdup(argv[i + 1]);
+		else if (strcmp(argv[i], "--key-file") == 0)
+			inst->key_file = mem_strdup(argv[i + 1]);
+		else if (strcmp(argv[i], "--log-file") == 0)
+			*log_file_r = argv[i + 1];
+		else {
+			*error_r = tstr_printf("unknown argument '%s'", argv[i]);
+			return -1;
+		}
+	}
+	if (inst->id == NULL || inst->base_dir == NULL || inst->key_file == NULL) {
+		*error_r = "usage: coffer instance --id ID --base-dir DIR --key-file FILE [--log-file FILE] (started by the Instance Host)";
+		return -1;
+	}
+	return 0;
+}
+
+/* From here on the process can touch only its own base directory and key,
+ * the shared log, and read-only system files. */
+static int instance_confine(struct instance *inst, const char *log_file, const char **error_r)
+{
+	struct service_sandbox_path paths[] = {
+		{inst->base_dir, true}, {inst->key_file, false},
+		{log_file != NULL ? log_file : "/dev/null", true}, {"/dev/null", true},
+		{"/dev/urandom", false}, {"/usr", false}, {"/lib", false}, {"/lib64", false},
+		{"/etc", false}, {"/proc/self", false},
+	};
+	int ret = service_sandbox_restrict(paths, sizeof(paths) / sizeof(paths[0]), error_r);
+	if (ret == 0)
+		log_warning(instance_context(inst), "the kernel has no Landlock: instance runs unconfined");
+	return ret < 0 ? -1 : 0;
+}
+
+static void instance_free(struct instance *inst)
+{
+	instance_calls_close(inst);
+	mem_free(inst->id);
+	mem_free(inst->base_dir);
+	mem_free(inst->key_file);
+}
+
+int instance_main(int argc, char **argv)
+{
+	struct instance inst = {.started = time(NULL)};
+	const char *error, *log_file;
+	log_init("instance");
+	if (instance_parse_args(&inst, argc, argv, &log_file, &error) < 0) {
+		fprintf(stderr, "coffer instance: %s\n", error);
+		instance_free(&inst);
+		return 2;
+	}
+	if (log_file != NULL && log_open_file(log_file, &error) < 0)
+		log_warning(instance_context(&inst), "%s", error);
+	if (instance_confine(&inst, log_file, &error) < 0) {
+		log_error(instance_context(&inst), "%s", error);
+		instance_free(&inst);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	inst.base = event_base_new();
+	inst.last_used = time(NULL);
+	struct bufferevent *bev = bufferevent_socket_new(inst.base, INSTANCE_HOST_FD,
+							 BEV_OPT_CLOSE_ON_FREE);
+	struct json *hello = json_new_object();
+	json_set_string(hello, "role", "instance");
+	json_set_string(hello, "instanceID", inst.id);
+	json_set_string(hello, "version", COFFER_VERSION);
+	inst.host = rpc_conn_create(bev, hello, 30, &instance_callbacks, &inst);
+	json_unref(&hello);
+	struct event *term = evsignal_new(inst.base, SIGTERM, instance_signal, &inst);
+	evsignal_add(term, NULL);
+	inst.idle_timer = event_new(inst.base, -1, EV_PERSIST, instance_idle_check, &inst);
+	struct timeval tv = {10, 0};
+	event_add(inst.idle_timer, &tv);
+	log_info(instance_context(&inst), "started (pid %ld)", (long)getpid());
+	event_base_dispatch(inst.base);
+	instance_calls_close(&inst);
+	log_info(instance_context(&inst), "stopped");
+	event_free(term);
+	event_free(inst.idle_timer);
+	rpc_conn_destroy(&inst.host);
+	event_base_free(inst.base);
+	instance_free(&inst);
+	return 0;
+}

@@ -1,0 +1,198 @@
+"""Instances on Instance Hosts: lifecycle through the Management API."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import all_connected, wait_for
+
+
+def data_dir(single, name):
+    base = os.path.join(os.path.dirname(single.dir), "data")
+    os.makedirs(base, exist_ok=True)
+    subprocess.run(["chown", "coffer", base], check=False)
+    return os.path.join(base, name)
+
+
+def state(single, iid):
+    return single.api.call("GetInstanceConfiguration", "instanceID=" + iid)["status"]
+
+
+def tree_digest(path):
+    h = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            st = os.stat(p)
+            h.update(p.encode())
+            h.update(str(st.st_mtime_ns).encode())
+            with open(p, "rb") as fh:
+                h.update(fh.read())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def acme(single):
+    wait_for(all_connected(single.api), what="every role connected")
+    single.api.call("CreateInstance", "instanceID=acme", "alias=acme-corp", "displayName=ACME Corp",
+                    "instanceHost=127.0.0.1", "baseDirectory=" + data_dir(single, "acme"))
+    wait_for(lambda: state(single, "acme") == "running", what="acme running")
+    return single
+
+
+def instance_pid(single, iid):
+    return single.api.call("GetInstanceProcessLiveStatistics", "instanceID=" + iid)["pid"]
+
+
+def test_create_list_configure(acme):
+    api = acme.api
+    inst = api.call("GetInstanceConfiguration", "instanceID=acme-corp")  # by alias
+    assert inst["instanceID"] == "acme" and inst["displayName"] == "ACME Corp"
+    assert inst["startMode"] == "automatic"
+    assert os.stat(inst["baseDirectory"]).st_mode & 0o777 == 0o700
+    api.call("CreateInstance", "instanceID=beta", "instanceHost=127.0.0.1", "startMode=manual",
+             "baseDirectory=" + data_dir(acme, "beta"))
+    assert [i["instanceID"] for i in api.call("GetInstances", "instanceFilter=a*")] == ["acme"]
+    assert {i["instanceID"] for i in api.call("GetInstances")} == {"acme", "beta"}
+    assert state(acme, "beta") == "stopped"
+    r = api.call("SetInstanceConfiguration", "instanceID=beta", "displayName=Beta Ltd", "alias=b")
+    assert r["displayName"] == "Beta Ltd" and r["alias"] == "b"
+    # The key is on the Instance Host, outside the base directory.
+    key = os.path.join(acme.dir, "instance-keys", "acme.key")
+    assert os.path.getsize(key) == 32 and os.stat(key).st_mode & 0o777 == 0o600
+    assert not any(f.endswith(".key") for _, _, fs in os.walk(inst["baseDirectory"]) for f in fs)
+    live = api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")
+    assert live["pid"] > 0 and live["residentKiB"] > 0
+    dirs = api.call("GetDirectoriesOnInstanceHost", "instanceHost=127.0.0.1",
+                    "path=" + os.path.dirname(inst["baseDirectory"]))
+    assert inst["baseDirectory"] in dirs
+    newdir = os.path.join(os.path.dirname(inst["baseDirectory"]), "new", "sub")
+    api.call("CreateDirectoryOnInstanceHost", "instanceHost=127.0.0.1", "path=" + newdir)
+    assert os.path.isdir(newdir)
+
+
+def test_bad_ids_and_paths_refused(acme):
+    api = acme.api
+    base = data_dir(acme, "x")
+    bad = [
+        (["instanceID=Bad_ID", "baseDirectory=" + base], "invalid instanceID"),
+        (["instanceID=-x", "baseDirectory=" + base], "invalid instanceID"),
+        (["instanceID=" + "a" * 64, "baseDirectory=" + base], "invalid instanceID"),
+        (["instanceID=ok1", "alias=Has Space", "baseDirectory=" + base], "invalid alias"),
+        (["instanceID=acme-corp", "baseDirectory=" + base], "exists"),  # the alias of acme
+        (["instanceID=ok2", "alias=acme", "baseDirectory=" + base], "exists"),
+        (["instanceID=ok3", "baseDirectory=relative/dir"], "absolute"),
+        (["instanceID=ok4", "baseDirectory=" + base + "/../../etc"], "absolute path without"),
+        (["instanceID=ok5", "baseDirectory=" + os.path.join(data_dir(acme, "acme"), "inner")], "overlaps"),
+        (["instanceID=ok6", "baseDirectory=" + acme.dir + "/sneaky"], "config directory"),
+        (["instanceID=ok7", "baseDirectory=/tmp/x\x01y"], "control characters"),
+        (["instanceID=ok8", "startMode=sometimes", "baseDirectory=" + base], "startMode"),
+    ]
+    for args, needle in bad:
+        p = api.call_raw("CreateInstance", "instanceHost=127.0.0.1", *args)
+        assert p.returncode == 1, args
+        assert needle in json.loads(p.stdout)["error"]["message"], (args, p.stdout)
+    p = api.call_raw("CreateInstance", "instanceID=ok9", "instanceHost=nohost", "baseDirectory=" + base)
+    assert "no Instance Host" in p.stdout
+    assert [i["instanceID"] for i in api.call("GetInstances")] == ["acme"]
+    p = api.call_raw("GetInstanceConfiguration", "instanceID=../acme")
+    assert p.returncode == 1 and "no instance" in p.stdout
+
+
+def test_stop_start_restart(acme):
+    api = acme.api
+    pid = instance_pid(acme, "acme")
+    r = api.call("StopInstances", "instanceFilter=acme")
+    assert r[0]["status"] == "stopped"
+    assert state(acme, "acme") == "stopped"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    api.call("StartInstances", "instanceFilter=ac*")
+    assert state(acme, "acme") == "running"
+    pid2 = instance_pid(acme, "acme")
+    api.call("RestartInstances", "instanceFilter=acme")
+    pid3 = instance_pid(acme, "acme")
+    assert len({pid, pid2, pid3}) == 3
+    # The Instance Host restarts: running instances come back by themselves.
+    acme.config("restart", "instance-host")
+    wait_for(lambda: state(acme, "acme") == "running", timeout=30, what="acme back after IH restart")
+
+
+def test_killed_instance_restarts_then_fails_in_a_crash_loop(acme):
+    api = acme.api
+    pid = instance_pid(acme, "acme")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: state(acme, "acme") == "running" and instance_pid(acme, "acme") != pid,
+             timeout=20, what="restarted after SIGKILL")
+    # Keep killing it: the fifth crash within a minute ends in "failed".
+    for _ in range(6):
+        try:
+            wait_for(lambda: state(acme, "acme") in ("running", "failed"), timeout=30, what="up again")
+            if state(acme, "acme") == "failed":
+                break
+            os.kill(instance_pid(acme, "acme"), signal.SIGKILL)
+        except (AssertionError, ProcessLookupError):
+            pass
+        time.sleep(0.3)
+    wait_for(lambda: state(acme, "acme") == "failed", timeout=40, what="failed after a crash loop")
+    inst = api.call("GetInstanceConfiguration", "instanceID=acme")
+    assert "crashed" in inst["error"] and "signal 9" in inst["error"]
+    assert any("acme" in m["text"] and "failed" in m["text"] for m in api.status()["messages"])
+    api.call("StartInstances", "instanceFilter=acme")
+    assert state(acme, "acme") == "running"
+
+
+def test_freeze_keeps_the_base_directory_stable(acme):
+    api = acme.api
+    base = api.call("GetInstanceConfiguration", "instanceID=acme")["baseDirectory"]
+    api.call("FreezeInstances", "instanceFilter=acme")
+    assert state(acme, "acme") == "frozen"
+    before = tree_digest(base)
+    time.sleep(1.5)
+    api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")
+    assert tree_digest(base) == before
+    assert instance_pid(acme, "acme") > 0
+    api.call("ThawInstances", "instanceFilter=acme")
+    assert state(acme, "acme") == "running"
+
+
+def test_delete_keeps_data_unless_asked(acme):
+    api = acme.api
+    base = api.call("GetInstanceConfiguration", "instanceID=acme")["baseDirectory"]
+    with open(os.path.join(base, "marker"), "w") as f:
+        f.write("customer data")
+    p = api.call_raw("DeleteInstances", "instanceFilter=acme")
+    assert p.returncode == 1 and "stop it first" in p.stdout
+    api.call("StopInstances", "instanceFilter=acme")
+    api.call("DeleteInstances", "instanceFilter=acme")
+    assert api.call("GetInstances") == []
+    assert os.path.exists(os.path.join(base, "marker"))
+    key = os.path.join(acme.dir, "instance-keys", "acme.key")
+    assert os.path.exists(key)
+    base2 = data_dir(acme, "gone")
+    api.call("CreateInstance", "instanceID=gone", "instanceHost=127.0.0.1", "startMode=manual",
+             "baseDirectory=" + base2)
+    api.call("DeleteInstances", "instanceFilter=gone", "deleteData=true")
+    assert not os.path.exists(base2)
+    assert not os.path.exists(os.path.join(acme.dir, "instance-keys", "gone.key"))
+
+
+def test_instance_process_is_confined_to_its_own_files(acme):
+    """An instance process cannot open another instance's base directory or key:
+    checked from inside the running process through /proc (its Landlock domain)."""
+    api = acme.api
+    api.call("CreateInstance", "instanceID=other", "instanceHost=127.0.0.1",
+             "baseDirectory=" + data_dir(acme, "other"))
+    wait_for(lambda: state(acme, "other") == "running", what="other running")
+    pid = instance_pid(acme, "acme")
+    with open("/proc/%d/status" % pid) as f:
+        status = f.read()
+    assert "NoNewPrivs:\t1" in status, "the sandbox sets no_new_privs"
+    with open("/proc/%d/status" % pid) as f:
+        uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
+    assert uid != "0"
