@@ -36,6 +36,19 @@ void crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_SHA256
 	crypto_hash_sha256(out, data, len);
 }
 
+uint64_t crypto_siphash(const unsigned char key[CRYPTO_SIPHASH_KEY_LEN], const void *data,
+			size_t len)
+{
+	_Static_assert(CRYPTO_SIPHASH_KEY_LEN == crypto_shorthash_siphash24_KEYBYTES, "key");
+	_Static_assert(crypto_shorthash_siphash24_BYTES == 8, "64-bit output");
+	unsigned char out[crypto_shorthash_siphash24_BYTES];
+	crypto_shorthash_siphash24(out, data, len, key);
+	uint64_t v = 0;
+	for (size_t i = 0; i < sizeof(out); i++)
+		v |= (uint64_t)out[i] << (8 * i);
+	return v;
+}
+
 struct crypto_sha256_ctx *crypto_sha256_create(void)
 {
 	struct crypto_sha256_ctx *ctx = mem_new(struct crypto_sha256_ctx);

@@ -9,12 +9,17 @@
  * CRYPTO_KEY_LEN random bytes. crypto_aead_encrypt() writes
  * CRYPTO_AEAD_OVERHEAD more bytes than the plaintext (a random nonce followed
  * by the ciphertext and tag); crypto_aead_decrypt() fails (-1) on any change
- * to the ciphertext, the nonce or the associated data. */
+ * to the ciphertext, the nonce or the associated data. crypto_siphash() is a
+ * keyed 64-bit hash (SipHash-2-4) for hash tables whose keys an attacker
+ * chooses (user names, addresses): with a random key, collisions cannot be
+ * precomputed. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CRYPTO_KEY_LEN 32
 #define CRYPTO_SHA256_LEN 32
+#define CRYPTO_SIPHASH_KEY_LEN 16
 #define CRYPTO_AEAD_NONCE_LEN 24
 #define CRYPTO_AEAD_TAG_LEN 16
 #define CRYPTO_AEAD_OVERHEAD (CRYPTO_AEAD_NONCE_LEN + CRYPTO_AEAD_TAG_LEN)
@@ -28,6 +33,9 @@ void crypto_random(void *buf, size_t len);
 char *crypto_random_hex(size_t bytes);
 
 void crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_SHA256_LEN]);
+
+uint64_t crypto_siphash(const unsigned char key[CRYPTO_SIPHASH_KEY_LEN], const void *data,
+			size_t len);
 
 struct crypto_sha256_ctx;
 struct crypto_sha256_ctx *crypto_sha256_create(void);

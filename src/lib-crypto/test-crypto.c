@@ -24,6 +24,19 @@ static void test_sha256_known_vector(void **state)
 	assert_memory_equal(d, d2, sizeof(d));
 }
 
+static void test_siphash_reference_vector(void **state)
+{
+	/* SipHash-2-4 paper, appendix A: key 00..0f, message 00..0e. */
+	unsigned char key[CRYPTO_SIPHASH_KEY_LEN], msg[15];
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)i;
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (unsigned char)i;
+	assert_true(crypto_siphash(key, msg, sizeof(msg)) == 0xa129ca6149be45e5ULL);
+	key[0] ^= 1;
+	assert_true(crypto_siphash(key, msg, sizeof(msg)) != 0xa129ca6149be45e5ULL);
+}
+
 static void test_password_hash_verify(void **state)
 {
 	char hash[CRYPTO_PASSWORD_HASH_LEN];
@@ -77,6 +90,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256_known_vector),
+		cmocka_unit_test(test_siphash_reference_vector),
 		cmocka_unit_test(test_password_hash_verify),
 		cmocka_unit_test(test_aead_roundtrip_and_tamper),
 		cmocka_unit_test(test_random_hex_and_equal),
