@@ -25,6 +25,8 @@ static const char cli_api_usage[] =
 	"                           (default $COFFER_API_FINGERPRINT, else read from the local\n"
 	"                           config directory when the Management Server runs here)\n"
 	"  --trust-on-first-use     accept the fingerprint the server presents (shown on stderr)\n"
+	"  --totp CODE              the current MFA code, for an administrator with MFA on\n"
+	"                           (default $COFFER_API_TOTP; an API password needs none)\n"
 	"  --config-dir DIR         local config directory to read the fingerprint from\n"
 	"\n"
 	"Prints the answer's JSON envelope; exits 0 when it succeeded, 1 when it failed.\n"
@@ -36,6 +38,7 @@ int cli_api_call(const struct cli_api_target *target, const char *function,
 		 const char *const *args, size_t arg_count, char **envelope_r,
 		 const char **error_r)
 {
+	const char *totp_header[] = {"X-Coffer-TOTP", target->totp, NULL};
 	struct str *body = str_create(256);
 	for (size_t i = 0; i < arg_count; i++) {
 		const char *eq = strchr(args[i], '=');
@@ -59,6 +62,7 @@ int cli_api_call(const struct cli_api_target *target, const char *function,
 		.basic_password = target->password,
 		.pinned_fingerprint = target->fingerprint,
 		.timeout_secs = 120,
+		.extra_headers = target->totp != NULL ? totp_header : NULL,
 	};
 	struct http_client_response resp;
 	int ret = http_client_request(&req, &resp, error_r);
@@ -131,6 +135,7 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	bool metadata = cli_args_flag(args, "metadata");
 	char fp[TLS_FINGERPRINT_HEX_LEN + 1];
 	target.user = cli_api_env(cli_args_get(args, "user"), "COFFER_API_USER");
+	target.totp = cli_api_env(cli_args_get(args, "totp"), "COFFER_API_TOTP");
 	target.password = cli_api_env(cli_args_get(args, "password"), "COFFER_API_PASSWORD");
 	if (target.user == NULL)
 		target.user = "admin";

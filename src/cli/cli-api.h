@@ -9,6 +9,7 @@ int cli_api_main(int argc, char **argv);
  * envelope (mem_free()) and the return value is the HTTP status; -1 on a
  * connection or TLS failure with *error_r. */
 struct cli_api_target {
+	const char *totp; /* the current MFA code, or NULL */
 	const char *host;
 	unsigned int port;
 	const char *user;

@@ -390,6 +390,9 @@ static int cli_role_add(struct cli_config *cc, enum config_role role, const char
 			if (password == NULL) {
 				*error_r = "field admin-password: the first administrator needs a password (--admin-password)";
 				exists = -1;
+			} else if (strlen(password) < 8 || strlen(password) > 1024) {
+				*error_r = "field admin-password: expected 8 to 1024 characters";
+				exists = -1;
 			} else if (crypto_password_hash(password, hash, error_r) < 0 ||
 				   mgmtdb_admin_add(db, admin, hash, error_r) < 0) {
 				exists = -1;

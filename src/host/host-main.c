@@ -198,11 +198,13 @@ int host_main(int argc, char **argv)
 	host.rd = role_daemon_create(CONFIG_ROLE_INSTANCE_HOST, argc, argv, &error);
 	if (host.rd == NULL)
 		return role_daemon_fail(NULL, error);
-	host_load_peers(&host);
 	host.instances = host_instances_create(role_daemon_base(host.rd), role_daemon_config_dir(host.rd),
 					       host_instance_changed, &host);
 	host.tcp_server = role_daemon_listen_tcp(host.rd, host_peer_check, &host,
 						 &host_tcp_callbacks, &host, &error);
+	if (host.tcp_server != NULL && role_daemon_drop_privileges(host.rd, &error) < 0)
+		rpc_server_destroy(&host.tcp_server);
+	host_load_peers(&host);
 	bool paired = role_daemon_settings(host.rd)->management.fingerprint[0] != '\0';
 	int ret;
 	if (host.tcp_server == NULL ||

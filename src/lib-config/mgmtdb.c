@@ -240,6 +240,24 @@ const char *mgmtdb_admin_password_hash(struct mgmtdb *db, const char *name)
 	return json_get_string(mgmtdb_admin_find(db, name), "passwordHash");
 }
 
+struct json *mgmtdb_admin_record(struct mgmtdb *db, const char *name)
+{
+	return mgmtdb_admin_find(db, name);
+}
+
+int mgmtdb_admin_remove(struct mgmtdb *db, const char *name)
+{
+	struct json *arr = json_get(db->root, "systemAdministrators");
+	for (size_t i = 0; i < json_count(arr); i++) {
+		const char *n = json_get_string(json_at(arr, i), "name");
+		if (n != NULL && strcmp(n, name) == 0) {
+			json_remove_at(arr, i);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 size_t mgmtdb_admin_count(struct mgmtdb *db)
 {
 	return json_count(json_get(db->root, "systemAdministrators"));

@@ -53,6 +53,11 @@ int mgmtdb_admin_set_password_hash(struct mgmtdb *db, const char *name,
 /* NULL if there is no such administrator. */
 const char *mgmtdb_admin_password_hash(struct mgmtdb *db, const char *name);
 size_t mgmtdb_admin_count(struct mgmtdb *db);
+/* The administrator's record (borrowed JSON object, NULL if none), for the
+ * fields the Management Server keeps there (fullName, mfa, apiPasswordHash). */
+struct json *mgmtdb_admin_record(struct mgmtdb *db, const char *name);
+/* 1 removed, 0 no such administrator. */
+int mgmtdb_admin_remove(struct mgmtdb *db, const char *name);
 const char *mgmtdb_admin_name(struct mgmtdb *db, size_t index);
 
 /* Registered Instance Hosts and Client Access Servers, keyed by server name

@@ -218,6 +218,8 @@ static void http_client_add_headers(struct http_client *client, struct evhttp_re
 		mem_free(encoded);
 		mem_free(value);
 	}
+	for (const char *const *h = r->extra_headers; h != NULL && h[0] != NULL && h[1] != NULL; h += 2)
+		evhttp_add_header(headers, h[0], h[1]);
 }
 
 static int http_client_run(struct http_client *client, const char *pin, const char **error_r)

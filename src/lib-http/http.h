@@ -99,6 +99,8 @@ struct http_client_request {
 	const char *basic_password;
 	const char *pinned_fingerprint; /* required: the server certificate's fingerprint */
 	unsigned int timeout_secs;
+	/* More request headers: {name, value, name, value, ..., NULL}; may be NULL. */
+	const char *const *extra_headers;
 };
 
 struct http_client_response {

@@ -19,6 +19,7 @@ struct role_daemon {
 	struct tls_context *server_tls[CONFIG_KIND_COUNT];
 	struct json *hello;
 	struct rpc_client *management;
+	bool dropped;
 };
 
 static int role_daemon_parse_args(int argc, char **argv, const char **dir_r, const char **error_r)
@@ -238,9 +239,17 @@ struct rpc_client *role_daemon_management_link(struct role_daemon *rd)
 	return rd->management;
 }
 
+int role_daemon_drop_privileges(struct role_daemon *rd, const char **error_r)
+{
+	if (!rd->dropped && service_drop_privileges(rd->server.run_as_user, error_r) < 0)
+		return -1;
+	rd->dropped = true;
+	return 0;
+}
+
 int role_daemon_start(struct role_daemon *rd, const char *ready_text, const char **error_r)
 {
-	if (service_drop_privileges(rd->server.run_as_user, error_r) < 0)
+	if (role_daemon_drop_privileges(rd, error_r) < 0)
 		return -1;
 	char *log_path = config_log_path(rd->config_dir, rd->role);
 	char *pid_path = config_pid_path(rd->config_dir, rd->role);

@@ -58,6 +58,9 @@ void role_daemon_connect_management(struct role_daemon *rd,
 void role_daemon_management_event(struct role_daemon *rd, const char *name, struct json *data);
 struct rpc_client *role_daemon_management_link(struct role_daemon *rd);
 
+/* Become the run-as user (after binding privileged ports, before creating
+ * any file). role_daemon_start() does it too if it was not done. */
+int role_daemon_drop_privileges(struct role_daemon *rd, const char **error_r);
 int role_daemon_start(struct role_daemon *rd, const char *ready_text, const char **error_r);
 /* Report a failed start (to the starter and the log) and return 1 (exit code). */
 int role_daemon_fail(struct role_daemon *rd, const char *reason);

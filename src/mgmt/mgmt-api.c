@@ -1,4 +1,6 @@
 #include "mgmt-api.h"
+#include "mgmt-auth.h"
+#include "audit.h"
 #include "mgmt-jobs.h"
 #include "http.h"
 #include "json.h"
@@ -12,12 +14,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MGMT_API_PREFIX "/api/invoke/"
 
 static const struct mgmt_api_function *const mgmt_api_tables[] = {
 	mgmt_api_server_functions,
 	mgmt_api_instance_functions,
+	mgmt_api_admin_functions,
 };
 
 static const struct mgmt_api_function *mgmt_api_find(const char *name)
@@ -38,26 +42,29 @@ static void mgmt_api_fail(struct http_request *req, int status, const char *erro
 
 /* ---- authentication ---- */
 
-static bool mgmt_api_authenticate(struct mgmt *mgmt, struct http_request *req,
-				  const char **user_r)
+/* Arguments never written to the audit log. */
+static bool mgmt_api_arg_secret(const char *name)
 {
-	const char *user, *password;
-	if (!http_request_basic_auth(req, &user, &password))
-		return false;
-	const char *hash = mgmtdb_admin_password_hash(mgmt->db, user);
-	/* Unknown users are verified against a hash of a random password, so
-	 * that timing does not tell which administrator names exist. */
-	static char dummy[CRYPTO_PASSWORD_HASH_LEN];
-	if (dummy[0] == '\0') {
-		char *random = crypto_random_hex(16);
-		const char *error;
-		if (crypto_password_hash(random, dummy, &error) < 0)
-			dummy[0] = '\0';
-		mem_free(random);
+	return strcmp(name, "password") == 0 || strstr(name, "Password") != NULL;
+}
+
+/* Every call that may change something is recorded: who, when, from where,
+ * what, with which arguments (secrets left out). */
+static void mgmt_api_audit(struct mgmt *mgmt, const char *user, const char *address,
+			   const char *function, const struct json *args)
+{
+	if (strncmp(function, "Get", 3) == 0 || strcmp(function, "Ping") == 0 ||
+	    strcmp(function, "VerifyAuditLog") == 0)
+		return;
+	struct json *details = json_new_object();
+	for (void *it = json_iter(args); it != NULL; it = json_iter_next(args, it)) {
+		if (!mgmt_api_arg_secret(json_iter_key(it)))
+			json_set(details, json_iter_key(it), json_ref(json_iter_value(it)));
 	}
-	bool ok = crypto_password_verify(hash != NULL ? hash : dummy, password) && hash != NULL;
-	*user_r = user;
-	return ok;
+	const char *error;
+	if (audit_append(mgmt->audit, time(NULL), user, address, function, details, &error) < 0)
+		log_error(tstr_printf("user=%s", user), "audit: %s", error);
+	json_unref(&details);
 }
 
 /* ---- arguments ---- */
@@ -267,11 +274,13 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 	const char *context = tstr_printf("user=%s conn=%s", user, http_request_peer(req));
 	if (f->start != NULL) {
 		log_info(context, "API %s", name);
+		mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
 		struct mgmt_job *job = mgmt_job_create(mgmt->jobs, req, name, user, f->long_running);
 		f->start(mgmt, args, job);
 		json_unref(&args);
 		return;
 	}
+	mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
 	ret = f->run(mgmt, args, &result, &error);
 	json_unref(&args);
 	if (ret < 0) {
@@ -329,12 +338,24 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 		mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
 		return;
 	}
-	const char *user;
-	if (!mgmt_api_authenticate(mgmt, req, &user)) {
-		log_info(tstr_printf("conn=%s", http_request_peer(req)), "API authentication failed");
+	const char *user, *password, *error;
+	unsigned int wait = 0;
+	enum mgmt_auth_result auth = MGMT_AUTH_DENIED;
+	error = "authentication required: a system administrator's name and password";
+	if (http_request_basic_auth(req, &user, &password))
+		auth = mgmt_auth_check(mgmt, user, password, http_request_header(req, "X-Coffer-TOTP"),
+				       http_request_peer(req), &wait, &error);
+	if (auth != MGMT_AUTH_OK) {
+		log_info(tstr_printf("conn=%s", http_request_peer(req)), "API authentication failed: %s",
+			 error);
+		if (auth == MGMT_AUTH_THROTTLED) {
+			http_request_add_header(req, "Retry-After", tstr_printf("%u", wait));
+			mgmt_api_fail(req, 429, error);
+			return;
+		}
 		http_request_add_header(req, "WWW-Authenticate",
 					"Basic realm=\"Coffer Management API\", charset=\"UTF-8\"");
-		mgmt_api_fail(req, 401, "authentication required: a system administrator's name and password");
+		mgmt_api_fail(req, 401, error);
 		return;
 	}
 	if (strcmp(path, "/api/get-status") == 0 || strcmp(path, "/api/cancel-async") == 0) {

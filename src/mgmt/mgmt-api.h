@@ -46,5 +46,6 @@ void mgmt_api_handle(struct http_request *req, void *ctx);
 /* The function tables (mgmt-api-*.c), NULL-name terminated. */
 extern const struct mgmt_api_function mgmt_api_server_functions[];
 extern const struct mgmt_api_function mgmt_api_instance_functions[];
+extern const struct mgmt_api_function mgmt_api_admin_functions[];
 
 #endif

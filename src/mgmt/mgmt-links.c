@@ -362,6 +362,7 @@ void mgmt_links_destroy(struct mgmt_links **links)
 
 bool mgmt_links_fingerprint_registered(struct mgmt_links *links, const char *fingerprint)
 {
+	/* Links exist only after the database was loaded and synced. */
 	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
 		if (strcmp(l->fingerprint, fingerprint) == 0)
 			return true;

@@ -7,6 +7,9 @@
 #include "crypto.h"
 #include "mgmt-api.h"
 #include "mgmt-jobs.h"
+#include "mgmt-auth.h"
+#include "audit.h"
+#include "auth-secret.h"
 #include "mgmt-links.h"
 #include "mgmt.h"
 #include "mgmtdb.h"
@@ -118,21 +121,37 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 		*error_r = "cannot initialise the crypto library";
 		return -1;
 	}
-	mgmt->db_path = config_path(role_daemon_config_dir(mgmt->rd), MGMTDB_FILE_NAME);
-	if (mgmtdb_load(mgmt->db_path, &mgmt->db, error_r) < 0)
-		return -1;
 	mgmt->links = mgmt_links_create(mgmt);
 	mgmt->jobs = mgmt_jobs_create(role_daemon_base(mgmt->rd));
+	/* Bind while privileged; create and open files only as the run-as user,
+	 * so that they belong to it. */
 	mgmt->tcp_server = role_daemon_listen_tcp(mgmt->rd, mgmt_peer_check, mgmt,
 						  &mgmt_tcp_callbacks, mgmt, error_r);
-	if (mgmt->tcp_server == NULL || mgmt_listen_http(mgmt, error_r) < 0)
+	if (mgmt->tcp_server == NULL || mgmt_listen_http(mgmt, error_r) < 0 ||
+	    role_daemon_drop_privileges(mgmt->rd, error_r) < 0)
 		return -1;
+	const char *dir = role_daemon_config_dir(mgmt->rd);
+	mgmt->db_path = config_path(dir, MGMTDB_FILE_NAME);
+	if (mgmtdb_load(mgmt->db_path, &mgmt->db, error_r) < 0)
+		return -1;
+	char *key_path = config_path(dir, "secrets.key");
+	char *audit_path = config_path(dir, "management-audit.log");
+	int ret = auth_secret_key_load_or_create(key_path, mgmt->secret_key, error_r);
+	if (ret == 0)
+		ret = audit_open(audit_path, &mgmt->audit, error_r);
+	mem_free(key_path);
+	mem_free(audit_path);
+	if (ret < 0)
+		return -1;
+	mgmt->auth = mgmt_auth_create();
 	return 0;
 }
 
 static void mgmt_free(struct mgmt *mgmt)
 {
 	mgmt_jobs_destroy(&mgmt->jobs);
+	mgmt_auth_destroy(&mgmt->auth);
+	audit_close(&mgmt->audit);
 	http_server_destroy(&mgmt->http);
 	rpc_server_destroy(&mgmt->tcp_server);
 	mgmt_links_destroy(&mgmt->links);
@@ -149,9 +168,10 @@ int mgmt_main(int argc, char **argv)
 	if (mgmt.rd == NULL)
 		return role_daemon_fail(NULL, error);
 	if (mgmt_start(&mgmt, &error) < 0 ||
-	    role_daemon_start(mgmt.rd, tstr_printf("%zu Instance Host(s), %zu Client Access Server(s) registered",
+	    role_daemon_start(mgmt.rd, tstr_printf("%zu Instance Host(s), %zu Client Access Server(s), %zu instance(s) registered",
 						   mgmtdb_server_count(mgmt.db, MGMTDB_INSTANCE_HOST),
-						   mgmtdb_server_count(mgmt.db, MGMTDB_CLIENT_ACCESS_SERVER)),
+						   mgmtdb_server_count(mgmt.db, MGMTDB_CLIENT_ACCESS_SERVER),
+						   mgmtdb_instance_count(mgmt.db)),
 			      &error) < 0) {
 		int ret = role_daemon_fail(mgmt.rd, error);
 		mgmt_free(&mgmt);

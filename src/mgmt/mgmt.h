@@ -6,6 +6,8 @@
 
 struct http_server;
 struct json;
+struct audit;
+struct mgmt_auth;
 struct mgmt_jobs;
 struct mgmt_links;
 struct mgmtdb;
@@ -18,6 +20,9 @@ struct mgmt {
 	struct mgmtdb *db;
 	struct mgmt_links *links;
 	struct mgmt_jobs *jobs;
+	struct mgmt_auth *auth;
+	struct audit *audit;
+	unsigned char secret_key[32]; /* seals secrets in the database (secrets.key) */
 	struct rpc_server *tcp_server;
 	struct http_server *http;
 	time_t started;

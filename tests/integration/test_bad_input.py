@@ -13,7 +13,7 @@ from conftest import COFFER, all_connected, wait_for
 
 def stopped_single(make_server):
     s = make_server("bad")
-    s.config("init", "--mode", "single", "--server-name", "bad.test", "--admin-password", "pw")
+    s.config("init", "--mode", "single", "--server-name", "bad.test", "--admin-password", "pw-stopped")
     return s
 
 
