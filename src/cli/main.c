@@ -1,5 +1,7 @@
 /* coffer: one executable, many commands. This file only dispatches: each
  * command lives in its own module with one entry function. */
+#include "cli-archive.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +19,7 @@ static int cli_version_main(int argc, char **argv)
 
 static const struct cli_command cli_commands[] = {
 	{"version", "print the version", cli_version_main},
+	{"archive", "local archive operations on an instance base directory", cli_archive_main},
 };
 
 static void cli_usage(FILE *out)

@@ -22,6 +22,7 @@ enum catalog_stmt {
 	ST_FOLDER_ADD,
 	ST_MESSAGE_ADD,
 	ST_MESSAGE_CONTENT,
+	ST_MESSAGE_FIND,
 	ST_COUNT
 };
 
@@ -538,6 +539,28 @@ int catalog_message_add(struct catalog *cat, int64_t content_id, const char *use
 		return 0;
 	*id_r = sqlite3_last_insert_rowid(cat->db);
 	return 1;
+}
+
+int catalog_message_find(struct catalog *cat, int64_t content_id, const char *user,
+			 const char *folder, int64_t *id_r, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_MESSAGE_FIND,
+		"SELECT m.id FROM messages m JOIN folders f ON f.id = m.folder_id"
+		" WHERE m.content_id = ? AND f.user = ? AND f.path = ?",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, content_id);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, folder, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id_r = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
 }
 
 int catalog_message_content(struct catalog *cat, int64_t message_id,

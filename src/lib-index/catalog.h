@@ -113,6 +113,9 @@ int catalog_part_add(struct catalog *cat, const unsigned char hash[CATALOG_HASH_
 int catalog_message_add(struct catalog *cat, int64_t content_id, const char *user,
 			const char *folder, int64_t date, int64_t internal_date,
 			const struct catalog_loc *loc, int64_t *id_r, const char **error_r);
+/* Whether a user's folder already holds a content (1, with its message id). */
+int catalog_message_find(struct catalog *cat, int64_t content_id, const char *user,
+			 const char *folder, int64_t *id_r, const char **error_r);
 /* The content record of a message (and its hash). */
 int catalog_message_content(struct catalog *cat, int64_t message_id,
 			    unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,
