@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+/* for ZSTD_c_forceAttachDict (an experimental parameter of the stable API) */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zdict.h>
 #include <zstd.h>
 
@@ -99,9 +101,19 @@ unsigned char *compress_buffer(const void *data, size_t len, const struct compre
 	struct compress_contexts *ctx = compress_contexts();
 	size_t bound = ZSTD_compressBound(len);
 	unsigned char *out = mem_alloc(bound);
-	size_t n = dict != NULL
-			   ? ZSTD_compress_usingCDict(ctx->cctx, out, bound, data, len, dict->cdict)
-			   : ZSTD_compressCCtx(ctx->cctx, out, bound, data, len, COMPRESS_LEVEL);
+	size_t n;
+	if (dict != NULL) {
+		/* Attach the dictionary instead of copying its tables into the
+		 * context: a copy costs more than compressing a small message. */
+		ZSTD_CCtx_reset(ctx->cctx, ZSTD_reset_session_and_parameters);
+		if (ZSTD_isError(ZSTD_CCtx_refCDict(ctx->cctx, dict->cdict)))
+			abort();
+		(void)ZSTD_CCtx_setParameter(ctx->cctx, ZSTD_c_forceAttachDict,
+					     ZSTD_dictForceAttach);
+		n = ZSTD_compress2(ctx->cctx, out, bound, data, len);
+	} else {
+		n = ZSTD_compressCCtx(ctx->cctx, out, bound, data, len, COMPRESS_LEVEL);
+	}
 	if (ZSTD_isError(n))
 		abort(); /* only possible with a too small buffer or no memory */
 	*len_r = n;
