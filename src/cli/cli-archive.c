@@ -29,6 +29,7 @@ static void cli_archive_usage(FILE *out)
 		"  search [--limit N] [--offset N] QUERY...\n"
 		"                          total count, then: id, date, from, subject (tabs)\n"
 		"  show ID                 the message's raw bytes on stdout\n"
+		"  locate ID               where its content record is: STORE/SEGMENT OFFSET LENGTH\n"
 		"  export [--format eml|mbox] [QUERY] OUT\n"
 		"  verify                  check every record, catalog row and the index\n"
 		"  rebuild                 rebuild catalog and index from the segments\n"
@@ -255,6 +256,24 @@ static int cli_archive_show(struct archive *archive, int argc, char **argv)
 	return 0;
 }
 
+static int cli_archive_locate(struct archive *archive, int argc, char **argv)
+{
+	uint64_t id;
+	if (argc != 2 || !cli_parse_u64(argv[1], &id)) {
+		fprintf(stderr, "usage: coffer archive locate ID\n");
+		return 2;
+	}
+	struct str *out = str_create(64);
+	const char *error;
+	int ret = archive_message_location(archive, (int64_t)id, out, &error);
+	if (ret > 0)
+		printf("%s\n", str_c(out));
+	else
+		fprintf(stderr, "coffer archive locate: %s\n", ret == 0 ? "no such message" : error);
+	str_destroy(&out);
+	return ret > 0 ? 0 : 1;
+}
+
 struct cli_ids {
 	int64_t *ids;
 	size_t count;
@@ -443,7 +462,7 @@ int cli_archive_main(int argc, char **argv)
 	bool is_import = strcmp(cmd, "import") == 0;
 	bool writes = is_import || strcmp(cmd, "verify") == 0 || strcmp(cmd, "store") == 0;
 	static const char *const known[] = {"import", "search", "show",	 "export",
-					    "verify", "stats",	"store"};
+					    "verify", "stats",	"store", "locate"};
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok = ok || strcmp(cmd, known[i]) == 0;
@@ -466,6 +485,8 @@ int cli_archive_main(int argc, char **argv)
 		ret = cli_archive_search(archive, argc, argv);
 	} else if (strcmp(cmd, "show") == 0) {
 		ret = cli_archive_show(archive, argc, argv);
+	} else if (strcmp(cmd, "locate") == 0) {
+		ret = cli_archive_locate(archive, argc, argv);
 	} else if (strcmp(cmd, "export") == 0) {
 		ret = cli_archive_export(archive, argc, argv);
 	} else if (strcmp(cmd, "verify") == 0) {

@@ -18,7 +18,8 @@ struct archive_store {
 
 struct archive {
 	char *base_dir;
-	unsigned char key[CRYPTO_KEY_LEN]; /* the content key */
+	unsigned char key[CRYPTO_KEY_LEN];	   /* the content key */
+	unsigned char catalog_key[CRYPTO_KEY_LEN]; /* the catalog's page key */
 	struct catalog *cat;
 	struct archive_store *stores;
 	size_t store_count;

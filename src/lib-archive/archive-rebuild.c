@@ -276,7 +276,7 @@ int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, v
 	struct archive_rebuild_ctx ctx = {.a = a, .cb = cb, .context = context};
 	size_t count;
 	char **names = archive_list_store_dirs(a->base_dir, &count);
-	int ret = catalog_open(tmp, &a->cat, error_r);
+	int ret = catalog_open(tmp, a->catalog_key, &a->cat, error_r);
 	/* the stores are read as they are: nothing is truncated */
 	a->write = false;
 	for (size_t i = 0; ret == 0 && i < count; i++) {

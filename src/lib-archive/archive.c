@@ -243,6 +243,7 @@ int archive_open_common(const struct archive_settings *set, bool need_catalog,
 	if (archive_load_key(set, master, error_r) < 0)
 		goto fail;
 	crypto_kdf_derive(master, "content_", 1, a->key);
+	crypto_kdf_derive(master, "catalog_", 1, a->catalog_key);
 	int ret = archive_check_key(a, set, master, error_r);
 	crypto_wipe(master, sizeof(master));
 	if (ret < 0)
@@ -265,7 +266,7 @@ int archive_open_common(const struct archive_settings *set, bool need_catalog,
 		mem_free(path);
 		goto fail;
 	}
-	ret = catalog_open(path, &a->cat, error_r);
+	ret = catalog_open(path, a->catalog_key, &a->cat, error_r);
 	mem_free(path);
 	if (ret < 0 || archive_load_stores(a, error_r) < 0 ||
 	    catalog_dicts(a->cat, archive_load_dict, a, error_r) < 0)
@@ -301,6 +302,7 @@ void archive_destroy(struct archive **_a)
 	if (a->lock_fd >= 0)
 		close(a->lock_fd);
 	crypto_wipe(a->key, sizeof(a->key));
+	crypto_wipe(a->catalog_key, sizeof(a->catalog_key));
 	mem_free(a->base_dir);
 	mem_free(a);
 }
@@ -615,6 +617,20 @@ int archive_read_message(struct archive *a, int64_t message_id, unsigned char **
 		*error_r = tstr_printf("message %lld: %s", (long long)message_id, *error_r);
 		return -1;
 	}
+	return 1;
+}
+
+int archive_message_location(struct archive *a, int64_t message_id, struct str *out,
+			     const char **error_r)
+{
+	unsigned char hash[RECORD_HASH_LEN];
+	struct catalog_loc loc;
+	int ret = catalog_message_content(a->cat, message_id, hash, &loc, error_r);
+	if (ret <= 0)
+		return ret;
+	struct archive_store *s = archive_store_by_id(a, loc.store_id);
+	str_printfa(out, "%s/seg-%06u %llu %u", s != NULL ? s->name : "?", loc.segment,
+		    (unsigned long long)loc.offset, loc.length);
 	return 1;
 }
 

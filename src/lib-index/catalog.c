@@ -1,10 +1,12 @@
 #include "catalog.h"
+#include "catalog-vfs.h"
 #include "mem.h"
 #include "search-query.h"
 #include "str.h"
 #include "tstr.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 
 enum catalog_stmt {
@@ -28,6 +30,7 @@ enum catalog_stmt {
 
 struct catalog {
 	sqlite3 *db;
+	struct catalog_vfs *vfs;
 	char *path;
 	sqlite3_stmt *stmts[ST_COUNT];
 };
@@ -152,19 +155,45 @@ static int catalog_migrate(struct catalog *cat, const char **error_r)
 	return 0;
 }
 
-int catalog_open(const char *path, struct catalog **catalog_r, const char **error_r)
+/* A new database gets the page layout the encrypting VFS needs before its
+ * first write: 4096-byte pages with room for a nonce and a tag in each. */
+static int catalog_set_layout(struct catalog *cat, const char **error_r)
+{
+	int reserve = CATALOG_VFS_RESERVE;
+	if (catalog_exec(cat, "PRAGMA page_size = 4096", error_r) < 0)
+		return -1;
+	if (sqlite3_file_control(cat->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) !=
+	    SQLITE_OK)
+		return catalog_fail(cat, "reserving page bytes", error_r);
+	return 0;
+}
+
+int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
+		 struct catalog **catalog_r, const char **error_r)
 {
 	struct catalog *cat = mem_new(struct catalog);
 	cat->path = mem_strdup(path);
+	if (catalog_vfs_create(key, &cat->vfs, error_r) < 0) {
+		catalog_destroy(&cat);
+		return -1;
+	}
+	FILE *probe = fopen(path, "rb");
+	bool is_new = probe == NULL || fgetc(probe) == EOF;
+	if (probe != NULL)
+		fclose(probe);
 	if (sqlite3_open_v2(path, &cat->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+			    catalog_vfs_name(cat->vfs)) != SQLITE_OK) {
 		*error_r = tstr_printf("%s: cannot open: %s", path,
 				       cat->db != NULL ? sqlite3_errmsg(cat->db) : "no memory");
 		catalog_destroy(&cat);
 		return -1;
 	}
 	sqlite3_busy_timeout(cat->db, 10000);
+	if (is_new && catalog_set_layout(cat, error_r) < 0) {
+		catalog_destroy(&cat);
+		return -1;
+	}
 	if (catalog_exec(cat,
 			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 			 "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
@@ -187,6 +216,7 @@ void catalog_destroy(struct catalog **_cat)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(cat->stmts[i]);
 	sqlite3_close(cat->db);
+	catalog_vfs_destroy(&cat->vfs);
 	mem_free(cat->path);
 	mem_free(cat);
 }

@@ -71,7 +71,11 @@ struct catalog_stats {
 const char *catalog_store_state_name(enum catalog_store_state state);
 int catalog_store_state_parse(const char *name, enum catalog_store_state *state_r);
 
-int catalog_open(const char *path, struct catalog **catalog_r, const char **error_r);
+/* The database and its WAL are encrypted under `key` (see catalog-vfs.h);
+ * opening with another key fails. */
+#define CATALOG_KEY_LEN 32
+int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
+		 struct catalog **catalog_r, const char **error_r);
 void catalog_destroy(struct catalog **catalog);
 
 int catalog_begin(struct catalog *cat, const char **error_r);

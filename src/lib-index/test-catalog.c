@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "crypto.h"
+#include "file.h"
 #include "mem.h"
 
 static char tmpdir[] = "/tmp/coffer-test-catalog-XXXXXX";
@@ -73,7 +75,9 @@ static void test_catalog(void **state)
 	const char *error = NULL;
 	char *path = mem_printf("%s/catalog.db", tmpdir);
 	struct catalog *cat;
-	assert_int_equal(catalog_open(path, &cat, &error), 0);
+	unsigned char key[CATALOG_KEY_LEN];
+	crypto_key_generate(key);
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
 	int64_t store_id;
 	assert_int_equal(catalog_begin(cat, &error), 0);
 	assert_int_equal(catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, &store_id,
@@ -132,8 +136,20 @@ static void test_catalog(void **state)
 	assert_int_equal(search(cat, "", &h), 0);
 	catalog_destroy(&cat);
 
+	/* Nothing readable on disk; another key cannot open it. */
+	char *raw;
+	size_t raw_len;
+	assert_int_equal(file_read_all(path, 64 * 1024 * 1024, &raw, &raw_len, &error), 0);
+	assert_true(raw_len > 0);
+	assert_null(memmem(raw, raw_len, "linux-mips", 10));
+	assert_null(memmem(raw, raw_len, "SQLite format", 13));
+	mem_free(raw);
+	unsigned char other[CATALOG_KEY_LEN];
+	crypto_key_generate(other);
+	assert_int_equal(catalog_open(path, other, &cat, &error), -1);
+
 	/* Reopening keeps everything (the schema is not migrated twice). */
-	assert_int_equal(catalog_open(path, &cat, &error), 0);
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
 	struct catalog_store *stores;
 	size_t count;
 	assert_int_equal(catalog_stores(cat, &stores, &count, &error), 0);
@@ -147,7 +163,7 @@ static void test_catalog(void **state)
 
 static int setup(void **state)
 {
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return crypto_init() < 0 || mkdtemp(tmpdir) == NULL ? -1 : 0;
 }
 
 static int teardown(void **state)

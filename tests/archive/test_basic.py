@@ -157,3 +157,23 @@ def test_errors_are_clear(archive, tmp_path):
     (tmp_path / "empty.eml").write_bytes(b"")
     p = archive.run("import", tmp_path / "empty.eml", tmp_path / "missing.eml")
     assert b"skipped" in p.stderr
+
+
+def test_base_directory_alone_reveals_no_mail(archive, tmp_path):
+    """A copy of the base directory (stolen disk, backup) holds no readable
+    subject, address or body text: segments and catalog are encrypted, and
+    the key file lives elsewhere."""
+    secret = b"Zanzibarquokka"
+    mbox = b"".join(b"From x Tue Jan  2 10:00:00 2018\n" +
+                    message(i, subject="plan %s %d" % (secret.decode(), i),
+                            body="the %s body words\n" % secret.decode(),
+                            frm="%s@example.com" % secret.decode().lower()) + b"\n"
+                    for i in range(300))
+    archive.import_("-", input=mbox)
+    assert archive.search(secret.decode())[0] == 300
+    assert not str(archive.key).startswith(str(archive.base))
+    for dirpath, _, files in os.walk(archive.base):
+        for name in files:
+            data = open(os.path.join(dirpath, name), "rb").read()
+            for needle in (secret, secret.lower(), b"example.com", b"SQLite format"):
+                assert needle not in data, (name, needle)

@@ -105,14 +105,10 @@ def test_corrupted_byte_names_the_message(archive, tmp_path):
     victim_source = "%s:77" % mbox
     victim_id, victim_hash = archived[victim_source]
     # find the victim's record: flip a byte in the middle of it
-    seg = archive.base / "stores" / "store-0001" / "seg-000001"
+    where, offset, length = archive.run("locate", victim_id).stdout.decode().split()
+    offset, length = int(offset), int(length)
+    seg = archive.base / "stores" / where
     data = bytearray(seg.read_bytes())
-    import sqlite3
-    db = sqlite3.connect(str(archive.base / "catalog.db"))
-    offset, length = db.execute(
-        "SELECT c.offset, c.length FROM messages m JOIN contents c ON c.id = m.content_id "
-        "WHERE m.id = ?", (victim_id,)).fetchone()
-    db.close()
     pos = offset + length // 2
     data[pos] ^= 0x40
     seg.write_bytes(bytes(data))
