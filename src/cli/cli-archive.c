@@ -29,6 +29,7 @@ static void cli_archive_usage(FILE *out)
 		"  search [--limit N] [--offset N] QUERY...\n"
 		"                          total count, then: id, date, from, subject (tabs)\n"
 		"  show ID                 the message's raw bytes on stdout\n"
+		"  imap ID                 the IMAP ENVELOPE and BODYSTRUCTURE computed at ingest\n"
 		"  locate ID               where its content record is: STORE/SEGMENT OFFSET LENGTH\n"
 		"  export [--format eml|mbox] [QUERY] OUT\n"
 		"  verify                  check every record, catalog row and the index\n"
@@ -274,6 +275,26 @@ static int cli_archive_locate(struct archive *archive, int argc, char **argv)
 	return ret > 0 ? 0 : 1;
 }
 
+static int cli_archive_imap(struct archive *archive, int argc, char **argv)
+{
+	uint64_t id;
+	if (argc != 2 || !cli_parse_u64(argv[1], &id)) {
+		fprintf(stderr, "usage: coffer archive imap ID\n");
+		return 2;
+	}
+	char *envelope, *bodystructure;
+	const char *error;
+	int ret = archive_message_imap(archive, (int64_t)id, &envelope, &bodystructure, &error);
+	if (ret <= 0) {
+		fprintf(stderr, "coffer archive imap: %s\n", ret == 0 ? "no such message" : error);
+		return 1;
+	}
+	printf("ENVELOPE %s\nBODYSTRUCTURE %s\n", envelope, bodystructure);
+	mem_free(envelope);
+	mem_free(bodystructure);
+	return 0;
+}
+
 struct cli_ids {
 	int64_t *ids;
 	size_t count;
@@ -462,7 +483,7 @@ int cli_archive_main(int argc, char **argv)
 	bool is_import = strcmp(cmd, "import") == 0;
 	bool writes = is_import || strcmp(cmd, "verify") == 0 || strcmp(cmd, "store") == 0;
 	static const char *const known[] = {"import", "search", "show",	 "export",
-					    "verify", "stats",	"store", "locate"};
+					    "verify", "stats",	"store", "locate", "imap"};
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok = ok || strcmp(cmd, known[i]) == 0;
@@ -485,6 +506,8 @@ int cli_archive_main(int argc, char **argv)
 		ret = cli_archive_search(archive, argc, argv);
 	} else if (strcmp(cmd, "show") == 0) {
 		ret = cli_archive_show(archive, argc, argv);
+	} else if (strcmp(cmd, "imap") == 0) {
+		ret = cli_archive_imap(archive, argc, argv);
 	} else if (strcmp(cmd, "locate") == 0) {
 		ret = cli_archive_locate(archive, argc, argv);
 	} else if (strcmp(cmd, "export") == 0) {

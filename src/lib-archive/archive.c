@@ -462,7 +462,24 @@ int archive_catalog_add(struct archive *a, const struct record_meta *meta,
 			const unsigned char (*part_hashes)[RECORD_HASH_LEN], size_t part_count,
 			int64_t *content_id_r, int64_t *message_id_r, const char **error_r)
 {
+	/* IMAP data: [dict id][plain length][zstd(envelope NUL bodystructure)] */
+	size_t env_len = strlen(info->envelope), bs_len = strlen(info->bodystructure);
+	unsigned char *plain = mem_alloc(env_len + bs_len + 2);
+	memcpy(plain, info->envelope, env_len + 1);
+	memcpy(plain + env_len + 1, info->bodystructure, bs_len + 1);
+	const struct compress_dict *dict = archive_latest_dict(a);
+	size_t zlen;
+	unsigned char *z = compress_buffer(plain, env_len + bs_len + 2, dict, &zlen);
+	mem_free(plain);
+	unsigned char *imap = mem_alloc(zlen + 8);
+	uint32_t dict_id = compress_dict_id(dict), plain_len = (uint32_t)(env_len + bs_len + 2);
+	memcpy(imap, &dict_id, 4);
+	memcpy(imap + 4, &plain_len, 4);
+	memcpy(imap + 8, z, zlen);
+	mem_free(z);
 	struct catalog_content c = {
+		.imap = imap,
+		.imap_len = zlen + 8,
 		.loc = *loc,
 		.size = meta->raw_size,
 		.date = info->date != 0 ? info->date : meta->internal_date,
@@ -470,9 +487,6 @@ int archive_catalog_add(struct archive *a, const struct record_meta *meta,
 		.to = info->to,
 		.cc = info->cc,
 		.subject = info->subject,
-		.message_id = info->message_id,
-		.envelope = info->envelope,
-		.bodystructure = info->bodystructure,
 		.body_text = info->body_text,
 		.attachment_names = info->attachment_names,
 		.has_attachment = info->has_attachment,
@@ -481,7 +495,9 @@ int archive_catalog_add(struct archive *a, const struct record_meta *meta,
 		.part_count = part_count,
 	};
 	memcpy(c.hash, meta->hash, RECORD_HASH_LEN);
-	if (catalog_content_add(a->cat, &c, content_id_r, error_r) < 0)
+	int added = catalog_content_add(a->cat, &c, content_id_r, error_r);
+	mem_free(imap);
+	if (added < 0)
 		return -1;
 	int ret = catalog_message_add(a->cat, *content_id_r, meta->user, meta->folder, c.date,
 				      meta->internal_date, loc, message_id_r, error_r);
@@ -617,6 +633,45 @@ int archive_read_message(struct archive *a, int64_t message_id, unsigned char **
 		*error_r = tstr_printf("message %lld: %s", (long long)message_id, *error_r);
 		return -1;
 	}
+	return 1;
+}
+
+int archive_message_imap(struct archive *a, int64_t message_id, char **envelope_r,
+			 char **bodystructure_r, const char **error_r)
+{
+	void *blob;
+	size_t len;
+	int ret = catalog_message_imap(a->cat, message_id, &blob, &len, error_r);
+	if (ret <= 0)
+		return ret;
+	uint32_t dict_id, plain_len;
+	if (len < 8) {
+		mem_free(blob);
+		*error_r = "IMAP data truncated";
+		return -1;
+	}
+	memcpy(&dict_id, blob, 4);
+	memcpy(&plain_len, (unsigned char *)blob + 4, 4);
+	const struct compress_dict *dict = archive_dict_lookup(dict_id, a);
+	char *plain = mem_alloc((size_t)plain_len + 1);
+	if ((dict_id != 0 && dict == NULL) ||
+	    compress_decompress((unsigned char *)blob + 8, len - 8, dict, plain, plain_len,
+				error_r) < 0 ||
+	    plain_len < 2 || plain[plain_len - 1] != '\0') {
+		if (dict_id != 0 && dict == NULL)
+			*error_r = "IMAP data needs a missing dictionary";
+		else if (plain_len < 2 || plain[plain_len - 1] != '\0')
+			*error_r = "IMAP data malformed";
+		mem_free(plain);
+		mem_free(blob);
+		return -1;
+	}
+	mem_free(blob);
+	plain[plain_len] = '\0';
+	*envelope_r = mem_strdup(plain);
+	size_t env_len = strlen(plain);
+	*bodystructure_r = mem_strdup(env_len + 1 < plain_len ? plain + env_len + 1 : "");
+	mem_free(plain);
 	return 1;
 }
 

@@ -45,6 +45,11 @@ void archive_destroy(struct archive **archive);
 int archive_read_message(struct archive *archive, int64_t message_id, unsigned char **data_r,
 			 size_t *len_r, const char **error_r);
 
+/* The IMAP ENVELOPE and BODYSTRUCTURE computed at ingest (mem_free both):
+ * 1 found, 0 not found, -1 error. */
+int archive_message_imap(struct archive *archive, int64_t message_id, char **envelope_r,
+			 char **bodystructure_r, const char **error_r);
+
 /* Where a message's content record lives: "store-NNNN/seg-NNNNNN OFFSET
  * LENGTH" (for operators and tests). 1 found, 0 not found, -1 error. */
 int archive_message_location(struct archive *archive, int64_t message_id, struct str *out,

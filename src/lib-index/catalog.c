@@ -46,8 +46,7 @@ static const char *const catalog_migrations[] = {
 	"CREATE TABLE contents (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
 	"  store_id INTEGER NOT NULL, segment INTEGER NOT NULL, offset INTEGER NOT NULL,"
 	"  length INTEGER NOT NULL, size INTEGER NOT NULL, date INTEGER NOT NULL,"
-	"  from_ TEXT NOT NULL, subject TEXT NOT NULL, message_id TEXT NOT NULL,"
-	"  envelope TEXT NOT NULL, bodystructure TEXT NOT NULL,"
+	"  from_ TEXT NOT NULL, subject TEXT NOT NULL, imap BLOB NOT NULL,"
 	"  has_attachment INTEGER NOT NULL, defects INTEGER NOT NULL);"
 	"CREATE TABLE parts (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
 	"  store_id INTEGER NOT NULL, segment INTEGER NOT NULL, offset INTEGER NOT NULL,"
@@ -429,8 +428,8 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 	sqlite3_stmt *st = catalog_stmt(
 		cat, ST_CONTENT_ADD,
 		"INSERT INTO contents (hash, store_id, segment, offset, length, size, date, from_,"
-		" subject, message_id, envelope, bodystructure, has_attachment, defects)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		" subject, imap, has_attachment, defects)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		error_r);
 	if (st == NULL)
 		return -1;
@@ -440,11 +439,9 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 	sqlite3_bind_int64(st, 7, c->date);
 	sqlite3_bind_text(st, 8, c->from, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, c->subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, c->message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, c->envelope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 12, c->bodystructure, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 13, c->has_attachment ? 1 : 0);
-	sqlite3_bind_int(st, 14, (int)c->defects);
+	sqlite3_bind_blob(st, 10, c->imap != NULL ? c->imap : "", (int)c->imap_len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 11, c->has_attachment ? 1 : 0);
+	sqlite3_bind_int(st, 12, (int)c->defects);
 	if (catalog_step_done(cat, st, "adding a content", error_r) < 0)
 		return -1;
 	int64_t id = sqlite3_last_insert_rowid(cat->db);
@@ -591,6 +588,31 @@ int catalog_message_find(struct catalog *cat, int64_t content_id, const char *us
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
+}
+
+int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r,
+			 size_t *len_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT c.imap FROM messages m JOIN contents c ON c.id = m.content_id"
+			       " WHERE m.id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "imap data", error_r);
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		void *data = mem_alloc(len + 1);
+		if (len > 0)
+			memcpy(data, sqlite3_column_blob(st, 0), len);
+		*imap_r = data;
+		*len_r = len;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "imap data", error_r);
 }
 
 int catalog_message_content(struct catalog *cat, int64_t message_id,

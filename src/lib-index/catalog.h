@@ -48,8 +48,12 @@ struct catalog_content {
 	struct catalog_loc loc;
 	uint64_t size;
 	int64_t date;
-	const char *from, *to, *cc, *subject, *message_id, *envelope, *bodystructure;
+	const char *from, *to, *cc, *subject;
 	const char *body_text, *attachment_names;
+	/* precomputed IMAP data (envelope, body structure), opaque here: the
+	 * engine stores it compressed */
+	const void *imap;
+	size_t imap_len;
 	bool has_attachment;
 	unsigned int defects;
 	/* hashes of the PART records the content refers to (already added) */
@@ -120,6 +124,9 @@ int catalog_message_add(struct catalog *cat, int64_t content_id, const char *use
 /* Whether a user's folder already holds a content (1, with its message id). */
 int catalog_message_find(struct catalog *cat, int64_t content_id, const char *user,
 			 const char *folder, int64_t *id_r, const char **error_r);
+/* The precomputed IMAP blob of a message's content (mem_free). */
+int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r,
+			 size_t *len_r, const char **error_r);
 /* The content record of a message (and its hash). */
 int catalog_message_content(struct catalog *cat, int64_t message_id,
 			    unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,

@@ -177,3 +177,19 @@ def test_base_directory_alone_reveals_no_mail(archive, tmp_path):
             data = open(os.path.join(dirpath, name), "rb").read()
             for needle in (secret, secret.lower(), b"example.com", b"SQLite format"):
                 assert needle not in data, (name, needle)
+
+
+def test_imap_data_precomputed(archive, tmp_path):
+    import base64
+    blob = base64.encodebytes(os.urandom(30000)).decode()
+    (tmp_path / "a.eml").write_bytes(message(7, attachment=blob))
+    archived, _ = archive.import_(tmp_path / "a.eml")
+    msg_id = list(archived.values())[0][0]
+    out = archive.run("imap", msg_id).stdout.decode()
+    env, bs = out.splitlines()
+    assert env.startswith('ENVELOPE ("Tue, 02 Jan 2018 10:07:00 +0000" "message 7" '
+                          '(("Alice" NIL "alice" "example.com"))')
+    assert '"<m7@example.com>")' in env
+    assert bs.startswith('BODYSTRUCTURE (("TEXT" "PLAIN" NIL NIL NIL "7BIT" ')
+    assert '("APPLICATION" "OCTET-STREAM" ("NAME" "data.bin") NIL NIL "BASE64" ' in bs
+    assert bs.endswith(' "MIXED")')
