@@ -26,7 +26,7 @@ static void cli_archive_usage(FILE *out)
 		"                          EML files, directories of them, mbox files (\"-\" = mbox\n"
 		"                          on stdin) and Maildir trees; prints one line per\n"
 		"                          message once it is durably archived\n"
-		"  search [--limit N] [--offset N] QUERY...\n"
+		"  search [--limit N] [--offset N] [--repeat N] QUERY...\n"
 		"                          total count, then: id, date, from, subject (tabs)\n"
 		"  show ID                 the message's raw bytes on stdout\n"
 		"  imap ID                 the IMAP ENVELOPE and BODYSTRUCTURE computed at ingest\n"
@@ -184,18 +184,59 @@ static char *cli_join(int argc, char **argv)
 	return str_steal(&s);
 }
 
+static void cli_ignore_hit(const struct archive_hit *hit, void *context)
+{
+}
+
+static int cli_double_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* --repeat N: time the query N more times in this process (warm), for
+ * benchmarks; the figures go to stderr. */
+static int cli_search_timing(struct archive *archive, int argc, char **argv, uint64_t limit,
+			     uint64_t offset, uint64_t repeat)
+{
+	char *query = cli_join(argc, argv);
+	double *ms = mem_alloc(repeat * sizeof(double));
+	const char *error;
+	for (uint64_t i = 0; i < repeat; i++) {
+		struct timespec start;
+		uint64_t total;
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		if (archive_search(archive, query, limit, offset, &total, cli_ignore_hit, NULL,
+				   &error) < 0) {
+			fprintf(stderr, "coffer archive search: %s\n", error);
+			mem_free(ms);
+			mem_free(query);
+			return 1;
+		}
+		ms[i] = cli_elapsed(&start) * 1000;
+	}
+	qsort(ms, repeat, sizeof(double), cli_double_cmp);
+	fprintf(stderr, "search-time: median %.2f ms, max %.2f ms over %llu runs\n",
+		ms[repeat / 2], ms[repeat - 1], (unsigned long long)repeat);
+	mem_free(ms);
+	mem_free(query);
+	return 0;
+}
+
 static int cli_archive_search(struct archive *archive, int argc, char **argv)
 {
 	static const struct option options[] = {{"limit", required_argument, NULL, 'l'},
 						{"offset", required_argument, NULL, 'o'},
+						{"repeat", required_argument, NULL, 'r'},
 						{NULL, 0, NULL, 0}};
-	uint64_t limit = 50, offset = 0;
+	uint64_t limit = 50, offset = 0, repeat = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+l:o:", options, NULL)) != -1) {
-		uint64_t *target = c == 'l' ? &limit : &offset;
-		if ((c != 'l' && c != 'o') || !cli_parse_u64(optarg, target)) {
-			fprintf(stderr, "coffer archive search: expected --limit N / --offset N\n");
+	while ((c = getopt_long(argc, argv, "+l:o:r:", options, NULL)) != -1) {
+		uint64_t *target = c == 'l' ? &limit : c == 'o' ? &offset : &repeat;
+		if ((c != 'l' && c != 'o' && c != 'r') || !cli_parse_u64(optarg, target)) {
+			fprintf(stderr, "coffer archive search: expected --limit N / --offset N / "
+					"--repeat N\n");
 			return 2;
 		}
 	}
@@ -214,6 +255,8 @@ static int cli_archive_search(struct archive *archive, int argc, char **argv)
 	/* the count comes first, then the page */
 	printf("%llu\n%s", (unsigned long long)total, str_c(lines));
 	str_destroy(&lines);
+	if (repeat > 0)
+		return cli_search_timing(archive, argc - optind, argv + optind, limit, offset, repeat);
 	return 0;
 }
 

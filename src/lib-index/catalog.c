@@ -6,6 +6,7 @@
 #include "tstr.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -452,14 +453,23 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 			  error_r);
 	if (st == NULL)
 		return -1;
+	struct str *addr[3] = {str_create(128), str_create(128), str_create(128)};
+	const char *fields[3] = {c->from, c->to, c->cc};
+	for (int i = 0; i < 3; i++) {
+		str_append(addr[i], fields[i]);
+		search_query_address_tokens(fields[i], addr[i]);
+	}
 	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, c->from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, c->to, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, c->cc, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, str_c(addr[0]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, str_c(addr[1]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, str_c(addr[2]), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, c->subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, c->body_text, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, c->attachment_names, -1, SQLITE_STATIC);
-	if (catalog_step_done(cat, st, "indexing a content", error_r) < 0)
+	int ret = catalog_step_done(cat, st, "indexing a content", error_r);
+	for (int i = 0; i < 3; i++)
+		str_destroy(&addr[i]);
+	if (ret < 0)
 		return -1;
 
 	for (size_t i = 0; i < c->part_count; i++) {
@@ -685,28 +695,46 @@ static void bind_search_params(sqlite3_stmt *st, const struct search_sql *sql)
 	}
 }
 
-#define CATALOG_VISIBLE "c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)"
+/* Messages whose content lives in a disabled store are invisible. */
+static int catalog_any_disabled(struct catalog *cat, bool *any_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT 1 FROM stores WHERE state = 3 LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return catalog_fail(cat, "stores", error_r);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return catalog_fail(cat, "stores", error_r);
+	*any_r = rc == SQLITE_ROW;
+	return 0;
+}
 
 int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint64_t offset,
 		   uint64_t *total_r, catalog_hit_cb *cb, void *context, const char **error_r)
 {
 	struct search_query *q;
-	if (search_query_parse(query, &q, error_r) < 0)
+	bool any_disabled;
+	if (catalog_any_disabled(cat, &any_disabled, error_r) < 0 ||
+	    search_query_parse(query, &q, error_r) < 0)
 		return -1;
 	struct search_sql sql;
 	int ret = search_query_compile(q, catalog_expand, cat, &sql, error_r);
 	search_query_destroy(&q);
 	if (ret < 0)
 		return -1;
-	char *count_sql = mem_printf("SELECT count(*) FROM messages m JOIN contents c ON c.id ="
-				     " m.content_id WHERE (%s) AND " CATALOG_VISIBLE,
-				     sql.where);
+	const char *visible =
+		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "";
+	/* the count needs the contents table only for conditions on it */
+	bool count_needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
+	char *count_sql = mem_printf("SELECT count(*) FROM messages m%s WHERE (%s)%s",
+				     count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
+				     sql.where, visible);
 	char *page_sql = mem_printf(
 		"SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size FROM messages m"
 		" JOIN contents c ON c.id = m.content_id JOIN folders f ON f.id = m.folder_id"
-		" WHERE (%s) AND " CATALOG_VISIBLE " ORDER BY m.date DESC, m.id DESC LIMIT %llu"
-		" OFFSET %llu",
-		sql.where, (unsigned long long)(limit > INT64_MAX ? INT64_MAX : limit),
+		" WHERE (%s)%s ORDER BY m.date DESC, m.id DESC LIMIT %llu OFFSET %llu",
+		sql.where, visible, (unsigned long long)(limit > INT64_MAX ? INT64_MAX : limit),
 		(unsigned long long)(offset > INT64_MAX ? INT64_MAX : offset));
 	sqlite3_stmt *st = NULL;
 	ret = -1;

@@ -572,7 +572,7 @@ char *search_query_describe(const struct search_query *query)
 }
 
 /* Compilation. A subtree made only of text terms becomes one FTS5 expression;
- * anything else becomes SQL, with FTS parts as `c.id IN (SELECT rowid FROM
+ * anything else becomes SQL, with FTS parts as `m.content_id IN (SELECT rowid FROM
  * fts WHERE fts MATCH ?)`. */
 struct compiled {
 	bool is_fts;
@@ -628,6 +628,40 @@ static void fts_quote(struct str *out, const char *text)
 	str_append_c(out, '"');
 }
 
+static bool address_char(unsigned char c)
+{
+	return c > ' ' && c != '<' && c != '>' && c != ',' && c != '"' && c != '(' && c != ')' &&
+	       c != ';' && c != ':' && c != '\'';
+}
+
+/* The joined token of one address (letters and digits only, ASCII folded to
+ * lower case; other bytes kept, as unicode61 keeps them as letters). */
+static void address_token(const char *start, size_t len, struct str *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)start[i];
+		if (isalnum(c))
+			str_append_c(out, (char)tolower(c));
+		else if (c >= 0x80)
+			str_append_c(out, (char)c);
+	}
+}
+
+void search_query_address_tokens(const char *text, struct str *out)
+{
+	for (const char *at = strchr(text, '@'); at != NULL; at = strchr(at + 1, '@')) {
+		const char *start = at, *end = at + 1;
+		while (start > text && address_char((unsigned char)start[-1]))
+			start--;
+		while (address_char((unsigned char)*end))
+			end++;
+		if (start == at || end == at + 1)
+			continue;
+		str_append_c(out, ' ');
+		address_token(start, (size_t)(end - start), out);
+	}
+}
+
 static void fts_column(struct str *out, unsigned int field)
 {
 	if (field != 0)
@@ -637,7 +671,7 @@ static void fts_column(struct str *out, unsigned int field)
 /* Turn an FTS expression into SQL (binds the expression as a parameter). */
 static void fts_to_sql(struct compiled *c, bool negate)
 {
-	char *sql = mem_printf("c.id %sIN (SELECT rowid FROM fts WHERE fts MATCH ?)",
+	char *sql = mem_printf("m.content_id %sIN (SELECT rowid FROM fts WHERE fts MATCH ?)",
 			       negate ? "NOT " : "");
 	add_param(c, SEARCH_PARAM_TEXT, c->text, 0);
 	/* the expression param must come first: move it to the front */
@@ -678,6 +712,16 @@ static int compile_term(struct compiler *cp, const struct node *n, struct compil
 		}
 		mem_free(terms);
 		str_append_c(s, ')');
+	} else if (n->field >= 1 && n->field <= 3 && strchr(n->text, '@') != NULL &&
+		   n->kind != TERM_PHRASE) {
+		/* a whole address: its joined token (see search_query_address_tokens) */
+		struct str *tok = str_create(32);
+		address_token(n->text, strlen(n->text), tok);
+		fts_column(s, n->field);
+		fts_quote(s, str_c(tok));
+		if (n->kind == TERM_PREFIX)
+			str_append(s, " *");
+		str_destroy(&tok);
 	} else {
 		fts_column(s, n->field);
 		fts_quote(s, n->text);
@@ -744,7 +788,7 @@ static int compile_andor(struct compiler *cp, const struct node *n, struct compi
 	if (ret == 0) {
 		if (str_len(neg) > 0 && fts_count == 0) {
 			/* Only negated text: FTS5 has no unary NOT, so each negated
-			 * part becomes `c.id NOT IN (...)`. */
+			 * part becomes `m.content_id NOT IN (...)`. */
 			compiled_free(&fts_params);
 			str_truncate(neg, 0);
 			for (size_t i = 0; i < n->child_count; i++) {

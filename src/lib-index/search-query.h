@@ -52,6 +52,14 @@ struct search_sql {
 typedef size_t search_expand_t(const char *pattern, size_t max, char ***terms_r,
 			       void *context);
 
+/* Address fields are indexed with one extra token per email address (its
+ * letters and digits run together, e.g. "ralf@linux-mips.org" ->
+ * "ralflinuxmipsorg"), so from:/to:/cc: with a whole address look up one
+ * short doclist instead of a phrase of very common words. Appends those
+ * tokens (space separated) for every address in `text`. */
+struct str;
+void search_query_address_tokens(const char *text, struct str *out);
+
 int search_query_parse(const char *text, struct search_query **query_r, const char **error_r);
 void search_query_destroy(struct search_query **query);
 /* Writes a canonical rendering of the tree (for tests and logs). */

@@ -106,20 +106,21 @@ static void check_sql(const char *query, const char *where, size_t params,
 
 static void test_compile(void **state)
 {
-	const char *in = "c.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)";
+	const char *in = "m.content_id IN (SELECT rowid FROM fts WHERE fts MATCH ?)";
 	check_sql("tlb", in, 1, "\"tlb\"");
 	check_sql("a \"b c\"", in, 1, "(\"a\") AND (\"b c\")");
 	check_sql("a OR sub*", in, 1, "(\"a\") OR (\"sub\" *)");
 	check_sql("kernel AND panic AND NOT subject:PATCH", in, 1,
 		  "((\"kernel\") AND (\"panic\")) NOT (f_subject : \"PATCH\")");
-	check_sql("from:ralf@linux-mips.org", in, 1, "f_from : \"ralf@linux-mips.org\"");
+	check_sql("from:ralf@linux-mips.org", in, 1, "f_from : \"ralflinuxmipsorg\"");
+	check_sql("from:\"ralf@linux-mips.org\"", in, 1, "f_from : \"ralf@linux-mips.org\"");
 	check_sql("te?t", in, 1, "(\"test\" OR \"text\")");
-	check_sql("NOT x", "c.id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)", 1, "\"x\"");
+	check_sql("NOT x", "m.content_id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)", 1, "\"x\"");
 	check_sql("subject:PATCH date:2018",
-		  "(m.date >= ? AND m.date < ?) AND (c.id IN (SELECT rowid FROM fts WHERE fts MATCH ?))",
+		  "(m.date >= ? AND m.date < ?) AND (m.content_id IN (SELECT rowid FROM fts WHERE fts MATCH ?))",
 		  3, NULL);
 	check_sql("has:attachment OR x",
-		  "(c.has_attachment = 1) OR (c.id IN (SELECT rowid FROM fts WHERE fts MATCH ?))", 1,
+		  "(c.has_attachment = 1) OR (m.content_id IN (SELECT rowid FROM fts WHERE fts MATCH ?))", 1,
 		  "(\"x\")");
 	check_sql("*", "1", 0, NULL);
 	check_sql("folder:a_b", "m.folder_id IN (SELECT id FROM folders WHERE path = ? OR path LIKE ? ESCAPE '\\')", 2, "a_b");
