@@ -1,5 +1,7 @@
 /* coffer: one executable, many commands. This file only dispatches: each
  * command lives in its own module with one entry function. */
+#include "cli-archive.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +32,7 @@ static const struct cli_command cli_commands[] = {
 	{"client-access-server", "run the Client Access Server daemon", access_main},
 	{"instance", "run one instance (started by its Instance Host)", instance_main},
 	{"version", "print the version", cli_version_main},
+	{"archive", "local archive operations on an instance base directory", cli_archive_main},
 };
 
 static void cli_usage(FILE *out)

@@ -113,6 +113,14 @@ int crypto_aead_decrypt(const unsigned char key[CRYPTO_KEY_LEN], const unsigned 
 		       in_len - CRYPTO_AEAD_NONCE_LEN, ad, ad_len, in, key) == 0 ? 0 : -1;
 }
 
+void crypto_kdf_derive(const unsigned char master[CRYPTO_KEY_LEN], const char context[8],
+		       unsigned long long id, unsigned char out[CRYPTO_KEY_LEN])
+{
+	_Static_assert(crypto_kdf_CONTEXTBYTES == 8, "kdf context");
+	_Static_assert(crypto_kdf_KEYBYTES == CRYPTO_KEY_LEN, "kdf key");
+	crypto_kdf_derive_from_key(out, CRYPTO_KEY_LEN, id, context, master);
+}
+
 bool crypto_equal(const void *a, const void *b, size_t len)
 {
 	return sodium_memcmp(a, b, len) == 0;

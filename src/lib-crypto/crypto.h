@@ -55,6 +55,12 @@ void crypto_aead_encrypt(const unsigned char key[CRYPTO_KEY_LEN], const void *pl
 int crypto_aead_decrypt(const unsigned char key[CRYPTO_KEY_LEN], const unsigned char *in,
 			size_t in_len, const void *ad, size_t ad_len, unsigned char *plain_out);
 
+/* Derive an independent subkey from a master key (BLAKE2b KDF): `context`
+ * names the purpose (exactly 8 characters, e.g. "content_"), `id` numbers
+ * subkeys within it. Different (context, id) pairs give unrelated keys. */
+void crypto_kdf_derive(const unsigned char master[CRYPTO_KEY_LEN], const char context[8],
+		       unsigned long long id, unsigned char out[CRYPTO_KEY_LEN]);
+
 /* Constant-time comparison. */
 bool crypto_equal(const void *a, const void *b, size_t len);
 /* Overwrite memory the compiler may not optimise away. */

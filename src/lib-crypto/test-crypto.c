@@ -81,6 +81,21 @@ static void test_random_hex_and_equal(void **state)
 	mem_free(b);
 }
 
+static void test_kdf_separates_purposes(void **state)
+{
+	unsigned char master[CRYPTO_KEY_LEN], a[CRYPTO_KEY_LEN], b[CRYPTO_KEY_LEN],
+		c[CRYPTO_KEY_LEN], a2[CRYPTO_KEY_LEN];
+	crypto_key_generate(master);
+	crypto_kdf_derive(master, "content_", 1, a);
+	crypto_kdf_derive(master, "content_", 1, a2);
+	crypto_kdf_derive(master, "content_", 2, b);
+	crypto_kdf_derive(master, "catalog_", 1, c);
+	assert_memory_equal(a, a2, CRYPTO_KEY_LEN);
+	assert_memory_not_equal(a, b, CRYPTO_KEY_LEN);
+	assert_memory_not_equal(a, c, CRYPTO_KEY_LEN);
+	assert_memory_not_equal(a, master, CRYPTO_KEY_LEN);
+}
+
 static int setup(void **state)
 {
 	return crypto_init();
@@ -94,6 +109,7 @@ int main(void)
 		cmocka_unit_test(test_password_hash_verify),
 		cmocka_unit_test(test_aead_roundtrip_and_tamper),
 		cmocka_unit_test(test_random_hex_and_equal),
+		cmocka_unit_test(test_kdf_separates_purposes),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,0 +1,865 @@
+#include "archive-import.h"
+#include "archive-private.h"
+#include "mbox.h"
+#include "mem.h"
+#include "str.h"
+#include "tstr.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARCHIVE_IMPORT_MAX_JOBS 512
+#define ARCHIVE_IMPORT_BATCH_MESSAGES 1000
+#define ARCHIVE_IMPORT_BATCH_BYTES (64u * 1024 * 1024)
+#define ARCHIVE_IMPORT_BATCH_MSECS 1000
+#define ARCHIVE_IMPORT_DICT_BYTES (8u * 1024 * 1024)
+#define ARCHIVE_IMPORT_MAX_FILE (512u * 1024 * 1024)
+
+struct archive_import_part {
+	unsigned char hash[RECORD_HASH_LEN];
+	unsigned char *rec;
+	size_t rec_len, raw_len;
+};
+
+struct archive_import_job {
+	struct archive_import_job *next;
+	char *source, *folder;
+	int64_t internal_date;
+	unsigned char *data;
+	size_t len, cost;
+	char *skip_reason;
+	bool taken, done;
+	/* results of the worker */
+	unsigned char hash[RECORD_HASH_LEN];
+	struct mime_info *info;
+	unsigned char *rec;
+	size_t rec_len;
+	struct archive_import_part *parts;
+	size_t part_count;
+};
+
+struct archive_import_pending {
+	enum archive_import_event_type type;
+	char *source;
+	int64_t message_id;
+	char hash_hex[RECORD_HASH_LEN * 2 + 1];
+	unsigned int defects;
+};
+
+struct archive_import {
+	struct archive *a;
+	const struct archive_import_settings *set;
+	const char *user;
+	const struct compress_dict *dict;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work_cond, done_cond, space_cond;
+	struct archive_import_job *head, *tail, *next_to_take;
+	size_t jobs, inflight;
+	bool input_done, stop;
+
+	/* dictionary training (before the pipeline starts) */
+	bool training;
+	struct archive_import_job *held_head, *held_tail;
+	size_t held_count, held_bytes;
+
+	/* threads, started once the dictionary question is settled, because
+	 * workers compress with it */
+	bool started;
+	unsigned int worker_count;
+	pthread_t *workers, writer;
+
+	/* writer state */
+	char *error;
+	struct archive_import_result result;
+	struct archive_import_pending *pending;
+	size_t pending_count;
+	uint64_t total_messages, total_bytes;
+};
+
+static void archive_import_job_free(struct archive_import_job *job)
+{
+	mem_free(job->source);
+	mem_free(job->folder);
+	mem_free(job->data);
+	mem_free(job->skip_reason);
+	mime_info_destroy(&job->info);
+	mem_free(job->rec);
+	for (size_t i = 0; i < job->part_count; i++)
+		mem_free(job->parts[i].rec);
+	mem_free(job->parts);
+	mem_free(job);
+}
+
+static int64_t archive_import_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static uint64_t archive_import_msecs(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Worker: everything that costs CPU happens here, in parallel. */
+static void archive_import_process(struct archive_import *imp, struct archive_import_job *job)
+{
+	crypto_sha256(job->data, job->len, job->hash);
+	job->info = mime_parse(job->data, job->len, MIME_LARGE_PART_MIN);
+	const struct mime_info *info = job->info;
+	struct record_chunk *chunks = mem_alloc((info->large_part_count * 2 + 1) * sizeof(*chunks));
+	size_t nchunks = 0, pos = 0;
+	if (info->large_part_count > 0)
+		job->parts = mem_alloc(info->large_part_count * sizeof(*job->parts));
+	for (size_t i = 0; i < info->large_part_count; i++) {
+		const struct mime_span *span = &info->large_parts[i];
+		if (span->offset < pos || span->offset + span->len > job->len)
+			continue;
+		if (span->offset > pos) {
+			chunks[nchunks++] = (struct record_chunk){
+				.is_part = false, .len = span->offset - pos, .data = job->data + pos};
+		}
+		struct archive_import_part *part = &job->parts[job->part_count++];
+		crypto_sha256(job->data + span->offset, span->len, part->hash);
+		part->raw_len = span->len;
+		part->rec = record_seal_part(imp->a->key, part->hash, job->data + span->offset,
+					     span->len, NULL, &part->rec_len);
+		struct record_chunk *c = &chunks[nchunks++];
+		memset(c, 0, sizeof(*c));
+		c->is_part = true;
+		c->len = span->len;
+		memcpy(c->hash, part->hash, RECORD_HASH_LEN);
+		pos = span->offset + span->len;
+	}
+	if (pos < job->len || nchunks == 0) {
+		chunks[nchunks++] = (struct record_chunk){
+			.is_part = false, .len = job->len - pos, .data = job->data + pos};
+	}
+	struct record_meta meta = {.raw_size = job->len,
+				   .internal_date = job->internal_date,
+				   .archived_at = archive_import_now(),
+				   .user = imp->user,
+				   .folder = job->folder};
+	memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
+	job->rec = record_seal_message(imp->a->key, &meta, chunks, nchunks, imp->dict,
+				       &job->rec_len);
+	mem_free(chunks);
+	/* the raw bytes are no longer needed: the record holds them */
+	mem_free(job->data);
+	job->data = NULL;
+}
+
+static void *archive_import_worker(void *context)
+{
+	struct archive_import *imp = context;
+	pthread_mutex_lock(&imp->lock);
+	for (;;) {
+		while (imp->next_to_take == NULL && !imp->input_done && !imp->stop)
+			pthread_cond_wait(&imp->work_cond, &imp->lock);
+		if (imp->next_to_take == NULL)
+			break;
+		struct archive_import_job *job = imp->next_to_take;
+		imp->next_to_take = job->next;
+		job->taken = true;
+		pthread_mutex_unlock(&imp->lock);
+		if (job->skip_reason == NULL && !imp->stop)
+			archive_import_process(imp, job);
+		pthread_mutex_lock(&imp->lock);
+		job->done = true;
+		pthread_cond_broadcast(&imp->done_cond);
+	}
+	pthread_mutex_unlock(&imp->lock);
+	return NULL;
+}
+
+static void archive_import_emit(struct archive_import *imp, enum archive_import_event_type type,
+				const char *source, int64_t message_id, const char *hash_hex,
+				unsigned int defects, const char *reason)
+{
+	if (imp->set->cb == NULL)
+		return;
+	struct archive_import_event ev = {.type = type,
+					  .source = source,
+					  .message_id = message_id,
+					  .hash_hex = hash_hex,
+					  .defects = defects,
+					  .reason = reason,
+					  .messages = imp->total_messages,
+					  .bytes = imp->total_bytes};
+	imp->set->cb(&ev, imp->set->context);
+}
+
+static void archive_import_pend(struct archive_import *imp, enum archive_import_event_type type,
+				const struct archive_import_job *job, int64_t message_id)
+{
+	imp->pending = mem_realloc(imp->pending, (imp->pending_count + 1) * sizeof(*imp->pending));
+	struct archive_import_pending *p = &imp->pending[imp->pending_count++];
+	p->type = type;
+	p->source = mem_strdup(job->source);
+	p->message_id = message_id;
+	archive_hash_hex(job->hash, p->hash_hex);
+	p->defects = job->info != NULL ? job->info->defects : 0;
+}
+
+static void archive_import_flush_pending(struct archive_import *imp, bool committed)
+{
+	for (size_t i = 0; i < imp->pending_count; i++) {
+		struct archive_import_pending *p = &imp->pending[i];
+		if (committed) {
+			if (p->type == ARCHIVE_IMPORT_ARCHIVED)
+				imp->result.archived++;
+			else
+				imp->result.duplicates++;
+			imp->result.defects += p->defects > 0;
+			archive_import_emit(imp, p->type, p->source, p->message_id, p->hash_hex,
+					    p->defects, NULL);
+		}
+		mem_free(p->source);
+	}
+	imp->pending_count = 0;
+}
+
+/* Writer: one message into the open transaction. */
+static int archive_import_write(struct archive_import *imp, struct archive_store *s,
+				struct archive_import_job *job, const char **error_r)
+{
+	struct archive *a = imp->a;
+	int64_t content_id, message_id;
+	int found = catalog_content_find(a->cat, job->hash, &content_id, error_r);
+	if (found < 0)
+		return -1;
+	struct store_loc loc;
+	if (found == 1) {
+		int in_folder = catalog_message_find(a->cat, content_id, imp->user, job->folder,
+						     &message_id, error_r);
+		if (in_folder < 0)
+			return -1;
+		if (in_folder == 1) {
+			archive_import_pend(imp, ARCHIVE_IMPORT_DUPLICATE, job, message_id);
+			return 0;
+		}
+		struct record_meta meta = {.raw_size = job->len,
+					   .internal_date = job->internal_date,
+					   .archived_at = archive_import_now(),
+					   .user = imp->user,
+					   .folder = job->folder};
+		memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
+		size_t len;
+		unsigned char *rec = record_seal_ref(a->key, &meta, &len);
+		int ret = store_append(s->store, rec, len, &loc, error_r);
+		mem_free(rec);
+		if (ret < 0)
+			return -1;
+		struct catalog_loc cloc = {s->id, loc.segment, loc.offset, loc.length};
+		int64_t date = job->info->date != 0 ? job->info->date : job->internal_date;
+		if (catalog_message_add(a->cat, content_id, imp->user, job->folder, date,
+					job->internal_date, &cloc, &message_id, error_r) < 0)
+			return -1;
+		archive_import_pend(imp, ARCHIVE_IMPORT_ARCHIVED, job, message_id);
+		return 0;
+	}
+	unsigned char(*hashes)[RECORD_HASH_LEN] = mem_alloc((job->part_count + 1) * RECORD_HASH_LEN);
+	for (size_t i = 0; i < job->part_count; i++) {
+		struct archive_import_part *part = &job->parts[i];
+		memcpy(hashes[i], part->hash, RECORD_HASH_LEN);
+		int have = catalog_part_find(a->cat, part->hash, NULL, error_r);
+		if (have < 0)
+			goto fail;
+		if (have == 1)
+			continue;
+		if (store_append(s->store, part->rec, part->rec_len, &loc, error_r) < 0)
+			goto fail;
+		struct catalog_loc ploc = {s->id, loc.segment, loc.offset, loc.length};
+		if (catalog_part_add(a->cat, part->hash, &ploc, part->raw_len, error_r) < 0)
+			goto fail;
+	}
+	if (store_append(s->store, job->rec, job->rec_len, &loc, error_r) < 0)
+		goto fail;
+	struct catalog_loc cloc = {s->id, loc.segment, loc.offset, loc.length};
+	struct record_meta meta = {.raw_size = job->len,
+				   .internal_date = job->internal_date,
+				   .user = imp->user,
+				   .folder = job->folder};
+	memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
+	if (archive_catalog_add(a, &meta, job->info, &cloc,
+				(const unsigned char(*)[RECORD_HASH_LEN])hashes, job->part_count,
+				&content_id, &message_id, error_r) < 0)
+		goto fail;
+	mem_free(hashes);
+	archive_import_pend(imp, ARCHIVE_IMPORT_ARCHIVED, job, message_id);
+	return 0;
+fail:
+	mem_free(hashes);
+	return -1;
+}
+
+struct archive_import_batch {
+	bool open;
+	struct archive_store *store;
+	uint32_t committed_segment;
+	uint64_t committed_length;
+	uint64_t started_msecs;
+	size_t messages, bytes;
+};
+
+static int archive_import_begin(struct archive_import *imp, struct archive_import_batch *b,
+				const char **error_r)
+{
+	if (archive_current_store(imp->a, &b->store, error_r) < 0 ||
+	    catalog_begin(imp->a->cat, error_r) < 0)
+		return -1;
+	store_tail(b->store->store, &b->committed_segment, &b->committed_length);
+	b->open = true;
+	b->started_msecs = archive_import_msecs();
+	b->messages = b->bytes = 0;
+	return 0;
+}
+
+static int archive_import_commit(struct archive_import *imp, struct archive_import_batch *b,
+				 const char **error_r)
+{
+	struct archive *a = imp->a;
+	uint32_t seg;
+	uint64_t len;
+	if (store_sync(b->store->store, error_r) < 0)
+		return -1;
+	store_tail(b->store->store, &seg, &len);
+	if (catalog_store_set_tail(a->cat, b->store->id, seg, len, error_r) < 0 ||
+	    catalog_commit(a->cat, error_r) < 0)
+		return -1;
+	b->open = false;
+	archive_import_flush_pending(imp, true);
+	archive_import_emit(imp, ARCHIVE_IMPORT_PROGRESS, NULL, 0, NULL, 0, NULL);
+	return archive_store_roll_if_full(a, error_r);
+}
+
+/* Undo an unfinished batch: the catalog rolls back and the store is cut
+ * back to the last committed tail, so nothing half-written stays. */
+static void archive_import_abort(struct archive_import *imp, struct archive_import_batch *b)
+{
+	const char *error;
+	catalog_rollback(imp->a->cat);
+	if (b->open)
+		(void)store_truncate_to(b->store->store, b->committed_segment, b->committed_length,
+					&error);
+	b->open = false;
+	archive_import_flush_pending(imp, false);
+}
+
+static void *archive_import_writer(void *context)
+{
+	struct archive_import *imp = context;
+	struct archive_import_batch batch = {0};
+	const char *error = NULL;
+	bool failed = false;
+	pthread_mutex_lock(&imp->lock);
+	for (;;) {
+		struct archive_import_job *job = imp->head;
+		if (job == NULL || !job->done) {
+			if (job == NULL && imp->input_done)
+				break;
+			bool idle_too_long = batch.open && archive_import_msecs() - batch.started_msecs >=
+								   ARCHIVE_IMPORT_BATCH_MSECS;
+			if (!idle_too_long) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 100 * 1000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&imp->done_cond, &imp->lock, &ts);
+				continue;
+			}
+			pthread_mutex_unlock(&imp->lock);
+			if (!failed && archive_import_commit(imp, &batch, &error) < 0)
+				failed = true;
+			pthread_mutex_lock(&imp->lock);
+			if (failed)
+				break;
+			continue;
+		}
+		imp->head = job->next;
+		if (imp->head == NULL)
+			imp->tail = NULL;
+		imp->jobs--;
+		imp->inflight -= job->cost;
+		bool more_ready = imp->head != NULL && imp->head->done;
+		bool input_done = imp->input_done;
+		pthread_cond_broadcast(&imp->space_cond);
+		pthread_mutex_unlock(&imp->lock);
+
+		if (job->skip_reason != NULL) {
+			imp->result.skipped++;
+			archive_import_emit(imp, ARCHIVE_IMPORT_SKIPPED, job->source, 0, NULL, 0,
+					    job->skip_reason);
+		} else {
+			if (!batch.open && archive_import_begin(imp, &batch, &error) < 0)
+				failed = true;
+			if (!failed && archive_import_write(imp, batch.store, job, &error) < 0)
+				failed = true;
+			imp->total_messages++;
+			imp->total_bytes += job->len;
+			batch.messages++;
+			batch.bytes += job->len;
+		}
+		archive_import_job_free(job);
+		bool full = batch.messages >= ARCHIVE_IMPORT_BATCH_MESSAGES ||
+			    batch.bytes >= ARCHIVE_IMPORT_BATCH_BYTES ||
+			    archive_import_msecs() - batch.started_msecs >= ARCHIVE_IMPORT_BATCH_MSECS;
+		bool drained = !more_ready && input_done;
+		if (!failed && batch.open && (full || drained) &&
+		    archive_import_commit(imp, &batch, &error) < 0)
+			failed = true;
+		pthread_mutex_lock(&imp->lock);
+		if (failed)
+			break;
+	}
+	if (failed) {
+		imp->error = mem_strdup(error != NULL ? error : "import failed");
+		imp->stop = true;
+		pthread_cond_broadcast(&imp->space_cond);
+		pthread_cond_broadcast(&imp->work_cond);
+	}
+	pthread_mutex_unlock(&imp->lock);
+	if (failed) {
+		archive_import_abort(imp, &batch);
+	} else if (batch.open && archive_import_commit(imp, &batch, &error) < 0) {
+		archive_import_abort(imp, &batch);
+		pthread_mutex_lock(&imp->lock);
+		imp->error = mem_strdup(error);
+		imp->stop = true;
+		pthread_mutex_unlock(&imp->lock);
+	}
+	return NULL;
+}
+
+static void archive_import_enqueue(struct archive_import *imp, struct archive_import_job *job)
+{
+	pthread_mutex_lock(&imp->lock);
+	job->next = NULL;
+	if (imp->tail != NULL)
+		imp->tail->next = job;
+	else
+		imp->head = job;
+	imp->tail = job;
+	if (imp->next_to_take == NULL)
+		imp->next_to_take = job;
+	imp->jobs++;
+	imp->inflight += job->cost;
+	pthread_cond_signal(&imp->work_cond);
+	pthread_mutex_unlock(&imp->lock);
+}
+
+static bool archive_import_stopped(struct archive_import *imp)
+{
+	pthread_mutex_lock(&imp->lock);
+	bool stop = imp->stop;
+	pthread_mutex_unlock(&imp->lock);
+	return stop;
+}
+
+/* Producer side: hand one message (or a skip) to the pipeline, waiting for
+ * room so memory stays bounded. Takes ownership of data. */
+static void archive_import_submit(struct archive_import *imp, const char *source,
+				  const char *folder, int64_t internal_date, unsigned char *data,
+				  size_t len, const char *skip_reason)
+{
+	struct archive_import_job *job = mem_new(struct archive_import_job);
+	job->source = mem_strdup(source);
+	job->folder = mem_strdup(folder);
+	job->internal_date = internal_date != 0 ? internal_date : archive_import_now();
+	job->data = data;
+	job->len = len;
+	job->cost = len + 4096;
+	job->skip_reason = skip_reason != NULL ? mem_strdup(skip_reason) : NULL;
+	if (imp->training) {
+		if (imp->held_tail != NULL)
+			imp->held_tail->next = job;
+		else
+			imp->held_head = job;
+		imp->held_tail = job;
+		imp->held_count++;
+		imp->held_bytes += len;
+		return;
+	}
+	pthread_mutex_lock(&imp->lock);
+	while (!imp->stop && imp->jobs > 0 &&
+	       (imp->jobs >= ARCHIVE_IMPORT_MAX_JOBS ||
+		imp->inflight + job->cost > ARCHIVE_IMPORT_INFLIGHT))
+		pthread_cond_wait(&imp->space_cond, &imp->lock);
+	bool stop = imp->stop;
+	pthread_mutex_unlock(&imp->lock);
+	if (stop) {
+		archive_import_job_free(job);
+		return;
+	}
+	archive_import_enqueue(imp, job);
+}
+
+static bool archive_import_training_full(const struct archive_import *imp)
+{
+	return imp->training && (imp->held_count >= 2 * ARCHIVE_IMPORT_DICT_SAMPLES ||
+				 imp->held_bytes >= ARCHIVE_IMPORT_DICT_BYTES);
+}
+
+static void archive_import_release_held(struct archive_import *imp);
+
+static void archive_import_maybe_train(struct archive_import *imp, bool force)
+{
+	if (!imp->training || (!force && !archive_import_training_full(imp)))
+		return;
+	size_t n = 0;
+	for (struct archive_import_job *j = imp->held_head; j != NULL; j = j->next)
+		n += j->skip_reason == NULL && j->len > 0;
+	if (n >= ARCHIVE_IMPORT_DICT_SAMPLES) {
+		size_t *sizes = mem_alloc(n * sizeof(size_t));
+		unsigned char *samples = mem_alloc(imp->held_bytes + 1);
+		size_t pos = 0, k = 0;
+		for (struct archive_import_job *j = imp->held_head; j != NULL; j = j->next) {
+			if (j->skip_reason != NULL || j->len == 0)
+				continue;
+			memcpy(samples + pos, j->data, j->len);
+			pos += j->len;
+			sizes[k++] = j->len;
+		}
+		void *dict;
+		size_t dict_len;
+		const char *error;
+		/* A failed training only means no dictionary: never fatal. */
+		if (compress_train(samples, sizes, (unsigned int)n, COMPRESS_DICT_MAX, &dict,
+				   &dict_len, &error) == 0) {
+			if (archive_dict_add(imp->a, dict, dict_len, &error) == 0)
+				imp->dict = archive_latest_dict(imp->a);
+			mem_free(dict);
+		}
+		mem_free(samples);
+		mem_free(sizes);
+	}
+	archive_import_release_held(imp);
+}
+
+static void *archive_import_worker(void *context);
+static void *archive_import_writer(void *context);
+
+static void archive_import_start(struct archive_import *imp)
+{
+	if (imp->started)
+		return;
+	imp->started = true;
+	for (unsigned int w = 0; w < imp->worker_count; w++) {
+		if (pthread_create(&imp->workers[w], NULL, archive_import_worker, imp) != 0)
+			abort();
+	}
+	if (pthread_create(&imp->writer, NULL, archive_import_writer, imp) != 0)
+		abort();
+}
+
+static void archive_import_release_held(struct archive_import *imp)
+{
+	imp->training = false;
+	archive_import_start(imp);
+	struct archive_import_job *j = imp->held_head;
+	imp->held_head = imp->held_tail = NULL;
+	while (j != NULL) {
+		struct archive_import_job *next = j->next;
+		archive_import_enqueue(imp, j);
+		j = next;
+	}
+}
+
+static bool archive_import_blank(const unsigned char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n')
+			return false;
+	}
+	return true;
+}
+
+static void archive_import_mbox_fd(struct archive_import *imp, int fd, const char *name,
+				   const char *folder)
+{
+	struct mbox_reader *r = mbox_reader_create_fd(fd);
+	struct mbox_message msg;
+	const char *error;
+	int ret;
+	while (!archive_import_stopped(imp) && (ret = mbox_reader_next(r, &msg, &error)) == 1) {
+		char *source = mem_printf("%s:%llu", name, (unsigned long long)msg.index);
+		if (archive_import_blank(msg.data, msg.len)) {
+			mem_free(source);
+			continue;
+		}
+		unsigned char *copy = mem_alloc(msg.len + 1);
+		memcpy(copy, msg.data, msg.len);
+		archive_import_submit(imp, source, folder, msg.from_date, copy, msg.len, NULL);
+		mem_free(source);
+		archive_import_maybe_train(imp, false);
+	}
+	if (ret < 0)
+		archive_import_submit(imp, name, folder, 0, NULL, 0, error);
+	mbox_reader_destroy(&r);
+}
+
+static int archive_import_read_file(int fd, size_t size, unsigned char **data_r)
+{
+	unsigned char *data = mem_alloc(size + 1);
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, data + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			mem_free(data);
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	*data_r = data;
+	return 0;
+}
+
+/* One file: an mbox if it starts with a From_ line, else one message. */
+static void archive_import_file(struct archive_import *imp, const char *path, const char *folder)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		archive_import_submit(imp, path, folder, 0, NULL, 0,
+				      tstr_printf("cannot open: %s", strerror(errno)));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	unsigned char head[5];
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+	if (n == 5 && memcmp(head, "From ", 5) == 0) {
+		archive_import_mbox_fd(imp, fd, path, folder);
+		close(fd);
+		return;
+	}
+	if ((uint64_t)st.st_size > ARCHIVE_IMPORT_MAX_FILE) {
+		archive_import_submit(imp, path, folder, 0, NULL, 0, "larger than 512 MiB");
+	} else if (st.st_size == 0) {
+		archive_import_submit(imp, path, folder, 0, NULL, 0, "empty file");
+	} else {
+		unsigned char *data;
+		if (archive_import_read_file(fd, (size_t)st.st_size, &data) < 0)
+			archive_import_submit(imp, path, folder, 0, NULL, 0,
+					      tstr_printf("read failed: %s", strerror(errno)));
+		else
+			archive_import_submit(imp, path, folder, (int64_t)st.st_mtime, data,
+					      (size_t)st.st_size, NULL);
+	}
+	close(fd);
+	archive_import_maybe_train(imp, false);
+}
+
+static int archive_import_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **archive_import_list_dir(const char *path, size_t *count_r)
+{
+	DIR *d = opendir(path);
+	char **names = NULL;
+	size_t count = 0;
+	if (d != NULL) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			names = mem_realloc(names, (count + 1) * sizeof(char *));
+			names[count++] = mem_strdup(de->d_name);
+		}
+		closedir(d);
+	}
+	qsort(names, count, sizeof(char *), archive_import_name_cmp);
+	*count_r = count;
+	return names;
+}
+
+static void archive_import_free_names(char **names, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		mem_free(names[i]);
+	mem_free(names);
+}
+
+static bool archive_import_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool archive_import_is_maildir(const char *path)
+{
+	char *cur = mem_printf("%s/cur", path), *new_ = mem_printf("%s/new", path);
+	bool ret = archive_import_is_dir(cur) || archive_import_is_dir(new_);
+	mem_free(cur);
+	mem_free(new_);
+	return ret;
+}
+
+static void archive_import_tree(struct archive_import *imp, const char *path, const char *folder,
+				int depth);
+
+/* A Maildir: cur/ and new/ are messages; Maildir++ subfolders (".A.B") and
+ * nested Maildirs keep their place in the tree. */
+static void archive_import_maildir(struct archive_import *imp, const char *path,
+				   const char *folder, int depth)
+{
+	static const char *const subdirs[] = {"cur", "new"};
+	for (size_t k = 0; k < 2; k++) {
+		char *dir = mem_printf("%s/%s", path, subdirs[k]);
+		size_t count;
+		char **names = archive_import_list_dir(dir, &count);
+		for (size_t i = 0; i < count && !archive_import_stopped(imp); i++) {
+			if (names[i][0] == '.')
+				continue;
+			char *file = mem_printf("%s/%s", dir, names[i]);
+			archive_import_file(imp, file, folder);
+			mem_free(file);
+		}
+		archive_import_free_names(names, count);
+		mem_free(dir);
+	}
+	size_t count;
+	char **names = archive_import_list_dir(path, &count);
+	for (size_t i = 0; i < count && !archive_import_stopped(imp); i++) {
+		if (strcmp(names[i], "cur") == 0 || strcmp(names[i], "new") == 0 ||
+		    strcmp(names[i], "tmp") == 0)
+			continue;
+		char *sub = mem_printf("%s/%s", path, names[i]);
+		if (archive_import_is_dir(sub)) {
+			char *name = mem_strdup(names[i][0] == '.' ? names[i] + 1 : names[i]);
+			for (char *p = name; names[i][0] == '.' && *p != '\0'; p++) {
+				if (*p == '.')
+					*p = '/';
+			}
+			char *subfolder = mem_printf("%s/%s", folder, name);
+			if (archive_import_is_maildir(sub))
+				archive_import_maildir(imp, sub, subfolder, depth + 1);
+			else
+				archive_import_tree(imp, sub, subfolder, depth + 1);
+			mem_free(subfolder);
+			mem_free(name);
+		}
+		mem_free(sub);
+	}
+	archive_import_free_names(names, count);
+}
+
+static void archive_import_tree(struct archive_import *imp, const char *path, const char *folder,
+				int depth)
+{
+	if (depth > 32) {
+		archive_import_submit(imp, path, folder, 0, NULL, 0, "directory tree too deep");
+		return;
+	}
+	if (archive_import_is_maildir(path)) {
+		archive_import_maildir(imp, path, folder, depth);
+		return;
+	}
+	size_t count;
+	char **names = archive_import_list_dir(path, &count);
+	for (size_t i = 0; i < count && !archive_import_stopped(imp); i++) {
+		char *sub = mem_printf("%s/%s", path, names[i]);
+		struct stat st;
+		if (lstat(sub, &st) < 0 || S_ISLNK(st.st_mode)) {
+			/* symlinks are not followed (no loops, no escaping the tree) */
+		} else if (S_ISDIR(st.st_mode)) {
+			char *subfolder = mem_printf("%s/%s", folder, names[i]);
+			archive_import_tree(imp, sub, subfolder, depth + 1);
+			mem_free(subfolder);
+		} else if (S_ISREG(st.st_mode)) {
+			archive_import_file(imp, sub, folder);
+		}
+		mem_free(sub);
+	}
+	archive_import_free_names(names, count);
+}
+
+int archive_import(struct archive *a, const struct archive_import_settings *set,
+		   const char *const *paths, size_t path_count,
+		   struct archive_import_result *result_r, const char **error_r)
+{
+	if (!a->write) {
+		*error_r = "the archive was opened read-only";
+		return -1;
+	}
+	struct archive_import imp = {.a = a, .set = set};
+	imp.user = set->user != NULL ? set->user : "local";
+	const char *folder = set->folder != NULL ? set->folder : "INBOX";
+	imp.dict = archive_latest_dict(a);
+	imp.training = imp.dict == NULL;
+	pthread_mutex_init(&imp.lock, NULL);
+	pthread_cond_init(&imp.work_cond, NULL);
+	pthread_cond_init(&imp.done_cond, NULL);
+	pthread_cond_init(&imp.space_cond, NULL);
+	/* the first store exists before the threads start */
+	struct archive_store *s;
+	if (archive_current_store(a, &s, error_r) < 0)
+		return -1;
+
+	unsigned int workers = set->workers;
+	if (workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		workers = n > 0 && n < 64 ? (unsigned int)n : 2;
+	}
+	imp.worker_count = workers;
+	imp.workers = mem_alloc(workers * sizeof(pthread_t));
+	if (!imp.training)
+		archive_import_start(&imp);
+	for (size_t i = 0; i < path_count && !archive_import_stopped(&imp); i++) {
+		const char *path = paths[i];
+		if (strcmp(path, "-") == 0)
+			archive_import_mbox_fd(&imp, STDIN_FILENO, "-", folder);
+		else if (archive_import_is_dir(path))
+			archive_import_tree(&imp, path, folder, 0);
+		else
+			archive_import_file(&imp, path, folder);
+	}
+	/* fewer messages than a dictionary needs: train if enough, go on */
+	if (imp.training)
+		archive_import_maybe_train(&imp, true);
+	archive_import_start(&imp);
+	pthread_mutex_lock(&imp.lock);
+	imp.input_done = true;
+	pthread_cond_broadcast(&imp.work_cond);
+	pthread_cond_broadcast(&imp.done_cond);
+	pthread_mutex_unlock(&imp.lock);
+	for (unsigned int w = 0; w < workers; w++)
+		pthread_join(imp.workers[w], NULL);
+	pthread_join(imp.writer, NULL);
+	mem_free(imp.workers);
+	/* jobs left behind after a failure */
+	while (imp.head != NULL) {
+		struct archive_import_job *next = imp.head->next;
+		archive_import_job_free(imp.head);
+		imp.head = next;
+	}
+	mem_free(imp.pending);
+	pthread_mutex_destroy(&imp.lock);
+	pthread_cond_destroy(&imp.work_cond);
+	pthread_cond_destroy(&imp.done_cond);
+	pthread_cond_destroy(&imp.space_cond);
+	imp.result.bytes = imp.total_bytes;
+	*result_r = imp.result;
+	if (imp.error != NULL) {
+		*error_r = tstr_dup(imp.error);
+		mem_free(imp.error);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,251 @@
+/* archive_verify(): every record against its hash, every catalog row against
+ * a record, and the full-text index against the catalog. */
+#include "archive-private.h"
+#include "mem.h"
+#include "str.h"
+#include "tstr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct archive_verify_damage {
+	int64_t message_id;
+	char *reason;
+};
+
+struct archive_verify_ctx {
+	struct archive *a;
+	archive_report_cb *cb;
+	void *context;
+	int problems;
+	uint64_t *known; /* every record the catalog refers to */
+	size_t known_count, known_cap;
+	bool sorted;
+	uint64_t *contents; /* the content records alone */
+	size_t content_count;
+	struct archive_verify_damage *damage;
+	size_t damage_count;
+	const char *reason;
+};
+
+/* Segments are at most 4 GiB (offsets fit 32 bits). */
+static uint64_t archive_verify_key(int64_t store_id, uint32_t segment, uint64_t offset)
+{
+	return ((uint64_t)store_id << 52) | ((uint64_t)segment << 32) | (offset & 0xffffffffu);
+}
+
+static void archive_verify_know(struct archive_verify_ctx *ctx, const struct catalog_loc *loc)
+{
+	if (ctx->known_count == ctx->known_cap) {
+		ctx->known_cap = ctx->known_cap == 0 ? 1024 : ctx->known_cap * 2;
+		ctx->known = mem_realloc(ctx->known, ctx->known_cap * sizeof(uint64_t));
+	}
+	ctx->known[ctx->known_count++] = archive_verify_key(loc->store_id, loc->segment, loc->offset);
+	ctx->sorted = false;
+}
+
+static int archive_verify_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool archive_verify_is_known(struct archive_verify_ctx *ctx, uint64_t key)
+{
+	if (!ctx->sorted) {
+		qsort(ctx->known, ctx->known_count, sizeof(uint64_t), archive_verify_cmp_u64);
+		ctx->sorted = true;
+	}
+	return bsearch(&key, ctx->known, ctx->known_count, sizeof(uint64_t),
+		       archive_verify_cmp_u64) != NULL;
+}
+
+static int archive_verify_add_damage(int64_t message_id, void *context)
+{
+	struct archive_verify_ctx *ctx = context;
+	ctx->damage = mem_realloc(ctx->damage, (ctx->damage_count + 1) * sizeof(*ctx->damage));
+	ctx->damage[ctx->damage_count].message_id = message_id;
+	ctx->damage[ctx->damage_count].reason = mem_strdup(ctx->reason);
+	ctx->damage_count++;
+	return 0;
+}
+
+static const char *archive_verify_where(struct archive *a, const struct catalog_loc *loc)
+{
+	struct archive_store *s = archive_store_by_id(a, loc->store_id);
+	return tstr_printf("%s/seg-%06u offset %llu", s != NULL ? s->name : "?", loc->segment,
+			   (unsigned long long)loc->offset);
+}
+
+static int archive_verify_content(int64_t id, const unsigned char hash[CATALOG_HASH_LEN],
+				  const struct catalog_loc *loc, void *context)
+{
+	struct archive_verify_ctx *ctx = context;
+	archive_verify_know(ctx, loc);
+	unsigned char *data;
+	size_t len;
+	const char *error;
+	if (archive_load_content(ctx->a, hash, loc, &data, &len, &error) == 0) {
+		mem_free(data);
+		return 0;
+	}
+	ctx->reason = tstr_printf("%s (%s)", error, archive_verify_where(ctx->a, loc));
+	if (catalog_messages_of_content(ctx->a->cat, id, archive_verify_add_damage, ctx, &error) < 0)
+		return -1;
+	return 0;
+}
+
+static int archive_verify_part(int64_t id, const unsigned char hash[CATALOG_HASH_LEN],
+			       const struct catalog_loc *loc, void *context)
+{
+	struct archive_verify_ctx *ctx = context;
+	archive_verify_know(ctx, loc);
+	struct record_part part;
+	const char *error;
+	if (archive_load_part(ctx->a, hash, loc, &part, &error) == 0) {
+		record_part_free(&part);
+		return 0;
+	}
+	ctx->reason = tstr_printf("shared part: %s (%s)", error, archive_verify_where(ctx->a, loc));
+	return catalog_messages_of_part(ctx->a->cat, hash, archive_verify_add_damage, ctx, &error);
+}
+
+static int archive_verify_message(int64_t id, const unsigned char hash[CATALOG_HASH_LEN],
+				  const struct catalog_loc *loc, void *context)
+{
+	struct archive_verify_ctx *ctx = context;
+	uint64_t key = archive_verify_key(loc->store_id, loc->segment, loc->offset);
+	archive_verify_know(ctx, loc);
+	if (bsearch(&key, ctx->contents, ctx->content_count, sizeof(uint64_t),
+		    archive_verify_cmp_u64) != NULL)
+		return 0; /* the content record itself, checked above */
+	/* A REF record: filing of an existing content in another folder. */
+	unsigned char *plain;
+	size_t plain_len;
+	const char *error;
+	if (archive_open_record(ctx->a, loc, RECORD_TYPE_REF, &plain, &plain_len, &error) == 0) {
+		struct record_meta meta;
+		char *user, *folder;
+		int ret = record_decode_meta(RECORD_TYPE_REF, plain, plain_len, &meta, &user, &folder,
+					     &error);
+		mem_free(plain);
+		if (ret == 0) {
+			mem_free(user);
+			mem_free(folder);
+			if (memcmp(meta.hash, hash, RECORD_HASH_LEN) == 0)
+				return 0;
+			error = "folder reference names another content";
+		}
+	}
+	ctx->reason = tstr_printf("folder reference: %s (%s)", error,
+				  archive_verify_where(ctx->a, loc));
+	archive_verify_add_damage(id, ctx);
+	return 0;
+}
+
+static void archive_verify_problem(struct archive_verify_ctx *ctx, const char *line)
+{
+	ctx->problems++;
+	ctx->cb(line, ctx->context);
+}
+
+static int archive_verify_scan(struct archive_verify_ctx *ctx, struct archive_store *s,
+			       const char **error_r)
+{
+	struct store_scan *scan = store_scan_create(s->store);
+	int ret = 0;
+	for (;;) {
+		enum store_scan_result result;
+		struct store_loc loc;
+		unsigned char *rec = NULL;
+		if (store_scan_next(scan, &result, &loc, &rec, error_r) < 0) {
+			ret = -1;
+			break;
+		}
+		if (result == STORE_SCAN_END)
+			break;
+		bool known = archive_verify_is_known(
+			ctx, archive_verify_key(s->id, loc.segment, loc.offset));
+		if (result == STORE_SCAN_RECORD) {
+			if (!known) {
+				enum record_type type;
+				unsigned char *plain;
+				size_t plain_len;
+				const char *error;
+				if (record_open(ctx->a->key, rec, loc.length, &type, &plain,
+						&plain_len, &error) < 0) {
+					archive_verify_problem(
+						ctx, tstr_printf("%s/seg-%06u offset %llu: %s "
+								 "(a record no message refers to)",
+								 s->name, loc.segment,
+								 (unsigned long long)loc.offset, error));
+				} else {
+					if (type != RECORD_TYPE_DICT)
+						archive_verify_problem(
+							ctx,
+							tstr_printf("%s/seg-%06u offset %llu: record "
+								    "missing from the catalog "
+								    "(run rebuild)",
+								    s->name, loc.segment,
+								    (unsigned long long)loc.offset));
+					mem_free(plain);
+				}
+			}
+			mem_free(rec);
+		} else if (!known) {
+			archive_verify_problem(
+				ctx, tstr_printf("%s/seg-%06u offset %llu: %u %s bytes", s->name,
+						 loc.segment, (unsigned long long)loc.offset,
+						 loc.length,
+						 result == STORE_SCAN_TORN ? "torn" : "damaged"));
+		}
+	}
+	store_scan_destroy(&scan);
+	return ret;
+}
+
+static int archive_verify_damage_cmp(const void *a, const void *b)
+{
+	const struct archive_verify_damage *x = a, *y = b;
+	return x->message_id < y->message_id ? -1 : x->message_id > y->message_id;
+}
+
+int archive_verify(struct archive *a, archive_report_cb *cb, void *context, const char **error_r)
+{
+	struct archive_verify_ctx ctx = {.a = a, .cb = cb, .context = context};
+	int ret = 0;
+	if (catalog_foreach_content(a->cat, archive_verify_content, &ctx, error_r) < 0) {
+		ret = -1;
+	} else {
+		ctx.content_count = ctx.known_count;
+		ctx.contents = mem_alloc((ctx.content_count + 1) * sizeof(uint64_t));
+		memcpy(ctx.contents, ctx.known, ctx.content_count * sizeof(uint64_t));
+		qsort(ctx.contents, ctx.content_count, sizeof(uint64_t), archive_verify_cmp_u64);
+		if (catalog_foreach_part(a->cat, archive_verify_part, &ctx, error_r) < 0 ||
+		    catalog_foreach_message(a->cat, archive_verify_message, &ctx, error_r) < 0)
+			ret = -1;
+	}
+	for (size_t i = 0; ret == 0 && i < a->store_count; i++) {
+		if (a->stores[i].state != CATALOG_STORE_DISABLED)
+			ret = archive_verify_scan(&ctx, &a->stores[i], error_r);
+	}
+	if (ret == 0) {
+		qsort(ctx.damage, ctx.damage_count, sizeof(*ctx.damage), archive_verify_damage_cmp);
+		for (size_t i = 0; i < ctx.damage_count; i++) {
+			if (i > 0 && ctx.damage[i].message_id == ctx.damage[i - 1].message_id)
+				continue;
+			archive_verify_problem(&ctx, tstr_printf("message %lld: %s",
+								 (long long)ctx.damage[i].message_id,
+								 ctx.damage[i].reason));
+		}
+		const char *error;
+		if (catalog_check_index(a->cat, &error) < 0)
+			archive_verify_problem(&ctx, tstr_printf("index: %s", error));
+	}
+	for (size_t i = 0; i < ctx.damage_count; i++)
+		mem_free(ctx.damage[i].reason);
+	mem_free(ctx.damage);
+	mem_free(ctx.known);
+	mem_free(ctx.contents);
+	return ret < 0 ? -1 : ctx.problems;
+}

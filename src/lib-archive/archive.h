@@ -1,0 +1,96 @@
+#ifndef COFFER_ARCHIVE_H
+#define COFFER_ARCHIVE_H
+/* archive: the archive engine of one instance, on its base directory:
+ *   <base>/catalog.db      SQLite catalog and full-text index (lib-index)
+ *   <base>/stores/NAME/    archive stores of encrypted segments (lib-store)
+ *   <base>/key-check       proves a key file belongs to this base directory
+ *   <base>/lock            held by the one writer (imports, rebuild, stores)
+ * The instance key lives OUTSIDE the base directory (a key file whose path
+ * the caller gives), so a copy of the base directory alone reveals no mail
+ * (see docs/storage.md).
+ *
+ * Contract: archive_open() checks the key against the base directory (or,
+ * with `create`, initialises both), opens the catalog and cuts every
+ * writable store back to its committed tail, so records written after the
+ * last durable commit (a crash) are dropped: they were never reported. A
+ * message counts as archived only once its records are fsynced and the
+ * catalog transaction that references them has committed. Functions return
+ * -1 with *error_r, 0 on success, and 1/0 for found/not found where stated.
+ * One archive object is used by one thread at a time (the import runs its
+ * own worker threads inside). */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARCHIVE_STORE_MAX_DEFAULT (16ull * 1024 * 1024 * 1024)
+
+struct archive;
+struct str;
+
+struct archive_settings {
+	const char *base_dir;
+	const char *key_file;
+	bool create;	/* create the base directory and the key file if missing */
+	bool write;	/* take the writer lock */
+	uint64_t store_max_size; /* start a new current store past this; 0 = default */
+	uint64_t segment_max;	 /* 0 = default */
+};
+
+int archive_open(const struct archive_settings *set, struct archive **archive_r,
+		 const char **error_r);
+void archive_destroy(struct archive **archive);
+
+/* The raw bytes of a message, exactly as archived: 1 found, 0 no such
+ * message, -1 error (including damage: the hash is checked on every read). */
+int archive_read_message(struct archive *archive, int64_t message_id, unsigned char **data_r,
+			 size_t *len_r, const char **error_r);
+
+/* The IMAP ENVELOPE and BODYSTRUCTURE computed at ingest (mem_free both):
+ * 1 found, 0 not found, -1 error. */
+int archive_message_imap(struct archive *archive, int64_t message_id, char **envelope_r,
+			 char **bodystructure_r, const char **error_r);
+
+/* Where a message's content record lives: "store-NNNN/seg-NNNNNN OFFSET
+ * LENGTH" (for operators and tests). 1 found, 0 not found, -1 error. */
+int archive_message_location(struct archive *archive, int64_t message_id, struct str *out,
+			     const char **error_r);
+
+struct archive_hit {
+	int64_t id;
+	int64_t date;
+	const char *from, *subject, *user, *folder;
+	uint64_t size;
+};
+typedef void archive_hit_cb(const struct archive_hit *hit, void *context);
+int archive_search(struct archive *archive, const char *query, uint64_t limit, uint64_t offset,
+		   uint64_t *total_r, archive_hit_cb *cb, void *context, const char **error_r);
+
+/* JSON: {"messages":..,"unique_contents":..,"shared_parts":..,"raw_bytes":..,
+ * "stored_bytes":..,"catalog_bytes":..,"stores":[{"name":..,"state":..,...}]} */
+int archive_stats_json(struct archive *archive, struct str *out, const char **error_r);
+
+/* Problems found by verify and rebuild, one line each, for the caller to print. */
+typedef void archive_report_cb(const char *line, void *context);
+/* Returns the number of problems (0 = clean), or -1 if verify could not run. */
+int archive_verify(struct archive *archive, archive_report_cb *cb, void *context,
+		   const char **error_r);
+
+/* Stores. */
+int archive_store_list(struct archive *archive, archive_report_cb *cb, void *context,
+		       const char **error_r);
+int archive_store_new(struct archive *archive, const char **error_r);
+int archive_store_set_state(struct archive *archive, const char *name, const char *state,
+			    const char **error_r);
+int archive_store_detach(struct archive *archive, const char *name, const char **error_r);
+/* Attach a store directory already under <base>/stores/ (e.g. copied back
+ * from a backup): its records are read into the catalog. */
+int archive_store_attach(struct archive *archive, const char *name, archive_report_cb *cb,
+			 void *context, const char **error_r);
+
+/* Rebuild the catalog and index of a base directory from its segments
+ * alone. Damaged records are reported and skipped. The archive must not be
+ * open; returns the number of damaged records, or -1. */
+int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, void *context,
+		    const char **error_r);
+
+#endif

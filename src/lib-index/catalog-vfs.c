@@ -1,0 +1,436 @@
+#include "catalog-vfs.h"
+#include "crypto.h"
+#include "mem.h"
+#include "tstr.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PAGE CATALOG_VFS_PAGE_SIZE
+#define DATA (CATALOG_VFS_PAGE_SIZE - CATALOG_VFS_RESERVE)
+#define WAL_HEADER 32
+#define WAL_FRAME_HEADER 24
+#define WAL_FRAME (WAL_FRAME_HEADER + PAGE)
+
+_Static_assert(CATALOG_VFS_RESERVE == CRYPTO_AEAD_OVERHEAD, "reserve holds nonce and tag");
+_Static_assert(CATALOG_VFS_KEY_LEN == CRYPTO_KEY_LEN, "key length");
+
+struct catalog_vfs {
+	sqlite3_vfs base;
+	sqlite3_vfs *parent;
+	unsigned char key[CRYPTO_KEY_LEN];
+	char name[64];
+};
+
+enum cvfs_kind { CVFS_PLAIN, CVFS_DB, CVFS_WAL };
+
+struct cvfs_file {
+	sqlite3_file base;
+	struct catalog_vfs *vfs;
+	enum cvfs_kind kind;
+	uint32_t last_frame_pgno; /* WAL: page number of the last frame header written */
+	sqlite3_file *real;	  /* points just past this struct */
+};
+
+static sqlite3_file *cvfs_real(sqlite3_file *f)
+{
+	return ((struct cvfs_file *)f)->real;
+}
+
+/* Where the encrypted unit containing `offset` starts, or -1 if `offset` is
+ * in a plain region; *unit_end_r is where the unit (or plain region) ends. */
+static int64_t cvfs_unit(const struct cvfs_file *f, int64_t offset, int64_t *end_r)
+{
+	if (f->kind == CVFS_DB) {
+		int64_t start = offset - offset % PAGE;
+		*end_r = start + PAGE;
+		return start;
+	}
+	/* WAL */
+	if (offset < WAL_HEADER) {
+		*end_r = WAL_HEADER;
+		return -1;
+	}
+	int64_t frame = (offset - WAL_HEADER) / WAL_FRAME;
+	int64_t frame_start = WAL_HEADER + frame * WAL_FRAME;
+	if (offset < frame_start + WAL_FRAME_HEADER) {
+		*end_r = frame_start + WAL_FRAME_HEADER;
+		return -1;
+	}
+	*end_r = frame_start + WAL_FRAME;
+	return frame_start + WAL_FRAME_HEADER;
+}
+
+static void cvfs_ad(const struct cvfs_file *f, int64_t unit, unsigned char ad[9])
+{
+	ad[0] = (unsigned char)f->kind;
+	for (int i = 0; i < 8; i++)
+		ad[1 + i] = (unsigned char)((uint64_t)unit >> (8 * i));
+}
+
+static bool cvfs_all_zero(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Read and decrypt one unit into plain[PAGE] (reserved bytes zero).
+ * Returns SQLITE_OK, SQLITE_IOERR_SHORT_READ (unit absent: zeros), or an
+ * error. */
+static int cvfs_read_unit(struct cvfs_file *f, int64_t unit, unsigned char *plain)
+{
+	unsigned char raw[PAGE];
+	int rc = f->real->pMethods->xRead(f->real, raw, PAGE, unit);
+	if (rc == SQLITE_IOERR_SHORT_READ && cvfs_all_zero(raw, PAGE)) {
+		memset(plain, 0, PAGE);
+		return SQLITE_IOERR_SHORT_READ;
+	}
+	if (rc != SQLITE_OK)
+		return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_READ : rc;
+	unsigned char ad[9];
+	cvfs_ad(f, unit, ad);
+	if (crypto_aead_decrypt(f->vfs->key, raw, PAGE, ad, sizeof(ad), plain) < 0)
+		return SQLITE_IOERR_READ;
+	memset(plain + DATA, 0, CATALOG_VFS_RESERVE);
+	return SQLITE_OK;
+}
+
+static int cvfs_write_unit(struct cvfs_file *f, int64_t unit, const unsigned char *plain)
+{
+	unsigned char raw[PAGE], ad[9];
+	cvfs_ad(f, unit, ad);
+	crypto_aead_encrypt(f->vfs->key, plain, DATA, ad, sizeof(ad), raw);
+	return f->real->pMethods->xWrite(f->real, raw, PAGE, unit);
+}
+
+static int cvfs_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 offset)
+{
+	struct cvfs_file *f = (struct cvfs_file *)file;
+	if (f->kind == CVFS_PLAIN)
+		return f->real->pMethods->xRead(f->real, buf, amt, offset);
+	unsigned char *out = buf;
+	int64_t pos = offset, end = offset + amt;
+	int result = SQLITE_OK;
+	while (pos < end) {
+		int64_t unit_end, unit = cvfs_unit(f, pos, &unit_end);
+		int64_t chunk_end = unit_end < end ? unit_end : end;
+		int n = (int)(chunk_end - pos);
+		if (unit < 0) {
+			int rc = f->real->pMethods->xRead(f->real, out + (pos - offset), n, pos);
+			if (rc == SQLITE_IOERR_SHORT_READ)
+				result = rc;
+			else if (rc != SQLITE_OK)
+				return rc;
+		} else {
+			unsigned char plain[PAGE];
+			int rc = cvfs_read_unit(f, unit, plain);
+			if (rc == SQLITE_IOERR_SHORT_READ)
+				result = rc;
+			else if (rc != SQLITE_OK)
+				return rc;
+			memcpy(out + (pos - offset), plain + (pos - unit), (size_t)n);
+		}
+		pos = chunk_end;
+	}
+	return result;
+}
+
+/* Page 1 must say: 4096-byte pages with CATALOG_VFS_RESERVE reserved bytes. */
+static bool cvfs_page1_ok(const unsigned char *page)
+{
+	return page[16] == (PAGE >> 8 & 0xff) && page[17] == (PAGE & 0xff) &&
+	       page[20] == CATALOG_VFS_RESERVE;
+}
+
+static int cvfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 offset)
+{
+	struct cvfs_file *f = (struct cvfs_file *)file;
+	if (f->kind == CVFS_PLAIN)
+		return f->real->pMethods->xWrite(f->real, buf, amt, offset);
+	const unsigned char *in = buf;
+	int64_t pos = offset, end = offset + amt;
+	while (pos < end) {
+		int64_t unit_end, unit = cvfs_unit(f, pos, &unit_end);
+		int64_t chunk_end = unit_end < end ? unit_end : end;
+		int n = (int)(chunk_end - pos);
+		int rc;
+		if (unit < 0) {
+			if (f->kind == CVFS_WAL && n == WAL_FRAME_HEADER && unit_end == pos + n) {
+				const unsigned char *h = in + (pos - offset);
+				f->last_frame_pgno = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+						     (uint32_t)h[2] << 8 | h[3];
+			}
+			rc = f->real->pMethods->xWrite(f->real, in + (pos - offset), n, pos);
+		} else {
+			unsigned char plain[PAGE];
+			if (n == PAGE) {
+				memcpy(plain, in + (pos - offset), PAGE);
+			} else {
+				/* a partial page: read, patch, re-encrypt */
+				rc = cvfs_read_unit(f, unit, plain);
+				if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ)
+					return rc;
+				memcpy(plain + (pos - unit), in + (pos - offset), (size_t)n);
+			}
+			bool is_page1 = f->kind == CVFS_DB ? unit == 0 : f->last_frame_pgno == 1;
+			if (is_page1 && !cvfs_page1_ok(plain))
+				return SQLITE_IOERR_WRITE;
+			rc = cvfs_write_unit(f, unit, plain);
+		}
+		if (rc != SQLITE_OK)
+			return rc;
+		pos = chunk_end;
+	}
+	return SQLITE_OK;
+}
+
+static int cvfs_close(sqlite3_file *file)
+{
+	sqlite3_file *real = cvfs_real(file);
+	int rc = real->pMethods != NULL ? real->pMethods->xClose(real) : SQLITE_OK;
+	return rc;
+}
+
+static int cvfs_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	return cvfs_real(f)->pMethods->xTruncate(cvfs_real(f), size);
+}
+
+static int cvfs_sync(sqlite3_file *f, int flags)
+{
+	return cvfs_real(f)->pMethods->xSync(cvfs_real(f), flags);
+}
+
+static int cvfs_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	return cvfs_real(f)->pMethods->xFileSize(cvfs_real(f), size);
+}
+
+static int cvfs_lock(sqlite3_file *f, int lock)
+{
+	return cvfs_real(f)->pMethods->xLock(cvfs_real(f), lock);
+}
+
+static int cvfs_unlock(sqlite3_file *f, int lock)
+{
+	return cvfs_real(f)->pMethods->xUnlock(cvfs_real(f), lock);
+}
+
+static int cvfs_check_reserved(sqlite3_file *f, int *out)
+{
+	return cvfs_real(f)->pMethods->xCheckReservedLock(cvfs_real(f), out);
+}
+
+static int cvfs_file_control(sqlite3_file *f, int op, void *arg)
+{
+	/* no memory-mapped I/O: it would bypass decryption */
+	if (op == SQLITE_FCNTL_MMAP_SIZE) {
+		*(sqlite3_int64 *)arg = 0;
+		return SQLITE_OK;
+	}
+	return cvfs_real(f)->pMethods->xFileControl(cvfs_real(f), op, arg);
+}
+
+static int cvfs_sector_size(sqlite3_file *f)
+{
+	return cvfs_real(f)->pMethods->xSectorSize(cvfs_real(f));
+}
+
+static int cvfs_device_characteristics(sqlite3_file *f)
+{
+	return cvfs_real(f)->pMethods->xDeviceCharacteristics(cvfs_real(f));
+}
+
+static int cvfs_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **p)
+{
+	return cvfs_real(f)->pMethods->xShmMap(cvfs_real(f), region, size, extend, p);
+}
+
+static int cvfs_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+	return cvfs_real(f)->pMethods->xShmLock(cvfs_real(f), offset, n, flags);
+}
+
+static void cvfs_shm_barrier(sqlite3_file *f)
+{
+	cvfs_real(f)->pMethods->xShmBarrier(cvfs_real(f));
+}
+
+static int cvfs_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+	return cvfs_real(f)->pMethods->xShmUnmap(cvfs_real(f), delete_flag);
+}
+
+static const sqlite3_io_methods cvfs_io_methods = {
+	.iVersion = 2,
+	.xClose = cvfs_close,
+	.xRead = cvfs_read,
+	.xWrite = cvfs_write,
+	.xTruncate = cvfs_truncate,
+	.xSync = cvfs_sync,
+	.xFileSize = cvfs_file_size,
+	.xLock = cvfs_lock,
+	.xUnlock = cvfs_unlock,
+	.xCheckReservedLock = cvfs_check_reserved,
+	.xFileControl = cvfs_file_control,
+	.xSectorSize = cvfs_sector_size,
+	.xDeviceCharacteristics = cvfs_device_characteristics,
+	.xShmMap = cvfs_shm_map,
+	.xShmLock = cvfs_shm_lock,
+	.xShmBarrier = cvfs_shm_barrier,
+	.xShmUnmap = cvfs_shm_unmap,
+};
+
+static int cvfs_open(sqlite3_vfs *base, const char *name, sqlite3_file *file, int flags,
+		     int *out_flags)
+{
+	struct catalog_vfs *vfs = (struct catalog_vfs *)base;
+	struct cvfs_file *f = (struct cvfs_file *)file;
+	memset(f, 0, sizeof(*f));
+	f->vfs = vfs;
+	f->real = (sqlite3_file *)(f + 1);
+	if ((flags & SQLITE_OPEN_MAIN_DB) != 0)
+		f->kind = CVFS_DB;
+	else if ((flags & SQLITE_OPEN_WAL) != 0)
+		f->kind = CVFS_WAL;
+	else
+		f->kind = CVFS_PLAIN;
+	int rc = vfs->parent->xOpen(vfs->parent, name, f->real, flags, out_flags);
+	if (rc != SQLITE_OK) {
+		f->base.pMethods = NULL;
+		return rc;
+	}
+	f->base.pMethods = &cvfs_io_methods;
+	return SQLITE_OK;
+}
+
+static int cvfs_delete(sqlite3_vfs *base, const char *name, int sync_dir)
+{
+	sqlite3_vfs *parent = ((struct catalog_vfs *)base)->parent;
+	return parent->xDelete(parent, name, sync_dir);
+}
+
+static int cvfs_access(sqlite3_vfs *base, const char *name, int flags, int *out)
+{
+	sqlite3_vfs *parent = ((struct catalog_vfs *)base)->parent;
+	return parent->xAccess(parent, name, flags, out);
+}
+
+static int cvfs_full_pathname(sqlite3_vfs *base, const char *name, int n, char *out)
+{
+	sqlite3_vfs *parent = ((struct catalog_vfs *)base)->parent;
+	return parent->xFullPathname(parent, name, n, out);
+}
+
+static void *cvfs_dl_open(sqlite3_vfs *base, const char *name)
+{
+	return NULL;
+}
+
+static void cvfs_dl_error(sqlite3_vfs *base, int n, char *out)
+{
+	snprintf(out, (size_t)n, "extensions are not loaded");
+}
+
+static void (*cvfs_dl_sym(sqlite3_vfs *base, void *handle, const char *sym))(void)
+{
+	return NULL;
+}
+
+static void cvfs_dl_close(sqlite3_vfs *base, void *handle)
+{
+}
+
+static int cvfs_randomness(sqlite3_vfs *base, int n, char *out)
+{
+	crypto_random(out, (size_t)n);
+	return n;
+}
+
+static int cvfs_sleep(sqlite3_vfs *base, int usec)
+{
+	sqlite3_vfs *parent = ((struct catalog_vfs *)base)->parent;
+	return parent->xSleep(parent, usec);
+}
+
+static int cvfs_current_time(sqlite3_vfs *base, double *out)
+{
+	sqlite3_vfs *parent = ((struct catalog_vfs *)base)->parent;
+	return parent->xCurrentTime(parent, out);
+}
+
+static int cvfs_get_last_error(sqlite3_vfs *base, int n, char *out)
+{
+	sqlite3_vfs *parent = ((struct catalog_vfs *)base)->parent;
+	return parent->xGetLastError != NULL ? parent->xGetLastError(parent, n, out) : 0;
+}
+
+static int cvfs_current_time_int64(sqlite3_vfs *base, sqlite3_int64 *out)
+{
+	sqlite3_vfs *parent = ((struct catalog_vfs *)base)->parent;
+	return parent->xCurrentTimeInt64(parent, out);
+}
+
+int catalog_vfs_create(const unsigned char key[CATALOG_VFS_KEY_LEN], struct catalog_vfs **vfs_r,
+		       const char **error_r)
+{
+	sqlite3_vfs *parent = sqlite3_vfs_find(NULL);
+	if (parent == NULL || parent->iVersion < 2) {
+		*error_r = "SQLite has no usable default VFS";
+		return -1;
+	}
+	struct catalog_vfs *vfs = mem_new(struct catalog_vfs);
+	vfs->parent = parent;
+	memcpy(vfs->key, key, CRYPTO_KEY_LEN);
+	snprintf(vfs->name, sizeof(vfs->name), "coffer-catalog-%p", (void *)vfs);
+	vfs->base = (sqlite3_vfs){
+		.iVersion = 2,
+		.szOsFile = (int)sizeof(struct cvfs_file) + parent->szOsFile,
+		.mxPathname = parent->mxPathname,
+		.zName = vfs->name,
+		.xOpen = cvfs_open,
+		.xDelete = cvfs_delete,
+		.xAccess = cvfs_access,
+		.xFullPathname = cvfs_full_pathname,
+		.xDlOpen = cvfs_dl_open,
+		.xDlError = cvfs_dl_error,
+		.xDlSym = cvfs_dl_sym,
+		.xDlClose = cvfs_dl_close,
+		.xRandomness = cvfs_randomness,
+		.xSleep = cvfs_sleep,
+		.xCurrentTime = cvfs_current_time,
+		.xGetLastError = cvfs_get_last_error,
+		.xCurrentTimeInt64 = cvfs_current_time_int64,
+	};
+	int rc = sqlite3_vfs_register(&vfs->base, 0);
+	if (rc != SQLITE_OK) {
+		*error_r = tstr_printf("registering the catalog VFS failed: %s", sqlite3_errstr(rc));
+		crypto_wipe(vfs->key, sizeof(vfs->key));
+		mem_free(vfs);
+		return -1;
+	}
+	*vfs_r = vfs;
+	return 0;
+}
+
+void catalog_vfs_destroy(struct catalog_vfs **_vfs)
+{
+	struct catalog_vfs *vfs = *_vfs;
+	if (vfs == NULL)
+		return;
+	*_vfs = NULL;
+	sqlite3_vfs_unregister(&vfs->base);
+	crypto_wipe(vfs->key, sizeof(vfs->key));
+	mem_free(vfs);
+}
+
+const char *catalog_vfs_name(const struct catalog_vfs *vfs)
+{
+	return vfs->name;
+}

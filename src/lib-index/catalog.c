@@ -1,0 +1,945 @@
+#include "catalog.h"
+#include "catalog-vfs.h"
+#include "mem.h"
+#include "search-query.h"
+#include "str.h"
+#include "tstr.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+enum catalog_stmt {
+	ST_STORE_ADD,
+	ST_STORE_STATE,
+	ST_STORE_TAIL,
+	ST_DICT_ADD,
+	ST_CONTENT_FIND,
+	ST_CONTENT_ADD,
+	ST_FTS_ADD,
+	ST_CONTENT_PART,
+	ST_PART_FIND,
+	ST_PART_ADD,
+	ST_FOLDER_FIND,
+	ST_FOLDER_ADD,
+	ST_MESSAGE_ADD,
+	ST_MESSAGE_CONTENT,
+	ST_MESSAGE_FIND,
+	ST_COUNT
+};
+
+struct catalog {
+	sqlite3 *db;
+	struct catalog_vfs *vfs;
+	char *path;
+	sqlite3_stmt *stmts[ST_COUNT];
+};
+
+/* Schema migrations: migrations[i] upgrades from version i to i + 1. */
+static const char *const catalog_migrations[] = {
+	"CREATE TABLE stores (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	"  state INTEGER NOT NULL, tail_segment INTEGER NOT NULL DEFAULT 0,"
+	"  tail_length INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE dicts (id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+	"CREATE TABLE folders (id INTEGER PRIMARY KEY, user TEXT NOT NULL, path TEXT NOT NULL,"
+	"  UNIQUE (user, path));"
+	"CREATE TABLE contents (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+	"  store_id INTEGER NOT NULL, segment INTEGER NOT NULL, offset INTEGER NOT NULL,"
+	"  length INTEGER NOT NULL, size INTEGER NOT NULL, date INTEGER NOT NULL,"
+	"  from_ TEXT NOT NULL, subject TEXT NOT NULL, imap BLOB NOT NULL,"
+	"  has_attachment INTEGER NOT NULL, defects INTEGER NOT NULL);"
+	"CREATE TABLE parts (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+	"  store_id INTEGER NOT NULL, segment INTEGER NOT NULL, offset INTEGER NOT NULL,"
+	"  length INTEGER NOT NULL, size INTEGER NOT NULL);"
+	"CREATE TABLE content_parts (content_id INTEGER NOT NULL, part_id INTEGER NOT NULL,"
+	"  PRIMARY KEY (content_id, part_id)) WITHOUT ROWID;"
+	"CREATE INDEX content_parts_part ON content_parts (part_id);"
+	"CREATE TABLE messages (id INTEGER PRIMARY KEY, content_id INTEGER NOT NULL,"
+	"  folder_id INTEGER NOT NULL, date INTEGER NOT NULL, internal_date INTEGER NOT NULL,"
+	"  store_id INTEGER NOT NULL, segment INTEGER NOT NULL, offset INTEGER NOT NULL,"
+	"  length INTEGER NOT NULL, UNIQUE (content_id, folder_id));"
+	"CREATE INDEX messages_date ON messages (date, id);"
+	"CREATE VIRTUAL TABLE fts USING fts5 (f_from, f_to, f_cc, f_subject, f_body,"
+	"  f_attachment, content='', tokenize='unicode61 remove_diacritics 2');"
+	"CREATE VIRTUAL TABLE fts_vocab USING fts5vocab (fts, row);",
+};
+
+static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
+						  "disabled"};
+
+const char *catalog_store_state_name(enum catalog_store_state state)
+{
+	return (unsigned)state < 4 ? catalog_state_names[state] : "unknown";
+}
+
+int catalog_store_state_parse(const char *name, enum catalog_store_state *state_r)
+{
+	for (unsigned i = 0; i < 4; i++) {
+		if (strcmp(name, catalog_state_names[i]) == 0) {
+			*state_r = (enum catalog_store_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int catalog_fail(struct catalog *cat, const char *what, const char **error_r)
+{
+	*error_r = tstr_printf("%s: %s: %s", cat->path, what, sqlite3_errmsg(cat->db));
+	return -1;
+}
+
+static int catalog_exec(struct catalog *cat, const char *sql, const char **error_r)
+{
+	char *err = NULL;
+	if (sqlite3_exec(cat->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		*error_r = tstr_printf("%s: %s", cat->path, err != NULL ? err : "exec failed");
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static sqlite3_stmt *catalog_stmt(struct catalog *cat, enum catalog_stmt idx, const char *sql,
+				  const char **error_r)
+{
+	if (cat->stmts[idx] == NULL &&
+	    sqlite3_prepare_v3(cat->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &cat->stmts[idx],
+			       NULL) != SQLITE_OK) {
+		catalog_fail(cat, "prepare", error_r);
+		return NULL;
+	}
+	sqlite3_reset(cat->stmts[idx]);
+	sqlite3_clear_bindings(cat->stmts[idx]);
+	return cat->stmts[idx];
+}
+
+static int catalog_user_version(struct catalog *cat, int *version_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "user_version", error_r);
+	int rc = sqlite3_step(st);
+	*version_r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "user_version", error_r);
+}
+
+static int catalog_migrate(struct catalog *cat, const char **error_r)
+{
+	int version;
+	if (catalog_user_version(cat, &version, error_r) < 0)
+		return -1;
+	int target = (int)(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]));
+	if (version > target) {
+		*error_r = tstr_printf("%s: schema version %d is newer than this program (%d)",
+				       cat->path, version, target);
+		return -1;
+	}
+	for (; version < target; version++) {
+		if (catalog_exec(cat, "BEGIN IMMEDIATE", error_r) < 0)
+			return -1;
+		char *bump = mem_printf("PRAGMA user_version = %d", version + 1);
+		int ret = catalog_exec(cat, catalog_migrations[version], error_r) < 0 ||
+					  catalog_exec(cat, bump, error_r) < 0 ||
+					  catalog_exec(cat, "COMMIT", error_r) < 0
+				  ? -1
+				  : 0;
+		mem_free(bump);
+		if (ret < 0) {
+			catalog_rollback(cat);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A new database gets the page layout the encrypting VFS needs before its
+ * first write: 4096-byte pages with room for a nonce and a tag in each. */
+static int catalog_set_layout(struct catalog *cat, const char **error_r)
+{
+	int reserve = CATALOG_VFS_RESERVE;
+	if (catalog_exec(cat, "PRAGMA page_size = 4096", error_r) < 0)
+		return -1;
+	if (sqlite3_file_control(cat->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) !=
+	    SQLITE_OK)
+		return catalog_fail(cat, "reserving page bytes", error_r);
+	return 0;
+}
+
+int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
+		 struct catalog **catalog_r, const char **error_r)
+{
+	struct catalog *cat = mem_new(struct catalog);
+	cat->path = mem_strdup(path);
+	if (catalog_vfs_create(key, &cat->vfs, error_r) < 0) {
+		catalog_destroy(&cat);
+		return -1;
+	}
+	FILE *probe = fopen(path, "rb");
+	bool is_new = probe == NULL || fgetc(probe) == EOF;
+	if (probe != NULL)
+		fclose(probe);
+	if (sqlite3_open_v2(path, &cat->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    catalog_vfs_name(cat->vfs)) != SQLITE_OK) {
+		*error_r = tstr_printf("%s: cannot open: %s", path,
+				       cat->db != NULL ? sqlite3_errmsg(cat->db) : "no memory");
+		catalog_destroy(&cat);
+		return -1;
+	}
+	sqlite3_busy_timeout(cat->db, 10000);
+	if (is_new && catalog_set_layout(cat, error_r) < 0) {
+		catalog_destroy(&cat);
+		return -1;
+	}
+	if (catalog_exec(cat,
+			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+			 "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
+			 "PRAGMA foreign_keys = OFF",
+			 error_r) < 0 ||
+	    catalog_migrate(cat, error_r) < 0) {
+		catalog_destroy(&cat);
+		return -1;
+	}
+	*catalog_r = cat;
+	return 0;
+}
+
+void catalog_destroy(struct catalog **_cat)
+{
+	struct catalog *cat = *_cat;
+	if (cat == NULL)
+		return;
+	*_cat = NULL;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(cat->stmts[i]);
+	sqlite3_close(cat->db);
+	catalog_vfs_destroy(&cat->vfs);
+	mem_free(cat->path);
+	mem_free(cat);
+}
+
+int catalog_begin(struct catalog *cat, const char **error_r)
+{
+	return catalog_exec(cat, "BEGIN IMMEDIATE", error_r);
+}
+
+int catalog_commit(struct catalog *cat, const char **error_r)
+{
+	return catalog_exec(cat, "COMMIT", error_r);
+}
+
+void catalog_rollback(struct catalog *cat)
+{
+	if (!sqlite3_get_autocommit(cat->db))
+		(void)sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int catalog_step_done(struct catalog *cat, sqlite3_stmt *st, const char *what,
+			     const char **error_r)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return catalog_fail(cat, what, error_r);
+	return 0;
+}
+
+int catalog_stores(struct catalog *cat, struct catalog_store **stores_r, size_t *count_r,
+		   const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT id, name, state, tail_segment, tail_length FROM stores "
+			       "ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "stores", error_r);
+	struct catalog_store *stores = NULL;
+	size_t count = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		stores = mem_realloc(stores, (count + 1) * sizeof(*stores));
+		struct catalog_store *s = &stores[count++];
+		s->id = sqlite3_column_int64(st, 0);
+		s->name = mem_strdup((const char *)sqlite3_column_text(st, 1));
+		s->state = (enum catalog_store_state)sqlite3_column_int(st, 2);
+		s->tail_segment = (uint32_t)sqlite3_column_int64(st, 3);
+		s->tail_length = (uint64_t)sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		catalog_stores_free(stores, count);
+		return catalog_fail(cat, "stores", error_r);
+	}
+	*stores_r = stores;
+	*count_r = count;
+	return 0;
+}
+
+void catalog_stores_free(struct catalog_store *stores, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		mem_free(stores[i].name);
+	mem_free(stores);
+}
+
+int catalog_store_add(struct catalog *cat, const char *name, enum catalog_store_state state,
+		      int64_t *id_r, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_STORE_ADD, "INSERT INTO stores (name, state) VALUES (?, ?)", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, (int)state);
+	if (catalog_step_done(cat, st, "adding a store", error_r) < 0)
+		return -1;
+	*id_r = sqlite3_last_insert_rowid(cat->db);
+	return 0;
+}
+
+int catalog_store_set_state(struct catalog *cat, int64_t id, enum catalog_store_state state,
+			    const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(cat, ST_STORE_STATE,
+					"UPDATE stores SET state = ? WHERE id = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, (int)state);
+	sqlite3_bind_int64(st, 2, id);
+	return catalog_step_done(cat, st, "store state", error_r);
+}
+
+int catalog_store_set_tail(struct catalog *cat, int64_t id, uint32_t segment, uint64_t length,
+			   const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_STORE_TAIL,
+		"UPDATE stores SET tail_segment = ?, tail_length = ? WHERE id = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, segment);
+	sqlite3_bind_int64(st, 2, (int64_t)length);
+	sqlite3_bind_int64(st, 3, id);
+	return catalog_step_done(cat, st, "store tail", error_r);
+}
+
+static int catalog_exec_id(struct catalog *cat, const char *sql, int64_t id,
+			   const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "prepare", error_r);
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, sql, error_r);
+}
+
+int catalog_store_remove(struct catalog *cat, int64_t id, const char **error_r)
+{
+	/* The index rows of a contentless FTS table cannot be deleted without
+	 * their text; search joins through contents, so orphan index rows
+	 * never show. A rebuild drops them. */
+	static const char *const sqls[] = {
+		"DELETE FROM messages WHERE store_id = ?1 OR content_id IN "
+		"(SELECT id FROM contents WHERE store_id = ?1)",
+		"DELETE FROM content_parts WHERE content_id IN "
+		"(SELECT id FROM contents WHERE store_id = ?1)",
+		"DELETE FROM contents WHERE store_id = ?1",
+		"DELETE FROM parts WHERE store_id = ?1",
+		"DELETE FROM stores WHERE id = ?1",
+	};
+	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+		if (catalog_exec_id(cat, sqls[i], id, error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t len,
+		     const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_DICT_ADD, "INSERT OR REPLACE INTO dicts (id, data) VALUES (?, ?)", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
+	return catalog_step_done(cat, st, "adding a dictionary", error_r);
+}
+
+int catalog_dicts(struct catalog *cat, catalog_dict_cb *cb, void *context, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT id, data FROM dicts ORDER BY id", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return catalog_fail(cat, "dicts", error_r);
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = cb((uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+			 (size_t)sqlite3_column_bytes(st, 1), context);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = catalog_fail(cat, "dicts", error_r);
+	else if (ret < 0)
+		*error_r = "dictionary callback failed";
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int catalog_content_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+			 int64_t *id_r, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(cat, ST_CONTENT_FIND,
+					"SELECT id FROM contents WHERE hash = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, hash, CATALOG_HASH_LEN, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id_r = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a content", error_r);
+}
+
+static void bind_loc(sqlite3_stmt *st, int first, const struct catalog_loc *loc)
+{
+	sqlite3_bind_int64(st, first, loc->store_id);
+	sqlite3_bind_int64(st, first + 1, loc->segment);
+	sqlite3_bind_int64(st, first + 2, (int64_t)loc->offset);
+	sqlite3_bind_int64(st, first + 3, loc->length);
+}
+
+static void column_loc(sqlite3_stmt *st, int first, struct catalog_loc *loc)
+{
+	loc->store_id = sqlite3_column_int64(st, first);
+	loc->segment = (uint32_t)sqlite3_column_int64(st, first + 1);
+	loc->offset = (uint64_t)sqlite3_column_int64(st, first + 2);
+	loc->length = (uint32_t)sqlite3_column_int64(st, first + 3);
+}
+
+int catalog_content_add(struct catalog *cat, const struct catalog_content *c, int64_t *id_r,
+			const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_CONTENT_ADD,
+		"INSERT INTO contents (hash, store_id, segment, offset, length, size, date, from_,"
+		" subject, imap, has_attachment, defects)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, c->hash, CATALOG_HASH_LEN, SQLITE_STATIC);
+	bind_loc(st, 2, &c->loc);
+	sqlite3_bind_int64(st, 6, (int64_t)c->size);
+	sqlite3_bind_int64(st, 7, c->date);
+	sqlite3_bind_text(st, 8, c->from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, c->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 10, c->imap != NULL ? c->imap : "", (int)c->imap_len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 11, c->has_attachment ? 1 : 0);
+	sqlite3_bind_int(st, 12, (int)c->defects);
+	if (catalog_step_done(cat, st, "adding a content", error_r) < 0)
+		return -1;
+	int64_t id = sqlite3_last_insert_rowid(cat->db);
+
+	st = catalog_stmt(cat, ST_FTS_ADD,
+			  "INSERT INTO fts (rowid, f_from, f_to, f_cc, f_subject, f_body,"
+			  " f_attachment) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			  error_r);
+	if (st == NULL)
+		return -1;
+	struct str *addr[3] = {str_create(128), str_create(128), str_create(128)};
+	const char *fields[3] = {c->from, c->to, c->cc};
+	for (int i = 0; i < 3; i++) {
+		str_append(addr[i], fields[i]);
+		search_query_address_tokens(fields[i], addr[i]);
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, str_c(addr[0]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, str_c(addr[1]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, str_c(addr[2]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, c->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, c->body_text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, c->attachment_names, -1, SQLITE_STATIC);
+	int ret = catalog_step_done(cat, st, "indexing a content", error_r);
+	for (int i = 0; i < 3; i++)
+		str_destroy(&addr[i]);
+	if (ret < 0)
+		return -1;
+
+	for (size_t i = 0; i < c->part_count; i++) {
+		st = catalog_stmt(cat, ST_CONTENT_PART,
+				  "INSERT OR IGNORE INTO content_parts (content_id, part_id)"
+				  " SELECT ?, id FROM parts WHERE hash = ?",
+				  error_r);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_blob(st, 2, c->part_hashes[i], CATALOG_HASH_LEN, SQLITE_STATIC);
+		if (catalog_step_done(cat, st, "linking a part", error_r) < 0)
+			return -1;
+	}
+	*id_r = id;
+	return 0;
+}
+
+int catalog_part_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+		      struct catalog_loc *loc_r, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_PART_FIND,
+		"SELECT store_id, segment, offset, length FROM parts WHERE hash = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, hash, CATALOG_HASH_LEN, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && loc_r != NULL)
+		column_loc(st, 0, loc_r);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a part", error_r);
+}
+
+int catalog_part_add(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+		     const struct catalog_loc *loc, uint64_t size, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(cat, ST_PART_ADD,
+					"INSERT OR IGNORE INTO parts (hash, store_id, segment, offset,"
+					" length, size) VALUES (?, ?, ?, ?, ?, ?)",
+					error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_blob(st, 1, hash, CATALOG_HASH_LEN, SQLITE_STATIC);
+	bind_loc(st, 2, loc);
+	sqlite3_bind_int64(st, 6, (int64_t)size);
+	return catalog_step_done(cat, st, "adding a part", error_r);
+}
+
+static int catalog_folder_id(struct catalog *cat, const char *user, const char *path,
+			     int64_t *id_r, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(cat, ST_FOLDER_FIND,
+					"SELECT id FROM folders WHERE user = ? AND path = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id_r = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return catalog_fail(cat, "finding a folder", error_r);
+	st = catalog_stmt(cat, ST_FOLDER_ADD, "INSERT INTO folders (user, path) VALUES (?, ?)",
+			  error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	if (catalog_step_done(cat, st, "adding a folder", error_r) < 0)
+		return -1;
+	*id_r = sqlite3_last_insert_rowid(cat->db);
+	return 0;
+}
+
+int catalog_message_add(struct catalog *cat, int64_t content_id, const char *user,
+			const char *folder, int64_t date, int64_t internal_date,
+			const struct catalog_loc *loc, int64_t *id_r, const char **error_r)
+{
+	int64_t folder_id;
+	if (catalog_folder_id(cat, user, folder, &folder_id, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_MESSAGE_ADD,
+		"INSERT OR IGNORE INTO messages (content_id, folder_id, date, internal_date,"
+		" store_id, segment, offset, length) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, content_id);
+	sqlite3_bind_int64(st, 2, folder_id);
+	sqlite3_bind_int64(st, 3, date);
+	sqlite3_bind_int64(st, 4, internal_date);
+	bind_loc(st, 5, loc);
+	if (catalog_step_done(cat, st, "adding a message", error_r) < 0)
+		return -1;
+	if (sqlite3_changes(cat->db) == 0)
+		return 0;
+	*id_r = sqlite3_last_insert_rowid(cat->db);
+	return 1;
+}
+
+int catalog_message_find(struct catalog *cat, int64_t content_id, const char *user,
+			 const char *folder, int64_t *id_r, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_MESSAGE_FIND,
+		"SELECT m.id FROM messages m JOIN folders f ON f.id = m.folder_id"
+		" WHERE m.content_id = ? AND f.user = ? AND f.path = ?",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, content_id);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, folder, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id_r = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
+}
+
+int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r,
+			 size_t *len_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT c.imap FROM messages m JOIN contents c ON c.id = m.content_id"
+			       " WHERE m.id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "imap data", error_r);
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		void *data = mem_alloc(len + 1);
+		if (len > 0)
+			memcpy(data, sqlite3_column_blob(st, 0), len);
+		*imap_r = data;
+		*len_r = len;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "imap data", error_r);
+}
+
+int catalog_message_content(struct catalog *cat, int64_t message_id,
+			    unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,
+			    const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_MESSAGE_CONTENT,
+		"SELECT c.hash, c.store_id, c.segment, c.offset, c.length FROM messages m"
+		" JOIN contents c ON c.id = m.content_id JOIN stores s ON s.id = c.store_id"
+		" WHERE m.id = ? AND s.state != 3",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) == CATALOG_HASH_LEN)
+			memcpy(hash_r, sqlite3_column_blob(st, 0), CATALOG_HASH_LEN);
+		column_loc(st, 1, loc_r);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
+}
+
+struct catalog_expand_ctx {
+	struct catalog *cat;
+};
+
+/* ? wildcards: look the pattern up in the index vocabulary, using the part
+ * before the first wildcard as a range so the scan stays short. */
+static size_t catalog_expand(const char *pattern, size_t max, char ***terms_r, void *context)
+{
+	struct catalog *cat = context;
+	size_t prefix_len = strcspn(pattern, "?*[");
+	char *lo = mem_strndup(pattern, prefix_len);
+	char *hi = mem_printf("%s\xf4\x8f\xbf\xbf", lo);
+	sqlite3_stmt *st;
+	char **terms = NULL;
+	size_t count = 0;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT term FROM fts_vocab WHERE term >= ? AND term <= ?"
+			       " AND term GLOB ? LIMIT ?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, pattern, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)max);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			terms = mem_realloc(terms, (count + 1) * sizeof(char *));
+			terms[count++] = mem_strdup((const char *)sqlite3_column_text(st, 0));
+		}
+		sqlite3_finalize(st);
+	}
+	mem_free(lo);
+	mem_free(hi);
+	*terms_r = terms;
+	return count;
+}
+
+static void bind_search_params(sqlite3_stmt *st, const struct search_sql *sql)
+{
+	for (size_t i = 0; i < sql->param_count; i++) {
+		if (sql->params[i].type == SEARCH_PARAM_TEXT)
+			sqlite3_bind_text(st, (int)i + 1, sql->params[i].text, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(st, (int)i + 1, sql->params[i].value);
+	}
+}
+
+/* Messages whose content lives in a disabled store are invisible. */
+static int catalog_any_disabled(struct catalog *cat, bool *any_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT 1 FROM stores WHERE state = 3 LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return catalog_fail(cat, "stores", error_r);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return catalog_fail(cat, "stores", error_r);
+	*any_r = rc == SQLITE_ROW;
+	return 0;
+}
+
+int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint64_t offset,
+		   uint64_t *total_r, catalog_hit_cb *cb, void *context, const char **error_r)
+{
+	struct search_query *q;
+	bool any_disabled;
+	if (catalog_any_disabled(cat, &any_disabled, error_r) < 0 ||
+	    search_query_parse(query, &q, error_r) < 0)
+		return -1;
+	struct search_sql sql;
+	int ret = search_query_compile(q, catalog_expand, cat, &sql, error_r);
+	search_query_destroy(&q);
+	if (ret < 0)
+		return -1;
+	const char *visible =
+		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "";
+	/* the count needs the contents table only for conditions on it */
+	bool count_needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
+	char *count_sql = mem_printf("SELECT count(*) FROM messages m%s WHERE (%s)%s",
+				     count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
+				     sql.where, visible);
+	char *page_sql = mem_printf(
+		"SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size FROM messages m"
+		" JOIN contents c ON c.id = m.content_id JOIN folders f ON f.id = m.folder_id"
+		" WHERE (%s)%s ORDER BY m.date DESC, m.id DESC LIMIT %llu OFFSET %llu",
+		sql.where, visible, (unsigned long long)(limit > INT64_MAX ? INT64_MAX : limit),
+		(unsigned long long)(offset > INT64_MAX ? INT64_MAX : offset));
+	sqlite3_stmt *st = NULL;
+	ret = -1;
+	if (sqlite3_prepare_v2(cat->db, count_sql, -1, &st, NULL) != SQLITE_OK) {
+		catalog_fail(cat, "search", error_r);
+		goto out;
+	}
+	bind_search_params(st, &sql);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		catalog_fail(cat, "search", error_r);
+		goto out;
+	}
+	*total_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (limit > 0 && *total_r > offset) {
+		if (sqlite3_prepare_v2(cat->db, page_sql, -1, &st, NULL) != SQLITE_OK) {
+			catalog_fail(cat, "search", error_r);
+			goto out;
+		}
+		bind_search_params(st, &sql);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct catalog_hit hit = {
+				.id = sqlite3_column_int64(st, 0),
+				.date = sqlite3_column_int64(st, 1),
+				.from = (const char *)sqlite3_column_text(st, 2),
+				.subject = (const char *)sqlite3_column_text(st, 3),
+				.folder = (const char *)sqlite3_column_text(st, 4),
+				.user = (const char *)sqlite3_column_text(st, 5),
+				.size = (uint64_t)sqlite3_column_int64(st, 6),
+			};
+			cb(&hit, context);
+		}
+		if (rc != SQLITE_DONE) {
+			catalog_fail(cat, "search", error_r);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	mem_free(count_sql);
+	mem_free(page_sql);
+	search_sql_free(&sql);
+	return ret;
+}
+
+static int catalog_query_stats(struct catalog *cat, const char *sql, int64_t id,
+			       struct catalog_stats *stats_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "stats", error_r);
+	if (id != 0)
+		sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		stats_r->messages = (uint64_t)sqlite3_column_int64(st, 0);
+		stats_r->contents = (uint64_t)sqlite3_column_int64(st, 1);
+		stats_r->parts = (uint64_t)sqlite3_column_int64(st, 2);
+		stats_r->raw_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		stats_r->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "stats", error_r);
+}
+
+int catalog_stats(struct catalog *cat, struct catalog_stats *stats_r, const char **error_r)
+{
+	return catalog_query_stats(
+		cat,
+		"SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM contents),"
+		" (SELECT count(*) FROM parts), (SELECT ifnull(sum(size), 0) FROM contents),"
+		" (SELECT ifnull(sum(length), 0) FROM contents) +"
+		" (SELECT ifnull(sum(length), 0) FROM parts)",
+		0, stats_r, error_r);
+}
+
+int catalog_store_stats(struct catalog *cat, int64_t id, struct catalog_stats *stats_r,
+			const char **error_r)
+{
+	return catalog_query_stats(
+		cat,
+		"SELECT (SELECT count(*) FROM messages WHERE store_id = ?1),"
+		" (SELECT count(*) FROM contents WHERE store_id = ?1),"
+		" (SELECT count(*) FROM parts WHERE store_id = ?1),"
+		" (SELECT ifnull(sum(size), 0) FROM contents WHERE store_id = ?1),"
+		" (SELECT ifnull(sum(length), 0) FROM contents WHERE store_id = ?1) +"
+		" (SELECT ifnull(sum(length), 0) FROM parts WHERE store_id = ?1)",
+		id, stats_r, error_r);
+}
+
+static int catalog_foreach(struct catalog *cat, const char *sql, catalog_record_cb *cb,
+			   void *context, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "listing", error_r);
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		unsigned char hash[CATALOG_HASH_LEN] = {0};
+		if (sqlite3_column_bytes(st, 1) == CATALOG_HASH_LEN)
+			memcpy(hash, sqlite3_column_blob(st, 1), CATALOG_HASH_LEN);
+		struct catalog_loc loc;
+		column_loc(st, 2, &loc);
+		ret = cb(sqlite3_column_int64(st, 0), hash, &loc, context);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = catalog_fail(cat, "listing", error_r);
+	else if (ret < 0)
+		*error_r = "stopped";
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int catalog_foreach_content(struct catalog *cat, catalog_record_cb *cb, void *context,
+			    const char **error_r)
+{
+	return catalog_foreach(cat,
+			       "SELECT id, hash, store_id, segment, offset, length FROM contents"
+			       " ORDER BY store_id, segment, offset",
+			       cb, context, error_r);
+}
+
+int catalog_foreach_part(struct catalog *cat, catalog_record_cb *cb, void *context,
+			 const char **error_r)
+{
+	return catalog_foreach(cat,
+			       "SELECT id, hash, store_id, segment, offset, length FROM parts"
+			       " ORDER BY store_id, segment, offset",
+			       cb, context, error_r);
+}
+
+int catalog_foreach_message(struct catalog *cat, catalog_record_cb *cb, void *context,
+			    const char **error_r)
+{
+	return catalog_foreach(cat,
+			       "SELECT m.id, c.hash, m.store_id, m.segment, m.offset, m.length"
+			       " FROM messages m LEFT JOIN contents c ON c.id = m.content_id"
+			       " ORDER BY m.store_id, m.segment, m.offset",
+			       cb, context, error_r);
+}
+
+static int catalog_ids(struct catalog *cat, const char *sql, const void *blob, int64_t id,
+		       catalog_id_cb *cb, void *context, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "listing", error_r);
+	if (blob != NULL)
+		sqlite3_bind_blob(st, 1, blob, CATALOG_HASH_LEN, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ret = cb(sqlite3_column_int64(st, 0), context);
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = catalog_fail(cat, "listing", error_r);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int catalog_messages_of_content(struct catalog *cat, int64_t content_id, catalog_id_cb *cb,
+				void *context, const char **error_r)
+{
+	return catalog_ids(cat, "SELECT id FROM messages WHERE content_id = ? ORDER BY id", NULL,
+			   content_id, cb, context, error_r);
+}
+
+int catalog_messages_of_part(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+			     catalog_id_cb *cb, void *context, const char **error_r)
+{
+	return catalog_ids(cat,
+			   "SELECT m.id FROM messages m JOIN content_parts cp ON cp.content_id ="
+			   " m.content_id JOIN parts p ON p.id = cp.part_id WHERE p.hash = ?"
+			   " ORDER BY m.id",
+			   hash, 0, cb, context, error_r);
+}
+
+int catalog_check_index(struct catalog *cat, const char **error_r)
+{
+	if (catalog_exec(cat, "INSERT INTO fts (fts, rank) VALUES ('integrity-check', 0)",
+			 error_r) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	/* every content has its index row: the vocabulary's document count for
+	 * the most common column equals the number of contents only loosely,
+	 * so compare the index's own row count instead */
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT (SELECT count(*) FROM contents),"
+			       " (SELECT count(*) FROM fts_docsize),"
+			       " (SELECT count(*) FROM contents WHERE id NOT IN"
+			       "  (SELECT id FROM fts_docsize))",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "index check", error_r);
+	int rc = sqlite3_step(st);
+	int ret = 0;
+	if (rc != SQLITE_ROW) {
+		ret = catalog_fail(cat, "index check", error_r);
+	} else if (sqlite3_column_int64(st, 2) != 0) {
+		*error_r = tstr_printf("%lld contents have no full-text index entry",
+				       (long long)sqlite3_column_int64(st, 2));
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -1,0 +1,163 @@
+#ifndef COFFER_CATALOG_H
+#define COFFER_CATALOG_H
+/* catalog: the archive's SQLite database (the only module, with vfs.c and
+ * the search compiler, that uses SQLite): stores, folders, unique contents
+ * with their precomputed IMAP data, large shared parts, folder references
+ * (messages), zstd dictionaries, and the FTS5 full-text index.
+ *
+ * Contract: catalog_open() creates or migrates the schema (versioned with
+ * PRAGMA user_version) and runs in WAL mode with synchronous=FULL, so a
+ * transaction is durable once catalog_commit() returns 0. Writes happen
+ * between catalog_begin() and catalog_commit()/catalog_rollback(). Lookups
+ * return 1 (found), 0 (not found) or -1 (error, *error_r set). One catalog
+ * object is used by one thread at a time; other processes may read while one
+ * writes (WAL). Every statement uses bound parameters. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CATALOG_HASH_LEN 32
+#define CATALOG_SCHEMA_VERSION 1
+
+struct catalog;
+
+enum catalog_store_state {
+	CATALOG_STORE_CURRENT = 0,
+	CATALOG_STORE_NORMAL,
+	CATALOG_STORE_WRITE_PROTECTED,
+	CATALOG_STORE_DISABLED,
+};
+
+struct catalog_store {
+	int64_t id;
+	char *name;
+	enum catalog_store_state state;
+	uint32_t tail_segment;
+	uint64_t tail_length;
+};
+
+struct catalog_loc {
+	int64_t store_id;
+	uint32_t segment;
+	uint64_t offset;
+	uint32_t length;
+};
+
+struct catalog_content {
+	unsigned char hash[CATALOG_HASH_LEN];
+	struct catalog_loc loc;
+	uint64_t size;
+	int64_t date;
+	const char *from, *to, *cc, *subject;
+	const char *body_text, *attachment_names;
+	/* precomputed IMAP data (envelope, body structure), opaque here: the
+	 * engine stores it compressed */
+	const void *imap;
+	size_t imap_len;
+	bool has_attachment;
+	unsigned int defects;
+	/* hashes of the PART records the content refers to (already added) */
+	const unsigned char (*part_hashes)[CATALOG_HASH_LEN];
+	size_t part_count;
+};
+
+struct catalog_hit {
+	int64_t id;
+	int64_t date;
+	const char *from, *subject, *folder, *user;
+	uint64_t size;
+};
+
+struct catalog_stats {
+	uint64_t messages, contents, parts, raw_bytes, stored_bytes;
+};
+
+const char *catalog_store_state_name(enum catalog_store_state state);
+int catalog_store_state_parse(const char *name, enum catalog_store_state *state_r);
+
+/* The database and its WAL are encrypted under `key` (see catalog-vfs.h);
+ * opening with another key fails. */
+#define CATALOG_KEY_LEN 32
+int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
+		 struct catalog **catalog_r, const char **error_r);
+void catalog_destroy(struct catalog **catalog);
+
+int catalog_begin(struct catalog *cat, const char **error_r);
+int catalog_commit(struct catalog *cat, const char **error_r);
+void catalog_rollback(struct catalog *cat);
+
+/* Stores: catalog_stores() fills a mem_alloc()ed array; free with
+ * catalog_stores_free(). */
+int catalog_stores(struct catalog *cat, struct catalog_store **stores_r, size_t *count_r,
+		   const char **error_r);
+void catalog_stores_free(struct catalog_store *stores, size_t count);
+int catalog_store_add(struct catalog *cat, const char *name, enum catalog_store_state state,
+		      int64_t *id_r, const char **error_r);
+int catalog_store_set_state(struct catalog *cat, int64_t id, enum catalog_store_state state,
+			    const char **error_r);
+int catalog_store_set_tail(struct catalog *cat, int64_t id, uint32_t segment, uint64_t length,
+			   const char **error_r);
+/* Forget a store and everything stored in it (detach). */
+int catalog_store_remove(struct catalog *cat, int64_t id, const char **error_r);
+int catalog_store_stats(struct catalog *cat, int64_t id, struct catalog_stats *stats_r,
+			const char **error_r);
+
+/* zstd dictionaries, by id (1, 2, ...). */
+int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t len,
+		     const char **error_r);
+typedef int catalog_dict_cb(uint32_t id, const void *data, size_t len, void *context);
+int catalog_dicts(struct catalog *cat, catalog_dict_cb *cb, void *context, const char **error_r);
+
+int catalog_content_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+			 int64_t *id_r, const char **error_r);
+int catalog_content_add(struct catalog *cat, const struct catalog_content *content,
+			int64_t *id_r, const char **error_r);
+int catalog_part_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+		      struct catalog_loc *loc_r, const char **error_r);
+int catalog_part_add(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+		     const struct catalog_loc *loc, uint64_t size, const char **error_r);
+/* Files a content in a user's folder: 1 if added, 0 if that folder already
+ * holds it (imports are idempotent). */
+int catalog_message_add(struct catalog *cat, int64_t content_id, const char *user,
+			const char *folder, int64_t date, int64_t internal_date,
+			const struct catalog_loc *loc, int64_t *id_r, const char **error_r);
+/* Whether a user's folder already holds a content (1, with its message id). */
+int catalog_message_find(struct catalog *cat, int64_t content_id, const char *user,
+			 const char *folder, int64_t *id_r, const char **error_r);
+/* The precomputed IMAP blob of a message's content (mem_free). */
+int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r,
+			 size_t *len_r, const char **error_r);
+/* The content record of a message (and its hash). */
+int catalog_message_content(struct catalog *cat, int64_t message_id,
+			    unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,
+			    const char **error_r);
+
+/* Search (query language in search-query.h): newest first; *total_r gets
+ * the number of matches; cb is called for each message of the page. */
+typedef void catalog_hit_cb(const struct catalog_hit *hit, void *context);
+int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint64_t offset,
+		   uint64_t *total_r, catalog_hit_cb *cb, void *context, const char **error_r);
+
+int catalog_stats(struct catalog *cat, struct catalog_stats *stats_r, const char **error_r);
+
+/* Verification helpers. Callbacks return 0 to go on, -1 to stop. */
+typedef int catalog_record_cb(int64_t id, const unsigned char hash[CATALOG_HASH_LEN],
+			      const struct catalog_loc *loc, void *context);
+int catalog_foreach_content(struct catalog *cat, catalog_record_cb *cb, void *context,
+			    const char **error_r);
+int catalog_foreach_part(struct catalog *cat, catalog_record_cb *cb, void *context,
+			 const char **error_r);
+/* Message records (the MESSAGE or REF record that filed each message). */
+int catalog_foreach_message(struct catalog *cat, catalog_record_cb *cb, void *context,
+			    const char **error_r);
+/* Messages whose content is `content_id`, or which need part `part_hash`. */
+typedef int catalog_id_cb(int64_t message_id, void *context);
+int catalog_messages_of_content(struct catalog *cat, int64_t content_id, catalog_id_cb *cb,
+				void *context, const char **error_r);
+int catalog_messages_of_part(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
+			     catalog_id_cb *cb, void *context, const char **error_r);
+/* FTS5 integrity and one index row per content: 0 if consistent, -1 with
+ * *error_r describing the first problem. */
+int catalog_check_index(struct catalog *cat, const char **error_r);
+
+#endif

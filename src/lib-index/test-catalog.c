@@ -1,0 +1,182 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "crypto.h"
+#include "file.h"
+#include "mem.h"
+
+static char tmpdir[] = "/tmp/coffer-test-catalog-XXXXXX";
+
+struct hits {
+	size_t count;
+	int64_t ids[16];
+};
+
+static void collect(const struct catalog_hit *hit, void *context)
+{
+	struct hits *h = context;
+	if (h->count < 16)
+		h->ids[h->count++] = hit->id;
+}
+
+static uint64_t search(struct catalog *cat, const char *query, struct hits *h)
+{
+	uint64_t total;
+	const char *error = NULL;
+	memset(h, 0, sizeof(*h));
+	if (catalog_search(cat, query, 10, 0, &total, collect, h, &error) < 0)
+		fail_msg("%s: %s", query, error);
+	return total;
+}
+
+static int64_t add(struct catalog *cat, int n, const char *from, const char *subject,
+		   const char *body, int64_t date, const char *folder, bool attachment)
+{
+	const char *error = NULL;
+	struct catalog_content c = {
+		.loc = {.store_id = 1, .segment = 1, .offset = (uint64_t)n * 100, .length = 100},
+		.size = (uint64_t)n * 1000,
+		.date = date,
+		.from = from,
+		.to = "list@example.org",
+		.cc = "",
+		.subject = subject,
+		.imap = "NIL",
+		.imap_len = 3,
+		.body_text = body,
+		.attachment_names = attachment ? "report.pdf" : "",
+		.has_attachment = attachment,
+	};
+	memset(c.hash, n, sizeof(c.hash));
+	int64_t content_id, msg_id;
+	if (catalog_content_add(cat, &c, &content_id, &error) < 0)
+		fail_msg("%s", error);
+	assert_int_equal(catalog_message_add(cat, content_id, "alice", folder, date, date, &c.loc,
+					     &msg_id, &error),
+			 1);
+	/* filing the same content in the same folder again is a no-op */
+	assert_int_equal(catalog_message_add(cat, content_id, "alice", folder, date, date, &c.loc,
+					     &msg_id, &error),
+			 0);
+	return msg_id;
+}
+
+static void test_catalog(void **state)
+{
+	const char *error = NULL;
+	char *path = mem_printf("%s/catalog.db", tmpdir);
+	struct catalog *cat;
+	unsigned char key[CATALOG_KEY_LEN];
+	crypto_key_generate(key);
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	int64_t store_id;
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, &store_id,
+					   &error),
+			 0);
+	int64_t m1 = add(cat, 1, "Ralf <ralf@linux-mips.org>", "[PATCH] fix TLB flush",
+			 "the cache flush is wrong", 1514800000, "INBOX", false);
+	int64_t m2 = add(cat, 2, "Bob <bob@example.com>", "Re: kernel panic",
+			 "kernel panic in octeon code", 1530000000, "INBOX/Lists", true);
+	int64_t m3 = add(cat, 3, "Carol <carol@example.com>", "hello", "testing text",
+			 1400000000, "Other", false);
+	assert_int_equal(catalog_store_set_tail(cat, store_id, 1, 400, &error), 0);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+
+	struct hits h;
+	assert_int_equal(search(cat, "", &h), 3);
+	assert_int_equal(h.ids[0], m2); /* newest first */
+	assert_int_equal(h.ids[2], m3);
+	assert_int_equal(search(cat, "tlb", &h), 1);
+	assert_int_equal(h.ids[0], m1);
+	assert_int_equal(search(cat, "\"cache flush\"", &h), 1);
+	assert_int_equal(search(cat, "\"flush cache\"", &h), 0);
+	assert_int_equal(search(cat, "from:ralf@linux-mips.org", &h), 1);
+	assert_int_equal(search(cat, "subject:PATCH AND date:2018-01-01..2018-12-31", &h), 1);
+	assert_int_equal(search(cat, "kernel AND panic AND NOT subject:PATCH", &h), 1);
+	assert_int_equal(h.ids[0], m2);
+	assert_int_equal(search(cat, "octe*", &h), 1);
+	assert_int_equal(search(cat, "te?t", &h), 1);
+	assert_int_equal(h.ids[0], m3);
+	assert_int_equal(search(cat, "NOT kernel", &h), 2);
+	assert_int_equal(search(cat, "has:attachment", &h), 1);
+	assert_int_equal(search(cat, "attachment:report", &h), 1);
+	assert_int_equal(search(cat, "folder:INBOX", &h), 2);
+	assert_int_equal(search(cat, "folder:INBOX/Lists", &h), 1);
+	assert_int_equal(search(cat, "size:>1500", &h), 2);
+	assert_int_equal(search(cat, "hello OR tlb", &h), 2);
+	assert_int_equal(search(cat, "has:attachment OR tlb", &h), 2);
+	assert_int_equal(search(cat, "nothing?here", &h), 0);
+	uint64_t total;
+	assert_int_equal(catalog_search(cat, "(", 10, 0, &total, collect, &h, &error), -1);
+
+	unsigned char hash[CATALOG_HASH_LEN];
+	struct catalog_loc loc;
+	assert_int_equal(catalog_message_content(cat, m2, hash, &loc, &error), 1);
+	assert_int_equal(loc.offset, 200);
+	assert_int_equal(catalog_message_content(cat, 999, hash, &loc, &error), 0);
+
+	struct catalog_stats stats;
+	assert_int_equal(catalog_stats(cat, &stats, &error), 0);
+	assert_int_equal(stats.messages, 3);
+	assert_int_equal(stats.raw_bytes, 6000);
+	assert_int_equal(catalog_check_index(cat, &error), 0);
+
+	/* A disabled store hides its messages. */
+	assert_int_equal(catalog_store_set_state(cat, store_id, CATALOG_STORE_DISABLED, &error), 0);
+	assert_int_equal(search(cat, "", &h), 0);
+	catalog_destroy(&cat);
+
+	/* Nothing readable on disk; another key cannot open it. */
+	char *raw;
+	size_t raw_len;
+	assert_int_equal(file_read_all(path, 64 * 1024 * 1024, &raw, &raw_len, &error), 0);
+	assert_true(raw_len > 0);
+	assert_null(memmem(raw, raw_len, "linux-mips", 10));
+	assert_null(memmem(raw, raw_len, "SQLite format", 13));
+	mem_free(raw);
+	unsigned char other[CATALOG_KEY_LEN];
+	crypto_key_generate(other);
+	assert_int_equal(catalog_open(path, other, &cat, &error), -1);
+
+	/* Reopening keeps everything (the schema is not migrated twice). */
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	struct catalog_store *stores;
+	size_t count;
+	assert_int_equal(catalog_stores(cat, &stores, &count, &error), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(stores[0].state, CATALOG_STORE_DISABLED);
+	assert_int_equal(stores[0].tail_length, 400);
+	catalog_stores_free(stores, count);
+	catalog_destroy(&cat);
+	mem_free(path);
+}
+
+static int setup(void **state)
+{
+	return crypto_init() < 0 || mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
+	int ret = system(cmd);
+	mem_free(cmd);
+	return ret == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_catalog),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,155 @@
+#include "compress.h"
+#include "mem.h"
+#include "tstr.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+/* for ZSTD_c_forceAttachDict (an experimental parameter of the stable API) */
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zdict.h>
+#include <zstd.h>
+
+struct compress_dict {
+	uint32_t id;
+	void *data;
+	size_t len;
+	ZSTD_CDict *cdict;
+	ZSTD_DDict *ddict;
+};
+
+struct compress_contexts {
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+};
+
+static pthread_key_t compress_key;
+static pthread_once_t compress_once = PTHREAD_ONCE_INIT;
+
+static void compress_contexts_free(void *ptr)
+{
+	struct compress_contexts *ctx = ptr;
+	ZSTD_freeCCtx(ctx->cctx);
+	ZSTD_freeDCtx(ctx->dctx);
+	mem_free(ctx);
+}
+
+static void compress_key_init(void)
+{
+	if (pthread_key_create(&compress_key, compress_contexts_free) != 0)
+		abort();
+}
+
+/* zstd contexts are reused per thread: creating one per message costs more
+ * than compressing a small message. */
+static struct compress_contexts *compress_contexts(void)
+{
+	pthread_once(&compress_once, compress_key_init);
+	struct compress_contexts *ctx = pthread_getspecific(compress_key);
+	if (ctx == NULL) {
+		ctx = mem_new(struct compress_contexts);
+		ctx->cctx = ZSTD_createCCtx();
+		ctx->dctx = ZSTD_createDCtx();
+		if (ctx->cctx == NULL || ctx->dctx == NULL)
+			abort();
+		if (pthread_setspecific(compress_key, ctx) != 0)
+			abort();
+	}
+	return ctx;
+}
+
+struct compress_dict *compress_dict_create(uint32_t id, const void *data, size_t len)
+{
+	struct compress_dict *dict = mem_new(struct compress_dict);
+	dict->id = id;
+	dict->data = mem_alloc(len > 0 ? len : 1);
+	memcpy(dict->data, data, len);
+	dict->len = len;
+	dict->cdict = ZSTD_createCDict(dict->data, len, COMPRESS_LEVEL);
+	dict->ddict = ZSTD_createDDict(dict->data, len);
+	if (dict->cdict == NULL || dict->ddict == NULL)
+		abort();
+	return dict;
+}
+
+void compress_dict_destroy(struct compress_dict **_dict)
+{
+	struct compress_dict *dict = *_dict;
+	if (dict == NULL)
+		return;
+	*_dict = NULL;
+	ZSTD_freeCDict(dict->cdict);
+	ZSTD_freeDDict(dict->ddict);
+	mem_free(dict->data);
+	mem_free(dict);
+}
+
+uint32_t compress_dict_id(const struct compress_dict *dict)
+{
+	return dict == NULL ? 0 : dict->id;
+}
+
+const void *compress_dict_data(const struct compress_dict *dict, size_t *len_r)
+{
+	*len_r = dict->len;
+	return dict->data;
+}
+
+unsigned char *compress_buffer(const void *data, size_t len, const struct compress_dict *dict,
+			       size_t *len_r)
+{
+	struct compress_contexts *ctx = compress_contexts();
+	size_t bound = ZSTD_compressBound(len);
+	unsigned char *out = mem_alloc(bound);
+	size_t n;
+	if (dict != NULL) {
+		/* Attach the dictionary instead of copying its tables into the
+		 * context: a copy costs more than compressing a small message. */
+		ZSTD_CCtx_reset(ctx->cctx, ZSTD_reset_session_and_parameters);
+		if (ZSTD_isError(ZSTD_CCtx_refCDict(ctx->cctx, dict->cdict)))
+			abort();
+		(void)ZSTD_CCtx_setParameter(ctx->cctx, ZSTD_c_forceAttachDict,
+					     ZSTD_dictForceAttach);
+		n = ZSTD_compress2(ctx->cctx, out, bound, data, len);
+	} else {
+		n = ZSTD_compressCCtx(ctx->cctx, out, bound, data, len, COMPRESS_LEVEL);
+	}
+	if (ZSTD_isError(n))
+		abort(); /* only possible with a too small buffer or no memory */
+	*len_r = n;
+	return out;
+}
+
+int compress_decompress(const void *data, size_t len, const struct compress_dict *dict,
+			void *out, size_t expected_len, const char **error_r)
+{
+	struct compress_contexts *ctx = compress_contexts();
+	size_t n = dict != NULL ? ZSTD_decompress_usingDDict(ctx->dctx, out, expected_len, data,
+							     len, dict->ddict)
+				: ZSTD_decompressDCtx(ctx->dctx, out, expected_len, data, len);
+	if (ZSTD_isError(n)) {
+		*error_r = tstr_printf("zstd: %s", ZSTD_getErrorName(n));
+		return -1;
+	}
+	if (n != expected_len) {
+		*error_r = tstr_printf("zstd: %zu bytes decompressed, %zu expected", n,
+				       expected_len);
+		return -1;
+	}
+	return 0;
+}
+
+int compress_train(const void *samples, const size_t *sample_sizes, unsigned int count,
+		   size_t dict_max, void **dict_r, size_t *dict_len_r, const char **error_r)
+{
+	void *buf = mem_alloc(dict_max);
+	size_t n = ZDICT_trainFromBuffer(buf, dict_max, samples, sample_sizes, count);
+	if (ZDICT_isError(n)) {
+		*error_r = tstr_printf("zstd dictionary training: %s", ZDICT_getErrorName(n));
+		mem_free(buf);
+		return -1;
+	}
+	*dict_r = buf;
+	*dict_len_r = n;
+	return 0;
+}
