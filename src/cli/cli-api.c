@@ -28,11 +28,13 @@ static const char cli_api_usage[] =
 	"  --totp CODE              the current MFA code, for an administrator with MFA on\n"
 	"                           (default $COFFER_API_TOTP; an API password needs none)\n"
 	"  --config-dir DIR         local config directory to read the fingerprint from\n"
+	"  --no-wait                for long work, print the token instead of waiting\n"
+	"                           (then: coffer api /api/get-status token=...)\n"
 	"\n"
 	"Prints the answer's JSON envelope; exits 0 when it succeeded, 1 when it failed.\n"
 	"A value given as @FILE is read from FILE.\n";
 
-static const char *const cli_api_flags[] = {"trust-on-first-use", "metadata", NULL};
+static const char *const cli_api_flags[] = {"trust-on-first-use", "metadata", "no-wait", NULL};
 
 int cli_api_call(const struct cli_api_target *target, const char *function,
 		 const char *const *args, size_t arg_count, char **envelope_r,
@@ -53,7 +55,7 @@ int cli_api_call(const struct cli_api_target *target, const char *function,
 		.host = target->host,
 		.port = target->port,
 		.method = "POST",
-		.path = function == NULL ? "/api/get-metadata" :
+		.path = function == NULL ? "/api/get-metadata" : function[0] == '/' ? function :
 					   tstr_printf("/api/invoke/%s", function),
 		.content_type = "application/x-www-form-urlencoded",
 		.body = str_c(body),
@@ -125,6 +127,60 @@ static char *cli_api_arg_value(const char *arg, const char **error_r)
 	return joined;
 }
 
+static int cli_api_parse_answer(int status, char **envelope, struct json **answer_r,
+				const char **error_r)
+{
+	const char *parse_error;
+	int ret = json_parse(*envelope, strlen(*envelope), answer_r, &parse_error);
+	if (ret < 0)
+		*error_r = tstr_printf("HTTP status %d with a body that is not JSON: %.200s", status,
+				       *envelope);
+	mem_free(*envelope);
+	*envelope = NULL;
+	return ret;
+}
+
+/* Long work answers "running" with a token: follow it to the end, showing
+ * its progress on stderr. */
+static int cli_api_follow(const struct cli_api_target *target, struct json **answer,
+			  int *status_r, const char **error_r)
+{
+	char *last_text = NULL;
+	for (;;) {
+		const char *code = json_get_string(*answer, "statusCode");
+		const char *token = json_get_string(*answer, "token");
+		if (code == NULL || strcmp(code, "running") != 0 || token == NULL)
+			break;
+		const char *text = json_get_string(*answer, "statusText");
+		if (text != NULL && (last_text == NULL || strcmp(text, last_text) != 0)) {
+			fprintf(stderr, "coffer api: %s\n", text);
+			mem_free(last_text);
+			last_text = mem_strdup(text);
+		}
+		long long version = 0;
+		(void)json_get_int(*answer, "statusVersion", &version);
+		const char *poll_args[] = {tstr_printf("token=%s", token),
+					   tstr_printf("lastKnownStatusVersion=%lld", version),
+					   "millisecondsTimeout=10000"};
+		char *envelope = NULL;
+		int status = cli_api_call(target, "/api/get-status", poll_args, 3, &envelope, error_r);
+		if (status < 0) {
+			mem_free(last_text);
+			return -1;
+		}
+		struct json *next;
+		if (cli_api_parse_answer(status, &envelope, &next, error_r) < 0) {
+			mem_free(last_text);
+			return -1;
+		}
+		json_unref(answer);
+		*answer = next;
+		*status_r = status;
+	}
+	mem_free(last_text);
+	return 0;
+}
+
 static int cli_api_run(struct cli_args *args, const char **error_r)
 {
 	struct cli_api_target target = {0};
@@ -133,6 +189,7 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	const char *dir = config_dir_resolve(cli_args_get(args, "config-dir"));
 	bool tofu = cli_args_flag(args, "trust-on-first-use");
 	bool metadata = cli_args_flag(args, "metadata");
+	bool wait = !cli_args_flag(args, "no-wait");
 	char fp[TLS_FINGERPRINT_HEX_LEN + 1];
 	target.user = cli_api_env(cli_args_get(args, "user"), "COFFER_API_USER");
 	target.totp = cli_api_env(cli_args_get(args, "totp"), "COFFER_API_TOTP");
@@ -198,11 +255,10 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	if (status < 0)
 		return 1;
 	struct json *answer;
-	const char *parse_error;
-	if (json_parse(envelope, strlen(envelope), &answer, &parse_error) < 0) {
-		*error_r = tstr_printf("HTTP status %d with a body that is not JSON: %.200s", status,
-				       envelope);
-		mem_free(envelope);
+	if (cli_api_parse_answer(status, &envelope, &answer, error_r) < 0)
+		return 1;
+	if (wait && cli_api_follow(&target, &answer, &status, error_r) < 0) {
+		json_unref(&answer);
 		return 1;
 	}
 	char *pretty = json_serialize(answer, true);
@@ -216,7 +272,6 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 		*error_r = tstr_printf("%s (HTTP status %d)", m != NULL ? m : "failed", status);
 	}
 	json_unref(&answer);
-	mem_free(envelope);
 	return ret;
 }
 

@@ -1,4 +1,5 @@
 #include "host-instances.h"
+#include "archive.h"
 #include "config.h"
 #include "crypto.h"
 #include "file.h"
@@ -423,12 +424,8 @@ static int host_create_key(struct host_instances *hi, const char *id, const char
 	char *dir = mem_printf("%s/%s", hi->config_dir, HOST_INSTANCES_KEY_DIR);
 	char *path = host_key_path(hi, id);
 	int ret = file_mkdir_parents(dir, 0700, error_r);
-	if (ret == 0 && file_exists(path, error_r) == 0) {
-		unsigned char key[CRYPTO_KEY_LEN];
-		crypto_key_generate(key);
-		ret = file_write_atomic(path, key, sizeof(key), 0600, error_r);
-		crypto_wipe(key, sizeof(key));
-	}
+	if (ret == 0 && file_exists(path, error_r) == 0)
+		ret = archive_key_file_create(path, error_r);
 	mem_free(path);
 	mem_free(dir);
 	return ret;
@@ -450,7 +447,10 @@ static int host_instance_create(struct host_instances *hi, const struct json *ar
 	}
 	if (dir == NULL || host_check_base_dir(hi, dir, NULL, error_r) < 0)
 		return -1;
-	if (file_mkdir_parents(dir, 0700, error_r) < 0 || host_create_key(hi, id, error_r) < 0)
+	char *import_dir = mem_printf("%s/import", dir);
+	int made = file_mkdir_parents(import_dir, 0700, error_r);
+	mem_free(import_dir);
+	if (made < 0 || host_create_key(hi, id, error_r) < 0)
 		return -1;
 	if (chmod(dir, 0700) < 0) {
 		*error_r = tstr_printf("chmod(%s) failed: %s", dir, strerror(errno));

@@ -1,5 +1,7 @@
 /* instance-calls: the calls an instance process answers. */
 #include "instance.h"
+#include "instance-archive.h"
+#include "instance-users.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -38,8 +40,56 @@ static struct json *instance_live_statistics(struct instance *inst)
 
 void instance_calls_close(struct instance *inst)
 {
-	/* Nothing is held open between calls yet; the archive engine's handles
-	 * are closed here once it is wired in. */
+	if (inst->archive != NULL)
+		(void)instance_archive_close(inst->archive);
+	instance_users_close(&inst->users);
+}
+
+static int instance_users_ready(struct instance *inst, const char **error_r)
+{
+	if (inst->users == NULL &&
+	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, error_r) < 0)
+		return -1;
+	return 0;
+}
+
+/* Calls that change data wait while the instance is frozen. */
+static bool instance_call_writes(const char *method)
+{
+	static const char *const reads[] = {"GetUsers", "GetUserInfo", "GetStatistics", "Search",
+					    "GetStores", "VerifyStores", "GetImportStatus", NULL};
+	for (const char *const *m = reads; *m != NULL; m++) {
+		if (strcmp(*m, method) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* Users and archive calls: 1 answered, 0 not one of them. */
+static int instance_data_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			      const char *method, const struct json *args)
+{
+	struct json *result = NULL;
+	const char *error = NULL;
+	if (inst->frozen && instance_call_writes(method)) {
+		rpc_conn_reply_error(conn, id, "frozen",
+				     "the instance is frozen: changes wait until it is thawed");
+		return 1;
+	}
+	int ret = instance_users_ready(inst, &error) < 0 ? -1 :
+		  instance_users_call(inst->users, method, args, &result, &error);
+	if (ret == 0) {
+		const char *user = json_get_string(args, "userName");
+		const char *owner = user == NULL ? NULL : instance_users_archive_name(inst->users, user);
+		ret = instance_archive_call(inst->archive, method, args, owner, &result, &error);
+	}
+	if (ret == 0)
+		return 0;
+	if (ret < 0)
+		rpc_conn_reply_error(conn, id, "failed", error);
+	else
+		rpc_conn_reply(conn, id, result);
+	return 1;
 }
 
 void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint32_t id,
@@ -50,6 +100,10 @@ void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint3
 	} else if (strcmp(method, "GetLiveStatistics") == 0) {
 		rpc_conn_reply(conn, id, instance_live_statistics(inst));
 	} else if (strcmp(method, "Freeze") == 0) {
+		if (instance_archive_busy(inst->archive)) {
+			rpc_conn_reply_error(conn, id, "busy", "an import is running: freeze after it");
+			return;
+		}
 		instance_calls_close(inst);
 		inst->frozen = true;
 		log_info(tstr_printf("instance=%s", inst->id), "frozen: writes paused, files closed");
@@ -58,7 +112,7 @@ void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint3
 		inst->frozen = false;
 		log_info(tstr_printf("instance=%s", inst->id), "thawed");
 		rpc_conn_reply(conn, id, NULL);
-	} else {
+	} else if (instance_data_call(inst, conn, id, method, args) == 0) {
 		rpc_conn_reply_error(conn, id, "unknown-method",
 				     tstr_printf("an instance takes no call '%s'", method));
 	}

@@ -1,5 +1,6 @@
 #include "instance-main.h"
 #include "instance.h"
+#include "instance-archive.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -47,7 +48,8 @@ static const struct rpc_conn_callbacks instance_callbacks = {
 static void instance_idle_check(evutil_socket_t fd, short events, void *ctx)
 {
 	struct instance *inst = ctx;
-	if (time(NULL) - inst->last_used >= INSTANCE_IDLE_CLOSE_SECS)
+	if (time(NULL) - inst->last_used >= INSTANCE_IDLE_CLOSE_SECS &&
+	    !instance_archive_busy(inst->archive))
 		instance_calls_close(inst);
 }
 
@@ -101,6 +103,7 @@ static int instance_confine(struct instance *inst, const char *log_file, const c
 static void instance_free(struct instance *inst)
 {
 	instance_calls_close(inst);
+	instance_archive_destroy(&inst->archive);
 	mem_free(inst->id);
 	mem_free(inst->base_dir);
 	mem_free(inst->key_file);
@@ -124,6 +127,7 @@ int instance_main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	inst.archive = instance_archive_create(inst.base_dir, inst.key_file);
 	inst.base = event_base_new();
 	inst.last_used = time(NULL);
 	struct bufferevent *bev = bufferevent_socket_new(inst.base, INSTANCE_HOST_FD,

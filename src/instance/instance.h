@@ -18,6 +18,8 @@ struct event;
 struct event_base;
 struct json;
 struct rpc_conn;
+struct instance_archive;
+struct instance_users;
 
 struct instance {
 	char *id;
@@ -29,6 +31,8 @@ struct instance {
 	time_t started;
 	time_t last_used;
 	bool frozen;
+	struct instance_archive *archive;
+	struct instance_users *users; /* open while in use */
 	uint64_t calls;
 };
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -463,6 +464,9 @@ static void archive_import_enqueue(struct archive_import *imp, struct archive_im
 static bool archive_import_stopped(struct archive_import *imp)
 {
 	pthread_mutex_lock(&imp->lock);
+	/* A caller's cancel stops the reading; what was committed stays. */
+	if (imp->set->cancel != NULL && atomic_load(imp->set->cancel))
+		imp->stop = true;
 	bool stop = imp->stop;
 	pthread_mutex_unlock(&imp->lock);
 	return stop;

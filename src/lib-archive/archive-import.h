@@ -22,6 +22,7 @@
  * messages trains the instance's zstd dictionary from them. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "archive.h"
@@ -54,6 +55,9 @@ struct archive_import_settings {
 	unsigned int workers; /* 0: one per online CPU */
 	archive_import_cb *cb;
 	void *context;
+	/* When set and it becomes true (from any thread), the import stops
+	 * reading input, commits what is in flight and returns 0. */
+	const atomic_bool *cancel;
 };
 
 struct archive_import_result {

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,11 +173,13 @@ static int archive_rebuild_store(struct archive_rebuild_ctx *ctx, struct archive
 	uint64_t tail_len;
 	store_tail(s->store, &tail_seg, &tail_len);
 	int ret = 0, in_batch = 0;
+	bool open = false; /* a transaction is open (the scan may end right after one began) */
 	for (;;) {
-		if (in_batch == 0 && catalog_begin(a->cat, error_r) < 0) {
+		if (!open && catalog_begin(a->cat, error_r) < 0) {
 			ret = -1;
 			break;
 		}
+		open = true;
 		enum store_scan_result result;
 		struct store_loc loc;
 		unsigned char *rec = NULL;
@@ -204,6 +207,7 @@ static int archive_rebuild_store(struct archive_rebuild_ctx *ctx, struct archive
 		if (ret < 0)
 			break;
 		if (++in_batch == ARCHIVE_REBUILD_BATCH) {
+			open = false;
 			if (catalog_commit(a->cat, error_r) < 0) {
 				ret = -1;
 				break;
@@ -213,7 +217,7 @@ static int archive_rebuild_store(struct archive_rebuild_ctx *ctx, struct archive
 	}
 	store_scan_destroy(&scan);
 	if (ret == 0) {
-		if (in_batch == 0 && catalog_begin(a->cat, error_r) < 0)
+		if (!open && catalog_begin(a->cat, error_r) < 0)
 			return -1;
 		if (catalog_store_set_tail(a->cat, s->id, tail_seg, tail_len, error_r) < 0 ||
 		    catalog_commit(a->cat, error_r) < 0)

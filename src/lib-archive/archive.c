@@ -23,12 +23,12 @@ void archive_hash_hex(const unsigned char hash[RECORD_HASH_LEN], char out[RECORD
 	hex_encode(hash, RECORD_HASH_LEN, out);
 }
 
-static int archive_load_key(const struct archive_settings *set, unsigned char master[CRYPTO_KEY_LEN],
-			    const char **error_r)
+int archive_key_file_read(const char *path, unsigned char master[CRYPTO_KEY_LEN],
+			  const char **error_r)
 {
 	char *data;
 	size_t len;
-	if (file_read_all(set->key_file, 4096, &data, &len, error_r) < 0)
+	if (file_read_all(path, 4096, &data, &len, error_r) < 0)
 		return -1;
 	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
 		data[--len] = '\0';
@@ -36,11 +36,30 @@ static int archive_load_key(const struct archive_settings *set, unsigned char ma
 	crypto_wipe(data, len);
 	mem_free(data);
 	if (n != CRYPTO_KEY_LEN) {
-		*error_r = tstr_printf("key file %s: expected %d hex digits", set->key_file,
-				       CRYPTO_KEY_LEN * 2);
+		*error_r = tstr_printf("key file %s: expected %d hex digits", path, CRYPTO_KEY_LEN * 2);
 		return -1;
 	}
 	return 0;
+}
+
+int archive_key_file_create(const char *path, const char **error_r)
+{
+	unsigned char key[CRYPTO_KEY_LEN];
+	char hex[CRYPTO_KEY_LEN * 2 + 2];
+	crypto_key_generate(key);
+	hex_encode(key, sizeof(key), hex);
+	hex[CRYPTO_KEY_LEN * 2] = '\n';
+	hex[CRYPTO_KEY_LEN * 2 + 1] = '\0';
+	int ret = file_write_atomic(path, hex, CRYPTO_KEY_LEN * 2 + 1, 0600, error_r);
+	crypto_wipe(key, sizeof(key));
+	crypto_wipe(hex, sizeof(hex));
+	return ret;
+}
+
+static int archive_load_key(const struct archive_settings *set, unsigned char master[CRYPTO_KEY_LEN],
+			    const char **error_r)
+{
+	return archive_key_file_read(set->key_file, master, error_r);
 }
 
 static int archive_create_key(const struct archive_settings *set, const char **error_r)

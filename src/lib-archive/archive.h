@@ -36,6 +36,11 @@ struct archive_settings {
 	uint64_t segment_max;	 /* 0 = default */
 };
 
+/* The instance key file: 64 hex digits and a newline, mode 0600. It is kept
+ * outside the base directory (see docs/storage.md). */
+int archive_key_file_read(const char *path, unsigned char key_r[32], const char **error_r);
+int archive_key_file_create(const char *path, const char **error_r);
+
 int archive_open(const struct archive_settings *set, struct archive **archive_r,
 		 const char **error_r);
 void archive_destroy(struct archive **archive);

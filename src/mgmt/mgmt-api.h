@@ -47,5 +47,6 @@ void mgmt_api_handle(struct http_request *req, void *ctx);
 extern const struct mgmt_api_function mgmt_api_server_functions[];
 extern const struct mgmt_api_function mgmt_api_instance_functions[];
 extern const struct mgmt_api_function mgmt_api_admin_functions[];
+extern const struct mgmt_api_function mgmt_api_instance_data_functions[];
 
 #endif

@@ -64,7 +64,7 @@ def test_create_list_configure(acme):
     assert r["displayName"] == "Beta Ltd" and r["alias"] == "b"
     # The key is on the Instance Host, outside the base directory.
     key = os.path.join(acme.dir, "instance-keys", "acme.key")
-    assert os.path.getsize(key) == 32 and os.stat(key).st_mode & 0o777 == 0o600
+    assert os.path.getsize(key) == 65 and os.stat(key).st_mode & 0o777 == 0o600
     assert not any(f.endswith(".key") for _, _, fs in os.walk(inst["baseDirectory"]) for f in fs)
     live = api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")
     assert live["pid"] > 0 and live["residentKiB"] > 0

@@ -1,0 +1,32 @@
+#ifndef COFFER_INSTANCE_ARCHIVE_H
+#define COFFER_INSTANCE_ARCHIVE_H
+/* instance-archive: the archive engine inside an instance process.
+ *
+ * The archive is opened on first use and closed when idle or frozen. An
+ * import runs in a thread of its own (the archive engine then uses its
+ * worker threads); meanwhile other calls read through a second, read-only
+ * handle. Imports read only below <base>/import/: the process cannot open
+ * anything outside its base directory (Landlock), and paths are checked
+ * here first so the error says so.
+ *
+ * Calls: GetStatistics, Search, GetStores, CreateStore,
+ * SetStoreRequestedState, VerifyStores, RebuildSelectedStoreIndexes,
+ * StartImport, GetImportStatus, CancelImport. */
+#include <stdbool.h>
+
+struct instance;
+struct instance_archive;
+struct json;
+
+struct instance_archive *instance_archive_create(const char *base_dir, const char *key_file);
+void instance_archive_destroy(struct instance_archive **ia);
+/* Close the handles (idle, freeze). Refused (false) while an import runs. */
+bool instance_archive_close(struct instance_archive *ia);
+bool instance_archive_busy(struct instance_archive *ia);
+
+/* 1 done, -1 failed (*error_r), 0 not an archive call. `owner` is the
+ * archive name of the user a call is about (NULL when none was named). */
+int instance_archive_call(struct instance_archive *ia, const char *method, const struct json *args,
+			  const char *owner, struct json **result_r, const char **error_r);
+
+#endif

@@ -1,0 +1,442 @@
+#include "instance-users.h"
+#include "archive.h"
+#include "auth-qr.h"
+#include "auth-secret.h"
+#include "auth-totp.h"
+#include "crypto.h"
+#include "file.h"
+#include "json.h"
+#include "mem.h"
+#include "str.h"
+#include "tstr.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#define USERS_FILE "users.sealed"
+#define USERS_MAX_FILE (256 * 1024 * 1024)
+
+static const char *const users_privileges[] = {"admin", "login", "archive", "export", "delete", NULL};
+static const char *const users_login_privileges[] = {"web", "imap", "api", NULL};
+static const char *const users_folder_privileges[] = {"read", "write", "delete", NULL};
+
+struct instance_users {
+	char *path;
+	unsigned char key[CRYPTO_KEY_LEN];
+	struct json *root; /* {"schemaVersion":1,"users":[...]} */
+};
+
+/* ---- the file ---- */
+
+static int users_save(struct instance_users *u, const char **error_r)
+{
+	char *text = json_serialize(u->root, false);
+	char *sealed = auth_secret_seal(u->key, text, "instance-users");
+	crypto_wipe(text, strlen(text));
+	mem_free(text);
+	int ret = file_write_atomic(u->path, sealed, strlen(sealed), 0600, error_r);
+	mem_free(sealed);
+	return ret;
+}
+
+int instance_users_open(const char *base_dir, const char *key_file,
+			struct instance_users **users_r, const char **error_r)
+{
+	unsigned char master[CRYPTO_KEY_LEN];
+	size_t len;
+	if (archive_key_file_read(key_file, master, error_r) < 0)
+		return -1;
+	struct instance_users *u = mem_new(struct instance_users);
+	crypto_kdf_derive(master, "users___", 1, u->key);
+	crypto_wipe(master, sizeof(master));
+	u->path = mem_printf("%s/%s", base_dir, USERS_FILE);
+	char *sealed = NULL, *text = NULL;
+	int exists = file_exists(u->path, error_r);
+	int ret = exists < 0 ? -1 : 0;
+	if (exists == 1) {
+		ret = file_read_all(u->path, USERS_MAX_FILE, &sealed, &len, error_r);
+		if (ret == 0)
+			ret = auth_secret_open(u->key, sealed, "instance-users", &text, error_r);
+		if (ret == 0)
+			ret = json_parse(text, strlen(text), &u->root, error_r);
+		if (ret == 0 && json_kind(json_get(u->root, "users")) != JSON_KIND_ARRAY) {
+			*error_r = "the user database has no users list";
+			ret = -1;
+		}
+		if (ret < 0)
+			*error_r = tstr_printf("%s: %s", u->path, *error_r);
+	} else if (ret == 0) {
+		u->root = json_new_object();
+		json_set_int(u->root, "schemaVersion", 1);
+		json_set(u->root, "users", json_new_array());
+	}
+	if (text != NULL) {
+		crypto_wipe(text, strlen(text));
+		mem_free(text);
+	}
+	mem_free(sealed);
+	if (ret < 0) {
+		instance_users_close(&u);
+		return -1;
+	}
+	*users_r = u;
+	return 0;
+}
+
+void instance_users_close(struct instance_users **users)
+{
+	struct instance_users *u = *users;
+	if (u == NULL)
+		return;
+	crypto_wipe(u->key, sizeof(u->key));
+	json_unref(&u->root);
+	mem_free(u->path);
+	mem_free(u);
+	*users = NULL;
+}
+
+/* ---- lookups and checks ---- */
+
+static struct json *users_list(struct instance_users *u)
+{
+	return json_get(u->root, "users");
+}
+
+static struct json *users_find(struct instance_users *u, const char *name, size_t *index_r)
+{
+	struct json *list = users_list(u);
+	for (size_t i = 0; name != NULL && i < json_count(list); i++) {
+		if (strcasecmp(json_get_string(json_at(list, i), "userName"), name) == 0) {
+			if (index_r != NULL)
+				*index_r = i;
+			return json_at(list, i);
+		}
+	}
+	return NULL;
+}
+
+static struct json *users_find_arg(struct instance_users *u, const struct json *args,
+				   const char *arg, const char **error_r)
+{
+	const char *name = json_get_string(args, arg);
+	struct json *user = users_find(u, name, NULL);
+	if (user == NULL)
+		*error_r = tstr_printf("no user '%s'", name == NULL ? "" : name);
+	return user;
+}
+
+const char *instance_users_archive_name(struct instance_users *users, const char *user_name)
+{
+	return json_get_string(users_find(users, user_name, NULL), "archiveName");
+}
+
+static int users_check_name(const char *name, const char **error_r)
+{
+	size_t len = name == NULL ? 0 : strlen(name);
+	bool ok = len > 0 && len <= 128;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = isalnum((unsigned char)name[i]) || strchr("._@+-", name[i]) != NULL;
+	if (!ok) {
+		*error_r = tstr_printf("invalid userName '%s': expected 1-128 letters, digits or . _ @ + -",
+				       name == NULL ? "" : name);
+		return -1;
+	}
+	return 0;
+}
+
+static int users_check_password(const char *password, const char **error_r)
+{
+	size_t len = strlen(password);
+	if (len < 8 || len > 1024) {
+		*error_r = "password: expected 8 to 1024 characters";
+		return -1;
+	}
+	return 0;
+}
+
+/* A list argument: comma-separated text or a JSON array of strings, each
+ * from `allowed` (NULL: any non-empty string without control characters). */
+static struct json *users_parse_list(const struct json *value, const char *what,
+				     const char *const *allowed, const char **error_r)
+{
+	struct json *out = json_new_array();
+	struct str *text = str_create(64);
+	if (json_kind(value) == JSON_KIND_ARRAY) {
+		for (size_t i = 0; i < json_count(value); i++)
+			str_printfa(text, "%s%s", i > 0 ? "," : "",
+				    json_string_of(json_at(value, i)) == NULL ? "\x01" :
+				    json_string_of(json_at(value, i)));
+	} else if (json_string_of(value) != NULL) {
+		str_append(text, json_string_of(value));
+	}
+	char *copy = mem_strdup(str_c(text)), *save = NULL;
+	str_destroy(&text);
+	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+		bool ok = allowed == NULL;
+		for (const char *const *a = allowed; a != NULL && *a != NULL; a++)
+			ok = ok || strcmp(*a, tok) == 0;
+		for (const char *p = tok; ok && *p != '\0'; p++)
+			ok = (unsigned char)*p >= 0x20;
+		if (ok && allowed == NULL && (strchr(tok, '@') == NULL || strlen(tok) > 254))
+			ok = false; /* free-form lists are email addresses */
+		if (!ok) {
+			struct str *names = str_create(64);
+			for (const char *const *a = allowed; a != NULL && *a != NULL; a++)
+				str_printfa(names, "%s%s", a != allowed ? ", " : "", *a);
+			*error_r = tstr_printf("%s: '%s' is not %s%s", what, tok,
+					       allowed == NULL ? "an email address" : "one of ", str_c(names));
+			str_destroy(&names);
+			mem_free(copy);
+			json_unref(&out);
+			return NULL;
+		}
+		bool dup = false;
+		for (size_t i = 0; i < json_count(out); i++)
+			dup = dup || strcasecmp(json_string_of(json_at(out, i)), tok) == 0;
+		if (!dup)
+			json_append(out, json_new_string(tok));
+	}
+	mem_free(copy);
+	return out;
+}
+
+/* ---- views ---- */
+
+static struct json *users_view(const struct json *user, bool full)
+{
+	struct json *v = json_new_object();
+	static const char *const shown[] = {"userName", "fullName", "emailAddresses", "privileges",
+					    "loginPrivileges", NULL};
+	for (const char *const *k = shown; *k != NULL; k++)
+		json_set(v, *k, json_clone(json_get(user, *k)));
+	const char *mfa = json_get_string(json_get(user, "mfa"), "state");
+	json_set_string(v, "mfa", mfa == NULL ? "disabled" : mfa);
+	if (full) {
+		json_set(v, "folderRights", json_clone(json_get(user, "folderRights")));
+		json_set_string(v, "archiveName", json_get_string(user, "archiveName"));
+		json_set_int(v, "appPasswords", (long long)json_count(json_get(user, "appPasswords")));
+	}
+	return v;
+}
+
+/* ---- functions ---- */
+
+static struct json *users_list_arg(const struct json *args, const char *arg,
+				   const char *default_text, const char *const *allowed,
+				   const char **error_r)
+{
+	const struct json *value = json_get(args, arg);
+	struct json *fallback = NULL;
+	if (value == NULL)
+		value = fallback = json_new_string(default_text);
+	struct json *list = users_parse_list(value, arg, allowed, error_r);
+	json_unref(&fallback);
+	return list;
+}
+
+static int users_set_password(struct json *user, const char *password, const char **error_r)
+{
+	char hash[CRYPTO_PASSWORD_HASH_LEN];
+	if (users_check_password(password, error_r) < 0 ||
+	    crypto_password_hash(password, hash, error_r) < 0)
+		return -1;
+	json_set_string(user, "passwordHash", hash);
+	return 0;
+}
+
+static int users_create(struct instance_users *u, const struct json *args, struct json **result_r,
+			const char **error_r)
+{
+	const char *name = json_get_string(args, "userName");
+	const char *password = json_get_string(args, "password");
+	const char *full = json_get_string(args, "fullName");
+	if (users_check_name(name, error_r) < 0)
+		return -1;
+	if (users_find(u, name, NULL) != NULL) {
+		*error_r = tstr_printf("user '%s' exists", name);
+		return -1;
+	}
+	struct json *emails = users_list_arg(args, "emailAddresses", "", NULL, error_r);
+	struct json *priv = emails == NULL ? NULL :
+		users_list_arg(args, "privileges", "login,archive", users_privileges, error_r);
+	struct json *login = priv == NULL ? NULL :
+		users_list_arg(args, "loginPrivileges", "web,imap", users_login_privileges, error_r);
+	struct json *user = json_new_object();
+	json_set_string(user, "userName", name);
+	/* The owner name in the archive: fixed, so a rename keeps the mail. */
+	json_set_string(user, "archiveName", name);
+	json_set_string(user, "fullName", full == NULL ? "" : full);
+	int ret = login == NULL ? -1 : 0;
+	if (ret == 0) {
+		json_set(user, "emailAddresses", emails);
+		json_set(user, "privileges", priv);
+		json_set(user, "loginPrivileges", login);
+		emails = priv = login = NULL;
+		json_set(user, "folderRights", json_new_object());
+		if (password != NULL)
+			ret = users_set_password(user, password, error_r);
+	}
+	json_unref(&emails);
+	json_unref(&priv);
+	json_unref(&login);
+	if (ret == 0) {
+		json_append(users_list(u), json_ref(user));
+		if (users_save(u, error_r) < 0) {
+			json_remove_at(users_list(u), json_count(users_list(u)) - 1);
+			ret = -1;
+		} else {
+			*result_r = users_view(user, true);
+		}
+	}
+	json_unref(&user);
+	return ret;
+}
+
+/* Apply a change to one user and save; on a failed save the change is
+ * undone in memory, so memory never claims what the file does not hold. */
+static int users_commit(struct instance_users *u, struct json *before, const char **error_r)
+{
+	if (users_save(u, error_r) == 0) {
+		json_unref(&before);
+		return 0;
+	}
+	json_set(u->root, "users", before);
+	return -1;
+}
+
+static int users_modify(struct instance_users *u, const char *method, const struct json *args,
+			struct json **result_r, const char **error_r)
+{
+	struct json *before = json_clone(users_list(u));
+	struct json *user = users_find_arg(u, args, strcmp(method, "RenameUser") == 0 ?
+					   "oldUserName" : "userName", error_r);
+	int ret = user == NULL ? -1 : 0;
+	struct json *list;
+	if (ret < 0) {
+	} else if (strcmp(method, "SetUserPassword") == 0) {
+		ret = users_set_password(user, json_get_string(args, "password"), error_r);
+	} else if (strcmp(method, "SetUserFullName") == 0) {
+		json_set_string(user, "fullName", json_get_string(args, "fullName"));
+	} else if (strcmp(method, "SetUserEmailAddresses") == 0 ||
+		   strcmp(method, "SetUserPrivileges") == 0 ||
+		   strcmp(method, "SetUserLoginPrivileges") == 0) {
+		const char *field = strcmp(method, "SetUserEmailAddresses") == 0 ? "emailAddresses" :
+				    strcmp(method, "SetUserPrivileges") == 0 ? "privileges" : "loginPrivileges";
+		const char *const *allowed = field[0] == 'e' ? NULL : field[0] == 'p' ?
+					     users_privileges : users_login_privileges;
+		list = users_list_arg(args, field, "", allowed, error_r);
+		if (list == NULL)
+			ret = -1;
+		else
+			json_set(user, field, list);
+	} else if (strcmp(method, "SetUserPrivilegesOnFolder") == 0) {
+		const char *folder = json_get_string(args, "folder");
+		list = users_list_arg(args, "privileges", "", users_folder_privileges, error_r);
+		if (list == NULL || folder == NULL || folder[0] == '\0') {
+			if (list != NULL)
+				*error_r = "folder: missing";
+			json_unref(&list);
+			ret = -1;
+		} else if (json_count(list) == 0) {
+			json_unref(&list);
+			(void)json_remove(json_get(user, "folderRights"), folder);
+		} else {
+			json_set(json_get(user, "folderRights"), folder, list);
+		}
+	} else if (strcmp(method, "RenameUser") == 0) {
+		const char *to = json_get_string(args, "newUserName");
+		struct json *other = users_find(u, to, NULL);
+		if (users_check_name(to, error_r) < 0)
+			ret = -1;
+		else if (other != NULL && other != user) {
+			*error_r = tstr_printf("user '%s' exists", to);
+			ret = -1;
+		} else {
+			json_set_string(user, "userName", to);
+		}
+	} else if (strcmp(method, "InitializeMFA") == 0) {
+		char secret[AUTH_TOTP_SECRET_LEN + 1];
+		const char *name = json_get_string(user, "userName");
+		char *uri = auth_totp_secret_generate(secret) < 0 ? NULL :
+			    auth_totp_uri("Coffer", name, secret);
+		char *svg = uri == NULL ? NULL : auth_qr_svg(uri, error_r);
+		if (svg == NULL) {
+			ret = -1;
+		} else {
+			struct json *mfa = json_new_object();
+			json_set_string(mfa, "state", "pending");
+			json_set_string(mfa, "secret", secret);
+			json_set_int(mfa, "lastStep", 0);
+			json_set(user, "mfa", mfa);
+			struct json *r = json_new_object();
+			json_set_string(r, "secret", secret);
+			json_set_string(r, "uri", uri);
+			json_set_string(r, "qrCodeSvg", svg);
+			*result_r = r;
+		}
+		crypto_wipe(secret, sizeof(secret));
+		mem_free(uri);
+		mem_free(svg);
+	} else if (strcmp(method, "DisableMFA") == 0) {
+		(void)json_remove(user, "mfa");
+		(void)json_remove(user, "appPasswords");
+	}
+	if (ret == 0)
+		ret = users_commit(u, before, error_r);
+	else
+		json_set(u->root, "users", before);
+	if (ret < 0)
+		json_unref(result_r);
+	else if (*result_r == NULL)
+		*result_r = users_view(users_find(u, strcmp(method, "RenameUser") == 0 ?
+						  json_get_string(args, "newUserName") :
+						  json_get_string(args, "userName"), NULL), true);
+	return ret;
+}
+
+static int users_delete(struct instance_users *u, const struct json *args, const char **error_r)
+{
+	size_t index;
+	const char *name = json_get_string(args, "userName");
+	if (users_find(u, name, &index) == NULL) {
+		*error_r = tstr_printf("no user '%s'", name == NULL ? "" : name);
+		return -1;
+	}
+	struct json *before = json_clone(users_list(u));
+	json_remove_at(users_list(u), index);
+	return users_commit(u, before, error_r);
+}
+
+int instance_users_call(struct instance_users *u, const char *method, const struct json *args,
+			struct json **result_r, const char **error_r)
+{
+	*result_r = NULL;
+	if (strcmp(method, "GetUsers") == 0) {
+		struct json *list = json_new_array();
+		for (size_t i = 0; i < json_count(users_list(u)); i++)
+			json_append(list, users_view(json_at(users_list(u), i), false));
+		*result_r = list;
+		return 1;
+	}
+	if (strcmp(method, "GetUserInfo") == 0) {
+		struct json *user = users_find_arg(u, args, "userName", error_r);
+		if (user == NULL)
+			return -1;
+		*result_r = users_view(user, true);
+		return 1;
+	}
+	if (strcmp(method, "CreateUser") == 0)
+		return users_create(u, args, result_r, error_r) < 0 ? -1 : 1;
+	if (strcmp(method, "DeleteUser") == 0)
+		return users_delete(u, args, error_r) < 0 ? -1 : 1;
+	static const char *const modify[] = {
+		"SetUserPassword", "SetUserFullName", "SetUserEmailAddresses", "SetUserPrivileges",
+		"SetUserLoginPrivileges", "SetUserPrivilegesOnFolder", "RenameUser", "InitializeMFA",
+		"DisableMFA", NULL};
+	for (const char *const *m = modify; *m != NULL; m++) {
+		if (strcmp(method, *m) == 0)
+			return users_modify(u, method, args, result_r, error_r) < 0 ? -1 : 1;
+	}
+	return 0;
+}

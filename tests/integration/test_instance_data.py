@@ -1,0 +1,161 @@
+"""Users, stores, imports, statistics and search inside an instance, through
+the Management API (coffer api)."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import COFFER, all_connected, wait_for
+from mailgen import write_mbox, TOPICS
+from test_instances import data_dir, state
+
+
+@pytest.fixture
+def inst(single):
+    wait_for(all_connected(single.api), what="every role connected")
+    base = data_dir(single, "acme")
+    single.api.call("CreateInstance", "instanceID=acme", "instanceHost=127.0.0.1", "baseDirectory=" + base)
+    wait_for(lambda: state(single, "acme") == "running", what="acme running")
+    single.base = base
+    return single
+
+
+def test_users(inst):
+    api = inst.api
+    u = api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1",
+                 "fullName=Alice A", "emailAddresses=alice@acme.test, a.a@acme.test")
+    assert u["privileges"] == ["login", "archive"] and u["loginPrivileges"] == ["web", "imap"]
+    assert u["emailAddresses"] == ["alice@acme.test", "a.a@acme.test"]
+    api.call("CreateUser", "instanceID=acme", "userName=bob")
+    assert [x["userName"] for x in api.call("GetUsers", "instanceID=acme")] == ["alice", "bob"]
+    bad = [
+        (["userName=ALICE"], "exists"),
+        (["userName=bad name"], "invalid userName"),
+        (["userName=carl", "password=short"], "8 to 1024"),
+        (["userName=carl", "privileges=admin,superuser"], "'superuser' is not one of"),
+        (["userName=carl", "loginPrivileges=telnet"], "'telnet'"),
+        (["userName=carl", "emailAddresses=not-an-address"], "email address"),
+    ]
+    for args, needle in bad:
+        p = api.call_raw("CreateUser", "instanceID=acme", *args)
+        assert p.returncode == 1 and needle in json.loads(p.stdout)["error"]["message"], (args, p.stdout)
+    api.call("SetUserPassword", "instanceID=acme", "userName=bob", "password=bob-pass-22")
+    api.call("SetUserFullName", "instanceID=acme", "userName=bob", "fullName=Bob B")
+    api.call("SetUserEmailAddresses", "instanceID=acme", "userName=bob", "emailAddresses=bob@acme.test")
+    api.call("SetUserPrivileges", "instanceID=acme", "userName=bob", "privileges=login,archive,export")
+    api.call("SetUserLoginPrivileges", "instanceID=acme", "userName=bob", "loginPrivileges=imap")
+    api.call("SetUserPrivilegesOnFolder", "instanceID=acme", "userName=bob", "folder=alice/Inbox",
+             "privileges=read")
+    info = api.call("GetUserInfo", "instanceID=acme", "userName=bob")
+    assert info["fullName"] == "Bob B" and info["loginPrivileges"] == ["imap"]
+    assert info["folderRights"] == {"alice/Inbox": ["read"]}
+    mfa = api.call("InitializeMFA", "instanceID=acme", "userName=bob")
+    assert mfa["uri"].startswith("otpauth://totp/") and "<svg" in mfa["qrCodeSvg"]
+    assert api.call("GetUserInfo", "instanceID=acme", "userName=bob")["mfa"] == "pending"
+    api.call("DisableMFA", "instanceID=acme", "userName=bob")
+    r = api.call("RenameUser", "instanceID=acme", "oldUserName=bob", "newUserName=robert")
+    assert r["userName"] == "robert" and r["archiveName"] == "bob"
+    api.call("DeleteUser", "instanceID=acme", "userName=robert")
+    assert [x["userName"] for x in api.call("GetUsers", "instanceID=acme")] == ["alice"]
+    # The user database is sealed: neither names nor hashes are readable on disk.
+    raw = open(os.path.join(inst.base, "users.sealed"), "rb").read()
+    assert b"alice" not in raw and b"argon2" not in raw
+    # Everything survives a restart of the instance.
+    api.call("RestartInstances", "instanceFilter=acme")
+    assert api.call("GetUserInfo", "instanceID=acme", "userName=alice")["fullName"] == "Alice A"
+
+
+def test_import_search_statistics_stores(inst):
+    api = inst.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
+    os.makedirs(os.path.join(inst.base, "import"), exist_ok=True)
+    write_mbox(os.path.join(inst.base, "import", "mail.mbox"), 200)
+    p = api.call_raw("ImportFiles", "instanceID=acme", "userName=alice", "path=import/mail.mbox",
+                     "folder=Lists/test")
+    assert p.returncode == 0, p.stdout + p.stderr
+    result = json.loads(p.stdout)["result"]
+    assert result["archived"] == 200 and result["skipped"] == 0
+    assert "import started" in p.stderr
+    stats = api.call("GetInstanceStatistics", "instanceID=acme")
+    assert stats["messages"] == 200
+    hits = api.call("Search", "instanceID=acme", "query=subject:invoice", "limit=5")
+    assert hits["total"] == 40 and len(hits["messages"]) == 5
+    assert all("invoice" in m["subject"] for m in hits["messages"])
+    assert hits["messages"][0]["user"] == "alice"
+    # Newest first.
+    dates = [m["date"] for m in hits["messages"]]
+    assert dates == sorted(dates, reverse=True)
+    # Importing the same file again stores nothing twice.
+    again = api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/mail.mbox",
+                     "folder=Lists/test")
+    assert again["archived"] == 0 and again["duplicates"] == 200
+    stores = api.call("GetStores", "instanceID=acme")
+    assert len(stores) >= 1
+    api.call("CreateStore", "instanceID=acme")
+    assert len(api.call("GetStores", "instanceID=acme")) == len(stores) + 1
+    v = api.call("VerifyStores", "instanceID=acme")
+    assert v["problems"] == 0
+    r = api.call("RebuildSelectedStoreIndexes", "instanceID=acme")
+    assert r["damagedRecords"] == 0
+    assert api.call("Search", "instanceID=acme", "query=subject:invoice")["total"] == 40
+
+
+def test_import_paths_stay_inside_the_instance(inst):
+    api = inst.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice")
+    other = data_dir(inst, "other-customer")
+    os.makedirs(other, exist_ok=True)
+    write_mbox(os.path.join(other, "secret.mbox"), 3)
+    for path in (other + "/secret.mbox", "import/../../other-customer/secret.mbox", "/etc/passwd",
+                 "import/missing.mbox"):
+        p = api.call_raw("ImportFiles", "instanceID=acme", "userName=alice", "path=" + path)
+        assert p.returncode == 1, path
+        assert "import" in json.loads(p.stdout)["error"]["message"]
+    p = api.call_raw("ImportFiles", "instanceID=acme", "userName=nobody", "path=import")
+    assert p.returncode == 1 and "no such user" in p.stdout
+    assert api.call("GetInstanceStatistics", "instanceID=acme")["messages"] == 0
+
+
+def test_large_import_reports_progress_and_can_be_cancelled(inst):
+    api = inst.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice")
+    os.makedirs(os.path.join(inst.base, "import"), exist_ok=True)
+    write_mbox(os.path.join(inst.base, "import", "big.mbox"), 30000, size_pad=20)
+    p = api.call_raw("ImportFiles", "instanceID=acme", "userName=alice", "path=import/big.mbox",
+                     extra=["--no-wait"])
+    env = json.loads(p.stdout)
+    assert env["statusCode"] == "running"
+    token = env["token"]
+    seen = []
+
+    def progressed():
+        p = api.call_raw("/api/get-status", "token=" + token, "millisecondsTimeout=2000",
+                         "lastKnownStatusVersion=%d" % (seen[-1] if seen else 0), extra=["--no-wait"])
+        st = json.loads(p.stdout)
+        seen.append(st["statusVersion"])
+        return st["statusText"] and "archived" in st["statusText"] and \
+            int(st["statusText"].split(" archived")[0].split()[-1]) > 0
+    wait_for(progressed, timeout=60, what="import progress")
+    p = api.call_raw("/api/cancel-async", "token=" + token, extra=["--no-wait"])
+    assert json.loads(p.stdout)["statusCode"] == "cancelled"
+    # The instance finishes what it committed; nothing is half-stored.
+    wait_for(lambda: api.call_raw("Search", "instanceID=acme", "query=invoice").returncode == 0,
+             timeout=60, what="import stopped")
+    wait_for(lambda: json.loads(api.call_raw("VerifyStores", "instanceID=acme").stdout).get("result") is not None,
+             timeout=60, what="verify after cancel")
+    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+    n = api.call("GetInstanceStatistics", "instanceID=acme")["messages"]
+    assert 0 < n < 30000
+
+
+def test_frozen_instance_refuses_changes(inst):
+    api = inst.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice")
+    api.call("FreezeInstances", "instanceFilter=acme")
+    p = api.call_raw("CreateUser", "instanceID=acme", "userName=bob")
+    assert p.returncode == 1 and "frozen" in p.stdout
+    assert [u["userName"] for u in api.call("GetUsers", "instanceID=acme")] == ["alice"]
+    api.call("ThawInstances", "instanceFilter=acme")
+    api.call("CreateUser", "instanceID=acme", "userName=bob")
