@@ -432,6 +432,7 @@ void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, c
 		const char *error = json_get_string(data, "error");
 		if (id != NULL && state != NULL) {
 			mgmt_link_set_instance(link, id, state, error);
+			mgmt_link_request_info(link); /* the host's counts changed */
 			if (strcmp(state, "failed") == 0)
 				mgmt_links_message(links, LOG_LEVEL_ERROR, "instance %s on %s failed: %s",
 						   id, who, error == NULL ? "" : error);

@@ -127,3 +127,41 @@ def test_pairing_with_wrong_password_changes_nothing(mgmt, make_server):
     # Without a fingerprint and without a terminal, pairing asks for one.
     p = pair(ih, mgmt, "--admin-password", ADMIN_PW, check=False)
     assert p.returncode != 0 and "--trust-on-first-use" in p.stderr
+
+
+def test_instances_on_two_instance_hosts(mgmt, make_server):
+    """The provider's lifecycle across servers: two Instance Hosts, an
+    instance on each, users, an import, statistics."""
+    import os
+    from mailgen import write_mbox
+    hosts = []
+    for name, addr in (("ih1", "127.0.0.3"), ("ih2", "127.0.0.5")):
+        ih = add_role(make_server(name, addr), "instance-host")
+        pair(ih, mgmt, "--admin-password", ADMIN_PW, "--trust-on-first-use")
+        ih.config("start")
+        hosts.append(ih)
+    wait_for(all_connected(mgmt.api, hosts=2, cas=0), what="both Instance Hosts connected")
+    api = mgmt.api
+    for ih, iid in zip(hosts, ("north", "south")):
+        data = os.path.join(os.path.dirname(ih.dir), "data-" + ih.name)
+        os.makedirs(data, exist_ok=True)
+        os.chown(data, *(lambda p: (p.pw_uid, p.pw_gid))(__import__("pwd").getpwnam("coffer")))
+        api.call("CreateInstance", "instanceID=" + iid, "instanceHost=" + ih.addr,
+                 "baseDirectory=%s/%s" % (data, iid), "displayName=" + iid.title())
+    wait_for(lambda: [i["status"] for i in api.call("GetInstances")] == ["running", "running"],
+             timeout=30, what="both instances running")
+    assert {i["instanceID"]: i["instanceHost"] for i in api.call("GetInstances")} == \
+        {"north": "127.0.0.3", "south": "127.0.0.5"}
+    # Each instance's process runs on its own Instance Host.
+    assert os.path.exists(os.path.join(hosts[0].dir, "instance-keys", "north.key"))
+    assert not os.path.exists(os.path.join(hosts[0].dir, "instance-keys", "south.key"))
+    api.call("CreateUser", "instanceID=south", "userName=sam", "password=sam-pass-1")
+    base = api.call("GetInstanceConfiguration", "instanceID=south")["baseDirectory"]
+    write_mbox(os.path.join(base, "import", "m.mbox"), 30)
+    r = api.call("ImportFiles", "instanceID=south", "userName=sam", "path=import/m.mbox")
+    assert r["archived"] == 30
+    assert api.call("GetInstanceStatistics", "instanceID=south")["messages"] == 30
+    assert api.call("GetInstanceStatistics", "instanceID=north")["messages"] == 0
+    assert api.call("GetUsers", "instanceID=north") == []
+    wait_for(lambda: {h["serverName"]: h.get("instancesRunning") for h in api.status()["instanceHosts"]}
+             == {"127.0.0.3": 1, "127.0.0.5": 1}, what="instance counts per host")
