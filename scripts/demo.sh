@@ -45,6 +45,27 @@ while :; do
 	sleep 0.5
 done
 
+api() { COFFER_API_PASSWORD="$PASSWORD" "$COFFER" api "$@"; }
+
+# A demo instance with a user and sample mail (generated here, deterministic).
+DATA=${COFFER_DEMO_DATA:-/var/lib/coffer/instances}
+mkdir -p "$DATA"
+chown coffer:coffer "$DATA" 2>/dev/null || true
+if ! api GetInstanceConfiguration instanceID=demo >/dev/null 2>&1; then
+	ih=$(api GetInstanceHosts | awk -F'"' '/"serverName"/ {print $4; exit}')
+	api CreateInstance instanceID=demo displayName="Demo Company" instanceHost="$ih" \
+		baseDirectory="$DATA/demo" >/dev/null
+	DEMO_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | cut -c1-14)
+	api CreateUser instanceID=demo userName=demo password="$DEMO_PASSWORD" fullName="Demo User" \
+		emailAddresses=demo@demo.example >/dev/null
+	printf '%s\n' "$DEMO_PASSWORD" >"$DIR/demo-user-password"
+	chmod 600 "$DIR/demo-user-password"
+	/usr/bin/python3 scripts/sample-mail.py "$DATA/demo/import/sample.mbox" 400 >/dev/null
+	api ImportFiles instanceID=demo userName=demo path=import/sample.mbox folder="Inbox" >/dev/null 2>&1
+fi
+DEMO_PASSWORD=$(cat "$DIR/demo-user-password" 2>/dev/null || echo "(see $DIR/demo-user-password)")
+messages=$(api GetInstanceStatistics instanceID=demo 2>/dev/null | awk -F': ' '/"messages"/ {gsub(/,/, "", $2); print $2; exit}')
+
 host=$(hostname -f 2>/dev/null || hostname)
 http_fp=$("$COFFER" config cert show management-server http | awk '/fingerprint/ {print $2}')
 cat <<EOT
@@ -58,8 +79,14 @@ Coffer is running in single server mode (config directory $DIR).
   Client Access    role-to-role TCP port 8473 (Web Access on 443 and IMAP on 143/993
                    come with the Client Access Server issue)
 
-Try:
-  coffer api GetServiceStatus          (password: COFFER_API_PASSWORD or asked)
+  Demo instance    demo ("Demo Company"), ${messages:-?} messages archived, base directory $DATA/demo
+  Demo user        demo@demo / $DEMO_PASSWORD
+
+Try (as root; the API password is asked for, or set COFFER_API_PASSWORD):
+  coffer api GetServiceStatus
+  coffer api GetInstances
+  coffer api Search instanceID=demo query='subject:invoice'
+  coffer api GetUsers instanceID=demo
   coffer config status
   coffer config role show
   coffer config stop
