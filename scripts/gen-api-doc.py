@@ -28,6 +28,39 @@ accepted too; then numbers and booleans may be given as JSON values.
 `GET` or `POST /api/get-metadata` lists every function with its arguments (this
 page is generated from it by `scripts/gen-api-doc.py`).
 
+## Authentication
+
+Every request authenticates with HTTP Basic as a system administrator.
+
+- Once an administrator's MFA is active (`InitializeSystemAdministratorMFA`,
+  then one request with a valid code), requests with the password also need
+  the current TOTP code in the header `X-Coffer-TOTP` (`coffer api --totp
+  CODE`). A code is accepted once; a replayed code is refused.
+- An API password (`CreateSystemAdministratorAPIPassword`, shown once) works
+  without a code: use it for scripts while MFA is on.
+- After three failed attempts for the same name or from the same address,
+  further attempts wait 1, 2, 4, ... seconds (up to 5 minutes): the answer is
+  429 with `Retry-After`.
+- Every call that changes something is recorded in the Management Server's
+  hash-chained audit log (`management-audit.log`: who, when, from where,
+  what, with which arguments but never passwords); `VerifyAuditLog` checks
+  the chain.
+
+## Long work
+
+Work that takes longer than 5 seconds, and functions marked long-running
+(`ImportFiles`), answer with `"statusCode": "running"` and a `token`:
+
+    POST /api/get-status     token=..., lastKnownStatusVersion=N, millisecondsTimeout=30000
+    POST /api/cancel-async   token=...
+
+`get-status` answers as soon as `statusVersion` passes
+`lastKnownStatusVersion` (progress in `statusText`, `percentProgress` when
+known) or when the timeout (at most 60 s) passes. A token works only for the
+administrator who started the work, and is kept 10 minutes after the work
+ended. `coffer api` follows tokens by itself (progress on stderr) unless
+`--no-wait` is given.
+
 ## Answers
 
 Every answer is this envelope:

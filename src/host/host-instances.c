@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HOST_INSTANCES_FILE "instance-host-instances.json"
@@ -66,6 +67,8 @@ struct host_instance {
 	pid_t pid;
 	struct rpc_conn *conn, *dead_conn;
 	time_t started;
+	struct timespec spawned;   /* monotonic, for the start duration */
+	long start_millis;         /* how long the last start took, -1 unknown */
 	unsigned int restarts;
 	time_t crashes[HOST_INSTANCES_CRASH_LIMIT];
 	unsigned int crash_count;
@@ -198,7 +201,12 @@ static void host_instance_ready(struct rpc_conn *conn, const struct json *hello,
 {
 	struct host_instance *inst = ctx;
 	event_del(inst->timer);
-	log_info(host_ctx(inst), "running (pid %ld)", (long)inst->pid);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	inst->start_millis = (now.tv_sec - inst->spawned.tv_sec) * 1000 +
+			     (now.tv_nsec - inst->spawned.tv_nsec) / 1000000;
+	log_info(host_ctx(inst), "running (pid %ld, started in %ld ms)", (long)inst->pid,
+		 inst->start_millis);
 	host_set_state(inst, HOST_INSTANCE_RUNNING, NULL);
 	host_answer_waiters(inst, true, NULL);
 }
@@ -222,6 +230,7 @@ static void host_instance_spawn(struct host_instance *inst)
 {
 	struct host_instances *hi = inst->hi;
 	int sv[2];
+	clock_gettime(CLOCK_MONOTONIC, &inst->spawned);
 	char *key = host_key_path(hi, inst->id);
 	char *log_file = mem_printf("%s/log/instances.log", hi->config_dir);
 	rpc_conn_destroy(&inst->dead_conn);
@@ -554,6 +563,7 @@ static struct json *host_instance_status(struct host_instance *inst)
 	json_set_int(s, "pid", (long long)inst->pid);
 	json_set_int(s, "startedAt", inst->pid > 0 ? (long long)inst->started : 0);
 	json_set_int(s, "restarts", inst->restarts);
+	json_set_int(s, "startMillis", inst->start_millis);
 	json_set_string(s, "error", inst->error);
 	return s;
 }

@@ -259,9 +259,11 @@ struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hel
 		 netaddr_peer_str((int)bufferevent_getfd(bev)));
 	bufferevent_setcb(bev, rpc_conn_read, NULL, rpc_conn_event_cb, conn);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	struct timeval one_second = {1, 0};
+	/* A third of the keep-alive period: idle links (a thousand instances)
+	 * should not wake their processes every second. */
+	struct timeval period = {conn->keepalive_secs >= 3 ? conn->keepalive_secs / 3 : 1, 0};
 	conn->timer = event_new(bufferevent_get_base(bev), -1, EV_PERSIST, rpc_conn_timer, conn);
-	event_add(conn->timer, &one_second);
+	event_add(conn->timer, &period);
 
 	struct json *msg = json_new_object();
 	struct json *h = json_clone(hello);

@@ -18,7 +18,8 @@
  * loop. A call always gets exactly one answer callback: the peer's result or
  * error, a timeout ("timeout"), or the connection closing ("closed").
  * The `closed` callback is the last thing a connection does; the owner then
- * destroys it (not from inside other callbacks). */
+ * destroys it (not from inside other callbacks). Call timeouts and the
+ * keep-alive are checked every keepalive_secs/3 seconds (at least 1). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -31,6 +31,14 @@ static struct json *mgmt_instance_json(struct mgmt *mgmt, const struct mgmtdb_in
 	json_set_string(e, "status", mgmt_links_instance_state(mgmt->links, i->instance_host, i->id,
 								&error));
 	json_set_string(e, "error", error == NULL ? "" : error);
+	const struct json *info = mgmt_links_instance_info(mgmt->links, i->instance_host, i->id);
+	long long v;
+	if (json_get_int(info, "pid", &v) == 1)
+		json_set_int(e, "pid", v);
+	if (json_get_int(info, "startMillis", &v) == 1)
+		json_set_int(e, "startMillis", v);
+	if (json_get_int(info, "restarts", &v) == 1)
+		json_set_int(e, "restarts", v);
 	return e;
 }
 

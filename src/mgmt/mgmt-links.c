@@ -29,6 +29,7 @@ struct mgmt_link {
 	time_t events_last_contact;
 	struct json *info;         /* last GetInfo answer */
 	struct json *instances;    /* Instance Host: {id: {state, error}} */
+	struct event *refresh_soon; /* debounced refresh after state changes */
 	bool present;              /* seen by the current sync */
 };
 
@@ -142,10 +143,14 @@ static void mgmt_link_set_instance(struct mgmt_link *link, const char *id, const
 {
 	if (link->instances == NULL)
 		link->instances = json_new_object();
-	struct json *e = json_new_object();
+	/* Keep what GetInstanceStates said (pid, start time); update the state. */
+	struct json *e = json_get(link->instances, id);
+	if (e == NULL) {
+		e = json_new_object();
+		json_set(link->instances, id, e);
+	}
 	json_set_string(e, "state", state);
 	json_set_string(e, "error", error == NULL ? "" : error);
-	json_set(link->instances, id, e);
 }
 
 static void mgmt_link_states_answer(struct rpc_conn *conn, const struct json *result,
@@ -155,12 +160,12 @@ static void mgmt_link_states_answer(struct rpc_conn *conn, const struct json *re
 	if (code != NULL)
 		return;
 	json_unref(&link->instances);
+	link->instances = json_new_object();
 	for (size_t i = 0; i < json_count(result); i++) {
 		const struct json *e = json_at(result, i);
 		const char *id = json_get_string(e, "instanceID");
-		if (id != NULL)
-			mgmt_link_set_instance(link, id, json_get_string(e, "state"),
-					       json_get_string(e, "error"));
+		if (id != NULL && json_get_string(e, "state") != NULL)
+			json_set(link->instances, id, json_clone(e));
 	}
 }
 
@@ -241,9 +246,15 @@ static const struct rpc_conn_callbacks mgmt_link_callbacks = {
 
 /* ---- the registry ---- */
 
+static void mgmt_link_refresh_now(evutil_socket_t fd, short events, void *ctx)
+{
+	mgmt_link_request_info(ctx);
+}
+
 static void mgmt_link_start(struct mgmt_link *link)
 {
 	struct mgmt *mgmt = link->links->mgmt;
+	link->refresh_soon = evtimer_new(role_daemon_base(mgmt->rd), mgmt_link_refresh_now, link);
 	struct rpc_client_settings set = {
 		.host = link->server_name,
 		.port = link->port,
@@ -258,6 +269,8 @@ static void mgmt_link_start(struct mgmt_link *link)
 static void mgmt_link_free(struct mgmt_link *link)
 {
 	rpc_client_destroy(&link->control);
+	if (link->refresh_soon != NULL)
+		event_free(link->refresh_soon);
 	json_unref(&link->info);
 	json_unref(&link->instances);
 	mem_free(link->server_name);
@@ -432,7 +445,12 @@ void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, c
 		const char *error = json_get_string(data, "error");
 		if (id != NULL && state != NULL) {
 			mgmt_link_set_instance(link, id, state, error);
-			mgmt_link_request_info(link); /* the host's counts changed */
+			/* The host's counts changed; a thousand instances starting at
+			 * once make one refresh, not a thousand. */
+			if (!event_pending(link->refresh_soon, EV_TIMEOUT, NULL)) {
+				struct timeval tv = {0, 500 * 1000};
+				event_add(link->refresh_soon, &tv);
+			}
 			if (strcmp(state, "failed") == 0)
 				mgmt_links_message(links, LOG_LEVEL_ERROR, "instance %s on %s failed: %s",
 						   id, who, error == NULL ? "" : error);
@@ -455,6 +473,13 @@ int mgmt_links_call_host(struct mgmt_links *links, const char *host_name, const 
 	}
 	rpc_conn_call(conn, method, args, timeout_secs, answer, ctx);
 	return 0;
+}
+
+const struct json *mgmt_links_instance_info(struct mgmt_links *links, const char *host_name,
+					    const char *id)
+{
+	struct mgmt_link *link = mgmt_links_find(links, MGMTDB_INSTANCE_HOST, host_name);
+	return link == NULL ? NULL : json_get(link->instances, id);
 }
 
 const char *mgmt_links_instance_state(struct mgmt_links *links, const char *host_name,

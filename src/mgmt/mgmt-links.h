@@ -51,6 +51,10 @@ int mgmt_links_call_host(struct mgmt_links *links, const char *host_name, const 
 const char *mgmt_links_instance_state(struct mgmt_links *links, const char *host_name,
 				      const char *id, const char **error_r);
 
+/* Everything the Instance Host last said about the instance (pid,
+ * startMillis, restarts, ...), borrowed; NULL if nothing. */
+const struct json *mgmt_links_instance_info(struct mgmt_links *links, const char *host_name,
+					    const char *id);
 /* Record an instance's state from an answer of its Instance Host (events
  * come on another connection, so an answer may be newer than the last event). */
 void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name,
