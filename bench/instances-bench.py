@@ -93,10 +93,15 @@ try:
         rss.append(fields["Rss"])
         private.append(fields.get("Private_Dirty", 0) + fields.get("Private_Clean", 0))
     start_all = [i["startMillis"] for i in api("GetInstances") if i.get("startMillis", -1) >= 0]
+    if os.environ.get("COFFER_BENCH_PAUSE"):
+        # For profiling: touch this file's path to go on.
+        print("paused; config dir %s; remove %s to continue" % (cfg, os.environ["COFFER_BENCH_PAUSE"]), flush=True)
+        while os.path.exists(os.environ["COFFER_BENCH_PAUSE"]):
+            time.sleep(0.5)
     one_by_one = []
     for i in range(min(50, COUNT)):
-        api("RestartInstances", instanceFilter="bench-%04d" % i)
-        one_by_one.append(api("GetInstanceConfiguration", instanceID="bench-%04d" % i)["startMillis"])
+        r = api("RestartInstances", instanceFilter="bench-%04d" % i)
+        one_by_one.append(r[0]["startMillis"])
     kib = lambda v: "%.0f KiB" % v
     print("idle instance process memory over %d processes:" % len(pss))
     print("  PSS  median %s, mean %s, max %s (total %.0f MiB)" % (kib(statistics.median(pss)), kib(statistics.mean(pss)),

@@ -143,6 +143,8 @@ static char *host_key_path(struct host_instances *hi, const char *id)
 
 /* ---- state and waiters ---- */
 
+static struct json *host_instance_status(struct host_instance *inst);
+
 static void host_answer_waiters(struct host_instance *inst, bool started, const char *error)
 {
 	struct host_instances *hi = inst->hi;
@@ -157,7 +159,7 @@ static void host_answer_waiters(struct host_instance *inst, bool started, const 
 			if (error != NULL)
 				rpc_conn_reply_error(w->conn, w->id, "failed", error);
 			else
-				rpc_conn_reply(w->conn, w->id, json_new_string(host_instance_state_names[inst->state]));
+				rpc_conn_reply(w->conn, w->id, host_instance_status(inst));
 		}
 		mem_free(w);
 	}
@@ -587,6 +589,15 @@ struct host_forward {
 	int after; /* state to enter on success: -1 none */
 };
 
+static bool host_instance_alive(struct host_instances *hi, const struct host_instance *inst)
+{
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		if (i == inst)
+			return true;
+	}
+	return false;
+}
+
 static void host_forward_answer(struct rpc_conn *conn, const struct json *result,
 				const char *code, const char *text, void *ctx)
 {
@@ -608,8 +619,8 @@ static void host_forward_answer(struct rpc_conn *conn, const struct json *result
 	if (w->conn != NULL) {
 		if (code != NULL)
 			rpc_conn_reply_error(w->conn, w->id, code, text);
-		else if (f->after >= 0)
-			rpc_conn_reply(w->conn, w->id, json_new_string(host_instance_state_names[f->after]));
+		else if (f->after >= 0 && f->inst != NULL && host_instance_alive(f->hi, f->inst))
+			rpc_conn_reply(w->conn, w->id, host_instance_status(f->inst));
 		else
 			rpc_conn_reply(w->conn, w->id, result != NULL ? json_clone(result) : NULL);
 	}
@@ -687,7 +698,7 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 				     tstr_printf("no instance '%s' on this Instance Host", iid == NULL ? "" : iid));
 	} else if (strcmp(method, "StartInstance") == 0) {
 		if (inst->state == HOST_INSTANCE_RUNNING || inst->state == HOST_INSTANCE_FROZEN) {
-			rpc_conn_reply(conn, id, json_new_string(host_instance_state_names[inst->state]));
+			rpc_conn_reply(conn, id, host_instance_status(inst));
 		} else if (host_instance_start(inst, &error) < 0) {
 			rpc_conn_reply_error(conn, id, "failed", error);
 		} else {
@@ -697,7 +708,7 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 		if (host_instance_stop(inst, true, &error) < 0)
 			rpc_conn_reply_error(conn, id, "failed", error);
 		else if (inst->pid == 0)
-			rpc_conn_reply(conn, id, json_new_string("stopped"));
+			rpc_conn_reply(conn, id, host_instance_status(inst));
 		else
 			host_add_waiter(hi, inst, conn, id, false);
 	} else if (strcmp(method, "RestartInstance") == 0) {

@@ -326,10 +326,16 @@ static void mgmt_bulk_answer(struct rpc_conn *conn, const struct json *result, c
 		json_set_string(r, "error", text);
 		mgmt_job_log(bulk->job, tstr_printf("%s: %s", item->id, text));
 	} else {
-		json_set(r, "status", result != NULL ? json_clone(result) : json_new_null());
-		if (json_string_of(result) != NULL)
-			mgmt_links_note_instance_state(bulk->mgmt->links, item->host, item->id,
-						       json_string_of(result));
+		/* The Instance Host answers with the instance's status: remember it
+		 * now (events come on another connection and may be later). */
+		json_set_string(r, "status", json_get_string(result, "state"));
+		long long v;
+		if (json_get_int(result, "pid", &v) == 1)
+			json_set_int(r, "pid", v);
+		if (json_get_int(result, "startMillis", &v) == 1)
+			json_set_int(r, "startMillis", v);
+		if (json_kind(result) == JSON_KIND_OBJECT)
+			mgmt_links_note_instance(bulk->mgmt->links, item->host, item->id, result);
 		if (bulk->delete_after) {
 			const char *error;
 			if (mgmtdb_instance_remove(bulk->mgmt->db, item->id) == 1 &&

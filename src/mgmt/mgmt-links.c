@@ -502,6 +502,17 @@ void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_n
 		mgmt_link_set_instance(link, id, state, NULL);
 }
 
+void mgmt_links_note_instance(struct mgmt_links *links, const char *host_name, const char *id,
+			      const struct json *status)
+{
+	struct mgmt_link *link = mgmt_links_find(links, MGMTDB_INSTANCE_HOST, host_name);
+	if (link == NULL || json_get_string(status, "state") == NULL)
+		return;
+	if (link->instances == NULL)
+		link->instances = json_new_object();
+	json_set(link->instances, id, json_clone(status));
+}
+
 /* ---- status ---- */
 
 static const char *mgmt_links_state_token(enum rpc_link_state state)

@@ -59,6 +59,9 @@ const struct json *mgmt_links_instance_info(struct mgmt_links *links, const char
  * come on another connection, so an answer may be newer than the last event). */
 void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name,
 				    const char *id, const char *state);
+/* The same from a full status object (state, pid, startMillis, ...). */
+void mgmt_links_note_instance(struct mgmt_links *links, const char *host_name, const char *id,
+			      const struct json *status);
 
 /* GetServiceStatus' result (new reference). */
 struct json *mgmt_links_status(struct mgmt_links *links);
