@@ -8,6 +8,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -131,6 +134,9 @@ static void rpc_client_connect_event(struct bufferevent *bev, short events, void
 	client->connecting = NULL;
 	if ((events & BEV_EVENT_CONNECTED) != 0) {
 		bufferevent_set_timeouts(bev, NULL, NULL);
+		/* Calls are small messages that want an answer now (see netaddr_listen). */
+		int on = 1;
+		(void)setsockopt((int)bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 		(void)tls_bufferevent_peer_fingerprint(bev, client->seen_fingerprint);
 		client->conn = rpc_conn_create(bev, client->hello, client->keepalive_secs,
 					       &rpc_client_conn_callbacks, client);

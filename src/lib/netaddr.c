@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,10 @@ static int netaddr_listen_addr(const struct sockaddr *sa, socklen_t salen, int f
 	}
 	int on = 1, off = 0;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	/* Answers go out as several small writes (TLS records, HTTP head and
+	 * body); without this, Nagle's algorithm holds them for the peer's
+	 * delayed ACK, about 40 ms per request. Accepted sockets inherit it. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	if (family == AF_INET6 && listener->host[0] == '\0')
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	if (bind(fd, sa, salen) < 0 || listen(fd, 511) < 0) {

@@ -8,12 +8,17 @@ import socket
 import ssl
 import subprocess
 
-from conftest import COFFER, all_connected, wait_for
+from conftest import COFFER, all_connected, free_port, wait_for
 
 
 def stopped_single(make_server):
     s = make_server("bad")
     s.config("init", "--mode", "single", "--server-name", "bad.test", "--admin-password", "pw-stopped")
+    # High free ports: a Coffer on the default ports may run on this machine.
+    s.config("role", "configure", "management-server", "--tcp-listeners", "127.0.0.1:%d" % free_port(),
+             "--http-listeners", "127.0.0.1:%d" % free_port())
+    s.config("role", "configure", "instance-host", "--tcp-listeners", "127.0.0.1:%d" % free_port())
+    s.config("role", "configure", "client-access-server", "--tcp-listeners", "127.0.0.1:%d" % free_port())
     return s
 
 
