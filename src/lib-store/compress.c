@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 /* for ZSTD_c_forceAttachDict (an experimental parameter of the stable API) */
+#ifndef COMPRESS_DICT_ATTACH
+#define COMPRESS_DICT_ATTACH ZSTD_dictDefaultAttach
+#endif
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zdict.h>
 #include <zstd.h>
@@ -136,7 +139,7 @@ unsigned char *compress_buffer(const void *data, size_t len, const struct compre
 		if (ZSTD_isError(ZSTD_CCtx_refCDict(ctx->cctx, compress_dict_cdict(dict))))
 			abort();
 		(void)ZSTD_CCtx_setParameter(ctx->cctx, ZSTD_c_forceAttachDict,
-					     ZSTD_dictForceAttach);
+					     COMPRESS_DICT_ATTACH);
 		n = ZSTD_compress2(ctx->cctx, out, bound, data, len);
 	} else {
 		n = ZSTD_compressCCtx(ctx->cctx, out, bound, data, len, COMPRESS_LEVEL);
