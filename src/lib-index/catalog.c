@@ -64,6 +64,9 @@ static const char *const catalog_migrations[] = {
 	"CREATE VIRTUAL TABLE fts USING fts5 (f_from, f_to, f_cc, f_subject, f_body,"
 	"  f_attachment, content='', tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_vocab USING fts5vocab (fts, row);",
+	/* 2: text searches join index matches to messages by content and sort
+	 * by date; this index answers both without touching the table */
+	"CREATE INDEX messages_content_date ON messages (content_id, date);",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
