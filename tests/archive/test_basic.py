@@ -150,6 +150,9 @@ def test_errors_are_clear(archive, tmp_path):
                                                           str(other), "search", "x"],
                        capture_output=True)
     assert p.returncode == 1 and b"does not belong" in p.stderr
+    inside = subprocess.run(archive.argv()[:4] + ["--key-file", str(archive.base / "k.key"),
+                                                  "search", "x"], capture_output=True)
+    assert inside.returncode == 1 and b"inside the base directory" in inside.stderr
     p = archive.run("search", "(unbalanced", check=False)
     assert p.returncode == 1 and b"')' expected" in p.stderr
     p = archive.run("show", "999", check=False)
