@@ -398,10 +398,21 @@ static int archive_commit_store(struct archive *a, struct archive_store *s, cons
  * durably, in its own transaction. */
 static int archive_store_create(struct archive *a, const char **error_r)
 {
-	char *name = mem_printf("store-%04zu", a->store_count + 1);
-	for (size_t n = a->store_count + 2; archive_store_by_name(a, name) != NULL; n++) {
+	/* a fresh name: neither attached nor on disk (a detached store keeps
+	 * its directory, and must never receive new records) */
+	char *name = NULL;
+	for (size_t n = a->store_count + 1;; n++) {
 		mem_free(name);
 		name = mem_printf("store-%04zu", n);
+		char *dir = archive_store_dir(a, name);
+		int exists = file_exists(dir, error_r);
+		mem_free(dir);
+		if (exists < 0) {
+			mem_free(name);
+			return -1;
+		}
+		if (exists == 0 && archive_store_by_name(a, name) == NULL)
+			break;
 	}
 	if (catalog_begin(a->cat, error_r) < 0) {
 		mem_free(name);

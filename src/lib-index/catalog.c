@@ -33,6 +33,9 @@ enum catalog_stmt {
 struct catalog {
 	sqlite3 *db;
 	struct catalog_vfs *vfs;
+	/* contents ids are never reused: the contentless index cannot forget a
+	 * detached store's rows, so a reused id would inherit their words */
+	int64_t next_content_id;
 	char *path;
 	sqlite3_stmt *stmts[ST_COUNT];
 };
@@ -239,6 +242,8 @@ void catalog_rollback(struct catalog *cat)
 {
 	if (!sqlite3_get_autocommit(cat->db))
 		(void)sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+	/* ids handed out in the rolled back transaction are free again */
+	cat->next_content_id = 0;
 }
 
 static int catalog_step_done(struct catalog *cat, sqlite3_stmt *st, const char *what,
@@ -427,17 +432,35 @@ static void column_loc(sqlite3_stmt *st, int first, struct catalog_loc *loc)
 	loc->length = (uint32_t)sqlite3_column_int64(st, first + 3);
 }
 
+static int catalog_next_content_id(struct catalog *cat, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT max(ifnull((SELECT max(id) FROM contents), 0),"
+			       " ifnull((SELECT max(id) FROM fts_docsize), 0)) + 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "content ids", error_r);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		cat->next_content_id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "content ids", error_r);
+}
+
 int catalog_content_add(struct catalog *cat, const struct catalog_content *c, int64_t *id_r,
 			const char **error_r)
 {
+	if (cat->next_content_id == 0 && catalog_next_content_id(cat, error_r) < 0)
+		return -1;
 	sqlite3_stmt *st = catalog_stmt(
 		cat, ST_CONTENT_ADD,
 		"INSERT INTO contents (hash, store_id, segment, offset, length, size, date, from_,"
-		" subject, imap, has_attachment, defects)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		" subject, imap, has_attachment, defects, id)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		error_r);
 	if (st == NULL)
 		return -1;
+	sqlite3_bind_int64(st, 13, cat->next_content_id);
 	sqlite3_bind_blob(st, 1, c->hash, CATALOG_HASH_LEN, SQLITE_STATIC);
 	bind_loc(st, 2, &c->loc);
 	sqlite3_bind_int64(st, 6, (int64_t)c->size);
@@ -449,7 +472,7 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 	sqlite3_bind_int(st, 12, (int)c->defects);
 	if (catalog_step_done(cat, st, "adding a content", error_r) < 0)
 		return -1;
-	int64_t id = sqlite3_last_insert_rowid(cat->db);
+	int64_t id = cat->next_content_id++;
 
 	st = catalog_stmt(cat, ST_FTS_ADD,
 			  "INSERT INTO fts (rowid, f_from, f_to, f_cc, f_subject, f_body,"

@@ -118,8 +118,16 @@ def test_stdin_export_and_stores(archive, tmp_path):
     assert archive.search("")[0] == 60
     archive.run("store", "detach", "store-0002")
     assert archive.search("")[0] == 30
+    # new mail after a detach never inherits the detached messages' index words
+    fresh = b"".join(b"From x Tue Jan  2 10:00:00 2018\n" +
+                     message(i + 500, subject="fresh %d" % i, body="unrelated\n") + b"\n"
+                     for i in range(30))
+    archive.import_("--folder", "Fresh", "-", input=fresh)
+    assert archive.search("message")[0] == 30
+    assert archive.search("folder:Fresh")[0] == 30
     archive.run("store", "attach", "store-0002")
-    assert archive.search("")[0] == 60
+    assert archive.search("")[0] == 90
+    assert archive.search("message")[0] == 60
     assert archive.verify()[0] == 0
 
 
