@@ -204,3 +204,22 @@ def test_imap_data_precomputed(archive, tmp_path):
     assert bs.startswith('BODYSTRUCTURE (("TEXT" "PLAIN" NIL NIL NIL "7BIT" ')
     assert '("APPLICATION" "OCTET-STREAM" ("NAME" "data.bin") NIL NIL "BASE64" ' in bs
     assert bs.endswith(' "MIXED")')
+
+
+def test_rebuild_keeps_store_states_and_detached_stores_out(archive, tmp_path):
+    def mbox(start):
+        return b"".join(b"From x Tue Jan  2 10:00:00 2018\n" + message(start + i) + b"\n"
+                        for i in range(10))
+    archive.import_("-", input=mbox(0))
+    archive.run("store", "new")
+    archive.import_("--folder", "B", "-", input=mbox(100))
+    archive.run("store", "new")
+    archive.import_("--folder", "C", "-", input=mbox(200))
+    archive.run("store", "set-state", "store-0001", "write-protected")
+    archive.run("store", "detach", "store-0002")
+    p = archive.run("rebuild")
+    assert b"store-0002: detached" in p.stdout
+    states = [l.split()[:2] for l in archive.run("store", "list").stdout.decode().splitlines()]
+    assert states == [["store-0001", "write-protected"], ["store-0003", "current"]]
+    assert archive.search("")[0] == 20
+    assert archive.verify()[0] == 0
