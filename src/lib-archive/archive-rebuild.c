@@ -280,13 +280,38 @@ int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, v
 	struct archive_rebuild_ctx ctx = {.a = a, .cb = cb, .context = context};
 	size_t count;
 	char **names = archive_list_store_dirs(a->base_dir, &count);
+	/* keep the stores' states if the old catalog can still tell them */
+	struct catalog_store *old_stores = NULL;
+	size_t old_count = 0;
+	const char *ignored;
+	struct catalog *old;
+	if (file_exists(path, &ignored) == 1 &&
+	    catalog_open(path, a->catalog_key, &old, &ignored) == 0) {
+		if (catalog_stores(old, &old_stores, &old_count, &ignored) < 0)
+			old_count = 0;
+		catalog_destroy(&old);
+	}
 	int ret = catalog_open(tmp, a->catalog_key, &a->cat, error_r);
 	/* the stores are read as they are: nothing is truncated */
 	a->write = false;
 	for (size_t i = 0; ret == 0 && i < count; i++) {
+		bool known = old_count == 0;
+		for (size_t k = 0; k < old_count; k++)
+			known = known || strcmp(old_stores[k].name, names[i]) == 0;
+		if (!known) {
+			/* detached: its directory stays out until `store attach` */
+			cb(tstr_printf("%s: detached, left out (store attach brings it back)",
+				       names[i]),
+			   context);
+			continue;
+		}
 		int64_t id;
 		enum catalog_store_state state =
 			i + 1 == count ? CATALOG_STORE_CURRENT : CATALOG_STORE_NORMAL;
+		for (size_t k = 0; k < old_count; k++) {
+			if (strcmp(old_stores[k].name, names[i]) == 0)
+				state = old_stores[k].state;
+		}
 		if (catalog_store_add(a->cat, names[i], state, &id, error_r) < 0) {
 			ret = -1;
 			break;
@@ -299,6 +324,7 @@ int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, v
 	for (size_t i = 0; i < count; i++)
 		mem_free(names[i]);
 	mem_free(names);
+	catalog_stores_free(old_stores, old_count);
 	catalog_destroy(&a->cat);
 	if (ret == 0) {
 		archive_remove_db(path);

@@ -216,8 +216,36 @@ static bool archive_has_segments(const char *base_dir)
 	return found;
 }
 
+/* The key must not travel with the base directory: refuse a key file
+ * inside it (compared by canonical paths, so links do not hide it). */
+static int archive_check_key_outside(const struct archive_settings *set, const char **error_r)
+{
+	char *base = realpath(set->base_dir, NULL);
+	char *copy = mem_strdup(set->key_file);
+	char *slash = strrchr(copy, '/');
+	const char *key_dir = slash == NULL ? "." : slash == copy ? "/" : copy;
+	if (slash != NULL && slash != copy)
+		*slash = '\0';
+	char *dir = realpath(key_dir, NULL);
+	int ret = 0;
+	if (base != NULL && dir != NULL) {
+		size_t n = strlen(base);
+		if (strncmp(dir, base, n) == 0 && (dir[n] == '\0' || dir[n] == '/')) {
+			*error_r = tstr_printf("key file %s is inside the base directory %s: keep "
+					       "it elsewhere, or a copy of the base directory "
+					       "would reveal the mail",
+					       set->key_file, set->base_dir);
+			ret = -1;
+		}
+	}
+	free(base);
+	free(dir);
+	mem_free(copy);
+	return ret;
+}
+
 int archive_open_common(const struct archive_settings *set, bool need_catalog,
-			       struct archive **archive_r, const char **error_r)
+			struct archive **archive_r, const char **error_r)
 {
 	if (crypto_init() < 0) {
 		*error_r = "libsodium cannot initialise";
@@ -229,6 +257,8 @@ int archive_open_common(const struct archive_settings *set, bool need_catalog,
 		return -1;
 	}
 	if (set->create && file_mkdir_parents(set->base_dir, 0700, error_r) < 0)
+		return -1;
+	if (archive_check_key_outside(set, error_r) < 0)
 		return -1;
 	int key_exists = file_exists(set->key_file, error_r);
 	if (key_exists < 0)
@@ -387,10 +417,21 @@ static int archive_commit_store(struct archive *a, struct archive_store *s, cons
  * durably, in its own transaction. */
 static int archive_store_create(struct archive *a, const char **error_r)
 {
-	char *name = mem_printf("store-%04zu", a->store_count + 1);
-	for (size_t n = a->store_count + 2; archive_store_by_name(a, name) != NULL; n++) {
+	/* a fresh name: neither attached nor on disk (a detached store keeps
+	 * its directory, and must never receive new records) */
+	char *name = NULL;
+	for (size_t n = a->store_count + 1;; n++) {
 		mem_free(name);
 		name = mem_printf("store-%04zu", n);
+		char *dir = archive_store_dir(a, name);
+		int exists = file_exists(dir, error_r);
+		mem_free(dir);
+		if (exists < 0) {
+			mem_free(name);
+			return -1;
+		}
+		if (exists == 0 && archive_store_by_name(a, name) == NULL)
+			break;
 	}
 	if (catalog_begin(a->cat, error_r) < 0) {
 		mem_free(name);

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum catalog_stmt {
@@ -32,6 +33,9 @@ enum catalog_stmt {
 struct catalog {
 	sqlite3 *db;
 	struct catalog_vfs *vfs;
+	/* contents ids are never reused: the contentless index cannot forget a
+	 * detached store's rows, so a reused id would inherit their words */
+	int64_t next_content_id;
 	char *path;
 	sqlite3_stmt *stmts[ST_COUNT];
 };
@@ -63,6 +67,9 @@ static const char *const catalog_migrations[] = {
 	"CREATE VIRTUAL TABLE fts USING fts5 (f_from, f_to, f_cc, f_subject, f_body,"
 	"  f_attachment, content='', tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_vocab USING fts5vocab (fts, row);",
+	/* 2: text searches join index matches to messages by content and sort
+	 * by date; this index answers both without touching the table */
+	"CREATE INDEX messages_content_date ON messages (content_id, date);",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -235,6 +242,8 @@ void catalog_rollback(struct catalog *cat)
 {
 	if (!sqlite3_get_autocommit(cat->db))
 		(void)sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+	/* ids handed out in the rolled back transaction are free again */
+	cat->next_content_id = 0;
 }
 
 static int catalog_step_done(struct catalog *cat, sqlite3_stmt *st, const char *what,
@@ -423,17 +432,35 @@ static void column_loc(sqlite3_stmt *st, int first, struct catalog_loc *loc)
 	loc->length = (uint32_t)sqlite3_column_int64(st, first + 3);
 }
 
+static int catalog_next_content_id(struct catalog *cat, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT max(ifnull((SELECT max(id) FROM contents), 0),"
+			       " ifnull((SELECT max(id) FROM fts_docsize), 0)) + 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "content ids", error_r);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		cat->next_content_id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "content ids", error_r);
+}
+
 int catalog_content_add(struct catalog *cat, const struct catalog_content *c, int64_t *id_r,
 			const char **error_r)
 {
+	if (cat->next_content_id == 0 && catalog_next_content_id(cat, error_r) < 0)
+		return -1;
 	sqlite3_stmt *st = catalog_stmt(
 		cat, ST_CONTENT_ADD,
 		"INSERT INTO contents (hash, store_id, segment, offset, length, size, date, from_,"
-		" subject, imap, has_attachment, defects)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		" subject, imap, has_attachment, defects, id)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		error_r);
 	if (st == NULL)
 		return -1;
+	sqlite3_bind_int64(st, 13, cat->next_content_id);
 	sqlite3_bind_blob(st, 1, c->hash, CATALOG_HASH_LEN, SQLITE_STATIC);
 	bind_loc(st, 2, &c->loc);
 	sqlite3_bind_int64(st, 6, (int64_t)c->size);
@@ -445,7 +472,7 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 	sqlite3_bind_int(st, 12, (int)c->defects);
 	if (catalog_step_done(cat, st, "adding a content", error_r) < 0)
 		return -1;
-	int64_t id = sqlite3_last_insert_rowid(cat->db);
+	int64_t id = cat->next_content_id++;
 
 	st = catalog_stmt(cat, ST_FTS_ADD,
 			  "INSERT INTO fts (rowid, f_from, f_to, f_cc, f_subject, f_body,"
@@ -687,11 +714,15 @@ static size_t catalog_expand(const char *pattern, size_t max, char ***terms_r, v
 
 static void bind_search_params(sqlite3_stmt *st, const struct search_sql *sql)
 {
+	int first = 1;
+	if (sql->fts_match != NULL)
+		sqlite3_bind_text(st, first++, sql->fts_match, -1, SQLITE_STATIC);
 	for (size_t i = 0; i < sql->param_count; i++) {
 		if (sql->params[i].type == SEARCH_PARAM_TEXT)
-			sqlite3_bind_text(st, (int)i + 1, sql->params[i].text, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, first + (int)i, sql->params[i].text, -1,
+					  SQLITE_STATIC);
 		else
-			sqlite3_bind_int64(st, (int)i + 1, sql->params[i].value);
+			sqlite3_bind_int64(st, first + (int)i, sql->params[i].value);
 	}
 }
 
@@ -708,6 +739,87 @@ static int catalog_any_disabled(struct catalog *cat, bool *any_r, const char **e
 		return catalog_fail(cat, "stores", error_r);
 	*any_r = rc == SQLITE_ROW;
 	return 0;
+}
+
+struct catalog_ranked {
+	int64_t id, date;
+};
+
+/* newest first */
+static int catalog_ranked_cmp(const void *a, const void *b)
+{
+	const struct catalog_ranked *x = a, *y = b;
+	if (x->date != y->date)
+		return x->date > y->date ? -1 : 1;
+	return x->id > y->id ? -1 : x->id < y->id;
+}
+
+static void catalog_hit_from_row(sqlite3_stmt *st, struct catalog_hit *hit)
+{
+	hit->id = sqlite3_column_int64(st, 0);
+	hit->date = sqlite3_column_int64(st, 1);
+	hit->from = (const char *)sqlite3_column_text(st, 2);
+	hit->subject = (const char *)sqlite3_column_text(st, 3);
+	hit->folder = (const char *)sqlite3_column_text(st, 4);
+	hit->user = (const char *)sqlite3_column_text(st, 5);
+	hit->size = (uint64_t)sqlite3_column_int64(st, 6);
+}
+
+static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
+				 const struct search_sql *sql, uint64_t limit, uint64_t offset,
+				 uint64_t *total_r, catalog_hit_cb *cb, void *context,
+				 const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, ids_sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "search", error_r);
+	bind_search_params(st, sql);
+	struct catalog_ranked *rows = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			rows = mem_realloc(rows, cap * sizeof(*rows));
+		}
+		rows[count].id = sqlite3_column_int64(st, 0);
+		rows[count].date = sqlite3_column_int64(st, 1);
+		count++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		mem_free(rows);
+		return catalog_fail(cat, "search", error_r);
+	}
+	*total_r = count;
+	qsort(rows, count, sizeof(*rows), catalog_ranked_cmp);
+	int ret = 0;
+	if (offset < count && limit > 0) {
+		if (sqlite3_prepare_v2(cat->db,
+				       "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
+				       " FROM messages m JOIN contents c ON c.id = m.content_id"
+				       " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?",
+				       -1, &st, NULL) != SQLITE_OK) {
+			mem_free(rows);
+			return catalog_fail(cat, "search", error_r);
+		}
+		uint64_t end = count - offset < limit ? count : offset + limit;
+		for (uint64_t i = offset; i < end && ret == 0; i++) {
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, rows[i].id);
+			rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW) {
+				struct catalog_hit hit;
+				catalog_hit_from_row(st, &hit);
+				cb(&hit, context);
+			} else if (rc != SQLITE_DONE) {
+				ret = catalog_fail(cat, "search", error_r);
+			}
+		}
+		sqlite3_finalize(st);
+	}
+	mem_free(rows);
+	return ret;
 }
 
 int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint64_t offset,
@@ -727,17 +839,36 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "";
 	/* the count needs the contents table only for conditions on it */
 	bool count_needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
-	char *count_sql = mem_printf("SELECT count(*) FROM messages m%s WHERE (%s)%s",
+	/* with a text part, the index drives: its matches are joined to the
+	 * messages, then the rest of the conditions filter */
+	const char *from = sql.fts_match != NULL
+				   ? "fts CROSS JOIN messages m ON m.content_id = fts.rowid"
+				   : "messages m";
+	const char *match = sql.fts_match != NULL ? "fts MATCH ? AND " : "";
+	char *count_sql = mem_printf("SELECT count(*) FROM %s%s WHERE %s(%s)%s", from,
 				     count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
-				     sql.where, visible);
+				     match, sql.where, visible);
 	char *page_sql = mem_printf(
-		"SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size FROM messages m"
+		"SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size FROM %s"
 		" JOIN contents c ON c.id = m.content_id JOIN folders f ON f.id = m.folder_id"
-		" WHERE (%s)%s ORDER BY m.date DESC, m.id DESC LIMIT %llu OFFSET %llu",
-		sql.where, visible, (unsigned long long)(limit > INT64_MAX ? INT64_MAX : limit),
+		" WHERE %s(%s)%s ORDER BY m.date DESC, m.id DESC LIMIT %llu OFFSET %llu",
+		from, match, sql.where, visible,
+		(unsigned long long)(limit > INT64_MAX ? INT64_MAX : limit),
 		(unsigned long long)(offset > INT64_MAX ? INT64_MAX : offset));
 	sqlite3_stmt *st = NULL;
 	ret = -1;
+	if (sql.fts_match != NULL) {
+		/* One pass over the index's matches gives the count and the
+		 * page: the text part is evaluated once, not twice. */
+		char *ids_sql = mem_printf(
+			"SELECT m.id, m.date FROM %s%s WHERE %s(%s)%s", from,
+			count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "", match,
+			sql.where, visible);
+		ret = catalog_search_ranked(cat, ids_sql, &sql, limit, offset, total_r, cb, context,
+					    error_r);
+		mem_free(ids_sql);
+		goto out;
+	}
 	if (sqlite3_prepare_v2(cat->db, count_sql, -1, &st, NULL) != SQLITE_OK) {
 		catalog_fail(cat, "search", error_r);
 		goto out;

@@ -585,6 +585,8 @@ struct compiler {
 	search_expand_t *expand;
 	void *context;
 	const char *error;
+	const struct node *root;
+	char *top_fts; /* the root's text part, to drive the query from the index */
 };
 
 static void compiled_free(struct compiled *c)
@@ -823,7 +825,10 @@ static int compile_andor(struct compiler *cp, const struct node *n, struct compi
 			out->text = str_steal(&fts);
 			move_params(out, &fts_params);
 		} else {
-			if (fts_count > 0) {
+			if (fts_count > 0 && is_and && n == cp->root) {
+				/* AND at the top: the index drives, SQL filters */
+				cp->top_fts = str_steal(&fts);
+			} else if (fts_count > 0) {
 				struct compiled f = {.is_fts = true, .text = str_steal(&fts)};
 				move_params(&f, &fts_params);
 				fts_to_sql(&f, false);
@@ -911,14 +916,20 @@ static int compile_node(struct compiler *cp, const struct node *n, struct compil
 int search_query_compile(const struct search_query *query, search_expand_t *expand,
 			 void *context, struct search_sql *sql_r, const char **error_r)
 {
-	struct compiler cp = {.expand = expand, .context = context};
+	struct compiler cp = {.expand = expand, .context = context, .root = query->root};
 	struct compiled c;
 	if (compile_node(&cp, query->root, &c) < 0) {
 		*error_r = cp.error != NULL ? cp.error : "query: cannot compile";
+		mem_free(cp.top_fts);
 		return -1;
 	}
-	if (c.is_fts)
-		fts_to_sql(&c, false);
+	sql_r->fts_match = NULL;
+	if (c.is_fts) {
+		sql_r->fts_match = c.text;
+		c.text = mem_strdup("1");
+	} else if (cp.top_fts != NULL) {
+		sql_r->fts_match = cp.top_fts;
+	}
 	sql_r->where = c.text;
 	sql_r->params = c.params;
 	sql_r->param_count = c.param_count;
@@ -931,5 +942,6 @@ void search_sql_free(struct search_sql *sql)
 		mem_free(sql->params[i].text);
 	mem_free(sql->params);
 	mem_free(sql->where);
+	mem_free(sql->fts_match);
 	memset(sql, 0, sizeof(*sql));
 }

@@ -41,6 +41,9 @@ struct search_param {
 };
 
 struct search_sql {
+	/* An FTS5 expression every result must match (the index drives the
+	 * query), or NULL; bound before the params. */
+	char *fts_match;
 	char *where; /* an SQL boolean expression */
 	struct search_param *params;
 	size_t param_count;

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 /* for ZSTD_c_forceAttachDict (an experimental parameter of the stable API) */
+#ifndef COMPRESS_DICT_ATTACH
+#define COMPRESS_DICT_ATTACH ZSTD_dictDefaultAttach
+#endif
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zdict.h>
 #include <zstd.h>
@@ -14,9 +17,38 @@ struct compress_dict {
 	uint32_t id;
 	void *data;
 	size_t len;
+	/* built on first use: a 512 KiB dictionary costs milliseconds to
+	 * prepare, which a search or a single read should not pay */
+	pthread_mutex_t lock;
 	ZSTD_CDict *cdict;
 	ZSTD_DDict *ddict;
 };
+
+static ZSTD_CDict *compress_dict_cdict(const struct compress_dict *cdict_owner)
+{
+	struct compress_dict *dict = (struct compress_dict *)cdict_owner;
+	pthread_mutex_lock(&dict->lock);
+	if (dict->cdict == NULL) {
+		dict->cdict = ZSTD_createCDict(dict->data, dict->len, COMPRESS_LEVEL);
+		if (dict->cdict == NULL)
+			abort();
+	}
+	pthread_mutex_unlock(&dict->lock);
+	return dict->cdict;
+}
+
+static ZSTD_DDict *compress_dict_ddict(const struct compress_dict *ddict_owner)
+{
+	struct compress_dict *dict = (struct compress_dict *)ddict_owner;
+	pthread_mutex_lock(&dict->lock);
+	if (dict->ddict == NULL) {
+		dict->ddict = ZSTD_createDDict(dict->data, dict->len);
+		if (dict->ddict == NULL)
+			abort();
+	}
+	pthread_mutex_unlock(&dict->lock);
+	return dict->ddict;
+}
 
 struct compress_contexts {
 	ZSTD_CCtx *cctx;
@@ -65,10 +97,7 @@ struct compress_dict *compress_dict_create(uint32_t id, const void *data, size_t
 	dict->data = mem_alloc(len > 0 ? len : 1);
 	memcpy(dict->data, data, len);
 	dict->len = len;
-	dict->cdict = ZSTD_createCDict(dict->data, len, COMPRESS_LEVEL);
-	dict->ddict = ZSTD_createDDict(dict->data, len);
-	if (dict->cdict == NULL || dict->ddict == NULL)
-		abort();
+	pthread_mutex_init(&dict->lock, NULL);
 	return dict;
 }
 
@@ -80,6 +109,7 @@ void compress_dict_destroy(struct compress_dict **_dict)
 	*_dict = NULL;
 	ZSTD_freeCDict(dict->cdict);
 	ZSTD_freeDDict(dict->ddict);
+	pthread_mutex_destroy(&dict->lock);
 	mem_free(dict->data);
 	mem_free(dict);
 }
@@ -106,10 +136,10 @@ unsigned char *compress_buffer(const void *data, size_t len, const struct compre
 		/* Attach the dictionary instead of copying its tables into the
 		 * context: a copy costs more than compressing a small message. */
 		ZSTD_CCtx_reset(ctx->cctx, ZSTD_reset_session_and_parameters);
-		if (ZSTD_isError(ZSTD_CCtx_refCDict(ctx->cctx, dict->cdict)))
+		if (ZSTD_isError(ZSTD_CCtx_refCDict(ctx->cctx, compress_dict_cdict(dict))))
 			abort();
 		(void)ZSTD_CCtx_setParameter(ctx->cctx, ZSTD_c_forceAttachDict,
-					     ZSTD_dictForceAttach);
+					     COMPRESS_DICT_ATTACH);
 		n = ZSTD_compress2(ctx->cctx, out, bound, data, len);
 	} else {
 		n = ZSTD_compressCCtx(ctx->cctx, out, bound, data, len, COMPRESS_LEVEL);
@@ -125,7 +155,7 @@ int compress_decompress(const void *data, size_t len, const struct compress_dict
 {
 	struct compress_contexts *ctx = compress_contexts();
 	size_t n = dict != NULL ? ZSTD_decompress_usingDDict(ctx->dctx, out, expected_len, data,
-							     len, dict->ddict)
+							     len, compress_dict_ddict(dict))
 				: ZSTD_decompressDCtx(ctx->dctx, out, expected_len, data, len);
 	if (ZSTD_isError(n)) {
 		*error_r = tstr_printf("zstd: %s", ZSTD_getErrorName(n));

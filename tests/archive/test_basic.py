@@ -118,8 +118,16 @@ def test_stdin_export_and_stores(archive, tmp_path):
     assert archive.search("")[0] == 60
     archive.run("store", "detach", "store-0002")
     assert archive.search("")[0] == 30
+    # new mail after a detach never inherits the detached messages' index words
+    fresh = b"".join(b"From x Tue Jan  2 10:00:00 2018\n" +
+                     message(i + 500, subject="fresh %d" % i, body="unrelated\n") + b"\n"
+                     for i in range(30))
+    archive.import_("--folder", "Fresh", "-", input=fresh)
+    assert archive.search("message")[0] == 30
+    assert archive.search("folder:Fresh")[0] == 30
     archive.run("store", "attach", "store-0002")
-    assert archive.search("")[0] == 60
+    assert archive.search("")[0] == 90
+    assert archive.search("message")[0] == 60
     assert archive.verify()[0] == 0
 
 
@@ -150,6 +158,9 @@ def test_errors_are_clear(archive, tmp_path):
                                                           str(other), "search", "x"],
                        capture_output=True)
     assert p.returncode == 1 and b"does not belong" in p.stderr
+    inside = subprocess.run(archive.argv()[:4] + ["--key-file", str(archive.base / "k.key"),
+                                                  "search", "x"], capture_output=True)
+    assert inside.returncode == 1 and b"inside the base directory" in inside.stderr
     p = archive.run("search", "(unbalanced", check=False)
     assert p.returncode == 1 and b"')' expected" in p.stderr
     p = archive.run("show", "999", check=False)
@@ -193,3 +204,22 @@ def test_imap_data_precomputed(archive, tmp_path):
     assert bs.startswith('BODYSTRUCTURE (("TEXT" "PLAIN" NIL NIL NIL "7BIT" ')
     assert '("APPLICATION" "OCTET-STREAM" ("NAME" "data.bin") NIL NIL "BASE64" ' in bs
     assert bs.endswith(' "MIXED")')
+
+
+def test_rebuild_keeps_store_states_and_detached_stores_out(archive, tmp_path):
+    def mbox(start):
+        return b"".join(b"From x Tue Jan  2 10:00:00 2018\n" + message(start + i) + b"\n"
+                        for i in range(10))
+    archive.import_("-", input=mbox(0))
+    archive.run("store", "new")
+    archive.import_("--folder", "B", "-", input=mbox(100))
+    archive.run("store", "new")
+    archive.import_("--folder", "C", "-", input=mbox(200))
+    archive.run("store", "set-state", "store-0001", "write-protected")
+    archive.run("store", "detach", "store-0002")
+    p = archive.run("rebuild")
+    assert b"store-0002: detached" in p.stdout
+    states = [l.split()[:2] for l in archive.run("store", "list").stdout.decode().splitlines()]
+    assert states == [["store-0001", "write-protected"], ["store-0003", "current"]]
+    assert archive.search("")[0] == 20
+    assert archive.verify()[0] == 0

@@ -1,0 +1,141 @@
+/* The engine through its library API: import, read back byte for byte,
+ * dedup, search, verify, rebuild (the CLI-level tests are in tests/archive). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archive-import.h"
+#include "archive.h"
+#include "file.h"
+#include "mem.h"
+#include "str.h"
+
+static char tmpdir[] = "/tmp/coffer-test-archive-XXXXXX";
+
+struct events {
+	int archived, duplicates, skipped;
+	int64_t last_id;
+};
+
+static void on_event(const struct archive_import_event *ev, void *context)
+{
+	struct events *e = context;
+	if (ev->type == ARCHIVE_IMPORT_ARCHIVED) {
+		e->archived++;
+		e->last_id = ev->message_id;
+	} else if (ev->type == ARCHIVE_IMPORT_DUPLICATE) {
+		e->duplicates++;
+	} else if (ev->type == ARCHIVE_IMPORT_SKIPPED) {
+		e->skipped++;
+	}
+}
+
+static void count_hit(const struct archive_hit *hit, void *context)
+{
+	(*(int *)context)++;
+}
+
+static void no_report(const char *line, void *context)
+{
+	fprintf(stderr, "report: %s\n", line);
+}
+
+static void test_import_read_verify_rebuild(void **state)
+{
+	char *base = mem_printf("%s/base", tmpdir), *key = mem_printf("%s/keys/k", tmpdir);
+	char *eml = mem_printf("%s/one.eml", tmpdir), *mbox = mem_printf("%s/two.mbox", tmpdir);
+	const char *message = "From: a@example.com\r\nSubject: unit\r\n\r\nhello engine\r\n";
+	const char *error;
+	assert_int_equal(file_write_atomic(eml, message, strlen(message), 0600, &error), 0);
+	const char *mb = "From x Tue Jan  2 10:00:00 2018\nSubject: m1\n\nfirst\n\n"
+			 "From x Tue Jan  2 10:00:00 2018\nSubject: m2\n\n>From second\n";
+	assert_int_equal(file_write_atomic(mbox, mb, strlen(mb), 0600, &error), 0);
+
+	struct archive_settings set = {.base_dir = base, .key_file = key, .create = true,
+				       .write = true};
+	struct archive *a;
+	assert_int_equal(archive_open(&set, &a, &error), 0);
+	struct events ev = {0};
+	struct archive_import_settings is = {.cb = on_event, .context = &ev, .workers = 2};
+	const char *paths[] = {eml, mbox, eml};
+	struct archive_import_result result;
+	assert_int_equal(archive_import(a, &is, paths, 3, &result, &error), 0);
+	assert_int_equal(ev.archived, 3);
+	assert_int_equal(ev.duplicates, 1); /* the same file twice, same folder */
+	assert_int_equal(result.archived, 3);
+
+	unsigned char *data;
+	size_t len;
+	assert_int_equal(archive_read_message(a, ev.last_id, &data, &len, &error), 1);
+	assert_int_equal(len, strlen("Subject: m2\n\nFrom second\n"));
+	assert_memory_equal(data, "Subject: m2\n\nFrom second\n", len);
+	mem_free(data);
+	assert_int_equal(archive_read_message(a, 999, &data, &len, &error), 0);
+
+	uint64_t total;
+	int hits = 0;
+	assert_int_equal(archive_search(a, "hello", 10, 0, &total, count_hit, &hits, &error), 0);
+	assert_int_equal(total, 1);
+	assert_int_equal(hits, 1);
+	assert_int_equal(archive_verify(a, no_report, NULL, &error), 0);
+	struct str *json = str_create(256);
+	assert_int_equal(archive_stats_json(a, json, &error), 0);
+	assert_non_null(strstr(str_c(json), "\"messages\":3"));
+	str_destroy(&json);
+	archive_destroy(&a);
+
+	/* the catalog is rebuilt from the segments alone */
+	char *db = mem_printf("%s/catalog.db", base);
+	assert_int_equal(unlink(db), 0);
+	set.create = false;
+	assert_int_equal(archive_open(&set, &a, &error), -1);
+	assert_non_null(strstr(error, "rebuild"));
+	assert_int_equal(archive_rebuild(&set, no_report, NULL, &error), 0);
+	assert_int_equal(archive_open(&set, &a, &error), 0);
+	assert_int_equal(archive_search(a, "", 10, 0, &total, count_hit, &hits, &error), 0);
+	assert_int_equal(total, 3);
+	assert_int_equal(archive_verify(a, no_report, NULL, &error), 0);
+	archive_destroy(&a);
+
+	/* a wrong key is refused */
+	char *other = mem_printf("%s/other.key", tmpdir);
+	const char *hexkey = "0000000000000000000000000000000000000000000000000000000000000000\n";
+	assert_int_equal(file_write_atomic(other, hexkey, strlen(hexkey), 0600, &error), 0);
+	set.key_file = other;
+	assert_int_equal(archive_open(&set, &a, &error), -1);
+	assert_non_null(strstr(error, "does not belong"));
+
+	mem_free(other);
+	mem_free(db);
+	mem_free(base);
+	mem_free(key);
+	mem_free(eml);
+	mem_free(mbox);
+}
+
+static int setup(void **state)
+{
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
+	int ret = system(cmd);
+	mem_free(cmd);
+	return ret == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_import_read_verify_rebuild),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

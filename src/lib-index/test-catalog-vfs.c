@@ -1,0 +1,139 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog-vfs.h"
+#include "crypto.h"
+#include "file.h"
+#include "mem.h"
+
+static char tmpdir[] = "/tmp/coffer-test-vfs-XXXXXX";
+
+static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
+{
+	sqlite3 *db;
+	/* opening reads page 1, so a wrong key already fails here */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			    catalog_vfs_name(vfs)) != SQLITE_OK) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	if (layout) {
+		int reserve = CATALOG_VFS_RESERVE;
+		assert_int_equal(sqlite3_exec(db, "PRAGMA page_size = 4096", NULL, NULL, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES,
+						      &reserve),
+				 SQLITE_OK);
+	}
+	return db;
+}
+
+static int count_rows(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	if (db == NULL || sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE v LIKE 'secret%'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void test_encrypted_pages(void **state)
+{
+	unsigned char key[CATALOG_VFS_KEY_LEN], other[CATALOG_VFS_KEY_LEN];
+	crypto_key_generate(key);
+	crypto_key_generate(other);
+	struct catalog_vfs *vfs, *wrong;
+	const char *error;
+	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	assert_int_equal(catalog_vfs_create(other, &wrong, &error), 0);
+	char *path = mem_printf("%s/t.db", tmpdir);
+
+	sqlite3 *db = open_db(path, vfs, true);
+	assert_non_null(db);
+	assert_int_equal(sqlite3_exec(db,
+				      "PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT);"
+				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+				      " WHERE i < 3000) INSERT INTO t SELECT 'secret words ' || i FROM n",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(count_rows(db), 3000);
+	/* checkpoint half of it into the main file, keep the rest in the WAL */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE);"
+					  "INSERT INTO t VALUES ('secret in the wal')",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	char *files[] = {path, mem_printf("%s-wal", path)};
+	for (int i = 0; i < 2; i++) {
+		char *data;
+		size_t len;
+		assert_int_equal(file_read_all(files[i], 64 << 20, &data, &len, &error), 0);
+		assert_true(len > 0);
+		assert_null(memmem(data, len, "secret", 6));
+		assert_null(memmem(data, len, "SQLite format 3", 15));
+		mem_free(data);
+	}
+	/* a second connection through the same VFS reads the WAL too */
+	sqlite3 *db2 = open_db(path, vfs, false);
+	assert_int_equal(count_rows(db2), 3001);
+	sqlite3_close(db2);
+	/* another key reads nothing */
+	db2 = open_db(path, wrong, false);
+	assert_int_equal(count_rows(db2), -1);
+	sqlite3_close(db2);
+	sqlite3_close(db);
+
+	/* a flipped byte in a page is an error, never wrong data */
+	char *data;
+	size_t len;
+	assert_int_equal(file_read_all(path, 64 << 20, &data, &len, &error), 0);
+	data[4096 * 2 + 100] ^= 1;
+	assert_int_equal(file_write_atomic(path, data, len, 0600, &error), 0);
+	mem_free(data);
+	db = open_db(path, vfs, false);
+	assert_int_equal(count_rows(db), -1);
+	sqlite3_close(db);
+
+	/* a database without the reserved bytes is refused before any write */
+	char *plain = mem_printf("%s/noreserve.db", tmpdir);
+	db = open_db(plain, vfs, false);
+	assert_non_null(db);
+	assert_int_not_equal(sqlite3_exec(db, "CREATE TABLE x (y)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	mem_free(plain);
+	mem_free(files[1]);
+	mem_free(path);
+	catalog_vfs_destroy(&vfs);
+	catalog_vfs_destroy(&wrong);
+	assert_null(vfs);
+}
+
+static int setup(void **state)
+{
+	return crypto_init() < 0 || mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
+	int ret = system(cmd);
+	mem_free(cmd);
+	return ret == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_encrypted_pages),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
