@@ -215,7 +215,8 @@ static int cli_search_timing(struct archive *archive, int argc, char **argv, uin
 		}
 		ms[i] = cli_elapsed(&start) * 1000;
 	}
-	qsort(ms, repeat, sizeof(double), cli_double_cmp);
+	if (repeat > 1)
+		qsort(ms, repeat, sizeof(double), cli_double_cmp);
 	fprintf(stderr, "search-time: median %.2f ms, max %.2f ms over %llu runs\n",
 		ms[repeat / 2], ms[repeat - 1], (unsigned long long)repeat);
 	mem_free(ms);

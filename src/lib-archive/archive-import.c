@@ -688,7 +688,8 @@ static char **archive_import_list_dir(const char *path, size_t *count_r)
 		}
 		closedir(d);
 	}
-	qsort(names, count, sizeof(char *), archive_import_name_cmp);
+	if (count > 1)
+		qsort(names, count, sizeof(char *), archive_import_name_cmp);
 	*count_r = count;
 	return names;
 }

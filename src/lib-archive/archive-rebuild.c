@@ -250,7 +250,8 @@ static char **archive_list_store_dirs(const char *base_dir, size_t *count_r)
 		}
 		closedir(d);
 	}
-	qsort(names, count, sizeof(char *), archive_name_cmp);
+	if (count > 1)
+		qsort(names, count, sizeof(char *), archive_name_cmp);
 	*count_r = count;
 	return names;
 }

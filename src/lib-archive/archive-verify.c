@@ -53,7 +53,8 @@ static int archive_verify_cmp_u64(const void *a, const void *b)
 static bool archive_verify_is_known(struct archive_verify_ctx *ctx, uint64_t key)
 {
 	if (!ctx->sorted) {
-		qsort(ctx->known, ctx->known_count, sizeof(uint64_t), archive_verify_cmp_u64);
+		if (ctx->known_count > 1)
+			qsort(ctx->known, ctx->known_count, sizeof(uint64_t), archive_verify_cmp_u64);
 		ctx->sorted = true;
 	}
 	return bsearch(&key, ctx->known, ctx->known_count, sizeof(uint64_t),
@@ -220,7 +221,8 @@ int archive_verify(struct archive *a, archive_report_cb *cb, void *context, cons
 		ctx.content_count = ctx.known_count;
 		ctx.contents = mem_alloc((ctx.content_count + 1) * sizeof(uint64_t));
 		memcpy(ctx.contents, ctx.known, ctx.content_count * sizeof(uint64_t));
-		qsort(ctx.contents, ctx.content_count, sizeof(uint64_t), archive_verify_cmp_u64);
+		if (ctx.content_count > 1)
+			qsort(ctx.contents, ctx.content_count, sizeof(uint64_t), archive_verify_cmp_u64);
 		if (catalog_foreach_part(a->cat, archive_verify_part, &ctx, error_r) < 0 ||
 		    catalog_foreach_message(a->cat, archive_verify_message, &ctx, error_r) < 0)
 			ret = -1;
@@ -230,7 +232,9 @@ int archive_verify(struct archive *a, archive_report_cb *cb, void *context, cons
 			ret = archive_verify_scan(&ctx, &a->stores[i], error_r);
 	}
 	if (ret == 0) {
-		qsort(ctx.damage, ctx.damage_count, sizeof(*ctx.damage), archive_verify_damage_cmp);
+		if (ctx.damage_count > 1) /* no NULL array to qsort */
+			qsort(ctx.damage, ctx.damage_count, sizeof(*ctx.damage),
+			      archive_verify_damage_cmp);
 		for (size_t i = 0; i < ctx.damage_count; i++) {
 			if (i > 0 && ctx.damage[i].message_id == ctx.damage[i - 1].message_id)
 				continue;

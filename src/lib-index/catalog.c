@@ -792,7 +792,8 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 		return catalog_fail(cat, "search", error_r);
 	}
 	*total_r = count;
-	qsort(rows, count, sizeof(*rows), catalog_ranked_cmp);
+	if (count > 1) /* qsort must not see a NULL array, even an empty one */
+		qsort(rows, count, sizeof(*rows), catalog_ranked_cmp);
 	int ret = 0;
 	if (offset < count && limit > 0) {
 		if (sqlite3_prepare_v2(cat->db,
