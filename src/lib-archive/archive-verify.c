@@ -220,7 +220,8 @@ int archive_verify(struct archive *a, archive_report_cb *cb, void *context, cons
 	} else {
 		ctx.content_count = ctx.known_count;
 		ctx.contents = mem_alloc((ctx.content_count + 1) * sizeof(uint64_t));
-		memcpy(ctx.contents, ctx.known, ctx.content_count * sizeof(uint64_t));
+		if (ctx.content_count > 0) /* known is NULL while empty */
+			memcpy(ctx.contents, ctx.known, ctx.content_count * sizeof(uint64_t));
 		if (ctx.content_count > 1)
 			qsort(ctx.contents, ctx.content_count, sizeof(uint64_t), archive_verify_cmp_u64);
 		if (catalog_foreach_part(a->cat, archive_verify_part, &ctx, error_r) < 0 ||
