@@ -403,6 +403,9 @@ static void *archive_import_writer(void *context)
 			imp->result.skipped++;
 			archive_import_emit(imp, ARCHIVE_IMPORT_SKIPPED, job->source, 0, NULL, 0,
 					    job->skip_reason);
+		} else if (job->info == NULL) {
+			/* Never parsed: the import is stopping (cancelled) and this
+			 * message was never reported; a later import brings it in. */
 		} else {
 			if (!batch.open && archive_import_begin(imp, &batch, &error) < 0)
 				failed = true;
