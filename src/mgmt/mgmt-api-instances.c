@@ -305,11 +305,10 @@ static void mgmt_bulk_finish(struct mgmt_bulk *bulk)
 {
 	if (bulk->failed > 0)
 		mgmt_job_log(bulk->job, tstr_printf("%u of %u failed", bulk->failed, bulk->total));
+	/* The per-instance results go with a failure too: they say which failed. */
 	mgmt_job_done(bulk->job, bulk->results,
 		      bulk->failed > 0 ? tstr_printf("%s failed for %u of %u instance(s)", bulk->method,
 						     bulk->failed, bulk->total) : NULL);
-	if (bulk->failed > 0)
-		json_unref(&bulk->results);
 	mem_free(bulk->method);
 	mem_free(bulk);
 }

@@ -32,7 +32,8 @@ struct mgmt_job *mgmt_job_create(struct mgmt_jobs *jobs, struct http_request *re
 				 const char *function, const char *user, bool long_running);
 void mgmt_job_progress(struct mgmt_job *job, int percent, const char *text);
 void mgmt_job_log(struct mgmt_job *job, const char *line);
-/* Finish: result (stolen, may be NULL) or error. Ignored after cancel. */
+/* Finish with an error or not: result is taken over in every case (may be
+ * NULL; a failure may carry a result too). Ignored after cancel. */
 void mgmt_job_done(struct mgmt_job *job, struct json *result, const char *error);
 bool mgmt_job_cancelled(const struct mgmt_job *job);
 void mgmt_job_on_cancel(struct mgmt_job *job, mgmt_job_cancel_fn *fn, void *ctx);
