@@ -327,6 +327,109 @@ static int instance_archive_search(struct archive *a, const struct json *args,
 	return 0;
 }
 
+/* ---- folders: "archiveName/path/of/folder" names ---- */
+
+struct instance_folder_walk {
+	struct json *list;
+	const char *parent; /* GetChildFolders: "" for the top */
+	struct json *seen;  /* child name -> entry */
+};
+
+static void instance_folder_stat(const struct archive_folder *f, void *context)
+{
+	struct instance_folder_walk *w = context;
+	struct json *e = json_new_object();
+	char *full = mem_printf("%s/%s", f->user, f->path);
+	json_set_string(e, "folder", full);
+	json_set_int(e, "messages", (long long)f->messages);
+	json_set_int(e, "bytes", (long long)f->bytes);
+	json_append(w->list, e);
+	mem_free(full);
+}
+
+static void instance_folder_child(const struct archive_folder *f, void *context)
+{
+	struct instance_folder_walk *w = context;
+	char *full = mem_printf("%s/%s", f->user, f->path);
+	size_t plen = strlen(w->parent);
+	if (plen == 0 || (strncmp(full, w->parent, plen) == 0 && full[plen] == '/')) {
+		const char *rest = full + (plen == 0 ? 0 : plen + 1);
+		const char *slash = strchr(rest, '/');
+		char *name = mem_strndup(rest, slash == NULL ? strlen(rest) : (size_t)(slash - rest));
+		struct json *e = json_get(w->seen, name);
+		if (e == NULL) {
+			e = json_new_object();
+			char *child = plen == 0 ? mem_strdup(name) : mem_printf("%s/%s", w->parent, name);
+			json_set_string(e, "folder", child);
+			json_set_string(e, "name", name);
+			json_set_int(e, "messages", 0);
+			json_set_bool(e, "hasChildren", false);
+			json_set(w->seen, name, e);
+			json_append(w->list, json_ref(e));
+			mem_free(child);
+		}
+		if (slash == NULL)
+			json_set_int(e, "messages", (long long)f->messages);
+		else
+			json_set_bool(e, "hasChildren", true);
+		mem_free(name);
+	}
+	mem_free(full);
+}
+
+static int instance_archive_folders(struct archive *a, const char *method, const struct json *args,
+				    struct json **result_r, const char **error_r)
+{
+	struct instance_folder_walk w = {json_new_array(), json_get_string(args, "folder"),
+					 json_new_object()};
+	if (w.parent == NULL)
+		w.parent = "";
+	int ret = archive_folders(a, strcmp(method, "GetChildFolders") == 0 ?
+				  instance_folder_child : instance_folder_stat, &w, error_r);
+	json_unref(&w.seen);
+	if (ret < 0) {
+		json_unref(&w.list);
+		return -1;
+	}
+	*result_r = w.list;
+	return 0;
+}
+
+static int instance_archive_messages(struct archive *a, const struct json *args,
+				     struct json **result_r, const char **error_r)
+{
+	const char *folder = json_get_string(args, "folder");
+	const char *slash = folder == NULL ? NULL : strchr(folder, '/');
+	long long limit = 50, offset = 0;
+	(void)json_get_int(args, "limit", &limit);
+	(void)json_get_int(args, "offset", &offset);
+	if (slash == NULL || slash == folder || slash[1] == '\0') {
+		*error_r = "folder: expected USER/PATH (as GetChildFolders names it)";
+		return -1;
+	}
+	if (limit < 1 || limit > 1000 || offset < 0) {
+		*error_r = "limit: 1 to 1000; offset: 0 or more";
+		return -1;
+	}
+	char *user = mem_strndup(folder, (size_t)(slash - folder));
+	struct instance_search_collect c = {json_new_array()};
+	uint64_t total = 0;
+	int ret = archive_folder_messages(a, user, slash + 1, (uint64_t)limit, (uint64_t)offset,
+					  &total, instance_search_hit, &c, error_r);
+	mem_free(user);
+	if (ret <= 0) {
+		if (ret == 0)
+			*error_r = tstr_printf("no folder '%s'", folder);
+		json_unref(&c.list);
+		return -1;
+	}
+	struct json *r = json_new_object();
+	json_set_int(r, "total", (long long)total);
+	json_set(r, "messages", c.list);
+	*result_r = r;
+	return 0;
+}
+
 static int instance_archive_on(struct archive *a, const char *method, const struct json *args,
 			       const char *owner, struct json **result_r, const char **error_r)
 {
@@ -340,6 +443,11 @@ static int instance_archive_on(struct archive *a, const char *method, const stru
 		str_destroy(&out);
 	} else if (strcmp(method, "Search") == 0) {
 		ret = instance_archive_search(a, args, result_r, error_r);
+	} else if (strcmp(method, "GetChildFolders") == 0 ||
+		   strcmp(method, "GetFolderStatistics") == 0) {
+		ret = instance_archive_folders(a, method, args, result_r, error_r);
+	} else if (strcmp(method, "GetMessages") == 0) {
+		ret = instance_archive_messages(a, args, result_r, error_r);
 	} else if (strcmp(method, "GetStores") == 0) {
 		ret = archive_store_list(a, instance_report_line, lines, error_r);
 		*result_r = json_ref(lines);
@@ -366,7 +474,8 @@ int instance_archive_call(struct instance_archive *ia, const char *method, const
 			  const char *owner, struct json **result_r, const char **error_r)
 {
 	static const char *const read_calls[] = {"GetStatistics", "Search", "GetStores",
-						 "VerifyStores", NULL};
+						 "VerifyStores", "GetChildFolders",
+						 "GetFolderStatistics", "GetMessages", NULL};
 	static const char *const write_calls[] = {"CreateStore", "SetStoreRequestedState", NULL};
 	*result_r = NULL;
 	if (strcmp(method, "StartImport") == 0)

@@ -57,7 +57,8 @@ static int instance_users_ready(struct instance *inst, const char **error_r)
 static bool instance_call_writes(const char *method)
 {
 	static const char *const reads[] = {"GetUsers", "GetUserInfo", "GetStatistics", "Search",
-					    "GetStores", "VerifyStores", "GetImportStatus", NULL};
+					    "GetStores", "VerifyStores", "GetImportStatus",
+					    "GetChildFolders", "GetFolderStatistics", "GetMessages", NULL};
 	for (const char *const *m = reads; *m != NULL; m++) {
 		if (strcmp(*m, method) == 0)
 			return false;

@@ -901,3 +901,61 @@ int archive_store_detach(struct archive *a, const char *name, const char **error
 	a->store_count--;
 	return 0;
 }
+
+/* ---- folders ---- */
+
+struct archive_folders_walk {
+	archive_folder_cb *cb;
+	void *context;
+	const char *user, *path; /* when looking for one folder */
+	int64_t found_id;
+};
+
+static int archive_folders_each(const struct catalog_folder *f, void *context)
+{
+	struct archive_folders_walk *w = context;
+	if (w->user != NULL) {
+		if (strcmp(f->user, w->user) == 0 && strcmp(f->path, w->path) == 0) {
+			w->found_id = f->id;
+			return 1;
+		}
+		return 0;
+	}
+	struct archive_folder folder = {f->user, f->path, f->messages, f->bytes};
+	w->cb(&folder, w->context);
+	return 0;
+}
+
+int archive_folders(struct archive *a, archive_folder_cb *cb, void *context, const char **error_r)
+{
+	struct archive_folders_walk w = {.cb = cb, .context = context};
+	return catalog_folders(a->cat, archive_folders_each, &w, error_r);
+}
+
+struct archive_hit_relay {
+	archive_hit_cb *cb;
+	void *context;
+};
+
+static void archive_folder_hit(const struct catalog_hit *h, void *context)
+{
+	struct archive_hit_relay *r = context;
+	struct archive_hit hit = {h->id, h->date, h->from, h->subject, h->user, h->folder, h->size};
+	r->cb(&hit, r->context);
+}
+
+int archive_folder_messages(struct archive *a, const char *user, const char *path,
+			    uint64_t limit, uint64_t offset, uint64_t *total_r, archive_hit_cb *cb,
+			    void *context, const char **error_r)
+{
+	struct archive_folders_walk w = {.user = user, .path = path, .found_id = -1};
+	if (catalog_folders(a->cat, archive_folders_each, &w, error_r) < 0)
+		return -1;
+	if (w.found_id < 0)
+		return 0;
+	struct archive_hit_relay relay = {cb, context};
+	if (catalog_folder_messages(a->cat, w.found_id, limit, offset, total_r, archive_folder_hit,
+				    &relay, error_r) < 0)
+		return -1;
+	return 1;
+}

@@ -70,6 +70,20 @@ typedef void archive_hit_cb(const struct archive_hit *hit, void *context);
 int archive_search(struct archive *archive, const char *query, uint64_t limit, uint64_t offset,
 		   uint64_t *total_r, archive_hit_cb *cb, void *context, const char **error_r);
 
+/* Folders: (user, path, messages, raw bytes) for each folder, by user and path. */
+struct archive_folder {
+	const char *user, *path;
+	uint64_t messages, bytes;
+};
+typedef void archive_folder_cb(const struct archive_folder *folder, void *context);
+int archive_folders(struct archive *archive, archive_folder_cb *cb, void *context,
+		    const char **error_r);
+/* A user's folder's messages, newest first, paged: 1 with *total_r, 0 if
+ * there is no such folder, -1 on error. */
+int archive_folder_messages(struct archive *archive, const char *user, const char *path,
+			    uint64_t limit, uint64_t offset, uint64_t *total_r, archive_hit_cb *cb,
+			    void *context, const char **error_r);
+
 /* JSON: {"messages":..,"unique_contents":..,"shared_parts":..,"raw_bytes":..,
  * "stored_bytes":..,"catalog_bytes":..,"stores":[{"name":..,"state":..,...}]} */
 int archive_stats_json(struct archive *archive, struct str *out, const char **error_r);

@@ -70,6 +70,8 @@ static const char *const catalog_migrations[] = {
 	/* 2: text searches join index matches to messages by content and sort
 	 * by date; this index answers both without touching the table */
 	"CREATE INDEX messages_content_date ON messages (content_id, date);",
+	/* 3: a folder's messages in id order (folder listings, IMAP UIDs) */
+	"CREATE INDEX messages_folder ON messages (folder_id, id);",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -1074,4 +1076,75 @@ int catalog_check_index(struct catalog *cat, const char **error_r)
 	}
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* ---- folders ---- */
+
+int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context,
+		    const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT f.id, f.user, f.path, count(m.id), coalesce(sum(c.size), 0)"
+			       " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id"
+			       " LEFT JOIN contents c ON c.id = m.content_id"
+			       " GROUP BY f.id ORDER BY f.user, f.path", -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "folders", error_r);
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_folder f = {
+			.id = sqlite3_column_int64(st, 0),
+			.user = (const char *)sqlite3_column_text(st, 1),
+			.path = (const char *)sqlite3_column_text(st, 2),
+			.messages = (uint64_t)sqlite3_column_int64(st, 3),
+			.bytes = (uint64_t)sqlite3_column_int64(st, 4),
+		};
+		ret = cb(&f, context);
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return catalog_fail(cat, "folders", error_r);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit,
+			    uint64_t offset, uint64_t *total_r, catalog_hit_cb *cb, void *context,
+			    const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT count(*) FROM messages WHERE folder_id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "folder messages", error_r);
+	sqlite3_bind_int64(st, 1, folder_id);
+	*total_r = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
+			       " FROM messages m JOIN contents c ON c.id = m.content_id"
+			       " JOIN folders f ON f.id = m.folder_id"
+			       " WHERE m.folder_id = ? ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "folder messages", error_r);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(limit > INT64_MAX ? INT64_MAX : limit));
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(offset > INT64_MAX ? INT64_MAX : offset));
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_hit hit = {
+			.id = sqlite3_column_int64(st, 0),
+			.date = sqlite3_column_int64(st, 1),
+			.from = (const char *)sqlite3_column_text(st, 2),
+			.subject = (const char *)sqlite3_column_text(st, 3),
+			.folder = (const char *)sqlite3_column_text(st, 4),
+			.user = (const char *)sqlite3_column_text(st, 5),
+			.size = (uint64_t)sqlite3_column_int64(st, 6),
+		};
+		cb(&hit, context);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return catalog_fail(cat, "folder messages", error_r);
+	return 0;
 }

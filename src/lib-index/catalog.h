@@ -160,4 +160,19 @@ int catalog_messages_of_part(struct catalog *cat, const unsigned char hash[CATAL
  * *error_r describing the first problem. */
 int catalog_check_index(struct catalog *cat, const char **error_r);
 
+/* Folders with their message counts and raw sizes, by user and path. A
+ * callback returning non-zero stops the walk. */
+struct catalog_folder {
+	int64_t id;
+	const char *user, *path;
+	uint64_t messages, bytes;
+};
+typedef int catalog_folder_cb(const struct catalog_folder *folder, void *context);
+int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context,
+		    const char **error_r);
+/* A folder's messages, newest first, paged; *total_r counts them all. */
+int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit,
+			    uint64_t offset, uint64_t *total_r, catalog_hit_cb *cb, void *context,
+			    const char **error_r);
+
 #endif

@@ -93,6 +93,9 @@ MGMT_FORWARD(mgmt_verify_stores, "VerifyStores")
 MGMT_FORWARD(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes")
 MGMT_FORWARD(mgmt_search, "Search")
 MGMT_FORWARD(mgmt_get_statistics, "GetStatistics")
+MGMT_FORWARD(mgmt_get_child_folders, "GetChildFolders")
+MGMT_FORWARD(mgmt_get_folder_statistics, "GetFolderStatistics")
+MGMT_FORWARD(mgmt_get_messages, "GetMessages")
 
 /* ---- imports: started in the instance, polled for progress ---- */
 
@@ -243,6 +246,14 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	F("InitializeMFA", "Start TOTP enrolment for a user: secret, otpauth URI and QR code.",
 	  mgmt_init_user_mfa, USER_ARG),
 	F("DisableMFA", "Turn MFA off for a user.", mgmt_disable_user_mfa, USER_ARG),
+	F("GetChildFolders", "The folders below a folder of the archive tree (user, then the folder path); without folder, the users' archives.",
+	  mgmt_get_child_folders, {"folder", MGMT_API_STRING, false, "USER/PATH as returned here; empty for the top"}),
+	{"GetFolderStatistics", "Every folder with its message count and size.", {ID_ARG}, NULL,
+	 mgmt_get_folder_statistics, false},
+	F("GetMessages", "The messages of one folder, newest first, paged.", mgmt_get_messages,
+	  {"folder", MGMT_API_STRING, true, "USER/PATH"},
+	  {"limit", MGMT_API_NUMBER, false, "1 to 1000 (default 50)"},
+	  {"offset", MGMT_API_NUMBER, false, "for paging"}),
 	{"GetStores", "The archive stores of an instance.", {ID_ARG}, NULL, mgmt_get_stores, false},
 	{"CreateStore", "Start a new current archive store.", {ID_ARG}, NULL, mgmt_create_store, false},
 	F("SetStoreRequestedState", "Set a store's state.", mgmt_set_store_state,

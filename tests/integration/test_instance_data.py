@@ -159,3 +159,32 @@ def test_frozen_instance_refuses_changes(inst):
     assert [u["userName"] for u in api.call("GetUsers", "instanceID=acme")] == ["alice"]
     api.call("ThawInstances", "instanceFilter=acme")
     api.call("CreateUser", "instanceID=acme", "userName=bob")
+
+
+def test_folders_and_messages(inst):
+    api = inst.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice")
+    api.call("CreateUser", "instanceID=acme", "userName=bob")
+    os.makedirs(os.path.join(inst.base, "import"), exist_ok=True)
+    write_mbox(os.path.join(inst.base, "import", "a.mbox"), 30)
+    write_mbox(os.path.join(inst.base, "import", "b.mbox"), 12, start=100)
+    api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/a.mbox", "folder=Lists/dev")
+    api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/b.mbox", "folder=Inbox")
+    api.call("ImportFiles", "instanceID=acme", "userName=bob", "path=import/b.mbox", "folder=Inbox")
+    top = api.call("GetChildFolders", "instanceID=acme")
+    assert [(f["folder"], f["hasChildren"]) for f in top] == [("alice", True), ("bob", True)]
+    kids = api.call("GetChildFolders", "instanceID=acme", "folder=alice")
+    assert {f["folder"]: (f["messages"], f["hasChildren"]) for f in kids} == \
+        {"alice/Inbox": (12, False), "alice/Lists": (0, True)}
+    assert api.call("GetChildFolders", "instanceID=acme", "folder=alice/Lists")[0]["folder"] == "alice/Lists/dev"
+    stats = {f["folder"]: f["messages"] for f in api.call("GetFolderStatistics", "instanceID=acme")}
+    assert stats == {"alice/Inbox": 12, "alice/Lists/dev": 30, "bob/Inbox": 12}
+    page = api.call("GetMessages", "instanceID=acme", "folder=alice/Lists/dev", "limit=10", "offset=5")
+    assert page["total"] == 30 and len(page["messages"]) == 10
+    dates = [m["date"] for m in page["messages"]]
+    assert dates == sorted(dates, reverse=True)
+    # Dedup: bob's copy is the same stored content, yet his own message.
+    assert api.call("GetInstanceStatistics", "instanceID=acme")["unique_contents"] == 42
+    for bad in ("alice", "nobody/Inbox", "alice/Nope", "/Inbox"):
+        p = api.call_raw("GetMessages", "instanceID=acme", "folder=" + bad)
+        assert p.returncode == 1, bad
