@@ -44,6 +44,8 @@ struct archive_import_job {
 	size_t rec_len;
 	struct archive_import_part *parts;
 	size_t part_count;
+	unsigned char *imap;
+	size_t imap_len;
 };
 
 struct archive_import_pending {
@@ -93,6 +95,7 @@ static void archive_import_job_free(struct archive_import_job *job)
 	mem_free(job->skip_reason);
 	mime_info_destroy(&job->info);
 	mem_free(job->rec);
+	mem_free(job->imap);
 	for (size_t i = 0; i < job->part_count; i++)
 		mem_free(job->parts[i].rec);
 	mem_free(job->parts);
@@ -154,6 +157,7 @@ static void archive_import_process(struct archive_import *imp, struct archive_im
 	job->rec = record_seal_message(imp->a->key, &meta, chunks, nchunks, imp->dict,
 				       &job->rec_len);
 	mem_free(chunks);
+	job->imap = archive_imap_pack(job->info, imp->dict, &job->imap_len);
 	/* the raw bytes are no longer needed: the record holds them */
 	mem_free(job->data);
 	job->data = NULL;
@@ -291,7 +295,7 @@ static int archive_import_write(struct archive_import *imp, struct archive_store
 				   .user = imp->user,
 				   .folder = job->folder};
 	memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
-	if (archive_catalog_add(a, &meta, job->info, &cloc,
+	if (archive_catalog_add(a, &meta, job->info, job->imap, job->imap_len, &cloc,
 				(const unsigned char(*)[RECORD_HASH_LEN])hashes, job->part_count,
 				&content_id, &message_id, error_r) < 0)
 		goto fail;

@@ -43,9 +43,14 @@ const struct compress_dict *archive_latest_dict(struct archive *archive);
 int archive_dict_add(struct archive *archive, const void *data, size_t len,
 		     const char **error_r);
 
-/* Adds a new content (its parts already in the catalog) and files it. */
+/* The catalog's IMAP blob of a message (mem_free); workers make it. */
+unsigned char *archive_imap_pack(const struct mime_info *info, const struct compress_dict *dict,
+				 size_t *len_r);
+/* Adds a new content (its parts already in the catalog) and files it; imap
+ * may be NULL (then it is packed here). */
 int archive_catalog_add(struct archive *archive, const struct record_meta *meta,
-			const struct mime_info *info, const struct catalog_loc *loc,
+			const struct mime_info *info, const void *imap, size_t imap_len,
+			const struct catalog_loc *loc,
 			const unsigned char (*part_hashes)[RECORD_HASH_LEN], size_t part_count,
 			int64_t *content_id_r, int64_t *message_id_r, const char **error_r);
 

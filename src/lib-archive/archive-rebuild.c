@@ -72,7 +72,7 @@ static int archive_rebuild_message(struct archive_rebuild_ctx *ctx, struct archi
 				if (msg.chunks[i].is_part)
 					memcpy(hashes[nparts++], msg.chunks[i].hash, RECORD_HASH_LEN);
 			}
-			ret = archive_catalog_add(a, &msg.meta, info, cloc,
+			ret = archive_catalog_add(a, &msg.meta, info, NULL, 0, cloc,
 						  (const unsigned char(*)[RECORD_HASH_LEN])hashes,
 						  nparts, &content_id, &message_id, error_r);
 			mem_free(hashes);

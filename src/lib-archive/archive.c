@@ -517,17 +517,14 @@ int archive_dict_add(struct archive *a, const void *data, size_t len, const char
 	return 0;
 }
 
-int archive_catalog_add(struct archive *a, const struct record_meta *meta,
-			const struct mime_info *info, const struct catalog_loc *loc,
-			const unsigned char (*part_hashes)[RECORD_HASH_LEN], size_t part_count,
-			int64_t *content_id_r, int64_t *message_id_r, const char **error_r)
+unsigned char *archive_imap_pack(const struct mime_info *info, const struct compress_dict *dict,
+				 size_t *len_r)
 {
-	/* IMAP data: [dict id][plain length][zstd(envelope NUL bodystructure)] */
+	/* [dict id][plain length][zstd(envelope NUL bodystructure NUL)] */
 	size_t env_len = strlen(info->envelope), bs_len = strlen(info->bodystructure);
 	unsigned char *plain = mem_alloc(env_len + bs_len + 2);
 	memcpy(plain, info->envelope, env_len + 1);
 	memcpy(plain + env_len + 1, info->bodystructure, bs_len + 1);
-	const struct compress_dict *dict = archive_latest_dict(a);
 	size_t zlen;
 	unsigned char *z = compress_buffer(plain, env_len + bs_len + 2, dict, &zlen);
 	mem_free(plain);
@@ -537,9 +534,24 @@ int archive_catalog_add(struct archive *a, const struct record_meta *meta,
 	memcpy(imap + 4, &plain_len, 4);
 	memcpy(imap + 8, z, zlen);
 	mem_free(z);
+	*len_r = zlen + 8;
+	return imap;
+}
+
+int archive_catalog_add(struct archive *a, const struct record_meta *meta,
+			const struct mime_info *info, const void *imap_in, size_t imap_in_len,
+			const struct catalog_loc *loc,
+			const unsigned char (*part_hashes)[RECORD_HASH_LEN], size_t part_count,
+			int64_t *content_id_r, int64_t *message_id_r, const char **error_r)
+{
+	size_t imap_len = imap_in_len;
+	unsigned char *imap_own = NULL;
+	const void *imap = imap_in;
+	if (imap == NULL)
+		imap = imap_own = archive_imap_pack(info, archive_latest_dict(a), &imap_len);
 	struct catalog_content c = {
 		.imap = imap,
-		.imap_len = zlen + 8,
+		.imap_len = imap_len,
 		.loc = *loc,
 		.size = meta->raw_size,
 		.date = info->date != 0 ? info->date : meta->internal_date,
@@ -556,7 +568,7 @@ int archive_catalog_add(struct archive *a, const struct record_meta *meta,
 	};
 	memcpy(c.hash, meta->hash, RECORD_HASH_LEN);
 	int added = catalog_content_add(a->cat, &c, content_id_r, error_r);
-	mem_free(imap);
+	mem_free(imap_own);
 	if (added < 0)
 		return -1;
 	int ret = catalog_message_add(a->cat, *content_id_r, meta->user, meta->folder, c.date,

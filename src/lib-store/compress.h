@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COMPRESS_LEVEL 6
+#define COMPRESS_LEVEL 4
 #define COMPRESS_DICT_MAX (512 * 1024)
 
 struct compress_dict;
