@@ -165,3 +165,24 @@ def test_instances_on_two_instance_hosts(mgmt, make_server):
     assert api.call("GetUsers", "instanceID=north") == []
     wait_for(lambda: {h["serverName"]: h.get("instancesRunning") for h in api.status()["instanceHosts"]}
              == {"127.0.0.3": 1, "127.0.0.5": 1}, what="instance counts per host")
+    # The whole lifecycle on a remote Instance Host.
+    for fn, expect in (("StopInstances", "stopped"), ("StartInstances", "running"),
+                       ("RestartInstances", "running"), ("FreezeInstances", "frozen"),
+                       ("ThawInstances", "running"), ("StopInstances", "stopped")):
+        r = api.call(fn, "instanceFilter=south")
+        assert r[0]["status"] == expect, (fn, r)
+    assert api.call("GetInstanceConfiguration", "instanceID=south")["status"] == "stopped"
+    api.call("StartInstances", "instanceFilter=south")
+    folders = api.call("GetFolderStatistics", "instanceID=south")
+    assert folders == [{"folder": "sam/Import", "messages": 30, "bytes": folders[0]["bytes"]}]
+    assert api.call("GetMessages", "instanceID=south", "folder=sam/Import", "limit=5")["total"] == 30
+    assert api.call("Search", "instanceID=south", "query=invoice")["total"] == 6
+    assert api.call("VerifyStores", "instanceID=south")["problems"] == 0
+    live = api.call("GetInstanceProcessLiveStatistics", "instanceID=south")
+    assert live["pid"] > 0
+    dirs = api.call("GetDirectoriesOnInstanceHost", "instanceHost=127.0.0.5",
+                    "path=" + os.path.dirname(base))
+    assert base in dirs
+    api.call("StopInstances", "instanceFilter=*")
+    api.call("DeleteInstances", "instanceFilter=north", "deleteData=true")
+    assert [i["instanceID"] for i in api.call("GetInstances")] == ["south"]
