@@ -226,6 +226,24 @@ static int mgmt_api_args(const struct mgmt_api_function *f, struct json *raw, bo
 	return 0;
 }
 
+/* The request's arguments checked against the function's: 0, or -1 after
+ * answering 400 with the reason. */
+static int mgmt_api_request_args(const struct mgmt_api_function *f, struct http_request *req,
+				 struct json **args_r)
+{
+	struct json *raw;
+	bool typed;
+	const char *error = "invalid request";
+	int ret = mgmt_api_raw_args(req, &raw, &typed, &error);
+	if (ret == 0) {
+		ret = mgmt_api_args(f, raw, typed, args_r, &error);
+		json_unref(&raw);
+	}
+	if (ret < 0)
+		mgmt_api_fail(req, 400, error);
+	return ret;
+}
+
 /* ---- requests ---- */
 
 static struct json *mgmt_api_metadata(void)
@@ -259,19 +277,11 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 		mgmt_api_fail(req, 404, tstr_printf("unknown function '%s' (see /api/get-metadata)", name));
 		return;
 	}
-	struct json *raw, *args, *result = NULL;
-	bool typed;
+	struct json *args, *result = NULL;
 	const char *error;
-	if (mgmt_api_raw_args(req, &raw, &typed, &error) < 0) {
-		mgmt_api_fail(req, 400, error);
+	if (mgmt_api_request_args(f, req, &args) < 0)
 		return;
-	}
-	int ret = mgmt_api_args(f, raw, typed, &args, &error);
-	json_unref(&raw);
-	if (ret < 0) {
-		mgmt_api_fail(req, 400, error);
-		return;
-	}
+	int ret;
 	const char *context = tstr_printf("user=%s conn=%s", user, http_request_peer(req));
 	if (f->start != NULL) {
 		log_info(context, "API %s", name);
@@ -307,19 +317,9 @@ static void mgmt_api_job_endpoint(struct mgmt *mgmt, struct http_request *req, c
 				  const char *path)
 {
 	const struct mgmt_api_function *f = &mgmt_api_job_functions[strcmp(path, "/api/get-status") == 0 ? 0 : 1];
-	struct json *raw, *args;
-	bool typed;
-	const char *error;
-	if (mgmt_api_raw_args(req, &raw, &typed, &error) < 0) {
-		mgmt_api_fail(req, 400, error);
+	struct json *args;
+	if (mgmt_api_request_args(f, req, &args) < 0)
 		return;
-	}
-	int ret = mgmt_api_args(f, raw, typed, &args, &error);
-	json_unref(&raw);
-	if (ret < 0) {
-		mgmt_api_fail(req, 400, error);
-		return;
-	}
 	long long version = 0, timeout = 0;
 	(void)json_get_int(args, "lastKnownStatusVersion", &version);
 	(void)json_get_int(args, "millisecondsTimeout", &timeout);
