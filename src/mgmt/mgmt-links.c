@@ -326,9 +326,9 @@ void mgmt_links_sync(struct mgmt_links *links)
 			p = &l->next;
 			continue;
 		}
+		/* Its event link (if up) belongs to the RPC server; the link just
+		 * forgets it, and the unregistered role cannot connect again. */
 		*p = l->next;
-		if (l->events != NULL)
-			rpc_conn_set_context(l->events, NULL);
 		mgmt_link_free(l);
 		changed = true;
 	}
