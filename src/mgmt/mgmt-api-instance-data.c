@@ -1,6 +1,6 @@
-/* mgmt-api-instance-data: functions about the data inside one instance
- * (users, stores, statistics, search, imports). Each takes instanceID and is
- * carried to the instance process through its Instance Host. */
+/* mgmt-api-instance-data: functions about one instance's process and the data
+ * inside it (users, folders, stores, statistics, search, imports). Each takes
+ * instanceID and is carried to the instance process through its Instance Host. */
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -93,6 +93,7 @@ MGMT_FORWARD(mgmt_verify_stores, "VerifyStores")
 MGMT_FORWARD(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes")
 MGMT_FORWARD(mgmt_search, "Search")
 MGMT_FORWARD(mgmt_get_statistics, "GetStatistics")
+MGMT_FORWARD(mgmt_get_live_statistics, "GetLiveStatistics")
 MGMT_FORWARD(mgmt_get_child_folders, "GetChildFolders")
 MGMT_FORWARD(mgmt_get_folder_statistics, "GetFolderStatistics")
 MGMT_FORWARD(mgmt_get_messages, "GetMessages")
@@ -265,6 +266,8 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	 {ID_ARG}, NULL, mgmt_rebuild_indexes, false},
 	{"GetInstanceStatistics", "Messages, unique contents, raw and stored bytes, per store.",
 	 {ID_ARG}, NULL, mgmt_get_statistics, false},
+	{"GetInstanceProcessLiveStatistics", "The instance process: pid, uptime, calls, memory.",
+	 {ID_ARG}, NULL, mgmt_get_live_statistics, false},
 	F("Search", "Search an instance's archive with the query language (docs/api.md).", mgmt_search,
 	  {"query", MGMT_API_STRING, true, "e.g. from:alice subject:\"report\" date:2024-01-01..2024-12-31"},
 	  {"limit", MGMT_API_NUMBER, false, "1 to 1000 (default 50)"},

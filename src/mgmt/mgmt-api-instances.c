@@ -430,29 +430,7 @@ static void mgmt_api_delete_instances(struct mgmt *mgmt, const struct json *args
 	mgmt_bulk_start(mgmt, args, job, "DeleteInstance", true);
 }
 
-/* ---- one instance's process, and an Instance Host's directories ---- */
-
-static void mgmt_api_instance_call(struct mgmt *mgmt, const struct json *args,
-				   struct mgmt_job *job, const char *method)
-{
-	struct mgmtdb_instance i;
-	const char *error;
-	if (mgmt_find_instance(mgmt, args, &i, &error) < 0) {
-		mgmt_job_done(job, NULL, error);
-		return;
-	}
-	struct json *host_args = json_new_object();
-	json_set_string(host_args, "instanceID", i.id);
-	json_set_string(host_args, "method", method);
-	json_set(host_args, "args", json_new_object());
-	mgmt_host_call(mgmt, job, i.instance_host, "InstanceCall", host_args, NULL);
-}
-
-static void mgmt_api_live_statistics(struct mgmt *mgmt, const struct json *args,
-				     struct mgmt_job *job)
-{
-	mgmt_api_instance_call(mgmt, args, job, "GetLiveStatistics");
-}
+/* ---- an Instance Host's directories ---- */
 
 static void mgmt_api_host_directory(struct mgmt *mgmt, const struct json *args,
 				    struct mgmt_job *job, const char *method)
@@ -506,8 +484,6 @@ const struct mgmt_api_function mgmt_api_instance_functions[] = {
 	{"DeleteInstances", "Delete stopped instances; their data only with deleteData=true.",
 	 {FILTER_ARG, {"deleteData", MGMT_API_BOOL, false, "also delete the base directory and key (default false)"}},
 	 NULL, mgmt_api_delete_instances, false},
-	{"GetInstanceProcessLiveStatistics", "The instance process: pid, uptime, calls, memory.", {ID_ARG},
-	 NULL, mgmt_api_live_statistics, false},
 	{"GetDirectoriesOnInstanceHost", "Subdirectories of a path on an Instance Host.",
 	 {{"instanceHost", MGMT_API_STRING, true, "the registered Instance Host"},
 	  {"path", MGMT_API_STRING, true, "absolute path"}},
