@@ -3,6 +3,7 @@
  * Instance Host the Management Server names (SetTopology, access-route),
  * through which user work flows; serves IMAP (access-imap) and Web Access. */
 #include "access-main.h"
+#include "access-imap.h"
 #include "access-route.h"
 #include "config.h"
 #include "file.h"
@@ -13,6 +14,7 @@
 #include "rpc.h"
 #include "tstr.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -23,6 +25,7 @@ struct access {
 	struct role_daemon *rd;
 	struct rpc_server *tcp_server;
 	struct access_route *route;
+	struct access_imap *imap;
 	time_t started;
 };
 
@@ -80,6 +83,8 @@ static struct json *access_info(struct access *access)
 	json_set_string(info, "version", COFFER_VERSION);
 	json_set_int(info, "startedAt", (long long)access->started);
 	json_set(info, "instanceHostLinks", access_route_info(access->route));
+	if (access->imap != NULL)
+		json_set(info, "imap", access_imap_info(access->imap));
 	return info;
 }
 
@@ -134,6 +139,42 @@ static const struct rpc_conn_callbacks access_management_callbacks = {
 	.request = access_request,
 };
 
+/* Bind the IMAP listeners (143 with STARTTLS, 993 with implicit TLS) while
+ * still privileged. */
+static int access_listen_imap(struct access *access, const char **error_r)
+{
+	const struct config_role_settings *set = role_daemon_settings(access->rd);
+	const struct config_listener_set *plain = &set->listeners[CONFIG_KIND_IMAP];
+	const struct config_listener_set *tls = &set->listeners[CONFIG_KIND_IMAPS];
+	if (!plain->enabled && !tls->enabled)
+		return 0;
+	struct tls_context *ctx = role_daemon_server_tls(access->rd, CONFIG_KIND_IMAP, NULL, NULL,
+							 error_r);
+	if (ctx == NULL)
+		return -1;
+	struct access_imap_settings imap_set = {
+		.base = role_daemon_base(access->rd),
+		.route = access->route,
+		.tls = ctx,
+		.server_name = set->server_name,
+		.allow_plaintext_auth = getenv("COFFER_IMAP_ALLOW_PLAINTEXT_AUTH") != NULL,
+	};
+	access->imap = access_imap_create(&imap_set);
+	for (int implicit = 0; implicit < 2; implicit++) {
+		const struct config_listener_set *l = implicit ? tls : plain;
+		for (size_t i = 0; l->enabled && i < l->listener_count; i++) {
+			const char *error;
+			if (access_imap_listen(access->imap, &l->listeners[i], implicit != 0,
+					       &error) < 0) {
+				*error_r = tstr_printf("%s listener %s", implicit ? "IMAPS" : "IMAP",
+						       error);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 int access_main(int argc, char **argv)
 {
 	struct access access = {.started = time(NULL)};
@@ -141,25 +182,26 @@ int access_main(int argc, char **argv)
 	access.rd = role_daemon_create(CONFIG_ROLE_CLIENT_ACCESS_SERVER, argc, argv, &error);
 	if (access.rd == NULL)
 		return role_daemon_fail(NULL, error);
+	struct access_route_settings route_set = {
+		.base = role_daemon_base(access.rd),
+		.client_tls = role_daemon_client_tls(access.rd),
+		.hello = role_daemon_hello(access.rd),
+	};
+	access.route = access_route_create(&route_set);
 	access.tcp_server = role_daemon_listen_tcp(access.rd, access_peer_check, &access,
 						   &access_tcp_callbacks, &access, &error);
 	bool paired = role_daemon_settings(access.rd)->management.fingerprint[0] != '\0';
 	int ret;
-	if (access.tcp_server == NULL ||
+	if (access.tcp_server == NULL || access_listen_imap(&access, &error) < 0 ||
 	    role_daemon_start(access.rd, paired ? "paired" : "not paired with a Management Server yet",
 			      &error) < 0) {
 		ret = role_daemon_fail(access.rd, error);
 	} else {
-		struct access_route_settings route_set = {
-			.base = role_daemon_base(access.rd),
-			.client_tls = role_daemon_client_tls(access.rd),
-			.hello = role_daemon_hello(access.rd),
-		};
-		access.route = access_route_create(&route_set);
 		access_load_topology(&access);
 		role_daemon_connect_management(access.rd, &access_management_callbacks, &access);
 		ret = role_daemon_run(access.rd);
 	}
+	access_imap_destroy(&access.imap);
 	access_route_destroy(&access.route);
 	rpc_server_destroy(&access.tcp_server);
 	role_daemon_destroy(&access.rd);
