@@ -22,10 +22,10 @@ def tls_context():
     return ctx
 
 
-def import_mbox(api, instance, user, name, count, folder, start=0):
+def import_mbox(api, instance, user, name, count, folder, start=0, size_pad=0):
     base = api.base[instance]
     os.makedirs(os.path.join(base, "import"), exist_ok=True)
-    write_mbox(os.path.join(base, "import", name), count, start=start)
+    write_mbox(os.path.join(base, "import", name), count, start=start, size_pad=size_pad)
     r = api.call("ImportFiles", "instanceID=" + instance, "userName=" + user,
                  "path=import/" + name, "folder=" + folder)
     assert r["archived"] == count, r
