@@ -27,7 +27,7 @@
 #define FETCH_MAX_ITEMS 64
 #define FETCH_BATCH_RAW 256
 #define FETCH_BATCH_META 1000
-#define FETCH_IN_FLIGHT 2
+#define FETCH_IN_FLIGHT 4
 
 enum fetch_kind {
 	FETCH_FLAGS,

@@ -92,7 +92,11 @@ static int cli_api_server(const char *text, struct cli_api_target *target, const
 		host[strlen(host) - 1] = '\0';
 		host++;
 	}
-	target->host = tstr_dup(host);
+	/* kept for the whole run: a long job is followed with many requests,
+	 * and tstr buffers are recycled */
+	static char host_buf[256];
+	snprintf(host_buf, sizeof(host_buf), "%s", host);
+	target->host = host_buf;
 	mem_free(copy);
 	return 0;
 }
@@ -229,7 +233,10 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	target.fingerprint = fp;
 	if (target.password == NULL && isatty(STDIN_FILENO)) {
 		char *pw = getpass(tstr_printf("Password of %s: ", target.user));
-		target.password = pw == NULL ? NULL : tstr_dup(pw);
+		static char password_buf[1024];
+		if (pw != NULL)
+			snprintf(password_buf, sizeof(password_buf), "%s", pw);
+		target.password = pw == NULL ? NULL : password_buf;
 	}
 	if (target.password == NULL) {
 		*error_r = "no password: pass --password or set COFFER_API_PASSWORD";

@@ -372,6 +372,7 @@ static int client_fetch(struct client_call *c)
 	c->blob = str_create(raw ? 64 * 1024 : 16);
 	int ret = 0;
 	size_t i;
+	catalog_read_begin(c->cat);
 	for (i = 0; ret == 0 && i < json_count(ids); i++) {
 		const struct json *v = json_at(ids, i);
 		long long id = json_int_of(v);
@@ -381,6 +382,7 @@ static int client_fetch(struct client_call *c)
 		}
 		ret = client_fetch_one(c, id, raw, imap, headers_only, skip, list);
 	}
+	catalog_read_end(c->cat);
 	if (ret < 0) {
 		json_unref(&list);
 		return -1;

@@ -6,10 +6,6 @@
 #include <sodium.h>
 #include <string.h>
 
-struct crypto_sha256_ctx {
-	crypto_hash_sha256_state state;
-};
-
 int crypto_init(void)
 {
 	return sodium_init() < 0 ? -1 : 0;
@@ -31,11 +27,6 @@ char *crypto_random_hex(size_t bytes)
 	return out;
 }
 
-void crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_SHA256_LEN])
-{
-	crypto_hash_sha256(out, data, len);
-}
-
 uint64_t crypto_siphash(const unsigned char key[CRYPTO_SIPHASH_KEY_LEN], const void *data,
 			size_t len)
 {
@@ -49,24 +40,6 @@ uint64_t crypto_siphash(const unsigned char key[CRYPTO_SIPHASH_KEY_LEN], const v
 	return v;
 }
 
-struct crypto_sha256_ctx *crypto_sha256_create(void)
-{
-	struct crypto_sha256_ctx *ctx = mem_new(struct crypto_sha256_ctx);
-	crypto_hash_sha256_init(&ctx->state);
-	return ctx;
-}
-
-void crypto_sha256_update(struct crypto_sha256_ctx *ctx, const void *data, size_t len)
-{
-	crypto_hash_sha256_update(&ctx->state, data, len);
-}
-
-void crypto_sha256_finish(struct crypto_sha256_ctx **ctx, unsigned char out[CRYPTO_SHA256_LEN])
-{
-	crypto_hash_sha256_final(&(*ctx)->state, out);
-	mem_free(*ctx);
-	*ctx = NULL;
-}
 
 int crypto_password_hash(const char *password, char out[CRYPTO_PASSWORD_HASH_LEN],
 			 const char **error_r)

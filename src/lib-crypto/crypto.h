@@ -1,7 +1,8 @@
 #ifndef COFFER_CRYPTO_H
 #define COFFER_CRYPTO_H
 /* crypto: primitives for the rest of Coffer (the only module that uses
- * libsodium): randomness, SHA-256, Argon2id password hashes, and
+ * libsodium, and OpenSSL's digests): randomness, SHA-256 (crypto-hash.c,
+ * OpenSSL, for the CPU's SHA instructions), Argon2id password hashes, and
  * authenticated encryption (XChaCha20-Poly1305, IETF construction).
  *
  * Contract: crypto_init() must be called once before anything else (it is

@@ -247,6 +247,20 @@ int catalog_commit(struct catalog *cat, const char **error_r)
 	return catalog_exec(cat, "COMMIT", error_r);
 }
 
+void catalog_read_begin(struct catalog *cat)
+{
+	/* only outside a write transaction; a failure just means each
+	 * statement takes its own snapshot, as without this */
+	if (sqlite3_get_autocommit(cat->db))
+		(void)sqlite3_exec(cat->db, "BEGIN DEFERRED", NULL, NULL, NULL);
+}
+
+void catalog_read_end(struct catalog *cat)
+{
+	if (!sqlite3_get_autocommit(cat->db))
+		(void)sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
+}
+
 void catalog_rollback(struct catalog *cat)
 {
 	if (!sqlite3_get_autocommit(cat->db))

@@ -85,6 +85,11 @@ void catalog_destroy(struct catalog **catalog);
 int catalog_begin(struct catalog *cat, const char **error_r);
 int catalog_commit(struct catalog *cat, const char **error_r);
 void catalog_rollback(struct catalog *cat);
+/* Many lookups in one read transaction: one snapshot and one lock for all
+ * of them instead of one per statement (IMAP FETCH batches). Not inside a
+ * write transaction. */
+void catalog_read_begin(struct catalog *cat);
+void catalog_read_end(struct catalog *cat);
 
 /* Stores: catalog_stores() fills a mem_alloc()ed array; free with
  * catalog_stores_free(). */
