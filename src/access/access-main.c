@@ -1,8 +1,9 @@
 /* The Client Access Server: accepts the Management Server's control link,
  * keeps its event link to the Management Server, and keeps a link to every
- * Instance Host the Management Server names (SetTopology), through which user
- * work will flow. Web Access and IMAP come with issue 5. */
+ * Instance Host the Management Server names (SetTopology, access-route),
+ * through which user work flows; serves IMAP (access-imap) and Web Access. */
 #include "access-main.h"
+#include "access-route.h"
 #include "config.h"
 #include "file.h"
 #include "json.h"
@@ -18,88 +19,12 @@
 
 #define ACCESS_TOPOLOGY_FILE "client-access-server-topology.json"
 
-struct access_host {
-	struct access_host *next;
-	char *server_name;
-	unsigned int port;
-	char *fingerprint;
-	struct rpc_client *link;
-};
-
 struct access {
 	struct role_daemon *rd;
 	struct rpc_server *tcp_server;
-	struct access_host *hosts;
+	struct access_route *route;
 	time_t started;
 };
-
-static void access_host_state(struct rpc_client *client, enum rpc_link_state state,
-			      const char *reason, void *ctx)
-{
-	struct access_host *h = ctx;
-	if (state == RPC_LINK_CONNECTED)
-		log_info(tstr_printf("peer=instance-host/%s", h->server_name), "link up");
-	else if (state != RPC_LINK_CONNECTING)
-		log_warning(tstr_printf("peer=instance-host/%s", h->server_name), "link %s: %s",
-			    rpc_link_state_name(state), reason);
-}
-
-static const struct rpc_conn_callbacks access_host_callbacks = {0};
-
-static void access_hosts_free(struct access_host *h)
-{
-	while (h != NULL) {
-		struct access_host *next = h->next;
-		rpc_client_destroy(&h->link);
-		mem_free(h->server_name);
-		mem_free(h->fingerprint);
-		mem_free(h);
-		h = next;
-	}
-}
-
-/* Replace the set of Instance Host links; unchanged ones keep their link. */
-static void access_apply_topology(struct access *access, const struct json *topology)
-{
-	const struct json *list = json_get(topology, "instanceHosts");
-	struct access_host *kept = NULL;
-	for (size_t i = 0; i < json_count(list); i++) {
-		const struct json *e = json_at(list, i);
-		const char *name = json_get_string(e, "serverName");
-		const char *fp = json_get_string(e, "fingerprint");
-		long long port = 0;
-		if (name == NULL || fp == NULL || json_get_int(e, "port", &port) != 1)
-			continue;
-		struct access_host **p = &access->hosts, *h = NULL;
-		for (; *p != NULL; p = &(*p)->next) {
-			if (strcasecmp((*p)->server_name, name) == 0 && (*p)->port == port &&
-			    strcmp((*p)->fingerprint, fp) == 0) {
-				h = *p;
-				*p = h->next;
-				break;
-			}
-		}
-		if (h == NULL) {
-			h = mem_new(struct access_host);
-			h->server_name = mem_strdup(name);
-			h->port = (unsigned int)port;
-			h->fingerprint = mem_strdup(fp);
-			struct rpc_client_settings set = {
-				.host = h->server_name,
-				.port = h->port,
-				.fingerprint = h->fingerprint,
-				.tls = role_daemon_client_tls(access->rd),
-				.hello = role_daemon_hello(access->rd),
-			};
-			h->link = rpc_client_create(role_daemon_base(access->rd), &set,
-						    &access_host_callbacks, access_host_state, h);
-		}
-		h->next = kept;
-		kept = h;
-	}
-	access_hosts_free(access->hosts);
-	access->hosts = kept;
-}
 
 static char *access_topology_path(struct access *access)
 {
@@ -116,7 +41,7 @@ static void access_load_topology(struct access *access)
 	if (file_exists(path, &error) == 1 &&
 	    file_read_all(path, 1024 * 1024, &text, &len, &error) == 0) {
 		if (json_parse(text, len, &topology, &error) == 0) {
-			access_apply_topology(access, topology);
+			access_route_apply(access->route, topology);
 			json_unref(&topology);
 		} else {
 			log_warning(NULL, "ignoring %s: %s", path, error);
@@ -143,7 +68,7 @@ static void access_set_topology(struct access *access, struct rpc_conn *conn, ui
 		rpc_conn_reply_error(conn, id, "io", error);
 		return;
 	}
-	access_apply_topology(access, args);
+	access_route_apply(access->route, args);
 	log_info(role_daemon_conn_context(conn), "%zu Instance Host(s) known",
 		 json_count(json_get(args, "instanceHosts")));
 	rpc_conn_reply(conn, id, NULL);
@@ -151,19 +76,10 @@ static void access_set_topology(struct access *access, struct rpc_conn *conn, ui
 
 static struct json *access_info(struct access *access)
 {
-	struct json *info = json_new_object(), *hosts = json_new_array();
+	struct json *info = json_new_object();
 	json_set_string(info, "version", COFFER_VERSION);
 	json_set_int(info, "startedAt", (long long)access->started);
-	for (struct access_host *h = access->hosts; h != NULL; h = h->next) {
-		const char *reason;
-		enum rpc_link_state state = rpc_client_state(h->link, &reason);
-		struct json *e = json_new_object();
-		json_set_string(e, "serverName", h->server_name);
-		json_set_string(e, "state", rpc_link_state_name(state));
-		json_set_string(e, "error", state == RPC_LINK_CONNECTED ? "" : reason);
-		json_append(hosts, e);
-	}
-	json_set(info, "instanceHostLinks", hosts);
+	json_set(info, "instanceHostLinks", access_route_info(access->route));
 	return info;
 }
 
@@ -234,11 +150,17 @@ int access_main(int argc, char **argv)
 			      &error) < 0) {
 		ret = role_daemon_fail(access.rd, error);
 	} else {
+		struct access_route_settings route_set = {
+			.base = role_daemon_base(access.rd),
+			.client_tls = role_daemon_client_tls(access.rd),
+			.hello = role_daemon_hello(access.rd),
+		};
+		access.route = access_route_create(&route_set);
 		access_load_topology(&access);
 		role_daemon_connect_management(access.rd, &access_management_callbacks, &access);
 		ret = role_daemon_run(access.rd);
 	}
-	access_hosts_free(access.hosts);
+	access_route_destroy(&access.route);
 	rpc_server_destroy(&access.tcp_server);
 	role_daemon_destroy(&access.rd);
 	return ret;

@@ -603,6 +603,8 @@ static void host_forward_answer(struct rpc_conn *conn, const struct json *result
 {
 	struct host_forward *f = ctx;
 	struct host_waiter *w = f->waiter;
+	size_t blob_len;
+	const void *blob = rpc_conn_answer_blob(conn, &blob_len);
 	if (code == NULL && f->after >= 0) {
 		for (struct host_instance *i = f->hi->head; i != NULL; i = i->next) {
 			if (i == f->inst)
@@ -621,6 +623,9 @@ static void host_forward_answer(struct rpc_conn *conn, const struct json *result
 			rpc_conn_reply_error(w->conn, w->id, code, text);
 		else if (f->after >= 0 && f->inst != NULL && host_instance_alive(f->hi, f->inst))
 			rpc_conn_reply(w->conn, w->id, host_instance_status(f->inst));
+		else if (blob != NULL)
+			rpc_conn_reply_blob(w->conn, w->id, result != NULL ? json_clone(result) : NULL,
+					    blob, blob_len);
 		else
 			rpc_conn_reply(w->conn, w->id, result != NULL ? json_clone(result) : NULL);
 	}

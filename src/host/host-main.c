@@ -127,7 +127,14 @@ static void host_request(struct rpc_conn *conn, uint32_t id, const char *method,
 	struct host *host = ctx;
 	bool from_management = host_is_management(host, rpc_conn_peer_fingerprint(conn));
 	/* Instance management is the Management Server's; Client Access Servers
-	 * may only pass calls into instances. */
+	 * may only pass end users' calls ("Client*") into instances. */
+	const char *inner = json_get_string(args, "method");
+	if (!from_management && strcmp(method, "InstanceCall") == 0 &&
+	    (inner == NULL || strncmp(inner, "Client", 6) != 0)) {
+		rpc_conn_reply_error(conn, id, "forbidden",
+				     "a Client Access Server may only make Client* calls");
+		return;
+	}
 	if ((from_management || strcmp(method, "InstanceCall") == 0) &&
 	    host_instances_request(host->instances, conn, id, method, args))
 		return;

@@ -33,6 +33,7 @@ struct instance_archive {
 	char *base_dir;
 	char *key_file;
 	struct archive *archive; /* writable; owned by the import thread while it runs */
+	struct archive *reader;  /* read-only, while an import holds the writable one */
 	struct instance_import *import;
 	unsigned int import_count;
 };
@@ -59,6 +60,7 @@ bool instance_archive_close(struct instance_archive *ia)
 {
 	if (instance_archive_busy(ia))
 		return false;
+	archive_destroy(&ia->reader);
 	archive_destroy(&ia->archive);
 	return true;
 }
@@ -83,12 +85,12 @@ static struct archive *instance_archive_get(struct instance_archive *ia, bool wr
 			*error_r = "an import is running: try again when it has finished";
 			return NULL;
 		}
-		struct archive *a;
-		if (instance_archive_open(ia, false, &a, error_r) < 0)
+		/* one read-only handle serves reads for the whole import */
+		if (ia->reader == NULL && instance_archive_open(ia, false, &ia->reader, error_r) < 0)
 			return NULL;
-		*temporary_r = true;
-		return a;
+		return ia->reader;
 	}
+	archive_destroy(&ia->reader);
 	if (ia->archive == NULL && instance_archive_open(ia, true, &ia->archive, error_r) < 0)
 		return NULL;
 	return ia->archive;
@@ -525,6 +527,12 @@ int instance_archive_call(struct instance_archive *ia, const char *method, const
 	return ret < 0 ? -1 : 1;
 }
 
+struct archive *instance_archive_for_reading(struct instance_archive *ia, const char **error_r)
+{
+	bool temporary;
+	return instance_archive_get(ia, false, &temporary, error_r);
+}
+
 void instance_archive_destroy(struct instance_archive **ia)
 {
 	struct instance_archive *a = *ia;
@@ -537,6 +545,7 @@ void instance_archive_destroy(struct instance_archive **ia)
 			pthread_join(a->import->thread, NULL);
 		instance_import_free(a->import);
 	}
+	archive_destroy(&a->reader);
 	archive_destroy(&a->archive);
 	mem_free(a->base_dir);
 	mem_free(a->key_file);

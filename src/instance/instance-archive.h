@@ -14,6 +14,7 @@
  * StartImport, GetImportStatus, CancelImport. */
 #include <stdbool.h>
 
+struct archive;
 struct instance;
 struct instance_archive;
 struct json;
@@ -28,5 +29,9 @@ bool instance_archive_busy(struct instance_archive *ia);
  * archive name of the user a call is about (NULL when none was named). */
 int instance_archive_call(struct instance_archive *ia, const char *method, const struct json *args,
 			  const char *owner, struct json **result_r, const char **error_r);
+
+/* A handle for reads (end-user calls), valid until the next call into this
+ * module; NULL with *error_r if the archive cannot be opened. */
+struct archive *instance_archive_for_reading(struct instance_archive *ia, const char **error_r);
 
 #endif

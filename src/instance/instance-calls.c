@@ -1,6 +1,7 @@
 /* instance-calls: the calls an instance process answers. */
 #include "instance.h"
 #include "instance-archive.h"
+#include "instance-client.h"
 #include "instance-users.h"
 #include "json.h"
 #include "log.h"
@@ -113,6 +114,10 @@ void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint3
 		inst->frozen = false;
 		log_info(tstr_printf("instance=%s", inst->id), "thawed");
 		rpc_conn_reply(conn, id, NULL);
+	} else if (instance_client_is_call(method)) {
+		/* end users read; the few writes (password, app passwords) touch
+		 * users.sealed only, which freezing does not have to keep still */
+		instance_client_call(inst, conn, id, method, args);
 	} else if (instance_data_call(inst, conn, id, method, args) == 0) {
 		rpc_conn_reply_error(conn, id, "unknown-method",
 				     tstr_printf("an instance takes no call '%s'", method));

@@ -17,7 +17,9 @@
 #define USERS_FILE "users.sealed"
 #define USERS_MAX_FILE (256 * 1024 * 1024)
 
-static const char *const users_privileges[] = {"admin", "login", "archive", "export", "delete", NULL};
+/* auditor: may read every user's archive in the instance (SPEC §6) */
+static const char *const users_privileges[] = {"admin", "login", "archive", "export", "delete",
+					       "auditor", NULL};
 static const char *const users_login_privileges[] = {"web", "imap", "api", NULL};
 static const char *const users_folder_privileges[] = {"read", "write", "delete", NULL};
 
@@ -439,4 +441,205 @@ int instance_users_call(struct instance_users *u, const char *method, const stru
 			return users_modify(u, method, args, result_r, error_r) < 0 ? -1 : 1;
 	}
 	return 0;
+}
+
+/* ---- end-user logins and app passwords ---- */
+
+static bool users_list_has(const struct json *list, const char *value)
+{
+	for (size_t i = 0; i < json_count(list); i++) {
+		const char *v = json_string_of(json_at(list, i));
+		if (v != NULL && strcmp(v, value) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool users_mfa_active(const struct json *user)
+{
+	const char *state = json_get_string(json_get(user, "mfa"), "state");
+	return state != NULL && strcmp(state, "active") == 0;
+}
+
+/* Argon2id on a fixed hash when the user does not exist, so the time a
+ * failed login takes does not tell whether the user name was right. */
+static void users_equalize_timing(const char *password)
+{
+	static char dummy[CRYPTO_PASSWORD_HASH_LEN];
+	if (dummy[0] == '\0') {
+		const char *error;
+		if (crypto_password_hash("coffer-no-such-user", dummy, &error) < 0)
+			return;
+	}
+	(void)crypto_password_verify(dummy, password);
+}
+
+static bool users_app_password_ok(const struct json *user, const char *password)
+{
+	const struct json *list = json_get(user, "appPasswords");
+	bool ok = false;
+	for (size_t i = 0; i < json_count(list) && !ok; i++) {
+		const char *hash = json_get_string(json_at(list, i), "hash");
+		ok = hash != NULL && crypto_password_verify(hash, password);
+	}
+	return ok;
+}
+
+struct json *instance_users_client_view(struct instance_users *u, const char *user_name)
+{
+	const struct json *user = users_find(u, user_name, NULL);
+	if (user == NULL || !users_list_has(json_get(user, "privileges"), "login"))
+		return NULL;
+	struct json *v = json_new_object();
+	json_set_string(v, "userName", json_get_string(user, "userName"));
+	json_set_string(v, "fullName", json_get_string(user, "fullName"));
+	json_set(v, "emailAddresses", json_clone(json_get(user, "emailAddresses")));
+	json_set(v, "privileges", json_clone(json_get(user, "privileges")));
+	json_set(v, "loginPrivileges", json_clone(json_get(user, "loginPrivileges")));
+	json_set_bool(v, "auditor", users_list_has(json_get(user, "privileges"), "auditor"));
+	json_set_bool(v, "mfaEnabled", users_mfa_active(user));
+	json_set_string(v, "archiveName", json_get_string(user, "archiveName"));
+	return v;
+}
+
+int instance_users_login(struct instance_users *u, const char *user_name, const char *password,
+			 const char *service, const char *totp, bool persist, struct json **view_r,
+			 const char **code_r, const char **error_r)
+{
+	*view_r = NULL;
+	*code_r = "auth-failed";
+	*error_r = "invalid user name or password";
+	struct json *user = users_find(u, user_name, NULL);
+	if (password == NULL || service == NULL || password[0] == '\0' ||
+	    strlen(password) > 1024) {
+		return 0;
+	}
+	if (user == NULL) {
+		users_equalize_timing(password);
+		return 0;
+	}
+	bool web = strcmp(service, "web") == 0;
+	bool mfa = users_mfa_active(user);
+	/* With MFA on, IMAP and scripts use app passwords: they cannot ask for
+	 * a code. Without it, either works. */
+	bool ok = web || !mfa ? crypto_password_verify(json_get_string(user, "passwordHash"), password)
+			      : false;
+	if (!ok && !web)
+		ok = users_app_password_ok(user, password);
+	if (!ok || !users_list_has(json_get(user, "privileges"), "login") ||
+	    !users_list_has(json_get(user, "loginPrivileges"), service))
+		return 0;
+	if (web && mfa) {
+		if (totp == NULL || totp[0] == '\0') {
+			*code_r = "mfa-required";
+			*error_r = "enter the code from your authenticator app";
+			return 0;
+		}
+		struct json *m = json_get(user, "mfa");
+		long long last = 0, step;
+		const char *terror;
+		(void)json_get_int(m, "lastStep", &last);
+		if (auth_totp_verify(json_get_string(m, "secret"), totp, time(NULL), 1, last, &step,
+				     &terror) != 1) {
+			*code_r = "auth-failed";
+			*error_r = "invalid code";
+			return 0;
+		}
+		/* a code works once (while frozen, until the process restarts) */
+		json_set_int(m, "lastStep", step);
+		const char *save_error;
+		if (persist && users_save(u, &save_error) < 0) {
+			*code_r = "failed";
+			*error_r = save_error;
+			return -1;
+		}
+	}
+	*view_r = instance_users_client_view(u, json_get_string(user, "userName"));
+	return 1;
+}
+
+struct json *instance_users_app_passwords(struct instance_users *u, const char *user_name)
+{
+	const struct json *user = users_find(u, user_name, NULL);
+	struct json *list = json_new_array();
+	const struct json *have = json_get(user, "appPasswords");
+	for (size_t i = 0; i < json_count(have); i++) {
+		struct json *e = json_new_object();
+		json_set_string(e, "name", json_get_string(json_at(have, i), "name"));
+		long long created = 0;
+		(void)json_get_int(json_at(have, i), "created", &created);
+		json_set_int(e, "created", created);
+		json_append(list, e);
+	}
+	return list;
+}
+
+int instance_users_app_password_create(struct instance_users *u, const char *user_name,
+				       const char *password, const char *name,
+				       struct json **result_r, const char **error_r)
+{
+	struct json *user = users_find(u, user_name, NULL);
+	if (user == NULL || password == NULL ||
+	    !crypto_password_verify(json_get_string(user, "passwordHash"), password)) {
+		*error_r = "the password is not right";
+		return -1;
+	}
+	size_t len = name == NULL ? 0 : strlen(name);
+	bool ok = len > 0 && len <= 64;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = (unsigned char)name[i] >= 0x20 && name[i] != 0x7f;
+	if (!ok) {
+		*error_r = "name: expected 1 to 64 printable characters";
+		return -1;
+	}
+	struct json *before = json_clone(users_list(u));
+	struct json *list = json_get(user, "appPasswords");
+	if (list == NULL) {
+		list = json_new_array();
+		json_set(user, "appPasswords", list);
+	}
+	for (size_t i = 0; i < json_count(list); i++) {
+		if (strcmp(json_get_string(json_at(list, i), "name"), name) == 0) {
+			json_unref(&before);
+			*error_r = tstr_printf("an app password named '%s' exists", name);
+			return -1;
+		}
+	}
+	char *secret = crypto_random_hex(12);
+	char hash[CRYPTO_PASSWORD_HASH_LEN];
+	if (crypto_password_hash(secret, hash, error_r) < 0) {
+		mem_free(secret);
+		json_unref(&before);
+		return -1;
+	}
+	struct json *e = json_new_object();
+	json_set_string(e, "name", name);
+	json_set_string(e, "hash", hash);
+	json_set_int(e, "created", (long long)time(NULL));
+	json_append(list, e);
+	if (users_commit(u, before, error_r) < 0) {
+		mem_free(secret);
+		return -1;
+	}
+	*result_r = json_new_object();
+	json_set_string(*result_r, "name", name);
+	json_set_string(*result_r, "password", secret);
+	crypto_wipe(secret, strlen(secret));
+	mem_free(secret);
+	return 0;
+}
+
+int instance_users_app_password_delete(struct instance_users *u, const char *user_name,
+				       const char *name, const char **error_r)
+{
+	struct json *list = json_get(users_find(u, user_name, NULL), "appPasswords");
+	for (size_t i = 0; name != NULL && i < json_count(list); i++) {
+		if (strcmp(json_get_string(json_at(list, i), "name"), name) == 0) {
+			struct json *before = json_clone(users_list(u));
+			json_remove_at(json_get(users_find(u, user_name, NULL), "appPasswords"), i);
+			return users_commit(u, before, error_r);
+		}
+	}
+	*error_r = tstr_printf("no app password named '%s'", name == NULL ? "" : name);
+	return -1;
 }

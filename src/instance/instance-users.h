@@ -28,4 +28,30 @@ int instance_users_call(struct instance_users *users, const char *method,
 /* The archive name of a user (borrowed), or NULL. */
 const char *instance_users_archive_name(struct instance_users *users, const char *user_name);
 
+/* ---- end users (Client* calls) ---- */
+
+/* What a logged-in user's session needs: {userName, fullName,
+ * emailAddresses, privileges, loginPrivileges, auditor, mfaEnabled,
+ * archiveName}; NULL if the user does not exist or may not log in. */
+struct json *instance_users_client_view(struct instance_users *users, const char *user_name);
+
+/* Check a login for `service` ("web", "imap", "api"): 1 with *view_r, 0
+ * refused with *code_r "auth-failed" (one text whatever was wrong) or
+ * "mfa-required" (web, password right, MFA on, no code), -1 on an error
+ * saving the used TOTP step. With MFA on, imap and api take app passwords
+ * only; a TOTP code is accepted once (the used step is saved if `persist`;
+ * a frozen instance keeps it in memory). */
+int instance_users_login(struct instance_users *users, const char *user_name, const char *password,
+			 const char *service, const char *totp, bool persist, struct json **view_r,
+			 const char **code_r, const char **error_r);
+
+/* App passwords: [{name, created}]; create needs the account password and
+ * returns {name, password} (shown once, kept as an Argon2id hash). */
+struct json *instance_users_app_passwords(struct instance_users *users, const char *user_name);
+int instance_users_app_password_create(struct instance_users *users, const char *user_name,
+				       const char *password, const char *name,
+				       struct json **result_r, const char **error_r);
+int instance_users_app_password_delete(struct instance_users *users, const char *user_name,
+				       const char *name, const char **error_r);
+
 #endif

@@ -971,3 +971,8 @@ int archive_folder_messages(struct archive *a, const char *user, const char *pat
 		return -1;
 	return 1;
 }
+
+struct catalog *archive_catalog(struct archive *a)
+{
+	return a->cat;
+}

@@ -25,6 +25,7 @@
 #define ARCHIVE_STORE_MAX_DEFAULT (16ull * 1024 * 1024 * 1024)
 
 struct archive;
+struct catalog;
 struct str;
 
 struct archive_settings {
@@ -93,6 +94,10 @@ typedef void archive_report_cb(const char *line, void *context);
 /* Returns the number of problems (0 = clean), or -1 if verify could not run. */
 int archive_verify(struct archive *archive, archive_report_cb *cb, void *context,
 		   const char **error_r);
+
+/* The catalog, for read-only lookups that end-user access needs
+ * (catalog.h: scoped searches, folder ids, message metadata). Borrowed. */
+struct catalog *archive_catalog(struct archive *archive);
 
 /* Stores. */
 int archive_store_list(struct archive *archive, archive_report_cb *cb, void *context,

@@ -27,6 +27,7 @@ enum catalog_stmt {
 	ST_MESSAGE_ADD,
 	ST_MESSAGE_CONTENT,
 	ST_MESSAGE_FIND,
+	ST_MESSAGE_META,
 	ST_COUNT
 };
 
@@ -37,6 +38,7 @@ struct catalog {
 	 * detached store's rows, so a reused id would inherit their words */
 	int64_t next_content_id;
 	char *path;
+	const char *scope_sql; /* set by catalog_search_scoped() for one search */
 	sqlite3_stmt *stmts[ST_COUNT];
 };
 
@@ -72,6 +74,11 @@ static const char *const catalog_migrations[] = {
 	"CREATE INDEX messages_content_date ON messages (content_id, date);",
 	/* 3: a folder's messages in id order (folder listings, IMAP UIDs) */
 	"CREATE INDEX messages_folder ON messages (folder_id, id);",
+	/* 4: facts about the catalog itself. uid_validity (IMAP UIDVALIDITY)
+	 * is set when a catalog is made, so a rebuilt catalog, whose message
+	 * ids may differ, tells IMAP clients to forget what they cached. */
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT INTO meta VALUES ('uid_validity', CAST(strftime('%s', 'now') AS INTEGER));",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -838,8 +845,9 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 	search_query_destroy(&q);
 	if (ret < 0)
 		return -1;
-	const char *visible =
-		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "";
+	char *visible = mem_printf(
+		"%s%s", any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "",
+		cat->scope_sql != NULL ? cat->scope_sql : "");
 	/* the count needs the contents table only for conditions on it */
 	bool count_needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
 	/* with a text part, the index drives: its matches are joined to the
@@ -913,6 +921,7 @@ out:
 	sqlite3_finalize(st);
 	mem_free(count_sql);
 	mem_free(page_sql);
+	mem_free(visible);
 	search_sql_free(&sql);
 	return ret;
 }
@@ -1147,4 +1156,178 @@ int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t lim
 	if (rc != SQLITE_DONE)
 		return catalog_fail(cat, "folder messages", error_r);
 	return 0;
+}
+
+/* ---- end-user access: scoped searches, IMAP views ---- */
+
+/* " AND m.folder_id IN (1,2,3)": ids are integers the caller looked up,
+ * printed, not user text. */
+static char *catalog_scope_sql(const struct catalog_scope *scope)
+{
+	if (scope == NULL)
+		return mem_strdup("");
+	size_t cap = 32 + scope->folder_count * 21;
+	char *sql = mem_alloc(cap), *p = sql;
+	p += snprintf(p, cap, " AND m.folder_id IN (");
+	for (size_t i = 0; i < scope->folder_count; i++)
+		p += snprintf(p, cap - (size_t)(p - sql), "%s%lld", i == 0 ? "" : ",",
+			      (long long)scope->folder_ids[i]);
+	snprintf(p, cap - (size_t)(p - sql), ")");
+	return sql;
+}
+
+int catalog_search_scoped(struct catalog *cat, const char *query, const struct catalog_scope *scope,
+			  uint64_t limit, uint64_t offset, uint64_t *total_r, catalog_hit_cb *cb,
+			  void *context, const char **error_r)
+{
+	if (scope != NULL && scope->folder_count == 0) {
+		*total_r = 0;
+		return 0;
+	}
+	/* the scope joins the query as one more SQL condition */
+	char *scope_sql = catalog_scope_sql(scope);
+	cat->scope_sql = scope_sql;
+	int ret = catalog_search(cat, query, limit, offset, total_r, cb, context, error_r);
+	cat->scope_sql = NULL;
+	mem_free(scope_sql);
+	return ret;
+}
+
+int catalog_search_ids(struct catalog *cat, const char *query, const struct catalog_scope *scope,
+		       catalog_id_cb *cb, void *context, const char **error_r)
+{
+	if (scope != NULL && scope->folder_count == 0)
+		return 0;
+	struct search_query *q;
+	bool any_disabled;
+	if (catalog_any_disabled(cat, &any_disabled, error_r) < 0 ||
+	    search_query_parse(query, &q, error_r) < 0)
+		return -1;
+	struct search_sql sql;
+	int ret = search_query_compile(q, catalog_expand, cat, &sql, error_r);
+	search_query_destroy(&q);
+	if (ret < 0)
+		return -1;
+	char *scope_sql = catalog_scope_sql(scope);
+	bool needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
+	char *ids_sql = mem_printf(
+		"SELECT m.id FROM %s%s WHERE %s(%s)%s%s ORDER BY m.id",
+		sql.fts_match != NULL ? "fts CROSS JOIN messages m ON m.content_id = fts.rowid"
+				      : "messages m",
+		needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
+		sql.fts_match != NULL ? "fts MATCH ? AND " : "", sql.where,
+		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "",
+		scope_sql);
+	sqlite3_stmt *st;
+	ret = -1;
+	if (sqlite3_prepare_v2(cat->db, ids_sql, -1, &st, NULL) != SQLITE_OK) {
+		catalog_fail(cat, "search", error_r);
+	} else {
+		bind_search_params(st, &sql);
+		int rc;
+		ret = 0;
+		while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+			ret = cb(sqlite3_column_int64(st, 0), context) == 0 ? 0 : 1;
+		if (ret == 0 && rc != SQLITE_DONE)
+			ret = catalog_fail(cat, "search", error_r);
+		sqlite3_finalize(st);
+		ret = ret < 0 ? -1 : 0;
+	}
+	mem_free(ids_sql);
+	mem_free(scope_sql);
+	search_sql_free(&sql);
+	return ret;
+}
+
+int catalog_folder_find(struct catalog *cat, const char *user, const char *path,
+			int64_t *folder_id_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT id FROM folders WHERE user = ? AND path = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "folders", error_r);
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*folder_id_r = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "folders", error_r);
+}
+
+int catalog_folder_ids(struct catalog *cat, int64_t folder_id, catalog_id_cb *cb, void *context,
+		       const char **error_r)
+{
+	sqlite3_stmt *st;
+	bool any_disabled;
+	if (catalog_any_disabled(cat, &any_disabled, error_r) < 0)
+		return -1;
+	/* the index on (folder_id, id) answers alone unless a store is disabled */
+	if (sqlite3_prepare_v2(cat->db,
+			       any_disabled ?
+			       "SELECT m.id FROM messages m JOIN contents c ON c.id = m.content_id"
+			       " WHERE m.folder_id = ? AND c.store_id NOT IN"
+			       " (SELECT id FROM stores WHERE state = 3) ORDER BY m.id" :
+			       "SELECT id FROM messages WHERE folder_id = ? ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "folder messages", error_r);
+	sqlite3_bind_int64(st, 1, folder_id);
+	int rc, stop = 0;
+	while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		stop = cb(sqlite3_column_int64(st, 0), context);
+	sqlite3_finalize(st);
+	if (stop == 0 && rc != SQLITE_DONE)
+		return catalog_fail(cat, "folder messages", error_r);
+	return 0;
+}
+
+int catalog_imap_ids(struct catalog *cat, uint32_t *uid_validity_r, int64_t *next_id_r,
+		     const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT (SELECT value FROM meta WHERE key = 'uid_validity'),"
+			       " (SELECT coalesce(max(id), 0) + 1 FROM messages)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "meta", error_r);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*uid_validity_r = (uint32_t)sqlite3_column_int64(st, 0);
+		*next_id_r = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "meta", error_r);
+}
+
+int catalog_message_meta(struct catalog *cat, int64_t message_id,
+			 struct catalog_message_meta *meta_r, const char **error_r)
+{
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_MESSAGE_META,
+		"SELECT f.id, f.user, f.path, c.size, m.internal_date, m.date, c.from_, c.subject,"
+		" c.has_attachment FROM messages m JOIN contents c ON c.id = m.content_id"
+		" JOIN folders f ON f.id = m.folder_id JOIN stores s ON s.id = c.store_id"
+		" WHERE m.id = ? AND s.state != 3",
+		error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		meta_r->folder_id = sqlite3_column_int64(st, 0);
+		snprintf(meta_r->user, sizeof(meta_r->user), "%s", sqlite3_column_text(st, 1));
+		snprintf(meta_r->path, sizeof(meta_r->path), "%s", sqlite3_column_text(st, 2));
+		meta_r->size = (uint64_t)sqlite3_column_int64(st, 3);
+		meta_r->internal_date = sqlite3_column_int64(st, 4);
+		meta_r->date = sqlite3_column_int64(st, 5);
+		snprintf(meta_r->from, sizeof(meta_r->from), "%s", sqlite3_column_text(st, 6));
+		snprintf(meta_r->subject, sizeof(meta_r->subject), "%s", sqlite3_column_text(st, 7));
+		meta_r->has_attachment = sqlite3_column_int(st, 8) != 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
 }

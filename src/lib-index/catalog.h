@@ -175,4 +175,39 @@ int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t lim
 			    uint64_t offset, uint64_t *total_r, catalog_hit_cb *cb, void *context,
 			    const char **error_r);
 
+/* ---- end-user access ---- */
+
+/* A search limited to some folders (a user's archive, one IMAP folder). */
+struct catalog_scope {
+	const int64_t *folder_ids;
+	size_t folder_count;
+};
+/* As catalog_search(), within scope (NULL: everything). */
+int catalog_search_scoped(struct catalog *cat, const char *query, const struct catalog_scope *scope,
+			  uint64_t limit, uint64_t offset, uint64_t *total_r, catalog_hit_cb *cb,
+			  void *context, const char **error_r);
+/* The ids of every match within scope, ascending (IMAP SEARCH). A callback
+ * returning non-zero stops the walk. */
+int catalog_search_ids(struct catalog *cat, const char *query, const struct catalog_scope *scope,
+		       catalog_id_cb *cb, void *context, const char **error_r);
+int catalog_folder_find(struct catalog *cat, const char *user, const char *path,
+			int64_t *folder_id_r, const char **error_r);
+/* A folder's message ids, ascending (IMAP UIDs); non-zero from cb stops. */
+int catalog_folder_ids(struct catalog *cat, int64_t folder_id, catalog_id_cb *cb, void *context,
+		       const char **error_r);
+/* UIDVALIDITY (fixed when the catalog was made) and the next message id. */
+int catalog_imap_ids(struct catalog *cat, uint32_t *uid_validity_r, int64_t *next_id_r,
+		     const char **error_r);
+struct catalog_message_meta {
+	int64_t folder_id;
+	char user[256], path[1024];
+	uint64_t size;
+	int64_t internal_date, date;
+	char from[256], subject[256];
+	bool has_attachment;
+};
+/* 1 found, 0 not (or in a disabled store), -1 error. */
+int catalog_message_meta(struct catalog *cat, int64_t message_id,
+			 struct catalog_message_meta *meta_r, const char **error_r);
+
 #endif

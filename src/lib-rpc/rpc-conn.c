@@ -13,6 +13,7 @@
 
 #define RPC_FRAME_JSON 1
 #define RPC_FRAME_DATA 2
+#define RPC_FRAME_JSON_BLOB 3
 #define RPC_DATA_CHUNK (1024 * 1024)
 
 struct rpc_pending_call {
@@ -36,6 +37,9 @@ struct rpc_conn {
 	time_t last_sent;
 	uint32_t next_id;
 	struct rpc_pending_call *pending;
+	/* the blob of the answer being delivered (valid during its callback) */
+	const unsigned char *answer_blob;
+	size_t answer_blob_len;
 	bool closing;
 };
 
@@ -112,7 +116,8 @@ static void rpc_conn_handle_call(struct rpc_conn *conn, long long id, const stru
 	json_unref(&empty);
 }
 
-static void rpc_conn_handle_json(struct rpc_conn *conn, const char *text, size_t len)
+static void rpc_conn_handle_json(struct rpc_conn *conn, const char *text, size_t len,
+				 const unsigned char *blob, size_t blob_len)
 {
 	struct json *msg;
 	const char *error;
@@ -150,7 +155,13 @@ static void rpc_conn_handle_json(struct rpc_conn *conn, const char *text, size_t
 		rpc_conn_answer_pending(conn, (uint32_t)id, NULL, code == NULL ? "error" : code,
 					m == NULL ? "unspecified error" : m);
 	} else if (has_id && json_get(msg, "result") != NULL) {
+		conn->answer_blob = blob;
+		conn->answer_blob_len = blob_len;
 		rpc_conn_answer_pending(conn, (uint32_t)id, json_get(msg, "result"), NULL, NULL);
+		conn->answer_blob = NULL;
+		conn->answer_blob_len = 0;
+	} else if (blob != NULL) {
+		rpc_conn_close(conn, "protocol error: a blob belongs to an answer");
 	} else {
 		rpc_conn_close(conn, "protocol error: unknown message");
 	}
@@ -172,6 +183,22 @@ static void rpc_conn_handle_data(struct rpc_conn *conn, const unsigned char *p, 
 	conn->callbacks->data(conn, id, p + 5, len - 5, last, conn->ctx);
 }
 
+/* A JSON answer with a binary payload: 4-byte JSON length, JSON, blob. */
+static void rpc_conn_handle_json_blob(struct rpc_conn *conn, const unsigned char *p, size_t len)
+{
+	if (len < 4) {
+		rpc_conn_close(conn, "protocol error: bad blob frame");
+		return;
+	}
+	size_t json_len = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+	if (json_len > len - 4) {
+		rpc_conn_close(conn, "protocol error: bad blob frame");
+		return;
+	}
+	rpc_conn_handle_json(conn, (const char *)p + 4, json_len, p + 4 + json_len,
+			     len - 4 - json_len);
+}
+
 static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 {
 	struct rpc_conn *conn = ctx;
@@ -191,7 +218,9 @@ static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 		evbuffer_drain(in, 4);
 		unsigned char *frame = evbuffer_pullup(in, (ev_ssize_t)len);
 		if (frame[0] == RPC_FRAME_JSON)
-			rpc_conn_handle_json(conn, (const char *)frame + 1, len - 1);
+			rpc_conn_handle_json(conn, (const char *)frame + 1, len - 1, NULL, 0);
+		else if (frame[0] == RPC_FRAME_JSON_BLOB)
+			rpc_conn_handle_json_blob(conn, frame + 1, len - 1);
 		else if (frame[0] == RPC_FRAME_DATA)
 			rpc_conn_handle_data(conn, frame + 1, len - 1);
 		else
@@ -342,6 +371,39 @@ void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result)
 		rpc_conn_send_json(conn, msg);
 	else
 		json_unref(&msg);
+}
+
+void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result,
+			 const void *blob, size_t blob_len)
+{
+	struct json *msg = json_new_object();
+	json_set_int(msg, "id", id);
+	json_set(msg, "result", result != NULL ? result : json_new_null());
+	char *text = json_serialize(msg, false);
+	json_unref(&msg);
+	size_t text_len = strlen(text);
+	if (!conn->closing) {
+		unsigned char head[4] = {(unsigned char)(text_len >> 24), (unsigned char)(text_len >> 16),
+					 (unsigned char)(text_len >> 8), (unsigned char)text_len};
+		struct evbuffer *out = bufferevent_get_output(conn->bev);
+		size_t total = 1 + sizeof(head) + text_len + blob_len;
+		unsigned char prefix[5] = {(unsigned char)(total >> 24), (unsigned char)(total >> 16),
+					   (unsigned char)(total >> 8), (unsigned char)total,
+					   RPC_FRAME_JSON_BLOB};
+		evbuffer_add(out, prefix, sizeof(prefix));
+		evbuffer_add(out, head, sizeof(head));
+		evbuffer_add(out, text, text_len);
+		if (blob_len > 0)
+			evbuffer_add(out, blob, blob_len);
+		conn->last_sent = time(NULL);
+	}
+	mem_free(text);
+}
+
+const void *rpc_conn_answer_blob(const struct rpc_conn *conn, size_t *len_r)
+{
+	*len_r = conn->answer_blob_len;
+	return conn->answer_blob;
 }
 
 void rpc_conn_reply_error(struct rpc_conn *conn, uint32_t id, const char *code, const char *text)

@@ -6,7 +6,8 @@
  * Frames: a 4-byte big-endian length (of what follows), a type byte and the
  * payload. Type 1 carries one JSON message; type 2 carries a chunk of a
  * streamed payload (4-byte stream id, a flags byte with bit 0 = last chunk,
- * then bytes). Frames larger than RPC_MAX_FRAME are a protocol error: large
+ * then bytes); type 3 carries an answer with a binary blob (4-byte length of
+ * the JSON, the JSON answer, then the blob: message bytes need no base64). Frames larger than RPC_MAX_FRAME are a protocol error: large
  * payloads travel as streams of chunks.
  *
  * JSON messages: {"hello":{...}} first, from both sides; then calls
@@ -68,6 +69,13 @@ void rpc_conn_call(struct rpc_conn *conn, const char *method, struct json *args,
 void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result);
 void rpc_conn_reply_error(struct rpc_conn *conn, uint32_t id, const char *code,
 			  const char *text);
+/* An answer with a binary blob (copied); the whole frame must stay under
+ * RPC_MAX_FRAME. The caller's answer callback reads it with
+ * rpc_conn_answer_blob(), valid only during that callback. */
+void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result,
+			 const void *blob, size_t blob_len);
+/* Inside an answer callback: the answer's blob (NULL, 0 if it had none). */
+const void *rpc_conn_answer_blob(const struct rpc_conn *conn, size_t *len_r);
 void rpc_conn_event(struct rpc_conn *conn, const char *name, struct json *data);
 /* Stream payload bytes under a call's id (chunks of at most 1 MiB are sent). */
 void rpc_conn_send_data(struct rpc_conn *conn, uint32_t id, const void *data, size_t size,

@@ -40,9 +40,17 @@ static bool peer_check(const char *fp, void *ctx)
 static void server_request(struct rpc_conn *conn, uint32_t id, const char *method,
 			   const struct json *args, void *ctx)
 {
-	if (strcmp(method, "Echo") == 0)
+	if (strcmp(method, "Echo") == 0) {
 		rpc_conn_reply(conn, id, json_clone(args));
-	else
+	} else if (strcmp(method, "Blob") == 0) {
+		/* every byte value, NULs included, 3 MiB */
+		size_t len = 3 * 1024 * 1024;
+		unsigned char *blob = mem_alloc(len);
+		for (size_t i = 0; i < len; i++)
+			blob[i] = (unsigned char)(i * 7 + i / 251);
+		rpc_conn_reply_blob(conn, id, json_new_string("bytes"), blob, len);
+		mem_free(blob);
+	} else
 		rpc_conn_reply_error(conn, id, "unknown-method", method);
 }
 
@@ -89,6 +97,21 @@ static void answer(struct rpc_conn *conn, const struct json *result, const char 
 		snprintf(last_answer, sizeof(last_answer), "%s", s);
 		mem_free(s);
 	}
+}
+
+static size_t blob_len_seen;
+static bool blob_ok;
+
+static void blob_answer(struct rpc_conn *conn, const struct json *result, const char *code,
+			const char *text, void *ctx)
+{
+	size_t len;
+	const unsigned char *blob = rpc_conn_answer_blob(conn, &len);
+	answers++;
+	blob_len_seen = len;
+	blob_ok = code == NULL && blob != NULL;
+	for (size_t i = 0; blob_ok && i < len; i++)
+		blob_ok = blob[i] == (unsigned char)(i * 7 + i / 251);
 }
 
 static bool run_until(bool (*cond)(void *), void *ctx, int seconds)
@@ -160,6 +183,11 @@ static void test_call_event_and_reconnect(void **state)
 	rpc_conn_call(rpc_client_conn(client), "Nope", NULL, 5, answer, NULL);
 	assert_true(run_until(answers_at_least, (void *)2, 5));
 	assert_string_equal(last_answer, "error unknown-method: Nope");
+	/* An answer with a binary blob arrives intact; plain answers have none. */
+	rpc_conn_call(rpc_client_conn(client), "Blob", NULL, 5, blob_answer, NULL);
+	assert_true(run_until(answers_at_least, (void *)3, 5));
+	assert_true(blob_ok);
+	assert_int_equal(blob_len_seen, 3 * 1024 * 1024);
 	rpc_conn_event(rpc_client_conn(client), "ping-test", NULL);
 	assert_true(run_until(events_at_least, (void *)1, 5));
 	/* Large payloads go as data frames: a 3 MiB stream reaches the far side

@@ -128,6 +128,7 @@ static int mgmt_create_then(struct mgmt_host_call *call, const struct json *resu
 	/* The Instance Host made the directory and key; now it is ours to list. */
 	if (mgmtdb_instance_add(mgmt->db, &inst, error_r) < 0 || mgmt_db_commit(mgmt, error_r) < 0)
 		return -1;
+	mgmt_links_push_instances(mgmt->links);
 	mgmt_links_message(mgmt->links, LOG_LEVEL_INFO, "instance %s created on %s (%s)", inst.id,
 			   inst.instance_host, inst.base_directory);
 	mgmt_links_note_instance_state(mgmt->links, inst.instance_host, inst.id,
@@ -250,6 +251,7 @@ static int mgmt_set_configuration_then(struct mgmt_host_call *call, const struct
 	mem_free(dir);
 	mem_free(mode);
 	if (ret == 0) {
+		mgmt_links_push_instances(call->mgmt->links);
 		json_unref(&call->extra);
 		(void)mgmtdb_instance_find(call->mgmt->db, call->instance_id, &i);
 		call->extra = mgmt_instance_json(call->mgmt, &i);
@@ -337,10 +339,12 @@ static void mgmt_bulk_answer(struct rpc_conn *conn, const struct json *result, c
 			mgmt_links_note_instance(bulk->mgmt->links, item->host, item->id, result);
 		if (bulk->delete_after) {
 			const char *error;
-			if (mgmtdb_instance_remove(bulk->mgmt->db, item->id) == 1 &&
-			    mgmt_db_commit(bulk->mgmt, &error) < 0) {
-				bulk->failed++;
-				json_set_string(r, "error", error);
+			if (mgmtdb_instance_remove(bulk->mgmt->db, item->id) == 1) {
+				if (mgmt_db_commit(bulk->mgmt, &error) < 0) {
+					bulk->failed++;
+					json_set_string(r, "error", error);
+				}
+				mgmt_links_push_instances(bulk->mgmt->links);
 			}
 		}
 	}

@@ -84,8 +84,21 @@ static struct json *mgmt_links_topology(struct mgmt_links *links)
 		json_set_string(h, "fingerprint", l->fingerprint);
 		json_append(hosts, h);
 	}
+	/* Where each instance runs, so the Client Access Server can route users. */
+	struct mgmtdb *db = links->mgmt->db;
+	struct json *instances = json_new_array();
+	for (size_t i = 0; i < mgmtdb_instance_count(db); i++) {
+		struct mgmtdb_instance inst;
+		mgmtdb_instance_get(db, i, &inst);
+		struct json *e = json_new_object();
+		json_set_string(e, "instanceID", inst.id);
+		json_set_string(e, "alias", inst.alias);
+		json_set_string(e, "instanceHost", inst.instance_host);
+		json_append(instances, e);
+	}
 	struct json *args = json_new_object();
 	json_set(args, "instanceHosts", hosts);
+	json_set(args, "instances", instances);
 	return args;
 }
 
@@ -334,6 +347,14 @@ void mgmt_links_sync(struct mgmt_links *links)
 	}
 	if (changed) {
 		for (struct mgmt_link *l = links->head; l != NULL; l = l->next)
+			mgmt_link_push(l);
+	}
+}
+
+void mgmt_links_push_instances(struct mgmt_links *links)
+{
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		if (l->kind == MGMTDB_CLIENT_ACCESS_SERVER)
 			mgmt_link_push(l);
 	}
 }

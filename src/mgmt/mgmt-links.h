@@ -24,6 +24,9 @@ void mgmt_links_destroy(struct mgmt_links **links);
 
 /* Reconcile with the management database (after a load or any change). */
 void mgmt_links_sync(struct mgmt_links *links);
+/* Tell every Client Access Server where the instances now run (after an
+ * instance was created, deleted, re-aliased or moved). */
+void mgmt_links_push_instances(struct mgmt_links *links);
 
 /* Peer check for the TCP listener: is this a registered role's fingerprint? */
 bool mgmt_links_fingerprint_registered(struct mgmt_links *links, const char *fingerprint);

@@ -1,0 +1,472 @@
+/* instance-client: the calls a Client Access Server makes for end users
+ * (docs/client-calls.md): logins, the folders and messages a user may read,
+ * and message bytes for IMAP FETCH and downloads.
+ *
+ * Every call but ClientLogin names the user; the user is looked up again on
+ * every call, so a deleted user or a removed login privilege takes effect at
+ * once. What a user may read: the folders filed under their own archive
+ * name, or every folder with the auditor privilege. Anything else answers
+ * "not-found", the same as what does not exist. */
+#include "instance-client.h"
+#include "archive.h"
+#include "catalog.h"
+#include "instance-archive.h"
+#include "instance-users.h"
+#include "instance.h"
+#include "json.h"
+#include "mem.h"
+#include "rpc.h"
+#include "str.h"
+#include "tstr.h"
+
+#include <string.h>
+
+/* Message bytes per answer: well below RPC_MAX_FRAME with the JSON part. */
+#define CLIENT_FETCH_BUDGET (12u * 1024 * 1024)
+#define CLIENT_FETCH_MAX_IDS 1000
+#define CLIENT_PAGE_MAX 500
+
+struct client_user {
+	struct json *view;
+	const char *archive_name;
+	bool auditor;
+};
+
+struct client_call {
+	struct instance *inst;
+	const struct json *args;
+	struct client_user user;
+	struct archive *archive;
+	struct catalog *cat;
+	struct json *result;
+	struct str *blob;
+	const char *code, *error;
+};
+
+static int client_fail(struct client_call *c, const char *code, const char *error)
+{
+	c->code = code;
+	c->error = error;
+	return -1;
+}
+
+static bool client_may_read(const struct client_user *u, const char *owner)
+{
+	return u->auditor || strcmp(owner, u->archive_name) == 0;
+}
+
+static int client_open(struct client_call *c)
+{
+	const char *error;
+	c->archive = instance_archive_for_reading(c->inst->archive, &error);
+	if (c->archive == NULL)
+		return client_fail(c, "failed", error);
+	c->cat = archive_catalog(c->archive);
+	return 0;
+}
+
+/* ---- folders ---- */
+
+struct client_folders {
+	struct client_call *c;
+	struct json *list;
+	uint32_t uid_validity;
+	int64_t uid_next;
+};
+
+static int client_folder_each(const struct catalog_folder *f, void *context)
+{
+	struct client_folders *w = context;
+	if (!client_may_read(&w->c->user, f->user))
+		return 0;
+	struct json *e = json_new_object();
+	json_set_string(e, "owner", f->user);
+	json_set_string(e, "path", f->path);
+	json_set_int(e, "messages", (long long)f->messages);
+	json_set_int(e, "bytes", (long long)f->bytes);
+	json_set_int(e, "uidValidity", w->uid_validity);
+	json_set_int(e, "uidNext", w->uid_next);
+	json_append(w->list, e);
+	return 0;
+}
+
+static int client_folders(struct client_call *c)
+{
+	const char *error;
+	struct client_folders w = {.c = c, .list = json_new_array()};
+	if (catalog_imap_ids(c->cat, &w.uid_validity, &w.uid_next, &error) < 0 ||
+	    catalog_folders(c->cat, client_folder_each, &w, &error) < 0) {
+		json_unref(&w.list);
+		return client_fail(c, "failed", error);
+	}
+	c->result = w.list;
+	return 0;
+}
+
+/* The folder named by owner+path in args, if this user may read it. */
+static int client_folder_arg(struct client_call *c, int64_t *folder_id_r)
+{
+	const char *owner = json_get_string(c->args, "owner");
+	const char *path = json_get_string(c->args, "path");
+	const char *error;
+	if (owner == NULL || path == NULL)
+		return client_fail(c, "bad-request", "owner and path are needed");
+	if (!client_may_read(&c->user, owner))
+		return client_fail(c, "not-found", "no such folder");
+	int ret = catalog_folder_find(c->cat, owner, path, folder_id_r, &error);
+	if (ret < 0)
+		return client_fail(c, "failed", error);
+	if (ret == 0)
+		return client_fail(c, "not-found", "no such folder");
+	return 0;
+}
+
+/* Ascending ids gathered into an IMAP sequence set ("1:5,9"). */
+struct client_ids {
+	struct str *set;
+	int64_t first, last;
+	uint64_t count;
+};
+
+static void client_ids_flush(struct client_ids *ids)
+{
+	if (ids->count == 0 || ids->first < 0)
+		return;
+	if (str_len(ids->set) > 0)
+		str_append_c(ids->set, ',');
+	if (ids->first == ids->last)
+		str_printfa(ids->set, "%lld", (long long)ids->first);
+	else
+		str_printfa(ids->set, "%lld:%lld", (long long)ids->first, (long long)ids->last);
+}
+
+static int client_ids_add(int64_t id, void *context)
+{
+	struct client_ids *ids = context;
+	if (ids->count > 0 && id == ids->last + 1) {
+		ids->last = id;
+	} else {
+		client_ids_flush(ids);
+		ids->first = ids->last = id;
+	}
+	ids->count++;
+	return 0;
+}
+
+static int client_folder_uids(struct client_call *c)
+{
+	int64_t folder_id, uid_next;
+	uint32_t uid_validity;
+	const char *error;
+	if (client_folder_arg(c, &folder_id) < 0)
+		return -1;
+	struct client_ids ids = {.set = str_create(256), .first = -1};
+	if (catalog_imap_ids(c->cat, &uid_validity, &uid_next, &error) < 0 ||
+	    catalog_folder_ids(c->cat, folder_id, client_ids_add, &ids, &error) < 0) {
+		str_destroy(&ids.set);
+		return client_fail(c, "failed", error);
+	}
+	client_ids_flush(&ids);
+	c->result = json_new_object();
+	json_set_int(c->result, "uidValidity", uid_validity);
+	json_set_int(c->result, "uidNext", uid_next);
+	json_set_int(c->result, "count", (long long)ids.count);
+	json_set_string(c->result, "uids", str_c(ids.set));
+	str_destroy(&ids.set);
+	return 0;
+}
+
+/* ---- searches and listings ---- */
+
+struct client_scope_walk {
+	struct client_user *user;
+	int64_t *ids;
+	size_t count;
+};
+
+static int client_scope_each(const struct catalog_folder *f, void *context)
+{
+	struct client_scope_walk *w = context;
+	if (client_may_read(w->user, f->user)) {
+		w->ids = mem_realloc(w->ids, (w->count + 1) * sizeof(*w->ids));
+		w->ids[w->count++] = f->id;
+	}
+	return 0;
+}
+
+/* The folders a search may look in: the one named, or all readable ones. */
+static int client_scope(struct client_call *c, int64_t **ids_r, size_t *count_r)
+{
+	const char *error;
+	*ids_r = NULL;
+	*count_r = 0;
+	if (json_get(c->args, "owner") != NULL || json_get(c->args, "path") != NULL) {
+		int64_t id;
+		if (client_folder_arg(c, &id) < 0)
+			return -1;
+		*ids_r = mem_new(int64_t);
+		(*ids_r)[0] = id;
+		*count_r = 1;
+		return 0;
+	}
+	struct client_scope_walk w = {.user = &c->user};
+	if (catalog_folders(c->cat, client_scope_each, &w, &error) < 0) {
+		mem_free(w.ids);
+		return client_fail(c, "failed", error);
+	}
+	*ids_r = w.ids;
+	*count_r = w.count;
+	return 0;
+}
+
+static void client_hit(const struct catalog_hit *hit, void *context)
+{
+	struct json *list = context;
+	struct json *e = json_new_object();
+	json_set_int(e, "id", hit->id);
+	json_set_int(e, "date", hit->date);
+	json_set_string(e, "from", hit->from);
+	json_set_string(e, "subject", hit->subject);
+	json_set_int(e, "size", (long long)hit->size);
+	json_set_string(e, "owner", hit->user);
+	json_set_string(e, "folder", hit->folder);
+	json_append(list, e);
+}
+
+static int client_messages(struct client_call *c)
+{
+	long long limit = 50, offset = 0;
+	const char *query = json_get_string(c->args, "query");
+	const char *error;
+	if ((json_get(c->args, "limit") != NULL &&
+	     (json_get_int(c->args, "limit", &limit) != 1 || limit < 0 || limit > CLIENT_PAGE_MAX)) ||
+	    (json_get(c->args, "offset") != NULL &&
+	     (json_get_int(c->args, "offset", &offset) != 1 || offset < 0)))
+		return client_fail(c, "bad-request",
+				   tstr_printf("limit: 0 to %d; offset: 0 or more", CLIENT_PAGE_MAX));
+	int64_t *ids;
+	size_t count;
+	if (client_scope(c, &ids, &count) < 0)
+		return -1;
+	struct catalog_scope scope = {ids, count};
+	struct json *list = json_new_array();
+	uint64_t total = 0;
+	/* an empty query lists everything in scope, newest first */
+	int ret = catalog_search_scoped(c->cat, query == NULL || query[0] == '\0' ? "*" : query,
+					&scope, (uint64_t)limit, (uint64_t)offset, &total,
+					client_hit, list, &error);
+	mem_free(ids);
+	if (ret < 0) {
+		json_unref(&list);
+		return client_fail(c, "bad-request", error);
+	}
+	c->result = json_new_object();
+	json_set_int(c->result, "total", (long long)total);
+	json_set(c->result, "messages", list);
+	return 0;
+}
+
+static int client_search_uids(struct client_call *c)
+{
+	int64_t folder_id;
+	const char *query = json_get_string(c->args, "query");
+	const char *error;
+	if (query == NULL)
+		return client_fail(c, "bad-request", "query is needed");
+	if (client_folder_arg(c, &folder_id) < 0)
+		return -1;
+	struct catalog_scope scope = {&folder_id, 1};
+	struct client_ids ids = {.set = str_create(256), .first = -1};
+	if (catalog_search_ids(c->cat, query, &scope, client_ids_add, &ids, &error) < 0) {
+		str_destroy(&ids.set);
+		return client_fail(c, "bad-request", error);
+	}
+	client_ids_flush(&ids);
+	c->result = json_new_object();
+	json_set_int(c->result, "count", (long long)ids.count);
+	json_set_string(c->result, "uids", str_c(ids.set));
+	str_destroy(&ids.set);
+	return 0;
+}
+
+/* ---- message bytes ---- */
+
+/* One message into the answer; 0 added, 1 the budget is spent (stop). */
+static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool imap,
+			    long long skip, struct json *list)
+{
+	struct catalog_message_meta meta;
+	const char *error;
+	int ret = catalog_message_meta(c->cat, id, &meta, &error);
+	if (ret < 0)
+		return client_fail(c, "failed", error);
+	if (ret == 0 || !client_may_read(&c->user, meta.user))
+		return 0; /* left out: the caller sees it is not there */
+	if (raw && str_len(c->blob) > 0 && str_len(c->blob) + meta.size > CLIENT_FETCH_BUDGET)
+		return 1;
+	struct json *e = json_new_object();
+	json_set_int(e, "id", id);
+	json_set_int(e, "size", (long long)meta.size);
+	json_set_int(e, "internalDate", meta.internal_date);
+	json_set_string(e, "owner", meta.user);
+	json_set_string(e, "folder", meta.path);
+	json_append(list, e);
+	if (imap) {
+		char *envelope, *bodystructure;
+		if (archive_message_imap(c->archive, id, &envelope, &bodystructure, &error) != 1)
+			return client_fail(c, "failed", tstr_printf("message %lld: %s", (long long)id,
+								    error));
+		json_set_string(e, "envelope", envelope);
+		json_set_string(e, "bodystructure", bodystructure);
+		mem_free(envelope);
+		mem_free(bodystructure);
+	}
+	if (!raw)
+		return 0;
+	unsigned char *data;
+	size_t len;
+	if (archive_read_message(c->archive, id, &data, &len, &error) != 1)
+		return client_fail(c, "failed", tstr_printf("message %lld: %s", (long long)id, error));
+	/* a message bigger than one answer comes in pieces: "skip" says where
+	 * this piece starts, "partial" that more follows */
+	size_t from = skip > 0 && (size_t)skip < len ? (size_t)skip : 0;
+	size_t n = len - from > CLIENT_FETCH_BUDGET ? CLIENT_FETCH_BUDGET : len - from;
+	json_set_int(e, "offset", (long long)str_len(c->blob));
+	json_set_int(e, "length", (long long)n);
+	json_set_int(e, "skip", (long long)from);
+	json_set_bool(e, "partial", from + n < len);
+	str_append_n(c->blob, data, n);
+	mem_free(data);
+	return 0;
+}
+
+static int client_fetch(struct client_call *c)
+{
+	const struct json *ids = json_get(c->args, "ids");
+	bool raw = json_get_bool(c->args, "raw", false);
+	bool imap = json_get_bool(c->args, "imap", false);
+	long long skip = 0;
+	if (json_kind(ids) != JSON_KIND_ARRAY || json_count(ids) > CLIENT_FETCH_MAX_IDS)
+		return client_fail(c, "bad-request",
+				   tstr_printf("ids: an array of at most %d message ids",
+					       CLIENT_FETCH_MAX_IDS));
+	if (json_get(c->args, "skip") != NULL &&
+	    (json_get_int(c->args, "skip", &skip) != 1 || skip < 0 || json_count(ids) != 1))
+		return client_fail(c, "bad-request", "skip: a byte offset, with one id");
+	struct json *list = json_new_array();
+	c->blob = str_create(raw ? 64 * 1024 : 16);
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < json_count(ids); i++) {
+		const struct json *v = json_at(ids, i);
+		long long id = json_int_of(v);
+		if (json_kind(v) != JSON_KIND_INT) {
+			ret = client_fail(c, "bad-request", "ids: message ids are integers");
+			break;
+		}
+		ret = client_fetch_one(c, id, raw, imap, skip, list);
+	}
+	if (ret < 0) {
+		json_unref(&list);
+		return -1;
+	}
+	c->result = json_new_object();
+	json_set(c->result, "messages", list);
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+static int client_login(struct client_call *c)
+{
+	struct json *view;
+	const char *code, *error;
+	int ret = instance_users_login(c->inst->users, json_get_string(c->args, "userName"),
+				       json_get_string(c->args, "password"),
+				       json_get_string(c->args, "service"),
+				       json_get_string(c->args, "totp"), !c->inst->frozen, &view, &code,
+				       &error);
+	if (ret <= 0)
+		return client_fail(c, code, error);
+	c->result = view;
+	return 0;
+}
+
+static int client_app_passwords(struct client_call *c, const char *method)
+{
+	const char *user = json_get_string(c->user.view, "userName");
+	const char *error;
+	if (strcmp(method, "ClientAppPasswords") == 0) {
+		c->result = instance_users_app_passwords(c->inst->users, user);
+		return 0;
+	}
+	if (strcmp(method, "ClientCreateAppPassword") == 0) {
+		if (instance_users_app_password_create(c->inst->users, user,
+						       json_get_string(c->args, "password"),
+						       json_get_string(c->args, "name"), &c->result,
+						       &error) < 0)
+			return client_fail(c, "bad-request", error);
+		return 0;
+	}
+	if (instance_users_app_password_delete(c->inst->users, user,
+					       json_get_string(c->args, "name"), &error) < 0)
+		return client_fail(c, "not-found", error);
+	return 0;
+}
+
+static int client_dispatch(struct client_call *c, const char *method)
+{
+	if (strcmp(method, "ClientLogin") == 0)
+		return client_login(c);
+	c->user.view = instance_users_client_view(c->inst->users,
+						  json_get_string(c->args, "userName"));
+	if (c->user.view == NULL)
+		return client_fail(c, "auth-failed", "the session has ended: log in again");
+	c->user.archive_name = json_get_string(c->user.view, "archiveName");
+	c->user.auditor = json_get_bool(c->user.view, "auditor", false);
+	bool changes = strcmp(method, "ClientCreateAppPassword") == 0 ||
+		       strcmp(method, "ClientDeleteAppPassword") == 0;
+	if (changes && c->inst->frozen)
+		return client_fail(c, "frozen", "the archive is frozen for maintenance: try again later");
+	if (changes || strcmp(method, "ClientAppPasswords") == 0)
+		return client_app_passwords(c, method);
+	if (client_open(c) < 0)
+		return -1;
+	if (strcmp(method, "ClientFolders") == 0)
+		return client_folders(c);
+	if (strcmp(method, "ClientFolderUids") == 0)
+		return client_folder_uids(c);
+	if (strcmp(method, "ClientMessages") == 0)
+		return client_messages(c);
+	if (strcmp(method, "ClientSearchUids") == 0)
+		return client_search_uids(c);
+	if (strcmp(method, "ClientFetch") == 0)
+		return client_fetch(c);
+	return client_fail(c, "unknown-method", tstr_printf("an instance takes no call '%s'", method));
+}
+
+bool instance_client_is_call(const char *method)
+{
+	return strncmp(method, "Client", 6) == 0;
+}
+
+void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			  const char *method, const struct json *args)
+{
+	struct client_call c = {.inst = inst, .args = args};
+	const char *error;
+	if (inst->users == NULL &&
+	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
+		rpc_conn_reply_error(conn, id, "failed", error);
+		return;
+	}
+	if (client_dispatch(&c, method) < 0) {
+		rpc_conn_reply_error(conn, id, c.code, c.error);
+		json_unref(&c.result);
+	} else if (c.blob != NULL) {
+		rpc_conn_reply_blob(conn, id, c.result, str_c(c.blob), str_len(c.blob));
+	} else {
+		rpc_conn_reply(conn, id, c.result);
+	}
+	str_destroy(&c.blob);
+	json_unref(&c.user.view);
+}

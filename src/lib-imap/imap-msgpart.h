@@ -1,0 +1,37 @@
+#ifndef COFFER_IMAP_MSGPART_H
+#define COFFER_IMAP_MSGPART_H
+/* imap-msgpart: the BODY[section] of a FETCH (RFC 3501 6.4.5), cut out of a
+ * message's raw bytes.
+ *
+ * Sections: "" (the whole message), "HEADER", "HEADER.FIELDS (A B)",
+ * "HEADER.FIELDS.NOT (A B)", "TEXT", and part numbers "1.2" optionally
+ * followed by ".HEADER", ".HEADER.FIELDS ...", ".TEXT" (of an encapsulated
+ * message/rfc822) or ".MIME" (the part's own MIME header).
+ *
+ * Contract: imap_msgpart_parse() takes the text between '[' and ']' and
+ * returns 0, or -1 with *error_r for a section that is not valid IMAP.
+ * imap_msgpart_extract() never fails: a malformed message or a part that does
+ * not exist gives the best cut it can, or an empty one; the bytes returned
+ * are always a copy of bytes of the message (HEADER.FIELDS: the matching
+ * fields, in order, then the empty line). imap_msgpart_section() gives the
+ * canonical section text for the FETCH response ("HEADER.FIELDS (FROM TO)").
+ * It does no I/O and keeps no state between messages. */
+#include <stdbool.h>
+#include <stddef.h>
+
+struct str;
+struct imap_msgpart;
+
+int imap_msgpart_parse(const char *section, struct imap_msgpart **part_r, const char **error_r);
+void imap_msgpart_destroy(struct imap_msgpart **part);
+
+/* The section as it goes back to the client, inside the brackets. */
+const char *imap_msgpart_section(const struct imap_msgpart *part);
+/* True if only the header is needed (no body bytes are looked at). */
+bool imap_msgpart_header_only(const struct imap_msgpart *part);
+
+/* Append the section's bytes of the message to out. */
+void imap_msgpart_extract(const struct imap_msgpart *part, const unsigned char *msg, size_t len,
+			  struct str *out);
+
+#endif

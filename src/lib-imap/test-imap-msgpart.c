@@ -1,0 +1,133 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "imap-msgpart.h"
+#include "mem.h"
+#include "str.h"
+
+static const char simple[] =
+	"From: a@example.com\r\n"
+	"To: b@example.com,\r\n c@example.com\r\n"
+	"Subject: hi\r\n"
+	"\r\n"
+	"body line\r\n";
+
+static const char nested[] =
+	"From: a@example.com\r\n"
+	"Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+	"\r\n"
+	"preamble\r\n"
+	"--XX\r\n"
+	"Content-Type: text/plain\r\n"
+	"\r\n"
+	"part one\r\n"
+	"--XX\r\n"
+	"Content-Type: message/rfc822\r\n"
+	"\r\n"
+	"Subject: inner\r\n"
+	"Content-Type: multipart/alternative; boundary=YY\r\n"
+	"\r\n"
+	"--YY\r\n"
+	"\r\n"
+	"inner plain\r\n"
+	"--YY\r\n"
+	"Content-Type: text/html\r\n"
+	"\r\n"
+	"<p>inner html</p>\r\n"
+	"--YY--\r\n"
+	"--XX--\r\n"
+	"epilogue\r\n";
+
+static char *cut(const char *section, const char *msg)
+{
+	struct imap_msgpart *part;
+	const char *error;
+	if (imap_msgpart_parse(section, &part, &error) < 0)
+		fail_msg("%s: %s", section, error);
+	struct str *out = str_create(64);
+	imap_msgpart_extract(part, (const unsigned char *)msg, strlen(msg), out);
+	imap_msgpart_destroy(&part);
+	return str_steal(&out);
+}
+
+static void check(const char *section, const char *msg, const char *expected)
+{
+	char *got = cut(section, msg);
+	if (strcmp(got, expected) != 0)
+		fail_msg("[%s]: got \"%s\", expected \"%s\"", section, got, expected);
+	mem_free(got);
+}
+
+static void test_msgpart_simple(void **state)
+{
+	check("", simple, simple);
+	check("TEXT", simple, "body line\r\n");
+	check("1", simple, "body line\r\n");
+	check("HEADER", simple,
+	      "From: a@example.com\r\nTo: b@example.com,\r\n c@example.com\r\nSubject: hi\r\n\r\n");
+	check("HEADER.FIELDS (to SUBJECT)", simple,
+	      "To: b@example.com,\r\n c@example.com\r\nSubject: hi\r\n\r\n");
+	check("HEADER.FIELDS.NOT (To Subject)", simple, "From: a@example.com\r\n\r\n");
+	check("HEADER.FIELDS (X-None)", simple, "\r\n");
+	check("2", simple, "");
+}
+
+static void test_msgpart_nested(void **state)
+{
+	check("1", nested, "part one");
+	check("1.MIME", nested, "Content-Type: text/plain\r\n\r\n");
+	check("2.HEADER", nested,
+	      "Subject: inner\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n");
+	check("2.1", nested, "inner plain");
+	check("2.2", nested, "<p>inner html</p>");
+	check("2.2.MIME", nested, "Content-Type: text/html\r\n\r\n");
+	check("2.3", nested, "");
+	check("3", nested, "");
+	check("HEADER.FIELDS (FROM)", nested, "From: a@example.com\r\n\r\n");
+}
+
+static void test_msgpart_sections(void **state)
+{
+	static const char *const bad[] = {"0", "1.", "FOO", "HEADER.FIELDS", "HEADER.FIELDS ()",
+					  "HEADER.FIELDS (A", "MIME", "1.2.TEXTX", NULL};
+	for (const char *const *s = bad; *s != NULL; s++) {
+		struct imap_msgpart *part;
+		const char *error;
+		if (imap_msgpart_parse(*s, &part, &error) == 0)
+			fail_msg("accepted [%s]", *s);
+		assert_null(part);
+	}
+	struct imap_msgpart *part;
+	const char *error;
+	assert_int_equal(imap_msgpart_parse("1.2.header.fields (from \"x-a\")", &part, &error), 0);
+	assert_string_equal(imap_msgpart_section(part), "1.2.HEADER.FIELDS (FROM X-A)");
+	assert_false(imap_msgpart_header_only(part));
+	imap_msgpart_destroy(&part);
+	assert_int_equal(imap_msgpart_parse("header", &part, &error), 0);
+	assert_true(imap_msgpart_header_only(part));
+	imap_msgpart_destroy(&part);
+}
+
+static void test_msgpart_bare_lf_and_no_body(void **state)
+{
+	check("TEXT", "Subject: x\n\nbody\n", "body\n");
+	check("HEADER", "Subject: x\n\nbody\n", "Subject: x\n\n");
+	check("TEXT", "Subject: x\r\n", "");
+	check("HEADER", "Subject: x\r\n", "Subject: x\r\n");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_msgpart_simple),
+		cmocka_unit_test(test_msgpart_nested),
+		cmocka_unit_test(test_msgpart_sections),
+		cmocka_unit_test(test_msgpart_bare_lf_and_no_body),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
