@@ -4,6 +4,7 @@
  * through which user work flows; serves IMAP (access-imap) and Web Access. */
 #include "access-main.h"
 #include "access-route.h"
+#include "access-web.h"
 #include "config.h"
 #include "file.h"
 #include "json.h"
@@ -137,29 +138,33 @@ static const struct rpc_conn_callbacks access_management_callbacks = {
 int access_main(int argc, char **argv)
 {
 	struct access access = {.started = time(NULL)};
+	struct access_web *web = NULL;
 	const char *error;
 	access.rd = role_daemon_create(CONFIG_ROLE_CLIENT_ACCESS_SERVER, argc, argv, &error);
 	if (access.rd == NULL)
 		return role_daemon_fail(NULL, error);
+	struct access_route_settings route_set = {
+		.base = role_daemon_base(access.rd),
+		.client_tls = role_daemon_client_tls(access.rd),
+		.hello = role_daemon_hello(access.rd),
+	};
+	access.route = access_route_create(&route_set);
 	access.tcp_server = role_daemon_listen_tcp(access.rd, access_peer_check, &access,
 						   &access_tcp_callbacks, &access, &error);
 	bool paired = role_daemon_settings(access.rd)->management.fingerprint[0] != '\0';
 	int ret;
-	if (access.tcp_server == NULL ||
+	/* Web Access binds its listeners while still privileged (port 443). */
+	if (access.tcp_server == NULL || access_web_create(access.rd, access.route, &web, &error) < 0 ||
 	    role_daemon_start(access.rd, paired ? "paired" : "not paired with a Management Server yet",
 			      &error) < 0) {
 		ret = role_daemon_fail(access.rd, error);
 	} else {
-		struct access_route_settings route_set = {
-			.base = role_daemon_base(access.rd),
-			.client_tls = role_daemon_client_tls(access.rd),
-			.hello = role_daemon_hello(access.rd),
-		};
-		access.route = access_route_create(&route_set);
 		access_load_topology(&access);
 		role_daemon_connect_management(access.rd, &access_management_callbacks, &access);
 		ret = role_daemon_run(access.rd);
 	}
+	/* Web Access first: its calls under way are answered by the route's end. */
+	access_web_destroy(&web);
 	access_route_destroy(&access.route);
 	rpc_server_destroy(&access.tcp_server);
 	role_daemon_destroy(&access.rd);

@@ -196,6 +196,7 @@ static void api_login_done(struct web_call *call, const struct json *result, con
 	auth_throttle_success(web->throttle, api_user_key(call, user));
 	struct access_web_session *s;
 	char *token = access_web_sessions_add(web->sessions, call->instance_id, user, time(NULL), &s);
+	s->user_json = json_serialize(result, false);
 	http_request_add_header(call->req, "Set-Cookie",
 				tstr_printf("%s=%s; Path=/%s/; HttpOnly; Secure; SameSite=Strict",
 					    WEB_SESSION_COOKIE, token, call->url_name));
@@ -359,37 +360,51 @@ static void api_authenticate_cookie(struct web_call *call)
 
 /* ---- endpoints ---- */
 
+/* The session's user as the login described it (Basic: just the name). */
+static struct json *api_session_user(struct web_call *call, struct access_web_session *s)
+{
+	struct json *user = NULL;
+	const char *error;
+	if (s != NULL && s->user_json != NULL &&
+	    json_parse(s->user_json, strlen(s->user_json), &user, &error) < 0)
+		user = NULL;
+	if (user == NULL) {
+		user = json_new_object();
+		json_set_string(user, "userName", call->user_name);
+	}
+	return user;
+}
+
+static struct access_web_session *api_current_session(struct web_call *call)
+{
+	if (call->session_token == NULL)
+		return NULL;
+	return access_web_sessions_find(call->web->sessions, call->session_token, time(NULL));
+}
+
 static void api_session(struct web_call *call)
 {
+	struct access_web_session *s = api_current_session(call);
 	struct json *r = json_new_object();
-	json_set_string(r, "userName", call->user_name);
+	json_set(r, "user", api_session_user(call, s));
 	json_set_string(r, "instance", call->url_name);
-	if (call->session_token != NULL) {
-		struct access_web_session *s =
-			access_web_sessions_find(call->web->sessions, call->session_token, time(NULL));
-		if (s != NULL)
-			json_set_string(r, "csrfToken", s->csrf_token);
-	}
+	if (s != NULL)
+		json_set_string(r, "csrfToken", s->csrf_token);
 	api_reply(call, 200, r);
 	json_unref(&r);
 }
 
-static void api_done_session_user(struct web_call *call, const struct json *result,
-				  const void *blob, size_t blob_len)
+/* After MFA was turned on or off: the session's view of the user follows. */
+static void api_session_set_mfa(struct web_call *call, bool on)
 {
-	/* ClientFolders confirms the user still exists; the page wants both. */
-	struct json *r = json_new_object();
-	json_set_string(r, "userName", call->user_name);
-	json_set_string(r, "instance", call->url_name);
-	if (call->session_token != NULL) {
-		struct access_web_session *s =
-			access_web_sessions_find(call->web->sessions, call->session_token, time(NULL));
-		if (s != NULL)
-			json_set_string(r, "csrfToken", s->csrf_token);
-	}
-	json_set(r, "folders", json_clone(result));
-	api_reply(call, 200, r);
-	json_unref(&r);
+	struct access_web_session *s = api_current_session(call);
+	if (s == NULL)
+		return;
+	struct json *user = api_session_user(call, s);
+	json_set_bool(user, "mfaEnabled", on);
+	mem_free(s->user_json);
+	s->user_json = json_serialize(user, false);
+	json_unref(&user);
 }
 
 /* A message ID: 1 to 18 digits, else -1. */
@@ -586,6 +601,10 @@ static void api_done_password(struct web_call *call, const struct json *result,
 static void api_done_logged(struct web_call *call, const struct json *result, const void *blob,
 			    size_t blob_len)
 {
+	if (strcmp(call->endpoint, "mfa/activate") == 0)
+		api_session_set_mfa(call, true);
+	else if (strcmp(call->endpoint, "mfa/disable") == 0)
+		api_session_set_mfa(call, false);
 	auth_cache_forget(call->web->basic_cache,
 			  tstr_printf("%s\n%s", call->instance_id, call->user_name));
 	log_info(access_web_context(call), "%s %s", http_request_method(call->req), call->endpoint);
@@ -629,10 +648,7 @@ static void api_dispatch(struct web_call *call)
 		}
 	}
 	if (strcmp(e, "session") == 0 && api_method_is(call, "GET")) {
-		if (access_web_api_param(call, "folders") != NULL)
-			access_web_api_call(call, "ClientFolders", NULL, api_done_session_user);
-		else
-			api_session(call);
+		api_session(call);
 	} else if (strcmp(e, "logout") == 0 && api_method_is(call, "POST")) {
 		api_logout(call);
 	} else if (strcmp(e, "messages") == 0 && api_method_is(call, "GET")) {

@@ -60,6 +60,7 @@ static void sessions_free(struct access_web_sessions *t, struct session_entry *e
 	t->count--;
 	crypto_wipe(e->s.csrf_token, strlen(e->s.csrf_token));
 	mem_free(e->s.csrf_token);
+	mem_free(e->s.user_json);
 	mem_free(e->s.instance_id);
 	mem_free(e->s.user_name);
 	mem_free(e);

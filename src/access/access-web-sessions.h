@@ -25,6 +25,7 @@ struct access_web_session {
 	char *instance_id; /* canonical ID */
 	char *user_name;
 	char *csrf_token;
+	char *user_json; /* what the login said about the user (for the page); may be NULL */
 	time_t created, last_used;
 };
 

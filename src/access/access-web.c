@@ -281,6 +281,10 @@ int access_web_create(struct role_daemon *rd, struct access_route *route,
 	*web_r = NULL;
 	if (!l->present || !l->enabled || l->listener_count == 0)
 		return 0;
+	if (crypto_init() < 0) {
+		*error_r = "cannot initialise the crypto library";
+		return -1;
+	}
 	struct tls_context *tls = role_daemon_server_tls(rd, CONFIG_KIND_HTTP, NULL, NULL, error_r);
 	if (tls == NULL)
 		return -1;

@@ -11,6 +11,7 @@
 #include "archive.h"
 #include "catalog.h"
 #include "instance-archive.h"
+#include "instance-client-web.h"
 #include "instance-users.h"
 #include "instance.h"
 #include "json.h"
@@ -457,6 +458,21 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	if (inst->users == NULL &&
 	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
 		rpc_conn_reply_error(conn, id, "failed", error);
+		return;
+	}
+	unsigned char *blob;
+	size_t blob_len;
+	int web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len, &c.code,
+					   &c.error);
+	if (web != 0) {
+		/* Web Access: message views, attachments, password and MFA */
+		if (web < 0)
+			rpc_conn_reply_error(conn, id, c.code, c.error);
+		else if (blob != NULL)
+			rpc_conn_reply_blob(conn, id, c.result, blob, blob_len);
+		else
+			rpc_conn_reply(conn, id, c.result);
+		mem_free(blob);
 		return;
 	}
 	if (client_dispatch(&c, method) < 0) {

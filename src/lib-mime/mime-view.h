@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MIME_VIEW_BODY_MAX (4 * 1024 * 1024)
+#define MIME_VIEW_BODY_MAX (2 * 1024 * 1024)
 #define MIME_VIEW_INLINE_IMAGE_MAX (2 * 1024 * 1024)
 
 struct mime_view_attachment {
