@@ -364,6 +364,9 @@ function onSearch(event) {
   event.preventDefault();
   state.query = filterQuery();
   state.offset = 0;
+  /* A search covers the whole archive (folder:NAME narrows it). */
+  state.folder = null;
+  renderTree();
   loadMessages();
 }
 
