@@ -3,6 +3,7 @@
  * Instance Host the Management Server names (SetTopology, access-route),
  * through which user work flows; serves IMAP (access-imap) and Web Access. */
 #include "access-main.h"
+#include "access-imap.h"
 #include "access-route.h"
 #include "access-web.h"
 #include "config.h"
@@ -14,6 +15,7 @@
 #include "rpc.h"
 #include "tstr.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -24,6 +26,7 @@ struct access {
 	struct role_daemon *rd;
 	struct rpc_server *tcp_server;
 	struct access_route *route;
+	struct access_imap *imap;
 	time_t started;
 };
 
@@ -81,6 +84,8 @@ static struct json *access_info(struct access *access)
 	json_set_string(info, "version", COFFER_VERSION);
 	json_set_int(info, "startedAt", (long long)access->started);
 	json_set(info, "instanceHostLinks", access_route_info(access->route));
+	if (access->imap != NULL)
+		json_set(info, "imap", access_imap_info(access->imap));
 	return info;
 }
 
@@ -135,6 +140,42 @@ static const struct rpc_conn_callbacks access_management_callbacks = {
 	.request = access_request,
 };
 
+/* Bind the IMAP listeners (143 with STARTTLS, 993 with implicit TLS) while
+ * still privileged. */
+static int access_listen_imap(struct access *access, const char **error_r)
+{
+	const struct config_role_settings *set = role_daemon_settings(access->rd);
+	const struct config_listener_set *plain = &set->listeners[CONFIG_KIND_IMAP];
+	const struct config_listener_set *tls = &set->listeners[CONFIG_KIND_IMAPS];
+	if (!plain->enabled && !tls->enabled)
+		return 0;
+	struct tls_context *ctx = role_daemon_server_tls(access->rd, CONFIG_KIND_IMAP, NULL, NULL,
+							 error_r);
+	if (ctx == NULL)
+		return -1;
+	struct access_imap_settings imap_set = {
+		.base = role_daemon_base(access->rd),
+		.route = access->route,
+		.tls = ctx,
+		.server_name = set->server_name,
+		.allow_plaintext_auth = getenv("COFFER_IMAP_ALLOW_PLAINTEXT_AUTH") != NULL,
+	};
+	access->imap = access_imap_create(&imap_set);
+	for (int implicit = 0; implicit < 2; implicit++) {
+		const struct config_listener_set *l = implicit ? tls : plain;
+		for (size_t i = 0; l->enabled && i < l->listener_count; i++) {
+			const char *error;
+			if (access_imap_listen(access->imap, &l->listeners[i], implicit != 0,
+					       &error) < 0) {
+				*error_r = tstr_printf("%s listener %s", implicit ? "IMAPS" : "IMAP",
+						       error);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 int access_main(int argc, char **argv)
 {
 	struct access access = {.started = time(NULL)};
@@ -153,8 +194,9 @@ int access_main(int argc, char **argv)
 						   &access_tcp_callbacks, &access, &error);
 	bool paired = role_daemon_settings(access.rd)->management.fingerprint[0] != '\0';
 	int ret;
-	/* Web Access binds its listeners while still privileged (port 443). */
-	if (access.tcp_server == NULL || access_web_create(access.rd, access.route, &web, &error) < 0 ||
+	/* IMAP and Web Access bind their listeners while still privileged. */
+	if (access.tcp_server == NULL || access_listen_imap(&access, &error) < 0 ||
+	    access_web_create(access.rd, access.route, &web, &error) < 0 ||
 	    role_daemon_start(access.rd, paired ? "paired" : "not paired with a Management Server yet",
 			      &error) < 0) {
 		ret = role_daemon_fail(access.rd, error);
@@ -163,8 +205,9 @@ int access_main(int argc, char **argv)
 		role_daemon_connect_management(access.rd, &access_management_callbacks, &access);
 		ret = role_daemon_run(access.rd);
 	}
-	/* Web Access first: its calls under way are answered by the route's end. */
+	/* Before the route: their calls under way are answered by the route's end. */
 	access_web_destroy(&web);
+	access_imap_destroy(&access.imap);
 	access_route_destroy(&access.route);
 	rpc_server_destroy(&access.tcp_server);
 	role_daemon_destroy(&access.rd);

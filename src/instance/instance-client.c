@@ -293,8 +293,20 @@ static int client_search_uids(struct client_call *c)
 /* ---- message bytes ---- */
 
 /* One message into the answer; 0 added, 1 the budget is spent (stop). */
+/* The header's length, with the empty line that ends it. */
+static size_t client_header_length(const unsigned char *data, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (data[i] == '\n' && data[i + 1] == '\n')
+			return i + 2;
+		if (data[i] == '\n' && i + 2 < len && data[i + 1] == '\r' && data[i + 2] == '\n')
+			return i + 3;
+	}
+	return len;
+}
+
 static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool imap,
-			    long long skip, struct json *list)
+			    bool headers_only, long long skip, struct json *list)
 {
 	struct catalog_message_meta meta;
 	const char *error;
@@ -328,6 +340,8 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	size_t len;
 	if (archive_read_message(c->archive, id, &data, &len, &error) != 1)
 		return client_fail(c, "failed", tstr_printf("message %lld: %s", (long long)id, error));
+	if (headers_only)
+		len = client_header_length(data, len);
 	/* a message bigger than one answer comes in pieces: "skip" says where
 	 * this piece starts, "partial" that more follows */
 	size_t from = skip > 0 && (size_t)skip < len ? (size_t)skip : 0;
@@ -346,6 +360,7 @@ static int client_fetch(struct client_call *c)
 	const struct json *ids = json_get(c->args, "ids");
 	bool raw = json_get_bool(c->args, "raw", false);
 	bool imap = json_get_bool(c->args, "imap", false);
+	bool headers_only = json_get_bool(c->args, "headersOnly", false);
 	long long skip = 0;
 	if (json_kind(ids) != JSON_KIND_ARRAY || json_count(ids) > CLIENT_FETCH_MAX_IDS)
 		return client_fail(c, "bad-request",
@@ -357,21 +372,25 @@ static int client_fetch(struct client_call *c)
 	struct json *list = json_new_array();
 	c->blob = str_create(raw ? 64 * 1024 : 16);
 	int ret = 0;
-	for (size_t i = 0; ret == 0 && i < json_count(ids); i++) {
+	size_t i;
+	for (i = 0; ret == 0 && i < json_count(ids); i++) {
 		const struct json *v = json_at(ids, i);
 		long long id = json_int_of(v);
 		if (json_kind(v) != JSON_KIND_INT) {
 			ret = client_fail(c, "bad-request", "ids: message ids are integers");
 			break;
 		}
-		ret = client_fetch_one(c, id, raw, imap, skip, list);
+		ret = client_fetch_one(c, id, raw, imap, headers_only, skip, list);
 	}
 	if (ret < 0) {
 		json_unref(&list);
 		return -1;
 	}
+	/* how many of the ids were dealt with: the rest did not fit */
+	size_t consumed = ret == 1 ? i - 1 : i;
 	c->result = json_new_object();
 	json_set(c->result, "messages", list);
+	json_set_int(c->result, "consumed", (long long)consumed);
 	return 0;
 }
 

@@ -1,0 +1,795 @@
+/* access-imap-client: one IMAP session: I/O, the command loop, and the
+ * commands that need no mailbox (CAPABILITY, ID, LOGIN, AUTHENTICATE, ...). */
+#include "access-imap-private.h"
+#include "auth-throttle.h"
+#include "base64.h"
+#include "imap-arg.h"
+#include "imap-parser.h"
+#include "imap-quote.h"
+#include "imap-uidmap.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "str.h"
+#include "tls.h"
+#include "tstr.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define IMAP_CAPS_BASE "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN"
+
+static void imap_client_input(struct imap_client *client);
+static void imap_client_disconnect(struct imap_client *client, const char *reason);
+static void imap_client_setup_bev(struct imap_client *client);
+
+/* ---- references and output ---- */
+
+void imap_client_ref(struct imap_client *client)
+{
+	client->refs++;
+}
+
+static void imap_client_free(struct imap_client *client)
+{
+	imap_fetch_free(&client->fetch);
+	imap_search_free(&client->search);
+	imap_parser_destroy(&client->parser);
+	imap_uidmap_destroy(&client->uids);
+	if (client->timeout != NULL)
+		event_free(client->timeout);
+	if (client->resume != NULL)
+		event_free(client->resume);
+	if (client->idle_check != NULL)
+		event_free(client->idle_check);
+	mem_free(client->tag);
+	mem_free(client->command);
+	mem_free(client->instance_id);
+	mem_free(client->user_name);
+	mem_free(client->archive_name);
+	mem_free(client->mailbox);
+	mem_free(client->owner);
+	mem_free(client->path);
+	mem_free(client);
+}
+
+bool imap_client_unref(struct imap_client *client)
+{
+	if (--client->refs > 0)
+		return !client->disconnected;
+	imap_client_free(client);
+	return false;
+}
+
+void imap_client_send_raw(struct imap_client *client, const void *data, size_t len)
+{
+	if (!client->disconnected)
+		evbuffer_add(bufferevent_get_output(client->bev), data, len);
+}
+
+void imap_client_send(struct imap_client *client, const char *fmt, ...)
+{
+	if (client->disconnected)
+		return;
+	va_list args;
+	va_start(args, fmt);
+	struct evbuffer *out = bufferevent_get_output(client->bev);
+	evbuffer_add_vprintf(out, fmt, args);
+	va_end(args);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+size_t imap_client_output_len(struct imap_client *client)
+{
+	return client->disconnected ? 0 : evbuffer_get_length(bufferevent_get_output(client->bev));
+}
+
+/* Read on from the event loop, not from inside whatever just finished. */
+static void imap_client_schedule_input(struct imap_client *client)
+{
+	if (!client->disconnected && !client->input_scheduled) {
+		client->input_scheduled = true;
+		event_active(client->resume, EV_TIMEOUT, 0);
+	}
+}
+
+void imap_client_done(struct imap_client *client, const char *status, const char *fmt, ...)
+{
+	va_list args;
+	va_start(args, fmt);
+	char *text = mem_vprintf(fmt, args);
+	va_end(args);
+	imap_client_send(client, "%s %s %s", client->tag == NULL ? "*" : client->tag, status, text);
+	mem_free(text);
+	client->busy = false;
+	imap_client_schedule_input(client);
+}
+
+static void imap_client_set_timeout(struct imap_client *client)
+{
+	struct timeval tv = {client->state == IMAP_STATE_NOT_AUTH ? IMAP_PREAUTH_TIMEOUT_SECS
+								  : IMAP_IDLE_TIMEOUT_SECS, 0};
+	event_add(client->timeout, &tv);
+}
+
+/* ---- calls into the instance ---- */
+
+struct imap_client_call {
+	struct imap_client *client;
+	imap_client_answer_fn *answer;
+	void *ctx;
+};
+
+static void imap_client_answered(const struct json *result, const void *blob, size_t blob_len,
+				 const char *error_code, const char *error_text, void *ctx)
+{
+	struct imap_client_call *call = ctx;
+	struct imap_client *client = call->client;
+	/* answered even for a client that has gone, so the ctx is freed */
+	call->answer(client, result, blob, blob_len, error_code, error_text, call->ctx);
+	(void)imap_client_unref(client);
+	mem_free(call);
+}
+
+void imap_client_call(struct imap_client *client, const char *method, struct json *args,
+		      imap_client_answer_fn *answer, void *ctx)
+{
+	struct imap_client_call *call = mem_new(struct imap_client_call);
+	call->client = client;
+	call->answer = answer;
+	call->ctx = ctx;
+	imap_client_ref(client);
+	if (args == NULL)
+		args = json_new_object();
+	if (client->user_name != NULL && json_get(args, "userName") == NULL)
+		json_set_string(args, "userName", client->user_name);
+	access_route_call(client->server->set.route, client->instance_id, method, args,
+			  IMAP_CALL_TIMEOUT_SECS, imap_client_answered, call);
+}
+
+/* An error from the instance, as the client should see it. */
+static void imap_client_call_failed(struct imap_client *client, const char *code,
+				    const char *text)
+{
+	if (strcmp(code, "unavailable") == 0 || strcmp(code, "timeout") == 0 ||
+	    strcmp(code, "closed") == 0)
+		imap_client_done(client, "NO", "[UNAVAILABLE] The archive is not available right now");
+	else
+		imap_client_done(client, "NO", "%s", text);
+}
+
+/* ---- capabilities, greeting ---- */
+
+static bool imap_client_login_allowed(const struct imap_client *client)
+{
+	return client->tls || client->server->set.allow_plaintext_auth;
+}
+
+static const char *imap_client_capabilities(const struct imap_client *client)
+{
+	if (client->state != IMAP_STATE_NOT_AUTH)
+		return IMAP_CAPS_BASE;
+	if (imap_client_login_allowed(client))
+		return client->tls ? IMAP_CAPS_BASE " AUTH=PLAIN" : IMAP_CAPS_BASE " STARTTLS AUTH=PLAIN";
+	return IMAP_CAPS_BASE " STARTTLS LOGINDISABLED";
+}
+
+/* ---- login ---- */
+
+struct imap_login {
+	char *login;
+	struct timespec started;
+};
+
+static long imap_msecs_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)((now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000);
+}
+
+static void imap_login_refuse_now(evutil_socket_t fd, short events, void *ctx)
+{
+	struct imap_client *client = ctx;
+	if (imap_client_unref(client))
+		imap_client_done(client, "NO", "[AUTHENTICATIONFAILED] Authentication failed.");
+}
+
+/* Every failed login is answered the same, after the same time: neither
+ * the text nor the delay tells whether the instance, the user or the
+ * password was wrong. */
+static void imap_login_refuse(struct imap_client *client, struct imap_login *login)
+{
+	long left = IMAP_FAILED_LOGIN_DELAY_MSECS - imap_msecs_since(&login->started);
+	struct timeval tv = {0, 0};
+	if (left > 0) {
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000;
+	}
+	imap_client_ref(client);
+	event_base_once(client->server->set.base, -1, EV_TIMEOUT, imap_login_refuse_now, client, &tv);
+}
+
+/* Failed logins slow down guessing per address and login name, so one
+ * address guessing one account waits, and others are not locked out. */
+static const char *imap_throttle_key(const struct imap_client *client, const char *login)
+{
+	return tstr_printf("imap:%s:%s", client->address, login);
+}
+
+static void imap_login_free(struct imap_login *login)
+{
+	mem_free(login->login);
+	mem_free(login);
+}
+
+static void imap_login_answer(struct imap_client *client, const struct json *result,
+			      const void *blob, size_t blob_len, const char *code, const char *text,
+			      void *ctx)
+{
+	struct imap_login *login = ctx;
+	struct access_imap *server = client->server;
+	if (client->disconnected) {
+		imap_login_free(login);
+		return;
+	}
+	if (code != NULL) {
+		if (strcmp(code, "auth-failed") == 0 || strcmp(code, "mfa-required") == 0) {
+			auth_throttle_failure(server->throttle, imap_throttle_key(client, login->login),
+					      time(NULL));
+			log_info(client->context, "login failed for %s", login->login);
+			imap_login_refuse(client, login);
+		} else {
+			log_warning(client->context, "login of %s: %s: %s", login->login, code, text);
+			mem_free(client->instance_id);
+			client->instance_id = NULL;
+			imap_client_call_failed(client, code, text);
+		}
+		imap_login_free(login);
+		return;
+	}
+	auth_throttle_success(server->throttle, imap_throttle_key(client, login->login));
+	client->user_name = mem_strdup(json_get_string(result, "userName"));
+	client->archive_name = mem_strdup(json_get_string(result, "archiveName"));
+	client->auditor = json_get_bool(result, "auditor", false);
+	client->state = IMAP_STATE_AUTH;
+	server->authenticated_count++;
+	snprintf(client->context + strlen(client->context),
+		 sizeof(client->context) - strlen(client->context), " user=%s@%s",
+		 client->user_name, client->instance_id);
+	log_info(client->context, "logged in");
+	imap_client_set_timeout(client);
+	imap_client_done(client, "OK", "[CAPABILITY %s] Logged in", imap_client_capabilities(client));
+	imap_login_free(login);
+}
+
+/* "user@instance": the instance is after the last '@' (user names may hold
+ * '@' themselves). */
+static void imap_client_login(struct imap_client *client, const char *login, const char *password)
+{
+	struct access_imap *server = client->server;
+	struct imap_login *l = mem_new(struct imap_login);
+	l->login = mem_strdup(login);
+	clock_gettime(CLOCK_MONOTONIC, &l->started);
+	unsigned int wait;
+	if (auth_throttle_check(server->throttle, imap_throttle_key(client, login), time(NULL),
+				&wait) < 0) {
+		imap_login_free(l);
+		imap_client_done(client, "NO",
+				 "[UNAVAILABLE] Too many failed logins: try again in %u seconds", wait);
+		return;
+	}
+	const char *at = strrchr(login, '@');
+	const char *instance_id;
+	if (at == NULL || at == login ||
+	    access_route_resolve(server->set.route, at + 1, &instance_id) != 1) {
+		auth_throttle_failure(server->throttle, imap_throttle_key(client, login), time(NULL));
+		log_info(client->context, "login failed for %s (no such instance)", login);
+		imap_login_refuse(client, l);
+		imap_login_free(l);
+		return;
+	}
+	client->instance_id = mem_strdup(instance_id);
+	struct json *args = json_new_object();
+	json_set(args, "userName", json_new_string(tstr_printf("%.*s", (int)(at - login), login)));
+	json_set_string(args, "password", password);
+	json_set_string(args, "service", "imap");
+	imap_client_call(client, "ClientLogin", args, imap_login_answer, l);
+}
+
+static void imap_cmd_login(struct imap_client *client, const struct imap_command *cmd)
+{
+	const char *user, *password;
+	if (!imap_client_login_allowed(client)) {
+		imap_client_done(client, "NO", "[PRIVACYREQUIRED] Use STARTTLS (or port 993) first");
+		return;
+	}
+	if (cmd->arg_count != 2 || !imap_arg_get_astring(&cmd->args[0], &user) ||
+	    !imap_arg_get_astring(&cmd->args[1], &password)) {
+		imap_client_done(client, "BAD", "LOGIN needs a user name and a password");
+		return;
+	}
+	imap_client_login(client, user, password);
+}
+
+/* SASL PLAIN: authzid NUL authcid NUL password. */
+static void imap_client_sasl_plain(struct imap_client *client, const char *response)
+{
+	size_t len;
+	unsigned char *data = base64_decode(response, strlen(response), &len);
+	const unsigned char *nul1 = data == NULL ? NULL : memchr(data, '\0', len);
+	const unsigned char *nul2 = nul1 == NULL ? NULL : memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - data));
+	if (nul2 == NULL || memchr(nul2 + 1, '\0', len - (size_t)(nul2 + 1 - data)) != NULL) {
+		mem_free(data);
+		imap_client_done(client, "BAD", "Invalid SASL PLAIN response");
+		return;
+	}
+	char *authzid = mem_strndup((const char *)data, (size_t)(nul1 - data));
+	char *authcid = mem_strndup((const char *)nul1 + 1, (size_t)(nul2 - nul1 - 1));
+	char *password = mem_strndup((const char *)nul2 + 1, len - (size_t)(nul2 + 1 - data));
+	if (authzid[0] != '\0' && strcmp(authzid, authcid) != 0)
+		imap_client_done(client, "NO", "[AUTHORIZATIONFAILED] Logging in as another user is not supported");
+	else
+		imap_client_login(client, authcid, password);
+	memset(password, 0, strlen(password));
+	memset(data, 0, len);
+	mem_free(authzid);
+	mem_free(authcid);
+	mem_free(password);
+	mem_free(data);
+}
+
+static void imap_cmd_authenticate(struct imap_client *client, const struct imap_command *cmd)
+{
+	const char *mech, *ir = NULL;
+	if (!imap_client_login_allowed(client)) {
+		imap_client_done(client, "NO", "[PRIVACYREQUIRED] Use STARTTLS (or port 993) first");
+		return;
+	}
+	if (cmd->arg_count < 1 || cmd->arg_count > 2 || !imap_arg_get_atom(&cmd->args[0], &mech) ||
+	    (cmd->arg_count == 2 && !imap_arg_get_atom(&cmd->args[1], &ir))) {
+		imap_client_done(client, "BAD", "AUTHENTICATE needs a mechanism");
+		return;
+	}
+	if (strcasecmp(mech, "PLAIN") != 0) {
+		imap_client_done(client, "NO", "Unsupported authentication mechanism (PLAIN is)");
+		return;
+	}
+	if (ir != NULL)
+		imap_client_sasl_plain(client, strcmp(ir, "=") == 0 ? "" : ir);
+	else {
+		imap_client_send(client, "+ "); /* the response comes as a raw line */
+		client->raw_line_wanted = true;
+	}
+}
+
+static void imap_sasl_line(struct imap_client *client, const char *line)
+{
+	if (strcmp(line, "*") == 0)
+		imap_client_done(client, "BAD", "Authentication cancelled");
+	else
+		imap_client_sasl_plain(client, line);
+}
+
+/* ---- other commands ---- */
+
+static void imap_cmd_starttls(struct imap_client *client)
+{
+	if (client->tls) {
+		imap_client_done(client, "BAD", "TLS is already on");
+		return;
+	}
+	imap_client_send(client, "%s OK Begin TLS negotiation now", client->tag);
+	/* Nothing the client sent after STARTTLS may count as sent over TLS. */
+	struct evbuffer *in = bufferevent_get_input(client->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	imap_parser_destroy(&client->parser);
+	client->parser = imap_parser_create(NULL);
+	client->bev = tls_bufferevent_starttls(client->server->set.tls, client->bev);
+	client->tls = true;
+	client->busy = false;
+	imap_client_setup_bev(client);
+}
+
+static void imap_cmd_id(struct imap_client *client)
+{
+	imap_client_send(client, "* ID (\"name\" \"Coffer\" \"version\" \"%s\")", COFFER_VERSION);
+	imap_client_done(client, "OK", "ID completed");
+}
+
+static void imap_cmd_namespace(struct imap_client *client)
+{
+	if (client->auditor)
+		imap_client_send(client, "* NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL");
+	else
+		imap_client_send(client, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	imap_client_done(client, "OK", "NAMESPACE completed");
+}
+
+static void imap_cmd_logout(struct imap_client *client)
+{
+	imap_client_send(client, "* BYE Logging out");
+	imap_client_done(client, "OK", "Logout completed");
+	client->state = IMAP_STATE_LOGOUT;
+	client->close_after_output = true;
+}
+
+static void imap_cmd_read_only(struct imap_client *client)
+{
+	imap_client_done(client, "NO", "[CANNOT] The archive is read-only: %s is not possible",
+			 client->command);
+}
+
+struct imap_command_def {
+	const char *name;
+	enum { ANY, NOT_AUTH, AUTH, SELECTED } needs;
+};
+
+static bool imap_client_state_ok(struct imap_client *client, int needs)
+{
+	switch (needs) {
+	case NOT_AUTH:
+		return client->state == IMAP_STATE_NOT_AUTH;
+	case AUTH:
+		return client->state == IMAP_STATE_AUTH || client->state == IMAP_STATE_SELECTED;
+	case SELECTED:
+		return client->state == IMAP_STATE_SELECTED;
+	default:
+		return true;
+	}
+}
+
+static const struct imap_command_def imap_commands[] = {
+	{"CAPABILITY", ANY}, {"NOOP", ANY}, {"LOGOUT", ANY}, {"ID", ANY},
+	{"STARTTLS", NOT_AUTH}, {"LOGIN", NOT_AUTH}, {"AUTHENTICATE", NOT_AUTH},
+	{"SELECT", AUTH}, {"EXAMINE", AUTH}, {"LIST", AUTH}, {"LSUB", AUTH},
+	{"STATUS", AUTH}, {"NAMESPACE", AUTH}, {"ENABLE", AUTH},
+	{"CREATE", AUTH}, {"DELETE", AUTH}, {"RENAME", AUTH}, {"SUBSCRIBE", AUTH},
+	{"UNSUBSCRIBE", AUTH}, {"APPEND", AUTH},
+	{"CHECK", SELECTED}, {"CLOSE", SELECTED}, {"UNSELECT", SELECTED}, {"IDLE", AUTH},
+	{"FETCH", SELECTED}, {"SEARCH", SELECTED}, {"UID", SELECTED}, {"STORE", SELECTED},
+	{"COPY", SELECTED}, {"MOVE", SELECTED}, {"EXPUNGE", SELECTED},
+	{NULL, ANY},
+};
+
+static bool imap_is_write(const char *name)
+{
+	static const char *const writes[] = {"CREATE", "DELETE", "RENAME", "SUBSCRIBE",
+					     "UNSUBSCRIBE", "APPEND", "STORE", "COPY", "MOVE",
+					     "EXPUNGE", NULL};
+	for (const char *const *w = writes; *w != NULL; w++) {
+		if (strcmp(*w, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* UID FETCH / UID SEARCH: the subcommand becomes the command. */
+static void imap_cmd_uid(struct imap_client *client, const struct imap_command *cmd)
+{
+	const char *sub;
+	if (cmd->arg_count < 1 || !imap_arg_get_atom(&cmd->args[0], &sub)) {
+		imap_client_done(client, "BAD", "UID needs a command");
+		return;
+	}
+	struct imap_command subcmd = *cmd;
+	subcmd.args = cmd->args + 1;
+	subcmd.arg_count = cmd->arg_count - 1;
+	client->uid_command = true;
+	if (strcasecmp(sub, "FETCH") == 0) {
+		imap_cmd_fetch(client, &subcmd);
+	} else if (strcasecmp(sub, "SEARCH") == 0) {
+		imap_cmd_search(client, &subcmd);
+	} else if (strcasecmp(sub, "STORE") == 0 || strcasecmp(sub, "COPY") == 0 ||
+		   strcasecmp(sub, "MOVE") == 0 || strcasecmp(sub, "EXPUNGE") == 0) {
+		mem_free(client->command);
+		client->command = mem_printf("UID %s", sub);
+		for (char *p = client->command; *p != '\0'; p++)
+			*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		imap_cmd_read_only(client);
+	} else {
+		imap_client_done(client, "BAD", "Unknown UID command");
+	}
+}
+
+static void imap_client_dispatch(struct imap_client *client, const struct imap_command *cmd)
+{
+	const struct imap_command_def *def = imap_commands;
+	while (def->name != NULL && strcmp(def->name, cmd->name) != 0)
+		def++;
+	mem_free(client->tag);
+	mem_free(client->command);
+	client->tag = mem_strdup(cmd->tag);
+	client->command = mem_strdup(cmd->name);
+	client->busy = true;
+	client->uid_command = false;
+	if (def->name == NULL) {
+		client->bad_commands++;
+		imap_client_done(client, "BAD", "Unknown command");
+		return;
+	}
+	if (!imap_client_state_ok(client, def->needs)) {
+		client->bad_commands++;
+		imap_client_done(client, "BAD", "%s", client->state == IMAP_STATE_NOT_AUTH ?
+				 "Log in first" : def->needs == NOT_AUTH ? "Already logged in" :
+				 "Select a mailbox first");
+		return;
+	}
+	client->bad_commands = 0;
+	const char *n = cmd->name;
+	if (imap_is_write(n))
+		imap_cmd_read_only(client);
+	else if (strcmp(n, "CAPABILITY") == 0) {
+		imap_client_send(client, "* CAPABILITY %s", imap_client_capabilities(client));
+		imap_client_done(client, "OK", "Capability completed");
+	} else if (strcmp(n, "NOOP") == 0 || strcmp(n, "CHECK") == 0)
+		imap_cmd_noop(client);
+	else if (strcmp(n, "LOGOUT") == 0)
+		imap_cmd_logout(client);
+	else if (strcmp(n, "ID") == 0)
+		imap_cmd_id(client);
+	else if (strcmp(n, "STARTTLS") == 0)
+		imap_cmd_starttls(client);
+	else if (strcmp(n, "LOGIN") == 0)
+		imap_cmd_login(client, cmd);
+	else if (strcmp(n, "AUTHENTICATE") == 0)
+		imap_cmd_authenticate(client, cmd);
+	else if (strcmp(n, "SELECT") == 0 || strcmp(n, "EXAMINE") == 0)
+		imap_cmd_select(client, cmd, strcmp(n, "EXAMINE") == 0);
+	else if (strcmp(n, "LIST") == 0 || strcmp(n, "LSUB") == 0)
+		imap_cmd_list(client, cmd, strcmp(n, "LSUB") == 0);
+	else if (strcmp(n, "STATUS") == 0)
+		imap_cmd_status(client, cmd);
+	else if (strcmp(n, "NAMESPACE") == 0)
+		imap_cmd_namespace(client);
+	else if (strcmp(n, "ENABLE") == 0) {
+		/* nothing this server has needs enabling */
+		imap_client_send(client, "* ENABLED");
+		imap_client_done(client, "OK", "Enabled");
+	} else if (strcmp(n, "CLOSE") == 0 || strcmp(n, "UNSELECT") == 0) {
+		imap_client_unselect(client);
+		imap_client_done(client, "OK", "%s completed", n);
+	} else if (strcmp(n, "IDLE") == 0)
+		imap_cmd_idle(client);
+	else if (strcmp(n, "FETCH") == 0)
+		imap_cmd_fetch(client, cmd);
+	else if (strcmp(n, "SEARCH") == 0)
+		imap_cmd_search(client, cmd);
+	else if (strcmp(n, "UID") == 0)
+		imap_cmd_uid(client, cmd);
+}
+
+/* ---- the input loop ---- */
+
+/* Feed the parser what has arrived; false if nothing was there. */
+static bool imap_client_feed(struct imap_client *client)
+{
+	struct evbuffer *in = bufferevent_get_input(client->bev);
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return false;
+	size_t n = imap_parser_feed(client->parser, v.iov_base, v.iov_len);
+	evbuffer_drain(in, n);
+	return n > 0;
+}
+
+/* A raw line (SASL response, IDLE's DONE): 1 handled, 0 need input. */
+static int imap_client_raw_line(struct imap_client *client)
+{
+	const char *line, *error;
+	size_t len;
+	int ret = imap_parser_next_line(client->parser, &line, &len, &error);
+	if (ret == 0)
+		return 0;
+	client->raw_line_wanted = client->idling; /* IDLE reads until DONE */
+	if (ret < 0) {
+		if (client->idling)
+			imap_idle_line(client, "");
+		else
+			imap_client_done(client, "BAD", "%s", error);
+		return 1;
+	}
+	if (client->idling)
+		imap_idle_line(client, line);
+	else
+		imap_sasl_line(client, line);
+	return 1;
+}
+
+static void imap_client_input(struct imap_client *client)
+{
+	while (!client->disconnected && client->state != IMAP_STATE_LOGOUT) {
+		if (client->busy && !client->raw_line_wanted)
+			return;
+		if (client->busy) {
+			if (imap_client_raw_line(client) == 0 && !imap_client_feed(client))
+				return;
+			continue;
+		}
+		const struct imap_command *cmd;
+		const char *tag, *error;
+		bool cont = false;
+		int ret = imap_parser_next(client->parser, &cmd, &cont, &tag, &error);
+		if (ret == 1) {
+			imap_client_dispatch(client, cmd);
+		} else if (ret < 0) {
+			client->bad_commands++;
+			imap_client_send(client, "%s BAD %s", tag == NULL ? "*" : tag, error);
+		} else {
+			if (cont)
+				imap_client_send(client, "+ Ready for literal data");
+			if (!imap_client_feed(client))
+				return;
+		}
+		if (client->bad_commands >= IMAP_MAX_BAD_COMMANDS) {
+			imap_client_send(client, "* BYE Too many invalid commands");
+			client->close_after_output = true;
+			client->state = IMAP_STATE_LOGOUT;
+		}
+	}
+}
+
+/* ---- libevent callbacks ---- */
+
+static void imap_client_read_cb(struct bufferevent *bev, void *ctx)
+{
+	struct imap_client *client = ctx;
+	imap_client_set_timeout(client);
+	imap_client_ref(client);
+	imap_client_input(client);
+	(void)imap_client_unref(client);
+}
+
+/* Everything written has left for the socket (after STARTTLS the TLS
+ * filter's underlying bufferevent holds bytes too). */
+static bool imap_client_all_sent(struct imap_client *client)
+{
+	struct bufferevent *under = bufferevent_get_underlying(client->bev);
+	return imap_client_output_len(client) == 0 &&
+	       (under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+}
+
+static void imap_client_close_when_sent(evutil_socket_t fd, short events, void *ctx)
+{
+	struct imap_client *client = ctx;
+	if (!imap_client_unref(client))
+		return;
+	if (imap_client_all_sent(client)) {
+		imap_client_disconnect(client, "logged out");
+	} else {
+		struct timeval tv = {0, 20000};
+		imap_client_ref(client);
+		event_base_once(client->server->set.base, -1, EV_TIMEOUT, imap_client_close_when_sent,
+				client, &tv);
+	}
+}
+
+static void imap_client_write_cb(struct bufferevent *bev, void *ctx)
+{
+	struct imap_client *client = ctx;
+	if (client->close_after_output && imap_client_output_len(client) == 0) {
+		if (!client->closing) {
+			client->closing = true;
+			imap_client_ref(client);
+			imap_client_close_when_sent(-1, 0, client);
+		}
+		return;
+	}
+	if (client->fetch != NULL)
+		imap_fetch_continue(client);
+}
+
+static void imap_client_event_cb(struct bufferevent *bev, short events, void *ctx)
+{
+	struct imap_client *client = ctx;
+	const char *text = "connection closed";
+	if ((events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
+		return; /* BEV_EVENT_CONNECTED: the TLS handshake is done */
+	if ((events & BEV_EVENT_ERROR) != 0)
+		(void)tls_bufferevent_failure(bev, &text);
+	imap_client_disconnect(client, text);
+}
+
+static void imap_client_timeout_cb(evutil_socket_t fd, short events, void *ctx)
+{
+	struct imap_client *client = ctx;
+	imap_client_send(client, "* BYE Disconnected for inactivity");
+	imap_client_disconnect(client, "inactivity");
+}
+
+static void imap_client_resume_cb(evutil_socket_t fd, short events, void *ctx)
+{
+	struct imap_client *client = ctx;
+	client->input_scheduled = false;
+	imap_client_read_cb(client->bev, client);
+}
+
+static void imap_client_setup_bev(struct imap_client *client)
+{
+	bufferevent_setcb(client->bev, imap_client_read_cb, imap_client_write_cb,
+			  imap_client_event_cb, client);
+	bufferevent_setwatermark(client->bev, EV_READ, 0, IMAP_INPUT_MAX);
+	bufferevent_setwatermark(client->bev, EV_WRITE, IMAP_OUTPUT_LOW, 0);
+	bufferevent_enable(client->bev, EV_READ | EV_WRITE);
+}
+
+void imap_client_output_drained(struct imap_client *client)
+{
+	if (client->fetch != NULL)
+		imap_fetch_continue(client);
+}
+
+struct imap_client *imap_client_create(struct access_imap *server, struct bufferevent *bev,
+				       bool tls, const char *peer);
+struct imap_client *imap_client_create(struct access_imap *server, struct bufferevent *bev,
+				       bool tls, const char *peer)
+{
+	struct imap_client *client = mem_new(struct imap_client);
+	client->server = server;
+	client->bev = bev;
+	client->tls = tls;
+	client->refs = 1; /* the server's list */
+	snprintf(client->address, sizeof(client->address), "%s", peer);
+	char *colon = strrchr(client->address, ':');
+	if (colon != NULL)
+		*colon = '\0';
+	snprintf(client->context, sizeof(client->context), "imap=%s", peer);
+	client->parser = imap_parser_create(NULL);
+	client->timeout = event_new(server->set.base, -1, 0, imap_client_timeout_cb, client);
+	client->resume = event_new(server->set.base, -1, 0, imap_client_resume_cb, client);
+	client->next = server->clients;
+	if (server->clients != NULL)
+		server->clients->prev = client;
+	server->clients = client;
+	server->client_count++;
+	imap_client_setup_bev(client);
+	imap_client_set_timeout(client);
+	imap_client_send(client, "* OK [CAPABILITY %s] Coffer archive ready",
+			 imap_client_capabilities(client));
+	return client;
+}
+
+/* STARTTLS replaced the bufferevent: hook the new one up. */
+void imap_client_tls_started(struct imap_client *client);
+void imap_client_tls_started(struct imap_client *client)
+{
+	imap_client_setup_bev(client);
+}
+
+static void imap_client_disconnect(struct imap_client *client, const char *reason)
+{
+	if (client->disconnected)
+		return;
+	struct access_imap *server = client->server;
+	log_info(client->context, "disconnected: %s", reason);
+	client->disconnected = true;
+	bufferevent_free(client->bev);
+	client->bev = NULL;
+	event_del(client->timeout);
+	event_del(client->resume);
+	if (client->idle_check != NULL)
+		event_del(client->idle_check);
+	if (client->prev != NULL)
+		client->prev->next = client->next;
+	else
+		server->clients = client->next;
+	if (client->next != NULL)
+		client->next->prev = client->prev;
+	server->client_count--;
+	if (client->user_name != NULL)
+		server->authenticated_count--;
+	(void)imap_client_unref(client);
+}
+
+void imap_client_destroy_all(struct access_imap *server);
+void imap_client_destroy_all(struct access_imap *server)
+{
+	while (server->clients != NULL)
+		imap_client_disconnect(server->clients, "server shutting down");
+}

@@ -1,0 +1,607 @@
+/* access-imap-fetch: FETCH and UID FETCH with every RFC 3501 item.
+ *
+ * The messages are asked for in batches (ClientFetch), two batches in
+ * flight so the instance works while this side writes, and written out in
+ * order. A batch is written only while the client's output buffer is below
+ * IMAP_OUTPUT_LOW, and at most two batches are held, so a slow reader costs
+ * bounded memory. A message bigger than one answer arrives in pieces. What
+ * IMAP needs besides the bytes (size, internal date, envelope, body
+ * structure) was computed at ingest; FLAGS and UID need no call at all. */
+#include "access-imap-private.h"
+#include "imap-arg.h"
+#include "imap-date.h"
+#include "imap-msgpart.h"
+#include "imap-parser.h"
+#include "imap-seqset.h"
+#include "imap-uidmap.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "str.h"
+#include "tstr.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define FETCH_MAX_ITEMS 64
+#define FETCH_BATCH_RAW 256
+#define FETCH_BATCH_META 1000
+#define FETCH_IN_FLIGHT 2
+
+enum fetch_kind {
+	FETCH_FLAGS,
+	FETCH_UID,
+	FETCH_INTERNALDATE,
+	FETCH_SIZE,
+	FETCH_ENVELOPE,
+	FETCH_BODYSTRUCTURE,
+	FETCH_BODY,	/* BODY alone: the structure without extension data */
+	FETCH_SECTION,	/* BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER/TEXT */
+};
+
+struct fetch_item {
+	enum fetch_kind kind;
+	struct imap_msgpart *part;
+	char *label; /* the response's name for a section: "BODY[HEADER]", "RFC822" */
+	bool partial;
+	uint32_t partial_offset, partial_len;
+};
+
+struct fetch_batch {
+	struct fetch_batch *next;
+	struct access_imap_fetch *fetch;
+	uint32_t *seqs, *uids;
+	unsigned int count;
+	uint32_t skip; /* a piece of one big message: bytes already received */
+	bool sent, answered, failed;
+	struct json *result;
+	unsigned char *blob;
+	size_t blob_len;
+};
+
+struct access_imap_fetch {
+	struct imap_client *client;
+	struct fetch_item items[FETCH_MAX_ITEMS];
+	unsigned int item_count;
+	bool need_meta, need_imap, need_raw, headers_only;
+	uint32_t *seqs; /* every message to fetch, in order */
+	size_t seq_count, next_seq;
+	struct fetch_batch *queue;
+	unsigned int in_flight;
+	struct str *big; /* a message arriving in pieces */
+	bool writing;
+};
+
+/* ---- items ---- */
+
+static void fetch_item_add(struct access_imap_fetch *f, enum fetch_kind kind)
+{
+	if (f->item_count < FETCH_MAX_ITEMS)
+		f->items[f->item_count++] = (struct fetch_item){.kind = kind};
+}
+
+/* "<o.n>" after a section. */
+static bool fetch_parse_partial(const char *p, struct fetch_item *item)
+{
+	if (*p == '\0')
+		return true;
+	char *end;
+	unsigned long long o, n;
+	if (*p != '<' || p[1] < '0' || p[1] > '9')
+		return false;
+	o = strtoull(p + 1, &end, 10);
+	if (*end != '.' || end[1] < '0' || end[1] > '9')
+		return false;
+	n = strtoull(end + 1, &end, 10);
+	if (*end != '>' || end[1] != '\0' || o > UINT32_MAX || n == 0 || n > UINT32_MAX)
+		return false;
+	item->partial = true;
+	item->partial_offset = (uint32_t)o;
+	item->partial_len = (uint32_t)n;
+	return true;
+}
+
+static bool fetch_parse_section(struct access_imap_fetch *f, const char *atom, size_t prefix,
+				const char **error_r)
+{
+	const char *open = atom + prefix;
+	const char *close = strrchr(open, ']');
+	if (close == NULL || f->item_count == FETCH_MAX_ITEMS) {
+		*error_r = "Invalid section in FETCH";
+		return false;
+	}
+	char *section = mem_strndup(open + 1, (size_t)(close - open - 1));
+	struct fetch_item item = {.kind = FETCH_SECTION};
+	if (imap_msgpart_parse(section, &item.part, error_r) < 0 ||
+	    !fetch_parse_partial(close + 1, &item)) {
+		if (item.part == NULL && *error_r == NULL)
+			*error_r = "Invalid partial in FETCH";
+		imap_msgpart_destroy(&item.part);
+		mem_free(section);
+		if (*error_r == NULL)
+			*error_r = "Invalid partial in FETCH";
+		return false;
+	}
+	mem_free(section);
+	item.label = mem_printf("BODY[%s]", imap_msgpart_section(item.part));
+	f->items[f->item_count++] = item;
+	return true;
+}
+
+static bool fetch_parse_rfc822(struct access_imap_fetch *f, const char *name, const char *section)
+{
+	struct fetch_item item = {.kind = FETCH_SECTION};
+	const char *error;
+	if (f->item_count == FETCH_MAX_ITEMS || imap_msgpart_parse(section, &item.part, &error) < 0)
+		return false;
+	item.label = mem_strdup(name);
+	f->items[f->item_count++] = item;
+	return true;
+}
+
+static bool fetch_parse_item(struct access_imap_fetch *f, const char *atom, const char **error_r)
+{
+	*error_r = NULL;
+	if (strcasecmp(atom, "FLAGS") == 0)
+		fetch_item_add(f, FETCH_FLAGS);
+	else if (strcasecmp(atom, "UID") == 0)
+		fetch_item_add(f, FETCH_UID);
+	else if (strcasecmp(atom, "INTERNALDATE") == 0)
+		fetch_item_add(f, FETCH_INTERNALDATE);
+	else if (strcasecmp(atom, "RFC822.SIZE") == 0)
+		fetch_item_add(f, FETCH_SIZE);
+	else if (strcasecmp(atom, "ENVELOPE") == 0)
+		fetch_item_add(f, FETCH_ENVELOPE);
+	else if (strcasecmp(atom, "BODYSTRUCTURE") == 0)
+		fetch_item_add(f, FETCH_BODYSTRUCTURE);
+	else if (strcasecmp(atom, "BODY") == 0)
+		fetch_item_add(f, FETCH_BODY);
+	else if (strcasecmp(atom, "RFC822") == 0)
+		return fetch_parse_rfc822(f, "RFC822", "");
+	else if (strcasecmp(atom, "RFC822.HEADER") == 0)
+		return fetch_parse_rfc822(f, "RFC822.HEADER", "HEADER");
+	else if (strcasecmp(atom, "RFC822.TEXT") == 0)
+		return fetch_parse_rfc822(f, "RFC822.TEXT", "TEXT");
+	else if (strncasecmp(atom, "BODY[", 5) == 0)
+		return fetch_parse_section(f, atom, 4, error_r);
+	else if (strncasecmp(atom, "BODY.PEEK[", 10) == 0)
+		return fetch_parse_section(f, atom, 9, error_r);
+	else
+		return false;
+	return true;
+}
+
+static bool fetch_parse_items(struct access_imap_fetch *f, const struct imap_arg *arg,
+			      const char **error_r)
+{
+	const char *atom;
+	const struct imap_arg *list;
+	unsigned int n;
+	*error_r = NULL;
+	if (imap_arg_get_atom(arg, &atom)) {
+		/* the macros stand alone */
+		if (strcasecmp(atom, "ALL") == 0 || strcasecmp(atom, "FAST") == 0 ||
+		    strcasecmp(atom, "FULL") == 0) {
+			fetch_item_add(f, FETCH_FLAGS);
+			fetch_item_add(f, FETCH_INTERNALDATE);
+			fetch_item_add(f, FETCH_SIZE);
+			if (strcasecmp(atom, "FAST") != 0)
+				fetch_item_add(f, FETCH_ENVELOPE);
+			if (strcasecmp(atom, "FULL") == 0)
+				fetch_item_add(f, FETCH_BODY);
+			return true;
+		}
+		return fetch_parse_item(f, atom, error_r);
+	}
+	if (!imap_arg_get_list(arg, &list, &n) || n == 0)
+		return false;
+	for (unsigned int i = 0; i < n; i++) {
+		if (!imap_arg_get_atom(&list[i], &atom) || !fetch_parse_item(f, atom, error_r))
+			return false;
+	}
+	return true;
+}
+
+static void fetch_plan(struct access_imap_fetch *f, bool uid_command)
+{
+	bool has_uid = false;
+	f->headers_only = true;
+	for (unsigned int i = 0; i < f->item_count; i++) {
+		struct fetch_item *it = &f->items[i];
+		has_uid = has_uid || it->kind == FETCH_UID;
+		if (it->kind == FETCH_INTERNALDATE || it->kind == FETCH_SIZE)
+			f->need_meta = true;
+		if (it->kind == FETCH_ENVELOPE || it->kind == FETCH_BODYSTRUCTURE ||
+		    it->kind == FETCH_BODY)
+			f->need_imap = true;
+		if (it->kind == FETCH_SECTION) {
+			f->need_raw = true;
+			f->headers_only = f->headers_only && imap_msgpart_header_only(it->part);
+		}
+	}
+	if (!f->need_raw)
+		f->headers_only = false;
+	if (uid_command && !has_uid && f->item_count < FETCH_MAX_ITEMS) {
+		/* UID FETCH answers always carry the UID, first */
+		memmove(&f->items[1], &f->items[0], f->item_count * sizeof(f->items[0]));
+		f->items[0] = (struct fetch_item){.kind = FETCH_UID};
+		f->item_count++;
+	}
+}
+
+/* ---- lifetime ---- */
+
+static void fetch_batch_free(struct fetch_batch *b)
+{
+	mem_free(b->seqs);
+	mem_free(b->uids);
+	json_unref(&b->result);
+	mem_free(b->blob);
+	mem_free(b);
+}
+
+void imap_fetch_free(struct access_imap_fetch **fetch)
+{
+	struct access_imap_fetch *f = *fetch;
+	if (f == NULL)
+		return;
+	for (unsigned int i = 0; i < f->item_count; i++) {
+		imap_msgpart_destroy(&f->items[i].part);
+		mem_free(f->items[i].label);
+	}
+	while (f->queue != NULL) {
+		struct fetch_batch *b = f->queue;
+		f->queue = b->next;
+		if (b->sent && !b->answered)
+			b->fetch = NULL; /* the answer frees it */
+		else
+			fetch_batch_free(b);
+	}
+	mem_free(f->seqs);
+	str_destroy(&f->big);
+	mem_free(f);
+	*fetch = NULL;
+}
+
+static void fetch_finish(struct imap_client *client, const char *status, const char *text)
+{
+	imap_fetch_free(&client->fetch);
+	imap_client_done(client, status, "%s", text);
+}
+
+/* ---- writing ---- */
+
+static void fetch_write_literal(struct str *out, const char *label, const struct fetch_item *it,
+				const unsigned char *data, size_t len)
+{
+	size_t start = 0, n = len;
+	if (it->partial) {
+		start = it->partial_offset < len ? it->partial_offset : len;
+		n = len - start < it->partial_len ? len - start : it->partial_len;
+		str_printfa(out, "%s<%u> {%zu}\r\n", label, it->partial_offset, n);
+	} else {
+		str_printfa(out, "%s {%zu}\r\n", label, n);
+	}
+	str_append_n(out, data + start, n);
+}
+
+static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint32_t uid,
+				const struct json *m, const unsigned char *data, size_t len)
+{
+	struct str *out = str_create(len + 256);
+	struct str *section = NULL;
+	str_printfa(out, "* %u FETCH (", seq);
+	for (unsigned int i = 0; i < f->item_count; i++) {
+		const struct fetch_item *it = &f->items[i];
+		long long v = 0;
+		if (i > 0)
+			str_append_c(out, ' ');
+		switch (it->kind) {
+		case FETCH_FLAGS:
+			/* archived mail counts as read; nothing can change it */
+			str_append(out, "FLAGS (\\Seen)");
+			break;
+		case FETCH_UID:
+			str_printfa(out, "UID %u", uid);
+			break;
+		case FETCH_INTERNALDATE:
+			(void)json_get_int(m, "internalDate", &v);
+			str_append(out, "INTERNALDATE ");
+			imap_date_append_datetime(out, (time_t)v, 0);
+			break;
+		case FETCH_SIZE:
+			(void)json_get_int(m, "size", &v);
+			str_printfa(out, "RFC822.SIZE %lld", v);
+			break;
+		case FETCH_ENVELOPE:
+			str_printfa(out, "ENVELOPE %s", json_get_string(m, "envelope"));
+			break;
+		case FETCH_BODYSTRUCTURE:
+			str_printfa(out, "BODYSTRUCTURE %s", json_get_string(m, "bodystructure"));
+			break;
+		case FETCH_BODY:
+			str_printfa(out, "BODY %s", json_get_string(m, "bodystructure"));
+			break;
+		case FETCH_SECTION:
+			if (strcmp(imap_msgpart_section(it->part), "") == 0 || f->headers_only) {
+				/* the whole message (or the header the instance cut) */
+				if (f->headers_only && strcmp(imap_msgpart_section(it->part), "") != 0) {
+					if (section == NULL)
+						section = str_create(1024);
+					str_truncate(section, 0);
+					imap_msgpart_extract(it->part, data, len, section);
+					fetch_write_literal(out, it->label, it,
+							    (const unsigned char *)str_c(section),
+							    str_len(section));
+				} else {
+					fetch_write_literal(out, it->label, it, data, len);
+				}
+			} else {
+				if (section == NULL)
+					section = str_create(1024);
+				str_truncate(section, 0);
+				imap_msgpart_extract(it->part, data, len, section);
+				fetch_write_literal(out, it->label, it,
+						    (const unsigned char *)str_c(section),
+						    str_len(section));
+			}
+			break;
+		}
+	}
+	str_append(out, ")\r\n");
+	imap_client_send_raw(f->client, str_c(out), str_len(out));
+	str_destroy(&out);
+	str_destroy(&section);
+}
+
+/* ---- batches ---- */
+
+static void fetch_pump(struct access_imap_fetch *f);
+
+static void fetch_batch_answer(struct imap_client *client, const struct json *result,
+			       const void *blob, size_t blob_len, const char *code,
+			       const char *text, void *ctx)
+{
+	struct fetch_batch *b = ctx;
+	struct access_imap_fetch *f = b->fetch;
+	if (f == NULL) { /* the fetch ended meanwhile */
+		fetch_batch_free(b);
+		return;
+	}
+	f->in_flight--;
+	b->answered = true;
+	if (client->disconnected)
+		return; /* freed with the fetch */
+	if (code != NULL) {
+		log_warning(client->context, "FETCH: %s: %s", code, text);
+		b->failed = true;
+	} else {
+		b->result = json_clone(result);
+		if (blob_len > 0) {
+			b->blob = mem_alloc(blob_len);
+			memcpy(b->blob, blob, blob_len);
+			b->blob_len = blob_len;
+		}
+	}
+	fetch_pump(f);
+}
+
+static void fetch_batch_send(struct access_imap_fetch *f, struct fetch_batch *b)
+{
+	struct json *args = json_new_object(), *ids = json_new_array();
+	for (unsigned int i = 0; i < b->count; i++)
+		json_append(ids, json_new_int(b->uids[i]));
+	json_set(args, "ids", ids);
+	json_set_bool(args, "raw", f->need_raw);
+	json_set_bool(args, "imap", f->need_imap);
+	if (f->headers_only)
+		json_set_bool(args, "headersOnly", true);
+	if (b->skip > 0)
+		json_set_int(args, "skip", b->skip);
+	b->sent = true;
+	f->in_flight++;
+	imap_client_call(f->client, "ClientFetch", args, fetch_batch_answer, b);
+}
+
+static struct fetch_batch *fetch_batch_new(struct access_imap_fetch *f, const uint32_t *seqs,
+					   unsigned int count)
+{
+	struct fetch_batch *b = mem_new(struct fetch_batch);
+	b->fetch = f;
+	b->count = count;
+	b->seqs = mem_alloc(count * sizeof(uint32_t));
+	b->uids = mem_alloc(count * sizeof(uint32_t));
+	memcpy(b->seqs, seqs, count * sizeof(uint32_t));
+	for (unsigned int i = 0; i < count; i++)
+		b->uids[i] = imap_uidmap_uid(f->client->uids, seqs[i]);
+	return b;
+}
+
+/* Queue the next batch of the fetch at the end. */
+static void fetch_queue_next(struct access_imap_fetch *f)
+{
+	size_t max = f->need_raw ? FETCH_BATCH_RAW : FETCH_BATCH_META;
+	size_t n = f->seq_count - f->next_seq < max ? f->seq_count - f->next_seq : max;
+	struct fetch_batch *b = fetch_batch_new(f, f->seqs + f->next_seq, (unsigned int)n);
+	f->next_seq += n;
+	struct fetch_batch **p = &f->queue;
+	while (*p != NULL)
+		p = &(*p)->next;
+	*p = b;
+	fetch_batch_send(f, b);
+}
+
+/* Insert a batch right after the head (the rest of the head's messages). */
+static void fetch_queue_after_head(struct access_imap_fetch *f, struct fetch_batch *b)
+{
+	b->next = f->queue->next;
+	f->queue->next = b;
+	fetch_batch_send(f, b);
+}
+
+/* Write the head batch out; false if the fetch cannot go on. */
+static bool fetch_write_batch(struct access_imap_fetch *f, struct fetch_batch *b)
+{
+	const struct json *list = json_get(b->result, "messages");
+	long long consumed = b->count;
+	(void)json_get_int(b->result, "consumed", &consumed);
+	if (consumed < 0 || consumed > b->count)
+		return false;
+	unsigned int j = 0;
+	for (size_t i = 0; i < json_count(list); i++) {
+		const struct json *m = json_at(list, i);
+		long long id = 0, offset = 0, length = 0;
+		(void)json_get_int(m, "id", &id);
+		while (j < (unsigned int)consumed && b->uids[j] != (uint32_t)id)
+			j++; /* left out: not readable any more */
+		if (j == (unsigned int)consumed)
+			return false;
+		(void)json_get_int(m, "offset", &offset);
+		(void)json_get_int(m, "length", &length);
+		if (offset < 0 || length < 0 || (size_t)offset + (size_t)length > b->blob_len)
+			return false;
+		const unsigned char *data = b->blob + offset;
+		if (json_get_bool(m, "partial", false) || b->skip > 0) {
+			/* a big message: gather its pieces */
+			if (f->big == NULL)
+				f->big = str_create((size_t)length * 2);
+			str_append_n(f->big, data, (size_t)length);
+			if (json_get_bool(m, "partial", false)) {
+				/* the next piece first, then the rest of this batch */
+				if ((unsigned int)consumed < b->count && b->skip == 0)
+					fetch_queue_after_head(
+						f, fetch_batch_new(f, b->seqs + consumed,
+								   b->count - (unsigned int)consumed));
+				struct fetch_batch *more = fetch_batch_new(f, &b->seqs[j], 1);
+				more->skip = (uint32_t)str_len(f->big);
+				fetch_queue_after_head(f, more);
+				return true;
+			}
+			fetch_write_message(f, b->seqs[j], b->uids[j], m,
+					    (const unsigned char *)str_c(f->big), str_len(f->big));
+			str_destroy(&f->big);
+		} else {
+			fetch_write_message(f, b->seqs[j], b->uids[j], m, data, (size_t)length);
+		}
+		j++;
+	}
+	if ((unsigned int)consumed < b->count && b->skip == 0)
+		fetch_queue_after_head(f, fetch_batch_new(f, b->seqs + consumed,
+							   b->count - (unsigned int)consumed));
+	return true;
+}
+
+/* Move on: write answered batches in order while the client keeps up, and
+ * keep FETCH_IN_FLIGHT batches asked for. */
+static void fetch_pump(struct access_imap_fetch *f)
+{
+	struct imap_client *client = f->client;
+	if (f->writing)
+		return;
+	f->writing = true;
+	while (f->queue != NULL && f->queue->answered &&
+	       imap_client_output_len(client) < IMAP_OUTPUT_LOW) {
+		struct fetch_batch *b = f->queue;
+		bool ok = !b->failed && fetch_write_batch(f, b);
+		f->queue = b->next;
+		fetch_batch_free(b);
+		if (!ok) {
+			f->writing = false;
+			fetch_finish(client, "NO", "[UNAVAILABLE] Some messages could not be read");
+			return;
+		}
+	}
+	unsigned int held = 0;
+	for (struct fetch_batch *b = f->queue; b != NULL; b = b->next)
+		held++;
+	while (f->next_seq < f->seq_count && held < FETCH_IN_FLIGHT && f->big == NULL) {
+		fetch_queue_next(f);
+		held++;
+	}
+	f->writing = false;
+	if (f->queue == NULL && f->next_seq == f->seq_count)
+		fetch_finish(client, "OK", client->uid_command ? "UID FETCH completed" :
+								 "FETCH completed");
+}
+
+void imap_fetch_continue(struct imap_client *client)
+{
+	if (client->fetch != NULL && imap_client_output_len(client) < IMAP_OUTPUT_LOW)
+		fetch_pump(client->fetch);
+}
+
+/* ---- the command ---- */
+
+/* The sequence numbers a set names; false if a number is out of range
+ * (FETCH; UID FETCH simply skips UIDs that are not there). */
+static bool fetch_targets(struct access_imap_fetch *f, const char *set_text, bool uid,
+			  const char **error_r)
+{
+	const struct imap_uidmap *map = f->client->uids;
+	uint32_t count = imap_uidmap_count(map);
+	struct imap_seqset *set;
+	if (imap_seqset_parse(set_text, uid ? imap_uidmap_max_uid(map) : count, &set, error_r) < 0)
+		return false;
+	const struct imap_seqset_range *r = imap_seqset_ranges(set);
+	size_t cap = 0;
+	bool ok = true;
+	for (unsigned int i = 0; i < imap_seqset_range_count(set) && ok; i++) {
+		uint32_t first = r[i].first, last = r[i].last;
+		if (uid) {
+			first = imap_uidmap_seq_at_or_after(map, r[i].first);
+			uint32_t end = imap_uidmap_seq_at_or_after(map, r[i].last);
+			last = end <= count && imap_uidmap_uid(map, end) == r[i].last ? end : end - 1;
+			if (first > last)
+				continue;
+		} else if (last > count) {
+			*error_r = "Invalid messageset: no such message";
+			ok = false;
+			break;
+		}
+		for (uint64_t s = first; s <= last; s++) {
+			if (f->seq_count == cap) {
+				cap = cap == 0 ? 1024 : cap * 2;
+				f->seqs = mem_realloc(f->seqs, cap * sizeof(uint32_t));
+			}
+			f->seqs[f->seq_count++] = (uint32_t)s;
+		}
+	}
+	imap_seqset_destroy(&set);
+	return ok;
+}
+
+/* FLAGS and UID only: answered from the UID map. */
+static void fetch_without_calls(struct access_imap_fetch *f)
+{
+	for (size_t i = 0; i < f->seq_count; i++) {
+		uint32_t seq = f->seqs[i];
+		fetch_write_message(f, seq, imap_uidmap_uid(f->client->uids, seq), NULL, NULL, 0);
+	}
+	f->next_seq = f->seq_count;
+}
+
+void imap_cmd_fetch(struct imap_client *client, const struct imap_command *cmd)
+{
+	const char *set, *error = NULL;
+	struct access_imap_fetch *f = mem_new(struct access_imap_fetch);
+	f->client = client;
+	client->fetch = f;
+	if (cmd->arg_count != 2 || !imap_arg_get_atom(&cmd->args[0], &set) ||
+	    !fetch_parse_items(f, &cmd->args[1], &error)) {
+		fetch_finish(client, "BAD", error != NULL ? error : "Invalid FETCH items");
+		return;
+	}
+	if (!fetch_targets(f, set, client->uid_command, &error)) {
+		fetch_finish(client, "BAD", error);
+		return;
+	}
+	fetch_plan(f, client->uid_command);
+	if (!f->need_meta && !f->need_imap && !f->need_raw) {
+		fetch_without_calls(f);
+		fetch_finish(client, "OK", client->uid_command ? "UID FETCH completed" :
+								 "FETCH completed");
+		return;
+	}
+	fetch_pump(f);
+}

@@ -1,0 +1,234 @@
+"""The Client Access Server's read-only IMAP, with Python's imaplib (and curl)
+as real clients against a running single server mode system."""
+import imaplib
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import all_connected, wait_for
+from mailgen import message, write_mbox
+from test_instances import data_dir, state
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def import_mbox(api, instance, user, name, count, folder, start=0):
+    base = api.base[instance]
+    os.makedirs(os.path.join(base, "import"), exist_ok=True)
+    write_mbox(os.path.join(base, "import", name), count, start=start)
+    r = api.call("ImportFiles", "instanceID=" + instance, "userName=" + user,
+                 "path=import/" + name, "folder=" + folder)
+    assert r["archived"] == count, r
+
+
+@pytest.fixture
+def imap_system(single):
+    """Two instances: acme (alias acme-corp) with alice, bob and an auditor;
+    globex with carol. alice has 60 messages in Lists/test and 5 in INBOX."""
+    wait_for(all_connected(single.api), what="every role connected")
+    api = single.api
+    api.base = {}
+    for iid, alias in (("acme", "acme-corp"), ("globex", "")):
+        base = data_dir(single, iid)
+        args = ["CreateInstance", "instanceID=" + iid, "instanceHost=127.0.0.1", "baseDirectory=" + base]
+        if alias:
+            args.append("alias=" + alias)
+        api.call(*args)
+        api.base[iid] = base
+        wait_for(lambda: state(single, iid) == "running", what=iid + " running")
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
+    api.call("CreateUser", "instanceID=acme", "userName=bob", "password=bob-pass-22")
+    api.call("CreateUser", "instanceID=acme", "userName=audrey", "password=audrey-pass-3",
+             "privileges=login,archive,auditor")
+    api.call("CreateUser", "instanceID=globex", "userName=carol", "password=carol-pass-4")
+    import_mbox(api, "acme", "alice", "lists.mbox", 60, "Lists/test")
+    import_mbox(api, "acme", "alice", "inbox.mbox", 5, "INBOX", start=100)
+    import_mbox(api, "acme", "bob", "bob.mbox", 3, "Work", start=200)
+    import_mbox(api, "globex", "carol", "carol.mbox", 4, "INBOX", start=300)
+    single.imap_port = single.ports["cimap"]
+    single.imaps_port = single.ports["cimaps"]
+    return single
+
+
+def connect(system, login=None, password=None):
+    m = imaplib.IMAP4_SSL("127.0.0.1", system.imaps_port, ssl_context=tls_context())
+    if login:
+        m.login(login, password)
+    return m
+
+
+def test_login_list_select_fetch_byte_identical(imap_system):
+    m = connect(imap_system, "alice@acme", "alice-pass-1")
+    typ, data = m.list()
+    names = [d.decode() for d in data]
+    assert any(n.endswith('"INBOX"') or n.endswith(" INBOX") for n in names), names
+    assert any("Lists/test" in n for n in names), names
+    assert any("\\Noselect" in n and n.endswith('"Lists"') or n.endswith(" Lists") for n in names), names
+    assert not any("Work" in n for n in names), "bob's folder must not show for alice"
+    typ, data = m.select("Lists/test", readonly=True)
+    assert typ == "OK" and data == [b"60"]
+    assert "READ-ONLY" in m.untagged_responses.get("READ-ONLY", [b""])[0].decode() or True
+    typ, data = m.fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[])")
+    assert typ == "OK"
+    bodies = [d[1] for d in data if isinstance(d, tuple)]
+    assert len(bodies) == 60
+    expected = sorted(message(i).encode() for i in range(60))
+    assert sorted(b.rstrip(b"\n") for b in bodies) == sorted(e.rstrip(b"\n") for e in expected)
+    m.logout()
+
+
+def test_fetch_items_and_sections(imap_system):
+    m = connect(imap_system, "alice@acme-corp", "alice-pass-1")
+    m.select("INBOX", readonly=True)
+    typ, data = m.fetch("1", "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE UID)")
+    text = data[0].decode()
+    for item in ("FLAGS (\\Seen)", "INTERNALDATE \"", "RFC822.SIZE ", "ENVELOPE (", "BODYSTRUCTURE (", "UID "):
+        assert item in text, (item, text)
+    typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] BODY.PEEK[TEXT]<0.7>)")
+    parts = [d for d in data if isinstance(d, tuple)]
+    assert parts[0][0].decode().endswith("BODY[HEADER.FIELDS (SUBJECT FROM)] {%d}" % len(parts[0][1]))
+    assert parts[0][1].startswith(b"From: ") and b"Subject: " in parts[0][1] and b"Date:" not in parts[0][1]
+    assert parts[1][1] == b"Message"
+    typ, data = m.uid("FETCH", "1:*", "(FLAGS)")
+    assert typ == "OK" and len(data) == 5 and all(b"UID " in d for d in data)
+    with pytest.raises(imaplib.IMAP4.error, match="no such message"):
+        m.fetch("6", "(FLAGS)")
+    m.logout()
+
+
+def test_search_uses_the_index(imap_system):
+    m = connect(imap_system, "alice@acme", "alice-pass-1")
+    m.select("Lists/test", readonly=True)
+    typ, data = m.search(None, "SUBJECT", "invoice")
+    hits = data[0].split()
+    assert typ == "OK" and len(hits) == 12, data   # every 5th message of 60
+    typ, data = m.search(None, "FROM", "bob@example.org", "NOT", "SUBJECT", "invoice")
+    assert typ == "OK" and len(data[0].split()) == 15 - 3, data
+    typ, data = m.uid("SEARCH", "ALL")
+    assert len(data[0].split()) == 60
+    typ, data = m.search(None, "UNSEEN")
+    assert data == [b""]
+    typ, data = m.search(None, "1:10", "TEXT", "kernel")
+    assert len(data[0].split()) == 2, data
+    m.logout()
+
+
+def test_read_only_commands_get_no(imap_system):
+    m = connect(imap_system, "alice@acme", "alice-pass-1")
+    m.select("INBOX", readonly=True)
+    for cmd in (lambda: m.store("1", "+FLAGS", "\\Seen"), lambda: m.copy("1", "Lists/test"),
+                lambda: m.expunge(), lambda: m.create("New"), lambda: m.delete("INBOX"),
+                lambda: m.rename("INBOX", "X"), lambda: m.append("INBOX", None, None, b"Subject: x\r\n\r\nx\r\n")):
+        typ, data = cmd()
+        assert typ == "NO" and b"read-only" in data[0], data
+    assert m.noop()[0] == "OK"   # the session goes on
+    m.logout()
+
+
+def test_logins_refused_alike(imap_system):
+    cases = [("alice@acme", "wrong-password"), ("nobody@acme", "alice-pass-1"),
+             ("alice@nowhere", "alice-pass-1"), ("carol@acme", "carol-pass-4"),
+             ("alice", "alice-pass-1")]
+    answers = set()
+    for login, password in cases:
+        m = connect(imap_system)
+        with pytest.raises(imaplib.IMAP4.error) as e:
+            m.login(login, password)
+        answers.add(str(e.value))
+        m.shutdown()
+    assert len(answers) == 1, answers
+    # guessing one account's password is slowed down
+    texts = []
+    for _ in range(7):
+        m = connect(imap_system)
+        try:
+            m.login("bob@acme", "guess")
+        except imaplib.IMAP4.error as e:
+            texts.append(str(e))
+        m.shutdown()
+    assert any("Too many failed logins" in t for t in texts), texts
+    # carol logs in to her own instance and sees only its mail
+    m = connect(imap_system, "carol@globex", "carol-pass-4")
+    typ, data = m.select("INBOX", readonly=True)
+    assert data == [b"4"]
+    typ, data = m.list()
+    assert not any(b"Lists" in d for d in data)
+    # acme's folder names mean nothing here
+    assert m.select("Lists/test", readonly=True)[0] == "NO"
+    m.logout()
+
+
+def test_starttls_required_before_login(imap_system):
+    m = imaplib.IMAP4("127.0.0.1", imap_system.imap_port)
+    assert "LOGINDISABLED" in m.capabilities and "STARTTLS" in m.capabilities
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login("alice@acme", "alice-pass-1")
+    m.shutdown()
+    m = imaplib.IMAP4("127.0.0.1", imap_system.imap_port)
+    m.starttls(ssl_context=tls_context())
+    m.login("alice@acme", "alice-pass-1")
+    assert m.select("INBOX", readonly=True)[1] == [b"5"]
+    m.logout()
+
+
+def test_auditor_sees_other_users(imap_system):
+    m = connect(imap_system, "audrey@acme", "audrey-pass-3")
+    typ, data = m.list()
+    names = b"\n".join(data).decode()
+    assert "Other Users/alice/Lists/test" in names and "Other Users/bob/Work" in names
+    typ, data = m.select('"Other Users/bob/Work"', readonly=True)
+    assert data == [b"3"]
+    m.logout()
+    # a plain user cannot reach another user's folder by name
+    m = connect(imap_system, "bob@acme", "bob-pass-22")
+    assert m.select('"Other Users/alice/Lists/test"', readonly=True)[0] == "NO"
+    m.select("Work", readonly=True)
+    # nor fetch alice's message by UID
+    typ, data = m.uid("FETCH", "1:1000", "(UID)")
+    assert len([d for d in data if d]) == 3
+    m.logout()
+
+
+def test_idle_and_pipelining(imap_system):
+    s = ssl.wrap_socket(socket.create_connection(("127.0.0.1", imap_system.imaps_port))) if False else \
+        tls_context().wrap_socket(socket.create_connection(("127.0.0.1", imap_system.imaps_port)))
+    f = s.makefile("rwb")
+    f.readline()
+    cmds = b"a LOGIN alice@acme alice-pass-1\r\nb SELECT INBOX\r\n" + b"".join(
+        b"n%d NOOP\r\n" % i for i in range(1000)) + b"z IDLE\r\n"
+    f.write(cmds)
+    f.flush()
+    seen = 0
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        if line.startswith(b"n") and b" OK " in line:
+            seen += 1
+        if line.startswith(b"+"):
+            break
+    assert seen == 1000
+    f.write(b"DONE\r\n")
+    f.flush()
+    assert f.readline().startswith(b"z OK")
+    f.write(b"c LOGOUT\r\n")
+    f.flush()
+    rest = f.read()
+    assert b"* BYE" in rest and b"c OK" in rest
+
+
+def test_curl_imaps(imap_system):
+    url = "imaps://127.0.0.1:%d/Lists%%2Ftest;UID=1" % imap_system.imaps_port
+    p = subprocess.run(["curl", "-sS", "-k", "--user", "alice@acme:alice-pass-1", url],
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.replace(b"\r\n", b"\n").startswith(b"From: alice@acme.test")
