@@ -33,48 +33,21 @@ static bool export_slice(const struct json *m, const void *blob, size_t blob_len
 	return true;
 }
 
-/* ---- one original message ---- */
+/* ---- the work ---- */
 
-static void export_raw_done(struct web_call *call, const struct json *result, const void *blob,
-			    size_t blob_len)
-{
-	const struct json *m = json_at(json_get(result, "messages"), 0);
-	const unsigned char *data;
-	size_t len;
-	if (m == NULL || !export_slice(m, blob, blob_len, &data, &len)) {
-		access_web_call_reply_error(call, 404, "not-found", "no such message");
-		return;
-	}
-	long long id = 0;
-	(void)json_get_int(m, "id", &id);
-	char *disposition = access_web_content_disposition(tstr_printf("message-%lld.eml", id));
-	http_request_add_header(call->req, "Content-Disposition", disposition);
-	http_request_add_header(call->req, "Content-Security-Policy", "default-src 'none'; sandbox");
-	mem_free(disposition);
-	log_info(access_web_context(call), "download message %lld (%zu bytes)", id, len);
-	access_web_reply(call->req, 200, "message/rfc822", data, len);
-	call->req = NULL;
-	access_web_call_free(call);
-}
-
-void access_web_export_raw(struct web_call *call, long long id)
-{
-	struct json *args = json_new_object(), *ids = json_new_array();
-	json_append(ids, json_new_int(id));
-	json_set(args, "ids", ids);
-	json_set_bool(args, "raw", true);
-	access_web_api_call(call, "ClientFetch", args, export_raw_done);
-}
-
-/* ---- a selection ---- */
+enum export_mode { EXPORT_RAW, EXPORT_ZIP, EXPORT_MBOX };
 
 struct export_work {
+	enum export_mode mode;
 	long long *ids;
 	size_t count, next;
-	bool zip;
 	struct str *out;
 	struct zip_writer *zw;
 	size_t messages;
+	long long raw_id;
+	/* a message larger than one answer, gathered piece by piece */
+	struct str *piece;
+	struct json *piece_meta;
 };
 
 static void export_work_free(void *ctx)
@@ -82,6 +55,8 @@ static void export_work_free(void *ctx)
 	struct export_work *w = ctx;
 	zip_writer_destroy(&w->zw);
 	str_destroy(&w->out);
+	str_destroy(&w->piece);
+	json_unref(&w->piece_meta);
 	mem_free(w->ids);
 	mem_free(w);
 }
@@ -124,6 +99,7 @@ static int export_parse_ids(const char *text, long long **ids_r, size_t *count_r
 }
 
 static void export_next_batch(struct web_call *call);
+static void export_fetch(struct web_call *call, struct json *ids, long long skip);
 
 static int export_add(struct web_call *call, struct export_work *w, const struct json *m,
 		      const unsigned char *data, size_t len)
@@ -138,7 +114,10 @@ static int export_add(struct web_call *call, struct export_work *w, const struct
 							EXPORT_MAX_BYTES >> 20));
 		return -1;
 	}
-	if (w->zip) {
+	if (w->mode == EXPORT_RAW) {
+		str_append_n(w->out, data, len);
+		w->raw_id = id;
+	} else if (w->mode == EXPORT_ZIP) {
 		const char *folder = json_get_string(m, "folder");
 		const char *name = tstr_printf("%s/%lld.eml", folder != NULL && folder[0] != '\0' ?
 					       folder : "messages", id);
@@ -154,20 +133,73 @@ static int export_add(struct web_call *call, struct export_work *w, const struct
 	return 0;
 }
 
+/* One message of an answer: 0 taken, 1 the rest of it was asked for, -1
+ * answered (an error). */
+static int export_take(struct web_call *call, struct export_work *w, const struct json *m,
+		       const unsigned char *data, size_t len)
+{
+	bool partial = json_get_bool(m, "partial", false);
+	if (w->piece == NULL && !partial)
+		return export_add(call, w, m, data, len);
+	if (w->piece == NULL) {
+		w->piece = str_create(len * 2);
+		w->piece_meta = json_clone(m);
+	}
+	str_append_n(w->piece, data, len);
+	if (partial) {
+		if (str_len(w->piece) + str_len(w->out) > EXPORT_MAX_BYTES) {
+			access_web_call_reply_error(call, 413, "too-large",
+						    "the selection is too large to export at once");
+			return -1;
+		}
+		long long id = 0;
+		(void)json_get_int(m, "id", &id);
+		struct json *ids = json_new_array();
+		json_append(ids, json_new_int(id));
+		export_fetch(call, ids, (long long)str_len(w->piece));
+		return 1;
+	}
+	int ret = export_add(call, w, w->piece_meta, (const unsigned char *)str_c(w->piece),
+			     str_len(w->piece));
+	str_destroy(&w->piece);
+	json_unref(&w->piece_meta);
+	return ret;
+}
+
 static void export_batch_done(struct web_call *call, const struct json *result, const void *blob,
 			      size_t blob_len)
 {
 	struct export_work *w = call->work;
 	const struct json *list = json_get(result, "messages");
+	size_t batch_start = w->next;
+	if (json_count(list) == 0 && w->piece != NULL) {
+		/* the rest of a message did not come (deleted meanwhile) */
+		str_destroy(&w->piece);
+		json_unref(&w->piece_meta);
+	} else if (json_count(list) == 0) {
+		/* none answered: no message of the batch is the user's to read */
+		w->next = w->next + EXPORT_BATCH < w->count ? w->next + EXPORT_BATCH : w->count;
+	}
 	for (size_t i = 0; i < json_count(list); i++) {
+		const struct json *m = json_at(list, i);
 		const unsigned char *data;
 		size_t len;
-		if (!export_slice(json_at(list, i), blob, blob_len, &data, &len)) {
+		long long id = 0;
+		(void)json_get_int(m, "id", &id);
+		if (!export_slice(m, blob, blob_len, &data, &len)) {
 			access_web_call_reply_error(call, 500, "failed",
 						    "the archive sent a damaged answer");
 			return;
 		}
-		if (export_add(call, w, json_at(list, i), data, len) < 0)
+		/* The instance answers in order and may stop early (its answer
+		 * has a size budget): go on after the last message it sent. */
+		for (size_t k = batch_start; k < w->count; k++) {
+			if (w->ids[k] == id) {
+				w->next = k + 1;
+				break;
+			}
+		}
+		if (export_take(call, w, m, data, len) != 0)
 			return;
 	}
 	export_next_batch(call);
@@ -181,18 +213,35 @@ static void export_finish(struct web_call *call)
 		access_web_call_reply_error(call, 404, "not-found", "no such message");
 		return;
 	}
-	if (w->zip)
+	if (w->mode == EXPORT_ZIP)
 		zip_writer_finish(&w->zw);
-	char *disposition = access_web_content_disposition(w->zip ? "messages.zip" : "messages.mbox");
+	const char *name = w->mode == EXPORT_ZIP ? "messages.zip" : w->mode == EXPORT_MBOX ?
+			   "messages.mbox" : tstr_printf("message-%lld.eml", w->raw_id);
+	const char *type = w->mode == EXPORT_ZIP ? "application/zip" : w->mode == EXPORT_MBOX ?
+			   "application/mbox" : "message/rfc822";
+	char *disposition = access_web_content_disposition(name);
 	http_request_add_header(call->req, "Content-Disposition", disposition);
 	http_request_add_header(call->req, "Content-Security-Policy", "default-src 'none'; sandbox");
 	mem_free(disposition);
-	log_info(access_web_context(call), "export of %zu message(s) as %s (%zu bytes)", w->messages,
-		 w->zip ? "zip" : "mbox", str_len(w->out));
-	access_web_reply(call->req, 200, w->zip ? "application/zip" : "application/mbox",
-			 str_c(w->out), str_len(w->out));
+	if (w->mode == EXPORT_RAW)
+		log_info(access_web_context(call), "download message %lld (%zu bytes)", w->raw_id,
+			 str_len(w->out));
+	else
+		log_info(access_web_context(call), "export of %zu message(s) as %s (%zu bytes)",
+			 w->messages, w->mode == EXPORT_ZIP ? "zip" : "mbox", str_len(w->out));
+	access_web_reply(call->req, 200, type, str_c(w->out), str_len(w->out));
 	call->req = NULL;
 	access_web_call_free(call);
+}
+
+static void export_fetch(struct web_call *call, struct json *ids, long long skip)
+{
+	struct json *args = json_new_object();
+	json_set(args, "ids", ids);
+	json_set_bool(args, "raw", true);
+	if (skip > 0)
+		json_set_int(args, "skip", skip);
+	access_web_api_call(call, "ClientFetch", args, export_batch_done);
 }
 
 static void export_next_batch(struct web_call *call)
@@ -202,12 +251,32 @@ static void export_next_batch(struct web_call *call)
 		export_finish(call);
 		return;
 	}
-	struct json *args = json_new_object(), *ids = json_new_array();
-	for (size_t i = 0; i < EXPORT_BATCH && w->next < w->count; i++)
-		json_append(ids, json_new_int(w->ids[w->next++]));
-	json_set(args, "ids", ids);
-	json_set_bool(args, "raw", true);
-	access_web_api_call(call, "ClientFetch", args, export_batch_done);
+	struct json *ids = json_new_array();
+	for (size_t i = w->next; i < w->next + EXPORT_BATCH && i < w->count; i++)
+		json_append(ids, json_new_int(w->ids[i]));
+	export_fetch(call, ids, 0);
+}
+
+static void export_start(struct web_call *call, enum export_mode mode, long long *ids,
+			 size_t count)
+{
+	struct export_work *w = mem_new(struct export_work);
+	w->mode = mode;
+	w->ids = ids;
+	w->count = count;
+	w->out = str_create(64 * 1024);
+	if (mode == EXPORT_ZIP)
+		w->zw = zip_writer_create(w->out);
+	call->work = w;
+	call->work_free = export_work_free;
+	export_next_batch(call);
+}
+
+void access_web_export_raw(struct web_call *call, long long id)
+{
+	long long *ids = mem_new(long long);
+	ids[0] = id;
+	export_start(call, EXPORT_RAW, ids, 1);
 }
 
 void access_web_export_selection(struct web_call *call)
@@ -224,14 +293,5 @@ void access_web_export_selection(struct web_call *call)
 		access_web_call_reply_error(call, 400, "bad-request", error);
 		return;
 	}
-	struct export_work *w = mem_new(struct export_work);
-	w->ids = ids;
-	w->count = count;
-	w->zip = strcmp(format, "zip") == 0;
-	w->out = str_create(64 * 1024);
-	if (w->zip)
-		w->zw = zip_writer_create(w->out);
-	call->work = w;
-	call->work_free = export_work_free;
-	export_next_batch(call);
+	export_start(call, strcmp(format, "zip") == 0 ? EXPORT_ZIP : EXPORT_MBOX, ids, count);
 }

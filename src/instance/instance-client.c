@@ -350,7 +350,7 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	json_set_int(e, "length", (long long)n);
 	json_set_int(e, "skip", (long long)from);
 	json_set_bool(e, "partial", from + n < len);
-	str_append_n(c->blob, data, n);
+	str_append_n(c->blob, data + from, n);
 	mem_free(data);
 	return 0;
 }

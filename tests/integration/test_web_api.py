@@ -12,6 +12,9 @@ import zipfile
 
 import pytest
 
+import os
+
+from mailgen import message as mailgen_message, write_mbox
 from webfix import Web, setup_web
 
 
@@ -296,3 +299,22 @@ def test_bad_requests(web):
     a = anon.get("/acme/api/folders")
     b = anon.get("/nonexistent/api/folders")
     assert a.status == b.status == 401 and a.raw == b.raw
+
+
+def test_large_message_download_in_pieces(web):
+    # Larger than one answer from the instance (12 MiB): fetched in pieces.
+    api = web["single"].api
+    from test_instances import data_dir
+    base = data_dir(web["single"], "acme")
+    write_mbox(os.path.join(base, "import", "big.mbox"), 1, size_pad=1100000, start=7000)
+    api.call("ImportFiles", "instanceID=acme", "userName=bob", "path=import/big.mbox", "folder=Big")
+    w = Web("127.0.0.1", web["port"])
+    assert w.login("acme", "bob", "bob-pass-22").status == 200
+    mid = w.get("/acme/api/messages?owner=bob&path=Big").json["messages"][0]["id"]
+    raw = w.get("/acme/api/messages/%d/raw" % mid)
+    assert raw.status == 200 and len(raw.raw) > 13 * 1024 * 1024
+    expected = mailgen_message(7000, size_pad=1100000).encode() + b"\n"  # as the mbox held it
+    assert raw.raw == expected
+    z = w.get("/acme/api/export?format=zip&ids=%d" % mid)
+    with zipfile.ZipFile(io.BytesIO(z.raw)) as zf:
+        assert zf.read("Big/%d.eml" % mid) == expected
