@@ -6,7 +6,8 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
  libevent-dev libssl-dev libsqlite3-dev libgmime-3.0-dev libzstd-dev zstd libsodium-dev
  libjansson-dev liboath-dev oathtool libqrencode-dev libcurl4-openssl-dev libpff-dev
  libcmocka-dev python3 python3-pytest openssl curl psmisc procps iproute2
- python3-aiosmtpd swaks zbar-tools librsvg2-bin chromium nodejs"
+ python3-aiosmtpd swaks zbar-tools librsvg2-bin mutt isync fetchmail dovecot-imapd
+ chromium nodejs"
 missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

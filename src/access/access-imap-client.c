@@ -461,8 +461,8 @@ static const struct imap_command_def imap_commands[] = {
 static bool imap_is_write(const char *name)
 {
 	static const char *const writes[] = {"CREATE", "DELETE", "RENAME", "SUBSCRIBE",
-					     "UNSUBSCRIBE", "APPEND", "STORE", "COPY", "MOVE",
-					     "EXPUNGE", NULL};
+					     "UNSUBSCRIBE", "APPEND", "COPY", "MOVE", "EXPUNGE",
+					     NULL};
 	for (const char *const *w = writes; *w != NULL; w++) {
 		if (strcmp(*w, name) == 0)
 			return true;
@@ -486,7 +486,9 @@ static void imap_cmd_uid(struct imap_client *client, const struct imap_command *
 		imap_cmd_fetch(client, &subcmd);
 	} else if (strcasecmp(sub, "SEARCH") == 0) {
 		imap_cmd_search(client, &subcmd);
-	} else if (strcasecmp(sub, "STORE") == 0 || strcasecmp(sub, "COPY") == 0 ||
+	} else if (strcasecmp(sub, "STORE") == 0) {
+		imap_cmd_store(client, &subcmd);
+	} else if (strcasecmp(sub, "COPY") == 0 ||
 		   strcasecmp(sub, "MOVE") == 0 || strcasecmp(sub, "EXPUNGE") == 0) {
 		mem_free(client->command);
 		client->command = mem_printf("UID %s", sub);
@@ -561,6 +563,8 @@ static void imap_client_dispatch(struct imap_client *client, const struct imap_c
 		imap_cmd_fetch(client, cmd);
 	else if (strcmp(n, "SEARCH") == 0)
 		imap_cmd_search(client, cmd);
+	else if (strcmp(n, "STORE") == 0)
+		imap_cmd_store(client, cmd);
 	else if (strcmp(n, "UID") == 0)
 		imap_cmd_uid(client, cmd);
 }

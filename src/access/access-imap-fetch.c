@@ -605,3 +605,64 @@ void imap_cmd_fetch(struct imap_client *client, const struct imap_command *cmd)
 	}
 	fetch_pump(f);
 }
+
+/* ---- STORE ---- */
+
+/* Whether a STORE would change nothing: every archived message has \Seen
+ * and no other flag, so "+FLAGS (\Seen)", "FLAGS (\Seen)" and removing a
+ * flag that is not set leave everything as it is. */
+static bool store_changes_nothing(const char *mode, const struct imap_arg *flags,
+				  unsigned int count)
+{
+	bool seen = false, other = false;
+	for (unsigned int i = 0; i < count; i++) {
+		const char *flag;
+		if (!imap_arg_get_atom(&flags[i], &flag))
+			return false;
+		if (strcasecmp(flag, "\\Seen") == 0)
+			seen = true;
+		else
+			other = true;
+	}
+	if (strncasecmp(mode, "+FLAGS", 6) == 0)
+		return !other;
+	if (strncasecmp(mode, "-FLAGS", 6) == 0)
+		return !seen;
+	return seen && !other; /* FLAGS */
+}
+
+void imap_cmd_store(struct imap_client *client, const struct imap_command *cmd)
+{
+	const char *set, *mode, *error = NULL;
+	const struct imap_arg *flags;
+	unsigned int count;
+	if (cmd->arg_count != 3 || !imap_arg_get_atom(&cmd->args[0], &set) ||
+	    !imap_arg_get_atom(&cmd->args[1], &mode) ||
+	    (strcasecmp(mode, "FLAGS") != 0 && strcasecmp(mode, "+FLAGS") != 0 &&
+	     strcasecmp(mode, "-FLAGS") != 0 && strcasecmp(mode, "FLAGS.SILENT") != 0 &&
+	     strcasecmp(mode, "+FLAGS.SILENT") != 0 && strcasecmp(mode, "-FLAGS.SILENT") != 0)) {
+		imap_client_done(client, "BAD", "STORE needs a message set, FLAGS and flags");
+		return;
+	}
+	if (!imap_arg_get_list(&cmd->args[2], &flags, &count)) {
+		flags = &cmd->args[2];
+		count = 1;
+	}
+	if (!store_changes_nothing(mode, flags, count)) {
+		imap_client_done(client, "NO", "[CANNOT] The archive is read-only: flags cannot be changed");
+		return;
+	}
+	struct access_imap_fetch *f = mem_new(struct access_imap_fetch);
+	f->client = client;
+	client->fetch = f;
+	if (!fetch_targets(f, set, client->uid_command, &error)) {
+		fetch_finish(client, "BAD", error);
+		return;
+	}
+	if (strstr(mode, ".SILENT") == NULL && strstr(mode, ".silent") == NULL) {
+		fetch_item_add(f, FETCH_FLAGS);
+		fetch_plan(f, client->uid_command);
+		fetch_without_calls(f);
+	}
+	fetch_finish(client, "OK", "STORE completed: nothing changed (every message is \\Seen)");
+}

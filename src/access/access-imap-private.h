@@ -126,6 +126,9 @@ void imap_client_unselect(struct imap_client *client);
 void imap_cmd_fetch(struct imap_client *client, const struct imap_command *cmd);
 void imap_fetch_continue(struct imap_client *client);
 void imap_fetch_free(struct access_imap_fetch **fetch);
+/* STORE: NO for every change; a STORE that changes nothing (\Seen is
+ * already set on every message) is answered OK. */
+void imap_cmd_store(struct imap_client *client, const struct imap_command *cmd);
 
 /* ---- access-imap-search.c ---- */
 void imap_cmd_search(struct imap_client *client, const struct imap_command *cmd);

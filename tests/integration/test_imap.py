@@ -22,10 +22,10 @@ def tls_context():
     return ctx
 
 
-def import_mbox(api, instance, user, name, count, folder, start=0):
+def import_mbox(api, instance, user, name, count, folder, start=0, size_pad=0):
     base = api.base[instance]
     os.makedirs(os.path.join(base, "import"), exist_ok=True)
-    write_mbox(os.path.join(base, "import", name), count, start=start)
+    write_mbox(os.path.join(base, "import", name), count, start=start, size_pad=size_pad)
     r = api.call("ImportFiles", "instanceID=" + instance, "userName=" + user,
                  "path=import/" + name, "folder=" + folder)
     assert r["archived"] == count, r
@@ -126,12 +126,16 @@ def test_search_uses_the_index(imap_system):
 def test_read_only_commands_get_no(imap_system):
     m = connect(imap_system, "alice@acme", "alice-pass-1")
     m.select("INBOX", readonly=True)
-    for cmd in (lambda: m.store("1", "+FLAGS", "\\Seen"), lambda: m.copy("1", "Lists/test"),
+    for cmd in (lambda: m.store("1", "+FLAGS", "\\Deleted"), lambda: m.store("1", "-FLAGS", "\\Seen"),
+                lambda: m.store("1:*", "FLAGS", "(\\Seen \\Flagged)"), lambda: m.copy("1", "Lists/test"),
                 lambda: m.expunge(), lambda: m.create("New"), lambda: m.delete("INBOX"),
                 lambda: m.rename("INBOX", "X"), lambda: m.append("INBOX", None, None, b"Subject: x\r\n\r\nx\r\n")):
         typ, data = cmd()
         assert typ == "NO" and b"read-only" in data[0], data
     assert m.noop()[0] == "OK"   # the session goes on
+    # setting \Seen, which every archived message has, changes nothing: OK
+    typ, data = m.store("1:2", "+FLAGS", "(\\Seen)")
+    assert typ == "OK" and data == [b"1 (FLAGS (\\Seen))", b"2 (FLAGS (\\Seen))"], data
     m.logout()
 
 
@@ -232,3 +236,89 @@ def test_curl_imaps(imap_system):
                        capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert p.stdout.replace(b"\r\n", b"\n").startswith(b"From: alice@acme.test")
+
+
+def cas_certificate(system):
+    return os.path.join(system.dir, "certs", "client-access-server-imap.pem")
+
+
+def maildir_messages(root):
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if os.path.basename(dirpath) in ("cur", "new"):
+            for name in filenames:
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    found.setdefault(os.path.relpath(os.path.dirname(dirpath), root), []).append(f.read())
+    return found
+
+
+def test_mbsync_copies_the_archive(imap_system, tmp_path):
+    assert os.path.exists(cas_certificate(imap_system)), os.listdir(os.path.join(imap_system.dir, "certs"))
+    local = tmp_path / "mail"
+    local.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        "IMAPAccount coffer\nHost 127.0.0.1\nPort %d\nUser alice@acme\nPass alice-pass-1\n"
+        "SSLType IMAPS\nCertificateFile %s\nSystemCertificates no\n\n"
+        "IMAPStore remote\nAccount coffer\n\n"
+        "MaildirStore local\nPath %s/\nInbox %s/INBOX\nSubFolders Verbatim\n\n"
+        "Channel archive\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSync Pull\n"
+        "SyncState *\nExpunge None\n" % (imap_system.imaps_port, cas_certificate(imap_system), local, local))
+    p = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = maildir_messages(str(local))
+    assert sorted(len(v) for v in got.values()) == [5, 60], {k: len(v) for k, v in got.items()}
+    want = sorted(message(i).encode() for i in list(range(60)) + list(range(100, 105)))
+    # mbsync adds its own X-TUID header to what it stores
+    have = sorted(b"".join(l for l in m.splitlines(True) if not l.startswith(b"X-TUID: "))
+                  for v in got.values() for m in v)
+    assert [m.rstrip(b"\n") for m in have] == [m.rstrip(b"\n") for m in want]
+
+
+def test_mutt_copies_a_folder(imap_system, tmp_path):
+    out = tmp_path / "copy.mbox"
+    rc = tmp_path / "muttrc"
+    rc.write_text(
+        'set imap_user="alice@acme"\nset imap_pass="alice-pass-1"\n'
+        'set certificate_file="%s"\nset ssl_verify_host=no\nset ssl_force_tls=yes\n'
+        'set mbox_type=mbox\nset confirmcreate=no\nset confirmappend=no\nset move=no\n'
+        'set mark_old=no\nset quit=yes\nset header_cache=""\nset wait_key=no\n' % cas_certificate(imap_system))
+    url = "imaps://127.0.0.1:%d/Lists/test" % imap_system.imaps_port
+    keys = "<tag-pattern>~A<enter><tag-prefix><copy-message>%s<enter><quit>" % out
+    cmd = "mutt -n -F %s -f %s -e 'push \"%s\"'" % (rc, url, keys)
+    # without ~/Mail, mutt's first start asks whether to create it
+    (tmp_path / "Mail").mkdir()
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=120,
+                       env=dict(os.environ, TERM="xterm", HOME=str(tmp_path)))
+    assert out.exists(), p.stdout[-2000:]
+    data = out.read_bytes()
+    subjects = sorted(line for line in data.split(b"\n") if line.startswith(b"Subject: "))
+    assert subjects == sorted(("Subject: %s #%d" % (t, i)).encode() for i, t in
+                              ((i, message(i).split("Subject: ")[1].split(" #")[0]) for i in range(60)))
+
+
+def test_fetchmail_downloads_and_cannot_delete(imap_system, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    rc = tmp_path / "fetchmailrc"
+    rc.write_text(
+        'set no syslog\npoll 127.0.0.1 protocol IMAP port %d\n'
+        '  user "alice@acme" password "alice-pass-1" is root here\n'
+        '  ssl sslcertfile %s sslcertck sslcommonname single.test folder "INBOX" keep fetchall\n'
+        '  mda "/bin/sh -c \'cat > %s/msg.$$$$\'"\n' % (imap_system.imaps_port, cas_certificate(imap_system), out))
+    os.chmod(rc, 0o600)
+    p = subprocess.run(["fetchmail", "-f", str(rc), "-v", "--nodetach", "--nosyslog", "--pidfile",
+                        str(tmp_path / "pid")], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path)))
+    log = p.stdout + p.stderr
+    assert "STORE 1 +FLAGS (\\Seen)" in log and len(os.listdir(out)) == 5, log[-3000:]
+    # without "keep", fetchmail asks to delete: refused, and nothing is lost
+    rc.write_text(rc.read_text().replace(" keep ", " nokeep "))
+    p = subprocess.run(["fetchmail", "-f", str(rc), "-v", "--nodetach", "--nosyslog", "--pidfile",
+                        str(tmp_path / "pid")], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path)))
+    log = p.stdout + p.stderr
+    assert "NO [CANNOT] The archive is read-only" in log, log[-3000:]
+    m = connect(imap_system, "alice@acme", "alice-pass-1")
+    assert m.select("INBOX", readonly=True)[1] == [b"5"]
+    m.logout()
