@@ -6,7 +6,8 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
  libevent-dev libssl-dev libsqlite3-dev libgmime-3.0-dev libzstd-dev zstd libsodium-dev
  libjansson-dev liboath-dev oathtool libqrencode-dev libcurl4-openssl-dev libpff-dev
  libcmocka-dev python3 python3-pytest openssl curl psmisc procps iproute2
- python3-aiosmtpd swaks zbar-tools librsvg2-bin mutt isync fetchmail dovecot-imapd"
+ python3-aiosmtpd swaks zbar-tools librsvg2-bin mutt isync fetchmail dovecot-imapd
+ chromium nodejs"
 missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -17,4 +18,16 @@ if [ -n "$missing" ]; then
 	echo "installing:$missing"
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# Web Access browser tests: playwright-core (no browser download; Debian's
+# chromium above), pinned by tests/web/package-lock.json. npm comes with
+# Node.js builds that bundle it; Debian's own is the package "npm".
+if ! command -v npm >/dev/null 2>&1; then
+	SUDO=""
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
+if [ ! -d "$(dirname "$0")/../tests/web/node_modules/playwright-core" ] && [ -f "$(dirname "$0")/../tests/web/package-lock.json" ]; then
+	(cd "$(dirname "$0")/../tests/web" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -5,6 +5,7 @@
 #include "access-main.h"
 #include "access-imap.h"
 #include "access-route.h"
+#include "access-web.h"
 #include "config.h"
 #include "file.h"
 #include "json.h"
@@ -178,6 +179,7 @@ static int access_listen_imap(struct access *access, const char **error_r)
 int access_main(int argc, char **argv)
 {
 	struct access access = {.started = time(NULL)};
+	struct access_web *web = NULL;
 	const char *error;
 	access.rd = role_daemon_create(CONFIG_ROLE_CLIENT_ACCESS_SERVER, argc, argv, &error);
 	if (access.rd == NULL)
@@ -192,7 +194,9 @@ int access_main(int argc, char **argv)
 						   &access_tcp_callbacks, &access, &error);
 	bool paired = role_daemon_settings(access.rd)->management.fingerprint[0] != '\0';
 	int ret;
+	/* IMAP and Web Access bind their listeners while still privileged. */
 	if (access.tcp_server == NULL || access_listen_imap(&access, &error) < 0 ||
+	    access_web_create(access.rd, access.route, &web, &error) < 0 ||
 	    role_daemon_start(access.rd, paired ? "paired" : "not paired with a Management Server yet",
 			      &error) < 0) {
 		ret = role_daemon_fail(access.rd, error);
@@ -201,6 +205,8 @@ int access_main(int argc, char **argv)
 		role_daemon_connect_management(access.rd, &access_management_callbacks, &access);
 		ret = role_daemon_run(access.rd);
 	}
+	/* Before the route: their calls under way are answered by the route's end. */
+	access_web_destroy(&web);
 	access_imap_destroy(&access.imap);
 	access_route_destroy(&access.route);
 	rpc_server_destroy(&access.tcp_server);

@@ -11,6 +11,7 @@
 #include "archive.h"
 #include "catalog.h"
 #include "instance-archive.h"
+#include "instance-client-web.h"
 #include "instance-users.h"
 #include "instance.h"
 #include "json.h"
@@ -349,7 +350,7 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	json_set_int(e, "length", (long long)n);
 	json_set_int(e, "skip", (long long)from);
 	json_set_bool(e, "partial", from + n < len);
-	str_append_n(c->blob, data, n);
+	str_append_n(c->blob, data + from, n);
 	mem_free(data);
 	return 0;
 }
@@ -478,6 +479,21 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	if (inst->users == NULL &&
 	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
 		rpc_conn_reply_error(conn, id, "failed", error);
+		return;
+	}
+	unsigned char *blob;
+	size_t blob_len;
+	int web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len, &c.code,
+					   &c.error);
+	if (web != 0) {
+		/* Web Access: message views, attachments, password and MFA */
+		if (web < 0)
+			rpc_conn_reply_error(conn, id, c.code, c.error);
+		else if (blob != NULL)
+			rpc_conn_reply_blob(conn, id, c.result, blob, blob_len);
+		else
+			rpc_conn_reply(conn, id, c.result);
+		mem_free(blob);
 		return;
 	}
 	if (client_dispatch(&c, method) < 0) {

@@ -643,3 +643,130 @@ int instance_users_app_password_delete(struct instance_users *u, const char *use
 	*error_r = tstr_printf("no app password named '%s'", name == NULL ? "" : name);
 	return -1;
 }
+
+/* ---- end users: their own password and MFA ---- */
+
+static int users_refuse(const char **code_r, const char **error_r, const char *code,
+			const char *error)
+{
+	*code_r = code;
+	*error_r = error;
+	return -1;
+}
+
+/* The user, if `password` is their account password (not an app password). */
+static struct json *users_check_own(struct instance_users *u, const char *user_name,
+				    const char *password, const char **code_r, const char **error_r)
+{
+	struct json *user = users_find(u, user_name, NULL);
+	if (user == NULL || password == NULL ||
+	    !crypto_password_verify(json_get_string(user, "passwordHash"), password)) {
+		users_refuse(code_r, error_r, "forbidden", "the password is not right");
+		return NULL;
+	}
+	return user;
+}
+
+/* Save a change made since `before`, or undo it. */
+static int users_commit_change(struct instance_users *u, struct json *before, const char **code_r,
+			       const char **error_r)
+{
+	if (users_commit(u, before, error_r) < 0) {
+		*code_r = "failed";
+		return -1;
+	}
+	return 0;
+}
+
+int instance_users_change_password(struct instance_users *u, const char *user_name,
+				   const char *old_password, const char *new_password,
+				   const char **code_r, const char **error_r)
+{
+	struct json *user = users_check_own(u, user_name, old_password, code_r, error_r);
+	if (user == NULL)
+		return -1;
+	if (new_password == NULL || users_check_password(new_password, error_r) < 0)
+		return users_refuse(code_r, error_r, "bad-request",
+				    "new password: expected 8 to 1024 characters");
+	struct json *before = json_clone(users_list(u));
+	if (users_set_password(user, new_password, error_r) < 0) {
+		json_set(u->root, "users", before);
+		*code_r = "failed";
+		return -1;
+	}
+	return users_commit_change(u, before, code_r, error_r);
+}
+
+int instance_users_mfa_begin(struct instance_users *u, const char *user_name, const char *password,
+			     struct json **result_r, const char **code_r, const char **error_r)
+{
+	struct json *user = users_check_own(u, user_name, password, code_r, error_r);
+	if (user == NULL)
+		return -1;
+	if (users_mfa_active(user))
+		return users_refuse(code_r, error_r, "bad-request",
+				    "two-factor authentication is already on: turn it off first");
+	/* The same as the administrators' InitializeMFA: a pending secret. */
+	struct json *args = json_new_object();
+	json_set_string(args, "userName", json_get_string(user, "userName"));
+	*result_r = NULL;
+	int ret = users_modify(u, "InitializeMFA", args, result_r, error_r);
+	json_unref(&args);
+	if (ret < 0)
+		*code_r = "failed";
+	return ret < 0 ? -1 : 0;
+}
+
+/* A TOTP code for the user's MFA secret, used once: 1 right (the step is
+ * recorded in memory), 0 not. */
+static int users_mfa_code_ok(struct json *user, const char *code)
+{
+	struct json *m = json_get(user, "mfa");
+	long long last = 0, step;
+	const char *error;
+	(void)json_get_int(m, "lastStep", &last);
+	if (code == NULL || json_get_string(m, "secret") == NULL ||
+	    auth_totp_verify(json_get_string(m, "secret"), code, time(NULL), 1, last, &step,
+			     &error) != 1)
+		return 0;
+	json_set_int(m, "lastStep", step);
+	return 1;
+}
+
+int instance_users_mfa_activate(struct instance_users *u, const char *user_name, const char *code,
+				const char **code_r, const char **error_r)
+{
+	struct json *user = users_find(u, user_name, NULL);
+	const char *state = json_get_string(json_get(user, "mfa"), "state");
+	if (user == NULL || state == NULL || strcmp(state, "pending") != 0)
+		return users_refuse(code_r, error_r, "bad-request",
+				    "start setting up two-factor authentication first");
+	struct json *before = json_clone(users_list(u));
+	if (users_mfa_code_ok(user, code) != 1) {
+		json_set(u->root, "users", before);
+		return users_refuse(code_r, error_r, "forbidden",
+				    "the code is not right (check the time on your phone)");
+	}
+	json_set_string(json_get(user, "mfa"), "state", "active");
+	return users_commit_change(u, before, code_r, error_r);
+}
+
+int instance_users_mfa_disable(struct instance_users *u, const char *user_name,
+			       const char *password, const char *code, const char **code_r,
+			       const char **error_r)
+{
+	struct json *user = users_check_own(u, user_name, password, code_r, error_r);
+	if (user == NULL)
+		return -1;
+	if (!users_mfa_active(user))
+		return users_refuse(code_r, error_r, "bad-request",
+				    "two-factor authentication is not on");
+	struct json *before = json_clone(users_list(u));
+	if (users_mfa_code_ok(user, code) != 1) {
+		json_set(u->root, "users", before);
+		return users_refuse(code_r, error_r, "forbidden", "the code is not right");
+	}
+	/* App passwords stay: without MFA they work as before. */
+	(void)json_remove(user, "mfa");
+	return users_commit_change(u, before, code_r, error_r);
+}

@@ -54,4 +54,22 @@ int instance_users_app_password_create(struct instance_users *users, const char 
 int instance_users_app_password_delete(struct instance_users *users, const char *user_name,
 				       const char *name, const char **error_r);
 
+/* An end user's own password and MFA (ClientSetPassword, ClientMfa*):
+ * 0 done, -1 refused or failed with *code_r ("forbidden": the password or
+ * code given is not right; "bad-request"; "failed": not saved) and
+ * *error_r. Changing anything needs the account password, except
+ * activating MFA, which needs a code from the secret mfa_begin returned
+ * ({secret, uri, qrCodeSvg}, pending until activated). */
+int instance_users_change_password(struct instance_users *users, const char *user_name,
+				   const char *old_password, const char *new_password,
+				   const char **code_r, const char **error_r);
+int instance_users_mfa_begin(struct instance_users *users, const char *user_name,
+			     const char *password, struct json **result_r, const char **code_r,
+			     const char **error_r);
+int instance_users_mfa_activate(struct instance_users *users, const char *user_name,
+				const char *code, const char **code_r, const char **error_r);
+int instance_users_mfa_disable(struct instance_users *users, const char *user_name,
+			       const char *password, const char *code, const char **code_r,
+			       const char **error_r);
+
 #endif

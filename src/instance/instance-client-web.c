@@ -1,0 +1,179 @@
+/* instance-client-web: reading one message as Web Access shows it, its
+ * attachments, and the user's own password and MFA (see the header). */
+#include "instance-client-web.h"
+#include "archive.h"
+#include "catalog.h"
+#include "instance-archive.h"
+#include "instance-users.h"
+#include "instance.h"
+#include "json.h"
+#include "mem.h"
+#include "mime-view.h"
+#include "tstr.h"
+
+#include <string.h>
+
+struct web_request {
+	struct instance *inst;
+	const struct json *args;
+	struct json *user; /* instance_users_client_view() */
+	const char *user_name;
+	const char **code_r, **error_r;
+};
+
+static int web_fail(struct web_request *r, const char *code, const char *error)
+{
+	*r->code_r = code;
+	*r->error_r = error;
+	return -1;
+}
+
+/* The raw bytes of the message in args "id", if the user may read it. */
+static int web_read_message(struct web_request *r, unsigned char **data_r, size_t *len_r)
+{
+	long long id;
+	const char *error;
+	if (json_get_int(r->args, "id", &id) != 1 || id <= 0)
+		return web_fail(r, "bad-request", "id: a message ID (a positive integer)");
+	struct archive *a = instance_archive_for_reading(r->inst->archive, &error);
+	if (a == NULL)
+		return web_fail(r, "failed", error);
+	struct catalog_message_meta meta;
+	int ret = catalog_message_meta(archive_catalog(a), id, &meta, &error);
+	if (ret < 0)
+		return web_fail(r, "failed", error);
+	bool auditor = json_get_bool(r->user, "auditor", false);
+	const char *own = json_get_string(r->user, "archiveName");
+	/* Another user's message answers exactly like one that does not exist. */
+	if (ret == 0 || (!auditor && (own == NULL || strcmp(meta.user, own) != 0)))
+		return web_fail(r, "not-found", "no such message");
+	ret = archive_read_message(a, id, data_r, len_r, &error);
+	if (ret < 0)
+		return web_fail(r, "failed", error);
+	if (ret == 0)
+		return web_fail(r, "not-found", "no such message");
+	return 0;
+}
+
+static int web_message_view(struct web_request *r, struct json **result_r)
+{
+	unsigned char *data;
+	size_t len;
+	if (web_read_message(r, &data, &len) < 0)
+		return -1;
+	struct mime_view *v = mime_view(data, len);
+	mem_free(data);
+	struct json *m = json_new_object(), *list = json_new_array();
+	long long id = 0;
+	(void)json_get_int(r->args, "id", &id);
+	json_set_int(m, "id", id);
+	json_set_string(m, "from", v->from);
+	json_set_string(m, "to", v->to);
+	json_set_string(m, "cc", v->cc);
+	json_set_string(m, "subject", v->subject);
+	json_set_int(m, "date", v->date);
+	json_set_int(m, "size", (long long)len);
+	json_set_string(m, "text", v->text);
+	json_set_string(m, "html", v->html);
+	for (size_t i = 0; i < v->attachment_count; i++) {
+		struct json *a = json_new_object();
+		json_set_string(a, "part", v->attachments[i].part);
+		json_set_string(a, "filename", v->attachments[i].filename);
+		json_set_string(a, "contentType", v->attachments[i].content_type);
+		json_set_int(a, "size", (long long)v->attachments[i].size);
+		json_append(list, a);
+	}
+	json_set(m, "attachments", list);
+	mime_view_destroy(&v);
+	*result_r = m;
+	return 0;
+}
+
+static int web_part(struct web_request *r, struct json **result_r, unsigned char **blob_r,
+		    size_t *blob_len_r)
+{
+	const char *part = json_get_string(r->args, "part");
+	if (part == NULL || part[0] == '\0' || strlen(part) > 64)
+		return web_fail(r, "bad-request", "part: a MIME section number such as \"2\" or \"1.3\"");
+	unsigned char *data;
+	size_t len;
+	if (web_read_message(r, &data, &len) < 0)
+		return -1;
+	char *filename, *type;
+	int found = mime_view_part(data, len, part, blob_r, blob_len_r, &filename, &type);
+	mem_free(data);
+	if (found == 0)
+		return web_fail(r, "not-found", tstr_printf("the message has no part '%s'", part));
+	if (*blob_len_r > INSTANCE_CLIENT_WEB_PART_MAX) {
+		mem_free(*blob_r);
+		*blob_r = NULL;
+		mem_free(filename);
+		mem_free(type);
+		return web_fail(r, "too-large",
+				"the part is larger than 15 MiB: download the whole message instead");
+	}
+	*result_r = json_new_object();
+	json_set_string(*result_r, "filename", filename);
+	json_set_string(*result_r, "contentType", type);
+	mem_free(filename);
+	mem_free(type);
+	return 0;
+}
+
+static int web_account(struct web_request *r, const char *method, struct json **result_r)
+{
+	struct instance_users *users = r->inst->users;
+	const char *user = json_get_string(r->user, "userName");
+	const struct json *a = r->args;
+	if (r->inst->frozen)
+		return web_fail(r, "frozen", "the archive is frozen for maintenance: try again later");
+	int ret;
+	if (strcmp(method, "ClientSetPassword") == 0)
+		ret = instance_users_change_password(users, user, json_get_string(a, "oldPassword"),
+						     json_get_string(a, "newPassword"), r->code_r,
+						     r->error_r);
+	else if (strcmp(method, "ClientMfaBegin") == 0)
+		ret = instance_users_mfa_begin(users, user, json_get_string(a, "password"), result_r,
+					       r->code_r, r->error_r);
+	else if (strcmp(method, "ClientMfaActivate") == 0)
+		ret = instance_users_mfa_activate(users, user, json_get_string(a, "code"), r->code_r,
+						  r->error_r);
+	else
+		ret = instance_users_mfa_disable(users, user, json_get_string(a, "password"),
+						 json_get_string(a, "code"), r->code_r, r->error_r);
+	return ret;
+}
+
+int instance_client_web_call(struct instance *inst, const char *method, const struct json *args,
+			     struct json **result_r, unsigned char **blob_r, size_t *blob_len_r,
+			     const char **code_r, const char **error_r)
+{
+	static const char *const calls[] = {"ClientMessageView", "ClientPart", "ClientSetPassword",
+					    "ClientMfaBegin", "ClientMfaActivate",
+					    "ClientMfaDisable", NULL};
+	bool mine = false;
+	for (const char *const *c = calls; *c != NULL; c++)
+		mine = mine || strcmp(*c, method) == 0;
+	if (!mine)
+		return 0;
+	*result_r = NULL;
+	*blob_r = NULL;
+	*blob_len_r = 0;
+	struct web_request r = {.inst = inst, .args = args, .code_r = code_r, .error_r = error_r};
+	r.user = instance_users_client_view(inst->users, json_get_string(args, "userName"));
+	int ret;
+	if (r.user == NULL)
+		ret = web_fail(&r, "auth-failed", "the session has ended: log in again");
+	else if (strcmp(method, "ClientMessageView") == 0)
+		ret = web_message_view(&r, result_r);
+	else if (strcmp(method, "ClientPart") == 0)
+		ret = web_part(&r, result_r, blob_r, blob_len_r);
+	else
+		ret = web_account(&r, method, result_r);
+	json_unref(&r.user);
+	if (ret < 0) {
+		json_unref(result_r);
+		return -1;
+	}
+	return 1;
+}
