@@ -68,6 +68,7 @@ messages=$(api GetInstanceStatistics instanceID=demo 2>/dev/null | awk -F': ' '/
 
 host=$(hostname -f 2>/dev/null || hostname)
 http_fp=$("$COFFER" config cert show management-server http | awk '/fingerprint/ {print $2}')
+imap_fp=$("$COFFER" config cert show client-access-server imap | awk '/fingerprint/ {print $2}')
 cat <<EOT
 
 Coffer is running in single server mode (config directory $DIR).
@@ -76,16 +77,22 @@ Coffer is running in single server mode (config directory $DIR).
                    certificate fingerprint $http_fp
   Administrator    admin / $PASSWORD
   Instance Host    role-to-role TCP port 8472
-  Client Access    role-to-role TCP port 8473 (Web Access on 443 and IMAP on 143/993
-                   come with the Client Access Server issue)
+  Client Access    role-to-role TCP port 8473
 
   Demo instance    demo ("Demo Company"), ${messages:-?} messages archived, base directory $DATA/demo
-  Demo user        demo@demo / $DEMO_PASSWORD
+  Demo user        demo / $DEMO_PASSWORD
+
+  Web Access       https://$host/demo/   (also https://localhost/demo/)
+                   log in as demo / $DEMO_PASSWORD
+  IMAP (read-only) server $host (or localhost), user name demo@demo, password as above
+                   port 993 with SSL/TLS, or port 143 with STARTTLS
+                   certificate fingerprint (self-signed) $imap_fp
 
 Try (as root; the API password is asked for, or set COFFER_API_PASSWORD):
   coffer api GetServiceStatus
   coffer api GetInstances
   coffer api Search instanceID=demo query='subject:invoice'
+  curl -k --user demo@demo:$DEMO_PASSWORD 'imaps://localhost/INBOX;UID=1'
   coffer api GetUsers instanceID=demo
   coffer config status
   coffer config role show

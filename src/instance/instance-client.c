@@ -21,6 +21,7 @@
 #include "tstr.h"
 
 #include <string.h>
+#include <strings.h>
 
 /* Message bytes per answer: well below RPC_MAX_FRAME with the JSON part. */
 #define CLIENT_FETCH_BUDGET (12u * 1024 * 1024)
@@ -104,6 +105,32 @@ static int client_folders(struct client_call *c)
 	return 0;
 }
 
+/* IMAP's INBOX is case-insensitive: an archived "Inbox" is it. */
+struct client_inbox_walk {
+	const char *owner;
+	int64_t id;
+};
+
+static int client_inbox_each(const struct catalog_folder *f, void *context)
+{
+	struct client_inbox_walk *w = context;
+	if (strcmp(f->user, w->owner) == 0 && strcasecmp(f->path, "INBOX") == 0) {
+		w->id = f->id;
+		return 1;
+	}
+	return 0;
+}
+
+static int client_find_inbox(struct client_call *c, const char *owner, int64_t *folder_id_r,
+			     const char **error_r)
+{
+	struct client_inbox_walk w = {owner, -1};
+	if (catalog_folders(c->cat, client_inbox_each, &w, error_r) < 0)
+		return -1;
+	*folder_id_r = w.id;
+	return w.id >= 0 ? 1 : 0;
+}
+
 /* The folder named by owner+path in args, if this user may read it. */
 static int client_folder_arg(struct client_call *c, int64_t *folder_id_r)
 {
@@ -115,6 +142,8 @@ static int client_folder_arg(struct client_call *c, int64_t *folder_id_r)
 	if (!client_may_read(&c->user, owner))
 		return client_fail(c, "not-found", "no such folder");
 	int ret = catalog_folder_find(c->cat, owner, path, folder_id_r, &error);
+	if (ret == 0 && strcasecmp(path, "INBOX") == 0)
+		ret = client_find_inbox(c, owner, folder_id_r, &error);
 	if (ret < 0)
 		return client_fail(c, "failed", error);
 	if (ret == 0)
