@@ -102,12 +102,51 @@ def start_coffer(mbox):
         if api("GetInstanceConfiguration", "instanceID=bench")["status"] == "running":
             break
         time.sleep(0.2)
-    api("CreateUser", "instanceID=bench", "userName=bench", "password=bench-pass")
+    api("CreateUser", "instanceID=bench", "userName=bench", "password=bench-pass",
+        "loginPrivileges=web,imap,api")
     os.makedirs(os.path.join(base, "import"), exist_ok=True)
     shutil.copyfile(mbox, os.path.join(base, "import", "corpus.mbox"))
     t = time.time()
     r = api("ImportFiles", "instanceID=bench", "userName=bench", "path=import/corpus.mbox", "folder=corpus")
     print("coffer import: %d messages in %.1f s" % (r["archived"], time.time() - t))
+    return cfg
+
+
+def start_remote_host(mbox):
+    """Multi server mode: a second Instance Host, its own server (config
+    directory, 127.0.0.3), paired with the Management Server; an instance on
+    it with the same corpus, reached through the same Client Access Server."""
+    cfg = os.path.join(WORK, "ih2")
+    if os.path.isdir(cfg):
+        subprocess.run([COFFER, "config", "--config-dir", cfg, "stop"], capture_output=True)
+    shutil.rmtree(cfg, ignore_errors=True)
+    ih = [COFFER, "config", "--config-dir", cfg]
+    run(*ih, "init", "--mode", "multi")
+    run(*ih, "role", "add", "instance-host", "--server-name", "127.0.0.3", "--tcp-listeners", "127.0.0.3:39472")
+    run(*ih, "pair", "--management-server", "127.0.0.1", "--api-port", PORTS["mhttp"], "--admin-password", "bench-admin",
+        "--trust-on-first-use")
+    run(*ih, "start")
+    for _ in range(100):
+        st = api("GetServiceStatus")
+        if all(s["state"] == "connected" for s in st["instanceHosts"] + st["clientAccessServers"]) and \
+                len(st["instanceHosts"]) == 2:
+            break
+        time.sleep(0.2)
+    data = os.path.join(WORK, "data2")
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data)
+    subprocess.run(["chown", "coffer", data], check=False)
+    api("CreateInstance", "instanceID=remote", "instanceHost=127.0.0.3", "baseDirectory=" + data + "/remote")
+    for _ in range(100):
+        if api("GetInstanceConfiguration", "instanceID=remote")["status"] == "running":
+            break
+        time.sleep(0.2)
+    api("CreateUser", "instanceID=remote", "userName=bench", "password=bench-pass")
+    os.makedirs(os.path.join(data, "remote", "import"), exist_ok=True)
+    shutil.copyfile(mbox, os.path.join(data, "remote", "import", "corpus.mbox"))
+    t = time.time()
+    r = api("ImportFiles", "instanceID=remote", "userName=bench", "path=import/corpus.mbox", "folder=corpus")
+    print("coffer import on the second Instance Host: %d messages in %.1f s" % (r["archived"], time.time() - t))
     return cfg
 
 
@@ -180,6 +219,33 @@ def search_bench(port, user, password, box):
     return out
 
 
+def web_search_bench():
+    """The client API call behind Web Access's first page of search results
+    (the 50 newest matches and the total), over HTTPS with Basic auth."""
+    import base64
+    import http.client
+    import urllib.parse
+    auth = "Basic " + base64.b64encode(b"bench:bench-pass").decode()
+    conn = http.client.HTTPSConnection("127.0.0.1", PORTS["chttp"], context=tls_ctx())
+    out = {}
+    for q in ("kernel panic", "subject:PATCH", "from:ralf@linux-mips.org", '"cache flush"', "*"):
+        times = []
+        total = None
+        for _ in range(5):
+            t = time.perf_counter()
+            conn.request("GET", "/bench/api/messages?" + urllib.parse.urlencode({"query": q, "limit": 50}),
+                         headers={"Authorization": auth})
+            r = conn.getresponse()
+            body = r.read()
+            times.append(time.perf_counter() - t)
+            if r.status != 200:
+                raise SystemExit("web search %r: HTTP %d %s" % (q, r.status, body[:200]))
+            total = json.loads(body).get("total")
+        out[q] = {"total": total, "first_ms": round(times[0] * 1000, 1),
+                  "warm_median_ms": round(statistics.median(times[1:]) * 1000, 1)}
+    return out
+
+
 def memory_kib(pid):
     rss = pss = 0
     with open("/proc/%d/status" % pid) as f:
@@ -219,14 +285,29 @@ def main():
     dove = start_dovecot(maildir)
     try:
         report = {}
-        report["dovecot_fetch"] = fetch_bench(PORTS["dovecot"] + 1, "bench", "pass", "INBOX")
-        report["coffer_fetch"] = fetch_bench(PORTS["cimaps"], "bench@bench", "bench-pass", "corpus")
+
+        def step(name, value):
+            report[name] = value
+            print(name, json.dumps(value), flush=True)
+        step("dovecot_fetch", fetch_bench(PORTS["dovecot"] + 1, "bench", "pass", "INBOX"))
+        step("coffer_fetch", fetch_bench(PORTS["cimaps"], "bench@bench", "bench-pass", "corpus"))
         best_d = max(r["msgs_per_s"] for r in report["dovecot_fetch"])
         best_c = max(r["msgs_per_s"] for r in report["coffer_fetch"])
-        report["fetch_ratio"] = round(best_c / best_d, 2)
-        report["coffer_search"] = search_bench(PORTS["cimaps"], "bench@bench", "bench-pass", "corpus")
-        report["dovecot_search"] = search_bench(PORTS["dovecot"] + 1, "bench", "pass", "INBOX")
-        report["idle_sessions"] = idle_sessions_bench(cfg)
+        step("fetch_ratio", round(best_c / best_d, 2))
+        step("coffer_search", search_bench(PORTS["cimaps"], "bench@bench", "bench-pass", "corpus"))
+        step("dovecot_search", search_bench(PORTS["dovecot"] + 1, "bench", "pass", "INBOX"))
+        step("web_search", web_search_bench())
+        step("idle_sessions", idle_sessions_bench(cfg))
+        if os.environ.get("SKIP_MULTI") != "1":
+            ih2 = start_remote_host(mbox)
+            try:
+                step("coffer_fetch_multi", fetch_bench(PORTS["cimaps"], "bench@remote", "bench-pass", "corpus"))
+                step("dovecot_fetch_again", fetch_bench(PORTS["dovecot"] + 1, "bench", "pass", "INBOX"))
+                best_m = max(r["msgs_per_s"] for r in report["coffer_fetch_multi"])
+                best_d2 = max(r["msgs_per_s"] for r in report["dovecot_fetch_again"])
+                step("fetch_ratio_multi", round(best_m / best_d2, 2))
+            finally:
+                subprocess.run([COFFER, "config", "--config-dir", ih2, "stop"], capture_output=True)
         print(json.dumps(report, indent=1))
         with open(os.path.join(WORK, "report.json"), "w") as f:
             json.dump(report, f, indent=1)

@@ -199,6 +199,19 @@ static bool search_match(const struct access_imap_search *s, const struct imap_s
 	}
 }
 
+/* " 123": tens of thousands of these per answer, without printf */
+static void search_append_number(struct str *line, uint32_t n)
+{
+	char buf[12];
+	size_t i = sizeof(buf);
+	do {
+		buf[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	buf[--i] = ' ';
+	str_append_n(line, buf + i, sizeof(buf) - i);
+}
+
 static void search_finish(struct access_imap_search *s)
 {
 	struct imap_client *client = s->client;
@@ -214,7 +227,7 @@ static void search_finish(struct access_imap_search *s)
 	for (uint32_t seq = 1; seq <= count; seq++) {
 		uint32_t uid = imap_uidmap_uid(client->uids, seq);
 		if (search_match(s, s->root, seq, uid))
-			str_printfa(line, " %u", client->uid_command ? uid : seq);
+			search_append_number(line, client->uid_command ? uid : seq);
 	}
 	imap_client_send(client, "%s", str_c(line));
 	str_destroy(&line);

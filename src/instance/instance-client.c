@@ -20,6 +20,7 @@
 #include "str.h"
 #include "tstr.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -164,10 +165,11 @@ static void client_ids_flush(struct client_ids *ids)
 		return;
 	if (str_len(ids->set) > 0)
 		str_append_c(ids->set, ',');
-	if (ids->first == ids->last)
-		str_printfa(ids->set, "%lld", (long long)ids->first);
-	else
-		str_printfa(ids->set, "%lld:%lld", (long long)ids->first, (long long)ids->last);
+	char buf[48];
+	int n = ids->first == ids->last ?
+		snprintf(buf, sizeof(buf), "%lld", (long long)ids->first) :
+		snprintf(buf, sizeof(buf), "%lld:%lld", (long long)ids->first, (long long)ids->last);
+	str_append_n(ids->set, buf, (size_t)n);
 }
 
 static int client_ids_add(int64_t id, void *context)

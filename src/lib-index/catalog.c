@@ -1207,6 +1207,12 @@ int catalog_search_scoped(struct catalog *cat, const char *query, const struct c
 	return ret;
 }
 
+static int catalog_id_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 int catalog_search_ids(struct catalog *cat, const char *query, const struct catalog_scope *scope,
 		       catalog_id_cb *cb, void *context, const char **error_r)
 {
@@ -1225,7 +1231,7 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 	char *scope_sql = catalog_scope_sql(scope);
 	bool needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
 	char *ids_sql = mem_printf(
-		"SELECT m.id FROM %s%s WHERE %s(%s)%s%s ORDER BY m.id",
+		"SELECT m.id FROM %s%s WHERE %s(%s)%s%s",
 		sql.fts_match != NULL ? "fts CROSS JOIN messages m ON m.content_id = fts.rowid"
 				      : "messages m",
 		needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
@@ -1237,15 +1243,26 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 	if (sqlite3_prepare_v2(cat->db, ids_sql, -1, &st, NULL) != SQLITE_OK) {
 		catalog_fail(cat, "search", error_r);
 	} else {
+		/* sorted here: SQLite's sorter costs more for many matches */
 		bind_search_params(st, &sql);
+		int64_t *ids = NULL;
+		size_t count = 0, cap = 0;
 		int rc;
-		ret = 0;
-		while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-			ret = cb(sqlite3_column_int64(st, 0), context) == 0 ? 0 : 1;
-		if (ret == 0 && rc != SQLITE_DONE)
-			ret = catalog_fail(cat, "search", error_r);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (count == cap) {
+				cap = cap == 0 ? 1024 : cap * 2;
+				ids = mem_realloc(ids, cap * sizeof(*ids));
+			}
+			ids[count++] = sqlite3_column_int64(st, 0);
+		}
+		ret = rc == SQLITE_DONE ? 0 : catalog_fail(cat, "search", error_r);
 		sqlite3_finalize(st);
-		ret = ret < 0 ? -1 : 0;
+		if (ret == 0 && count > 1)
+			qsort(ids, count, sizeof(*ids), catalog_id_cmp);
+		for (size_t i = 0; ret == 0 && i < count; i++)
+			if (cb(ids[i], context) != 0)
+				break;
+		mem_free(ids);
 	}
 	mem_free(ids_sql);
 	mem_free(scope_sql);
