@@ -394,6 +394,7 @@ async function openMessage(id) {
   $('m-date').textContent = formatDate(m.date || (listed && listed.date), true);
   $('m-folder').textContent = listed ? listed.folder : '';
   $('download-original').href = state.api + 'messages/' + id + '/raw';
+  $('restore-status').textContent = '';
   const list = $('m-attachments');
   list.textContent = '';
   for (const a of m.attachments) {
@@ -423,6 +424,23 @@ async function openMessage(id) {
   show($('reader-empty'), false);
   document.body.classList.add('reading');
   $('reader').scrollTop = 0;
+}
+
+/* Restore: the server mails the original to the user's own address. */
+async function restoreCurrent() {
+  if (state.current === null) return;
+  const status = $('restore-status');
+  const button = $('restore-button');
+  button.disabled = true;
+  status.textContent = 'Sending…';
+  try {
+    const r = await api('POST', 'restore', { id: state.current });
+    status.textContent = 'Sent to ' + r.sentTo;
+  } catch (e) {
+    status.textContent = 'Not restored: ' + e.message;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function closeReader() {
@@ -620,6 +638,7 @@ async function main() {
   $('export-zip').addEventListener('click', () => exportSelection('zip'));
   $('export-mbox').addEventListener('click', () => exportSelection('mbox'));
   $('reader-back').addEventListener('click', closeReader);
+  $('restore-button').addEventListener('click', restoreCurrent);
   $('nav-toggle').addEventListener('click', toggleNav);
   $('settings-button').addEventListener('click', openSettings);
   $('password-form').addEventListener('submit', onChangePassword);

@@ -11,6 +11,8 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "role-daemon.h"
+#include "rpc.h"
 #include "str.h"
 #include "tstr.h"
 
@@ -611,6 +613,55 @@ static void api_done_logged(struct web_call *call, const struct json *result, co
 	api_done_json(call, result, blob, blob_len);
 }
 
+/* ---- restore to mailbox: the Management Server sends it ---- */
+
+#define API_RESTORE_TIMEOUT_SECS 150
+
+static void api_restore_answer(struct rpc_conn *conn, const struct json *result, const char *code,
+			       const char *text, void *ctx)
+{
+	struct web_call *call = ctx;
+	if (call->req == NULL) { /* the server is gone */
+		access_web_call_free(call);
+		return;
+	}
+	if (code == NULL) {
+		log_info(access_web_context(call), "message restored to %s",
+			 json_get_string(result, "sentTo"));
+		api_done_json(call, result, NULL, 0);
+		return;
+	}
+	if (strcmp(code, "closed") == 0 || strcmp(code, "timeout") == 0)
+		text = "the Management Server is not reachable at the moment; try again later";
+	else if (access_web_error_status(code) == 500)
+		log_warning(access_web_context(call), "restore: %s: %s", code, text);
+	access_web_call_reply_error(call, access_web_error_status(code), code, text);
+}
+
+static void api_restore(struct web_call *call)
+{
+	long long id = 0;
+	const char *text = api_body_string(call, "id");
+	if (json_get_int(call->body, "id", &id) != 1 && text != NULL)
+		id = api_message_id(text, strlen(text));
+	struct rpc_client *link = role_daemon_management_link(call->web->rd);
+	struct rpc_conn *conn = link == NULL ? NULL : rpc_client_conn(link);
+	if (id <= 0) {
+		access_web_call_reply_error(call, 400, "bad-request", "id: a message id");
+		return;
+	}
+	if (conn == NULL || !rpc_conn_is_ready(conn)) {
+		access_web_call_reply_error(call, 503, "unavailable",
+					    "the Management Server is not reachable at the moment");
+		return;
+	}
+	struct json *args = json_new_object();
+	json_set_string(args, "instanceID", call->instance_id);
+	json_set_string(args, "userName", call->user_name);
+	json_set_int(args, "messageID", id);
+	rpc_conn_call(conn, "RestoreMessage", args, API_RESTORE_TIMEOUT_SECS, api_restore_answer, call);
+}
+
 struct api_simple {
 	const char *method, *endpoint, *call;
 	const char *required[3];
@@ -655,6 +706,8 @@ static void api_dispatch(struct web_call *call)
 		api_messages(call);
 	} else if (strncmp(e, "messages/", 9) == 0 && api_method_is(call, "GET")) {
 		api_message(call);
+	} else if (strcmp(e, "restore") == 0 && api_method_is(call, "POST")) {
+		api_restore(call);
 	} else if (strcmp(e, "export") == 0 && api_method_is(call, "GET")) {
 		access_web_export_selection(call);
 	} else if (strncmp(e, "app-passwords/", 14) == 0 && e[14] != '\0' &&

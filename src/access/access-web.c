@@ -79,6 +79,7 @@ int access_web_error_status(const char *code)
 		{"bad-request", 400}, {"forbidden", 403},    {"csrf", 403},
 		{"throttled", 429},   {"unavailable", 503},  {"timeout", 504},
 		{"closed", 503},      {"frozen", 503},	     {"too-large", 413},
+		{"no-address", 409},
 	};
 	for (size_t i = 0; code != NULL && i < sizeof(map) / sizeof(map[0]); i++) {
 		if (strcmp(map[i].code, code) == 0)

@@ -75,11 +75,10 @@ static int instance_archive_open(struct instance_archive *ia, bool write, struct
 }
 
 /* The handle for a call: the writable one, or (while an import holds it) a
- * read-only one the caller must release with instance_archive_release(). */
+ * read-only one kept until the import has ended. */
 static struct archive *instance_archive_get(struct instance_archive *ia, bool write,
-					    bool *temporary_r, const char **error_r)
+					    const char **error_r)
 {
-	*temporary_r = false;
 	if (instance_archive_busy(ia)) {
 		if (write) {
 			*error_r = "an import is running: try again when it has finished";
@@ -96,11 +95,6 @@ static struct archive *instance_archive_get(struct instance_archive *ia, bool wr
 	return ia->archive;
 }
 
-static void instance_archive_release(struct archive *a, bool temporary)
-{
-	if (temporary)
-		archive_destroy(&a);
-}
 
 /* ---- imports ---- */
 
@@ -226,8 +220,7 @@ static int instance_import_start(struct instance_archive *ia, const struct json 
 		imp->path_count = i + 1;
 	}
 	struct archive *a;
-	bool temporary;
-	if ((a = instance_archive_get(ia, true, &temporary, error_r)) == NULL) {
+	if ((a = instance_archive_get(ia, true, error_r)) == NULL) {
 		instance_import_free(imp);
 		return -1;
 	}
@@ -518,19 +511,16 @@ int instance_archive_call(struct instance_archive *ia, const char *method, const
 		write = write || strcmp(*m, method) == 0;
 	if (!known && !write)
 		return 0;
-	bool temporary;
-	struct archive *a = instance_archive_get(ia, write, &temporary, error_r);
+	struct archive *a = instance_archive_get(ia, write, error_r);
 	if (a == NULL)
 		return -1;
 	int ret = instance_archive_on(a, method, args, owner, result_r, error_r);
-	instance_archive_release(a, temporary);
 	return ret < 0 ? -1 : 1;
 }
 
 struct archive *instance_archive_for_reading(struct instance_archive *ia, const char **error_r)
 {
-	bool temporary;
-	return instance_archive_get(ia, false, &temporary, error_r);
+	return instance_archive_get(ia, false, error_r);
 }
 
 void instance_archive_destroy(struct instance_archive **ia)

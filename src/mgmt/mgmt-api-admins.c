@@ -12,6 +12,7 @@
 #include "mgmt-api.h"
 #include "mgmt-auth.h"
 #include "mgmt-jobs.h"
+#include "mgmt-smtp.h"
 #include "mgmt.h"
 #include "mgmtdb.h"
 #include "role-daemon.h"
@@ -229,19 +230,6 @@ static int mgmt_api_get_smtp(struct mgmt *mgmt, const struct json *args, struct 
 	return 0;
 }
 
-static int mgmt_smtp_security(const char *text, enum smtp_security *security_r)
-{
-	if (text == NULL || strcmp(text, "starttls") == 0)
-		*security_r = SMTP_SECURITY_STARTTLS;
-	else if (strcmp(text, "tls") == 0)
-		*security_r = SMTP_SECURITY_TLS;
-	else if (strcmp(text, "none") == 0)
-		*security_r = SMTP_SECURITY_NONE;
-	else
-		return -1;
-	return 0;
-}
-
 static int mgmt_api_set_smtp(struct mgmt *mgmt, const struct json *args, struct json **result_r,
 			     const char **error_r)
 {
@@ -285,111 +273,36 @@ static int mgmt_api_set_smtp(struct mgmt *mgmt, const struct json *args, struct 
 	return mgmt_api_get_smtp(mgmt, args, result_r, error_r);
 }
 
-/* The test mail is sent from a thread: SMTP servers may be slow, and the
- * event loop serves everyone else meanwhile. */
 struct mgmt_smtp_test {
-	struct smtp_settings set;
-	char *host, *user, *password, *from, *to, *message;
-	const char *error; /* points into error_text on failure */
-	char error_text[1024];
-	int pipe[2];
-	struct event *done;
 	struct mgmt_job *job;
+	char *to;
 };
 
-static void *mgmt_smtp_test_thread(void *ctx)
+static void mgmt_smtp_test_done(const char *error, void *ctx)
 {
 	struct mgmt_smtp_test *t = ctx;
-	const char *to[] = {t->to};
-	struct smtp_message msg = {t->from, to, 1, t->message, strlen(t->message)};
-	const char *error;
-	t->error = NULL;
-	if (smtp_send(&t->set, &msg, &error) < 0) {
-		snprintf(t->error_text, sizeof(t->error_text), "%s", error);
-		t->error = t->error_text;
-	}
-	char c = 1;
-	ssize_t n = write(t->pipe[1], &c, 1);
-	(void)n;
-	return NULL;
-}
-
-static void mgmt_smtp_test_done(evutil_socket_t fd, short events, void *ctx)
-{
-	struct mgmt_smtp_test *t = ctx;
-	char c;
-	ssize_t n = read(fd, &c, 1);
-	(void)n;
 	struct json *r = NULL;
-	if (t->error == NULL) {
+	if (error == NULL) {
 		r = json_new_object();
 		json_set_string(r, "sentTo", t->to);
 	}
-	mgmt_job_done(t->job, r, t->error);
-	event_free(t->done);
-	close(t->pipe[0]);
-	close(t->pipe[1]);
-	if (t->password != NULL)
-		crypto_wipe(t->password, strlen(t->password));
-	mem_free(t->host);
-	mem_free(t->user);
-	mem_free(t->password);
-	mem_free(t->from);
+	mgmt_job_done(t->job, r, error);
 	mem_free(t->to);
-	mem_free(t->message);
 	mem_free(t);
 }
 
 static void mgmt_api_test_smtp(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
 {
-	const struct json *smtp = mgmt_smtp_settings(mgmt);
-	const char *host = json_get_string(smtp, "host"), *from = json_get_string(smtp, "fromAddress");
-	long long port = 0;
-	(void)json_get_int(smtp, "port", &port);
-	if (host == NULL || from == NULL) {
-		mgmt_job_done(job, NULL, "no SMTP settings yet (SetSystemSmtpConfiguration)");
-		return;
-	}
+	const char *from = mgmt_smtp_from(mgmt);
 	struct mgmt_smtp_test *t = mem_new(struct mgmt_smtp_test);
-	const char *sealed = json_get_string(smtp, "password"), *error;
-	if (sealed != NULL && auth_secret_open(mgmt->secret_key, sealed, "smtp-password",
-					       &t->password, &error) < 0) {
-		mgmt_job_done(job, NULL, tstr_printf("the SMTP password cannot be read: %s", error));
-		mem_free(t);
-		return;
-	}
 	t->job = job;
-	t->host = mem_strdup(host);
-	t->user = mem_strdup(json_get_string(smtp, "userName"));
-	t->from = mem_strdup(from);
 	t->to = mem_strdup(json_get_string(args, "to"));
-	t->message = smtp_build_text_message(from, t->to, "Coffer test message",
-					     tstr_printf("This test message was sent by the Coffer Management Server %s at the request of %s.\n",
-							 role_daemon_settings(mgmt->rd)->server_name,
-							 mgmt_job_user(job)));
-	(void)mgmt_smtp_security(json_get_string(smtp, "security"), &t->set.security);
-	t->set.host = t->host;
-	t->set.port = (unsigned int)port;
-	t->set.user = t->user[0] != '\0' ? t->user : NULL;
-	t->set.password = t->password;
-	t->set.verify_certificate = json_get_bool(smtp, "verifyCertificate", true);
-	t->set.timeout_secs = 30;
-	pthread_t thread;
-	if (pipe(t->pipe) < 0) {
-		mgmt_job_done(job, NULL, "pipe() failed");
-		mem_free(t);
-		return;
-	}
-	t->done = event_new(role_daemon_base(mgmt->rd), t->pipe[0], EV_READ, mgmt_smtp_test_done, t);
-	event_add(t->done, NULL);
-	if (pthread_create(&thread, NULL, mgmt_smtp_test_thread, t) != 0) {
-		t->error = "cannot start the SMTP thread";
-		char c = 1;
-		ssize_t n = write(t->pipe[1], &c, 1);
-		(void)n;
-		return;
-	}
-	pthread_detach(thread);
+	char *message = smtp_build_text_message(
+		from != NULL ? from : "", t->to, "Coffer test message",
+		tstr_printf("This test message was sent by the Coffer Management Server %s at the request of %s.\n",
+			    role_daemon_settings(mgmt->rd)->server_name, mgmt_job_user(job)));
+	mgmt_smtp_send(mgmt, t->to, message, strlen(message), mgmt_smtp_test_done, t);
+	mem_free(message);
 }
 
 static int mgmt_api_verify_audit(struct mgmt *mgmt, const struct json *args,

@@ -420,6 +420,12 @@ static struct mgmt_link *mgmt_links_by_fingerprint(struct mgmt_links *links,
 	return NULL;
 }
 
+const char *mgmt_links_client_access_server(struct mgmt_links *links, const struct rpc_conn *conn)
+{
+	struct mgmt_link *link = mgmt_links_by_fingerprint(links, conn);
+	return link != NULL && link->kind == MGMTDB_CLIENT_ACCESS_SERVER ? link->server_name : NULL;
+}
+
 void mgmt_links_inbound_ready(struct mgmt_links *links, struct rpc_conn *conn)
 {
 	struct mgmt_link *link = mgmt_links_by_fingerprint(links, conn);

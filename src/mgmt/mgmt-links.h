@@ -45,6 +45,9 @@ void mgmt_links_message(struct mgmt_links *links, enum log_level level, const ch
 /* Call an Instance Host by its registered name. -1 with *error_r if it is
  * not registered or its control link is not up; otherwise `answer` gets
  * exactly one answer. */
+/* The registered Client Access Server a connection comes from (its server
+ * name, borrowed), or NULL if it is not one. */
+const char *mgmt_links_client_access_server(struct mgmt_links *links, const struct rpc_conn *conn);
 int mgmt_links_call_host(struct mgmt_links *links, const char *host_name, const char *method,
 			 struct json *args, unsigned int timeout_secs, rpc_answer_fn *answer,
 			 void *ctx, const char **error_r);

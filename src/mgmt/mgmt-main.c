@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "auth-secret.h"
 #include "mgmt-links.h"
+#include "mgmt-restore.h"
 #include "mgmt.h"
 #include "mgmtdb.h"
 #include "role-daemon.h"
@@ -55,8 +56,13 @@ static void mgmt_tcp_accepted(struct rpc_server *server, struct rpc_conn *conn,
 static void mgmt_tcp_request(struct rpc_conn *conn, uint32_t id, const char *method,
 			     const struct json *args, void *ctx)
 {
+	struct mgmt *mgmt = ctx;
 	if (strcmp(method, "Ping") == 0) {
 		rpc_conn_reply(conn, id, json_new_string("pong"));
+		return;
+	}
+	if (strcmp(method, "RestoreMessage") == 0) {
+		mgmt_restore_request(mgmt, conn, id, args);
 		return;
 	}
 	rpc_conn_reply_error(conn, id, "unknown-method",
@@ -73,6 +79,7 @@ static void mgmt_tcp_event(struct rpc_conn *conn, const char *name, const struct
 static void mgmt_tcp_closed(struct rpc_conn *conn, const char *reason, void *ctx)
 {
 	struct mgmt *mgmt = ctx;
+	mgmt_restore_conn_closed(conn);
 	mgmt_links_inbound_closed(mgmt->links, conn, reason);
 }
 

@@ -318,3 +318,50 @@ def test_large_message_download_in_pieces(web):
     z = w.get("/acme/api/export?format=zip&ids=%d" % mid)
     with zipfile.ZipFile(io.BytesIO(z.raw)) as zf:
         assert zf.read("Big/%d.eml" % mid) == expected
+
+
+def test_restore_to_mailbox(web, tmp_path):
+    pytest.importorskip("aiosmtpd", reason="python3-aiosmtpd (Debian) is the SMTP test peer")
+    import socket
+    from conftest import free_port, wait_for
+    single = web["single"]
+    w = Web("127.0.0.1", web["port"], source="127.0.0.14")
+    assert w.login("acme", "alice", "alice-pass-1").status == 200
+    hit = w.get("/acme/api/messages?query=subject:contract").json["messages"][0]
+    # Without the system's SMTP settings: a clear answer, nothing sent.
+    r = w.request("POST", "/acme/api/restore", {"id": hit["id"]})
+    assert r.status == 503 and "SMTP" in r.json["error"]["message"], r.raw
+    maildir = str(tmp_path / "maildir")
+    port = free_port()
+    server = subprocess.Popen(["/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:%d" % port,
+                               "-c", "aiosmtpd.handlers.Mailbox", maildir])
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, what="aiosmtpd")
+        single.api.call("SetSystemSmtpConfiguration", "host=127.0.0.1", "port=%d" % port,
+                        "security=none", "fromAddress=archive@acme.test", "userName=", "password=")
+        r = w.request("POST", "/acme/api/restore", {"id": hit["id"]})
+        assert r.status == 200 and r.json["sentTo"] == "alice@acme.test", r.raw
+        mails = [os.path.join(maildir, "new", f) for f in os.listdir(os.path.join(maildir, "new"))]
+        assert len(mails) == 1
+        stored = open(mails[0], "rb").read().replace(b"\r\n", b"\n")
+        original = web["rich"]["Contract with attachment"].replace(b"\r\n", b"\n")
+        # the archived bytes went out unchanged (aiosmtpd adds its X- headers)
+        added = (b"X-Peer: ", b"X-MailFrom: ", b"X-RcptTo: ")
+        assert b"X-RcptTo: alice@acme.test\n" in stored and b"X-MailFrom: archive@acme.test\n" in stored
+        kept = b"".join(l for l in stored.splitlines(True) if not l.startswith(added))
+        assert kept.rstrip(b"\n") == original.rstrip(b"\n")
+        # Another user's message: the same answer as one that does not exist.
+        b = Web("127.0.0.1", web["port"], source="127.0.0.14")
+        assert b.login("acme", "bob", "bob-pass-22").status == 200
+        r = b.request("POST", "/acme/api/restore", {"id": hit["id"]})
+        r2 = b.request("POST", "/acme/api/restore", {"id": 99999999})
+        assert r.status == r2.status == 404 and r.json == r2.json, (r.raw, r2.raw)
+        assert len(os.listdir(os.path.join(maildir, "new"))) == 1
+        # Every restore is in the audit log.
+        log = open(os.path.join(single.dir, "management-audit.log")).read()
+        assert log.count('"RestoreMessage"') == 3 and "alice@acme.test" in log
+        r = single.api.call("VerifyAuditLog")
+        assert r["intact"] and r["entries"] >= 3
+    finally:
+        server.terminate()
+        server.wait()
