@@ -846,19 +846,28 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 	return ret;
 }
 
+/* A query in the archive's language as SQL, and whether any store is
+ * disabled (its messages must then be filtered out). */
+static int catalog_compile_query(struct catalog *cat, const char *query, struct search_sql *sql_r,
+				 bool *any_disabled_r, const char **error_r)
+{
+	struct search_query *q;
+	if (catalog_any_disabled(cat, any_disabled_r, error_r) < 0 ||
+	    search_query_parse(query, &q, error_r) < 0)
+		return -1;
+	int ret = search_query_compile(q, catalog_expand, cat, sql_r, error_r);
+	search_query_destroy(&q);
+	return ret < 0 ? -1 : 0;
+}
+
 int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint64_t offset,
 		   uint64_t *total_r, catalog_hit_cb *cb, void *context, const char **error_r)
 {
-	struct search_query *q;
 	bool any_disabled;
-	if (catalog_any_disabled(cat, &any_disabled, error_r) < 0 ||
-	    search_query_parse(query, &q, error_r) < 0)
-		return -1;
 	struct search_sql sql;
-	int ret = search_query_compile(q, catalog_expand, cat, &sql, error_r);
-	search_query_destroy(&q);
-	if (ret < 0)
+	if (catalog_compile_query(cat, query, &sql, &any_disabled, error_r) < 0)
 		return -1;
+	int ret;
 	char *visible = mem_printf(
 		"%s%s", any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "",
 		cat->scope_sql != NULL ? cat->scope_sql : "");
@@ -1218,16 +1227,11 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 {
 	if (scope != NULL && scope->folder_count == 0)
 		return 0;
-	struct search_query *q;
 	bool any_disabled;
-	if (catalog_any_disabled(cat, &any_disabled, error_r) < 0 ||
-	    search_query_parse(query, &q, error_r) < 0)
-		return -1;
 	struct search_sql sql;
-	int ret = search_query_compile(q, catalog_expand, cat, &sql, error_r);
-	search_query_destroy(&q);
-	if (ret < 0)
+	if (catalog_compile_query(cat, query, &sql, &any_disabled, error_r) < 0)
 		return -1;
+	int ret;
 	char *scope_sql = catalog_scope_sql(scope);
 	bool needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
 	char *ids_sql = mem_printf(
