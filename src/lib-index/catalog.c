@@ -846,6 +846,35 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 	return ret;
 }
 
+/* The index's part of a search: "fts MATCH ? AND ". With a date range, the
+ * content ids of the messages in that range bound the index's rowids too:
+ * a mailing list archive is imported in date order, so a year's messages
+ * have a narrow band of ids and FTS5 skips the rest of a long doclist. The
+ * bound is implied by the date condition, so it changes no result. */
+static char *catalog_fts_match(struct catalog *cat, const struct search_sql *sql)
+{
+	if (sql->fts_match == NULL)
+		return mem_strdup("");
+	sqlite3_stmt *st;
+	if (!sql->date_bounded ||
+	    sqlite3_prepare_v2(cat->db, "SELECT min(content_id), max(content_id) FROM messages"
+					" WHERE date >= ? AND date < ?", -1, &st, NULL) != SQLITE_OK)
+		return mem_strdup("fts MATCH ? AND ");
+	sqlite3_bind_int64(st, 1, sql->date_lo);
+	sqlite3_bind_int64(st, 2, sql->date_hi);
+	char *match;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		match = mem_strdup("fts MATCH ? AND ");
+	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		match = mem_strdup("fts MATCH ? AND 0 AND "); /* nothing in the range */
+	else
+		match = mem_printf("fts MATCH ? AND fts.rowid BETWEEN %lld AND %lld AND ",
+				   (long long)sqlite3_column_int64(st, 0),
+				   (long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+	return match;
+}
+
 /* A query in the archive's language as SQL, and whether any store is
  * disabled (its messages must then be filtered out). */
 static int catalog_compile_query(struct catalog *cat, const char *query, struct search_sql *sql_r,
@@ -878,7 +907,7 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 	const char *from = sql.fts_match != NULL
 				   ? "fts CROSS JOIN messages m ON m.content_id = fts.rowid"
 				   : "messages m";
-	const char *match = sql.fts_match != NULL ? "fts MATCH ? AND " : "";
+	char *match = catalog_fts_match(cat, &sql);
 	char *count_sql = mem_printf("SELECT count(*) FROM %s%s WHERE %s(%s)%s", from,
 				     count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
 				     match, sql.where, visible);
@@ -945,6 +974,7 @@ out:
 	mem_free(count_sql);
 	mem_free(page_sql);
 	mem_free(visible);
+	mem_free(match);
 	search_sql_free(&sql);
 	return ret;
 }
@@ -1233,13 +1263,14 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 		return -1;
 	int ret;
 	char *scope_sql = catalog_scope_sql(scope);
+	char *match = catalog_fts_match(cat, &sql);
 	bool needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
 	char *ids_sql = mem_printf(
 		"SELECT m.id FROM %s%s WHERE %s(%s)%s%s",
 		sql.fts_match != NULL ? "fts CROSS JOIN messages m ON m.content_id = fts.rowid"
 				      : "messages m",
 		needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
-		sql.fts_match != NULL ? "fts MATCH ? AND " : "", sql.where,
+		match, sql.where,
 		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "",
 		scope_sql);
 	sqlite3_stmt *st;
@@ -1270,6 +1301,7 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 	}
 	mem_free(ids_sql);
 	mem_free(scope_sql);
+	mem_free(match);
 	search_sql_free(&sql);
 	return ret;
 }

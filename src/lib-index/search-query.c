@@ -913,6 +913,30 @@ static int compile_node(struct compiler *cp, const struct node *n, struct compil
 	return -1;
 }
 
+/* The date range that a whole query is ANDed with, if any. */
+static void compile_date_bounds(const struct node *root, struct search_sql *sql)
+{
+	const struct node *const *conj = &root;
+	size_t count = 1;
+	if (root->type == NODE_AND) {
+		conj = (const struct node *const *)root->children;
+		count = root->child_count;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct node *n = conj[i];
+		if (n->type != NODE_DATE)
+			continue;
+		if (!sql->date_bounded) {
+			sql->date_bounded = true;
+			sql->date_lo = n->lo;
+			sql->date_hi = n->hi;
+		} else {
+			sql->date_lo = n->lo > sql->date_lo ? n->lo : sql->date_lo;
+			sql->date_hi = n->hi < sql->date_hi ? n->hi : sql->date_hi;
+		}
+	}
+}
+
 int search_query_compile(const struct search_query *query, search_expand_t *expand,
 			 void *context, struct search_sql *sql_r, const char **error_r)
 {
@@ -933,6 +957,8 @@ int search_query_compile(const struct search_query *query, search_expand_t *expa
 	sql_r->where = c.text;
 	sql_r->params = c.params;
 	sql_r->param_count = c.param_count;
+	sql_r->date_bounded = false;
+	compile_date_bounds(query->root, sql_r);
 	return 0;
 }
 

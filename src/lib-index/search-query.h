@@ -47,6 +47,10 @@ struct search_sql {
 	char *where; /* an SQL boolean expression */
 	struct search_param *params;
 	size_t param_count;
+	/* Every result's date lies in [date_lo, date_hi) (date: conditions the
+	 * whole query is ANDed with), so the caller can narrow the index scan. */
+	bool date_bounded;
+	int64_t date_lo, date_hi;
 };
 
 /* Expand a lowercase ? pattern (GLOB syntax, '?' only) into the index terms it

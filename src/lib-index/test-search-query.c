@@ -107,6 +107,32 @@ static void check_sql(const char *query, const char *where, size_t params,
 	search_query_destroy(&q);
 }
 
+/* The date range a whole query is ANDed with, for narrowing index scans. */
+static void check_bounds(const char *query, bool bounded, int64_t lo, int64_t hi)
+{
+	struct search_query *q;
+	const char *error;
+	assert_int_equal(search_query_parse(query, &q, &error), 0);
+	struct search_sql sql;
+	assert_int_equal(search_query_compile(q, expand_two, NULL, &sql, &error), 0);
+	if (sql.date_bounded != bounded || (bounded && (sql.date_lo != lo || sql.date_hi != hi)))
+		fail_msg("%s: bounded %d [%lld, %lld)", query, sql.date_bounded,
+			 (long long)sql.date_lo, (long long)sql.date_hi);
+	search_sql_free(&sql);
+	search_query_destroy(&q);
+}
+
+static void test_date_bounds(void **state)
+{
+	check_bounds("subject:patch AND date:2018", true, 1514764800, 1546300800);
+	check_bounds("date:2018 kernel date:2018-06", true, 1527811200, 1530403200);
+	check_bounds("date:2018", true, 1514764800, 1546300800);
+	/* under OR or NOT a date does not bound the whole query */
+	check_bounds("kernel OR date:2018", false, 0, 0);
+	check_bounds("kernel AND NOT date:2018", false, 0, 0);
+	check_bounds("kernel", false, 0, 0);
+}
+
 static void test_compile(void **state)
 {
 	const char *in = "1";
@@ -133,6 +159,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_compile),
+		cmocka_unit_test(test_date_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
