@@ -86,6 +86,16 @@ static int archive_create_key(const struct archive_settings *set, const char **e
 	return ret;
 }
 
+/* No catalog yet: nothing was ever archived in this base directory. */
+static bool archive_never_written(const struct archive *a)
+{
+	char *catalog = mem_printf("%s/catalog.db", a->base_dir);
+	const char *error;
+	int exists = file_exists(catalog, &error);
+	mem_free(catalog);
+	return exists == 0;
+}
+
 /* The key check is a one-way derivation of the key: it tells a wrong key
  * file from a damaged archive without revealing anything. */
 static int archive_check_key(struct archive *a, const struct archive_settings *set,
@@ -99,7 +109,10 @@ static int archive_check_key(struct archive *a, const struct archive_settings *s
 	char *data;
 	size_t len;
 	int ret = file_exists(path, error_r);
-	if (ret == 0 && set->create) {
+	if (ret == 0 && (set->create || (set->write && archive_never_written(a)))) {
+		/* A new archive, or one whose creation a crash interrupted
+		 * after the key file was written: nothing was archived yet
+		 * (no catalog), so finishing the creation loses nothing. */
 		hex[CRYPTO_KEY_LEN * 2] = '\n';
 		ret = file_write_atomic(path, hex, CRYPTO_KEY_LEN * 2 + 1, 0600, error_r);
 	} else if (ret == 0) {

@@ -119,6 +119,34 @@ static void test_import_read_verify_rebuild(void **state)
 	mem_free(mbox);
 }
 
+/* A crash after the key file was written but before the base directory was
+ * marked as the key's: a writer finishes the creation (nothing was archived),
+ * a reader refuses, and a base directory holding a catalog is never adopted. */
+static void test_interrupted_creation(void **state)
+{
+	char *base = mem_printf("%s/half", tmpdir), *key = mem_printf("%s/keys/half", tmpdir);
+	char *other = mem_printf("%s/keys/other", tmpdir);
+	const char *error;
+	assert_int_equal(archive_key_file_create(key, &error), 0);
+	assert_int_equal(file_mkdir_parents(base, 0700, &error), 0);
+	struct archive_settings set = {.base_dir = base, .key_file = key};
+	struct archive *a = NULL;
+	assert_int_equal(archive_open(&set, &a, &error), -1);
+	assert_non_null(strstr(error, "no key-check"));
+	set.write = true;
+	assert_int_equal(archive_open(&set, &a, &error), 0);
+	assert_int_equal(archive_verify(a, no_report, NULL, &error), 0);
+	archive_destroy(&a);
+	/* now it is this key's: another key is refused */
+	assert_int_equal(archive_key_file_create(other, &error), 0);
+	set.key_file = other;
+	assert_int_equal(archive_open(&set, &a, &error), -1);
+	assert_non_null(strstr(error, "does not belong"));
+	mem_free(base);
+	mem_free(key);
+	mem_free(other);
+}
+
 static int setup(void **state)
 {
 	return mkdtemp(tmpdir) == NULL ? -1 : 0;
@@ -136,6 +164,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_import_read_verify_rebuild),
+		cmocka_unit_test(test_interrupted_creation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

