@@ -57,7 +57,10 @@ static bool archive_verify_is_known(struct archive_verify_ctx *ctx, uint64_t key
 			qsort(ctx->known, ctx->known_count, sizeof(uint64_t), archive_verify_cmp_u64);
 		ctx->sorted = true;
 	}
-	return bsearch(&key, ctx->known, ctx->known_count, sizeof(uint64_t),
+	/* bsearch must not see a NULL array, even an empty one (a catalog
+	 * with nothing committed yet, e.g. after a crash in the first batch) */
+	return ctx->known_count > 0 &&
+	       bsearch(&key, ctx->known, ctx->known_count, sizeof(uint64_t),
 		       archive_verify_cmp_u64) != NULL;
 }
 
@@ -117,7 +120,8 @@ static int archive_verify_message(int64_t id, const unsigned char hash[CATALOG_H
 	struct archive_verify_ctx *ctx = context;
 	uint64_t key = archive_verify_key(loc->store_id, loc->segment, loc->offset);
 	archive_verify_know(ctx, loc);
-	if (bsearch(&key, ctx->contents, ctx->content_count, sizeof(uint64_t),
+	if (ctx->content_count > 0 &&
+	    bsearch(&key, ctx->contents, ctx->content_count, sizeof(uint64_t),
 		    archive_verify_cmp_u64) != NULL)
 		return 0; /* the content record itself, checked above */
 	/* A REF record: filing of an existing content in another folder. */
