@@ -1,4 +1,5 @@
 #include "mime-view.h"
+#include "mime-private.h"
 #include "base64.h"
 #include "mem.h"
 #include "mime.h"
@@ -17,28 +18,6 @@ struct mime_view_ctx {
 	GPtrArray *cid_parts; /* GMimePart with a Content-ID, for cid: references */
 	bool have_text, have_html;
 };
-
-static char *view_utf8(const char *s)
-{
-	if (s == NULL)
-		return mem_strdup("");
-	if (g_utf8_validate(s, -1, NULL))
-		return mem_strdup(s);
-	gchar *valid = g_utf8_make_valid(s, -1);
-	char *ret = mem_strdup(valid);
-	g_free(valid);
-	return ret;
-}
-
-static char *view_addresses(InternetAddressList *list)
-{
-	if (list == NULL || internet_address_list_length(list) == 0)
-		return mem_strdup("");
-	gchar *s = internet_address_list_to_string(list, NULL, FALSE);
-	char *ret = view_utf8(s);
-	g_free(s);
-	return ret;
-}
 
 static GMimeMessage *view_parse(const void *data, size_t len)
 {
@@ -103,7 +82,7 @@ static void view_add_attachment(struct mime_view_ctx *ctx, const char *section, 
 	}
 	struct mime_view_attachment *a = &v->attachments[v->attachment_count++];
 	a->part = mem_strdup(section);
-	a->filename = view_utf8(filename);
+	a->filename = mime_utf8(filename);
 	a->content_type = view_content_type(obj);
 	a->size = size;
 }
@@ -113,7 +92,7 @@ static char *view_part_text(GMimePart *part)
 	if (!GMIME_IS_TEXT_PART(part))
 		return mem_strdup("");
 	gchar *text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
-	char *ret = view_utf8(text);
+	char *ret = mime_utf8(text);
 	g_free(text);
 	if (strlen(ret) > MIME_VIEW_BODY_MAX) {
 		/* cut at a character boundary */
@@ -246,10 +225,10 @@ struct mime_view *mime_view(const void *data, size_t len)
 	if (msg != NULL) {
 		GDateTime *date = g_mime_message_get_date(msg);
 		v->date = date != NULL ? g_date_time_to_unix(date) : 0;
-		v->subject = view_utf8(g_mime_message_get_subject(msg));
-		v->from = view_addresses(g_mime_message_get_from(msg));
-		v->to = view_addresses(g_mime_message_get_to(msg));
-		v->cc = view_addresses(g_mime_message_get_cc(msg));
+		v->subject = mime_utf8(g_mime_message_get_subject(msg));
+		v->from = mime_addresses(g_mime_message_get_from(msg));
+		v->to = mime_addresses(g_mime_message_get_to(msg));
+		v->cc = mime_addresses(g_mime_message_get_cc(msg));
 		view_message_body(&ctx, g_mime_message_get_mime_part(msg), "", 0);
 		view_inline_images(&ctx);
 	} else {
@@ -335,7 +314,7 @@ int mime_view_part(const void *data, size_t len, const char *section, unsigned c
 	char *filename = NULL;
 	if (obj != NULL && GMIME_IS_PART(obj)) {
 		bytes = view_decode(GMIME_PART(obj));
-		filename = view_utf8(g_mime_part_get_filename(GMIME_PART(obj)));
+		filename = mime_utf8(g_mime_part_get_filename(GMIME_PART(obj)));
 	} else if (obj != NULL && GMIME_IS_MESSAGE_PART(obj)) {
 		bytes = view_message_bytes(GMIME_MESSAGE_PART(obj));
 		filename = mem_strdup("");

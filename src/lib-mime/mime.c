@@ -1,4 +1,5 @@
 #include "mime.h"
+#include "mime-private.h"
 #include "mem.h"
 #include "str.h"
 
@@ -46,7 +47,7 @@ void mime_init(void)
 	pthread_once(&mime_once, mime_init_once);
 }
 
-static char *mime_utf8(const char *s)
+char *mime_utf8(const char *s)
 {
 	if (s == NULL)
 		return mem_strdup("");
@@ -622,7 +623,7 @@ static void mime_warning(gint64 offset, GMimeParserWarning errcode, const gchar 
 	info->defects++;
 }
 
-static char *mime_addresses(InternetAddressList *list)
+char *mime_addresses(InternetAddressList *list)
 {
 	if (list == NULL || internet_address_list_length(list) == 0)
 		return mem_strdup("");
