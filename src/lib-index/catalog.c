@@ -952,15 +952,8 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 		}
 		bind_search_params(st, &sql);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			struct catalog_hit hit = {
-				.id = sqlite3_column_int64(st, 0),
-				.date = sqlite3_column_int64(st, 1),
-				.from = (const char *)sqlite3_column_text(st, 2),
-				.subject = (const char *)sqlite3_column_text(st, 3),
-				.folder = (const char *)sqlite3_column_text(st, 4),
-				.user = (const char *)sqlite3_column_text(st, 5),
-				.size = (uint64_t)sqlite3_column_int64(st, 6),
-			};
+			struct catalog_hit hit;
+			catalog_hit_from_row(st, &hit);
 			cb(&hit, context);
 		}
 		if (rc != SQLITE_DONE) {
@@ -1194,15 +1187,8 @@ int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t lim
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)(offset > INT64_MAX ? INT64_MAX : offset));
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct catalog_hit hit = {
-			.id = sqlite3_column_int64(st, 0),
-			.date = sqlite3_column_int64(st, 1),
-			.from = (const char *)sqlite3_column_text(st, 2),
-			.subject = (const char *)sqlite3_column_text(st, 3),
-			.folder = (const char *)sqlite3_column_text(st, 4),
-			.user = (const char *)sqlite3_column_text(st, 5),
-			.size = (uint64_t)sqlite3_column_int64(st, 6),
-		};
+		struct catalog_hit hit;
+		catalog_hit_from_row(st, &hit);
 		cb(&hit, context);
 	}
 	sqlite3_finalize(st);
