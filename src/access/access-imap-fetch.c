@@ -113,17 +113,15 @@ static bool fetch_parse_section(struct access_imap_fetch *f, const char *atom, s
 	}
 	char *section = mem_strndup(open + 1, (size_t)(close - open - 1));
 	struct fetch_item item = {.kind = FETCH_SECTION};
-	if (imap_msgpart_parse(section, &item.part, error_r) < 0 ||
-	    !fetch_parse_partial(close + 1, &item)) {
-		if (item.part == NULL && *error_r == NULL)
-			*error_r = "Invalid partial in FETCH";
+	int ret = imap_msgpart_parse(section, &item.part, error_r);
+	mem_free(section);
+	if (ret < 0)
+		return false;
+	if (!fetch_parse_partial(close + 1, &item)) {
 		imap_msgpart_destroy(&item.part);
-		mem_free(section);
-		if (*error_r == NULL)
-			*error_r = "Invalid partial in FETCH";
+		*error_r = "Invalid partial in FETCH";
 		return false;
 	}
-	mem_free(section);
 	item.label = mem_printf("BODY[%s]", imap_msgpart_section(item.part));
 	f->items[f->item_count++] = item;
 	return true;
@@ -324,28 +322,18 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 			str_printfa(out, "BODY %s", json_get_string(m, "bodystructure"));
 			break;
 		case FETCH_SECTION:
-			if (strcmp(imap_msgpart_section(it->part), "") == 0 || f->headers_only) {
-				/* the whole message (or the header the instance cut) */
-				if (f->headers_only && strcmp(imap_msgpart_section(it->part), "") != 0) {
-					if (section == NULL)
-						section = str_create(1024);
-					str_truncate(section, 0);
-					imap_msgpart_extract(it->part, data, len, section);
-					fetch_write_literal(out, it->label, it,
-							    (const unsigned char *)str_c(section),
-							    str_len(section));
-				} else {
-					fetch_write_literal(out, it->label, it, data, len);
-				}
-			} else {
-				if (section == NULL)
-					section = str_create(1024);
-				str_truncate(section, 0);
-				imap_msgpart_extract(it->part, data, len, section);
-				fetch_write_literal(out, it->label, it,
-						    (const unsigned char *)str_c(section),
-						    str_len(section));
+			/* with headersOnly the instance sent only the header, which
+			 * is all a header-only section needs to be cut from */
+			if (imap_msgpart_section(it->part)[0] == '\0') {
+				fetch_write_literal(out, it->label, it, data, len);
+				break;
 			}
+			if (section == NULL)
+				section = str_create(1024);
+			str_truncate(section, 0);
+			imap_msgpart_extract(it->part, data, len, section);
+			fetch_write_literal(out, it->label, it, (const unsigned char *)str_c(section),
+					    str_len(section));
 			break;
 		}
 	}
