@@ -723,14 +723,6 @@ static void imap_client_setup_bev(struct imap_client *client)
 	bufferevent_enable(client->bev, EV_READ | EV_WRITE);
 }
 
-void imap_client_output_drained(struct imap_client *client)
-{
-	if (client->fetch != NULL)
-		imap_fetch_continue(client);
-}
-
-struct imap_client *imap_client_create(struct access_imap *server, struct bufferevent *bev,
-				       bool tls, const char *peer);
 struct imap_client *imap_client_create(struct access_imap *server, struct bufferevent *bev,
 				       bool tls, const char *peer)
 {
@@ -759,13 +751,6 @@ struct imap_client *imap_client_create(struct access_imap *server, struct buffer
 	return client;
 }
 
-/* STARTTLS replaced the bufferevent: hook the new one up. */
-void imap_client_tls_started(struct imap_client *client);
-void imap_client_tls_started(struct imap_client *client)
-{
-	imap_client_setup_bev(client);
-}
-
 static void imap_client_disconnect(struct imap_client *client, const char *reason)
 {
 	if (client->disconnected)
@@ -791,7 +776,6 @@ static void imap_client_disconnect(struct imap_client *client, const char *reaso
 	(void)imap_client_unref(client);
 }
 
-void imap_client_destroy_all(struct access_imap *server);
 void imap_client_destroy_all(struct access_imap *server)
 {
 	while (server->clients != NULL)

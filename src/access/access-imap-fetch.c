@@ -68,7 +68,6 @@ struct access_imap_fetch {
 	uint32_t *seqs; /* every message to fetch, in order */
 	size_t seq_count, next_seq;
 	struct fetch_batch *queue;
-	unsigned int in_flight;
 	struct str *big; /* a message arriving in pieces */
 	bool writing;
 };
@@ -357,7 +356,6 @@ static void fetch_batch_answer(struct imap_client *client, const struct json *re
 		fetch_batch_free(b);
 		return;
 	}
-	f->in_flight--;
 	b->answered = true;
 	if (client->disconnected)
 		return; /* freed with the fetch */
@@ -388,7 +386,6 @@ static void fetch_batch_send(struct access_imap_fetch *f, struct fetch_batch *b)
 	if (b->skip > 0)
 		json_set_int(args, "skip", b->skip);
 	b->sent = true;
-	f->in_flight++;
 	imap_client_call(f->client, "ClientFetch", args, fetch_batch_answer, b);
 }
 

@@ -109,8 +109,11 @@ typedef void imap_client_answer_fn(struct imap_client *client, const struct json
 				   const char *error_text, void *ctx);
 void imap_client_call(struct imap_client *client, const char *method, struct json *args,
 		      imap_client_answer_fn *answer, void *ctx);
-/* Output drained below IMAP_OUTPUT_LOW: long commands continue here. */
-void imap_client_output_drained(struct imap_client *client);
+/* For access-imap.c: a session on an accepted connection (greeting sent),
+ * and the end of them all when the server goes. */
+struct imap_client *imap_client_create(struct access_imap *server, struct bufferevent *bev,
+				       bool tls, const char *peer);
+void imap_client_destroy_all(struct access_imap *server);
 
 /* ---- access-imap-mailbox.c ---- */
 void imap_cmd_list(struct imap_client *client, const struct imap_command *cmd, bool lsub);

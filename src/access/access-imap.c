@@ -24,11 +24,6 @@ struct access_imap_listener {
 	bool implicit_tls;
 };
 
-/* access-imap-client.c */
-struct imap_client *imap_client_create(struct access_imap *server, struct bufferevent *bev,
-				       bool tls, const char *peer);
-void imap_client_destroy_all(struct access_imap *server);
-
 struct access_imap *access_imap_create(const struct access_imap_settings *set)
 {
 	struct access_imap *imap = mem_new(struct access_imap);
