@@ -21,6 +21,16 @@
 #define ARCHIVE_IMPORT_BATCH_BYTES (64u * 1024 * 1024)
 #define ARCHIVE_IMPORT_BATCH_MSECS 1000
 #define ARCHIVE_IMPORT_DICT_BYTES (8u * 1024 * 1024)
+/* Samples for dictionary training: the most recent messages (their first
+ * 32 KiB, where headers and text are; attachments teach a dictionary little). */
+#define ARCHIVE_IMPORT_RING_MAX 4096
+#define ARCHIVE_IMPORT_RING_BYTES (16u * 1024 * 1024)
+#define ARCHIVE_IMPORT_SAMPLE_MAX (32u * 1024)
+/* A new dictionary once ARCHIVE_IMPORT_DICT_WINDOW raw bytes came in under
+ * the latest one, or a quarter of the archive if more: fresh dictionaries
+ * while an archive is young, and a few dozen at most for a very big one (each
+ * costs 512 KiB of memory to every process that reads the archive). */
+#define ARCHIVE_IMPORT_MAX_NEW_DICTS 64
 #define ARCHIVE_IMPORT_MAX_FILE (512u * 1024 * 1024)
 
 struct archive_import_part {
@@ -46,6 +56,17 @@ struct archive_import_job {
 	size_t part_count;
 	unsigned char *imap;
 	size_t imap_len;
+	/* the dictionary the worker compresses with */
+	const struct compress_dict *dict;
+	/* a job that only carries a new dictionary to the writer, which files
+	 * it before the messages compressed with it */
+	struct compress_dict *new_dict;
+	uint64_t dict_raw_before;
+};
+
+struct archive_import_sample {
+	unsigned char *data;
+	size_t len;
 };
 
 struct archive_import_pending {
@@ -72,6 +93,16 @@ struct archive_import {
 	bool training;
 	struct archive_import_job *held_head, *held_tail;
 	size_t held_count, held_bytes;
+
+	/* dictionary generations (reader thread) */
+	struct archive_import_sample ring[ARCHIVE_IMPORT_RING_MAX];
+	size_t ring_next, ring_count, ring_bytes;
+	uint64_t raw_total, raw_since_dict;
+	uint32_t next_dict_id;
+	/* dictionaries made during this import; the writer hands each to the
+	 * archive, and those it could not (a failed import) are freed at the end */
+	struct compress_dict *made[ARCHIVE_IMPORT_MAX_NEW_DICTS];
+	size_t made_count;
 
 	/* threads, started once the dictionary question is settled, because
 	 * workers compress with it */
@@ -154,10 +185,10 @@ static void archive_import_process(struct archive_import *imp, struct archive_im
 				   .user = imp->user,
 				   .folder = job->folder};
 	memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
-	job->rec = record_seal_message(imp->a->key, &meta, chunks, nchunks, imp->dict,
+	job->rec = record_seal_message(imp->a->key, &meta, chunks, nchunks, job->dict,
 				       &job->rec_len);
 	mem_free(chunks);
-	job->imap = archive_imap_pack(job->info, imp->dict, &job->imap_len);
+	job->imap = archive_imap_pack(job->info, job->dict, &job->imap_len);
 	/* the raw bytes are no longer needed: the record holds them */
 	mem_free(job->data);
 	job->data = NULL;
@@ -176,7 +207,7 @@ static void *archive_import_worker(void *context)
 		imp->next_to_take = job->next;
 		job->taken = true;
 		pthread_mutex_unlock(&imp->lock);
-		if (job->skip_reason == NULL && !imp->stop)
+		if (job->skip_reason == NULL && job->new_dict == NULL && !imp->stop)
 			archive_import_process(imp, job);
 		pthread_mutex_lock(&imp->lock);
 		job->done = true;
@@ -314,6 +345,7 @@ struct archive_import_batch {
 	uint64_t committed_length;
 	uint64_t started_msecs;
 	size_t messages, bytes;
+	size_t dict_count; /* the archive's dictionaries when the batch began */
 };
 
 static int archive_import_begin(struct archive_import *imp, struct archive_import_batch *b,
@@ -324,6 +356,7 @@ static int archive_import_begin(struct archive_import *imp, struct archive_impor
 		return -1;
 	store_tail(b->store->store, &b->committed_segment, &b->committed_length);
 	b->open = true;
+	b->dict_count = imp->a->dict_count;
 	b->started_msecs = archive_import_msecs();
 	b->messages = b->bytes = 0;
 	return 0;
@@ -353,6 +386,10 @@ static void archive_import_abort(struct archive_import *imp, struct archive_impo
 {
 	const char *error;
 	catalog_rollback(imp->a->cat);
+	/* dictionaries filed in the rolled back batch are gone from the
+	 * catalog too (archive_import() frees them) */
+	if (b->open && imp->a->dict_count > b->dict_count)
+		imp->a->dict_count = b->dict_count;
 	if (b->open)
 		(void)store_truncate_to(b->store->store, b->committed_segment, b->committed_length,
 					&error);
@@ -407,6 +444,12 @@ static void *archive_import_writer(void *context)
 			imp->result.skipped++;
 			archive_import_emit(imp, ARCHIVE_IMPORT_SKIPPED, job->source, 0, NULL, 0,
 					    job->skip_reason);
+		} else if (job->new_dict != NULL) {
+			if (!batch.open && archive_import_begin(imp, &batch, &error) < 0)
+				failed = true;
+			if (!failed && archive_dict_adopt(imp->a, batch.store, job->new_dict,
+							  job->dict_raw_before, &error) < 0)
+				failed = true;
 		} else if (job->info == NULL) {
 			/* Never parsed: the import is stopping (cancelled) and this
 			 * message was never reported; a later import brings it in. */
@@ -479,30 +522,9 @@ static bool archive_import_stopped(struct archive_import *imp)
 	return stop;
 }
 
-/* Producer side: hand one message (or a skip) to the pipeline, waiting for
- * room so memory stays bounded. Takes ownership of data. */
-static void archive_import_submit(struct archive_import *imp, const char *source,
-				  const char *folder, int64_t internal_date, unsigned char *data,
-				  size_t len, const char *skip_reason)
+/* Waits for room in the pipeline (memory stays bounded), then queues job. */
+static void archive_import_queue(struct archive_import *imp, struct archive_import_job *job)
 {
-	struct archive_import_job *job = mem_new(struct archive_import_job);
-	job->source = mem_strdup(source);
-	job->folder = mem_strdup(folder);
-	job->internal_date = internal_date != 0 ? internal_date : archive_import_now();
-	job->data = data;
-	job->len = len;
-	job->cost = len + 4096;
-	job->skip_reason = skip_reason != NULL ? mem_strdup(skip_reason) : NULL;
-	if (imp->training) {
-		if (imp->held_tail != NULL)
-			imp->held_tail->next = job;
-		else
-			imp->held_head = job;
-		imp->held_tail = job;
-		imp->held_count++;
-		imp->held_bytes += len;
-		return;
-	}
 	pthread_mutex_lock(&imp->lock);
 	while (!imp->stop && imp->jobs > 0 &&
 	       (imp->jobs >= ARCHIVE_IMPORT_MAX_JOBS ||
@@ -517,6 +539,127 @@ static void archive_import_submit(struct archive_import *imp, const char *source
 	archive_import_enqueue(imp, job);
 }
 
+static void archive_import_sample(struct archive_import *imp, const unsigned char *data, size_t len)
+{
+	if (len > ARCHIVE_IMPORT_SAMPLE_MAX)
+		len = ARCHIVE_IMPORT_SAMPLE_MAX;
+	while (imp->ring_count > 0 && (imp->ring_count == ARCHIVE_IMPORT_RING_MAX ||
+				       imp->ring_bytes + len > ARCHIVE_IMPORT_RING_BYTES)) {
+		size_t oldest = (imp->ring_next + ARCHIVE_IMPORT_RING_MAX - imp->ring_count) %
+				ARCHIVE_IMPORT_RING_MAX;
+		imp->ring_bytes -= imp->ring[oldest].len;
+		mem_free(imp->ring[oldest].data);
+		imp->ring[oldest].data = NULL;
+		imp->ring_count--;
+	}
+	struct archive_import_sample *sample = &imp->ring[imp->ring_next];
+	sample->data = mem_alloc(len + 1);
+	memcpy(sample->data, data, len);
+	sample->len = len;
+	imp->ring_next = (imp->ring_next + 1) % ARCHIVE_IMPORT_RING_MAX;
+	imp->ring_count++;
+	imp->ring_bytes += len;
+}
+
+static void archive_import_ring_free(struct archive_import *imp)
+{
+	for (size_t i = 0; i < ARCHIVE_IMPORT_RING_MAX; i++)
+		mem_free(imp->ring[i].data);
+}
+
+/* A dictionary from the samples in the ring; -1 if zstd could not make one
+ * (never fatal: the import goes on with the dictionary it has). */
+static int archive_import_train(struct archive_import *imp, void **dict_r, size_t *len_r)
+{
+	if (imp->ring_count < ARCHIVE_IMPORT_DICT_SAMPLES)
+		return -1;
+	size_t *sizes = mem_alloc(imp->ring_count * sizeof(size_t));
+	unsigned char *samples = mem_alloc(imp->ring_bytes + 1);
+	size_t pos = 0, k = 0;
+	for (size_t i = 0; i < ARCHIVE_IMPORT_RING_MAX; i++) {
+		if (imp->ring[i].data == NULL)
+			continue;
+		memcpy(samples + pos, imp->ring[i].data, imp->ring[i].len);
+		pos += imp->ring[i].len;
+		sizes[k++] = imp->ring[i].len;
+	}
+	const char *error;
+	int ret = compress_train(samples, sizes, (unsigned int)k, COMPRESS_DICT_MAX, dict_r, len_r,
+				 &error);
+	mem_free(samples);
+	mem_free(sizes);
+	return ret;
+}
+
+static uint64_t archive_import_dict_window(const struct archive_import *imp)
+{
+	uint64_t min = imp->set->dict_window != 0 ? imp->set->dict_window
+						  : ARCHIVE_IMPORT_DICT_WINDOW;
+	uint64_t quarter = imp->raw_total / 4;
+	return quarter > min ? quarter : min;
+}
+
+/* Enough mail came in under the current dictionary: train a new one from
+ * the latest messages; the messages read from now on are compressed with
+ * it, and the writer files it before the first of them. */
+static void archive_import_maybe_retrain(struct archive_import *imp)
+{
+	if (imp->training || !imp->started || imp->dict == NULL ||
+	    imp->raw_since_dict < archive_import_dict_window(imp) ||
+	    imp->made_count == ARCHIVE_IMPORT_MAX_NEW_DICTS)
+		return;
+	/* counted afresh even if training fails, so it is not retried at once */
+	imp->raw_since_dict = 0;
+	void *data;
+	size_t len;
+	if (archive_import_train(imp, &data, &len) < 0)
+		return;
+	struct compress_dict *dict = compress_dict_create(imp->next_dict_id++, data, len);
+	mem_free(data);
+	imp->made[imp->made_count++] = dict;
+	struct archive_import_job *job = mem_new(struct archive_import_job);
+	job->source = mem_strdup("(dictionary)");
+	job->cost = 4096;
+	job->new_dict = dict;
+	job->dict_raw_before = imp->raw_total;
+	archive_import_queue(imp, job);
+	imp->dict = dict;
+}
+
+/* Producer side: hand one message (or a skip) to the pipeline, waiting for
+ * room so memory stays bounded. Takes ownership of data. */
+static void archive_import_submit(struct archive_import *imp, const char *source,
+				  const char *folder, int64_t internal_date, unsigned char *data,
+				  size_t len, const char *skip_reason)
+{
+	if (skip_reason == NULL && len > 0) {
+		archive_import_sample(imp, data, len);
+		imp->raw_total += len;
+		imp->raw_since_dict += len;
+		archive_import_maybe_retrain(imp);
+	}
+	struct archive_import_job *job = mem_new(struct archive_import_job);
+	job->source = mem_strdup(source);
+	job->folder = mem_strdup(folder);
+	job->internal_date = internal_date != 0 ? internal_date : archive_import_now();
+	job->data = data;
+	job->len = len;
+	job->cost = len + 4096;
+	job->skip_reason = skip_reason != NULL ? mem_strdup(skip_reason) : NULL;
+	job->dict = imp->dict;
+	if (imp->training) {
+		if (imp->held_tail != NULL)
+			imp->held_tail->next = job;
+		else
+			imp->held_head = job;
+		imp->held_tail = job;
+		imp->held_count++;
+		imp->held_bytes += len;
+		return;
+	}
+	archive_import_queue(imp, job);
+}
+
 static bool archive_import_training_full(const struct archive_import *imp)
 {
 	return imp->training && (imp->held_count >= 2 * ARCHIVE_IMPORT_DICT_SAMPLES ||
@@ -525,36 +668,22 @@ static bool archive_import_training_full(const struct archive_import *imp)
 
 static void archive_import_release_held(struct archive_import *imp);
 
+/* The archive's first dictionary, from the messages held back for it. */
 static void archive_import_maybe_train(struct archive_import *imp, bool force)
 {
 	if (!imp->training || (!force && !archive_import_training_full(imp)))
 		return;
-	size_t n = 0;
-	for (struct archive_import_job *j = imp->held_head; j != NULL; j = j->next)
-		n += j->skip_reason == NULL && j->len > 0;
-	if (n >= ARCHIVE_IMPORT_DICT_SAMPLES) {
-		size_t *sizes = mem_alloc(n * sizeof(size_t));
-		unsigned char *samples = mem_alloc(imp->held_bytes + 1);
-		size_t pos = 0, k = 0;
-		for (struct archive_import_job *j = imp->held_head; j != NULL; j = j->next) {
-			if (j->skip_reason != NULL || j->len == 0)
-				continue;
-			memcpy(samples + pos, j->data, j->len);
-			pos += j->len;
-			sizes[k++] = j->len;
+	void *dict;
+	size_t dict_len;
+	const char *error;
+	if (archive_import_train(imp, &dict, &dict_len) == 0) {
+		if (archive_dict_add(imp->a, dict, dict_len, imp->raw_total - imp->held_bytes,
+				     &error) == 0) {
+			imp->dict = archive_latest_dict(imp->a);
+			/* it was trained on the held messages: fresh for them */
+			imp->raw_since_dict = 0;
 		}
-		void *dict;
-		size_t dict_len;
-		const char *error;
-		/* A failed training only means no dictionary: never fatal. */
-		if (compress_train(samples, sizes, (unsigned int)n, COMPRESS_DICT_MAX, &dict,
-				   &dict_len, &error) == 0) {
-			if (archive_dict_add(imp->a, dict, dict_len, &error) == 0)
-				imp->dict = archive_latest_dict(imp->a);
-			mem_free(dict);
-		}
-		mem_free(samples);
-		mem_free(sizes);
+		mem_free(dict);
 	}
 	archive_import_release_held(imp);
 }
@@ -567,6 +696,8 @@ static void archive_import_start(struct archive_import *imp)
 	if (imp->started)
 		return;
 	imp->started = true;
+	/* from here on only the writer touches the archive's dictionaries */
+	imp->next_dict_id = (uint32_t)imp->a->dict_count + 1;
 	for (unsigned int w = 0; w < imp->worker_count; w++) {
 		if (pthread_create(&imp->workers[w], NULL, archive_import_worker, imp) != 0)
 			abort();
@@ -583,6 +714,7 @@ static void archive_import_release_held(struct archive_import *imp)
 	imp->held_head = imp->held_tail = NULL;
 	while (j != NULL) {
 		struct archive_import_job *next = j->next;
+		j->dict = imp->dict;
 		archive_import_enqueue(imp, j);
 		j = next;
 	}
@@ -815,6 +947,10 @@ int archive_import(struct archive *a, const struct archive_import_settings *set,
 	const char *folder = set->folder != NULL ? set->folder : "INBOX";
 	imp.dict = archive_latest_dict(a);
 	imp.training = imp.dict == NULL;
+	uint64_t raw_before;
+	if (catalog_dict_usage(a->cat, &raw_before, &imp.raw_since_dict, error_r) < 0)
+		return -1;
+	imp.raw_total = raw_before + imp.raw_since_dict;
 	pthread_mutex_init(&imp.lock, NULL);
 	pthread_cond_init(&imp.work_cond, NULL);
 	pthread_cond_init(&imp.done_cond, NULL);
@@ -862,6 +998,14 @@ int archive_import(struct archive *a, const struct archive_import_settings *set,
 		imp.head = next;
 	}
 	mem_free(imp.pending);
+	archive_import_ring_free(&imp);
+	for (size_t i = 0; i < imp.made_count; i++) {
+		bool adopted = false;
+		for (size_t k = 0; k < a->dict_count && !adopted; k++)
+			adopted = a->dicts[k] == imp.made[i];
+		if (!adopted)
+			compress_dict_destroy(&imp.made[i]);
+	}
 	pthread_mutex_destroy(&imp.lock);
 	pthread_cond_destroy(&imp.work_cond);
 	pthread_cond_destroy(&imp.done_cond);

@@ -19,7 +19,12 @@
  * left behind, and a later import of the same input carries on (filing a
  * content a folder already holds is reported DUPLICATE, not stored again).
  * The first import that brings at least ARCHIVE_IMPORT_DICT_SAMPLES
- * messages trains the instance's zstd dictionary from them. */
+ * messages trains the instance's zstd dictionary from them. Mail drifts, so
+ * once ARCHIVE_IMPORT_DICT_WINDOW raw bytes (or a quarter of the archive, if
+ * more) came in under the latest dictionary, an import trains the next one
+ * from the messages it read last; the writer files it before the first
+ * message compressed with it. Readers find every dictionary in the catalog
+ * and in each store (so `rebuild` needs nothing else). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -29,6 +34,7 @@
 
 #define ARCHIVE_IMPORT_INFLIGHT (96u * 1024 * 1024)
 #define ARCHIVE_IMPORT_DICT_SAMPLES 1000
+#define ARCHIVE_IMPORT_DICT_WINDOW (64ull * 1024 * 1024)
 
 enum archive_import_event_type {
 	ARCHIVE_IMPORT_ARCHIVED,
@@ -58,6 +64,9 @@ struct archive_import_settings {
 	/* When set and it becomes true (from any thread), the import stops
 	 * reading input, commits what is in flight and returns 0. */
 	const atomic_bool *cancel;
+	/* Raw bytes after which a new dictionary is trained (or a quarter of
+	 * the archive, if more); 0: ARCHIVE_IMPORT_DICT_WINDOW (tests use less). */
+	uint64_t dict_window;
 };
 
 struct archive_import_result {

@@ -39,9 +39,15 @@ int archive_current_store(struct archive *archive, struct archive_store **store_
 int archive_store_roll_if_full(struct archive *archive, const char **error_r);
 const struct compress_dict *archive_dict_lookup(uint32_t id, void *context);
 const struct compress_dict *archive_latest_dict(struct archive *archive);
-/* Train and durably add a dictionary (own transaction). */
-int archive_dict_add(struct archive *archive, const void *data, size_t len,
+/* Durably add a dictionary (own transaction); raw_before: raw bytes the
+ * archive holds (see catalog_dict_add()). */
+int archive_dict_add(struct archive *archive, const void *data, size_t len, uint64_t raw_before,
 		     const char **error_r);
+/* Inside the caller's open transaction: dict (whose id must be the next
+ * one) goes into store s and the catalog, and the archive takes ownership
+ * of it on success. */
+int archive_dict_adopt(struct archive *archive, struct archive_store *s,
+		       struct compress_dict *dict, uint64_t raw_before, const char **error_r);
 
 /* The catalog's IMAP blob of a message (mem_free); workers make it. */
 unsigned char *archive_imap_pack(const struct mime_info *info, const struct compress_dict *dict,

@@ -106,7 +106,7 @@ static int archive_rebuild_record(struct archive_rebuild_ctx *ctx, struct archiv
 			archive_rebuild_report(ctx, s, loc, error);
 		} else {
 			if (dict.id == a->dict_count + 1) {
-				ret = catalog_dict_add(a->cat, dict.id, dict.data, dict.len, error_r);
+				ret = catalog_dict_add(a->cat, dict.id, dict.data, dict.len, 0, error_r);
 				a->dicts = mem_realloc(a->dicts, (a->dict_count + 1) * sizeof(*a->dicts));
 				a->dicts[a->dict_count++] = compress_dict_create(dict.id, dict.data,
 										 dict.len);

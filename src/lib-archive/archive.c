@@ -154,13 +154,14 @@ static int archive_lock(struct archive *a, const char **error_r)
 	return 0;
 }
 
+static void archive_dict_keep(struct archive *a, struct compress_dict *dict);
+
 static int archive_load_dict(uint32_t id, const void *data, size_t len, void *context)
 {
 	struct archive *a = context;
 	if (id != a->dict_count + 1)
 		return -1;
-	a->dicts = mem_realloc(a->dicts, (a->dict_count + 1) * sizeof(*a->dicts));
-	a->dicts[a->dict_count++] = compress_dict_create(id, data, len);
+	archive_dict_keep(a, compress_dict_create(id, data, len));
 	return 0;
 }
 
@@ -331,7 +332,7 @@ int archive_open_common(const struct archive_settings *set, bool need_catalog,
 	ret = catalog_open(path, a->catalog_key, &a->cat, error_r);
 	mem_free(path);
 	if (ret < 0 || archive_load_stores(a, error_r) < 0 ||
-	    catalog_dicts(a->cat, archive_load_dict, a, error_r) < 0)
+	    catalog_dicts(a->cat, 1, archive_load_dict, a, error_r) < 0)
 		goto fail;
 	*archive_r = a;
 	return 0;
@@ -390,6 +391,14 @@ static struct archive_store *archive_store_by_name(struct archive *a, const char
 const struct compress_dict *archive_dict_lookup(uint32_t id, void *context)
 {
 	struct archive *a = context;
+	if (id > a->dict_count && !a->write && a->cat != NULL) {
+		/* A reader opened before a running import trained a newer
+		 * dictionary: load what the catalog has now. (The writer itself
+		 * knows every dictionary it added.) */
+		const char *error;
+		(void)catalog_dicts(a->cat, (uint32_t)a->dict_count + 1, archive_load_dict, a,
+				    &error);
+	}
 	return id >= 1 && id <= a->dict_count ? a->dicts[id - 1] : NULL;
 }
 
@@ -510,23 +519,47 @@ int archive_store_roll_if_full(struct archive *a, const char **error_r)
 	return archive_store_create(a, error_r);
 }
 
-int archive_dict_add(struct archive *a, const void *data, size_t len, const char **error_r)
+static void archive_dict_keep(struct archive *a, struct compress_dict *dict)
 {
-	struct archive_store *s;
-	if (archive_current_store(a, &s, error_r) < 0 || catalog_begin(a->cat, error_r) < 0)
+	a->dicts = mem_realloc(a->dicts, (a->dict_count + 1) * sizeof(*a->dicts));
+	a->dicts[a->dict_count++] = dict;
+}
+
+int archive_dict_adopt(struct archive *a, struct archive_store *s, struct compress_dict *dict,
+		       uint64_t raw_before, const char **error_r)
+{
+	uint32_t id = compress_dict_id(dict);
+	if (id != a->dict_count + 1) {
+		*error_r = tstr_printf("dictionary %u out of order (%zu known)", id, a->dict_count);
 		return -1;
-	uint32_t id = (uint32_t)a->dict_count + 1;
-	size_t rlen;
+	}
+	size_t len, rlen;
+	const void *data = compress_dict_data(dict, &len);
 	unsigned char *rec = record_seal_dict(a->key, id, data, len, &rlen);
 	struct store_loc loc;
 	int ret = store_append(s->store, rec, rlen, &loc, error_r);
 	mem_free(rec);
-	if (ret < 0 || catalog_dict_add(a->cat, id, data, len, error_r) < 0 ||
+	if (ret < 0 || catalog_dict_add(a->cat, id, data, len, raw_before, error_r) < 0)
+		return -1;
+	archive_dict_keep(a, dict);
+	return 0;
+}
+
+int archive_dict_add(struct archive *a, const void *data, size_t len, uint64_t raw_before,
+		     const char **error_r)
+{
+	struct archive_store *s;
+	if (archive_current_store(a, &s, error_r) < 0 || catalog_begin(a->cat, error_r) < 0)
+		return -1;
+	struct compress_dict *dict = compress_dict_create((uint32_t)a->dict_count + 1, data, len);
+	if (archive_dict_adopt(a, s, dict, raw_before, error_r) < 0 ||
 	    archive_commit_store(a, s, error_r) < 0 || catalog_commit(a->cat, error_r) < 0) {
+		if (a->dict_count > 0 && a->dicts[a->dict_count - 1] == dict)
+			a->dict_count--;
+		compress_dict_destroy(&dict);
 		catalog_rollback(a->cat);
 		return -1;
 	}
-	archive_load_dict(id, data, len, a);
 	return 0;
 }
 
@@ -806,6 +839,19 @@ static uint64_t archive_file_size(const char *path)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+struct archive_space_ctx {
+	struct str *out;
+	bool first;
+};
+
+static void archive_space_json(const char *name, uint64_t bytes, void *context)
+{
+	struct archive_space_ctx *ctx = context;
+	str_printfa(ctx->out, "%s\"%s\":%llu", ctx->first ? "" : ",", name,
+		    (unsigned long long)bytes);
+	ctx->first = false;
+}
+
 int archive_stats_json(struct archive *a, struct str *out, const char **error_r)
 {
 	struct catalog_stats st;
@@ -843,7 +889,11 @@ int archive_stats_json(struct archive *a, struct str *out, const char **error_r)
 			    (unsigned long long)ss.raw_bytes, (unsigned long long)ss.stored_bytes,
 			    (unsigned long long)store_size(a->stores[i].store));
 	}
-	str_append(out, "]}");
+	str_append(out, "],\"catalog_space\":{");
+	struct archive_space_ctx space = {out, true};
+	if (catalog_space(a->cat, archive_space_json, &space, error_r) < 0)
+		return -1;
+	str_append(out, "}}");
 	return 0;
 }
 

@@ -86,7 +86,8 @@ int archive_folder_messages(struct archive *archive, const char *user, const cha
 			    void *context, const char **error_r);
 
 /* JSON: {"messages":..,"unique_contents":..,"shared_parts":..,"raw_bytes":..,
- * "stored_bytes":..,"catalog_bytes":..,"stores":[{"name":..,"state":..,...}]} */
+ * "stored_bytes":..,"catalog_bytes":..,"stores":[{"name":..,"state":..,...}],
+ * "catalog_space":{"<table or index>":bytes,...,"(free)":bytes}} */
 int archive_stats_json(struct archive *archive, struct str *out, const char **error_r);
 
 /* Problems found by verify and rebuild, one line each, for the caller to print. */

@@ -147,6 +147,112 @@ static void test_interrupted_creation(void **state)
 	mem_free(other);
 }
 
+/* Message i of the dictionary test: its words drift with i, as mail does
+ * over the years. */
+static char *drift_message(unsigned int i)
+{
+	static const char *const eras[] = {"alpha mips kernel tlb cache flush patch",
+					   "octeon cavium ethernet driver interrupt",
+					   "devicetree binding clock regulator dma"};
+	const char *era = eras[(i / 1500) % 3];
+	struct str *s = str_create(1024);
+	str_printfa(s, "From: user%u@example.com\nTo: list@example.com\n"
+		       "Subject: [PATCH %u] %s\nMessage-ID: <%u@example.com>\n\n",
+		    i % 97, i, era, i);
+	for (unsigned int line = 0; line < 12; line++)
+		str_printfa(s, "%s line %u of message %u, value %u\n", era, line, i, i * 7919 % 10007);
+	return str_steal(&s);
+}
+
+static size_t stats_dictionaries(struct archive *a)
+{
+	const char *error;
+	struct str *json = str_create(256);
+	assert_int_equal(archive_stats_json(a, json, &error), 0);
+	const char *p = strstr(str_c(json), "\"dictionaries\":");
+	assert_non_null(p);
+	size_t n = (size_t)strtoul(p + strlen("\"dictionaries\":"), NULL, 10);
+	str_destroy(&json);
+	return n;
+}
+
+static void assert_messages_read_back(struct archive *a, unsigned int count)
+{
+	const char *error;
+	for (unsigned int i = 0; i < count; i++) {
+		char *want = drift_message(i);
+		unsigned char *data;
+		size_t len;
+		assert_int_equal(archive_read_message(a, (int64_t)i + 1, &data, &len, &error), 1);
+		assert_int_equal(len, strlen(want));
+		assert_memory_equal(data, want, len);
+		mem_free(data);
+		mem_free(want);
+	}
+}
+
+/* Long imports train new dictionaries as mail drifts; every message reads
+ * back byte for byte, also through a reader opened before the newer
+ * dictionaries existed, and after a rebuild from the segments alone. */
+static void test_dictionary_generations(void **state)
+{
+	const unsigned int half = 4500;
+	char *base = mem_printf("%s/dicts", tmpdir), *key = mem_printf("%s/keys/dicts", tmpdir);
+	char *mbox[2] = {mem_printf("%s/first.mbox", tmpdir), mem_printf("%s/second.mbox", tmpdir)};
+	const char *error;
+	for (unsigned int f = 0; f < 2; f++) {
+		struct str *mb = str_create(1024 * 1024);
+		for (unsigned int i = f * half; i < (f + 1) * half; i++) {
+			char *m = drift_message(i);
+			str_printfa(mb, "From x Tue Jan  2 10:00:00 2018\n%s\n", m);
+			mem_free(m);
+		}
+		assert_int_equal(file_write_atomic(mbox[f], str_c(mb), str_len(mb), 0600, &error), 0);
+		str_destroy(&mb);
+	}
+	struct archive_settings set = {.base_dir = base, .key_file = key, .create = true,
+				       .write = true};
+	struct archive *a, *reader;
+	assert_int_equal(archive_open(&set, &a, &error), 0);
+	struct events ev = {0};
+	struct archive_import_settings is = {
+		.cb = on_event, .context = &ev, .workers = 2, .dict_window = 1024 * 1024};
+	struct archive_import_result result;
+	assert_int_equal(archive_import(a, &is, (const char *const *)&mbox[0], 1, &result, &error),
+			 0);
+	size_t first_dicts = stats_dictionaries(a);
+	assert_true(first_dicts >= 2);
+
+	struct archive_settings rset = {.base_dir = base, .key_file = key};
+	assert_int_equal(archive_open(&rset, &reader, &error), 0);
+	/* the second import goes on from where the first left off */
+	assert_int_equal(archive_import(a, &is, (const char *const *)&mbox[1], 1, &result, &error),
+			 0);
+	assert_int_equal(ev.archived, 2 * half);
+	size_t dicts = stats_dictionaries(a);
+	assert_true(dicts > first_dicts);
+	assert_messages_read_back(a, 2 * half);
+	assert_messages_read_back(reader, 2 * half);
+	assert_int_equal(archive_verify(a, no_report, NULL, &error), 0);
+	archive_destroy(&reader);
+	archive_destroy(&a);
+
+	char *db = mem_printf("%s/catalog.db", base);
+	assert_int_equal(unlink(db), 0);
+	set.create = false;
+	assert_int_equal(archive_rebuild(&set, no_report, NULL, &error), 0);
+	assert_int_equal(archive_open(&set, &a, &error), 0);
+	assert_int_equal(stats_dictionaries(a), dicts);
+	assert_messages_read_back(a, 2 * half);
+	assert_int_equal(archive_verify(a, no_report, NULL, &error), 0);
+	archive_destroy(&a);
+	mem_free(db);
+	mem_free(base);
+	mem_free(key);
+	mem_free(mbox[0]);
+	mem_free(mbox[1]);
+}
+
 static int setup(void **state)
 {
 	return mkdtemp(tmpdir) == NULL ? -1 : 0;
@@ -165,6 +271,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_import_read_verify_rebuild),
 		cmocka_unit_test(test_interrupted_creation),
+		cmocka_unit_test(test_dictionary_generations),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

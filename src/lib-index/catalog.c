@@ -66,7 +66,12 @@ static const char *const catalog_migrations[] = {
 	"  store_id INTEGER NOT NULL, segment INTEGER NOT NULL, offset INTEGER NOT NULL,"
 	"  length INTEGER NOT NULL, UNIQUE (content_id, folder_id));"
 	"CREATE INDEX messages_date ON messages (date, id);"
-	"CREATE VIRTUAL TABLE fts USING fts5 (f_from, f_to, f_cc, f_subject, f_body,"
+	/* f_body first: FTS5 marks every position list of a column other than
+	 * the first with its number, and the body holds most words (2 bytes
+	 * less per message and word, 7 % of the index on corpus A). Columns
+	 * are always named, so catalogs made with the earlier order (body
+	 * fifth) work the same. */
+	"CREATE VIRTUAL TABLE fts USING fts5 (f_body, f_from, f_to, f_cc, f_subject,"
 	"  f_attachment, content='', tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_vocab USING fts5vocab (fts, row);",
 	/* 2: text searches join index matches to messages by content and sort
@@ -79,6 +84,12 @@ static const char *const catalog_migrations[] = {
 	 * ids may differ, tells IMAP clients to forget what they cached. */
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"INSERT INTO meta VALUES ('uid_validity', CAST(strftime('%s', 'now') AS INTEGER));",
+	/* 5: dictionary generations. An import trains a new dictionary once
+	 * enough mail came in under the latest one (mail drifts: a dictionary
+	 * from ten years ago compresses today's mail a third worse); these
+	 * columns say where each began, so the next import knows how much. */
+	"ALTER TABLE dicts ADD COLUMN first_content INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE dicts ADD COLUMN raw_before INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -391,24 +402,56 @@ int catalog_store_remove(struct catalog *cat, int64_t id, const char **error_r)
 	return 0;
 }
 
+static int catalog_next_content_id(struct catalog *cat, const char **error_r);
+
 int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t len,
-		     const char **error_r)
+		     uint64_t raw_before, const char **error_r)
 {
-	sqlite3_stmt *st = catalog_stmt(
-		cat, ST_DICT_ADD, "INSERT OR REPLACE INTO dicts (id, data) VALUES (?, ?)", error_r);
+	if (cat->next_content_id == 0 && catalog_next_content_id(cat, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st = catalog_stmt(cat, ST_DICT_ADD,
+					"INSERT OR REPLACE INTO dicts (id, data, first_content,"
+					" raw_before) VALUES (?, ?, ?, ?)",
+					error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, cat->next_content_id);
+	sqlite3_bind_int64(st, 4, (int64_t)raw_before);
 	return catalog_step_done(cat, st, "adding a dictionary", error_r);
 }
 
-int catalog_dicts(struct catalog *cat, catalog_dict_cb *cb, void *context, const char **error_r)
+int catalog_dict_usage(struct catalog *cat, uint64_t *raw_before_r, uint64_t *raw_since_r,
+		       const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db, "SELECT id, data FROM dicts ORDER BY id", -1, &st, NULL) !=
-	    SQLITE_OK)
+	/* a range of content ids: cheap however big the catalog is */
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT d.raw_before, (SELECT ifnull(sum(size), 0) FROM contents"
+			       " WHERE id >= d.first_content) FROM (SELECT raw_before,"
+			       " first_content FROM dicts ORDER BY id DESC LIMIT 1) AS d",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "dictionary usage", error_r);
+	*raw_before_r = *raw_since_r = 0;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*raw_before_r = (uint64_t)sqlite3_column_int64(st, 0);
+		*raw_since_r = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+						     : catalog_fail(cat, "dictionary usage", error_r);
+}
+
+int catalog_dicts(struct catalog *cat, uint32_t min_id, catalog_dict_cb *cb, void *context,
+		  const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT id, data FROM dicts WHERE id >= ? ORDER BY id", -1,
+			       &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "dicts", error_r);
+	sqlite3_bind_int64(st, 1, min_id);
 	int rc, ret = 0;
 	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ret = cb((uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
@@ -1001,6 +1044,24 @@ int catalog_stats(struct catalog *cat, struct catalog_stats *stats_r, const char
 		" (SELECT ifnull(sum(length), 0) FROM contents) +"
 		" (SELECT ifnull(sum(length), 0) FROM parts)",
 		0, stats_r, error_r);
+}
+
+int catalog_space(struct catalog *cat, catalog_space_cb *cb, void *context, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT name, sum(pgsize) FROM dbstat GROUP BY name"
+			       " UNION ALL SELECT '(free)', (SELECT freelist_count FROM"
+			       " pragma_freelist_count) * (SELECT page_size FROM pragma_page_size)"
+			       " ORDER BY 2 DESC",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "space", error_r);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb((const char *)sqlite3_column_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+		   context);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "space", error_r);
 }
 
 int catalog_store_stats(struct catalog *cat, int64_t id, struct catalog_stats *stats_r,

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 2
+#define CATALOG_SCHEMA_VERSION 5
 
 struct catalog;
 
@@ -107,11 +107,19 @@ int catalog_store_remove(struct catalog *cat, int64_t id, const char **error_r);
 int catalog_store_stats(struct catalog *cat, int64_t id, struct catalog_stats *stats_r,
 			const char **error_r);
 
-/* zstd dictionaries, by id (1, 2, ...). */
+/* zstd dictionaries, by id (1, 2, ...). A dictionary is used from the next
+ * content added on; raw_before is how many raw bytes the archive held when it
+ * was trained (what the next training's spacing is based on). */
 int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t len,
-		     const char **error_r);
+		     uint64_t raw_before, const char **error_r);
+/* The latest dictionary's raw_before, and the raw bytes of the contents
+ * added since it (both 0 without a dictionary). */
+int catalog_dict_usage(struct catalog *cat, uint64_t *raw_before_r, uint64_t *raw_since_r,
+		       const char **error_r);
 typedef int catalog_dict_cb(uint32_t id, const void *data, size_t len, void *context);
-int catalog_dicts(struct catalog *cat, catalog_dict_cb *cb, void *context, const char **error_r);
+/* Every dictionary with an id of at least min_id, in id order. */
+int catalog_dicts(struct catalog *cat, uint32_t min_id, catalog_dict_cb *cb, void *context,
+		  const char **error_r);
 
 int catalog_content_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
 			 int64_t *id_r, const char **error_r);
@@ -144,6 +152,12 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 		   uint64_t *total_r, catalog_hit_cb *cb, void *context, const char **error_r);
 
 int catalog_stats(struct catalog *cat, struct catalog_stats *stats_r, const char **error_r);
+
+/* Where the catalog's bytes go: cb() once per table or index with the bytes of
+ * its pages (SQLite's dbstat; FTS5's shadow tables are named fts_*), then once
+ * with name "(free)" for unused pages. */
+typedef void catalog_space_cb(const char *name, uint64_t bytes, void *context);
+int catalog_space(struct catalog *cat, catalog_space_cb *cb, void *context, const char **error_r);
 
 /* Verification helpers. Callbacks return 0 to go on, -1 to stop. */
 typedef int catalog_record_cb(int64_t id, const unsigned char hash[CATALOG_HASH_LEN],

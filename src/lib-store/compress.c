@@ -10,6 +10,7 @@
 #define COMPRESS_DICT_ATTACH ZSTD_dictDefaultAttach
 #endif
 #define ZSTD_STATIC_LINKING_ONLY
+#define ZDICT_STATIC_LINKING_ONLY
 #include <zdict.h>
 #include <zstd.h>
 
@@ -173,7 +174,14 @@ int compress_train(const void *samples, const size_t *sample_sizes, unsigned int
 		   size_t dict_max, void **dict_r, size_t *dict_len_r, const char **error_r)
 {
 	void *buf = mem_alloc(dict_max);
-	size_t n = ZDICT_trainFromBuffer(buf, dict_max, samples, sample_sizes, count);
+	/* One fastCover pass with fixed segment (k) and d-mer (d) sizes instead
+	 * of ZDICT_trainFromBuffer()'s search over k: measured on corpus A, 3.5x
+	 * less CPU for a dictionary that compresses 2 % worse, which matters
+	 * now that long imports train a new one every so often. */
+	ZDICT_fastCover_params_t params = {.k = 1024, .d = 8, .f = 20, .accel = 1};
+	params.zParams.compressionLevel = COMPRESS_LEVEL;
+	size_t n = ZDICT_trainFromBuffer_fastCover(buf, dict_max, samples, sample_sizes, count,
+						    params);
 	if (ZDICT_isError(n)) {
 		*error_r = tstr_printf("zstd dictionary training: %s", ZDICT_getErrorName(n));
 		mem_free(buf);
