@@ -90,6 +90,10 @@ static const char *const catalog_migrations[] = {
 	 * columns say where each began, so the next import knows how much. */
 	"ALTER TABLE dicts ADD COLUMN first_content INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE dicts ADD COLUMN raw_before INTEGER NOT NULL DEFAULT 0;",
+	/* 6: the content ids of a date range from the date index alone (the
+	 * bounds of a date-restricted text search), in the same order */
+	"DROP INDEX messages_date;"
+	"CREATE INDEX messages_date ON messages (date, id, content_id);",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -831,50 +835,211 @@ static void catalog_hit_from_row(sqlite3_stmt *st, struct catalog_hit *hit)
 	hit->size = (uint64_t)sqlite3_column_int64(st, 6);
 }
 
-static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
-				 const struct search_sql *sql, uint64_t limit, uint64_t offset,
-				 uint64_t *total_r, catalog_hit_cb *cb, void *context,
-				 const char **error_r)
+/* Date bounds on the index. When a whole query is ANDed with a date range,
+ * only contents of messages in that range can match, and their ids come in
+ * runs: mail is imported roughly in date order, so a year's messages have a
+ * few narrow bands of content ids (one per import of that year). The text
+ * query then runs once per band with its rowids bounded, and FTS5 skips the
+ * rest of long doclists. The bounds are implied by the date condition, so
+ * they change no result. */
+#define CATALOG_BOUNDS_MAX 64
+#define CATALOG_BOUNDS_GAP 256
+
+struct catalog_bounds {
+	bool empty; /* no message in the date range: nothing can match */
+	size_t count; /* 0: not bounded */
+	int64_t lo[CATALOG_BOUNDS_MAX], hi[CATALOG_BOUNDS_MAX];
+};
+
+/* Runs of the ids set in `bits` (bit i: id min + i) no more than `gap`
+ * apart; 0 if there are more runs than the maximum. */
+static size_t catalog_bounds_runs(const uint64_t *bits, size_t nbits, int64_t min, int64_t gap,
+				  struct catalog_bounds *b)
 {
+	size_t n = 0;
+	for (size_t w = 0; w < (nbits + 63) / 64; w++) {
+		for (uint64_t word = bits[w]; word != 0; word &= word - 1) {
+			int64_t id = min + (int64_t)(w * 64 + (size_t)__builtin_ctzll(word));
+			if (n > 0 && id - b->hi[n - 1] <= gap) {
+				b->hi[n - 1] = id;
+				continue;
+			}
+			if (n == CATALOG_BOUNDS_MAX)
+				return 0;
+			b->lo[n] = b->hi[n] = id;
+			n++;
+		}
+	}
+	return n;
+}
+
+static void catalog_fts_bounds(struct catalog *cat, const struct search_sql *sql,
+			       struct catalog_bounds *b)
+{
+	b->empty = false;
+	b->count = 0;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db, ids_sql, -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "search", error_r);
-	bind_search_params(st, sql);
-	struct catalog_ranked *rows = NULL;
+	if (sql->fts_match == NULL || !sql->date_bounded ||
+	    sqlite3_prepare_v2(cat->db, "SELECT content_id FROM messages WHERE date >= ? AND date < ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, sql->date_lo);
+	sqlite3_bind_int64(st, 2, sql->date_hi);
+	int64_t *ids = NULL, min = INT64_MAX, max = INT64_MIN;
 	size_t count = 0, cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (count == cap) {
-			cap = cap == 0 ? 256 : cap * 2;
-			rows = mem_realloc(rows, cap * sizeof(*rows));
+			cap = cap == 0 ? 1024 : cap * 2;
+			ids = mem_realloc(ids, cap * sizeof(*ids));
 		}
-		rows[count].id = sqlite3_column_int64(st, 0);
-		rows[count].date = sqlite3_column_int64(st, 1);
-		count++;
+		int64_t id = sqlite3_column_int64(st, 0);
+		ids[count++] = id;
+		min = id < min ? id : min;
+		max = id > max ? id : max;
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		mem_free(rows);
-		return catalog_fail(cat, "search", error_r);
+	if (rc == SQLITE_DONE && count == 0) {
+		b->empty = true;
+	} else if (rc == SQLITE_DONE && (uint64_t)(max - min) < (uint64_t)1 << 32) {
+		/* a bitmap orders the ids: cheaper than sorting them */
+		size_t nbits = (size_t)(max - min) + 1;
+		uint64_t *bits = mem_alloc((nbits + 63) / 64 * sizeof(uint64_t));
+		memset(bits, 0, (nbits + 63) / 64 * sizeof(uint64_t));
+		for (size_t i = 0; i < count; i++) {
+			size_t bit = (size_t)(ids[i] - min);
+			bits[bit / 64] |= (uint64_t)1 << (bit % 64);
+		}
+		/* widen the gaps a run may bridge until the runs are few enough */
+		for (int64_t gap = CATALOG_BOUNDS_GAP; b->count == 0; gap *= 4)
+			b->count = catalog_bounds_runs(bits, nbits, min, gap, b);
+		mem_free(bits);
 	}
-	*total_r = count;
-	if (count > 1) /* qsort must not see a NULL array, even an empty one */
-		qsort(rows, count, sizeof(*rows), catalog_ranked_cmp);
+	mem_free(ids);
+}
+
+/* The bounds as the last condition of a text query's SQL ("" if none). */
+static const char *catalog_bounds_sql(const struct catalog_bounds *b)
+{
+	return b->count > 0 ? " AND fts.rowid BETWEEN :lo AND :hi" : "";
+}
+
+typedef void catalog_row_cb(sqlite3_stmt *st, void *context);
+
+/* Runs a text query's SQL once per band of the bounds (or once if none). */
+static int catalog_run_bounded(struct catalog *cat, const char *text, const struct search_sql *sql,
+			       const struct catalog_bounds *b, catalog_row_cb *cb, void *context,
+			       const char **error_r)
+{
+	if (b->empty)
+		return 0;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, text, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "search", error_r);
+	bind_search_params(st, sql);
+	int lo = sqlite3_bind_parameter_index(st, ":lo"), hi = sqlite3_bind_parameter_index(st, ":hi");
+	int rc = SQLITE_DONE;
+	for (size_t i = 0; i < (b->count > 0 ? b->count : 1) && rc == SQLITE_DONE; i++) {
+		if (b->count > 0) {
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, lo, b->lo[i]);
+			sqlite3_bind_int64(st, hi, b->hi[i]);
+		}
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			cb(st, context);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "search", error_r);
+}
+
+/* The newest `keep` rows of a text query, counted all: a heap whose root
+ * is the oldest row kept, so most rows cost one comparison. */
+struct catalog_top {
+	struct catalog_ranked *rows;
+	size_t count, cap, keep;
+	uint64_t total;
+};
+
+static bool catalog_ranked_older(const struct catalog_ranked *x, const struct catalog_ranked *y)
+{
+	return catalog_ranked_cmp(x, y) > 0;
+}
+
+static void catalog_top_sift_down(struct catalog_top *t, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, oldest = i;
+		if (l < t->count && catalog_ranked_older(&t->rows[l], &t->rows[oldest]))
+			oldest = l;
+		if (r < t->count && catalog_ranked_older(&t->rows[r], &t->rows[oldest]))
+			oldest = r;
+		if (oldest == i)
+			return;
+		struct catalog_ranked tmp = t->rows[i];
+		t->rows[i] = t->rows[oldest];
+		t->rows[oldest] = tmp;
+		i = oldest;
+	}
+}
+
+static void catalog_top_add(sqlite3_stmt *st, void *context)
+{
+	struct catalog_top *t = context;
+	struct catalog_ranked row = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+	t->total++;
+	if (t->keep == 0)
+		return;
+	if (t->count < t->keep) {
+		if (t->count == t->cap) {
+			t->cap = t->cap == 0 ? 64 : t->cap * 2;
+			t->rows = mem_realloc(t->rows, t->cap * sizeof(*t->rows));
+		}
+		size_t i = t->count++;
+		t->rows[i] = row;
+		while (i > 0 && catalog_ranked_older(&t->rows[i], &t->rows[(i - 1) / 2])) {
+			struct catalog_ranked tmp = t->rows[i];
+			t->rows[i] = t->rows[(i - 1) / 2];
+			t->rows[(i - 1) / 2] = tmp;
+			i = (i - 1) / 2;
+		}
+	} else if (catalog_ranked_older(&t->rows[0], &row)) {
+		t->rows[0] = row;
+		catalog_top_sift_down(t, 0);
+	}
+}
+
+static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
+				 const struct search_sql *sql, const struct catalog_bounds *bounds,
+				 uint64_t limit, uint64_t offset, uint64_t *total_r,
+				 catalog_hit_cb *cb, void *context, const char **error_r)
+{
+	struct catalog_top top = {0};
+	/* limit may be "everything" (UINT64_MAX): saturate */
+	top.keep = limit == 0 ? 0
+	: offset >= SIZE_MAX || limit >= SIZE_MAX - offset ? SIZE_MAX
+							     : (size_t)(offset + limit);
+	if (catalog_run_bounded(cat, ids_sql, sql, bounds, catalog_top_add, &top, error_r) < 0) {
+		mem_free(top.rows);
+		return -1;
+	}
+	*total_r = top.total;
+	if (top.count > 1) /* qsort must not see a NULL array, even an empty one */
+		qsort(top.rows, top.count, sizeof(*top.rows), catalog_ranked_cmp);
 	int ret = 0;
-	if (offset < count && limit > 0) {
+	sqlite3_stmt *st;
+	if (offset < top.count) {
 		if (sqlite3_prepare_v2(cat->db,
 				       "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
 				       " FROM messages m JOIN contents c ON c.id = m.content_id"
 				       " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?",
 				       -1, &st, NULL) != SQLITE_OK) {
-			mem_free(rows);
+			mem_free(top.rows);
 			return catalog_fail(cat, "search", error_r);
 		}
-		uint64_t end = count - offset < limit ? count : offset + limit;
-		for (uint64_t i = offset; i < end && ret == 0; i++) {
+		for (uint64_t i = offset; i < top.count && ret == 0; i++) {
 			sqlite3_reset(st);
-			sqlite3_bind_int64(st, 1, rows[i].id);
-			rc = sqlite3_step(st);
+			sqlite3_bind_int64(st, 1, top.rows[i].id);
+			int rc = sqlite3_step(st);
 			if (rc == SQLITE_ROW) {
 				struct catalog_hit hit;
 				catalog_hit_from_row(st, &hit);
@@ -885,37 +1050,8 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 		}
 		sqlite3_finalize(st);
 	}
-	mem_free(rows);
+	mem_free(top.rows);
 	return ret;
-}
-
-/* The index's part of a search: "fts MATCH ? AND ". With a date range, the
- * content ids of the messages in that range bound the index's rowids too:
- * a mailing list archive is imported in date order, so a year's messages
- * have a narrow band of ids and FTS5 skips the rest of a long doclist. The
- * bound is implied by the date condition, so it changes no result. */
-static char *catalog_fts_match(struct catalog *cat, const struct search_sql *sql)
-{
-	if (sql->fts_match == NULL)
-		return mem_strdup("");
-	sqlite3_stmt *st;
-	if (!sql->date_bounded ||
-	    sqlite3_prepare_v2(cat->db, "SELECT min(content_id), max(content_id) FROM messages"
-					" WHERE date >= ? AND date < ?", -1, &st, NULL) != SQLITE_OK)
-		return mem_strdup("fts MATCH ? AND ");
-	sqlite3_bind_int64(st, 1, sql->date_lo);
-	sqlite3_bind_int64(st, 2, sql->date_hi);
-	char *match;
-	if (sqlite3_step(st) != SQLITE_ROW)
-		match = mem_strdup("fts MATCH ? AND ");
-	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
-		match = mem_strdup("fts MATCH ? AND 0 AND "); /* nothing in the range */
-	else
-		match = mem_printf("fts MATCH ? AND fts.rowid BETWEEN %lld AND %lld AND ",
-				   (long long)sqlite3_column_int64(st, 0),
-				   (long long)sqlite3_column_int64(st, 1));
-	sqlite3_finalize(st);
-	return match;
 }
 
 /* A query in the archive's language as SQL, and whether any store is
@@ -950,7 +1086,7 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 	const char *from = sql.fts_match != NULL
 				   ? "fts CROSS JOIN messages m ON m.content_id = fts.rowid"
 				   : "messages m";
-	char *match = catalog_fts_match(cat, &sql);
+	const char *match = sql.fts_match != NULL ? "fts MATCH ? AND " : "";
 	char *count_sql = mem_printf("SELECT count(*) FROM %s%s WHERE %s(%s)%s", from,
 				     count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
 				     match, sql.where, visible);
@@ -966,12 +1102,14 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 	if (sql.fts_match != NULL) {
 		/* One pass over the index's matches gives the count and the
 		 * page: the text part is evaluated once, not twice. */
+		struct catalog_bounds bounds;
+		catalog_fts_bounds(cat, &sql, &bounds);
 		char *ids_sql = mem_printf(
-			"SELECT m.id, m.date FROM %s%s WHERE %s(%s)%s", from,
+			"SELECT m.id, m.date FROM %s%s WHERE %s(%s)%s%s", from,
 			count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "", match,
-			sql.where, visible);
-		ret = catalog_search_ranked(cat, ids_sql, &sql, limit, offset, total_r, cb, context,
-					    error_r);
+			sql.where, visible, catalog_bounds_sql(&bounds));
+		ret = catalog_search_ranked(cat, ids_sql, &sql, &bounds, limit, offset, total_r, cb,
+					    context, error_r);
 		mem_free(ids_sql);
 		goto out;
 	}
@@ -1010,7 +1148,6 @@ out:
 	mem_free(count_sql);
 	mem_free(page_sql);
 	mem_free(visible);
-	mem_free(match);
 	search_sql_free(&sql);
 	return ret;
 }
@@ -1299,6 +1436,21 @@ static int catalog_id_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct catalog_ids {
+	int64_t *ids;
+	size_t count, cap;
+};
+
+static void catalog_ids_add(sqlite3_stmt *st, void *context)
+{
+	struct catalog_ids *c = context;
+	if (c->count == c->cap) {
+		c->cap = c->cap == 0 ? 1024 : c->cap * 2;
+		c->ids = mem_realloc(c->ids, c->cap * sizeof(*c->ids));
+	}
+	c->ids[c->count++] = sqlite3_column_int64(st, 0);
+}
+
 int catalog_search_ids(struct catalog *cat, const char *query, const struct catalog_scope *scope,
 		       catalog_id_cb *cb, void *context, const char **error_r)
 {
@@ -1308,47 +1460,29 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 	struct search_sql sql;
 	if (catalog_compile_query(cat, query, &sql, &any_disabled, error_r) < 0)
 		return -1;
-	int ret;
 	char *scope_sql = catalog_scope_sql(scope);
-	char *match = catalog_fts_match(cat, &sql);
+	struct catalog_bounds bounds;
+	catalog_fts_bounds(cat, &sql, &bounds);
 	bool needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
 	char *ids_sql = mem_printf(
-		"SELECT m.id FROM %s%s WHERE %s(%s)%s%s",
+		"SELECT m.id FROM %s%s WHERE %s(%s)%s%s%s",
 		sql.fts_match != NULL ? "fts CROSS JOIN messages m ON m.content_id = fts.rowid"
 				      : "messages m",
 		needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
-		match, sql.where,
+		sql.fts_match != NULL ? "fts MATCH ? AND " : "", sql.where,
 		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "",
-		scope_sql);
-	sqlite3_stmt *st;
-	ret = -1;
-	if (sqlite3_prepare_v2(cat->db, ids_sql, -1, &st, NULL) != SQLITE_OK) {
-		catalog_fail(cat, "search", error_r);
-	} else {
-		/* sorted here: SQLite's sorter costs more for many matches */
-		bind_search_params(st, &sql);
-		int64_t *ids = NULL;
-		size_t count = 0, cap = 0;
-		int rc;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			if (count == cap) {
-				cap = cap == 0 ? 1024 : cap * 2;
-				ids = mem_realloc(ids, cap * sizeof(*ids));
-			}
-			ids[count++] = sqlite3_column_int64(st, 0);
-		}
-		ret = rc == SQLITE_DONE ? 0 : catalog_fail(cat, "search", error_r);
-		sqlite3_finalize(st);
-		if (ret == 0 && count > 1)
-			qsort(ids, count, sizeof(*ids), catalog_id_cmp);
-		for (size_t i = 0; ret == 0 && i < count; i++)
-			if (cb(ids[i], context) != 0)
-				break;
-		mem_free(ids);
-	}
+		scope_sql, catalog_bounds_sql(&bounds));
+	struct catalog_ids found = {0};
+	int ret = catalog_run_bounded(cat, ids_sql, &sql, &bounds, catalog_ids_add, &found, error_r);
+	/* sorted here: SQLite's sorter costs more for many matches */
+	if (ret == 0 && found.count > 1)
+		qsort(found.ids, found.count, sizeof(*found.ids), catalog_id_cmp);
+	for (size_t i = 0; ret == 0 && i < found.count; i++)
+		if (cb(found.ids[i], context) != 0)
+			break;
+	mem_free(found.ids);
 	mem_free(ids_sql);
 	mem_free(scope_sql);
-	mem_free(match);
 	search_sql_free(&sql);
 	return ret;
 }

@@ -173,10 +173,107 @@ static int teardown(void **state)
 	return ret == 0 ? 0 : -1;
 }
 
+struct ordered_hits {
+	size_t count;
+	int64_t ids[64];
+	int64_t dates[64];
+};
+
+static void collect_ordered(const struct catalog_hit *hit, void *context)
+{
+	struct ordered_hits *h = context;
+	if (h->count < 64) {
+		h->ids[h->count] = hit->id;
+		h->dates[h->count++] = hit->date;
+	}
+}
+
+/* A date range whose messages came in two imports (two bands of content ids
+ * with a long one between them): the bounded text search finds the matches
+ * of both bands, counts all, and pages newest first, as without bounds. */
+static void test_date_bounds(void **state)
+{
+	const char *error = NULL;
+	char *path = mem_printf("%s/bounds.db", tmpdir);
+	struct catalog *cat;
+	unsigned char key[CATALOG_KEY_LEN];
+	crypto_key_generate(key);
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	int64_t store_id;
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, &store_id,
+					   &error),
+			 0);
+	/* 1-200: 2018; 201-2000: 2010; 2001-2200: 2018 again, later */
+	int64_t expected[2200];
+	size_t nexpected = 0;
+	for (int n = 1; n <= 2200; n++) {
+		bool in_2018 = n <= 200 || n > 2000;
+		int64_t date = in_2018 ? 1514800000 + (int64_t)n * 60 : 1270000000 + (int64_t)n * 60;
+		bool patch = n % 3 == 0;
+		char *hashed = mem_printf("%d", n);
+		struct catalog_content c = {
+			.loc = {.store_id = store_id, .segment = 1, .offset = (uint64_t)n * 100,
+				.length = 100},
+			.size = 1000, .date = date, .from = "a@example.org", .to = "", .cc = "",
+			.subject = patch ? "[PATCH] change" : "question", .imap = "NIL", .imap_len = 3,
+			.body_text = "words", .attachment_names = ""};
+		memset(c.hash, 0, sizeof(c.hash));
+		memcpy(c.hash, hashed, strlen(hashed));
+		mem_free(hashed);
+		int64_t content_id, msg_id;
+		assert_int_equal(catalog_content_add(cat, &c, &content_id, &error), 0);
+		assert_int_equal(catalog_message_add(cat, content_id, "alice", "INBOX", date, date,
+						     &c.loc, &msg_id, &error),
+				 1);
+		if (in_2018 && patch)
+			expected[nexpected++] = msg_id;
+	}
+	assert_int_equal(catalog_store_set_tail(cat, store_id, 1, 300000, &error), 0);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+
+	/* dates grow with n, so newest first is the expected list reversed */
+	struct ordered_hits h = {0};
+	uint64_t total;
+	const char *q = "subject:patch AND date:2018-01-01..2018-12-31";
+	assert_int_equal(catalog_search(cat, q, 10, 5, &total, collect_ordered, &h, &error), 0);
+	assert_int_equal(total, nexpected);
+	assert_int_equal(h.count, 10);
+	for (size_t i = 0; i < 10; i++)
+		assert_int_equal(h.ids[i], expected[nexpected - 1 - 5 - i]);
+	/* the last page reaches into the first band */
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(catalog_search(cat, q, 10, nexpected - 3, &total, collect_ordered, &h,
+					&error),
+			 0);
+	assert_int_equal(h.count, 3);
+	assert_int_equal(h.ids[2], expected[0]);
+	/* "everything" as the limit (export) */
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(catalog_search(cat, "subject:patch AND date:2018", UINT64_MAX, 0, &total,
+					collect_ordered, &h, &error),
+			 0);
+	assert_int_equal(total, nexpected);
+	assert_int_equal(h.count, 64);
+	assert_int_equal(h.ids[0], expected[nexpected - 1]);
+	/* a range without messages, and one inside the gap */
+	assert_int_equal(catalog_search(cat, "patch AND date:2001", 10, 0, &total, collect_ordered,
+					&h, &error),
+			 0);
+	assert_int_equal(total, 0);
+	assert_int_equal(catalog_search(cat, "patch AND date:2010", 10, 0, &total, collect_ordered,
+					&h, &error),
+			 0);
+	assert_int_equal(total, 600);
+	catalog_destroy(&cat);
+	mem_free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_catalog),
+		cmocka_unit_test(test_date_bounds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
