@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #define ARCHIVE_IMPORT_MAX_JOBS 4096
-#define ARCHIVE_IMPORT_BATCH_MESSAGES 1000
+#define ARCHIVE_IMPORT_BATCH_MESSAGES 2000
 #define ARCHIVE_IMPORT_BATCH_BYTES (64u * 1024 * 1024)
-#define ARCHIVE_IMPORT_BATCH_MSECS 1000
+#define ARCHIVE_IMPORT_BATCH_MSECS 2000
 #define ARCHIVE_IMPORT_DICT_BYTES (8u * 1024 * 1024)
 /* Samples for dictionary training: the most recent messages (their first
  * 32 KiB, where headers and text are; attachments teach a dictionary little). */

@@ -5,8 +5,8 @@
  *
  * Pipeline: the calling thread reads the input and splits it; worker
  * threads hash, parse, compress and encrypt; one writer thread appends the
- * records and commits them with the catalog in batches (at most 1000
- * messages, 64 MiB or one second each), durably: segments fsynced first,
+ * records and commits them with the catalog in batches (at most 2000
+ * messages, 64 MiB or two seconds each), durably: segments fsynced first,
  * then the catalog transaction. Memory stays bounded (ARCHIVE_IMPORT_INFLIGHT
  * bytes of messages in flight, plus one message) whatever the input size.
  *

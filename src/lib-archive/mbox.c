@@ -3,6 +3,7 @@
 #include "tstr.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
@@ -10,6 +11,10 @@
 #include <unistd.h>
 
 #define MBOX_READ_SIZE (1024 * 1024)
+/* Read input is dropped from the page cache every this many bytes: a
+ * multi-gigabyte mbox is read once, and keeping it cached would push out the
+ * catalog's pages, which the import and every search need. */
+#define MBOX_DROP_CACHE_EVERY (64 * 1024 * 1024)
 
 struct mbox_reader {
 	int fd; /* -1 for a memory buffer */
@@ -24,6 +29,7 @@ struct mbox_reader {
 	size_t out_cap;
 	enum mbox_format format;
 	uint64_t count, skipped;
+	uint64_t read_total, dropped_upto; /* input offsets (fd readers) */
 };
 
 struct mbox_reader *mbox_reader_create_fd(int fd)
@@ -106,6 +112,14 @@ static int mbox_fill(struct mbox_reader *r, const char **error_r)
 		if (n == 0)
 			r->eof = true;
 		r->end += (size_t)n;
+		r->read_total += (uint64_t)n;
+		if (r->read_total - r->dropped_upto >= MBOX_DROP_CACHE_EVERY) {
+			/* only advice: fails harmlessly on pipes (stdin) */
+			(void)posix_fadvise(r->fd, (off_t)r->dropped_upto,
+					    (off_t)(r->read_total - r->dropped_upto),
+					    POSIX_FADV_DONTNEED);
+			r->dropped_upto = r->read_total;
+		}
 		return n > 0 ? 1 : 0;
 	}
 }
