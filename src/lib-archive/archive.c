@@ -156,13 +156,25 @@ static int archive_lock(struct archive *a, const char **error_r)
 
 static void archive_dict_keep(struct archive *a, struct compress_dict *dict);
 
+/* Dictionaries are loaded when first used: a big archive has a few dozen,
+ * and a reader (an instance serving one user) may need none of them. */
+static void archive_know_dicts(struct archive *a, uint32_t count)
+{
+	if (count <= a->dict_count)
+		return;
+	a->dicts = mem_realloc(a->dicts, count * sizeof(*a->dicts));
+	for (size_t i = a->dict_count; i < count; i++)
+		a->dicts[i] = NULL;
+	a->dict_count = count;
+}
+
 static int archive_load_dict(uint32_t id, const void *data, size_t len, void *context)
 {
 	struct archive *a = context;
-	if (id != a->dict_count + 1)
+	if (id < 1 || id > a->dict_count || a->dicts[id - 1] != NULL)
 		return -1;
-	archive_dict_keep(a, compress_dict_create(id, data, len));
-	return 0;
+	a->dicts[id - 1] = compress_dict_create(id, data, len);
+	return 1; /* just this one */
 }
 
 static char *archive_store_dir(const struct archive *a, const char *name)
@@ -331,9 +343,11 @@ int archive_open_common(const struct archive_settings *set, bool need_catalog,
 	}
 	ret = catalog_open(path, a->catalog_key, &a->cat, error_r);
 	mem_free(path);
+	uint32_t dicts;
 	if (ret < 0 || archive_load_stores(a, error_r) < 0 ||
-	    catalog_dicts(a->cat, 1, archive_load_dict, a, error_r) < 0)
+	    catalog_dict_max_id(a->cat, &dicts, error_r) < 0)
 		goto fail;
+	archive_know_dicts(a, dicts);
 	*archive_r = a;
 	return 0;
 fail:
@@ -391,20 +405,24 @@ static struct archive_store *archive_store_by_name(struct archive *a, const char
 const struct compress_dict *archive_dict_lookup(uint32_t id, void *context)
 {
 	struct archive *a = context;
+	const char *error;
 	if (id > a->dict_count && !a->write && a->cat != NULL) {
 		/* A reader opened before a running import trained a newer
-		 * dictionary: load what the catalog has now. (The writer itself
-		 * knows every dictionary it added.) */
-		const char *error;
-		(void)catalog_dicts(a->cat, (uint32_t)a->dict_count + 1, archive_load_dict, a,
-				    &error);
+		 * dictionary. (The writer itself knows every one it added.) */
+		uint32_t count;
+		if (catalog_dict_max_id(a->cat, &count, &error) == 0)
+			archive_know_dicts(a, count);
 	}
-	return id >= 1 && id <= a->dict_count ? a->dicts[id - 1] : NULL;
+	if (id < 1 || id > a->dict_count)
+		return NULL;
+	if (a->dicts[id - 1] == NULL && a->cat != NULL)
+		(void)catalog_dicts(a->cat, id, archive_load_dict, a, &error);
+	return a->dicts[id - 1];
 }
 
 const struct compress_dict *archive_latest_dict(struct archive *a)
 {
-	return a->dict_count > 0 ? a->dicts[a->dict_count - 1] : NULL;
+	return a->dict_count > 0 ? archive_dict_lookup((uint32_t)a->dict_count, a) : NULL;
 }
 
 /* Writes every dictionary into a (new) store, so that each store can be
@@ -414,7 +432,12 @@ static int archive_store_write_dicts(struct archive *a, struct archive_store *s,
 {
 	for (size_t i = 0; i < a->dict_count; i++) {
 		size_t dlen, rlen;
-		const void *data = compress_dict_data(a->dicts[i], &dlen);
+		const struct compress_dict *dict = archive_dict_lookup((uint32_t)(i + 1), a);
+		if (dict == NULL) {
+			*error_r = tstr_printf("dictionary %zu is missing from the catalog", i + 1);
+			return -1;
+		}
+		const void *data = compress_dict_data(dict, &dlen);
 		unsigned char *rec = record_seal_dict(a->key, (uint32_t)(i + 1), data, dlen, &rlen);
 		struct store_loc loc;
 		int ret = store_append(s->store, rec, rlen, &loc, error_r);

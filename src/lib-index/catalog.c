@@ -430,6 +430,19 @@ int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t 
 	return catalog_step_done(cat, st, "adding a dictionary", error_r);
 }
 
+int catalog_dict_max_id(struct catalog *cat, uint32_t *id_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT ifnull(max(id), 0) FROM dicts", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return catalog_fail(cat, "dicts", error_r);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id_r = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "dicts", error_r);
+}
+
 int catalog_dict_usage(struct catalog *cat, uint64_t *raw_before_r, uint64_t *raw_since_r,
 		       const char **error_r)
 {

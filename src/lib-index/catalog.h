@@ -117,7 +117,10 @@ int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t 
 int catalog_dict_usage(struct catalog *cat, uint64_t *raw_before_r, uint64_t *raw_since_r,
 		       const char **error_r);
 typedef int catalog_dict_cb(uint32_t id, const void *data, size_t len, void *context);
-/* Every dictionary with an id of at least min_id, in id order. */
+/* The highest dictionary id (0: none). */
+int catalog_dict_max_id(struct catalog *cat, uint32_t *id_r, const char **error_r);
+/* Every dictionary with an id of at least min_id, in id order; a callback
+ * that returns 1 stops the listing (and catalog_dicts() returns 1). */
 int catalog_dicts(struct catalog *cat, uint32_t min_id, catalog_dict_cb *cb, void *context,
 		  const char **error_r);
 

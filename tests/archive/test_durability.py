@@ -64,7 +64,7 @@ def test_sigkill_at_random_points(archive, tmp_path):
 def tiny_fs(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs",
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs",
                                             str(mnt)], capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs (needs root)")
     yield mnt
@@ -76,10 +76,11 @@ def test_full_disk(tiny_fs, tmp_path):
     (tmp_path / "keys").mkdir()
     archive = Archive(tiny_fs / "base", tmp_path / "keys" / "k")
     rnd = random.Random(1)
-    # hard to compress, to fill 8 MB after some batches have committed
+    # hard to compress, to fill 16 MB after some batches (of up to 2,000
+    # messages, with a WAL checkpointed every 32 MB) have committed
     mbox = tmp_path / "big.mbox"
     with open(mbox, "wb") as f:
-        for n in range(5000):
+        for n in range(8000):
             body = " ".join(os.urandom(8).hex() for _ in range(100))
             f.write(b"From x Tue Jan  2 10:00:00 2018\n" +
                     ("Subject: full %d\n\n%s\n" % (n, body)).encode() + b"\n")
@@ -88,14 +89,14 @@ def test_full_disk(tiny_fs, tmp_path):
     err = p.stderr.decode()
     assert "No space left on device" in err or "full" in err.lower(), err
     reported = parse_archived(p.stdout)
-    assert 0 < len(reported) < 5000
+    assert 0 < len(reported) < 8000
     code, text = archive.verify()
     assert code == 0, text
     check_reported_present(archive, reported)
     # more room: a later import carries on where the first stopped
-    subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_fs)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=160m", str(tiny_fs)], check=True)
     again, _ = archive.import_(mbox)
-    assert archive.stats()["unique_contents"] == 5000
+    assert archive.stats()["unique_contents"] == 8000
     assert archive.verify()[0] == 0
 
 
