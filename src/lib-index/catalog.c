@@ -410,6 +410,22 @@ int catalog_store_remove(struct catalog *cat, int64_t id, const char **error_r)
 	return 0;
 }
 
+/* The first row of a query whose columns are all integers (none bound):
+ * values_r[0..count) get them, or stay as they are if there is no row.
+ * Returns 0, or -1 with "<what>: <SQLite's error>". */
+static int catalog_select_ints(struct catalog *cat, const char *sql, const char *what,
+			       int64_t *values_r, int count, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, what, error_r);
+	int rc = sqlite3_step(st);
+	for (int i = 0; rc == SQLITE_ROW && i < count; i++)
+		values_r[i] = sqlite3_column_int64(st, i);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : catalog_fail(cat, what, error_r);
+}
+
 static int catalog_next_content_id(struct catalog *cat, const char **error_r);
 
 int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t len,
@@ -430,39 +446,37 @@ int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t 
 	return catalog_step_done(cat, st, "adding a dictionary", error_r);
 }
 
+int catalog_set_cache_size(struct catalog *cat, uint64_t bytes, const char **error_r)
+{
+	char *sql = mem_printf("PRAGMA cache_size = -%llu", (unsigned long long)(bytes / 1024));
+	int ret = catalog_exec(cat, sql, error_r);
+	mem_free(sql);
+	return ret;
+}
+
 int catalog_dict_max_id(struct catalog *cat, uint32_t *id_r, const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db, "SELECT ifnull(max(id), 0) FROM dicts", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return catalog_fail(cat, "dicts", error_r);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*id_r = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "dicts", error_r);
+	int64_t id = 0;
+	int ret = catalog_select_ints(cat, "SELECT ifnull(max(id), 0) FROM dicts", "dicts", &id, 1,
+				      error_r);
+	*id_r = (uint32_t)id;
+	return ret;
 }
 
 int catalog_dict_usage(struct catalog *cat, uint64_t *raw_before_r, uint64_t *raw_since_r,
 		       const char **error_r)
 {
-	sqlite3_stmt *st;
 	/* a range of content ids: cheap however big the catalog is */
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT d.raw_before, (SELECT ifnull(sum(size), 0) FROM contents"
-			       " WHERE id >= d.first_content) FROM (SELECT raw_before,"
-			       " first_content FROM dicts ORDER BY id DESC LIMIT 1) AS d",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "dictionary usage", error_r);
-	*raw_before_r = *raw_since_r = 0;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*raw_before_r = (uint64_t)sqlite3_column_int64(st, 0);
-		*raw_since_r = (uint64_t)sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-						     : catalog_fail(cat, "dictionary usage", error_r);
+	int64_t v[2] = {0, 0};
+	int ret = catalog_select_ints(cat,
+				      "SELECT d.raw_before, (SELECT ifnull(sum(size), 0) FROM"
+				      " contents WHERE id >= d.first_content) FROM (SELECT"
+				      " raw_before, first_content FROM dicts ORDER BY id DESC"
+				      " LIMIT 1) AS d",
+				      "dictionary usage", v, 2, error_r);
+	*raw_before_r = (uint64_t)v[0];
+	*raw_since_r = (uint64_t)v[1];
+	return ret;
 }
 
 int catalog_dicts(struct catalog *cat, uint32_t min_id, catalog_dict_cb *cb, void *context,
@@ -521,17 +535,10 @@ static void column_loc(sqlite3_stmt *st, int first, struct catalog_loc *loc)
 
 static int catalog_next_content_id(struct catalog *cat, const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT max(ifnull((SELECT max(id) FROM contents), 0),"
-			       " ifnull((SELECT max(id) FROM fts_docsize), 0)) + 1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "content ids", error_r);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		cat->next_content_id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "content ids", error_r);
+	return catalog_select_ints(cat,
+				   "SELECT max(ifnull((SELECT max(id) FROM contents), 0),"
+				   " ifnull((SELECT max(id) FROM fts_docsize), 0)) + 1",
+				   "content ids", &cat->next_content_id, 1, error_r);
 }
 
 int catalog_content_add(struct catalog *cat, const struct catalog_content *c, int64_t *id_r,
@@ -1324,28 +1331,21 @@ int catalog_check_index(struct catalog *cat, const char **error_r)
 	if (catalog_exec(cat, "INSERT INTO fts (fts, rank) VALUES ('integrity-check', 0)",
 			 error_r) < 0)
 		return -1;
-	sqlite3_stmt *st;
 	/* every content has its index row: the vocabulary's document count for
 	 * the most common column equals the number of contents only loosely,
 	 * so compare the index's own row count instead */
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT (SELECT count(*) FROM contents),"
-			       " (SELECT count(*) FROM fts_docsize),"
-			       " (SELECT count(*) FROM contents WHERE id NOT IN"
-			       "  (SELECT id FROM fts_docsize))",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "index check", error_r);
-	int rc = sqlite3_step(st);
-	int ret = 0;
-	if (rc != SQLITE_ROW) {
-		ret = catalog_fail(cat, "index check", error_r);
-	} else if (sqlite3_column_int64(st, 2) != 0) {
+	int64_t missing = 0;
+	if (catalog_select_ints(cat,
+				"SELECT count(*) FROM contents WHERE id NOT IN"
+				" (SELECT id FROM fts_docsize)",
+				"index check", &missing, 1, error_r) < 0)
+		return -1;
+	if (missing != 0) {
 		*error_r = tstr_printf("%lld contents have no full-text index entry",
-				       (long long)sqlite3_column_int64(st, 2));
-		ret = -1;
+				       (long long)missing);
+		return -1;
 	}
-	sqlite3_finalize(st);
-	return ret;
+	return 0;
 }
 
 /* ---- folders ---- */
@@ -1551,19 +1551,14 @@ int catalog_folder_ids(struct catalog *cat, int64_t folder_id, catalog_id_cb *cb
 int catalog_imap_ids(struct catalog *cat, uint32_t *uid_validity_r, int64_t *next_id_r,
 		     const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT (SELECT value FROM meta WHERE key = 'uid_validity'),"
-			       " (SELECT coalesce(max(id), 0) + 1 FROM messages)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "meta", error_r);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*uid_validity_r = (uint32_t)sqlite3_column_int64(st, 0);
-		*next_id_r = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "meta", error_r);
+	int64_t v[2] = {0, 1};
+	int ret = catalog_select_ints(cat,
+				      "SELECT (SELECT value FROM meta WHERE key = 'uid_validity'),"
+				      " (SELECT coalesce(max(id), 0) + 1 FROM messages)",
+				      "meta", v, 2, error_r);
+	*uid_validity_r = (uint32_t)v[0];
+	*next_id_r = v[1];
+	return ret;
 }
 
 int catalog_message_meta(struct catalog *cat, int64_t message_id,

@@ -69,19 +69,28 @@ static int64_t add(struct catalog *cat, int n, const char *from, const char *sub
 	return msg_id;
 }
 
+/* A new catalog with one store, inside an open transaction. */
+static struct catalog *catalog_with_store(const char *path, const unsigned char *key,
+					  int64_t *store_id_r)
+{
+	const char *error = NULL;
+	struct catalog *cat;
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, store_id_r,
+					   &error),
+			 0);
+	return cat;
+}
+
 static void test_catalog(void **state)
 {
 	const char *error = NULL;
 	char *path = mem_printf("%s/catalog.db", tmpdir);
-	struct catalog *cat;
 	unsigned char key[CATALOG_KEY_LEN];
 	crypto_key_generate(key);
-	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
 	int64_t store_id;
-	assert_int_equal(catalog_begin(cat, &error), 0);
-	assert_int_equal(catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, &store_id,
-					   &error),
-			 0);
+	struct catalog *cat = catalog_with_store(path, key, &store_id);
 	int64_t m1 = add(cat, 1, "Ralf <ralf@linux-mips.org>", "[PATCH] fix TLB flush",
 			 "the cache flush is wrong", 1514800000, "INBOX", false);
 	int64_t m2 = add(cat, 2, "Bob <bob@example.com>", "Re: kernel panic",
@@ -195,15 +204,10 @@ static void test_date_bounds(void **state)
 {
 	const char *error = NULL;
 	char *path = mem_printf("%s/bounds.db", tmpdir);
-	struct catalog *cat;
 	unsigned char key[CATALOG_KEY_LEN];
 	crypto_key_generate(key);
-	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
 	int64_t store_id;
-	assert_int_equal(catalog_begin(cat, &error), 0);
-	assert_int_equal(catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, &store_id,
-					   &error),
-			 0);
+	struct catalog *cat = catalog_with_store(path, key, &store_id);
 	/* 1-200: 2018; 201-2000: 2010; 2001-2200: 2018 again, later */
 	int64_t expected[2200];
 	size_t nexpected = 0;
