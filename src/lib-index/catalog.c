@@ -446,14 +446,6 @@ int catalog_dict_add(struct catalog *cat, uint32_t id, const void *data, size_t 
 	return catalog_step_done(cat, st, "adding a dictionary", error_r);
 }
 
-int catalog_set_cache_size(struct catalog *cat, uint64_t bytes, const char **error_r)
-{
-	char *sql = mem_printf("PRAGMA cache_size = -%llu", (unsigned long long)(bytes / 1024));
-	int ret = catalog_exec(cat, sql, error_r);
-	mem_free(sql);
-	return ret;
-}
-
 int catalog_dict_max_id(struct catalog *cat, uint32_t *id_r, const char **error_r)
 {
 	int64_t id = 0;

@@ -90,8 +90,6 @@ void catalog_rollback(struct catalog *cat);
  * write transaction. */
 void catalog_read_begin(struct catalog *cat);
 void catalog_read_end(struct catalog *cat);
-/* SQLite's page cache for this connection (default 64 MiB). */
-int catalog_set_cache_size(struct catalog *cat, uint64_t bytes, const char **error_r);
 
 /* Stores: catalog_stores() fills a mem_alloc()ed array; free with
  * catalog_stores_free(). */
