@@ -114,7 +114,8 @@ void imap_client_done(struct imap_client *client, const char *status, const char
 static void imap_client_set_timeout(struct imap_client *client)
 {
 	struct timeval tv = {client->state == IMAP_STATE_NOT_AUTH ? IMAP_PREAUTH_TIMEOUT_SECS
-								  : IMAP_IDLE_TIMEOUT_SECS, 0};
+								  : IMAP_IDLE_TIMEOUT_SECS,
+			     0};
 	event_add(client->timeout, &tv);
 }
 
@@ -154,12 +155,12 @@ void imap_client_call(struct imap_client *client, const char *method, struct jso
 }
 
 /* An error from the instance, as the client should see it. */
-static void imap_client_call_failed(struct imap_client *client, const char *code,
-				    const char *text)
+static void imap_client_call_failed(struct imap_client *client, const char *code, const char *text)
 {
 	if (strcmp(code, "unavailable") == 0 || strcmp(code, "timeout") == 0 ||
 	    strcmp(code, "closed") == 0)
-		imap_client_done(client, "NO", "[UNAVAILABLE] The archive is not available right now");
+		imap_client_done(client, "NO",
+				 "[UNAVAILABLE] The archive is not available right now");
 	else
 		imap_client_done(client, "NO", "%s", text);
 }
@@ -176,7 +177,8 @@ static const char *imap_client_capabilities(const struct imap_client *client)
 	if (client->state != IMAP_STATE_NOT_AUTH)
 		return IMAP_CAPS_BASE;
 	if (imap_client_login_allowed(client))
-		return client->tls ? IMAP_CAPS_BASE " AUTH=PLAIN" : IMAP_CAPS_BASE " STARTTLS AUTH=PLAIN";
+		return client->tls ? IMAP_CAPS_BASE " AUTH=PLAIN"
+				   : IMAP_CAPS_BASE " STARTTLS AUTH=PLAIN";
 	return IMAP_CAPS_BASE " STARTTLS LOGINDISABLED";
 }
 
@@ -213,7 +215,8 @@ static void imap_login_refuse(struct imap_client *client, struct imap_login *log
 		tv.tv_usec = (left % 1000) * 1000;
 	}
 	imap_client_ref(client);
-	event_base_once(client->server->set.base, -1, EV_TIMEOUT, imap_login_refuse_now, client, &tv);
+	event_base_once(client->server->set.base, -1, EV_TIMEOUT, imap_login_refuse_now, client,
+			&tv);
 }
 
 /* Failed logins slow down guessing per address and login name, so one
@@ -241,12 +244,13 @@ static void imap_login_answer(struct imap_client *client, const struct json *res
 	}
 	if (code != NULL) {
 		if (strcmp(code, "auth-failed") == 0 || strcmp(code, "mfa-required") == 0) {
-			auth_throttle_failure(server->throttle, imap_throttle_key(client, login->login),
-					      time(NULL));
+			auth_throttle_failure(server->throttle,
+					      imap_throttle_key(client, login->login), time(NULL));
 			log_info(client->context, "login failed for %s", login->login);
 			imap_login_refuse(client, login);
 		} else {
-			log_warning(client->context, "login of %s: %s: %s", login->login, code, text);
+			log_warning(client->context, "login of %s: %s: %s", login->login, code,
+				    text);
 			mem_free(client->instance_id);
 			client->instance_id = NULL;
 			imap_client_call_failed(client, code, text);
@@ -265,7 +269,8 @@ static void imap_login_answer(struct imap_client *client, const struct json *res
 		 client->user_name, client->instance_id);
 	log_info(client->context, "logged in");
 	imap_client_set_timeout(client);
-	imap_client_done(client, "OK", "[CAPABILITY %s] Logged in", imap_client_capabilities(client));
+	imap_client_done(client, "OK", "[CAPABILITY %s] Logged in",
+			 imap_client_capabilities(client));
 	imap_login_free(login);
 }
 
@@ -282,14 +287,16 @@ static void imap_client_login(struct imap_client *client, const char *login, con
 				&wait) < 0) {
 		imap_login_free(l);
 		imap_client_done(client, "NO",
-				 "[UNAVAILABLE] Too many failed logins: try again in %u seconds", wait);
+				 "[UNAVAILABLE] Too many failed logins: try again in %u seconds",
+				 wait);
 		return;
 	}
 	const char *at = strrchr(login, '@');
 	const char *instance_id;
 	if (at == NULL || at == login ||
 	    access_route_resolve(server->set.route, at + 1, &instance_id) != 1) {
-		auth_throttle_failure(server->throttle, imap_throttle_key(client, login), time(NULL));
+		auth_throttle_failure(server->throttle, imap_throttle_key(client, login),
+				      time(NULL));
 		log_info(client->context, "login failed for %s (no such instance)", login);
 		imap_login_refuse(client, l);
 		imap_login_free(l);
@@ -307,7 +314,8 @@ static void imap_cmd_login(struct imap_client *client, const struct imap_command
 {
 	const char *user, *password;
 	if (!imap_client_login_allowed(client)) {
-		imap_client_done(client, "NO", "[PRIVACYREQUIRED] Use STARTTLS (or port 993) first");
+		imap_client_done(client, "NO",
+				 "[PRIVACYREQUIRED] Use STARTTLS (or port 993) first");
 		return;
 	}
 	if (cmd->arg_count != 2 || !imap_arg_get_astring(&cmd->args[0], &user) ||
@@ -324,7 +332,8 @@ static void imap_client_sasl_plain(struct imap_client *client, const char *respo
 	size_t len;
 	unsigned char *data = base64_decode(response, strlen(response), &len);
 	const unsigned char *nul1 = data == NULL ? NULL : memchr(data, '\0', len);
-	const unsigned char *nul2 = nul1 == NULL ? NULL : memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - data));
+	const unsigned char *nul2 =
+		nul1 == NULL ? NULL : memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - data));
 	if (nul2 == NULL || memchr(nul2 + 1, '\0', len - (size_t)(nul2 + 1 - data)) != NULL) {
 		mem_free(data);
 		imap_client_done(client, "BAD", "Invalid SASL PLAIN response");
@@ -334,7 +343,9 @@ static void imap_client_sasl_plain(struct imap_client *client, const char *respo
 	char *authcid = mem_strndup((const char *)nul1 + 1, (size_t)(nul2 - nul1 - 1));
 	char *password = mem_strndup((const char *)nul2 + 1, len - (size_t)(nul2 + 1 - data));
 	if (authzid[0] != '\0' && strcmp(authzid, authcid) != 0)
-		imap_client_done(client, "NO", "[AUTHORIZATIONFAILED] Logging in as another user is not supported");
+		imap_client_done(
+			client, "NO",
+			"[AUTHORIZATIONFAILED] Logging in as another user is not supported");
 	else
 		imap_client_login(client, authcid, password);
 	memset(password, 0, strlen(password));
@@ -349,7 +360,8 @@ static void imap_cmd_authenticate(struct imap_client *client, const struct imap_
 {
 	const char *mech, *ir = NULL;
 	if (!imap_client_login_allowed(client)) {
-		imap_client_done(client, "NO", "[PRIVACYREQUIRED] Use STARTTLS (or port 993) first");
+		imap_client_done(client, "NO",
+				 "[PRIVACYREQUIRED] Use STARTTLS (or port 993) first");
 		return;
 	}
 	if (cmd->arg_count < 1 || cmd->arg_count > 2 || !imap_arg_get_atom(&cmd->args[0], &mech) ||
@@ -406,7 +418,8 @@ static void imap_cmd_id(struct imap_client *client)
 static void imap_cmd_namespace(struct imap_client *client)
 {
 	if (client->auditor)
-		imap_client_send(client, "* NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL");
+		imap_client_send(client,
+				 "* NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL");
 	else
 		imap_client_send(client, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
 	imap_client_done(client, "OK", "NAMESPACE completed");
@@ -446,23 +459,45 @@ static bool imap_client_state_ok(struct imap_client *client, int needs)
 }
 
 static const struct imap_command_def imap_commands[] = {
-	{"CAPABILITY", ANY}, {"NOOP", ANY}, {"LOGOUT", ANY}, {"ID", ANY},
-	{"STARTTLS", NOT_AUTH}, {"LOGIN", NOT_AUTH}, {"AUTHENTICATE", NOT_AUTH},
-	{"SELECT", AUTH}, {"EXAMINE", AUTH}, {"LIST", AUTH}, {"LSUB", AUTH},
-	{"STATUS", AUTH}, {"NAMESPACE", AUTH}, {"ENABLE", AUTH},
-	{"CREATE", AUTH}, {"DELETE", AUTH}, {"RENAME", AUTH}, {"SUBSCRIBE", AUTH},
-	{"UNSUBSCRIBE", AUTH}, {"APPEND", AUTH},
-	{"CHECK", SELECTED}, {"CLOSE", SELECTED}, {"UNSELECT", SELECTED}, {"IDLE", AUTH},
-	{"FETCH", SELECTED}, {"SEARCH", SELECTED}, {"UID", SELECTED}, {"STORE", SELECTED},
-	{"COPY", SELECTED}, {"MOVE", SELECTED}, {"EXPUNGE", SELECTED},
+	{"CAPABILITY", ANY},
+	{"NOOP", ANY},
+	{"LOGOUT", ANY},
+	{"ID", ANY},
+	{"STARTTLS", NOT_AUTH},
+	{"LOGIN", NOT_AUTH},
+	{"AUTHENTICATE", NOT_AUTH},
+	{"SELECT", AUTH},
+	{"EXAMINE", AUTH},
+	{"LIST", AUTH},
+	{"LSUB", AUTH},
+	{"STATUS", AUTH},
+	{"NAMESPACE", AUTH},
+	{"ENABLE", AUTH},
+	{"CREATE", AUTH},
+	{"DELETE", AUTH},
+	{"RENAME", AUTH},
+	{"SUBSCRIBE", AUTH},
+	{"UNSUBSCRIBE", AUTH},
+	{"APPEND", AUTH},
+	{"CHECK", SELECTED},
+	{"CLOSE", SELECTED},
+	{"UNSELECT", SELECTED},
+	{"IDLE", AUTH},
+	{"FETCH", SELECTED},
+	{"SEARCH", SELECTED},
+	{"UID", SELECTED},
+	{"STORE", SELECTED},
+	{"COPY", SELECTED},
+	{"MOVE", SELECTED},
+	{"EXPUNGE", SELECTED},
 	{NULL, ANY},
 };
 
 static bool imap_is_write(const char *name)
 {
-	static const char *const writes[] = {"CREATE", "DELETE", "RENAME", "SUBSCRIBE",
-					     "UNSUBSCRIBE", "APPEND", "COPY", "MOVE", "EXPUNGE",
-					     NULL};
+	static const char *const writes[] = {"CREATE",      "DELETE", "RENAME", "SUBSCRIBE",
+					     "UNSUBSCRIBE", "APPEND", "COPY",   "MOVE",
+					     "EXPUNGE",     NULL};
 	for (const char *const *w = writes; *w != NULL; w++) {
 		if (strcmp(*w, name) == 0)
 			return true;
@@ -488,8 +523,8 @@ static void imap_cmd_uid(struct imap_client *client, const struct imap_command *
 		imap_cmd_search(client, &subcmd);
 	} else if (strcasecmp(sub, "STORE") == 0) {
 		imap_cmd_store(client, &subcmd);
-	} else if (strcasecmp(sub, "COPY") == 0 ||
-		   strcasecmp(sub, "MOVE") == 0 || strcasecmp(sub, "EXPUNGE") == 0) {
+	} else if (strcasecmp(sub, "COPY") == 0 || strcasecmp(sub, "MOVE") == 0 ||
+		   strcasecmp(sub, "EXPUNGE") == 0) {
 		mem_free(client->command);
 		client->command = mem_printf("UID %s", sub);
 		for (char *p = client->command; *p != '\0'; p++)
@@ -518,9 +553,10 @@ static void imap_client_dispatch(struct imap_client *client, const struct imap_c
 	}
 	if (!imap_client_state_ok(client, def->needs)) {
 		client->bad_commands++;
-		imap_client_done(client, "BAD", "%s", client->state == IMAP_STATE_NOT_AUTH ?
-				 "Log in first" : def->needs == NOT_AUTH ? "Already logged in" :
-				 "Select a mailbox first");
+		imap_client_done(client, "BAD", "%s",
+				 client->state == IMAP_STATE_NOT_AUTH ? "Log in first"
+				 : def->needs == NOT_AUTH             ? "Already logged in"
+								      : "Select a mailbox first");
 		return;
 	}
 	client->bad_commands = 0;
@@ -669,8 +705,8 @@ static void imap_client_close_when_sent(evutil_socket_t fd, short events, void *
 	} else {
 		struct timeval tv = {0, 20000};
 		imap_client_ref(client);
-		event_base_once(client->server->set.base, -1, EV_TIMEOUT, imap_client_close_when_sent,
-				client, &tv);
+		event_base_once(client->server->set.base, -1, EV_TIMEOUT,
+				imap_client_close_when_sent, client, &tv);
 	}
 }
 

@@ -36,8 +36,8 @@ enum fetch_kind {
 	FETCH_SIZE,
 	FETCH_ENVELOPE,
 	FETCH_BODYSTRUCTURE,
-	FETCH_BODY,	/* BODY alone: the structure without extension data */
-	FETCH_SECTION,	/* BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER/TEXT */
+	FETCH_BODY,    /* BODY alone: the structure without extension data */
+	FETCH_SECTION, /* BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER/TEXT */
 };
 
 struct fetch_item {
@@ -331,7 +331,8 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 				section = str_create(1024);
 			str_truncate(section, 0);
 			imap_msgpart_extract(it->part, data, len, section);
-			fetch_write_literal(out, it->label, it, (const unsigned char *)str_c(section),
+			fetch_write_literal(out, it->label, it,
+					    (const unsigned char *)str_c(section),
 					    str_len(section));
 			break;
 		}
@@ -456,8 +457,9 @@ static bool fetch_write_batch(struct access_imap_fetch *f, struct fetch_batch *b
 				/* the next piece first, then the rest of this batch */
 				if ((unsigned int)consumed < b->count && b->skip == 0)
 					fetch_queue_after_head(
-						f, fetch_batch_new(f, b->seqs + consumed,
-								   b->count - (unsigned int)consumed));
+						f,
+						fetch_batch_new(f, b->seqs + consumed,
+								b->count - (unsigned int)consumed));
 				struct fetch_batch *more = fetch_batch_new(f, &b->seqs[j], 1);
 				more->skip = (uint32_t)str_len(f->big);
 				fetch_queue_after_head(f, more);
@@ -473,7 +475,7 @@ static bool fetch_write_batch(struct access_imap_fetch *f, struct fetch_batch *b
 	}
 	if ((unsigned int)consumed < b->count && b->skip == 0)
 		fetch_queue_after_head(f, fetch_batch_new(f, b->seqs + consumed,
-							   b->count - (unsigned int)consumed));
+							  b->count - (unsigned int)consumed));
 	return true;
 }
 
@@ -506,8 +508,8 @@ static void fetch_pump(struct access_imap_fetch *f)
 	}
 	f->writing = false;
 	if (f->queue == NULL && f->next_seq == f->seq_count)
-		fetch_finish(client, "OK", client->uid_command ? "UID FETCH completed" :
-								 "FETCH completed");
+		fetch_finish(client, "OK",
+			     client->uid_command ? "UID FETCH completed" : "FETCH completed");
 }
 
 void imap_fetch_continue(struct imap_client *client)
@@ -536,7 +538,8 @@ static bool fetch_targets(struct access_imap_fetch *f, const char *set_text, boo
 		if (uid) {
 			first = imap_uidmap_seq_at_or_after(map, r[i].first);
 			uint32_t end = imap_uidmap_seq_at_or_after(map, r[i].last);
-			last = end <= count && imap_uidmap_uid(map, end) == r[i].last ? end : end - 1;
+			last = end <= count && imap_uidmap_uid(map, end) == r[i].last ? end
+										      : end - 1;
 			if (first > last)
 				continue;
 		} else if (last > count) {
@@ -584,8 +587,8 @@ void imap_cmd_fetch(struct imap_client *client, const struct imap_command *cmd)
 	fetch_plan(f, client->uid_command);
 	if (!f->need_meta && !f->need_imap && !f->need_raw) {
 		fetch_without_calls(f);
-		fetch_finish(client, "OK", client->uid_command ? "UID FETCH completed" :
-								 "FETCH completed");
+		fetch_finish(client, "OK",
+			     client->uid_command ? "UID FETCH completed" : "FETCH completed");
 		return;
 	}
 	fetch_pump(f);
@@ -634,7 +637,8 @@ void imap_cmd_store(struct imap_client *client, const struct imap_command *cmd)
 		count = 1;
 	}
 	if (!store_changes_nothing(mode, flags, count)) {
-		imap_client_done(client, "NO", "[CANNOT] The archive is read-only: flags cannot be changed");
+		imap_client_done(client, "NO",
+				 "[CANNOT] The archive is read-only: flags cannot be changed");
 		return;
 	}
 	struct access_imap_fetch *f = mem_new(struct access_imap_fetch);

@@ -54,7 +54,7 @@ struct imap_client {
 	struct imap_client *prev, *next;
 	struct access_imap *server;
 	struct bufferevent *bev;
-	char address[64]; /* peer IP */
+	char address[64];  /* peer IP */
 	char context[256]; /* for logs: "imap=1.2.3.4:5 user=u@i" */
 	unsigned int refs;
 	bool disconnected, tls, close_after_output, closing, input_scheduled;
@@ -77,7 +77,7 @@ struct imap_client {
 	bool auditor;
 
 	/* the selected mailbox */
-	char *mailbox;	/* its name as the client gave it (UTF-8) */
+	char *mailbox;      /* its name as the client gave it (UTF-8) */
 	char *owner, *path; /* in the archive */
 	uint32_t uid_validity, uid_next;
 	struct imap_uidmap *uids;

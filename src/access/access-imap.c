@@ -85,7 +85,8 @@ static void access_imap_accept(struct evconnlistener *listener, evutil_socket_t 
 	if (colon != NULL)
 		*colon = '\0';
 	if (imap->client_count >= imap->set.max_connections) {
-		log_warning(tstr_printf("imap=%s", peer), "refused: %u connections", imap->client_count);
+		log_warning(tstr_printf("imap=%s", peer), "refused: %u connections",
+			    imap->client_count);
 		access_imap_refuse(fd, "* BYE Too many connections, try again later\r\n");
 		return;
 	}
@@ -96,10 +97,11 @@ static void access_imap_accept(struct evconnlistener *listener, evutil_socket_t 
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
-	struct bufferevent *bev = l->implicit_tls ?
-		tls_bufferevent_accept(imap->set.tls, imap->set.base, fd) :
-		bufferevent_socket_new(imap->set.base, fd,
-				       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	struct bufferevent *bev =
+		l->implicit_tls
+			? tls_bufferevent_accept(imap->set.tls, imap->set.base, fd)
+			: bufferevent_socket_new(imap->set.base, fd,
+						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	(void)imap_client_create(imap, bev, l->implicit_tls, peer);
 }
 

@@ -175,17 +175,17 @@ static int api_throttle_check(struct web_call *call, const char *user_key)
 		unsigned int wait = wait_ip > wait_user ? wait_ip : wait_user;
 		http_request_add_header(call->req, "Retry-After", tstr_printf("%u", wait));
 		log_info(access_web_context(call), "login throttled for %u s", wait);
-		access_web_call_reply_error(call, 429, "throttled",
-					    tstr_printf("too many failed logins: try again in %u seconds",
-							wait));
+		access_web_call_reply_error(
+			call, 429, "throttled",
+			tstr_printf("too many failed logins: try again in %u seconds", wait));
 	}
 	return ret;
 }
 
 static const char *api_user_key(struct web_call *call, const char *user)
 {
-	return tstr_printf("user:%s/%s", call->instance_id != NULL ? call->instance_id :
-					 call->url_name, user);
+	return tstr_printf("user:%s/%s",
+			   call->instance_id != NULL ? call->instance_id : call->url_name, user);
 }
 
 static void api_login_done(struct web_call *call, const struct json *result, const void *blob,
@@ -197,7 +197,8 @@ static void api_login_done(struct web_call *call, const struct json *result, con
 		user = api_body_string(call, "userName");
 	auth_throttle_success(web->throttle, api_user_key(call, user));
 	struct access_web_session *s;
-	char *token = access_web_sessions_add(web->sessions, call->instance_id, user, time(NULL), &s);
+	char *token =
+		access_web_sessions_add(web->sessions, call->instance_id, user, time(NULL), &s);
 	s->user_json = json_serialize(result, false);
 	http_request_add_header(call->req, "Set-Cookie",
 				tstr_printf("%s=%s; Path=/%s/; HttpOnly; Secure; SameSite=Strict",
@@ -236,10 +237,10 @@ static void api_login_answer(const struct json *result, const void *blob, size_t
 		api_login_failed(call, api_user_key(call, user));
 	} else {
 		log_warning(access_web_context(call), "web login: %s: %s", error_code, error_text);
-		access_web_call_reply_error(call, access_web_error_status(error_code),
-					    strcmp(error_code, "failed") == 0 ? "unavailable" :
-					    error_code,
-					    "the archive is not reachable at the moment; try again later");
+		access_web_call_reply_error(
+			call, access_web_error_status(error_code),
+			strcmp(error_code, "failed") == 0 ? "unavailable" : error_code,
+			"the archive is not reachable at the moment; try again later");
 	}
 }
 
@@ -275,9 +276,10 @@ static void api_logout(struct web_call *call)
 {
 	if (call->session_token != NULL)
 		(void)access_web_sessions_remove(call->web->sessions, call->session_token);
-	http_request_add_header(call->req, "Set-Cookie",
-				tstr_printf("%s=; Path=/%s/; Max-Age=0; HttpOnly; Secure; SameSite=Strict",
-					    WEB_SESSION_COOKIE, call->url_name));
+	http_request_add_header(
+		call->req, "Set-Cookie",
+		tstr_printf("%s=; Path=/%s/; Max-Age=0; HttpOnly; Secure; SameSite=Strict",
+			    WEB_SESSION_COOKIE, call->url_name));
 	log_info(access_web_context(call), "web logout");
 	api_reply(call, 200, NULL);
 }
@@ -304,14 +306,16 @@ static void api_basic_answer(const struct json *result, const void *blob, size_t
 			call->user_name = mem_strdup(canonical);
 		}
 		api_dispatch(call);
-	} else if (strcmp(error_code, "auth-failed") == 0 || strcmp(error_code, "mfa-required") == 0 ||
+	} else if (strcmp(error_code, "auth-failed") == 0 ||
+		   strcmp(error_code, "mfa-required") == 0 ||
 		   strcmp(error_code, "no-such-instance") == 0) {
 		log_info(access_web_context(call), "API login failed");
 		api_login_failed(call, key);
 	} else {
 		log_warning(access_web_context(call), "API login: %s: %s", error_code, error_text);
-		access_web_call_reply_error(call, 503, "unavailable",
-					    "the archive is not reachable at the moment; try again later");
+		access_web_call_reply_error(
+			call, 503, "unavailable",
+			"the archive is not reachable at the moment; try again later");
 	}
 }
 
@@ -345,7 +349,8 @@ static void api_authenticate_cookie(struct web_call *call)
 	const char *token = api_cookie(call->req, WEB_SESSION_COOKIE);
 	if (token != NULL)
 		s = access_web_sessions_find(call->web->sessions, token, time(NULL));
-	if (s == NULL || call->instance_id == NULL || strcmp(s->instance_id, call->instance_id) != 0) {
+	if (s == NULL || call->instance_id == NULL ||
+	    strcmp(s->instance_id, call->instance_id) != 0) {
 		access_web_call_reply_error(call, 401, "auth-failed", API_NOT_LOGGED_IN);
 		return;
 	}
@@ -432,9 +437,9 @@ static int api_int_param(struct web_call *call, const char *name, long long min,
 	char *end;
 	long long n = strtoll(v, &end, 10);
 	if (*end != '\0' || n < min || n > max) {
-		access_web_call_reply_error(call, 400, "bad-request",
-					    tstr_printf("%s: expected a number from %lld to %lld",
-							name, min, max));
+		access_web_call_reply_error(
+			call, 400, "bad-request",
+			tstr_printf("%s: expected a number from %lld to %lld", name, min, max));
 		return -1;
 	}
 	*value_r = n;
@@ -468,11 +473,20 @@ static void api_html_escape(struct str *out, const char *text)
 {
 	for (const char *p = text; *p != '\0'; p++) {
 		switch (*p) {
-		case '<': str_append(out, "&lt;"); break;
-		case '>': str_append(out, "&gt;"); break;
-		case '&': str_append(out, "&amp;"); break;
-		case '"': str_append(out, "&quot;"); break;
-		default: str_append_c(out, *p);
+		case '<':
+			str_append(out, "&lt;");
+			break;
+		case '>':
+			str_append(out, "&gt;");
+			break;
+		case '&':
+			str_append(out, "&amp;");
+			break;
+		case '"':
+			str_append(out, "&quot;");
+			break;
+		default:
+			str_append_c(out, *p);
 		}
 	}
 }
@@ -515,8 +529,8 @@ static const char *api_safe_content_type(const char *type)
 		char c = *p;
 		if (c == '/')
 			slashes++;
-		else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			   strchr("+-.", c) != NULL))
+		else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9') || strchr("+-.", c) != NULL))
 			return "application/octet-stream";
 	}
 	return slashes == 1 && strlen(type) < 128 ? type : "application/octet-stream";
@@ -526,14 +540,16 @@ static void api_done_part(struct web_call *call, const struct json *result, cons
 			  size_t blob_len)
 {
 	const char *filename = json_get_string(result, "filename");
-	char *disposition = access_web_content_disposition(filename != NULL && filename[0] != '\0' ?
-							   filename : "attachment");
+	char *disposition = access_web_content_disposition(
+		filename != NULL && filename[0] != '\0' ? filename : "attachment");
 	http_request_add_header(call->req, "Content-Disposition", disposition);
 	/* Never rendered as a page of this site, whatever it claims to be. */
-	http_request_add_header(call->req, "Content-Security-Policy", "default-src 'none'; sandbox");
+	http_request_add_header(call->req, "Content-Security-Policy",
+				"default-src 'none'; sandbox");
 	log_info(access_web_context(call), "download attachment: %s", call->endpoint + 9);
-	access_web_reply(call->req, 200, api_safe_content_type(json_get_string(result, "contentType")),
-			 blob, blob_len);
+	access_web_reply(call->req, 200,
+			 api_safe_content_type(json_get_string(result, "contentType")), blob,
+			 blob_len);
 	mem_free(disposition);
 	call->req = NULL;
 	access_web_call_free(call);
@@ -588,8 +604,8 @@ static int api_body_args(struct web_call *call, struct json *args, const char *c
 	return 0;
 }
 
-static void api_done_password(struct web_call *call, const struct json *result,
-			      const void *blob, size_t blob_len)
+static void api_done_password(struct web_call *call, const struct json *result, const void *blob,
+			      size_t blob_len)
 {
 	/* Other sessions of the user end; this one goes on. */
 	size_t ended = access_web_sessions_remove_user(call->web->sessions, call->instance_id,
@@ -659,7 +675,8 @@ static void api_restore(struct web_call *call)
 	json_set_string(args, "instanceID", call->instance_id);
 	json_set_string(args, "userName", call->user_name);
 	json_set_int(args, "messageID", id);
-	rpc_conn_call(conn, "RestoreMessage", args, API_RESTORE_TIMEOUT_SECS, api_restore_answer, call);
+	rpc_conn_call(conn, "RestoreMessage", args, API_RESTORE_TIMEOUT_SECS, api_restore_answer,
+		      call);
 }
 
 struct api_simple {
@@ -672,21 +689,34 @@ struct api_simple {
 /* Endpoints that are one instance call with string arguments from the body. */
 static const struct api_simple api_simple_endpoints[] = {
 	{"GET", "folders", "ClientFolders", {NULL}, {NULL}, api_done_json},
-	{"POST", "password", "ClientSetPassword", {"oldPassword", "newPassword", NULL}, {NULL},
+	{"POST",
+	 "password",
+	 "ClientSetPassword",
+	 {"oldPassword", "newPassword", NULL},
+	 {NULL},
 	 api_done_password},
 	{"POST", "mfa/begin", "ClientMfaBegin", {"password", NULL}, {NULL}, api_done_json},
 	{"POST", "mfa/activate", "ClientMfaActivate", {"code", NULL}, {NULL}, api_done_logged},
-	{"POST", "mfa/disable", "ClientMfaDisable", {"password", "code", NULL}, {NULL},
+	{"POST",
+	 "mfa/disable",
+	 "ClientMfaDisable",
+	 {"password", "code", NULL},
+	 {NULL},
 	 api_done_logged},
 	{"GET", "app-passwords", "ClientAppPasswords", {NULL}, {NULL}, api_done_json},
-	{"POST", "app-passwords", "ClientCreateAppPassword", {"password", "name", NULL}, {NULL},
+	{"POST",
+	 "app-passwords",
+	 "ClientCreateAppPassword",
+	 {"password", "name", NULL},
+	 {NULL},
 	 api_done_logged},
 };
 
 static void api_dispatch(struct web_call *call)
 {
 	const char *e = call->endpoint;
-	for (size_t i = 0; i < sizeof(api_simple_endpoints) / sizeof(api_simple_endpoints[0]); i++) {
+	for (size_t i = 0; i < sizeof(api_simple_endpoints) / sizeof(api_simple_endpoints[0]);
+	     i++) {
 		const struct api_simple *s = &api_simple_endpoints[i];
 		if (strcmp(e, s->endpoint) == 0 && api_method_is(call, s->method)) {
 			struct json *args = json_new_object();
@@ -716,9 +746,9 @@ static void api_dispatch(struct web_call *call)
 		json_set_string(args, "name", e + 14);
 		access_web_api_call(call, "ClientDeleteAppPassword", args, api_done_logged);
 	} else {
-		access_web_call_reply_error(call, 404, "not-found",
-					    tstr_printf("no endpoint %s %s", http_request_method(call->req),
-							e));
+		access_web_call_reply_error(
+			call, 404, "not-found",
+			tstr_printf("no endpoint %s %s", http_request_method(call->req), e));
 	}
 }
 
@@ -728,7 +758,8 @@ static int api_parse_request(struct web_call *call)
 	const char *error;
 	const char *query = http_request_query(call->req);
 	if (http_form_parse(query, strlen(query), &call->params, &call->param_count, &error) < 0) {
-		access_web_call_reply_error(call, 400, "bad-request", tstr_printf("query: %s", error));
+		access_web_call_reply_error(call, 400, "bad-request",
+					    tstr_printf("query: %s", error));
 		return -1;
 	}
 	const char *data;

@@ -78,7 +78,7 @@ int access_web_error_status(const char *code)
 		{"auth-failed", 401}, {"mfa-required", 401}, {"not-found", 404},
 		{"bad-request", 400}, {"forbidden", 403},    {"csrf", 403},
 		{"throttled", 429},   {"unavailable", 503},  {"timeout", 504},
-		{"closed", 503},      {"frozen", 503},	     {"too-large", 413},
+		{"closed", 503},      {"frozen", 503},       {"too-large", 413},
 		{"no-address", 409},
 	};
 	for (size_t i = 0; code != NULL && i < sizeof(map) / sizeof(map[0]); i++) {
@@ -94,8 +94,9 @@ char *access_web_content_disposition(const char *filename)
 	struct str *s = str_create(64);
 	str_append(s, "attachment; filename=\"");
 	for (const unsigned char *p = (const unsigned char *)filename; *p != '\0'; p++)
-		str_append_c(s, *p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '/' ?
-				 '_' : (char)*p);
+		str_append_c(s, *p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '/'
+					? '_'
+					: (char)*p);
 	str_append(s, "\"; filename*=UTF-8''");
 	char *encoded = http_form_encode_value(filename);
 	str_append(s, encoded);
@@ -275,10 +276,11 @@ static char *web_find_dir(void)
 	return mem_strdup(source ? COFFER_WEB_SOURCE_DIR : COFFER_WEB_INSTALL_DIR);
 }
 
-int access_web_create(struct role_daemon *rd, struct access_route *route,
-		      struct access_web **web_r, const char **error_r)
+int access_web_create(struct role_daemon *rd, struct access_route *route, struct access_web **web_r,
+		      const char **error_r)
 {
-	const struct config_listener_set *l = &role_daemon_settings(rd)->listeners[CONFIG_KIND_HTTP];
+	const struct config_listener_set *l =
+		&role_daemon_settings(rd)->listeners[CONFIG_KIND_HTTP];
 	*web_r = NULL;
 	if (!l->present || !l->enabled || l->listener_count == 0)
 		return 0;

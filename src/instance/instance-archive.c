@@ -69,7 +69,10 @@ static int instance_archive_open(struct instance_archive *ia, bool write, struct
 				 const char **error_r)
 {
 	struct archive_settings set = {
-		.base_dir = ia->base_dir, .key_file = ia->key_file, .create = true, .write = write,
+		.base_dir = ia->base_dir,
+		.key_file = ia->key_file,
+		.create = true,
+		.write = write,
 	};
 	return archive_open(&set, a_r, error_r);
 }
@@ -85,7 +88,8 @@ static struct archive *instance_archive_get(struct instance_archive *ia, bool wr
 			return NULL;
 		}
 		/* one read-only handle serves reads for the whole import */
-		if (ia->reader == NULL && instance_archive_open(ia, false, &ia->reader, error_r) < 0)
+		if (ia->reader == NULL &&
+		    instance_archive_open(ia, false, &ia->reader, error_r) < 0)
 			return NULL;
 		return ia->reader;
 	}
@@ -94,7 +98,6 @@ static struct archive *instance_archive_get(struct instance_archive *ia, bool wr
 		return NULL;
 	return ia->archive;
 }
-
 
 /* ---- imports ---- */
 
@@ -146,8 +149,11 @@ static void *instance_import_thread(void *ctx)
 	struct instance_import_run *run = ctx;
 	struct instance_import *imp = run->imp;
 	struct archive_import_settings set = {
-		.user = imp->owner, .folder = imp->folder, .cb = instance_import_event,
-		.context = imp, .cancel = &imp->cancel,
+		.user = imp->owner,
+		.folder = imp->folder,
+		.cb = instance_import_event,
+		.context = imp,
+		.cancel = &imp->cancel,
 	};
 	struct archive_import_result result = {0};
 	const char *error = NULL;
@@ -173,10 +179,12 @@ static char *instance_import_path(struct instance_archive *ia, const char *path,
 	char *ret = NULL;
 	(void)mkdir(root, 0700);
 	if (realpath(root, resolved_root) == NULL || realpath(joined, resolved) == NULL) {
-		*error_r = tstr_printf("path '%s': not found (import paths are files or folders below %s)",
-				       path, root);
+		*error_r = tstr_printf(
+			"path '%s': not found (import paths are files or folders below %s)", path,
+			root);
 	} else if (strncmp(resolved, resolved_root, strlen(resolved_root)) != 0 ||
-		   (resolved[strlen(resolved_root)] != '/' && resolved[strlen(resolved_root)] != '\0')) {
+		   (resolved[strlen(resolved_root)] != '/' &&
+		    resolved[strlen(resolved_root)] != '\0')) {
 		*error_r = tstr_printf("path '%s': an instance imports only from below its own %s",
 				       path, root);
 	} else {
@@ -254,12 +262,17 @@ static struct json *instance_import_status(struct instance_import *imp)
 	pthread_mutex_lock(&imp->lock);
 	bool cancelled = atomic_load(&imp->cancel);
 	json_set_string(r, "importID", imp->id);
-	json_set_string(r, "state", imp->running ? "running" : imp->error != NULL ? "failed" :
-				     cancelled ? "cancelled" : "succeeded");
+	json_set_string(r, "state",
+			imp->running         ? "running"
+			: imp->error != NULL ? "failed"
+			: cancelled          ? "cancelled"
+					     : "succeeded");
 	json_set_int(r, "messagesRead", (long long)imp->messages);
 	json_set_int(r, "bytesRead", (long long)imp->bytes);
-	json_set_int(r, "archived", (long long)(imp->running ? imp->archived : imp->result.archived));
-	json_set_int(r, "duplicates", (long long)(imp->running ? imp->duplicates : imp->result.duplicates));
+	json_set_int(r, "archived",
+		     (long long)(imp->running ? imp->archived : imp->result.archived));
+	json_set_int(r, "duplicates",
+		     (long long)(imp->running ? imp->duplicates : imp->result.duplicates));
 	json_set_int(r, "skipped", (long long)(imp->running ? imp->skipped : imp->result.skipped));
 	json_set_int(r, "defects", (long long)imp->result.defects);
 	json_set_string(r, "error", imp->error == NULL ? "" : imp->error);
@@ -350,11 +363,13 @@ static void instance_folder_child(const struct archive_folder *f, void *context)
 	if (plen == 0 || (strncmp(full, w->parent, plen) == 0 && full[plen] == '/')) {
 		const char *rest = full + (plen == 0 ? 0 : plen + 1);
 		const char *slash = strchr(rest, '/');
-		char *name = mem_strndup(rest, slash == NULL ? strlen(rest) : (size_t)(slash - rest));
+		char *name =
+			mem_strndup(rest, slash == NULL ? strlen(rest) : (size_t)(slash - rest));
 		struct json *e = json_get(w->seen, name);
 		if (e == NULL) {
 			e = json_new_object();
-			char *child = plen == 0 ? mem_strdup(name) : mem_printf("%s/%s", w->parent, name);
+			char *child =
+				plen == 0 ? mem_strdup(name) : mem_printf("%s/%s", w->parent, name);
 			json_set_string(e, "folder", child);
 			json_set_string(e, "name", name);
 			json_set_int(e, "messages", 0);
@@ -379,8 +394,10 @@ static int instance_archive_folders(struct archive *a, const char *method, const
 					 json_new_object()};
 	if (w.parent == NULL)
 		w.parent = "";
-	int ret = archive_folders(a, strcmp(method, "GetChildFolders") == 0 ?
-				  instance_folder_child : instance_folder_stat, &w, error_r);
+	int ret = archive_folders(a,
+				  strcmp(method, "GetChildFolders") == 0 ? instance_folder_child
+									 : instance_folder_stat,
+				  &w, error_r);
 	json_unref(&w.seen);
 	if (ret < 0) {
 		json_unref(&w.list);
@@ -468,9 +485,10 @@ static int instance_archive_on(struct archive *a, const char *method, const stru
 int instance_archive_call(struct instance_archive *ia, const char *method, const struct json *args,
 			  const char *owner, struct json **result_r, const char **error_r)
 {
-	static const char *const read_calls[] = {"GetStatistics", "Search", "GetStores",
-						 "VerifyStores", "GetChildFolders",
-						 "GetFolderStatistics", "GetMessages", NULL};
+	static const char *const read_calls[] = {"GetStatistics",   "Search",
+						 "GetStores",       "VerifyStores",
+						 "GetChildFolders", "GetFolderStatistics",
+						 "GetMessages",     NULL};
 	static const char *const write_calls[] = {"CreateStore", "SetStoreRequestedState", NULL};
 	*result_r = NULL;
 	if (strcmp(method, "StartImport") == 0)
@@ -490,8 +508,8 @@ int instance_archive_call(struct instance_archive *ia, const char *method, const
 			*error_r = "an import is running: rebuild when it has finished";
 			return -1;
 		}
-		struct archive_settings set = {.base_dir = ia->base_dir, .key_file = ia->key_file,
-					       .write = true};
+		struct archive_settings set = {
+			.base_dir = ia->base_dir, .key_file = ia->key_file, .write = true};
 		struct json *lines = json_new_array();
 		int damaged = archive_rebuild(&set, instance_report_line, lines, error_r);
 		if (damaged < 0) {

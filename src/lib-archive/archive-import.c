@@ -160,8 +160,9 @@ static void archive_import_process(struct archive_import *imp, struct archive_im
 		if (span->offset < pos || span->offset + span->len > job->len)
 			continue;
 		if (span->offset > pos) {
-			chunks[nchunks++] = (struct record_chunk){
-				.is_part = false, .len = span->offset - pos, .data = job->data + pos};
+			chunks[nchunks++] = (struct record_chunk){.is_part = false,
+								  .len = span->offset - pos,
+								  .data = job->data + pos};
 		}
 		struct archive_import_part *part = &job->parts[job->part_count++];
 		crypto_sha256(job->data + span->offset, span->len, part->hash);
@@ -185,8 +186,8 @@ static void archive_import_process(struct archive_import *imp, struct archive_im
 				   .user = imp->user,
 				   .folder = job->folder};
 	memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
-	job->rec = record_seal_message(imp->a->key, &meta, chunks, nchunks, job->dict,
-				       &job->rec_len);
+	job->rec =
+		record_seal_message(imp->a->key, &meta, chunks, nchunks, job->dict, &job->rec_len);
 	mem_free(chunks);
 	job->imap = archive_imap_pack(job->info, job->dict, &job->imap_len);
 	/* the raw bytes are no longer needed: the record holds them */
@@ -303,7 +304,8 @@ static int archive_import_write(struct archive_import *imp, struct archive_store
 		archive_import_pend(imp, ARCHIVE_IMPORT_ARCHIVED, job, message_id);
 		return 0;
 	}
-	unsigned char(*hashes)[RECORD_HASH_LEN] = mem_alloc((job->part_count + 1) * RECORD_HASH_LEN);
+	unsigned char(*hashes)[RECORD_HASH_LEN] =
+		mem_alloc((job->part_count + 1) * RECORD_HASH_LEN);
 	for (size_t i = 0; i < job->part_count; i++) {
 		struct archive_import_part *part = &job->parts[i];
 		memcpy(hashes[i], part->hash, RECORD_HASH_LEN);
@@ -409,8 +411,9 @@ static void *archive_import_writer(void *context)
 		if (job == NULL || !job->done) {
 			if (job == NULL && imp->input_done)
 				break;
-			bool idle_too_long = batch.open && archive_import_msecs() - batch.started_msecs >=
-								   ARCHIVE_IMPORT_BATCH_MSECS;
+			bool idle_too_long =
+				batch.open && archive_import_msecs() - batch.started_msecs >=
+						      ARCHIVE_IMPORT_BATCH_MSECS;
 			if (!idle_too_long) {
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
@@ -464,9 +467,10 @@ static void *archive_import_writer(void *context)
 			batch.bytes += job->len;
 		}
 		archive_import_job_free(job);
-		bool full = batch.messages >= ARCHIVE_IMPORT_BATCH_MESSAGES ||
-			    batch.bytes >= ARCHIVE_IMPORT_BATCH_BYTES ||
-			    archive_import_msecs() - batch.started_msecs >= ARCHIVE_IMPORT_BATCH_MSECS;
+		bool full =
+			batch.messages >= ARCHIVE_IMPORT_BATCH_MESSAGES ||
+			batch.bytes >= ARCHIVE_IMPORT_BATCH_BYTES ||
+			archive_import_msecs() - batch.started_msecs >= ARCHIVE_IMPORT_BATCH_MSECS;
 		bool drained = !more_ready && input_done;
 		if (!failed && batch.open && (full || drained) &&
 		    archive_import_commit(imp, &batch, &error) < 0)
@@ -593,8 +597,8 @@ static int archive_import_train(struct archive_import *imp, void **dict_r, size_
 
 static uint64_t archive_import_dict_window(const struct archive_import *imp)
 {
-	uint64_t min = imp->set->dict_window != 0 ? imp->set->dict_window
-						  : ARCHIVE_IMPORT_DICT_WINDOW;
+	uint64_t min =
+		imp->set->dict_window != 0 ? imp->set->dict_window : ARCHIVE_IMPORT_DICT_WINDOW;
 	uint64_t quarter = imp->raw_total / 4;
 	return quarter > min ? quarter : min;
 }
@@ -860,8 +864,8 @@ static void archive_import_tree(struct archive_import *imp, const char *path, co
 
 /* A Maildir: cur/ and new/ are messages; Maildir++ subfolders (".A.B") and
  * nested Maildirs keep their place in the tree. */
-static void archive_import_maildir(struct archive_import *imp, const char *path,
-				   const char *folder, int depth)
+static void archive_import_maildir(struct archive_import *imp, const char *path, const char *folder,
+				   int depth)
 {
 	static const char *const subdirs[] = {"cur", "new"};
 	for (size_t k = 0; k < 2; k++) {

@@ -56,8 +56,8 @@ struct archive_import_event {
 typedef void archive_import_cb(const struct archive_import_event *event, void *context);
 
 struct archive_import_settings {
-	const char *user;   /* default "local" */
-	const char *folder; /* default "INBOX"; subfolders of a tree go below it */
+	const char *user;     /* default "local" */
+	const char *folder;   /* default "INBOX"; subfolders of a tree go below it */
 	unsigned int workers; /* 0: one per online CPU */
 	archive_import_cb *cb;
 	void *context;

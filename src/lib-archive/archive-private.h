@@ -18,7 +18,7 @@ struct archive_store {
 
 struct archive {
 	char *base_dir;
-	unsigned char key[CRYPTO_KEY_LEN];	   /* the content key */
+	unsigned char key[CRYPTO_KEY_LEN];         /* the content key */
 	unsigned char catalog_key[CRYPTO_KEY_LEN]; /* the catalog's page key */
 	struct catalog *cat;
 	struct archive_store *stores;
@@ -46,8 +46,8 @@ int archive_dict_add(struct archive *archive, const void *data, size_t len, uint
 /* Inside the caller's open transaction: dict (whose id must be the next
  * one) goes into store s and the catalog, and the archive takes ownership
  * of it on success. */
-int archive_dict_adopt(struct archive *archive, struct archive_store *s,
-		       struct compress_dict *dict, uint64_t raw_before, const char **error_r);
+int archive_dict_adopt(struct archive *archive, struct archive_store *s, struct compress_dict *dict,
+		       uint64_t raw_before, const char **error_r);
 
 /* The catalog's IMAP blob of a message (mem_free); workers make it. */
 unsigned char *archive_imap_pack(const struct mime_info *info, const struct compress_dict *dict,

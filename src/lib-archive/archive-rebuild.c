@@ -70,7 +70,8 @@ static int archive_rebuild_message(struct archive_rebuild_ctx *ctx, struct archi
 				mem_alloc((msg.chunk_count + 1) * RECORD_HASH_LEN);
 			for (size_t i = 0; i < msg.chunk_count; i++) {
 				if (msg.chunks[i].is_part)
-					memcpy(hashes[nparts++], msg.chunks[i].hash, RECORD_HASH_LEN);
+					memcpy(hashes[nparts++], msg.chunks[i].hash,
+					       RECORD_HASH_LEN);
 			}
 			ret = archive_catalog_add(a, &msg.meta, info, NULL, 0, cloc,
 						  (const unsigned char(*)[RECORD_HASH_LEN])hashes,
@@ -106,10 +107,12 @@ static int archive_rebuild_record(struct archive_rebuild_ctx *ctx, struct archiv
 			archive_rebuild_report(ctx, s, loc, error);
 		} else {
 			if (dict.id == a->dict_count + 1) {
-				ret = catalog_dict_add(a->cat, dict.id, dict.data, dict.len, 0, error_r);
-				a->dicts = mem_realloc(a->dicts, (a->dict_count + 1) * sizeof(*a->dicts));
-				a->dicts[a->dict_count++] = compress_dict_create(dict.id, dict.data,
-										 dict.len);
+				ret = catalog_dict_add(a->cat, dict.id, dict.data, dict.len, 0,
+						       error_r);
+				a->dicts = mem_realloc(a->dicts,
+						       (a->dict_count + 1) * sizeof(*a->dicts));
+				a->dicts[a->dict_count++] =
+					compress_dict_create(dict.id, dict.data, dict.len);
 			}
 			record_dict_free(&dict);
 		}
@@ -117,7 +120,8 @@ static int archive_rebuild_record(struct archive_rebuild_ctx *ctx, struct archiv
 	}
 	case RECORD_TYPE_PART: {
 		struct record_part part;
-		if (record_decode_part(plain, plain_len, archive_dict_lookup, a, &part, &error) < 0) {
+		if (record_decode_part(plain, plain_len, archive_dict_lookup, a, &part, &error) <
+		    0) {
 			archive_rebuild_report(ctx, s, loc, error);
 			break;
 		}
@@ -343,8 +347,8 @@ int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, v
 	return ret < 0 ? -1 : ctx.damaged;
 }
 
-int archive_store_attach(struct archive *a, const char *name, archive_report_cb *cb,
-			 void *context, const char **error_r)
+int archive_store_attach(struct archive *a, const char *name, archive_report_cb *cb, void *context,
+			 const char **error_r)
 {
 	for (size_t i = 0; i < a->store_count; i++) {
 		if (strcmp(a->stores[i].name, name) == 0) {

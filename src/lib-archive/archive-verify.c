@@ -40,7 +40,8 @@ static void archive_verify_know(struct archive_verify_ctx *ctx, const struct cat
 		ctx->known_cap = ctx->known_cap == 0 ? 1024 : ctx->known_cap * 2;
 		ctx->known = mem_realloc(ctx->known, ctx->known_cap * sizeof(uint64_t));
 	}
-	ctx->known[ctx->known_count++] = archive_verify_key(loc->store_id, loc->segment, loc->offset);
+	ctx->known[ctx->known_count++] =
+		archive_verify_key(loc->store_id, loc->segment, loc->offset);
 	ctx->sorted = false;
 }
 
@@ -54,14 +55,14 @@ static bool archive_verify_is_known(struct archive_verify_ctx *ctx, uint64_t key
 {
 	if (!ctx->sorted) {
 		if (ctx->known_count > 1)
-			qsort(ctx->known, ctx->known_count, sizeof(uint64_t), archive_verify_cmp_u64);
+			qsort(ctx->known, ctx->known_count, sizeof(uint64_t),
+			      archive_verify_cmp_u64);
 		ctx->sorted = true;
 	}
 	/* bsearch must not see a NULL array, even an empty one (a catalog
 	 * with nothing committed yet, e.g. after a crash in the first batch) */
-	return ctx->known_count > 0 &&
-	       bsearch(&key, ctx->known, ctx->known_count, sizeof(uint64_t),
-		       archive_verify_cmp_u64) != NULL;
+	return ctx->known_count > 0 && bsearch(&key, ctx->known, ctx->known_count, sizeof(uint64_t),
+					       archive_verify_cmp_u64) != NULL;
 }
 
 static int archive_verify_add_damage(int64_t message_id, void *context)
@@ -94,7 +95,8 @@ static int archive_verify_content(int64_t id, const unsigned char hash[CATALOG_H
 		return 0;
 	}
 	ctx->reason = tstr_printf("%s (%s)", error, archive_verify_where(ctx->a, loc));
-	if (catalog_messages_of_content(ctx->a->cat, id, archive_verify_add_damage, ctx, &error) < 0)
+	if (catalog_messages_of_content(ctx->a->cat, id, archive_verify_add_damage, ctx, &error) <
+	    0)
 		return -1;
 	return 0;
 }
@@ -120,9 +122,8 @@ static int archive_verify_message(int64_t id, const unsigned char hash[CATALOG_H
 	struct archive_verify_ctx *ctx = context;
 	uint64_t key = archive_verify_key(loc->store_id, loc->segment, loc->offset);
 	archive_verify_know(ctx, loc);
-	if (ctx->content_count > 0 &&
-	    bsearch(&key, ctx->contents, ctx->content_count, sizeof(uint64_t),
-		    archive_verify_cmp_u64) != NULL)
+	if (ctx->content_count > 0 && bsearch(&key, ctx->contents, ctx->content_count,
+					      sizeof(uint64_t), archive_verify_cmp_u64) != NULL)
 		return 0; /* the content record itself, checked above */
 	/* A REF record: filing of an existing content in another folder. */
 	unsigned char *plain;
@@ -131,8 +132,8 @@ static int archive_verify_message(int64_t id, const unsigned char hash[CATALOG_H
 	if (archive_open_record(ctx->a, loc, RECORD_TYPE_REF, &plain, &plain_len, &error) == 0) {
 		struct record_meta meta;
 		char *user, *folder;
-		int ret = record_decode_meta(RECORD_TYPE_REF, plain, plain_len, &meta, &user, &folder,
-					     &error);
+		int ret = record_decode_meta(RECORD_TYPE_REF, plain, plain_len, &meta, &user,
+					     &folder, &error);
 		mem_free(plain);
 		if (ret == 0) {
 			mem_free(user);
@@ -142,8 +143,8 @@ static int archive_verify_message(int64_t id, const unsigned char hash[CATALOG_H
 			error = "folder reference names another content";
 		}
 	}
-	ctx->reason = tstr_printf("folder reference: %s (%s)", error,
-				  archive_verify_where(ctx->a, loc));
+	ctx->reason =
+		tstr_printf("folder reference: %s (%s)", error, archive_verify_where(ctx->a, loc));
 	archive_verify_add_damage(id, ctx);
 	return 0;
 }
@@ -180,29 +181,31 @@ static int archive_verify_scan(struct archive_verify_ctx *ctx, struct archive_st
 				if (record_open(ctx->a->key, rec, loc.length, &type, &plain,
 						&plain_len, &error) < 0) {
 					archive_verify_problem(
-						ctx, tstr_printf("%s/seg-%06u offset %llu: %s "
-								 "(a record no message refers to)",
-								 s->name, loc.segment,
-								 (unsigned long long)loc.offset, error));
+						ctx,
+						tstr_printf("%s/seg-%06u offset %llu: %s "
+							    "(a record no message refers to)",
+							    s->name, loc.segment,
+							    (unsigned long long)loc.offset, error));
 				} else {
 					if (type != RECORD_TYPE_DICT)
 						archive_verify_problem(
 							ctx,
-							tstr_printf("%s/seg-%06u offset %llu: record "
-								    "missing from the catalog "
-								    "(run rebuild)",
-								    s->name, loc.segment,
-								    (unsigned long long)loc.offset));
+							tstr_printf(
+								"%s/seg-%06u offset %llu: record "
+								"missing from the catalog "
+								"(run rebuild)",
+								s->name, loc.segment,
+								(unsigned long long)loc.offset));
 					mem_free(plain);
 				}
 			}
 			mem_free(rec);
 		} else if (!known) {
 			archive_verify_problem(
-				ctx, tstr_printf("%s/seg-%06u offset %llu: %u %s bytes", s->name,
-						 loc.segment, (unsigned long long)loc.offset,
-						 loc.length,
-						 result == STORE_SCAN_TORN ? "torn" : "damaged"));
+				ctx,
+				tstr_printf("%s/seg-%06u offset %llu: %u %s bytes", s->name,
+					    loc.segment, (unsigned long long)loc.offset, loc.length,
+					    result == STORE_SCAN_TORN ? "torn" : "damaged"));
 		}
 	}
 	store_scan_destroy(&scan);
@@ -227,7 +230,8 @@ int archive_verify(struct archive *a, archive_report_cb *cb, void *context, cons
 		if (ctx.content_count > 0) /* known is NULL while empty */
 			memcpy(ctx.contents, ctx.known, ctx.content_count * sizeof(uint64_t));
 		if (ctx.content_count > 1)
-			qsort(ctx.contents, ctx.content_count, sizeof(uint64_t), archive_verify_cmp_u64);
+			qsort(ctx.contents, ctx.content_count, sizeof(uint64_t),
+			      archive_verify_cmp_u64);
 		if (catalog_foreach_part(a->cat, archive_verify_part, &ctx, error_r) < 0 ||
 		    catalog_foreach_message(a->cat, archive_verify_message, &ctx, error_r) < 0)
 			ret = -1;
@@ -243,9 +247,10 @@ int archive_verify(struct archive *a, archive_report_cb *cb, void *context, cons
 		for (size_t i = 0; i < ctx.damage_count; i++) {
 			if (i > 0 && ctx.damage[i].message_id == ctx.damage[i - 1].message_id)
 				continue;
-			archive_verify_problem(&ctx, tstr_printf("message %lld: %s",
-								 (long long)ctx.damage[i].message_id,
-								 ctx.damage[i].reason));
+			archive_verify_problem(&ctx,
+					       tstr_printf("message %lld: %s",
+							   (long long)ctx.damage[i].message_id,
+							   ctx.damage[i].reason));
 		}
 		const char *error;
 		if (catalog_check_index(a->cat, &error) < 0)

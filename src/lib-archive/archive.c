@@ -36,7 +36,8 @@ int archive_key_file_read(const char *path, unsigned char master[CRYPTO_KEY_LEN]
 	crypto_wipe(data, len);
 	mem_free(data);
 	if (n != CRYPTO_KEY_LEN) {
-		*error_r = tstr_printf("key file %s: expected %d hex digits", path, CRYPTO_KEY_LEN * 2);
+		*error_r = tstr_printf("key file %s: expected %d hex digits", path,
+				       CRYPTO_KEY_LEN * 2);
 		return -1;
 	}
 	return 0;
@@ -56,8 +57,8 @@ int archive_key_file_create(const char *path, const char **error_r)
 	return ret;
 }
 
-static int archive_load_key(const struct archive_settings *set, unsigned char master[CRYPTO_KEY_LEN],
-			    const char **error_r)
+static int archive_load_key(const struct archive_settings *set,
+			    unsigned char master[CRYPTO_KEY_LEN], const char **error_r)
 {
 	return archive_key_file_read(set->key_file, master, error_r);
 }
@@ -182,8 +183,7 @@ static char *archive_store_dir(const struct archive *a, const char *name)
 	return mem_printf("%s/stores/%s", a->base_dir, name);
 }
 
-int archive_open_store(struct archive *a, const struct catalog_store *cs,
-			      const char **error_r)
+int archive_open_store(struct archive *a, const struct catalog_store *cs, const char **error_r)
 {
 	char *dir = archive_store_dir(a, cs->name);
 	struct store *store;
@@ -311,8 +311,8 @@ int archive_open_common(const struct archive_settings *set, bool need_catalog,
 	a->base_dir = mem_strdup(set->base_dir);
 	a->lock_fd = -1;
 	a->write = set->write;
-	a->store_max_size = set->store_max_size != 0 ? set->store_max_size
-						     : ARCHIVE_STORE_MAX_DEFAULT;
+	a->store_max_size =
+		set->store_max_size != 0 ? set->store_max_size : ARCHIVE_STORE_MAX_DEFAULT;
 	a->segment_max = set->segment_max;
 	unsigned char master[CRYPTO_KEY_LEN];
 	if (archive_load_key(set, master, error_r) < 0)
@@ -498,8 +498,8 @@ static int archive_store_create(struct archive *a, const char **error_r)
 	if (ret < 0 || archive_open_store(a, &cs, error_r) < 0)
 		goto fail;
 	struct archive_store *s = &a->stores[a->store_count - 1];
-	if (archive_store_write_dicts(a, s, error_r) < 0 || archive_commit_store(a, s, error_r) < 0 ||
-	    catalog_commit(a->cat, error_r) < 0) {
+	if (archive_store_write_dicts(a, s, error_r) < 0 ||
+	    archive_commit_store(a, s, error_r) < 0 || catalog_commit(a->cat, error_r) < 0) {
 		a->store_count--;
 		store_destroy(&s->store);
 		mem_free(s->name);
@@ -517,8 +517,7 @@ fail:
 	return -1;
 }
 
-int archive_current_store(struct archive *a, struct archive_store **store_r,
-			  const char **error_r)
+int archive_current_store(struct archive *a, struct archive_store **store_r, const char **error_r)
 {
 	for (size_t i = 0; i < a->store_count; i++) {
 		if (a->stores[i].state == CATALOG_STORE_CURRENT) {
@@ -656,14 +655,14 @@ static struct store *archive_loc_store(struct archive *a, const struct catalog_l
 	return s->store;
 }
 
-int archive_open_record(struct archive *a, const struct catalog_loc *loc,
-			       enum record_type expected, unsigned char **plain_r,
-			       size_t *plain_len_r, const char **error_r)
+int archive_open_record(struct archive *a, const struct catalog_loc *loc, enum record_type expected,
+			unsigned char **plain_r, size_t *plain_len_r, const char **error_r)
 {
 	struct store *store = archive_loc_store(a, loc, error_r);
 	if (store == NULL)
 		return -1;
-	struct store_loc sl = {.segment = loc->segment, .offset = loc->offset, .length = loc->length};
+	struct store_loc sl = {
+		.segment = loc->segment, .offset = loc->offset, .length = loc->length};
 	unsigned char *rec;
 	if (store_read(store, &sl, &rec, error_r) < 0)
 		return -1;
@@ -679,8 +678,8 @@ int archive_open_record(struct archive *a, const struct catalog_loc *loc,
 }
 
 int archive_load_part(struct archive *a, const unsigned char hash[RECORD_HASH_LEN],
-			     const struct catalog_loc *loc, struct record_part *part_r,
-			     const char **error_r)
+		      const struct catalog_loc *loc, struct record_part *part_r,
+		      const char **error_r)
 {
 	unsigned char *plain;
 	size_t plain_len;
@@ -703,8 +702,8 @@ int archive_load_part(struct archive *a, const unsigned char hash[RECORD_HASH_LE
 
 /* Reassemble a content from its record and its parts, checking the hash. */
 int archive_load_content(struct archive *a, const unsigned char hash[RECORD_HASH_LEN],
-				const struct catalog_loc *loc, unsigned char **data_r,
-				size_t *len_r, const char **error_r)
+			 const struct catalog_loc *loc, unsigned char **data_r, size_t *len_r,
+			 const char **error_r)
 {
 	unsigned char *plain;
 	size_t plain_len;
@@ -1042,9 +1041,9 @@ static void archive_folder_hit(const struct catalog_hit *h, void *context)
 	r->cb(&hit, r->context);
 }
 
-int archive_folder_messages(struct archive *a, const char *user, const char *path,
-			    uint64_t limit, uint64_t offset, uint64_t *total_r, archive_hit_cb *cb,
-			    void *context, const char **error_r)
+int archive_folder_messages(struct archive *a, const char *user, const char *path, uint64_t limit,
+			    uint64_t offset, uint64_t *total_r, archive_hit_cb *cb, void *context,
+			    const char **error_r)
 {
 	struct archive_folders_walk w = {.user = user, .path = path, .found_id = -1};
 	if (catalog_folders(a->cat, archive_folders_each, &w, error_r) < 0)

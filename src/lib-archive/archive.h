@@ -31,10 +31,10 @@ struct str;
 struct archive_settings {
 	const char *base_dir;
 	const char *key_file;
-	bool create;	/* create the base directory and the key file if missing */
-	bool write;	/* take the writer lock */
+	bool create;             /* create the base directory and the key file if missing */
+	bool write;              /* take the writer lock */
 	uint64_t store_max_size; /* start a new current store past this; 0 = default */
-	uint64_t segment_max;	 /* 0 = default */
+	uint64_t segment_max;    /* 0 = default */
 };
 
 /* The instance key file: 64 hex digits and a newline, mode 0600. It is kept

@@ -160,7 +160,8 @@ static long long mbox_content_length(const unsigned char *h, size_t len)
 	while (pos < len) {
 		const unsigned char *nl = memchr(h + pos, '\n', len - pos);
 		size_t line_len = nl != NULL ? (size_t)(nl - (h + pos)) : len - pos;
-		if (line_len > 15 && strncasecmp((const char *)h + pos, "Content-Length:", 15) == 0) {
+		if (line_len > 15 &&
+		    strncasecmp((const char *)h + pos, "Content-Length:", 15) == 0) {
 			long long v = 0;
 			size_t i = pos + 15;
 			while (i < pos + line_len && (h[i] == ' ' || h[i] == '\t'))
@@ -335,7 +336,8 @@ int mbox_reader_next(struct mbox_reader *r, struct mbox_message *msg_r, const ch
 			msg_len--;
 	} else {
 		next_start = msg + msg_len;
-		while (next_start < r->end && (r->buf[next_start] == '\n' || r->buf[next_start] == '\r') &&
+		while (next_start < r->end &&
+		       (r->buf[next_start] == '\n' || r->buf[next_start] == '\r') &&
 		       !is_from_line(r->buf + next_start, r->end - next_start))
 			next_start++;
 	}

@@ -57,8 +57,8 @@ static void test_import_read_verify_rebuild(void **state)
 			 "From x Tue Jan  2 10:00:00 2018\nSubject: m2\n\n>From second\n";
 	assert_int_equal(file_write_atomic(mbox, mb, strlen(mb), 0600, &error), 0);
 
-	struct archive_settings set = {.base_dir = base, .key_file = key, .create = true,
-				       .write = true};
+	struct archive_settings set = {
+		.base_dir = base, .key_file = key, .create = true, .write = true};
 	struct archive *a;
 	assert_int_equal(archive_open(&set, &a, &error), 0);
 	struct events ev = {0};
@@ -156,11 +156,13 @@ static char *drift_message(unsigned int i)
 					   "devicetree binding clock regulator dma"};
 	const char *era = eras[(i / 1500) % 3];
 	struct str *s = str_create(1024);
-	str_printfa(s, "From: user%u@example.com\nTo: list@example.com\n"
-		       "Subject: [PATCH %u] %s\nMessage-ID: <%u@example.com>\n\n",
+	str_printfa(s,
+		    "From: user%u@example.com\nTo: list@example.com\n"
+		    "Subject: [PATCH %u] %s\nMessage-ID: <%u@example.com>\n\n",
 		    i % 97, i, era, i);
 	for (unsigned int line = 0; line < 12; line++)
-		str_printfa(s, "%s line %u of message %u, value %u\n", era, line, i, i * 7919 % 10007);
+		str_printfa(s, "%s line %u of message %u, value %u\n", era, line, i,
+			    i * 7919 % 10007);
 	return str_steal(&s);
 }
 
@@ -207,11 +209,12 @@ static void test_dictionary_generations(void **state)
 			str_printfa(mb, "From x Tue Jan  2 10:00:00 2018\n%s\n", m);
 			mem_free(m);
 		}
-		assert_int_equal(file_write_atomic(mbox[f], str_c(mb), str_len(mb), 0600, &error), 0);
+		assert_int_equal(file_write_atomic(mbox[f], str_c(mb), str_len(mb), 0600, &error),
+				 0);
 		str_destroy(&mb);
 	}
-	struct archive_settings set = {.base_dir = base, .key_file = key, .create = true,
-				       .write = true};
+	struct archive_settings set = {
+		.base_dir = base, .key_file = key, .create = true, .write = true};
 	struct archive *a, *reader;
 	assert_int_equal(archive_open(&set, &a, &error), 0);
 	struct events ev = {0};

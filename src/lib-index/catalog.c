@@ -339,8 +339,8 @@ void catalog_stores_free(struct catalog_store *stores, size_t count)
 int catalog_store_add(struct catalog *cat, const char *name, enum catalog_store_state state,
 		      int64_t *id_r, const char **error_r)
 {
-	sqlite3_stmt *st = catalog_stmt(
-		cat, ST_STORE_ADD, "INSERT INTO stores (name, state) VALUES (?, ?)", error_r);
+	sqlite3_stmt *st = catalog_stmt(cat, ST_STORE_ADD,
+					"INSERT INTO stores (name, state) VALUES (?, ?)", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -377,8 +377,7 @@ int catalog_store_set_tail(struct catalog *cat, int64_t id, uint32_t segment, ui
 	return catalog_step_done(cat, st, "store tail", error_r);
 }
 
-static int catalog_exec_id(struct catalog *cat, const char *sql, int64_t id,
-			   const char **error_r)
+static int catalog_exec_id(struct catalog *cat, const char *sql, int64_t id, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -622,10 +621,11 @@ int catalog_part_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH
 int catalog_part_add(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
 		     const struct catalog_loc *loc, uint64_t size, const char **error_r)
 {
-	sqlite3_stmt *st = catalog_stmt(cat, ST_PART_ADD,
-					"INSERT OR IGNORE INTO parts (hash, store_id, segment, offset,"
-					" length, size) VALUES (?, ?, ?, ?, ?, ?)",
-					error_r);
+	sqlite3_stmt *st =
+		catalog_stmt(cat, ST_PART_ADD,
+			     "INSERT OR IGNORE INTO parts (hash, store_id, segment, offset,"
+			     " length, size) VALUES (?, ?, ?, ?, ?, ?)",
+			     error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_blob(st, 1, hash, CATALOG_HASH_LEN, SQLITE_STATIC);
@@ -634,11 +634,11 @@ int catalog_part_add(struct catalog *cat, const unsigned char hash[CATALOG_HASH_
 	return catalog_step_done(cat, st, "adding a part", error_r);
 }
 
-static int catalog_folder_id(struct catalog *cat, const char *user, const char *path,
-			     int64_t *id_r, const char **error_r)
+static int catalog_folder_id(struct catalog *cat, const char *user, const char *path, int64_t *id_r,
+			     const char **error_r)
 {
-	sqlite3_stmt *st = catalog_stmt(cat, ST_FOLDER_FIND,
-					"SELECT id FROM folders WHERE user = ? AND path = ?", error_r);
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_FOLDER_FIND, "SELECT id FROM folders WHERE user = ? AND path = ?", error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
@@ -694,11 +694,11 @@ int catalog_message_add(struct catalog *cat, int64_t content_id, const char *use
 int catalog_message_find(struct catalog *cat, int64_t content_id, const char *user,
 			 const char *folder, int64_t *id_r, const char **error_r)
 {
-	sqlite3_stmt *st = catalog_stmt(
-		cat, ST_MESSAGE_FIND,
-		"SELECT m.id FROM messages m JOIN folders f ON f.id = m.folder_id"
-		" WHERE m.content_id = ? AND f.user = ? AND f.path = ?",
-		error_r);
+	sqlite3_stmt *st =
+		catalog_stmt(cat, ST_MESSAGE_FIND,
+			     "SELECT m.id FROM messages m JOIN folders f ON f.id = m.folder_id"
+			     " WHERE m.content_id = ? AND f.user = ? AND f.path = ?",
+			     error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, content_id);
@@ -713,14 +713,15 @@ int catalog_message_find(struct catalog *cat, int64_t content_id, const char *us
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
 }
 
-int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r,
-			 size_t *len_r, const char **error_r)
+int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r, size_t *len_r,
+			 const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT c.imap FROM messages m JOIN contents c ON c.id = m.content_id"
-			       " WHERE m.id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    cat->db,
+		    "SELECT c.imap FROM messages m JOIN contents c ON c.id = m.content_id"
+		    " WHERE m.id = ?",
+		    -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "imap data", error_r);
 	sqlite3_bind_int64(st, 1, message_id);
 	int rc = sqlite3_step(st);
@@ -862,7 +863,7 @@ static void catalog_hit_from_row(sqlite3_stmt *st, struct catalog_hit *hit)
 #define CATALOG_BOUNDS_GAP 256
 
 struct catalog_bounds {
-	bool empty; /* no message in the date range: nothing can match */
+	bool empty;   /* no message in the date range: nothing can match */
 	size_t count; /* 0: not bounded */
 	int64_t lo[CATALOG_BOUNDS_MAX], hi[CATALOG_BOUNDS_MAX];
 };
@@ -896,8 +897,9 @@ static void catalog_fts_bounds(struct catalog *cat, const struct search_sql *sql
 	b->count = 0;
 	sqlite3_stmt *st;
 	if (sql->fts_match == NULL || !sql->date_bounded ||
-	    sqlite3_prepare_v2(cat->db, "SELECT content_id FROM messages WHERE date >= ? AND date < ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(cat->db,
+			       "SELECT content_id FROM messages WHERE date >= ? AND date < ?", -1,
+			       &st, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_int64(st, 1, sql->date_lo);
 	sqlite3_bind_int64(st, 2, sql->date_hi);
@@ -953,7 +955,8 @@ static int catalog_run_bounded(struct catalog *cat, const char *text, const stru
 	if (sqlite3_prepare_v2(cat->db, text, -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "search", error_r);
 	bind_search_params(st, sql);
-	int lo = sqlite3_bind_parameter_index(st, ":lo"), hi = sqlite3_bind_parameter_index(st, ":hi");
+	int lo = sqlite3_bind_parameter_index(st, ":lo"),
+	    hi = sqlite3_bind_parameter_index(st, ":hi");
 	int rc = SQLITE_DONE;
 	for (size_t i = 0; i < (b->count > 0 ? b->count : 1) && rc == SQLITE_DONE; i++) {
 		if (b->count > 0) {
@@ -1031,9 +1034,9 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 {
 	struct catalog_top top = {0};
 	/* limit may be "everything" (UINT64_MAX): saturate */
-	top.keep = limit == 0 ? 0
-	: offset >= SIZE_MAX || limit >= SIZE_MAX - offset ? SIZE_MAX
-							     : (size_t)(offset + limit);
+	top.keep = limit == 0                                         ? 0
+		   : offset >= SIZE_MAX || limit >= SIZE_MAX - offset ? SIZE_MAX
+								      : (size_t)(offset + limit);
 	if (catalog_run_bounded(cat, ids_sql, sql, bounds, catalog_top_add, &top, error_r) < 0) {
 		mem_free(top.rows);
 		return -1;
@@ -1044,11 +1047,12 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 	int ret = 0;
 	sqlite3_stmt *st;
 	if (offset < top.count) {
-		if (sqlite3_prepare_v2(cat->db,
-				       "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
-				       " FROM messages m JOIN contents c ON c.id = m.content_id"
-				       " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?",
-				       -1, &st, NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(
+			    cat->db,
+			    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
+			    " FROM messages m JOIN contents c ON c.id = m.content_id"
+			    " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?",
+			    -1, &st, NULL) != SQLITE_OK) {
 			mem_free(top.rows);
 			return catalog_fail(cat, "search", error_r);
 		}
@@ -1093,7 +1097,9 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 		return -1;
 	int ret;
 	char *visible = mem_printf(
-		"%s%s", any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "",
+		"%s%s",
+		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)"
+			     : "",
 		cat->scope_sql != NULL ? cat->scope_sql : "");
 	/* the count needs the contents table only for conditions on it */
 	bool count_needs_c = any_disabled || strstr(sql.where, "c.") != NULL;
@@ -1120,10 +1126,10 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 		 * page: the text part is evaluated once, not twice. */
 		struct catalog_bounds bounds;
 		catalog_fts_bounds(cat, &sql, &bounds);
-		char *ids_sql = mem_printf(
-			"SELECT m.id, m.date FROM %s%s WHERE %s(%s)%s%s", from,
-			count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "", match,
-			sql.where, visible, catalog_bounds_sql(&bounds));
+		char *ids_sql =
+			mem_printf("SELECT m.id, m.date FROM %s%s WHERE %s(%s)%s%s", from,
+				   count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
+				   match, sql.where, visible, catalog_bounds_sql(&bounds));
 		ret = catalog_search_ranked(cat, ids_sql, &sql, &bounds, limit, offset, total_r, cb,
 					    context, error_r);
 		mem_free(ids_sql);
@@ -1342,15 +1348,15 @@ int catalog_check_index(struct catalog *cat, const char **error_r)
 
 /* ---- folders ---- */
 
-int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context,
-		    const char **error_r)
+int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context, const char **error_r)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(cat->db,
 			       "SELECT f.id, f.user, f.path, count(m.id), coalesce(sum(c.size), 0)"
 			       " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id"
 			       " LEFT JOIN contents c ON c.id = m.content_id"
-			       " GROUP BY f.id ORDER BY f.user, f.path", -1, &st, NULL) != SQLITE_OK)
+			       " GROUP BY f.id ORDER BY f.user, f.path",
+			       -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "folders", error_r);
 	int rc, ret = 0;
 	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1371,8 +1377,8 @@ int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context,
 	return 0;
 }
 
-int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit,
-			    uint64_t offset, uint64_t *total_r, catalog_hit_cb *cb, void *context,
+int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit, uint64_t offset,
+			    uint64_t *total_r, catalog_hit_cb *cb, void *context,
 			    const char **error_r)
 {
 	sqlite3_stmt *st;
@@ -1382,12 +1388,13 @@ int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t lim
 	sqlite3_bind_int64(st, 1, folder_id);
 	*total_r = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
-			       " FROM messages m JOIN contents c ON c.id = m.content_id"
-			       " JOIN folders f ON f.id = m.folder_id"
-			       " WHERE m.folder_id = ? ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    cat->db,
+		    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
+		    " FROM messages m JOIN contents c ON c.id = m.content_id"
+		    " JOIN folders f ON f.id = m.folder_id"
+		    " WHERE m.folder_id = ? ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?",
+		    -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "folder messages", error_r);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)(limit > INT64_MAX ? INT64_MAX : limit));
@@ -1479,10 +1486,12 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 				      : "messages m",
 		needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
 		sql.fts_match != NULL ? "fts MATCH ? AND " : "", sql.where,
-		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)" : "",
+		any_disabled ? " AND c.store_id NOT IN (SELECT id FROM stores WHERE state = 3)"
+			     : "",
 		scope_sql, catalog_bounds_sql(&bounds));
 	struct catalog_ids found = {0};
-	int ret = catalog_run_bounded(cat, ids_sql, &sql, &bounds, catalog_ids_add, &found, error_r);
+	int ret =
+		catalog_run_bounded(cat, ids_sql, &sql, &bounds, catalog_ids_add, &found, error_r);
 	/* sorted here: SQLite's sorter costs more for many matches */
 	if (ret == 0 && found.count > 1)
 		qsort(found.ids, found.count, sizeof(*found.ids), catalog_id_cmp);
@@ -1522,13 +1531,14 @@ int catalog_folder_ids(struct catalog *cat, int64_t folder_id, catalog_id_cb *cb
 	if (catalog_any_disabled(cat, &any_disabled, error_r) < 0)
 		return -1;
 	/* the index on (folder_id, id) answers alone unless a store is disabled */
-	if (sqlite3_prepare_v2(cat->db,
-			       any_disabled ?
-			       "SELECT m.id FROM messages m JOIN contents c ON c.id = m.content_id"
-			       " WHERE m.folder_id = ? AND c.store_id NOT IN"
-			       " (SELECT id FROM stores WHERE state = 3) ORDER BY m.id" :
-			       "SELECT id FROM messages WHERE folder_id = ? ORDER BY id",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    cat->db,
+		    any_disabled
+			    ? "SELECT m.id FROM messages m JOIN contents c ON c.id = m.content_id"
+			      " WHERE m.folder_id = ? AND c.store_id NOT IN"
+			      " (SELECT id FROM stores WHERE state = 3) ORDER BY m.id"
+			    : "SELECT id FROM messages WHERE folder_id = ? ORDER BY id",
+		    -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "folder messages", error_r);
 	sqlite3_bind_int64(st, 1, folder_id);
 	int rc, stop = 0;
@@ -1575,7 +1585,8 @@ int catalog_message_meta(struct catalog *cat, int64_t message_id,
 		meta_r->internal_date = sqlite3_column_int64(st, 4);
 		meta_r->date = sqlite3_column_int64(st, 5);
 		snprintf(meta_r->from, sizeof(meta_r->from), "%s", sqlite3_column_text(st, 6));
-		snprintf(meta_r->subject, sizeof(meta_r->subject), "%s", sqlite3_column_text(st, 7));
+		snprintf(meta_r->subject, sizeof(meta_r->subject), "%s",
+			 sqlite3_column_text(st, 7));
 		meta_r->has_attachment = sqlite3_column_int(st, 8) != 0;
 	}
 	sqlite3_reset(st);

@@ -126,8 +126,8 @@ int catalog_dicts(struct catalog *cat, uint32_t min_id, catalog_dict_cb *cb, voi
 
 int catalog_content_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
 			 int64_t *id_r, const char **error_r);
-int catalog_content_add(struct catalog *cat, const struct catalog_content *content,
-			int64_t *id_r, const char **error_r);
+int catalog_content_add(struct catalog *cat, const struct catalog_content *content, int64_t *id_r,
+			const char **error_r);
 int catalog_part_find(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
 		      struct catalog_loc *loc_r, const char **error_r);
 int catalog_part_add(struct catalog *cat, const unsigned char hash[CATALOG_HASH_LEN],
@@ -141,8 +141,8 @@ int catalog_message_add(struct catalog *cat, int64_t content_id, const char *use
 int catalog_message_find(struct catalog *cat, int64_t content_id, const char *user,
 			 const char *folder, int64_t *id_r, const char **error_r);
 /* The precomputed IMAP blob of a message's content (mem_free). */
-int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r,
-			 size_t *len_r, const char **error_r);
+int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r, size_t *len_r,
+			 const char **error_r);
 /* The content record of a message (and its hash). */
 int catalog_message_content(struct catalog *cat, int64_t message_id,
 			    unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,
@@ -193,8 +193,8 @@ typedef int catalog_folder_cb(const struct catalog_folder *folder, void *context
 int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context,
 		    const char **error_r);
 /* A folder's messages, newest first, paged; *total_r counts them all. */
-int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit,
-			    uint64_t offset, uint64_t *total_r, catalog_hit_cb *cb, void *context,
+int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit, uint64_t offset,
+			    uint64_t *total_r, catalog_hit_cb *cb, void *context,
 			    const char **error_r);
 
 /* ---- end-user access ---- */

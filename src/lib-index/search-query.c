@@ -26,9 +26,9 @@ enum node_type {
 enum term_kind { TERM_WORD, TERM_PHRASE, TERM_PREFIX, TERM_WILDCARD };
 
 /* Text fields, in the order of the fts table's columns (catalog.c). */
-static const char *const search_fields[] = {NULL,	"from", "to",	      "cc",
+static const char *const search_fields[] = {NULL,      "from", "to",        "cc",
 					    "subject", "body", "attachment"};
-static const char *const search_fts_columns[] = {NULL,	      "f_from", "f_to",	     "f_cc",
+static const char *const search_fts_columns[] = {NULL,        "f_from", "f_to",        "f_cc",
 						 "f_subject", "f_body", "f_attachment"};
 #define SEARCH_FIELD_COUNT (sizeof(search_fields) / sizeof(search_fields[0]))
 
@@ -154,7 +154,8 @@ static bool date_parse(const char *s, size_t len, int64_t *start_r, int64_t *end
 	}
 	if (y < 1900 || y > 9999 || m < 0 || m > 12 || d < 0 || d > 31)
 		return false;
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = m == 0 ? 0 : m - 1, .tm_mday = d == 0 ? 1 : d};
+	struct tm tm = {
+		.tm_year = y - 1900, .tm_mon = m == 0 ? 0 : m - 1, .tm_mday = d == 0 ? 1 : d};
 	*start_r = (int64_t)timegm(&tm);
 	if (m == 0)
 		tm.tm_year++;
@@ -180,10 +181,17 @@ static bool size_parse(const char *s, size_t len, int64_t *size_r)
 	if (i < len) {
 		int64_t mult;
 		switch (tolower((unsigned char)s[i])) {
-		case 'k': mult = 1024; break;
-		case 'm': mult = 1024 * 1024; break;
-		case 'g': mult = 1024 * 1024 * 1024; break;
-		default: return false;
+		case 'k':
+			mult = 1024;
+			break;
+		case 'm':
+			mult = 1024 * 1024;
+			break;
+		case 'g':
+			mult = 1024 * 1024 * 1024;
+			break;
+		default:
+			return false;
 		}
 		if (i + 1 != len && !(i + 2 == len && tolower((unsigned char)s[i + 1]) == 'b'))
 			return false;
@@ -196,8 +204,7 @@ static bool size_parse(const char *s, size_t len, int64_t *size_r)
 }
 
 /* date:/size: values: A..B, >=A, >A, <=A, <A, A */
-static struct node *parse_range(struct parser *ps, enum node_type type, const char *v,
-				size_t len)
+static struct node *parse_range(struct parser *ps, enum node_type type, const char *v, size_t len)
 {
 	struct node *n = node_new(type);
 	int64_t a0, a1, b0, b1;
@@ -263,9 +270,10 @@ static struct node *parse_range(struct parser *ps, enum node_type type, const ch
 		}
 	}
 	if (!ok) {
-		parser_fail(ps, type == NODE_DATE
-					? "date: expects YYYY[-MM[-DD]], a range A..B, or >, >=, <, <= a date"
-					: "size: expects a number with optional k/m/g, a range A..B, or >, >=, <, <= a size");
+		parser_fail(ps, type == NODE_DATE ? "date: expects YYYY[-MM[-DD]], a range A..B, "
+						    "or >, >=, <, <= a date"
+						  : "size: expects a number with optional k/m/g, a "
+						    "range A..B, or >, >=, <, <= a size");
 		node_free(n);
 		return NULL;
 	}
@@ -695,7 +703,8 @@ static int compile_term(struct compiler *cp, const struct node *n, struct compil
 		for (char *p = pattern; *p != '\0'; p++)
 			*p = (char)tolower((unsigned char)*p);
 		char **terms = NULL;
-		size_t count = cp->expand != NULL ? cp->expand(pattern, 200, &terms, cp->context) : 0;
+		size_t count =
+			cp->expand != NULL ? cp->expand(pattern, 200, &terms, cp->context) : 0;
 		mem_free(pattern);
 		if (count == 0) {
 			str_destroy(&s);
@@ -776,11 +785,13 @@ static int compile_andor(struct compiler *cp, const struct node *n, struct compi
 				cc.text = t;
 			}
 			if (cc.is_fts) {
-				str_printfa(fts, "%s(%s)", fts_count++ > 0 ? (is_and ? " AND " : " OR ") : "",
+				str_printfa(fts, "%s(%s)",
+					    fts_count++ > 0 ? (is_and ? " AND " : " OR ") : "",
 					    cc.text);
 				move_params(&fts_params, &cc);
 			} else {
-				str_printfa(sql, "%s(%s)", sql_count++ > 0 ? (is_and ? " AND " : " OR ") : "",
+				str_printfa(sql, "%s(%s)",
+					    sql_count++ > 0 ? (is_and ? " AND " : " OR ") : "",
 					    cc.text);
 				move_params(&sql_params, &cc);
 			}
@@ -937,8 +948,8 @@ static void compile_date_bounds(const struct node *root, struct search_sql *sql)
 	}
 }
 
-int search_query_compile(const struct search_query *query, search_expand_t *expand,
-			 void *context, struct search_sql *sql_r, const char **error_r)
+int search_query_compile(const struct search_query *query, search_expand_t *expand, void *context,
+			 struct search_sql *sql_r, const char **error_r)
 {
 	struct compiler cp = {.expand = expand, .context = context, .root = query->root};
 	struct compiled c;

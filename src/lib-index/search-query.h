@@ -56,8 +56,7 @@ struct search_sql {
 /* Expand a lowercase ? pattern (GLOB syntax, '?' only) into the index terms it
  * matches; returns the number of terms written to terms_r (mem_free each and
  * the array), at most `max`. */
-typedef size_t search_expand_t(const char *pattern, size_t max, char ***terms_r,
-			       void *context);
+typedef size_t search_expand_t(const char *pattern, size_t max, char ***terms_r, void *context);
 
 /* Address fields are indexed with one extra token per email address (its
  * letters and digits run together, e.g. "ralf@linux-mips.org" ->
@@ -72,8 +71,8 @@ void search_query_destroy(struct search_query **query);
 /* Writes a canonical rendering of the tree (for tests and logs). */
 char *search_query_describe(const struct search_query *query);
 
-int search_query_compile(const struct search_query *query, search_expand_t *expand,
-			 void *context, struct search_sql *sql_r, const char **error_r);
+int search_query_compile(const struct search_query *query, search_expand_t *expand, void *context,
+			 struct search_sql *sql_r, const char **error_r);
 void search_sql_free(struct search_sql *sql);
 
 #endif

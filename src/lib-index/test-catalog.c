@@ -77,9 +77,8 @@ static struct catalog *catalog_with_store(const char *path, const unsigned char 
 	struct catalog *cat;
 	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
 	assert_int_equal(catalog_begin(cat, &error), 0);
-	assert_int_equal(catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, store_id_r,
-					   &error),
-			 0);
+	assert_int_equal(
+		catalog_store_add(cat, "store-0001", CATALOG_STORE_CURRENT, store_id_r, &error), 0);
 	return cat;
 }
 
@@ -95,8 +94,8 @@ static void test_catalog(void **state)
 			 "the cache flush is wrong", 1514800000, "INBOX", false);
 	int64_t m2 = add(cat, 2, "Bob <bob@example.com>", "Re: kernel panic",
 			 "kernel panic in octeon code", 1530000000, "INBOX/Lists", true);
-	int64_t m3 = add(cat, 3, "Carol <carol@example.com>", "hello", "testing text",
-			 1400000000, "Other", false);
+	int64_t m3 = add(cat, 3, "Carol <carol@example.com>", "hello", "testing text", 1400000000,
+			 "Other", false);
 	assert_int_equal(catalog_store_set_tail(cat, store_id, 1, 400, &error), 0);
 	assert_int_equal(catalog_commit(cat, &error), 0);
 
@@ -213,15 +212,24 @@ static void test_date_bounds(void **state)
 	size_t nexpected = 0;
 	for (int n = 1; n <= 2200; n++) {
 		bool in_2018 = n <= 200 || n > 2000;
-		int64_t date = in_2018 ? 1514800000 + (int64_t)n * 60 : 1270000000 + (int64_t)n * 60;
+		int64_t date =
+			in_2018 ? 1514800000 + (int64_t)n * 60 : 1270000000 + (int64_t)n * 60;
 		bool patch = n % 3 == 0;
 		char *hashed = mem_printf("%d", n);
-		struct catalog_content c = {
-			.loc = {.store_id = store_id, .segment = 1, .offset = (uint64_t)n * 100,
-				.length = 100},
-			.size = 1000, .date = date, .from = "a@example.org", .to = "", .cc = "",
-			.subject = patch ? "[PATCH] change" : "question", .imap = "NIL", .imap_len = 3,
-			.body_text = "words", .attachment_names = ""};
+		struct catalog_content c = {.loc = {.store_id = store_id,
+						    .segment = 1,
+						    .offset = (uint64_t)n * 100,
+						    .length = 100},
+					    .size = 1000,
+					    .date = date,
+					    .from = "a@example.org",
+					    .to = "",
+					    .cc = "",
+					    .subject = patch ? "[PATCH] change" : "question",
+					    .imap = "NIL",
+					    .imap_len = 3,
+					    .body_text = "words",
+					    .attachment_names = ""};
 		memset(c.hash, 0, sizeof(c.hash));
 		memcpy(c.hash, hashed, strlen(hashed));
 		mem_free(hashed);
@@ -247,9 +255,8 @@ static void test_date_bounds(void **state)
 		assert_int_equal(h.ids[i], expected[nexpected - 1 - 5 - i]);
 	/* the last page reaches into the first band */
 	memset(&h, 0, sizeof(h));
-	assert_int_equal(catalog_search(cat, q, 10, nexpected - 3, &total, collect_ordered, &h,
-					&error),
-			 0);
+	assert_int_equal(
+		catalog_search(cat, q, 10, nexpected - 3, &total, collect_ordered, &h, &error), 0);
 	assert_int_equal(h.count, 3);
 	assert_int_equal(h.ids[2], expected[0]);
 	/* "everything" as the limit (export) */

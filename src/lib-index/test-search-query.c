@@ -87,8 +87,7 @@ static size_t expand_two(const char *pattern, size_t max, char ***terms_r, void 
 	return 2;
 }
 
-static void check_sql(const char *query, const char *where, size_t params,
-		      const char *first_param)
+static void check_sql(const char *query, const char *where, size_t params, const char *first_param)
 {
 	/* the driving FTS expression counts as the first parameter here */
 	struct search_query *q;
@@ -100,7 +99,8 @@ static void check_sql(const char *query, const char *where, size_t params,
 		fail_msg("%s: got %s", query, sql.where);
 	assert_int_equal(sql.param_count + (sql.fts_match != NULL), params);
 	const char *first = sql.fts_match != NULL ? sql.fts_match
-			    : sql.param_count > 0 ? sql.params[0].text : "";
+			    : sql.param_count > 0 ? sql.params[0].text
+						  : "";
 	if (first_param != NULL && strcmp(first, first_param) != 0)
 		fail_msg("%s: param %s", query, first);
 	search_sql_free(&sql);
@@ -144,13 +144,19 @@ static void test_compile(void **state)
 	check_sql("from:ralf@linux-mips.org", in, 1, "f_from : \"ralflinuxmipsorg\"");
 	check_sql("from:\"ralf@linux-mips.org\"", in, 1, "f_from : \"ralf@linux-mips.org\"");
 	check_sql("te?t", in, 1, "(\"test\" OR \"text\")");
-	check_sql("NOT x", "m.content_id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)", 1, "\"x\"");
-	check_sql("subject:PATCH date:2018", "(m.date >= ? AND m.date < ?)", 3, "(f_subject : \"PATCH\")");
+	check_sql("NOT x", "m.content_id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)", 1,
+		  "\"x\"");
+	check_sql("subject:PATCH date:2018", "(m.date >= ? AND m.date < ?)", 3,
+		  "(f_subject : \"PATCH\")");
 	check_sql("has:attachment OR x",
-		  "(c.has_attachment = 1) OR (m.content_id IN (SELECT rowid FROM fts WHERE fts MATCH ?))", 1,
-		  "(\"x\")");
+		  "(c.has_attachment = 1) OR (m.content_id IN (SELECT rowid FROM fts WHERE fts "
+		  "MATCH ?))",
+		  1, "(\"x\")");
 	check_sql("*", "1", 0, NULL);
-	check_sql("folder:a_b", "m.folder_id IN (SELECT id FROM folders WHERE path = ? OR path LIKE ? ESCAPE '\\')", 2, "a_b");
+	check_sql(
+		"folder:a_b",
+		"m.folder_id IN (SELECT id FROM folders WHERE path = ? OR path LIKE ? ESCAPE '\\')",
+		2, "a_b");
 }
 
 int main(void)

@@ -36,7 +36,8 @@ static char *view_content_type(GMimeObject *obj)
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
 	const char *type = ct != NULL ? g_mime_content_type_get_media_type(ct) : NULL;
 	const char *subtype = ct != NULL ? g_mime_content_type_get_media_subtype(ct) : NULL;
-	char *s = mem_printf("%s/%s", type != NULL ? type : "text", subtype != NULL ? subtype : "plain");
+	char *s = mem_printf("%s/%s", type != NULL ? type : "text",
+			     subtype != NULL ? subtype : "plain");
 	for (char *p = s; *p != '\0'; p++)
 		*p = g_ascii_tolower(*p);
 	return s;
@@ -77,8 +78,8 @@ static void view_add_attachment(struct mime_view_ctx *ctx, const char *section, 
 		return;
 	if (v->attachment_count == ctx->attachment_cap) {
 		ctx->attachment_cap = ctx->attachment_cap == 0 ? 4 : ctx->attachment_cap * 2;
-		v->attachments = mem_realloc(v->attachments,
-					     ctx->attachment_cap * sizeof(*v->attachments));
+		v->attachments =
+			mem_realloc(v->attachments, ctx->attachment_cap * sizeof(*v->attachments));
 	}
 	struct mime_view_attachment *a = &v->attachments[v->attachment_count++];
 	a->part = mem_strdup(section);
@@ -159,8 +160,8 @@ static void view_walk(struct mime_view_ctx *ctx, GMimeObject *obj, const char *s
 		GMimeMultipart *mp = GMIME_MULTIPART(obj);
 		int n = g_mime_multipart_get_count(mp);
 		for (int i = 0; i < n; i++) {
-			char *sub = section[0] == '\0' ? mem_printf("%d", i + 1) :
-				    mem_printf("%s.%d", section, i + 1);
+			char *sub = section[0] == '\0' ? mem_printf("%d", i + 1)
+						       : mem_printf("%s.%d", section, i + 1);
 			view_walk(ctx, g_mime_multipart_get_part(mp, i), sub, depth + 1);
 			mem_free(sub);
 		}
@@ -168,7 +169,8 @@ static void view_walk(struct mime_view_ctx *ctx, GMimeObject *obj, const char *s
 		GByteArray *bytes = view_message_bytes(GMIME_MESSAGE_PART(obj));
 		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
 		const char *subject = inner != NULL ? g_mime_message_get_subject(inner) : NULL;
-		char *name = mem_printf("%s.eml", subject != NULL && *subject != '\0' ? subject : "message");
+		char *name = mem_printf("%s.eml",
+					subject != NULL && *subject != '\0' ? subject : "message");
 		for (char *p = name; *p != '\0'; p++) {
 			if (*p == '/' || *p == '\\' || (unsigned char)*p < 0x20)
 				*p = '_';
@@ -188,7 +190,8 @@ static void view_inline_images(struct mime_view_ctx *ctx)
 	for (guint i = 0; i < ctx->cid_parts->len && v->html[0] != '\0'; i++) {
 		GMimePart *part = g_ptr_array_index(ctx->cid_parts, i);
 		char *type = view_content_type(GMIME_OBJECT(part));
-		char *needle = mem_printf("cid:%s", g_mime_object_get_content_id(GMIME_OBJECT(part)));
+		char *needle =
+			mem_printf("cid:%s", g_mime_object_get_content_id(GMIME_OBJECT(part)));
 		if (strncmp(type, "image/", 6) == 0 && strstr(v->html, needle) != NULL &&
 		    strpbrk(type, "\"'<> ") == NULL) {
 			GByteArray *bytes = view_decode(part);
@@ -281,7 +284,8 @@ static GMimeObject *view_find(GMimeMessage *msg, const char *section)
 		unsigned long n = strtoul(p, &end, 10);
 		if (GMIME_IS_MESSAGE_PART(obj)) {
 			/* a number below an attached message goes into its body */
-			GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+			GMimeMessage *inner =
+				g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
 			obj = inner != NULL ? g_mime_message_get_mime_part(inner) : NULL;
 			if (obj == NULL)
 				return NULL;

@@ -93,105 +93,33 @@ static const struct {
 	const char *name;
 	unsigned int cp;
 } mime_latin1_entities[] = {
-	{"nbsp", 0xa0},
-	{"iexcl", 0xa1},
-	{"cent", 0xa2},
-	{"pound", 0xa3},
-	{"curren", 0xa4},
-	{"yen", 0xa5},
-	{"brvbar", 0xa6},
-	{"sect", 0xa7},
-	{"uml", 0xa8},
-	{"copy", 0xa9},
-	{"ordf", 0xaa},
-	{"laquo", 0xab},
-	{"not", 0xac},
-	{"shy", 0xad},
-	{"reg", 0xae},
-	{"macr", 0xaf},
-	{"deg", 0xb0},
-	{"plusmn", 0xb1},
-	{"sup2", 0xb2},
-	{"sup3", 0xb3},
-	{"acute", 0xb4},
-	{"micro", 0xb5},
-	{"para", 0xb6},
-	{"middot", 0xb7},
-	{"cedil", 0xb8},
-	{"sup1", 0xb9},
-	{"ordm", 0xba},
-	{"raquo", 0xbb},
-	{"frac14", 0xbc},
-	{"frac12", 0xbd},
-	{"frac34", 0xbe},
-	{"iquest", 0xbf},
-	{"Agrave", 0xc0},
-	{"Aacute", 0xc1},
-	{"Acirc", 0xc2},
-	{"Atilde", 0xc3},
-	{"Auml", 0xc4},
-	{"Aring", 0xc5},
-	{"AElig", 0xc6},
-	{"Ccedil", 0xc7},
-	{"Egrave", 0xc8},
-	{"Eacute", 0xc9},
-	{"Ecirc", 0xca},
-	{"Euml", 0xcb},
-	{"Igrave", 0xcc},
-	{"Iacute", 0xcd},
-	{"Icirc", 0xce},
-	{"Iuml", 0xcf},
-	{"ETH", 0xd0},
-	{"Ntilde", 0xd1},
-	{"Ograve", 0xd2},
-	{"Oacute", 0xd3},
-	{"Ocirc", 0xd4},
-	{"Otilde", 0xd5},
-	{"Ouml", 0xd6},
-	{"times", 0xd7},
-	{"Oslash", 0xd8},
-	{"Ugrave", 0xd9},
-	{"Uacute", 0xda},
-	{"Ucirc", 0xdb},
-	{"Uuml", 0xdc},
-	{"Yacute", 0xdd},
-	{"THORN", 0xde},
-	{"szlig", 0xdf},
-	{"agrave", 0xe0},
-	{"aacute", 0xe1},
-	{"acirc", 0xe2},
-	{"atilde", 0xe3},
-	{"auml", 0xe4},
-	{"aring", 0xe5},
-	{"aelig", 0xe6},
-	{"ccedil", 0xe7},
-	{"egrave", 0xe8},
-	{"eacute", 0xe9},
-	{"ecirc", 0xea},
-	{"euml", 0xeb},
-	{"igrave", 0xec},
-	{"iacute", 0xed},
-	{"icirc", 0xee},
-	{"iuml", 0xef},
-	{"eth", 0xf0},
-	{"ntilde", 0xf1},
-	{"ograve", 0xf2},
-	{"oacute", 0xf3},
-	{"ocirc", 0xf4},
-	{"otilde", 0xf5},
-	{"ouml", 0xf6},
-	{"divide", 0xf7},
-	{"oslash", 0xf8},
-	{"ugrave", 0xf9},
-	{"uacute", 0xfa},
-	{"ucirc", 0xfb},
-	{"uuml", 0xfc},
-	{"yacute", 0xfd},
-	{"thorn", 0xfe},
-	{"yuml", 0xff},
-	{"euro", 0x20ac}, {"hellip", 0x2026}, {"mdash", 0x2014}, {"ndash", 0x2013},
-	{"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201c}, {"rdquo", 0x201d},
-	{"bull", 0x2022}, {"trade", 0x2122},
+	{"nbsp", 0xa0},    {"iexcl", 0xa1},    {"cent", 0xa2},    {"pound", 0xa3},
+	{"curren", 0xa4},  {"yen", 0xa5},      {"brvbar", 0xa6},  {"sect", 0xa7},
+	{"uml", 0xa8},     {"copy", 0xa9},     {"ordf", 0xaa},    {"laquo", 0xab},
+	{"not", 0xac},     {"shy", 0xad},      {"reg", 0xae},     {"macr", 0xaf},
+	{"deg", 0xb0},     {"plusmn", 0xb1},   {"sup2", 0xb2},    {"sup3", 0xb3},
+	{"acute", 0xb4},   {"micro", 0xb5},    {"para", 0xb6},    {"middot", 0xb7},
+	{"cedil", 0xb8},   {"sup1", 0xb9},     {"ordm", 0xba},    {"raquo", 0xbb},
+	{"frac14", 0xbc},  {"frac12", 0xbd},   {"frac34", 0xbe},  {"iquest", 0xbf},
+	{"Agrave", 0xc0},  {"Aacute", 0xc1},   {"Acirc", 0xc2},   {"Atilde", 0xc3},
+	{"Auml", 0xc4},    {"Aring", 0xc5},    {"AElig", 0xc6},   {"Ccedil", 0xc7},
+	{"Egrave", 0xc8},  {"Eacute", 0xc9},   {"Ecirc", 0xca},   {"Euml", 0xcb},
+	{"Igrave", 0xcc},  {"Iacute", 0xcd},   {"Icirc", 0xce},   {"Iuml", 0xcf},
+	{"ETH", 0xd0},     {"Ntilde", 0xd1},   {"Ograve", 0xd2},  {"Oacute", 0xd3},
+	{"Ocirc", 0xd4},   {"Otilde", 0xd5},   {"Ouml", 0xd6},    {"times", 0xd7},
+	{"Oslash", 0xd8},  {"Ugrave", 0xd9},   {"Uacute", 0xda},  {"Ucirc", 0xdb},
+	{"Uuml", 0xdc},    {"Yacute", 0xdd},   {"THORN", 0xde},   {"szlig", 0xdf},
+	{"agrave", 0xe0},  {"aacute", 0xe1},   {"acirc", 0xe2},   {"atilde", 0xe3},
+	{"auml", 0xe4},    {"aring", 0xe5},    {"aelig", 0xe6},   {"ccedil", 0xe7},
+	{"egrave", 0xe8},  {"eacute", 0xe9},   {"ecirc", 0xea},   {"euml", 0xeb},
+	{"igrave", 0xec},  {"iacute", 0xed},   {"icirc", 0xee},   {"iuml", 0xef},
+	{"eth", 0xf0},     {"ntilde", 0xf1},   {"ograve", 0xf2},  {"oacute", 0xf3},
+	{"ocirc", 0xf4},   {"otilde", 0xf5},   {"ouml", 0xf6},    {"divide", 0xf7},
+	{"oslash", 0xf8},  {"ugrave", 0xf9},   {"uacute", 0xfa},  {"ucirc", 0xfb},
+	{"uuml", 0xfc},    {"yacute", 0xfd},   {"thorn", 0xfe},   {"yuml", 0xff},
+	{"euro", 0x20ac},  {"hellip", 0x2026}, {"mdash", 0x2014}, {"ndash", 0x2013},
+	{"lsquo", 0x2018}, {"rsquo", 0x2019},  {"ldquo", 0x201c}, {"rdquo", 0x201d},
+	{"bull", 0x2022},  {"trade", 0x2122},
 };
 
 static const struct {
@@ -219,7 +147,8 @@ char *mime_html_to_text(const char *html, size_t len)
 			if (script || style) {
 				const char *close = script ? "</script" : "</style";
 				size_t cl = strlen(close);
-				while (i + cl <= len && g_ascii_strncasecmp(html + i, close, cl) != 0)
+				while (i + cl <= len &&
+				       g_ascii_strncasecmp(html + i, close, cl) != 0)
 					i++;
 			}
 			str_append_c(out, ' ');
@@ -239,11 +168,13 @@ char *mime_html_to_text(const char *html, size_t len)
 						done = true;
 					}
 				}
-				for (size_t k = 0; !done && k < G_N_ELEMENTS(mime_latin1_entities); k++) {
+				for (size_t k = 0; !done && k < G_N_ELEMENTS(mime_latin1_entities);
+				     k++) {
 					if (strlen(mime_latin1_entities[k].name) == nlen &&
 					    memcmp(mime_latin1_entities[k].name, name, nlen) == 0) {
 						char buf[8];
-						int n = g_unichar_to_utf8(mime_latin1_entities[k].cp, buf);
+						int n = g_unichar_to_utf8(
+							mime_latin1_entities[k].cp, buf);
 						str_append_n(out, buf, (size_t)n);
 						done = true;
 					}
@@ -253,7 +184,8 @@ char *mime_html_to_text(const char *html, size_t len)
 								   ? strtoul(name + 2, NULL, 16)
 								   : strtoul(name + 1, NULL, 10);
 					char buf[8];
-					if (cp > 0 && cp < 0x110000 && g_unichar_validate((gunichar)cp)) {
+					if (cp > 0 && cp < 0x110000 &&
+					    g_unichar_validate((gunichar)cp)) {
 						int n = g_unichar_to_utf8((gunichar)cp, buf);
 						str_append_n(out, buf, (size_t)n);
 						done = true;
@@ -395,7 +327,8 @@ static void imap_append_addresses(struct str *out, InternetAddressList *list)
 			str_append(out, "(NIL NIL NIL NIL)");
 			continue;
 		}
-		const char *email = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(addr));
+		const char *email =
+			internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(addr));
 		char *local = mem_strdup(email != NULL ? email : "");
 		char *at = strrchr(local, '@');
 		const char *host = NULL;
@@ -431,9 +364,8 @@ static void mime_envelope(struct str *out, GMimeMessage *msg)
 	imap_append_addresses(out, from);
 	str_append_c(out, ' ');
 	/* RFC 3501: Sender and Reply-To default to From */
-	imap_append_addresses(out, sender != NULL && internet_address_list_length(sender) > 0
-					   ? sender
-					   : from);
+	imap_append_addresses(
+		out, sender != NULL && internet_address_list_length(sender) > 0 ? sender : from);
 	str_append_c(out, ' ');
 	imap_append_addresses(out, reply_to != NULL && internet_address_list_length(reply_to) > 0
 					   ? reply_to
@@ -503,7 +435,7 @@ static void mime_leaf(struct mime_ctx *ctx, GMimePart *part, struct str *bs)
 		size_t n = ctx->info->large_part_count;
 		/* keep spans ascending and disjoint whatever GMime reports */
 		if (n == 0 || off >= ctx->info->large_parts[n - 1].offset +
-					     ctx->info->large_parts[n - 1].len) {
+					      ctx->info->large_parts[n - 1].len) {
 			if (n == ctx->span_cap) {
 				ctx->span_cap = ctx->span_cap == 0 ? 4 : ctx->span_cap * 2;
 				ctx->info->large_parts =
@@ -567,8 +499,7 @@ static void mime_leaf(struct mime_ctx *ctx, GMimePart *part, struct str *bs)
 
 static void mime_walk(struct mime_ctx *ctx, GMimeObject *obj, struct str *bs, int depth);
 
-static void mime_message_part(struct mime_ctx *ctx, GMimeMessagePart *mp, struct str *bs,
-			      int depth)
+static void mime_message_part(struct mime_ctx *ctx, GMimeMessagePart *mp, struct str *bs, int depth)
 {
 	GMimeMessage *inner = g_mime_message_part_get_message(mp);
 	str_append(bs, "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 0 ");

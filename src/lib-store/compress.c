@@ -151,8 +151,8 @@ unsigned char *compress_buffer(const void *data, size_t len, const struct compre
 	return out;
 }
 
-int compress_decompress(const void *data, size_t len, const struct compress_dict *dict,
-			void *out, size_t expected_len, const char **error_r)
+int compress_decompress(const void *data, size_t len, const struct compress_dict *dict, void *out,
+			size_t expected_len, const char **error_r)
 {
 	struct compress_contexts *ctx = compress_contexts();
 	size_t n = dict != NULL ? ZSTD_decompress_usingDDict(ctx->dctx, out, expected_len, data,
@@ -163,8 +163,8 @@ int compress_decompress(const void *data, size_t len, const struct compress_dict
 		return -1;
 	}
 	if (n != expected_len) {
-		*error_r = tstr_printf("zstd: %zu bytes decompressed, %zu expected", n,
-				       expected_len);
+		*error_r =
+			tstr_printf("zstd: %zu bytes decompressed, %zu expected", n, expected_len);
 		return -1;
 	}
 	return 0;
@@ -181,7 +181,7 @@ int compress_train(const void *samples, const size_t *sample_sizes, unsigned int
 	ZDICT_fastCover_params_t params = {.k = 1024, .d = 8, .f = 20, .accel = 1};
 	params.zParams.compressionLevel = COMPRESS_LEVEL;
 	size_t n = ZDICT_trainFromBuffer_fastCover(buf, dict_max, samples, sample_sizes, count,
-						    params);
+						   params);
 	if (ZDICT_isError(n)) {
 		*error_r = tstr_printf("zstd dictionary training: %s", ZDICT_getErrorName(n));
 		mem_free(buf);

@@ -41,26 +41,28 @@ static struct json *mgmt_admin_json(const struct json *record)
 	(void)json_get_int(record, "created", &created);
 	const char *mfa = json_get_string(json_get(record, "mfa"), "state");
 	json_set_string(a, "userName", json_get_string(record, "name"));
-	json_set_string(a, "fullName", json_get_string(record, "fullName") ?
-				       json_get_string(record, "fullName") : "");
+	json_set_string(a, "fullName",
+			json_get_string(record, "fullName") ? json_get_string(record, "fullName")
+							    : "");
 	json_set_string(a, "mfa", mfa == NULL ? "disabled" : mfa);
 	json_set_bool(a, "apiPassword", json_get_string(record, "apiPasswordHash") != NULL);
 	json_set_int(a, "created", created);
 	return a;
 }
 
-static int mgmt_api_get_admins(struct mgmt *mgmt, const struct json *args,
-			       struct json **result_r, const char **error_r)
+static int mgmt_api_get_admins(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+			       const char **error_r)
 {
 	struct json *list = json_new_array();
 	for (size_t i = 0; i < mgmtdb_admin_count(mgmt->db); i++)
-		json_append(list, mgmt_admin_json(mgmtdb_admin_record(mgmt->db, mgmtdb_admin_name(mgmt->db, i))));
+		json_append(list, mgmt_admin_json(mgmtdb_admin_record(
+					  mgmt->db, mgmtdb_admin_name(mgmt->db, i))));
 	*result_r = list;
 	return 0;
 }
 
-static int mgmt_api_create_admin(struct mgmt *mgmt, const struct json *args,
-				 struct json **result_r, const char **error_r)
+static int mgmt_api_create_admin(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+				 const char **error_r)
 {
 	const char *name = json_get_string(args, "userName");
 	const char *password = json_get_string(args, "password");
@@ -111,8 +113,8 @@ static int mgmt_api_set_admin_password(struct mgmt *mgmt, const struct json *arg
 	return mgmt_db_commit(mgmt, error_r);
 }
 
-static int mgmt_api_delete_admin(struct mgmt *mgmt, const struct json *args,
-				 struct json **result_r, const char **error_r)
+static int mgmt_api_delete_admin(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+				 const char **error_r)
 {
 	const char *name = json_get_string(args, "userName");
 	if (mgmt_admin_record(mgmt, args, error_r) == NULL)
@@ -128,8 +130,8 @@ static int mgmt_api_delete_admin(struct mgmt *mgmt, const struct json *args,
 	return mgmt_db_commit(mgmt, error_r);
 }
 
-static int mgmt_api_init_mfa(struct mgmt *mgmt, const struct json *args,
-			     struct json **result_r, const char **error_r)
+static int mgmt_api_init_mfa(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+			     const char **error_r)
 {
 	struct json *record = mgmt_admin_record(mgmt, args, error_r);
 	if (record == NULL)
@@ -140,8 +142,9 @@ static int mgmt_api_init_mfa(struct mgmt *mgmt, const struct json *args,
 		*error_r = "cannot generate an MFA secret";
 		return -1;
 	}
-	char *uri = auth_totp_uri(tstr_printf("Coffer %s", role_daemon_settings(mgmt->rd)->server_name),
-				  name, secret);
+	char *uri =
+		auth_totp_uri(tstr_printf("Coffer %s", role_daemon_settings(mgmt->rd)->server_name),
+			      name, secret);
 	char *svg = auth_qr_svg(uri, error_r);
 	if (svg == NULL) {
 		mem_free(uri);
@@ -254,8 +257,8 @@ static int mgmt_api_set_smtp(struct mgmt *mgmt, const struct json *args, struct 
 	json_set_string(smtp, "host", host);
 	json_set_int(smtp, "port", port);
 	json_set_string(smtp, "security", sec == NULL ? "starttls" : sec);
-	json_set_string(smtp, "userName", json_get_string(args, "userName") ?
-					  json_get_string(args, "userName") : "");
+	json_set_string(smtp, "userName",
+			json_get_string(args, "userName") ? json_get_string(args, "userName") : "");
 	json_set_string(smtp, "fromAddress", json_get_string(args, "fromAddress"));
 	json_set_bool(smtp, "verifyCertificate", json_get_bool(args, "verifyCertificate", true));
 	const char *password = json_get_string(args, "password");
@@ -299,14 +302,15 @@ static void mgmt_api_test_smtp(struct mgmt *mgmt, const struct json *args, struc
 	t->to = mem_strdup(json_get_string(args, "to"));
 	char *message = smtp_build_text_message(
 		from != NULL ? from : "", t->to, "Coffer test message",
-		tstr_printf("This test message was sent by the Coffer Management Server %s at the request of %s.\n",
+		tstr_printf("This test message was sent by the Coffer Management Server %s at the "
+			    "request of %s.\n",
 			    role_daemon_settings(mgmt->rd)->server_name, mgmt_job_user(job)));
 	mgmt_smtp_send(mgmt, t->to, message, strlen(message), mgmt_smtp_test_done, t);
 	mem_free(message);
 }
 
-static int mgmt_api_verify_audit(struct mgmt *mgmt, const struct json *args,
-				 struct json **result_r, const char **error_r)
+static int mgmt_api_verify_audit(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+				 const char **error_r)
 {
 	char *path = config_path(role_daemon_config_dir(mgmt->rd), "management-audit.log");
 	long count = audit_verify(path, error_r);
@@ -320,45 +324,94 @@ static int mgmt_api_verify_audit(struct mgmt *mgmt, const struct json *args,
 	return 0;
 }
 
-#define USER_ARG {"userName", MGMT_API_STRING, true, "the administrator's name"}
+#define USER_ARG                                                                                   \
+	{                                                                                          \
+		"userName", MGMT_API_STRING, true, "the administrator's name"                      \
+	}
 
 const struct mgmt_api_function mgmt_api_admin_functions[] = {
-	{"GetSystemAdministrators", "List the system administrators (never their passwords or secrets).",
-	 {{0}}, mgmt_api_get_admins, NULL, false},
-	{"CreateSystemAdministrator", "Create a system administrator.",
-	 {USER_ARG, {"password", MGMT_API_STRING, true, "8 to 1024 characters"},
+	{"GetSystemAdministrators",
+	 "List the system administrators (never their passwords or secrets).",
+	 {{0}},
+	 mgmt_api_get_admins,
+	 NULL,
+	 false},
+	{"CreateSystemAdministrator",
+	 "Create a system administrator.",
+	 {USER_ARG,
+	  {"password", MGMT_API_STRING, true, "8 to 1024 characters"},
 	  {"fullName", MGMT_API_STRING, false, "display name"}},
-	 mgmt_api_create_admin, NULL, false},
-	{"SetSystemAdministratorConfiguration", "Change an administrator's full name.",
+	 mgmt_api_create_admin,
+	 NULL,
+	 false},
+	{"SetSystemAdministratorConfiguration",
+	 "Change an administrator's full name.",
 	 {USER_ARG, {"fullName", MGMT_API_STRING, false, "display name"}},
-	 mgmt_api_set_admin_configuration, NULL, false},
-	{"SetSystemAdministratorPassword", "Set an administrator's password.",
+	 mgmt_api_set_admin_configuration,
+	 NULL,
+	 false},
+	{"SetSystemAdministratorPassword",
+	 "Set an administrator's password.",
 	 {USER_ARG, {"password", MGMT_API_STRING, true, "8 to 1024 characters"}},
-	 mgmt_api_set_admin_password, NULL, false},
-	{"DeleteSystemAdministrator", "Delete an administrator (not the last one).", {USER_ARG},
-	 mgmt_api_delete_admin, NULL, false},
+	 mgmt_api_set_admin_password,
+	 NULL,
+	 false},
+	{"DeleteSystemAdministrator",
+	 "Delete an administrator (not the last one).",
+	 {USER_ARG},
+	 mgmt_api_delete_admin,
+	 NULL,
+	 false},
 	{"InitializeSystemAdministratorMFA",
-	 "Start MFA enrolment: returns the TOTP secret, its otpauth URI and a QR code (SVG). The next login with a valid code activates MFA.",
-	 {USER_ARG}, mgmt_api_init_mfa, NULL, false},
-	{"DeactivateSystemAdministratorMFA", "Turn MFA off for an administrator.", {USER_ARG},
-	 mgmt_api_deactivate_mfa, NULL, false},
+	 "Start MFA enrolment: returns the TOTP secret, its otpauth URI and a QR code (SVG). The "
+	 "next login with a valid code activates MFA.",
+	 {USER_ARG},
+	 mgmt_api_init_mfa,
+	 NULL,
+	 false},
+	{"DeactivateSystemAdministratorMFA",
+	 "Turn MFA off for an administrator.",
+	 {USER_ARG},
+	 mgmt_api_deactivate_mfa,
+	 NULL,
+	 false},
 	{"CreateSystemAdministratorAPIPassword",
 	 "Create (or replace) an API password, which works without an MFA code; shown once.",
-	 {USER_ARG}, mgmt_api_create_api_password, NULL, false},
-	{"GetSystemSmtpConfiguration", "The SMTP settings for notifications (without the password).",
-	 {{0}}, mgmt_api_get_smtp, NULL, false},
-	{"SetSystemSmtpConfiguration", "Set the SMTP settings for notifications.",
+	 {USER_ARG},
+	 mgmt_api_create_api_password,
+	 NULL,
+	 false},
+	{"GetSystemSmtpConfiguration",
+	 "The SMTP settings for notifications (without the password).",
+	 {{0}},
+	 mgmt_api_get_smtp,
+	 NULL,
+	 false},
+	{"SetSystemSmtpConfiguration",
+	 "Set the SMTP settings for notifications.",
 	 {{"host", MGMT_API_STRING, true, "SMTP server"},
 	  {"port", MGMT_API_NUMBER, false, "default 587"},
 	  {"security", MGMT_API_STRING, false, "none, starttls (default) or tls"},
 	  {"userName", MGMT_API_STRING, false, "for SMTP AUTH"},
-	  {"password", MGMT_API_STRING, false, "for SMTP AUTH; kept encrypted, never returned; omit to keep"},
+	  {"password", MGMT_API_STRING, false,
+	   "for SMTP AUTH; kept encrypted, never returned; omit to keep"},
 	  {"fromAddress", MGMT_API_STRING, true, "sender address"},
-	  {"verifyCertificate", MGMT_API_BOOL, false, "check the server's certificate (default true)"}},
-	 mgmt_api_set_smtp, NULL, false},
-	{"TestSystemSmtpConfiguration", "Send a test mail with the SMTP settings.",
-	 {{"to", MGMT_API_STRING, true, "recipient address"}}, NULL, mgmt_api_test_smtp, false},
-	{"VerifyAuditLog", "Check the hash chain of the Management Server's audit log.", {{0}},
-	 mgmt_api_verify_audit, NULL, false},
+	  {"verifyCertificate", MGMT_API_BOOL, false,
+	   "check the server's certificate (default true)"}},
+	 mgmt_api_set_smtp,
+	 NULL,
+	 false},
+	{"TestSystemSmtpConfiguration",
+	 "Send a test mail with the SMTP settings.",
+	 {{"to", MGMT_API_STRING, true, "recipient address"}},
+	 NULL,
+	 mgmt_api_test_smtp,
+	 false},
+	{"VerifyAuditLog",
+	 "Check the hash chain of the Management Server's audit log.",
+	 {{0}},
+	 mgmt_api_verify_audit,
+	 NULL,
+	 false},
 	{NULL, NULL, {{0}}, NULL, NULL, false},
 };

@@ -25,12 +25,12 @@ struct mgmt_link {
 	unsigned int port;
 	char fingerprint[TLS_FINGERPRINT_HEX_LEN + 1];
 	struct rpc_client *control;
-	struct rpc_conn *events;   /* the role's own link to us, when up */
+	struct rpc_conn *events; /* the role's own link to us, when up */
 	time_t events_last_contact;
-	struct json *info;         /* last GetInfo answer */
-	struct json *instances;    /* Instance Host: {id: {state, error}} */
+	struct json *info;          /* last GetInfo answer */
+	struct json *instances;     /* Instance Host: {id: {state, error}} */
 	struct event *refresh_soon; /* debounced refresh after state changes */
-	bool present;              /* seen by the current sync */
+	bool present;               /* seen by the current sync */
 };
 
 struct mgmt_message {
@@ -49,8 +49,10 @@ struct mgmt_links {
 
 static const char *mgmt_link_context(const struct mgmt_link *link)
 {
-	return tstr_printf("peer=%s/%s", link->kind == MGMTDB_INSTANCE_HOST ?
-				 "instance-host" : "client-access-server", link->server_name);
+	return tstr_printf("peer=%s/%s",
+			   link->kind == MGMTDB_INSTANCE_HOST ? "instance-host"
+							      : "client-access-server",
+			   link->server_name);
 }
 
 void mgmt_links_message(struct mgmt_links *links, enum log_level level, const char *fmt, ...)
@@ -198,8 +200,8 @@ static void mgmt_link_ready(struct rpc_conn *conn, const struct json *hello, voi
 {
 	struct mgmt_link *link = ctx;
 	const char *role = json_get_string(hello, "role");
-	const char *expected = link->kind == MGMTDB_INSTANCE_HOST ? "instance-host"
-								  : "client-access-server";
+	const char *expected =
+		link->kind == MGMTDB_INSTANCE_HOST ? "instance-host" : "client-access-server";
 	if (role == NULL || strcmp(role, expected) != 0) {
 		mgmt_links_message(link->links, LOG_LEVEL_WARNING,
 				   "%s: registered as %s but the server says it is '%s'",
@@ -225,12 +227,14 @@ static void mgmt_link_state_changed(struct rpc_client *client, enum rpc_link_sta
 		break;
 	case RPC_LINK_FINGERPRINT_REFUSED:
 		mgmt_links_message(link->links, LOG_LEVEL_ERROR,
-				   "%s %s refused: its certificate does not match the registered fingerprint (%s)",
+				   "%s %s refused: its certificate does not match the registered "
+				   "fingerprint (%s)",
 				   mgmtdb_server_kind_name(link->kind), link->server_name, reason);
 		break;
 	case RPC_LINK_REFUSED_BY_PEER:
 		mgmt_links_message(link->links, LOG_LEVEL_ERROR,
-				   "%s %s refused our certificate (is this Management Server's fingerprint set there?): %s",
+				   "%s %s refused our certificate (is this Management Server's "
+				   "fingerprint set there?): %s",
 				   mgmtdb_server_kind_name(link->kind), link->server_name, reason);
 		break;
 	case RPC_LINK_UNREACHABLE:
@@ -324,7 +328,8 @@ void mgmt_links_sync(struct mgmt_links *links)
 				link->kind = kind;
 				link->server_name = mem_strdup(s.server_name);
 				link->port = s.port;
-				snprintf(link->fingerprint, sizeof(link->fingerprint), "%s", s.fingerprint);
+				snprintf(link->fingerprint, sizeof(link->fingerprint), "%s",
+					 s.fingerprint);
 				link->next = links->head;
 				links->head = link;
 				mgmt_link_start(link);
@@ -370,8 +375,8 @@ struct mgmt_links *mgmt_links_create(struct mgmt *mgmt)
 {
 	struct mgmt_links *links = mem_new(struct mgmt_links);
 	links->mgmt = mgmt;
-	links->refresh = event_new(role_daemon_base(mgmt->rd), -1, EV_PERSIST, mgmt_links_refresh,
-				   links);
+	links->refresh =
+		event_new(role_daemon_base(mgmt->rd), -1, EV_PERSIST, mgmt_links_refresh, links);
 	struct timeval tv = {MGMT_LINKS_REFRESH_SECS, 0};
 	event_add(links->refresh, &tv);
 	return links;
@@ -411,8 +416,9 @@ static struct mgmt_link *mgmt_links_by_fingerprint(struct mgmt_links *links,
 {
 	const struct json *hello = rpc_conn_peer_hello(conn);
 	const char *role = hello == NULL ? NULL : json_get_string(hello, "role");
-	enum mgmtdb_server_kind kind = role != NULL && strcmp(role, "client-access-server") == 0 ?
-		MGMTDB_CLIENT_ACCESS_SERVER : MGMTDB_INSTANCE_HOST;
+	enum mgmtdb_server_kind kind = role != NULL && strcmp(role, "client-access-server") == 0
+					       ? MGMTDB_CLIENT_ACCESS_SERVER
+					       : MGMTDB_INSTANCE_HOST;
 	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
 		if (l->kind == kind && strcmp(l->fingerprint, rpc_conn_peer_fingerprint(conn)) == 0)
 			return l;
@@ -438,8 +444,7 @@ void mgmt_links_inbound_ready(struct mgmt_links *links, struct rpc_conn *conn)
 	rpc_client_reconnect_now(link->control);
 }
 
-void mgmt_links_inbound_closed(struct mgmt_links *links, struct rpc_conn *conn,
-			       const char *reason)
+void mgmt_links_inbound_closed(struct mgmt_links *links, struct rpc_conn *conn, const char *reason)
 {
 	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
 		if (l->events == conn) {
@@ -456,14 +461,16 @@ void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, c
 	struct mgmt_link *link = mgmt_links_by_fingerprint(links, conn);
 	const char *who = link == NULL ? "?" : link->server_name;
 	if (strcmp(name, "peerRefused") == 0) {
-		mgmt_links_message(links, LOG_LEVEL_ERROR, "%s refused a connection from %s: %s", who,
-				   json_get_string(data, "address") == NULL ? "?" :
-					   json_get_string(data, "address"),
-				   json_get_string(data, "reason") == NULL ? "?" :
-					   json_get_string(data, "reason"));
+		mgmt_links_message(
+			links, LOG_LEVEL_ERROR, "%s refused a connection from %s: %s", who,
+			json_get_string(data, "address") == NULL ? "?"
+								 : json_get_string(data, "address"),
+			json_get_string(data, "reason") == NULL ? "?"
+								: json_get_string(data, "reason"));
 	} else if (strcmp(name, "message") == 0) {
 		const char *text = json_get_string(data, "text");
-		mgmt_links_message(links, LOG_LEVEL_WARNING, "%s: %s", who, text == NULL ? "" : text);
+		mgmt_links_message(links, LOG_LEVEL_WARNING, "%s: %s", who,
+				   text == NULL ? "" : text);
 	} else if (strcmp(name, "infoChanged") == 0 && link != NULL) {
 		mgmt_link_request_info(link);
 	} else if (strcmp(name, "instanceStateChanged") == 0 && link != NULL) {
@@ -479,8 +486,9 @@ void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, c
 				event_add(link->refresh_soon, &tv);
 			}
 			if (strcmp(state, "failed") == 0)
-				mgmt_links_message(links, LOG_LEVEL_ERROR, "instance %s on %s failed: %s",
-						   id, who, error == NULL ? "" : error);
+				mgmt_links_message(links, LOG_LEVEL_ERROR,
+						   "instance %s on %s failed: %s", id, who,
+						   error == NULL ? "" : error);
 		}
 	}
 }
@@ -493,9 +501,12 @@ int mgmt_links_call_host(struct mgmt_links *links, const char *host_name, const 
 	struct rpc_conn *conn = link == NULL ? NULL : rpc_client_conn(link->control);
 	if (conn == NULL) {
 		json_unref(&args);
-		*error_r = link == NULL ? tstr_printf("no Instance Host '%s' is registered", host_name) :
-			tstr_printf("the Instance Host %s is not connected (%s)", host_name,
-				    rpc_link_state_name(rpc_client_state(link->control, NULL)));
+		*error_r = link == NULL
+				   ? tstr_printf("no Instance Host '%s' is registered", host_name)
+				   : tstr_printf("the Instance Host %s is not connected (%s)",
+						 host_name,
+						 rpc_link_state_name(
+							 rpc_client_state(link->control, NULL)));
 		return -1;
 	}
 	rpc_conn_call(conn, method, args, timeout_secs, answer, ctx);
@@ -521,8 +532,8 @@ const char *mgmt_links_instance_state(struct mgmt_links *links, const char *host
 	return json_get_string(e, "state");
 }
 
-void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name,
-				    const char *id, const char *state)
+void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name, const char *id,
+				    const char *state)
 {
 	struct mgmt_link *link = mgmt_links_find(links, MGMTDB_INSTANCE_HOST, host_name);
 	if (link != NULL)
@@ -545,12 +556,18 @@ void mgmt_links_note_instance(struct mgmt_links *links, const char *host_name, c
 static const char *mgmt_links_state_token(enum rpc_link_state state)
 {
 	switch (state) {
-	case RPC_LINK_CONNECTED: return "connected";
-	case RPC_LINK_CONNECTING: return "connecting";
-	case RPC_LINK_UNREACHABLE: return "unreachable";
-	case RPC_LINK_FINGERPRINT_REFUSED: return "fingerprintRefused";
-	case RPC_LINK_REFUSED_BY_PEER: return "refusedByPeer";
-	case RPC_LINK_INCOMPATIBLE: return "incompatible";
+	case RPC_LINK_CONNECTED:
+		return "connected";
+	case RPC_LINK_CONNECTING:
+		return "connecting";
+	case RPC_LINK_UNREACHABLE:
+		return "unreachable";
+	case RPC_LINK_FINGERPRINT_REFUSED:
+		return "fingerprintRefused";
+	case RPC_LINK_REFUSED_BY_PEER:
+		return "refusedByPeer";
+	case RPC_LINK_INCOMPATIBLE:
+		return "incompatible";
 	}
 	return "unknown";
 }
@@ -577,7 +594,8 @@ static struct json *mgmt_link_status(struct mgmt_link *link)
 	json_set_string(s, "state", mgmt_links_state_token(state));
 	json_set_string(s, "error", state == RPC_LINK_CONNECTED ? "" : reason);
 	if (state == RPC_LINK_FINGERPRINT_REFUSED)
-		json_set_string(s, "presentedFingerprint", rpc_client_seen_fingerprint(link->control));
+		json_set_string(s, "presentedFingerprint",
+				rpc_client_seen_fingerprint(link->control));
 	time_t last = rpc_client_last_contact(link->control);
 	if (link->events != NULL && rpc_conn_last_contact(link->events) > last)
 		last = rpc_conn_last_contact(link->events);
@@ -609,11 +627,12 @@ struct json *mgmt_links_status(struct mgmt_links *links)
 	struct json *hosts = json_new_array(), *cas = json_new_array();
 	/* Registration order (the list is kept newest first). */
 	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < mgmtdb_server_count(mgmt->db, (enum mgmtdb_server_kind)k); i++) {
+		for (size_t i = 0; i < mgmtdb_server_count(mgmt->db, (enum mgmtdb_server_kind)k);
+		     i++) {
 			struct mgmtdb_server s;
 			mgmtdb_server_get(mgmt->db, (enum mgmtdb_server_kind)k, i, &s);
-			struct mgmt_link *l = mgmt_links_find(links, (enum mgmtdb_server_kind)k,
-							      s.server_name);
+			struct mgmt_link *l =
+				mgmt_links_find(links, (enum mgmtdb_server_kind)k, s.server_name);
 			if (l != NULL)
 				json_append(k == 0 ? hosts : cas, mgmt_link_status(l));
 		}
@@ -622,13 +641,15 @@ struct json *mgmt_links_status(struct mgmt_links *links)
 	json_set(status, "clientAccessServers", cas);
 	struct json *messages = json_new_array();
 	for (unsigned int i = 0; i < links->message_count; i++) {
-		unsigned int idx = (links->message_next + MGMT_LINKS_MAX_MESSAGES -
-				    links->message_count + i) % MGMT_LINKS_MAX_MESSAGES;
+		unsigned int idx =
+			(links->message_next + MGMT_LINKS_MAX_MESSAGES - links->message_count + i) %
+			MGMT_LINKS_MAX_MESSAGES;
 		struct json *m = json_new_object();
 		json_set(m, "time", mgmt_links_time(links->messages[idx].time));
-		json_set_string(m, "level", links->messages[idx].level == LOG_LEVEL_ERROR ? "error" :
-					    links->messages[idx].level == LOG_LEVEL_WARNING ? "warning" :
-					    "info");
+		json_set_string(m, "level",
+				links->messages[idx].level == LOG_LEVEL_ERROR     ? "error"
+				: links->messages[idx].level == LOG_LEVEL_WARNING ? "warning"
+										  : "info");
 		json_set_string(m, "text", links->messages[idx].text);
 		json_append(messages, m);
 	}

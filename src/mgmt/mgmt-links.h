@@ -33,8 +33,7 @@ bool mgmt_links_fingerprint_registered(struct mgmt_links *links, const char *fin
 
 /* Event links opened by roles. */
 void mgmt_links_inbound_ready(struct mgmt_links *links, struct rpc_conn *conn);
-void mgmt_links_inbound_closed(struct mgmt_links *links, struct rpc_conn *conn,
-			       const char *reason);
+void mgmt_links_inbound_closed(struct mgmt_links *links, struct rpc_conn *conn, const char *reason);
 void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, const char *name,
 			      const struct json *data);
 
@@ -63,8 +62,8 @@ const struct json *mgmt_links_instance_info(struct mgmt_links *links, const char
 					    const char *id);
 /* Record an instance's state from an answer of its Instance Host (events
  * come on another connection, so an answer may be newer than the last event). */
-void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name,
-				    const char *id, const char *state);
+void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_name, const char *id,
+				    const char *state);
 /* The same from a full status object (state, pid, startMillis, ...). */
 void mgmt_links_note_instance(struct mgmt_links *links, const char *host_name, const char *id,
 			      const struct json *status);

@@ -103,13 +103,13 @@ static const struct rpc_server_callbacks mgmt_tcp_callbacks = {
 
 static int mgmt_listen_http(struct mgmt *mgmt, const char **error_r)
 {
-	struct tls_context *tls = role_daemon_server_tls(mgmt->rd, CONFIG_KIND_HTTP, NULL, NULL,
-							 error_r);
+	struct tls_context *tls =
+		role_daemon_server_tls(mgmt->rd, CONFIG_KIND_HTTP, NULL, NULL, error_r);
 	if (tls == NULL)
 		return -1;
 	struct http_server_settings set = {.max_body_size = 1024 * 1024};
-	mgmt->http = http_server_create(role_daemon_base(mgmt->rd), tls, &set, mgmt_api_handle,
-					mgmt);
+	mgmt->http =
+		http_server_create(role_daemon_base(mgmt->rd), tls, &set, mgmt_api_handle, mgmt);
 	const struct config_listener_set *l =
 		&role_daemon_settings(mgmt->rd)->listeners[CONFIG_KIND_HTTP];
 	for (size_t i = 0; i < l->listener_count; i++) {
@@ -175,10 +175,12 @@ int mgmt_main(int argc, char **argv)
 	if (mgmt.rd == NULL)
 		return role_daemon_fail(NULL, error);
 	if (mgmt_start(&mgmt, &error) < 0 ||
-	    role_daemon_start(mgmt.rd, tstr_printf("%zu Instance Host(s), %zu Client Access Server(s), %zu instance(s) registered",
-						   mgmtdb_server_count(mgmt.db, MGMTDB_INSTANCE_HOST),
-						   mgmtdb_server_count(mgmt.db, MGMTDB_CLIENT_ACCESS_SERVER),
-						   mgmtdb_instance_count(mgmt.db)),
+	    role_daemon_start(mgmt.rd,
+			      tstr_printf("%zu Instance Host(s), %zu Client Access Server(s), %zu "
+					  "instance(s) registered",
+					  mgmtdb_server_count(mgmt.db, MGMTDB_INSTANCE_HOST),
+					  mgmtdb_server_count(mgmt.db, MGMTDB_CLIENT_ACCESS_SERVER),
+					  mgmtdb_instance_count(mgmt.db)),
 			      &error) < 0) {
 		int ret = role_daemon_fail(mgmt.rd, error);
 		mgmt_free(&mgmt);

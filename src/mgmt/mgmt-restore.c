@@ -75,8 +75,8 @@ static void mgmt_restore_sent(const char *error, void *ctx)
 			    error == NULL ? NULL : tstr_printf("sending failed: %s", error));
 }
 
-static void mgmt_restore_fetched(struct rpc_conn *conn, const struct json *result,
-				 const char *code, const char *text, void *ctx)
+static void mgmt_restore_fetched(struct rpc_conn *conn, const struct json *result, const char *code,
+				 const char *text, void *ctx)
 {
 	struct mgmt_restore *r = ctx;
 	size_t len = 0;
@@ -126,8 +126,9 @@ static void mgmt_restore_user(struct rpc_conn *conn, const struct json *result, 
 		return;
 	}
 	if (to == NULL || to[0] == '\0') {
-		mgmt_restore_finish(r, "no-address",
-				    "the user has no email address to restore to (ask the administrator)");
+		mgmt_restore_finish(
+			r, "no-address",
+			"the user has no email address to restore to (ask the administrator)");
 		return;
 	}
 	r->to = mem_strdup(to);
@@ -147,7 +148,8 @@ void mgmt_restore_request(struct mgmt *mgmt, struct rpc_conn *conn, uint32_t id,
 	long long message_id = 0;
 	struct mgmtdb_instance inst;
 	if (cas == NULL) {
-		rpc_conn_reply_error(conn, id, "forbidden", "only Client Access Servers restore mail");
+		rpc_conn_reply_error(conn, id, "forbidden",
+				     "only Client Access Servers restore mail");
 		return;
 	}
 	if (iid == NULL || user == NULL || json_get_int(args, "messageID", &message_id) != 1 ||
@@ -161,8 +163,9 @@ void mgmt_restore_request(struct mgmt *mgmt, struct rpc_conn *conn, uint32_t id,
 		return;
 	}
 	if (mgmt_smtp_from(mgmt) == NULL) {
-		rpc_conn_reply_error(conn, id, "unavailable",
-				     "restoring needs the system SMTP settings (ask the administrator)");
+		rpc_conn_reply_error(
+			conn, id, "unavailable",
+			"restoring needs the system SMTP settings (ask the administrator)");
 		return;
 	}
 	struct mgmt_restore *r = mem_new(struct mgmt_restore);

@@ -115,17 +115,19 @@ void mgmt_smtp_send(struct mgmt *mgmt, const char *to, const void *message, size
 	j->pipe[0] = j->pipe[1] = -1;
 	if (pipe(j->pipe) < 0) {
 		/* out of descriptors: say so, from the event loop as promised */
-		snprintf(j->error_text, sizeof(j->error_text), "pipe() failed: %s", strerror(errno));
+		snprintf(j->error_text, sizeof(j->error_text), "pipe() failed: %s",
+			 strerror(errno));
 		j->error = j->error_text;
 		struct timeval now = {0, 0};
 		j->done_event = event_new(role_daemon_base(mgmt->rd), -1, 0, mgmt_smtp_finished, j);
 		event_add(j->done_event, &now);
 		return;
 	}
-	j->done_event = event_new(role_daemon_base(mgmt->rd), j->pipe[0], EV_READ,
-				  mgmt_smtp_finished, j);
+	j->done_event =
+		event_new(role_daemon_base(mgmt->rd), j->pipe[0], EV_READ, mgmt_smtp_finished, j);
 	event_add(j->done_event, NULL);
-	const char *host = json_get_string(smtp, "host"), *from = json_get_string(smtp, "fromAddress");
+	const char *host = json_get_string(smtp, "host"),
+		   *from = json_get_string(smtp, "fromAddress");
 	const char *sealed = json_get_string(smtp, "password"), *error;
 	long long port = 0;
 	(void)json_get_int(smtp, "port", &port);
@@ -133,14 +135,14 @@ void mgmt_smtp_send(struct mgmt *mgmt, const char *to, const void *message, size
 		mgmt_smtp_fail(j, "no SMTP settings yet (SetSystemSmtpConfiguration)");
 		return;
 	}
-	if (sealed != NULL && auth_secret_open(mgmt->secret_key, sealed, "smtp-password",
-					       &j->password, &error) < 0) {
+	if (sealed != NULL &&
+	    auth_secret_open(mgmt->secret_key, sealed, "smtp-password", &j->password, &error) < 0) {
 		mgmt_smtp_fail(j, tstr_printf("the SMTP password cannot be read: %s", error));
 		return;
 	}
 	j->host = mem_strdup(host);
-	j->user = mem_strdup(json_get_string(smtp, "userName") != NULL ?
-			     json_get_string(smtp, "userName") : "");
+	j->user = mem_strdup(
+		json_get_string(smtp, "userName") != NULL ? json_get_string(smtp, "userName") : "");
 	j->from = mem_strdup(from);
 	j->to = mem_strdup(to);
 	j->message = mem_alloc(size + 1);
