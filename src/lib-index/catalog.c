@@ -68,9 +68,9 @@ static const char *const catalog_migrations[] = {
 	"CREATE INDEX messages_date ON messages (date, id);"
 	/* f_body first: FTS5 marks every position list of a column other than
 	 * the first with its number, and the body holds most words (2 bytes
-	 * less per message and word, 7 % of the index on corpus A). Columns
-	 * are always named, so catalogs made with the earlier order (body
-	 * fifth) work the same. */
+	 * less per message and word: the index went from 0.261 to 0.211 of
+	 * corpus A's raw size). Columns are always named, so catalogs made
+	 * with the earlier order (body fifth) work the same. */
 	"CREATE VIRTUAL TABLE fts USING fts5 (f_body, f_from, f_to, f_cc, f_subject,"
 	"  f_attachment, content='', tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_vocab USING fts5vocab (fts, row);",
@@ -149,32 +149,60 @@ static sqlite3_stmt *catalog_stmt(struct catalog *cat, enum catalog_stmt idx, co
 	return cat->stmts[idx];
 }
 
-static int catalog_user_version(struct catalog *cat, int *version_r, const char **error_r)
+/* The first row of a query whose columns are all integers (none bound):
+ * values_r[0..count) get them, or stay as they are if there is no row.
+ * Returns 0, or -1 with "<what>: <SQLite's error>". */
+static int catalog_select_ints(struct catalog *cat, const char *sql, const char *what,
+			       int64_t *values_r, int count, const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "user_version", error_r);
+	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, what, error_r);
 	int rc = sqlite3_step(st);
-	*version_r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	for (int i = 0; rc == SQLITE_ROW && i < count; i++)
+		values_r[i] = sqlite3_column_int64(st, i);
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "user_version", error_r);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : catalog_fail(cat, what, error_r);
 }
 
-static int catalog_migrate(struct catalog *cat, const char **error_r)
+_Static_assert(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]) == CATALOG_SCHEMA_VERSION,
+	       "CATALOG_SCHEMA_VERSION is the number of migrations");
+
+static int catalog_user_version(struct catalog *cat, int64_t *version_r, const char **error_r)
 {
-	int version;
-	if (catalog_user_version(cat, &version, error_r) < 0)
+	*version_r = 0;
+	if (catalog_select_ints(cat, "PRAGMA user_version", "user_version", version_r, 1, error_r) <
+	    0)
 		return -1;
-	int target = (int)(sizeof(catalog_migrations) / sizeof(catalog_migrations[0]));
-	if (version > target) {
-		*error_r = tstr_printf("%s: schema version %d is newer than this program (%d)",
-				       cat->path, version, target);
+	if (*version_r > CATALOG_SCHEMA_VERSION) {
+		*error_r = tstr_printf("%s: schema version %lld is newer than this program (%d)",
+				       cat->path, (long long)*version_r, CATALOG_SCHEMA_VERSION);
 		return -1;
 	}
-	for (; version < target; version++) {
+	return 0;
+}
+
+/* One migration at a time, each in its own transaction that reads the
+ * version again once it holds the write lock: another process opening the
+ * same catalog may have migrated it meanwhile. An up-to-date catalog takes
+ * no lock at all (readers open while an import writes). */
+static int catalog_migrate(struct catalog *cat, const char **error_r)
+{
+	int64_t version;
+	if (catalog_user_version(cat, &version, error_r) < 0)
+		return -1;
+	while (version < CATALOG_SCHEMA_VERSION) {
 		if (catalog_exec(cat, "BEGIN IMMEDIATE", error_r) < 0)
 			return -1;
-		char *bump = mem_printf("PRAGMA user_version = %d", version + 1);
+		if (catalog_user_version(cat, &version, error_r) < 0) {
+			catalog_rollback(cat);
+			return -1;
+		}
+		if (version == CATALOG_SCHEMA_VERSION) {
+			catalog_rollback(cat); /* done by someone else; nothing written */
+			break;
+		}
+		char *bump = mem_printf("PRAGMA user_version = %lld", (long long)version + 1);
 		int ret = catalog_exec(cat, catalog_migrations[version], error_r) < 0 ||
 					  catalog_exec(cat, bump, error_r) < 0 ||
 					  catalog_exec(cat, "COMMIT", error_r) < 0
@@ -185,6 +213,7 @@ static int catalog_migrate(struct catalog *cat, const char **error_r)
 			catalog_rollback(cat);
 			return -1;
 		}
+		version++;
 	}
 	return 0;
 }
@@ -407,22 +436,6 @@ int catalog_store_remove(struct catalog *cat, int64_t id, const char **error_r)
 			return -1;
 	}
 	return 0;
-}
-
-/* The first row of a query whose columns are all integers (none bound):
- * values_r[0..count) get them, or stay as they are if there is no row.
- * Returns 0, or -1 with "<what>: <SQLite's error>". */
-static int catalog_select_ints(struct catalog *cat, const char *sql, const char *what,
-			       int64_t *values_r, int count, const char **error_r)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, what, error_r);
-	int rc = sqlite3_step(st);
-	for (int i = 0; rc == SQLITE_ROW && i < count; i++)
-		values_r[i] = sqlite3_column_int64(st, i);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : catalog_fail(cat, what, error_r);
 }
 
 static int catalog_next_content_id(struct catalog *cat, const char **error_r);

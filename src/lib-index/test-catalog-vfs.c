@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "catalog-vfs.h"
+#include "catalog.h"
 #include "crypto.h"
 #include "file.h"
 #include "mem.h"
@@ -28,9 +29,9 @@ static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
 		int reserve = CATALOG_VFS_RESERVE;
 		assert_int_equal(sqlite3_exec(db, "PRAGMA page_size = 4096", NULL, NULL, NULL),
 				 SQLITE_OK);
-		assert_int_equal(sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES,
-						      &reserve),
-				 SQLITE_OK);
+		assert_int_equal(
+			sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve),
+			SQLITE_OK);
 	}
 	return db;
 }
@@ -38,8 +39,8 @@ static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
 static int count_rows(sqlite3 *db)
 {
 	sqlite3_stmt *st;
-	if (db == NULL || sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE v LIKE 'secret%'", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (db == NULL || sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE v LIKE 'secret%'",
+					     -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
@@ -59,16 +60,18 @@ static void test_encrypted_pages(void **state)
 
 	sqlite3 *db = open_db(path, vfs, true);
 	assert_non_null(db);
-	assert_int_equal(sqlite3_exec(db,
-				      "PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT);"
-				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-				      " WHERE i < 3000) INSERT INTO t SELECT 'secret words ' || i FROM n",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT);"
+			     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+			     " WHERE i < 3000) INSERT INTO t SELECT 'secret words ' || i FROM n",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
 	assert_int_equal(count_rows(db), 3000);
 	/* checkpoint half of it into the main file, keep the rest in the WAL */
-	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE);"
-					  "INSERT INTO t VALUES ('secret in the wal')",
+	assert_int_equal(sqlite3_exec(db,
+				      "PRAGMA wal_checkpoint(TRUNCATE);"
+				      "INSERT INTO t VALUES ('secret in the wal')",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	char *files[] = {path, mem_printf("%s-wal", path)};
@@ -130,10 +133,60 @@ static int teardown(void **state)
 	return ret == 0 ? 0 : -1;
 }
 
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* catalog_open() brings an older catalog up to date (here: one migration
+ * back) and refuses one from a newer program. */
+static void test_schema_versions(void **state)
+{
+	unsigned char key[CATALOG_VFS_KEY_LEN];
+	crypto_key_generate(key);
+	struct catalog_vfs *vfs;
+	const char *error;
+	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	char *path = mem_printf("%s/schema.db", tmpdir);
+	struct catalog *cat;
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	catalog_destroy(&cat);
+
+	sqlite3 *db = open_db(path, vfs, false);
+	assert_non_null(db);
+	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
+	char *older = mem_printf("DELETE FROM fts_config WHERE k = 'automerge';"
+				 "PRAGMA user_version = %d",
+				 CATALOG_SCHEMA_VERSION - 1);
+	assert_int_equal(sqlite3_exec(db, older, NULL, NULL, NULL), SQLITE_OK);
+	mem_free(older);
+	sqlite3_close(db);
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	catalog_destroy(&cat);
+
+	db = open_db(path, vfs, false);
+	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
+	char *newer = mem_printf("PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION + 1);
+	assert_int_equal(sqlite3_exec(db, newer, NULL, NULL, NULL), SQLITE_OK);
+	mem_free(newer);
+	sqlite3_close(db);
+	assert_int_equal(catalog_open(path, key, &cat, &error), -1);
+	assert_non_null(strstr(error, "newer than this program"));
+	catalog_vfs_destroy(&vfs);
+	mem_free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encrypted_pages),
+		cmocka_unit_test(test_schema_versions),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
