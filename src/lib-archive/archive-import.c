@@ -26,10 +26,8 @@
 #define ARCHIVE_IMPORT_RING_MAX 4096
 #define ARCHIVE_IMPORT_RING_BYTES (16u * 1024 * 1024)
 #define ARCHIVE_IMPORT_SAMPLE_MAX (32u * 1024)
-/* A new dictionary once ARCHIVE_IMPORT_DICT_WINDOW raw bytes came in under
- * the latest one, or a quarter of the archive if more: fresh dictionaries
- * while an archive is young, and a few dozen at most for a very big one (each
- * costs 512 KiB of memory to every process that reads the archive). */
+/* Dictionaries one import may train (see archive_import_dict_window()): 64
+ * windows of at least 64 MiB each, far more than any real import needs. */
 #define ARCHIVE_IMPORT_MAX_NEW_DICTS 64
 #define ARCHIVE_IMPORT_MAX_FILE (512u * 1024 * 1024)
 
@@ -595,6 +593,9 @@ static int archive_import_train(struct archive_import *imp, void **dict_r, size_
 	return ret;
 }
 
+/* A new dictionary once this much raw mail came in under the latest one:
+ * ARCHIVE_IMPORT_DICT_WINDOW, or a quarter of the archive if more, so a young
+ * archive gets fresh dictionaries and a big one only a few dozen in all. */
 static uint64_t archive_import_dict_window(const struct archive_import *imp)
 {
 	uint64_t min =

@@ -43,6 +43,8 @@ const struct compress_dict *archive_latest_dict(struct archive *archive);
  * archive holds (see catalog_dict_add()). */
 int archive_dict_add(struct archive *archive, const void *data, size_t len, uint64_t raw_before,
 		     const char **error_r);
+/* The archive takes dict (whose id is the next one) into memory only. */
+void archive_dict_keep(struct archive *archive, struct compress_dict *dict);
 /* Inside the caller's open transaction: dict (whose id must be the next
  * one) goes into store s and the catalog, and the archive takes ownership
  * of it on success. */

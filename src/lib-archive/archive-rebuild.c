@@ -22,6 +22,9 @@ struct archive_rebuild_ctx {
 	archive_report_cb *cb;
 	void *context;
 	int damaged;
+	/* raw bytes of the contents rebuilt so far: where each dictionary
+	 * began, for the next import's spacing of new ones */
+	uint64_t raw_total;
 };
 
 static void archive_rebuild_report(struct archive_rebuild_ctx *ctx, struct archive_store *s,
@@ -79,6 +82,7 @@ static int archive_rebuild_message(struct archive_rebuild_ctx *ctx, struct archi
 			mem_free(hashes);
 			mime_info_destroy(&info);
 			mem_free(data);
+			ctx->raw_total += len;
 		}
 	}
 	record_message_free(&msg);
@@ -107,12 +111,10 @@ static int archive_rebuild_record(struct archive_rebuild_ctx *ctx, struct archiv
 			archive_rebuild_report(ctx, s, loc, error);
 		} else {
 			if (dict.id == a->dict_count + 1) {
-				ret = catalog_dict_add(a->cat, dict.id, dict.data, dict.len, 0,
-						       error_r);
-				a->dicts = mem_realloc(a->dicts,
-						       (a->dict_count + 1) * sizeof(*a->dicts));
-				a->dicts[a->dict_count++] =
-					compress_dict_create(dict.id, dict.data, dict.len);
+				ret = catalog_dict_add(a->cat, dict.id, dict.data, dict.len,
+						       ctx->raw_total, error_r);
+				archive_dict_keep(
+					a, compress_dict_create(dict.id, dict.data, dict.len));
 			}
 			record_dict_free(&dict);
 		}

@@ -155,8 +155,6 @@ static int archive_lock(struct archive *a, const char **error_r)
 	return 0;
 }
 
-static void archive_dict_keep(struct archive *a, struct compress_dict *dict);
-
 /* Dictionaries are loaded when first used: a big archive has a few dozen,
  * and a reader (an instance serving one user) may need none of them. */
 static void archive_know_dicts(struct archive *a, uint32_t count)
@@ -541,7 +539,7 @@ int archive_store_roll_if_full(struct archive *a, const char **error_r)
 	return archive_store_create(a, error_r);
 }
 
-static void archive_dict_keep(struct archive *a, struct compress_dict *dict)
+void archive_dict_keep(struct archive *a, struct compress_dict *dict)
 {
 	a->dicts = mem_realloc(a->dicts, (a->dict_count + 1) * sizeof(*a->dicts));
 	a->dicts[a->dict_count++] = dict;
