@@ -79,7 +79,7 @@ static void mgmt_tcp_event(struct rpc_conn *conn, const char *name, const struct
 static void mgmt_tcp_closed(struct rpc_conn *conn, const char *reason, void *ctx)
 {
 	struct mgmt *mgmt = ctx;
-	mgmt_restore_conn_closed(conn);
+	mgmt_restore_conn_closed(mgmt, conn);
 	mgmt_links_inbound_closed(mgmt->links, conn, reason);
 }
 

@@ -27,11 +27,9 @@ struct mgmt_restore {
 	char *to;
 };
 
-static struct mgmt_restore *mgmt_restores;
-
 static void mgmt_restore_finish(struct mgmt_restore *r, const char *code, const char *error)
 {
-	for (struct mgmt_restore **p = &mgmt_restores; *p != NULL; p = &(*p)->next) {
+	for (struct mgmt_restore **p = &r->mgmt->restores; *p != NULL; p = &(*p)->next) {
 		if (*p == r) {
 			*p = r->next;
 			break;
@@ -177,14 +175,14 @@ void mgmt_restore_request(struct mgmt *mgmt, struct rpc_conn *conn, uint32_t id,
 	r->host = mem_strdup(inst.instance_host);
 	r->user = mem_strdup(user);
 	r->message_id = message_id;
-	r->next = mgmt_restores;
-	mgmt_restores = r;
+	r->next = mgmt->restores;
+	mgmt->restores = r;
 	(void)mgmt_restore_call(r, "GetUserInfo", json_new_object(), mgmt_restore_user);
 }
 
-void mgmt_restore_conn_closed(struct rpc_conn *conn)
+void mgmt_restore_conn_closed(struct mgmt *mgmt, struct rpc_conn *conn)
 {
-	for (struct mgmt_restore *r = mgmt_restores; r != NULL; r = r->next) {
+	for (struct mgmt_restore *r = mgmt->restores; r != NULL; r = r->next) {
 		if (r->conn == conn)
 			r->conn = NULL;
 	}

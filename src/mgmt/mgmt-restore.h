@@ -21,6 +21,6 @@ struct rpc_conn;
 void mgmt_restore_request(struct mgmt *mgmt, struct rpc_conn *conn, uint32_t id,
 			  const struct json *args);
 /* A connection is going away: restores it asked for answer nobody. */
-void mgmt_restore_conn_closed(struct rpc_conn *conn);
+void mgmt_restore_conn_closed(struct mgmt *mgmt, struct rpc_conn *conn);
 
 #endif

@@ -10,6 +10,7 @@ struct audit;
 struct mgmt_auth;
 struct mgmt_jobs;
 struct mgmt_links;
+struct mgmt_restore;
 struct mgmtdb;
 struct role_daemon;
 struct rpc_server;
@@ -22,7 +23,8 @@ struct mgmt {
 	struct mgmt_jobs *jobs;
 	struct mgmt_auth *auth;
 	struct audit *audit;
-	unsigned char secret_key[32]; /* seals secrets in the database (secrets.key) */
+	struct mgmt_restore *restores; /* restores to mailboxes under way */
+	unsigned char secret_key[32];  /* seals secrets in the database (secrets.key) */
 	struct rpc_server *tcp_server;
 	struct http_server *http;
 	time_t started;
