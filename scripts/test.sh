@@ -30,12 +30,8 @@ suites() { # builddir, tag
 	dir=$1; tag=$2
 	run "unit and fuzz-replay tests ($tag)" meson test -C "$dir" --print-errorlogs --num-processes 2
 	cp "$dir/meson-logs/testlog.json" "$results/meson-$tag.json" 2>/dev/null
-	for suite in tests/integration tests/archive; do
-		[ -d "$suite" ] || continue
-		name=$(basename "$suite")
-		COFFER_BIN="$PWD/$dir/src/cli/coffer" run "integration tests $name ($tag)" \
-			"$PY" -m pytest -q -p no:cacheprovider --junitxml="$results/pytest-$name-$tag.xml" "$suite"
-	done
+	COFFER_BIN="$PWD/$dir/src/cli/coffer" run "python tests ($tag)" \
+		"$PY" -m pytest -q -p no:cacheprovider --junitxml="$results/pytest-$tag.xml" tests
 }
 
 if build build-ci; then
@@ -51,13 +47,9 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 	ASAN_OPTIONS=detect_leaks=1 run "unit tests (sanitizers)" meson test -C build-asan --print-errorlogs --num-processes 2
 	cp build-asan/meson-logs/testlog.json "$results/meson-asan.json" 2>/dev/null
-	for suite in tests/integration tests/archive; do
-		[ -d "$suite" ] || continue
-		name=$(basename "$suite")
-		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 COFFER_SANITIZED=1 COFFER_BIN="$PWD/build-asan/src/cli/coffer" \
-			run "integration tests $name (sanitizers)" "$PY" -m pytest -q -p no:cacheprovider \
-			--junitxml="$results/pytest-$name-asan.xml" "$suite"
-	done
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 COFFER_SANITIZED=1 COFFER_BIN="$PWD/build-asan/src/cli/coffer" \
+		run "python tests (sanitizers)" "$PY" -m pytest -q -p no:cacheprovider \
+		--junitxml="$results/pytest-asan.xml" tests
 else
 	echo "sanitizer build failed"; echo "build-failed" >"$results/build-asan.failed"; status=1
 fi

@@ -3,7 +3,7 @@ import mailbox
 import os
 import subprocess
 
-from conftest import parse_archived, sha256
+from archivefix import parse_archived, sha256
 
 
 def message(n, subject=None, body=None, attachment=None, frm="alice@example.com"):

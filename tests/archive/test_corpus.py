@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from conftest import corpus_or_skip, sha256, split_mboxrd
+from archivefix import corpus_or_skip, sha256, split_mboxrd
 
 SAMPLE_BYTES = 12_000_000  # about 3,000 messages of corpus A
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import parse_archived, sha256
+from archivefix import parse_archived, sha256
 
 
 def make_mbox(start, count, size=3000):

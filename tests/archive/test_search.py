@@ -1,7 +1,7 @@
 """Search on a generated corpus whose answers the test knows."""
 import pytest
 
-from conftest import Archive
+from archivefix import Archive
 
 PEOPLE = ["ralf@linux-mips.org", "alice@example.com", "bob@example.net"]
 
