@@ -24,7 +24,7 @@ static struct event_base *base;
 static struct json *hello;
 static unsigned int port;
 
-static int answers, events_seen, refusals;
+static int answers, events_seen;
 static char last_answer[256], last_refusal[512];
 
 static char *path(const char *name)
@@ -62,7 +62,6 @@ static void server_event(struct rpc_conn *conn, const char *name, const struct j
 static void server_refused(struct rpc_server *server, const char *address, const char *reason,
 			   void *ctx)
 {
-	refusals++;
 	snprintf(last_refusal, sizeof(last_refusal), "%s", reason);
 }
 
@@ -141,9 +140,12 @@ static bool events_at_least(void *ctx)
 	return events_seen >= (int)(intptr_t)ctx;
 }
 
-static bool refusals_at_least(void *ctx)
+/* A refusal that names this fingerprint: the server may still report the
+ * end of an earlier test connection (a different reason) after a reset, so
+ * the test waits for the refusal it is about, not for any refusal. */
+static bool refusal_names(void *ctx)
 {
-	return refusals >= (int)(intptr_t)ctx;
+	return strstr(last_refusal, (const char *)ctx) != NULL;
 }
 
 static struct rpc_client *make_client(const char *cert_name, const char *pin,
@@ -221,10 +223,9 @@ static void test_pinning_both_ways(void **state)
 	rpc_client_destroy(&wrong_pin);
 
 	/* The server does not know our certificate: it refuses us. */
-	refusals = 0;
+	last_refusal[0] = '\0';
 	struct rpc_client *stranger = make_client("stranger", server_fp, &stranger_tls);
-	assert_true(run_until(refusals_at_least, (void *)1, 5));
-	assert_non_null(strstr(last_refusal, stranger_fp));
+	assert_true(run_until(refusal_names, stranger_fp, 10));
 	assert_false(wait_state(stranger, RPC_LINK_CONNECTED, 1));
 	rpc_client_destroy(&stranger);
 
