@@ -5,8 +5,8 @@
  * The process serves calls from its Instance Host over the role protocol on
  * fd 3. It keeps nothing open while idle: the archive (catalog, stores) is
  * opened on the first call that needs it and closed again after
- * INSTANCE_IDLE_CLOSE_SECS without use, so a thousand idle instances cost
- * little. Freezing closes everything and refuses writes until thawed, so the
+ * INSTANCE_IDLE_CLOSE_SECS without use, when the freed heap is also handed
+ * back to the kernel (malloc_trim), so a thousand idle instances cost little. Freezing closes everything and refuses writes until thawed, so the
  * base directory stays byte-stable for a copy or snapshot. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +31,7 @@ struct instance {
 	time_t started;
 	time_t last_used;
 	bool frozen;
+	bool idle_since_trim; /* closed and trimmed since the last call */
 	struct instance_archive *archive;
 	struct instance_users *users; /* open while in use */
 	uint64_t calls;
