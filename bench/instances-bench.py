@@ -2,11 +2,15 @@
 """Instance Host with many idle instances: memory per idle instance process
 (PSS, from /proc/PID/smaps_rollup) and instance start times.
 
-usage: bench/instances-bench.py [COUNT] [COFFER_BIN]
+usage: bench/instances-bench.py [COUNT] [COFFER_BIN] [--use]
 Runs single server mode in a temporary directory on high loopback ports,
 creates COUNT instances, starts them all, lets them idle, measures, then
 restarts 50 of them one at a time (start time while the host carries the
-others) and cleans up. Needs root (daemons drop to the coffer user)."""
+others) and cleans up. Needs root (daemons drop to the coffer user).
+With --use, each instance is used once before the measurement: a user is
+created, 200 messages are imported and searched; then every instance idles
+(COFFER_INSTANCE_IDLE_SECS=10 shortens the idle time from 60 s) and has
+closed its files and returned its memory when PSS is measured."""
 import base64
 import http.client
 import json
@@ -19,8 +23,15 @@ import sys
 import tempfile
 import time
 
-COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-COFFER = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "..", "build", "src", "cli", "coffer")
+USE = "--use" in sys.argv
+ARGS = [a for a in sys.argv[1:] if a != "--use"]
+COUNT = int(ARGS[0]) if len(ARGS) > 0 else 1000
+COFFER = ARGS[1] if len(ARGS) > 1 else os.path.join(os.path.dirname(__file__), "..", "build", "src", "cli", "coffer")
+IDLE_SECS = 10
+if USE:
+    os.environ["COFFER_INSTANCE_IDLE_SECS"] = str(IDLE_SECS)  # inherited by the daemons
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+    from mailgen import write_mbox
 PW = "bench-password"
 base = tempfile.mkdtemp(prefix="coffer-bench-", dir="/tmp")
 os.chmod(base, 0o755)
@@ -79,6 +90,21 @@ try:
     running = [i for i in insts if i["status"] == "running"]
     print("created %d instances in %.1f s; StartInstances for all: %.1f s; running: %d"
           % (COUNT, t_create, t_start_all, len(running)))
+    if USE:
+        t0 = time.time()
+        sample = os.path.join(base, "sample.mbox")
+        write_mbox(sample, 200, size_pad=50)
+        for i in range(COUNT):
+            iid = "bench-%04d" % i
+            imp = "%s/%s/import" % (data, iid)
+            os.makedirs(imp, exist_ok=True)
+            shutil.copy(sample, imp + "/mail.mbox")
+            api("CreateUser", instanceID=iid, userName="user", password="user-password-1")
+            r = api("ImportFiles", instanceID=iid, userName="user", path="import/mail.mbox")
+            assert r["archived"] == 200, r
+            assert api("Search", instanceID=iid, query="invoice")["total"] > 0
+        print("used each instance once (200 messages imported, one search): %.1f s" % (time.time() - t0))
+        time.sleep(IDLE_SECS + 15)  # idle time, then the instances' next idle check
     time.sleep(15)  # let them settle into idleness
     for _ in range(60):
         insts = api("GetInstances")
