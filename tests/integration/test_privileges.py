@@ -12,10 +12,12 @@ import glob
 import imaplib
 import io
 import itertools
+import json
 import os
 import shutil
 import socket
 import ssl
+import subprocess
 import tempfile
 import time
 import zipfile
@@ -354,3 +356,37 @@ def test_archive_privilege_and_write_right(system, privileges, rights, target, a
         assert p.returncode != 0
         assert ("lacks the archive privilege" if lacks_archive else "no write right") in p.stdout + p.stderr
         assert filed() == before
+
+
+# ---- Web Access offers only what the user may do (Chromium) ----
+
+WEB_TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.parametrize("has", [True, False], ids=["with", "without"])
+def test_web_access_shows_export_only_with_the_privilege(system, has, tmp_path):
+    if not os.path.exists(CHROMIUM) or not os.path.isdir(os.path.join(WEB_TESTS, "node_modules", "playwright-core")):
+        pytest.fail("Chromium and playwright-core are needed (scripts/install-deps.sh installs them)")
+    user = subject(system, "login,export" if has else "login", login_privileges="web", mail=1)
+    cfg = {"chromium": CHROMIUM, "baseUrl": "https://127.0.0.1:%d" % system.ports["chttp"],
+           "instance": "acme", "user": user, "password": PASSWORD,
+           "readyFile": str(tmp_path / "ready"), "reloadFile": str(tmp_path / "reload")}
+    node = subprocess.Popen(["node", "privileges.mjs"], cwd=WEB_TESTS, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, COFFER_WEB_TEST=json.dumps(cfg)))
+    try:
+        wait_for(lambda: os.path.exists(cfg["readyFile"]) or node.poll() is not None, timeout=120,
+                 what="the page signed in")
+        # The other way round, while the page is open: shown after a reload.
+        system.api.call("SetUserPrivileges", "instanceID=acme", "userName=" + user,
+                        "privileges=" + ("login" if has else "login,export"))
+        open(cfg["reloadFile"], "w").close()
+        out, _ = node.communicate(timeout=120)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    result = json.loads(out.strip().splitlines()[-1])
+    assert "error" not in result, result.get("error")
+    assert result["before"] == [has, has] and result["after"] == [not has, not has]
