@@ -318,8 +318,16 @@ function renderMessages() {
   updateSelection();
 }
 
+/* Export needs the export privilege (the server refuses it without). */
+function mayExport() {
+  const p = state.user && state.user.effectivePrivileges;
+  return Array.isArray(p) && p.includes('export');
+}
+
 function updateSelection() {
   const n = state.selected.size;
+  show($('export-zip'), mayExport());
+  show($('export-mbox'), mayExport());
   $('export-zip').disabled = n === 0;
   $('export-mbox').disabled = n === 0;
   $('export-zip').textContent = n ? 'Export ' + n + ' as zip' : 'Export zip';

@@ -148,8 +148,11 @@ void imap_client_call(struct imap_client *client, const char *method, struct jso
 	imap_client_ref(client);
 	if (args == NULL)
 		args = json_new_object();
-	if (client->user_name != NULL && json_get(args, "userName") == NULL)
+	if (client->user_name != NULL && json_get(args, "userName") == NULL) {
 		json_set_string(args, "userName", client->user_name);
+		/* the instance checks the imap login privilege on every call */
+		json_set_string(args, "service", "imap");
+	}
 	access_route_call(client->server->set.route, client->instance_id, method, args,
 			  IMAP_CALL_TIMEOUT_SECS, imap_client_answered, call);
 }
@@ -261,7 +264,8 @@ static void imap_login_answer(struct imap_client *client, const struct json *res
 	auth_throttle_success(server->throttle, imap_throttle_key(client, login->login));
 	client->user_name = mem_strdup(json_get_string(result, "userName"));
 	client->archive_name = mem_strdup(json_get_string(result, "archiveName"));
-	client->auditor = json_get_bool(result, "auditor", false);
+	/* auditors, admins and users with rights on other archives */
+	client->auditor = json_get_bool(result, "readsOtherArchives", false);
 	client->state = IMAP_STATE_AUTH;
 	server->authenticated_count++;
 	snprintf(client->context + strlen(client->context),

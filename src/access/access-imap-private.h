@@ -74,7 +74,7 @@ struct imap_client {
 	char *instance_id;
 	char *user_name;
 	char *archive_name;
-	bool auditor;
+	bool auditor; /* reads other archives: "Other Users/" */
 
 	/* the selected mailbox */
 	char *mailbox;      /* its name as the client gave it (UTF-8) */

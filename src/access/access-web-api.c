@@ -123,8 +123,11 @@ void access_web_api_call(struct web_call *call, const char *method, struct json 
 {
 	if (args == NULL)
 		args = json_new_object();
-	if (call->user_name != NULL)
+	if (call->user_name != NULL) {
 		json_set_string(args, "userName", call->user_name);
+		/* the instance checks this login privilege on every call */
+		json_set_string(args, "service", call->basic ? "api" : "web");
+	}
 	struct api_pending *p = mem_new(struct api_pending);
 	p->call = call;
 	p->done = done;
@@ -389,16 +392,27 @@ static struct access_web_session *api_current_session(struct web_call *call)
 	return access_web_sessions_find(call->web->sessions, call->session_token, time(NULL));
 }
 
-static void api_session(struct web_call *call)
+static void api_done_session(struct web_call *call, const struct json *result, const void *blob,
+			     size_t blob_len)
 {
 	struct access_web_session *s = api_current_session(call);
 	struct json *r = json_new_object();
-	json_set(r, "user", api_session_user(call, s));
+	json_set(r, "user", json_clone(result));
 	json_set_string(r, "instance", call->url_name);
-	if (s != NULL)
+	if (s != NULL) {
 		json_set_string(r, "csrfToken", s->csrf_token);
+		mem_free(s->user_json);
+		s->user_json = json_serialize(result, false);
+	}
 	api_reply(call, 200, r);
 	json_unref(&r);
+}
+
+/* The user as the instance sees them now: privileges changed since the
+ * login show at once, so the page offers only what the user may do. */
+static void api_session(struct web_call *call)
+{
+	access_web_api_call(call, "ClientUser", NULL, api_done_session);
 }
 
 /* After MFA was turned on or off: the session's view of the user follows. */
@@ -675,6 +689,7 @@ static void api_restore(struct web_call *call)
 	json_set_string(args, "instanceID", call->instance_id);
 	json_set_string(args, "userName", call->user_name);
 	json_set_int(args, "messageID", id);
+	json_set_string(args, "service", call->basic ? "api" : "web");
 	rpc_conn_call(conn, "RestoreMessage", args, API_RESTORE_TIMEOUT_SECS, api_restore_answer,
 		      call);
 }

@@ -239,6 +239,9 @@ static void export_fetch(struct web_call *call, struct json *ids, long long skip
 	struct json *args = json_new_object();
 	json_set(args, "ids", ids);
 	json_set_bool(args, "raw", true);
+	/* a selection needs the export privilege (one original does not) */
+	if (((struct export_work *)call->work)->mode != EXPORT_RAW)
+		json_set_bool(args, "export", true);
 	if (skip > 0)
 		json_set_int(args, "skip", skip);
 	access_web_api_call(call, "ClientFetch", args, export_batch_done);

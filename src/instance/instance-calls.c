@@ -2,6 +2,7 @@
 #include "instance.h"
 #include "instance-archive.h"
 #include "instance-client.h"
+#include "instance-rights.h"
 #include "instance-users.h"
 #include "json.h"
 #include "log.h"
@@ -81,9 +82,12 @@ static int instance_data_call(struct instance *inst, struct rpc_conn *conn, uint
 	int ret = instance_users_ready(inst, &error) < 0 ? -1 :
 		  instance_users_call(inst->users, method, args, &result, &error);
 	if (ret == 0) {
-		const char *user = json_get_string(args, "userName");
-		const char *owner = user == NULL ? NULL : instance_users_archive_name(inst->users, user);
-		ret = instance_archive_call(inst->archive, method, args, owner, &result, &error);
+		/* the archive a call is about, if the user may act on it */
+		const char *owner;
+		ret = instance_rights_data_call(inst->users, method, args, &owner, &error);
+		if (ret == 0)
+			ret = instance_archive_call(inst->archive, method, args, owner, &result,
+						    &error);
 	}
 	if (ret == 0)
 		return 0;

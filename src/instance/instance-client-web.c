@@ -1,6 +1,7 @@
 /* instance-client-web: reading one message as Web Access shows it, its
  * attachments, and the user's own password and MFA (see the header). */
 #include "instance-client-web.h"
+#include "instance-rights.h"
 #include "archive.h"
 #include "catalog.h"
 #include "instance-archive.h"
@@ -42,10 +43,9 @@ static int web_read_message(struct web_request *r, unsigned char **data_r, size_
 	int ret = catalog_message_meta(archive_catalog(a), id, &meta, &error);
 	if (ret < 0)
 		return web_fail(r, "failed", error);
-	bool auditor = json_get_bool(r->user, "auditor", false);
-	const char *own = json_get_string(r->user, "archiveName");
-	/* Another user's message answers exactly like one that does not exist. */
-	if (ret == 0 || (!auditor && (own == NULL || strcmp(meta.user, own) != 0)))
+	/* A message the user may not read answers exactly like one that does
+	 * not exist. */
+	if (ret == 0 || !instance_rights_folder(r->user, meta.user, meta.path, "read"))
 		return web_fail(r, "not-found", "no such message");
 	ret = archive_read_message(a, id, data_r, len_r, &error);
 	if (ret < 0)

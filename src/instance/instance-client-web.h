@@ -6,8 +6,8 @@
  *
  * Contract: the user named in args ("userName") must exist with the login
  * privilege ("auth-failed" otherwise). A message is found only if it lies
- * in a folder owned by the user's archive name, or the user is an auditor;
- * anything else answers "not-found", exactly as an ID that does not exist.
+ * in a folder the user may read (instance-rights.h); anything else answers
+ * "not-found", exactly as an ID that does not exist.
  * Returns 1 handled (*result_r, and for ClientPart a blob in *blob_r to
  * mem_free), -1 refused or failed (*code_r, *error_r), 0 not one of these
  * calls. The instance's users must be open. */

@@ -4,14 +4,14 @@
  *
  * Every call but ClientLogin names the user; the user is looked up again on
  * every call, so a deleted user or a removed login privilege takes effect at
- * once. What a user may read: the folders filed under their own archive
- * name, or every folder with the auditor privilege. Anything else answers
- * "not-found", the same as what does not exist. */
+ * once. What a user may read and do is instance-rights' to say; what they
+ * may not read answers "not-found", the same as what does not exist. */
 #include "instance-client.h"
 #include "archive.h"
 #include "catalog.h"
 #include "instance-archive.h"
 #include "instance-client-web.h"
+#include "instance-rights.h"
 #include "instance-users.h"
 #include "instance.h"
 #include "json.h"
@@ -31,8 +31,6 @@
 
 struct client_user {
 	struct json *view;
-	const char *archive_name;
-	bool auditor;
 };
 
 struct client_call {
@@ -53,9 +51,9 @@ static int client_fail(struct client_call *c, const char *code, const char *erro
 	return -1;
 }
 
-static bool client_may_read(const struct client_user *u, const char *owner)
+static bool client_may_read(const struct client_user *u, const char *owner, const char *path)
 {
-	return u->auditor || strcmp(owner, u->archive_name) == 0;
+	return instance_rights_folder(u->view, owner, path, "read");
 }
 
 static int client_open(struct client_call *c)
@@ -80,7 +78,7 @@ struct client_folders {
 static int client_folder_each(const struct catalog_folder *f, void *context)
 {
 	struct client_folders *w = context;
-	if (!client_may_read(&w->c->user, f->user))
+	if (!client_may_read(&w->c->user, f->user, f->path))
 		return 0;
 	struct json *e = json_new_object();
 	json_set_string(e, "owner", f->user);
@@ -140,7 +138,7 @@ static int client_folder_arg(struct client_call *c, int64_t *folder_id_r)
 	const char *error;
 	if (owner == NULL || path == NULL)
 		return client_fail(c, "bad-request", "owner and path are needed");
-	if (!client_may_read(&c->user, owner))
+	if (!client_may_read(&c->user, owner, path))
 		return client_fail(c, "not-found", "no such folder");
 	int ret = catalog_folder_find(c->cat, owner, path, folder_id_r, &error);
 	if (ret == 0 && strcasecmp(path, "INBOX") == 0)
@@ -219,7 +217,7 @@ struct client_scope_walk {
 static int client_scope_each(const struct catalog_folder *f, void *context)
 {
 	struct client_scope_walk *w = context;
-	if (client_may_read(w->user, f->user)) {
+	if (client_may_read(w->user, f->user, f->path)) {
 		w->ids = mem_realloc(w->ids, (w->count + 1) * sizeof(*w->ids));
 		w->ids[w->count++] = f->id;
 	}
@@ -344,7 +342,7 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	int ret = catalog_message_meta(c->cat, id, &meta, &error);
 	if (ret < 0)
 		return client_fail(c, "failed", error);
-	if (ret == 0 || !client_may_read(&c->user, meta.user))
+	if (ret == 0 || !client_may_read(&c->user, meta.user, meta.path))
 		return 0; /* left out: the caller sees it is not there */
 	if (raw && str_len(c->blob) > 0 && str_len(c->blob) + meta.size > CLIENT_FETCH_BUDGET)
 		return 1;
@@ -474,14 +472,16 @@ static int client_dispatch(struct client_call *c, const char *method)
 						  json_get_string(c->args, "userName"));
 	if (c->user.view == NULL)
 		return client_fail(c, "auth-failed", "the session has ended: log in again");
-	c->user.archive_name = json_get_string(c->user.view, "archiveName");
-	c->user.auditor = json_get_bool(c->user.view, "auditor", false);
 	bool changes = strcmp(method, "ClientCreateAppPassword") == 0 ||
 		       strcmp(method, "ClientDeleteAppPassword") == 0;
 	if (changes && c->inst->frozen)
 		return client_fail(c, "frozen", "the archive is frozen for maintenance: try again later");
 	if (changes || strcmp(method, "ClientAppPasswords") == 0)
 		return client_app_passwords(c, method);
+	if (strcmp(method, "ClientUser") == 0) {
+		c->result = json_ref(c->user.view);
+		return 0;
+	}
 	if (client_open(c) < 0)
 		return -1;
 	if (strcmp(method, "ClientFolders") == 0)
@@ -510,6 +510,12 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	if (inst->users == NULL &&
 	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
 		rpc_conn_reply_error(conn, id, "failed", error);
+		return;
+	}
+	/* every call but the login passes the one check of who may do what */
+	if (strcmp(method, "ClientLogin") != 0 &&
+	    instance_rights_client_call(inst->users, method, args, &c.code, &c.error) < 0) {
+		rpc_conn_reply_error(conn, id, c.code, c.error);
 		return;
 	}
 	unsigned char *blob;

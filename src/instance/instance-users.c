@@ -1,4 +1,5 @@
 #include "instance-users.h"
+#include "instance-rights.h"
 #include "archive.h"
 #include "auth-qr.h"
 #include "auth-secret.h"
@@ -485,10 +486,10 @@ static bool users_app_password_ok(const struct json *user, const char *password)
 	return ok;
 }
 
-struct json *instance_users_client_view(struct instance_users *u, const char *user_name)
+struct json *instance_users_rights_view(struct instance_users *u, const char *user_name)
 {
 	const struct json *user = users_find(u, user_name, NULL);
-	if (user == NULL || !users_list_has(json_get(user, "privileges"), "login"))
+	if (user == NULL)
 		return NULL;
 	struct json *v = json_new_object();
 	json_set_string(v, "userName", json_get_string(user, "userName"));
@@ -499,6 +500,19 @@ struct json *instance_users_client_view(struct instance_users *u, const char *us
 	json_set_bool(v, "auditor", users_list_has(json_get(user, "privileges"), "auditor"));
 	json_set_bool(v, "mfaEnabled", users_mfa_active(user));
 	json_set_string(v, "archiveName", json_get_string(user, "archiveName"));
+	const struct json *rights = json_get(user, "folderRights");
+	json_set(v, "folderRights", rights != NULL ? json_clone(rights) : json_new_object());
+	/* what the privileges allow (admin expanded), for clients to offer */
+	json_set(v, "effectivePrivileges", instance_rights_effective(v));
+	json_set_bool(v, "readsOtherArchives", instance_rights_reads_others(v));
+	return v;
+}
+
+struct json *instance_users_client_view(struct instance_users *u, const char *user_name)
+{
+	struct json *v = instance_users_rights_view(u, user_name);
+	if (v != NULL && !instance_rights_has(v, "login"))
+		json_unref(&v);
 	return v;
 }
 
@@ -526,7 +540,7 @@ int instance_users_login(struct instance_users *u, const char *user_name, const 
 			      : false;
 	if (!ok && !web)
 		ok = users_app_password_ok(user, password);
-	if (!ok || !users_list_has(json_get(user, "privileges"), "login") ||
+	if (!ok || !instance_rights_has(user, "login") ||
 	    !users_list_has(json_get(user, "loginPrivileges"), service))
 		return 0;
 	if (web && mfa) {

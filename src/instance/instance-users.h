@@ -32,8 +32,12 @@ const char *instance_users_archive_name(struct instance_users *users, const char
 
 /* What a logged-in user's session needs: {userName, fullName,
  * emailAddresses, privileges, loginPrivileges, auditor, mfaEnabled,
- * archiveName}; NULL if the user does not exist or may not log in. */
+ * archiveName, folderRights, effectivePrivileges, readsOtherArchives};
+ * NULL if the user does not exist or may not log in (instance-rights.h
+ * says what each privilege and right allows). */
 struct json *instance_users_client_view(struct instance_users *users, const char *user_name);
+/* The same whether or not the user may log in (for calls made for them). */
+struct json *instance_users_rights_view(struct instance_users *users, const char *user_name);
 
 /* Check a login for `service` ("web", "imap", "api"): 1 with *view_r, 0
  * refused with *code_r "auth-failed" (one text whatever was wrong) or

@@ -23,6 +23,7 @@ struct mgmt_restore {
 	struct rpc_conn *conn; /* the asking Client Access Server; NULL once gone */
 	uint32_t id;
 	char *cas, *instance_id, *host, *user;
+	char *service; /* how the user came in (web, api): the instance checks it */
 	long long message_id;
 	char *to;
 };
@@ -59,6 +60,7 @@ static void mgmt_restore_finish(struct mgmt_restore *r, const char *code, const 
 	mem_free(r->instance_id);
 	mem_free(r->host);
 	mem_free(r->user);
+	mem_free(r->service);
 	mem_free(r->to);
 	mem_free(r);
 }
@@ -103,6 +105,8 @@ static int mgmt_restore_call(struct mgmt_restore *r, const char *method, struct 
 	struct json *args = json_new_object();
 	const char *error;
 	json_set_string(inner, "userName", r->user);
+	if (r->service != NULL)
+		json_set_string(inner, "service", r->service);
 	json_set_string(args, "instanceID", r->instance_id);
 	json_set_string(args, "method", method);
 	json_set(args, "args", inner);
@@ -174,6 +178,8 @@ void mgmt_restore_request(struct mgmt *mgmt, struct rpc_conn *conn, uint32_t id,
 	r->instance_id = mem_strdup(inst.id);
 	r->host = mem_strdup(inst.instance_host);
 	r->user = mem_strdup(user);
+	if (json_get_string(args, "service") != NULL)
+		r->service = mem_strdup(json_get_string(args, "service"));
 	r->message_id = message_id;
 	r->next = mgmt->restores;
 	mgmt->restores = r;

@@ -131,9 +131,11 @@ def setup_web(single, remote_url="http://127.0.0.1:9"):
         wait_for(lambda: state(single, iid) == "running", what=iid + " running")
     api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1",
              "fullName=Alice Archer", "emailAddresses=alice@acme.test",
-             "loginPrivileges=web,imap,api")
+             "loginPrivileges=web,imap,api",
+             "privileges=login,archive,export")
     api.call("CreateUser", "instanceID=acme", "userName=bob", "password=bob-pass-22",
-             "fullName=Bob Baker", "emailAddresses=bob@acme.test", "loginPrivileges=web,api")
+             "fullName=Bob Baker", "emailAddresses=bob@acme.test", "loginPrivileges=web,api",
+             "privileges=login,archive,export")
     api.call("CreateUser", "instanceID=acme", "userName=audrey", "password=audrey-pass-3",
              "privileges=login,archive,auditor", "loginPrivileges=web,api")
     api.call("CreateUser", "instanceID=globex", "userName=alice", "password=globex-pass-4",
