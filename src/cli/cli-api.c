@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char cli_api_usage[] =
@@ -34,7 +35,10 @@ static const char cli_api_usage[] =
 	"Prints the answer's JSON envelope; exits 0 when it succeeded, 1 when it failed.\n"
 	"A value given as @FILE is read from FILE.\n";
 
-static const char *const cli_api_flags[] = {"trust-on-first-use", "metadata", "no-wait", NULL};
+static const char *const cli_api_flags[] = {"trust-on-first-use", "metadata", "no-wait", "help",
+					    NULL};
+static const char *const cli_api_options[] = {"server", "user", "password", "fingerprint", "totp",
+					      "config-dir", NULL};
 
 int cli_api_call(const struct cli_api_target *target, const char *function,
 		 const char *const *args, size_t arg_count, char **envelope_r,
@@ -99,6 +103,36 @@ static int cli_api_server(const char *text, struct cli_api_target *target, const
 	target->host = host_buf;
 	mem_free(copy);
 	return 0;
+}
+
+static bool cli_api_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "::1") == 0;
+}
+
+/* Whether HOST:PORT is the Management Server configured in the local config
+ * directory: one of its HTTPS listeners by address, or by loopback or its
+ * server name when the listener takes every address. Only then may its
+ * certificate's fingerprint be used for the pin. */
+static bool cli_api_target_is_local(const char *dir, const struct cli_api_target *target)
+{
+	struct config_role_settings set;
+	const char *error;
+	if (config_role_load(dir, CONFIG_ROLE_MANAGEMENT_SERVER, &set, &error) != 1)
+		return false;
+	bool local = false;
+	const struct config_listener_set *l = &set.listeners[CONFIG_KIND_HTTP];
+	for (size_t i = 0; i < l->listener_count && !local; i++) {
+		const struct netaddr_listener *li = &l->listeners[i];
+		if (li->port != target->port)
+			continue;
+		local = strcmp(li->host, target->host) == 0 ||
+			(li->host[0] == '\0' && (cli_api_loopback(target->host) ||
+						   strcasecmp(set.server_name, target->host) == 0));
+	}
+	config_role_free(&set);
+	return local;
 }
 
 /* The fingerprint of a Management Server on this machine, if there is one. */
@@ -185,6 +219,35 @@ static int cli_api_follow(const struct cli_api_target *target, struct json **ans
 	return 0;
 }
 
+/* What a failed call means for the person at the terminal: a refused login
+ * says so; the HTTP status is named only when it is not the usual 200 of a
+ * function that ran and failed. */
+static const char *cli_api_failure_text(const struct cli_api_target *target, int status,
+					const char *message)
+{
+	if (status == 401)
+		return tstr_printf("the Management Server at %s:%u refused the login of administrator "
+				   "'%s': %s",
+				   target->host, target->port, target->user,
+				   message != NULL ? message : "wrong name or password");
+	if (message == NULL)
+		message = "failed";
+	return status == 200 ? message : tstr_printf("%s (HTTP status %d)", message, status);
+}
+
+/* A connection that failed: a refused connection means no Management Server
+ * listens there; say which role to start. */
+static const char *cli_api_connect_text(const struct cli_api_target *target, const char *error)
+{
+	if (strcasestr(error, "refused") == NULL)
+		return tstr_printf("cannot reach the Management Server at %s:%u: %s", target->host,
+				   target->port, error);
+	return tstr_printf("cannot reach the Management Server at %s:%u: connection refused; is it "
+			   "running? On that server: coffer config start management-server "
+			   "(coffer config status shows each role)",
+			   target->host, target->port);
+}
+
 static int cli_api_run(struct cli_args *args, const char **error_r)
 {
 	struct cli_api_target target = {0};
@@ -214,7 +277,10 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	}
 	if (cli_api_server(server != NULL ? server : "localhost:8470", &target, error_r) < 0)
 		return 2;
-	if (fp_text == NULL)
+	/* The local Management Server's certificate pins only a connection to it:
+	 * never one to another server named with --server. */
+	bool local = server == NULL || cli_api_target_is_local(dir, &target);
+	if (fp_text == NULL && local)
 		fp_text = cli_api_local_fingerprint(dir);
 	if (fp_text != NULL) {
 		if (tls_fingerprint_normalize(fp_text, fp, error_r) < 0)
@@ -225,9 +291,12 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 		fprintf(stderr, "coffer api: trusting %s:%u on first use, fingerprint %s\n", target.host,
 			target.port, fp);
 	} else {
-		*error_r = "no fingerprint to check the Management Server against: pass --fingerprint FP "
-			   "(on the Management Server: coffer config cert show management-server http) "
-			   "or --trust-on-first-use";
+		*error_r = tstr_printf(
+			"no fingerprint to check the Management Server %s:%u against%s: pass "
+			"--fingerprint FP (on the Management Server: coffer config cert show "
+			"management-server http) or --trust-on-first-use",
+			target.host, target.port,
+			local ? "" : tstr_printf(" (it is not the Management Server configured in %s)", dir));
 		return 2;
 	}
 	target.fingerprint = fp;
@@ -259,8 +328,10 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	mem_free(values);
 	if (ret != 0)
 		return ret;
-	if (status < 0)
+	if (status < 0) {
+		*error_r = cli_api_connect_text(&target, *error_r);
 		return 1;
+	}
 	struct json *answer;
 	if (cli_api_parse_answer(status, &envelope, &answer, error_r) < 0)
 		return 1;
@@ -276,7 +347,7 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	if (ret != 0) {
 		const struct json *err = json_get(answer, "error");
 		const char *m = json_get_string(err, "message");
-		*error_r = tstr_printf("%s (HTTP status %d)", m != NULL ? m : "failed", status);
+		*error_r = cli_api_failure_text(&target, status, m);
 	}
 	json_unref(&answer);
 	return ret;
@@ -290,9 +361,14 @@ int cli_api_main(int argc, char **argv)
 		fputs(cli_api_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	if (cli_args_parse(argc - 1, argv + 1, cli_api_flags, &args, &error) < 0) {
-		fprintf(stderr, "coffer api: %s\n", error);
+	if (cli_args_parse(argc - 1, argv + 1, cli_api_flags, cli_api_options, &args, &error) < 0) {
+		fprintf(stderr, "coffer api: %s\n\n%s", error, cli_api_usage);
 		return 2;
+	}
+	if (cli_args_flag(&args, "help")) {
+		cli_args_free(&args);
+		fputs(cli_api_usage, stdout);
+		return 0;
 	}
 	int ret = cli_api_run(&args, &error);
 	cli_args_free(&args);

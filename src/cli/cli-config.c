@@ -27,24 +27,32 @@
 #define CLI_CERT_DAYS 3650
 #define CLI_START_TIMEOUT_SECS 30
 
-static const char cli_config_usage[] =
-	"usage: coffer config [--config-dir DIR] COMMAND ...\n"
-	"\n"
-	"  init --mode single|multi [--server-name NAME] [--run-as USER]\n"
-	"       [--admin-name NAME --admin-password PW] [--product-key KEY]\n"
-	"                          set up this server (single: all three roles)\n"
-	"  role add ROLE [FIELDS]  add a role (management-server: --admin-name, --admin-password)\n"
-	"  role configure ROLE FIELDS   change a role's settings\n"
-	"  role show [ROLE] [--json]    show settings, certificates and service state\n"
-	"  role remove ROLE        remove a stopped role\n"
-	"  start|stop|restart|status [ROLE]\n"
-	"  pair --management-server HOST [--api-port 8470] [--admin-name NAME]\n"
-	"       [--admin-password PW] [--fingerprint FP | --trust-on-first-use] [--role ROLE]\n"
-	"  cert show ROLE [KIND]   KIND: tcp, http or imap\n"
-	"  cert export ROLE KIND FILE [--password PW]   (.p12/.pfx: PKCS#12, else PEM)\n"
-	"  cert import ROLE KIND FILE [--key KEYFILE] [--password PW]\n"
-	"  cert renew ROLE KIND [--days N]\n"
-	"  rename NEW-SERVER-NAME  rename this server (every role on it)\n"
+/* Each command's synopsis, for `coffer config --help` (all) and
+ * `coffer config COMMAND --help` (its own, with the notes it refers to). */
+static const struct {
+	const char *command; /* as cli_config_command_key() names it */
+	const char *usage;
+	bool roles; /* the usage refers to ROLE, FIELDS or listeners */
+} cli_config_usages[] = {
+	{"init", "  init --mode single|multi [--server-name NAME] [--run-as USER]\n"
+		 "       [--admin-name NAME --admin-password PW] [--product-key KEY]\n"
+		 "                          set up this server (single: all three roles)\n", false},
+	{"role add", "  role add ROLE [FIELDS]  add a role (management-server: --admin-name, --admin-password)\n", true},
+	{"role configure", "  role configure ROLE FIELDS   change a role's settings\n", true},
+	{"role show", "  role show [ROLE] [--json]    show settings, certificates and service state\n", true},
+	{"role remove", "  role remove ROLE        remove a stopped role\n", true},
+	{"start", "  start|stop|restart|status [ROLE]\n", true},
+	{"pair", "  pair --management-server HOST [--api-port 8470] [--admin-name NAME]\n"
+		 "       [--admin-password PW] [--fingerprint FP | --trust-on-first-use] [--role ROLE]\n", true},
+	{"cert", "  cert show ROLE [KIND]   KIND: tcp, http or imap\n"
+		 "  cert export ROLE KIND FILE [--password PW]   (.p12/.pfx: PKCS#12, else PEM)\n"
+		 "  cert import ROLE KIND FILE [--key KEYFILE] [--password PW]\n"
+		 "  cert renew ROLE KIND [--days N]\n", true},
+	{"rename", "  rename NEW-SERVER-NAME  rename this server (every role on it)\n", false},
+	{"show", "  show [ROLE] [--json]    the same as role show\n", true},
+};
+
+static const char cli_config_usage_roles[] =
 	"\n"
 	"ROLE: management-server, instance-host, client-access-server\n"
 	"FIELDS: --server-name, --tcp-listeners, --http-listeners, --http-enabled,\n"
@@ -52,12 +60,36 @@ static const char cli_config_usage[] =
 	"  --management-server, --management-port, --management-fingerprint, --product-key\n"
 	"Listeners: comma-separated HOST:PORT (* for every address).\n";
 
+/* The usage of one command, or of all (command NULL or unknown). */
+static void cli_config_print_usage(FILE *out, const char *command)
+{
+	size_t n = sizeof(cli_config_usages) / sizeof(cli_config_usages[0]), found = n;
+	for (size_t i = 0; command != NULL && i < n; i++) {
+		if (strcmp(cli_config_usages[i].command, command) == 0)
+			found = i;
+	}
+	fputs("usage: coffer config [--config-dir DIR] COMMAND ...\n\n", out);
+	for (size_t i = 0; i < n; i++) {
+		if (found == n || i == found)
+			fputs(cli_config_usages[i].usage, out);
+	}
+	if (found == n || cli_config_usages[found].roles)
+		fputs(cli_config_usage_roles, out);
+}
+
 static const char *const cli_config_fields[] = {
 	"server-name", "tcp-listeners", "http-listeners", "http-enabled", "imap-listeners",
 	"imap-enabled", "imaps-listeners", "imaps-enabled", "management-server",
 	"management-port", "management-fingerprint", "product-key", NULL};
 
-static const char *const cli_config_flags[] = {"json", "trust-on-first-use", NULL};
+static const char *const cli_config_flags[] = {"json", "trust-on-first-use", "help", NULL};
+/* Every option that takes a value, of any command (each command's own are
+ * checked by cli_config_check_options()). */
+static const char *const cli_config_value_options[] = {
+	"config-dir", "mode", "server-name", "run-as", "admin-name", "admin-password", "product-key",
+	"tcp-listeners", "http-listeners", "http-enabled", "imap-listeners", "imap-enabled",
+	"imaps-listeners", "imaps-enabled", "management-server", "management-port",
+	"management-fingerprint", "api-port", "fingerprint", "role", "password", "key", "days", NULL};
 
 struct cli_config {
 	const char *dir;
@@ -776,7 +808,11 @@ static int cli_pair_role(struct cli_config *cc, const struct cli_api_target *tar
 	struct json *answer = NULL;
 	const char *parse_error;
 	int ret = -1;
-	if (status == 401) {
+	if (status < 0 && strcasestr(*error_r, "refused") != NULL) {
+		*error_r = tstr_printf("pairing failed: %s; is the Management Server running there? "
+				       "(on it: coffer config start management-server)",
+				       *error_r);
+	} else if (status == 401) {
 		*error_r = "pairing failed: the Management Server refused the administrator name or password";
 	} else if (status > 0 && json_parse(envelope, strlen(envelope), &answer, &parse_error) == 0) {
 		const struct json *result = json_get(answer, "result");
@@ -1098,13 +1134,25 @@ static const struct {
 	{"cert", "password key days "},
 };
 
+/* "init", "role add", "cert", ...: the command the positional arguments name
+ * (tstr). start, stop, restart and status share one usage. */
+static const char *cli_config_command_key(const char *const *pos, size_t count)
+{
+	if (count == 0)
+		return "";
+	if (strcmp(pos[0], "stop") == 0 || strcmp(pos[0], "restart") == 0 ||
+	    strcmp(pos[0], "status") == 0)
+		return "start";
+	if (strcmp(pos[0], "role") == 0 && count > 1)
+		return tstr_printf("role %s", pos[1]);
+	return tstr_dup(pos[0]);
+}
+
 static int cli_config_check_options(struct cli_config *cc, const char **error_r)
 {
 	const char *allowed = "";
 	char command[32];
-	snprintf(command, sizeof(command), "%s%s%s", cc->pos_count > 0 ? cc->pos[0] : "",
-		 cc->pos_count > 1 && strcmp(cc->pos[0], "role") == 0 ? " " : "",
-		 cc->pos_count > 1 && strcmp(cc->pos[0], "role") == 0 ? cc->pos[1] : "");
+	snprintf(command, sizeof(command), "%s", cli_config_command_key(cc->pos, cc->pos_count));
 	for (size_t i = 0; i < sizeof(cli_config_options) / sizeof(cli_config_options[0]); i++) {
 		if (strcmp(cli_config_options[i].command, command) == 0)
 			allowed = cli_config_options[i].options;
@@ -1113,7 +1161,8 @@ static int cli_config_check_options(struct cli_config *cc, const char **error_r)
 		const char *name = cc->args.options[i].name;
 		char word[64];
 		snprintf(word, sizeof(word), "%s ", name);
-		if (strcmp(name, "config-dir") == 0 || strstr(allowed, word) == allowed ||
+		if (strcmp(name, "config-dir") == 0 || strcmp(name, "help") == 0 ||
+		    strstr(allowed, word) == allowed ||
 		    strstr(allowed, tstr_printf(" %s", word)) != NULL)
 			continue;
 		*error_r = tstr_printf("unknown option --%s for 'coffer config %s'%s%s", name, command,
@@ -1164,25 +1213,35 @@ int cli_config_main(int argc, char **argv)
 	struct cli_config cc = {0};
 	const char *error = NULL;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
-		fputs(cli_config_usage, argc < 2 ? stderr : stdout);
+		cli_config_print_usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? 2 : 0;
 	}
 	if (crypto_init() < 0)
 		return cli_fail("cannot initialise the crypto library");
-	if (cli_args_parse(argc - 1, argv + 1, cli_config_flags, &cc.args, &error) < 0) {
-		fprintf(stderr, "coffer config: %s\n\n%s", error, cli_config_usage);
+	if (cli_args_parse(argc - 1, argv + 1, cli_config_flags, cli_config_value_options, &cc.args,
+			   &error) < 0) {
+		fprintf(stderr, "coffer config: %s\n\n", error);
+		cli_config_print_usage(stderr, NULL);
 		return 2;
 	}
 	cc.dir = config_dir_resolve(cli_args_get(&cc.args, "config-dir"));
 	cc.pos = cc.args.positional;
 	cc.pos_count = cc.args.positional_count;
+	char command[32]; /* kept past the tstr buffers the command uses */
+	snprintf(command, sizeof(command), "%s", cli_config_command_key(cc.pos, cc.pos_count));
+	if (cli_args_flag(&cc.args, "help")) {
+		cli_config_print_usage(stdout, command);
+		cli_args_free(&cc.args);
+		return 0;
+	}
 	/* Check option names before acting, so a typo changes nothing. */
 	int ret = cli_config_check_options(&cc, &error);
 	if (ret == 0)
 		ret = cli_config_dispatch(&cc, &error);
 	cli_args_free(&cc.args);
 	if (ret == -2) {
-		fprintf(stderr, "coffer config: %s\n\n%s", error, cli_config_usage);
+		fprintf(stderr, "coffer config: %s\n\n", error);
+		cli_config_print_usage(stderr, command);
 		return 2;
 	}
 	if (ret < 0)

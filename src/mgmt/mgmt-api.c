@@ -1,5 +1,6 @@
 #include "mgmt-api.h"
 #include "mgmt-auth.h"
+#include "mgmt-auth-log.h"
 #include "audit.h"
 #include "mgmt-jobs.h"
 #include "http.h"
@@ -70,6 +71,53 @@ static void mgmt_api_audit(struct mgmt *mgmt, const char *user, const char *addr
 
 /* ---- arguments ---- */
 
+static bool mgmt_api_string_list(const struct json *value)
+{
+	if (json_kind(value) != JSON_KIND_ARRAY)
+		return false;
+	for (size_t i = 0; i < json_count(value); i++) {
+		if (json_kind(json_at(value, i)) != JSON_KIND_STRING)
+			return false;
+	}
+	return true;
+}
+
+/* A list argument's text: a JSON array of strings, or comma-separated items
+ * (spaces around them dropped, empty items skipped). */
+static int mgmt_api_convert_list(const struct mgmt_api_arg *arg, const char *text,
+				 struct json **value_r, const char **error_r)
+{
+	const char *p = text + strspn(text, " \t");
+	if (*p == '[') {
+		const char *parse_error;
+		if (json_parse(text, strlen(text), value_r, &parse_error) < 0) {
+			*error_r = tstr_printf("argument '%s': %s", arg->name, parse_error);
+			return -1;
+		}
+		if (!mgmt_api_string_list(*value_r)) {
+			json_unref(value_r);
+			*error_r = tstr_printf("argument '%s': expected a JSON array of strings", arg->name);
+			return -1;
+		}
+		return 0;
+	}
+	struct json *list = json_new_array();
+	while (*p != '\0') {
+		size_t len = strcspn(p, ",");
+		size_t end = len;
+		while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+			end--;
+		if (end > 0)
+			json_append(list, json_new_string(tstr_printf("%.*s", (int)end, p)));
+		p += len;
+		if (*p == ',')
+			p++;
+		p += strspn(p, " \t");
+	}
+	*value_r = list;
+	return 0;
+}
+
 static int mgmt_api_convert(const struct mgmt_api_arg *arg, const char *text,
 			    struct json **value_r, const char **error_r)
 {
@@ -94,6 +142,8 @@ static int mgmt_api_convert(const struct mgmt_api_arg *arg, const char *text,
 		}
 		*error_r = tstr_printf("argument '%s': '%s' is not true or false", arg->name, text);
 		return -1;
+	case MGMT_API_LIST:
+		return mgmt_api_convert_list(arg, text, value_r, error_r);
 	case MGMT_API_JSON: {
 		const char *parse_error;
 		if (json_parse(text, strlen(text), value_r, &parse_error) < 0) {
@@ -114,6 +164,7 @@ static bool mgmt_api_kind_fits(enum mgmt_api_arg_type type, const struct json *v
 	case MGMT_API_NUMBER: return kind == JSON_KIND_INT;
 	case MGMT_API_BOOL: return kind == JSON_KIND_BOOL;
 	case MGMT_API_JSON: return true;
+	case MGMT_API_LIST: return mgmt_api_string_list(value);
 	}
 	return false;
 }
@@ -130,7 +181,7 @@ static const struct mgmt_api_arg *mgmt_api_arg_find(const struct mgmt_api_functi
 
 static const char *mgmt_api_type_name(enum mgmt_api_arg_type type)
 {
-	static const char *const names[] = {"string", "number", "boolean", "json"};
+	static const char *const names[] = {"string", "number", "boolean", "json", "list"};
 	return names[type];
 }
 
@@ -335,6 +386,10 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 	struct mgmt *mgmt = ctx;
 	const char *path = http_request_path(req);
 	const char *method = http_request_method(req);
+	/* As on the Client Access Server: browsers keep to HTTPS, and an answer
+	 * is never sniffed into something it does not declare. */
+	http_request_add_header(req, "Strict-Transport-Security", "max-age=31536000");
+	http_request_add_header(req, "X-Content-Type-Options", "nosniff");
 	if (strncmp(path, "/api/", 5) != 0) {
 		mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
 		return;
@@ -347,8 +402,7 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 		auth = mgmt_auth_check(mgmt, user, password, http_request_header(req, "X-Coffer-TOTP"),
 				       http_request_peer(req), &wait, &error);
 	if (auth != MGMT_AUTH_OK) {
-		log_info(tstr_printf("conn=%s", http_request_peer(req)), "API authentication failed: %s",
-			 error);
+		mgmt_auth_log_failure(mgmt->auth_log, http_request_peer(req), error);
 		if (auth == MGMT_AUTH_THROTTLED) {
 			http_request_add_header(req, "Retry-After", tstr_printf("%u", wait));
 			mgmt_api_fail(req, 429, error);
