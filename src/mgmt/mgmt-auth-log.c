@@ -8,7 +8,7 @@
 struct mgmt_auth_log {
 	struct event *window_end; /* pending while failures of a window are held back */
 	time_t window_start;
-	unsigned int logged;     /* failures logged one by one in this window */
+	unsigned int logged;      /* failures logged one by one in this window */
 	unsigned long suppressed; /* failures counted only */
 	char *last_address;
 	char *last_reason;
@@ -17,10 +17,11 @@ struct mgmt_auth_log {
 static void mgmt_auth_log_summary(struct mgmt_auth_log *log)
 {
 	if (log->suppressed > 0) {
-		log_info(tstr_printf("conn=%s", log->last_address),
-			 "API authentication failed %lu more time(s) in %d s, not logged one by one "
-			 "(last: %s)",
-			 log->suppressed, MGMT_AUTH_LOG_WINDOW_SECS, log->last_reason);
+		log_info(
+			tstr_printf("conn=%s", log->last_address),
+			"API authentication failed %lu more time(s) in %d s, not logged one by one "
+			"(last: %s)",
+			log->suppressed, MGMT_AUTH_LOG_WINDOW_SECS, log->last_reason);
 	}
 	log->suppressed = 0;
 	log->logged = 0;
@@ -63,11 +64,13 @@ void mgmt_auth_log_failure(struct mgmt_auth_log *log, const char *address, const
 	}
 	if (log->logged < MGMT_AUTH_LOG_BURST) {
 		log->logged++;
-		log_info(tstr_printf("conn=%s", address), "API authentication failed: %s%s", reason,
-			 log->logged == MGMT_AUTH_LOG_BURST ?
-				 tstr_printf(" (further failures in the next %d s are summarised)",
-					     MGMT_AUTH_LOG_WINDOW_SECS - (int)(now - log->window_start)) :
-				 "");
+		log_info(
+			tstr_printf("conn=%s", address), "API authentication failed: %s%s", reason,
+			log->logged == MGMT_AUTH_LOG_BURST
+				? tstr_printf(" (further failures in the next %d s are summarised)",
+					      MGMT_AUTH_LOG_WINDOW_SECS -
+						      (int)(now - log->window_start))
+				: "");
 		return;
 	}
 	log->suppressed++;

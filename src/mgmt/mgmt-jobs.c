@@ -54,8 +54,8 @@ struct mgmt_jobs {
  * null. */
 static bool mgmt_jobs_time_key(const char *key)
 {
-	static const char *const names[] = {"created", "added", "systemTime", "date",
-					    "internalDate", NULL};
+	static const char *const names[] = {"created", "added",        "systemTime",
+					    "date",    "internalDate", NULL};
 	size_t len = strlen(key);
 	if (len > 2 && strcmp(key + len - 2, "At") == 0)
 		return true;
@@ -134,11 +134,12 @@ static struct json *mgmt_job_envelope(const struct mgmt_job *job)
 	json_set_string(e, "token", job->token);
 	json_set_int(e, "statusVersion", job->version);
 	json_set_string(e, "statusCode", mgmt_job_status_names[job->status]);
-	json_set(e, "percentProgress", job->percent < 0 ? json_new_null() : json_new_int(job->percent));
-	json_set(e, "statusText", job->status_text != NULL ? json_new_string(job->status_text) :
-							     json_new_null());
-	json_set(e, "logOutput", str_len(job->log) > 0 ? json_new_string(str_c(job->log)) :
-							 json_new_null());
+	json_set(e, "percentProgress",
+		 job->percent < 0 ? json_new_null() : json_new_int(job->percent));
+	json_set(e, "statusText",
+		 job->status_text != NULL ? json_new_string(job->status_text) : json_new_null());
+	json_set(e, "logOutput",
+		 str_len(job->log) > 0 ? json_new_string(str_c(job->log)) : json_new_null());
 	return e;
 }
 
@@ -243,8 +244,7 @@ const char *mgmt_job_user(const struct mgmt_job *job)
 	return job->user;
 }
 
-static struct mgmt_job *mgmt_jobs_find(struct mgmt_jobs *jobs, const char *token,
-				       const char *user)
+static struct mgmt_job *mgmt_jobs_find(struct mgmt_jobs *jobs, const char *token, const char *user)
 {
 	for (struct mgmt_job *j = jobs->head; j != NULL; j = j->next) {
 		/* A token is only good for the administrator who started the work. */
@@ -276,7 +276,8 @@ void mgmt_jobs_get_status(struct mgmt_jobs *jobs, struct http_request *req, cons
 		mgmt_jobs_reply(req, 404, mgmt_jobs_envelope(NULL, "unknown or expired token"));
 		return;
 	}
-	if (job->version > last_known_version || job->status != MGMT_JOB_RUNNING || timeout_ms <= 0) {
+	if (job->version > last_known_version || job->status != MGMT_JOB_RUNNING ||
+	    timeout_ms <= 0) {
 		mgmt_jobs_reply(req, 200, mgmt_job_envelope(job));
 		return;
 	}
@@ -322,7 +323,8 @@ static void mgmt_job_free(struct mgmt_job *job)
 		mgmt_poller_free(p);
 	}
 	if (job->req != NULL)
-		mgmt_jobs_reply(job->req, 503, mgmt_jobs_envelope(NULL, "the Management Server is stopping"));
+		mgmt_jobs_reply(job->req, 503,
+				mgmt_jobs_envelope(NULL, "the Management Server is stopping"));
 	event_free(job->answer_timer);
 	json_unref(&job->result);
 	str_destroy(&job->log);
