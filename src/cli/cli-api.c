@@ -19,7 +19,8 @@ static const char cli_api_usage[] =
 	"usage: coffer api [OPTIONS] FUNCTION [name=value ...]\n"
 	"       coffer api [OPTIONS] --metadata\n"
 	"\n"
-	"  --server HOST[:PORT]     Management Server (default $COFFER_API_SERVER, else localhost:8470)\n"
+	"  --server HOST[:PORT]     Management Server (default $COFFER_API_SERVER, else "
+	"localhost:8470)\n"
 	"  --user NAME              administrator (default $COFFER_API_USER, else admin)\n"
 	"  --password PW            password (default $COFFER_API_PASSWORD, else asked)\n"
 	"  --fingerprint FP         the Management Server's HTTPS certificate fingerprint\n"
@@ -37,12 +38,11 @@ static const char cli_api_usage[] =
 
 static const char *const cli_api_flags[] = {"trust-on-first-use", "metadata", "no-wait", "help",
 					    NULL};
-static const char *const cli_api_options[] = {"server", "user", "password", "fingerprint", "totp",
-					      "config-dir", NULL};
+static const char *const cli_api_options[] = {"server", "user",       "password", "fingerprint",
+					      "totp",   "config-dir", NULL};
 
-int cli_api_call(const struct cli_api_target *target, const char *function,
-		 const char *const *args, size_t arg_count, char **envelope_r,
-		 const char **error_r)
+int cli_api_call(const struct cli_api_target *target, const char *function, const char *const *args,
+		 size_t arg_count, char **envelope_r, const char **error_r)
 {
 	const char *totp_header[] = {"X-Coffer-TOTP", target->totp, NULL};
 	struct str *body = str_create(256);
@@ -59,8 +59,9 @@ int cli_api_call(const struct cli_api_target *target, const char *function,
 		.host = target->host,
 		.port = target->port,
 		.method = "POST",
-		.path = function == NULL ? "/api/get-metadata" : function[0] == '/' ? function :
-					   tstr_printf("/api/invoke/%s", function),
+		.path = function == NULL     ? "/api/get-metadata"
+			: function[0] == '/' ? function
+					     : tstr_printf("/api/invoke/%s", function),
 		.content_type = "application/x-www-form-urlencoded",
 		.body = str_c(body),
 		.body_size = str_len(body),
@@ -129,7 +130,7 @@ static bool cli_api_target_is_local(const char *dir, const struct cli_api_target
 			continue;
 		local = strcmp(li->host, target->host) == 0 ||
 			(li->host[0] == '\0' && (cli_api_loopback(target->host) ||
-						   strcasecmp(set.server_name, target->host) == 0));
+						 strcasecmp(set.server_name, target->host) == 0));
 	}
 	config_role_free(&set);
 	return local;
@@ -171,8 +172,8 @@ static int cli_api_parse_answer(int status, char **envelope, struct json **answe
 	const char *parse_error;
 	int ret = json_parse(*envelope, strlen(*envelope), answer_r, &parse_error);
 	if (ret < 0)
-		*error_r = tstr_printf("HTTP status %d with a body that is not JSON: %.200s", status,
-				       *envelope);
+		*error_r = tstr_printf("HTTP status %d with a body that is not JSON: %.200s",
+				       status, *envelope);
 	mem_free(*envelope);
 	*envelope = NULL;
 	return ret;
@@ -180,8 +181,8 @@ static int cli_api_parse_answer(int status, char **envelope, struct json **answe
 
 /* Long work answers "running" with a token: follow it to the end, showing
  * its progress on stderr. */
-static int cli_api_follow(const struct cli_api_target *target, struct json **answer,
-			  int *status_r, const char **error_r)
+static int cli_api_follow(const struct cli_api_target *target, struct json **answer, int *status_r,
+			  const char **error_r)
 {
 	char *last_text = NULL;
 	for (;;) {
@@ -201,7 +202,8 @@ static int cli_api_follow(const struct cli_api_target *target, struct json **ans
 					   tstr_printf("lastKnownStatusVersion=%lld", version),
 					   "millisecondsTimeout=10000"};
 		char *envelope = NULL;
-		int status = cli_api_call(target, "/api/get-status", poll_args, 3, &envelope, error_r);
+		int status =
+			cli_api_call(target, "/api/get-status", poll_args, 3, &envelope, error_r);
 		if (status < 0) {
 			mem_free(last_text);
 			return -1;
@@ -226,13 +228,16 @@ static const char *cli_api_failure_text(const struct cli_api_target *target, int
 					const char *message)
 {
 	if (status == 401)
-		return tstr_printf("the Management Server at %s:%u refused the login of administrator "
-				   "'%s': %s",
-				   target->host, target->port, target->user,
-				   message != NULL ? message : "wrong name or password");
+		return tstr_printf(
+			"the Management Server at %s:%u refused the login of administrator "
+			"'%s': %s",
+			target->host, target->port, target->user,
+			message != NULL ? message : "wrong name or password");
 	if (message == NULL)
 		message = "failed";
-	return status == 200 ? message : tstr_printf("%s (HTTP status %d)", message, status);
+	/* A copy: message lives in the answer, which is freed next. */
+	return status == 200 ? tstr_dup(message)
+			     : tstr_printf("%s (HTTP status %d)", message, status);
 }
 
 /* A connection that failed: a refused connection means no Management Server
@@ -252,7 +257,8 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 {
 	struct cli_api_target target = {0};
 	const char *server = cli_api_env(cli_args_get(args, "server"), "COFFER_API_SERVER");
-	const char *fp_text = cli_api_env(cli_args_get(args, "fingerprint"), "COFFER_API_FINGERPRINT");
+	const char *fp_text =
+		cli_api_env(cli_args_get(args, "fingerprint"), "COFFER_API_FINGERPRINT");
 	const char *dir = config_dir_resolve(cli_args_get(args, "config-dir"));
 	bool tofu = cli_args_flag(args, "trust-on-first-use");
 	bool metadata = cli_args_flag(args, "metadata");
@@ -271,7 +277,8 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	}
 	for (size_t i = 1; i < args->positional_count; i++) {
 		if (strchr(args->positional[i], '=') == NULL || args->positional[i][0] == '=') {
-			*error_r = tstr_printf("argument '%s': expected name=value", args->positional[i]);
+			*error_r = tstr_printf("argument '%s': expected name=value",
+					       args->positional[i]);
 			return 2;
 		}
 	}
@@ -288,15 +295,17 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	} else if (tofu) {
 		if (tls_probe_fingerprint(target.host, target.port, 10, fp, error_r) < 0)
 			return 1;
-		fprintf(stderr, "coffer api: trusting %s:%u on first use, fingerprint %s\n", target.host,
-			target.port, fp);
+		fprintf(stderr, "coffer api: trusting %s:%u on first use, fingerprint %s\n",
+			target.host, target.port, fp);
 	} else {
 		*error_r = tstr_printf(
 			"no fingerprint to check the Management Server %s:%u against%s: pass "
 			"--fingerprint FP (on the Management Server: coffer config cert show "
 			"management-server http) or --trust-on-first-use",
 			target.host, target.port,
-			local ? "" : tstr_printf(" (it is not the Management Server configured in %s)", dir));
+			local ? ""
+			      : tstr_printf(" (it is not the Management Server configured in %s)",
+					    dir));
 		return 2;
 	}
 	target.fingerprint = fp;
@@ -320,9 +329,10 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 			ret = 2;
 	}
 	char *envelope = NULL;
-	int status = ret != 0 ? -1 :
-		cli_api_call(&target, metadata ? NULL : args->positional[0],
-			     (const char *const *)values, count, &envelope, error_r);
+	int status = ret != 0
+			     ? -1
+			     : cli_api_call(&target, metadata ? NULL : args->positional[0],
+					    (const char *const *)values, count, &envelope, error_r);
 	for (size_t i = 0; i < count; i++)
 		mem_free(values[i]);
 	mem_free(values);

@@ -41,7 +41,8 @@ int cli_args_parse(int argc, char **argv, const char *const *flags, const char *
 		}
 		if (flag) {
 			if (eq != NULL) {
-				*error_r = tstr_printf("option --%.*s takes no value", (int)len, name);
+				*error_r =
+					tstr_printf("option --%.*s takes no value", (int)len, name);
 				cli_args_free(args_r);
 				return -1;
 			}

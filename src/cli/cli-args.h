@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 struct cli_option {
-	const char *name; /* without "--" */
+	const char *name;  /* without "--" */
 	const char *value; /* NULL for flags */
 	bool used;
 };
