@@ -30,7 +30,9 @@ suites() { # builddir, tag
 	dir=$1; tag=$2
 	run "unit and fuzz-replay tests ($tag)" meson test -C "$dir" --print-errorlogs --num-processes 2
 	cp "$dir/meson-logs/testlog.json" "$results/meson-$tag.json" 2>/dev/null
-	for suite in tests/integration tests/archive; do
+	# tests/demo runs scripts/demo.sh on a fresh machine made of namespaces
+	# (~1 minute); it installs the plain build, so it runs in this pass only.
+	for suite in tests/integration tests/archive tests/demo; do
 		[ -d "$suite" ] || continue
 		name=$(basename "$suite")
 		COFFER_BIN="$PWD/$dir/src/cli/coffer" run "integration tests $name ($tag)" \
