@@ -8,6 +8,7 @@ import re
 import signal
 import ssl
 import subprocess
+import time
 
 from conftest import COFFER, all_connected, free_port, wait_for
 from test_instances import data_dir, state
@@ -119,6 +120,7 @@ def test_failed_logins_do_not_write_a_line_each(single):
     # 429 by the throttle, each a failure to log all the same).
     c = http.client.HTTPSConnection("127.0.0.1", single.ports["mhttp"], context=ctx, timeout=60)
     statuses = set()
+    started = time.time()
     auth = "Basic " + base64.b64encode(b"admin:guess").decode()
     for i in range(300):
         c.request("POST", "/api/invoke/GetEnvironmentInfo", body="",
@@ -128,19 +130,23 @@ def test_failed_logins_do_not_write_a_line_each(single):
         statuses.add(r.status)
     c.close()
     assert statuses <= {401, 429} and 429 in statuses, statuses
+    # The requests take a few seconds; on a very slow machine they may span
+    # more than one minute's window, each with its own burst and summary.
+    windows = int(time.time() - started) // 60 + 1
     lines = failures()[before:]
     # At most the burst of 10 logged one by one (the summary comes when the minute ends).
-    assert 1 <= len(lines) <= 10, lines
+    assert 1 <= len(lines) <= 11 * windows, lines
     # Stopping the Management Server writes the summary of the minute still open.
     os.kill(single.pid("management-server"), signal.SIGTERM)
     wait_for(lambda: "stopped" in single.config("status", "management-server", check=False).stdout
              or "not running" in single.config("status", "management-server", check=False).stdout,
              timeout=60, what="management server stopped")
     lines = failures()[before:]
-    summary = [l for l in lines if "more time(s)" in l]
-    assert len(summary) == 1 and len(lines) <= 11, lines
-    counted = int(re.search(r"failed (\d+) more time", summary[0]).group(1))
-    assert counted + len(lines) - 1 == 300, lines
+    summaries = [l for l in lines if "more time(s)" in l]
+    assert 1 <= len(summaries) <= windows and len(lines) <= 11 * windows, lines
+    counted = sum(int(re.search(r"failed (\d+) more time", l).group(1)) for l in summaries)
+    # Every failure is accounted for: logged on its own or counted in a summary.
+    assert counted + len(lines) - len(summaries) == 300, lines
 
 
 def test_times_are_iso_8601_everywhere(single):
