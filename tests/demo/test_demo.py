@@ -66,6 +66,12 @@ def _skip_reason():
         return "the demo builds and installs a plain binary; run with the plain build"
     if not os.path.exists(os.path.join(BUILD_DIR, "build.ninja")):
         return "COFFER_BIN is not in a meson build directory (%s)" % BUILD_DIR
+    # Only /usr/local is an overlay: a build for another prefix would install
+    # for real.
+    opts = subprocess.run(["meson", "introspect", BUILD_DIR, "--buildoptions"], capture_output=True, text=True)
+    prefix = [o["value"] for o in json.loads(opts.stdout or "[]") if o["name"] == "prefix"]
+    if prefix != ["/usr/local"]:
+        return "the build directory's prefix is %s, not /usr/local" % prefix
     # Inside the namespace /var/lib is an overlay: apt-get there would change
     # /usr for real while dpkg's records stay in the overlay. So every package
     # must be there already (scripts/test.sh installs them first).
