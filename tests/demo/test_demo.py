@@ -17,9 +17,10 @@ command by command, a second run printing the logins that work now, and the
 installed `coffer` serving Web Access from its installed files, also with the
 checkout hidden.
 
-Duration: about 40 s on an idle 2-core machine (the first run of the demo
-takes ~11 s of it: start, 400 sample messages imported); bounds below are
-generous for a loaded machine.
+Duration: 55-80 s on a loaded 2-core machine (the first run of the demo
+takes 11-27 s of it: start, 400 sample messages imported; the three-server
+walkthrough and two more demo runs most of the rest). Waits are bounded
+generously (demo runs 600 s, restarts 120 s) for a loaded machine.
 """
 import json
 import os
