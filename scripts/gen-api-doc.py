@@ -24,7 +24,12 @@ The Management API is served by the Management Server on its HTTPS listener
 
 Arguments are form fields (`serverName=ih1&port=8472`); structured values go as
 JSON text in a field. A JSON object body with the arguments as members is
-accepted too; then numbers and booleans may be given as JSON values.
+accepted too; then numbers and booleans may be given as JSON values. A
+*list* argument (privileges, email addresses) is a JSON array of strings: in
+a JSON body as it is, in a form field as JSON text
+(`privileges=["login","export"]`, `coffer api ... privileges='["login","export"]'`)
+or as comma-separated text (`privileges=login,export`). A NUL character
+(`%00`, `\\u0000`) in any value and a JSON key given twice are refused (400).
 `GET` or `POST /api/get-metadata` lists every function with its arguments (this
 page is generated from it by `scripts/gen-api-doc.py`).
 
@@ -40,7 +45,9 @@ Every request authenticates with HTTP Basic as a system administrator.
   without a code: use it for scripts while MFA is on.
 - After three failed attempts for the same name or from the same address,
   further attempts wait 1, 2, 4, ... seconds (up to 5 minutes): the answer is
-  429 with `Retry-After`.
+  429 with `Retry-After`. The log gets one line for each of the first 10
+  failures of a minute and one line summarising the rest (how many, the last
+  address and reason) when the minute ends.
 - Every call that changes something is recorded in the Management Server's
   hash-chained audit log (`management-audit.log`: who, when, from where,
   what, with which arguments but never passwords); `VerifyAuditLog` checks
@@ -76,7 +83,14 @@ reached its function (look at `statusCode`), 400 for malformed requests or
 arguments (unknown argument, missing argument, wrong type, bad form or JSON
 body), 401 without valid administrator credentials (with
 `WWW-Authenticate: Basic`), 404 for an unknown function or path, 405 for a
-method other than POST on `/api/invoke/`, 413 for a body over 1 MiB.
+method other than POST on `/api/invoke/`, 413 for a body over 1 MiB. Every
+answer carries `Strict-Transport-Security: max-age=31536000` and
+`X-Content-Type-Options: nosniff`.
+
+Every point in time in a result (`startedAt`, `created`, `added`,
+`lastContact`, `systemTime`, message dates) is ISO 8601 text in UTC,
+`"2026-12-03T17:00:00Z"`; a time that never was (an instance not started) is
+`null`. Durations are numbers of seconds (`uptimeSeconds`).
 
 ## The command-line client
 
@@ -84,15 +98,21 @@ method other than POST on `/api/invoke/`, 413 for a body over 1 MiB.
                [--fingerprint FP | --trust-on-first-use] FUNCTION [name=value ...]
 
 Defaults come from `COFFER_API_SERVER`, `COFFER_API_USER`,
-`COFFER_API_PASSWORD`, `COFFER_API_FINGERPRINT`; on the Management Server itself
-the fingerprint is read from the config directory. `name=@FILE` reads a value
-from a file. It prints the envelope and exits 0 on success, 1 on failure, 2 on
-a usage error. The server's certificate is always pinned: credentials are
-never sent to a server whose fingerprint was not checked.
+`COFFER_API_PASSWORD`, `COFFER_API_FINGERPRINT`. On the Management Server
+itself the fingerprint is read from the config directory (`--config-dir`),
+but only for that server: without `--server`, or with a `--server` that is
+one of its HTTPS listeners (by address, or by `localhost`, a loopback address
+or its server name when it listens on every address). Any other server needs
+`--fingerprint` or `--trust-on-first-use` (which prints the fingerprint it
+accepted). `name=@FILE` reads a value from a file. It prints the envelope and
+exits 0 on success, 1 on failure, 2 on a usage error (an unknown option among
+them); `--help` prints the usage. The server's certificate is always pinned:
+credentials are never sent to a server whose fingerprint was not checked.
 
 ## Functions
 """)
-types = {"string": "string", "number": "number", "boolean": "true/false", "json": "JSON"}
+types = {"string": "string", "number": "number", "boolean": "true/false", "json": "JSON",
+         "list": "list"}
 for f in functions:
     print("### %s\n\n%s\n" % (f["name"], f["description"]))
     if f["args"]:

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what Coffer needs to build, run and test on Debian 12. Idempotent:
 # when everything is present it does not touch the network.
+# With --check: install nothing, list what is missing, exit 1 if anything is.
 set -eu
 PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
  libevent-dev libssl-dev libsqlite3-dev libgmime-3.0-dev libzstd-dev zstd libsodium-dev
@@ -12,6 +13,13 @@ missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+if [ "${1:-}" = "--check" ]; then
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+	[ -d "$(dirname "$0")/../tests/web/node_modules/playwright-core" ] || missing="$missing playwright-core(npm)"
+	[ -z "$missing" ] && exit 0
+	echo "missing:$missing"
+	exit 1
+fi
 if [ -n "$missing" ]; then
 	SUDO=""
 	[ "$(id -u)" = 0 ] || SUDO=sudo

@@ -30,6 +30,9 @@ suites() { # builddir, tag
 	dir=$1; tag=$2
 	run "unit and fuzz-replay tests ($tag)" meson test -C "$dir" --print-errorlogs --num-processes 2
 	cp "$dir/meson-logs/testlog.json" "$results/meson-$tag.json" 2>/dev/null
+	# one call collects every suite; tests/demo (scripts/demo.sh on a fresh
+	# machine made of namespaces, ~1 minute) installs the plain build and
+	# skips itself under the sanitizers
 	COFFER_BIN="$PWD/$dir/src/cli/coffer" run "python tests ($tag)" \
 		"$PY" -m pytest -q -p no:cacheprovider --junitxml="$results/pytest-$tag.xml" tests
 }

@@ -18,7 +18,9 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define WEB_MAX_SESSIONS 20000
 #define WEB_SESSION_IDLE_SECS (30 * 60)
@@ -264,6 +266,20 @@ static void web_handle(struct http_request *req, void *ctx)
 
 /* ---- life cycle ---- */
 
+/* Only a binary run from its build directory serves the source tree's web/:
+ * an installed one serves its installed files, even while the checkout it
+ * was built from still exists (and may change or go away). */
+static bool web_running_from_build_dir(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return false;
+	self[n] = '\0';
+	size_t len = strlen(COFFER_BUILD_DIR);
+	return strncmp(self, COFFER_BUILD_DIR, len) == 0 && self[len] == '/';
+}
+
 static char *web_find_dir(void)
 {
 	const char *env = getenv("COFFER_WEB_DIR");
@@ -271,7 +287,7 @@ static char *web_find_dir(void)
 		return mem_strdup(env);
 	struct stat st;
 	char *index = mem_printf("%s/index.html", COFFER_WEB_SOURCE_DIR);
-	bool source = stat(index, &st) == 0;
+	bool source = web_running_from_build_dir() && stat(index, &st) == 0;
 	mem_free(index);
 	return mem_strdup(source ? COFFER_WEB_SOURCE_DIR : COFFER_WEB_INSTALL_DIR);
 }

@@ -15,14 +15,14 @@
  * privileged, before role_daemon_start()); it returns 0 with *web_r NULL
  * when the role has no enabled HTTP listeners. Destroy it before the route:
  * calls still under way are answered into the void. The page's files come
- * from $COFFER_WEB_DIR, else the source tree's web/ (a build-tree binary),
- * else the installed <datadir>/coffer/web. */
+ * from $COFFER_WEB_DIR, else the source tree's web/ when the binary runs from
+ * its build directory, else (an installed binary) <datadir>/coffer/web. */
 struct access_route;
 struct access_web;
 struct role_daemon;
 
-int access_web_create(struct role_daemon *rd, struct access_route *route,
-		      struct access_web **web_r, const char **error_r);
+int access_web_create(struct role_daemon *rd, struct access_route *route, struct access_web **web_r,
+		      const char **error_r);
 void access_web_destroy(struct access_web **web);
 
 #endif

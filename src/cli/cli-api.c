@@ -12,13 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char cli_api_usage[] =
 	"usage: coffer api [OPTIONS] FUNCTION [name=value ...]\n"
 	"       coffer api [OPTIONS] --metadata\n"
 	"\n"
-	"  --server HOST[:PORT]     Management Server (default $COFFER_API_SERVER, else localhost:8470)\n"
+	"  --server HOST[:PORT]     Management Server (default $COFFER_API_SERVER, else "
+	"localhost:8470)\n"
 	"  --user NAME              administrator (default $COFFER_API_USER, else admin)\n"
 	"  --password PW            password (default $COFFER_API_PASSWORD, else asked)\n"
 	"  --fingerprint FP         the Management Server's HTTPS certificate fingerprint\n"
@@ -34,11 +36,13 @@ static const char cli_api_usage[] =
 	"Prints the answer's JSON envelope; exits 0 when it succeeded, 1 when it failed.\n"
 	"A value given as @FILE is read from FILE.\n";
 
-static const char *const cli_api_flags[] = {"trust-on-first-use", "metadata", "no-wait", NULL};
+static const char *const cli_api_flags[] = {"trust-on-first-use", "metadata", "no-wait", "help",
+					    NULL};
+static const char *const cli_api_options[] = {"server", "user",       "password", "fingerprint",
+					      "totp",   "config-dir", NULL};
 
-int cli_api_call(const struct cli_api_target *target, const char *function,
-		 const char *const *args, size_t arg_count, char **envelope_r,
-		 const char **error_r)
+int cli_api_call(const struct cli_api_target *target, const char *function, const char *const *args,
+		 size_t arg_count, char **envelope_r, const char **error_r)
 {
 	const char *totp_header[] = {"X-Coffer-TOTP", target->totp, NULL};
 	struct str *body = str_create(256);
@@ -55,8 +59,9 @@ int cli_api_call(const struct cli_api_target *target, const char *function,
 		.host = target->host,
 		.port = target->port,
 		.method = "POST",
-		.path = function == NULL ? "/api/get-metadata" : function[0] == '/' ? function :
-					   tstr_printf("/api/invoke/%s", function),
+		.path = function == NULL     ? "/api/get-metadata"
+			: function[0] == '/' ? function
+					     : tstr_printf("/api/invoke/%s", function),
 		.content_type = "application/x-www-form-urlencoded",
 		.body = str_c(body),
 		.body_size = str_len(body),
@@ -101,6 +106,36 @@ static int cli_api_server(const char *text, struct cli_api_target *target, const
 	return 0;
 }
 
+static bool cli_api_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "::1") == 0;
+}
+
+/* Whether HOST:PORT is the Management Server configured in the local config
+ * directory: one of its HTTPS listeners by address, or by loopback or its
+ * server name when the listener takes every address. Only then may its
+ * certificate's fingerprint be used for the pin. */
+static bool cli_api_target_is_local(const char *dir, const struct cli_api_target *target)
+{
+	struct config_role_settings set;
+	const char *error;
+	if (config_role_load(dir, CONFIG_ROLE_MANAGEMENT_SERVER, &set, &error) != 1)
+		return false;
+	bool local = false;
+	const struct config_listener_set *l = &set.listeners[CONFIG_KIND_HTTP];
+	for (size_t i = 0; i < l->listener_count && !local; i++) {
+		const struct netaddr_listener *li = &l->listeners[i];
+		if (li->port != target->port)
+			continue;
+		local = strcmp(li->host, target->host) == 0 ||
+			(li->host[0] == '\0' && (cli_api_loopback(target->host) ||
+						 strcasecmp(set.server_name, target->host) == 0));
+	}
+	config_role_free(&set);
+	return local;
+}
+
 /* The fingerprint of a Management Server on this machine, if there is one. */
 static const char *cli_api_local_fingerprint(const char *dir)
 {
@@ -137,8 +172,8 @@ static int cli_api_parse_answer(int status, char **envelope, struct json **answe
 	const char *parse_error;
 	int ret = json_parse(*envelope, strlen(*envelope), answer_r, &parse_error);
 	if (ret < 0)
-		*error_r = tstr_printf("HTTP status %d with a body that is not JSON: %.200s", status,
-				       *envelope);
+		*error_r = tstr_printf("HTTP status %d with a body that is not JSON: %.200s",
+				       status, *envelope);
 	mem_free(*envelope);
 	*envelope = NULL;
 	return ret;
@@ -146,8 +181,8 @@ static int cli_api_parse_answer(int status, char **envelope, struct json **answe
 
 /* Long work answers "running" with a token: follow it to the end, showing
  * its progress on stderr. */
-static int cli_api_follow(const struct cli_api_target *target, struct json **answer,
-			  int *status_r, const char **error_r)
+static int cli_api_follow(const struct cli_api_target *target, struct json **answer, int *status_r,
+			  const char **error_r)
 {
 	char *last_text = NULL;
 	for (;;) {
@@ -167,7 +202,8 @@ static int cli_api_follow(const struct cli_api_target *target, struct json **ans
 					   tstr_printf("lastKnownStatusVersion=%lld", version),
 					   "millisecondsTimeout=10000"};
 		char *envelope = NULL;
-		int status = cli_api_call(target, "/api/get-status", poll_args, 3, &envelope, error_r);
+		int status =
+			cli_api_call(target, "/api/get-status", poll_args, 3, &envelope, error_r);
 		if (status < 0) {
 			mem_free(last_text);
 			return -1;
@@ -185,11 +221,44 @@ static int cli_api_follow(const struct cli_api_target *target, struct json **ans
 	return 0;
 }
 
+/* What a failed call means for the person at the terminal: a refused login
+ * says so; the HTTP status is named only when it is not the usual 200 of a
+ * function that ran and failed. */
+static const char *cli_api_failure_text(const struct cli_api_target *target, int status,
+					const char *message)
+{
+	if (status == 401)
+		return tstr_printf(
+			"the Management Server at %s:%u refused the login of administrator "
+			"'%s': %s",
+			target->host, target->port, target->user,
+			message != NULL ? message : "wrong name or password");
+	if (message == NULL)
+		message = "failed";
+	/* A copy: message lives in the answer, which is freed next. */
+	return status == 200 ? tstr_dup(message)
+			     : tstr_printf("%s (HTTP status %d)", message, status);
+}
+
+/* A connection that failed: a refused connection means no Management Server
+ * listens there; say which role to start. */
+static const char *cli_api_connect_text(const struct cli_api_target *target, const char *error)
+{
+	if (strcasestr(error, "refused") == NULL)
+		return tstr_printf("cannot reach the Management Server at %s:%u: %s", target->host,
+				   target->port, error);
+	return tstr_printf("cannot reach the Management Server at %s:%u: connection refused; is it "
+			   "running? On that server: coffer config start management-server "
+			   "(coffer config status shows each role)",
+			   target->host, target->port);
+}
+
 static int cli_api_run(struct cli_args *args, const char **error_r)
 {
 	struct cli_api_target target = {0};
 	const char *server = cli_api_env(cli_args_get(args, "server"), "COFFER_API_SERVER");
-	const char *fp_text = cli_api_env(cli_args_get(args, "fingerprint"), "COFFER_API_FINGERPRINT");
+	const char *fp_text =
+		cli_api_env(cli_args_get(args, "fingerprint"), "COFFER_API_FINGERPRINT");
 	const char *dir = config_dir_resolve(cli_args_get(args, "config-dir"));
 	bool tofu = cli_args_flag(args, "trust-on-first-use");
 	bool metadata = cli_args_flag(args, "metadata");
@@ -208,13 +277,17 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	}
 	for (size_t i = 1; i < args->positional_count; i++) {
 		if (strchr(args->positional[i], '=') == NULL || args->positional[i][0] == '=') {
-			*error_r = tstr_printf("argument '%s': expected name=value", args->positional[i]);
+			*error_r = tstr_printf("argument '%s': expected name=value",
+					       args->positional[i]);
 			return 2;
 		}
 	}
 	if (cli_api_server(server != NULL ? server : "localhost:8470", &target, error_r) < 0)
 		return 2;
-	if (fp_text == NULL)
+	/* The local Management Server's certificate pins only a connection to it:
+	 * never one to another server named with --server. */
+	bool local = server == NULL || cli_api_target_is_local(dir, &target);
+	if (fp_text == NULL && local)
 		fp_text = cli_api_local_fingerprint(dir);
 	if (fp_text != NULL) {
 		if (tls_fingerprint_normalize(fp_text, fp, error_r) < 0)
@@ -222,12 +295,17 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	} else if (tofu) {
 		if (tls_probe_fingerprint(target.host, target.port, 10, fp, error_r) < 0)
 			return 1;
-		fprintf(stderr, "coffer api: trusting %s:%u on first use, fingerprint %s\n", target.host,
-			target.port, fp);
+		fprintf(stderr, "coffer api: trusting %s:%u on first use, fingerprint %s\n",
+			target.host, target.port, fp);
 	} else {
-		*error_r = "no fingerprint to check the Management Server against: pass --fingerprint FP "
-			   "(on the Management Server: coffer config cert show management-server http) "
-			   "or --trust-on-first-use";
+		*error_r = tstr_printf(
+			"no fingerprint to check the Management Server %s:%u against%s: pass "
+			"--fingerprint FP (on the Management Server: coffer config cert show "
+			"management-server http) or --trust-on-first-use",
+			target.host, target.port,
+			local ? ""
+			      : tstr_printf(" (it is not the Management Server configured in %s)",
+					    dir));
 		return 2;
 	}
 	target.fingerprint = fp;
@@ -251,16 +329,19 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 			ret = 2;
 	}
 	char *envelope = NULL;
-	int status = ret != 0 ? -1 :
-		cli_api_call(&target, metadata ? NULL : args->positional[0],
-			     (const char *const *)values, count, &envelope, error_r);
+	int status = ret != 0
+			     ? -1
+			     : cli_api_call(&target, metadata ? NULL : args->positional[0],
+					    (const char *const *)values, count, &envelope, error_r);
 	for (size_t i = 0; i < count; i++)
 		mem_free(values[i]);
 	mem_free(values);
 	if (ret != 0)
 		return ret;
-	if (status < 0)
+	if (status < 0) {
+		*error_r = cli_api_connect_text(&target, *error_r);
 		return 1;
+	}
 	struct json *answer;
 	if (cli_api_parse_answer(status, &envelope, &answer, error_r) < 0)
 		return 1;
@@ -276,7 +357,7 @@ static int cli_api_run(struct cli_args *args, const char **error_r)
 	if (ret != 0) {
 		const struct json *err = json_get(answer, "error");
 		const char *m = json_get_string(err, "message");
-		*error_r = tstr_printf("%s (HTTP status %d)", m != NULL ? m : "failed", status);
+		*error_r = cli_api_failure_text(&target, status, m);
 	}
 	json_unref(&answer);
 	return ret;
@@ -290,9 +371,14 @@ int cli_api_main(int argc, char **argv)
 		fputs(cli_api_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	if (cli_args_parse(argc - 1, argv + 1, cli_api_flags, &args, &error) < 0) {
-		fprintf(stderr, "coffer api: %s\n", error);
+	if (cli_args_parse(argc - 1, argv + 1, cli_api_flags, cli_api_options, &args, &error) < 0) {
+		fprintf(stderr, "coffer api: %s\n\n%s", error, cli_api_usage);
 		return 2;
+	}
+	if (cli_args_flag(&args, "help")) {
+		cli_args_free(&args);
+		fputs(cli_api_usage, stdout);
+		return 0;
 	}
 	int ret = cli_api_run(&args, &error);
 	cli_args_free(&args);

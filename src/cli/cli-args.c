@@ -13,8 +13,8 @@ static bool cli_args_is_flag(const char *const *flags, const char *name, size_t 
 	return false;
 }
 
-int cli_args_parse(int argc, char **argv, const char *const *flags, struct cli_args *args_r,
-		   const char **error_r)
+int cli_args_parse(int argc, char **argv, const char *const *flags, const char *const *options,
+		   struct cli_args *args_r, const char **error_r)
 {
 	memset(args_r, 0, sizeof(*args_r));
 	args_r->options = mem_calloc((size_t)argc + 1, sizeof(struct cli_option));
@@ -33,9 +33,16 @@ int cli_args_parse(int argc, char **argv, const char *const *flags, struct cli_a
 		const char *name = a + 2, *eq = strchr(name, '=');
 		size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
 		struct cli_option *opt = &args_r->options[args_r->option_count];
-		if (cli_args_is_flag(flags, name, len)) {
+		bool flag = cli_args_is_flag(flags, name, len);
+		if (!flag && options != NULL && !cli_args_is_flag(options, name, len)) {
+			*error_r = tstr_printf("unknown option --%.*s", (int)len, name);
+			cli_args_free(args_r);
+			return -1;
+		}
+		if (flag) {
 			if (eq != NULL) {
-				*error_r = tstr_printf("option --%.*s takes no value", (int)len, name);
+				*error_r =
+					tstr_printf("option --%.*s takes no value", (int)len, name);
 				cli_args_free(args_r);
 				return -1;
 			}

@@ -27,24 +27,42 @@
 #define CLI_CERT_DAYS 3650
 #define CLI_START_TIMEOUT_SECS 30
 
-static const char cli_config_usage[] =
-	"usage: coffer config [--config-dir DIR] COMMAND ...\n"
-	"\n"
-	"  init --mode single|multi [--server-name NAME] [--run-as USER]\n"
-	"       [--admin-name NAME --admin-password PW] [--product-key KEY]\n"
-	"                          set up this server (single: all three roles)\n"
-	"  role add ROLE [FIELDS]  add a role (management-server: --admin-name, --admin-password)\n"
-	"  role configure ROLE FIELDS   change a role's settings\n"
-	"  role show [ROLE] [--json]    show settings, certificates and service state\n"
-	"  role remove ROLE        remove a stopped role\n"
-	"  start|stop|restart|status [ROLE]\n"
-	"  pair --management-server HOST [--api-port 8470] [--admin-name NAME]\n"
-	"       [--admin-password PW] [--fingerprint FP | --trust-on-first-use] [--role ROLE]\n"
-	"  cert show ROLE [KIND]   KIND: tcp, http or imap\n"
-	"  cert export ROLE KIND FILE [--password PW]   (.p12/.pfx: PKCS#12, else PEM)\n"
-	"  cert import ROLE KIND FILE [--key KEYFILE] [--password PW]\n"
-	"  cert renew ROLE KIND [--days N]\n"
-	"  rename NEW-SERVER-NAME  rename this server (every role on it)\n"
+/* Each command's synopsis, for `coffer config --help` (all) and
+ * `coffer config COMMAND --help` (its own, with the notes it refers to). */
+static const struct {
+	const char *command; /* as cli_config_command_key() names it */
+	const char *usage;
+	bool roles; /* the usage refers to ROLE, FIELDS or listeners */
+} cli_config_usages[] = {
+	{"init",
+	 "  init --mode single|multi [--server-name NAME] [--run-as USER]\n"
+	 "       [--admin-name NAME --admin-password PW] [--product-key KEY]\n"
+	 "                          set up this server (single: all three roles)\n",
+	 false},
+	{"role add",
+	 "  role add ROLE [FIELDS]  add a role (management-server: --admin-name, "
+	 "--admin-password)\n",
+	 true},
+	{"role configure", "  role configure ROLE FIELDS   change a role's settings\n", true},
+	{"role show",
+	 "  role show [ROLE] [--json]    show settings, certificates and service state\n", true},
+	{"role remove", "  role remove ROLE        remove a stopped role\n", true},
+	{"start", "  start|stop|restart|status [ROLE]\n", true},
+	{"pair",
+	 "  pair --management-server HOST [--api-port 8470] [--admin-name NAME]\n"
+	 "       [--admin-password PW] [--fingerprint FP | --trust-on-first-use] [--role ROLE]\n",
+	 true},
+	{"cert",
+	 "  cert show ROLE [KIND]   KIND: tcp, http or imap\n"
+	 "  cert export ROLE KIND FILE [--password PW]   (.p12/.pfx: PKCS#12, else PEM)\n"
+	 "  cert import ROLE KIND FILE [--key KEYFILE] [--password PW]\n"
+	 "  cert renew ROLE KIND [--days N]\n",
+	 true},
+	{"rename", "  rename NEW-SERVER-NAME  rename this server (every role on it)\n", false},
+	{"show", "  show [ROLE] [--json]    the same as role show\n", true},
+};
+
+static const char cli_config_usage_roles[] =
 	"\n"
 	"ROLE: management-server, instance-host, client-access-server\n"
 	"FIELDS: --server-name, --tcp-listeners, --http-listeners, --http-enabled,\n"
@@ -52,12 +70,64 @@ static const char cli_config_usage[] =
 	"  --management-server, --management-port, --management-fingerprint, --product-key\n"
 	"Listeners: comma-separated HOST:PORT (* for every address).\n";
 
-static const char *const cli_config_fields[] = {
-	"server-name", "tcp-listeners", "http-listeners", "http-enabled", "imap-listeners",
-	"imap-enabled", "imaps-listeners", "imaps-enabled", "management-server",
-	"management-port", "management-fingerprint", "product-key", NULL};
+/* The usage of one command, or of all (command NULL or unknown). */
+static void cli_config_print_usage(FILE *out, const char *command)
+{
+	size_t n = sizeof(cli_config_usages) / sizeof(cli_config_usages[0]), found = n;
+	for (size_t i = 0; command != NULL && i < n; i++) {
+		if (strcmp(cli_config_usages[i].command, command) == 0)
+			found = i;
+	}
+	fputs("usage: coffer config [--config-dir DIR] COMMAND ...\n\n", out);
+	for (size_t i = 0; i < n; i++) {
+		if (found == n || i == found)
+			fputs(cli_config_usages[i].usage, out);
+	}
+	if (found == n || cli_config_usages[found].roles)
+		fputs(cli_config_usage_roles, out);
+}
 
-static const char *const cli_config_flags[] = {"json", "trust-on-first-use", NULL};
+static const char *const cli_config_fields[] = {"server-name",
+						"tcp-listeners",
+						"http-listeners",
+						"http-enabled",
+						"imap-listeners",
+						"imap-enabled",
+						"imaps-listeners",
+						"imaps-enabled",
+						"management-server",
+						"management-port",
+						"management-fingerprint",
+						"product-key",
+						NULL};
+
+static const char *const cli_config_flags[] = {"json", "trust-on-first-use", "help", NULL};
+/* Every option that takes a value, of any command (each command's own are
+ * checked by cli_config_check_options()). */
+static const char *const cli_config_value_options[] = {"config-dir",
+						       "mode",
+						       "server-name",
+						       "run-as",
+						       "admin-name",
+						       "admin-password",
+						       "product-key",
+						       "tcp-listeners",
+						       "http-listeners",
+						       "http-enabled",
+						       "imap-listeners",
+						       "imap-enabled",
+						       "imaps-listeners",
+						       "imaps-enabled",
+						       "management-server",
+						       "management-port",
+						       "management-fingerprint",
+						       "api-port",
+						       "fingerprint",
+						       "role",
+						       "password",
+						       "key",
+						       "days",
+						       NULL};
 
 struct cli_config {
 	const char *dir;
@@ -111,9 +181,9 @@ static int cli_ensure_user(const char *user, const char **error_r)
 {
 	if (user[0] == '\0' || getpwnam(user) != NULL)
 		return 0;
-	char *argv[] = {"useradd", "--system", "--user-group", "--no-create-home",
-			"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-			(char *)user, NULL};
+	char *argv[] = {
+		"useradd",      "--system", "--user-group",      "--no-create-home", "--home-dir",
+		"/nonexistent", "--shell",  "/usr/sbin/nologin", (char *)user,       NULL};
 	if (cli_run(argv, error_r) < 0) {
 		*error_r = tstr_printf("cannot create the run-as user '%s': %s", user, *error_r);
 		return -1;
@@ -182,7 +252,8 @@ static int cli_role_load(const char *dir, enum config_role role,
 {
 	int ret = config_role_load(dir, role, settings, error_r);
 	if (ret == 0) {
-		*error_r = tstr_printf("the %s role is not set up in %s", config_role_name(role), dir);
+		*error_r =
+			tstr_printf("the %s role is not set up in %s", config_role_name(role), dir);
 		return -1;
 	}
 	return ret < 0 ? -1 : 0;
@@ -197,6 +268,52 @@ static int cli_fingerprint(const char *dir, enum config_role role, enum config_k
 	return ret;
 }
 
+#define CLI_CERT_MAX_NAMES 64
+
+/* The names a role's self-signed certificate of one kind carries besides its
+ * server name: every address its listeners of that kind are configured with,
+ * and localhost (127.0.0.1, ::1) when one listens on every address or on
+ * loopback, so that clients warn only about the self-signing. names_r gets
+ * mem_strdup()ed strings, NULL-terminated. */
+static void cli_cert_names(const struct config_role_settings *s, enum config_kind cert_kind,
+			   char *names_r[CLI_CERT_MAX_NAMES + 1])
+{
+	size_t n = 0;
+	bool local = false;
+	for (int k = 0; k < CONFIG_KIND_COUNT; k++) {
+		const struct config_listener_set *l = &s->listeners[k];
+		if (config_kind_cert((enum config_kind)k) != cert_kind || !l->present)
+			continue;
+		for (size_t i = 0; i < l->listener_count; i++) {
+			const char *host = l->listeners[i].host;
+			if (host[0] == '\0' || strncmp(host, "127.", 4) == 0 ||
+			    strcmp(host, "::1") == 0)
+				local = true;
+			if (host[0] != '\0' && n < CLI_CERT_MAX_NAMES - 3)
+				names_r[n++] = mem_strdup(host);
+		}
+	}
+	if (local) {
+		names_r[n++] = mem_strdup("localhost");
+		names_r[n++] = mem_strdup("127.0.0.1");
+		names_r[n++] = mem_strdup("::1");
+	}
+	names_r[n] = NULL;
+}
+
+static int cli_generate_cert(const struct config_role_settings *s, enum config_kind kind,
+			     unsigned int days, const char *cert, const char *key,
+			     const char **error_r)
+{
+	char *names[CLI_CERT_MAX_NAMES + 1];
+	cli_cert_names(s, kind, names);
+	int ret = tls_cert_generate_names(s->server_name, (const char *const *)names, days, cert,
+					  key, error_r);
+	for (char **n = names; *n != NULL; n++)
+		mem_free(*n);
+	return ret;
+}
+
 static int cli_generate_certs(const char *dir, const struct config_role_settings *s,
 			      const char **error_r)
 {
@@ -205,7 +322,8 @@ static int cli_generate_certs(const char *dir, const struct config_role_settings
 			continue;
 		char *cert = config_cert_path(dir, s->role, (enum config_kind)k);
 		char *key = config_key_path(dir, s->role, (enum config_kind)k);
-		int ret = tls_cert_generate(s->server_name, CLI_CERT_DAYS, cert, key, error_r);
+		int ret = cli_generate_cert(s, (enum config_kind)k, CLI_CERT_DAYS, cert, key,
+					    error_r);
 		mem_free(cert);
 		mem_free(key);
 		if (ret < 0)
@@ -262,7 +380,8 @@ static int cli_single_register(struct mgmtdb *db, enum mgmtdb_server_kind kind,
 	for (size_t i = mgmtdb_server_count(db, kind); i > 0; i--) {
 		struct mgmtdb_server e;
 		mgmtdb_server_get(db, kind, i - 1, &e);
-		if (strcmp(e.fingerprint, fp) == 0 && strcmp(e.server_name, cli_connect_host(s)) != 0) {
+		if (strcmp(e.fingerprint, fp) == 0 &&
+		    strcmp(e.server_name, cli_connect_host(s)) != 0) {
 			char *name = mem_strdup(e.server_name);
 			mgmtdb_server_remove(db, kind, name);
 			mem_free(name);
@@ -281,7 +400,8 @@ static int cli_single_sync(const char *dir, const char **error_r)
 	int have_ms = config_role_load(dir, CONFIG_ROLE_MANAGEMENT_SERVER, &ms, error_r);
 	if (have_ms <= 0)
 		return have_ms;
-	if (cli_fingerprint(dir, CONFIG_ROLE_MANAGEMENT_SERVER, CONFIG_KIND_TCP, ms_fp, error_r) < 0) {
+	if (cli_fingerprint(dir, CONFIG_ROLE_MANAGEMENT_SERVER, CONFIG_KIND_TCP, ms_fp, error_r) <
+	    0) {
 		config_role_free(&ms);
 		return -1;
 	}
@@ -305,8 +425,11 @@ static int cli_single_sync(const char *dir, const char **error_r)
 		memcpy(role.management.fingerprint, ms_fp, sizeof(ms_fp));
 		if (cli_fingerprint(dir, (enum config_role)r, CONFIG_KIND_TCP, fp, error_r) < 0 ||
 		    config_role_save(dir, &role, error_r) < 0 ||
-		    cli_single_register(db, r == CONFIG_ROLE_INSTANCE_HOST ? MGMTDB_INSTANCE_HOST :
-					MGMTDB_CLIENT_ACCESS_SERVER, &role, fp, error_r) < 0)
+		    cli_single_register(db,
+					r == CONFIG_ROLE_INSTANCE_HOST
+						? MGMTDB_INSTANCE_HOST
+						: MGMTDB_CLIENT_ACCESS_SERVER,
+					&role, fp, error_r) < 0)
 			ret = -1;
 		config_role_free(&role);
 	}
@@ -339,8 +462,9 @@ static int cli_check_changeable(const char *dir, enum config_role role, const ch
 	bool single = server.mode == CONFIG_MODE_SINGLE;
 	config_server_free(&server);
 	if (single ? cli_any_running(dir) : cli_role_running(dir, role)) {
-		*error_r = single ? "stop the services first (coffer config stop): in single server mode a change also updates the management database" :
-				    tstr_printf("stop the %s first (coffer config stop %s)",
+		*error_r = single ? "stop the services first (coffer config stop): in single "
+				    "server mode a change also updates the management database"
+				  : tstr_printf("stop the %s first (coffer config stop %s)",
 						config_role_title(role), config_role_name(role));
 		return -1;
 	}
@@ -384,11 +508,13 @@ static int cli_role_add(struct cli_config *cc, enum config_role role, const char
 			const char *password = cli_args_get(&cc->args, "admin-password");
 			admin = admin == NULL ? "admin" : admin;
 			if (password == NULL)
-				password = cli_read_password("Password for the first administrator: ");
+				password =
+					cli_read_password("Password for the first administrator: ");
 			char hash[CRYPTO_PASSWORD_HASH_LEN];
 			struct mgmtdb *db = mgmtdb_create();
 			if (password == NULL) {
-				*error_r = "field admin-password: the first administrator needs a password (--admin-password)";
+				*error_r = "field admin-password: the first administrator needs a "
+					   "password (--admin-password)";
 				exists = -1;
 			} else if (strlen(password) < 8 || strlen(password) > 1024) {
 				*error_r = "field admin-password: expected 8 to 1024 characters";
@@ -431,7 +557,8 @@ static int cli_cmd_init(struct cli_config *cc, const char **error_r)
 	mem_free(coffer_json);
 	if (exists != 0) {
 		if (exists > 0)
-			*error_r = tstr_printf("%s is already set up (coffer.json exists)", cc->dir);
+			*error_r =
+				tstr_printf("%s is already set up (coffer.json exists)", cc->dir);
 		return -1;
 	}
 	const char *run_as = cli_args_get(&cc->args, "run-as");
@@ -439,7 +566,8 @@ static int cli_cmd_init(struct cli_config *cc, const char **error_r)
 	const char *server_name = cli_args_get(&cc->args, "server-name");
 	if (server_name == NULL)
 		server_name = cli_local_server_name();
-	if (cli_ensure_user(server.run_as_user, error_r) < 0 || cli_make_dirs(cc->dir, error_r) < 0 ||
+	if (cli_ensure_user(server.run_as_user, error_r) < 0 ||
+	    cli_make_dirs(cc->dir, error_r) < 0 ||
 	    config_server_save(cc->dir, &server, error_r) < 0)
 		return -1;
 	printf("%s: %s server mode\n", cc->dir, mode);
@@ -461,7 +589,8 @@ static int cli_cmd_role_add(struct cli_config *cc, const char **error_r)
 		return -1;
 	config_server_free(&server);
 	const char *name = cli_args_get(&cc->args, "server-name");
-	if (cli_role_add(cc, role, name != NULL ? name : cli_local_server_name(), true, error_r) < 0)
+	if (cli_role_add(cc, role, name != NULL ? name : cli_local_server_name(), true, error_r) <
+	    0)
 		return -1;
 	return cli_after_change(cc->dir, error_r);
 }
@@ -471,7 +600,8 @@ static int cli_cmd_role_configure(struct cli_config *cc, const char **error_r)
 	enum config_role role;
 	struct config_role_settings s;
 	bool any;
-	if (cli_parse_role(cc, 1, &role, error_r) < 0 || cli_role_load(cc->dir, role, &s, error_r) < 0)
+	if (cli_parse_role(cc, 1, &role, error_r) < 0 ||
+	    cli_role_load(cc->dir, role, &s, error_r) < 0)
 		return -1;
 	int ret = cli_apply_fields(cc, &s, &any, error_r);
 	if (ret == 0 && !any) {
@@ -520,10 +650,12 @@ static void cli_show_role(const char *dir, enum config_role role, bool as_json)
 		struct json *certs = json_new_object();
 		for (int k = 0; k < CONFIG_KIND_COUNT; k++) {
 			char fp[TLS_FINGERPRINT_HEX_LEN + 1];
-			if (!s.listeners[k].present || (int)config_kind_cert((enum config_kind)k) != k)
+			if (!s.listeners[k].present ||
+			    (int)config_kind_cert((enum config_kind)k) != k)
 				continue;
 			if (cli_fingerprint(dir, role, (enum config_kind)k, fp, &error) < 0)
-				json_set_string(certs, config_kind_name((enum config_kind)k), error);
+				json_set_string(certs, config_kind_name((enum config_kind)k),
+						error);
 			else
 				json_set_string(certs, config_kind_name((enum config_kind)k), fp);
 		}
@@ -564,7 +696,8 @@ static int cli_cmd_role_show(struct cli_config *cc, const char **error_r)
 	if (!as_json)
 		printf("%s: %s server mode%s%s\n\n", cc->dir,
 		       server.mode == CONFIG_MODE_SINGLE ? "single" : "multi",
-		       server.run_as_user[0] != '\0' ? ", daemons run as " : "", server.run_as_user);
+		       server.run_as_user[0] != '\0' ? ", daemons run as " : "",
+		       server.run_as_user);
 	config_server_free(&server);
 	for (int r = 0; r < CONFIG_ROLE_COUNT; r++)
 		cli_show_role(cc->dir, (enum config_role)r, as_json);
@@ -575,7 +708,8 @@ static int cli_cmd_role_remove(struct cli_config *cc, const char **error_r)
 {
 	enum config_role role;
 	struct config_role_settings s;
-	if (cli_parse_role(cc, 1, &role, error_r) < 0 || cli_role_load(cc->dir, role, &s, error_r) < 0)
+	if (cli_parse_role(cc, 1, &role, error_r) < 0 ||
+	    cli_role_load(cc->dir, role, &s, error_r) < 0)
 		return -1;
 	config_role_free(&s);
 	if (cli_role_running(cc->dir, role)) {
@@ -598,8 +732,9 @@ static int cli_cmd_role_remove(struct cli_config *cc, const char **error_r)
 		*error_r = tstr_printf("unlink(%s) failed: %s", path, strerror(errno));
 	else
 		printf("removed %s%s\n", config_role_title(role),
-		       role == CONFIG_ROLE_MANAGEMENT_SERVER ?
-			       " (the management database file is kept)" : "");
+		       role == CONFIG_ROLE_MANAGEMENT_SERVER
+			       ? " (the management database file is kept)"
+			       : "");
 	mem_free(path);
 	mem_free(name);
 	return ret;
@@ -612,12 +747,13 @@ static int cli_cmd_role_remove(struct cli_config *cc, const char **error_r)
  * as our own daemon with a pid file. Both report readiness the same way. */
 static bool cli_systemd_unit(const char *dir, enum config_role role)
 {
-	static const char *const unit_dirs[] = {"/etc/systemd/system", "/usr/local/lib/systemd/system",
-						"/lib/systemd/system"};
+	static const char *const unit_dirs[] = {
+		"/etc/systemd/system", "/usr/local/lib/systemd/system", "/lib/systemd/system"};
 	if (strcmp(dir, CONFIG_DEFAULT_DIR) != 0 || access("/run/systemd/system", F_OK) != 0)
 		return false;
 	for (size_t i = 0; i < sizeof(unit_dirs) / sizeof(unit_dirs[0]); i++) {
-		char *unit = mem_printf("%s/coffer-%s.service", unit_dirs[i], config_role_name(role));
+		char *unit =
+			mem_printf("%s/coffer-%s.service", unit_dirs[i], config_role_name(role));
 		bool found = access(unit, F_OK) == 0;
 		mem_free(unit);
 		if (found)
@@ -632,7 +768,8 @@ static int cli_systemctl(const char *verb, enum config_role role, const char **e
 	char *argv[] = {"systemctl", (char *)verb, unit, NULL};
 	int ret = cli_run(argv, error_r);
 	if (ret < 0)
-		*error_r = tstr_printf("systemctl %s %s failed (see journalctl -u %s)", verb, unit, unit);
+		*error_r = tstr_printf("systemctl %s %s failed (see journalctl -u %s)", verb, unit,
+				       unit);
 	mem_free(unit);
 	return ret;
 }
@@ -765,8 +902,8 @@ static int cli_pair_role(struct cli_config *cc, const struct cli_api_target *tar
 		return -1;
 	}
 	const char *args[] = {
-		role == CONFIG_ROLE_INSTANCE_HOST ? "serverType=InstanceHost" :
-						    "serverType=ClientAccessServer",
+		role == CONFIG_ROLE_INSTANCE_HOST ? "serverType=InstanceHost"
+						  : "serverType=ClientAccessServer",
 		tstr_printf("serverName=%s", s.server_name),
 		tstr_printf("port=%u", s.listeners[CONFIG_KIND_TCP].listeners[0].port),
 		tstr_printf("fingerprint=%s", fp),
@@ -776,26 +913,37 @@ static int cli_pair_role(struct cli_config *cc, const struct cli_api_target *tar
 	struct json *answer = NULL;
 	const char *parse_error;
 	int ret = -1;
-	if (status == 401) {
-		*error_r = "pairing failed: the Management Server refused the administrator name or password";
-	} else if (status > 0 && json_parse(envelope, strlen(envelope), &answer, &parse_error) == 0) {
+	if (status < 0 && strcasestr(*error_r, "refused") != NULL) {
+		*error_r =
+			tstr_printf("pairing failed: %s; is the Management Server running there? "
+				    "(on it: coffer config start management-server)",
+				    *error_r);
+	} else if (status == 401) {
+		*error_r = "pairing failed: the Management Server refused the administrator name "
+			   "or password";
+	} else if (status > 0 &&
+		   json_parse(envelope, strlen(envelope), &answer, &parse_error) == 0) {
 		const struct json *result = json_get(answer, "result");
 		const char *ms_fp = json_get_string(result, "fingerprint");
 		long long port = 0;
 		const struct json *err = json_get(answer, "error");
 		if (err != NULL && json_kind(err) == JSON_KIND_OBJECT) {
-			*error_r = tstr_printf("pairing failed: %s", json_get_string(err, "message"));
+			*error_r =
+				tstr_printf("pairing failed: %s", json_get_string(err, "message"));
 		} else if (ms_fp == NULL || json_get_int(result, "port", &port) != 1) {
 			*error_r = "pairing failed: unexpected answer from the Management Server";
 		} else {
 			mem_free(s.management.server);
 			s.management.server = mem_strdup(target->host);
 			s.management.port = (unsigned int)port;
-			snprintf(s.management.fingerprint, sizeof(s.management.fingerprint), "%s", ms_fp);
+			snprintf(s.management.fingerprint, sizeof(s.management.fingerprint), "%s",
+				 ms_fp);
 			ret = config_role_save(cc->dir, &s, error_r);
 			if (ret == 0)
-				printf("%s %s paired with the Management Server %s (TCP port %lld, fingerprint %s)\n",
-				       config_role_title(role), s.server_name, target->host, port, ms_fp);
+				printf("%s %s paired with the Management Server %s (TCP port %lld, "
+				       "fingerprint %s)\n",
+				       config_role_title(role), s.server_name, target->host, port,
+				       ms_fp);
 		}
 	} else if (status > 0) {
 		*error_r = tstr_printf("pairing failed: HTTP status %d", status);
@@ -821,7 +969,8 @@ static int cli_cmd_pair(struct cli_config *cc, const char **error_r)
 		target.user = "admin";
 	target.port = 8470;
 	if (target.host == NULL) {
-		*error_r = "field management-server: missing (--management-server HOST, the Management Server's name)";
+		*error_r = "field management-server: missing (--management-server HOST, the "
+			   "Management Server's name)";
 		return -1;
 	}
 	if (port_text != NULL && netaddr_parse_port(port_text, &target.port, error_r) < 0) {
@@ -834,7 +983,8 @@ static int cli_cmd_pair(struct cli_config *cc, const char **error_r)
 		if (config_role_parse(role_arg, &role, error_r) < 0)
 			return -1;
 		if (role == CONFIG_ROLE_MANAGEMENT_SERVER) {
-			*error_r = "field role: only an instance-host or client-access-server pairs with a Management Server";
+			*error_r = "field role: only an instance-host or client-access-server "
+				   "pairs with a Management Server";
 			return -1;
 		}
 		roles[role] = true;
@@ -846,8 +996,9 @@ static int cli_cmd_pair(struct cli_config *cc, const char **error_r)
 				config_role_free(&s);
 		}
 		if (!roles[CONFIG_ROLE_INSTANCE_HOST] && !roles[CONFIG_ROLE_CLIENT_ACCESS_SERVER]) {
-			*error_r = tstr_printf("no instance-host or client-access-server role in %s to pair",
-					       cc->dir);
+			*error_r = tstr_printf(
+				"no instance-host or client-access-server role in %s to pair",
+				cc->dir);
 			return -1;
 		}
 	}
@@ -864,7 +1015,8 @@ static int cli_cmd_pair(struct cli_config *cc, const char **error_r)
 		       target.host, target.port, fp);
 		if (!tofu) {
 			if (!isatty(STDIN_FILENO)) {
-				*error_r = "pass --fingerprint FP to check it, or --trust-on-first-use to accept it";
+				*error_r = "pass --fingerprint FP to check it, or "
+					   "--trust-on-first-use to accept it";
 				return -1;
 			}
 			printf("Trust it? [y/N] ");
@@ -912,11 +1064,11 @@ static int cli_cert_target(struct cli_config *cc, enum config_role *role_r,
 	int ret = 0;
 	*kind_r = CONFIG_KIND_COUNT;
 	if (cc->pos_count > 3) {
-		if (config_kind_parse(cc->pos[3], kind_r, error_r) < 0 || *kind_r == CONFIG_KIND_IMAPS ||
-		    !s.listeners[*kind_r].present) {
+		if (config_kind_parse(cc->pos[3], kind_r, error_r) < 0 ||
+		    *kind_r == CONFIG_KIND_IMAPS || !s.listeners[*kind_r].present) {
 			if (*kind_r != CONFIG_KIND_COUNT)
-				*error_r = tstr_printf("the %s has no %s certificate", config_role_name(*role_r),
-						       cc->pos[3]);
+				*error_r = tstr_printf("the %s has no %s certificate",
+						       config_role_name(*role_r), cc->pos[3]);
 			ret = -1;
 		}
 	} else if (kind_required) {
@@ -941,8 +1093,9 @@ static void cli_cert_print(const char *dir, enum config_role role, enum config_k
 		strftime(to, sizeof(to), "%Y-%m-%d", gmtime_r(&info.not_after, &tm));
 		printf("%s %s certificate (%s)\n  subject:     %s\n  issuer:      %s%s\n"
 		       "  valid:       %s to %s\n  fingerprint: %s\n",
-		       config_role_name(role), config_kind_name(kind), cert, info.subject, info.issuer,
-		       info.self_signed ? " (self-signed)" : "", from, to, info.fingerprint);
+		       config_role_name(role), config_kind_name(kind), cert, info.subject,
+		       info.issuer, info.self_signed ? " (self-signed)" : "", from, to,
+		       info.fingerprint);
 	}
 	mem_free(cert);
 }
@@ -955,9 +1108,11 @@ static void cli_cert_changed_advice(const char *dir, enum config_role role, enum
 		return;
 	if (server.mode == CONFIG_MODE_MULTI)
 		printf("The role-to-role fingerprint changed: %s\n",
-		       role == CONFIG_ROLE_MANAGEMENT_SERVER ?
-			       "pair every Instance Host and Client Access Server again (coffer config pair)" :
-			       "pair this role again (coffer config pair) or update it on the Management Server");
+		       role == CONFIG_ROLE_MANAGEMENT_SERVER
+			       ? "pair every Instance Host and Client Access Server again (coffer "
+				 "config pair)"
+			       : "pair this role again (coffer config pair) or update it on the "
+				 "Management Server");
 	config_server_free(&server);
 }
 
@@ -983,11 +1138,13 @@ static int cli_cmd_cert(struct cli_config *cc, const char **error_r)
 	}
 	if (cli_cert_target(cc, &role, &kind, true, error_r) < 0)
 		return -1;
-	char *cert = config_cert_path(cc->dir, role, kind), *key = config_key_path(cc->dir, role, kind);
+	char *cert = config_cert_path(cc->dir, role, kind),
+	     *key = config_key_path(cc->dir, role, kind);
 	const char *password = cli_args_get(&cc->args, "password");
 	const char *file = cc->pos_count > 4 ? cc->pos[4] : NULL;
 	size_t flen = file == NULL ? 0 : strlen(file);
-	bool p12 = flen > 4 && (strcmp(file + flen - 4, ".p12") == 0 || strcmp(file + flen - 4, ".pfx") == 0);
+	bool p12 = flen > 4 &&
+		   (strcmp(file + flen - 4, ".p12") == 0 || strcmp(file + flen - 4, ".pfx") == 0);
 	int ret = -1;
 	if (strcmp(sub, "export") == 0) {
 		if (file == NULL)
@@ -1002,7 +1159,8 @@ static int cli_cmd_cert(struct cli_config *cc, const char **error_r)
 					struct str *both = str_create(clen + klen);
 					str_append_n(both, c, clen);
 					str_append_n(both, k, klen);
-					ret = file_write_atomic(file, str_c(both), str_len(both), 0600, error_r);
+					ret = file_write_atomic(file, str_c(both), str_len(both),
+								0600, error_r);
 					str_destroy(&both);
 					mem_free(k);
 				}
@@ -1024,12 +1182,13 @@ static int cli_cmd_cert(struct cli_config *cc, const char **error_r)
 		} else if (!import && (days < 1 || days > 36500)) {
 			*error_r = tstr_printf("field days: '%s': expected 1 to 36500", days_text);
 		} else if (import) {
-			ret = p12 ? tls_cert_import_pkcs12(file, password, cert, key, error_r) :
-				    tls_cert_import_pem(file, key_file, cert, key, error_r);
+			ret = p12 ? tls_cert_import_pkcs12(file, password, cert, key, error_r)
+				  : tls_cert_import_pem(file, key_file, cert, key, error_r);
 		} else {
 			struct config_role_settings s;
 			if (cli_role_load(cc->dir, role, &s, error_r) == 0) {
-				ret = tls_cert_generate(s.server_name, (unsigned int)days, cert, key, error_r);
+				ret = cli_generate_cert(&s, config_kind_cert(kind),
+							(unsigned int)days, cert, key, error_r);
 				config_role_free(&s);
 			}
 		}
@@ -1039,7 +1198,8 @@ static int cli_cmd_cert(struct cli_config *cc, const char **error_r)
 			cli_cert_changed_advice(cc->dir, role, kind);
 		}
 	} else {
-		*error_r = tstr_printf("unknown cert command '%s': expected show, export, import or renew", sub);
+		*error_r = tstr_printf(
+			"unknown cert command '%s': expected show, export, import or renew", sub);
 	}
 	mem_free(cert);
 	mem_free(key);
@@ -1074,15 +1234,17 @@ static int cli_cmd_rename(struct cli_config *cc, const char **error_r)
 		*error_r = tstr_printf("no roles in %s to rename", cc->dir);
 		return -1;
 	}
-	printf("renamed %d role(s) to %s; in multi server mode pair them again so the Management Server reaches the new name\n",
+	printf("renamed %d role(s) to %s; in multi server mode pair them again so the Management "
+	       "Server reaches the new name\n",
 	       changed, cc->pos[1]);
 	return cli_after_change(cc->dir, error_r);
 }
 
 /* ---- dispatch ---- */
 
-#define CLI_FIELDS "server-name tcp-listeners http-listeners http-enabled imap-listeners " \
-	"imap-enabled imaps-listeners imaps-enabled management-server management-port " \
+#define CLI_FIELDS                                                                                 \
+	"server-name tcp-listeners http-listeners http-enabled imap-listeners "                    \
+	"imap-enabled imaps-listeners imaps-enabled management-server management-port "            \
 	"management-fingerprint product-key "
 
 static const struct {
@@ -1094,17 +1256,30 @@ static const struct {
 	{"role configure", CLI_FIELDS},
 	{"role show", "json "},
 	{"show", "json "},
-	{"pair", "management-server api-port admin-name admin-password fingerprint trust-on-first-use role "},
+	{"pair", "management-server api-port admin-name admin-password fingerprint "
+		 "trust-on-first-use role "},
 	{"cert", "password key days "},
 };
+
+/* "init", "role add", "cert", ...: the command the positional arguments name
+ * (tstr). start, stop, restart and status share one usage. */
+static const char *cli_config_command_key(const char *const *pos, size_t count)
+{
+	if (count == 0)
+		return "";
+	if (strcmp(pos[0], "stop") == 0 || strcmp(pos[0], "restart") == 0 ||
+	    strcmp(pos[0], "status") == 0)
+		return "start";
+	if (strcmp(pos[0], "role") == 0 && count > 1)
+		return tstr_printf("role %s", pos[1]);
+	return tstr_dup(pos[0]);
+}
 
 static int cli_config_check_options(struct cli_config *cc, const char **error_r)
 {
 	const char *allowed = "";
 	char command[32];
-	snprintf(command, sizeof(command), "%s%s%s", cc->pos_count > 0 ? cc->pos[0] : "",
-		 cc->pos_count > 1 && strcmp(cc->pos[0], "role") == 0 ? " " : "",
-		 cc->pos_count > 1 && strcmp(cc->pos[0], "role") == 0 ? cc->pos[1] : "");
+	snprintf(command, sizeof(command), "%s", cli_config_command_key(cc->pos, cc->pos_count));
 	for (size_t i = 0; i < sizeof(cli_config_options) / sizeof(cli_config_options[0]); i++) {
 		if (strcmp(cli_config_options[i].command, command) == 0)
 			allowed = cli_config_options[i].options;
@@ -1113,11 +1288,12 @@ static int cli_config_check_options(struct cli_config *cc, const char **error_r)
 		const char *name = cc->args.options[i].name;
 		char word[64];
 		snprintf(word, sizeof(word), "%s ", name);
-		if (strcmp(name, "config-dir") == 0 || strstr(allowed, word) == allowed ||
+		if (strcmp(name, "config-dir") == 0 || strcmp(name, "help") == 0 ||
+		    strstr(allowed, word) == allowed ||
 		    strstr(allowed, tstr_printf(" %s", word)) != NULL)
 			continue;
-		*error_r = tstr_printf("unknown option --%s for 'coffer config %s'%s%s", name, command,
-				       allowed[0] != '\0' ? "; it takes: " : "", allowed);
+		*error_r = tstr_printf("unknown option --%s for 'coffer config %s'%s%s", name,
+				       command, allowed[0] != '\0' ? "; it takes: " : "", allowed);
 		return -2;
 	}
 	return 0;
@@ -1140,8 +1316,8 @@ static int cli_config_dispatch(struct cli_config *cc, const char **error_r)
 			return cli_cmd_role_show(cc, error_r);
 		if (strcmp(sub, "remove") == 0)
 			return cli_cmd_role_remove(cc, error_r);
-		*error_r = tstr_printf("unknown role command '%s': expected add, configure, show or remove",
-				       sub);
+		*error_r = tstr_printf(
+			"unknown role command '%s': expected add, configure, show or remove", sub);
 		return -1;
 	}
 	if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
@@ -1164,25 +1340,35 @@ int cli_config_main(int argc, char **argv)
 	struct cli_config cc = {0};
 	const char *error = NULL;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
-		fputs(cli_config_usage, argc < 2 ? stderr : stdout);
+		cli_config_print_usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? 2 : 0;
 	}
 	if (crypto_init() < 0)
 		return cli_fail("cannot initialise the crypto library");
-	if (cli_args_parse(argc - 1, argv + 1, cli_config_flags, &cc.args, &error) < 0) {
-		fprintf(stderr, "coffer config: %s\n\n%s", error, cli_config_usage);
+	if (cli_args_parse(argc - 1, argv + 1, cli_config_flags, cli_config_value_options, &cc.args,
+			   &error) < 0) {
+		fprintf(stderr, "coffer config: %s\n\n", error);
+		cli_config_print_usage(stderr, NULL);
 		return 2;
 	}
 	cc.dir = config_dir_resolve(cli_args_get(&cc.args, "config-dir"));
 	cc.pos = cc.args.positional;
 	cc.pos_count = cc.args.positional_count;
+	char command[32]; /* kept past the tstr buffers the command uses */
+	snprintf(command, sizeof(command), "%s", cli_config_command_key(cc.pos, cc.pos_count));
+	if (cli_args_flag(&cc.args, "help")) {
+		cli_config_print_usage(stdout, command);
+		cli_args_free(&cc.args);
+		return 0;
+	}
 	/* Check option names before acting, so a typo changes nothing. */
 	int ret = cli_config_check_options(&cc, &error);
 	if (ret == 0)
 		ret = cli_config_dispatch(&cc, &error);
 	cli_args_free(&cc.args);
 	if (ret == -2) {
-		fprintf(stderr, "coffer config: %s\n\n%s", error, cli_config_usage);
+		fprintf(stderr, "coffer config: %s\n\n", error);
+		cli_config_print_usage(stderr, command);
 		return 2;
 	}
 	if (ret < 0)

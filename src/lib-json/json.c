@@ -24,7 +24,11 @@ static struct json *json_checked(json_t *j)
 int json_parse(const char *text, size_t len, struct json **json_r, const char **error_r)
 {
 	json_error_t err;
-	json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+	/* Without JSON_ALLOW_NUL a "\u0000" is refused: every caller reads
+	 * strings as C strings, so a NUL would silently cut a value (an instance
+	 * ID, a path) after it was checked. A key given twice is refused rather
+	 * than last-wins, so two readers of one text cannot see different values. */
+	json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
 	if (j == NULL) {
 		*error_r = tstr_printf("invalid JSON at line %d column %d: %s", err.line,
 				       err.column, err.text);
@@ -36,7 +40,8 @@ int json_parse(const char *text, size_t len, struct json **json_r, const char **
 
 char *json_serialize(const struct json *json, bool pretty)
 {
-	size_t flags = JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT);
+	size_t flags =
+		JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT);
 	char *s = json_dumps(J(json), flags);
 	if (s == NULL)
 		abort();
@@ -103,14 +108,21 @@ struct json *json_clone(const struct json *json)
 enum json_kind json_kind(const struct json *json)
 {
 	switch (json_typeof(J(json))) {
-	case JSON_OBJECT: return JSON_KIND_OBJECT;
-	case JSON_ARRAY: return JSON_KIND_ARRAY;
-	case JSON_STRING: return JSON_KIND_STRING;
-	case JSON_INTEGER: return JSON_KIND_INT;
-	case JSON_REAL: return JSON_KIND_REAL;
+	case JSON_OBJECT:
+		return JSON_KIND_OBJECT;
+	case JSON_ARRAY:
+		return JSON_KIND_ARRAY;
+	case JSON_STRING:
+		return JSON_KIND_STRING;
+	case JSON_INTEGER:
+		return JSON_KIND_INT;
+	case JSON_REAL:
+		return JSON_KIND_REAL;
 	case JSON_TRUE:
-	case JSON_FALSE: return JSON_KIND_BOOL;
-	case JSON_NULL: break;
+	case JSON_FALSE:
+		return JSON_KIND_BOOL;
+	case JSON_NULL:
+		break;
 	}
 	return JSON_KIND_NULL;
 }

@@ -6,7 +6,8 @@
  * json_set()/json_append() take over (steal) the reference of the value passed
  * in; json_get()/json_at() return borrowed references valid while the container
  * lives. json_unref() accepts NULL and sets the pointer to NULL. Strings are
- * UTF-8; json_parse() rejects invalid UTF-8, duplicate keys are last-wins.
+ * UTF-8; json_parse() rejects invalid UTF-8, a NUL character (\u0000) in any
+ * string or key, and an object with a key given twice.
  * Integers are long long. Allocation failures abort. */
 #include <stdbool.h>
 #include <stddef.h>

@@ -19,7 +19,8 @@ static void test_json_build_and_serialize(void **state)
 	json_append(a, json_new_null());
 	json_set(o, "list", a);
 	char *s = json_serialize(o, false);
-	assert_string_equal(s, "{\"name\":\"ih1\",\"port\":8472,\"on\":true,\"list\":[\"x\",null]}");
+	assert_string_equal(s,
+			    "{\"name\":\"ih1\",\"port\":8472,\"on\":true,\"list\":[\"x\",null]}");
 	mem_free(s);
 
 	long long port;
@@ -61,11 +62,35 @@ static void test_json_parse_errors(void **state)
 	json_unref(&j);
 }
 
+/* A NUL would cut a C string after it was checked; a key given twice could be
+ * read differently by two readers: both are refused, nested or not. */
+static void test_json_parse_refuses_nul_and_duplicates(void **state)
+{
+	static const char *const bad[] = {
+		"{\"instanceID\":\"demo\\u0000../x\"}",
+		"[\"a\\u0000\"]",
+		"{\"a\\u0000b\":1}",
+		"{\"a\":1,\"a\":2}",
+		"{\"x\":{\"path\":\"a\",\"path\":\"b\"}}",
+	};
+	struct json *j;
+	const char *error;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = NULL;
+		assert_int_equal(json_parse(bad[i], strlen(bad[i]), &j, &error), -1);
+		assert_null(j);
+	}
+	const char *good = "{\"a\":\"\\u0001\",\"b\":{\"a\":1}}";
+	assert_int_equal(json_parse(good, strlen(good), &j, &error), 0);
+	json_unref(&j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_build_and_serialize),
 		cmocka_unit_test(test_json_parse_errors),
+		cmocka_unit_test(test_json_parse_refuses_nul_and_duplicates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

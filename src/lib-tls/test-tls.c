@@ -95,12 +95,39 @@ static void test_generate_and_info(void **state)
 		mem_free(cmd);
 	}
 
-	assert_int_equal(tls_cert_generate("bad name,DNS:evil", 30, server_cert, server_key,
-					   &error), -1);
+	assert_int_equal(
+		tls_cert_generate("bad name,DNS:evil", 30, server_cert, server_key, &error), -1);
 	assert_non_null(strstr(error, "invalid certificate name"));
 	assert_int_equal(tls_cert_generate("x", 0, server_cert, server_key, &error), -1);
 	assert_int_equal(tls_cert_read_info("/nonexistent/cert.pem", &info, &error), -1);
 	assert_non_null(strstr(error, "/nonexistent/cert.pem"));
+}
+
+/* Extra names: each as DNS or IP entry, repeats once; a bad one refuses all. */
+static void test_generate_with_names(void **state)
+{
+	const char *error;
+	char *cert = path("names.pem"), *key = path("names.key");
+	const char *const names[] = {"archive.example.test",
+				     "10.1.2.3",
+				     "localhost",
+				     "::1",
+				     "LOCALHOST",
+				     "cas.test",
+				     NULL};
+	assert_int_equal(tls_cert_generate_names("cas.test", names, 30, cert, key, &error), 0);
+	char *cmd =
+		mem_printf("test \"$(openssl x509 -noout -ext subjectAltName -in '%s' | tail -n 1 "
+			   "| tr -d ' ')\" = 'DNS:cas.test,DNS:archive.example.test,"
+			   "IPAddress:10.1.2.3,DNS:localhost,IPAddress:0:0:0:0:0:0:0:1'",
+			   cert);
+	assert_int_equal(system(cmd), 0);
+	mem_free(cmd);
+	const char *const bad[] = {"ok.test", "evil,DNS:x", NULL};
+	assert_int_equal(tls_cert_generate_names("cas.test", bad, 30, cert, key, &error), -1);
+	assert_non_null(strstr(error, "evil,DNS:x"));
+	mem_free(cert);
+	mem_free(key);
 }
 
 static void test_check_pair(void **state)
@@ -163,7 +190,8 @@ static void test_pkcs12(void **state)
 	const char *error;
 	char *p12 = path("export.p12"), *cert = path("p12.crt"), *key = path("p12.key");
 	char fp[TLS_FINGERPRINT_HEX_LEN + 1];
-	assert_int_equal(tls_cert_export_pkcs12(server_cert, server_key, "s3cret:x", p12, &error), 0);
+	assert_int_equal(tls_cert_export_pkcs12(server_cert, server_key, "s3cret:x", p12, &error),
+			 0);
 	struct stat st;
 	assert_int_equal(stat(p12, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -190,7 +218,8 @@ static void test_pkcs12(void **state)
 	if (have_openssl_cli()) {
 		char *cli = path("cli.p12");
 		char *cmd = mem_printf("openssl pkcs12 -export -in '%s' -inkey '%s' -out '%s' "
-				       "-passout pass:fromcli", client_cert, client_key, cli);
+				       "-passout pass:fromcli",
+				       client_cert, client_key, cli);
 		assert_int_equal(system(cmd), 0);
 		assert_int_equal(tls_cert_import_pkcs12(cli, "fromcli", cert, key, &error), 0);
 		assert_int_equal(tls_cert_fingerprint(cert, fp, &error), 0);
@@ -319,8 +348,8 @@ static void server_read(struct bufferevent *bev, void *context)
 	side_done_check(hs);
 }
 
-static void server_accept(struct evconnlistener *listener, evutil_socket_t fd,
-			  struct sockaddr *sa, int socklen, void *context)
+static void server_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa,
+			  int socklen, void *context)
 {
 	struct handshake *hs = context;
 	if (hs->starttls)
@@ -383,12 +412,12 @@ static void handshake_init(struct handshake *hs, tls_peer_check_fn *check, void 
 	const char *error;
 	memset(hs, 0, sizeof(*hs));
 	hs->base = event_base_new();
-	hs->server_ctx = tls_context_create_server(server_cert, server_key, check, check_ctx,
-						   &error);
+	hs->server_ctx =
+		tls_context_create_server(server_cert, server_key, check, check_ctx, &error);
 	assert_non_null(hs->server_ctx);
 	int fd = listen_loopback(&hs->port);
-	hs->listener = evconnlistener_new(hs->base, server_accept, hs, LEV_OPT_CLOSE_ON_FREE,
-					  -1, fd);
+	hs->listener =
+		evconnlistener_new(hs->base, server_accept, hs, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	assert_non_null(hs->listener);
 }
 
@@ -403,15 +432,17 @@ static struct tls_context *handshake_connect(struct handshake *hs, const char *p
 					     bool with_client_cert)
 {
 	const char *error;
-	struct tls_context *cctx = tls_context_create_client(
-		with_client_cert ? client_cert : NULL, with_client_cert ? client_key : NULL, &error);
+	struct tls_context *cctx =
+		tls_context_create_client(with_client_cert ? client_cert : NULL,
+					  with_client_cert ? client_key : NULL, &error);
 	assert_non_null(cctx);
 	hs->client.bev = tls_bufferevent_connect(cctx, hs->base, "localhost", pin);
 	bufferevent_setcb(hs->client.bev, client_read, NULL, client_event, hs);
 	bufferevent_enable(hs->client.bev, EV_READ | EV_WRITE);
 	struct sockaddr_in sin = loopback(hs->port);
-	assert_int_equal(bufferevent_socket_connect(hs->client.bev, (struct sockaddr *)&sin,
-						    sizeof(sin)), 0);
+	assert_int_equal(
+		bufferevent_socket_connect(hs->client.bev, (struct sockaddr *)&sin, sizeof(sin)),
+		0);
 	return cctx;
 }
 
@@ -559,9 +590,8 @@ static void starttls_client_read(struct bufferevent *bev, void *context)
 	/* The client side of STARTTLS belongs to the protocol modules' peers;
 	 * plain OpenSSL stands in for one here. */
 	SSL *ssl = SSL_new(starttls_client_ctx);
-	hs->client.bev = bufferevent_openssl_filter_new(hs->base, bev, ssl,
-							 BUFFEREVENT_SSL_CONNECTING,
-							 BEV_OPT_CLOSE_ON_FREE);
+	hs->client.bev = bufferevent_openssl_filter_new(
+		hs->base, bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(hs->client.bev, client_read, NULL, client_event, hs);
 	bufferevent_enable(hs->client.bev, EV_READ | EV_WRITE);
 }
@@ -576,7 +606,8 @@ static void test_starttls(void **state)
 	bufferevent_setcb(plain, starttls_client_read, NULL, starttls_client_event, &hs);
 	bufferevent_enable(plain, EV_READ | EV_WRITE);
 	struct sockaddr_in sin = loopback(hs.port);
-	assert_int_equal(bufferevent_socket_connect(plain, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(bufferevent_socket_connect(plain, (struct sockaddr *)&sin, sizeof(sin)),
+			 0);
 	handshake_run(&hs);
 	assert_true(hs.server.got_line);
 	assert_true(hs.client.got_line);
@@ -677,6 +708,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_generate_and_info),
+		cmocka_unit_test(test_generate_with_names),
 		cmocka_unit_test(test_check_pair),
 		cmocka_unit_test(test_import_pem),
 		cmocka_unit_test(test_pkcs12),

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <string.h>
+#include <strings.h>
 
 /* RFC 5280's upper bound for a common name. */
 #define TLS_CERT_CN_MAX 64
@@ -35,7 +36,8 @@ static int tls_cert_check_common_name(const char *name, const char **error_r)
 	}
 	if (!ok) {
 		*error_r = tstr_printf("invalid certificate name '%s': expected a host name or IP "
-				       "address of at most %d characters", name, TLS_CERT_CN_MAX);
+				       "address of at most %d characters",
+				       name, TLS_CERT_CN_MAX);
 		return -1;
 	}
 	return 0;
@@ -72,13 +74,22 @@ static bool tls_cert_add_general_name(GENERAL_NAMES *names, int type, const char
 
 /* Built from GENERAL_NAMEs rather than a config string, so that no name can
  * smuggle extra entries into the extension. */
-static bool tls_cert_add_subject_alt_name(X509 *cert, const char *common_name)
+static bool tls_cert_add_subject_alt_name(X509 *cert, const char *common_name,
+					  const char *const *alt_names)
 {
 	GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
 	bool ok = names != NULL && tls_cert_add_general_name(names, GEN_DNS, common_name) &&
 		  (!tls_cert_is_ip(common_name) ||
-		   tls_cert_add_general_name(names, GEN_IPADD, common_name)) &&
-		  X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1;
+		   tls_cert_add_general_name(names, GEN_IPADD, common_name));
+	for (const char *const *n = alt_names; ok && n != NULL && *n != NULL; n++) {
+		bool seen = strcasecmp(*n, common_name) == 0;
+		for (const char *const *m = alt_names; !seen && m != n; m++)
+			seen = strcasecmp(*m, *n) == 0;
+		if (!seen)
+			ok = tls_cert_add_general_name(
+				names, tls_cert_is_ip(*n) ? GEN_IPADD : GEN_DNS, *n);
+	}
+	ok = ok && X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1;
 	GENERAL_NAMES_free(names);
 	return ok;
 }
@@ -110,7 +121,8 @@ static bool tls_cert_set_random_serial(X509 *cert)
 	return ok;
 }
 
-static X509 *tls_cert_build(const char *common_name, unsigned int days, EVP_PKEY *key)
+static X509 *tls_cert_build(const char *common_name, const char *const *alt_names,
+			    unsigned int days, EVP_PKEY *key)
 {
 	X509 *cert = X509_new();
 	if (cert == NULL)
@@ -128,7 +140,7 @@ static X509 *tls_cert_build(const char *common_name, unsigned int days, EVP_PKEY
 		  /* One certificate serves as server and as client certificate. */
 		  tls_cert_add_ext(cert, NID_ext_key_usage, "serverAuth,clientAuth") &&
 		  tls_cert_add_ext(cert, NID_subject_key_identifier, "hash") &&
-		  tls_cert_add_subject_alt_name(cert, common_name) &&
+		  tls_cert_add_subject_alt_name(cert, common_name, alt_names) &&
 		  X509_sign(cert, key, EVP_sha256()) > 0;
 	if (!ok) {
 		X509_free(cert);
@@ -140,8 +152,19 @@ static X509 *tls_cert_build(const char *common_name, unsigned int days, EVP_PKEY
 int tls_cert_generate(const char *common_name, unsigned int days, const char *cert_path,
 		      const char *key_path, const char **error_r)
 {
+	return tls_cert_generate_names(common_name, NULL, days, cert_path, key_path, error_r);
+}
+
+int tls_cert_generate_names(const char *common_name, const char *const *alt_names,
+			    unsigned int days, const char *cert_path, const char *key_path,
+			    const char **error_r)
+{
 	if (tls_cert_check_common_name(common_name, error_r) < 0)
 		return -1;
+	for (const char *const *n = alt_names; n != NULL && *n != NULL; n++) {
+		if (tls_cert_check_common_name(*n, error_r) < 0)
+			return -1;
+	}
 	if (days == 0 || days > TLS_CERT_MAX_DAYS) {
 		*error_r = tstr_printf("invalid certificate validity of %u days: expected 1 to %d",
 				       days, TLS_CERT_MAX_DAYS);
@@ -152,7 +175,7 @@ int tls_cert_generate(const char *common_name, unsigned int days, const char *ce
 		*error_r = tstr_printf("generating an EC P-256 key failed%s", tls_error_suffix());
 		return -1;
 	}
-	X509 *cert = tls_cert_build(common_name, days, key);
+	X509 *cert = tls_cert_build(common_name, alt_names, days, key);
 	if (cert == NULL) {
 		*error_r = tstr_printf("building the certificate for '%s' failed%s", common_name,
 				       tls_error_suffix());
@@ -191,10 +214,9 @@ static time_t tls_cert_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
-int tls_cert_read_info(const char *cert_path, struct tls_cert_info *info_r,
-		       const char **error_r)
+int tls_cert_read_info(const char *cert_path, struct tls_cert_info *info_r, const char **error_r)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	if (tls_load_certs(cert_path, &certs, error_r) < 0)
 		return -1;
 	X509 *cert = sk_X509_value(certs, 0);
@@ -213,7 +235,7 @@ int tls_cert_read_info(const char *cert_path, struct tls_cert_info *info_r,
 int tls_cert_fingerprint(const char *cert_path, char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1],
 			 const char **error_r)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	if (tls_load_certs(cert_path, &certs, error_r) < 0)
 		return -1;
 	tls_fingerprint_x509(sk_X509_value(certs, 0), fingerprint_r);
@@ -223,7 +245,7 @@ int tls_cert_fingerprint(const char *cert_path, char fingerprint_r[TLS_FINGERPRI
 
 int tls_cert_check_pair(const char *cert_path, const char *key_path, const char **error_r)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	EVP_PKEY *key;
 	if (tls_load_pair(cert_path, key_path, &certs, &key, error_r) < 0)
 		return -1;
@@ -235,7 +257,7 @@ int tls_cert_check_pair(const char *cert_path, const char *key_path, const char 
 int tls_cert_import_pem(const char *cert_path, const char *key_path, const char *dest_cert,
 			const char *dest_key, const char **error_r)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	EVP_PKEY *key;
 	if (tls_load_pair(cert_path, key_path, &certs, &key, error_r) < 0)
 		return -1;
@@ -299,7 +321,8 @@ int tls_cert_import_pkcs12(const char *p12_path, const char *password, const cha
 	}
 	if (key == NULL || cert == NULL) {
 		*error_r = tstr_printf("%s: the PKCS#12 file must contain a certificate and its "
-				       "private key", p12_path);
+				       "private key",
+				       p12_path);
 		goto out;
 	}
 	if (X509_check_private_key(cert, key) != 1) {
@@ -324,7 +347,7 @@ out:
 int tls_cert_export_pkcs12(const char *cert_path, const char *key_path, const char *password,
 			   const char *p12_path, const char **error_r)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	EVP_PKEY *key;
 	if (tls_load_pair(cert_path, key_path, &certs, &key, error_r) < 0)
 		return -1;

@@ -39,10 +39,16 @@ struct bufferevent;
  * certificate with 0644, both durably (temp file, fsync, rename). */
 int tls_cert_generate(const char *common_name, unsigned int days, const char *cert_path,
 		      const char *key_path, const char **error_r);
+/* The same with more subjectAltNames (NULL-terminated; NULL for none): each an
+ * IP entry when it is an IP address, else a DNS entry; repeats are left out.
+ * Every name must pass the same check as common_name. */
+int tls_cert_generate_names(const char *common_name, const char *const *alt_names,
+			    unsigned int days, const char *cert_path, const char *key_path,
+			    const char **error_r);
 
 struct tls_cert_info {
 	char fingerprint[TLS_FINGERPRINT_HEX_LEN + 1];
-	char subject[256];   /* one line, e.g. "CN=mgmt.example.test" */
+	char subject[256]; /* one line, e.g. "CN=mgmt.example.test" */
 	char issuer[256];
 	time_t not_before;
 	time_t not_after;
@@ -50,8 +56,7 @@ struct tls_cert_info {
 };
 
 /* Read the first certificate of a PEM file. */
-int tls_cert_read_info(const char *cert_path, struct tls_cert_info *info_r,
-		       const char **error_r);
+int tls_cert_read_info(const char *cert_path, struct tls_cert_info *info_r, const char **error_r);
 int tls_cert_fingerprint(const char *cert_path, char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1],
 			 const char **error_r);
 /* Both files readable, and the key belongs to the certificate. The error says
@@ -133,9 +138,9 @@ bool tls_bufferevent_peer_fingerprint(struct bufferevent *bev,
 
 enum tls_failure {
 	TLS_FAILURE_NONE,
-	TLS_FAILURE_PIN_MISMATCH,   /* the server's certificate is not the pinned one */
-	TLS_FAILURE_PEER_REFUSED,   /* our peer check refused the client's certificate */
-	TLS_FAILURE_REFUSED_BY_PEER,/* the peer sent an alert (e.g. it refused our certificate) */
+	TLS_FAILURE_PIN_MISMATCH,    /* the server's certificate is not the pinned one */
+	TLS_FAILURE_PEER_REFUSED,    /* our peer check refused the client's certificate */
+	TLS_FAILURE_REFUSED_BY_PEER, /* the peer sent an alert (e.g. it refused our certificate) */
 	TLS_FAILURE_OTHER,
 };
 

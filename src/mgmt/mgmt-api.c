@@ -1,5 +1,6 @@
 #include "mgmt-api.h"
 #include "mgmt-auth.h"
+#include "mgmt-auth-log.h"
 #include "audit.h"
 #include "mgmt-jobs.h"
 #include "http.h"
@@ -70,8 +71,56 @@ static void mgmt_api_audit(struct mgmt *mgmt, const char *user, const char *addr
 
 /* ---- arguments ---- */
 
-static int mgmt_api_convert(const struct mgmt_api_arg *arg, const char *text,
-			    struct json **value_r, const char **error_r)
+static bool mgmt_api_string_list(const struct json *value)
+{
+	if (json_kind(value) != JSON_KIND_ARRAY)
+		return false;
+	for (size_t i = 0; i < json_count(value); i++) {
+		if (json_kind(json_at(value, i)) != JSON_KIND_STRING)
+			return false;
+	}
+	return true;
+}
+
+/* A list argument's text: a JSON array of strings, or comma-separated items
+ * (spaces around them dropped, empty items skipped). */
+static int mgmt_api_convert_list(const struct mgmt_api_arg *arg, const char *text,
+				 struct json **value_r, const char **error_r)
+{
+	const char *p = text + strspn(text, " \t");
+	if (*p == '[') {
+		const char *parse_error;
+		if (json_parse(text, strlen(text), value_r, &parse_error) < 0) {
+			*error_r = tstr_printf("argument '%s': %s", arg->name, parse_error);
+			return -1;
+		}
+		if (!mgmt_api_string_list(*value_r)) {
+			json_unref(value_r);
+			*error_r = tstr_printf("argument '%s': expected a JSON array of strings",
+					       arg->name);
+			return -1;
+		}
+		return 0;
+	}
+	struct json *list = json_new_array();
+	while (*p != '\0') {
+		size_t len = strcspn(p, ",");
+		size_t end = len;
+		while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+			end--;
+		if (end > 0)
+			json_append(list, json_new_string(tstr_printf("%.*s", (int)end, p)));
+		p += len;
+		if (*p == ',')
+			p++;
+		p += strspn(p, " \t");
+	}
+	*value_r = list;
+	return 0;
+}
+
+static int mgmt_api_convert(const struct mgmt_api_arg *arg, const char *text, struct json **value_r,
+			    const char **error_r)
 {
 	char *end;
 	switch (arg->type) {
@@ -82,7 +131,8 @@ static int mgmt_api_convert(const struct mgmt_api_arg *arg, const char *text,
 		errno = 0;
 		long long v = strtoll(text, &end, 10);
 		if (errno != 0 || end == text || *end != '\0') {
-			*error_r = tstr_printf("argument '%s': '%s' is not a whole number", arg->name, text);
+			*error_r = tstr_printf("argument '%s': '%s' is not a whole number",
+					       arg->name, text);
 			return -1;
 		}
 		*value_r = json_new_int(v);
@@ -94,6 +144,8 @@ static int mgmt_api_convert(const struct mgmt_api_arg *arg, const char *text,
 		}
 		*error_r = tstr_printf("argument '%s': '%s' is not true or false", arg->name, text);
 		return -1;
+	case MGMT_API_LIST:
+		return mgmt_api_convert_list(arg, text, value_r, error_r);
 	case MGMT_API_JSON: {
 		const char *parse_error;
 		if (json_parse(text, strlen(text), value_r, &parse_error) < 0) {
@@ -110,10 +162,16 @@ static bool mgmt_api_kind_fits(enum mgmt_api_arg_type type, const struct json *v
 {
 	enum json_kind kind = json_kind(value);
 	switch (type) {
-	case MGMT_API_STRING: return kind == JSON_KIND_STRING;
-	case MGMT_API_NUMBER: return kind == JSON_KIND_INT;
-	case MGMT_API_BOOL: return kind == JSON_KIND_BOOL;
-	case MGMT_API_JSON: return true;
+	case MGMT_API_STRING:
+		return kind == JSON_KIND_STRING;
+	case MGMT_API_NUMBER:
+		return kind == JSON_KIND_INT;
+	case MGMT_API_BOOL:
+		return kind == JSON_KIND_BOOL;
+	case MGMT_API_JSON:
+		return true;
+	case MGMT_API_LIST:
+		return mgmt_api_string_list(value);
 	}
 	return false;
 }
@@ -130,7 +188,7 @@ static const struct mgmt_api_arg *mgmt_api_arg_find(const struct mgmt_api_functi
 
 static const char *mgmt_api_type_name(enum mgmt_api_arg_type type)
 {
-	static const char *const names[] = {"string", "number", "boolean", "json"};
+	static const char *const names[] = {"string", "number", "boolean", "json", "list"};
 	return names[type];
 }
 
@@ -160,7 +218,8 @@ static int mgmt_api_raw_args(struct http_request *req, struct json **raw_r, bool
 	}
 	if (size > 0 && ctype != NULL &&
 	    strncmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
-		*error_r = tstr_printf("unsupported Content-Type '%s': use application/x-www-form-urlencoded or application/json",
+		*error_r = tstr_printf("unsupported Content-Type '%s': use "
+				       "application/x-www-form-urlencoded or application/json",
 				       ctype);
 		return -1;
 	}
@@ -216,8 +275,9 @@ static int mgmt_api_args(const struct mgmt_api_function *f, struct json *raw, bo
 	}
 	for (int i = 0; i < MGMT_API_MAX_ARGS && f->args[i].name != NULL; i++) {
 		if (f->args[i].required && json_get(args, f->args[i].name) == NULL) {
-			*error_r = tstr_printf("%s: missing argument '%s' (%s)", f->name, f->args[i].name,
-					       mgmt_api_type_name(f->args[i].type));
+			*error_r =
+				tstr_printf("%s: missing argument '%s' (%s)", f->name,
+					    f->args[i].name, mgmt_api_type_name(f->args[i].type));
 			json_unref(&args);
 			return -1;
 		}
@@ -274,7 +334,8 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 {
 	const struct mgmt_api_function *f = mgmt_api_find(name);
 	if (f == NULL) {
-		mgmt_api_fail(req, 404, tstr_printf("unknown function '%s' (see /api/get-metadata)", name));
+		mgmt_api_fail(req, 404,
+			      tstr_printf("unknown function '%s' (see /api/get-metadata)", name));
 		return;
 	}
 	struct json *args, *result = NULL;
@@ -286,7 +347,8 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 	if (f->start != NULL) {
 		log_info(context, "API %s", name);
 		mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
-		struct mgmt_job *job = mgmt_job_create(mgmt->jobs, req, name, user, f->long_running);
+		struct mgmt_job *job =
+			mgmt_job_create(mgmt->jobs, req, name, user, f->long_running);
 		f->start(mgmt, args, job);
 		json_unref(&args);
 		return;
@@ -304,19 +366,30 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 }
 
 static const struct mgmt_api_function mgmt_api_job_functions[] = {
-	{"get-status", "Status of long work: waits until statusVersion passes lastKnownStatusVersion or the timeout.",
+	{"get-status",
+	 "Status of long work: waits until statusVersion passes lastKnownStatusVersion or the "
+	 "timeout.",
 	 {{"token", MGMT_API_STRING, true, "the token of the work"},
-	  {"lastKnownStatusVersion", MGMT_API_NUMBER, false, "the statusVersion the caller has seen"},
-	  {"millisecondsTimeout", MGMT_API_NUMBER, false, "how long to wait for a change (at most 60000)"}},
-	 NULL, NULL, false},
-	{"cancel-async", "Cancel long work.", {{"token", MGMT_API_STRING, true, "the token of the work"}},
-	 NULL, NULL, false},
+	  {"lastKnownStatusVersion", MGMT_API_NUMBER, false,
+	   "the statusVersion the caller has seen"},
+	  {"millisecondsTimeout", MGMT_API_NUMBER, false,
+	   "how long to wait for a change (at most 60000)"}},
+	 NULL,
+	 NULL,
+	 false},
+	{"cancel-async",
+	 "Cancel long work.",
+	 {{"token", MGMT_API_STRING, true, "the token of the work"}},
+	 NULL,
+	 NULL,
+	 false},
 };
 
 static void mgmt_api_job_endpoint(struct mgmt *mgmt, struct http_request *req, const char *user,
 				  const char *path)
 {
-	const struct mgmt_api_function *f = &mgmt_api_job_functions[strcmp(path, "/api/get-status") == 0 ? 0 : 1];
+	const struct mgmt_api_function *f =
+		&mgmt_api_job_functions[strcmp(path, "/api/get-status") == 0 ? 0 : 1];
 	struct json *args;
 	if (mgmt_api_request_args(f, req, &args) < 0)
 		return;
@@ -324,7 +397,8 @@ static void mgmt_api_job_endpoint(struct mgmt *mgmt, struct http_request *req, c
 	(void)json_get_int(args, "lastKnownStatusVersion", &version);
 	(void)json_get_int(args, "millisecondsTimeout", &timeout);
 	if (f == &mgmt_api_job_functions[0])
-		mgmt_jobs_get_status(mgmt->jobs, req, json_get_string(args, "token"), version, timeout, user);
+		mgmt_jobs_get_status(mgmt->jobs, req, json_get_string(args, "token"), version,
+				     timeout, user);
 	else
 		mgmt_jobs_cancel(mgmt->jobs, req, json_get_string(args, "token"), user);
 	json_unref(&args);
@@ -335,6 +409,10 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 	struct mgmt *mgmt = ctx;
 	const char *path = http_request_path(req);
 	const char *method = http_request_method(req);
+	/* As on the Client Access Server: browsers keep to HTTPS, and an answer
+	 * is never sniffed into something it does not declare. */
+	http_request_add_header(req, "Strict-Transport-Security", "max-age=31536000");
+	http_request_add_header(req, "X-Content-Type-Options", "nosniff");
 	if (strncmp(path, "/api/", 5) != 0) {
 		mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
 		return;
@@ -344,11 +422,11 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 	enum mgmt_auth_result auth = MGMT_AUTH_DENIED;
 	error = "authentication required: a system administrator's name and password";
 	if (http_request_basic_auth(req, &user, &password))
-		auth = mgmt_auth_check(mgmt, user, password, http_request_header(req, "X-Coffer-TOTP"),
+		auth = mgmt_auth_check(mgmt, user, password,
+				       http_request_header(req, "X-Coffer-TOTP"),
 				       http_request_peer(req), &wait, &error);
 	if (auth != MGMT_AUTH_OK) {
-		log_info(tstr_printf("conn=%s", http_request_peer(req)), "API authentication failed: %s",
-			 error);
+		mgmt_auth_log_failure(mgmt->auth_log, http_request_peer(req), error);
 		if (auth == MGMT_AUTH_THROTTLED) {
 			http_request_add_header(req, "Retry-After", tstr_printf("%u", wait));
 			mgmt_api_fail(req, 429, error);

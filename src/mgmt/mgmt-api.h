@@ -15,7 +15,16 @@ struct json;
 struct mgmt;
 struct mgmt_job;
 
-enum mgmt_api_arg_type { MGMT_API_STRING, MGMT_API_NUMBER, MGMT_API_BOOL, MGMT_API_JSON };
+/* MGMT_API_LIST: a list of strings, given as a JSON array (in a JSON body,
+ * or as JSON text in a form field: privileges=["login","export"]) or as
+ * comma-separated text (privileges=login,export); functions get a JSON array. */
+enum mgmt_api_arg_type {
+	MGMT_API_STRING,
+	MGMT_API_NUMBER,
+	MGMT_API_BOOL,
+	MGMT_API_JSON,
+	MGMT_API_LIST
+};
 
 struct mgmt_api_arg {
 	const char *name;

@@ -153,7 +153,7 @@ enum mgmt_auth_result mgmt_auth_check(struct mgmt *mgmt, const char *user, const
 	bool ok = api || mgmt_auth_verify_cached(auth->passwords, user, hash, password, now);
 	if (record == NULL)
 		(void)crypto_password_verify(auth->dummy_hash, password);
-	*error_r = "authentication required: a system administrator's name and password";
+	*error_r = "wrong administrator name or password";
 	if (ok && record != NULL && !api && mgmt_auth_check_totp(mgmt, user, record, totp, now, error_r) < 0)
 		ok = false;
 	if (!ok || record == NULL) {

@@ -48,9 +48,58 @@ struct mgmt_jobs {
 	struct event *reaper;
 };
 
+/* Members that hold a point in time. Roles and instances report them as
+ * seconds since the epoch; the Management API answers every one of them in
+ * one format, ISO 8601 UTC text ("2026-12-03T17:00:00Z"), and "never" (0) as
+ * null. */
+static bool mgmt_jobs_time_key(const char *key)
+{
+	static const char *const names[] = {"created", "added",        "systemTime",
+					    "date",    "internalDate", NULL};
+	size_t len = strlen(key);
+	if (len > 2 && strcmp(key + len - 2, "At") == 0)
+		return true;
+	for (const char *const *n = names; *n != NULL; n++) {
+		if (strcmp(*n, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void mgmt_jobs_times_iso(struct json *value)
+{
+	if (json_kind(value) == JSON_KIND_ARRAY) {
+		for (size_t i = 0; i < json_count(value); i++)
+			mgmt_jobs_times_iso(json_at(value, i));
+		return;
+	}
+	for (void *it = json_iter(value); it != NULL; it = json_iter_next(value, it)) {
+		struct json *member = json_iter_value(it);
+		if (json_kind(member) != JSON_KIND_INT || !mgmt_jobs_time_key(json_iter_key(it))) {
+			mgmt_jobs_times_iso(member);
+			continue;
+		}
+		time_t t = (time_t)json_int_of(member);
+		char buf[32];
+		struct tm tm;
+		if (t > 0 && gmtime_r(&t, &tm) != NULL &&
+		    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+			json_set(value, json_iter_key(it), json_new_string(buf));
+		else
+			json_set(value, json_iter_key(it), json_new_null());
+	}
+}
+
 struct json *mgmt_jobs_envelope(struct json *result, const char *error)
 {
 	struct json *e = json_new_object();
+	if (result != NULL) {
+		/* A copy: parts of a result may be shared with state kept elsewhere. */
+		struct json *copy = json_clone(result);
+		json_unref(&result);
+		result = copy;
+		mgmt_jobs_times_iso(result);
+	}
 	if (error != NULL) {
 		struct json *err = json_new_object();
 		json_set_string(err, "message", error);
@@ -85,11 +134,12 @@ static struct json *mgmt_job_envelope(const struct mgmt_job *job)
 	json_set_string(e, "token", job->token);
 	json_set_int(e, "statusVersion", job->version);
 	json_set_string(e, "statusCode", mgmt_job_status_names[job->status]);
-	json_set(e, "percentProgress", job->percent < 0 ? json_new_null() : json_new_int(job->percent));
-	json_set(e, "statusText", job->status_text != NULL ? json_new_string(job->status_text) :
-							     json_new_null());
-	json_set(e, "logOutput", str_len(job->log) > 0 ? json_new_string(str_c(job->log)) :
-							 json_new_null());
+	json_set(e, "percentProgress",
+		 job->percent < 0 ? json_new_null() : json_new_int(job->percent));
+	json_set(e, "statusText",
+		 job->status_text != NULL ? json_new_string(job->status_text) : json_new_null());
+	json_set(e, "logOutput",
+		 str_len(job->log) > 0 ? json_new_string(str_c(job->log)) : json_new_null());
 	return e;
 }
 
@@ -194,8 +244,7 @@ const char *mgmt_job_user(const struct mgmt_job *job)
 	return job->user;
 }
 
-static struct mgmt_job *mgmt_jobs_find(struct mgmt_jobs *jobs, const char *token,
-				       const char *user)
+static struct mgmt_job *mgmt_jobs_find(struct mgmt_jobs *jobs, const char *token, const char *user)
 {
 	for (struct mgmt_job *j = jobs->head; j != NULL; j = j->next) {
 		/* A token is only good for the administrator who started the work. */
@@ -227,7 +276,8 @@ void mgmt_jobs_get_status(struct mgmt_jobs *jobs, struct http_request *req, cons
 		mgmt_jobs_reply(req, 404, mgmt_jobs_envelope(NULL, "unknown or expired token"));
 		return;
 	}
-	if (job->version > last_known_version || job->status != MGMT_JOB_RUNNING || timeout_ms <= 0) {
+	if (job->version > last_known_version || job->status != MGMT_JOB_RUNNING ||
+	    timeout_ms <= 0) {
 		mgmt_jobs_reply(req, 200, mgmt_job_envelope(job));
 		return;
 	}
@@ -273,7 +323,8 @@ static void mgmt_job_free(struct mgmt_job *job)
 		mgmt_poller_free(p);
 	}
 	if (job->req != NULL)
-		mgmt_jobs_reply(job->req, 503, mgmt_jobs_envelope(NULL, "the Management Server is stopping"));
+		mgmt_jobs_reply(job->req, 503,
+				mgmt_jobs_envelope(NULL, "the Management Server is stopping"));
 	event_free(job->answer_timer);
 	json_unref(&job->result);
 	str_destroy(&job->log);

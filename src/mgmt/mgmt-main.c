@@ -8,6 +8,7 @@
 #include "mgmt-api.h"
 #include "mgmt-jobs.h"
 #include "mgmt-auth.h"
+#include "mgmt-auth-log.h"
 #include "audit.h"
 #include "auth-secret.h"
 #include "mgmt-links.h"
@@ -151,6 +152,7 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 	if (ret < 0)
 		return -1;
 	mgmt->auth = mgmt_auth_create();
+	mgmt->auth_log = mgmt_auth_log_create(role_daemon_base(mgmt->rd));
 	return 0;
 }
 
@@ -158,6 +160,7 @@ static void mgmt_free(struct mgmt *mgmt)
 {
 	mgmt_jobs_destroy(&mgmt->jobs);
 	mgmt_auth_destroy(&mgmt->auth);
+	mgmt_auth_log_destroy(&mgmt->auth_log);
 	audit_close(&mgmt->audit);
 	http_server_destroy(&mgmt->http);
 	rpc_server_destroy(&mgmt->tcp_server);

@@ -8,6 +8,7 @@ struct http_server;
 struct json;
 struct audit;
 struct mgmt_auth;
+struct mgmt_auth_log;
 struct mgmt_jobs;
 struct mgmt_links;
 struct mgmt_restore;
@@ -22,6 +23,7 @@ struct mgmt {
 	struct mgmt_links *links;
 	struct mgmt_jobs *jobs;
 	struct mgmt_auth *auth;
+	struct mgmt_auth_log *auth_log; /* failed logins, a bounded number of log lines */
 	struct audit *audit;
 	struct mgmt_restore *restores; /* restores to mailboxes under way */
 	unsigned char secret_key[32];  /* seals secrets in the database (secrets.key) */

@@ -43,7 +43,8 @@ def test_every_function_rejects_bad_input(single):
     db_before = open(os.path.join(single.dir, "management-database.json")).read()
     bad_values = {"string": ["", "\u0001\u007f", "x" * 100000, "*"],
                   "number": ["x", "-1", "99999999999999999999", ""],
-                  "boolean": ["maybe", ""], "json": ["{", "[]"]}
+                  "boolean": ["maybe", ""], "json": ["{", "[]"],
+                  "list": ["", "[", "[1]", '["a",null]', "\u0001"]}
     checked = 0
     for f in functions:
         name = f["name"]
@@ -64,6 +65,8 @@ def test_every_function_rejects_bad_input(single):
                 assert env["statusCode"] in ("failed", "succeeded"), (name, a["name"], env)
                 if a["type"] in ("number", "boolean") and value not in ("-1",):
                     assert st == 400, (name, a["name"], value, env)
+                if a["type"] == "list" and value.startswith("["):
+                    assert st == 400 and "JSON" in env["error"]["message"], (name, a["name"], env)
                 checked += 1
         # A JSON body of the wrong shape.
         st, env = post(single, "/api/invoke/" + name, b'{"instanceID": [1, {"a": null}]}',
