@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -68,6 +69,8 @@ struct instance_jobs {
 	struct instance_job *running;
 	struct event *timer;
 	time_t saved;
+	/* COFFER_TEST_JOB_STEP_DELAY_MS: tests only (see instance-jobs.h) */
+	unsigned int step_delay_ms;
 };
 
 /* ---- one job ---- */
@@ -288,6 +291,14 @@ struct instance_jobs *instance_jobs_create(struct event_base *base, const char *
 	jobs->path = mem_printf("%s/%s", base_dir, INSTANCE_JOBS_FILE);
 	jobs->log_context = mem_strdup(log_context);
 	jobs->next_id = 1;
+	const char *delay = getenv("COFFER_TEST_JOB_STEP_DELAY_MS");
+	if (delay != NULL && atoi(delay) > 0) {
+		jobs->step_delay_ms = (unsigned int)atoi(delay);
+		log_warning(
+			log_context,
+			"COFFER_TEST_JOB_STEP_DELAY_MS=%u: jobs are slowed down (for tests only)",
+			jobs->step_delay_ms);
+	}
 	unsigned char master[CRYPTO_KEY_LEN];
 	const char *error;
 	if (archive_key_file_read(key_file, master, &error) < 0) {
@@ -520,6 +531,11 @@ void instance_job_progress(struct instance_job *job, uint64_t done, uint64_t tot
 	if (percent > job->percent)
 		job->percent = percent;
 	pthread_mutex_unlock(&job->lock);
+	if (job->jobs->step_delay_ms > 0 && !atomic_load(&job->cancel)) {
+		struct timespec ts = {job->jobs->step_delay_ms / 1000,
+				      (long)(job->jobs->step_delay_ms % 1000) * 1000000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 void instance_job_status(struct instance_job *job, const char *text)

@@ -21,7 +21,12 @@
  *
  * Threads: the kind's run function runs in the job's thread and talks to
  * the job only through the instance_job_* functions below (they lock);
- * everything else runs on the event loop. */
+ * everything else runs on the event loop.
+ *
+ * Tests: with COFFER_TEST_JOB_STEP_DELAY_MS set, each progress report of a
+ * job sleeps that long (unless it is being cancelled), so that a test can
+ * make real work outlast the keep-alive window of the instance's link
+ * without a corpus of millions of messages. Never set it in production. */
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -77,6 +82,7 @@ int instance_jobs_call(struct instance_jobs *jobs, const char *method, const str
 /* ---- for the run function, in the job's thread ---- */
 const struct json *instance_job_arguments(const struct instance_job *job);
 const atomic_bool *instance_job_cancel_flag(struct instance_job *job);
+/* Also from a thread the run function started (the import's writer). */
 void instance_job_progress(struct instance_job *job, uint64_t done, uint64_t total);
 void instance_job_status(struct instance_job *job, const char *text);
 /* Set a number in the result. */
