@@ -434,9 +434,12 @@ int instance_jobs_start(struct instance_jobs *jobs, const struct instance_job_ki
 		return -1;
 	}
 	if (pthread_create(&job->thread, NULL, instance_job_thread_main, job) != 0) {
+		/* shown as failed; the caller still owns ctx */
 		job->state = JOB_FAILED;
 		job->error = mem_strdup("cannot start a thread for the job");
-		instance_jobs_finish(jobs);
+		job->finished = time(NULL);
+		jobs->running = NULL;
+		instance_jobs_save_or_log(jobs);
 		*error_r = "cannot start a thread for the job";
 		return -1;
 	}

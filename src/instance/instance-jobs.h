@@ -59,8 +59,9 @@ struct instance_jobs *instance_jobs_create(struct event_base *base, const char *
 void instance_jobs_destroy(struct instance_jobs **jobs);
 
 /* Start a job: `arguments` (shown with the job) and `internal` (saved, not
- * shown; may be NULL) are taken over. *id_r stays valid while the job is
- * kept. Refused while another job runs. */
+ * shown; may be NULL) are taken over; ctx is the kind's (its done function
+ * gets it back once the job ran; on -1 the caller keeps it). *id_r stays
+ * valid while the job is kept. Refused while another job runs. */
 int instance_jobs_start(struct instance_jobs *jobs, const struct instance_job_kind *kind,
 			struct json *arguments, struct json *internal, void *ctx, const char **id_r,
 			const char **error_r);

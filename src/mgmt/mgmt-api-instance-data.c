@@ -114,6 +114,7 @@ struct mgmt_follow {
 	struct json *args; /* instanceID, then jobID */
 	struct event *timer;
 	bool cancel_pending; /* asked to cancel before the jobID was known */
+	bool calling;        /* a call into the instance is out */
 	time_t unreachable_since;
 	long long last_percent;
 	char *last_text;
@@ -122,6 +123,8 @@ struct mgmt_follow {
 
 static void mgmt_follow_free(struct mgmt_follow *f)
 {
+	if (f->job != NULL)
+		mgmt_job_on_free(f->job, NULL, NULL);
 	event_free(f->timer);
 	json_unref(&f->args);
 	mem_free(f->last_text);
@@ -176,10 +179,31 @@ static void mgmt_follow_ended(struct mgmt_follow *f, const struct json *job, con
 			      error != NULL && error[0] != '\0' ? error : tstr_printf("the job %s", state));
 }
 
+/* The Management Server let go of the job (it stops): so does this. */
+static void mgmt_follow_orphaned(void *ctx)
+{
+	struct mgmt_follow *f = ctx;
+	f->job = NULL;
+	if (!f->calling)
+		mgmt_follow_free(f);
+}
+
+/* An answer came: false if nobody waits for it any more. */
+static bool mgmt_follow_answered(struct mgmt_follow *f)
+{
+	f->calling = false;
+	if (f->job != NULL)
+		return true;
+	mgmt_follow_free(f);
+	return false;
+}
+
 static void mgmt_follow_status(struct rpc_conn *conn, const struct json *result, const char *code,
 			       const char *text, void *ctx)
 {
 	struct mgmt_follow *f = ctx;
+	if (!mgmt_follow_answered(f))
+		return;
 	const char *state = json_get_string(result, "state");
 	if (code != NULL && mgmt_follow_transient(code)) {
 		time_t now = time(NULL);
@@ -229,6 +253,7 @@ static void mgmt_follow_poll(evutil_socket_t fd, short events, void *ctx)
 {
 	struct mgmt_follow *f = ctx;
 	const char *error;
+	f->calling = true;
 	if (mgmt_data_send(f->mgmt, f->args, "GetJob", mgmt_follow_status, f, &error) < 0)
 		mgmt_follow_status(NULL, NULL, "unreachable", error, f);
 }
@@ -237,6 +262,8 @@ static void mgmt_follow_started(struct rpc_conn *conn, const struct json *result
 				const char *text, void *ctx)
 {
 	struct mgmt_follow *f = ctx;
+	if (!mgmt_follow_answered(f))
+		return;
 	const char *id = json_get_string(result, "jobID");
 	if (code != NULL || id == NULL) {
 		if (f->cancel_pending)
@@ -276,6 +303,8 @@ static void mgmt_follow_start(struct mgmt *mgmt, const struct json *args, struct
 	json_set_string(f->args, "instanceID", json_get_string(args, "instanceID"));
 	f->timer = evtimer_new(role_daemon_base(mgmt->rd), mgmt_follow_poll, f);
 	mgmt_job_on_cancel(job, mgmt_follow_cancel, f);
+	mgmt_job_on_free(job, mgmt_follow_orphaned, f);
+	f->calling = true;
 	if (mgmt_data_send(mgmt, args, method, mgmt_follow_started, f, &error) < 0) {
 		mgmt_job_done(job, NULL, error);
 		mgmt_follow_free(f);

@@ -40,6 +40,8 @@ struct mgmt_job {
 	mgmt_job_cancel_fn *cancel;
 	void *cancel_ctx;
 	bool cancel_requested; /* the work was asked to stop and reports when it has */
+	mgmt_job_free_fn *on_free;
+	void *on_free_ctx;
 	time_t finished;
 };
 
@@ -205,6 +207,12 @@ void mgmt_job_on_cancel(struct mgmt_job *job, mgmt_job_cancel_fn *fn, void *ctx)
 	job->cancel_ctx = ctx;
 }
 
+void mgmt_job_on_free(struct mgmt_job *job, mgmt_job_free_fn *fn, void *ctx)
+{
+	job->on_free = fn;
+	job->on_free_ctx = ctx;
+}
+
 const char *mgmt_job_user(const struct mgmt_job *job)
 {
 	return job->user;
@@ -290,6 +298,8 @@ void mgmt_jobs_cancel(struct mgmt_jobs *jobs, struct http_request *req, const ch
 
 static void mgmt_job_free(struct mgmt_job *job)
 {
+	if (job->on_free != NULL)
+		job->on_free(job->on_free_ctx);
 	while (job->pollers != NULL) {
 		struct mgmt_poller *p = job->pollers;
 		job->pollers = p->next;

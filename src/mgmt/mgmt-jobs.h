@@ -28,6 +28,7 @@ struct mgmt_job;
 struct mgmt_jobs;
 
 typedef void mgmt_job_cancel_fn(struct mgmt_job *job, void *ctx);
+typedef void mgmt_job_free_fn(void *ctx);
 
 struct mgmt_jobs *mgmt_jobs_create(struct event_base *base);
 void mgmt_jobs_destroy(struct mgmt_jobs **jobs);
@@ -45,6 +46,9 @@ void mgmt_job_done(struct mgmt_job *job, struct json *result, const char *error)
 void mgmt_job_done_cancelled(struct mgmt_job *job, struct json *result);
 bool mgmt_job_cancelled(const struct mgmt_job *job);
 void mgmt_job_on_cancel(struct mgmt_job *job, mgmt_job_cancel_fn *fn, void *ctx);
+/* Called when the job is freed (reaped, or the server stops while it
+ * runs), so that work following it lets go; fn NULL unregisters. */
+void mgmt_job_on_free(struct mgmt_job *job, mgmt_job_free_fn *fn, void *ctx);
 const char *mgmt_job_user(const struct mgmt_job *job);
 
 /* /api/get-status and /api/cancel-async (arguments already parsed). */
