@@ -392,7 +392,7 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	{"GetJobs", "The instance's long work (imports, verify, rebuild), newest first: the last 10 jobs, kept across restarts of the instance.",
 	 {ID_ARG}, NULL, mgmt_get_jobs, false},
 	F("GetJob", "One job of the instance: state (running, succeeded, failed, cancelled, interrupted), percentProgress, statusText, result (counts so far while running), error, log. A job whose instance process ended while it ran is interrupted; an interrupted import's archived count is what it committed.",
-	  mgmt_get_job, {"jobID", MGMT_API_STRING, true, "as StartImport, VerifyStores or GetJobs name it"}),
+	  mgmt_get_job, {"jobID", MGMT_API_STRING, true, "result.jobID of ImportFiles, VerifyStores or RebuildSelectedStoreIndexes, or from GetJobs"}),
 	F("CancelJob", "Ask a running job to stop. It stops after committing what is in flight; GetJob then shows it cancelled with what it did.",
 	  mgmt_cancel_job, {"jobID", MGMT_API_STRING, true, "the job"}),
 	{NULL, NULL, {{0}}, NULL, NULL, false},
