@@ -133,6 +133,9 @@ def test_verify_outlasts_the_keepalive_window(inst):
     api = inst.api
     import_all(api)
     pid = pid_of(api)
+    # the shortened window is in force on the instance's link
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        assert b"\0--keepalive-secs\0%d\0" % KEEPALIVE in f.read()
     token = start(api, "VerifyStores")
     job = job_id_of(api, token)
     # While it runs, the instance answers other calls at once (its event
