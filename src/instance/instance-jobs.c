@@ -316,25 +316,30 @@ struct instance_jobs *instance_jobs_create(struct event_base *base, const char *
 
 static void instance_jobs_finish(struct instance_jobs *jobs);
 
+void instance_jobs_stop(struct instance_jobs *jobs)
+{
+	struct instance_job *job = jobs->running;
+	if (job == NULL)
+		return;
+	/* let the work commit what it has and stop */
+	atomic_store(&job->cancel, true);
+	pthread_join(job->thread, NULL);
+	job->thread_started = false;
+	pthread_mutex_lock(&job->lock);
+	job->state = JOB_INTERRUPTED;
+	mem_free(job->error);
+	job->error = mem_strdup("interrupted: the instance stopped while the job ran");
+	pthread_mutex_unlock(&job->lock);
+	instance_jobs_finish(jobs);
+}
+
 void instance_jobs_destroy(struct instance_jobs **_jobs)
 {
 	struct instance_jobs *jobs = *_jobs;
 	if (jobs == NULL)
 		return;
 	*_jobs = NULL;
-	if (jobs->running != NULL) {
-		struct instance_job *job = jobs->running;
-		/* let the work commit what it has and stop */
-		atomic_store(&job->cancel, true);
-		pthread_join(job->thread, NULL);
-		job->thread_started = false;
-		pthread_mutex_lock(&job->lock);
-		job->state = JOB_INTERRUPTED;
-		mem_free(job->error);
-		job->error = mem_strdup("interrupted: the instance stopped while the job ran");
-		pthread_mutex_unlock(&job->lock);
-		instance_jobs_finish(jobs);
-	}
+	instance_jobs_stop(jobs);
 	if (jobs->timer != NULL)
 		event_free(jobs->timer);
 	for (size_t i = 0; i < jobs->count; i++)

@@ -55,7 +55,9 @@ struct instance_job_kind {
  * jobs file that cannot be read is logged and started afresh. */
 struct instance_jobs *instance_jobs_create(struct event_base *base, const char *base_dir,
 					   const char *key_file, const char *log_context);
-/* Stops a running job (cancel, wait) and saves it as interrupted. */
+/* Stop a running job (cancel, wait for it) and save it as interrupted. */
+void instance_jobs_stop(struct instance_jobs *jobs);
+/* Also stops a running job. */
 void instance_jobs_destroy(struct instance_jobs **jobs);
 
 /* Start a job: `arguments` (shown with the job) and `internal` (saved, not

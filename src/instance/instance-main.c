@@ -107,6 +107,7 @@ static void instance_free(struct instance *inst)
 {
 	instance_calls_close(inst);
 	instance_archive_destroy(&inst->archive);
+	instance_jobs_destroy(&inst->jobs);
 	mem_free(inst->id);
 	mem_free(inst->base_dir);
 	mem_free(inst->key_file);
@@ -156,12 +157,15 @@ int instance_main(int argc, char **argv)
 	log_info(instance_context(&inst), "started (pid %ld)", (long)getpid());
 	event_base_dispatch(inst.base);
 	/* a running job stops first: it holds the archive */
-	instance_jobs_destroy(&inst.jobs);
+	instance_jobs_stop(inst.jobs);
 	instance_calls_close(&inst);
 	log_info(instance_context(&inst), "stopped");
 	event_free(term);
 	event_free(inst.idle_timer);
 	rpc_conn_destroy(&inst.host);
+	/* the job runner's timer lives on the event base */
+	instance_archive_destroy(&inst.archive);
+	instance_jobs_destroy(&inst.jobs);
 	event_base_free(inst.base);
 	instance_free(&inst);
 	return 0;
