@@ -56,7 +56,8 @@ Every request authenticates with HTTP Basic as a system administrator.
 ## Long work
 
 Work that takes longer than 5 seconds, and functions marked long-running
-(`ImportFiles`), answer with `"statusCode": "running"` and a `token`:
+(`ImportFiles`, `VerifyStores`, `RebuildSelectedStoreIndexes`), answer with
+`"statusCode": "running"` and a `token`:
 
     POST /api/get-status     token=..., lastKnownStatusVersion=N, millisecondsTimeout=30000
     POST /api/cancel-async   token=...
@@ -67,6 +68,17 @@ known) or when the timeout (at most 60 s) passes. A token works only for the
 administrator who started the work, and is kept 10 minutes after the work
 ended. `coffer api` follows tokens by itself (progress on stderr) unless
 `--no-wait` is given.
+
+`cancel-async` asks the work to stop. Work that must stop cleanly (an import
+commits what is in flight) stays `running` with `statusText` "cancelling"
+until it has stopped, then ends `cancelled` with its `result` (what it did,
+e.g. the messages it archived). Long work inside an instance is a job of the
+instance: `result.jobID` names it, and `GetJobs`, `GetJob` and `CancelJob`
+reach it directly, also after the token has expired and across restarts of
+the instance. If the instance process dies while a job runs, the job (and the
+token's work) ends with the error "interrupted: ..." and the result holds what
+was done until then; an interrupted import's `archived` is exactly what it
+committed.
 
 ## Answers
 

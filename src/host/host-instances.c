@@ -33,6 +33,11 @@
 #define HOST_INSTANCES_CRASH_WINDOW 60
 #define HOST_INSTANCES_START_TIMEOUT 15
 #define HOST_INSTANCES_STOP_TIMEOUT 10
+/* The link to each instance process: keep-alives every so many seconds, and
+ * closed after three times that of silence. Tests shorten it with
+ * COFFER_INSTANCE_KEEPALIVE_SECS (1 to 3600) to show that long work does
+ * not silence an instance. */
+#define HOST_INSTANCES_KEEPALIVE_SECS 30
 
 enum host_instance_state {
 	HOST_INSTANCE_STOPPED,
@@ -228,8 +233,21 @@ static const struct rpc_conn_callbacks host_instance_callbacks = {
 	.closed = host_instance_closed,
 };
 
+static unsigned int host_instance_keepalive_secs(void)
+{
+	const char *env = getenv("COFFER_INSTANCE_KEEPALIVE_SECS");
+	char *end;
+	unsigned long secs = env == NULL ? 0 : strtoul(env, &end, 10);
+	if (env == NULL || *end != '\0' || secs < 1 || secs > 3600)
+		return HOST_INSTANCES_KEEPALIVE_SECS;
+	return (unsigned int)secs;
+}
+
 static void host_instance_spawn(struct host_instance *inst)
 {
+	unsigned int keepalive = host_instance_keepalive_secs();
+	char keepalive_text[16];
+	snprintf(keepalive_text, sizeof(keepalive_text), "%u", keepalive);
 	struct host_instances *hi = inst->hi;
 	int sv[2];
 	clock_gettime(CLOCK_MONOTONIC, &inst->spawned);
@@ -250,7 +268,8 @@ static void host_instance_spawn(struct host_instance *inst)
 		for (int fd = 4; fd < 1024; fd++)
 			(void)close(fd);
 		char *argv[] = {hi->exe, "instance", "--id", inst->id, "--base-dir", inst->base_dir,
-				"--key-file", key, "--log-file", log_file, NULL};
+				"--key-file", key, "--log-file", log_file, "--keepalive-secs",
+				keepalive_text, NULL};
 		execv(hi->exe, argv);
 		_exit(127);
 	}
@@ -267,7 +286,7 @@ static void host_instance_spawn(struct host_instance *inst)
 	struct bufferevent *bev = bufferevent_socket_new(hi->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	struct json *hello = json_new_object();
 	json_set_string(hello, "role", "instance-host");
-	inst->conn = rpc_conn_create(bev, hello, 30, &host_instance_callbacks, inst);
+	inst->conn = rpc_conn_create(bev, hello, keepalive, &host_instance_callbacks, inst);
 	json_unref(&hello);
 	host_set_state(inst, HOST_INSTANCE_STARTING, NULL);
 	struct timeval tv = {HOST_INSTANCES_START_TIMEOUT, 0};

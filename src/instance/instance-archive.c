@@ -1,59 +1,40 @@
 #include "instance-archive.h"
 #include "archive-import.h"
 #include "archive.h"
+#include "catalog.h"
+#include "instance-jobs.h"
 #include "json.h"
 #include "mem.h"
 #include "str.h"
 #include "tstr.h"
 
+#include <ftw.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-struct instance_import {
-	char *id;
-	char *owner, *folder;
-	char **paths;
-	size_t path_count;
-	atomic_bool cancel;
-	pthread_t thread;
-	pthread_mutex_t lock;
-	/* guarded by lock: */
-	bool running;
-	struct archive_import_result result;
-	uint64_t messages, bytes, skipped, archived, duplicates;
-	char *error;
-	struct str *log;
-};
-
 struct instance_archive {
 	char *base_dir;
 	char *key_file;
-	struct archive *archive; /* writable; owned by the import thread while it runs */
-	struct archive *reader;  /* read-only, while an import holds the writable one */
-	struct instance_import *import;
-	unsigned int import_count;
+	struct instance_jobs *jobs;
+	struct archive *archive; /* writable; owned by a running import or verify */
+	struct archive *reader;  /* read-only, for reads while a job runs */
 };
 
-struct instance_archive *instance_archive_create(const char *base_dir, const char *key_file)
+struct instance_archive *instance_archive_create(const char *base_dir, const char *key_file,
+						 struct instance_jobs *jobs)
 {
 	struct instance_archive *ia = mem_new(struct instance_archive);
 	ia->base_dir = mem_strdup(base_dir);
 	ia->key_file = mem_strdup(key_file);
+	ia->jobs = jobs;
 	return ia;
 }
 
 bool instance_archive_busy(struct instance_archive *ia)
 {
-	if (ia->import == NULL)
-		return false;
-	pthread_mutex_lock(&ia->import->lock);
-	bool running = ia->import->running;
-	pthread_mutex_unlock(&ia->import->lock);
-	return running;
+	return instance_jobs_running(ia->jobs) != NULL;
 }
 
 bool instance_archive_close(struct instance_archive *ia)
@@ -77,17 +58,26 @@ static int instance_archive_open(struct instance_archive *ia, bool write, struct
 	return archive_open(&set, a_r, error_r);
 }
 
-/* The handle for a call: the writable one, or (while an import holds it) a
- * read-only one kept until the import has ended. */
+/* The handle for a call: the writable one, or (while a job holds it) a
+ * read-only one kept until the job has ended. A rebuild replaces the
+ * catalog: nothing reads it meanwhile. */
 static struct archive *instance_archive_get(struct instance_archive *ia, bool write,
 					    const char **error_r)
 {
-	if (instance_archive_busy(ia)) {
-		if (write) {
-			*error_r = "an import is running: try again when it has finished";
+	const char *running = instance_jobs_running(ia->jobs);
+	if (running != NULL) {
+		if (strcmp(running, "rebuild") == 0) {
+			*error_r = "a rebuild is running: the catalog is being rebuilt; try again "
+				   "when it has finished";
 			return NULL;
 		}
-		/* one read-only handle serves reads for the whole import */
+		if (write) {
+			*error_r = tstr_printf("a job (%s) is running: try again when it has "
+					       "finished",
+					       running);
+			return NULL;
+		}
+		/* one read-only handle serves reads for the whole job */
 		if (ia->reader == NULL &&
 		    instance_archive_open(ia, false, &ia->reader, error_r) < 0)
 			return NULL;
@@ -99,74 +89,153 @@ static struct archive *instance_archive_get(struct instance_archive *ia, bool wr
 	return ia->archive;
 }
 
+static int instance_archive_messages_now(struct archive *a, long long *count_r,
+					 const char **error_r)
+{
+	struct catalog_stats st;
+	if (catalog_stats(archive_catalog(a), &st, error_r) < 0)
+		return -1;
+	*count_r = (long long)st.messages;
+	return 0;
+}
+
 /* ---- imports ---- */
 
-static void instance_import_free(struct instance_import *imp)
+struct instance_import {
+	struct instance_archive *ia;
+	struct instance_job *job;
+	char *owner, *folder;
+	char **paths;
+	size_t path_count;
+	/* the job's thread only: */
+	uint64_t input_bytes;
+	struct archive_import_result counts;
+	uint64_t messages, bytes;
+};
+
+static void instance_import_free(void *ctx)
 {
+	struct instance_import *imp = ctx;
 	for (size_t i = 0; i < imp->path_count; i++)
 		mem_free(imp->paths[i]);
 	mem_free(imp->paths);
-	mem_free(imp->id);
 	mem_free(imp->owner);
 	mem_free(imp->folder);
-	mem_free(imp->error);
-	str_destroy(&imp->log);
-	pthread_mutex_destroy(&imp->lock);
 	mem_free(imp);
+}
+
+/* Counts so far into the job (after each committed batch, and at the end). */
+static void instance_import_publish(struct instance_import *imp)
+{
+	struct instance_job *job = imp->job;
+	instance_job_count(job, "messagesRead", (long long)imp->messages);
+	instance_job_count(job, "bytesRead", (long long)imp->bytes);
+	instance_job_count(job, "archived", (long long)imp->counts.archived);
+	instance_job_count(job, "duplicates", (long long)imp->counts.duplicates);
+	instance_job_count(job, "skipped", (long long)imp->counts.skipped);
+	instance_job_count(job, "defects", (long long)imp->counts.defects);
+	instance_job_status(job, tstr_printf("%llu messages read, %llu archived, %llu skipped",
+					     (unsigned long long)imp->messages,
+					     (unsigned long long)imp->counts.archived,
+					     (unsigned long long)imp->counts.skipped));
+	if (imp->input_bytes > 0)
+		instance_job_progress(job, imp->bytes, imp->input_bytes);
 }
 
 static void instance_import_event(const struct archive_import_event *ev, void *context)
 {
 	struct instance_import *imp = context;
-	pthread_mutex_lock(&imp->lock);
 	switch (ev->type) {
 	case ARCHIVE_IMPORT_ARCHIVED:
-		imp->archived++;
+		imp->counts.archived++;
+		imp->counts.defects += ev->defects > 0;
 		break;
 	case ARCHIVE_IMPORT_DUPLICATE:
-		imp->duplicates++;
+		imp->counts.duplicates++;
 		break;
 	case ARCHIVE_IMPORT_SKIPPED:
-		imp->skipped++;
-		if (str_len(imp->log) < 64 * 1024)
-			str_printfa(imp->log, "skipped %s: %s\n", ev->source, ev->reason);
+		imp->counts.skipped++;
+		instance_job_log(imp->job, tstr_printf("skipped %s: %s", ev->source, ev->reason));
 		break;
 	case ARCHIVE_IMPORT_PROGRESS:
+		/* a batch was committed */
 		imp->messages = ev->messages;
 		imp->bytes = ev->bytes;
+		instance_import_publish(imp);
 		break;
 	}
-	pthread_mutex_unlock(&imp->lock);
 }
 
-struct instance_import_run {
-	struct instance_archive *ia;
-	struct instance_import *imp;
-};
+/* The bytes an import will read, for its percentage (nftw has no context
+ * argument: the sum is per thread). */
+static _Thread_local uint64_t instance_import_walk_sum;
 
-static void *instance_import_thread(void *ctx)
+static int instance_import_walk(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-	struct instance_import_run *run = ctx;
-	struct instance_import *imp = run->imp;
+	if (type == FTW_F && S_ISREG(st->st_mode))
+		instance_import_walk_sum += (uint64_t)st->st_size;
+	return 0;
+}
+
+static uint64_t instance_import_input_bytes(const struct instance_import *imp)
+{
+	instance_import_walk_sum = 0;
+	for (size_t i = 0; i < imp->path_count; i++)
+		(void)nftw(imp->paths[i], instance_import_walk, 16, FTW_PHYS);
+	return instance_import_walk_sum;
+}
+
+static int instance_import_run(struct instance_job *job, void *ctx, const char **error_r)
+{
+	struct instance_import *imp = ctx;
+	imp->job = job;
+	imp->input_bytes = instance_import_input_bytes(imp);
 	struct archive_import_settings set = {
 		.user = imp->owner,
 		.folder = imp->folder,
 		.cb = instance_import_event,
 		.context = imp,
-		.cancel = &imp->cancel,
+		.cancel = instance_job_cancel_flag(job),
 	};
 	struct archive_import_result result = {0};
-	const char *error = NULL;
-	int ret = archive_import(run->ia->archive, &set, (const char *const *)imp->paths,
-				 imp->path_count, &result, &error);
-	pthread_mutex_lock(&imp->lock);
-	imp->result = result;
-	if (ret < 0)
-		imp->error = mem_strdup(error);
-	imp->running = false;
-	pthread_mutex_unlock(&imp->lock);
-	mem_free(run);
-	return NULL;
+	int ret = archive_import(imp->ia->archive, &set, (const char *const *)imp->paths,
+				 imp->path_count, &result, error_r);
+	/* the engine's own totals: what it committed, also when stopped */
+	imp->counts.archived = result.archived;
+	imp->counts.duplicates = result.duplicates;
+	imp->counts.skipped = result.skipped;
+	imp->counts.defects = result.defects;
+	instance_import_publish(imp);
+	return ret;
+}
+
+static const struct instance_job_kind instance_import_kind = {
+	.name = "import",
+	.run = instance_import_run,
+	.done = instance_import_free,
+};
+
+/* An import cut short by the end of the process: what it committed is
+ * exactly what the catalog gained since it started (nothing else writes
+ * while a job runs). */
+static void instance_import_recover(const struct json *arguments, const struct json *internal,
+				    struct json *result, void *ctx)
+{
+	struct instance_archive *ia = ctx;
+	long long before, now;
+	struct archive *a;
+	const char *error;
+	if (json_get_int(internal, "messagesBefore", &before) < 0 ||
+	    instance_archive_open(ia, false, &a, &error) < 0)
+		return;
+	if (instance_archive_messages_now(a, &now, &error) == 0 && now >= before)
+		json_set_int(result, "archived", now - before);
+	archive_destroy(&a);
+}
+
+void instance_archive_recover(struct instance_archive *ia)
+{
+	instance_jobs_recover(ia->jobs, "import", instance_import_recover, ia);
 }
 
 /* "import/x.mbox" or an absolute path, in both cases below <base>/import. */
@@ -195,15 +264,18 @@ static char *instance_import_path(struct instance_archive *ia, const char *path,
 	return ret;
 }
 
+static struct json *instance_job_started(const char *id)
+{
+	struct json *r = json_new_object();
+	json_set_string(r, "jobID", id);
+	return r;
+}
+
 static int instance_import_start(struct instance_archive *ia, const struct json *args,
 				 const char *owner, struct json **result_r, const char **error_r)
 {
 	if (owner == NULL) {
 		*error_r = "userName: no such user";
-		return -1;
-	}
-	if (instance_archive_busy(ia)) {
-		*error_r = "an import is already running in this instance";
 		return -1;
 	}
 	const struct json *paths = json_get(args, "paths");
@@ -214,8 +286,7 @@ static int instance_import_start(struct instance_archive *ia, const struct json 
 		return -1;
 	}
 	struct instance_import *imp = mem_new(struct instance_import);
-	pthread_mutex_init(&imp->lock, NULL);
-	imp->log = str_create(0);
+	imp->ia = ia;
 	imp->paths = mem_calloc(count, sizeof(char *));
 	for (size_t i = 0; i < count; i++) {
 		const char *p = one != NULL ? one : json_string_of(json_at(paths, i));
@@ -227,58 +298,131 @@ static int instance_import_start(struct instance_archive *ia, const struct json 
 		}
 		imp->path_count = i + 1;
 	}
-	struct archive *a;
-	if ((a = instance_archive_get(ia, true, error_r)) == NULL) {
-		instance_import_free(imp);
-		return -1;
-	}
-	imp->id = mem_printf("import-%u", ++ia->import_count);
 	imp->owner = mem_strdup(owner);
 	const char *folder = json_get_string(args, "folder");
 	imp->folder = mem_strdup(folder != NULL && folder[0] != '\0' ? folder : "Import");
-	imp->running = true;
-	if (ia->import != NULL)
-		instance_import_free(ia->import);
-	ia->import = imp;
-	struct instance_import_run *run = mem_new(struct instance_import_run);
-	run->ia = ia;
-	run->imp = imp;
-	if (pthread_create(&imp->thread, NULL, instance_import_thread, run) != 0) {
-		imp->running = false;
-		imp->error = mem_strdup("cannot start the import thread");
-		mem_free(run);
-		*error_r = "cannot start the import thread";
+	struct archive *a;
+	long long before;
+	if ((a = instance_archive_get(ia, true, error_r)) == NULL ||
+	    instance_archive_messages_now(a, &before, error_r) < 0) {
+		instance_import_free(imp);
 		return -1;
 	}
-	struct json *r = json_new_object();
-	json_set_string(r, "importID", imp->id);
-	*result_r = r;
+	struct json *shown = json_new_object(), *internal = json_new_object();
+	json_set_string(shown, "userName", json_get_string(args, "userName"));
+	json_set(shown, "paths", json_new_array());
+	for (size_t i = 0; i < count; i++)
+		json_append(json_get(shown, "paths"),
+			    json_new_string(one != NULL ? one : json_string_of(json_at(paths, i))));
+	json_set_string(shown, "folder", imp->folder);
+	json_set_int(internal, "messagesBefore", before);
+	const char *id;
+	if (instance_jobs_start(ia->jobs, &instance_import_kind, shown, internal, imp, &id,
+				error_r) < 0) {
+		instance_import_free(imp);
+		return -1;
+	}
+	*result_r = instance_job_started(id);
 	return 0;
 }
 
-static struct json *instance_import_status(struct instance_import *imp)
+/* ---- verify and rebuild ---- */
+
+struct instance_check {
+	struct instance_archive *ia;
+	struct instance_job *job;
+	long long problems;
+};
+
+static void instance_check_line(const char *line, void *context)
 {
-	struct json *r = json_new_object();
-	pthread_mutex_lock(&imp->lock);
-	bool cancelled = atomic_load(&imp->cancel);
-	json_set_string(r, "importID", imp->id);
-	json_set_string(r, "state",
-			imp->running         ? "running"
-			: imp->error != NULL ? "failed"
-			: cancelled          ? "cancelled"
-					     : "succeeded");
-	json_set_int(r, "messagesRead", (long long)imp->messages);
-	json_set_int(r, "bytesRead", (long long)imp->bytes);
-	json_set_int(r, "archived",
-		     (long long)(imp->running ? imp->archived : imp->result.archived));
-	json_set_int(r, "duplicates",
-		     (long long)(imp->running ? imp->duplicates : imp->result.duplicates));
-	json_set_int(r, "skipped", (long long)(imp->running ? imp->skipped : imp->result.skipped));
-	json_set_int(r, "defects", (long long)imp->result.defects);
-	json_set_string(r, "error", imp->error == NULL ? "" : imp->error);
-	json_set_string(r, "log", str_c(imp->log));
-	pthread_mutex_unlock(&imp->lock);
-	return r;
+	struct instance_check *c = context;
+	c->problems++;
+	instance_job_report(c->job, line);
+}
+
+static void instance_check_progress(uint64_t done, uint64_t total, void *context)
+{
+	struct instance_check *c = context;
+	instance_job_progress(c->job, done, total);
+}
+
+static void instance_check_free(void *ctx)
+{
+	mem_free(ctx);
+}
+
+static int instance_verify_run(struct instance_job *job, void *ctx, const char **error_r)
+{
+	struct instance_check *c = ctx;
+	c->job = job;
+	instance_job_count(job, "problems", 0);
+	instance_job_status(job, "checking every record against its hash and the catalog");
+	struct archive_work work = {.report = instance_check_line,
+				    .progress = instance_check_progress,
+				    .context = c,
+				    .cancel = instance_job_cancel_flag(job)};
+	int ret = archive_verify_work(c->ia->archive, &work, error_r);
+	instance_job_count(job, "problems", c->problems);
+	instance_job_status(job, tstr_printf("%lld problems", c->problems));
+	return ret < 0 ? -1 : 0;
+}
+
+static int instance_rebuild_run(struct instance_job *job, void *ctx, const char **error_r)
+{
+	struct instance_check *c = ctx;
+	c->job = job;
+	instance_job_count(job, "damagedRecords", 0);
+	instance_job_status(job, "rebuilding the catalog and index from the stores");
+	struct archive_settings set = {
+		.base_dir = c->ia->base_dir, .key_file = c->ia->key_file, .write = true};
+	struct archive_work work = {.report = instance_check_line,
+				    .progress = instance_check_progress,
+				    .context = c,
+				    .cancel = instance_job_cancel_flag(job)};
+	int damaged = archive_rebuild_work(&set, &work, error_r);
+	if (damaged >= 0) {
+		instance_job_count(job, "damagedRecords", damaged);
+		instance_job_status(job, tstr_printf("%d damaged records skipped", damaged));
+	}
+	return damaged < 0 ? -1 : 0;
+}
+
+static const struct instance_job_kind instance_verify_kind = {
+	.name = "verify",
+	.run = instance_verify_run,
+	.done = instance_check_free,
+};
+
+static const struct instance_job_kind instance_rebuild_kind = {
+	.name = "rebuild",
+	.run = instance_rebuild_run,
+	.done = instance_check_free,
+};
+
+static int instance_check_start(struct instance_archive *ia, const struct instance_job_kind *kind,
+				struct json **result_r, const char **error_r)
+{
+	if (kind == &instance_rebuild_kind) {
+		/* the rebuild opens the base directory itself, as the one writer */
+		if (!instance_archive_close(ia)) {
+			*error_r = tstr_printf("a job (%s) is running: rebuild when it has "
+					       "finished",
+					       instance_jobs_running(ia->jobs));
+			return -1;
+		}
+	} else if (instance_archive_get(ia, true, error_r) == NULL) {
+		return -1;
+	}
+	struct instance_check *c = mem_new(struct instance_check);
+	c->ia = ia;
+	const char *id;
+	if (instance_jobs_start(ia->jobs, kind, json_new_object(), NULL, c, &id, error_r) < 0) {
+		mem_free(c);
+		return -1;
+	}
+	*result_r = instance_job_started(id);
+	return 0;
 }
 
 /* ---- the calls ---- */
@@ -468,15 +612,6 @@ static int instance_archive_on(struct archive *a, const char *method, const stru
 	} else if (strcmp(method, "SetStoreRequestedState") == 0) {
 		ret = archive_store_set_state(a, json_get_string(args, "storeName"),
 					      json_get_string(args, "requestedState"), error_r);
-	} else if (strcmp(method, "VerifyStores") == 0) {
-		ret = archive_verify(a, instance_report_line, lines, error_r);
-		if (ret >= 0) {
-			struct json *r = json_new_object();
-			json_set_int(r, "problems", ret);
-			json_set(r, "report", json_ref(lines));
-			*result_r = r;
-			ret = 0;
-		}
 	}
 	json_unref(&lines);
 	return ret;
@@ -485,43 +620,23 @@ static int instance_archive_on(struct archive *a, const char *method, const stru
 int instance_archive_call(struct instance_archive *ia, const char *method, const struct json *args,
 			  const char *owner, struct json **result_r, const char **error_r)
 {
-	static const char *const read_calls[] = {"GetStatistics",   "Search",
-						 "GetStores",       "VerifyStores",
-						 "GetChildFolders", "GetFolderStatistics",
-						 "GetMessages",     NULL};
+	static const char *const read_calls[] = {
+		"GetStatistics",       "Search",      "GetStores", "GetChildFolders",
+		"GetFolderStatistics", "GetMessages", NULL};
 	static const char *const write_calls[] = {"CreateStore", "SetStoreRequestedState", NULL};
 	*result_r = NULL;
+	int ret = 0;
+	/* long work: started as a job, answered with its jobID at once */
 	if (strcmp(method, "StartImport") == 0)
-		return instance_import_start(ia, args, owner, result_r, error_r) < 0 ? -1 : 1;
-	if (strcmp(method, "GetImportStatus") == 0 || strcmp(method, "CancelImport") == 0) {
-		if (ia->import == NULL) {
-			*error_r = "no import has run since this instance started";
-			return -1;
-		}
-		if (strcmp(method, "CancelImport") == 0)
-			atomic_store(&ia->import->cancel, true);
-		*result_r = instance_import_status(ia->import);
-		return 1;
-	}
-	if (strcmp(method, "RebuildSelectedStoreIndexes") == 0) {
-		if (!instance_archive_close(ia)) {
-			*error_r = "an import is running: rebuild when it has finished";
-			return -1;
-		}
-		struct archive_settings set = {
-			.base_dir = ia->base_dir, .key_file = ia->key_file, .write = true};
-		struct json *lines = json_new_array();
-		int damaged = archive_rebuild(&set, instance_report_line, lines, error_r);
-		if (damaged < 0) {
-			json_unref(&lines);
-			return -1;
-		}
-		struct json *r = json_new_object();
-		json_set_int(r, "damagedRecords", damaged);
-		json_set(r, "report", lines);
-		*result_r = r;
-		return 1;
-	}
+		ret = instance_import_start(ia, args, owner, result_r, error_r);
+	else if (strcmp(method, "VerifyStores") == 0)
+		ret = instance_check_start(ia, &instance_verify_kind, result_r, error_r);
+	else if (strcmp(method, "RebuildSelectedStoreIndexes") == 0)
+		ret = instance_check_start(ia, &instance_rebuild_kind, result_r, error_r);
+	else
+		ret = 1;
+	if (ret <= 0)
+		return ret < 0 ? -1 : 1;
 	bool write = false, known = false;
 	for (const char *const *m = read_calls; *m != NULL; m++)
 		known = known || strcmp(*m, method) == 0;
@@ -532,7 +647,7 @@ int instance_archive_call(struct instance_archive *ia, const char *method, const
 	struct archive *a = instance_archive_get(ia, write, error_r);
 	if (a == NULL)
 		return -1;
-	int ret = instance_archive_on(a, method, args, owner, result_r, error_r);
+	ret = instance_archive_on(a, method, args, owner, result_r, error_r);
 	return ret < 0 ? -1 : 1;
 }
 
@@ -546,13 +661,7 @@ void instance_archive_destroy(struct instance_archive **ia)
 	struct instance_archive *a = *ia;
 	if (a == NULL)
 		return;
-	if (a->import != NULL) {
-		/* Let a running import commit what it has, then stop. */
-		atomic_store(&a->import->cancel, true);
-		if (a->import->thread != 0)
-			pthread_join(a->import->thread, NULL);
-		instance_import_free(a->import);
-	}
+	/* a running job was stopped with the runner, which goes first */
 	archive_destroy(&a->reader);
 	archive_destroy(&a->archive);
 	mem_free(a->base_dir);

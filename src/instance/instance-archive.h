@@ -2,26 +2,35 @@
 #define COFFER_INSTANCE_ARCHIVE_H
 /* instance-archive: the archive engine inside an instance process.
  *
- * The archive is opened on first use and closed when idle or frozen. An
- * import runs in a thread of its own (the archive engine then uses its
- * worker threads); meanwhile other calls read through a second, read-only
- * handle. Imports read only below <base>/import/: the process cannot open
- * anything outside its base directory (Landlock), and paths are checked
- * here first so the error says so.
+ * The archive is opened on first use and closed when idle or frozen. Long
+ * work (import, verify, rebuild) runs as a job of the instance's one job
+ * runner (instance-jobs.h), in a thread of its own: the call answers at once
+ * with the jobID, which GetJob follows. An import or a verify owns the
+ * writable handle while it runs; meanwhile other calls read through a
+ * second, read-only handle and writes are refused. A rebuild replaces the
+ * catalog, so archive reads wait for it too. Imports read only below
+ * <base>/import/: the process cannot open anything outside its base
+ * directory (Landlock), and paths are checked here first so the error says
+ * so.
  *
  * Calls: GetStatistics, Search, GetStores, CreateStore,
- * SetStoreRequestedState, VerifyStores, RebuildSelectedStoreIndexes,
- * StartImport, GetImportStatus, CancelImport. */
+ * SetStoreRequestedState, GetChildFolders, GetFolderStatistics,
+ * GetMessages; jobs: StartImport, VerifyStores, RebuildSelectedStoreIndexes. */
 #include <stdbool.h>
 
 struct archive;
 struct instance;
 struct instance_archive;
+struct instance_jobs;
 struct json;
 
-struct instance_archive *instance_archive_create(const char *base_dir, const char *key_file);
+struct instance_archive *instance_archive_create(const char *base_dir, const char *key_file,
+						 struct instance_jobs *jobs);
+/* Correct the counts of jobs that the end of an earlier process cut short
+ * (an import's archived count, from the catalog). */
+void instance_archive_recover(struct instance_archive *ia);
 void instance_archive_destroy(struct instance_archive **ia);
-/* Close the handles (idle, freeze). Refused (false) while an import runs. */
+/* Close the handles (idle, freeze). Refused (false) while a job runs. */
 bool instance_archive_close(struct instance_archive *ia);
 bool instance_archive_busy(struct instance_archive *ia);
 

@@ -3,6 +3,7 @@
 #include "instance-archive.h"
 #include "instance-client.h"
 #include "instance-rights.h"
+#include "instance-jobs.h"
 #include "instance-users.h"
 #include "json.h"
 #include "log.h"
@@ -59,8 +60,7 @@ static int instance_users_ready(struct instance *inst, const char **error_r)
 static bool instance_call_writes(const char *method)
 {
 	static const char *const reads[] = {"GetUsers", "GetUserInfo", "GetStatistics", "Search",
-					    "GetStores", "VerifyStores", "GetImportStatus",
-					    "GetChildFolders", "GetFolderStatistics", "GetMessages", NULL};
+					    "GetStores", "GetChildFolders", "GetFolderStatistics", "GetMessages", NULL};
 	for (const char *const *m = reads; *m != NULL; m++) {
 		if (strcmp(*m, method) == 0)
 			return false;
@@ -101,13 +101,17 @@ static int instance_data_call(struct instance *inst, struct rpc_conn *conn, uint
 void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint32_t id,
 			     const char *method, const struct json *args)
 {
+	struct json *result = NULL;
+	const char *error = NULL;
 	if (strcmp(method, "Ping") == 0) {
 		rpc_conn_reply(conn, id, json_new_string("pong"));
 	} else if (strcmp(method, "GetLiveStatistics") == 0) {
 		rpc_conn_reply(conn, id, instance_live_statistics(inst));
 	} else if (strcmp(method, "Freeze") == 0) {
 		if (instance_archive_busy(inst->archive)) {
-			rpc_conn_reply_error(conn, id, "busy", "an import is running: freeze after it");
+			rpc_conn_reply_error(conn, id, "busy",
+					     tstr_printf("a job (%s) is running: freeze after it",
+							 instance_jobs_running(inst->jobs)));
 			return;
 		}
 		instance_calls_close(inst);
@@ -118,6 +122,12 @@ void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint3
 		inst->frozen = false;
 		log_info(tstr_printf("instance=%s", inst->id), "thawed");
 		rpc_conn_reply(conn, id, NULL);
+	} else if (instance_jobs_call(inst->jobs, method, args, &result, &error) != 0) {
+		/* following and cancelling jobs changes no data: also while frozen */
+		if (result != NULL)
+			rpc_conn_reply(conn, id, result);
+		else
+			rpc_conn_reply_error(conn, id, "failed", error);
 	} else if (instance_client_is_call(method)) {
 		/* end users read; the few writes (password, app passwords) touch
 		 * users.sealed only, which freezing does not have to keep still */

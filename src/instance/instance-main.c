@@ -1,6 +1,7 @@
 #include "instance-main.h"
 #include "instance.h"
 #include "instance-archive.h"
+#include "instance-jobs.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -106,13 +107,15 @@ static int instance_parse_args(struct instance *inst, int argc, char **argv,
 			inst->key_file = mem_strdup(argv[i + 1]);
 		else if (strcmp(argv[i], "--log-file") == 0)
 			*log_file_r = argv[i + 1];
+		else if (strcmp(argv[i], "--keepalive-secs") == 0)
+			inst->keepalive_secs = (unsigned int)strtoul(argv[i + 1], NULL, 10);
 		else {
 			*error_r = tstr_printf("unknown argument '%s'", argv[i]);
 			return -1;
 		}
 	}
 	if (inst->id == NULL || inst->base_dir == NULL || inst->key_file == NULL) {
-		*error_r = "usage: coffer instance --id ID --base-dir DIR --key-file FILE [--log-file FILE] (started by the Instance Host)";
+		*error_r = "usage: coffer instance --id ID --base-dir DIR --key-file FILE [--log-file FILE] [--keepalive-secs N] (started by the Instance Host)";
 		return -1;
 	}
 	return 0;
@@ -138,6 +141,7 @@ static void instance_free(struct instance *inst)
 {
 	instance_calls_close(inst);
 	instance_archive_destroy(&inst->archive);
+	instance_jobs_destroy(&inst->jobs);
 	mem_free(inst->id);
 	mem_free(inst->base_dir);
 	mem_free(inst->key_file);
@@ -162,8 +166,13 @@ int instance_main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	instance_malloc_setup();
-	inst.archive = instance_archive_create(inst.base_dir, inst.key_file);
 	inst.base = event_base_new();
+	inst.jobs = instance_jobs_create(inst.base, inst.base_dir, inst.key_file,
+					 instance_context(&inst));
+	inst.archive = instance_archive_create(inst.base_dir, inst.key_file, inst.jobs);
+	/* before any call: an import cut short by a crash reports exactly
+	 * what it committed */
+	instance_archive_recover(inst.archive);
 	inst.last_used = time(NULL);
 	struct bufferevent *bev = bufferevent_socket_new(inst.base, INSTANCE_HOST_FD,
 							 BEV_OPT_CLOSE_ON_FREE);
@@ -171,7 +180,9 @@ int instance_main(int argc, char **argv)
 	json_set_string(hello, "role", "instance");
 	json_set_string(hello, "instanceID", inst.id);
 	json_set_string(hello, "version", COFFER_VERSION);
-	inst.host = rpc_conn_create(bev, hello, 30, &instance_callbacks, &inst);
+	inst.host = rpc_conn_create(bev, hello,
+				    inst.keepalive_secs != 0 ? inst.keepalive_secs : 30,
+				    &instance_callbacks, &inst);
 	json_unref(&hello);
 	struct event *term = evsignal_new(inst.base, SIGTERM, instance_signal, &inst);
 	evsignal_add(term, NULL);
@@ -180,11 +191,16 @@ int instance_main(int argc, char **argv)
 	event_add(inst.idle_timer, &tv);
 	log_info(instance_context(&inst), "started (pid %ld)", (long)getpid());
 	event_base_dispatch(inst.base);
+	/* a running job stops first: it holds the archive */
+	instance_jobs_stop(inst.jobs);
 	instance_calls_close(&inst);
 	log_info(instance_context(&inst), "stopped");
 	event_free(term);
 	event_free(inst.idle_timer);
 	rpc_conn_destroy(&inst.host);
+	/* the job runner's timer lives on the event base */
+	instance_archive_destroy(&inst.archive);
+	instance_jobs_destroy(&inst.jobs);
 	event_base_free(inst.base);
 	instance_free(&inst);
 	return 0;

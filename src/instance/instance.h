@@ -19,6 +19,7 @@ struct event_base;
 struct json;
 struct rpc_conn;
 struct instance_archive;
+struct instance_jobs;
 struct instance_users;
 
 struct instance {
@@ -33,7 +34,9 @@ struct instance {
 	bool frozen;
 	bool idle_since_trim; /* closed and trimmed since the last call */
 	struct instance_archive *archive;
+	struct instance_jobs *jobs;   /* long work, off the event loop */
 	struct instance_users *users; /* open while in use */
+	unsigned int keepalive_secs;  /* of the link to the Instance Host */
 	uint64_t calls;
 };
 

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -16,11 +17,16 @@
 #include <unistd.h>
 
 #define ARCHIVE_REBUILD_BATCH 1000
+#define ARCHIVE_REBUILD_UNITS 1000
 
 struct archive_rebuild_ctx {
 	struct archive *a;
 	archive_report_cb *cb;
 	void *context;
+	const struct archive_work *work; /* NULL: no progress, no cancel */
+	/* progress: ARCHIVE_REBUILD_UNITS per store, by bytes read */
+	uint64_t units_done, units_total;
+	bool cancelled;
 	int damaged;
 	/* raw bytes of the contents rebuilt so far: where each dictionary
 	 * began, for the next import's spacing of new ones */
@@ -168,6 +174,25 @@ static int archive_rebuild_record(struct archive_rebuild_ctx *ctx, struct archiv
 	return ret;
 }
 
+/* Tell how far the scan of a store got (`read` of `size` bytes); false
+ * when the caller wants the work stopped. */
+static bool archive_rebuild_step(struct archive_rebuild_ctx *ctx, uint64_t read, uint64_t size)
+{
+	const struct archive_work *w = ctx->work;
+	if (w == NULL)
+		return true;
+	if (w->progress != NULL) {
+		uint64_t in_store =
+			size == 0 ? 0 : (uint64_t)((double)ARCHIVE_REBUILD_UNITS * read / size);
+		if (in_store > ARCHIVE_REBUILD_UNITS)
+			in_store = ARCHIVE_REBUILD_UNITS;
+		w->progress(ctx->units_done + in_store, ctx->units_total, w->context);
+	}
+	if (w->cancel != NULL && atomic_load(w->cancel))
+		ctx->cancelled = true;
+	return !ctx->cancelled;
+}
+
 /* Read one store's segments into the catalog (inside batches of
  * transactions), and record its committed tail. */
 static int archive_rebuild_store(struct archive_rebuild_ctx *ctx, struct archive_store *s,
@@ -180,6 +205,8 @@ static int archive_rebuild_store(struct archive_rebuild_ctx *ctx, struct archive
 	store_tail(s->store, &tail_seg, &tail_len);
 	int ret = 0, in_batch = 0;
 	bool open = false; /* a transaction is open (the scan may end right after one began) */
+	uint64_t size = store_size(s->store), seg_base = 0, seg_end = 0;
+	uint32_t segment = 0;
 	for (;;) {
 		if (!open && catalog_begin(a->cat, error_r) < 0) {
 			ret = -1;
@@ -195,6 +222,17 @@ static int archive_rebuild_store(struct archive_rebuild_ctx *ctx, struct archive
 		}
 		if (result == STORE_SCAN_END)
 			break;
+		if (loc.segment != segment) {
+			seg_base += seg_end;
+			segment = loc.segment;
+		}
+		seg_end = loc.offset + loc.length;
+		if (in_batch % 64 == 0 && !archive_rebuild_step(ctx, seg_base + seg_end, size)) {
+			mem_free(rec);
+			*error_r = "cancelled";
+			ret = -1;
+			break;
+		}
 		if (result == STORE_SCAN_RECORD) {
 			ret = archive_rebuild_record(ctx, s, &loc, rec, error_r);
 			mem_free(rec);
@@ -222,6 +260,7 @@ static int archive_rebuild_store(struct archive_rebuild_ctx *ctx, struct archive
 		}
 	}
 	store_scan_destroy(&scan);
+	ctx->units_done += ARCHIVE_REBUILD_UNITS;
 	if (ret == 0) {
 		if (!open && catalog_begin(a->cat, error_r) < 0)
 			return -1;
@@ -275,6 +314,15 @@ static void archive_remove_db(const char *path)
 int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, void *context,
 		    const char **error_r)
 {
+	struct archive_work work = {.report = cb, .context = context};
+	return archive_rebuild_work(set, &work, error_r);
+}
+
+int archive_rebuild_work(const struct archive_settings *set, const struct archive_work *work,
+			 const char **error_r)
+{
+	archive_report_cb *cb = work->report;
+	void *context = work->context;
 	struct archive_settings s2 = *set;
 	s2.write = true;
 	s2.create = false;
@@ -284,9 +332,10 @@ int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, v
 	char *path = mem_printf("%s/catalog.db", a->base_dir);
 	char *tmp = mem_printf("%s/catalog.rebuild.db", a->base_dir);
 	archive_remove_db(tmp);
-	struct archive_rebuild_ctx ctx = {.a = a, .cb = cb, .context = context};
+	struct archive_rebuild_ctx ctx = {.a = a, .cb = cb, .context = context, .work = work};
 	size_t count;
 	char **names = archive_list_store_dirs(a->base_dir, &count);
+	ctx.units_total = (count + 1) * ARCHIVE_REBUILD_UNITS; /* the last share: the swap */
 	/* keep the stores' states if the old catalog can still tell them */
 	struct catalog_store *old_stores = NULL;
 	size_t old_count = 0;
@@ -333,7 +382,10 @@ int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, v
 	mem_free(names);
 	catalog_stores_free(old_stores, old_count);
 	catalog_destroy(&a->cat);
-	if (ret == 0) {
+	if (ret < 0) {
+		/* cancelled or failed: the old catalog stays as it was */
+		archive_remove_db(tmp);
+	} else {
 		archive_remove_db(path);
 		if (rename(tmp, path) < 0) {
 			*error_r = tstr_printf("rename(%s, %s) failed: %s", tmp, path,
@@ -346,6 +398,8 @@ int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, v
 	mem_free(path);
 	mem_free(tmp);
 	archive_destroy(&a);
+	if (ret == 0 && work->progress != NULL)
+		work->progress(ctx.units_total, ctx.units_total, work->context);
 	return ret < 0 ? -1 : ctx.damaged;
 }
 

@@ -5,6 +5,7 @@
 #include "str.h"
 #include "tstr.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +14,19 @@ struct archive_verify_damage {
 	char *reason;
 };
 
+/* Progress: how often (in items) the caller hears of it and is asked
+ * whether to stop. */
+#define ARCHIVE_VERIFY_STEP 64
+
 struct archive_verify_ctx {
 	struct archive *a;
 	archive_report_cb *cb;
 	void *context;
+	const struct archive_work *work;
+	/* units: one per catalog row, then the store scan mapped onto a
+	 * quarter of that by bytes */
+	uint64_t done, total, scan_base, scan_units, scan_bytes, scan_done_stores;
+	bool cancelled;
 	int problems;
 	uint64_t *known; /* every record the catalog refers to */
 	size_t known_count, known_cap;
@@ -65,6 +75,22 @@ static bool archive_verify_is_known(struct archive_verify_ctx *ctx, uint64_t key
 					       archive_verify_cmp_u64) != NULL;
 }
 
+/* One unit done; false when the caller wants the work stopped. */
+static bool archive_verify_step(struct archive_verify_ctx *ctx, uint64_t units)
+{
+	const struct archive_work *w = ctx->work;
+	uint64_t before = ctx->done;
+	ctx->done += units;
+	if (before / ARCHIVE_VERIFY_STEP == ctx->done / ARCHIVE_VERIFY_STEP)
+		return true;
+	if (w->progress != NULL)
+		w->progress(ctx->done < ctx->total ? ctx->done : ctx->total, ctx->total,
+			    w->context);
+	if (w->cancel != NULL && atomic_load(w->cancel))
+		ctx->cancelled = true;
+	return !ctx->cancelled;
+}
+
 static int archive_verify_add_damage(int64_t message_id, void *context)
 {
 	struct archive_verify_ctx *ctx = context;
@@ -86,6 +112,8 @@ static int archive_verify_content(int64_t id, const unsigned char hash[CATALOG_H
 				  const struct catalog_loc *loc, void *context)
 {
 	struct archive_verify_ctx *ctx = context;
+	if (!archive_verify_step(ctx, 1))
+		return -1;
 	archive_verify_know(ctx, loc);
 	unsigned char *data;
 	size_t len;
@@ -105,6 +133,8 @@ static int archive_verify_part(int64_t id, const unsigned char hash[CATALOG_HASH
 			       const struct catalog_loc *loc, void *context)
 {
 	struct archive_verify_ctx *ctx = context;
+	if (!archive_verify_step(ctx, 1))
+		return -1;
 	archive_verify_know(ctx, loc);
 	struct record_part part;
 	const char *error;
@@ -120,6 +150,8 @@ static int archive_verify_message(int64_t id, const unsigned char hash[CATALOG_H
 				  const struct catalog_loc *loc, void *context)
 {
 	struct archive_verify_ctx *ctx = context;
+	if (!archive_verify_step(ctx, 1))
+		return -1;
 	uint64_t key = archive_verify_key(loc->store_id, loc->segment, loc->offset);
 	archive_verify_know(ctx, loc);
 	if (ctx->content_count > 0 && bsearch(&key, ctx->contents, ctx->content_count,
@@ -155,11 +187,25 @@ static void archive_verify_problem(struct archive_verify_ctx *ctx, const char *l
 	ctx->cb(line, ctx->context);
 }
 
+/* The scan's share of the units, by the bytes of all stores read so far. */
+static bool archive_verify_scan_step(struct archive_verify_ctx *ctx, uint64_t store_bytes)
+{
+	uint64_t read = ctx->scan_done_stores + store_bytes;
+	uint64_t at = ctx->scan_base + (ctx->scan_bytes == 0 ? 0
+							     : (uint64_t)((double)ctx->scan_units *
+									  read / ctx->scan_bytes));
+	if (at > ctx->total)
+		at = ctx->total;
+	return archive_verify_step(ctx, at > ctx->done ? at - ctx->done : 0);
+}
+
 static int archive_verify_scan(struct archive_verify_ctx *ctx, struct archive_store *s,
 			       const char **error_r)
 {
 	struct store_scan *scan = store_scan_create(s->store);
 	int ret = 0;
+	uint64_t seg_base = 0, seg_end = 0;
+	uint32_t segment = 0;
 	for (;;) {
 		enum store_scan_result result;
 		struct store_loc loc;
@@ -170,6 +216,16 @@ static int archive_verify_scan(struct archive_verify_ctx *ctx, struct archive_st
 		}
 		if (result == STORE_SCAN_END)
 			break;
+		if (loc.segment != segment) {
+			seg_base += seg_end;
+			segment = loc.segment;
+		}
+		seg_end = loc.offset + loc.length;
+		if (!archive_verify_scan_step(ctx, seg_base + seg_end)) {
+			mem_free(rec);
+			ret = -1;
+			break;
+		}
 		bool known = archive_verify_is_known(
 			ctx, archive_verify_key(s->id, loc.segment, loc.offset));
 		if (result == STORE_SCAN_RECORD) {
@@ -218,11 +274,36 @@ static int archive_verify_damage_cmp(const void *a, const void *b)
 	return x->message_id < y->message_id ? -1 : x->message_id > y->message_id;
 }
 
+/* The units of the whole run: catalog rows, then the scan's share. */
+static int archive_verify_plan(struct archive_verify_ctx *ctx, const char **error_r)
+{
+	struct catalog_stats st;
+	if (catalog_stats(ctx->a->cat, &st, error_r) < 0)
+		return -1;
+	uint64_t rows = st.contents + st.parts + st.messages;
+	ctx->scan_units = rows / 4 + 1;
+	ctx->total = rows + ctx->scan_units;
+	for (size_t i = 0; i < ctx->a->store_count; i++) {
+		if (ctx->a->stores[i].state != CATALOG_STORE_DISABLED)
+			ctx->scan_bytes += store_size(ctx->a->stores[i].store);
+	}
+	return 0;
+}
+
 int archive_verify(struct archive *a, archive_report_cb *cb, void *context, const char **error_r)
 {
-	struct archive_verify_ctx ctx = {.a = a, .cb = cb, .context = context};
+	struct archive_work work = {.report = cb, .context = context};
+	return archive_verify_work(a, &work, error_r);
+}
+
+int archive_verify_work(struct archive *a, const struct archive_work *work, const char **error_r)
+{
+	struct archive_verify_ctx ctx = {
+		.a = a, .cb = work->report, .context = work->context, .work = work};
 	int ret = 0;
-	if (catalog_foreach_content(a->cat, archive_verify_content, &ctx, error_r) < 0) {
+	if (archive_verify_plan(&ctx, error_r) < 0) {
+		ret = -1;
+	} else if (catalog_foreach_content(a->cat, archive_verify_content, &ctx, error_r) < 0) {
 		ret = -1;
 	} else {
 		ctx.content_count = ctx.known_count;
@@ -236,9 +317,12 @@ int archive_verify(struct archive *a, archive_report_cb *cb, void *context, cons
 		    catalog_foreach_message(a->cat, archive_verify_message, &ctx, error_r) < 0)
 			ret = -1;
 	}
+	ctx.scan_base = ctx.done;
 	for (size_t i = 0; ret == 0 && i < a->store_count; i++) {
-		if (a->stores[i].state != CATALOG_STORE_DISABLED)
+		if (a->stores[i].state != CATALOG_STORE_DISABLED) {
 			ret = archive_verify_scan(&ctx, &a->stores[i], error_r);
+			ctx.scan_done_stores += store_size(a->stores[i].store);
+		}
 	}
 	if (ret == 0) {
 		if (ctx.damage_count > 1) /* no NULL array to qsort */
@@ -261,5 +345,9 @@ int archive_verify(struct archive *a, archive_report_cb *cb, void *context, cons
 	mem_free(ctx.damage);
 	mem_free(ctx.known);
 	mem_free(ctx.contents);
+	if (ctx.cancelled)
+		*error_r = "cancelled";
+	else if (ret == 0 && work->progress != NULL)
+		work->progress(ctx.total, ctx.total, work->context);
 	return ret < 0 ? -1 : ctx.problems;
 }

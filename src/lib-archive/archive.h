@@ -18,6 +18,7 @@
  * -1 with *error_r, 0 on success, and 1/0 for found/not found where stated.
  * One archive object is used by one thread at a time (the import runs its
  * own worker threads inside). */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,6 +97,23 @@ typedef void archive_report_cb(const char *line, void *context);
 int archive_verify(struct archive *archive, archive_report_cb *cb, void *context,
 		   const char **error_r);
 
+/* Long work (verify, rebuild) tells how far it got and can be stopped.
+ * `progress` (may be NULL) is called from the working thread now and then
+ * with `done` of `total` units (total may grow a little; done never goes
+ * back). When `cancel` (may be NULL) becomes true, from any thread, the work
+ * stops soon and returns -1 with "cancelled", having changed nothing that
+ * the work would not have changed anyway (a cancelled rebuild keeps the old
+ * catalog). */
+typedef void archive_progress_cb(uint64_t done, uint64_t total, void *context);
+struct archive_work {
+	archive_report_cb *report;
+	archive_progress_cb *progress;
+	void *context; /* for both callbacks */
+	const atomic_bool *cancel;
+};
+int archive_verify_work(struct archive *archive, const struct archive_work *work,
+			const char **error_r);
+
 /* The catalog, for read-only lookups that end-user access needs
  * (catalog.h: scoped searches, folder ids, message metadata). Borrowed. */
 struct catalog *archive_catalog(struct archive *archive);
@@ -117,5 +135,7 @@ int archive_store_attach(struct archive *archive, const char *name, archive_repo
  * open; returns the number of damaged records, or -1. */
 int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, void *context,
 		    const char **error_r);
+int archive_rebuild_work(const struct archive_settings *set, const struct archive_work *work,
+			 const char **error_r);
 
 #endif

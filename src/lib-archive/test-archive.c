@@ -1,6 +1,8 @@
 /* The engine through its library API: import, read back byte for byte,
  * dedup, search, verify, rebuild (the CLI-level tests are in tests/archive). */
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -256,6 +258,88 @@ static void test_dictionary_generations(void **state)
 	mem_free(mbox[1]);
 }
 
+struct progress_seen {
+	uint64_t last_done, last_total;
+	int calls;
+	bool backwards;
+	atomic_bool cancel;
+	int cancel_after; /* 0: never */
+};
+
+static void on_progress(uint64_t done, uint64_t total, void *context)
+{
+	struct progress_seen *p = context;
+	if (done < p->last_done || done > total)
+		p->backwards = true;
+	p->last_done = done;
+	p->last_total = total;
+	if (++p->calls == p->cancel_after)
+		atomic_store(&p->cancel, true);
+}
+
+/* Verify and rebuild tell how far they got, and stop when asked to; a
+ * cancelled rebuild leaves the old catalog in place. */
+static void test_progress_and_cancel(void **state)
+{
+	char *base = mem_printf("%s/progress", tmpdir), *key = mem_printf("%s/keys/p", tmpdir);
+	char *mbox = mem_printf("%s/many.mbox", tmpdir);
+	struct str *mb = str_create(0);
+	for (int i = 0; i < 600; i++)
+		str_printfa(mb,
+			    "From x Tue Jan  2 10:00:00 2018\nSubject: message %d\n\nbody %d\n\n",
+			    i, i);
+	const char *error;
+	assert_int_equal(file_write_atomic(mbox, str_c(mb), str_len(mb), 0600, &error), 0);
+	str_destroy(&mb);
+	struct archive_settings set = {
+		.base_dir = base, .key_file = key, .create = true, .write = true};
+	struct archive *a;
+	assert_int_equal(archive_open(&set, &a, &error), 0);
+	struct archive_import_settings is = {.workers = 2};
+	const char *paths[] = {mbox};
+	struct archive_import_result result;
+	assert_int_equal(archive_import(a, &is, paths, 1, &result, &error), 0);
+	assert_int_equal(result.archived, 600);
+
+	struct progress_seen p = {0};
+	struct archive_work work = {
+		.report = no_report, .progress = on_progress, .context = &p, .cancel = &p.cancel};
+	assert_int_equal(archive_verify_work(a, &work, &error), 0);
+	assert_true(p.calls > 5);
+	assert_false(p.backwards);
+	assert_true(p.last_done == p.last_total && p.last_total > 0);
+
+	p = (struct progress_seen){.cancel_after = 3};
+	work.context = &p;
+	work.cancel = &p.cancel;
+	assert_int_equal(archive_verify_work(a, &work, &error), -1);
+	assert_string_equal(error, "cancelled");
+	assert_true(p.last_done < p.last_total);
+	archive_destroy(&a);
+
+	p = (struct progress_seen){.cancel_after = 2};
+	assert_int_equal(archive_rebuild_work(&set, &work, &error), -1);
+	assert_string_equal(error, "cancelled");
+	set.create = false;
+	assert_int_equal(archive_open(&set, &a, &error), 0);
+	uint64_t total;
+	int hits = 0;
+	assert_int_equal(archive_search(a, "", 1, 0, &total, count_hit, &hits, &error), 0);
+	assert_int_equal(total, 600);
+	archive_destroy(&a);
+	char *tmp = mem_printf("%s/catalog.rebuild.db", base);
+	assert_int_equal(access(tmp, F_OK), -1);
+	mem_free(tmp);
+
+	p = (struct progress_seen){0};
+	assert_int_equal(archive_rebuild_work(&set, &work, &error), 0);
+	assert_false(p.backwards);
+	assert_true(p.calls > 1 && p.last_done == p.last_total);
+	mem_free(base);
+	mem_free(key);
+	mem_free(mbox);
+}
+
 static int setup(void **state)
 {
 	return mkdtemp(tmpdir) == NULL ? -1 : 0;
@@ -275,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_import_read_verify_rebuild),
 		cmocka_unit_test(test_interrupted_creation),
 		cmocka_unit_test(test_dictionary_generations),
+		cmocka_unit_test(test_progress_and_cancel),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

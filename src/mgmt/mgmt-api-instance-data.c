@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 #include <string.h>
+#include <time.h>
 
 #define MGMT_DATA_CALL_SECS 600
 #define MGMT_IMPORT_POLL_MS 500
@@ -89,8 +90,6 @@ MGMT_FORWARD(mgmt_disable_user_mfa, "DisableMFA")
 MGMT_FORWARD(mgmt_get_stores, "GetStores")
 MGMT_FORWARD(mgmt_create_store, "CreateStore")
 MGMT_FORWARD(mgmt_set_store_state, "SetStoreRequestedState")
-MGMT_FORWARD(mgmt_verify_stores, "VerifyStores")
-MGMT_FORWARD(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes")
 MGMT_FORWARD(mgmt_search, "Search")
 MGMT_FORWARD(mgmt_get_statistics, "GetStatistics")
 MGMT_FORWARD(mgmt_get_live_statistics, "GetLiveStatistics")
@@ -98,85 +97,44 @@ MGMT_FORWARD(mgmt_get_child_folders, "GetChildFolders")
 MGMT_FORWARD(mgmt_get_folder_statistics, "GetFolderStatistics")
 MGMT_FORWARD(mgmt_get_messages, "GetMessages")
 
-/* ---- imports: started in the instance, polled for progress ---- */
+/* ---- long work: a job in the instance, followed until it ends ----
+ *
+ * The instance answers the start at once with a jobID and runs the work off
+ * its event loop; GetJob is polled for progress and the outcome. The job's
+ * state lives in the instance (saved in its base directory), so a restart
+ * of the instance in between (a crash) only delays the answer: polls wait
+ * for it to come back for up to MGMT_FOLLOW_UNREACHABLE_SECS, and then see
+ * the job "interrupted" with what it did. */
 
-struct mgmt_import {
+#define MGMT_FOLLOW_UNREACHABLE_SECS 120
+
+struct mgmt_follow {
 	struct mgmt *mgmt;
 	struct mgmt_job *job;
-	struct json *args; /* instanceID for the polls */
+	struct json *args; /* instanceID, then jobID */
 	struct event *timer;
-	bool polling;
-	bool gone; /* the job was cancelled: finish quietly */
+	bool cancel_pending; /* asked to cancel before the jobID was known */
+	bool calling;        /* a call into the instance is out */
+	time_t unreachable_since;
+	long long last_percent;
+	char *last_text;
+	const char *what; /* "import", "verify", ... */
 };
 
-static void mgmt_import_free(struct mgmt_import *imp)
+static void mgmt_follow_free(struct mgmt_follow *f)
 {
-	event_free(imp->timer);
-	json_unref(&imp->args);
-	mem_free(imp);
+	if (f->job != NULL)
+		mgmt_job_on_free(f->job, NULL, NULL);
+	event_free(f->timer);
+	json_unref(&f->args);
+	mem_free(f->last_text);
+	mem_free(f);
 }
 
-static void mgmt_import_schedule(struct mgmt_import *imp)
+static void mgmt_follow_schedule(struct mgmt_follow *f)
 {
 	struct timeval tv = {0, MGMT_IMPORT_POLL_MS * 1000};
-	event_add(imp->timer, &tv);
-}
-
-static void mgmt_import_status(struct rpc_conn *conn, const struct json *result, const char *code,
-			       const char *text, void *ctx)
-{
-	struct mgmt_import *imp = ctx;
-	imp->polling = false;
-	if (imp->gone) {
-		mgmt_import_free(imp);
-		return;
-	}
-	const char *state = json_get_string(result, "state");
-	if (code != NULL || state == NULL) {
-		mgmt_job_done(imp->job, NULL, code != NULL ? text : "unexpected import status");
-		mgmt_import_free(imp);
-		return;
-	}
-	long long archived = 0, read = 0, skipped = 0;
-	(void)json_get_int(result, "archived", &archived);
-	(void)json_get_int(result, "messagesRead", &read);
-	(void)json_get_int(result, "skipped", &skipped);
-	if (strcmp(state, "running") == 0) {
-		mgmt_job_progress(imp->job, -1, tstr_printf("%lld messages read, %lld archived, %lld skipped",
-							   read, archived, skipped));
-		mgmt_import_schedule(imp);
-		return;
-	}
-	const char *log_text = json_get_string(result, "log");
-	if (log_text != NULL && log_text[0] != '\0')
-		mgmt_job_log(imp->job, log_text);
-	const char *error = json_get_string(result, "error");
-	mgmt_job_done(imp->job, json_clone(result),
-		      strcmp(state, "failed") == 0 ? (error != NULL ? error : "the import failed") : NULL);
-	mgmt_import_free(imp);
-}
-
-static void mgmt_import_poll(evutil_socket_t fd, short events, void *ctx)
-{
-	struct mgmt_import *imp = ctx;
-	const char *error;
-	imp->polling = true;
-	if (mgmt_data_send(imp->mgmt, imp->args, "GetImportStatus", mgmt_import_status, imp, &error) < 0)
-		mgmt_import_status(NULL, NULL, "unreachable", error, imp);
-}
-
-static void mgmt_import_started(struct rpc_conn *conn, const struct json *result, const char *code,
-				const char *text, void *ctx)
-{
-	struct mgmt_import *imp = ctx;
-	if (code != NULL || imp->gone) {
-		if (!imp->gone)
-			mgmt_job_done(imp->job, NULL, text);
-		mgmt_import_free(imp);
-		return;
-	}
-	mgmt_job_progress(imp->job, -1, "import started");
-	mgmt_import_schedule(imp);
+	event_add(f->timer, &tv);
 }
 
 static void mgmt_ignore(struct rpc_conn *conn, const struct json *result, const char *code,
@@ -184,34 +142,187 @@ static void mgmt_ignore(struct rpc_conn *conn, const struct json *result, const 
 {
 }
 
-static void mgmt_import_cancel(struct mgmt_job *job, void *ctx)
+static void mgmt_follow_send_cancel(struct mgmt_follow *f)
 {
-	struct mgmt_import *imp = ctx;
 	const char *error;
-	(void)mgmt_data_send(imp->mgmt, imp->args, "CancelImport", mgmt_ignore, NULL, &error);
-	imp->gone = true;
-	if (!imp->polling && event_pending(imp->timer, EV_TIMEOUT, NULL)) {
-		event_del(imp->timer);
-		mgmt_import_free(imp);
+	(void)mgmt_data_send(f->mgmt, f->args, "CancelJob", mgmt_ignore, NULL, &error);
+}
+
+/* The link or the instance is down for a moment (restart after a crash). */
+static bool mgmt_follow_transient(const char *code)
+{
+	return strcmp(code, "not-running") == 0 || strcmp(code, "closed") == 0 ||
+	       strcmp(code, "timeout") == 0 || strcmp(code, "unreachable") == 0;
+}
+
+/* The job's result, with its ID (GetJob finds it later too). */
+static struct json *mgmt_follow_result(const struct json *job)
+{
+	const struct json *r = json_get(job, "result");
+	struct json *out = json_kind(r) == JSON_KIND_OBJECT ? json_clone(r) : json_new_object();
+	json_set_string(out, "jobID", json_get_string(job, "jobID"));
+	return out;
+}
+
+static void mgmt_follow_ended(struct mgmt_follow *f, const struct json *job, const char *state)
+{
+	const char *log_text = json_get_string(job, "log");
+	if (log_text != NULL && log_text[0] != '\0')
+		mgmt_job_log(f->job, log_text);
+	const char *error = json_get_string(job, "error");
+	if (strcmp(state, "succeeded") == 0)
+		mgmt_job_done(f->job, mgmt_follow_result(job), NULL);
+	else if (strcmp(state, "cancelled") == 0)
+		mgmt_job_done_cancelled(f->job, mgmt_follow_result(job));
+	else
+		mgmt_job_done(f->job, mgmt_follow_result(job),
+			      error != NULL && error[0] != '\0' ? error : tstr_printf("the job %s", state));
+}
+
+/* The Management Server let go of the job (it stops): so does this. */
+static void mgmt_follow_orphaned(void *ctx)
+{
+	struct mgmt_follow *f = ctx;
+	f->job = NULL;
+	if (!f->calling)
+		mgmt_follow_free(f);
+}
+
+/* An answer came: false if nobody waits for it any more. */
+static bool mgmt_follow_answered(struct mgmt_follow *f)
+{
+	f->calling = false;
+	if (f->job != NULL)
+		return true;
+	mgmt_follow_free(f);
+	return false;
+}
+
+static void mgmt_follow_status(struct rpc_conn *conn, const struct json *result, const char *code,
+			       const char *text, void *ctx)
+{
+	struct mgmt_follow *f = ctx;
+	if (!mgmt_follow_answered(f))
+		return;
+	const char *state = json_get_string(result, "state");
+	if (code != NULL && mgmt_follow_transient(code)) {
+		time_t now = time(NULL);
+		if (f->unreachable_since == 0)
+			f->unreachable_since = now;
+		if (now - f->unreachable_since > MGMT_FOLLOW_UNREACHABLE_SECS) {
+			mgmt_job_done(f->job, NULL,
+				      tstr_printf("the instance did not answer for %d seconds (%s): "
+						  "GetJob with jobID %s tells the outcome later",
+						  MGMT_FOLLOW_UNREACHABLE_SECS, text,
+						  json_get_string(f->args, "jobID")));
+			mgmt_follow_free(f);
+			return;
+		}
+		mgmt_job_progress(f->job, (int)f->last_percent,
+				  tstr_printf("waiting for the instance: %s", text));
+		mgmt_follow_schedule(f);
+		return;
+	}
+	if (code != NULL || state == NULL) {
+		mgmt_job_done(f->job, NULL, code != NULL ? text : "unexpected job status");
+		mgmt_follow_free(f);
+		return;
+	}
+	f->unreachable_since = 0;
+	if (strcmp(state, "running") != 0) {
+		mgmt_follow_ended(f, result, state);
+		mgmt_follow_free(f);
+		return;
+	}
+	long long percent = -1;
+	(void)json_get_int(result, "percentProgress", &percent);
+	const char *status = json_get_string(result, "statusText");
+	if (status == NULL)
+		status = "running";
+	/* a new statusVersion only when something changed */
+	if (percent != f->last_percent || f->last_text == NULL || strcmp(status, f->last_text) != 0) {
+		f->last_percent = percent;
+		mem_free(f->last_text);
+		f->last_text = mem_strdup(status);
+		mgmt_job_progress(f->job, (int)percent, status);
+	}
+	mgmt_follow_schedule(f);
+}
+
+static void mgmt_follow_poll(evutil_socket_t fd, short events, void *ctx)
+{
+	struct mgmt_follow *f = ctx;
+	const char *error;
+	f->calling = true;
+	if (mgmt_data_send(f->mgmt, f->args, "GetJob", mgmt_follow_status, f, &error) < 0)
+		mgmt_follow_status(NULL, NULL, "unreachable", error, f);
+}
+
+static void mgmt_follow_started(struct rpc_conn *conn, const struct json *result, const char *code,
+				const char *text, void *ctx)
+{
+	struct mgmt_follow *f = ctx;
+	if (!mgmt_follow_answered(f))
+		return;
+	const char *id = json_get_string(result, "jobID");
+	if (code != NULL || id == NULL) {
+		if (f->cancel_pending)
+			mgmt_job_done_cancelled(f->job, NULL);
+		else
+			mgmt_job_done(f->job, NULL, code != NULL ? text : "the instance started no job");
+		mgmt_follow_free(f);
+		return;
+	}
+	json_set_string(f->args, "jobID", id);
+	mgmt_job_progress(f->job, -1, tstr_printf("%s started (job %s)", f->what, id));
+	if (f->cancel_pending)
+		mgmt_follow_send_cancel(f);
+	mgmt_follow_schedule(f);
+}
+
+static void mgmt_follow_cancel(struct mgmt_job *job, void *ctx)
+{
+	/* the job ends when the instance says its work has stopped */
+	struct mgmt_follow *f = ctx;
+	if (json_get_string(f->args, "jobID") == NULL)
+		f->cancel_pending = true;
+	else
+		mgmt_follow_send_cancel(f);
+}
+
+static void mgmt_follow_start(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job,
+			      const char *method, const char *what)
+{
+	struct mgmt_follow *f = mem_new(struct mgmt_follow);
+	const char *error;
+	f->what = what;
+	f->mgmt = mgmt;
+	f->job = job;
+	f->last_percent = -1;
+	f->args = json_new_object();
+	json_set_string(f->args, "instanceID", json_get_string(args, "instanceID"));
+	f->timer = evtimer_new(role_daemon_base(mgmt->rd), mgmt_follow_poll, f);
+	mgmt_job_on_cancel(job, mgmt_follow_cancel, f);
+	mgmt_job_on_free(job, mgmt_follow_orphaned, f);
+	f->calling = true;
+	if (mgmt_data_send(mgmt, args, method, mgmt_follow_started, f, &error) < 0) {
+		mgmt_job_done(job, NULL, error);
+		mgmt_follow_free(f);
 	}
 }
 
-static void mgmt_import_files(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
-{
-	struct mgmt_import *imp = mem_new(struct mgmt_import);
-	const char *error;
-	imp->mgmt = mgmt;
-	imp->job = job;
-	imp->args = json_new_object();
-	json_set_string(imp->args, "instanceID", json_get_string(args, "instanceID"));
-	imp->timer = evtimer_new(role_daemon_base(mgmt->rd), mgmt_import_poll, imp);
-	mgmt_job_on_cancel(job, mgmt_import_cancel, imp);
-	imp->polling = true;
-	if (mgmt_data_send(mgmt, args, "StartImport", mgmt_import_started, imp, &error) < 0) {
-		mgmt_job_done(job, NULL, error);
-		mgmt_import_free(imp);
+#define MGMT_FOLLOW(fn, method, what) \
+	static void fn(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job) \
+	{ \
+		mgmt_follow_start(mgmt, args, job, method, what); \
 	}
-}
+
+MGMT_FOLLOW(mgmt_import_files, "StartImport", "import")
+MGMT_FOLLOW(mgmt_verify_stores, "VerifyStores", "verify")
+MGMT_FOLLOW(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes", "rebuild")
+MGMT_FORWARD(mgmt_get_jobs, "GetJobs")
+MGMT_FORWARD(mgmt_get_job, "GetJob")
+MGMT_FORWARD(mgmt_cancel_job, "CancelJob")
 
 #define ID_ARG {"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"}
 #define USER_ARG {"userName", MGMT_API_STRING, true, "the user's name"}
@@ -260,10 +371,10 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	F("SetStoreRequestedState", "Set a store's state.", mgmt_set_store_state,
 	  {"storeName", MGMT_API_STRING, true, "the store"},
 	  {"requestedState", MGMT_API_STRING, true, "current, normal, write-protected or disabled"}),
-	{"VerifyStores", "Check every stored message against its hash and the catalog against the stores.",
-	 {ID_ARG}, NULL, mgmt_verify_stores, false},
-	{"RebuildSelectedStoreIndexes", "Rebuild the catalog and index from the stores' segments.",
-	 {ID_ARG}, NULL, mgmt_rebuild_indexes, false},
+	{"VerifyStores", "Check every stored message against its hash and the catalog against the stores; long-running, with progress (a job of the instance: GetJob).",
+	 {ID_ARG}, NULL, mgmt_verify_stores, true},
+	{"RebuildSelectedStoreIndexes", "Rebuild the catalog and index from the stores' segments; long-running, with progress (a job of the instance: GetJob). Archive reads wait until it has finished.",
+	 {ID_ARG}, NULL, mgmt_rebuild_indexes, true},
 	{"GetInstanceStatistics", "Messages, unique contents, raw and stored bytes, per store.",
 	 {ID_ARG}, NULL, mgmt_get_statistics, false},
 	{"GetInstanceProcessLiveStatistics", "The instance process: pid, uptime, calls, memory.",
@@ -279,5 +390,11 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	  {"folder", MGMT_API_STRING, false, "archive folder (default Import)"},
 	  {"archive", MGMT_API_STRING, false, "the user archive to file into (default the user's own)"}},
 	 NULL, mgmt_import_files, true},
+	{"GetJobs", "The instance's long work (imports, verify, rebuild), newest first: the last 10 jobs, kept across restarts of the instance.",
+	 {ID_ARG}, NULL, mgmt_get_jobs, false},
+	F("GetJob", "One job of the instance: state (running, succeeded, failed, cancelled, interrupted), percentProgress, statusText, result (counts so far while running), error, log. A job whose instance process ended while it ran is interrupted; an interrupted import's archived count is what it committed.",
+	  mgmt_get_job, {"jobID", MGMT_API_STRING, true, "result.jobID of ImportFiles, VerifyStores or RebuildSelectedStoreIndexes, or from GetJobs"}),
+	F("CancelJob", "Ask a running job to stop. It stops after committing what is in flight; GetJob then shows it cancelled with what it did.",
+	  mgmt_cancel_job, {"jobID", MGMT_API_STRING, true, "the job"}),
 	{NULL, NULL, {{0}}, NULL, NULL, false},
 };

@@ -39,6 +39,9 @@ struct mgmt_job {
 	struct mgmt_poller *pollers;
 	mgmt_job_cancel_fn *cancel;
 	void *cancel_ctx;
+	bool cancel_requested; /* the work was asked to stop and reports when it has */
+	mgmt_job_free_fn *on_free;
+	void *on_free_ctx;
 	time_t finished;
 };
 
@@ -228,6 +231,21 @@ void mgmt_job_done(struct mgmt_job *job, struct json *result, const char *error)
 	mgmt_job_changed(job);
 }
 
+void mgmt_job_done_cancelled(struct mgmt_job *job, struct json *result)
+{
+	if (job->status != MGMT_JOB_RUNNING) {
+		json_unref(&result);
+		return;
+	}
+	job->status = MGMT_JOB_CANCELLED;
+	json_unref(&job->result);
+	job->result = result;
+	mem_free(job->error);
+	job->error = mem_strdup("cancelled");
+	job->finished = time(NULL);
+	mgmt_job_changed(job);
+}
+
 bool mgmt_job_cancelled(const struct mgmt_job *job)
 {
 	return job->status == MGMT_JOB_CANCELLED;
@@ -237,6 +255,12 @@ void mgmt_job_on_cancel(struct mgmt_job *job, mgmt_job_cancel_fn *fn, void *ctx)
 {
 	job->cancel = fn;
 	job->cancel_ctx = ctx;
+}
+
+void mgmt_job_on_free(struct mgmt_job *job, mgmt_job_free_fn *fn, void *ctx)
+{
+	job->on_free = fn;
+	job->on_free_ctx = ctx;
 }
 
 const char *mgmt_job_user(const struct mgmt_job *job)
@@ -302,13 +326,21 @@ void mgmt_jobs_cancel(struct mgmt_jobs *jobs, struct http_request *req, const ch
 		mgmt_jobs_reply(req, 404, mgmt_jobs_envelope(NULL, "unknown or expired token"));
 		return;
 	}
-	if (job->status == MGMT_JOB_RUNNING) {
+	if (job->status == MGMT_JOB_RUNNING && job->cancel != NULL) {
+		/* work that must stop cleanly (an import commits what is in
+		 * flight) ends when it has, with what it did */
+		if (!job->cancel_requested) {
+			job->cancel_requested = true;
+			mem_free(job->status_text);
+			job->status_text = mem_strdup("cancelling");
+			job->cancel(job, job->cancel_ctx);
+			mgmt_job_changed(job);
+		}
+	} else if (job->status == MGMT_JOB_RUNNING) {
 		job->status = MGMT_JOB_CANCELLED;
 		job->finished = time(NULL);
 		mem_free(job->error);
 		job->error = mem_strdup("cancelled");
-		if (job->cancel != NULL)
-			job->cancel(job, job->cancel_ctx);
 		mgmt_job_changed(job);
 	}
 	mgmt_jobs_reply(req, 200, mgmt_job_envelope(job));
@@ -316,6 +348,8 @@ void mgmt_jobs_cancel(struct mgmt_jobs *jobs, struct http_request *req, const ch
 
 static void mgmt_job_free(struct mgmt_job *job)
 {
+	if (job->on_free != NULL)
+		job->on_free(job->on_free_ctx);
 	while (job->pollers != NULL) {
 		struct mgmt_poller *p = job->pollers;
 		job->pollers = p->next;

@@ -9,7 +9,13 @@
  * long-running, or anything not finished within MGMT_JOBS_ANSWER_MS) answers
  * at once with statusCode "running" and a token, which /api/get-status
  * long-polls and /api/cancel-async cancels. Finished jobs are kept for
- * MGMT_JOBS_KEEP_SECS so their outcome can still be fetched. */
+ * MGMT_JOBS_KEEP_SECS so their outcome can still be fetched.
+ *
+ * Cancel: a job without a cancel function ends "cancelled" at once. A job
+ * with one (work running elsewhere, e.g. an import in an instance) stays
+ * "running" (statusText "cancelling") until the work has stopped and the
+ * job is ended with mgmt_job_done_cancelled() and what the work did, or
+ * with mgmt_job_done(). */
 #include <stdbool.h>
 
 #define MGMT_JOBS_ANSWER_MS 5000
@@ -22,6 +28,7 @@ struct mgmt_job;
 struct mgmt_jobs;
 
 typedef void mgmt_job_cancel_fn(struct mgmt_job *job, void *ctx);
+typedef void mgmt_job_free_fn(void *ctx);
 
 struct mgmt_jobs *mgmt_jobs_create(struct event_base *base);
 void mgmt_jobs_destroy(struct mgmt_jobs **jobs);
@@ -35,8 +42,13 @@ void mgmt_job_log(struct mgmt_job *job, const char *line);
 /* Finish with an error or not: result is taken over in every case (may be
  * NULL; a failure may carry a result too). Ignored after cancel. */
 void mgmt_job_done(struct mgmt_job *job, struct json *result, const char *error);
+/* End a job whose work stopped on request; result is taken over (may be NULL). */
+void mgmt_job_done_cancelled(struct mgmt_job *job, struct json *result);
 bool mgmt_job_cancelled(const struct mgmt_job *job);
 void mgmt_job_on_cancel(struct mgmt_job *job, mgmt_job_cancel_fn *fn, void *ctx);
+/* Called when the job is freed (reaped, or the server stops while it
+ * runs), so that work following it lets go; fn NULL unregisters. */
+void mgmt_job_on_free(struct mgmt_job *job, mgmt_job_free_fn *fn, void *ctx);
 const char *mgmt_job_user(const struct mgmt_job *job);
 
 /* /api/get-status and /api/cancel-async (arguments already parsed). */
