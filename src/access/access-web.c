@@ -79,7 +79,7 @@ int access_web_error_status(const char *code)
 		{"bad-request", 400}, {"forbidden", 403},    {"csrf", 403},
 		{"throttled", 429},   {"unavailable", 503},  {"timeout", 504},
 		{"closed", 503},      {"frozen", 503},       {"too-large", 413},
-		{"no-address", 409},
+		{"no-address", 409},  {"busy", 429},
 	};
 	for (size_t i = 0; code != NULL && i < sizeof(map) / sizeof(map[0]); i++) {
 		if (strcmp(map[i].code, code) == 0)
@@ -156,8 +156,13 @@ void access_web_call_free(struct web_call *call)
 void access_web_call_reply_error(struct web_call *call, int status, const char *code,
 				 const char *message)
 {
-	if (call->req != NULL)
+	if (call->req != NULL && call->streaming) {
+		log_warning(access_web_context(call), "download ended early: %s: %s", code,
+			    message);
+		http_request_reply_abort(call->req);
+	} else if (call->req != NULL) {
 		access_web_reply_error(call->req, status, code, message);
+	}
 	call->req = NULL;
 	access_web_call_free(call);
 }
@@ -327,7 +332,8 @@ void access_web_destroy(struct access_web **_web)
 		next = c->next;
 		c->web = NULL;
 		c->req = NULL;
-		if (c->timer != NULL) /* not waiting for an instance: done */
+		/* not waiting for an instance: done */
+		if (c->timer != NULL || (c->streaming && !c->waiting_instance))
 			access_web_call_free(c);
 	}
 	http_server_destroy(&web->http);

@@ -12,6 +12,7 @@
 #include "catalog.h"
 #include "instance-archive.h"
 #include "instance-client-web.h"
+#include "instance-export.h"
 #include "instance-users.h"
 #include "instance.h"
 #include "json.h"
@@ -497,6 +498,28 @@ static int client_dispatch(struct client_call *c, const char *method)
 	return client_fail(c, "unknown-method", tstr_printf("an instance takes no call '%s'", method));
 }
 
+/* Exports (instance-export.c), for the user named in args: as
+ * instance_client_web_call(). */
+static int client_export(struct instance *inst, const char *method, const struct json *args,
+			 struct json **result_r, unsigned char **blob_r, size_t *blob_len_r,
+			 const char **code_r, const char **error_r)
+{
+	if (strncmp(method, "ClientExport", 12) != 0)
+		return 0;
+	struct json *user =
+		instance_users_client_view(inst->users, json_get_string(args, "userName"));
+	if (user == NULL) {
+		*blob_r = NULL;
+		*code_r = "auth-failed";
+		*error_r = "the session has ended: log in again";
+		return -1;
+	}
+	int ret = instance_export_call(inst, method, args, user, result_r, blob_r, blob_len_r,
+				       code_r, error_r);
+	json_unref(&user);
+	return ret;
+}
+
 bool instance_client_is_call(const char *method)
 {
 	return strncmp(method, "Client", 6) == 0;
@@ -514,8 +537,10 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	}
 	unsigned char *blob;
 	size_t blob_len;
-	int web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len, &c.code,
-					   &c.error);
+	int web = client_export(inst, method, args, &c.result, &blob, &blob_len, &c.code, &c.error);
+	if (web == 0)
+		web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len,
+					       &c.code, &c.error);
 	if (web != 0) {
 		/* Web Access: message views, attachments, password and MFA */
 		if (web < 0)

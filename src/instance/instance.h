@@ -19,6 +19,7 @@ struct event_base;
 struct json;
 struct rpc_conn;
 struct instance_archive;
+struct instance_export;
 struct instance_users;
 
 struct instance {
@@ -34,6 +35,8 @@ struct instance {
 	struct instance_archive *archive;
 	struct instance_users *users; /* open while in use */
 	uint64_t calls;
+	struct instance_export *exports; /* under way (instance-export.c) */
+	long long export_seq;
 };
 
 /* Dispatch one call from the Instance Host (instance-calls.c). */

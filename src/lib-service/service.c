@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,25 @@ static void service_signal_hup(evutil_socket_t sig, short events, void *ctx)
 	log_info(NULL, "log reopened");
 }
 
+/* Daemons hold one descriptor per client connection: the soft limit
+ * (often 1024) is raised to the hard one, which is what the administrator
+ * (or systemd's LimitNOFILE=) granted. Best effort: the limits that listeners
+ * derive from it are computed from whatever it ends up being. */
+static void service_raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 struct service *service_create(const char *role)
 {
 	struct service *service = mem_new(struct service);
 	service->role = mem_strdup(role);
 	service->pid_fd = -1;
+	service_raise_fd_limit();
 	service->base = event_base_new();
 	if (service->base == NULL)
 		abort();
@@ -121,8 +136,7 @@ int service_drop_privileges(const char *user, const char **error_r)
 	}
 	if (pw->pw_uid == 0)
 		return 0;
-	if (setgid(pw->pw_gid) < 0 || initgroups(user, pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
+	if (setgid(pw->pw_gid) < 0 || initgroups(user, pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		*error_r = tstr_printf("cannot become user '%s': %s", user, strerror(errno));
 		return -1;
 	}
@@ -166,8 +180,8 @@ void service_notify_ready(struct service *service, const char *text)
 		return;
 	service->notified = true;
 	service_notify_fd(tstr_printf("READY %s\n", text));
-	service_notify_systemd(tstr_printf("READY=1\nSTATUS=%s\nMAINPID=%ld", text,
-					   (long)getpid()));
+	service_notify_systemd(
+		tstr_printf("READY=1\nSTATUS=%s\nMAINPID=%ld", text, (long)getpid()));
 }
 
 void service_notify_failed(struct service *service, const char *reason)
