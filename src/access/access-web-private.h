@@ -33,6 +33,8 @@ struct access_web {
 	struct auth_throttle *throttle;
 	struct auth_cache *basic_cache; /* app passwords verified recently */
 	struct web_call *calls;		/* under way, for destroy */
+	unsigned int refused;		/* connections refused since refused_logged */
+	long long refused_logged;
 };
 
 /* One API request on its way through authentication and instance calls. */

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #define WEB_MAX_SESSIONS 20000
@@ -269,6 +270,23 @@ static void web_handle(struct http_request *req, void *ctx)
 
 /* ---- life cycle ---- */
 
+/* Connections over a limit, logged at most every 10 s: a flood would
+ * otherwise fill the log. */
+static void web_refused(const char *address, const char *reason, void *ctx)
+{
+	struct access_web *web = ctx;
+	long long now = (long long)time(NULL);
+	web->refused++;
+	if (now - web->refused_logged < 10)
+		return;
+	log_warning("web", "refused %u connection(s) over the %s limit (the last from %s)",
+		    web->refused,
+		    strcmp(reason, "per-address") == 0 ? "per-address" : "total connection",
+		    address);
+	web->refused = 0;
+	web->refused_logged = now;
+}
+
 static char *web_find_dir(void)
 {
 	const char *env = getenv("COFFER_WEB_DIR");
@@ -307,7 +325,8 @@ int access_web_create(struct role_daemon *rd, struct access_route *route, struct
 	web->basic_cache = auth_cache_create(WEB_BASIC_CACHE_ENTRIES, WEB_BASIC_CACHE_TTL_SECS);
 	/* Export selections name up to 1000 IDs in the query. */
 	struct http_server_settings set = {.max_header_size = 32 * 1024,
-					   .max_body_size = 256 * 1024};
+					   .max_body_size = 256 * 1024,
+					   .refused = web_refused};
 	web->http = http_server_create(web->base, tls, &set, web_handle, web);
 	for (size_t i = 0; i < l->listener_count; i++) {
 		if (http_server_listen(web->http, &l->listeners[i], error_r) < 0) {

@@ -22,6 +22,7 @@
 #include "tstr.h"
 #include "zip-writer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -264,6 +265,20 @@ static int export_write_plain(struct export_build *b, int fd, enum export_format
 	return ret;
 }
 
+/* Files a crashed process left behind (its exports were unlinked unless it
+ * died while writing one); only this process uses this base directory. */
+static void export_remove_leftovers(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	for (struct dirent *de; (de = readdir(d)) != NULL;) {
+		if (strncmp(de->d_name, "export-", 7) == 0)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
 /* The export as an open, already unlinked file; -1 if it failed. */
 static int export_write(struct export_build *b, enum export_format format)
 {
@@ -273,6 +288,8 @@ static int export_write(struct export_build *b, enum export_format format)
 		mem_free(dir);
 		return -1;
 	}
+	if (b->inst->export_seq == 1)
+		export_remove_leftovers(dir);
 	char *path = mem_printf("%s/export-%d-%lld", dir, (int)getpid(), b->inst->export_seq);
 	mem_free(dir);
 	int fd = -1;
