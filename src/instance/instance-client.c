@@ -498,26 +498,22 @@ static int client_dispatch(struct client_call *c, const char *method)
 	return client_fail(c, "unknown-method", tstr_printf("an instance takes no call '%s'", method));
 }
 
-/* Exports (instance-export.c), for the user named in args: as
- * instance_client_web_call(). */
-static int client_export(struct instance *inst, const char *method, const struct json *args,
-			 struct json **result_r, unsigned char **blob_r, size_t *blob_len_r,
-			 const char **code_r, const char **error_r)
+/* Exports (instance-export.c), for the user named in args; true if the
+ * call was one (it is then answered). */
+static bool client_export(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			  const char *method, const struct json *args)
 {
 	if (strncmp(method, "ClientExport", 12) != 0)
-		return 0;
+		return false;
 	struct json *user =
 		instance_users_client_view(inst->users, json_get_string(args, "userName"));
 	if (user == NULL) {
-		*blob_r = NULL;
-		*code_r = "auth-failed";
-		*error_r = "the session has ended: log in again";
-		return -1;
+		rpc_conn_reply_error(conn, id, "auth-failed", "the session has ended: log in again");
+		return true;
 	}
-	int ret = instance_export_call(inst, method, args, user, result_r, blob_r, blob_len_r,
-				       code_r, error_r);
+	bool handled = instance_export_call(inst, conn, id, method, args, user);
 	json_unref(&user);
-	return ret;
+	return handled;
 }
 
 bool instance_client_is_call(const char *method)
@@ -537,10 +533,10 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	}
 	unsigned char *blob;
 	size_t blob_len;
-	int web = client_export(inst, method, args, &c.result, &blob, &blob_len, &c.code, &c.error);
-	if (web == 0)
-		web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len,
-					       &c.code, &c.error);
+	if (client_export(inst, conn, id, method, args))
+		return;
+	int web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len, &c.code,
+					   &c.error);
 	if (web != 0) {
 		/* Web Access: message views, attachments, password and MFA */
 		if (web < 0)

@@ -1,6 +1,14 @@
 /* instance-export: downloads built here, in the instance process, into an
  * unlinked temporary file and read out in pieces (see the header).
  *
+ * Why a thread: a selection of up to 512 MiB takes seconds to read,
+ * decrypt and write, longer on a busy machine; built on the event loop it
+ * would hold up every other call of this instance (and the Instance Host's
+ * keep-alive). The build thread opens its own read-only archive handle
+ * (one archive object per thread, see archive.h), touches nothing the loop
+ * uses, and reports through a pipe; the loop answers the call. The limits
+ * on exports under way bound the threads.
+ *
  * Why a file: libzip writes an archive in one zip_close() and needs a
  * seekable output (it goes back to complete each entry's header). Written
  * to a file, memory stays at one message at a time whatever the export's
@@ -16,19 +24,25 @@
 #include "instance-archive.h"
 #include "instance.h"
 #include "json.h"
+#include "log.h"
 #include "mbox-writer.h"
 #include "mem.h"
+#include "rpc.h"
 #include "str.h"
 #include "tstr.h"
 #include "zip-writer.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+struct export_job;
 
 struct instance_export {
 	struct instance_export *next;
@@ -37,6 +51,7 @@ struct instance_export {
 	int fd;
 	uint64_t size;
 	time_t last_used;
+	struct export_job *building; /* until the file is complete */
 };
 
 enum export_format { EXPORT_ZIP, EXPORT_MBOX, EXPORT_EML };
@@ -50,12 +65,42 @@ struct export_item {
 
 struct export_build {
 	struct instance *inst;
-	const struct json *user;
+	const struct export_job *job; /* build thread only */
 	struct archive *archive;
 	struct export_item *items;
 	size_t count;
 	uint64_t bytes;
 	const char **code_r, **error_r;
+};
+
+struct export_id {
+	long long id;
+	size_t pos;
+};
+
+/* One build, handed to its thread: nothing in it is shared with the loop
+ * until the thread has written to `done_pipe`. */
+struct export_job {
+	struct instance *inst; /* loop side only */
+	struct instance_export *slot;
+	struct rpc_conn *conn;
+	uint32_t call_id;
+	struct event *done_event;
+	int done_pipe[2];
+	pthread_t thread;
+	/* the thread's input */
+	char *base_dir, *key_file, *path, *archive_name;
+	bool auditor;
+	enum export_format format;
+	struct export_id *ids;
+	size_t id_count;
+	/* its output */
+	int fd;
+	uint64_t size;
+	size_t messages;
+	long long first_id;
+	const char *code; /* a static string */
+	char *error;
 };
 
 static int export_fail(struct export_build *b, const char *code, const char *error)
@@ -91,7 +136,7 @@ static void export_sweep(struct instance *inst, time_t now)
 {
 	for (struct instance_export **p = &inst->exports; *p != NULL;) {
 		struct instance_export *e = *p;
-		if (now - e->last_used >= INSTANCE_EXPORT_IDLE_SECS) {
+		if (e->building == NULL && now - e->last_used >= INSTANCE_EXPORT_IDLE_SECS) {
 			*p = e->next;
 			export_free(&e);
 		} else {
@@ -101,11 +146,6 @@ static void export_sweep(struct instance *inst, time_t now)
 }
 
 /* ---- choosing the messages ---- */
-
-struct export_id {
-	long long id;
-	size_t pos;
-};
 
 static int export_id_cmp(const void *a, const void *b)
 {
@@ -152,10 +192,9 @@ static int export_ids(struct export_build *b, const struct json *ids, struct exp
 	return 0;
 }
 
-static bool export_may_read(const struct json *user, const char *owner)
+static bool export_may_read(const struct export_job *job, const char *owner)
 {
-	const char *own = json_get_string(user, "archiveName");
-	return json_get_bool(user, "auditor", false) || (own != NULL && strcmp(owner, own) == 0);
+	return job->auditor || (job->archive_name != NULL && strcmp(owner, job->archive_name) == 0);
 }
 
 /* The messages of `ids` the user may read, with what the files need. */
@@ -171,7 +210,7 @@ static int export_select(struct export_build *b, const struct export_id *ids, si
 		int found = catalog_message_meta(cat, ids[i].id, &meta, &error);
 		if (found < 0) {
 			ret = export_fail(b, "failed", error);
-		} else if (found > 0 && export_may_read(b->user, meta.user)) {
+		} else if (found > 0 && export_may_read(b->job, meta.user)) {
 			struct export_item *it = &b->items[b->count++];
 			it->id = ids[i].id;
 			it->size = meta.size;
@@ -279,36 +318,112 @@ static void export_remove_leftovers(const char *dir)
 	closedir(d);
 }
 
-/* The export as an open, already unlinked file; -1 if it failed. */
-static int export_write(struct export_build *b, enum export_format format)
+/* The export as an open, already unlinked file at job->path; -1 if it
+ * failed. */
+static int export_write(struct export_build *b, const struct export_job *job)
 {
-	char *dir = mem_printf("%s/tmp", b->inst->base_dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		export_fail(b, "failed", tstr_printf("%s: %s", dir, strerror(errno)));
-		mem_free(dir);
-		return -1;
-	}
-	if (b->inst->export_seq == 1)
-		export_remove_leftovers(dir);
-	char *path = mem_printf("%s/export-%d-%lld", dir, (int)getpid(), b->inst->export_seq);
-	mem_free(dir);
 	int fd = -1;
-	if (format == EXPORT_ZIP) {
-		if (export_write_zip(b, path) == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			export_fail(b, "failed", tstr_printf("%s: %s", path, strerror(errno)));
+	if (job->format == EXPORT_ZIP) {
+		if (export_write_zip(b, job->path) == 0 &&
+		    (fd = open(job->path, O_RDONLY | O_CLOEXEC)) < 0)
+			export_fail(b, "failed", tstr_printf("%s: %s", job->path, strerror(errno)));
 	} else {
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = open(job->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
-			export_fail(b, "failed", tstr_printf("%s: %s", path, strerror(errno)));
-		else if (unlink(path), export_write_plain(b, fd, format) < 0) {
+			export_fail(b, "failed", tstr_printf("%s: %s", job->path, strerror(errno)));
+		else if (unlink(job->path), export_write_plain(b, fd, job->format) < 0) {
 			close(fd);
 			fd = -1;
 		}
 	}
 	/* from here on only the descriptor holds the bytes */
-	(void)unlink(path);
-	mem_free(path);
+	(void)unlink(job->path);
 	return fd;
+}
+
+/* ---- the build thread ---- */
+
+static void export_job_build(struct export_job *job)
+{
+	const char *code = NULL, *error = NULL;
+	struct export_build b = {.job = job, .code_r = &code, .error_r = &error};
+	struct archive_settings set = {.base_dir = job->base_dir, .key_file = job->key_file};
+	struct stat st;
+	if (archive_open(&set, &b.archive, &error) < 0) {
+		code = "failed";
+	} else if (export_select(&b, job->ids, job->id_count) == 0) {
+		job->fd = export_write(&b, job);
+		if (job->fd >= 0 && fstat(job->fd, &st) < 0) {
+			export_fail(&b, "failed", tstr_printf("export file: %s", strerror(errno)));
+			close(job->fd);
+			job->fd = -1;
+		}
+	}
+	if (job->fd >= 0) {
+		job->size = (uint64_t)st.st_size;
+		job->messages = b.count;
+		job->first_id = b.items[0].id;
+	} else {
+		job->code = code != NULL ? code : "failed";
+		job->error = mem_strdup(error != NULL ? error : "the export failed");
+	}
+	archive_destroy(&b.archive);
+	for (size_t i = 0; i < b.count; i++)
+		mem_free(b.items[i].folder);
+	mem_free(b.items);
+}
+
+static void *export_job_thread(void *ctx)
+{
+	struct export_job *job = ctx;
+	export_job_build(job);
+	char done = 1;
+	while (write(job->done_pipe[1], &done, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static void export_job_free(struct export_job *job)
+{
+	if (job->done_event != NULL)
+		event_free(job->done_event);
+	if (job->done_pipe[0] >= 0)
+		close(job->done_pipe[0]);
+	if (job->done_pipe[1] >= 0)
+		close(job->done_pipe[1]);
+	mem_free(job->base_dir);
+	mem_free(job->key_file);
+	mem_free(job->path);
+	mem_free(job->archive_name);
+	mem_free(job->ids);
+	mem_free(job->error);
+	mem_free(job);
+}
+
+/* Back on the loop: the file is there (the export can be read) or not. */
+static void export_job_done(evutil_socket_t fd, short what, void *ctx)
+{
+	struct export_job *job = ctx;
+	struct instance_export *e = job->slot;
+	pthread_join(job->thread, NULL);
+	e->building = NULL;
+	if (job->fd < 0) {
+		log_info(tstr_printf("instance=%s", job->inst->id), "export for %s failed: %s",
+			 e->user, job->error);
+		rpc_conn_reply_error(job->conn, job->call_id, job->code, job->error);
+		export_unlink(job->inst, e);
+	} else {
+		e->fd = job->fd;
+		e->size = job->size;
+		e->last_used = time(NULL);
+		struct json *result = json_new_object();
+		json_set_int(result, "export", e->id);
+		json_set_int(result, "size", (long long)e->size);
+		json_set_int(result, "messages", (long long)job->messages);
+		json_set_int(result, "firstId", job->first_id);
+		rpc_conn_reply(job->conn, job->call_id, result);
+	}
+	export_job_free(job);
 }
 
 /* ---- the calls ---- */
@@ -322,7 +437,7 @@ static struct instance_export *export_find(struct instance *inst, const struct j
 	if (json_get_int(args, "export", &id) != 1)
 		return NULL;
 	for (struct instance_export *e = inst->exports; e != NULL; e = e->next) {
-		if (e->id == id && strcmp(e->user, user) == 0)
+		if (e->id == id && e->building == NULL && strcmp(e->user, user) == 0)
 			return e;
 	}
 	return NULL;
@@ -342,10 +457,27 @@ static int export_limits(struct export_build *b, const char *user)
 	return 0;
 }
 
-static int export_begin(struct export_build *b, const struct json *args, const char *user,
-			struct json **result_r)
+/* <base>/tmp, created if needed; the first export of this process clears
+ * what a crashed one left there. */
+static char *export_dir(struct export_build *b)
+{
+	char *dir = mem_printf("%s/tmp", b->inst->base_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		export_fail(b, "failed", tstr_printf("%s: %s", dir, strerror(errno)));
+		mem_free(dir);
+		return NULL;
+	}
+	if (b->inst->export_seq == 0)
+		export_remove_leftovers(dir);
+	return dir;
+}
+
+/* Checks, then the build thread; 0 started (the thread's end answers). */
+static int export_begin(struct export_build *b, const struct json *args, const struct json *user,
+			struct rpc_conn *conn, uint32_t call_id)
 {
 	const char *format_name = json_get_string(args, "format");
+	const char *name = json_get_string(user, "userName");
 	int format = -1;
 	for (int i = 0; format_name != NULL && export_formats[i] != NULL; i++) {
 		if (strcmp(export_formats[i], format_name) == 0)
@@ -353,7 +485,10 @@ static int export_begin(struct export_build *b, const struct json *args, const c
 	}
 	if (format < 0)
 		return export_fail(b, "bad-request", "format: zip, mbox or eml");
-	if (export_limits(b, user) < 0)
+	if (b->inst->frozen)
+		return export_fail(b, "frozen",
+				   "the archive is frozen for maintenance: try again later");
+	if (export_limits(b, name) < 0)
 		return -1;
 	struct export_id *ids;
 	size_t count;
@@ -363,36 +498,47 @@ static int export_begin(struct export_build *b, const struct json *args, const c
 		mem_free(ids);
 		return export_fail(b, "bad-request", "ids: one message ID for format eml");
 	}
-	const char *error;
-	b->archive = instance_archive_for_reading(b->inst->archive, &error);
-	int ret =
-		b->archive == NULL ? export_fail(b, "failed", error) : export_select(b, ids, count);
-	mem_free(ids);
-	if (ret < 0)
+	char *dir = export_dir(b);
+	if (dir == NULL) {
+		mem_free(ids);
 		return -1;
-	b->inst->export_seq++;
-	int fd = export_write(b, (enum export_format)format);
-	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) < 0) {
-		export_fail(b, "failed", tstr_printf("export file: %s", strerror(errno)));
-		close(fd);
-		fd = -1;
 	}
-	if (fd < 0)
-		return -1;
+	struct instance *inst = b->inst;
+	struct export_job *job = mem_new(struct export_job);
+	job->inst = inst;
+	job->conn = conn;
+	job->call_id = call_id;
+	job->done_pipe[0] = job->done_pipe[1] = job->fd = -1;
+	job->base_dir = mem_strdup(inst->base_dir);
+	job->key_file = mem_strdup(inst->key_file);
+	job->path = mem_printf("%s/export-%d-%lld", dir, (int)getpid(), ++inst->export_seq);
+	mem_free(dir);
+	const char *archive_name = json_get_string(user, "archiveName");
+	job->archive_name = archive_name != NULL ? mem_strdup(archive_name) : NULL;
+	job->auditor = json_get_bool(user, "auditor", false);
+	job->format = (enum export_format)format;
+	job->ids = ids;
+	job->id_count = count;
+	if (pipe2(job->done_pipe, O_CLOEXEC) < 0) {
+		export_job_free(job);
+		return export_fail(b, "failed", tstr_printf("pipe: %s", strerror(errno)));
+	}
+	job->done_event = event_new(inst->base, job->done_pipe[0], EV_READ, export_job_done, job);
 	struct instance_export *e = mem_new(struct instance_export);
-	e->id = b->inst->export_seq;
-	e->user = mem_strdup(user);
-	e->fd = fd;
-	e->size = (uint64_t)st.st_size;
-	e->last_used = time(NULL);
-	e->next = b->inst->exports;
-	b->inst->exports = e;
-	*result_r = json_new_object();
-	json_set_int(*result_r, "export", e->id);
-	json_set_int(*result_r, "size", (long long)e->size);
-	json_set_int(*result_r, "messages", (long long)b->count);
-	json_set_int(*result_r, "firstId", (long long)b->items[0].id);
+	e->id = inst->export_seq;
+	e->user = mem_strdup(name);
+	e->fd = -1;
+	e->building = job;
+	job->slot = e;
+	int err = pthread_create(&job->thread, NULL, export_job_thread, job);
+	if (err != 0) {
+		export_free(&e);
+		export_job_free(job);
+		return export_fail(b, "failed", tstr_printf("thread: %s", strerror(err)));
+	}
+	event_add(job->done_event, NULL);
+	e->next = inst->exports;
+	inst->exports = e;
 	return 0;
 }
 
@@ -434,34 +580,40 @@ static int export_read(struct export_build *b, const struct json *args, const ch
 	return 0;
 }
 
-int instance_export_call(struct instance *inst, const char *method, const struct json *args,
-			 const struct json *user, struct json **result_r, unsigned char **blob_r,
-			 size_t *blob_len_r, const char **code_r, const char **error_r)
+bool instance_export_call(struct instance *inst, struct rpc_conn *conn, uint32_t call_id,
+			  const char *method, const struct json *args, const struct json *user)
 {
 	bool begin = strcmp(method, "ClientExport") == 0;
 	bool read = strcmp(method, "ClientExportRead") == 0;
 	if (!begin && !read && strcmp(method, "ClientExportEnd") != 0)
-		return 0;
-	*result_r = NULL;
-	*blob_r = NULL;
-	*blob_len_r = 0;
-	struct export_build b = {.inst = inst, .user = user, .code_r = code_r, .error_r = error_r};
+		return false;
+	const char *code = NULL, *error = NULL;
+	struct export_build b = {.inst = inst, .code_r = &code, .error_r = &error};
 	const char *name = json_get_string(user, "userName");
+	struct json *result = NULL;
+	unsigned char *blob = NULL;
+	size_t blob_len = 0;
 	export_sweep(inst, time(NULL));
 	int ret;
 	if (begin) {
 		/* every export (zip, mbox, a single message) starts here */
-		ret = export_begin(&b, args, name, result_r);
+		ret = export_begin(&b, args, user, conn, call_id);
+		if (ret == 0)
+			return true; /* answered when the build thread is done */
 	} else if (read) {
-		ret = export_read(&b, args, name, result_r, blob_r, blob_len_r);
+		ret = export_read(&b, args, name, &result, &blob, &blob_len);
 	} else {
 		struct instance_export *e = export_find(inst, args, name);
 		if (e != NULL)
 			export_unlink(inst, e);
 		ret = 0;
 	}
-	for (size_t i = 0; i < b.count; i++)
-		mem_free(b.items[i].folder);
-	mem_free(b.items);
-	return ret < 0 ? -1 : 1;
+	if (ret < 0)
+		rpc_conn_reply_error(conn, call_id, code, error);
+	else if (blob != NULL)
+		rpc_conn_reply_blob(conn, call_id, result, blob, blob_len);
+	else
+		rpc_conn_reply(conn, call_id, result);
+	mem_free(blob);
+	return true;
 }

@@ -16,13 +16,22 @@
  * only their own messages (all with the auditor privilege); others are left
  * out, and an export with nothing left is "not-found".
  *
- * instance_export_call(): 1 handled (*result_r and, for reads, the bytes in
- * *blob_r to mem_free), -1 refused or failed (*code_r, *error_r), 0 not an
- * export call. `user` is instance_users_client_view() of the caller. */
+ * The file is written by a thread of its own (with its own read-only
+ * archive handle), so a large export does not hold up the instance's other
+ * calls; ClientExport is answered when it is complete. Refused while the
+ * instance is frozen ("frozen": the base directory must not change).
+ *
+ * instance_export_call(): false if `method` is not an export call;
+ * otherwise true, and the call is answered on `conn` (now, or for
+ * ClientExport when the file is built). `user` is
+ * instance_users_client_view() of the caller. */
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct instance;
 struct json;
+struct rpc_conn;
 
 #define INSTANCE_EXPORT_MAX_IDS 1000
 #define INSTANCE_EXPORT_MAX_BYTES (512ULL * 1024 * 1024)
@@ -31,8 +40,7 @@ struct json;
 #define INSTANCE_EXPORT_PER_INSTANCE 8
 #define INSTANCE_EXPORT_IDLE_SECS 120
 
-int instance_export_call(struct instance *inst, const char *method, const struct json *args,
-			 const struct json *user, struct json **result_r, unsigned char **blob_r,
-			 size_t *blob_len_r, const char **code_r, const char **error_r);
+bool instance_export_call(struct instance *inst, struct rpc_conn *conn, uint32_t call_id,
+			  const char *method, const struct json *args, const struct json *user);
 
 #endif
