@@ -92,11 +92,10 @@ static void export_end_ignored(struct web_call *call, const struct json *result,
 	access_web_call_free(call);
 }
 
-/* The client went away: the instance drops the export, the call ends. */
-static void export_abandon(struct web_call *call)
+/* The answer ends here; the instance drops the export, the call ends. */
+static void export_end(struct web_call *call)
 {
 	struct export_work *w = call->work;
-	export_log_done(call, w, tstr_printf(": the client left after %llu bytes", w->offset));
 	http_request_reply_end(call->req);
 	call->req = NULL;
 	call->streaming = false;
@@ -104,6 +103,14 @@ static void export_abandon(struct web_call *call)
 	json_set_int(args, "export", w->export_id);
 	/* answered into the void; an error is answered to no one either */
 	access_web_api_call(call, "ClientExportEnd", args, export_end_ignored);
+}
+
+/* The client went away. */
+static void export_abandon(struct web_call *call)
+{
+	struct export_work *w = call->work;
+	export_log_done(call, w, tstr_printf(": the client left after %llu bytes", w->offset));
+	export_end(call);
 }
 
 static void export_gone(struct http_request *req, void *ctx)
@@ -197,6 +204,11 @@ static void export_begun(struct web_call *call, const struct json *result, const
 	call->streaming = true;
 	http_request_set_gone(call->req, export_gone, call);
 	http_request_reply_start(call->req, 200, type, w->size);
+	if (strcmp(http_request_method(call->req), "HEAD") == 0) {
+		/* the head is all there is to send: the export is not needed */
+		export_end(call);
+		return;
+	}
 	if (!http_request_connected(call->req)) {
 		export_abandon(call);
 		return;

@@ -57,6 +57,10 @@ def test_repeated_ids_and_dates(web):
             got = info.date_time
             assert abs(time.mktime(got + (0, 0, -1)) - time.mktime(expected + (0, 0, -1))) <= 2, \
                 (info.filename, got, expected)
+    # HEAD: the size, and the export ends at once (else the third would be busy)
+    for _ in range(3):
+        h = w.request("HEAD", "/acme/api/export?format=zip&ids=" + query)
+        assert h.status == 200 and int(h.getheader("Content-Length")) == len(z.raw) and h.raw == b""
     m = w.get("/acme/api/export?format=mbox&ids=" + query)
     assert m.status == 200
     with tempfile.NamedTemporaryFile(suffix=".mbox") as f:
