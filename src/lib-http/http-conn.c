@@ -239,6 +239,8 @@ static struct http_conn *http_conn_find(struct http_conn_table *t, struct evhttp
 static void http_conn_answered(struct evhttp_request *req, void *ctx)
 {
 	struct http_conn *c = ctx;
+	if (c->active != NULL)
+		c->active->conn = NULL;
 	c->active = NULL;
 	http_conn_arm(c);
 }

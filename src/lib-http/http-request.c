@@ -275,6 +275,8 @@ void http_request_reply(struct http_request *req, int status, const char *conten
 		snprintf(length, sizeof(length), "%zu", size);
 		(void)evhttp_add_header(headers, "Content-Length", length);
 	}
+	/* Forget the connection first: sending may complete and close it. */
+	http_conn_request_free(req);
 	evhttp_send_reply(req->req, status, http_request_status_reason(status), out);
 	evbuffer_free(out);
 	http_request_unlink(req);
@@ -334,6 +336,7 @@ void http_request_reply_piece(struct http_request *req, const void *data, size_t
 void http_request_reply_end(struct http_request *req)
 {
 	req->sent = NULL;
+	http_conn_request_free(req);
 	/* frees a request whose connection has gone */
 	evhttp_send_reply_end(req->req);
 	http_request_unlink(req);
@@ -344,6 +347,7 @@ void http_request_reply_abort(struct http_request *req)
 {
 	req->sent = NULL;
 	req->gone = NULL;
+	http_conn_request_free(req);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req->req);
 	if (evcon != NULL)
 		evhttp_connection_free(evcon); /* frees the request with it */
