@@ -1,6 +1,7 @@
 /* access-imap: listeners, accepting connections, and connection limits. */
 #include "access-imap-private.h"
 #include "auth-throttle.h"
+#include "fd-reserve.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -11,7 +12,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define IMAP_DEFAULT_MAX_CONNECTIONS 10000
@@ -24,12 +27,23 @@ struct access_imap_listener {
 	bool implicit_tls;
 };
 
+/* A third of the descriptors the process may open (Web Access takes
+ * another third), at most IMAP_DEFAULT_MAX_CONNECTIONS. */
+static unsigned int access_imap_default_max(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur / 3 > IMAP_DEFAULT_MAX_CONNECTIONS)
+		return IMAP_DEFAULT_MAX_CONNECTIONS;
+	return rl.rlim_cur / 3 > 0 ? (unsigned int)(rl.rlim_cur / 3) : 1;
+}
+
 struct access_imap *access_imap_create(const struct access_imap_settings *set)
 {
 	struct access_imap *imap = mem_new(struct access_imap);
 	imap->set = *set;
 	if (imap->set.max_connections == 0)
-		imap->set.max_connections = IMAP_DEFAULT_MAX_CONNECTIONS;
+		imap->set.max_connections = access_imap_default_max();
 	if (imap->set.max_unauth_per_address == 0)
 		imap->set.max_unauth_per_address = IMAP_DEFAULT_MAX_UNAUTH_PER_ADDRESS;
 	imap->throttle = auth_throttle_create(10000);
@@ -105,6 +119,18 @@ static void access_imap_accept(struct evconnlistener *listener, evutil_socket_t 
 	(void)imap_client_create(imap, bev, l->implicit_tls, peer);
 }
 
+/* Out of descriptors all the same: refuse with the reserve rather than
+ * leave the connection in the backlog (and the loop spinning on it). */
+static void access_imap_accept_error(struct evconnlistener *listener, void *ctx)
+{
+	struct access_imap_listener *l = ctx;
+	int err = EVUTIL_SOCKET_ERROR();
+	if (err == EMFILE || err == ENFILE)
+		(void)fd_reserve_refuse(
+			(int)evconnlistener_get_fd(listener),
+			l->implicit_tls ? NULL : "* BYE Too many connections, try again later\r\n");
+}
+
 int access_imap_listen(struct access_imap *imap, const struct netaddr_listener *listener,
 		       bool implicit_tls, const char **error_r)
 {
@@ -122,6 +148,8 @@ int access_imap_listen(struct access_imap *imap, const struct netaddr_listener *
 		*error_r = tstr_printf("%s: cannot listen", netaddr_listener_str(listener));
 		return -1;
 	}
+	fd_reserve_init();
+	evconnlistener_set_error_cb(l->listener, access_imap_accept_error);
 	l->next = imap->listeners;
 	imap->listeners = l;
 	return 0;

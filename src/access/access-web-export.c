@@ -1,72 +1,49 @@
-/* access-web-export: downloads made of stored message bytes (ClientFetch
- * with raw): one original message, or a selection as a zip of .eml files
- * or one mbox. A selection is fetched in batches, so no single reply from
- * an instance grows large; the whole export is capped in size. */
+/* access-web-export: downloads of stored messages: one original message, or
+ * a selection as a zip of .eml files or one mbox.
+ *
+ * The instance builds the download (ClientExport) and hands it out in
+ * pieces (ClientExportRead); this side only forwards them. The next piece
+ * is asked for once the previous one has gone out to the client, so a slow
+ * client slows only its own download, one piece is held here at a time,
+ * and nothing is built or copied on this server's event loop beyond that
+ * piece. A client that goes away ends the export in the instance
+ * (ClientExportEnd). */
 #include "access-web-private.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
-#include "mbox-writer.h"
 #include "mem.h"
-#include "str.h"
 #include "tstr.h"
-#include "zip-writer.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* The instance refuses more; checked here too so a long query is answered
+ * before it travels. */
 #define EXPORT_MAX_IDS 1000
-#define EXPORT_BATCH 100
-#define EXPORT_MAX_BYTES (512ULL * 1024 * 1024)
-
-/* The bytes of message `m` within a ClientFetch blob; false if out of range. */
-static bool export_slice(const struct json *m, const void *blob, size_t blob_len,
-			 const unsigned char **data_r, size_t *len_r)
-{
-	long long offset, length;
-	if (json_get_int(m, "offset", &offset) != 1 || json_get_int(m, "length", &length) != 1 ||
-	    offset < 0 || length < 0 || (unsigned long long)offset > blob_len ||
-	    (unsigned long long)length > blob_len - (size_t)offset)
-		return false;
-	*data_r = (const unsigned char *)blob + offset;
-	*len_r = (size_t)length;
-	return true;
-}
-
-/* ---- the work ---- */
 
 enum export_mode { EXPORT_RAW, EXPORT_ZIP, EXPORT_MBOX };
 
+static const char *const export_formats[] = {"eml", "zip", "mbox"};
+
 struct export_work {
 	enum export_mode mode;
-	long long *ids;
-	size_t count, next;
-	struct str *out;
-	struct zip_writer *zw;
-	size_t messages;
-	long long raw_id;
-	/* a message larger than one answer, gathered piece by piece */
-	struct str *piece;
-	struct json *piece_meta;
+	long long export_id;
+	unsigned long long size, offset;
+	long long messages, first_id;
+	bool end;  /* the last piece has been asked for */
+	bool gone; /* the client went away */
 };
 
 static void export_work_free(void *ctx)
 {
-	struct export_work *w = ctx;
-	zip_writer_destroy(&w->zw);
-	str_destroy(&w->out);
-	str_destroy(&w->piece);
-	json_unref(&w->piece_meta);
-	mem_free(w->ids);
-	mem_free(w);
+	mem_free(ctx);
 }
 
 /* Ids "1,2,3" (also spaces): 1 to EXPORT_MAX_IDS positive numbers. */
-static int export_parse_ids(const char *text, long long **ids_r, size_t *count_r,
-			    const char **error_r)
+static struct json *export_parse_ids(const char *text, const char **error_r)
 {
-	long long *ids = mem_calloc(EXPORT_MAX_IDS, sizeof(long long));
-	size_t count = 0;
+	struct json *ids = json_new_array();
 	const char *p = text == NULL ? "" : text;
 	while (*p != '\0') {
 		while (*p == ',' || *p == ' ')
@@ -77,224 +54,199 @@ static int export_parse_ids(const char *text, long long **ids_r, size_t *count_r
 		long long id = strtoll(p, &end, 10);
 		if (end == p || id <= 0 || (*end != ',' && *end != ' ' && *end != '\0')) {
 			*error_r = "ids: expected message IDs separated by commas";
-			mem_free(ids);
-			return -1;
+			json_unref(&ids);
+			return NULL;
 		}
-		if (count == EXPORT_MAX_IDS) {
-			*error_r = tstr_printf("ids: at most %d messages per export", EXPORT_MAX_IDS);
-			mem_free(ids);
-			return -1;
+		if (json_count(ids) == EXPORT_MAX_IDS) {
+			*error_r =
+				tstr_printf("ids: at most %d messages per export", EXPORT_MAX_IDS);
+			json_unref(&ids);
+			return NULL;
 		}
-		ids[count++] = id;
+		json_append(ids, json_new_int(id));
 		p = end;
 	}
-	if (count == 0) {
+	if (json_count(ids) == 0) {
 		*error_r = "ids: name at least one message";
-		mem_free(ids);
-		return -1;
+		json_unref(&ids);
+		return NULL;
 	}
-	*ids_r = ids;
-	*count_r = count;
-	return 0;
+	return ids;
 }
 
-static void export_next_batch(struct web_call *call);
-static void export_fetch(struct web_call *call, struct json *ids, long long skip);
+/* ---- the end ---- */
 
-static int export_add(struct web_call *call, struct export_work *w, const struct json *m,
-		      const unsigned char *data, size_t len)
+static void export_log_done(struct web_call *call, struct export_work *w, const char *how)
 {
-	long long id = 0, date = 0;
-	(void)json_get_int(m, "id", &id);
-	(void)json_get_int(m, "internalDate", &date);
-	if (str_len(w->out) + len > EXPORT_MAX_BYTES) {
-		access_web_call_reply_error(call, 413, "too-large",
-					    tstr_printf("the selection is larger than %llu MiB: "
-							"export fewer messages at a time",
-							EXPORT_MAX_BYTES >> 20));
-		return -1;
-	}
-	if (w->mode == EXPORT_RAW) {
-		str_append_n(w->out, data, len);
-		w->raw_id = id;
-	} else if (w->mode == EXPORT_ZIP) {
-		const char *folder = json_get_string(m, "folder");
-		const char *name = tstr_printf("%s/%lld.eml", folder != NULL && folder[0] != '\0' ?
-					       folder : "messages", id);
-		const char *error;
-		if (zip_writer_add(w->zw, name, data, len, (time_t)date, &error) < 0) {
-			access_web_call_reply_error(call, 413, "too-large", error);
-			return -1;
-		}
-	} else {
-		mbox_writer_append(w->out, data, len, (time_t)date);
-	}
-	w->messages++;
-	return 0;
+	if (w->mode == EXPORT_RAW)
+		log_info(access_web_context(call), "download message %lld (%llu bytes)%s",
+			 w->first_id, w->size, how);
+	else
+		log_info(access_web_context(call), "export of %lld message(s) as %s (%llu bytes)%s",
+			 w->messages, export_formats[w->mode], w->size, how);
 }
 
-/* One message of an answer: 0 taken, 1 the rest of it was asked for, -1
- * answered (an error). */
-static int export_take(struct web_call *call, struct export_work *w, const struct json *m,
-		       const unsigned char *data, size_t len)
+static void export_end_ignored(struct web_call *call, const struct json *result, const void *blob,
+			       size_t blob_len)
 {
-	bool partial = json_get_bool(m, "partial", false);
-	if (w->piece == NULL && !partial)
-		return export_add(call, w, m, data, len);
-	if (w->piece == NULL) {
-		w->piece = str_create(len * 2);
-		w->piece_meta = json_clone(m);
-	}
-	str_append_n(w->piece, data, len);
-	if (partial) {
-		if (str_len(w->piece) + str_len(w->out) > EXPORT_MAX_BYTES) {
-			access_web_call_reply_error(call, 413, "too-large",
-						    "the selection is too large to export at once");
-			return -1;
-		}
-		long long id = 0;
-		(void)json_get_int(m, "id", &id);
-		struct json *ids = json_new_array();
-		json_append(ids, json_new_int(id));
-		export_fetch(call, ids, (long long)str_len(w->piece));
-		return 1;
-	}
-	int ret = export_add(call, w, w->piece_meta, (const unsigned char *)str_c(w->piece),
-			     str_len(w->piece));
-	str_destroy(&w->piece);
-	json_unref(&w->piece_meta);
-	return ret;
+	access_web_call_free(call);
 }
 
-static void export_batch_done(struct web_call *call, const struct json *result, const void *blob,
-			      size_t blob_len)
+/* The answer ends here; the instance drops the export, the call ends. */
+static void export_end(struct web_call *call)
 {
 	struct export_work *w = call->work;
-	const struct json *list = json_get(result, "messages");
-	size_t batch_start = w->next;
-	if (json_count(list) == 0 && w->piece != NULL) {
-		/* the rest of a message did not come (deleted meanwhile) */
-		str_destroy(&w->piece);
-		json_unref(&w->piece_meta);
-	} else if (json_count(list) == 0) {
-		/* none answered: no message of the batch is the user's to read */
-		w->next = w->next + EXPORT_BATCH < w->count ? w->next + EXPORT_BATCH : w->count;
-	}
-	for (size_t i = 0; i < json_count(list); i++) {
-		const struct json *m = json_at(list, i);
-		const unsigned char *data;
-		size_t len;
-		long long id = 0;
-		(void)json_get_int(m, "id", &id);
-		if (!export_slice(m, blob, blob_len, &data, &len)) {
-			access_web_call_reply_error(call, 500, "failed",
-						    "the archive sent a damaged answer");
-			return;
-		}
-		/* The instance answers in order and may stop early (its answer
-		 * has a size budget): go on after the last message it sent. */
-		for (size_t k = batch_start; k < w->count; k++) {
-			if (w->ids[k] == id) {
-				w->next = k + 1;
-				break;
-			}
-		}
-		if (export_take(call, w, m, data, len) != 0)
-			return;
-	}
-	export_next_batch(call);
+	http_request_reply_end(call->req);
+	call->req = NULL;
+	call->streaming = false;
+	struct json *args = json_new_object();
+	json_set_int(args, "export", w->export_id);
+	/* answered into the void; an error is answered to no one either */
+	access_web_api_call(call, "ClientExportEnd", args, export_end_ignored);
 }
 
-static void export_finish(struct web_call *call)
+/* The client went away. */
+static void export_abandon(struct web_call *call)
 {
 	struct export_work *w = call->work;
-	if (w->messages == 0) {
-		/* Nothing the user may read: the same as IDs that do not exist. */
-		access_web_call_reply_error(call, 404, "not-found", "no such message");
+	export_log_done(call, w, tstr_printf(": the client left after %llu bytes", w->offset));
+	export_end(call);
+}
+
+static void export_gone(struct http_request *req, void *ctx)
+{
+	struct web_call *call = ctx;
+	struct export_work *w = call->work;
+	w->gone = true;
+	if (!call->waiting_instance)
+		export_abandon(call);
+}
+
+/* ---- pieces ---- */
+
+static void export_read_next(struct web_call *call);
+
+static void export_sent(struct http_request *req, void *ctx)
+{
+	struct web_call *call = ctx;
+	struct export_work *w = call->work;
+	if (!w->end) {
+		export_read_next(call);
 		return;
 	}
-	if (w->mode == EXPORT_ZIP)
-		zip_writer_finish(&w->zw);
-	const char *name = w->mode == EXPORT_ZIP ? "messages.zip" : w->mode == EXPORT_MBOX ?
-			   "messages.mbox" : tstr_printf("message-%lld.eml", w->raw_id);
-	const char *type = w->mode == EXPORT_ZIP ? "application/zip" : w->mode == EXPORT_MBOX ?
-			   "application/mbox" : "message/rfc822";
-	char *disposition = access_web_content_disposition(name);
-	http_request_add_header(call->req, "Content-Disposition", disposition);
-	http_request_add_header(call->req, "Content-Security-Policy", "default-src 'none'; sandbox");
-	mem_free(disposition);
-	if (w->mode == EXPORT_RAW)
-		log_info(access_web_context(call), "download message %lld (%zu bytes)", w->raw_id,
-			 str_len(w->out));
-	else
-		log_info(access_web_context(call), "export of %zu message(s) as %s (%zu bytes)",
-			 w->messages, w->mode == EXPORT_ZIP ? "zip" : "mbox", str_len(w->out));
-	access_web_reply(call->req, 200, type, str_c(w->out), str_len(w->out));
+	export_log_done(call, w, "");
+	http_request_reply_end(call->req);
 	call->req = NULL;
 	access_web_call_free(call);
 }
 
-static void export_fetch(struct web_call *call, struct json *ids, long long skip)
-{
-	struct json *args = json_new_object();
-	json_set(args, "ids", ids);
-	json_set_bool(args, "raw", true);
-	/* a selection needs the export privilege (one original does not) */
-	if (((struct export_work *)call->work)->mode != EXPORT_RAW)
-		json_set_bool(args, "export", true);
-	if (skip > 0)
-		json_set_int(args, "skip", skip);
-	access_web_api_call(call, "ClientFetch", args, export_batch_done);
-}
-
-static void export_next_batch(struct web_call *call)
+static void export_piece(struct web_call *call, const struct json *result, const void *blob,
+			 size_t blob_len)
 {
 	struct export_work *w = call->work;
-	if (w->next >= w->count) {
-		export_finish(call);
+	long long offset = -1;
+	call->waiting_instance = false;
+	if (w->gone) {
+		export_abandon(call);
 		return;
 	}
-	struct json *ids = json_new_array();
-	for (size_t i = w->next; i < w->next + EXPORT_BATCH && i < w->count; i++)
-		json_append(ids, json_new_int(w->ids[i]));
-	export_fetch(call, ids, 0);
+	(void)json_get_int(result, "offset", &offset);
+	if (offset < 0 || (unsigned long long)offset != w->offset || blob_len == 0 ||
+	    blob_len > w->size - w->offset) {
+		access_web_call_reply_error(call, 500, "failed",
+					    "the archive sent a damaged answer");
+		return;
+	}
+	w->offset += blob_len;
+	w->end = json_get_bool(result, "end", false) || w->offset == w->size;
+	http_request_reply_piece(call->req, blob, blob_len, export_sent, call);
 }
 
-static void export_start(struct web_call *call, enum export_mode mode, long long *ids,
-			 size_t count)
+static void export_read_next(struct web_call *call)
+{
+	struct export_work *w = call->work;
+	struct json *args = json_new_object();
+	json_set_int(args, "export", w->export_id);
+	json_set_int(args, "offset", (long long)w->offset);
+	call->waiting_instance = true;
+	access_web_api_call(call, "ClientExportRead", args, export_piece);
+}
+
+/* ---- the start ---- */
+
+static void export_begun(struct web_call *call, const struct json *result, const void *blob,
+			 size_t blob_len)
+{
+	struct export_work *w = call->work;
+	long long id = 0, size = -1;
+	(void)json_get_int(result, "export", &id);
+	(void)json_get_int(result, "size", &size);
+	(void)json_get_int(result, "messages", &w->messages);
+	(void)json_get_int(result, "firstId", &w->first_id);
+	if (id <= 0 || size <= 0) {
+		access_web_call_reply_error(call, 500, "failed",
+					    "the archive sent a damaged answer");
+		return;
+	}
+	w->export_id = id;
+	w->size = (unsigned long long)size;
+	const char *name = w->mode == EXPORT_ZIP    ? "messages.zip"
+			   : w->mode == EXPORT_MBOX ? "messages.mbox"
+						    : tstr_printf("message-%lld.eml", w->first_id);
+	const char *type = w->mode == EXPORT_ZIP    ? "application/zip"
+			   : w->mode == EXPORT_MBOX ? "application/mbox"
+						    : "message/rfc822";
+	char *disposition = access_web_content_disposition(name);
+	http_request_add_header(call->req, "Content-Disposition", disposition);
+	http_request_add_header(call->req, "Content-Security-Policy",
+				"default-src 'none'; sandbox");
+	mem_free(disposition);
+	call->streaming = true;
+	http_request_set_gone(call->req, export_gone, call);
+	http_request_reply_start(call->req, 200, type, w->size);
+	if (strcmp(http_request_method(call->req), "HEAD") == 0) {
+		/* the head is all there is to send: the export is not needed */
+		export_end(call);
+		return;
+	}
+	if (!http_request_connected(call->req)) {
+		export_abandon(call);
+		return;
+	}
+	export_read_next(call);
+}
+
+static void export_start(struct web_call *call, enum export_mode mode, struct json *ids)
 {
 	struct export_work *w = mem_new(struct export_work);
 	w->mode = mode;
-	w->ids = ids;
-	w->count = count;
-	w->out = str_create(64 * 1024);
-	if (mode == EXPORT_ZIP)
-		w->zw = zip_writer_create(w->out);
 	call->work = w;
 	call->work_free = export_work_free;
-	export_next_batch(call);
+	struct json *args = json_new_object();
+	json_set_string(args, "format", export_formats[mode]);
+	json_set(args, "ids", ids);
+	access_web_api_call(call, "ClientExport", args, export_begun);
 }
 
 void access_web_export_raw(struct web_call *call, long long id)
 {
-	long long *ids = mem_new(long long);
-	ids[0] = id;
-	export_start(call, EXPORT_RAW, ids, 1);
+	struct json *ids = json_new_array();
+	json_append(ids, json_new_int(id));
+	export_start(call, EXPORT_RAW, ids);
 }
 
 void access_web_export_selection(struct web_call *call)
 {
 	const char *format = access_web_api_param(call, "format");
-	const char *error;
-	long long *ids;
-	size_t count;
+	const char *error = "ids: expected message IDs separated by commas";
 	if (format == NULL || (strcmp(format, "zip") != 0 && strcmp(format, "mbox") != 0)) {
 		access_web_call_reply_error(call, 400, "bad-request", "format: zip or mbox");
 		return;
 	}
-	if (export_parse_ids(access_web_api_param(call, "ids"), &ids, &count, &error) < 0) {
+	struct json *ids = export_parse_ids(access_web_api_param(call, "ids"), &error);
+	if (ids == NULL) {
 		access_web_call_reply_error(call, 400, "bad-request", error);
 		return;
 	}
-	export_start(call, strcmp(format, "zip") == 0 ? EXPORT_ZIP : EXPORT_MBOX, ids, count);
+	export_start(call, strcmp(format, "zip") == 0 ? EXPORT_ZIP : EXPORT_MBOX, ids);
 }

@@ -33,6 +33,8 @@ struct access_web {
 	struct auth_throttle *throttle;
 	struct auth_cache *basic_cache; /* app passwords verified recently */
 	struct web_call *calls;		/* under way, for destroy */
+	unsigned int refused;		/* connections refused since refused_logged */
+	long long refused_logged;
 };
 
 /* One API request on its way through authentication and instance calls. */
@@ -51,6 +53,9 @@ struct web_call {
 	struct json *body; /* the JSON request body, or NULL */
 	struct http_form_field *params; /* the query */
 	size_t param_count;
+	/* an answer being streamed (export): errors abort the connection */
+	bool streaming;
+	bool waiting_instance; /* streaming: a piece is being asked for */
 	/* export and other multi-step work */
 	void *work;
 	void (*work_free)(void *work);
@@ -97,7 +102,8 @@ void access_web_api_call(struct web_call *call, const char *method, struct json 
 /* A query parameter of the request (borrowed from the call), or NULL. */
 const char *access_web_api_param(struct web_call *call, const char *name);
 
-/* access-web-export.c: downloads built from ClientFetch (authenticated). */
+/* access-web-export.c: downloads built by the instance (ClientExport),
+ * streamed to the client piece by piece (authenticated). */
 void access_web_export_raw(struct web_call *call, long long id);
 void access_web_export_selection(struct web_call *call);
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,7 +82,7 @@ int access_web_error_status(const char *code)
 		{"bad-request", 400}, {"forbidden", 403},    {"csrf", 403},
 		{"throttled", 429},   {"unavailable", 503},  {"timeout", 504},
 		{"closed", 503},      {"frozen", 503},       {"too-large", 413},
-		{"no-address", 409},
+		{"no-address", 409},  {"busy", 429},
 	};
 	for (size_t i = 0; code != NULL && i < sizeof(map) / sizeof(map[0]); i++) {
 		if (strcmp(map[i].code, code) == 0)
@@ -158,8 +159,13 @@ void access_web_call_free(struct web_call *call)
 void access_web_call_reply_error(struct web_call *call, int status, const char *code,
 				 const char *message)
 {
-	if (call->req != NULL)
+	if (call->req != NULL && call->streaming) {
+		log_warning(access_web_context(call), "download ended early: %s: %s", code,
+			    message);
+		http_request_reply_abort(call->req);
+	} else if (call->req != NULL) {
 		access_web_reply_error(call->req, status, code, message);
+	}
 	call->req = NULL;
 	access_web_call_free(call);
 }
@@ -280,6 +286,23 @@ static bool web_running_from_build_dir(void)
 	return strncmp(self, COFFER_BUILD_DIR, len) == 0 && self[len] == '/';
 }
 
+/* Connections over a limit, logged at most every 10 s: a flood would
+ * otherwise fill the log. */
+static void web_refused(const char *address, const char *reason, void *ctx)
+{
+	struct access_web *web = ctx;
+	long long now = (long long)time(NULL);
+	web->refused++;
+	if (now - web->refused_logged < 10)
+		return;
+	log_warning("web", "refused %u connection(s) over the %s limit (the last from %s)",
+		    web->refused,
+		    strcmp(reason, "per-address") == 0 ? "per-address" : "total connection",
+		    address);
+	web->refused = 0;
+	web->refused_logged = now;
+}
+
 static char *web_find_dir(void)
 {
 	const char *env = getenv("COFFER_WEB_DIR");
@@ -318,7 +341,8 @@ int access_web_create(struct role_daemon *rd, struct access_route *route, struct
 	web->basic_cache = auth_cache_create(WEB_BASIC_CACHE_ENTRIES, WEB_BASIC_CACHE_TTL_SECS);
 	/* Export selections name up to 1000 IDs in the query. */
 	struct http_server_settings set = {.max_header_size = 32 * 1024,
-					   .max_body_size = 256 * 1024};
+					   .max_body_size = 256 * 1024,
+					   .refused = web_refused};
 	web->http = http_server_create(web->base, tls, &set, web_handle, web);
 	for (size_t i = 0; i < l->listener_count; i++) {
 		if (http_server_listen(web->http, &l->listeners[i], error_r) < 0) {
@@ -343,7 +367,8 @@ void access_web_destroy(struct access_web **_web)
 		next = c->next;
 		c->web = NULL;
 		c->req = NULL;
-		if (c->timer != NULL) /* not waiting for an instance: done */
+		/* not waiting for an instance: done */
+		if (c->timer != NULL || (c->streaming && !c->waiting_instance))
 			access_web_call_free(c);
 	}
 	http_server_destroy(&web->http);

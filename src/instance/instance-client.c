@@ -11,6 +11,7 @@
 #include "catalog.h"
 #include "instance-archive.h"
 #include "instance-client-web.h"
+#include "instance-export.h"
 #include "instance-rights.h"
 #include "instance-users.h"
 #include "instance.h"
@@ -497,6 +498,24 @@ static int client_dispatch(struct client_call *c, const char *method)
 	return client_fail(c, "unknown-method", tstr_printf("an instance takes no call '%s'", method));
 }
 
+/* Exports (instance-export.c), for the user named in args; true if the
+ * call was one (it is then answered). */
+static bool client_export(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			  const char *method, const struct json *args)
+{
+	if (strncmp(method, "ClientExport", 12) != 0)
+		return false;
+	struct json *user =
+		instance_users_client_view(inst->users, json_get_string(args, "userName"));
+	if (user == NULL) {
+		rpc_conn_reply_error(conn, id, "auth-failed", "the session has ended: log in again");
+		return true;
+	}
+	bool handled = instance_export_call(inst, conn, id, method, args, user);
+	json_unref(&user);
+	return handled;
+}
+
 bool instance_client_is_call(const char *method)
 {
 	return strncmp(method, "Client", 6) == 0;
@@ -520,6 +539,8 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	}
 	unsigned char *blob;
 	size_t blob_len;
+	if (client_export(inst, conn, id, method, args))
+		return;
 	int web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len, &c.code,
 					   &c.error);
 	if (web != 0) {

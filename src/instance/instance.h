@@ -19,6 +19,7 @@ struct event_base;
 struct json;
 struct rpc_conn;
 struct instance_archive;
+struct instance_export;
 struct instance_jobs;
 struct instance_users;
 
@@ -38,6 +39,8 @@ struct instance {
 	struct instance_users *users; /* open while in use */
 	unsigned int keepalive_secs;  /* of the link to the Instance Host */
 	uint64_t calls;
+	struct instance_export *exports; /* under way (instance-export.c) */
+	long long export_seq;
 };
 
 /* Dispatch one call from the Instance Host (instance-calls.c). */

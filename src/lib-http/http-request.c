@@ -71,9 +71,10 @@ void http_request_free(struct http_request **_req)
 	if (req == NULL)
 		return;
 	*_req = NULL;
+	http_conn_request_free(req);
 	if (req->auth_decoded != NULL)
-		memset(req->auth_decoded, 0, strlen(req->auth_decoded) + 1 +
-					     strlen(req->auth_password));
+		memset(req->auth_decoded, 0,
+		       strlen(req->auth_decoded) + 1 + strlen(req->auth_password));
 	mem_free(req->auth_decoded);
 	mem_free(req->path);
 	mem_free(req->peer);
@@ -161,8 +162,7 @@ static void http_request_parse_basic_auth(struct http_request *req)
 	req->auth_password = colon + 1;
 }
 
-bool http_request_basic_auth(struct http_request *req, const char **user_r,
-			     const char **password_r)
+bool http_request_basic_auth(struct http_request *req, const char **user_r, const char **password_r)
 {
 	if (!req->auth_parsed) {
 		req->auth_parsed = true;
@@ -183,31 +183,56 @@ void http_request_add_header(struct http_request *req, const char *name, const c
 const char *http_request_status_reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
 	}
 	return status < 400 ? "OK" : "Error";
 }
@@ -224,14 +249,20 @@ static void http_request_unlink(struct http_request *req)
 	req->prev = req->next = NULL;
 }
 
-void http_request_reply(struct http_request *req, int status, const char *content_type,
-			const void *body, size_t size)
+static void http_request_set_content_type(struct http_request *req, const char *content_type)
 {
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req->req);
 	if (content_type != NULL) {
 		evhttp_remove_header(headers, "Content-Type");
 		(void)evhttp_add_header(headers, "Content-Type", content_type);
 	}
+}
+
+void http_request_reply(struct http_request *req, int status, const char *content_type,
+			const void *body, size_t size)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req->req);
+	http_request_set_content_type(req, content_type);
 	struct evbuffer *out = evbuffer_new();
 	if (out == NULL || (size > 0 && evbuffer_add(out, body, size) < 0))
 		abort();
@@ -244,8 +275,84 @@ void http_request_reply(struct http_request *req, int status, const char *conten
 		snprintf(length, sizeof(length), "%zu", size);
 		(void)evhttp_add_header(headers, "Content-Length", length);
 	}
+	/* Forget the connection first: sending may complete and close it. */
+	http_conn_request_free(req);
 	evhttp_send_reply(req->req, status, http_request_status_reason(status), out);
 	evbuffer_free(out);
+	http_request_unlink(req);
+	http_request_free(&req);
+}
+
+/* ---- streamed answers ---- */
+
+void http_request_set_gone(struct http_request *req, http_request_fn *gone, void *ctx)
+{
+	req->gone = gone;
+	req->gone_ctx = ctx;
+}
+
+bool http_request_connected(struct http_request *req)
+{
+	return req->conn != NULL && evhttp_request_get_connection(req->req) != NULL;
+}
+
+void http_request_reply_start(struct http_request *req, int status, const char *content_type,
+			      unsigned long long size)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req->req);
+	http_request_set_content_type(req, content_type);
+	char length[32];
+	snprintf(length, sizeof(length), "%llu", size);
+	/* With a length evhttp sends the pieces as they are (no chunking). */
+	evhttp_remove_header(headers, "Content-Length");
+	(void)evhttp_add_header(headers, "Content-Length", length);
+	if (evhttp_request_get_connection(req->req) != NULL)
+		evhttp_send_reply_start(req->req, status, http_request_status_reason(status));
+}
+
+static void http_request_piece_sent(struct evhttp_connection *evcon, void *ctx)
+{
+	struct http_request *req = ctx;
+	http_request_fn *sent = req->sent;
+	req->sent = NULL;
+	if (sent != NULL)
+		sent(req, req->sent_ctx);
+}
+
+void http_request_reply_piece(struct http_request *req, const void *data, size_t len,
+			      http_request_fn *sent, void *ctx)
+{
+	if (!http_request_connected(req))
+		return; /* `gone` was or will be called */
+	struct evbuffer *buf = evbuffer_new();
+	if (buf == NULL || (len > 0 && evbuffer_add(buf, data, len) < 0))
+		abort();
+	req->sent = sent;
+	req->sent_ctx = ctx;
+	evhttp_send_reply_chunk_with_cb(req->req, buf, http_request_piece_sent, req);
+	evbuffer_free(buf);
+}
+
+void http_request_reply_end(struct http_request *req)
+{
+	req->sent = NULL;
+	http_conn_request_free(req);
+	/* frees a request whose connection has gone */
+	evhttp_send_reply_end(req->req);
+	http_request_unlink(req);
+	http_request_free(&req);
+}
+
+void http_request_reply_abort(struct http_request *req)
+{
+	req->sent = NULL;
+	req->gone = NULL;
+	http_conn_request_free(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req->req);
+	if (evcon != NULL)
+		evhttp_connection_free(evcon); /* frees the request with it */
+	else
+		evhttp_request_free(req->req);
 	http_request_unlink(req);
 	http_request_free(&req);
 }

@@ -16,8 +16,7 @@
 static struct bufferevent *http_server_bevcb(struct event_base *base, void *context)
 {
 	struct http_server *server = context;
-	/* Never NULL: evhttp would serve that connection in plain text. */
-	return tls_bufferevent_accept(server->tls, base, -1);
+	return http_conn_new(server->conns);
 }
 
 static void http_server_bad_request(struct evhttp_request *req, const char *error)
@@ -45,6 +44,7 @@ static void http_server_request(struct evhttp_request *req, void *context)
 	if (server->pending != NULL)
 		server->pending->prev = hreq;
 	server->pending = hreq;
+	http_conn_request_begin(server->conns, hreq);
 	server->handler(hreq, server->ctx);
 }
 
@@ -61,12 +61,15 @@ struct http_server *http_server_create(struct event_base *base, struct tls_conte
 	server->tls = tls;
 	server->handler = handler;
 	server->ctx = ctx;
-	size_t max_header = set != NULL && set->max_header_size != 0
-				    ? set->max_header_size : HTTP_SERVER_DEFAULT_MAX_HEADER_SIZE;
-	size_t max_body = set != NULL && set->max_body_size != 0
-				  ? set->max_body_size : HTTP_SERVER_DEFAULT_MAX_BODY_SIZE;
-	unsigned int timeout = set != NULL && set->timeout_secs != 0
-				       ? set->timeout_secs : HTTP_SERVER_DEFAULT_TIMEOUT_SECS;
+	if (set != NULL)
+		server->set = *set;
+	server->conns = http_conn_table_create(server);
+	size_t max_header = server->set.max_header_size != 0 ? server->set.max_header_size
+							     : HTTP_SERVER_DEFAULT_MAX_HEADER_SIZE;
+	size_t max_body = server->set.max_body_size != 0 ? server->set.max_body_size
+							 : HTTP_SERVER_DEFAULT_MAX_BODY_SIZE;
+	unsigned int timeout = server->set.timeout_secs != 0 ? server->set.timeout_secs
+							     : HTTP_SERVER_DEFAULT_TIMEOUT_SECS;
 	evhttp_set_max_headers_size(evhttp, (ev_ssize_t)max_header);
 	evhttp_set_max_body_size(evhttp, (ev_ssize_t)max_body);
 	evhttp_set_timeout(evhttp, (int)timeout);
@@ -87,12 +90,14 @@ int http_server_listen(struct http_server *server, const struct netaddr_listener
 	int fd = netaddr_listen(listener, error_r);
 	if (fd < 0)
 		return -1;
-	if (evhttp_accept_socket_with_handle(server->evhttp, fd) == NULL) {
+	struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(server->evhttp, fd);
+	if (bound == NULL) {
 		*error_r = tstr_printf("%s: cannot accept connections on the listening socket",
 				       netaddr_listener_str(listener));
 		close(fd);
 		return -1;
 	}
+	http_conn_listener_guard(bound);
 	return 0;
 }
 
@@ -106,10 +111,12 @@ void http_server_destroy(struct http_server **_server)
 	 * and waits for the reply that frees it; evhttp_free() frees the
 	 * others with their connections. */
 	for (struct http_request *req = server->pending; req != NULL; req = req->next) {
+		req->gone = NULL; /* its owner is going away too */
 		if (evhttp_request_get_connection(req->req) == NULL)
 			evhttp_request_free(req->req);
 	}
 	evhttp_free(server->evhttp);
+	http_conn_table_destroy(&server->conns);
 	while (server->pending != NULL) {
 		struct http_request *req = server->pending;
 		server->pending = req->next;

@@ -14,6 +14,17 @@
  * and DELETE get 405 (evhttp), and a path with a bad percent escape or an
  * encoded NUL gets 400; neither reaches the handler.
  *
+ * Connections: at most max_connections at once, and max_per_address from
+ * one IP address; a connection over either is closed as soon as it is
+ * accepted, before any TLS work. The TLS handshake and the whole request
+ * (line, headers, body) must arrive within request_timeout_secs of the
+ * connection's start, or of the previous answer on a kept-alive connection
+ * (so a client sending a byte now and then, or nothing, cannot hold a
+ * connection); while the handler works and while an answer is being
+ * written only timeout_secs of silence ends it. When the process runs out
+ * of file descriptors anyway, a pending connection is still accepted and
+ * closed at once (fd-reserve), so accept() never spins.
+ *
  * A request handed to the handler must be answered exactly once with
  * http_request_reply(), even if the client has gone away meanwhile (the reply
  * is then dropped). http_server_destroy() releases unanswered requests; the
@@ -32,9 +43,17 @@ struct event_base;
 struct tls_context;
 
 struct http_server_settings {
-	size_t max_header_size; /* bytes; 0 = 16 KiB */
-	size_t max_body_size;   /* bytes; 0 = 1 MiB */
-	unsigned int timeout_secs; /* idle/read timeout; 0 = 60 */
+	size_t max_header_size;            /* bytes; 0 = 16 KiB */
+	size_t max_body_size;              /* bytes; 0 = 1 MiB */
+	unsigned int timeout_secs;         /* idle/read timeout; 0 = 60 */
+	unsigned int request_timeout_secs; /* handshake + request; 0 = 20 */
+	/* 0 = a third of the descriptors the process may open (RLIMIT_NOFILE
+	 * soft limit), at most 10000 */
+	unsigned int max_connections;
+	unsigned int max_per_address; /* 0 = 64 */
+	/* Told about every connection refused by a limit (may be NULL):
+	 * `address` is the IP, `reason` "per-address" or "total". */
+	void (*refused)(const char *address, const char *reason, void *ctx);
 };
 
 struct http_server;
@@ -56,7 +75,7 @@ const char *http_request_path(struct http_request *req);   /* decoded ('+' stays
 const char *http_request_query(struct http_request *req);  /* raw, "" if none */
 const char *http_request_header(struct http_request *req, const char *name);
 void http_request_body(struct http_request *req, const char **data_r, size_t *size_r);
-const char *http_request_peer(struct http_request *req);   /* "ip:port" */
+const char *http_request_peer(struct http_request *req); /* "ip:port" */
 
 /* Parsed Basic credentials; false if absent or malformed. */
 bool http_request_basic_auth(struct http_request *req, const char **user_r,
@@ -67,6 +86,27 @@ void http_request_add_header(struct http_request *req, const char *name, const c
  * Content-Length is always set (except for 1xx, 204 and 304). */
 void http_request_reply(struct http_request *req, int status, const char *content_type,
 			const void *body, size_t size);
+
+/* A streamed answer of `size` bytes (sent with Content-Length), given in
+ * pieces: http_request_reply_piece() queues one and calls `sent` once it has
+ * gone out to the network, so the caller produces the next piece only as
+ * fast as the client takes them (at most one piece waits per request).
+ * http_request_reply_end() after the last piece (or to give up) releases the
+ * request. If the client goes away meanwhile, `gone` (set with
+ * http_request_set_gone()) is called once, `sent` never again, and the
+ * caller ends with http_request_reply_end(). */
+typedef void http_request_fn(struct http_request *req, void *ctx);
+void http_request_set_gone(struct http_request *req, http_request_fn *gone, void *ctx);
+void http_request_reply_start(struct http_request *req, int status, const char *content_type,
+			      unsigned long long size);
+void http_request_reply_piece(struct http_request *req, const void *data, size_t len,
+			      http_request_fn *sent, void *ctx);
+void http_request_reply_end(struct http_request *req);
+/* Give up a streamed answer half way: the connection is closed (the client
+ * sees a short body) and the request released; `gone` is not called. */
+void http_request_reply_abort(struct http_request *req);
+/* false once the client has gone. */
+bool http_request_connected(struct http_request *req);
 
 /* ---- form decoding (application/x-www-form-urlencoded and query strings) ---- */
 
@@ -95,7 +135,7 @@ struct http_client_request {
 	const char *content_type; /* NULL for none */
 	const void *body;
 	size_t body_size;
-	const char *basic_user;   /* NULL: no Authorization header */
+	const char *basic_user; /* NULL: no Authorization header */
 	const char *basic_password;
 	const char *pinned_fingerprint; /* required: the server certificate's fingerprint */
 	unsigned int timeout_secs;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -22,6 +24,9 @@
 #include "tls.h"
 
 #define MAX_BODY 1024
+#define PER_ADDRESS 8
+#define REQUEST_TIMEOUT 2
+#define STREAM_PIECE (256 * 1024)
 
 static char tmpdir[] = "/tmp/coffer-test-http-XXXXXX";
 static char *cert_path, *key_path, *other_cert, *other_key;
@@ -42,6 +47,58 @@ struct test_server {
 
 static struct test_server server;
 
+/* ---- streamed answers ---- */
+
+static atomic_uint stream_pieces, stream_gone, stream_done;
+
+struct stream {
+	struct http_request *req;
+	unsigned int left; /* pieces still to send; forever if `forever` */
+	bool forever;
+};
+
+static void stream_next(struct stream *s);
+
+static void stream_sent(struct http_request *req, void *ctx)
+{
+	struct stream *s = ctx;
+	if (!s->forever && s->left == 0) {
+		http_request_reply_end(req);
+		atomic_fetch_add(&stream_done, 1);
+		mem_free(s);
+		return;
+	}
+	stream_next(s);
+}
+
+static void stream_next(struct stream *s)
+{
+	static char piece[STREAM_PIECE];
+	memset(piece, 'a' + (int)(s->left % 26), sizeof(piece));
+	s->left--;
+	atomic_fetch_add(&stream_pieces, 1);
+	http_request_reply_piece(s->req, piece, sizeof(piece), stream_sent, s);
+}
+
+static void stream_gone_cb(struct http_request *req, void *ctx)
+{
+	atomic_fetch_add(&stream_gone, 1);
+	http_request_reply_end(req);
+	mem_free(ctx);
+}
+
+static void stream_start(struct http_request *req, bool forever)
+{
+	struct stream *s = mem_new(struct stream);
+	s->req = req;
+	s->left = 3;
+	s->forever = forever;
+	http_request_set_gone(req, stream_gone_cb, s);
+	http_request_reply_start(req, 200, "application/octet-stream",
+				 forever ? 1ULL << 40 : 3ULL * STREAM_PIECE);
+	stream_next(s);
+}
+
 static void reply_later(evutil_socket_t fd, short what, void *context)
 {
 	struct http_request *req = context;
@@ -56,6 +113,10 @@ static void handler(struct http_request *req, void *context)
 	if (strcmp(path, "/async") == 0) {
 		struct timeval delay = {0, 10000};
 		event_base_once(ts->base, -1, EV_TIMEOUT, reply_later, req, &delay);
+		return;
+	}
+	if (strcmp(path, "/stream") == 0 || strcmp(path, "/stream-forever") == 0) {
+		stream_start(req, path[7] != '\0');
 		return;
 	}
 	if (strncmp(path, "/echo", 5) != 0) {
@@ -108,7 +169,10 @@ static int server_start(void)
 		fprintf(stderr, "%s\n", error);
 		return -1;
 	}
-	struct http_server_settings set = {.max_body_size = MAX_BODY, .timeout_secs = 5};
+	struct http_server_settings set = {.max_body_size = MAX_BODY,
+					   .timeout_secs = 5,
+					   .request_timeout_secs = REQUEST_TIMEOUT,
+					   .max_per_address = PER_ADDRESS};
 	server.http = http_server_create(server.base, server.tls, &set, handler, &server);
 	struct netaddr_listener listener = {.host = "127.0.0.1"};
 	listener.port = server.port = free_port();
@@ -387,6 +451,115 @@ static int teardown(void **state)
 	return ret == 0 ? 0 : -1;
 }
 
+static void test_streamed_answer(void **state)
+{
+	const char *error;
+	struct http_client_request r = client_request("GET", "/stream");
+	struct http_client_response resp;
+	unsigned int done = atomic_load(&stream_done);
+	assert_int_equal(http_client_request(&r, &resp, &error), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(resp.body_size, 3 * STREAM_PIECE);
+	assert_true(resp.body[0] == 'a' + 3 && resp.body[2 * STREAM_PIECE] == 'a' + 1);
+	mem_free(resp.body);
+	for (int i = 0; i < 50 && atomic_load(&stream_done) == done; i++)
+		usleep(20000);
+	assert_int_equal(atomic_load(&stream_done), done + 1);
+}
+
+/* A client that leaves: `gone` is called once, and no piece is produced
+ * after it (each piece waits for the previous one to go out). */
+static void test_streamed_answer_client_gone(void **state)
+{
+	const char *error;
+	struct http_client_request r = client_request("GET", "/stream-forever");
+	struct http_client_response resp;
+	/* the client takes at most 64 MiB, then closes */
+	assert_int_equal(http_client_request(&r, &resp, &error), -1);
+	for (int i = 0; i < 250 && atomic_load(&stream_gone) == 0; i++)
+		usleep(20000);
+	assert_int_equal(atomic_load(&stream_gone), 1);
+	unsigned int pieces = atomic_load(&stream_pieces);
+	usleep(200000);
+	assert_int_equal(atomic_load(&stream_pieces), pieces);
+	/* what was produced is about what the client took, not more */
+	assert_true((unsigned long long)pieces * STREAM_PIECE < 80ULL * 1024 * 1024);
+}
+
+static int connect_from(const char *source)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	inet_pton(AF_INET, source, &sin.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	sin.sin_port = htons((uint16_t)server.port);
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/* Did the server close `fd` within `msecs`? */
+static bool closed_within(int fd, int msecs)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, msecs) <= 0)
+		return false;
+	char c;
+	return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+}
+
+static void test_per_address_cap(void **state)
+{
+	int fds[PER_ADDRESS + 1];
+	for (int i = 0; i < PER_ADDRESS; i++)
+		fds[i] = connect_from("127.0.0.7");
+	for (int i = 0; i < PER_ADDRESS; i++)
+		assert_false(closed_within(fds[i], i == 0 ? 300 : 0));
+	/* one more from that address is closed at once, before any TLS */
+	fds[PER_ADDRESS] = connect_from("127.0.0.7");
+	assert_true(closed_within(fds[PER_ADDRESS], 1000));
+	close(fds[PER_ADDRESS]);
+	/* another address is not affected */
+	int other = connect_from("127.0.0.8");
+	assert_false(closed_within(other, 300));
+	close(other);
+	/* a place that frees up can be taken again */
+	close(fds[0]);
+	usleep(200000);
+	fds[0] = connect_from("127.0.0.7");
+	assert_false(closed_within(fds[0], 300));
+	for (int i = 0; i < PER_ADDRESS; i++)
+		close(fds[i]);
+}
+
+/* Silent connections and a handshake sent a byte at a time are closed once
+ * REQUEST_TIMEOUT has passed. */
+static void test_request_deadline(void **state)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int silent = connect_from("127.0.0.9");
+	int slow = connect_from("127.0.0.9");
+	static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
+	bool slow_closed = false;
+	for (size_t i = 0; i < sizeof(hello) && !slow_closed; i++) {
+		if (send(slow, &hello[i], 1, MSG_NOSIGNAL) != 1)
+			slow_closed = true;
+		else
+			slow_closed = closed_within(slow, 500);
+	}
+	if (!slow_closed)
+		slow_closed = closed_within(slow, 3000);
+	assert_true(slow_closed);
+	assert_true(closed_within(silent, 1000));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(secs >= REQUEST_TIMEOUT - 0.2);
+	assert_true(secs < REQUEST_TIMEOUT + 4);
+	close(silent);
+	close(slow);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -399,6 +572,10 @@ int main(void)
 		cmocka_unit_test(test_client_errors),
 		cmocka_unit_test(test_listen_in_use),
 		cmocka_unit_test(test_form),
+		cmocka_unit_test(test_streamed_answer),
+		cmocka_unit_test(test_streamed_answer_client_gone),
+		cmocka_unit_test(test_per_address_cap),
+		cmocka_unit_test(test_request_deadline),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

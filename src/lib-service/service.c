@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -39,11 +40,25 @@ static void service_signal_hup(evutil_socket_t sig, short events, void *ctx)
 	log_info(NULL, "log reopened");
 }
 
+/* Daemons hold one descriptor per client connection: the soft limit
+ * (often 1024) is raised to the hard one, which is what the administrator
+ * (or systemd's LimitNOFILE=) granted. Best effort: the limits that listeners
+ * derive from it are computed from whatever it ends up being. */
+static void service_raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 struct service *service_create(const char *role)
 {
 	struct service *service = mem_new(struct service);
 	service->role = mem_strdup(role);
 	service->pid_fd = -1;
+	service_raise_fd_limit();
 	service->base = event_base_new();
 	if (service->base == NULL)
 		abort();

@@ -15,7 +15,10 @@
  * SIGKILL, crashed): service_control_status() reports that as "dead".
  *
  * Signals: SIGTERM and SIGINT end service_run(); SIGHUP reopens the log;
- * SIGPIPE is ignored. */
+ * SIGPIPE is ignored.
+ *
+ * Descriptors: service_create() raises the RLIMIT_NOFILE soft limit to the
+ * hard limit (connection limits are derived from it). */
 #include <stdbool.h>
 #include <sys/types.h>
 
