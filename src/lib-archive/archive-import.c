@@ -772,6 +772,36 @@ static bool archive_import_is_pst(const unsigned char *data, size_t len)
 	return len >= 4 && memcmp(data, "!BDN", 4) == 0;
 }
 
+/* Whether data starts with a header field: blank lines and white space
+ * (some tools write them first), a field name, white space (RFC 5322's
+ * obsolete syntax allows it) and a colon. */
+static bool archive_import_field_at(const unsigned char *data, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+		i++;
+	size_t name = i;
+	while (i < len && data[i] > ' ' && data[i] < 127 && data[i] != ':')
+		i++;
+	if (i == name)
+		return false;
+	while (i < len && (data[i] == ' ' || data[i] == '\t'))
+		i++;
+	return i < len && data[i] == ':';
+}
+
+/* An mbox starts with an envelope line, "From " and a sender; "From :" is
+ * a header field in RFC 5322's obsolete syntax, so a single message. */
+static bool archive_import_is_mbox(const unsigned char *head, size_t len)
+{
+	if (len < 5 || memcmp(head, "From ", 5) != 0)
+		return false;
+	size_t i = 5;
+	while (i < len && (head[i] == ' ' || head[i] == '\t'))
+		i++;
+	return i < len && head[i] != ':' && head[i] != '\n' && head[i] != '\r';
+}
+
 /* Why these bytes are not a message (with its skip kind), or NULL. A message
  * starts with a header field ("Name:"), and its header block is text: a few
  * NULs or control bytes in a field are a defect of a message, many are a
@@ -784,14 +814,16 @@ static const char *archive_import_not_mail(const unsigned char *data, size_t len
 		*kind_r = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
 		return "a PST file: PST files are not supported yet";
 	}
+	if (len >= 8 && memcmp(data, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8) == 0) {
+		*kind_r = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
+		return "an OLE file (Outlook .msg): not supported yet";
+	}
 	if (archive_import_blank(data, len)) {
 		*kind_r = ARCHIVE_IMPORT_SKIP_EMPTY;
 		return "empty message";
 	}
-	size_t look = len < ARCHIVE_IMPORT_SNIFF ? len : ARCHIVE_IMPORT_SNIFF, i = 0;
-	while (i < look && data[i] > ' ' && data[i] < 127 && data[i] != ':')
-		i++;
-	if (i == 0 || i == look || data[i] != ':')
+	size_t look = len < ARCHIVE_IMPORT_SNIFF ? len : ARCHIVE_IMPORT_SNIFF;
+	if (!archive_import_field_at(data, look))
 		return "not a message: it does not start with a header field";
 	size_t control = 0, header = 0;
 	for (; header < look; header++) {
@@ -891,9 +923,9 @@ static void archive_import_file(struct archive_import *imp, const char *path, co
 			close(fd);
 		return;
 	}
-	unsigned char head[5];
+	unsigned char head[64];
 	ssize_t n = pread(fd, head, sizeof(head), 0);
-	if (n == 5 && memcmp(head, "From ", 5) == 0) {
+	if (n > 0 && archive_import_is_mbox(head, (size_t)n)) {
 		archive_import_mbox_fd(imp, fd, path, folder);
 		close(fd);
 		return;
@@ -958,6 +990,12 @@ static bool archive_import_is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static bool archive_import_is_regular(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static bool archive_import_is_maildir(const char *path)
 {
 	char *cur = mem_printf("%s/cur", path), *new_ = mem_printf("%s/new", path);
@@ -1010,6 +1048,11 @@ static void archive_import_maildir(struct archive_import *imp, const char *path,
 				archive_import_tree(imp, sub, subfolder, depth + 1);
 			mem_free(subfolder);
 			mem_free(name);
+		} else if (archive_import_is_regular(sub)) {
+			/* not where a Maildir keeps mail (its own files, such as
+			 * dovecot-uidlist, or messages put there by hand): read,
+			 * so that it is archived or reported, never passed over */
+			archive_import_file(imp, sub, folder);
 		}
 		mem_free(sub);
 	}

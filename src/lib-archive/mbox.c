@@ -182,9 +182,9 @@ static bool mbox_word_time(const unsigned char *w, size_t len)
 
 /* An envelope line (without its line end): "From ", a sender of at least one
  * word (Mailman writes "user at example.org"), then a ctime date: weekday,
- * month, day, time and a year (optionally after a time zone). A body line
- * such as "From here we go on Monday" has no such date, so it stays in its
- * message. */
+ * month, day, time and a year (optionally after a time zone); or an
+ * address-like sender alone. A body line such as "From here we go on
+ * Monday" is neither, so it stays in its message. */
 static bool mbox_envelope_line(const unsigned char *p, size_t len)
 {
 	static const char *const days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
@@ -206,6 +206,12 @@ static bool mbox_envelope_line(const unsigned char *p, size_t len)
 		wl[n++] = k - i;
 		i = k;
 	}
+	/* "From sender" alone, as Mozilla ("From - ") and Google Takeout
+	 * ("From 1844347792267117879@xxx") write it: the sender must look like
+	 * an address, so that "From here" is not taken */
+	if (n == 1 && (memchr(w[0], '@', wl[0]) != NULL || (wl[0] == 1 && w[0][0] == '-') ||
+		       (wl[0] == 13 && memcmp(w[0], "MAILER-DAEMON", 13) == 0)))
+		return true;
 	/* the sender is w[0] (and more words), the date follows it */
 	for (size_t d = 1; d + 4 <= n; d++) {
 		if (!mbox_word_in(w[d], wl[d], days, 7) ||

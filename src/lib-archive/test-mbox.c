@@ -134,11 +134,15 @@ static void test_envelope_variants(void **state)
 	/* time zone before the year, tabs, CRLF line ends, Thunderbird's "-" */
 	const char *in = "From - Mon Jan 01 00:00:00 2018\r\nSubject: 1\r\n\r\na\r\n"
 			 "From a@b\tTue Jan  2 10:00 +0100 2018\r\nSubject: 2\r\n\r\nb\r\n"
-			 "From MAILER-DAEMON Fri Feb 29 23:59:59 2019\nX-Y: 3\n\nc\n";
+			 "From MAILER-DAEMON Fri Feb 29 23:59:59 2019\nX-Y: 3\n\nc\n"
+			 "From - \nX-Y: 4\n\nd\nFrom 1844347792267117879@xxx\nX-Y: 5\n\ne\n"
+			 "From here\nX-Y: 6\n";
 	struct mbox_reader *r = mbox_reader_create_buffer(in, strlen(in));
 	expect(r, "Subject: 1\r\n\r\na\r\n");
 	expect(r, "Subject: 2\r\n\r\nb\r\n");
 	expect(r, "X-Y: 3\n\nc\n");
+	expect(r, "X-Y: 4\n\nd\n");
+	expect(r, "X-Y: 5\n\ne\nFrom here\nX-Y: 6\n");
 	expect_end(r);
 	mbox_reader_destroy(&r);
 }
