@@ -75,6 +75,7 @@ static const char *const mime_defect_names[MIME_DEFECT_KINDS] = {
 	"too-many-parts",
 	"text-truncated",
 	"header-too-large",
+	"line-too-long",
 };
 
 /* GMime's parser warnings, by their code. */
@@ -138,18 +139,34 @@ static char *mime_utf8_take(gchar *s)
 	return ret;
 }
 
+static bool mime_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Appends a part's text for the index, runs of white space made one (the
+ * full-text index does not see them, and they would use up the cap). */
 static void mime_text_append(struct mime_ctx *ctx, const char *text, size_t len)
 {
-	size_t have = str_len(ctx->text);
-	if (len > 0 && have + (have > 0) + len > MIME_TEXT_MAX)
-		ctx->info->defects |= MIME_DEFECT_TEXT_TRUNCATED;
-	if (have >= MIME_TEXT_MAX)
-		return;
-	if (len > MIME_TEXT_MAX - have)
-		len = MIME_TEXT_MAX - have;
-	if (have > 0)
-		str_append_c(ctx->text, '\n');
-	str_append_n(ctx->text, text, len);
+	struct str *out = ctx->text;
+	if (str_len(out) > 0 && len > 0 && str_len(out) < MIME_TEXT_MAX)
+		str_append_c(out, '\n');
+	for (size_t i = 0; i < len; i++) {
+		if (str_len(out) >= MIME_TEXT_MAX) {
+			ctx->info->defects |= MIME_DEFECT_TEXT_TRUNCATED;
+			return;
+		}
+		if (mime_space(text[i])) {
+			char c = text[i];
+			while (i + 1 < len && mime_space(text[i + 1])) {
+				if (text[++i] == '\n')
+					c = '\n';
+			}
+			str_append_c(out, c == '\r' ? '\n' : c);
+		} else {
+			str_append_c(out, text[i]);
+		}
+	}
 }
 
 bool mime_part_bounds(GMimePart *part, const unsigned char *data, size_t len, size_t *off_r,
@@ -763,6 +780,36 @@ static GMimeStream *mime_borrow_stream(const unsigned char *data, size_t len,
 	return stream;
 }
 
+/* Whether a line after the header block is longer than MIME_LINE_MAX. */
+static bool mime_long_line_after(const unsigned char *data, size_t len, size_t from)
+{
+	while (from < len) {
+		const unsigned char *nl = memchr(data + from, '\n', len - from);
+		size_t end = nl != NULL ? (size_t)(nl - data) : len;
+		if (end - from > MIME_LINE_MAX)
+			return true;
+		from = end + 1;
+	}
+	return false;
+}
+
+/* A part's header line of a hundred megabytes costs GMime about ten times
+ * that, and GMime cannot tell us where part headers are before it parses
+ * them: every line over MIME_LINE_MAX after the message's header block is
+ * cut to that length, the rest turned into line ends (same length, so
+ * offsets stay right). Only what GMime sees changes (index text, part
+ * structure); the message is stored as it is. */
+static void mime_mend_long_lines(unsigned char *data, size_t len, size_t from)
+{
+	while (from < len) {
+		unsigned char *nl = memchr(data + from, '\n', len - from);
+		size_t end = nl != NULL ? (size_t)(nl - data) : len;
+		if (end - from > MIME_LINE_MAX)
+			memset(data + from + MIME_LINE_MAX, '\n', end - from - MIME_LINE_MAX);
+		from = end + 1;
+	}
+}
+
 /* What GMime parses. Bytes are borrowed, not copied (a message may be
  * hundreds of megabytes). GMime's header parser works on C strings, so a
  * NUL in the header block would cut a field (the Subject ended at it, a From
@@ -786,7 +833,8 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 	bool too_large = header_len > MIME_HEADER_MAX;
 	size_t keep = too_large ? MIME_HEADER_MAX : header_len;
 	bool nul = memchr(data, '\0', keep) != NULL;
-	if (!too_large && !nul)
+	bool long_lines = !too_large && mime_long_line_after(data, len, header_len);
+	if (!too_large && !nul && !long_lines)
 		return mime_borrow_stream(data, len, borrowed_r);
 	GByteArray *head = g_byte_array_sized_new((guint)(too_large ? keep + 2 : len));
 	g_byte_array_append(head, data, (guint)keep);
@@ -805,8 +853,13 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 		*borrowed_r = NULL;
 		return g_mime_stream_mem_new_with_byte_array(head);
 	}
-	/* rare: the whole message copied, its header block mended */
+	/* rare: the whole message copied, mended (the copy lives only while
+	 * the message is parsed, not while its record is sealed) */
 	g_byte_array_append(head, data + keep, (guint)(len - keep));
+	if (long_lines) {
+		*defects |= MIME_DEFECT_LINE_TOO_LONG;
+		mime_mend_long_lines(head->data, head->len, header_len);
+	}
 	*borrowed_r = NULL;
 	return g_mime_stream_mem_new_with_byte_array(head);
 }

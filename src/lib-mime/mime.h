@@ -26,6 +26,9 @@
 /* A header block larger than this is not parsed beyond it (GMime's header
  * parser needs about ten times a header's size). */
 #define MIME_HEADER_MAX (1024 * 1024)
+/* Lines after the header block longer than this are cut for GMime (see
+ * mime.c: the message is stored whole). */
+#define MIME_LINE_MAX (1024 * 1024)
 /* Leaf parts beyond this many are not read for index text. */
 #define MIME_PARTS_MAX 10000
 /* Parts nested deeper than this are not walked. */
@@ -59,8 +62,9 @@ enum mime_defect {
 	MIME_DEFECT_TOO_MANY_PARTS = 1u << 22,
 	MIME_DEFECT_TEXT_TRUNCATED = 1u << 23,
 	MIME_DEFECT_HEADER_TOO_LARGE = 1u << 24,
+	MIME_DEFECT_LINE_TOO_LONG = 1u << 25,
 };
-#define MIME_DEFECT_KINDS 25
+#define MIME_DEFECT_KINDS 26
 
 struct mime_span {
 	size_t offset, len; /* the encoded body of one leaf part, within the message */

@@ -127,7 +127,7 @@ static void test_defects_named(void **state)
 	char *names = mime_defects_describe(MIME_DEFECT_MISSING_BOUNDARY | MIME_DEFECT_TRUNCATED);
 	assert_string_equal(names, "truncated, missing-boundary");
 	mem_free(names);
-	assert_string_equal(mime_defect_name(MIME_DEFECT_KINDS - 1), "header-too-large");
+	assert_string_equal(mime_defect_name(MIME_DEFECT_KINDS - 1), "line-too-long");
 	assert_null(mime_defect_name(MIME_DEFECT_KINDS));
 }
 
@@ -173,6 +173,19 @@ static void test_limits_reported(void **state)
 	info = mime_parse(str_c(s), str_len(s), 16);
 	assert_true(info->defects & MIME_DEFECT_HEADER_TOO_LARGE);
 	assert_string_equal(info->subject, "huge header");
+	mime_info_destroy(&info);
+	str_truncate(s, 0);
+
+	/* A part's header line over MIME_LINE_MAX: cut for GMime, the part
+	 * after it still found. */
+	str_append(s, "Subject: long line\nContent-Type: multipart/mixed; boundary=B\n\n"
+		      "--B\nContent-Type: text/plain\nX-Long: ");
+	for (size_t i = 0; i < 2 * MIME_LINE_MAX; i++)
+		str_append_c(s, 'x');
+	str_append(s, "\n\nfirst\n--B\nContent-Type: text/plain\n\nsecondpart\n--B--\n");
+	info = mime_parse(str_c(s), str_len(s), 16);
+	assert_true(info->defects & MIME_DEFECT_LINE_TOO_LONG);
+	assert_non_null(strstr(info->body_text, "secondpart"));
 	mime_info_destroy(&info);
 	str_destroy(&s);
 }
