@@ -2,6 +2,7 @@
 #include "archive-import.h"
 #include "archive.h"
 #include "mem.h"
+#include "mime.h"
 #include "str.h"
 
 #include <errno.h>
@@ -22,15 +23,19 @@ static void cli_archive_usage(FILE *out)
 		"The key file must live outside the base directory (it is created, with a\n"
 		"new key, by the first import). COFFER_ARCHIVE_KEY_FILE may name it instead.\n\n"
 		"commands:\n"
-		"  import [--user U] [--folder F] [--workers N] FILE|DIR|- ...\n"
-		"                          EML files, directories of them, mbox files (\"-\" = mbox\n"
+		"  import [--user U] [--folder F] [--workers N] [--max-message-size BYTES]\n"
+		"         FILE|DIR|- ...   EML files, directories of them, mbox files (\"-\" = "
+		"mbox\n"
 		"                          on stdin) and Maildir trees; prints one line per\n"
-		"                          message once it is durably archived\n"
+		"                          message once it is durably archived, and one line\n"
+		"                          (on stderr) per input not archived, with its reason;\n"
+		"                          larger messages are refused (default 100 MiB)\n"
 		"  search [--limit N] [--offset N] [--repeat N] QUERY...\n"
 		"                          total count, then: id, date, from, subject (tabs)\n"
 		"  show ID                 the message's raw bytes on stdout\n"
 		"  imap ID                 the IMAP ENVELOPE and BODYSTRUCTURE computed at ingest\n"
-		"  locate ID               where its content record is: STORE/SEGMENT OFFSET LENGTH\n"
+		"  locate ID               where its content record is: STORE/SEGMENT OFFSET "
+		"LENGTH\n"
 		"  export [--format eml|mbox] [QUERY] OUT\n"
 		"  verify                  check every record, catalog row and the index\n"
 		"  rebuild                 rebuild catalog and index from the segments\n"
@@ -73,14 +78,19 @@ static void cli_import_event(const struct archive_import_event *ev, void *contex
 	switch (ev->type) {
 	case ARCHIVE_IMPORT_ARCHIVED:
 	case ARCHIVE_IMPORT_DUPLICATE:
-		if (!ctx->quiet)
-			printf("%s %lld %s %s%s\n",
+		if (!ctx->quiet) {
+			char *defects = mime_defects_describe(ev->defects);
+			printf("%s %lld %s %s%s%s%s\n",
 			       ev->type == ARCHIVE_IMPORT_ARCHIVED ? "archived" : "duplicate",
 			       (long long)ev->message_id, ev->hash_hex, ev->source,
-			       ev->defects > 0 ? " (parse defects)" : "");
+			       ev->defects > 0 ? " (parse defects: " : "", defects,
+			       ev->defects > 0 ? ")" : "");
+			mem_free(defects);
+		}
 		break;
 	case ARCHIVE_IMPORT_SKIPPED:
-		fprintf(stderr, "skipped %s: %s\n", ev->source, ev->reason);
+		fprintf(stderr, "skipped %s: %s [%s]\n", ev->source, ev->reason,
+			archive_import_skip_name(ev->skip));
 		break;
 	case ARCHIVE_IMPORT_PROGRESS:
 		/* each batch's lines are out only once they are durable */
@@ -101,26 +111,46 @@ static int cli_archive_import(struct archive *archive, int argc, char **argv)
 						{"folder", required_argument, NULL, 'f'},
 						{"workers", required_argument, NULL, 'w'},
 						{"quiet", no_argument, NULL, 'q'},
+						{"max-message-size", required_argument, NULL, 'm'},
 						{NULL, 0, NULL, 0}};
 	struct archive_import_settings set = {0};
 	struct cli_import_ctx ctx = {.progress = isatty(STDERR_FILENO) != 0};
 	uint64_t workers;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+u:f:w:q", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+u:f:w:qm:", options, NULL)) != -1) {
 		switch (c) {
-		case 'u': set.user = optarg; break;
-		case 'f': set.folder = optarg; break;
-		case 'q': ctx.quiet = true; break;
+		case 'm':
+			if (!cli_parse_u64(optarg, &set.max_message_size) ||
+			    set.max_message_size == 0 ||
+			    set.max_message_size > ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT) {
+				fprintf(stderr,
+					"coffer archive import: --max-message-size %s: expected "
+					"1-%llu bytes\n",
+					optarg, ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT);
+				return 2;
+			}
+			break;
+		case 'u':
+			set.user = optarg;
+			break;
+		case 'f':
+			set.folder = optarg;
+			break;
+		case 'q':
+			ctx.quiet = true;
+			break;
 		case 'w':
 			if (!cli_parse_u64(optarg, &workers) || workers == 0 || workers > 64) {
-				fprintf(stderr, "coffer archive import: --workers %s: expected 1-64\n",
+				fprintf(stderr,
+					"coffer archive import: --workers %s: expected 1-64\n",
 					optarg);
 				return 2;
 			}
 			set.workers = (unsigned int)workers;
 			break;
-		default: return 2;
+		default:
+			return 2;
 		}
 	}
 	if (optind >= argc) {
@@ -145,6 +175,17 @@ static int cli_archive_import(struct archive *archive, int argc, char **argv)
 		(unsigned long long)result.skipped, (unsigned long long)result.defects,
 		(double)result.bytes / 1e6, secs,
 		secs > 0 ? (double)(result.archived + result.duplicates) / secs : 0.0);
+	/* why: per kind, so that a flagged archive can be understood */
+	for (unsigned int k = 0; k < ARCHIVE_IMPORT_SKIP_KINDS; k++) {
+		if (result.skipped_by_kind[k] > 0)
+			fprintf(stderr, "import: skipped %s: %llu\n", archive_import_skip_name(k),
+				(unsigned long long)result.skipped_by_kind[k]);
+	}
+	for (unsigned int bit = 0; bit < 32; bit++) {
+		if (result.defects_by_kind[bit] > 0 && mime_defect_name(bit) != NULL)
+			fprintf(stderr, "import: defect %s: %llu\n", mime_defect_name(bit),
+				(unsigned long long)result.defects_by_kind[bit]);
+	}
 	if (ret < 0) {
 		fprintf(stderr, "coffer archive import: %s\n", error);
 		return 1;
@@ -164,7 +205,8 @@ static void cli_search_hit(const struct archive_hit *hit, void *context)
 	char date[32];
 	time_t t = (time_t)hit->date;
 	struct tm tm;
-	if (gmtime_r(&t, &tm) == NULL || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		strcpy(date, "-");
 	str_printfa(line, "%lld\t%s\t", (long long)hit->id, date);
 	cli_clean(line, hit->from);
@@ -217,8 +259,8 @@ static int cli_search_timing(struct archive *archive, int argc, char **argv, uin
 	}
 	if (repeat > 1)
 		qsort(ms, repeat, sizeof(double), cli_double_cmp);
-	fprintf(stderr, "search-time: median %.2f ms, max %.2f ms over %llu runs\n",
-		ms[repeat / 2], ms[repeat - 1], (unsigned long long)repeat);
+	fprintf(stderr, "search-time: median %.2f ms, max %.2f ms over %llu runs\n", ms[repeat / 2],
+		ms[repeat - 1], (unsigned long long)repeat);
 	mem_free(ms);
 	mem_free(query);
 	return 0;
@@ -257,7 +299,8 @@ static int cli_archive_search(struct archive *archive, int argc, char **argv)
 	printf("%llu\n%s", (unsigned long long)total, str_c(lines));
 	str_destroy(&lines);
 	if (repeat > 0)
-		return cli_search_timing(archive, argc - optind, argv + optind, limit, offset, repeat);
+		return cli_search_timing(archive, argc - optind, argv + optind, limit, offset,
+					 repeat);
 	return 0;
 }
 
@@ -288,8 +331,7 @@ static int cli_archive_show(struct archive *archive, int argc, char **argv)
 	const char *error;
 	int ret = archive_read_message(archive, (int64_t)id, &data, &len, &error);
 	if (ret <= 0) {
-		fprintf(stderr, "coffer archive show: %s\n",
-			ret == 0 ? "no such message" : error);
+		fprintf(stderr, "coffer archive show: %s\n", ret == 0 ? "no such message" : error);
 		return 1;
 	}
 	ret = cli_write_all(STDOUT_FILENO, data, len);
@@ -314,7 +356,8 @@ static int cli_archive_locate(struct archive *archive, int argc, char **argv)
 	if (ret > 0)
 		printf("%s\n", str_c(out));
 	else
-		fprintf(stderr, "coffer archive locate: %s\n", ret == 0 ? "no such message" : error);
+		fprintf(stderr, "coffer archive locate: %s\n",
+			ret == 0 ? "no such message" : error);
 	str_destroy(&out);
 	return ret > 0 ? 0 : 1;
 }
@@ -385,7 +428,8 @@ static int cli_archive_export(struct archive *archive, int argc, char **argv)
 		format = optarg;
 	}
 	if (strcmp(format, "eml") != 0 && strcmp(format, "mbox") != 0) {
-		fprintf(stderr, "coffer archive export: --format %s: expected eml or mbox\n", format);
+		fprintf(stderr, "coffer archive export: --format %s: expected eml or mbox\n",
+			format);
 		return 2;
 	}
 	if (optind >= argc) {
@@ -397,8 +441,8 @@ static int cli_archive_export(struct archive *archive, int argc, char **argv)
 	struct cli_ids ids = {0};
 	uint64_t total;
 	const char *error;
-	int ret = archive_search(archive, query, UINT64_MAX, 0, &total, cli_collect_id, &ids,
-				 &error);
+	int ret =
+		archive_search(archive, query, UINT64_MAX, 0, &total, cli_collect_id, &ids, &error);
 	mem_free(query);
 	if (ret < 0) {
 		fprintf(stderr, "coffer archive export: %s\n", error);
@@ -494,17 +538,27 @@ int cli_archive_main(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+b:k:s:h", options, NULL)) != -1) {
 		switch (c) {
-		case 'b': set.base_dir = optarg; break;
-		case 'k': set.key_file = optarg; break;
+		case 'b':
+			set.base_dir = optarg;
+			break;
+		case 'k':
+			set.key_file = optarg;
+			break;
 		case 's':
-			if (!cli_parse_u64(optarg, &set.store_max_size) || set.store_max_size == 0) {
-				fprintf(stderr, "coffer archive: --store-max-size %s: expected bytes\n",
+			if (!cli_parse_u64(optarg, &set.store_max_size) ||
+			    set.store_max_size == 0) {
+				fprintf(stderr,
+					"coffer archive: --store-max-size %s: expected bytes\n",
 					optarg);
 				return 2;
 			}
 			break;
-		case 'h': cli_archive_usage(stdout); return 0;
-		default: cli_archive_usage(stderr); return 2;
+		case 'h':
+			cli_archive_usage(stdout);
+			return 0;
+		default:
+			cli_archive_usage(stderr);
+			return 2;
 		}
 	}
 	if (optind >= argc || set.base_dir == NULL || set.key_file == NULL) {
@@ -526,8 +580,8 @@ int cli_archive_main(int argc, char **argv)
 	}
 	bool is_import = strcmp(cmd, "import") == 0;
 	bool writes = is_import || strcmp(cmd, "verify") == 0 || strcmp(cmd, "store") == 0;
-	static const char *const known[] = {"import", "search", "show",	 "export",
-					    "verify", "stats",	"store", "locate", "imap"};
+	static const char *const known[] = {"import", "search", "show",   "export", "verify",
+					    "stats",  "store",  "locate", "imap"};
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok = ok || strcmp(cmd, known[i]) == 0;

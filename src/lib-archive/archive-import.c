@@ -29,7 +29,18 @@
 /* Dictionaries one import may train (see archive_import_dict_window()): 64
  * windows of at least 64 MiB each, far more than any real import needs. */
 #define ARCHIVE_IMPORT_MAX_NEW_DICTS 64
-#define ARCHIVE_IMPORT_MAX_FILE (512u * 1024 * 1024)
+/* How much of a message's start the not-a-message heuristics look at. */
+#define ARCHIVE_IMPORT_SNIFF (64u * 1024)
+
+static const char *const archive_import_skip_names[ARCHIVE_IMPORT_SKIP_KINDS] = {
+	"unreadable", "not-a-message", "too-large", "unsupported", "empty",
+};
+
+const char *archive_import_skip_name(enum archive_import_skip kind)
+{
+	return (unsigned int)kind < ARCHIVE_IMPORT_SKIP_KINDS ? archive_import_skip_names[kind]
+							      : "unknown";
+}
 
 struct archive_import_part {
 	unsigned char hash[RECORD_HASH_LEN];
@@ -44,6 +55,7 @@ struct archive_import_job {
 	unsigned char *data;
 	size_t len, cost;
 	char *skip_reason;
+	enum archive_import_skip skip_kind;
 	bool taken, done;
 	/* results of the worker */
 	unsigned char hash[RECORD_HASH_LEN];
@@ -79,6 +91,7 @@ struct archive_import {
 	struct archive *a;
 	const struct archive_import_settings *set;
 	const char *user;
+	uint64_t max_message;
 	const struct compress_dict *dict;
 
 	pthread_mutex_t lock;
@@ -218,7 +231,8 @@ static void *archive_import_worker(void *context)
 
 static void archive_import_emit(struct archive_import *imp, enum archive_import_event_type type,
 				const char *source, int64_t message_id, const char *hash_hex,
-				unsigned int defects, const char *reason)
+				unsigned int defects, enum archive_import_skip skip,
+				const char *reason)
 {
 	if (imp->set->cb == NULL)
 		return;
@@ -227,6 +241,7 @@ static void archive_import_emit(struct archive_import *imp, enum archive_import_
 					  .message_id = message_id,
 					  .hash_hex = hash_hex,
 					  .defects = defects,
+					  .skip = skip,
 					  .reason = reason,
 					  .messages = imp->total_messages,
 					  .bytes = imp->total_bytes};
@@ -255,8 +270,10 @@ static void archive_import_flush_pending(struct archive_import *imp, bool commit
 			else
 				imp->result.duplicates++;
 			imp->result.defects += p->defects > 0;
+			for (unsigned int bit = 0; bit < 32; bit++)
+				imp->result.defects_by_kind[bit] += (p->defects >> bit) & 1;
 			archive_import_emit(imp, p->type, p->source, p->message_id, p->hash_hex,
-					    p->defects, NULL);
+					    p->defects, 0, NULL);
 		}
 		mem_free(p->source);
 	}
@@ -376,7 +393,7 @@ static int archive_import_commit(struct archive_import *imp, struct archive_impo
 		return -1;
 	b->open = false;
 	archive_import_flush_pending(imp, true);
-	archive_import_emit(imp, ARCHIVE_IMPORT_PROGRESS, NULL, 0, NULL, 0, NULL);
+	archive_import_emit(imp, ARCHIVE_IMPORT_PROGRESS, NULL, 0, NULL, 0, 0, NULL);
 	return archive_store_roll_if_full(a, error_r);
 }
 
@@ -443,8 +460,9 @@ static void *archive_import_writer(void *context)
 
 		if (job->skip_reason != NULL) {
 			imp->result.skipped++;
+			imp->result.skipped_by_kind[job->skip_kind]++;
 			archive_import_emit(imp, ARCHIVE_IMPORT_SKIPPED, job->source, 0, NULL, 0,
-					    job->skip_reason);
+					    job->skip_kind, job->skip_reason);
 		} else if (job->new_dict != NULL) {
 			if (!batch.open && archive_import_begin(imp, &batch, &error) < 0)
 				failed = true;
@@ -633,9 +651,10 @@ static void archive_import_maybe_retrain(struct archive_import *imp)
 
 /* Producer side: hand one message (or a skip) to the pipeline, waiting for
  * room so memory stays bounded. Takes ownership of data. */
-static void archive_import_submit(struct archive_import *imp, const char *source,
-				  const char *folder, int64_t internal_date, unsigned char *data,
-				  size_t len, const char *skip_reason)
+static void archive_import_submit_kind(struct archive_import *imp, const char *source,
+				       const char *folder, int64_t internal_date,
+				       unsigned char *data, size_t len, const char *skip_reason,
+				       enum archive_import_skip skip_kind)
 {
 	if (skip_reason == NULL && len > 0) {
 		archive_import_sample(imp, data, len);
@@ -651,6 +670,7 @@ static void archive_import_submit(struct archive_import *imp, const char *source
 	job->len = len;
 	job->cost = len + 4096;
 	job->skip_reason = skip_reason != NULL ? mem_strdup(skip_reason) : NULL;
+	job->skip_kind = skip_kind;
 	job->dict = imp->dict;
 	if (imp->training) {
 		if (imp->held_tail != NULL)
@@ -663,6 +683,19 @@ static void archive_import_submit(struct archive_import *imp, const char *source
 		return;
 	}
 	archive_import_queue(imp, job);
+}
+
+static void archive_import_submit(struct archive_import *imp, const char *source,
+				  const char *folder, int64_t internal_date, unsigned char *data,
+				  size_t len)
+{
+	archive_import_submit_kind(imp, source, folder, internal_date, data, len, NULL, 0);
+}
+
+static void archive_import_skip(struct archive_import *imp, const char *source, const char *folder,
+				enum archive_import_skip kind, const char *reason)
+{
+	archive_import_submit_kind(imp, source, folder, 0, NULL, 0, reason, kind);
 }
 
 static bool archive_import_training_full(const struct archive_import *imp)
@@ -734,27 +767,128 @@ static bool archive_import_blank(const unsigned char *data, size_t len)
 	return true;
 }
 
+static bool archive_import_is_pst(const unsigned char *data, size_t len)
+{
+	return len >= 4 && memcmp(data, "!BDN", 4) == 0;
+}
+
+/* Whether data starts with a header field: blank lines and white space
+ * (some tools write them first), a field name, white space (RFC 5322's
+ * obsolete syntax allows it) and a colon. */
+static bool archive_import_field_at(const unsigned char *data, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+		i++;
+	size_t name = i;
+	while (i < len && data[i] > ' ' && data[i] < 127 && data[i] != ':')
+		i++;
+	if (i == name)
+		return false;
+	while (i < len && (data[i] == ' ' || data[i] == '\t'))
+		i++;
+	return i < len && data[i] == ':';
+}
+
+/* An mbox starts with an envelope line, "From " and a sender; "From :" is
+ * a header field in RFC 5322's obsolete syntax, so a single message. */
+static bool archive_import_is_mbox(const unsigned char *head, size_t len)
+{
+	if (len < 5 || memcmp(head, "From ", 5) != 0)
+		return false;
+	size_t i = 5;
+	while (i < len && (head[i] == ' ' || head[i] == '\t'))
+		i++;
+	return i < len && head[i] != ':' && head[i] != '\n' && head[i] != '\r';
+}
+
+/* Why these bytes are not a message (with its skip kind), or NULL. A message
+ * starts with a header field ("Name:"), and its header block is text: a few
+ * NULs or control bytes in a field are a defect of a message, many are a
+ * binary file. */
+static const char *archive_import_not_mail(const unsigned char *data, size_t len,
+					   enum archive_import_skip *kind_r)
+{
+	*kind_r = ARCHIVE_IMPORT_SKIP_NOT_A_MESSAGE;
+	if (archive_import_is_pst(data, len)) {
+		*kind_r = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
+		return "a PST file: PST files are not supported yet";
+	}
+	if (len >= 8 && memcmp(data, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8) == 0) {
+		*kind_r = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
+		return "an OLE file (Outlook .msg): not supported yet";
+	}
+	if (archive_import_blank(data, len)) {
+		*kind_r = ARCHIVE_IMPORT_SKIP_EMPTY;
+		return "empty message";
+	}
+	size_t look = len < ARCHIVE_IMPORT_SNIFF ? len : ARCHIVE_IMPORT_SNIFF;
+	if (!archive_import_field_at(data, look))
+		return "not a message: it does not start with a header field";
+	size_t control = 0, header = 0;
+	for (; header < look; header++) {
+		unsigned char c = data[header];
+		if (c == '\n' && header + 1 < look &&
+		    (data[header + 1] == '\n' ||
+		     (data[header + 1] == '\r' && header + 2 < look && data[header + 2] == '\n')))
+			break;
+		control += (c < ' ' && c != '\t' && c != '\r' && c != '\n') || c == 127;
+	}
+	if (control > 8 && control * 100 > header)
+		return "not a message: binary data in the header block";
+	return NULL;
+}
+
+/* Hands over a message read whole, or skips it with the reason. */
+static void archive_import_message(struct archive_import *imp, const char *source,
+				   const char *folder, int64_t internal_date, unsigned char *data,
+				   size_t len)
+{
+	enum archive_import_skip kind;
+	const char *why = archive_import_not_mail(data, len, &kind);
+	if (why != NULL) {
+		mem_free(data);
+		archive_import_skip(imp, source, folder, kind, why);
+		return;
+	}
+	archive_import_submit(imp, source, folder, internal_date, data, len);
+}
+
+static const char *archive_import_too_large(const struct archive_import *imp, uint64_t size)
+{
+	return tstr_printf("too large: %llu bytes, the limit is %llu (max_message_size)",
+			   (unsigned long long)size, (unsigned long long)imp->max_message);
+}
+
 static void archive_import_mbox_fd(struct archive_import *imp, int fd, const char *name,
 				   const char *folder)
 {
 	struct mbox_reader *r = mbox_reader_create_fd(fd);
+	mbox_reader_set_max(r, (size_t)imp->max_message);
 	struct mbox_message msg;
 	const char *error;
 	int ret;
 	while (!archive_import_stopped(imp) && (ret = mbox_reader_next(r, &msg, &error)) == 1) {
 		char *source = mem_printf("%s:%llu", name, (unsigned long long)msg.index);
-		if (archive_import_blank(msg.data, msg.len)) {
-			mem_free(source);
-			continue;
+		if (msg.refused) {
+			archive_import_skip(imp, source, folder, ARCHIVE_IMPORT_SKIP_TOO_LARGE,
+					    archive_import_too_large(imp, msg.len));
+		} else {
+			size_t len = msg.len;
+			unsigned char *data = mbox_reader_take(r);
+			archive_import_message(imp, source, folder, msg.from_date, data, len);
 		}
-		unsigned char *copy = mem_alloc(msg.len + 1);
-		memcpy(copy, msg.data, msg.len);
-		archive_import_submit(imp, source, folder, msg.from_date, copy, msg.len, NULL);
 		mem_free(source);
 		archive_import_maybe_train(imp, false);
 	}
 	if (ret < 0)
-		archive_import_submit(imp, name, folder, 0, NULL, 0, error);
+		archive_import_skip(imp, name, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE, error);
+	if (mbox_reader_skipped(r) > 0) {
+		archive_import_skip(
+			imp, name, folder, ARCHIVE_IMPORT_SKIP_NOT_A_MESSAGE,
+			tstr_printf("not a message: %llu bytes before the first message",
+				    (unsigned long long)mbox_reader_skipped(r)));
+	}
 	mbox_reader_destroy(&r);
 }
 
@@ -776,37 +910,42 @@ static int archive_import_read_file(int fd, size_t size, unsigned char **data_r)
 	return 0;
 }
 
-/* One file: an mbox if it starts with a From_ line, else one message. */
+/* One file: an mbox if it starts with a From_ line, else one message. Its
+ * size is checked before it is read. */
 static void archive_import_file(struct archive_import *imp, const char *path, const char *folder)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		archive_import_submit(imp, path, folder, 0, NULL, 0,
-				      tstr_printf("cannot open: %s", strerror(errno)));
+		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE,
+				    tstr_printf("cannot open: %s", strerror(errno)));
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
-	unsigned char head[5];
+	unsigned char head[64];
 	ssize_t n = pread(fd, head, sizeof(head), 0);
-	if (n == 5 && memcmp(head, "From ", 5) == 0) {
+	if (n > 0 && archive_import_is_mbox(head, (size_t)n)) {
 		archive_import_mbox_fd(imp, fd, path, folder);
 		close(fd);
 		return;
 	}
-	if ((uint64_t)st.st_size > ARCHIVE_IMPORT_MAX_FILE) {
-		archive_import_submit(imp, path, folder, 0, NULL, 0, "larger than 512 MiB");
+	if (n >= 4 && archive_import_is_pst(head, (size_t)n)) {
+		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNSUPPORTED,
+				    "a PST file: PST files are not supported yet");
+	} else if ((uint64_t)st.st_size > imp->max_message) {
+		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_TOO_LARGE,
+				    archive_import_too_large(imp, (uint64_t)st.st_size));
 	} else if (st.st_size == 0) {
-		archive_import_submit(imp, path, folder, 0, NULL, 0, "empty file");
+		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_EMPTY, "empty file");
 	} else {
 		unsigned char *data;
 		if (archive_import_read_file(fd, (size_t)st.st_size, &data) < 0)
-			archive_import_submit(imp, path, folder, 0, NULL, 0,
-					      tstr_printf("read failed: %s", strerror(errno)));
+			archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE,
+					    tstr_printf("read failed: %s", strerror(errno)));
 		else
-			archive_import_submit(imp, path, folder, (int64_t)st.st_mtime, data,
-					      (size_t)st.st_size, NULL);
+			archive_import_message(imp, path, folder, (int64_t)st.st_mtime, data,
+					       (size_t)st.st_size);
 	}
 	close(fd);
 	archive_import_maybe_train(imp, false);
@@ -849,6 +988,12 @@ static bool archive_import_is_dir(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool archive_import_is_regular(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static bool archive_import_is_maildir(const char *path)
@@ -903,6 +1048,11 @@ static void archive_import_maildir(struct archive_import *imp, const char *path,
 				archive_import_tree(imp, sub, subfolder, depth + 1);
 			mem_free(subfolder);
 			mem_free(name);
+		} else if (archive_import_is_regular(sub)) {
+			/* not where a Maildir keeps mail (its own files, such as
+			 * dovecot-uidlist, or messages put there by hand): read,
+			 * so that it is archived or reported, never passed over */
+			archive_import_file(imp, sub, folder);
 		}
 		mem_free(sub);
 	}
@@ -913,7 +1063,8 @@ static void archive_import_tree(struct archive_import *imp, const char *path, co
 				int depth)
 {
 	if (depth > 32) {
-		archive_import_submit(imp, path, folder, 0, NULL, 0, "directory tree too deep");
+		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE,
+				    "directory tree too deep");
 		return;
 	}
 	if (archive_import_is_maildir(path)) {
@@ -949,6 +1100,14 @@ int archive_import(struct archive *a, const struct archive_import_settings *set,
 	}
 	struct archive_import imp = {.a = a, .set = set};
 	imp.user = set->user != NULL ? set->user : "local";
+	imp.max_message =
+		set->max_message_size != 0 ? set->max_message_size : ARCHIVE_IMPORT_MAX_MESSAGE;
+	if (imp.max_message > ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT) {
+		*error_r = tstr_printf("max_message_size %llu: at most %llu",
+				       (unsigned long long)imp.max_message,
+				       ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT);
+		return -1;
+	}
 	const char *folder = set->folder != NULL ? set->folder : "INBOX";
 	imp.dict = archive_latest_dict(a);
 	imp.training = imp.dict == NULL;

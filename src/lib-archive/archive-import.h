@@ -24,7 +24,15 @@
  * more) came in under the latest dictionary, an import trains the next one
  * from the messages it read last; the writer files it before the first
  * message compressed with it. Readers find every dictionary in the catalog
- * and in each store (so `rebuild` needs nothing else). */
+ * and in each store (so `rebuild` needs nothing else).
+ *
+ * Nothing is lost silently: whatever is not archived is reported SKIPPED
+ * with a kind and a reason. Not a message (no header field at the start,
+ * binary data in the header block), a PST file ("not supported yet"), a
+ * message larger than max_message_size (refused while read, before it is
+ * in memory: memory stays bounded by the limit), bytes of an mbox before
+ * its first message, unreadable input. Archived messages carry their parse
+ * defects by kind (enum mime_defect), counted per kind in the result. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -33,6 +41,11 @@
 #include "archive.h"
 
 #define ARCHIVE_IMPORT_INFLIGHT (96u * 1024 * 1024)
+/* The default message size limit: an import's peak memory is about twice
+ * its largest message plus ARCHIVE_IMPORT_INFLIGHT (docs/archive.md). */
+#define ARCHIVE_IMPORT_MAX_MESSAGE (100ull * 1024 * 1024)
+/* The limit can be raised up to this (one record holds at most 1 GiB). */
+#define ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT (512ull * 1024 * 1024)
 #define ARCHIVE_IMPORT_DICT_SAMPLES 1000
 #define ARCHIVE_IMPORT_DICT_WINDOW (64ull * 1024 * 1024)
 
@@ -43,12 +56,25 @@ enum archive_import_event_type {
 	ARCHIVE_IMPORT_PROGRESS,
 };
 
+/* Why an input was not archived. */
+enum archive_import_skip {
+	ARCHIVE_IMPORT_SKIP_UNREADABLE,
+	ARCHIVE_IMPORT_SKIP_NOT_A_MESSAGE,
+	ARCHIVE_IMPORT_SKIP_TOO_LARGE,
+	ARCHIVE_IMPORT_SKIP_UNSUPPORTED,
+	ARCHIVE_IMPORT_SKIP_EMPTY,
+};
+#define ARCHIVE_IMPORT_SKIP_KINDS 5
+/* "unreadable", "not-a-message", "too-large", "unsupported", "empty" */
+const char *archive_import_skip_name(enum archive_import_skip kind);
+
 struct archive_import_event {
 	enum archive_import_event_type type;
 	const char *source; /* "path", or "path:N" for the Nth message of an mbox */
 	int64_t message_id;
 	const char *hash_hex;
-	unsigned int defects;
+	unsigned int defects; /* enum mime_defect bits */
+	enum archive_import_skip skip;
 	const char *reason;
 	uint64_t messages, bytes; /* totals so far (PROGRESS) */
 };
@@ -67,10 +93,15 @@ struct archive_import_settings {
 	/* Raw bytes after which a new dictionary is trained (or a quarter of
 	 * the archive, if more); 0: ARCHIVE_IMPORT_DICT_WINDOW (tests use less). */
 	uint64_t dict_window;
+	/* Messages larger than this are refused; 0: ARCHIVE_IMPORT_MAX_MESSAGE. */
+	uint64_t max_message_size;
 };
 
 struct archive_import_result {
 	uint64_t archived, duplicates, skipped, defects, bytes;
+	/* skipped inputs by kind; archived messages with each defect, by bit */
+	uint64_t skipped_by_kind[ARCHIVE_IMPORT_SKIP_KINDS];
+	uint64_t defects_by_kind[32];
 };
 
 int archive_import(struct archive *archive, const struct archive_import_settings *set,

@@ -872,6 +872,28 @@ static void archive_space_json(const char *name, uint64_t bytes, void *context)
 	ctx->first = false;
 }
 
+/* "messages_with_defects":N,"defects":{"kind":N,...}: why messages are
+ * flagged, per kind */
+static int archive_defects_json(struct archive *a, struct str *out, const char **error_r)
+{
+	uint64_t counts[CATALOG_DEFECT_BITS], flagged;
+	if (catalog_defect_counts(a->cat, counts, &flagged, error_r) < 0)
+		return -1;
+	str_printfa(out, "\"messages_with_defects\":%llu,\"defects\":{",
+		    (unsigned long long)flagged);
+	bool first = true;
+	for (unsigned int bit = 0; bit < CATALOG_DEFECT_BITS; bit++) {
+		const char *name = mime_defect_name(bit);
+		if (counts[bit] == 0 || name == NULL)
+			continue;
+		str_printfa(out, "%s\"%s\":%llu", first ? "" : ",", name,
+			    (unsigned long long)counts[bit]);
+		first = false;
+	}
+	str_append_c(out, '}');
+	return 0;
+}
+
 int archive_stats_json(struct archive *a, struct str *out, const char **error_r)
 {
 	struct catalog_stats st;
@@ -909,7 +931,10 @@ int archive_stats_json(struct archive *a, struct str *out, const char **error_r)
 			    (unsigned long long)ss.raw_bytes, (unsigned long long)ss.stored_bytes,
 			    (unsigned long long)store_size(a->stores[i].store));
 	}
-	str_append(out, "],\"catalog_space\":{");
+	str_append(out, "],");
+	if (archive_defects_json(a, out, error_r) < 0)
+		return -1;
+	str_append(out, ",\"catalog_space\":{");
 	struct archive_space_ctx space = {out, true};
 	if (catalog_space(a->cat, archive_space_json, &space, error_r) < 0)
 		return -1;

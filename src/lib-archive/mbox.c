@@ -15,6 +15,12 @@
  * multi-gigabyte mbox is read once, and keeping it cached would push out the
  * catalog's pages, which the import and every search need. */
 #define MBOX_DROP_CACHE_EVERY (64 * 1024 * 1024)
+/* An envelope line is at most this long; the field name after it at most
+ * MBOX_FIELD_NAME_MAX (both far above what any mailer writes). */
+#define MBOX_ENVELOPE_MAX 1024
+#define MBOX_FIELD_NAME_MAX 128
+/* A Content-Length is looked for only in a header block up to this size. */
+#define MBOX_CL_HEADER_MAX (1024 * 1024)
 
 struct mbox_reader {
 	int fd; /* -1 for a memory buffer */
@@ -27,6 +33,9 @@ struct mbox_reader {
 
 	unsigned char *out; /* the unescaped message */
 	size_t out_cap;
+	size_t max;         /* larger messages are refused */
+	bool mid_line;      /* skipping a line longer than the buffer */
+	uint64_t input_pos; /* offset of buf[start] in the input */
 	enum mbox_format format;
 	uint64_t count, skipped;
 	uint64_t read_total, dropped_upto; /* input offsets (fd readers) */
@@ -36,6 +45,7 @@ struct mbox_reader *mbox_reader_create_fd(int fd)
 {
 	struct mbox_reader *r = mem_new(struct mbox_reader);
 	r->fd = fd;
+	r->max = MBOX_MESSAGE_MAX;
 	return r;
 }
 
@@ -45,6 +55,7 @@ struct mbox_reader *mbox_reader_create_buffer(const void *data, size_t len)
 	r->fd = -1;
 	r->mem = data;
 	r->mem_len = len;
+	r->max = MBOX_MESSAGE_MAX;
 	return r;
 }
 
@@ -69,8 +80,7 @@ uint64_t mbox_reader_skipped(const struct mbox_reader *r)
 	return r->skipped;
 }
 
-/* Read more input; 0 at the end, -1 on errors or when a message would not
- * fit in MBOX_MESSAGE_MAX. */
+/* Read more input; 0 at the end, -1 on errors. */
 static int mbox_fill(struct mbox_reader *r, const char **error_r)
 {
 	if (r->eof)
@@ -83,9 +93,9 @@ static int mbox_fill(struct mbox_reader *r, const char **error_r)
 		r->start = 0;
 	}
 	if (r->cap - r->end < MBOX_READ_SIZE) {
-		if (r->end - r->start > MBOX_MESSAGE_MAX + (size_t)MBOX_READ_SIZE) {
-			*error_r = tstr_printf("mbox: a message is larger than %u bytes",
-					       MBOX_MESSAGE_MAX);
+		/* never reached: larger messages are dropped while read */
+		if (r->end - r->start > r->max + 4 * (size_t)MBOX_READ_SIZE) {
+			*error_r = tstr_printf("mbox: buffered more than %zu bytes", r->max);
 			return -1;
 		}
 		r->cap = r->cap == 0 ? 2 * MBOX_READ_SIZE : r->cap * 2;
@@ -133,6 +143,122 @@ static const unsigned char *find_bytes(const unsigned char *hay, size_t len, con
 				       size_t nlen)
 {
 	return memmem(hay, len, needle, nlen);
+}
+
+static bool mbox_word_in(const unsigned char *w, size_t len, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (len == 3 && strncasecmp((const char *)w, list[i], 3) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool mbox_word_digits(const unsigned char *w, size_t len, size_t min, size_t max)
+{
+	if (len < min || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (w[i] < '0' || w[i] > '9')
+			return false;
+	}
+	return true;
+}
+
+/* hh:mm or hh:mm:ss */
+static bool mbox_word_time(const unsigned char *w, size_t len)
+{
+	if (len != 5 && len != 8)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		bool colon = i % 3 == 2;
+		if (colon ? w[i] != ':' : (w[i] < '0' || w[i] > '9'))
+			return false;
+	}
+	return true;
+}
+
+#define MBOX_ENVELOPE_WORDS 16
+
+/* An envelope line (without its line end): "From ", a sender of at least one
+ * word (Mailman writes "user at example.org"), then a ctime date: weekday,
+ * month, day, time and a year (optionally after a time zone); or an
+ * address-like sender alone. A body line such as "From here we go on
+ * Monday" is neither, so it stays in its message. */
+static bool mbox_envelope_line(const unsigned char *p, size_t len)
+{
+	static const char *const days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	const unsigned char *w[MBOX_ENVELOPE_WORDS];
+	size_t wl[MBOX_ENVELOPE_WORDS], n = 0;
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	for (size_t i = 5; i < len && n < MBOX_ENVELOPE_WORDS;) {
+		if (p[i] == ' ' || p[i] == '\t') {
+			i++;
+			continue;
+		}
+		size_t k = i;
+		while (k < len && p[k] != ' ' && p[k] != '\t')
+			k++;
+		w[n] = p + i;
+		wl[n++] = k - i;
+		i = k;
+	}
+	/* "From sender" alone, as Mozilla ("From - ") and Google Takeout
+	 * ("From 1844347792267117879@xxx") write it: the sender must look like
+	 * an address, so that "From here" is not taken */
+	if (n == 1 && (memchr(w[0], '@', wl[0]) != NULL || (wl[0] == 1 && w[0][0] == '-') ||
+		       (wl[0] == 13 && memcmp(w[0], "MAILER-DAEMON", 13) == 0)))
+		return true;
+	/* the sender is w[0] (and more words), the date follows it */
+	for (size_t d = 1; d + 4 <= n; d++) {
+		if (!mbox_word_in(w[d], wl[d], days, 7) ||
+		    !mbox_word_in(w[d + 1], wl[d + 1], months, 12) ||
+		    !mbox_word_digits(w[d + 2], wl[d + 2], 1, 2) ||
+		    !mbox_word_time(w[d + 3], wl[d + 3]))
+			continue;
+		for (size_t y = d + 4; y < n && y <= d + 5; y++) {
+			if (mbox_word_digits(w[y], wl[y], 4, 4))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* A header field's start: a field name (printable ASCII but ':') and a
+ * colon. 1 yes, 0 no, -1 more input needed to tell. */
+static int mbox_header_line_at(const unsigned char *p, size_t avail, bool eof)
+{
+	for (size_t i = 0; i < avail; i++) {
+		if (p[i] == ':')
+			return i > 0 ? 1 : 0;
+		if (p[i] <= 32 || p[i] >= 127 || i >= MBOX_FIELD_NAME_MAX)
+			return 0;
+	}
+	return eof ? 0 : -1;
+}
+
+/* Whether an envelope starts at p (a line start): an envelope line followed
+ * by a header line. The first line of an input that starts with "From " needs
+ * no date: that is how an mbox announces itself. 1 yes, 0 no, -1 more input
+ * needed to tell. */
+static int mbox_envelope_at(const struct mbox_reader *r, const unsigned char *p, size_t avail,
+			    bool first)
+{
+	if (avail < 5)
+		return r->eof || (avail > 0 && memcmp(p, "From ", avail) != 0) ? 0 : -1;
+	if (!is_from_line(p, avail))
+		return 0;
+	size_t look = avail < MBOX_ENVELOPE_MAX ? avail : MBOX_ENVELOPE_MAX;
+	const unsigned char *nl = memchr(p, '\n', look);
+	if (nl == NULL)
+		return look == avail && !r->eof ? -1 : 0;
+	size_t line_len = (size_t)(nl - p);
+	if (!first && !mbox_envelope_line(p, line_len))
+		return 0;
+	return mbox_header_line_at(nl + 1, avail - line_len - 1, r->eof);
 }
 
 static int64_t mbox_parse_from_date(const unsigned char *line, size_t len)
@@ -193,11 +319,11 @@ static int mbox_try_cl(struct mbox_reader *r, size_t msg, size_t *len_r)
 	} else {
 		const unsigned char *crlf = find_bytes(p, avail, "\r\n\r\n", 4);
 		if (crlf == NULL)
-			return r->eof ? 0 : -1;
+			return r->eof || avail > MBOX_CL_HEADER_MAX ? 0 : -1;
 		body = (size_t)(crlf - p) + 4;
 	}
 	long long cl = mbox_content_length(p, body);
-	if (cl < 0 || (unsigned long long)cl > MBOX_MESSAGE_MAX)
+	if (cl < 0 || (unsigned long long)cl > r->max)
 		return 0;
 	size_t total = body + (size_t)cl;
 	if (total + 7 > avail && !r->eof)
@@ -246,45 +372,109 @@ static size_t mbox_unescape(struct mbox_reader *r, const unsigned char *src, siz
 	return o;
 }
 
-int mbox_reader_next(struct mbox_reader *r, struct mbox_message *msg_r, const char **error_r)
+/* Skip input up to the next envelope (1), or to the end (0). What is skipped
+ * is not part of any message and is counted in r->skipped. */
+static int mbox_find_envelope(struct mbox_reader *r, const char **error_r)
 {
-	/* Find the From_ line that starts the next message. */
 	for (;;) {
 		size_t avail = r->end - r->start;
 		const unsigned char *p = r->buf + r->start;
-		if (avail >= 5 && is_from_line(p, avail))
-			break;
-		if (avail >= 5) {
-			/* skip to the next line that starts with From */
+		int env = r->mid_line ? 0 : mbox_envelope_at(r, p, avail, r->input_pos == 0);
+		if (env == 1)
+			return 1;
+		if (env == 0 && avail > 0) {
+			/* on to the next line that could start an envelope */
 			const unsigned char *next = find_bytes(p, avail, "\nFrom ", 6);
-			size_t skip = next != NULL ? (size_t)(next - p) + 1 : avail - 5;
+			size_t skip;
+			if (next != NULL) {
+				skip = (size_t)(next - p) + 1;
+				r->mid_line = false;
+			} else {
+				const unsigned char *nl = memrchr(p, '\n', avail);
+				skip = nl != NULL ? (size_t)(nl - p) + 1 : avail;
+				r->mid_line = nl == NULL;
+			}
 			r->skipped += skip;
 			r->start += skip;
+			r->input_pos += skip;
 			if (next != NULL)
 				continue;
 		}
 		int ret = mbox_fill(r, error_r);
 		if (ret < 0)
 			return -1;
-		if (ret == 0) {
-			r->skipped += r->end - r->start;
-			r->start = r->end;
+		if (ret == 0 && r->end == r->start)
 			return 0;
+	}
+}
+
+/* The end of the message whose body starts at r->start + msg (relative
+ * offsets throughout, as filling may move the buffer): the next envelope or
+ * the end of the input. A message over r->max is not kept: its bytes are
+ * dropped as they are read (memory stays bounded) and counted in
+ * *dropped_r. Returns 0 with *end_r, -1 on a read error. */
+static int mbox_find_end(struct mbox_reader *r, size_t *msg, size_t *end_r, uint64_t *dropped_r,
+			 const char **error_r)
+{
+	/* from the envelope's line end, so that "\nFrom " matches at once */
+	size_t scan = *msg - 1;
+	for (;;) {
+		const unsigned char *base = r->buf + r->start;
+		size_t avail = r->end - r->start;
+		const unsigned char *cand = find_bytes(base + scan, avail - scan, "\nFrom ", 6);
+		if (cand != NULL) {
+			size_t at = (size_t)(cand - base) + 1;
+			int env = mbox_envelope_at(r, base + at, avail - at, false);
+			if (env == 1) {
+				*end_r = at;
+				return 0;
+			}
+			scan = env == 0 ? at : at - 1;
+			if (env == 0)
+				continue;
+		} else if (r->eof) {
+			*end_r = avail;
+			return 0;
+		} else if (avail > scan + 6) {
+			scan = avail - 6;
 		}
-	}
-	/* The From_ line itself. */
-	size_t scanned = 0;
-	const unsigned char *nl;
-	while ((nl = memchr(r->buf + r->start + scanned, '\n', r->end - r->start - scanned)) ==
-	       NULL) {
-		scanned = r->end - r->start;
-		int ret = mbox_fill(r, error_r);
-		if (ret < 0)
+		if (scan > *msg && scan - *msg + *dropped_r > r->max) {
+			/* too large: drop what is known to belong to it */
+			*dropped_r += scan - *msg;
+			r->start += scan;
+			r->input_pos += scan;
+			scan = 0;
+			*msg = 0;
+		}
+		if (mbox_fill(r, error_r) < 0)
 			return -1;
-		if (ret == 0)
-			break;
 	}
-	size_t from_len = nl != NULL ? (size_t)(nl - (r->buf + r->start)) + 1 : r->end - r->start;
+}
+
+/* After a large message, give its buffer back rather than keep it for the
+ * rest of the input. */
+static void mbox_shrink(struct mbox_reader *r)
+{
+	size_t left = r->end - r->start;
+	if (r->cap <= 4 * (size_t)MBOX_READ_SIZE || left > MBOX_READ_SIZE)
+		return;
+	unsigned char *buf = mem_alloc(2 * MBOX_READ_SIZE);
+	memcpy(buf, r->buf + r->start, left);
+	mem_free(r->buf);
+	r->buf = buf;
+	r->cap = 2 * MBOX_READ_SIZE;
+	r->start = 0;
+	r->end = left;
+}
+
+int mbox_reader_next(struct mbox_reader *r, struct mbox_message *msg_r, const char **error_r)
+{
+	int found = mbox_find_envelope(r, error_r);
+	if (found <= 0)
+		return found;
+	/* The From_ line itself: mbox_envelope_at() saw all of it. */
+	const unsigned char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+	size_t from_len = (size_t)(nl - (r->buf + r->start)) + 1;
 	int64_t from_date = mbox_parse_from_date(r->buf + r->start, from_len);
 	size_t msg = r->start + from_len;
 
@@ -298,8 +488,6 @@ int mbox_reader_next(struct mbox_reader *r, struct mbox_message *msg_r, const ch
 			if (f < 0)
 				return -1;
 			msg = r->start + off;
-			if (f == 0 && ret < 0 && r->eof)
-				continue;
 		}
 		if (ret == 1) {
 			by_length = true;
@@ -309,31 +497,30 @@ int mbox_reader_next(struct mbox_reader *r, struct mbox_message *msg_r, const ch
 			r->format = MBOX_FORMAT_MBOXRD;
 		}
 	}
+	memset(msg_r, 0, sizeof(*msg_r));
+	msg_r->from_date = from_date;
+	msg_r->index = ++r->count;
 	size_t next_start;
 	if (!by_length) {
-		/* up to the next line starting with "From " */
-		size_t search_from = msg > 0 ? msg - 1 : msg; /* include the From_ line's \n */
-		const unsigned char *next;
-		for (;;) {
-			next = find_bytes(r->buf + search_from, r->end - search_from, "\nFrom ", 6);
-			if (next != NULL || r->eof)
-				break;
-			size_t keep = r->end - search_from > 6 ? r->end - search_from - 5 : 0;
-			size_t off_msg = msg - r->start, off_search = search_from + keep - r->start;
-			if (mbox_fill(r, error_r) < 0)
-				return -1;
-			msg = r->start + off_msg;
-			search_from = r->start + off_search;
-		}
-		size_t end = next != NULL ? (size_t)(next - r->buf) + 1 : r->end;
-		if (end < msg)
-			end = msg;
-		msg_len = end - msg;
-		next_start = end;
+		size_t rel = msg - r->start, end;
+		uint64_t dropped = 0;
+		if (mbox_find_end(r, &rel, &end, &dropped, error_r) < 0)
+			return -1;
+		msg = r->start + rel;
+		msg_len = end - rel;
+		next_start = r->start + end;
 		/* the blank line separating messages is not part of the message */
 		if (msg_len >= 2 && r->buf[msg + msg_len - 1] == '\n' &&
 		    r->buf[msg + msg_len - 2] == '\n')
 			msg_len--;
+		if (dropped > 0) {
+			msg_r->refused = true;
+			msg_r->len = dropped + msg_len;
+			r->input_pos += end;
+			r->start = next_start;
+			mbox_shrink(r);
+			return 1;
+		}
 	} else {
 		next_start = msg + msg_len;
 		while (next_start < r->end &&
@@ -341,21 +528,29 @@ int mbox_reader_next(struct mbox_reader *r, struct mbox_message *msg_r, const ch
 		       !is_from_line(r->buf + next_start, r->end - next_start))
 			next_start++;
 	}
-	if (msg_len > MBOX_MESSAGE_MAX) {
-		*error_r = tstr_printf("mbox: message %llu is larger than %u bytes",
-				       (unsigned long long)r->count + 1, MBOX_MESSAGE_MAX);
-		return -1;
-	}
 	if (by_length) {
 		mbox_out(r, msg_len);
 		memcpy(r->out, r->buf + msg, msg_len);
 	} else {
 		msg_len = mbox_unescape(r, r->buf + msg, msg_len);
 	}
+	r->input_pos += next_start - r->start;
 	r->start = next_start;
+	mbox_shrink(r);
 	msg_r->data = r->out;
 	msg_r->len = msg_len;
-	msg_r->from_date = from_date;
-	msg_r->index = ++r->count;
 	return 1;
+}
+
+unsigned char *mbox_reader_take(struct mbox_reader *r)
+{
+	unsigned char *out = r->out;
+	r->out = NULL;
+	r->out_cap = 0;
+	return out;
+}
+
+void mbox_reader_set_max(struct mbox_reader *r, size_t max)
+{
+	r->max = max;
 }

@@ -9,7 +9,8 @@
  * cheap and idempotent; -1 only if libsodium cannot initialise). Keys are
  * CRYPTO_KEY_LEN random bytes. crypto_aead_encrypt() writes
  * CRYPTO_AEAD_OVERHEAD more bytes than the plaintext (a random nonce followed
- * by the ciphertext and tag); crypto_aead_decrypt() fails (-1) on any change
+ * by the ciphertext and tag), and may encrypt in place (plain at
+ * out + CRYPTO_AEAD_NONCE_LEN, as libsodium allows); crypto_aead_decrypt() fails (-1) on any change
  * to the ciphertext, the nonce or the associated data. crypto_siphash() is a
  * keyed 64-bit hash (SipHash-2-4) for hash tables whose keys an attacker
  * chooses (user names, addresses): with a random key, collisions cannot be

@@ -97,6 +97,11 @@ static const char *const catalog_migrations[] = {
 	/* 7: FTS5 merges 8 segments of a level instead of 4: fewer levels, so
 	 * a big archive's import rewrites its index fewer times */
 	"INSERT INTO fts (fts, rank) VALUES ('automerge', 8);",
+	/* 8: contents.defects holds the kinds of parse defect as bits (see
+	 * catalog_defect_counts()) instead of a count; a count from before
+	 * says only that there were defects: bit 0, "unnamed" (a rebuild
+	 * names them) */
+	"UPDATE contents SET defects = 1 WHERE defects <> 0;",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -567,7 +572,7 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 	sqlite3_bind_text(st, 9, c->subject, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 10, c->imap != NULL ? c->imap : "", (int)c->imap_len, SQLITE_STATIC);
 	sqlite3_bind_int(st, 11, c->has_attachment ? 1 : 0);
-	sqlite3_bind_int(st, 12, (int)c->defects);
+	sqlite3_bind_int64(st, 12, (sqlite3_int64)c->defects);
 	if (catalog_step_done(cat, st, "adding a content", error_r) < 0)
 		return -1;
 	int64_t id = cat->next_content_id++;
@@ -1216,6 +1221,27 @@ int catalog_stats(struct catalog *cat, struct catalog_stats *stats_r, const char
 		" (SELECT ifnull(sum(length), 0) FROM contents) +"
 		" (SELECT ifnull(sum(length), 0) FROM parts)",
 		0, stats_r, error_r);
+}
+
+int catalog_defect_counts(struct catalog *cat, uint64_t counts_r[CATALOG_DEFECT_BITS],
+			  uint64_t *flagged_r, const char **error_r)
+{
+	/* one pass over the messages for every kind */
+	struct str *sql = str_create(2048);
+	str_append(sql, "SELECT ifnull(sum(c.defects <> 0), 0)");
+	for (int bit = 0; bit < CATALOG_DEFECT_BITS; bit++)
+		str_printfa(sql, ", ifnull(sum((c.defects >> %d) & 1), 0)", bit);
+	str_append(sql, " FROM messages m JOIN contents c ON c.id = m.content_id");
+	int64_t values[CATALOG_DEFECT_BITS + 1] = {0};
+	int ret = catalog_select_ints(cat, str_c(sql), "defect counts", values,
+				      CATALOG_DEFECT_BITS + 1, error_r);
+	str_destroy(&sql);
+	if (ret < 0)
+		return -1;
+	*flagged_r = (uint64_t)values[0];
+	for (int bit = 0; bit < CATALOG_DEFECT_BITS; bit++)
+		counts_r[bit] = (uint64_t)values[bit + 1];
+	return 0;
 }
 
 int catalog_space(struct catalog *cat, catalog_space_cb *cb, void *context, const char **error_r)

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 7
+#define CATALOG_SCHEMA_VERSION 8
 
 struct catalog;
 
@@ -155,6 +155,11 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 		   uint64_t *total_r, catalog_hit_cb *cb, void *context, const char **error_r);
 
 int catalog_stats(struct catalog *cat, struct catalog_stats *stats_r, const char **error_r);
+/* Messages whose content has each defect bit (contents.defects is a set of
+ * kinds, named by the engine), and *flagged_r those with any. */
+#define CATALOG_DEFECT_BITS 32
+int catalog_defect_counts(struct catalog *cat, uint64_t counts_r[CATALOG_DEFECT_BITS],
+			  uint64_t *flagged_r, const char **error_r);
 
 /* Where the catalog's bytes go: cb() once per table or index with the bytes of
  * its pages (SQLite's dbstat; FTS5's shadow tables are named fts_*), then once

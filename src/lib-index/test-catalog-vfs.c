@@ -160,9 +160,14 @@ static void test_schema_versions(void **state)
 	assert_non_null(db);
 	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
 	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
-	char *older = mem_printf("DELETE FROM fts_config WHERE k = 'automerge';"
-				 "PRAGMA user_version = %d",
-				 CATALOG_SCHEMA_VERSION - 1);
+	/* a version-6 catalog (before migrations 7 and 8), with a defect count */
+	char *older =
+		mem_printf("DELETE FROM fts_config WHERE k = 'automerge';"
+			   "INSERT INTO contents (id, hash, store_id, segment, offset, length,"
+			   " size, date, from_, subject, imap, has_attachment, defects)"
+			   " VALUES (1, x'01', 1, 1, 0, 1, 1, 0, '', '', x'00', 0, 3);"
+			   "PRAGMA user_version = %d",
+			   6);
 	assert_int_equal(sqlite3_exec(db, older, NULL, NULL, NULL), SQLITE_OK);
 	mem_free(older);
 	sqlite3_close(db);
@@ -172,6 +177,8 @@ static void test_schema_versions(void **state)
 	db = open_db(path, vfs, false);
 	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
 	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
+	/* 8: a count of defects becomes the "unnamed" kind */
+	assert_int_equal(query_int(db, "SELECT defects FROM contents WHERE id = 1"), 1);
 	char *newer = mem_printf("PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION + 1);
 	assert_int_equal(sqlite3_exec(db, newer, NULL, NULL, NULL), SQLITE_OK);
 	mem_free(newer);

@@ -280,11 +280,58 @@ static void test_date_bounds(void **state)
 	mem_free(path);
 }
 
+/* Defect kinds are counted per message (a content filed in two folders
+ * counts twice), one count per bit. */
+static void test_defect_counts(void **state)
+{
+	const char *error = NULL;
+	char *path = mem_printf("%s/defects.db", tmpdir);
+	unsigned char key[CATALOG_KEY_LEN];
+	crypto_key_generate(key);
+	int64_t store_id;
+	struct catalog *cat = catalog_with_store(path, key, &store_id);
+	static const unsigned int defects[] = {0, 5, 4, 0x80000000u};
+	for (int n = 0; n < 4; n++) {
+		struct catalog_content c = {.loc = {.store_id = store_id,
+						    .segment = 1,
+						    .offset = (uint64_t)n * 100,
+						    .length = 100},
+					    .size = 100,
+					    .from = "",
+					    .to = "",
+					    .cc = "",
+					    .subject = "",
+					    .imap = "NIL",
+					    .imap_len = 3,
+					    .body_text = "",
+					    .attachment_names = "",
+					    .defects = defects[n]};
+		memset(c.hash, n + 1, sizeof(c.hash));
+		int64_t content_id, msg_id;
+		assert_int_equal(catalog_content_add(cat, &c, &content_id, &error), 0);
+		assert_true(catalog_message_add(cat, content_id, "alice", "INBOX", 0, 0, &c.loc,
+						&msg_id, &error) >= 0);
+		if (n == 1)
+			assert_true(catalog_message_add(cat, content_id, "alice", "Other", 0, 0,
+							&c.loc, &msg_id, &error) >= 0);
+	}
+	uint64_t counts[CATALOG_DEFECT_BITS], flagged;
+	assert_int_equal(catalog_defect_counts(cat, counts, &flagged, &error), 0);
+	assert_int_equal(flagged, 4);
+	assert_int_equal(counts[0], 2);
+	assert_int_equal(counts[1], 0);
+	assert_int_equal(counts[2], 3);
+	assert_int_equal(counts[31], 1);
+	catalog_destroy(&cat);
+	mem_free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_catalog),
 		cmocka_unit_test(test_date_bounds),
+		cmocka_unit_test(test_defect_counts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

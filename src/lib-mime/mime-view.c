@@ -13,6 +13,8 @@
 #define MIME_VIEW_MAX_ATTACHMENTS 1000
 
 struct mime_view_ctx {
+	const unsigned char *data; /* the message, for part bounds */
+	size_t len;
 	struct mime_view *view;
 	size_t attachment_cap;
 	GPtrArray *cid_parts; /* GMimePart with a Content-ID, for cid: references */
@@ -24,6 +26,8 @@ static GMimeMessage *view_parse(const void *data, size_t len)
 	mime_init();
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	/* parts keep their place in the message (see mime_part_bounds()) */
+	g_mime_parser_set_persist_stream(parser, TRUE);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
 	g_object_unref(parser);
@@ -44,12 +48,14 @@ static char *view_content_type(GMimeObject *obj)
 }
 
 /* The decoded content of a leaf part (a GByteArray the caller unrefs). */
-static GByteArray *view_decode(GMimePart *part)
+static GByteArray *view_decode(GMimePart *part, const unsigned char *data, size_t len)
 {
-	GMimeDataWrapper *content = g_mime_part_get_content(part);
+	GMimeStream *content = mime_part_open(part, data, len);
 	GMimeStream *mem = g_mime_stream_mem_new();
-	if (content != NULL)
-		g_mime_data_wrapper_write_to_stream(content, mem);
+	if (content != NULL) {
+		g_mime_stream_write_to_stream(content, mem);
+		g_object_unref(content);
+	}
 	/* the array outlives the stream; the caller unrefs it */
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
 	GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
@@ -126,7 +132,7 @@ static void view_leaf(struct mime_view_ctx *ctx, GMimePart *part, const char *se
 		 * unless they are attachments or have a name. */
 		if (attachment || strncmp(type, "text/", 5) != 0) {
 			if (attachment || g_mime_object_get_content_id(obj) == NULL) {
-				GByteArray *bytes = view_decode(part);
+				GByteArray *bytes = view_decode(part, ctx->data, ctx->len);
 				view_add_attachment(ctx, section, obj, filename, bytes->len);
 				g_byte_array_unref(bytes);
 			}
@@ -194,7 +200,7 @@ static void view_inline_images(struct mime_view_ctx *ctx)
 			mem_printf("cid:%s", g_mime_object_get_content_id(GMIME_OBJECT(part)));
 		if (strncmp(type, "image/", 6) == 0 && strstr(v->html, needle) != NULL &&
 		    strpbrk(type, "\"'<> ") == NULL) {
-			GByteArray *bytes = view_decode(part);
+			GByteArray *bytes = view_decode(part, ctx->data, ctx->len);
 			if (bytes->len <= MIME_VIEW_INLINE_IMAGE_MAX) {
 				char *b64 = base64_encode(bytes->data, bytes->len);
 				char *url = mem_printf("data:%s;base64,%s", type, b64);
@@ -223,7 +229,8 @@ struct mime_view *mime_view(const void *data, size_t len)
 	struct mime_view *v = mem_new(struct mime_view);
 	v->text = mem_strdup("");
 	v->html = mem_strdup("");
-	struct mime_view_ctx ctx = {.view = v, .cid_parts = g_ptr_array_new()};
+	struct mime_view_ctx ctx = {
+		.data = data, .len = len, .view = v, .cid_parts = g_ptr_array_new()};
 	GMimeMessage *msg = view_parse(data, len);
 	if (msg != NULL) {
 		GDateTime *date = g_mime_message_get_date(msg);
@@ -317,7 +324,7 @@ int mime_view_part(const void *data, size_t len, const char *section, unsigned c
 	GByteArray *bytes = NULL;
 	char *filename = NULL;
 	if (obj != NULL && GMIME_IS_PART(obj)) {
-		bytes = view_decode(GMIME_PART(obj));
+		bytes = view_decode(GMIME_PART(obj), data, len);
 		filename = mime_utf8(g_mime_part_get_filename(GMIME_PART(obj)));
 	} else if (obj != NULL && GMIME_IS_MESSAGE_PART(obj)) {
 		bytes = view_message_bytes(GMIME_MESSAGE_PART(obj));

@@ -16,6 +16,7 @@ struct mime_ctx {
 	struct mime_info *info;
 	struct str *text, *names;
 	size_t span_cap;
+	size_t leaves;
 };
 
 /* An extractor turns one leaf part into index text. Add new content types
@@ -47,6 +48,78 @@ void mime_init(void)
 	pthread_once(&mime_once, mime_init_once);
 }
 
+/* Indexed by bit number (see enum mime_defect). */
+static const char *const mime_defect_names[MIME_DEFECT_KINDS] = {
+	"unnamed",
+	"duplicate-header",
+	"duplicate-parameter",
+	"8bit-header",
+	"bad-content-type",
+	"bad-encoded-word",
+	"empty-multipart",
+	"truncated",
+	"malformed",
+	"bad-header-name",
+	"conflicting-header",
+	"conflicting-parameter",
+	"missing-boundary",
+	"bad-parameter",
+	"bad-address",
+	"nesting-too-deep",
+	"part-without-content",
+	"part-without-headers",
+	"not-parsed",
+	"nul-in-header",
+	"bare-cr",
+	"bad-charset",
+	"too-many-parts",
+	"text-truncated",
+	"header-too-large",
+	"line-too-long",
+};
+
+/* GMime's parser warnings, by their code. */
+static const struct {
+	GMimeParserWarning code;
+	unsigned int defect;
+} mime_warning_defects[] = {
+	{GMIME_WARN_DUPLICATED_HEADER, MIME_DEFECT_DUPLICATE_HEADER},
+	{GMIME_WARN_DUPLICATED_PARAMETER, MIME_DEFECT_DUPLICATE_PARAMETER},
+	{GMIME_WARN_UNENCODED_8BIT_HEADER, MIME_DEFECT_8BIT_HEADER},
+	{GMIME_WARN_INVALID_CONTENT_TYPE, MIME_DEFECT_BAD_CONTENT_TYPE},
+	{GMIME_WARN_INVALID_RFC2047_HEADER_VALUE, MIME_DEFECT_BAD_ENCODED_WORD},
+	{GMIME_WARN_MALFORMED_MULTIPART, MIME_DEFECT_EMPTY_MULTIPART},
+	{GMIME_WARN_TRUNCATED_MESSAGE, MIME_DEFECT_TRUNCATED},
+	{GMIME_WARN_MALFORMED_MESSAGE, MIME_DEFECT_MALFORMED},
+	{GMIME_CRIT_INVALID_HEADER_NAME, MIME_DEFECT_BAD_HEADER_NAME},
+	{GMIME_CRIT_CONFLICTING_HEADER, MIME_DEFECT_CONFLICTING_HEADER},
+	{GMIME_CRIT_CONFLICTING_PARAMETER, MIME_DEFECT_CONFLICTING_PARAMETER},
+	{GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY, MIME_DEFECT_MISSING_BOUNDARY},
+	{GMIME_WARN_INVALID_PARAMETER, MIME_DEFECT_BAD_PARAMETER},
+	{GMIME_WARN_INVALID_ADDRESS_LIST, MIME_DEFECT_BAD_ADDRESS},
+	{GMIME_CRIT_NESTING_OVERFLOW, MIME_DEFECT_NESTING_TOO_DEEP},
+	{GMIME_WARN_PART_WITHOUT_CONTENT, MIME_DEFECT_PART_WITHOUT_CONTENT},
+	{GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT, MIME_DEFECT_PART_WITHOUT_HEADERS},
+};
+
+const char *mime_defect_name(unsigned int bit)
+{
+	return bit < MIME_DEFECT_KINDS ? mime_defect_names[bit] : NULL;
+}
+
+char *mime_defects_describe(unsigned int defects)
+{
+	struct str *s = str_create(64);
+	for (unsigned int bit = 0; bit < MIME_DEFECT_KINDS; bit++) {
+		if ((defects & (1u << bit)) == 0)
+			continue;
+		if (str_len(s) > 0)
+			str_append(s, ", ");
+		str_append(s, mime_defect_names[bit]);
+	}
+	return str_steal(&s);
+}
+
 char *mime_utf8(const char *s)
 {
 	if (s == NULL)
@@ -66,26 +139,145 @@ static char *mime_utf8_take(gchar *s)
 	return ret;
 }
 
+static bool mime_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Appends a part's text for the index, runs of white space made one (the
+ * full-text index does not see them, and they would use up the cap). */
 static void mime_text_append(struct mime_ctx *ctx, const char *text, size_t len)
 {
-	size_t have = str_len(ctx->text);
-	if (have >= MIME_TEXT_MAX)
-		return;
-	if (len > MIME_TEXT_MAX - have)
-		len = MIME_TEXT_MAX - have;
-	if (have > 0)
-		str_append_c(ctx->text, '\n');
-	str_append_n(ctx->text, text, len);
+	struct str *out = ctx->text;
+	if (str_len(out) > 0 && len > 0 && str_len(out) < MIME_TEXT_MAX)
+		str_append_c(out, '\n');
+	for (size_t i = 0; i < len; i++) {
+		if (str_len(out) >= MIME_TEXT_MAX) {
+			ctx->info->defects |= MIME_DEFECT_TEXT_TRUNCATED;
+			return;
+		}
+		if (mime_space(text[i])) {
+			char c = text[i];
+			while (i + 1 < len && mime_space(text[i + 1])) {
+				if (text[++i] == '\n')
+					c = '\n';
+			}
+			str_append_c(out, c == '\r' ? '\n' : c);
+		} else {
+			str_append_c(out, text[i]);
+		}
+	}
+}
+
+bool mime_part_bounds(GMimePart *part, const unsigned char *data, size_t len, size_t *off_r,
+		      size_t *len_r)
+{
+	GMimeDataWrapper *content = g_mime_part_get_content(part);
+	GMimeStream *stream = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+	if (stream == NULL || stream->bound_start < 0 || stream->bound_end < stream->bound_start ||
+	    (uint64_t)stream->bound_end > len)
+		return false;
+	size_t start = (size_t)stream->bound_start, end = (size_t)stream->bound_end;
+	/* GMime ends a part two bytes before the boundary line that follows
+	 * it, as if that line break were CRLF. After a bare LF this cuts the
+	 * part's last character (a base64 part lost its last group): the part
+	 * ends where its boundary's line break begins. */
+	if (end + 3 < len && data[end + 1] == '\n' && data[end + 2] == '-' &&
+	    data[end + 3] == '-') {
+		size_t fixed = data[end] == '\r' ? end : end + 1;
+		if (fixed >= start)
+			end = fixed;
+	}
+	*off_r = start;
+	*len_r = end - start;
+	return true;
+}
+
+GMimeStream *mime_part_open(GMimePart *part, const unsigned char *data, size_t len)
+{
+	GMimeDataWrapper *content = g_mime_part_get_content(part);
+	GMimeStream *raw = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+	if (raw == NULL)
+		return NULL;
+	size_t off, n;
+	GMimeStream *src;
+	if (raw->super_stream != NULL && mime_part_bounds(part, data, len, &off, &n)) {
+		src = g_mime_stream_substream(raw->super_stream, (gint64)off, (gint64)(off + n));
+	} else {
+		src = raw;
+		g_object_ref(src);
+	}
+	g_mime_stream_reset(src);
+	GMimeStream *filtered = g_mime_stream_filter_new(src);
+	g_object_unref(src);
+	GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(content);
+	if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+	    enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+		GMimeFilter *f = g_mime_filter_basic_new(enc, FALSE);
+		g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), f);
+		g_object_unref(f);
+	}
+	return filtered;
+}
+
+/* A text part's decoded text in UTF-8, at most max bytes (*more_r: there was
+ * more), read through GMime's filters so that a part of any size costs at
+ * most max bytes. NULL without content. */
+static char *mime_part_text(struct mime_ctx *ctx, GMimePart *part, size_t max, bool *more_r)
+{
+	*more_r = false;
+	GMimeStream *in = mime_part_open(part, ctx->data, ctx->len);
+	if (in == NULL)
+		return NULL;
+	const char *charset =
+		g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	bool converted = false;
+	if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
+	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
+		GMimeFilter *f = g_mime_filter_charset_new(charset, "UTF-8");
+		if (f == NULL) {
+			ctx->info->defects |= MIME_DEFECT_BAD_CHARSET;
+		} else {
+			g_mime_stream_filter_add(GMIME_STREAM_FILTER(in), f);
+			g_object_unref(f);
+			converted = true;
+		}
+	}
+	struct str *text = str_create(4096);
+	char buf[16384];
+	ssize_t n;
+	while ((n = g_mime_stream_read(in, buf, sizeof(buf))) > 0) {
+		size_t room = max - str_len(text);
+		if ((size_t)n > room) {
+			str_append_n(text, buf, room);
+			*more_r = true;
+			break;
+		}
+		str_append_n(text, buf, (size_t)n);
+	}
+	g_object_unref(in);
+	char *ret = str_steal(&text);
+	if (!converted && charset == NULL && !g_utf8_validate(ret, -1, NULL)) {
+		/* no charset named: as mail readers do, Latin-1 */
+		gchar *latin = g_convert(ret, -1, "UTF-8", "ISO-8859-1", NULL, NULL, NULL);
+		if (latin != NULL) {
+			mem_free(ret);
+			ret = mem_strdup(latin);
+			g_free(latin);
+		}
+	}
+	return ret;
 }
 
 static void mime_extract_plain(struct mime_ctx *ctx, GMimePart *part)
 {
-	if (!GMIME_IS_TEXT_PART(part))
-		return;
-	gchar *text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
+	bool more;
+	char *text = mime_part_text(ctx, part, MIME_TEXT_MAX, &more);
 	if (text != NULL)
 		mime_text_append(ctx, text, strlen(text));
-	g_free(text);
+	if (more)
+		ctx->info->defects |= MIME_DEFECT_TEXT_TRUNCATED;
+	mem_free(text);
 }
 
 /* HTML 4's Latin-1 entities, by code point */
@@ -208,15 +400,17 @@ char *mime_html_to_text(const char *html, size_t len)
 
 static void mime_extract_html(struct mime_ctx *ctx, GMimePart *part)
 {
-	if (!GMIME_IS_TEXT_PART(part))
-		return;
-	gchar *html = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
+	/* markup is most of an HTML part: read more of it than of plain text */
+	bool more;
+	char *html = mime_part_text(ctx, part, 4 * MIME_TEXT_MAX, &more);
 	if (html == NULL)
 		return;
 	char *text = mime_html_to_text(html, strlen(html));
 	mime_text_append(ctx, text, strlen(text));
+	if (more)
+		ctx->info->defects |= MIME_DEFECT_TEXT_TRUNCATED;
 	mem_free(text);
-	g_free(html);
+	mem_free(html);
 }
 
 /* IMAP strings: quoted when possible, a literal otherwise, NIL for NULL. */
@@ -383,17 +577,6 @@ static void mime_envelope(struct str *out, GMimeMessage *msg)
 	str_append_c(out, ')');
 }
 
-static bool mime_stream_span(GMimeStream *stream, const struct mime_ctx *ctx, size_t *off_r,
-			     size_t *len_r)
-{
-	if (stream == NULL || stream->bound_start < 0 || stream->bound_end < stream->bound_start ||
-	    (uint64_t)stream->bound_end > ctx->len)
-		return false;
-	*off_r = (size_t)stream->bound_start;
-	*len_r = (size_t)(stream->bound_end - stream->bound_start);
-	return true;
-}
-
 static void mime_leaf(struct mime_ctx *ctx, GMimePart *part, struct str *bs)
 {
 	GMimeObject *obj = GMIME_OBJECT(part);
@@ -418,7 +601,10 @@ static void mime_leaf(struct mime_ctx *ctx, GMimePart *part, struct str *bs)
 		}
 	}
 	/* Body text: inline parts, and attachments whose type we can read. */
-	for (size_t i = 0; i < G_N_ELEMENTS(mime_extractors); i++) {
+	if (++ctx->leaves > MIME_PARTS_MAX)
+		ctx->info->defects |= MIME_DEFECT_TOO_MANY_PARTS;
+	for (size_t i = 0; ctx->leaves <= MIME_PARTS_MAX && i < G_N_ELEMENTS(mime_extractors);
+	     i++) {
 		if (g_ascii_strcasecmp(type, mime_extractors[i].type) == 0 &&
 		    (strcmp(mime_extractors[i].subtype, "*") == 0 ||
 		     g_ascii_strcasecmp(subtype, mime_extractors[i].subtype) == 0)) {
@@ -428,9 +614,7 @@ static void mime_leaf(struct mime_ctx *ctx, GMimePart *part, struct str *bs)
 	}
 
 	size_t off = 0, len = 0;
-	GMimeDataWrapper *content = g_mime_part_get_content(part);
-	bool have_span = content != NULL &&
-			 mime_stream_span(g_mime_data_wrapper_get_stream(content), ctx, &off, &len);
+	bool have_span = mime_part_bounds(part, ctx->data, ctx->len, &off, &len);
 	if (have_span && len >= ctx->large_part_min) {
 		size_t n = ctx->info->large_part_count;
 		/* keep spans ascending and disjoint whatever GMime reports */
@@ -520,8 +704,8 @@ static void mime_message_part(struct mime_ctx *ctx, GMimeMessagePart *mp, struct
 
 static void mime_walk(struct mime_ctx *ctx, GMimeObject *obj, struct str *bs, int depth)
 {
-	if (depth > 50) {
-		ctx->info->defects++;
+	if (depth > MIME_DEPTH_MAX) {
+		ctx->info->defects |= MIME_DEFECT_NESTING_TOO_DEEP;
 		str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 		return;
 	}
@@ -551,7 +735,13 @@ static void mime_warning(gint64 offset, GMimeParserWarning errcode, const gchar 
 			 gpointer user_data)
 {
 	struct mime_info *info = user_data;
-	info->defects++;
+	for (size_t i = 0; i < G_N_ELEMENTS(mime_warning_defects); i++) {
+		if (mime_warning_defects[i].code == errcode) {
+			info->defects |= mime_warning_defects[i].defect;
+			return;
+		}
+	}
+	info->defects |= MIME_DEFECT_MALFORMED;
 }
 
 char *mime_addresses(InternetAddressList *list)
@@ -559,6 +749,119 @@ char *mime_addresses(InternetAddressList *list)
 	if (list == NULL || internet_address_list_length(list) == 0)
 		return mem_strdup("");
 	return mime_utf8_take(internet_address_list_to_string(list, NULL, FALSE));
+}
+
+/* The length of the header block, its blank line included (len if none). */
+static size_t mime_header_len(const unsigned char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		const unsigned char *nl = memchr(data + i, '\n', len - i);
+		if (nl == NULL)
+			return len;
+		i = (size_t)(nl - data) + 1;
+		if (i < len && data[i] == '\n')
+			return i + 1;
+		if (i + 1 < len && data[i] == '\r' && data[i + 1] == '\n')
+			return i + 2;
+		i--;
+	}
+	return len;
+}
+
+/* A memory stream over bytes the caller keeps (GMime's own copies them):
+ * *borrowed_r is freed with g_byte_array_free(array, FALSE). */
+static GMimeStream *mime_borrow_stream(const unsigned char *data, size_t len,
+				       GByteArray **borrowed_r)
+{
+	GByteArray *array = g_byte_array_new_take((guint8 *)data, len);
+	GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(array);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
+	*borrowed_r = array;
+	return stream;
+}
+
+/* Whether a line after the header block is longer than MIME_LINE_MAX. */
+static bool mime_long_line_after(const unsigned char *data, size_t len, size_t from)
+{
+	while (from < len) {
+		const unsigned char *nl = memchr(data + from, '\n', len - from);
+		size_t end = nl != NULL ? (size_t)(nl - data) : len;
+		if (end - from > MIME_LINE_MAX)
+			return true;
+		from = end + 1;
+	}
+	return false;
+}
+
+/* A part's header line of a hundred megabytes costs GMime about ten times
+ * that, and GMime cannot tell us where part headers are before it parses
+ * them: every line over MIME_LINE_MAX after the message's header block is
+ * cut to that length, the rest turned into line ends (same length, so
+ * offsets stay right). Only what GMime sees changes (index text, part
+ * structure); the message is stored as it is. */
+static void mime_mend_long_lines(unsigned char *data, size_t len, size_t from)
+{
+	while (from < len) {
+		unsigned char *nl = memchr(data + from, '\n', len - from);
+		size_t end = nl != NULL ? (size_t)(nl - data) : len;
+		if (end - from > MIME_LINE_MAX)
+			memset(data + from + MIME_LINE_MAX, '\n', end - from - MIME_LINE_MAX);
+		from = end + 1;
+	}
+}
+
+/* What GMime parses. Bytes are borrowed, not copied (a message may be
+ * hundreds of megabytes). GMime's header parser works on C strings, so a
+ * NUL in the header block would cut a field (the Subject ended at it, a From
+ * after it was lost): such a message is handed over as a copy with each NUL
+ * of its header block as a space, the same length, so that offsets into the
+ * message stay right. A
+ * header block over MIME_HEADER_MAX is parsed only up to that size (GMime
+ * needs about ten times a header's size in memory). */
+static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, unsigned int *defects,
+				      GByteArray **borrowed_r)
+{
+	size_t header_len = mime_header_len(data, len);
+	const unsigned char *cr = data;
+	while ((cr = memchr(cr, '\r', len - (size_t)(cr - data))) != NULL) {
+		if (cr + 1 == data + len || cr[1] != '\n') {
+			*defects |= MIME_DEFECT_BARE_CR;
+			break;
+		}
+		cr++;
+	}
+	bool too_large = header_len > MIME_HEADER_MAX;
+	size_t keep = too_large ? MIME_HEADER_MAX : header_len;
+	bool nul = memchr(data, '\0', keep) != NULL;
+	bool long_lines = !too_large && mime_long_line_after(data, len, header_len);
+	if (!too_large && !nul && !long_lines)
+		return mime_borrow_stream(data, len, borrowed_r);
+	GByteArray *head = g_byte_array_sized_new((guint)(too_large ? keep + 2 : len));
+	g_byte_array_append(head, data, (guint)keep);
+	for (guint i = 0; i < head->len; i++) {
+		if (head->data[i] == '\0')
+			head->data[i] = ' ';
+	}
+	if (nul)
+		*defects |= MIME_DEFECT_NUL_IN_HEADER;
+	if (too_large) {
+		*defects |= MIME_DEFECT_HEADER_TOO_LARGE;
+		/* whole fields only, then the end of the header block */
+		const unsigned char *last = memrchr(head->data, '\n', head->len);
+		g_byte_array_set_size(head, last != NULL ? (guint)(last - head->data) + 1 : 0);
+		g_byte_array_append(head, (const guint8 *)"\n", 1);
+		*borrowed_r = NULL;
+		return g_mime_stream_mem_new_with_byte_array(head);
+	}
+	/* rare: the whole message copied, mended (the copy lives only while
+	 * the message is parsed, not while its record is sealed) */
+	g_byte_array_append(head, data + keep, (guint)(len - keep));
+	if (long_lines) {
+		*defects |= MIME_DEFECT_LINE_TOO_LONG;
+		mime_mend_long_lines(head->data, head->len, header_len);
+	}
+	*borrowed_r = NULL;
+	return g_mime_stream_mem_new_with_byte_array(head);
 }
 
 struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min)
@@ -571,7 +874,8 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 			       .info = info,
 			       .text = str_create(4096),
 			       .names = str_create(16)};
-	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
+	GByteArray *borrowed;
+	GMimeStream *stream = mime_input_stream(data, len, &info->defects, &borrowed);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_persist_stream(parser, TRUE);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
@@ -595,7 +899,7 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 			str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 		g_object_unref(msg);
 	} else {
-		info->defects++;
+		info->defects |= MIME_DEFECT_NOT_PARSED;
 		info->subject = mem_strdup("");
 		info->from = mem_strdup("");
 		info->to = mem_strdup("");
@@ -607,6 +911,9 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 	g_mime_parser_options_free(options);
 	g_object_unref(parser);
 	g_object_unref(stream);
+	/* frees the array, not the caller's bytes it borrowed */
+	if (borrowed != NULL)
+		g_byte_array_free(borrowed, FALSE);
 	info->envelope = str_steal(&env);
 	info->bodystructure = str_steal(&bs);
 	char *text = str_steal(&ctx.text);

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mem.h"
@@ -77,7 +78,8 @@ static void test_part(void **state)
 	unsigned char *bytes;
 	size_t size;
 	char *filename, *type;
-	assert_int_equal(mime_view_part(mixed, strlen(mixed), "2", &bytes, &size, &filename, &type), 1);
+	assert_int_equal(mime_view_part(mixed, strlen(mixed), "2", &bytes, &size, &filename, &type),
+			 1);
 	assert_int_equal(size, 9);
 	assert_memory_equal(bytes, "%PDF-1.4\n", 9);
 	assert_string_equal(filename, "r.pdf");
@@ -85,29 +87,33 @@ static void test_part(void **state)
 	mem_free(bytes);
 	mem_free(filename);
 	mem_free(type);
-	assert_int_equal(mime_view_part(mixed, strlen(mixed), "1.1.2", &bytes, &size, &filename, &type), 1);
+	assert_int_equal(
+		mime_view_part(mixed, strlen(mixed), "1.1.2", &bytes, &size, &filename, &type), 1);
 	assert_string_equal(type, "text/html");
 	assert_string_equal(filename, "");
 	mem_free(bytes);
 	mem_free(filename);
 	mem_free(type);
-	assert_int_equal(mime_view_part(mixed, strlen(mixed), "3", &bytes, &size, &filename, &type), 1);
+	assert_int_equal(mime_view_part(mixed, strlen(mixed), "3", &bytes, &size, &filename, &type),
+			 1);
 	assert_non_null(strstr((char *)bytes, "inner body"));
 	assert_string_equal(type, "message/rfc822");
 	mem_free(bytes);
 	mem_free(filename);
 	mem_free(type);
 	/* the attached message's body is 3.1 */
-	assert_int_equal(mime_view_part(mixed, strlen(mixed), "3.1", &bytes, &size, &filename, &type), 1);
+	assert_int_equal(
+		mime_view_part(mixed, strlen(mixed), "3.1", &bytes, &size, &filename, &type), 1);
 	assert_string_equal((char *)bytes, "inner body");
 	mem_free(bytes);
 	mem_free(filename);
 	mem_free(type);
-	static const char *const missing[] = {"4", "0", "1.9", "2.1", "", "x", "1.", "1..1",
-					      "99999999999999999999", NULL};
+	static const char *const missing[] = {
+		"4", "0", "1.9", "2.1", "", "x", "1.", "1..1", "99999999999999999999", NULL};
 	for (const char *const *m = missing; *m != NULL; m++)
-		assert_int_equal(mime_view_part(mixed, strlen(mixed), *m, &bytes, &size, &filename,
-						&type), 0);
+		assert_int_equal(
+			mime_view_part(mixed, strlen(mixed), *m, &bytes, &size, &filename, &type),
+			0);
 }
 
 static void test_single_part_and_html_only(void **state)
@@ -121,13 +127,15 @@ static void test_single_part_and_html_only(void **state)
 	unsigned char *bytes;
 	size_t size;
 	char *filename, *type;
-	assert_int_equal(mime_view_part(plain, strlen(plain), "1", &bytes, &size, &filename, &type), 1);
+	assert_int_equal(mime_view_part(plain, strlen(plain), "1", &bytes, &size, &filename, &type),
+			 1);
 	assert_string_equal(type, "text/plain");
 	mem_free(bytes);
 	mem_free(filename);
 	mem_free(type);
 
-	const char *html = "Subject: h\nContent-Type: text/html\n\n<b>Bold</b><script>x()</script>\n";
+	const char *html =
+		"Subject: h\nContent-Type: text/html\n\n<b>Bold</b><script>x()</script>\n";
 	v = mime_view(html, strlen(html));
 	assert_non_null(strstr(v->html, "<script>")); /* kept: the sandbox blocks it */
 	assert_non_null(strstr(v->text, "Bold"));
@@ -146,6 +154,69 @@ static void test_garbage(void **state)
 	}
 }
 
+static void check_base64_mixed(size_t n, unsigned int parity, const char *eol)
+{
+	/* 200,000 bytes in base64 whose lines end alternately in CRLF and LF:
+	 * every byte comes back, the last group included. */
+	unsigned char *raw = mem_alloc(n);
+	for (size_t i = 0; i < n; i++)
+		raw[i] = (unsigned char)(i * 7 + i / 251);
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t cap = n * 2 + 4096, len = 0;
+	char *msg = mem_alloc(cap);
+	len += (size_t)snprintf(msg, cap,
+				"From: a@b.example%sSubject: mixed%sMIME-Version: 1.0%s"
+				"Content-Type: multipart/mixed; boundary=B%s%s--B%s"
+				"Content-Type: application/octet-stream%s"
+				"Content-Transfer-Encoding: base64%s%s",
+				eol, eol, eol, eol, eol, eol, eol, eol, eol);
+	size_t col = 0, line = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned int v = (unsigned int)raw[i] << 16;
+		size_t have = n - i < 3 ? n - i : 3;
+		if (have > 1)
+			v |= (unsigned int)raw[i + 1] << 8;
+		if (have > 2)
+			v |= raw[i + 2];
+		msg[len++] = alphabet[(v >> 18) & 63];
+		msg[len++] = alphabet[(v >> 12) & 63];
+		msg[len++] = have > 1 ? alphabet[(v >> 6) & 63] : '=';
+		msg[len++] = have > 2 ? alphabet[v & 63] : '=';
+		col += 4;
+		if (col == 76 || i + 3 >= n) {
+			if (line++ % 2 == parity)
+				msg[len++] = '\r';
+			msg[len++] = '\n';
+			col = 0;
+		}
+	}
+	len += (size_t)snprintf(msg + len, cap - len, "--B--%s", eol);
+	unsigned char *bytes;
+	size_t size;
+	char *filename, *type;
+	assert_int_equal(mime_view_part(msg, len, "1", &bytes, &size, &filename, &type), 1);
+	if (size != n)
+		fail_msg("n=%zu parity=%u eol=%zu: got %zu", n, parity, strlen(eol), size);
+	assert_memory_equal(bytes, raw, n);
+	mem_free(bytes);
+	mem_free(filename);
+	mem_free(type);
+	mem_free(msg);
+	mem_free(raw);
+}
+
+static void test_part_base64_mixed_line_ends(void **state)
+{
+	static const size_t sizes[] = {200000, 200001, 200002, 57, 1};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (unsigned int parity = 0; parity < 2; parity++) {
+			check_base64_mixed(sizes[i], parity, "\n");
+			check_base64_mixed(sizes[i], parity, "\r\n");
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_part),
 		cmocka_unit_test(test_single_part_and_html_only),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_part_base64_mixed_line_ends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

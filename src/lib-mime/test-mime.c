@@ -70,7 +70,8 @@ static void test_parse_fields_and_text(void **state)
 
 static void test_garbage_never_fails(void **state)
 {
-	const char *inputs[] = {"", "\n\n\n", "no headers at all", "Content-Type: multipart/mixed\n\n--",
+	const char *inputs[] = {"", "\n\n\n", "no headers at all",
+				"Content-Type: multipart/mixed\n\n--",
 				"From: <<<@@@>>>\nSubject: \xff\xfe\n\n\x80\x81"};
 	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
 		struct mime_info *info = mime_parse(inputs[i], strlen(inputs[i]), 16);
@@ -88,6 +89,107 @@ static void test_html_to_text(void **state)
 	mem_free(text);
 }
 
+static void test_nul_in_header(void **state)
+{
+	/* A NUL in the Subject cuts neither the Subject nor the From after it. */
+	static const char raw[] = "Subject: before\0after\nFrom: Ann <ann@example.org>\n"
+				  "Content-Type: text/plain\n\nbody words\n";
+	struct mime_info *info = mime_parse(raw, sizeof(raw) - 1, 16);
+	assert_string_equal(info->subject, "before after");
+	assert_non_null(strstr(info->from, "ann@example.org"));
+	assert_non_null(strstr(info->body_text, "body words"));
+	assert_true(info->defects & MIME_DEFECT_NUL_IN_HEADER);
+	mime_info_destroy(&info);
+}
+
+static void test_defects_named(void **state)
+{
+	static const struct {
+		const char *raw;
+		unsigned int defect;
+	} cases[] = {
+		{"Subject: x\nContent-Type: multipart/mixed\n\n--\nbody\n",
+		 MIME_DEFECT_MISSING_BOUNDARY},
+		{"Subject: x\nContent-Type: text/plain; charset=no-such-charset\n\nbody\n",
+		 MIME_DEFECT_BAD_CHARSET},
+		{"Subject: x\rSubject: y\n\nbody\n", MIME_DEFECT_BARE_CR},
+		{"Subject: x\nContent-Type: text/plain; charset=\"a\"; charset=\"b\"\n\nbody\n",
+		 MIME_DEFECT_DUPLICATE_PARAMETER | MIME_DEFECT_CONFLICTING_PARAMETER},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mime_info *info = mime_parse(cases[i].raw, strlen(cases[i].raw), 16);
+		char *names = mime_defects_describe(info->defects);
+		if ((info->defects & cases[i].defect) == 0)
+			fail_msg("case %zu: got %s", i, names);
+		mem_free(names);
+		mime_info_destroy(&info);
+	}
+	char *names = mime_defects_describe(MIME_DEFECT_MISSING_BOUNDARY | MIME_DEFECT_TRUNCATED);
+	assert_string_equal(names, "truncated, missing-boundary");
+	mem_free(names);
+	assert_string_equal(mime_defect_name(MIME_DEFECT_KINDS - 1), "line-too-long");
+	assert_null(mime_defect_name(MIME_DEFECT_KINDS));
+}
+
+static void test_limits_reported(void **state)
+{
+	/* 2,000 nested multiparts: the deepest text is past MIME_DEPTH_MAX. */
+	struct str *s = str_create(1024 * 1024);
+	str_append(s, "Subject: deep\n");
+	for (int i = 0; i < 2000; i++)
+		str_printfa(s, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+	str_append(s, "Content-Type: text/plain\n\ndeepest\n");
+	struct mime_info *info = mime_parse(str_c(s), str_len(s), 16);
+	assert_true(info->defects & MIME_DEFECT_NESTING_TOO_DEEP);
+	mime_info_destroy(&info);
+	str_truncate(s, 0);
+
+	/* More leaves than MIME_PARTS_MAX, and more text than MIME_TEXT_MAX. */
+	str_append(s, "Subject: many\nContent-Type: multipart/mixed; boundary=B\n\n");
+	for (int i = 0; i < MIME_PARTS_MAX + 5; i++)
+		str_printfa(s, "--B\nContent-Type: text/plain\n\nword%d\n", i);
+	str_append(s, "--B--\n");
+	info = mime_parse(str_c(s), str_len(s), 16);
+	assert_true(info->defects & MIME_DEFECT_TOO_MANY_PARTS);
+	assert_non_null(strstr(info->body_text, "word0\n"));
+	mime_info_destroy(&info);
+	str_truncate(s, 0);
+
+	str_append(s, "Subject: long\n\n");
+	for (int i = 0; i < MIME_TEXT_MAX / 8; i++)
+		str_append(s, "a b c d e f g h i j\n");
+	info = mime_parse(str_c(s), str_len(s), 16);
+	assert_true(info->defects & MIME_DEFECT_TEXT_TRUNCATED);
+	assert_int_equal(strlen(info->body_text), MIME_TEXT_MAX);
+	mime_info_destroy(&info);
+	str_truncate(s, 0);
+
+	/* A header block over MIME_HEADER_MAX: the fields before the limit
+	 * are still read. */
+	str_append(s, "Subject: huge header\nX-Long: ");
+	for (size_t i = 0; i < 2 * MIME_HEADER_MAX; i++)
+		str_append_c(s, 'x');
+	str_append(s, "\n\nbody\n");
+	info = mime_parse(str_c(s), str_len(s), 16);
+	assert_true(info->defects & MIME_DEFECT_HEADER_TOO_LARGE);
+	assert_string_equal(info->subject, "huge header");
+	mime_info_destroy(&info);
+	str_truncate(s, 0);
+
+	/* A part's header line over MIME_LINE_MAX: cut for GMime, the part
+	 * after it still found. */
+	str_append(s, "Subject: long line\nContent-Type: multipart/mixed; boundary=B\n\n"
+		      "--B\nContent-Type: text/plain\nX-Long: ");
+	for (size_t i = 0; i < 2 * MIME_LINE_MAX; i++)
+		str_append_c(s, 'x');
+	str_append(s, "\n\nfirst\n--B\nContent-Type: text/plain\n\nsecondpart\n--B--\n");
+	info = mime_parse(str_c(s), str_len(s), 16);
+	assert_true(info->defects & MIME_DEFECT_LINE_TOO_LONG);
+	assert_non_null(strstr(info->body_text, "secondpart"));
+	mime_info_destroy(&info);
+	str_destroy(&s);
+}
+
 int main(void)
 {
 	mime_init();
@@ -95,6 +197,9 @@ int main(void)
 		cmocka_unit_test(test_parse_fields_and_text),
 		cmocka_unit_test(test_garbage_never_fails),
 		cmocka_unit_test(test_html_to_text),
+		cmocka_unit_test(test_nul_in_header),
+		cmocka_unit_test(test_defects_named),
+		cmocka_unit_test(test_limits_reported),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

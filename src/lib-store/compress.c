@@ -3,6 +3,7 @@
 #include "tstr.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 /* for ZSTD_c_forceAttachDict (an experimental parameter of the stable API) */
@@ -149,6 +150,43 @@ unsigned char *compress_buffer(const void *data, size_t len, const struct compre
 		abort(); /* only possible with a too small buffer or no memory */
 	*len_r = n;
 	return out;
+}
+
+size_t compress_bound(size_t len)
+{
+	return ZSTD_compressBound(len);
+}
+
+size_t compress_pieces(const struct compress_piece *pieces, size_t count,
+		       const struct compress_dict *dict, void *out, size_t out_cap)
+{
+	struct compress_contexts *ctx = compress_contexts();
+	size_t total = 0;
+	for (size_t i = 0; i < count; i++)
+		total += pieces[i].len;
+	ZSTD_CCtx_reset(ctx->cctx, ZSTD_reset_session_and_parameters);
+	if (dict != NULL) {
+		if (ZSTD_isError(ZSTD_CCtx_refCDict(ctx->cctx, compress_dict_cdict(dict))))
+			abort();
+		(void)ZSTD_CCtx_setParameter(ctx->cctx, ZSTD_c_forceAttachDict,
+					     COMPRESS_DICT_ATTACH);
+	} else {
+		(void)ZSTD_CCtx_setParameter(ctx->cctx, ZSTD_c_compressionLevel, COMPRESS_LEVEL);
+	}
+	(void)ZSTD_CCtx_setPledgedSrcSize(ctx->cctx, total);
+	ZSTD_outBuffer ob = {out, out_cap, 0};
+	for (size_t i = 0; i <= count; i++) {
+		bool last = i == count;
+		ZSTD_inBuffer ib = {last ? NULL : pieces[i].data, last ? 0 : pieces[i].len, 0};
+		size_t left;
+		do {
+			left = ZSTD_compressStream2(ctx->cctx, &ob, &ib,
+						    last ? ZSTD_e_end : ZSTD_e_continue);
+			if (ZSTD_isError(left))
+				abort(); /* only with a too small buffer or no memory */
+		} while (last ? left != 0 : ib.pos < ib.size);
+	}
+	return ob.pos;
 }
 
 int compress_decompress(const void *data, size_t len, const struct compress_dict *dict, void *out,

@@ -23,8 +23,18 @@ const void *compress_dict_data(const struct compress_dict *dict, size_t *len_r);
 
 unsigned char *compress_buffer(const void *data, size_t len, const struct compress_dict *dict,
 			       size_t *len_r);
-int compress_decompress(const void *data, size_t len, const struct compress_dict *dict,
-			void *out, size_t expected_len, const char **error_r);
+/* Streaming form of compress_buffer() for data in pieces (a message's chunks):
+ * compresses their concatenation into out, which holds at least
+ * compress_bound() of the total; returns the compressed length. */
+struct compress_piece {
+	const void *data;
+	size_t len;
+};
+size_t compress_bound(size_t len);
+size_t compress_pieces(const struct compress_piece *pieces, size_t count,
+		       const struct compress_dict *dict, void *out, size_t out_cap);
+int compress_decompress(const void *data, size_t len, const struct compress_dict *dict, void *out,
+			size_t expected_len, const char **error_r);
 int compress_train(const void *samples, const size_t *sample_sizes, unsigned int count,
 		   size_t dict_max, void **dict_r, size_t *dict_len_r, const char **error_r);
 

@@ -41,8 +41,7 @@ static void put_u32(unsigned char *p, uint32_t v)
 
 static uint32_t get_u32(const unsigned char *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 void record_header_build(enum record_type type, uint32_t payload_len,
@@ -162,50 +161,86 @@ static void record_write_meta(struct str *s, const struct record_meta *meta)
 	w_string(s, meta->folder);
 }
 
+/* A record sealed in place: the plaintext is written where its ciphertext
+ * goes and encrypted there, so a message of any size is held once
+ * compressed, not three times (plaintext, compressed, sealed). */
+static unsigned char *record_inplace_alloc(size_t plain_cap, unsigned char **plain_r)
+{
+	unsigned char *out = mem_alloc(RECORD_HEADER_LEN + CRYPTO_AEAD_OVERHEAD + plain_cap);
+	*plain_r = out + RECORD_HEADER_LEN + CRYPTO_AEAD_NONCE_LEN;
+	return out;
+}
+
+static unsigned char *record_inplace_seal(const unsigned char key[CRYPTO_KEY_LEN],
+					  enum record_type type, unsigned char *out,
+					  size_t plain_len, size_t *len_r)
+{
+	size_t payload_len = plain_len + CRYPTO_AEAD_OVERHEAD;
+	record_header_build(type, (uint32_t)payload_len, out);
+	crypto_aead_encrypt(key, out + RECORD_HEADER_LEN + CRYPTO_AEAD_NONCE_LEN, plain_len, out,
+			    RECORD_AD_LEN, out + RECORD_HEADER_LEN);
+	*len_r = RECORD_HEADER_LEN + payload_len;
+	/* give back what the compression bound reserved but did not use */
+	return mem_realloc(out, *len_r);
+}
+
 unsigned char *record_seal_message(const unsigned char key[CRYPTO_KEY_LEN],
 				   const struct record_meta *meta,
 				   const struct record_chunk *chunks, size_t chunk_count,
 				   const struct compress_dict *dict, size_t *len_r)
 {
-	struct str *body = str_create(meta->raw_size + 64);
+	/* the body: per chunk a small header, then its bytes or its part hash */
+	struct str *heads = str_create(chunk_count * (5 + RECORD_HASH_LEN) + 1);
 	for (size_t i = 0; i < chunk_count; i++) {
-		w_u8(body, chunks[i].is_part ? 1 : 0);
-		w_u32(body, (uint32_t)chunks[i].len);
+		w_u8(heads, chunks[i].is_part ? 1 : 0);
+		w_u32(heads, (uint32_t)chunks[i].len);
 		if (chunks[i].is_part)
-			str_append_n(body, chunks[i].hash, RECORD_HASH_LEN);
-		else
-			str_append_n(body, chunks[i].data, chunks[i].len);
+			str_append_n(heads, chunks[i].hash, RECORD_HASH_LEN);
 	}
-	size_t zlen;
-	unsigned char *z = compress_buffer(str_c(body), str_len(body), dict, &zlen);
-	struct str *plain = str_create(zlen + 128);
-	record_write_meta(plain, meta);
-	w_u32(plain, compress_dict_id(dict));
-	w_u64(plain, str_len(body));
-	str_append_n(plain, z, zlen);
-	mem_free(z);
-	str_destroy(&body);
-	unsigned char *rec = record_seal(key, RECORD_TYPE_MESSAGE, plain, len_r);
-	str_destroy(&plain);
-	return rec;
+	struct compress_piece *pieces = mem_alloc((2 * chunk_count + 1) * sizeof(*pieces));
+	size_t n = 0, pos = 0, body_len = 0;
+	for (size_t i = 0; i < chunk_count; i++) {
+		size_t head_len = chunks[i].is_part ? 5 + RECORD_HASH_LEN : 5;
+		pieces[n++] = (struct compress_piece){str_c(heads) + pos, head_len};
+		pos += head_len;
+		if (!chunks[i].is_part && chunks[i].len > 0)
+			pieces[n++] = (struct compress_piece){chunks[i].data, chunks[i].len};
+		body_len += head_len + (chunks[i].is_part ? 0 : chunks[i].len);
+	}
+	struct str *prefix = str_create(128);
+	record_write_meta(prefix, meta);
+	w_u32(prefix, compress_dict_id(dict));
+	w_u64(prefix, body_len);
+	size_t cap = compress_bound(body_len);
+	unsigned char *plain;
+	unsigned char *out = record_inplace_alloc(str_len(prefix) + cap, &plain);
+	memcpy(plain, str_c(prefix), str_len(prefix));
+	size_t zlen = compress_pieces(pieces, n, dict, plain + str_len(prefix), cap);
+	size_t plain_len = str_len(prefix) + zlen;
+	str_destroy(&prefix);
+	str_destroy(&heads);
+	mem_free(pieces);
+	return record_inplace_seal(key, RECORD_TYPE_MESSAGE, out, plain_len, len_r);
 }
 
 unsigned char *record_seal_part(const unsigned char key[CRYPTO_KEY_LEN],
 				const unsigned char hash[RECORD_HASH_LEN], const void *data,
 				size_t len, const struct compress_dict *dict, size_t *len_r)
 {
-	size_t zlen;
-	unsigned char *z = compress_buffer(data, len, dict, &zlen);
-	struct str *plain = str_create(zlen + 64);
-	w_u8(plain, RECORD_VERSION);
-	str_append_n(plain, hash, RECORD_HASH_LEN);
-	w_u64(plain, len);
-	w_u32(plain, compress_dict_id(dict));
-	str_append_n(plain, z, zlen);
-	mem_free(z);
-	unsigned char *rec = record_seal(key, RECORD_TYPE_PART, plain, len_r);
-	str_destroy(&plain);
-	return rec;
+	struct str *prefix = str_create(64);
+	w_u8(prefix, RECORD_VERSION);
+	str_append_n(prefix, hash, RECORD_HASH_LEN);
+	w_u64(prefix, len);
+	w_u32(prefix, compress_dict_id(dict));
+	size_t cap = compress_bound(len);
+	unsigned char *plain;
+	unsigned char *out = record_inplace_alloc(str_len(prefix) + cap, &plain);
+	memcpy(plain, str_c(prefix), str_len(prefix));
+	struct compress_piece piece = {data, len};
+	size_t zlen = compress_pieces(&piece, 1, dict, plain + str_len(prefix), cap);
+	size_t plain_len = str_len(prefix) + zlen;
+	str_destroy(&prefix);
+	return record_inplace_seal(key, RECORD_TYPE_PART, out, plain_len, len_r);
 }
 
 unsigned char *record_seal_ref(const unsigned char key[CRYPTO_KEY_LEN],
@@ -318,9 +353,8 @@ static int record_decompress(struct reader *r, uint32_t dict_id, size_t out_len,
 	return 0;
 }
 
-int record_decode_message(const unsigned char *plain, size_t len,
-			  record_dict_lookup_t *lookup, void *context,
-			  struct record_message *msg_r, const char **error_r)
+int record_decode_message(const unsigned char *plain, size_t len, record_dict_lookup_t *lookup,
+			  void *context, struct record_message *msg_r, const char **error_r)
 {
 	struct reader r = {plain, plain + len, false};
 	memset(msg_r, 0, sizeof(*msg_r));
@@ -383,8 +417,8 @@ int record_decode_part(const unsigned char *plain, size_t len, record_dict_looku
 		return -1;
 	}
 	memcpy(part_r->hash, h, RECORD_HASH_LEN);
-	return record_decompress(&r, part_r->dict_id, part_r->len, lookup, context,
-				 &part_r->data, error_r);
+	return record_decompress(&r, part_r->dict_id, part_r->len, lookup, context, &part_r->data,
+				 error_r);
 }
 
 int record_decode_dict(const unsigned char *plain, size_t len, struct record_dict *dict_r,
