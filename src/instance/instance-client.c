@@ -17,6 +17,7 @@
 #include "json.h"
 #include "mem.h"
 #include "rpc.h"
+#include "search-query.h"
 #include "str.h"
 #include "tstr.h"
 
@@ -126,7 +127,7 @@ static int client_find_inbox(struct client_call *c, const char *owner, int64_t *
 			     const char **error_r)
 {
 	struct client_inbox_walk w = {owner, -1};
-	if (catalog_folders(c->cat, client_inbox_each, &w, error_r) < 0)
+	if (catalog_folder_list(c->cat, owner, client_inbox_each, &w, error_r) < 0)
 		return -1;
 	*folder_id_r = w.id;
 	return w.id >= 0 ? 1 : 0;
@@ -226,12 +227,16 @@ static int client_scope_each(const struct catalog_folder *f, void *context)
 	return 0;
 }
 
-/* The folders a search may look in: the one named, or all readable ones. */
-static int client_scope(struct client_call *c, int64_t **ids_r, size_t *count_r)
+/* The folders a search may look in: the one named, or all readable ones
+ * (*all_r: every folder, for an auditor). The user's folders come from the
+ * folders table's index, so a search costs what its hits cost, not a walk
+ * over the archive's messages. */
+static int client_scope(struct client_call *c, int64_t **ids_r, size_t *count_r, bool *all_r)
 {
 	const char *error;
 	*ids_r = NULL;
 	*count_r = 0;
+	*all_r = false;
 	if (json_get(c->args, "owner") != NULL || json_get(c->args, "path") != NULL) {
 		int64_t id;
 		if (client_folder_arg(c, &id) < 0)
@@ -241,8 +246,14 @@ static int client_scope(struct client_call *c, int64_t **ids_r, size_t *count_r)
 		*count_r = 1;
 		return 0;
 	}
+	if (c->user.auditor) {
+		*all_r = true;
+		return 0;
+	}
+	if (c->user.archive_name == NULL)
+		return 0; /* no archive of their own: nothing to search */
 	struct client_scope_walk w = {.user = &c->user};
-	if (catalog_folders(c->cat, client_scope_each, &w, &error) < 0) {
+	if (catalog_folder_list(c->cat, c->user.archive_name, client_scope_each, &w, &error) < 0) {
 		mem_free(w.ids);
 		return client_fail(c, "failed", error);
 	}
@@ -262,6 +273,7 @@ static void client_hit(const struct catalog_hit *hit, void *context)
 	json_set_int(e, "size", (long long)hit->size);
 	json_set_string(e, "owner", hit->user);
 	json_set_string(e, "folder", hit->folder);
+	json_set_bool(e, "hasAttachment", hit->has_attachment);
 	json_append(list, e);
 }
 
@@ -276,21 +288,29 @@ static int client_messages(struct client_call *c)
 	     (json_get_int(c->args, "offset", &offset) != 1 || offset < 0)))
 		return client_fail(c, "bad-request",
 				   tstr_printf("limit: 0 to %d; offset: 0 or more", CLIENT_PAGE_MAX));
+	/* an empty query lists everything in scope, newest first */
+	if (query == NULL || query[0] == '\0')
+		query = "*";
+	/* a query that does not parse is the user's to fix: its text says
+	 * where; anything failing after that is the server's */
+	struct search_query *parsed;
+	if (search_query_parse(query, &parsed, &error) < 0)
+		return client_fail(c, "bad-request", error);
+	search_query_destroy(&parsed);
 	int64_t *ids;
 	size_t count;
-	if (client_scope(c, &ids, &count) < 0)
+	bool all;
+	if (client_scope(c, &ids, &count, &all) < 0)
 		return -1;
 	struct catalog_scope scope = {ids, count};
 	struct json *list = json_new_array();
 	uint64_t total = 0;
-	/* an empty query lists everything in scope, newest first */
-	int ret = catalog_search_scoped(c->cat, query == NULL || query[0] == '\0' ? "*" : query,
-					&scope, (uint64_t)limit, (uint64_t)offset, &total,
-					client_hit, list, &error);
+	int ret = catalog_search_scoped(c->cat, query, all ? NULL : &scope, (uint64_t)limit,
+					(uint64_t)offset, &total, client_hit, list, &error);
 	mem_free(ids);
 	if (ret < 0) {
 		json_unref(&list);
-		return client_fail(c, "bad-request", error);
+		return client_fail(c, "failed", error);
 	}
 	c->result = json_new_object();
 	json_set_int(c->result, "total", (long long)total);
