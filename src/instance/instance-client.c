@@ -268,6 +268,7 @@ static void client_hit(const struct catalog_hit *hit, void *context)
 	struct json *e = json_new_object();
 	json_set_int(e, "id", hit->id);
 	json_set_int(e, "date", hit->date);
+	json_set_int(e, "internalDate", hit->internal_date);
 	json_set_string(e, "from", hit->from);
 	json_set_string(e, "subject", hit->subject);
 	json_set_int(e, "size", (long long)hit->size);

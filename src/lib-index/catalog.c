@@ -98,6 +98,22 @@ static const char *const catalog_migrations[] = {
 	/* 7: FTS5 merges 8 segments of a level instead of 4: fewer levels, so
 	 * a big archive's import rewrites its index fewer times */
 	"INSERT INTO fts (fts, rank) VALUES ('automerge', 8);",
+	/* 8: every folder keeps its message count and raw bytes, kept right by
+	 * triggers whoever adds or removes messages, so listing folders (IMAP
+	 * LIST, Web Access, every client-API folder list) reads the folders
+	 * table, not every message of the archive. Existing archives get
+	 * their counts here, once. */
+	"ALTER TABLE folders ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE folders ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE folders SET messages = (SELECT count(*) FROM messages m WHERE m.folder_id ="
+	"  folders.id), bytes = (SELECT coalesce(sum(c.size), 0) FROM messages m JOIN contents c"
+	"  ON c.id = m.content_id WHERE m.folder_id = folders.id);"
+	"CREATE TRIGGER folder_count_add AFTER INSERT ON messages BEGIN"
+	"  UPDATE folders SET messages = messages + 1, bytes = bytes + coalesce((SELECT size"
+	"  FROM contents WHERE id = NEW.content_id), 0) WHERE id = NEW.folder_id; END;"
+	"CREATE TRIGGER folder_count_remove AFTER DELETE ON messages BEGIN"
+	"  UPDATE folders SET messages = messages - 1, bytes = bytes - coalesce((SELECT size"
+	"  FROM contents WHERE id = OLD.content_id), 0) WHERE id = OLD.folder_id; END;",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -882,6 +898,7 @@ static void catalog_hit_from_row(sqlite3_stmt *st, struct catalog_hit *hit)
 	hit->user = (const char *)sqlite3_column_text(st, 5);
 	hit->size = (uint64_t)sqlite3_column_int64(st, 6);
 	hit->has_attachment = sqlite3_column_int(st, 7) != 0;
+	hit->internal_date = sqlite3_column_int64(st, 8);
 }
 
 /* Date bounds on the index. When a whole query is ANDed with a date range,
@@ -1082,7 +1099,7 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 		if (sqlite3_prepare_v2(
 			    cat->db,
 			    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size,"
-			    " c.has_attachment"
+			    " c.has_attachment, m.internal_date"
 			    " FROM messages m JOIN contents c ON c.id = m.content_id"
 			    " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?",
 			    -1, &st, NULL) != SQLITE_OK) {
@@ -1147,7 +1164,7 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 				     match, sql.where, visible);
 	char *page_sql = mem_printf(
 		"SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size,"
-		" c.has_attachment FROM %s"
+		" c.has_attachment, m.internal_date FROM %s"
 		" JOIN contents c ON c.id = m.content_id JOIN folders f ON f.id = m.folder_id"
 		" WHERE %s(%s)%s ORDER BY m.date DESC, m.id DESC LIMIT %llu OFFSET %llu",
 		from, match, sql.where, visible,
@@ -1385,11 +1402,10 @@ int catalog_check_index(struct catalog *cat, const char **error_r)
 int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context, const char **error_r)
 {
 	sqlite3_stmt *st;
+	/* the counts kept by the folder_count_* triggers (schema 8) */
 	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT f.id, f.user, f.path, count(m.id), coalesce(sum(c.size), 0)"
-			       " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id"
-			       " LEFT JOIN contents c ON c.id = m.content_id"
-			       " GROUP BY f.id ORDER BY f.user, f.path",
+			       "SELECT id, user, path, messages, bytes FROM folders"
+			       " ORDER BY user, path",
 			       -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "folders", error_r);
 	int rc, ret = 0;
@@ -1458,7 +1474,7 @@ int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t lim
 	if (sqlite3_prepare_v2(
 		    cat->db,
 		    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size,"
-		    " c.has_attachment"
+		    " c.has_attachment, m.internal_date"
 		    " FROM messages m JOIN contents c ON c.id = m.content_id"
 		    " JOIN folders f ON f.id = m.folder_id"
 		    " WHERE m.folder_id = ? ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?",

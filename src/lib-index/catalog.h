@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 7
+#define CATALOG_SCHEMA_VERSION 8
 
 struct catalog;
 
@@ -67,6 +67,7 @@ struct catalog_hit {
 	const char *from, *subject, *folder, *user;
 	uint64_t size;
 	bool has_attachment; /* computed at ingest (contents.has_attachment) */
+	int64_t internal_date;
 };
 
 struct catalog_stats {
@@ -192,8 +193,9 @@ int catalog_messages_of_part(struct catalog *cat, const unsigned char hash[CATAL
  * *error_r describing the first problem. */
 int catalog_check_index(struct catalog *cat, const char **error_r);
 
-/* Folders with their message counts and raw sizes, by user and path. A
- * callback returning non-zero stops the walk. */
+/* Folders with their message counts and raw sizes, by user and path (the
+ * counts the folders table keeps: no message is read). A callback
+ * returning non-zero stops the walk. */
 struct catalog_folder {
 	int64_t id;
 	const char *user, *path;

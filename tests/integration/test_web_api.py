@@ -119,6 +119,7 @@ def test_folders_messages_search(web):
     assert everything["total"] == 122  # bob's mail is not alice's
     assert w.get("/acme/api/messages?query=has:attachment").json["total"] >= 1
     # Lists say which messages have attachments (the catalog's flag from ingest).
+    assert all(m["internalDate"] > 0 for m in everything["messages"])
     flags = {m["subject"]: m["hasAttachment"] for m in everything["messages"]}
     assert flags["Contract with attachment"] is True
     assert [s for s, f in flags.items() if f] == ["Contract with attachment"]
