@@ -150,8 +150,10 @@ await scenario('search_and_filters', async () => {
 await scenario('html_mail_is_sandboxed', async () => {
   await page.fill('#search-input', 'subject:newsletter');
   await page.press('#search-input', 'Enter');
+  // (the page info said "1–1 of 1" before too: wait for the row itself)
   await waitText(page, '#page-info', /^1–1 of 1$/);
-  await page.locator('#message-list .message-row').first().click();
+  await waitText(page, '#message-list li.message', /HTML newsletter/);
+  await page.locator('#message-list .message-row', { hasText: 'HTML newsletter' }).click();
   await page.waitForSelector('#m-html:not([hidden])');
   const frame = page.frameLocator('#m-html');
   await frame.locator('#headline').waitFor();
@@ -178,7 +180,8 @@ await scenario('download_attachment', async () => {
   await page.fill('#search-input', 'subject:contract');
   await page.press('#search-input', 'Enter');
   await waitText(page, '#page-info', /^1–1 of 1$/);
-  await page.locator('#message-list .message-row').first().click();
+  await waitText(page, '#message-list li.message', /Contract with attachment/);
+  await page.locator('#message-list .message-row', { hasText: 'Contract with attachment' }).click();
   await page.waitForSelector('#m-attachments a.attachment');
   await page.screenshot({ path: path.join(shots, 'message-attachment.png') });
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#m-attachments a.attachment')]);
