@@ -5,6 +5,9 @@
 'use strict';
 
 const PAGE_SIZE = 50;
+/* Anything slower than this shows the loading indicator; anything faster
+ * would only make it flicker. */
+const LOADING_DELAY_MS = 200;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -20,6 +23,12 @@ const state = {
   messages: [],
   selected: new Set(),
   current: null,
+  /* Answers can arrive out of order: each list load and each message
+   * opened takes a number, and an answer whose number is no longer the
+   * latest is dropped. Closing the reader (also on every new folder or
+   * search) moves readSeq on, so no message from before shows. */
+  listSeq: 0,
+  readSeq: 0,
 };
 
 /* ---- the API ---- */
@@ -32,7 +41,35 @@ class ApiError extends Error {
   }
 }
 
+/* ---- loading feedback ---- */
+
+let slowRequests = 0;
+
+/* Call when a request starts; call what it returns when it ends. After
+ * LOADING_DELAY_MS the indicator shows until every slow request is done. */
+function loadingStart() {
+  let slow = false;
+  const timer = setTimeout(() => {
+    slow = true;
+    slowRequests++;
+    show($('busy'), true);
+  }, LOADING_DELAY_MS);
+  return () => {
+    clearTimeout(timer);
+    if (slow && --slowRequests === 0) show($('busy'), false);
+  };
+}
+
 async function api(method, path, body) {
+  const done = loadingStart();
+  try {
+    return await apiCall(method, path, body);
+  } finally {
+    done();
+  }
+}
+
+async function apiCall(method, path, body) {
   const headers = {};
   if (method !== 'GET') headers['X-CSRF-Token'] = state.csrf || '';
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -108,8 +145,23 @@ function formatSize(n) {
   return (n / 1024 / 1024).toFixed(1) + ' MB';
 }
 
-function isPhone() {
-  return window.matchMedia('(max-width: 760px)').matches;
+/* "Name <address>" (as the server gives a sender) into its display name
+ * and address; anything else (several addresses, a group, a bare address)
+ * is shown whole. Only ever used as text, never parsed as HTML. */
+function parseSender(text) {
+  const t = (text || '').trim();
+  const m = /^(?:"((?:[^"\\]|\\.)*)"|([^"<>,]*?))\s*<([^<>\s]+)>$/.exec(t);
+  if (!m) return { name: t, address: t };
+  const name = (m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]).trim();
+  return { name: name || m[3], address: m[3] };
+}
+
+/* A sender as its display name, the address on hover. */
+function senderNode(tag, cls, text, empty) {
+  const s = parseSender(text);
+  const node = el(tag, { class: cls, text: s.name || empty });
+  if (s.address) node.title = s.address;
+  return node;
 }
 
 /* ---- login ---- */
@@ -252,6 +304,7 @@ function openFolder(folder) {
   state.offset = 0;
   renderTree();
   closeNav();
+  closeReader();
   loadMessages();
 }
 
@@ -263,7 +316,16 @@ function listTitle() {
   return 'All mail';
 }
 
+/* What a failed list load tells the user: a query the server could not
+ * read says what is wrong with it, once, in the list's error line. */
+function listErrorText(e) {
+  if (e.status === 400 && state.query && /^query: /.test(e.message))
+    return 'The search could not be understood: ' + e.message.replace(/^query: /, '') + '.';
+  return e.message;
+}
+
 async function loadMessages() {
+  const seq = ++state.listSeq;
   const error = $('list-error');
   message(error, '');
   $('list-title').textContent = listTitle();
@@ -272,20 +334,26 @@ async function loadMessages() {
     params.owner = state.folder.owner;
     params.path = state.folder.path;
   }
+  $('list-pane').setAttribute('aria-busy', 'true');
+  let failure = null;
   try {
     const r = await api('GET', 'messages' + query(params));
+    if (seq !== state.listSeq) return; /* a newer list was asked for */
     state.total = r.total;
     state.messages = r.messages;
   } catch (e) {
+    if (seq !== state.listSeq) return;
     state.total = 0;
     state.messages = [];
-    message(error, e.message, true);
+    failure = listErrorText(e);
   }
+  $('list-pane').removeAttribute('aria-busy');
+  message(error, failure, true);
   state.selected.clear();
-  renderMessages();
+  renderMessages(failure !== null);
 }
 
-function renderMessages() {
+function renderMessages(failed) {
   const ul = $('message-list');
   ul.textContent = '';
   const showFolder = !state.folder;
@@ -298,21 +366,24 @@ function renderMessages() {
       updateSelection();
     });
     const row = el('button', { type: 'button', class: 'message-row' },
-      el('span', { class: 'from', text: m.from || '(no sender)' }),
+      senderNode('span', 'from', m.from, '(no sender)'),
       el('span', { class: 'date', text: formatDate(m.date || m.internalDate) }),
       el('span', { class: 'subject', text: m.subject || '(no subject)' }),
-      el('span', { class: 'meta', text: (showFolder ? m.folder + ' · ' : '') + formatSize(m.size) +
-        (m.hasAttachment ? ' · 📎' : '') }));
+      m.hasAttachment ?
+        el('span', { class: 'attachment-icon', role: 'img', title: 'Has attachments', 'aria-label': 'Has attachments' }) :
+        el('span', { class: 'no-attachment' }),
+      el('span', { class: 'meta', text: (showFolder ? m.folder + ' · ' : '') + formatSize(m.size) }));
     row.addEventListener('click', () => openMessage(m.id));
     const li = el('li', { class: 'message' + (state.current === m.id ? ' active' : ''), 'data-id': String(m.id) },
       el('label', { class: 'check' }, box), row);
     ul.append(li);
   }
-  if (state.messages.length === 0)
+  /* after a failure the error line alone says so */
+  if (state.messages.length === 0 && !failed)
     ul.append(el('li', { class: 'empty', text: state.query ? 'No messages match.' : 'No messages.' }));
   const first = state.total === 0 ? 0 : state.offset + 1;
   const last = state.offset + state.messages.length;
-  $('page-info').textContent = first + '–' + last + ' of ' + state.total;
+  $('page-info').textContent = failed ? '' : first + '–' + last + ' of ' + state.total;
   $('page-newer').disabled = state.offset === 0;
   $('page-older').disabled = last >= state.total;
   updateSelection();
@@ -375,26 +446,36 @@ function onSearch(event) {
   /* A search covers the whole archive (folder:NAME narrows it). */
   state.folder = null;
   renderTree();
+  closeReader();
   loadMessages();
 }
 
 /* ---- reading ---- */
 
 async function openMessage(id) {
+  const seq = ++state.readSeq;
   state.current = id;
   for (const li of document.querySelectorAll('#message-list li.message'))
     li.classList.toggle('active', li.dataset.id === String(id));
+  const listed = state.messages.find((x) => x.id === id);
+  $('reader').setAttribute('aria-busy', 'true');
   let m;
   try {
     m = await api('GET', 'messages/' + id);
   } catch (e) {
-    message($('list-error'), e.message, true);
+    if (seq === state.readSeq) {
+      $('reader').removeAttribute('aria-busy');
+      message($('list-error'), e.message, true);
+    }
     return;
   }
-  if (state.current !== id) return;
-  const listed = state.messages.find((x) => x.id === id);
+  /* another message was opened, or the folder or search changed */
+  if (seq !== state.readSeq) return;
+  $('reader').removeAttribute('aria-busy');
   $('m-subject').textContent = m.subject || '(no subject)';
-  $('m-from').textContent = m.from;
+  const from = parseSender(m.from);
+  $('m-from').textContent = from.name === from.address ? m.from : from.name + ' <' + from.address + '>';
+  $('m-from').title = from.address;
   $('m-to').textContent = m.to;
   $('m-cc').textContent = m.cc;
   show($('m-cc'), !!m.cc);
@@ -452,6 +533,8 @@ async function restoreCurrent() {
 }
 
 function closeReader() {
+  state.readSeq++; /* an answer still on its way is not shown */
+  $('reader').removeAttribute('aria-busy');
   document.body.classList.remove('reading');
   state.current = null;
   show($('reader'), false);
@@ -623,6 +706,7 @@ async function main() {
     $('search-input').value = '';
     state.query = '';
     state.offset = 0;
+    closeReader();
     loadMessages();
   });
   $('filter-toggle').addEventListener('click', () => {

@@ -40,6 +40,7 @@ struct catalog {
 	char *path;
 	const char *scope_sql; /* set by catalog_search_scoped() for one search */
 	sqlite3_stmt *stmts[ST_COUNT];
+	struct catalog_cost cost;
 };
 
 /* Schema migrations: migrations[i] upgrades from version i to i + 1. */
@@ -102,6 +103,22 @@ static const char *const catalog_migrations[] = {
 	 * says only that there were defects: bit 0, "unnamed" (a rebuild
 	 * names them) */
 	"UPDATE contents SET defects = 1 WHERE defects <> 0;",
+	/* 9: every folder keeps its message count and raw bytes, kept right by
+	 * triggers whoever adds or removes messages, so listing folders (IMAP
+	 * LIST, Web Access, every client-API folder list) reads the folders
+	 * table, not every message of the archive. Existing archives get
+	 * their counts here, once. */
+	"ALTER TABLE folders ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE folders ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE folders SET messages = (SELECT count(*) FROM messages m WHERE m.folder_id ="
+	"  folders.id), bytes = (SELECT coalesce(sum(c.size), 0) FROM messages m JOIN contents c"
+	"  ON c.id = m.content_id WHERE m.folder_id = folders.id);"
+	"CREATE TRIGGER folder_count_add AFTER INSERT ON messages BEGIN"
+	"  UPDATE folders SET messages = messages + 1, bytes = bytes + coalesce((SELECT size"
+	"  FROM contents WHERE id = NEW.content_id), 0) WHERE id = NEW.folder_id; END;"
+	"CREATE TRIGGER folder_count_remove AFTER DELETE ON messages BEGIN"
+	"  UPDATE folders SET messages = messages - 1, bytes = bytes - coalesce((SELECT size"
+	"  FROM contents WHERE id = OLD.content_id), 0) WHERE id = OLD.folder_id; END;",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -121,6 +138,23 @@ int catalog_store_state_parse(const char *name, enum catalog_store_state *state_
 		}
 	}
 	return -1;
+}
+
+/* Every statement prepared for one call ends here: what it read is added
+ * to the catalog's cost (catalog_cost()). */
+static void catalog_finalize(struct catalog *cat, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	cat->cost.fullscan_steps +=
+		(uint64_t)sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+	cat->cost.vm_steps += (uint64_t)sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0);
+	sqlite3_finalize(st);
+}
+
+void catalog_cost(struct catalog *cat, struct catalog_cost *cost_r)
+{
+	*cost_r = cat->cost;
 }
 
 static int catalog_fail(struct catalog *cat, const char *what, const char **error_r)
@@ -166,7 +200,7 @@ static int catalog_select_ints(struct catalog *cat, const char *sql, const char 
 	int rc = sqlite3_step(st);
 	for (int i = 0; rc == SQLITE_ROW && i < count; i++)
 		values_r[i] = sqlite3_column_int64(st, i);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : catalog_fail(cat, what, error_r);
 }
 
@@ -353,7 +387,7 @@ int catalog_stores(struct catalog *cat, struct catalog_store **stores_r, size_t 
 		s->tail_segment = (uint32_t)sqlite3_column_int64(st, 3);
 		s->tail_length = (uint64_t)sqlite3_column_int64(st, 4);
 	}
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (rc != SQLITE_DONE) {
 		catalog_stores_free(stores, count);
 		return catalog_fail(cat, "stores", error_r);
@@ -418,7 +452,7 @@ static int catalog_exec_id(struct catalog *cat, const char *sql, int64_t id, con
 		return catalog_fail(cat, "prepare", error_r);
 	sqlite3_bind_int64(st, 1, id);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, sql, error_r);
 }
 
@@ -505,7 +539,7 @@ int catalog_dicts(struct catalog *cat, uint32_t min_id, catalog_dict_cb *cb, voi
 		ret = catalog_fail(cat, "dicts", error_r);
 	else if (ret < 0)
 		*error_r = "dictionary callback failed";
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return ret;
 }
 
@@ -751,7 +785,7 @@ int catalog_message_imap(struct catalog *cat, int64_t message_id, void **imap_r,
 		*imap_r = data;
 		*len_r = len;
 	}
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "imap data", error_r);
@@ -809,7 +843,7 @@ static size_t catalog_expand(const char *pattern, size_t max, char ***terms_r, v
 			terms = mem_realloc(terms, (count + 1) * sizeof(char *));
 			terms[count++] = mem_strdup((const char *)sqlite3_column_text(st, 0));
 		}
-		sqlite3_finalize(st);
+		catalog_finalize(cat, st);
 	}
 	mem_free(lo);
 	mem_free(hi);
@@ -839,7 +873,7 @@ static int catalog_any_disabled(struct catalog *cat, bool *any_r, const char **e
 			       NULL) != SQLITE_OK)
 		return catalog_fail(cat, "stores", error_r);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return catalog_fail(cat, "stores", error_r);
 	*any_r = rc == SQLITE_ROW;
@@ -868,6 +902,8 @@ static void catalog_hit_from_row(sqlite3_stmt *st, struct catalog_hit *hit)
 	hit->folder = (const char *)sqlite3_column_text(st, 4);
 	hit->user = (const char *)sqlite3_column_text(st, 5);
 	hit->size = (uint64_t)sqlite3_column_int64(st, 6);
+	hit->has_attachment = sqlite3_column_int(st, 7) != 0;
+	hit->internal_date = sqlite3_column_int64(st, 8);
 }
 
 /* Date bounds on the index. When a whole query is ANDed with a date range,
@@ -934,7 +970,7 @@ static void catalog_fts_bounds(struct catalog *cat, const struct search_sql *sql
 		min = id < min ? id : min;
 		max = id > max ? id : max;
 	}
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (rc == SQLITE_DONE && count == 0) {
 		b->empty = true;
 	} else if (rc == SQLITE_DONE && (uint64_t)(max - min) < (uint64_t)1 << 32) {
@@ -985,7 +1021,7 @@ static int catalog_run_bounded(struct catalog *cat, const char *text, const stru
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 			cb(st, context);
 	}
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "search", error_r);
 }
 
@@ -1067,7 +1103,8 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 	if (offset < top.count) {
 		if (sqlite3_prepare_v2(
 			    cat->db,
-			    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
+			    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size,"
+			    " c.has_attachment, m.internal_date"
 			    " FROM messages m JOIN contents c ON c.id = m.content_id"
 			    " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?",
 			    -1, &st, NULL) != SQLITE_OK) {
@@ -1086,7 +1123,7 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 				ret = catalog_fail(cat, "search", error_r);
 			}
 		}
-		sqlite3_finalize(st);
+		catalog_finalize(cat, st);
 	}
 	mem_free(top.rows);
 	return ret;
@@ -1131,7 +1168,8 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 				     count_needs_c ? " JOIN contents c ON c.id = m.content_id" : "",
 				     match, sql.where, visible);
 	char *page_sql = mem_printf(
-		"SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size FROM %s"
+		"SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size,"
+		" c.has_attachment, m.internal_date FROM %s"
 		" JOIN contents c ON c.id = m.content_id JOIN folders f ON f.id = m.folder_id"
 		" WHERE %s(%s)%s ORDER BY m.date DESC, m.id DESC LIMIT %llu OFFSET %llu",
 		from, match, sql.where, visible,
@@ -1164,7 +1202,7 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 		goto out;
 	}
 	*total_r = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	st = NULL;
 	if (limit > 0 && *total_r > offset) {
 		if (sqlite3_prepare_v2(cat->db, page_sql, -1, &st, NULL) != SQLITE_OK) {
@@ -1184,7 +1222,7 @@ int catalog_search(struct catalog *cat, const char *query, uint64_t limit, uint6
 	}
 	ret = 0;
 out:
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	mem_free(count_sql);
 	mem_free(page_sql);
 	mem_free(visible);
@@ -1208,7 +1246,7 @@ static int catalog_query_stats(struct catalog *cat, const char *sql, int64_t id,
 		stats_r->raw_bytes = (uint64_t)sqlite3_column_int64(st, 3);
 		stats_r->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
 	}
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return rc == SQLITE_ROW ? 0 : catalog_fail(cat, "stats", error_r);
 }
 
@@ -1258,7 +1296,7 @@ int catalog_space(struct catalog *cat, catalog_space_cb *cb, void *context, cons
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		cb((const char *)sqlite3_column_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
 		   context);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "space", error_r);
 }
 
@@ -1295,7 +1333,7 @@ static int catalog_foreach(struct catalog *cat, const char *sql, catalog_record_
 		ret = catalog_fail(cat, "listing", error_r);
 	else if (ret < 0)
 		*error_r = "stopped";
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return ret;
 }
 
@@ -1342,7 +1380,7 @@ static int catalog_ids(struct catalog *cat, const char *sql, const void *blob, i
 		ret = cb(sqlite3_column_int64(st, 0), context);
 	if (ret == 0 && rc != SQLITE_DONE)
 		ret = catalog_fail(cat, "listing", error_r);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return ret;
 }
 
@@ -1390,11 +1428,10 @@ int catalog_check_index(struct catalog *cat, const char **error_r)
 int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context, const char **error_r)
 {
 	sqlite3_stmt *st;
+	/* the counts kept by the folder_count_* triggers (schema 8) */
 	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT f.id, f.user, f.path, count(m.id), coalesce(sum(c.size), 0)"
-			       " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id"
-			       " LEFT JOIN contents c ON c.id = m.content_id"
-			       " GROUP BY f.id ORDER BY f.user, f.path",
+			       "SELECT id, user, path, messages, bytes FROM folders"
+			       " ORDER BY user, path",
 			       -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "folders", error_r);
 	int rc, ret = 0;
@@ -1409,11 +1446,44 @@ int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context, c
 		ret = cb(&f, context);
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
-		sqlite3_finalize(st);
+		catalog_finalize(cat, st);
 		return catalog_fail(cat, "folders", error_r);
 	}
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	return 0;
+}
+
+int catalog_folder_list(struct catalog *cat, const char *user, catalog_folder_cb *cb, void *context,
+			const char **error_r)
+{
+	/* the folders table alone, through its (user, path) index: no message
+	 * is read, so a search that needs a user's folders costs the same in a
+	 * small archive and a big one */
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       user != NULL
+				       ? "SELECT id, user, path FROM folders WHERE user = ?"
+					 " ORDER BY path"
+				       : "SELECT id, user, path FROM folders ORDER BY user, path",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "folders", error_r);
+	if (user != NULL)
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_folder f = {
+			.id = sqlite3_column_int64(st, 0),
+			.user = (const char *)sqlite3_column_text(st, 1),
+			.path = (const char *)sqlite3_column_text(st, 2),
+		};
+		ret = cb(&f, context);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = catalog_fail(cat, "folders", error_r);
+	else
+		ret = 0;
+	catalog_finalize(cat, st);
+	return ret;
 }
 
 int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit, uint64_t offset,
@@ -1426,10 +1496,11 @@ int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t lim
 		return catalog_fail(cat, "folder messages", error_r);
 	sqlite3_bind_int64(st, 1, folder_id);
 	*total_r = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (sqlite3_prepare_v2(
 		    cat->db,
-		    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size"
+		    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size,"
+		    " c.has_attachment, m.internal_date"
 		    " FROM messages m JOIN contents c ON c.id = m.content_id"
 		    " JOIN folders f ON f.id = m.folder_id"
 		    " WHERE m.folder_id = ? ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?",
@@ -1444,7 +1515,7 @@ int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t lim
 		catalog_hit_from_row(st, &hit);
 		cb(&hit, context);
 	}
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (rc != SQLITE_DONE)
 		return catalog_fail(cat, "folder messages", error_r);
 	return 0;
@@ -1556,7 +1627,7 @@ int catalog_folder_find(struct catalog *cat, const char *user, const char *path,
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*folder_id_r = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "folders", error_r);
@@ -1583,7 +1654,7 @@ int catalog_folder_ids(struct catalog *cat, int64_t folder_id, catalog_id_cb *cb
 	int rc, stop = 0;
 	while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		stop = cb(sqlite3_column_int64(st, 0), context);
-	sqlite3_finalize(st);
+	catalog_finalize(cat, st);
 	if (stop == 0 && rc != SQLITE_DONE)
 		return catalog_fail(cat, "folder messages", error_r);
 	return 0;

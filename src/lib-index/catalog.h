@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 8
+#define CATALOG_SCHEMA_VERSION 9
 
 struct catalog;
 
@@ -66,11 +66,22 @@ struct catalog_hit {
 	int64_t date;
 	const char *from, *subject, *folder, *user;
 	uint64_t size;
+	bool has_attachment; /* computed at ingest (contents.has_attachment) */
+	int64_t internal_date;
 };
 
 struct catalog_stats {
 	uint64_t messages, contents, parts, raw_bytes, stored_bytes;
 };
+
+/* What the statements a catalog prepared for its calls read, summed since
+ * it was opened (SQLite's counters): rows stepped through in full table
+ * scans, and virtual machine steps. Tests use it to show that a call reads
+ * an index, not the archive. */
+struct catalog_cost {
+	uint64_t fullscan_steps, vm_steps;
+};
+void catalog_cost(struct catalog *cat, struct catalog_cost *cost_r);
 
 const char *catalog_store_state_name(enum catalog_store_state state);
 int catalog_store_state_parse(const char *name, enum catalog_store_state *state_r);
@@ -187,8 +198,9 @@ int catalog_messages_of_part(struct catalog *cat, const unsigned char hash[CATAL
  * *error_r describing the first problem. */
 int catalog_check_index(struct catalog *cat, const char **error_r);
 
-/* Folders with their message counts and raw sizes, by user and path. A
- * callback returning non-zero stops the walk. */
+/* Folders with their message counts and raw sizes, by user and path (the
+ * counts the folders table keeps: no message is read). A callback
+ * returning non-zero stops the walk. */
 struct catalog_folder {
 	int64_t id;
 	const char *user, *path;
@@ -197,6 +209,12 @@ struct catalog_folder {
 typedef int catalog_folder_cb(const struct catalog_folder *folder, void *context);
 int catalog_folders(struct catalog *cat, catalog_folder_cb *cb, void *context,
 		    const char **error_r);
+/* The folders of one user (NULL: of everyone), by path, without counting
+ * their messages (messages and bytes are 0): from the folders table and its
+ * index alone, whatever the archive's size. A callback returning non-zero
+ * stops the walk. */
+int catalog_folder_list(struct catalog *cat, const char *user, catalog_folder_cb *cb, void *context,
+			const char **error_r);
 /* A folder's messages, newest first, paged; *total_r counts them all. */
 int catalog_folder_messages(struct catalog *cat, int64_t folder_id, uint64_t limit, uint64_t offset,
 			    uint64_t *total_r, catalog_hit_cb *cb, void *context,

@@ -142,8 +142,37 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
-/* catalog_open() brings an older catalog up to date (here: one migration
- * back) and refuses one from a newer program. */
+/* Messages 1..n, 100 bytes each, message 1 in folder A, the rest in B. */
+static void add_messages(struct catalog *cat, int n)
+{
+	const char *error = NULL;
+	int64_t store_id, content_id, msg_id;
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_store_add(cat, "s", CATALOG_STORE_CURRENT, &store_id, &error), 0);
+	for (int i = 1; i <= n; i++) {
+		struct catalog_content c = {.loc = {.store_id = store_id, .length = 1},
+					    .size = 100,
+					    .from = "",
+					    .to = "",
+					    .cc = "",
+					    .subject = "",
+					    .body_text = "",
+					    .attachment_names = "",
+					    .imap = "NIL",
+					    .imap_len = 3};
+		memset(c.hash, i, sizeof(c.hash));
+		assert_int_equal(catalog_content_add(cat, &c, &content_id, &error), 0);
+		assert_int_equal(catalog_message_add(cat, content_id, "u", i == 1 ? "A" : "B", 0, 0,
+						     &c.loc, &msg_id, &error),
+				 1);
+	}
+	assert_int_equal(catalog_commit(cat, &error), 0);
+}
+
+/* catalog_open() brings an older catalog up to date (here: from schema 6,
+ * through FTS5's automerge (7), defect kinds (8) and the folders' kept
+ * counts (9), which an existing archive gets filled in) and refuses one from
+ * a newer program. */
 static void test_schema_versions(void **state)
 {
 	unsigned char key[CATALOG_VFS_KEY_LEN];
@@ -154,20 +183,23 @@ static void test_schema_versions(void **state)
 	char *path = mem_printf("%s/schema.db", tmpdir);
 	struct catalog *cat;
 	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	add_messages(cat, 3);
 	catalog_destroy(&cat);
 
 	sqlite3 *db = open_db(path, vfs, false);
 	assert_non_null(db);
 	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
 	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
-	/* a version-6 catalog (before migrations 7 and 8), with a defect count */
-	char *older =
-		mem_printf("DELETE FROM fts_config WHERE k = 'automerge';"
-			   "INSERT INTO contents (id, hash, store_id, segment, offset, length,"
-			   " size, date, from_, subject, imap, has_attachment, defects)"
-			   " VALUES (1, x'01', 1, 1, 0, 1, 1, 0, '', '', x'00', 0, 3);"
-			   "PRAGMA user_version = %d",
-			   6);
+	assert_int_equal(query_int(db, "SELECT sum(messages) FROM folders"), 3);
+	/* schema 6: no counts and no triggers (9), a count of defects instead
+	 * of kinds (8), FTS5's default automerge (7) */
+	char *older = mem_printf("DROP TRIGGER folder_count_add; DROP TRIGGER folder_count_remove;"
+				 "ALTER TABLE folders DROP COLUMN messages;"
+				 "ALTER TABLE folders DROP COLUMN bytes;"
+				 "UPDATE contents SET defects = 3 WHERE id = 1;"
+				 "DELETE FROM fts_config WHERE k = 'automerge';"
+				 "PRAGMA user_version = %d",
+				 6);
 	assert_int_equal(sqlite3_exec(db, older, NULL, NULL, NULL), SQLITE_OK);
 	mem_free(older);
 	sqlite3_close(db);
@@ -179,6 +211,11 @@ static void test_schema_versions(void **state)
 	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
 	/* 8: a count of defects becomes the "unnamed" kind */
 	assert_int_equal(query_int(db, "SELECT defects FROM contents WHERE id = 1"), 1);
+	assert_int_equal(query_int(db, "SELECT defects FROM contents WHERE id = 2"), 0);
+	/* 9: the counts of the messages filed before the migration */
+	assert_int_equal(query_int(db, "SELECT sum(messages) FROM folders"), 3);
+	assert_int_equal(query_int(db, "SELECT messages FROM folders WHERE path = 'B'"), 2);
+	assert_int_equal(query_int(db, "SELECT bytes FROM folders WHERE path = 'B'"), 200);
 	char *newer = mem_printf("PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION + 1);
 	assert_int_equal(sqlite3_exec(db, newer, NULL, NULL, NULL), SQLITE_OK);
 	mem_free(newer);

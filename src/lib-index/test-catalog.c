@@ -280,6 +280,221 @@ static void test_date_bounds(void **state)
 	mem_free(path);
 }
 
+/* A catalog with `n` messages of alice's in five folders and one of bob's. */
+static struct catalog *catalog_of_size(const char *name, int n)
+{
+	const char *error = NULL;
+	char *path = mem_printf("%s/%s", tmpdir, name);
+	unsigned char key[CATALOG_KEY_LEN];
+	crypto_key_generate(key);
+	int64_t store_id;
+	struct catalog *cat = catalog_with_store(path, key, &store_id);
+	mem_free(path);
+	for (int i = 0; i <= n; i++) {
+		char *hashed = mem_printf("m%d", i);
+		char *folder = mem_printf("Lists/%d", i % 5);
+		struct catalog_content c = {
+			.loc = {.store_id = store_id,
+				.segment = 1,
+				.offset = (uint64_t)i * 100,
+				.length = 100},
+			.size = 1000,
+			.date = 1500000000 + i,
+			.from = "a@example.org",
+			.to = "",
+			.cc = "",
+			.subject = "weekly report",
+			.imap = "NIL",
+			.imap_len = 3,
+			.body_text = "the numbers of this week",
+			.attachment_names = "",
+			.has_attachment = i % 2 == 0,
+		};
+		memset(c.hash, 0, sizeof(c.hash));
+		memcpy(c.hash, hashed, strlen(hashed));
+		int64_t content_id, msg_id;
+		assert_int_equal(catalog_content_add(cat, &c, &content_id, &error), 0);
+		/* message 0 is bob's */
+		assert_int_equal(catalog_message_add(cat, content_id, i == 0 ? "bob" : "alice",
+						     i == 0 ? "INBOX" : folder, c.date, c.date,
+						     &c.loc, &msg_id, &error),
+				 1);
+		mem_free(hashed);
+		mem_free(folder);
+	}
+	assert_int_equal(catalog_store_set_tail(cat, store_id, 1, (uint64_t)(n + 1) * 100, &error),
+			 0);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+	return cat;
+}
+
+struct folder_ids {
+	size_t count;
+	int64_t ids[8];
+};
+
+static int collect_folder(const struct catalog_folder *f, void *context)
+{
+	struct folder_ids *w = context;
+	assert_int_equal(f->messages, 0); /* not counted */
+	if (w->count < 8)
+		w->ids[w->count++] = f->id;
+	return 0;
+}
+
+struct folder_counts {
+	size_t count;
+	uint64_t messages, bytes, bob_messages;
+};
+
+static int count_folder(const struct catalog_folder *f, void *context)
+{
+	struct folder_counts *w = context;
+	w->count++;
+	w->messages += f->messages;
+	w->bytes += f->bytes;
+	if (strcmp(f->user, "bob") == 0)
+		w->bob_messages += f->messages;
+	return 0;
+}
+
+/* catalog_folders() on a catalog, and what it read. */
+static struct folder_counts folder_counts(struct catalog *cat, uint64_t *vm_steps_r)
+{
+	const char *error = NULL;
+	struct folder_counts all = {0};
+	struct catalog_cost before, after;
+	catalog_cost(cat, &before);
+	assert_int_equal(catalog_folders(cat, count_folder, &all, &error), 0);
+	catalog_cost(cat, &after);
+	*vm_steps_r = after.vm_steps - before.vm_steps;
+	return all;
+}
+
+struct attachment_flags {
+	int with, without;
+};
+
+static void collect_flags(const struct catalog_hit *hit, void *context)
+{
+	struct attachment_flags *f = context;
+	if (hit->has_attachment)
+		f->with++;
+	else
+		f->without++;
+}
+
+/* What listing a user's folders, then searching them for a word without a
+ * hit, reads; the folder ids go into *w. */
+static struct catalog_cost folder_search_cost(struct catalog *cat, const char *user,
+					      struct folder_ids *w)
+{
+	const char *error = NULL;
+	struct catalog_cost before, after;
+	catalog_cost(cat, &before);
+	memset(w, 0, sizeof(*w));
+	assert_int_equal(catalog_folder_list(cat, user, collect_folder, w, &error), 0);
+	struct catalog_scope scope = {w->ids, w->count};
+	struct hits h = {0};
+	uint64_t total = 1;
+	assert_int_equal(catalog_search_scoped(cat, "nohitanywhere", &scope, 50, 0, &total, collect,
+					       &h, &error),
+			 0);
+	assert_int_equal(total, 0);
+	catalog_cost(cat, &after);
+	return (struct catalog_cost){after.fullscan_steps - before.fullscan_steps,
+				     after.vm_steps - before.vm_steps};
+}
+
+/* A user's folders come from the folders index, and a search without hits
+ * reads as much in an archive of 2,000 messages as in one of 10: its cost
+ * grows with its hits, not with the archive (a search with hits shows
+ * that the counter sees a walk over messages when there is one). The
+ * folders with their counts come from the folders table too, the counts
+ * kept by triggers as messages come and go. */
+static void test_folder_list_cost(void **state)
+{
+	const char *error = NULL;
+	struct catalog *small = catalog_of_size("small.db", 10);
+	struct catalog *big = catalog_of_size("big.db", 2000);
+	struct folder_ids ws, wb;
+	struct catalog_cost cs = folder_search_cost(small, "alice", &ws);
+	struct catalog_cost cb = folder_search_cost(big, "alice", &wb);
+	assert_int_equal(ws.count, 5);
+	assert_int_equal(wb.count, 5);
+	assert_int_equal(cb.vm_steps, cs.vm_steps);
+	/* no table is scanned: the only full scan is the stores table's (one
+	 * row, whether a store is disabled) */
+	assert_true(cb.fullscan_steps <= 1);
+	/* bob's one folder, not alice's */
+	assert_int_equal(folder_search_cost(big, "bob", &wb).vm_steps,
+			 folder_search_cost(small, "bob", &ws).vm_steps);
+	assert_int_equal(wb.count, 1);
+
+	/* a search with hits costs more in the big archive: the counter works */
+	struct catalog_cost before, after;
+	struct hits h;
+	catalog_cost(big, &before);
+	assert_int_equal(search(big, "weekly", &h), 2001);
+	catalog_cost(big, &after);
+	assert_true(after.vm_steps - before.vm_steps > 2000);
+	/* folders with their counts: as cheap in the big archive */
+	uint64_t small_steps, big_steps;
+	struct folder_counts all = folder_counts(big, &big_steps);
+	(void)folder_counts(small, &small_steps);
+	assert_int_equal(big_steps, small_steps);
+	assert_int_equal(all.count, 6);
+	assert_int_equal(all.messages, 2001);
+	assert_int_equal(all.bytes, 2001 * 1000);
+	assert_int_equal(all.bob_messages, 1);
+	/* the same message again in a folder: counted once; in another: twice */
+	assert_int_equal(catalog_begin(big, &error), 0);
+	unsigned char hash[CATALOG_HASH_LEN];
+	struct catalog_loc loc;
+	int64_t msg_id;
+	assert_int_equal(catalog_message_content(big, 1, hash, &loc, &error), 1);
+	assert_int_equal(catalog_message_add(big, 1, "bob", "INBOX", 1, 1, &loc, &msg_id, &error),
+			 0);
+	assert_int_equal(catalog_message_add(big, 1, "bob", "Copy", 1, 1, &loc, &msg_id, &error),
+			 1);
+	assert_int_equal(catalog_commit(big, &error), 0);
+	all = folder_counts(big, &big_steps);
+	assert_int_equal(all.count, 7);
+	assert_int_equal(all.bob_messages, 2);
+	assert_int_equal(all.bytes, 2002 * 1000);
+	/* a store removed: its messages leave their folders' counts */
+	struct catalog_store *stores;
+	size_t nstores;
+	assert_int_equal(catalog_stores(big, &stores, &nstores, &error), 0);
+	assert_int_equal(nstores, 1);
+	assert_int_equal(catalog_begin(big, &error), 0);
+	assert_int_equal(catalog_store_remove(big, stores[0].id, &error), 0);
+	assert_int_equal(catalog_commit(big, &error), 0);
+	catalog_stores_free(stores, nstores);
+	all = folder_counts(big, &big_steps);
+	assert_int_equal(all.count, 7);
+	assert_true(all.messages == 0 && all.bytes == 0);
+
+	/* the list carries has_attachment (message ids 1..: even i has one) */
+	memset(&h, 0, sizeof(h));
+	struct attachment_flags flags = {0};
+	uint64_t total;
+	assert_int_equal(
+		catalog_search(small, "folder:INBOX", 10, 0, &total, collect_flags, &flags, &error),
+		0);
+	assert_int_equal(total, 1);
+	assert_true(flags.with == 1 && flags.without == 0);
+	memset(&flags, 0, sizeof(flags));
+	assert_int_equal(catalog_search(small, "folder:Lists/1", 10, 0, &total, collect_flags,
+					&flags, &error),
+			 0);
+	/* i = 1, 6: both odd/even once */
+	assert_int_equal(flags.with + flags.without, 2);
+	assert_true(flags.with == 1 && flags.without == 1);
+	catalog_destroy(&small);
+	catalog_destroy(&big);
+}
+
 /* Defect kinds are counted per message (a content filed in two folders
  * counts twice), one count per bit. */
 static void test_defect_counts(void **state)
@@ -332,6 +547,7 @@ int main(void)
 		cmocka_unit_test(test_catalog),
 		cmocka_unit_test(test_date_bounds),
 		cmocka_unit_test(test_defect_counts),
+		cmocka_unit_test(test_folder_list_cost),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -118,8 +118,17 @@ def test_folders_messages_search(web):
     everything = w.get("/acme/api/messages?limit=500").json
     assert everything["total"] == 122  # bob's mail is not alice's
     assert w.get("/acme/api/messages?query=has:attachment").json["total"] >= 1
+    # Lists say which messages have attachments (the catalog's flag from ingest).
+    assert all(m["internalDate"] > 0 for m in everything["messages"])
+    flags = {m["subject"]: m["hasAttachment"] for m in everything["messages"]}
+    assert flags["Contract with attachment"] is True
+    assert [s for s, f in flags.items() if f] == ["Contract with attachment"]
+    # A query that does not parse: the user is told what and where, not "failed".
     r = w.get("/acme/api/messages?query=%28broken")
     assert r.status == 400 and r.json["error"]["code"] == "bad-request"
+    assert r.json["error"]["message"] == "query: ')' expected at position 8", r.json
+    r = w.get("/acme/api/messages?query=date:yesterday")
+    assert r.status == 400 and r.json["error"]["message"].startswith("query: date: expects"), r.json
     assert w.get("/acme/api/messages?limit=5000").status == 400
     # Bob's folder through alice's session: the same as no such folder.
     r = w.get("/acme/api/messages?owner=bob&path=Inbox")
@@ -132,6 +141,9 @@ def test_folders_messages_search(web):
     owners = {f["owner"] for f in aud.get("/acme/api/folders").json}
     assert owners == {"alice", "bob"}
     assert aud.get("/acme/api/messages?owner=bob&path=Inbox").json["total"] == 7
+    # ... and searches all of them (no folder list: every folder is in scope).
+    assert aud.get("/acme/api/messages?limit=1").json["total"] == 129
+    assert aud.get("/acme/api/messages?query=subject:contract").json["total"] == 1
 
 
 def test_view_html_parts_and_raw(web):

@@ -1,8 +1,10 @@
 """Web Access in Chromium (playwright-core, tests/web/web-access.mjs) against
 real daemons: login with and without MFA, browsing, search, an HTML mail in
 its sandbox (a remote image is not fetched, a script does not run),
-downloads, export, password change, MFA enrolment and a phone-sized
-viewport. The system is set up once for the module; each browser scenario
+downloads, export, password change, MFA enrolment, phone-sized
+viewports (every button inside a 375 px wide screen), the attachment
+indicator, senders by display name (never parsed as HTML), answers that
+arrive out of order, loading feedback and a query that does not parse. The system is set up once for the module; each browser scenario
 is one test here. Screenshots are kept in tests/web/artifacts/ (the good
 ones are copied into docs/images/ for docs/web-access.md)."""
 import glob
@@ -17,8 +19,9 @@ import time
 
 import pytest
 
-from conftest import ROOT, Api, Server, free_port
+from conftest import ROOT, Api, Server, free_port, wait_for
 from webfix import Web, setup_web
+from test_instances import data_dir
 
 WEB_TESTS = os.path.join(ROOT, "tests", "web")
 ARTIFACTS = os.environ.get("COFFER_WEB_ARTIFACTS", os.path.join(WEB_TESTS, "artifacts"))
@@ -26,7 +29,9 @@ CHROMIUM = "/usr/bin/chromium"
 SCENARIOS = ["login_page_and_failure", "login_and_browse", "search_and_filters",
              "html_mail_is_sandboxed", "download_original", "download_attachment",
              "export_zip_and_mbox", "change_password", "mfa_enrolment_and_login",
-             "phone_viewport"]
+             "phone_viewport", "attachment_indicator", "sender_display_name",
+             "out_of_order_list", "out_of_order_message", "loading_indicator",
+             "bad_query_message", "phone_layout_fits", "desktop_layout"]
 
 
 class Remote(http.server.BaseHTTPRequestHandler):
@@ -40,6 +45,31 @@ class Remote(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+# Erin's mail: a sender whose display name looks like HTML, and one that is
+# a bare address (the list must show both as text).
+ERIN_MBOX = (
+    "From x@example.org Thu Jan  1 00:00:00 2024\n"
+    "From: \"<img src=x onerror=alert(1)> Evil & Co\" <evil@example.org>\n"
+    "To: erin@acme.test\nSubject: <b>not bold</b>\nDate: Mon, 4 Mar 2024 10:00:00 +0000\n"
+    "Message-ID: <erin-1@coffer.test>\n\nHello.\n\n"
+    "From x@example.org Thu Jan  1 00:00:00 2024\n"
+    "From: plain@example.org\nTo: erin@acme.test\nSubject: bare address\n"
+    "Date: Tue, 5 Mar 2024 10:00:00 +0000\nMessage-ID: <erin-2@coffer.test>\n\nHi.\n\n")
+
+
+def add_erin(s, port):
+    s.api.call("CreateUser", "instanceID=acme", "userName=erin", "password=erin-pass-55",
+               "loginPrivileges=web")
+    with open(os.path.join(data_dir(s, "acme"), "import", "erin.mbox"), "w") as f:
+        f.write(ERIN_MBOX)
+    s.api.call("ImportFiles", "instanceID=acme", "userName=erin", "path=import/erin.mbox",
+               "folder=Inbox")
+    web = Web("127.0.0.1", port, source="127.0.0.251")
+    assert web.login("acme", "erin", "erin-pass-55").status == 200
+    wait_for(lambda: web.get("/acme/api/messages").json["total"] == 2, timeout=60,
+             what="erin's mail imported")
 
 
 def _missing():
@@ -74,6 +104,7 @@ def browser_run():
         env = setup_web(s, remote_url="http://127.0.0.1:%d" % remote.server_address[1])
         s.api.call("CreateUser", "instanceID=acme", "userName=dave", "password=dave-pass-44",
                    "loginPrivileges=web")
+        add_erin(s, p["chttp"])
         original = os.path.join(base, "original.eml")
         with open(original, "wb") as f:
             f.write(env["rich"]["HTML newsletter"])
@@ -89,6 +120,7 @@ def browser_run():
             "alicePassword": "alice-pass-1",
             "bobPassword": "bob-pass-22",
             "davePassword": "dave-pass-44",
+            "erinPassword": "erin-pass-55",
         }
         run = subprocess.run(["node", "web-access.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
                              timeout=400, env=dict(os.environ, COFFER_WEB_TEST=json.dumps(cfg)))

@@ -150,8 +150,10 @@ await scenario('search_and_filters', async () => {
 await scenario('html_mail_is_sandboxed', async () => {
   await page.fill('#search-input', 'subject:newsletter');
   await page.press('#search-input', 'Enter');
+  // (the page info said "1–1 of 1" before too: wait for the row itself)
   await waitText(page, '#page-info', /^1–1 of 1$/);
-  await page.locator('#message-list .message-row').first().click();
+  await waitText(page, '#message-list li.message', /HTML newsletter/);
+  await page.locator('#message-list .message-row', { hasText: 'HTML newsletter' }).click();
   await page.waitForSelector('#m-html:not([hidden])');
   const frame = page.frameLocator('#m-html');
   await frame.locator('#headline').waitFor();
@@ -178,7 +180,8 @@ await scenario('download_attachment', async () => {
   await page.fill('#search-input', 'subject:contract');
   await page.press('#search-input', 'Enter');
   await waitText(page, '#page-info', /^1–1 of 1$/);
-  await page.locator('#message-list .message-row').first().click();
+  await waitText(page, '#message-list li.message', /Contract with attachment/);
+  await page.locator('#message-list .message-row', { hasText: 'Contract with attachment' }).click();
   await page.waitForSelector('#m-attachments a.attachment');
   await page.screenshot({ path: path.join(shots, 'message-attachment.png') });
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#m-attachments a.attachment')]);
@@ -273,6 +276,294 @@ await scenario('phone_viewport', async () => {
   await p.click('#reader-back');
   await p.waitForSelector('#message-list li.message');
   expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
+const desktop = { viewport: { width: 1280, height: 800 } };
+const phone375 = { viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The message view of one id (not its /html, /raw or parts).
+const viewOf = (id) => (url) => url.pathname.endsWith('/api/messages/' + id);
+
+// Answers the requests `match` picks 2.5 s late. held() resolves when one
+// was caught; answered() when the page got its late answer.
+async function delay(p, match) {
+  const late = { count: 0 };
+  let caught;
+  late.held = () => new Promise((r) => { caught = r; });
+  late.answered = () => p.waitForResponse((r) => match(new URL(r.url())), { timeout: 20000 });
+  await p.route(match, async (route) => {
+    late.count++;
+    if (caught) caught();
+    await sleep(2500);
+    await route.continue();
+  });
+  return late;
+}
+
+// After the late answer: the page has dealt with it once the loading
+// indicator is gone (it goes when no request is open any more).
+async function settled(p, answered) {
+  await answered;
+  await p.waitForSelector('#busy', { state: 'hidden' });
+}
+
+// Everything on the page a user can press or type into that sticks out of
+// the viewport sideways, or whose text is cut off; and sideways scrolling.
+async function layoutProblems(p) {
+  return p.evaluate(() => {
+    const w = window.innerWidth;
+    const out = [];
+    const sw = document.documentElement.scrollWidth;
+    if (sw > w) out.push('the page scrolls sideways: ' + sw + ' > ' + w);
+    const navOpen = document.body.classList.contains('nav-open');
+    for (const e of document.querySelectorAll('button, a.button, a.attachment, input, select')) {
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue; // not shown
+      if (getComputedStyle(e).visibility === 'hidden') continue;
+      if (!navOpen && e.closest('#folders')) continue; // the closed drawer, off screen on purpose
+      const name = e.id || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30) || e.className;
+      if (r.left < -0.5 || r.right > w + 0.5)
+        out.push(name + ' is outside the viewport: ' + Math.round(r.left) + '..' + Math.round(r.right));
+      if ((e.tagName === 'BUTTON' || e.classList.contains('button')) && e.scrollWidth > e.clientWidth + 1)
+        out.push(name + ' is cut off: ' + e.scrollWidth + ' > ' + e.clientWidth);
+    }
+    return out;
+  });
+}
+
+async function fits(p, state) {
+  const problems = await layoutProblems(p);
+  expect(problems.length === 0, state + ': ' + problems.join('; '));
+}
+
+async function openNewsletters(p) {
+  await p.click('#folder-tree button[data-path="Inbox/Newsletters"]');
+  await waitText(p, '#page-info', /^1–2 of 2$/);
+}
+
+const rowOf = (p, subject) => p.locator('#message-list li.message', { hasText: subject });
+
+await scenario('attachment_indicator', async () => {
+  const p = await newPage(desktop);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  await openNewsletters(p);
+  const icon = rowOf(p, 'Contract with attachment').locator('.attachment-icon');
+  expect((await icon.count()) === 1, 'a paper clip on the message with an attachment');
+  expect((await icon.getAttribute('title')) === 'Has attachments', 'its tooltip');
+  const box = await icon.boundingBox();
+  expect(box && box.width >= 10 && box.height >= 10, 'the icon has a size: ' + JSON.stringify(box));
+  expect(await icon.evaluate((e) => getComputedStyle(e).maskImage.startsWith('url(')), 'the icon image');
+  expect((await rowOf(p, 'HTML newsletter').locator('.attachment-icon').count()) === 0,
+    'none on the message without (its inline image is no attachment)');
+  await p.click('#folder-tree button[data-path="Inbox"]');
+  await waitText(p, '#page-info', /of 120$/);
+  expect((await p.locator('#message-list .attachment-icon').count()) === 0, 'none on plain messages');
+  expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
+await scenario('sender_display_name', async () => {
+  const p = await newPage(desktop);
+  const dialogs = [];
+  p.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+  await login(p, 'acme', 'alice', alice.password);
+  await loggedIn(p);
+  await openNewsletters(p);
+  const bob = rowOf(p, 'Contract with attachment').locator('.from');
+  expect((await bob.textContent()) === 'Bob', 'the display name: ' + (await bob.textContent()));
+  expect((await bob.getAttribute('title')) === 'bob@example.org', 'the address on hover');
+  await p.click('#folder-tree button[data-path="Inbox"]');
+  await waitText(p, '#page-info', /of 120$/);
+  const bare = p.locator('#message-list li.message .from').first();
+  expect(/^[a-z]+@[a-z.]+$/.test(await bare.textContent()), 'a bare address as it is');
+  expect((await bare.getAttribute('title')) === (await bare.textContent()), 'and on hover');
+  await p.context().close();
+
+  // A display name that looks like HTML is text, in the list and the reader.
+  const e = await newPage(desktop);
+  e.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+  await login(e, 'acme', 'erin', cfg.erinPassword);
+  await loggedIn(e);
+  await waitText(e, '#page-info', /^1–2 of 2$/);
+  const evil = rowOf(e, 'not bold');
+  const name = '<img src=x onerror=alert(1)> Evil & Co';
+  expect((await evil.locator('.from').textContent()) === name, 'the name as text: ' + (await evil.locator('.from').textContent()));
+  expect((await evil.locator('.from').getAttribute('title')) === 'evil@example.org', 'its address on hover');
+  expect((await evil.locator('.subject').textContent()) === '<b>not bold</b>', 'the subject as text');
+  expect((await e.locator('#message-list img, #message-list b').count()) === 0, 'no element made from mail text');
+  const plain = rowOf(e, 'bare address').locator('.from');
+  expect((await plain.textContent()) === 'plain@example.org', 'a bare address');
+  await evil.locator('.message-row').click();
+  await waitText(e, '#m-subject', /not bold/);
+  expect((await e.textContent('#m-from')) === name + ' <evil@example.org>', 'the reader: ' + (await e.textContent('#m-from')));
+  expect((await e.getAttribute('#m-from', 'title')) === 'evil@example.org', 'the reader: address on hover');
+  expect((await e.locator('#reader img, #reader b').count()) === 0, 'no element in the reader');
+  await e.hover('#message-list li.message .from >> nth=0');
+  await e.screenshot({ path: path.join(shots, 'sender-as-text.png') });
+  expect(dialogs.length === 0, 'no script from mail ran: ' + dialogs.join('; '));
+  expect(e.problems.length === 0, 'no script errors: ' + e.problems.join('; '));
+  await e.context().close();
+});
+
+await scenario('out_of_order_list', async () => {
+  const p = await newPage(desktop);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  // The Inbox's list is answered 2.5 s late: after the Newsletters' one.
+  const late = await delay(p, (url) => url.pathname.endsWith('/api/messages') && url.searchParams.get('path') === 'Inbox');
+  let held = late.held(), answered = late.answered();
+  await p.click('#folder-tree button[data-path="Inbox"]');
+  await held;
+  await openNewsletters(p);
+  await settled(p, answered);
+  expect(late.count === 1, 'the Inbox was asked for once: ' + late.count);
+  expect((await p.textContent('#page-info')) === '1–2 of 2', 'still the Newsletters: ' + (await p.textContent('#page-info')));
+  expect((await p.textContent('#list-title')) === 'Inbox/Newsletters', 'the title');
+  expect((await p.locator('#message-list li.message').count()) === 2, 'their two messages');
+  expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
+await scenario('out_of_order_message', async () => {
+  const p = await newPage(desktop);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  await openNewsletters(p);
+  const contractId = await rowOf(p, 'Contract with attachment').getAttribute('data-id');
+  const late = await delay(p, viewOf(contractId));
+  // The contract is opened first, the newsletter second: the contract's
+  // answer comes last and is dropped.
+  let held = late.held(), answered = late.answered();
+  await rowOf(p, 'Contract with attachment').locator('.message-row').click();
+  await held;
+  await rowOf(p, 'HTML newsletter').locator('.message-row').click();
+  await waitText(p, '#m-subject', /^HTML newsletter$/);
+  await settled(p, answered);
+  expect((await p.textContent('#m-subject')) === 'HTML newsletter', 'the newest: ' + (await p.textContent('#m-subject')));
+  expect((await p.getAttribute('#message-list li.active', 'data-id')) !== contractId, 'the list marks the newest');
+  // The contract again, then another folder: the pane stays empty.
+  held = late.held();
+  answered = late.answered();
+  await rowOf(p, 'Contract with attachment').locator('.message-row').click();
+  await held;
+  await p.click('#folder-tree button[data-path="Inbox"]');
+  await waitText(p, '#page-info', /of 120$/);
+  await settled(p, answered);
+  expect(await p.isHidden('#reader'), 'no message from the previous folder');
+  expect(await p.isVisible('#reader-empty'), 'the empty pane');
+  // ... and the same for a new search.
+  await openNewsletters(p);
+  held = late.held();
+  answered = late.answered();
+  await rowOf(p, 'Contract with attachment').locator('.message-row').click();
+  await held;
+  await p.fill('#search-input', 'subject:invoice');
+  await p.press('#search-input', 'Enter');
+  await waitText(p, '#page-info', /^1–24 of 24$/);
+  await settled(p, answered);
+  expect(late.count === 3, 'the contract was asked for three times: ' + late.count);
+  expect(await p.isHidden('#reader'), 'no message from before the search');
+  expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
+await scenario('loading_indicator', async () => {
+  const p = await newPage(desktop);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  expect(await p.isHidden('#busy'), 'nothing loading');
+  await p.route((url) => url.pathname.endsWith('/api/messages') && url.searchParams.get('query') === 'subject:invoice',
+    async (route) => {
+      await sleep(1500);
+      await route.continue();
+    });
+  await p.fill('#search-input', 'subject:invoice');
+  await p.press('#search-input', 'Enter');
+  await p.waitForSelector('#busy:not([hidden])');
+  expect((await p.textContent('#busy')).includes('Loading'), 'it says so');
+  expect((await p.getAttribute('#busy', 'role')) === 'status', 'for screen readers too');
+  expect((await p.getAttribute('#list-pane', 'aria-busy')) === 'true', 'the list is marked busy');
+  await p.screenshot({ path: path.join(shots, 'loading.png') });
+  await waitText(p, '#page-info', /^1–24 of 24$/);
+  await p.waitForSelector('#busy', { state: 'hidden' });
+  expect((await p.getAttribute('#list-pane', 'aria-busy')) === null, 'no longer busy');
+  expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
+await scenario('bad_query_message', async () => {
+  const p = await newPage(desktop);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  await p.fill('#search-input', '(broken');
+  await p.press('#search-input', 'Enter');
+  await p.waitForSelector('#list-error:not([hidden])');
+  const text = "The search could not be understood: ')' expected at position 8.";
+  expect((await p.textContent('#list-error')) === text, 'a clear message: ' + (await p.textContent('#list-error')));
+  expect((await p.getByText('could not be understood').count()) === 1, 'shown once');
+  expect((await p.getByText(/request failed|No messages/).count()) === 0, 'and nothing else');
+  expect((await p.locator('#message-list li').count()) === 0, 'an empty list');
+  await p.screenshot({ path: path.join(shots, 'bad-query.png') });
+  // A good search replaces it.
+  await p.fill('#search-input', 'subject:invoice');
+  await p.press('#search-input', 'Enter');
+  await waitText(p, '#page-info', /^1–24 of 24$/);
+  expect(await p.isHidden('#list-error'), 'the message is gone');
+  // 4xx answers are logged by the browser as failed loads; nothing else.
+  expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
+await scenario('phone_layout_fits', async () => {
+  const p = await newPage(phone375);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  await fits(p, 'the list');
+  await p.screenshot({ path: path.join(shots, 'phone-375-list.png') });
+  const boxes = p.locator('#message-list li.message input[type=checkbox]');
+  for (let i = 0; i < 3; i++) await boxes.nth(i).check();
+  await waitText(p, '#export-mbox', /Export 3 as mbox/);
+  await fits(p, 'three selected');
+  await p.screenshot({ path: path.join(shots, 'phone-375-selected.png') });
+  await p.click('#filter-toggle');
+  await p.waitForSelector('#filters:not([hidden])');
+  await fits(p, 'the filters');
+  await p.screenshot({ path: path.join(shots, 'phone-375-filters.png') });
+  await p.click('#filter-toggle');
+  await p.click('#nav-toggle');
+  await p.waitForTimeout(400); // the drawer slides in
+  await fits(p, 'the folders');
+  await openNewsletters(p);
+  await rowOf(p, 'Contract with attachment').locator('.message-row').click();
+  await p.waitForSelector('#m-attachments a.attachment');
+  await fits(p, 'a message with an attachment');
+  await p.screenshot({ path: path.join(shots, 'phone-375-message.png') });
+  await p.click('#reader-back');
+  await p.fill('#search-input', '(broken');
+  await p.press('#search-input', 'Enter');
+  await p.waitForSelector('#list-error:not([hidden])');
+  await fits(p, 'a bad query');
+  await p.click('#settings-button');
+  await p.waitForSelector('#settings[open]');
+  await fits(p, 'the settings');
+  await p.screenshot({ path: path.join(shots, 'phone-375-settings.png') });
+  expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
+await scenario('desktop_layout', async () => {
+  const p = await newPage(desktop);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  await fits(p, 'the list');
+  await openNewsletters(p);
+  await rowOf(p, 'Contract with attachment').locator('.message-row').click();
+  await p.waitForSelector('#m-attachments a.attachment');
+  await fits(p, 'a message');
+  await p.screenshot({ path: path.join(shots, 'desktop.png') });
   await p.context().close();
 });
 
