@@ -6,7 +6,9 @@
  * IMAP_OUTPUT_LOW, and at most two batches are held, so a slow reader costs
  * bounded memory. A message bigger than one answer arrives in pieces. What
  * IMAP needs besides the bytes (size, internal date, envelope, body
- * structure) was computed at ingest; FLAGS and UID need no call at all. */
+ * structure) was computed at ingest; FLAGS and UID need no call at all.
+ * Messages go out in IMAP's canonical form (imap_msgpart_canonical()):
+ * CRLF line ends and no NUL, whatever the archive holds. */
 #include "access-imap-private.h"
 #include "imap-arg.h"
 #include "imap-date.h"
@@ -207,10 +209,10 @@ static void fetch_plan(struct access_imap_fetch *f, bool uid_command)
 	for (unsigned int i = 0; i < f->item_count; i++) {
 		struct fetch_item *it = &f->items[i];
 		has_uid = has_uid || it->kind == FETCH_UID;
-		if (it->kind == FETCH_INTERNALDATE || it->kind == FETCH_SIZE)
+		if (it->kind == FETCH_INTERNALDATE)
 			f->need_meta = true;
 		if (it->kind == FETCH_ENVELOPE || it->kind == FETCH_BODYSTRUCTURE ||
-		    it->kind == FETCH_BODY)
+		    it->kind == FETCH_BODY || it->kind == FETCH_SIZE)
 			f->need_imap = true;
 		if (it->kind == FETCH_SECTION) {
 			f->need_raw = true;
@@ -287,7 +289,15 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 				const struct json *m, const unsigned char *data, size_t len)
 {
 	struct str *out = str_create(len + 256);
-	struct str *section = NULL;
+	struct str *section = NULL, *canonical = NULL;
+	/* sections are cut from the form IMAP serves (CRLF, no NUL) */
+	if (data != NULL) {
+		canonical = str_create(1);
+		if (imap_msgpart_canonical(data, len, canonical)) {
+			data = (const unsigned char *)str_c(canonical);
+			len = str_len(canonical);
+		}
+	}
 	str_printfa(out, "* %u FETCH (", seq);
 	for (unsigned int i = 0; i < f->item_count; i++) {
 		const struct fetch_item *it = &f->items[i];
@@ -308,7 +318,8 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 			imap_date_append_datetime(out, (time_t)v, 0);
 			break;
 		case FETCH_SIZE:
-			(void)json_get_int(m, "size", &v);
+			/* the size of the form FETCH serves: "imapSize" */
+			(void)json_get_int(m, "imapSize", &v);
 			str_printfa(out, "RFC822.SIZE %lld", v);
 			break;
 		case FETCH_ENVELOPE:
@@ -318,7 +329,7 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 			str_printfa(out, "BODYSTRUCTURE %s", json_get_string(m, "bodystructure"));
 			break;
 		case FETCH_BODY:
-			str_printfa(out, "BODY %s", json_get_string(m, "bodystructure"));
+			str_printfa(out, "BODY %s", json_get_string(m, "body"));
 			break;
 		case FETCH_SECTION:
 			/* with headersOnly the instance sent only the header, which
@@ -341,6 +352,7 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 	imap_client_send_raw(f->client, str_c(out), str_len(out));
 	str_destroy(&out);
 	str_destroy(&section);
+	str_destroy(&canonical);
 }
 
 /* ---- batches ---- */

@@ -356,14 +356,15 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	json_set_string(e, "folder", meta.path);
 	json_append(list, e);
 	if (imap) {
-		char *envelope, *bodystructure;
-		if (archive_message_imap(c->archive, id, &envelope, &bodystructure, &error) != 1)
-			return client_fail(c, "failed", tstr_printf("message %lld: %s", (long long)id,
-								    error));
-		json_set_string(e, "envelope", envelope);
-		json_set_string(e, "bodystructure", bodystructure);
-		mem_free(envelope);
-		mem_free(bodystructure);
+		struct archive_imap data;
+		if (archive_message_imap(c->archive, id, &data, &error) != 1)
+			return client_fail(c, "failed",
+					   tstr_printf("message %lld: %s", (long long)id, error));
+		json_set_string(e, "envelope", data.envelope);
+		json_set_string(e, "bodystructure", data.bodystructure);
+		json_set_string(e, "body", data.body);
+		json_set_int(e, "imapSize", (long long)data.size);
+		archive_imap_free(&data);
 	}
 	if (!raw)
 		return 0;

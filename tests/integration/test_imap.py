@@ -82,8 +82,9 @@ def test_login_list_select_fetch_byte_identical(imap_system):
     assert typ == "OK"
     bodies = [d[1] for d in data if isinstance(d, tuple)]
     assert len(bodies) == 60
-    expected = sorted(message(i).encode() for i in range(60))
-    assert sorted(b.rstrip(b"\n") for b in bodies) == sorted(e.rstrip(b"\n") for e in expected)
+    # served in IMAP's canonical form: the archived bytes with CRLF line ends
+    expected = sorted(message(i).encode().replace(b"\n", b"\r\n") for i in range(60))
+    assert sorted(b.rstrip(b"\r\n") for b in bodies) == sorted(e.rstrip(b"\r\n") for e in expected)
     m.logout()
 
 
