@@ -47,7 +47,8 @@ static void imap_string(struct str *out, const char *s)
 	}
 	bool quotable = strlen(s) < 1024;
 	for (const char *p = s; *p != '\0' && quotable; p++) {
-		if (*p == '\r' || *p == '\n' || (unsigned char)*p >= 0x80)
+		/* control characters and 8-bit: a literal, which takes any byte */
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || (unsigned char)*p >= 0x80)
 			quotable = false;
 	}
 	if (!quotable) {
