@@ -91,13 +91,8 @@ static void both_text(struct mime_imap_ctx *ctx, const char *s)
 
 /* A header's raw value, unfolded: CR and LF dropped, leading blanks too.
  * NULL if absent. mem_free. */
-static char *raw_header(GMimeObject *obj, const char *name)
+static char *unfold(const char *raw)
 {
-	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
-	GMimeHeader *h = list == NULL ? NULL : g_mime_header_list_get_header(list, name);
-	const char *raw = h == NULL ? NULL : g_mime_header_get_raw_value(h);
-	if (raw == NULL)
-		return NULL;
 	struct str *s = str_create(strlen(raw) + 1);
 	for (const char *p = raw; *p != '\0'; p++) {
 		if (*p == '\r' || *p == '\n')
@@ -115,6 +110,14 @@ static char *raw_header(GMimeObject *obj, const char *name)
 		len--;
 	str_truncate(s, len);
 	return str_steal(&s);
+}
+
+static char *raw_header(GMimeObject *obj, const char *name)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	GMimeHeader *h = list == NULL ? NULL : g_mime_header_list_get_header(list, name);
+	const char *raw = h == NULL ? NULL : g_mime_header_get_raw_value(h);
+	return raw == NULL ? NULL : unfold(raw);
 }
 
 static void header_text(struct str *out, GMimeObject *obj, const char *name)
@@ -363,25 +366,37 @@ static bool addr_mailbox(struct addr_parser *ap, bool group_ok, const char *stop
 	return written;
 }
 
+/* Every field of that name, in order: a message with two To fields has
+ * the addresses of both (as Dovecot and RFC 5322 3.6 readers do). */
 static void envelope_addresses(struct str *out, GMimeObject *obj, const char *header,
 			       const char *fallback)
 {
-	char *v = raw_header(obj, header);
-	if (v == NULL && fallback != NULL)
-		v = raw_header(obj, fallback);
-	if (v == NULL) {
-		str_append(out, "NIL");
-		return;
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	int count = list != NULL ? g_mime_header_list_get_count(list) : 0;
+	const char *name = header;
+	bool found = false;
+	for (int i = 0; i < count && !found; i++)
+		found = g_ascii_strcasecmp(
+				g_mime_header_get_name(g_mime_header_list_get_header_at(list, i)),
+				header) == 0;
+	if (!found)
+		name = fallback;
+	struct addr_parser ap = {.out = str_create(64)};
+	for (int i = 0; name != NULL && i < count; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), name) != 0)
+			continue;
+		char *v = unfold(g_mime_header_get_raw_value(h));
+		ap.p = v;
+		addr_list(&ap, true, ",");
+		mem_free(v);
 	}
-	struct addr_parser ap = {.p = v, .out = str_create(64)};
-	addr_list(&ap, true, ",");
 	if (str_len(ap.out) == 0)
 		str_append(out, "NIL");
 	else
 		str_printfa(out, "(%s)", str_c(ap.out));
 	str_destroy(&ap.out);
 	mem_free(ap.comment);
-	mem_free(v);
 }
 
 static void mime_imap_envelope(struct str *out, GMimeObject *obj)
@@ -586,11 +601,26 @@ static bool identity_encoding(const char *enc)
 	       g_ascii_strcasecmp(enc, "8bit") == 0 || g_ascii_strcasecmp(enc, "binary") == 0;
 }
 
+/* The Content-Transfer-Encoding if it is one token (RFC 2045 6.1), else
+ * NULL: "quoted printable" or "text/html" there mean 7bit, as in Dovecot. */
+static char *transfer_encoding(GMimeObject *obj)
+{
+	char *enc = raw_header(obj, "Content-Transfer-Encoding");
+	for (const char *p = enc; p != NULL && *p != '\0'; p++) {
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		    strchr("()<>@,;:\\\"/[]?=", *p) != NULL) {
+			mem_free(enc);
+			return NULL;
+		}
+	}
+	return enc;
+}
+
 static void mime_imap_leaf(struct mime_imap_ctx *ctx, GMimeObject *obj, const char *path)
 {
 	const char *type, *subtype;
 	content_type(ctx, obj, &type, &subtype);
-	char *enc = raw_header(obj, "Content-Transfer-Encoding");
+	char *enc = transfer_encoding(obj);
 	basic_fields(ctx, obj, type, subtype, enc);
 	mem_free(enc);
 	struct span_count c = section_count(ctx, path);
@@ -609,7 +639,7 @@ static void mime_imap_message(struct mime_imap_ctx *ctx, GMimeMessagePart *mp, c
 {
 	GMimeObject *obj = GMIME_OBJECT(mp);
 	GMimeMessage *inner = g_mime_message_part_get_message(mp);
-	char *enc = raw_header(obj, "Content-Transfer-Encoding");
+	char *enc = transfer_encoding(obj);
 	const char *type, *subtype;
 	content_type(ctx, obj, &type, &subtype);
 	if (!identity_encoding(enc) || g_ascii_strcasecmp(subtype, "rfc822") != 0) {

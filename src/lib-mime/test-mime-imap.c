@@ -133,6 +133,20 @@ static void test_extension_data_and_types(void **state)
 	mime_info_destroy(&info);
 }
 
+static void test_repeated_fields_and_bad_encoding(void **state)
+{
+	const char *raw = "To: a@example.org\n"
+			  "To: b@example.org\n"
+			  "Content-Transfer-Encoding: quoted printable\n\n"
+			  "x\n";
+	struct mime_info *info = parse(raw);
+	assert_non_null(strstr(info->envelope, "((NIL NIL \"a\" \"example.org\")"
+					       "(NIL NIL \"b\" \"example.org\"))"));
+	/* not one token: 7bit (RFC 2045 6.1) */
+	assert_non_null(strstr(info->bodystructure, " NIL NIL \"7bit\" 3 1 "));
+	mime_info_destroy(&info);
+}
+
 static void test_leading_blank_line(void **state)
 {
 	const char *raw = "   \nFrom: a@example.org\nSubject: s\n\nbody\n";
@@ -149,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_base64_message_is_basic),
 		cmocka_unit_test(test_envelope_raw_and_addresses),
 		cmocka_unit_test(test_extension_data_and_types),
+		cmocka_unit_test(test_repeated_fields_and_bad_encoding),
 		cmocka_unit_test(test_leading_blank_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
