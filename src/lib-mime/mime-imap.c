@@ -29,10 +29,13 @@
 #include <string.h>
 
 #define MIME_IMAP_MAX_DEPTH 50
+#define MIME_IMAP_EXACT_PARTS 64
 
 struct mime_imap_ctx {
 	const unsigned char *data;
 	size_t len;
+	size_t base; /* where GMime's parse began (blank lines skipped) */
+	unsigned int leaves;
 	struct str *bs, *body; /* BODYSTRUCTURE, BODY */
 };
 
@@ -455,6 +458,22 @@ static struct span_count section_count(struct mime_imap_ctx *ctx, const char *pa
 	return c;
 }
 
+/* The body of a leaf part, as BODY[path] cuts it, so that the two agree
+ * to the byte. That scans the message again for each part; past
+ * MIME_IMAP_EXACT_PARTS parts (where it would cost parts x size) the span
+ * GMime's parser found is taken instead, which differs only where a body
+ * ends in a stray CR. */
+static struct span_count leaf_count(struct mime_imap_ctx *ctx, GMimeObject *obj, const char *path)
+{
+	GMimeDataWrapper *w = GMIME_IS_PART(obj) ? g_mime_part_get_content(GMIME_PART(obj)) : NULL;
+	GMimeStream *st = w != NULL ? g_mime_data_wrapper_get_stream(w) : NULL;
+	if (++ctx->leaves > MIME_IMAP_EXACT_PARTS && st != NULL && st->bound_start >= 0 &&
+	    st->bound_end >= st->bound_start && ctx->base + (uint64_t)st->bound_end <= ctx->len)
+		return span_count(ctx->data + ctx->base + st->bound_start,
+				  (size_t)(st->bound_end - st->bound_start));
+	return section_count(ctx, path);
+}
+
 static void params_list(struct str *out, GMimeParamList *params)
 {
 	int n = params != NULL ? g_mime_param_list_length(params) : 0;
@@ -623,7 +642,7 @@ static void mime_imap_leaf(struct mime_imap_ctx *ctx, GMimeObject *obj, const ch
 	char *enc = transfer_encoding(obj);
 	basic_fields(ctx, obj, type, subtype, enc);
 	mem_free(enc);
-	struct span_count c = section_count(ctx, path);
+	struct span_count c = leaf_count(ctx, obj, path);
 	char num[64];
 	snprintf(num, sizeof(num), " %zu", c.size);
 	both(ctx, num);
@@ -713,7 +732,8 @@ static void mime_imap_walk(struct mime_imap_ctx *ctx, GMimeObject *obj, const ch
 
 /* A message whose first lines hold only blanks: GMime finds no header in it,
  * Dovecot (and mail clients) skip those lines. The message after them. */
-static GMimeMessage *reparse_after_blank_lines(const unsigned char *data, size_t len)
+static GMimeMessage *reparse_after_blank_lines(const unsigned char *data, size_t len,
+					       size_t *skip_r)
 {
 	size_t skip = 0;
 	for (size_t i = 0;
@@ -738,12 +758,13 @@ void mime_imap_build(GMimeMessage *msg, const unsigned char *data, size_t len,
 		     struct mime_info *info)
 {
 	GMimeMessage *own = NULL;
+	size_t base = 0;
 	GMimeHeaderList *headers =
 		msg != NULL ? g_mime_object_get_header_list(GMIME_OBJECT(msg)) : NULL;
 	if (len > 0 && (data[0] == ' ' || data[0] == '\t') &&
 	    (headers == NULL || g_mime_header_list_get_count(headers) == 0))
-		msg = own = reparse_after_blank_lines(data, len);
-	struct mime_imap_ctx ctx = {data, len, str_create(256), str_create(256)};
+		msg = own = reparse_after_blank_lines(data, len, &base);
+	struct mime_imap_ctx ctx = {data, len, base, 0, str_create(256), str_create(256)};
 	struct str *env = str_create(256);
 	if (msg != NULL) {
 		mime_imap_envelope(env, GMIME_OBJECT(msg));

@@ -378,6 +378,7 @@ struct mime_info *mime_parse_imap(const void *data, size_t len)
 	struct mime_info *info = mem_new(struct mime_info);
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_persist_stream(parser, TRUE); /* parts keep their spans */
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
 	mime_imap_build(msg, data, len, info);

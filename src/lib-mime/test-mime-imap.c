@@ -11,6 +11,7 @@
 #include <string.h>
 #include "mem.h"
 #include "mime.h"
+#include "str.h"
 
 static struct mime_info *parse(const char *raw)
 {
@@ -147,6 +148,24 @@ static void test_repeated_fields_and_bad_encoding(void **state)
 	mime_info_destroy(&info);
 }
 
+static void test_many_parts(void **state)
+{
+	/* past 64 parts, sizes come from GMime's spans: still right */
+	struct str *raw = str_create(4096);
+	str_append(raw, "Content-Type: multipart/mixed; boundary=B\n\n");
+	for (int i = 0; i < 100; i++)
+		str_append(raw, "--B\n\nxy\n");
+	str_append(raw, "--B--\n");
+	struct mime_info *info = parse(str_c(raw));
+	const char *part = "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 2 0)";
+	size_t n = 0;
+	for (const char *p = info->body; (p = strstr(p, part)) != NULL; p++)
+		n++;
+	assert_int_equal(n, 100);
+	mime_info_destroy(&info);
+	str_destroy(&raw);
+}
+
 static void test_leading_blank_line(void **state)
 {
 	const char *raw = "   \nFrom: a@example.org\nSubject: s\n\nbody\n";
@@ -164,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_envelope_raw_and_addresses),
 		cmocka_unit_test(test_extension_data_and_types),
 		cmocka_unit_test(test_repeated_fields_and_bad_encoding),
+		cmocka_unit_test(test_many_parts),
 		cmocka_unit_test(test_leading_blank_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
