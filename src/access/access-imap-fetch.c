@@ -10,6 +10,7 @@
  * Messages go out in IMAP's canonical form (imap_msgpart_canonical()):
  * CRLF line ends and no NUL, whatever the archive holds. */
 #include "access-imap-private.h"
+#include "base64.h"
 #include "imap-arg.h"
 #include "imap-date.h"
 #include "imap-msgpart.h"
@@ -285,6 +286,22 @@ static void fetch_write_literal(struct str *out, const char *label, const struct
 	str_append_n(out, data + start, n);
 }
 
+/* ENVELOPE, BODYSTRUCTURE, BODY: base64 in the answer, since they carry raw
+ * 8-bit header bytes (literals), which JSON strings cannot. */
+static void fetch_write_imap_data(struct str *out, const char *label, const struct json *m,
+				  const char *key)
+{
+	const char *b64 = json_get_string(m, key);
+	size_t len = 0;
+	unsigned char *data = b64 != NULL ? base64_decode(b64, strlen(b64), &len) : NULL;
+	str_append(out, label);
+	if (data != NULL && len > 0)
+		str_append_n(out, data, len);
+	else
+		str_append(out, "NIL");
+	mem_free(data);
+}
+
 static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint32_t uid,
 				const struct json *m, const unsigned char *data, size_t len)
 {
@@ -323,13 +340,13 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 			str_printfa(out, "RFC822.SIZE %lld", v);
 			break;
 		case FETCH_ENVELOPE:
-			str_printfa(out, "ENVELOPE %s", json_get_string(m, "envelope"));
+			fetch_write_imap_data(out, "ENVELOPE ", m, "envelope");
 			break;
 		case FETCH_BODYSTRUCTURE:
-			str_printfa(out, "BODYSTRUCTURE %s", json_get_string(m, "bodystructure"));
+			fetch_write_imap_data(out, "BODYSTRUCTURE ", m, "bodystructure");
 			break;
 		case FETCH_BODY:
-			str_printfa(out, "BODY %s", json_get_string(m, "body"));
+			fetch_write_imap_data(out, "BODY ", m, "body");
 			break;
 		case FETCH_SECTION:
 			/* with headersOnly the instance sent only the header, which

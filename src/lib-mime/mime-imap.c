@@ -3,8 +3,8 @@
  *
  * - ENVELOPE strings are the raw header values, unfolded (CR and LF
  *   removed, a fold's tab a space), never RFC 2047-decoded: clients decode;
- *   8-bit bytes that are UTF-8 go out as they are (in a literal), others as
- *   U+FFFD: the role protocol carries text as UTF-8. Parameter values are
+ *   8-bit bytes go out as they are, in a literal (as Dovecot sends them).
+ *   Parameter values are
  *   GMime's (RFC 2231 joined and decoded), as valid UTF-8;
  * - an address without a domain gets the host "MISSING_DOMAIN" (NIL would
  *   start a group), one without a local part "MISSING_MAILBOX";
@@ -126,7 +126,7 @@ static char *raw_header(GMimeObject *obj, const char *name)
 static void header_text(struct str *out, GMimeObject *obj, const char *name)
 {
 	char *v = raw_header(obj, name);
-	imap_text(out, v);
+	imap_string(out, v);
 	mem_free(v);
 }
 
@@ -264,13 +264,13 @@ static void addr_write(struct addr_parser *ap, const char *name, const char *adl
 		       const char *domain)
 {
 	str_append_c(ap->out, '(');
-	imap_text(ap->out, name != NULL && *name != '\0' ? name : NULL);
+	imap_string(ap->out, name != NULL && *name != '\0' ? name : NULL);
 	str_append_c(ap->out, ' ');
-	imap_text(ap->out, adl != NULL && *adl != '\0' ? adl : NULL);
+	imap_string(ap->out, adl != NULL && *adl != '\0' ? adl : NULL);
 	str_append_c(ap->out, ' ');
-	imap_text(ap->out, *local != '\0' ? local : "MISSING_MAILBOX");
+	imap_string(ap->out, *local != '\0' ? local : "MISSING_MAILBOX");
 	str_append_c(ap->out, ' ');
-	imap_text(ap->out, *domain != '\0' ? domain : "MISSING_DOMAIN");
+	imap_string(ap->out, *domain != '\0' ? domain : "MISSING_DOMAIN");
 	str_append_c(ap->out, ')');
 }
 
@@ -324,7 +324,7 @@ static bool addr_mailbox(struct addr_parser *ap, bool group_ok, const char *stop
 	if (*ap->p == ':' && group_ok) {
 		ap->p++;
 		str_append(ap->out, "(NIL NIL ");
-		imap_text(ap->out, str_c(name));
+		imap_string(ap->out, str_c(name));
 		str_append(ap->out, " NIL)");
 		addr_list(ap, false, ",;");
 		if (*ap->p == ';')

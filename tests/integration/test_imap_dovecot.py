@@ -26,7 +26,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 
 import pytest
 
@@ -213,6 +212,9 @@ def parse_fetch(pieces):
     return int(toks[1]), items
 
 
+PIPELINE_WINDOW = 32
+
+
 class Side:
     """One server's mailbox: UIDs by message key, batched fetches."""
 
@@ -232,15 +234,18 @@ class Side:
 
     def fetch_many(self, commands):
         """Pipelined UID FETCH commands: {uid: merged items}."""
-        tagged = [(self.tag(), text) for text in commands]
-
-        def send_all():  # while the answers are read: no deadlock on full pipes
-            for t, text in tagged:
-                self.conn.command(t, text)
-        sender = threading.Thread(target=send_all)
-        sender.start()
-        done, untagged = self.conn.collect([t for t, _ in tagged])
-        sender.join()
+        # In windows: the commands of a window are small enough to sit in
+        # the socket buffers while the answers are read, so nothing blocks
+        # and no second thread touches the (TLS) socket.
+        done, untagged = {}, []
+        for i in range(0, len(commands), PIPELINE_WINDOW):
+            tags = []
+            for text in commands[i:i + PIPELINE_WINDOW]:
+                tags.append(self.tag())
+                self.conn.command(tags[-1], text)
+            d, u = self.conn.collect(tags)
+            done.update(d)
+            untagged += u
         bad = [(t, s) for t, s in done.items() if b" OK " not in s]
         assert not bad, (self.name, bad[:3])
         out = collections.defaultdict(dict)
@@ -338,6 +343,7 @@ def coffer(corpus, single):
     conn = Conn(sock.makefile("rb"), sock.makefile("wb"))
     conn.read_response()
     side = Side("coffer", conn)
+    side.logs = single.logs  # for a failure's message
     side.run(b"LOGIN alice@acme alice-pass-1")
     yield side
     sock.close()
@@ -397,19 +403,6 @@ def upper_atoms(v):
 
 def only_case(a, b):
     return a != b and upper_atoms(a) == upper_atoms(b)
-
-
-def as_utf8(v):
-    """Strings with the bytes that are not UTF-8 as U+FFFD."""
-    if isinstance(v, list):
-        return [as_utf8(x) for x in v]
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace").encode()
-    return v
-
-
-def replaced_8bit(a, b):
-    return a != b and as_utf8(a) == as_utf8(b)
 
 
 def mime_defects(raw):
@@ -477,12 +470,9 @@ def is_structure_item(item):
 KNOWN = {
     "case": ("Beside Dovecot / Case",
              lambda item, c, d, bad: item in STRUCTURE_ITEMS and only_case(c, d)),
-    "not-utf8": ("Beside Dovecot / Bytes that are not UTF-8",
-                 lambda item, c, d, bad: item in ("ENVELOPE",) + STRUCTURE_ITEMS
-                 and replaced_8bit(upper_atoms(c), upper_atoms(d))),
     "blanks": ("Beside Dovecot / Runs of blanks",
                lambda item, c, d, bad: item in ("ENVELOPE",) + STRUCTURE_ITEMS
-               and as_utf8(squeeze(upper_atoms(c))) == as_utf8(squeeze(upper_atoms(d)))),
+               and squeeze(upper_atoms(c)) == squeeze(upper_atoms(d))),
     "close-delimiter": ("Beside Dovecot / A close delimiter right before the next delimiter",
                         lambda item, c, d, bad: re.match(r"BODY\[[\d.]+\]$", item) is not None
                         and close_delimiter_line_break(c, d)),
@@ -530,7 +520,10 @@ def test_structures_match_dovecot(coffer, dovecot, corpus):
     for side in (coffer, dovecot):
         side.run(b'EXAMINE "Tricky"' if side is coffer else b"EXAMINE INBOX")
     first = b"UID FETCH 1:* (UID RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[])"
-    c_all = coffer.fetch_many([first])
+    try:
+        c_all = coffer.fetch_many([first])
+    except EOFError:
+        pytest.fail("Coffer closed the connection; its logs:\n" + coffer.logs()[-6000:])
     d_all = dovecot.fetch_many([first])
     d_by_key = {match_key(v["BODY[]"]): uid for uid, v in d_all.items()}
     pairs = []
