@@ -395,6 +395,19 @@ static void imap_sasl_line(struct imap_client *client, const char *line)
 
 /* ---- other commands ---- */
 
+/* The archive is read-only: APPEND's message is refused before it is sent
+ * (no "+ " continuation; a LITERAL+ literal is read and dropped). */
+static const char *const imap_refused_literals[] = {"APPEND", NULL};
+
+static struct imap_parser *imap_client_parser_create(void)
+{
+	const struct imap_parser_settings set = {
+		.refuse_literals = imap_refused_literals,
+		.refuse_text = "[CANNOT] The archive is read-only",
+	};
+	return imap_parser_create(&set);
+}
+
 static void imap_cmd_starttls(struct imap_client *client)
 {
 	if (client->tls) {
@@ -406,7 +419,7 @@ static void imap_cmd_starttls(struct imap_client *client)
 	struct evbuffer *in = bufferevent_get_input(client->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	imap_parser_destroy(&client->parser);
-	client->parser = imap_parser_create(NULL);
+	client->parser = imap_client_parser_create();
 	client->bev = tls_bufferevent_starttls(client->server->set.tls, client->bev);
 	client->tls = true;
 	client->busy = false;
@@ -662,6 +675,9 @@ static void imap_client_input(struct imap_client *client)
 		int ret = imap_parser_next(client->parser, &cmd, &cont, &tag, &error);
 		if (ret == 1) {
 			imap_client_dispatch(client, cmd);
+		} else if (ret < 0 && imap_parser_refused(client->parser)) {
+			/* APPEND: refused before its literal is sent */
+			imap_client_send(client, "%s NO %s", tag == NULL ? "*" : tag, error);
 		} else if (ret < 0) {
 			client->bad_commands++;
 			imap_client_send(client, "%s BAD %s", tag == NULL ? "*" : tag, error);
@@ -776,7 +792,7 @@ struct imap_client *imap_client_create(struct access_imap *server, struct buffer
 	if (colon != NULL)
 		*colon = '\0';
 	snprintf(client->context, sizeof(client->context), "imap=%s", peer);
-	client->parser = imap_parser_create(NULL);
+	client->parser = imap_client_parser_create();
 	client->timeout = event_new(server->set.base, -1, 0, imap_client_timeout_cb, client);
 	client->resume = event_new(server->set.base, -1, 0, imap_client_resume_cb, client);
 	client->next = server->clients;

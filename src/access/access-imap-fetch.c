@@ -6,8 +6,11 @@
  * IMAP_OUTPUT_LOW, and at most two batches are held, so a slow reader costs
  * bounded memory. A message bigger than one answer arrives in pieces. What
  * IMAP needs besides the bytes (size, internal date, envelope, body
- * structure) was computed at ingest; FLAGS and UID need no call at all. */
+ * structure) was computed at ingest; FLAGS and UID need no call at all.
+ * Messages go out in IMAP's canonical form (imap_msgpart_canonical()):
+ * CRLF line ends and no NUL, whatever the archive holds. */
 #include "access-imap-private.h"
+#include "base64.h"
 #include "imap-arg.h"
 #include "imap-date.h"
 #include "imap-msgpart.h"
@@ -207,10 +210,10 @@ static void fetch_plan(struct access_imap_fetch *f, bool uid_command)
 	for (unsigned int i = 0; i < f->item_count; i++) {
 		struct fetch_item *it = &f->items[i];
 		has_uid = has_uid || it->kind == FETCH_UID;
-		if (it->kind == FETCH_INTERNALDATE || it->kind == FETCH_SIZE)
+		if (it->kind == FETCH_INTERNALDATE)
 			f->need_meta = true;
 		if (it->kind == FETCH_ENVELOPE || it->kind == FETCH_BODYSTRUCTURE ||
-		    it->kind == FETCH_BODY)
+		    it->kind == FETCH_BODY || it->kind == FETCH_SIZE)
 			f->need_imap = true;
 		if (it->kind == FETCH_SECTION) {
 			f->need_raw = true;
@@ -283,11 +286,35 @@ static void fetch_write_literal(struct str *out, const char *label, const struct
 	str_append_n(out, data + start, n);
 }
 
+/* ENVELOPE, BODYSTRUCTURE, BODY: base64 in the answer, since they carry raw
+ * 8-bit header bytes (literals), which JSON strings cannot. */
+static void fetch_write_imap_data(struct str *out, const char *label, const struct json *m,
+				  const char *key)
+{
+	const char *b64 = json_get_string(m, key);
+	size_t len = 0;
+	unsigned char *data = b64 != NULL ? base64_decode(b64, strlen(b64), &len) : NULL;
+	str_append(out, label);
+	if (data != NULL && len > 0)
+		str_append_n(out, data, len);
+	else
+		str_append(out, "NIL");
+	mem_free(data);
+}
+
 static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint32_t uid,
 				const struct json *m, const unsigned char *data, size_t len)
 {
 	struct str *out = str_create(len + 256);
-	struct str *section = NULL;
+	struct str *section = NULL, *canonical = NULL;
+	/* sections are cut from the form IMAP serves (CRLF, no NUL) */
+	if (data != NULL) {
+		canonical = str_create(1);
+		if (imap_msgpart_canonical(data, len, canonical)) {
+			data = (const unsigned char *)str_c(canonical);
+			len = str_len(canonical);
+		}
+	}
 	str_printfa(out, "* %u FETCH (", seq);
 	for (unsigned int i = 0; i < f->item_count; i++) {
 		const struct fetch_item *it = &f->items[i];
@@ -308,17 +335,18 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 			imap_date_append_datetime(out, (time_t)v, 0);
 			break;
 		case FETCH_SIZE:
-			(void)json_get_int(m, "size", &v);
+			/* the size of the form FETCH serves: "imapSize" */
+			(void)json_get_int(m, "imapSize", &v);
 			str_printfa(out, "RFC822.SIZE %lld", v);
 			break;
 		case FETCH_ENVELOPE:
-			str_printfa(out, "ENVELOPE %s", json_get_string(m, "envelope"));
+			fetch_write_imap_data(out, "ENVELOPE ", m, "envelope");
 			break;
 		case FETCH_BODYSTRUCTURE:
-			str_printfa(out, "BODYSTRUCTURE %s", json_get_string(m, "bodystructure"));
+			fetch_write_imap_data(out, "BODYSTRUCTURE ", m, "bodystructure");
 			break;
 		case FETCH_BODY:
-			str_printfa(out, "BODY %s", json_get_string(m, "bodystructure"));
+			fetch_write_imap_data(out, "BODY ", m, "body");
 			break;
 		case FETCH_SECTION:
 			/* with headersOnly the instance sent only the header, which
@@ -341,6 +369,7 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 	imap_client_send_raw(f->client, str_c(out), str_len(out));
 	str_destroy(&out);
 	str_destroy(&section);
+	str_destroy(&canonical);
 }
 
 /* ---- batches ---- */

@@ -79,11 +79,17 @@ static unsigned int access_imap_unauth_from(struct access_imap *imap, const char
 	return n;
 }
 
-static void access_imap_refuse(int fd, const char *text)
+/* On an implicit-TLS listener a plain-text BYE would reach the client as
+ * garbage in place of the TLS handshake: the connection is only closed. A
+ * handshake just to say BYE would let a flood of refused connections cost
+ * the server a TLS handshake each. */
+static void access_imap_refuse(int fd, bool implicit_tls, const char *text)
 {
-	/* best effort: the connection is closed either way */
-	ssize_t ret = write(fd, text, strlen(text));
-	(void)ret;
+	if (!implicit_tls) {
+		/* best effort: the connection is closed either way */
+		ssize_t ret = write(fd, text, strlen(text));
+		(void)ret;
+	}
 	close(fd);
 }
 
@@ -101,13 +107,15 @@ static void access_imap_accept(struct evconnlistener *listener, evutil_socket_t 
 	if (imap->client_count >= imap->set.max_connections) {
 		log_warning(tstr_printf("imap=%s", peer), "refused: %u connections",
 			    imap->client_count);
-		access_imap_refuse(fd, "* BYE Too many connections, try again later\r\n");
+		access_imap_refuse(fd, l->implicit_tls,
+				   "* BYE Too many connections, try again later\r\n");
 		return;
 	}
 	if (access_imap_unauth_from(imap, address) >= imap->set.max_unauth_per_address) {
 		log_warning(tstr_printf("imap=%s", peer), "refused: too many connections from %s",
 			    address);
-		access_imap_refuse(fd, "* BYE Too many connections from your address\r\n");
+		access_imap_refuse(fd, l->implicit_tls,
+				   "* BYE Too many connections from your address\r\n");
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);

@@ -369,16 +369,16 @@ static int cli_archive_imap(struct archive *archive, int argc, char **argv)
 		fprintf(stderr, "usage: coffer archive imap ID\n");
 		return 2;
 	}
-	char *envelope, *bodystructure;
+	struct archive_imap imap;
 	const char *error;
-	int ret = archive_message_imap(archive, (int64_t)id, &envelope, &bodystructure, &error);
+	int ret = archive_message_imap(archive, (int64_t)id, &imap, &error);
 	if (ret <= 0) {
 		fprintf(stderr, "coffer archive imap: %s\n", ret == 0 ? "no such message" : error);
 		return 1;
 	}
-	printf("ENVELOPE %s\nBODYSTRUCTURE %s\n", envelope, bodystructure);
-	mem_free(envelope);
-	mem_free(bodystructure);
+	printf("ENVELOPE %s\nBODYSTRUCTURE %s\nBODY %s\nRFC822.SIZE %llu\n", imap.envelope,
+	       imap.bodystructure, imap.body, (unsigned long long)imap.size);
+	archive_imap_free(&imap);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
  * may not read answers "not-found", the same as what does not exist. */
 #include "instance-client.h"
 #include "archive.h"
+#include "base64.h"
 #include "catalog.h"
 #include "instance-archive.h"
 #include "instance-client-web.h"
@@ -397,6 +398,13 @@ static size_t client_header_length(const unsigned char *data, size_t len)
 	return len;
 }
 
+static void client_set_base64(struct json *e, const char *key, const char *text)
+{
+	char *b64 = base64_encode(text, strlen(text));
+	json_set_string(e, key, b64);
+	mem_free(b64);
+}
+
 static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool imap,
 			    bool headers_only, long long skip, struct json *list)
 {
@@ -417,14 +425,17 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	json_set_string(e, "folder", meta.path);
 	json_append(list, e);
 	if (imap) {
-		char *envelope, *bodystructure;
-		if (archive_message_imap(c->archive, id, &envelope, &bodystructure, &error) != 1)
-			return client_fail(c, "failed", tstr_printf("message %lld: %s", (long long)id,
-								    error));
-		json_set_string(e, "envelope", envelope);
-		json_set_string(e, "bodystructure", bodystructure);
-		mem_free(envelope);
-		mem_free(bodystructure);
+		struct archive_imap data;
+		if (archive_message_imap(c->archive, id, &data, &error) != 1)
+			return client_fail(c, "failed",
+					   tstr_printf("message %lld: %s", (long long)id, error));
+		/* base64: they carry a header's raw 8-bit bytes, which need
+		 * not be UTF-8 and so cannot be JSON strings */
+		client_set_base64(e, "envelope", data.envelope);
+		client_set_base64(e, "bodystructure", data.bodystructure);
+		client_set_base64(e, "body", data.body);
+		json_set_int(e, "imapSize", (long long)data.size);
+		archive_imap_free(&data);
 	}
 	if (!raw)
 		return 0;

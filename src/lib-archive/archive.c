@@ -586,18 +586,28 @@ int archive_dict_add(struct archive *a, const void *data, size_t len, uint64_t r
 unsigned char *archive_imap_pack(const struct mime_info *info, const struct compress_dict *dict,
 				 size_t *len_r)
 {
-	/* [dict id][plain length][zstd(envelope NUL bodystructure NUL)] */
-	size_t env_len = strlen(info->envelope), bs_len = strlen(info->bodystructure);
-	unsigned char *plain = mem_alloc(env_len + bs_len + 2);
-	memcpy(plain, info->envelope, env_len + 1);
-	memcpy(plain + env_len + 1, info->bodystructure, bs_len + 1);
+	/* [dict id][plain length][zstd(envelope NUL bodystructure NUL body NUL
+	 * "2:" imap_size NUL)]; records without the "2:" tag come from before the
+	 * IMAP data was corrected and are derived again on read */
+	char tag[32];
+	snprintf(tag, sizeof(tag), "%s%llu", ARCHIVE_IMAP_TAG, (unsigned long long)info->imap_size);
+	const char *parts[] = {info->envelope, info->bodystructure, info->body, tag};
+	size_t plain_len = 0;
+	for (size_t i = 0; i < 4; i++)
+		plain_len += strlen(parts[i]) + 1;
+	unsigned char *plain = mem_alloc(plain_len);
+	size_t at = 0;
+	for (size_t i = 0; i < 4; i++) {
+		memcpy(plain + at, parts[i], strlen(parts[i]) + 1);
+		at += strlen(parts[i]) + 1;
+	}
 	size_t zlen;
-	unsigned char *z = compress_buffer(plain, env_len + bs_len + 2, dict, &zlen);
+	unsigned char *z = compress_buffer(plain, plain_len, dict, &zlen);
 	mem_free(plain);
 	unsigned char *imap = mem_alloc(zlen + 8);
-	uint32_t dict_id = compress_dict_id(dict), plain_len = (uint32_t)(env_len + bs_len + 2);
+	uint32_t dict_id = compress_dict_id(dict), plain_len32 = (uint32_t)plain_len;
 	memcpy(imap, &dict_id, 4);
-	memcpy(imap + 4, &plain_len, 4);
+	memcpy(imap + 4, &plain_len32, 4);
 	memcpy(imap + 8, z, zlen);
 	mem_free(z);
 	*len_r = zlen + 8;
@@ -774,11 +784,33 @@ int archive_read_message(struct archive *a, int64_t message_id, unsigned char **
 	return 1;
 }
 
-int archive_message_imap(struct archive *a, int64_t message_id, char **envelope_r,
-			 char **bodystructure_r, const char **error_r)
+/* The IMAP data of a message archived before it was corrected: derived
+ * again from the message itself. */
+static int archive_imap_derive(struct archive *a, int64_t message_id, struct archive_imap *imap,
+			       const char **error_r)
+{
+	unsigned char *data;
+	size_t len;
+	int ret = archive_read_message(a, message_id, &data, &len, error_r);
+	if (ret <= 0)
+		return ret;
+	struct mime_info *info = mime_parse_imap(data, len);
+	mem_free(data);
+	imap->envelope = info->envelope;
+	imap->bodystructure = info->bodystructure;
+	imap->body = info->body;
+	imap->size = info->imap_size;
+	info->envelope = info->bodystructure = info->body = NULL;
+	mime_info_destroy(&info);
+	return 1;
+}
+
+int archive_message_imap(struct archive *a, int64_t message_id, struct archive_imap *imap,
+			 const char **error_r)
 {
 	void *blob;
 	size_t len;
+	memset(imap, 0, sizeof(*imap));
 	int ret = catalog_message_imap(a->cat, message_id, &blob, &len, error_r);
 	if (ret <= 0)
 		return ret;
@@ -806,11 +838,29 @@ int archive_message_imap(struct archive *a, int64_t message_id, char **envelope_
 	}
 	mem_free(blob);
 	plain[plain_len] = '\0';
-	*envelope_r = mem_strdup(plain);
-	size_t env_len = strlen(plain);
-	*bodystructure_r = mem_strdup(env_len + 1 < plain_len ? plain + env_len + 1 : "");
+	/* the NUL-separated strings */
+	const char *parts[4] = {NULL, NULL, NULL, NULL};
+	size_t n = 0;
+	for (size_t at = 0; at < plain_len && n < 4; at += strlen(plain + at) + 1)
+		parts[n++] = plain + at;
+	size_t tag_len = strlen(ARCHIVE_IMAP_TAG);
+	if (n < 4 || strncmp(parts[3], ARCHIVE_IMAP_TAG, tag_len) != 0) {
+		mem_free(plain);
+		return archive_imap_derive(a, message_id, imap, error_r);
+	}
+	imap->envelope = mem_strdup(parts[0]);
+	imap->bodystructure = mem_strdup(parts[1]);
+	imap->body = mem_strdup(parts[2]);
+	imap->size = strtoull(parts[3] + tag_len, NULL, 10);
 	mem_free(plain);
 	return 1;
+}
+
+void archive_imap_free(struct archive_imap *imap)
+{
+	mem_free(imap->envelope);
+	mem_free(imap->bodystructure);
+	mem_free(imap->body);
 }
 
 int archive_message_location(struct archive *a, int64_t message_id, struct str *out,

@@ -52,10 +52,20 @@ void archive_destroy(struct archive **archive);
 int archive_read_message(struct archive *archive, int64_t message_id, unsigned char **data_r,
 			 size_t *len_r, const char **error_r);
 
-/* The IMAP ENVELOPE and BODYSTRUCTURE computed at ingest (mem_free both):
- * 1 found, 0 not found, -1 error. */
-int archive_message_imap(struct archive *archive, int64_t message_id, char **envelope_r,
-			 char **bodystructure_r, const char **error_r);
+/* The IMAP data of a message (mime-imap.c), computed at ingest: ENVELOPE,
+ * BODYSTRUCTURE, BODY and RFC822.SIZE (the size of the CRLF form). For a
+ * message archived before this data was corrected (its record lacks the
+ * version tag) it is derived again from the message on each read; `coffer
+ * rebuild` stores it for good. 1 found, 0 not found, -1 error; free with
+ * archive_imap_free(). */
+struct archive_imap {
+	char *envelope, *bodystructure, *body;
+	uint64_t size;
+};
+#define ARCHIVE_IMAP_TAG "2:"
+int archive_message_imap(struct archive *archive, int64_t message_id, struct archive_imap *imap,
+			 const char **error_r);
+void archive_imap_free(struct archive_imap *imap);
 
 /* Where a message's content record lives: "store-NNNN/seg-NNNNNN OFFSET
  * LENGTH" (for operators and tests). 1 found, 0 not found, -1 error. */

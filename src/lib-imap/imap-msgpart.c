@@ -61,7 +61,8 @@ static int msgpart_parse_fields(struct imap_msgpart *part, const char *p, const 
 			start = ++p;
 		while (*p != '\0' && (quoted ? *p != '"' : (*p != ' ' && *p != ')')))
 			p++;
-		if (p == start || (quoted && *p != '"') || part->field_count == MSGPART_MAX_FIELDS) {
+		if (p == start || (quoted && *p != '"') ||
+		    part->field_count == MSGPART_MAX_FIELDS) {
 			*error_r = "bad field list in HEADER.FIELDS";
 			return -1;
 		}
@@ -107,7 +108,7 @@ static int msgpart_parse_text(struct imap_msgpart *part, const char *p, const ch
 
 static void msgpart_make_canonical(struct imap_msgpart *part)
 {
-	static const char *const names[] = {"", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT",
+	static const char *const names[] = {"",     "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT",
 					    "TEXT", "MIME"};
 	struct str *s = str_create(64);
 	for (unsigned int i = 0; i < part->depth; i++)
@@ -185,6 +186,36 @@ bool imap_msgpart_header_only(const struct imap_msgpart *part)
 				    part->text == MSGPART_FIELDS_NOT);
 }
 
+/* ---- the canonical form ---- */
+
+bool imap_msgpart_canonical(const unsigned char *msg, size_t len, struct str *out)
+{
+	size_t i = 0;
+	while (i < len && msg[i] != '\0' && (msg[i] != '\n' || (i > 0 && msg[i - 1] == '\r')))
+		i++;
+	if (i == len)
+		return false;
+	str_append_n(out, msg, i);
+	for (size_t start = i; i < len; i++) {
+		if (msg[i] == '\0' || (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))) {
+			str_append_n(out, msg + start, i - start);
+			str_append(out, msg[i] == '\0' ? "\x80" : "\r\n");
+			start = i + 1;
+		}
+		if (i + 1 == len)
+			str_append_n(out, msg + start, len - start);
+	}
+	return true;
+}
+
+size_t imap_msgpart_canonical_size(const unsigned char *msg, size_t len)
+{
+	size_t size = len;
+	for (size_t i = 0; i < len; i++)
+		size += msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r');
+	return size;
+}
+
 /* ---- the message's structure ---- */
 
 static struct msgpart_entity msgpart_entity(const unsigned char *start, size_t len, bool digest)
@@ -212,8 +243,8 @@ static struct msgpart_entity msgpart_entity(const unsigned char *start, size_t l
 
 /* The next header field: [*pos, *end_r) including its continuation lines
  * and line end; the name's length in *name_len_r. false at the end. */
-static bool msgpart_next_field(const unsigned char *h, size_t len, size_t *pos,
-			       size_t *start_r, size_t *end_r, size_t *name_len_r)
+static bool msgpart_next_field(const unsigned char *h, size_t len, size_t *pos, size_t *start_r,
+			       size_t *end_r, size_t *name_len_r)
 {
 	size_t p = *pos;
 	if (p >= len || h[p] == '\n' || (h[p] == '\r' && p + 1 < len && h[p + 1] == '\n'))
@@ -223,6 +254,9 @@ static bool msgpart_next_field(const unsigned char *h, size_t len, size_t *pos,
 	while (colon < len && h[colon] != ':' && h[colon] != '\n')
 		colon++;
 	*name_len_r = colon < len && h[colon] == ':' ? colon - p : 0;
+	/* obsolete syntax (RFC 5322 4.5.3): blanks between name and colon */
+	while (*name_len_r > 0 && (h[p + *name_len_r - 1] == ' ' || h[p + *name_len_r - 1] == '\t'))
+		(*name_len_r)--;
 	for (;;) {
 		while (p < len && h[p] != '\n')
 			p++;
@@ -241,7 +275,8 @@ static bool msgpart_header_value(const struct msgpart_entity *e, const char *nam
 	size_t pos = 0, start, end, name_len;
 	size_t nlen = strlen(name);
 	while (msgpart_next_field(e->start, e->header_len, &pos, &start, &end, &name_len)) {
-		if (name_len != nlen || strncasecmp((const char *)e->start + start, name, nlen) != 0)
+		if (name_len != nlen ||
+		    strncasecmp((const char *)e->start + start, name, nlen) != 0)
 			continue;
 		str_truncate(out, 0);
 		for (size_t i = start + name_len + 1; i < end; i++) {
@@ -393,7 +428,8 @@ static int msgpart_find(const struct imap_msgpart *part, const unsigned char *ms
 		if (t.message && i > 0) {
 			/* a part number inside a message/rfc822 part refers to
 			 * the encapsulated message's parts */
-			cur = msgpart_entity(cur.start + cur.header_len, cur.len - cur.header_len, false);
+			cur = msgpart_entity(cur.start + cur.header_len, cur.len - cur.header_len,
+					     false);
 			t = msgpart_type(&cur);
 		}
 		if (t.multipart) {

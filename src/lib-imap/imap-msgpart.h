@@ -30,6 +30,16 @@ const char *imap_msgpart_section(const struct imap_msgpart *part);
 /* True if only the header is needed (no body bytes are looked at). */
 bool imap_msgpart_header_only(const struct imap_msgpart *part);
 
+/* The message as IMAP serves it (RFC 3501 2.3.1.1, 4.3; as Dovecot does):
+ * every bare LF becomes CRLF and NUL, which no literal may carry, becomes
+ * 0x80. Returns false and leaves out alone when the bytes are already in that
+ * form; else appends the converted message to out and returns true. Sections
+ * and partial fetches are cut from this form, so that they agree with
+ * RFC822.SIZE and BODYSTRUCTURE. */
+bool imap_msgpart_canonical(const unsigned char *msg, size_t len, struct str *out);
+/* The length of that form. */
+size_t imap_msgpart_canonical_size(const unsigned char *msg, size_t len);
+
 /* Append the section's bytes of the message to out. */
 void imap_msgpart_extract(const struct imap_msgpart *part, const unsigned char *msg, size_t len,
 			  struct str *out);

@@ -57,6 +57,7 @@ struct imap_parser {
 	size_t pos;
 	bool need_sep;
 	bool have_tag;
+	bool refused; /* the error is a refused literal (refuse_literals) */
 	size_t tag_off, name_off, raw_off;
 	unsigned int *stack;
 	unsigned int depth;
@@ -150,6 +151,7 @@ static bool is_tag_char(unsigned char c)
 
 static void reset_command(struct imap_parser *p)
 {
+	p->refused = false;
 	str_truncate(p->cmd, 0);
 	str_truncate(p->vals, 0);
 	p->skipping = false;
@@ -295,6 +297,24 @@ static int parse_atom(struct imap_parser *p, const char *s, size_t end)
 }
 
 /* A literal marker {n} or {n+}, which the framing saw end the line. */
+/* Does the command being read have its literals refused? */
+static bool literal_refused(const struct imap_parser *p)
+{
+	if (p->set.refuse_literals == NULL || p->stage == STAGE_TAG || p->stage == STAGE_NAME)
+		return false;
+	const char *name = str_c(p->vals) + p->name_off;
+	for (const char *const *r = p->set.refuse_literals; *r != NULL; r++) {
+		if (strcmp(name, *r) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool imap_parser_refused(const struct imap_parser *p)
+{
+	return p->refused;
+}
+
 static int parse_literal(struct imap_parser *p, const char *s, size_t end, bool literal_ahead)
 {
 	size_t i = p->pos;
@@ -312,6 +332,11 @@ static int parse_literal(struct imap_parser *p, const char *s, size_t end, bool 
 			size = size * 10 + (uint64_t)(s[i] - '0');
 	}
 	size_t digit_count = i - digits;
+	if (literal_refused(p)) {
+		p->refused = true;
+		set_error(p, p->set.refuse_text != NULL ? p->set.refuse_text : "literal refused");
+		return -1;
+	}
 	if (i < end && s[i] == '+')
 		i++;
 	if (digit_count == 0 || i >= end || s[i] != '}') {

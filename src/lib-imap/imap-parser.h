@@ -59,6 +59,14 @@ struct imap_parser_settings {
 	size_t max_literals_total;
 	unsigned int max_depth;
 	unsigned int max_args;
+	/* Commands (upper-case names, NULL-terminated) whose literals are
+	 * refused before they are sent: a synchronising literal gets no "+ "
+	 * (the command ends at once), a non-synchronising one is read and
+	 * dropped with the rest of the command. imap_parser_next() then returns
+	 * -1 with refuse_text as the error, and imap_parser_refused() is true:
+	 * a read-only server answers APPEND with NO, not a continuation. */
+	const char *const *refuse_literals;
+	const char *refuse_text;
 };
 
 struct imap_command {
@@ -82,6 +90,9 @@ void imap_parser_destroy(struct imap_parser **parser);
 size_t imap_parser_feed(struct imap_parser *parser, const void *data, size_t len);
 int imap_parser_next(struct imap_parser *parser, const struct imap_command **cmd_r,
 		     bool *continuation_r, const char **tag_r, const char **error_r);
+/* Whether the error just returned by imap_parser_next() was a refused
+ * literal (see refuse_literals) rather than bad syntax. */
+bool imap_parser_refused(const struct imap_parser *parser);
 /* Read the next line raw. 1: *line_r (NUL-terminated, *len_r bytes, may
  * contain NUL) holds it; 0: feed more; -1: line too long (it is skipped) or
  * called in the middle of a command. */

@@ -10,38 +10,36 @@
 #include "mem.h"
 #include "str.h"
 
-static const char simple[] =
-	"From: a@example.com\r\n"
-	"To: b@example.com,\r\n c@example.com\r\n"
-	"Subject: hi\r\n"
-	"\r\n"
-	"body line\r\n";
+static const char simple[] = "From: a@example.com\r\n"
+			     "To: b@example.com,\r\n c@example.com\r\n"
+			     "Subject: hi\r\n"
+			     "\r\n"
+			     "body line\r\n";
 
-static const char nested[] =
-	"From: a@example.com\r\n"
-	"Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
-	"\r\n"
-	"preamble\r\n"
-	"--XX\r\n"
-	"Content-Type: text/plain\r\n"
-	"\r\n"
-	"part one\r\n"
-	"--XX\r\n"
-	"Content-Type: message/rfc822\r\n"
-	"\r\n"
-	"Subject: inner\r\n"
-	"Content-Type: multipart/alternative; boundary=YY\r\n"
-	"\r\n"
-	"--YY\r\n"
-	"\r\n"
-	"inner plain\r\n"
-	"--YY\r\n"
-	"Content-Type: text/html\r\n"
-	"\r\n"
-	"<p>inner html</p>\r\n"
-	"--YY--\r\n"
-	"--XX--\r\n"
-	"epilogue\r\n";
+static const char nested[] = "From: a@example.com\r\n"
+			     "Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+			     "\r\n"
+			     "preamble\r\n"
+			     "--XX\r\n"
+			     "Content-Type: text/plain\r\n"
+			     "\r\n"
+			     "part one\r\n"
+			     "--XX\r\n"
+			     "Content-Type: message/rfc822\r\n"
+			     "\r\n"
+			     "Subject: inner\r\n"
+			     "Content-Type: multipart/alternative; boundary=YY\r\n"
+			     "\r\n"
+			     "--YY\r\n"
+			     "\r\n"
+			     "inner plain\r\n"
+			     "--YY\r\n"
+			     "Content-Type: text/html\r\n"
+			     "\r\n"
+			     "<p>inner html</p>\r\n"
+			     "--YY--\r\n"
+			     "--XX--\r\n"
+			     "epilogue\r\n";
 
 static char *cut(const char *section, const char *msg)
 {
@@ -93,8 +91,9 @@ static void test_msgpart_nested(void **state)
 
 static void test_msgpart_sections(void **state)
 {
-	static const char *const bad[] = {"0", "1.", "FOO", "HEADER.FIELDS", "HEADER.FIELDS ()",
-					  "HEADER.FIELDS (A", "MIME", "1.2.TEXTX", NULL};
+	static const char *const bad[] = {
+		"0",    "1.",        "FOO", "HEADER.FIELDS", "HEADER.FIELDS ()", "HEADER.FIELDS (A",
+		"MIME", "1.2.TEXTX", NULL};
 	for (const char *const *s = bad; *s != NULL; s++) {
 		struct imap_msgpart *part;
 		const char *error;
@@ -121,6 +120,36 @@ static void test_msgpart_bare_lf_and_no_body(void **state)
 	check("HEADER", "Subject: x\r\n", "Subject: x\r\n");
 }
 
+static void test_msgpart_canonical(void **state)
+{
+	static const unsigned char raw[] = "A: 1\nB: 2\r\n\nx\0y\n";
+	size_t len = sizeof(raw) - 1;
+	struct str *out = str_create(64);
+	assert_true(imap_msgpart_canonical(raw, len, out));
+	assert_int_equal(str_len(out), 19);
+	assert_memory_equal(str_c(out), "A: 1\r\nB: 2\r\n\r\nx\x80y\r\n", 19);
+	assert_int_equal(imap_msgpart_canonical_size(raw, len), 19);
+	str_truncate(out, 0);
+	/* already canonical: nothing to do */
+	assert_false(imap_msgpart_canonical((const unsigned char *)"A: 1\r\n\r\nb", 9, out));
+	assert_int_equal(str_len(out), 0);
+	str_destroy(&out);
+}
+
+static void test_msgpart_obsolete_field_name(void **state)
+{
+	/* RFC 5322 4.5.3: blanks may stand between a field name and its colon */
+	static const char raw[] = "Subject     : hi\r\nFrom : a\r\nTo: b\r\n\r\nbody";
+	struct imap_msgpart *part;
+	const char *error;
+	assert_int_equal(imap_msgpart_parse("HEADER.FIELDS (SUBJECT FROM)", &part, &error), 0);
+	struct str *out = str_create(64);
+	imap_msgpart_extract(part, (const unsigned char *)raw, strlen(raw), out);
+	assert_string_equal(str_c(out), "Subject     : hi\r\nFrom : a\r\n\r\n");
+	str_destroy(&out);
+	imap_msgpart_destroy(&part);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -128,6 +157,8 @@ int main(void)
 		cmocka_unit_test(test_msgpart_nested),
 		cmocka_unit_test(test_msgpart_sections),
 		cmocka_unit_test(test_msgpart_bare_lf_and_no_body),
+		cmocka_unit_test(test_msgpart_canonical),
+		cmocka_unit_test(test_msgpart_obsolete_field_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -361,6 +361,36 @@ static void test_literal_limits(void **state)
 	      "+\nA2 X {10}0123456789\n");
 }
 
+static void test_refused_literals(void **state)
+{
+	/* APPEND on a read-only server: refused before the literal, without
+	 * "+"; a LITERAL+ literal (even a big one) is skipped; other commands
+	 * keep their literals. */
+	static const char *const refused[] = {"APPEND", NULL};
+	struct imap_parser_settings set = {.refuse_literals = refused,
+					   .refuse_text = "[CANNOT] read-only"};
+	const char in[] = "A1 APPEND INBOX {5}\r\n"
+			  "A2 APPEND INBOX (\\Seen) {5+}\r\nhello\r\n"
+			  "A3 LOGIN {1}\r\na b\r\n"
+			  "A4 APPEND INBOX {99999999+}\r\n";
+	check(&set, in, sizeof(in) - 1,
+	      "ERR A1: [CANNOT] read-only\nERR A2: [CANNOT] read-only\n+\nA3 LOGIN {1}a b\n"
+	      "ERR A4: [CANNOT] read-only\n");
+	struct imap_parser *p = imap_parser_create(&set);
+	const char one[] = "A1 APPEND INBOX {5}\r\n";
+	assert_int_equal(imap_parser_feed(p, one, sizeof(one) - 1), sizeof(one) - 1);
+	const struct imap_command *cmd;
+	const char *tag, *error;
+	bool cont;
+	assert_int_equal(imap_parser_next(p, &cmd, &cont, &tag, &error), -1);
+	assert_true(imap_parser_refused(p));
+	const char two[] = "A2 APPEND x\r\n";
+	(void)imap_parser_feed(p, two, sizeof(two) - 1);
+	assert_int_equal(imap_parser_next(p, &cmd, &cont, &tag, &error), 1);
+	assert_false(imap_parser_refused(p));
+	imap_parser_destroy(&p);
+}
+
 static void test_line_limit(void **state)
 {
 	struct imap_parser_settings set = {.max_line = 30};
@@ -469,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_line_ends_and_empty_lines),
 		cmocka_unit_test(test_raw_lines),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_refused_literals),
 		cmocka_unit_test(test_error_skips_its_literals),
 		cmocka_unit_test(test_literal_limits),
 		cmocka_unit_test(test_line_limit),

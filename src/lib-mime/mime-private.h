@@ -18,5 +18,10 @@ bool mime_part_bounds(GMimePart *part, const unsigned char *data, size_t len, si
 /* A stream of a leaf part's decoded content (g_object_unref), NULL if none.
  * The parser must have run with a persistent stream over `data`. */
 GMimeStream *mime_part_open(GMimePart *part, const unsigned char *data, size_t len);
+struct mime_info;
+/* Fill info's envelope, bodystructure, body and imap_size (mime-imap.c);
+ * msg may be NULL (a message GMime could not parse). */
+void mime_imap_build(GMimeMessage *msg, const unsigned char *data, size_t len,
+		     struct mime_info *info);
 
 #endif

@@ -413,171 +413,7 @@ static void mime_extract_html(struct mime_ctx *ctx, GMimePart *part)
 	mem_free(html);
 }
 
-/* IMAP strings: quoted when possible, a literal otherwise, NIL for NULL. */
-static void imap_append_string(struct str *out, const char *s)
-{
-	if (s == NULL) {
-		str_append(out, "NIL");
-		return;
-	}
-	bool quotable = strlen(s) < 1024;
-	for (const char *p = s; *p != '\0' && quotable; p++) {
-		if (*p == '\r' || *p == '\n' || (unsigned char)*p >= 0x80)
-			quotable = false;
-	}
-	if (!quotable) {
-		str_printfa(out, "{%zu}\r\n%s", strlen(s), s);
-		return;
-	}
-	str_append_c(out, '"');
-	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			str_append_c(out, '\\');
-		str_append_c(out, *p);
-	}
-	str_append_c(out, '"');
-}
-
-static void imap_append_nstring_upper(struct str *out, const char *s)
-{
-	if (s == NULL) {
-		str_append(out, "NIL");
-		return;
-	}
-	char *up = g_ascii_strup(s, -1);
-	imap_append_string(out, up);
-	g_free(up);
-}
-
-static const char *mime_raw_header(GMimeObject *obj, const char *name)
-{
-	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
-	GMimeHeader *h = list == NULL ? NULL : g_mime_header_list_get_header(list, name);
-	if (h == NULL)
-		return NULL;
-	const char *raw = g_mime_header_get_raw_value(h);
-	if (raw == NULL)
-		return NULL;
-	while (*raw == ' ' || *raw == '\t')
-		raw++;
-	return raw;
-}
-
-static char *mime_unfold(const char *raw)
-{
-	if (raw == NULL)
-		return NULL;
-	struct str *s = str_create(strlen(raw) + 1);
-	for (const char *p = raw; *p != '\0'; p++) {
-		if (*p != '\r' && *p != '\n')
-			str_append_c(s, *p);
-	}
-	size_t len = str_len(s);
-	while (len > 0 && (str_c(s)[len - 1] == ' ' || str_c(s)[len - 1] == '\t'))
-		len--;
-	str_truncate(s, len);
-	return str_steal(&s);
-}
-
-static void imap_append_header_string(struct str *out, GMimeObject *obj, const char *name)
-{
-	char *v = mime_unfold(mime_raw_header(obj, name));
-	char *valid = v == NULL ? NULL : mime_utf8(v);
-	imap_append_string(out, valid);
-	mem_free(valid);
-	mem_free(v);
-}
-
-static void imap_append_addresses(struct str *out, InternetAddressList *list)
-{
-	int n = list == NULL ? 0 : internet_address_list_length(list);
-	if (n == 0) {
-		str_append(out, "NIL");
-		return;
-	}
-	str_append_c(out, '(');
-	for (int i = 0; i < n; i++) {
-		InternetAddress *addr = internet_address_list_get_address(list, i);
-		const char *name = internet_address_get_name(addr);
-		if (INTERNET_ADDRESS_IS_GROUP(addr)) {
-			str_append(out, "(NIL NIL ");
-			imap_append_string(out, name != NULL ? name : "");
-			str_append(out, " NIL)");
-			InternetAddressList *members =
-				internet_address_group_get_members(INTERNET_ADDRESS_GROUP(addr));
-			int m = members == NULL ? 0 : internet_address_list_length(members);
-			for (int k = 0; k < m; k++) {
-				InternetAddressList *one = internet_address_list_new();
-				internet_address_list_add(
-					one, internet_address_list_get_address(members, k));
-				struct str *tmp = str_create(64);
-				imap_append_addresses(tmp, one);
-				/* strip the outer parentheses */
-				if (str_len(tmp) > 2)
-					str_append_n(out, str_c(tmp) + 1, str_len(tmp) - 2);
-				str_destroy(&tmp);
-				g_object_unref(one);
-			}
-			str_append(out, "(NIL NIL NIL NIL)");
-			continue;
-		}
-		const char *email =
-			internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(addr));
-		char *local = mem_strdup(email != NULL ? email : "");
-		char *at = strrchr(local, '@');
-		const char *host = NULL;
-		if (at != NULL) {
-			*at = '\0';
-			host = at + 1;
-		}
-		char *vname = name != NULL && *name != '\0' ? mime_utf8(name) : NULL;
-		str_append_c(out, '(');
-		imap_append_string(out, vname);
-		str_append(out, " NIL ");
-		imap_append_string(out, local);
-		str_append_c(out, ' ');
-		imap_append_string(out, host);
-		str_append_c(out, ')');
-		mem_free(vname);
-		mem_free(local);
-	}
-	str_append_c(out, ')');
-}
-
-static void mime_envelope(struct str *out, GMimeMessage *msg)
-{
-	GMimeObject *obj = GMIME_OBJECT(msg);
-	InternetAddressList *from = g_mime_message_get_from(msg);
-	InternetAddressList *sender = g_mime_message_get_sender(msg);
-	InternetAddressList *reply_to = g_mime_message_get_reply_to(msg);
-	str_append_c(out, '(');
-	imap_append_header_string(out, obj, "Date");
-	str_append_c(out, ' ');
-	imap_append_header_string(out, obj, "Subject");
-	str_append_c(out, ' ');
-	imap_append_addresses(out, from);
-	str_append_c(out, ' ');
-	/* RFC 3501: Sender and Reply-To default to From */
-	imap_append_addresses(
-		out, sender != NULL && internet_address_list_length(sender) > 0 ? sender : from);
-	str_append_c(out, ' ');
-	imap_append_addresses(out, reply_to != NULL && internet_address_list_length(reply_to) > 0
-					   ? reply_to
-					   : from);
-	str_append_c(out, ' ');
-	imap_append_addresses(out, g_mime_message_get_to(msg));
-	str_append_c(out, ' ');
-	imap_append_addresses(out, g_mime_message_get_cc(msg));
-	str_append_c(out, ' ');
-	imap_append_addresses(out, g_mime_message_get_bcc(msg));
-	str_append_c(out, ' ');
-	imap_append_header_string(out, obj, "In-Reply-To");
-	str_append_c(out, ' ');
-	imap_append_header_string(out, obj, "Message-ID");
-	str_append_c(out, ')');
-}
-
-static void mime_leaf(struct mime_ctx *ctx, GMimePart *part, struct str *bs)
+static void mime_leaf(struct mime_ctx *ctx, GMimePart *part)
 {
 	GMimeObject *obj = GMIME_OBJECT(part);
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
@@ -632,102 +468,30 @@ static void mime_leaf(struct mime_ctx *ctx, GMimePart *part, struct str *bs)
 		}
 	}
 
-	/* BODYSTRUCTURE: type subtype (params) id description encoding size [lines] */
-	str_append_c(bs, '(');
-	imap_append_nstring_upper(bs, type);
-	str_append_c(bs, ' ');
-	imap_append_nstring_upper(bs, subtype);
-	str_append_c(bs, ' ');
-	GMimeParamList *params = ct != NULL ? g_mime_content_type_get_parameters(ct) : NULL;
-	int np = params != NULL ? g_mime_param_list_length(params) : 0;
-	if (np == 0) {
-		str_append(bs, "NIL");
-	} else {
-		str_append_c(bs, '(');
-		for (int i = 0; i < np; i++) {
-			GMimeParam *p = g_mime_param_list_get_parameter_at(params, i);
-			char *name = mime_utf8(g_mime_param_get_name(p));
-			char *value = mime_utf8(g_mime_param_get_value(p));
-			if (i > 0)
-				str_append_c(bs, ' ');
-			imap_append_nstring_upper(bs, name);
-			str_append_c(bs, ' ');
-			imap_append_string(bs, value);
-			mem_free(name);
-			mem_free(value);
-		}
-		str_append_c(bs, ')');
-	}
-	str_append_c(bs, ' ');
-	char *cid = mime_unfold(mime_raw_header(obj, "Content-ID"));
-	char *desc = mime_unfold(mime_raw_header(obj, "Content-Description"));
-	char *vdesc = desc != NULL ? mime_utf8(desc) : NULL;
-	imap_append_string(bs, cid);
-	str_append_c(bs, ' ');
-	imap_append_string(bs, vdesc);
-	mem_free(cid);
-	mem_free(desc);
-	mem_free(vdesc);
-	str_append_c(bs, ' ');
-	const char *enc = g_mime_content_encoding_to_string(g_mime_part_get_content_encoding(part));
-	imap_append_nstring_upper(bs, enc != NULL ? enc : "7bit");
-	str_printfa(bs, " %zu", len);
-	if (g_ascii_strcasecmp(type, "text") == 0) {
-		size_t lines = 0;
-		for (size_t i = 0; have_span && i < len; i++)
-			lines += ctx->data[off + i] == '\n';
-		str_printfa(bs, " %zu", lines);
-	}
-	str_append_c(bs, ')');
 }
 
-static void mime_walk(struct mime_ctx *ctx, GMimeObject *obj, struct str *bs, int depth);
-
-static void mime_message_part(struct mime_ctx *ctx, GMimeMessagePart *mp, struct str *bs, int depth)
-{
-	GMimeMessage *inner = g_mime_message_part_get_message(mp);
-	str_append(bs, "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 0 ");
-	if (inner != NULL) {
-		mime_envelope(bs, inner);
-		str_append_c(bs, ' ');
-		GMimeObject *body = g_mime_message_get_mime_part(inner);
-		if (body != NULL)
-			mime_walk(ctx, body, bs, depth + 1);
-		else
-			str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
-		ctx->info->has_attachment = true;
-	} else {
-		str_append(bs, "NIL (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
-	}
-	str_append(bs, " 0)");
-}
-
-static void mime_walk(struct mime_ctx *ctx, GMimeObject *obj, struct str *bs, int depth)
+/* Text, attachment names and large parts of every leaf (the IMAP
+ * structures are built apart, in mime-imap.c). */
+static void mime_walk(struct mime_ctx *ctx, GMimeObject *obj, int depth)
 {
 	if (depth > MIME_DEPTH_MAX) {
 		ctx->info->defects |= MIME_DEFECT_NESTING_TOO_DEEP;
-		str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 		return;
 	}
 	if (GMIME_IS_MULTIPART(obj)) {
 		GMimeMultipart *mp = GMIME_MULTIPART(obj);
 		int n = g_mime_multipart_get_count(mp);
-		str_append_c(bs, '(');
 		for (int i = 0; i < n; i++)
-			mime_walk(ctx, g_mime_multipart_get_part(mp, i), bs, depth + 1);
-		if (n == 0)
-			str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
-		GMimeContentType *ct = g_mime_object_get_content_type(obj);
-		const char *sub = ct != NULL ? g_mime_content_type_get_media_subtype(ct) : NULL;
-		str_append_c(bs, ' ');
-		imap_append_nstring_upper(bs, sub != NULL ? sub : "mixed");
-		str_append_c(bs, ')');
+			mime_walk(ctx, g_mime_multipart_get_part(mp, i), depth + 1);
 	} else if (GMIME_IS_MESSAGE_PART(obj)) {
-		mime_message_part(ctx, GMIME_MESSAGE_PART(obj), bs, depth);
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+		GMimeObject *body = inner != NULL ? g_mime_message_get_mime_part(inner) : NULL;
+		if (inner != NULL)
+			ctx->info->has_attachment = true;
+		if (body != NULL)
+			mime_walk(ctx, body, depth + 1);
 	} else if (GMIME_IS_PART(obj)) {
-		mime_leaf(ctx, GMIME_PART(obj), bs);
-	} else {
-		str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+		mime_leaf(ctx, GMIME_PART(obj));
 	}
 }
 
@@ -882,7 +646,7 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 	GMimeParserOptions *options = g_mime_parser_options_new();
 	g_mime_parser_options_set_warning_callback(options, mime_warning, info);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
-	struct str *bs = str_create(256), *env = str_create(256);
+	mime_imap_build(msg, data, len, info);
 	if (msg != NULL) {
 		GDateTime *date = g_mime_message_get_date(msg);
 		info->date = date != NULL ? g_date_time_to_unix(date) : 0;
@@ -891,12 +655,9 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 		info->to = mime_addresses(g_mime_message_get_to(msg));
 		info->cc = mime_addresses(g_mime_message_get_cc(msg));
 		info->message_id = mime_utf8(g_mime_message_get_message_id(msg));
-		mime_envelope(env, msg);
 		GMimeObject *body = g_mime_message_get_mime_part(msg);
 		if (body != NULL)
-			mime_walk(&ctx, body, bs, 0);
-		else
-			str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+			mime_walk(&ctx, body, 0);
 		g_object_unref(msg);
 	} else {
 		info->defects |= MIME_DEFECT_NOT_PARSED;
@@ -905,8 +666,6 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 		info->to = mem_strdup("");
 		info->cc = mem_strdup("");
 		info->message_id = mem_strdup("");
-		str_append(env, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
-		str_append(bs, "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 	}
 	g_mime_parser_options_free(options);
 	g_object_unref(parser);
@@ -914,12 +673,40 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 	/* frees the array, not the caller's bytes it borrowed */
 	if (borrowed != NULL)
 		g_byte_array_free(borrowed, FALSE);
-	info->envelope = str_steal(&env);
-	info->bodystructure = str_steal(&bs);
 	char *text = str_steal(&ctx.text);
 	info->body_text = mime_utf8(text);
 	mem_free(text);
 	info->attachment_names = str_steal(&ctx.names);
+	return info;
+}
+
+struct mime_info *mime_parse_imap(const void *data, size_t len)
+{
+	mime_init();
+	struct mime_info *info = mem_new(struct mime_info);
+	/* the same input as mime_parse() (NULs of the header block as spaces,
+	 * long lines mended), so the data derived again equals ingest's */
+	GByteArray *borrowed;
+	unsigned int defects = 0;
+	GMimeStream *stream = mime_input_stream(data, len, &defects, &borrowed);
+	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_persist_stream(parser, TRUE); /* parts keep their spans */
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
+	mime_imap_build(msg, data, len, info);
+	if (msg != NULL)
+		g_object_unref(msg);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	if (borrowed != NULL)
+		g_byte_array_free(borrowed, FALSE);
+	info->subject = mem_strdup("");
+	info->from = mem_strdup("");
+	info->to = mem_strdup("");
+	info->cc = mem_strdup("");
+	info->message_id = mem_strdup("");
+	info->body_text = mem_strdup("");
+	info->attachment_names = mem_strdup("");
 	return info;
 }
 
@@ -936,6 +723,7 @@ void mime_info_destroy(struct mime_info **_info)
 	mem_free(info->message_id);
 	mem_free(info->envelope);
 	mem_free(info->bodystructure);
+	mem_free(info->body);
 	mem_free(info->body_text);
 	mem_free(info->attachment_names);
 	mem_free(info->large_parts);

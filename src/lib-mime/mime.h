@@ -73,8 +73,10 @@ struct mime_span {
 struct mime_info {
 	int64_t date; /* Date header, seconds since the epoch; 0 if absent or invalid */
 	char *subject, *from, *to, *cc, *message_id;
-	char *envelope;      /* IMAP ENVELOPE, a parenthesised list */
-	char *bodystructure; /* IMAP BODYSTRUCTURE (non-extensible form) */
+	char *envelope;	     /* IMAP ENVELOPE, a parenthesised list (mime-imap.c) */
+	char *bodystructure; /* IMAP BODYSTRUCTURE, with extension data */
+	char *body;	     /* IMAP BODY: BODYSTRUCTURE without extension data */
+	uint64_t imap_size;  /* RFC822.SIZE: the size of the canonical (CRLF) form */
 	char *body_text;     /* plain text of the body parts and text attachments */
 	char *attachment_names;
 	bool has_attachment;
@@ -90,6 +92,9 @@ const char *mime_defect_name(unsigned int bit);
 /* "name, name" for a set of defects (mem_free). */
 char *mime_defects_describe(unsigned int defects);
 struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min);
+/* Only the IMAP data (envelope, bodystructure, body, imap_size; the other
+ * strings are ""): for messages archived before that data was right. */
+struct mime_info *mime_parse_imap(const void *data, size_t len);
 void mime_info_destroy(struct mime_info **info);
 
 /* HTML to text (tags dropped, script/style skipped, common entities decoded);

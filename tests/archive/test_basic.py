@@ -197,13 +197,17 @@ def test_imap_data_precomputed(archive, tmp_path):
     archived, _ = archive.import_(tmp_path / "a.eml")
     msg_id = list(archived.values())[0][0]
     out = archive.run("imap", msg_id).stdout.decode()
-    env, bs = out.splitlines()
+    env, bs, body, size = out.splitlines()
     assert env.startswith('ENVELOPE ("Tue, 02 Jan 2018 10:07:00 +0000" "message 7" '
                           '(("Alice" NIL "alice" "example.com"))')
     assert '"<m7@example.com>")' in env
-    assert bs.startswith('BODYSTRUCTURE (("TEXT" "PLAIN" NIL NIL NIL "7BIT" ')
-    assert '("APPLICATION" "OCTET-STREAM" ("NAME" "data.bin") NIL NIL "BASE64" ' in bs
-    assert bs.endswith(' "MIXED")')
+    assert bs.startswith('BODYSTRUCTURE (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" ')
+    assert '("application" "octet-stream" ("name" "data.bin") NIL NIL "base64" ' in bs
+    assert ' "mixed" ("boundary" ' in bs
+    assert body.startswith('BODY (("text" "plain" ') and body.endswith(' "mixed")')
+    # RFC822.SIZE: the message with CRLF line ends
+    data = message(7, attachment=blob)
+    assert size == "RFC822.SIZE %d" % (len(data) + data.count(b"\n") - data.count(b"\r\n"))
 
 
 def test_rebuild_keeps_store_states_and_detached_stores_out(archive, tmp_path):

@@ -82,8 +82,9 @@ def test_login_list_select_fetch_byte_identical(imap_system):
     assert typ == "OK"
     bodies = [d[1] for d in data if isinstance(d, tuple)]
     assert len(bodies) == 60
-    expected = sorted(message(i).encode() for i in range(60))
-    assert sorted(b.rstrip(b"\n") for b in bodies) == sorted(e.rstrip(b"\n") for e in expected)
+    # served in IMAP's canonical form: the archived bytes with CRLF line ends
+    expected = sorted(message(i).encode().replace(b"\n", b"\r\n") for i in range(60))
+    assert sorted(b.rstrip(b"\r\n") for b in bodies) == sorted(e.rstrip(b"\r\n") for e in expected)
     m.logout()
 
 
@@ -322,3 +323,45 @@ def test_fetchmail_downloads_and_cannot_delete(imap_system, tmp_path):
     m = connect(imap_system, "alice@acme", "alice-pass-1")
     assert m.select("INBOX", readonly=True)[1] == [b"5"]
     m.logout()
+
+
+def test_append_refused_before_its_literal(imap_system):
+    """A read-only server answers APPEND with NO instead of "+ ": the client
+    never sends the message. A LITERAL+ literal is read, dropped, then NO."""
+    raw = tls_context().wrap_socket(socket.create_connection(("127.0.0.1", imap_system.imaps_port),
+                                                            timeout=30))
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    raw.sendall(b"a LOGIN alice@acme alice-pass-1\r\n")
+    while not f.readline().startswith(b"a OK"):
+        pass
+    raw.sendall(b"b APPEND INBOX {20}\r\n")
+    line = f.readline()
+    assert line.startswith(b"b NO [CANNOT]") and b"read-only" in line, line
+    # LITERAL+: the client sends the literal regardless; it is skipped
+    raw.sendall(b"c APPEND INBOX (\\Seen) {20+}\r\nSubject: x\r\n\r\nbody\r\n\r\nd NOOP\r\n")
+    line = f.readline()
+    assert line.startswith(b"c NO [CANNOT]"), line
+    assert f.readline().startswith(b"d OK"), "the session goes on after the literal"
+    raw.close()
+
+
+def test_imaps_refusal_is_no_plain_text(imap_system):
+    """Over the per-address limit of connections that have not logged in, a
+    connection to 993 is closed without a plain-text BYE (which a TLS client
+    would take for a broken handshake); on 143 the BYE is sent."""
+    held = []
+    try:
+        for _ in range(50):  # the limit of connections not logged in, per address
+            s = socket.create_connection(("127.0.0.1", imap_system.imap_port), timeout=30)
+            assert s.makefile("rb").readline().startswith(b"* OK")
+            held.append(s)
+        s = socket.create_connection(("127.0.0.1", imap_system.imaps_port), timeout=30)
+        assert s.recv(100) == b"", "closed, nothing sent before TLS"
+        s.close()
+        s = socket.create_connection(("127.0.0.1", imap_system.imap_port), timeout=30)
+        assert s.makefile("rb").readline().startswith(b"* BYE Too many connections")
+        s.close()
+    finally:
+        for s in held:
+            s.close()
