@@ -1,6 +1,7 @@
 #include "instance-main.h"
 #include "instance.h"
 #include "instance-archive.h"
+#include "instance-client.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -149,6 +150,7 @@ int instance_main(int argc, char **argv)
 	log_info(instance_context(&inst), "stopped");
 	event_free(term);
 	event_free(inst.idle_timer);
+	instance_client_stop(&inst);
 	rpc_conn_destroy(&inst.host);
 	event_base_free(inst.base);
 	instance_free(&inst);

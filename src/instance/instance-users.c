@@ -11,6 +11,7 @@
 #include "tstr.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -461,28 +462,121 @@ static bool users_mfa_active(const struct json *user)
 	return state != NULL && strcmp(state, "active") == 0;
 }
 
-/* Argon2id on a fixed hash when the user does not exist, so the time a
- * failed login takes does not tell whether the user name was right. */
-static void users_equalize_timing(const char *password)
+/* An account password check, made off the event loop: the hashes to try
+ * are copied out of the user record on the loop, verified on a worker
+ * thread, and the outcome applied on the loop again. */
+#define USERS_CHECK_MAX_HASHES 64
+
+struct instance_users_check {
+	char *user_name; /* as stored; NULL: no such user (the dummy is checked) */
+	char *service;
+	char *password;
+	char *hashes[USERS_CHECK_MAX_HASHES];
+	size_t hash_count;
+	bool first_is_account; /* hashes[0] is the account password */
+	int matched;           /* index of the hash that matched, -1 none */
+};
+
+static pthread_once_t users_dummy_once = PTHREAD_ONCE_INIT;
+static char users_dummy[CRYPTO_PASSWORD_HASH_LEN];
+
+static void users_dummy_make(void)
 {
-	static char dummy[CRYPTO_PASSWORD_HASH_LEN];
-	if (dummy[0] == '\0') {
-		const char *error;
-		if (crypto_password_hash("coffer-no-such-user", dummy, &error) < 0)
-			return;
-	}
-	(void)crypto_password_verify(dummy, password);
+	const char *error;
+	char *random = crypto_random_hex(16);
+	if (crypto_password_hash(random, users_dummy, &error) < 0)
+		users_dummy[0] = '\0';
+	mem_free(random);
 }
 
-static bool users_app_password_ok(const struct json *user, const char *password)
+/* Argon2id on a hash of a random password when the user does not exist, so
+ * the time a failed login takes does not tell whether the name was right. */
+static const char *users_dummy_hash(void)
 {
-	const struct json *list = json_get(user, "appPasswords");
-	bool ok = false;
-	for (size_t i = 0; i < json_count(list) && !ok; i++) {
-		const char *hash = json_get_string(json_at(list, i), "hash");
-		ok = hash != NULL && crypto_password_verify(hash, password);
+	pthread_once(&users_dummy_once, users_dummy_make);
+	return users_dummy;
+}
+
+static void users_check_add(struct instance_users_check *check, const char *hash)
+{
+	if (hash != NULL && check->hash_count < USERS_CHECK_MAX_HASHES)
+		check->hashes[check->hash_count++] = mem_strdup(hash);
+}
+
+struct instance_users_check *instance_users_login_prepare(struct instance_users *u,
+							  const char *user_name,
+							  const char *password,
+							  const char *service)
+{
+	if (password == NULL || service == NULL || password[0] == '\0' ||
+	    strlen(password) > 1024)
+		return NULL;
+	struct instance_users_check *check = mem_new(struct instance_users_check);
+	check->password = mem_strdup(password);
+	check->service = mem_strdup(service);
+	check->matched = -1;
+	const struct json *user = users_find(u, user_name, NULL);
+	if (user == NULL)
+		return check; /* the dummy, on the worker */
+	check->user_name = mem_strdup(json_get_string(user, "userName"));
+	bool web = strcmp(service, "web") == 0;
+	/* With MFA on, IMAP and scripts use app passwords: they cannot ask for
+	 * a code. Without it, either works. */
+	if (web || !users_mfa_active(user)) {
+		users_check_add(check, json_get_string(user, "passwordHash"));
+		check->first_is_account = check->hash_count == 1;
 	}
-	return ok;
+	const struct json *list = json_get(user, "appPasswords");
+	for (size_t i = 0; !web && i < json_count(list); i++)
+		users_check_add(check, json_get_string(json_at(list, i), "hash"));
+	return check;
+}
+
+void instance_users_check_run(struct instance_users_check *check)
+{
+	if (check->user_name == NULL) {
+		(void)crypto_password_verify(users_dummy_hash(), check->password);
+		return;
+	}
+	for (size_t i = 0; i < check->hash_count && check->matched < 0; i++) {
+		if (crypto_password_verify(check->hashes[i], check->password))
+			check->matched = (int)i;
+	}
+	if (check->hash_count == 0) /* no password set: cost the same anyway */
+		(void)crypto_password_verify(users_dummy_hash(), check->password);
+}
+
+void instance_users_check_free(struct instance_users_check **_check)
+{
+	struct instance_users_check *check = *_check;
+	if (check == NULL)
+		return;
+	*_check = NULL;
+	crypto_wipe(check->password, strlen(check->password));
+	mem_free(check->password);
+	mem_free(check->service);
+	mem_free(check->user_name);
+	for (size_t i = 0; i < check->hash_count; i++)
+		mem_free(check->hashes[i]);
+	mem_free(check);
+}
+
+/* The hash that matched is still one of the user's: the password or app
+ * password was not changed or removed while it was being checked. */
+static bool users_check_still_valid(const struct json *user,
+				    const struct instance_users_check *check)
+{
+	const char *hash = check->hashes[check->matched];
+	const char *account = json_get_string(user, "passwordHash");
+	if (check->matched == 0 && check->first_is_account)
+		return account != NULL && strcmp(account, hash) == 0;
+	const struct json *list = json_get(user, "appPasswords");
+	for (size_t i = 0; i < json_count(list); i++) {
+		const char *h = json_get_string(json_at(list, i), "hash");
+		if (h != NULL && strcmp(h, hash) == 0)
+			return true;
+	}
+	return false;
 }
 
 struct json *instance_users_client_view(struct instance_users *u, const char *user_name)
@@ -502,34 +596,23 @@ struct json *instance_users_client_view(struct instance_users *u, const char *us
 	return v;
 }
 
-int instance_users_login(struct instance_users *u, const char *user_name, const char *password,
-			 const char *service, const char *totp, bool persist, struct json **view_r,
-			 const char **code_r, const char **error_r)
+int instance_users_login_finish(struct instance_users *u, const struct instance_users_check *check,
+				const char *totp, bool persist, struct json **view_r,
+				const char **code_r, const char **error_r)
 {
 	*view_r = NULL;
 	*code_r = "auth-failed";
 	*error_r = "invalid user name or password";
-	struct json *user = users_find(u, user_name, NULL);
-	if (password == NULL || service == NULL || password[0] == '\0' ||
-	    strlen(password) > 1024) {
+	if (check == NULL || check->user_name == NULL || check->matched < 0)
 		return 0;
-	}
-	if (user == NULL) {
-		users_equalize_timing(password);
-		return 0;
-	}
-	bool web = strcmp(service, "web") == 0;
-	bool mfa = users_mfa_active(user);
-	/* With MFA on, IMAP and scripts use app passwords: they cannot ask for
-	 * a code. Without it, either works. */
-	bool ok = web || !mfa ? crypto_password_verify(json_get_string(user, "passwordHash"), password)
-			      : false;
-	if (!ok && !web)
-		ok = users_app_password_ok(user, password);
-	if (!ok || !users_list_has(json_get(user, "privileges"), "login") ||
+	struct json *user = users_find(u, check->user_name, NULL);
+	const char *service = check->service;
+	if (user == NULL || !users_check_still_valid(user, check) ||
+	    !users_list_has(json_get(user, "privileges"), "login") ||
 	    !users_list_has(json_get(user, "loginPrivileges"), service))
 		return 0;
-	if (web && mfa) {
+	bool web = strcmp(service, "web") == 0;
+	if (web && users_mfa_active(user)) {
 		if (totp == NULL || totp[0] == '\0') {
 			*code_r = "mfa-required";
 			*error_r = "enter the code from your authenticator app";

@@ -20,6 +20,8 @@ struct json;
 struct rpc_conn;
 struct instance_archive;
 struct instance_users;
+struct worker_pool;
+struct auth_throttle;
 
 struct instance {
 	char *id;
@@ -34,6 +36,11 @@ struct instance {
 	struct instance_archive *archive;
 	struct instance_users *users; /* open while in use */
 	uint64_t calls;
+	/* logins: Argon2id checks on worker threads (instance-client.c) */
+	struct worker_pool *logins;
+	struct auth_throttle *login_throttle;
+	uint64_t logins_throttled, logins_busy;
+	bool stopping;
 };
 
 /* Dispatch one call from the Instance Host (instance-calls.c). */

@@ -114,7 +114,14 @@ void auth_throttle_success(struct auth_throttle *t, const char *key)
 static const char *auth_throttle_address_key(const char *address)
 {
 	unsigned char a[16];
-	char text[INET6_ADDRSTRLEN];
+	char text[INET6_ADDRSTRLEN], bare[INET6_ADDRSTRLEN];
+	size_t len = strlen(address);
+	/* "[v6]" as in "[v6]:port" */
+	if (len > 2 && len - 2 < sizeof(bare) && address[0] == '[' && address[len - 1] == ']') {
+		memcpy(bare, address + 1, len - 2);
+		bare[len - 2] = '\0';
+		address = bare;
+	}
 	if (inet_pton(AF_INET6, address, a) != 1)
 		return tstr_printf("a:%s", address);
 	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

@@ -205,6 +205,7 @@ static void test_login_address_across_names(void **state)
 	}
 	assert_int_equal(through, AUTH_THROTTLE_ADDRESS_FREE_FAILURES + 1);
 	assert_int_equal(auth_throttle_login_begin(t, "x", "2001:db8:1:3::1", 1000, &wait), 0);
+	assert_int_equal(auth_throttle_login_begin(t, "x", "[2001:db8:1:2::99]", 1000, &wait), -1);
 	/* IPv4-mapped IPv6 is the IPv4 address */
 	assert_int_equal(auth_throttle_login_begin(t, "y", "::ffff:192.0.2.9", 1000, &wait), -1);
 	auth_throttle_destroy(&t);
