@@ -637,20 +637,10 @@ bool instance_client_is_call(const char *method)
 	return strncmp(method, "Client", 6) == 0;
 }
 
-void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-			  const char *method, const struct json *args)
+static void client_call_now(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			    const char *method, const struct json *args)
 {
 	struct client_call c = {.inst = inst, .args = args};
-	const char *error;
-	if (inst->users == NULL &&
-	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
-		rpc_conn_reply_error(conn, id, "failed", error);
-		return;
-	}
-	if (strcmp(method, "ClientLogin") == 0) {
-		client_login(inst, conn, id, args);
-		return;
-	}
 	unsigned char *blob;
 	size_t blob_len;
 	int web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len, &c.code,
@@ -676,4 +666,116 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	}
 	str_destroy(&c.blob);
 	json_unref(&c.user.view);
+}
+
+/* ---- calls that carry the account password: checked on a worker first ---- */
+
+static const char *client_password_arg(const char *method)
+{
+	static const char *const calls[][2] = {{"ClientSetPassword", "oldPassword"},
+					       {"ClientMfaBegin", "password"},
+					       {"ClientMfaDisable", "password"},
+					       {"ClientCreateAppPassword", "password"}};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		if (strcmp(calls[i][0], method) == 0)
+			return calls[i][1];
+	}
+	return NULL;
+}
+
+struct client_gated {
+	struct instance *inst;
+	struct rpc_conn *conn;
+	uint32_t id;
+	char *method;
+	struct json *args;
+	struct instance_users_check *check;
+};
+
+static void client_gated_free(struct client_gated *g)
+{
+	instance_users_check_free(&g->check);
+	mem_free(g->method);
+	json_unref(&g->args);
+	mem_free(g);
+}
+
+static void client_gated_work(void *ctx)
+{
+	struct client_gated *g = ctx;
+	instance_users_check_run(g->check);
+}
+
+static void client_gated_done(void *ctx, bool ran)
+{
+	struct client_gated *g = ctx;
+	struct instance *inst = g->inst;
+	const char *error;
+	if (inst->stopping) {
+		client_gated_free(g);
+		return;
+	}
+	if (!ran) {
+		rpc_conn_reply_error(g->conn, g->id, "busy", "try again in a moment");
+	} else if (inst->users == NULL && instance_users_open(inst->base_dir, inst->key_file,
+							      &inst->users, &error) < 0) {
+		rpc_conn_reply_error(g->conn, g->id, "failed", error);
+	} else {
+		/* the call itself runs as before, with the outcome at hand */
+		instance_users_account_checked(inst->users, g->check);
+		client_call_now(inst, g->conn, g->id, g->method, g->args);
+		if (inst->users != NULL)
+			instance_users_account_forget(inst->users);
+	}
+	client_gated_free(g);
+}
+
+/* 1 taken (answered now or later), 0 not such a call. */
+static int client_password_gate(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+				const char *method, const struct json *args)
+{
+	const char *arg = client_password_arg(method);
+	const char *error;
+	if (arg == NULL || json_get_string(args, arg) == NULL)
+		return 0;
+	struct instance_users_check *check = instance_users_account_prepare(
+		inst->users, json_get_string(args, "userName"), json_get_string(args, arg));
+	if (check == NULL)
+		return 0; /* refused by the call itself, without a check */
+	if (client_login_pool(inst, &error) < 0) {
+		instance_users_check_free(&check);
+		rpc_conn_reply_error(conn, id, "failed", error);
+		return 1;
+	}
+	struct client_gated *g = mem_new(struct client_gated);
+	g->inst = inst;
+	g->conn = conn;
+	g->id = id;
+	g->method = mem_strdup(method);
+	g->args = json_clone(args);
+	g->check = check;
+	if (worker_pool_submit(inst->logins, client_gated_work, client_gated_done, g) < 0) {
+		inst->logins_busy++;
+		rpc_conn_reply_error(conn, id, "busy",
+				     "too many password checks at once: try again in a moment");
+		client_gated_free(g);
+	}
+	return 1;
+}
+
+void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			  const char *method, const struct json *args)
+{
+	const char *error;
+	if (inst->users == NULL &&
+	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
+		rpc_conn_reply_error(conn, id, "failed", error);
+		return;
+	}
+	if (strcmp(method, "ClientLogin") == 0) {
+		client_login(inst, conn, id, args);
+		return;
+	}
+	if (client_password_gate(inst, conn, id, method, args) == 0)
+		client_call_now(inst, conn, id, method, args);
 }

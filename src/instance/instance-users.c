@@ -28,6 +28,10 @@ struct instance_users {
 	char *path;
 	unsigned char key[CRYPTO_KEY_LEN];
 	struct json *root; /* {"schemaVersion":1,"users":[...]} */
+	/* an account password checked on a worker thread, for the call that
+	 * runs next (instance_users_account_checked) */
+	char *checked_name, *checked_password;
+	bool checked_ok;
 };
 
 /* ---- the file ---- */
@@ -93,6 +97,7 @@ void instance_users_close(struct instance_users **users)
 	if (u == NULL)
 		return;
 	crypto_wipe(u->key, sizeof(u->key));
+	instance_users_account_forget(u);
 	json_unref(&u->root);
 	mem_free(u->path);
 	mem_free(u);
@@ -579,6 +584,63 @@ static bool users_check_still_valid(const struct json *user,
 	return false;
 }
 
+/* ---- account passwords checked off the loop, for the call that follows ---- */
+
+struct instance_users_check *instance_users_account_prepare(struct instance_users *u,
+							    const char *user_name,
+							    const char *password)
+{
+	if (password == NULL || strlen(password) > 1024)
+		return NULL;
+	struct instance_users_check *check = mem_new(struct instance_users_check);
+	check->password = mem_strdup(password);
+	check->service = mem_strdup("account");
+	check->matched = -1;
+	const struct json *user = users_find(u, user_name, NULL);
+	if (user != NULL) {
+		check->user_name = mem_strdup(json_get_string(user, "userName"));
+		users_check_add(check, json_get_string(user, "passwordHash"));
+		check->first_is_account = check->hash_count == 1;
+	}
+	return check;
+}
+
+void instance_users_account_checked(struct instance_users *u,
+				    const struct instance_users_check *check)
+{
+	instance_users_account_forget(u);
+	if (check == NULL || check->user_name == NULL)
+		return;
+	const struct json *user = users_find(u, check->user_name, NULL);
+	u->checked_name = mem_strdup(check->user_name);
+	u->checked_password = mem_strdup(check->password);
+	u->checked_ok = user != NULL && check->matched == 0 && check->first_is_account &&
+			users_check_still_valid(user, check);
+}
+
+void instance_users_account_forget(struct instance_users *u)
+{
+	if (u->checked_password != NULL)
+		crypto_wipe(u->checked_password, strlen(u->checked_password));
+	mem_free(u->checked_password);
+	mem_free(u->checked_name);
+	u->checked_password = u->checked_name = NULL;
+	u->checked_ok = false;
+}
+
+/* The user's account password: the outcome of the check made off the loop
+ * for this very name and password if there is one, else Argon2id here. */
+static bool users_account_password_ok(struct instance_users *u, const struct json *user,
+				      const char *password)
+{
+	const char *name = json_get_string(user, "userName");
+	if (u->checked_name != NULL && name != NULL && strcmp(u->checked_name, name) == 0 &&
+	    strlen(u->checked_password) == strlen(password) &&
+	    crypto_equal(u->checked_password, password, strlen(password)))
+		return u->checked_ok;
+	return crypto_password_verify(json_get_string(user, "passwordHash"), password);
+}
+
 struct json *instance_users_client_view(struct instance_users *u, const char *user_name)
 {
 	const struct json *user = users_find(u, user_name, NULL);
@@ -662,8 +724,7 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 				       struct json **result_r, const char **error_r)
 {
 	struct json *user = users_find(u, user_name, NULL);
-	if (user == NULL || password == NULL ||
-	    !crypto_password_verify(json_get_string(user, "passwordHash"), password)) {
+	if (user == NULL || password == NULL || !users_account_password_ok(u, user, password)) {
 		*error_r = "the password is not right";
 		return -1;
 	}
@@ -742,8 +803,7 @@ static struct json *users_check_own(struct instance_users *u, const char *user_n
 				    const char *password, const char **code_r, const char **error_r)
 {
 	struct json *user = users_find(u, user_name, NULL);
-	if (user == NULL || password == NULL ||
-	    !crypto_password_verify(json_get_string(user, "passwordHash"), password)) {
+	if (user == NULL || password == NULL || !users_account_password_ok(u, user, password)) {
 		users_refuse(code_r, error_r, "forbidden", "the password is not right");
 		return NULL;
 	}

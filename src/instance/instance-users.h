@@ -61,6 +61,18 @@ int instance_users_login_finish(struct instance_users *users,
 				const char **error_r);
 void instance_users_check_free(struct instance_users_check **check);
 
+/* The same for an account password that a call carries (changing the
+ * password, MFA, app passwords): prepare on the loop, run on a worker,
+ * then instance_users_account_checked() keeps the outcome so that the call
+ * run next with that name and password uses it instead of Argon2id on the
+ * loop; instance_users_account_forget() after that call. */
+struct instance_users_check *instance_users_account_prepare(struct instance_users *users,
+							    const char *user_name,
+							    const char *password);
+void instance_users_account_checked(struct instance_users *users,
+				    const struct instance_users_check *check);
+void instance_users_account_forget(struct instance_users *users);
+
 /* App passwords: [{name, created}]; create needs the account password and
  * returns {name, password} (shown once, kept as an Argon2id hash). */
 struct json *instance_users_app_passwords(struct instance_users *users, const char *user_name);

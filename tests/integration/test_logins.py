@@ -238,3 +238,23 @@ def test_concurrent_guesses_beyond_the_limit_are_not_checked(imap_system):
     assert checked == len(failed), (checked, results)
     # A throttled guess is refused at once, without the 1 s a failure waits.
     assert min(r[1] for r in throttled) < 1.0, throttled
+
+
+def test_account_password_calls_are_checked_off_the_loop(imap_system):
+    """Changing the password, MFA and app passwords carry the account
+    password: it is checked on the worker threads too (the count shows it),
+    with the same answers as before."""
+    from webfix import Web
+    system = imap_system
+    w = Web("127.0.0.1", system.ports["chttp"], source="127.0.0.5")
+    assert w.login("acme", "bob", "bob-pass-22").status == 200
+    before = live_logins(system)["checked"]
+    assert w.request("POST", "/acme/api/mfa/begin", {"password": "wrong-one"}).status == 403
+    assert w.request("POST", "/acme/api/app-passwords",
+                     {"name": "x", "password": "wrong-one"}).status == 400
+    r = w.request("POST", "/acme/api/password", {"oldPassword": "bob-pass-22",
+                                                 "newPassword": "bob-new-pass"})
+    assert r.status == 200
+    assert live_logins(system)["checked"] - before == 3
+    assert Web("127.0.0.1", system.ports["chttp"], source="127.0.0.6").login(
+        "acme", "bob", "bob-new-pass").status == 200
