@@ -738,8 +738,10 @@ static int client_password_gate(struct instance *inst, struct rpc_conn *conn, ui
 	const char *error;
 	if (arg == NULL || json_get_string(args, arg) == NULL)
 		return 0;
+	/* a new password is hashed there too */
 	struct instance_users_check *check = instance_users_account_prepare(
-		inst->users, json_get_string(args, "userName"), json_get_string(args, arg));
+		inst->users, json_get_string(args, "userName"), json_get_string(args, arg),
+		json_get_string(args, "newPassword"));
 	if (check == NULL)
 		return 0; /* refused by the call itself, without a check */
 	if (client_login_pool(inst, &error) < 0) {

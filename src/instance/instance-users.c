@@ -32,7 +32,11 @@ struct instance_users {
 	 * runs next (instance_users_account_checked) */
 	char *checked_name, *checked_password;
 	bool checked_ok;
+	char *prepared_password; /* and its hash, made on a worker too */
+	char prepared_hash[CRYPTO_PASSWORD_HASH_LEN];
 };
+
+static const char *users_prepared_hash(struct instance_users *u, const char *password);
 
 /* ---- the file ---- */
 
@@ -243,13 +247,19 @@ static struct json *users_list_arg(const struct json *args, const char *arg,
 	return list;
 }
 
-static int users_set_password(struct json *user, const char *password, const char **error_r)
+static int users_set_password(struct instance_users *u, struct json *user, const char *password,
+			      const char **error_r)
 {
 	char hash[CRYPTO_PASSWORD_HASH_LEN];
-	if (users_check_password(password, error_r) < 0 ||
-	    crypto_password_hash(password, hash, error_r) < 0)
+	if (users_check_password(password, error_r) < 0)
 		return -1;
-	json_set_string(user, "passwordHash", hash);
+	const char *prepared = users_prepared_hash(u, password);
+	if (prepared != NULL)
+		json_set_string(user, "passwordHash", prepared);
+	else if (crypto_password_hash(password, hash, error_r) < 0)
+		return -1;
+	else
+		json_set_string(user, "passwordHash", hash);
 	return 0;
 }
 
@@ -283,7 +293,7 @@ static int users_create(struct instance_users *u, const struct json *args, struc
 		emails = priv = login = NULL;
 		json_set(user, "folderRights", json_new_object());
 		if (password != NULL)
-			ret = users_set_password(user, password, error_r);
+			ret = users_set_password(u, user, password, error_r);
 	}
 	json_unref(&emails);
 	json_unref(&priv);
@@ -323,7 +333,7 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 	struct json *list;
 	if (ret < 0) {
 	} else if (strcmp(method, "SetUserPassword") == 0) {
-		ret = users_set_password(user, json_get_string(args, "password"), error_r);
+		ret = users_set_password(u, user, json_get_string(args, "password"), error_r);
 	} else if (strcmp(method, "SetUserFullName") == 0) {
 		json_set_string(user, "fullName", json_get_string(args, "fullName"));
 	} else if (strcmp(method, "SetUserEmailAddresses") == 0 ||
@@ -480,6 +490,8 @@ struct instance_users_check {
 	size_t hash_count;
 	bool first_is_account; /* hashes[0] is the account password */
 	int matched;           /* index of the hash that matched, -1 none */
+	char *new_password;    /* to hash once the account password matched */
+	char new_hash[CRYPTO_PASSWORD_HASH_LEN];
 };
 
 static pthread_once_t users_dummy_once = PTHREAD_ONCE_INIT;
@@ -549,6 +561,10 @@ void instance_users_check_run(struct instance_users_check *check)
 	}
 	if (check->hash_count == 0) /* no password set: cost the same anyway */
 		(void)crypto_password_verify(users_dummy_hash(), check->password);
+	const char *error;
+	if (check->new_password != NULL && check->matched == 0 && check->first_is_account &&
+	    crypto_password_hash(check->new_password, check->new_hash, &error) < 0)
+		check->new_hash[0] = '\0';
 }
 
 void instance_users_check_free(struct instance_users_check **_check)
@@ -559,6 +575,9 @@ void instance_users_check_free(struct instance_users_check **_check)
 	*_check = NULL;
 	crypto_wipe(check->password, strlen(check->password));
 	mem_free(check->password);
+	if (check->new_password != NULL)
+		crypto_wipe(check->new_password, strlen(check->new_password));
+	mem_free(check->new_password);
 	mem_free(check->service);
 	mem_free(check->user_name);
 	for (size_t i = 0; i < check->hash_count; i++)
@@ -588,12 +607,16 @@ static bool users_check_still_valid(const struct json *user,
 
 struct instance_users_check *instance_users_account_prepare(struct instance_users *u,
 							    const char *user_name,
-							    const char *password)
+							    const char *password,
+							    const char *new_password)
 {
+	const char *error;
 	if (password == NULL || strlen(password) > 1024)
 		return NULL;
 	struct instance_users_check *check = mem_new(struct instance_users_check);
 	check->password = mem_strdup(password);
+	if (new_password != NULL && users_check_password(new_password, &error) == 0)
+		check->new_password = mem_strdup(new_password);
 	check->service = mem_strdup("account");
 	check->matched = -1;
 	const struct json *user = users_find(u, user_name, NULL);
@@ -616,6 +639,10 @@ void instance_users_account_checked(struct instance_users *u,
 	u->checked_password = mem_strdup(check->password);
 	u->checked_ok = user != NULL && check->matched == 0 && check->first_is_account &&
 			users_check_still_valid(user, check);
+	if (u->checked_ok && check->new_password != NULL && check->new_hash[0] != '\0') {
+		u->prepared_password = mem_strdup(check->new_password);
+		memcpy(u->prepared_hash, check->new_hash, sizeof(u->prepared_hash));
+	}
 }
 
 void instance_users_account_forget(struct instance_users *u)
@@ -626,6 +653,20 @@ void instance_users_account_forget(struct instance_users *u)
 	mem_free(u->checked_name);
 	u->checked_password = u->checked_name = NULL;
 	u->checked_ok = false;
+	if (u->prepared_password != NULL)
+		crypto_wipe(u->prepared_password, strlen(u->prepared_password));
+	mem_free(u->prepared_password);
+	u->prepared_password = NULL;
+	crypto_wipe(u->prepared_hash, sizeof(u->prepared_hash));
+}
+
+/* The hash made on a worker for exactly this new password, if any. */
+static const char *users_prepared_hash(struct instance_users *u, const char *password)
+{
+	if (u->prepared_password == NULL || strlen(u->prepared_password) != strlen(password) ||
+	    !crypto_equal(u->prepared_password, password, strlen(password)))
+		return NULL;
+	return u->prepared_hash;
 }
 
 /* The user's account password: the outcome of the check made off the loop
@@ -832,7 +873,7 @@ int instance_users_change_password(struct instance_users *u, const char *user_na
 		return users_refuse(code_r, error_r, "bad-request",
 				    "new password: expected 8 to 1024 characters");
 	struct json *before = json_clone(users_list(u));
-	if (users_set_password(user, new_password, error_r) < 0) {
+	if (users_set_password(u, user, new_password, error_r) < 0) {
 		json_set(u->root, "users", before);
 		*code_r = "failed";
 		return -1;

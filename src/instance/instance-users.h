@@ -66,9 +66,12 @@ void instance_users_check_free(struct instance_users_check **check);
  * then instance_users_account_checked() keeps the outcome so that the call
  * run next with that name and password uses it instead of Argon2id on the
  * loop; instance_users_account_forget() after that call. */
+/* new_password (may be NULL): a new account password to hash on the worker
+ * as well, once the password matched (ClientSetPassword). */
 struct instance_users_check *instance_users_account_prepare(struct instance_users *users,
 							    const char *user_name,
-							    const char *password);
+							    const char *password,
+							    const char *new_password);
 void instance_users_account_checked(struct instance_users *users,
 				    const struct instance_users_check *check);
 void instance_users_account_forget(struct instance_users *users);
