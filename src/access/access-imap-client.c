@@ -300,9 +300,15 @@ static void imap_client_login(struct imap_client *client, const char *login, con
 	if (auth_throttle_login_begin(server->throttle, login, client->address, time(NULL),
 				      &wait) < 0) {
 		/* at once, unchecked: the attempt costs the server nothing */
-		imap_client_done(client, "NO",
-				 "[UNAVAILABLE] Too many failed logins: try again in %u seconds",
-				 wait);
+		if (wait == 0)
+			imap_client_done(client, "NO",
+					 "[UNAVAILABLE] Other logins are being checked: try again "
+					 "in a moment");
+		else
+			imap_client_done(client, "NO",
+					 "[UNAVAILABLE] Too many failed logins: try again in %u "
+					 "seconds",
+					 wait);
 		return;
 	}
 	struct imap_login *l = mem_new(struct imap_login);

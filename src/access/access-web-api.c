@@ -182,7 +182,12 @@ static int api_throttle_begin(struct web_call *call, const char *user)
 	int ret = auth_throttle_login_begin(call->web->throttle, api_throttle_name(call, user), ip,
 					    time(NULL), &wait);
 	mem_free(ip);
-	if (ret < 0) {
+	if (ret < 0 && wait == 0) {
+		/* others from here are being checked: not a failure (yet) */
+		http_request_add_header(call->req, "Retry-After", "1");
+		access_web_call_reply_error(call, 503, "busy",
+					    "other logins are being checked: try again in a moment");
+	} else if (ret < 0) {
 		http_request_add_header(call->req, "Retry-After", tstr_printf("%u", wait));
 		log_info(access_web_context(call), "login throttled for %u s", wait);
 		access_web_call_reply_error(

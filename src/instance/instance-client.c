@@ -580,9 +580,13 @@ static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t 
 	if (address != NULL &&
 	    auth_throttle_login_begin(inst->login_throttle, name, address, time(NULL), &wait) < 0) {
 		inst->logins_throttled++;
-		rpc_conn_reply_error(conn, id, "throttled",
-				     tstr_printf("too many failed logins: try again in %u seconds",
-						 wait));
+		if (wait == 0) /* others from there are being checked */
+			rpc_conn_reply_error(conn, id, "busy",
+					     "other logins are being checked: try again in a moment");
+		else
+			rpc_conn_reply_error(
+				conn, id, "throttled",
+				tstr_printf("too many failed logins: try again in %u seconds", wait));
 		return;
 	}
 	struct client_login *l = mem_new(struct client_login);

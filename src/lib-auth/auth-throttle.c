@@ -9,7 +9,8 @@
 #include <string.h>
 
 struct auth_throttle_record {
-	unsigned int failures;
+	unsigned int failures; /* with the login attempts still being checked */
+	unsigned int in_flight;
 	time_t last_failure;
 };
 
@@ -144,21 +145,46 @@ static const char *auth_throttle_pair_key(const char *name, const char *address_
 	return ret;
 }
 
+/* Refused only because attempts are still being checked: without them the
+ * key would be within its free failures. */
+static bool auth_throttle_only_in_flight(struct auth_throttle *t, const char *key,
+					 unsigned int free_failures)
+{
+	const struct auth_throttle_record *rec = auth_lru_lookup(t->records, key);
+	return rec != NULL && rec->in_flight > 0 && rec->failures - rec->in_flight <= free_failures;
+}
+
+static void auth_throttle_in_flight(struct auth_throttle *t, const char *key, int delta)
+{
+	struct auth_throttle_record *rec = auth_lru_lookup(t->records, key);
+	if (rec != NULL && (delta > 0 || rec->in_flight > 0))
+		rec->in_flight = (unsigned int)((int)rec->in_flight + delta);
+}
+
 int auth_throttle_login_begin(struct auth_throttle *t, const char *name, const char *address,
 			      time_t now, unsigned int *wait_secs_r)
 {
 	const char *addr_key = auth_throttle_address_key(address);
 	const char *pair_key = auth_throttle_pair_key(name, addr_key);
 	unsigned int wait_addr = 0, wait_pair = 0;
-	int ret = auth_throttle_check_free(t, addr_key, AUTH_THROTTLE_ADDRESS_FREE_FAILURES, now,
-					   &wait_addr);
-	if (auth_throttle_check_free(t, pair_key, AUTH_THROTTLE_FREE_FAILURES, now, &wait_pair) < 0)
-		ret = -1;
+	bool addr_refused =
+		auth_throttle_check_free(t, addr_key, AUTH_THROTTLE_ADDRESS_FREE_FAILURES, now,
+					 &wait_addr) < 0;
+	bool pair_refused = auth_throttle_check_free(t, pair_key, AUTH_THROTTLE_FREE_FAILURES, now,
+						     &wait_pair) < 0;
 	*wait_secs_r = wait_addr > wait_pair ? wait_addr : wait_pair;
-	if (ret < 0)
+	if (addr_refused || pair_refused) {
+		if ((!addr_refused || auth_throttle_only_in_flight(
+					      t, addr_key, AUTH_THROTTLE_ADDRESS_FREE_FAILURES)) &&
+		    (!pair_refused ||
+		     auth_throttle_only_in_flight(t, pair_key, AUTH_THROTTLE_FREE_FAILURES)))
+			*wait_secs_r = 0;
 		return -1;
+	}
 	auth_throttle_failure(t, addr_key, now);
 	auth_throttle_failure(t, pair_key, now);
+	auth_throttle_in_flight(t, addr_key, 1);
+	auth_throttle_in_flight(t, pair_key, 1);
 	return 0;
 }
 
@@ -179,6 +205,8 @@ void auth_throttle_login_end(struct auth_throttle *t, const char *name, const ch
 {
 	const char *addr_key = auth_throttle_address_key(address);
 	const char *pair_key = auth_throttle_pair_key(name, addr_key);
+	auth_throttle_in_flight(t, addr_key, -1);
+	auth_throttle_in_flight(t, pair_key, -1);
 	switch (outcome) {
 	case AUTH_THROTTLE_FAILED:
 		break;

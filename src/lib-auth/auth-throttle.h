@@ -52,9 +52,12 @@ enum auth_throttle_outcome {
 
 /* Before checking a login of `name` (compared without case) from
  * `address` (an IP address without port; other text is used as is):
- * 0 = check it (the attempt is now counted), -1 = refuse it unchecked and
- * tell the client to wait *wait_secs_r seconds (not counted). Every 0 must
- * be followed by exactly one auth_throttle_login_end(). */
+ * 0 = check it (the attempt is now counted), -1 = refuse it unchecked (not
+ * counted) and tell the client to wait *wait_secs_r seconds. *wait_secs_r
+ * is 0 when only attempts still being checked fill the free failures (a
+ * mail client opening several connections at once): "try again in a
+ * moment", not "too many failed logins"; those attempts may well succeed.
+ * Every 0 must be followed by exactly one auth_throttle_login_end(). */
 int auth_throttle_login_begin(struct auth_throttle *t, const char *name, const char *address,
 			      time_t now, unsigned int *wait_secs_r);
 void auth_throttle_login_end(struct auth_throttle *t, const char *name, const char *address,

@@ -157,11 +157,12 @@ static void test_login_counts_before_checking(void **state)
 	for (int i = 0; i < 45; i++)
 		through += auth_throttle_login_begin(t, "alice", "192.0.2.1", 1000, &wait) == 0;
 	assert_int_equal(through, AUTH_THROTTLE_FREE_FAILURES + 1);
-	assert_int_equal(wait, 1);
+	assert_int_equal(wait, 0); /* while those are being checked */
 	for (unsigned int i = 0; i < through; i++)
 		auth_throttle_login_end(t, "alice", "192.0.2.1", AUTH_THROTTLE_FAILED);
 	/* the same name in other case is the same pair */
 	assert_int_equal(auth_throttle_login_begin(t, "ALICE", "192.0.2.1", 1000, &wait), -1);
+	assert_int_equal(wait, 1);
 	auth_throttle_destroy(&t);
 }
 
@@ -239,6 +240,32 @@ static void test_login_success_and_not_checked(void **state)
 	auth_throttle_destroy(&t);
 }
 
+static void test_login_in_flight_is_not_failure(void **state)
+{
+	struct auth_throttle *t = auth_throttle_create(100);
+	unsigned int wait;
+	/* A mail client opens five connections and logs in on all at once. */
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait),
+				 0);
+	/* the fifth waits for the others' outcome: "a moment", not a failure */
+	assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait), -1);
+	assert_int_equal(wait, 0);
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		auth_throttle_login_end(t, "carol", "192.0.2.5", AUTH_THROTTLE_SUCCEEDED);
+	assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait), 0);
+	auth_throttle_login_end(t, "carol", "192.0.2.5", AUTH_THROTTLE_SUCCEEDED);
+	/* Guesses that failed are failures: then the wait is real. */
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait),
+				 0);
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		auth_throttle_login_end(t, "carol", "192.0.2.5", AUTH_THROTTLE_FAILED);
+	assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait), -1);
+	assert_int_equal(wait, 1);
+	auth_throttle_destroy(&t);
+}
+
 static int setup(void **state)
 {
 	return crypto_init();
@@ -257,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_login_attacker_cannot_lock_out),
 		cmocka_unit_test(test_login_address_across_names),
 		cmocka_unit_test(test_login_success_and_not_checked),
+		cmocka_unit_test(test_login_in_flight_is_not_failure),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

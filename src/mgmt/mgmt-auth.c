@@ -246,8 +246,13 @@ void mgmt_auth_check(struct mgmt *mgmt, const char *user, const char *password, 
 	unsigned int wait = 0;
 	if (auth_throttle_login_begin(auth->throttle, user, host, now, &wait) < 0) {
 		mem_free(host);
-		done(mgmt, MGMT_AUTH_THROTTLED, wait,
-		     tstr_printf("too many failed logins: try again in %u seconds", wait), ctx);
+		if (wait == 0) /* others from there are being checked */
+			done(mgmt, MGMT_AUTH_BUSY, 1,
+			     "other logins are being checked: try again in a moment", ctx);
+		else
+			done(mgmt, MGMT_AUTH_THROTTLED, wait,
+			     tstr_printf("too many failed logins: try again in %u seconds", wait),
+			     ctx);
 		return;
 	}
 	struct json *record = mgmtdb_admin_record(mgmt->db, user);
