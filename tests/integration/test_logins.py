@@ -175,17 +175,17 @@ def test_attacker_cannot_lock_out_user_or_admin(imap_system):
     # IMAP: guesses as alice from the attacker's address are throttled...
     # (until the wait is at least 2 s, so the next login surely falls in it)
     answers = []
-    for _ in range(10):
+    for _ in range(25):
         answer, _ = login_once(system, attacker, "alice@acme", "guess")
         answers.append(answer)
         if "Too many failed logins" in answer and wait_secs(answer) >= 2:
             break
-    assert "Too many failed logins" in answers[-1], answers
+    assert "Too many failed logins" in answers[-1] and wait_secs(answers[-1]) >= 2, answers
     assert all("AUTHENTICATIONFAILED" in a or "Too many failed logins" in a
                for a in answers), answers
     # ...so even the right password is refused there, unchecked...
     answer, _ = login_once(system, attacker, "alice@acme", "alice-pass-1")
-    assert "Too many failed logins" in answer, answer
+    assert "Too many failed logins" in answer, (answer, answers)
     # ...but the real alice logs in from her own address.
     answer, _ = login_once(system, real, "alice@acme", "alice-pass-1")
     assert " OK " in answer, answer
@@ -204,11 +204,11 @@ def test_attacker_cannot_lock_out_user_or_admin(imap_system):
     # Management API: guesses as admin from the attacker's address... (until
     # the wait is at least 2 s, so the next request surely falls within it)
     statuses = []
-    for _ in range(10):
+    for _ in range(25):
         statuses.append(mgmt_ping(system, attacker, "admin", "wrong-password"))
         if statuses[-1][0] == 429 and statuses[-1][1] >= 2:
             break
-    assert statuses[-1][0] == 429, statuses
+    assert statuses[-1][0] == 429 and statuses[-1][1] >= 2, statuses
     assert {s for s, _ in statuses} == {401, 429}, statuses
     assert mgmt_ping(system, attacker, "admin", "pw-single")[0] == 429
     # ...do not give the real admin a 429 anywhere else.
