@@ -5,6 +5,7 @@
 #include "auth-totp.h"
 #include "crypto.h"
 #include "file.h"
+#include "hex.h"
 #include "json.h"
 #include "mem.h"
 #include "str.h"
@@ -12,6 +13,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -549,17 +551,69 @@ struct instance_users_check *instance_users_login_prepare(struct instance_users 
 	return check;
 }
 
+/* App passwords are 96 random bits: guessing one is hopeless even against
+ * a fast hash, so they are kept as salted SHA-256 ("sha256$SALT$DIGEST")
+ * and checking them costs next to nothing. A login then costs one Argon2id
+ * check (the account password, or the dummy) whatever the user has, so the
+ * time does not tell which names exist. App passwords made before are
+ * Argon2id hashes and are checked as such. */
+#define USERS_APP_HASH_PREFIX "sha256$"
+#define USERS_APP_SALT_BYTES 16
+
+static void users_app_digest(const char *salt_hex, const char *secret, char *digest_hex)
+{
+	unsigned char digest[CRYPTO_SHA256_LEN];
+	struct crypto_sha256_ctx *ctx = crypto_sha256_create();
+	crypto_sha256_update(ctx, salt_hex, strlen(salt_hex));
+	crypto_sha256_update(ctx, "$", 1);
+	crypto_sha256_update(ctx, secret, strlen(secret));
+	crypto_sha256_finish(&ctx, digest);
+	hex_encode(digest, sizeof(digest), digest_hex);
+}
+
+static void users_app_hash_make(const char *secret, char out[CRYPTO_PASSWORD_HASH_LEN])
+{
+	char *salt = crypto_random_hex(USERS_APP_SALT_BYTES);
+	char digest[CRYPTO_SHA256_LEN * 2 + 1];
+	users_app_digest(salt, secret, digest);
+	snprintf(out, CRYPTO_PASSWORD_HASH_LEN, USERS_APP_HASH_PREFIX "%s$%s", salt, digest);
+	mem_free(salt);
+}
+
+static bool users_is_app_hash(const char *hash)
+{
+	return strncmp(hash, USERS_APP_HASH_PREFIX, strlen(USERS_APP_HASH_PREFIX)) == 0;
+}
+
+static bool users_app_hash_verify(const char *hash, const char *secret)
+{
+	const char *salt = hash + strlen(USERS_APP_HASH_PREFIX);
+	const char *dollar = strchr(salt, '$');
+	char digest[CRYPTO_SHA256_LEN * 2 + 1];
+	if (dollar == NULL || dollar - salt != USERS_APP_SALT_BYTES * 2 ||
+	    strlen(dollar + 1) != sizeof(digest) - 1)
+		return false;
+	char salt_hex[USERS_APP_SALT_BYTES * 2 + 1];
+	memcpy(salt_hex, salt, sizeof(salt_hex) - 1);
+	salt_hex[sizeof(salt_hex) - 1] = '\0';
+	users_app_digest(salt_hex, secret, digest);
+	return crypto_equal(digest, dollar + 1, sizeof(digest) - 1);
+}
+
 void instance_users_check_run(struct instance_users_check *check)
 {
-	if (check->user_name == NULL) {
-		(void)crypto_password_verify(users_dummy_hash(), check->password);
-		return;
-	}
-	for (size_t i = 0; i < check->hash_count && check->matched < 0; i++) {
-		if (crypto_password_verify(check->hashes[i], check->password))
+	bool slow = false;
+	for (size_t i = 0; check->user_name != NULL && i < check->hash_count && check->matched < 0;
+	     i++) {
+		bool fast = users_is_app_hash(check->hashes[i]);
+		slow = slow || !fast;
+		if (fast ? users_app_hash_verify(check->hashes[i], check->password)
+			 : crypto_password_verify(check->hashes[i], check->password))
 			check->matched = (int)i;
 	}
-	if (check->hash_count == 0) /* no password set: cost the same anyway */
+	/* an unknown user, one with MFA on (app passwords only) or without a
+	 * password costs one Argon2id check too */
+	if (!slow)
 		(void)crypto_password_verify(users_dummy_hash(), check->password);
 	const char *error;
 	if (check->new_password != NULL && check->matched == 0 && check->first_is_account &&
@@ -792,11 +846,7 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 	}
 	char *secret = crypto_random_hex(12);
 	char hash[CRYPTO_PASSWORD_HASH_LEN];
-	if (crypto_password_hash(secret, hash, error_r) < 0) {
-		mem_free(secret);
-		json_unref(&before);
-		return -1;
-	}
+	users_app_hash_make(secret, hash);
 	struct json *e = json_new_object();
 	json_set_string(e, "name", name);
 	json_set_string(e, "hash", hash);

@@ -77,7 +77,8 @@ void instance_users_account_checked(struct instance_users *users,
 void instance_users_account_forget(struct instance_users *users);
 
 /* App passwords: [{name, created}]; create needs the account password and
- * returns {name, password} (shown once, kept as an Argon2id hash). */
+ * returns {name, password} (shown once; 96 random bits, kept as a salted
+ * SHA-256: a login costs one Argon2id check whatever the user has). */
 struct json *instance_users_app_passwords(struct instance_users *users, const char *user_name);
 int instance_users_app_password_create(struct instance_users *users, const char *user_name,
 				       const char *password, const char *name,
