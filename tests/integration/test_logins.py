@@ -178,8 +178,10 @@ def test_attacker_cannot_lock_out_user_or_admin(imap_system):
     for _ in range(25):
         answer, _ = login_once(system, attacker, "alice@acme", "guess")
         answers.append(answer)
-        if "Too many failed logins" in answer and wait_secs(answer) >= 2:
-            break
+        if "Too many failed logins" in answer:
+            if wait_secs(answer) >= 2:
+                break
+            time.sleep(wait_secs(answer) + 0.1)  # let the short wait run out
     assert "Too many failed logins" in answers[-1] and wait_secs(answers[-1]) >= 2, answers
     assert all("AUTHENTICATIONFAILED" in a or "Too many failed logins" in a
                for a in answers), answers
@@ -206,8 +208,10 @@ def test_attacker_cannot_lock_out_user_or_admin(imap_system):
     statuses = []
     for _ in range(25):
         statuses.append(mgmt_ping(system, attacker, "admin", "wrong-password"))
-        if statuses[-1][0] == 429 and statuses[-1][1] >= 2:
-            break
+        if statuses[-1][0] == 429:
+            if statuses[-1][1] >= 2:
+                break
+            time.sleep(statuses[-1][1] + 0.1)
     assert statuses[-1][0] == 429 and statuses[-1][1] >= 2, statuses
     assert {s for s, _ in statuses} == {401, 429}, statuses
     assert mgmt_ping(system, attacker, "admin", "pw-single")[0] == 429
