@@ -43,11 +43,18 @@ Every request authenticates with HTTP Basic as a system administrator.
   CODE`). A code is accepted once; a replayed code is refused.
 - An API password (`CreateSystemAdministratorAPIPassword`, shown once) works
   without a code: use it for scripts while MFA is on.
-- After three failed attempts for the same name or from the same address,
-  further attempts wait 1, 2, 4, ... seconds (up to 5 minutes): the answer is
-  429 with `Retry-After`. The log gets one line for each of the first 10
-  failures of a minute and one line summarising the rest (how many, the last
-  address and reason) when the minute ends.
+- After three failed attempts for the same name from the same address, or
+  ten for any names from the same address, further attempts from that
+  address wait 1, 2, 4, ... seconds (up to 5 minutes): the answer is 429 with
+  `Retry-After`. Never per name alone: guesses from elsewhere do not lock the
+  real administrator out. An attempt counts when it begins, so concurrent
+  guesses beyond the limit are refused unchecked.
+- Passwords are checked (Argon2id) on worker threads, not on the thread that
+  serves requests; when 16 checks already wait, the answer is 503 with
+  `Retry-After: 1` (not a failed attempt).
+- The log gets one line for each of the first 10 failed logins of a minute
+  and one line summarising the rest (how many, the last address and reason)
+  when the minute ends.
 - Every call that changes something is recorded in the Management Server's
   hash-chained audit log (`management-audit.log`: who, when, from where,
   what, with which arguments but never passwords); `VerifyAuditLog` checks

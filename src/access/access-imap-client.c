@@ -222,11 +222,13 @@ static void imap_login_refuse(struct imap_client *client, struct imap_login *log
 			&tv);
 }
 
-/* Failed logins slow down guessing per address and login name, so one
- * address guessing one account waits, and others are not locked out. */
-static const char *imap_throttle_key(const struct imap_client *client, const char *login)
+/* Logins are throttled per client address across names and per (login,
+ * address), counted before they are checked (auth-throttle): guesses
+ * from one address cannot lock the real user out from another. */
+static void imap_login_throttle_end(struct imap_client *client, const struct imap_login *login,
+				    enum auth_throttle_outcome outcome)
 {
-	return tstr_printf("imap:%s:%s", client->address, login);
+	auth_throttle_login_end(client->server->throttle, login->login, client->address, outcome);
 }
 
 static void imap_login_free(struct imap_login *login)
@@ -235,33 +237,48 @@ static void imap_login_free(struct imap_login *login)
 	mem_free(login);
 }
 
+static enum auth_throttle_outcome imap_login_outcome(const char *code)
+{
+	if (code == NULL)
+		return AUTH_THROTTLE_SUCCEEDED;
+	if (strcmp(code, "auth-failed") == 0 || strcmp(code, "mfa-required") == 0)
+		return AUTH_THROTTLE_FAILED;
+	return AUTH_THROTTLE_NOT_CHECKED;
+}
+
 static void imap_login_answer(struct imap_client *client, const struct json *result,
 			      const void *blob, size_t blob_len, const char *code, const char *text,
 			      void *ctx)
 {
 	struct imap_login *login = ctx;
 	struct access_imap *server = client->server;
+	enum auth_throttle_outcome outcome = imap_login_outcome(code);
+	imap_login_throttle_end(client, login, outcome);
 	if (client->disconnected) {
 		imap_login_free(login);
 		return;
 	}
+	if (outcome == AUTH_THROTTLE_FAILED) {
+		log_info(client->context, "login failed for %s", login->login);
+		imap_login_refuse(client, login);
+	} else if (code != NULL && strcmp(code, "throttled") == 0) {
+		log_info(client->context, "login of %s throttled by the instance", login->login);
+		imap_client_done(client, "NO", "[UNAVAILABLE] Too many failed logins: %s", text);
+	} else if (code != NULL && strcmp(code, "busy") == 0) {
+		/* not a wrong password: a client may try again at once */
+		log_info(client->context, "login of %s: the instance is busy", login->login);
+		imap_client_done(client, "NO",
+				 "[UNAVAILABLE] Too many logins at once: try again in a moment");
+	} else if (code != NULL) {
+		log_warning(client->context, "login of %s: %s: %s", login->login, code, text);
+		imap_client_call_failed(client, code, text);
+	}
 	if (code != NULL) {
-		if (strcmp(code, "auth-failed") == 0 || strcmp(code, "mfa-required") == 0) {
-			auth_throttle_failure(server->throttle,
-					      imap_throttle_key(client, login->login), time(NULL));
-			log_info(client->context, "login failed for %s", login->login);
-			imap_login_refuse(client, login);
-		} else {
-			log_warning(client->context, "login of %s: %s: %s", login->login, code,
-				    text);
-			mem_free(client->instance_id);
-			client->instance_id = NULL;
-			imap_client_call_failed(client, code, text);
-		}
+		mem_free(client->instance_id);
+		client->instance_id = NULL;
 		imap_login_free(login);
 		return;
 	}
-	auth_throttle_success(server->throttle, imap_throttle_key(client, login->login));
 	client->user_name = mem_strdup(json_get_string(result, "userName"));
 	client->archive_name = mem_strdup(json_get_string(result, "archiveName"));
 	/* auditors, admins and users with rights on other archives */
@@ -283,24 +300,29 @@ static void imap_login_answer(struct imap_client *client, const struct json *res
 static void imap_client_login(struct imap_client *client, const char *login, const char *password)
 {
 	struct access_imap *server = client->server;
+	unsigned int wait;
+	if (auth_throttle_login_begin(server->throttle, login, client->address, time(NULL),
+				      &wait) < 0) {
+		/* at once, unchecked: the attempt costs the server nothing */
+		if (wait == 0)
+			imap_client_done(client, "NO",
+					 "[UNAVAILABLE] Other logins are being checked: try again "
+					 "in a moment");
+		else
+			imap_client_done(client, "NO",
+					 "[UNAVAILABLE] Too many failed logins: try again in %u "
+					 "seconds",
+					 wait);
+		return;
+	}
 	struct imap_login *l = mem_new(struct imap_login);
 	l->login = mem_strdup(login);
 	clock_gettime(CLOCK_MONOTONIC, &l->started);
-	unsigned int wait;
-	if (auth_throttle_check(server->throttle, imap_throttle_key(client, login), time(NULL),
-				&wait) < 0) {
-		imap_login_free(l);
-		imap_client_done(client, "NO",
-				 "[UNAVAILABLE] Too many failed logins: try again in %u seconds",
-				 wait);
-		return;
-	}
 	const char *at = strrchr(login, '@');
 	const char *instance_id;
 	if (at == NULL || at == login ||
 	    access_route_resolve(server->set.route, at + 1, &instance_id) != 1) {
-		auth_throttle_failure(server->throttle, imap_throttle_key(client, login),
-				      time(NULL));
+		imap_login_throttle_end(client, l, AUTH_THROTTLE_FAILED);
 		log_info(client->context, "login failed for %s (no such instance)", login);
 		imap_login_refuse(client, l);
 		imap_login_free(l);
@@ -311,6 +333,7 @@ static void imap_client_login(struct imap_client *client, const char *login, con
 	json_set(args, "userName", json_new_string(tstr_printf("%.*s", (int)(at - login), login)));
 	json_set_string(args, "password", password);
 	json_set_string(args, "service", "imap");
+	json_set_string(args, "remoteAddress", client->address);
 	imap_client_call(client, "ClientLogin", args, imap_login_answer, l);
 }
 

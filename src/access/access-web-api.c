@@ -152,30 +152,45 @@ static void api_reply(struct web_call *call, int status, const struct json *json
 
 /* ---- login, sessions, Basic ---- */
 
-static void api_login_failed(struct web_call *call, const char *user_key)
+/* Logins are throttled per client address across names and per (name,
+ * address), counted before they are checked (auth-throttle): guesses from
+ * one address cannot lock the real user out from another. The name is
+ * qualified by the instance, whose users are its own. */
+static const char *api_throttle_name(struct web_call *call, const char *user)
 {
-	time_t now = time(NULL);
+	return tstr_printf("%s/%s", call->instance_id != NULL ? call->instance_id : call->url_name,
+			   user);
+}
+
+static void api_throttle_end(struct web_call *call, const char *user,
+			     enum auth_throttle_outcome outcome)
+{
 	char *ip = api_peer_ip(call->req);
-	auth_throttle_failure(call->web->throttle, tstr_printf("ip:%s", ip), now);
-	if (user_key != NULL)
-		auth_throttle_failure(call->web->throttle, user_key, now);
+	auth_throttle_login_end(call->web->throttle, api_throttle_name(call, user), ip, outcome);
 	mem_free(ip);
+}
+
+static void api_login_failed(struct web_call *call, const char *user)
+{
+	api_throttle_end(call, user, AUTH_THROTTLE_FAILED);
 	access_web_call_reply_error_later(call, WEB_LOGIN_FAILURE_DELAY_MSECS, 401, "auth-failed",
 					  API_AUTH_FAILED);
 }
 
-/* 0 may try; -1 answered (throttled). */
-static int api_throttle_check(struct web_call *call, const char *user_key)
+/* 0 may try (the attempt is counted); -1 answered (throttled). */
+static int api_throttle_begin(struct web_call *call, const char *user)
 {
-	unsigned int wait_ip = 0, wait_user = 0;
+	unsigned int wait = 0;
 	char *ip = api_peer_ip(call->req);
-	time_t now = time(NULL);
-	int ret = auth_throttle_check(call->web->throttle, tstr_printf("ip:%s", ip), now, &wait_ip);
-	if (auth_throttle_check(call->web->throttle, user_key, now, &wait_user) < 0)
-		ret = -1;
+	int ret = auth_throttle_login_begin(call->web->throttle, api_throttle_name(call, user), ip,
+					    time(NULL), &wait);
 	mem_free(ip);
-	if (ret < 0) {
-		unsigned int wait = wait_ip > wait_user ? wait_ip : wait_user;
+	if (ret < 0 && wait == 0) {
+		/* others from here are being checked: not a failure (yet) */
+		http_request_add_header(call->req, "Retry-After", "1");
+		access_web_call_reply_error(call, 503, "busy",
+					    "other logins are being checked: try again in a moment");
+	} else if (ret < 0) {
 		http_request_add_header(call->req, "Retry-After", tstr_printf("%u", wait));
 		log_info(access_web_context(call), "login throttled for %u s", wait);
 		access_web_call_reply_error(
@@ -185,10 +200,21 @@ static int api_throttle_check(struct web_call *call, const char *user_key)
 	return ret;
 }
 
-static const char *api_user_key(struct web_call *call, const char *user)
+/* An answer that is neither a success nor a wrong password: not counted. */
+static void api_login_unchecked(struct web_call *call, const char *user, const char *what,
+				const char *error_code, const char *error_text)
 {
-	return tstr_printf("user:%s/%s",
-			   call->instance_id != NULL ? call->instance_id : call->url_name, user);
+	api_throttle_end(call, user, AUTH_THROTTLE_NOT_CHECKED);
+	if (strcmp(error_code, "busy") == 0 || strcmp(error_code, "throttled") == 0) {
+		log_info(access_web_context(call), "%s: %s", what, error_text);
+		http_request_add_header(call->req, "Retry-After", "1");
+		access_web_call_reply_error(call, strcmp(error_code, "busy") == 0 ? 503 : 429,
+					    error_code, error_text);
+		return;
+	}
+	log_warning(access_web_context(call), "%s: %s: %s", what, error_code, error_text);
+	access_web_call_reply_error(call, 503, "unavailable",
+				    "the archive is not reachable at the moment; try again later");
 }
 
 static void api_login_done(struct web_call *call, const struct json *result, const void *blob,
@@ -196,9 +222,9 @@ static void api_login_done(struct web_call *call, const struct json *result, con
 {
 	struct access_web *web = call->web;
 	const char *user = json_get_string(result, "userName");
+	api_throttle_end(call, api_body_string(call, "userName"), AUTH_THROTTLE_SUCCEEDED);
 	if (user == NULL)
 		user = api_body_string(call, "userName");
-	auth_throttle_success(web->throttle, api_user_key(call, user));
 	struct access_web_session *s;
 	char *token =
 		access_web_sessions_add(web->sessions, call->instance_id, user, time(NULL), &s);
@@ -231,19 +257,17 @@ static void api_login_answer(const struct json *result, const void *blob, size_t
 	if (error_code == NULL) {
 		api_login_done(call, result, blob, blob_len);
 	} else if (strcmp(error_code, "mfa-required") == 0) {
-		/* Only after the password was right: ask for the code. */
+		/* Only after the password was right: ask for the code. No
+		 * code was tried, so nothing was guessed. */
+		api_throttle_end(call, user, AUTH_THROTTLE_NOT_CHECKED);
 		access_web_call_reply_error(call, 401, "mfa-required",
 					    "enter the code from your authenticator app");
 	} else if (strcmp(error_code, "auth-failed") == 0 ||
 		   strcmp(error_code, "no-such-instance") == 0) {
 		log_info(access_web_context(call), "web login failed for '%s'", user);
-		api_login_failed(call, api_user_key(call, user));
+		api_login_failed(call, user);
 	} else {
-		log_warning(access_web_context(call), "web login: %s: %s", error_code, error_text);
-		access_web_call_reply_error(
-			call, access_web_error_status(error_code),
-			strcmp(error_code, "failed") == 0 ? "unavailable" : error_code,
-			"the archive is not reachable at the moment; try again later");
+		api_login_unchecked(call, user, "web login", error_code, error_text);
 	}
 }
 
@@ -258,17 +282,20 @@ static void api_login(struct web_call *call)
 					    "userName and password: strings (totp: optional)");
 		return;
 	}
-	if (api_throttle_check(call, api_user_key(call, user)) < 0)
+	if (api_throttle_begin(call, user) < 0)
 		return;
 	if (call->instance_id == NULL) {
 		log_info(access_web_context(call), "web login failed for '%s'", user);
-		api_login_failed(call, api_user_key(call, user));
+		api_login_failed(call, user);
 		return;
 	}
 	struct json *args = json_new_object();
+	char *ip = api_peer_ip(call->req);
 	json_set_string(args, "userName", user);
 	json_set_string(args, "password", password);
 	json_set_string(args, "service", "web");
+	json_set_string(args, "remoteAddress", ip);
+	mem_free(ip);
 	if (totp != NULL && totp[0] != '\0')
 		json_set_string(args, "totp", totp);
 	access_route_call(call->web->route, call->instance_id, "ClientLogin", args,
@@ -297,9 +324,8 @@ static void api_basic_answer(const struct json *result, const void *blob, size_t
 		access_web_call_free(call);
 		return;
 	}
-	const char *key = api_user_key(call, call->user_name);
 	if (error_code == NULL) {
-		auth_throttle_success(call->web->throttle, key);
+		api_throttle_end(call, call->user_name, AUTH_THROTTLE_SUCCEEDED);
 		auth_cache_add(call->web->basic_cache,
 			       tstr_printf("%s\n%s", call->instance_id, call->user_name),
 			       call->basic_password, time(NULL));
@@ -313,12 +339,9 @@ static void api_basic_answer(const struct json *result, const void *blob, size_t
 		   strcmp(error_code, "mfa-required") == 0 ||
 		   strcmp(error_code, "no-such-instance") == 0) {
 		log_info(access_web_context(call), "API login failed");
-		api_login_failed(call, key);
+		api_login_failed(call, call->user_name);
 	} else {
-		log_warning(access_web_context(call), "API login: %s: %s", error_code, error_text);
-		access_web_call_reply_error(
-			call, 503, "unavailable",
-			"the archive is not reachable at the moment; try again later");
+		api_login_unchecked(call, call->user_name, "API login", error_code, error_text);
 	}
 }
 
@@ -326,22 +349,26 @@ static void api_authenticate_basic(struct web_call *call, const char *user, cons
 {
 	call->basic = true;
 	call->user_name = mem_strdup(user);
-	if (api_throttle_check(call, api_user_key(call, user)) < 0)
+	if (api_throttle_begin(call, user) < 0)
 		return;
 	if (call->instance_id == NULL) {
-		api_login_failed(call, api_user_key(call, user));
+		api_login_failed(call, user);
 		return;
 	}
 	if (auth_cache_check(call->web->basic_cache, tstr_printf("%s\n%s", call->instance_id, user),
 			     password, time(NULL))) {
+		api_throttle_end(call, user, AUTH_THROTTLE_SUCCEEDED);
 		api_dispatch(call);
 		return;
 	}
 	call->basic_password = mem_strdup(password);
 	struct json *args = json_new_object();
+	char *ip = api_peer_ip(call->req);
 	json_set_string(args, "userName", user);
 	json_set_string(args, "password", password);
 	json_set_string(args, "service", "api");
+	json_set_string(args, "remoteAddress", ip);
+	mem_free(ip);
 	access_route_call(call->web->route, call->instance_id, "ClientLogin", args,
 			  WEB_CALL_TIMEOUT_SECS, api_basic_answer, call);
 }

@@ -38,6 +38,7 @@ static struct json *instance_live_statistics(struct instance *inst)
 	json_set_int(s, "calls", (long long)inst->calls);
 	json_set_int(s, "residentKiB", instance_rss_kib());
 	json_set_bool(s, "frozen", inst->frozen);
+	json_set(s, "logins", instance_client_login_statistics(inst));
 	return s;
 }
 

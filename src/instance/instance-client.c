@@ -8,8 +8,10 @@
  * may not read answers "not-found", the same as what does not exist. */
 #include "instance-client.h"
 #include "archive.h"
+#include "auth-throttle.h"
 #include "base64.h"
 #include "catalog.h"
+#include "crypto.h"
 #include "instance-archive.h"
 #include "instance-client-web.h"
 #include "instance-export.h"
@@ -22,6 +24,7 @@
 #include "search-query.h"
 #include "str.h"
 #include "tstr.h"
+#include "worker-pool.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +34,12 @@
 #define CLIENT_FETCH_BUDGET (12u * 1024 * 1024)
 #define CLIENT_FETCH_MAX_IDS 1000
 #define CLIENT_PAGE_MAX 500
+/* Password checks: Argon2id takes 64 MiB and a few hundred ms of one CPU,
+ * so one thread per CPU, at most 8; at most 64 wait (50 clients logging in
+ * at once are all served), more are refused as "busy". */
+#define INSTANCE_LOGIN_THREADS_MAX 8
+#define INSTANCE_LOGIN_QUEUE_MAX 64
+#define INSTANCE_LOGIN_THROTTLE_ENTRIES 10000
 
 struct client_user {
 	struct json *view;
@@ -501,21 +510,6 @@ static int client_fetch(struct client_call *c)
 
 /* ---- dispatch ---- */
 
-static int client_login(struct client_call *c)
-{
-	struct json *view;
-	const char *code, *error;
-	int ret = instance_users_login(c->inst->users, json_get_string(c->args, "userName"),
-				       json_get_string(c->args, "password"),
-				       json_get_string(c->args, "service"),
-				       json_get_string(c->args, "totp"), !c->inst->frozen, &view, &code,
-				       &error);
-	if (ret <= 0)
-		return client_fail(c, code, error);
-	c->result = view;
-	return 0;
-}
-
 static int client_app_passwords(struct client_call *c, const char *method)
 {
 	const char *user = json_get_string(c->user.view, "userName");
@@ -540,8 +534,6 @@ static int client_app_passwords(struct client_call *c, const char *method)
 
 static int client_dispatch(struct client_call *c, const char *method)
 {
-	if (strcmp(method, "ClientLogin") == 0)
-		return client_login(c);
 	c->user.view = instance_users_client_view(c->inst->users,
 						  json_get_string(c->args, "userName"));
 	if (c->user.view == NULL)
@@ -589,27 +581,162 @@ static bool client_export(struct instance *inst, struct rpc_conn *conn, uint32_t
 	return handled;
 }
 
+/* ---- logins: the password check runs on a worker thread ---- */
+
+struct client_login {
+	struct instance *inst;
+	struct rpc_conn *conn;
+	uint32_t id;
+	char *user_name, *address, *totp;
+	struct instance_users_check *check;
+};
+
+static void client_login_free(struct client_login *l)
+{
+	instance_users_check_free(&l->check);
+	mem_free(l->user_name);
+	mem_free(l->address);
+	if (l->totp != NULL)
+		crypto_wipe(l->totp, strlen(l->totp));
+	mem_free(l->totp);
+	mem_free(l);
+}
+
+/* Throttling in the instance too: it sees the logins of every Client
+ * Access Server, and counts each attempt before its check. Without an
+ * address (an older Client Access Server) the servers' own throttling
+ * is all there is. */
+static void client_login_throttle_end(struct client_login *l, enum auth_throttle_outcome outcome)
+{
+	if (l->address != NULL)
+		auth_throttle_login_end(l->inst->login_throttle, l->user_name, l->address, outcome);
+}
+
+static void client_login_work(void *ctx)
+{
+	struct client_login *l = ctx;
+	instance_users_check_run(l->check);
+}
+
+static void client_login_done(void *ctx, bool ran)
+{
+	struct client_login *l = ctx;
+	struct instance *inst = l->inst;
+	const char *code = "busy", *error = "the check was not made: try again";
+	struct json *view = NULL;
+	int ret = -1;
+	if (inst->stopping) {
+		client_login_free(l);
+		return;
+	}
+	if (ran && (inst->users != NULL ||
+		    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) == 0))
+		ret = instance_users_login_finish(inst->users, l->check, l->totp, !inst->frozen,
+						  &view, &code, &error);
+	else if (ran)
+		code = "failed";
+	if (ret > 0) {
+		client_login_throttle_end(l, AUTH_THROTTLE_SUCCEEDED);
+		rpc_conn_reply(l->conn, l->id, view);
+	} else {
+		/* mfa-required: the password was right and no code was tried */
+		bool failed = strcmp(code, "auth-failed") == 0;
+		client_login_throttle_end(l, failed ? AUTH_THROTTLE_FAILED : AUTH_THROTTLE_NOT_CHECKED);
+		rpc_conn_reply_error(l->conn, l->id, code, error);
+	}
+	client_login_free(l);
+}
+
+static int client_login_pool(struct instance *inst, const char **error_r)
+{
+	if (inst->logins != NULL)
+		return 0;
+	if (inst->login_throttle == NULL)
+		inst->login_throttle = auth_throttle_create(INSTANCE_LOGIN_THROTTLE_ENTRIES);
+	return worker_pool_create(inst->base, 0, INSTANCE_LOGIN_THREADS_MAX,
+				  INSTANCE_LOGIN_QUEUE_MAX, &inst->logins, error_r);
+}
+
+static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			 const struct json *args)
+{
+	const char *name = json_get_string(args, "userName");
+	const char *address = json_get_string(args, "remoteAddress");
+	const char *totp = json_get_string(args, "totp");
+	const char *error;
+	unsigned int wait;
+	if (client_login_pool(inst, &error) < 0) {
+		rpc_conn_reply_error(conn, id, "failed", error);
+		return;
+	}
+	if (address != NULL &&
+	    auth_throttle_login_begin(inst->login_throttle, name, address, time(NULL), &wait) < 0) {
+		inst->logins_throttled++;
+		if (wait == 0) /* others from there are being checked */
+			rpc_conn_reply_error(conn, id, "busy",
+					     "other logins are being checked: try again in a moment");
+		else
+			rpc_conn_reply_error(
+				conn, id, "throttled",
+				tstr_printf("too many failed logins: try again in %u seconds", wait));
+		return;
+	}
+	struct client_login *l = mem_new(struct client_login);
+	l->inst = inst;
+	l->conn = conn;
+	l->id = id;
+	l->user_name = mem_strdup(name == NULL ? "" : name);
+	l->address = address == NULL ? NULL : mem_strdup(address);
+	l->totp = totp == NULL ? NULL : mem_strdup(totp);
+	l->check = instance_users_login_prepare(inst->users, name, json_get_string(args, "password"),
+						json_get_string(args, "service"));
+	if (l->check == NULL) {
+		client_login_throttle_end(l, AUTH_THROTTLE_FAILED);
+		rpc_conn_reply_error(conn, id, "auth-failed", "invalid user name or password");
+		client_login_free(l);
+		return;
+	}
+	if (worker_pool_submit(inst->logins, client_login_work, client_login_done, l) < 0) {
+		/* Not a wrong password: the client may try again at once. */
+		inst->logins_busy++;
+		client_login_throttle_end(l, AUTH_THROTTLE_NOT_CHECKED);
+		rpc_conn_reply_error(conn, id, "busy",
+				     "too many logins at once: try again in a moment");
+		client_login_free(l);
+	}
+}
+
+struct json *instance_client_login_statistics(struct instance *inst)
+{
+	struct worker_pool_stats stats = {0};
+	if (inst->logins != NULL)
+		worker_pool_stats(inst->logins, &stats);
+	struct json *s = json_new_object();
+	json_set_int(s, "threads", stats.threads);
+	json_set_int(s, "queued", stats.queued);
+	json_set_int(s, "running", stats.running);
+	json_set_int(s, "checked", (long long)stats.completed);
+	json_set_int(s, "refusedBusy", (long long)inst->logins_busy);
+	json_set_int(s, "refusedThrottled", (long long)inst->logins_throttled);
+	return s;
+}
+
+void instance_client_stop(struct instance *inst)
+{
+	inst->stopping = true;
+	worker_pool_destroy(&inst->logins);
+	auth_throttle_destroy(&inst->login_throttle);
+}
+
 bool instance_client_is_call(const char *method)
 {
 	return strncmp(method, "Client", 6) == 0;
 }
 
-void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-			  const char *method, const struct json *args)
+static void client_call_now(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			    const char *method, const struct json *args)
 {
 	struct client_call c = {.inst = inst, .args = args};
-	const char *error;
-	if (inst->users == NULL &&
-	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
-		rpc_conn_reply_error(conn, id, "failed", error);
-		return;
-	}
-	/* every call but the login passes the one check of who may do what */
-	if (strcmp(method, "ClientLogin") != 0 &&
-	    instance_rights_client_call(inst->users, method, args, &c.code, &c.error) < 0) {
-		rpc_conn_reply_error(conn, id, c.code, c.error);
-		return;
-	}
 	unsigned char *blob;
 	size_t blob_len;
 	if (client_export(inst, conn, id, method, args))
@@ -637,4 +764,124 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 	}
 	str_destroy(&c.blob);
 	json_unref(&c.user.view);
+}
+
+/* ---- calls that carry the account password: checked on a worker first ---- */
+
+static const char *client_password_arg(const char *method)
+{
+	static const char *const calls[][2] = {{"ClientSetPassword", "oldPassword"},
+					       {"ClientMfaBegin", "password"},
+					       {"ClientMfaDisable", "password"},
+					       {"ClientCreateAppPassword", "password"}};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		if (strcmp(calls[i][0], method) == 0)
+			return calls[i][1];
+	}
+	return NULL;
+}
+
+struct client_gated {
+	struct instance *inst;
+	struct rpc_conn *conn;
+	uint32_t id;
+	char *method;
+	struct json *args;
+	struct instance_users_check *check;
+};
+
+static void client_gated_free(struct client_gated *g)
+{
+	instance_users_check_free(&g->check);
+	mem_free(g->method);
+	json_unref(&g->args);
+	mem_free(g);
+}
+
+static void client_gated_work(void *ctx)
+{
+	struct client_gated *g = ctx;
+	instance_users_check_run(g->check);
+}
+
+static void client_gated_done(void *ctx, bool ran)
+{
+	struct client_gated *g = ctx;
+	struct instance *inst = g->inst;
+	const char *error;
+	if (inst->stopping) {
+		client_gated_free(g);
+		return;
+	}
+	if (!ran) {
+		rpc_conn_reply_error(g->conn, g->id, "busy", "try again in a moment");
+	} else if (inst->users == NULL && instance_users_open(inst->base_dir, inst->key_file,
+							      &inst->users, &error) < 0) {
+		rpc_conn_reply_error(g->conn, g->id, "failed", error);
+	} else {
+		/* the call itself runs as before, with the outcome at hand */
+		instance_users_account_checked(inst->users, g->check);
+		client_call_now(inst, g->conn, g->id, g->method, g->args);
+		if (inst->users != NULL)
+			instance_users_account_forget(inst->users);
+	}
+	client_gated_free(g);
+}
+
+/* 1 taken (answered now or later), 0 not such a call. */
+static int client_password_gate(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+				const char *method, const struct json *args)
+{
+	const char *arg = client_password_arg(method);
+	const char *error;
+	if (arg == NULL || json_get_string(args, arg) == NULL)
+		return 0;
+	/* a new password is hashed there too */
+	struct instance_users_check *check = instance_users_account_prepare(
+		inst->users, json_get_string(args, "userName"), json_get_string(args, arg),
+		json_get_string(args, "newPassword"));
+	if (check == NULL)
+		return 0; /* refused by the call itself, without a check */
+	if (client_login_pool(inst, &error) < 0) {
+		instance_users_check_free(&check);
+		rpc_conn_reply_error(conn, id, "failed", error);
+		return 1;
+	}
+	struct client_gated *g = mem_new(struct client_gated);
+	g->inst = inst;
+	g->conn = conn;
+	g->id = id;
+	g->method = mem_strdup(method);
+	g->args = json_clone(args);
+	g->check = check;
+	if (worker_pool_submit(inst->logins, client_gated_work, client_gated_done, g) < 0) {
+		inst->logins_busy++;
+		rpc_conn_reply_error(conn, id, "busy",
+				     "too many password checks at once: try again in a moment");
+		client_gated_free(g);
+	}
+	return 1;
+}
+
+void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+			  const char *method, const struct json *args)
+{
+	const char *error;
+	if (inst->users == NULL &&
+	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
+		rpc_conn_reply_error(conn, id, "failed", error);
+		return;
+	}
+	if (strcmp(method, "ClientLogin") == 0) {
+		client_login(inst, conn, id, args);
+		return;
+	}
+	/* every call but the login passes the one check of who may do what */
+	const char *code;
+	if (instance_rights_client_call(inst->users, method, args, &code, &error) < 0) {
+		rpc_conn_reply_error(conn, id, code, error);
+		return;
+	}
+	if (client_password_gate(inst, conn, id, method, args) == 0)
+		client_call_now(inst, conn, id, method, args);
 }

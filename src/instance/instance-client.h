@@ -11,8 +11,17 @@ struct instance;
 struct json;
 struct rpc_conn;
 
+/* ClientLogin answers later: its Argon2id check runs on a worker thread
+ * (at most INSTANCE_LOGIN_QUEUE_MAX waiting; beyond, the error "busy", not
+ * a failed login). Logins are throttled per remoteAddress and per
+ * (userName, remoteAddress) before they are checked ("throttled"). */
 bool instance_client_is_call(const char *method);
 void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
 			  const char *method, const struct json *args);
+/* {threads, queued, running, checked, refusedBusy, refusedThrottled} */
+struct json *instance_client_login_statistics(struct instance *inst);
+/* Before the Instance Host link goes: waits for running checks, drops the
+ * rest unanswered. */
+void instance_client_stop(struct instance *inst);
 
 #endif

@@ -2,6 +2,7 @@
 #include "instance.h"
 #include "instance-archive.h"
 #include "instance-jobs.h"
+#include "instance-client.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -197,6 +198,7 @@ int instance_main(int argc, char **argv)
 	log_info(instance_context(&inst), "stopped");
 	event_free(term);
 	event_free(inst.idle_timer);
+	instance_client_stop(&inst);
 	rpc_conn_destroy(&inst.host);
 	/* the job runner's timer lives on the event base */
 	instance_archive_destroy(&inst.archive);

@@ -6,12 +6,15 @@
 #include "auth-totp.h"
 #include "crypto.h"
 #include "file.h"
+#include "hex.h"
 #include "json.h"
 #include "mem.h"
 #include "str.h"
 #include "tstr.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,7 +31,15 @@ struct instance_users {
 	char *path;
 	unsigned char key[CRYPTO_KEY_LEN];
 	struct json *root; /* {"schemaVersion":1,"users":[...]} */
+	/* an account password checked on a worker thread, for the call that
+	 * runs next (instance_users_account_checked) */
+	char *checked_name, *checked_password;
+	bool checked_ok;
+	char *prepared_password; /* and its hash, made on a worker too */
+	char prepared_hash[CRYPTO_PASSWORD_HASH_LEN];
 };
+
+static const char *users_prepared_hash(struct instance_users *u, const char *password);
 
 /* ---- the file ---- */
 
@@ -93,6 +104,7 @@ void instance_users_close(struct instance_users **users)
 	if (u == NULL)
 		return;
 	crypto_wipe(u->key, sizeof(u->key));
+	instance_users_account_forget(u);
 	json_unref(&u->root);
 	mem_free(u->path);
 	mem_free(u);
@@ -238,13 +250,19 @@ static struct json *users_list_arg(const struct json *args, const char *arg,
 	return list;
 }
 
-static int users_set_password(struct json *user, const char *password, const char **error_r)
+static int users_set_password(struct instance_users *u, struct json *user, const char *password,
+			      const char **error_r)
 {
 	char hash[CRYPTO_PASSWORD_HASH_LEN];
-	if (users_check_password(password, error_r) < 0 ||
-	    crypto_password_hash(password, hash, error_r) < 0)
+	if (users_check_password(password, error_r) < 0)
 		return -1;
-	json_set_string(user, "passwordHash", hash);
+	const char *prepared = users_prepared_hash(u, password);
+	if (prepared != NULL)
+		json_set_string(user, "passwordHash", prepared);
+	else if (crypto_password_hash(password, hash, error_r) < 0)
+		return -1;
+	else
+		json_set_string(user, "passwordHash", hash);
 	return 0;
 }
 
@@ -278,7 +296,7 @@ static int users_create(struct instance_users *u, const struct json *args, struc
 		emails = priv = login = NULL;
 		json_set(user, "folderRights", json_new_object());
 		if (password != NULL)
-			ret = users_set_password(user, password, error_r);
+			ret = users_set_password(u, user, password, error_r);
 	}
 	json_unref(&emails);
 	json_unref(&priv);
@@ -318,7 +336,7 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 	struct json *list;
 	if (ret < 0) {
 	} else if (strcmp(method, "SetUserPassword") == 0) {
-		ret = users_set_password(user, json_get_string(args, "password"), error_r);
+		ret = users_set_password(u, user, json_get_string(args, "password"), error_r);
 	} else if (strcmp(method, "SetUserFullName") == 0) {
 		json_set_string(user, "fullName", json_get_string(args, "fullName"));
 	} else if (strcmp(method, "SetUserEmailAddresses") == 0 ||
@@ -462,28 +480,261 @@ static bool users_mfa_active(const struct json *user)
 	return state != NULL && strcmp(state, "active") == 0;
 }
 
-/* Argon2id on a fixed hash when the user does not exist, so the time a
- * failed login takes does not tell whether the user name was right. */
-static void users_equalize_timing(const char *password)
+/* An account password check, made off the event loop: the hashes to try
+ * are copied out of the user record on the loop, verified on a worker
+ * thread, and the outcome applied on the loop again. */
+#define USERS_CHECK_MAX_HASHES 64
+
+struct instance_users_check {
+	char *user_name; /* as stored; NULL: no such user (the dummy is checked) */
+	char *service;
+	char *password;
+	char *hashes[USERS_CHECK_MAX_HASHES];
+	size_t hash_count;
+	bool first_is_account; /* hashes[0] is the account password */
+	int matched;           /* index of the hash that matched, -1 none */
+	char *new_password;    /* to hash once the account password matched */
+	char new_hash[CRYPTO_PASSWORD_HASH_LEN];
+};
+
+static pthread_once_t users_dummy_once = PTHREAD_ONCE_INIT;
+static char users_dummy[CRYPTO_PASSWORD_HASH_LEN];
+
+static void users_dummy_make(void)
 {
-	static char dummy[CRYPTO_PASSWORD_HASH_LEN];
-	if (dummy[0] == '\0') {
-		const char *error;
-		if (crypto_password_hash("coffer-no-such-user", dummy, &error) < 0)
-			return;
-	}
-	(void)crypto_password_verify(dummy, password);
+	const char *error;
+	char *random = crypto_random_hex(16);
+	if (crypto_password_hash(random, users_dummy, &error) < 0)
+		users_dummy[0] = '\0';
+	mem_free(random);
 }
 
-static bool users_app_password_ok(const struct json *user, const char *password)
+/* Argon2id on a hash of a random password when the user does not exist, so
+ * the time a failed login takes does not tell whether the name was right. */
+static const char *users_dummy_hash(void)
 {
-	const struct json *list = json_get(user, "appPasswords");
-	bool ok = false;
-	for (size_t i = 0; i < json_count(list) && !ok; i++) {
-		const char *hash = json_get_string(json_at(list, i), "hash");
-		ok = hash != NULL && crypto_password_verify(hash, password);
+	pthread_once(&users_dummy_once, users_dummy_make);
+	return users_dummy;
+}
+
+static void users_check_add(struct instance_users_check *check, const char *hash)
+{
+	if (hash != NULL && check->hash_count < USERS_CHECK_MAX_HASHES)
+		check->hashes[check->hash_count++] = mem_strdup(hash);
+}
+
+struct instance_users_check *instance_users_login_prepare(struct instance_users *u,
+							  const char *user_name,
+							  const char *password,
+							  const char *service)
+{
+	if (password == NULL || service == NULL || password[0] == '\0' ||
+	    strlen(password) > 1024)
+		return NULL;
+	struct instance_users_check *check = mem_new(struct instance_users_check);
+	check->password = mem_strdup(password);
+	check->service = mem_strdup(service);
+	check->matched = -1;
+	const struct json *user = users_find(u, user_name, NULL);
+	if (user == NULL)
+		return check; /* the dummy, on the worker */
+	check->user_name = mem_strdup(json_get_string(user, "userName"));
+	bool web = strcmp(service, "web") == 0;
+	/* With MFA on, IMAP and scripts use app passwords: they cannot ask for
+	 * a code. Without it, either works. */
+	if (web || !users_mfa_active(user)) {
+		users_check_add(check, json_get_string(user, "passwordHash"));
+		check->first_is_account = check->hash_count == 1;
 	}
-	return ok;
+	const struct json *list = json_get(user, "appPasswords");
+	for (size_t i = 0; !web && i < json_count(list); i++)
+		users_check_add(check, json_get_string(json_at(list, i), "hash"));
+	return check;
+}
+
+/* App passwords are 96 random bits: guessing one is hopeless even against
+ * a fast hash, so they are kept as salted SHA-256 ("sha256$SALT$DIGEST")
+ * and checking them costs next to nothing. A login then costs one Argon2id
+ * check (the account password, or the dummy) whatever the user has, so the
+ * time does not tell which names exist. App passwords made before are
+ * Argon2id hashes and are checked as such. */
+#define USERS_APP_HASH_PREFIX "sha256$"
+#define USERS_APP_SALT_BYTES 16
+
+static void users_app_digest(const char *salt_hex, const char *secret, char *digest_hex)
+{
+	unsigned char digest[CRYPTO_SHA256_LEN];
+	struct crypto_sha256_ctx *ctx = crypto_sha256_create();
+	crypto_sha256_update(ctx, salt_hex, strlen(salt_hex));
+	crypto_sha256_update(ctx, "$", 1);
+	crypto_sha256_update(ctx, secret, strlen(secret));
+	crypto_sha256_finish(&ctx, digest);
+	hex_encode(digest, sizeof(digest), digest_hex);
+}
+
+static void users_app_hash_make(const char *secret, char out[CRYPTO_PASSWORD_HASH_LEN])
+{
+	char *salt = crypto_random_hex(USERS_APP_SALT_BYTES);
+	char digest[CRYPTO_SHA256_LEN * 2 + 1];
+	users_app_digest(salt, secret, digest);
+	snprintf(out, CRYPTO_PASSWORD_HASH_LEN, USERS_APP_HASH_PREFIX "%s$%s", salt, digest);
+	mem_free(salt);
+}
+
+static bool users_is_app_hash(const char *hash)
+{
+	return strncmp(hash, USERS_APP_HASH_PREFIX, strlen(USERS_APP_HASH_PREFIX)) == 0;
+}
+
+static bool users_app_hash_verify(const char *hash, const char *secret)
+{
+	const char *salt = hash + strlen(USERS_APP_HASH_PREFIX);
+	const char *dollar = strchr(salt, '$');
+	char digest[CRYPTO_SHA256_LEN * 2 + 1];
+	if (dollar == NULL || dollar - salt != USERS_APP_SALT_BYTES * 2 ||
+	    strlen(dollar + 1) != sizeof(digest) - 1)
+		return false;
+	char salt_hex[USERS_APP_SALT_BYTES * 2 + 1];
+	memcpy(salt_hex, salt, sizeof(salt_hex) - 1);
+	salt_hex[sizeof(salt_hex) - 1] = '\0';
+	users_app_digest(salt_hex, secret, digest);
+	return crypto_equal(digest, dollar + 1, sizeof(digest) - 1);
+}
+
+void instance_users_check_run(struct instance_users_check *check)
+{
+	bool slow = false;
+	for (size_t i = 0; check->user_name != NULL && i < check->hash_count && check->matched < 0;
+	     i++) {
+		bool fast = users_is_app_hash(check->hashes[i]);
+		slow = slow || !fast;
+		if (fast ? users_app_hash_verify(check->hashes[i], check->password)
+			 : crypto_password_verify(check->hashes[i], check->password))
+			check->matched = (int)i;
+	}
+	/* an unknown user, one with MFA on (app passwords only) or without a
+	 * password costs one Argon2id check too */
+	if (!slow)
+		(void)crypto_password_verify(users_dummy_hash(), check->password);
+	const char *error;
+	if (check->new_password != NULL && check->matched == 0 && check->first_is_account &&
+	    crypto_password_hash(check->new_password, check->new_hash, &error) < 0)
+		check->new_hash[0] = '\0';
+}
+
+void instance_users_check_free(struct instance_users_check **_check)
+{
+	struct instance_users_check *check = *_check;
+	if (check == NULL)
+		return;
+	*_check = NULL;
+	crypto_wipe(check->password, strlen(check->password));
+	mem_free(check->password);
+	if (check->new_password != NULL)
+		crypto_wipe(check->new_password, strlen(check->new_password));
+	mem_free(check->new_password);
+	mem_free(check->service);
+	mem_free(check->user_name);
+	for (size_t i = 0; i < check->hash_count; i++)
+		mem_free(check->hashes[i]);
+	mem_free(check);
+}
+
+/* The hash that matched is still one of the user's: the password or app
+ * password was not changed or removed while it was being checked. */
+static bool users_check_still_valid(const struct json *user,
+				    const struct instance_users_check *check)
+{
+	const char *hash = check->hashes[check->matched];
+	const char *account = json_get_string(user, "passwordHash");
+	if (check->matched == 0 && check->first_is_account)
+		return account != NULL && strcmp(account, hash) == 0;
+	const struct json *list = json_get(user, "appPasswords");
+	for (size_t i = 0; i < json_count(list); i++) {
+		const char *h = json_get_string(json_at(list, i), "hash");
+		if (h != NULL && strcmp(h, hash) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---- account passwords checked off the loop, for the call that follows ---- */
+
+struct instance_users_check *instance_users_account_prepare(struct instance_users *u,
+							    const char *user_name,
+							    const char *password,
+							    const char *new_password)
+{
+	const char *error;
+	if (password == NULL || strlen(password) > 1024)
+		return NULL;
+	struct instance_users_check *check = mem_new(struct instance_users_check);
+	check->password = mem_strdup(password);
+	if (new_password != NULL && users_check_password(new_password, &error) == 0)
+		check->new_password = mem_strdup(new_password);
+	check->service = mem_strdup("account");
+	check->matched = -1;
+	const struct json *user = users_find(u, user_name, NULL);
+	if (user != NULL) {
+		check->user_name = mem_strdup(json_get_string(user, "userName"));
+		users_check_add(check, json_get_string(user, "passwordHash"));
+		check->first_is_account = check->hash_count == 1;
+	}
+	return check;
+}
+
+void instance_users_account_checked(struct instance_users *u,
+				    const struct instance_users_check *check)
+{
+	instance_users_account_forget(u);
+	if (check == NULL || check->user_name == NULL)
+		return;
+	const struct json *user = users_find(u, check->user_name, NULL);
+	u->checked_name = mem_strdup(check->user_name);
+	u->checked_password = mem_strdup(check->password);
+	u->checked_ok = user != NULL && check->matched == 0 && check->first_is_account &&
+			users_check_still_valid(user, check);
+	if (u->checked_ok && check->new_password != NULL && check->new_hash[0] != '\0') {
+		u->prepared_password = mem_strdup(check->new_password);
+		memcpy(u->prepared_hash, check->new_hash, sizeof(u->prepared_hash));
+	}
+}
+
+void instance_users_account_forget(struct instance_users *u)
+{
+	if (u->checked_password != NULL)
+		crypto_wipe(u->checked_password, strlen(u->checked_password));
+	mem_free(u->checked_password);
+	mem_free(u->checked_name);
+	u->checked_password = u->checked_name = NULL;
+	u->checked_ok = false;
+	if (u->prepared_password != NULL)
+		crypto_wipe(u->prepared_password, strlen(u->prepared_password));
+	mem_free(u->prepared_password);
+	u->prepared_password = NULL;
+	crypto_wipe(u->prepared_hash, sizeof(u->prepared_hash));
+}
+
+/* The hash made on a worker for exactly this new password, if any. */
+static const char *users_prepared_hash(struct instance_users *u, const char *password)
+{
+	if (u->prepared_password == NULL || strlen(u->prepared_password) != strlen(password) ||
+	    !crypto_equal(u->prepared_password, password, strlen(password)))
+		return NULL;
+	return u->prepared_hash;
+}
+
+/* The user's account password: the outcome of the check made off the loop
+ * for this very name and password if there is one, else Argon2id here. */
+static bool users_account_password_ok(struct instance_users *u, const struct json *user,
+				      const char *password)
+{
+	const char *name = json_get_string(user, "userName");
+	if (u->checked_name != NULL && name != NULL && strcmp(u->checked_name, name) == 0 &&
+	    strlen(u->checked_password) == strlen(password) &&
+	    crypto_equal(u->checked_password, password, strlen(password)))
+		return u->checked_ok;
+	return crypto_password_verify(json_get_string(user, "passwordHash"), password);
 }
 
 struct json *instance_users_rights_view(struct instance_users *u, const char *user_name)
@@ -516,34 +767,23 @@ struct json *instance_users_client_view(struct instance_users *u, const char *us
 	return v;
 }
 
-int instance_users_login(struct instance_users *u, const char *user_name, const char *password,
-			 const char *service, const char *totp, bool persist, struct json **view_r,
-			 const char **code_r, const char **error_r)
+int instance_users_login_finish(struct instance_users *u, const struct instance_users_check *check,
+				const char *totp, bool persist, struct json **view_r,
+				const char **code_r, const char **error_r)
 {
 	*view_r = NULL;
 	*code_r = "auth-failed";
 	*error_r = "invalid user name or password";
-	struct json *user = users_find(u, user_name, NULL);
-	if (password == NULL || service == NULL || password[0] == '\0' ||
-	    strlen(password) > 1024) {
+	if (check == NULL || check->user_name == NULL || check->matched < 0)
 		return 0;
-	}
-	if (user == NULL) {
-		users_equalize_timing(password);
-		return 0;
-	}
-	bool web = strcmp(service, "web") == 0;
-	bool mfa = users_mfa_active(user);
-	/* With MFA on, IMAP and scripts use app passwords: they cannot ask for
-	 * a code. Without it, either works. */
-	bool ok = web || !mfa ? crypto_password_verify(json_get_string(user, "passwordHash"), password)
-			      : false;
-	if (!ok && !web)
-		ok = users_app_password_ok(user, password);
-	if (!ok || !instance_rights_has(user, "login") ||
+	struct json *user = users_find(u, check->user_name, NULL);
+	const char *service = check->service;
+	if (user == NULL || !users_check_still_valid(user, check) ||
+	    !instance_rights_has(user, "login") ||
 	    !users_list_has(json_get(user, "loginPrivileges"), service))
 		return 0;
-	if (web && mfa) {
+	bool web = strcmp(service, "web") == 0;
+	if (web && users_mfa_active(user)) {
 		if (totp == NULL || totp[0] == '\0') {
 			*code_r = "mfa-required";
 			*error_r = "enter the code from your authenticator app";
@@ -593,8 +833,7 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 				       struct json **result_r, const char **error_r)
 {
 	struct json *user = users_find(u, user_name, NULL);
-	if (user == NULL || password == NULL ||
-	    !crypto_password_verify(json_get_string(user, "passwordHash"), password)) {
+	if (user == NULL || password == NULL || !users_account_password_ok(u, user, password)) {
 		*error_r = "the password is not right";
 		return -1;
 	}
@@ -621,11 +860,7 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 	}
 	char *secret = crypto_random_hex(12);
 	char hash[CRYPTO_PASSWORD_HASH_LEN];
-	if (crypto_password_hash(secret, hash, error_r) < 0) {
-		mem_free(secret);
-		json_unref(&before);
-		return -1;
-	}
+	users_app_hash_make(secret, hash);
 	struct json *e = json_new_object();
 	json_set_string(e, "name", name);
 	json_set_string(e, "hash", hash);
@@ -673,8 +908,7 @@ static struct json *users_check_own(struct instance_users *u, const char *user_n
 				    const char *password, const char **code_r, const char **error_r)
 {
 	struct json *user = users_find(u, user_name, NULL);
-	if (user == NULL || password == NULL ||
-	    !crypto_password_verify(json_get_string(user, "passwordHash"), password)) {
+	if (user == NULL || password == NULL || !users_account_password_ok(u, user, password)) {
 		users_refuse(code_r, error_r, "forbidden", "the password is not right");
 		return NULL;
 	}
@@ -703,7 +937,7 @@ int instance_users_change_password(struct instance_users *u, const char *user_na
 		return users_refuse(code_r, error_r, "bad-request",
 				    "new password: expected 8 to 1024 characters");
 	struct json *before = json_clone(users_list(u));
-	if (users_set_password(user, new_password, error_r) < 0) {
+	if (users_set_password(u, user, new_password, error_r) < 0) {
 		json_set(u->root, "users", before);
 		*code_r = "failed";
 		return -1;

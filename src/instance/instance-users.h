@@ -39,18 +39,50 @@ struct json *instance_users_client_view(struct instance_users *users, const char
 /* The same whether or not the user may log in (for calls made for them). */
 struct json *instance_users_rights_view(struct instance_users *users, const char *user_name);
 
-/* Check a login for `service` ("web", "imap", "api"): 1 with *view_r, 0
- * refused with *code_r "auth-failed" (one text whatever was wrong) or
- * "mfa-required" (web, password right, MFA on, no code), -1 on an error
- * saving the used TOTP step. With MFA on, imap and api take app passwords
- * only; a TOTP code is accepted once (the used step is saved if `persist`;
- * a frozen instance keeps it in memory). */
-int instance_users_login(struct instance_users *users, const char *user_name, const char *password,
-			 const char *service, const char *totp, bool persist, struct json **view_r,
-			 const char **code_r, const char **error_r);
+/* A login for `service` ("web", "imap", "api") is checked in three steps,
+ * so that the Argon2id part runs off the event loop:
+ * - prepare (loop): copies what the check needs (the password and the
+ *   user's hashes; for an unknown user, a dummy hash of the same cost, so
+ *   timing does not tell which names exist). NULL: refused without a check
+ *   (empty or over-long password).
+ * - run (any thread): the Argon2id verifications; touches only the check.
+ * - finish (loop): 1 with *view_r, 0 refused with *code_r "auth-failed" (one
+ *   text whatever was wrong) or "mfa-required" (web, password right, MFA on,
+ *   no code), -1 on an error saving the used TOTP step. The user is looked
+ *   up again: a password changed, a user deleted or a privilege removed
+ *   during the check refuses. With MFA on, imap and api take app passwords
+ *   only; a TOTP code is accepted once (the used step is saved if
+ *   `persist`; a frozen instance keeps it in memory). */
+struct instance_users_check;
+struct instance_users_check *instance_users_login_prepare(struct instance_users *users,
+							  const char *user_name,
+							  const char *password,
+							  const char *service);
+void instance_users_check_run(struct instance_users_check *check);
+int instance_users_login_finish(struct instance_users *users,
+				const struct instance_users_check *check, const char *totp,
+				bool persist, struct json **view_r, const char **code_r,
+				const char **error_r);
+void instance_users_check_free(struct instance_users_check **check);
+
+/* The same for an account password that a call carries (changing the
+ * password, MFA, app passwords): prepare on the loop, run on a worker,
+ * then instance_users_account_checked() keeps the outcome so that the call
+ * run next with that name and password uses it instead of Argon2id on the
+ * loop; instance_users_account_forget() after that call. */
+/* new_password (may be NULL): a new account password to hash on the worker
+ * as well, once the password matched (ClientSetPassword). */
+struct instance_users_check *instance_users_account_prepare(struct instance_users *users,
+							    const char *user_name,
+							    const char *password,
+							    const char *new_password);
+void instance_users_account_checked(struct instance_users *users,
+				    const struct instance_users_check *check);
+void instance_users_account_forget(struct instance_users *users);
 
 /* App passwords: [{name, created}]; create needs the account password and
- * returns {name, password} (shown once, kept as an Argon2id hash). */
+ * returns {name, password} (shown once; 96 random bits, kept as a salted
+ * SHA-256: a login costs one Argon2id check whatever the user has). */
 struct json *instance_users_app_passwords(struct instance_users *users, const char *user_name);
 int instance_users_app_password_create(struct instance_users *users, const char *user_name,
 				       const char *password, const char *name,

@@ -22,6 +22,8 @@ struct instance_archive;
 struct instance_export;
 struct instance_jobs;
 struct instance_users;
+struct worker_pool;
+struct auth_throttle;
 
 struct instance {
 	char *id;
@@ -41,6 +43,11 @@ struct instance {
 	uint64_t calls;
 	struct instance_export *exports; /* under way (instance-export.c) */
 	long long export_seq;
+	/* logins: Argon2id checks on worker threads (instance-client.c) */
+	struct worker_pool *logins;
+	struct auth_throttle *login_throttle;
+	uint64_t logins_throttled, logins_busy;
+	bool stopping;
 };
 
 /* Dispatch one call from the Instance Host (instance-calls.c). */

@@ -45,8 +45,8 @@ static void test_doubling_and_cap(void **state)
 		assert_int_equal(auth_throttle_check(t, "ip:192.0.2.1", now, &wait), -1);
 		assert_int_equal(wait, expected);
 		/* One second before the end still waits; at the end it may try. */
-		assert_int_equal(auth_throttle_check(t, "ip:192.0.2.1", now + expected - 1,
-						     &wait), -1);
+		assert_int_equal(auth_throttle_check(t, "ip:192.0.2.1", now + expected - 1, &wait),
+				 -1);
 		assert_int_equal(wait, 1);
 		now += expected;
 		assert_int_equal(auth_throttle_check(t, "ip:192.0.2.1", now, &wait), 0);
@@ -134,6 +134,138 @@ static void test_bounded_memory(void **state)
 	auth_throttle_destroy(&t);
 }
 
+/* Begin `n` attempts that all fail; how many were let through. */
+static unsigned int login_fail_n(struct auth_throttle *t, const char *name, const char *address,
+				 time_t now, unsigned int n)
+{
+	unsigned int through = 0, wait;
+	for (unsigned int i = 0; i < n; i++) {
+		if (auth_throttle_login_begin(t, name, address, now, &wait) == 0) {
+			through++;
+			auth_throttle_login_end(t, name, address, AUTH_THROTTLE_FAILED);
+		}
+	}
+	return through;
+}
+
+static void test_login_counts_before_checking(void **state)
+{
+	struct auth_throttle *t = auth_throttle_create(100);
+	unsigned int wait, through = 0;
+	/* 45 concurrent guesses: all begin before any ends. Only the free ones
+	 * and one more are let through to be checked. */
+	for (int i = 0; i < 45; i++)
+		through += auth_throttle_login_begin(t, "alice", "192.0.2.1", 1000, &wait) == 0;
+	assert_int_equal(through, AUTH_THROTTLE_FREE_FAILURES + 1);
+	assert_int_equal(wait, 0); /* while those are being checked */
+	for (unsigned int i = 0; i < through; i++)
+		auth_throttle_login_end(t, "alice", "192.0.2.1", AUTH_THROTTLE_FAILED);
+	/* the same name in other case is the same pair */
+	assert_int_equal(auth_throttle_login_begin(t, "ALICE", "192.0.2.1", 1000, &wait), -1);
+	assert_int_equal(wait, 1);
+	auth_throttle_destroy(&t);
+}
+
+static void test_login_attacker_cannot_lock_out(void **state)
+{
+	struct auth_throttle *t = auth_throttle_create(100);
+	unsigned int wait;
+	/* An attacker guesses admin's password from one address... */
+	unsigned int through = login_fail_n(t, "admin", "192.0.2.66", 1000, 50);
+	assert_int_equal(through, AUTH_THROTTLE_FREE_FAILURES + 1);
+	assert_int_equal(auth_throttle_login_begin(t, "admin", "192.0.2.66", 1000, &wait), -1);
+	/* ...and the real admin, elsewhere, is not affected. */
+	assert_int_equal(auth_throttle_login_begin(t, "admin", "198.51.100.7", 1000, &wait), 0);
+	auth_throttle_login_end(t, "admin", "198.51.100.7", AUTH_THROTTLE_SUCCEEDED);
+	auth_throttle_destroy(&t);
+}
+
+static void test_login_address_across_names(void **state)
+{
+	struct auth_throttle *t = auth_throttle_create(1000);
+	unsigned int wait, through = 0;
+	char name[32];
+	/* one guess per name, many names: the address runs out */
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "user%d", i);
+		through += login_fail_n(t, name, "192.0.2.9", 1000, 1);
+	}
+	assert_int_equal(through, AUTH_THROTTLE_ADDRESS_FREE_FAILURES + 1);
+	assert_int_equal(auth_throttle_login_begin(t, "newname", "192.0.2.9", 1000, &wait), -1);
+	assert_true(wait >= 1);
+	/* other addresses, same names: free */
+	assert_int_equal(auth_throttle_login_begin(t, "user1", "192.0.2.10", 1000, &wait), 0);
+	auth_throttle_login_end(t, "user1", "192.0.2.10", AUTH_THROTTLE_FAILED);
+	/* IPv6: one /64 is one address; the next /64 is another */
+	through = 0;
+	char address[64];
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "v6user%d", i);
+		snprintf(address, sizeof(address), "2001:db8:1:2::%x", i + 1);
+		through += login_fail_n(t, name, address, 1000, 1);
+	}
+	assert_int_equal(through, AUTH_THROTTLE_ADDRESS_FREE_FAILURES + 1);
+	assert_int_equal(auth_throttle_login_begin(t, "x", "2001:db8:1:3::1", 1000, &wait), 0);
+	assert_int_equal(auth_throttle_login_begin(t, "x", "[2001:db8:1:2::99]", 1000, &wait), -1);
+	/* IPv4-mapped IPv6 is the IPv4 address */
+	assert_int_equal(auth_throttle_login_begin(t, "y", "::ffff:192.0.2.9", 1000, &wait), -1);
+	auth_throttle_destroy(&t);
+}
+
+static void test_login_success_and_not_checked(void **state)
+{
+	struct auth_throttle *t = auth_throttle_create(100);
+	unsigned int wait;
+	/* A busy server's refusals are not failures: the user keeps trying. */
+	for (int i = 0; i < 30; i++) {
+		assert_int_equal(auth_throttle_login_begin(t, "bob", "192.0.2.2", 1000, &wait), 0);
+		auth_throttle_login_end(t, "bob", "192.0.2.2", AUTH_THROTTLE_NOT_CHECKED);
+	}
+	/* Three typos, then the right password: the pair is forgotten... */
+	assert_int_equal(login_fail_n(t, "bob", "192.0.2.2", 1000, 3), 3);
+	assert_int_equal(auth_throttle_login_begin(t, "bob", "192.0.2.2", 1000, &wait), 0);
+	auth_throttle_login_end(t, "bob", "192.0.2.2", AUTH_THROTTLE_SUCCEEDED);
+	assert_int_equal(login_fail_n(t, "bob", "192.0.2.2", 1000, 4), 4);
+	/* ...but a success does not wipe the address's other failures: an
+	 * attacker with one account cannot reset its address by logging in. */
+	char name[16];
+	unsigned int through = 0;
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		through += login_fail_n(t, name, "192.0.2.3", 2000, 1);
+		if (auth_throttle_login_begin(t, "mine", "192.0.2.3", 2000, &wait) == 0)
+			auth_throttle_login_end(t, "mine", "192.0.2.3", AUTH_THROTTLE_SUCCEEDED);
+	}
+	assert_int_equal(through, AUTH_THROTTLE_ADDRESS_FREE_FAILURES + 1);
+	auth_throttle_destroy(&t);
+}
+
+static void test_login_in_flight_is_not_failure(void **state)
+{
+	struct auth_throttle *t = auth_throttle_create(100);
+	unsigned int wait;
+	/* A mail client opens five connections and logs in on all at once. */
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait),
+				 0);
+	/* the fifth waits for the others' outcome: "a moment", not a failure */
+	assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait), -1);
+	assert_int_equal(wait, 0);
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		auth_throttle_login_end(t, "carol", "192.0.2.5", AUTH_THROTTLE_SUCCEEDED);
+	assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait), 0);
+	auth_throttle_login_end(t, "carol", "192.0.2.5", AUTH_THROTTLE_SUCCEEDED);
+	/* Guesses that failed are failures: then the wait is real. */
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait),
+				 0);
+	for (int i = 0; i < AUTH_THROTTLE_FREE_FAILURES + 1; i++)
+		auth_throttle_login_end(t, "carol", "192.0.2.5", AUTH_THROTTLE_FAILED);
+	assert_int_equal(auth_throttle_login_begin(t, "carol", "192.0.2.5", 1000, &wait), -1);
+	assert_int_equal(wait, 1);
+	auth_throttle_destroy(&t);
+}
+
 static int setup(void **state)
 {
 	return crypto_init();
@@ -148,6 +280,11 @@ int main(void)
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_clock_backwards),
 		cmocka_unit_test(test_bounded_memory),
+		cmocka_unit_test(test_login_counts_before_checking),
+		cmocka_unit_test(test_login_attacker_cannot_lock_out),
+		cmocka_unit_test(test_login_address_across_names),
+		cmocka_unit_test(test_login_success_and_not_checked),
+		cmocka_unit_test(test_login_in_flight_is_not_failure),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

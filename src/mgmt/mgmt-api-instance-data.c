@@ -378,7 +378,7 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	{"GetInstanceStatistics",
 	 "Messages, unique contents, raw and stored bytes, per store; parse defects per kind.",
 	 {ID_ARG}, NULL, mgmt_get_statistics, false},
-	{"GetInstanceProcessLiveStatistics", "The instance process: pid, uptime, calls, memory.",
+	{"GetInstanceProcessLiveStatistics", "The instance process: pid, uptime, calls, memory, password checks (logins).",
 	 {ID_ARG}, NULL, mgmt_get_live_statistics, false},
 	F("Search", "Search an instance's archive with the query language (docs/api.md).", mgmt_search,
 	  {"query", MGMT_API_STRING, true, "e.g. from:alice subject:\"report\" date:2024-01-01..2024-12-31"},

@@ -404,32 +404,18 @@ static void mgmt_api_job_endpoint(struct mgmt *mgmt, struct http_request *req, c
 	json_unref(&args);
 }
 
-void mgmt_api_handle(struct http_request *req, void *ctx)
+static void mgmt_api_authenticated(struct mgmt *mgmt, enum mgmt_auth_result auth,
+				   unsigned int wait, const char *error, void *ctx)
 {
-	struct mgmt *mgmt = ctx;
+	struct http_request *req = ctx;
 	const char *path = http_request_path(req);
 	const char *method = http_request_method(req);
-	/* As on the Client Access Server: browsers keep to HTTPS, and an answer
-	 * is never sniffed into something it does not declare. */
-	http_request_add_header(req, "Strict-Transport-Security", "max-age=31536000");
-	http_request_add_header(req, "X-Content-Type-Options", "nosniff");
-	if (strncmp(path, "/api/", 5) != 0) {
-		mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
-		return;
-	}
-	const char *user, *password, *error;
-	unsigned int wait = 0;
-	enum mgmt_auth_result auth = MGMT_AUTH_DENIED;
-	error = "authentication required: a system administrator's name and password";
-	if (http_request_basic_auth(req, &user, &password))
-		auth = mgmt_auth_check(mgmt, user, password,
-				       http_request_header(req, "X-Coffer-TOTP"),
-				       http_request_peer(req), &wait, &error);
+	const char *user, *password;
 	if (auth != MGMT_AUTH_OK) {
 		mgmt_auth_log_failure(mgmt->auth_log, http_request_peer(req), error);
-		if (auth == MGMT_AUTH_THROTTLED) {
+		if (auth == MGMT_AUTH_THROTTLED || auth == MGMT_AUTH_BUSY) {
 			http_request_add_header(req, "Retry-After", tstr_printf("%u", wait));
-			mgmt_api_fail(req, 429, error);
+			mgmt_api_fail(req, auth == MGMT_AUTH_BUSY ? 503 : 429, error);
 			return;
 		}
 		http_request_add_header(req, "WWW-Authenticate",
@@ -437,6 +423,7 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 		mgmt_api_fail(req, 401, error);
 		return;
 	}
+	(void)http_request_basic_auth(req, &user, &password);
 	if (strcmp(path, "/api/get-status") == 0 || strcmp(path, "/api/cancel-async") == 0) {
 		mgmt_api_job_endpoint(mgmt, req, user, path);
 		return;
@@ -455,4 +442,28 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 		return;
 	}
 	mgmt_api_invoke(mgmt, req, user, path + strlen(MGMT_API_PREFIX));
+}
+
+void mgmt_api_handle(struct http_request *req, void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	const char *path = http_request_path(req);
+	const char *user, *password;
+	/* As on the Client Access Server: browsers keep to HTTPS, and an answer
+	 * is never sniffed into something it does not declare. */
+	http_request_add_header(req, "Strict-Transport-Security", "max-age=31536000");
+	http_request_add_header(req, "X-Content-Type-Options", "nosniff");
+	if (strncmp(path, "/api/", 5) != 0) {
+		mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
+		return;
+	}
+	if (!http_request_basic_auth(req, &user, &password)) {
+		mgmt_api_authenticated(
+			mgmt, MGMT_AUTH_DENIED, 0,
+			"authentication required: a system administrator's name and password", req);
+		return;
+	}
+	/* Argon2id runs on a worker thread; the request goes on when it is done. */
+	mgmt_auth_check(mgmt, user, password, http_request_header(req, "X-Coffer-TOTP"),
+			http_request_peer(req), mgmt_api_authenticated, req);
 }

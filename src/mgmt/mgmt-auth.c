@@ -9,7 +9,9 @@
 #include "mem.h"
 #include "mgmt.h"
 #include "mgmtdb.h"
+#include "role-daemon.h"
 #include "tstr.h"
+#include "worker-pool.h"
 
 #include <string.h>
 #include <time.h>
@@ -18,11 +20,16 @@
 #define MGMT_AUTH_CACHE_SECS 300
 #define MGMT_AUTH_THROTTLE_ENTRIES 4096
 #define MGMT_AUTH_TOTP_WINDOW 1
+/* Administrators' logins are few: two threads at most, 16 waiting. */
+#define MGMT_AUTH_THREADS_MAX 2
+#define MGMT_AUTH_QUEUE_MAX 16
 
 struct mgmt_auth {
 	struct auth_cache *passwords;
 	struct auth_cache *api_passwords;
 	struct auth_throttle *throttle;
+	struct worker_pool *pool; /* made on the first check */
+	bool stopping;
 	char dummy_hash[CRYPTO_PASSWORD_HASH_LEN];
 };
 
@@ -46,6 +53,10 @@ void mgmt_auth_destroy(struct mgmt_auth **auth)
 {
 	if (*auth == NULL)
 		return;
+	/* checks under way are answered "busy" (the HTTP server still runs),
+	 * none goes on to run an API function while the server stops */
+	(*auth)->stopping = true;
+	worker_pool_destroy(&(*auth)->pool);
 	auth_cache_destroy(&(*auth)->passwords);
 	auth_cache_destroy(&(*auth)->api_passwords);
 	auth_throttle_destroy(&(*auth)->throttle);
@@ -69,19 +80,6 @@ int mgmt_auth_password_ok(const char *password, const char **error_r)
 	return 0;
 }
 
-static bool mgmt_auth_verify_cached(struct auth_cache *cache, const char *user, const char *hash,
-				    const char *password, time_t now)
-{
-	if (hash == NULL)
-		return false;
-	if (auth_cache_check(cache, user, password, now))
-		return true;
-	if (!crypto_password_verify(hash, password))
-		return false;
-	auth_cache_add(cache, user, password, now);
-	return true;
-}
-
 /* The MFA part: 0 passes, -1 refused with *error_r. */
 static int mgmt_auth_check_totp(struct mgmt *mgmt, const char *user, struct json *record,
 				const char *totp, time_t now, const char **error_r)
@@ -94,21 +92,25 @@ static int mgmt_auth_check_totp(struct mgmt *mgmt, const char *user, struct json
 	if (totp == NULL) {
 		if (!active)
 			return 0; /* pending: not required yet */
-		*error_r = "this administrator uses MFA: send the current code (X-Coffer-TOTP, coffer api --totp) or use an API password";
+		*error_r = "this administrator uses MFA: send the current code (X-Coffer-TOTP, "
+			   "coffer api --totp) or use an API password";
 		return -1;
 	}
 	char *secret = NULL;
 	const char *open_error;
 	if (auth_secret_open(mgmt->secret_key, json_get_string(mfa, "secret"),
 			     tstr_printf("mfa:%s", user), &secret, &open_error) < 0) {
-		log_error(tstr_printf("user=%s", user), "cannot open the MFA secret: %s", open_error);
-		*error_r = "the MFA secret cannot be read (was the config directory's secrets.key replaced?)";
+		log_error(tstr_printf("user=%s", user), "cannot open the MFA secret: %s",
+			  open_error);
+		*error_r = "the MFA secret cannot be read (was the config directory's secrets.key "
+			   "replaced?)";
 		return -1;
 	}
 	long long last = 0, step;
 	(void)json_get_int(mfa, "lastStep", &last);
 	const char *code_error = NULL;
-	int ok = auth_totp_verify(secret, totp, now, MGMT_AUTH_TOTP_WINDOW, last, &step, &code_error);
+	int ok = auth_totp_verify(secret, totp, now, MGMT_AUTH_TOTP_WINDOW, last, &step,
+				  &code_error);
 	crypto_wipe(secret, strlen(secret));
 	mem_free(secret);
 	if (ok != 1) {
@@ -128,40 +130,163 @@ static int mgmt_auth_check_totp(struct mgmt *mgmt, const char *user, struct json
 	return 0;
 }
 
-enum mgmt_auth_result mgmt_auth_check(struct mgmt *mgmt, const char *user, const char *password,
-				      const char *totp, const char *address,
-				      unsigned int *wait_secs_r, const char **error_r)
+/* ---- the check: Argon2id on a worker thread ---- */
+
+struct mgmt_auth_job {
+	struct mgmt *mgmt;
+	char *user, *host, *password, *totp;
+	char *hashes[2]; /* the password's, the API password's (or the dummy) */
+	int matched;     /* index into hashes, -1 none */
+	bool known;
+	mgmt_auth_done_fn *done;
+	void *ctx;
+};
+
+static char *mgmt_auth_strdup(const char *s)
+{
+	return s == NULL ? NULL : mem_strdup(s);
+}
+
+static void mgmt_auth_job_free(struct mgmt_auth_job *job)
+{
+	crypto_wipe(job->password, strlen(job->password));
+	mem_free(job->password);
+	if (job->totp != NULL)
+		crypto_wipe(job->totp, strlen(job->totp));
+	mem_free(job->totp);
+	mem_free(job->user);
+	mem_free(job->host);
+	mem_free(job->hashes[0]);
+	mem_free(job->hashes[1]);
+	mem_free(job);
+}
+
+/* A failure always costs two checks, whether the administrator exists and
+ * has an API password or not: timing tells nothing. */
+static void mgmt_auth_job_work(void *ctx)
+{
+	struct mgmt_auth_job *job = ctx;
+	for (int i = 0; i < 2 && job->matched < 0; i++) {
+		if (crypto_password_verify(job->hashes[i], job->password) && job->known)
+			job->matched = i;
+	}
+}
+
+/* The hash that matched is still the administrator's (not changed while it
+ * was being checked). */
+static bool mgmt_auth_still_valid(struct json *record, int matched, const char *hash)
+{
+	const char *now =
+		json_get_string(record, matched == 0 ? "passwordHash" : "apiPasswordHash");
+	return now != NULL && strcmp(now, hash) == 0;
+}
+
+/* The outcome on the loop: cache, MFA, throttle, and the caller. */
+static void mgmt_auth_finish(struct mgmt *mgmt, const char *user, const char *host,
+			     const char *password, const char *totp, int matched,
+			     mgmt_auth_done_fn *done, void *ctx)
+{
+	struct mgmt_auth *auth = mgmt->auth;
+	time_t now = time(NULL);
+	struct json *record = mgmtdb_admin_record(mgmt->db, user);
+	const char *error = "wrong administrator name or password";
+	bool ok = record != NULL && matched >= 0;
+	if (ok && matched == 0 && mgmt_auth_check_totp(mgmt, user, record, totp, now, &error) < 0)
+		ok = false;
+	if (ok)
+		auth_cache_add(matched == 0 ? auth->passwords : auth->api_passwords, user, password,
+			       now);
+	auth_throttle_login_end(auth->throttle, user, host,
+				ok ? AUTH_THROTTLE_SUCCEEDED : AUTH_THROTTLE_FAILED);
+	done(mgmt, ok ? MGMT_AUTH_OK : MGMT_AUTH_DENIED, 0, error, ctx);
+}
+
+static void mgmt_auth_job_done(void *ctx, bool ran)
+{
+	struct mgmt_auth_job *job = ctx;
+	struct mgmt *mgmt = job->mgmt;
+	if (!ran || mgmt->auth->stopping) {
+		auth_throttle_login_end(mgmt->auth->throttle, job->user, job->host,
+					AUTH_THROTTLE_NOT_CHECKED);
+		job->done(mgmt, MGMT_AUTH_BUSY, 1, "the server is stopping", job->ctx);
+		mgmt_auth_job_free(job);
+		return;
+	}
+	int matched = job->matched;
+	struct json *record = mgmtdb_admin_record(mgmt->db, job->user);
+	if (matched >= 0 && !mgmt_auth_still_valid(record, matched, job->hashes[matched]))
+		matched = -1;
+	mgmt_auth_finish(mgmt, job->user, job->host, job->password, job->totp, matched, job->done,
+			 job->ctx);
+	mgmt_auth_job_free(job);
+}
+
+static int mgmt_auth_pool(struct mgmt *mgmt)
+{
+	const char *error;
+	if (mgmt->auth->pool != NULL)
+		return 0;
+	if (worker_pool_create(role_daemon_base(mgmt->rd), 0, MGMT_AUTH_THREADS_MAX,
+			       MGMT_AUTH_QUEUE_MAX, &mgmt->auth->pool, &error) < 0) {
+		log_error("", "cannot check passwords: %s", error);
+		return -1;
+	}
+	return 0;
+}
+
+void mgmt_auth_check(struct mgmt *mgmt, const char *user, const char *password, const char *totp,
+		     const char *address, mgmt_auth_done_fn *done, void *ctx)
 {
 	struct mgmt_auth *auth = mgmt->auth;
 	time_t now = time(NULL);
 	/* Throttle by host, not by connection: "ip:port" and "[v6]:port" lose the port. */
 	const char *colon = strrchr(address, ':');
 	int host_len = colon != NULL ? (int)(colon - address) : (int)strlen(address);
-	const char *user_key = tstr_printf("user:%s", user);
-	const char *addr_key = tstr_printf("ip:%.*s", host_len, address);
-	unsigned int wait_user = 0, wait_addr = 0;
-	if (auth_throttle_check(auth->throttle, user_key, now, &wait_user) < 0 ||
-	    auth_throttle_check(auth->throttle, addr_key, now, &wait_addr) < 0) {
-		*wait_secs_r = wait_user > wait_addr ? wait_user : wait_addr;
-		*error_r = tstr_printf("too many failed logins: try again in %u seconds", *wait_secs_r);
-		return MGMT_AUTH_THROTTLED;
+	char *host = mem_strndup(address, (size_t)host_len);
+	unsigned int wait = 0;
+	if (auth_throttle_login_begin(auth->throttle, user, host, now, &wait) < 0) {
+		mem_free(host);
+		if (wait == 0) /* others from there are being checked */
+			done(mgmt, MGMT_AUTH_BUSY, 1,
+			     "other logins are being checked: try again in a moment", ctx);
+		else
+			done(mgmt, MGMT_AUTH_THROTTLED, wait,
+			     tstr_printf("too many failed logins: try again in %u seconds", wait),
+			     ctx);
+		return;
 	}
 	struct json *record = mgmtdb_admin_record(mgmt->db, user);
 	const char *hash = json_get_string(record, "passwordHash");
 	const char *api_hash = json_get_string(record, "apiPasswordHash");
-	bool api = mgmt_auth_verify_cached(auth->api_passwords, user, api_hash, password, now);
-	bool ok = api || mgmt_auth_verify_cached(auth->passwords, user, hash, password, now);
-	if (record == NULL)
-		(void)crypto_password_verify(auth->dummy_hash, password);
-	*error_r = "wrong administrator name or password";
-	if (ok && record != NULL && !api && mgmt_auth_check_totp(mgmt, user, record, totp, now, error_r) < 0)
-		ok = false;
-	if (!ok || record == NULL) {
-		auth_throttle_failure(auth->throttle, user_key, now);
-		auth_throttle_failure(auth->throttle, addr_key, now);
-		return MGMT_AUTH_DENIED;
+	/* Verified a moment ago: no Argon2id for a script's every request. */
+	int cached = -1;
+	if (api_hash != NULL && auth_cache_check(auth->api_passwords, user, password, now))
+		cached = 1;
+	else if (hash != NULL && auth_cache_check(auth->passwords, user, password, now))
+		cached = 0;
+	if (cached >= 0) {
+		mgmt_auth_finish(mgmt, user, host, password, totp, cached, done, ctx);
+		mem_free(host);
+		return;
 	}
-	auth_throttle_success(auth->throttle, user_key);
-	auth_throttle_success(auth->throttle, addr_key);
-	return MGMT_AUTH_OK;
+	struct mgmt_auth_job *job = mem_new(struct mgmt_auth_job);
+	job->mgmt = mgmt;
+	job->user = mem_strdup(user);
+	job->host = host;
+	job->password = mem_strdup(password);
+	job->totp = mgmt_auth_strdup(totp);
+	job->known = record != NULL;
+	job->hashes[0] = mem_strdup(hash != NULL ? hash : auth->dummy_hash);
+	job->hashes[1] = mem_strdup(api_hash != NULL ? api_hash : auth->dummy_hash);
+	job->matched = -1;
+	job->done = done;
+	job->ctx = ctx;
+	if (mgmt_auth_pool(mgmt) < 0 ||
+	    worker_pool_submit(auth->pool, mgmt_auth_job_work, mgmt_auth_job_done, job) < 0) {
+		/* not a wrong password: not counted */
+		auth_throttle_login_end(auth->throttle, user, host, AUTH_THROTTLE_NOT_CHECKED);
+		done(mgmt, MGMT_AUTH_BUSY, 1, "too many logins at once: try again in a moment",
+		     ctx);
+		mgmt_auth_job_free(job);
+	}
 }

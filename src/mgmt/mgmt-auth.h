@@ -10,8 +10,13 @@
  *     (for scripts while MFA is on).
  * While MFA is pending (initialised, not yet used), the first request that
  * carries a valid code activates it.
- * Failed attempts are throttled per administrator name and per client
- * address (auth-throttle: three free, then a doubling wait up to 5 min).
+ * Attempts are throttled per client address across names and per (name,
+ * address), never per name alone, so guesses from one address cannot lock
+ * the real administrator out from another; each attempt is counted before
+ * it is checked (auth-throttle: then a doubling wait up to 5 min).
+ * The Argon2id checks run on worker threads, never on the event loop; a
+ * failure always costs two checks (password, API password or a dummy), so
+ * timing does not tell which administrators exist.
  * Verified passwords are remembered for a few minutes (auth-cache) so that
  * scripts with keep-alive do not pay Argon2id on every request; any change
  * to an administrator forgets them. */
@@ -26,12 +31,19 @@ void mgmt_auth_destroy(struct mgmt_auth **auth);
 enum mgmt_auth_result {
 	MGMT_AUTH_OK,
 	MGMT_AUTH_DENIED,    /* 401 */
-	MGMT_AUTH_THROTTLED, /* 429, *wait_secs_r set */
+	MGMT_AUTH_THROTTLED, /* 429, wait_secs set */
+	MGMT_AUTH_BUSY,      /* 503: too many checks wait; not a failed login */
 };
 
-enum mgmt_auth_result mgmt_auth_check(struct mgmt *mgmt, const char *user, const char *password,
-				      const char *totp, const char *address,
-				      unsigned int *wait_secs_r, const char **error_r);
+/* error: why not OK (a tstr string, valid during the call). */
+typedef void mgmt_auth_done_fn(struct mgmt *mgmt, enum mgmt_auth_result result,
+			       unsigned int wait_secs, const char *error, void *ctx);
+
+/* Check credentials; `done` is called exactly once, at once (throttled,
+ * busy, a cached password) or later from the event loop after the check.
+ * The arguments are copied. address: the client's "ip:port". */
+void mgmt_auth_check(struct mgmt *mgmt, const char *user, const char *password, const char *totp,
+		     const char *address, mgmt_auth_done_fn *done, void *ctx);
 /* An administrator changed (password, MFA, API password, deleted). */
 void mgmt_auth_forget(struct mgmt *mgmt, const char *user);
 
