@@ -31,8 +31,10 @@ static void dump_args(struct str *out, const struct imap_arg *args, unsigned int
 
 static char *run(const uint8_t *data, size_t size, size_t chunk)
 {
-	struct imap_parser_settings set = {.max_line = 200, .max_literal = 100,
-					   .max_literals_total = 300, .max_depth = 5,
+	struct imap_parser_settings set = {.max_line = 200,
+					   .max_literal = 100,
+					   .max_literals_total = 300,
+					   .max_depth = 5,
 					   .max_args = 50};
 	struct imap_parser *p = imap_parser_create(&set);
 	struct str *out = str_create(256);
@@ -70,7 +72,8 @@ static char *run(const uint8_t *data, size_t size, size_t chunk)
 			str_printfa(out, "C:%s %s %s", cmd->tag, cmd->name, cmd->args_raw);
 			dump_args(out, cmd->args, cmd->arg_count);
 			str_append_c(out, '\n');
-			if (strcmp(cmd->name, "AUTHENTICATE") == 0 || strcmp(cmd->name, "IDLE") == 0) {
+			if (strcmp(cmd->name, "AUTHENTICATE") == 0 ||
+			    strcmp(cmd->name, "IDLE") == 0) {
 				const char *line, *lerror;
 				size_t len;
 				if (imap_parser_next_line(p, &line, &len, &lerror) != 0)

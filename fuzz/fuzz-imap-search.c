@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct imap_search_settings set = {.star_seq = empty ? 0 : 100,
 							   .star_uid = empty ? 0 : 5000};
 			struct imap_search_node *root;
-			if (imap_search_parse(cmd->args, cmd->arg_count, &set, &root, &error) == 0) {
+			if (imap_search_parse(cmd->args, cmd->arg_count, &set, &root, &error) ==
+			    0) {
 				walk(root, 0);
 				imap_search_destroy(&root);
 			} else if (root != NULL || error == NULL) {

@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < count; i++) {
 			/* What we print must parse back to the same listener. */
 			struct netaddr_listener again;
-			if (netaddr_parse_listener(netaddr_listener_str(&list[i]), &again, &error) < 0 ||
+			if (netaddr_parse_listener(netaddr_listener_str(&list[i]), &again, &error) <
+				    0 ||
 			    memcmp(&again, &list[i], sizeof(again)) != 0)
 				__builtin_trap();
 		}

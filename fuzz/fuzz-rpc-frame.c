@@ -17,8 +17,8 @@ static void fuzz_request(struct rpc_conn *conn, uint32_t id, const char *method,
 	rpc_conn_reply(conn, id, json_clone(args));
 }
 
-static void fuzz_data(struct rpc_conn *conn, uint32_t id, const void *data, size_t size,
-		      bool last, void *ctx)
+static void fuzz_data(struct rpc_conn *conn, uint32_t id, const void *data, size_t size, bool last,
+		      void *ctx)
 {
 }
 

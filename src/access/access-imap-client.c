@@ -301,8 +301,8 @@ static void imap_client_login(struct imap_client *client, const char *login, con
 {
 	struct access_imap *server = client->server;
 	unsigned int wait;
-	if (auth_throttle_login_begin(server->throttle, login, client->address, time(NULL),
-				      &wait) < 0) {
+	if (auth_throttle_login_begin(server->throttle, login, client->address, time(NULL), &wait) <
+	    0) {
 		/* at once, unchecked: the attempt costs the server nothing */
 		if (wait == 0)
 			imap_client_done(client, "NO",

@@ -35,8 +35,8 @@ static char *imap_folder_name(const struct imap_client *client, const char *owne
 
 /* The archive folder a mailbox name stands for: 0 with owner/path, -1 if the
  * name cannot be one (the answer is then "no such mailbox"). */
-static int imap_folder_from_name(const struct imap_client *client, const char *name,
-				 char **owner_r, char **path_r)
+static int imap_folder_from_name(const struct imap_client *client, const char *name, char **owner_r,
+				 char **path_r)
 {
 	size_t prefix = strlen(IMAP_OTHER_USERS "/");
 	if (strncmp(name, IMAP_OTHER_USERS "/", prefix) == 0) {
@@ -108,7 +108,8 @@ static struct imap_listed *imap_list_build(struct imap_client *client, const str
 		if (owner == NULL || path == NULL)
 			continue;
 		char *name = imap_folder_name(client, owner, path);
-		for (char *slash = strchr(name, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+		for (char *slash = strchr(name, '/'); slash != NULL;
+		     slash = strchr(slash + 1, '/')) {
 			*slash = '\0';
 			if (name[0] != '\0')
 				imap_list_add(&list, &count, name, false);
@@ -141,7 +142,8 @@ static void imap_list_answer(struct imap_client *client, const struct json *resu
 	struct imap_list_cmd *cmd = ctx;
 	if (client->disconnected) {
 	} else if (code != NULL) {
-		imap_client_done(client, "NO", "[UNAVAILABLE] The archive is not available right now");
+		imap_client_done(client, "NO",
+				 "[UNAVAILABLE] The archive is not available right now");
 	} else {
 		size_t count;
 		struct imap_listed *list = imap_list_build(client, result, &count);
@@ -234,12 +236,13 @@ static void imap_mailbox_failed(struct imap_client *client, const char *code)
 	if (strcmp(code, "not-found") == 0 || strcmp(code, "bad-request") == 0)
 		imap_client_done(client, "NO", "[NONEXISTENT] No such mailbox");
 	else
-		imap_client_done(client, "NO", "[UNAVAILABLE] The archive is not available right now");
+		imap_client_done(client, "NO",
+				 "[UNAVAILABLE] The archive is not available right now");
 }
 
 static void imap_status_answer(struct imap_client *client, const struct json *result,
-			       const void *blob, size_t blob_len, const char *code, const char *text,
-			       void *ctx)
+			       const void *blob, size_t blob_len, const char *code,
+			       const char *text, void *ctx)
 {
 	struct imap_mailbox_cmd *m = ctx;
 	long long count = 0, uid_next = 1, uid_validity = 1;
@@ -323,8 +326,8 @@ void imap_cmd_status(struct imap_client *client, const struct imap_command *cmd)
 		imap_client_done(client, "BAD", "STATUS needs a mailbox and a list of items");
 		return;
 	}
-	static const char *const names[] = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
-					    "UNSEEN", NULL};
+	static const char *const names[] = {"MESSAGES",    "RECENT", "UIDNEXT",
+					    "UIDVALIDITY", "UNSEEN", NULL};
 	for (unsigned int i = 0; i < n; i++) {
 		unsigned int bit = 0;
 		for (unsigned int k = 0; names[k] != NULL; k++) {
@@ -353,8 +356,8 @@ void imap_client_unselect(struct imap_client *client)
 }
 
 static void imap_select_answer(struct imap_client *client, const struct json *result,
-			       const void *blob, size_t blob_len, const char *code, const char *text,
-			       void *ctx)
+			       const void *blob, size_t blob_len, const char *code,
+			       const char *text, void *ctx)
 {
 	struct imap_mailbox_cmd *m = ctx;
 	long long uid_next = 1, uid_validity = 1;
@@ -393,7 +396,8 @@ static void imap_select_answer(struct imap_client *client, const struct json *re
 	imap_client_send(client, "* 0 RECENT");
 	imap_client_send(client, "* OK [UIDVALIDITY %u] UIDs valid", client->uid_validity);
 	imap_client_send(client, "* OK [UIDNEXT %u] Predicted next UID", client->uid_next);
-	imap_client_done(client, "OK", "[READ-ONLY] %s completed", m->examine ? "EXAMINE" : "SELECT");
+	imap_client_done(client, "OK", "[READ-ONLY] %s completed",
+			 m->examine ? "EXAMINE" : "SELECT");
 	imap_mailbox_cmd_free(m);
 }
 

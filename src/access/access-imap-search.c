@@ -106,8 +106,9 @@ static char *search_leaf_query(const struct imap_search_node *n, const char **er
 		else if (strcasecmp(n->field, "Subject") == 0)
 			search_append_value(q, "subject:", n->value);
 		else {
-			*error_r = tstr_printf("[CANNOT] Searching the header field %s is not supported",
-					       n->field);
+			*error_r = tstr_printf(
+				"[CANNOT] Searching the header field %s is not supported",
+				n->field);
 			str_truncate(q, 0);
 		}
 		break;
@@ -216,8 +217,10 @@ static void search_finish(struct access_imap_search *s)
 {
 	struct imap_client *client = s->client;
 	if (s->failed) {
-		imap_client_done(client, "NO", "%s", s->error != NULL ? s->error :
-				 "[UNAVAILABLE] The archive is not available right now");
+		imap_client_done(client, "NO", "%s",
+				 s->error != NULL
+					 ? s->error
+					 : "[UNAVAILABLE] The archive is not available right now");
 		imap_search_free(&client->search);
 		return;
 	}
@@ -231,8 +234,8 @@ static void search_finish(struct access_imap_search *s)
 	}
 	imap_client_send(client, "%s", str_c(line));
 	str_destroy(&line);
-	imap_client_done(client, "OK", client->uid_command ? "UID SEARCH completed" :
-							     "SEARCH completed");
+	imap_client_done(client, "OK",
+			 client->uid_command ? "UID SEARCH completed" : "SEARCH completed");
 	imap_search_free(&client->search);
 }
 
@@ -291,6 +294,7 @@ void imap_cmd_search(struct imap_client *client, const struct imap_command *cmd)
 		json_set_string(args, "owner", client->owner);
 		json_set_string(args, "path", client->path);
 		json_set_string(args, "query", s->leaves[i].query);
-		imap_client_call(client, "ClientSearchUids", args, search_leaf_answer, &s->leaves[i]);
+		imap_client_call(client, "ClientSearchUids", args, search_leaf_answer,
+				 &s->leaves[i]);
 	}
 }

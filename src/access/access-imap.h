@@ -26,8 +26,8 @@ struct access_imap_settings {
 	/* LOGIN and AUTHENTICATE without TLS (e.g. behind a TLS proxy on
 	 * loopback); off by default */
 	bool allow_plaintext_auth;
-	unsigned int max_connections;	      /* 0: RLIMIT_NOFILE / 3, at most 10000 */
-	unsigned int max_unauth_per_address;  /* 0: 50 */
+	unsigned int max_connections;        /* 0: RLIMIT_NOFILE / 3, at most 10000 */
+	unsigned int max_unauth_per_address; /* 0: 50 */
 };
 
 struct access_imap *access_imap_create(const struct access_imap_settings *set);

@@ -107,12 +107,13 @@ static void access_request(struct rpc_conn *conn, uint32_t id, const char *metho
 	else if (strcmp(method, "SetTopology") == 0)
 		access_set_topology(access, conn, id, args);
 	else
-		rpc_conn_reply_error(conn, id, "unknown-method",
-				     tstr_printf("the Client Access Server takes no call '%s'", method));
+		rpc_conn_reply_error(
+			conn, id, "unknown-method",
+			tstr_printf("the Client Access Server takes no call '%s'", method));
 }
 
 static void access_accepted(struct rpc_server *server, struct rpc_conn *conn,
-                            const struct json *hello, void *ctx)
+			    const struct json *hello, void *ctx)
 {
 	role_daemon_peer_up(conn);
 }
@@ -123,7 +124,7 @@ static void access_closed(struct rpc_conn *conn, const char *reason, void *ctx)
 }
 
 static void access_refused(struct rpc_server *server, const char *address, const char *reason,
-                            void *ctx)
+			   void *ctx)
 {
 	struct access *access = ctx;
 	role_daemon_peer_refused(access->rd, address, reason);
@@ -149,8 +150,8 @@ static int access_listen_imap(struct access *access, const char **error_r)
 	const struct config_listener_set *tls = &set->listeners[CONFIG_KIND_IMAPS];
 	if (!plain->enabled && !tls->enabled)
 		return 0;
-	struct tls_context *ctx = role_daemon_server_tls(access->rd, CONFIG_KIND_IMAP, NULL, NULL,
-							 error_r);
+	struct tls_context *ctx =
+		role_daemon_server_tls(access->rd, CONFIG_KIND_IMAP, NULL, NULL, error_r);
 	if (ctx == NULL)
 		return -1;
 	struct access_imap_settings imap_set = {
@@ -167,8 +168,8 @@ static int access_listen_imap(struct access *access, const char **error_r)
 			const char *error;
 			if (access_imap_listen(access->imap, &l->listeners[i], implicit != 0,
 					       &error) < 0) {
-				*error_r = tstr_printf("%s listener %s", implicit ? "IMAPS" : "IMAP",
-						       error);
+				*error_r = tstr_printf("%s listener %s",
+						       implicit ? "IMAPS" : "IMAP", error);
 				return -1;
 			}
 		}
@@ -197,7 +198,8 @@ int access_main(int argc, char **argv)
 	/* IMAP and Web Access bind their listeners while still privileged. */
 	if (access.tcp_server == NULL || access_listen_imap(&access, &error) < 0 ||
 	    access_web_create(access.rd, access.route, &web, &error) < 0 ||
-	    role_daemon_start(access.rd, paired ? "paired" : "not paired with a Management Server yet",
+	    role_daemon_start(access.rd,
+			      paired ? "paired" : "not paired with a Management Server yet",
 			      &error) < 0) {
 		ret = role_daemon_fail(access.rd, error);
 	} else {

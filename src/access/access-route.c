@@ -128,8 +128,8 @@ static void access_route_apply_hosts(struct access_route *route, const struct js
 		const char *name = json_get_string(e, "serverName");
 		const char *fp = json_get_string(e, "fingerprint");
 		long long port = 0;
-		if (name == NULL || fp == NULL || json_get_int(e, "port", &port) != 1 || port <= 0 ||
-		    port > 65535)
+		if (name == NULL || fp == NULL || json_get_int(e, "port", &port) != 1 ||
+		    port <= 0 || port > 65535)
 			continue;
 		struct access_host *h = access_route_take_host(route, name, port, fp);
 		h->next = kept;
@@ -159,8 +159,7 @@ void access_route_apply(struct access_route *route, const struct json *topology)
 	}
 }
 
-static const struct access_instance *access_route_find(struct access_route *route,
-							 const char *name)
+static const struct access_instance *access_route_find(struct access_route *route, const char *name)
 {
 	if (name == NULL || name[0] == '\0')
 		return NULL;
@@ -218,8 +217,8 @@ static void access_route_answered(struct rpc_conn *conn, const struct json *resu
 	size_t blob_len = 0;
 	const void *blob = code == NULL ? rpc_conn_answer_blob(conn, &blob_len) : NULL;
 	/* The Instance Host's word for "not running" means the same to a user. */
-	if (code != NULL && (strcmp(code, "not-running") == 0 ||
-			     strcmp(code, "no-such-instance") == 0))
+	if (code != NULL &&
+	    (strcmp(code, "not-running") == 0 || strcmp(code, "no-such-instance") == 0))
 		code = "unavailable";
 	call->answer(result, blob, blob_len, code, text, call->ctx);
 	access_route_call_free(call);
@@ -242,7 +241,8 @@ void access_route_call(struct access_route *route, const char *instance_id, cons
 	if (inst == NULL || conn == NULL || !rpc_conn_is_ready(conn)) {
 		json_unref(&args);
 		call->code = inst == NULL ? "no-such-instance" : "unavailable";
-		call->text = inst == NULL ? "no such instance" : "the instance's server is not reachable";
+		call->text = inst == NULL ? "no such instance"
+					  : "the instance's server is not reachable";
 		call->defer = event_new(route->set.base, -1, 0, access_route_deferred, call);
 		struct timeval now = {0, 0};
 		event_add(call->defer, &now);

@@ -34,7 +34,7 @@ struct access_route;
 struct access_route_settings {
 	struct event_base *base;
 	struct tls_context *client_tls; /* our certificate for Instance Host links */
-	const struct json *hello;	/* our rpc hello */
+	const struct json *hello;       /* our rpc hello */
 };
 
 struct access_route *access_route_create(const struct access_route_settings *set);

@@ -188,8 +188,8 @@ static int api_throttle_begin(struct web_call *call, const char *user)
 	if (ret < 0 && wait == 0) {
 		/* others from here are being checked: not a failure (yet) */
 		http_request_add_header(call->req, "Retry-After", "1");
-		access_web_call_reply_error(call, 503, "busy",
-					    "other logins are being checked: try again in a moment");
+		access_web_call_reply_error(
+			call, 503, "busy", "other logins are being checked: try again in a moment");
 	} else if (ret < 0) {
 		http_request_add_header(call->req, "Retry-After", tstr_printf("%u", wait));
 		log_info(access_web_context(call), "login throttled for %u s", wait);

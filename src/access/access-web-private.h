@@ -32,8 +32,8 @@ struct access_web {
 	struct access_web_sessions *sessions;
 	struct auth_throttle *throttle;
 	struct auth_cache *basic_cache; /* app passwords verified recently */
-	struct web_call *calls;		/* under way, for destroy */
-	unsigned int refused;		/* connections refused since refused_logged */
+	struct web_call *calls;         /* under way, for destroy */
+	unsigned int refused;           /* connections refused since refused_logged */
 	long long refused_logged;
 };
 
@@ -43,14 +43,14 @@ struct web_call {
 	struct access_web *web; /* NULL once the server is gone */
 	struct http_request *req;
 	struct event *timer;
-	char *url_name;	   /* the instance as the URL names it (cookie path) */
+	char *url_name;    /* the instance as the URL names it (cookie path) */
 	char *instance_id; /* canonical; NULL if unknown */
 	char *user_name;   /* once authenticated */
 	char *session_token;
-	bool basic;	   /* authenticated by HTTP Basic (app password) */
-	char *basic_password; /* until ClientLogin answered (wiped) */
-	char *endpoint;	   /* path below /INSTANCE/api/ */
-	struct json *body; /* the JSON request body, or NULL */
+	bool basic;                     /* authenticated by HTTP Basic (app password) */
+	char *basic_password;           /* until ClientLogin answered (wiped) */
+	char *endpoint;                 /* path below /INSTANCE/api/ */
+	struct json *body;              /* the JSON request body, or NULL */
 	struct http_form_field *params; /* the query */
 	size_t param_count;
 	/* an answer being streamed (export): errors abort the connection */
@@ -95,8 +95,8 @@ void access_web_api_handle(struct access_web *web, struct http_request *req, con
 
 /* Call a "Client*" method for the call's user (userName is added to args,
  * which are taken); `done` gets the result, or the error is answered. */
-typedef void access_web_done_fn(struct web_call *call, const struct json *result,
-				const void *blob, size_t blob_len);
+typedef void access_web_done_fn(struct web_call *call, const struct json *result, const void *blob,
+				size_t blob_len);
 void access_web_api_call(struct web_call *call, const char *method, struct json *args,
 			 access_web_done_fn *done);
 /* A query parameter of the request (borrowed from the call), or NULL. */

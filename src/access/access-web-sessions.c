@@ -174,5 +174,6 @@ size_t access_web_sessions_count(struct access_web_sessions *t)
 bool access_web_sessions_csrf_ok(const struct access_web_session *session, const char *token)
 {
 	size_t len = strlen(session->csrf_token);
-	return token != NULL && strlen(token) == len && crypto_equal(session->csrf_token, token, len);
+	return token != NULL && strlen(token) == len &&
+	       crypto_equal(session->csrf_token, token, len);
 }

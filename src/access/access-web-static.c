@@ -28,8 +28,8 @@ static const struct {
 static const char *web_static_type(const char *name)
 {
 	const char *dot = strrchr(name, '.');
-	for (size_t i = 0; dot != NULL && i < sizeof(web_static_types) / sizeof(web_static_types[0]);
-	     i++) {
+	for (size_t i = 0;
+	     dot != NULL && i < sizeof(web_static_types) / sizeof(web_static_types[0]); i++) {
 		if (strcmp(dot, web_static_types[i].ext) == 0)
 			return web_static_types[i].type;
 	}

@@ -340,9 +340,8 @@ int access_web_create(struct role_daemon *rd, struct access_route *route, struct
 	web->throttle = auth_throttle_create(WEB_THROTTLE_ENTRIES);
 	web->basic_cache = auth_cache_create(WEB_BASIC_CACHE_ENTRIES, WEB_BASIC_CACHE_TTL_SECS);
 	/* Export selections name up to 1000 IDs in the query. */
-	struct http_server_settings set = {.max_header_size = 32 * 1024,
-					   .max_body_size = 256 * 1024,
-					   .refused = web_refused};
+	struct http_server_settings set = {
+		.max_header_size = 32 * 1024, .max_body_size = 256 * 1024, .refused = web_refused};
 	web->http = http_server_create(web->base, tls, &set, web_handle, web);
 	for (size_t i = 0; i < l->listener_count; i++) {
 		if (http_server_listen(web->http, &l->listeners[i], error_r) < 0) {

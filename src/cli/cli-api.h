@@ -16,7 +16,6 @@ struct cli_api_target {
 	const char *password;
 	const char *fingerprint;
 };
-int cli_api_call(const struct cli_api_target *target, const char *function,
-		 const char *const *args, size_t arg_count, char **envelope_r,
-		 const char **error_r);
+int cli_api_call(const struct cli_api_target *target, const char *function, const char *const *args,
+		 size_t arg_count, char **envelope_r, const char **error_r);
 #endif

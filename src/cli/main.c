@@ -25,7 +25,8 @@ static int cli_version_main(int argc, char **argv)
 }
 
 static const struct cli_command cli_commands[] = {
-	{"config", "the configuration tool (roles, services, pairing, certificates)", cli_config_main},
+	{"config", "the configuration tool (roles, services, pairing, certificates)",
+	 cli_config_main},
 	{"api", "call a Management API function", cli_api_main},
 	{"management-server", "run the Management Server daemon", mgmt_main},
 	{"instance-host", "run the Instance Host daemon", host_main},

@@ -48,8 +48,8 @@ enum host_instance_state {
 	HOST_INSTANCE_FAILED,
 };
 
-static const char *const host_instance_state_names[] = {
-	"stopped", "starting", "running", "frozen", "stopping", "failed"};
+static const char *const host_instance_state_names[] = {"stopped", "starting", "running",
+							"frozen",  "stopping", "failed"};
 
 /* A caller waiting for an answer that comes later. */
 struct host_waiter {
@@ -57,7 +57,7 @@ struct host_waiter {
 	struct host_instance *inst; /* NULL: not tied to an instance's state */
 	struct rpc_conn *conn;      /* NULL once that connection closed */
 	uint32_t id;
-	bool for_start;             /* answered when running, else when stopped */
+	bool for_start; /* answered when running, else when stopped */
 	struct host_instances *hi;
 };
 
@@ -72,8 +72,8 @@ struct host_instance {
 	pid_t pid;
 	struct rpc_conn *conn, *dead_conn;
 	time_t started;
-	struct timespec spawned;   /* monotonic, for the start duration */
-	long start_millis;         /* how long the last start took, -1 unknown */
+	struct timespec spawned; /* monotonic, for the start duration */
+	long start_millis;       /* how long the last start took, -1 unknown */
 	unsigned int restarts;
 	time_t crashes[HOST_INSTANCES_CRASH_LIMIT];
 	unsigned int crash_count;
@@ -267,9 +267,19 @@ static void host_instance_spawn(struct host_instance *inst)
 			_exit(127);
 		for (int fd = 4; fd < 1024; fd++)
 			(void)close(fd);
-		char *argv[] = {hi->exe, "instance", "--id", inst->id, "--base-dir", inst->base_dir,
-				"--key-file", key, "--log-file", log_file, "--keepalive-secs",
-				keepalive_text, NULL};
+		char *argv[] = {hi->exe,
+				"instance",
+				"--id",
+				inst->id,
+				"--base-dir",
+				inst->base_dir,
+				"--key-file",
+				key,
+				"--log-file",
+				log_file,
+				"--keepalive-secs",
+				keepalive_text,
+				NULL};
 		execv(hi->exe, argv);
 		_exit(127);
 	}
@@ -304,10 +314,11 @@ static void host_instance_timer(evutil_socket_t fd, short events, void *ctx)
 		/* Not ready, or not gone, in time: SIGCHLD does the rest. (Without a
 		 * process, "starting" is a restart waiting for its backoff.) */
 		log_warning(host_ctx(inst), "%s timed out: killing pid %ld",
-			    inst->state == HOST_INSTANCE_STARTING ? "start" : "stop", (long)inst->pid);
+			    inst->state == HOST_INSTANCE_STARTING ? "start" : "stop",
+			    (long)inst->pid);
 		mem_free(inst->error);
-		inst->error = mem_strdup(inst->state == HOST_INSTANCE_STARTING ?
-					 "did not start in time" : "");
+		inst->error = mem_strdup(
+			inst->state == HOST_INSTANCE_STARTING ? "did not start in time" : "");
 		if (inst->pid > 0)
 			kill(inst->pid, SIGKILL);
 		return;
@@ -349,11 +360,12 @@ static void host_instance_exited(struct host_instance *inst, int status)
 	inst->crashes[inst->crash_count++ % HOST_INSTANCES_CRASH_LIMIT] = now;
 	for (unsigned int i = 0; i < HOST_INSTANCES_CRASH_LIMIT && i < inst->crash_count; i++)
 		recent += now - inst->crashes[i] < HOST_INSTANCES_CRASH_WINDOW;
-	const char *reason = inst->error != NULL && inst->error[0] != '\0' ?
-		tstr_printf("%s (%s)", inst->error, how) : how;
+	const char *reason = inst->error != NULL && inst->error[0] != '\0'
+				     ? tstr_printf("%s (%s)", inst->error, how)
+				     : how;
 	if (recent >= HOST_INSTANCES_CRASH_LIMIT) {
-		const char *error = tstr_printf("crashed %u times within %d seconds; last: %s", recent,
-						HOST_INSTANCES_CRASH_WINDOW, reason);
+		const char *error = tstr_printf("crashed %u times within %d seconds; last: %s",
+						recent, HOST_INSTANCES_CRASH_WINDOW, reason);
 		log_error(host_ctx(inst), "%s: giving up until it is started again", error);
 		host_set_state(inst, HOST_INSTANCE_FAILED, error);
 		host_answer_waiters(inst, true, error);
@@ -420,7 +432,9 @@ static int host_check_base_dir(struct host_instances *hi, const char *dir, const
 	if (dir[0] != '/' || strstr(dir, "/../") != NULL || strstr(dir, "/./") != NULL ||
 	    strcmp(dir + strlen(dir) - (strlen(dir) >= 3 ? 3 : 0), "/..") == 0 ||
 	    strlen(dir) > PATH_MAX / 2 || strcmp(dir, "/") == 0) {
-		*error_r = tstr_printf("invalid base directory '%s': expected an absolute path without . or .. components", dir);
+		*error_r = tstr_printf("invalid base directory '%s': expected an absolute path "
+				       "without . or .. components",
+				       dir);
 		return -1;
 	}
 	for (const char *p = dir; *p != '\0'; p++) {
@@ -431,7 +445,8 @@ static int host_check_base_dir(struct host_instances *hi, const char *dir, const
 	}
 	size_t clen = strlen(hi->config_dir);
 	if (strncmp(dir, hi->config_dir, clen) == 0 && (dir[clen] == '/' || dir[clen] == '\0')) {
-		*error_r = tstr_printf("invalid base directory '%s': it is inside the config directory", dir);
+		*error_r = tstr_printf(
+			"invalid base directory '%s': it is inside the config directory", dir);
 		return -1;
 	}
 	/* No instance may see into another's directory. */
@@ -441,8 +456,9 @@ static int host_check_base_dir(struct host_instances *hi, const char *dir, const
 		size_t a = strlen(i->base_dir), b = strlen(dir), n = a < b ? a : b;
 		if (strncmp(i->base_dir, dir, n) == 0 &&
 		    (a == b || (a < b ? dir[a] == '/' : i->base_dir[b] == '/'))) {
-			*error_r = tstr_printf("base directory '%s' overlaps that of instance %s (%s)", dir,
-					       i->id, i->base_dir);
+			*error_r =
+				tstr_printf("base directory '%s' overlaps that of instance %s (%s)",
+					    dir, i->id, i->base_dir);
 			return -1;
 		}
 	}
@@ -537,13 +553,15 @@ static int host_instance_delete(struct host_instances *hi, struct host_instance 
 	}
 	if (delete_data) {
 		char *key = host_key_path(hi, inst->id);
-		if (nftw(inst->base_dir, host_rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-			log_error(host_ctx(inst), "removing %s failed: %s", inst->base_dir, strerror(errno));
+		if (nftw(inst->base_dir, host_rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 &&
+		    errno != ENOENT)
+			log_error(host_ctx(inst), "removing %s failed: %s", inst->base_dir,
+				  strerror(errno));
 		(void)unlink(key);
 		mem_free(key);
 	}
-	log_info(host_ctx(inst), "deleted%s", delete_data ? " with its data and key" :
-				 " (base directory and key kept)");
+	log_info(host_ctx(inst), "deleted%s",
+		 delete_data ? " with its data and key" : " (base directory and key kept)");
 	host_answer_waiters(inst, true, "deleted");
 	host_answer_waiters(inst, false, "deleted");
 	host_instance_free(inst);
@@ -617,8 +635,8 @@ static bool host_instance_alive(struct host_instances *hi, const struct host_ins
 	return false;
 }
 
-static void host_forward_answer(struct rpc_conn *conn, const struct json *result,
-				const char *code, const char *text, void *ctx)
+static void host_forward_answer(struct rpc_conn *conn, const struct json *result, const char *code,
+				const char *text, void *ctx)
 {
 	struct host_forward *f = ctx;
 	struct host_waiter *w = f->waiter;
@@ -643,8 +661,9 @@ static void host_forward_answer(struct rpc_conn *conn, const struct json *result
 		else if (f->after >= 0 && f->inst != NULL && host_instance_alive(f->hi, f->inst))
 			rpc_conn_reply(w->conn, w->id, host_instance_status(f->inst));
 		else if (blob != NULL)
-			rpc_conn_reply_blob(w->conn, w->id, result != NULL ? json_clone(result) : NULL,
-					    blob, blob_len);
+			rpc_conn_reply_blob(w->conn, w->id,
+					    result != NULL ? json_clone(result) : NULL, blob,
+					    blob_len);
 		else
 			rpc_conn_reply(w->conn, w->id, result != NULL ? json_clone(result) : NULL);
 	}
@@ -708,18 +727,21 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 			rpc_conn_reply(conn, id, list);
 	} else if (strcmp(method, "CreateDirectory") == 0) {
 		const char *path = json_get_string(args, "path");
-		int ret = path == NULL || path[0] != '/' ? -1 : file_mkdir_parents(path, 0700, &error);
+		int ret = path == NULL || path[0] != '/' ? -1
+							 : file_mkdir_parents(path, 0700, &error);
 		if (path == NULL || path[0] != '/')
 			error = "path: expected an absolute path";
 		host_reply_result(conn, id, ret, error);
 	} else if (strncmp(method, "Instance", 8) != 0 && strcmp(method, "StartInstance") != 0 &&
 		   strcmp(method, "StopInstance") != 0 && strcmp(method, "RestartInstance") != 0 &&
 		   strcmp(method, "FreezeInstance") != 0 && strcmp(method, "ThawInstance") != 0 &&
-		   strcmp(method, "DeleteInstance") != 0 && strcmp(method, "SetInstanceBaseDirectory") != 0) {
+		   strcmp(method, "DeleteInstance") != 0 &&
+		   strcmp(method, "SetInstanceBaseDirectory") != 0) {
 		return false;
 	} else if (inst == NULL) {
 		rpc_conn_reply_error(conn, id, "no-such-instance",
-				     tstr_printf("no instance '%s' on this Instance Host", iid == NULL ? "" : iid));
+				     tstr_printf("no instance '%s' on this Instance Host",
+						 iid == NULL ? "" : iid));
 	} else if (strcmp(method, "StartInstance") == 0) {
 		if (inst->state == HOST_INSTANCE_RUNNING || inst->state == HOST_INSTANCE_FROZEN) {
 			rpc_conn_reply(conn, id, host_instance_status(inst));
@@ -752,7 +774,8 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 	} else if (strcmp(method, "ThawInstance") == 0) {
 		host_forward(hi, inst, conn, id, "Thaw", NULL, HOST_INSTANCE_RUNNING);
 	} else if (strcmp(method, "DeleteInstance") == 0) {
-		int ret = host_instance_delete(hi, inst, json_get_bool(args, "deleteData", false), &error);
+		int ret = host_instance_delete(hi, inst, json_get_bool(args, "deleteData", false),
+					       &error);
 		host_reply_result(conn, id, ret, error);
 	} else if (strcmp(method, "SetInstanceBaseDirectory") == 0) {
 		const char *dir = json_get_string(args, "baseDirectory");
@@ -776,12 +799,14 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 	} else if (strcmp(method, "InstanceCall") == 0) {
 		const char *m = json_get_string(args, "method");
 		if (m == NULL) {
-			rpc_conn_reply_error(conn, id, "bad-request", "InstanceCall needs a method");
+			rpc_conn_reply_error(conn, id, "bad-request",
+					     "InstanceCall needs a method");
 		} else {
 			host_forward(hi, inst, conn, id, m, json_get(args, "args"), -1);
 		}
 	} else {
-		rpc_conn_reply_error(conn, id, "unknown-method", tstr_printf("no call '%s'", method));
+		rpc_conn_reply_error(conn, id, "unknown-method",
+				     tstr_printf("no call '%s'", method));
 	}
 	return true;
 }
@@ -821,7 +846,8 @@ int host_instances_load(struct host_instances *hi, const char **error_r)
 	const struct json *list = json_get(root, "instances");
 	for (size_t i = 0; ret == 0 && i < json_count(list); i++) {
 		const struct json *e = json_at(list, i);
-		const char *id = json_get_string(e, "instanceID"), *dir = json_get_string(e, "baseDirectory");
+		const char *id = json_get_string(e, "instanceID"),
+			   *dir = json_get_string(e, "baseDirectory");
 		if (id == NULL || dir == NULL || !host_instances_id_valid(id)) {
 			*error_r = tstr_printf("%s: entry %zu is invalid", path, i);
 			ret = -1;

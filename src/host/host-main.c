@@ -44,8 +44,8 @@ static void host_load_peers(struct host *host)
 			log_warning(NULL, "ignoring %s: %s", path, error);
 		}
 	}
-	if (host->peers == NULL || json_kind(json_get(host->peers, "clientAccessServers")) !=
-					   JSON_KIND_ARRAY) {
+	if (host->peers == NULL ||
+	    json_kind(json_get(host->peers, "clientAccessServers")) != JSON_KIND_ARRAY) {
 		json_unref(&host->peers);
 		host->peers = json_new_object();
 		json_set(host->peers, "clientAccessServers", json_new_array());
@@ -103,7 +103,8 @@ static void host_set_peers(struct host *host, struct rpc_conn *conn, uint32_t id
 	const struct json *list = json_get(args, "clientAccessServers");
 	const char *error;
 	if (list == NULL || json_kind(list) != JSON_KIND_ARRAY) {
-		rpc_conn_reply_error(conn, id, "bad-request", "clientAccessServers must be an array");
+		rpc_conn_reply_error(conn, id, "bad-request",
+				     "clientAccessServers must be an array");
 		return;
 	}
 	struct json *old = host->peers;
@@ -145,13 +146,13 @@ static void host_request(struct rpc_conn *conn, uint32_t id, const char *method,
 	else if (strcmp(method, "SetPeers") == 0 && from_management)
 		host_set_peers(host, conn, id, args);
 	else
-		rpc_conn_reply_error(conn, id, "unknown-method",
-				     tstr_printf("the Instance Host takes no call '%s' from this peer",
-						 method));
+		rpc_conn_reply_error(
+			conn, id, "unknown-method",
+			tstr_printf("the Instance Host takes no call '%s' from this peer", method));
 }
 
 static void host_accepted(struct rpc_server *server, struct rpc_conn *conn,
-                          const struct json *hello, void *ctx)
+			  const struct json *hello, void *ctx)
 {
 	role_daemon_peer_up(conn);
 }
@@ -180,7 +181,7 @@ static void host_instance_changed(const char *id, const char *state, const char 
 }
 
 static void host_refused(struct rpc_server *server, const char *address, const char *reason,
-                          void *ctx)
+			 void *ctx)
 {
 	struct host *host = ctx;
 	role_daemon_peer_refused(host->rd, address, reason);
@@ -205,8 +206,9 @@ int host_main(int argc, char **argv)
 	host.rd = role_daemon_create(CONFIG_ROLE_INSTANCE_HOST, argc, argv, &error);
 	if (host.rd == NULL)
 		return role_daemon_fail(NULL, error);
-	host.instances = host_instances_create(role_daemon_base(host.rd), role_daemon_config_dir(host.rd),
-					       host_instance_changed, &host);
+	host.instances =
+		host_instances_create(role_daemon_base(host.rd), role_daemon_config_dir(host.rd),
+				      host_instance_changed, &host);
 	host.tcp_server = role_daemon_listen_tcp(host.rd, host_peer_check, &host,
 						 &host_tcp_callbacks, &host, &error);
 	if (host.tcp_server != NULL && role_daemon_drop_privileges(host.rd, &error) < 0)
@@ -215,7 +217,8 @@ int host_main(int argc, char **argv)
 	bool paired = role_daemon_settings(host.rd)->management.fingerprint[0] != '\0';
 	int ret;
 	if (host.tcp_server == NULL ||
-	    role_daemon_start(host.rd, paired ? "paired" : "not paired with a Management Server yet",
+	    role_daemon_start(host.rd,
+			      paired ? "paired" : "not paired with a Management Server yet",
 			      &error) < 0) {
 		ret = role_daemon_fail(host.rd, error);
 	} else if (host_instances_load(host.instances, &error) < 0) {

@@ -60,8 +60,9 @@ static int instance_users_ready(struct instance *inst, const char **error_r)
 /* Calls that change data wait while the instance is frozen. */
 static bool instance_call_writes(const char *method)
 {
-	static const char *const reads[] = {"GetUsers", "GetUserInfo", "GetStatistics", "Search",
-					    "GetStores", "GetChildFolders", "GetFolderStatistics", "GetMessages", NULL};
+	static const char *const reads[] = {
+		"GetUsers",        "GetUserInfo",         "GetStatistics", "Search", "GetStores",
+		"GetChildFolders", "GetFolderStatistics", "GetMessages",   NULL};
 	for (const char *const *m = reads; *m != NULL; m++) {
 		if (strcmp(*m, method) == 0)
 			return false;
@@ -80,8 +81,9 @@ static int instance_data_call(struct instance *inst, struct rpc_conn *conn, uint
 				     "the instance is frozen: changes wait until it is thawed");
 		return 1;
 	}
-	int ret = instance_users_ready(inst, &error) < 0 ? -1 :
-		  instance_users_call(inst->users, method, args, &result, &error);
+	int ret = instance_users_ready(inst, &error) < 0
+			  ? -1
+			  : instance_users_call(inst->users, method, args, &result, &error);
 	if (ret == 0) {
 		/* the archive a call is about, if the user may act on it */
 		const char *owner;
@@ -117,7 +119,8 @@ void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint3
 		}
 		instance_calls_close(inst);
 		inst->frozen = true;
-		log_info(tstr_printf("instance=%s", inst->id), "frozen: writes paused, files closed");
+		log_info(tstr_printf("instance=%s", inst->id),
+			 "frozen: writes paused, files closed");
 		rpc_conn_reply(conn, id, NULL);
 	} else if (strcmp(method, "Thaw") == 0) {
 		inst->frozen = false;

@@ -94,7 +94,8 @@ static int web_part(struct web_request *r, struct json **result_r, unsigned char
 {
 	const char *part = json_get_string(r->args, "part");
 	if (part == NULL || part[0] == '\0' || strlen(part) > 64)
-		return web_fail(r, "bad-request", "part: a MIME section number such as \"2\" or \"1.3\"");
+		return web_fail(r, "bad-request",
+				"part: a MIME section number such as \"2\" or \"1.3\"");
 	unsigned char *data;
 	size_t len;
 	if (web_read_message(r, &data, &len) < 0)
@@ -109,8 +110,9 @@ static int web_part(struct web_request *r, struct json **result_r, unsigned char
 		*blob_r = NULL;
 		mem_free(filename);
 		mem_free(type);
-		return web_fail(r, "too-large",
-				"the part is larger than 15 MiB: download the whole message instead");
+		return web_fail(
+			r, "too-large",
+			"the part is larger than 15 MiB: download the whole message instead");
 	}
 	*result_r = json_new_object();
 	json_set_string(*result_r, "filename", filename);
@@ -126,18 +128,19 @@ static int web_account(struct web_request *r, const char *method, struct json **
 	const char *user = json_get_string(r->user, "userName");
 	const struct json *a = r->args;
 	if (r->inst->frozen)
-		return web_fail(r, "frozen", "the archive is frozen for maintenance: try again later");
+		return web_fail(r, "frozen",
+				"the archive is frozen for maintenance: try again later");
 	int ret;
 	if (strcmp(method, "ClientSetPassword") == 0)
 		ret = instance_users_change_password(users, user, json_get_string(a, "oldPassword"),
 						     json_get_string(a, "newPassword"), r->code_r,
 						     r->error_r);
 	else if (strcmp(method, "ClientMfaBegin") == 0)
-		ret = instance_users_mfa_begin(users, user, json_get_string(a, "password"), result_r,
-					       r->code_r, r->error_r);
+		ret = instance_users_mfa_begin(users, user, json_get_string(a, "password"),
+					       result_r, r->code_r, r->error_r);
 	else if (strcmp(method, "ClientMfaActivate") == 0)
-		ret = instance_users_mfa_activate(users, user, json_get_string(a, "code"), r->code_r,
-						  r->error_r);
+		ret = instance_users_mfa_activate(users, user, json_get_string(a, "code"),
+						  r->code_r, r->error_r);
 	else
 		ret = instance_users_mfa_disable(users, user, json_get_string(a, "password"),
 						 json_get_string(a, "code"), r->code_r, r->error_r);
@@ -148,9 +151,13 @@ int instance_client_web_call(struct instance *inst, const char *method, const st
 			     struct json **result_r, unsigned char **blob_r, size_t *blob_len_r,
 			     const char **code_r, const char **error_r)
 {
-	static const char *const calls[] = {"ClientMessageView", "ClientPart", "ClientSetPassword",
-					    "ClientMfaBegin", "ClientMfaActivate",
-					    "ClientMfaDisable", NULL};
+	static const char *const calls[] = {"ClientMessageView",
+					    "ClientPart",
+					    "ClientSetPassword",
+					    "ClientMfaBegin",
+					    "ClientMfaActivate",
+					    "ClientMfaDisable",
+					    NULL};
 	bool mine = false;
 	for (const char *const *c = calls; *c != NULL; c++)
 		mine = mine || strcmp(*c, method) == 0;

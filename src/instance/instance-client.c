@@ -176,9 +176,9 @@ static void client_ids_flush(struct client_ids *ids)
 	if (str_len(ids->set) > 0)
 		str_append_c(ids->set, ',');
 	char buf[48];
-	int n = ids->first == ids->last ?
-		snprintf(buf, sizeof(buf), "%lld", (long long)ids->first) :
-		snprintf(buf, sizeof(buf), "%lld:%lld", (long long)ids->first, (long long)ids->last);
+	int n = ids->first == ids->last ? snprintf(buf, sizeof(buf), "%lld", (long long)ids->first)
+					: snprintf(buf, sizeof(buf), "%lld:%lld",
+						   (long long)ids->first, (long long)ids->last);
 	str_append_n(ids->set, buf, (size_t)n);
 }
 
@@ -333,12 +333,13 @@ static int client_messages(struct client_call *c)
 	long long limit = 50, offset = 0;
 	const char *query = json_get_string(c->args, "query");
 	const char *error;
-	if ((json_get(c->args, "limit") != NULL &&
-	     (json_get_int(c->args, "limit", &limit) != 1 || limit < 0 || limit > CLIENT_PAGE_MAX)) ||
+	if ((json_get(c->args, "limit") != NULL && (json_get_int(c->args, "limit", &limit) != 1 ||
+						    limit < 0 || limit > CLIENT_PAGE_MAX)) ||
 	    (json_get(c->args, "offset") != NULL &&
 	     (json_get_int(c->args, "offset", &offset) != 1 || offset < 0)))
-		return client_fail(c, "bad-request",
-				   tstr_printf("limit: 0 to %d; offset: 0 or more", CLIENT_PAGE_MAX));
+		return client_fail(
+			c, "bad-request",
+			tstr_printf("limit: 0 to %d; offset: 0 or more", CLIENT_PAGE_MAX));
 	/* an empty query lists everything in scope, newest first */
 	if (query == NULL || query[0] == '\0')
 		query = "*";
@@ -451,7 +452,8 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	unsigned char *data;
 	size_t len;
 	if (archive_read_message(c->archive, id, &data, &len, &error) != 1)
-		return client_fail(c, "failed", tstr_printf("message %lld: %s", (long long)id, error));
+		return client_fail(c, "failed",
+				   tstr_printf("message %lld: %s", (long long)id, error));
 	if (headers_only)
 		len = client_header_length(data, len);
 	/* a message bigger than one answer comes in pieces: "skip" says where
@@ -519,10 +521,9 @@ static int client_app_passwords(struct client_call *c, const char *method)
 		return 0;
 	}
 	if (strcmp(method, "ClientCreateAppPassword") == 0) {
-		if (instance_users_app_password_create(c->inst->users, user,
-						       json_get_string(c->args, "password"),
-						       json_get_string(c->args, "name"), &c->result,
-						       &error) < 0)
+		if (instance_users_app_password_create(
+			    c->inst->users, user, json_get_string(c->args, "password"),
+			    json_get_string(c->args, "name"), &c->result, &error) < 0)
 			return client_fail(c, "bad-request", error);
 		return 0;
 	}
@@ -534,14 +535,15 @@ static int client_app_passwords(struct client_call *c, const char *method)
 
 static int client_dispatch(struct client_call *c, const char *method)
 {
-	c->user.view = instance_users_client_view(c->inst->users,
-						  json_get_string(c->args, "userName"));
+	c->user.view =
+		instance_users_client_view(c->inst->users, json_get_string(c->args, "userName"));
 	if (c->user.view == NULL)
 		return client_fail(c, "auth-failed", "the session has ended: log in again");
 	bool changes = strcmp(method, "ClientCreateAppPassword") == 0 ||
 		       strcmp(method, "ClientDeleteAppPassword") == 0;
 	if (changes && c->inst->frozen)
-		return client_fail(c, "frozen", "the archive is frozen for maintenance: try again later");
+		return client_fail(c, "frozen",
+				   "the archive is frozen for maintenance: try again later");
 	if (changes || strcmp(method, "ClientAppPasswords") == 0)
 		return client_app_passwords(c, method);
 	if (strcmp(method, "ClientUser") == 0) {
@@ -560,7 +562,8 @@ static int client_dispatch(struct client_call *c, const char *method)
 		return client_search_uids(c);
 	if (strcmp(method, "ClientFetch") == 0)
 		return client_fetch(c);
-	return client_fail(c, "unknown-method", tstr_printf("an instance takes no call '%s'", method));
+	return client_fail(c, "unknown-method",
+			   tstr_printf("an instance takes no call '%s'", method));
 }
 
 /* Exports (instance-export.c), for the user named in args; true if the
@@ -573,7 +576,8 @@ static bool client_export(struct instance *inst, struct rpc_conn *conn, uint32_t
 	struct json *user =
 		instance_users_client_view(inst->users, json_get_string(args, "userName"));
 	if (user == NULL) {
-		rpc_conn_reply_error(conn, id, "auth-failed", "the session has ended: log in again");
+		rpc_conn_reply_error(conn, id, "auth-failed",
+				     "the session has ended: log in again");
 		return true;
 	}
 	bool handled = instance_export_call(inst, conn, id, method, args, user);
@@ -641,7 +645,8 @@ static void client_login_done(void *ctx, bool ran)
 	} else {
 		/* mfa-required: the password was right and no code was tried */
 		bool failed = strcmp(code, "auth-failed") == 0;
-		client_login_throttle_end(l, failed ? AUTH_THROTTLE_FAILED : AUTH_THROTTLE_NOT_CHECKED);
+		client_login_throttle_end(l, failed ? AUTH_THROTTLE_FAILED
+						    : AUTH_THROTTLE_NOT_CHECKED);
 		rpc_conn_reply_error(l->conn, l->id, code, error);
 	}
 	client_login_free(l);
@@ -673,12 +678,14 @@ static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t 
 	    auth_throttle_login_begin(inst->login_throttle, name, address, time(NULL), &wait) < 0) {
 		inst->logins_throttled++;
 		if (wait == 0) /* others from there are being checked */
-			rpc_conn_reply_error(conn, id, "busy",
-					     "other logins are being checked: try again in a moment");
+			rpc_conn_reply_error(
+				conn, id, "busy",
+				"other logins are being checked: try again in a moment");
 		else
 			rpc_conn_reply_error(
 				conn, id, "throttled",
-				tstr_printf("too many failed logins: try again in %u seconds", wait));
+				tstr_printf("too many failed logins: try again in %u seconds",
+					    wait));
 		return;
 	}
 	struct client_login *l = mem_new(struct client_login);
@@ -688,8 +695,9 @@ static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t 
 	l->user_name = mem_strdup(name == NULL ? "" : name);
 	l->address = address == NULL ? NULL : mem_strdup(address);
 	l->totp = totp == NULL ? NULL : mem_strdup(totp);
-	l->check = instance_users_login_prepare(inst->users, name, json_get_string(args, "password"),
-						json_get_string(args, "service"));
+	l->check =
+		instance_users_login_prepare(inst->users, name, json_get_string(args, "password"),
+					     json_get_string(args, "service"));
 	if (l->check == NULL) {
 		client_login_throttle_end(l, AUTH_THROTTLE_FAILED);
 		rpc_conn_reply_error(conn, id, "auth-failed", "invalid user name or password");
@@ -815,8 +823,8 @@ static void client_gated_done(void *ctx, bool ran)
 	}
 	if (!ran) {
 		rpc_conn_reply_error(g->conn, g->id, "busy", "try again in a moment");
-	} else if (inst->users == NULL && instance_users_open(inst->base_dir, inst->key_file,
-							      &inst->users, &error) < 0) {
+	} else if (inst->users == NULL &&
+		   instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
 		rpc_conn_reply_error(g->conn, g->id, "failed", error);
 	} else {
 		/* the call itself runs as before, with the outcome at hand */

@@ -116,7 +116,8 @@ static int instance_parse_args(struct instance *inst, int argc, char **argv,
 		}
 	}
 	if (inst->id == NULL || inst->base_dir == NULL || inst->key_file == NULL) {
-		*error_r = "usage: coffer instance --id ID --base-dir DIR --key-file FILE [--log-file FILE] [--keepalive-secs N] (started by the Instance Host)";
+		*error_r = "usage: coffer instance --id ID --base-dir DIR --key-file FILE "
+			   "[--log-file FILE] [--keepalive-secs N] (started by the Instance Host)";
 		return -1;
 	}
 	return 0;
@@ -127,14 +128,21 @@ static int instance_parse_args(struct instance *inst, int argc, char **argv,
 static int instance_confine(struct instance *inst, const char *log_file, const char **error_r)
 {
 	struct service_sandbox_path paths[] = {
-		{inst->base_dir, true}, {inst->key_file, false},
-		{log_file != NULL ? log_file : "/dev/null", true}, {"/dev/null", true},
-		{"/dev/urandom", false}, {"/usr", false}, {"/lib", false}, {"/lib64", false},
-		{"/etc", false}, {"/proc/self", false},
+		{inst->base_dir, true},
+		{inst->key_file, false},
+		{log_file != NULL ? log_file : "/dev/null", true},
+		{"/dev/null", true},
+		{"/dev/urandom", false},
+		{"/usr", false},
+		{"/lib", false},
+		{"/lib64", false},
+		{"/etc", false},
+		{"/proc/self", false},
 	};
 	int ret = service_sandbox_restrict(paths, sizeof(paths) / sizeof(paths[0]), error_r);
 	if (ret == 0)
-		log_warning(instance_context(inst), "the kernel has no Landlock: instance runs unconfined");
+		log_warning(instance_context(inst),
+			    "the kernel has no Landlock: instance runs unconfined");
 	return ret < 0 ? -1 : 0;
 }
 
@@ -175,14 +183,13 @@ int instance_main(int argc, char **argv)
 	 * what it committed */
 	instance_archive_recover(inst.archive);
 	inst.last_used = time(NULL);
-	struct bufferevent *bev = bufferevent_socket_new(inst.base, INSTANCE_HOST_FD,
-							 BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev =
+		bufferevent_socket_new(inst.base, INSTANCE_HOST_FD, BEV_OPT_CLOSE_ON_FREE);
 	struct json *hello = json_new_object();
 	json_set_string(hello, "role", "instance");
 	json_set_string(hello, "instanceID", inst.id);
 	json_set_string(hello, "version", COFFER_VERSION);
-	inst.host = rpc_conn_create(bev, hello,
-				    inst.keepalive_secs != 0 ? inst.keepalive_secs : 30,
+	inst.host = rpc_conn_create(bev, hello, inst.keepalive_secs != 0 ? inst.keepalive_secs : 30,
 				    &instance_callbacks, &inst);
 	json_unref(&hello);
 	struct event *term = evsignal_new(inst.base, SIGTERM, instance_signal, &inst);

@@ -22,8 +22,8 @@
 #define USERS_MAX_FILE (256 * 1024 * 1024)
 
 /* auditor: may read every user's archive in the instance (SPEC §6) */
-static const char *const users_privileges[] = {"admin", "login", "archive", "export", "delete",
-					       "auditor", NULL};
+static const char *const users_privileges[] = {"admin",  "login",   "archive", "export",
+					       "delete", "auditor", NULL};
 static const char *const users_login_privileges[] = {"web", "imap", "api", NULL};
 static const char *const users_folder_privileges[] = {"read", "write", "delete", NULL};
 
@@ -54,8 +54,8 @@ static int users_save(struct instance_users *u, const char **error_r)
 	return ret;
 }
 
-int instance_users_open(const char *base_dir, const char *key_file,
-			struct instance_users **users_r, const char **error_r)
+int instance_users_open(const char *base_dir, const char *key_file, struct instance_users **users_r,
+			const char **error_r)
 {
 	unsigned char master[CRYPTO_KEY_LEN];
 	size_t len;
@@ -153,8 +153,9 @@ static int users_check_name(const char *name, const char **error_r)
 	for (size_t i = 0; ok && i < len; i++)
 		ok = isalnum((unsigned char)name[i]) || strchr("._@+-", name[i]) != NULL;
 	if (!ok) {
-		*error_r = tstr_printf("invalid userName '%s': expected 1-128 letters, digits or . _ @ + -",
-				       name == NULL ? "" : name);
+		*error_r = tstr_printf(
+			"invalid userName '%s': expected 1-128 letters, digits or . _ @ + -",
+			name == NULL ? "" : name);
 		return -1;
 	}
 	return 0;
@@ -180,14 +181,16 @@ static struct json *users_parse_list(const struct json *value, const char *what,
 	if (json_kind(value) == JSON_KIND_ARRAY) {
 		for (size_t i = 0; i < json_count(value); i++)
 			str_printfa(text, "%s%s", i > 0 ? "," : "",
-				    json_string_of(json_at(value, i)) == NULL ? "\x01" :
-				    json_string_of(json_at(value, i)));
+				    json_string_of(json_at(value, i)) == NULL
+					    ? "\x01"
+					    : json_string_of(json_at(value, i)));
 	} else if (json_string_of(value) != NULL) {
 		str_append(text, json_string_of(value));
 	}
 	char *copy = mem_strdup(str_c(text)), *save = NULL;
 	str_destroy(&text);
-	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", ", &save)) {
 		bool ok = allowed == NULL;
 		for (const char *const *a = allowed; a != NULL && *a != NULL; a++)
 			ok = ok || strcmp(*a, tok) == 0;
@@ -200,7 +203,8 @@ static struct json *users_parse_list(const struct json *value, const char *what,
 			for (const char *const *a = allowed; a != NULL && *a != NULL; a++)
 				str_printfa(names, "%s%s", a != allowed ? ", " : "", *a);
 			*error_r = tstr_printf("%s: '%s' is not %s%s", what, tok,
-					       allowed == NULL ? "an email address" : "one of ", str_c(names));
+					       allowed == NULL ? "an email address" : "one of ",
+					       str_c(names));
 			str_destroy(&names);
 			mem_free(copy);
 			json_unref(&out);
@@ -221,8 +225,8 @@ static struct json *users_parse_list(const struct json *value, const char *what,
 static struct json *users_view(const struct json *user, bool full)
 {
 	struct json *v = json_new_object();
-	static const char *const shown[] = {"userName", "fullName", "emailAddresses", "privileges",
-					    "loginPrivileges", NULL};
+	static const char *const shown[] = {"userName",   "fullName",        "emailAddresses",
+					    "privileges", "loginPrivileges", NULL};
 	for (const char *const *k = shown; *k != NULL; k++)
 		json_set(v, *k, json_clone(json_get(user, *k)));
 	const char *mfa = json_get_string(json_get(user, "mfa"), "state");
@@ -230,7 +234,8 @@ static struct json *users_view(const struct json *user, bool full)
 	if (full) {
 		json_set(v, "folderRights", json_clone(json_get(user, "folderRights")));
 		json_set_string(v, "archiveName", json_get_string(user, "archiveName"));
-		json_set_int(v, "appPasswords", (long long)json_count(json_get(user, "appPasswords")));
+		json_set_int(v, "appPasswords",
+			     (long long)json_count(json_get(user, "appPasswords")));
 	}
 	return v;
 }
@@ -279,10 +284,12 @@ static int users_create(struct instance_users *u, const struct json *args, struc
 		return -1;
 	}
 	struct json *emails = users_list_arg(args, "emailAddresses", "", NULL, error_r);
-	struct json *priv = emails == NULL ? NULL :
-		users_list_arg(args, "privileges", "login,archive", users_privileges, error_r);
-	struct json *login = priv == NULL ? NULL :
-		users_list_arg(args, "loginPrivileges", "web,imap", users_login_privileges, error_r);
+	struct json *priv = emails == NULL ? NULL
+					   : users_list_arg(args, "privileges", "login,archive",
+							    users_privileges, error_r);
+	struct json *login = priv == NULL ? NULL
+					  : users_list_arg(args, "loginPrivileges", "web,imap",
+							   users_login_privileges, error_r);
 	struct json *user = json_new_object();
 	json_set_string(user, "userName", name);
 	/* The owner name in the archive: fixed, so a rename keeps the mail. */
@@ -330,8 +337,8 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 			struct json **result_r, const char **error_r)
 {
 	struct json *before = json_clone(users_list(u));
-	struct json *user = users_find_arg(u, args, strcmp(method, "RenameUser") == 0 ?
-					   "oldUserName" : "userName", error_r);
+	struct json *user = users_find_arg(
+		u, args, strcmp(method, "RenameUser") == 0 ? "oldUserName" : "userName", error_r);
 	int ret = user == NULL ? -1 : 0;
 	struct json *list;
 	if (ret < 0) {
@@ -342,10 +349,12 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 	} else if (strcmp(method, "SetUserEmailAddresses") == 0 ||
 		   strcmp(method, "SetUserPrivileges") == 0 ||
 		   strcmp(method, "SetUserLoginPrivileges") == 0) {
-		const char *field = strcmp(method, "SetUserEmailAddresses") == 0 ? "emailAddresses" :
-				    strcmp(method, "SetUserPrivileges") == 0 ? "privileges" : "loginPrivileges";
-		const char *const *allowed = field[0] == 'e' ? NULL : field[0] == 'p' ?
-					     users_privileges : users_login_privileges;
+		const char *field = strcmp(method, "SetUserEmailAddresses") == 0 ? "emailAddresses"
+				    : strcmp(method, "SetUserPrivileges") == 0   ? "privileges"
+									       : "loginPrivileges";
+		const char *const *allowed = field[0] == 'e'   ? NULL
+					     : field[0] == 'p' ? users_privileges
+							       : users_login_privileges;
 		list = users_list_arg(args, field, "", allowed, error_r);
 		if (list == NULL)
 			ret = -1;
@@ -379,8 +388,9 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 	} else if (strcmp(method, "InitializeMFA") == 0) {
 		char secret[AUTH_TOTP_SECRET_LEN + 1];
 		const char *name = json_get_string(user, "userName");
-		char *uri = auth_totp_secret_generate(secret) < 0 ? NULL :
-			    auth_totp_uri("Coffer", name, secret);
+		char *uri = auth_totp_secret_generate(secret) < 0
+				    ? NULL
+				    : auth_totp_uri("Coffer", name, secret);
 		char *svg = uri == NULL ? NULL : auth_qr_svg(uri, error_r);
 		if (svg == NULL) {
 			ret = -1;
@@ -410,9 +420,12 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 	if (ret < 0)
 		json_unref(result_r);
 	else if (*result_r == NULL)
-		*result_r = users_view(users_find(u, strcmp(method, "RenameUser") == 0 ?
-						  json_get_string(args, "newUserName") :
-						  json_get_string(args, "userName"), NULL), true);
+		*result_r = users_view(users_find(u,
+						  strcmp(method, "RenameUser") == 0
+							  ? json_get_string(args, "newUserName")
+							  : json_get_string(args, "userName"),
+						  NULL),
+				       true);
 	return ret;
 }
 
@@ -451,10 +464,16 @@ int instance_users_call(struct instance_users *u, const char *method, const stru
 		return users_create(u, args, result_r, error_r) < 0 ? -1 : 1;
 	if (strcmp(method, "DeleteUser") == 0)
 		return users_delete(u, args, error_r) < 0 ? -1 : 1;
-	static const char *const modify[] = {
-		"SetUserPassword", "SetUserFullName", "SetUserEmailAddresses", "SetUserPrivileges",
-		"SetUserLoginPrivileges", "SetUserPrivilegesOnFolder", "RenameUser", "InitializeMFA",
-		"DisableMFA", NULL};
+	static const char *const modify[] = {"SetUserPassword",
+					     "SetUserFullName",
+					     "SetUserEmailAddresses",
+					     "SetUserPrivileges",
+					     "SetUserLoginPrivileges",
+					     "SetUserPrivilegesOnFolder",
+					     "RenameUser",
+					     "InitializeMFA",
+					     "DisableMFA",
+					     NULL};
 	for (const char *const *m = modify; *m != NULL; m++) {
 		if (strcmp(method, *m) == 0)
 			return users_modify(u, method, args, result_r, error_r) < 0 ? -1 : 1;
@@ -525,11 +544,9 @@ static void users_check_add(struct instance_users_check *check, const char *hash
 
 struct instance_users_check *instance_users_login_prepare(struct instance_users *u,
 							  const char *user_name,
-							  const char *password,
-							  const char *service)
+							  const char *password, const char *service)
 {
-	if (password == NULL || service == NULL || password[0] == '\0' ||
-	    strlen(password) > 1024)
+	if (password == NULL || service == NULL || password[0] == '\0' || strlen(password) > 1024)
 		return NULL;
 	struct instance_users_check *check = mem_new(struct instance_users_check);
 	check->password = mem_strdup(password);

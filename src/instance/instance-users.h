@@ -16,14 +16,14 @@
 struct json;
 struct instance_users;
 
-int instance_users_open(const char *base_dir, const char *key_file,
-			struct instance_users **users_r, const char **error_r);
+int instance_users_open(const char *base_dir, const char *key_file, struct instance_users **users_r,
+			const char **error_r);
 void instance_users_close(struct instance_users **users);
 
 /* Handle a user function: 1 done (*result_r may be NULL), -1 failed with
  * *error_r, 0 not a user function. */
-int instance_users_call(struct instance_users *users, const char *method,
-			const struct json *args, struct json **result_r, const char **error_r);
+int instance_users_call(struct instance_users *users, const char *method, const struct json *args,
+			struct json **result_r, const char **error_r);
 
 /* The archive name of a user (borrowed), or NULL. */
 const char *instance_users_archive_name(struct instance_users *users, const char *user_name);

@@ -6,8 +6,9 @@
  * fd 3. It keeps nothing open while idle: the archive (catalog, stores) is
  * opened on the first call that needs it and closed again after
  * INSTANCE_IDLE_CLOSE_SECS without use, when the freed heap is also handed
- * back to the kernel (malloc_trim), so a thousand idle instances cost little. Freezing closes everything and refuses writes until thawed, so the
- * base directory stays byte-stable for a copy or snapshot. */
+ * back to the kernel (malloc_trim), so a thousand idle instances cost little. Freezing closes
+ * everything and refuses writes until thawed, so the base directory stays byte-stable for a copy or
+ * snapshot. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>

@@ -26,7 +26,8 @@ static char *write_log(int entries)
 		struct json *d = json_new_object();
 		json_set_int(d, "n", i);
 		assert_int_equal(audit_append(a, 1795000000 + i, "admin", "127.0.0.1:5000",
-					      "CreateInstance", d, &error), 0);
+					      "CreateInstance", d, &error),
+				 0);
 		json_unref(&d);
 	}
 	audit_close(&a);
@@ -40,7 +41,8 @@ static void test_chain_verifies_and_continues(void **state)
 	assert_int_equal(audit_verify(path, &error), 3);
 	struct audit *a;
 	assert_int_equal(audit_open(path, &a, &error), 0);
-	assert_int_equal(audit_append(a, 1795000010, "bob", "::1", "DeleteInstances", NULL, &error), 0);
+	assert_int_equal(audit_append(a, 1795000010, "bob", "::1", "DeleteInstances", NULL, &error),
+			 0);
 	audit_close(&a);
 	assert_int_equal(audit_verify(path, &error), 4);
 	mem_free(path);

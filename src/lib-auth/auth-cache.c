@@ -38,8 +38,8 @@ void auth_cache_destroy(struct auth_cache **_c)
 	mem_free(c);
 }
 
-static void auth_cache_digest(const struct auth_cache *c, const char *name,
-			      const char *password, unsigned char digest_r[CRYPTO_SHA256_LEN])
+static void auth_cache_digest(const struct auth_cache *c, const char *name, const char *password,
+			      unsigned char digest_r[CRYPTO_SHA256_LEN])
 {
 	struct crypto_sha256_ctx *ctx = crypto_sha256_create();
 	crypto_sha256_update(ctx, c->salt, sizeof(c->salt));
@@ -55,8 +55,7 @@ static bool auth_cache_fresh(const struct auth_cache *c, const struct auth_cache
 	return now >= e->added && now - e->added < (time_t)c->ttl_secs;
 }
 
-bool auth_cache_check(struct auth_cache *c, const char *name, const char *password,
-		      time_t now)
+bool auth_cache_check(struct auth_cache *c, const char *name, const char *password, time_t now)
 {
 	struct auth_cache_entry *e = auth_lru_lookup(c->entries, name);
 	if (e == NULL)

@@ -21,8 +21,7 @@ struct auth_cache;
 struct auth_cache *auth_cache_create(unsigned int max_entries, unsigned int ttl_secs);
 void auth_cache_destroy(struct auth_cache **c);
 
-bool auth_cache_check(struct auth_cache *c, const char *name, const char *password,
-		      time_t now);
+bool auth_cache_check(struct auth_cache *c, const char *name, const char *password, time_t now);
 void auth_cache_add(struct auth_cache *c, const char *name, const char *password, time_t now);
 void auth_cache_forget(struct auth_cache *c, const char *name);
 

@@ -68,8 +68,7 @@ static uint64_t auth_lru_hash(const struct auth_lru *lru, const char *key)
 	return crypto_siphash(lru->hash_key, key, strlen(key));
 }
 
-static struct auth_lru_entry **auth_lru_find(struct auth_lru *lru, const char *key,
-					     uint64_t hash)
+static struct auth_lru_entry **auth_lru_find(struct auth_lru *lru, const char *key, uint64_t hash)
 {
 	struct auth_lru_entry **p = &lru->buckets[hash & lru->bucket_mask];
 	while (*p != NULL && ((*p)->hash != hash || strcmp((*p)->key, key) != 0))

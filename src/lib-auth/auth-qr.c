@@ -77,7 +77,8 @@ char *auth_qr_svg(const char *text, const char **error_r)
 	if (qr == NULL) {
 		if (errno == ERANGE)
 			*error_r = tstr_printf("QR code text is too long (%zu bytes, at most "
-					       "2331 at error correction level M)", len);
+					       "2331 at error correction level M)",
+					       len);
 		else
 			*error_r = tstr_printf("QR encoding failed: %s", strerror(errno));
 		return NULL;

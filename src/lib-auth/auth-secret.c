@@ -132,7 +132,8 @@ int auth_secret_open(const unsigned char key[CRYPTO_KEY_LEN], const char *sealed
 	if (crypto_aead_decrypt(key, raw, raw_len, context, strlen(context),
 				(unsigned char *)plain) < 0) {
 		*error_r = tstr_printf("sealed secret for \"%s\" cannot be opened: wrong key, "
-				       "sealed for another field, or modified", context);
+				       "sealed for another field, or modified",
+				       context);
 		ret = -1;
 	} else if (memchr(plain, '\0', plain_len) != NULL) {
 		*error_r = tstr_printf("sealed secret for \"%s\" contains a NUL byte", context);

@@ -61,8 +61,7 @@ static void auth_totp_percent_encode(struct str *out, const char *s)
 	static const char hexdig[] = "0123456789ABCDEF";
 	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-		    *p == '~') {
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
 			str_append_c(out, (char)*p);
 		} else {
 			str_append_c(out, '%');
@@ -83,8 +82,7 @@ char *auth_totp_uri(const char *issuer, const char *account, const char *secret)
 	auth_totp_percent_encode(uri, secret);
 	str_append(uri, "&issuer=");
 	auth_totp_percent_encode(uri, issuer);
-	str_printfa(uri, "&algorithm=SHA1&digits=%d&period=%d", AUTH_TOTP_DIGITS,
-		    AUTH_TOTP_PERIOD);
+	str_printfa(uri, "&algorithm=SHA1&digits=%d&period=%d", AUTH_TOTP_DIGITS, AUTH_TOTP_PERIOD);
 	return str_steal(&uri);
 }
 
@@ -98,7 +96,8 @@ static int auth_totp_parse_code(const char *code, char digits_r[AUTH_TOTP_DIGITS
 			continue;
 		if (*p < '0' || *p > '9' || n == AUTH_TOTP_DIGITS) {
 			*error_r = tstr_printf("one-time code must be %d digits "
-					       "(spaces allowed)", AUTH_TOTP_DIGITS);
+					       "(spaces allowed)",
+					       AUTH_TOTP_DIGITS);
 			return -1;
 		}
 		digits_r[n++] = *p;
@@ -165,8 +164,8 @@ int auth_totp_verify(const char *secret, const char *code, time_t now, unsigned 
 					    AUTH_TOTP_PERIOD, OATH_TOTP_DEFAULT_START_TIME,
 					    AUTH_TOTP_DIGITS, otp);
 		if (rc != OATH_OK) {
-			*error_r = tstr_printf("computing a TOTP code failed: %s",
-					       oath_strerror(rc));
+			*error_r =
+				tstr_printf("computing a TOTP code failed: %s", oath_strerror(rc));
 			ret = -1;
 			break;
 		}

@@ -70,12 +70,13 @@ static void test_svg_decodes_back(void **state)
 			      "zbar-tools): skipping the decode check\n");
 		skip();
 	}
-	static const char *const texts[] = { uri, "x", "Grüße & <tags> \"quoted\"" };
+	static const char *const texts[] = {uri, "x", "Grüße & <tags> \"quoted\""};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		char *svg = write_svg("decode.svg", texts[i]);
 		char *png = mem_printf("%s/decode.png", tmpdir);
-		char *cmd = mem_printf("rsvg-convert -o %s %s 2>/dev/null && zbarimg -q --raw %s 2>/dev/null", png, svg,
-				       png);
+		char *cmd = mem_printf(
+			"rsvg-convert -o %s %s 2>/dev/null && zbarimg -q --raw %s 2>/dev/null", png,
+			svg, png);
 		FILE *p = popen(cmd, "r");
 		assert_non_null(p);
 		char out[1024] = "";

@@ -87,7 +87,7 @@ static void test_key_bad_file_not_overwritten(void **state)
 	mem_free(data);
 	mem_free(path);
 
-	char long_key[CRYPTO_KEY_LEN + 10] = { 0 };
+	char long_key[CRYPTO_KEY_LEN + 10] = {0};
 	path = mem_printf("%s/long.key", tmpdir);
 	assert_int_equal(file_write_atomic(path, long_key, sizeof(long_key), 0600, &error), 0);
 	assert_int_equal(auth_secret_key_load_or_create(path, key, &error), -1);
@@ -111,14 +111,13 @@ static void test_seal_open_roundtrip(void **state)
 	const char *error;
 	unsigned char key[CRYPTO_KEY_LEN];
 	crypto_key_generate(key);
-	static const char *const secrets[] = { "hunter2", "", "pässwörd with spaces \"'\\" };
+	static const char *const secrets[] = {"hunter2", "", "pässwörd with spaces \"'\\"};
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		char *sealed = auth_secret_seal(key, secrets[i], "smtp-password");
 		assert_true(strncmp(sealed, "v1:", 3) == 0);
 		assert_null(strstr(sealed, "hunter2"));
 		char *plain;
-		assert_int_equal(auth_secret_open(key, sealed, "smtp-password", &plain, &error),
-				 0);
+		assert_int_equal(auth_secret_open(key, sealed, "smtp-password", &plain, &error), 0);
 		assert_string_equal(plain, secrets[i]);
 		mem_free(plain);
 		/* Sealing twice gives different text (random nonce). */
@@ -165,7 +164,8 @@ static void test_open_refuses(void **state)
 	mem_free(b64);
 	mem_free(raw);
 
-	assert_int_equal(auth_secret_open(key, "JBSWY3DPEHPK3PXP", "mfa:alice", &plain, &error), -1);
+	assert_int_equal(auth_secret_open(key, "JBSWY3DPEHPK3PXP", "mfa:alice", &plain, &error),
+			 -1);
 	assert_non_null(strstr(error, "v1:"));
 	assert_int_equal(auth_secret_open(key, "v2:AAAA", "mfa:alice", &plain, &error), -1);
 	assert_int_equal(auth_secret_open(key, "v1:!!!!", "mfa:alice", &plain, &error), -1);

@@ -21,8 +21,8 @@ static const struct {
 	long long time;
 	const char *otp8;
 } rfc6238_sha1[] = {
-	{ 59, "94287082" },	    { 1111111109, "07081804" }, { 1111111111, "14050471" },
-	{ 1234567890, "89005924" }, { 2000000000, "69279037" }, { 20000000000LL, "65353130" },
+	{59, "94287082"},         {1111111109, "07081804"}, {1111111111, "14050471"},
+	{1234567890, "89005924"}, {2000000000, "69279037"}, {20000000000LL, "65353130"},
 };
 
 /* Runs Debian's oathtool; at_time < 0 means the current time. */
@@ -32,8 +32,7 @@ static void oathtool_code(const char *secret, long long at_time, char code_r[7])
 	if (at_time < 0)
 		snprintf(cmd, sizeof(cmd), "oathtool --totp -b '%s'", secret);
 	else
-		snprintf(cmd, sizeof(cmd), "oathtool --totp -b -N '@%lld' '%s'", at_time,
-			 secret);
+		snprintf(cmd, sizeof(cmd), "oathtool --totp -b -N '@%lld' '%s'", at_time, secret);
 	FILE *p = popen(cmd, "r");
 	assert_non_null(p);
 	char line[64] = "";
@@ -76,23 +75,22 @@ static void test_matches_oathtool_now(void **state)
 
 static void test_matches_oathtool_fixed_times(void **state)
 {
-	static const long long times[] = { 0, 29, 30, 1111111109, 1700000000, 4102444800LL };
+	static const long long times[] = {0, 29, 30, 1111111109, 1700000000, 4102444800LL};
 	char secret[AUTH_TOTP_SECRET_LEN + 1], code[7];
 	const char *error;
 	long long step;
 	assert_int_equal(auth_totp_secret_generate(secret), 0);
 	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
 		oathtool_code(secret, times[i], code);
-		assert_int_equal(auth_totp_verify(secret, code, (time_t)times[i], 0, -1, &step,
-						  &error),
-				 1);
+		assert_int_equal(
+			auth_totp_verify(secret, code, (time_t)times[i], 0, -1, &step, &error), 1);
 		assert_int_equal(step, times[i] / 30);
 		/* Spaces as apps display the code. */
 		char spaced[8];
 		snprintf(spaced, sizeof(spaced), "%.3s %.3s", code, code + 3);
-		assert_int_equal(auth_totp_verify(secret, spaced, (time_t)times[i], 0, -1,
-						  &step, &error),
-				 1);
+		assert_int_equal(
+			auth_totp_verify(secret, spaced, (time_t)times[i], 0, -1, &step, &error),
+			1);
 	}
 	/* The RFC seed through oathtool matches the RFC vector too. */
 	oathtool_code(RFC_SEED_B32, 1234567890, code);

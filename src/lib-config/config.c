@@ -43,7 +43,8 @@ int config_role_parse(const char *name, enum config_role *role_r, const char **e
 			return 0;
 		}
 	}
-	*error_r = tstr_printf("unknown role '%s': expected management-server, instance-host or client-access-server",
+	*error_r = tstr_printf("unknown role '%s': expected management-server, instance-host or "
+			       "client-access-server",
 			       name);
 	return -1;
 }
@@ -128,16 +129,16 @@ static int config_load_json(const char *path, struct json **json_r, const char *
 	long long version;
 	if (json_get_int(*json_r, "schemaVersion", &version) != 1 || version < 1 ||
 	    version > CONFIG_SCHEMA_VERSION) {
-		*error_r = tstr_printf("%s: schemaVersion missing or unsupported (this version reads 1 to %d)",
-				       path, CONFIG_SCHEMA_VERSION);
+		*error_r = tstr_printf(
+			"%s: schemaVersion missing or unsupported (this version reads 1 to %d)",
+			path, CONFIG_SCHEMA_VERSION);
 		json_unref(json_r);
 		return -1;
 	}
 	return 0;
 }
 
-static int config_save_json(const char *path, struct json *json, mode_t mode,
-			    const char **error_r)
+static int config_save_json(const char *path, struct json *json, mode_t mode, const char **error_r)
 {
 	char *text = json_serialize(json, true);
 	size_t len = strlen(text);
@@ -157,7 +158,8 @@ int config_server_load(const char *dir, struct config_server *server_r, const ch
 	int exists = file_exists(path, error_r);
 	if (exists <= 0) {
 		if (exists == 0)
-			*error_r = tstr_printf("%s is not set up (no %s): run 'coffer config init --mode single|multi' first",
+			*error_r = tstr_printf("%s is not set up (no %s): run 'coffer config init "
+					       "--mode single|multi' first",
 					       dir, path);
 		mem_free(path);
 		return -1;
@@ -187,8 +189,7 @@ int config_server_load(const char *dir, struct config_server *server_r, const ch
 	return ret;
 }
 
-int config_server_save(const char *dir, const struct config_server *server,
-		       const char **error_r)
+int config_server_save(const char *dir, const struct config_server *server, const char **error_r)
 {
 	struct json *json = json_new_object();
 	json_set_int(json, "schemaVersion", CONFIG_SCHEMA_VERSION);
@@ -301,7 +302,8 @@ static int config_normalize_fingerprint(const char *value, char out[CONFIG_FINGE
 		out[n++] = (char)tolower((unsigned char)*p);
 	}
 	if (n != CONFIG_FINGERPRINT_LEN && !(n == 0 && value[0] == '\0')) {
-		*error_r = tstr_printf("field management-fingerprint: invalid value '%s': expected a SHA-256 fingerprint (64 hex digits, colons allowed)",
+		*error_r = tstr_printf("field management-fingerprint: invalid value '%s': expected "
+				       "a SHA-256 fingerprint (64 hex digits, colons allowed)",
 				       value);
 		return -1;
 	}
@@ -310,8 +312,8 @@ static int config_normalize_fingerprint(const char *value, char out[CONFIG_FINGE
 }
 
 static const char *const config_fields[] = {
-	"server-name", "tcp-listeners", "http-listeners", "http-enabled",
-	"imap-listeners", "imap-enabled", "imaps-listeners", "imaps-enabled",
+	"server-name",       "tcp-listeners",   "http-listeners",         "http-enabled",
+	"imap-listeners",    "imap-enabled",    "imaps-listeners",        "imaps-enabled",
 	"management-server", "management-port", "management-fingerprint", "product-key"};
 
 static bool config_role_has_field(enum config_role role, const char *field)
@@ -358,7 +360,8 @@ int config_role_set_field(struct config_role_settings *settings, const char *fie
 	}
 	if (strcmp(field, "server-name") == 0) {
 		if (!config_server_name_valid(value)) {
-			*error_r = tstr_printf("field server-name: invalid value '%s': expected a host name (letters, digits, '-', '.')",
+			*error_r = tstr_printf("field server-name: invalid value '%s': expected a "
+					       "host name (letters, digits, '-', '.')",
 					       value);
 			return -1;
 		}
@@ -373,7 +376,8 @@ int config_role_set_field(struct config_role_settings *settings, const char *fie
 	}
 	if (strcmp(field, "management-server") == 0) {
 		if (!config_server_name_valid(value)) {
-			*error_r = tstr_printf("field management-server: invalid value '%s': expected a host name or address",
+			*error_r = tstr_printf("field management-server: invalid value '%s': "
+					       "expected a host name or address",
 					       value);
 			return -1;
 		}
@@ -390,7 +394,8 @@ int config_role_set_field(struct config_role_settings *settings, const char *fie
 		return 0;
 	}
 	if (strcmp(field, "management-fingerprint") == 0)
-		return config_normalize_fingerprint(value, settings->management.fingerprint, error_r);
+		return config_normalize_fingerprint(value, settings->management.fingerprint,
+						    error_r);
 
 	/* <kind>-listeners and <kind>-enabled */
 	const char *dash = strchr(field, '-');
@@ -435,9 +440,9 @@ static struct json *config_role_to_json(const struct config_role_settings *setti
 		const struct config_listener_set *set = &settings->listeners[k];
 		if (set->present)
 			json_set(json, config_kind_names[k],
-				 config_listeners_to_json(set, settings->role ==
-								CONFIG_ROLE_CLIENT_ACCESS_SERVER &&
-								k != CONFIG_KIND_TCP));
+				 config_listeners_to_json(
+					 set, settings->role == CONFIG_ROLE_CLIENT_ACCESS_SERVER &&
+						      k != CONFIG_KIND_TCP));
 	}
 	if (settings->role == CONFIG_ROLE_MANAGEMENT_SERVER) {
 		json_set_string(json, "productKey", settings->product_key);
@@ -473,9 +478,8 @@ int config_role_save(const char *dir, const struct config_role_settings *setting
 	return ret;
 }
 
-static int config_load_listeners(const char *path, const struct json *json,
-				 enum config_kind kind, struct config_listener_set *set,
-				 const char **error_r)
+static int config_load_listeners(const char *path, const struct json *json, enum config_kind kind,
+				 struct config_listener_set *set, const char **error_r)
 {
 	const struct json *obj = json_get(json, config_kind_names[kind]);
 	if (obj == NULL)
@@ -515,14 +519,15 @@ static int config_role_from_json(const char *path, const struct json *json,
 {
 	const char *name = json_get_string(json, "serverName");
 	const char *field_error;
-	if (name == NULL || config_role_set_field(settings, "server-name", name, &field_error) < 0) {
+	if (name == NULL ||
+	    config_role_set_field(settings, "server-name", name, &field_error) < 0) {
 		*error_r = tstr_printf("%s: field serverName: expected a host name", path);
 		return -1;
 	}
 	for (int k = 0; k < CONFIG_KIND_COUNT; k++) {
 		if (settings->listeners[k].present &&
-		    config_load_listeners(path, json, (enum config_kind)k,
-					  &settings->listeners[k], error_r) < 0)
+		    config_load_listeners(path, json, (enum config_kind)k, &settings->listeners[k],
+					  error_r) < 0)
 			return -1;
 	}
 	if (settings->role == CONFIG_ROLE_MANAGEMENT_SERVER) {
@@ -537,7 +542,8 @@ static int config_role_from_json(const char *path, const struct json *json,
 	long long port;
 	if (m == NULL || server == NULL || fp == NULL || json_get_int(m, "port", &port) != 1 ||
 	    port < 1 || port > 65535) {
-		*error_r = tstr_printf("%s: field managementServer: expected server, port (1-65535) and fingerprint",
+		*error_r = tstr_printf("%s: field managementServer: expected server, port "
+				       "(1-65535) and fingerprint",
 				       path);
 		return -1;
 	}
@@ -571,7 +577,8 @@ int config_role_load(const char *dir, enum config_role role,
 	int ret = 1;
 	config_role_defaults(role, "localhost", settings_r);
 	if (role_name == NULL || strcmp(role_name, config_role_name(role)) != 0) {
-		*error_r = tstr_printf("%s: field role: expected '%s'", path, config_role_name(role));
+		*error_r =
+			tstr_printf("%s: field role: expected '%s'", path, config_role_name(role));
 		ret = -1;
 	} else if (config_role_from_json(path, json, settings_r, error_r) < 0) {
 		ret = -1;

@@ -43,14 +43,14 @@ enum config_kind {
 enum config_mode { CONFIG_MODE_SINGLE, CONFIG_MODE_MULTI };
 
 struct config_listener_set {
-	bool present;  /* the role has this kind at all */
+	bool present; /* the role has this kind at all */
 	bool enabled;
 	struct netaddr_listener *listeners;
 	size_t listener_count;
 };
 
 struct config_management_link {
-	char *server;  /* host name or address of the Management Server */
+	char *server;      /* host name or address of the Management Server */
 	unsigned int port; /* its TCP (event) port, default 8471 */
 	char fingerprint[CONFIG_FINGERPRINT_LEN + 1]; /* "" until paired */
 };
@@ -60,7 +60,7 @@ struct config_role_settings {
 	char *server_name;
 	struct config_listener_set listeners[CONFIG_KIND_COUNT];
 	struct config_management_link management; /* Instance Host, Client Access Server */
-	char *product_key;                          /* Management Server; may be "" */
+	char *product_key;                        /* Management Server; may be "" */
 };
 
 struct config_server {
@@ -89,8 +89,7 @@ const char *config_dir_resolve(const char *from_flag);
 /* coffer.json: 0 if loaded, -1 on error; "missing" is an error that tells the
  * user to run `coffer config init`. */
 int config_server_load(const char *dir, struct config_server *server_r, const char **error_r);
-int config_server_save(const char *dir, const struct config_server *server,
-		       const char **error_r);
+int config_server_save(const char *dir, const struct config_server *server, const char **error_r);
 void config_server_free(struct config_server *server);
 
 /* Defaults for a role being added (server_name e.g. from gethostname()). */

@@ -60,13 +60,15 @@ static int mgmtdb_validate_array(const char *path, struct json *root, const char
 	for (size_t i = 0; i < json_count(arr); i++) {
 		struct json *entry = json_at(arr, i);
 		if (json_kind(entry) != JSON_KIND_OBJECT) {
-			*error_r = tstr_printf("%s is corrupt: %s[%zu] is not an object", path, section, i);
+			*error_r = tstr_printf("%s is corrupt: %s[%zu] is not an object", path,
+					       section, i);
 			return -1;
 		}
 		for (const char *const *f = string_fields; *f != NULL; f++) {
 			if (json_get_string(entry, *f) == NULL) {
-				*error_r = tstr_printf("%s is corrupt: %s[%zu].%s is missing or not a string",
-						       path, section, i, *f);
+				*error_r = tstr_printf(
+					"%s is corrupt: %s[%zu].%s is missing or not a string",
+					path, section, i, *f);
 				return -1;
 			}
 		}
@@ -88,7 +90,8 @@ static int mgmtdb_validate(const char *path, struct json *root, const char **err
 		return -1;
 	}
 	if (version > MGMTDB_SCHEMA_VERSION) {
-		*error_r = tstr_printf("%s has schema version %lld, newer than this Coffer understands (%d): upgrade Coffer",
+		*error_r = tstr_printf("%s has schema version %lld, newer than this Coffer "
+				       "understands (%d): upgrade Coffer",
 				       path, version, MGMTDB_SCHEMA_VERSION);
 		return -1;
 	}
@@ -103,15 +106,16 @@ static int mgmtdb_validate(const char *path, struct json *root, const char **err
 			long long port;
 			if (json_get_int(json_at(arr, i), "port", &port) != 1 || port < 1 ||
 			    port > 65535) {
-				*error_r = tstr_printf("%s is corrupt: %s[%zu].port is not a port number",
-						       path, mgmtdb_server_sections[k], i);
+				*error_r = tstr_printf(
+					"%s is corrupt: %s[%zu].port is not a port number", path,
+					mgmtdb_server_sections[k], i);
 				return -1;
 			}
 		}
 	}
-	static const char *const instance_fields[] = {"instanceID", "alias", "displayName",
-						      "instanceHost", "baseDirectory", "startMode",
-						      NULL};
+	static const char *const instance_fields[] = {
+		"instanceID",    "alias",     "displayName", "instanceHost",
+		"baseDirectory", "startMode", NULL};
 	if (mgmtdb_validate_array(path, root, "instances", instance_fields, error_r) < 0)
 		return -1;
 	if (json_get_string(root, "productKey") == NULL)
@@ -207,8 +211,9 @@ int mgmtdb_admin_add(struct mgmtdb *db, const char *name, const char *password_h
 		     const char **error_r)
 {
 	if (!mgmtdb_admin_name_valid(name)) {
-		*error_r = tstr_printf("invalid administrator name '%s': expected 1-64 letters, digits or . _ @ -",
-				       name);
+		*error_r = tstr_printf(
+			"invalid administrator name '%s': expected 1-64 letters, digits or . _ @ -",
+			name);
 		return -1;
 	}
 	if (mgmtdb_admin_find(db, name) != NULL) {
@@ -223,8 +228,8 @@ int mgmtdb_admin_add(struct mgmtdb *db, const char *name, const char *password_h
 	return 0;
 }
 
-int mgmtdb_admin_set_password_hash(struct mgmtdb *db, const char *name,
-				   const char *password_hash, const char **error_r)
+int mgmtdb_admin_set_password_hash(struct mgmtdb *db, const char *name, const char *password_hash,
+				   const char **error_r)
 {
 	struct json *admin = mgmtdb_admin_find(db, name);
 	if (admin == NULL) {
@@ -275,8 +280,7 @@ static struct json *mgmtdb_servers(struct mgmtdb *db, enum mgmtdb_server_kind ki
 	return json_get(db->root, mgmtdb_server_sections[kind]);
 }
 
-static long mgmtdb_server_index(struct mgmtdb *db, enum mgmtdb_server_kind kind,
-				const char *name)
+static long mgmtdb_server_index(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name)
 {
 	struct json *arr = mgmtdb_servers(db, kind);
 	for (size_t i = 0; i < json_count(arr); i++) {
@@ -295,7 +299,8 @@ static int mgmtdb_server_check(const char *name, unsigned int port, const char *
 	for (const char *p = name; ok && *p != '\0'; p++)
 		ok = isalnum((unsigned char)*p) || strchr("-._:", *p) != NULL;
 	if (!ok) {
-		*error_r = tstr_printf("invalid serverName '%s': expected a host name or address", name);
+		*error_r = tstr_printf("invalid serverName '%s': expected a host name or address",
+				       name);
 		return -1;
 	}
 	if (port < 1 || port > 65535) {
@@ -306,8 +311,9 @@ static int mgmtdb_server_check(const char *name, unsigned int port, const char *
 	for (const char *p = fingerprint; ok && *p != '\0'; p++)
 		ok = isxdigit((unsigned char)*p) && !isupper((unsigned char)*p);
 	if (!ok) {
-		*error_r = tstr_printf("invalid fingerprint '%s': expected a SHA-256 fingerprint (64 hex digits)",
-				       fingerprint);
+		*error_r = tstr_printf(
+			"invalid fingerprint '%s': expected a SHA-256 fingerprint (64 hex digits)",
+			fingerprint);
 		return -1;
 	}
 	return 0;
@@ -330,8 +336,8 @@ int mgmtdb_server_add(struct mgmtdb *db, enum mgmtdb_server_kind kind, const cha
 	if (mgmtdb_server_check(name, port, fingerprint, error_r) < 0)
 		return -1;
 	if (mgmtdb_server_index(db, kind, name) >= 0) {
-		*error_r = tstr_printf("%s '%s' is already registered", mgmtdb_server_kind_name(kind),
-				       name);
+		*error_r = tstr_printf("%s '%s' is already registered",
+				       mgmtdb_server_kind_name(kind), name);
 		return -1;
 	}
 	json_append(mgmtdb_servers(db, kind), mgmtdb_server_entry(name, port, fingerprint));
@@ -418,19 +424,23 @@ static long mgmtdb_instance_index(struct mgmtdb *db, const char *id_or_alias, bo
 	return -1;
 }
 
-static int mgmtdb_instance_check(struct mgmtdb *db, const struct mgmtdb_instance *inst,
-				 bool is_new, const char **error_r)
+static int mgmtdb_instance_check(struct mgmtdb *db, const struct mgmtdb_instance *inst, bool is_new,
+				 const char **error_r)
 {
 	if (!mgmtdb_instance_name_valid(inst->id)) {
-		*error_r = tstr_printf("invalid instanceID '%s': expected [a-z0-9][a-z0-9-]{0,62}", inst->id);
+		*error_r = tstr_printf("invalid instanceID '%s': expected [a-z0-9][a-z0-9-]{0,62}",
+				       inst->id);
 		return -1;
 	}
 	if (inst->alias[0] != '\0' && !mgmtdb_instance_name_valid(inst->alias)) {
-		*error_r = tstr_printf("invalid alias '%s': expected [a-z0-9][a-z0-9-]{0,62} or empty", inst->alias);
+		*error_r =
+			tstr_printf("invalid alias '%s': expected [a-z0-9][a-z0-9-]{0,62} or empty",
+				    inst->alias);
 		return -1;
 	}
 	if (strcmp(inst->start_mode, "automatic") != 0 && strcmp(inst->start_mode, "manual") != 0) {
-		*error_r = tstr_printf("invalid startMode '%s': expected automatic or manual", inst->start_mode);
+		*error_r = tstr_printf("invalid startMode '%s': expected automatic or manual",
+				       inst->start_mode);
 		return -1;
 	}
 	if (strlen(inst->display_name) > 256) {
@@ -471,8 +481,7 @@ static struct json *mgmtdb_instance_entry(const struct mgmtdb_instance *inst, ti
 	return e;
 }
 
-int mgmtdb_instance_add(struct mgmtdb *db, const struct mgmtdb_instance *inst,
-			const char **error_r)
+int mgmtdb_instance_add(struct mgmtdb *db, const struct mgmtdb_instance *inst, const char **error_r)
 {
 	if (mgmtdb_instance_check(db, inst, true, error_r) < 0)
 		return -1;
@@ -530,8 +539,7 @@ void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance
 	inst_r->created = (time_t)created;
 }
 
-int mgmtdb_instance_find(struct mgmtdb *db, const char *id_or_alias,
-			 struct mgmtdb_instance *inst_r)
+int mgmtdb_instance_find(struct mgmtdb *db, const char *id_or_alias, struct mgmtdb_instance *inst_r)
 {
 	long index = mgmtdb_instance_index(db, id_or_alias, true);
 	if (index < 0)

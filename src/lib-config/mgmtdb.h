@@ -48,8 +48,8 @@ void mgmtdb_set_product_key(struct mgmtdb *db, const char *key);
 bool mgmtdb_admin_name_valid(const char *name);
 int mgmtdb_admin_add(struct mgmtdb *db, const char *name, const char *password_hash,
 		     const char **error_r);
-int mgmtdb_admin_set_password_hash(struct mgmtdb *db, const char *name,
-				   const char *password_hash, const char **error_r);
+int mgmtdb_admin_set_password_hash(struct mgmtdb *db, const char *name, const char *password_hash,
+				   const char **error_r);
 /* NULL if there is no such administrator. */
 const char *mgmtdb_admin_password_hash(struct mgmtdb *db, const char *name);
 size_t mgmtdb_admin_count(struct mgmtdb *db);

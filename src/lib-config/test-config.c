@@ -21,15 +21,19 @@ static void test_role_defaults_roundtrip(void **state)
 	assert_int_equal(s.listeners[CONFIG_KIND_HTTP].listeners[0].port, 443);
 	assert_int_equal(s.listeners[CONFIG_KIND_IMAPS].listeners[0].port, 993);
 	assert_int_equal(config_role_set_field(&s, "imap-enabled", "no", &error), 0);
-	assert_int_equal(config_role_set_field(&s, "tcp-listeners", "127.0.0.4:18473, [::1]:18473",
-					       &error), 0);
+	assert_int_equal(
+		config_role_set_field(&s, "tcp-listeners", "127.0.0.4:18473, [::1]:18473", &error),
+		0);
 	assert_int_equal(config_role_set_field(&s, "management-fingerprint",
-		"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89",
-		&error), 0);
+					       "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:"
+					       "CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89",
+					       &error),
+			 0);
 	assert_string_equal(s.management.fingerprint,
 			    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
 	assert_int_equal(config_role_save(dir, &s, &error), 0);
-	assert_int_equal(config_role_load(dir, CONFIG_ROLE_CLIENT_ACCESS_SERVER, &loaded, &error), 1);
+	assert_int_equal(config_role_load(dir, CONFIG_ROLE_CLIENT_ACCESS_SERVER, &loaded, &error),
+			 1);
 	assert_string_equal(loaded.server_name, "cas.example.test");
 	assert_false(loaded.listeners[CONFIG_KIND_IMAP].enabled);
 	assert_true(loaded.listeners[CONFIG_KIND_IMAPS].enabled);
@@ -71,8 +75,9 @@ static void test_corrupt_role_file_not_accepted(void **state)
 	assert_int_equal(file_write_atomic(path, "{\"schemaVersion\":1,", 19, 0600, &error), 0);
 	assert_int_equal(config_role_load(dir, CONFIG_ROLE_MANAGEMENT_SERVER, &s, &error), -1);
 	assert_non_null(strstr(error, "management-server.json"));
-	const char *bad = "{\"schemaVersion\":1,\"role\":\"management-server\",\"serverName\":\"m\","
-			  "\"tcp\":{\"listeners\":[\"nope\"]}}";
+	const char *bad =
+		"{\"schemaVersion\":1,\"role\":\"management-server\",\"serverName\":\"m\","
+		"\"tcp\":{\"listeners\":[\"nope\"]}}";
 	assert_int_equal(file_write_atomic(path, bad, strlen(bad), 0600, &error), 0);
 	assert_int_equal(config_role_load(dir, CONFIG_ROLE_MANAGEMENT_SERVER, &s, &error), -1);
 	assert_non_null(strstr(error, "tcp.listeners"));

@@ -22,13 +22,18 @@ static void test_admins_and_servers_roundtrip(void **state)
 	assert_int_equal(mgmtdb_admin_add(db, "admin", "$argon2id$x", &error), 0);
 	assert_int_equal(mgmtdb_admin_add(db, "admin", "$argon2id$y", &error), -1);
 	assert_int_equal(mgmtdb_admin_add(db, "bad name", "h", &error), -1);
-	assert_int_equal(mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "127.0.0.3", 18472, fp, &error), 0);
-	assert_int_equal(mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "127.0.0.3", 1, fp, &error), -1);
+	assert_int_equal(
+		mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "127.0.0.3", 18472, fp, &error), 0);
+	assert_int_equal(mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "127.0.0.3", 1, fp, &error),
+			 -1);
 	assert_non_null(strstr(error, "already registered"));
-	assert_int_equal(mgmtdb_server_add(db, MGMTDB_CLIENT_ACCESS_SERVER, "cas", 0, fp, &error), -1);
-	assert_int_equal(mgmtdb_server_add(db, MGMTDB_CLIENT_ACCESS_SERVER, "cas", 8473, "xyz", &error), -1);
+	assert_int_equal(mgmtdb_server_add(db, MGMTDB_CLIENT_ACCESS_SERVER, "cas", 0, fp, &error),
+			 -1);
+	assert_int_equal(
+		mgmtdb_server_add(db, MGMTDB_CLIENT_ACCESS_SERVER, "cas", 8473, "xyz", &error), -1);
 	assert_non_null(strstr(error, "fingerprint"));
-	assert_int_equal(mgmtdb_server_set(db, MGMTDB_CLIENT_ACCESS_SERVER, "cas", 8473, fp, &error), 0);
+	assert_int_equal(
+		mgmtdb_server_set(db, MGMTDB_CLIENT_ACCESS_SERVER, "cas", 8473, fp, &error), 0);
 	assert_int_equal(mgmtdb_save(db, path, &error), 0);
 	assert_int_equal(mgmtdb_load(path, &loaded, &error), 0);
 	assert_string_equal(mgmtdb_admin_password_hash(loaded, "admin"), "$argon2id$x");
@@ -69,8 +74,10 @@ static void test_corrupt_databases_refused(void **state)
 	expect_corrupt("{}", "schemaVersion");
 	expect_corrupt("{\"schemaVersion\": 7}", "newer");
 	expect_corrupt("{\"schemaVersion\": 1, \"instanceHosts\": {}}", "not an array");
-	expect_corrupt("{\"schemaVersion\": 1, \"instanceHosts\": [{\"serverName\":\"a\"}]}", "fingerprint");
-	expect_corrupt("{\"schemaVersion\": 1, \"systemAdministrators\": [{\"name\":\"a\"}]}", "passwordHash");
+	expect_corrupt("{\"schemaVersion\": 1, \"instanceHosts\": [{\"serverName\":\"a\"}]}",
+		       "fingerprint");
+	expect_corrupt("{\"schemaVersion\": 1, \"systemAdministrators\": [{\"name\":\"a\"}]}",
+		       "passwordHash");
 	expect_corrupt("\xff\xfe", "corrupt");
 	struct mgmtdb *db;
 	const char *error;

@@ -40,15 +40,13 @@ uint64_t crypto_siphash(const unsigned char key[CRYPTO_SIPHASH_KEY_LEN], const v
 	return v;
 }
 
-
 int crypto_password_hash(const char *password, char out[CRYPTO_PASSWORD_HASH_LEN],
 			 const char **error_r)
 {
 	_Static_assert(CRYPTO_PASSWORD_HASH_LEN >= crypto_pwhash_STRBYTES, "hash buffer");
-	if (crypto_pwhash_str_alg(out, password, strlen(password),
-				  crypto_pwhash_OPSLIMIT_INTERACTIVE,
-				  crypto_pwhash_MEMLIMIT_INTERACTIVE,
-				  crypto_pwhash_ALG_ARGON2ID13) != 0) {
+	if (crypto_pwhash_str_alg(
+		    out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+		    crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0) {
 		*error_r = "password hashing failed (out of memory)";
 		return -1;
 	}
@@ -83,7 +81,9 @@ int crypto_aead_decrypt(const unsigned char key[CRYPTO_KEY_LEN], const unsigned 
 		return -1;
 	return crypto_aead_xchacha20poly1305_ietf_decrypt(
 		       plain_out, NULL, NULL, in + CRYPTO_AEAD_NONCE_LEN,
-		       in_len - CRYPTO_AEAD_NONCE_LEN, ad, ad_len, in, key) == 0 ? 0 : -1;
+		       in_len - CRYPTO_AEAD_NONCE_LEN, ad, ad_len, in, key) == 0
+		       ? 0
+		       : -1;
 }
 
 void crypto_kdf_derive(const unsigned char master[CRYPTO_KEY_LEN], const char context[8],

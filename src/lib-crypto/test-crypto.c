@@ -15,7 +15,8 @@ static void test_sha256_known_vector(void **state)
 	char hex[65];
 	crypto_sha256("abc", 3, d);
 	hex_encode(d, sizeof(d), hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+			    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	struct crypto_sha256_ctx *ctx = crypto_sha256_create();
 	crypto_sha256_update(ctx, "a", 1);
 	crypto_sha256_update(ctx, "bc", 2);
@@ -61,7 +62,8 @@ static void test_aead_roundtrip_and_tamper(void **state)
 	crypto_aead_encrypt(key, msg, len, "ad", 2, ct);
 	assert_int_equal(crypto_aead_decrypt(key, ct, len + CRYPTO_AEAD_OVERHEAD, "ad", 2, pt), 0);
 	assert_memory_equal(pt, msg, len);
-	assert_int_equal(crypto_aead_decrypt(other, ct, len + CRYPTO_AEAD_OVERHEAD, "ad", 2, pt), -1);
+	assert_int_equal(crypto_aead_decrypt(other, ct, len + CRYPTO_AEAD_OVERHEAD, "ad", 2, pt),
+			 -1);
 	assert_int_equal(crypto_aead_decrypt(key, ct, len + CRYPTO_AEAD_OVERHEAD, "AD", 2, pt), -1);
 	ct[CRYPTO_AEAD_NONCE_LEN + 3] ^= 1;
 	assert_int_equal(crypto_aead_decrypt(key, ct, len + CRYPTO_AEAD_OVERHEAD, "ad", 2, pt), -1);

@@ -177,7 +177,7 @@ static int http_client_method(const char *method, enum evhttp_cmd_type *cmd_r)
 		const char *name;
 		enum evhttp_cmd_type cmd;
 	} methods[] = {
-		{"GET", EVHTTP_REQ_GET}, {"POST", EVHTTP_REQ_POST}, {"PUT", EVHTTP_REQ_PUT},
+		{"GET", EVHTTP_REQ_GET},       {"POST", EVHTTP_REQ_POST}, {"PUT", EVHTTP_REQ_PUT},
 		{"DELETE", EVHTTP_REQ_DELETE}, {"HEAD", EVHTTP_REQ_HEAD},
 	};
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
@@ -194,8 +194,9 @@ static void http_client_add_headers(struct http_client *client, struct evhttp_re
 	const struct http_client_request *r = client->request;
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	bool ipv6 = strchr(r->host, ':') != NULL;
-	const char *host = r->port == 443 ? tstr_printf(ipv6 ? "[%s]" : "%s", r->host)
-			   : tstr_printf(ipv6 ? "[%s]:%u" : "%s:%u", r->host, r->port);
+	const char *host = r->port == 443
+				   ? tstr_printf(ipv6 ? "[%s]" : "%s", r->host)
+				   : tstr_printf(ipv6 ? "[%s]:%u" : "%s:%u", r->host, r->port);
 	evhttp_add_header(headers, "Host", host);
 	evhttp_add_header(headers, "Connection", "close");
 	if (r->content_type != NULL)
@@ -218,7 +219,8 @@ static void http_client_add_headers(struct http_client *client, struct evhttp_re
 		mem_free(encoded);
 		mem_free(value);
 	}
-	for (const char *const *h = r->extra_headers; h != NULL && h[0] != NULL && h[1] != NULL; h += 2)
+	for (const char *const *h = r->extra_headers; h != NULL && h[0] != NULL && h[1] != NULL;
+	     h += 2)
 		evhttp_add_header(headers, h[0], h[1]);
 }
 
@@ -228,7 +230,8 @@ static int http_client_run(struct http_client *client, const char *pin, const ch
 	enum evhttp_cmd_type cmd;
 	if (http_client_method(r->method, &cmd) < 0) {
 		*error_r = tstr_printf("unsupported HTTP method '%s': expected GET, POST, PUT, "
-				       "DELETE or HEAD", r->method == NULL ? "" : r->method);
+				       "DELETE or HEAD",
+				       r->method == NULL ? "" : r->method);
 		return -1;
 	}
 	if (http_client_resolve(client, error_r) < 0)
@@ -240,9 +243,8 @@ static int http_client_run(struct http_client *client, const char *pin, const ch
 	if (client->base == NULL)
 		abort();
 	struct bufferevent *bev = tls_bufferevent_connect(tls, client->base, r->host, pin);
-	client->evcon = evhttp_connection_base_bufferevent_new(client->base, NULL, bev,
-								client->address,
-								(ev_uint16_t)r->port);
+	client->evcon = evhttp_connection_base_bufferevent_new(
+		client->base, NULL, bev, client->address, (ev_uint16_t)r->port);
 	if (client->evcon == NULL)
 		abort();
 	evhttp_connection_set_timeout(client->evcon, (int)client->timeout_secs);
@@ -276,7 +278,6 @@ static int http_client_run(struct http_client *client, const char *pin, const ch
 	return ret;
 }
 
-
 int http_client_request(const struct http_client_request *request,
 			struct http_client_response *response_r, const char **error_r)
 {
@@ -293,7 +294,8 @@ int http_client_request(const struct http_client_request *request,
 	char pin[TLS_FINGERPRINT_HEX_LEN + 1];
 	if (request->pinned_fingerprint == NULL) {
 		*error_r = tstr_printf("%s: no fingerprint to pin: the server's certificate "
-				       "fingerprint is required", client.name);
+				       "fingerprint is required",
+				       client.name);
 		return -1;
 	}
 	if (tls_fingerprint_normalize(request->pinned_fingerprint, pin, error_r) < 0)

@@ -17,7 +17,8 @@ char *http_form_decode(const char *text, size_t len, bool plus_is_space, const c
 			int lo = hi >= 0 ? hex_digit_value(text[i + 2]) : -1;
 			if (lo < 0) {
 				*error_r = tstr_printf("invalid percent escape at offset %zu: "
-						       "expected %% and two hex digits", i);
+						       "expected %% and two hex digits",
+						       i);
 				mem_free(out);
 				return NULL;
 			}

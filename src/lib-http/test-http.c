@@ -123,15 +123,18 @@ static void handler(struct http_request *req, void *context)
 		http_request_reply(req, 404, "text/plain", "not found\n", 10);
 		return;
 	}
-	const char *user = "-", *password = "-", *body, *ct = http_request_header(req, "content-type");
+	const char *user = "-", *password = "-", *body,
+		   *ct = http_request_header(req, "content-type");
 	size_t body_size;
 	(void)http_request_basic_auth(req, &user, &password);
 	http_request_body(req, &body, &body_size);
 	struct str *out = str_create(256);
 	str_printfa(out, "%s|%s|%s|%.*s|%s|%s|%s|%s", http_request_method(req), path,
 		    http_request_query(req), (int)body_size, body, user, password,
-		    ct == NULL ? "-" : ct, strncmp(http_request_peer(req), "127.0.0.1:", 10) == 0
-						   ? "peer-ok" : http_request_peer(req));
+		    ct == NULL ? "-" : ct,
+		    strncmp(http_request_peer(req), "127.0.0.1:", 10) == 0
+			    ? "peer-ok"
+			    : http_request_peer(req));
 	http_request_add_header(req, "X-Test", "yes");
 	http_request_reply(req, 200, "text/plain; charset=utf-8", str_c(out), str_len(out));
 	str_destroy(&out);
@@ -182,8 +185,8 @@ static int server_start(void)
 	}
 	if (pipe(server.stop_pipe) < 0)
 		return -1;
-	server.stop_event = event_new(server.base, server.stop_pipe[0], EV_READ, stop_server,
-				      server.base);
+	server.stop_event =
+		event_new(server.base, server.stop_pipe[0], EV_READ, stop_server, server.base);
 	event_add(server.stop_event, NULL);
 	return pthread_create(&server.thread, NULL, server_run, NULL) == 0 ? 0 : -1;
 }
@@ -204,8 +207,12 @@ static void server_stop(void)
 static struct http_client_request client_request(const char *method, const char *path)
 {
 	struct http_client_request r = {
-		.host = "127.0.0.1", .port = server.port, .method = method, .path = path,
-		.pinned_fingerprint = server_fp, .timeout_secs = 5,
+		.host = "127.0.0.1",
+		.port = server.port,
+		.method = method,
+		.path = path,
+		.pinned_fingerprint = server_fp,
+		.timeout_secs = 5,
 	};
 	return r;
 }
@@ -221,8 +228,7 @@ static void test_get_roundtrip(void **state)
 	if (ret < 0)
 		fail_msg("%s", error);
 	assert_int_equal(resp.status, 200);
-	assert_string_equal(resp.body,
-			    "GET|/echo/a b|x=1&y=a+b%26c||alice|pa:ss word|-|peer-ok");
+	assert_string_equal(resp.body, "GET|/echo/a b|x=1&y=a+b%26c||alice|pa:ss word|-|peer-ok");
 	assert_int_equal(resp.body_size, strlen(resp.body));
 	mem_free(resp.body);
 
@@ -399,7 +405,8 @@ static void test_form(void **state)
 	assert_form("&&", 0, NULL);
 	assert_form("a=1", 1, (const char *const[]){"a", "1"});
 	assert_form("q=a+b%20c%2B", 1, (const char *const[]){"q", "a b c+"});
-	assert_form("a=1&b=&c&a=2&", 4, (const char *const[]){"a", "1", "b", "", "c", "", "a", "2"});
+	assert_form("a=1&b=&c&a=2&", 4,
+		    (const char *const[]){"a", "1", "b", "", "c", "", "a", "2"});
 	assert_form("x=a=b", 1, (const char *const[]){"x", "a=b"});
 	assert_form("%C3%A9=%e2%82%ac", 1, (const char *const[]){"\xc3\xa9", "\xe2\x82\xac"});
 	assert_int_equal(http_form_parse("a=%zz", 5, &fields, &n, &error), -1);

@@ -6,7 +6,7 @@
 #include <strings.h>
 
 static const char *const month_names[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* Days from 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's
  * days_from_civil). */
@@ -125,7 +125,7 @@ void imap_date_append_datetime(struct str *dest, time_t t, int tz_minutes)
 	int year, month, mday;
 	civil_from_day(day, &year, &month, &mday);
 	int tz_abs = tz_minutes < 0 ? -tz_minutes : tz_minutes;
-	str_printfa(dest, "\"%2d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", mday,
-		    month_names[month - 1], year, (int)(secs / 3600), (int)(secs / 60 % 60),
-		    (int)(secs % 60), tz_minutes < 0 ? '-' : '+', tz_abs / 60, tz_abs % 60);
+	str_printfa(dest, "\"%2d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", mday, month_names[month - 1],
+		    year, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
+		    tz_minutes < 0 ? '-' : '+', tz_abs / 60, tz_abs % 60);
 }

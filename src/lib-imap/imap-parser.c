@@ -46,8 +46,8 @@ struct imap_parser {
 	bool lit_nonsync, lit_overflow;
 	unsigned int lit_digits;
 	uint64_t lit_size;
-	size_t line_start;  /* where the current line starts in cmd */
-	size_t text_len;    /* non-literal bytes of the command */
+	size_t line_start; /* where the current line starts in cmd */
+	size_t text_len;   /* non-literal bytes of the command */
 	size_t literal_total;
 	uint64_t literal_left;
 	struct str *cmd;
@@ -226,9 +226,10 @@ static int parse_quoted(struct imap_parser *p, const char *s, size_t end)
 			if (i + 1 >= end || (s[i + 1] != '"' && s[i + 1] != '\\')) {
 				set_error(p, i + 1 >= end
 						     ? "unterminated quoted string"
-						     : tstr_printf("invalid escape in quoted string: "
-								   "\\%s (only \\\" and \\\\)",
-								   char_name((unsigned char)s[i + 1])));
+						     : tstr_printf(
+							       "invalid escape in quoted string: "
+							       "\\%s (only \\\" and \\\\)",
+							       char_name((unsigned char)s[i + 1])));
 				return -1;
 			}
 			c = (unsigned char)s[++i];
@@ -375,7 +376,8 @@ static int parse_tag(struct imap_parser *p, const char *s, size_t end)
 		return -1;
 	}
 	if (i < end && s[i] != ' ') {
-		set_error(p, tstr_printf("invalid character in tag: %s", char_name((unsigned char)s[i])));
+		set_error(p, tstr_printf("invalid character in tag: %s",
+					 char_name((unsigned char)s[i])));
 		return -1;
 	}
 	p->tag_off = append_val(p, s + p->pos, i - p->pos);
@@ -694,8 +696,8 @@ size_t imap_parser_feed(struct imap_parser *p, const void *data, size_t len)
 	return i;
 }
 
-int imap_parser_next(struct imap_parser *p, const struct imap_command **cmd_r,
-		     bool *continuation_r, const char **tag_r, const char **error_r)
+int imap_parser_next(struct imap_parser *p, const struct imap_command **cmd_r, bool *continuation_r,
+		     const char **tag_r, const char **error_r)
 {
 	*cmd_r = NULL;
 	*continuation_r = false;

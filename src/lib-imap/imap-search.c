@@ -53,12 +53,12 @@ static const struct {
 	const char *flag;
 	bool negate;
 } flag_keys[] = {
-	{"ANSWERED", "\\Answered", false}, {"DELETED", "\\Deleted", false},
-	{"DRAFT", "\\Draft", false},       {"FLAGGED", "\\Flagged", false},
-	{"SEEN", "\\Seen", false},         {"RECENT", "\\Recent", false},
+	{"ANSWERED", "\\Answered", false},  {"DELETED", "\\Deleted", false},
+	{"DRAFT", "\\Draft", false},        {"FLAGGED", "\\Flagged", false},
+	{"SEEN", "\\Seen", false},          {"RECENT", "\\Recent", false},
 	{"UNANSWERED", "\\Answered", true}, {"UNDELETED", "\\Deleted", true},
-	{"UNDRAFT", "\\Draft", true},      {"UNFLAGGED", "\\Flagged", true},
-	{"UNSEEN", "\\Seen", true},        {"OLD", "\\Recent", true},
+	{"UNDRAFT", "\\Draft", true},       {"UNFLAGGED", "\\Flagged", true},
+	{"UNSEEN", "\\Seen", true},         {"OLD", "\\Recent", true},
 };
 
 /* Keys that take a string and search a header field. */
@@ -72,9 +72,9 @@ static const struct {
 	const char *key;
 	enum imap_search_type type;
 } date_keys[] = {
-	{"BEFORE", IMAP_SEARCH_BEFORE},         {"ON", IMAP_SEARCH_ON},
-	{"SINCE", IMAP_SEARCH_SINCE},           {"SENTBEFORE", IMAP_SEARCH_SENTBEFORE},
-	{"SENTON", IMAP_SEARCH_SENTON},         {"SENTSINCE", IMAP_SEARCH_SENTSINCE},
+	{"BEFORE", IMAP_SEARCH_BEFORE}, {"ON", IMAP_SEARCH_ON},
+	{"SINCE", IMAP_SEARCH_SINCE},   {"SENTBEFORE", IMAP_SEARCH_SENTBEFORE},
+	{"SENTON", IMAP_SEARCH_SENTON}, {"SENTSINCE", IMAP_SEARCH_SENTSINCE},
 };
 
 static struct imap_search_node *node_new(enum imap_search_type type)
@@ -319,8 +319,8 @@ static struct imap_search_node *parse_key(struct search_parser *sp, struct curso
 		return parse_group(sp, &inner, depth + 1);
 	}
 	if (arg->type != IMAP_ARG_ATOM) {
-		sp->error = tstr_printf("search key expected, got a %s",
-					imap_arg_type_name(arg->type));
+		sp->error =
+			tstr_printf("search key expected, got a %s", imap_arg_type_name(arg->type));
 		return NULL;
 	}
 	imap_arg_get_atom(arg, &key);

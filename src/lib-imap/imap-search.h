@@ -61,8 +61,8 @@ struct imap_search_node {
 };
 
 struct imap_search_settings {
-	uint32_t star_seq; /* what '*' means in a sequence set */
-	uint32_t star_uid; /* and in a UID set */
+	uint32_t star_seq;      /* what '*' means in a sequence set */
+	uint32_t star_uid;      /* and in a UID set */
 	unsigned int max_depth; /* 0: IMAP_SEARCH_DEFAULT_MAX_DEPTH */
 };
 

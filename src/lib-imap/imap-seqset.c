@@ -103,8 +103,9 @@ static int parse_ranges(const char *text, uint32_t star, struct imap_seqset *set
 		uint32_t a, b;
 		bool a_star, b_star;
 		if (++written > IMAP_SEQSET_MAX_RANGES) {
-			*error_r = seqset_error(text, pos, tstr_printf("more than %u ranges",
-								       IMAP_SEQSET_MAX_RANGES));
+			*error_r = seqset_error(
+				text, pos,
+				tstr_printf("more than %u ranges", IMAP_SEQSET_MAX_RANGES));
 			return -1;
 		}
 		if (parse_number(text, &pos, &a, &a_star, error_r) < 0)

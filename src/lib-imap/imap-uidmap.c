@@ -56,8 +56,8 @@ static bool imap_uidmap_add_run(struct imap_uidmap *map, uint32_t first, uint32_
 			map->run_cap = map->run_cap == 0 ? 4 : map->run_cap * 2;
 			map->runs = mem_realloc(map->runs, map->run_cap * sizeof(*map->runs));
 		}
-		map->runs[map->run_count++] = (struct imap_uidmap_run){first, last - first + 1,
-								       map->count + 1};
+		map->runs[map->run_count++] =
+			(struct imap_uidmap_run){first, last - first + 1, map->count + 1};
 	}
 	map->count += last - first + 1;
 	return true;

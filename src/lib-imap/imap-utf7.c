@@ -5,8 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static const char b64_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static int b64_value(unsigned char c)
 {
@@ -58,8 +57,10 @@ static const char *decode_shifted(const char *s, size_t *pos, struct str *dest)
 			break;
 		int v = b64_value(c);
 		if (v < 0)
-			return c == '\0' ? "unterminated &...- sequence"
-					 : tstr_printf("invalid character in &...- sequence: 0x%02x", c);
+			return c == '\0'
+				       ? "unterminated &...- sequence"
+				       : tstr_printf("invalid character in &...- sequence: 0x%02x",
+						     c);
 		bits = (bits << 6 | (uint32_t)v) & 0xffffff;
 		nbits += 6;
 		if (nbits < 16)

@@ -51,8 +51,7 @@ static void dump_args(struct str *out, const struct imap_arg *args, unsigned int
 
 /* Feed `in` in pieces of at most `chunk` bytes; every result becomes a line.
  * After AUTHENTICATE and IDLE the next raw line is read, as a server does. */
-static char *run(const struct imap_parser_settings *set, const char *in, size_t len,
-		 size_t chunk)
+static char *run(const struct imap_parser_settings *set, const char *in, size_t len, size_t chunk)
 {
 	struct imap_parser *p = imap_parser_create(set);
 	struct str *out = str_create(256);
@@ -229,11 +228,10 @@ static void test_literals(void **state)
 
 static void test_line_ends_and_empty_lines(void **state)
 {
-	CHECK("A1 NOOP\n\r\n\nA2 LIST \"\" %\nA3 LOGIN {2}\na\"\n",
-	      "A1 NOOP\n"
-	      "A2 LIST \"\" %\n"
-	      "+\n"
-	      "A3 LOGIN {2}a\"\n");
+	CHECK("A1 NOOP\n\r\n\nA2 LIST \"\" %\nA3 LOGIN {2}\na\"\n", "A1 NOOP\n"
+								    "A2 LIST \"\" %\n"
+								    "+\n"
+								    "A3 LOGIN {2}a\"\n");
 }
 
 static void test_raw_lines(void **state)

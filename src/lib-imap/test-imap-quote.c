@@ -50,20 +50,13 @@ static void test_quote_astring_nstring(void **state)
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
-		{"INBOX", "INBOX"},
-		{"Archive/2024", "Archive/2024"},
-		{"", "\"\""},
-		{"NIL", "\"NIL\""},
-		{"nil", "\"nil\""},
-		{"two words", "\"two words\""},
-		{"a*", "\"a*\""},
-		{"a%", "\"a%\""},
-		{"a]", "\"a]\""},
-		{"(x)", "\"(x)\""},
-		{"{5}", "\"{5}\""},
-		{"back\\slash", "\"back\\\\slash\""},
-		{"q\"", "\"q\\\"\""},
-		{"caf\xc3\xa9", "{5}\r\ncaf\xc3\xa9"},
+		{"INBOX", "INBOX"},   {"Archive/2024", "Archive/2024"},
+		{"", "\"\""},         {"NIL", "\"NIL\""},
+		{"nil", "\"nil\""},   {"two words", "\"two words\""},
+		{"a*", "\"a*\""},     {"a%", "\"a%\""},
+		{"a]", "\"a]\""},     {"(x)", "\"(x)\""},
+		{"{5}", "\"{5}\""},   {"back\\slash", "\"back\\\\slash\""},
+		{"q\"", "\"q\\\"\""}, {"caf\xc3\xa9", "{5}\r\ncaf\xc3\xa9"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct str *s = str_create(16);
@@ -93,10 +86,10 @@ static void test_date_parse_day(void **state)
 	assert_int_equal(imap_date_parse_day("31-Dec-1969", &day, &error), 0);
 	assert_int_equal(day, -1);
 	assert_int_equal(imap_date_parse_day("29-Feb-2000", &day, &error), 0);
-	static const char *const bad[] = {"29-Feb-2023", "29-Feb-1900", "32-Jan-2024",
-					  "0-Jan-2024", "1-Foo-2024", "1-Jan-24", "1 Jan 2024",
-					  "1-Jan-2024 ", "", "123-Jan-2024", "1-Jan-20245",
-					  "31-Apr-2024"};
+	static const char *const bad[] = {"29-Feb-2023",  "29-Feb-1900", "32-Jan-2024",
+					  "0-Jan-2024",   "1-Foo-2024",  "1-Jan-24",
+					  "1 Jan 2024",   "1-Jan-2024 ", "",
+					  "123-Jan-2024", "1-Jan-20245", "31-Apr-2024"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (imap_date_parse_day(bad[i], &day, &error) != -1)
 			fail_msg("accepted %s", bad[i]);

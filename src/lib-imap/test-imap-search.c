@@ -76,8 +76,7 @@ static char *search(const char *criteria, unsigned int max_depth)
 		if (ret == 0 && !cont && off == str_len(in))
 			fail_msg("%s: incomplete", criteria);
 	}
-	struct imap_search_settings set = {.star_seq = 10, .star_uid = 500,
-					   .max_depth = max_depth};
+	struct imap_search_settings set = {.star_seq = 10, .star_uid = 500, .max_depth = max_depth};
 	struct imap_search_node *root;
 	struct str *out = str_create(64);
 	if (imap_search_parse(cmd->args, cmd->arg_count, &set, &root, &error) < 0) {

@@ -11,7 +11,7 @@ static void test_uidmap_runs(void **state)
 	struct imap_uidmap *map = imap_uidmap_create();
 	const char *error;
 	assert_int_equal(imap_uidmap_append_set(map, "3:5,9,20:21", &error), 0);
-	assert_true(imap_uidmap_append(map, 22)); /* extends the last run */
+	assert_true(imap_uidmap_append(map, 22));  /* extends the last run */
 	assert_false(imap_uidmap_append(map, 22)); /* not above the highest */
 	assert_int_equal(imap_uidmap_count(map), 7);
 	assert_int_equal(imap_uidmap_max_uid(map), 22);
@@ -35,7 +35,8 @@ static void test_uidmap_runs(void **state)
 
 static void test_uidmap_refuses_bad_sets(void **state)
 {
-	static const char *const bad[] = {"0", "5:3", "1,,2", "1,", "a", "4294967296", "1:2,2", NULL};
+	static const char *const bad[] = {"0", "5:3",        "1,,2",  "1,",
+					  "a", "4294967296", "1:2,2", NULL};
 	for (const char *const *s = bad; *s != NULL; s++) {
 		struct imap_uidmap *map = imap_uidmap_create();
 		const char *error = NULL;

@@ -22,7 +22,7 @@ static const struct {
 	 "~peter/mail/&U,BTFw-/&ZeVnLIqe-"},
 	{"\xc3\xa4", "&AOQ-"},
 	{"Entw\xc3\xbcrfe", "Entw&APw-rfe"},
-	{"\xf0\x9f\x98\x80", "&2D3eAA-"},                 /* U+1F600, outside the BMP */
+	{"\xf0\x9f\x98\x80", "&2D3eAA-"},               /* U+1F600, outside the BMP */
 	{"\xe2\x82\xac\xf0\x9f\x98\x80", "&IKzYPd4A-"}, /* mixed BMP and not */
 	{"a\x7f", "a&AH8-"},
 	{"tab\there", "tab&AAk-here"},

@@ -32,7 +32,7 @@ struct cvfs_file {
 	struct catalog_vfs *vfs;
 	enum cvfs_kind kind;
 	uint32_t last_frame_pgno; /* WAL: page number of the last frame header written */
-	sqlite3_file *real;	  /* points just past this struct */
+	sqlite3_file *real;       /* points just past this struct */
 };
 
 static sqlite3_file *cvfs_real(sqlite3_file *f)
@@ -410,7 +410,8 @@ int catalog_vfs_create(const unsigned char key[CATALOG_VFS_KEY_LEN], struct cata
 	};
 	int rc = sqlite3_vfs_register(&vfs->base, 0);
 	if (rc != SQLITE_OK) {
-		*error_r = tstr_printf("registering the catalog VFS failed: %s", sqlite3_errstr(rc));
+		*error_r =
+			tstr_printf("registering the catalog VFS failed: %s", sqlite3_errstr(rc));
 		crypto_wipe(vfs->key, sizeof(vfs->key));
 		mem_free(vfs);
 		return -1;

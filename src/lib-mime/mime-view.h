@@ -28,7 +28,7 @@ struct mime_view_attachment {
 	char *part; /* section number, e.g. "2" or "3.1" */
 	char *filename;
 	char *content_type; /* "type/subtype", lower case */
-	size_t size;	    /* decoded bytes */
+	size_t size;        /* decoded bytes */
 };
 
 struct mime_view {

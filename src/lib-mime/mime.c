@@ -467,7 +467,6 @@ static void mime_leaf(struct mime_ctx *ctx, GMimePart *part)
 			ctx->info->large_part_count++;
 		}
 	}
-
 }
 
 /* Text, attachment names and large parts of every leaf (the IMAP

@@ -73,9 +73,9 @@ struct mime_span {
 struct mime_info {
 	int64_t date; /* Date header, seconds since the epoch; 0 if absent or invalid */
 	char *subject, *from, *to, *cc, *message_id;
-	char *envelope;	     /* IMAP ENVELOPE, a parenthesised list (mime-imap.c) */
+	char *envelope;      /* IMAP ENVELOPE, a parenthesised list (mime-imap.c) */
 	char *bodystructure; /* IMAP BODYSTRUCTURE, with extension data */
-	char *body;	     /* IMAP BODY: BODYSTRUCTURE without extension data */
+	char *body;          /* IMAP BODY: BODYSTRUCTURE without extension data */
 	uint64_t imap_size;  /* RFC822.SIZE: the size of the canonical (CRLF) form */
 	char *body_text;     /* plain text of the body parts and text attachments */
 	char *attachment_names;

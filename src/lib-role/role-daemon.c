@@ -31,7 +31,8 @@ static int role_daemon_parse_args(int argc, char **argv, const char **dir_r, con
 		} else if (strncmp(argv[i], "--config-dir=", 13) == 0) {
 			*dir_r = argv[i] + 13;
 		} else {
-			*error_r = tstr_printf("unknown argument '%s': expected --config-dir DIR", argv[i]);
+			*error_r = tstr_printf("unknown argument '%s': expected --config-dir DIR",
+					       argv[i]);
 			return -1;
 		}
 	}
@@ -42,7 +43,8 @@ static int role_daemon_parse_args(int argc, char **argv, const char **dir_r, con
 static int role_daemon_check_certs(struct role_daemon *rd, const char **error_r)
 {
 	for (int k = 0; k < CONFIG_KIND_COUNT; k++) {
-		if (!rd->settings.listeners[k].present || (int)config_kind_cert((enum config_kind)k) != k)
+		if (!rd->settings.listeners[k].present ||
+		    (int)config_kind_cert((enum config_kind)k) != k)
 			continue;
 		char *cert = config_cert_path(rd->config_dir, rd->role, (enum config_kind)k);
 		char *key = config_key_path(rd->config_dir, rd->role, (enum config_kind)k);
@@ -53,8 +55,8 @@ static int role_daemon_check_certs(struct role_daemon *rd, const char **error_r)
 		mem_free(cert);
 		mem_free(key);
 		if (ret < 0) {
-			*error_r = tstr_printf("%s certificate: %s", config_kind_name((enum config_kind)k),
-					       error);
+			*error_r = tstr_printf("%s certificate: %s",
+					       config_kind_name((enum config_kind)k), error);
 			return -1;
 		}
 	}
@@ -79,8 +81,9 @@ struct role_daemon *role_daemon_create(enum config_role role, int argc, char **a
 	}
 	int ret = config_role_load(dir, role, &rd->settings, error_r);
 	if (ret == 0)
-		*error_r = tstr_printf("the %s role is not set up in %s: run 'coffer config role add %s'",
-				       config_role_title(role), dir, config_role_name(role));
+		*error_r = tstr_printf(
+			"the %s role is not set up in %s: run 'coffer config role add %s'",
+			config_role_title(role), dir, config_role_name(role));
 	rd->settings_loaded = ret > 0;
 	if (ret <= 0 || role_daemon_check_certs(rd, error_r) < 0) {
 		role_daemon_destroy(&rd);
@@ -176,12 +179,12 @@ struct rpc_server *role_daemon_listen_tcp(struct role_daemon *rd, tls_peer_check
 					  const struct rpc_server_callbacks *callbacks, void *ctx,
 					  const char **error_r)
 {
-	struct tls_context *tls = role_daemon_server_tls(rd, CONFIG_KIND_TCP, peer_check,
-							 check_ctx, error_r);
+	struct tls_context *tls =
+		role_daemon_server_tls(rd, CONFIG_KIND_TCP, peer_check, check_ctx, error_r);
 	if (tls == NULL)
 		return NULL;
-	struct rpc_server *server = rpc_server_create(role_daemon_base(rd), tls, rd->hello, 0,
-						      callbacks, ctx);
+	struct rpc_server *server =
+		rpc_server_create(role_daemon_base(rd), tls, rd->hello, 0, callbacks, ctx);
 	const struct config_listener_set *set = &rd->settings.listeners[CONFIG_KIND_TCP];
 	for (size_t i = 0; i < set->listener_count; i++) {
 		const char *error;
@@ -211,7 +214,8 @@ void role_daemon_connect_management(struct role_daemon *rd,
 {
 	const struct config_management_link *m = &rd->settings.management;
 	if (m->server[0] == '\0' || m->fingerprint[0] == '\0') {
-		log_warning(NULL, "not paired with a Management Server yet: run 'coffer config pair' or set management-server and management-fingerprint");
+		log_warning(NULL, "not paired with a Management Server yet: run 'coffer config "
+				  "pair' or set management-server and management-fingerprint");
 		return;
 	}
 	struct rpc_client_settings set = {

@@ -39,12 +39,18 @@ struct rpc_client {
 const char *rpc_link_state_name(enum rpc_link_state state)
 {
 	switch (state) {
-	case RPC_LINK_CONNECTING: return "connecting";
-	case RPC_LINK_CONNECTED: return "connected";
-	case RPC_LINK_UNREACHABLE: return "unreachable";
-	case RPC_LINK_FINGERPRINT_REFUSED: return "fingerprint refused";
-	case RPC_LINK_REFUSED_BY_PEER: return "refused by peer";
-	case RPC_LINK_INCOMPATIBLE: return "incompatible";
+	case RPC_LINK_CONNECTING:
+		return "connecting";
+	case RPC_LINK_CONNECTED:
+		return "connected";
+	case RPC_LINK_UNREACHABLE:
+		return "unreachable";
+	case RPC_LINK_FINGERPRINT_REFUSED:
+		return "fingerprint refused";
+	case RPC_LINK_REFUSED_BY_PEER:
+		return "refused by peer";
+	case RPC_LINK_INCOMPATIBLE:
+		return "incompatible";
 	}
 	return "unknown";
 }
@@ -113,8 +119,9 @@ static void rpc_client_closed(struct rpc_conn *conn, const char *reason, void *c
 		client->user->closed(conn, reason, client->ctx);
 	client->dead_conn = conn;
 	client->conn = NULL;
-	rpc_client_set_state(client, strstr(reason, "incompatible") != NULL ? RPC_LINK_INCOMPATIBLE
-									     : RPC_LINK_UNREACHABLE,
+	rpc_client_set_state(client,
+			     strstr(reason, "incompatible") != NULL ? RPC_LINK_INCOMPATIBLE
+								    : RPC_LINK_UNREACHABLE,
 			     reason);
 	rpc_client_retry_later(client);
 }
@@ -136,7 +143,8 @@ static void rpc_client_connect_event(struct bufferevent *bev, short events, void
 		bufferevent_set_timeouts(bev, NULL, NULL);
 		/* Calls are small messages that want an answer now (see netaddr_listen). */
 		int on = 1;
-		(void)setsockopt((int)bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+		(void)setsockopt((int)bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &on,
+				 sizeof(on));
 		(void)tls_bufferevent_peer_fingerprint(bev, client->seen_fingerprint);
 		client->conn = rpc_conn_create(bev, client->hello, client->keepalive_secs,
 					       &rpc_client_conn_callbacks, client);
@@ -189,8 +197,9 @@ static void rpc_client_connect(struct rpc_client *client)
 						(int)client->port) < 0) {
 		client->connecting = NULL;
 		bufferevent_free(bev);
-		rpc_client_set_state(client, RPC_LINK_UNREACHABLE,
-				     tstr_printf("%s:%u: cannot connect", client->host, client->port));
+		rpc_client_set_state(
+			client, RPC_LINK_UNREACHABLE,
+			tstr_printf("%s:%u: cannot connect", client->host, client->port));
 		rpc_client_retry_later(client);
 	}
 }
@@ -203,13 +212,12 @@ static void rpc_client_timer(evutil_socket_t fd, short events, void *ctx)
 		rpc_client_connect(client);
 }
 
-struct rpc_client *rpc_client_create(struct event_base *base,
-				     const struct rpc_client_settings *settings,
-				     const struct rpc_conn_callbacks *callbacks,
-				     void (*state_changed)(struct rpc_client *client,
-							   enum rpc_link_state state,
-							   const char *reason, void *ctx),
-				     void *ctx)
+struct rpc_client *
+rpc_client_create(struct event_base *base, const struct rpc_client_settings *settings,
+		  const struct rpc_conn_callbacks *callbacks,
+		  void (*state_changed)(struct rpc_client *client, enum rpc_link_state state,
+					const char *reason, void *ctx),
+		  void *ctx)
 {
 	struct rpc_client *client = mem_new(struct rpc_client);
 	client->base = base;
@@ -219,7 +227,8 @@ struct rpc_client *rpc_client_create(struct event_base *base,
 	client->tls = settings->tls;
 	client->hello = json_clone(settings->hello);
 	client->keepalive_secs = settings->keepalive_secs;
-	client->max_backoff_secs = settings->max_backoff_secs == 0 ? 30 : settings->max_backoff_secs;
+	client->max_backoff_secs =
+		settings->max_backoff_secs == 0 ? 30 : settings->max_backoff_secs;
 	client->user = callbacks;
 	client->state_changed = state_changed;
 	client->ctx = ctx;

@@ -87,8 +87,10 @@ static void rpc_conn_handle_hello(struct rpc_conn *conn, const struct json *hell
 {
 	long long version = 0;
 	if (json_get_int(hello, "protocol", &version) != 1 || version != RPC_PROTOCOL_VERSION) {
-		rpc_conn_close(conn, tstr_printf("incompatible protocol version %lld (this side speaks %d)",
-						 version, RPC_PROTOCOL_VERSION));
+		rpc_conn_close(
+			conn,
+			tstr_printf("incompatible protocol version %lld (this side speaks %d)",
+				    version, RPC_PROTOCOL_VERSION));
 		return;
 	}
 	if (conn->peer_hello != NULL) {
@@ -210,7 +212,8 @@ static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 		size_t len = (size_t)prefix[0] << 24 | (size_t)prefix[1] << 16 |
 			     (size_t)prefix[2] << 8 | prefix[3];
 		if (len == 0 || len > RPC_MAX_FRAME + 5) {
-			rpc_conn_close(conn, tstr_printf("protocol error: frame of %zu bytes", len));
+			rpc_conn_close(conn,
+				       tstr_printf("protocol error: frame of %zu bytes", len));
 			return;
 		}
 		if (evbuffer_get_length(in) < 4 + len)
@@ -224,7 +227,8 @@ static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 		else if (frame[0] == RPC_FRAME_DATA)
 			rpc_conn_handle_data(conn, frame + 1, len - 1);
 		else
-			rpc_conn_close(conn, tstr_printf("protocol error: frame type %u", frame[0]));
+			rpc_conn_close(conn,
+				       tstr_printf("protocol error: frame type %u", frame[0]));
 		if (conn->closing)
 			return;
 		evbuffer_drain(in, len);
@@ -261,7 +265,8 @@ static void rpc_conn_timer(evutil_socket_t fd, short events, void *ctx)
 	if (conn->closing)
 		return;
 	if (now - conn->last_contact > (time_t)conn->keepalive_secs * 3) {
-		rpc_conn_close(conn, tstr_printf("peer silent for %u seconds", conn->keepalive_secs * 3));
+		rpc_conn_close(conn,
+			       tstr_printf("peer silent for %u seconds", conn->keepalive_secs * 3));
 		return;
 	}
 	if (conn->peer_hello != NULL && now - conn->last_sent >= (time_t)conn->keepalive_secs) {
@@ -373,8 +378,8 @@ void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result)
 		json_unref(&msg);
 }
 
-void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result,
-			 const void *blob, size_t blob_len)
+void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result, const void *blob,
+			 size_t blob_len)
 {
 	struct json *msg = json_new_object();
 	json_set_int(msg, "id", id);
@@ -383,13 +388,14 @@ void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result
 	json_unref(&msg);
 	size_t text_len = strlen(text);
 	if (!conn->closing) {
-		unsigned char head[4] = {(unsigned char)(text_len >> 24), (unsigned char)(text_len >> 16),
+		unsigned char head[4] = {(unsigned char)(text_len >> 24),
+					 (unsigned char)(text_len >> 16),
 					 (unsigned char)(text_len >> 8), (unsigned char)text_len};
 		struct evbuffer *out = bufferevent_get_output(conn->bev);
 		size_t total = 1 + sizeof(head) + text_len + blob_len;
-		unsigned char prefix[5] = {(unsigned char)(total >> 24), (unsigned char)(total >> 16),
-					   (unsigned char)(total >> 8), (unsigned char)total,
-					   RPC_FRAME_JSON_BLOB};
+		unsigned char prefix[5] = {
+			(unsigned char)(total >> 24), (unsigned char)(total >> 16),
+			(unsigned char)(total >> 8), (unsigned char)total, RPC_FRAME_JSON_BLOB};
 		evbuffer_add(out, prefix, sizeof(prefix));
 		evbuffer_add(out, head, sizeof(head));
 		evbuffer_add(out, text, text_len);
@@ -438,7 +444,8 @@ void rpc_conn_send_data(struct rpc_conn *conn, uint32_t id, const void *data, si
 		size_t n = size > RPC_DATA_CHUNK ? RPC_DATA_CHUNK : size;
 		bool final = last && n == size;
 		unsigned char head[5] = {(unsigned char)(id >> 24), (unsigned char)(id >> 16),
-					 (unsigned char)(id >> 8), (unsigned char)id, final ? 1 : 0};
+					 (unsigned char)(id >> 8), (unsigned char)id,
+					 final ? 1 : 0};
 		rpc_conn_send_frame(conn, RPC_FRAME_DATA, head, sizeof(head), p, n);
 		p += n;
 		size -= n;

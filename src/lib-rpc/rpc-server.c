@@ -163,9 +163,9 @@ int rpc_server_listen(struct rpc_server *server, const struct netaddr_listener *
 	int fd = netaddr_listen(listener, error_r);
 	if (fd < 0)
 		return -1;
-	struct evconnlistener *l = evconnlistener_new(server->base, rpc_server_accept, server,
-						      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-						      -1, fd);
+	struct evconnlistener *l =
+		evconnlistener_new(server->base, rpc_server_accept, server,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (l == NULL) {
 		close(fd);
 		*error_r = tstr_printf("%s: cannot watch the listening socket",

@@ -7,8 +7,8 @@
  * payload. Type 1 carries one JSON message; type 2 carries a chunk of a
  * streamed payload (4-byte stream id, a flags byte with bit 0 = last chunk,
  * then bytes); type 3 carries an answer with a binary blob (4-byte length of
- * the JSON, the JSON answer, then the blob: message bytes need no base64). Frames larger than RPC_MAX_FRAME are a protocol error: large
- * payloads travel as streams of chunks.
+ * the JSON, the JSON answer, then the blob: message bytes need no base64). Frames larger than
+ * RPC_MAX_FRAME are a protocol error: large payloads travel as streams of chunks.
  *
  * JSON messages: {"hello":{...}} first, from both sides; then calls
  * {"id":N,"call":"Name","args":{...}}, answers {"id":N,"result":...} or
@@ -47,14 +47,14 @@ struct rpc_conn_callbacks {
 			const struct json *args, void *ctx);
 	void (*event)(struct rpc_conn *conn, const char *name, const struct json *data, void *ctx);
 	/* A chunk of stream `id`; may be NULL if the role takes no streams. */
-	void (*data)(struct rpc_conn *conn, uint32_t id, const void *data, size_t size,
-		     bool last, void *ctx);
+	void (*data)(struct rpc_conn *conn, uint32_t id, const void *data, size_t size, bool last,
+		     void *ctx);
 	void (*closed)(struct rpc_conn *conn, const char *reason, void *ctx);
 };
 
 /* The answer to a call: result (borrowed) or error_code/error_text. */
-typedef void rpc_answer_fn(struct rpc_conn *conn, const struct json *result,
-			   const char *error_code, const char *error_text, void *ctx);
+typedef void rpc_answer_fn(struct rpc_conn *conn, const struct json *result, const char *error_code,
+			   const char *error_text, void *ctx);
 
 /* bev: a connected, TLS-established bufferevent (ownership taken).
  * hello: this side's hello object (borrowed; "protocol" is added).
@@ -67,13 +67,12 @@ void rpc_conn_destroy(struct rpc_conn **conn);
 void rpc_conn_call(struct rpc_conn *conn, const char *method, struct json *args,
 		   unsigned int timeout_secs, rpc_answer_fn *answer, void *answer_ctx);
 void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result);
-void rpc_conn_reply_error(struct rpc_conn *conn, uint32_t id, const char *code,
-			  const char *text);
+void rpc_conn_reply_error(struct rpc_conn *conn, uint32_t id, const char *code, const char *text);
 /* An answer with a binary blob (copied); the whole frame must stay under
  * RPC_MAX_FRAME. The caller's answer callback reads it with
  * rpc_conn_answer_blob(), valid only during that callback. */
-void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result,
-			 const void *blob, size_t blob_len);
+void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result, const void *blob,
+			 size_t blob_len);
 /* Inside an answer callback: the answer's blob (NULL, 0 if it had none). */
 const void *rpc_conn_answer_blob(const struct rpc_conn *conn, size_t *len_r);
 void rpc_conn_event(struct rpc_conn *conn, const char *name, struct json *data);
@@ -95,10 +94,10 @@ void *rpc_conn_get_context(const struct rpc_conn *conn);
 enum rpc_link_state {
 	RPC_LINK_CONNECTING,
 	RPC_LINK_CONNECTED,
-	RPC_LINK_UNREACHABLE,        /* no connection, timeout, closed */
-	RPC_LINK_FINGERPRINT_REFUSED,/* the peer's certificate is not the pinned one */
-	RPC_LINK_REFUSED_BY_PEER,    /* the peer refused our certificate */
-	RPC_LINK_INCOMPATIBLE,       /* protocol version mismatch */
+	RPC_LINK_UNREACHABLE,         /* no connection, timeout, closed */
+	RPC_LINK_FINGERPRINT_REFUSED, /* the peer's certificate is not the pinned one */
+	RPC_LINK_REFUSED_BY_PEER,     /* the peer refused our certificate */
+	RPC_LINK_INCOMPATIBLE,        /* protocol version mismatch */
 };
 const char *rpc_link_state_name(enum rpc_link_state state);
 
@@ -117,13 +116,12 @@ struct rpc_client_settings {
 /* Callbacks as for a connection; `closed` is called on every disconnect and
  * the client reconnects by itself with exponential backoff. state_changed
  * (may be NULL) reports every state change with its reason. */
-struct rpc_client *rpc_client_create(struct event_base *base,
-				     const struct rpc_client_settings *settings,
-				     const struct rpc_conn_callbacks *callbacks,
-				     void (*state_changed)(struct rpc_client *client,
-							   enum rpc_link_state state,
-							   const char *reason, void *ctx),
-				     void *ctx);
+struct rpc_client *
+rpc_client_create(struct event_base *base, const struct rpc_client_settings *settings,
+		  const struct rpc_conn_callbacks *callbacks,
+		  void (*state_changed)(struct rpc_client *client, enum rpc_link_state state,
+					const char *reason, void *ctx),
+		  void *ctx);
 void rpc_client_destroy(struct rpc_client **client);
 enum rpc_link_state rpc_client_state(const struct rpc_client *client, const char **reason_r);
 /* The connection when CONNECTED, else NULL. */

@@ -54,7 +54,8 @@ static void server_request(struct rpc_conn *conn, uint32_t id, const char *metho
 		rpc_conn_reply_error(conn, id, "unknown-method", method);
 }
 
-static void server_event(struct rpc_conn *conn, const char *name, const struct json *data, void *ctx)
+static void server_event(struct rpc_conn *conn, const char *name, const struct json *data,
+			 void *ctx)
 {
 	events_seen++;
 }
@@ -77,7 +78,8 @@ static struct rpc_server *start_server(struct tls_context **tls)
 	char *cert = path("server.pem"), *key = path("server.key");
 	*tls = tls_context_create_server(cert, key, peer_check, NULL, &error);
 	assert_non_null(*tls);
-	struct rpc_server *server = rpc_server_create(base, *tls, hello, 1, &server_callbacks, NULL);
+	struct rpc_server *server =
+		rpc_server_create(base, *tls, hello, 1, &server_callbacks, NULL);
 	struct netaddr_listener l = {"127.0.0.1", port};
 	assert_int_equal(rpc_server_listen(server, &l, &error), 0);
 	mem_free(cert);
@@ -152,14 +154,20 @@ static struct rpc_client *make_client(const char *cert_name, const char *pin,
 				      struct tls_context **tls)
 {
 	const char *error;
-	char *cert = mem_printf("%s/%s.pem", dir, cert_name), *key = mem_printf("%s/%s.key", dir, cert_name);
+	char *cert = mem_printf("%s/%s.pem", dir, cert_name),
+	     *key = mem_printf("%s/%s.key", dir, cert_name);
 	*tls = tls_context_create_client(cert, key, &error);
 	assert_non_null(*tls);
 	mem_free(cert);
 	mem_free(key);
 	struct rpc_client_settings set = {
-		.host = "127.0.0.1", .port = port, .fingerprint = pin, .tls = *tls, .hello = hello,
-		.keepalive_secs = 1, .max_backoff_secs = 1,
+		.host = "127.0.0.1",
+		.port = port,
+		.fingerprint = pin,
+		.tls = *tls,
+		.hello = hello,
+		.keepalive_secs = 1,
+		.max_backoff_secs = 1,
 	};
 	static const struct rpc_conn_callbacks none = {0};
 	return rpc_client_create(base, &set, &none, NULL, NULL);
@@ -243,7 +251,8 @@ static int setup(void **state)
 	const char *names[] = {"server", "client", "stranger"};
 	char *fps[] = {server_fp, client_fp, stranger_fp};
 	for (int i = 0; i < 3; i++) {
-		char *cert = mem_printf("%s/%s.pem", dir, names[i]), *key = mem_printf("%s/%s.key", dir, names[i]);
+		char *cert = mem_printf("%s/%s.pem", dir, names[i]),
+		     *key = mem_printf("%s/%s.key", dir, names[i]);
 		if (tls_cert_generate(names[i], 30, cert, key, &error) < 0 ||
 		    tls_cert_fingerprint(cert, fps[i], &error) < 0)
 			return -1;

@@ -18,9 +18,12 @@
 const char *service_state_name(enum service_state state)
 {
 	switch (state) {
-	case SERVICE_STATE_RUNNING: return "running";
-	case SERVICE_STATE_DEAD: return "dead";
-	case SERVICE_STATE_STOPPED: break;
+	case SERVICE_STATE_RUNNING:
+		return "running";
+	case SERVICE_STATE_DEAD:
+		return "dead";
+	case SERVICE_STATE_STOPPED:
+		break;
 	}
 	return "stopped";
 }
@@ -137,14 +140,17 @@ int service_control_start(char *const argv[], const char *stderr_path, unsigned 
 					usleep(10 * 1000);
 			}
 			if (w == pid && WIFSIGNALED(status))
-				*error_r = tstr_printf("exited on signal %d before it was ready (see %s)",
-						       WTERMSIG(status), stderr_path);
+				*error_r = tstr_printf(
+					"exited on signal %d before it was ready (see %s)",
+					WTERMSIG(status), stderr_path);
 			else if (w == pid && WIFEXITED(status))
-				*error_r = tstr_printf("exited with status %d before it was ready (see %s)",
-						       WEXITSTATUS(status), stderr_path);
+				*error_r = tstr_printf(
+					"exited with status %d before it was ready (see %s)",
+					WEXITSTATUS(status), stderr_path);
 			else
-				*error_r = tstr_printf("closed its readiness pipe without a word (see %s)",
-						       stderr_path);
+				*error_r = tstr_printf(
+					"closed its readiness pipe without a word (see %s)",
+					stderr_path);
 		}
 		break;
 	}

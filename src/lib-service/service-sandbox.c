@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 /* Rights that apply to regular files; a rule on a file may carry only these. */
-#define SANDBOX_FILE_RIGHTS (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
-			     LANDLOCK_ACCESS_FS_READ_FILE)
-#define SANDBOX_READ_RIGHTS (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | \
-			     LANDLOCK_ACCESS_FS_READ_DIR)
+#define SANDBOX_FILE_RIGHTS                                                                        \
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE)
+#define SANDBOX_READ_RIGHTS                                                                        \
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 
 /* Everything Landlock can restrict at a given ABI version. */
 static __u64 service_sandbox_handled(long abi)
@@ -68,7 +68,8 @@ int service_sandbox_restrict(const struct service_sandbox_path *paths, size_t co
 	struct landlock_ruleset_attr attr = {.handled_access_fs = service_sandbox_handled(abi)};
 	int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
 	if (ruleset < 0) {
-		*error_r = tstr_printf("sandbox: landlock_create_ruleset failed: %s", strerror(errno));
+		*error_r =
+			tstr_printf("sandbox: landlock_create_ruleset failed: %s", strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < count; i++) {
@@ -80,7 +81,8 @@ int service_sandbox_restrict(const struct service_sandbox_path *paths, size_t co
 	/* Required so an unprivileged process may restrict itself. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) {
-		*error_r = tstr_printf("sandbox: landlock_restrict_self failed: %s", strerror(errno));
+		*error_r =
+			tstr_printf("sandbox: landlock_restrict_self failed: %s", strerror(errno));
 		close(ruleset);
 		return -1;
 	}

@@ -136,8 +136,7 @@ int service_drop_privileges(const char *user, const char **error_r)
 	}
 	if (pw->pw_uid == 0)
 		return 0;
-	if (setgid(pw->pw_gid) < 0 || initgroups(user, pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
+	if (setgid(pw->pw_gid) < 0 || initgroups(user, pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		*error_r = tstr_printf("cannot become user '%s': %s", user, strerror(errno));
 		return -1;
 	}
@@ -181,8 +180,8 @@ void service_notify_ready(struct service *service, const char *text)
 		return;
 	service->notified = true;
 	service_notify_fd(tstr_printf("READY %s\n", text));
-	service_notify_systemd(tstr_printf("READY=1\nSTATUS=%s\nMAINPID=%ld", text,
-					   (long)getpid()));
+	service_notify_systemd(
+		tstr_printf("READY=1\nSTATUS=%s\nMAINPID=%ld", text, (long)getpid()));
 }
 
 void service_notify_failed(struct service *service, const char *reason)

@@ -67,7 +67,8 @@ static void test_start_ready_status_stop(void **state)
 	assert_non_null(strstr(error, "already running"));
 	/* SIGKILL leaves the pid file behind, unlocked: "dead". */
 	kill(pid, SIGKILL);
-	for (int i = 0; i < 100 && service_control_status(pid_path, &pid) == SERVICE_STATE_RUNNING; i++)
+	for (int i = 0; i < 100 && service_control_status(pid_path, &pid) == SERVICE_STATE_RUNNING;
+	     i++)
 		usleep(20000);
 	assert_int_equal(service_control_status(pid_path, &pid), SERVICE_STATE_DEAD);
 	assert_int_equal(service_control_stop(pid_path, 3, &error), 0);

@@ -76,8 +76,7 @@ static void smtp_reply_line(struct smtp_transfer *t, const char *line, size_t le
 /* Called (with CURLOPT_VERBOSE) for everything curl sends and receives. Only
  * the server's replies are looked at; what the client sends (AUTH with the
  * credentials) is ignored. */
-static int smtp_debug_cb(CURL *handle, curl_infotype type, char *data, size_t size,
-			 void *context)
+static int smtp_debug_cb(CURL *handle, curl_infotype type, char *data, size_t size, void *context)
 {
 	struct smtp_transfer *t = context;
 	if (type != CURLINFO_HEADER_IN)
@@ -137,7 +136,8 @@ static int smtp_check_input(const struct smtp_settings *set, const struct smtp_m
 	}
 	if (!smtp_address_valid(msg->from, true)) {
 		*error_r = tstr_printf("sender address \"%s\" is not a bare address "
-				       "(no spaces, line breaks or <>)", msg->from);
+				       "(no spaces, line breaks or <>)",
+				       msg->from);
 		return -1;
 	}
 	if (msg->to_count == 0) {
@@ -147,21 +147,21 @@ static int smtp_check_input(const struct smtp_settings *set, const struct smtp_m
 	for (size_t i = 0; i < msg->to_count; i++) {
 		if (!smtp_address_valid(msg->to[i], false)) {
 			*error_r = tstr_printf("recipient address \"%s\" is not a bare address "
-					       "(no spaces, line breaks or <>)", msg->to[i]);
+					       "(no spaces, line breaks or <>)",
+					       msg->to[i]);
 			return -1;
 		}
 	}
 	return 0;
 }
 
-#define SMTP_SETOPT(curl, opt, val)                                          \
-	do {                                                                 \
-		if (rc == CURLE_OK)                                          \
-			rc = curl_easy_setopt(curl, opt, val);               \
+#define SMTP_SETOPT(curl, opt, val)                                                                \
+	do {                                                                                       \
+		if (rc == CURLE_OK)                                                                \
+			rc = curl_easy_setopt(curl, opt, val);                                     \
 	} while (0)
 
-int smtp_send(const struct smtp_settings *set, const struct smtp_message *msg,
-	      const char **error_r)
+int smtp_send(const struct smtp_settings *set, const struct smtp_message *msg, const char **error_r)
 {
 	if (smtp_init(error_r) < 0 || smtp_check_input(set, msg, error_r) < 0)
 		return -1;
@@ -170,7 +170,7 @@ int smtp_send(const struct smtp_settings *set, const struct smtp_message *msg,
 		*error_r = "curl_easy_init() failed";
 		return -1;
 	}
-	struct smtp_transfer t = { .data = msg->data, .size = msg->size };
+	struct smtp_transfer t = {.data = msg->data, .size = msg->size};
 	t.line = str_create(256);
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *rcpts = NULL;
@@ -187,8 +187,9 @@ int smtp_send(const struct smtp_settings *set, const struct smtp_message *msg,
 	}
 	/* IPv6 addresses need brackets in the URL. */
 	bool v6 = strchr(set->host, ':') != NULL;
-	char *url = mem_printf("%s://%s%s%s:%u", set->security == SMTP_SECURITY_TLS ? "smtps" : "smtp",
-			       v6 ? "[" : "", set->host, v6 ? "]" : "", set->port);
+	char *url =
+		mem_printf("%s://%s%s%s:%u", set->security == SMTP_SECURITY_TLS ? "smtps" : "smtp",
+			   v6 ? "[" : "", set->host, v6 ? "]" : "", set->port);
 	long timeout = set->timeout_secs > 0 ? (long)set->timeout_secs : SMTP_DEFAULT_TIMEOUT_SECS;
 
 	CURLcode rc = CURLE_OK;
@@ -199,7 +200,8 @@ int smtp_send(const struct smtp_settings *set, const struct smtp_message *msg,
 	SMTP_SETOPT(curl, CURLOPT_TIMEOUT, timeout);
 	SMTP_SETOPT(curl, CURLOPT_CONNECTTIMEOUT, timeout);
 	SMTP_SETOPT(curl, CURLOPT_USE_SSL,
-		    set->security == SMTP_SECURITY_NONE ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+		    set->security == SMTP_SECURITY_NONE ? (long)CURLUSESSL_NONE
+							: (long)CURLUSESSL_ALL);
 	SMTP_SETOPT(curl, CURLOPT_SSL_VERIFYPEER, set->verify_certificate ? 1L : 0L);
 	SMTP_SETOPT(curl, CURLOPT_SSL_VERIFYHOST, set->verify_certificate ? 2L : 0L);
 	if (set->user != NULL) {
@@ -290,13 +292,14 @@ static void smtp_append_encoded_words(struct str *out, const char *value)
 		first = false;
 		str_append(out, "=?UTF-8?B?");
 		for (size_t i = pos; i < end; i += 3) {
-			unsigned char in[3] = { 0, 0, 0 };
+			unsigned char in[3] = {0, 0, 0};
 			size_t n = end - i < 3 ? end - i : 3;
 			for (size_t j = 0; j < n; j++) {
 				unsigned char c = (unsigned char)value[i + j];
 				in[j] = c == '\r' || c == '\n' ? ' ' : c;
 			}
-			unsigned int v = (unsigned int)in[0] << 16 | (unsigned int)in[1] << 8 | in[2];
+			unsigned int v =
+				(unsigned int)in[0] << 16 | (unsigned int)in[1] << 8 | in[2];
 			str_append_c(out, b64[(v >> 18) & 63]);
 			str_append_c(out, b64[(v >> 12) & 63]);
 			str_append_c(out, n > 1 ? b64[(v >> 6) & 63] : '=');
@@ -351,9 +354,9 @@ static void smtp_append_text_header(struct str *out, const char *name, const cha
 
 static void smtp_append_date(struct str *out, time_t now)
 {
-	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	struct tm tm;
 	if (gmtime_r(&now, &tm) == NULL) {
 		now = 0;

@@ -45,7 +45,7 @@ static unsigned int free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	socklen_t len = sizeof(sin);
@@ -58,7 +58,7 @@ static bool port_open(unsigned int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	bool ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
 	close(fd);
@@ -77,15 +77,14 @@ static void print_file(const char *path)
 }
 
 /* mode: NULL (plain), "starttls" or "smtps". */
-static void peer_start(struct peer *p, const char *name, const char *handler,
-		       const char *mode)
+static void peer_start(struct peer *p, const char *name, const char *handler, const char *mode)
 {
 	p->port = free_port();
 	p->maildir = mem_printf("%s/%s", tmpdir, name);
 	p->log = mem_printf("%s/%s.log", tmpdir, name);
 	char listen[64];
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", p->port);
-	const char *argv[16] = { PYTHON, "-m", "aiosmtpd", "-n", "-l", listen, "-c", handler };
+	const char *argv[16] = {PYTHON, "-m", "aiosmtpd", "-n", "-l", listen, "-c", handler};
 	int argc = 8;
 	if (mode != NULL) {
 		bool smtps = strcmp(mode, "smtps") == 0;
@@ -208,19 +207,17 @@ static size_t delivered_count(const struct peer *p)
 
 static struct smtp_settings settings(const struct peer *p, enum smtp_security security)
 {
-	return (struct smtp_settings){ .host = "127.0.0.1",
-				       .port = p->port,
-				       .security = security,
-				       .timeout_secs = 5 };
+	return (struct smtp_settings){
+		.host = "127.0.0.1", .port = p->port, .security = security, .timeout_secs = 5};
 }
 
-#define REQUIRE_PEER()                                                                \
-	do {                                                                          \
-		if (!have_aiosmtpd) {                                                 \
-			print_message("skipped: " PYTHON " cannot import aiosmtpd "   \
-				      "(Debian package python3-aiosmtpd)\n");         \
-			skip();                                                       \
-		}                                                                     \
+#define REQUIRE_PEER()                                                                             \
+	do {                                                                                       \
+		if (!have_aiosmtpd) {                                                              \
+			print_message("skipped: " PYTHON " cannot import aiosmtpd "                \
+				      "(Debian package python3-aiosmtpd)\n");                      \
+			skip();                                                                    \
+		}                                                                                  \
 	} while (0)
 
 static const char plain_message[] = "From: Coffer <coffer@example.com>\r\n"
@@ -243,9 +240,12 @@ static void test_send_to_aiosmtpd_mailbox(void **state)
 	struct peer p;
 	peer_start(&p, "mailbox", "aiosmtpd.handlers.Mailbox", NULL);
 	struct smtp_settings set = settings(&p, SMTP_SECURITY_NONE);
-	const char *to[] = { "alice@example.org" };
-	struct smtp_message msg = { .from = "coffer@example.com", .to = to, .to_count = 1,
-				    .data = plain_message, .size = strlen(plain_message) };
+	const char *to[] = {"alice@example.org"};
+	struct smtp_message msg = {.from = "coffer@example.com",
+				   .to = to,
+				   .to_count = 1,
+				   .data = plain_message,
+				   .size = strlen(plain_message)};
 	const char *error = NULL;
 	if (smtp_send(&set, &msg, &error) < 0)
 		fail_msg("smtp_send: %s", error);
@@ -293,13 +293,15 @@ static void test_send_exact_bytes(void **state)
 	struct peer p;
 	peer_start(&p, "exact", "smtp_test_peer.Record", NULL);
 	char *data = smtp_build_text_message("Cöffer Archive <coffer@example.com>",
-					     "alice@example.org",
-					     "Grüße: the export is ready ✓",
+					     "alice@example.org", "Grüße: the export is ready ✓",
 					     "Hällo,\n.leading dot\n..two\n.\nend");
 	struct smtp_settings set = settings(&p, SMTP_SECURITY_NONE);
-	const char *to[] = { "alice@example.org", "bob@example.net" };
-	struct smtp_message msg = { .from = "coffer@example.com", .to = to, .to_count = 2,
-				    .data = data, .size = strlen(data) };
+	const char *to[] = {"alice@example.org", "bob@example.net"};
+	struct smtp_message msg = {.from = "coffer@example.com",
+				   .to = to,
+				   .to_count = 2,
+				   .data = data,
+				   .size = strlen(data)};
 	const char *error = NULL;
 	if (smtp_send(&set, &msg, &error) < 0)
 		fail_msg("smtp_send: %s", error);
@@ -320,10 +322,13 @@ static void test_send_exact_bytes(void **state)
 static void test_connection_refused(void **state)
 {
 	unsigned int port = free_port();
-	struct smtp_settings set = { .host = "127.0.0.1", .port = port, .timeout_secs = 5 };
-	const char *to[] = { "alice@example.org" };
-	struct smtp_message msg = { .from = "a@example.com", .to = to, .to_count = 1,
-				    .data = plain_message, .size = strlen(plain_message) };
+	struct smtp_settings set = {.host = "127.0.0.1", .port = port, .timeout_secs = 5};
+	const char *to[] = {"alice@example.org"};
+	struct smtp_message msg = {.from = "a@example.com",
+				   .to = to,
+				   .to_count = 1,
+				   .data = plain_message,
+				   .size = strlen(plain_message)};
 	const char *error = NULL;
 	assert_int_equal(smtp_send(&set, &msg, &error), -1);
 	char *hostport = mem_printf("127.0.0.1:%u", port);
@@ -339,9 +344,12 @@ static void test_recipient_rejected(void **state)
 	struct peer p;
 	peer_start(&p, "reject", "smtp_test_peer.Record", NULL);
 	struct smtp_settings set = settings(&p, SMTP_SECURITY_NONE);
-	const char *to[] = { "alice@example.org", "nobody@example.org" };
-	struct smtp_message msg = { .from = "coffer@example.com", .to = to, .to_count = 2,
-				    .data = plain_message, .size = strlen(plain_message) };
+	const char *to[] = {"alice@example.org", "nobody@example.org"};
+	struct smtp_message msg = {.from = "coffer@example.com",
+				   .to = to,
+				   .to_count = 2,
+				   .data = plain_message,
+				   .size = strlen(plain_message)};
 	const char *error = NULL;
 	assert_int_equal(smtp_send(&set, &msg, &error), -1);
 	print_message("error: %s\n", error);
@@ -360,17 +368,20 @@ static void test_timeout(void **state)
 	 * nobody sends a greeting. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	assert_int_equal(listen(fd, 4), 0);
 	socklen_t slen = sizeof(sin);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
-	struct smtp_settings set = { .host = "127.0.0.1", .port = ntohs(sin.sin_port),
-				     .timeout_secs = 1 };
-	const char *to[] = { "alice@example.org" };
-	struct smtp_message msg = { .from = "a@example.com", .to = to, .to_count = 1,
-				    .data = plain_message, .size = strlen(plain_message) };
+	struct smtp_settings set = {
+		.host = "127.0.0.1", .port = ntohs(sin.sin_port), .timeout_secs = 1};
+	const char *to[] = {"alice@example.org"};
+	struct smtp_message msg = {.from = "a@example.com",
+				   .to = to,
+				   .to_count = 1,
+				   .data = plain_message,
+				   .size = strlen(plain_message)};
 	const char *error = NULL;
 	time_t start = time(NULL);
 	assert_int_equal(smtp_send(&set, &msg, &error), -1);
@@ -385,9 +396,12 @@ static void test_starttls(void **state)
 	REQUIRE_PEER();
 	struct peer p;
 	peer_start(&p, "starttls", "smtp_test_peer.Record", "starttls");
-	const char *to[] = { "alice@example.org" };
-	struct smtp_message msg = { .from = "coffer@example.com", .to = to, .to_count = 1,
-				    .data = plain_message, .size = strlen(plain_message) };
+	const char *to[] = {"alice@example.org"};
+	struct smtp_message msg = {.from = "coffer@example.com",
+				   .to = to,
+				   .to_count = 1,
+				   .data = plain_message,
+				   .size = strlen(plain_message)};
 	const char *error = NULL;
 
 	/* The server requires STARTTLS; a plain client is refused. */
@@ -434,9 +448,12 @@ static void test_implicit_tls(void **state)
 	REQUIRE_PEER();
 	struct peer p;
 	peer_start(&p, "smtps", "smtp_test_peer.Record", "smtps");
-	const char *to[] = { "alice@example.org" };
-	struct smtp_message msg = { .from = "", .to = to, .to_count = 1,
-				    .data = plain_message, .size = strlen(plain_message) };
+	const char *to[] = {"alice@example.org"};
+	struct smtp_message msg = {.from = "",
+				   .to = to,
+				   .to_count = 1,
+				   .data = plain_message,
+				   .size = strlen(plain_message)};
 	const char *error = NULL;
 	struct smtp_settings set = settings(&p, SMTP_SECURITY_TLS);
 	if (smtp_send(&set, &msg, &error) < 0)
@@ -454,10 +471,10 @@ static void test_implicit_tls(void **state)
 
 static void test_bad_input(void **state)
 {
-	struct smtp_settings set = { .host = "127.0.0.1", .port = 25 };
-	const char *to[] = { "alice@example.org", "x@example.org\r\nRSET" };
-	struct smtp_message msg = { .from = "a@example.com", .to = to, .to_count = 1,
-				    .data = "x", .size = 1 };
+	struct smtp_settings set = {.host = "127.0.0.1", .port = 25};
+	const char *to[] = {"alice@example.org", "x@example.org\r\nRSET"};
+	struct smtp_message msg = {
+		.from = "a@example.com", .to = to, .to_count = 1, .data = "x", .size = 1};
 	const char *error = NULL;
 	msg.to_count = 2;
 	assert_int_equal(smtp_send(&set, &msg, &error), -1);
@@ -492,16 +509,16 @@ static void test_build_text_message(void **state)
 		const char *from, *to, *subject, *body;
 		const char *exp_from_name, *exp_subject;
 	} cases[] = {
-		{ "Cöffer Archive <coffer@example.com>", "Ålice <alice@example.org>",
-		  "Grüße ✓ and a rather long subject line that needs more than one encoded word "
-		  "to fit into the 76 character limit",
-		  "Hällo\r\nline 2\rline 3\n", "Cöffer Archive",
-		  "Grüße ✓ and a rather long subject line that needs more than one encoded word "
-		  "to fit into the 76 character limit" },
-		{ "coffer@example.com", "alice@example.org", "injected\r\nBcc: eve@example.org",
-		  "x", "", "injected  Bcc: eve@example.org" },
-		{ "\"Cöffer, Inc.\" <c@example.com>", "alice@example.org", long_subject, body,
-		  "Cöffer, Inc.", long_subject },
+		{"Cöffer Archive <coffer@example.com>", "Ålice <alice@example.org>",
+		 "Grüße ✓ and a rather long subject line that needs more than one encoded word "
+		 "to fit into the 76 character limit",
+		 "Hällo\r\nline 2\rline 3\n", "Cöffer Archive",
+		 "Grüße ✓ and a rather long subject line that needs more than one encoded word "
+		 "to fit into the 76 character limit"},
+		{"coffer@example.com", "alice@example.org", "injected\r\nBcc: eve@example.org", "x",
+		 "", "injected  Bcc: eve@example.org"},
+		{"\"Cöffer, Inc.\" <c@example.com>", "alice@example.org", long_subject, body,
+		 "Cöffer, Inc.", long_subject},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *m = smtp_build_text_message(cases[i].from, cases[i].to, cases[i].subject,
@@ -533,17 +550,16 @@ static void test_build_text_message(void **state)
 		const char *error;
 		assert_int_equal(file_write_atomic(path, m, strlen(m), 0600, &error), 0);
 		/* argv: file, expected display name, expected subject */
-		const char *py =
-			"import sys, email, email.policy, email.utils\n"
-			"m = email.message_from_binary_file(open(sys.argv[1], 'rb'),"
-			" policy=email.policy.default)\n"
-			"assert m['Subject'] == sys.argv[3], repr(m['Subject'])\n"
-			"assert m['From'].addresses[0].display_name == sys.argv[2],"
-			" repr(m['From'].addresses[0].display_name)\n"
-			"assert email.utils.parsedate_to_datetime(m['Date']) is not None\n"
-			"assert m.get_content_type() == 'text/plain'\n"
-			"assert m.get_content_charset() == 'utf-8'\n"
-			"assert not m.defects, m.defects\n";
+		const char *py = "import sys, email, email.policy, email.utils\n"
+				 "m = email.message_from_binary_file(open(sys.argv[1], 'rb'),"
+				 " policy=email.policy.default)\n"
+				 "assert m['Subject'] == sys.argv[3], repr(m['Subject'])\n"
+				 "assert m['From'].addresses[0].display_name == sys.argv[2],"
+				 " repr(m['From'].addresses[0].display_name)\n"
+				 "assert email.utils.parsedate_to_datetime(m['Date']) is not None\n"
+				 "assert m.get_content_type() == 'text/plain'\n"
+				 "assert m.get_content_charset() == 'utf-8'\n"
+				 "assert not m.defects, m.defects\n";
 		char *script = mem_printf("%s/check.py", tmpdir);
 		assert_int_equal(file_write_atomic(script, py, strlen(py), 0600, &error), 0);
 		pid_t pid = fork();
@@ -579,7 +595,8 @@ static int setup(void **state)
 	key_path = mem_printf("%s/key.pem", tmpdir);
 	char *cmd = mem_printf("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
 			       "-nodes -days 2 -subj /CN=localhost -keyout %s -out %s "
-			       ">/dev/null 2>&1", key_path, cert_path);
+			       ">/dev/null 2>&1",
+			       key_path, cert_path);
 	int rc = system(cmd);
 	mem_free(cmd);
 	return rc == 0 ? 0 : -1;

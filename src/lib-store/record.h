@@ -29,9 +29,9 @@
 
 enum record_type {
 	RECORD_TYPE_MESSAGE = 1, /* a message's content and its first folder */
-	RECORD_TYPE_PART = 2,	 /* a large MIME part shared between messages */
-	RECORD_TYPE_REF = 3,	 /* another folder holding an existing message */
-	RECORD_TYPE_DICT = 4,	 /* a zstd dictionary used by later records */
+	RECORD_TYPE_PART = 2,    /* a large MIME part shared between messages */
+	RECORD_TYPE_REF = 3,     /* another folder holding an existing message */
+	RECORD_TYPE_DICT = 4,    /* a zstd dictionary used by later records */
 };
 
 struct record_header {
@@ -54,7 +54,7 @@ struct record_meta {
 struct record_chunk {
 	bool is_part;
 	size_t len;
-	const unsigned char *data;	     /* literal bytes (is_part = false) */
+	const unsigned char *data;           /* literal bytes (is_part = false) */
 	unsigned char hash[RECORD_HASH_LEN]; /* part hash (is_part = true) */
 };
 
@@ -110,9 +110,8 @@ int record_open(const unsigned char key[CRYPTO_KEY_LEN], const unsigned char *re
  * dictionary of the instance; return NULL if unknown. */
 typedef const struct compress_dict *record_dict_lookup_t(uint32_t id, void *context);
 
-int record_decode_message(const unsigned char *plain, size_t len,
-			  record_dict_lookup_t *lookup, void *context,
-			  struct record_message *msg_r, const char **error_r);
+int record_decode_message(const unsigned char *plain, size_t len, record_dict_lookup_t *lookup,
+			  void *context, struct record_message *msg_r, const char **error_r);
 /* Only the metadata (for REF records, and for messages when the body is not
  * needed); strings point into `plain`. */
 int record_decode_meta(enum record_type type, const unsigned char *plain, size_t len,

@@ -60,15 +60,14 @@ static int store_segment_open(struct store *store, uint32_t segment, bool create
 
 static void store_add_segment_slot(struct store *store)
 {
-	store->segments = mem_realloc(store->segments,
-				      (store->segment_count + 1) * sizeof(*store->segments));
+	store->segments =
+		mem_realloc(store->segments, (store->segment_count + 1) * sizeof(*store->segments));
 	store->segments[store->segment_count].fd = -1;
 	store->segments[store->segment_count].size = 0;
 	store->segment_count++;
 }
 
-int store_open(const char *dir, uint64_t segment_max, struct store **store_r,
-	       const char **error_r)
+int store_open(const char *dir, uint64_t segment_max, struct store **store_r, const char **error_r)
 {
 	if (file_mkdir_parents(dir, 0700, error_r) < 0)
 		return -1;
@@ -82,8 +81,7 @@ int store_open(const char *dir, uint64_t segment_max, struct store **store_r,
 	while ((de = readdir(d)) != NULL) {
 		unsigned int n;
 		char extra;
-		if (sscanf(de->d_name, "seg-%u%c", &n, &extra) == 1 && n > max_seg &&
-		    n < 1000000)
+		if (sscanf(de->d_name, "seg-%u%c", &n, &extra) == 1 && n > max_seg && n < 1000000)
 			max_seg = n;
 	}
 	closedir(d);
@@ -203,8 +201,7 @@ int store_sync(struct store *store, const char **error_r)
 	return 0;
 }
 
-int store_truncate_to(struct store *store, uint32_t segment, uint64_t length,
-		      const char **error_r)
+int store_truncate_to(struct store *store, uint32_t segment, uint64_t length, const char **error_r)
 {
 	while (store->segment_count > segment && store->segment_count > 0) {
 		struct store_segment *seg = &store->segments[store->segment_count - 1];
@@ -236,8 +233,7 @@ int store_truncate_to(struct store *store, uint32_t segment, uint64_t length,
 	return file_fsync_dir(store->dir, error_r);
 }
 
-static int store_pread_all(int fd, unsigned char *p, size_t len, uint64_t offset,
-			   size_t *got_r)
+static int store_pread_all(int fd, unsigned char *p, size_t len, uint64_t offset, size_t *got_r)
 {
 	size_t got = 0;
 	while (got < len) {
@@ -275,8 +271,7 @@ int store_read(struct store *store, const struct store_loc *loc, unsigned char *
 	}
 	if (got != loc->length) {
 		*error_r = tstr_printf("%s/seg-%06u ends before the record at offset %llu",
-				       store->dir, loc->segment,
-				       (unsigned long long)loc->offset);
+				       store->dir, loc->segment, (unsigned long long)loc->offset);
 		mem_free(rec);
 		return -1;
 	}
@@ -362,8 +357,8 @@ int store_scan_next(struct store_scan *scan, enum store_scan_result *result_r,
 						      &next) < 0)
 					goto io_error;
 				loc_r->length = (uint32_t)(next - scan->offset);
-				*result_r = next == seg->size ? STORE_SCAN_TORN
-							      : STORE_SCAN_DAMAGED;
+				*result_r =
+					next == seg->size ? STORE_SCAN_TORN : STORE_SCAN_DAMAGED;
 				scan->offset = next;
 				return 0;
 			}

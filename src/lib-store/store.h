@@ -29,8 +29,7 @@ struct store_loc {
 	uint32_t length;
 };
 
-int store_open(const char *dir, uint64_t segment_max, struct store **store_r,
-	       const char **error_r);
+int store_open(const char *dir, uint64_t segment_max, struct store **store_r, const char **error_r);
 void store_destroy(struct store **store);
 const char *store_dir(const struct store *store);
 
@@ -41,8 +40,7 @@ int store_sync(struct store *store, const char **error_r);
 void store_tail(const struct store *store, uint32_t *segment_r, uint64_t *length_r);
 /* Cut the store back to `length` bytes of `segment`, removing later
  * segments; durable when it returns 0. */
-int store_truncate_to(struct store *store, uint32_t segment, uint64_t length,
-		      const char **error_r);
+int store_truncate_to(struct store *store, uint32_t segment, uint64_t length, const char **error_r);
 uint64_t store_size(const struct store *store);
 
 int store_read(struct store *store, const struct store_loc *loc, unsigned char **rec_r,

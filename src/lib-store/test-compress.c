@@ -39,7 +39,8 @@ static void *worker(void *context)
 	struct shared *sh = context;
 	for (int i = 0; i < 200; i++) {
 		char msg[256];
-		int n = snprintf(msg, sizeof(msg), "Received: from host%d\nSubject: thread test %d\n\nbody %d\n",
+		int n = snprintf(msg, sizeof(msg),
+				 "Received: from host%d\nSubject: thread test %d\n\nbody %d\n",
 				 i % 7, i, i * 3);
 		size_t len;
 		unsigned char *z = compress_buffer(msg, (size_t)n, sh->dict, &len);
@@ -59,8 +60,8 @@ static void test_dictionary_shared_by_threads(void **state)
 	char samples[64 * 1024];
 	size_t sizes[300], pos = 0;
 	for (int i = 0; i < 300; i++) {
-		int n = snprintf(samples + pos, 200, "Received: from host%d\nSubject: sample %d\n\nx%d\n",
-				 i % 7, i, i);
+		int n = snprintf(samples + pos, 200,
+				 "Received: from host%d\nSubject: sample %d\n\nx%d\n", i % 7, i, i);
 		sizes[i] = (size_t)n;
 		pos += (size_t)n;
 	}

@@ -26,7 +26,9 @@ static void roundtrip_message(const struct compress_dict *dict)
 	struct record_chunk chunks[3] = {
 		{.is_part = false, .len = 20, .data = (const unsigned char *)text},
 		{.is_part = true, .len = 100000},
-		{.is_part = false, .len = strlen(text) - 20, .data = (const unsigned char *)text + 20},
+		{.is_part = false,
+		 .len = strlen(text) - 20,
+		 .data = (const unsigned char *)text + 20},
 	};
 	memcpy(chunks[1].hash, part_hash, RECORD_HASH_LEN);
 	struct record_meta meta = {.raw_size = strlen(text) + 100000,
@@ -45,9 +47,8 @@ static void roundtrip_message(const struct compress_dict *dict)
 	assert_int_equal(record_open(key, rec, len, &type, &plain, &plain_len, &error), 0);
 	assert_int_equal(type, RECORD_TYPE_MESSAGE);
 	struct record_message msg;
-	assert_int_equal(record_decode_message(plain, plain_len, lookup_one, (void *)dict, &msg,
-					       &error),
-			 0);
+	assert_int_equal(
+		record_decode_message(plain, plain_len, lookup_one, (void *)dict, &msg, &error), 0);
 	assert_int_equal(msg.chunk_count, 3);
 	assert_true(msg.chunks[1].is_part);
 	assert_memory_equal(msg.chunks[1].hash, part_hash, RECORD_HASH_LEN);
@@ -71,8 +72,7 @@ static void roundtrip_message(const struct compress_dict *dict)
 	/* Every single flipped byte is detected. */
 	for (size_t i = 0; i < len; i += 7) {
 		rec[i] ^= 0x10;
-		assert_int_equal(record_open(key, rec, len, &type, &plain, &plain_len, &error),
-				 -1);
+		assert_int_equal(record_open(key, rec, len, &type, &plain, &plain_len, &error), -1);
 		rec[i] ^= 0x10;
 	}
 	mem_free(rec);
@@ -101,9 +101,9 @@ static void test_dictionary(void **state)
 	void *dict_data;
 	size_t dict_len;
 	const char *error;
-	assert_int_equal(compress_train(all, sizes, (unsigned int)n, 4096, &dict_data, &dict_len,
-					&error),
-			 0);
+	assert_int_equal(
+		compress_train(all, sizes, (unsigned int)n, 4096, &dict_data, &dict_len, &error),
+		0);
 	struct compress_dict *dict = compress_dict_create(3, dict_data, dict_len);
 	roundtrip_message(dict);
 
@@ -126,10 +126,8 @@ static void test_dictionary(void **state)
 	rec = record_seal_part(key, h, all, pos, dict, &len);
 	assert_int_equal(record_open(key, rec, len, &type, &plain, &plain_len, &error), 0);
 	struct record_part part;
-	assert_int_equal(record_decode_part(plain, plain_len, lookup_one, NULL, &part, &error),
-			 -1);
-	assert_int_equal(record_decode_part(plain, plain_len, lookup_one, dict, &part, &error),
-			 0);
+	assert_int_equal(record_decode_part(plain, plain_len, lookup_one, NULL, &part, &error), -1);
+	assert_int_equal(record_decode_part(plain, plain_len, lookup_one, dict, &part, &error), 0);
 	assert_int_equal(part.len, pos);
 	assert_memory_equal(part.data, all, pos);
 	record_part_free(&part);

@@ -93,9 +93,9 @@ static void test_append_read_scan(void **state)
 	assert_int_equal(torn, 1);
 
 	/* Cutting back to a committed tail removes the torn record. */
-	assert_int_equal(store_truncate_to(store, locs[8].segment,
-					   locs[8].offset + locs[8].length, &error),
-			 0);
+	assert_int_equal(
+		store_truncate_to(store, locs[8].segment, locs[8].offset + locs[8].length, &error),
+		0);
 	uint32_t seg;
 	uint64_t tail;
 	store_tail(store, &seg, &tail);

@@ -24,8 +24,7 @@ static struct bufferevent *tls_bufferevent_checked(struct bufferevent *bev)
 	return bev;
 }
 
-struct bufferevent *tls_bufferevent_accept(struct tls_context *ctx, struct event_base *base,
-					   int fd)
+struct bufferevent *tls_bufferevent_accept(struct tls_context *ctx, struct event_base *base, int fd)
 {
 	SSL *ssl = tls_context_new_ssl(ctx);
 	return tls_bufferevent_checked(bufferevent_openssl_socket_new(
@@ -63,9 +62,9 @@ struct bufferevent *tls_bufferevent_connect(struct tls_context *ctx, struct even
 struct bufferevent *tls_bufferevent_starttls(struct tls_context *ctx, struct bufferevent *plain)
 {
 	SSL *ssl = tls_context_new_ssl(ctx);
-	return tls_bufferevent_checked(bufferevent_openssl_filter_new(
-		bufferevent_get_base(plain), plain, ssl, BUFFEREVENT_SSL_ACCEPTING,
-		TLS_BUFFEREVENT_OPTIONS));
+	return tls_bufferevent_checked(
+		bufferevent_openssl_filter_new(bufferevent_get_base(plain), plain, ssl,
+					       BUFFEREVENT_SSL_ACCEPTING, TLS_BUFFEREVENT_OPTIONS));
 }
 
 bool tls_bufferevent_peer_fingerprint(struct bufferevent *bev,
@@ -124,7 +123,8 @@ static void tls_bufferevent_collect(struct bufferevent *bev, SSL *ssl, struct tl
 		if (SSL_is_init_finished(ssl))
 			return; /* TLS itself is fine: a socket error or close */
 		failure = TLS_FAILURE_OTHER;
-		snprintf(text, sizeof(text), "connection failed or closed during the TLS handshake");
+		snprintf(text, sizeof(text),
+			 "connection failed or closed during the TLS handshake");
 	}
 	conn->failure = failure;
 	conn->failure_text = mem_strdup(text);

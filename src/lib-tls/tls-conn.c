@@ -76,7 +76,8 @@ static bool tls_conn_check_client(struct tls_conn *conn, const char *fingerprint
 	if (!conn->peer_allowed) {
 		tls_conn_fail(conn, TLS_FAILURE_PEER_REFUSED,
 			      tstr_printf("client certificate refused: fingerprint %s is not "
-					  "allowed", fingerprint));
+					  "allowed",
+					  fingerprint));
 	}
 	return conn->peer_allowed;
 }

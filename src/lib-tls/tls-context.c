@@ -38,7 +38,7 @@ static struct tls_context *tls_context_new(const SSL_METHOD *method, bool server
 static int tls_context_use_pair(struct tls_context *ctx, const char *cert_path,
 				const char *key_path, const char **error_r)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	EVP_PKEY *key;
 	if (tls_load_pair(cert_path, key_path, &certs, &key, error_r) < 0)
 		return -1;
@@ -108,8 +108,7 @@ void tls_context_ref(struct tls_context *ctx)
 
 void tls_context_unref(struct tls_context *ctx)
 {
-	if (atomic_fetch_sub_explicit(&ctx->refcount, 1,
-				      memory_order_acq_rel) != 1)
+	if (atomic_fetch_sub_explicit(&ctx->refcount, 1, memory_order_acq_rel) != 1)
 		return;
 	SSL_CTX_free(ctx->ssl_ctx);
 	mem_free(ctx);

@@ -26,14 +26,16 @@ int tls_fingerprint_normalize(const char *text, char out[TLS_FINGERPRINT_HEX_LEN
 			continue;
 		if (!isxdigit((unsigned char)*p) || len == TLS_FINGERPRINT_HEX_LEN) {
 			*error_r = tstr_printf("invalid fingerprint '%s': expected a SHA-256 "
-					       "fingerprint (64 hex digits, colons allowed)", text);
+					       "fingerprint (64 hex digits, colons allowed)",
+					       text);
 			return -1;
 		}
 		out[len++] = (char)tolower((unsigned char)*p);
 	}
 	if (len != TLS_FINGERPRINT_HEX_LEN) {
 		*error_r = tstr_printf("invalid fingerprint '%s': expected a SHA-256 "
-				       "fingerprint (64 hex digits, colons allowed)", text);
+				       "fingerprint (64 hex digits, colons allowed)",
+				       text);
 		return -1;
 	}
 	out[len] = '\0';

@@ -27,7 +27,7 @@ static BIO *tls_load_file(const char *path, char **data_r, size_t *len_r, const 
 	return bio;
 }
 
-int tls_load_certs(const char *path, STACK_OF(X509) **certs_r, const char **error_r)
+int tls_load_certs(const char *path, STACK_OF(X509) * *certs_r, const char **error_r)
 {
 	char *data;
 	size_t len;
@@ -66,7 +66,8 @@ int tls_load_key(const char *path, EVP_PKEY **key_r, const char **error_r)
 	mem_free(data);
 	if (key == NULL) {
 		*error_r = tstr_printf("%s: no usable PEM private key found (an encrypted key "
-				       "is not supported)%s", path, tls_error_suffix());
+				       "is not supported)%s",
+				       path, tls_error_suffix());
 		return -1;
 	}
 	*key_r = key;
@@ -76,18 +77,20 @@ int tls_load_key(const char *path, EVP_PKEY **key_r, const char **error_r)
 /* The key must belong to the first certificate: PEM files carry the server
  * certificate first, then its chain. Accepting a key that matches a later one
  * would make a CA certificate the server's own. */
-static int tls_load_check_first(STACK_OF(X509) *certs, EVP_PKEY *key)
+static int tls_load_check_first(STACK_OF(X509) * certs, EVP_PKEY *key)
 {
-	int ret = sk_X509_num(certs) > 0 &&
-		  X509_check_private_key(sk_X509_value(certs, 0), key) == 1 ? 0 : -1;
+	int ret =
+		sk_X509_num(certs) > 0 && X509_check_private_key(sk_X509_value(certs, 0), key) == 1
+			? 0
+			: -1;
 	ERR_clear_error();
 	return ret;
 }
 
-int tls_load_pair(const char *cert_path, const char *key_path, STACK_OF(X509) **certs_r,
+int tls_load_pair(const char *cert_path, const char *key_path, STACK_OF(X509) * *certs_r,
 		  EVP_PKEY **key_r, const char **error_r)
 {
-	STACK_OF(X509) *certs;
+	STACK_OF(X509) * certs;
 	EVP_PKEY *key;
 	if (key_path == NULL)
 		key_path = cert_path;
@@ -98,7 +101,8 @@ int tls_load_pair(const char *cert_path, const char *key_path, STACK_OF(X509) **
 		return -1;
 	}
 	if (tls_load_check_first(certs, key) < 0) {
-		*error_r = tstr_printf("the key in %s does not match the certificate in %s (the server certificate must come first, followed by its chain)",
+		*error_r = tstr_printf("the key in %s does not match the certificate in %s (the "
+				       "server certificate must come first, followed by its chain)",
 				       key_path, cert_path);
 		EVP_PKEY_free(key);
 		sk_X509_pop_free(certs, X509_free);
@@ -116,7 +120,7 @@ static int tls_load_save_bio(BIO *bio, const char *path, mode_t mode, const char
 	return file_write_atomic(path, data, (size_t)len, mode, error_r);
 }
 
-int tls_load_save_pair(STACK_OF(X509) *certs, EVP_PKEY *key, const char *cert_path,
+int tls_load_save_pair(STACK_OF(X509) * certs, EVP_PKEY *key, const char *cert_path,
 		       const char *key_path, const char **error_r)
 {
 	BIO *key_bio = BIO_new(BIO_s_secmem()), *cert_bio = BIO_new(BIO_s_mem());
@@ -130,8 +134,8 @@ int tls_load_save_pair(STACK_OF(X509) *certs, EVP_PKEY *key, const char *cert_pa
 	}
 	for (int i = 0; i < sk_X509_num(certs); i++) {
 		if (PEM_write_bio_X509(cert_bio, sk_X509_value(certs, i)) != 1) {
-			*error_r = tstr_printf("cannot encode the certificate for %s%s",
-					       cert_path, tls_error_suffix());
+			*error_r = tstr_printf("cannot encode the certificate for %s%s", cert_path,
+					       tls_error_suffix());
 			goto out;
 		}
 	}

@@ -49,15 +49,15 @@ void tls_fingerprint_x509(X509 *cert, char fingerprint_r[TLS_FINGERPRINT_HEX_LEN
 
 /* tls-load.c: PEM and key loading without ever prompting for a passphrase.
  * Errors name the file. */
-int tls_load_certs(const char *path, STACK_OF(X509) **certs_r, const char **error_r);
+int tls_load_certs(const char *path, STACK_OF(X509) * *certs_r, const char **error_r);
 int tls_load_key(const char *path, EVP_PKEY **key_r, const char **error_r);
 /* Certificates (with chain) and key from PEM files, the key checked against
  * the certificate; key_path NULL means the key is in cert_path. The
  * certificate that matches the key is moved to the front of the stack. */
-int tls_load_pair(const char *cert_path, const char *key_path, STACK_OF(X509) **certs_r,
+int tls_load_pair(const char *cert_path, const char *key_path, STACK_OF(X509) * *certs_r,
 		  EVP_PKEY **key_r, const char **error_r);
 /* Write certificates and key as PEM files (key 0600, certificates 0644). */
-int tls_load_save_pair(STACK_OF(X509) *certs, EVP_PKEY *key, const char *cert_path,
+int tls_load_save_pair(STACK_OF(X509) * certs, EVP_PKEY *key, const char *cert_path,
 		       const char *key_path, const char **error_r);
 
 /* tls-conn.c */

@@ -99,8 +99,9 @@ static int tls_probe_handshake(struct tls_probe *probe, SSL *ssl, int fd, const 
 		if (ret == 1)
 			return 0;
 		int err = SSL_get_error(ssl, ret);
-		short events = err == SSL_ERROR_WANT_READ ? POLLIN
-			       : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+		short events = err == SSL_ERROR_WANT_READ    ? POLLIN
+			       : err == SSL_ERROR_WANT_WRITE ? POLLOUT
+							     : 0;
 		if (events == 0) {
 			const char *openssl_error = tls_error_openssl();
 			*error_r = tstr_printf("%s: TLS handshake failed: %s", probe->name,
@@ -112,9 +113,10 @@ static int tls_probe_handshake(struct tls_probe *probe, SSL *ssl, int fd, const 
 		}
 		int ready = tls_probe_wait(probe, fd, events);
 		if (ready <= 0) {
-			*error_r = ready == 0 ? tstr_printf("%s: TLS handshake timed out", probe->name)
-					      : tstr_printf("%s: poll() failed: %s", probe->name,
-							    strerror(errno));
+			*error_r = ready == 0
+					   ? tstr_printf("%s: TLS handshake timed out", probe->name)
+					   : tstr_printf("%s: poll() failed: %s", probe->name,
+							 strerror(errno));
 			return -1;
 		}
 	}
@@ -131,8 +133,8 @@ static int tls_probe_tls(struct tls_probe *probe, const char *host, int fd,
 	    SSL_set_fd(ssl, fd) != 1 ||
 	    (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1 &&
 	     SSL_set_tlsext_host_name(ssl, host) != 1)) {
-		*error_r = tstr_printf("%s: setting up TLS failed%s", probe->name,
-				       tls_error_suffix());
+		*error_r =
+			tstr_printf("%s: setting up TLS failed%s", probe->name, tls_error_suffix());
 	} else if (tls_probe_handshake(probe, ssl, fd, error_r) == 0) {
 		/* Verification is off: the caller shows the fingerprint to a
 		 * human, or compares it, before trusting it. */
@@ -150,7 +152,6 @@ static int tls_probe_tls(struct tls_probe *probe, const char *host, int fd,
 	SSL_CTX_free(ssl_ctx);
 	return ret;
 }
-
 
 int tls_probe_fingerprint(const char *host, unsigned int port, unsigned int timeout_secs,
 			  char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1], const char **error_r)

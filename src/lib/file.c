@@ -138,7 +138,7 @@ int file_read_all(const char *path, size_t max_size, char **data_r, size_t *len_
 int file_mkdir_parents(const char *path, mode_t mode, const char **error_r)
 {
 	char *copy = mem_strdup(path);
-	for (char *p = copy + 1; ; p++) {
+	for (char *p = copy + 1;; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
 		char saved = *p;

@@ -76,9 +76,9 @@ void log_vmsg(enum log_level level, const char *context, const char *fmt, va_lis
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	size_t pos = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ".%03ldZ coffer[%ld] %s %s: ",
-				(long)tv.tv_usec / 1000, (long)getpid(), log_role,
-				log_level_names[level]);
+	pos += (size_t)snprintf(line + pos, sizeof(line) - pos,
+				".%03ldZ coffer[%ld] %s %s: ", (long)tv.tv_usec / 1000,
+				(long)getpid(), log_role, log_level_names[level]);
 	if (context != NULL && context[0] != '\0') {
 		log_append_escaped(line, sizeof(line), &pos, context);
 		line[pos++] = ':';

@@ -16,7 +16,8 @@ void mbox_writer_append(struct str *out, const void *data, size_t len, time_t da
 {
 	struct tm tm;
 	char stamp[64];
-	if (gmtime_r(&date, &tm) == NULL || strftime(stamp, sizeof(stamp), "%a %b %e %H:%M:%S %Y", &tm) == 0)
+	if (gmtime_r(&date, &tm) == NULL ||
+	    strftime(stamp, sizeof(stamp), "%a %b %e %H:%M:%S %Y", &tm) == 0)
 		strcpy(stamp, "Thu Jan  1 00:00:00 1970");
 	str_printfa(out, "From MAILER-DAEMON %s\n", stamp);
 	const char *p = data, *end = p + len;

@@ -15,19 +15,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NETADDR_LISTENER_SYNTAX "HOST:PORT, where HOST is *, an IP address, [IPv6] or a host name and PORT is 1-65535"
+#define NETADDR_LISTENER_SYNTAX                                                                    \
+	"HOST:PORT, where HOST is *, an IP address, [IPv6] or a host name and PORT is 1-65535"
 
 int netaddr_parse_port(const char *text, unsigned int *port_r, const char **error_r)
 {
 	char *end;
 	if (text[0] < '0' || text[0] > '9') {
-		*error_r = tstr_printf("invalid port '%s': expected a number from 1 to 65535", text);
+		*error_r =
+			tstr_printf("invalid port '%s': expected a number from 1 to 65535", text);
 		return -1;
 	}
 	errno = 0;
 	unsigned long port = strtoul(text, &end, 10);
 	if (errno != 0 || *end != '\0' || port == 0 || port > 65535) {
-		*error_r = tstr_printf("invalid port '%s': expected a number from 1 to 65535", text);
+		*error_r =
+			tstr_printf("invalid port '%s': expected a number from 1 to 65535", text);
 		return -1;
 	}
 	*port_r = (unsigned int)port;
@@ -87,8 +90,9 @@ int netaddr_parse_listener(const char *text, struct netaddr_listener *listener_r
 			return -1;
 		}
 	} else if (!netaddr_host_name_valid(host)) {
-		*error_r = tstr_printf("invalid listener '%s': '%s' is not an address or host name; expected %s",
-				       text, host, NETADDR_LISTENER_SYNTAX);
+		*error_r = tstr_printf(
+			"invalid listener '%s': '%s' is not an address or host name; expected %s",
+			text, host, NETADDR_LISTENER_SYNTAX);
 		return -1;
 	}
 	const char *port_error;
@@ -100,8 +104,8 @@ int netaddr_parse_listener(const char *text, struct netaddr_listener *listener_r
 	return 0;
 }
 
-int netaddr_parse_listeners(const char *text, struct netaddr_listener **list_r,
-			    size_t *count_r, const char **error_r)
+int netaddr_parse_listeners(const char *text, struct netaddr_listener **list_r, size_t *count_r,
+			    const char **error_r)
 {
 	char *copy = mem_strdup(text), *save = NULL;
 	struct netaddr_listener *list = NULL;
@@ -172,13 +176,15 @@ int netaddr_listen(const struct netaddr_listener *listener, const char **error_r
 	snprintf(port, sizeof(port), "%u", listener->port);
 	if (listener->host[0] == '\0') {
 		/* Every address: dual-stack IPv6 where the kernel has IPv6, else IPv4. */
-		struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
+		struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
+					    .sin6_addr = in6addr_any,
 					    .sin6_port = htons((uint16_t)listener->port)};
 		int fd = netaddr_listen_addr((struct sockaddr *)&sin6, sizeof(sin6), AF_INET6,
 					     listener, error_r);
 		if (fd >= 0 || errno == EADDRINUSE)
 			return fd;
-		struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY),
+		struct sockaddr_in sin = {.sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_ANY),
 					  .sin_port = htons((uint16_t)listener->port)};
 		return netaddr_listen_addr((struct sockaddr *)&sin, sizeof(sin), AF_INET, listener,
 					   error_r);
@@ -186,8 +192,9 @@ int netaddr_listen(const struct netaddr_listener *listener, const char **error_r
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
 	int gai = getaddrinfo(listener->host, port, &hints, &res);
 	if (gai != 0) {
-		*error_r = tstr_printf("%s: cannot resolve '%s': %s", netaddr_listener_str(listener),
-				       listener->host, gai_strerror(gai));
+		*error_r =
+			tstr_printf("%s: cannot resolve '%s': %s", netaddr_listener_str(listener),
+				    listener->host, gai_strerror(gai));
 		return -1;
 	}
 	int fd = netaddr_listen_addr(res->ai_addr, res->ai_addrlen, res->ai_family, listener,

@@ -20,8 +20,8 @@ int netaddr_parse_port(const char *text, unsigned int *port_r, const char **erro
 int netaddr_parse_listener(const char *text, struct netaddr_listener *listener_r,
 			   const char **error_r);
 /* *list_r is freed with mem_free(); an empty list is an error. */
-int netaddr_parse_listeners(const char *text, struct netaddr_listener **list_r,
-			    size_t *count_r, const char **error_r);
+int netaddr_parse_listeners(const char *text, struct netaddr_listener **list_r, size_t *count_r,
+			    const char **error_r);
 /* "HOST:PORT" as the parser accepts it (tstr string). */
 const char *netaddr_listener_str(const struct netaddr_listener *listener);
 /* The host a local client should connect to for this listener: the listener's

@@ -31,7 +31,8 @@ static void test_one_line_per_event_with_context(void **state)
 	for (size_t i = 0; i < len; i++)
 		lines += text[i] == '\n';
 	assert_int_equal(lines, 2);
-	assert_non_null(strstr(text, " instance-host info: peer=cas1 conn=127.0.0.1:4711: link up\n"));
+	assert_non_null(
+		strstr(text, " instance-host info: peer=cas1 conn=127.0.0.1:4711: link up\n"));
 	assert_non_null(strstr(text, "instance-host warning: evil\\x0asecond line\\x1b[31m\n"));
 	assert_null(strstr(text, "not shown"));
 	assert_int_equal(text[4], '-');

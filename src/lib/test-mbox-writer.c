@@ -16,11 +16,10 @@ static void test_mbox_writer(void **state)
 	mbox_writer_append(out, m1, strlen(m1), 1514887200);
 	const char *m2 = "Subject: b\r\n\r\nno newline at the end";
 	mbox_writer_append(out, m2, strlen(m2), 0);
-	assert_string_equal(str_c(out),
-			    "From MAILER-DAEMON Tue Jan  2 10:00:00 2018\n"
-			    "Subject: a\n\n>From here\n>>From there\nnot From\n\n"
-			    "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"
-			    "Subject: b\r\n\r\nno newline at the end\n\n");
+	assert_string_equal(str_c(out), "From MAILER-DAEMON Tue Jan  2 10:00:00 2018\n"
+					"Subject: a\n\n>From here\n>>From there\nnot From\n\n"
+					"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"
+					"Subject: b\r\n\r\nno newline at the end\n\n");
 	str_destroy(&out);
 }
 

@@ -30,8 +30,9 @@ static void test_parse_listener_errors(void **state)
 {
 	struct netaddr_listener l;
 	const char *error;
-	const char *bad[] = {"8470", ":8470", "*:", "*:0", "*:65536", "*:84x", "::1:993",
-			     "[::1]993", "[zz]:1", "bad host:1", "a/b:1", "*:-1", ""};
+	const char *bad[] = {"8470",  ":8470",   "*:",       "*:0",    "*:65536",
+			     "*:84x", "::1:993", "[::1]993", "[zz]:1", "bad host:1",
+			     "a/b:1", "*:-1",    ""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(netaddr_parse_listener(bad[i], &l, &error), -1);
 		assert_non_null(strstr(error, "listener") != NULL ? error : NULL);
@@ -43,8 +44,8 @@ static void test_parse_listener_list(void **state)
 	struct netaddr_listener *list;
 	size_t count;
 	const char *error;
-	assert_int_equal(netaddr_parse_listeners("127.0.0.1:1, [::1]:2 *:3", &list, &count,
-						 &error), 0);
+	assert_int_equal(netaddr_parse_listeners("127.0.0.1:1, [::1]:2 *:3", &list, &count, &error),
+			 0);
 	assert_int_equal(count, 3);
 	assert_int_equal(list[2].port, 3);
 	mem_free(list);

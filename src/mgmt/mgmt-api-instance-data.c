@@ -68,10 +68,10 @@ static void mgmt_data_forward(struct mgmt *mgmt, const struct json *args, struct
 }
 
 /* One start function per method name: the table below binds them. */
-#define MGMT_FORWARD(fn, method) \
-	static void fn(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job) \
-	{ \
-		mgmt_data_forward(mgmt, args, job, method); \
+#define MGMT_FORWARD(fn, method)                                                                   \
+	static void fn(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)           \
+	{                                                                                          \
+		mgmt_data_forward(mgmt, args, job, method);                                        \
 	}
 
 MGMT_FORWARD(mgmt_get_users, "GetUsers")
@@ -176,7 +176,8 @@ static void mgmt_follow_ended(struct mgmt_follow *f, const struct json *job, con
 		mgmt_job_done_cancelled(f->job, mgmt_follow_result(job));
 	else
 		mgmt_job_done(f->job, mgmt_follow_result(job),
-			      error != NULL && error[0] != '\0' ? error : tstr_printf("the job %s", state));
+			      error != NULL && error[0] != '\0' ? error
+								: tstr_printf("the job %s", state));
 }
 
 /* The Management Server let go of the job (it stops): so does this. */
@@ -210,11 +211,12 @@ static void mgmt_follow_status(struct rpc_conn *conn, const struct json *result,
 		if (f->unreachable_since == 0)
 			f->unreachable_since = now;
 		if (now - f->unreachable_since > MGMT_FOLLOW_UNREACHABLE_SECS) {
-			mgmt_job_done(f->job, NULL,
-				      tstr_printf("the instance did not answer for %d seconds (%s): "
-						  "GetJob with jobID %s tells the outcome later",
-						  MGMT_FOLLOW_UNREACHABLE_SECS, text,
-						  json_get_string(f->args, "jobID")));
+			mgmt_job_done(
+				f->job, NULL,
+				tstr_printf("the instance did not answer for %d seconds (%s): "
+					    "GetJob with jobID %s tells the outcome later",
+					    MGMT_FOLLOW_UNREACHABLE_SECS, text,
+					    json_get_string(f->args, "jobID")));
 			mgmt_follow_free(f);
 			return;
 		}
@@ -240,7 +242,8 @@ static void mgmt_follow_status(struct rpc_conn *conn, const struct json *result,
 	if (status == NULL)
 		status = "running";
 	/* a new statusVersion only when something changed */
-	if (percent != f->last_percent || f->last_text == NULL || strcmp(status, f->last_text) != 0) {
+	if (percent != f->last_percent || f->last_text == NULL ||
+	    strcmp(status, f->last_text) != 0) {
 		f->last_percent = percent;
 		mem_free(f->last_text);
 		f->last_text = mem_strdup(status);
@@ -269,7 +272,8 @@ static void mgmt_follow_started(struct rpc_conn *conn, const struct json *result
 		if (f->cancel_pending)
 			mgmt_job_done_cancelled(f->job, NULL);
 		else
-			mgmt_job_done(f->job, NULL, code != NULL ? text : "the instance started no job");
+			mgmt_job_done(f->job, NULL,
+				      code != NULL ? text : "the instance started no job");
 		mgmt_follow_free(f);
 		return;
 	}
@@ -311,10 +315,10 @@ static void mgmt_follow_start(struct mgmt *mgmt, const struct json *args, struct
 	}
 }
 
-#define MGMT_FOLLOW(fn, method, what) \
-	static void fn(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job) \
-	{ \
-		mgmt_follow_start(mgmt, args, job, method, what); \
+#define MGMT_FOLLOW(fn, method, what)                                                              \
+	static void fn(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)           \
+	{                                                                                          \
+		mgmt_follow_start(mgmt, args, job, method, what);                                  \
 	}
 
 MGMT_FOLLOW(mgmt_import_files, "StartImport", "import")
@@ -324,18 +328,31 @@ MGMT_FORWARD(mgmt_get_jobs, "GetJobs")
 MGMT_FORWARD(mgmt_get_job, "GetJob")
 MGMT_FORWARD(mgmt_cancel_job, "CancelJob")
 
-#define ID_ARG {"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"}
-#define USER_ARG {"userName", MGMT_API_STRING, true, "the user's name"}
-#define F(name, desc, fn, ...) {name, desc, {ID_ARG, __VA_ARGS__}, NULL, fn, false}
+#define ID_ARG                                                                                     \
+	{                                                                                          \
+		"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"                  \
+	}
+#define USER_ARG                                                                                   \
+	{                                                                                          \
+		"userName", MGMT_API_STRING, true, "the user's name"                               \
+	}
+#define F(name, desc, fn, ...)                                                                     \
+	{                                                                                          \
+		name, desc, {ID_ARG, __VA_ARGS__}, NULL, fn, false                                 \
+	}
 
 const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	{"GetUsers", "The users of an instance.", {ID_ARG}, NULL, mgmt_get_users, false},
-	F("GetUserInfo", "One user: privileges, login privileges, folder rights, MFA state.", mgmt_get_user_info, USER_ARG),
+	F("GetUserInfo", "One user: privileges, login privileges, folder rights, MFA state.",
+	  mgmt_get_user_info, USER_ARG),
 	F("CreateUser", "Create a user.", mgmt_create_user, USER_ARG,
-	  {"password", MGMT_API_STRING, false, "8 to 1024 characters; without one the user cannot log in"},
+	  {"password", MGMT_API_STRING, false,
+	   "8 to 1024 characters; without one the user cannot log in"},
 	  {"fullName", MGMT_API_STRING, false, "display name"},
 	  {"emailAddresses", MGMT_API_LIST, false, "email addresses"},
-	  {"privileges", MGMT_API_LIST, false, "admin, login, archive, export, delete, auditor (default login,archive; docs/client-api.md says what each allows)"},
+	  {"privileges", MGMT_API_LIST, false,
+	   "admin, login, archive, export, delete, auditor (default login,archive; "
+	   "docs/client-api.md says what each allows)"},
 	  {"loginPrivileges", MGMT_API_LIST, false, "web, imap, api (default web,imap)"}),
 	F("DeleteUser", "Delete a user (their archived mail stays).", mgmt_delete_user, USER_ARG),
 	F("RenameUser", "Rename a user; the archive stays theirs.", mgmt_rename_user,
@@ -348,54 +365,113 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	F("SetUserEmailAddresses", "Set a user's email addresses.", mgmt_set_user_emails, USER_ARG,
 	  {"emailAddresses", MGMT_API_LIST, true, "email addresses"}),
 	F("SetUserPrivileges", "Set a user's privileges.", mgmt_set_user_privileges, USER_ARG,
-	  {"privileges", MGMT_API_LIST, true, "admin, login, archive, export, delete, auditor (docs/client-api.md says what each allows)"}),
-	F("SetUserLoginPrivileges", "Set how a user may log in.", mgmt_set_user_login_privileges, USER_ARG,
-	  {"loginPrivileges", MGMT_API_LIST, true, "web, imap, api"}),
-	F("SetUserPrivilegesOnFolder", "Set a user's rights on a folder and the folders below it (empty removes them).",
+	  {"privileges", MGMT_API_LIST, true,
+	   "admin, login, archive, export, delete, auditor (docs/client-api.md says what each "
+	   "allows)"}),
+	F("SetUserLoginPrivileges", "Set how a user may log in.", mgmt_set_user_login_privileges,
+	  USER_ARG, {"loginPrivileges", MGMT_API_LIST, true, "web, imap, api"}),
+	F("SetUserPrivilegesOnFolder",
+	  "Set a user's rights on a folder and the folders below it (empty removes them).",
 	  mgmt_set_user_folder_privileges, USER_ARG,
-	  {"folder", MGMT_API_STRING, true, "USER (a whole user archive) or USER/PATH, as GetChildFolders names them"},
-	  {"privileges", MGMT_API_LIST, true, "read, write, delete (docs/client-api.md says what each allows)"}),
+	  {"folder", MGMT_API_STRING, true,
+	   "USER (a whole user archive) or USER/PATH, as GetChildFolders names them"},
+	  {"privileges", MGMT_API_LIST, true,
+	   "read, write, delete (docs/client-api.md says what each allows)"}),
 	F("InitializeMFA", "Start TOTP enrolment for a user: secret, otpauth URI and QR code.",
 	  mgmt_init_user_mfa, USER_ARG),
 	F("DisableMFA", "Turn MFA off for a user.", mgmt_disable_user_mfa, USER_ARG),
-	F("GetChildFolders", "The folders below a folder of the archive tree (user, then the folder path); without folder, the users' archives.",
-	  mgmt_get_child_folders, {"folder", MGMT_API_STRING, false, "USER/PATH as returned here; empty for the top"}),
-	{"GetFolderStatistics", "Every folder with its message count and size.", {ID_ARG}, NULL,
-	 mgmt_get_folder_statistics, false},
+	F("GetChildFolders",
+	  "The folders below a folder of the archive tree (user, then the folder path); without "
+	  "folder, the users' archives.",
+	  mgmt_get_child_folders,
+	  {"folder", MGMT_API_STRING, false, "USER/PATH as returned here; empty for the top"}),
+	{"GetFolderStatistics",
+	 "Every folder with its message count and size.",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_get_folder_statistics,
+	 false},
 	F("GetMessages", "The messages of one folder, newest first, paged.", mgmt_get_messages,
 	  {"folder", MGMT_API_STRING, true, "USER/PATH"},
 	  {"limit", MGMT_API_NUMBER, false, "1 to 1000 (default 50)"},
 	  {"offset", MGMT_API_NUMBER, false, "for paging"}),
 	{"GetStores", "The archive stores of an instance.", {ID_ARG}, NULL, mgmt_get_stores, false},
-	{"CreateStore", "Start a new current archive store.", {ID_ARG}, NULL, mgmt_create_store, false},
+	{"CreateStore",
+	 "Start a new current archive store.",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_create_store,
+	 false},
 	F("SetStoreRequestedState", "Set a store's state.", mgmt_set_store_state,
 	  {"storeName", MGMT_API_STRING, true, "the store"},
-	  {"requestedState", MGMT_API_STRING, true, "current, normal, write-protected or disabled"}),
-	{"VerifyStores", "Check every stored message against its hash and the catalog against the stores; long-running, with progress (a job of the instance: GetJob).",
-	 {ID_ARG}, NULL, mgmt_verify_stores, true},
-	{"RebuildSelectedStoreIndexes", "Rebuild the catalog and index from the stores' segments; long-running, with progress (a job of the instance: GetJob). Archive reads wait until it has finished.",
-	 {ID_ARG}, NULL, mgmt_rebuild_indexes, true},
+	  {"requestedState", MGMT_API_STRING, true,
+	   "current, normal, write-protected or disabled"}),
+	{"VerifyStores",
+	 "Check every stored message against its hash and the catalog against the stores; "
+	 "long-running, with progress (a job of the instance: GetJob).",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_verify_stores,
+	 true},
+	{"RebuildSelectedStoreIndexes",
+	 "Rebuild the catalog and index from the stores' segments; long-running, with progress (a "
+	 "job of the instance: GetJob). Archive reads wait until it has finished.",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_rebuild_indexes,
+	 true},
 	{"GetInstanceStatistics",
 	 "Messages, unique contents, raw and stored bytes, per store; parse defects per kind.",
-	 {ID_ARG}, NULL, mgmt_get_statistics, false},
-	{"GetInstanceProcessLiveStatistics", "The instance process: pid, uptime, calls, memory, password checks (logins).",
-	 {ID_ARG}, NULL, mgmt_get_live_statistics, false},
-	F("Search", "Search an instance's archive with the query language (docs/api.md).", mgmt_search,
-	  {"query", MGMT_API_STRING, true, "e.g. from:alice subject:\"report\" date:2024-01-01..2024-12-31"},
+	 {ID_ARG},
+	 NULL,
+	 mgmt_get_statistics,
+	 false},
+	{"GetInstanceProcessLiveStatistics",
+	 "The instance process: pid, uptime, calls, memory, password checks (logins).",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_get_live_statistics,
+	 false},
+	F("Search", "Search an instance's archive with the query language (docs/api.md).",
+	  mgmt_search,
+	  {"query", MGMT_API_STRING, true,
+	   "e.g. from:alice subject:\"report\" date:2024-01-01..2024-12-31"},
 	  {"limit", MGMT_API_NUMBER, false, "1 to 1000 (default 50)"},
 	  {"offset", MGMT_API_NUMBER, false, "for paging"}),
 	{"ImportFiles",
-	 "Import EML files, folders of them, mbox files or Maildir trees from below <baseDirectory>/import/ on the Instance Host into a user's archive; long-running, with progress. The user needs the archive privilege, and the write right on the folder when it is not in their own archive.",
-	 {ID_ARG, USER_ARG,
-	  {"path", MGMT_API_STRING, true, "relative to the base directory (import/...) or absolute below it"},
+	 "Import EML files, folders of them, mbox files or Maildir trees from below "
+	 "<baseDirectory>/import/ on the Instance Host into a user's archive; long-running, with "
+	 "progress. The user needs the archive privilege, and the write right on the folder when "
+	 "it is not in their own archive.",
+	 {ID_ARG,
+	  USER_ARG,
+	  {"path", MGMT_API_STRING, true,
+	   "relative to the base directory (import/...) or absolute below it"},
 	  {"folder", MGMT_API_STRING, false, "archive folder (default Import)"},
-	  {"archive", MGMT_API_STRING, false, "the user archive to file into (default the user's own)"}},
-	 NULL, mgmt_import_files, true},
-	{"GetJobs", "The instance's long work (imports, verify, rebuild), newest first: the last 10 jobs, kept across restarts of the instance.",
-	 {ID_ARG}, NULL, mgmt_get_jobs, false},
-	F("GetJob", "One job of the instance: state (running, succeeded, failed, cancelled, interrupted), percentProgress, statusText, result (counts so far while running), error, log. A job whose instance process ended while it ran is interrupted; an interrupted import's archived count is what it committed.",
-	  mgmt_get_job, {"jobID", MGMT_API_STRING, true, "result.jobID of ImportFiles, VerifyStores or RebuildSelectedStoreIndexes, or from GetJobs"}),
-	F("CancelJob", "Ask a running job to stop. It stops after committing what is in flight; GetJob then shows it cancelled with what it did.",
+	  {"archive", MGMT_API_STRING, false,
+	   "the user archive to file into (default the user's own)"}},
+	 NULL,
+	 mgmt_import_files,
+	 true},
+	{"GetJobs",
+	 "The instance's long work (imports, verify, rebuild), newest first: the last 10 jobs, "
+	 "kept across restarts of the instance.",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_get_jobs,
+	 false},
+	F("GetJob",
+	  "One job of the instance: state (running, succeeded, failed, cancelled, interrupted), "
+	  "percentProgress, statusText, result (counts so far while running), error, log. A job "
+	  "whose instance process ended while it ran is interrupted; an interrupted import's "
+	  "archived count is what it committed.",
+	  mgmt_get_job,
+	  {"jobID", MGMT_API_STRING, true,
+	   "result.jobID of ImportFiles, VerifyStores or RebuildSelectedStoreIndexes, or from "
+	   "GetJobs"}),
+	F("CancelJob",
+	  "Ask a running job to stop. It stops after committing what is in flight; GetJob then "
+	  "shows it cancelled with what it did.",
 	  mgmt_cancel_job, {"jobID", MGMT_API_STRING, true, "the job"}),
 	{NULL, NULL, {{0}}, NULL, NULL, false},
 };

@@ -28,8 +28,8 @@ static struct json *mgmt_instance_json(struct mgmt *mgmt, const struct mgmtdb_in
 	json_set_string(e, "baseDirectory", i->base_directory);
 	json_set_string(e, "startMode", i->start_mode);
 	json_set_int(e, "created", (long long)i->created);
-	json_set_string(e, "status", mgmt_links_instance_state(mgmt->links, i->instance_host, i->id,
-								&error));
+	json_set_string(e, "status",
+			mgmt_links_instance_state(mgmt->links, i->instance_host, i->id, &error));
 	json_set_string(e, "error", error == NULL ? "" : error);
 	const struct json *info = mgmt_links_instance_info(mgmt->links, i->instance_host, i->id);
 	long long v;
@@ -47,7 +47,7 @@ static struct json *mgmt_instance_json(struct mgmt *mgmt, const struct mgmtdb_in
 struct mgmt_host_call {
 	struct mgmt *mgmt;
 	struct mgmt_job *job;
-	char *instance_id;  /* for bookkeeping after the answer; may be NULL */
+	char *instance_id; /* for bookkeeping after the answer; may be NULL */
 	int (*then)(struct mgmt_host_call *call, const struct json *result, const char **error_r);
 	struct json *extra; /* what `then` needs */
 };
@@ -119,7 +119,8 @@ static int mgmt_create_then(struct mgmt_host_call *call, const struct json *resu
 	struct mgmt *mgmt = call->mgmt;
 	struct json *e = call->extra;
 	struct mgmtdb_instance inst = {
-		.id = json_get_string(e, "instanceID"), .alias = json_get_string(e, "alias"),
+		.id = json_get_string(e, "instanceID"),
+		.alias = json_get_string(e, "alias"),
 		.display_name = json_get_string(e, "displayName"),
 		.instance_host = json_get_string(e, "instanceHost"),
 		.base_directory = json_get_string(e, "baseDirectory"),
@@ -132,13 +133,15 @@ static int mgmt_create_then(struct mgmt_host_call *call, const struct json *resu
 	mgmt_links_message(mgmt->links, LOG_LEVEL_INFO, "instance %s created on %s (%s)", inst.id,
 			   inst.instance_host, inst.base_directory);
 	mgmt_links_note_instance_state(mgmt->links, inst.instance_host, inst.id,
-				       strcmp(inst.start_mode, "automatic") == 0 ? "starting" : "stopped");
+				       strcmp(inst.start_mode, "automatic") == 0 ? "starting"
+										 : "stopped");
 	if (strcmp(inst.start_mode, "automatic") == 0) {
 		struct json *args = json_new_object();
 		const char *error;
 		json_set_string(args, "instanceID", inst.id);
 		(void)mgmt_links_call_host(mgmt->links, inst.instance_host, "StartInstance", args,
-					   MGMT_INSTANCE_CALL_SECS, mgmt_ignore_answer, NULL, &error);
+					   MGMT_INSTANCE_CALL_SECS, mgmt_ignore_answer, NULL,
+					   &error);
 	}
 	struct mgmtdb_instance stored;
 	(void)mgmtdb_instance_find(mgmt->db, inst.id, &stored);
@@ -153,10 +156,14 @@ static void mgmt_api_create_instance(struct mgmt *mgmt, const struct json *args,
 	struct mgmtdb_instance inst = {
 		.id = json_get_string(args, "instanceID"),
 		.alias = json_get_string(args, "alias") ? json_get_string(args, "alias") : "",
-		.display_name = json_get_string(args, "displayName") ? json_get_string(args, "displayName") : "",
+		.display_name = json_get_string(args, "displayName")
+					? json_get_string(args, "displayName")
+					: "",
 		.instance_host = json_get_string(args, "instanceHost"),
 		.base_directory = json_get_string(args, "baseDirectory"),
-		.start_mode = json_get_string(args, "startMode") ? json_get_string(args, "startMode") : "automatic",
+		.start_mode = json_get_string(args, "startMode")
+				      ? json_get_string(args, "startMode")
+				      : "automatic",
 	};
 	const char *error;
 	struct mgmtdb_server host;
@@ -165,12 +172,14 @@ static void mgmt_api_create_instance(struct mgmt *mgmt, const struct json *args,
 	int ok = mgmtdb_instance_add(scratch, &inst, &error);
 	mgmtdb_destroy(&scratch);
 	struct mgmtdb_instance clash;
-	if (ok == 0 && (mgmtdb_instance_find(mgmt->db, inst.id, &clash) == 1 ||
-			(inst.alias[0] != '\0' && mgmtdb_instance_find(mgmt->db, inst.alias, &clash) == 1))) {
+	if (ok == 0 &&
+	    (mgmtdb_instance_find(mgmt->db, inst.id, &clash) == 1 ||
+	     (inst.alias[0] != '\0' && mgmtdb_instance_find(mgmt->db, inst.alias, &clash) == 1))) {
 		error = tstr_printf("an instance with the ID or alias '%s' exists", clash.id);
 		ok = -1;
 	}
-	if (ok == 0 && mgmtdb_server_find(mgmt->db, MGMTDB_INSTANCE_HOST, inst.instance_host, &host) == 0) {
+	if (ok == 0 &&
+	    mgmtdb_server_find(mgmt->db, MGMTDB_INSTANCE_HOST, inst.instance_host, &host) == 0) {
 		error = tstr_printf("no Instance Host '%s' is registered", inst.instance_host);
 		ok = -1;
 	}
@@ -197,7 +206,8 @@ static void mgmt_api_create_instance(struct mgmt *mgmt, const struct json *args,
 
 static bool mgmt_instance_matches(const char *filter, const struct mgmtdb_instance *i)
 {
-	return fnmatch(filter, i->id, 0) == 0 || (i->alias[0] != '\0' && fnmatch(filter, i->alias, 0) == 0);
+	return fnmatch(filter, i->id, 0) == 0 ||
+	       (i->alias[0] != '\0' && fnmatch(filter, i->alias, 0) == 0);
 }
 
 static int mgmt_api_get_instances(struct mgmt *mgmt, const struct json *args,
@@ -234,10 +244,16 @@ static int mgmt_set_configuration_then(struct mgmt_host_call *call, const struct
 		*error_r = "the instance was deleted meanwhile";
 		return -1;
 	}
-	char *alias = mem_strdup(json_get_string(e, "alias") ? json_get_string(e, "alias") : i.alias);
-	char *display = mem_strdup(json_get_string(e, "displayName") ? json_get_string(e, "displayName") : i.display_name);
-	char *dir = mem_strdup(json_get_string(e, "baseDirectory") ? json_get_string(e, "baseDirectory") : i.base_directory);
-	char *mode = mem_strdup(json_get_string(e, "startMode") ? json_get_string(e, "startMode") : i.start_mode);
+	char *alias =
+		mem_strdup(json_get_string(e, "alias") ? json_get_string(e, "alias") : i.alias);
+	char *display =
+		mem_strdup(json_get_string(e, "displayName") ? json_get_string(e, "displayName")
+							     : i.display_name);
+	char *dir =
+		mem_strdup(json_get_string(e, "baseDirectory") ? json_get_string(e, "baseDirectory")
+							       : i.base_directory);
+	char *mode = mem_strdup(json_get_string(e, "startMode") ? json_get_string(e, "startMode")
+								: i.start_mode);
 	struct mgmtdb_instance updated = i;
 	updated.alias = alias;
 	updated.display_name = display;
@@ -280,7 +296,8 @@ static void mgmt_api_set_instance_configuration(struct mgmt *mgmt, const struct 
 		struct json *host_args = json_new_object();
 		json_set_string(host_args, "instanceID", i.id);
 		json_set_string(host_args, "baseDirectory", dir);
-		mgmt_host_call(mgmt, job, i.instance_host, "SetInstanceBaseDirectory", host_args, call);
+		mgmt_host_call(mgmt, job, i.instance_host, "SetInstanceBaseDirectory", host_args,
+			       call);
 		return;
 	}
 	mgmt_host_call_answer(NULL, NULL, NULL, NULL, call);
@@ -309,8 +326,9 @@ static void mgmt_bulk_finish(struct mgmt_bulk *bulk)
 		mgmt_job_log(bulk->job, tstr_printf("%u of %u failed", bulk->failed, bulk->total));
 	/* The per-instance results go with a failure too: they say which failed. */
 	mgmt_job_done(bulk->job, bulk->results,
-		      bulk->failed > 0 ? tstr_printf("%s failed for %u of %u instance(s)", bulk->method,
-						     bulk->failed, bulk->total) : NULL);
+		      bulk->failed > 0 ? tstr_printf("%s failed for %u of %u instance(s)",
+						     bulk->method, bulk->failed, bulk->total)
+				       : NULL);
 	mem_free(bulk->method);
 	mem_free(bulk);
 }
@@ -350,8 +368,9 @@ static void mgmt_bulk_answer(struct rpc_conn *conn, const struct json *result, c
 	}
 	json_append(bulk->results, r);
 	bulk->pending--;
-	mgmt_job_progress(bulk->job, (int)((bulk->total - bulk->pending) * 100 / bulk->total),
-			  tstr_printf("%u of %u instance(s) done", bulk->total - bulk->pending, bulk->total));
+	mgmt_job_progress(
+		bulk->job, (int)((bulk->total - bulk->pending) * 100 / bulk->total),
+		tstr_printf("%u of %u instance(s) done", bulk->total - bulk->pending, bulk->total));
 	mem_free(item->id);
 	mem_free(item->host);
 	mem_free(item);
@@ -392,9 +411,11 @@ static void mgmt_bulk_start(struct mgmt *mgmt, const struct json *args, struct m
 		const char *error;
 		json_set_string(host_args, "instanceID", item->id);
 		if (delete_after)
-			json_set_bool(host_args, "deleteData", json_get_bool(args, "deleteData", false));
+			json_set_bool(host_args, "deleteData",
+				      json_get_bool(args, "deleteData", false));
 		if (mgmt_links_call_host(mgmt->links, json_get_string(t, "host"), method, host_args,
-					 MGMT_INSTANCE_CALL_SECS, mgmt_bulk_answer, item, &error) < 0)
+					 MGMT_INSTANCE_CALL_SECS, mgmt_bulk_answer, item,
+					 &error) < 0)
 			mgmt_bulk_answer(NULL, NULL, "unreachable", error, item);
 	}
 	json_unref(&targets);
@@ -404,32 +425,38 @@ static void mgmt_bulk_start(struct mgmt *mgmt, const struct json *args, struct m
 		mgmt_bulk_finish(bulk);
 }
 
-static void mgmt_api_start_instances(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+static void mgmt_api_start_instances(struct mgmt *mgmt, const struct json *args,
+				     struct mgmt_job *job)
 {
 	mgmt_bulk_start(mgmt, args, job, "StartInstance", false);
 }
 
-static void mgmt_api_stop_instances(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+static void mgmt_api_stop_instances(struct mgmt *mgmt, const struct json *args,
+				    struct mgmt_job *job)
 {
 	mgmt_bulk_start(mgmt, args, job, "StopInstance", false);
 }
 
-static void mgmt_api_restart_instances(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+static void mgmt_api_restart_instances(struct mgmt *mgmt, const struct json *args,
+				       struct mgmt_job *job)
 {
 	mgmt_bulk_start(mgmt, args, job, "RestartInstance", false);
 }
 
-static void mgmt_api_freeze_instances(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+static void mgmt_api_freeze_instances(struct mgmt *mgmt, const struct json *args,
+				      struct mgmt_job *job)
 {
 	mgmt_bulk_start(mgmt, args, job, "FreezeInstance", false);
 }
 
-static void mgmt_api_thaw_instances(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+static void mgmt_api_thaw_instances(struct mgmt *mgmt, const struct json *args,
+				    struct mgmt_job *job)
 {
 	mgmt_bulk_start(mgmt, args, job, "ThawInstance", false);
 }
 
-static void mgmt_api_delete_instances(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+static void mgmt_api_delete_instances(struct mgmt *mgmt, const struct json *args,
+				      struct mgmt_job *job)
 {
 	mgmt_bulk_start(mgmt, args, job, "DeleteInstance", true);
 }
@@ -456,45 +483,87 @@ static void mgmt_api_create_directory(struct mgmt *mgmt, const struct json *args
 	mgmt_api_host_directory(mgmt, args, job, "CreateDirectory");
 }
 
-#define ID_ARG {"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"}
-#define FILTER_ARG {"instanceFilter", MGMT_API_STRING, true, "instance IDs or aliases, * and ? as wildcards"}
+#define ID_ARG                                                                                     \
+	{                                                                                          \
+		"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"                  \
+	}
+#define FILTER_ARG                                                                                 \
+	{                                                                                          \
+		"instanceFilter", MGMT_API_STRING, true,                                           \
+			"instance IDs or aliases, * and ? as wildcards"                            \
+	}
 
 const struct mgmt_api_function mgmt_api_instance_functions[] = {
-	{"CreateInstance", "Create an instance on an Instance Host (its base directory and key are created there).",
+	{"CreateInstance",
+	 "Create an instance on an Instance Host (its base directory and key are created there).",
 	 {{"instanceID", MGMT_API_STRING, true, "[a-z0-9][a-z0-9-]{0,62}"},
 	  {"alias", MGMT_API_STRING, false, "another name users may log in with"},
 	  {"displayName", MGMT_API_STRING, false, "the customer's name"},
 	  {"instanceHost", MGMT_API_STRING, true, "the registered Instance Host"},
 	  {"baseDirectory", MGMT_API_STRING, true, "absolute path on the Instance Host"},
 	  {"startMode", MGMT_API_STRING, false, "automatic (default) or manual"}},
-	 NULL, mgmt_api_create_instance, false},
-	{"GetInstances", "List instances with their state.",
+	 NULL,
+	 mgmt_api_create_instance,
+	 false},
+	{"GetInstances",
+	 "List instances with their state.",
 	 {{"instanceFilter", MGMT_API_STRING, false, "IDs or aliases, * and ? as wildcards"}},
-	 mgmt_api_get_instances, NULL, false},
-	{"GetInstanceConfiguration", "One instance's configuration and state.", {ID_ARG},
-	 mgmt_api_get_instance_configuration, NULL, false},
-	{"SetInstanceConfiguration", "Change alias, display name, start mode or (when stopped) base directory.",
-	 {ID_ARG, {"alias", MGMT_API_STRING, false, "new alias (\"\" removes it)"},
+	 mgmt_api_get_instances,
+	 NULL,
+	 false},
+	{"GetInstanceConfiguration",
+	 "One instance's configuration and state.",
+	 {ID_ARG},
+	 mgmt_api_get_instance_configuration,
+	 NULL,
+	 false},
+	{"SetInstanceConfiguration",
+	 "Change alias, display name, start mode or (when stopped) base directory.",
+	 {ID_ARG,
+	  {"alias", MGMT_API_STRING, false, "new alias (\"\" removes it)"},
 	  {"displayName", MGMT_API_STRING, false, "new display name"},
-	  {"baseDirectory", MGMT_API_STRING, false, "new base directory (instance stopped, data moved by you)"},
+	  {"baseDirectory", MGMT_API_STRING, false,
+	   "new base directory (instance stopped, data moved by you)"},
 	  {"startMode", MGMT_API_STRING, false, "automatic or manual"}},
-	 NULL, mgmt_api_set_instance_configuration, false},
+	 NULL,
+	 mgmt_api_set_instance_configuration,
+	 false},
 	{"StartInstances", "Start instances.", {FILTER_ARG}, NULL, mgmt_api_start_instances, false},
 	{"StopInstances", "Stop instances.", {FILTER_ARG}, NULL, mgmt_api_stop_instances, false},
-	{"RestartInstances", "Restart instances.", {FILTER_ARG}, NULL, mgmt_api_restart_instances, false},
-	{"FreezeInstances", "Pause writes and close files so base directories can be copied consistently.",
-	 {FILTER_ARG}, NULL, mgmt_api_freeze_instances, false},
+	{"RestartInstances",
+	 "Restart instances.",
+	 {FILTER_ARG},
+	 NULL,
+	 mgmt_api_restart_instances,
+	 false},
+	{"FreezeInstances",
+	 "Pause writes and close files so base directories can be copied consistently.",
+	 {FILTER_ARG},
+	 NULL,
+	 mgmt_api_freeze_instances,
+	 false},
 	{"ThawInstances", "End a freeze.", {FILTER_ARG}, NULL, mgmt_api_thaw_instances, false},
-	{"DeleteInstances", "Delete stopped instances; their data only with deleteData=true.",
-	 {FILTER_ARG, {"deleteData", MGMT_API_BOOL, false, "also delete the base directory and key (default false)"}},
-	 NULL, mgmt_api_delete_instances, false},
-	{"GetDirectoriesOnInstanceHost", "Subdirectories of a path on an Instance Host.",
+	{"DeleteInstances",
+	 "Delete stopped instances; their data only with deleteData=true.",
+	 {FILTER_ARG,
+	  {"deleteData", MGMT_API_BOOL, false,
+	   "also delete the base directory and key (default false)"}},
+	 NULL,
+	 mgmt_api_delete_instances,
+	 false},
+	{"GetDirectoriesOnInstanceHost",
+	 "Subdirectories of a path on an Instance Host.",
 	 {{"instanceHost", MGMT_API_STRING, true, "the registered Instance Host"},
 	  {"path", MGMT_API_STRING, true, "absolute path"}},
-	 NULL, mgmt_api_get_directories, false},
-	{"CreateDirectoryOnInstanceHost", "Create a directory (and its parents) on an Instance Host.",
+	 NULL,
+	 mgmt_api_get_directories,
+	 false},
+	{"CreateDirectoryOnInstanceHost",
+	 "Create a directory (and its parents) on an Instance Host.",
 	 {{"instanceHost", MGMT_API_STRING, true, "the registered Instance Host"},
 	  {"path", MGMT_API_STRING, true, "absolute path"}},
-	 NULL, mgmt_api_create_directory, false},
+	 NULL,
+	 mgmt_api_create_directory,
+	 false},
 	{NULL, NULL, {{0}}, NULL, NULL, false},
 };

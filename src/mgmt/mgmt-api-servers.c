@@ -21,22 +21,24 @@ static int mgmt_api_ping(struct mgmt *mgmt, const struct json *args, struct json
 	return 0;
 }
 
-static int mgmt_api_environment(struct mgmt *mgmt, const struct json *args,
-				struct json **result_r, const char **error_r)
+static int mgmt_api_environment(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+				const char **error_r)
 {
 	const struct config_role_settings *set = role_daemon_settings(mgmt->rd);
 	struct json *r = json_new_object();
 	json_set_string(r, "productName", "Coffer");
 	json_set_string(r, "version", COFFER_VERSION);
 	json_set_string(r, "serverName", set->server_name);
-	json_set_string(r, "mode", role_daemon_server(mgmt->rd)->mode == CONFIG_MODE_SINGLE ?
-					   "single" : "multi");
+	json_set_string(r, "mode",
+			role_daemon_server(mgmt->rd)->mode == CONFIG_MODE_SINGLE ? "single"
+										 : "multi");
 	const char *key = mgmtdb_product_key(mgmt->db);
 	size_t len = key == NULL ? 0 : strlen(key);
 	/* Licensee information: never the whole key. */
-	json_set_string(r, "licensee", len == 0 ? "unlicensed (no product key)" :
-				       tstr_printf("product key ending in %s",
-						   key + (len > 5 ? len - 5 : 0)));
+	json_set_string(
+		r, "licensee",
+		len == 0 ? "unlicensed (no product key)"
+			 : tstr_printf("product key ending in %s", key + (len > 5 ? len - 5 : 0)));
 	json_set_int(r, "uptimeSeconds", (long long)(time(NULL) - mgmt->started));
 	json_set_int(r, "systemTime", (long long)time(NULL));
 	*result_r = r;
@@ -61,21 +63,22 @@ static int mgmt_api_server_kind(const char *text, enum mgmtdb_server_kind *kind_
 		*kind_r = MGMTDB_CLIENT_ACCESS_SERVER;
 		return 0;
 	}
-	*error_r = tstr_printf("argument 'serverType': '%s' is not InstanceHost or ClientAccessServer",
-			       text);
+	*error_r = tstr_printf(
+		"argument 'serverType': '%s' is not InstanceHost or ClientAccessServer", text);
 	return -1;
 }
 
 /* serverName, port and fingerprint from the arguments, checked. */
-static int mgmt_api_server_args(const struct json *args, const char **name_r,
-				unsigned int *port_r, char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1],
+static int mgmt_api_server_args(const struct json *args, const char **name_r, unsigned int *port_r,
+				char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1],
 				const char **error_r)
 {
 	long long port = 0;
 	*name_r = json_get_string(args, "serverName");
 	(void)json_get_int(args, "port", &port);
 	if (port < 1 || port > 65535) {
-		*error_r = tstr_printf("argument 'port': %lld is not a port number (1-65535)", port);
+		*error_r =
+			tstr_printf("argument 'port': %lld is not a port number (1-65535)", port);
 		return -1;
 	}
 	*port_r = (unsigned int)port;
@@ -96,11 +99,12 @@ static int mgmt_api_register(struct mgmt *mgmt, enum mgmtdb_server_kind kind,
 	char fp[TLS_FINGERPRINT_HEX_LEN + 1];
 	if (mgmt_api_server_args(args, &name, &port, fp, error_r) < 0)
 		return -1;
-	int ret = replace ? mgmtdb_server_set(mgmt->db, kind, name, port, fp, error_r) :
-			    mgmtdb_server_add(mgmt->db, kind, name, port, fp, error_r);
+	int ret = replace ? mgmtdb_server_set(mgmt->db, kind, name, port, fp, error_r)
+			  : mgmtdb_server_add(mgmt->db, kind, name, port, fp, error_r);
 	if (ret < 0 || mgmt_db_commit(mgmt, error_r) < 0)
 		return -1;
-	mgmt_links_message(mgmt->links, LOG_LEVEL_INFO, "%s %s registered (port %u, fingerprint %s)",
+	mgmt_links_message(mgmt->links, LOG_LEVEL_INFO,
+			   "%s %s registered (port %u, fingerprint %s)",
 			   mgmtdb_server_kind_name(kind), name, port, fp);
 	mgmt_links_sync(mgmt->links);
 	return 0;
@@ -143,7 +147,8 @@ static int mgmt_api_delete_server(struct mgmt *mgmt, enum mgmtdb_server_kind kin
 {
 	const char *name = json_get_string(args, "serverName");
 	if (mgmtdb_server_remove(mgmt->db, kind, name) == 0) {
-		*error_r = tstr_printf("no %s '%s' is registered", mgmtdb_server_kind_name(kind), name);
+		*error_r = tstr_printf("no %s '%s' is registered", mgmtdb_server_kind_name(kind),
+				       name);
 		return -1;
 	}
 	if (mgmt_db_commit(mgmt, error_r) < 0)
@@ -180,45 +185,92 @@ static int mgmt_api_get_cas(struct mgmt *mgmt, const struct json *args, struct j
 	return 0;
 }
 
-static int mgmt_api_create_cas(struct mgmt *mgmt, const struct json *args,
-			       struct json **result_r, const char **error_r)
+static int mgmt_api_create_cas(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+			       const char **error_r)
 {
 	return mgmt_api_register(mgmt, MGMTDB_CLIENT_ACCESS_SERVER, args, false, error_r);
 }
 
-static int mgmt_api_delete_cas(struct mgmt *mgmt, const struct json *args,
-			       struct json **result_r, const char **error_r)
+static int mgmt_api_delete_cas(struct mgmt *mgmt, const struct json *args, struct json **result_r,
+			       const char **error_r)
 {
 	return mgmt_api_delete_server(mgmt, MGMTDB_CLIENT_ACCESS_SERVER, args, error_r);
 }
 
-#define SERVER_NAME_ARG {"serverName", MGMT_API_STRING, true, "the server's host name or address, as other roles reach it"}
-#define PORT_ARG {"port", MGMT_API_NUMBER, true, "its TCP (role-to-role) port"}
-#define FINGERPRINT_ARG {"fingerprint", MGMT_API_STRING, true, "SHA-256 fingerprint of its TCP certificate"}
+#define SERVER_NAME_ARG                                                                            \
+	{                                                                                          \
+		"serverName", MGMT_API_STRING, true,                                               \
+			"the server's host name or address, as other roles reach it"               \
+	}
+#define PORT_ARG                                                                                   \
+	{                                                                                          \
+		"port", MGMT_API_NUMBER, true, "its TCP (role-to-role) port"                       \
+	}
+#define FINGERPRINT_ARG                                                                            \
+	{                                                                                          \
+		"fingerprint", MGMT_API_STRING, true, "SHA-256 fingerprint of its TCP certificate" \
+	}
 
 const struct mgmt_api_function mgmt_api_server_functions[] = {
 	{"Ping", "Check that the Management API answers.", {{0}}, mgmt_api_ping, NULL, false},
-	{"GetEnvironmentInfo", "Product, version, server name, mode, licensee and uptime.", {{0}},
-	 mgmt_api_environment, NULL, false},
+	{"GetEnvironmentInfo",
+	 "Product, version, server name, mode, licensee and uptime.",
+	 {{0}},
+	 mgmt_api_environment,
+	 NULL,
+	 false},
 	{"GetServiceStatus",
-	 "Every role with its connection state (connected, connecting, unreachable, fingerprintRefused, refusedByPeer), last contact and recent messages.",
-	 {{0}}, mgmt_api_service_status, NULL, false},
+	 "Every role with its connection state (connected, connecting, unreachable, "
+	 "fingerprintRefused, refusedByPeer), last contact and recent messages.",
+	 {{0}},
+	 mgmt_api_service_status,
+	 NULL,
+	 false},
 	{"PairWithManagementServer",
-	 "Register (or re-register) an Instance Host or Client Access Server and return this Management Server's TCP fingerprint.",
+	 "Register (or re-register) an Instance Host or Client Access Server and return this "
+	 "Management Server's TCP fingerprint.",
 	 {{"serverType", MGMT_API_STRING, true, "InstanceHost or ClientAccessServer"},
-	  SERVER_NAME_ARG, PORT_ARG, FINGERPRINT_ARG},
-	 mgmt_api_pair, NULL, false},
-	{"GetInstanceHosts", "List the registered Instance Hosts.", {{0}},
-	 mgmt_api_get_instance_hosts, NULL, false},
-	{"CreateInstanceHost", "Register an Instance Host by hand (manual pairing).",
-	 {SERVER_NAME_ARG, PORT_ARG, FINGERPRINT_ARG}, mgmt_api_create_instance_host, NULL, false},
-	{"DeleteInstanceHost", "Remove an Instance Host from the registry.", {SERVER_NAME_ARG},
-	 mgmt_api_delete_instance_host, NULL, false},
-	{"GetClientAccessServers", "List the registered Client Access Servers.", {{0}},
-	 mgmt_api_get_cas, NULL, false},
-	{"CreateClientAccessServer", "Register a Client Access Server by hand (manual pairing).",
-	 {SERVER_NAME_ARG, PORT_ARG, FINGERPRINT_ARG}, mgmt_api_create_cas, NULL, false},
-	{"DeleteClientAccessServer", "Remove a Client Access Server from the registry.",
-	 {SERVER_NAME_ARG}, mgmt_api_delete_cas, NULL, false},
+	  SERVER_NAME_ARG,
+	  PORT_ARG,
+	  FINGERPRINT_ARG},
+	 mgmt_api_pair,
+	 NULL,
+	 false},
+	{"GetInstanceHosts",
+	 "List the registered Instance Hosts.",
+	 {{0}},
+	 mgmt_api_get_instance_hosts,
+	 NULL,
+	 false},
+	{"CreateInstanceHost",
+	 "Register an Instance Host by hand (manual pairing).",
+	 {SERVER_NAME_ARG, PORT_ARG, FINGERPRINT_ARG},
+	 mgmt_api_create_instance_host,
+	 NULL,
+	 false},
+	{"DeleteInstanceHost",
+	 "Remove an Instance Host from the registry.",
+	 {SERVER_NAME_ARG},
+	 mgmt_api_delete_instance_host,
+	 NULL,
+	 false},
+	{"GetClientAccessServers",
+	 "List the registered Client Access Servers.",
+	 {{0}},
+	 mgmt_api_get_cas,
+	 NULL,
+	 false},
+	{"CreateClientAccessServer",
+	 "Register a Client Access Server by hand (manual pairing).",
+	 {SERVER_NAME_ARG, PORT_ARG, FINGERPRINT_ARG},
+	 mgmt_api_create_cas,
+	 NULL,
+	 false},
+	{"DeleteClientAccessServer",
+	 "Remove a Client Access Server from the registry.",
+	 {SERVER_NAME_ARG},
+	 mgmt_api_delete_cas,
+	 NULL,
+	 false},
 	{NULL, NULL, {{0}}, NULL, NULL, false},
 };

@@ -404,8 +404,8 @@ static void mgmt_api_job_endpoint(struct mgmt *mgmt, struct http_request *req, c
 	json_unref(&args);
 }
 
-static void mgmt_api_authenticated(struct mgmt *mgmt, enum mgmt_auth_result auth,
-				   unsigned int wait, const char *error, void *ctx)
+static void mgmt_api_authenticated(struct mgmt *mgmt, enum mgmt_auth_result auth, unsigned int wait,
+				   const char *error, void *ctx)
 {
 	struct http_request *req = ctx;
 	const char *path = http_request_path(req);
