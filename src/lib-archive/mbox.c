@@ -142,6 +142,10 @@ static bool is_from_line(const unsigned char *p, size_t avail)
 static const unsigned char *find_bytes(const unsigned char *hay, size_t len, const char *needle,
 				       size_t nlen)
 {
+	/* an empty buffer may not exist yet (GCC's nonnull check at -O with
+	 * the sanitizers sees that path) */
+	if (hay == NULL || len == 0)
+		return NULL;
 	return memmem(hay, len, needle, nlen);
 }
 
