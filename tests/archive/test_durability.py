@@ -72,7 +72,7 @@ def tiny_fs(tmp_path):
 
 
 def test_full_disk(tiny_fs, tmp_path):
-    from conftest import Archive
+    from archivefix import Archive
     (tmp_path / "keys").mkdir()
     archive = Archive(tiny_fs / "base", tmp_path / "keys" / "k")
     rnd = random.Random(1)

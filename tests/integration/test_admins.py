@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Api, COFFER, free_port, wait_for
+from daemonfix import Api, COFFER, free_port, wait_for
 
 ADMIN = "pw-single"
 

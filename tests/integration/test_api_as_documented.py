@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import time
 
-from conftest import COFFER, all_connected, free_port, wait_for
+from daemonfix import COFFER, all_connected, free_port, wait_for
 from test_instances import data_dir, state
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -7,7 +7,7 @@ import json
 import os
 import ssl
 
-from conftest import all_connected, wait_for
+from daemonfix import all_connected, wait_for
 
 
 _conn = {}

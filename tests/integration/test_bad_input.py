@@ -8,7 +8,7 @@ import socket
 import ssl
 import subprocess
 
-from conftest import COFFER, all_connected, free_port, wait_for
+from daemonfix import COFFER, all_connected, free_port, wait_for
 
 
 def stopped_single(make_server):

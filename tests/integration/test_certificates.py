@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from conftest import all_connected, wait_for
+from daemonfix import all_connected, wait_for
 
 
 def test_export_import_renew(make_server, tmp_path):

@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from conftest import wait_for
+from daemonfix import wait_for
 from mailgen import message as mailgen_message, write_mbox
 from webfix import Web, setup_web
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import all_connected, wait_for
+from daemonfix import all_connected, wait_for
 from mailgen import message, write_mbox
 from test_instances import data_dir, state
 

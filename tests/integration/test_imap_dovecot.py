@@ -29,7 +29,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, all_connected, wait_for
+from daemonfix import ROOT, all_connected, wait_for
 from test_instances import data_dir, state
 
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import all_connected, wait_for
+from daemonfix import all_connected, wait_for
 from mailgen import message
 from test_imap import connect, import_mbox, imap_system, tls_context  # noqa: F401 (fixture)
 

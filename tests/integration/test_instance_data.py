@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import COFFER, all_connected, wait_for
+from daemonfix import COFFER, all_connected, wait_for
 from mailgen import write_mbox, TOPICS
 from test_instances import data_dir, state
 

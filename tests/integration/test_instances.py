@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import all_connected, wait_for
+from daemonfix import all_connected, wait_for
 
 
 def data_dir(single, name):

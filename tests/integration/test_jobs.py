@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, all_connected, wait_for
+from daemonfix import ROOT, all_connected, wait_for
 from test_instances import data_dir, state
 
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "linux-mips.mboxrd.zst")

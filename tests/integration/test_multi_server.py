@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import Api, all_connected, free_port, role_states, wait_for
+from daemonfix import Api, all_connected, free_port, role_states, wait_for
 
 ADMIN_PW = "multi-secret"
 

@@ -24,7 +24,7 @@ import zipfile
 
 import pytest
 
-from conftest import Api, Server, all_connected, free_port, wait_for
+from daemonfix import Api, Server, all_connected, free_port, wait_for
 from mailgen import message, write_mbox
 from test_instances import data_dir, state
 from webfix import Web

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import all_connected, role_states, wait_for
+from daemonfix import all_connected, role_states, wait_for
 
 
 def test_all_roles_connected(single):

@@ -338,7 +338,7 @@ def test_large_message_download_in_pieces(web):
 def test_restore_to_mailbox(web, tmp_path):
     pytest.importorskip("aiosmtpd", reason="python3-aiosmtpd (Debian) is the SMTP test peer")
     import socket
-    from conftest import free_port, wait_for
+    from daemonfix import free_port, wait_for
     single = web["single"]
     w = Web("127.0.0.1", web["port"], source="127.0.0.14")
     assert w.login("acme", "alice", "alice-pass-1").status == 200

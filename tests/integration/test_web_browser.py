@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Api, Server, free_port, wait_for
+from daemonfix import ROOT, Api, Server, free_port, wait_for
 from webfix import Web, setup_web
 from test_instances import data_dir
 

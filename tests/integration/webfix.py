@@ -9,7 +9,7 @@ import ssl
 import time
 import urllib.parse
 
-from conftest import all_connected, wait_for
+from daemonfix import all_connected, wait_for
 from mailgen import write_mbox
 from test_instances import data_dir, state
 
@@ -139,7 +139,7 @@ def setup_web(single, remote_url="http://127.0.0.1:9"):
     api.call("CreateUser", "instanceID=acme", "userName=audrey", "password=audrey-pass-3",
              "privileges=login,archive,auditor", "loginPrivileges=web,api")
     api.call("CreateUser", "instanceID=globex", "userName=alice", "password=globex-pass-4",
-             "loginPrivileges=web,api")
+             "privileges=login,archive,export", "loginPrivileges=web,api")
     base = data_dir(single, "acme")
     os.makedirs(os.path.join(base, "import"), exist_ok=True)
     write_mbox(os.path.join(base, "import", "plain.mbox"), 120)

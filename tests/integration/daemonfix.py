@@ -1,0 +1,176 @@
+"""Helpers and fixtures for integration tests: real `coffer` daemons on
+loopback, each "server" a config directory of its own bound to its own
+127.0.0.x address. Tests import them from here (`from daemonfix import ...`),
+a name of its own, so that one pytest call can collect every suite;
+conftest.py hands the fixtures to pytest."""
+import json
+import os
+import glob
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COFFER = os.environ.get("COFFER_BIN", os.path.join(ROOT, "build", "src", "cli", "coffer"))
+SANITIZED = os.environ.get("COFFER_SANITIZED") == "1"
+
+_next_port = [20000 + (os.getpid() * 37) % 20000]
+
+
+def free_port(host="127.0.0.1"):
+    """A port free on host (and likely to stay free for the test)."""
+    while True:
+        _next_port[0] += 1
+        if _next_port[0] > 60000:
+            _next_port[0] = 20000
+        p = _next_port[0]
+        with socket.socket() as s:
+            try:
+                s.bind((host, p))
+            except OSError:
+                continue
+            return p
+
+
+class Server:
+    """One server: a config directory and an address."""
+
+    def __init__(self, base, name, addr):
+        self.name = name
+        self.addr = addr
+        self.dir = os.path.join(base, name)
+
+    def run(self, *args, check=True, input=None, timeout=60):
+        cmd = [COFFER] + [str(a) for a in args]
+        p = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("%s failed (%d):\nstdout: %s\nstderr: %s"
+                                 % (" ".join(cmd), p.returncode, p.stdout, p.stderr))
+        return p
+
+    def config(self, *args, **kw):
+        return self.run("config", "--config-dir", self.dir, *args, **kw)
+
+    def show(self, role):
+        return json.loads(self.config("role", "show", role, "--json").stdout)
+
+    def fingerprint(self, role, kind="tcp"):
+        return self.show(role)["certificateFingerprints"][kind]
+
+    def pid(self, role):
+        with open(os.path.join(self.dir, "run", role + ".pid")) as f:
+            return int(f.read().strip())
+
+    def logs(self):
+        out = ""
+        for path in sorted(glob.glob(os.path.join(self.dir, "log", "*"))):
+            with open(path, errors="replace") as f:
+                out += "==> %s\n%s" % (path, f.read())
+        return out
+
+    def stop_all(self):
+        for pidfile in glob.glob(os.path.join(self.dir, "run", "*.pid")):
+            try:
+                with open(pidfile) as f:
+                    os.kill(int(f.read().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+
+
+class Api:
+    """`coffer api` against one Management Server."""
+
+    def __init__(self, server, host, port, password, user="admin"):
+        self.server, self.host, self.port, self.user, self.password = server, host, port, user, password
+
+    def call_raw(self, function, *args, password=None, user=None, extra=()):
+        cmd = [COFFER, "api", "--config-dir", self.server.dir, "--server", "%s:%d" % (self.host, self.port),
+               "--user", user or self.user, "--password", password or self.password] + list(extra) + [function] + list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    def call(self, function, *args, **kw):
+        p = self.call_raw(function, *args, **kw)
+        assert p.returncode == 0, "%s failed: %s %s" % (function, p.stdout, p.stderr)
+        return json.loads(p.stdout)["result"]
+
+    def status(self):
+        return self.call("GetServiceStatus")
+
+
+def wait_for(predicate, timeout=15, interval=0.2, what="condition"):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def role_states(status, kind):
+    return {s["serverName"]: s["state"] for s in status[kind]}
+
+
+@pytest.fixture
+def workdir():
+    base = tempfile.mkdtemp(prefix="coffer-it-", dir="/tmp")
+    # Daemons drop privileges to the run-as user: it must reach the config dirs.
+    os.chmod(base, 0o755)
+    servers = []
+    yield base, servers
+    for s in servers:
+        s.stop_all()
+    time.sleep(0.3)
+    problems = []
+    for s in servers:
+        for path in glob.glob(os.path.join(s.dir, "log", "*.stderr")):
+            with open(path, errors="replace") as f:
+                text = f.read()
+            if "AddressSanitizer" in text or "runtime error:" in text or "LeakSanitizer" in text:
+                problems.append("%s:\n%s" % (path, text[-4000:]))
+    shutil.rmtree(base, ignore_errors=True)
+    assert not problems, "sanitizer reports:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def make_server(workdir):
+    base, servers = workdir
+
+    def make(name, addr="127.0.0.1"):
+        s = Server(base, name, addr)
+        servers.append(s)
+        return s
+    return make
+
+
+@pytest.fixture
+def single(make_server):
+    """A running single server mode setup on 127.0.0.1 with high ports."""
+    s = make_server("single")
+    s.config("init", "--mode", "single", "--server-name", "single.test", "--admin-password", "pw-single")
+    ports = {k: free_port() for k in ("mtcp", "mhttp", "itcp", "ctcp", "chttp", "cimap", "cimaps")}
+    s.config("role", "configure", "management-server", "--tcp-listeners", "127.0.0.1:%d" % ports["mtcp"],
+             "--http-listeners", "127.0.0.1:%d" % ports["mhttp"])
+    s.config("role", "configure", "instance-host", "--tcp-listeners", "127.0.0.1:%d" % ports["itcp"])
+    s.config("role", "configure", "client-access-server", "--tcp-listeners", "127.0.0.1:%d" % ports["ctcp"],
+             "--http-listeners", "127.0.0.1:%d" % ports["chttp"], "--imap-listeners", "127.0.0.1:%d" % ports["cimap"],
+             "--imaps-listeners", "127.0.0.1:%d" % ports["cimaps"])
+    s.config("start")
+    s.ports = ports
+    s.api = Api(s, "127.0.0.1", ports["mhttp"], "pw-single")
+    return s
+
+
+def all_connected(api, hosts=1, cas=1):
+    def check():
+        st = api.status()
+        ih = [h for h in st["instanceHosts"] if h["state"] == "connected" and h["eventLink"] == "connected"]
+        ca = [c for c in st["clientAccessServers"] if c["state"] == "connected" and c["eventLink"] == "connected"]
+        return st if len(ih) == hosts and len(ca) == cas else None
+    return check
