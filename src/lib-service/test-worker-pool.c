@@ -8,6 +8,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -170,6 +171,35 @@ static void test_destroy_hands_back_every_job(void **state)
 	sem_destroy(&gate);
 }
 
+static int nice_seen = -100, nice_loop = -100;
+
+static void nice_work(void *ctx)
+{
+	nice_seen = getpriority(PRIO_PROCESS, (id_t)gettid());
+}
+
+static void nice_done(void *ctx, bool ran)
+{
+	done_count++;
+}
+
+/* The pool's threads yield to event loops: a lower priority than the loop's,
+ * which keeps its own. */
+static void test_threads_run_at_lower_priority(void **state)
+{
+	struct worker_pool *pool;
+	const char *error;
+	setup_run();
+	nice_loop = getpriority(PRIO_PROCESS, (id_t)gettid());
+	assert_int_equal(worker_pool_create(base, 1, 0, 1, &pool, &error), 0);
+	assert_int_equal(worker_pool_submit(pool, nice_work, nice_done, NULL), 0);
+	run_until(1);
+	worker_pool_destroy(&pool);
+	assert_int_equal(nice_seen,
+			 nice_loop + WORKER_POOL_NICE > 19 ? 19 : nice_loop + WORKER_POOL_NICE);
+	assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), nice_loop);
+}
+
 static void test_thread_count_defaults_to_cpus(void **state)
 {
 	struct worker_pool *pool;
@@ -193,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_queue_bound_refuses),
 		cmocka_unit_test(test_destroy_hands_back_every_job),
 		cmocka_unit_test(test_thread_count_defaults_to_cpus),
+		cmocka_unit_test(test_threads_run_at_lower_priority),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
 	event_base_free(base);

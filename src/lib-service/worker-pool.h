@@ -20,9 +20,14 @@
  * - Results come back through an eventfd watched by the loop, so libevent
  *   needs no thread support (evthread_use_pthreads is not required).
  * - Signals are blocked on the pool's threads: they reach the loop thread.
+ * - The pool's threads run WORKER_POOL_NICE nice levels below the process
+ *   (at most 19): their CPU work yields to the event loops of every process
+ *   on the machine.
  * Not thread-safe itself: submit and destroy only from the loop thread. */
 #include <stdbool.h>
 #include <stdint.h>
+
+#define WORKER_POOL_NICE 10
 
 struct event_base;
 struct worker_pool;

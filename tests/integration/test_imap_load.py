@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from daemonfix import all_connected, wait_for
+from daemonfix import SANITIZED, all_connected, wait_for
 from mailgen import message
 from test_imap import connect, import_mbox, imap_system, tls_context  # noqa: F401 (fixture)
 
@@ -130,7 +130,10 @@ def test_client_that_stops_reading_costs_bounded_memory(imap_system):
     s.sendall(b"b FETCH 1:* (BODY.PEEK[])\r\n" * 20)
     time.sleep(5)
     grown = cas_rss_kib(imap_system) - before
-    assert grown < 64 * 1024, "the Client Access Server grew by %d KiB" % grown
+    # AddressSanitizer keeps freed memory in quarantine (256 MB at most), so
+    # there RSS grows with what was allocated, not with what is held
+    limit = 128 * 1024 if SANITIZED else 64 * 1024
+    assert grown < limit, "the Client Access Server grew by %d KiB" % grown
     # others are served meanwhile
     m = connect(imap_system, "bob@acme", "bob-pass-22")
     assert m.select("Work", readonly=True)[1] == [b"3"]

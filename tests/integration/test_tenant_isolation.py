@@ -36,11 +36,14 @@ import io
 
 import pytest
 
+from daemonfix import SANITIZED
 from webfix import Web, setup_web
 
 IDLE_ADDRESSES = 40     # 127.0.1.x sources for idle connections
 IDLE_PER_ADDRESS = 60   # below the per-address cap of 64
-EXTRA_BOUND = 1.0       # p95 under abuse < FACTOR x baseline p95 + EXTRA_BOUND
+# p95 under abuse < FACTOR x baseline p95 + EXTRA_BOUND; the sanitizers make
+# every server's own work several times slower, contention costs with it
+EXTRA_BOUND = 2.0 if SANITIZED else 1.0
 FACTOR = 2.0
 GREETING_P95_BOUND = 2.0
 GREETING_MAX_BOUND = 5.0
