@@ -262,7 +262,11 @@ static void host_instance_spawn(struct host_instance *inst)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		/* The child keeps only stdio and its link to us (fd 3). */
+		/* Its own session, so its own scheduling group where the kernel
+		 * groups by session (autogroup): CPU is shared per tenant, not per
+		 * thread, and one instance's busy threads cannot starve another's.
+		 * The child keeps only stdio and its link to us (fd 3). */
+		(void)setsid();
 		if (dup2(sv[1], 3) < 0)
 			_exit(127);
 		for (int fd = 4; fd < 1024; fd++)
