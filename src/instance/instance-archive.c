@@ -5,6 +5,7 @@
 #include "instance-jobs.h"
 #include "json.h"
 #include "mem.h"
+#include "mime.h"
 #include "str.h"
 #include "tstr.h"
 
@@ -185,6 +186,25 @@ static uint64_t instance_import_input_bytes(const struct instance_import *imp)
 	return instance_import_walk_sum;
 }
 
+/* Why, per kind: which inputs were skipped and which parse defects the
+ * archived messages have (docs/archive.md names each), so that an operator
+ * sees why thousands of messages are flagged. Absent kinds are left out. */
+static void instance_import_publish_kinds(struct instance_job *job,
+					  const struct archive_import_result *result)
+{
+	for (unsigned int k = 0; k < ARCHIVE_IMPORT_SKIP_KINDS; k++) {
+		if (result->skipped_by_kind[k] > 0)
+			instance_job_count_in(job, "skippedByKind", archive_import_skip_name(k),
+					      (long long)result->skipped_by_kind[k]);
+	}
+	for (unsigned int bit = 0; bit < 32; bit++) {
+		const char *name = mime_defect_name(bit);
+		if (result->defects_by_kind[bit] > 0 && name != NULL)
+			instance_job_count_in(job, "defectsByKind", name,
+					      (long long)result->defects_by_kind[bit]);
+	}
+}
+
 static int instance_import_run(struct instance_job *job, void *ctx, const char **error_r)
 {
 	struct instance_import *imp = ctx;
@@ -206,6 +226,7 @@ static int instance_import_run(struct instance_job *job, void *ctx, const char *
 	imp->counts.skipped = result.skipped;
 	imp->counts.defects = result.defects;
 	instance_import_publish(imp);
+	instance_import_publish_kinds(imp->job, &result);
 	return ret;
 }
 

@@ -561,6 +561,19 @@ void instance_job_count(struct instance_job *job, const char *name, long long va
 	pthread_mutex_unlock(&job->lock);
 }
 
+void instance_job_count_in(struct instance_job *job, const char *object, const char *name,
+			   long long value)
+{
+	pthread_mutex_lock(&job->lock);
+	struct json *counts = json_get(job->result, object);
+	if (counts == NULL) {
+		counts = json_new_object();
+		json_set(job->result, object, counts);
+	}
+	json_set_int(counts, name, value);
+	pthread_mutex_unlock(&job->lock);
+}
+
 void instance_job_report(struct instance_job *job, const char *line)
 {
 	pthread_mutex_lock(&job->lock);

@@ -90,6 +90,9 @@ void instance_job_progress(struct instance_job *job, uint64_t done, uint64_t tot
 void instance_job_status(struct instance_job *job, const char *text);
 /* Set a number in the result. */
 void instance_job_count(struct instance_job *job, const char *name, long long value);
+/* Set a number inside an object of the result: result[object][name]. */
+void instance_job_count_in(struct instance_job *job, const char *object, const char *name,
+			   long long value);
 /* A line of the result's "report" (the first INSTANCE_JOBS_REPORT_MAX). */
 void instance_job_report(struct instance_job *job, const char *line);
 void instance_job_log(struct instance_job *job, const char *line);

@@ -442,7 +442,9 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	 "Import EML files, folders of them, mbox files or Maildir trees from below "
 	 "<baseDirectory>/import/ on the Instance Host into a user's archive; long-running, with "
 	 "progress. The user needs the archive privilege, and the write right on the folder when "
-	 "it is not in their own archive.",
+	 "it is not in their own archive. The result counts messages archived, duplicates, "
+	 "skipped inputs and messages with parse defects, and names why: skippedByKind and "
+	 "defectsByKind (docs/archive.md lists the kinds).",
 	 {ID_ARG,
 	  USER_ARG,
 	  {"path", MGMT_API_STRING, true,

@@ -104,6 +104,29 @@ def test_import_search_statistics_stores(inst):
     assert api.call("Search", "instanceID=acme", "query=subject:invoice")["total"] == 40
 
 
+def test_import_says_why_per_kind(inst):
+    """The import job's result names each kind of skipped input and of parse
+    defect with its count (issue 11, 1), as `coffer archive import` does."""
+    api = inst.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice")
+    d = os.path.join(inst.base, "import", "mixed")
+    os.makedirs(d, exist_ok=True)
+    with open("/usr/bin/true", "rb") as f, open(os.path.join(d, "program"), "wb") as out:
+        out.write(f.read())
+    open(os.path.join(d, "empty.eml"), "wb").close()
+    with open(os.path.join(d, "broken.eml"), "wb") as f:
+        f.write(b"From: a@example.com\r\nTo: b@example.com\r\nSubject: no boundary\r\n"
+                b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\nbody\r\n")
+    with open(os.path.join(d, "fine.eml"), "wb") as f:
+        f.write(b"From: a@example.com\r\nTo: b@example.com\r\nSubject: fine\r\n\r\nhello\r\n")
+    r = api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/mixed")
+    assert r["archived"] == 2 and r["skipped"] == 2, r
+    assert r["skippedByKind"] == {"not-a-message": 1, "empty": 1}, r
+    assert r["defects"] == 1 and r["defectsByKind"] == {"missing-boundary": 1}, r
+    stats = api.call("GetInstanceStatistics", "instanceID=acme")
+    assert stats["defects"] == {"missing-boundary": 1}, stats
+
+
 def test_import_paths_stay_inside_the_instance(inst):
     api = inst.api
     api.call("CreateUser", "instanceID=acme", "userName=alice")
