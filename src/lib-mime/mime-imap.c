@@ -254,6 +254,10 @@ static void addr_spec(struct addr_parser *ap, struct str *local, struct str *dom
 		} else if (*ap->p == '.') {
 			str_append_c(domain, '.');
 			ap->p++;
+		} else if (str_len(domain) > 0 && str_c(domain)[str_len(domain) - 1] != '.') {
+			/* atoms of a domain are joined by dots (RFC 5322 3.4.1): a
+			 * word after a blank is not part of it ("a@b.com c@d") */
+			break;
 		} else if (!addr_word(ap, domain)) {
 			break;
 		}
@@ -493,14 +497,28 @@ static void params_list(struct str *out, GMimeParamList *params)
 	str_append_c(out, ')');
 }
 
+/* A token character of RFC 2045 5.1 (not a space, control or tspecial). */
+static bool token_char(unsigned char c)
+{
+	return c > ' ' && c < 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
 /* disposition language location, after a leading space */
 static void extension_tail(struct str *out, GMimeObject *obj)
 {
 	str_append_c(out, ' ');
 	GMimeContentDisposition *disp = g_mime_object_get_content_disposition(obj);
 	const char *dtype = disp != NULL ? g_mime_content_disposition_get_disposition(disp) : NULL;
-	if (dtype == NULL || *dtype == '\0') {
+	char *raw = raw_header(obj, "Content-Disposition");
+	bool unparsable = raw != NULL && !token_char((unsigned char)raw[0]);
+	mem_free(raw);
+	if (!unparsable && (dtype == NULL || *dtype == '\0')) {
 		str_append(out, "NIL");
+	} else if (unparsable) {
+		/* A field whose value is not a disposition type (empty, or an
+		 * encoded word, which RFC 2047 5 does not allow here): there
+		 * is a disposition, of no type, as Dovecot says too. */
+		str_append(out, "(\"\" NIL)");
 	} else {
 		str_append_c(out, '(');
 		imap_text(out, dtype);

@@ -166,6 +166,34 @@ static void test_many_parts(void **state)
 	str_destroy(&raw);
 }
 
+static void test_domain_words_need_dots(void **state)
+{
+	/* two addresses written without a comma: the domain ends at the blank
+	 * (RFC 5322 3.4.1), the rest is skipped, as Dovecot does */
+	const char *raw = "From: tim@powerupdev.com concierge@powerupdev.com\n\nx\n";
+	struct mime_info *info = parse(raw);
+	assert_non_null(strstr(info->envelope, "((NIL NIL \"tim\" \"powerupdev.com\"))"));
+	mime_info_destroy(&info);
+}
+
+static void test_disposition_without_type(void **state)
+{
+	/* an empty field or an encoded word (RFC 2047 5 allows none here):
+	 * a disposition of no type, never the decoded word */
+	const char *raw = "Content-Type: multipart/mixed; boundary=B\n\n"
+			  "--B\n"
+			  "Content-Disposition: \n\n"
+			  "a\n"
+			  "--B\n"
+			  "Content-Disposition: =?utf-8?Q?invalid?=\n\n"
+			  "b\n"
+			  "--B--\n";
+	struct mime_info *info = parse(raw);
+	assert_non_null(strstr(info->bodystructure, "1 0 NIL (\"\" NIL) NIL NIL)(\"text\""));
+	assert_null(strstr(info->bodystructure, "invalid"));
+	mime_info_destroy(&info);
+}
+
 static void test_leading_blank_line(void **state)
 {
 	const char *raw = "   \nFrom: a@example.org\nSubject: s\n\nbody\n";
@@ -185,6 +213,8 @@ int main(void)
 		cmocka_unit_test(test_repeated_fields_and_bad_encoding),
 		cmocka_unit_test(test_many_parts),
 		cmocka_unit_test(test_leading_blank_line),
+		cmocka_unit_test(test_domain_words_need_dots),
+		cmocka_unit_test(test_disposition_without_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
