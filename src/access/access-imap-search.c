@@ -82,12 +82,15 @@ static void search_append_value(struct str *q, const char *field, const char *va
 	str_destroy(&words);
 }
 
-static void search_append_day(struct str *q, const char *op, int64_t day)
+/* field is "date:" (the instant, as a UTC day) or "sent:" (the day written
+ * in the Date field, whatever its time and zone: RFC 3501 SENT*). */
+static void search_append_day(struct str *q, const char *field, const char *op, int64_t day)
 {
 	time_t t = (time_t)(day * 86400);
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	str_printfa(q, "date:%s%04d-%02d-%02d", op, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	str_printfa(q, "%s%s%04d-%02d-%02d", field, op, tm.tm_year + 1900, tm.tm_mon + 1,
+		    tm.tm_mday);
 }
 
 /* The query for a criterion the index answers; NULL if the session does,
@@ -119,16 +122,22 @@ static char *search_leaf_query(const struct imap_search_node *n, const char **er
 		search_append_value(q, "", n->value);
 		break;
 	case IMAP_SEARCH_BEFORE:
+		search_append_day(q, "date:", "<", n->day);
+		break;
 	case IMAP_SEARCH_SENTBEFORE:
-		search_append_day(q, "<", n->day);
+		search_append_day(q, "sent:", "<", n->day);
 		break;
 	case IMAP_SEARCH_ON:
+		search_append_day(q, "date:", "", n->day);
+		break;
 	case IMAP_SEARCH_SENTON:
-		search_append_day(q, "", n->day);
+		search_append_day(q, "sent:", "", n->day);
 		break;
 	case IMAP_SEARCH_SINCE:
+		search_append_day(q, "date:", ">=", n->day);
+		break;
 	case IMAP_SEARCH_SENTSINCE:
-		search_append_day(q, ">=", n->day);
+		search_append_day(q, "sent:", ">=", n->day);
 		break;
 	case IMAP_SEARCH_LARGER:
 		str_printfa(q, "size:>%llu", (unsigned long long)n->size);

@@ -119,6 +119,9 @@ static const char *const catalog_migrations[] = {
 	"CREATE TRIGGER folder_count_remove AFTER DELETE ON messages BEGIN"
 	"  UPDATE folders SET messages = messages - 1, bytes = bytes - coalesce((SELECT size"
 	"  FROM contents WHERE id = OLD.content_id), 0) WHERE id = OLD.folder_id; END;",
+	/* 10: the Date header's zone, for searches by the day it was written
+	 * on (IMAP SENTON); contents from before read as UTC until a rebuild */
+	"ALTER TABLE contents ADD COLUMN zone INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -592,8 +595,8 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 	sqlite3_stmt *st = catalog_stmt(
 		cat, ST_CONTENT_ADD,
 		"INSERT INTO contents (hash, store_id, segment, offset, length, size, date, from_,"
-		" subject, imap, has_attachment, defects, id)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		" subject, imap, has_attachment, defects, id, zone)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		error_r);
 	if (st == NULL)
 		return -1;
@@ -607,6 +610,7 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 	sqlite3_bind_blob(st, 10, c->imap != NULL ? c->imap : "", (int)c->imap_len, SQLITE_STATIC);
 	sqlite3_bind_int(st, 11, c->has_attachment ? 1 : 0);
 	sqlite3_bind_int64(st, 12, (sqlite3_int64)c->defects);
+	sqlite3_bind_int(st, 14, c->zone_minutes);
 	if (catalog_step_done(cat, st, "adding a content", error_r) < 0)
 		return -1;
 	int64_t id = cat->next_content_id++;

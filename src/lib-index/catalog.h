@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 9
+#define CATALOG_SCHEMA_VERSION 10
 
 struct catalog;
 
@@ -48,6 +48,7 @@ struct catalog_content {
 	struct catalog_loc loc;
 	uint64_t size;
 	int64_t date;
+	int zone_minutes; /* of the Date header: its day for sent: (search-query.h) */
 	const char *from, *to, *cc, *subject;
 	const char *body_text, *attachment_names;
 	/* precomputed IMAP data (envelope, body structure), opaque here: the

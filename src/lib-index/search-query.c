@@ -38,6 +38,7 @@ struct node {
 	unsigned int field; /* index into search_fields; 0 = any text */
 	char *text;
 	int64_t lo, hi; /* date: [lo, hi) seconds; size: [lo, hi] bytes */
+	bool sent;      /* a date: in the sender's own zone (sent:) */
 	struct node **children;
 	size_t child_count;
 };
@@ -394,6 +395,13 @@ static struct node *parse_primary(struct parser *ps)
 			ps->p += len;
 			return parse_range(ps, NODE_DATE, value, value_len);
 		}
+		if (name_len == 4 && strncasecmp(name, "sent", 4) == 0) {
+			ps->p += len;
+			struct node *n = parse_range(ps, NODE_DATE, value, value_len);
+			if (n != NULL)
+				n->sent = true;
+			return n;
+		}
 		if ((name_len == 6 && strncasecmp(name, "before", 6) == 0) ||
 		    (name_len == 5 && strncasecmp(name, "after", 5) == 0)) {
 			bool before = name_len == 6;
@@ -560,7 +568,10 @@ static void describe(struct str *out, const struct node *n)
 		break;
 	case NODE_DATE:
 	case NODE_SIZE:
-		str_printfa(out, "(%s %lld %lld)", n->type == NODE_DATE ? "date" : "size",
+		str_printfa(out, "(%s %lld %lld)",
+			    n->type == NODE_SIZE ? "size"
+			    : n->sent            ? "sent"
+						 : "date",
 			    (long long)n->lo, (long long)n->hi);
 		break;
 	case NODE_HAS_ATTACHMENT:
@@ -694,6 +705,18 @@ static void fts_to_sql(struct compiled *c, bool negate)
 }
 
 static int compile_node(struct compiler *cp, const struct node *n, struct compiled *out);
+
+/* The largest offset of a Date header's zone that is stored (mime.c keeps
+ * zones within a day): how far a sender's day can lie from the UTC day. */
+#define SEARCH_ZONE_MAX (24 * 3600)
+
+/* A bound moved by `by` seconds, open bounds staying open. */
+static int64_t widen(int64_t bound, int64_t by)
+{
+	if (bound == INT64_MIN || bound == INT64_MAX)
+		return bound;
+	return bound + by;
+}
 
 static int compile_term(struct compiler *cp, const struct node *n, struct compiled *out)
 {
@@ -904,7 +927,17 @@ static int compile_node(struct compiler *cp, const struct node *n, struct compil
 		return 0;
 	}
 	case NODE_DATE:
-		out->text = mem_strdup("m.date >= ? AND m.date < ?");
+		if (n->sent) {
+			/* the day on the sender's calendar: the date index bounds
+			 * the candidates to a day either side, the zone decides */
+			out->text = mem_strdup(
+				"m.date >= ? AND m.date < ? AND "
+				"m.date + 60 * c.zone >= ? AND m.date + 60 * c.zone < ?");
+			add_param(out, SEARCH_PARAM_INT, NULL, widen(n->lo, -SEARCH_ZONE_MAX));
+			add_param(out, SEARCH_PARAM_INT, NULL, widen(n->hi, SEARCH_ZONE_MAX));
+		} else {
+			out->text = mem_strdup("m.date >= ? AND m.date < ?");
+		}
 		add_param(out, SEARCH_PARAM_INT, NULL, n->lo);
 		add_param(out, SEARCH_PARAM_INT, NULL, n->hi);
 		return 0;
@@ -937,13 +970,15 @@ static void compile_date_bounds(const struct node *root, struct search_sql *sql)
 		const struct node *n = conj[i];
 		if (n->type != NODE_DATE)
 			continue;
+		int64_t lo = n->sent ? widen(n->lo, -SEARCH_ZONE_MAX) : n->lo;
+		int64_t hi = n->sent ? widen(n->hi, SEARCH_ZONE_MAX) : n->hi;
 		if (!sql->date_bounded) {
 			sql->date_bounded = true;
-			sql->date_lo = n->lo;
-			sql->date_hi = n->hi;
+			sql->date_lo = lo;
+			sql->date_hi = hi;
 		} else {
-			sql->date_lo = n->lo > sql->date_lo ? n->lo : sql->date_lo;
-			sql->date_hi = n->hi < sql->date_hi ? n->hi : sql->date_hi;
+			sql->date_lo = lo > sql->date_lo ? lo : sql->date_lo;
+			sql->date_hi = hi < sql->date_hi ? hi : sql->date_hi;
 		}
 	}
 }

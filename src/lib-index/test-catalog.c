@@ -541,13 +541,76 @@ static void test_defect_counts(void **state)
 	mem_free(path);
 }
 
+/* sent: is the day on the sender's calendar (IMAP SENTON, RFC 3501), date:
+ * the UTC day of the same instant. */
+static void test_sent_day(void **state)
+{
+	const char *error = NULL;
+	char *path = mem_printf("%s/sent.db", tmpdir);
+	unsigned char key[CATALOG_KEY_LEN];
+	crypto_key_generate(key);
+	int64_t store_id;
+	struct catalog *cat = catalog_with_store(path, key, &store_id);
+	const int64_t march1 = 1709251200; /* 2024-03-01 00:00 UTC */
+	/* Fri 1 Mar 20:30 -0800 (2 Mar in UTC); Sat 2 Mar 01:00 +1000 (1 Mar) */
+	const int64_t dates[] = {march1 + 86400 + 4 * 3600 + 1800, march1 + 15 * 3600};
+	const int zones[] = {-480, 600};
+	const char *subjects[] = {"evening", "morning"};
+	int64_t ids[2];
+	for (int n = 0; n < 2; n++) {
+		struct catalog_content c = {
+			.loc = {.store_id = store_id,
+				.segment = 1,
+				.offset = (uint64_t)n * 100,
+				.length = 100},
+			.size = 100,
+			.date = dates[n],
+			.zone_minutes = zones[n],
+			.from = "",
+			.to = "",
+			.cc = "",
+			.subject = subjects[n],
+			.imap = "NIL",
+			.imap_len = 3,
+			.body_text = "",
+			.attachment_names = "",
+		};
+		memset(c.hash, n + 1, sizeof(c.hash));
+		int64_t content_id;
+		assert_int_equal(catalog_content_add(cat, &c, &content_id, &error), 0);
+		assert_int_equal(catalog_message_add(cat, content_id, "alice", "INBOX", dates[n],
+						     dates[n], &c.loc, &ids[n], &error),
+				 1);
+	}
+	assert_int_equal(catalog_commit(cat, &error), 0);
+	static const struct {
+		const char *query;
+		int which; /* 0 evening, 1 morning */
+	} cases[] = {
+		{"sent:2024-03-01", 0},
+		{"sent:2024-03-02", 1},
+		{"date:2024-03-01", 1},
+		{"date:2024-03-02", 0},
+		{"sent:<2024-03-02", 0},
+		{"sent:>=2024-03-02", 1},
+		{"sent:2024-03-01 AND subject:evening", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hits h;
+		uint64_t total = search(cat, cases[i].query, &h);
+		if (total != 1 || h.ids[0] != ids[cases[i].which])
+			fail_msg("%s: %llu hits", cases[i].query, (unsigned long long)total);
+	}
+	catalog_destroy(&cat);
+	mem_free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_catalog),
-		cmocka_unit_test(test_date_bounds),
-		cmocka_unit_test(test_defect_counts),
-		cmocka_unit_test(test_folder_list_cost),
+		cmocka_unit_test(test_catalog),       cmocka_unit_test(test_date_bounds),
+		cmocka_unit_test(test_defect_counts), cmocka_unit_test(test_folder_list_cost),
+		cmocka_unit_test(test_sent_day),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -55,6 +55,7 @@ static void test_parse(void **state)
 	check("date:>=2018", "(date 1514764800 9223372036854775807)");
 	check("before:2018", "(date -9223372036854775808 1514764800)");
 	check("after:2018", "(date 1546300800 9223372036854775807)");
+	check("sent:2018-01-01", "(sent 1514764800 1514851200)");
 	check("has:attachment", "(has-attachment)");
 	check("size:>100k", "(size 102401 9223372036854775807)");
 	check("size:<1m", "(size 0 1048575)");
@@ -127,6 +128,9 @@ static void test_date_bounds(void **state)
 	check_bounds("subject:patch AND date:2018", true, 1514764800, 1546300800);
 	check_bounds("date:2018 kernel date:2018-06", true, 1527811200, 1530403200);
 	check_bounds("date:2018", true, 1514764800, 1546300800);
+	/* a day on the sender's calendar lies within a day of the UTC one */
+	check_bounds("sent:2018", true, 1514764800 - 86400, 1546300800 + 86400);
+	check_bounds("sent:>=2018", true, 1514764800 - 86400, INT64_MAX);
 	/* under OR or NOT a date does not bound the whole query */
 	check_bounds("kernel OR date:2018", false, 0, 0);
 	check_bounds("kernel AND NOT date:2018", false, 0, 0);

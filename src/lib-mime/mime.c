@@ -627,6 +627,16 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 	return g_mime_stream_mem_new_with_byte_array(head);
 }
 
+/* The offset of a Date header's zone; beyond a day (RFC 5322 allows
+ * +9959 in its syntax) it says nothing of the sender's day: 0. */
+static int mime_zone_minutes(GDateTime *date)
+{
+	if (date == NULL)
+		return 0;
+	GTimeSpan offset = g_date_time_get_utc_offset(date) / G_TIME_SPAN_MINUTE;
+	return offset >= -24 * 60 && offset <= 24 * 60 ? (int)offset : 0;
+}
+
 struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min)
 {
 	mime_init();
@@ -649,6 +659,7 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 	if (msg != NULL) {
 		GDateTime *date = g_mime_message_get_date(msg);
 		info->date = date != NULL ? g_date_time_to_unix(date) : 0;
+		info->zone_minutes = mime_zone_minutes(date);
 		info->subject = mime_utf8(g_mime_message_get_subject(msg));
 		info->from = mime_addresses(g_mime_message_get_from(msg));
 		info->to = mime_addresses(g_mime_message_get_to(msg));

@@ -71,7 +71,8 @@ struct mime_span {
 };
 
 struct mime_info {
-	int64_t date; /* Date header, seconds since the epoch; 0 if absent or invalid */
+	int64_t date;     /* Date header, seconds since the epoch; 0 if absent or invalid */
+	int zone_minutes; /* the Date header's offset from UTC (-0800: -480); 0 if none */
 	char *subject, *from, *to, *cc, *message_id;
 	char *envelope;      /* IMAP ENVELOPE, a parenthesised list (mime-imap.c) */
 	char *bodystructure; /* IMAP BODYSTRUCTURE, with extension data */

@@ -68,6 +68,29 @@ static void test_parse_fields_and_text(void **state)
 	mem_free(raw);
 }
 
+/* The Date header's zone, for searching by the sender's day (sent:). */
+static void test_date_zone(void **state)
+{
+	static const struct {
+		const char *date;
+		int zone;
+	} cases[] = {
+		{"Fri, 1 Mar 2024 20:30:00 -0800", -480},
+		{"Sat, 2 Mar 2024 01:00:00 +1000", 600},
+		{"Sat, 2 Mar 2024 01:00:00 +0530", 330},
+		{"Sat, 2 Mar 2024 01:00:00 GMT", 0},
+		{"not a date", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *raw = mem_printf("Date: %s\nSubject: z\n\nbody\n", cases[i].date);
+		struct mime_info *info = mime_parse(raw, strlen(raw), MIME_LARGE_PART_MIN);
+		if (info->zone_minutes != cases[i].zone)
+			fail_msg("%s: zone %d", cases[i].date, info->zone_minutes);
+		mime_info_destroy(&info);
+		mem_free(raw);
+	}
+}
+
 static void test_garbage_never_fails(void **state)
 {
 	const char *inputs[] = {"", "\n\n\n", "no headers at all",
@@ -196,6 +219,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_fields_and_text),
 		cmocka_unit_test(test_garbage_never_fails),
+		cmocka_unit_test(test_date_zone),
 		cmocka_unit_test(test_html_to_text),
 		cmocka_unit_test(test_nul_in_header),
 		cmocka_unit_test(test_defects_named),

@@ -124,6 +124,42 @@ def test_search_uses_the_index(imap_system):
     m.logout()
 
 
+def test_sent_criteria_use_the_senders_day(imap_system):
+    """SENTON/SENTBEFORE/SENTSINCE compare the day written in the Date field,
+    whatever its time and zone (RFC 3501 6.4.4); ON/BEFORE/SINCE the UTC day
+    of the same instant (docs/imap.md)."""
+    api = imap_system.api
+    path = os.path.join(api.base["acme"], "import", "zones.mbox")
+    with open(path, "wb") as f:
+        for subject, date in (("evening", "Fri, 1 Mar 2024 20:30:00 -0800"),
+                              ("morning", "Sat, 2 Mar 2024 01:00:00 +1000")):
+            f.write(("From x@example.org Sat Mar  2 00:00:00 2024\nFrom: x@example.org\n"
+                     "To: bob@acme.test\nSubject: %s\nDate: %s\n\nzones\n\n"
+                     % (subject, date)).encode())
+    r = api.call("ImportFiles", "instanceID=acme", "userName=bob", "path=import/zones.mbox",
+                 "folder=Zones")
+    assert r["archived"] == 2, r
+    m = connect(imap_system, "bob@acme", "bob-pass-22")
+    m.select("Zones", readonly=True)
+
+    def subjects(*criteria):
+        typ, data = m.search(None, *criteria)
+        assert typ == "OK", data
+        out = []
+        for n in data[0].split():
+            typ, d = m.fetch(n, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            out.append(d[0][1].decode().split(":", 1)[1].strip())
+        return sorted(out)
+
+    assert subjects("SENTON", "1-Mar-2024") == ["evening"]
+    assert subjects("SENTON", "2-Mar-2024") == ["morning"]
+    assert subjects("SENTBEFORE", "2-Mar-2024") == ["evening"]
+    assert subjects("SENTSINCE", "2-Mar-2024") == ["morning"]
+    assert subjects("ON", "1-Mar-2024") == ["morning"]     # 2024-03-01 15:00 UTC
+    assert subjects("ON", "2-Mar-2024") == ["evening"]     # 2024-03-02 04:30 UTC
+    m.logout()
+
+
 def test_read_only_commands_get_no(imap_system):
     m = connect(imap_system, "alice@acme", "alice-pass-1")
     m.select("INBOX", readonly=True)
