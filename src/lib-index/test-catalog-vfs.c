@@ -191,9 +191,10 @@ static void test_schema_versions(void **state)
 	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
 	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
 	assert_int_equal(query_int(db, "SELECT sum(messages) FROM folders"), 3);
-	/* schema 6: no counts and no triggers (9), a count of defects instead
-	 * of kinds (8), FTS5's default automerge (7) */
-	char *older = mem_printf("DROP TRIGGER folder_count_add; DROP TRIGGER folder_count_remove;"
+	/* schema 6: no zones (10), no counts and no triggers (9), a count of
+	 * defects instead of kinds (8), FTS5's default automerge (7) */
+	char *older = mem_printf("ALTER TABLE contents DROP COLUMN zone;"
+				 "DROP TRIGGER folder_count_add; DROP TRIGGER folder_count_remove;"
 				 "ALTER TABLE folders DROP COLUMN messages;"
 				 "ALTER TABLE folders DROP COLUMN bytes;"
 				 "UPDATE contents SET defects = 3 WHERE id = 1;"
@@ -216,6 +217,8 @@ static void test_schema_versions(void **state)
 	assert_int_equal(query_int(db, "SELECT sum(messages) FROM folders"), 3);
 	assert_int_equal(query_int(db, "SELECT messages FROM folders WHERE path = 'B'"), 2);
 	assert_int_equal(query_int(db, "SELECT bytes FROM folders WHERE path = 'B'"), 200);
+	/* 10: contents from before have no zone: their days are UTC days */
+	assert_int_equal(query_int(db, "SELECT count(*) FROM contents WHERE zone = 0"), 3);
 	char *newer = mem_printf("PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION + 1);
 	assert_int_equal(sqlite3_exec(db, newer, NULL, NULL, NULL), SQLITE_OK);
 	mem_free(newer);
