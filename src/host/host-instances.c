@@ -33,6 +33,11 @@
 #define HOST_INSTANCES_CRASH_WINDOW 60
 #define HOST_INSTANCES_START_TIMEOUT 15
 #define HOST_INSTANCES_STOP_TIMEOUT 10
+/* Instance processes starting at once, per core: a host told to start a
+ * thousand (at boot, StartInstances) starts them in waves, so that none
+ * waits past its start timeout for the CPU the others take. Tests set
+ * COFFER_HOST_START_PARALLEL. */
+#define HOST_INSTANCES_STARTS_PER_CORE 4
 /* The link to each instance process: keep-alives every so many seconds, and
  * closed after three times that of silence. Tests shorten it with
  * COFFER_INSTANCE_KEEPALIVE_SECS (1 to 3600) to show that long work does
@@ -79,6 +84,8 @@ struct host_instance {
 	unsigned int crash_count;
 	char *error;
 	struct event *timer; /* restart backoff, start and stop timeouts */
+	bool start_queued;   /* to be spawned when a start slot is free */
+	bool start_counted;  /* spawned and not yet ready: holds a slot */
 };
 
 struct host_instances {
@@ -88,6 +95,7 @@ struct host_instances {
 	struct host_instance *head;
 	struct host_waiter *waiters;
 	struct event *sigchld;
+	unsigned int starting, start_limit; /* processes spawned, not yet ready */
 	host_instances_changed_fn *changed;
 	void *ctx;
 };
@@ -149,6 +157,7 @@ static char *host_key_path(struct host_instances *hi, const char *id)
 /* ---- state and waiters ---- */
 
 static struct json *host_instance_status(struct host_instance *inst);
+static void host_instance_start_done(struct host_instance *inst);
 
 static void host_answer_waiters(struct host_instance *inst, bool started, const char *error)
 {
@@ -216,6 +225,7 @@ static void host_instance_ready(struct rpc_conn *conn, const struct json *hello,
 		 inst->start_millis);
 	host_set_state(inst, HOST_INSTANCE_RUNNING, NULL);
 	host_answer_waiters(inst, true, NULL);
+	host_instance_start_done(inst);
 }
 
 static void host_instance_closed(struct rpc_conn *conn, const char *reason, void *ctx)
@@ -297,6 +307,9 @@ static void host_instance_spawn(struct host_instance *inst)
 	}
 	inst->pid = pid;
 	inst->started = time(NULL);
+	inst->start_counted = true;
+	hi->starting++;
+	log_info(host_ctx(inst), "starting (pid %ld; %u starting)", (long)pid, hi->starting);
 	struct bufferevent *bev = bufferevent_socket_new(hi->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	struct json *hello = json_new_object();
 	json_set_string(hello, "role", "instance-host");
@@ -308,6 +321,41 @@ static void host_instance_spawn(struct host_instance *inst)
 out:
 	mem_free(key);
 	mem_free(log_file);
+}
+
+/* Spawn now if a start slot is free, else queue (the timeout counts from
+ * the spawn, not from the wait). */
+static void host_instance_launch(struct host_instance *inst)
+{
+	struct host_instances *hi = inst->hi;
+	if (hi->starting < hi->start_limit) {
+		inst->start_queued = false;
+		host_instance_spawn(inst);
+	} else if (!inst->start_queued) {
+		inst->start_queued = true;
+		log_info(host_ctx(inst), "waiting to start (%u starting)", hi->starting);
+		host_set_state(inst, HOST_INSTANCE_STARTING,
+			       "waiting for other instances to start");
+	}
+}
+
+static void host_start_queued(struct host_instances *hi)
+{
+	for (struct host_instance *i = hi->head; i != NULL && hi->starting < hi->start_limit;
+	     i = i->next) {
+		if (i->start_queued)
+			host_instance_launch(i);
+	}
+}
+
+/* A start ended (ready, or the process gone): its slot goes to the next. */
+static void host_instance_start_done(struct host_instance *inst)
+{
+	if (!inst->start_counted)
+		return;
+	inst->start_counted = false;
+	inst->hi->starting--;
+	host_start_queued(inst->hi);
 }
 
 static void host_instance_timer(evutil_socket_t fd, short events, void *ctx)
@@ -328,7 +376,7 @@ static void host_instance_timer(evutil_socket_t fd, short events, void *ctx)
 		return;
 	}
 	if (inst->want_running && inst->pid == 0)
-		host_instance_spawn(inst);
+		host_instance_launch(inst);
 }
 
 static const char *host_exit_text(int status)
@@ -344,11 +392,12 @@ static void host_instance_exited(struct host_instance *inst, int status)
 	inst->pid = 0;
 	event_del(inst->timer);
 	rpc_conn_destroy(&inst->conn);
+	host_instance_start_done(inst);
 	if (inst->restart_pending) {
 		inst->restart_pending = false;
 		inst->want_running = true;
 		log_info(host_ctx(inst), "stopped for a restart (%s)", how);
-		host_instance_spawn(inst);
+		host_instance_launch(inst);
 		return;
 	}
 	if (!inst->want_running) {
@@ -406,7 +455,7 @@ static int host_instance_start(struct host_instance *inst, const char **error_r)
 		return -1;
 	if (inst->pid == 0) {
 		event_del(inst->timer);
-		host_instance_spawn(inst);
+		host_instance_launch(inst);
 	}
 	return 0;
 }
@@ -423,7 +472,11 @@ static int host_instance_stop(struct host_instance *inst, bool persist, const ch
 		struct timeval tv = {HOST_INSTANCES_STOP_TIMEOUT, 0};
 		event_add(inst->timer, &tv);
 	} else if (inst->state != HOST_INSTANCE_STOPPED) {
+		bool queued = inst->start_queued;
+		inst->start_queued = false;
 		host_set_state(inst, HOST_INSTANCE_STOPPED, NULL);
+		if (queued)
+			host_answer_waiters(inst, true, "stopped before it was ready");
 	}
 	return 0;
 }
@@ -817,6 +870,17 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 
 /* ---- life cycle ---- */
 
+static unsigned int host_start_limit(void)
+{
+	const char *env = getenv("COFFER_HOST_START_PARALLEL");
+	char *end;
+	unsigned long n = env == NULL ? 0 : strtoul(env, &end, 10);
+	if (env != NULL && *end == '\0' && n >= 1 && n <= 10000)
+		return (unsigned int)n;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return (unsigned int)(cores > 0 ? cores : 1) * HOST_INSTANCES_STARTS_PER_CORE;
+}
+
 struct host_instances *host_instances_create(struct event_base *base, const char *config_dir,
 					     host_instances_changed_fn *changed, void *ctx)
 {
@@ -829,6 +893,7 @@ struct host_instances *host_instances_create(struct event_base *base, const char
 	hi->exe[n > 0 ? n : 0] = '\0';
 	hi->sigchld = evsignal_new(base, SIGCHLD, host_sigchld, hi);
 	evsignal_add(hi->sigchld, NULL);
+	hi->start_limit = host_start_limit();
 	return hi;
 }
 
@@ -873,7 +938,7 @@ int host_instances_load(struct host_instances *hi, const char **error_r)
 		return -1;
 	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
 		if (i->want_running)
-			host_instance_spawn(i);
+			host_instance_launch(i);
 	}
 	return 0;
 }

@@ -196,3 +196,42 @@ def test_instance_process_is_confined_to_its_own_files(acme):
     with open("/proc/%d/status" % pid) as f:
         uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
     assert uid != "0"
+
+
+@pytest.fixture
+def two_starts_at_once(monkeypatch):
+    # inherited by the daemons that `single` starts after this fixture
+    monkeypatch.setenv("COFFER_HOST_START_PARALLEL", "2")
+
+
+def test_many_instances_start_in_waves(two_starts_at_once, single):
+    """A host told to start many instances at once (StartInstances, or its
+    own start) spawns at most so many at a time (4 per core; 2 here), the
+    rest wait for a slot: a thousand at once on a busy machine timed out
+    (414 of 1000 "did not start in time"). The host's log says when each
+    starts and when it is running; counting those, never more than two
+    were starting, and every one got there."""
+    wait_for(all_connected(single.api), what="every role connected")
+    api = single.api
+    count = 16
+    for i in range(count):
+        api.call("CreateInstance", "instanceID=wave-%02d" % i, "instanceHost=127.0.0.1",
+                 "baseDirectory=" + data_dir(single, "wave-%02d" % i), "startMode=manual")
+    api.call("StartInstances", "instanceFilter=wave-*")
+    assert all(i["status"] == "running" for i in api.call("GetInstances", "instanceFilter=wave-*"))
+    starting = peak = waited = running = 0
+    with open(os.path.join(single.dir, "log", "instance-host.log"), errors="replace") as f:
+        for line in f:
+            if "instance=wave-" not in line:
+                continue
+            if "waiting to start" in line:
+                waited += 1
+            elif "starting (pid" in line:
+                starting += 1
+                peak = max(peak, starting)
+            elif "running (pid" in line:
+                starting -= 1
+                running += 1
+    assert running == count, running
+    assert peak <= 2, peak
+    assert waited >= count - 2, waited
