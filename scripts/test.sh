@@ -48,7 +48,9 @@ fi
 # and undefined behaviour only (conftest.py scans daemon logs for reports).
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
-	ASAN_OPTIONS=detect_leaks=1 run "unit tests (sanitizers)" meson test -C build-asan --print-errorlogs --num-processes 2
+	# the sanitizers make every test several times slower: so do its time limits
+	ASAN_OPTIONS=detect_leaks=1 run "unit tests (sanitizers)" meson test -C build-asan --print-errorlogs --num-processes 2 \
+		--timeout-multiplier 3
 	cp build-asan/meson-logs/testlog.json "$results/meson-asan.json" 2>/dev/null
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 COFFER_SANITIZED=1 COFFER_BIN="$PWD/build-asan/src/cli/coffer" \
 		run "python tests (sanitizers)" "$PY" -m pytest -q -p no:cacheprovider \
