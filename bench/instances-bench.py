@@ -84,7 +84,18 @@ try:
             baseDirectory="%s/bench-%04d" % (data, i), startMode="manual")
     t_create = time.time() - t0
     t0 = time.time()
-    api("StartInstances", instanceFilter="bench-*")
+    try:
+        api("StartInstances", instanceFilter="bench-*")
+    except SystemExit as e:
+        # say why, per status and error, before giving up
+        counts = {}
+        for i in api("GetInstances"):
+            key = (i["status"], i.get("error", ""))
+            counts[key] = counts.get(key, 0) + 1
+        print("StartInstances after %.1f s: %s" % (time.time() - t0, e))
+        for (status, error), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            print("  %5d %s %s" % (n, status, error))
+        raise
     t_start_all = time.time() - t0
     insts = api("GetInstances")
     running = [i for i in insts if i["status"] == "running"]

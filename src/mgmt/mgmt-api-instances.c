@@ -16,6 +16,10 @@
 #include <string.h>
 
 #define MGMT_INSTANCE_CALL_SECS 60
+/* Calls of one bulk operation in flight at once: each call's time limit
+ * then covers its own instance, not a thousand others queued before it on
+ * their Instance Host (which starts a few at a time). */
+#define MGMT_BULK_IN_FLIGHT 16
 
 static struct json *mgmt_instance_json(struct mgmt *mgmt, const struct mgmtdb_instance *i)
 {
@@ -311,7 +315,11 @@ struct mgmt_bulk {
 	char *method;
 	unsigned int total, pending, failed;
 	struct json *results;
-	bool delete_after;
+	bool delete_after, delete_data;
+	struct json *targets; /* {id, host}, sent from `next` on */
+	size_t next;
+	unsigned int in_flight;
+	bool sending;
 };
 
 struct mgmt_bulk_item {
@@ -319,6 +327,8 @@ struct mgmt_bulk_item {
 	char *id;
 	char *host;
 };
+
+static void mgmt_bulk_send_more(struct mgmt_bulk *bulk);
 
 static void mgmt_bulk_finish(struct mgmt_bulk *bulk)
 {
@@ -329,6 +339,7 @@ static void mgmt_bulk_finish(struct mgmt_bulk *bulk)
 		      bulk->failed > 0 ? tstr_printf("%s failed for %u of %u instance(s)",
 						     bulk->method, bulk->failed, bulk->total)
 				       : NULL);
+	json_unref(&bulk->targets);
 	mem_free(bulk->method);
 	mem_free(bulk);
 }
@@ -374,8 +385,39 @@ static void mgmt_bulk_answer(struct rpc_conn *conn, const struct json *result, c
 	mem_free(item->id);
 	mem_free(item->host);
 	mem_free(item);
+	bulk->in_flight--;
 	if (bulk->pending == 0)
 		mgmt_bulk_finish(bulk);
+	else
+		mgmt_bulk_send_more(bulk);
+}
+
+/* Send calls until MGMT_BULK_IN_FLIGHT wait for answers; each answer sends
+ * the next. An answer given at once (unreachable host) comes back here
+ * while sending: the loop below goes on instead of recursing. */
+static void mgmt_bulk_send_more(struct mgmt_bulk *bulk)
+{
+	if (bulk->sending)
+		return;
+	bulk->sending = true;
+	while (bulk->in_flight < MGMT_BULK_IN_FLIGHT && bulk->next < json_count(bulk->targets)) {
+		const struct json *t = json_at(bulk->targets, bulk->next++);
+		struct mgmt_bulk_item *item = mem_new(struct mgmt_bulk_item);
+		item->bulk = bulk;
+		item->id = mem_strdup(json_get_string(t, "id"));
+		item->host = mem_strdup(json_get_string(t, "host"));
+		struct json *host_args = json_new_object();
+		const char *error;
+		json_set_string(host_args, "instanceID", item->id);
+		if (bulk->delete_after)
+			json_set_bool(host_args, "deleteData", bulk->delete_data);
+		bulk->in_flight++;
+		if (mgmt_links_call_host(bulk->mgmt->links, item->host, bulk->method, host_args,
+					 MGMT_INSTANCE_CALL_SECS, mgmt_bulk_answer, item,
+					 &error) < 0)
+			mgmt_bulk_answer(NULL, NULL, "unreachable", error, item);
+	}
+	bulk->sending = false;
 }
 
 static void mgmt_bulk_start(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job,
@@ -401,24 +443,9 @@ static void mgmt_bulk_start(struct mgmt *mgmt, const struct json *args, struct m
 		}
 	}
 	bulk->total = bulk->pending = (unsigned int)json_count(targets) + 1;
-	for (size_t n = 0; n < json_count(targets); n++) {
-		const struct json *t = json_at(targets, n);
-		struct mgmt_bulk_item *item = mem_new(struct mgmt_bulk_item);
-		item->bulk = bulk;
-		item->id = mem_strdup(json_get_string(t, "id"));
-		item->host = mem_strdup(json_get_string(t, "host"));
-		struct json *host_args = json_new_object();
-		const char *error;
-		json_set_string(host_args, "instanceID", item->id);
-		if (delete_after)
-			json_set_bool(host_args, "deleteData",
-				      json_get_bool(args, "deleteData", false));
-		if (mgmt_links_call_host(mgmt->links, json_get_string(t, "host"), method, host_args,
-					 MGMT_INSTANCE_CALL_SECS, mgmt_bulk_answer, item,
-					 &error) < 0)
-			mgmt_bulk_answer(NULL, NULL, "unreachable", error, item);
-	}
-	json_unref(&targets);
+	bulk->targets = targets;
+	bulk->delete_data = json_get_bool(args, "deleteData", false);
+	mgmt_bulk_send_more(bulk);
 	/* The extra count keeps the job open until every call was sent. */
 	bulk->total--;
 	if (--bulk->pending == 0)
