@@ -8,6 +8,7 @@
  * may not read answers "not-found", the same as what does not exist. */
 #include "instance-client.h"
 #include "archive.h"
+#include "array.h"
 #include "auth-throttle.h"
 #include "base64.h"
 #include "catalog.h"
@@ -222,17 +223,14 @@ static int client_folder_uids(struct client_call *c)
 
 struct client_scope_walk {
 	struct client_user *user;
-	int64_t *ids;
-	size_t count;
+	ARRAY(int64_t) ids;
 };
 
 static int client_scope_each(const struct catalog_folder *f, void *context)
 {
 	struct client_scope_walk *w = context;
-	if (client_may_read(w->user, f->user, f->path)) {
-		w->ids = mem_realloc(w->ids, (w->count + 1) * sizeof(*w->ids));
-		w->ids[w->count++] = f->id;
-	}
+	if (client_may_read(w->user, f->user, f->path))
+		array_append(&w->ids, f->id);
 	return 0;
 }
 
@@ -304,11 +302,11 @@ static int client_scope(struct client_call *c, int64_t **ids_r, size_t *count_r,
 	}
 	struct client_scope_walk w = {.user = &c->user};
 	if (client_scope_granted(c, &w) < 0) {
-		mem_free(w.ids);
+		array_free(&w.ids);
 		return -1;
 	}
-	*ids_r = w.ids;
-	*count_r = w.count;
+	*ids_r = w.ids.items;
+	*count_r = w.ids.count;
 	return 0;
 }
 
