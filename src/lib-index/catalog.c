@@ -1522,14 +1522,12 @@ static char *catalog_scope_sql(const struct catalog_scope *scope)
 {
 	if (scope == NULL)
 		return mem_strdup("");
-	size_t cap = 32 + scope->folder_count * 21;
-	char *sql = mem_alloc(cap), *p = sql;
-	p += snprintf(p, cap, " AND m.folder_id IN (");
+	struct str *sql = str_create(32 + scope->folder_count * 21);
+	str_append(sql, " AND m.folder_id IN (");
 	for (size_t i = 0; i < scope->folder_count; i++)
-		p += snprintf(p, cap - (size_t)(p - sql), "%s%lld", i == 0 ? "" : ",",
-			      (long long)scope->folder_ids[i]);
-	snprintf(p, cap - (size_t)(p - sql), ")");
-	return sql;
+		str_printfa(sql, "%s%lld", i == 0 ? "" : ",", (long long)scope->folder_ids[i]);
+	str_append_c(sql, ')');
+	return str_steal(&sql);
 }
 
 int catalog_search_scoped(struct catalog *cat, const char *query, const struct catalog_scope *scope,
