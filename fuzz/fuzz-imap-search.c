@@ -15,14 +15,14 @@ static void walk(const struct imap_search_node *node, unsigned int depth)
 {
 	if (depth > 100)
 		__builtin_trap();
-	if ((node->type == IMAP_SEARCH_OR && node->child_count != 2) ||
-	    (node->type == IMAP_SEARCH_NOT && node->child_count != 1) ||
+	if ((node->type == IMAP_SEARCH_OR && node->children.count != 2) ||
+	    (node->type == IMAP_SEARCH_NOT && node->children.count != 1) ||
 	    ((node->type == IMAP_SEARCH_SEQSET || node->type == IMAP_SEARCH_UID) &&
 	     node->seqset == NULL) ||
 	    (node->type == IMAP_SEARCH_HEADER && (node->field == NULL || node->value == NULL)))
 		__builtin_trap();
-	for (unsigned int i = 0; i < node->child_count; i++)
-		walk(node->children[i], depth + 1);
+	for (unsigned int i = 0; i < node->children.count; i++)
+		walk(node->children.items[i], depth + 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -7,6 +7,8 @@
  * Parents that are not folders themselves are listed \Noselect. The
  * hierarchy delimiter is "/". */
 #include "access-imap-private.h"
+#include "array.h"
+#include "hash.h"
 #include "imap-arg.h"
 #include "imap-mailbox.h"
 #include "imap-parser.h"
@@ -18,6 +20,7 @@
 #include "tstr.h"
 
 #include <event2/event.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -82,26 +85,53 @@ static bool imap_list_match(const char *pattern, const char *name)
 	return *name != '\0' && *pattern == *name && imap_list_match(pattern + 1, name + 1);
 }
 
-static void imap_list_add(struct imap_listed **list, size_t *count, const char *name,
-			  bool selectable)
+/* The names listed so far, with a table from name to position: a user with
+ * thousands of folders must not cost a scan of the list per name. */
+struct imap_list_builder {
+	ARRAY(struct imap_listed) list;
+	struct hash *positions; /* name -> index + 1 in list (the array moves) */
+};
+
+static struct imap_listed *imap_list_find(struct imap_list_builder *b, const char *name)
 {
-	for (size_t i = 0; i < *count; i++) {
-		if (strcmp((*list)[i].name, name) == 0) {
-			(*list)[i].selectable = (*list)[i].selectable || selectable;
-			return;
-		}
+	uintptr_t pos = (uintptr_t)hash_get(b->positions, name);
+	return pos == 0 ? NULL : &b->list.items[pos - 1];
+}
+
+static void imap_list_add(struct imap_list_builder *b, const char *name, bool selectable)
+{
+	struct imap_listed *found = imap_list_find(b, name);
+	if (found != NULL) {
+		found->selectable = found->selectable || selectable;
+		return;
 	}
-	*list = mem_realloc(*list, (*count + 1) * sizeof(**list));
-	(*list)[(*count)++] = (struct imap_listed){mem_strdup(name), selectable, false};
+	struct imap_listed listed = {mem_strdup(name), selectable, false};
+	array_append(&b->list, listed);
+	hash_set(b->positions, name, (void *)(uintptr_t)b->list.count);
+}
+
+/* \HasChildren: every name below the top was added with its parent (the
+ * name up to its last '/'), so marking each name's parent finds them all. */
+static void imap_list_mark_parents(struct imap_list_builder *b)
+{
+	for (size_t i = 0; i < b->list.count; i++) {
+		const char *name = b->list.items[i].name, *slash = strrchr(name, '/');
+		if (slash == NULL)
+			continue;
+		char *parent = mem_strndup(name, (size_t)(slash - name));
+		struct imap_listed *p = imap_list_find(b, parent);
+		if (p != NULL)
+			p->children = true;
+		mem_free(parent);
+	}
 }
 
 /* Every folder, its parents, and INBOX. */
 static struct imap_listed *imap_list_build(struct imap_client *client, const struct json *folders,
 					   size_t *count_r)
 {
-	struct imap_listed *list = NULL;
-	size_t count = 0;
-	imap_list_add(&list, &count, "INBOX", true);
+	struct imap_list_builder b = {ARRAY_INIT, hash_create()};
+	imap_list_add(&b, "INBOX", true);
 	for (size_t i = 0; i < json_count(folders); i++) {
 		const struct json *f = json_at(folders, i);
 		const char *owner = json_get_string(f, "owner"), *path = json_get_string(f, "path");
@@ -112,22 +142,17 @@ static struct imap_listed *imap_list_build(struct imap_client *client, const str
 		     slash = strchr(slash + 1, '/')) {
 			*slash = '\0';
 			if (name[0] != '\0')
-				imap_list_add(&list, &count, name, false);
+				imap_list_add(&b, name, false);
 			*slash = '/';
 		}
-		imap_list_add(&list, &count, name, true);
+		imap_list_add(&b, name, true);
 		mem_free(name);
 	}
-	if (count > 1)
-		qsort(list, count, sizeof(*list), imap_listed_cmp);
-	for (size_t i = 0; i < count; i++) {
-		size_t len = strlen(list[i].name);
-		for (size_t j = i + 1; j < count && !list[i].children; j++)
-			list[i].children = strncmp(list[j].name, list[i].name, len) == 0 &&
-					   list[j].name[len] == '/';
-	}
-	*count_r = count;
-	return list;
+	imap_list_mark_parents(&b);
+	hash_destroy(&b.positions);
+	array_sort(&b.list, imap_listed_cmp);
+	*count_r = b.list.count;
+	return b.list.items;
 }
 
 struct imap_list_cmd {

@@ -155,8 +155,8 @@ static char *search_leaf_query(const struct imap_search_node *n, const char **er
 static bool search_collect(struct access_imap_search *s, const struct imap_search_node *n,
 			   const char **error_r)
 {
-	for (unsigned int i = 0; i < n->child_count; i++) {
-		if (!search_collect(s, n->children[i], error_r))
+	for (unsigned int i = 0; i < n->children.count; i++) {
+		if (!search_collect(s, n->children.items[i], error_r))
 			return false;
 	}
 	char *query = search_leaf_query(n, error_r);
@@ -181,16 +181,16 @@ static bool search_match(const struct access_imap_search *s, const struct imap_s
 	case IMAP_SEARCH_ALL:
 		return true;
 	case IMAP_SEARCH_AND:
-		for (unsigned int i = 0; i < n->child_count; i++) {
-			if (!search_match(s, n->children[i], seq, uid))
+		for (unsigned int i = 0; i < n->children.count; i++) {
+			if (!search_match(s, n->children.items[i], seq, uid))
 				return false;
 		}
 		return true;
 	case IMAP_SEARCH_OR:
-		return search_match(s, n->children[0], seq, uid) ||
-		       search_match(s, n->children[1], seq, uid);
+		return search_match(s, n->children.items[0], seq, uid) ||
+		       search_match(s, n->children.items[1], seq, uid);
 	case IMAP_SEARCH_NOT:
-		return !search_match(s, n->children[0], seq, uid);
+		return !search_match(s, n->children.items[0], seq, uid);
 	case IMAP_SEARCH_SEQSET:
 		return imap_seqset_contains(n->seqset, seq);
 	case IMAP_SEARCH_UID:

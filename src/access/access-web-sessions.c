@@ -1,5 +1,7 @@
 #include "access-web-sessions.h"
 #include "crypto.h"
+#include "hash.h"
+#include "hex.h"
 #include "mem.h"
 
 #include <string.h>
@@ -7,13 +9,20 @@
 
 #define SESSION_TOKEN_BYTES 32
 
+/* The table is keyed by the hex SHA-256 of the token, never the token: a
+ * lookup's timing can tell at most something about a hash whose input an
+ * attacker cannot find, so no constant-time scan of every session is
+ * needed, and a memory dump still shows no usable token. */
+#define SESSION_KEY_LEN (CRYPTO_SHA256_LEN * 2)
+
 struct session_entry {
 	struct session_entry *prev, *next; /* most recently used first */
-	unsigned char hash[CRYPTO_SHA256_LEN];
+	char key[SESSION_KEY_LEN + 1];
 	struct access_web_session s;
 };
 
 struct access_web_sessions {
+	struct hash *by_key; /* key -> struct session_entry */
 	struct session_entry *head, *tail;
 	size_t count;
 	unsigned int max, idle_secs, max_age_secs;
@@ -27,6 +36,7 @@ struct access_web_sessions *access_web_sessions_create(unsigned int max_sessions
 	t->max = max_sessions == 0 ? 1 : max_sessions;
 	t->idle_secs = idle_secs;
 	t->max_age_secs = max_age_secs;
+	t->by_key = hash_create();
 	return t;
 }
 
@@ -57,6 +67,7 @@ static void sessions_push_front(struct access_web_sessions *t, struct session_en
 static void sessions_free(struct access_web_sessions *t, struct session_entry *e)
 {
 	sessions_unlink(t, e);
+	hash_remove(t->by_key, e->key);
 	t->count--;
 	crypto_wipe(e->s.csrf_token, strlen(e->s.csrf_token));
 	mem_free(e->s.csrf_token);
@@ -73,13 +84,16 @@ void access_web_sessions_destroy(struct access_web_sessions **_t)
 		return;
 	while (t->head != NULL)
 		sessions_free(t, t->head);
+	hash_destroy(&t->by_key);
 	mem_free(t);
 	*_t = NULL;
 }
 
-static void sessions_hash(const char *token, unsigned char hash_r[CRYPTO_SHA256_LEN])
+static void sessions_key(const char *token, char key_r[SESSION_KEY_LEN + 1])
 {
-	crypto_sha256(token, strlen(token), hash_r);
+	unsigned char hash[CRYPTO_SHA256_LEN];
+	crypto_sha256(token, strlen(token), hash);
+	hex_encode(hash, sizeof(hash), key_r);
 }
 
 char *access_web_sessions_add(struct access_web_sessions *t, const char *instance_id,
@@ -90,12 +104,13 @@ char *access_web_sessions_add(struct access_web_sessions *t, const char *instanc
 		sessions_free(t, t->tail);
 	struct session_entry *e = mem_new(struct session_entry);
 	char *token = crypto_random_hex(SESSION_TOKEN_BYTES);
-	sessions_hash(token, e->hash);
+	sessions_key(token, e->key);
 	e->s.instance_id = mem_strdup(instance_id);
 	e->s.user_name = mem_strdup(user_name);
 	e->s.csrf_token = crypto_random_hex(SESSION_TOKEN_BYTES);
 	e->s.created = e->s.last_used = now;
 	sessions_push_front(t, e);
+	hash_set(t->by_key, e->key, e);
 	t->count++;
 	*session_r = &e->s;
 	return token;
@@ -112,14 +127,9 @@ static struct session_entry *sessions_lookup(struct access_web_sessions *t, cons
 {
 	if (token == NULL || strlen(token) != SESSION_TOKEN_BYTES * 2)
 		return NULL;
-	unsigned char hash[CRYPTO_SHA256_LEN];
-	sessions_hash(token, hash);
-	struct session_entry *found = NULL;
-	for (struct session_entry *e = t->head; e != NULL; e = e->next) {
-		if (crypto_equal(e->hash, hash, sizeof(hash)))
-			found = e;
-	}
-	return found;
+	char key[SESSION_KEY_LEN + 1];
+	sessions_key(token, key);
+	return hash_get(t->by_key, key);
 }
 
 struct access_web_session *access_web_sessions_find(struct access_web_sessions *t,

@@ -5,7 +5,8 @@
  * A session is created after a successful ClientLogin and named by a random
  * token (32 bytes from lib-crypto, as hex) that only the browser holds, in
  * its session cookie; this table keeps the token's SHA-256, so a memory dump
- * shows no usable token, and compares hashes in constant time. Each session
+ * shows no usable token, and finds a session by that hash in O(1) (thousands
+ * of sessions cost no scan per request). Each session
  * has its own random CSRF token, which every request that changes something
  * must send back in a header.
  *

@@ -8,6 +8,7 @@
 #include "crypto.h"
 #include "mem.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void test_add_find_remove(void **state)
@@ -93,6 +94,42 @@ static void test_eviction_and_user_removal(void **state)
 	access_web_sessions_destroy(&t);
 }
 
+/* Thousands of sessions: each token finds its own session; a full table
+ * evicts the least recently used, and using a session keeps it. */
+static void test_many_sessions_lru(void **state)
+{
+	enum { MAX = 3000 };
+	struct access_web_sessions *t = access_web_sessions_create(MAX, 600, 6000);
+	struct access_web_session *s;
+	static char *tokens[MAX + 500];
+	char user[32];
+	for (int i = 0; i < MAX; i++) {
+		snprintf(user, sizeof(user), "user%d", i);
+		tokens[i] = access_web_sessions_add(t, "acme", user, 1000, &s);
+	}
+	for (int i = 0; i < MAX; i++) {
+		snprintf(user, sizeof(user), "user%d", i);
+		s = access_web_sessions_find(t, tokens[i], 1001);
+		assert_non_null(s);
+		assert_string_equal(s->user_name, user);
+	}
+	/* every session was used in order 0..MAX-1; use the first 10 again */
+	for (int i = 0; i < 10; i++)
+		assert_non_null(access_web_sessions_find(t, tokens[i], 1002));
+	for (int i = MAX; i < MAX + 500; i++)
+		tokens[i] = access_web_sessions_add(t, "acme", "late", 1003, &s);
+	assert_int_equal(access_web_sessions_count(t), MAX);
+	for (int i = 0; i < 10; i++) /* used last: kept */
+		assert_non_null(access_web_sessions_find(t, tokens[i], 1004));
+	for (int i = 10; i < 510; i++) /* the 500 least recently used: gone */
+		assert_null(access_web_sessions_find(t, tokens[i], 1004));
+	for (int i = 510; i < MAX + 500; i++)
+		assert_non_null(access_web_sessions_find(t, tokens[i], 1004));
+	for (int i = 0; i < MAX + 500; i++)
+		mem_free(tokens[i]);
+	access_web_sessions_destroy(&t);
+}
+
 int main(void)
 {
 	if (crypto_init() < 0)
@@ -101,6 +138,7 @@ int main(void)
 		cmocka_unit_test(test_add_find_remove),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_eviction_and_user_removal),
+		cmocka_unit_test(test_many_sessions_lru),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

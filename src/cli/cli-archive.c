@@ -1,6 +1,7 @@
 #include "cli-archive.h"
 #include "archive-import.h"
 #include "archive.h"
+#include "array.h"
 #include "mem.h"
 #include "mime.h"
 #include "str.h"
@@ -383,15 +384,13 @@ static int cli_archive_imap(struct archive *archive, int argc, char **argv)
 }
 
 struct cli_ids {
-	int64_t *ids;
-	size_t count;
+	ARRAY(int64_t) ids;
 };
 
 static void cli_collect_id(const struct archive_hit *hit, void *context)
 {
 	struct cli_ids *ids = context;
-	ids->ids = mem_realloc(ids->ids, (ids->count + 1) * sizeof(int64_t));
-	ids->ids[ids->count++] = hit->id;
+	array_append(&ids->ids, hit->id);
 }
 
 /* mboxrd: a From_ line, then the message with ^>*From escaped by one '>'. */
@@ -453,29 +452,29 @@ static int cli_archive_export(struct archive *archive, int argc, char **argv)
 		mbox = fopen(out, "wbx");
 		if (mbox == NULL) {
 			fprintf(stderr, "coffer archive export: %s: %s\n", out, strerror(errno));
-			mem_free(ids.ids);
+			array_free(&ids.ids);
 			return 1;
 		}
 	} else if (mkdir(out, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "coffer archive export: mkdir %s: %s\n", out, strerror(errno));
-		mem_free(ids.ids);
+		array_free(&ids.ids);
 		return 1;
 	}
 	int status = 0;
 	/* oldest first, as mailboxes are */
-	for (size_t i = ids.count; i-- > 0 && status == 0;) {
+	for (size_t i = ids.ids.count; i-- > 0 && status == 0;) {
 		unsigned char *data;
 		size_t len;
-		if (archive_read_message(archive, ids.ids[i], &data, &len, &error) <= 0) {
+		if (archive_read_message(archive, ids.ids.items[i], &data, &len, &error) <= 0) {
 			fprintf(stderr, "coffer archive export: message %lld: %s\n",
-				(long long)ids.ids[i], error);
+				(long long)ids.ids.items[i], error);
 			status = 1;
 			continue;
 		}
 		if (mbox != NULL) {
 			cli_mbox_append(mbox, data, len);
 		} else {
-			char *path = mem_printf("%s/%lld.eml", out, (long long)ids.ids[i]);
+			char *path = mem_printf("%s/%lld.eml", out, (long long)ids.ids.items[i]);
 			int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 			if (fd < 0 || cli_write_all(fd, data, len) < 0) {
 				fprintf(stderr, "coffer archive export: %s: %s\n", path,
@@ -493,8 +492,8 @@ static int cli_archive_export(struct archive *archive, int argc, char **argv)
 		status = 1;
 	}
 	if (status == 0)
-		fprintf(stderr, "exported %zu messages\n", ids.count);
-	mem_free(ids.ids);
+		fprintf(stderr, "exported %zu messages\n", ids.ids.count);
+	array_free(&ids.ids);
 	return status;
 }
 

@@ -8,10 +8,12 @@
  * may not read answers "not-found", the same as what does not exist. */
 #include "instance-client.h"
 #include "archive.h"
+#include "array.h"
 #include "auth-throttle.h"
 #include "base64.h"
 #include "catalog.h"
 #include "crypto.h"
+#include "hash.h"
 #include "instance-archive.h"
 #include "instance-client-web.h"
 #include "instance-export.h"
@@ -222,28 +224,31 @@ static int client_folder_uids(struct client_call *c)
 
 struct client_scope_walk {
 	struct client_user *user;
-	int64_t *ids;
-	size_t count;
+	ARRAY(int64_t) ids;
 };
 
 static int client_scope_each(const struct catalog_folder *f, void *context)
 {
 	struct client_scope_walk *w = context;
-	if (client_may_read(w->user, f->user, f->path)) {
-		w->ids = mem_realloc(w->ids, (w->count + 1) * sizeof(*w->ids));
-		w->ids[w->count++] = f->id;
-	}
+	if (client_may_read(w->user, f->user, f->path))
+		array_append(&w->ids, f->id);
 	return 0;
 }
 
-/* Whether the walk has listed owner's folders already. */
-static bool client_scope_walked(const char *const *owners, size_t count, const char *owner)
+/* The archives a walk lists, each once in the order first named: a user
+ * with many folder rights must not cost a scan of the owners per right. */
+struct client_owners {
+	ARRAY(char *) list;
+	struct hash *seen; /* owner -> its copy in list */
+};
+
+static void client_owners_add(struct client_owners *owners, const char *owner)
 {
-	for (size_t i = 0; i < count; i++) {
-		if (strcmp(owners[i], owner) == 0)
-			return true;
-	}
-	return false;
+	if (hash_get(owners->seen, owner) != NULL)
+		return;
+	char *copy = mem_strdup(owner);
+	hash_set(owners->seen, owner, copy);
+	array_append(&owners->list, copy);
 }
 
 /* The readable folders of the user's own archive and of every archive a
@@ -252,30 +257,25 @@ static int client_scope_granted(struct client_call *c, struct client_scope_walk 
 {
 	const struct json *view = c->user.view;
 	const struct json *rights = json_get(view, "folderRights");
-	size_t cap = json_count(rights) + 1, count = 0;
-	const char **owners = mem_calloc(cap, sizeof(*owners));
-	char **keys = mem_calloc(cap, sizeof(*keys));
+	struct client_owners owners = {ARRAY_INIT, hash_create()};
 	const char *own = json_get_string(view, "archiveName");
 	const char *error = NULL;
 	int ret = 0;
 	if (own != NULL)
-		owners[count++] = own;
+		client_owners_add(&owners, own);
 	for (void *it = json_iter(rights); it != NULL; it = json_iter_next(rights, it)) {
 		const char *key = json_iter_key(it);
 		char *owner = mem_strndup(key, strcspn(key, "/"));
-		if (client_scope_walked(owners, count, owner) || count == cap) {
-			mem_free(owner);
-			continue;
-		}
-		keys[count] = owner;
-		owners[count++] = owner;
+		client_owners_add(&owners, owner);
+		mem_free(owner);
 	}
-	for (size_t i = 0; i < count && ret == 0; i++)
-		ret = catalog_folder_list(c->cat, owners[i], client_scope_each, w, &error);
-	for (size_t i = 0; i < cap; i++)
-		mem_free(keys[i]);
-	mem_free(keys);
-	mem_free(owners);
+	for (size_t i = 0; i < owners.list.count && ret == 0; i++)
+		ret = catalog_folder_list(c->cat, owners.list.items[i], client_scope_each, w,
+					  &error);
+	for (size_t i = 0; i < owners.list.count; i++)
+		mem_free(owners.list.items[i]);
+	array_free(&owners.list);
+	hash_destroy(&owners.seen);
 	return ret < 0 ? client_fail(c, "failed", error) : 0;
 }
 
@@ -304,11 +304,11 @@ static int client_scope(struct client_call *c, int64_t **ids_r, size_t *count_r,
 	}
 	struct client_scope_walk w = {.user = &c->user};
 	if (client_scope_granted(c, &w) < 0) {
-		mem_free(w.ids);
+		array_free(&w.ids);
 		return -1;
 	}
-	*ids_r = w.ids;
-	*count_r = w.count;
+	*ids_r = w.ids.items;
+	*count_r = w.ids.count;
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "archive-import.h"
 #include "archive-private.h"
+#include "array.h"
 #include "mbox.h"
 #include "mem.h"
 #include "str.h"
@@ -124,8 +125,7 @@ struct archive_import {
 	/* writer state */
 	char *error;
 	struct archive_import_result result;
-	struct archive_import_pending *pending;
-	size_t pending_count;
+	ARRAY(struct archive_import_pending) pending;
 	uint64_t total_messages, total_bytes;
 };
 
@@ -251,8 +251,7 @@ static void archive_import_emit(struct archive_import *imp, enum archive_import_
 static void archive_import_pend(struct archive_import *imp, enum archive_import_event_type type,
 				const struct archive_import_job *job, int64_t message_id)
 {
-	imp->pending = mem_realloc(imp->pending, (imp->pending_count + 1) * sizeof(*imp->pending));
-	struct archive_import_pending *p = &imp->pending[imp->pending_count++];
+	struct archive_import_pending *p = array_push(&imp->pending);
 	p->type = type;
 	p->source = mem_strdup(job->source);
 	p->message_id = message_id;
@@ -262,8 +261,8 @@ static void archive_import_pend(struct archive_import *imp, enum archive_import_
 
 static void archive_import_flush_pending(struct archive_import *imp, bool committed)
 {
-	for (size_t i = 0; i < imp->pending_count; i++) {
-		struct archive_import_pending *p = &imp->pending[i];
+	for (size_t i = 0; i < imp->pending.count; i++) {
+		struct archive_import_pending *p = &imp->pending.items[i];
 		if (committed) {
 			if (p->type == ARCHIVE_IMPORT_ARCHIVED)
 				imp->result.archived++;
@@ -277,7 +276,7 @@ static void archive_import_flush_pending(struct archive_import *imp, bool commit
 		}
 		mem_free(p->source);
 	}
-	imp->pending_count = 0;
+	array_clear(&imp->pending);
 }
 
 /* Writer: one message into the open transaction. */
@@ -373,7 +372,7 @@ static int archive_import_begin(struct archive_import *imp, struct archive_impor
 		return -1;
 	store_tail(b->store->store, &b->committed_segment, &b->committed_length);
 	b->open = true;
-	b->dict_count = imp->a->dict_count;
+	b->dict_count = imp->a->dicts.count;
 	b->started_msecs = archive_import_msecs();
 	b->messages = b->bytes = 0;
 	return 0;
@@ -405,8 +404,8 @@ static void archive_import_abort(struct archive_import *imp, struct archive_impo
 	catalog_rollback(imp->a->cat);
 	/* dictionaries filed in the rolled back batch are gone from the
 	 * catalog too (archive_import() frees them) */
-	if (b->open && imp->a->dict_count > b->dict_count)
-		imp->a->dict_count = b->dict_count;
+	if (b->open && imp->a->dicts.count > b->dict_count)
+		imp->a->dicts.count = b->dict_count;
 	if (b->open)
 		(void)store_truncate_to(b->store->store, b->committed_segment, b->committed_length,
 					&error);
@@ -735,7 +734,7 @@ static void archive_import_start(struct archive_import *imp)
 		return;
 	imp->started = true;
 	/* from here on only the writer touches the archive's dictionaries */
-	imp->next_dict_id = (uint32_t)imp->a->dict_count + 1;
+	imp->next_dict_id = (uint32_t)imp->a->dicts.count + 1;
 	for (unsigned int w = 0; w < imp->worker_count; w++) {
 		if (pthread_create(&imp->workers[w], NULL, archive_import_worker, imp) != 0)
 			abort();
@@ -959,22 +958,19 @@ static int archive_import_name_cmp(const void *a, const void *b)
 static char **archive_import_list_dir(const char *path, size_t *count_r)
 {
 	DIR *d = opendir(path);
-	char **names = NULL;
-	size_t count = 0;
+	ARRAY(char *) names = ARRAY_INIT;
 	if (d != NULL) {
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL) {
 			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 				continue;
-			names = mem_realloc(names, (count + 1) * sizeof(char *));
-			names[count++] = mem_strdup(de->d_name);
+			array_append(&names, mem_strdup(de->d_name));
 		}
 		closedir(d);
 	}
-	if (count > 1)
-		qsort(names, count, sizeof(char *), archive_import_name_cmp);
-	*count_r = count;
-	return names;
+	array_sort(&names, archive_import_name_cmp);
+	*count_r = names.count;
+	return names.items;
 }
 
 static void archive_import_free_names(char **names, size_t count)
@@ -1161,12 +1157,12 @@ int archive_import(struct archive *a, const struct archive_import_settings *set,
 		archive_import_job_free(imp.head);
 		imp.head = next;
 	}
-	mem_free(imp.pending);
+	array_free(&imp.pending);
 	archive_import_ring_free(&imp);
 	for (size_t i = 0; i < imp.made_count; i++) {
 		bool adopted = false;
-		for (size_t k = 0; k < a->dict_count && !adopted; k++)
-			adopted = a->dicts[k] == imp.made[i];
+		for (size_t k = 0; k < a->dicts.count && !adopted; k++)
+			adopted = a->dicts.items[k] == imp.made[i];
 		if (!adopted)
 			compress_dict_destroy(&imp.made[i]);
 	}

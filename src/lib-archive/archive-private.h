@@ -2,6 +2,7 @@
 #define COFFER_ARCHIVE_PRIVATE_H
 /* Shared between archive.c and archive-import.c only. */
 #include "archive.h"
+#include "array.h"
 #include "catalog.h"
 #include "compress.h"
 #include "crypto.h"
@@ -21,10 +22,8 @@ struct archive {
 	unsigned char key[CRYPTO_KEY_LEN];         /* the content key */
 	unsigned char catalog_key[CRYPTO_KEY_LEN]; /* the catalog's page key */
 	struct catalog *cat;
-	struct archive_store *stores;
-	size_t store_count;
-	struct compress_dict **dicts; /* dicts[i] has id i + 1 */
-	size_t dict_count;
+	ARRAY(struct archive_store) stores;
+	ARRAY(struct compress_dict *) dicts; /* dicts.items[i] has id i + 1 */
 	int lock_fd;
 	bool write;
 	uint64_t store_max_size, segment_max;

@@ -1,6 +1,7 @@
 /* archive_rebuild() and archive_store_attach(): the catalog and the index
  * from the segments alone. */
 #include "archive-private.h"
+#include "array.h"
 #include "file.h"
 #include "mem.h"
 #include "str.h"
@@ -116,7 +117,7 @@ static int archive_rebuild_record(struct archive_rebuild_ctx *ctx, struct archiv
 		if (record_decode_dict(plain, plain_len, &dict, &error) < 0) {
 			archive_rebuild_report(ctx, s, loc, error);
 		} else {
-			if (dict.id == a->dict_count + 1) {
+			if (dict.id == a->dicts.count + 1) {
 				ret = catalog_dict_add(a->cat, dict.id, dict.data, dict.len,
 						       ctx->raw_total, error_r);
 				archive_dict_keep(
@@ -283,22 +284,19 @@ static char **archive_list_store_dirs(const char *base_dir, size_t *count_r)
 	char *dir = mem_printf("%s/stores", base_dir);
 	DIR *d = opendir(dir);
 	mem_free(dir);
-	char **names = NULL;
-	size_t count = 0;
+	ARRAY(char *) names = ARRAY_INIT;
 	if (d != NULL) {
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL) {
 			if (strncmp(de->d_name, "store-", 6) != 0)
 				continue;
-			names = mem_realloc(names, (count + 1) * sizeof(char *));
-			names[count++] = mem_strdup(de->d_name);
+			array_append(&names, mem_strdup(de->d_name));
 		}
 		closedir(d);
 	}
-	if (count > 1)
-		qsort(names, count, sizeof(char *), archive_name_cmp);
-	*count_r = count;
-	return names;
+	array_sort(&names, archive_name_cmp);
+	*count_r = names.count;
+	return names.items;
 }
 
 static void archive_remove_db(const char *path)
@@ -374,7 +372,7 @@ int archive_rebuild_work(const struct archive_settings *set, const struct archiv
 		}
 		struct catalog_store cs = {.id = id, .name = names[i], .state = state};
 		if (archive_open_store(a, &cs, error_r) < 0 ||
-		    archive_rebuild_store(&ctx, &a->stores[a->store_count - 1], error_r) < 0)
+		    archive_rebuild_store(&ctx, &a->stores.items[a->stores.count - 1], error_r) < 0)
 			ret = -1;
 	}
 	for (size_t i = 0; i < count; i++)
@@ -406,8 +404,8 @@ int archive_rebuild_work(const struct archive_settings *set, const struct archiv
 int archive_store_attach(struct archive *a, const char *name, archive_report_cb *cb, void *context,
 			 const char **error_r)
 {
-	for (size_t i = 0; i < a->store_count; i++) {
-		if (strcmp(a->stores[i].name, name) == 0) {
+	for (size_t i = 0; i < a->stores.count; i++) {
+		if (strcmp(a->stores.items[i].name, name) == 0) {
 			*error_r = tstr_printf("store %s is already attached", name);
 			return -1;
 		}
@@ -441,7 +439,7 @@ int archive_store_attach(struct archive *a, const char *name, archive_report_cb 
 	if (ret < 0)
 		return -1;
 	struct archive_rebuild_ctx ctx = {.a = a, .cb = cb, .context = context};
-	if (archive_rebuild_store(&ctx, &a->stores[a->store_count - 1], error_r) < 0)
+	if (archive_rebuild_store(&ctx, &a->stores.items[a->stores.count - 1], error_r) < 0)
 		return -1;
 	return ctx.damaged;
 }

@@ -1,6 +1,7 @@
 /* archive_verify(): every record against its hash, every catalog row against
  * a record, and the full-text index against the catalog. */
 #include "archive-private.h"
+#include "array.h"
 #include "mem.h"
 #include "str.h"
 #include "tstr.h"
@@ -28,13 +29,11 @@ struct archive_verify_ctx {
 	uint64_t done, total, scan_base, scan_units, scan_bytes, scan_done_stores;
 	bool cancelled;
 	int problems;
-	uint64_t *known; /* every record the catalog refers to */
-	size_t known_count, known_cap;
+	ARRAY(uint64_t) known; /* every record the catalog refers to */
 	bool sorted;
 	uint64_t *contents; /* the content records alone */
 	size_t content_count;
-	struct archive_verify_damage *damage;
-	size_t damage_count;
+	ARRAY(struct archive_verify_damage) damage;
 	const char *reason;
 };
 
@@ -46,12 +45,7 @@ static uint64_t archive_verify_key(int64_t store_id, uint32_t segment, uint64_t 
 
 static void archive_verify_know(struct archive_verify_ctx *ctx, const struct catalog_loc *loc)
 {
-	if (ctx->known_count == ctx->known_cap) {
-		ctx->known_cap = ctx->known_cap == 0 ? 1024 : ctx->known_cap * 2;
-		ctx->known = mem_realloc(ctx->known, ctx->known_cap * sizeof(uint64_t));
-	}
-	ctx->known[ctx->known_count++] =
-		archive_verify_key(loc->store_id, loc->segment, loc->offset);
+	array_append(&ctx->known, archive_verify_key(loc->store_id, loc->segment, loc->offset));
 	ctx->sorted = false;
 }
 
@@ -64,15 +58,13 @@ static int archive_verify_cmp_u64(const void *a, const void *b)
 static bool archive_verify_is_known(struct archive_verify_ctx *ctx, uint64_t key)
 {
 	if (!ctx->sorted) {
-		if (ctx->known_count > 1)
-			qsort(ctx->known, ctx->known_count, sizeof(uint64_t),
-			      archive_verify_cmp_u64);
+		array_sort(&ctx->known, archive_verify_cmp_u64);
 		ctx->sorted = true;
 	}
 	/* bsearch must not see a NULL array, even an empty one (a catalog
 	 * with nothing committed yet, e.g. after a crash in the first batch) */
-	return ctx->known_count > 0 && bsearch(&key, ctx->known, ctx->known_count, sizeof(uint64_t),
-					       archive_verify_cmp_u64) != NULL;
+	return ctx->known.count > 0 && bsearch(&key, ctx->known.items, ctx->known.count,
+					       sizeof(uint64_t), archive_verify_cmp_u64) != NULL;
 }
 
 /* One unit done; false when the caller wants the work stopped. */
@@ -94,10 +86,9 @@ static bool archive_verify_step(struct archive_verify_ctx *ctx, uint64_t units)
 static int archive_verify_add_damage(int64_t message_id, void *context)
 {
 	struct archive_verify_ctx *ctx = context;
-	ctx->damage = mem_realloc(ctx->damage, (ctx->damage_count + 1) * sizeof(*ctx->damage));
-	ctx->damage[ctx->damage_count].message_id = message_id;
-	ctx->damage[ctx->damage_count].reason = mem_strdup(ctx->reason);
-	ctx->damage_count++;
+	struct archive_verify_damage *d = array_push(&ctx->damage);
+	d->message_id = message_id;
+	d->reason = mem_strdup(ctx->reason);
 	return 0;
 }
 
@@ -283,9 +274,9 @@ static int archive_verify_plan(struct archive_verify_ctx *ctx, const char **erro
 	uint64_t rows = st.contents + st.parts + st.messages;
 	ctx->scan_units = rows / 4 + 1;
 	ctx->total = rows + ctx->scan_units;
-	for (size_t i = 0; i < ctx->a->store_count; i++) {
-		if (ctx->a->stores[i].state != CATALOG_STORE_DISABLED)
-			ctx->scan_bytes += store_size(ctx->a->stores[i].store);
+	for (size_t i = 0; i < ctx->a->stores.count; i++) {
+		if (ctx->a->stores.items[i].state != CATALOG_STORE_DISABLED)
+			ctx->scan_bytes += store_size(ctx->a->stores.items[i].store);
 	}
 	return 0;
 }
@@ -306,10 +297,10 @@ int archive_verify_work(struct archive *a, const struct archive_work *work, cons
 	} else if (catalog_foreach_content(a->cat, archive_verify_content, &ctx, error_r) < 0) {
 		ret = -1;
 	} else {
-		ctx.content_count = ctx.known_count;
+		ctx.content_count = ctx.known.count;
 		ctx.contents = mem_alloc((ctx.content_count + 1) * sizeof(uint64_t));
 		if (ctx.content_count > 0) /* known is NULL while empty */
-			memcpy(ctx.contents, ctx.known, ctx.content_count * sizeof(uint64_t));
+			memcpy(ctx.contents, ctx.known.items, ctx.content_count * sizeof(uint64_t));
 		if (ctx.content_count > 1)
 			qsort(ctx.contents, ctx.content_count, sizeof(uint64_t),
 			      archive_verify_cmp_u64);
@@ -318,32 +309,31 @@ int archive_verify_work(struct archive *a, const struct archive_work *work, cons
 			ret = -1;
 	}
 	ctx.scan_base = ctx.done;
-	for (size_t i = 0; ret == 0 && i < a->store_count; i++) {
-		if (a->stores[i].state != CATALOG_STORE_DISABLED) {
-			ret = archive_verify_scan(&ctx, &a->stores[i], error_r);
-			ctx.scan_done_stores += store_size(a->stores[i].store);
+	for (size_t i = 0; ret == 0 && i < a->stores.count; i++) {
+		if (a->stores.items[i].state != CATALOG_STORE_DISABLED) {
+			ret = archive_verify_scan(&ctx, &a->stores.items[i], error_r);
+			ctx.scan_done_stores += store_size(a->stores.items[i].store);
 		}
 	}
 	if (ret == 0) {
-		if (ctx.damage_count > 1) /* no NULL array to qsort */
-			qsort(ctx.damage, ctx.damage_count, sizeof(*ctx.damage),
-			      archive_verify_damage_cmp);
-		for (size_t i = 0; i < ctx.damage_count; i++) {
-			if (i > 0 && ctx.damage[i].message_id == ctx.damage[i - 1].message_id)
+		array_sort(&ctx.damage, archive_verify_damage_cmp);
+		for (size_t i = 0; i < ctx.damage.count; i++) {
+			if (i > 0 &&
+			    ctx.damage.items[i].message_id == ctx.damage.items[i - 1].message_id)
 				continue;
-			archive_verify_problem(&ctx,
-					       tstr_printf("message %lld: %s",
-							   (long long)ctx.damage[i].message_id,
-							   ctx.damage[i].reason));
+			archive_verify_problem(
+				&ctx, tstr_printf("message %lld: %s",
+						  (long long)ctx.damage.items[i].message_id,
+						  ctx.damage.items[i].reason));
 		}
 		const char *error;
 		if (catalog_check_index(a->cat, &error) < 0)
 			archive_verify_problem(&ctx, tstr_printf("index: %s", error));
 	}
-	for (size_t i = 0; i < ctx.damage_count; i++)
-		mem_free(ctx.damage[i].reason);
-	mem_free(ctx.damage);
-	mem_free(ctx.known);
+	for (size_t i = 0; i < ctx.damage.count; i++)
+		mem_free(ctx.damage.items[i].reason);
+	array_free(&ctx.damage);
+	array_free(&ctx.known);
 	mem_free(ctx.contents);
 	if (ctx.cancelled)
 		*error_r = "cancelled";

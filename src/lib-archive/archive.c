@@ -159,20 +159,20 @@ static int archive_lock(struct archive *a, const char **error_r)
  * and a reader (an instance serving one user) may need none of them. */
 static void archive_know_dicts(struct archive *a, uint32_t count)
 {
-	if (count <= a->dict_count)
+	if (count <= a->dicts.count)
 		return;
-	a->dicts = mem_realloc(a->dicts, count * sizeof(*a->dicts));
-	for (size_t i = a->dict_count; i < count; i++)
-		a->dicts[i] = NULL;
-	a->dict_count = count;
+	array_reserve(&a->dicts, count);
+	for (size_t i = a->dicts.count; i < count; i++)
+		a->dicts.items[i] = NULL;
+	a->dicts.count = count;
 }
 
 static int archive_load_dict(uint32_t id, const void *data, size_t len, void *context)
 {
 	struct archive *a = context;
-	if (id < 1 || id > a->dict_count || a->dicts[id - 1] != NULL)
+	if (id < 1 || id > a->dicts.count || a->dicts.items[id - 1] != NULL)
 		return -1;
-	a->dicts[id - 1] = compress_dict_create(id, data, len);
+	a->dicts.items[id - 1] = compress_dict_create(id, data, len);
 	return 1; /* just this one */
 }
 
@@ -201,8 +201,7 @@ int archive_open_store(struct archive *a, const struct catalog_store *cs, const 
 			return -1;
 		}
 	}
-	a->stores = mem_realloc(a->stores, (a->store_count + 1) * sizeof(*a->stores));
-	struct archive_store *s = &a->stores[a->store_count++];
+	struct archive_store *s = array_push(&a->stores);
 	s->id = cs->id;
 	s->name = mem_strdup(cs->name);
 	s->state = cs->state;
@@ -365,14 +364,14 @@ void archive_destroy(struct archive **_a)
 	if (a == NULL)
 		return;
 	*_a = NULL;
-	for (size_t i = 0; i < a->store_count; i++) {
-		store_destroy(&a->stores[i].store);
-		mem_free(a->stores[i].name);
+	for (size_t i = 0; i < a->stores.count; i++) {
+		store_destroy(&a->stores.items[i].store);
+		mem_free(a->stores.items[i].name);
 	}
-	mem_free(a->stores);
-	for (size_t i = 0; i < a->dict_count; i++)
-		compress_dict_destroy(&a->dicts[i]);
-	mem_free(a->dicts);
+	array_free(&a->stores);
+	for (size_t i = 0; i < a->dicts.count; i++)
+		compress_dict_destroy(&a->dicts.items[i]);
+	array_free(&a->dicts);
 	catalog_destroy(&a->cat);
 	if (a->lock_fd >= 0)
 		close(a->lock_fd);
@@ -384,18 +383,18 @@ void archive_destroy(struct archive **_a)
 
 struct archive_store *archive_store_by_id(struct archive *a, int64_t id)
 {
-	for (size_t i = 0; i < a->store_count; i++) {
-		if (a->stores[i].id == id)
-			return &a->stores[i];
+	for (size_t i = 0; i < a->stores.count; i++) {
+		if (a->stores.items[i].id == id)
+			return &a->stores.items[i];
 	}
 	return NULL;
 }
 
 static struct archive_store *archive_store_by_name(struct archive *a, const char *name)
 {
-	for (size_t i = 0; i < a->store_count; i++) {
-		if (strcmp(a->stores[i].name, name) == 0)
-			return &a->stores[i];
+	for (size_t i = 0; i < a->stores.count; i++) {
+		if (strcmp(a->stores.items[i].name, name) == 0)
+			return &a->stores.items[i];
 	}
 	return NULL;
 }
@@ -404,23 +403,23 @@ const struct compress_dict *archive_dict_lookup(uint32_t id, void *context)
 {
 	struct archive *a = context;
 	const char *error;
-	if (id > a->dict_count && !a->write && a->cat != NULL) {
+	if (id > a->dicts.count && !a->write && a->cat != NULL) {
 		/* A reader opened before a running import trained a newer
 		 * dictionary. (The writer itself knows every one it added.) */
 		uint32_t count;
 		if (catalog_dict_max_id(a->cat, &count, &error) == 0)
 			archive_know_dicts(a, count);
 	}
-	if (id < 1 || id > a->dict_count)
+	if (id < 1 || id > a->dicts.count)
 		return NULL;
-	if (a->dicts[id - 1] == NULL && a->cat != NULL)
+	if (a->dicts.items[id - 1] == NULL && a->cat != NULL)
 		(void)catalog_dicts(a->cat, id, archive_load_dict, a, &error);
-	return a->dicts[id - 1];
+	return a->dicts.items[id - 1];
 }
 
 const struct compress_dict *archive_latest_dict(struct archive *a)
 {
-	return a->dict_count > 0 ? archive_dict_lookup((uint32_t)a->dict_count, a) : NULL;
+	return a->dicts.count > 0 ? archive_dict_lookup((uint32_t)a->dicts.count, a) : NULL;
 }
 
 /* Writes every dictionary into a (new) store, so that each store can be
@@ -428,7 +427,7 @@ const struct compress_dict *archive_latest_dict(struct archive *a)
 static int archive_store_write_dicts(struct archive *a, struct archive_store *s,
 				     const char **error_r)
 {
-	for (size_t i = 0; i < a->dict_count; i++) {
+	for (size_t i = 0; i < a->dicts.count; i++) {
 		size_t dlen, rlen;
 		const struct compress_dict *dict = archive_dict_lookup((uint32_t)(i + 1), a);
 		if (dict == NULL) {
@@ -463,7 +462,7 @@ static int archive_store_create(struct archive *a, const char **error_r)
 	/* a fresh name: neither attached nor on disk (a detached store keeps
 	 * its directory, and must never receive new records) */
 	char *name = NULL;
-	for (size_t n = a->store_count + 1;; n++) {
+	for (size_t n = a->stores.count + 1;; n++) {
 		mem_free(name);
 		name = mem_printf("store-%04zu", n);
 		char *dir = archive_store_dir(a, name);
@@ -480,9 +479,9 @@ static int archive_store_create(struct archive *a, const char **error_r)
 		mem_free(name);
 		return -1;
 	}
-	for (size_t i = 0; i < a->store_count; i++) {
-		if (a->stores[i].state == CATALOG_STORE_CURRENT &&
-		    catalog_store_set_state(a->cat, a->stores[i].id, CATALOG_STORE_NORMAL,
+	for (size_t i = 0; i < a->stores.count; i++) {
+		if (a->stores.items[i].state == CATALOG_STORE_CURRENT &&
+		    catalog_store_set_state(a->cat, a->stores.items[i].id, CATALOG_STORE_NORMAL,
 					    error_r) < 0)
 			goto fail;
 	}
@@ -495,17 +494,17 @@ static int archive_store_create(struct archive *a, const char **error_r)
 	mem_free(stores_dir);
 	if (ret < 0 || archive_open_store(a, &cs, error_r) < 0)
 		goto fail;
-	struct archive_store *s = &a->stores[a->store_count - 1];
+	struct archive_store *s = &a->stores.items[a->stores.count - 1];
 	if (archive_store_write_dicts(a, s, error_r) < 0 ||
 	    archive_commit_store(a, s, error_r) < 0 || catalog_commit(a->cat, error_r) < 0) {
-		a->store_count--;
+		a->stores.count--;
 		store_destroy(&s->store);
 		mem_free(s->name);
 		goto fail;
 	}
-	for (size_t i = 0; i + 1 < a->store_count; i++) {
-		if (a->stores[i].state == CATALOG_STORE_CURRENT)
-			a->stores[i].state = CATALOG_STORE_NORMAL;
+	for (size_t i = 0; i + 1 < a->stores.count; i++) {
+		if (a->stores.items[i].state == CATALOG_STORE_CURRENT)
+			a->stores.items[i].state = CATALOG_STORE_NORMAL;
 	}
 	mem_free(name);
 	return 0;
@@ -517,15 +516,15 @@ fail:
 
 int archive_current_store(struct archive *a, struct archive_store **store_r, const char **error_r)
 {
-	for (size_t i = 0; i < a->store_count; i++) {
-		if (a->stores[i].state == CATALOG_STORE_CURRENT) {
-			*store_r = &a->stores[i];
+	for (size_t i = 0; i < a->stores.count; i++) {
+		if (a->stores.items[i].state == CATALOG_STORE_CURRENT) {
+			*store_r = &a->stores.items[i];
 			return 0;
 		}
 	}
 	if (archive_store_create(a, error_r) < 0)
 		return -1;
-	*store_r = &a->stores[a->store_count - 1];
+	*store_r = &a->stores.items[a->stores.count - 1];
 	return 0;
 }
 
@@ -541,16 +540,16 @@ int archive_store_roll_if_full(struct archive *a, const char **error_r)
 
 void archive_dict_keep(struct archive *a, struct compress_dict *dict)
 {
-	a->dicts = mem_realloc(a->dicts, (a->dict_count + 1) * sizeof(*a->dicts));
-	a->dicts[a->dict_count++] = dict;
+	array_append(&a->dicts, dict);
 }
 
 int archive_dict_adopt(struct archive *a, struct archive_store *s, struct compress_dict *dict,
 		       uint64_t raw_before, const char **error_r)
 {
 	uint32_t id = compress_dict_id(dict);
-	if (id != a->dict_count + 1) {
-		*error_r = tstr_printf("dictionary %u out of order (%zu known)", id, a->dict_count);
+	if (id != a->dicts.count + 1) {
+		*error_r =
+			tstr_printf("dictionary %u out of order (%zu known)", id, a->dicts.count);
 		return -1;
 	}
 	size_t len, rlen;
@@ -571,11 +570,11 @@ int archive_dict_add(struct archive *a, const void *data, size_t len, uint64_t r
 	struct archive_store *s;
 	if (archive_current_store(a, &s, error_r) < 0 || catalog_begin(a->cat, error_r) < 0)
 		return -1;
-	struct compress_dict *dict = compress_dict_create((uint32_t)a->dict_count + 1, data, len);
+	struct compress_dict *dict = compress_dict_create((uint32_t)a->dicts.count + 1, data, len);
 	if (archive_dict_adopt(a, s, dict, raw_before, error_r) < 0 ||
 	    archive_commit_store(a, s, error_r) < 0 || catalog_commit(a->cat, error_r) < 0) {
-		if (a->dict_count > 0 && a->dicts[a->dict_count - 1] == dict)
-			a->dict_count--;
+		if (a->dicts.count > 0 && a->dicts.items[a->dicts.count - 1] == dict)
+			a->dicts.count--;
 		compress_dict_destroy(&dict);
 		catalog_rollback(a->cat);
 		return -1;
@@ -958,8 +957,8 @@ int archive_stats_json(struct archive *a, struct str *out, const char **error_r)
 		mem_free(p);
 	}
 	uint64_t segment_bytes = 0;
-	for (size_t i = 0; i < a->store_count; i++)
-		segment_bytes += store_size(a->stores[i].store);
+	for (size_t i = 0; i < a->stores.count; i++)
+		segment_bytes += store_size(a->stores.items[i].store);
 	str_printfa(out,
 		    "{\"messages\":%llu,\"unique_contents\":%llu,\"shared_parts\":%llu,"
 		    "\"raw_bytes\":%llu,\"stored_bytes\":%llu,\"segment_bytes\":%llu,"
@@ -967,20 +966,20 @@ int archive_stats_json(struct archive *a, struct str *out, const char **error_r)
 		    (unsigned long long)st.messages, (unsigned long long)st.contents,
 		    (unsigned long long)st.parts, (unsigned long long)st.raw_bytes,
 		    (unsigned long long)st.stored_bytes, (unsigned long long)segment_bytes,
-		    (unsigned long long)catalog_bytes, a->dict_count);
-	for (size_t i = 0; i < a->store_count; i++) {
+		    (unsigned long long)catalog_bytes, a->dicts.count);
+	for (size_t i = 0; i < a->stores.count; i++) {
 		struct catalog_stats ss;
-		if (catalog_store_stats(a->cat, a->stores[i].id, &ss, error_r) < 0)
+		if (catalog_store_stats(a->cat, a->stores.items[i].id, &ss, error_r) < 0)
 			return -1;
 		str_printfa(out,
 			    "%s{\"name\":\"%s\",\"state\":\"%s\",\"messages\":%llu,"
 			    "\"unique_contents\":%llu,\"raw_bytes\":%llu,\"stored_bytes\":%llu,"
 			    "\"segment_bytes\":%llu}",
-			    i > 0 ? "," : "", a->stores[i].name,
-			    catalog_store_state_name(a->stores[i].state),
+			    i > 0 ? "," : "", a->stores.items[i].name,
+			    catalog_store_state_name(a->stores.items[i].state),
 			    (unsigned long long)ss.messages, (unsigned long long)ss.contents,
 			    (unsigned long long)ss.raw_bytes, (unsigned long long)ss.stored_bytes,
-			    (unsigned long long)store_size(a->stores[i].store));
+			    (unsigned long long)store_size(a->stores.items[i].store));
 	}
 	str_append(out, "],");
 	if (archive_defects_json(a, out, error_r) < 0)
@@ -996,14 +995,15 @@ int archive_stats_json(struct archive *a, struct str *out, const char **error_r)
 int archive_store_list(struct archive *a, archive_report_cb *cb, void *context,
 		       const char **error_r)
 {
-	for (size_t i = 0; i < a->store_count; i++) {
+	for (size_t i = 0; i < a->stores.count; i++) {
 		struct catalog_stats st;
-		if (catalog_store_stats(a->cat, a->stores[i].id, &st, error_r) < 0)
+		if (catalog_store_stats(a->cat, a->stores.items[i].id, &st, error_r) < 0)
 			return -1;
 		cb(tstr_printf("%s %s messages=%llu raw_bytes=%llu stored_bytes=%llu",
-			       a->stores[i].name, catalog_store_state_name(a->stores[i].state),
+			       a->stores.items[i].name,
+			       catalog_store_state_name(a->stores.items[i].state),
 			       (unsigned long long)st.messages, (unsigned long long)st.raw_bytes,
-			       (unsigned long long)store_size(a->stores[i].store)),
+			       (unsigned long long)store_size(a->stores.items[i].store)),
 		   context);
 	}
 	return 0;
@@ -1031,18 +1031,18 @@ int archive_store_set_state(struct archive *a, const char *name, const char *sta
 	}
 	if (catalog_begin(a->cat, error_r) < 0)
 		return -1;
-	for (size_t i = 0; state == CATALOG_STORE_CURRENT && i < a->store_count; i++) {
-		if (a->stores[i].state == CATALOG_STORE_CURRENT && &a->stores[i] != s &&
-		    catalog_store_set_state(a->cat, a->stores[i].id, CATALOG_STORE_NORMAL,
+	for (size_t i = 0; state == CATALOG_STORE_CURRENT && i < a->stores.count; i++) {
+		if (a->stores.items[i].state == CATALOG_STORE_CURRENT && &a->stores.items[i] != s &&
+		    catalog_store_set_state(a->cat, a->stores.items[i].id, CATALOG_STORE_NORMAL,
 					    error_r) < 0)
 			goto fail;
 	}
 	if (catalog_store_set_state(a->cat, s->id, state, error_r) < 0 ||
 	    catalog_commit(a->cat, error_r) < 0)
 		goto fail;
-	for (size_t i = 0; state == CATALOG_STORE_CURRENT && i < a->store_count; i++) {
-		if (a->stores[i].state == CATALOG_STORE_CURRENT)
-			a->stores[i].state = CATALOG_STORE_NORMAL;
+	for (size_t i = 0; state == CATALOG_STORE_CURRENT && i < a->stores.count; i++) {
+		if (a->stores.items[i].state == CATALOG_STORE_CURRENT)
+			a->stores.items[i].state = CATALOG_STORE_NORMAL;
 	}
 	s->state = state;
 	return 0;
@@ -1067,9 +1067,7 @@ int archive_store_detach(struct archive *a, const char *name, const char **error
 	}
 	store_destroy(&s->store);
 	mem_free(s->name);
-	size_t idx = (size_t)(s - a->stores);
-	memmove(s, s + 1, (a->store_count - idx - 1) * sizeof(*s));
-	a->store_count--;
+	array_delete(&a->stores, (size_t)(s - a->stores.items), 1);
 	return 0;
 }
 

@@ -17,8 +17,9 @@
 #include "file.h"
 #include "mem.h"
 #include "str.h"
+#include "test-tmpdir.h"
 
-static char tmpdir[] = "/tmp/coffer-test-archive-XXXXXX";
+static char *tmpdir;
 
 struct events {
 	int archived, duplicates, skipped;
@@ -342,14 +343,13 @@ static void test_progress_and_cancel(void **state)
 
 static int setup(void **state)
 {
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = test_tmpdir_create("archive");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&tmpdir);
 	return ret == 0 ? 0 : -1;
 }
 

@@ -13,8 +13,9 @@
 #include "file.h"
 #include "json.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
-static char dir[] = "/tmp/coffer-test-audit-XXXXXX";
+static char *dir;
 
 static char *write_log(int entries)
 {
@@ -94,14 +95,13 @@ static void test_torn_tail_is_cut(void **state)
 
 static int setup(void **state)
 {
-	return crypto_init() < 0 || mkdtemp(dir) == NULL ? -1 : 0;
+	dir = test_tmpdir_create("audit");
+	return crypto_init() < 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", dir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&dir);
 	return ret == 0 ? 0 : -1;
 }
 

@@ -5,8 +5,8 @@
  * auth-throttle and auth-cache (internal to lib-auth).
  *
  * Contract: at most max_entries entries (at least 1); adding a new key to a
- * full table evicts the oldest entry. Keys are hashed with SipHash under a
- * random per-table key, so callers may use attacker-chosen keys (user names,
+ * full table evicts the oldest entry. Keys are found through src/lib/hash (SipHash
+ * under a random per-process key), so callers may use attacker-chosen keys (user names,
  * addresses). Values are value_size bytes, zeroed when created, and wiped when
  * removed, evicted or destroyed. Pointers returned to values stay valid until
  * the next call that adds or removes an entry. Not thread-safe. */

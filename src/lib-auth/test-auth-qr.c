@@ -12,8 +12,9 @@
 #include "auth-qr.h"
 #include "file.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
-static char tmpdir[] = "/tmp/coffer-test-auth-qr-XXXXXX";
+static char *tmpdir;
 
 static const char uri[] = "otpauth://totp/Coffer%20Mail:alice%40example.com"
 			  "?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Coffer%20Mail"
@@ -107,14 +108,13 @@ static void test_errors(void **state)
 
 static int setup(void **state)
 {
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = test_tmpdir_create("auth-qr");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf %s", tmpdir);
-	int rc = system(cmd);
-	mem_free(cmd);
+	int rc = test_tmpdir_remove(&tmpdir);
 	return rc == 0 ? 0 : -1;
 }
 

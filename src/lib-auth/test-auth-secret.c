@@ -14,8 +14,9 @@
 #include "base64.h"
 #include "file.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
-static char tmpdir[] = "/tmp/coffer-test-auth-secret-XXXXXX";
+static char *tmpdir;
 
 static void test_key_create_then_load(void **state)
 {
@@ -186,14 +187,13 @@ static int setup(void **state)
 {
 	if (crypto_init() < 0)
 		return -1;
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = test_tmpdir_create("auth-secret");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf %s", tmpdir);
-	int rc = system(cmd);
-	mem_free(cmd);
+	int rc = test_tmpdir_remove(&tmpdir);
 	return rc == 0 ? 0 : -1;
 }
 

@@ -10,8 +10,9 @@
 #include "config.h"
 #include "file.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
-static char dir[] = "/tmp/coffer-test-config-XXXXXX";
+static char *dir;
 
 static void test_role_defaults_roundtrip(void **state)
 {
@@ -103,14 +104,13 @@ static void test_server_file(void **state)
 
 static int setup(void **state)
 {
-	return mkdtemp(dir) == NULL ? -1 : 0;
+	dir = test_tmpdir_create("config");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", dir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&dir);
 	return ret == 0 ? 0 : -1;
 }
 

@@ -10,8 +10,9 @@
 #include "file.h"
 #include "mem.h"
 #include "mgmtdb.h"
+#include "test-tmpdir.h"
 
-static char dir[] = "/tmp/coffer-test-mgmtdb-XXXXXX";
+static char *dir;
 static const char fp[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 static void test_admins_and_servers_roundtrip(void **state)
@@ -87,14 +88,13 @@ static void test_corrupt_databases_refused(void **state)
 
 static int setup(void **state)
 {
-	return mkdtemp(dir) == NULL ? -1 : 0;
+	dir = test_tmpdir_create("mgmtdb");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", dir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&dir);
 	return ret == 0 ? 0 : -1;
 }
 

@@ -1,4 +1,5 @@
 #include "http-private.h"
+#include "array.h"
 #include "hex.h"
 #include "mem.h"
 #include "str.h"
@@ -48,8 +49,8 @@ void http_form_free(struct http_form_field *fields, size_t count)
 	mem_free(fields);
 }
 
-static int http_form_add(const char *pair, size_t len, struct http_form_field **fields,
-			 size_t *count, const char **error_r)
+static int http_form_field_parse(const char *pair, size_t len, struct http_form_field *field_r,
+				 const char **error_r)
 {
 	const char *eq = memchr(pair, '=', len);
 	size_t name_len = eq == NULL ? len : (size_t)(eq - pair);
@@ -62,31 +63,31 @@ static int http_form_add(const char *pair, size_t len, struct http_form_field **
 		mem_free(name);
 		return -1;
 	}
-	*fields = mem_realloc(*fields, sizeof(**fields) * (*count + 1));
-	(*fields)[*count].name = name;
-	(*fields)[*count].value = value;
-	(*count)++;
+	field_r->name = name;
+	field_r->value = value;
 	return 0;
 }
 
 int http_form_parse(const char *text, size_t len, struct http_form_field **fields_r,
 		    size_t *count_r, const char **error_r)
 {
-	struct http_form_field *fields = NULL;
-	size_t count = 0;
+	ARRAY(struct http_form_field) fields = ARRAY_INIT;
 	for (size_t start = 0; start < len;) {
 		const char *amp = memchr(text + start, '&', len - start);
 		size_t end = amp == NULL ? len : (size_t)(amp - text);
 		/* "a=1&&b=2" and a trailing '&' carry no field. */
-		if (end > start &&
-		    http_form_add(text + start, end - start, &fields, &count, error_r) < 0) {
-			http_form_free(fields, count);
-			return -1;
+		struct http_form_field field;
+		if (end > start) {
+			if (http_form_field_parse(text + start, end - start, &field, error_r) < 0) {
+				http_form_free(fields.items, fields.count);
+				return -1;
+			}
+			array_append(&fields, field);
 		}
 		start = end + 1;
 	}
-	*fields_r = fields;
-	*count_r = count;
+	*fields_r = fields.items;
+	*count_r = fields.count;
 	return 0;
 }
 

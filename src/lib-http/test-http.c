@@ -21,6 +21,7 @@
 #include "mem.h"
 #include "netaddr.h"
 #include "str.h"
+#include "test-tmpdir.h"
 #include "tls.h"
 
 #define MAX_BODY 1024
@@ -28,7 +29,7 @@
 #define REQUEST_TIMEOUT 2
 #define STREAM_PIECE (256 * 1024)
 
-static char tmpdir[] = "/tmp/coffer-test-http-XXXXXX";
+static char *tmpdir;
 static char *cert_path, *key_path, *other_cert, *other_key;
 static char server_fp[TLS_FINGERPRINT_HEX_LEN + 1], other_fp[TLS_FINGERPRINT_HEX_LEN + 1];
 
@@ -429,8 +430,7 @@ static void test_form(void **state)
 static int setup(void **state)
 {
 	const char *error;
-	if (mkdtemp(tmpdir) == NULL)
-		return -1;
+	tmpdir = test_tmpdir_create("http");
 	cert_path = mem_printf("%s/server.crt", tmpdir);
 	key_path = mem_printf("%s/server.key", tmpdir);
 	other_cert = mem_printf("%s/other.crt", tmpdir);
@@ -448,9 +448,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	server_stop();
-	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&tmpdir);
 	mem_free(cert_path);
 	mem_free(key_path);
 	mem_free(other_cert);

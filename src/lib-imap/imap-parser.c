@@ -6,6 +6,7 @@
  * where the previous line's literal ended, so every byte is looked at a bounded
  * number of times however the input is split. */
 #include "imap-parser.h"
+#include "array.h"
 #include "mem.h"
 #include "str.h"
 #include "tstr.h"
@@ -61,8 +62,8 @@ struct imap_parser {
 	size_t tag_off, name_off, raw_off;
 	unsigned int *stack;
 	unsigned int depth;
-	struct pnode *nodes;
-	unsigned int node_count, node_cap, top_count;
+	ARRAY(struct pnode) nodes;
+	unsigned int top_count;
 	struct str *vals;
 
 	/* the result */
@@ -102,7 +103,7 @@ void imap_parser_destroy(struct imap_parser **parser)
 	str_destroy(&p->cmd);
 	str_destroy(&p->vals);
 	mem_free(p->stack);
-	mem_free(p->nodes);
+	array_free(&p->nodes);
 	mem_free(p->out);
 	mem_free(p);
 	*parser = NULL;
@@ -163,7 +164,7 @@ static void reset_command(struct imap_parser *p)
 	p->need_sep = false;
 	p->have_tag = false;
 	p->depth = 0;
-	p->node_count = 0;
+	p->nodes.count = 0;
 	p->top_count = 0;
 }
 
@@ -189,22 +190,17 @@ static size_t append_val(struct imap_parser *p, const void *data, size_t len)
 
 static int add_node(struct imap_parser *p, enum imap_arg_type type, size_t off, size_t len)
 {
-	if (p->node_count >= p->set.max_args) {
+	if (p->nodes.count >= p->set.max_args) {
 		set_error(p, tstr_printf("too many arguments: more than %u", p->set.max_args));
 		return -1;
 	}
-	if (p->node_count == p->node_cap) {
-		p->node_cap = p->node_cap == 0 ? 16 : p->node_cap * 2;
-		p->nodes = mem_realloc(p->nodes, p->node_cap * sizeof(*p->nodes));
-	}
-	struct pnode *n = &p->nodes[p->node_count++];
-	memset(n, 0, sizeof(*n));
+	struct pnode *n = array_push(&p->nodes);
 	n->type = type;
 	n->off = off;
 	n->len = len;
 	if (p->depth > 0) {
 		n->parent = p->stack[p->depth - 1] + 1;
-		n->index = p->nodes[n->parent - 1].count++;
+		n->index = p->nodes.items[n->parent - 1].count++;
 	} else {
 		n->index = p->top_count++;
 	}
@@ -458,7 +454,7 @@ static int parse_segment(struct imap_parser *p, size_t end, bool literal_ahead)
 			}
 			if (add_node(p, IMAP_ARG_LIST, 0, 0) < 0)
 				return -1;
-			p->stack[p->depth++] = p->node_count - 1;
+			p->stack[p->depth++] = p->nodes.count - 1;
 			p->pos++;
 			continue;
 		}
@@ -483,32 +479,32 @@ static int parse_segment(struct imap_parser *p, size_t end, bool literal_ahead)
 
 static void build_command(struct imap_parser *p)
 {
-	if (p->out_cap < p->node_count) {
-		p->out_cap = p->node_count;
+	if (p->out_cap < p->nodes.count) {
+		p->out_cap = p->nodes.count;
 		mem_free(p->out);
 		p->out = mem_calloc(p->out_cap, sizeof(*p->out));
 	}
 	/* Literal bytes join the other values, NUL-terminated. */
 	const char *cmd = str_c(p->cmd);
-	for (unsigned int i = 0; i < p->node_count; i++) {
-		struct pnode *n = &p->nodes[i];
+	for (unsigned int i = 0; i < p->nodes.count; i++) {
+		struct pnode *n = &p->nodes.items[i];
 		if (n->type == IMAP_ARG_LITERAL)
 			n->off = append_val(p, cmd + n->off, n->len);
 	}
 	/* Children of each list are contiguous: top level first, then each
 	 * list's block in order of appearance. */
 	unsigned int cursor = p->top_count;
-	for (unsigned int i = 0; i < p->node_count; i++) {
-		if (p->nodes[i].type == IMAP_ARG_LIST) {
-			p->nodes[i].first = cursor;
-			cursor += p->nodes[i].count;
+	for (unsigned int i = 0; i < p->nodes.count; i++) {
+		if (p->nodes.items[i].type == IMAP_ARG_LIST) {
+			p->nodes.items[i].first = cursor;
+			cursor += p->nodes.items[i].count;
 		}
 	}
 	const char *vals = str_c(p->vals);
-	for (unsigned int i = 0; i < p->node_count; i++) {
-		const struct pnode *n = &p->nodes[i];
+	for (unsigned int i = 0; i < p->nodes.count; i++) {
+		const struct pnode *n = &p->nodes.items[i];
 		unsigned int slot =
-			n->parent == 0 ? n->index : p->nodes[n->parent - 1].first + n->index;
+			n->parent == 0 ? n->index : p->nodes.items[n->parent - 1].first + n->index;
 		struct imap_arg *arg = &p->out[slot];
 		memset(arg, 0, sizeof(*arg));
 		arg->type = n->type;
@@ -523,7 +519,7 @@ static void build_command(struct imap_parser *p)
 	p->command.tag = vals + p->tag_off;
 	p->command.name = vals + p->name_off;
 	p->command.args_raw = vals + p->raw_off;
-	p->command.args = p->node_count > 0 ? p->out : NULL;
+	p->command.args = p->nodes.count > 0 ? p->out : NULL;
 	p->command.arg_count = p->top_count;
 	p->result = RESULT_COMMAND;
 }

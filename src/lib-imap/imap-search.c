@@ -86,9 +86,7 @@ static struct imap_search_node *node_new(enum imap_search_type type)
 
 static void node_add(struct imap_search_node *parent, struct imap_search_node *child)
 {
-	parent->children = mem_realloc(parent->children,
-				       (parent->child_count + 1) * sizeof(*parent->children));
-	parent->children[parent->child_count++] = child;
+	array_append(&parent->children, child);
 }
 
 static struct imap_search_node *node_wrap(enum imap_search_type type,
@@ -111,9 +109,9 @@ void imap_search_destroy(struct imap_search_node **root)
 	struct imap_search_node *node = *root;
 	if (node == NULL)
 		return;
-	for (unsigned int i = 0; i < node->child_count; i++)
-		imap_search_destroy(&node->children[i]);
-	mem_free(node->children);
+	for (unsigned int i = 0; i < node->children.count; i++)
+		imap_search_destroy(&node->children.items[i]);
+	array_free(&node->children);
 	mem_free(node->field);
 	mem_free(node->value);
 	imap_seqset_destroy(&node->seqset);

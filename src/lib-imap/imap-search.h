@@ -22,6 +22,7 @@
  * parentheses may nest max_depth deep (default 32). */
 #include <stdint.h>
 
+#include "array.h"
 #include "imap-arg.h"
 #include "imap-seqset.h"
 
@@ -56,8 +57,7 @@ struct imap_search_node {
 	uint64_t size;
 	int64_t day;
 	struct imap_seqset *seqset; /* SEQSET, UID */
-	struct imap_search_node **children;
-	unsigned int child_count;
+	ARRAY(struct imap_search_node *) children;
 };
 
 struct imap_search_settings {

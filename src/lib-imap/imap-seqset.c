@@ -1,4 +1,5 @@
 #include "imap-seqset.h"
+#include "array.h"
 #include "mem.h"
 #include "tstr.h"
 
@@ -6,8 +7,7 @@
 #include <string.h>
 
 struct imap_seqset {
-	struct imap_seqset_range *ranges;
-	unsigned int count;
+	ARRAY(struct imap_seqset_range) ranges;
 };
 
 /* The error text quotes at most this much of a long set. */
@@ -64,40 +64,36 @@ static int compare_ranges(const void *a, const void *b)
 	return ra->first < rb->first ? -1 : ra->first > rb->first;
 }
 
-static void add_range(struct imap_seqset *set, unsigned int *cap, uint32_t a, uint32_t b)
+static void add_range(struct imap_seqset *set, uint32_t a, uint32_t b)
 {
-	if (set->count == *cap) {
-		*cap = *cap == 0 ? 8 : *cap * 2;
-		set->ranges = mem_realloc(set->ranges, *cap * sizeof(*set->ranges));
-	}
-	set->ranges[set->count].first = a < b ? a : b;
-	set->ranges[set->count].last = a < b ? b : a;
-	set->count++;
+	struct imap_seqset_range *r = array_push(&set->ranges);
+	r->first = a < b ? a : b;
+	r->last = a < b ? b : a;
 }
 
 static void merge_ranges(struct imap_seqset *set)
 {
-	if (set->count == 0)
+	if (set->ranges.count == 0)
 		return;
-	qsort(set->ranges, set->count, sizeof(*set->ranges), compare_ranges);
+	array_sort(&set->ranges, compare_ranges);
 	unsigned int out = 0;
-	for (unsigned int i = 1; i < set->count; i++) {
-		struct imap_seqset_range *last = &set->ranges[out];
-		const struct imap_seqset_range *r = &set->ranges[i];
+	for (unsigned int i = 1; i < set->ranges.count; i++) {
+		struct imap_seqset_range *last = &set->ranges.items[out];
+		const struct imap_seqset_range *r = &set->ranges.items[i];
 		if ((uint64_t)r->first <= (uint64_t)last->last + 1) {
 			if (r->last > last->last)
 				last->last = r->last;
 		} else {
-			set->ranges[++out] = *r;
+			set->ranges.items[++out] = *r;
 		}
 	}
-	set->count = out + 1;
+	set->ranges.count = out + 1;
 }
 
 static int parse_ranges(const char *text, uint32_t star, struct imap_seqset *set,
 			const char **error_r)
 {
-	unsigned int cap = 0, written = 0;
+	unsigned int written = 0;
 	size_t pos = 0;
 	for (;;) {
 		uint32_t a, b;
@@ -119,14 +115,14 @@ static int parse_ranges(const char *text, uint32_t star, struct imap_seqset *set
 		}
 		if (a_star && b_star) {
 			if (star > 0)
-				add_range(set, &cap, star, star);
+				add_range(set, star, star);
 		} else {
 			/* With no messages, '*' stands for nothing: n:* is n. */
 			if (a_star)
 				a = star > 0 ? star : b;
 			if (b_star)
 				b = star > 0 ? star : a;
-			add_range(set, &cap, a, b);
+			add_range(set, a, b);
 		}
 		if (text[pos] == '\0')
 			return 0;
@@ -166,17 +162,17 @@ void imap_seqset_destroy(struct imap_seqset **set)
 {
 	if (*set == NULL)
 		return;
-	mem_free((*set)->ranges);
+	array_free(&(*set)->ranges);
 	mem_free(*set);
 	*set = NULL;
 }
 
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t number)
 {
-	unsigned int lo = 0, hi = set->count;
+	unsigned int lo = 0, hi = set->ranges.count;
 	while (lo < hi) {
 		unsigned int mid = lo + (hi - lo) / 2;
-		const struct imap_seqset_range *r = &set->ranges[mid];
+		const struct imap_seqset_range *r = &set->ranges.items[mid];
 		if (number < r->first)
 			hi = mid;
 		else if (number > r->last)
@@ -189,19 +185,19 @@ bool imap_seqset_contains(const struct imap_seqset *set, uint32_t number)
 
 unsigned int imap_seqset_range_count(const struct imap_seqset *set)
 {
-	return set->count;
+	return set->ranges.count;
 }
 
 const struct imap_seqset_range *imap_seqset_ranges(const struct imap_seqset *set)
 {
-	return set->ranges;
+	return set->ranges.items;
 }
 
 uint64_t imap_seqset_count(const struct imap_seqset *set)
 {
 	uint64_t total = 0;
-	for (unsigned int i = 0; i < set->count; i++)
-		total += (uint64_t)set->ranges[i].last - set->ranges[i].first + 1;
+	for (unsigned int i = 0; i < set->ranges.count; i++)
+		total += (uint64_t)set->ranges.items[i].last - set->ranges.items[i].first + 1;
 	return total;
 }
 
@@ -209,18 +205,18 @@ void imap_seqset_iter_init(struct imap_seqset_iter *iter, const struct imap_seqs
 {
 	iter->set = set;
 	iter->range = 0;
-	iter->next = set->count > 0 ? set->ranges[0].first : 0;
+	iter->next = set->ranges.count > 0 ? set->ranges.items[0].first : 0;
 }
 
 bool imap_seqset_iter_next(struct imap_seqset_iter *iter, uint32_t *number_r)
 {
 	const struct imap_seqset *set = iter->set;
-	if (iter->range >= set->count)
+	if (iter->range >= set->ranges.count)
 		return false;
 	*number_r = (uint32_t)iter->next;
-	if (iter->next == set->ranges[iter->range].last) {
-		if (++iter->range < set->count)
-			iter->next = set->ranges[iter->range].first;
+	if (iter->next == set->ranges.items[iter->range].last) {
+		if (++iter->range < set->ranges.count)
+			iter->next = set->ranges.items[iter->range].first;
 	} else {
 		iter->next++;
 	}

@@ -1,5 +1,6 @@
 /* imap-uidmap: sequence numbers and UIDs as runs of consecutive UIDs. */
 #include "imap-uidmap.h"
+#include "array.h"
 #include "mem.h"
 #include "tstr.h"
 
@@ -11,8 +12,7 @@ struct imap_uidmap_run {
 };
 
 struct imap_uidmap {
-	struct imap_uidmap_run *runs;
-	uint32_t run_count, run_cap;
+	ARRAY(struct imap_uidmap_run) runs;
 	uint32_t count;
 };
 
@@ -25,7 +25,7 @@ void imap_uidmap_destroy(struct imap_uidmap **map)
 {
 	if (*map == NULL)
 		return;
-	mem_free((*map)->runs);
+	array_free(&(*map)->runs);
 	mem_free(*map);
 	*map = NULL;
 }
@@ -37,9 +37,9 @@ uint32_t imap_uidmap_count(const struct imap_uidmap *map)
 
 uint32_t imap_uidmap_max_uid(const struct imap_uidmap *map)
 {
-	if (map->run_count == 0)
+	if (map->runs.count == 0)
 		return 0;
-	const struct imap_uidmap_run *r = &map->runs[map->run_count - 1];
+	const struct imap_uidmap_run *r = &map->runs.items[map->runs.count - 1];
 	return r->first_uid + r->length - 1;
 }
 
@@ -48,16 +48,13 @@ static bool imap_uidmap_add_run(struct imap_uidmap *map, uint32_t first, uint32_
 	if (first == 0 || last < first || first <= imap_uidmap_max_uid(map) ||
 	    (uint64_t)map->count + (last - first) + 1 > UINT32_MAX)
 		return false;
-	struct imap_uidmap_run *tail = map->run_count == 0 ? NULL : &map->runs[map->run_count - 1];
+	struct imap_uidmap_run *tail =
+		map->runs.count == 0 ? NULL : &map->runs.items[map->runs.count - 1];
 	if (tail != NULL && tail->first_uid + tail->length == first) {
 		tail->length += last - first + 1;
 	} else {
-		if (map->run_count == map->run_cap) {
-			map->run_cap = map->run_cap == 0 ? 4 : map->run_cap * 2;
-			map->runs = mem_realloc(map->runs, map->run_cap * sizeof(*map->runs));
-		}
-		map->runs[map->run_count++] =
-			(struct imap_uidmap_run){first, last - first + 1, map->count + 1};
+		struct imap_uidmap_run run = {first, last - first + 1, map->count + 1};
+		array_append(&map->runs, run);
 	}
 	map->count += last - first + 1;
 	return true;
@@ -113,32 +110,32 @@ uint32_t imap_uidmap_uid(const struct imap_uidmap *map, uint32_t seq)
 {
 	if (seq == 0 || seq > map->count)
 		return 0;
-	uint32_t lo = 0, hi = map->run_count;
+	uint32_t lo = 0, hi = map->runs.count;
 	while (hi - lo > 1) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (map->runs[mid].first_seq <= seq)
+		if (map->runs.items[mid].first_seq <= seq)
 			lo = mid;
 		else
 			hi = mid;
 	}
-	return map->runs[lo].first_uid + (seq - map->runs[lo].first_seq);
+	return map->runs.items[lo].first_uid + (seq - map->runs.items[lo].first_seq);
 }
 
 uint32_t imap_uidmap_seq_at_or_after(const struct imap_uidmap *map, uint32_t uid)
 {
 	/* the first run whose last UID is >= uid */
-	uint32_t lo = 0, hi = map->run_count;
+	uint32_t lo = 0, hi = map->runs.count;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		const struct imap_uidmap_run *r = &map->runs[mid];
+		const struct imap_uidmap_run *r = &map->runs.items[mid];
 		if ((uint64_t)r->first_uid + r->length - 1 < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == map->run_count)
+	if (lo == map->runs.count)
 		return map->count + 1;
-	const struct imap_uidmap_run *r = &map->runs[lo];
+	const struct imap_uidmap_run *r = &map->runs.items[lo];
 	return uid <= r->first_uid ? r->first_seq : r->first_seq + (uid - r->first_uid);
 }
 

@@ -46,12 +46,12 @@ static void dump(struct str *out, const struct imap_search_node *node)
 	default:
 		break;
 	}
-	if (node->child_count > 0) {
+	if (node->children.count > 0) {
 		str_append(out, " (");
-		for (unsigned int i = 0; i < node->child_count; i++) {
+		for (unsigned int i = 0; i < node->children.count; i++) {
 			if (i > 0)
 				str_append(out, ", ");
-			dump(out, node->children[i]);
+			dump(out, node->children.items[i]);
 		}
 		str_append_c(out, ')');
 	}

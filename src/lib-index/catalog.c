@@ -1,4 +1,5 @@
 #include "catalog.h"
+#include "array.h"
 #include "catalog-vfs.h"
 #include "mem.h"
 #include "search-query.h"
@@ -378,12 +379,10 @@ int catalog_stores(struct catalog *cat, struct catalog_store **stores_r, size_t 
 			       "ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK)
 		return catalog_fail(cat, "stores", error_r);
-	struct catalog_store *stores = NULL;
-	size_t count = 0;
+	ARRAY(struct catalog_store) stores = ARRAY_INIT;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		stores = mem_realloc(stores, (count + 1) * sizeof(*stores));
-		struct catalog_store *s = &stores[count++];
+		struct catalog_store *s = array_push(&stores);
 		s->id = sqlite3_column_int64(st, 0);
 		s->name = mem_strdup((const char *)sqlite3_column_text(st, 1));
 		s->state = (enum catalog_store_state)sqlite3_column_int(st, 2);
@@ -392,11 +391,11 @@ int catalog_stores(struct catalog *cat, struct catalog_store **stores_r, size_t 
 	}
 	catalog_finalize(cat, st);
 	if (rc != SQLITE_DONE) {
-		catalog_stores_free(stores, count);
+		catalog_stores_free(stores.items, stores.count);
 		return catalog_fail(cat, "stores", error_r);
 	}
-	*stores_r = stores;
-	*count_r = count;
+	*stores_r = stores.items;
+	*count_r = stores.count;
 	return 0;
 }
 
@@ -833,8 +832,7 @@ static size_t catalog_expand(const char *pattern, size_t max, char ***terms_r, v
 	char *lo = mem_strndup(pattern, prefix_len);
 	char *hi = mem_printf("%s\xf4\x8f\xbf\xbf", lo);
 	sqlite3_stmt *st;
-	char **terms = NULL;
-	size_t count = 0;
+	ARRAY(char *) terms = ARRAY_INIT;
 	if (sqlite3_prepare_v2(cat->db,
 			       "SELECT term FROM fts_vocab WHERE term >= ? AND term <= ?"
 			       " AND term GLOB ? LIMIT ?",
@@ -843,16 +841,14 @@ static size_t catalog_expand(const char *pattern, size_t max, char ***terms_r, v
 		sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, pattern, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, (int64_t)max);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			terms = mem_realloc(terms, (count + 1) * sizeof(char *));
-			terms[count++] = mem_strdup((const char *)sqlite3_column_text(st, 0));
-		}
+		while (sqlite3_step(st) == SQLITE_ROW)
+			array_append(&terms, mem_strdup((const char *)sqlite3_column_text(st, 0)));
 		catalog_finalize(cat, st);
 	}
 	mem_free(lo);
 	mem_free(hi);
-	*terms_r = terms;
-	return count;
+	*terms_r = terms.items;
+	return terms.count;
 }
 
 static void bind_search_params(sqlite3_stmt *st, const struct search_sql *sql)
@@ -961,29 +957,25 @@ static void catalog_fts_bounds(struct catalog *cat, const struct search_sql *sql
 		return;
 	sqlite3_bind_int64(st, 1, sql->date_lo);
 	sqlite3_bind_int64(st, 2, sql->date_hi);
-	int64_t *ids = NULL, min = INT64_MAX, max = INT64_MIN;
-	size_t count = 0, cap = 0;
+	ARRAY(int64_t) ids = ARRAY_INIT;
+	int64_t min = INT64_MAX, max = INT64_MIN;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap == 0 ? 1024 : cap * 2;
-			ids = mem_realloc(ids, cap * sizeof(*ids));
-		}
 		int64_t id = sqlite3_column_int64(st, 0);
-		ids[count++] = id;
+		array_append(&ids, id);
 		min = id < min ? id : min;
 		max = id > max ? id : max;
 	}
 	catalog_finalize(cat, st);
-	if (rc == SQLITE_DONE && count == 0) {
+	if (rc == SQLITE_DONE && ids.count == 0) {
 		b->empty = true;
 	} else if (rc == SQLITE_DONE && (uint64_t)(max - min) < (uint64_t)1 << 32) {
 		/* a bitmap orders the ids: cheaper than sorting them */
 		size_t nbits = (size_t)(max - min) + 1;
 		uint64_t *bits = mem_alloc((nbits + 63) / 64 * sizeof(uint64_t));
 		memset(bits, 0, (nbits + 63) / 64 * sizeof(uint64_t));
-		for (size_t i = 0; i < count; i++) {
-			size_t bit = (size_t)(ids[i] - min);
+		for (size_t i = 0; i < ids.count; i++) {
+			size_t bit = (size_t)(ids.items[i] - min);
 			bits[bit / 64] |= (uint64_t)1 << (bit % 64);
 		}
 		/* widen the gaps a run may bridge until the runs are few enough */
@@ -991,7 +983,7 @@ static void catalog_fts_bounds(struct catalog *cat, const struct search_sql *sql
 			b->count = catalog_bounds_runs(bits, nbits, min, gap, b);
 		mem_free(bits);
 	}
-	mem_free(ids);
+	array_free(&ids);
 }
 
 /* The bounds as the last condition of a text query's SQL ("" if none). */
@@ -1032,8 +1024,8 @@ static int catalog_run_bounded(struct catalog *cat, const char *text, const stru
 /* The newest `keep` rows of a text query, counted all: a heap whose root
  * is the oldest row kept, so most rows cost one comparison. */
 struct catalog_top {
-	struct catalog_ranked *rows;
-	size_t count, cap, keep;
+	ARRAY(struct catalog_ranked) rows;
+	size_t keep;
 	uint64_t total;
 };
 
@@ -1044,17 +1036,18 @@ static bool catalog_ranked_older(const struct catalog_ranked *x, const struct ca
 
 static void catalog_top_sift_down(struct catalog_top *t, size_t i)
 {
+	struct catalog_ranked *rows = t->rows.items;
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, oldest = i;
-		if (l < t->count && catalog_ranked_older(&t->rows[l], &t->rows[oldest]))
+		if (l < t->rows.count && catalog_ranked_older(&rows[l], &rows[oldest]))
 			oldest = l;
-		if (r < t->count && catalog_ranked_older(&t->rows[r], &t->rows[oldest]))
+		if (r < t->rows.count && catalog_ranked_older(&rows[r], &rows[oldest]))
 			oldest = r;
 		if (oldest == i)
 			return;
-		struct catalog_ranked tmp = t->rows[i];
-		t->rows[i] = t->rows[oldest];
-		t->rows[oldest] = tmp;
+		struct catalog_ranked tmp = rows[i];
+		rows[i] = rows[oldest];
+		rows[oldest] = tmp;
 		i = oldest;
 	}
 }
@@ -1066,21 +1059,18 @@ static void catalog_top_add(sqlite3_stmt *st, void *context)
 	t->total++;
 	if (t->keep == 0)
 		return;
-	if (t->count < t->keep) {
-		if (t->count == t->cap) {
-			t->cap = t->cap == 0 ? 64 : t->cap * 2;
-			t->rows = mem_realloc(t->rows, t->cap * sizeof(*t->rows));
-		}
-		size_t i = t->count++;
-		t->rows[i] = row;
-		while (i > 0 && catalog_ranked_older(&t->rows[i], &t->rows[(i - 1) / 2])) {
-			struct catalog_ranked tmp = t->rows[i];
-			t->rows[i] = t->rows[(i - 1) / 2];
-			t->rows[(i - 1) / 2] = tmp;
+	if (t->rows.count < t->keep) {
+		array_append(&t->rows, row);
+		struct catalog_ranked *rows = t->rows.items;
+		size_t i = t->rows.count - 1;
+		while (i > 0 && catalog_ranked_older(&rows[i], &rows[(i - 1) / 2])) {
+			struct catalog_ranked tmp = rows[i];
+			rows[i] = rows[(i - 1) / 2];
+			rows[(i - 1) / 2] = tmp;
 			i = (i - 1) / 2;
 		}
-	} else if (catalog_ranked_older(&t->rows[0], &row)) {
-		t->rows[0] = row;
+	} else if (catalog_ranked_older(&t->rows.items[0], &row)) {
+		t->rows.items[0] = row;
 		catalog_top_sift_down(t, 0);
 	}
 }
@@ -1096,15 +1086,14 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 		   : offset >= SIZE_MAX || limit >= SIZE_MAX - offset ? SIZE_MAX
 								      : (size_t)(offset + limit);
 	if (catalog_run_bounded(cat, ids_sql, sql, bounds, catalog_top_add, &top, error_r) < 0) {
-		mem_free(top.rows);
+		array_free(&top.rows);
 		return -1;
 	}
 	*total_r = top.total;
-	if (top.count > 1) /* qsort must not see a NULL array, even an empty one */
-		qsort(top.rows, top.count, sizeof(*top.rows), catalog_ranked_cmp);
+	array_sort(&top.rows, catalog_ranked_cmp);
 	int ret = 0;
 	sqlite3_stmt *st;
-	if (offset < top.count) {
+	if (offset < top.rows.count) {
 		if (sqlite3_prepare_v2(
 			    cat->db,
 			    "SELECT m.id, m.date, c.from_, c.subject, f.path, f.user, c.size,"
@@ -1112,12 +1101,12 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 			    " FROM messages m JOIN contents c ON c.id = m.content_id"
 			    " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?",
 			    -1, &st, NULL) != SQLITE_OK) {
-			mem_free(top.rows);
+			array_free(&top.rows);
 			return catalog_fail(cat, "search", error_r);
 		}
-		for (uint64_t i = offset; i < top.count && ret == 0; i++) {
+		for (uint64_t i = offset; i < top.rows.count && ret == 0; i++) {
 			sqlite3_reset(st);
-			sqlite3_bind_int64(st, 1, top.rows[i].id);
+			sqlite3_bind_int64(st, 1, top.rows.items[i].id);
 			int rc = sqlite3_step(st);
 			if (rc == SQLITE_ROW) {
 				struct catalog_hit hit;
@@ -1129,7 +1118,7 @@ static int catalog_search_ranked(struct catalog *cat, const char *ids_sql,
 		}
 		catalog_finalize(cat, st);
 	}
-	mem_free(top.rows);
+	array_free(&top.rows);
 	return ret;
 }
 
@@ -1533,14 +1522,12 @@ static char *catalog_scope_sql(const struct catalog_scope *scope)
 {
 	if (scope == NULL)
 		return mem_strdup("");
-	size_t cap = 32 + scope->folder_count * 21;
-	char *sql = mem_alloc(cap), *p = sql;
-	p += snprintf(p, cap, " AND m.folder_id IN (");
+	struct str *sql = str_create(32 + scope->folder_count * 21);
+	str_append(sql, " AND m.folder_id IN (");
 	for (size_t i = 0; i < scope->folder_count; i++)
-		p += snprintf(p, cap - (size_t)(p - sql), "%s%lld", i == 0 ? "" : ",",
-			      (long long)scope->folder_ids[i]);
-	snprintf(p, cap - (size_t)(p - sql), ")");
-	return sql;
+		str_printfa(sql, "%s%lld", i == 0 ? "" : ",", (long long)scope->folder_ids[i]);
+	str_append_c(sql, ')');
+	return str_steal(&sql);
 }
 
 int catalog_search_scoped(struct catalog *cat, const char *query, const struct catalog_scope *scope,
@@ -1567,18 +1554,13 @@ static int catalog_id_cmp(const void *a, const void *b)
 }
 
 struct catalog_ids {
-	int64_t *ids;
-	size_t count, cap;
+	ARRAY(int64_t) ids;
 };
 
 static void catalog_ids_add(sqlite3_stmt *st, void *context)
 {
 	struct catalog_ids *c = context;
-	if (c->count == c->cap) {
-		c->cap = c->cap == 0 ? 1024 : c->cap * 2;
-		c->ids = mem_realloc(c->ids, c->cap * sizeof(*c->ids));
-	}
-	c->ids[c->count++] = sqlite3_column_int64(st, 0);
+	array_append(&c->ids, sqlite3_column_int64(st, 0));
 }
 
 int catalog_search_ids(struct catalog *cat, const char *query, const struct catalog_scope *scope,
@@ -1607,12 +1589,12 @@ int catalog_search_ids(struct catalog *cat, const char *query, const struct cata
 	int ret =
 		catalog_run_bounded(cat, ids_sql, &sql, &bounds, catalog_ids_add, &found, error_r);
 	/* sorted here: SQLite's sorter costs more for many matches */
-	if (ret == 0 && found.count > 1)
-		qsort(found.ids, found.count, sizeof(*found.ids), catalog_id_cmp);
-	for (size_t i = 0; ret == 0 && i < found.count; i++)
-		if (cb(found.ids[i], context) != 0)
+	if (ret == 0)
+		array_sort(&found.ids, catalog_id_cmp);
+	for (size_t i = 0; ret == 0 && i < found.ids.count; i++)
+		if (cb(found.ids.items[i], context) != 0)
 			break;
-	mem_free(found.ids);
+	array_free(&found.ids);
 	mem_free(ids_sql);
 	mem_free(scope_sql);
 	search_sql_free(&sql);

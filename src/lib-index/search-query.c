@@ -1,4 +1,5 @@
 #include "search-query.h"
+#include "array.h"
 #include "mem.h"
 #include "str.h"
 #include "tstr.h"
@@ -39,8 +40,7 @@ struct node {
 	char *text;
 	int64_t lo, hi; /* date: [lo, hi) seconds; size: [lo, hi] bytes */
 	bool sent;      /* a date: in the sender's own zone (sent:) */
-	struct node **children;
-	size_t child_count;
+	ARRAY(struct node *) children;
 };
 
 struct search_query {
@@ -65,18 +65,16 @@ static void node_free(struct node *n)
 {
 	if (n == NULL)
 		return;
-	for (size_t i = 0; i < n->child_count; i++)
-		node_free(n->children[i]);
-	mem_free(n->children);
+	for (size_t i = 0; i < n->children.count; i++)
+		node_free(n->children.items[i]);
+	array_free(&n->children);
 	mem_free(n->text);
 	mem_free(n);
 }
 
 static void node_add(struct node *parent, struct node *child)
 {
-	parent->children =
-		mem_realloc(parent->children, (parent->child_count + 1) * sizeof(struct node *));
-	parent->children[parent->child_count++] = child;
+	array_append(&parent->children, child);
 }
 
 static void parser_fail(struct parser *ps, const char *what)
@@ -553,9 +551,9 @@ static void describe(struct str *out, const struct node *n)
 	case NODE_OR:
 	case NODE_NOT:
 		str_append(out, n->type == NODE_AND ? "(and" : n->type == NODE_OR ? "(or" : "(not");
-		for (size_t i = 0; i < n->child_count; i++) {
+		for (size_t i = 0; i < n->children.count; i++) {
 			str_append_c(out, ' ');
-			describe(out, n->children[i]);
+			describe(out, n->children.items[i]);
 		}
 		str_append_c(out, ')');
 		break;
@@ -596,8 +594,7 @@ char *search_query_describe(const struct search_query *query)
 struct compiled {
 	bool is_fts;
 	char *text; /* FTS5 expression or SQL */
-	struct search_param *params;
-	size_t param_count;
+	ARRAY(struct search_param) params;
 };
 
 struct compiler {
@@ -610,9 +607,9 @@ struct compiler {
 
 static void compiled_free(struct compiled *c)
 {
-	for (size_t i = 0; i < c->param_count; i++)
-		mem_free(c->params[i].text);
-	mem_free(c->params);
+	for (size_t i = 0; i < c->params.count; i++)
+		mem_free(c->params.items[i].text);
+	array_free(&c->params);
 	mem_free(c->text);
 	memset(c, 0, sizeof(*c));
 }
@@ -620,8 +617,7 @@ static void compiled_free(struct compiled *c)
 static void add_param(struct compiled *c, enum search_param_type type, const char *text,
 		      int64_t value)
 {
-	c->params = mem_realloc(c->params, (c->param_count + 1) * sizeof(*c->params));
-	struct search_param *p = &c->params[c->param_count++];
+	struct search_param *p = array_push(&c->params);
 	p->type = type;
 	p->text = text != NULL ? mem_strdup(text) : NULL;
 	p->value = value;
@@ -629,13 +625,9 @@ static void add_param(struct compiled *c, enum search_param_type type, const cha
 
 static void move_params(struct compiled *to, struct compiled *from)
 {
-	for (size_t i = 0; i < from->param_count; i++) {
-		to->params = mem_realloc(to->params, (to->param_count + 1) * sizeof(*to->params));
-		to->params[to->param_count++] = from->params[i];
-	}
-	mem_free(from->params);
-	from->params = NULL;
-	from->param_count = 0;
+	for (size_t i = 0; i < from->params.count; i++)
+		array_append(&to->params, from->params.items[i]);
+	array_free(&from->params);
 }
 
 static void fts_quote(struct str *out, const char *text)
@@ -696,9 +688,10 @@ static void fts_to_sql(struct compiled *c, bool negate)
 			       negate ? "NOT " : "");
 	add_param(c, SEARCH_PARAM_TEXT, c->text, 0);
 	/* the expression param must come first: move it to the front */
-	struct search_param p = c->params[c->param_count - 1];
-	memmove(c->params + 1, c->params, (c->param_count - 1) * sizeof(*c->params));
-	c->params[0] = p;
+	struct search_param p = c->params.items[c->params.count - 1];
+	memmove(c->params.items + 1, c->params.items,
+		(c->params.count - 1) * sizeof(*c->params.items));
+	c->params.items[0] = p;
 	mem_free(c->text);
 	c->text = sql;
 	c->is_fts = false;
@@ -786,12 +779,12 @@ static int compile_andor(struct compiler *cp, const struct node *n, struct compi
 	size_t fts_count = 0, sql_count = 0;
 	struct compiled fts_params = {0}, sql_params = {0};
 	int ret = 0;
-	for (size_t i = 0; i < n->child_count && ret == 0; i++) {
-		const struct node *child = n->children[i];
+	for (size_t i = 0; i < n->children.count && ret == 0; i++) {
+		const struct node *child = n->children.items[i];
 		struct compiled cc = {0};
 		bool negative = false;
 		if (is_and && child->type == NODE_NOT) {
-			ret = compile_node(cp, child->children[0], &cc);
+			ret = compile_node(cp, child->children.items[0], &cc);
 			negative = true;
 		} else {
 			ret = compile_node(cp, child, &cc);
@@ -827,12 +820,12 @@ static int compile_andor(struct compiler *cp, const struct node *n, struct compi
 			 * part becomes `m.content_id NOT IN (...)`. */
 			compiled_free(&fts_params);
 			str_truncate(neg, 0);
-			for (size_t i = 0; i < n->child_count; i++) {
-				const struct node *child = n->children[i];
+			for (size_t i = 0; i < n->children.count; i++) {
+				const struct node *child = n->children.items[i];
 				if (child->type != NODE_NOT)
 					continue;
 				struct compiled cc = {0};
-				if (compile_node(cp, child->children[0], &cc) < 0) {
+				if (compile_node(cp, child->children.items[0], &cc) < 0) {
 					ret = -1;
 					break;
 				}
@@ -901,7 +894,7 @@ static int compile_node(struct compiler *cp, const struct node *n, struct compil
 		return compile_andor(cp, n, out);
 	case NODE_NOT: {
 		struct compiled cc;
-		if (compile_node(cp, n->children[0], &cc) < 0)
+		if (compile_node(cp, n->children.items[0], &cc) < 0)
 			return -1;
 		if (cc.is_fts) {
 			fts_to_sql(&cc, true);
@@ -963,8 +956,8 @@ static void compile_date_bounds(const struct node *root, struct search_sql *sql)
 	const struct node *const *conj = &root;
 	size_t count = 1;
 	if (root->type == NODE_AND) {
-		conj = (const struct node *const *)root->children;
-		count = root->child_count;
+		conj = (const struct node *const *)root->children.items;
+		count = root->children.count;
 	}
 	for (size_t i = 0; i < count; i++) {
 		const struct node *n = conj[i];
@@ -1001,8 +994,8 @@ int search_query_compile(const struct search_query *query, search_expand_t *expa
 		sql_r->fts_match = cp.top_fts;
 	}
 	sql_r->where = c.text;
-	sql_r->params = c.params;
-	sql_r->param_count = c.param_count;
+	sql_r->params = c.params.items;
+	sql_r->param_count = c.params.count;
 	sql_r->date_bounded = false;
 	compile_date_bounds(query->root, sql_r);
 	return 0;

@@ -13,8 +13,9 @@
 #include "crypto.h"
 #include "file.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
-static char tmpdir[] = "/tmp/coffer-test-vfs-XXXXXX";
+static char *tmpdir;
 
 static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
 {
@@ -122,14 +123,13 @@ static void test_encrypted_pages(void **state)
 
 static int setup(void **state)
 {
-	return crypto_init() < 0 || mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = test_tmpdir_create("vfs");
+	return crypto_init() < 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&tmpdir);
 	return ret == 0 ? 0 : -1;
 }
 

@@ -12,8 +12,9 @@
 #include "crypto.h"
 #include "file.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
-static char tmpdir[] = "/tmp/coffer-test-catalog-XXXXXX";
+static char *tmpdir;
 
 struct hits {
 	size_t count;
@@ -170,14 +171,13 @@ static void test_catalog(void **state)
 
 static int setup(void **state)
 {
-	return crypto_init() < 0 || mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = test_tmpdir_create("catalog");
+	return crypto_init() < 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&tmpdir);
 	return ret == 0 ? 0 : -1;
 }
 

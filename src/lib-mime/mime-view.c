@@ -1,4 +1,5 @@
 #include "mime-view.h"
+#include "array.h"
 #include "mime-private.h"
 #include "base64.h"
 #include "mem.h"
@@ -16,7 +17,7 @@ struct mime_view_ctx {
 	const unsigned char *data; /* the message, for part bounds */
 	size_t len;
 	struct mime_view *view;
-	size_t attachment_cap;
+	ARRAY(struct mime_view_attachment) attachments; /* handed to view at the end */
 	GPtrArray *cid_parts; /* GMimePart with a Content-ID, for cid: references */
 	bool have_text, have_html;
 };
@@ -79,15 +80,9 @@ static GByteArray *view_message_bytes(GMimeMessagePart *mp)
 static void view_add_attachment(struct mime_view_ctx *ctx, const char *section, GMimeObject *obj,
 				const char *filename, size_t size)
 {
-	struct mime_view *v = ctx->view;
-	if (v->attachment_count >= MIME_VIEW_MAX_ATTACHMENTS)
+	if (ctx->attachments.count >= MIME_VIEW_MAX_ATTACHMENTS)
 		return;
-	if (v->attachment_count == ctx->attachment_cap) {
-		ctx->attachment_cap = ctx->attachment_cap == 0 ? 4 : ctx->attachment_cap * 2;
-		v->attachments =
-			mem_realloc(v->attachments, ctx->attachment_cap * sizeof(*v->attachments));
-	}
-	struct mime_view_attachment *a = &v->attachments[v->attachment_count++];
+	struct mime_view_attachment *a = array_push(&ctx->attachments);
 	a->part = mem_strdup(section);
 	a->filename = mime_utf8(filename);
 	a->content_type = view_content_type(obj);
@@ -251,6 +246,8 @@ struct mime_view *mime_view(const void *data, size_t len)
 		mem_free(v->text);
 		v->text = mime_html_to_text(v->html, strlen(v->html));
 	}
+	v->attachments = ctx.attachments.items;
+	v->attachment_count = ctx.attachments.count;
 	g_ptr_array_free(ctx.cid_parts, TRUE);
 	if (msg != NULL)
 		g_object_unref(msg);

@@ -1,4 +1,5 @@
 #include "mime.h"
+#include "array.h"
 #include "mime-private.h"
 #include "mem.h"
 #include "str.h"
@@ -15,7 +16,7 @@ struct mime_ctx {
 	size_t large_part_min;
 	struct mime_info *info;
 	struct str *text, *names;
-	size_t span_cap;
+	ARRAY(struct mime_span) large_parts; /* handed to info at the end */
 	size_t leaves;
 };
 
@@ -452,19 +453,13 @@ static void mime_leaf(struct mime_ctx *ctx, GMimePart *part)
 	size_t off = 0, len = 0;
 	bool have_span = mime_part_bounds(part, ctx->data, ctx->len, &off, &len);
 	if (have_span && len >= ctx->large_part_min) {
-		size_t n = ctx->info->large_part_count;
+		size_t n = ctx->large_parts.count;
+		const struct mime_span *last = n == 0 ? NULL : &ctx->large_parts.items[n - 1];
 		/* keep spans ascending and disjoint whatever GMime reports */
-		if (n == 0 || off >= ctx->info->large_parts[n - 1].offset +
-					      ctx->info->large_parts[n - 1].len) {
-			if (n == ctx->span_cap) {
-				ctx->span_cap = ctx->span_cap == 0 ? 4 : ctx->span_cap * 2;
-				ctx->info->large_parts =
-					mem_realloc(ctx->info->large_parts,
-						    ctx->span_cap * sizeof(struct mime_span));
-			}
-			ctx->info->large_parts[n].offset = off;
-			ctx->info->large_parts[n].len = len;
-			ctx->info->large_part_count++;
+		if (last == NULL || off >= last->offset + last->len) {
+			struct mime_span *span = array_push(&ctx->large_parts);
+			span->offset = off;
+			span->len = len;
 		}
 	}
 }
@@ -687,6 +682,8 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 	info->body_text = mime_utf8(text);
 	mem_free(text);
 	info->attachment_names = str_steal(&ctx.names);
+	info->large_parts = ctx.large_parts.items;
+	info->large_part_count = ctx.large_parts.count;
 	return info;
 }
 

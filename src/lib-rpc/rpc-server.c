@@ -1,5 +1,6 @@
 /* rpc-server: a listener for incoming links; owns their connections. */
 #include "rpc.h"
+#include "array.h"
 #include "json.h"
 #include "mem.h"
 #include "tls.h"
@@ -28,8 +29,7 @@ struct rpc_server {
 	unsigned int keepalive_secs;
 	const struct rpc_server_callbacks *callbacks;
 	void *ctx;
-	struct evconnlistener **listeners;
-	size_t listener_count;
+	ARRAY(struct evconnlistener *) listeners;
 	struct rpc_server_conn *conns;
 	struct event *reaper;
 };
@@ -172,9 +172,7 @@ int rpc_server_listen(struct rpc_server *server, const struct netaddr_listener *
 				       netaddr_listener_str(listener));
 		return -1;
 	}
-	server->listeners = mem_realloc(server->listeners,
-					sizeof(*server->listeners) * (server->listener_count + 1));
-	server->listeners[server->listener_count++] = l;
+	array_append(&server->listeners, l);
 	return 0;
 }
 
@@ -191,9 +189,9 @@ void rpc_server_destroy(struct rpc_server **server)
 	struct rpc_server *s = *server;
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->listener_count; i++)
-		evconnlistener_free(s->listeners[i]);
-	mem_free(s->listeners);
+	for (size_t i = 0; i < s->listeners.count; i++)
+		evconnlistener_free(s->listeners.items[i]);
+	array_free(&s->listeners);
 	for (struct rpc_server_conn *sc = s->conns; sc != NULL; sc = sc->next)
 		sc->dead = true;
 	rpc_server_reap(-1, 0, s);

@@ -14,11 +14,12 @@
 #include "mem.h"
 #include "netaddr.h"
 #include "rpc.h"
+#include "test-tmpdir.h"
 #include "tls.h"
 
 /* Real TLS on loopback: a server role, a client role with an allowed
  * certificate, and a stranger whose certificate nobody registered. */
-static char dir[] = "/tmp/coffer-test-rpc-XXXXXX";
+static char *dir;
 static char server_fp[65], client_fp[65], stranger_fp[65];
 static struct event_base *base;
 static struct json *hello;
@@ -246,8 +247,7 @@ static void test_pinning_both_ways(void **state)
 static int setup(void **state)
 {
 	const char *error;
-	if (mkdtemp(dir) == NULL)
-		return -1;
+	dir = test_tmpdir_create("rpc");
 	const char *names[] = {"server", "client", "stranger"};
 	char *fps[] = {server_fp, client_fp, stranger_fp};
 	for (int i = 0; i < 3; i++) {
@@ -278,9 +278,7 @@ static int teardown(void **state)
 {
 	json_unref(&hello);
 	event_base_free(base);
-	char *cmd = mem_printf("rm -rf '%s'", dir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&dir);
 	return ret == 0 ? 0 : -1;
 }
 

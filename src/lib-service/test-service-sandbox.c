@@ -14,14 +14,14 @@
 
 #include "mem.h"
 #include "service-sandbox.h"
+#include "test-tmpdir.h"
 
 /* Two "instances" side by side: a process confined to A can use A and read
  * the system, but can neither read nor write B. Runs in a child process
  * because the restriction cannot be undone. */
 static void test_confined_to_own_directory(void **state)
 {
-	char dir[] = "/tmp/coffer-test-sandbox-XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char *dir = test_tmpdir_create("sandbox");
 	char *a = mem_printf("%s/a", dir), *b = mem_printf("%s/b", dir);
 	char *b_file = mem_printf("%s/b/secret", dir), *a_file = mem_printf("%s/a/data", dir);
 	assert_int_equal(mkdir(a, 0700), 0);
@@ -60,9 +60,7 @@ static void test_confined_to_own_directory(void **state)
 	if (WEXITSTATUS(status) == 77)
 		skip();
 	assert_int_equal(WEXITSTATUS(status), 0);
-	char *cmd = mem_printf("rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
-	mem_free(cmd);
+	assert_int_equal(test_tmpdir_remove(&dir), 0);
 	mem_free(a);
 	mem_free(b);
 	mem_free(a_file);

@@ -11,8 +11,9 @@
 
 #include "mem.h"
 #include "service.h"
+#include "test-tmpdir.h"
 
-static char dir[] = "/tmp/coffer-test-service-XXXXXX";
+static char *dir;
 
 /* The test re-executes itself as a tiny daemon: argv[1] selects its
  * behaviour, so the real start/stop code paths run against a real process. */
@@ -90,14 +91,13 @@ static void test_start_failures_are_explained(void **state)
 
 static int setup(void **state)
 {
-	return mkdtemp(dir) == NULL ? -1 : 0;
+	dir = test_tmpdir_create("service");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", dir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&dir);
 	return ret == 0 ? 0 : -1;
 }
 

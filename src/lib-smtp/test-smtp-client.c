@@ -23,10 +23,11 @@
 #include "mem.h"
 #include "smtp-client.h"
 #include "str.h"
+#include "test-tmpdir.h"
 
 #define PYTHON "/usr/bin/python3"
 
-static char tmpdir[] = "/tmp/coffer-test-smtp-XXXXXX";
+static char *tmpdir;
 static bool have_aiosmtpd;
 static char *cert_path, *key_path;
 
@@ -588,8 +589,7 @@ static void test_build_text_message(void **state)
 
 static int setup(void **state)
 {
-	if (mkdtemp(tmpdir) == NULL)
-		return -1;
+	tmpdir = test_tmpdir_create("smtp");
 	have_aiosmtpd = system(PYTHON " -c 'import aiosmtpd' 2>/dev/null") == 0;
 	cert_path = mem_printf("%s/cert.pem", tmpdir);
 	key_path = mem_printf("%s/key.pem", tmpdir);
@@ -604,9 +604,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf %s", tmpdir);
-	int rc = system(cmd);
-	mem_free(cmd);
+	int rc = test_tmpdir_remove(&tmpdir);
 	mem_free(cert_path);
 	mem_free(key_path);
 	return rc == 0 ? 0 : -1;

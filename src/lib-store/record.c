@@ -1,4 +1,5 @@
 #include "record.h"
+#include "array.h"
 #include "compress.h"
 #include "mem.h"
 #include "str.h"
@@ -369,14 +370,10 @@ int record_decode_message(const unsigned char *plain, size_t len, record_dict_lo
 			      error_r) < 0)
 		goto fail;
 	struct reader b = {msg_r->body_buf, msg_r->body_buf + body_len, false};
-	size_t cap = 0, total = 0;
+	ARRAY(struct record_chunk) chunks = ARRAY_INIT;
+	size_t total = 0;
 	while (b.p < b.end && !b.bad) {
-		if (msg_r->chunk_count == cap) {
-			cap = cap == 0 ? 4 : cap * 2;
-			msg_r->chunks = mem_realloc(msg_r->chunks, cap * sizeof(*msg_r->chunks));
-		}
-		struct record_chunk *c = &msg_r->chunks[msg_r->chunk_count];
-		memset(c, 0, sizeof(*c));
+		struct record_chunk *c = array_push(&chunks);
 		unsigned int kind = (unsigned int)r_uint(&b, 1);
 		c->len = r_uint(&b, 4);
 		if (kind == 1) {
@@ -390,8 +387,9 @@ int record_decode_message(const unsigned char *plain, size_t len, record_dict_lo
 			b.bad = true;
 		}
 		total += c->len;
-		msg_r->chunk_count++;
 	}
+	msg_r->chunks = chunks.items;
+	msg_r->chunk_count = chunks.count;
 	if (b.bad || total != msg_r->meta.raw_size) {
 		*error_r = "message record body malformed";
 		goto fail;

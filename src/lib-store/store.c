@@ -1,4 +1,5 @@
 #include "store.h"
+#include "array.h"
 #include "file.h"
 #include "mem.h"
 #include "record.h"
@@ -21,9 +22,8 @@ struct store_segment {
 struct store {
 	char *dir;
 	uint64_t segment_max;
-	/* segments[i] is segment number i + 1 */
-	struct store_segment *segments;
-	uint32_t segment_count;
+	/* segments.items[i] is segment number i + 1 (at most UINT32_MAX) */
+	ARRAY(struct store_segment) segments;
 	bool dirty;
 };
 
@@ -35,7 +35,7 @@ static char *store_segment_path(const struct store *store, uint32_t segment)
 static int store_segment_open(struct store *store, uint32_t segment, bool create,
 			      const char **error_r)
 {
-	struct store_segment *seg = &store->segments[segment - 1];
+	struct store_segment *seg = &store->segments.items[segment - 1];
 	if (seg->fd >= 0)
 		return 0;
 	char *path = store_segment_path(store, segment);
@@ -60,11 +60,9 @@ static int store_segment_open(struct store *store, uint32_t segment, bool create
 
 static void store_add_segment_slot(struct store *store)
 {
-	store->segments =
-		mem_realloc(store->segments, (store->segment_count + 1) * sizeof(*store->segments));
-	store->segments[store->segment_count].fd = -1;
-	store->segments[store->segment_count].size = 0;
-	store->segment_count++;
+	struct store_segment *seg = array_push(&store->segments);
+	seg->fd = -1;
+	seg->size = 0;
 }
 
 int store_open(const char *dir, uint64_t segment_max, struct store **store_r, const char **error_r)
@@ -107,11 +105,11 @@ void store_destroy(struct store **_store)
 	if (store == NULL)
 		return;
 	*_store = NULL;
-	for (uint32_t i = 0; i < store->segment_count; i++) {
-		if (store->segments[i].fd >= 0)
-			close(store->segments[i].fd);
+	for (uint32_t i = 0; i < store->segments.count; i++) {
+		if (store->segments.items[i].fd >= 0)
+			close(store->segments.items[i].fd);
 	}
-	mem_free(store->segments);
+	array_free(&store->segments);
 	mem_free(store->dir);
 	mem_free(store);
 }
@@ -123,20 +121,20 @@ const char *store_dir(const struct store *store)
 
 void store_tail(const struct store *store, uint32_t *segment_r, uint64_t *length_r)
 {
-	if (store->segment_count == 0) {
+	if (store->segments.count == 0) {
 		*segment_r = 0;
 		*length_r = 0;
 		return;
 	}
-	*segment_r = store->segment_count;
-	*length_r = store->segments[store->segment_count - 1].size;
+	*segment_r = store->segments.count;
+	*length_r = store->segments.items[store->segments.count - 1].size;
 }
 
 uint64_t store_size(const struct store *store)
 {
 	uint64_t total = 0;
-	for (uint32_t i = 0; i < store->segment_count; i++)
-		total += store->segments[i].size;
+	for (uint32_t i = 0; i < store->segments.count; i++)
+		total += store->segments.items[i].size;
 	return total;
 }
 
@@ -159,26 +157,26 @@ static int store_pwrite_all(int fd, const unsigned char *p, size_t len, uint64_t
 int store_append(struct store *store, const void *rec, size_t len, struct store_loc *loc_r,
 		 const char **error_r)
 {
-	if (store->segment_count == 0 ||
-	    (store->segments[store->segment_count - 1].size > 0 &&
-	     store->segments[store->segment_count - 1].size + len > store->segment_max)) {
+	if (store->segments.count == 0 ||
+	    (store->segments.items[store->segments.count - 1].size > 0 &&
+	     store->segments.items[store->segments.count - 1].size + len > store->segment_max)) {
 		if (store->dirty && store_sync(store, error_r) < 0)
 			return -1;
 		store_add_segment_slot(store);
-		if (store_segment_open(store, store->segment_count, true, error_r) < 0) {
-			store->segment_count--;
+		if (store_segment_open(store, store->segments.count, true, error_r) < 0) {
+			store->segments.count--;
 			return -1;
 		}
 		if (file_fsync_dir(store->dir, error_r) < 0)
 			return -1;
 	}
-	struct store_segment *seg = &store->segments[store->segment_count - 1];
+	struct store_segment *seg = &store->segments.items[store->segments.count - 1];
 	if (store_pwrite_all(seg->fd, rec, len, seg->size) < 0) {
-		*error_r = tstr_printf("writing %s/seg-%06u failed: %s", store->dir,
-				       store->segment_count, strerror(errno));
+		*error_r = tstr_printf("writing %s/seg-%06zu failed: %s", store->dir,
+				       store->segments.count, strerror(errno));
 		return -1;
 	}
-	loc_r->segment = store->segment_count;
+	loc_r->segment = store->segments.count;
 	loc_r->offset = seg->size;
 	loc_r->length = (uint32_t)len;
 	seg->size += len;
@@ -191,10 +189,10 @@ int store_sync(struct store *store, const char **error_r)
 	if (!store->dirty)
 		return 0;
 	/* Earlier segments were synced when the next one was started. */
-	struct store_segment *seg = &store->segments[store->segment_count - 1];
+	struct store_segment *seg = &store->segments.items[store->segments.count - 1];
 	if (fdatasync(seg->fd) < 0) {
-		*error_r = tstr_printf("fdatasync(%s/seg-%06u) failed: %s", store->dir,
-				       store->segment_count, strerror(errno));
+		*error_r = tstr_printf("fdatasync(%s/seg-%06zu) failed: %s", store->dir,
+				       store->segments.count, strerror(errno));
 		return -1;
 	}
 	store->dirty = false;
@@ -203,9 +201,9 @@ int store_sync(struct store *store, const char **error_r)
 
 int store_truncate_to(struct store *store, uint32_t segment, uint64_t length, const char **error_r)
 {
-	while (store->segment_count > segment && store->segment_count > 0) {
-		struct store_segment *seg = &store->segments[store->segment_count - 1];
-		char *path = store_segment_path(store, store->segment_count);
+	while (store->segments.count > segment && store->segments.count > 0) {
+		struct store_segment *seg = &store->segments.items[store->segments.count - 1];
+		char *path = store_segment_path(store, store->segments.count);
 		if (seg->fd >= 0)
 			close(seg->fd);
 		if (unlink(path) < 0 && errno != ENOENT) {
@@ -214,10 +212,10 @@ int store_truncate_to(struct store *store, uint32_t segment, uint64_t length, co
 			return -1;
 		}
 		mem_free(path);
-		store->segment_count--;
+		store->segments.count--;
 	}
-	if (segment > 0 && segment <= store->segment_count) {
-		struct store_segment *seg = &store->segments[segment - 1];
+	if (segment > 0 && segment <= store->segments.count) {
+		struct store_segment *seg = &store->segments.items[segment - 1];
 		if (store_segment_open(store, segment, true, error_r) < 0)
 			return -1;
 		if (seg->size != length) {
@@ -254,7 +252,7 @@ static int store_pread_all(int fd, unsigned char *p, size_t len, uint64_t offset
 int store_read(struct store *store, const struct store_loc *loc, unsigned char **rec_r,
 	       const char **error_r)
 {
-	if (loc->segment == 0 || loc->segment > store->segment_count) {
+	if (loc->segment == 0 || loc->segment > store->segments.count) {
 		*error_r = tstr_printf("%s has no segment %u", store->dir, loc->segment);
 		return -1;
 	}
@@ -262,8 +260,8 @@ int store_read(struct store *store, const struct store_loc *loc, unsigned char *
 		return -1;
 	unsigned char *rec = mem_alloc(loc->length > 0 ? loc->length : 1);
 	size_t got;
-	if (store_pread_all(store->segments[loc->segment - 1].fd, rec, loc->length, loc->offset,
-			    &got) < 0) {
+	if (store_pread_all(store->segments.items[loc->segment - 1].fd, rec, loc->length,
+			    loc->offset, &got) < 0) {
 		*error_r = tstr_printf("reading %s/seg-%06u failed: %s", store->dir, loc->segment,
 				       strerror(errno));
 		mem_free(rec);
@@ -329,13 +327,13 @@ int store_scan_next(struct store_scan *scan, enum store_scan_result *result_r,
 {
 	struct store *store = scan->store;
 	for (;;) {
-		if (scan->segment > store->segment_count) {
+		if (scan->segment > store->segments.count) {
 			*result_r = STORE_SCAN_END;
 			return 0;
 		}
 		if (store_segment_open(store, scan->segment, false, error_r) < 0)
 			return -1;
-		struct store_segment *seg = &store->segments[scan->segment - 1];
+		struct store_segment *seg = &store->segments.items[scan->segment - 1];
 		if (scan->offset >= seg->size) {
 			scan->segment++;
 			scan->offset = 0;

@@ -12,9 +12,10 @@
 #include "mem.h"
 #include "record.h"
 #include "store.h"
+#include "test-tmpdir.h"
 
 static unsigned char key[CRYPTO_KEY_LEN];
-static char tmpdir[] = "/tmp/coffer-test-store-XXXXXX";
+static char *tmpdir;
 
 static unsigned char *make_record(int i, size_t *len_r)
 {
@@ -113,7 +114,8 @@ static void test_append_read_scan(void **state)
 
 static int setup(void **state)
 {
-	if (crypto_init() < 0 || mkdtemp(tmpdir) == NULL)
+	tmpdir = test_tmpdir_create("store");
+	if (crypto_init() < 0)
 		return -1;
 	crypto_key_generate(key);
 	return 0;
@@ -121,9 +123,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&tmpdir);
 	return ret == 0 ? 0 : -1;
 }
 

@@ -23,9 +23,10 @@
 
 #include "mem.h"
 #include "netaddr.h"
+#include "test-tmpdir.h"
 #include "tls.h"
 
-static char tmpdir[] = "/tmp/coffer-test-tls-XXXXXX";
+static char *tmpdir;
 static char *server_cert, *server_key, *client_cert, *client_key, *other_key;
 static char server_fp[TLS_FINGERPRINT_HEX_LEN + 1], client_fp[TLS_FINGERPRINT_HEX_LEN + 1];
 
@@ -672,8 +673,7 @@ static void test_probe(void **state)
 static int setup(void **state)
 {
 	const char *error;
-	if (mkdtemp(tmpdir) == NULL)
-		return -1;
+	tmpdir = test_tmpdir_create("tls");
 	server_cert = path("server.crt");
 	server_key = path("server.key");
 	client_cert = path("client.crt");
@@ -691,9 +691,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&tmpdir);
 	mem_free(server_cert);
 	mem_free(server_key);
 	mem_free(client_cert);

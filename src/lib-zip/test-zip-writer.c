@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "mem.h"
+#include "test-tmpdir.h"
 #include "zip-writer.h"
 
 #include <stdio.h>
@@ -37,17 +38,16 @@ static int source_read(void *ctx, uint64_t index, unsigned char **data_r, size_t
 
 static char *temp_path(void)
 {
-	char dir[] = "/tmp/test-zip-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	return mem_printf("%s/out.zip", dir);
+	char *dir = test_tmpdir_create("zip");
+	char *path = mem_printf("%s/out.zip", dir);
+	mem_free(dir);
+	return path;
 }
 
 static void remove_path(char *path)
 {
-	unlink(path);
 	*strrchr(path, '/') = '\0';
-	rmdir(path);
-	mem_free(path);
+	assert_int_equal(test_tmpdir_remove(&path), 0);
 }
 
 static char *entry_text(zip_t *za, zip_uint64_t i, zip_stat_t *st)

@@ -28,3 +28,24 @@ void *array_grow(void *items, size_t *capacity, size_t elem_size, size_t needed)
 	*capacity = cap;
 	return grown;
 }
+
+void array_delete_range(void *items, size_t *count, size_t elem_size, size_t index, size_t n)
+{
+	if (index > *count || n > *count - index) {
+		fprintf(stderr, "array: deleting %zu elements at %zu of %zu\n", n, index, *count);
+		abort();
+	}
+	unsigned char *p = items;
+	size_t after = *count - index - n;
+	if (n > 0 && after > 0)
+		memmove(p + index * elem_size, p + (index + n) * elem_size, after * elem_size);
+	*count -= n;
+}
+
+void array_qsort(void *items, size_t count, size_t elem_size,
+		 int (*cmp)(const void *, const void *))
+{
+	/* qsort() must not be given NULL, not even for zero elements */
+	if (count > 1)
+		qsort(items, count, elem_size, cmp);
+}

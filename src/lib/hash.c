@@ -4,6 +4,7 @@
  * hashed with SipHash-2-4 under a random per-process key. */
 #include "hash.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,25 +25,25 @@ struct hash {
 	size_t capacity; /* a power of two */
 	size_t count;
 	size_t tombstones;
+	bool wipe_keys;
 };
 
 static char tombstone_mark;
 #define TOMBSTONE (&tombstone_mark)
 
 static uint64_t sip_key[2];
-static int sip_keyed;
+static pthread_once_t sip_once = PTHREAD_ONCE_INIT;
 
+/* Once per process, also when the first tables are made by several threads
+ * at a time: a key that changed under a table would lose its entries. */
 static void sip_key_init(void)
 {
-	if (sip_keyed)
-		return;
 	/* Without getrandom() (a very old kernel) the fallback still differs
 	 * per process; collisions would then only cost speed. */
 	if (getrandom(sip_key, sizeof(sip_key), 0) != (ssize_t)sizeof(sip_key)) {
 		sip_key[0] = (uint64_t)(uintptr_t)&sip_key ^ 0x736f6d6570736575ULL;
 		sip_key[1] = (uint64_t)(uintptr_t)&tombstone_mark ^ 0x646f72616e646f6dULL;
 	}
-	sip_keyed = 1;
 }
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -107,7 +108,7 @@ unsigned long long hash_siphash24(const void *data, size_t len, const unsigned c
 
 unsigned long long hash_bytes(const void *data, size_t len)
 {
-	sip_key_init();
+	pthread_once(&sip_once, sip_key_init);
 	return siphash24(data, len, sip_key);
 }
 
@@ -119,6 +120,18 @@ struct hash *hash_create(void)
 	return hash;
 }
 
+void hash_wipe_keys(struct hash *hash)
+{
+	hash->wipe_keys = true;
+}
+
+static void hash_key_free(const struct hash *hash, char *key)
+{
+	if (hash->wipe_keys)
+		explicit_bzero(key, strlen(key));
+	mem_free(key);
+}
+
 void hash_destroy(struct hash **hashp)
 {
 	struct hash *hash = *hashp;
@@ -126,7 +139,7 @@ void hash_destroy(struct hash **hashp)
 		return;
 	for (size_t i = 0; i < hash->capacity; i++) {
 		if (hash->slots[i].key != NULL && hash->slots[i].key != TOMBSTONE)
-			mem_free(hash->slots[i].key);
+			hash_key_free(hash, hash->slots[i].key);
 	}
 	mem_free(hash->slots);
 	mem_free(hash);
@@ -206,7 +219,7 @@ void *hash_get(const struct hash *hash, const char *key)
 static void *remove_slot(struct hash *hash, struct hash_slot *slot)
 {
 	void *value = slot->value;
-	mem_free(slot->key);
+	hash_key_free(hash, slot->key);
 	slot->key = TOMBSTONE;
 	slot->value = NULL;
 	hash->count--;

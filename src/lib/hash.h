@@ -16,6 +16,10 @@ struct hash;
 
 struct hash *hash_create(void);
 void hash_destroy(struct hash **hash);
+/* From now on the table's copies of keys are overwritten with zeros when
+ * removed or destroyed, for keys that are personal data (user names,
+ * addresses) which should not linger in freed memory. */
+void hash_wipe_keys(struct hash *hash);
 
 /* Sets key to value; returns the previous value, or NULL if the key is new. */
 void *hash_set(struct hash *hash, const char *key, void *value);

@@ -1,4 +1,5 @@
 #include "netaddr.h"
+#include "array.h"
 #include "mem.h"
 #include "tstr.h"
 
@@ -108,26 +109,23 @@ int netaddr_parse_listeners(const char *text, struct netaddr_listener **list_r, 
 			    const char **error_r)
 {
 	char *copy = mem_strdup(text), *save = NULL;
-	struct netaddr_listener *list = NULL;
-	size_t count = 0;
+	ARRAY(struct netaddr_listener) list = ARRAY_INIT;
 	for (char *tok = strtok_r(copy, ", \t", &save); tok != NULL;
 	     tok = strtok_r(NULL, ", \t", &save)) {
-		list = mem_realloc(list, sizeof(*list) * (count + 1));
-		if (netaddr_parse_listener(tok, &list[count], error_r) < 0) {
-			mem_free(list);
+		if (netaddr_parse_listener(tok, array_push(&list), error_r) < 0) {
+			array_free(&list);
 			mem_free(copy);
 			return -1;
 		}
-		count++;
 	}
 	mem_free(copy);
-	if (count == 0) {
+	if (list.count == 0) {
 		*error_r = tstr_printf("empty listener list: expected one or more of %s",
 				       NETADDR_LISTENER_SYNTAX);
 		return -1;
 	}
-	*list_r = list;
-	*count_r = count;
+	*list_r = list.items;
+	*count_r = list.count;
 	return 0;
 }
 

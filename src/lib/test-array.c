@@ -4,6 +4,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "array.h"
 
 struct pair {
@@ -61,12 +66,69 @@ static void test_array_reserve(void **state)
 	array_free(&bytes);
 }
 
+static int int_cmp(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void test_array_delete(void **state)
+{
+	ARRAY(int) numbers = ARRAY_INIT;
+	for (int i = 0; i < 10; i++)
+		array_append(&numbers, i);
+	array_delete(&numbers, 0, 1); /* the first */
+	array_delete(&numbers, 8, 1); /* the last (9) */
+	array_delete(&numbers, 2, 3); /* 3, 4, 5 from the middle */
+	array_delete(&numbers, 1, 0); /* nothing */
+	const int expected[] = {1, 2, 6, 7, 8};
+	assert_int_equal(numbers.count, 5);
+	assert_memory_equal(numbers.items, expected, sizeof(expected));
+	array_delete(&numbers, 0, numbers.count);
+	assert_int_equal(numbers.count, 0);
+	array_free(&numbers);
+}
+
+static void test_array_delete_out_of_range_aborts(void **state)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		ARRAY(int) numbers = ARRAY_INIT;
+		array_append(&numbers, 1);
+		array_append(&numbers, 2);
+		fclose(stderr); /* the abort message is expected */
+		array_delete(&numbers, 1, 2);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void test_array_sort(void **state)
+{
+	ARRAY(int) numbers = ARRAY_INIT;
+	array_sort(&numbers, int_cmp); /* NULL items: nothing to do, no qsort(NULL) */
+	assert_null(numbers.items);
+	for (int i = 0; i < 1000; i++)
+		array_append(&numbers, (i * 7919) % 1000);
+	array_sort(&numbers, int_cmp);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(numbers.items[i], i);
+	array_free(&numbers);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_array_append_and_grow),
 		cmocka_unit_test(test_array_push_is_zeroed),
 		cmocka_unit_test(test_array_reserve),
+		cmocka_unit_test(test_array_delete),
+		cmocka_unit_test(test_array_delete_out_of_range_aborts),
+		cmocka_unit_test(test_array_sort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,8 +11,9 @@
 
 #include "file.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
-static char tmpdir[] = "/tmp/coffer-test-file-XXXXXX";
+static char *tmpdir;
 
 static void test_write_atomic_roundtrip(void **state)
 {
@@ -70,16 +71,50 @@ static void test_copy(void **state)
 	mem_free(dst);
 }
 
+/* The shared test helper: a tree with a symbolic link out of it goes, and
+ * what the link points to stays. */
+static void test_tmpdir_removes_tree_not_link_target(void **state)
+{
+	char *outside = mem_printf("%s/outside", tmpdir);
+	assert_int_equal(mkdir(outside, 0700), 0);
+	char *kept = mem_printf("%s/kept", outside);
+	const char *error;
+	assert_int_equal(file_write_atomic(kept, "k", 1, 0600, &error), 0);
+
+	char *dir = test_tmpdir_create("file-helper");
+	char *path = mem_strdup(dir);
+	assert_non_null(strstr(dir, "coffer-test-file-helper-"));
+	char *deep = mem_printf("%s/a/b/c", dir), *mid = mem_printf("%s/a/b", dir);
+	char *top = mem_printf("%s/a", dir), *link = mem_printf("%s/a/out", dir);
+	assert_int_equal(mkdir(top, 0700), 0);
+	assert_int_equal(mkdir(mid, 0700), 0);
+	assert_int_equal(mkdir(deep, 0700), 0);
+	assert_int_equal(symlink(outside, link), 0);
+	assert_int_equal(test_tmpdir_remove(&dir), 0);
+	assert_null(dir);
+
+	struct stat st;
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(stat(kept, &st), 0);
+	assert_int_equal(test_tmpdir_remove(&dir), 0); /* NULL: nothing to do */
+	mem_free(path);
+	mem_free(deep);
+	mem_free(mid);
+	mem_free(top);
+	mem_free(link);
+	mem_free(kept);
+	mem_free(outside);
+}
+
 static int setup(void **state)
 {
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	tmpdir = test_tmpdir_create("file");
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	char *cmd = mem_printf("rm -rf '%s'", tmpdir);
-	int ret = system(cmd);
-	mem_free(cmd);
+	int ret = test_tmpdir_remove(&tmpdir);
 	return ret == 0 ? 0 : -1;
 }
 
@@ -89,6 +124,7 @@ int main(void)
 		cmocka_unit_test(test_write_atomic_roundtrip),
 		cmocka_unit_test(test_read_limits_and_errors),
 		cmocka_unit_test(test_copy),
+		cmocka_unit_test(test_tmpdir_removes_tree_not_link_target),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

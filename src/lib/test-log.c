@@ -11,11 +11,11 @@
 #include "file.h"
 #include "log.h"
 #include "mem.h"
+#include "test-tmpdir.h"
 
 static void test_one_line_per_event_with_context(void **state)
 {
-	char dir[] = "/tmp/coffer-test-log-XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char *dir = test_tmpdir_create("log");
 	char *path = mem_printf("%s/x.log", dir);
 	const char *error;
 	log_init("instance-host");
@@ -40,8 +40,7 @@ static void test_one_line_per_event_with_context(void **state)
 	mem_free(text);
 	assert_int_equal(log_open_file("/nonexistent/dir/x.log", &error), -1);
 	assert_non_null(strstr(error, "/nonexistent/dir/x.log"));
-	unlink(path);
-	rmdir(dir);
+	assert_int_equal(test_tmpdir_remove(&dir), 0);
 	mem_free(path);
 }
 

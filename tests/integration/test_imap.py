@@ -88,6 +88,46 @@ def test_login_list_select_fetch_byte_identical(imap_system):
     m.logout()
 
 
+def test_list_flags_of_a_large_folder_tree(imap_system):
+    """Hundreds of nested folders in one import: LIST names each once with
+    \\Noselect for a folder that only holds others and \\HasChildren exactly
+    where a folder lies below; "Tree/a-b" sorts between "Tree/a" and
+    "Tree/a/b" and is no child of "Tree/a"."""
+    base = imap_system.api.base["acme"]
+    tree = os.path.join(base, "import", "tree")
+    leaves = ["p%03d/c%d" % (i, j) for i in range(150) for j in range(2)]
+    leaves += ["a", "a-b", "a/b", "p007"]  # p007 holds mail and folders
+    for n, leaf in enumerate(leaves):
+        os.makedirs(os.path.join(tree, leaf), exist_ok=True)
+        with open(os.path.join(tree, leaf, "m.eml"), "w") as f:
+            f.write(message(1000 + n))
+    r = imap_system.api.call("ImportFiles", "instanceID=acme", "userName=alice",
+                             "path=import/tree", "folder=Tree")
+    assert r["archived"] == len(leaves), r
+    expected = {}
+    for leaf in leaves:
+        name = "Tree/" + leaf
+        expected[name] = (True, expected.get(name, (False, False))[1])
+        while "/" in name:
+            parent = name.rsplit("/", 1)[0]
+            expected[parent] = (expected.get(parent, (False, False))[0], True)
+            name = parent
+    m = connect(imap_system, "alice@acme", "alice-pass-1")
+    typ, data = m.list('""', "Tree*")
+    assert typ == "OK"
+    got = {}
+    for line in data:
+        flags, name = line.decode().split(' "/" ', 1)
+        name = name.strip('"')
+        assert name not in got, "listed twice: " + name
+        got[name] = ("\\Noselect" not in flags, "\\HasChildren" in flags)
+        assert ("\\HasChildren" in flags) != ("\\HasNoChildren" in flags), line
+    assert got == expected
+    assert got["Tree/a"] == (True, True) and got["Tree/a-b"] == (True, False)
+    assert got["Tree"] == (False, True) and got["Tree/p007"] == (True, True)
+    m.logout()
+
+
 def test_fetch_items_and_sections(imap_system):
     m = connect(imap_system, "alice@acme-corp", "alice-pass-1")
     m.select("INBOX", readonly=True)
