@@ -30,8 +30,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* Message bytes per answer: well below RPC_MAX_FRAME with the JSON part. */
-#define CLIENT_FETCH_BUDGET (12u * 1024 * 1024)
+/* Message bytes per answer: well below RPC_MAX_FRAME with the JSON part,
+ * and small enough that the answers in flight for one FETCH (the Client
+ * Access Server asks for four at a time) stay a few MB in every process on
+ * the way; a bigger message comes in pieces. */
+#define CLIENT_FETCH_BUDGET (4u * 1024 * 1024)
 #define CLIENT_FETCH_MAX_IDS 1000
 #define CLIENT_PAGE_MAX 500
 /* Password checks: Argon2id takes 64 MiB and a few hundred ms of one CPU,
