@@ -51,6 +51,8 @@ import subprocess
 import sys
 import time
 
+from serverprocs import cpu_seconds, cpu_ticks, loadavg, process_tree, reset_peaks, status_kib
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 COFFER = os.environ.get("COFFER_BIN", os.path.join(REPO, "build", "src", "cli", "coffer"))
@@ -61,7 +63,6 @@ RUNS = max(2, int(os.environ.get("RUNS", "3")))
 CONNS = max(1, int(os.environ.get("CONNS", "4")))
 PORTS = {"mtcp": 39671, "mhttp": 39643, "itcp": 39672, "ctcp": 39673, "chttp": 39644,
          "cimap": 39343, "cimaps": 39794, "dovecot": 39350}
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def run(*args, **kw):
@@ -214,86 +215,6 @@ SIDES = {
 }
 
 
-# ---- the servers' processes: CPU time and peak RSS from /proc ----
-
-def proc_stat(pid):
-    """(ppid, ticks of utime+stime+cutime+cstime, command), None if gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            text = f.read()
-    except OSError:
-        return None
-    comm = text[text.index("(") + 1:text.rindex(")")]
-    fields = text[text.rindex(")") + 2:].split()
-    # fields[0] is state (stat field 3): utime..cstime are stat fields 14-17
-    return int(fields[1]), sum(int(v) for v in fields[11:15]), comm
-
-
-def process_name(pid, comm):
-    """"instance-host", "imap-login": the role or program, for the report."""
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            args = f.read().split(b"\0")
-    except OSError:
-        return comm
-    if os.path.basename(args[0].decode(errors="replace")) == "coffer" and len(args) > 1:
-        return args[1].decode(errors="replace")
-    return comm
-
-
-def process_tree(roots):
-    """The roots and all their descendants, {pid: name}."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = proc_stat(int(name))
-            if st is not None:
-                parents[int(name)] = (st[0], st[2])
-    tree = {pid: process_name(pid, parents[pid][1]) for pid in roots if pid in parents}
-    grew = True
-    while grew:
-        grew = False
-        for pid, (ppid, comm) in parents.items():
-            if ppid in tree and pid not in tree:
-                tree[pid] = process_name(pid, comm)
-                grew = True
-    return tree
-
-
-def status_kib(pid, field):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def cpu_ticks(pids):
-    out = {}
-    for pid in pids:
-        st = proc_stat(pid)
-        if st is not None:
-            out[pid] = st[1]
-    return out
-
-
-def reset_peaks(pids):
-    for pid in pids:
-        try:
-            with open("/proc/%d/clear_refs" % pid, "w") as f:
-                f.write("5")  # VmHWM := VmRSS (proc(5))
-        except OSError:
-            pass
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 # ---- the clients: one process each, so the client is not the bottleneck ----
 
 def tls_ctx():
@@ -389,7 +310,7 @@ def measure(side, maildir):
             p.join(timeout=60)
     finally:
         stop()
-    cpu_s = sum(t - cpu_before.get(pid, 0) for pid, t in cpu_after.items()) / TICK
+    cpu_s = cpu_seconds(cpu_before, cpu_after)
     wall = max(r[1] for r in got) - min(r[0] for r in got)
     messages = sum(r[2] for r in got)
     size = sum(r[3] for r in got)
