@@ -51,7 +51,7 @@ import subprocess
 import sys
 import time
 
-from serverprocs import cpu_seconds, cpu_ticks, loadavg, process_tree, reset_peaks, status_kib
+from serverprocs import TICK, cpu_seconds, cpu_ticks, loadavg, process_tree, reset_peaks, status_kib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(REPO), "shared"))
@@ -311,12 +311,16 @@ def measure(side, maildir):
     finally:
         stop()
     cpu_s = cpu_seconds(cpu_before, cpu_after)
+    cpu_by_process = {"%s[%d]" % (tree.get(pid, "?"), pid): round(
+        (t - cpu_before.get(pid, 0)) / TICK, 2) for pid, t in cpu_after.items()}
     wall = max(r[1] for r in got) - min(r[0] for r in got)
     messages = sum(r[2] for r in got)
     size = sum(r[3] for r in got)
     return {"side": side, "messages": messages, "bytes": size, "wall_s": round(wall, 3),
             "msgs_per_s": round(messages / wall), "mb_per_s": round(size / wall / 1e6, 1),
             "cpu_s": round(cpu_s, 2), "cpu_ms_per_1000": round(cpu_s * 1e6 / messages, 1),
+            "cpu_s_by_process": {k: v for k, v in sorted(cpu_by_process.items(),
+                                                         key=lambda kv: -kv[1]) if v > 0},
             "peak_rss_mb": round(sum(peaks.values()) / 1024, 1),
             "peak_rss_kib_by_process": {k: v for k, v in sorted(peaks.items(),
                                                                 key=lambda kv: -kv[1])},
@@ -336,11 +340,13 @@ def main():
             runs.append(res)
             top = ", ".join("%s %.1f" % (k, v / 1024)
                             for k, v in list(res["peak_rss_kib_by_process"].items())[:4])
+            top_cpu = ", ".join("%s %.2f" % kv for kv in list(res["cpu_s_by_process"].items())[:4])
             print("run %d %-8s %d msgs in %.2f s: %d msg/s %.1f MB/s (%d conns); CPU %.2f s = "
-                  "%.1f ms/1,000 msgs; peak RSS %.1f MB (%s); load %s -> %s"
+                  "%.1f ms/1,000 msgs (%s); peak RSS %.1f MB (%s); load %s -> %s"
                   % (r + 1, side, res["messages"], res["wall_s"], res["msgs_per_s"],
                      res["mb_per_s"], res["connections"], res["cpu_s"], res["cpu_ms_per_1000"],
-                     res["peak_rss_mb"], top, res["load_start"], res["load_end"]), flush=True)
+                     top_cpu, res["peak_rss_mb"], top, res["load_start"], res["load_end"]),
+                  flush=True)
     med = {}
     for side in SIDES:
         mine = [x for x in runs if x["side"] == side]
