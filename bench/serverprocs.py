@@ -95,3 +95,19 @@ def cpu_seconds(before, after):
     """CPU seconds spent between two cpu_ticks() readings of one side; a
     process new since the first counts from zero."""
     return sum(t - before.get(pid, 0) for pid, t in after.items()) / TICK
+
+
+def pss_kib(pids):
+    """Summed proportional set size: a library's pages shared by N processes
+    count 1/N in each (RSS counts them whole in every one)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
