@@ -31,11 +31,14 @@
 #include <string.h>
 #include <strings.h>
 
-/* Message bytes per answer: well below RPC_MAX_FRAME with the JSON part,
- * and small enough that the answers in flight for one FETCH (the Client
- * Access Server asks for four at a time) stay a few MB in every process on
- * the way; a bigger message comes in pieces. */
+/* Message bytes per answer: no more messages are added once they reach
+ * CLIENT_FETCH_BUDGET, so that the answers in flight for one FETCH (the
+ * Client Access Server asks for four at a time) stay a few MB in every
+ * process on the way. One message alone comes whole up to
+ * CLIENT_FETCH_PIECE (well below RPC_MAX_FRAME with the JSON part; a
+ * restore by mail takes only a whole message), a bigger one in pieces. */
 #define CLIENT_FETCH_BUDGET (4u * 1024 * 1024)
+#define CLIENT_FETCH_PIECE (12u * 1024 * 1024)
 #define CLIENT_FETCH_MAX_IDS 1000
 #define CLIENT_PAGE_MAX 500
 /* Password checks: Argon2id takes 64 MiB and a few hundred ms of one CPU,
@@ -472,7 +475,7 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	/* a message bigger than one answer comes in pieces: "skip" says where
 	 * this piece starts, "partial" that more follows */
 	size_t from = skip > 0 && (size_t)skip < len ? (size_t)skip : 0;
-	size_t n = len - from > CLIENT_FETCH_BUDGET ? CLIENT_FETCH_BUDGET : len - from;
+	size_t n = len - from > CLIENT_FETCH_PIECE ? CLIENT_FETCH_PIECE : len - from;
 	json_set_int(e, "offset", (long long)held);
 	json_set_int(e, "length", (long long)n);
 	json_set_int(e, "skip", (long long)from);

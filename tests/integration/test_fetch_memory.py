@@ -15,6 +15,7 @@ import time
 import pytest
 
 from daemonfix import SANITIZED
+from mailgen import message
 from test_imap import import_mbox, imap_system, tls_context  # noqa: F401 (fixture)
 from test_instances import instance_pid
 
@@ -117,3 +118,40 @@ def test_fetch_all_costs_bounded_memory(imap_system, folder, read_delay):
     for role, limit in GROWTH_LIMIT_KIB.items():
         assert growth[role] <= limit, "%s grew by %d KiB during the FETCH (bound %d KiB)" % (
             role, growth[role], limit)
+
+
+def test_messages_bigger_than_one_answer_arrive_whole(imap_system):
+    """A message over the 12 MiB one answer holds comes from the instance in
+    pieces, through the Instance Host's relay, and leaves the Client Access
+    Server whole and byte-exact (in IMAP's CRLF form), between small ones."""
+    api = imap_system.api
+    import_mbox(api, "acme", "alice", "huge1.mbox", 2, "Huge", start=7000)
+    import_mbox(api, "acme", "alice", "huge2.mbox", 1, "Huge", start=7100, size_pad=1000000)
+    import_mbox(api, "acme", "alice", "huge3.mbox", 2, "Huge", start=7200, size_pad=300000)
+    want = [message(i, pad).encode().replace(b"\n", b"\r\n")
+            for i, pad in ((7000, 0), (7001, 0), (7100, 1000000), (7200, 300000),
+                           (7201, 300000))]
+    assert len(want[2]) > 13 * 1024 * 1024 and sum(len(w) for w in want[3:]) > 4 * 1024 * 1024
+    s, f = open_session(imap_system, "Huge")
+    s.sendall(b"f FETCH 1:* (BODY.PEEK[])\r\n")
+    got = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        if line.startswith(b"f "):
+            assert line.startswith(b"f OK"), line
+            break
+        if line.endswith(b"}\r\n"):
+            n = int(line[line.rindex(b"{") + 1:-3])
+            data = b""
+            while len(data) < n:
+                chunk = f.read(n - len(data))
+                assert chunk, "connection closed inside a literal"
+                data += chunk
+            got.append(data)
+    s.close()
+    # the archive keeps the line end that closed each message in the mbox
+    got = [g.rstrip(b"\r\n") for g in got]
+    want = [w.rstrip(b"\r\n") for w in want]
+    assert [len(g) for g in got] == [len(w) for w in want]
+    assert got == want
