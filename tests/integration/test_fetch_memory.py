@@ -44,8 +44,11 @@ def status_kib(pid, field):
 
 def reset_peak(pid):
     # "5" resets VmHWM to the current RSS (proc(5), clear_refs)
-    with open("/proc/%d/clear_refs" % pid, "w") as f:
-        f.write("5")
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+    except PermissionError:
+        pytest.skip("resetting another user's peak RSS needs root (clear_refs)")
 
 
 def open_session(system, folder):
