@@ -12,7 +12,14 @@ messages (../shared/peers/dovecot-serve.sh, user bench/pass). Against each:
     way), and send LOGIN at the same moment; half use a wrong password.
     Reported: wall time, logins/s, LOGIN latency (median, p95, max), answers;
   - during the storm, one logged-in user runs `FETCH 1:5 (BODY.PEEK[])`
-    every 50 ms: its latency before and during the storm (median, max).
+    every 50 ms: its latency before and during the storm (median, max);
+  - the servers' CPU time during each storm: the change in
+    utime+stime+cutime+cstime of every server process of the side (the
+    process trees under Coffer's role pid files and Dovecot's master, read
+    from /proc by bench/serverprocs.py; the storm's connections are still
+    open at the second reading), in all and per login;
+  - the load average at the start and end of each storm.
+The sides alternate storm by storm (which goes first too), ROUNDS of each.
 
 Target (issue 10): during a 50-client storm the FETCH latency rises by at
 most 100 ms, and Coffer's logins/s are at least 0.8 x cores / (one Argon2id
@@ -21,7 +28,7 @@ Dovecot's passdb in dovecot-serve.sh is static (no password hashing), so its
 rate is the protocol's ceiling rather than a like-for-like hash cost.
 
   CLIENTS     storm size (default 50)
-  ROUNDS      storms per server (default 3; the best is reported)
+  ROUNDS      storms per server (default 3, at least 2; each is printed, and the best)
   COFFER_BIN  coffer binary (default build/src/cli/coffer)
   SHARED      the shared folder (default ../shared next to the repository)
 Needs dovecot-imapd (scripts/install-deps.sh installs it); run as root."""
@@ -36,13 +43,15 @@ import sys
 import threading
 import time
 
+from serverprocs import cpu_seconds, cpu_ticks, loadavg, process_tree
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 COFFER = os.environ.get("COFFER_BIN", os.path.join(REPO, "build", "src", "cli", "coffer"))
 WORK = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "/tmp/coffer-login-bench")
 PEERS = os.path.join(SHARED, "peers")
 CLIENTS = int(os.environ.get("CLIENTS", "50"))
-ROUNDS = int(os.environ.get("ROUNDS", "3"))
+ROUNDS = max(2, int(os.environ.get("ROUNDS", "3")))
 PORTS = {"mtcp": 39571, "mhttp": 39543, "itcp": 39572, "ctcp": 39573, "chttp": 39544,
          "cimap": 39243, "cimaps": 39894, "dovecot": 39250}
 MESSAGES = 20
@@ -186,7 +195,8 @@ def sequential_login_secs(port, login, password, n=5):
     return statistics.median(times)
 
 
-def storm(port, login, password, box, rnd):
+def storm(port, login, password, box, rnd, roots):
+    load_start = loadavg()
     reader = Session(port)
     assert " OK" in reader.cmd('LOGIN "%s" "%s"' % (login, password))
     reader.cmd("EXAMINE %s" % box)
@@ -216,6 +226,7 @@ def storm(port, login, password, box, rnd):
     threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
     for t in threads:
         t.start()
+    cpu_before = cpu_ticks(process_tree(roots))
     go.wait()
     t0 = time.monotonic()
     during = []
@@ -225,11 +236,14 @@ def storm(port, login, password, box, rnd):
     wall = max(latencies) if all(latencies) else time.monotonic() - t0
     for t in threads:
         t.join()
+    # before the sessions close: their server processes are still there
+    cpu_s = cpu_seconds(cpu_before, cpu_ticks(process_tree(roots)))
     for s in sessions:
         s.close()
     reader.close()
     ok = sum(" OK" in a for a in answers)
-    return {"wall_s": wall, "logins_per_s": CLIENTS / wall, "ok": ok,
+    return {"wall_s": wall, "logins_per_s": CLIENTS / wall, "ok": ok, "cpu_s": cpu_s,
+            "load": "%s -> %s" % (load_start, loadavg()),
             "refused": CLIENTS - ok,
             "other": [a for i, a in enumerate(answers)
                       if (i % 2 == 0) != (" OK" in a)][:3],
@@ -241,15 +255,34 @@ def storm(port, login, password, box, rnd):
 
 
 def report(name, seq, runs):
+    for r in runs:
+        print("%-8s storm of %d: %.1f logins/s (%.1f s), %d ok / %d refused; server CPU %.2f s "
+              "(%.1f ms a login); load %s"
+              % (name, CLIENTS, r["logins_per_s"], r["wall_s"], r["ok"], r["refused"],
+                 r["cpu_s"], r["cpu_s"] * 1000 / CLIENTS, r["load"]))
     best = max(runs, key=lambda r: r["logins_per_s"])
-    print("%-8s one login %.0f ms; storm of %d: %.1f logins/s (%.1f s), %d ok / %d refused, "
+    print("%-8s one login %.0f ms; best storm of %d: %.1f logins/s (%.1f s), %d ok / %d refused, "
           "LOGIN median/p95/max %.0f/%.0f/%.0f ms; FETCH median/max before %.0f/%.0f ms, "
-          "during %.0f/%.0f ms%s"
+          "during %.0f/%.0f ms; server CPU a login (median of the storms) %.1f ms%s"
           % (name, seq * 1000, CLIENTS, best["logins_per_s"], best["wall_s"], best["ok"],
              best["refused"], *best["login_ms"], *best["fetch_before_ms"],
              *best["fetch_during_ms"],
+             statistics.median(r["cpu_s"] for r in runs) * 1000 / CLIENTS,
              "; unexpected: %r" % best["other"] if best["other"] else ""))
     return best
+
+
+def coffer_roots(cfg):
+    roots = []
+    for name in ("management-server", "instance-host", "client-access-server"):
+        with open(os.path.join(cfg, "run", name + ".pid")) as f:
+            roots.append(int(f.read()))
+    return roots
+
+
+def dovecot_roots(work):
+    with open(os.path.join(work, "run", "master.pid")) as f:
+        return [int(f.read())]
 
 
 def main():
@@ -259,17 +292,25 @@ def main():
     dovecot = start_dovecot(maildir)
     try:
         cores = os.cpu_count() or 1
-        seq = sequential_login_secs(PORTS["cimaps"], "bench@bench", "bench-pass")
-        coffer = report("coffer", seq, [storm(PORTS["cimaps"], "bench@bench", "bench-pass",
-                                              "INBOX", r) for r in range(ROUNDS)])
-        dseq = sequential_login_secs(PORTS["dovecot"] + 1, "bench", "pass")
-        report("dovecot", dseq, [storm(PORTS["dovecot"] + 1, "bench", "pass", "INBOX", r)
-                                 for r in range(ROUNDS)])
-        bound = 0.8 * cores / seq
+        sides = {"coffer": (PORTS["cimaps"], "bench@bench", "bench-pass", coffer_roots(cfg)),
+                 "dovecot": (PORTS["dovecot"] + 1, "bench", "pass", dovecot_roots(dovecot))}
+        seq = {name: sequential_login_secs(port, login, pw)
+               for name, (port, login, pw, _) in sides.items()}
+        runs = {name: [] for name in sides}
+        for r in range(ROUNDS):  # the sides alternate, which goes first too
+            order = ("coffer", "dovecot") if r % 2 == 0 else ("dovecot", "coffer")
+            for name in order:
+                port, login, pw, roots = sides[name]
+                runs[name].append(storm(port, login, pw, "INBOX", 2 * r + (name == "dovecot"),
+                                        roots))
+        coffer = report("coffer", seq["coffer"], runs["coffer"])
+        report("dovecot", seq["dovecot"], runs["dovecot"])
+        bound = 0.8 * cores / seq["coffer"]
         rise = coffer["fetch_during_ms"][0] - coffer["fetch_before_ms"][0]
         print("target: logins/s >= 0.8 x %d cores / %.0f ms = %.1f: %s; FETCH median rise "
               "%.0f ms <= 100 ms: %s"
-              % (cores, seq * 1000, bound, "met" if coffer["logins_per_s"] >= bound else "NOT met",
+              % (cores, seq["coffer"] * 1000, bound,
+                 "met" if coffer["logins_per_s"] >= bound else "NOT met",
                  rise, "met" if rise <= 100 else "NOT met"))
     finally:
         subprocess.run(["doveadm", "-c", os.path.join(dovecot, "dovecot.conf"), "stop"],

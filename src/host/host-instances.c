@@ -692,13 +692,43 @@ static bool host_instance_alive(struct host_instances *hi, const struct host_ins
 	return false;
 }
 
+/* Relaying answers with message bytes (FETCH, downloads): when the caller
+ * reads more slowly than the instance answers, stop reading the instance's
+ * link above HOST_RELAY_HIGH bytes waiting for the caller, and read on
+ * once they are down to HOST_RELAY_LOW. The bytes then wait in the socket
+ * pair and the instance process, not here, for every caller at once. */
+#define HOST_RELAY_HIGH (4u * 1024 * 1024)
+#define HOST_RELAY_LOW (1u * 1024 * 1024)
+
+static void host_relay_resume(void *ctx)
+{
+	struct host_instances *hi = ctx;
+	/* every paused link: one still behind a slow caller pauses again at
+	 * its next answer */
+	for (struct host_instance *i = hi->head; i != NULL; i = i->next) {
+		if (i->conn != NULL)
+			rpc_conn_pause_reading(i->conn, false);
+	}
+}
+
+static void host_relay_blob(struct host_instances *hi, struct rpc_conn *inst_conn,
+			    struct host_waiter *w, const struct json *result, struct evbuffer *blob)
+{
+	/* the bytes change hands as they are (evbuffer chains), not copied */
+	rpc_conn_reply_blob_buffer(w->conn, w->id, result != NULL ? json_clone(result) : NULL,
+				   blob);
+	if (rpc_conn_output_len(w->conn) > HOST_RELAY_HIGH) {
+		rpc_conn_pause_reading(inst_conn, true);
+		rpc_conn_when_drained(w->conn, HOST_RELAY_LOW, host_relay_resume, hi);
+	}
+}
+
 static void host_forward_answer(struct rpc_conn *conn, const struct json *result, const char *code,
 				const char *text, void *ctx)
 {
 	struct host_forward *f = ctx;
 	struct host_waiter *w = f->waiter;
-	size_t blob_len;
-	const void *blob = rpc_conn_answer_blob(conn, &blob_len);
+	struct evbuffer *blob = rpc_conn_answer_blob_buffer(conn);
 	if (code == NULL && f->after >= 0) {
 		for (struct host_instance *i = f->hi->head; i != NULL; i = i->next) {
 			if (i == f->inst)
@@ -718,9 +748,7 @@ static void host_forward_answer(struct rpc_conn *conn, const struct json *result
 		else if (f->after >= 0 && f->inst != NULL && host_instance_alive(f->hi, f->inst))
 			rpc_conn_reply(w->conn, w->id, host_instance_status(f->inst));
 		else if (blob != NULL)
-			rpc_conn_reply_blob(w->conn, w->id,
-					    result != NULL ? json_clone(result) : NULL, blob,
-					    blob_len);
+			host_relay_blob(f->hi, conn, w, result, blob);
 		else
 			rpc_conn_reply(w->conn, w->id, result != NULL ? json_clone(result) : NULL);
 	}

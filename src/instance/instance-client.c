@@ -28,12 +28,19 @@
 #include "tstr.h"
 #include "worker-pool.h"
 
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-/* Message bytes per answer: well below RPC_MAX_FRAME with the JSON part. */
-#define CLIENT_FETCH_BUDGET (12u * 1024 * 1024)
+/* Message bytes per answer: no more messages are added once they reach
+ * CLIENT_FETCH_BUDGET, so that the answers in flight for one FETCH (the
+ * Client Access Server asks for four at a time) stay a few MB in every
+ * process on the way. One message alone comes whole up to
+ * CLIENT_FETCH_PIECE (well below RPC_MAX_FRAME with the JSON part; a
+ * restore by mail takes only a whole message), a bigger one in pieces. */
+#define CLIENT_FETCH_BUDGET (4u * 1024 * 1024)
+#define CLIENT_FETCH_PIECE (12u * 1024 * 1024)
 #define CLIENT_FETCH_MAX_IDS 1000
 #define CLIENT_PAGE_MAX 500
 /* Password checks: Argon2id takes 64 MiB and a few hundred ms of one CPU,
@@ -54,7 +61,9 @@ struct client_call {
 	struct archive *archive;
 	struct catalog *cat;
 	struct json *result;
-	struct str *blob;
+	/* ClientFetch's message bytes: each message's buffer is referenced,
+	 * not copied, and the chain moves into the link's output whole */
+	struct evbuffer *blob;
 	const char *code, *error;
 };
 
@@ -415,6 +424,12 @@ static void client_set_base64(struct json *e, const char *key, const char *text)
 	mem_free(b64);
 }
 
+/* A message buffer the answer referenced has been sent. */
+static void client_blob_release(const void *data, size_t len, void *extra)
+{
+	mem_free(extra);
+}
+
 static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool imap,
 			    bool headers_only, long long skip, struct json *list)
 {
@@ -425,7 +440,8 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 		return client_fail(c, "failed", error);
 	if (ret == 0 || !client_may_read(&c->user, meta.user, meta.path))
 		return 0; /* left out: the caller sees it is not there */
-	if (raw && str_len(c->blob) > 0 && str_len(c->blob) + meta.size > CLIENT_FETCH_BUDGET)
+	size_t held = c->blob == NULL ? 0 : evbuffer_get_length(c->blob);
+	if (raw && held > 0 && held + meta.size > CLIENT_FETCH_BUDGET)
 		return 1;
 	struct json *e = json_new_object();
 	json_set_int(e, "id", id);
@@ -459,13 +475,14 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	/* a message bigger than one answer comes in pieces: "skip" says where
 	 * this piece starts, "partial" that more follows */
 	size_t from = skip > 0 && (size_t)skip < len ? (size_t)skip : 0;
-	size_t n = len - from > CLIENT_FETCH_BUDGET ? CLIENT_FETCH_BUDGET : len - from;
-	json_set_int(e, "offset", (long long)str_len(c->blob));
+	size_t n = len - from > CLIENT_FETCH_PIECE ? CLIENT_FETCH_PIECE : len - from;
+	json_set_int(e, "offset", (long long)held);
 	json_set_int(e, "length", (long long)n);
 	json_set_int(e, "skip", (long long)from);
 	json_set_bool(e, "partial", from + n < len);
-	str_append_n(c->blob, data + from, n);
-	mem_free(data);
+	if (n == 0 ||
+	    evbuffer_add_reference(c->blob, data + from, n, client_blob_release, data) < 0)
+		mem_free(data); /* nothing to send (or no memory for the reference) */
 	return 0;
 }
 
@@ -484,7 +501,7 @@ static int client_fetch(struct client_call *c)
 	    (json_get_int(c->args, "skip", &skip) != 1 || skip < 0 || json_count(ids) != 1))
 		return client_fail(c, "bad-request", "skip: a byte offset, with one id");
 	struct json *list = json_new_array();
-	c->blob = str_create(raw ? 64 * 1024 : 16);
+	c->blob = evbuffer_new();
 	int ret = 0;
 	size_t i;
 	catalog_read_begin(c->cat);
@@ -766,11 +783,12 @@ static void client_call_now(struct instance *inst, struct rpc_conn *conn, uint32
 		rpc_conn_reply_error(conn, id, c.code, c.error);
 		json_unref(&c.result);
 	} else if (c.blob != NULL) {
-		rpc_conn_reply_blob(conn, id, c.result, str_c(c.blob), str_len(c.blob));
+		rpc_conn_reply_blob_buffer(conn, id, c.result, c.blob);
 	} else {
 		rpc_conn_reply(conn, id, c.result);
 	}
-	str_destroy(&c.blob);
+	if (c.blob != NULL)
+		evbuffer_free(c.blob);
 	json_unref(&c.user.view);
 }
 

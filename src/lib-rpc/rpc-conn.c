@@ -37,13 +37,31 @@ struct rpc_conn {
 	time_t last_sent;
 	uint32_t next_id;
 	struct rpc_pending_call *pending;
-	/* the blob of the answer being delivered (valid during its callback) */
-	const unsigned char *answer_blob;
-	size_t answer_blob_len;
+	/* the blob of the answer being delivered (valid during its callback):
+	 * moved out of the input buffer, never copied, so that a relay can
+	 * pass it on as it came (rpc_conn_reply_blob_buffer()) */
+	struct evbuffer *answer_blob;
+	bool answer_has_blob;
+	/* rpc_conn_when_drained(): called once the output is below the mark */
+	void (*drained)(void *ctx);
+	void *drained_ctx;
+	bool reading_paused;
 	bool closing;
 };
 
 static void rpc_conn_close(struct rpc_conn *conn, const char *reason);
+
+/* Call the drained callback once (the output drained, or the connection
+ * ends: whoever waits must not wait for ever). */
+static void rpc_conn_notify_drained(struct rpc_conn *conn)
+{
+	void (*fn)(void *) = conn->drained;
+	if (fn == NULL)
+		return;
+	conn->drained = NULL;
+	bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
+	fn(conn->drained_ctx);
+}
 
 static void rpc_conn_send_frame(struct rpc_conn *conn, uint8_t type, const void *head,
 				size_t head_len, const void *data, size_t len)
@@ -118,8 +136,7 @@ static void rpc_conn_handle_call(struct rpc_conn *conn, long long id, const stru
 	json_unref(&empty);
 }
 
-static void rpc_conn_handle_json(struct rpc_conn *conn, const char *text, size_t len,
-				 const unsigned char *blob, size_t blob_len)
+static void rpc_conn_handle_json(struct rpc_conn *conn, const char *text, size_t len, bool has_blob)
 {
 	struct json *msg;
 	const char *error;
@@ -157,12 +174,10 @@ static void rpc_conn_handle_json(struct rpc_conn *conn, const char *text, size_t
 		rpc_conn_answer_pending(conn, (uint32_t)id, NULL, code == NULL ? "error" : code,
 					m == NULL ? "unspecified error" : m);
 	} else if (has_id && json_get(msg, "result") != NULL) {
-		conn->answer_blob = blob;
-		conn->answer_blob_len = blob_len;
+		conn->answer_has_blob = has_blob;
 		rpc_conn_answer_pending(conn, (uint32_t)id, json_get(msg, "result"), NULL, NULL);
-		conn->answer_blob = NULL;
-		conn->answer_blob_len = 0;
-	} else if (blob != NULL) {
+		conn->answer_has_blob = false;
+	} else if (has_blob) {
 		rpc_conn_close(conn, "protocol error: a blob belongs to an answer");
 	} else {
 		rpc_conn_close(conn, "protocol error: unknown message");
@@ -185,20 +200,32 @@ static void rpc_conn_handle_data(struct rpc_conn *conn, const unsigned char *p, 
 	conn->callbacks->data(conn, id, p + 5, len - 5, last, conn->ctx);
 }
 
-/* A JSON answer with a binary payload: 4-byte JSON length, JSON, blob. */
-static void rpc_conn_handle_json_blob(struct rpc_conn *conn, const unsigned char *p, size_t len)
+/* A JSON answer with a binary payload: 4-byte JSON length, JSON, blob. The
+ * frame (len bytes after the prefix, its type byte first) is still in `in`:
+ * the JSON is copied out, the blob moved into answer_blob (evbuffer chains
+ * change hands, the bytes are not copied), and the frame drained. */
+static void rpc_conn_handle_json_blob(struct rpc_conn *conn, struct evbuffer *in, size_t len)
 {
-	if (len < 4) {
+	unsigned char head[5];
+	if (len < 5 || evbuffer_copyout(in, head, 5) != 5) {
 		rpc_conn_close(conn, "protocol error: bad blob frame");
 		return;
 	}
-	size_t json_len = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
-	if (json_len > len - 4) {
+	size_t json_len =
+		(size_t)head[1] << 24 | (size_t)head[2] << 16 | (size_t)head[3] << 8 | head[4];
+	if (json_len > len - 5) {
 		rpc_conn_close(conn, "protocol error: bad blob frame");
 		return;
 	}
-	rpc_conn_handle_json(conn, (const char *)p + 4, json_len, p + 4 + json_len,
-			     len - 4 - json_len);
+	char *text = mem_alloc(json_len + 1);
+	evbuffer_drain(in, 5);
+	evbuffer_remove(in, text, json_len);
+	evbuffer_drain(conn->answer_blob, evbuffer_get_length(conn->answer_blob));
+	evbuffer_remove_buffer(in, conn->answer_blob, len - 5 - json_len);
+	rpc_conn_handle_json(conn, text, json_len, true);
+	mem_free(text);
+	if (!conn->closing)
+		evbuffer_drain(conn->answer_blob, evbuffer_get_length(conn->answer_blob));
 }
 
 static void rpc_conn_read(struct bufferevent *bev, void *ctx)
@@ -206,7 +233,7 @@ static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 	struct rpc_conn *conn = ctx;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	conn->last_contact = time(NULL);
-	while (!conn->closing && evbuffer_get_length(in) >= 4) {
+	while (!conn->closing && !conn->reading_paused && evbuffer_get_length(in) >= 4) {
 		unsigned char prefix[4];
 		evbuffer_copyout(in, prefix, 4);
 		size_t len = (size_t)prefix[0] << 24 | (size_t)prefix[1] << 16 |
@@ -219,11 +246,16 @@ static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 		if (evbuffer_get_length(in) < 4 + len)
 			return;
 		evbuffer_drain(in, 4);
+		unsigned char type;
+		evbuffer_copyout(in, &type, 1);
+		if (type == RPC_FRAME_JSON_BLOB) {
+			/* drains the frame itself, before its callback */
+			rpc_conn_handle_json_blob(conn, in, len);
+			continue;
+		}
 		unsigned char *frame = evbuffer_pullup(in, (ev_ssize_t)len);
 		if (frame[0] == RPC_FRAME_JSON)
-			rpc_conn_handle_json(conn, (const char *)frame + 1, len - 1, NULL, 0);
-		else if (frame[0] == RPC_FRAME_JSON_BLOB)
-			rpc_conn_handle_json_blob(conn, frame + 1, len - 1);
+			rpc_conn_handle_json(conn, (const char *)frame + 1, len - 1, false);
 		else if (frame[0] == RPC_FRAME_DATA)
 			rpc_conn_handle_data(conn, frame + 1, len - 1);
 		else
@@ -247,6 +279,13 @@ static void rpc_conn_event_cb(struct bufferevent *bev, short events, void *ctx)
 	}
 }
 
+/* The output went below the mark set by rpc_conn_when_drained(). */
+static void rpc_conn_write(struct bufferevent *bev, void *ctx)
+{
+	struct rpc_conn *conn = ctx;
+	rpc_conn_notify_drained(conn);
+}
+
 static void rpc_conn_timer(evutil_socket_t fd, short events, void *ctx)
 {
 	struct rpc_conn *conn = ctx;
@@ -264,6 +303,8 @@ static void rpc_conn_timer(evutil_socket_t fd, short events, void *ctx)
 	}
 	if (conn->closing)
 		return;
+	if (conn->reading_paused)
+		conn->last_contact = now; /* not silence: this side chose not to read */
 	if (now - conn->last_contact > (time_t)conn->keepalive_secs * 3) {
 		rpc_conn_close(conn,
 			       tstr_printf("peer silent for %u seconds", conn->keepalive_secs * 3));
@@ -291,7 +332,8 @@ struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hel
 		conn->fingerprint[0] = '\0';
 	snprintf(conn->address, sizeof(conn->address), "%s",
 		 netaddr_peer_str((int)bufferevent_getfd(bev)));
-	bufferevent_setcb(bev, rpc_conn_read, NULL, rpc_conn_event_cb, conn);
+	conn->answer_blob = evbuffer_new();
+	bufferevent_setcb(bev, rpc_conn_read, rpc_conn_write, rpc_conn_event_cb, conn);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	/* A third of the keep-alive period: idle links (a thousand instances)
 	 * should not wake their processes every second. */
@@ -326,6 +368,7 @@ static void rpc_conn_close(struct rpc_conn *conn, const char *reason)
 	bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
 	event_del(conn->timer);
 	rpc_conn_fail_pending(conn, saved);
+	rpc_conn_notify_drained(conn);
 	if (conn->callbacks->closed != NULL)
 		conn->callbacks->closed(conn, saved, conn->ctx);
 	mem_free(saved);
@@ -338,7 +381,9 @@ void rpc_conn_destroy(struct rpc_conn **conn)
 		return;
 	c->closing = true;
 	rpc_conn_fail_pending(c, "connection destroyed");
+	c->drained = NULL; /* its owner is going away too */
 	event_free(c->timer);
+	evbuffer_free(c->answer_blob);
 	bufferevent_free(c->bev);
 	json_unref(&c->peer_hello);
 	mem_free(c);
@@ -406,10 +451,79 @@ void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result
 	mem_free(text);
 }
 
+void rpc_conn_reply_blob_buffer(struct rpc_conn *conn, uint32_t id, struct json *result,
+				struct evbuffer *blob)
+{
+	struct json *msg = json_new_object();
+	json_set_int(msg, "id", id);
+	json_set(msg, "result", result != NULL ? result : json_new_null());
+	char *text = json_serialize(msg, false);
+	json_unref(&msg);
+	size_t text_len = strlen(text), blob_len = evbuffer_get_length(blob);
+	if (!conn->closing) {
+		unsigned char head[4] = {(unsigned char)(text_len >> 24),
+					 (unsigned char)(text_len >> 16),
+					 (unsigned char)(text_len >> 8), (unsigned char)text_len};
+		struct evbuffer *out = bufferevent_get_output(conn->bev);
+		size_t total = 1 + sizeof(head) + text_len + blob_len;
+		unsigned char prefix[5] = {
+			(unsigned char)(total >> 24), (unsigned char)(total >> 16),
+			(unsigned char)(total >> 8), (unsigned char)total, RPC_FRAME_JSON_BLOB};
+		evbuffer_add(out, prefix, sizeof(prefix));
+		evbuffer_add(out, head, sizeof(head));
+		evbuffer_add(out, text, text_len);
+		evbuffer_add_buffer(out, blob);
+		conn->last_sent = time(NULL);
+	} else {
+		evbuffer_drain(blob, blob_len);
+	}
+	mem_free(text);
+}
+
 const void *rpc_conn_answer_blob(const struct rpc_conn *conn, size_t *len_r)
 {
-	*len_r = conn->answer_blob_len;
-	return conn->answer_blob;
+	*len_r = conn->answer_has_blob ? evbuffer_get_length(conn->answer_blob) : 0;
+	if (!conn->answer_has_blob)
+		return NULL;
+	/* one contiguous copy only where a caller needs it (a relay does not) */
+	return *len_r == 0 ? (const void *)"" : evbuffer_pullup(conn->answer_blob, -1);
+}
+
+struct evbuffer *rpc_conn_answer_blob_buffer(const struct rpc_conn *conn)
+{
+	return conn->answer_has_blob ? conn->answer_blob : NULL;
+}
+
+size_t rpc_conn_output_len(const struct rpc_conn *conn)
+{
+	return evbuffer_get_length(bufferevent_get_output(conn->bev));
+}
+
+void rpc_conn_when_drained(struct rpc_conn *conn, size_t below, void (*fn)(void *ctx), void *ctx)
+{
+	if (conn->closing || rpc_conn_output_len(conn) <= below) {
+		fn(ctx);
+		return;
+	}
+	conn->drained = fn;
+	conn->drained_ctx = ctx;
+	bufferevent_setwatermark(conn->bev, EV_WRITE, below, 0);
+}
+
+void rpc_conn_pause_reading(struct rpc_conn *conn, bool paused)
+{
+	if (conn->reading_paused == paused || conn->closing)
+		return;
+	conn->reading_paused = paused;
+	if (paused) {
+		bufferevent_disable(conn->bev, EV_READ);
+		return;
+	}
+	bufferevent_enable(conn->bev, EV_READ);
+	/* frames may wait in the input buffer already: read them from the
+	 * loop, not from inside the caller's callback */
+	bufferevent_trigger(conn->bev, EV_READ,
+			    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void rpc_conn_reply_error(struct rpc_conn *conn, uint32_t id, const char *code, const char *text)

@@ -29,6 +29,7 @@
 #include "netaddr.h"
 
 struct bufferevent;
+struct evbuffer;
 struct event_base;
 struct json;
 struct tls_context;
@@ -75,6 +76,22 @@ void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result
 			 size_t blob_len);
 /* Inside an answer callback: the answer's blob (NULL, 0 if it had none). */
 const void *rpc_conn_answer_blob(const struct rpc_conn *conn, size_t *len_r);
+/* The same blob as an evbuffer (NULL if none), for a relay: its bytes may be
+ * moved out (evbuffer_add_buffer(), rpc_conn_reply_blob_buffer()) instead
+ * of copied. Valid only during the answer callback. */
+struct evbuffer *rpc_conn_answer_blob_buffer(const struct rpc_conn *conn);
+/* An answer whose blob is moved out of `blob` (left empty), not copied. */
+void rpc_conn_reply_blob_buffer(struct rpc_conn *conn, uint32_t id, struct json *result,
+				struct evbuffer *blob);
+/* Backpressure for relays. Bytes waiting to be sent; fn(ctx) once the
+ * output is at most `below` bytes, or the connection ends (now if either
+ * holds already; one waiter per connection, a new one replaces it). */
+size_t rpc_conn_output_len(const struct rpc_conn *conn);
+void rpc_conn_when_drained(struct rpc_conn *conn, size_t below, void (*fn)(void *ctx), void *ctx);
+/* Stop (or resume) reading the peer's frames: its answers then wait in the
+ * kernel's socket buffer and the peer's output, not in this process. A
+ * paused connection does not count as silent for the keep-alive. */
+void rpc_conn_pause_reading(struct rpc_conn *conn, bool paused);
 void rpc_conn_event(struct rpc_conn *conn, const char *name, struct json *data);
 /* Stream payload bytes under a call's id (chunks of at most 1 MiB are sent). */
 void rpc_conn_send_data(struct rpc_conn *conn, uint32_t id, const void *data, size_t size,

@@ -3,7 +3,9 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,16 @@ static void server_request(struct rpc_conn *conn, uint32_t id, const char *metho
 			blob[i] = (unsigned char)(i * 7 + i / 251);
 		rpc_conn_reply_blob(conn, id, json_new_string("bytes"), blob, len);
 		mem_free(blob);
+	} else if (strcmp(method, "BlobBuffer") == 0) {
+		/* the same bytes, moved out of an evbuffer */
+		struct evbuffer *buf = evbuffer_new();
+		for (size_t i = 0; i < 3 * 1024 * 1024; i++) {
+			unsigned char c = (unsigned char)(i * 7 + i / 251);
+			evbuffer_add(buf, &c, 1);
+		}
+		rpc_conn_reply_blob_buffer(conn, id, json_new_string("bytes"), buf);
+		assert_int_equal(evbuffer_get_length(buf), 0);
+		evbuffer_free(buf);
 	} else
 		rpc_conn_reply_error(conn, id, "unknown-method", method);
 }
@@ -114,6 +126,40 @@ static void blob_answer(struct rpc_conn *conn, const struct json *result, const 
 	blob_ok = code == NULL && blob != NULL;
 	for (size_t i = 0; blob_ok && i < len; i++)
 		blob_ok = blob[i] == (unsigned char)(i * 7 + i / 251);
+}
+
+/* A relay's view: the blob as an evbuffer, moved out without a copy. */
+static void blob_buffer_answer(struct rpc_conn *conn, const struct json *result, const char *code,
+			       const char *text, void *ctx)
+{
+	struct evbuffer *mine = ctx, *blob = rpc_conn_answer_blob_buffer(conn);
+	answers++;
+	if (code == NULL && blob != NULL)
+		evbuffer_add_buffer(mine, blob);
+}
+
+static bool blob_matches(struct evbuffer *buf, size_t len)
+{
+	const unsigned char *p = evbuffer_pullup(buf, -1);
+	if (evbuffer_get_length(buf) != len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != (unsigned char)(i * 7 + i / 251))
+			return false;
+	}
+	return true;
+}
+
+static int drained_calls;
+
+static void on_drained(void *ctx)
+{
+	drained_calls++;
+}
+
+static bool drained_at_least(void *ctx)
+{
+	return drained_calls >= (int)(intptr_t)ctx;
 }
 
 static bool run_until(bool (*cond)(void *), void *ctx, int seconds)
@@ -218,6 +264,57 @@ static void test_call_event_and_reconnect(void **state)
 	tls_context_destroy(&server_tls);
 }
 
+/* What a relay (the Instance Host) uses: blobs moved as evbuffers, reading
+ * paused and resumed, a callback once the output has drained. */
+static void test_relay_blob_and_backpressure(void **state)
+{
+	struct tls_context *server_tls, *client_tls;
+	struct rpc_server *server = start_server(&server_tls);
+	struct rpc_client *client = make_client("client", server_fp, &client_tls);
+	assert_true(wait_state(client, RPC_LINK_CONNECTED, 5));
+	struct rpc_conn *conn = rpc_client_conn(client);
+
+	/* a blob sent from an evbuffer, taken as one: intact, 3 MiB */
+	struct evbuffer *mine = evbuffer_new();
+	answers = 0;
+	rpc_conn_call(conn, "BlobBuffer", NULL, 10, blob_buffer_answer, mine);
+	assert_true(run_until(answers_at_least, (void *)1, 10));
+	assert_true(blob_matches(mine, 3 * 1024 * 1024));
+	evbuffer_free(mine);
+
+	/* paused: the answer waits (the link stays up), resumed: it comes */
+	answers = 0;
+	rpc_conn_pause_reading(conn, true);
+	rpc_conn_call(conn, "Echo", json_new_object(), 10, answer, NULL);
+	assert_false(run_until(answers_at_least, (void *)1, 2));
+	assert_int_equal(rpc_client_state(client, NULL), RPC_LINK_CONNECTED);
+	rpc_conn_pause_reading(conn, false);
+	assert_true(run_until(answers_at_least, (void *)1, 5));
+
+	/* drained: at once when nothing waits, else once the output is sent */
+	drained_calls = 0;
+	rpc_conn_when_drained(conn, 0, on_drained, NULL);
+	assert_int_equal(drained_calls, 1);
+	struct json *args = json_new_object();
+	char *big = mem_alloc(2 * 1024 * 1024 + 1);
+	memset(big, 'x', 2 * 1024 * 1024);
+	big[2 * 1024 * 1024] = '\0';
+	json_set_string(args, "text", big);
+	mem_free(big);
+	rpc_conn_call(conn, "Echo", args, 10, answer, NULL);
+	assert_true(rpc_conn_output_len(conn) > 1024 * 1024);
+	rpc_conn_when_drained(conn, 64 * 1024, on_drained, NULL);
+	assert_int_equal(drained_calls, 1);
+	assert_true(run_until(drained_at_least, (void *)2, 10));
+	assert_true(rpc_conn_output_len(conn) <= 64 * 1024);
+	assert_true(run_until(answers_at_least, (void *)2, 10));
+
+	rpc_client_destroy(&client);
+	tls_context_destroy(&client_tls);
+	rpc_server_destroy(&server);
+	tls_context_destroy(&server_tls);
+}
+
 static void test_pinning_both_ways(void **state)
 {
 	struct tls_context *server_tls, *client_tls, *stranger_tls;
@@ -259,6 +356,9 @@ static int setup(void **state)
 		mem_free(cert);
 		mem_free(key);
 	}
+	/* as in the daemons: a connection freed after its peer went away (TLS
+	 * close_notify) must not kill the process */
+	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	hello = json_new_object();
 	json_set_string(hello, "role", "test");
@@ -286,6 +386,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_call_event_and_reconnect),
+		cmocka_unit_test(test_relay_blob_and_backpressure),
 		cmocka_unit_test(test_pinning_both_ways),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
