@@ -260,17 +260,16 @@ static bool calls_for_user(struct instance_call *c)
 	return false;
 }
 
-/* After the checks: the handler, with the caller's view for CLIENT calls. */
-static void calls_run_for(struct instance_call *c)
+/* After a password check on a worker: the user and the freeze again (either
+ * may have changed meanwhile), then the handler. */
+static void calls_run_checked(struct instance_call *c)
 {
-	struct json *view = NULL;
-	if ((c->def->flags & INSTANCE_CALL_CLIENT) != 0 &&
-	    (c->def->flags & INSTANCE_CALL_NO_SESSION) == 0) {
-		if ((view = calls_client_user(c)) == NULL)
-			return;
-		c->user = view;
-	}
-	calls_run(c);
+	struct json *view = calls_client_user(c);
+	if (view == NULL)
+		return;
+	c->user = view;
+	if (!calls_frozen(c))
+		calls_run(c);
 	json_unref(&view);
 }
 
@@ -318,7 +317,7 @@ static void calls_gated_done(void *ctx, bool ran)
 		/* the call itself runs as before, with the outcome at hand; the
 		 * user is looked up again: they may have gone meanwhile */
 		instance_users_account_checked(inst->users, g->check);
-		calls_run_for(&c);
+		calls_run_checked(&c);
 		if (inst->users != NULL)
 			instance_users_account_forget(inst->users);
 	}

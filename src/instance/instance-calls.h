@@ -4,16 +4,18 @@
  * (instance-calls.c), and the signature every handler has.
  *
  * Each row names the call, its handler, its flags and the privilege it
- * needs. The dispatcher does, in this order, what the flags say: refuse a
- * WRITES call while the instance is frozen ("frozen"), open the users,
- * check a CLIENT call's user (the session: the user exists with the login
- * privilege and, if args "service" names one, that login privilege; then
- * the row's privilege: "auth-failed", "forbidden"), check a FOR_USER call's
- * privilege and folder right (instance_rights_data_call()), check the
- * account password a row names on a worker thread, then call the handler.
- * A call without WRITES is allowed while frozen; LONG_RUNNING calls do
- * their work off the event loop (a job, a thread, a worker) and answer with
- * a jobID or later.
+ * needs. The dispatcher does what the flags say, in this order: an
+ * administrator's WRITES call is refused while the instance is frozen
+ * ("frozen"), before anything is opened; the users are opened (USERS); a
+ * CLIENT call's user is checked (the session: the user exists with the
+ * login privilege and, if args "service" names one, that login privilege;
+ * then the row's privilege: "auth-failed", "forbidden"), and then a WRITES
+ * one refused while frozen; a FOR_USER call's privilege and folder right
+ * are checked (instance_rights_data_call()); the account password a row
+ * names is checked on a worker thread (the user and the freeze are checked
+ * again after it); then the handler runs. A call without WRITES is allowed
+ * while frozen; LONG_RUNNING calls do their work off the event loop (a
+ * job, a thread, a worker) and answer with a jobID or later.
  *
  * Modules own their handlers and export them through their headers; the
  * table is the only place that says which call reaches which handler. */
