@@ -368,6 +368,8 @@ static void *instance_job_thread_main(void *ctx)
 							     : JOB_FAILED;
 	if (job->state == JOB_SUCCEEDED && job->percent >= 0)
 		job->percent = 100;
+	/* with the state: GetJob never shows an end without its time */
+	job->finished = time(NULL);
 	job->thread_done = true;
 	pthread_mutex_unlock(&job->lock);
 	return NULL;
@@ -378,7 +380,8 @@ static void instance_jobs_finish(struct instance_jobs *jobs)
 {
 	struct instance_job *job = jobs->running;
 	pthread_mutex_lock(&job->lock);
-	job->finished = time(NULL);
+	if (job->finished == 0) /* stopped at shutdown */
+		job->finished = time(NULL);
 	const char *state = instance_job_state_names[job->state];
 	pthread_mutex_unlock(&job->lock);
 	jobs->running = NULL;
