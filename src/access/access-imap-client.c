@@ -418,20 +418,18 @@ static void imap_sasl_line(struct imap_client *client, const char *line)
 
 /* ---- other commands ---- */
 
-/* The archive is read-only: APPEND's message is refused before it is sent
- * (no "+ " continuation; a LITERAL+ literal is read and dropped). */
-static const char *const imap_refused_literals[] = {"APPEND", NULL};
+static const char *const *imap_refused_literals(void);
 
 static struct imap_parser *imap_client_parser_create(void)
 {
 	const struct imap_parser_settings set = {
-		.refuse_literals = imap_refused_literals,
+		.refuse_literals = imap_refused_literals(),
 		.refuse_text = "[CANNOT] The archive is read-only",
 	};
 	return imap_parser_create(&set);
 }
 
-static void imap_cmd_starttls(struct imap_client *client)
+static void imap_cmd_starttls(struct imap_client *client, const struct imap_command *cmd)
 {
 	if (client->tls) {
 		imap_client_done(client, "BAD", "TLS is already on");
@@ -449,13 +447,13 @@ static void imap_cmd_starttls(struct imap_client *client)
 	imap_client_setup_bev(client);
 }
 
-static void imap_cmd_id(struct imap_client *client)
+static void imap_cmd_id(struct imap_client *client, const struct imap_command *cmd)
 {
 	imap_client_send(client, "* ID (\"name\" \"Coffer\" \"version\" \"%s\")", COFFER_VERSION);
 	imap_client_done(client, "OK", "ID completed");
 }
 
-static void imap_cmd_namespace(struct imap_client *client)
+static void imap_cmd_namespace(struct imap_client *client, const struct imap_command *cmd)
 {
 	if (client->auditor)
 		imap_client_send(client,
@@ -465,7 +463,7 @@ static void imap_cmd_namespace(struct imap_client *client)
 	imap_client_done(client, "OK", "NAMESPACE completed");
 }
 
-static void imap_cmd_logout(struct imap_client *client)
+static void imap_cmd_logout(struct imap_client *client, const struct imap_command *cmd)
 {
 	imap_client_send(client, "* BYE Logging out");
 	imap_client_done(client, "OK", "Logout completed");
@@ -479,9 +477,75 @@ static void imap_cmd_read_only(struct imap_client *client)
 			 client->command);
 }
 
+static void imap_cmd_capability(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_client_send(client, "* CAPABILITY %s", imap_client_capabilities(client));
+	imap_client_done(client, "OK", "Capability completed");
+}
+
+static void imap_cmd_enable(struct imap_client *client, const struct imap_command *cmd)
+{
+	/* nothing this server has needs enabling */
+	imap_client_send(client, "* ENABLED");
+	imap_client_done(client, "OK", "Enabled");
+}
+
+static void imap_cmd_close(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_client_unselect(client);
+	imap_client_done(client, "OK", "%s completed", cmd->name);
+}
+
+/* The table's form of the handlers in access-imap-mailbox.c (its header
+ * stays as it is: one handler serves two commands there). */
+static void imap_run_noop(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_cmd_noop(client);
+}
+
+static void imap_run_idle(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_cmd_idle(client);
+}
+
+static void imap_run_select(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_cmd_select(client, cmd, false);
+}
+
+static void imap_run_examine(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_cmd_select(client, cmd, true);
+}
+
+static void imap_run_list(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_cmd_list(client, cmd, false);
+}
+
+static void imap_run_lsub(struct imap_client *client, const struct imap_command *cmd)
+{
+	imap_cmd_list(client, cmd, true);
+}
+
+static void imap_cmd_uid(struct imap_client *client, const struct imap_command *cmd);
+
+enum imap_command_flags {
+	/* would change the archive: answered NO [CANNOT], it is read-only */
+	IMAP_CMD_WRITES = 1 << 0,
+	/* its literal is refused before it is sent (no "+ " continuation; a
+	 * LITERAL+ literal is read and dropped): APPEND's message */
+	IMAP_CMD_REFUSE_LITERAL = 1 << 1,
+	/* also as "UID <name>", with UIDs for sequence numbers */
+	IMAP_CMD_UID = 1 << 2,
+};
+
 struct imap_command_def {
 	const char *name;
 	enum { ANY, NOT_AUTH, AUTH, SELECTED } needs;
+	unsigned int flags; /* enum imap_command_flags */
+	/* NULL only for IMAP_CMD_WRITES: refused before it would run */
+	void (*run)(struct imap_client *client, const struct imap_command *cmd);
 };
 
 static bool imap_client_state_ok(struct imap_client *client, int needs)
@@ -498,51 +562,70 @@ static bool imap_client_state_ok(struct imap_client *client, int needs)
 	}
 }
 
+#define WRITES IMAP_CMD_WRITES
+#define UID IMAP_CMD_UID
+
+/* Every command this server knows: the state it needs, its flags, its
+ * handler. */
 static const struct imap_command_def imap_commands[] = {
-	{"CAPABILITY", ANY},
-	{"NOOP", ANY},
-	{"LOGOUT", ANY},
-	{"ID", ANY},
-	{"STARTTLS", NOT_AUTH},
-	{"LOGIN", NOT_AUTH},
-	{"AUTHENTICATE", NOT_AUTH},
-	{"SELECT", AUTH},
-	{"EXAMINE", AUTH},
-	{"LIST", AUTH},
-	{"LSUB", AUTH},
-	{"STATUS", AUTH},
-	{"NAMESPACE", AUTH},
-	{"ENABLE", AUTH},
-	{"CREATE", AUTH},
-	{"DELETE", AUTH},
-	{"RENAME", AUTH},
-	{"SUBSCRIBE", AUTH},
-	{"UNSUBSCRIBE", AUTH},
-	{"APPEND", AUTH},
-	{"CHECK", SELECTED},
-	{"CLOSE", SELECTED},
-	{"UNSELECT", SELECTED},
-	{"IDLE", AUTH},
-	{"FETCH", SELECTED},
-	{"SEARCH", SELECTED},
-	{"UID", SELECTED},
-	{"STORE", SELECTED},
-	{"COPY", SELECTED},
-	{"MOVE", SELECTED},
-	{"EXPUNGE", SELECTED},
-	{NULL, ANY},
+	{"CAPABILITY", ANY, 0, imap_cmd_capability},
+	{"NOOP", ANY, 0, imap_run_noop},
+	{"LOGOUT", ANY, 0, imap_cmd_logout},
+	{"ID", ANY, 0, imap_cmd_id},
+	{"STARTTLS", NOT_AUTH, 0, imap_cmd_starttls},
+	{"LOGIN", NOT_AUTH, 0, imap_cmd_login},
+	{"AUTHENTICATE", NOT_AUTH, 0, imap_cmd_authenticate},
+	{"SELECT", AUTH, 0, imap_run_select},
+	{"EXAMINE", AUTH, 0, imap_run_examine},
+	{"LIST", AUTH, 0, imap_run_list},
+	{"LSUB", AUTH, 0, imap_run_lsub},
+	{"STATUS", AUTH, 0, imap_cmd_status},
+	{"NAMESPACE", AUTH, 0, imap_cmd_namespace},
+	{"ENABLE", AUTH, 0, imap_cmd_enable},
+	{"CREATE", AUTH, WRITES, NULL},
+	{"DELETE", AUTH, WRITES, NULL},
+	{"RENAME", AUTH, WRITES, NULL},
+	{"SUBSCRIBE", AUTH, WRITES, NULL},
+	{"UNSUBSCRIBE", AUTH, WRITES, NULL},
+	{"APPEND", AUTH, WRITES | IMAP_CMD_REFUSE_LITERAL, NULL},
+	{"CHECK", SELECTED, 0, imap_run_noop},
+	{"CLOSE", SELECTED, 0, imap_cmd_close},
+	{"UNSELECT", SELECTED, 0, imap_cmd_close},
+	{"IDLE", AUTH, 0, imap_run_idle},
+	{"FETCH", SELECTED, UID, imap_cmd_fetch},
+	{"SEARCH", SELECTED, UID, imap_cmd_search},
+	{"UID", SELECTED, 0, imap_cmd_uid},
+	{"STORE", SELECTED, UID, imap_cmd_store},
+	{"COPY", SELECTED, WRITES | UID, NULL},
+	{"MOVE", SELECTED, WRITES | UID, NULL},
+	{"EXPUNGE", SELECTED, WRITES | UID, NULL},
+	{NULL, ANY, 0, NULL},
 };
 
-static bool imap_is_write(const char *name)
+#undef WRITES
+#undef UID
+
+/* The names of the IMAP_CMD_REFUSE_LITERAL commands, for the parser. */
+static const char *const *imap_refused_literals(void)
 {
-	static const char *const writes[] = {"CREATE",      "DELETE", "RENAME", "SUBSCRIBE",
-					     "UNSUBSCRIBE", "APPEND", "COPY",   "MOVE",
-					     "EXPUNGE",     NULL};
-	for (const char *const *w = writes; *w != NULL; w++) {
-		if (strcmp(*w, name) == 0)
-			return true;
+	static const char *names[sizeof(imap_commands) / sizeof(imap_commands[0])];
+	size_t n = 0;
+	if (names[0] != NULL)
+		return names;
+	for (const struct imap_command_def *def = imap_commands; def->name != NULL; def++) {
+		if ((def->flags & IMAP_CMD_REFUSE_LITERAL) != 0)
+			names[n++] = def->name;
 	}
-	return false;
+	return names;
+}
+
+/* `name` as the client sent it (any case). */
+static const struct imap_command_def *imap_command_find(const char *name)
+{
+	const struct imap_command_def *def = imap_commands;
+	while (def->name != NULL && strcasecmp(def->name, name) != 0)
+		def++;
+	return def->name == NULL ? NULL : def;
 }
 
 /* UID FETCH / UID SEARCH: the subcommand becomes the command. */
@@ -553,40 +636,34 @@ static void imap_cmd_uid(struct imap_client *client, const struct imap_command *
 		imap_client_done(client, "BAD", "UID needs a command");
 		return;
 	}
+	const struct imap_command_def *def = imap_command_find(sub);
+	if (def == NULL || (def->flags & IMAP_CMD_UID) == 0) {
+		imap_client_done(client, "BAD", "Unknown UID command");
+		return;
+	}
 	struct imap_command subcmd = *cmd;
 	subcmd.args = cmd->args + 1;
 	subcmd.arg_count = cmd->arg_count - 1;
 	client->uid_command = true;
-	if (strcasecmp(sub, "FETCH") == 0) {
-		imap_cmd_fetch(client, &subcmd);
-	} else if (strcasecmp(sub, "SEARCH") == 0) {
-		imap_cmd_search(client, &subcmd);
-	} else if (strcasecmp(sub, "STORE") == 0) {
-		imap_cmd_store(client, &subcmd);
-	} else if (strcasecmp(sub, "COPY") == 0 || strcasecmp(sub, "MOVE") == 0 ||
-		   strcasecmp(sub, "EXPUNGE") == 0) {
+	if ((def->flags & IMAP_CMD_WRITES) != 0) {
 		mem_free(client->command);
-		client->command = mem_printf("UID %s", sub);
-		for (char *p = client->command; *p != '\0'; p++)
-			*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		client->command = mem_printf("UID %s", def->name);
 		imap_cmd_read_only(client);
 	} else {
-		imap_client_done(client, "BAD", "Unknown UID command");
+		def->run(client, &subcmd);
 	}
 }
 
 static void imap_client_dispatch(struct imap_client *client, const struct imap_command *cmd)
 {
-	const struct imap_command_def *def = imap_commands;
-	while (def->name != NULL && strcmp(def->name, cmd->name) != 0)
-		def++;
+	const struct imap_command_def *def = imap_command_find(cmd->name);
 	mem_free(client->tag);
 	mem_free(client->command);
 	client->tag = mem_strdup(cmd->tag);
 	client->command = mem_strdup(cmd->name);
 	client->busy = true;
 	client->uid_command = false;
-	if (def->name == NULL) {
+	if (def == NULL) {
 		client->bad_commands++;
 		imap_client_done(client, "BAD", "Unknown command");
 		return;
@@ -600,49 +677,10 @@ static void imap_client_dispatch(struct imap_client *client, const struct imap_c
 		return;
 	}
 	client->bad_commands = 0;
-	const char *n = cmd->name;
-	if (imap_is_write(n))
+	if ((def->flags & IMAP_CMD_WRITES) != 0)
 		imap_cmd_read_only(client);
-	else if (strcmp(n, "CAPABILITY") == 0) {
-		imap_client_send(client, "* CAPABILITY %s", imap_client_capabilities(client));
-		imap_client_done(client, "OK", "Capability completed");
-	} else if (strcmp(n, "NOOP") == 0 || strcmp(n, "CHECK") == 0)
-		imap_cmd_noop(client);
-	else if (strcmp(n, "LOGOUT") == 0)
-		imap_cmd_logout(client);
-	else if (strcmp(n, "ID") == 0)
-		imap_cmd_id(client);
-	else if (strcmp(n, "STARTTLS") == 0)
-		imap_cmd_starttls(client);
-	else if (strcmp(n, "LOGIN") == 0)
-		imap_cmd_login(client, cmd);
-	else if (strcmp(n, "AUTHENTICATE") == 0)
-		imap_cmd_authenticate(client, cmd);
-	else if (strcmp(n, "SELECT") == 0 || strcmp(n, "EXAMINE") == 0)
-		imap_cmd_select(client, cmd, strcmp(n, "EXAMINE") == 0);
-	else if (strcmp(n, "LIST") == 0 || strcmp(n, "LSUB") == 0)
-		imap_cmd_list(client, cmd, strcmp(n, "LSUB") == 0);
-	else if (strcmp(n, "STATUS") == 0)
-		imap_cmd_status(client, cmd);
-	else if (strcmp(n, "NAMESPACE") == 0)
-		imap_cmd_namespace(client);
-	else if (strcmp(n, "ENABLE") == 0) {
-		/* nothing this server has needs enabling */
-		imap_client_send(client, "* ENABLED");
-		imap_client_done(client, "OK", "Enabled");
-	} else if (strcmp(n, "CLOSE") == 0 || strcmp(n, "UNSELECT") == 0) {
-		imap_client_unselect(client);
-		imap_client_done(client, "OK", "%s completed", n);
-	} else if (strcmp(n, "IDLE") == 0)
-		imap_cmd_idle(client);
-	else if (strcmp(n, "FETCH") == 0)
-		imap_cmd_fetch(client, cmd);
-	else if (strcmp(n, "SEARCH") == 0)
-		imap_cmd_search(client, cmd);
-	else if (strcmp(n, "STORE") == 0)
-		imap_cmd_store(client, cmd);
-	else if (strcmp(n, "UID") == 0)
-		imap_cmd_uid(client, cmd);
+	else
+		def->run(client, cmd);
 }
 
 /* ---- the input loop ---- */

@@ -33,6 +33,36 @@ static const char api_mail_csp[] =
 	"frame-ancestors 'self'; form-action 'none'; "
 	"sandbox allow-popups allow-popups-to-escape-sandbox";
 
+/* ---- the routes: every endpoint below /INSTANCE/api/ (api_routes[]) ---- */
+
+enum api_route_flags {
+	/* answered before any login (the login itself) */
+	API_ROUTE_NO_SESSION = 1 << 0,
+	/* changes how the user logs in (password, MFA, app passwords): once
+	 * done, the cache of verified app passwords forgets the user */
+	API_ROUTE_ACCOUNT = 1 << 1,
+};
+
+/* The path's "*" segments, in order (NUL-terminated copies). */
+#define API_ROUTE_MAX_ARGS 2
+
+typedef void api_route_fn(struct web_call *call, const struct api_route *route, char *const *arg);
+
+struct api_route {
+	const char *method; /* GET also answers HEAD */
+	/* below /INSTANCE/api/; "*" is one segment, given to the handler */
+	const char *path;
+	unsigned int flags; /* enum api_route_flags */
+	api_route_fn *handler;
+	/* the instance call the handler makes and the function its answer
+	 * goes to; for api_route_call() with the string arguments of the JSON
+	 * body named here */
+	const char *call;
+	const char *required[3];
+	const char *optional[2];
+	access_web_done_fn *done;
+};
+
 /* ---- requests ---- */
 
 const char *access_web_api_param(struct web_call *call, const char *name)
@@ -99,6 +129,10 @@ static void api_answer(const struct json *result, const void *blob, size_t blob_
 		return;
 	}
 	if (error_code == NULL) {
+		if (call->route != NULL && (call->route->flags & API_ROUTE_ACCOUNT) != 0)
+			auth_cache_forget(
+				call->web->basic_cache,
+				tstr_printf("%s\n%s", call->instance_id, call->user_name));
 		done(call, result, blob, blob_len);
 		return;
 	}
@@ -596,33 +630,6 @@ static void api_done_part(struct web_call *call, const struct json *result, cons
 	access_web_call_free(call);
 }
 
-static void api_message(struct web_call *call)
-{
-	const char *rest = call->endpoint + strlen("messages/");
-	const char *slash = strchr(rest, '/');
-	long long id = api_message_id(rest, slash == NULL ? strlen(rest) : (size_t)(slash - rest));
-	if (id < 0) {
-		access_web_call_reply_error(call, 404, "not-found", "no such message");
-		return;
-	}
-	struct json *args = json_new_object();
-	json_set_int(args, "id", id);
-	if (slash == NULL) {
-		access_web_api_call(call, "ClientMessageView", args, api_done_view);
-	} else if (strcmp(slash, "/html") == 0) {
-		access_web_api_call(call, "ClientMessageView", args, api_done_html);
-	} else if (strcmp(slash, "/raw") == 0) {
-		json_unref(&args);
-		access_web_export_raw(call, id);
-	} else if (strncmp(slash, "/parts/", 7) == 0 && slash[7] != '\0' && strlen(slash) < 128) {
-		json_set_string(args, "part", slash + 7);
-		access_web_api_call(call, "ClientPart", args, api_done_part);
-	} else {
-		json_unref(&args);
-		access_web_call_reply_error(call, 404, "not-found", "no such endpoint");
-	}
-}
-
 /* Copy the named string fields of the body into args; -1 (answered) if a
  * required one is missing. */
 static int api_body_args(struct web_call *call, struct json *args, const char *const *required,
@@ -651,8 +658,6 @@ static void api_done_password(struct web_call *call, const struct json *result, 
 	/* Other sessions of the user end; this one goes on. */
 	size_t ended = access_web_sessions_remove_user(call->web->sessions, call->instance_id,
 						       call->user_name, call->session_token);
-	auth_cache_forget(call->web->basic_cache,
-			  tstr_printf("%s\n%s", call->instance_id, call->user_name));
 	log_info(access_web_context(call), "password changed (%zu other session(s) ended)", ended);
 	api_done_json(call, result, blob, blob_len);
 }
@@ -660,14 +665,22 @@ static void api_done_password(struct web_call *call, const struct json *result, 
 static void api_done_logged(struct web_call *call, const struct json *result, const void *blob,
 			    size_t blob_len)
 {
-	if (strcmp(call->endpoint, "mfa/activate") == 0)
-		api_session_set_mfa(call, true);
-	else if (strcmp(call->endpoint, "mfa/disable") == 0)
-		api_session_set_mfa(call, false);
-	auth_cache_forget(call->web->basic_cache,
-			  tstr_printf("%s\n%s", call->instance_id, call->user_name));
 	log_info(access_web_context(call), "%s %s", http_request_method(call->req), call->endpoint);
 	api_done_json(call, result, blob, blob_len);
+}
+
+static void api_done_mfa_on(struct web_call *call, const struct json *result, const void *blob,
+			    size_t blob_len)
+{
+	api_session_set_mfa(call, true);
+	api_done_logged(call, result, blob, blob_len);
+}
+
+static void api_done_mfa_off(struct web_call *call, const struct json *result, const void *blob,
+			     size_t blob_len)
+{
+	api_session_set_mfa(call, false);
+	api_done_logged(call, result, blob, blob_len);
 }
 
 /* ---- restore to mailbox: the Management Server sends it ---- */
@@ -721,77 +734,254 @@ static void api_restore(struct web_call *call)
 		      call);
 }
 
-struct api_simple {
-	const char *method, *endpoint, *call;
-	const char *required[3];
-	const char *optional[2];
-	access_web_done_fn *done;
-};
+/* ---- the route table ---- */
 
-/* Endpoints that are one instance call with string arguments from the body. */
-static const struct api_simple api_simple_endpoints[] = {
-	{"GET", "folders", "ClientFolders", {NULL}, {NULL}, api_done_json},
+/* A route that is one instance call with string arguments from the body. */
+static void api_route_call(struct web_call *call, const struct api_route *route, char *const *arg)
+{
+	struct json *args = json_new_object();
+	if (api_body_args(call, args, route->required, route->optional) < 0) {
+		json_unref(&args);
+		return;
+	}
+	access_web_api_call(call, route->call, args, route->done);
+}
+
+static void api_route_login(struct web_call *call, const struct api_route *route, char *const *arg)
+{
+	api_login(call);
+}
+
+static void api_route_session(struct web_call *call, const struct api_route *route,
+			      char *const *arg)
+{
+	api_session(call);
+}
+
+static void api_route_logout(struct web_call *call, const struct api_route *route, char *const *arg)
+{
+	api_logout(call);
+}
+
+static void api_route_messages(struct web_call *call, const struct api_route *route,
+			       char *const *arg)
+{
+	api_messages(call);
+}
+
+static void api_route_restore(struct web_call *call, const struct api_route *route,
+			      char *const *arg)
+{
+	api_restore(call);
+}
+
+static void api_route_export(struct web_call *call, const struct api_route *route, char *const *arg)
+{
+	access_web_export_selection(call);
+}
+
+/* messages/ID...: the message ID of arg[0], or answered 404 (-1). */
+static long long api_route_message_id(struct web_call *call, char *const *arg)
+{
+	long long id = api_message_id(arg[0], strlen(arg[0]));
+	if (id < 0)
+		access_web_call_reply_error(call, 404, "not-found", "no such message");
+	return id;
+}
+
+static void api_route_message(struct web_call *call, const struct api_route *route,
+			      char *const *arg)
+{
+	long long id = api_route_message_id(call, arg);
+	if (id < 0)
+		return;
+	struct json *args = json_new_object();
+	json_set_int(args, "id", id);
+	if (arg[1] != NULL && strlen(arg[1]) > 120) {
+		json_unref(&args);
+		access_web_call_reply_error(call, 404, "not-found", "no such endpoint");
+		return;
+	}
+	if (arg[1] != NULL) /* parts/PART */
+		json_set_string(args, "part", arg[1]);
+	access_web_api_call(call, route->call, args, route->done);
+}
+
+static void api_route_raw(struct web_call *call, const struct api_route *route, char *const *arg)
+{
+	long long id = api_route_message_id(call, arg);
+	if (id >= 0)
+		access_web_export_raw(call, id);
+}
+
+static void api_route_delete_app_password(struct web_call *call, const struct api_route *route,
+					  char *const *arg)
+{
+	struct json *args = json_new_object();
+	json_set_string(args, "name", arg[0]);
+	access_web_api_call(call, route->call, args, route->done);
+}
+
+#define ACCOUNT API_ROUTE_ACCOUNT
+
+/* Every endpoint: docs/client-api.md. A request no row takes is 404 (405
+ * for a NO_SESSION path asked with another method). */
+static const struct api_route api_routes[] = {
+	{"POST", "login", API_ROUTE_NO_SESSION, api_route_login, NULL, {NULL}, {NULL}, NULL},
+	{"GET", "session", 0, api_route_session, NULL, {NULL}, {NULL}, NULL},
+	{"POST", "logout", 0, api_route_logout, NULL, {NULL}, {NULL}, NULL},
+	{"GET", "folders", 0, api_route_call, "ClientFolders", {NULL}, {NULL}, api_done_json},
+	{"GET", "messages", 0, api_route_messages, NULL, {NULL}, {NULL}, NULL},
+	{"GET",
+	 "messages/*",
+	 0,
+	 api_route_message,
+	 "ClientMessageView",
+	 {NULL},
+	 {NULL},
+	 api_done_view},
+	{"GET",
+	 "messages/*/html",
+	 0,
+	 api_route_message,
+	 "ClientMessageView",
+	 {NULL},
+	 {NULL},
+	 api_done_html},
+	{"GET", "messages/*/raw", 0, api_route_raw, NULL, {NULL}, {NULL}, NULL},
+	{"GET",
+	 "messages/*/parts/*",
+	 0,
+	 api_route_message,
+	 "ClientPart",
+	 {NULL},
+	 {NULL},
+	 api_done_part},
+	{"POST", "restore", 0, api_route_restore, NULL, {NULL}, {NULL}, NULL},
+	{"GET", "export", 0, api_route_export, NULL, {NULL}, {NULL}, NULL},
 	{"POST",
 	 "password",
+	 ACCOUNT,
+	 api_route_call,
 	 "ClientSetPassword",
 	 {"oldPassword", "newPassword", NULL},
 	 {NULL},
 	 api_done_password},
-	{"POST", "mfa/begin", "ClientMfaBegin", {"password", NULL}, {NULL}, api_done_json},
-	{"POST", "mfa/activate", "ClientMfaActivate", {"code", NULL}, {NULL}, api_done_logged},
+	{"POST",
+	 "mfa/begin",
+	 0,
+	 api_route_call,
+	 "ClientMfaBegin",
+	 {"password", NULL},
+	 {NULL},
+	 api_done_json},
+	{"POST",
+	 "mfa/activate",
+	 ACCOUNT,
+	 api_route_call,
+	 "ClientMfaActivate",
+	 {"code", NULL},
+	 {NULL},
+	 api_done_mfa_on},
 	{"POST",
 	 "mfa/disable",
+	 ACCOUNT,
+	 api_route_call,
 	 "ClientMfaDisable",
 	 {"password", "code", NULL},
 	 {NULL},
-	 api_done_logged},
-	{"GET", "app-passwords", "ClientAppPasswords", {NULL}, {NULL}, api_done_json},
+	 api_done_mfa_off},
+	{"GET",
+	 "app-passwords",
+	 0,
+	 api_route_call,
+	 "ClientAppPasswords",
+	 {NULL},
+	 {NULL},
+	 api_done_json},
 	{"POST",
 	 "app-passwords",
+	 ACCOUNT,
+	 api_route_call,
 	 "ClientCreateAppPassword",
 	 {"password", "name", NULL},
 	 {NULL},
 	 api_done_logged},
+	{"DELETE",
+	 "app-passwords/*",
+	 ACCOUNT,
+	 api_route_delete_app_password,
+	 "ClientDeleteAppPassword",
+	 {NULL},
+	 {NULL},
+	 api_done_logged},
 };
 
-static void api_dispatch(struct web_call *call)
+#undef ACCOUNT
+
+/* Whether `path` fits `pattern`; each "*" takes one non-empty segment,
+ * copied into arg[] (the caller frees them). */
+static bool api_route_match(const char *pattern, const char *path, char **arg)
 {
-	const char *e = call->endpoint;
-	for (size_t i = 0; i < sizeof(api_simple_endpoints) / sizeof(api_simple_endpoints[0]);
-	     i++) {
-		const struct api_simple *s = &api_simple_endpoints[i];
-		if (strcmp(e, s->endpoint) == 0 && api_method_is(call, s->method)) {
-			struct json *args = json_new_object();
-			if (api_body_args(call, args, s->required, s->optional) < 0) {
-				json_unref(&args);
-				return;
-			}
-			access_web_api_call(call, s->call, args, s->done);
-			return;
+	size_t n = 0;
+	while (*pattern != '\0') {
+		size_t len = strcspn(path, "/");
+		if (*pattern == '*') {
+			if (len == 0 || n == API_ROUTE_MAX_ARGS)
+				return false;
+			arg[n++] = mem_strndup(path, len);
+			pattern++;
+			path += len;
+		} else if (*pattern++ != *path++) {
+			return false;
 		}
 	}
-	if (strcmp(e, "session") == 0 && api_method_is(call, "GET")) {
-		api_session(call);
-	} else if (strcmp(e, "logout") == 0 && api_method_is(call, "POST")) {
-		api_logout(call);
-	} else if (strcmp(e, "messages") == 0 && api_method_is(call, "GET")) {
-		api_messages(call);
-	} else if (strncmp(e, "messages/", 9) == 0 && api_method_is(call, "GET")) {
-		api_message(call);
-	} else if (strcmp(e, "restore") == 0 && api_method_is(call, "POST")) {
-		api_restore(call);
-	} else if (strcmp(e, "export") == 0 && api_method_is(call, "GET")) {
-		access_web_export_selection(call);
-	} else if (strncmp(e, "app-passwords/", 14) == 0 && e[14] != '\0' &&
-		   api_method_is(call, "DELETE")) {
-		struct json *args = json_new_object();
-		json_set_string(args, "name", e + 14);
-		access_web_api_call(call, "ClientDeleteAppPassword", args, api_done_logged);
-	} else {
-		access_web_call_reply_error(
-			call, 404, "not-found",
-			tstr_printf("no endpoint %s %s", http_request_method(call->req), e));
+	return *path == '\0';
+}
+
+static void api_route_args_free(char **arg)
+{
+	for (size_t i = 0; i < API_ROUTE_MAX_ARGS; i++) {
+		mem_free(arg[i]);
+		arg[i] = NULL;
 	}
+}
+
+/* The route for the call's method and endpoint; *path_known_r: some route
+ * has the path (another method may take it). */
+static const struct api_route *api_route_find(struct web_call *call, char **arg,
+					      const struct api_route **path_known_r)
+{
+	*path_known_r = NULL;
+	for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
+		const struct api_route *r = &api_routes[i];
+		bool match = api_route_match(r->path, call->endpoint, arg);
+		if (match && api_method_is(call, r->method))
+			return r;
+		api_route_args_free(arg);
+		if (match && *path_known_r == NULL)
+			*path_known_r = r;
+	}
+	return NULL;
+}
+
+/* The route of an authenticated request. */
+static void api_dispatch(struct web_call *call)
+{
+	char *arg[API_ROUTE_MAX_ARGS] = {NULL};
+	const struct api_route *known;
+	const struct api_route *r = api_route_find(call, arg, &known);
+	if (r == NULL || (r->flags & API_ROUTE_NO_SESSION) != 0) {
+		access_web_call_reply_error(call, 404, "not-found",
+					    tstr_printf("no endpoint %s %s",
+							http_request_method(call->req),
+							call->endpoint));
+		api_route_args_free(arg);
+		return;
+	}
+	call->route = r;
+	r->handler(call, r, arg);
+	api_route_args_free(arg);
 }
 
 /* Parse the query and the JSON body; -1 if answered. */
@@ -839,11 +1029,17 @@ void access_web_api_handle(struct access_web *web, struct http_request *req, con
 	if (api_parse_request(call) < 0)
 		return;
 	const char *user, *password;
-	if (strcmp(endpoint, "login") == 0) {
-		if (!api_method_is(call, "POST"))
-			access_web_call_reply_error(call, 405, "bad-request", "login takes POST");
-		else
-			api_login(call);
+	char *arg[API_ROUTE_MAX_ARGS] = {NULL};
+	const struct api_route *known;
+	const struct api_route *r = api_route_find(call, arg, &known);
+	api_route_args_free(arg);
+	if (r != NULL && (r->flags & API_ROUTE_NO_SESSION) != 0) {
+		/* before a login: no session to check */
+		call->route = r;
+		r->handler(call, r, NULL);
+	} else if (r == NULL && known != NULL && (known->flags & API_ROUTE_NO_SESSION) != 0) {
+		access_web_call_reply_error(call, 405, "bad-request",
+					    tstr_printf("%s takes %s", known->path, known->method));
 	} else if (http_request_basic_auth(req, &user, &password)) {
 		api_authenticate_basic(call, user, password);
 	} else {

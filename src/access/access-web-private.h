@@ -14,6 +14,7 @@ struct http_form_field;
 struct http_request;
 struct json;
 struct access_web_sessions;
+struct api_route;
 struct str;
 
 #define WEB_SESSION_COOKIE "coffer_session"
@@ -50,6 +51,7 @@ struct web_call {
 	bool basic;                     /* authenticated by HTTP Basic (app password) */
 	char *basic_password;           /* until ClientLogin answered (wiped) */
 	char *endpoint;                 /* path below /INSTANCE/api/ */
+	const struct api_route *route;  /* its row of api_routes[] (access-web-api.c) */
 	struct json *body;              /* the JSON request body, or NULL */
 	struct http_form_field *params; /* the query */
 	size_t param_count;

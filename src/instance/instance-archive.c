@@ -1,4 +1,6 @@
 #include "instance-archive.h"
+#include "instance-calls.h"
+#include "instance.h"
 #include "archive-import.h"
 #include "archive.h"
 #include "catalog.h"
@@ -471,8 +473,8 @@ static void instance_report_line(const char *line, void *context)
 	json_append(context, json_new_string(line));
 }
 
-static int instance_archive_search(struct archive *a, const struct json *args,
-				   struct json **result_r, const char **error_r)
+static int instance_archive_search_on(struct archive *a, const struct json *args,
+				      struct json **result_r, const char **error_r)
 {
 	const char *query = json_get_string(args, "query");
 	long long limit = 50, offset = 0;
@@ -552,17 +554,15 @@ static void instance_folder_child(const struct archive_folder *f, void *context)
 	mem_free(full);
 }
 
-static int instance_archive_folders(struct archive *a, const char *method, const struct json *args,
-				    struct json **result_r, const char **error_r)
+static int instance_archive_folders(struct archive *a, archive_folder_cb *each,
+				    const struct json *args, struct json **result_r,
+				    const char **error_r)
 {
 	struct instance_folder_walk w = {json_new_array(), json_get_string(args, "folder"),
 					 json_new_object()};
 	if (w.parent == NULL)
 		w.parent = "";
-	int ret = archive_folders(a,
-				  strcmp(method, "GetChildFolders") == 0 ? instance_folder_child
-									 : instance_folder_stat,
-				  &w, error_r);
+	int ret = archive_folders(a, each, &w, error_r);
 	json_unref(&w.seen);
 	if (ret < 0) {
 		json_unref(&w.list);
@@ -607,69 +607,100 @@ static int instance_archive_messages(struct archive *a, const struct json *args,
 	return 0;
 }
 
-static int instance_archive_on(struct archive *a, const char *method, const struct json *args,
-			       const char *owner, struct json **result_r, const char **error_r)
+/* The handle a call works on: the writable one for calls that write
+ * (INSTANCE_CALL_WRITES), else one for reading. */
+static struct archive *instance_archive_for(struct instance_call *c)
 {
-	struct json *lines = json_new_array();
-	int ret = 0;
-	if (strcmp(method, "GetStatistics") == 0) {
-		struct str *out = str_create(256);
-		ret = archive_stats_json(a, out, error_r);
-		if (ret == 0)
-			ret = json_parse(str_c(out), str_len(out), result_r, error_r);
-		str_destroy(&out);
-	} else if (strcmp(method, "Search") == 0) {
-		ret = instance_archive_search(a, args, result_r, error_r);
-	} else if (strcmp(method, "GetChildFolders") == 0 ||
-		   strcmp(method, "GetFolderStatistics") == 0) {
-		ret = instance_archive_folders(a, method, args, result_r, error_r);
-	} else if (strcmp(method, "GetMessages") == 0) {
-		ret = instance_archive_messages(a, args, result_r, error_r);
-	} else if (strcmp(method, "GetStores") == 0) {
-		ret = archive_store_list(a, instance_report_line, lines, error_r);
-		*result_r = json_ref(lines);
-	} else if (strcmp(method, "CreateStore") == 0) {
-		ret = archive_store_new(a, error_r);
-	} else if (strcmp(method, "SetStoreRequestedState") == 0) {
-		ret = archive_store_set_state(a, json_get_string(args, "storeName"),
-					      json_get_string(args, "requestedState"), error_r);
-	}
-	json_unref(&lines);
-	return ret;
+	bool write = (c->def->flags & INSTANCE_CALL_WRITES) != 0;
+	return instance_archive_get(c->inst->archive, write, &c->error);
 }
 
-int instance_archive_call(struct instance_archive *ia, const char *method, const struct json *args,
-			  const char *owner, struct json **result_r, const char **error_r)
+int instance_archive_get_statistics(struct instance_call *c)
 {
-	static const char *const read_calls[] = {
-		"GetStatistics",       "Search",      "GetStores", "GetChildFolders",
-		"GetFolderStatistics", "GetMessages", NULL};
-	static const char *const write_calls[] = {"CreateStore", "SetStoreRequestedState", NULL};
-	*result_r = NULL;
-	int ret = 0;
-	/* long work: started as a job, answered with its jobID at once */
-	if (strcmp(method, "StartImport") == 0)
-		ret = instance_import_start(ia, args, owner, result_r, error_r);
-	else if (strcmp(method, "VerifyStores") == 0)
-		ret = instance_check_start(ia, &instance_verify_kind, result_r, error_r);
-	else if (strcmp(method, "RebuildSelectedStoreIndexes") == 0)
-		ret = instance_check_start(ia, &instance_rebuild_kind, result_r, error_r);
-	else
-		ret = 1;
-	if (ret <= 0)
-		return ret < 0 ? -1 : 1;
-	bool write = false, known = false;
-	for (const char *const *m = read_calls; *m != NULL; m++)
-		known = known || strcmp(*m, method) == 0;
-	for (const char *const *m = write_calls; *m != NULL; m++)
-		write = write || strcmp(*m, method) == 0;
-	if (!known && !write)
-		return 0;
-	struct archive *a = instance_archive_get(ia, write, error_r);
+	struct archive *a = instance_archive_for(c);
 	if (a == NULL)
 		return -1;
-	ret = instance_archive_on(a, method, args, owner, result_r, error_r);
-	return ret < 0 ? -1 : 1;
+	struct str *out = str_create(256);
+	int ret = archive_stats_json(a, out, &c->error);
+	if (ret == 0)
+		ret = json_parse(str_c(out), str_len(out), &c->result, &c->error);
+	str_destroy(&out);
+	return ret < 0 ? -1 : 0;
+}
+
+int instance_archive_search(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for(c);
+	return a == NULL ? -1 : instance_archive_search_on(a, c->args, &c->result, &c->error);
+}
+
+int instance_archive_get_child_folders(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for(c);
+	return a == NULL ? -1
+			 : instance_archive_folders(a, instance_folder_child, c->args, &c->result,
+						    &c->error);
+}
+
+int instance_archive_get_folder_statistics(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for(c);
+	return a == NULL ? -1
+			 : instance_archive_folders(a, instance_folder_stat, c->args, &c->result,
+						    &c->error);
+}
+
+int instance_archive_get_messages(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for(c);
+	return a == NULL ? -1 : instance_archive_messages(a, c->args, &c->result, &c->error);
+}
+
+int instance_archive_get_stores(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for(c);
+	if (a == NULL)
+		return -1;
+	struct json *lines = json_new_array();
+	if (archive_store_list(a, instance_report_line, lines, &c->error) < 0) {
+		json_unref(&lines);
+		return -1;
+	}
+	c->result = lines;
+	return 0;
+}
+
+int instance_archive_create_store(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for(c);
+	return a == NULL || archive_store_new(a, &c->error) < 0 ? -1 : 0;
+}
+
+int instance_archive_set_store_requested_state(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for(c);
+	return a == NULL || archive_store_set_state(a, json_get_string(c->args, "storeName"),
+						    json_get_string(c->args, "requestedState"),
+						    &c->error) < 0
+		       ? -1
+		       : 0;
+}
+
+/* long work: started as a job, answered with its jobID at once */
+int instance_archive_start_import(struct instance_call *c)
+{
+	return instance_import_start(c->inst->archive, c->args, c->owner, &c->result, &c->error);
+}
+
+int instance_archive_verify(struct instance_call *c)
+{
+	return instance_check_start(c->inst->archive, &instance_verify_kind, &c->result, &c->error);
+}
+
+int instance_archive_rebuild(struct instance_call *c)
+{
+	return instance_check_start(c->inst->archive, &instance_rebuild_kind, &c->result,
+				    &c->error);
 }
 
 struct archive *instance_archive_for_reading(struct instance_archive *ia, const char **error_r)

@@ -12,15 +12,13 @@
  * <base>/import/: the process cannot open anything outside its base
  * directory (Landlock), and paths are checked here first so the error says
  * so.
- *
- * Calls: GetStatistics, Search, GetStores, CreateStore,
- * SetStoreRequestedState, GetChildFolders, GetFolderStatistics,
- * GetMessages; jobs: StartImport, VerifyStores, RebuildSelectedStoreIndexes. */
+ */
 #include <stdbool.h>
 
 struct archive;
 struct instance;
 struct instance_archive;
+struct instance_call;
 struct instance_jobs;
 struct json;
 
@@ -34,10 +32,22 @@ void instance_archive_destroy(struct instance_archive **ia);
 bool instance_archive_close(struct instance_archive *ia);
 bool instance_archive_busy(struct instance_archive *ia);
 
-/* 1 done, -1 failed (*error_r), 0 not an archive call. `owner` is the
- * archive name of the user a call is about (NULL when none was named). */
-int instance_archive_call(struct instance_archive *ia, const char *method, const struct json *args,
-			  const char *owner, struct json **result_r, const char **error_r);
+/* The calls (instance-calls.h). Reads: GetStatistics, Search, GetStores,
+ * GetChildFolders, GetFolderStatistics, GetMessages. Writes: CreateStore,
+ * SetStoreRequestedState. Jobs, answered with their jobID: StartImport
+ * (for the user call->owner names), VerifyStores,
+ * RebuildSelectedStoreIndexes. */
+int instance_archive_get_statistics(struct instance_call *c);
+int instance_archive_search(struct instance_call *c);
+int instance_archive_get_stores(struct instance_call *c);
+int instance_archive_get_child_folders(struct instance_call *c);
+int instance_archive_get_folder_statistics(struct instance_call *c);
+int instance_archive_get_messages(struct instance_call *c);
+int instance_archive_create_store(struct instance_call *c);
+int instance_archive_set_store_requested_state(struct instance_call *c);
+int instance_archive_start_import(struct instance_call *c);
+int instance_archive_verify(struct instance_call *c);
+int instance_archive_rebuild(struct instance_call *c);
 
 /* A handle for reads (end-user calls), valid until the next call into this
  * module; NULL with *error_r if the archive cannot be opened. */

@@ -1,7 +1,10 @@
 /* instance-calls: the calls an instance process answers. */
+#include "instance-calls.h"
 #include "instance.h"
 #include "instance-archive.h"
 #include "instance-client.h"
+#include "instance-client-web.h"
+#include "instance-export.h"
 #include "instance-rights.h"
 #include "instance-jobs.h"
 #include "instance-users.h"
@@ -9,9 +12,12 @@
 #include "log.h"
 #include "mem.h"
 #include "rpc.h"
+#include "worker-pool.h"
 #include "tstr.h"
 
+#include <event2/buffer.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,95 +55,337 @@ void instance_calls_close(struct instance *inst)
 	instance_users_close(&inst->users);
 }
 
-static int instance_users_ready(struct instance *inst, const char **error_r)
+/* ---- the instance's own calls ---- */
+
+static int calls_ping(struct instance_call *c)
 {
-	if (inst->users == NULL &&
-	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, error_r) < 0)
-		return -1;
+	c->result = json_new_string("pong");
 	return 0;
 }
 
-/* Calls that change data wait while the instance is frozen. */
-static bool instance_call_writes(const char *method)
+static int calls_live_statistics(struct instance_call *c)
 {
-	static const char *const reads[] = {
-		"GetUsers",        "GetUserInfo",         "GetStatistics", "Search", "GetStores",
-		"GetChildFolders", "GetFolderStatistics", "GetMessages",   NULL};
-	for (const char *const *m = reads; *m != NULL; m++) {
-		if (strcmp(*m, method) == 0)
-			return false;
+	c->result = instance_live_statistics(c->inst);
+	return 0;
+}
+
+static int calls_freeze(struct instance_call *c)
+{
+	struct instance *inst = c->inst;
+	if (instance_archive_busy(inst->archive)) {
+		c->code = "busy";
+		c->error = tstr_printf("a job (%s) is running: freeze after it",
+				       instance_jobs_running(inst->jobs));
+		return -1;
 	}
+	instance_calls_close(inst);
+	inst->frozen = true;
+	log_info(tstr_printf("instance=%s", inst->id), "frozen: writes paused, files closed");
+	return 0;
+}
+
+static int calls_thaw(struct instance_call *c)
+{
+	c->inst->frozen = false;
+	log_info(tstr_printf("instance=%s", c->inst->id), "thawed");
+	return 0;
+}
+
+/* The users module selects the operation by name itself (instance-users.h). */
+static int calls_users(struct instance_call *c)
+{
+	int ret = instance_users_call(c->inst->users, c->method, c->args, &c->result, &c->error);
+	if (ret == 0) {
+		c->code = "unknown-method";
+		c->error = tstr_printf("an instance takes no call '%s'", c->method);
+	}
+	return ret > 0 ? 0 : -1;
+}
+
+/* ---- the table ---- */
+
+#define W INSTANCE_CALL_WRITES
+#define LONG INSTANCE_CALL_LONG_RUNNING
+#define CLIENT (INSTANCE_CALL_CLIENT | INSTANCE_CALL_USERS)
+#define USERS INSTANCE_CALL_USERS
+
+/* Sorted by name (strcmp), for bsearch; test-instance-calls checks it.
+ * Client* calls: docs/client-calls.md; the others: docs/protocol.md. */
+static const struct instance_call_def instance_calls[] = {
+	{"CancelJob", instance_jobs_cancel, 0, NULL, NULL},
+	{"ClientAppPasswords", instance_client_app_passwords, CLIENT, NULL, NULL},
+	{"ClientCreateAppPassword", instance_client_create_app_password, CLIENT | W, NULL,
+	 "password"},
+	{"ClientDeleteAppPassword", instance_client_delete_app_password, CLIENT | W, NULL, NULL},
+	/* zip and mbox need the export privilege, one message (eml) does not:
+	 * instance-export checks it by format */
+	{"ClientExport", instance_export_begin, CLIENT | W | LONG, NULL, NULL},
+	{"ClientExportEnd", instance_export_end, CLIENT, NULL, NULL},
+	{"ClientExportRead", instance_export_read, CLIENT, NULL, NULL},
+	{"ClientFetch", instance_client_fetch, CLIENT, NULL, NULL},
+	{"ClientFolderUids", instance_client_folder_uids, CLIENT, NULL, NULL},
+	{"ClientFolders", instance_client_folders, CLIENT, NULL, NULL},
+	{"ClientLogin", instance_client_login, CLIENT | INSTANCE_CALL_NO_SESSION | LONG, NULL,
+	 NULL},
+	{"ClientMessageView", instance_client_web_message_view, CLIENT, NULL, NULL},
+	{"ClientMessages", instance_client_messages, CLIENT, NULL, NULL},
+	{"ClientMfaActivate", instance_client_web_mfa_activate, CLIENT | W, NULL, NULL},
+	{"ClientMfaBegin", instance_client_web_mfa_begin, CLIENT | W, NULL, "password"},
+	{"ClientMfaDisable", instance_client_web_mfa_disable, CLIENT | W, NULL, "password"},
+	{"ClientPart", instance_client_web_part, CLIENT, NULL, NULL},
+	{"ClientSearchUids", instance_client_search_uids, CLIENT, NULL, NULL},
+	{"ClientSetPassword", instance_client_web_set_password, CLIENT | W, NULL, "oldPassword"},
+	{"ClientUser", instance_client_user, CLIENT, NULL, NULL},
+	{"CreateStore", instance_archive_create_store, W, NULL, NULL},
+	{"CreateUser", calls_users, USERS | W, NULL, NULL},
+	{"DeleteUser", calls_users, USERS | W, NULL, NULL},
+	{"DisableMFA", calls_users, USERS | W, NULL, NULL},
+	{"Freeze", calls_freeze, 0, NULL, NULL},
+	{"GetChildFolders", instance_archive_get_child_folders, 0, NULL, NULL},
+	{"GetFolderStatistics", instance_archive_get_folder_statistics, 0, NULL, NULL},
+	{"GetJob", instance_jobs_get, 0, NULL, NULL},
+	{"GetJobs", instance_jobs_list, 0, NULL, NULL},
+	{"GetLiveStatistics", calls_live_statistics, 0, NULL, NULL},
+	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL},
+	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL},
+	{"GetStores", instance_archive_get_stores, 0, NULL, NULL},
+	{"GetUserInfo", calls_users, USERS, NULL, NULL},
+	{"GetUsers", calls_users, USERS, NULL, NULL},
+	{"InitializeMFA", calls_users, USERS | W, NULL, NULL},
+	{"Ping", calls_ping, 0, NULL, NULL},
+	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL},
+	{"RenameUser", calls_users, USERS | W, NULL, NULL},
+	{"Search", instance_archive_search, 0, NULL, NULL},
+	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL},
+	{"SetUserEmailAddresses", calls_users, USERS | W, NULL, NULL},
+	{"SetUserFullName", calls_users, USERS | W, NULL, NULL},
+	{"SetUserLoginPrivileges", calls_users, USERS | W, NULL, NULL},
+	{"SetUserPassword", calls_users, USERS | W, NULL, NULL},
+	{"SetUserPrivileges", calls_users, USERS | W, NULL, NULL},
+	{"SetUserPrivilegesOnFolder", calls_users, USERS | W, NULL, NULL},
+	{"StartImport", instance_archive_start_import, USERS | INSTANCE_CALL_FOR_USER | W | LONG,
+	 "archive", NULL},
+	{"Thaw", calls_thaw, 0, NULL, NULL},
+	{"VerifyStores", instance_archive_verify, W | LONG, NULL, NULL},
+};
+
+#undef W
+#undef LONG
+#undef CLIENT
+#undef USERS
+
+static int calls_compare(const void *key, const void *row)
+{
+	return strcmp(key, ((const struct instance_call_def *)row)->name);
+}
+
+const struct instance_call_def *instance_calls_find(const char *name)
+{
+	return bsearch(name, instance_calls, sizeof(instance_calls) / sizeof(instance_calls[0]),
+		       sizeof(instance_calls[0]), calls_compare);
+}
+
+const struct instance_call_def *instance_calls_table(size_t *count_r)
+{
+	*count_r = sizeof(instance_calls) / sizeof(instance_calls[0]);
+	return instance_calls;
+}
+
+/* ---- dispatch ---- */
+
+/* Run the handler and answer what it left in the call. */
+static void calls_run(struct instance_call *c)
+{
+	int ret = c->def->handler(c);
+	if (ret == INSTANCE_CALL_ANSWERED) {
+		/* answered by the handler, now or later */
+	} else if (ret < 0) {
+		rpc_conn_reply_error(c->conn, c->id, c->code != NULL ? c->code : "failed",
+				     c->error);
+		json_unref(&c->result);
+	} else if (c->blob_buffer != NULL) {
+		rpc_conn_reply_blob_buffer(c->conn, c->id, c->result, c->blob_buffer);
+	} else if (c->blob != NULL) {
+		rpc_conn_reply_blob(c->conn, c->id, c->result, c->blob, c->blob_len);
+	} else {
+		rpc_conn_reply(c->conn, c->id, c->result);
+	}
+	mem_free(c->blob);
+	if (c->blob_buffer != NULL)
+		evbuffer_free(c->blob_buffer);
+}
+
+static bool calls_frozen(struct instance_call *c)
+{
+	if (!c->inst->frozen || (c->def->flags & INSTANCE_CALL_WRITES) == 0)
+		return false;
+	/* end users are told when to come back; administrators what waits */
+	rpc_conn_reply_error(c->conn, c->id, "frozen",
+			     (c->def->flags & INSTANCE_CALL_CLIENT) != 0
+				     ? "the archive is frozen for maintenance: try again later"
+				     : "the instance is frozen: changes wait until it is thawed");
 	return true;
 }
 
-/* Users and archive calls: 1 answered, 0 not one of them. */
-static int instance_data_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-			      const char *method, const struct json *args)
+static bool calls_users_ready(struct instance_call *c)
 {
-	struct json *result = NULL;
-	const char *error = NULL;
-	if (inst->frozen && instance_call_writes(method)) {
-		rpc_conn_reply_error(conn, id, "frozen",
-				     "the instance is frozen: changes wait until it is thawed");
-		return 1;
+	struct instance *inst = c->inst;
+	const char *error;
+	if ((c->def->flags & INSTANCE_CALL_USERS) == 0 || inst->users != NULL ||
+	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) == 0)
+		return true;
+	rpc_conn_reply_error(c->conn, c->id, "failed", error);
+	return false;
+}
+
+/* CLIENT calls: who the user is now, and whether they may make the call;
+ * the view is the caller's to free. */
+static struct json *calls_client_user(struct instance_call *c)
+{
+	const char *code, *error;
+	struct json *view =
+		instance_users_client_view(c->inst->users, json_get_string(c->args, "userName"));
+	if (instance_rights_client_call(view, json_get_string(c->args, "service"),
+					c->def->privilege, &code, &error) < 0) {
+		rpc_conn_reply_error(c->conn, c->id, code, error);
+		json_unref(&view);
 	}
-	int ret = instance_users_ready(inst, &error) < 0
-			  ? -1
-			  : instance_users_call(inst->users, method, args, &result, &error);
-	if (ret == 0) {
-		/* the archive a call is about, if the user may act on it */
-		const char *owner;
-		ret = instance_rights_data_call(inst->users, method, args, &owner, &error);
-		if (ret == 0)
-			ret = instance_archive_call(inst->archive, method, args, owner, &result,
-						    &error);
+	return view;
+}
+
+/* FOR_USER calls: the user's privilege and folder right; sets c->owner. */
+static bool calls_for_user(struct instance_call *c)
+{
+	const char *error;
+	if ((c->def->flags & INSTANCE_CALL_FOR_USER) == 0 ||
+	    instance_rights_data_call(c->inst->users, c->def->privilege, c->args, &c->owner,
+				      &error) == 0)
+		return true;
+	rpc_conn_reply_error(c->conn, c->id, "failed", error);
+	return false;
+}
+
+/* After a password check on a worker: the user and the freeze again (either
+ * may have changed meanwhile), then the handler. */
+static void calls_run_checked(struct instance_call *c)
+{
+	struct json *view = calls_client_user(c);
+	if (view == NULL)
+		return;
+	c->user = view;
+	if (!calls_frozen(c))
+		calls_run(c);
+	json_unref(&view);
+}
+
+/* ---- calls that carry the account password: checked on a worker first ---- */
+
+struct calls_gated {
+	struct instance *inst;
+	struct rpc_conn *conn;
+	uint32_t id;
+	const struct instance_call_def *def;
+	struct json *args;
+	struct instance_users_check *check;
+};
+
+static void calls_gated_free(struct calls_gated *g)
+{
+	instance_users_check_free(&g->check);
+	json_unref(&g->args);
+	mem_free(g);
+}
+
+static void calls_gated_work(void *ctx)
+{
+	struct calls_gated *g = ctx;
+	instance_users_check_run(g->check);
+}
+
+static void calls_gated_done(void *ctx, bool ran)
+{
+	struct calls_gated *g = ctx;
+	struct instance *inst = g->inst;
+	struct instance_call c = {.inst = inst,
+				  .conn = g->conn,
+				  .id = g->id,
+				  .method = g->def->name,
+				  .args = g->args,
+				  .def = g->def};
+	if (inst->stopping) {
+		calls_gated_free(g);
+		return;
 	}
-	if (ret == 0)
-		return 0;
-	if (ret < 0)
-		rpc_conn_reply_error(conn, id, "failed", error);
-	else
-		rpc_conn_reply(conn, id, result);
-	return 1;
+	if (!ran) {
+		rpc_conn_reply_error(g->conn, g->id, "busy", "try again in a moment");
+	} else if (calls_users_ready(&c)) {
+		/* the call itself runs as before, with the outcome at hand; the
+		 * user is looked up again: they may have gone meanwhile */
+		instance_users_account_checked(inst->users, g->check);
+		calls_run_checked(&c);
+		if (inst->users != NULL)
+			instance_users_account_forget(inst->users);
+	}
+	calls_gated_free(g);
+}
+
+/* true: taken (answered now or later); false: no check needed. */
+static bool calls_password_gate(struct instance_call *c)
+{
+	struct instance *inst = c->inst;
+	const char *arg = c->def->password_arg;
+	const char *error;
+	if (arg == NULL || json_get_string(c->args, arg) == NULL)
+		return false;
+	/* a new password is hashed there too */
+	struct instance_users_check *check = instance_users_account_prepare(
+		inst->users, json_get_string(c->args, "userName"), json_get_string(c->args, arg),
+		json_get_string(c->args, "newPassword"));
+	if (check == NULL)
+		return false; /* refused by the call itself, without a check */
+	if (instance_client_workers(inst, &error) < 0) {
+		instance_users_check_free(&check);
+		rpc_conn_reply_error(c->conn, c->id, "failed", error);
+		return true;
+	}
+	struct calls_gated *g = mem_new(struct calls_gated);
+	g->inst = inst;
+	g->conn = c->conn;
+	g->id = c->id;
+	g->def = c->def;
+	g->args = json_clone(c->args);
+	g->check = check;
+	if (worker_pool_submit(inst->logins, calls_gated_work, calls_gated_done, g) < 0) {
+		inst->logins_busy++;
+		rpc_conn_reply_error(c->conn, c->id, "busy",
+				     "too many password checks at once: try again in a moment");
+		calls_gated_free(g);
+	}
+	return true;
 }
 
 void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint32_t id,
 			     const char *method, const struct json *args)
 {
-	struct json *result = NULL;
-	const char *error = NULL;
-	if (strcmp(method, "Ping") == 0) {
-		rpc_conn_reply(conn, id, json_new_string("pong"));
-	} else if (strcmp(method, "GetLiveStatistics") == 0) {
-		rpc_conn_reply(conn, id, instance_live_statistics(inst));
-	} else if (strcmp(method, "Freeze") == 0) {
-		if (instance_archive_busy(inst->archive)) {
-			rpc_conn_reply_error(conn, id, "busy",
-					     tstr_printf("a job (%s) is running: freeze after it",
-							 instance_jobs_running(inst->jobs)));
-			return;
-		}
-		instance_calls_close(inst);
-		inst->frozen = true;
-		log_info(tstr_printf("instance=%s", inst->id),
-			 "frozen: writes paused, files closed");
-		rpc_conn_reply(conn, id, NULL);
-	} else if (strcmp(method, "Thaw") == 0) {
-		inst->frozen = false;
-		log_info(tstr_printf("instance=%s", inst->id), "thawed");
-		rpc_conn_reply(conn, id, NULL);
-	} else if (instance_jobs_call(inst->jobs, method, args, &result, &error) != 0) {
-		/* following and cancelling jobs changes no data: also while frozen */
-		if (result != NULL)
-			rpc_conn_reply(conn, id, result);
-		else
-			rpc_conn_reply_error(conn, id, "failed", error);
-	} else if (instance_client_is_call(method)) {
-		/* end users read; the few writes (password, app passwords) touch
-		 * users.sealed only, which freezing does not have to keep still */
-		instance_client_call(inst, conn, id, method, args);
-	} else if (instance_data_call(inst, conn, id, method, args) == 0) {
+	struct instance_call c = {
+		.inst = inst, .conn = conn, .id = id, .method = method, .args = args};
+	c.def = instance_calls_find(method);
+	if (c.def == NULL) {
 		rpc_conn_reply_error(conn, id, "unknown-method",
 				     tstr_printf("an instance takes no call '%s'", method));
+		return;
 	}
+	bool client = (c.def->flags & INSTANCE_CALL_CLIENT) != 0;
+	bool session = client && (c.def->flags & INSTANCE_CALL_NO_SESSION) == 0;
+	/* an administrator's change waits before anything is opened; an end
+	 * user learns first whether their session still stands */
+	if ((!client && calls_frozen(&c)) || !calls_users_ready(&c))
+		return;
+	struct json *view = NULL;
+	if (session && (view = calls_client_user(&c)) == NULL)
+		return;
+	c.user = view;
+	if ((!client || !calls_frozen(&c)) && calls_for_user(&c) && !calls_password_gate(&c))
+		calls_run(&c);
+	json_unref(&view);
 }

@@ -1,6 +1,7 @@
 /* instance-client-web: reading one message as Web Access shows it, its
  * attachments, and the user's own password and MFA (see the header). */
 #include "instance-client-web.h"
+#include "instance-calls.h"
 #include "instance-rights.h"
 #include "archive.h"
 #include "catalog.h"
@@ -17,7 +18,7 @@
 struct web_request {
 	struct instance *inst;
 	const struct json *args;
-	struct json *user; /* instance_users_client_view() */
+	const struct json *user; /* instance_users_client_view() */
 	const char *user_name;
 	const char **code_r, **error_r;
 };
@@ -122,65 +123,93 @@ static int web_part(struct web_request *r, struct json **result_r, unsigned char
 	return 0;
 }
 
-static int web_account(struct web_request *r, const char *method, struct json **result_r)
+/* A call of this module: the user's view is checked already (instance-calls). */
+static int web_run(struct instance_call *c,
+		   int (*fn)(struct web_request *r, struct instance_call *c))
 {
-	struct instance_users *users = r->inst->users;
-	const char *user = json_get_string(r->user, "userName");
-	const struct json *a = r->args;
-	if (r->inst->frozen)
-		return web_fail(r, "frozen",
-				"the archive is frozen for maintenance: try again later");
-	int ret;
-	if (strcmp(method, "ClientSetPassword") == 0)
-		ret = instance_users_change_password(users, user, json_get_string(a, "oldPassword"),
-						     json_get_string(a, "newPassword"), r->code_r,
-						     r->error_r);
-	else if (strcmp(method, "ClientMfaBegin") == 0)
-		ret = instance_users_mfa_begin(users, user, json_get_string(a, "password"),
-					       result_r, r->code_r, r->error_r);
-	else if (strcmp(method, "ClientMfaActivate") == 0)
-		ret = instance_users_mfa_activate(users, user, json_get_string(a, "code"),
-						  r->code_r, r->error_r);
-	else
-		ret = instance_users_mfa_disable(users, user, json_get_string(a, "password"),
-						 json_get_string(a, "code"), r->code_r, r->error_r);
-	return ret;
-}
-
-int instance_client_web_call(struct instance *inst, const char *method, const struct json *args,
-			     struct json **result_r, unsigned char **blob_r, size_t *blob_len_r,
-			     const char **code_r, const char **error_r)
-{
-	static const char *const calls[] = {"ClientMessageView",
-					    "ClientPart",
-					    "ClientSetPassword",
-					    "ClientMfaBegin",
-					    "ClientMfaActivate",
-					    "ClientMfaDisable",
-					    NULL};
-	bool mine = false;
-	for (const char *const *c = calls; *c != NULL; c++)
-		mine = mine || strcmp(*c, method) == 0;
-	if (!mine)
-		return 0;
-	*result_r = NULL;
-	*blob_r = NULL;
-	*blob_len_r = 0;
-	struct web_request r = {.inst = inst, .args = args, .code_r = code_r, .error_r = error_r};
-	r.user = instance_users_client_view(inst->users, json_get_string(args, "userName"));
-	int ret;
-	if (r.user == NULL)
-		ret = web_fail(&r, "auth-failed", "the session has ended: log in again");
-	else if (strcmp(method, "ClientMessageView") == 0)
-		ret = web_message_view(&r, result_r);
-	else if (strcmp(method, "ClientPart") == 0)
-		ret = web_part(&r, result_r, blob_r, blob_len_r);
-	else
-		ret = web_account(&r, method, result_r);
-	json_unref(&r.user);
+	struct web_request r = {.inst = c->inst,
+				.args = c->args,
+				.user = c->user,
+				.code_r = &c->code,
+				.error_r = &c->error};
+	int ret = fn(&r, c);
 	if (ret < 0) {
-		json_unref(result_r);
+		json_unref(&c->result);
+		mem_free(c->blob);
+		c->blob = NULL;
 		return -1;
 	}
-	return 1;
+	return 0;
+}
+
+static int web_call_message_view(struct web_request *r, struct instance_call *c)
+{
+	return web_message_view(r, &c->result);
+}
+
+static int web_call_part(struct web_request *r, struct instance_call *c)
+{
+	return web_part(r, &c->result, &c->blob, &c->blob_len);
+}
+
+static const char *web_user(struct web_request *r)
+{
+	return json_get_string(r->user, "userName");
+}
+
+static int web_call_set_password(struct web_request *r, struct instance_call *c)
+{
+	return instance_users_change_password(
+		r->inst->users, web_user(r), json_get_string(r->args, "oldPassword"),
+		json_get_string(r->args, "newPassword"), r->code_r, r->error_r);
+}
+
+static int web_call_mfa_begin(struct web_request *r, struct instance_call *c)
+{
+	return instance_users_mfa_begin(r->inst->users, web_user(r),
+					json_get_string(r->args, "password"), &c->result, r->code_r,
+					r->error_r);
+}
+
+static int web_call_mfa_activate(struct web_request *r, struct instance_call *c)
+{
+	return instance_users_mfa_activate(r->inst->users, web_user(r),
+					   json_get_string(r->args, "code"), r->code_r, r->error_r);
+}
+
+static int web_call_mfa_disable(struct web_request *r, struct instance_call *c)
+{
+	return instance_users_mfa_disable(r->inst->users, web_user(r),
+					  json_get_string(r->args, "password"),
+					  json_get_string(r->args, "code"), r->code_r, r->error_r);
+}
+
+int instance_client_web_message_view(struct instance_call *c)
+{
+	return web_run(c, web_call_message_view);
+}
+
+int instance_client_web_part(struct instance_call *c)
+{
+	return web_run(c, web_call_part);
+}
+
+int instance_client_web_set_password(struct instance_call *c)
+{
+	return web_run(c, web_call_set_password);
+}
+
+int instance_client_web_mfa_begin(struct instance_call *c)
+{
+	return web_run(c, web_call_mfa_begin);
+}
+
+int instance_client_web_mfa_activate(struct instance_call *c)
+{
+	return web_run(c, web_call_mfa_activate);
+}
+
+int instance_client_web_mfa_disable(struct instance_call *c)
+{
+	return web_run(c, web_call_mfa_disable);
 }

@@ -4,23 +4,23 @@
  * and fetching (docs/client-calls.md): ClientMessageView, ClientPart,
  * ClientSetPassword, ClientMfaBegin, ClientMfaActivate, ClientMfaDisable.
  *
- * Contract: the user named in args ("userName") must exist with the login
- * privilege ("auth-failed" otherwise). A message is found only if it lies
+ * The calls (instance-calls.h) run for the user in call->user, whose
+ * session the dispatcher has checked. A message is found only if it lies
  * in a folder the user may read (instance-rights.h); anything else answers
- * "not-found", exactly as an ID that does not exist.
- * Returns 1 handled (*result_r, and for ClientPart a blob in *blob_r to
- * mem_free), -1 refused or failed (*code_r, *error_r), 0 not one of these
- * calls. The instance's users must be open. */
+ * "not-found", exactly as an ID that does not exist. ClientPart answers
+ * with the part's bytes as a blob. The instance's users must be open. */
 #include <stdbool.h>
 #include <stddef.h>
 
-struct instance;
-struct json;
+struct instance_call;
 
 #define INSTANCE_CLIENT_WEB_PART_MAX (15 * 1024 * 1024)
 
-int instance_client_web_call(struct instance *inst, const char *method, const struct json *args,
-			     struct json **result_r, unsigned char **blob_r, size_t *blob_len_r,
-			     const char **code_r, const char **error_r);
+int instance_client_web_message_view(struct instance_call *c);
+int instance_client_web_part(struct instance_call *c);
+int instance_client_web_set_password(struct instance_call *c);
+int instance_client_web_mfa_begin(struct instance_call *c);
+int instance_client_web_mfa_activate(struct instance_call *c);
+int instance_client_web_mfa_disable(struct instance_call *c);
 
 #endif

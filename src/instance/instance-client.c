@@ -15,8 +15,7 @@
 #include "crypto.h"
 #include "hash.h"
 #include "instance-archive.h"
-#include "instance-client-web.h"
-#include "instance-export.h"
+#include "instance-calls.h"
 #include "instance-rights.h"
 #include "instance-users.h"
 #include "instance.h"
@@ -51,7 +50,7 @@
 #define INSTANCE_LOGIN_THROTTLE_ENTRIES 10000
 
 struct client_user {
-	struct json *view;
+	const struct json *view; /* borrowed from the instance_call */
 };
 
 struct client_call {
@@ -527,79 +526,106 @@ static int client_fetch(struct client_call *c)
 	return 0;
 }
 
-/* ---- dispatch ---- */
+/* ---- the calls (instance-calls.h) ---- */
 
-static int client_app_passwords(struct client_call *c, const char *method)
+/* Run fn for the call's user (checked by the dispatcher), on the archive
+ * when `archive`, and hand its answer to the call. */
+static int client_run(struct instance_call *call, bool archive, int (*fn)(struct client_call *c))
 {
-	const char *user = json_get_string(c->user.view, "userName");
+	struct client_call c = {.inst = call->inst, .args = call->args, .user.view = call->user};
+	int ret = archive && client_open(&c) < 0 ? -1 : fn(&c);
+	if (ret < 0) {
+		call->code = c.code;
+		call->error = c.error;
+		json_unref(&c.result);
+		if (c.blob != NULL)
+			evbuffer_free(c.blob);
+		return -1;
+	}
+	call->result = c.result;
+	call->blob_buffer = c.blob;
+	return 0;
+}
+
+static const char *client_user_name(const struct client_call *c)
+{
+	return json_get_string(c->user.view, "userName");
+}
+
+static int client_user(struct client_call *c)
+{
+	c->result = json_ref((struct json *)c->user.view);
+	return 0;
+}
+
+static int client_app_passwords(struct client_call *c)
+{
+	c->result = instance_users_app_passwords(c->inst->users, client_user_name(c));
+	return 0;
+}
+
+static int client_create_app_password(struct client_call *c)
+{
 	const char *error;
-	if (strcmp(method, "ClientAppPasswords") == 0) {
-		c->result = instance_users_app_passwords(c->inst->users, user);
-		return 0;
-	}
-	if (strcmp(method, "ClientCreateAppPassword") == 0) {
-		if (instance_users_app_password_create(
-			    c->inst->users, user, json_get_string(c->args, "password"),
-			    json_get_string(c->args, "name"), &c->result, &error) < 0)
-			return client_fail(c, "bad-request", error);
-		return 0;
-	}
-	if (instance_users_app_password_delete(c->inst->users, user,
+	if (instance_users_app_password_create(
+		    c->inst->users, client_user_name(c), json_get_string(c->args, "password"),
+		    json_get_string(c->args, "name"), &c->result, &error) < 0)
+		return client_fail(c, "bad-request", error);
+	return 0;
+}
+
+static int client_delete_app_password(struct client_call *c)
+{
+	const char *error;
+	if (instance_users_app_password_delete(c->inst->users, client_user_name(c),
 					       json_get_string(c->args, "name"), &error) < 0)
 		return client_fail(c, "not-found", error);
 	return 0;
 }
 
-static int client_dispatch(struct client_call *c, const char *method)
+int instance_client_user(struct instance_call *c)
 {
-	c->user.view =
-		instance_users_client_view(c->inst->users, json_get_string(c->args, "userName"));
-	if (c->user.view == NULL)
-		return client_fail(c, "auth-failed", "the session has ended: log in again");
-	bool changes = strcmp(method, "ClientCreateAppPassword") == 0 ||
-		       strcmp(method, "ClientDeleteAppPassword") == 0;
-	if (changes && c->inst->frozen)
-		return client_fail(c, "frozen",
-				   "the archive is frozen for maintenance: try again later");
-	if (changes || strcmp(method, "ClientAppPasswords") == 0)
-		return client_app_passwords(c, method);
-	if (strcmp(method, "ClientUser") == 0) {
-		c->result = json_ref(c->user.view);
-		return 0;
-	}
-	if (client_open(c) < 0)
-		return -1;
-	if (strcmp(method, "ClientFolders") == 0)
-		return client_folders(c);
-	if (strcmp(method, "ClientFolderUids") == 0)
-		return client_folder_uids(c);
-	if (strcmp(method, "ClientMessages") == 0)
-		return client_messages(c);
-	if (strcmp(method, "ClientSearchUids") == 0)
-		return client_search_uids(c);
-	if (strcmp(method, "ClientFetch") == 0)
-		return client_fetch(c);
-	return client_fail(c, "unknown-method",
-			   tstr_printf("an instance takes no call '%s'", method));
+	return client_run(c, false, client_user);
 }
 
-/* Exports (instance-export.c), for the user named in args; true if the
- * call was one (it is then answered). */
-static bool client_export(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-			  const char *method, const struct json *args)
+int instance_client_app_passwords(struct instance_call *c)
 {
-	if (strncmp(method, "ClientExport", 12) != 0)
-		return false;
-	struct json *user =
-		instance_users_client_view(inst->users, json_get_string(args, "userName"));
-	if (user == NULL) {
-		rpc_conn_reply_error(conn, id, "auth-failed",
-				     "the session has ended: log in again");
-		return true;
-	}
-	bool handled = instance_export_call(inst, conn, id, method, args, user);
-	json_unref(&user);
-	return handled;
+	return client_run(c, false, client_app_passwords);
+}
+
+int instance_client_create_app_password(struct instance_call *c)
+{
+	return client_run(c, false, client_create_app_password);
+}
+
+int instance_client_delete_app_password(struct instance_call *c)
+{
+	return client_run(c, false, client_delete_app_password);
+}
+
+int instance_client_folders(struct instance_call *c)
+{
+	return client_run(c, true, client_folders);
+}
+
+int instance_client_folder_uids(struct instance_call *c)
+{
+	return client_run(c, true, client_folder_uids);
+}
+
+int instance_client_messages(struct instance_call *c)
+{
+	return client_run(c, true, client_messages);
+}
+
+int instance_client_search_uids(struct instance_call *c)
+{
+	return client_run(c, true, client_search_uids);
+}
+
+int instance_client_fetch(struct instance_call *c)
+{
+	return client_run(c, true, client_fetch);
 }
 
 /* ---- logins: the password check runs on a worker thread ---- */
@@ -669,7 +695,7 @@ static void client_login_done(void *ctx, bool ran)
 	client_login_free(l);
 }
 
-static int client_login_pool(struct instance *inst, const char **error_r)
+int instance_client_workers(struct instance *inst, const char **error_r)
 {
 	if (inst->logins != NULL)
 		return 0;
@@ -679,17 +705,20 @@ static int client_login_pool(struct instance *inst, const char **error_r)
 				  INSTANCE_LOGIN_QUEUE_MAX, &inst->logins, error_r);
 }
 
-static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-			 const struct json *args)
+int instance_client_login(struct instance_call *c)
 {
+	struct instance *inst = c->inst;
+	struct rpc_conn *conn = c->conn;
+	uint32_t id = c->id;
+	const struct json *args = c->args;
 	const char *name = json_get_string(args, "userName");
 	const char *address = json_get_string(args, "remoteAddress");
 	const char *totp = json_get_string(args, "totp");
 	const char *error;
 	unsigned int wait;
-	if (client_login_pool(inst, &error) < 0) {
+	if (instance_client_workers(inst, &error) < 0) {
 		rpc_conn_reply_error(conn, id, "failed", error);
-		return;
+		return INSTANCE_CALL_ANSWERED;
 	}
 	if (address != NULL &&
 	    auth_throttle_login_begin(inst->login_throttle, name, address, time(NULL), &wait) < 0) {
@@ -703,7 +732,7 @@ static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t 
 				conn, id, "throttled",
 				tstr_printf("too many failed logins: try again in %u seconds",
 					    wait));
-		return;
+		return INSTANCE_CALL_ANSWERED;
 	}
 	struct client_login *l = mem_new(struct client_login);
 	l->inst = inst;
@@ -719,7 +748,7 @@ static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t 
 		client_login_throttle_end(l, AUTH_THROTTLE_FAILED);
 		rpc_conn_reply_error(conn, id, "auth-failed", "invalid user name or password");
 		client_login_free(l);
-		return;
+		return INSTANCE_CALL_ANSWERED;
 	}
 	if (worker_pool_submit(inst->logins, client_login_work, client_login_done, l) < 0) {
 		/* Not a wrong password: the client may try again at once. */
@@ -729,6 +758,7 @@ static void client_login(struct instance *inst, struct rpc_conn *conn, uint32_t 
 				     "too many logins at once: try again in a moment");
 		client_login_free(l);
 	}
+	return INSTANCE_CALL_ANSWERED; /* when the check is done */
 }
 
 struct json *instance_client_login_statistics(struct instance *inst)
@@ -751,163 +781,4 @@ void instance_client_stop(struct instance *inst)
 	inst->stopping = true;
 	worker_pool_destroy(&inst->logins);
 	auth_throttle_destroy(&inst->login_throttle);
-}
-
-bool instance_client_is_call(const char *method)
-{
-	return strncmp(method, "Client", 6) == 0;
-}
-
-static void client_call_now(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-			    const char *method, const struct json *args)
-{
-	struct client_call c = {.inst = inst, .args = args};
-	unsigned char *blob;
-	size_t blob_len;
-	if (client_export(inst, conn, id, method, args))
-		return;
-	int web = instance_client_web_call(inst, method, args, &c.result, &blob, &blob_len, &c.code,
-					   &c.error);
-	if (web != 0) {
-		/* Web Access: message views, attachments, password and MFA */
-		if (web < 0)
-			rpc_conn_reply_error(conn, id, c.code, c.error);
-		else if (blob != NULL)
-			rpc_conn_reply_blob(conn, id, c.result, blob, blob_len);
-		else
-			rpc_conn_reply(conn, id, c.result);
-		mem_free(blob);
-		return;
-	}
-	if (client_dispatch(&c, method) < 0) {
-		rpc_conn_reply_error(conn, id, c.code, c.error);
-		json_unref(&c.result);
-	} else if (c.blob != NULL) {
-		rpc_conn_reply_blob_buffer(conn, id, c.result, c.blob);
-	} else {
-		rpc_conn_reply(conn, id, c.result);
-	}
-	if (c.blob != NULL)
-		evbuffer_free(c.blob);
-	json_unref(&c.user.view);
-}
-
-/* ---- calls that carry the account password: checked on a worker first ---- */
-
-static const char *client_password_arg(const char *method)
-{
-	static const char *const calls[][2] = {{"ClientSetPassword", "oldPassword"},
-					       {"ClientMfaBegin", "password"},
-					       {"ClientMfaDisable", "password"},
-					       {"ClientCreateAppPassword", "password"}};
-	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
-		if (strcmp(calls[i][0], method) == 0)
-			return calls[i][1];
-	}
-	return NULL;
-}
-
-struct client_gated {
-	struct instance *inst;
-	struct rpc_conn *conn;
-	uint32_t id;
-	char *method;
-	struct json *args;
-	struct instance_users_check *check;
-};
-
-static void client_gated_free(struct client_gated *g)
-{
-	instance_users_check_free(&g->check);
-	mem_free(g->method);
-	json_unref(&g->args);
-	mem_free(g);
-}
-
-static void client_gated_work(void *ctx)
-{
-	struct client_gated *g = ctx;
-	instance_users_check_run(g->check);
-}
-
-static void client_gated_done(void *ctx, bool ran)
-{
-	struct client_gated *g = ctx;
-	struct instance *inst = g->inst;
-	const char *error;
-	if (inst->stopping) {
-		client_gated_free(g);
-		return;
-	}
-	if (!ran) {
-		rpc_conn_reply_error(g->conn, g->id, "busy", "try again in a moment");
-	} else if (inst->users == NULL &&
-		   instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
-		rpc_conn_reply_error(g->conn, g->id, "failed", error);
-	} else {
-		/* the call itself runs as before, with the outcome at hand */
-		instance_users_account_checked(inst->users, g->check);
-		client_call_now(inst, g->conn, g->id, g->method, g->args);
-		if (inst->users != NULL)
-			instance_users_account_forget(inst->users);
-	}
-	client_gated_free(g);
-}
-
-/* 1 taken (answered now or later), 0 not such a call. */
-static int client_password_gate(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-				const char *method, const struct json *args)
-{
-	const char *arg = client_password_arg(method);
-	const char *error;
-	if (arg == NULL || json_get_string(args, arg) == NULL)
-		return 0;
-	/* a new password is hashed there too */
-	struct instance_users_check *check = instance_users_account_prepare(
-		inst->users, json_get_string(args, "userName"), json_get_string(args, arg),
-		json_get_string(args, "newPassword"));
-	if (check == NULL)
-		return 0; /* refused by the call itself, without a check */
-	if (client_login_pool(inst, &error) < 0) {
-		instance_users_check_free(&check);
-		rpc_conn_reply_error(conn, id, "failed", error);
-		return 1;
-	}
-	struct client_gated *g = mem_new(struct client_gated);
-	g->inst = inst;
-	g->conn = conn;
-	g->id = id;
-	g->method = mem_strdup(method);
-	g->args = json_clone(args);
-	g->check = check;
-	if (worker_pool_submit(inst->logins, client_gated_work, client_gated_done, g) < 0) {
-		inst->logins_busy++;
-		rpc_conn_reply_error(conn, id, "busy",
-				     "too many password checks at once: try again in a moment");
-		client_gated_free(g);
-	}
-	return 1;
-}
-
-void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-			  const char *method, const struct json *args)
-{
-	const char *error;
-	if (inst->users == NULL &&
-	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
-		rpc_conn_reply_error(conn, id, "failed", error);
-		return;
-	}
-	if (strcmp(method, "ClientLogin") == 0) {
-		client_login(inst, conn, id, args);
-		return;
-	}
-	/* every call but the login passes the one check of who may do what */
-	const char *code;
-	if (instance_rights_client_call(inst->users, method, args, &code, &error) < 0) {
-		rpc_conn_reply_error(conn, id, code, error);
-		return;
-	}
-	if (client_password_gate(inst, conn, id, method, args) == 0)
-		client_call_now(inst, conn, id, method, args);
 }

@@ -22,6 +22,7 @@
 #include "archive.h"
 #include "catalog.h"
 #include "instance-archive.h"
+#include "instance-calls.h"
 #include "instance-rights.h"
 #include "instance.h"
 #include "json.h"
@@ -492,9 +493,6 @@ static int export_begin(struct export_build *b, const struct json *args, const s
 	 * as IMAP's FETCH of the same bytes is */
 	if (format != EXPORT_EML && !instance_rights_has(user, "export"))
 		return export_fail(b, "forbidden", "this needs the export privilege");
-	if (b->inst->frozen)
-		return export_fail(b, "frozen",
-				   "the archive is frozen for maintenance: try again later");
 	if (export_limits(b, name) < 0)
 		return -1;
 	struct export_id *ids;
@@ -585,40 +583,41 @@ static int export_read(struct export_build *b, const struct json *args, const ch
 	return 0;
 }
 
-bool instance_export_call(struct instance *inst, struct rpc_conn *conn, uint32_t call_id,
-			  const char *method, const struct json *args, const struct json *user)
+/* An export call's answer from what export_read()/export_begin() left. */
+static int export_answer(struct instance_call *c, int ret, const char *code, const char *error)
 {
-	bool begin = strcmp(method, "ClientExport") == 0;
-	bool read = strcmp(method, "ClientExportRead") == 0;
-	if (!begin && !read && strcmp(method, "ClientExportEnd") != 0)
-		return false;
+	c->code = code;
+	c->error = error;
+	return ret < 0 ? -1 : 0;
+}
+
+int instance_export_begin(struct instance_call *c)
+{
 	const char *code = NULL, *error = NULL;
-	struct export_build b = {.inst = inst, .code_r = &code, .error_r = &error};
-	const char *name = json_get_string(user, "userName");
-	struct json *result = NULL;
-	unsigned char *blob = NULL;
-	size_t blob_len = 0;
-	export_sweep(inst, time(NULL));
-	int ret;
-	if (begin) {
-		/* every export (zip, mbox, a single message) starts here */
-		ret = export_begin(&b, args, user, conn, call_id);
-		if (ret == 0)
-			return true; /* answered when the build thread is done */
-	} else if (read) {
-		ret = export_read(&b, args, name, &result, &blob, &blob_len);
-	} else {
-		struct instance_export *e = export_find(inst, args, name);
-		if (e != NULL)
-			export_unlink(inst, e);
-		ret = 0;
-	}
-	if (ret < 0)
-		rpc_conn_reply_error(conn, call_id, code, error);
-	else if (blob != NULL)
-		rpc_conn_reply_blob(conn, call_id, result, blob, blob_len);
-	else
-		rpc_conn_reply(conn, call_id, result);
-	mem_free(blob);
-	return true;
+	struct export_build b = {.inst = c->inst, .code_r = &code, .error_r = &error};
+	export_sweep(c->inst, time(NULL));
+	/* every export (zip, mbox, a single message) starts here */
+	if (export_begin(&b, c->args, c->user, c->conn, c->id) == 0)
+		return INSTANCE_CALL_ANSWERED; /* when the build thread is done */
+	return export_answer(c, -1, code, error);
+}
+
+int instance_export_read(struct instance_call *c)
+{
+	const char *code = NULL, *error = NULL;
+	struct export_build b = {.inst = c->inst, .code_r = &code, .error_r = &error};
+	export_sweep(c->inst, time(NULL));
+	int ret = export_read(&b, c->args, json_get_string(c->user, "userName"), &c->result,
+			      &c->blob, &c->blob_len);
+	return export_answer(c, ret, code, error);
+}
+
+int instance_export_end(struct instance_call *c)
+{
+	export_sweep(c->inst, time(NULL));
+	struct instance_export *e =
+		export_find(c->inst, c->args, json_get_string(c->user, "userName"));
+	if (e != NULL)
+		export_unlink(c->inst, e);
+	return 0;
 }

@@ -19,19 +19,15 @@
  * The file is written by a thread of its own (with its own read-only
  * archive handle), so a large export does not hold up the instance's other
  * calls; ClientExport is answered when it is complete. Refused while the
- * instance is frozen ("frozen": the base directory must not change).
+ * instance is frozen ("frozen": the base directory must not change; the
+ * instance's call table says so, instance-calls.c).
  *
- * instance_export_call(): false if `method` is not an export call;
- * otherwise true, and the call is answered on `conn` (now, or for
- * ClientExport when the file is built). `user` is
- * instance_users_client_view() of the caller. */
+ * The calls (instance-calls.h), for the user in call->user. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct instance;
-struct json;
-struct rpc_conn;
+struct instance_call;
 
 #define INSTANCE_EXPORT_MAX_IDS 1000
 #define INSTANCE_EXPORT_MAX_BYTES (512ULL * 1024 * 1024)
@@ -40,7 +36,8 @@ struct rpc_conn;
 #define INSTANCE_EXPORT_PER_INSTANCE 8
 #define INSTANCE_EXPORT_IDLE_SECS 120
 
-bool instance_export_call(struct instance *inst, struct rpc_conn *conn, uint32_t call_id,
-			  const char *method, const struct json *args, const struct json *user);
+int instance_export_begin(struct instance_call *c); /* ClientExport */
+int instance_export_read(struct instance_call *c);  /* ClientExportRead */
+int instance_export_end(struct instance_call *c);   /* ClientExportEnd */
 
 #endif

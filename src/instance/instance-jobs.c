@@ -1,4 +1,6 @@
 #include "instance-jobs.h"
+#include "instance-calls.h"
+#include "instance.h"
 #include "archive.h"
 #include "auth-secret.h"
 #include "crypto.h"
@@ -366,6 +368,8 @@ static void *instance_job_thread_main(void *ctx)
 							     : JOB_FAILED;
 	if (job->state == JOB_SUCCEEDED && job->percent >= 0)
 		job->percent = 100;
+	/* with the state: GetJob never shows an end without its time */
+	job->finished = time(NULL);
 	job->thread_done = true;
 	pthread_mutex_unlock(&job->lock);
 	return NULL;
@@ -376,7 +380,8 @@ static void instance_jobs_finish(struct instance_jobs *jobs)
 {
 	struct instance_job *job = jobs->running;
 	pthread_mutex_lock(&job->lock);
-	job->finished = time(NULL);
+	if (job->finished == 0) /* stopped at shutdown */
+		job->finished = time(NULL);
 	const char *state = instance_job_state_names[job->state];
 	pthread_mutex_unlock(&job->lock);
 	jobs->running = NULL;
@@ -490,31 +495,47 @@ static struct instance_job *instance_jobs_find(struct instance_jobs *jobs, const
 	return NULL;
 }
 
-int instance_jobs_call(struct instance_jobs *jobs, const char *method, const struct json *args,
-		       struct json **result_r, const char **error_r)
+int instance_jobs_list(struct instance_call *c)
 {
-	if (strcmp(method, "GetJobs") == 0) {
-		struct json *list = json_new_array();
-		for (size_t i = jobs->count; i > 0; i--) /* newest first */
-			json_append(list, instance_job_json(jobs->list[i - 1], false));
-		*result_r = list;
-		return 1;
-	}
-	if (strcmp(method, "GetJob") != 0 && strcmp(method, "CancelJob") != 0)
-		return 0;
-	const char *id = json_get_string(args, "jobID");
+	struct instance_jobs *jobs = c->inst->jobs;
+	struct json *list = json_new_array();
+	for (size_t i = jobs->count; i > 0; i--) /* newest first */
+		json_append(list, instance_job_json(jobs->list[i - 1], false));
+	c->result = list;
+	return 0;
+}
+
+static struct instance_job *instance_jobs_arg(struct instance_call *c)
+{
+	struct instance_jobs *jobs = c->inst->jobs;
+	const char *id = json_get_string(c->args, "jobID");
 	struct instance_job *job = instance_jobs_find(jobs, id);
-	if (job == NULL) {
-		*error_r = tstr_printf("jobID: no job '%s' (GetJobs lists the last %d)",
+	if (job == NULL)
+		c->error = tstr_printf("jobID: no job '%s' (GetJobs lists the last %d)",
 				       id == NULL ? "" : id, INSTANCE_JOBS_KEEP);
+	return job;
+}
+
+int instance_jobs_get(struct instance_call *c)
+{
+	struct instance_job *job = instance_jobs_arg(c);
+	if (job == NULL)
 		return -1;
-	}
-	if (strcmp(method, "CancelJob") == 0 && job == jobs->running &&
-	    !atomic_exchange(&job->cancel, true))
+	c->result = instance_job_json(job, false);
+	return 0;
+}
+
+int instance_jobs_cancel(struct instance_call *c)
+{
+	struct instance_jobs *jobs = c->inst->jobs;
+	struct instance_job *job = instance_jobs_arg(c);
+	if (job == NULL)
+		return -1;
+	if (job == jobs->running && !atomic_exchange(&job->cancel, true))
 		log_info(jobs->log_context, "job %s (%s): cancel requested", job->id,
 			 job->kind_name);
-	*result_r = instance_job_json(job, false);
-	return 1;
+	c->result = instance_job_json(job, false);
+	return 0;
 }
 
 /* ---- for the run function ---- */

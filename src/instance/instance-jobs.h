@@ -34,6 +34,7 @@
 #define INSTANCE_JOBS_KEEP 10
 #define INSTANCE_JOBS_REPORT_MAX 1000
 
+struct instance_call;
 struct event_base;
 struct json;
 struct instance_job;
@@ -77,10 +78,11 @@ typedef void instance_job_recover_fn(const struct json *arguments, const struct 
 void instance_jobs_recover(struct instance_jobs *jobs, const char *kind,
 			   instance_job_recover_fn *fix, void *ctx);
 
-/* GetJobs, GetJob {jobID}, CancelJob {jobID}: 1 answered (*result_r), -1
- * failed (*error_r), 0 not a job call. */
-int instance_jobs_call(struct instance_jobs *jobs, const char *method, const struct json *args,
-		       struct json **result_r, const char **error_r);
+/* The calls (instance-calls.h; allowed while frozen: they change no data):
+ * GetJobs, GetJob {jobID}, CancelJob {jobID}, each answered with the job(s). */
+int instance_jobs_list(struct instance_call *c);
+int instance_jobs_get(struct instance_call *c);
+int instance_jobs_cancel(struct instance_call *c);
 
 /* ---- for the run function, in the job's thread ---- */
 const struct json *instance_job_arguments(const struct instance_job *job);

@@ -11,15 +11,6 @@
  * how a user comes in, not what they may do. */
 static const char *const rights_all[] = {"login", "archive", "export", "delete", "auditor", NULL};
 
-/* Client calls that need a privilege of their own beyond reading, and the
- * argument that makes them need it (NULL: always). Exporting is assembled
- * from ClientFetch by the Client Access Server, which marks it "export". */
-static const struct {
-	const char *method, *flag, *privilege;
-} rights_calls[] = {
-	{"ClientFetch", "export", "export"},
-};
-
 static bool rights_list_has(const struct json *list, const char *value)
 {
 	for (size_t i = 0; i < json_count(list); i++) {
@@ -149,36 +140,25 @@ static int rights_refuse(const char **code_r, const char **error_r, const char *
 	return -1;
 }
 
-int instance_rights_client_call(struct instance_users *users, const char *method,
-				const struct json *args, const char **code_r, const char **error_r)
+int instance_rights_client_call(const struct json *view, const char *service, const char *privilege,
+				const char **code_r, const char **error_r)
 {
-	struct json *view = instance_users_client_view(users, json_get_string(args, "userName"));
-	const char *service = json_get_string(args, "service");
-	int ret = 0;
 	if (view == NULL ||
 	    (service != NULL && !rights_list_has(json_get(view, "loginPrivileges"), service)))
-		ret = rights_refuse(code_r, error_r, "auth-failed",
-				    "the session has ended: log in again");
-	for (size_t i = 0; ret == 0 && i < sizeof(rights_calls) / sizeof(rights_calls[0]); i++) {
-		if (strcmp(rights_calls[i].method, method) != 0 ||
-		    (rights_calls[i].flag != NULL &&
-		     !json_get_bool(args, rights_calls[i].flag, false)))
-			continue;
-		if (!instance_rights_has(view, rights_calls[i].privilege))
-			ret = rights_refuse(code_r, error_r, "forbidden",
-					    tstr_printf("this needs the %s privilege",
-							rights_calls[i].privilege));
-	}
-	json_unref(&view);
-	return ret;
+		return rights_refuse(code_r, error_r, "auth-failed",
+				     "the session has ended: log in again");
+	if (privilege != NULL && !instance_rights_has(view, privilege))
+		return rights_refuse(code_r, error_r, "forbidden",
+				     tstr_printf("this needs the %s privilege", privilege));
+	return 0;
 }
 
-int instance_rights_data_call(struct instance_users *users, const char *method,
+int instance_rights_data_call(struct instance_users *users, const char *privilege,
 			      const struct json *args, const char **owner_r, const char **error_r)
 {
 	const char *user = json_get_string(args, "userName");
 	*owner_r = user == NULL ? NULL : instance_users_archive_name(users, user);
-	if (strcmp(method, "StartImport") != 0 || *owner_r == NULL)
+	if (*owner_r == NULL)
 		return 0;
 	const char *target = json_get_string(args, "archive");
 	const char *folder = json_get_string(args, "folder");
@@ -191,13 +171,13 @@ int instance_rights_data_call(struct instance_users *users, const char *method,
 	if (folder == NULL || folder[0] == '\0')
 		folder = "Import"; /* the import's default folder */
 	struct json *view = instance_users_rights_view(users, user);
-	bool archive = instance_rights_has(view, "archive");
+	bool has = privilege == NULL || instance_rights_has(view, privilege);
 	bool ok = instance_rights_folder(view, *owner_r, folder, "write");
 	json_unref(&view);
 	if (!ok) {
-		*error_r = !archive ? tstr_printf("user '%s' lacks the archive privilege", user)
-				    : tstr_printf("user '%s' has no write right on '%s/%s'", user,
-						  *owner_r, folder);
+		*error_r = !has ? tstr_printf("user '%s' lacks the %s privilege", user, privilege)
+				: tstr_printf("user '%s' has no write right on '%s/%s'", user,
+					      *owner_r, folder);
 		return -1;
 	}
 	return 0;

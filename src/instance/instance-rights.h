@@ -43,19 +43,20 @@ bool instance_rights_reads_others(const struct json *view);
 /* The privileges in effect (admin expanded), for the view a client gets. */
 struct json *instance_rights_effective(const struct json *view);
 
-/* Before a Client* call other than ClientLogin: the user (args "userName")
- * must exist with the login privilege, and with the login privilege for
- * args "service" when the caller names one; the call's own privilege is
- * checked too (ClientFetch with "export": the export privilege). 0 allowed,
- * -1 refused with *code_r ("auth-failed", "forbidden") and *error_r. */
-int instance_rights_client_call(struct instance_users *users, const char *method,
-				const struct json *args, const char **code_r, const char **error_r);
+/* Before a Client* call other than ClientLogin (instance-calls.c): the
+ * user's client view must exist (the user has the login privilege), with
+ * the login privilege `service` when the caller names one, and with
+ * `privilege` (NULL: none needed). 0 allowed, -1 refused with *code_r
+ * ("auth-failed", "forbidden") and *error_r. */
+int instance_rights_client_call(const struct json *view, const char *service, const char *privilege,
+				const char **code_r, const char **error_r);
 
-/* Before a Management Server call that acts for a user (ImportFiles'
- * StartImport: the archive privilege and the write right on the target
- * folder): 0 allowed or not such a call, -1 refused with *error_r. The
+/* Before a Management Server call that acts for the user args "userName"
+ * (ImportFiles' StartImport): `privilege` and the write right on the
+ * target folder (args "archive", default the user's own; "folder", default
+ * "Import"). 0 allowed or no such user, -1 refused with *error_r. The
  * archive name the call files into is set in *owner_r (NULL: no user). */
-int instance_rights_data_call(struct instance_users *users, const char *method,
+int instance_rights_data_call(struct instance_users *users, const char *privilege,
 			      const struct json *args, const char **owner_r, const char **error_r);
 
 #endif

@@ -422,6 +422,53 @@ def test_append_refused_before_its_literal(imap_system):
     raw.close()
 
 
+def test_every_command_of_the_table_answers_as_its_row_says(imap_system):
+    """imap_commands[] (access-imap-client.c): the state each command needs,
+    the commands that would write (NO [CANNOT], also as UID <name>, in any
+    case), the UID subcommands, and unknown ones."""
+    raw = tls_context().wrap_socket(socket.create_connection(("127.0.0.1", imap_system.imaps_port),
+                                                            timeout=30))
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+
+    def tagged(tag, command):
+        raw.sendall(b"%s %s\r\n" % (tag, command))
+        while True:
+            line = f.readline()
+            assert line, "connection closed after %r" % command
+            if line.startswith(tag + b" "):
+                return line.rstrip(b"\r\n")
+
+    assert tagged(b"n1", b"SELECT INBOX") == b"n1 BAD Log in first"
+    assert tagged(b"n2", b"NOOP").startswith(b"n2 OK")
+    assert tagged(b"n3", b"FROB").startswith(b"n3 BAD Unknown command")
+    assert tagged(b"a", b"LOGIN alice@acme alice-pass-1").startswith(b"a OK")
+    assert tagged(b"a2", b"LOGIN alice@acme alice-pass-1") == b"a2 BAD Already logged in"
+    assert tagged(b"s0", b"FETCH 1 (UID)") == b"s0 BAD Select a mailbox first"
+    assert tagged(b"s1", b"CLOSE") == b"s1 BAD Select a mailbox first"
+    for command in (b"CREATE x", b"DELETE x", b"RENAME x y", b"SUBSCRIBE x", b"UNSUBSCRIBE x"):
+        line = tagged(b"w", command)
+        name = command.split()[0]
+        assert line == b"w NO [CANNOT] The archive is read-only: %s is not possible" % name, line
+    assert tagged(b"e", b"EXAMINE INBOX").startswith(b"e OK [READ-ONLY]")
+    assert tagged(b"c", b"CHECK").startswith(b"c OK")
+    for command in (b"COPY 1 x", b"MOVE 1 x", b"EXPUNGE", b"UID COPY 1 x", b"uid move 1 x",
+                    b"UID Expunge 1"):
+        line = tagged(b"w", command)
+        name = b"UID " + command.split()[1].upper() if command.upper().startswith(b"UID") \
+            else command.split()[0]
+        assert line == b"w NO [CANNOT] The archive is read-only: %s is not possible" % name, line
+    assert tagged(b"u1", b"uid fetch 1:* (UID)").startswith(b"u1 OK")
+    assert tagged(b"u2", b"UID SEARCH ALL").startswith(b"u2 OK")
+    assert tagged(b"u3", b"UID NOOP") == b"u3 BAD Unknown UID command"
+    assert tagged(b"u4", b"UID LOGIN x y") == b"u4 BAD Unknown UID command"
+    assert tagged(b"u5", b"UID") == b"u5 BAD UID needs a command"
+    assert tagged(b"x", b"CLOSE") == b"x OK CLOSE completed"
+    assert tagged(b"y", b"UNSELECT") == b"y BAD Select a mailbox first"
+    assert tagged(b"z", b"LOGOUT").startswith(b"z OK")
+    raw.close()
+
+
 def test_imaps_refusal_is_no_plain_text(imap_system):
     """Over the per-address limit of connections that have not logged in, a
     connection to 993 is closed without a plain-text BYE (which a TLS client

@@ -308,7 +308,21 @@ def test_bad_requests(web):
                  "/acme/api/messages/-1", "/acme/api/messages/99999999999999999999"):
         assert w.get(path).status == 404, path
     assert w.request("GET", "/acme/api/login").status == 405
+    r = w.request("DELETE", "/acme/api/login")
+    assert r.status == 405 and r.json["error"]["message"] == "login takes POST", r.raw
     assert w.get("/acme/api/messages?query=%ZZ").status == 400
+    # the route table (api_routes[]): a route answers its own method only (GET
+    # also HEAD), "*" is one non-empty path segment
+    r = w.request("POST", "/acme/api/folders", {})
+    assert r.status == 404 and r.json["error"]["message"] == "no endpoint POST folders", r.raw
+    assert w.request("HEAD", "/acme/api/folders").status == 200
+    assert w.request("DELETE", "/acme/api/folders").status == 404
+    for path in ("/acme/api/app-passwords/", "/acme/api/app-passwords/a/b"):
+        assert w.request("DELETE", path).status == 404, path
+    hit = w.get("/acme/api/messages?limit=1").json["messages"][0]
+    for suffix in ("/", "/parts/", "/parts/" + "1" * 121, "/html/x", "/raw/x"):
+        r = w.get("/acme/api/messages/%d%s" % (hit["id"], suffix))
+        assert r.status == 404, suffix
     # Not logged in: every endpoint answers the same.
     anon = Web("127.0.0.1", web["port"])
     a = anon.get("/acme/api/folders")
