@@ -49,8 +49,17 @@ void instance_calls_close(struct instance *inst)
 	instance_users_close(&inst->users);
 }
 
-static int instance_users_ready(struct instance *inst, const char **error_r)
+int instance_users_ready(struct instance *inst, const char **error_r)
 {
+	/* the users live in the catalog, which a rebuild replaces: nothing
+	 * may hold it or write to it meanwhile */
+	const char *running = instance_jobs_running(inst->jobs);
+	if (running != NULL && strcmp(running, "rebuild") == 0) {
+		instance_users_close(&inst->users);
+		*error_r = "a rebuild is running: the catalog is being rebuilt; try again when it "
+			   "has finished";
+		return -1;
+	}
 	if (inst->users == NULL &&
 	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, error_r) < 0)
 		return -1;
@@ -91,6 +100,10 @@ static int instance_data_call(struct instance *inst, struct rpc_conn *conn, uint
 		if (ret == 0)
 			ret = instance_archive_call(inst->archive, method, args, owner, &result,
 						    &error);
+		/* a rebuild just started: let go of the catalog it replaces */
+		const char *running = instance_jobs_running(inst->jobs);
+		if (running != NULL && strcmp(running, "rebuild") == 0)
+			instance_users_close(&inst->users);
 	}
 	if (ret == 0)
 		return 0;

@@ -633,8 +633,7 @@ static void client_login_done(void *ctx, bool ran)
 		client_login_free(l);
 		return;
 	}
-	if (ran && (inst->users != NULL ||
-		    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) == 0))
+	if (ran && instance_users_ready(inst, &error) == 0)
 		ret = instance_users_login_finish(inst->users, l->check, l->totp, !inst->frozen,
 						  &view, &code, &error);
 	else if (ran)
@@ -823,8 +822,7 @@ static void client_gated_done(void *ctx, bool ran)
 	}
 	if (!ran) {
 		rpc_conn_reply_error(g->conn, g->id, "busy", "try again in a moment");
-	} else if (inst->users == NULL &&
-		   instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
+	} else if (instance_users_ready(inst, &error) < 0) {
 		rpc_conn_reply_error(g->conn, g->id, "failed", error);
 	} else {
 		/* the call itself runs as before, with the outcome at hand */
@@ -875,8 +873,7 @@ void instance_client_call(struct instance *inst, struct rpc_conn *conn, uint32_t
 			  const char *method, const struct json *args)
 {
 	const char *error;
-	if (inst->users == NULL &&
-	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) < 0) {
+	if (instance_users_ready(inst, &error) < 0) {
 		rpc_conn_reply_error(conn, id, "failed", error);
 		return;
 	}
