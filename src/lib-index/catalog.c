@@ -1938,10 +1938,10 @@ static int catalog_users_read(struct catalog *cat, size_t table, catalog_user_ro
 		int first = 1;
 		if (row.kind == CATALOG_USER_ROW_USER)
 			row.name = catalog_column_text(st, first++);
-		for (int col = first, t = 0; col < sqlite3_column_count(st) && t < 5; col++) {
+		for (int col = first, t = 0; col < sqlite3_column_count(st); col++) {
 			if (col == number_col)
 				row.number = sqlite3_column_int64(st, col);
-			else
+			else if (t < 5)
 				*texts[t++] = catalog_column_text(st, col);
 		}
 		ret = cb(&row, context);
