@@ -84,10 +84,10 @@ def cpu_secs(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def measure(iid, what, n, fn, **args):
+def measure(iid, what, n, work):
     pid = api("GetInstanceProcessLiveStatistics", instanceID=iid)["pid"]
     c0, t0 = cpu_secs(pid), time.monotonic()
-    r = fn(**args)
+    r = work()
     took, cpu = time.monotonic() - t0, cpu_secs(pid) - c0
     print("%-28s users=%-6d wall=%8.2f s  instance CPU=%7.2f s  CPU/user=%8.1f us  %s"
           % (what, n, took, cpu, cpu * 1e6 / max(n, 1), json.dumps(r) if isinstance(r, dict) else ""),
@@ -130,11 +130,12 @@ try:
     for n in SIZES:
         iid = "sync%d" % n
         new_instance(iid, host)
-        measure(iid, "SyncUsers (all new)", n, api, fn="SyncUsers", instanceID=iid, users=directory(n))
-        measure(iid, "SyncUsers (unchanged)", n, api, fn="SyncUsers", instanceID=iid, users=directory(n))
+        users = directory(n)
+        measure(iid, "SyncUsers (all new)", n, lambda: api("SyncUsers", instanceID=iid, users=users))
+        measure(iid, "SyncUsers (unchanged)", n, lambda: api("SyncUsers", instanceID=iid, users=users))
         changed = directory(n, 1)[: n - n // 100]
-        measure(iid, "SyncUsers (1% changed/left)", n, api, fn="SyncUsers", instanceID=iid,
-                users=changed, deleteMissing=True)
+        measure(iid, "SyncUsers (1% changed/left)", n,
+                lambda: api("SyncUsers", instanceID=iid, users=changed, deleteMissing=True))
         assert len(api("GetUsers", instanceID=iid)) == len(changed)
     if ONE_BY_ONE:
         iid = "onebyone"
