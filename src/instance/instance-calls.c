@@ -90,8 +90,10 @@ static int instance_data_call(struct instance *inst, struct rpc_conn *conn, uint
 				     "the instance is frozen: changes wait until it is thawed");
 		return 1;
 	}
+	/* a lost catalog takes the users with it: the rebuild that makes it
+	 * again must not need them */
 	int ret = instance_users_ready(inst, &error) < 0
-			  ? -1
+			  ? (strcmp(method, "RebuildSelectedStoreIndexes") == 0 ? 0 : -1)
 			  : instance_users_call(inst->users, method, args, &result, &error);
 	if (ret == 0) {
 		/* the archive a call is about, if the user may act on it */

@@ -177,7 +177,7 @@ int instance_rights_data_call(struct instance_users *users, const char *method,
 			      const struct json *args, const char **owner_r, const char **error_r)
 {
 	const char *user = json_get_string(args, "userName");
-	*owner_r = user == NULL ? NULL : instance_users_archive_name(users, user);
+	*owner_r = user == NULL || users == NULL ? NULL : instance_users_archive_name(users, user);
 	if (strcmp(method, "StartImport") != 0 || *owner_r == NULL)
 		return 0;
 	const char *target = json_get_string(args, "archive");

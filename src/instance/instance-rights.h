@@ -54,7 +54,8 @@ int instance_rights_client_call(struct instance_users *users, const char *method
 /* Before a Management Server call that acts for a user (ImportFiles'
  * StartImport: the archive privilege and the write right on the target
  * folder): 0 allowed or not such a call, -1 refused with *error_r. The
- * archive name the call files into is set in *owner_r (NULL: no user). */
+ * archive name the call files into is set in *owner_r (NULL: no user, or
+ * users == NULL: they could not be opened). */
 int instance_rights_data_call(struct instance_users *users, const char *method,
 			      const struct json *args, const char **owner_r, const char **error_r);
 

@@ -211,3 +211,30 @@ def test_sync_many_users(single):
     web = Web("127.0.0.1", single.ports["chttp"], source="127.0.2.1")
     wait_for(lambda: web.get("/acme/api/session", basic=("newcomer", "newcomer-pass-1")).status == 200,
              timeout=30, what="a synced user logs in once given a password")
+
+
+def test_lost_catalog_is_rebuilt_without_its_users(single):
+    """The users live only in catalog.db: with it gone (stores left) the
+    instance says to rebuild rather than start an empty catalog over the
+    archive, the rebuild can still be started, and after it the mail is
+    back and the users are not (docs/storage.md: back up catalog.db)."""
+    from mailgen import write_mbox
+    api = single.api
+    base = start_acme(single)
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
+    os.makedirs(os.path.join(base, "import"), exist_ok=True)
+    write_mbox(os.path.join(base, "import", "m.mbox"), 20)
+    assert api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/m.mbox",
+                    "folder=Inbox")["archived"] == 20
+    api.call("StopInstances", "instanceFilter=acme")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(os.path.join(base, "catalog.db" + suffix)):
+            os.unlink(os.path.join(base, "catalog.db" + suffix))
+    api.call("StartInstances", "instanceFilter=acme")
+    wait_for(lambda: state(single, "acme") == "running", what="acme running again")
+    p = api.call_raw("GetUsers", "instanceID=acme")
+    assert p.returncode == 1 and "run `rebuild`" in p.stdout, p.stdout
+    assert not os.path.exists(os.path.join(base, "catalog.db")), "no empty catalog made over the stores"
+    assert api.call("RebuildSelectedStoreIndexes", "instanceID=acme")["damagedRecords"] == 0
+    assert api.call("GetInstanceStatistics", "instanceID=acme")["messages"] == 20
+    assert api.call("GetUsers", "instanceID=acme") == []
