@@ -2,7 +2,7 @@
 #define COFFER_INSTANCE_USERS_H
 /* instance-users: the users of one instance.
  *
- * Stored in the instance's catalog (schema 10, docs/storage.md), encrypted
+ * Stored in the instance's catalog (schema 11, docs/storage.md), encrypted
  * page by page: a change writes that user's rows in one transaction, and
  * every user is kept in memory (by name) from the catalog's rows read once
  * at open. An instance that still has <base>/users.sealed (the one sealed

@@ -1,4 +1,4 @@
-"""The users of an instance live in its catalog (schema 10, docs/storage.md):
+"""The users of an instance live in its catalog (schema 11, docs/storage.md):
 an instance that still has the sealed users file of earlier versions moves
 its users in on first start, and a directory sync of many users is one
 transaction whose cost grows with the list, not with its square.
