@@ -160,13 +160,15 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 
 static void mgmt_free(struct mgmt *mgmt)
 {
+	/* links first: closing them answers the calls still out (a long
+	 * SyncUsers at shutdown) into jobs that must still exist */
+	mgmt_links_destroy(&mgmt->links);
 	mgmt_jobs_destroy(&mgmt->jobs);
 	mgmt_auth_destroy(&mgmt->auth);
 	mgmt_auth_log_destroy(&mgmt->auth_log);
 	audit_close(&mgmt->audit);
 	http_server_destroy(&mgmt->http);
 	rpc_server_destroy(&mgmt->tcp_server);
-	mgmt_links_destroy(&mgmt->links);
 	mgmtdb_destroy(&mgmt->db);
 	mem_free(mgmt->db_path);
 	role_daemon_destroy(&mgmt->rd);
