@@ -102,7 +102,7 @@ reached its function (look at `statusCode`), 400 for malformed requests or
 arguments (unknown argument, missing argument, wrong type, bad form or JSON
 body), 401 without valid administrator credentials (with
 `WWW-Authenticate: Basic`), 404 for an unknown function or path, 405 for a
-method other than POST on `/api/invoke/`, 413 for a body over 1 MiB. Every
+method other than POST on `/api/invoke/`, 413 for a body over 8 MiB. Every
 answer carries `Strict-Transport-Security: max-age=31536000` and
 `X-Content-Type-Options: nosniff`.
 

@@ -55,6 +55,23 @@ void instance_calls_close(struct instance *inst)
 	instance_users_close(&inst->users);
 }
 
+int instance_users_ready(struct instance *inst, const char **error_r)
+{
+	/* the users live in the catalog, which a rebuild replaces: nothing
+	 * may hold it or write to it meanwhile */
+	const char *running = instance_jobs_running(inst->jobs);
+	if (running != NULL && strcmp(running, "rebuild") == 0) {
+		instance_users_close(&inst->users);
+		*error_r = "a rebuild is running: the catalog is being rebuilt; try again when it "
+			   "has finished";
+		return -1;
+	}
+	if (inst->users == NULL &&
+	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, error_r) < 0)
+		return -1;
+	return 0;
+}
+
 /* ---- the instance's own calls ---- */
 
 static int calls_ping(struct instance_call *c)
@@ -165,6 +182,7 @@ static const struct instance_call_def instance_calls[] = {
 	{"SetUserPrivilegesOnFolder", calls_users, USERS | W, NULL, NULL},
 	{"StartImport", instance_archive_start_import, USERS | INSTANCE_CALL_FOR_USER | W | LONG,
 	 "archive", NULL},
+	{"SyncUsers", calls_users, USERS | W, NULL, NULL},
 	{"Thaw", calls_thaw, 0, NULL, NULL},
 	{"VerifyStores", instance_archive_verify, W | LONG, NULL, NULL},
 };
@@ -229,10 +247,9 @@ static bool calls_frozen(struct instance_call *c)
 
 static bool calls_users_ready(struct instance_call *c)
 {
-	struct instance *inst = c->inst;
 	const char *error;
-	if ((c->def->flags & INSTANCE_CALL_USERS) == 0 || inst->users != NULL ||
-	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) == 0)
+	if ((c->def->flags & INSTANCE_CALL_USERS) == 0 ||
+	    instance_users_ready(c->inst, &error) == 0)
 		return true;
 	rpc_conn_reply_error(c->conn, c->id, "failed", error);
 	return false;
@@ -388,4 +405,9 @@ void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint3
 	if ((!client || !calls_frozen(&c)) && calls_for_user(&c) && !calls_password_gate(&c))
 		calls_run(&c);
 	json_unref(&view);
+	/* a rebuild just started: let go of the catalog it replaces (the users
+	 * live there; instance_users_ready() refuses them until it is done) */
+	const char *running = instance_jobs_running(inst->jobs);
+	if (running != NULL && strcmp(running, "rebuild") == 0)
+		instance_users_close(&inst->users);
 }

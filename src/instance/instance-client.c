@@ -676,8 +676,7 @@ static void client_login_done(void *ctx, bool ran)
 		client_login_free(l);
 		return;
 	}
-	if (ran && (inst->users != NULL ||
-		    instance_users_open(inst->base_dir, inst->key_file, &inst->users, &error) == 0))
+	if (ran && instance_users_ready(inst, &error) == 0)
 		ret = instance_users_login_finish(inst->users, l->check, l->totp, !inst->frozen,
 						  &view, &code, &error);
 	else if (ran)

@@ -12,7 +12,7 @@
  * and a log.
  *
  * Durability: the jobs are kept in <base>/jobs.sealed (sealed under a key
- * derived from the instance key, like users.sealed), written when a job
+ * derived from the instance key), written when a job
  * starts, every INSTANCE_JOBS_SAVE_SECS while it runs and when it ends. A
  * job that was running when the process died (SIGKILL, power loss) is
  * reported "interrupted" with what was saved last; a kind may correct

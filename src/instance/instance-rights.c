@@ -157,7 +157,7 @@ int instance_rights_data_call(struct instance_users *users, const char *privileg
 			      const struct json *args, const char **owner_r, const char **error_r)
 {
 	const char *user = json_get_string(args, "userName");
-	*owner_r = user == NULL ? NULL : instance_users_archive_name(users, user);
+	*owner_r = user == NULL || users == NULL ? NULL : instance_users_archive_name(users, user);
 	if (*owner_r == NULL)
 		return 0;
 	const char *target = json_get_string(args, "archive");

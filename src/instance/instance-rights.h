@@ -55,7 +55,8 @@ int instance_rights_client_call(const struct json *view, const char *service, co
  * (ImportFiles' StartImport): `privilege` and the write right on the
  * target folder (args "archive", default the user's own; "folder", default
  * "Import"). 0 allowed or no such user, -1 refused with *error_r. The
- * archive name the call files into is set in *owner_r (NULL: no user). */
+ * archive name the call files into is set in *owner_r (NULL: no user, or
+ * users == NULL: they could not be opened). */
 int instance_rights_data_call(struct instance_users *users, const char *privilege,
 			      const struct json *args, const char **owner_r, const char **error_r);
 

@@ -1,11 +1,14 @@
 #include "instance-users.h"
 #include "instance-rights.h"
 #include "archive.h"
+#include "array.h"
+#include "catalog.h"
 #include "auth-qr.h"
 #include "auth-secret.h"
 #include "auth-totp.h"
 #include "crypto.h"
 #include "file.h"
+#include "hash.h"
 #include "hex.h"
 #include "json.h"
 #include "mem.h"
@@ -13,13 +16,19 @@
 #include "tstr.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
-#define USERS_FILE "users.sealed"
-#define USERS_MAX_FILE (256 * 1024 * 1024)
+/* Before the users moved into the catalog (schema 10) they were this one
+ * sealed file; an instance that still has it moves them in on open. */
+#define USERS_OLD_FILE "users.sealed"
+#define USERS_OLD_MAX_FILE (256 * 1024 * 1024)
+#define USERS_NAME_MAX 128
 
 /* auditor: may read every user's archive in the instance (SPEC §6) */
 static const char *const users_privileges[] = {"admin",  "login",   "archive", "export",
@@ -28,9 +37,11 @@ static const char *const users_login_privileges[] = {"web", "imap", "api", NULL}
 static const char *const users_folder_privileges[] = {"read", "write", "delete", NULL};
 
 struct instance_users {
-	char *path;
-	unsigned char key[CRYPTO_KEY_LEN];
-	struct json *root; /* {"schemaVersion":1,"users":[...]} */
+	struct catalog *cat;
+	/* every user as a JSON object ({"id", "userName", ...}), by the lower
+	 * case of the name: the catalog is the truth, this is read from it
+	 * once at open and changed only after the catalog has taken a change */
+	struct hash *by_name;
 	/* an account password checked on a worker thread, for the call that
 	 * runs next (instance_users_account_checked) */
 	char *checked_name, *checked_password;
@@ -41,56 +52,363 @@ struct instance_users {
 
 static const char *users_prepared_hash(struct instance_users *u, const char *password);
 
-/* ---- the file ---- */
+/* ---- memory: one JSON object per user, found by name ---- */
 
-static int users_save(struct instance_users *u, const char **error_r)
+/* User names are ASCII (users_check_name), unique regardless of case. */
+static const char *users_key(const char *name, char key[USERS_NAME_MAX * 2 + 1])
 {
-	char *text = json_serialize(u->root, false);
-	char *sealed = auth_secret_seal(u->key, text, "instance-users");
-	crypto_wipe(text, strlen(text));
-	mem_free(text);
-	int ret = file_write_atomic(u->path, sealed, strlen(sealed), 0600, error_r);
-	mem_free(sealed);
+	size_t i = 0;
+	for (; name != NULL && name[i] != '\0' && i < USERS_NAME_MAX * 2; i++)
+		key[i] = (char)tolower((unsigned char)name[i]);
+	key[i] = '\0';
+	return key;
+}
+
+static struct json *users_find(struct instance_users *u, const char *name)
+{
+	char key[USERS_NAME_MAX * 2 + 1];
+	return name == NULL ? NULL : hash_get(u->by_name, users_key(name, key));
+}
+
+/* Takes over the reference to user. */
+static void users_remember(struct instance_users *u, struct json *user)
+{
+	char key[USERS_NAME_MAX * 2 + 1];
+	struct json *old =
+		hash_set(u->by_name, users_key(json_get_string(user, "userName"), key), user);
+	if (old != user)
+		json_unref(&old);
+}
+
+static void users_forget(struct instance_users *u, const char *name)
+{
+	char key[USERS_NAME_MAX * 2 + 1];
+	struct json *old = hash_remove(u->by_name, users_key(name, key));
+	json_unref(&old);
+}
+
+/* Undo a change made in memory to `user` (it may have been renamed): the
+ * copy taken before it takes its place again. Takes over `before`. */
+static void users_restore(struct instance_users *u, struct json *user, struct json *before)
+{
+	json_ref(user);
+	users_forget(u, json_get_string(user, "userName"));
+	users_remember(u, before);
+	json_unref(&user);
+}
+
+/* ---- the catalog: one user's rows at a time ---- */
+
+static const char **users_texts(const struct json *list, size_t *count_r)
+{
+	*count_r = json_count(list);
+	const char **texts = mem_alloc((*count_r + 1) * sizeof(*texts));
+	for (size_t i = 0; i < *count_r; i++) {
+		const char *t = json_string_of(json_at(list, i));
+		texts[i] = t != NULL ? t : "";
+	}
+	return texts;
+}
+
+/* Write one user (inserted if it has no id yet) inside the caller's
+ * transaction. */
+static int users_put(struct instance_users *u, struct json *user, const char **error_r)
+{
+	const struct json *mfa = json_get(user, "mfa");
+	const struct json *rights = json_get(user, "folderRights");
+	const struct json *apps = json_get(user, "appPasswords");
+	long long id = 0, last_step = 0;
+	(void)json_get_int(user, "id", &id);
+	(void)json_get_int(mfa, "lastStep", &last_step);
+	struct catalog_user row = {
+		.id = id,
+		.name = json_get_string(user, "userName"),
+		.archive_name = json_get_string(user, "archiveName"),
+		.full_name = json_get_string(user, "fullName"),
+		.password_hash = json_get_string(user, "passwordHash"),
+		.mfa_state = json_get_string(mfa, "state"),
+		.mfa_secret = json_get_string(mfa, "secret"),
+		.mfa_last_step = last_step,
+	};
+	if (row.archive_name == NULL)
+		row.archive_name = row.name;
+	const char **emails = users_texts(json_get(user, "emailAddresses"), &row.email_count);
+	const char **privs = users_texts(json_get(user, "privileges"), &row.privilege_count);
+	const char **logins =
+		users_texts(json_get(user, "loginPrivileges"), &row.login_privilege_count);
+	row.emails = emails;
+	row.privileges = privs;
+	row.login_privileges = logins;
+	struct catalog_user_right *r = mem_alloc((json_count(rights) + 1) * sizeof(*r));
+	struct str *joined = str_create(64);
+	size_t nrights = 0;
+	for (void *it = json_iter(rights); it != NULL; it = json_iter_next(rights, it)) {
+		const struct json *list = json_iter_value(it);
+		r[nrights].folder = json_iter_key(it);
+		/* offsets first: the text may move while it grows */
+		r[nrights].rights = (const char *)(uintptr_t)str_len(joined);
+		for (size_t i = 0; i < json_count(list); i++)
+			str_printfa(joined, "%s%s", i > 0 ? "," : "",
+				    json_string_of(json_at(list, i)));
+		str_append_c(joined, '\0');
+		nrights++;
+	}
+	for (size_t i = 0; i < nrights; i++)
+		r[i].rights = str_c(joined) + (uintptr_t)r[i].rights;
+	row.rights = r;
+	row.right_count = nrights;
+	struct catalog_user_app *a = mem_alloc((json_count(apps) + 1) * sizeof(*a));
+	for (size_t i = 0; i < json_count(apps); i++) {
+		long long created = 0;
+		(void)json_get_int(json_at(apps, i), "created", &created);
+		a[i].name = json_get_string(json_at(apps, i), "name");
+		a[i].hash = json_get_string(json_at(apps, i), "hash");
+		a[i].created = created;
+	}
+	row.apps = a;
+	row.app_count = json_count(apps);
+	int ret = catalog_user_put(u->cat, &row, error_r);
+	if (ret == 0 && id == 0)
+		json_set_int(user, "id", (long long)row.id);
+	mem_free(emails);
+	mem_free(privs);
+	mem_free(logins);
+	mem_free(r);
+	mem_free(a);
+	str_destroy(&joined);
 	return ret;
 }
 
-int instance_users_open(const char *base_dir, const char *key_file, struct instance_users **users_r,
+/* One user written in a transaction of its own. */
+static int users_store(struct instance_users *u, struct json *user, const char **error_r)
+{
+	if (catalog_begin(u->cat, error_r) < 0)
+		return -1;
+	if (users_put(u, user, error_r) < 0 || catalog_commit(u->cat, error_r) < 0) {
+		catalog_rollback(u->cat);
+		return -1;
+	}
+	return 0;
+}
+
+/* Save a change made to `user` in memory since the copy `before`, or undo
+ * it: memory never claims what the catalog does not hold. */
+static int users_commit(struct instance_users *u, struct json *user, struct json *before,
 			const char **error_r)
 {
-	unsigned char master[CRYPTO_KEY_LEN];
+	if (users_store(u, user, error_r) == 0) {
+		json_unref(&before);
+		return 0;
+	}
+	users_restore(u, user, before);
+	return -1;
+}
+
+/* ---- loading: the catalog's rows into memory ---- */
+
+struct users_load {
+	struct instance_users *u;
+	ARRAY(struct users_loaded {
+		int64_t id;
+		struct json *user;
+	})
+	ids; /* ascending: the catalog gives users in id order */
+};
+
+static struct json *users_load_find(struct users_load *l, int64_t id)
+{
+	size_t lo = 0, hi = l->ids.count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->ids.items[mid].id == id)
+			return l->ids.items[mid].user;
+		if (l->ids.items[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static struct json *users_load_user(const struct catalog_user_row *row)
+{
+	struct json *user = json_new_object();
+	json_set_int(user, "id", (long long)row->user_id);
+	json_set_string(user, "userName", row->name);
+	json_set_string(user, "archiveName", row->text);
+	json_set_string(user, "fullName", row->text2 != NULL ? row->text2 : "");
+	if (row->text3 != NULL)
+		json_set_string(user, "passwordHash", row->text3);
+	json_set(user, "emailAddresses", json_new_array());
+	json_set(user, "privileges", json_new_array());
+	json_set(user, "loginPrivileges", json_new_array());
+	json_set(user, "folderRights", json_new_object());
+	if (row->text4 != NULL) {
+		struct json *mfa = json_new_object();
+		json_set_string(mfa, "state", row->text4);
+		json_set_string(mfa, "secret", row->text5);
+		json_set_int(mfa, "lastStep", (long long)row->number);
+		json_set(user, "mfa", mfa);
+	}
+	return user;
+}
+
+static struct json *users_split(const char *text)
+{
+	struct json *list = json_new_array();
+	char *copy = mem_strdup(text != NULL ? text : ""), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
+		json_append(list, json_new_string(t));
+	mem_free(copy);
+	return list;
+}
+
+static int users_load_row(const struct catalog_user_row *row, void *context)
+{
+	struct users_load *l = context;
+	if (row->kind == CATALOG_USER_ROW_USER) {
+		struct json *user = users_load_user(row);
+		struct users_loaded *e = array_push(&l->ids);
+		e->id = row->user_id;
+		e->user = user;
+		users_remember(l->u, json_ref(user));
+		return 0;
+	}
+	struct json *user = users_load_find(l, row->user_id);
+	if (user == NULL)
+		return 0; /* rows of a user that is gone */
+	switch (row->kind) {
+	case CATALOG_USER_ROW_EMAIL:
+		json_append(json_get(user, "emailAddresses"), json_new_string(row->text));
+		break;
+	case CATALOG_USER_ROW_PRIVILEGE:
+		json_append(json_get(user, "privileges"), json_new_string(row->text));
+		break;
+	case CATALOG_USER_ROW_LOGIN_PRIVILEGE:
+		json_append(json_get(user, "loginPrivileges"), json_new_string(row->text));
+		break;
+	case CATALOG_USER_ROW_FOLDER_RIGHT:
+		json_set(json_get(user, "folderRights"), row->text, users_split(row->text2));
+		break;
+	case CATALOG_USER_ROW_APP_PASSWORD: {
+		struct json *apps = json_get(user, "appPasswords");
+		if (apps == NULL) {
+			apps = json_new_array();
+			json_set(user, "appPasswords", apps);
+		}
+		struct json *e = json_new_object();
+		json_set_string(e, "name", row->text);
+		json_set_string(e, "hash", row->text2);
+		json_set_int(e, "created", (long long)row->number);
+		json_append(apps, e);
+		break;
+	}
+	case CATALOG_USER_ROW_USER:
+		break;
+	}
+	return 0;
+}
+
+static int users_load(struct instance_users *u, const char **error_r)
+{
+	struct users_load l = {.u = u};
+	int ret = catalog_users_load(u->cat, users_load_row, &l, error_r);
+	for (size_t i = 0; i < l.ids.count; i++)
+		json_unref(&l.ids.items[i].user);
+	array_free(&l.ids);
+	return ret;
+}
+
+/* ---- moving users.sealed into the catalog ---- */
+
+static int users_old_read(const char *key_file, const char *path, struct json **root_r,
+			  const char **error_r)
+{
+	unsigned char master[CRYPTO_KEY_LEN], key[CRYPTO_KEY_LEN];
+	char *sealed = NULL, *text = NULL;
 	size_t len;
 	if (archive_key_file_read(key_file, master, error_r) < 0)
 		return -1;
-	struct instance_users *u = mem_new(struct instance_users);
-	crypto_kdf_derive(master, "users___", 1, u->key);
+	crypto_kdf_derive(master, "users___", 1, key);
 	crypto_wipe(master, sizeof(master));
-	u->path = mem_printf("%s/%s", base_dir, USERS_FILE);
-	char *sealed = NULL, *text = NULL;
-	int exists = file_exists(u->path, error_r);
-	int ret = exists < 0 ? -1 : 0;
-	if (exists == 1) {
-		ret = file_read_all(u->path, USERS_MAX_FILE, &sealed, &len, error_r);
-		if (ret == 0)
-			ret = auth_secret_open(u->key, sealed, "instance-users", &text, error_r);
-		if (ret == 0)
-			ret = json_parse(text, strlen(text), &u->root, error_r);
-		if (ret == 0 && json_kind(json_get(u->root, "users")) != JSON_KIND_ARRAY) {
-			*error_r = "the user database has no users list";
-			ret = -1;
-		}
-		if (ret < 0)
-			*error_r = tstr_printf("%s: %s", u->path, *error_r);
-	} else if (ret == 0) {
-		u->root = json_new_object();
-		json_set_int(u->root, "schemaVersion", 1);
-		json_set(u->root, "users", json_new_array());
+	int ret = file_read_all(path, USERS_OLD_MAX_FILE, &sealed, &len, error_r);
+	if (ret == 0)
+		ret = auth_secret_open(key, sealed, "instance-users", &text, error_r);
+	crypto_wipe(key, sizeof(key));
+	if (ret == 0)
+		ret = json_parse(text, strlen(text), root_r, error_r);
+	if (ret == 0 && json_kind(json_get(*root_r, "users")) != JSON_KIND_ARRAY) {
+		json_unref(root_r);
+		*error_r = "the user database has no users list";
+		ret = -1;
 	}
 	if (text != NULL) {
 		crypto_wipe(text, strlen(text));
 		mem_free(text);
 	}
 	mem_free(sealed);
-	if (ret < 0) {
+	if (ret < 0)
+		*error_r = tstr_printf("%s: %s", path, *error_r);
+	return ret;
+}
+
+/* Every user of the old file that the catalog does not have yet, in one
+ * transaction; the file is removed only once that has committed. A crash
+ * in between leaves the file, and the next open finds its users in the
+ * catalog already and only removes it. */
+static int users_migrate(struct instance_users *u, const char *base_dir, const char *key_file,
+			 const char **error_r)
+{
+	char *path = mem_printf("%s/%s", base_dir, USERS_OLD_FILE);
+	struct json *root = NULL;
+	int ret = file_exists(path, error_r);
+	if (ret <= 0) {
+		mem_free(path);
+		return ret;
+	}
+	ARRAY(struct json *) added = ARRAY_INIT;
+	ret = users_old_read(key_file, path, &root, error_r);
+	if (ret == 0)
+		ret = catalog_begin(u->cat, error_r);
+	const struct json *list = json_get(root, "users");
+	for (size_t i = 0; ret == 0 && i < json_count(list); i++) {
+		const char *name = json_get_string(json_at(list, i), "userName");
+		if (name == NULL || users_find(u, name) != NULL)
+			continue;
+		struct json *user = json_clone(json_at(list, i));
+		(void)json_remove(user, "id");
+		array_append(&added, user);
+		ret = users_put(u, user, error_r);
+	}
+	if (ret == 0 && catalog_commit(u->cat, error_r) < 0)
+		ret = -1;
+	if (ret < 0 && root != NULL)
+		catalog_rollback(u->cat);
+	for (size_t i = 0; i < added.count; i++) {
+		if (ret == 0)
+			users_remember(u, added.items[i]);
+		else
+			json_unref(&added.items[i]);
+	}
+	array_free(&added);
+	json_unref(&root);
+	if (ret == 0 && unlink(path) < 0) {
+		*error_r = tstr_printf("unlink(%s) failed: %s", path, strerror(errno));
+		ret = -1;
+	} else if (ret == 0 && file_fsync_dir(base_dir, error_r) < 0) {
+		ret = -1;
+	}
+	mem_free(path);
+	return ret;
+}
+
+int instance_users_open(const char *base_dir, const char *key_file, struct instance_users **users_r,
+			const char **error_r)
+{
+	struct instance_users *u = mem_new(struct instance_users);
+	u->by_name = hash_create();
+	if (archive_catalog_open(base_dir, key_file, &u->cat, error_r) < 0 ||
+	    users_load(u, error_r) < 0 || users_migrate(u, base_dir, key_file, error_r) < 0) {
 		instance_users_close(&u);
 		return -1;
 	}
@@ -103,39 +421,27 @@ void instance_users_close(struct instance_users **users)
 	struct instance_users *u = *users;
 	if (u == NULL)
 		return;
-	crypto_wipe(u->key, sizeof(u->key));
 	instance_users_account_forget(u);
-	json_unref(&u->root);
-	mem_free(u->path);
+	struct hash_iter it;
+	const char *key;
+	void *value;
+	for (hash_iter_init(&it, u->by_name); hash_iter_next(&it, &key, &value) == 1;) {
+		struct json *user = value;
+		json_unref(&user);
+	}
+	hash_destroy(&u->by_name);
+	catalog_destroy(&u->cat);
 	mem_free(u);
 	*users = NULL;
 }
 
 /* ---- lookups and checks ---- */
 
-static struct json *users_list(struct instance_users *u)
-{
-	return json_get(u->root, "users");
-}
-
-static struct json *users_find(struct instance_users *u, const char *name, size_t *index_r)
-{
-	struct json *list = users_list(u);
-	for (size_t i = 0; name != NULL && i < json_count(list); i++) {
-		if (strcasecmp(json_get_string(json_at(list, i), "userName"), name) == 0) {
-			if (index_r != NULL)
-				*index_r = i;
-			return json_at(list, i);
-		}
-	}
-	return NULL;
-}
-
 static struct json *users_find_arg(struct instance_users *u, const struct json *args,
 				   const char *arg, const char **error_r)
 {
 	const char *name = json_get_string(args, arg);
-	struct json *user = users_find(u, name, NULL);
+	struct json *user = users_find(u, name);
 	if (user == NULL)
 		*error_r = tstr_printf("no user '%s'", name == NULL ? "" : name);
 	return user;
@@ -143,7 +449,7 @@ static struct json *users_find_arg(struct instance_users *u, const struct json *
 
 const char *instance_users_archive_name(struct instance_users *users, const char *user_name)
 {
-	return json_get_string(users_find(users, user_name, NULL), "archiveName");
+	return json_get_string(users_find(users, user_name), "archiveName");
 }
 
 static int users_check_name(const char *name, const char **error_r)
@@ -279,7 +585,7 @@ static int users_create(struct instance_users *u, const struct json *args, struc
 	const char *full = json_get_string(args, "fullName");
 	if (users_check_name(name, error_r) < 0)
 		return -1;
-	if (users_find(u, name, NULL) != NULL) {
+	if (users_find(u, name) != NULL) {
 		*error_r = tstr_printf("user '%s' exists", name);
 		return -1;
 	}
@@ -309,37 +615,26 @@ static int users_create(struct instance_users *u, const struct json *args, struc
 	json_unref(&priv);
 	json_unref(&login);
 	if (ret == 0) {
-		json_append(users_list(u), json_ref(user));
-		if (users_save(u, error_r) < 0) {
-			json_remove_at(users_list(u), json_count(users_list(u)) - 1);
+		if (users_store(u, user, error_r) < 0) {
 			ret = -1;
 		} else {
 			*result_r = users_view(user, true);
+			users_remember(u, json_ref(user));
 		}
 	}
 	json_unref(&user);
 	return ret;
 }
 
-/* Apply a change to one user and save; on a failed save the change is
- * undone in memory, so memory never claims what the file does not hold. */
-static int users_commit(struct instance_users *u, struct json *before, const char **error_r)
-{
-	if (users_save(u, error_r) == 0) {
-		json_unref(&before);
-		return 0;
-	}
-	json_set(u->root, "users", before);
-	return -1;
-}
-
 static int users_modify(struct instance_users *u, const char *method, const struct json *args,
 			struct json **result_r, const char **error_r)
 {
-	struct json *before = json_clone(users_list(u));
 	struct json *user = users_find_arg(
 		u, args, strcmp(method, "RenameUser") == 0 ? "oldUserName" : "userName", error_r);
-	int ret = user == NULL ? -1 : 0;
+	if (user == NULL)
+		return -1;
+	struct json *before = json_clone(user);
+	int ret = 0;
 	struct json *list;
 	if (ret < 0) {
 	} else if (strcmp(method, "SetUserPassword") == 0) {
@@ -376,14 +671,18 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 		}
 	} else if (strcmp(method, "RenameUser") == 0) {
 		const char *to = json_get_string(args, "newUserName");
-		struct json *other = users_find(u, to, NULL);
+		struct json *other = users_find(u, to);
 		if (users_check_name(to, error_r) < 0)
 			ret = -1;
 		else if (other != NULL && other != user) {
 			*error_r = tstr_printf("user '%s' exists", to);
 			ret = -1;
 		} else {
+			/* found by its new name from now on */
+			json_ref(user);
+			users_forget(u, json_get_string(user, "userName"));
 			json_set_string(user, "userName", to);
+			users_remember(u, user);
 		}
 	} else if (strcmp(method, "InitializeMFA") == 0) {
 		char secret[AUTH_TOTP_SECRET_LEN + 1];
@@ -413,33 +712,255 @@ static int users_modify(struct instance_users *u, const char *method, const stru
 		(void)json_remove(user, "mfa");
 		(void)json_remove(user, "appPasswords");
 	}
-	if (ret == 0)
-		ret = users_commit(u, before, error_r);
-	else
-		json_set(u->root, "users", before);
+	if (ret == 0) {
+		ret = users_commit(u, user, before, error_r);
+	} else {
+		users_restore(u, user, before);
+	}
 	if (ret < 0)
 		json_unref(result_r);
 	else if (*result_r == NULL)
-		*result_r = users_view(users_find(u,
-						  strcmp(method, "RenameUser") == 0
-							  ? json_get_string(args, "newUserName")
-							  : json_get_string(args, "userName"),
-						  NULL),
+		*result_r = users_view(users_find(u, strcmp(method, "RenameUser") == 0
+							     ? json_get_string(args, "newUserName")
+							     : json_get_string(args, "userName")),
 				       true);
 	return ret;
 }
 
 static int users_delete(struct instance_users *u, const struct json *args, const char **error_r)
 {
-	size_t index;
 	const char *name = json_get_string(args, "userName");
-	if (users_find(u, name, &index) == NULL) {
+	struct json *user = users_find(u, name);
+	long long id = 0;
+	if (user == NULL) {
 		*error_r = tstr_printf("no user '%s'", name == NULL ? "" : name);
 		return -1;
 	}
-	struct json *before = json_clone(users_list(u));
-	json_remove_at(users_list(u), index);
-	return users_commit(u, before, error_r);
+	(void)json_get_int(user, "id", &id);
+	if (catalog_begin(u->cat, error_r) < 0)
+		return -1;
+	if (catalog_user_delete(u->cat, id, error_r) < 0 || catalog_commit(u->cat, error_r) < 0) {
+		catalog_rollback(u->cat);
+		return -1;
+	}
+	users_forget(u, name);
+	return 0;
+}
+
+static int users_by_id(const void *a, const void *b)
+{
+	long long ia = 0, ib = 0;
+	(void)json_get_int(*(struct json *const *)a, "id", &ia);
+	(void)json_get_int(*(struct json *const *)b, "id", &ib);
+	return ia < ib ? -1 : ia > ib;
+}
+
+/* Every user in the order they were made (ids ascending), borrowed. */
+static struct json **users_all(struct instance_users *u, size_t *count_r)
+{
+	size_t count = hash_count(u->by_name), n = 0;
+	struct json **all = mem_alloc((count + 1) * sizeof(*all));
+	struct hash_iter it;
+	const char *key;
+	void *value;
+	for (hash_iter_init(&it, u->by_name); hash_iter_next(&it, &key, &value) == 1;)
+		all[n++] = value;
+	qsort(all, n, sizeof(*all), users_by_id);
+	*count_r = n;
+	return all;
+}
+
+/* ---- directory sync: many users in one transaction ---- */
+
+static const char *const users_sync_fields[] = {"userName",   "fullName",        "emailAddresses",
+						"privileges", "loginPrivileges", NULL};
+
+static bool users_sync_field_known(const char *key)
+{
+	for (const char *const *f = users_sync_fields; *f != NULL; f++) {
+		if (strcmp(*f, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Set a list field from the entry if it has it (a new user gets the
+ * default otherwise, as CreateUser gives). */
+static int users_sync_list(struct json *user, const struct json *entry, const char *field,
+			   bool is_new, const char *default_text, const char *const *allowed,
+			   const char **error_r)
+{
+	if (json_get(entry, field) == NULL && !is_new)
+		return 0;
+	struct json *list = users_list_arg(entry, field, default_text, allowed, error_r);
+	if (list == NULL)
+		return -1;
+	json_set(user, field, list);
+	return 0;
+}
+
+/* What the user named in `entry` is to be after the sync: a changed copy of
+ * the user it names, or a new user. Memory is not touched. */
+static struct json *users_sync_entry(struct instance_users *u, const struct json *entry,
+				     const char **error_r)
+{
+	if (json_kind(entry) != JSON_KIND_OBJECT) {
+		*error_r = "expected an object";
+		return NULL;
+	}
+	for (void *it = json_iter(entry); it != NULL; it = json_iter_next(entry, it)) {
+		if (!users_sync_field_known(json_iter_key(it))) {
+			*error_r = tstr_printf("unknown field '%s' (expected userName, fullName, "
+					       "emailAddresses, privileges, loginPrivileges; "
+					       "passwords are set with SetUserPassword)",
+					       json_iter_key(it));
+			return NULL;
+		}
+	}
+	const char *name = json_get_string(entry, "userName");
+	if (users_check_name(name, error_r) < 0)
+		return NULL;
+	const struct json *full = json_get(entry, "fullName");
+	if (full != NULL && json_string_of(full) == NULL) {
+		*error_r = "fullName: expected a string";
+		return NULL;
+	}
+	const struct json *existing = users_find(u, name);
+	struct json *user;
+	if (existing != NULL) {
+		user = json_clone(existing);
+	} else {
+		user = json_new_object();
+		json_set_string(user, "userName", name);
+		json_set_string(user, "archiveName", name);
+		json_set_string(user, "fullName", "");
+		json_set(user, "folderRights", json_new_object());
+	}
+	if (full != NULL)
+		json_set_string(user, "fullName", json_string_of(full));
+	bool is_new = existing == NULL;
+	if (users_sync_list(user, entry, "emailAddresses", is_new, "", NULL, error_r) < 0 ||
+	    users_sync_list(user, entry, "privileges", is_new, "login,archive", users_privileges,
+			    error_r) < 0 ||
+	    users_sync_list(user, entry, "loginPrivileges", is_new, "web,imap",
+			    users_login_privileges, error_r) < 0)
+		json_unref(&user);
+	return user;
+}
+
+struct users_sync {
+	ARRAY(struct json *) changed; /* new or changed users, owned */
+	ARRAY(struct json *) removed; /* users to delete, borrowed */
+	struct hash *listed;          /* lower-case names in the list */
+	long long created, updated, unchanged;
+};
+
+static void users_sync_free(struct users_sync *sync)
+{
+	for (size_t i = 0; i < sync->changed.count; i++)
+		json_unref(&sync->changed.items[i]);
+	array_free(&sync->changed);
+	array_free(&sync->removed);
+	hash_destroy(&sync->listed);
+}
+
+/* Every entry checked and turned into the user it makes, before anything is
+ * written: a bad entry refuses the whole sync. */
+static int users_sync_plan(struct instance_users *u, const struct json *list, bool delete_missing,
+			   struct users_sync *sync, const char **error_r)
+{
+	char key[USERS_NAME_MAX * 2 + 1];
+	for (size_t i = 0; i < json_count(list); i++) {
+		const char *error;
+		struct json *user = users_sync_entry(u, json_at(list, i), &error);
+		if (user == NULL) {
+			*error_r = tstr_printf("users[%zu]: %s", i, error);
+			return -1;
+		}
+		const char *name = json_get_string(user, "userName");
+		static char listed_mark;
+		if (hash_set(sync->listed, users_key(name, key), &listed_mark) != NULL) {
+			*error_r = tstr_printf("users[%zu]: '%s' is listed twice", i, name);
+			json_unref(&user);
+			return -1;
+		}
+		const struct json *existing = users_find(u, name);
+		if (existing != NULL && json_equals(existing, user)) {
+			sync->unchanged++;
+			json_unref(&user);
+			continue;
+		}
+		if (existing == NULL)
+			sync->created++;
+		else
+			sync->updated++;
+		array_append(&sync->changed, user);
+	}
+	struct hash_iter it;
+	const char *k;
+	void *value;
+	for (hash_iter_init(&it, u->by_name);
+	     delete_missing && hash_iter_next(&it, &k, &value) == 1;) {
+		if (hash_get(sync->listed, k) == NULL)
+			array_append(&sync->removed, (struct json *)value);
+	}
+	return 0;
+}
+
+static int users_sync_write(struct instance_users *u, struct users_sync *sync, const char **error_r)
+{
+	if (catalog_begin(u->cat, error_r) < 0)
+		return -1;
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < sync->changed.count; i++)
+		ret = users_put(u, sync->changed.items[i], error_r);
+	for (size_t i = 0; ret == 0 && i < sync->removed.count; i++) {
+		long long id = 0;
+		(void)json_get_int(sync->removed.items[i], "id", &id);
+		ret = catalog_user_delete(u->cat, id, error_r);
+	}
+	if (ret == 0)
+		ret = catalog_commit(u->cat, error_r);
+	if (ret < 0)
+		catalog_rollback(u->cat);
+	return ret;
+}
+
+/* SyncUsers: the users of a directory in one call. Each entry creates the
+ * user or sets the fields it has; with deleteMissing, users not listed are
+ * deleted. One transaction, one lookup by name per entry and one write per
+ * user that changes: the cost grows with the list, not with its square. */
+static int users_sync(struct instance_users *u, const struct json *args, struct json **result_r,
+		      const char **error_r)
+{
+	const struct json *list = json_get(args, "users");
+	if (json_kind(list) != JSON_KIND_ARRAY) {
+		*error_r = "users: expected a JSON array of {userName, fullName, emailAddresses, "
+			   "privileges, loginPrivileges}";
+		return -1;
+	}
+	struct users_sync sync = {.listed = hash_create()};
+	bool delete_missing = json_get_bool(args, "deleteMissing", false);
+	if (users_sync_plan(u, list, delete_missing, &sync, error_r) < 0 ||
+	    users_sync_write(u, &sync, error_r) < 0) {
+		users_sync_free(&sync);
+		return -1;
+	}
+	/* committed: memory follows */
+	for (size_t i = 0; i < sync.changed.count; i++) {
+		users_remember(u, sync.changed.items[i]);
+		sync.changed.items[i] = NULL;
+	}
+	for (size_t i = 0; i < sync.removed.count; i++)
+		users_forget(u, json_get_string(sync.removed.items[i], "userName"));
+	struct json *r = json_new_object();
+	json_set_int(r, "usersCreated", sync.created);
+	json_set_int(r, "usersUpdated", sync.updated);
+	json_set_int(r, "usersUnchanged", sync.unchanged);
+	json_set_int(r, "usersDeleted", (long long)sync.removed.count);
+	*result_r = r;
+	users_sync_free(&sync);
+	return 0;
 }
 
 int instance_users_call(struct instance_users *u, const char *method, const struct json *args,
@@ -448,8 +969,11 @@ int instance_users_call(struct instance_users *u, const char *method, const stru
 	*result_r = NULL;
 	if (strcmp(method, "GetUsers") == 0) {
 		struct json *list = json_new_array();
-		for (size_t i = 0; i < json_count(users_list(u)); i++)
-			json_append(list, users_view(json_at(users_list(u), i), false));
+		size_t count;
+		struct json **all = users_all(u, &count);
+		for (size_t i = 0; i < count; i++)
+			json_append(list, users_view(all[i], false));
+		mem_free(all);
 		*result_r = list;
 		return 1;
 	}
@@ -464,6 +988,8 @@ int instance_users_call(struct instance_users *u, const char *method, const stru
 		return users_create(u, args, result_r, error_r) < 0 ? -1 : 1;
 	if (strcmp(method, "DeleteUser") == 0)
 		return users_delete(u, args, error_r) < 0 ? -1 : 1;
+	if (strcmp(method, "SyncUsers") == 0)
+		return users_sync(u, args, result_r, error_r) < 0 ? -1 : 1;
 	static const char *const modify[] = {"SetUserPassword",
 					     "SetUserFullName",
 					     "SetUserEmailAddresses",
@@ -552,7 +1078,7 @@ struct instance_users_check *instance_users_login_prepare(struct instance_users 
 	check->password = mem_strdup(password);
 	check->service = mem_strdup(service);
 	check->matched = -1;
-	const struct json *user = users_find(u, user_name, NULL);
+	const struct json *user = users_find(u, user_name);
 	if (user == NULL)
 		return check; /* the dummy, on the worker */
 	check->user_name = mem_strdup(json_get_string(user, "userName"));
@@ -691,7 +1217,7 @@ struct instance_users_check *instance_users_account_prepare(struct instance_user
 		check->new_password = mem_strdup(new_password);
 	check->service = mem_strdup("account");
 	check->matched = -1;
-	const struct json *user = users_find(u, user_name, NULL);
+	const struct json *user = users_find(u, user_name);
 	if (user != NULL) {
 		check->user_name = mem_strdup(json_get_string(user, "userName"));
 		users_check_add(check, json_get_string(user, "passwordHash"));
@@ -706,7 +1232,7 @@ void instance_users_account_checked(struct instance_users *u,
 	instance_users_account_forget(u);
 	if (check == NULL || check->user_name == NULL)
 		return;
-	const struct json *user = users_find(u, check->user_name, NULL);
+	const struct json *user = users_find(u, check->user_name);
 	u->checked_name = mem_strdup(check->user_name);
 	u->checked_password = mem_strdup(check->password);
 	u->checked_ok = user != NULL && check->matched == 0 && check->first_is_account &&
@@ -756,7 +1282,7 @@ static bool users_account_password_ok(struct instance_users *u, const struct jso
 
 struct json *instance_users_rights_view(struct instance_users *u, const char *user_name)
 {
-	const struct json *user = users_find(u, user_name, NULL);
+	const struct json *user = users_find(u, user_name);
 	if (user == NULL)
 		return NULL;
 	struct json *v = json_new_object();
@@ -793,7 +1319,7 @@ int instance_users_login_finish(struct instance_users *u, const struct instance_
 	*error_r = "invalid user name or password";
 	if (check == NULL || check->user_name == NULL || check->matched < 0)
 		return 0;
-	struct json *user = users_find(u, check->user_name, NULL);
+	struct json *user = users_find(u, check->user_name);
 	const char *service = check->service;
 	if (user == NULL || !users_check_still_valid(user, check) ||
 	    !instance_rights_has(user, "login") ||
@@ -819,7 +1345,7 @@ int instance_users_login_finish(struct instance_users *u, const struct instance_
 		/* a code works once (while frozen, until the process restarts) */
 		json_set_int(m, "lastStep", step);
 		const char *save_error;
-		if (persist && users_save(u, &save_error) < 0) {
+		if (persist && users_store(u, user, &save_error) < 0) {
 			*code_r = "failed";
 			*error_r = save_error;
 			return -1;
@@ -831,7 +1357,7 @@ int instance_users_login_finish(struct instance_users *u, const struct instance_
 
 struct json *instance_users_app_passwords(struct instance_users *u, const char *user_name)
 {
-	const struct json *user = users_find(u, user_name, NULL);
+	const struct json *user = users_find(u, user_name);
 	struct json *list = json_new_array();
 	const struct json *have = json_get(user, "appPasswords");
 	for (size_t i = 0; i < json_count(have); i++) {
@@ -849,7 +1375,7 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 				       const char *password, const char *name,
 				       struct json **result_r, const char **error_r)
 {
-	struct json *user = users_find(u, user_name, NULL);
+	struct json *user = users_find(u, user_name);
 	if (user == NULL || password == NULL || !users_account_password_ok(u, user, password)) {
 		*error_r = "the password is not right";
 		return -1;
@@ -862,7 +1388,7 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 		*error_r = "name: expected 1 to 64 printable characters";
 		return -1;
 	}
-	struct json *before = json_clone(users_list(u));
+	struct json *before = json_clone(user);
 	struct json *list = json_get(user, "appPasswords");
 	if (list == NULL) {
 		list = json_new_array();
@@ -883,7 +1409,7 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 	json_set_string(e, "hash", hash);
 	json_set_int(e, "created", (long long)time(NULL));
 	json_append(list, e);
-	if (users_commit(u, before, error_r) < 0) {
+	if (users_commit(u, user, before, error_r) < 0) {
 		mem_free(secret);
 		return -1;
 	}
@@ -898,12 +1424,13 @@ int instance_users_app_password_create(struct instance_users *u, const char *use
 int instance_users_app_password_delete(struct instance_users *u, const char *user_name,
 				       const char *name, const char **error_r)
 {
-	struct json *list = json_get(users_find(u, user_name, NULL), "appPasswords");
+	struct json *list = json_get(users_find(u, user_name), "appPasswords");
 	for (size_t i = 0; name != NULL && i < json_count(list); i++) {
 		if (strcmp(json_get_string(json_at(list, i), "name"), name) == 0) {
-			struct json *before = json_clone(users_list(u));
-			json_remove_at(json_get(users_find(u, user_name, NULL), "appPasswords"), i);
-			return users_commit(u, before, error_r);
+			struct json *user = users_find(u, user_name);
+			struct json *before = json_clone(user);
+			json_remove_at(list, i);
+			return users_commit(u, user, before, error_r);
 		}
 	}
 	*error_r = tstr_printf("no app password named '%s'", name == NULL ? "" : name);
@@ -924,7 +1451,7 @@ static int users_refuse(const char **code_r, const char **error_r, const char *c
 static struct json *users_check_own(struct instance_users *u, const char *user_name,
 				    const char *password, const char **code_r, const char **error_r)
 {
-	struct json *user = users_find(u, user_name, NULL);
+	struct json *user = users_find(u, user_name);
 	if (user == NULL || password == NULL || !users_account_password_ok(u, user, password)) {
 		users_refuse(code_r, error_r, "forbidden", "the password is not right");
 		return NULL;
@@ -933,10 +1460,10 @@ static struct json *users_check_own(struct instance_users *u, const char *user_n
 }
 
 /* Save a change made since `before`, or undo it. */
-static int users_commit_change(struct instance_users *u, struct json *before, const char **code_r,
-			       const char **error_r)
+static int users_commit_change(struct instance_users *u, struct json *user, struct json *before,
+			       const char **code_r, const char **error_r)
 {
-	if (users_commit(u, before, error_r) < 0) {
+	if (users_commit(u, user, before, error_r) < 0) {
 		*code_r = "failed";
 		return -1;
 	}
@@ -953,13 +1480,13 @@ int instance_users_change_password(struct instance_users *u, const char *user_na
 	if (new_password == NULL || users_check_password(new_password, error_r) < 0)
 		return users_refuse(code_r, error_r, "bad-request",
 				    "new password: expected 8 to 1024 characters");
-	struct json *before = json_clone(users_list(u));
+	struct json *before = json_clone(user);
 	if (users_set_password(u, user, new_password, error_r) < 0) {
-		json_set(u->root, "users", before);
+		json_unref(&before); /* nothing was changed */
 		*code_r = "failed";
 		return -1;
 	}
-	return users_commit_change(u, before, code_r, error_r);
+	return users_commit_change(u, user, before, code_r, error_r);
 }
 
 int instance_users_mfa_begin(struct instance_users *u, const char *user_name, const char *password,
@@ -1001,19 +1528,19 @@ static int users_mfa_code_ok(struct json *user, const char *code)
 int instance_users_mfa_activate(struct instance_users *u, const char *user_name, const char *code,
 				const char **code_r, const char **error_r)
 {
-	struct json *user = users_find(u, user_name, NULL);
+	struct json *user = users_find(u, user_name);
 	const char *state = json_get_string(json_get(user, "mfa"), "state");
 	if (user == NULL || state == NULL || strcmp(state, "pending") != 0)
 		return users_refuse(code_r, error_r, "bad-request",
 				    "start setting up two-factor authentication first");
-	struct json *before = json_clone(users_list(u));
+	struct json *before = json_clone(user);
 	if (users_mfa_code_ok(user, code) != 1) {
-		json_set(u->root, "users", before);
+		json_unref(&before); /* a wrong code changes nothing */
 		return users_refuse(code_r, error_r, "forbidden",
 				    "the code is not right (check the time on your phone)");
 	}
 	json_set_string(json_get(user, "mfa"), "state", "active");
-	return users_commit_change(u, before, code_r, error_r);
+	return users_commit_change(u, user, before, code_r, error_r);
 }
 
 int instance_users_mfa_disable(struct instance_users *u, const char *user_name,
@@ -1026,12 +1553,12 @@ int instance_users_mfa_disable(struct instance_users *u, const char *user_name,
 	if (!users_mfa_active(user))
 		return users_refuse(code_r, error_r, "bad-request",
 				    "two-factor authentication is not on");
-	struct json *before = json_clone(users_list(u));
+	struct json *before = json_clone(user);
 	if (users_mfa_code_ok(user, code) != 1) {
-		json_set(u->root, "users", before);
+		json_unref(&before); /* a wrong code changes nothing */
 		return users_refuse(code_r, error_r, "forbidden", "the code is not right");
 	}
 	/* App passwords stay: without MFA they work as before. */
 	(void)json_remove(user, "mfa");
-	return users_commit_change(u, before, code_r, error_r);
+	return users_commit_change(u, user, before, code_r, error_r);
 }

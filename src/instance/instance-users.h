@@ -2,8 +2,13 @@
 #define COFFER_INSTANCE_USERS_H
 /* instance-users: the users of one instance.
  *
- * Stored in <base>/users.sealed: one JSON document sealed (AEAD) under a
- * subkey of the instance key, written atomically. Each user has a user name
+ * Stored in the instance's catalog (schema 11, docs/storage.md), encrypted
+ * page by page: a change writes that user's rows in one transaction, and
+ * every user is kept in memory (by name) from the catalog's rows read once
+ * at open. An instance that still has <base>/users.sealed (the one sealed
+ * JSON document of earlier versions) moves its users in at open and
+ * removes the file after the commit. SyncUsers writes a directory of users
+ * in one transaction. Each user has a user name
  * (unique regardless of case), full name, email addresses, privileges
  * (admin, login, archive, export, delete), login privileges (web, imap,
  * api), rights per folder (read, write, delete), an Argon2id password hash,

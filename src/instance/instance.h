@@ -54,6 +54,8 @@ struct instance {
 /* Dispatch one call from the Instance Host (instance-calls.c). */
 void instance_calls_dispatch(struct instance *inst, struct rpc_conn *conn, uint32_t id,
 			     const char *method, const struct json *args);
+/* Open inst->users if it is not (refused while a rebuild runs). */
+int instance_users_ready(struct instance *inst, const char **error_r);
 /* Close whatever is open (idle or freeze). */
 void instance_calls_close(struct instance *inst);
 

@@ -309,6 +309,32 @@ static void archive_remove_db(const char *path)
 	}
 }
 
+/* The instance's users live in the catalog but not in the stores: the new
+ * catalog gets them from the old one, read as late as possible. An old
+ * catalog that cannot be opened any more has none to give (said so). */
+static int archive_rebuild_keep_users(struct archive *a, const char *old_path,
+				      archive_report_cb *cb, void *context, const char **error_r)
+{
+	const char *error;
+	struct catalog *old;
+	if (file_exists(old_path, &error) != 1)
+		return 0;
+	if (catalog_open(old_path, a->catalog_key, &old, &error) < 0) {
+		cb(tstr_printf("the old catalog cannot be read, its users are lost: %s", error),
+		   context);
+		return 0;
+	}
+	int ret = catalog_begin(a->cat, error_r) < 0 ||
+				  catalog_users_copy(old, a->cat, error_r) < 0 ||
+				  catalog_commit(a->cat, error_r) < 0
+			  ? -1
+			  : 0;
+	if (ret < 0)
+		catalog_rollback(a->cat);
+	catalog_destroy(&old);
+	return ret;
+}
+
 int archive_rebuild(const struct archive_settings *set, archive_report_cb *cb, void *context,
 		    const char **error_r)
 {
@@ -379,6 +405,8 @@ int archive_rebuild_work(const struct archive_settings *set, const struct archiv
 		mem_free(names[i]);
 	mem_free(names);
 	catalog_stores_free(old_stores, old_count);
+	if (ret == 0 && archive_rebuild_keep_users(a, path, cb, context, error_r) < 0)
+		ret = -1;
 	catalog_destroy(&a->cat);
 	if (ret < 0) {
 		/* cancelled or failed: the old catalog stays as it was */

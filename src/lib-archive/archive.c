@@ -352,6 +352,28 @@ fail:
 	return -1;
 }
 
+int archive_catalog_open(const char *base_dir, const char *key_file, struct catalog **catalog_r,
+			 const char **error_r)
+{
+	unsigned char master[CRYPTO_KEY_LEN], key[CRYPTO_KEY_LEN];
+	if (archive_key_file_read(key_file, master, error_r) < 0)
+		return -1;
+	crypto_kdf_derive(master, "catalog_", 1, key);
+	crypto_wipe(master, sizeof(master));
+	char *path = mem_printf("%s/catalog.db", base_dir);
+	int ret = file_exists(path, error_r);
+	if (ret == 0 && archive_has_segments(base_dir)) {
+		/* a new empty catalog would hide the archive: rebuild it first */
+		*error_r = tstr_printf("%s is missing but stores exist: run `rebuild`", path);
+		ret = -1;
+	}
+	if (ret >= 0)
+		ret = catalog_open(path, key, catalog_r, error_r);
+	crypto_wipe(key, sizeof(key));
+	mem_free(path);
+	return ret < 0 ? -1 : 0;
+}
+
 int archive_open(const struct archive_settings *set, struct archive **archive_r,
 		 const char **error_r)
 {

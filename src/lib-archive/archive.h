@@ -43,6 +43,13 @@ struct archive_settings {
 int archive_key_file_read(const char *path, unsigned char key_r[32], const char **error_r);
 int archive_key_file_create(const char *path, const char **error_r);
 
+/* The catalog of a base directory on its own (the instance's users live
+ * there), created if there is none yet; refused if it is missing while
+ * stores exist (a rebuild makes it again). The caller destroys it. */
+struct catalog;
+int archive_catalog_open(const char *base_dir, const char *key_file, struct catalog **catalog_r,
+			 const char **error_r);
+
 int archive_open(const struct archive_settings *set, struct archive **archive_r,
 		 const char **error_r);
 void archive_destroy(struct archive **archive);

@@ -29,6 +29,17 @@ enum catalog_stmt {
 	ST_MESSAGE_CONTENT,
 	ST_MESSAGE_FIND,
 	ST_MESSAGE_META,
+	ST_USER_ADD,
+	ST_USER_UPDATE,
+	ST_USER_DELETE,
+	ST_USER_EMAIL_DELETE,
+	ST_USER_PRIV_DELETE,
+	ST_USER_RIGHT_DELETE,
+	ST_USER_APP_DELETE,
+	ST_USER_EMAIL_ADD,
+	ST_USER_PRIV_ADD,
+	ST_USER_RIGHT_ADD,
+	ST_USER_APP_ADD,
 	ST_COUNT
 };
 
@@ -123,6 +134,29 @@ static const char *const catalog_migrations[] = {
 	/* 10: the Date header's zone, for searches by the day it was written
 	 * on (IMAP SENTON); contents from before read as UTC until a rebuild */
 	"ALTER TABLE contents ADD COLUMN zone INTEGER NOT NULL DEFAULT 0;",
+	/* 11: the instance's users, one row each, and what belongs to a user
+	 * in tables keyed by user_id first (so one user's rows are found and
+	 * replaced by index, without reading the others). Names are unique
+	 * regardless of (ASCII) case, as user names are. The rows were one
+	 * sealed JSON file (users.sealed) before: the instance moves them in
+	 * on its first start (instance-users.c); this file is encrypted page
+	 * by page like the rest of the catalog. */
+	"CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE UNIQUE,"
+	"  archive_name TEXT NOT NULL, full_name TEXT NOT NULL, password_hash TEXT,"
+	"  mfa_state TEXT, mfa_secret TEXT, mfa_last_step INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE user_emails (user_id INTEGER NOT NULL, position INTEGER NOT NULL,"
+	"  address TEXT NOT NULL, PRIMARY KEY (user_id, position)) WITHOUT ROWID;"
+	/* kind 0: privileges (admin, login, ...), 1: login privileges */
+	"CREATE TABLE user_privileges (user_id INTEGER NOT NULL, kind INTEGER NOT NULL,"
+	"  position INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (user_id, kind, position))"
+	"  WITHOUT ROWID;"
+	/* rights: the folder's rights as a comma-separated list (read,write) */
+	"CREATE TABLE user_folder_rights (user_id INTEGER NOT NULL, position INTEGER NOT NULL,"
+	"  folder TEXT NOT NULL, rights TEXT NOT NULL, PRIMARY KEY (user_id, position))"
+	"  WITHOUT ROWID;"
+	"CREATE TABLE user_app_passwords (user_id INTEGER NOT NULL, position INTEGER NOT NULL,"
+	"  name TEXT NOT NULL, hash TEXT NOT NULL, created INTEGER NOT NULL,"
+	"  PRIMARY KEY (user_id, position)) WITHOUT ROWID;",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -1689,4 +1723,271 @@ int catalog_message_meta(struct catalog *cat, int64_t message_id,
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
+}
+
+/* ---- the instance's users ---- */
+
+static void catalog_bind_text_or_null(sqlite3_stmt *st, int index, const char *text)
+{
+	if (text == NULL)
+		sqlite3_bind_null(st, index);
+	else
+		sqlite3_bind_text(st, index, text, -1, SQLITE_STATIC);
+}
+
+static int catalog_user_row(struct catalog *cat, struct catalog_user *user, const char **error_r)
+{
+	bool is_new = user->id == 0;
+	sqlite3_stmt *st =
+		is_new ? catalog_stmt(
+				 cat, ST_USER_ADD,
+				 "INSERT INTO users (name, archive_name, full_name, password_hash,"
+				 " mfa_state, mfa_secret, mfa_last_step) VALUES (?, ?, ?, ?, ?, ?, "
+				 "?)",
+				 error_r)
+		       : catalog_stmt(cat, ST_USER_UPDATE,
+				      "UPDATE users SET name = ?, archive_name = ?, full_name = ?,"
+				      " password_hash = ?, mfa_state = ?, mfa_secret = ?,"
+				      " mfa_last_step = ? WHERE id = ?",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, user->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user->archive_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, user->full_name != NULL ? user->full_name : "", -1, SQLITE_STATIC);
+	catalog_bind_text_or_null(st, 4, user->password_hash);
+	catalog_bind_text_or_null(st, 5, user->mfa_state);
+	catalog_bind_text_or_null(st, 6, user->mfa_secret);
+	sqlite3_bind_int64(st, 7, user->mfa_last_step);
+	if (!is_new)
+		sqlite3_bind_int64(st, 8, user->id);
+	if (catalog_step_done(cat, st, "writing a user", error_r) < 0)
+		return -1;
+	if (is_new)
+		user->id = sqlite3_last_insert_rowid(cat->db);
+	return 0;
+}
+
+/* The rows that belong to a user, dropped before they are written again. */
+static int catalog_user_children_delete(struct catalog *cat, int64_t id, const char **error_r)
+{
+	static const struct {
+		enum catalog_stmt idx;
+		const char *sql;
+	} deletes[] = {
+		{ST_USER_EMAIL_DELETE, "DELETE FROM user_emails WHERE user_id = ?"},
+		{ST_USER_PRIV_DELETE, "DELETE FROM user_privileges WHERE user_id = ?"},
+		{ST_USER_RIGHT_DELETE, "DELETE FROM user_folder_rights WHERE user_id = ?"},
+		{ST_USER_APP_DELETE, "DELETE FROM user_app_passwords WHERE user_id = ?"},
+	};
+	for (size_t i = 0; i < sizeof(deletes) / sizeof(deletes[0]); i++) {
+		sqlite3_stmt *st = catalog_stmt(cat, deletes[i].idx, deletes[i].sql, error_r);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		if (catalog_step_done(cat, st, "removing a user's rows", error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int catalog_user_texts_add(struct catalog *cat, int64_t id, int kind,
+				  const char *const *texts, size_t count, const char **error_r)
+{
+	for (size_t i = 0; i < count; i++) {
+		sqlite3_stmt *st =
+			kind < 0 ? catalog_stmt(cat, ST_USER_EMAIL_ADD,
+						"INSERT INTO user_emails VALUES (?, ?, ?)", error_r)
+				 : catalog_stmt(cat, ST_USER_PRIV_ADD,
+						"INSERT INTO user_privileges VALUES (?, ?, ?, ?)",
+						error_r);
+		if (st == NULL)
+			return -1;
+		int col = 1;
+		sqlite3_bind_int64(st, col++, id);
+		if (kind >= 0)
+			sqlite3_bind_int(st, col++, kind);
+		sqlite3_bind_int64(st, col++, (int64_t)i);
+		sqlite3_bind_text(st, col, texts[i], -1, SQLITE_STATIC);
+		if (catalog_step_done(cat, st, "writing a user's list", error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int catalog_user_rights_add(struct catalog *cat, const struct catalog_user *user,
+				   const char **error_r)
+{
+	for (size_t i = 0; i < user->right_count; i++) {
+		sqlite3_stmt *st =
+			catalog_stmt(cat, ST_USER_RIGHT_ADD,
+				     "INSERT INTO user_folder_rights VALUES (?, ?, ?, ?)", error_r);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, user->id);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		sqlite3_bind_text(st, 3, user->rights[i].folder, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, user->rights[i].rights, -1, SQLITE_STATIC);
+		if (catalog_step_done(cat, st, "writing a folder right", error_r) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < user->app_count; i++) {
+		sqlite3_stmt *st = catalog_stmt(
+			cat, ST_USER_APP_ADD,
+			"INSERT INTO user_app_passwords VALUES (?, ?, ?, ?, ?)", error_r);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, user->id);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		sqlite3_bind_text(st, 3, user->apps[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, user->apps[i].hash, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, user->apps[i].created);
+		if (catalog_step_done(cat, st, "writing an app password", error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int catalog_user_put(struct catalog *cat, struct catalog_user *user, const char **error_r)
+{
+	bool is_new = user->id == 0;
+	if (catalog_user_row(cat, user, error_r) < 0 ||
+	    (!is_new && catalog_user_children_delete(cat, user->id, error_r) < 0) ||
+	    catalog_user_texts_add(cat, user->id, -1, user->emails, user->email_count, error_r) <
+		    0 ||
+	    catalog_user_texts_add(cat, user->id, 0, user->privileges, user->privilege_count,
+				   error_r) < 0 ||
+	    catalog_user_texts_add(cat, user->id, 1, user->login_privileges,
+				   user->login_privilege_count, error_r) < 0 ||
+	    catalog_user_rights_add(cat, user, error_r) < 0)
+		return -1;
+	return 0;
+}
+
+int catalog_user_delete(struct catalog *cat, int64_t id, const char **error_r)
+{
+	sqlite3_stmt *st =
+		catalog_stmt(cat, ST_USER_DELETE, "DELETE FROM users WHERE id = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (catalog_step_done(cat, st, "deleting a user", error_r) < 0)
+		return -1;
+	return catalog_user_children_delete(cat, id, error_r);
+}
+
+/* What each user table gives back, in the order catalog_users_load()
+ * walks them: columns after user_id map onto the row's texts, except the
+ * column numbered `number_col` (0: none), which is the row's number. */
+static const struct {
+	enum catalog_user_row_kind kind;
+	const char *sql;
+	int number_col;
+} catalog_user_reads[] = {
+	{CATALOG_USER_ROW_USER,
+	 "SELECT id, name, archive_name, full_name, password_hash, mfa_state, mfa_secret,"
+	 " mfa_last_step FROM users ORDER BY id",
+	 7},
+	{CATALOG_USER_ROW_EMAIL,
+	 "SELECT user_id, address FROM user_emails ORDER BY user_id, position", 0},
+	{CATALOG_USER_ROW_PRIVILEGE,
+	 "SELECT user_id, name FROM user_privileges WHERE kind = 0 ORDER BY user_id, position", 0},
+	{CATALOG_USER_ROW_LOGIN_PRIVILEGE,
+	 "SELECT user_id, name FROM user_privileges WHERE kind = 1 ORDER BY user_id, position", 0},
+	{CATALOG_USER_ROW_FOLDER_RIGHT,
+	 "SELECT user_id, folder, rights FROM user_folder_rights ORDER BY user_id, position", 0},
+	{CATALOG_USER_ROW_APP_PASSWORD,
+	 "SELECT user_id, name, hash, created FROM user_app_passwords ORDER BY user_id, position",
+	 3},
+};
+
+static const char *catalog_column_text(sqlite3_stmt *st, int col)
+{
+	return col < sqlite3_column_count(st) ? (const char *)sqlite3_column_text(st, col) : NULL;
+}
+
+static int catalog_users_read(struct catalog *cat, size_t table, catalog_user_row_cb *cb,
+			      void *context, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, catalog_user_reads[table].sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "reading users", error_r);
+	int rc, ret = 0, number_col = catalog_user_reads[table].number_col;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_user_row row = {.kind = catalog_user_reads[table].kind,
+					       .user_id = sqlite3_column_int64(st, 0)};
+		const char **texts[] = {&row.text, &row.text2, &row.text3, &row.text4, &row.text5};
+		int first = 1;
+		if (row.kind == CATALOG_USER_ROW_USER)
+			row.name = catalog_column_text(st, first++);
+		for (int col = first, t = 0; col < sqlite3_column_count(st); col++) {
+			if (col == number_col)
+				row.number = sqlite3_column_int64(st, col);
+			else if (t < 5)
+				*texts[t++] = catalog_column_text(st, col);
+		}
+		ret = cb(&row, context);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = catalog_fail(cat, "reading users", error_r);
+	catalog_finalize(cat, st);
+	return ret;
+}
+
+int catalog_users_load(struct catalog *cat, catalog_user_row_cb *cb, void *context,
+		       const char **error_r)
+{
+	int ret = 0;
+	catalog_read_begin(cat);
+	for (size_t i = 0;
+	     ret == 0 && i < sizeof(catalog_user_reads) / sizeof(catalog_user_reads[0]); i++)
+		ret = catalog_users_read(cat, i, cb, context, error_r);
+	catalog_read_end(cat);
+	return ret;
+}
+
+/* Each table copied as it is (ids too), column by column. */
+static int catalog_users_copy_table(struct catalog *from, struct catalog *to, const char *table,
+				    const char **error_r)
+{
+	char *select = mem_printf("SELECT * FROM %s", table);
+	sqlite3_stmt *st = NULL, *ins = NULL;
+	int ret = 0, rc;
+	if (sqlite3_prepare_v2(from->db, select, -1, &st, NULL) != SQLITE_OK)
+		ret = catalog_fail(from, "reading users", error_r);
+	mem_free(select);
+	int cols = ret == 0 ? sqlite3_column_count(st) : 0;
+	if (ret == 0) {
+		struct str *sql = str_create(128);
+		str_printfa(sql, "INSERT INTO %s VALUES (", table);
+		for (int i = 0; i < cols; i++)
+			str_append(sql, i == 0 ? "?" : ", ?");
+		str_append(sql, ")");
+		if (sqlite3_prepare_v2(to->db, str_c(sql), -1, &ins, NULL) != SQLITE_OK)
+			ret = catalog_fail(to, "copying users", error_r);
+		str_destroy(&sql);
+	}
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < cols; i++)
+			sqlite3_bind_value(ins, i + 1, sqlite3_column_value(st, i));
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			ret = catalog_fail(to, "copying users", error_r);
+		sqlite3_reset(ins);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = catalog_fail(from, "reading users", error_r);
+	catalog_finalize(from, st);
+	catalog_finalize(to, ins);
+	return ret;
+}
+
+int catalog_users_copy(struct catalog *from, struct catalog *to, const char **error_r)
+{
+	static const char *const tables[] = {"users", "user_emails", "user_privileges",
+					     "user_folder_rights", "user_app_passwords"};
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		if (catalog_users_copy_table(from, to, tables[i], error_r) < 0)
+			return -1;
+	}
+	return 0;
 }

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 10
+#define CATALOG_SCHEMA_VERSION 11
 
 struct catalog;
 
@@ -255,5 +255,71 @@ struct catalog_message_meta {
 /* 1 found, 0 not (or in a disabled store), -1 error. */
 int catalog_message_meta(struct catalog *cat, int64_t message_id,
 			 struct catalog_message_meta *meta_r, const char **error_r);
+
+/* ---- the instance's users (schema 11) ----
+ *
+ * One user is written at a time, inside the caller's transaction:
+ * catalog_user_put() inserts (id 0; *id is set) or replaces the user's row
+ * and every row that belongs to it, by index, so a change costs the same
+ * however many users there are. Strings are the caller's. */
+struct catalog_user_right {
+	const char *folder;
+	const char *rights; /* comma-separated: read,write,delete */
+};
+struct catalog_user_app {
+	const char *name, *hash;
+	int64_t created;
+};
+struct catalog_user {
+	int64_t id;
+	const char *name, *archive_name, *full_name;
+	const char *password_hash;          /* NULL: none */
+	const char *mfa_state, *mfa_secret; /* NULL: MFA off */
+	int64_t mfa_last_step;
+	const char *const *emails;
+	size_t email_count;
+	const char *const *privileges;
+	size_t privilege_count;
+	const char *const *login_privileges;
+	size_t login_privilege_count;
+	const struct catalog_user_right *rights;
+	size_t right_count;
+	const struct catalog_user_app *apps;
+	size_t app_count;
+};
+int catalog_user_put(struct catalog *cat, struct catalog_user *user, const char **error_r);
+int catalog_user_delete(struct catalog *cat, int64_t id, const char **error_r);
+
+/* Reading every user back: first one CATALOG_USER_ROW_USER row per user
+ * (ascending id, the order they were made in), then the rows that belong
+ * to users, each in its user's order. Only the fields of the row's kind
+ * are set; strings are valid during the callback. Non-zero from cb stops
+ * the walk and is returned. */
+enum catalog_user_row_kind {
+	CATALOG_USER_ROW_USER,
+	CATALOG_USER_ROW_EMAIL,
+	CATALOG_USER_ROW_PRIVILEGE,
+	CATALOG_USER_ROW_LOGIN_PRIVILEGE,
+	CATALOG_USER_ROW_FOLDER_RIGHT,
+	CATALOG_USER_ROW_APP_PASSWORD,
+};
+struct catalog_user_row {
+	enum catalog_user_row_kind kind;
+	int64_t user_id;
+	/* USER: name, archive_name (text), full_name (text2), password_hash
+	 * (text3), mfa_state (text4), mfa_secret (text5), mfa_last_step (number);
+	 * EMAIL, PRIVILEGE, LOGIN_PRIVILEGE: text; FOLDER_RIGHT: text (folder),
+	 * text2 (rights); APP_PASSWORD: text (name), text2 (hash), number
+	 * (created) */
+	const char *name, *text, *text2, *text3, *text4, *text5;
+	int64_t number;
+};
+typedef int catalog_user_row_cb(const struct catalog_user_row *row, void *context);
+int catalog_users_load(struct catalog *cat, catalog_user_row_cb *cb, void *context,
+		       const char **error_r);
+/* Copy every user row of `from` into `to` (a rebuilt catalog, inside its
+ * transaction): users are not in the stores, so a rebuild keeps them this
+ * way. */
+int catalog_users_copy(struct catalog *from, struct catalog *to, const char **error_r);
 
 #endif

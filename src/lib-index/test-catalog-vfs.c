@@ -170,9 +170,10 @@ static void add_messages(struct catalog *cat, int n)
 }
 
 /* catalog_open() brings an older catalog up to date (here: from schema 6,
- * through FTS5's automerge (7), defect kinds (8) and the folders' kept
- * counts (9), which an existing archive gets filled in) and refuses one from
- * a newer program. */
+ * through FTS5's automerge (7), defect kinds (8), the folders' kept
+ * counts (9), which an existing archive gets filled in, the Date header's
+ * zone (10) and the users' tables (11)) and refuses one from a newer
+ * program. */
 static void test_schema_versions(void **state)
 {
 	unsigned char key[CATALOG_VFS_KEY_LEN];
@@ -191,9 +192,13 @@ static void test_schema_versions(void **state)
 	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
 	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
 	assert_int_equal(query_int(db, "SELECT sum(messages) FROM folders"), 3);
-	/* schema 6: no zones (10), no counts and no triggers (9), a count of
-	 * defects instead of kinds (8), FTS5's default automerge (7) */
-	char *older = mem_printf("ALTER TABLE contents DROP COLUMN zone;"
+	/* schema 6: no users' tables (11), no zones (10), no counts and no
+	 * triggers (9), a count of defects instead of kinds (8), FTS5's
+	 * default automerge (7) */
+	char *older = mem_printf("DROP TABLE users; DROP TABLE user_emails;"
+				 "DROP TABLE user_privileges; DROP TABLE user_folder_rights;"
+				 "DROP TABLE user_app_passwords;"
+				 "ALTER TABLE contents DROP COLUMN zone;"
 				 "DROP TRIGGER folder_count_add; DROP TRIGGER folder_count_remove;"
 				 "ALTER TABLE folders DROP COLUMN messages;"
 				 "ALTER TABLE folders DROP COLUMN bytes;"
@@ -219,6 +224,9 @@ static void test_schema_versions(void **state)
 	assert_int_equal(query_int(db, "SELECT bytes FROM folders WHERE path = 'B'"), 200);
 	/* 10: contents from before have no zone: their days are UTC days */
 	assert_int_equal(query_int(db, "SELECT count(*) FROM contents WHERE zone = 0"), 3);
+	/* 11: the users' tables, empty (the instance moves users.sealed in) */
+	assert_int_equal(query_int(db, "SELECT count(*) FROM users"), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM user_app_passwords"), 0);
 	char *newer = mem_printf("PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION + 1);
 	assert_int_equal(sqlite3_exec(db, newer, NULL, NULL, NULL), SQLITE_OK);
 	mem_free(newer);

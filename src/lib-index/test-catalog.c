@@ -605,12 +605,127 @@ static void test_sent_day(void **state)
 	mem_free(path);
 }
 
+/* Users: rows written one user at a time, read back in order, replaced,
+ * deleted, and copied into another catalog (what a rebuild does); a name
+ * is unique regardless of case. */
+struct user_rows {
+	char text[4096];
+	int users;
+};
+
+static int user_row(const struct catalog_user_row *row, void *context)
+{
+	struct user_rows *r = context;
+	size_t len = strlen(r->text);
+	snprintf(r->text + len, sizeof(r->text) - len, "%d:%lld:%s:%s:%s:%lld;", (int)row->kind,
+		 (long long)row->user_id, row->kind == CATALOG_USER_ROW_USER ? row->name : "",
+		 row->text != NULL ? row->text : "-", row->text2 != NULL ? row->text2 : "-",
+		 (long long)row->number);
+	r->users += row->kind == CATALOG_USER_ROW_USER;
+	return 0;
+}
+
+static void users_read(struct catalog *cat, struct user_rows *r)
+{
+	const char *error = NULL;
+	memset(r, 0, sizeof(*r));
+	if (catalog_users_load(cat, user_row, r, &error) < 0)
+		fail_msg("%s", error);
+}
+
+static void test_users(void **state)
+{
+	const char *error = NULL;
+	unsigned char key[CATALOG_KEY_LEN];
+	crypto_key_generate(key);
+	char *path = mem_printf("%s/users.db", tmpdir);
+	char *path2 = mem_printf("%s/users2.db", tmpdir);
+	struct catalog *cat, *copy;
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	const char *emails[] = {"a@x.test", "b@x.test"};
+	const char *privs[] = {"login", "archive"};
+	const char *logins[] = {"web"};
+	const struct catalog_user_right rights[] = {{"bob/Work", "read,write"}};
+	const struct catalog_user_app apps[] = {{"phone", "sha256$s$d", 1700000000}};
+	struct catalog_user alice = {.name = "alice",
+				     .archive_name = "alice",
+				     .full_name = "Alice",
+				     .password_hash = "$argon2id$x",
+				     .mfa_state = "active",
+				     .mfa_secret = "SECRET",
+				     .mfa_last_step = 42,
+				     .emails = emails,
+				     .email_count = 2,
+				     .privileges = privs,
+				     .privilege_count = 2,
+				     .login_privileges = logins,
+				     .login_privilege_count = 1,
+				     .rights = rights,
+				     .right_count = 1,
+				     .apps = apps,
+				     .app_count = 1};
+	struct catalog_user bob = {.name = "bob", .archive_name = "bob", .full_name = ""};
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_user_put(cat, &alice, &error), 0);
+	assert_int_equal(catalog_user_put(cat, &bob, &error), 0);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+	assert_true(alice.id > 0 && bob.id > alice.id);
+	struct user_rows r;
+	users_read(cat, &r);
+	assert_int_equal(r.users, 2);
+	char *want =
+		mem_printf("0:%lld:alice:alice:Alice:42;0:%lld:bob:bob::0;"
+			   "1:%lld::a@x.test:-:0;1:%lld::b@x.test:-:0;"
+			   "2:%lld::login:-:0;2:%lld::archive:-:0;3:%lld::web:-:0;"
+			   "4:%lld::bob/Work:read,write:0;5:%lld::phone:sha256$s$d:1700000000;",
+			   (long long)alice.id, (long long)bob.id, (long long)alice.id,
+			   (long long)alice.id, (long long)alice.id, (long long)alice.id,
+			   (long long)alice.id, (long long)alice.id, (long long)alice.id);
+	assert_string_equal(r.text, want);
+	mem_free(want);
+	/* the same name in other case is refused by the unique index */
+	struct catalog_user other = {.name = "ALICE", .archive_name = "x", .full_name = ""};
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_user_put(cat, &other, &error), -1);
+	catalog_rollback(cat);
+	/* replacing a user replaces its rows; the copy has both users */
+	alice.email_count = 1;
+	alice.app_count = 0;
+	alice.mfa_state = alice.mfa_secret = NULL;
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_user_put(cat, &alice, &error), 0);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+	assert_int_equal(catalog_open(path2, key, &copy, &error), 0);
+	assert_int_equal(catalog_begin(copy, &error), 0);
+	assert_int_equal(catalog_users_copy(cat, copy, &error), 0);
+	assert_int_equal(catalog_commit(copy, &error), 0);
+	struct user_rows r2;
+	users_read(cat, &r);
+	users_read(copy, &r2);
+	assert_string_equal(r.text, r2.text);
+	assert_null(strstr(r.text, "b@x.test"));
+	assert_null(strstr(r.text, "phone"));
+	assert_null(strstr(r.text, "SECRET"));
+	/* deleting takes every row of the user */
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_user_delete(cat, alice.id, &error), 0);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+	users_read(cat, &r);
+	assert_int_equal(r.users, 1);
+	assert_null(strstr(r.text, "alice"));
+	assert_null(strstr(r.text, "login"));
+	catalog_destroy(&copy);
+	catalog_destroy(&cat);
+	mem_free(path);
+	mem_free(path2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_catalog),       cmocka_unit_test(test_date_bounds),
 		cmocka_unit_test(test_defect_counts), cmocka_unit_test(test_folder_list_cost),
-		cmocka_unit_test(test_sent_day),
+		cmocka_unit_test(test_sent_day),      cmocka_unit_test(test_users),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -87,6 +87,7 @@ MGMT_FORWARD(mgmt_set_user_login_privileges, "SetUserLoginPrivileges")
 MGMT_FORWARD(mgmt_set_user_folder_privileges, "SetUserPrivilegesOnFolder")
 MGMT_FORWARD(mgmt_init_user_mfa, "InitializeMFA")
 MGMT_FORWARD(mgmt_disable_user_mfa, "DisableMFA")
+MGMT_FORWARD(mgmt_sync_users, "SyncUsers")
 MGMT_FORWARD(mgmt_get_stores, "GetStores")
 MGMT_FORWARD(mgmt_create_store, "CreateStore")
 MGMT_FORWARD(mgmt_set_store_state, "SetStoreRequestedState")
@@ -377,6 +378,16 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	   "USER (a whole user archive) or USER/PATH, as GetChildFolders names them"},
 	  {"privileges", MGMT_API_LIST, true,
 	   "read, write, delete (docs/client-api.md says what each allows)"}),
+	F("SyncUsers",
+	  "Create or update many users in one transaction (a directory sync): each entry creates "
+	  "the user or sets the fields it has; returns {usersCreated, usersUpdated, "
+	  "usersUnchanged, usersDeleted}.",
+	  mgmt_sync_users,
+	  {"users", MGMT_API_JSON, true,
+	   "a JSON array of {userName, fullName, emailAddresses, privileges, loginPrivileges} "
+	   "(as CreateUser takes them; no passwords: SetUserPassword sets those)"},
+	  {"deleteMissing", MGMT_API_BOOL, false,
+	   "delete the users that are not listed (default false)"}),
 	F("InitializeMFA", "Start TOTP enrolment for a user: secret, otpauth URI and QR code.",
 	  mgmt_init_user_mfa, USER_ARG),
 	F("DisableMFA", "Turn MFA off for a user.", mgmt_disable_user_mfa, USER_ARG),

@@ -108,7 +108,9 @@ static int mgmt_listen_http(struct mgmt *mgmt, const char **error_r)
 		role_daemon_server_tls(mgmt->rd, CONFIG_KIND_HTTP, NULL, NULL, error_r);
 	if (tls == NULL)
 		return -1;
-	struct http_server_settings set = {.max_body_size = 1024 * 1024};
+	/* 8 MiB: a SyncUsers of tens of thousands of users is one request (and
+	 * stays well inside one role-protocol frame on its way to the instance) */
+	struct http_server_settings set = {.max_body_size = 8 * 1024 * 1024};
 	mgmt->http =
 		http_server_create(role_daemon_base(mgmt->rd), tls, &set, mgmt_api_handle, mgmt);
 	const struct config_listener_set *l =
@@ -158,13 +160,15 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 
 static void mgmt_free(struct mgmt *mgmt)
 {
+	/* links first: closing them answers the calls still out (a long
+	 * SyncUsers at shutdown) into jobs that must still exist */
+	mgmt_links_destroy(&mgmt->links);
 	mgmt_jobs_destroy(&mgmt->jobs);
 	mgmt_auth_destroy(&mgmt->auth);
 	mgmt_auth_log_destroy(&mgmt->auth_log);
 	audit_close(&mgmt->audit);
 	http_server_destroy(&mgmt->http);
 	rpc_server_destroy(&mgmt->tcp_server);
-	mgmt_links_destroy(&mgmt->links);
 	mgmtdb_destroy(&mgmt->db);
 	mem_free(mgmt->db_path);
 	role_daemon_destroy(&mgmt->rd);

@@ -152,7 +152,7 @@ def test_malformed_api_requests(single):
     assert st == 400
     assert _request(single, "GET", "/api/invoke/Ping")[0] == 405
     assert _request(single, "GET", "/nothing-here")[0] == 404
-    st, _ = _request(single, "POST", "/api/invoke/Ping", b"a=" + b"x" * (2 * 1024 * 1024), form)
+    st, _ = _request(single, "POST", "/api/invoke/Ping", b"a=" + b"x" * (9 * 1024 * 1024), form)
     assert st == 413
     # Values the functions check themselves: a failed envelope, HTTP 200.
     st, body = _request(single, "POST", "/api/invoke/CreateInstanceHost",

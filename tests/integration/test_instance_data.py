@@ -59,9 +59,13 @@ def test_users(inst):
     assert r["userName"] == "robert" and r["archiveName"] == "bob"
     api.call("DeleteUser", "instanceID=acme", "userName=robert")
     assert [x["userName"] for x in api.call("GetUsers", "instanceID=acme")] == ["alice"]
-    # The user database is sealed: neither names nor hashes are readable on disk.
-    raw = open(os.path.join(inst.base, "users.sealed"), "rb").read()
-    assert b"alice" not in raw and b"argon2" not in raw
+    # The users live in the catalog, encrypted page by page (and its WAL too):
+    # neither names nor hashes are readable on disk.
+    assert not os.path.exists(os.path.join(inst.base, "users.sealed"))
+    for name in ("catalog.db", "catalog.db-wal"):
+        path = os.path.join(inst.base, name)
+        raw = open(path, "rb").read() if os.path.exists(path) else b""
+        assert b"alice" not in raw and b"argon2" not in raw and b"Alice A" not in raw, name
     # Everything survives a restart of the instance.
     api.call("RestartInstances", "instanceFilter=acme")
     assert api.call("GetUserInfo", "instanceID=acme", "userName=alice")["fullName"] == "Alice A"
@@ -102,6 +106,12 @@ def test_import_search_statistics_stores(inst):
     r = api.call("RebuildSelectedStoreIndexes", "instanceID=acme")
     assert r["damagedRecords"] == 0
     assert api.call("Search", "instanceID=acme", "query=subject:invoice")["total"] == 40
+    # The users live in the catalog but not in the stores: the rebuilt
+    # catalog keeps them, and they can still be changed afterwards.
+    assert [u["userName"] for u in api.call("GetUsers", "instanceID=acme")] == ["alice"]
+    api.call("SetUserFullName", "instanceID=acme", "userName=alice", "fullName=After Rebuild")
+    api.call("RestartInstances", "instanceFilter=acme")
+    assert api.call("GetUserInfo", "instanceID=acme", "userName=alice")["fullName"] == "After Rebuild"
 
 
 def test_import_says_why_per_kind(inst):
