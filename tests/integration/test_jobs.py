@@ -58,8 +58,9 @@ def corpus_slices(tmp_path_factory):
 @pytest.fixture
 def inst(monkeypatch, make_server, corpus_slices, request):
     # Before the daemons start: they pass the environment on to instances.
+    # A test may ask for slower jobs: @pytest.mark.parametrize("inst", [ms], indirect=True)
     monkeypatch.setenv("COFFER_INSTANCE_KEEPALIVE_SECS", str(KEEPALIVE))
-    monkeypatch.setenv("COFFER_TEST_JOB_STEP_DELAY_MS", str(STEP_DELAY_MS))
+    monkeypatch.setenv("COFFER_TEST_JOB_STEP_DELAY_MS", str(getattr(request, "param", STEP_DELAY_MS)))
     single = request.getfixturevalue("single")
     wait_for(all_connected(single.api), what="every role connected")
     base = data_dir(single, "acme")
@@ -218,6 +219,10 @@ def test_killed_instance_reports_interrupted_import(inst):
     assert r["duplicates"] == n and messages(api) == n + r["archived"]
 
 
+# Steps of 600 ms: the verify lasts ~18 s, far longer than the four calls
+# made while it runs take on a loaded machine (with 150 ms it lasted ~4.5 s,
+# and once ended before the third call); a cancel ends it within a step.
+@pytest.mark.parametrize("inst", [600], indirect=True)
 def test_one_job_at_a_time_and_cancel_of_verify(inst):
     api = inst.api
     import_all(api)
