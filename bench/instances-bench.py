@@ -59,17 +59,28 @@ conn = http.client.HTTPSConnection("127.0.0.1", ports["m"], context=ctx, timeout
 auth = "Basic " + base64.b64encode(("admin:" + PW).encode()).decode()
 
 
+def post(path, body):
+    """One request; a kept-alive connection the server closed after 20 s
+    without a request (docs/operations.md) is opened again."""
+    global conn
+    headers = {"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"}
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        return json.loads(conn.getresponse().read())
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        conn.close()
+        conn = http.client.HTTPSConnection("127.0.0.1", ports["m"], context=ctx, timeout=600)
+        conn.request("POST", path, body=body, headers=headers)
+        return json.loads(conn.getresponse().read())
+
+
 def api(fn, **args):
     path = fn if fn.startswith("/") else "/api/invoke/" + fn
     body = "&".join("%s=%s" % kv for kv in args.items())
-    conn.request("POST", path, body=body, headers={"Authorization": auth,
-                                                   "Content-Type": "application/x-www-form-urlencoded"})
-    env = json.loads(conn.getresponse().read())
+    env = post(path, body)
     while env["statusCode"] == "running":
-        conn.request("POST", "/api/get-status", body="token=%s&lastKnownStatusVersion=%d&millisecondsTimeout=30000"
-                     % (env["token"], env["statusVersion"]), headers={"Authorization": auth,
-                     "Content-Type": "application/x-www-form-urlencoded"})
-        env = json.loads(conn.getresponse().read())
+        env = post("/api/get-status", "token=%s&lastKnownStatusVersion=%d&millisecondsTimeout=30000"
+                   % (env["token"], env["statusVersion"]))
     if env["statusCode"] != "succeeded":
         raise SystemExit("%s failed: %s" % (fn, env["error"]))
     return env["result"]
