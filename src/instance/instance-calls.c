@@ -66,9 +66,13 @@ int instance_users_ready(struct instance *inst, const char **error_r)
 			   "has finished";
 		return -1;
 	}
-	if (inst->users == NULL &&
-	    instance_users_open(inst->base_dir, inst->key_file, &inst->users, error_r) < 0)
-		return -1;
+	if (inst->users == NULL) {
+		if (instance_users_open(inst->base_dir, inst->key_file, &inst->users, error_r) < 0)
+			return -1;
+		/* a frozen base directory stays as it is: read, then let go */
+		if (inst->frozen)
+			instance_users_release_catalog(inst->users);
+	}
 	return 0;
 }
 
@@ -104,6 +108,8 @@ static int calls_freeze(struct instance_call *c)
 static int calls_thaw(struct instance_call *c)
 {
 	c->inst->frozen = false;
+	/* opened read-only while frozen: writable again from the next use */
+	instance_users_close(&c->inst->users);
 	log_info(tstr_printf("instance=%s", c->inst->id), "thawed");
 	return 0;
 }

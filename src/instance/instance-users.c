@@ -179,10 +179,20 @@ static int users_put(struct instance_users *u, struct json *user, const char **e
 	return ret;
 }
 
+/* Whether the users may be written: not after instance_users_release_catalog()
+ * (a frozen instance keeps its base directory as it is). */
+static int users_writable(struct instance_users *u, const char **error_r)
+{
+	if (u->cat != NULL)
+		return 0;
+	*error_r = "the instance is frozen: changes wait until it is thawed";
+	return -1;
+}
+
 /* One user written in a transaction of its own. */
 static int users_store(struct instance_users *u, struct json *user, const char **error_r)
 {
-	if (catalog_begin(u->cat, error_r) < 0)
+	if (users_writable(u, error_r) < 0 || catalog_begin(u->cat, error_r) < 0)
 		return -1;
 	if (users_put(u, user, error_r) < 0 || catalog_commit(u->cat, error_r) < 0) {
 		catalog_rollback(u->cat);
@@ -414,6 +424,11 @@ int instance_users_open(const char *base_dir, const char *key_file, struct insta
 	}
 	*users_r = u;
 	return 0;
+}
+
+void instance_users_release_catalog(struct instance_users *users)
+{
+	catalog_destroy(&users->cat);
 }
 
 void instance_users_close(struct instance_users **users)
@@ -737,7 +752,7 @@ static int users_delete(struct instance_users *u, const struct json *args, const
 		return -1;
 	}
 	(void)json_get_int(user, "id", &id);
-	if (catalog_begin(u->cat, error_r) < 0)
+	if (users_writable(u, error_r) < 0 || catalog_begin(u->cat, error_r) < 0)
 		return -1;
 	if (catalog_user_delete(u->cat, id, error_r) < 0 || catalog_commit(u->cat, error_r) < 0) {
 		catalog_rollback(u->cat);
@@ -909,7 +924,7 @@ static int users_sync_plan(struct instance_users *u, const struct json *list, bo
 
 static int users_sync_write(struct instance_users *u, struct users_sync *sync, const char **error_r)
 {
-	if (catalog_begin(u->cat, error_r) < 0)
+	if (users_writable(u, error_r) < 0 || catalog_begin(u->cat, error_r) < 0)
 		return -1;
 	int ret = 0;
 	for (size_t i = 0; ret == 0 && i < sync->changed.count; i++)

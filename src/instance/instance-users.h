@@ -24,6 +24,11 @@ struct instance_users;
 int instance_users_open(const char *base_dir, const char *key_file, struct instance_users **users_r,
 			const char **error_r);
 void instance_users_close(struct instance_users **users);
+/* Keep the users (read from the catalog at open) and let go of the catalog:
+ * a frozen instance must not touch its base directory (SQLite's -wal and
+ * -shm files appear while a catalog is open). Every change then fails
+ * with "frozen" until the users are closed and opened again. */
+void instance_users_release_catalog(struct instance_users *users);
 
 /* Handle a user function: 1 done (*result_r may be NULL), -1 failed with
  * *error_r, 0 not a user function. */

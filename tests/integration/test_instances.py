@@ -1,8 +1,10 @@
 """Instances on Instance Hosts: lifecycle through the Management API."""
 import hashlib
+import imaplib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 
@@ -149,16 +151,33 @@ def test_killed_instance_restarts_then_fails_in_a_crash_loop(acme):
 
 def test_freeze_keeps_the_base_directory_stable(acme):
     api = acme.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
     base = api.call("GetInstanceConfiguration", "instanceID=acme")["baseDirectory"]
     api.call("FreezeInstances", "instanceFilter=acme")
     assert state(acme, "acme") == "frozen"
     before = tree_digest(base)
+    files = sorted(os.listdir(base))
     time.sleep(1.5)
     api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")
+    # Users are read while frozen (a login, the user list), and the base
+    # directory stays as it was: no SQLite -wal or -shm files appear.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    m = imaplib.IMAP4_SSL("127.0.0.1", acme.ports["cimaps"], ssl_context=ctx)
+    m.login("alice@acme", "alice-pass-1")
+    m.logout()
+    assert [u["userName"] for u in api.call("GetUsers", "instanceID=acme")] == ["alice"]
+    p = api.call_raw("SetUserFullName", "instanceID=acme", "userName=alice", "fullName=Alice F")
+    assert p.returncode == 1 and "frozen" in p.stdout
+    assert sorted(os.listdir(base)) == files
     assert tree_digest(base) == before
     assert instance_pid(acme, "acme") > 0
     api.call("ThawInstances", "instanceFilter=acme")
     assert state(acme, "acme") == "running"
+    # and writable again once thawed
+    api.call("SetUserFullName", "instanceID=acme", "userName=alice", "fullName=Alice F")
+    assert api.call("GetUserInfo", "instanceID=acme", "userName=alice")["fullName"] == "Alice F"
 
 
 def test_delete_keeps_data_unless_asked(acme):
