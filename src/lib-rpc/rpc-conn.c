@@ -426,29 +426,12 @@ void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result)
 void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result, const void *blob,
 			 size_t blob_len)
 {
-	struct json *msg = json_new_object();
-	json_set_int(msg, "id", id);
-	json_set(msg, "result", result != NULL ? result : json_new_null());
-	char *text = json_serialize(msg, false);
-	json_unref(&msg);
-	size_t text_len = strlen(text);
-	if (!conn->closing) {
-		unsigned char head[4] = {(unsigned char)(text_len >> 24),
-					 (unsigned char)(text_len >> 16),
-					 (unsigned char)(text_len >> 8), (unsigned char)text_len};
-		struct evbuffer *out = bufferevent_get_output(conn->bev);
-		size_t total = 1 + sizeof(head) + text_len + blob_len;
-		unsigned char prefix[5] = {
-			(unsigned char)(total >> 24), (unsigned char)(total >> 16),
-			(unsigned char)(total >> 8), (unsigned char)total, RPC_FRAME_JSON_BLOB};
-		evbuffer_add(out, prefix, sizeof(prefix));
-		evbuffer_add(out, head, sizeof(head));
-		evbuffer_add(out, text, text_len);
-		if (blob_len > 0)
-			evbuffer_add(out, blob, blob_len);
-		conn->last_sent = time(NULL);
-	}
-	mem_free(text);
+	/* one framing for both: the bytes go into the output once either way */
+	struct evbuffer *buf = evbuffer_new();
+	if (blob_len > 0)
+		evbuffer_add(buf, blob, blob_len);
+	rpc_conn_reply_blob_buffer(conn, id, result, buf);
+	evbuffer_free(buf);
 }
 
 void rpc_conn_reply_blob_buffer(struct rpc_conn *conn, uint32_t id, struct json *result,
