@@ -568,12 +568,61 @@ static void mime_mend_long_lines(unsigned char *data, size_t len, size_t from)
 	}
 }
 
+/* The MIME fields GMime reads from a header block; of each it keeps the
+ * last, Dovecot (and the mail clients that follow it) the first. */
+static const char *const mime_structure_fields[] = {"Content-Type", "Content-Transfer-Encoding",
+						    "Content-Disposition"};
+
+/* The index into mime_structure_fields of the field that starts at line
+ * (name, optional blanks, colon: RFC 5322 4.5.3 allows blanks), or -1. */
+static int mime_structure_field_at(const unsigned char *line, size_t len)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(mime_structure_fields); i++) {
+		size_t n = strlen(mime_structure_fields[i]);
+		if (len <= n ||
+		    g_ascii_strncasecmp((const char *)line, mime_structure_fields[i], n) != 0)
+			continue;
+		size_t j = n;
+		while (j < len && (line[j] == ' ' || line[j] == '\t'))
+			j++;
+		if (j < len && line[j] == ':')
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Hides from GMime every repeat of a structure field in the message's
+ * header block (the first letter becomes 'X': same length, offsets stay),
+ * so the first one counts, as in Dovecot. With data NULL only counts the
+ * repeats in `head`; returns how many there are. */
+static unsigned int mime_hide_repeated_fields(const unsigned char *head, unsigned char *data,
+					      size_t header_len)
+{
+	bool seen[G_N_ELEMENTS(mime_structure_fields)] = {false};
+	unsigned int repeats = 0;
+	for (size_t at = 0; at < header_len;) {
+		const unsigned char *nl = memchr(head + at, '\n', header_len - at);
+		size_t end = nl != NULL ? (size_t)(nl - head) + 1 : header_len;
+		int field = mime_structure_field_at(head + at, end - at);
+		if (field >= 0 && seen[field]) {
+			repeats++;
+			if (data != NULL)
+				data[at] = 'X';
+		} else if (field >= 0) {
+			seen[field] = true;
+		}
+		at = end;
+	}
+	return repeats;
+}
+
 /* What GMime parses. Bytes are borrowed, not copied (a message may be
  * hundreds of megabytes). GMime's header parser works on C strings, so a
  * NUL in the header block would cut a field (the Subject ended at it, a From
  * after it was lost): such a message is handed over as a copy with each NUL
  * of its header block as a space, the same length, so that offsets into the
- * message stay right. A
+ * message stay right; so is one with a structure field repeated in its
+ * header block (mime_hide_repeated_fields). A
  * header block over MIME_HEADER_MAX is parsed only up to that size (GMime
  * needs about ten times a header's size in memory). */
 static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, unsigned int *defects,
@@ -592,7 +641,8 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 	size_t keep = too_large ? MIME_HEADER_MAX : header_len;
 	bool nul = memchr(data, '\0', keep) != NULL;
 	bool long_lines = !too_large && mime_long_line_after(data, len, header_len);
-	if (!too_large && !nul && !long_lines)
+	bool repeats = mime_hide_repeated_fields(data, NULL, keep) > 0;
+	if (!too_large && !nul && !long_lines && !repeats)
 		return mime_borrow_stream(data, len, borrowed_r);
 	GByteArray *head = g_byte_array_sized_new((guint)(too_large ? keep + 2 : len));
 	g_byte_array_append(head, data, (guint)keep);
@@ -602,6 +652,10 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 	}
 	if (nul)
 		*defects |= MIME_DEFECT_NUL_IN_HEADER;
+	if (repeats) {
+		*defects |= MIME_DEFECT_CONFLICTING_HEADER;
+		(void)mime_hide_repeated_fields(head->data, head->data, head->len);
+	}
 	if (too_large) {
 		*defects |= MIME_DEFECT_HEADER_TOO_LARGE;
 		/* whole fields only, then the end of the header block */

@@ -148,6 +148,37 @@ static void test_repeated_fields_and_bad_encoding(void **state)
 	mime_info_destroy(&info);
 }
 
+/* Two Content-Type (or -Transfer-Encoding) fields in one header block:
+ * the first counts, as in Dovecot; the message is flagged, not changed. */
+static void test_first_of_repeated_structure_fields(void **state)
+{
+	const char *multipart_first =
+		"From: a@example.org\r\n"
+		"Content-Type: multipart/alternative; boundary=\"B\"\r\n"
+		"Content-type  : text/plain\r\n\r\n"
+		"--B\r\nContent-Type: text/plain\r\n\r\nfoo\r\n"
+		"--B\r\nContent-Type: text/html\r\n\r\n<p>foo</p>\r\n--B--\r\n";
+	struct mime_info *info = parse(multipart_first);
+	assert_non_null(strstr(info->bodystructure, "\"alternative\" (\"boundary\" \"B\")"));
+	assert_true(info->defects & MIME_DEFECT_CONFLICTING_HEADER);
+	mime_info_destroy(&info);
+
+	const char *text_first = "From: a@example.org\n"
+				 "Content-Type: text/plain; charset=\"utf-8\"\n"
+				 "Content-Transfer-Encoding: 7bit\n"
+				 "Content-Transfer-Encoding: quoted-printable\n"
+				 "Content-Type: multipart/mixed; boundary=\"B\"\n\n"
+				 "hello\n\n--B\nContent-Type: text/plain\n\nx\n--B--\n";
+	info = parse(text_first);
+	assert_true(
+		strncmp(info->bodystructure,
+			"(\"text\" \"plain\" (\"charset\" \"utf-8\") NIL "
+			"NIL \"7bit\" ",
+			strlen("(\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" ")) ==
+		0);
+	mime_info_destroy(&info);
+}
+
 static void test_many_parts(void **state)
 {
 	/* past 64 parts, sizes come from GMime's spans: still right */
@@ -211,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_envelope_raw_and_addresses),
 		cmocka_unit_test(test_extension_data_and_types),
 		cmocka_unit_test(test_repeated_fields_and_bad_encoding),
+		cmocka_unit_test(test_first_of_repeated_structure_fields),
 		cmocka_unit_test(test_many_parts),
 		cmocka_unit_test(test_leading_blank_line),
 		cmocka_unit_test(test_domain_words_need_dots),
