@@ -503,7 +503,7 @@ static int client_fetch(struct client_call *c)
 	c->blob = evbuffer_new();
 	int ret = 0;
 	size_t i;
-	catalog_read_begin(c->cat);
+	catalog_read_begin_scan(c->cat);
 	for (i = 0; ret == 0 && i < json_count(ids); i++) {
 		const struct json *v = json_at(ids, i);
 		long long id = json_int_of(v);

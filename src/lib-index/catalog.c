@@ -53,7 +53,15 @@ struct catalog {
 	const char *scope_sql; /* set by catalog_search_scoped() for one search */
 	sqlite3_stmt *stmts[ST_COUNT];
 	struct catalog_cost cost;
+	bool cache_bounded; /* catalog_read_begin_scan() lowered the cache */
 };
+
+/* SQLite's page cache: large, since searches come back to the same index
+ * pages; but a read that visits each row once (a FETCH of a whole folder)
+ * gains nothing from keeping what it read, and would grow the process by
+ * the whole catalog, so it runs with a small cache. */
+#define CATALOG_CACHE_PRAGMA "PRAGMA cache_size = -65536"
+#define CATALOG_SCAN_CACHE_PRAGMA "PRAGMA cache_size = -2048"
 
 /* Schema migrations: migrations[i] upgrades from version i to i + 1. */
 static const char *const catalog_migrations[] = {
@@ -336,7 +344,7 @@ int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
 	}
 	if (catalog_exec(cat,
 			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-			 "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
+			 "PRAGMA temp_store = MEMORY; " CATALOG_CACHE_PRAGMA ";"
 			 "PRAGMA wal_autocheckpoint = 8192;"
 			 "PRAGMA foreign_keys = OFF",
 			 error_r) < 0 ||
@@ -380,10 +388,23 @@ void catalog_read_begin(struct catalog *cat)
 		(void)sqlite3_exec(cat->db, "BEGIN DEFERRED", NULL, NULL, NULL);
 }
 
+void catalog_read_begin_scan(struct catalog *cat)
+{
+	/* lowering the limit also frees the pages above it; a failure only
+	 * leaves the usual cache */
+	if (sqlite3_exec(cat->db, CATALOG_SCAN_CACHE_PRAGMA, NULL, NULL, NULL) == SQLITE_OK)
+		cat->cache_bounded = true;
+	catalog_read_begin(cat);
+}
+
 void catalog_read_end(struct catalog *cat)
 {
 	if (!sqlite3_get_autocommit(cat->db))
 		(void)sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
+	if (cat->cache_bounded) {
+		(void)sqlite3_exec(cat->db, CATALOG_CACHE_PRAGMA, NULL, NULL, NULL);
+		cat->cache_bounded = false;
+	}
 }
 
 void catalog_rollback(struct catalog *cat)

@@ -101,6 +101,11 @@ void catalog_rollback(struct catalog *cat);
  * of them instead of one per statement (IMAP FETCH batches). Not inside a
  * write transaction. */
 void catalog_read_begin(struct catalog *cat);
+/* The same for a read that visits each row once (a FETCH of a whole
+ * folder): SQLite's page cache is held to 2 MiB until catalog_read_end(),
+ * so such a read does not grow the process by what it read; pages cached
+ * above that (a search's) are dropped. */
+void catalog_read_begin_scan(struct catalog *cat);
 void catalog_read_end(struct catalog *cat);
 
 /* Stores: catalog_stores() fills a mem_alloc()ed array; free with
