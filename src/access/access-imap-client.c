@@ -4,6 +4,7 @@
 #include "auth-throttle.h"
 #include "base64.h"
 #include "imap-arg.h"
+#include "imap-msgpart.h"
 #include "imap-parser.h"
 #include "imap-quote.h"
 #include "imap-uidmap.h"
@@ -19,6 +20,7 @@
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -71,6 +73,27 @@ void imap_client_send_raw(struct imap_client *client, const void *data, size_t l
 {
 	if (!client->disconnected)
 		evbuffer_add(bufferevent_get_output(client->bev), data, len);
+}
+
+void imap_client_send_canonical(struct imap_client *client, const unsigned char *msg, size_t len,
+				size_t size)
+{
+	if (client->disconnected || len == 0)
+		return;
+	struct evbuffer *out = bufferevent_get_output(client->bev);
+	if (size == len && memchr(msg, '\0', len) == NULL) {
+		evbuffer_add(out, msg, len);
+		return;
+	}
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) != 1 || v.iov_len < size) {
+		/* out of memory: aborts, as mem_alloc() does (mem.h) */
+		fprintf(stderr, "out of memory reserving %zu bytes of output\n", size);
+		abort();
+	}
+	imap_msgpart_canonical_copy(msg, len, v.iov_base);
+	v.iov_len = size;
+	(void)evbuffer_commit_space(out, &v, 1);
 }
 
 void imap_client_send(struct imap_client *client, const char *fmt, ...)

@@ -61,6 +61,7 @@ struct fetch_batch {
 	struct json *result;
 	unsigned char *blob;
 	size_t blob_len;
+	bool blob_borrowed; /* the answer's own bytes, during its callback */
 };
 
 struct access_imap_fetch {
@@ -237,7 +238,8 @@ static void fetch_batch_free(struct fetch_batch *b)
 	mem_free(b->seqs);
 	mem_free(b->uids);
 	json_unref(&b->result);
-	mem_free(b->blob);
+	if (!b->blob_borrowed)
+		mem_free(b->blob);
 	mem_free(b);
 }
 
@@ -302,19 +304,24 @@ static void fetch_write_imap_data(struct str *out, const char *label, const stru
 	mem_free(data);
 }
 
+/* The message in canonical form, made once, when a section or a partial
+ * fetch is cut from it (a whole message goes out without it). */
+static void fetch_canonical(const unsigned char **data, size_t *len, struct str **canonical)
+{
+	if (*canonical != NULL)
+		return;
+	*canonical = str_create(1);
+	if (imap_msgpart_canonical(*data, *len, *canonical)) {
+		*data = (const unsigned char *)str_c(*canonical);
+		*len = str_len(*canonical);
+	}
+}
+
 static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint32_t uid,
 				const struct json *m, const unsigned char *data, size_t len)
 {
-	struct str *out = str_create(len + 256);
+	struct str *out = str_create(256);
 	struct str *section = NULL, *canonical = NULL;
-	/* sections are cut from the form IMAP serves (CRLF, no NUL) */
-	if (data != NULL) {
-		canonical = str_create(1);
-		if (imap_msgpart_canonical(data, len, canonical)) {
-			data = (const unsigned char *)str_c(canonical);
-			len = str_len(canonical);
-		}
-	}
 	str_printfa(out, "* %u FETCH (", seq);
 	for (unsigned int i = 0; i < f->item_count; i++) {
 		const struct fetch_item *it = &f->items[i];
@@ -349,8 +356,20 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 			fetch_write_imap_data(out, "BODY ", m, "body");
 			break;
 		case FETCH_SECTION:
-			/* with headersOnly the instance sent only the header, which
-			 * is all a header-only section needs to be cut from */
+			if (imap_msgpart_section(it->part)[0] == '\0' && !it->partial) {
+				/* the whole message (BODY[], RFC822): converted
+				 * straight into the output, the usual case */
+				size_t size = imap_msgpart_canonical_size(data, len);
+				str_printfa(out, "%s {%zu}\r\n", it->label, size);
+				imap_client_send_raw(f->client, str_c(out), str_len(out));
+				str_truncate(out, 0);
+				imap_client_send_canonical(f->client, data, len, size);
+				break;
+			}
+			/* sections are cut from the form IMAP serves (CRLF, no
+			 * NUL); with headersOnly the instance sent only the
+			 * header, which is all a header-only section needs */
+			fetch_canonical(&data, &len, &canonical);
 			if (imap_msgpart_section(it->part)[0] == '\0') {
 				fetch_write_literal(out, it->label, it, data, len);
 				break;
@@ -393,12 +412,21 @@ static void fetch_batch_answer(struct imap_client *client, const struct json *re
 		log_warning(client->context, "FETCH: %s: %s", code, text);
 		b->failed = true;
 	} else {
-		b->result = json_clone(result);
-		if (blob_len > 0) {
+		/* read only from here on: shared, not cloned */
+		b->result = json_ref((struct json *)result);
+		/* a batch fetch_pump() writes at once (the head, the client
+		 * keeping up) uses the answer's bytes in place; one that must
+		 * wait keeps a copy, the bytes going with the answer */
+		bool written_now = f->queue == b && !f->writing &&
+				   imap_client_output_len(client) < IMAP_OUTPUT_LOW;
+		if (blob_len > 0 && written_now) {
+			b->blob = (unsigned char *)blob;
+			b->blob_borrowed = true;
+		} else if (blob_len > 0) {
 			b->blob = mem_alloc(blob_len);
 			memcpy(b->blob, blob, blob_len);
-			b->blob_len = blob_len;
 		}
+		b->blob_len = blob_len;
 	}
 	fetch_pump(f);
 }

@@ -97,6 +97,11 @@ bool imap_client_unref(struct imap_client *client);
 void imap_client_send(struct imap_client *client, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void imap_client_send_raw(struct imap_client *client, const void *data, size_t len);
+/* A message's bytes in IMAP's canonical form (imap_msgpart_canonical()),
+ * whose length `size` the caller announced: converted straight into the
+ * output, so FETCH makes no copy of its own. */
+void imap_client_send_canonical(struct imap_client *client, const unsigned char *msg, size_t len,
+				size_t size);
 size_t imap_client_output_len(struct imap_client *client);
 /* End the running command: "<tag> <status> <text>", then read on. */
 void imap_client_done(struct imap_client *client, const char *status, const char *fmt, ...)

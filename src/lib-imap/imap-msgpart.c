@@ -188,32 +188,58 @@ bool imap_msgpart_header_only(const struct imap_msgpart *part)
 
 /* ---- the canonical form ---- */
 
-bool imap_msgpart_canonical(const unsigned char *msg, size_t len, struct str *out)
-{
-	size_t i = 0;
-	while (i < len && msg[i] != '\0' && (msg[i] != '\n' || (i > 0 && msg[i - 1] == '\r')))
-		i++;
-	if (i == len)
-		return false;
-	str_append_n(out, msg, i);
-	for (size_t start = i; i < len; i++) {
-		if (msg[i] == '\0' || (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))) {
-			str_append_n(out, msg + start, i - start);
-			str_append(out, msg[i] == '\0' ? "\x80" : "\r\n");
-			start = i + 1;
-		}
-		if (i + 1 == len)
-			str_append_n(out, msg + start, len - start);
-	}
-	return true;
-}
-
 size_t imap_msgpart_canonical_size(const unsigned char *msg, size_t len)
 {
+	/* memchr() finds line ends many bytes at a time; a NUL keeps the size */
 	size_t size = len;
-	for (size_t i = 0; i < len; i++)
-		size += msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r');
+	for (const unsigned char *p = msg, *end = msg + len;
+	     p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		size += p == msg || p[-1] != '\r';
 	return size;
+}
+
+void imap_msgpart_canonical_copy(const unsigned char *msg, size_t len, unsigned char *dest)
+{
+	if (len == 0)
+		return;
+	if (memchr(msg, '\0', len) == NULL) {
+		/* the usual case: copy line by line, adding the CRs */
+		const unsigned char *p = msg, *end = msg + len;
+		while (p < end) {
+			const unsigned char *lf = memchr(p, '\n', (size_t)(end - p));
+			size_t n = (size_t)((lf != NULL ? lf : end) - p);
+			memcpy(dest, p, n);
+			dest += n;
+			if (lf == NULL)
+				break;
+			if (lf == msg || lf[-1] != '\r')
+				*dest++ = '\r';
+			*dest++ = '\n';
+			p = lf + 1;
+		}
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (msg[i] == '\0') {
+			*dest++ = 0x80;
+			continue;
+		}
+		if (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))
+			*dest++ = '\r';
+		*dest++ = msg[i];
+	}
+}
+
+bool imap_msgpart_canonical(const unsigned char *msg, size_t len, struct str *out)
+{
+	size_t size = imap_msgpart_canonical_size(msg, len);
+	if (size == len && (len == 0 || memchr(msg, '\0', len) == NULL))
+		return false;
+	unsigned char *dest = mem_alloc(size > 0 ? size : 1);
+	imap_msgpart_canonical_copy(msg, len, dest);
+	str_append_n(out, dest, size);
+	mem_free(dest);
+	return true;
 }
 
 /* ---- the message's structure ---- */

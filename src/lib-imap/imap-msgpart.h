@@ -39,6 +39,9 @@ bool imap_msgpart_header_only(const struct imap_msgpart *part);
 bool imap_msgpart_canonical(const unsigned char *msg, size_t len, struct str *out);
 /* The length of that form. */
 size_t imap_msgpart_canonical_size(const unsigned char *msg, size_t len);
+/* Write that form to dest, which holds imap_msgpart_canonical_size() bytes
+ * (a FETCH writes it straight into the client's output). */
+void imap_msgpart_canonical_copy(const unsigned char *msg, size_t len, unsigned char *dest);
 
 /* Append the section's bytes of the message to out. */
 void imap_msgpart_extract(const struct imap_msgpart *part, const unsigned char *msg, size_t len,

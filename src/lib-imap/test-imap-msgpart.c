@@ -136,6 +136,42 @@ static void test_msgpart_canonical(void **state)
 	str_destroy(&out);
 }
 
+/* The byte-at-a-time definition the fast paths must agree with. */
+static size_t canonical_reference(const unsigned char *msg, size_t len, unsigned char *dest)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))
+			dest[n++] = '\r';
+		dest[n++] = msg[i] == '\0' ? 0x80 : msg[i];
+	}
+	return n;
+}
+
+static void test_msgpart_canonical_copy(void **state)
+{
+	/* every mix of the bytes that matter, at every length up to 7, with
+	 * and without NUL (which takes the slow path) */
+	static const unsigned char alphabet[] = {'\n', '\r', 'a', '\0'};
+	unsigned char msg[7], want[14], got[15];
+	for (size_t len = 0; len <= sizeof(msg); len++) {
+		size_t combos = 1;
+		for (size_t i = 0; i < len; i++)
+			combos *= sizeof(alphabet);
+		for (size_t c = 0; c < combos; c++) {
+			size_t v = c;
+			for (size_t i = 0; i < len; i++, v /= sizeof(alphabet))
+				msg[i] = alphabet[v % sizeof(alphabet)];
+			size_t n = canonical_reference(msg, len, want);
+			assert_int_equal(imap_msgpart_canonical_size(msg, len), n);
+			memset(got, 0xee, sizeof(got));
+			imap_msgpart_canonical_copy(msg, len, got);
+			assert_memory_equal(got, want, n);
+			assert_int_equal(got[n], 0xee); /* nothing written past the size */
+		}
+	}
+}
+
 static void test_msgpart_obsolete_field_name(void **state)
 {
 	/* RFC 5322 4.5.3: blanks may stand between a field name and its colon */
@@ -158,6 +194,7 @@ int main(void)
 		cmocka_unit_test(test_msgpart_sections),
 		cmocka_unit_test(test_msgpart_bare_lf_and_no_body),
 		cmocka_unit_test(test_msgpart_canonical),
+		cmocka_unit_test(test_msgpart_canonical_copy),
 		cmocka_unit_test(test_msgpart_obsolete_field_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
