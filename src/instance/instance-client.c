@@ -442,12 +442,11 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	size_t held = c->blob == NULL ? 0 : evbuffer_get_length(c->blob);
 	if (raw && held > 0 && held + meta.size > CLIENT_FETCH_BUDGET)
 		return 1;
+	/* only what a FETCH needs: every key is parsed and built again by
+	 * the Instance Host and the Client Access Server, for every message */
 	struct json *e = json_new_object();
 	json_set_int(e, "id", id);
-	json_set_int(e, "size", (long long)meta.size);
 	json_set_int(e, "internalDate", meta.internal_date);
-	json_set_string(e, "owner", meta.user);
-	json_set_string(e, "folder", meta.path);
 	json_append(list, e);
 	if (imap) {
 		struct archive_imap data;
@@ -477,8 +476,8 @@ static int client_fetch_one(struct client_call *c, int64_t id, bool raw, bool im
 	size_t n = len - from > CLIENT_FETCH_PIECE ? CLIENT_FETCH_PIECE : len - from;
 	json_set_int(e, "offset", (long long)held);
 	json_set_int(e, "length", (long long)n);
-	json_set_int(e, "skip", (long long)from);
-	json_set_bool(e, "partial", from + n < len);
+	if (from + n < len)
+		json_set_bool(e, "partial", true);
 	if (n == 0 ||
 	    evbuffer_add_reference(c->blob, data + from, n, client_blob_release, data) < 0)
 		mem_free(data); /* nothing to send (or no memory for the reference) */
