@@ -715,8 +715,9 @@ static void host_relay_blob(struct host_instances *hi, struct rpc_conn *inst_con
 			    struct host_waiter *w, const struct json *result, struct evbuffer *blob)
 {
 	/* the bytes change hands as they are (evbuffer chains), not copied */
-	rpc_conn_reply_blob_buffer(w->conn, w->id, result != NULL ? json_clone(result) : NULL,
-				   blob);
+	/* the answer is passed on unchanged: shared, not cloned */
+	rpc_conn_reply_blob_buffer(w->conn, w->id,
+				   result != NULL ? json_ref((struct json *)result) : NULL, blob);
 	if (rpc_conn_output_len(w->conn) > HOST_RELAY_HIGH) {
 		rpc_conn_pause_reading(inst_conn, true);
 		rpc_conn_when_drained(w->conn, HOST_RELAY_LOW, host_relay_resume, hi);

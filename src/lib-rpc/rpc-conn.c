@@ -15,6 +15,9 @@
 #define RPC_FRAME_DATA 2
 #define RPC_FRAME_JSON_BLOB 3
 #define RPC_DATA_CHUNK (1024 * 1024)
+/* room made for the rest of a large frame on its way (rpc_conn_expect());
+ * below malloc's mmap threshold, so the memory is reused */
+#define RPC_READ_CHAIN (64 * 1024)
 
 struct rpc_pending_call {
 	struct rpc_pending_call *next;
@@ -228,6 +231,17 @@ static void rpc_conn_handle_json_blob(struct rpc_conn *conn, struct evbuffer *in
 		evbuffer_drain(conn->answer_blob, evbuffer_get_length(conn->answer_blob));
 }
 
+/* A large frame is on its way: room for the rest of it (up to
+ * RPC_READ_CHAIN) in one chain, which the coming reads fill, instead of the
+ * few-KiB chain each read would make. A relay passes a blob on in the chains
+ * it came in, and over TLS each chain becomes a record and a write of its
+ * own (and a read of its own on the other side). */
+static void rpc_conn_expect(struct evbuffer *in, size_t missing)
+{
+	if (missing > 16 * 1024)
+		(void)evbuffer_expand(in, missing < RPC_READ_CHAIN ? missing : RPC_READ_CHAIN);
+}
+
 static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 {
 	struct rpc_conn *conn = ctx;
@@ -243,8 +257,10 @@ static void rpc_conn_read(struct bufferevent *bev, void *ctx)
 				       tstr_printf("protocol error: frame of %zu bytes", len));
 			return;
 		}
-		if (evbuffer_get_length(in) < 4 + len)
+		if (evbuffer_get_length(in) < 4 + len) {
+			rpc_conn_expect(in, 4 + len - evbuffer_get_length(in));
 			return;
+		}
 		evbuffer_drain(in, 4);
 		unsigned char type;
 		evbuffer_copyout(in, &type, 1);
