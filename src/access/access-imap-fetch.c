@@ -10,6 +10,7 @@
  * Messages go out in IMAP's canonical form (imap_msgpart_canonical()):
  * CRLF line ends and no NUL, whatever the archive holds. */
 #include "access-imap-private.h"
+#include "array.h"
 #include "base64.h"
 #include "imap-arg.h"
 #include "imap-date.h"
@@ -588,7 +589,7 @@ static bool fetch_targets(struct access_imap_fetch *f, const char *set_text, boo
 	if (imap_seqset_parse(set_text, uid ? imap_uidmap_max_uid(map) : count, &set, error_r) < 0)
 		return false;
 	const struct imap_seqset_range *r = imap_seqset_ranges(set);
-	size_t cap = 0;
+	ARRAY(uint32_t) seqs = ARRAY_INIT;
 	bool ok = true;
 	for (unsigned int i = 0; i < imap_seqset_range_count(set) && ok; i++) {
 		uint32_t first = r[i].first, last = r[i].last;
@@ -604,15 +605,12 @@ static bool fetch_targets(struct access_imap_fetch *f, const char *set_text, boo
 			ok = false;
 			break;
 		}
-		for (uint64_t s = first; s <= last; s++) {
-			if (f->seq_count == cap) {
-				cap = cap == 0 ? 1024 : cap * 2;
-				f->seqs = mem_realloc(f->seqs, cap * sizeof(uint32_t));
-			}
-			f->seqs[f->seq_count++] = (uint32_t)s;
-		}
+		for (uint64_t s = first; s <= last; s++)
+			array_append(&seqs, (uint32_t)s);
 	}
 	imap_seqset_destroy(&set);
+	f->seqs = seqs.items; /* freed with f, also after an error */
+	f->seq_count = seqs.count;
 	return ok;
 }
 

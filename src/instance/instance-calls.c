@@ -114,17 +114,6 @@ static int calls_thaw(struct instance_call *c)
 	return 0;
 }
 
-/* The users module selects the operation by name itself (instance-users.h). */
-static int calls_users(struct instance_call *c)
-{
-	int ret = instance_users_call(c->inst->users, c->method, c->args, &c->result, &c->error);
-	if (ret == 0) {
-		c->code = "unknown-method";
-		c->error = tstr_printf("an instance takes no call '%s'", c->method);
-	}
-	return ret > 0 ? 0 : -1;
-}
-
 /* ---- the table ---- */
 
 #define W INSTANCE_CALL_WRITES
@@ -160,9 +149,9 @@ static const struct instance_call_def instance_calls[] = {
 	{"ClientSetPassword", instance_client_web_set_password, CLIENT | W, NULL, "oldPassword"},
 	{"ClientUser", instance_client_user, CLIENT, NULL, NULL},
 	{"CreateStore", instance_archive_create_store, W, NULL, NULL},
-	{"CreateUser", calls_users, USERS | W, NULL, NULL},
-	{"DeleteUser", calls_users, USERS | W, NULL, NULL},
-	{"DisableMFA", calls_users, USERS | W, NULL, NULL},
+	{"CreateUser", instance_users_create_user, USERS | W, NULL, NULL},
+	{"DeleteUser", instance_users_delete_user, USERS | W, NULL, NULL},
+	{"DisableMFA", instance_users_disable_mfa, USERS | W, NULL, NULL},
 	{"Freeze", calls_freeze, 0, NULL, NULL},
 	{"GetChildFolders", instance_archive_get_child_folders, 0, NULL, NULL},
 	{"GetFolderStatistics", instance_archive_get_folder_statistics, 0, NULL, NULL},
@@ -172,23 +161,24 @@ static const struct instance_call_def instance_calls[] = {
 	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL},
 	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL},
 	{"GetStores", instance_archive_get_stores, 0, NULL, NULL},
-	{"GetUserInfo", calls_users, USERS, NULL, NULL},
-	{"GetUsers", calls_users, USERS, NULL, NULL},
-	{"InitializeMFA", calls_users, USERS | W, NULL, NULL},
+	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL},
+	{"GetUsers", instance_users_get_users, USERS, NULL, NULL},
+	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL},
 	{"Ping", calls_ping, 0, NULL, NULL},
 	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL},
-	{"RenameUser", calls_users, USERS | W, NULL, NULL},
+	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL},
 	{"Search", instance_archive_search, 0, NULL, NULL},
 	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL},
-	{"SetUserEmailAddresses", calls_users, USERS | W, NULL, NULL},
-	{"SetUserFullName", calls_users, USERS | W, NULL, NULL},
-	{"SetUserLoginPrivileges", calls_users, USERS | W, NULL, NULL},
-	{"SetUserPassword", calls_users, USERS | W, NULL, NULL},
-	{"SetUserPrivileges", calls_users, USERS | W, NULL, NULL},
-	{"SetUserPrivilegesOnFolder", calls_users, USERS | W, NULL, NULL},
+	{"SetUserEmailAddresses", instance_users_set_user_email_addresses, USERS | W, NULL, NULL},
+	{"SetUserFullName", instance_users_set_user_full_name, USERS | W, NULL, NULL},
+	{"SetUserLoginPrivileges", instance_users_set_user_login_privileges, USERS | W, NULL, NULL},
+	{"SetUserPassword", instance_users_set_user_password, USERS | W, NULL, NULL},
+	{"SetUserPrivileges", instance_users_set_user_privileges, USERS | W, NULL, NULL},
+	{"SetUserPrivilegesOnFolder", instance_users_set_user_privileges_on_folder, USERS | W, NULL,
+	 NULL},
 	{"StartImport", instance_archive_start_import, USERS | INSTANCE_CALL_FOR_USER | W | LONG,
 	 "archive", NULL},
-	{"SyncUsers", calls_users, USERS | W, NULL, NULL},
+	{"SyncUsers", instance_users_sync_users, USERS | W, NULL, NULL},
 	{"Thaw", calls_thaw, 0, NULL, NULL},
 	{"VerifyStores", instance_archive_verify, W | LONG, NULL, NULL},
 };

@@ -2,6 +2,7 @@
 #include "instance-calls.h"
 #include "instance.h"
 #include "archive.h"
+#include "array.h"
 #include "auth-secret.h"
 #include "crypto.h"
 #include "file.h"
@@ -65,8 +66,7 @@ struct instance_jobs {
 	char *log_context;
 	unsigned char key[CRYPTO_KEY_LEN];
 	bool have_key;
-	struct instance_job **list; /* oldest first */
-	size_t count;
+	ARRAY(struct instance_job *) list; /* oldest first */
 	long long next_id;
 	struct instance_job *running;
 	struct event *timer;
@@ -215,8 +215,8 @@ static int instance_jobs_save(struct instance_jobs *jobs, const char **error_r)
 	struct json *root = json_new_object(), *list = json_new_array();
 	json_set_int(root, "schemaVersion", 1);
 	json_set_int(root, "nextID", jobs->next_id);
-	for (size_t i = 0; i < jobs->count; i++)
-		json_append(list, instance_job_json(jobs->list[i], true));
+	for (size_t i = 0; i < jobs->list.count; i++)
+		json_append(list, instance_job_json(jobs->list.items[i], true));
 	json_set(root, "jobs", list);
 	char *text = json_serialize(root, false);
 	json_unref(&root);
@@ -259,9 +259,7 @@ static int instance_jobs_load(struct instance_jobs *jobs, const char **error_r)
 			struct instance_job *job = instance_job_from_json(jobs, json_at(list, i));
 			if (job == NULL)
 				continue;
-			jobs->list =
-				mem_realloc(jobs->list, (jobs->count + 1) * sizeof(*jobs->list));
-			jobs->list[jobs->count++] = job;
+			array_append(&jobs->list, job);
 		}
 	}
 	json_unref(&root);
@@ -276,11 +274,11 @@ static int instance_jobs_load(struct instance_jobs *jobs, const char **error_r)
 /* Forget the oldest finished jobs beyond INSTANCE_JOBS_KEEP. */
 static void instance_jobs_prune(struct instance_jobs *jobs)
 {
-	while (jobs->count > INSTANCE_JOBS_KEEP && jobs->list[0] != jobs->running) {
-		instance_job_free(jobs->list[0]);
-		memmove(jobs->list, jobs->list + 1, (jobs->count - 1) * sizeof(*jobs->list));
-		jobs->count--;
-	}
+	size_t drop = 0;
+	while (jobs->list.count - drop > INSTANCE_JOBS_KEEP &&
+	       jobs->list.items[drop] != jobs->running)
+		instance_job_free(jobs->list.items[drop++]);
+	array_delete(&jobs->list, 0, drop);
 }
 
 /* ---- create, destroy ---- */
@@ -344,9 +342,9 @@ void instance_jobs_destroy(struct instance_jobs **_jobs)
 	instance_jobs_stop(jobs);
 	if (jobs->timer != NULL)
 		event_free(jobs->timer);
-	for (size_t i = 0; i < jobs->count; i++)
-		instance_job_free(jobs->list[i]);
-	mem_free(jobs->list);
+	for (size_t i = 0; i < jobs->list.count; i++)
+		instance_job_free(jobs->list.items[i]);
+	array_free(&jobs->list);
 	crypto_wipe(jobs->key, sizeof(jobs->key));
 	mem_free(jobs->path);
 	mem_free(jobs->log_context);
@@ -433,13 +431,12 @@ int instance_jobs_start(struct instance_jobs *jobs, const struct instance_job_ki
 	job->ctx = ctx;
 	job->state = JOB_RUNNING;
 	job->started = time(NULL);
-	jobs->list = mem_realloc(jobs->list, (jobs->count + 1) * sizeof(*jobs->list));
-	jobs->list[jobs->count++] = job;
+	array_append(&jobs->list, job);
 	jobs->running = job;
 	/* saved before any work: a crash from here on finds the job */
 	if (instance_jobs_save(jobs, error_r) < 0) {
 		jobs->running = NULL;
-		jobs->count--;
+		array_delete(&jobs->list, jobs->list.count - 1, 1);
 		instance_job_free(job);
 		return -1;
 	}
@@ -472,8 +469,8 @@ void instance_jobs_recover(struct instance_jobs *jobs, const char *kind,
 			   instance_job_recover_fn *fix, void *ctx)
 {
 	bool changed = false;
-	for (size_t i = 0; i < jobs->count; i++) {
-		struct instance_job *job = jobs->list[i];
+	for (size_t i = 0; i < jobs->list.count; i++) {
+		struct instance_job *job = jobs->list.items[i];
 		if (!job->recover || strcmp(job->kind_name, kind) != 0)
 			continue;
 		job->recover = false;
@@ -488,9 +485,9 @@ void instance_jobs_recover(struct instance_jobs *jobs, const char *kind,
 
 static struct instance_job *instance_jobs_find(struct instance_jobs *jobs, const char *id)
 {
-	for (size_t i = 0; id != NULL && i < jobs->count; i++) {
-		if (strcmp(jobs->list[i]->id, id) == 0)
-			return jobs->list[i];
+	for (size_t i = 0; id != NULL && i < jobs->list.count; i++) {
+		if (strcmp(jobs->list.items[i]->id, id) == 0)
+			return jobs->list.items[i];
 	}
 	return NULL;
 }
@@ -499,8 +496,8 @@ int instance_jobs_list(struct instance_call *c)
 {
 	struct instance_jobs *jobs = c->inst->jobs;
 	struct json *list = json_new_array();
-	for (size_t i = jobs->count; i > 0; i--) /* newest first */
-		json_append(list, instance_job_json(jobs->list[i - 1], false));
+	for (size_t i = jobs->list.count; i > 0; i--) /* newest first */
+		json_append(list, instance_job_json(jobs->list.items[i - 1], false));
 	c->result = list;
 	return 0;
 }

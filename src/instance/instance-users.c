@@ -1,5 +1,7 @@
 #include "instance-users.h"
+#include "instance-calls.h"
 #include "instance-rights.h"
+#include "instance.h"
 #include "archive.h"
 #include "array.h"
 #include "catalog.h"
@@ -641,105 +643,173 @@ static int users_create(struct instance_users *u, const struct json *args, struc
 	return ret;
 }
 
-static int users_modify(struct instance_users *u, const char *method, const struct json *args,
-			struct json **result_r, const char **error_r)
+/* ---- an administrator's change to one user ---- */
+
+/* What a call changes in the user record (users_modify() keeps a copy to
+ * undo it): 0, or -1 with *error_r. It may leave an answer in *result_r;
+ * otherwise the answer is the user's view. */
+typedef int users_change_fn(struct instance_users *u, struct json *user, const struct json *args,
+			    struct json **result_r, const char **error_r);
+
+/* `user` changed by `change` and committed, or left as it was: 0 with
+ * what the change answered (or NULL) in *result_r, or -1. */
+static int users_apply(struct instance_users *u, struct json *user, const struct json *args,
+		       users_change_fn *change, struct json **result_r, const char **error_r)
 {
-	struct json *user = users_find_arg(
-		u, args, strcmp(method, "RenameUser") == 0 ? "oldUserName" : "userName", error_r);
-	if (user == NULL)
-		return -1;
 	struct json *before = json_clone(user);
-	int ret = 0;
-	struct json *list;
-	if (ret < 0) {
-	} else if (strcmp(method, "SetUserPassword") == 0) {
-		ret = users_set_password(u, user, json_get_string(args, "password"), error_r);
-	} else if (strcmp(method, "SetUserFullName") == 0) {
-		json_set_string(user, "fullName", json_get_string(args, "fullName"));
-	} else if (strcmp(method, "SetUserEmailAddresses") == 0 ||
-		   strcmp(method, "SetUserPrivileges") == 0 ||
-		   strcmp(method, "SetUserLoginPrivileges") == 0) {
-		const char *field = strcmp(method, "SetUserEmailAddresses") == 0 ? "emailAddresses"
-				    : strcmp(method, "SetUserPrivileges") == 0   ? "privileges"
-									       : "loginPrivileges";
-		const char *const *allowed = field[0] == 'e'   ? NULL
-					     : field[0] == 'p' ? users_privileges
-							       : users_login_privileges;
-		list = users_list_arg(args, field, "", allowed, error_r);
-		if (list == NULL)
-			ret = -1;
-		else
-			json_set(user, field, list);
-	} else if (strcmp(method, "SetUserPrivilegesOnFolder") == 0) {
-		const char *folder = json_get_string(args, "folder");
-		list = users_list_arg(args, "privileges", "", users_folder_privileges, error_r);
-		if (list == NULL || folder == NULL || folder[0] == '\0') {
-			if (list != NULL)
-				*error_r = "folder: missing";
-			json_unref(&list);
-			ret = -1;
-		} else if (json_count(list) == 0) {
-			json_unref(&list);
-			(void)json_remove(json_get(user, "folderRights"), folder);
-		} else {
-			json_set(json_get(user, "folderRights"), folder, list);
-		}
-	} else if (strcmp(method, "RenameUser") == 0) {
-		const char *to = json_get_string(args, "newUserName");
-		struct json *other = users_find(u, to);
-		if (users_check_name(to, error_r) < 0)
-			ret = -1;
-		else if (other != NULL && other != user) {
-			*error_r = tstr_printf("user '%s' exists", to);
-			ret = -1;
-		} else {
-			/* found by its new name from now on */
-			json_ref(user);
-			users_forget(u, json_get_string(user, "userName"));
-			json_set_string(user, "userName", to);
-			users_remember(u, user);
-		}
-	} else if (strcmp(method, "InitializeMFA") == 0) {
-		char secret[AUTH_TOTP_SECRET_LEN + 1];
-		const char *name = json_get_string(user, "userName");
-		char *uri = auth_totp_secret_generate(secret) < 0
-				    ? NULL
-				    : auth_totp_uri("Coffer", name, secret);
-		char *svg = uri == NULL ? NULL : auth_qr_svg(uri, error_r);
-		if (svg == NULL) {
-			ret = -1;
-		} else {
-			struct json *mfa = json_new_object();
-			json_set_string(mfa, "state", "pending");
-			json_set_string(mfa, "secret", secret);
-			json_set_int(mfa, "lastStep", 0);
-			json_set(user, "mfa", mfa);
-			struct json *r = json_new_object();
-			json_set_string(r, "secret", secret);
-			json_set_string(r, "uri", uri);
-			json_set_string(r, "qrCodeSvg", svg);
-			*result_r = r;
-		}
-		crypto_wipe(secret, sizeof(secret));
-		mem_free(uri);
-		mem_free(svg);
-	} else if (strcmp(method, "DisableMFA") == 0) {
-		(void)json_remove(user, "mfa");
-		(void)json_remove(user, "appPasswords");
-	}
-	if (ret == 0) {
+	struct json *result = NULL;
+	int ret = change(u, user, args, &result, error_r);
+	if (ret == 0)
 		ret = users_commit(u, user, before, error_r);
-	} else {
+	else
 		users_restore(u, user, before);
-	}
 	if (ret < 0)
-		json_unref(result_r);
-	else if (*result_r == NULL)
-		*result_r = users_view(users_find(u, strcmp(method, "RenameUser") == 0
-							     ? json_get_string(args, "newUserName")
-							     : json_get_string(args, "userName")),
-				       true);
+		json_unref(&result);
+	*result_r = result;
 	return ret;
+}
+
+/* A call's change to the user args[name_arg] names, answered with what the
+ * change answered or else the view of the user args[result_arg] names. */
+static int users_modify(struct instance_call *c, const char *name_arg, const char *result_arg,
+			users_change_fn *change)
+{
+	struct instance_users *u = c->inst->users;
+	struct json *user = users_find_arg(u, c->args, name_arg, &c->error);
+	if (user == NULL || users_apply(u, user, c->args, change, &c->result, &c->error) < 0)
+		return -1;
+	if (c->result == NULL)
+		c->result = users_view(users_find(u, json_get_string(c->args, result_arg)), true);
+	return 0;
+}
+
+static int users_change_password(struct instance_users *u, struct json *user,
+				 const struct json *args, struct json **result_r,
+				 const char **error_r)
+{
+	return users_set_password(u, user, json_get_string(args, "password"), error_r);
+}
+
+static int users_change_full_name(struct instance_users *u, struct json *user,
+				  const struct json *args, struct json **result_r,
+				  const char **error_r)
+{
+	json_set_string(user, "fullName", json_get_string(args, "fullName"));
+	return 0;
+}
+
+/* One of the user's lists replaced by args[field] (only `allowed` values). */
+static int users_change_list(struct json *user, const struct json *args, const char *field,
+			     const char *const *allowed, const char **error_r)
+{
+	struct json *list = users_list_arg(args, field, "", allowed, error_r);
+	if (list == NULL)
+		return -1;
+	json_set(user, field, list);
+	return 0;
+}
+
+static int users_change_email_addresses(struct instance_users *u, struct json *user,
+					const struct json *args, struct json **result_r,
+					const char **error_r)
+{
+	return users_change_list(user, args, "emailAddresses", NULL, error_r);
+}
+
+static int users_change_privileges(struct instance_users *u, struct json *user,
+				   const struct json *args, struct json **result_r,
+				   const char **error_r)
+{
+	return users_change_list(user, args, "privileges", users_privileges, error_r);
+}
+
+static int users_change_login_privileges(struct instance_users *u, struct json *user,
+					 const struct json *args, struct json **result_r,
+					 const char **error_r)
+{
+	return users_change_list(user, args, "loginPrivileges", users_login_privileges, error_r);
+}
+
+/* The rights on one folder; none given removes the folder's entry. */
+static int users_change_folder_rights(struct instance_users *u, struct json *user,
+				      const struct json *args, struct json **result_r,
+				      const char **error_r)
+{
+	const char *folder = json_get_string(args, "folder");
+	struct json *list =
+		users_list_arg(args, "privileges", "", users_folder_privileges, error_r);
+	if (list == NULL || folder == NULL || folder[0] == '\0') {
+		if (list != NULL)
+			*error_r = "folder: missing";
+		json_unref(&list);
+		return -1;
+	}
+	if (json_count(list) == 0) {
+		json_unref(&list);
+		(void)json_remove(json_get(user, "folderRights"), folder);
+	} else {
+		json_set(json_get(user, "folderRights"), folder, list);
+	}
+	return 0;
+}
+
+static int users_change_name(struct instance_users *u, struct json *user, const struct json *args,
+			     struct json **result_r, const char **error_r)
+{
+	const char *to = json_get_string(args, "newUserName");
+	struct json *other = users_find(u, to);
+	if (users_check_name(to, error_r) < 0)
+		return -1;
+	if (other != NULL && other != user) {
+		*error_r = tstr_printf("user '%s' exists", to);
+		return -1;
+	}
+	/* found by its new name from now on */
+	json_ref(user);
+	users_forget(u, json_get_string(user, "userName"));
+	json_set_string(user, "userName", to);
+	users_remember(u, user);
+	return 0;
+}
+
+/* A new TOTP secret, pending until the user's first code; answered with
+ * {secret, uri, qrCodeSvg}. */
+static int users_change_mfa_initialize(struct instance_users *u, struct json *user,
+				       const struct json *args, struct json **result_r,
+				       const char **error_r)
+{
+	char secret[AUTH_TOTP_SECRET_LEN + 1];
+	const char *name = json_get_string(user, "userName");
+	char *uri = auth_totp_secret_generate(secret) < 0 ? NULL
+							  : auth_totp_uri("Coffer", name, secret);
+	char *svg = uri == NULL ? NULL : auth_qr_svg(uri, error_r);
+	int ret = -1;
+	if (svg != NULL) {
+		struct json *mfa = json_new_object();
+		json_set_string(mfa, "state", "pending");
+		json_set_string(mfa, "secret", secret);
+		json_set_int(mfa, "lastStep", 0);
+		json_set(user, "mfa", mfa);
+		struct json *r = json_new_object();
+		json_set_string(r, "secret", secret);
+		json_set_string(r, "uri", uri);
+		json_set_string(r, "qrCodeSvg", svg);
+		*result_r = r;
+		ret = 0;
+	}
+	crypto_wipe(secret, sizeof(secret));
+	mem_free(uri);
+	mem_free(svg);
+	return ret;
+}
+
+static int users_change_mfa_disable(struct instance_users *u, struct json *user,
+				    const struct json *args, struct json **result_r,
+				    const char **error_r)
+{
+	(void)json_remove(user, "mfa");
+	(void)json_remove(user, "appPasswords");
+	return 0;
 }
 
 static int users_delete(struct instance_users *u, const struct json *args, const char **error_r)
@@ -978,48 +1048,87 @@ static int users_sync(struct instance_users *u, const struct json *args, struct 
 	return 0;
 }
 
-int instance_users_call(struct instance_users *u, const char *method, const struct json *args,
-			struct json **result_r, const char **error_r)
+/* ---- the administrator's calls: one row each in instance_calls[] ---- */
+
+int instance_users_get_users(struct instance_call *c)
 {
-	*result_r = NULL;
-	if (strcmp(method, "GetUsers") == 0) {
-		struct json *list = json_new_array();
-		size_t count;
-		struct json **all = users_all(u, &count);
-		for (size_t i = 0; i < count; i++)
-			json_append(list, users_view(all[i], false));
-		mem_free(all);
-		*result_r = list;
-		return 1;
-	}
-	if (strcmp(method, "GetUserInfo") == 0) {
-		struct json *user = users_find_arg(u, args, "userName", error_r);
-		if (user == NULL)
-			return -1;
-		*result_r = users_view(user, true);
-		return 1;
-	}
-	if (strcmp(method, "CreateUser") == 0)
-		return users_create(u, args, result_r, error_r) < 0 ? -1 : 1;
-	if (strcmp(method, "DeleteUser") == 0)
-		return users_delete(u, args, error_r) < 0 ? -1 : 1;
-	if (strcmp(method, "SyncUsers") == 0)
-		return users_sync(u, args, result_r, error_r) < 0 ? -1 : 1;
-	static const char *const modify[] = {"SetUserPassword",
-					     "SetUserFullName",
-					     "SetUserEmailAddresses",
-					     "SetUserPrivileges",
-					     "SetUserLoginPrivileges",
-					     "SetUserPrivilegesOnFolder",
-					     "RenameUser",
-					     "InitializeMFA",
-					     "DisableMFA",
-					     NULL};
-	for (const char *const *m = modify; *m != NULL; m++) {
-		if (strcmp(method, *m) == 0)
-			return users_modify(u, method, args, result_r, error_r) < 0 ? -1 : 1;
-	}
+	struct json *list = json_new_array();
+	size_t count;
+	struct json **all = users_all(c->inst->users, &count);
+	for (size_t i = 0; i < count; i++)
+		json_append(list, users_view(all[i], false));
+	mem_free(all);
+	c->result = list;
 	return 0;
+}
+
+int instance_users_get_user_info(struct instance_call *c)
+{
+	struct json *user = users_find_arg(c->inst->users, c->args, "userName", &c->error);
+	if (user == NULL)
+		return -1;
+	c->result = users_view(user, true);
+	return 0;
+}
+
+int instance_users_create_user(struct instance_call *c)
+{
+	return users_create(c->inst->users, c->args, &c->result, &c->error);
+}
+
+int instance_users_delete_user(struct instance_call *c)
+{
+	return users_delete(c->inst->users, c->args, &c->error);
+}
+
+int instance_users_sync_users(struct instance_call *c)
+{
+	return users_sync(c->inst->users, c->args, &c->result, &c->error);
+}
+
+int instance_users_set_user_password(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_password);
+}
+
+int instance_users_set_user_full_name(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_full_name);
+}
+
+int instance_users_set_user_email_addresses(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_email_addresses);
+}
+
+int instance_users_set_user_privileges(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_privileges);
+}
+
+int instance_users_set_user_login_privileges(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_login_privileges);
+}
+
+int instance_users_set_user_privileges_on_folder(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_folder_rights);
+}
+
+int instance_users_rename_user(struct instance_call *c)
+{
+	return users_modify(c, "oldUserName", "newUserName", users_change_name);
+}
+
+int instance_users_initialize_mfa(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_mfa_initialize);
+}
+
+int instance_users_disable_mfa(struct instance_call *c)
+{
+	return users_modify(c, "userName", "userName", users_change_mfa_disable);
 }
 
 /* ---- end-user logins and app passwords ---- */
@@ -1514,14 +1623,11 @@ int instance_users_mfa_begin(struct instance_users *u, const char *user_name, co
 		return users_refuse(code_r, error_r, "bad-request",
 				    "two-factor authentication is already on: turn it off first");
 	/* The same as the administrators' InitializeMFA: a pending secret. */
-	struct json *args = json_new_object();
-	json_set_string(args, "userName", json_get_string(user, "userName"));
-	*result_r = NULL;
-	int ret = users_modify(u, "InitializeMFA", args, result_r, error_r);
-	json_unref(&args);
-	if (ret < 0)
+	if (users_apply(u, user, NULL, users_change_mfa_initialize, result_r, error_r) < 0) {
 		*code_r = "failed";
-	return ret < 0 ? -1 : 0;
+		return -1;
+	}
+	return 0;
 }
 
 /* A TOTP code for the user's MFA secret, used once: 1 right (the step is

@@ -18,6 +18,7 @@
  * hashes and no MFA seeds. */
 #include <stdbool.h>
 
+struct instance_call;
 struct json;
 struct instance_users;
 
@@ -30,10 +31,28 @@ void instance_users_close(struct instance_users **users);
  * with "frozen" until the users are closed and opened again. */
 void instance_users_release_catalog(struct instance_users *users);
 
-/* Handle a user function: 1 done (*result_r may be NULL), -1 failed with
- * *error_r, 0 not a user function. */
-int instance_users_call(struct instance_users *users, const char *method, const struct json *args,
-			struct json **result_r, const char **error_r);
+/* The administrator's calls (docs/protocol.md), each a handler of its own
+ * row in the instance's call table (instance-calls.h), run with
+ * call->inst->users open. A change is committed to the catalog before
+ * memory follows; refused or failed, the user stays as it was. Each
+ * answers with the user's view (userName etc., no secrets), except
+ * GetUsers (every user, in the order they were made), DeleteUser (no
+ * result), SyncUsers ({usersCreated, usersUpdated, usersUnchanged,
+ * usersDeleted}) and InitializeMFA ({secret, uri, qrCodeSvg}). */
+int instance_users_get_users(struct instance_call *call);
+int instance_users_get_user_info(struct instance_call *call);
+int instance_users_create_user(struct instance_call *call);
+int instance_users_delete_user(struct instance_call *call);
+int instance_users_sync_users(struct instance_call *call);
+int instance_users_set_user_password(struct instance_call *call);
+int instance_users_set_user_full_name(struct instance_call *call);
+int instance_users_set_user_email_addresses(struct instance_call *call);
+int instance_users_set_user_privileges(struct instance_call *call);
+int instance_users_set_user_login_privileges(struct instance_call *call);
+int instance_users_set_user_privileges_on_folder(struct instance_call *call);
+int instance_users_rename_user(struct instance_call *call);
+int instance_users_initialize_mfa(struct instance_call *call);
+int instance_users_disable_mfa(struct instance_call *call);
 
 /* The archive name of a user (borrowed), or NULL. */
 const char *instance_users_archive_name(struct instance_users *users, const char *user_name);

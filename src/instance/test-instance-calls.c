@@ -133,6 +133,44 @@ static void test_frozen_refusals(void **state)
 	}
 }
 
+/* One handler per call: a handler shared by rows would have to tell the
+ * calls apart by name again, a second dispatcher beside the table. */
+static void test_one_handler_per_call(void **state)
+{
+	size_t n;
+	const struct instance_call_def *t = rows(&n);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = i + 1; j < n; j++) {
+			if (t[i].handler == t[j].handler)
+				fail_msg("%s and %s share a handler", t[i].name, t[j].name);
+		}
+	}
+	/* the users' calls among them, each with the users open */
+	static const char *const users[] = {"GetUsers",
+					    "GetUserInfo",
+					    "CreateUser",
+					    "DeleteUser",
+					    "SyncUsers",
+					    "SetUserPassword",
+					    "SetUserFullName",
+					    "SetUserEmailAddresses",
+					    "SetUserPrivileges",
+					    "SetUserLoginPrivileges",
+					    "SetUserPrivilegesOnFolder",
+					    "RenameUser",
+					    "InitializeMFA",
+					    "DisableMFA",
+					    NULL};
+	for (const char *const *m = users; *m != NULL; m++) {
+		const struct instance_call_def *d = instance_calls_find(*m);
+		if (d == NULL || !has(d, INSTANCE_CALL_USERS))
+			fail_msg("%s: missing or without USERS", *m);
+		bool reads = strncmp(*m, "Get", 3) == 0;
+		if (reads == has(d, INSTANCE_CALL_WRITES))
+			fail_msg("%s: WRITES must be set exactly for changes", *m);
+	}
+}
+
 /* Long work answers with a jobID (or later) and never on the loop. */
 static void test_long_running_and_rights(void **state)
 {
@@ -158,6 +196,7 @@ int main(void)
 		cmocka_unit_test(test_flags_consistent),
 		cmocka_unit_test(test_frozen_refusals),
 		cmocka_unit_test(test_long_running_and_rights),
+		cmocka_unit_test(test_one_handler_per_call),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

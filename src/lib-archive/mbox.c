@@ -98,6 +98,10 @@ static int mbox_fill(struct mbox_reader *r, const char **error_r)
 			*error_r = tstr_printf("mbox: buffered more than %zu bytes", r->max);
 			return -1;
 		}
+		/* A window that read() fills in place, not an ARRAY or a str:
+		 * array_grow() zeroes the new room, touching up to r->max of
+		 * pages that realloc() leaves unmapped until read() fills them,
+		 * and str has no room to read into (one more copy per byte). */
 		r->cap = r->cap == 0 ? 2 * MBOX_READ_SIZE : r->cap * 2;
 		r->buf = mem_realloc(r->buf, r->cap);
 	}
@@ -346,6 +350,8 @@ static int mbox_try_cl(struct mbox_reader *r, size_t msg, size_t *len_r)
 	return 0;
 }
 
+/* Exactly the largest message so far, not doubled as an ARRAY would be:
+ * room for a message near r->max must not become twice that. */
 static void mbox_out(struct mbox_reader *r, size_t len)
 {
 	if (r->out_cap < len + 1) {

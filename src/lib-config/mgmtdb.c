@@ -1,6 +1,7 @@
 #include "mgmtdb.h"
 #include "config.h"
 #include "file.h"
+#include "hash.h"
 #include "json.h"
 #include "mem.h"
 #include "tstr.h"
@@ -13,7 +14,23 @@
 
 struct mgmtdb {
 	struct json *root;
+	/* Every API call names an instance, every login an administrator: found
+	 * through these, not by a scan of lists that may hold thousands. The
+	 * values are borrowed entries of root's arrays. IDs and aliases share
+	 * one namespace, so one table holds both. */
+	struct hash *instances; /* ID or alias -> entry of "instances" */
+	struct hash *admins;    /* name -> entry of "systemAdministrators" */
 };
+
+static struct mgmtdb *mgmtdb_new(struct json *root)
+{
+	struct mgmtdb *db = mem_new(struct mgmtdb);
+	db->root = root;
+	db->instances = hash_create();
+	db->admins = hash_create();
+	hash_wipe_keys(db->admins);
+	return db;
+}
 
 static const char *const mgmtdb_server_sections[] = {"instanceHosts", "clientAccessServers"};
 static const char *const mgmtdb_server_kind_names[] = {"InstanceHost", "ClientAccessServer"};
@@ -25,8 +42,7 @@ const char *mgmtdb_server_kind_name(enum mgmtdb_server_kind kind)
 
 struct mgmtdb *mgmtdb_create(void)
 {
-	struct mgmtdb *db = mem_new(struct mgmtdb);
-	db->root = json_new_object();
+	struct mgmtdb *db = mgmtdb_new(json_new_object());
 	json_set_int(db->root, "schemaVersion", MGMTDB_SCHEMA_VERSION);
 	json_set_string(db->root, "productKey", "");
 	json_set(db->root, "systemAdministrators", json_new_array());
@@ -41,6 +57,8 @@ void mgmtdb_destroy(struct mgmtdb **db)
 	if (*db == NULL)
 		return;
 	json_unref(&(*db)->root);
+	hash_destroy(&(*db)->instances);
+	hash_destroy(&(*db)->admins);
 	mem_free(*db);
 	*db = NULL;
 }
@@ -123,6 +141,75 @@ static int mgmtdb_validate(const char *path, struct json *root, const char **err
 	return 0;
 }
 
+/* The position of an entry in an array (removal needs it): a scan of
+ * pointers, as cheap as the removal's own move of the entries after it. */
+static size_t mgmtdb_position(const struct json *arr, const struct json *entry)
+{
+	size_t i = 0;
+	while (i < json_count(arr) && json_at(arr, i) != entry)
+		i++;
+	return i;
+}
+
+/* Adds the instance's ID and alias to the index; 0, or -1 with the name
+ * another instance has already (the namespace is one). */
+static int mgmtdb_instance_index_add(struct mgmtdb *db, struct json *entry, const char **name_r)
+{
+	const char *id = json_get_string(entry, "instanceID");
+	const char *alias = json_get_string(entry, "alias");
+	if (hash_get(db->instances, id) != NULL) {
+		*name_r = id;
+		return -1;
+	}
+	hash_set(db->instances, id, entry);
+	if (alias[0] == '\0' || strcmp(alias, id) == 0)
+		return 0;
+	if (hash_get(db->instances, alias) != NULL) {
+		*name_r = alias;
+		return -1;
+	}
+	hash_set(db->instances, alias, entry);
+	return 0;
+}
+
+static void mgmtdb_instance_index_remove(struct mgmtdb *db, const struct json *entry)
+{
+	const char *names[] = {json_get_string(entry, "instanceID"),
+			       json_get_string(entry, "alias")};
+	for (size_t i = 0; i < 2; i++) {
+		if (hash_get(db->instances, names[i]) == entry)
+			(void)hash_remove(db->instances, names[i]);
+	}
+}
+
+/* A file this code wrote never names an instance or an administrator
+ * twice; one that does (edited by hand) is refused like any other damage
+ * rather than have one of the two silently shadow the other. */
+static int mgmtdb_index(struct mgmtdb *db, const char *origin, const char **error_r)
+{
+	struct json *admins = json_get(db->root, "systemAdministrators");
+	for (size_t i = 0; i < json_count(admins); i++) {
+		const char *name = json_get_string(json_at(admins, i), "name");
+		if (hash_set(db->admins, name, json_at(admins, i)) != NULL) {
+			*error_r = tstr_printf("%s is corrupt: systemAdministrators[%zu]: "
+					       "administrator '%s' is listed twice",
+					       origin, i, name);
+			return -1;
+		}
+	}
+	struct json *instances = json_get(db->root, "instances");
+	for (size_t i = 0; i < json_count(instances); i++) {
+		const char *name;
+		if (mgmtdb_instance_index_add(db, json_at(instances, i), &name) < 0) {
+			*error_r = tstr_printf("%s is corrupt: instances[%zu]: the ID or alias "
+					       "'%s' is another instance's too",
+					       origin, i, name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int mgmtdb_parse(const char *text, size_t len, const char *origin, struct mgmtdb **db_r,
 		 const char **error_r)
 {
@@ -137,8 +224,12 @@ int mgmtdb_parse(const char *text, size_t len, const char *origin, struct mgmtdb
 		json_unref(&root);
 		return -1;
 	}
-	*db_r = mem_new(struct mgmtdb);
-	(*db_r)->root = root;
+	struct mgmtdb *db = mgmtdb_new(root);
+	if (mgmtdb_index(db, origin, error_r) < 0) {
+		mgmtdb_destroy(&db);
+		return -1;
+	}
+	*db_r = db;
 	return 0;
 }
 
@@ -198,13 +289,7 @@ bool mgmtdb_admin_name_valid(const char *name)
 
 static struct json *mgmtdb_admin_find(struct mgmtdb *db, const char *name)
 {
-	struct json *arr = json_get(db->root, "systemAdministrators");
-	for (size_t i = 0; i < json_count(arr); i++) {
-		const char *n = json_get_string(json_at(arr, i), "name");
-		if (n != NULL && strcmp(n, name) == 0)
-			return json_at(arr, i);
-	}
-	return NULL;
+	return name == NULL ? NULL : hash_get(db->admins, name);
 }
 
 int mgmtdb_admin_add(struct mgmtdb *db, const char *name, const char *password_hash,
@@ -225,6 +310,7 @@ int mgmtdb_admin_add(struct mgmtdb *db, const char *name, const char *password_h
 	json_set_string(admin, "passwordHash", password_hash);
 	json_set_int(admin, "created", (long long)time(NULL));
 	json_append(json_get(db->root, "systemAdministrators"), admin);
+	hash_set(db->admins, name, admin);
 	return 0;
 }
 
@@ -252,15 +338,12 @@ struct json *mgmtdb_admin_record(struct mgmtdb *db, const char *name)
 
 int mgmtdb_admin_remove(struct mgmtdb *db, const char *name)
 {
+	struct json *admin = name == NULL ? NULL : hash_remove(db->admins, name);
+	if (admin == NULL)
+		return 0;
 	struct json *arr = json_get(db->root, "systemAdministrators");
-	for (size_t i = 0; i < json_count(arr); i++) {
-		const char *n = json_get_string(json_at(arr, i), "name");
-		if (n != NULL && strcmp(n, name) == 0) {
-			json_remove_at(arr, i);
-			return 1;
-		}
-	}
-	return 0;
+	json_remove_at(arr, mgmtdb_position(arr, admin));
+	return 1;
 }
 
 size_t mgmtdb_admin_count(struct mgmtdb *db)
@@ -412,16 +495,13 @@ static struct json *mgmtdb_instances(struct mgmtdb *db)
 	return json_get(db->root, "instances");
 }
 
-static long mgmtdb_instance_index(struct mgmtdb *db, const char *id_or_alias, bool aliases)
+/* The instance with this ID (or also this alias), or NULL. */
+static struct json *mgmtdb_instance_lookup(struct mgmtdb *db, const char *id_or_alias, bool aliases)
 {
-	struct json *arr = mgmtdb_instances(db);
-	for (size_t i = 0; i < json_count(arr); i++) {
-		const struct json *e = json_at(arr, i);
-		if (strcmp(json_get_string(e, "instanceID"), id_or_alias) == 0 ||
-		    (aliases && strcmp(json_get_string(e, "alias"), id_or_alias) == 0))
-			return (long)i;
-	}
-	return -1;
+	struct json *e = id_or_alias == NULL ? NULL : hash_get(db->instances, id_or_alias);
+	if (e != NULL && !aliases && strcmp(json_get_string(e, "instanceID"), id_or_alias) != 0)
+		return NULL;
+	return e;
 }
 
 static int mgmtdb_instance_check(struct mgmtdb *db, const struct mgmtdb_instance *inst, bool is_new,
@@ -454,14 +534,14 @@ static int mgmtdb_instance_check(struct mgmtdb *db, const struct mgmtdb_instance
 		}
 	}
 	/* IDs and aliases share one namespace: user@NAME must mean one instance. */
-	long self = is_new ? -1 : mgmtdb_instance_index(db, inst->id, false);
-	long clash = mgmtdb_instance_index(db, inst->id, true);
-	if (clash >= 0 && clash != self) {
+	const struct json *self = is_new ? NULL : mgmtdb_instance_lookup(db, inst->id, false);
+	const struct json *clash = mgmtdb_instance_lookup(db, inst->id, true);
+	if (clash != NULL && clash != self) {
 		*error_r = tstr_printf("an instance with the ID or alias '%s' exists", inst->id);
 		return -1;
 	}
-	clash = inst->alias[0] == '\0' ? -1 : mgmtdb_instance_index(db, inst->alias, true);
-	if (clash >= 0 && clash != self) {
+	clash = inst->alias[0] == '\0' ? NULL : mgmtdb_instance_lookup(db, inst->alias, true);
+	if (clash != NULL && clash != self) {
 		*error_r = tstr_printf("an instance with the ID or alias '%s' exists", inst->alias);
 		return -1;
 	}
@@ -485,27 +565,36 @@ int mgmtdb_instance_add(struct mgmtdb *db, const struct mgmtdb_instance *inst, c
 {
 	if (mgmtdb_instance_check(db, inst, true, error_r) < 0)
 		return -1;
-	json_append(mgmtdb_instances(db), mgmtdb_instance_entry(inst, time(NULL)));
+	struct json *entry = mgmtdb_instance_entry(inst, time(NULL));
+	const char *name;
+	json_append(mgmtdb_instances(db), entry);
+	(void)mgmtdb_instance_index_add(db, entry, &name); /* checked: no clash */
 	return 0;
 }
 
 int mgmtdb_instance_update(struct mgmtdb *db, const struct mgmtdb_instance *inst,
 			   const char **error_r)
 {
-	long index = mgmtdb_instance_index(db, inst->id, false);
-	if (index < 0) {
+	struct json *old = mgmtdb_instance_lookup(db, inst->id, false);
+	if (old == NULL) {
 		*error_r = tstr_printf("no instance '%s'", inst->id);
 		return -1;
 	}
 	if (mgmtdb_instance_check(db, inst, false, error_r) < 0)
 		return -1;
 	long long created = 0;
-	(void)json_get_int(json_at(mgmtdb_instances(db), (size_t)index), "created", &created);
+	(void)json_get_int(old, "created", &created);
+	/* made before the old entry goes: inst may borrow its strings */
 	struct json *entry = mgmtdb_instance_entry(inst, (time_t)created);
 	/* Replace in place so the listing order stays. */
 	struct json *arr = mgmtdb_instances(db), *copy = json_new_array();
-	for (size_t i = 0; i < json_count(arr); i++)
-		json_append(copy, (long)i == index ? json_ref(entry) : json_ref(json_at(arr, i)));
+	for (size_t i = 0; i < json_count(arr); i++) {
+		struct json *e = json_at(arr, i);
+		json_append(copy, json_ref(e == old ? entry : e));
+	}
+	mgmtdb_instance_index_remove(db, old);
+	const char *name;
+	(void)mgmtdb_instance_index_add(db, entry, &name); /* checked: no clash */
 	json_unref(&entry);
 	json_set(db->root, "instances", copy);
 	return 0;
@@ -513,10 +602,11 @@ int mgmtdb_instance_update(struct mgmtdb *db, const struct mgmtdb_instance *inst
 
 int mgmtdb_instance_remove(struct mgmtdb *db, const char *id)
 {
-	long index = mgmtdb_instance_index(db, id, false);
-	if (index < 0)
+	struct json *entry = mgmtdb_instance_lookup(db, id, false);
+	if (entry == NULL)
 		return 0;
-	json_remove_at(mgmtdb_instances(db), (size_t)index);
+	mgmtdb_instance_index_remove(db, entry);
+	json_remove_at(mgmtdb_instances(db), mgmtdb_position(mgmtdb_instances(db), entry));
 	return 1;
 }
 
@@ -525,9 +615,8 @@ size_t mgmtdb_instance_count(struct mgmtdb *db)
 	return json_count(mgmtdb_instances(db));
 }
 
-void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance *inst_r)
+static void mgmtdb_instance_fill(const struct json *e, struct mgmtdb_instance *inst_r)
 {
-	const struct json *e = json_at(mgmtdb_instances(db), index);
 	long long created = 0;
 	(void)json_get_int(e, "created", &created);
 	inst_r->id = json_get_string(e, "instanceID");
@@ -539,11 +628,16 @@ void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance
 	inst_r->created = (time_t)created;
 }
 
+void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance *inst_r)
+{
+	mgmtdb_instance_fill(json_at(mgmtdb_instances(db), index), inst_r);
+}
+
 int mgmtdb_instance_find(struct mgmtdb *db, const char *id_or_alias, struct mgmtdb_instance *inst_r)
 {
-	long index = mgmtdb_instance_index(db, id_or_alias, true);
-	if (index < 0)
+	const struct json *entry = mgmtdb_instance_lookup(db, id_or_alias, true);
+	if (entry == NULL)
 		return 0;
-	mgmtdb_instance_get(db, (size_t)index, inst_r);
+	mgmtdb_instance_fill(entry, inst_r);
 	return 1;
 }

@@ -51,6 +51,149 @@ static void test_admins_and_servers_roundtrip(void **state)
 	mem_free(path);
 }
 
+static struct mgmtdb_instance instance(const char *id, const char *alias)
+{
+	struct mgmtdb_instance inst = {.id = id,
+				       .alias = alias,
+				       .display_name = "",
+				       .instance_host = "127.0.0.3",
+				       .base_directory = "/srv/coffer",
+				       .start_mode = "automatic"};
+	return inst;
+}
+
+/* Found by ID or alias whatever its position among thousands, and the
+ * index follows every change: add, update (a new alias), remove, reload. */
+static void test_instances_found_among_thousands(void **state)
+{
+	enum { N = 3000 };
+	const char *error;
+	char id[32], alias[32];
+	struct mgmtdb *db = mgmtdb_create(), *loaded;
+	struct mgmtdb_instance inst;
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "i%d", i);
+		snprintf(alias, sizeof(alias), "a%d", i);
+		inst = instance(id, i % 2 == 0 ? alias : "");
+		assert_int_equal(mgmtdb_instance_add(db, &inst, &error), 0);
+	}
+	assert_int_equal(mgmtdb_instance_count(db), N);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "i%d", i);
+		snprintf(alias, sizeof(alias), "a%d", i);
+		assert_int_equal(mgmtdb_instance_find(db, id, &inst), 1);
+		assert_string_equal(inst.id, id);
+		assert_int_equal(mgmtdb_instance_find(db, alias, &inst), i % 2 == 0 ? 1 : 0);
+		if (i % 2 == 0)
+			assert_string_equal(inst.id, id);
+	}
+	assert_int_equal(mgmtdb_instance_find(db, "i3000", &inst), 0);
+	assert_int_equal(mgmtdb_instance_find(db, "", &inst), 0);
+	/* one namespace: an ID or alias taken, in either role, is refused */
+	inst = instance("a10", "");
+	assert_int_equal(mgmtdb_instance_add(db, &inst, &error), -1);
+	assert_non_null(strstr(error, "'a10' exists"));
+	inst = instance("new", "i2999");
+	assert_int_equal(mgmtdb_instance_add(db, &inst, &error), -1);
+	assert_non_null(strstr(error, "'i2999' exists"));
+	inst = instance("self", "self"); /* its own ID as alias clashes with nothing */
+	assert_int_equal(mgmtdb_instance_add(db, &inst, &error), 0);
+	assert_int_equal(mgmtdb_instance_remove(db, "self"), 1);
+	assert_int_equal(mgmtdb_instance_find(db, "self", &inst), 0);
+
+	/* update: a new alias replaces the old one, the position and the
+	 * creation time stay; another instance's alias is refused */
+	struct mgmtdb_instance before;
+	mgmtdb_instance_get(db, 1000, &before);
+	assert_string_equal(before.id, "i1000");
+	time_t created = before.created;
+	inst = instance("i1000", "a1002");
+	assert_int_equal(mgmtdb_instance_update(db, &inst, &error), -1);
+	assert_non_null(strstr(error, "'a1002' exists"));
+	inst = instance("i1000", "renamed");
+	inst.display_name = "Renamed";
+	assert_int_equal(mgmtdb_instance_update(db, &inst, &error), 0);
+	assert_int_equal(mgmtdb_instance_find(db, "a1000", &inst), 0);
+	assert_int_equal(mgmtdb_instance_find(db, "renamed", &inst), 1);
+	assert_string_equal(inst.id, "i1000");
+	assert_string_equal(inst.display_name, "Renamed");
+	assert_int_equal(mgmtdb_instance_find(db, "i1000", &inst), 1);
+	assert_string_equal(inst.alias, "renamed");
+	mgmtdb_instance_get(db, 1000, &inst);
+	assert_string_equal(inst.id, "i1000");
+	assert_int_equal(inst.created, created);
+	/* the update may pass the stored strings themselves back in */
+	assert_int_equal(mgmtdb_instance_find(db, "renamed", &inst), 1);
+	assert_int_equal(mgmtdb_instance_update(db, &inst, &error), 0);
+	assert_int_equal(mgmtdb_instance_find(db, "renamed", &inst), 1);
+	assert_string_equal(inst.display_name, "Renamed");
+	inst = instance("a1000", ""); /* the old alias is free again */
+	assert_int_equal(mgmtdb_instance_add(db, &inst, &error), 0);
+	assert_int_equal(mgmtdb_instance_remove(db, "a1000"), 1);
+	inst = instance("nobody", "");
+	assert_int_equal(mgmtdb_instance_update(db, &inst, &error), -1);
+	assert_non_null(strstr(error, "no instance 'nobody'"));
+
+	/* remove takes an ID, not an alias, and only that instance goes */
+	assert_int_equal(mgmtdb_instance_remove(db, "a500"), 0);
+	assert_int_equal(mgmtdb_instance_remove(db, "i500"), 1);
+	assert_int_equal(mgmtdb_instance_remove(db, "i500"), 0);
+	assert_int_equal(mgmtdb_instance_find(db, "i500", &inst), 0);
+	assert_int_equal(mgmtdb_instance_find(db, "a500", &inst), 0);
+	assert_int_equal(mgmtdb_instance_count(db), N - 1);
+	mgmtdb_instance_get(db, 500, &inst);
+	assert_string_equal(inst.id, "i501");
+	assert_int_equal(mgmtdb_instance_find(db, "a502", &inst), 1);
+	assert_string_equal(inst.id, "i502");
+
+	char *path = mem_printf("%s/%s", dir, MGMTDB_FILE_NAME);
+	assert_int_equal(mgmtdb_save(db, path, &error), 0);
+	assert_int_equal(mgmtdb_load(path, &loaded, &error), 0);
+	assert_int_equal(mgmtdb_instance_count(loaded), N - 1);
+	assert_int_equal(mgmtdb_instance_find(loaded, "renamed", &inst), 1);
+	assert_string_equal(inst.id, "i1000");
+	assert_int_equal(mgmtdb_instance_find(loaded, "a2998", &inst), 1);
+	assert_string_equal(inst.id, "i2998");
+	assert_int_equal(mgmtdb_instance_find(loaded, "i500", &inst), 0);
+	mgmtdb_destroy(&loaded);
+	mgmtdb_destroy(&db);
+	mem_free(path);
+}
+
+static void test_admins_found_among_thousands(void **state)
+{
+	enum { N = 2000 };
+	const char *error;
+	char name[32], hash[32];
+	struct mgmtdb *db = mgmtdb_create();
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "admin%d", i);
+		snprintf(hash, sizeof(hash), "h%d", i);
+		assert_int_equal(mgmtdb_admin_add(db, name, hash, &error), 0);
+	}
+	assert_int_equal(mgmtdb_admin_add(db, "admin1999", "x", &error), -1);
+	assert_non_null(strstr(error, "already exists"));
+	assert_null(mgmtdb_admin_password_hash(db, "Admin1")); /* names are exact */
+	assert_int_equal(mgmtdb_admin_remove(db, "admin7"), 1);
+	assert_int_equal(mgmtdb_admin_remove(db, "admin7"), 0);
+	assert_null(mgmtdb_admin_record(db, "admin7"));
+	assert_int_equal(mgmtdb_admin_set_password_hash(db, "admin7", "x", &error), -1);
+	assert_int_equal(mgmtdb_admin_count(db), N - 1);
+	assert_string_equal(mgmtdb_admin_name(db, 7), "admin8");
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "admin%d", i);
+		snprintf(hash, sizeof(hash), "h%d", i);
+		if (i == 7)
+			continue;
+		assert_string_equal(mgmtdb_admin_password_hash(db, name), hash);
+	}
+	assert_int_equal(mgmtdb_admin_set_password_hash(db, "admin8", "new", &error), 0);
+	assert_string_equal(mgmtdb_admin_password_hash(db, "admin8"), "new");
+	assert_int_equal(mgmtdb_admin_add(db, "admin7", "again", &error), 0);
+	assert_string_equal(mgmtdb_admin_password_hash(db, "admin7"), "again");
+	mgmtdb_destroy(&db);
+}
+
 static void expect_corrupt(const char *text, const char *needle)
 {
 	const char *error;
@@ -80,6 +223,34 @@ static void test_corrupt_databases_refused(void **state)
 	expect_corrupt("{\"schemaVersion\": 1, \"systemAdministrators\": [{\"name\":\"a\"}]}",
 		       "passwordHash");
 	expect_corrupt("\xff\xfe", "corrupt");
+	/* a name given twice would leave one of the two unreachable */
+	expect_corrupt("{\"schemaVersion\": 1, \"systemAdministrators\": ["
+		       "{\"name\":\"a\",\"passwordHash\":\"x\"},"
+		       "{\"name\":\"a\",\"passwordHash\":\"y\"}]}",
+		       "systemAdministrators[1]: administrator 'a' is listed twice");
+#define INSTANCE(id, alias)                                                                        \
+	"{\"instanceID\":\"" id "\",\"alias\":\"" alias "\",\"displayName\":\"\","                 \
+	"\"instanceHost\":\"h\",\"baseDirectory\":\"/b\",\"startMode\":\"manual\"}"
+	expect_corrupt("{\"schemaVersion\": 1, \"instances\": [" INSTANCE("x", "") "," INSTANCE(
+			       "x", "y") "]}",
+		       "instances[1]: the ID or alias 'x' is another instance's too");
+	expect_corrupt("{\"schemaVersion\": 1, \"instances\": [" INSTANCE("x", "y") "," INSTANCE(
+			       "z", "y") "]}",
+		       "instances[1]: the ID or alias 'y'");
+	expect_corrupt("{\"schemaVersion\": 1, \"instances\": [" INSTANCE("x", "y") "," INSTANCE(
+			       "y", "") "]}",
+		       "instances[1]: the ID or alias 'y'");
+	/* but an instance whose alias is its own ID loads */
+	const char *own = "{\"schemaVersion\": 1, \"instances\": [" INSTANCE("x", "x") "]}";
+#undef INSTANCE
+	struct mgmtdb *own_db;
+	const char *own_error;
+	assert_int_equal(mgmtdb_parse(own, strlen(own), "own", &own_db, &own_error), 0);
+	struct mgmtdb_instance found;
+	assert_int_equal(mgmtdb_instance_find(own_db, "x", &found), 1);
+	assert_int_equal(mgmtdb_instance_remove(own_db, "x"), 1);
+	assert_int_equal(mgmtdb_instance_find(own_db, "x", &found), 0);
+	mgmtdb_destroy(&own_db);
 	struct mgmtdb *db;
 	const char *error;
 	assert_int_equal(mgmtdb_load("/nonexistent/db.json", &db, &error), -1);
@@ -103,6 +274,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_admins_and_servers_roundtrip),
 		cmocka_unit_test(test_corrupt_databases_refused),
+		cmocka_unit_test(test_instances_found_among_thousands),
+		cmocka_unit_test(test_admins_found_among_thousands),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
