@@ -310,6 +310,9 @@ static void host_instance_spawn(struct host_instance *inst)
 	inst->start_counted = true;
 	hi->starting++;
 	log_info(host_ctx(inst), "starting (pid %ld; %u starting)", (long)pid, hi->starting);
+	/* never blocking: a stopped or busy instance must not hold up the
+	 * Instance Host's loop, which serves every other instance */
+	evutil_make_socket_nonblocking(sv[0]);
 	struct bufferevent *bev = bufferevent_socket_new(hi->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	struct json *hello = json_new_object();
 	json_set_string(hello, "role", "instance-host");

@@ -183,6 +183,9 @@ int instance_main(int argc, char **argv)
 	 * what it committed */
 	instance_archive_recover(inst.archive);
 	inst.last_used = time(NULL);
+	/* never blocking: while its Instance Host holds back reading (a slow
+	 * client), this loop goes on serving the instance's other sessions */
+	evutil_make_socket_nonblocking(INSTANCE_HOST_FD);
 	struct bufferevent *bev =
 		bufferevent_socket_new(inst.base, INSTANCE_HOST_FD, BEV_OPT_CLOSE_ON_FREE);
 	struct json *hello = json_new_object();

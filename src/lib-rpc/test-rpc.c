@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include "rpc.h"
 #include "test-tmpdir.h"
 #include "tls.h"
+
+#include <sys/socket.h>
 
 /* Real TLS on loopback: a server role, a client role with an allowed
  * certificate, and a stranger whose certificate nobody registered. */
@@ -315,6 +318,45 @@ static void test_relay_blob_and_backpressure(void **state)
 	tls_context_destroy(&server_tls);
 }
 
+/* The link between an Instance Host and an instance: no TLS, a socket
+ * pair that never blocks. Large answers are read ahead of libevent's 4 KiB
+ * reads; they arrive intact, one after another, also while the reader
+ * pauses and resumes in between. */
+static void test_plain_link_reads_ahead(void **state)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	evutil_make_socket_nonblocking(sv[0]);
+	evutil_make_socket_nonblocking(sv[1]);
+	static const struct rpc_conn_callbacks serving = {.request = server_request};
+	static const struct rpc_conn_callbacks none = {0};
+	struct rpc_conn *server =
+		rpc_conn_create(bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE), hello,
+				1, &serving, NULL);
+	struct rpc_conn *client = rpc_conn_create(
+		bufferevent_socket_new(base, sv[1], BEV_OPT_CLOSE_ON_FREE), hello, 1, &none, NULL);
+	for (int round = 0; round < 3; round++) {
+		answers = 0;
+		blob_ok = false;
+		rpc_conn_call(client, "Blob", NULL, 10, blob_answer, NULL);
+		struct evbuffer *mine = evbuffer_new();
+		rpc_conn_call(client, "BlobBuffer", NULL, 10, blob_buffer_answer, mine);
+		if (round == 1) {
+			/* paused while the answers come: they wait, then arrive */
+			rpc_conn_pause_reading(client, true);
+			assert_false(run_until(answers_at_least, (void *)1, 1));
+			rpc_conn_pause_reading(client, false);
+		}
+		assert_true(run_until(answers_at_least, (void *)2, 10));
+		assert_true(blob_ok);
+		assert_int_equal(blob_len_seen, 3 * 1024 * 1024);
+		assert_true(blob_matches(mine, 3 * 1024 * 1024));
+		evbuffer_free(mine);
+	}
+	rpc_conn_destroy(&client);
+	rpc_conn_destroy(&server);
+}
+
 static void test_pinning_both_ways(void **state)
 {
 	struct tls_context *server_tls, *client_tls, *stranger_tls;
@@ -387,6 +429,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_call_event_and_reconnect),
 		cmocka_unit_test(test_relay_blob_and_backpressure),
+		cmocka_unit_test(test_plain_link_reads_ahead),
 		cmocka_unit_test(test_pinning_both_ways),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

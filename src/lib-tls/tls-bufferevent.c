@@ -67,6 +67,11 @@ struct bufferevent *tls_bufferevent_starttls(struct tls_context *ctx, struct buf
 					       BUFFEREVENT_SSL_ACCEPTING, TLS_BUFFEREVENT_OPTIONS));
 }
 
+bool tls_bufferevent_is_tls(struct bufferevent *bev)
+{
+	return bufferevent_openssl_get_ssl(bev) != NULL;
+}
+
 bool tls_bufferevent_peer_fingerprint(struct bufferevent *bev,
 				      char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1])
 {

@@ -131,6 +131,9 @@ struct bufferevent *tls_bufferevent_connect(struct tls_context *ctx, struct even
  * reply) is sent before the handshake. */
 struct bufferevent *tls_bufferevent_starttls(struct tls_context *ctx, struct bufferevent *plain);
 
+/* Whether bev is a TLS bufferevent (else a plain one). */
+bool tls_bufferevent_is_tls(struct bufferevent *bev);
+
 /* The peer's certificate fingerprint: after the handshake, or after a
  * failed one the certificate it presented (and we refused). false if none. */
 bool tls_bufferevent_peer_fingerprint(struct bufferevent *bev,
