@@ -300,6 +300,7 @@ def measure(side, maildir):
             p.start()
         ready.wait(timeout=600)  # every client logged in, folder examined
         tree = process_tree(roots)
+        at_reset = {"%s[%d]" % (comm, pid): status_kib(pid, "VmRSS") for pid, comm in tree.items()}
         reset_peaks(tree)
         cpu_before = cpu_ticks(tree)
         pss_max, sampling = [0], [True]
@@ -337,6 +338,7 @@ def measure(side, maildir):
             "max_pss_mb": round(pss_max[0] / 1024, 1),
             "peak_rss_kib_by_process": {k: v for k, v in sorted(peaks.items(),
                                                                 key=lambda kv: -kv[1])},
+            "rss_at_start_kib_by_process": at_reset,
             "load_start": load_start, "load_end": loadavg(), "connections": len(ranges)}
 
 

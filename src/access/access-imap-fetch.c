@@ -31,7 +31,10 @@
 #define FETCH_MAX_ITEMS 64
 #define FETCH_BATCH_RAW 256
 #define FETCH_BATCH_META 1000
-#define FETCH_IN_FLIGHT 4
+/* answers asked for ahead per FETCH: two keep the instance busy while one
+ * is written; each more holds up to CLIENT_FETCH_BUDGET (1 MiB) here and in
+ * the instance per session */
+#define FETCH_IN_FLIGHT 2
 
 enum fetch_kind {
 	FETCH_FLAGS,

@@ -34,11 +34,11 @@
 
 /* Message bytes per answer: no more messages are added once they reach
  * CLIENT_FETCH_BUDGET, so that the answers in flight for one FETCH (the
- * Client Access Server asks for four at a time) stay a few MB in every
+ * Client Access Server asks for two at a time) stay a few MB in every
  * process on the way. One message alone comes whole up to
  * CLIENT_FETCH_PIECE (well below RPC_MAX_FRAME with the JSON part; a
  * restore by mail takes only a whole message), a bigger one in pieces. */
-#define CLIENT_FETCH_BUDGET (4u * 1024 * 1024)
+#define CLIENT_FETCH_BUDGET (1u * 1024 * 1024)
 #define CLIENT_FETCH_PIECE (12u * 1024 * 1024)
 #define CLIENT_FETCH_MAX_IDS 1000
 #define CLIENT_PAGE_MAX 500
