@@ -3,6 +3,7 @@ loopback, each "server" a config directory of its own bound to its own
 127.0.0.x address. Tests import them from here (`from daemonfix import ...`),
 a name of its own, so that one pytest call can collect every suite;
 conftest.py hands the fixtures to pytest."""
+import fcntl
 import json
 import os
 import glob
@@ -19,22 +20,46 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COFFER = os.environ.get("COFFER_BIN", os.path.join(ROOT, "build", "src", "cli", "coffer"))
 SANITIZED = os.environ.get("COFFER_SANITIZED") == "1"
 
-_next_port = [20000 + (os.getpid() * 37) % 20000]
+# Ports for test servers: below the kernel's ephemeral range (32768-60999
+# here), which outgoing connections draw from, so no client socket can take
+# one between free_port() and the daemon's bind; and reserved across
+# processes by a lock file each, held while this process lives, so that two
+# test runs at once (or a test run beside a benchmark) never pick the same.
+_PORT_FIRST, _PORT_LAST = 20000, 32767
+_PORT_LOCKS = os.path.join(tempfile.gettempdir(), "coffer-test-ports")
+_next_port = [_PORT_FIRST + (os.getpid() * 37) % (_PORT_LAST - _PORT_FIRST)]
+_held_ports = {}
+
+
+def _reserve_port(p):
+    """Whether this process now holds the lock file of port p."""
+    os.makedirs(_PORT_LOCKS, mode=0o1777, exist_ok=True)
+    fd = os.open(os.path.join(_PORT_LOCKS, str(p)), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_ports[p] = fd
+    return True
 
 
 def free_port(host="127.0.0.1"):
-    """A port free on host (and likely to stay free for the test)."""
-    while True:
+    """A port free on host that no other test process will pick."""
+    for _ in range(_PORT_LAST - _PORT_FIRST + 1):
         _next_port[0] += 1
-        if _next_port[0] > 60000:
-            _next_port[0] = 20000
+        if _next_port[0] > _PORT_LAST:
+            _next_port[0] = _PORT_FIRST
         p = _next_port[0]
+        if p in _held_ports or not _reserve_port(p):
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, p))
             except OSError:
-                continue
+                continue  # in use outside the tests: keep the lock, skip it
             return p
+    raise RuntimeError("no free port left in %d-%d" % (_PORT_FIRST, _PORT_LAST))
 
 
 class Server:
