@@ -392,28 +392,36 @@ static void instance_jobs_finish(struct instance_jobs *jobs)
 	instance_jobs_save_or_log(jobs);
 }
 
-static void instance_jobs_check(evutil_socket_t fd, short events, void *ctx)
+/* Record the running job's end if its thread has ended; true if it had. */
+static bool instance_jobs_reap(struct instance_jobs *jobs)
 {
-	struct instance_jobs *jobs = ctx;
 	struct instance_job *job = jobs->running;
 	if (job == NULL)
-		return;
+		return false;
 	pthread_mutex_lock(&job->lock);
 	bool done = job->thread_done;
 	pthread_mutex_unlock(&job->lock);
-	if (done) {
-		pthread_join(job->thread, NULL);
-		job->thread_started = false;
-		instance_jobs_finish(jobs);
-	} else if (time(NULL) - jobs->saved >= INSTANCE_JOBS_SAVE_SECS) {
+	if (!done)
+		return false;
+	pthread_join(job->thread, NULL);
+	job->thread_started = false;
+	instance_jobs_finish(jobs);
+	return true;
+}
+
+static void instance_jobs_check(evutil_socket_t fd, short events, void *ctx)
+{
+	struct instance_jobs *jobs = ctx;
+	if (jobs->running != NULL && !instance_jobs_reap(jobs) &&
+	    time(NULL) - jobs->saved >= INSTANCE_JOBS_SAVE_SECS)
 		instance_jobs_save_or_log(jobs);
-	}
 }
 
 int instance_jobs_start(struct instance_jobs *jobs, const struct instance_job_kind *kind,
 			struct json *arguments, struct json *internal, void *ctx, const char **id_r,
 			const char **error_r)
 {
+	(void)instance_jobs_reap(jobs);
 	if (jobs->running != NULL) {
 		*error_r = tstr_printf("busy: job %s (%s) is running; one job runs at a time",
 				       jobs->running->id, jobs->running->kind_name);
@@ -462,6 +470,10 @@ int instance_jobs_start(struct instance_jobs *jobs, const struct instance_job_ki
 
 const char *instance_jobs_running(struct instance_jobs *jobs)
 {
+	/* GetJob shows a job as ended once its thread is done; until the
+	 * timer came round it still counted as running here, and a caller
+	 * that had just seen it end was told to wait for it */
+	(void)instance_jobs_reap(jobs);
 	return jobs->running == NULL ? NULL : jobs->running->kind_name;
 }
 
