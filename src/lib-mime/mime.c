@@ -574,8 +574,9 @@ static const char *const mime_structure_fields[] = {"Content-Type", "Content-Tra
 						    "Content-Disposition"};
 
 /* The index into mime_structure_fields of the field that starts at line
- * (name, optional blanks, colon: RFC 5322 4.5.3 allows blanks), or -1. */
-static int mime_structure_field_at(const unsigned char *line, size_t len)
+ * (name, optional blanks, colon: RFC 5322 4.5.3 allows blanks), or -1;
+ * *value_r: where its value starts. */
+static int mime_structure_field_at(const unsigned char *line, size_t len, size_t *value_r)
 {
 	for (size_t i = 0; i < G_N_ELEMENTS(mime_structure_fields); i++) {
 		size_t n = strlen(mime_structure_fields[i]);
@@ -585,35 +586,72 @@ static int mime_structure_field_at(const unsigned char *line, size_t len)
 		size_t j = n;
 		while (j < len && (line[j] == ' ' || line[j] == '\t'))
 			j++;
-		if (j < len && line[j] == ':')
+		if (j < len && line[j] == ':') {
+			*value_r = j + 1;
 			return (int)i;
+		}
 	}
 	return -1;
 }
 
-/* Hides from GMime every repeat of a structure field in the message's
- * header block (the first letter becomes 'X': same length, offsets stay),
- * so the first one counts, as in Dovecot. With data NULL only counts the
- * repeats in `head`; returns how many there are. */
-static unsigned int mime_hide_repeated_fields(const unsigned char *head, unsigned char *data,
-					      size_t header_len)
+/* The value of the field whose value starts at `from`: folded lines
+ * included, blanks and line ends around it left out. */
+static void mime_field_value(const unsigned char *head, size_t len, size_t from, size_t *start_r,
+			     size_t *end_r)
 {
-	bool seen[G_N_ELEMENTS(mime_structure_fields)] = {false};
-	unsigned int repeats = 0;
+	size_t end = from;
+	for (;;) {
+		const unsigned char *nl = memchr(head + end, '\n', len - end);
+		end = nl != NULL ? (size_t)(nl - head) + 1 : len;
+		if (end >= len || (head[end] != ' ' && head[end] != '\t'))
+			break;
+	}
+	while (from < end && g_ascii_isspace(head[from]))
+		from++;
+	while (end > from && g_ascii_isspace(head[end - 1]))
+		end--;
+	*start_r = from;
+	*end_r = end;
+}
+
+/* Hides from GMime every repeat of a structure field in the message's
+ * header block (its first letter becomes 'X': same length, offsets stay),
+ * so the first one counts, as in Dovecot. Returns the defects the repeats
+ * are (a repeat of the same value, or a different one), 0 if none; with
+ * `hide` false only finds them. */
+static unsigned int mime_hide_repeated_fields(unsigned char *head, size_t header_len, bool hide)
+{
+	struct {
+		bool seen;
+		size_t start, end;
+	} first[G_N_ELEMENTS(mime_structure_fields)] = {{false, 0, 0}};
+	unsigned int defects = 0;
 	for (size_t at = 0; at < header_len;) {
 		const unsigned char *nl = memchr(head + at, '\n', header_len - at);
-		size_t end = nl != NULL ? (size_t)(nl - head) + 1 : header_len;
-		int field = mime_structure_field_at(head + at, end - at);
-		if (field >= 0 && seen[field]) {
-			repeats++;
-			if (data != NULL)
-				data[at] = 'X';
-		} else if (field >= 0) {
-			seen[field] = true;
+		size_t line_end = nl != NULL ? (size_t)(nl - head) + 1 : header_len, value, start,
+		       end;
+		int field = mime_structure_field_at(head + at, line_end - at, &value);
+		if (field >= 0) {
+			mime_field_value(head, header_len, at + value, &start, &end);
+			if (!first[field].seen) {
+				first[field].seen = true;
+				first[field].start = start;
+				first[field].end = end;
+			} else {
+				bool same =
+					end - start == first[field].end - first[field].start &&
+					g_ascii_strncasecmp((const char *)head + start,
+							    (const char *)head + first[field].start,
+							    end - start) == 0;
+				defects |= same ? MIME_DEFECT_DUPLICATE_HEADER
+						: MIME_DEFECT_CONFLICTING_HEADER;
+				if (hide)
+					head[at] = 'X';
+			}
 		}
-		at = end;
+		at = line_end;
 	}
-	return repeats;
+	return defects;
 }
 
 /* What GMime parses. Bytes are borrowed, not copied (a message may be
@@ -641,8 +679,9 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 	size_t keep = too_large ? MIME_HEADER_MAX : header_len;
 	bool nul = memchr(data, '\0', keep) != NULL;
 	bool long_lines = !too_large && mime_long_line_after(data, len, header_len);
-	bool repeats = mime_hide_repeated_fields(data, NULL, keep) > 0;
-	if (!too_large && !nul && !long_lines && !repeats)
+	/* only read: the caller's bytes are changed in the copy below */
+	unsigned int repeats = mime_hide_repeated_fields((unsigned char *)data, keep, false);
+	if (!too_large && !nul && !long_lines && repeats == 0)
 		return mime_borrow_stream(data, len, borrowed_r);
 	GByteArray *head = g_byte_array_sized_new((guint)(too_large ? keep + 2 : len));
 	g_byte_array_append(head, data, (guint)keep);
@@ -652,9 +691,9 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 	}
 	if (nul)
 		*defects |= MIME_DEFECT_NUL_IN_HEADER;
-	if (repeats) {
-		*defects |= MIME_DEFECT_CONFLICTING_HEADER;
-		(void)mime_hide_repeated_fields(head->data, head->data, head->len);
+	if (repeats != 0) {
+		*defects |= repeats;
+		(void)mime_hide_repeated_fields(head->data, head->len, true);
 	}
 	if (too_large) {
 		*defects |= MIME_DEFECT_HEADER_TOO_LARGE;

@@ -163,6 +163,15 @@ static void test_first_of_repeated_structure_fields(void **state)
 	assert_true(info->defects & MIME_DEFECT_CONFLICTING_HEADER);
 	mime_info_destroy(&info);
 
+	/* the same value twice is a duplicate, not a conflict */
+	info = parse("From: a@example.org\n"
+		     "Content-Transfer-Encoding: base64\n"
+		     "Content-Transfer-Encoding:   BASE64\n\n"
+		     "aGk=\n");
+	assert_true(info->defects & MIME_DEFECT_DUPLICATE_HEADER);
+	assert_false(info->defects & MIME_DEFECT_CONFLICTING_HEADER);
+	mime_info_destroy(&info);
+
 	const char *text_first = "From: a@example.org\n"
 				 "Content-Type: text/plain; charset=\"utf-8\"\n"
 				 "Content-Transfer-Encoding: 7bit\n"
