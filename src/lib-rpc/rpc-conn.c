@@ -20,6 +20,9 @@
 /* room made for the rest of a large frame on its way (rpc_conn_expect());
  * below malloc's mmap threshold, so the memory is reused */
 #define RPC_READ_CHAIN (64 * 1024)
+/* a frame missing more than this is large: room is made for it, and on a
+ * plain link it is read ahead */
+#define RPC_LARGE_REST (16 * 1024)
 /* what rpc_conn_read_ahead() reads at most per wake-up */
 #define RPC_READ_AHEAD (1024 * 1024)
 
@@ -243,7 +246,7 @@ static void rpc_conn_handle_json_blob(struct rpc_conn *conn, struct evbuffer *in
  * own (and a read of its own on the other side). */
 static void rpc_conn_expect(struct evbuffer *in, size_t missing)
 {
-	if (missing > 16 * 1024)
+	if (missing > RPC_LARGE_REST)
 		(void)evbuffer_expand(in, missing < RPC_READ_CHAIN ? missing : RPC_READ_CHAIN);
 }
 
@@ -255,7 +258,7 @@ static void rpc_conn_expect(struct evbuffer *in, size_t missing)
  * and errors are left to the bufferevent, whose next read meets them. */
 static bool rpc_conn_read_ahead(struct rpc_conn *conn, struct evbuffer *in, size_t missing)
 {
-	if (conn->plain_fd < 0 || missing <= 16 * 1024)
+	if (conn->plain_fd < 0 || missing <= RPC_LARGE_REST)
 		return false;
 	size_t budget = missing < RPC_READ_AHEAD ? missing : RPC_READ_AHEAD, got_total = 0;
 	/* a bufferevent keeps the end of its input frozen between its own
