@@ -213,15 +213,8 @@ static int client_folder_uids(struct client_call *c)
 	if (client_folder_arg(c, &folder_id) < 0)
 		return -1;
 	struct client_ids ids = {.set = str_create(256), .first = -1};
-	/* every id of the folder once: no use keeping those pages cached */
-	catalog_read_begin_scan(c->cat);
-	int ret = catalog_imap_ids(c->cat, &uid_validity, &uid_next, &error) < 0 ||
-				  catalog_folder_ids(c->cat, folder_id, client_ids_add, &ids,
-						     &error) < 0
-			  ? -1
-			  : 0;
-	catalog_read_end(c->cat);
-	if (ret < 0) {
+	if (catalog_imap_ids(c->cat, &uid_validity, &uid_next, &error) < 0 ||
+	    catalog_folder_ids(c->cat, folder_id, client_ids_add, &ids, &error) < 0) {
 		str_destroy(&ids.set);
 		return client_fail(c, "failed", error);
 	}
