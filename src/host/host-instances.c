@@ -86,6 +86,7 @@ struct host_instance {
 	struct event *timer; /* restart backoff, start and stop timeouts */
 	bool start_queued;   /* to be spawned when a start slot is free */
 	bool start_counted;  /* spawned and not yet ready: holds a slot */
+	bool moving_out;     /* its files are being copied: it must not start */
 };
 
 struct host_instances {
@@ -831,6 +832,15 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 		rpc_conn_reply_error(conn, id, "no-such-instance",
 				     tstr_printf("no instance '%s' on this Instance Host",
 						 iid == NULL ? "" : iid));
+	} else if (inst->moving_out && (strcmp(method, "StartInstance") == 0 ||
+					strcmp(method, "RestartInstance") == 0 ||
+					strcmp(method, "DeleteInstance") == 0 ||
+					strcmp(method, "SetInstanceBaseDirectory") == 0)) {
+		/* a start now would write where the copy already read */
+		rpc_conn_reply_error(
+			conn, id, "busy",
+			tstr_printf("instance %s is being moved to another Instance Host",
+				    inst->id));
 	} else if (strcmp(method, "StartInstance") == 0) {
 		if (inst->state == HOST_INSTANCE_RUNNING || inst->state == HOST_INSTANCE_FROZEN) {
 			rpc_conn_reply(conn, id, host_instance_status(inst));
@@ -898,6 +908,70 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 				     tstr_printf("no call '%s'", method));
 	}
 	return true;
+}
+
+/* ---- moving (host-move) ---- */
+
+int host_instances_lookup(struct host_instances *hi, const char *id, char **base_dir_r,
+			  char **key_path_r, bool *stopped_r)
+{
+	struct host_instance *inst = host_find(hi, id);
+	if (inst == NULL)
+		return -1;
+	*base_dir_r = mem_strdup(inst->base_dir);
+	*key_path_r = host_key_path(hi, id);
+	*stopped_r = inst->pid == 0 && !inst->start_queued && !inst->want_running;
+	return 0;
+}
+
+void host_instances_set_moving(struct host_instances *hi, const char *id, bool moving)
+{
+	struct host_instance *inst = host_find(hi, id);
+	if (inst != NULL)
+		inst->moving_out = moving;
+}
+
+int host_instances_check_new(struct host_instances *hi, const char *id, const char *dir,
+			     const char **error_r)
+{
+	if (!host_instances_id_valid(id)) {
+		*error_r = tstr_printf("invalid instance ID '%s': expected [a-z0-9][a-z0-9-]{0,62}",
+				       id);
+		return -1;
+	}
+	if (host_find(hi, id) != NULL) {
+		*error_r = tstr_printf("instance %s exists on this Instance Host", id);
+		return -1;
+	}
+	return host_check_base_dir(hi, dir, NULL, error_r);
+}
+
+char *host_instances_key_path(struct host_instances *hi, const char *id)
+{
+	return host_key_path(hi, id);
+}
+
+int host_instances_adopt(struct host_instances *hi, const char *id, const char *dir,
+			 const char **error_r)
+{
+	if (host_instances_check_new(hi, id, dir, error_r) < 0)
+		return -1;
+	struct host_instance *inst = mem_new(struct host_instance);
+	inst->hi = hi;
+	inst->id = mem_strdup(id);
+	inst->base_dir = mem_strdup(dir);
+	inst->error = mem_strdup("");
+	inst->timer = evtimer_new(hi->base, host_instance_timer, inst);
+	inst->next = hi->head;
+	hi->head = inst;
+	if (host_save(hi, error_r) < 0) {
+		hi->head = inst->next;
+		host_instance_free(inst);
+		return -1;
+	}
+	host_set_state(inst, HOST_INSTANCE_STOPPED, NULL);
+	log_info(host_ctx(inst), "taken over from another Instance Host (%s)", dir);
+	return 0;
 }
 
 /* ---- life cycle ---- */

@@ -47,6 +47,22 @@ void host_instances_forget_conn(struct host_instances *hi, struct rpc_conn *conn
 void host_instances_counts(struct host_instances *hi, unsigned int *available_r,
 			   unsigned int *running_r);
 
+/* For moving an instance between Instance Hosts (host-move). lookup: its
+ * base directory and key file (new strings) and whether its process is
+ * down; -1 if there is no such instance. set_moving: while true,
+ * StartInstance, RestartInstance, DeleteInstance and SetInstanceBaseDirectory
+ * answer "busy". check_new: could an instance of this ID live at `dir`
+ * here. adopt: register an instance whose base directory and key are in
+ * place (stopped, "should not run"). */
+int host_instances_lookup(struct host_instances *hi, const char *id, char **base_dir_r,
+			  char **key_path_r, bool *stopped_r);
+void host_instances_set_moving(struct host_instances *hi, const char *id, bool moving);
+int host_instances_check_new(struct host_instances *hi, const char *id, const char *dir,
+			     const char **error_r);
+char *host_instances_key_path(struct host_instances *hi, const char *id);
+int host_instances_adopt(struct host_instances *hi, const char *id, const char *dir,
+			 const char **error_r);
+
 /* ID syntax: [a-z0-9][a-z0-9-]{0,62}. */
 bool host_instances_id_valid(const char *id);
 

@@ -3,6 +3,7 @@
  * to the Management Server. Instances (one process each) come with issue 4. */
 #include "host-main.h"
 #include "host-instances.h"
+#include "host-move.h"
 #include "config.h"
 #include "file.h"
 #include "json.h"
@@ -25,6 +26,7 @@ struct host {
 	 * kept on disk so they can connect while the Management Server is down. */
 	struct json *peers;
 	struct host_instances *instances;
+	struct host_move *move;
 	time_t started;
 };
 
@@ -69,11 +71,8 @@ static bool host_is_management(struct host *host, const char *fingerprint)
 	return pinned[0] != '\0' && strcmp(pinned, fingerprint) == 0;
 }
 
-static bool host_peer_check(const char *fingerprint, void *ctx)
+static bool host_is_client_access(struct host *host, const char *fingerprint)
 {
-	struct host *host = ctx;
-	if (host_is_management(host, fingerprint))
-		return true;
 	const struct json *list = json_get(host->peers, "clientAccessServers");
 	for (size_t i = 0; i < json_count(list); i++) {
 		const char *fp = json_get_string(json_at(list, i), "fingerprint");
@@ -81,6 +80,16 @@ static bool host_peer_check(const char *fingerprint, void *ctx)
 			return true;
 	}
 	return false;
+}
+
+static bool host_peer_check(const char *fingerprint, void *ctx)
+{
+	struct host *host = ctx;
+	if (host_is_management(host, fingerprint) || host_is_client_access(host, fingerprint))
+		return true;
+	/* another Instance Host, while the Management Server has it copy an
+	 * instance from here */
+	return host_move_peer_allowed(host->move, fingerprint);
 }
 
 static struct json *host_info(struct host *host)
@@ -130,6 +139,13 @@ static void host_request(struct rpc_conn *conn, uint32_t id, const char *method,
 	/* Instance management is the Management Server's; Client Access Servers
 	 * may only pass end users' calls ("Client*") into instances. */
 	const char *inner = json_get_string(args, "method");
+	if (host_move_request(host->move, conn, id, method, args, from_management))
+		return;
+	if (!from_management && !host_is_client_access(host, rpc_conn_peer_fingerprint(conn))) {
+		rpc_conn_reply_error(conn, id, "forbidden",
+				     "an Instance Host may only read an instance it moves");
+		return;
+	}
 	if (!from_management && strcmp(method, "InstanceCall") == 0 &&
 	    (inner == NULL || strncmp(inner, "Client", 6) != 0)) {
 		rpc_conn_reply_error(conn, id, "forbidden",
@@ -209,6 +225,8 @@ int host_main(int argc, char **argv)
 	host.instances =
 		host_instances_create(role_daemon_base(host.rd), role_daemon_config_dir(host.rd),
 				      host_instance_changed, &host);
+	host.move = host_move_create(role_daemon_base(host.rd), host.instances,
+				     role_daemon_client_tls(host.rd), role_daemon_hello(host.rd));
 	host.tcp_server = role_daemon_listen_tcp(host.rd, host_peer_check, &host,
 						 &host_tcp_callbacks, &host, &error);
 	if (host.tcp_server != NULL && role_daemon_drop_privileges(host.rd, &error) < 0)
@@ -230,6 +248,7 @@ int host_main(int argc, char **argv)
 		host_instances_stop_all(host.instances);
 	}
 	rpc_server_destroy(&host.tcp_server);
+	host_move_destroy(&host.move);
 	host_instances_destroy(&host.instances);
 	json_unref(&host.peers);
 	role_daemon_destroy(&host.rd);

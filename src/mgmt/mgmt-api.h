@@ -57,5 +57,9 @@ extern const struct mgmt_api_function mgmt_api_server_functions[];
 extern const struct mgmt_api_function mgmt_api_instance_functions[];
 extern const struct mgmt_api_function mgmt_api_admin_functions[];
 extern const struct mgmt_api_function mgmt_api_instance_data_functions[];
+extern const struct mgmt_api_function mgmt_api_move_functions[];
+/* The Management Server stops: moves under way (mgmt-api-move.c) let go of
+ * their jobs and links; called before the links are destroyed. */
+void mgmt_api_move_abandon_all(void);
 
 #endif

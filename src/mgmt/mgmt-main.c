@@ -162,6 +162,7 @@ static void mgmt_free(struct mgmt *mgmt)
 {
 	/* links first: closing them answers the calls still out (a long
 	 * SyncUsers at shutdown) into jobs that must still exist */
+	mgmt_api_move_abandon_all();
 	mgmt_links_destroy(&mgmt->links);
 	mgmt_jobs_destroy(&mgmt->jobs);
 	mgmt_auth_destroy(&mgmt->auth);

@@ -1,0 +1,506 @@
+/* mgmt-api-move: MoveInstance, moving an instance with its base directory
+ * and key to another Instance Host, as a job (docs/api.md,
+ * docs/operations.md "Moving an instance").
+ *
+ * Steps, each a call on the Management Server's control links: the target
+ * checks the base directory (MoveInPrepare) while the instance still runs;
+ * the source stops the instance and lists its files (StopInstance,
+ * MoveOutBegin); the target pulls them straight from the source over a
+ * pinned, mutually authenticated link between the two Instance Hosts and
+ * verifies each file's SHA-256 (MoveInStart, polled with MoveInStatus);
+ * the target registers it (MoveInCommit); the management database names the
+ * target; the Client Access Servers get the new topology; the instance
+ * starts on the target (if it ran before); only then does the source forget
+ * it (MoveOutEnd, DeleteInstance, with its data unless keepSource).
+ *
+ * The bytes go host to host, not through the Management Server: it would
+ * only relay them, at twice the network traffic, and the two hosts can pin
+ * each other's registered fingerprints as well as it can.
+ *
+ * Until the database names the target, every failure (and a cancel) undoes
+ * the move: the target's copy is removed and the instance starts again on
+ * the source if it ran. If the instance does not start on the target, the
+ * database names the source again and the same happens. */
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "mgmt-api.h"
+#include "mgmt-jobs.h"
+#include "mgmt-links.h"
+#include "mgmt.h"
+#include "mgmtdb.h"
+#include "role-daemon.h"
+#include "rpc.h"
+#include "tstr.h"
+
+#include <event2/event.h>
+#include <string.h>
+
+#define MGMT_MOVE_CALL_SECS 120
+#define MGMT_MOVE_POLL_MS 500
+
+struct mgmt_move {
+	struct mgmt_move *next;
+	struct mgmt *mgmt;
+	struct mgmt_job *job;
+	char *id, *source, *target, *source_dir, *target_dir;
+	bool keep_source, was_running;
+	bool switched;  /* the database names the target */
+	bool call_open; /* an answer is still to come */
+	bool abandoned; /* the Management Server stops */
+	char *error;    /* why it is being undone */
+	bool cancelled;
+	struct event *poll;
+};
+
+static struct mgmt_move *mgmt_moves;
+
+static void mgmt_move_free(struct mgmt_move *mv)
+{
+	for (struct mgmt_move **p = &mgmt_moves; *p != NULL; p = &(*p)->next) {
+		if (*p == mv) {
+			*p = mv->next;
+			break;
+		}
+	}
+	if (mv->poll != NULL)
+		event_free(mv->poll);
+	mem_free(mv->id);
+	mem_free(mv->source);
+	mem_free(mv->target);
+	mem_free(mv->source_dir);
+	mem_free(mv->target_dir);
+	mem_free(mv->error);
+	mem_free(mv);
+}
+
+void mgmt_api_move_abandon_all(void)
+{
+	for (struct mgmt_move *mv = mgmt_moves, *next; mv != NULL; mv = next) {
+		next = mv->next;
+		mv->abandoned = true;
+		if (!mv->call_open)
+			mgmt_move_free(mv);
+	}
+}
+
+/* Call a host; the answer (or the failure to send) comes to `answer`. */
+static void mgmt_move_call(struct mgmt_move *mv, const char *host, const char *method,
+			   struct json *args, rpc_answer_fn *answer)
+{
+	const char *error;
+	mv->call_open = true;
+	if (mgmt_links_call_host(mv->mgmt->links, host, method, args, MGMT_MOVE_CALL_SECS, answer,
+				 mv, &error) < 0)
+		answer(NULL, NULL, "unavailable", error, mv);
+}
+
+static struct json *mgmt_move_args(const struct mgmt_move *mv)
+{
+	struct json *args = json_new_object();
+	json_set_string(args, "instanceID", mv->id);
+	return args;
+}
+
+/* Take an answer: false if the move is gone (the server stops). */
+static bool mgmt_move_answered(struct mgmt_move *mv)
+{
+	mv->call_open = false;
+	if (mv->abandoned) {
+		mgmt_move_free(mv);
+		return false;
+	}
+	return true;
+}
+
+static void mgmt_move_log(struct mgmt_move *mv, const char *text)
+{
+	mgmt_job_log(mv->job, text);
+	log_info(tstr_printf("instance=%s", mv->id), "move to %s: %s", mv->target, text);
+}
+
+/* ---- undoing ---- */
+
+static void mgmt_move_finish_undone(struct mgmt_move *mv)
+{
+	mgmt_links_push_instances(mv->mgmt->links);
+	if (mv->cancelled)
+		mgmt_job_done_cancelled(mv->job, NULL);
+	else
+		mgmt_job_done(mv->job, NULL,
+			      tstr_printf("moving %s to %s failed: %s (the instance stays on %s)",
+					  mv->id, mv->target, mv->error, mv->source));
+	mgmt_move_free(mv);
+}
+
+static void mgmt_move_undo_started(struct rpc_conn *conn, const struct json *result,
+				   const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv,
+			      tstr_printf("starting it again on %s failed: %s", mv->source, text));
+	else if (json_kind(result) == JSON_KIND_OBJECT)
+		mgmt_links_note_instance(mv->mgmt->links, mv->source, mv->id, result);
+	mgmt_move_finish_undone(mv);
+}
+
+static void mgmt_move_undo_source(struct rpc_conn *conn, const struct json *result,
+				  const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv, tstr_printf("ending the move on %s: %s", mv->source, text));
+	if (mv->was_running)
+		mgmt_move_call(mv, mv->source, "StartInstance", mgmt_move_args(mv),
+			       mgmt_move_undo_started);
+	else
+		mgmt_move_finish_undone(mv);
+}
+
+static void mgmt_move_undo_target(struct rpc_conn *conn, const struct json *result,
+				  const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv, tstr_printf("removing the copy on %s: %s", mv->target, text));
+	mgmt_move_call(mv, mv->source, "MoveOutEnd", mgmt_move_args(mv), mgmt_move_undo_source);
+}
+
+static int mgmt_move_set_host(struct mgmt_move *mv, const char *host, const char *dir,
+			      const char **error_r)
+{
+	struct mgmtdb_instance inst;
+	if (mgmtdb_instance_find(mv->mgmt->db, mv->id, &inst) == 0) {
+		*error_r = "the instance was deleted meanwhile";
+		return -1;
+	}
+	char *h = mem_strdup(host), *d = mem_strdup(dir);
+	inst.instance_host = h;
+	inst.base_directory = d;
+	int ret = mgmtdb_instance_update(mv->mgmt->db, &inst, error_r);
+	if (ret == 0)
+		ret = mgmt_db_commit(mv->mgmt, error_r);
+	mem_free(h);
+	mem_free(d);
+	return ret;
+}
+
+/* Undo everything: the instance ends where it was, as it was. */
+static void mgmt_move_undo(struct mgmt_move *mv, const char *error)
+{
+	mem_free(mv->error);
+	mv->error = mem_strdup(error);
+	mgmt_move_log(mv, tstr_printf("undoing: %s", error));
+	struct json *args = mgmt_move_args(mv);
+	const char *method = "MoveInAbort";
+	if (mv->switched) {
+		const char *db_error;
+		if (mgmt_move_set_host(mv, mv->source, mv->source_dir, &db_error) < 0)
+			mgmt_move_log(mv, tstr_printf("naming %s again failed: %s", mv->source,
+						      db_error));
+		mv->switched = false;
+		/* registered there already: unregister it with the copy */
+		method = "DeleteInstance";
+		json_set_bool(args, "deleteData", true);
+	}
+	mgmt_move_call(mv, mv->target, method, args, mgmt_move_undo_target);
+}
+
+/* An answer that must succeed for the move to go on: false (and undone) if not. */
+static bool mgmt_move_step_ok(struct mgmt_move *mv, const char *code, const char *text,
+			      const char *what)
+{
+	if (!mgmt_move_answered(mv))
+		return false;
+	if (code != NULL) {
+		mgmt_move_undo(mv, tstr_printf("%s: %s", what, text));
+		return false;
+	}
+	if (mv->cancelled && !mv->switched) {
+		mgmt_move_undo(mv, "cancelled");
+		return false;
+	}
+	return true;
+}
+
+/* ---- the steps, in order ---- */
+
+static void mgmt_move_source_deleted(struct rpc_conn *conn, const struct json *result,
+				     const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv, tstr_printf("removing it from %s failed: %s (remove it there "
+					      "by hand)",
+					      mv->source, text));
+	struct mgmtdb_instance inst;
+	const char *state_error;
+	struct json *r = json_new_object();
+	json_set_string(r, "instanceID", mv->id);
+	json_set_string(r, "instanceHost", mv->target);
+	json_set_string(r, "baseDirectory", mv->target_dir);
+	json_set_string(r, "previousInstanceHost", mv->source);
+	json_set_bool(r, "sourceKept", mv->keep_source);
+	json_set_string(r, "status",
+			mgmtdb_instance_find(mv->mgmt->db, mv->id, &inst) == 1
+				? mgmt_links_instance_state(mv->mgmt->links, mv->target, mv->id,
+							    &state_error)
+				: "unknown");
+	mgmt_links_message(mv->mgmt->links, LOG_LEVEL_INFO, "instance %s moved from %s to %s",
+			   mv->id, mv->source, mv->target);
+	mgmt_job_done(mv->job, r, NULL);
+	mgmt_move_free(mv);
+}
+
+static void mgmt_move_source_ended(struct rpc_conn *conn, const struct json *result,
+				   const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv, tstr_printf("ending the move on %s: %s", mv->source, text));
+	struct json *args = mgmt_move_args(mv);
+	json_set_bool(args, "deleteData", !mv->keep_source);
+	mgmt_move_call(mv, mv->source, "DeleteInstance", args, mgmt_move_source_deleted);
+}
+
+static void mgmt_move_release_source(struct mgmt_move *mv)
+{
+	mgmt_job_progress(mv->job, 99,
+			  mv->keep_source ? "unregistering it on the source, keeping its data"
+					  : "removing the source's copy");
+	mgmt_move_call(mv, mv->source, "MoveOutEnd", mgmt_move_args(mv), mgmt_move_source_ended);
+}
+
+static void mgmt_move_target_started(struct rpc_conn *conn, const struct json *result,
+				     const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("starting it on %s", mv->target)))
+		return;
+	if (json_kind(result) == JSON_KIND_OBJECT)
+		mgmt_links_note_instance(mv->mgmt->links, mv->target, mv->id, result);
+	mgmt_move_release_source(mv);
+}
+
+static void mgmt_move_committed(struct rpc_conn *conn, const struct json *result, const char *code,
+				const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	const char *error;
+	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("registering it on %s", mv->target)))
+		return;
+	/* From here the target holds it: name it in the database. */
+	mv->switched = true;
+	if (mgmt_move_set_host(mv, mv->target, mv->target_dir, &error) < 0) {
+		mgmt_move_undo(mv, error);
+		return;
+	}
+	mgmt_links_push_instances(mv->mgmt->links);
+	mgmt_links_note_instance_state(mv->mgmt->links, mv->target, mv->id, "stopped");
+	mgmt_move_log(mv, tstr_printf("registered on %s", mv->target));
+	if (mv->was_running) {
+		mgmt_job_progress(mv->job, 97, tstr_printf("starting it on %s", mv->target));
+		mgmt_move_call(mv, mv->target, "StartInstance", mgmt_move_args(mv),
+			       mgmt_move_target_started);
+	} else {
+		mgmt_move_release_source(mv);
+	}
+}
+
+static void mgmt_move_poll_now(evutil_socket_t fd, short events, void *ctx);
+
+static void mgmt_move_status(struct rpc_conn *conn, const struct json *result, const char *code,
+			     const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("asking %s", mv->target)))
+		return;
+	const char *state = json_get_string(result, "state");
+	long long done = 0, total = 0;
+	(void)json_get_int(result, "bytesDone", &done);
+	(void)json_get_int(result, "bytesTotal", &total);
+	if (state != NULL && strcmp(state, "failed") == 0) {
+		mgmt_move_undo(mv, tstr_printf("copying: %s", json_get_string(result, "error")));
+	} else if (state != NULL && strcmp(state, "copied") == 0) {
+		mgmt_move_log(mv, tstr_printf("%lld bytes copied and verified", done));
+		mgmt_job_progress(mv->job, 95, tstr_printf("registering it on %s", mv->target));
+		mgmt_move_call(mv, mv->target, "MoveInCommit", mgmt_move_args(mv),
+			       mgmt_move_committed);
+	} else {
+		int percent = total > 0 ? 5 + (int)(done * 90 / total) : 5;
+		mgmt_job_progress(mv->job, percent,
+				  tstr_printf("copying: %lld of %lld bytes", done, total));
+		struct timeval tv = {0, MGMT_MOVE_POLL_MS * 1000};
+		event_add(mv->poll, &tv);
+	}
+}
+
+static void mgmt_move_poll_now(evutil_socket_t fd, short events, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (mv->cancelled) {
+		mgmt_move_undo(mv, "cancelled");
+		return;
+	}
+	mgmt_move_call(mv, mv->target, "MoveInStatus", mgmt_move_args(mv), mgmt_move_status);
+}
+
+static void mgmt_move_copy_started(struct rpc_conn *conn, const struct json *result,
+				   const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("starting the copy on %s", mv->target)))
+		return;
+	mgmt_move_poll_now(-1, 0, mv);
+}
+
+static void mgmt_move_source_listed(struct rpc_conn *conn, const struct json *result,
+				    const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("listing it on %s", mv->source)))
+		return;
+	struct mgmtdb_server src;
+	const char *token = json_get_string(result, "moveToken");
+	if (mgmtdb_server_find(mv->mgmt->db, MGMTDB_INSTANCE_HOST, mv->source, &src) == 0 ||
+	    token == NULL) {
+		mgmt_move_undo(mv, "the source Instance Host is no longer registered");
+		return;
+	}
+	long long entries = 0, bytes = 0;
+	(void)json_get_int(result, "entries", &entries);
+	(void)json_get_int(result, "bytes", &bytes);
+	mgmt_move_log(
+		mv, tstr_printf("%lld files and directories, %lld bytes to copy", entries, bytes));
+	mgmt_job_progress(mv->job, 5, tstr_printf("copying %lld bytes", bytes));
+	struct json *args = mgmt_move_args(mv);
+	struct json *source = json_new_object();
+	json_set_string(source, "address", src.server_name);
+	json_set_int(source, "port", src.port);
+	json_set_string(source, "fingerprint", src.fingerprint);
+	json_set(args, "source", source);
+	json_set_string(args, "moveToken", token);
+	mgmt_move_call(mv, mv->target, "MoveInStart", args, mgmt_move_copy_started);
+}
+
+static void mgmt_move_source_stopped(struct rpc_conn *conn, const struct json *result,
+				     const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("stopping it on %s", mv->source)))
+		return;
+	if (json_kind(result) == JSON_KIND_OBJECT)
+		mgmt_links_note_instance(mv->mgmt->links, mv->source, mv->id, result);
+	struct mgmtdb_server target;
+	if (mgmtdb_server_find(mv->mgmt->db, MGMTDB_INSTANCE_HOST, mv->target, &target) == 0) {
+		mgmt_move_undo(mv, "the target Instance Host is no longer registered");
+		return;
+	}
+	struct json *args = mgmt_move_args(mv);
+	json_set_string(args, "peerFingerprint", target.fingerprint);
+	mgmt_move_call(mv, mv->source, "MoveOutBegin", args, mgmt_move_source_listed);
+}
+
+static void mgmt_move_prepared(struct rpc_conn *conn, const struct json *result, const char *code,
+			       const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL) {
+		/* nothing was touched yet: the instance never stopped */
+		mgmt_job_done(mv->job, NULL,
+			      tstr_printf("moving %s to %s failed: %s (the instance stays on %s)",
+					  mv->id, mv->target, text, mv->source));
+		mgmt_move_free(mv);
+		return;
+	}
+	if (mv->cancelled) {
+		mgmt_move_undo(mv, "cancelled");
+		return;
+	}
+	mgmt_job_progress(mv->job, 2, tstr_printf("stopping it on %s", mv->source));
+	mgmt_move_call(mv, mv->source, "StopInstance", mgmt_move_args(mv),
+		       mgmt_move_source_stopped);
+}
+
+static void mgmt_move_cancel(struct mgmt_job *job, void *ctx)
+{
+	/* takes effect at the next step; once the target holds the instance
+	 * the move is finished instead */
+	struct mgmt_move *mv = ctx;
+	mv->cancelled = true;
+}
+
+static void mgmt_api_move_instance(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+{
+	struct mgmtdb_instance inst;
+	struct mgmtdb_server target;
+	const char *id = json_get_string(args, "instanceID");
+	const char *to = json_get_string(args, "targetInstanceHost");
+	const char *error = NULL;
+	if (mgmtdb_instance_find(mgmt->db, id, &inst) == 0)
+		error = tstr_printf("no instance '%s'", id);
+	else if (mgmtdb_server_find(mgmt->db, MGMTDB_INSTANCE_HOST, to, &target) == 0)
+		error = tstr_printf("argument 'targetInstanceHost': no Instance Host '%s' is "
+				    "registered",
+				    to);
+	else if (strcmp(inst.instance_host, target.server_name) == 0)
+		error = tstr_printf("instance %s already lives on %s", inst.id, to);
+	for (struct mgmt_move *mv = mgmt_moves; error == NULL && mv != NULL; mv = mv->next) {
+		if (strcmp(mv->id, inst.id) == 0)
+			error = tstr_printf("instance %s is being moved already", inst.id);
+	}
+	if (error != NULL) {
+		mgmt_job_done(job, NULL, error);
+		return;
+	}
+	const char *dir = json_get_string(args, "baseDirectory");
+	struct mgmt_move *mv = mem_new(struct mgmt_move);
+	mv->mgmt = mgmt;
+	mv->job = job;
+	mv->id = mem_strdup(inst.id);
+	mv->source = mem_strdup(inst.instance_host);
+	mv->target = mem_strdup(target.server_name);
+	mv->source_dir = mem_strdup(inst.base_directory);
+	mv->target_dir = mem_strdup(dir != NULL ? dir : inst.base_directory);
+	mv->keep_source = json_get_bool(args, "keepSource", false);
+	const char *state = mgmt_links_instance_state(mgmt->links, mv->source, mv->id, &error);
+	mv->was_running = strcmp(state, "running") == 0 || strcmp(state, "frozen") == 0 ||
+			  strcmp(state, "starting") == 0;
+	mv->poll = evtimer_new(role_daemon_base(mgmt->rd), mgmt_move_poll_now, mv);
+	mv->next = mgmt_moves;
+	mgmt_moves = mv;
+	mgmt_job_on_cancel(job, mgmt_move_cancel, mv);
+	mgmt_job_progress(job, 0, tstr_printf("checking %s on %s", mv->target_dir, mv->target));
+	struct json *host_args = mgmt_move_args(mv);
+	json_set_string(host_args, "baseDirectory", mv->target_dir);
+	mgmt_move_call(mv, mv->target, "MoveInPrepare", host_args, mgmt_move_prepared);
+}
+
+const struct mgmt_api_function mgmt_api_move_functions[] = {
+	{"MoveInstance",
+	 "Move an instance with its data and key to another Instance Host (a job: stopped, "
+	 "copied host to host and verified, started there, then removed from the source).",
+	 {{"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"},
+	  {"targetInstanceHost", MGMT_API_STRING, true, "the registered Instance Host to move to"},
+	  {"baseDirectory", MGMT_API_STRING, false,
+	   "its base directory on the target (absent or empty; default: the same path)"},
+	  {"keepSource", MGMT_API_BOOL, false,
+	   "keep the base directory and key on the source (default false)"}},
+	 NULL,
+	 mgmt_api_move_instance,
+	 true},
+	{NULL, NULL, {{0}}, NULL, NULL, false},
+};
