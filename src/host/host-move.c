@@ -26,6 +26,10 @@
 /* How long a target keeps trying to reach its source before it gives up. */
 #define HOST_MOVE_CONNECT_SECS 60
 #define HOST_MOVE_READ_SECS 120
+/* In a base directory from MoveInPrepare until MoveInCommit: a directory
+ * holding it is the leftover of a copy cut short (this Instance Host died
+ * during it), which the next MoveInPrepare may clear. */
+#define HOST_MOVE_MARKER ".coffer-moving-in"
 
 struct host_move_out {
 	struct host_move_out *next;
@@ -412,43 +416,65 @@ static void host_move_in_remove(struct host_move *hm, struct host_move_in *m, bo
 	host_move_in_free(m, remove_data);
 }
 
-/* An empty (or new) directory the Instance Host's user can write. */
+static bool host_move_in_leftover(const char *base_dir)
+{
+	char *marker = mem_printf("%s/%s", base_dir, HOST_MOVE_MARKER);
+	struct stat st;
+	bool found = lstat(marker, &st) == 0 && S_ISREG(st.st_mode);
+	mem_free(marker);
+	return found;
+}
+
+static int host_move_in_check_empty(const char *base_dir, const char **error_r)
+{
+	DIR *dir = opendir(base_dir);
+	struct dirent *de;
+	bool empty = true;
+	while (dir != NULL && (de = readdir(dir)) != NULL)
+		empty = empty && (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0);
+	if (dir != NULL)
+		closedir(dir);
+	if (dir == NULL || !empty) {
+		*error_r = tstr_printf("base directory %s exists and is not an empty directory",
+				       base_dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* An empty (or new) directory the Instance Host's user can write, marked as
+ * being moved into. */
 static int host_move_in_make_base(struct host_move_in *m, const char **error_r)
 {
 	struct stat st;
+	if (stat(m->base_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    host_move_in_leftover(m->base_dir)) {
+		log_info(host_move_ctx(m->id), "removing the leftover of an interrupted copy in %s",
+			 m->base_dir);
+		(void)nftw(m->base_dir, host_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
 	if (stat(m->base_dir, &st) == 0) {
-		DIR *dir = opendir(m->base_dir);
-		struct dirent *de;
-		bool empty = true;
-		while (dir != NULL && (de = readdir(dir)) != NULL)
-			empty = empty &&
-				(strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0);
-		if (dir == NULL || !empty || !S_ISDIR(st.st_mode)) {
-			*error_r = tstr_printf("base directory %s exists and is not an empty "
-					       "directory",
-					       m->base_dir);
-			if (dir != NULL)
-				closedir(dir);
+		if (host_move_in_check_empty(m->base_dir, error_r) < 0)
 			return -1;
-		}
-		closedir(dir);
 	} else if (file_mkdir_parents(m->base_dir, 0700, error_r) < 0) {
 		return -1;
 	} else {
 		m->created_base = true;
 	}
-	char *probe = mem_printf("%s/.coffer-move-probe", m->base_dir);
-	int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* the marker is also the proof that we can write there */
+	char *marker = mem_printf("%s/%s", m->base_dir, HOST_MOVE_MARKER);
+	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		*error_r = tstr_printf("cannot write in %s: %s", m->base_dir, strerror(errno));
 	else
 		close(fd);
-	(void)unlink(probe);
-	mem_free(probe);
+	mem_free(marker);
 	if (fd >= 0 && chmod(m->base_dir, 0700) < 0) {
 		*error_r = tstr_printf("chmod(%s) failed: %s", m->base_dir, strerror(errno));
 		fd = -1;
 	}
+	if (fd >= 0 && file_fsync_dir(m->base_dir, error_r) < 0)
+		fd = -1;
 	return fd < 0 ? -1 : 0;
 }
 
@@ -858,6 +884,12 @@ static void host_move_in_commit(struct host_move *hm, struct rpc_conn *conn, uin
 		return;
 	}
 	(void)unlink(m->key_tmp);
+	char *marker = mem_printf("%s/%s", m->base_dir, HOST_MOVE_MARKER);
+	if (unlink(marker) < 0)
+		log_warning(host_move_ctx(m->id), "removing %s: %s", marker, strerror(errno));
+	else if (file_fsync_dir(m->base_dir, &error) < 0)
+		log_warning(host_move_ctx(m->id), "%s", error);
+	mem_free(marker);
 	host_move_in_remove(hm, m, false);
 	rpc_conn_reply(conn, id, NULL);
 }

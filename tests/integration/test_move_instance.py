@@ -95,15 +95,8 @@ def test_move_keeps_mail_and_logins_and_back_keeping_the_source(two_hosts):
     env = json.loads(p.stdout)
     assert env["statusCode"] == "running", env
     token = env["token"]
-    texts, version = [], 0
-    while True:
-        q = api.call_raw("/api/get-status", "token=" + token, "lastKnownStatusVersion=%d" % version,
-                         "millisecondsTimeout=20000", extra=("--no-wait",))
-        env = json.loads(q.stdout)
-        version = env["statusVersion"]
-        texts.append(env["statusText"])
-        if env["statusCode"] != "running":
-            break
+    texts = []
+    env = follow(api, token, lambda e: texts.append(e["statusText"]))
     assert env["statusCode"] == "succeeded", env
     assert env["result"]["instanceHost"] == IH2 and env["result"]["sourceKept"] is False
     assert any(t and t.startswith("copying") for t in texts), texts
@@ -188,4 +181,159 @@ def test_failure_during_the_copy_is_undone(two_hosts):
     r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                  "baseDirectory=" + target)
     assert r["instanceHost"] == IH2
+    assert fetch_all(s) == before
+
+
+def rpc_frames(sock):
+    """Read role-protocol JSON frames (docs/protocol.md) as they come."""
+    buf = b""
+    while True:
+        while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+            n = int.from_bytes(buf[:4], "big")
+            frame, buf = buf[4:4 + n], buf[4 + n:]
+            if frame[0] == 1:
+                yield json.loads(frame[1:])
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+
+
+def rpc_send(sock, obj):
+    payload = b"\x01" + json.dumps(obj).encode()
+    sock.sendall(len(payload).to_bytes(4, "big") + payload)
+
+
+def role_link(server, role, port):
+    """A TLS link to the source Instance Host presenting `role`'s TCP
+    certificate from `server`'s config directory."""
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    certs = os.path.join(server.dir, "certs")
+    ctx.load_cert_chain(os.path.join(certs, role + "-tcp.pem"), os.path.join(certs, role + "-tcp.key"))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    t = ctx.wrap_socket(raw)
+    t.settimeout(20)
+    rpc_send(t, {"hello": {"protocol": 1, "role": role, "serverName": "test", "version": "0"}})
+    return t
+
+
+def test_only_the_named_target_may_read_a_move(two_hosts):
+    """The source's TCP port takes another Instance Host's certificate only
+    while a move to it is open, and a Client Access Server (which it does
+    accept) cannot read an instance's files."""
+    import socket
+    import ssl
+    s = two_hosts
+    port = s.ports["itcp"]
+    # ih2 is a registered Instance Host, but no move to it is open.
+    try:
+        t = role_link(s.ih2, "instance-host", port)
+        frames = rpc_frames(t)
+        got = next(frames, None)
+        assert got is None or "hello" not in got, got
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError, socket.timeout, OSError):
+        pass
+    # The Client Access Server is accepted, but may not make Move calls.
+    t = role_link(s, "client-access-server", port)
+    frames = rpc_frames(t)
+    assert "hello" in next(frames)
+    for i, (call, args) in enumerate((("MoveOutList", {"moveToken": "0" * 32}),
+                                      ("MoveOutRead", {"moveToken": "0" * 32, "index": 0, "offset": 0}),
+                                      ("MoveOutBegin", {"instanceID": "acme", "peerFingerprint": "0" * 64}),
+                                      ("MoveInPrepare", {"instanceID": "x", "baseDirectory": "/tmp/x"}))):
+        rpc_send(t, {"id": i + 1, "call": call, "args": args})
+        answer = next(f for f in frames if f.get("id") == i + 1)
+        assert answer["error"]["code"] == "forbidden", (call, answer)
+    t.close()
+
+
+def follow(api, token, until):
+    """Poll a job until until(envelope) holds or it ends; the last envelope."""
+    version = 0
+    for _ in range(200):
+        p = api.call_raw("/api/get-status", "token=" + token, "lastKnownStatusVersion=%d" % version,
+                         "millisecondsTimeout=20000", extra=("--no-wait",))
+        env = json.loads(p.stdout)
+        version = env["statusVersion"]
+        if env["statusCode"] != "running" or until(env):
+            return env
+    raise AssertionError("job did not get there: %r" % env)
+
+
+def test_target_killed_during_the_move_then_retried(two_hosts):
+    """The target Instance Host dies (SIGKILL) after it prepared the base
+    directory: the move is undone, the instance runs on the source, and a
+    retry after the target is back clears the leftover and works. The
+    source is held with SIGSTOP so that the kill lands at a known step."""
+    import signal
+    s = two_hosts
+    api = s.api
+    make_acme(s, count=8)
+    before = fetch_all(s)
+    target = os.path.join(s.data2, "acme")
+    source_pid = s.pid("instance-host")
+    os.kill(source_pid, signal.SIGSTOP)
+    try:
+        p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                         "baseDirectory=" + target, extra=("--no-wait",))
+        token = json.loads(p.stdout)["token"]
+        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        assert env["statusCode"] == "running", env
+        os.kill(s.ih2.pid("instance-host"), signal.SIGKILL)
+    finally:
+        os.kill(source_pid, signal.SIGCONT)
+    env = follow(api, token, lambda e: False)
+    assert env["statusCode"] == "failed", env
+    assert "127.0.0.6" in env["error"]["message"] and "stays on 127.0.0.1" in env["error"]["message"]
+    wait_for(lambda: state(s, "acme") == "running", timeout=30, what="acme running on the source again")
+    assert api.call("GetInstanceConfiguration", "instanceID=acme")["instanceHost"] == "127.0.0.1"
+    assert fetch_all(s) == before
+    # The killed target left its prepared directory behind.
+    assert os.path.exists(os.path.join(target, ".coffer-moving-in"))
+    s.ih2.config("start")
+    wait_for(all_connected(api, hosts=2, cas=1), timeout=40, what="the target back")
+    r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2, "baseDirectory=" + target)
+    assert r["instanceHost"] == IH2
+    assert not os.path.exists(os.path.join(target, ".coffer-moving-in"))
+    assert fetch_all(s) == before
+    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+
+
+def test_no_start_on_the_source_while_its_files_are_read(two_hosts):
+    """Between the source's listing and the end of the move, a start of
+    the instance there is refused (it would write where the copy reads).
+    Steps are pinned with SIGSTOP: the source is held until the target has
+    prepared, then the target is held, so the move waits with the source's
+    files listed; then both go on and the move finishes."""
+    import signal
+    s = two_hosts
+    api = s.api
+    make_acme(s, count=3)
+    before = fetch_all(s)
+    source_pid = s.pid("instance-host")
+    target_pid = s.ih2.pid("instance-host")
+    os.kill(source_pid, signal.SIGSTOP)
+    try:
+        p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                         "baseDirectory=" + os.path.join(s.data2, "acme"), extra=("--no-wait",))
+        token = json.loads(p.stdout)["token"]
+        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        assert env["statusCode"] == "running", env
+        os.kill(target_pid, signal.SIGSTOP)
+    finally:
+        os.kill(source_pid, signal.SIGCONT)
+    try:
+        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("copying"))
+        assert env["statusCode"] == "running", env
+        p = api.call_raw("StartInstances", "instanceFilter=acme")
+        out = json.loads(p.stdout)
+        assert out["statusCode"] == "failed" and "being moved" in out["result"][0]["error"], out
+    finally:
+        os.kill(target_pid, signal.SIGCONT)
+    env = follow(api, token, lambda e: False)
+    assert env["statusCode"] == "succeeded", env
     assert fetch_all(s) == before
