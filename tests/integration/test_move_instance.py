@@ -72,6 +72,15 @@ def fetch_all(system, password="alice-pass-1"):
     return out
 
 
+def fetch_or_none(system):
+    try:
+        return fetch_all(system)
+    except imaplib.IMAP4.error as e:
+        if "UNAVAILABLE" not in str(e):
+            raise
+        return None
+
+
 def cas_pid(system):
     return system.pid("client-access-server")
 
@@ -299,7 +308,9 @@ def test_target_killed_during_the_move_then_retried(two_hosts):
     r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2, "baseDirectory=" + target)
     assert r["instanceHost"] == IH2
     assert not os.path.exists(os.path.join(target, ".coffer-moving-in"))
-    assert fetch_all(s) == before
+    # The Client Access Server reconnects to the restarted host by itself,
+    # with its backoff (at most 30 s between attempts): "unavailable" until then.
+    assert wait_for(lambda: fetch_or_none(s), timeout=45, what="IMAP through the restarted target") == before
     assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
 
 
@@ -336,4 +347,33 @@ def test_no_start_on_the_source_while_its_files_are_read(two_hosts):
         os.kill(target_pid, signal.SIGCONT)
     env = follow(api, token, lambda e: False)
     assert env["statusCode"] == "succeeded", env
+    assert fetch_all(s) == before
+
+
+def test_cancel_undoes_the_move(two_hosts):
+    """/api/cancel-async during a move: the job ends "cancelled", the
+    target's copy is gone and the instance runs on the source. The source
+    is held with SIGSTOP so that the cancel lands before the copy."""
+    import signal
+    s = two_hosts
+    api = s.api
+    make_acme(s, count=3)
+    before = fetch_all(s)
+    target = os.path.join(s.data2, "acme")
+    source_pid = s.pid("instance-host")
+    os.kill(source_pid, signal.SIGSTOP)
+    try:
+        p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                         "baseDirectory=" + target, extra=("--no-wait",))
+        token = json.loads(p.stdout)["token"]
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        p = api.call_raw("/api/cancel-async", "token=" + token, extra=("--no-wait",))
+        assert json.loads(p.stdout)["statusText"] == "cancelling"
+    finally:
+        os.kill(source_pid, signal.SIGCONT)
+    env = follow(api, token, lambda e: False)
+    assert env["statusCode"] == "cancelled", env
+    conf = api.call("GetInstanceConfiguration", "instanceID=acme")
+    assert conf["instanceHost"] == "127.0.0.1" and conf["status"] == "running"
+    assert not os.path.exists(target)
     assert fetch_all(s) == before
