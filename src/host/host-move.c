@@ -435,8 +435,7 @@ static int host_move_in_check_empty(const char *base_dir, const char **error_r)
 	if (dir != NULL)
 		closedir(dir);
 	if (dir == NULL || !empty) {
-		*error_r = tstr_printf("base directory %s exists and is not an empty directory",
-				       base_dir);
+		*error_r = "it exists and is not an empty directory";
 		return -1;
 	}
 	return 0;

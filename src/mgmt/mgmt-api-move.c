@@ -1,6 +1,7 @@
 /* mgmt-api-move: MoveInstance, moving an instance with its base directory
  * and key to another Instance Host, as a job (docs/api.md,
- * docs/operations.md "Moving an instance").
+ * docs/operations.md "Moving an instance"), and MoveInstances, the same for
+ * every instance matching a filter, one after the other in one job.
  *
  * Steps, each a call on the Management Server's control links: the target
  * checks the base directory (MoveInPrepare) while the instance still runs;
@@ -34,15 +35,33 @@
 #include "tstr.h"
 
 #include <event2/event.h>
+#include <fnmatch.h>
 #include <string.h>
 
 #define MGMT_MOVE_CALL_SECS 120
 #define MGMT_MOVE_POLL_MS 500
 
+/* The instances one job moves, one after the other: one for MoveInstance,
+ * those matching a filter for MoveInstances. */
+struct mgmt_move_batch {
+	struct mgmt *mgmt;
+	struct mgmt_job *job;
+	bool single; /* MoveInstance: the job's result is the move's */
+	char *target;
+	bool keep_source;
+	struct json *targets; /* [{instanceID, baseDirectory?}] */
+	size_t next;
+	unsigned int failed;
+	struct json *results;
+	bool cancelled;
+	struct mgmt_move *current;
+};
+
 struct mgmt_move {
 	struct mgmt_move *next;
 	struct mgmt *mgmt;
 	struct mgmt_job *job;
+	struct mgmt_move_batch *batch;
 	char *id, *source, *target, *source_dir, *target_dir;
 	bool keep_source, was_running;
 	bool switched;  /* the database names the target */
@@ -54,6 +73,14 @@ struct mgmt_move {
 };
 
 static struct mgmt_move *mgmt_moves;
+
+static void mgmt_move_batch_free(struct mgmt_move_batch *b)
+{
+	json_unref(&b->targets);
+	json_unref(&b->results);
+	mem_free(b->target);
+	mem_free(b);
+}
 
 static void mgmt_move_free(struct mgmt_move *mv)
 {
@@ -79,8 +106,10 @@ void mgmt_api_move_abandon_all(void)
 	for (struct mgmt_move *mv = mgmt_moves, *next; mv != NULL; mv = next) {
 		next = mv->next;
 		mv->abandoned = true;
-		if (!mv->call_open)
+		if (!mv->call_open) {
+			mgmt_move_batch_free(mv->batch);
 			mgmt_move_free(mv);
+		}
 	}
 }
 
@@ -107,10 +136,53 @@ static bool mgmt_move_answered(struct mgmt_move *mv)
 {
 	mv->call_open = false;
 	if (mv->abandoned) {
+		mgmt_move_batch_free(mv->batch);
 		mgmt_move_free(mv);
 		return false;
 	}
 	return true;
+}
+
+/* Progress of this move, as part of its batch. */
+static void mgmt_move_progress(struct mgmt_move *mv, int percent, const char *text)
+{
+	struct mgmt_move_batch *b = mv->batch;
+	if (b->single) {
+		mgmt_job_progress(mv->job, percent, text);
+		return;
+	}
+	size_t total = json_count(b->targets), done = b->next - 1;
+	mgmt_job_progress(mv->job, (int)((done * 100 + (size_t)percent) / total),
+			  tstr_printf("%s (%zu of %zu): %s", mv->id, done + 1, total, text));
+}
+
+static void mgmt_move_batch_next(struct mgmt_move_batch *b);
+
+/* This move is over: record it in the batch and go on with the next. */
+static void mgmt_move_end(struct mgmt_move *mv, struct json *result, const char *error)
+{
+	struct mgmt_move_batch *b = mv->batch;
+	b->current = NULL;
+	if (b->single) {
+		if (mv->cancelled && error != NULL)
+			mgmt_job_done_cancelled(mv->job, result);
+		else
+			mgmt_job_done(mv->job, result, error);
+		mgmt_move_free(mv);
+		mgmt_move_batch_free(b);
+		return;
+	}
+	if (result == NULL) {
+		result = json_new_object();
+		json_set_string(result, "instanceID", mv->id);
+	}
+	if (error != NULL) {
+		json_set_string(result, "error", error);
+		b->failed++;
+	}
+	json_append(b->results, result);
+	mgmt_move_free(mv);
+	mgmt_move_batch_next(b);
 }
 
 static void mgmt_move_log(struct mgmt_move *mv, const char *text)
@@ -124,13 +196,11 @@ static void mgmt_move_log(struct mgmt_move *mv, const char *text)
 static void mgmt_move_finish_undone(struct mgmt_move *mv)
 {
 	mgmt_links_push_instances(mv->mgmt->links);
-	if (mv->cancelled)
-		mgmt_job_done_cancelled(mv->job, NULL);
-	else
-		mgmt_job_done(mv->job, NULL,
-			      tstr_printf("moving %s to %s failed: %s (the instance stays on %s)",
-					  mv->id, mv->target, mv->error, mv->source));
-	mgmt_move_free(mv);
+	mgmt_move_end(mv, NULL,
+		      mv->cancelled ? "cancelled"
+				    : tstr_printf("moving %s to %s failed: %s (the instance stays "
+						  "on %s)",
+						  mv->id, mv->target, mv->error, mv->source));
 }
 
 static void mgmt_move_undo_started(struct rpc_conn *conn, const struct json *result,
@@ -257,8 +327,7 @@ static void mgmt_move_source_deleted(struct rpc_conn *conn, const struct json *r
 				: "unknown");
 	mgmt_links_message(mv->mgmt->links, LOG_LEVEL_INFO, "instance %s moved from %s to %s",
 			   mv->id, mv->source, mv->target);
-	mgmt_job_done(mv->job, r, NULL);
-	mgmt_move_free(mv);
+	mgmt_move_end(mv, r, NULL);
 }
 
 static void mgmt_move_source_ended(struct rpc_conn *conn, const struct json *result,
@@ -276,9 +345,9 @@ static void mgmt_move_source_ended(struct rpc_conn *conn, const struct json *res
 
 static void mgmt_move_release_source(struct mgmt_move *mv)
 {
-	mgmt_job_progress(mv->job, 99,
-			  mv->keep_source ? "unregistering it on the source, keeping its data"
-					  : "removing the source's copy");
+	mgmt_move_progress(mv, 99,
+			   mv->keep_source ? "unregistering it on the source, keeping its data"
+					   : "removing the source's copy");
 	mgmt_move_call(mv, mv->source, "MoveOutEnd", mgmt_move_args(mv), mgmt_move_source_ended);
 }
 
@@ -310,7 +379,7 @@ static void mgmt_move_committed(struct rpc_conn *conn, const struct json *result
 	mgmt_links_note_instance_state(mv->mgmt->links, mv->target, mv->id, "stopped");
 	mgmt_move_log(mv, tstr_printf("registered on %s", mv->target));
 	if (mv->was_running) {
-		mgmt_job_progress(mv->job, 97, tstr_printf("starting it on %s", mv->target));
+		mgmt_move_progress(mv, 97, tstr_printf("starting it on %s", mv->target));
 		mgmt_move_call(mv, mv->target, "StartInstance", mgmt_move_args(mv),
 			       mgmt_move_target_started);
 	} else {
@@ -334,13 +403,13 @@ static void mgmt_move_status(struct rpc_conn *conn, const struct json *result, c
 		mgmt_move_undo(mv, tstr_printf("copying: %s", json_get_string(result, "error")));
 	} else if (state != NULL && strcmp(state, "copied") == 0) {
 		mgmt_move_log(mv, tstr_printf("%lld bytes copied and verified", done));
-		mgmt_job_progress(mv->job, 95, tstr_printf("registering it on %s", mv->target));
+		mgmt_move_progress(mv, 95, tstr_printf("registering it on %s", mv->target));
 		mgmt_move_call(mv, mv->target, "MoveInCommit", mgmt_move_args(mv),
 			       mgmt_move_committed);
 	} else {
 		int percent = total > 0 ? 5 + (int)(done * 90 / total) : 5;
-		mgmt_job_progress(mv->job, percent,
-				  tstr_printf("copying: %lld of %lld bytes", done, total));
+		mgmt_move_progress(mv, percent,
+				   tstr_printf("copying: %lld of %lld bytes", done, total));
 		struct timeval tv = {0, MGMT_MOVE_POLL_MS * 1000};
 		event_add(mv->poll, &tv);
 	}
@@ -383,7 +452,7 @@ static void mgmt_move_source_listed(struct rpc_conn *conn, const struct json *re
 	(void)json_get_int(result, "bytes", &bytes);
 	mgmt_move_log(
 		mv, tstr_printf("%lld files and directories, %lld bytes to copy", entries, bytes));
-	mgmt_job_progress(mv->job, 5, tstr_printf("copying %lld bytes", bytes));
+	mgmt_move_progress(mv, 5, tstr_printf("copying %lld bytes", bytes));
 	struct json *args = mgmt_move_args(mv);
 	struct json *source = json_new_object();
 	json_set_string(source, "address", src.server_name);
@@ -420,73 +489,166 @@ static void mgmt_move_prepared(struct rpc_conn *conn, const struct json *result,
 		return;
 	if (code != NULL) {
 		/* nothing was touched yet: the instance never stopped */
-		mgmt_job_done(mv->job, NULL,
+		mgmt_move_end(mv, NULL,
 			      tstr_printf("moving %s to %s failed: %s (the instance stays on %s)",
 					  mv->id, mv->target, text, mv->source));
-		mgmt_move_free(mv);
 		return;
 	}
 	if (mv->cancelled) {
 		mgmt_move_undo(mv, "cancelled");
 		return;
 	}
-	mgmt_job_progress(mv->job, 2, tstr_printf("stopping it on %s", mv->source));
+	mgmt_move_progress(mv, 2, tstr_printf("stopping it on %s", mv->source));
 	mgmt_move_call(mv, mv->source, "StopInstance", mgmt_move_args(mv),
 		       mgmt_move_source_stopped);
 }
 
 static void mgmt_move_cancel(struct mgmt_job *job, void *ctx)
 {
-	/* takes effect at the next step; once the target holds the instance
-	 * the move is finished instead */
-	struct mgmt_move *mv = ctx;
-	mv->cancelled = true;
+	/* takes effect at the next step of the move under way; once the
+	 * target holds the instance that move is finished instead. No further
+	 * instance is moved. */
+	struct mgmt_move_batch *b = ctx;
+	b->cancelled = true;
+	if (b->current != NULL)
+		b->current->cancelled = true;
 }
 
-static void mgmt_api_move_instance(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+/* Start moving one instance: -1 with *error_r if it cannot begin. */
+static int mgmt_move_start(struct mgmt_move_batch *b, const struct json *t, const char **error_r)
 {
+	struct mgmt *mgmt = b->mgmt;
 	struct mgmtdb_instance inst;
 	struct mgmtdb_server target;
-	const char *id = json_get_string(args, "instanceID");
-	const char *to = json_get_string(args, "targetInstanceHost");
-	const char *error = NULL;
-	if (mgmtdb_instance_find(mgmt->db, id, &inst) == 0)
-		error = tstr_printf("no instance '%s'", id);
-	else if (mgmtdb_server_find(mgmt->db, MGMTDB_INSTANCE_HOST, to, &target) == 0)
-		error = tstr_printf("argument 'targetInstanceHost': no Instance Host '%s' is "
-				    "registered",
-				    to);
-	else if (strcmp(inst.instance_host, target.server_name) == 0)
-		error = tstr_printf("instance %s already lives on %s", inst.id, to);
-	for (struct mgmt_move *mv = mgmt_moves; error == NULL && mv != NULL; mv = mv->next) {
-		if (strcmp(mv->id, inst.id) == 0)
-			error = tstr_printf("instance %s is being moved already", inst.id);
+	const char *id = json_get_string(t, "instanceID");
+	const char *dir = json_get_string(t, "baseDirectory");
+	if (mgmtdb_instance_find(mgmt->db, id, &inst) == 0) {
+		*error_r = tstr_printf("no instance '%s'", id);
+		return -1;
 	}
-	if (error != NULL) {
-		mgmt_job_done(job, NULL, error);
-		return;
+	if (mgmtdb_server_find(mgmt->db, MGMTDB_INSTANCE_HOST, b->target, &target) == 0) {
+		*error_r = tstr_printf("argument 'targetInstanceHost': no Instance Host '%s' is "
+				       "registered",
+				       b->target);
+		return -1;
 	}
-	const char *dir = json_get_string(args, "baseDirectory");
+	if (strcmp(inst.instance_host, target.server_name) == 0) {
+		*error_r = tstr_printf("instance %s already lives on %s", inst.id, b->target);
+		return -1;
+	}
+	for (struct mgmt_move *mv = mgmt_moves; mv != NULL; mv = mv->next) {
+		if (strcmp(mv->id, inst.id) == 0) {
+			*error_r = tstr_printf("instance %s is being moved already", inst.id);
+			return -1;
+		}
+	}
 	struct mgmt_move *mv = mem_new(struct mgmt_move);
 	mv->mgmt = mgmt;
-	mv->job = job;
+	mv->job = b->job;
+	mv->batch = b;
 	mv->id = mem_strdup(inst.id);
 	mv->source = mem_strdup(inst.instance_host);
 	mv->target = mem_strdup(target.server_name);
 	mv->source_dir = mem_strdup(inst.base_directory);
 	mv->target_dir = mem_strdup(dir != NULL ? dir : inst.base_directory);
-	mv->keep_source = json_get_bool(args, "keepSource", false);
-	const char *state = mgmt_links_instance_state(mgmt->links, mv->source, mv->id, &error);
+	mv->keep_source = b->keep_source;
+	const char *state_error;
+	const char *state =
+		mgmt_links_instance_state(mgmt->links, mv->source, mv->id, &state_error);
 	mv->was_running = strcmp(state, "running") == 0 || strcmp(state, "frozen") == 0 ||
 			  strcmp(state, "starting") == 0;
 	mv->poll = evtimer_new(role_daemon_base(mgmt->rd), mgmt_move_poll_now, mv);
 	mv->next = mgmt_moves;
 	mgmt_moves = mv;
-	mgmt_job_on_cancel(job, mgmt_move_cancel, mv);
-	mgmt_job_progress(job, 0, tstr_printf("checking %s on %s", mv->target_dir, mv->target));
+	b->current = mv;
+	mgmt_move_progress(mv, 0, tstr_printf("checking %s on %s", mv->target_dir, mv->target));
 	struct json *host_args = mgmt_move_args(mv);
 	json_set_string(host_args, "baseDirectory", mv->target_dir);
 	mgmt_move_call(mv, mv->target, "MoveInPrepare", host_args, mgmt_move_prepared);
+	return 0;
+}
+
+static void mgmt_move_batch_next(struct mgmt_move_batch *b)
+{
+	const char *error;
+	while (!b->cancelled && b->next < json_count(b->targets)) {
+		const struct json *t = json_at(b->targets, b->next++);
+		if (mgmt_move_start(b, t, &error) == 0)
+			return; /* its end calls us again */
+		if (b->single) {
+			mgmt_job_done(b->job, NULL, error);
+			mgmt_move_batch_free(b);
+			return;
+		}
+		struct json *r = json_new_object();
+		json_set_string(r, "instanceID", json_get_string(t, "instanceID"));
+		json_set_string(r, "error", error);
+		json_append(b->results, r);
+		b->failed++;
+	}
+	/* The per-instance results go with a failure too: they say which failed. */
+	struct json *results = b->results;
+	b->results = NULL;
+	if (b->cancelled)
+		mgmt_job_done_cancelled(b->job, results);
+	else
+		mgmt_job_done(b->job, results,
+			      b->failed > 0 ? tstr_printf("MoveInstances failed for %u of %zu "
+							  "instance(s)",
+							  b->failed, json_count(b->targets))
+					    : NULL);
+	mgmt_move_batch_free(b);
+}
+
+static struct mgmt_move_batch *mgmt_move_batch_create(struct mgmt *mgmt, const struct json *args,
+						      struct mgmt_job *job)
+{
+	struct mgmt_move_batch *b = mem_new(struct mgmt_move_batch);
+	b->mgmt = mgmt;
+	b->job = job;
+	b->target = mem_strdup(json_get_string(args, "targetInstanceHost"));
+	b->keep_source = json_get_bool(args, "keepSource", false);
+	b->targets = json_new_array();
+	b->results = json_new_array();
+	mgmt_job_on_cancel(job, mgmt_move_cancel, b);
+	return b;
+}
+
+static void mgmt_api_move_instance(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+{
+	struct mgmt_move_batch *b = mgmt_move_batch_create(mgmt, args, job);
+	b->single = true;
+	struct json *t = json_new_object();
+	json_set_string(t, "instanceID", json_get_string(args, "instanceID"));
+	if (json_get_string(args, "baseDirectory") != NULL)
+		json_set_string(t, "baseDirectory", json_get_string(args, "baseDirectory"));
+	json_append(b->targets, t);
+	mgmt_move_batch_next(b);
+}
+
+static void mgmt_api_move_instances(struct mgmt *mgmt, const struct json *args,
+				    struct mgmt_job *job)
+{
+	const char *filter = json_get_string(args, "instanceFilter");
+	const char *to = json_get_string(args, "targetInstanceHost");
+	const char *parent = json_get_string(args, "targetDirectory");
+	struct mgmt_move_batch *b = mgmt_move_batch_create(mgmt, args, job);
+	/* Collected first: the database changes as instances move. */
+	for (size_t n = 0; n < mgmtdb_instance_count(mgmt->db); n++) {
+		struct mgmtdb_instance i;
+		mgmtdb_instance_get(mgmt->db, n, &i);
+		if (strcmp(i.instance_host, to) != 0 &&
+		    (fnmatch(filter, i.id, 0) == 0 ||
+		     (i.alias[0] != '\0' && fnmatch(filter, i.alias, 0) == 0))) {
+			struct json *t = json_new_object();
+			json_set_string(t, "instanceID", i.id);
+			if (parent != NULL)
+				json_set_string(t, "baseDirectory",
+						tstr_printf("%s/%s", parent, i.id));
+			json_append(b->targets, t);
+		}
+	}
+	mgmt_move_batch_next(b);
 }
 
 const struct mgmt_api_function mgmt_api_move_functions[] = {
@@ -501,6 +663,20 @@ const struct mgmt_api_function mgmt_api_move_functions[] = {
 	   "keep the base directory and key on the source (default false)"}},
 	 NULL,
 	 mgmt_api_move_instance,
+	 true},
+	{"MoveInstances",
+	 "Move every instance matching a filter (and not on the target yet) to another Instance "
+	 "Host, one after the other, each as MoveInstance does.",
+	 {{"instanceFilter", MGMT_API_STRING, true,
+	   "instance IDs or aliases, * and ? as wildcards"},
+	  {"targetInstanceHost", MGMT_API_STRING, true, "the registered Instance Host to move to"},
+	  {"targetDirectory", MGMT_API_STRING, false,
+	   "a directory on the target: each base directory becomes <targetDirectory>/<ID> "
+	   "(default: the same path as on the source)"},
+	  {"keepSource", MGMT_API_BOOL, false,
+	   "keep the base directories and keys on the source (default false)"}},
+	 NULL,
+	 mgmt_api_move_instances,
 	 true},
 	{NULL, NULL, {{0}}, NULL, NULL, false},
 };

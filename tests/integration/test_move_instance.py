@@ -54,11 +54,11 @@ def make_acme(system, count=40):
     return base
 
 
-def fetch_all(system, password="alice-pass-1"):
-    """Every message of alice's INBOX over IMAPS through the Client Access
-    Server, by UID."""
+def fetch_all(system, password="alice-pass-1", login="alice@acme"):
+    """Every message of a user's INBOX (alice's of acme unless told) over
+    IMAPS through the Client Access Server, by UID."""
     m = imaplib.IMAP4_SSL("127.0.0.1", system.ports["cimaps"], ssl_context=tls_context())
-    m.login("alice@acme", password)
+    m.login(login, password)
     typ, data = m.select("INBOX", readonly=True)
     assert typ == "OK"
     typ, data = m.uid("FETCH", "1:*", "(UID BODY.PEEK[])")
@@ -377,3 +377,38 @@ def test_cancel_undoes_the_move(two_hosts):
     assert conf["instanceHost"] == "127.0.0.1" and conf["status"] == "running"
     assert not os.path.exists(target)
     assert fetch_all(s) == before
+
+
+def test_move_instances_moves_every_match(two_hosts):
+    """MoveInstances with a filter moves each matching instance that is not
+    on the target yet, one after the other, and says how each went."""
+    s = two_hosts
+    api = s.api
+    make_acme(s, count=4)
+    base = data_dir(s, "globex")
+    api.call("CreateInstance", "instanceID=globex", "instanceHost=127.0.0.1", "baseDirectory=" + base,
+             "startMode=manual")
+    api.call("CreateInstance", "instanceID=other", "instanceHost=127.0.0.1",
+             "baseDirectory=" + data_dir(s, "other"), "startMode=manual")
+    api.call("StartInstances", "instanceFilter=globex")
+    api.call("CreateUser", "instanceID=globex", "userName=carol", "password=carol-pass-4")
+    write_mbox(os.path.join(base, "import", "c.mbox"), 6, start=300)
+    api.call("ImportFiles", "instanceID=globex", "userName=carol", "path=import/c.mbox", "folder=INBOX")
+    alice, carol = fetch_all(s), fetch_all(s, "carol-pass-4", "carol@globex")
+    assert len(alice) == 4 and len(carol) == 6
+    # Both "servers" share this machine's disk: the same path on the target
+    # is the source's own, full directory. Refused per instance, nothing lost.
+    p = api.call_raw("MoveInstances", "instanceFilter=[ag]*", "targetInstanceHost=" + IH2)
+    env = json.loads(p.stdout)
+    assert env["statusCode"] == "failed" and "2 of 2" in env["error"]["message"], env
+    assert all("exists and is not an empty directory" in x["error"] for x in env["result"]), env
+    assert fetch_all(s) == alice and fetch_all(s, "carol-pass-4", "carol@globex") == carol
+    r = api.call("MoveInstances", "instanceFilter=[ag]*", "targetInstanceHost=" + IH2,
+                 "targetDirectory=" + s.data2)
+    assert sorted((x["instanceID"], x["instanceHost"], x["baseDirectory"]) for x in r) == \
+        [("acme", IH2, s.data2 + "/acme"), ("globex", IH2, s.data2 + "/globex")], r
+    hosts = {i["instanceID"]: (i["instanceHost"], i["status"]) for i in api.call("GetInstances")}
+    assert hosts == {"acme": (IH2, "running"), "globex": (IH2, "running"), "other": ("127.0.0.1", "stopped")}
+    assert fetch_all(s) == alice and fetch_all(s, "carol-pass-4", "carol@globex") == carol
+    # Nothing left to move: an empty result, not an error.
+    assert api.call("MoveInstances", "instanceFilter=[ag]*", "targetInstanceHost=" + IH2) == []
