@@ -177,6 +177,7 @@ static void host_closed(struct rpc_conn *conn, const char *reason, void *ctx)
 {
 	struct host *host = ctx;
 	host_instances_forget_conn(host->instances, conn);
+	host_move_forget_conn(host->move, conn);
 	role_daemon_peer_down(conn, reason);
 }
 

@@ -33,6 +33,7 @@
 
 struct host_move_out {
 	struct host_move_out *next;
+	struct rpc_conn *owner; /* the Management Server's link it began on */
 	char *id, *token, *peer_fp, *base_dir, *key_path;
 	struct json *entries; /* [{path, kind: key|dir|file, size, mode}] */
 	long long bytes;
@@ -49,6 +50,7 @@ static const char *const host_move_in_state_names[] = {"prepared", "copying", "c
 struct host_move_in {
 	struct host_move_in *next;
 	struct host_move *hm;
+	struct rpc_conn *owner; /* the Management Server's link it began on */
 	char *id, *base_dir, *key_path, *key_tmp;
 	enum host_move_in_state state;
 	char *error;
@@ -225,6 +227,7 @@ static void host_move_out_begin(struct host_move *hm, struct rpc_conn *conn, uin
 		return;
 	}
 	m->token = crypto_random_hex(16);
+	m->owner = conn;
 	m->next = hm->outs;
 	hm->outs = m;
 	host_instances_set_moving(hm->hi, iid, true);
@@ -511,6 +514,7 @@ static void host_move_in_prepare(struct host_move *hm, struct rpc_conn *conn, ui
 		rpc_conn_reply_error(conn, id, "io", error);
 		return;
 	}
+	m->owner = conn;
 	m->next = hm->ins;
 	hm->ins = m;
 	rpc_conn_reply(conn, id, NULL);
@@ -906,6 +910,29 @@ static void host_move_in_abort(struct host_move *hm, struct rpc_conn *conn, uint
 }
 
 /* ---- dispatch ---- */
+
+void host_move_forget_conn(struct host_move *hm, struct rpc_conn *conn)
+{
+	/* Without the Management Server that drives it, a move can only be
+	 * undone: the instance must stay startable on the source. */
+	for (struct host_move_out *m = hm->outs, *next; m != NULL; m = next) {
+		next = m->next;
+		if (m->owner == conn) {
+			log_warning(host_move_ctx(m->id), "moving out ended: %s",
+				    "the Management Server's link closed");
+			host_move_out_end(hm, m->id);
+		}
+	}
+	for (struct host_move_in *m = hm->ins, *next; m != NULL; m = next) {
+		next = m->next;
+		if (m->owner == conn) {
+			log_warning(host_move_ctx(m->id),
+				    "moving in ended, the copy is removed: %s",
+				    "the Management Server's link closed");
+			host_move_in_remove(hm, m, true);
+		}
+	}
+}
 
 bool host_move_peer_allowed(struct host_move *hm, const char *fingerprint)
 {

@@ -43,6 +43,11 @@ struct host_move *host_move_create(struct event_base *base, struct host_instance
 				   struct tls_context *client_tls, const struct json *hello);
 void host_move_destroy(struct host_move **hm);
 
+/* The connection closed: moves the Management Server began on it are
+ * undone (move-outs ended, so the instance may start again; copies not yet
+ * committed removed). */
+void host_move_forget_conn(struct host_move *hm, struct rpc_conn *conn);
+
 /* TLS peer check: a target Instance Host a move-out is waiting for. */
 bool host_move_peer_allowed(struct host_move *hm, const char *fingerprint);
 

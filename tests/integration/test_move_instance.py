@@ -412,3 +412,42 @@ def test_move_instances_moves_every_match(two_hosts):
     assert fetch_all(s) == alice and fetch_all(s, "carol-pass-4", "carol@globex") == carol
     # Nothing left to move: an empty result, not an error.
     assert api.call("MoveInstances", "instanceFilter=[ag]*", "targetInstanceHost=" + IH2) == []
+
+
+def test_management_server_killed_during_the_move(two_hosts):
+    """The Management Server dies (SIGKILL) with the source's files listed
+    and the copy about to start: both Instance Hosts undo their part when
+    its link closes, so the instance can be started on the source again
+    (it stays stopped, as the move left it) and the target's copy is gone;
+    a retry works. Steps pinned with SIGSTOP as above."""
+    import signal
+    s = two_hosts
+    api = s.api
+    make_acme(s, count=3)
+    before = fetch_all(s)
+    target = os.path.join(s.data2, "acme")
+    source_pid, target_pid = s.pid("instance-host"), s.ih2.pid("instance-host")
+    os.kill(source_pid, signal.SIGSTOP)
+    try:
+        p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                         "baseDirectory=" + target, extra=("--no-wait",))
+        token = json.loads(p.stdout)["token"]
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        os.kill(target_pid, signal.SIGSTOP)
+    finally:
+        os.kill(source_pid, signal.SIGCONT)
+    try:
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("copying"))
+        os.kill(s.pid("management-server"), signal.SIGKILL)
+    finally:
+        os.kill(target_pid, signal.SIGCONT)
+    s.config("start")
+    wait_for(all_connected(api, hosts=2, cas=1), timeout=40, what="every role reconnected")
+    assert api.call("GetInstanceConfiguration", "instanceID=acme")["instanceHost"] == "127.0.0.1"
+    wait_for(lambda: not os.path.exists(target), timeout=30, what="the target's copy removed")
+    r = api.call("StartInstances", "instanceFilter=acme")
+    assert r[0]["status"] == "running", r
+    assert wait_for(lambda: fetch_or_none(s), timeout=45, what="IMAP on the source") == before
+    r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2, "baseDirectory=" + target)
+    assert r["instanceHost"] == IH2
+    assert wait_for(lambda: fetch_or_none(s), timeout=45, what="IMAP on the target") == before
