@@ -26,6 +26,10 @@
 /* How long a target keeps trying to reach its source before it gives up. */
 #define HOST_MOVE_CONNECT_SECS 60
 #define HOST_MOVE_READ_SECS 120
+/* With TLS 1.3 a source that refuses our certificate (it has no move open
+ * for us, e.g. it restarted) only closes the link after the handshake: so
+ * many closes before the listing end the move instead of retrying. */
+#define HOST_MOVE_EARLY_CLOSES 3
 /* In a base directory from MoveInPrepare until MoveInCommit: a directory
  * holding it is the leftover of a copy cut short (this Instance Host died
  * during it), which the next MoveInPrepare may clear. */
@@ -66,6 +70,7 @@ struct host_move_in {
 	char *cur_path;
 	long long bytes_done, bytes_total;
 	bool listed;
+	unsigned int early_closes; /* links closed before the listing */
 };
 
 struct host_move {
@@ -767,8 +772,8 @@ static void host_move_in_link_closed(struct rpc_conn *conn, const char *reason, 
 {
 	struct host_move_in *m = ctx;
 	/* a copy in progress gets "closed" on its open call; a link lost
-	 * before the listing is retried by the client until the deadline */
-	if (m->listed)
+	 * before the listing is retried a few times, within the deadline */
+	if (m->listed || ++m->early_closes >= HOST_MOVE_EARLY_CLOSES)
 		host_move_in_fail(m, tstr_printf("the link to the source closed: %s", reason));
 }
 

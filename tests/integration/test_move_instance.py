@@ -451,3 +451,42 @@ def test_management_server_killed_during_the_move(two_hosts):
     r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2, "baseDirectory=" + target)
     assert r["instanceHost"] == IH2
     assert wait_for(lambda: fetch_or_none(s), timeout=45, what="IMAP on the target") == before
+
+
+def test_source_killed_during_the_move_then_retried(two_hosts):
+    """The source Instance Host dies (SIGKILL) after it stopped the
+    instance and listed its files, as the target starts to copy: the target
+    cannot read (the restarted source no longer accepts it), the move is
+    undone, the instance runs on the restarted source with its mail, and a
+    retry works. Steps pinned with SIGSTOP as above."""
+    import signal
+    s = two_hosts
+    api = s.api
+    make_acme(s, count=5)
+    before = fetch_all(s)
+    target = os.path.join(s.data2, "acme")
+    source_pid, target_pid = s.pid("instance-host"), s.ih2.pid("instance-host")
+    os.kill(source_pid, signal.SIGSTOP)
+    try:
+        p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                         "baseDirectory=" + target, extra=("--no-wait",))
+        token = json.loads(p.stdout)["token"]
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        os.kill(target_pid, signal.SIGSTOP)
+    finally:
+        os.kill(source_pid, signal.SIGCONT)
+    try:
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("copying"))
+        os.kill(source_pid, signal.SIGKILL)
+        s.config("start")  # starts the Instance Host again (the other roles run)
+    finally:
+        os.kill(target_pid, signal.SIGCONT)
+    env = follow(api, token, lambda e: False)
+    assert env["statusCode"] == "failed" and "stays on 127.0.0.1" in env["error"]["message"], env
+    wait_for(lambda: state(s, "acme") == "running", timeout=30, what="acme running on the source")
+    assert not os.path.exists(target)
+    assert wait_for(lambda: fetch_or_none(s), timeout=45, what="IMAP on the source") == before
+    r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2, "baseDirectory=" + target)
+    assert r["instanceHost"] == IH2
+    assert wait_for(lambda: fetch_or_none(s), timeout=45, what="IMAP on the target") == before
+    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
