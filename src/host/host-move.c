@@ -872,12 +872,23 @@ static void host_move_in_commit(struct host_move *hm, struct rpc_conn *conn, uin
 		rpc_conn_reply_error(conn, id, "failed", "no completed copy of this instance here");
 		return;
 	}
+	/* The mark goes first: a marked directory is one nobody registered,
+	 * which a later MoveInPrepare may clear; an unmarked one is never
+	 * cleared, even if what follows fails. */
+	char *marker = mem_printf("%s/%s", m->base_dir, HOST_MOVE_MARKER);
+	int ret = 0;
+	if (unlink(marker) < 0) {
+		error = tstr_printf("cannot remove %s: %s", marker, strerror(errno));
+		ret = -1;
+	}
+	mem_free(marker);
 	char *key_dir = mem_strdup(m->key_path);
 	*strrchr(key_dir, '/') = '\0';
-	int ret = 0;
 	/* link(): an existing key (of an older instance of that ID) is never
 	 * overwritten */
-	if (link(m->key_tmp, m->key_path) < 0) {
+	if (ret < 0 || file_fsync_dir(m->base_dir, &error) < 0) {
+		ret = -1;
+	} else if (link(m->key_tmp, m->key_path) < 0) {
 		error = tstr_printf("cannot put the key in place at %s: %s", m->key_path,
 				    strerror(errno));
 		ret = -1;
@@ -892,12 +903,6 @@ static void host_move_in_commit(struct host_move *hm, struct rpc_conn *conn, uin
 		return;
 	}
 	(void)unlink(m->key_tmp);
-	char *marker = mem_printf("%s/%s", m->base_dir, HOST_MOVE_MARKER);
-	if (unlink(marker) < 0)
-		log_warning(host_move_ctx(m->id), "removing %s: %s", marker, strerror(errno));
-	else if (file_fsync_dir(m->base_dir, &error) < 0)
-		log_warning(host_move_ctx(m->id), "%s", error);
-	mem_free(marker);
 	host_move_in_remove(hm, m, false);
 	rpc_conn_reply(conn, id, NULL);
 }
