@@ -81,6 +81,9 @@ char *config_path(const char *dir, const char *name);
 char *config_cert_path(const char *dir, enum config_role role, enum config_kind kind);
 char *config_key_path(const char *dir, enum config_role role, enum config_kind kind);
 char *config_pid_path(const char *dir, enum config_role role);
+/* The role's local socket for roles of the same config directory
+ * (rpc-local.c): <dir>/run/<role>.sock */
+char *config_socket_path(const char *dir, enum config_role role);
 char *config_log_path(const char *dir, enum config_role role);
 
 /* The config directory: --config-dir, else $COFFER_CONFIG_DIR, else /etc/coffer. */
