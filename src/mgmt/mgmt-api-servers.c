@@ -175,6 +175,18 @@ static int mgmt_api_create_instance_host(struct mgmt *mgmt, const struct json *a
 static int mgmt_api_delete_instance_host(struct mgmt *mgmt, const struct json *args,
 					 struct json **result_r, const char **error_r)
 {
+	/* Removing the host would orphan its instances: no call could reach
+	 * them any more. */
+	const char *name = json_get_string(args, "serverName");
+	size_t count = mgmtdb_instance_count_on_host(mgmt->db, name);
+	if (count > 0) {
+		*error_r = tstr_printf(
+			"Instance Host '%s' still holds %zu instance(s) (GetInstances shows them "
+			"with instanceHost %s): move them to another Instance Host (MoveInstance) "
+			"or delete them (DeleteInstances) first",
+			name, count, name);
+		return -1;
+	}
 	return mgmt_api_delete_server(mgmt, MGMTDB_INSTANCE_HOST, args, error_r);
 }
 
@@ -249,7 +261,7 @@ const struct mgmt_api_function mgmt_api_server_functions[] = {
 	 NULL,
 	 false},
 	{"DeleteInstanceHost",
-	 "Remove an Instance Host from the registry.",
+	 "Remove an Instance Host from the registry; refused while instances live on it.",
 	 {SERVER_NAME_ARG},
 	 mgmt_api_delete_instance_host,
 	 NULL,
