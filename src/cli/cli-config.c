@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -376,19 +377,27 @@ static int cli_single_register(struct mgmtdb *db, enum mgmtdb_server_kind kind,
 			       const struct config_role_settings *s, const char *fp,
 			       const char **error_r)
 {
-	/* Drop an older registration of this same server under another name. */
+	/* An older registration of this same server under another name (new
+	 * listeners) takes the new name, with its instances. */
+	const char *renamed_from;
+	if (mgmtdb_server_pair(db, kind, cli_connect_host(s),
+			       s->listeners[CONFIG_KIND_TCP].listeners[0].port, fp, &renamed_from,
+			       error_r) < 0)
+		return -1;
+	/* Others left (the new name was registered already) hold no instance. */
 	for (size_t i = mgmtdb_server_count(db, kind); i > 0; i--) {
 		struct mgmtdb_server e;
 		mgmtdb_server_get(db, kind, i - 1, &e);
 		if (strcmp(e.fingerprint, fp) == 0 &&
-		    strcmp(e.server_name, cli_connect_host(s)) != 0) {
+		    strcasecmp(e.server_name, cli_connect_host(s)) != 0 &&
+		    (kind != MGMTDB_INSTANCE_HOST ||
+		     mgmtdb_instance_count_on_host(db, e.server_name) == 0)) {
 			char *name = mem_strdup(e.server_name);
 			mgmtdb_server_remove(db, kind, name);
 			mem_free(name);
 		}
 	}
-	return mgmtdb_server_set(db, kind, cli_connect_host(s),
-				 s->listeners[CONFIG_KIND_TCP].listeners[0].port, fp, error_r);
+	return 0;
 }
 
 /* Point the local Instance Host and Client Access Server at the local
@@ -1234,8 +1243,9 @@ static int cli_cmd_rename(struct cli_config *cc, const char **error_r)
 		*error_r = tstr_printf("no roles in %s to rename", cc->dir);
 		return -1;
 	}
-	printf("renamed %d role(s) to %s; in multi server mode pair them again so the Management "
-	       "Server reaches the new name\n",
+	printf("renamed %d role(s) to %s; in multi server mode pair them again (coffer config "
+	       "pair): the Management Server then reaches them by the new name, and an Instance "
+	       "Host's instances follow it\n",
 	       changed, cc->pos[1]);
 	return cli_after_change(cc->dir, error_r);
 }

@@ -99,13 +99,26 @@ static int mgmt_api_register(struct mgmt *mgmt, enum mgmtdb_server_kind kind,
 	char fp[TLS_FINGERPRINT_HEX_LEN + 1];
 	if (mgmt_api_server_args(args, &name, &port, fp, error_r) < 0)
 		return -1;
-	int ret = replace ? mgmtdb_server_set(mgmt->db, kind, name, port, fp, error_r)
-			  : mgmtdb_server_add(mgmt->db, kind, name, port, fp, error_r);
-	if (ret < 0 || mgmt_db_commit(mgmt, error_r) < 0)
+	const char *renamed_from = NULL;
+	int ret =
+		replace ? mgmtdb_server_pair(mgmt->db, kind, name, port, fp, &renamed_from, error_r)
+			: mgmtdb_server_add(mgmt->db, kind, name, port, fp, error_r);
+	if (ret < 0)
 		return -1;
+	char *old_name = renamed_from == NULL ? NULL : mem_strdup(renamed_from);
+	if (mgmt_db_commit(mgmt, error_r) < 0) {
+		mem_free(old_name);
+		return -1;
+	}
+	if (old_name != NULL) {
+		mgmt_links_message(mgmt->links, LOG_LEVEL_INFO,
+				   "%s %s renamed to %s (same certificate); its instances follow",
+				   mgmtdb_server_kind_name(kind), old_name, name);
+	}
 	mgmt_links_message(mgmt->links, LOG_LEVEL_INFO,
 			   "%s %s registered (port %u, fingerprint %s)",
 			   mgmtdb_server_kind_name(kind), name, port, fp);
+	mem_free(old_name);
 	mgmt_links_sync(mgmt->links);
 	return 0;
 }
@@ -240,7 +253,8 @@ const struct mgmt_api_function mgmt_api_server_functions[] = {
 	 false},
 	{"PairWithManagementServer",
 	 "Register (or re-register) an Instance Host or Client Access Server and return this "
-	 "Management Server's TCP fingerprint.",
+	 "Management Server's TCP fingerprint. A server registered with the same certificate "
+	 "under another name is renamed (its instances follow).",
 	 {{"serverType", MGMT_API_STRING, true, "InstanceHost or ClientAccessServer"},
 	  SERVER_NAME_ARG,
 	  PORT_ARG,

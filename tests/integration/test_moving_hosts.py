@@ -58,13 +58,13 @@ def instance_host(make_server, mgmt, *extra_addrs):
 
 def client_access_server(make_server, mgmt):
     s = make_server("cas", "127.0.0.4")
-    s.tcp_port = free_port(s.addr)
+    s.tcp_port, s.imaps_port = free_port(s.addr), free_port(s.addr)
     s.config("init", "--mode", "multi")
     s.config("role", "add", "client-access-server", "--server-name", s.addr,
              "--tcp-listeners", "%s:%d" % (s.addr, s.tcp_port),
              "--http-listeners", "%s:%d" % (s.addr, free_port(s.addr)),
              "--imap-listeners", "%s:%d" % (s.addr, free_port(s.addr)),
-             "--imaps-listeners", "%s:%d" % (s.addr, free_port(s.addr)))
+             "--imaps-listeners", "%s:%d" % (s.addr, s.imaps_port))
     pair(s, mgmt)
     s.config("start")
     return s
@@ -93,3 +93,105 @@ def test_delete_instance_host_refuses_while_instances_live_there(mgmt, make_serv
     api.call("DeleteInstances", "instanceFilter=acme")
     api.call("DeleteInstanceHost", "serverName=127.0.0.3")
     assert api.call("GetInstanceHosts") == []
+
+
+def import_mail(api, ih, iid, user, count):
+    """Import `count` generated messages for `user` into its folder Inbox."""
+    from mailgen import write_mbox
+    base = os.path.join(ih.data, iid)
+    write_mbox(os.path.join(base, "import", "m.mbox"), count)
+    r = api.call("ImportFiles", "instanceID=" + iid, "userName=" + user, "path=import/m.mbox",
+                 "folder=Inbox")
+    assert r["archived"] == count, r
+
+
+def imap_messages(cas, login, password):
+    """Every message of INBOX over IMAPS on the Client Access Server, as bytes."""
+    import imaplib
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    m = imaplib.IMAP4_SSL(cas.addr, cas.imaps_port, ssl_context=ctx, timeout=60)
+    try:
+        m.login(login, password)
+        typ, data = m.select("INBOX", readonly=True)
+        assert typ == "OK", data
+        n = int(data[0])
+        typ, data = m.fetch("1:%d" % n, "(BODY.PEEK[])") if n else ("OK", [])
+        return [d[1] for d in data if isinstance(d, tuple)]
+    finally:
+        m.logout()
+
+
+def test_renaming_an_instance_host(mgmt, make_server):
+    """docs/operations.md "Renaming a server": stop, rename, pair, start.
+    The registration, the instances and the Client Access Server's route
+    follow the new name; every instance call works on the renamed host."""
+    ih = instance_host(make_server, mgmt, "127.0.0.6")
+    cas = client_access_server(make_server, mgmt)
+    api = mgmt.api
+    wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="IH and CAS connected")
+    create_instance(api, ih, "acme")
+    create_instance(api, ih, "beta")
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
+    import_mail(api, ih, "acme", "alice", 12)
+    wait_for(lambda: [l for c in api.status()["clientAccessServers"]
+                      for l in c.get("instanceHostLinks", []) if l["state"] == "connected"],
+             timeout=60, what="CAS -> IH link")
+    before = imap_messages(cas, "alice@acme", "alice-pass-1")
+    assert len(before) == 12
+
+    # The procedure, as documented.
+    ih.config("stop")
+    ih.config("rename", "127.0.0.6")
+    pair(ih, mgmt)
+    ih.config("start")
+
+    assert [h["serverName"] for h in api.call("GetInstanceHosts")] == ["127.0.0.6"]
+    assert {i["instanceID"]: i["instanceHost"] for i in api.call("GetInstances")} == \
+        {"acme": "127.0.0.6", "beta": "127.0.0.6"}
+    st = wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="renamed IH connected")
+    assert role_states(st, "instanceHosts") == {"127.0.0.6": "connected"}
+    assert any("127.0.0.3 renamed to 127.0.0.6" in m["text"] for m in st["messages"])
+    wait_for(lambda: {i["instanceID"]: i["status"] for i in api.call("GetInstances")}
+             == {"acme": "running", "beta": "running"}, timeout=60, what="instances running again")
+    wait_for(lambda: {h["serverName"]: h.get("instancesRunning") for h in api.status()["instanceHosts"]}
+             == {"127.0.0.6": 2}, timeout=30, what="the dashboard counts them under the new name")
+    # The Client Access Server routes users to the new name.
+    wait_for(lambda: [l for c in api.status()["clientAccessServers"]
+                      for l in c.get("instanceHostLinks", [])
+                      if l["serverName"] == "127.0.0.6" and l["state"] == "connected"],
+             timeout=60, what="CAS -> renamed IH link")
+    assert imap_messages(cas, "alice@acme", "alice-pass-1") == before
+    # Every instance call reaches the renamed host.
+    assert api.call("StopInstances", "instanceFilter=acme")[0]["status"] == "stopped"
+    assert api.call("StartInstances", "instanceFilter=acme")[0]["status"] == "running"
+    assert api.call("GetInstanceStatistics", "instanceID=acme")["messages"] == 12
+    api.call("StopInstances", "instanceFilter=beta")
+    api.call("DeleteInstances", "instanceFilter=beta", "deleteData=true")
+    assert [i["instanceID"] for i in api.call("GetInstances")] == ["acme"]
+    assert not os.path.exists(os.path.join(ih.data, "beta"))
+
+
+def test_single_server_instances_follow_a_new_instance_host_address(single):
+    """In single server mode the local Instance Host is registered under its
+    listener's address: moving the listener to another address (as a new
+    host name does) keeps its instances with it."""
+    api = single.api
+    wait_for(all_connected(api), timeout=60, what="every role connected")
+    data = os.path.join(os.path.dirname(single.dir), "data")
+    os.makedirs(data, exist_ok=True)
+    chown_coffer(data)
+    api.call("CreateInstance", "instanceID=acme", "instanceHost=127.0.0.1",
+             "baseDirectory=%s/acme" % data)
+    single.config("stop")
+    single.config("role", "configure", "instance-host",
+                  "--tcp-listeners", "127.0.0.7:%d" % single.ports["itcp"])
+    single.config("start")
+    assert [h["serverName"] for h in api.call("GetInstanceHosts")] == ["127.0.0.7"]
+    assert api.call("GetInstances")[0]["instanceHost"] == "127.0.0.7"
+    wait_for(all_connected(api), timeout=60, what="every role connected again")
+    wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
+             timeout=60, what="the instance running on the moved host")
+    assert api.call("StopInstances", "instanceFilter=acme")[0]["status"] == "stopped"
