@@ -515,6 +515,25 @@ int mgmtdb_server_rename(struct mgmtdb *db, enum mgmtdb_server_kind kind, const 
 	return 0;
 }
 
+int mgmtdb_server_update(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+			 unsigned int port, const char *fingerprint, const char **error_r)
+{
+	long index = mgmtdb_server_index(db, kind, name);
+	if (index < 0) {
+		*error_r = tstr_printf("no %s '%s' is registered", mgmtdb_server_kind_name(kind),
+				       name);
+		return -1;
+	}
+	if (mgmtdb_server_check(name, port, fingerprint, error_r) < 0)
+		return -1;
+	struct json *entry = json_at(mgmtdb_servers(db, kind), (size_t)index);
+	char *fp = mem_strdup(fingerprint); /* may be borrowed from the entry */
+	json_set_int(entry, "port", port);
+	json_set_string(entry, "fingerprint", fp);
+	mem_free(fp);
+	return 0;
+}
+
 int mgmtdb_server_pair(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
 		       unsigned int port, const char *fingerprint, const char **renamed_from_r,
 		       const char **error_r)

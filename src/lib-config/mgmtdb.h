@@ -80,6 +80,10 @@ int mgmtdb_server_find(struct mgmtdb *db, enum mgmtdb_server_kind kind, const ch
  * Fails if `old_name` is not registered or `new_name` is another server's. */
 int mgmtdb_server_rename(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *old_name,
 			 const char *new_name, const char **error_r);
+/* Change the port and fingerprint of a registered server in place (its
+ * position and registration time stay). */
+int mgmtdb_server_update(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+			 unsigned int port, const char *fingerprint, const char **error_r);
 /* Register as pairing does (set): a registration of the same kind that
  * holds the same fingerprint under another name is this server renamed, so
  * it takes the new name and its instances follow (*renamed_from_r: the old

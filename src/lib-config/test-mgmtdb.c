@@ -334,6 +334,16 @@ static void test_server_rename_moves_instances(void **state)
 		0);
 	assert_null(renamed);
 	assert_int_equal(mgmtdb_instance_count_on_host(db, "h3"), 1);
+	/* update in place: the position stays, bad values change nothing */
+	mgmtdb_server_get(db, MGMTDB_INSTANCE_HOST, 0, &s);
+	const char *first = s.server_name;
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, first, 9, fp, &error), 0);
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, "h4", 0, fp, &error), -1);
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, "h4", 1, "ab", &error), -1);
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, "zz", 1, fp, &error), -1);
+	mgmtdb_server_get(db, MGMTDB_INSTANCE_HOST, 0, &s);
+	assert_int_equal(s.port, 9);
+	assert_string_equal(s.fingerprint, fp);
 	mgmtdb_destroy(&db);
 }
 

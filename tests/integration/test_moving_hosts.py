@@ -9,6 +9,7 @@ paths, which loopback addresses show as well. Time bounds are generous
 (waits of 30-60 s) because the suite runs on a loaded 2-core machine."""
 import os
 import pwd
+import time
 
 import pytest
 
@@ -195,3 +196,85 @@ def test_single_server_instances_follow_a_new_instance_host_address(single):
     wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
              timeout=60, what="the instance running on the moved host")
     assert api.call("StopInstances", "instanceFilter=acme")[0]["status"] == "stopped"
+
+
+def host_names(api):
+    return [(h["serverName"], h["port"], h["fingerprint"]) for h in api.call("GetInstanceHosts")]
+
+
+def test_set_instance_host_configuration(mgmt, make_server):
+    """A registration changed by hand (the Instance Host got a new name, port
+    and certificate at once, so pairing cannot recognize it): refused while
+    it is wrong, connected with its instances once it is set."""
+    ih = instance_host(make_server, mgmt, "127.0.0.6")
+    api = mgmt.api
+    wait_for(all_connected(api, hosts=1, cas=0), timeout=60, what="IH connected")
+    create_instance(api, ih, "acme")
+    before = host_names(api)
+    # Bad input changes nothing.
+    fp = ih.fingerprint("instance-host")
+    for args, error in ((["serverName=nope", "port=1"], "no InstanceHost 'nope'"),
+                        (["serverName=127.0.0.3"], "nothing to change"),
+                        (["serverName=127.0.0.3", "port=0"], "argument 'port'"),
+                        (["serverName=127.0.0.3", "port=70000"], "argument 'port'"),
+                        (["serverName=127.0.0.3", "port=x"], "not a whole number"),
+                        (["serverName=127.0.0.3", "fingerprint=abc"], "argument 'fingerprint'"),
+                        (["serverName=127.0.0.3", "newServerName=bad name", "port=5"], "invalid serverName"),
+                        (["serverName=127.0.0.3", "newServerName=" + "a" * 300], "invalid serverName")):
+        p = api.call_raw("SetInstanceHostConfiguration", *args)
+        assert p.returncode == 1 and error in p.stdout, (args, p.stdout)
+        assert host_names(api) == before
+    # The server changes: another port and certificate, known by another name.
+    ih.config("stop")
+    new_port = free_port(ih.addr)
+    ih.config("role", "configure", "instance-host", "--server-name", "127.0.0.6",
+              "--tcp-listeners", "127.0.0.3:%d,127.0.0.6:%d" % (new_port, new_port))
+    ih.config("cert", "renew", "instance-host", "tcp")
+    new_fp = ih.fingerprint("instance-host")
+    assert new_fp != fp
+    ih.config("start")
+    time.sleep(2)
+    assert all_connected(api, hosts=1, cas=0)() is None, "the old registration cannot reach it"
+    r = api.call("SetInstanceHostConfiguration", "serverName=127.0.0.3", "newServerName=127.0.0.6",
+                 "port=%d" % new_port, "fingerprint=" + new_fp.upper())
+    assert (r["serverName"], r["port"], r["fingerprint"]) == ("127.0.0.6", new_port, new_fp)
+    assert host_names(api) == [("127.0.0.6", new_port, new_fp)]
+    assert api.call("GetInstances")[0]["instanceHost"] == "127.0.0.6"
+    st = wait_for(all_connected(api, hosts=1, cas=0), timeout=60, what="IH connected with the new values")
+    assert role_states(st, "instanceHosts") == {"127.0.0.6": "connected"}
+    wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
+             timeout=60, what="the instance running on the changed host")
+    assert api.call("StopInstances", "instanceFilter=acme")[0]["status"] == "stopped"
+    assert api.call("StartInstances", "instanceFilter=acme")[0]["status"] == "running"
+
+
+def test_set_client_access_server_configuration(mgmt, make_server):
+    """A Client Access Server with a new certificate is refused by the
+    Management Server and by the Instance Host until its registration has the
+    new fingerprint; then users reach their mail through it again."""
+    ih = instance_host(make_server, mgmt)
+    cas = client_access_server(make_server, mgmt)
+    api = mgmt.api
+    wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="IH and CAS connected")
+    create_instance(api, ih, "acme")
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
+    import_mail(api, ih, "acme", "alice", 5)
+    for args, error in ((["serverName=nope", "port=1"], "no ClientAccessServer 'nope'"),
+                        (["serverName=127.0.0.4"], "nothing to change"),
+                        (["serverName=127.0.0.4", "fingerprint=" + "g" * 64], "argument 'fingerprint'")):
+        p = api.call_raw("SetClientAccessServerConfiguration", *args)
+        assert p.returncode == 1 and error in p.stdout, (args, p.stdout)
+    cas.config("stop")
+    cas.config("cert", "renew", "client-access-server", "tcp")
+    new_fp = cas.fingerprint("client-access-server")
+    cas.config("start")
+    wait_for(lambda: role_states(api.status(), "clientAccessServers") == {"127.0.0.4": "fingerprintRefused"},
+             timeout=60, what="the renewed CAS refused")
+    r = api.call("SetClientAccessServerConfiguration", "serverName=127.0.0.4", "fingerprint=" + new_fp)
+    assert r["fingerprint"] == new_fp and r["serverName"] == "127.0.0.4"
+    wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="CAS connected with its new certificate")
+    # The Instance Host admits it again (its peers follow the registration).
+    wait_for(lambda: [l for c in api.status()["clientAccessServers"]
+                      for l in c.get("instanceHostLinks", []) if l["state"] == "connected"],
+             timeout=60, what="CAS -> IH link")
+    assert len(imap_messages(cas, "alice@acme", "alice-pass-1")) == 5
