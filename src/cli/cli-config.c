@@ -1,6 +1,7 @@
 #include "cli-config.h"
 #include "cli-api.h"
 #include "cli-args.h"
+#include "cli-relocate.h"
 #include "config.h"
 #include "crypto.h"
 #include "file.h"
@@ -60,6 +61,10 @@ static const struct {
 	 "  cert renew ROLE KIND [--days N]\n",
 	 true},
 	{"rename", "  rename NEW-SERVER-NAME  rename this server (every role on it)\n", false},
+	{"relocate",
+	 "  relocate --from OLD --to NEW   after moving instance base directories from below\n"
+	 "                          OLD to below NEW: rewrite them (services stopped)\n",
+	 false},
 	{"show", "  show [ROLE] [--json]    the same as role show\n", true},
 };
 
@@ -128,6 +133,8 @@ static const char *const cli_config_value_options[] = {"config-dir",
 						       "password",
 						       "key",
 						       "days",
+						       "from",
+						       "to",
 						       NULL};
 
 struct cli_config {
@@ -1250,6 +1257,26 @@ static int cli_cmd_rename(struct cli_config *cc, const char **error_r)
 	return cli_after_change(cc->dir, error_r);
 }
 
+/* Instance base directories moved to another place (disk, server). The
+ * daemons hold the files this rewrites in memory: they must be stopped. */
+static int cli_cmd_relocate(struct cli_config *cc, const char **error_r)
+{
+	if (cli_any_running(cc->dir)) {
+		*error_r = "stop the services first (coffer config stop): relocate rewrites the "
+			   "management database and the Instance Host's registry, which they hold";
+		return -1;
+	}
+	int count = cli_relocate(cc->dir, cli_args_get(&cc->args, "from"),
+				 cli_args_get(&cc->args, "to"), error_r);
+	if (count < 0)
+		return -1;
+	printf("relocated %d instance(s) from %s to %s; start the services (coffer config "
+	       "start)\n",
+	       count, cli_args_get(&cc->args, "from"), cli_args_get(&cc->args, "to"));
+	cli_fix_ownership(cc->dir);
+	return 0;
+}
+
 /* ---- dispatch ---- */
 
 #define CLI_FIELDS                                                                                 \
@@ -1269,6 +1296,7 @@ static const struct {
 	{"pair", "management-server api-port admin-name admin-password fingerprint "
 		 "trust-on-first-use role "},
 	{"cert", "password key days "},
+	{"relocate", "from to "},
 };
 
 /* "init", "role add", "cert", ...: the command the positional arguments name
@@ -1339,6 +1367,8 @@ static int cli_config_dispatch(struct cli_config *cc, const char **error_r)
 		return cli_cmd_cert(cc, error_r);
 	if (strcmp(cmd, "rename") == 0)
 		return cli_cmd_rename(cc, error_r);
+	if (strcmp(cmd, "relocate") == 0)
+		return cli_cmd_relocate(cc, error_r);
 	if (strcmp(cmd, "show") == 0)
 		return cli_cmd_role_show(cc, error_r);
 	*error_r = cmd[0] == '\0' ? "missing command" : tstr_printf("unknown command '%s'", cmd);
