@@ -57,12 +57,13 @@ def instance_host(make_server, mgmt, *extra_addrs):
     return s
 
 
-def client_access_server(make_server, mgmt):
+def client_access_server(make_server, mgmt, *extra_addrs):
+    """A Client Access Server on 127.0.0.4 (its TCP listener also on extra_addrs)."""
     s = make_server("cas", "127.0.0.4")
     s.tcp_port, s.imaps_port = free_port(s.addr), free_port(s.addr)
     s.config("init", "--mode", "multi")
     s.config("role", "add", "client-access-server", "--server-name", s.addr,
-             "--tcp-listeners", "%s:%d" % (s.addr, s.tcp_port),
+             "--tcp-listeners", ",".join("%s:%d" % (a, s.tcp_port) for a in (s.addr,) + extra_addrs),
              "--http-listeners", "%s:%d" % (s.addr, free_port(s.addr)),
              "--imap-listeners", "%s:%d" % (s.addr, free_port(s.addr)),
              "--imaps-listeners", "%s:%d" % (s.addr, s.imaps_port))
@@ -173,6 +174,29 @@ def test_renaming_an_instance_host(mgmt, make_server):
     api.call("DeleteInstances", "instanceFilter=beta", "deleteData=true")
     assert [i["instanceID"] for i in api.call("GetInstances")] == ["acme"]
     assert not os.path.exists(os.path.join(ih.data, "beta"))
+
+
+def test_renaming_a_client_access_server(mgmt, make_server):
+    """The same procedure on a Client Access Server: one registration under
+    the new name, admitted by the Instance Host, users read their mail."""
+    ih = instance_host(make_server, mgmt)
+    cas = client_access_server(make_server, mgmt, "127.0.0.8")
+    api = mgmt.api
+    wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="IH and CAS connected")
+    create_instance(api, ih, "acme")
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
+    import_mail(api, ih, "acme", "alice", 4)
+    cas.config("stop")
+    cas.config("rename", "127.0.0.8")
+    pair(cas, mgmt)
+    cas.config("start")
+    assert [c["serverName"] for c in api.call("GetClientAccessServers")] == ["127.0.0.8"]
+    st = wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="renamed CAS connected")
+    assert role_states(st, "clientAccessServers") == {"127.0.0.8": "connected"}
+    wait_for(lambda: [l for c in api.status()["clientAccessServers"]
+                      for l in c.get("instanceHostLinks", []) if l["state"] == "connected"],
+             timeout=60, what="renamed CAS -> IH link")
+    assert len(imap_messages(cas, "alice@acme", "alice-pass-1")) == 4
 
 
 def test_single_server_instances_follow_a_new_instance_host_address(single):
