@@ -1,6 +1,7 @@
 #include "cli-config.h"
 #include "cli-api.h"
 #include "cli-args.h"
+#include "cli-relocate.h"
 #include "config.h"
 #include "crypto.h"
 #include "file.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +61,10 @@ static const struct {
 	 "  cert renew ROLE KIND [--days N]\n",
 	 true},
 	{"rename", "  rename NEW-SERVER-NAME  rename this server (every role on it)\n", false},
+	{"relocate",
+	 "  relocate --from OLD --to NEW   after moving instance base directories from below\n"
+	 "                          OLD to below NEW: rewrite them (services stopped)\n",
+	 false},
 	{"show", "  show [ROLE] [--json]    the same as role show\n", true},
 };
 
@@ -127,6 +133,8 @@ static const char *const cli_config_value_options[] = {"config-dir",
 						       "password",
 						       "key",
 						       "days",
+						       "from",
+						       "to",
 						       NULL};
 
 struct cli_config {
@@ -376,19 +384,27 @@ static int cli_single_register(struct mgmtdb *db, enum mgmtdb_server_kind kind,
 			       const struct config_role_settings *s, const char *fp,
 			       const char **error_r)
 {
-	/* Drop an older registration of this same server under another name. */
+	/* An older registration of this same server under another name (new
+	 * listeners) takes the new name, with its instances. */
+	const char *renamed_from;
+	if (mgmtdb_server_pair(db, kind, cli_connect_host(s),
+			       s->listeners[CONFIG_KIND_TCP].listeners[0].port, fp, &renamed_from,
+			       error_r) < 0)
+		return -1;
+	/* Others left (the new name was registered already) hold no instance. */
 	for (size_t i = mgmtdb_server_count(db, kind); i > 0; i--) {
 		struct mgmtdb_server e;
 		mgmtdb_server_get(db, kind, i - 1, &e);
 		if (strcmp(e.fingerprint, fp) == 0 &&
-		    strcmp(e.server_name, cli_connect_host(s)) != 0) {
+		    strcasecmp(e.server_name, cli_connect_host(s)) != 0 &&
+		    (kind != MGMTDB_INSTANCE_HOST ||
+		     mgmtdb_instance_count_on_host(db, e.server_name) == 0)) {
 			char *name = mem_strdup(e.server_name);
 			mgmtdb_server_remove(db, kind, name);
 			mem_free(name);
 		}
 	}
-	return mgmtdb_server_set(db, kind, cli_connect_host(s),
-				 s->listeners[CONFIG_KIND_TCP].listeners[0].port, fp, error_r);
+	return 0;
 }
 
 /* Point the local Instance Host and Client Access Server at the local
@@ -1234,10 +1250,31 @@ static int cli_cmd_rename(struct cli_config *cc, const char **error_r)
 		*error_r = tstr_printf("no roles in %s to rename", cc->dir);
 		return -1;
 	}
-	printf("renamed %d role(s) to %s; in multi server mode pair them again so the Management "
-	       "Server reaches the new name\n",
+	printf("renamed %d role(s) to %s; in multi server mode pair them again (coffer config "
+	       "pair): the Management Server then reaches them by the new name, and an Instance "
+	       "Host's instances follow it\n",
 	       changed, cc->pos[1]);
 	return cli_after_change(cc->dir, error_r);
+}
+
+/* Instance base directories moved to another place (disk, server). The
+ * daemons hold the files this rewrites in memory: they must be stopped. */
+static int cli_cmd_relocate(struct cli_config *cc, const char **error_r)
+{
+	if (cli_any_running(cc->dir)) {
+		*error_r = "stop the services first (coffer config stop): relocate rewrites the "
+			   "management database and the Instance Host's registry, which they hold";
+		return -1;
+	}
+	int count = cli_relocate(cc->dir, cli_args_get(&cc->args, "from"),
+				 cli_args_get(&cc->args, "to"), error_r);
+	if (count < 0)
+		return -1;
+	printf("relocated %d instance(s) from %s to %s; start the services (coffer config "
+	       "start)\n",
+	       count, cli_args_get(&cc->args, "from"), cli_args_get(&cc->args, "to"));
+	cli_fix_ownership(cc->dir);
+	return 0;
 }
 
 /* ---- dispatch ---- */
@@ -1259,6 +1296,7 @@ static const struct {
 	{"pair", "management-server api-port admin-name admin-password fingerprint "
 		 "trust-on-first-use role "},
 	{"cert", "password key days "},
+	{"relocate", "from to "},
 };
 
 /* "init", "role add", "cert", ...: the command the positional arguments name
@@ -1329,6 +1367,8 @@ static int cli_config_dispatch(struct cli_config *cc, const char **error_r)
 		return cli_cmd_cert(cc, error_r);
 	if (strcmp(cmd, "rename") == 0)
 		return cli_cmd_rename(cc, error_r);
+	if (strcmp(cmd, "relocate") == 0)
+		return cli_cmd_relocate(cc, error_r);
 	if (strcmp(cmd, "show") == 0)
 		return cli_cmd_role_show(cc, error_r);
 	*error_r = cmd[0] == '\0' ? "missing command" : tstr_printf("unknown command '%s'", cmd);

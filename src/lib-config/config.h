@@ -22,6 +22,9 @@
 #define CONFIG_SCHEMA_VERSION 1
 #define CONFIG_DEFAULT_DIR "/etc/coffer"
 #define CONFIG_FINGERPRINT_LEN 64
+/* The Instance Host's registry of its instances (ID, base directory, wanted
+ * state), in its config directory; `coffer config relocate` rewrites it. */
+#define CONFIG_HOST_INSTANCES_FILE "instance-host-instances.json"
 
 enum config_role {
 	CONFIG_ROLE_MANAGEMENT_SERVER,
