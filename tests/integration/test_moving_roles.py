@@ -1,0 +1,213 @@
+"""The "Moving roles" procedures of docs/operations.md, run as written there.
+
+Each "server" is a config directory of its own bound to its own loopback
+address (no network namespaces: the procedures concern config directories,
+certificates and pinned fingerprints, which loopback addresses tell apart as
+well): the Management Server on 127.0.0.2, the Instance Host on 127.0.0.3,
+the Client Access Server on 127.0.0.4, and the server a role moves to on
+127.0.0.6 (a Client Access Server) or 127.0.0.7 (a Management Server).
+Mail is imported before each move and read back byte-identical over IMAP
+after it."""
+import hashlib
+import imaplib
+import os
+import pwd
+import socket
+import ssl
+
+import pytest
+
+from daemonfix import Api, all_connected, free_port, wait_for
+from mailgen import message, write_mbox
+
+ADMIN_PW = "move-admin-secret"
+USER_PW = "alice-move-pass"
+P12_PW = "p12 moving secret"
+MESSAGES = 12
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def der_fingerprint(der):
+    return hashlib.sha256(der).hexdigest()
+
+
+def norm(fp):
+    return fp.replace(":", "").lower()
+
+
+def tls_fingerprint(addr, port):
+    """The SHA-256 fingerprint of the certificate a client sees on a TLS port."""
+    with socket.create_connection((addr, port), timeout=30) as raw:
+        with tls_context().wrap_socket(raw) as s:
+            return der_fingerprint(s.getpeercert(binary_form=True))
+
+
+def starttls_fingerprint(addr, port):
+    m = imaplib.IMAP4(addr, port, timeout=30)
+    m.starttls(ssl_context=tls_context())
+    fp = der_fingerprint(m.sock.getpeercert(binary_form=True))
+    m.logout()
+    return fp
+
+
+def read_mail(addr, imaps_port):
+    """alice's archived messages over IMAPS, as IMAP serves them (CRLF)."""
+    m = imaplib.IMAP4_SSL(addr, imaps_port, ssl_context=tls_context(), timeout=30)
+    m.login("alice@acme", USER_PW)
+    typ, data = m.select("INBOX", readonly=True)
+    assert typ == "OK", data
+    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+    assert typ == "OK", data
+    m.logout()
+    return sorted(d[1].rstrip(b"\r\n") for d in data if isinstance(d, tuple))
+
+
+def expected_mail():
+    return sorted(message(i).encode().replace(b"\n", b"\r\n").rstrip(b"\r\n") for i in range(MESSAGES))
+
+
+def cas_ports(s):
+    return {k: free_port(s.addr) for k in ("tcp", "http", "imap", "imaps")}
+
+
+def add_cas(s):
+    s.ports = cas_ports(s)
+    s.config("init", "--mode", "multi")
+    s.config("role", "add", "client-access-server", "--server-name", s.addr,
+             "--tcp-listeners", "%s:%d" % (s.addr, s.ports["tcp"]),
+             "--http-listeners", "%s:%d" % (s.addr, s.ports["http"]),
+             "--imap-listeners", "%s:%d" % (s.addr, s.ports["imap"]),
+             "--imaps-listeners", "%s:%d" % (s.addr, s.ports["imaps"]))
+    return s
+
+
+def pair(s, mgmt):
+    s.config("pair", "--management-server", mgmt.addr, "--api-port", mgmt.ports["http"],
+             "--admin-name", "admin", "--admin-password", ADMIN_PW,
+             "--fingerprint", mgmt.fingerprint("management-server", "http"))
+
+
+@pytest.fixture
+def system(make_server):
+    """A running multi server setup: Management Server, Instance Host and
+    Client Access Server, one instance with alice and her mail."""
+    mgmt = make_server("mgmt", "127.0.0.2")
+    mgmt.ports = {"http": free_port(mgmt.addr), "tcp": free_port(mgmt.addr)}
+    mgmt.config("init", "--mode", "multi")
+    mgmt.config("role", "add", "management-server", "--server-name", mgmt.addr,
+                "--tcp-listeners", "%s:%d" % (mgmt.addr, mgmt.ports["tcp"]),
+                "--http-listeners", "%s:%d" % (mgmt.addr, mgmt.ports["http"]),
+                "--admin-name", "admin", "--admin-password", ADMIN_PW)
+    mgmt.config("start")
+    mgmt.api = Api(mgmt, mgmt.addr, mgmt.ports["http"], ADMIN_PW)
+
+    ih = make_server("ih", "127.0.0.3")
+    ih.ports = {"tcp": free_port(ih.addr)}
+    ih.config("init", "--mode", "multi")
+    ih.config("role", "add", "instance-host", "--server-name", ih.addr,
+              "--tcp-listeners", "%s:%d" % (ih.addr, ih.ports["tcp"]))
+    pair(ih, mgmt)
+    ih.config("start")
+
+    cas = add_cas(make_server("cas", "127.0.0.4"))
+    pair(cas, mgmt)
+    cas.config("start")
+    wait_for(all_connected(mgmt.api), timeout=40, what="IH and CAS connected")
+
+    data = os.path.join(os.path.dirname(ih.dir), "data")
+    os.makedirs(data, exist_ok=True)
+    coffer = pwd.getpwnam("coffer")
+    os.chown(data, coffer.pw_uid, coffer.pw_gid)
+    api = mgmt.api
+    api.call("CreateInstance", "instanceID=acme", "instanceHost=" + ih.addr,
+             "baseDirectory=%s/acme" % data)
+    wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
+             timeout=30, what="acme running")
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=" + USER_PW)
+    write_mbox(os.path.join(data, "acme", "import", "m.mbox"), MESSAGES)
+    r = api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/m.mbox", "folder=INBOX")
+    assert r["archived"] == MESSAGES
+    # The Client Access Server reaches the instance (routes take a moment).
+    wait_for(lambda: _try_read(cas), timeout=40, what="alice's mail over the first CAS")
+    return mgmt, ih, cas
+
+
+def _try_read(cas):
+    try:
+        return read_mail(cas.addr, cas.ports["imaps"]) == expected_mail()
+    except (imaplib.IMAP4.error, OSError):
+        return False
+
+
+def test_moving_a_client_access_server(system, make_server, tmp_path):
+    """docs/operations.md, "Moving a Client Access Server"."""
+    mgmt, ih, old = system
+    seen = {
+        "https": tls_fingerprint(old.addr, old.ports["http"]),
+        "imaps": tls_fingerprint(old.addr, old.ports["imaps"]),
+        "imap": starttls_fingerprint(old.addr, old.ports["imap"]),
+    }
+    assert seen["https"] == norm(old.fingerprint("client-access-server", "http"))
+    assert seen["imaps"] == seen["imap"] == norm(old.fingerprint("client-access-server", "imap"))
+
+    # On the old server: export what end users see, password from a file.
+    pwfile = tmp_path / "p12-password"
+    pwfile.write_text(P12_PW + "\n")
+    http_p12, imap_p12 = str(tmp_path / "cas-http.p12"), str(tmp_path / "cas-imap.p12")
+    old.config("cert", "export", "client-access-server", "http", http_p12, "--password-file", pwfile)
+    # ... or from standard input.
+    old.config("cert", "export", "client-access-server", "imap", imap_p12, "--password-file", "-",
+               input=P12_PW + "\n")
+    assert os.stat(http_p12).st_mode & 0o077 == 0, "the PKCS#12 file holds a private key"
+    # An export without a password (and no terminal to ask on) is refused.
+    p = old.config("cert", "export", "client-access-server", "http", str(tmp_path / "x.p12"),
+                   check=False, input="")
+    assert p.returncode == 1 and "needs a password" in p.stderr
+    assert not os.path.exists(tmp_path / "x.p12")
+
+    # On the new server: the role, the certificates, the pairing.
+    new = add_cas(make_server("cas-new", "127.0.0.6"))
+    own = new.fingerprint("client-access-server", "http")
+    bad = tmp_path / "wrong-password"
+    bad.write_text("not the password\n")
+    p = new.config("cert", "import", "client-access-server", "http", http_p12, "--password-file", bad,
+                   check=False)
+    assert p.returncode == 1 and "wrong PKCS#12 password" in p.stderr, p.stderr
+    assert new.fingerprint("client-access-server", "http") == own, "a refused import changes nothing"
+    p = new.config("cert", "import", "client-access-server", "http", http_p12, "--password-file", "-",
+                   check=False, input="")
+    assert p.returncode == 1 and "password-file" in p.stderr
+    new.config("cert", "import", "client-access-server", "http", http_p12, "--password-file", pwfile)
+    new.config("cert", "import", "client-access-server", "imap", imap_p12, "--password-file", "-",
+               input=P12_PW + "\n")
+    pair(new, mgmt)
+    new.config("start")
+    wait_for(all_connected(mgmt.api, hosts=1, cas=2), timeout=40, what="both CAS connected")
+
+    # End users see the old certificates on the new server.
+    assert tls_fingerprint(new.addr, new.ports["http"]) == seen["https"]
+    assert tls_fingerprint(new.addr, new.ports["imaps"]) == seen["imaps"]
+    assert starttls_fingerprint(new.addr, new.ports["imap"]) == seen["imap"]
+    # Its role-to-role certificate stays its own.
+    assert new.fingerprint("client-access-server", "tcp") != old.fingerprint("client-access-server", "tcp")
+    wait_for(lambda: _try_read(new), timeout=40, what="alice's mail over the new CAS")
+
+    # The old one is removed.
+    old.config("stop")
+    old.config("role", "remove", "client-access-server")
+    mgmt.api.call("DeleteClientAccessServer", "serverName=" + old.addr)
+    st = wait_for(all_connected(mgmt.api, hosts=1, cas=1), timeout=40, what="only the new CAS")
+    assert [c["serverName"] for c in st["clientAccessServers"]] == [new.addr]
+    assert read_mail(new.addr, new.ports["imaps"]) == expected_mail()
+    # The password went through files only: no log or setting holds it.
+    for s in (old, new, mgmt):
+        for root, _, files in os.walk(s.dir):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    assert P12_PW.encode() not in fh.read(), os.path.join(root, f)
