@@ -560,6 +560,35 @@ static int cli_check_changeable(const char *dir, enum config_role role, const ch
 
 /* ---- init and roles ---- */
 
+/* A management database brought from another server must be valid, and
+ * comes with the secrets.key its MFA seeds and SMTP password are sealed
+ * under (the Management Server checks at start that the key opens them). */
+static int cli_check_moved_database(const char *dir, const char *db_path, const char **error_r)
+{
+	struct mgmtdb *db;
+	if (mgmtdb_load(db_path, &db, error_r) < 0)
+		return -1;
+	size_t sealed = mgmtdb_sealed_secret_count(db);
+	struct str *what = str_create(128);
+	for (size_t i = 0; i < sealed; i++) {
+		struct mgmtdb_sealed_secret secret;
+		mgmtdb_sealed_secret_get(db, i, &secret);
+		str_append(what, i == 0 ? "" : ", ");
+		str_append(what, secret.what);
+	}
+	char *key_path = config_path(dir, "secrets.key");
+	int exists = sealed == 0 ? 1 : file_exists(key_path, error_r);
+	if (exists == 0)
+		*error_r = tstr_printf("%s holds %zu secret(s) sealed under the secrets.key of the "
+				       "server it came from (%s), and %s is missing: copy "
+				       "secrets.key from that server's config directory too",
+				       db_path, sealed, str_c(what), key_path);
+	str_destroy(&what);
+	mem_free(key_path);
+	mgmtdb_destroy(&db);
+	return exists == 1 ? 0 : -1;
+}
+
 static int cli_role_add(struct cli_config *cc, enum config_role role, const char *server_name,
 			bool apply_fields, const char **error_r)
 {
@@ -589,7 +618,10 @@ static int cli_role_add(struct cli_config *cc, enum config_role role, const char
 		int exists = file_exists(db_path, error_r);
 		if (exists == 1) {
 			/* A database moved here from another server: keep it as it is. */
-			printf("keeping the existing management database %s\n", db_path);
+			if (cli_check_moved_database(cc->dir, db_path, error_r) < 0)
+				exists = -1;
+			else
+				printf("keeping the existing management database %s\n", db_path);
 		} else {
 			const char *admin = cli_args_get(&cc->args, "admin-name");
 			const char *password = cli_args_get(&cc->args, "admin-password");

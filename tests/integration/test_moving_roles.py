@@ -13,6 +13,7 @@ import imaplib
 import os
 import pwd
 import socket
+import subprocess
 import ssl
 
 import pytest
@@ -211,3 +212,103 @@ def test_moving_a_client_access_server(system, make_server, tmp_path):
             for f in files:
                 with open(os.path.join(root, f), "rb") as fh:
                     assert P12_PW.encode() not in fh.read(), os.path.join(root, f)
+
+
+def totp(secret, offset=0):
+    args = ["oathtool", "--totp", "-b", secret]
+    if offset:
+        args += ["-N", "now + %d seconds" % offset]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def states(status):
+    return [s["state"] for kind in ("instanceHosts", "clientAccessServers") for s in status[kind]]
+
+
+def test_moving_the_management_server(system, make_server, tmp_path):
+    """docs/operations.md, "Moving the Management Server": the new one on
+    127.0.0.7; the Instance Host is pointed at it with `role configure`, the
+    Client Access Server by pairing again."""
+    old, ih, cas = system
+    api = old.api
+    # What must survive the move: an administrator with MFA, an SMTP password.
+    api.call("CreateSystemAdministrator", "userName=carol", "password=carol-secret-1")
+    secret = api.call("InitializeSystemAdministratorMFA", "userName=carol")["secret"]
+    carol = Api(old, old.addr, old.ports["http"], "carol-secret-1", user="carol")
+    assert carol.call("Ping", extra=["--totp", totp(secret)]) == "pong"  # activates MFA
+    api.call("SetSystemSmtpConfiguration", "host=127.0.0.1", "port=2525", "security=none",
+             "fromAddress=coffer@example.test", "userName=relay", "password=smtp-secret-7")
+
+    # The old server: stop, pack what the Management Server needs.
+    bundle = str(tmp_path / "management-server.tgz")
+    old.config("stop", "management-server")
+    subprocess.run(["tar", "-C", old.dir, "-czf", bundle, "management-database.json", "secrets.key",
+                    "management-audit.log"], check=True)
+
+    # The new server. Without secrets.key the role is refused before it starts.
+    new = make_server("mgmt-new", "127.0.0.7")
+    new.ports = {"http": free_port(new.addr), "tcp": free_port(new.addr)}
+    new.config("init", "--mode", "multi")
+    subprocess.run(["tar", "-C", new.dir, "-xzf", bundle, "management-database.json"], check=True)
+    add = ["role", "add", "management-server", "--server-name", new.addr,
+           "--tcp-listeners", "%s:%d" % (new.addr, new.ports["tcp"]),
+           "--http-listeners", "%s:%d" % (new.addr, new.ports["http"])]
+    p = new.config(*add, check=False)
+    assert p.returncode == 1 and "secrets.key" in p.stderr and "MFA secret of administrator carol" in p.stderr, \
+        p.stderr
+    # A secrets.key that is not the one the database was written with: the
+    # service refuses to start, and says why.
+    with open(os.path.join(new.dir, "secrets.key"), "wb") as f:
+        f.write(os.urandom(32))
+    new.config(*add)
+    p = new.config("start", "management-server", check=False)
+    assert p.returncode != 0 and "does not open" in p.stdout + p.stderr, p.stdout + p.stderr
+    # The right one, as the documented procedure unpacks it.
+    subprocess.run(["tar", "-C", new.dir, "-xzf", bundle], check=True)
+    new.config("start", "management-server")
+    new.api = Api(new, new.addr, new.ports["http"], ADMIN_PW)
+    tcp_fp = new.fingerprint("management-server", "tcp")
+    assert tcp_fp != old.fingerprint("management-server", "tcp")
+
+    # Each Instance Host and Client Access Server points at the new one.
+    ih.config("stop", "instance-host")
+    ih.config("role", "configure", "instance-host", "--management-server", new.addr,
+              "--management-port", new.ports["tcp"], "--management-fingerprint", tcp_fp)
+    ih.config("start", "instance-host")
+    pair(cas, new)
+    st = wait_for(all_connected(new.api), timeout=60, what="every role connected to the new one")
+    assert [h["serverName"] for h in st["instanceHosts"]] == [ih.addr]
+    assert [c["serverName"] for c in st["clientAccessServers"]] == [cas.addr]
+
+    # Administrators log in as before, with MFA; the SMTP password opens.
+    new_carol = Api(new, new.addr, new.ports["http"], "carol-secret-1", user="carol")
+    assert new_carol.call_raw("Ping").returncode == 1, "MFA is still required"
+    assert new_carol.call("Ping", extra=["--totp", totp(secret, 30)]) == "pong"
+    assert new.api.call("GetSystemSmtpConfiguration")["passwordSet"] is True
+    assert [i["status"] for i in new.api.call("GetInstances")] == ["running"]
+    assert read_mail(cas.addr, cas.ports["imaps"]) == expected_mail()
+    new.api.call("StopInstances", "instanceFilter=acme")
+    new.api.call("StartInstances", "instanceFilter=acme")
+    wait_for(lambda: _try_read(cas), timeout=40, what="mail after a restart through the new one")
+
+    # The old Management Server, started again, is refused by every role.
+    old.config("start", "management-server")
+    seen = []
+
+    def old_refused():
+        st = old.api.status()
+        seen.append([(s["serverName"], s["state"], s.get("eventLink"), s.get("error"))
+                     for kind in ("instanceHosts", "clientAccessServers") for s in st[kind]])
+        return "connected" not in states(st) and "refusedByPeer" in states(st)
+    try:
+        wait_for(old_refused, timeout=60, what="the old Management Server refused")
+    except AssertionError:
+        raise AssertionError("old Management Server's view: %r" % seen[-3:])
+    for s in (ih, cas):
+        wait_for(lambda: "refused" in s.logs() and old.addr in s.logs(), timeout=30,
+                 what="%s logs the refusal" % s.name)
+    # ... and the new one still has them all.
+    st = wait_for(all_connected(new.api), timeout=30, what="still connected to the new one")
+    assert st
+    old.config("stop", "management-server")
+    old.config("role", "remove", "management-server")
