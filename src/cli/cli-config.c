@@ -234,6 +234,25 @@ static int cli_make_dirs(const char *dir, const char **error_r)
 	return 0;
 }
 
+/* run/ and log/ hold nothing worth keeping, so a backup may leave them out
+ * (docs/operations.md does): a restored config directory gets them back at
+ * the first start, owned by the run-as user. */
+static int cli_restore_runtime_dirs(const char *dir, const char **error_r)
+{
+	char *run = mem_printf("%s/run", dir), *log = mem_printf("%s/log", dir);
+	int have_run = file_exists(run, error_r), have_log = file_exists(log, error_r);
+	mem_free(run);
+	mem_free(log);
+	if (have_run < 0 || have_log < 0)
+		return -1;
+	if (have_run == 1 && have_log == 1)
+		return 0;
+	if (cli_make_dirs(dir, error_r) < 0)
+		return -1;
+	cli_fix_ownership(dir);
+	return 0;
+}
+
 static bool cli_role_running(const char *dir, enum config_role role)
 {
 	char *pid_path = config_pid_path(dir, role);
@@ -912,6 +931,8 @@ static int cli_service_start(const char *dir, enum config_role role, const char 
 		return -1;
 	}
 	self[n] = '\0';
+	if (cli_restore_runtime_dirs(dir, error_r) < 0)
+		return -1;
 	char *pid_path = config_pid_path(dir, role);
 	pid_t pid;
 	if (service_control_status(pid_path, &pid) == SERVICE_STATE_DEAD)

@@ -312,3 +312,73 @@ def test_moving_the_management_server(system, make_server, tmp_path):
     assert st
     old.config("stop", "management-server")
     old.config("role", "remove", "management-server")
+
+
+def test_backup_of_a_running_server_and_restore(single, make_server, tmp_path):
+    """docs/operations.md, "Backup and restore": a running single server
+    setup (127.0.0.1) is backed up with its instance frozen, then lost, and
+    restored from the backup onto fresh directories."""
+    from test_instances import data_dir
+    wait_for(all_connected(single.api), timeout=40, what="every role connected")
+    api = single.api
+    base = data_dir(single, "acme")
+    api.call("CreateInstance", "instanceID=acme", "instanceHost=127.0.0.1", "baseDirectory=" + base)
+    wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
+             timeout=30, what="acme running")
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=" + USER_PW)
+    write_mbox(os.path.join(base, "import", "m.mbox"), MESSAGES)
+    assert api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/m.mbox",
+                    "folder=INBOX")["archived"] == MESSAGES
+    imaps = single.ports["cimaps"]
+    wait_for(lambda: _try_read_at("127.0.0.1", imaps), timeout=40, what="mail over IMAP")
+
+    # The backup, while everything runs: freeze, copy, thaw.
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    config_tgz, data_tgz = str(backup / "config.tgz"), str(backup / "instances.tgz")
+    bases = [i["baseDirectory"] for i in api.call("GetInstances")]
+    assert bases == [base]
+    assert api.call("FreezeInstances", "instanceFilter=*")[0]["status"] == "frozen"
+    subprocess.run(["tar", "-C", single.dir, "--exclude=./run", "--exclude=./log", "-czf", config_tgz, "."],
+                   check=True)
+    subprocess.run(["tar", "-C", "/", "-czf", data_tgz] + [b.lstrip("/") for b in bases], check=True)
+    assert api.call("ThawInstances", "instanceFilter=*")[0]["status"] == "running"
+    # Work after the backup is not in it.
+    write_mbox(os.path.join(base, "import", "later.mbox"), 3, start=500)
+    assert api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/later.mbox",
+                    "folder=Later")["archived"] == 3
+
+    # The server is lost: services, config directory and data all gone.
+    single.config("stop")
+    subprocess.run(["rm", "-rf", single.dir, base], check=True)
+
+    # Restore onto a fresh config directory (another path) and the base
+    # directories where they were.
+    new = make_server("restored")
+    os.makedirs(new.dir, mode=0o700)
+    subprocess.run(["tar", "-C", new.dir, "-xzf", config_tgz], check=True)
+    subprocess.run(["tar", "-C", "/", "-xzf", data_tgz], check=True)
+    p = new.config("start", check=False)
+    assert p.returncode == 0, p.stderr + new.logs()
+    new.api = Api(new, "127.0.0.1", single.ports["mhttp"], "pw-single")
+    wait_for(all_connected(new.api), timeout=60, what="every role connected after the restore")
+    wait_for(lambda: new.api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
+             timeout=30, what="acme running after the restore")
+    # The mail as it was at the backup, byte for byte; nothing from after it.
+    wait_for(lambda: _try_read_at("127.0.0.1", imaps), timeout=40, what="mail over IMAP after the restore")
+    m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=tls_context(), timeout=30)
+    m.login("alice@acme", USER_PW)
+    assert not any(b"Later" in line for line in m.list()[1])
+    m.logout()
+    assert new.api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+    # The restored instance takes writes again.
+    write_mbox(os.path.join(base, "import", "after.mbox"), 2, start=700)
+    assert new.api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/after.mbox",
+                        "folder=After")["archived"] == 2
+
+
+def _try_read_at(addr, port):
+    try:
+        return read_mail(addr, port) == expected_mail()
+    except (imaplib.IMAP4.error, OSError):
+        return False
