@@ -450,6 +450,9 @@ static int cli_pkcs12_password(struct cli_config *cc, bool export, const char **
 	if (file != NULL)
 		return cli_read_password_file(file, password_r, error_r);
 	if (given != NULL && given[0] != '\0') {
+		fputs("coffer config: warning: --password is visible to every user of this "
+		      "machine (ps); prefer --password-file\n",
+		      stderr);
 		*password_r = given;
 		return 0;
 	}
