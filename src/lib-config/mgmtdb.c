@@ -7,6 +7,7 @@
 #include "tstr.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -354,6 +355,53 @@ size_t mgmtdb_admin_count(struct mgmtdb *db)
 const char *mgmtdb_admin_name(struct mgmtdb *db, size_t index)
 {
 	return json_get_string(json_at(json_get(db->root, "systemAdministrators"), index), "name");
+}
+
+/* ---- sealed secrets ---- */
+
+static const char *mgmtdb_admin_sealed_mfa(struct mgmtdb *db, size_t index)
+{
+	const struct json *admin = json_at(json_get(db->root, "systemAdministrators"), index);
+	return json_get_string(json_get(admin, "mfa"), "secret");
+}
+
+static const char *mgmtdb_sealed_smtp_password(struct mgmtdb *db)
+{
+	const char *sealed = json_get_string(json_get(db->root, "smtp"), "password");
+	return sealed != NULL && sealed[0] != '\0' ? sealed : NULL;
+}
+
+size_t mgmtdb_sealed_secret_count(struct mgmtdb *db)
+{
+	size_t count = mgmtdb_sealed_smtp_password(db) != NULL ? 1 : 0;
+	for (size_t i = 0; i < mgmtdb_admin_count(db); i++) {
+		if (mgmtdb_admin_sealed_mfa(db, i) != NULL)
+			count++;
+	}
+	return count;
+}
+
+void mgmtdb_sealed_secret_get(struct mgmtdb *db, size_t index,
+			      struct mgmtdb_sealed_secret *secret_r)
+{
+	const char *smtp = mgmtdb_sealed_smtp_password(db);
+	if (smtp != NULL && index-- == 0) {
+		secret_r->sealed = smtp;
+		secret_r->context = "smtp-password";
+		secret_r->what = "the SMTP password";
+		return;
+	}
+	for (size_t i = 0; i < mgmtdb_admin_count(db); i++) {
+		const char *sealed = mgmtdb_admin_sealed_mfa(db, i);
+		if (sealed == NULL || index-- != 0)
+			continue;
+		const char *name = mgmtdb_admin_name(db, i);
+		secret_r->sealed = sealed;
+		secret_r->context = tstr_printf("mfa:%s", name);
+		secret_r->what = tstr_printf("the MFA secret of administrator %s", name);
+		return;
+	}
+	abort(); /* index out of range: a caller's bug */
 }
 
 /* ---- servers ---- */

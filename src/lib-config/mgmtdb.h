@@ -122,6 +122,21 @@ void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance
 int mgmtdb_instance_find(struct mgmtdb *db, const char *id_or_alias,
 			 struct mgmtdb_instance *inst_r);
 
+/* The secrets the database holds sealed under the config directory's
+ * secrets.key (auth-secret): administrators' MFA seeds and the SMTP
+ * password. Each comes with the context it was sealed for ("mfa:NAME",
+ * "smtp-password") and what it is, for messages ("the MFA secret of NAME").
+ * Listed so that a Management Server moved to another server can check, before
+ * it starts, that the key came along. */
+struct mgmtdb_sealed_secret {
+	const char *sealed;
+	const char *context; /* tstr */
+	const char *what;    /* tstr */
+};
+size_t mgmtdb_sealed_secret_count(struct mgmtdb *db);
+void mgmtdb_sealed_secret_get(struct mgmtdb *db, size_t index,
+			      struct mgmtdb_sealed_secret *secret_r);
+
 /* The raw document, for sections later issues add (instances, SMTP, ...).
  * Borrowed; callers that change it call mgmtdb_save() afterwards. */
 struct json *mgmtdb_root(struct mgmtdb *db);

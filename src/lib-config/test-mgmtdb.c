@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "file.h"
+#include "json.h"
 #include "mem.h"
 #include "mgmtdb.h"
 #include "test-tmpdir.h"
@@ -359,6 +360,39 @@ static int teardown(void **state)
 	return ret == 0 ? 0 : -1;
 }
 
+/* What a moved database needs its secrets.key for: every sealed MFA seed
+ * and the SMTP password, each with the context it was sealed for. */
+static void test_sealed_secrets_listed(void **state)
+{
+	(void)state;
+	const char *error;
+	struct mgmtdb *db = mgmtdb_create();
+	struct mgmtdb_sealed_secret secret;
+	assert_int_equal(mgmtdb_admin_add(db, "admin", "h", &error), 0);
+	assert_int_equal(mgmtdb_admin_add(db, "carol", "h", &error), 0);
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 0);
+	struct json *mfa = json_new_object();
+	json_set_string(mfa, "secret", "v1:carol-sealed");
+	json_set(mgmtdb_admin_record(db, "carol"), "mfa", mfa);
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 1);
+	mgmtdb_sealed_secret_get(db, 0, &secret);
+	assert_string_equal(secret.sealed, "v1:carol-sealed");
+	assert_string_equal(secret.context, "mfa:carol");
+	assert_non_null(strstr(secret.what, "carol"));
+	/* An SMTP section without a password holds nothing sealed. */
+	struct json *smtp = json_new_object();
+	json_set_string(smtp, "password", "");
+	json_set(mgmtdb_root(db), "smtp", smtp);
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 1);
+	json_set_string(smtp, "password", "v1:smtp-sealed");
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 2);
+	mgmtdb_sealed_secret_get(db, 0, &secret);
+	assert_string_equal(secret.context, "smtp-password");
+	mgmtdb_sealed_secret_get(db, 1, &secret);
+	assert_string_equal(secret.context, "mfa:carol");
+	mgmtdb_destroy(&db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_instances_found_among_thousands),
 		cmocka_unit_test(test_admins_found_among_thousands),
 		cmocka_unit_test(test_server_rename_moves_instances),
+		cmocka_unit_test(test_sealed_secrets_listed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

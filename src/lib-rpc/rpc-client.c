@@ -131,10 +131,13 @@ static void rpc_client_closed(struct rpc_conn *conn, const char *reason, void *c
 		client->user->closed(conn, reason, client->ctx);
 	client->dead_conn = conn;
 	client->conn = NULL;
-	rpc_client_set_state(client,
-			     strstr(reason, "incompatible") != NULL ? RPC_LINK_INCOMPATIBLE
-								    : RPC_LINK_UNREACHABLE,
-			     reason);
+	enum rpc_link_state state = RPC_LINK_UNREACHABLE;
+	if (strstr(reason, "incompatible") != NULL)
+		state = RPC_LINK_INCOMPATIBLE;
+	else if (strncmp(reason, RPC_REFUSED_BY_PEER_REASON, strlen(RPC_REFUSED_BY_PEER_REASON)) ==
+		 0)
+		state = RPC_LINK_REFUSED_BY_PEER;
+	rpc_client_set_state(client, state, reason);
 	rpc_client_retry_later(client);
 }
 

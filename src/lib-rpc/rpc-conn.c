@@ -372,8 +372,15 @@ static void rpc_conn_event_cb(struct bufferevent *bev, short events, void *ctx)
 		rpc_conn_close(conn, "closed by peer");
 	} else if ((events & BEV_EVENT_ERROR) != 0) {
 		const char *text;
-		(void)tls_bufferevent_failure(bev, &text);
-		rpc_conn_close(conn, tstr_printf("connection error: %s", text));
+		/* With TLS 1.3 a client learns that the server refused its
+		 * certificate only here, on its first read after the handshake:
+		 * say so, so that the link shows refusedByPeer, not unreachable. */
+		if (tls_bufferevent_failure(bev, &text) == TLS_FAILURE_REFUSED_BY_PEER &&
+		    conn->peer_hello == NULL)
+			rpc_conn_close(conn,
+				       tstr_printf("%s: %s", RPC_REFUSED_BY_PEER_REASON, text));
+		else
+			rpc_conn_close(conn, tstr_printf("connection error: %s", text));
 	}
 }
 

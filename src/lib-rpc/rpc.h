@@ -145,6 +145,9 @@ enum rpc_link_state {
 	RPC_LINK_INCOMPATIBLE,        /* protocol version mismatch */
 };
 const char *rpc_link_state_name(enum rpc_link_state state);
+/* How a connection's close reason begins when the peer refused our
+ * certificate after the handshake (TLS 1.3 tells a client only then). */
+#define RPC_REFUSED_BY_PEER_REASON "refused by the peer"
 
 struct rpc_client;
 
