@@ -50,6 +50,8 @@ static void imap_client_free(struct imap_client *client)
 		event_free(client->resume);
 	if (client->idle_check != NULL)
 		event_free(client->idle_check);
+	event_free(client->flush);
+	evbuffer_free(client->pending);
 	mem_free(client->tag);
 	mem_free(client->command);
 	mem_free(client->instance_id);
@@ -69,10 +71,33 @@ bool imap_client_unref(struct imap_client *client)
 	return false;
 }
 
+/* Output gathers in `pending` and moves to the bufferevent once per pass of
+ * the event loop. libevent's TLS bufferevent encrypts and writes from inside
+ * every add to its output: a FETCH answer's pieces (the line, the literal,
+ * the closing parenthesis) each became a TLS record and a write(). One move
+ * per pass makes full records and few system calls. */
+static struct evbuffer *imap_client_out(struct imap_client *client)
+{
+	if (evbuffer_get_length(client->pending) == 0)
+		event_active(client->flush, EV_TIMEOUT, 0);
+	return client->pending;
+}
+
+static void imap_client_flush(struct imap_client *client)
+{
+	if (!client->disconnected && evbuffer_get_length(client->pending) > 0)
+		evbuffer_add_buffer(bufferevent_get_output(client->bev), client->pending);
+}
+
+static void imap_client_flush_cb(evutil_socket_t fd, short events, void *ctx)
+{
+	imap_client_flush(ctx);
+}
+
 void imap_client_send_raw(struct imap_client *client, const void *data, size_t len)
 {
 	if (!client->disconnected)
-		evbuffer_add(bufferevent_get_output(client->bev), data, len);
+		evbuffer_add(imap_client_out(client), data, len);
 }
 
 void imap_client_send_canonical(struct imap_client *client, const unsigned char *msg, size_t len,
@@ -80,7 +105,7 @@ void imap_client_send_canonical(struct imap_client *client, const unsigned char 
 {
 	if (client->disconnected || len == 0)
 		return;
-	struct evbuffer *out = bufferevent_get_output(client->bev);
+	struct evbuffer *out = imap_client_out(client);
 	if (size == len && memchr(msg, '\0', len) == NULL) {
 		evbuffer_add(out, msg, len);
 		return;
@@ -102,7 +127,7 @@ void imap_client_send(struct imap_client *client, const char *fmt, ...)
 		return;
 	va_list args;
 	va_start(args, fmt);
-	struct evbuffer *out = bufferevent_get_output(client->bev);
+	struct evbuffer *out = imap_client_out(client);
 	evbuffer_add_vprintf(out, fmt, args);
 	va_end(args);
 	evbuffer_add(out, "\r\n", 2);
@@ -110,7 +135,10 @@ void imap_client_send(struct imap_client *client, const char *fmt, ...)
 
 size_t imap_client_output_len(struct imap_client *client)
 {
-	return client->disconnected ? 0 : evbuffer_get_length(bufferevent_get_output(client->bev));
+	return client->disconnected
+		       ? 0
+		       : evbuffer_get_length(client->pending) +
+				 evbuffer_get_length(bufferevent_get_output(client->bev));
 }
 
 /* Read on from the event loop, not from inside whatever just finished. */
@@ -459,6 +487,7 @@ static void imap_cmd_starttls(struct imap_client *client, const struct imap_comm
 		return;
 	}
 	imap_client_send(client, "%s OK Begin TLS negotiation now", client->tag);
+	imap_client_flush(client); /* in plain text, before TLS takes over */
 	/* Nothing the client sent after STARTTLS may count as sent over TLS. */
 	struct evbuffer *in = bufferevent_get_input(client->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
@@ -879,6 +908,10 @@ struct imap_client *imap_client_create(struct access_imap *server, struct buffer
 	client->parser = imap_client_parser_create();
 	client->timeout = event_new(server->set.base, -1, 0, imap_client_timeout_cb, client);
 	client->resume = event_new(server->set.base, -1, 0, imap_client_resume_cb, client);
+	client->flush = event_new(server->set.base, -1, 0, imap_client_flush_cb, client);
+	client->pending = evbuffer_new();
+	if (client->flush == NULL || client->pending == NULL)
+		abort();
 	client->next = server->clients;
 	if (server->clients != NULL)
 		server->clients->prev = client;

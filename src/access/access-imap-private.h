@@ -27,6 +27,7 @@
 
 struct bufferevent;
 struct event;
+struct evbuffer;
 struct imap_parser;
 struct imap_command;
 struct imap_uidmap;
@@ -59,6 +60,8 @@ struct imap_client {
 	unsigned int refs;
 	bool disconnected, tls, close_after_output, closing, input_scheduled;
 	struct event *timeout, *resume;
+	struct event *flush;      /* moves `pending` to the bufferevent */
+	struct evbuffer *pending; /* output of this pass of the loop */
 	struct imap_parser *parser;
 	enum imap_state state;
 	unsigned int bad_commands;

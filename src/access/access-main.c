@@ -185,10 +185,14 @@ int access_main(int argc, char **argv)
 	access.rd = role_daemon_create(CONFIG_ROLE_CLIENT_ACCESS_SERVER, argc, argv, &error);
 	if (access.rd == NULL)
 		return role_daemon_fail(NULL, error);
+	char *local_host_socket =
+		config_socket_path(role_daemon_config_dir(access.rd), CONFIG_ROLE_INSTANCE_HOST);
 	struct access_route_settings route_set = {
 		.base = role_daemon_base(access.rd),
 		.client_tls = role_daemon_client_tls(access.rd),
 		.hello = role_daemon_hello(access.rd),
+		.local_host_socket = local_host_socket,
+		.local_fingerprint = role_daemon_fingerprint(access.rd, CONFIG_KIND_TCP),
 	};
 	access.route = access_route_create(&route_set);
 	access.tcp_server = role_daemon_listen_tcp(access.rd, access_peer_check, &access,
@@ -211,6 +215,7 @@ int access_main(int argc, char **argv)
 	access_web_destroy(&web);
 	access_imap_destroy(&access.imap);
 	access_route_destroy(&access.route);
+	mem_free(local_host_socket); /* borrowed by the route */
 	rpc_server_destroy(&access.tcp_server);
 	role_daemon_destroy(&access.rd);
 	return ret;

@@ -114,6 +114,8 @@ static struct access_host *access_route_take_host(struct access_route *route, co
 		.fingerprint = h->fingerprint,
 		.tls = route->set.client_tls,
 		.hello = route->set.hello,
+		.local_path = route->set.local_host_socket,
+		.local_fingerprint = route->set.local_fingerprint,
 	};
 	h->link = rpc_client_create(route->set.base, &set, &access_host_callbacks,
 				    access_host_state, h);

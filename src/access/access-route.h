@@ -35,6 +35,10 @@ struct access_route_settings {
 	struct event_base *base;
 	struct tls_context *client_tls; /* our certificate for Instance Host links */
 	const struct json *hello;       /* our rpc hello */
+	/* the Instance Host of our config directory, if one runs there: its
+	 * local socket, tried before TLS (rpc-local.c), and our fingerprint */
+	const char *local_host_socket;
+	const char *local_fingerprint;
 };
 
 struct access_route *access_route_create(const struct access_route_settings *set);

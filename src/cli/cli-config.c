@@ -1,6 +1,7 @@
 #include "cli-config.h"
 #include "cli-api.h"
 #include "cli-args.h"
+#include "cli-relocate.h"
 #include "config.h"
 #include "crypto.h"
 #include "file.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,11 +56,19 @@ static const struct {
 	 true},
 	{"cert",
 	 "  cert show ROLE [KIND]   KIND: tcp, http or imap\n"
-	 "  cert export ROLE KIND FILE [--password PW]   (.p12/.pfx: PKCS#12, else PEM)\n"
-	 "  cert import ROLE KIND FILE [--key KEYFILE] [--password PW]\n"
+	 "  cert export ROLE KIND FILE [--password-file PWFILE]   (.p12/.pfx: PKCS#12, else "
+	 "PEM)\n"
+	 "  cert import ROLE KIND FILE [--key KEYFILE] [--password-file PWFILE]\n"
+	 "       PWFILE: its first line is the PKCS#12 password (- for standard input);\n"
+	 "       without it the password is asked for on a terminal (--password PW also\n"
+	 "       works, but shows it to every user of the machine)\n"
 	 "  cert renew ROLE KIND [--days N]\n",
 	 true},
 	{"rename", "  rename NEW-SERVER-NAME  rename this server (every role on it)\n", false},
+	{"relocate",
+	 "  relocate --from OLD --to NEW   after moving instance base directories from below\n"
+	 "                          OLD to below NEW: rewrite them (services stopped)\n",
+	 false},
 	{"show", "  show [ROLE] [--json]    the same as role show\n", true},
 };
 
@@ -125,8 +135,11 @@ static const char *const cli_config_value_options[] = {"config-dir",
 						       "fingerprint",
 						       "role",
 						       "password",
+						       "password-file",
 						       "key",
 						       "days",
+						       "from",
+						       "to",
 						       NULL};
 
 struct cli_config {
@@ -226,6 +239,25 @@ static int cli_make_dirs(const char *dir, const char **error_r)
 		if (ret < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* run/ and log/ hold nothing worth keeping, so a backup may leave them out
+ * (docs/operations.md does): a restored config directory gets them back at
+ * the first start, owned by the run-as user. */
+static int cli_restore_runtime_dirs(const char *dir, const char **error_r)
+{
+	char *run = mem_printf("%s/run", dir), *log = mem_printf("%s/log", dir);
+	int have_run = file_exists(run, error_r), have_log = file_exists(log, error_r);
+	mem_free(run);
+	mem_free(log);
+	if (have_run < 0 || have_log < 0)
+		return -1;
+	if (have_run == 1 && have_log == 1)
+		return 0;
+	if (cli_make_dirs(dir, error_r) < 0)
+		return -1;
+	cli_fix_ownership(dir);
 	return 0;
 }
 
@@ -365,6 +397,91 @@ static const char *cli_read_password(const char *prompt)
 	return pw == NULL || pw[0] == '\0' ? NULL : tstr_dup(pw);
 }
 
+#define CLI_PASSWORD_MAX 1024
+
+/* The first line of a password file ("-": standard input), as a tstr. A
+ * password file keeps the password out of the command line, which every user
+ * of the machine can read (ps, /proc) and shells keep in their history. */
+static int cli_read_password_file(const char *path, const char **password_r, const char **error_r)
+{
+	char *data;
+	size_t len;
+	if (strcmp(path, "-") == 0) {
+		/* a pipe: only its first line is wanted, so read up to it */
+		data = mem_zalloc(CLI_PASSWORD_MAX + 2);
+		len = 0;
+		while (len < CLI_PASSWORD_MAX + 1 && memchr(data, '\n', len) == NULL) {
+			ssize_t n = read(STDIN_FILENO, data + len, CLI_PASSWORD_MAX + 1 - len);
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+		}
+	} else if (file_read_all(path, CLI_PASSWORD_MAX * 4, &data, &len, error_r) < 0) {
+		*error_r = tstr_printf("field password-file: %s", *error_r);
+		return -1;
+	}
+	size_t line = 0;
+	while (line < len && data[line] != '\n' && data[line] != '\r' && data[line] != '\0')
+		line++;
+	int ret = -1;
+	if (line == 0)
+		*error_r = tstr_printf("field password-file: '%s': its first line is empty, "
+				       "expected the password",
+				       path);
+	else if (line > CLI_PASSWORD_MAX)
+		*error_r = tstr_printf("field password-file: '%s': expected at most %d "
+				       "characters on its first line",
+				       path, CLI_PASSWORD_MAX);
+	else {
+		*password_r = tstr_printf("%.*s", (int)line, data);
+		ret = 0;
+	}
+	memset(data, 0, len);
+	mem_free(data);
+	return ret;
+}
+
+/* The password of a PKCS#12 file: --password-file, --password, or asked for
+ * on a terminal (twice when exporting, so a typo cannot lock the key away).
+ * An export always has one: the file carries a private key. An import
+ * without one tries the file as unprotected. */
+static int cli_pkcs12_password(struct cli_config *cc, bool export, const char **password_r,
+			       const char **error_r)
+{
+	const char *file = cli_args_get(&cc->args, "password-file");
+	const char *given = cli_args_get(&cc->args, "password");
+	*password_r = NULL;
+	if (file != NULL && given != NULL) {
+		*error_r = "give either --password-file or --password, not both";
+		return -1;
+	}
+	if (file != NULL)
+		return cli_read_password_file(file, password_r, error_r);
+	if (given != NULL && given[0] != '\0') {
+		fputs("coffer config: warning: --password is visible to every user of this "
+		      "machine (ps); prefer --password-file\n",
+		      stderr);
+		*password_r = given;
+		return 0;
+	}
+	*password_r = cli_read_password(export ? "PKCS#12 password for the export: "
+					       : "PKCS#12 password: ");
+	if (export && *password_r != NULL) {
+		const char *again = cli_read_password("The same password again: ");
+		if (again == NULL || strcmp(again, *password_r) != 0) {
+			*error_r = "field password: the two passwords differ";
+			return -1;
+		}
+	}
+	if (export && *password_r == NULL) {
+		*error_r = "field password: a PKCS#12 export holds the private key and needs a "
+			   "password: --password-file FILE (- for standard input), or run on a "
+			   "terminal to be asked";
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- single server mode: the local roles pair with each other ---- */
 
 static const char *cli_connect_host(const struct config_role_settings *s)
@@ -376,19 +493,27 @@ static int cli_single_register(struct mgmtdb *db, enum mgmtdb_server_kind kind,
 			       const struct config_role_settings *s, const char *fp,
 			       const char **error_r)
 {
-	/* Drop an older registration of this same server under another name. */
+	/* An older registration of this same server under another name (new
+	 * listeners) takes the new name, with its instances. */
+	const char *renamed_from;
+	if (mgmtdb_server_pair(db, kind, cli_connect_host(s),
+			       s->listeners[CONFIG_KIND_TCP].listeners[0].port, fp, &renamed_from,
+			       error_r) < 0)
+		return -1;
+	/* Others left (the new name was registered already) hold no instance. */
 	for (size_t i = mgmtdb_server_count(db, kind); i > 0; i--) {
 		struct mgmtdb_server e;
 		mgmtdb_server_get(db, kind, i - 1, &e);
 		if (strcmp(e.fingerprint, fp) == 0 &&
-		    strcmp(e.server_name, cli_connect_host(s)) != 0) {
+		    strcasecmp(e.server_name, cli_connect_host(s)) != 0 &&
+		    (kind != MGMTDB_INSTANCE_HOST ||
+		     mgmtdb_instance_count_on_host(db, e.server_name) == 0)) {
 			char *name = mem_strdup(e.server_name);
 			mgmtdb_server_remove(db, kind, name);
 			mem_free(name);
 		}
 	}
-	return mgmtdb_server_set(db, kind, cli_connect_host(s),
-				 s->listeners[CONFIG_KIND_TCP].listeners[0].port, fp, error_r);
+	return 0;
 }
 
 /* Point the local Instance Host and Client Access Server at the local
@@ -473,6 +598,35 @@ static int cli_check_changeable(const char *dir, enum config_role role, const ch
 
 /* ---- init and roles ---- */
 
+/* A management database brought from another server must be valid, and
+ * comes with the secrets.key its MFA seeds and SMTP password are sealed
+ * under (the Management Server checks at start that the key opens them). */
+static int cli_check_moved_database(const char *dir, const char *db_path, const char **error_r)
+{
+	struct mgmtdb *db;
+	if (mgmtdb_load(db_path, &db, error_r) < 0)
+		return -1;
+	size_t sealed = mgmtdb_sealed_secret_count(db);
+	struct str *what = str_create(128);
+	for (size_t i = 0; i < sealed; i++) {
+		struct mgmtdb_sealed_secret secret;
+		mgmtdb_sealed_secret_get(db, i, &secret);
+		str_append(what, i == 0 ? "" : ", ");
+		str_append(what, secret.what);
+	}
+	char *key_path = config_path(dir, "secrets.key");
+	int exists = sealed == 0 ? 1 : file_exists(key_path, error_r);
+	if (exists == 0)
+		*error_r = tstr_printf("%s holds %zu secret(s) sealed under the secrets.key of the "
+				       "server it came from (%s), and %s is missing: copy "
+				       "secrets.key from that server's config directory too",
+				       db_path, sealed, str_c(what), key_path);
+	str_destroy(&what);
+	mem_free(key_path);
+	mgmtdb_destroy(&db);
+	return exists == 1 ? 0 : -1;
+}
+
 static int cli_role_add(struct cli_config *cc, enum config_role role, const char *server_name,
 			bool apply_fields, const char **error_r)
 {
@@ -502,7 +656,10 @@ static int cli_role_add(struct cli_config *cc, enum config_role role, const char
 		int exists = file_exists(db_path, error_r);
 		if (exists == 1) {
 			/* A database moved here from another server: keep it as it is. */
-			printf("keeping the existing management database %s\n", db_path);
+			if (cli_check_moved_database(cc->dir, db_path, error_r) < 0)
+				exists = -1;
+			else
+				printf("keeping the existing management database %s\n", db_path);
 		} else {
 			const char *admin = cli_args_get(&cc->args, "admin-name");
 			const char *password = cli_args_get(&cc->args, "admin-password");
@@ -793,6 +950,8 @@ static int cli_service_start(const char *dir, enum config_role role, const char 
 		return -1;
 	}
 	self[n] = '\0';
+	if (cli_restore_runtime_dirs(dir, error_r) < 0)
+		return -1;
 	char *pid_path = config_pid_path(dir, role);
 	pid_t pid;
 	if (service_control_status(pid_path, &pid) == SERVICE_STATE_DEAD)
@@ -1140,12 +1299,18 @@ static int cli_cmd_cert(struct cli_config *cc, const char **error_r)
 		return -1;
 	char *cert = config_cert_path(cc->dir, role, kind),
 	     *key = config_key_path(cc->dir, role, kind);
-	const char *password = cli_args_get(&cc->args, "password");
+	const char *password = NULL;
 	const char *file = cc->pos_count > 4 ? cc->pos[4] : NULL;
 	size_t flen = file == NULL ? 0 : strlen(file);
 	bool p12 = flen > 4 &&
 		   (strcmp(file + flen - 4, ".p12") == 0 || strcmp(file + flen - 4, ".pfx") == 0);
 	int ret = -1;
+	if (p12 && (strcmp(sub, "export") == 0 || strcmp(sub, "import") == 0) &&
+	    cli_pkcs12_password(cc, strcmp(sub, "export") == 0, &password, error_r) < 0) {
+		mem_free(cert);
+		mem_free(key);
+		return -1;
+	}
 	if (strcmp(sub, "export") == 0) {
 		if (file == NULL)
 			*error_r = "missing FILE to export to";
@@ -1234,10 +1399,31 @@ static int cli_cmd_rename(struct cli_config *cc, const char **error_r)
 		*error_r = tstr_printf("no roles in %s to rename", cc->dir);
 		return -1;
 	}
-	printf("renamed %d role(s) to %s; in multi server mode pair them again so the Management "
-	       "Server reaches the new name\n",
+	printf("renamed %d role(s) to %s; in multi server mode pair them again (coffer config "
+	       "pair): the Management Server then reaches them by the new name, and an Instance "
+	       "Host's instances follow it\n",
 	       changed, cc->pos[1]);
 	return cli_after_change(cc->dir, error_r);
+}
+
+/* Instance base directories moved to another place (disk, server). The
+ * daemons hold the files this rewrites in memory: they must be stopped. */
+static int cli_cmd_relocate(struct cli_config *cc, const char **error_r)
+{
+	if (cli_any_running(cc->dir)) {
+		*error_r = "stop the services first (coffer config stop): relocate rewrites the "
+			   "management database and the Instance Host's registry, which they hold";
+		return -1;
+	}
+	int count = cli_relocate(cc->dir, cli_args_get(&cc->args, "from"),
+				 cli_args_get(&cc->args, "to"), error_r);
+	if (count < 0)
+		return -1;
+	printf("relocated %d instance(s) from %s to %s; start the services (coffer config "
+	       "start)\n",
+	       count, cli_args_get(&cc->args, "from"), cli_args_get(&cc->args, "to"));
+	cli_fix_ownership(cc->dir);
+	return 0;
 }
 
 /* ---- dispatch ---- */
@@ -1258,7 +1444,8 @@ static const struct {
 	{"show", "json "},
 	{"pair", "management-server api-port admin-name admin-password fingerprint "
 		 "trust-on-first-use role "},
-	{"cert", "password key days "},
+	{"cert", "password password-file key days "},
+	{"relocate", "from to "},
 };
 
 /* "init", "role add", "cert", ...: the command the positional arguments name
@@ -1329,6 +1516,8 @@ static int cli_config_dispatch(struct cli_config *cc, const char **error_r)
 		return cli_cmd_cert(cc, error_r);
 	if (strcmp(cmd, "rename") == 0)
 		return cli_cmd_rename(cc, error_r);
+	if (strcmp(cmd, "relocate") == 0)
+		return cli_cmd_relocate(cc, error_r);
 	if (strcmp(cmd, "show") == 0)
 		return cli_cmd_role_show(cc, error_r);
 	*error_r = cmd[0] == '\0' ? "missing command" : tstr_printf("unknown command '%s'", cmd);

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HOST_INSTANCES_FILE "instance-host-instances.json"
+#define HOST_INSTANCES_FILE CONFIG_HOST_INSTANCES_FILE
 #define HOST_INSTANCES_KEY_DIR "instance-keys"
 #define HOST_INSTANCES_CRASH_LIMIT 5
 #define HOST_INSTANCES_CRASH_WINDOW 60

@@ -216,6 +216,25 @@ static const struct rpc_conn_callbacks host_management_callbacks = {
 	.closed = host_management_closed,
 };
 
+/* A Client Access Server of the same config directory (single server mode)
+ * links over <config-dir>/run/instance-host.sock, without TLS (rpc-local.c).
+ * Made after the privileges were dropped: the socket belongs to the user
+ * the roles run as. Without it, TCP and TLS still serve. */
+static void host_listen_local(struct host *host)
+{
+	const struct rpc_local_identity identity = {
+		.fingerprint = role_daemon_fingerprint(host->rd, CONFIG_KIND_TCP),
+		.check = host_peer_check,
+		.ctx = host,
+	};
+	char *path =
+		config_socket_path(role_daemon_config_dir(host->rd), CONFIG_ROLE_INSTANCE_HOST);
+	const char *error;
+	if (rpc_server_listen_local(host->tcp_server, path, &identity, &error) < 0)
+		log_warning(NULL, "no local socket for roles of this config directory: %s", error);
+	mem_free(path);
+}
+
 int host_main(int argc, char **argv)
 {
 	struct host host = {.started = time(NULL)};
@@ -244,6 +263,7 @@ int host_main(int argc, char **argv)
 		log_error(NULL, "cannot read the instance registry: %s", error);
 		ret = 1;
 	} else {
+		host_listen_local(&host);
 		role_daemon_connect_management(host.rd, &host_management_callbacks, &host);
 		ret = role_daemon_run(host.rd);
 		host_instances_stop_all(host.instances);

@@ -93,6 +93,11 @@ char *config_pid_path(const char *dir, enum config_role role)
 	return mem_printf("%s/run/%s.pid", dir, config_role_names[role]);
 }
 
+char *config_socket_path(const char *dir, enum config_role role)
+{
+	return mem_printf("%s/run/%s.sock", dir, config_role_names[role]);
+}
+
 char *config_log_path(const char *dir, enum config_role role)
 {
 	return mem_printf("%s/log/%s.log", dir, config_role_names[role]);

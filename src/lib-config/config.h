@@ -22,6 +22,9 @@
 #define CONFIG_SCHEMA_VERSION 1
 #define CONFIG_DEFAULT_DIR "/etc/coffer"
 #define CONFIG_FINGERPRINT_LEN 64
+/* The Instance Host's registry of its instances (ID, base directory, wanted
+ * state), in its config directory; `coffer config relocate` rewrites it. */
+#define CONFIG_HOST_INSTANCES_FILE "instance-host-instances.json"
 
 enum config_role {
 	CONFIG_ROLE_MANAGEMENT_SERVER,
@@ -81,6 +84,9 @@ char *config_path(const char *dir, const char *name);
 char *config_cert_path(const char *dir, enum config_role role, enum config_kind kind);
 char *config_key_path(const char *dir, enum config_role role, enum config_kind kind);
 char *config_pid_path(const char *dir, enum config_role role);
+/* The role's local socket for roles of the same config directory
+ * (rpc-local.c): <dir>/run/<role>.sock */
+char *config_socket_path(const char *dir, enum config_role role);
 char *config_log_path(const char *dir, enum config_role role);
 
 /* The config directory: --config-dir, else $COFFER_CONFIG_DIR, else /etc/coffer. */

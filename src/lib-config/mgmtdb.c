@@ -7,6 +7,7 @@
 #include "tstr.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -356,6 +357,53 @@ const char *mgmtdb_admin_name(struct mgmtdb *db, size_t index)
 	return json_get_string(json_at(json_get(db->root, "systemAdministrators"), index), "name");
 }
 
+/* ---- sealed secrets ---- */
+
+static const char *mgmtdb_admin_sealed_mfa(struct mgmtdb *db, size_t index)
+{
+	const struct json *admin = json_at(json_get(db->root, "systemAdministrators"), index);
+	return json_get_string(json_get(admin, "mfa"), "secret");
+}
+
+static const char *mgmtdb_sealed_smtp_password(struct mgmtdb *db)
+{
+	const char *sealed = json_get_string(json_get(db->root, "smtp"), "password");
+	return sealed != NULL && sealed[0] != '\0' ? sealed : NULL;
+}
+
+size_t mgmtdb_sealed_secret_count(struct mgmtdb *db)
+{
+	size_t count = mgmtdb_sealed_smtp_password(db) != NULL ? 1 : 0;
+	for (size_t i = 0; i < mgmtdb_admin_count(db); i++) {
+		if (mgmtdb_admin_sealed_mfa(db, i) != NULL)
+			count++;
+	}
+	return count;
+}
+
+void mgmtdb_sealed_secret_get(struct mgmtdb *db, size_t index,
+			      struct mgmtdb_sealed_secret *secret_r)
+{
+	const char *smtp = mgmtdb_sealed_smtp_password(db);
+	if (smtp != NULL && index-- == 0) {
+		secret_r->sealed = smtp;
+		secret_r->context = "smtp-password";
+		secret_r->what = "the SMTP password";
+		return;
+	}
+	for (size_t i = 0; i < mgmtdb_admin_count(db); i++) {
+		const char *sealed = mgmtdb_admin_sealed_mfa(db, i);
+		if (sealed == NULL || index-- != 0)
+			continue;
+		const char *name = mgmtdb_admin_name(db, i);
+		secret_r->sealed = sealed;
+		secret_r->context = tstr_printf("mfa:%s", name);
+		secret_r->what = tstr_printf("the MFA secret of administrator %s", name);
+		return;
+	}
+	abort(); /* index out of range: a caller's bug */
+}
+
 /* ---- servers ---- */
 
 static struct json *mgmtdb_servers(struct mgmtdb *db, enum mgmtdb_server_kind kind)
@@ -476,6 +524,84 @@ int mgmtdb_server_find(struct mgmtdb *db, enum mgmtdb_server_kind kind, const ch
 	return 1;
 }
 
+static struct json *mgmtdb_instances(struct mgmtdb *db);
+
+int mgmtdb_server_rename(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *old_name,
+			 const char *new_name, const char **error_r)
+{
+	long index = mgmtdb_server_index(db, kind, old_name);
+	if (index < 0) {
+		*error_r = tstr_printf("no %s '%s' is registered", mgmtdb_server_kind_name(kind),
+				       old_name);
+		return -1;
+	}
+	struct json *entry = json_at(mgmtdb_servers(db, kind), (size_t)index);
+	long long port = 0;
+	(void)json_get_int(entry, "port", &port);
+	if (mgmtdb_server_check(new_name, (unsigned int)port, json_get_string(entry, "fingerprint"),
+				error_r) < 0)
+		return -1;
+	long other = mgmtdb_server_index(db, kind, new_name);
+	if (other >= 0 && other != index) {
+		*error_r = tstr_printf("%s '%s' is already registered",
+				       mgmtdb_server_kind_name(kind), new_name);
+		return -1;
+	}
+	/* Both names may be borrowed from entries this changes. */
+	char *old_copy = mem_strdup(old_name), *new_copy = mem_strdup(new_name);
+	if (kind == MGMTDB_INSTANCE_HOST) {
+		struct json *arr = mgmtdb_instances(db);
+		for (size_t i = 0; i < json_count(arr); i++) {
+			struct json *e = json_at(arr, i);
+			if (strcasecmp(json_get_string(e, "instanceHost"), old_copy) == 0)
+				json_set_string(e, "instanceHost", new_copy);
+		}
+	}
+	json_set_string(entry, "serverName", new_copy);
+	mem_free(old_copy);
+	mem_free(new_copy);
+	return 0;
+}
+
+int mgmtdb_server_update(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+			 unsigned int port, const char *fingerprint, const char **error_r)
+{
+	long index = mgmtdb_server_index(db, kind, name);
+	if (index < 0) {
+		*error_r = tstr_printf("no %s '%s' is registered", mgmtdb_server_kind_name(kind),
+				       name);
+		return -1;
+	}
+	if (mgmtdb_server_check(name, port, fingerprint, error_r) < 0)
+		return -1;
+	struct json *entry = json_at(mgmtdb_servers(db, kind), (size_t)index);
+	char *fp = mem_strdup(fingerprint); /* may be borrowed from the entry */
+	json_set_int(entry, "port", port);
+	json_set_string(entry, "fingerprint", fp);
+	mem_free(fp);
+	return 0;
+}
+
+int mgmtdb_server_pair(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		       unsigned int port, const char *fingerprint, const char **renamed_from_r,
+		       const char **error_r)
+{
+	*renamed_from_r = NULL;
+	if (mgmtdb_server_check(name, port, fingerprint, error_r) < 0)
+		return -1;
+	struct json *arr = mgmtdb_servers(db, kind);
+	for (size_t i = 0; mgmtdb_server_index(db, kind, name) < 0 && i < json_count(arr); i++) {
+		const struct json *e = json_at(arr, i);
+		if (strcmp(json_get_string(e, "fingerprint"), fingerprint) != 0)
+			continue;
+		const char *old = tstr_dup(json_get_string(e, "serverName"));
+		if (mgmtdb_server_rename(db, kind, old, name, error_r) < 0)
+			return -1;
+		*renamed_from_r = old;
+	}
+	return mgmtdb_server_set(db, kind, name, port, fingerprint, error_r);
+}
+
 /* ---- instances ---- */
 
 bool mgmtdb_instance_name_valid(const char *name)
@@ -493,6 +619,17 @@ bool mgmtdb_instance_name_valid(const char *name)
 static struct json *mgmtdb_instances(struct mgmtdb *db)
 {
 	return json_get(db->root, "instances");
+}
+
+size_t mgmtdb_instance_count_on_host(struct mgmtdb *db, const char *host_name)
+{
+	struct json *arr = mgmtdb_instances(db);
+	size_t count = 0;
+	for (size_t i = 0; i < json_count(arr); i++) {
+		if (strcasecmp(json_get_string(json_at(arr, i), "instanceHost"), host_name) == 0)
+			count++;
+	}
+	return count;
 }
 
 /* The instance with this ID (or also this alias), or NULL. */

@@ -75,6 +75,26 @@ void mgmtdb_server_get(struct mgmtdb *db, enum mgmtdb_server_kind kind, size_t i
 /* 1 found, 0 not. */
 int mgmtdb_server_find(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
 		       struct mgmtdb_server *server_r);
+/* Give a registered server a new name, keeping its port, fingerprint and
+ * registration time; the instances of a renamed Instance Host follow it.
+ * Fails if `old_name` is not registered or `new_name` is another server's. */
+int mgmtdb_server_rename(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *old_name,
+			 const char *new_name, const char **error_r);
+/* Change the port and fingerprint of a registered server in place (its
+ * position and registration time stay). */
+int mgmtdb_server_update(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+			 unsigned int port, const char *fingerprint, const char **error_r);
+/* Register as pairing does (set): a registration of the same kind that
+ * holds the same fingerprint under another name is this server renamed, so
+ * it takes the new name and its instances follow (*renamed_from_r: the old
+ * name, a tstr; NULL if none). If the new name is registered already, that
+ * registration is replaced and the other stays as it is. */
+int mgmtdb_server_pair(struct mgmtdb *db, enum mgmtdb_server_kind kind, const char *name,
+		       unsigned int port, const char *fingerprint, const char **renamed_from_r,
+		       const char **error_r);
+/* The instances registered on this Instance Host (names compare without
+ * regard to ASCII case, as server names do). */
+size_t mgmtdb_instance_count_on_host(struct mgmtdb *db, const char *host_name);
 
 /* Instances. IDs and aliases share one namespace ([a-z0-9][a-z0-9-]{0,62});
  * an alias may be "". start_mode is "automatic" or "manual". */
@@ -101,6 +121,21 @@ void mgmtdb_instance_get(struct mgmtdb *db, size_t index, struct mgmtdb_instance
 /* By ID or alias: 1 found, 0 not. */
 int mgmtdb_instance_find(struct mgmtdb *db, const char *id_or_alias,
 			 struct mgmtdb_instance *inst_r);
+
+/* The secrets the database holds sealed under the config directory's
+ * secrets.key (auth-secret): administrators' MFA seeds and the SMTP
+ * password. Each comes with the context it was sealed for ("mfa:NAME",
+ * "smtp-password") and what it is, for messages ("the MFA secret of NAME").
+ * Listed so that a Management Server moved to another server can check, before
+ * it starts, that the key came along. */
+struct mgmtdb_sealed_secret {
+	const char *sealed;
+	const char *context; /* tstr */
+	const char *what;    /* tstr */
+};
+size_t mgmtdb_sealed_secret_count(struct mgmtdb *db);
+void mgmtdb_sealed_secret_get(struct mgmtdb *db, size_t index,
+			      struct mgmtdb_sealed_secret *secret_r);
 
 /* The raw document, for sections later issues add (instances, SMTP, ...).
  * Borrowed; callers that change it call mgmtdb_save() afterwards. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "file.h"
+#include "json.h"
 #include "mem.h"
 #include "mgmtdb.h"
 #include "test-tmpdir.h"
@@ -257,6 +258,96 @@ static void test_corrupt_databases_refused(void **state)
 	assert_non_null(strstr(error, "cannot read"));
 }
 
+/* A renamed Instance Host keeps its registration and takes its instances
+ * along (names compare without regard to case); the other host's stay. */
+static void test_server_rename_moves_instances(void **state)
+{
+	const char *error;
+	struct mgmtdb *db = mgmtdb_create();
+	struct mgmtdb_server s;
+	struct mgmtdb_instance inst;
+	assert_int_equal(
+		mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "old.example", 8472, fp, &error), 0);
+	assert_int_equal(mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "other", 8472, fp, &error), 0);
+	inst = instance("a", "");
+	inst.instance_host = "OLD.example";
+	assert_int_equal(mgmtdb_instance_add(db, &inst, &error), 0);
+	inst = instance("b", "");
+	inst.instance_host = "other";
+	assert_int_equal(mgmtdb_instance_add(db, &inst, &error), 0);
+	assert_int_equal(mgmtdb_instance_count_on_host(db, "old.example"), 1);
+	assert_int_equal(
+		mgmtdb_server_rename(db, MGMTDB_INSTANCE_HOST, "old.example", "other", &error), -1);
+	assert_non_null(strstr(error, "already registered"));
+	assert_int_equal(mgmtdb_server_rename(db, MGMTDB_INSTANCE_HOST, "nope", "x", &error), -1);
+	assert_int_equal(
+		mgmtdb_server_rename(db, MGMTDB_INSTANCE_HOST, "old.example", "bad name", &error),
+		-1);
+	/* the old name borrowed from the entry itself */
+	mgmtdb_server_get(db, MGMTDB_INSTANCE_HOST, 0, &s);
+	assert_int_equal(mgmtdb_server_rename(db, MGMTDB_INSTANCE_HOST, s.server_name,
+					      "new.example", &error),
+			 0);
+	assert_int_equal(mgmtdb_server_find(db, MGMTDB_INSTANCE_HOST, "old.example", &s), 0);
+	assert_int_equal(mgmtdb_server_find(db, MGMTDB_INSTANCE_HOST, "new.example", &s), 1);
+	assert_int_equal(s.port, 8472);
+	assert_int_equal(mgmtdb_instance_count_on_host(db, "old.example"), 0);
+	assert_int_equal(mgmtdb_instance_count_on_host(db, "new.example"), 1);
+	assert_int_equal(mgmtdb_instance_find(db, "a", &inst), 1);
+	assert_string_equal(inst.instance_host, "new.example");
+	assert_int_equal(mgmtdb_instance_find(db, "b", &inst), 1);
+	assert_string_equal(inst.instance_host, "other");
+	mgmtdb_destroy(&db);
+
+	/* pairing under a new name with the same certificate is a rename */
+	static const char fp2[] =
+		"1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	const char *renamed;
+	db = mgmtdb_create();
+	assert_int_equal(mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "h1", 1, fp, &error), 0);
+	assert_int_equal(mgmtdb_server_add(db, MGMTDB_INSTANCE_HOST, "h2", 1, fp2, &error), 0);
+	inst = instance("a", "");
+	inst.instance_host = "h1";
+	assert_int_equal(mgmtdb_instance_add(db, &inst, &error), 0);
+	assert_int_equal(
+		mgmtdb_server_pair(db, MGMTDB_INSTANCE_HOST, "h1", 2, fp, &renamed, &error), 0);
+	assert_null(renamed);
+	assert_int_equal(
+		mgmtdb_server_pair(db, MGMTDB_INSTANCE_HOST, "h3", 3, fp, &renamed, &error), 0);
+	assert_string_equal(renamed, "h1");
+	assert_int_equal(mgmtdb_server_count(db, MGMTDB_INSTANCE_HOST), 2);
+	assert_int_equal(mgmtdb_server_find(db, MGMTDB_INSTANCE_HOST, "h3", &s), 1);
+	assert_int_equal(s.port, 3);
+	assert_int_equal(mgmtdb_instance_count_on_host(db, "h3"), 1);
+	/* the other host's certificate: that one renamed */
+	assert_int_equal(
+		mgmtdb_server_pair(db, MGMTDB_INSTANCE_HOST, "h4", 4, fp2, &renamed, &error), 0);
+	assert_string_equal(renamed, "h2");
+	assert_int_equal(mgmtdb_server_count(db, MGMTDB_INSTANCE_HOST), 2);
+	/* a name registered already is replaced; the other keeps its name */
+	assert_int_equal(
+		mgmtdb_server_pair(db, MGMTDB_INSTANCE_HOST, "h3", 3, fp2, &renamed, &error), 0);
+	assert_null(renamed);
+	assert_int_equal(mgmtdb_server_count(db, MGMTDB_INSTANCE_HOST), 2);
+	assert_int_equal(mgmtdb_server_find(db, MGMTDB_INSTANCE_HOST, "h4", &s), 1);
+	assert_int_equal(
+		mgmtdb_server_pair(db, MGMTDB_CLIENT_ACCESS_SERVER, "c", 5, fp, &renamed, &error),
+		0);
+	assert_null(renamed);
+	assert_int_equal(mgmtdb_instance_count_on_host(db, "h3"), 1);
+	/* update in place: the position stays, bad values change nothing */
+	mgmtdb_server_get(db, MGMTDB_INSTANCE_HOST, 0, &s);
+	const char *first = s.server_name;
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, first, 9, fp, &error), 0);
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, "h4", 0, fp, &error), -1);
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, "h4", 1, "ab", &error), -1);
+	assert_int_equal(mgmtdb_server_update(db, MGMTDB_INSTANCE_HOST, "zz", 1, fp, &error), -1);
+	mgmtdb_server_get(db, MGMTDB_INSTANCE_HOST, 0, &s);
+	assert_int_equal(s.port, 9);
+	assert_string_equal(s.fingerprint, fp);
+	mgmtdb_destroy(&db);
+}
+
 static int setup(void **state)
 {
 	dir = test_tmpdir_create("mgmtdb");
@@ -269,6 +360,39 @@ static int teardown(void **state)
 	return ret == 0 ? 0 : -1;
 }
 
+/* What a moved database needs its secrets.key for: every sealed MFA seed
+ * and the SMTP password, each with the context it was sealed for. */
+static void test_sealed_secrets_listed(void **state)
+{
+	(void)state;
+	const char *error;
+	struct mgmtdb *db = mgmtdb_create();
+	struct mgmtdb_sealed_secret secret;
+	assert_int_equal(mgmtdb_admin_add(db, "admin", "h", &error), 0);
+	assert_int_equal(mgmtdb_admin_add(db, "carol", "h", &error), 0);
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 0);
+	struct json *mfa = json_new_object();
+	json_set_string(mfa, "secret", "v1:carol-sealed");
+	json_set(mgmtdb_admin_record(db, "carol"), "mfa", mfa);
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 1);
+	mgmtdb_sealed_secret_get(db, 0, &secret);
+	assert_string_equal(secret.sealed, "v1:carol-sealed");
+	assert_string_equal(secret.context, "mfa:carol");
+	assert_non_null(strstr(secret.what, "carol"));
+	/* An SMTP section without a password holds nothing sealed. */
+	struct json *smtp = json_new_object();
+	json_set_string(smtp, "password", "");
+	json_set(mgmtdb_root(db), "smtp", smtp);
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 1);
+	json_set_string(smtp, "password", "v1:smtp-sealed");
+	assert_int_equal(mgmtdb_sealed_secret_count(db), 2);
+	mgmtdb_sealed_secret_get(db, 0, &secret);
+	assert_string_equal(secret.context, "smtp-password");
+	mgmtdb_sealed_secret_get(db, 1, &secret);
+	assert_string_equal(secret.context, "mfa:carol");
+	mgmtdb_destroy(&db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +400,8 @@ int main(void)
 		cmocka_unit_test(test_corrupt_databases_refused),
 		cmocka_unit_test(test_instances_found_among_thousands),
 		cmocka_unit_test(test_admins_found_among_thousands),
+		cmocka_unit_test(test_server_rename_moves_instances),
+		cmocka_unit_test(test_sealed_secrets_listed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct rpc_client {
@@ -22,6 +23,8 @@ struct rpc_client {
 	struct tls_context *tls;
 	struct json *hello;
 	unsigned int keepalive_secs, max_backoff_secs, backoff_secs;
+	char *local_path, *local_fingerprint; /* NULL: TCP and TLS only */
+	bool local_refused; /* the local peer was not the pinned one: TLS from now on */
 	const struct rpc_conn_callbacks *user;
 	void (*state_changed)(struct rpc_client *, enum rpc_link_state, const char *, void *);
 	void *ctx;
@@ -114,15 +117,27 @@ static void rpc_client_event(struct rpc_conn *conn, const char *name, const stru
 static void rpc_client_closed(struct rpc_conn *conn, const char *reason, void *ctx)
 {
 	struct rpc_client *client = ctx;
+	if (rpc_conn_is_local(conn) && rpc_conn_peer_hello(conn) == NULL) {
+		/* refused before the hello (another role's socket, or another
+		 * fingerprint): TLS says what is wrong, and says it right away */
+		client->local_refused = true;
+		client->dead_conn = conn;
+		client->conn = NULL;
+		rpc_client_schedule(client, 0);
+		return;
+	}
 	client->last_contact = rpc_conn_last_contact(conn);
 	if (client->user->closed != NULL)
 		client->user->closed(conn, reason, client->ctx);
 	client->dead_conn = conn;
 	client->conn = NULL;
-	rpc_client_set_state(client,
-			     strstr(reason, "incompatible") != NULL ? RPC_LINK_INCOMPATIBLE
-								    : RPC_LINK_UNREACHABLE,
-			     reason);
+	enum rpc_link_state state = RPC_LINK_UNREACHABLE;
+	if (strstr(reason, "incompatible") != NULL)
+		state = RPC_LINK_INCOMPATIBLE;
+	else if (strncmp(reason, RPC_REFUSED_BY_PEER_REASON, strlen(RPC_REFUSED_BY_PEER_REASON)) ==
+		 0)
+		state = RPC_LINK_REFUSED_BY_PEER;
+	rpc_client_set_state(client, state, reason);
 	rpc_client_retry_later(client);
 }
 
@@ -180,8 +195,39 @@ static bool rpc_client_host_is_ip(const char *host)
 	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+static bool rpc_client_local_check(const char *peer_fingerprint, void *ctx)
+{
+	struct rpc_client *client = ctx;
+	return strcmp(peer_fingerprint, client->fingerprint) == 0;
+}
+
+/* The peer's local socket, if it answers: no TLS, no TCP (rpc-local.c). */
+static bool rpc_client_connect_local(struct rpc_client *client)
+{
+	if (client->local_path == NULL || client->local_refused)
+		return false;
+	int fd = rpc_local_connect(client->local_path);
+	if (fd < 0)
+		return false;
+	struct bufferevent *bev = bufferevent_socket_new(client->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		abort(); /* without memory only */
+	const struct rpc_local_identity identity = {
+		.fingerprint = client->local_fingerprint,
+		.check = rpc_client_local_check,
+		.ctx = client,
+	};
+	snprintf(client->seen_fingerprint, sizeof(client->seen_fingerprint), "%s",
+		 client->fingerprint);
+	client->conn = rpc_conn_create_local(bev, client->hello, client->keepalive_secs, &identity,
+					     true, &rpc_client_conn_callbacks, client);
+	return true;
+}
+
 static void rpc_client_connect(struct rpc_client *client)
 {
+	if (rpc_client_connect_local(client))
+		return;
 	/* A retry keeps the last failure as the state: status pages should say
 	 * "unreachable" while the link is down, not flicker through "connecting". */
 	struct bufferevent *bev = tls_bufferevent_connect(
@@ -229,6 +275,10 @@ rpc_client_create(struct event_base *base, const struct rpc_client_settings *set
 	client->keepalive_secs = settings->keepalive_secs;
 	client->max_backoff_secs =
 		settings->max_backoff_secs == 0 ? 30 : settings->max_backoff_secs;
+	if (settings->local_path != NULL && settings->local_fingerprint != NULL) {
+		client->local_path = mem_strdup(settings->local_path);
+		client->local_fingerprint = mem_strdup(settings->local_fingerprint);
+	}
 	client->user = callbacks;
 	client->state_changed = state_changed;
 	client->ctx = ctx;
@@ -252,6 +302,8 @@ void rpc_client_destroy(struct rpc_client **client)
 	json_unref(&c->hello);
 	mem_free(c->reason);
 	mem_free(c->host);
+	mem_free(c->local_path);
+	mem_free(c->local_fingerprint);
 	mem_free(c);
 	*client = NULL;
 }

@@ -58,9 +58,17 @@ struct rpc_conn {
 	bool reading_paused;
 	bool closing;
 	int plain_fd; /* the socket of a link without TLS, else -1 */
+	/* a local link (rpc-local.c): the peer's hello says who it is */
+	bool local;
+	bool (*local_check)(const char *peer_fingerprint, void *ctx);
+	void *local_ctx;
+	struct json *local_hello; /* ours, sent once the peer's was accepted */
+	char *local_fingerprint;
 };
 
 static void rpc_conn_close(struct rpc_conn *conn, const char *reason);
+static void rpc_conn_send_hello(struct rpc_conn *conn, const struct json *hello,
+				const char *local_fingerprint);
 
 /* Call the drained callback once (the output drained, or the connection
  * ends: whoever waits must not wait for ever). */
@@ -125,6 +133,22 @@ static void rpc_conn_handle_hello(struct rpc_conn *conn, const struct json *hell
 	if (conn->peer_hello != NULL) {
 		rpc_conn_close(conn, "protocol error: second hello");
 		return;
+	}
+	if (conn->local) {
+		const char *fp = json_get_string(hello, "localFingerprint");
+		char canonical[TLS_FINGERPRINT_HEX_LEN + 1];
+		const char *error;
+		if (fp == NULL || tls_fingerprint_normalize(fp, canonical, &error) < 0 ||
+		    !conn->local_check(canonical, conn->local_ctx)) {
+			rpc_conn_close(conn, tstr_printf("local peer refused: fingerprint %s",
+							 fp == NULL ? "missing" : fp));
+			return;
+		}
+		memcpy(conn->fingerprint, canonical, sizeof(conn->fingerprint));
+		if (conn->local_hello != NULL) {
+			rpc_conn_send_hello(conn, conn->local_hello, conn->local_fingerprint);
+			json_unref(&conn->local_hello);
+		}
 	}
 	conn->peer_hello = json_clone(hello);
 	if (conn->callbacks->ready != NULL)
@@ -348,8 +372,15 @@ static void rpc_conn_event_cb(struct bufferevent *bev, short events, void *ctx)
 		rpc_conn_close(conn, "closed by peer");
 	} else if ((events & BEV_EVENT_ERROR) != 0) {
 		const char *text;
-		(void)tls_bufferevent_failure(bev, &text);
-		rpc_conn_close(conn, tstr_printf("connection error: %s", text));
+		/* With TLS 1.3 a client learns that the server refused its
+		 * certificate only here, on its first read after the handshake:
+		 * say so, so that the link shows refusedByPeer, not unreachable. */
+		if (tls_bufferevent_failure(bev, &text) == TLS_FAILURE_REFUSED_BY_PEER &&
+		    conn->peer_hello == NULL)
+			rpc_conn_close(conn,
+				       tstr_printf("%s: %s", RPC_REFUSED_BY_PEER_REASON, text));
+		else
+			rpc_conn_close(conn, tstr_printf("connection error: %s", text));
 	}
 }
 
@@ -391,9 +422,8 @@ static void rpc_conn_timer(evutil_socket_t fd, short events, void *ctx)
 	}
 }
 
-struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hello,
-				 unsigned int keepalive_secs,
-				 const struct rpc_conn_callbacks *callbacks, void *ctx)
+static struct rpc_conn *rpc_conn_new(struct bufferevent *bev, unsigned int keepalive_secs,
+				     const struct rpc_conn_callbacks *callbacks, void *ctx)
 {
 	struct rpc_conn *conn = mem_new(struct rpc_conn);
 	conn->bev = bev;
@@ -410,6 +440,10 @@ struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hel
 		tls_bufferevent_is_tls(bev) || fd < 0 || (fcntl(fd, F_GETFL) & O_NONBLOCK) == 0
 			? -1
 			: fd;
+	/* on a plain link, frames of up to a MiB go out in few writes, not in
+	 * libevent's 16 KiB steps (a TLS link writes a record at a time) */
+	if (conn->plain_fd >= 0)
+		(void)bufferevent_set_max_single_write(bev, RPC_READ_AHEAD);
 	snprintf(conn->address, sizeof(conn->address), "%s",
 		 netaddr_peer_str((int)bufferevent_getfd(bev)));
 	conn->answer_blob = evbuffer_new();
@@ -420,13 +454,50 @@ struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hel
 	struct timeval period = {conn->keepalive_secs >= 3 ? conn->keepalive_secs / 3 : 1, 0};
 	conn->timer = event_new(bufferevent_get_base(bev), -1, EV_PERSIST, rpc_conn_timer, conn);
 	event_add(conn->timer, &period);
+	return conn;
+}
 
+static void rpc_conn_send_hello(struct rpc_conn *conn, const struct json *hello,
+				const char *local_fingerprint)
+{
 	struct json *msg = json_new_object();
 	struct json *h = json_clone(hello);
 	json_set_int(h, "protocol", RPC_PROTOCOL_VERSION);
+	if (local_fingerprint != NULL)
+		json_set_string(h, "localFingerprint", local_fingerprint);
 	json_set(msg, "hello", h);
 	rpc_conn_send_json(conn, msg);
+}
+
+struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hello,
+				 unsigned int keepalive_secs,
+				 const struct rpc_conn_callbacks *callbacks, void *ctx)
+{
+	struct rpc_conn *conn = rpc_conn_new(bev, keepalive_secs, callbacks, ctx);
+	rpc_conn_send_hello(conn, hello, NULL);
 	return conn;
+}
+
+struct rpc_conn *rpc_conn_create_local(struct bufferevent *bev, const struct json *hello,
+				       unsigned int keepalive_secs,
+				       const struct rpc_local_identity *identity, bool hello_first,
+				       const struct rpc_conn_callbacks *callbacks, void *ctx)
+{
+	struct rpc_conn *conn = rpc_conn_new(bev, keepalive_secs, callbacks, ctx);
+	conn->local = true;
+	conn->local_check = identity->check;
+	conn->local_ctx = identity->ctx;
+	conn->local_fingerprint = mem_strdup(identity->fingerprint);
+	if (hello_first)
+		rpc_conn_send_hello(conn, hello, identity->fingerprint);
+	else
+		conn->local_hello = json_clone(hello);
+	return conn;
+}
+
+bool rpc_conn_is_local(const struct rpc_conn *conn)
+{
+	return conn->local;
 }
 
 static void rpc_conn_fail_pending(struct rpc_conn *conn, const char *reason)
@@ -466,6 +537,8 @@ void rpc_conn_destroy(struct rpc_conn **conn)
 	evbuffer_free(c->answer_blob);
 	bufferevent_free(c->bev);
 	json_unref(&c->peer_hello);
+	json_unref(&c->local_hello);
+	mem_free(c->local_fingerprint);
 	mem_free(c);
 	*conn = NULL;
 }

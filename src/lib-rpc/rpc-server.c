@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,6 +33,10 @@ struct rpc_server {
 	ARRAY(struct evconnlistener *) listeners;
 	struct rpc_server_conn *conns;
 	struct event *reaper;
+	/* rpc_server_listen_local() */
+	char *local_path;
+	char *local_fingerprint;
+	struct rpc_local_identity local_identity;
 };
 
 static void rpc_server_schedule_reap(struct rpc_server *server)
@@ -142,6 +147,57 @@ static void rpc_server_accept(struct evconnlistener *listener, evutil_socket_t f
 	server->conns = sc;
 }
 
+static void rpc_server_accept_local(struct evconnlistener *listener, evutil_socket_t fd,
+				    struct sockaddr *sa, int salen, void *ctx)
+{
+	struct rpc_server *server = ctx;
+	if (!rpc_local_peer_trusted((int)fd)) {
+		close((int)fd);
+		if (server->callbacks->refused != NULL)
+			server->callbacks->refused(server, server->local_path,
+						   "a local peer of another user", server->ctx);
+		return;
+	}
+	struct rpc_server_conn *sc = mem_new(struct rpc_server_conn);
+	sc->server = server;
+	snprintf(sc->address, sizeof(sc->address), "%s", "local");
+	struct bufferevent *bev = bufferevent_socket_new(server->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		abort(); /* without memory only */
+	sc->conn = rpc_conn_create_local(bev, server->hello, server->keepalive_secs,
+					 &server->local_identity, false, &rpc_server_conn_callbacks,
+					 sc);
+	sc->next = server->conns;
+	server->conns = sc;
+}
+
+int rpc_server_listen_local(struct rpc_server *server, const char *path,
+			    const struct rpc_local_identity *identity, const char **error_r)
+{
+	if (server->local_path != NULL) {
+		*error_r = "a local listener exists already";
+		return -1;
+	}
+	int fd = rpc_local_listen(path, error_r);
+	if (fd < 0)
+		return -1;
+	struct evconnlistener *l =
+		evconnlistener_new(server->base, rpc_server_accept_local, server,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l == NULL) {
+		close(fd);
+		(void)unlink(path);
+		*error_r = tstr_printf("%s: cannot watch the local socket", path);
+		return -1;
+	}
+	array_append(&server->listeners, l);
+	server->local_path = mem_strdup(path);
+	server->local_fingerprint = mem_strdup(identity->fingerprint);
+	server->local_identity = *identity;
+	server->local_identity.fingerprint = server->local_fingerprint;
+	return 0;
+}
+
 struct rpc_server *rpc_server_create(struct event_base *base, struct tls_context *tls,
 				     const struct json *hello, unsigned int keepalive_secs,
 				     const struct rpc_server_callbacks *callbacks, void *ctx)
@@ -192,6 +248,10 @@ void rpc_server_destroy(struct rpc_server **server)
 	for (size_t i = 0; i < s->listeners.count; i++)
 		evconnlistener_free(s->listeners.items[i]);
 	array_free(&s->listeners);
+	if (s->local_path != NULL)
+		(void)unlink(s->local_path);
+	mem_free(s->local_path);
+	mem_free(s->local_fingerprint);
 	for (struct rpc_server_conn *sc = s->conns; sc != NULL; sc = sc->next)
 		sc->dead = true;
 	rpc_server_reap(-1, 0, s);

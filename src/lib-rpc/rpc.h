@@ -65,6 +65,34 @@ struct rpc_conn *rpc_conn_create(struct bufferevent *bev, const struct json *hel
 				 const struct rpc_conn_callbacks *callbacks, void *ctx);
 void rpc_conn_destroy(struct rpc_conn **conn);
 
+/* ---- local links (rpc-local.c): roles of one machine, no TLS ---- */
+
+/* Which role is at the other end of a local link: this side's certificate
+ * fingerprint goes into its hello ("localFingerprint"); check() accepts or
+ * refuses the peer's (then the link closes), as a TLS peer check would. */
+struct rpc_local_identity {
+	const char *fingerprint;
+	bool (*check)(const char *peer_fingerprint, void *ctx);
+	void *ctx;
+};
+
+/* A listening AF_UNIX socket at path (a stale one is replaced; mode 0600). */
+int rpc_local_listen(const char *path, const char **error_r);
+/* A connected socket to path whose listener is trusted, else -1. */
+int rpc_local_connect(const char *path);
+/* The peer runs as this process's user or as root (SO_PEERCRED). */
+bool rpc_local_peer_trusted(int fd);
+/* As rpc_conn_create(), over a trusted local socket (bev: a non-blocking
+ * socket bufferevent); `identity` is copied. The connecting side sends its
+ * hello first; the accepting side (hello_first false) answers with its own
+ * only once it accepted the peer's, so a refused peer sees the link close
+ * before any hello. */
+struct rpc_conn *rpc_conn_create_local(struct bufferevent *bev, const struct json *hello,
+				       unsigned int keepalive_secs,
+				       const struct rpc_local_identity *identity, bool hello_first,
+				       const struct rpc_conn_callbacks *callbacks, void *ctx);
+bool rpc_conn_is_local(const struct rpc_conn *conn);
+
 void rpc_conn_call(struct rpc_conn *conn, const char *method, struct json *args,
 		   unsigned int timeout_secs, rpc_answer_fn *answer, void *answer_ctx);
 void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result);
@@ -117,6 +145,9 @@ enum rpc_link_state {
 	RPC_LINK_INCOMPATIBLE,        /* protocol version mismatch */
 };
 const char *rpc_link_state_name(enum rpc_link_state state);
+/* How a connection's close reason begins when the peer refused our
+ * certificate after the handshake (TLS 1.3 tells a client only then). */
+#define RPC_REFUSED_BY_PEER_REASON "refused by the peer"
 
 struct rpc_client;
 
@@ -128,6 +159,11 @@ struct rpc_client_settings {
 	const struct json *hello;
 	unsigned int keepalive_secs;
 	unsigned int max_backoff_secs; /* 0 = 30 */
+	/* optional: the peer's local socket, tried before TCP and TLS; the
+	 * peer must name `fingerprint` in its hello, this side names
+	 * local_fingerprint (its own certificate's) */
+	const char *local_path;
+	const char *local_fingerprint;
 };
 
 /* Callbacks as for a connection; `closed` is called on every disconnect and
@@ -171,6 +207,10 @@ struct rpc_server *rpc_server_create(struct event_base *base, struct tls_context
 				     const struct rpc_server_callbacks *callbacks, void *ctx);
 int rpc_server_listen(struct rpc_server *server, const struct netaddr_listener *listener,
 		      const char **error_r);
+/* Also accept local links at path (rpc_local_listen()); the socket file is
+ * removed with the server. `identity` is copied. */
+int rpc_server_listen_local(struct rpc_server *server, const char *path,
+			    const struct rpc_local_identity *identity, const char **error_r);
 /* Send an event to every ready connection. */
 void rpc_server_broadcast(struct rpc_server *server, const char *name, const struct json *data);
 void rpc_server_destroy(struct rpc_server **server);

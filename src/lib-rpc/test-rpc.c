@@ -21,6 +21,7 @@
 #include "tls.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 /* Real TLS on loopback: a server role, a client role with an allowed
  * certificate, and a stranger whose certificate nobody registered. */
@@ -31,7 +32,7 @@ static struct json *hello;
 static unsigned int port;
 
 static int answers, events_seen;
-static char last_answer[256], last_refusal[512];
+static char last_answer[256], last_refusal[512], last_caller[128];
 
 static char *path(const char *name)
 {
@@ -47,6 +48,9 @@ static void server_request(struct rpc_conn *conn, uint32_t id, const char *metho
 			   const struct json *args, void *ctx)
 {
 	if (strcmp(method, "Echo") == 0) {
+		snprintf(last_caller, sizeof(last_caller), "%s %s",
+			 rpc_conn_is_local(conn) ? "local" : "tls",
+			 rpc_conn_peer_fingerprint(conn));
 		rpc_conn_reply(conn, id, json_clone(args));
 	} else if (strcmp(method, "Blob") == 0) {
 		/* every byte value, NULs included, 3 MiB */
@@ -357,6 +361,98 @@ static void test_plain_link_reads_ahead(void **state)
 	rpc_conn_destroy(&server);
 }
 
+static struct rpc_client *make_local_client(const char *cert_name, const char *pin,
+					    const char *claim, const char *socket_path,
+					    struct tls_context **tls)
+{
+	const char *error;
+	char *cert = mem_printf("%s/%s.pem", dir, cert_name),
+	     *key = mem_printf("%s/%s.key", dir, cert_name);
+	*tls = tls_context_create_client(cert, key, &error);
+	assert_non_null(*tls);
+	mem_free(cert);
+	mem_free(key);
+	struct rpc_client_settings set = {
+		.host = "127.0.0.1",
+		.port = port,
+		.fingerprint = pin,
+		.tls = *tls,
+		.hello = hello,
+		.keepalive_secs = 1,
+		.max_backoff_secs = 1,
+		.local_path = socket_path,
+		.local_fingerprint = claim,
+	};
+	static const struct rpc_conn_callbacks none = {0};
+	return rpc_client_create(base, &set, &none, NULL, NULL);
+}
+
+/* Roles of one config directory: a local socket instead of TLS, the peer
+ * named in the hello and checked as its certificate would be; whatever the
+ * local link refuses goes to TLS, whose verdict stands. */
+static void test_local_link_and_fallback(void **state)
+{
+	struct tls_context *server_tls, *client_tls, *stranger_tls, *wrong_tls;
+	struct rpc_server *server = start_server(&server_tls);
+	char *sock = path("local.sock");
+	const char *error;
+	const struct rpc_local_identity identity = {server_fp, peer_check, NULL};
+	assert_int_equal(rpc_server_listen_local(server, sock, &identity, &error), 0);
+	/* only the owner may connect */
+	struct stat st;
+	assert_int_equal(stat(sock, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	struct rpc_client *client =
+		make_local_client("client", server_fp, client_fp, sock, &client_tls);
+	assert_true(wait_state(client, RPC_LINK_CONNECTED, 5));
+	assert_true(rpc_conn_is_local(rpc_client_conn(client)));
+	answers = 0;
+	rpc_conn_call(rpc_client_conn(client), "Echo", json_new_object(), 5, answer, NULL);
+	rpc_conn_call(rpc_client_conn(client), "Blob", NULL, 5, blob_answer, NULL);
+	assert_true(run_until(answers_at_least, (void *)2, 5));
+	char *expected = mem_printf("local %s", client_fp);
+	assert_string_equal(last_caller, expected);
+	mem_free(expected);
+	assert_true(blob_ok);
+	assert_int_equal(blob_len_seen, 3 * 1024 * 1024);
+
+	/* A peer claiming a fingerprint the server does not allow: refused
+	 * locally, then refused by TLS as well (its certificate is unknown). */
+	last_refusal[0] = '\0';
+	struct rpc_client *stranger =
+		make_local_client("stranger", server_fp, stranger_fp, sock, &stranger_tls);
+	assert_true(run_until(refusal_names, stranger_fp, 10));
+	assert_false(wait_state(stranger, RPC_LINK_CONNECTED, 1));
+	rpc_client_destroy(&stranger);
+
+	/* The local peer is not the one we pin: TLS, which refuses its
+	 * certificate for the same reason. */
+	struct rpc_client *wrong_pin =
+		make_local_client("client", stranger_fp, client_fp, sock, &wrong_tls);
+	assert_true(wait_state(wrong_pin, RPC_LINK_FINGERPRINT_REFUSED, 5));
+	rpc_client_destroy(&wrong_pin);
+
+	/* The server ends: its socket file goes with it; a client falls back
+	 * to TLS... which is gone too, and reconnects locally when it is back. */
+	rpc_server_destroy(&server);
+	assert_int_equal(access(sock, F_OK), -1);
+	tls_context_destroy(&server_tls);
+	assert_true(wait_state(client, RPC_LINK_UNREACHABLE, 10));
+	server = start_server(&server_tls);
+	assert_int_equal(rpc_server_listen_local(server, sock, &identity, &error), 0);
+	assert_true(wait_state(client, RPC_LINK_CONNECTED, 10));
+	assert_true(rpc_conn_is_local(rpc_client_conn(client)));
+
+	rpc_client_destroy(&client);
+	rpc_server_destroy(&server);
+	tls_context_destroy(&client_tls);
+	tls_context_destroy(&stranger_tls);
+	tls_context_destroy(&wrong_tls);
+	tls_context_destroy(&server_tls);
+	mem_free(sock);
+}
+
 static void test_pinning_both_ways(void **state)
 {
 	struct tls_context *server_tls, *client_tls, *stranger_tls;
@@ -431,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_relay_blob_and_backpressure),
 		cmocka_unit_test(test_plain_link_reads_ahead),
 		cmocka_unit_test(test_pinning_both_ways),
+		cmocka_unit_test(test_local_link_and_fallback),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "mem.h"
 #include "crypto.h"
+#include "file.h"
 #include "mgmt-api.h"
 #include "mgmt-jobs.h"
 #include "mgmt-auth.h"
@@ -125,6 +126,49 @@ static int mgmt_listen_http(struct mgmt *mgmt, const char **error_r)
 	return 0;
 }
 
+/* secrets.key, checked against the secrets the database holds sealed. A
+ * database moved from another server without its key would otherwise get a
+ * new key here, and its MFA seeds and SMTP password would no longer open:
+ * start-up fails instead, saying which file to bring. */
+static int mgmt_load_secret_key(struct mgmt *mgmt, const char *key_path, const char **error_r)
+{
+	size_t count = mgmtdb_sealed_secret_count(mgmt->db);
+	struct mgmtdb_sealed_secret secret;
+	if (count > 0) {
+		int exists = file_exists(key_path, error_r);
+		if (exists < 0)
+			return -1;
+		if (exists == 0) {
+			mgmtdb_sealed_secret_get(mgmt->db, 0, &secret);
+			*error_r = tstr_printf(
+				"%s is missing, but the management database holds %zu secret(s) "
+				"sealed under it (%s): copy secrets.key from the config directory "
+				"the management database came from",
+				key_path, count, secret.what);
+			return -1;
+		}
+	}
+	if (auth_secret_key_load_or_create(key_path, mgmt->secret_key, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		char *plain;
+		const char *open_error;
+		mgmtdb_sealed_secret_get(mgmt->db, i, &secret);
+		if (auth_secret_open(mgmt->secret_key, secret.sealed, secret.context, &plain,
+				     &open_error) < 0) {
+			*error_r = tstr_printf("%s does not open %s (%s): it is not the key the "
+					       "management database was written with; copy "
+					       "secrets.key from the config directory the database "
+					       "came from",
+					       key_path, secret.what, open_error);
+			return -1;
+		}
+		crypto_wipe(plain, strlen(plain));
+		mem_free(plain);
+	}
+	return 0;
+}
+
 static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 {
 	if (crypto_init() < 0) {
@@ -146,7 +190,7 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 		return -1;
 	char *key_path = config_path(dir, "secrets.key");
 	char *audit_path = config_path(dir, "management-audit.log");
-	int ret = auth_secret_key_load_or_create(key_path, mgmt->secret_key, error_r);
+	int ret = mgmt_load_secret_key(mgmt, key_path, error_r);
 	if (ret == 0)
 		ret = audit_open(audit_path, &mgmt->audit, error_r);
 	mem_free(key_path);

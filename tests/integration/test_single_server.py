@@ -95,3 +95,26 @@ def test_daemons_run_unprivileged(single):
         with open("/proc/%d/status" % single.pid(role)) as f:
             uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
         assert uid != "0", role + " still runs as root"
+
+
+def test_roles_of_one_config_dir_link_locally(single):
+    """The Client Access Server reaches the Instance Host of its own config
+    directory over <config-dir>/run/instance-host.sock (no TLS over loopback:
+    rpc-local.c), the socket only its user may use, gone with the role."""
+    api = single.api
+    wait_for(all_connected(api), what="every role connected")
+    sock = os.path.join(single.dir, "run", "instance-host.sock")
+    st = os.stat(sock)
+    assert st.st_mode & 0o777 == 0o600
+    host_log = os.path.join(single.dir, "log", "instance-host.log")
+    wait_for(lambda: "peer=client-access-server/single.test conn=local: link up"
+             in open(host_log).read(), what="the CAS's local link in the Instance Host's log")
+    single.config("stop", "instance-host")
+    assert not os.path.exists(sock)
+    single.config("start", "instance-host")
+    wait_for(lambda: open(host_log).read().count("conn=local: link up") >= 2, timeout=40,
+             what="the CAS back on the local link")
+    wait_for(lambda: all(l["state"] == "connected"
+                         for c in api.status()["clientAccessServers"]
+                         for l in c.get("instanceHostLinks", [])), timeout=20,
+             what="CAS -> IH link connected")
