@@ -632,12 +632,14 @@ static void mgmt_api_move_instances(struct mgmt *mgmt, const struct json *args,
 	const char *filter = json_get_string(args, "instanceFilter");
 	const char *to = json_get_string(args, "targetInstanceHost");
 	const char *parent = json_get_string(args, "targetDirectory");
+	const char *from = json_get_string(args, "sourceInstanceHost");
 	struct mgmt_move_batch *b = mgmt_move_batch_create(mgmt, args, job);
 	/* Collected first: the database changes as instances move. */
 	for (size_t n = 0; n < mgmtdb_instance_count(mgmt->db); n++) {
 		struct mgmtdb_instance i;
 		mgmtdb_instance_get(mgmt->db, n, &i);
 		if (strcmp(i.instance_host, to) != 0 &&
+		    (from == NULL || strcmp(i.instance_host, from) == 0) &&
 		    (fnmatch(filter, i.id, 0) == 0 ||
 		     (i.alias[0] != '\0' && fnmatch(filter, i.alias, 0) == 0))) {
 			struct json *t = json_new_object();
@@ -670,6 +672,8 @@ const struct mgmt_api_function mgmt_api_move_functions[] = {
 	 {{"instanceFilter", MGMT_API_STRING, true,
 	   "instance IDs or aliases, * and ? as wildcards"},
 	  {"targetInstanceHost", MGMT_API_STRING, true, "the registered Instance Host to move to"},
+	  {"sourceInstanceHost", MGMT_API_STRING, false,
+	   "only the instances on this Instance Host (to empty it)"},
 	  {"targetDirectory", MGMT_API_STRING, false,
 	   "a directory on the target: each base directory becomes <targetDirectory>/<ID> "
 	   "(default: the same path as on the source)"},

@@ -490,3 +490,43 @@ def test_source_killed_during_the_move_then_retried(two_hosts):
     assert r["instanceHost"] == IH2
     assert wait_for(lambda: fetch_or_none(s), timeout=45, what="IMAP on the target") == before
     assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+
+
+def test_emptying_an_instance_host_and_removing_it(two_hosts):
+    """docs/operations.md "Removing an Instance Host", command for command:
+    the instances on the second host move to the first with MoveInstances
+    (sourceInstanceHost picks them; one elsewhere stays), then the host is
+    removed, which is refused while an instance lives there."""
+    s = two_hosts
+    api = s.api
+    make_acme(s, count=3)  # on 127.0.0.1: not to be moved
+    for iid, user in (("north", "nina"), ("south", "sam")):
+        api.call("CreateInstance", "instanceID=" + iid, "instanceHost=" + IH2,
+                 "baseDirectory=%s/%s" % (s.data2, iid))
+        wait_for(lambda: state(s, iid) == "running", timeout=30, what=iid + " running")
+        api.call("CreateUser", "instanceID=" + iid, "userName=" + user, "password=%s-pass-1" % user)
+        base = "%s/%s" % (s.data2, iid)
+        write_mbox(os.path.join(base, "import", "m.mbox"), 4, start=500)
+        api.call("ImportFiles", "instanceID=" + iid, "userName=" + user, "path=import/m.mbox", "folder=INBOX")
+    mail = {iid: fetch_all(s, "%s-pass-1" % user, "%s@%s" % (user, iid))
+            for iid, user in (("north", "nina"), ("south", "sam"))}
+    acme = fetch_all(s)
+    p = api.call_raw("DeleteInstanceHost", "serverName=" + IH2)
+    assert p.returncode != 0, p.stdout
+    new_dir = os.path.join(os.path.dirname(s.dir), "data-moved")
+    os.makedirs(new_dir)
+    subprocess.run(["chown", "coffer", new_dir], check=False)
+    r = api.call("MoveInstances", "instanceFilter=*", "sourceInstanceHost=" + IH2,
+                 "targetInstanceHost=127.0.0.1", "targetDirectory=" + new_dir)
+    assert sorted((x["instanceID"], x["instanceHost"]) for x in r) == \
+        [("north", "127.0.0.1"), ("south", "127.0.0.1")], r
+    api.call("DeleteInstanceHost", "serverName=" + IH2)
+    s.ih2.config("stop", "instance-host")
+    s.ih2.config("role", "remove", "instance-host")
+    assert {i["instanceID"]: (i["instanceHost"], i["status"]) for i in api.call("GetInstances")} == \
+        {"acme": ("127.0.0.1", "running"), "north": ("127.0.0.1", "running"),
+         "south": ("127.0.0.1", "running")}
+    for iid, user in (("north", "nina"), ("south", "sam")):
+        assert fetch_all(s, "%s-pass-1" % user, "%s@%s" % (user, iid)) == mail[iid]
+        assert not os.path.exists(os.path.join(s.data2, iid))
+    assert fetch_all(s) == acme
