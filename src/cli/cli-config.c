@@ -59,9 +59,7 @@ static const struct {
 	 "  cert export ROLE KIND FILE [--password-file PWFILE]   (.p12/.pfx: PKCS#12, else "
 	 "PEM)\n"
 	 "  cert import ROLE KIND FILE [--key KEYFILE] [--password-file PWFILE]\n"
-	 "       PWFILE: its first line is the PKCS#12 password (- for standard input);\n"
-	 "       without it the password is asked for on a terminal (--password PW also\n"
-	 "       works, but shows it to every user of the machine)\n"
+	 "       PWFILE: first line = PKCS#12 password (- = stdin); else asked on the terminal\n"
 	 "  cert renew ROLE KIND [--days N]\n",
 	 true},
 	{"rename", "  rename NEW-SERVER-NAME  rename this server (every role on it)\n", false},
