@@ -175,6 +175,7 @@ static void imap_client_set_timeout(struct imap_client *client)
 struct imap_client_call {
 	struct imap_client *client;
 	imap_client_answer_fn *answer;
+	imap_client_buffer_answer_fn *buffer_answer; /* instead of answer */
 	void *ctx;
 };
 
@@ -189,23 +190,49 @@ static void imap_client_answered(const struct json *result, const void *blob, si
 	mem_free(call);
 }
 
-void imap_client_call(struct imap_client *client, const char *method, struct json *args,
-		      imap_client_answer_fn *answer, void *ctx)
+static void imap_client_buffer_answered(const struct json *result, struct evbuffer *blob,
+					const char *error_code, const char *error_text, void *ctx)
+{
+	struct imap_client_call *call = ctx;
+	struct imap_client *client = call->client;
+	call->buffer_answer(client, result, blob, error_code, error_text, call->ctx);
+	(void)imap_client_unref(client);
+	mem_free(call);
+}
+
+static struct imap_client_call *imap_client_call_new(struct imap_client *client, struct json **args,
+						     void *ctx)
 {
 	struct imap_client_call *call = mem_new(struct imap_client_call);
 	call->client = client;
-	call->answer = answer;
 	call->ctx = ctx;
 	imap_client_ref(client);
-	if (args == NULL)
-		args = json_new_object();
-	if (client->user_name != NULL && json_get(args, "userName") == NULL) {
-		json_set_string(args, "userName", client->user_name);
+	if (*args == NULL)
+		*args = json_new_object();
+	if (client->user_name != NULL && json_get(*args, "userName") == NULL) {
+		json_set_string(*args, "userName", client->user_name);
 		/* the instance checks the imap login privilege on every call */
-		json_set_string(args, "service", "imap");
+		json_set_string(*args, "service", "imap");
 	}
+	return call;
+}
+
+void imap_client_call(struct imap_client *client, const char *method, struct json *args,
+		      imap_client_answer_fn *answer, void *ctx)
+{
+	struct imap_client_call *call = imap_client_call_new(client, &args, ctx);
+	call->answer = answer;
 	access_route_call(client->server->set.route, client->instance_id, method, args,
 			  IMAP_CALL_TIMEOUT_SECS, imap_client_answered, call);
+}
+
+void imap_client_call_buffer(struct imap_client *client, const char *method, struct json *args,
+			     imap_client_buffer_answer_fn *answer, void *ctx)
+{
+	struct imap_client_call *call = imap_client_call_new(client, &args, ctx);
+	call->buffer_answer = answer;
+	access_route_call_buffer(client->server->set.route, client->instance_id, method, args,
+				 IMAP_CALL_TIMEOUT_SECS, imap_client_buffer_answered, call);
 }
 
 /* An error from the instance, as the client should see it. */

@@ -24,6 +24,7 @@
 #include "str.h"
 #include "tstr.h"
 
+#include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,9 +64,10 @@ struct fetch_batch {
 	uint32_t skip; /* a piece of one big message: bytes already received */
 	bool sent, answered, failed;
 	struct json *result;
-	unsigned char *blob;
+	/* the answer's bytes, in the chains they arrived in (moved here, never
+	 * copied: a MiB made contiguous was a copy and fresh pages each time) */
+	struct evbuffer *blob;
 	size_t blob_len;
-	bool blob_borrowed; /* the answer's own bytes, during its callback */
 };
 
 struct access_imap_fetch {
@@ -76,7 +78,9 @@ struct access_imap_fetch {
 	uint32_t *seqs; /* every message to fetch, in order */
 	size_t seq_count, next_seq;
 	struct fetch_batch *queue;
-	struct str *big; /* a message arriving in pieces */
+	struct str *big;        /* a message arriving in pieces */
+	unsigned char *scratch; /* a message across two chains of an answer */
+	size_t scratch_size;
 	bool writing;
 };
 
@@ -242,8 +246,8 @@ static void fetch_batch_free(struct fetch_batch *b)
 	mem_free(b->seqs);
 	mem_free(b->uids);
 	json_unref(&b->result);
-	if (!b->blob_borrowed)
-		mem_free(b->blob);
+	if (b->blob != NULL)
+		evbuffer_free(b->blob);
 	mem_free(b);
 }
 
@@ -266,6 +270,7 @@ void imap_fetch_free(struct access_imap_fetch **fetch)
 	}
 	mem_free(f->seqs);
 	str_destroy(&f->big);
+	mem_free(f->scratch);
 	mem_free(f);
 	*fetch = NULL;
 }
@@ -400,8 +405,7 @@ static void fetch_write_message(struct access_imap_fetch *f, uint32_t seq, uint3
 static void fetch_pump(struct access_imap_fetch *f);
 
 static void fetch_batch_answer(struct imap_client *client, const struct json *result,
-			       const void *blob, size_t blob_len, const char *code,
-			       const char *text, void *ctx)
+			       struct evbuffer *blob, const char *code, const char *text, void *ctx)
 {
 	struct fetch_batch *b = ctx;
 	struct access_imap_fetch *f = b->fetch;
@@ -418,19 +422,12 @@ static void fetch_batch_answer(struct imap_client *client, const struct json *re
 	} else {
 		/* read only from here on: shared, not cloned */
 		b->result = json_ref((struct json *)result);
-		/* a batch fetch_pump() writes at once (the head, the client
-		 * keeping up) uses the answer's bytes in place; one that must
-		 * wait keeps a copy, the bytes going with the answer */
-		bool written_now = f->queue == b && !f->writing &&
-				   imap_client_output_len(client) < IMAP_OUTPUT_LOW;
-		if (blob_len > 0 && written_now) {
-			b->blob = (unsigned char *)blob;
-			b->blob_borrowed = true;
-		} else if (blob_len > 0) {
-			b->blob = mem_alloc(blob_len);
-			memcpy(b->blob, blob, blob_len);
-		}
-		b->blob_len = blob_len;
+		b->blob = evbuffer_new();
+		if (b->blob == NULL)
+			abort(); /* without memory only */
+		if (blob != NULL)
+			evbuffer_add_buffer(b->blob, blob);
+		b->blob_len = evbuffer_get_length(b->blob);
 	}
 	fetch_pump(f);
 }
@@ -448,7 +445,7 @@ static void fetch_batch_send(struct access_imap_fetch *f, struct fetch_batch *b)
 	if (b->skip > 0)
 		json_set_int(args, "skip", b->skip);
 	b->sent = true;
-	imap_client_call(f->client, "ClientFetch", args, fetch_batch_answer, b);
+	imap_client_call_buffer(f->client, "ClientFetch", args, fetch_batch_answer, b);
 }
 
 static struct fetch_batch *fetch_batch_new(struct access_imap_fetch *f, const uint32_t *seqs,
@@ -487,6 +484,25 @@ static void fetch_queue_after_head(struct access_imap_fetch *f, struct fetch_bat
 	fetch_batch_send(f, b);
 }
 
+/* A message's bytes in the answer: in place when they lie in one chain (most
+ * do), else gathered into `scratch`. */
+static const unsigned char *fetch_blob_bytes(struct fetch_batch *b, size_t offset, size_t length,
+					     struct access_imap_fetch *f)
+{
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v;
+	if (length == 0 || evbuffer_ptr_set(b->blob, &pos, offset, EVBUFFER_PTR_SET) < 0)
+		return (const unsigned char *)"";
+	if (evbuffer_peek(b->blob, (ev_ssize_t)length, &pos, &v, 1) >= 1 && v.iov_len >= length)
+		return v.iov_base;
+	if (f->scratch_size < length) {
+		f->scratch = mem_realloc(f->scratch, length);
+		f->scratch_size = length;
+	}
+	(void)evbuffer_copyout_from(b->blob, &pos, f->scratch, length);
+	return f->scratch;
+}
+
 /* Write the head batch out; false if the fetch cannot go on. */
 static bool fetch_write_batch(struct access_imap_fetch *f, struct fetch_batch *b)
 {
@@ -508,7 +524,7 @@ static bool fetch_write_batch(struct access_imap_fetch *f, struct fetch_batch *b
 		(void)json_get_int(m, "length", &length);
 		if (offset < 0 || length < 0 || (size_t)offset + (size_t)length > b->blob_len)
 			return false;
-		const unsigned char *data = b->blob + offset;
+		const unsigned char *data = fetch_blob_bytes(b, (size_t)offset, (size_t)length, f);
 		if (json_get_bool(m, "partial", false) || b->skip > 0) {
 			/* a big message: gather its pieces */
 			if (f->big == NULL)

@@ -117,6 +117,13 @@ typedef void imap_client_answer_fn(struct imap_client *client, const struct json
 				   const char *error_text, void *ctx);
 void imap_client_call(struct imap_client *client, const char *method, struct json *args,
 		      imap_client_answer_fn *answer, void *ctx);
+/* The same, with the answer's blob as the evbuffer it came in (NULL if
+ * none; its chains may be moved out during the callback, never copied). */
+typedef void imap_client_buffer_answer_fn(struct imap_client *client, const struct json *result,
+					  struct evbuffer *blob, const char *error_code,
+					  const char *error_text, void *ctx);
+void imap_client_call_buffer(struct imap_client *client, const char *method, struct json *args,
+			     imap_client_buffer_answer_fn *answer, void *ctx);
 /* For access-imap.c: a session on an accepted connection (greeting sent),
  * and the end of them all when the server goes. */
 struct imap_client *imap_client_create(struct access_imap *server, struct bufferevent *bev,

@@ -33,6 +33,7 @@ struct access_route {
  * before the call went out are deferred through a zero timeout. */
 struct access_route_call {
 	access_route_answer_fn *answer;
+	access_route_buffer_answer_fn *buffer_answer; /* instead of answer */
 	void *ctx;
 	const char *code, *text; /* static strings, for deferred errors */
 	struct event *defer;
@@ -208,7 +209,10 @@ static void access_route_call_free(struct access_route_call *call)
 static void access_route_deferred(evutil_socket_t fd, short events, void *ctx)
 {
 	struct access_route_call *call = ctx;
-	call->answer(NULL, NULL, 0, call->code, call->text, call->ctx);
+	if (call->buffer_answer != NULL)
+		call->buffer_answer(NULL, NULL, call->code, call->text, call->ctx);
+	else
+		call->answer(NULL, NULL, 0, call->code, call->text, call->ctx);
 	access_route_call_free(call);
 }
 
@@ -216,15 +220,24 @@ static void access_route_answered(struct rpc_conn *conn, const struct json *resu
 				  const char *code, const char *text, void *ctx)
 {
 	struct access_route_call *call = ctx;
-	size_t blob_len = 0;
-	const void *blob = code == NULL ? rpc_conn_answer_blob(conn, &blob_len) : NULL;
 	/* The Instance Host's word for "not running" means the same to a user. */
 	if (code != NULL &&
 	    (strcmp(code, "not-running") == 0 || strcmp(code, "no-such-instance") == 0))
 		code = "unavailable";
-	call->answer(result, blob, blob_len, code, text, call->ctx);
+	if (call->buffer_answer != NULL) {
+		call->buffer_answer(result, code == NULL ? rpc_conn_answer_blob_buffer(conn) : NULL,
+				    code, text, call->ctx);
+	} else {
+		size_t blob_len = 0;
+		const void *blob = code == NULL ? rpc_conn_answer_blob(conn, &blob_len) : NULL;
+		call->answer(result, blob, blob_len, code, text, call->ctx);
+	}
 	access_route_call_free(call);
 }
+
+static void access_route_send(struct access_route *route, const char *instance_id,
+			      const char *method, struct json *args, unsigned int timeout_secs,
+			      struct access_route_call *call);
 
 void access_route_call(struct access_route *route, const char *instance_id, const char *method,
 		       struct json *args, unsigned int timeout_secs, access_route_answer_fn *answer,
@@ -233,6 +246,23 @@ void access_route_call(struct access_route *route, const char *instance_id, cons
 	struct access_route_call *call = mem_new(struct access_route_call);
 	call->answer = answer;
 	call->ctx = ctx;
+	access_route_send(route, instance_id, method, args, timeout_secs, call);
+}
+
+void access_route_call_buffer(struct access_route *route, const char *instance_id,
+			      const char *method, struct json *args, unsigned int timeout_secs,
+			      access_route_buffer_answer_fn *answer, void *ctx)
+{
+	struct access_route_call *call = mem_new(struct access_route_call);
+	call->buffer_answer = answer;
+	call->ctx = ctx;
+	access_route_send(route, instance_id, method, args, timeout_secs, call);
+}
+
+static void access_route_send(struct access_route *route, const char *instance_id,
+			      const char *method, struct json *args, unsigned int timeout_secs,
+			      struct access_route_call *call)
+{
 	const struct access_instance *inst = access_route_find(route, instance_id);
 	struct access_host *host = NULL;
 	for (struct access_host *h = route->hosts; inst != NULL && h != NULL; h = h->next) {

@@ -27,6 +27,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct evbuffer;
 struct json;
 struct tls_context;
 struct access_route;
@@ -61,5 +62,14 @@ typedef void access_route_answer_fn(const struct json *result, const void *blob,
 void access_route_call(struct access_route *route, const char *instance_id, const char *method,
 		       struct json *args, unsigned int timeout_secs, access_route_answer_fn *answer,
 		       void *ctx);
+/* The same, with the answer's blob as the evbuffer it arrived in (NULL if
+ * none), whose chains the callee may move out (evbuffer_add_buffer()): a
+ * large blob comes in many chains, and making it contiguous would copy it. */
+typedef void access_route_buffer_answer_fn(const struct json *result, struct evbuffer *blob,
+					   const char *error_code, const char *error_text,
+					   void *ctx);
+void access_route_call_buffer(struct access_route *route, const char *instance_id,
+			      const char *method, struct json *args, unsigned int timeout_secs,
+			      access_route_buffer_answer_fn *answer, void *ctx);
 
 #endif
