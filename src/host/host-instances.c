@@ -538,6 +538,29 @@ static int host_create_key(struct host_instances *hi, const char *id, const char
 	return ret;
 }
 
+/* Adopting a copy (RecoverInstance): the directory and the key must both be
+ * there already, since a new key would not open the copy and an empty
+ * directory would start an empty instance under the old one's name. */
+static int host_check_adoptable(struct host_instances *hi, const char *id, const char *dir,
+				const char **error_r)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		*error_r = tstr_printf("no base directory %s on this Instance Host: copy the "
+				       "instance's base directory there first",
+				       dir);
+		return -1;
+	}
+	char *key = host_key_path(hi, id);
+	int ret = file_exists(key, error_r);
+	if (ret == 0)
+		*error_r = tstr_printf("no key %s on this Instance Host: copy the instance's key "
+				       "there first",
+				       key);
+	mem_free(key);
+	return ret == 1 ? 0 : -1;
+}
+
 static int host_instance_create(struct host_instances *hi, const struct json *args,
 				const char **error_r)
 {
@@ -553,6 +576,8 @@ static int host_instance_create(struct host_instances *hi, const struct json *ar
 		return -1;
 	}
 	if (dir == NULL || host_check_base_dir(hi, dir, NULL, error_r) < 0)
+		return -1;
+	if (json_get_bool(args, "adopt", false) && host_check_adoptable(hi, id, dir, error_r) < 0)
 		return -1;
 	char *import_dir = mem_printf("%s/import", dir);
 	int made = file_mkdir_parents(import_dir, 0700, error_r);

@@ -21,7 +21,7 @@
 
 static const struct mgmt_api_function *const mgmt_api_tables[] = {
 	mgmt_api_server_functions, mgmt_api_instance_functions,      mgmt_api_move_functions,
-	mgmt_api_admin_functions,  mgmt_api_instance_data_functions,
+	mgmt_api_admin_functions,  mgmt_api_instance_data_functions, mgmt_api_recover_functions,
 };
 
 static const struct mgmt_api_function *mgmt_api_find(const char *name)

@@ -61,5 +61,6 @@ extern const struct mgmt_api_function mgmt_api_move_functions[];
 /* The Management Server stops: moves under way (mgmt-api-move.c) let go of
  * their jobs and links; called before the links are destroyed. */
 void mgmt_api_move_abandon_all(void);
+extern const struct mgmt_api_function mgmt_api_recover_functions[];
 
 #endif

@@ -513,6 +513,12 @@ int mgmt_links_call_host(struct mgmt_links *links, const char *host_name, const 
 	return 0;
 }
 
+bool mgmt_links_host_answers(struct mgmt_links *links, const char *host_name)
+{
+	struct mgmt_link *link = mgmt_links_find(links, MGMTDB_INSTANCE_HOST, host_name);
+	return link != NULL && (rpc_client_conn(link->control) != NULL || link->events != NULL);
+}
+
 const struct json *mgmt_links_instance_info(struct mgmt_links *links, const char *host_name,
 					    const char *id)
 {

@@ -68,6 +68,10 @@ void mgmt_links_note_instance_state(struct mgmt_links *links, const char *host_n
 void mgmt_links_note_instance(struct mgmt_links *links, const char *host_name, const char *id,
 			      const struct json *status);
 
+/* Whether the Instance Host still answers: registered, with its control or
+ * event link up. */
+bool mgmt_links_host_answers(struct mgmt_links *links, const char *host_name);
+
 /* GetServiceStatus' result (new reference). */
 struct json *mgmt_links_status(struct mgmt_links *links);
 
