@@ -16,6 +16,7 @@ static const struct {
 } web_static_types[] = {
 	{".html", "text/html; charset=utf-8"},
 	{".js", "text/javascript; charset=utf-8"},
+	{".mjs", "text/javascript; charset=utf-8"}, /* ES modules (web/ uses .js) */
 	{".css", "text/css; charset=utf-8"},
 	{".svg", "image/svg+xml"},
 	{".png", "image/png"},

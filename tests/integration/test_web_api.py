@@ -15,6 +15,7 @@ import pytest
 import os
 
 from mailgen import message as mailgen_message, write_mbox
+from daemonfix import ROOT
 from webfix import Web, setup_web
 
 
@@ -33,7 +34,7 @@ def test_pages_and_headers(web):
     w = web["web"]
     for path in ("/", "/acme/", "/no-such-instance/"):
         r = w.get(path)
-        assert r.status == 200 and b"<script src=\"/_static/app.js\"" in r.raw, path
+        assert r.status == 200 and b"<script type=\"module\" src=\"/_static/wa-main.js\"" in r.raw, path
         csp = r.getheader("Content-Security-Policy")
         assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
         assert r.getheader("X-Content-Type-Options") == "nosniff"
@@ -42,8 +43,19 @@ def test_pages_and_headers(web):
     assert w.get("/acme/").raw == w.get("/no-such-instance/").raw
     r = w.get("/acme")
     assert r.status == 301 and r.getheader("Location") == "/acme/"
-    for name in ("app.js", "style.css", "logo.svg"):
+    for name in ("style.css", "logo.svg"):
         assert w.get("/_static/" + name).status == 200
+    # Every ES module of web/ is served as JavaScript (a module with another
+    # type is refused by the browser), and every module it imports is a
+    # plain name of web/ itself (the server serves no subdirectories).
+    web_dir = os.path.join(ROOT, "web")
+    modules = sorted(n for n in os.listdir(web_dir) if n.endswith(".js"))
+    assert "wa-main.js" in modules and "api.js" in modules
+    for name in modules:
+        r = w.get("/_static/" + name)
+        assert r.status == 200 and r.getheader("Content-Type").startswith("text/javascript"), name
+        for imported in re.findall(r"^import .* from '([^']+)';$", r.raw.decode(), re.M):
+            assert re.fullmatch(r"\./[a-z0-9-]+\.js", imported) and imported[2:] in modules, (name, imported)
     for bad in ("/_static/../meson.build", "/_static/.hidden", "/_static/nope.js", "/_static/a/b.js"):
         assert w.get(bad).status == 404, bad
     # No inline script or style anywhere in the page (the CSP would block it).

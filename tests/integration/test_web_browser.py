@@ -31,7 +31,8 @@ SCENARIOS = ["login_page_and_failure", "login_and_browse", "search_and_filters",
              "export_zip_and_mbox", "change_password", "mfa_enrolment_and_login",
              "phone_viewport", "attachment_indicator", "sender_display_name",
              "out_of_order_list", "out_of_order_message", "loading_indicator",
-             "bad_query_message", "phone_layout_fits", "desktop_layout"]
+             "bad_query_message", "phone_layout_fits", "desktop_layout",
+             "shared_components"]
 
 
 class Remote(http.server.BaseHTTPRequestHandler):

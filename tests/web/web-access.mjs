@@ -517,6 +517,189 @@ await scenario('bad_query_message', async () => {
   await p.context().close();
 });
 
+// The shared front-end modules (web/*.js) that Web Access and the Console
+// build on, run in the signed-in page itself (its CSP and its session).
+await scenario('shared_components', async () => {
+  const p = await newPage(desktop);
+  await login(p, alice.instance, alice.user, alice.password);
+  await loggedIn(p);
+  // api.js: a slow older search answer never replaces a newer one's.
+  const late = await delay(p, (url) => url.pathname.endsWith('/api/messages') && url.searchParams.get('query') === 'subject:invoice');
+  const held = late.held(), answered = late.answered();
+  await p.evaluate(async () => {
+    const { ApiClient } = await import('/_static/api.js');
+    window.t = { api: new ApiClient({ base: '/acme/api/' }) };
+    window.t.older = window.t.api.latest('search', 'GET', 'messages?query=subject%3Ainvoice');
+  });
+  await held;
+  const order = await p.evaluate(async () => {
+    const { SUPERSEDED, ApiError } = await import('/_static/api.js');
+    const newer = await window.t.api.latest('search', 'GET', 'messages?query=folder%3AInbox%2FNewsletters');
+    const older = await window.t.older;
+    const errors = [];
+    for (const [method, path] of [['GET', 'messages?query=%28broken'], ['POST', 'logout']]) {
+      try {
+        await window.t.api.call(method, path, method === 'POST' ? {} : undefined);
+        errors.push('no error');
+      } catch (e) {
+        errors.push([e instanceof ApiError, e.status, e.code, e.message].join(' '));
+      }
+    }
+    return { newer: newer.total, olderDropped: older === SUPERSEDED, errors };
+  });
+  await answered;
+  expect(late.count === 1, 'the older search was sent once: ' + late.count);
+  expect(order.newer === 2 && order.olderDropped, 'only the newer answer: ' + JSON.stringify(order));
+  expect(/^true 400 \S+ query: /.test(order.errors[0]), 'a 400 with its message: ' + order.errors[0]);
+  expect(/^true 403 csrf \S/.test(order.errors[1]), 'no CSRF token, refused: ' + order.errors[1]);
+
+  // ui-table.js: sort, filter, paging; a name with HTML in it stays text.
+  const table = await p.evaluate(async () => {
+    const { createTable } = await import('/_static/ui-table.js');
+    const rows = [];
+    for (let i = 1; i <= 23; i++) rows.push({ name: i === 7 ? '<img src=x onerror=alert(1)>' : 'box-' + i, n: i });
+    const t = createTable({ columns: [{ key: 'name', label: 'Name' }, { key: 'n', label: 'Number' }],
+      pageSize: 10, filterLabel: 'Filter boxes', rowKey: 'n' });
+    t.element.id = 'test-table';
+    document.body.append(t.element);
+    t.setRows(rows);
+    return { imgs: t.element.querySelectorAll('img').length };
+  });
+  const info = () => p.textContent('#test-table .table-info');
+  const firstCell = () => p.textContent('#test-table tbody tr:first-child td:nth-child(2)');
+  expect((await info()) === '1–10 of 23', 'the first page: ' + (await info()));
+  await p.click('#test-table th[data-key="n"] button');
+  await p.click('#test-table th[data-key="n"] button');
+  expect((await firstCell()) === '23', 'sorted descending: ' + (await firstCell()));
+  expect((await p.getAttribute('#test-table th[data-key="n"]', 'aria-sort')) === 'descending', 'aria-sort');
+  await p.click('#test-table .table-next');
+  await p.click('#test-table .table-next');
+  expect((await info()) === '21–23 of 23' && (await firstCell()) === '3', 'the last page: ' + (await info()));
+  expect(await p.isDisabled('#test-table .table-next'), 'no page after the last');
+  await p.fill('#test-table .table-filter', 'onerror');
+  expect((await info()) === '1–1 of 1', 'filtered: ' + (await info()));
+  expect((await p.textContent('#test-table tbody td')) === '<img src=x onerror=alert(1)>', 'the name as text');
+  expect(table.imgs === 0 && (await p.locator('#test-table img').count()) === 0, 'no element from the name');
+  await p.fill('#test-table .table-filter', 'nothing-like-this');
+  expect((await p.textContent('#test-table tbody tr.empty')) === 'Nothing here.', 'the empty text');
+
+  // ui-form.js: required fields, field errors from the server, a form error.
+  await p.evaluate(async () => {
+    const { createForm } = await import('/_static/ui-form.js');
+    window.t.submitted = [];
+    const f = createForm({
+      fields: [{ name: 'name', label: 'Name', required: true }, { name: 'port', label: 'Port', type: 'number' }],
+      submitLabel: 'Add',
+      validate: (v) => (v.port !== null && v.port > 65535 ? { port: 'At most 65535.' } : null),
+      onSubmit: async (v) => {
+        window.t.submitted.push(v);
+        if (v.name === 'taken') throw Object.assign(new Error('bad'), { fields: { name: 'The name is taken.' } });
+        if (v.name === 'down') throw new Error('The server is <b>down</b>.');
+      },
+    });
+    f.element.id = 'test-form';
+    document.body.append(f.element);
+  });
+  const fieldError = (n) => p.locator(`#test-form [name="${n}"] ~ .field-error`);
+  await p.click('#test-form button[type=submit]');
+  expect((await fieldError('name').textContent()) === 'Name is required.', 'required');
+  await p.fill('#test-form [name=name]', 'x');
+  await p.fill('#test-form [name=port]', '70000');
+  await p.click('#test-form button[type=submit]');
+  expect((await fieldError('port').textContent()) === 'At most 65535.' && await fieldError('name').isHidden(), 'validated');
+  expect((await p.getAttribute('#test-form [name=port]', 'aria-invalid')) === 'true', 'marked invalid');
+  expect((await p.evaluate(() => window.t.submitted.length)) === 0, 'nothing submitted yet');
+  await p.fill('#test-form [name=port]', '8470');
+  await p.fill('#test-form [name=name]', 'taken');
+  await p.click('#test-form button[type=submit]');
+  await p.waitForFunction(() => window.t.submitted.length === 1);
+  await waitText(p, '#test-form [name="name"] ~ .field-error', /^The name is taken\.$/);
+  await p.fill('#test-form [name=name]', 'down');
+  await p.click('#test-form button[type=submit]');
+  await waitText(p, '#test-form .form-error', /^The server is <b>down<\/b>\.$/);
+  expect((await p.locator('#test-form b').count()) === 0 && await fieldError('name').isHidden(), 'as text, field cleared');
+  expect((await p.evaluate(() => window.t.submitted[1])).port === 8470, 'the values, typed');
+
+  // ui-dialog.js: a confirmation gives false for Cancel and Escape, true for its button.
+  const confirmed = [];
+  for (const how of ['cancel', 'escape', 'confirm']) {
+    await p.evaluate(async () => {
+      const { confirmAction } = await import('/_static/ui-dialog.js');
+      window.t.answer = confirmAction({ title: 'Delete <i>acme</i>?', text: 'All its mail.', confirmLabel: 'Delete' });
+    });
+    await p.waitForSelector('dialog.confirm[open]');
+    expect((await p.textContent('dialog.confirm h2')) === 'Delete <i>acme</i>?', 'the title as text');
+    expect(await p.evaluate(() => document.activeElement.textContent === 'Cancel'), 'Cancel has the focus');
+    if (how === 'cancel') await p.click('dialog.confirm button[data-action="0"]');
+    else if (how === 'escape') await p.keyboard.press('Escape');
+    else await p.click('dialog.confirm button.danger');
+    confirmed.push(await p.evaluate(() => window.t.answer));
+    expect((await p.locator('dialog.confirm').count()) === 0, 'the dialog is gone');
+  }
+  expect(JSON.stringify(confirmed) === '[false,false,true]', 'the answers: ' + JSON.stringify(confirmed));
+
+  // ui-toast.js: a notice as text; an error stays until dismissed.
+  await p.evaluate(async () => {
+    const { toast } = await import('/_static/ui-toast.js');
+    toast('Started <b>acme</b>.', { timeoutMs: 3000 });
+    toast('Failed.', { kind: 'error' });
+  });
+  expect((await p.textContent('.toasts .toast:first-child .toast-text')) === 'Started <b>acme</b>.', 'text');
+  expect((await p.getAttribute('.toasts', 'role')) === 'status', 'read out');
+  await p.waitForSelector('.toasts .toast.info', { state: 'detached' });
+  expect((await p.locator('.toasts .toast.error').count()) === 1, 'the error stays');
+  await p.click('.toasts .toast.error button');
+  expect((await p.locator('.toasts .toast').count()) === 0, 'dismissed');
+
+  // ui-progress.js: a job followed to its end.
+  const job = await p.evaluate(async () => {
+    const { createProgress, followJob } = await import('/_static/ui-progress.js');
+    const pr = createProgress({ label: 'Importing' });
+    pr.element.id = 'test-progress';
+    document.body.append(pr.element);
+    const seen = [];
+    let step = 0;
+    const states = [{ state: 'running' }, { state: 'running', done: 4, total: 10 }, { state: 'done', done: 10, total: 10 }];
+    const last = await followJob(pr, async () => {
+      const s = states[step++];
+      return s;
+    }, { intervalMs: 10 });
+    seen.push(pr.element.querySelector('.progress-text').textContent);
+    const bar = pr.element.querySelector('progress');
+    const failed = createProgress({ label: 'Verifying' });
+    await followJob(failed, async () => { throw new Error('store missing'); }, { intervalMs: 10 });
+    return { last: last.state, polls: step, value: bar.value, max: bar.max, text: seen[0],
+      failed: failed.element.dataset.state + ': ' + failed.element.querySelector('.progress-text').textContent };
+  });
+  expect(job.last === 'done' && job.polls === 3 && job.value === 10 && job.max === 10, 'done: ' + JSON.stringify(job));
+  expect(job.text === 'Done · 10 of 10', 'its text: ' + job.text);
+  expect(job.failed === 'failed: Failed · store missing', 'a failed poll: ' + job.failed);
+
+  // router.js: a route with a parameter, entered and left.
+  const routed = await p.evaluate(async () => {
+    const { createRouter } = await import('/_static/router.js');
+    const log = [];
+    const r = createRouter({
+      '': { enter: () => log.push('home') },
+      'things/:id': { enter: (params) => log.push('thing ' + params.id), leave: () => log.push('left') },
+    });
+    const changed = () => new Promise((res) => window.addEventListener('hashchange', () => setTimeout(res, 0), { once: true }));
+    await r.start();
+    let c = changed();
+    r.go('things/' + encodeURIComponent('a b'));
+    await c;
+    c = changed();
+    r.go('');
+    await c;
+    return log.join(', ') + ' | ' + r.current;
+  });
+  expect(routed === 'home, thing a b, left, home | ', 'the pages: ' + routed);
+  // Web Access's own router left the mail alone through all of it.
+  expect(await p.isVisible('#app-view') && await p.isHidden('#login-view'), 'still the mail');
+  expect(p.problems.length === 0, 'no script errors: ' + p.problems.join('; '));
+  await p.context().close();
+});
+
 await scenario('phone_layout_fits', async () => {
   const p = await newPage(phone375);
   await login(p, alice.instance, alice.user, alice.password);
