@@ -204,8 +204,11 @@ static bool refusal_names(void *ctx)
 	return strstr(last_refusal, (const char *)ctx) != NULL;
 }
 
-static struct rpc_client *make_client(const char *cert_name, const char *pin,
-				      struct tls_context **tls)
+/* A client with cert_name's certificate pinning `pin`; with socket_path,
+ * it tries that local socket first, naming itself `claim`. */
+static struct rpc_client *make_local_client(const char *cert_name, const char *pin,
+					    const char *claim, const char *socket_path,
+					    struct tls_context **tls)
 {
 	const char *error;
 	char *cert = mem_printf("%s/%s.pem", dir, cert_name),
@@ -222,9 +225,17 @@ static struct rpc_client *make_client(const char *cert_name, const char *pin,
 		.hello = hello,
 		.keepalive_secs = 1,
 		.max_backoff_secs = 1,
+		.local_path = socket_path,
+		.local_fingerprint = claim,
 	};
 	static const struct rpc_conn_callbacks none = {0};
 	return rpc_client_create(base, &set, &none, NULL, NULL);
+}
+
+static struct rpc_client *make_client(const char *cert_name, const char *pin,
+				      struct tls_context **tls)
+{
+	return make_local_client(cert_name, pin, NULL, NULL, tls);
 }
 
 static bool wait_state(struct rpc_client *client, enum rpc_link_state state, int seconds)
@@ -359,32 +370,6 @@ static void test_plain_link_reads_ahead(void **state)
 	}
 	rpc_conn_destroy(&client);
 	rpc_conn_destroy(&server);
-}
-
-static struct rpc_client *make_local_client(const char *cert_name, const char *pin,
-					    const char *claim, const char *socket_path,
-					    struct tls_context **tls)
-{
-	const char *error;
-	char *cert = mem_printf("%s/%s.pem", dir, cert_name),
-	     *key = mem_printf("%s/%s.key", dir, cert_name);
-	*tls = tls_context_create_client(cert, key, &error);
-	assert_non_null(*tls);
-	mem_free(cert);
-	mem_free(key);
-	struct rpc_client_settings set = {
-		.host = "127.0.0.1",
-		.port = port,
-		.fingerprint = pin,
-		.tls = *tls,
-		.hello = hello,
-		.keepalive_secs = 1,
-		.max_backoff_secs = 1,
-		.local_path = socket_path,
-		.local_fingerprint = claim,
-	};
-	static const struct rpc_conn_callbacks none = {0};
-	return rpc_client_create(base, &set, &none, NULL, NULL);
 }
 
 /* Roles of one config directory: a local socket instead of TLS, the peer
