@@ -561,6 +561,9 @@ static int host_check_adoptable(struct host_instances *hi, const char *id, const
 	return ret == 1 ? 0 : -1;
 }
 
+static struct host_instance *host_instance_register(struct host_instances *hi, const char *id,
+						    const char *dir, const char **error_r);
+
 static int host_instance_create(struct host_instances *hi, const struct json *args,
 				const char **error_r)
 {
@@ -588,15 +591,8 @@ static int host_instance_create(struct host_instances *hi, const struct json *ar
 		*error_r = tstr_printf("chmod(%s) failed: %s", dir, strerror(errno));
 		return -1;
 	}
-	struct host_instance *inst = mem_new(struct host_instance);
-	inst->hi = hi;
-	inst->id = mem_strdup(id);
-	inst->base_dir = mem_strdup(dir);
-	inst->error = mem_strdup("");
-	inst->timer = evtimer_new(hi->base, host_instance_timer, inst);
-	inst->next = hi->head;
-	hi->head = inst;
-	if (host_save(hi, error_r) < 0)
+	struct host_instance *inst = host_instance_register(hi, id, dir, error_r);
+	if (inst == NULL)
 		return -1;
 	host_set_state(inst, HOST_INSTANCE_STOPPED, NULL);
 	return 0;
@@ -616,6 +612,26 @@ static void host_instance_free(struct host_instance *inst)
 	mem_free(inst->base_dir);
 	mem_free(inst->error);
 	mem_free(inst);
+}
+
+/* A new instance in the registry, saved (not kept if the save fails). */
+static struct host_instance *host_instance_register(struct host_instances *hi, const char *id,
+						    const char *dir, const char **error_r)
+{
+	struct host_instance *inst = mem_new(struct host_instance);
+	inst->hi = hi;
+	inst->id = mem_strdup(id);
+	inst->base_dir = mem_strdup(dir);
+	inst->error = mem_strdup("");
+	inst->timer = evtimer_new(hi->base, host_instance_timer, inst);
+	inst->next = hi->head;
+	hi->head = inst;
+	if (host_save(hi, error_r) < 0) {
+		hi->head = inst->next;
+		host_instance_free(inst);
+		return NULL;
+	}
+	return inst;
 }
 
 static int host_instance_delete(struct host_instances *hi, struct host_instance *inst,
@@ -981,19 +997,9 @@ int host_instances_adopt(struct host_instances *hi, const char *id, const char *
 {
 	if (host_instances_check_new(hi, id, dir, error_r) < 0)
 		return -1;
-	struct host_instance *inst = mem_new(struct host_instance);
-	inst->hi = hi;
-	inst->id = mem_strdup(id);
-	inst->base_dir = mem_strdup(dir);
-	inst->error = mem_strdup("");
-	inst->timer = evtimer_new(hi->base, host_instance_timer, inst);
-	inst->next = hi->head;
-	hi->head = inst;
-	if (host_save(hi, error_r) < 0) {
-		hi->head = inst->next;
-		host_instance_free(inst);
+	struct host_instance *inst = host_instance_register(hi, id, dir, error_r);
+	if (inst == NULL)
 		return -1;
-	}
 	host_set_state(inst, HOST_INSTANCE_STOPPED, NULL);
 	log_info(host_ctx(inst), "taken over from another Instance Host (%s)", dir);
 	return 0;
