@@ -24,7 +24,7 @@ struct rpc_client {
 	struct json *hello;
 	unsigned int keepalive_secs, max_backoff_secs, backoff_secs;
 	char *local_path, *local_fingerprint; /* NULL: TCP and TLS only */
-	bool local_refused; /* the local peer was not the pinned one: TLS from now on */
+	bool tls_next; /* the local link ended before its hello: this attempt by TLS */
 	const struct rpc_conn_callbacks *user;
 	void (*state_changed)(struct rpc_client *, enum rpc_link_state, const char *, void *);
 	void *ctx;
@@ -119,8 +119,9 @@ static void rpc_client_closed(struct rpc_conn *conn, const char *reason, void *c
 	struct rpc_client *client = ctx;
 	if (rpc_conn_is_local(conn) && rpc_conn_peer_hello(conn) == NULL) {
 		/* refused before the hello (another role's socket, or another
-		 * fingerprint): TLS says what is wrong, and says it right away */
-		client->local_refused = true;
+		 * fingerprint): TLS says what is wrong, and says it right away;
+		 * the attempt after that tries the local socket again */
+		client->tls_next = true;
 		client->dead_conn = conn;
 		client->conn = NULL;
 		rpc_client_schedule(client, 0);
@@ -204,7 +205,9 @@ static bool rpc_client_local_check(const char *peer_fingerprint, void *ctx)
 /* The peer's local socket, if it answers: no TLS, no TCP (rpc-local.c). */
 static bool rpc_client_connect_local(struct rpc_client *client)
 {
-	if (client->local_path == NULL || client->local_refused)
+	bool tls_next = client->tls_next;
+	client->tls_next = false;
+	if (client->local_path == NULL || tls_next)
 		return false;
 	int fd = rpc_local_connect(client->local_path);
 	if (fd < 0)
