@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -93,6 +95,99 @@ static void test_torn_tail_is_cut(void **state)
 	mem_free(path);
 }
 
+static void test_tail_open_continues_the_chain(void **state)
+{
+	const char *error;
+	char *path = write_log(5);
+	struct audit *a;
+	assert_int_equal(audit_open_tail(path, &a, &error), 0);
+	assert_int_equal(audit_append_nosync(a, 1795000030, "carol", "10.0.0.1", "ClientFetch",
+					     NULL, &error),
+			 0);
+	assert_int_equal(audit_sync(a, &error), 0);
+	long long size = audit_size(a);
+	audit_close(&a);
+	assert_int_equal(audit_verify(path, &error), 6);
+	/* the size counts every complete line */
+	char *data;
+	size_t len;
+	assert_int_equal(file_read_all(path, 1 << 20, &data, &len, &error), 0);
+	assert_int_equal((long long)len, size);
+	/* a changed last line is found at open; a torn one is cut */
+	data[len - 10] ^= 1;
+	assert_int_equal(file_write_atomic(path, data, len, 0600, &error), 0);
+	assert_int_equal(audit_open_tail(path, &a, &error), -1);
+	assert_non_null(strstr(error, "damaged"));
+	data[len - 10] ^= 1;
+	assert_int_equal(file_write_atomic(path, data, len, 0600, &error), 0);
+	FILE *f = fopen(path, "a");
+	fputs("{\"time\":", f);
+	fclose(f);
+	assert_int_equal(audit_open_tail(path, &a, &error), 0);
+	assert_int_equal(audit_size(a), (long long)len);
+	assert_int_equal(audit_append(a, 1795000031, "carol", "x", "ClientPart", NULL, &error), 0);
+	audit_close(&a);
+	assert_int_equal(audit_verify(path, &error), 7);
+	mem_free(data);
+	mem_free(path);
+}
+
+static bool count_carol(const struct json *entry, void *context)
+{
+	int *n = context;
+	if (strcmp(json_get_string(entry, "user"), "carol") == 0)
+		(*n)++;
+	return *n < 2;
+}
+
+static void test_foreach_stops_at_limit_and_on_request(void **state)
+{
+	const char *error;
+	char *path = mem_printf("%s/foreach.log", dir);
+	struct audit *a;
+	assert_int_equal(audit_open_tail(path, &a, &error), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(audit_append_nosync(a, 1795000040 + i,
+						     i % 2 == 0 ? "carol" : "dan", "x",
+						     "ClientLogin", NULL, &error),
+				 0);
+	int n = 0;
+	/* a torn line after the limit (an append under way) is not read */
+	FILE *f = fopen(path, "a");
+	fputs("{\"ti", f);
+	fclose(f);
+	assert_int_equal(audit_foreach(path, audit_size(a), count_carol, &n, &error), 3);
+	assert_int_equal(n, 2);
+	assert_int_equal(audit_foreach(path, -1, NULL, NULL, &error), -1);
+	assert_non_null(strstr(error, "line 5"));
+	audit_close(&a);
+	mem_free(path);
+}
+
+/* A write the disk cannot take whole (here: a file size limit) leaves no
+ * torn line behind: the next append continues a sound chain. */
+static void test_failed_write_leaves_no_torn_line(void **state)
+{
+	const char *error;
+	char *path = write_log(8);
+	struct audit *a;
+	assert_int_equal(audit_open_tail(path, &a, &error), 0);
+	struct rlimit old, low;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)audit_size(a) + 40;
+	void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+	int ret = audit_append(a, 1795000050, "erin", "x", "ClientExport", NULL, &error);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, prev);
+	assert_int_equal(ret, -1);
+	assert_int_equal(audit_append(a, 1795000051, "erin", "x", "ClientExport", NULL, &error), 0);
+	audit_close(&a);
+	assert_int_equal(audit_verify(path, &error), 9);
+	mem_free(path);
+}
+
 static int setup(void **state)
 {
 	dir = test_tmpdir_create("audit");
@@ -111,6 +206,9 @@ int main(void)
 		cmocka_unit_test(test_chain_verifies_and_continues),
 		cmocka_unit_test(test_tampering_is_found),
 		cmocka_unit_test(test_torn_tail_is_cut),
+		cmocka_unit_test(test_tail_open_continues_the_chain),
+		cmocka_unit_test(test_foreach_stops_at_limit_and_on_request),
+		cmocka_unit_test(test_failed_write_leaves_no_torn_line),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
