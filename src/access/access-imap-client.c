@@ -213,6 +213,8 @@ static struct imap_client_call *imap_client_call_new(struct imap_client *client,
 		json_set_string(*args, "userName", client->user_name);
 		/* the instance checks the imap login privilege on every call */
 		json_set_string(*args, "service", "imap");
+		/* for the instance's audit log: from where */
+		json_set_string(*args, "remoteAddress", client->address);
 	}
 	return call;
 }

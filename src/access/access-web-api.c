@@ -161,6 +161,12 @@ void access_web_api_call(struct web_call *call, const char *method, struct json 
 		json_set_string(args, "userName", call->user_name);
 		/* the instance checks this login privilege on every call */
 		json_set_string(args, "service", call->basic ? "api" : "web");
+		/* for the instance's audit log: from where */
+		if (call->req != NULL && json_get(args, "remoteAddress") == NULL) {
+			char *ip = api_peer_ip(call->req);
+			json_set_string(args, "remoteAddress", ip);
+			mem_free(ip);
+		}
 	}
 	struct api_pending *p = mem_new(struct api_pending);
 	p->call = call;
@@ -769,6 +775,35 @@ static void api_route_messages(struct web_call *call, const struct api_route *ro
 	api_messages(call);
 }
 
+/* audit?user=&action=&since=&until=&text=&limit=&offset= (an auditor's
+ * reading of the instance's audit log: the instance checks the privilege) */
+static void api_route_audit(struct web_call *call, const struct api_route *route, char *const *arg)
+{
+	static const char *const strings[] = {"user", "action", "since", "until", "text", NULL};
+	static const char *const numbers[] = {"limit", "offset", NULL};
+	struct json *args = json_new_object();
+	for (const char *const *name = strings; *name != NULL; name++) {
+		const char *value = access_web_api_param(call, *name);
+		if (value != NULL && *value != '\0')
+			json_set_string(args, *name, value);
+	}
+	for (const char *const *name = numbers; *name != NULL; name++) {
+		const char *value = access_web_api_param(call, *name);
+		char *end;
+		if (value == NULL || *value == '\0')
+			continue;
+		long long n = strtoll(value, &end, 10);
+		if (*end != '\0' || n < 0) {
+			json_unref(&args);
+			access_web_call_reply_error(call, 400, "bad-request",
+						    tstr_printf("%s must be a number", *name));
+			return;
+		}
+		json_set_int(args, *name, n);
+	}
+	access_web_api_call(call, route->call, args, route->done);
+}
+
 static void api_route_restore(struct web_call *call, const struct api_route *route,
 			      char *const *arg)
 {
@@ -857,6 +892,7 @@ static const struct api_route api_routes[] = {
 	 {NULL},
 	 {NULL},
 	 api_done_part},
+	{"GET", "audit", 0, api_route_audit, "ClientAuditLog", {NULL}, {NULL}, api_done_json},
 	{"POST", "restore", 0, api_route_restore, NULL, {NULL}, {NULL}, NULL},
 	{"GET", "export", 0, api_route_export, NULL, {NULL}, {NULL}, NULL},
 	{"POST",

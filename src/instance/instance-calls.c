@@ -2,6 +2,7 @@
 #include "instance-calls.h"
 #include "instance.h"
 #include "instance-archive.h"
+#include "instance-audit.h"
 #include "instance-client.h"
 #include "instance-client-web.h"
 #include "instance-export.h"
@@ -108,6 +109,7 @@ static int calls_freeze(struct instance_call *c)
 static int calls_thaw(struct instance_call *c)
 {
 	c->inst->frozen = false;
+	instance_audit_thawed(c->inst);
 	/* opened read-only while frozen: writable again from the next use */
 	instance_users_close(&c->inst->users);
 	log_info(tstr_printf("instance=%s", c->inst->id), "thawed");
@@ -124,63 +126,81 @@ static int calls_thaw(struct instance_call *c)
 /* Sorted by name (strcmp), for bsearch; test-instance-calls checks it.
  * Client* calls: docs/client-calls.md; the others: docs/protocol.md. */
 static const struct instance_call_def instance_calls[] = {
-	{"CancelJob", instance_jobs_cancel, 0, NULL, NULL},
-	{"ClientAppPasswords", instance_client_app_passwords, CLIENT, NULL, NULL},
+	{"CancelJob", instance_jobs_cancel, 0, NULL, NULL, instance_audit_args},
+	{"ClientAppPasswords", instance_client_app_passwords, CLIENT, NULL, NULL, NULL},
+	{"ClientAuditLog", instance_audit_client_get, CLIENT, "auditor", NULL, instance_audit_args},
 	{"ClientCreateAppPassword", instance_client_create_app_password, CLIENT | W, NULL,
-	 "password"},
-	{"ClientDeleteAppPassword", instance_client_delete_app_password, CLIENT | W, NULL, NULL},
+	 "password", instance_audit_args},
+	{"ClientDeleteAppPassword", instance_client_delete_app_password, CLIENT | W, NULL, NULL,
+	 instance_audit_args},
 	/* zip and mbox need the export privilege, one message (eml) does not:
 	 * instance-export checks it by format */
-	{"ClientExport", instance_export_begin, CLIENT | W | LONG, NULL, NULL},
-	{"ClientExportEnd", instance_export_end, CLIENT, NULL, NULL},
-	{"ClientExportRead", instance_export_read, CLIENT, NULL, NULL},
-	{"ClientFetch", instance_client_fetch, CLIENT, NULL, NULL},
-	{"ClientFolderUids", instance_client_folder_uids, CLIENT, NULL, NULL},
-	{"ClientFolders", instance_client_folders, CLIENT, NULL, NULL},
-	{"ClientLogin", instance_client_login, CLIENT | INSTANCE_CALL_NO_SESSION | LONG, NULL,
+	{"ClientExport", instance_export_begin, CLIENT | W | LONG, NULL, NULL, instance_audit_args},
+	{"ClientExportEnd", instance_export_end, CLIENT, NULL, NULL, NULL},
+	{"ClientExportRead", instance_export_read, CLIENT, NULL, NULL, NULL},
+	{"ClientFetch", instance_client_fetch, CLIENT, NULL, NULL, instance_audit_fetch},
+	{"ClientFolderUids", instance_client_folder_uids, CLIENT, NULL, NULL, NULL},
+	{"ClientFolders", instance_client_folders, CLIENT, NULL, NULL, NULL},
+	{"ClientLogin", instance_client_login, CLIENT | INSTANCE_CALL_NO_SESSION | LONG, NULL, NULL,
 	 NULL},
-	{"ClientMessageView", instance_client_web_message_view, CLIENT, NULL, NULL},
-	{"ClientMessages", instance_client_messages, CLIENT, NULL, NULL},
-	{"ClientMfaActivate", instance_client_web_mfa_activate, CLIENT | W, NULL, NULL},
-	{"ClientMfaBegin", instance_client_web_mfa_begin, CLIENT | W, NULL, "password"},
-	{"ClientMfaDisable", instance_client_web_mfa_disable, CLIENT | W, NULL, "password"},
-	{"ClientPart", instance_client_web_part, CLIENT, NULL, NULL},
-	{"ClientSearchUids", instance_client_search_uids, CLIENT, NULL, NULL},
-	{"ClientSetPassword", instance_client_web_set_password, CLIENT | W, NULL, "oldPassword"},
-	{"ClientUser", instance_client_user, CLIENT, NULL, NULL},
-	{"CreateStore", instance_archive_create_store, W, NULL, NULL},
-	{"CreateUser", instance_users_create_user, USERS | W, NULL, NULL},
-	{"DeleteUser", instance_users_delete_user, USERS | W, NULL, NULL},
-	{"DisableMFA", instance_users_disable_mfa, USERS | W, NULL, NULL},
-	{"Freeze", calls_freeze, 0, NULL, NULL},
-	{"GetChildFolders", instance_archive_get_child_folders, 0, NULL, NULL},
-	{"GetFolderStatistics", instance_archive_get_folder_statistics, 0, NULL, NULL},
-	{"GetJob", instance_jobs_get, 0, NULL, NULL},
-	{"GetJobs", instance_jobs_list, 0, NULL, NULL},
-	{"GetLiveStatistics", calls_live_statistics, 0, NULL, NULL},
-	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL},
-	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL},
-	{"GetStores", instance_archive_get_stores, 0, NULL, NULL},
-	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL},
-	{"GetUsers", instance_users_get_users, USERS, NULL, NULL},
-	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL},
-	{"Ping", calls_ping, 0, NULL, NULL},
-	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL},
-	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL},
-	{"Search", instance_archive_search, 0, NULL, NULL},
-	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL},
-	{"SetUserEmailAddresses", instance_users_set_user_email_addresses, USERS | W, NULL, NULL},
-	{"SetUserFullName", instance_users_set_user_full_name, USERS | W, NULL, NULL},
-	{"SetUserLoginPrivileges", instance_users_set_user_login_privileges, USERS | W, NULL, NULL},
-	{"SetUserPassword", instance_users_set_user_password, USERS | W, NULL, NULL},
-	{"SetUserPrivileges", instance_users_set_user_privileges, USERS | W, NULL, NULL},
+	{"ClientMessageView", instance_client_web_message_view, CLIENT, NULL, NULL,
+	 instance_audit_args},
+	{"ClientMessages", instance_client_messages, CLIENT, NULL, NULL, instance_audit_search},
+	{"ClientMfaActivate", instance_client_web_mfa_activate, CLIENT | W, NULL, NULL,
+	 instance_audit_args},
+	{"ClientMfaBegin", instance_client_web_mfa_begin, CLIENT | W, NULL, "password",
+	 instance_audit_args},
+	{"ClientMfaDisable", instance_client_web_mfa_disable, CLIENT | W, NULL, "password",
+	 instance_audit_args},
+	{"ClientPart", instance_client_web_part, CLIENT, NULL, NULL, instance_audit_args},
+	{"ClientSearchUids", instance_client_search_uids, CLIENT, NULL, NULL,
+	 instance_audit_search},
+	{"ClientSetPassword", instance_client_web_set_password, CLIENT | W, NULL, "oldPassword",
+	 instance_audit_args},
+	{"ClientUser", instance_client_user, CLIENT, NULL, NULL, NULL},
+	{"CreateStore", instance_archive_create_store, W, NULL, NULL, instance_audit_args},
+	{"CreateUser", instance_users_create_user, USERS | W, NULL, NULL, instance_audit_args},
+	{"DeleteUser", instance_users_delete_user, USERS | W, NULL, NULL, instance_audit_args},
+	{"DisableMFA", instance_users_disable_mfa, USERS | W, NULL, NULL, instance_audit_args},
+	{"Freeze", calls_freeze, 0, NULL, NULL, instance_audit_args},
+	{"GetAuditLog", instance_audit_get, 0, NULL, NULL, instance_audit_args},
+	{"GetChildFolders", instance_archive_get_child_folders, 0, NULL, NULL, NULL},
+	{"GetFolderStatistics", instance_archive_get_folder_statistics, 0, NULL, NULL, NULL},
+	{"GetJob", instance_jobs_get, 0, NULL, NULL, NULL},
+	{"GetJobs", instance_jobs_list, 0, NULL, NULL, NULL},
+	{"GetLiveStatistics", calls_live_statistics, 0, NULL, NULL, NULL},
+	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL, instance_audit_args},
+	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL, NULL},
+	{"GetStores", instance_archive_get_stores, 0, NULL, NULL, NULL},
+	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL, NULL},
+	{"GetUsers", instance_users_get_users, USERS, NULL, NULL, NULL},
+	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL,
+	 instance_audit_args},
+	{"Ping", calls_ping, 0, NULL, NULL, NULL},
+	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL,
+	 instance_audit_args},
+	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL, instance_audit_args},
+	{"Search", instance_archive_search, 0, NULL, NULL, instance_audit_search},
+	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL,
+	 instance_audit_args},
+	{"SetUserEmailAddresses", instance_users_set_user_email_addresses, USERS | W, NULL, NULL,
+	 instance_audit_args},
+	{"SetUserFullName", instance_users_set_user_full_name, USERS | W, NULL, NULL,
+	 instance_audit_args},
+	{"SetUserLoginPrivileges", instance_users_set_user_login_privileges, USERS | W, NULL, NULL,
+	 instance_audit_args},
+	{"SetUserPassword", instance_users_set_user_password, USERS | W, NULL, NULL,
+	 instance_audit_args},
+	{"SetUserPrivileges", instance_users_set_user_privileges, USERS | W, NULL, NULL,
+	 instance_audit_args},
 	{"SetUserPrivilegesOnFolder", instance_users_set_user_privileges_on_folder, USERS | W, NULL,
-	 NULL},
+	 NULL, instance_audit_args},
 	{"StartImport", instance_archive_start_import, USERS | INSTANCE_CALL_FOR_USER | W | LONG,
-	 "archive", NULL},
-	{"SyncUsers", instance_users_sync_users, USERS | W, NULL, NULL},
-	{"Thaw", calls_thaw, 0, NULL, NULL},
-	{"VerifyStores", instance_archive_verify, W | LONG, NULL, NULL},
+	 "archive", NULL, instance_audit_args},
+	{"SyncUsers", instance_users_sync_users, USERS | W, NULL, NULL, instance_audit_args},
+	{"Thaw", calls_thaw, 0, NULL, NULL, instance_audit_args},
+	{"VerifyAuditLog", instance_audit_verify, 0, NULL, NULL, instance_audit_args},
+	{"VerifyStores", instance_archive_verify, W | LONG, NULL, NULL, instance_audit_args},
 };
 
 #undef W
@@ -210,7 +230,13 @@ const struct instance_call_def *instance_calls_table(size_t *count_r)
 /* Run the handler and answer what it left in the call. */
 static void calls_run(struct instance_call *c)
 {
+	if (c->def->audit != NULL && instance_audit_full(c->inst)) {
+		rpc_conn_reply_error(c->conn, c->id, "frozen",
+				     "the archive is frozen for maintenance: try again later");
+		return;
+	}
 	int ret = c->def->handler(c);
+	instance_audit_call(c, ret < 0 ? (c->code != NULL ? c->code : "failed") : NULL);
 	if (ret == INSTANCE_CALL_ANSWERED) {
 		/* answered by the handler, now or later */
 	} else if (ret < 0) {

@@ -15,7 +15,10 @@
  * names is checked on a worker thread (the user and the freeze are checked
  * again after it); then the handler runs. A call without WRITES is allowed
  * while frozen; LONG_RUNNING calls do their work off the event loop (a
- * job, a thread, a worker) and answer with a jobID or later.
+ * job, a thread, a worker) and answer with a jobID or later. A row with an
+ * audit function is recorded in the instance's audit log once it ran
+ * (refused with its code), and waits while a frozen instance holds too many
+ * entries unwritten.
  *
  * Modules own their handlers and export them through their headers; the
  * table is the only place that says which call reaches which handler. */
@@ -84,6 +87,9 @@ struct instance_call_def {
 	/* the argument with the account password, checked (Argon2id) on a
 	 * worker thread before the handler runs, or NULL */
 	const char *password_arg;
+	/* audited (instance-audit.h): what the entry's details are, or NULL
+	 * to leave this call out; not audited: NULL */
+	struct json *(*audit)(const struct instance_call *c);
 };
 
 /* The row for a call, or NULL. */

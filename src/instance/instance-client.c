@@ -7,6 +7,7 @@
  * once. What a user may read and do is instance-rights' to say; what they
  * may not read answers "not-found", the same as what does not exist. */
 #include "instance-client.h"
+#include "instance-audit.h"
 #include "archive.h"
 #include "array.h"
 #include "auth-throttle.h"
@@ -633,15 +634,29 @@ struct client_login {
 	struct instance *inst;
 	struct rpc_conn *conn;
 	uint32_t id;
-	char *user_name, *address, *totp;
+	char *user_name, *address, *totp, *service;
 	struct instance_users_check *check;
 };
+
+/* Every checked login, its outcome and the service (imap, web, api): who
+ * got in and who tried. Throttled or busy refusals were never checked and
+ * are counted in the live statistics instead (an attacker's flood would
+ * otherwise fill the log). */
+static void client_login_audit(struct client_login *l, const char *outcome)
+{
+	struct json *details = json_new_object();
+	json_set_string(details, "service", l->service);
+	json_set_string(details, "outcome", outcome);
+	instance_audit_record(l->inst, l->user_name, l->address, "ClientLogin", details);
+	json_unref(&details);
+}
 
 static void client_login_free(struct client_login *l)
 {
 	instance_users_check_free(&l->check);
 	mem_free(l->user_name);
 	mem_free(l->address);
+	mem_free(l->service);
 	if (l->totp != NULL)
 		crypto_wipe(l->totp, strlen(l->totp));
 	mem_free(l->totp);
@@ -680,6 +695,8 @@ static void client_login_done(void *ctx, bool ran)
 						  &view, &code, &error);
 	else if (ran)
 		code = "failed";
+	if (ran)
+		client_login_audit(l, ret > 0 ? "ok" : code);
 	if (ret > 0) {
 		client_login_throttle_end(l, AUTH_THROTTLE_SUCCEEDED);
 		rpc_conn_reply(l->conn, l->id, view);
@@ -739,10 +756,13 @@ int instance_client_login(struct instance_call *c)
 	l->user_name = mem_strdup(name == NULL ? "" : name);
 	l->address = address == NULL ? NULL : mem_strdup(address);
 	l->totp = totp == NULL ? NULL : mem_strdup(totp);
+	const char *service = json_get_string(args, "service");
+	l->service = service == NULL ? NULL : mem_strdup(service);
 	l->check =
 		instance_users_login_prepare(inst->users, name, json_get_string(args, "password"),
 					     json_get_string(args, "service"));
 	if (l->check == NULL) {
+		client_login_audit(l, "auth-failed");
 		client_login_throttle_end(l, AUTH_THROTTLE_FAILED);
 		rpc_conn_reply_error(conn, id, "auth-failed", "invalid user name or password");
 		client_login_free(l);

@@ -1,6 +1,7 @@
 #include "instance-main.h"
 #include "instance.h"
 #include "instance-archive.h"
+#include "instance-audit.h"
 #include "instance-jobs.h"
 #include "instance-client.h"
 #include "json.h"
@@ -179,6 +180,7 @@ int instance_main(int argc, char **argv)
 	inst.jobs = instance_jobs_create(inst.base, inst.base_dir, inst.key_file,
 					 instance_context(&inst));
 	inst.archive = instance_archive_create(inst.base_dir, inst.key_file, inst.jobs);
+	instance_audit_init(&inst);
 	/* before any call: an import cut short by a crash reports exactly
 	 * what it committed */
 	instance_archive_recover(inst.archive);
@@ -209,6 +211,7 @@ int instance_main(int argc, char **argv)
 	event_free(term);
 	event_free(inst.idle_timer);
 	instance_client_stop(&inst);
+	instance_audit_deinit(&inst);
 	rpc_conn_destroy(&inst.host);
 	/* the job runner's timer lives on the event base */
 	instance_archive_destroy(&inst.archive);

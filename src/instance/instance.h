@@ -20,6 +20,7 @@ struct event_base;
 struct json;
 struct rpc_conn;
 struct instance_archive;
+struct instance_audit;
 struct instance_export;
 struct instance_jobs;
 struct instance_users;
@@ -49,6 +50,7 @@ struct instance {
 	struct auth_throttle *login_throttle;
 	uint64_t logins_throttled, logins_busy;
 	bool stopping;
+	struct instance_audit *audit; /* instance-audit.c */
 };
 
 /* Dispatch one call from the Instance Host (instance-calls.c). */

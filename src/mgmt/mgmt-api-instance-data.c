@@ -46,6 +46,11 @@ static int mgmt_data_send(struct mgmt *mgmt, const struct json *args, const char
 	}
 	struct json *inner = json_clone(args);
 	(void)json_remove(inner, "instanceID");
+	/* the instance's audit log names who asked */
+	if (mgmt->caller_user != NULL) {
+		json_set_string(inner, "auditUser", mgmt->caller_user);
+		json_set_string(inner, "auditAddress", mgmt->caller_address);
+	}
 	struct json *host_args = json_new_object();
 	json_set_string(host_args, "instanceID", inst.id);
 	json_set_string(host_args, "method", method);
@@ -97,6 +102,8 @@ MGMT_FORWARD(mgmt_get_live_statistics, "GetLiveStatistics")
 MGMT_FORWARD(mgmt_get_child_folders, "GetChildFolders")
 MGMT_FORWARD(mgmt_get_folder_statistics, "GetFolderStatistics")
 MGMT_FORWARD(mgmt_get_messages, "GetMessages")
+MGMT_FORWARD(mgmt_get_audit_log, "GetAuditLog")
+MGMT_FORWARD(mgmt_verify_audit_log, "VerifyAuditLog")
 
 /* ---- long work: a job in the instance, followed until it ends ----
  *
@@ -443,6 +450,21 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	 NULL,
 	 mgmt_get_live_statistics,
 	 false},
+	F("GetInstanceAuditLog",
+	  "The instance's audit log (logins, message reads and downloads, exports, searches by "
+	  "auditors, administrators' changes), newest first, filtered and paged; read on a "
+	  "worker of the instance (docs/compliance.md).",
+	  mgmt_get_audit_log, {"user", MGMT_API_STRING, false, "only this user's entries"},
+	  {"action", MGMT_API_STRING, false, "only this action, e.g. ClientLogin, ClientFetch"},
+	  {"since", MGMT_API_STRING, false, "from this UTC time or date, e.g. 2026-12-01"},
+	  {"until", MGMT_API_STRING, false, "up to this UTC time, or the end of this date"},
+	  {"text", MGMT_API_STRING, false, "only entries whose details contain this"},
+	  {"limit", MGMT_API_NUMBER, false, "1 to 1000 (default 100)"},
+	  {"offset", MGMT_API_NUMBER, false, "newest entries to skip (offset + limit <= 20000)"}),
+	F("VerifyInstanceAuditLog",
+	  "Check the hash chain of the instance's audit log: the number of entries, or the "
+	  "first line that does not fit.",
+	  mgmt_verify_audit_log),
 	F("Search", "Search an instance's archive with the query language (docs/api.md).",
 	  mgmt_search,
 	  {"query", MGMT_API_STRING, true,

@@ -347,12 +347,18 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 		mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
 		struct mgmt_job *job =
 			mgmt_job_create(mgmt->jobs, req, name, user, f->long_running);
+		mgmt->caller_user = user;
+		mgmt->caller_address = http_request_peer(req);
 		f->start(mgmt, args, job);
+		mgmt->caller_user = mgmt->caller_address = NULL;
 		json_unref(&args);
 		return;
 	}
 	mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
+	mgmt->caller_user = user;
+	mgmt->caller_address = http_request_peer(req);
 	ret = f->run(mgmt, args, &result, &error);
+	mgmt->caller_user = mgmt->caller_address = NULL;
 	json_unref(&args);
 	if (ret < 0) {
 		log_info(context, "API %s failed: %s", name, error);

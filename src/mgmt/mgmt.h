@@ -30,6 +30,9 @@ struct mgmt {
 	struct rpc_server *tcp_server;
 	struct http_server *http;
 	time_t started;
+	/* who makes the API call being run now (NULL outside one): calls into
+	 * an instance carry it into the instance's audit log */
+	const char *caller_user, *caller_address;
 };
 
 /* Save the management database after a change; on failure the change is
