@@ -708,6 +708,11 @@ struct archive *instance_archive_for_reading(struct instance_archive *ia, const 
 	return instance_archive_get(ia, false, error_r);
 }
 
+struct archive *instance_archive_for_writing(struct instance_archive *ia, const char **error_r)
+{
+	return instance_archive_get(ia, true, error_r);
+}
+
 void instance_archive_destroy(struct instance_archive **ia)
 {
 	struct instance_archive *a = *ia;

@@ -7,6 +7,7 @@
 #include "instance-client-web.h"
 #include "instance-export.h"
 #include "instance-rights.h"
+#include "instance-retention.h"
 #include "instance-jobs.h"
 #include "instance-users.h"
 #include "json.h"
@@ -160,16 +161,22 @@ static const struct instance_call_def instance_calls[] = {
 	{"ClientUser", instance_client_user, CLIENT, NULL, NULL, NULL},
 	{"CreateStore", instance_archive_create_store, W, NULL, NULL, instance_audit_args},
 	{"CreateUser", instance_users_create_user, USERS | W, NULL, NULL, instance_audit_args},
+	{"DeleteMessage", instance_retention_delete_message, USERS | W, NULL, NULL,
+	 instance_audit_args},
+	{"DeleteMessages", instance_retention_delete_messages, USERS | W, NULL, NULL,
+	 instance_audit_args},
 	{"DeleteUser", instance_users_delete_user, USERS | W, NULL, NULL, instance_audit_args},
 	{"DisableMFA", instance_users_disable_mfa, USERS | W, NULL, NULL, instance_audit_args},
 	{"Freeze", calls_freeze, 0, NULL, NULL, instance_audit_args},
 	{"GetAuditLog", instance_audit_get, 0, NULL, NULL, instance_audit_args},
 	{"GetChildFolders", instance_archive_get_child_folders, 0, NULL, NULL, NULL},
+	{"GetComplianceConfiguration", instance_retention_get_compliance, USERS, NULL, NULL, NULL},
 	{"GetFolderStatistics", instance_archive_get_folder_statistics, 0, NULL, NULL, NULL},
 	{"GetJob", instance_jobs_get, 0, NULL, NULL, NULL},
 	{"GetJobs", instance_jobs_list, 0, NULL, NULL, NULL},
 	{"GetLiveStatistics", calls_live_statistics, 0, NULL, NULL, NULL},
 	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL, instance_audit_args},
+	{"GetRetentionPolicies", instance_retention_get_policies, USERS, NULL, NULL, NULL},
 	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL, NULL},
 	{"GetStores", instance_archive_get_stores, 0, NULL, NULL, NULL},
 	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL, NULL},
@@ -177,10 +184,16 @@ static const struct instance_call_def instance_calls[] = {
 	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL,
 	 instance_audit_args},
 	{"Ping", calls_ping, 0, NULL, NULL, NULL},
+	{"ProcessRetentionPolicies", instance_retention_process, USERS | W | LONG, NULL, NULL,
+	 instance_audit_args},
 	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL,
 	 instance_audit_args},
 	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL, instance_audit_args},
 	{"Search", instance_archive_search, 0, NULL, NULL, instance_audit_search},
+	{"SetComplianceConfiguration", instance_retention_set_compliance, USERS | W, NULL, NULL,
+	 instance_audit_args},
+	{"SetRetentionPolicies", instance_retention_set_policies, USERS | W, NULL, NULL,
+	 instance_audit_args},
 	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL,
 	 instance_audit_args},
 	{"SetUserEmailAddresses", instance_users_set_user_email_addresses, USERS | W, NULL, NULL,

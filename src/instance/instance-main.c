@@ -3,6 +3,7 @@
 #include "instance-archive.h"
 #include "instance-audit.h"
 #include "instance-jobs.h"
+#include "instance-retention.h"
 #include "instance-client.h"
 #include "json.h"
 #include "log.h"
@@ -181,6 +182,7 @@ int instance_main(int argc, char **argv)
 					 instance_context(&inst));
 	inst.archive = instance_archive_create(inst.base_dir, inst.key_file, inst.jobs);
 	instance_audit_init(&inst);
+	instance_retention_init(&inst);
 	/* before any call: an import cut short by a crash reports exactly
 	 * what it committed */
 	instance_archive_recover(inst.archive);
@@ -210,6 +212,7 @@ int instance_main(int argc, char **argv)
 	log_info(instance_context(&inst), "stopped");
 	event_free(term);
 	event_free(inst.idle_timer);
+	instance_retention_deinit(&inst);
 	instance_client_stop(&inst);
 	instance_audit_deinit(&inst);
 	rpc_conn_destroy(&inst.host);

@@ -34,6 +34,7 @@ struct instance {
 	struct event_base *base;
 	struct rpc_conn *host;
 	struct event *idle_timer;
+	struct event *retention_timer; /* daily retention runs (instance-retention.c) */
 	time_t started;
 	time_t last_used;
 	bool frozen;

@@ -165,6 +165,20 @@ static const char *const catalog_migrations[] = {
 	"CREATE TABLE user_app_passwords (user_id INTEGER NOT NULL, position INTEGER NOT NULL,"
 	"  name TEXT NOT NULL, hash TEXT NOT NULL, created INTEGER NOT NULL,"
 	"  PRIMARY KEY (user_id, position)) WITHOUT ROWID;",
+	/* 12: compliance. Legal holds (user '' holds the whole instance,
+	 * otherwise an archive name), retention policies (kind 0: minimum,
+	 * 1: maximum keep time; users and folders newline-separated, '' for
+	 * all), and the records deleted messages left in the stores, which
+	 * stay there until a compaction rewrites their segments (kind 1: a
+	 * MESSAGE record, 2: a PART, 3: a REF). */
+	"CREATE TABLE legal_holds (user TEXT NOT NULL PRIMARY KEY, since INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE retention_policies (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+	"  kind INTEGER NOT NULL, days INTEGER NOT NULL, users TEXT NOT NULL,"
+	"  folders TEXT NOT NULL, query TEXT NOT NULL);"
+	"CREATE TABLE removals (id INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+	"  hash BLOB NOT NULL, store_id INTEGER NOT NULL, segment INTEGER NOT NULL,"
+	"  offset INTEGER NOT NULL, length INTEGER NOT NULL, deleted_at INTEGER NOT NULL);",
 };
 
 static const char *const catalog_state_names[] = {"current", "normal", "write-protected",
@@ -641,6 +655,32 @@ static int catalog_next_content_id(struct catalog *cat, const char **error_r)
 				   "content ids", &cat->next_content_id, 1, error_r);
 }
 
+/* One index row's values, bound from the first parameter on: the same for
+ * adding a content and for FTS5's 'delete' of it, which must be given
+ * exactly the values the row was indexed with. */
+static int catalog_fts_write(struct catalog *cat, sqlite3_stmt *st, int64_t id,
+			     const struct catalog_content *c, const char *what,
+			     const char **error_r)
+{
+	struct str *addr[3] = {str_create(128), str_create(128), str_create(128)};
+	const char *fields[3] = {c->from, c->to, c->cc};
+	for (int i = 0; i < 3; i++) {
+		str_append(addr[i], fields[i]);
+		search_query_address_tokens(fields[i], addr[i]);
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, str_c(addr[0]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, str_c(addr[1]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, str_c(addr[2]), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, c->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, c->body_text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, c->attachment_names, -1, SQLITE_STATIC);
+	int ret = catalog_step_done(cat, st, what, error_r);
+	for (int i = 0; i < 3; i++)
+		str_destroy(&addr[i]);
+	return ret;
+}
+
 int catalog_content_add(struct catalog *cat, const struct catalog_content *c, int64_t *id_r,
 			const char **error_r)
 {
@@ -673,25 +713,7 @@ int catalog_content_add(struct catalog *cat, const struct catalog_content *c, in
 			  "INSERT INTO fts (rowid, f_from, f_to, f_cc, f_subject, f_body,"
 			  " f_attachment) VALUES (?, ?, ?, ?, ?, ?, ?)",
 			  error_r);
-	if (st == NULL)
-		return -1;
-	struct str *addr[3] = {str_create(128), str_create(128), str_create(128)};
-	const char *fields[3] = {c->from, c->to, c->cc};
-	for (int i = 0; i < 3; i++) {
-		str_append(addr[i], fields[i]);
-		search_query_address_tokens(fields[i], addr[i]);
-	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, str_c(addr[0]), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, str_c(addr[1]), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, str_c(addr[2]), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, c->subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, c->body_text, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, c->attachment_names, -1, SQLITE_STATIC);
-	int ret = catalog_step_done(cat, st, "indexing a content", error_r);
-	for (int i = 0; i < 3; i++)
-		str_destroy(&addr[i]);
-	if (ret < 0)
+	if (st == NULL || catalog_fts_write(cat, st, id, c, "indexing a content", error_r) < 0)
 		return -1;
 
 	for (size_t i = 0; i < c->part_count; i++) {
@@ -2004,11 +2026,334 @@ static int catalog_users_copy_table(struct catalog *from, struct catalog *to, co
 
 int catalog_users_copy(struct catalog *from, struct catalog *to, const char **error_r)
 {
-	static const char *const tables[] = {"users", "user_emails", "user_privileges",
-					     "user_folder_rights", "user_app_passwords"};
+	/* legal holds and retention policies are not in the stores either */
+	static const char *const tables[] = {"users",
+					     "user_emails",
+					     "user_privileges",
+					     "user_folder_rights",
+					     "user_app_passwords",
+					     "legal_holds",
+					     "retention_policies"};
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		if (catalog_users_copy_table(from, to, tables[i], error_r) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* ---- compliance (schema 12) ---- */
+
+int catalog_hold_set(struct catalog *cat, const char *user, bool on, int64_t since,
+		     const char *reason, const char **error_r)
+{
+	sqlite3_stmt *st;
+	const char *sql = on ? "INSERT OR REPLACE INTO legal_holds (user, since, reason)"
+			       " VALUES (?, ?, ?)"
+			     : "DELETE FROM legal_holds WHERE user = ?";
+	if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "setting a legal hold", error_r);
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	if (on) {
+		sqlite3_bind_int64(st, 2, since);
+		sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	}
+	int ret = catalog_step_done(cat, st, "setting a legal hold", error_r);
+	catalog_finalize(cat, st);
+	return ret;
+}
+
+int catalog_holds(struct catalog *cat, catalog_hold_cb *cb, void *context, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT user, since, reason FROM legal_holds ORDER BY user",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "listing legal holds", error_r);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), context);
+	catalog_finalize(cat, st);
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "listing legal holds", error_r);
+}
+
+int catalog_policies_replace(struct catalog *cat, const struct catalog_policy *policies,
+			     size_t count, const char **error_r)
+{
+	if (catalog_exec(cat, "DELETE FROM retention_policies", error_r) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "INSERT INTO retention_policies (name, kind, days, users, folders,"
+			       " query) VALUES (?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "saving retention policies", error_r);
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < count; i++) {
+		const struct catalog_policy *p = &policies[i];
+		sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, p->kind);
+		sqlite3_bind_int64(st, 3, p->days);
+		sqlite3_bind_text(st, 4, p->users, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, p->folders, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, p->query, -1, SQLITE_STATIC);
+		ret = catalog_step_done(cat, st, "saving a retention policy", error_r);
+	}
+	catalog_finalize(cat, st);
+	return ret;
+}
+
+int catalog_policies(struct catalog *cat, catalog_policy_cb *cb, void *context,
+		     const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT name, kind, days, users, folders, query FROM"
+			       " retention_policies ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "reading retention policies", error_r);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_policy p = {
+			.name = (const char *)sqlite3_column_text(st, 0),
+			.kind = sqlite3_column_int(st, 1),
+			.days = sqlite3_column_int64(st, 2),
+			.users = (const char *)sqlite3_column_text(st, 3),
+			.folders = (const char *)sqlite3_column_text(st, 4),
+			.query = (const char *)sqlite3_column_text(st, 5),
+		};
+		cb(&p, context);
+	}
+	catalog_finalize(cat, st);
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "reading retention policies", error_r);
+}
+
+static void catalog_column_ref(sqlite3_stmt *st, struct catalog_message_ref *ref_r)
+{
+	ref_r->id = sqlite3_column_int64(st, 0);
+	ref_r->content_id = sqlite3_column_int64(st, 1);
+	ref_r->date = sqlite3_column_int64(st, 2);
+	snprintf(ref_r->user, sizeof(ref_r->user), "%s", sqlite3_column_text(st, 3));
+	snprintf(ref_r->path, sizeof(ref_r->path), "%s", sqlite3_column_text(st, 4));
+}
+
+#define CATALOG_REF_COLUMNS                                                                        \
+	"SELECT m.id, m.content_id, m.date, f.user, f.path FROM messages m"                        \
+	" JOIN folders f ON f.id = m.folder_id"
+
+int catalog_message_ref(struct catalog *cat, int64_t message_id, struct catalog_message_ref *ref_r,
+			const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, CATALOG_REF_COLUMNS " WHERE m.id = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return catalog_fail(cat, "finding a message", error_r);
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		catalog_column_ref(st, ref_r);
+	catalog_finalize(cat, st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
+}
+
+int catalog_messages_before(struct catalog *cat, int64_t before, catalog_ref_cb *cb, void *context,
+			    const char **error_r)
+{
+	sqlite3_stmt *st;
+	/* the date index (messages_date) gives the range in date order */
+	if (sqlite3_prepare_v2(cat->db,
+			       CATALOG_REF_COLUMNS " WHERE m.date < ? ORDER BY m.date, m.id", -1,
+			       &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "listing old messages", error_r);
+	sqlite3_bind_int64(st, 1, before);
+	int rc, stop = 0;
+	while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_message_ref ref;
+		catalog_column_ref(st, &ref);
+		stop = cb(&ref, context);
+	}
+	catalog_finalize(cat, st);
+	if (stop != 0)
+		return 0;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "listing old messages", error_r);
+}
+
+/* A record left behind in a store, for a later compaction. */
+static int catalog_removal_add(struct catalog *cat, int kind, const void *hash,
+			       const struct catalog_loc *loc, int64_t now, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(
+		    cat->db,
+		    "INSERT INTO removals (kind, hash, store_id, segment, offset, length,"
+		    " deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		    -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "recording a removal", error_r);
+	sqlite3_bind_int(st, 1, kind);
+	sqlite3_bind_blob(st, 2, hash, CATALOG_HASH_LEN, SQLITE_STATIC);
+	bind_loc(st, 3, loc);
+	sqlite3_bind_int64(st, 7, now);
+	int ret = catalog_step_done(cat, st, "recording a removal", error_r);
+	catalog_finalize(cat, st);
+	return ret;
+}
+
+int catalog_message_remove(struct catalog *cat, int64_t message_id, int64_t now,
+			   int64_t *content_id_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	/* the message's own record is a REF unless it is where its content
+	 * was stored: that MESSAGE record goes only with the content */
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT m.content_id, m.store_id, m.segment, m.offset, m.length,"
+			       " c.hash, (c.store_id = m.store_id AND c.segment = m.segment AND"
+			       " c.offset = m.offset), (SELECT count(*) FROM messages o WHERE"
+			       " o.content_id = m.content_id) FROM messages m JOIN contents c ON"
+			       " c.id = m.content_id WHERE m.id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "removing a message", error_r);
+	sqlite3_bind_int64(st, 1, message_id);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		catalog_finalize(cat, st);
+		if (rc == SQLITE_DONE)
+			return 0;
+		return catalog_fail(cat, "removing a message", error_r);
+	}
+	struct catalog_loc loc;
+	unsigned char hash[CATALOG_HASH_LEN];
+	*content_id_r = sqlite3_column_int64(st, 0);
+	column_loc(st, 1, &loc);
+	memcpy(hash, sqlite3_column_blob(st, 5), CATALOG_HASH_LEN);
+	bool is_content_record = sqlite3_column_int(st, 6) != 0;
+	int64_t refs = sqlite3_column_int64(st, 7);
+	catalog_finalize(cat, st);
+	if (!is_content_record && catalog_removal_add(cat, 3, hash, &loc, now, error_r) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(cat->db, "DELETE FROM messages WHERE id = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return catalog_fail(cat, "removing a message", error_r);
+	sqlite3_bind_int64(st, 1, message_id);
+	int ret = catalog_step_done(cat, st, "removing a message", error_r);
+	catalog_finalize(cat, st);
+	if (ret < 0)
+		return -1;
+	return refs <= 1 ? 2 : 1;
+}
+
+int catalog_content_record(struct catalog *cat, int64_t content_id,
+			   unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,
+			   const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT hash, store_id, segment, offset, length FROM contents"
+			       " WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "finding a content", error_r);
+	sqlite3_bind_int64(st, 1, content_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memcpy(hash_r, sqlite3_column_blob(st, 0), CATALOG_HASH_LEN);
+		column_loc(st, 1, loc_r);
+	}
+	catalog_finalize(cat, st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a content", error_r);
+}
+
+/* The parts only this content needed: recorded for removal and forgotten. */
+static int catalog_content_parts_remove(struct catalog *cat, int64_t content_id, int64_t now,
+					const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT p.id, p.hash, p.store_id, p.segment, p.offset, p.length"
+			       " FROM content_parts cp JOIN parts p ON p.id = cp.part_id WHERE"
+			       " cp.content_id = ?1 AND NOT EXISTS (SELECT 1 FROM content_parts o"
+			       " WHERE o.part_id = cp.part_id AND o.content_id <> ?1)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "removing parts", error_r);
+	sqlite3_bind_int64(st, 1, content_id);
+	ARRAY(int64_t) orphans = ARRAY_INIT;
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_loc loc;
+		column_loc(st, 2, &loc);
+		array_append(&orphans, sqlite3_column_int64(st, 0));
+		ret = catalog_removal_add(cat, 2, sqlite3_column_blob(st, 1), &loc, now, error_r);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = catalog_fail(cat, "removing parts", error_r);
+	catalog_finalize(cat, st);
+	if (ret == 0 && sqlite3_prepare_v2(cat->db, "DELETE FROM parts WHERE id = ?", -1, &st,
+					   NULL) == SQLITE_OK) {
+		for (size_t i = 0; ret == 0 && i < orphans.count; i++) {
+			sqlite3_bind_int64(st, 1, orphans.items[i]);
+			ret = catalog_step_done(cat, st, "removing a part", error_r);
+		}
+		catalog_finalize(cat, st);
+	} else if (ret == 0) {
+		ret = catalog_fail(cat, "removing parts", error_r);
+	}
+	array_free(&orphans);
+	return ret;
+}
+
+int catalog_content_remove(struct catalog *cat, int64_t content_id,
+			   const struct catalog_content *indexed, int64_t now, const char **error_r)
+{
+	unsigned char hash[CATALOG_HASH_LEN];
+	struct catalog_loc loc;
+	int found = catalog_content_record(cat, content_id, hash, &loc, error_r);
+	if (found <= 0)
+		return found;
+	/* contentless FTS5 (SQLite 3.40: no contentless_delete) forgets a row
+	 * only when told the values it was indexed with */
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "INSERT INTO fts (fts, rowid, f_from, f_to, f_cc, f_subject, f_body,"
+			       " f_attachment) VALUES ('delete', ?, ?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "unindexing a content", error_r);
+	int ret = catalog_fts_write(cat, st, content_id, indexed, "unindexing a content", error_r);
+	catalog_finalize(cat, st);
+	if (ret < 0 || catalog_content_parts_remove(cat, content_id, now, error_r) < 0 ||
+	    catalog_removal_add(cat, 1, hash, &loc, now, error_r) < 0)
+		return -1;
+	const char *const deletes[] = {"DELETE FROM content_parts WHERE content_id = ?",
+				       "DELETE FROM contents WHERE id = ?"};
+	for (size_t i = 0; i < 2; i++) {
+		if (sqlite3_prepare_v2(cat->db, deletes[i], -1, &st, NULL) != SQLITE_OK)
+			return catalog_fail(cat, "removing a content", error_r);
+		sqlite3_bind_int64(st, 1, content_id);
+		ret = catalog_step_done(cat, st, "removing a content", error_r);
+		catalog_finalize(cat, st);
+		if (ret < 0)
+			return -1;
+	}
+	return 1;
+}
+
+int catalog_foreach_removal(struct catalog *cat, catalog_record_cb *cb, void *context,
+			    const char **error_r)
+{
+	return catalog_foreach(cat,
+			       "SELECT id, hash, store_id, segment, offset, length FROM removals"
+			       " ORDER BY store_id, segment, offset",
+			       cb, context, error_r);
+}
+
+int catalog_removals_pending(struct catalog *cat, uint64_t *records_r, uint64_t *bytes_r,
+			     const char **error_r)
+{
+	int64_t v[2] = {0, 0};
+	if (catalog_select_ints(cat, "SELECT count(*), ifnull(sum(length), 0) FROM removals",
+				"pending removals", v, 2, error_r) < 0)
+		return -1;
+	*records_r = (uint64_t)v[0];
+	*bytes_r = (uint64_t)v[1];
 	return 0;
 }

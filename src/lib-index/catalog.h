@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 11
+#define CATALOG_SCHEMA_VERSION 12
 
 struct catalog;
 
@@ -326,5 +326,66 @@ int catalog_users_load(struct catalog *cat, catalog_user_row_cb *cb, void *conte
  * transaction): users are not in the stores, so a rebuild keeps them this
  * way. */
 int catalog_users_copy(struct catalog *from, struct catalog *to, const char **error_r);
+
+/* ---- compliance (schema 12) ----
+ *
+ * Legal holds: user "" holds the whole instance, any other value the
+ * archive of that name. catalog_hold_set() sets (on) or lifts one. */
+int catalog_hold_set(struct catalog *cat, const char *user, bool on, int64_t since,
+		     const char *reason, const char **error_r);
+typedef void catalog_hold_cb(const char *user, int64_t since, const char *reason, void *context);
+int catalog_holds(struct catalog *cat, catalog_hold_cb *cb, void *context, const char **error_r);
+
+/* Retention policies, as the engine gives them (archive-retention.c reads
+ * them): kind 0 keeps for at least `days`, 1 deletes after `days`; users
+ * and folders are newline-separated lists ("" for all), query is in the
+ * query language ("" for all). Replaced all at once. */
+struct catalog_policy {
+	const char *name;
+	int kind;
+	int64_t days;
+	const char *users, *folders, *query;
+};
+int catalog_policies_replace(struct catalog *cat, const struct catalog_policy *policies,
+			     size_t count, const char **error_r);
+typedef void catalog_policy_cb(const struct catalog_policy *policy, void *context);
+int catalog_policies(struct catalog *cat, catalog_policy_cb *cb, void *context,
+		     const char **error_r);
+
+/* A message's folder reference, for deciding whether it may go. */
+struct catalog_message_ref {
+	int64_t id, content_id, date;
+	char user[256], path[1024];
+};
+/* 1 found, 0 not, -1 error. */
+int catalog_message_ref(struct catalog *cat, int64_t message_id, struct catalog_message_ref *ref_r,
+			const char **error_r);
+/* Messages dated before `before`, oldest first; non-zero from cb stops. */
+typedef int catalog_ref_cb(const struct catalog_message_ref *ref, void *context);
+int catalog_messages_before(struct catalog *cat, int64_t before, catalog_ref_cb *cb, void *context,
+			    const char **error_r);
+
+/* Deletion, inside the caller's transaction. catalog_message_remove()
+ * forgets one folder reference (its REF record is recorded for removal):
+ * 0 no such message, 1 removed and its content is still referred to, 2
+ * removed and nothing refers to its content (*content_id_r) any more: the
+ * caller then calls catalog_content_remove() with the values the content
+ * was indexed with (derived again from the message), which drops its index
+ * row, its row, and the parts no other content needs, recording their
+ * records for removal. The records stay in the segments until a compaction
+ * (catalog_removals_pending() counts them). */
+int catalog_message_remove(struct catalog *cat, int64_t message_id, int64_t now,
+			   int64_t *content_id_r, const char **error_r);
+int catalog_content_record(struct catalog *cat, int64_t content_id,
+			   unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,
+			   const char **error_r);
+int catalog_content_remove(struct catalog *cat, int64_t content_id,
+			   const struct catalog_content *indexed, int64_t now,
+			   const char **error_r);
+/* Records deleted messages left behind (verify knows them: not strays). */
+int catalog_foreach_removal(struct catalog *cat, catalog_record_cb *cb, void *context,
+			    const char **error_r);
+int catalog_removals_pending(struct catalog *cat, uint64_t *records_r, uint64_t *bytes_r,
+			     const char **error_r);
 
 #endif

@@ -192,10 +192,11 @@ static void test_schema_versions(void **state)
 	assert_int_equal(query_int(db, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
 	assert_int_equal(query_int(db, "SELECT v FROM fts_config WHERE k = 'automerge'"), 8);
 	assert_int_equal(query_int(db, "SELECT sum(messages) FROM folders"), 3);
-	/* schema 6: no users' tables (11), no zones (10), no counts and no
-	 * triggers (9), a count of defects instead of kinds (8), FTS5's
-	 * default automerge (7) */
-	char *older = mem_printf("DROP TABLE users; DROP TABLE user_emails;"
+	/* schema 6: no compliance tables (12), no users' tables (11), no zones (10), no counts and
+	 * no triggers (9), a count of defects instead of kinds (8), FTS5's default automerge (7) */
+	char *older = mem_printf("DROP TABLE legal_holds; DROP TABLE retention_policies;"
+				 "DROP TABLE removals;"
+				 "DROP TABLE users; DROP TABLE user_emails;"
 				 "DROP TABLE user_privileges; DROP TABLE user_folder_rights;"
 				 "DROP TABLE user_app_passwords;"
 				 "ALTER TABLE contents DROP COLUMN zone;"
@@ -227,6 +228,10 @@ static void test_schema_versions(void **state)
 	/* 11: the users' tables, empty (the instance moves users.sealed in) */
 	assert_int_equal(query_int(db, "SELECT count(*) FROM users"), 0);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM user_app_passwords"), 0);
+	/* 12: no holds, no policies, nothing deleted yet */
+	assert_int_equal(query_int(db, "SELECT count(*) FROM legal_holds"), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM retention_policies"), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM removals"), 0);
 	char *newer = mem_printf("PRAGMA user_version = %d", CATALOG_SCHEMA_VERSION + 1);
 	assert_int_equal(sqlite3_exec(db, newer, NULL, NULL, NULL), SQLITE_OK);
 	mem_free(newer);

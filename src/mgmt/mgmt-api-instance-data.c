@@ -104,6 +104,12 @@ MGMT_FORWARD(mgmt_get_folder_statistics, "GetFolderStatistics")
 MGMT_FORWARD(mgmt_get_messages, "GetMessages")
 MGMT_FORWARD(mgmt_get_audit_log, "GetAuditLog")
 MGMT_FORWARD(mgmt_verify_audit_log, "VerifyAuditLog")
+MGMT_FORWARD(mgmt_get_compliance, "GetComplianceConfiguration")
+MGMT_FORWARD(mgmt_set_compliance, "SetComplianceConfiguration")
+MGMT_FORWARD(mgmt_delete_message, "DeleteMessage")
+MGMT_FORWARD(mgmt_delete_messages, "DeleteMessages")
+MGMT_FORWARD(mgmt_get_retention, "GetRetentionPolicies")
+MGMT_FORWARD(mgmt_set_retention, "SetRetentionPolicies")
 
 /* ---- long work: a job in the instance, followed until it ends ----
  *
@@ -332,6 +338,7 @@ static void mgmt_follow_start(struct mgmt *mgmt, const struct json *args, struct
 MGMT_FOLLOW(mgmt_import_files, "StartImport", "import")
 MGMT_FOLLOW(mgmt_verify_stores, "VerifyStores", "verify")
 MGMT_FOLLOW(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes", "rebuild")
+MGMT_FOLLOW(mgmt_process_retention, "ProcessRetentionPolicies", "retention run")
 MGMT_FORWARD(mgmt_get_jobs, "GetJobs")
 MGMT_FORWARD(mgmt_get_job, "GetJob")
 MGMT_FORWARD(mgmt_cancel_job, "CancelJob")
@@ -471,6 +478,56 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	   "e.g. from:alice subject:\"report\" date:2024-01-01..2024-12-31"},
 	  {"limit", MGMT_API_NUMBER, false, "1 to 1000 (default 50)"},
 	  {"offset", MGMT_API_NUMBER, false, "for paging"}),
+	F("GetComplianceConfiguration",
+	  "The instance's legal hold and the users' (archives') legal holds, and what deletions "
+	  "left in the stores for a compaction (pendingRemoval: records, bytes).",
+	  mgmt_get_compliance),
+	F("SetComplianceConfiguration",
+	  "Turn a legal hold on or off, for the whole instance or one user's archive. While a "
+	  "hold is on nothing it covers is deleted, by anyone or by retention; every change is "
+	  "in the instance's audit log.",
+	  mgmt_set_compliance, {"legalHold", MGMT_API_BOOL, true, "true: on; false: off"},
+	  {"userName", MGMT_API_STRING, false, "only this user's archive (default the instance)"},
+	  {"reason", MGMT_API_STRING, false, "why (shown with the hold and audited)"}),
+	F("DeleteMessage",
+	  "Delete one message from its folder, unless a legal hold or a minimum keep time "
+	  "protects it (refused: protected). A content other folders hold stays for them. "
+	  "Audited with the reason.",
+	  mgmt_delete_message,
+	  {"messageID", MGMT_API_NUMBER, true,
+	   "as Search or GetMessages "
+	   "give it"},
+	  {"reason", MGMT_API_STRING, true, "why (audited)"},
+	  {"userName", MGMT_API_STRING, false,
+	   "delete as this user: needs the delete privilege and the delete right on the folder"}),
+	F("DeleteMessages",
+	  "Delete every message a search finds (at most 10000), all or none: refused if a hold, "
+	  "a minimum keep time or the user's rights protect any of them.",
+	  mgmt_delete_messages, {"query", MGMT_API_STRING, true, "the query language, as Search"},
+	  {"reason", MGMT_API_STRING, true, "why (audited)"},
+	  {"userName", MGMT_API_STRING, false,
+	   "delete as this user: needs the delete privilege and the delete right on each folder"}),
+	F("GetRetentionPolicies", "The instance's retention policies.", mgmt_get_retention),
+	F("SetRetentionPolicies",
+	  "Replace the instance's retention policies. A minimum keep time protects what it covers "
+	  "from deletion (also by administrators) until it is that old; a maximum keep time has "
+	  "ProcessRetentionPolicies delete it once older. Ages count from the message's date.",
+	  mgmt_set_retention,
+	  {"policies", MGMT_API_JSON, true,
+	   "a JSON list of {name, type (minimum or maximum), days, users (archive names), "
+	   "folders (paths, with their subfolders), query}; users, folders and query are "
+	   "optional limits"}),
+	{"ProcessRetentionPolicies",
+	 "Delete what the maximum keep times say, except what a legal hold or a minimum keep "
+	 "time protects; long-running, with progress (a job of the instance, also run daily). "
+	 "The result counts expired, keptByLegalHold, keptByMinimum, deleted (or wouldDelete) "
+	 "and lists the first listLimit message IDs in report.",
+	 {ID_ARG,
+	  {"dryRun", MGMT_API_BOOL, false, "only list what would be deleted (default false)"},
+	  {"listLimit", MGMT_API_NUMBER, false, "message IDs to list, 0 to 1000 (default 100)"}},
+	 NULL,
+	 mgmt_process_retention,
+	 true},
 	{"ImportFiles",
 	 "Import EML files, folders of them, mbox files or Maildir trees from below "
 	 "<baseDirectory>/import/ on the Instance Host into a user's archive; long-running, with "

@@ -1,0 +1,495 @@
+/* instance-retention: legal hold, deletion and retention in an instance. */
+#include "instance-retention.h"
+#include "instance-archive.h"
+#include "instance-audit.h"
+#include "instance-calls.h"
+#include "instance-jobs.h"
+#include "instance-rights.h"
+#include "instance-users.h"
+#include "instance.h"
+#include "archive-delete.h"
+#include "archive-retention.h"
+#include "archive.h"
+#include "array.h"
+#include "catalog.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "tstr.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- holds and policies: a catalog handle per call ---- */
+
+static struct catalog *retention_catalog(struct instance_call *c)
+{
+	struct catalog *cat;
+	if (archive_catalog_open(c->inst->base_dir, c->inst->key_file, &cat, &c->error) < 0)
+		return NULL;
+	return cat;
+}
+
+static void retention_hold_json(const char *user, int64_t since, const char *reason, void *context)
+{
+	struct json *conf = context;
+	struct json *h = json_new_object();
+	json_set_bool(h, "on", true);
+	json_set_int(h, "since", (long long)since);
+	json_set_string(h, "reason", reason);
+	if (user == NULL) {
+		json_set(conf, "legalHold", h);
+		return;
+	}
+	json_set_string(h, "archive", user);
+	json_append(json_get(conf, "userLegalHolds"), h);
+}
+
+int instance_retention_get_compliance(struct instance_call *c)
+{
+	struct catalog *cat = retention_catalog(c);
+	if (cat == NULL)
+		return -1;
+	struct json *conf = json_new_object();
+	struct json *off = json_new_object();
+	json_set_bool(off, "on", false);
+	json_set(conf, "legalHold", off);
+	json_set(conf, "userLegalHolds", json_new_array());
+	uint64_t records = 0, bytes = 0;
+	int ret = archive_retention_holds(cat, retention_hold_json, conf, &c->error);
+	if (ret == 0)
+		ret = catalog_removals_pending(cat, &records, &bytes, &c->error);
+	catalog_destroy(&cat);
+	if (ret < 0) {
+		json_unref(&conf);
+		return -1;
+	}
+	/* what deletions left in the segments for a compaction */
+	struct json *pending = json_new_object();
+	json_set_int(pending, "records", (long long)records);
+	json_set_int(pending, "bytes", (long long)bytes);
+	json_set(conf, "pendingRemoval", pending);
+	c->result = conf;
+	return 0;
+}
+
+int instance_retention_set_compliance(struct instance_call *c)
+{
+	const struct json *on = json_get(c->args, "legalHold");
+	const char *user_name = json_get_string(c->args, "userName");
+	const char *archive_name = NULL;
+	if (on == NULL || json_kind(on) != JSON_KIND_BOOL) {
+		c->error = "legalHold: true or false";
+		return -1;
+	}
+	if (user_name != NULL &&
+	    (archive_name = instance_users_archive_name(c->inst->users, user_name)) == NULL) {
+		c->error = tstr_printf("userName: no user '%s'", user_name);
+		return -1;
+	}
+	struct catalog *cat = retention_catalog(c);
+	if (cat == NULL)
+		return -1;
+	int ret = archive_retention_set_hold(
+		cat, archive_name, json_get_bool(c->args, "legalHold", false),
+		json_get_string(c->args, "reason"), time(NULL), &c->error);
+	catalog_destroy(&cat);
+	if (ret < 0)
+		return -1;
+	log_info(tstr_printf("instance=%s", c->inst->id), "legal hold %s %s%s",
+		 json_get_bool(c->args, "legalHold", false) ? "on" : "off",
+		 archive_name != NULL ? "for the archive of " : "for the whole instance",
+		 archive_name != NULL ? archive_name : "");
+	return instance_retention_get_compliance(c);
+}
+
+/* ---- deletion ---- */
+
+typedef ARRAY(int64_t) retention_ids_t;
+
+static int retention_id_add(int64_t id, void *context)
+{
+	retention_ids_t *ids = context;
+	array_append(ids, id);
+	return ids->count > INSTANCE_RETENTION_DELETE_MAX ? 1 : 0;
+}
+
+/* A user's deletion: the delete privilege and the delete right on each
+ * message's folder (instance-rights.h); refused as a whole otherwise. */
+static int retention_user_may_delete(struct instance_call *c, struct archive *a,
+				     const retention_ids_t *ids)
+{
+	const char *user_name = json_get_string(c->args, "userName");
+	if (user_name == NULL)
+		return 0; /* an administrator of the instance */
+	struct json *view = instance_users_rights_view(c->inst->users, user_name);
+	int ret = 0;
+	if (view == NULL) {
+		c->error = tstr_printf("userName: no user '%s'", user_name);
+		ret = -1;
+	} else if (!instance_rights_has(view, "delete")) {
+		c->code = "forbidden";
+		c->error = tstr_printf("user '%s' does not have the delete privilege", user_name);
+		ret = -1;
+	}
+	for (size_t i = 0; ret == 0 && i < ids->count; i++) {
+		struct catalog_message_ref ref;
+		int found = catalog_message_ref(archive_catalog(a), ids->items[i], &ref, &c->error);
+		if (found < 0) {
+			ret = -1;
+		} else if (found == 1 &&
+			   !instance_rights_folder(view, ref.user, ref.path, "delete")) {
+			c->code = "forbidden";
+			c->error = tstr_printf("user '%s' has no delete right on folder %s/%s "
+					       "(message %lld)",
+					       user_name, ref.user, ref.path,
+					       (long long)ids->items[i]);
+			ret = -1;
+		}
+	}
+	json_unref(&view);
+	return ret;
+}
+
+static int retention_delete(struct instance_call *c, struct archive *a, const retention_ids_t *ids)
+{
+	const char *reason = json_get_string(c->args, "reason");
+	uint64_t contents = 0;
+	if (reason == NULL || reason[0] == '\0') {
+		c->error = "reason: say why these messages are deleted (it is audited)";
+		return -1;
+	}
+	if (retention_user_may_delete(c, a, ids) < 0)
+		return -1;
+	int ret = archive_delete_messages(a, ids->items, ids->count, time(NULL), &contents,
+					  &c->error);
+	if (ret == 0)
+		c->code = "protected";
+	if (ret <= 0)
+		return -1;
+	c->result = json_new_object();
+	json_set_int(c->result, "deleted", (long long)ids->count);
+	json_set_int(c->result, "contentsRemoved", (long long)contents);
+	log_info(tstr_printf("instance=%s", c->inst->id), "%zu messages deleted (%s)", ids->count,
+		 reason);
+	return 0;
+}
+
+int instance_retention_delete_message(struct instance_call *c)
+{
+	long long id;
+	if (json_get_int(c->args, "messageID", &id) < 0 || id <= 0) {
+		c->error = "messageID: the message's ID (as Search or GetMessages gives it)";
+		return -1;
+	}
+	struct archive *a = instance_archive_for_writing(c->inst->archive, &c->error);
+	if (a == NULL)
+		return -1;
+	retention_ids_t ids = ARRAY_INIT;
+	array_append(&ids, (int64_t)id);
+	int ret = retention_delete(c, a, &ids);
+	array_free(&ids);
+	return ret;
+}
+
+int instance_retention_delete_messages(struct instance_call *c)
+{
+	const char *query = json_get_string(c->args, "query");
+	if (query == NULL || query[0] == '\0') {
+		c->error = "query: the search whose results are deleted ('*' for everything)";
+		return -1;
+	}
+	struct archive *a = instance_archive_for_writing(c->inst->archive, &c->error);
+	if (a == NULL)
+		return -1;
+	retention_ids_t ids = ARRAY_INIT;
+	int ret = catalog_search_ids(archive_catalog(a), query, NULL, retention_id_add, &ids,
+				     &c->error);
+	if (ret == 0 && ids.count > INSTANCE_RETENTION_DELETE_MAX) {
+		c->error = tstr_printf("query: more than %d matches; narrow it, or delete by a "
+				       "retention policy",
+				       INSTANCE_RETENTION_DELETE_MAX);
+		ret = -1;
+	}
+	if (ret == 0)
+		ret = retention_delete(c, a, &ids);
+	array_free(&ids);
+	return ret;
+}
+
+/* ---- policies ---- */
+
+static struct json *retention_strings(const char *const *items, size_t count)
+{
+	struct json *list = json_new_array();
+	for (size_t i = 0; i < count; i++)
+		json_append(list, json_new_string(items[i]));
+	return list;
+}
+
+static void retention_policy_json(const struct archive_policy *p, void *context)
+{
+	struct json *o = json_new_object();
+	json_set_string(o, "name", p->name);
+	json_set_string(o, "type", p->maximum ? "maximum" : "minimum");
+	json_set_int(o, "days", (long long)p->days);
+	json_set(o, "users", retention_strings(p->users, p->user_count));
+	json_set(o, "folders", retention_strings(p->folders, p->folder_count));
+	json_set_string(o, "query", p->query);
+	json_append(context, o);
+}
+
+int instance_retention_get_policies(struct instance_call *c)
+{
+	struct catalog *cat = retention_catalog(c);
+	if (cat == NULL)
+		return -1;
+	struct json *list = json_new_array();
+	int ret = archive_retention_policies(cat, retention_policy_json, list, &c->error);
+	catalog_destroy(&cat);
+	if (ret < 0) {
+		json_unref(&list);
+		return -1;
+	}
+	c->result = list;
+	return 0;
+}
+
+/* A JSON list of strings, or absent; borrowed strings into *items_r. */
+static int retention_list_arg(const struct json *policy, const char *key, const char ***items_r,
+			      size_t *count_r, const char **error_r)
+{
+	const struct json *list = json_get(policy, key);
+	*items_r = NULL;
+	*count_r = 0;
+	if (list == NULL)
+		return 0;
+	if (json_kind(list) != JSON_KIND_ARRAY) {
+		*error_r = tstr_printf("%s: a list of names", key);
+		return -1;
+	}
+	*items_r = mem_calloc(json_count(list) + 1, sizeof(char *));
+	for (size_t i = 0; i < json_count(list); i++) {
+		if (((*items_r)[i] = json_string_of(json_at(list, i))) == NULL) {
+			*error_r = tstr_printf("%s: a list of names", key);
+			return -1;
+		}
+	}
+	*count_r = json_count(list);
+	return 0;
+}
+
+static int retention_policy_arg(const struct json *o, struct archive_policy *p,
+				const char **error_r)
+{
+	const char *type = json_get_string(o, "type");
+	long long days;
+	if (json_kind(o) != JSON_KIND_OBJECT) {
+		*error_r = "policies: a list of {name, type, days, users, folders, query}";
+		return -1;
+	}
+	p->name = json_get_string(o, "name");
+	p->query = json_get_string(o, "query");
+	if (type == NULL || (strcmp(type, "minimum") != 0 && strcmp(type, "maximum") != 0)) {
+		*error_r = tstr_printf("policy '%s': type: minimum or maximum",
+				       p->name != NULL ? p->name : "");
+		return -1;
+	}
+	p->maximum = strcmp(type, "maximum") == 0;
+	if (json_get_int(o, "days", &days) < 0) {
+		*error_r = tstr_printf("policy '%s': days: a whole number",
+				       p->name != NULL ? p->name : "");
+		return -1;
+	}
+	p->days = days;
+	const char **users, **folders;
+	if (retention_list_arg(o, "users", &users, &p->user_count, error_r) < 0 ||
+	    (p->users = users,
+	     retention_list_arg(o, "folders", &folders, &p->folder_count, error_r) < 0))
+		return -1;
+	p->folders = folders;
+	return 0;
+}
+
+int instance_retention_set_policies(struct instance_call *c)
+{
+	const struct json *list = json_get(c->args, "policies");
+	if (list == NULL || json_kind(list) != JSON_KIND_ARRAY) {
+		c->error = "policies: a JSON list of {name, type (minimum or maximum), days, "
+			   "users, folders, query}";
+		return -1;
+	}
+	size_t count = json_count(list);
+	struct archive_policy *policies = mem_calloc(count + 1, sizeof(*policies));
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < count; i++)
+		ret = retention_policy_arg(json_at(list, i), &policies[i], &c->error);
+	struct catalog *cat = ret == 0 ? retention_catalog(c) : NULL;
+	if (ret == 0 && cat == NULL)
+		ret = -1;
+	if (ret == 0)
+		ret = archive_retention_set_policies(cat, policies, count, &c->error);
+	catalog_destroy(&cat);
+	for (size_t i = 0; i < count; i++) {
+		mem_free((void *)policies[i].users);
+		mem_free((void *)policies[i].folders);
+	}
+	mem_free(policies);
+	return ret < 0 ? -1 : instance_retention_get_policies(c);
+}
+
+/* ---- the retention run: a job ---- */
+
+struct retention_run {
+	struct archive *archive;
+	struct instance_job *job;
+	bool dry_run;
+	long long list_limit, listed;
+};
+
+static void retention_run_selected(int64_t id, void *context)
+{
+	struct retention_run *r = context;
+	if (r->listed++ < r->list_limit)
+		instance_job_report(r->job, tstr_printf("%lld", (long long)id));
+}
+
+static void retention_run_progress(uint64_t done, uint64_t total, void *context)
+{
+	struct retention_run *r = context;
+	instance_job_progress(r->job, done, total);
+	instance_job_count(r->job, "deleted", (long long)done);
+}
+
+static int retention_run_job(struct instance_job *job, void *ctx, const char **error_r)
+{
+	struct retention_run *r = ctx;
+	r->job = job;
+	instance_job_status(job, r->dry_run ? "listing what the policies would delete"
+					    : "deleting what the policies say");
+	struct archive_retention_run run = {
+		.dry_run = r->dry_run,
+		.now = time(NULL),
+		.selected = retention_run_selected,
+		.progress = retention_run_progress,
+		.context = r,
+		.cancel = instance_job_cancel_flag(job),
+	};
+	struct archive_retention_result res;
+	int ret = archive_delete_expired(r->archive, &run, &res, error_r);
+	instance_job_count(job, "expired", (long long)res.expired);
+	instance_job_count(job, "keptByLegalHold", (long long)res.held);
+	instance_job_count(job, "keptByMinimum", (long long)res.kept);
+	instance_job_count(job, r->dry_run ? "wouldDelete" : "deleted", (long long)res.deleted);
+	instance_job_count(job, "contentsRemoved", (long long)res.contents_removed);
+	if (ret == 0)
+		instance_job_status(job,
+				    tstr_printf("%llu messages %s", (unsigned long long)res.deleted,
+						r->dry_run ? "would be deleted" : "deleted"));
+	return ret;
+}
+
+static void retention_run_free(void *ctx)
+{
+	mem_free(ctx);
+}
+
+static const struct instance_job_kind retention_kind = {
+	.name = "retention",
+	.run = retention_run_job,
+	.done = retention_run_free,
+};
+
+static int retention_start(struct instance *inst, bool dry_run, long long list_limit,
+			   struct json **result_r, const char **error_r)
+{
+	struct archive *a = instance_archive_for_writing(inst->archive, error_r);
+	if (a == NULL)
+		return -1;
+	struct retention_run *r = mem_new(struct retention_run);
+	r->archive = a;
+	r->dry_run = dry_run;
+	r->list_limit = list_limit;
+	struct json *shown = json_new_object();
+	json_set_bool(shown, "dryRun", dry_run);
+	json_set_int(shown, "listLimit", list_limit);
+	const char *id;
+	if (instance_jobs_start(inst->jobs, &retention_kind, shown, NULL, r, &id, error_r) < 0) {
+		mem_free(r);
+		return -1;
+	}
+	*result_r = json_new_object();
+	json_set_string(*result_r, "jobID", id);
+	return 0;
+}
+
+int instance_retention_process(struct instance_call *c)
+{
+	long long limit = 100;
+	(void)json_get_int(c->args, "listLimit", &limit);
+	if (limit < 0 || limit > INSTANCE_RETENTION_LIST_MAX) {
+		c->error = tstr_printf("listLimit: 0 to %d", INSTANCE_RETENTION_LIST_MAX);
+		return -1;
+	}
+	return retention_start(c->inst, json_get_bool(c->args, "dryRun", false), limit, &c->result,
+			       &c->error);
+}
+
+/* ---- the schedule ---- */
+
+static int retention_period_secs(void)
+{
+	const char *env = getenv("COFFER_TEST_RETENTION_PERIOD_SECS");
+	int secs = env != NULL ? atoi(env) : 0;
+	return secs > 0 ? secs : INSTANCE_RETENTION_PERIOD_SECS;
+}
+
+static void retention_has_maximum(const struct archive_policy *p, void *context)
+{
+	if (p->maximum)
+		*(bool *)context = true;
+}
+
+static void retention_scheduled(evutil_socket_t fd, short events, void *ctx)
+{
+	struct instance *inst = ctx;
+	struct catalog *cat;
+	const char *error;
+	bool any = false;
+	if (inst->frozen || instance_jobs_running(inst->jobs) != NULL)
+		return; /* the next period */
+	if (archive_catalog_open(inst->base_dir, inst->key_file, &cat, &error) < 0)
+		return;
+	int ret = archive_retention_policies(cat, retention_has_maximum, &any, &error);
+	catalog_destroy(&cat);
+	struct json *result = NULL;
+	if (ret < 0 || !any)
+		return;
+	if (retention_start(inst, false, 100, &result, &error) < 0) {
+		log_warning(tstr_printf("instance=%s", inst->id),
+			    "scheduled retention run not started: %s", error);
+		return;
+	}
+	struct json *details = json_new_object();
+	json_set_bool(details, "scheduled", true);
+	json_set_string(details, "jobID", json_get_string(result, "jobID"));
+	instance_audit_record(inst, "scheduler", NULL, "ProcessRetentionPolicies", details);
+	json_unref(&details);
+	json_unref(&result);
+}
+
+void instance_retention_init(struct instance *inst)
+{
+	inst->retention_timer = event_new(inst->base, -1, EV_PERSIST, retention_scheduled, inst);
+	struct timeval tv = {retention_period_secs(), 0};
+	event_add(inst->retention_timer, &tv);
+}
+
+void instance_retention_deinit(struct instance *inst)
+{
+	if (inst->retention_timer != NULL)
+		event_free(inst->retention_timer);
+	inst->retention_timer = NULL;
+}

@@ -1,0 +1,194 @@
+/* archive-delete: deletion of messages, honouring holds and keep times. */
+#include "archive-delete.h"
+#include "archive-private.h"
+#include "archive-retention.h"
+#include "mem.h"
+#include "tstr.h"
+
+#include <string.h>
+
+/* messages deleted per transaction by a retention run */
+#define ARCHIVE_DELETE_BATCH 500
+
+/* A content nothing refers to any more: its index row is deleted with the
+ * values it was indexed with, derived again from the message (mime_parse()
+ * as the import ran it). */
+static int archive_delete_content(struct archive *a, int64_t content_id, int64_t now,
+				  const char **error_r)
+{
+	unsigned char hash[CATALOG_HASH_LEN];
+	struct catalog_loc loc;
+	unsigned char *data;
+	size_t len;
+	int found = catalog_content_record(a->cat, content_id, hash, &loc, error_r);
+	if (found <= 0)
+		return found;
+	if (archive_load_content(a, hash, &loc, &data, &len, error_r) < 0) {
+		*error_r = tstr_printf("content %lld cannot be read to take it out of the index: "
+				       "%s",
+				       (long long)content_id, *error_r);
+		return -1;
+	}
+	struct mime_info *info = mime_parse(data, len, MIME_LARGE_PART_MIN);
+	struct catalog_content c = {
+		.from = info->from,
+		.to = info->to,
+		.cc = info->cc,
+		.subject = info->subject,
+		.body_text = info->body_text,
+		.attachment_names = info->attachment_names,
+	};
+	int ret = catalog_content_remove(a->cat, content_id, &c, now, error_r);
+	mime_info_destroy(&info);
+	mem_free(data);
+	return ret < 0 ? -1 : 0;
+}
+
+/* One message, inside the caller's transaction, after its checks. */
+static int archive_delete_one(struct archive *a, int64_t id, int64_t now,
+			      uint64_t *contents_removed, const char **error_r)
+{
+	int64_t content_id;
+	int ret = catalog_message_remove(a->cat, id, now, &content_id, error_r);
+	if (ret == 2) {
+		if (archive_delete_content(a, content_id, now, error_r) < 0)
+			return -1;
+		(*contents_removed)++;
+	}
+	return ret < 0 ? -1 : 0;
+}
+
+static int archive_delete_writable(struct archive *a, const char **error_r)
+{
+	if (a->write)
+		return 0;
+	*error_r = "deleting needs the archive opened for writing";
+	return -1;
+}
+
+int archive_delete_messages(struct archive *a, const int64_t *ids, size_t count, int64_t now,
+			    uint64_t *contents_removed_r, const char **error_r)
+{
+	struct archive_retention_rules *rules = NULL;
+	*contents_removed_r = 0;
+	if (archive_delete_writable(a, error_r) < 0 || catalog_begin(a->cat, error_r) < 0)
+		return -1;
+	/* read under the write lock: nothing changes them until the commit */
+	int ret = archive_retention_rules_load(a->cat, now, &rules, error_r) < 0 ? -1 : 1;
+	for (size_t i = 0; ret == 1 && i < count; i++) {
+		struct catalog_message_ref ref;
+		int found = catalog_message_ref(a->cat, ids[i], &ref, error_r);
+		const char *blocked = found == 1 ? archive_retention_blocks(rules, &ref) : NULL;
+		if (found < 0) {
+			ret = -1;
+		} else if (found == 0) {
+			*error_r = tstr_printf("message %lld: no such message", (long long)ids[i]);
+			ret = 0;
+		} else if (blocked != NULL) {
+			*error_r = tstr_printf("message %lld is protected by %s", (long long)ids[i],
+					       blocked);
+			ret = 0;
+		} else if (archive_delete_one(a, ids[i], now, contents_removed_r, error_r) < 0) {
+			ret = -1;
+		}
+	}
+	archive_retention_rules_free(&rules);
+	if (ret == 1 && catalog_commit(a->cat, error_r) == 0)
+		return 1;
+	catalog_rollback(a->cat);
+	*contents_removed_r = 0;
+	return ret == 1 ? -1 : ret;
+}
+
+/* ---- retention runs ---- */
+
+struct archive_expiry_scan {
+	const struct archive_retention_rules *rules;
+	struct archive_retention_result *result;
+	ARRAY(int64_t) ids;
+};
+
+static int archive_expiry_candidate(const struct catalog_message_ref *ref, void *context)
+{
+	struct archive_expiry_scan *s = context;
+	if (archive_retention_expired(s->rules, ref) == NULL)
+		return 0;
+	s->result->expired++;
+	if (archive_retention_held(s->rules, ref->user))
+		s->result->held++;
+	else if (archive_retention_blocks(s->rules, ref) != NULL)
+		s->result->kept++;
+	else
+		array_append(&s->ids, ref->id);
+	return 0;
+}
+
+/* One batch in one transaction, the rules read again under the write lock
+ * (a hold set meanwhile stops the run here). Returns how many went. */
+static int archive_expiry_batch(struct archive *a, const struct archive_retention_run *run,
+				const int64_t *ids, size_t count,
+				struct archive_retention_result *result, const char **error_r)
+{
+	struct archive_retention_rules *rules = NULL;
+	if (catalog_begin(a->cat, error_r) < 0)
+		return -1;
+	int ret = archive_retention_rules_load(a->cat, run->now, &rules, error_r);
+	for (size_t i = 0; ret == 0 && i < count; i++) {
+		struct catalog_message_ref ref;
+		int found = catalog_message_ref(a->cat, ids[i], &ref, error_r);
+		if (found < 0) {
+			ret = -1;
+		} else if (found == 1 && archive_retention_expired(rules, &ref) != NULL &&
+			   archive_retention_blocks(rules, &ref) == NULL) {
+			ret = archive_delete_one(a, ids[i], run->now, &result->contents_removed,
+						 error_r);
+			if (ret == 0) {
+				result->deleted++;
+				if (run->selected != NULL)
+					run->selected(ids[i], run->context);
+			}
+		}
+	}
+	archive_retention_rules_free(&rules);
+	if (ret == 0 && catalog_commit(a->cat, error_r) == 0)
+		return 0;
+	catalog_rollback(a->cat);
+	return -1;
+}
+
+int archive_delete_expired(struct archive *a, const struct archive_retention_run *run,
+			   struct archive_retention_result *result, const char **error_r)
+{
+	struct archive_retention_rules *rules;
+	memset(result, 0, sizeof(*result));
+	if ((!run->dry_run && archive_delete_writable(a, error_r) < 0) ||
+	    archive_retention_rules_load(a->cat, run->now, &rules, error_r) < 0)
+		return -1;
+	struct archive_expiry_scan scan = {.rules = rules, .result = result};
+	int64_t bound = archive_retention_expiry_bound(rules);
+	int ret = bound == INT64_MIN
+			  ? 0
+			  : catalog_messages_before(a->cat, bound, archive_expiry_candidate, &scan,
+						    error_r);
+	archive_retention_rules_free(&rules);
+	if (ret == 0 && run->dry_run) {
+		result->deleted = scan.ids.count;
+		for (size_t i = 0; run->selected != NULL && i < scan.ids.count; i++)
+			run->selected(scan.ids.items[i], run->context);
+	}
+	for (size_t at = 0; ret == 0 && !run->dry_run && at < scan.ids.count;
+	     at += ARCHIVE_DELETE_BATCH) {
+		if (run->cancel != NULL && atomic_load(run->cancel)) {
+			*error_r = "cancelled";
+			ret = -1;
+			break;
+		}
+		size_t n = scan.ids.count - at < ARCHIVE_DELETE_BATCH ? scan.ids.count - at
+								      : ARCHIVE_DELETE_BATCH;
+		ret = archive_expiry_batch(a, run, scan.ids.items + at, n, result, error_r);
+		if (ret == 0 && run->progress != NULL)
+			run->progress(at + n, scan.ids.count, run->context);
+	}
+	array_free(&scan.ids);
+	return ret;
+}
