@@ -442,6 +442,31 @@ void imap_cmd_select(struct imap_client *client, const struct imap_command *cmd,
 
 /* ---- new mail: NOOP, CHECK, IDLE ---- */
 
+/* Messages deleted from the archive (retention, DeleteMessage) since the
+ * mailbox was selected: "* n EXPUNGE" for each, from the highest sequence
+ * number down so that each number is still right when sent. New messages
+ * always get UIDs above the highest known, so below it the folder only
+ * loses: equal counts mean nothing went, and the walk is skipped. */
+static void imap_refresh_expunged(struct imap_client *client, const struct imap_uidmap *all)
+{
+	uint32_t max = imap_uidmap_max_uid(client->uids);
+	uint32_t count = imap_uidmap_count(client->uids);
+	if (imap_uidmap_seq_at_or_after(all, max + 1) - 1 == count)
+		return;
+	struct imap_uidmap *kept = imap_uidmap_create();
+	for (uint32_t seq = count; seq >= 1; seq--) {
+		if (imap_uidmap_seq(all, imap_uidmap_uid(client->uids, seq)) == 0)
+			imap_client_send(client, "* %u EXPUNGE", seq);
+	}
+	for (uint32_t seq = 1; seq <= count; seq++) {
+		uint32_t uid = imap_uidmap_uid(client->uids, seq);
+		if (imap_uidmap_seq(all, uid) != 0)
+			(void)imap_uidmap_append(kept, uid);
+	}
+	imap_uidmap_destroy(&client->uids);
+	client->uids = kept;
+}
+
 static void imap_refresh_answer(struct imap_client *client, const struct json *result,
 				const void *blob, size_t blob_len, const char *code,
 				const char *text, void *ctx)
@@ -456,6 +481,8 @@ static void imap_refresh_answer(struct imap_client *client, const struct json *r
 		const char *error;
 		uint32_t before = imap_uidmap_count(client->uids);
 		if (imap_uidmap_append_set(all, set, &error) == 0) {
+			imap_refresh_expunged(client, all);
+			before = imap_uidmap_count(client->uids);
 			uint32_t max = imap_uidmap_max_uid(client->uids);
 			for (uint32_t seq = imap_uidmap_seq_at_or_after(all, max + 1);
 			     seq <= imap_uidmap_count(all); seq++)

@@ -192,3 +192,45 @@ int archive_delete_expired(struct archive *a, const struct archive_retention_run
 	array_free(&scan.ids);
 	return ret;
 }
+
+/* ---- after a rebuild ---- */
+
+typedef ARRAY(struct catalog_loc) archive_locs_t;
+typedef ARRAY(int64_t) archive_ids_t;
+
+static int archive_delete_removed_loc(int64_t id, const unsigned char hash[CATALOG_HASH_LEN],
+				      const struct catalog_loc *loc, void *context)
+{
+	archive_locs_t *locs = context;
+	array_append(locs, *loc);
+	return 0;
+}
+
+static int archive_delete_found_id(int64_t id, void *context)
+{
+	archive_ids_t *ids = context;
+	array_append(ids, id);
+	return 0;
+}
+
+int archive_delete_reapply(struct archive *a, struct catalog *old, int64_t now, uint64_t *deleted_r,
+			   const char **error_r)
+{
+	archive_locs_t locs = ARRAY_INIT;
+	archive_ids_t ids = ARRAY_INIT;
+	uint64_t contents = 0;
+	*deleted_r = 0;
+	int ret = catalog_foreach_removed_message(old, archive_delete_removed_loc, &locs, error_r);
+	for (size_t i = 0; ret == 0 && i < locs.count; i++)
+		ret = catalog_messages_at(a->cat, &locs.items[i], archive_delete_found_id, &ids,
+					  error_r);
+	/* no rule is asked: these were deleted already, under the rules then */
+	for (size_t i = 0; ret == 0 && i < ids.count; i++) {
+		ret = archive_delete_one(a, ids.items[i], now, &contents, error_r);
+		if (ret == 0)
+			(*deleted_r)++;
+	}
+	array_free(&locs);
+	array_free(&ids);
+	return ret;
+}

@@ -50,4 +50,13 @@ struct archive_retention_result {
 int archive_delete_expired(struct archive *archive, const struct archive_retention_run *run,
 			   struct archive_retention_result *result_r, const char **error_r);
 
+/* After a rebuild (inside its transaction on the new catalog): delete
+ * again every folder reference `old` (the catalog before the rebuild)
+ * recorded as deleted, found by its record, so that a rebuild from the
+ * segments brings back no deleted message while its records wait for a
+ * compaction. *deleted_r: how many. */
+struct catalog;
+int archive_delete_reapply(struct archive *archive, struct catalog *old, int64_t now,
+			   uint64_t *deleted_r, const char **error_r);
+
 #endif

@@ -1,5 +1,6 @@
 /* archive_rebuild() and archive_store_attach(): the catalog and the index
  * from the segments alone. */
+#include "archive-delete.h"
 #include "archive-private.h"
 #include "array.h"
 #include "file.h"
@@ -324,8 +325,11 @@ static int archive_rebuild_keep_users(struct archive *a, const char *old_path,
 		   context);
 		return 0;
 	}
+	uint64_t redeleted;
 	int ret = catalog_begin(a->cat, error_r) < 0 ||
 				  catalog_users_copy(old, a->cat, error_r) < 0 ||
+				  archive_delete_reapply(a, old, time(NULL), &redeleted, error_r) <
+					  0 ||
 				  catalog_commit(a->cat, error_r) < 0
 			  ? -1
 			  : 0;

@@ -170,7 +170,8 @@ static const char *const catalog_migrations[] = {
 	 * 1: maximum keep time; users and folders newline-separated, '' for
 	 * all), and the records deleted messages left in the stores, which
 	 * stay there until a compaction rewrites their segments (kind 1: a
-	 * MESSAGE record, 2: a PART, 3: a REF). */
+	 * MESSAGE record, 2: a PART, 3: a REF; 4: the MESSAGE record of a
+	 * deleted reference whose content other folders still use). */
 	"CREATE TABLE legal_holds (user TEXT NOT NULL PRIMARY KEY, since INTEGER NOT NULL,"
 	"  reason TEXT NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE retention_policies (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
@@ -2203,8 +2204,6 @@ int catalog_message_remove(struct catalog *cat, int64_t message_id, int64_t now,
 			   int64_t *content_id_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	/* the message's own record is a REF unless it is where its content
-	 * was stored: that MESSAGE record goes only with the content */
 	if (sqlite3_prepare_v2(cat->db,
 			       "SELECT m.content_id, m.store_id, m.segment, m.offset, m.length,"
 			       " c.hash, (c.store_id = m.store_id AND c.segment = m.segment AND"
@@ -2229,7 +2228,11 @@ int catalog_message_remove(struct catalog *cat, int64_t message_id, int64_t now,
 	bool is_content_record = sqlite3_column_int(st, 6) != 0;
 	int64_t refs = sqlite3_column_int64(st, 7);
 	catalog_finalize(cat, st);
-	if (!is_content_record && catalog_removal_add(cat, 3, hash, &loc, now, error_r) < 0)
+	/* a REF record is garbage now (3); the MESSAGE record the content was
+	 * stored in stays while the content is in use (4: only the reference
+	 * went; 1 follows when the content goes). Both say which reference a
+	 * rebuild from the segments must not bring back (archive-delete.h). */
+	if (catalog_removal_add(cat, is_content_record ? 4 : 3, hash, &loc, now, error_r) < 0)
 		return -1;
 	if (sqlite3_prepare_v2(cat->db, "DELETE FROM messages WHERE id = ?", -1, &st, NULL) !=
 	    SQLITE_OK)
@@ -2346,11 +2349,41 @@ int catalog_foreach_removal(struct catalog *cat, catalog_record_cb *cb, void *co
 			       cb, context, error_r);
 }
 
+int catalog_foreach_removed_message(struct catalog *cat, catalog_record_cb *cb, void *context,
+				    const char **error_r)
+{
+	return catalog_foreach(cat,
+			       "SELECT id, hash, store_id, segment, offset, length FROM removals"
+			       " WHERE kind IN (3, 4) ORDER BY id",
+			       cb, context, error_r);
+}
+
+int catalog_messages_at(struct catalog *cat, const struct catalog_loc *loc, catalog_id_cb *cb,
+			void *context, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT id FROM messages WHERE store_id = ? AND segment = ? AND"
+			       " offset = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "finding messages by record", error_r);
+	bind_loc(st, 1, loc);
+	int rc, stop = 0;
+	while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		stop = cb(sqlite3_column_int64(st, 0), context);
+	catalog_finalize(cat, st);
+	if (stop != 0)
+		return 0;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding messages by record", error_r);
+}
+
 int catalog_removals_pending(struct catalog *cat, uint64_t *records_r, uint64_t *bytes_r,
 			     const char **error_r)
 {
 	int64_t v[2] = {0, 0};
-	if (catalog_select_ints(cat, "SELECT count(*), ifnull(sum(length), 0) FROM removals",
+	if (catalog_select_ints(cat,
+				"SELECT count(*), ifnull(sum(length), 0) FROM removals"
+				" WHERE kind <> 4",
 				"pending removals", v, 2, error_r) < 0)
 		return -1;
 	*records_r = (uint64_t)v[0];

@@ -385,6 +385,14 @@ int catalog_content_remove(struct catalog *cat, int64_t content_id,
 /* Records deleted messages left behind (verify knows them: not strays). */
 int catalog_foreach_removal(struct catalog *cat, catalog_record_cb *cb, void *context,
 			    const char **error_r);
+/* The records of deleted folder references (a REF, or the MESSAGE record
+ * a content was stored in, which stays while other folders use it),
+ * oldest deletion first; and the messages filed by one record (a
+ * rebuilt catalog: to delete again what was deleted). */
+int catalog_foreach_removed_message(struct catalog *cat, catalog_record_cb *cb, void *context,
+				    const char **error_r);
+int catalog_messages_at(struct catalog *cat, const struct catalog_loc *loc, catalog_id_cb *cb,
+			void *context, const char **error_r);
 int catalog_removals_pending(struct catalog *cat, uint64_t *records_r, uint64_t *bytes_r,
 			     const char **error_r);
 

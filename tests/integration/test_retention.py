@@ -173,6 +173,10 @@ def test_retention_dry_run_then_run_deletes_exactly_what_the_policy_says(system)
     gone_number = int(inbox[gone]["subject"].split("#")[1])
     assert search_total(s, '"Message number %d"' % gone_number) == 1
 
+    # a session that has the folder selected while the run deletes
+    selected = Imap(s)
+    selected.login(user + "@acme", PASSWORD)
+    selected.select("INBOX", readonly=True)
     done = run_retention(s, False, 412)
     assert done["deleted"] == len(expected), done
     assert {int(x) for x in done["report"]} == expected
@@ -182,7 +186,15 @@ def test_retention_dry_run_then_run_deletes_exactly_what_the_policy_says(system)
     assert raw(s, user, kept) == (200, kept_bytes)
     assert raw(s, user, gone)[0] == 404
     assert search_total(s, '"Message number %d"' % gone_number) == 0
-    # IMAP: a new SELECT sees only what is left
+    # IMAP: the selected session learns it at its next NOOP (EXPUNGE, from
+    # the highest sequence number down), a new SELECT sees only what is left
+    typ, _ = selected.noop()
+    typ, data = selected.response("EXPUNGE")
+    seqs = [int(x) for x in data if x is not None]
+    assert len(seqs) == len(expected) and seqs == sorted(seqs, reverse=True), data
+    typ, data = selected.uid("SEARCH", "ALL")
+    assert {int(u) for u in data[0].split()} == set(left)
+    selected.logout()
     imap = Imap(s)
     imap.login(user + "@acme", PASSWORD)
     typ, data = imap.select("INBOX", readonly=True)
@@ -286,6 +298,16 @@ def test_shared_content_stays_for_the_other_folder(system):
     v = s.api.call("VerifyStores", "instanceID=acme")
     assert v["problems"] == 0, v
     assert audit_count(s, "DeleteMessages", "dup-all-" + user) == 1
+    # a rebuild from the segments (where the records still are until a
+    # compaction) brings back no deleted message
+    counts = {(u, f): len(folder_ids(s, u, f)) for u, f in ((user, "A"), (user, "B"), (other, "Inbox"))}
+    s.api.call("RebuildSelectedStoreIndexes", "instanceID=acme")
+    assert search_total(s, phrase) == 0
+    assert search_total(s, '"Message number %d"' % (start + 1)) == 3
+    assert {k: len(folder_ids(s, *k)) for k in counts} == counts
+    assert s.api.call("GetComplianceConfiguration", "instanceID=acme")["pendingRemoval"] == after
+    v = s.api.call("VerifyStores", "instanceID=acme")
+    assert v["problems"] == 0, v
 
 
 def test_deleting_as_a_user_needs_the_privilege_and_the_right(system):
