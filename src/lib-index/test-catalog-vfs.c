@@ -242,11 +242,92 @@ static void test_schema_versions(void **state)
 	mem_free(path);
 }
 
+/* Deleting (schema 12): a content goes only with its last folder
+ * reference, and then its words leave the contentless index (FTS5's
+ * 'delete' with the values it was indexed with): the vocabulary no longer
+ * has them, the index is consistent, and what is left to compact is
+ * recorded. */
+static void test_deletion_forgets_words(void **state)
+{
+	unsigned char key[CATALOG_VFS_KEY_LEN];
+	crypto_key_generate(key);
+	struct catalog_vfs *vfs;
+	const char *error = NULL;
+	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	char *path = mem_printf("%s/delete.db", tmpdir);
+	struct catalog *cat;
+	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
+	int64_t store_id, gone_id, kept_id, m1, m2, m3, content_id = 0;
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	assert_int_equal(catalog_store_add(cat, "s", CATALOG_STORE_CURRENT, &store_id, &error), 0);
+	struct catalog_content gone = {.loc = {.store_id = store_id, .offset = 0, .length = 10},
+				       .size = 100,
+				       .from = "Zed <zed@zanzi.test>",
+				       .to = "a@b.test",
+				       .cc = "",
+				       .subject = "zanzibarsubject common",
+				       .body_text = "zanzibarword and common words",
+				       .attachment_names = "zanzibar.pdf",
+				       .imap = "NIL",
+				       .imap_len = 3};
+	struct catalog_content kept = gone;
+	memset(gone.hash, 1, sizeof(gone.hash));
+	memset(kept.hash, 2, sizeof(kept.hash));
+	kept.loc.offset = 100;
+	kept.from = "kept@example.test";
+	kept.subject = "other";
+	kept.body_text = "common words";
+	kept.attachment_names = "";
+	struct catalog_loc ref = {.store_id = store_id, .offset = 200, .length = 10};
+	assert_int_equal(catalog_content_add(cat, &gone, &gone_id, &error), 0);
+	assert_int_equal(catalog_content_add(cat, &kept, &kept_id, &error), 0);
+	assert_int_equal(catalog_message_add(cat, gone_id, "u", "A", 0, 0, &gone.loc, &m1, &error),
+			 1);
+	assert_int_equal(catalog_message_add(cat, gone_id, "v", "B", 0, 0, &ref, &m2, &error), 1);
+	assert_int_equal(catalog_message_add(cat, kept_id, "u", "A", 0, 0, &kept.loc, &m3, &error),
+			 1);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+
+	assert_int_equal(catalog_begin(cat, &error), 0);
+	/* the first reference: the content stays for the other folder */
+	assert_int_equal(catalog_message_remove(cat, m1, 1000, &content_id, &error), 1);
+	assert_int_equal(catalog_message_remove(cat, m1, 1000, &content_id, &error), 0);
+	assert_int_equal(catalog_message_remove(cat, m2, 1000, &content_id, &error), 2);
+	assert_int_equal(content_id, gone_id);
+	assert_int_equal(catalog_content_remove(cat, content_id, &gone, 1000, &error), 1);
+	assert_int_equal(catalog_commit(cat, &error), 0);
+	assert_int_equal(catalog_check_index(cat, &error), 0);
+	uint64_t records, bytes;
+	assert_int_equal(catalog_removals_pending(cat, &records, &bytes, &error), 0);
+	/* the REF (m2) and the MESSAGE record; m1's entry only says the
+	 * reference went (its record was the content's) */
+	assert_int_equal(records, 2);
+	assert_int_equal(bytes, 20);
+	catalog_destroy(&cat);
+
+	sqlite3 *db = open_db(path, vfs, false);
+	assert_non_null(db);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM fts_vocab WHERE term LIKE 'zanzi%'"),
+			 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM fts_vocab WHERE term = 'zed'"), 0);
+	assert_int_equal(query_int(db, "SELECT doc FROM fts_vocab WHERE term = 'common'"), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM fts_docsize"), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM removals"), 3);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO fts (fts, rank) VALUES ('integrity-check', 0)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	catalog_vfs_destroy(&vfs);
+	mem_free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encrypted_pages),
 		cmocka_unit_test(test_schema_versions),
+		cmocka_unit_test(test_deletion_forgets_words),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
