@@ -36,43 +36,53 @@ ADMIN_PASSWORD = "pw-single"
 _serial = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def system():
-    base = tempfile.mkdtemp(prefix="coffer-retention-", dir="/tmp")
+def start_system(prefix):
+    base = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     os.chmod(base, 0o755)
     s = Server(base, "single", "127.0.0.1")
+    s.tmp = base
+    s.config("init", "--mode", "single", "--server-name", "single.test",
+             "--admin-password", ADMIN_PASSWORD)
+    ports = {k: free_port() for k in ("mtcp", "mhttp", "itcp", "ctcp", "chttp", "cimap", "cimaps")}
+    s.config("role", "configure", "management-server", "--tcp-listeners",
+             "127.0.0.1:%d" % ports["mtcp"], "--http-listeners", "127.0.0.1:%d" % ports["mhttp"])
+    s.config("role", "configure", "instance-host", "--tcp-listeners", "127.0.0.1:%d" % ports["itcp"])
+    s.config("role", "configure", "client-access-server",
+             "--tcp-listeners", "127.0.0.1:%d" % ports["ctcp"],
+             "--http-listeners", "127.0.0.1:%d" % ports["chttp"],
+             "--imap-listeners", "127.0.0.1:%d" % ports["cimap"],
+             "--imaps-listeners", "127.0.0.1:%d" % ports["cimaps"])
+    s.config("start")
+    s.ports = ports
+    s.api = api = Api(s, "127.0.0.1", ports["mhttp"], ADMIN_PASSWORD)
+    wait_for(all_connected(api), what="every role connected")
+    s.base = data_dir(s, "acme")
+    api.call("CreateInstance", "instanceID=acme", "instanceHost=127.0.0.1", "baseDirectory=" + s.base)
+    wait_for(lambda: state(s, "acme") == "running", what="acme running")
+    os.makedirs(os.path.join(s.base, "import"), exist_ok=True)
+    return s
+
+
+def stop_system(s):
+    s.stop_all()
+    time.sleep(0.3)
+    problems = []
+    for path in glob.glob(os.path.join(s.dir, "log", "*.stderr")):
+        with open(path, errors="replace") as f:
+            text = f.read()
+        if "AddressSanitizer" in text or "runtime error:" in text:
+            problems.append("%s:\n%s" % (path, text[-4000:]))
+    shutil.rmtree(s.tmp, ignore_errors=True)
+    assert not problems, "sanitizer reports:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def system():
+    s = start_system("coffer-retention-")
     try:
-        s.config("init", "--mode", "single", "--server-name", "single.test",
-                 "--admin-password", ADMIN_PASSWORD)
-        ports = {k: free_port() for k in ("mtcp", "mhttp", "itcp", "ctcp", "chttp", "cimap", "cimaps")}
-        s.config("role", "configure", "management-server", "--tcp-listeners",
-                 "127.0.0.1:%d" % ports["mtcp"], "--http-listeners", "127.0.0.1:%d" % ports["mhttp"])
-        s.config("role", "configure", "instance-host", "--tcp-listeners", "127.0.0.1:%d" % ports["itcp"])
-        s.config("role", "configure", "client-access-server",
-                 "--tcp-listeners", "127.0.0.1:%d" % ports["ctcp"],
-                 "--http-listeners", "127.0.0.1:%d" % ports["chttp"],
-                 "--imap-listeners", "127.0.0.1:%d" % ports["cimap"],
-                 "--imaps-listeners", "127.0.0.1:%d" % ports["cimaps"])
-        s.config("start")
-        s.ports = ports
-        s.api = api = Api(s, "127.0.0.1", ports["mhttp"], ADMIN_PASSWORD)
-        wait_for(all_connected(api), what="every role connected")
-        s.base = data_dir(s, "acme")
-        api.call("CreateInstance", "instanceID=acme", "instanceHost=127.0.0.1", "baseDirectory=" + s.base)
-        wait_for(lambda: state(s, "acme") == "running", what="acme running")
-        os.makedirs(os.path.join(s.base, "import"), exist_ok=True)
         yield s
     finally:
-        s.stop_all()
-        time.sleep(0.3)
-        problems = []
-        for path in glob.glob(os.path.join(s.dir, "log", "*.stderr")):
-            with open(path, errors="replace") as f:
-                text = f.read()
-            if "AddressSanitizer" in text or "runtime error:" in text:
-                problems.append("%s:\n%s" % (path, text[-4000:]))
-        shutil.rmtree(base, ignore_errors=True)
-        assert not problems, "sanitizer reports:\n" + "\n".join(problems)
+        stop_system(s)
 
 
 def new_user(s, privileges="login,archive"):
@@ -269,7 +279,7 @@ def test_shared_content_stays_for_the_other_folder(system):
     s = system
     user = new_user(s)
     other = new_user(s)
-    start = 20000 + 100 * next(_serial)
+    start = 2000 + 100 * next(_serial)
     import_mail(s, user, "A", 2, start)
     import_mail(s, user, "B", 2, start)      # the same messages: stored once
     import_mail(s, other, "Inbox", 2, start)  # and in another user's archive
@@ -313,7 +323,7 @@ def test_shared_content_stays_for_the_other_folder(system):
 def test_deleting_as_a_user_needs_the_privilege_and_the_right(system):
     s = system
     user = new_user(s)
-    import_mail(s, user, "Inbox", 3, 30000 + 100 * next(_serial))
+    import_mail(s, user, "Inbox", 3, 1000 + 100 * next(_serial))
     ids = sorted(folder_ids(s, user, "Inbox"))
     out = fails(s, "DeleteMessage", "messageID=%d" % ids[0], "reason=mine", "userName=" + user)
     assert "delete privilege" in out, out
@@ -331,3 +341,24 @@ def test_deleting_as_a_user_needs_the_privilege_and_the_right(system):
     assert r["deleted"] == 1
     assert sorted(folder_ids(s, user, "Inbox")) == ids[1:]
     assert audit_count(s, "DeleteMessage", "mine-" + user) == 1
+
+
+def test_the_instance_runs_retention_on_its_own(monkeypatch):
+    """The daily run, with its period shortened to 2 s for the test
+    (COFFER_TEST_RETENTION_PERIOD_SECS): it deletes what a maximum keep time
+    says, and the audit log names the scheduler."""
+    monkeypatch.setenv("COFFER_TEST_RETENTION_PERIOD_SECS", "2")
+    s = start_system("coffer-retention-sched-")
+    try:
+        user = new_user(s)
+        import_mail(s, user, "Inbox", 3, 400)  # 2023: long expired
+        assert len(folder_ids(s, user, "Inbox")) == 3
+        set_policies(s, [{"name": "gone", "type": "maximum", "days": 1, "users": [user]}])
+        wait_for(lambda: len(folder_ids(s, user, "Inbox")) == 0, timeout=60,
+                 what="the scheduled run deleted the expired mail")
+        r = s.api.call("GetInstanceAuditLog", "instanceID=acme",
+                       "action=ProcessRetentionPolicies", "user=scheduler")
+        assert r["total"] >= 1, r
+        assert '"scheduled":true' in json.dumps(r["entries"][0]["details"], separators=(",", ":")), r
+    finally:
+        stop_system(s)
