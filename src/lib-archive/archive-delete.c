@@ -123,16 +123,16 @@ static int archive_expiry_candidate(const struct catalog_message_ref *ref, void 
 	return 0;
 }
 
-/* One batch in one transaction, the rules read again under the write lock
- * (a hold set meanwhile stops the run here). Returns how many went. */
+/* One batch in one transaction, the holds read again under the write lock
+ * (a hold set meanwhile stops the run here); the policies are the run's. */
 static int archive_expiry_batch(struct archive *a, const struct archive_retention_run *run,
-				const int64_t *ids, size_t count,
-				struct archive_retention_result *result, const char **error_r)
+				struct archive_retention_rules *rules, const int64_t *ids,
+				size_t count, struct archive_retention_result *result,
+				const char **error_r)
 {
-	struct archive_retention_rules *rules = NULL;
 	if (catalog_begin(a->cat, error_r) < 0)
 		return -1;
-	int ret = archive_retention_rules_load(a->cat, run->now, &rules, error_r);
+	int ret = archive_retention_rules_reload_holds(a->cat, rules, error_r);
 	for (size_t i = 0; ret == 0 && i < count; i++) {
 		struct catalog_message_ref ref;
 		int found = catalog_message_ref(a->cat, ids[i], &ref, error_r);
@@ -149,7 +149,6 @@ static int archive_expiry_batch(struct archive *a, const struct archive_retentio
 			}
 		}
 	}
-	archive_retention_rules_free(&rules);
 	if (ret == 0 && catalog_commit(a->cat, error_r) == 0)
 		return 0;
 	catalog_rollback(a->cat);
@@ -170,7 +169,6 @@ int archive_delete_expired(struct archive *a, const struct archive_retention_run
 			  ? 0
 			  : catalog_messages_before(a->cat, bound, archive_expiry_candidate, &scan,
 						    error_r);
-	archive_retention_rules_free(&rules);
 	if (ret == 0 && run->dry_run) {
 		result->deleted = scan.ids.count;
 		for (size_t i = 0; run->selected != NULL && i < scan.ids.count; i++)
@@ -185,10 +183,11 @@ int archive_delete_expired(struct archive *a, const struct archive_retention_run
 		}
 		size_t n = scan.ids.count - at < ARCHIVE_DELETE_BATCH ? scan.ids.count - at
 								      : ARCHIVE_DELETE_BATCH;
-		ret = archive_expiry_batch(a, run, scan.ids.items + at, n, result, error_r);
+		ret = archive_expiry_batch(a, run, rules, scan.ids.items + at, n, result, error_r);
 		if (ret == 0 && run->progress != NULL)
 			run->progress(at + n, scan.ids.count, run->context);
 	}
+	archive_retention_rules_free(&rules);
 	array_free(&scan.ids);
 	return ret;
 }

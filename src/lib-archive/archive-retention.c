@@ -245,6 +245,16 @@ static int retention_match_add(int64_t id, void *context)
 	return 0;
 }
 
+int archive_retention_rules_reload_holds(struct catalog *cat, struct archive_retention_rules *r,
+					 const char **error_r)
+{
+	for (size_t i = 0; i < r->held_users.count; i++)
+		mem_free(r->held_users.items[i]);
+	array_clear(&r->held_users);
+	r->instance_held = false;
+	return catalog_holds(cat, retention_rules_hold, r, error_r);
+}
+
 int archive_retention_rules_load(struct catalog *cat, int64_t now,
 				 struct archive_retention_rules **rules_r, const char **error_r)
 {

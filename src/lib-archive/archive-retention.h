@@ -56,6 +56,10 @@ struct archive_retention_rules;
 int archive_retention_rules_load(struct catalog *cat, int64_t now,
 				 struct archive_retention_rules **rules_r, const char **error_r);
 void archive_retention_rules_free(struct archive_retention_rules **rules);
+/* Read the holds again (cheap: a retention run does it in each batch's
+ * transaction; the policies and their queries stay as they were). */
+int archive_retention_rules_reload_holds(struct catalog *cat, struct archive_retention_rules *rules,
+					 const char **error_r);
 /* NULL if the message may be deleted now, else why not: "legal hold on
  * ..." or "minimum keep time of policy ... until ..." (tstr). */
 const char *archive_retention_blocks(const struct archive_retention_rules *rules,

@@ -40,6 +40,10 @@ enum catalog_stmt {
 	ST_USER_PRIV_ADD,
 	ST_USER_RIGHT_ADD,
 	ST_USER_APP_ADD,
+	ST_MESSAGE_REF,
+	ST_MESSAGE_REMOVE_INFO,
+	ST_MESSAGE_DELETE,
+	ST_REMOVAL_ADD,
 	ST_COUNT
 };
 
@@ -2144,15 +2148,16 @@ static void catalog_column_ref(sqlite3_stmt *st, struct catalog_message_ref *ref
 int catalog_message_ref(struct catalog *cat, int64_t message_id, struct catalog_message_ref *ref_r,
 			const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db, CATALOG_REF_COLUMNS " WHERE m.id = ?", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return catalog_fail(cat, "finding a message", error_r);
+	/* prepared once: a retention run asks for every message it deletes */
+	sqlite3_stmt *st =
+		catalog_stmt(cat, ST_MESSAGE_REF, CATALOG_REF_COLUMNS " WHERE m.id = ?", error_r);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, message_id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		catalog_column_ref(st, ref_r);
-	catalog_finalize(cat, st);
+	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a message", error_r);
@@ -2184,41 +2189,37 @@ int catalog_messages_before(struct catalog *cat, int64_t before, catalog_ref_cb 
 static int catalog_removal_add(struct catalog *cat, int kind, const void *hash,
 			       const struct catalog_loc *loc, int64_t now, const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(
-		    cat->db,
-		    "INSERT INTO removals (kind, hash, store_id, segment, offset, length,"
-		    " deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		    -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "recording a removal", error_r);
+	sqlite3_stmt *st =
+		catalog_stmt(cat, ST_REMOVAL_ADD,
+			     "INSERT INTO removals (kind, hash, store_id, segment, offset,"
+			     " length, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			     error_r);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int(st, 1, kind);
 	sqlite3_bind_blob(st, 2, hash, CATALOG_HASH_LEN, SQLITE_STATIC);
 	bind_loc(st, 3, loc);
 	sqlite3_bind_int64(st, 7, now);
-	int ret = catalog_step_done(cat, st, "recording a removal", error_r);
-	catalog_finalize(cat, st);
-	return ret;
+	return catalog_step_done(cat, st, "recording a removal", error_r);
 }
 
 int catalog_message_remove(struct catalog *cat, int64_t message_id, int64_t now,
 			   int64_t *content_id_r, const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT m.content_id, m.store_id, m.segment, m.offset, m.length,"
-			       " c.hash, (c.store_id = m.store_id AND c.segment = m.segment AND"
-			       " c.offset = m.offset), (SELECT count(*) FROM messages o WHERE"
-			       " o.content_id = m.content_id) FROM messages m JOIN contents c ON"
-			       " c.id = m.content_id WHERE m.id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "removing a message", error_r);
+	sqlite3_stmt *st = catalog_stmt(
+		cat, ST_MESSAGE_REMOVE_INFO,
+		"SELECT m.content_id, m.store_id, m.segment, m.offset, m.length, c.hash,"
+		" (c.store_id = m.store_id AND c.segment = m.segment AND c.offset = m.offset),"
+		" (SELECT count(*) FROM messages o WHERE o.content_id = m.content_id)"
+		" FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.id = ?",
+		error_r);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, message_id);
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		catalog_finalize(cat, st);
-		if (rc == SQLITE_DONE)
-			return 0;
-		return catalog_fail(cat, "removing a message", error_r);
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "removing a message", error_r);
 	}
 	struct catalog_loc loc;
 	unsigned char hash[CATALOG_HASH_LEN];
@@ -2227,20 +2228,18 @@ int catalog_message_remove(struct catalog *cat, int64_t message_id, int64_t now,
 	memcpy(hash, sqlite3_column_blob(st, 5), CATALOG_HASH_LEN);
 	bool is_content_record = sqlite3_column_int(st, 6) != 0;
 	int64_t refs = sqlite3_column_int64(st, 7);
-	catalog_finalize(cat, st);
+	sqlite3_reset(st);
 	/* a REF record is garbage now (3); the MESSAGE record the content was
 	 * stored in stays while the content is in use (4: only the reference
 	 * went; 1 follows when the content goes). Both say which reference a
 	 * rebuild from the segments must not bring back (archive-delete.h). */
 	if (catalog_removal_add(cat, is_content_record ? 4 : 3, hash, &loc, now, error_r) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(cat->db, "DELETE FROM messages WHERE id = ?", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return catalog_fail(cat, "removing a message", error_r);
+	st = catalog_stmt(cat, ST_MESSAGE_DELETE, "DELETE FROM messages WHERE id = ?", error_r);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, message_id);
-	int ret = catalog_step_done(cat, st, "removing a message", error_r);
-	catalog_finalize(cat, st);
-	if (ret < 0)
+	if (catalog_step_done(cat, st, "removing a message", error_r) < 0)
 		return -1;
 	return refs <= 1 ? 2 : 1;
 }
