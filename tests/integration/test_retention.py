@@ -269,6 +269,16 @@ def test_legal_hold_and_minimum_keep_refuse_admins_and_retention(system):
                    "reason=" + reason + "-delete")
     assert r["deleted"] == 1
     assert raw(s, user, ids[0])[0] == 404
+    # a minimum keep time limited by a query protects exactly its matches
+    subject = folder_ids(s, user, "Inbox")[ids[1]]["subject"]
+    set_policies(s, [{"name": "q-" + user, "type": "minimum", "days": 36500,
+                      "query": 'subject:"%s"' % subject}])
+    out = fails(s, "DeleteMessage", "messageID=%d" % ids[1], "reason=test")
+    assert "q-" + user in out, out
+    assert s.api.call("DeleteMessage", "instanceID=acme", "messageID=%d" % ids[2],
+                      "reason=test")["deleted"] == 1
+    assert raw(s, user, ids[1]) == before[ids[1]]
+    set_policies(s, [])
     # each hold change once in the audit log, refusals as well as deletions
     for suffix in ("", "-lifted", "-instance", "-instance-lifted"):
         assert audit_count(s, "SetComplianceConfiguration", '"reason":"%s%s"' % (reason, suffix)) == 1
