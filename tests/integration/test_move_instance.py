@@ -290,7 +290,7 @@ def test_target_killed_during_the_move_then_retried(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         assert env["statusCode"] == "running", env
         os.kill(s.ih2.pid("instance-host"), signal.SIGKILL)
     finally:
@@ -332,7 +332,7 @@ def test_no_start_on_the_source_while_its_files_are_read(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + os.path.join(s.data2, "acme"), extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         assert env["statusCode"] == "running", env
         os.kill(target_pid, signal.SIGSTOP)
     finally:
@@ -366,7 +366,7 @@ def test_cancel_undoes_the_move(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         p = api.call_raw("/api/cancel-async", "token=" + token, extra=("--no-wait",))
         assert json.loads(p.stdout)["statusText"] == "cancelling"
     finally:
@@ -432,7 +432,7 @@ def test_management_server_killed_during_the_move(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         os.kill(target_pid, signal.SIGSTOP)
     finally:
         os.kill(source_pid, signal.SIGCONT)
@@ -471,7 +471,7 @@ def test_source_killed_during_the_move_then_retried(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         os.kill(target_pid, signal.SIGSTOP)
     finally:
         os.kill(source_pid, signal.SIGCONT)
