@@ -5,7 +5,7 @@ Host keeps answering while it verifies a large file.
 Servers as in test_move_instance.py: the single server mode system of
 daemonfix on 127.0.0.1 and a second Instance Host on 127.0.0.6 (its own
 config directory), no network namespaces. The second host runs with test
-knobs (docs/operations.md "Moving an instance"): COFFER_TEST_MOVE_READ_DELAY_MS
+knobs (src/host/host-move.c, for tests only): COFFER_TEST_MOVE_READ_DELAY_MS
 waits before each read of the first pass, so that the first pass lasts
 seconds and an import lands inside it; COFFER_TEST_MOVE_VERIFY_DELAY_MS makes
 the read-back of a file of several pieces take seconds on its worker thread.
