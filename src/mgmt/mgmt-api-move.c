@@ -758,8 +758,9 @@ static void mgmt_api_move_instances(struct mgmt *mgmt, const struct json *args,
 
 const struct mgmt_api_function mgmt_api_move_functions[] = {
 	{"MoveInstance",
-	 "Move an instance with its data and key to another Instance Host (a job: stopped, "
-	 "copied host to host and verified, started there, then removed from the source).",
+	 "Move an instance with its data and key to another Instance Host (a job: copied host "
+	 "to host and verified while it runs, caught up, frozen for the last catch-up, started "
+	 "there, then removed from the source).",
 	 {{"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"},
 	  {"targetInstanceHost", MGMT_API_STRING, true, "the registered Instance Host to move to"},
 	  {"baseDirectory", MGMT_API_STRING, false,
