@@ -1,6 +1,8 @@
 """MoveInstance of a running instance: writes during the copy are caught
-up, the instance is frozen only for the last pass, and the target Instance
-Host keeps answering while it verifies a large file.
+up, the instance is frozen only for the last pass, the target Instance
+Host keeps answering while it verifies a large file, and a target whose
+disk fills up (an 8 MiB tmpfs, mounted here as root) fails the move
+cleanly.
 
 Servers as in test_move_instance.py: the single server mode system of
 daemonfix on 127.0.0.1 and a second Instance Host on 127.0.0.6 (its own
@@ -186,3 +188,63 @@ def test_the_target_answers_while_it_verifies_a_large_file(slow_verify):
         assert f.read() == blob
     assert fetch_all(s) == before
     wait_for(lambda: state(s, "acme") == "running", timeout=30, what="acme running on the target")
+
+
+@pytest.fixture
+def plain_hosts(single, make_server, monkeypatch):
+    return second_host(single, make_server, monkeypatch)
+
+
+@pytest.fixture
+def full_disk(plain_hosts):
+    """An 8 MiB tmpfs on the target's side, owned by the daemons' user."""
+    mnt = os.path.join(os.path.dirname(plain_hosts.ih2.dir), "small")
+    os.makedirs(mnt)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755",
+                                            "tmpfs", mnt], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs (needs root)")
+    subprocess.run(["chown", "coffer", mnt], check=False)
+    yield mnt
+    subprocess.run(["umount", "-l", mnt])
+
+
+def test_move_to_a_full_disk_fails_cleanly_and_a_retry_elsewhere_works(plain_hosts, full_disk):
+    s = plain_hosts
+    api = s.api
+    base = make_acme(s, count=20)
+    # More than the 8 MiB the target's filesystem holds, in bytes no
+    # compressor shrinks.
+    blob = os.urandom(9 * 1024 * 1024)
+    with open(os.path.join(base, "import", "big.bin"), "wb") as f:
+        f.write(blob)
+    before = fetch_all(s)
+    p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                     "baseDirectory=" + os.path.join(full_disk, "acme"))
+    assert p.returncode != 0
+    env = json.loads(p.stdout)
+    assert env["statusCode"] == "failed", env
+    msg = env["error"]["message"]
+    assert "No space left on device" in msg and "stays on 127.0.0.1" in msg, msg
+    # Nothing of the copy is left on the target.
+    assert os.listdir(full_disk) == []
+    keys = os.path.join(s.ih2.dir, "instance-keys")
+    assert not os.path.exists(os.path.join(keys, "acme.key"))
+    assert not os.path.exists(os.path.join(keys, "acme.key.moving"))
+    # The instance runs on the source with its mail, and takes writes.
+    conf = api.call("GetInstanceConfiguration", "instanceID=acme")
+    assert conf["instanceHost"] == "127.0.0.1" and conf["status"] == "running", conf
+    assert fetch_all(s) == before
+    write_mbox(os.path.join(base, "import", "later.mbox"), 5, start=2000)
+    assert api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/later.mbox",
+                    "folder=INBOX")["archived"] == 5
+    now = fetch_all(s)
+    assert len(now) == 25
+    # A retry to a target with room works.
+    target = os.path.join(s.data2, "acme")
+    r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                 "baseDirectory=" + target)
+    assert r["instanceHost"] == IH2, r
+    assert fetch_all(s) == now
+    with open(os.path.join(target, "import", "big.bin"), "rb") as f:
+        assert f.read() == blob
+    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
