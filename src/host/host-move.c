@@ -108,7 +108,7 @@ struct host_move_in {
 	unsigned int files_synced;
 	bool listed;
 	unsigned int early_closes;    /* links closed before the listing */
-	unsigned int read_delay_ms;   /* COFFER_TEST_MOVE_READ_DELAY_MS, first pass */
+	unsigned int read_delay_ms;   /* COFFER_TEST_MOVE_READ_DELAY_MS */
 	unsigned int verify_delay_ms; /* COFFER_TEST_MOVE_VERIFY_DELAY_MS, large files */
 };
 
@@ -868,7 +868,7 @@ static void host_move_in_read_now(evutil_socket_t fd, short events, void *ctx)
 
 static void host_move_in_read(struct host_move_in *m)
 {
-	if (m->read_delay_ms > 0 && m->pass == 1) {
+	if (m->read_delay_ms > 0) {
 		struct timeval tv = {m->read_delay_ms / 1000, (m->read_delay_ms % 1000) * 1000};
 		event_del(m->timer);
 		event_assign(m->timer, m->hm->base, -1, 0, host_move_in_read_now, m);
@@ -1164,9 +1164,10 @@ static const struct rpc_conn_callbacks host_move_in_link_callbacks = {
 	.closed = host_move_in_link_closed,
 };
 
-/* Tests only: a first pass slow enough to write during it
- * (COFFER_TEST_MOVE_READ_DELAY_MS, before each read), a read-back slow
- * enough to call the Instance Host during it (..._VERIFY_DELAY_MS). */
+/* Tests only: passes slow enough to write during the first or to kill a
+ * role during the last (COFFER_TEST_MOVE_READ_DELAY_MS, before each read),
+ * a read-back slow enough to call the Instance Host during it
+ * (..._VERIFY_DELAY_MS). */
 static unsigned int host_move_test_delay(const char *id, const char *name)
 {
 	const char *env = getenv(name);

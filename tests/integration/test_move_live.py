@@ -8,8 +8,9 @@ Servers as in test_move_instance.py: the single server mode system of
 daemonfix on 127.0.0.1 and a second Instance Host on 127.0.0.6 (its own
 config directory), no network namespaces. The second host runs with test
 knobs (src/host/host-move.c, for tests only): COFFER_TEST_MOVE_READ_DELAY_MS
-waits before each read of the first pass, so that the first pass lasts
-seconds and an import lands inside it; COFFER_TEST_MOVE_VERIFY_DELAY_MS makes
+waits before each read, so that the first pass lasts seconds and an import
+lands inside it, or the last (frozen) pass lasts long enough to kill the
+Management Server during it; COFFER_TEST_MOVE_VERIFY_DELAY_MS makes
 the read-back of a file of several pieces take seconds on its worker thread.
 
 Time bounds: the first pass lasts at least (files x 700 ms), over 7 s; an
@@ -247,4 +248,48 @@ def test_move_to_a_full_disk_fails_cleanly_and_a_retry_elsewhere_works(plain_hos
     assert fetch_all(s) == now
     with open(os.path.join(target, "import", "big.bin"), "rb") as f:
         assert f.read() == blob
+    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+
+
+@pytest.fixture
+def slow_passes(single, make_server, monkeypatch):
+    return second_host(single, make_server, monkeypatch, COFFER_TEST_MOVE_READ_DELAY_MS=1500)
+
+
+def test_management_server_killed_while_frozen(slow_passes):
+    """The Management Server dies (SIGKILL) during the last pass, with the
+    instance frozen on the source: the source thaws it when the link
+    closes (it takes writes again, with nothing lost), the target removes
+    its copy, and a retry works. Each read waits 1.5 s, so the last pass
+    (it copies at least the catalog, which the freeze closed) lasts that
+    long at least; the status is polled every 100 ms."""
+    import signal
+    s = slow_passes
+    api = s.api
+    base = make_acme(s, count=6)
+    before = fetch_all(s)
+    target = os.path.join(s.data2, "acme")
+    p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                     "baseDirectory=" + target, extra=("--no-wait",))
+    assert json.loads(p.stdout)["statusCode"] == "running"
+    wait_for(lambda: state(s, "acme") == "frozen", timeout=120, interval=0.1,
+             what="acme frozen for the last pass")
+    os.kill(s.pid("management-server"), signal.SIGKILL)
+    s.config("start")
+    wait_for(all_connected(api, hosts=2, cas=1), timeout=40, what="every role reconnected")
+    assert api.call("GetInstanceConfiguration", "instanceID=acme")["instanceHost"] == "127.0.0.1"
+    wait_for(lambda: state(s, "acme") == "running", timeout=30, what="acme thawed on the source")
+    wait_for(lambda: not os.path.exists(target), timeout=30, what="the target's copy removed")
+    assert fetch_all(s) == before
+    write_mbox(os.path.join(base, "import", "after.mbox"), 4, start=3000)
+    assert api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/after.mbox",
+                    "folder=INBOX")["archived"] == 4
+    now = fetch_all(s)
+    assert len(now) == 10
+    # The retry (slow passes too: followed as a job, not one 60 s call).
+    p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                     "baseDirectory=" + target, extra=("--no-wait",))
+    env = follow(api, json.loads(p.stdout)["token"], lambda e: False)
+    assert env["statusCode"] == "succeeded", env
+    assert fetch_all(s) == now
     assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
