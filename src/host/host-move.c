@@ -42,6 +42,9 @@
 /* A file changed this recently may change again within the same tick of
  * the coarse clock file times come from, unseen by its stamp. */
 #define HOST_MOVE_RACY_SECS 2
+/* Files verified on the worker while later ones are copied: the fsync of
+ * one overlaps the copy of the next, with a bound on the fds held open. */
+#define HOST_MOVE_VERIFIES 4
 
 struct host_move_out {
 	struct host_move_out *next;
@@ -101,7 +104,11 @@ struct host_move_in {
 	const struct host_move_file *old; /* in known, or NULL */
 	long long offset;
 	ARRAY(struct host_move_written) written;
-	struct host_move_verify *verify; /* on the worker, or NULL */
+	/* files being fsynced and read back on the worker while the next ones
+	 * are copied; at most HOST_MOVE_VERIFIES at a time */
+	ARRAY(struct host_move_verify *) verifies;
+	bool next_waiting; /* for a verify to end before the next file */
+	bool pass_waiting; /* for the verifies to end before the pass does */
 	/* this pass */
 	unsigned int pass;
 	long long bytes_done, bytes_total, bytes_sent;
@@ -489,6 +496,8 @@ struct host_move_verify {
 	struct host_move_in *m; /* NULL once the move is gone: drop the result */
 	int fd;
 	char *path;
+	char *key;                   /* its path in the listing ("" for the key) */
+	struct host_move_file *file; /* joins m->known once verified */
 	struct host_move_written *pieces;
 	size_t count;
 	char *error; /* mem_printf'd on the worker; never tstr there */
@@ -500,6 +509,8 @@ static void host_move_verify_free(struct host_move_verify *v)
 	if (v->fd >= 0)
 		close(v->fd);
 	mem_free(v->path);
+	mem_free(v->key);
+	host_move_file_free(v->file);
 	mem_free(v->pieces);
 	mem_free(v->error);
 	mem_free(v);
@@ -516,10 +527,15 @@ static void host_move_in_close_file(struct host_move_in *m)
 	m->cur = NULL;
 	m->old = NULL;
 	array_clear(&m->written);
-	if (m->verify != NULL) {
-		m->verify->m = NULL;
-		m->verify = NULL;
-	}
+}
+
+/* The move is failing or going: verifies still under way drop their result. */
+static void host_move_in_orphan_verifies(struct host_move_in *m)
+{
+	for (size_t i = 0; i < m->verifies.count; i++)
+		m->verifies.items[i]->m = NULL;
+	array_clear(&m->verifies);
+	m->next_waiting = m->pass_waiting = false;
 }
 
 static void host_move_in_close_link(evutil_socket_t fd, short events, void *ctx)
@@ -538,6 +554,7 @@ static void host_move_in_fail(struct host_move_in *m, const char *error)
 	mem_free(m->error);
 	m->error = mem_strdup(error);
 	host_move_in_close_file(m);
+	host_move_in_orphan_verifies(m);
 	log_error(host_move_ctx(m->id), "moving in failed: %s", error);
 	/* not from inside the link's own callbacks */
 	event_del(m->timer);
@@ -555,6 +572,8 @@ static void host_move_in_free(struct host_move_in *m, bool remove_data)
 	m->tearing_down = true;
 	rpc_client_destroy(&m->link);
 	host_move_in_close_file(m);
+	host_move_in_orphan_verifies(m);
+	array_free(&m->verifies);
 	if (remove_data) {
 		(void)nftw(m->base_dir, host_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 		if (!m->created_base)
@@ -723,36 +742,40 @@ static void host_move_verify_work(void *ctx)
 	mem_free(buf);
 }
 
-/* A verified file joins what the target holds; on to the next. */
-static void host_move_in_file_done(struct host_move_in *m)
-{
-	const struct json *e = json_at(m->entries, m->index);
-	struct host_move_file *f = m->cur;
-	m->cur = NULL;
-	host_move_file_free(hash_set(m->known, json_get_string(e, "path"), f));
-	m->files_synced++;
-	host_move_in_close_file(m);
-	m->index++;
-	host_move_in_next(m);
-}
+static void host_move_in_pass_done(struct host_move_in *m);
 
+/* A verified file joins what the target holds; the copy goes on if it
+ * waited for this. */
 static void host_move_verify_done(void *ctx, bool ran)
 {
 	struct host_move_verify *v = ctx;
 	struct host_move_in *m = v->m;
-	if (m != NULL)
-		m->verify = NULL;
 	if (m == NULL || m->hm->destroying) {
 		host_move_verify_free(v);
 		return;
+	}
+	for (size_t i = 0; i < m->verifies.count; i++) {
+		if (m->verifies.items[i] == v) {
+			array_delete(&m->verifies, i, 1);
+			break;
+		}
 	}
 	if (!ran || v->error != NULL) {
 		host_move_in_fail(m, v->error != NULL ? v->error : "verifying was cut short");
 		host_move_verify_free(v);
 		return;
 	}
+	host_move_file_free(hash_set(m->known, v->key, v->file));
+	v->file = NULL;
+	m->files_synced++;
 	host_move_verify_free(v);
-	host_move_in_file_done(m);
+	if (m->next_waiting) {
+		m->next_waiting = false;
+		host_move_in_next(m);
+	} else if (m->pass_waiting && m->verifies.count == 0) {
+		m->pass_waiting = false;
+		host_move_in_pass_done(m);
+	}
 }
 
 /* The file is complete at `end`: cut it there, then fsync and verify it
@@ -770,6 +793,9 @@ static void host_move_in_file_end(struct host_move_in *m, long long end)
 	v->fd = m->fd;
 	m->fd = -1;
 	v->path = mem_strdup(m->cur_path);
+	v->key = mem_strdup(json_get_string(json_at(m->entries, m->index), "path"));
+	v->file = m->cur;
+	m->cur = NULL;
 	v->count = m->written.count;
 	v->pieces = mem_alloc(sizeof(*v->pieces) * (v->count > 0 ? v->count : 1));
 	if (v->count > 0)
@@ -777,13 +803,21 @@ static void host_move_in_file_end(struct host_move_in *m, long long end)
 	/* tests: a read-back that takes long, of a file of several pieces */
 	if (v->count > 1)
 		v->delay_ms = m->verify_delay_ms;
-	m->verify = v;
+	array_append(&m->verifies, v);
+	host_move_in_close_file(m);
+	m->index++;
 	if (m->hm->pool == NULL ||
 	    worker_pool_submit(m->hm->pool, host_move_verify_work, host_move_verify_done, v) < 0) {
 		/* no worker to be had: do it here rather than not at all */
 		host_move_verify_work(v);
 		host_move_verify_done(v, true);
+		if (m->state != MOVE_IN_COPYING)
+			return;
 	}
+	if (m->verifies.count >= HOST_MOVE_VERIFIES)
+		m->next_waiting = true;
+	else
+		host_move_in_next(m);
 }
 
 static int host_move_in_write(struct host_move_in *m, const unsigned char *data, size_t len)
@@ -1014,7 +1048,10 @@ static void host_move_in_next(struct host_move_in *m)
 			return;
 		}
 	}
-	host_move_in_pass_done(m);
+	if (m->verifies.count > 0)
+		m->pass_waiting = true;
+	else
+		host_move_in_pass_done(m);
 }
 
 static int host_move_path_depth_cmp(const void *a, const void *b)
