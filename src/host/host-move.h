@@ -37,8 +37,9 @@
  * before the commit.
  *
  * Pieces are read and written on the event loop, one per turn; the fsync
- * and read-back of a file run on a worker thread, so that a large file
- * does not hold up the Instance Host's other calls. */
+ * and read-back of a file run on a worker thread while the next files are
+ * copied (at most HOST_MOVE_VERIFIES at a time), so that a large file does
+ * not hold up the Instance Host's other calls. */
 #include <stdbool.h>
 #include <stdint.h>
 
