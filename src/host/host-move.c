@@ -274,15 +274,16 @@ static struct host_move_out *host_move_out_find(struct host_move *hm, const char
 }
 
 /* The move-out is over: starts are allowed again, and an instance the move
- * froze is thawed (a move that succeeded stopped it before). */
-static void host_move_out_end(struct host_move *hm, const char *id)
+ * froze is thawed unless the target took it over (then it must take no
+ * more writes here: the Management Server stops it). */
+static void host_move_out_end(struct host_move *hm, const char *id, bool taken)
 {
 	for (struct host_move_out **p = &hm->outs; *p != NULL; p = &(*p)->next) {
 		if (strcmp((*p)->id, id) == 0) {
 			struct host_move_out *m = *p;
 			*p = m->next;
 			host_instances_set_moving(hm->hi, id, false);
-			if (m->froze)
+			if (m->froze && !taken)
 				host_instances_thaw_after_move(hm->hi, id);
 			host_move_out_free(m);
 			return;
@@ -309,7 +310,7 @@ static void host_move_out_begin(struct host_move *hm, struct rpc_conn *conn, uin
 		return;
 	}
 	/* A move started again after a failure replaces the old one. */
-	host_move_out_end(hm, iid);
+	host_move_out_end(hm, iid, false);
 	struct host_move_out *m = mem_new(struct host_move_out);
 	m->id = mem_strdup(iid);
 	m->peer_fp = mem_strdup(peer);
@@ -1373,7 +1374,7 @@ void host_move_forget_conn(struct host_move *hm, struct rpc_conn *conn)
 		if (m->owner == conn) {
 			log_warning(host_move_ctx(m->id), "moving out ended: %s",
 				    "the Management Server's link closed");
-			host_move_out_end(hm, m->id);
+			host_move_out_end(hm, m->id, false);
 		}
 	}
 	for (struct host_move_in *m = hm->ins, *next; m != NULL; m = next) {
@@ -1412,7 +1413,7 @@ bool host_move_request(struct host_move *hm, struct rpc_conn *conn, uint32_t id,
 		host_move_out_begin(hm, conn, id, args);
 	} else if (strcmp(method, "MoveOutEnd") == 0) {
 		if (iid != NULL)
-			host_move_out_end(hm, iid);
+			host_move_out_end(hm, iid, json_get_bool(args, "taken", false));
 		rpc_conn_reply(conn, id, NULL);
 	} else if (strcmp(method, "MoveOutFreeze") == 0) {
 		host_move_out_freeze(hm, conn, id, args);

@@ -5,23 +5,28 @@
  *
  * Steps, each a call on the Management Server's control links: the target
  * checks the base directory (MoveInPrepare) while the instance still runs;
- * the source stops the instance and lists its files (StopInstance,
- * MoveOutBegin); the target pulls them straight from the source over a
- * pinned, mutually authenticated link between the two Instance Hosts and
- * verifies each file's SHA-256 (MoveInStart, polled with MoveInStatus);
- * the target registers it (MoveInCommit); the management database names the
- * target; the Client Access Servers get the new topology; the instance
- * starts on the target (if it ran before); only then does the source forget
- * it (MoveOutEnd, DeleteInstance, with its data unless keepSource).
+ * the source lists its files (MoveOutBegin) and refuses starts and deletes;
+ * the target pulls them straight from the source over a pinned, mutually
+ * authenticated link between the two Instance Hosts and verifies each
+ * piece's SHA-256 (MoveInStart, polled with MoveInStatus) while the
+ * instance runs and takes writes; further passes copy what changed
+ * (MoveInCatchUp) until one carries little; the source freezes the
+ * instance (MoveOutFreeze: reads go on, writes wait) and a last pass makes
+ * the copy exact; the target registers it (MoveInCommit); the management
+ * database names the target; the Client Access Servers get the new
+ * topology; the instance starts on the target (if it ran before); only then
+ * does the source stop its frozen process and forget it (StopInstance,
+ * MoveOutEnd, DeleteInstance, with its data unless keepSource).
  *
  * The bytes go host to host, not through the Management Server: it would
  * only relay them, at twice the network traffic, and the two hosts can pin
  * each other's registered fingerprints as well as it can.
  *
  * Until the database names the target, every failure (and a cancel) undoes
- * the move: the target's copy is removed and the instance starts again on
- * the source if it ran. If the instance does not start on the target, the
- * database names the source again and the same happens. */
+ * the move: the target's copy is removed and the source thaws the instance
+ * (or starts it again, if it ran and has stopped meanwhile). If the
+ * instance does not start on the target, the database names the source
+ * again and the same happens. */
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -373,7 +378,10 @@ static void mgmt_move_source_stopped(struct rpc_conn *conn, const struct json *r
 		mgmt_move_log(mv, tstr_printf("stopping it on %s: %s", mv->source, text));
 	else if (json_kind(result) == JSON_KIND_OBJECT)
 		mgmt_links_note_instance(mv->mgmt->links, mv->source, mv->id, result);
-	mgmt_move_call(mv, mv->source, "MoveOutEnd", mgmt_move_args(mv), mgmt_move_source_ended);
+	/* taken: even if the stop failed, the source must not thaw it */
+	struct json *args = mgmt_move_args(mv);
+	json_set_bool(args, "taken", true);
+	mgmt_move_call(mv, mv->source, "MoveOutEnd", args, mgmt_move_source_ended);
 }
 
 /* The target holds it: the source's frozen process stops (it took no
