@@ -145,7 +145,11 @@ static void host_move_sum_hex(const struct host_move_sum *sum, char hex[CRYPTO_S
 /* What tells a later listing that a file did not change since: device,
  * inode, size, modification and change time. Empty ("look at the bytes")
  * while either time is so recent that a write in the same clock tick
- * could follow unseen: file times come from a coarse clock. */
+ * could follow unseen: file times come from a coarse clock. This holds for
+ * files written with write(), which is how an instance writes its files;
+ * the one file written through a shared mapping, SQLite's catalog.db-shm
+ * (whose times may lag), is an index SQLite rebuilds when the first
+ * connection opens the catalog, as the target's instance does. */
 static char *host_move_stamp(const struct stat *st, time_t now)
 {
 	if (st->st_mtim.tv_sec >= now - HOST_MOVE_RACY_SECS ||
