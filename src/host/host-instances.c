@@ -972,6 +972,36 @@ void host_instances_set_moving(struct host_instances *hi, const char *id, bool m
 		inst->moving_out = moving;
 }
 
+/* Freeze for a move's last catch-up: the caller gets the instance's state.
+ * An instance without a process (stopped) stays as it is, which is as
+ * still as frozen. */
+bool host_instances_freeze_for_move(struct host_instances *hi, const char *id,
+				    struct rpc_conn *conn, uint32_t rpc_id)
+{
+	struct host_instance *inst = host_find(hi, id);
+	if (inst == NULL) {
+		rpc_conn_reply_error(conn, rpc_id, "no-such-instance",
+				     tstr_printf("no instance '%s' on this Instance Host", id));
+		return false;
+	}
+	if (inst->pid == 0 && !inst->start_queued) {
+		rpc_conn_reply(conn, rpc_id, host_instance_status(inst));
+		return false;
+	}
+	host_forward(hi, inst, conn, rpc_id, "Freeze", NULL, HOST_INSTANCE_FROZEN);
+	return true;
+}
+
+void host_instances_thaw_after_move(struct host_instances *hi, const char *id)
+{
+	struct host_instance *inst = host_find(hi, id);
+	/* no caller to answer: the state change reaches the Management Server
+	 * as an event */
+	if (inst != NULL && inst->state == HOST_INSTANCE_FROZEN && inst->conn != NULL &&
+	    rpc_conn_is_ready(inst->conn))
+		host_forward(hi, inst, NULL, 0, "Thaw", NULL, HOST_INSTANCE_RUNNING);
+}
+
 int host_instances_check_new(struct host_instances *hi, const char *id, const char *dir,
 			     const char **error_r)
 {

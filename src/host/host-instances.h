@@ -57,6 +57,13 @@ void host_instances_counts(struct host_instances *hi, unsigned int *available_r,
 int host_instances_lookup(struct host_instances *hi, const char *id, char **base_dir_r,
 			  char **key_path_r, bool *stopped_r);
 void host_instances_set_moving(struct host_instances *hi, const char *id, bool moving);
+/* freeze_for_move: freeze its process for a move's last catch-up and answer
+ * conn/rpc_id with its state (at once if it has no process); true if a
+ * freeze was sent. thaw_after_move: thaw it again (a move undone), without
+ * an answer to anyone. */
+bool host_instances_freeze_for_move(struct host_instances *hi, const char *id,
+				    struct rpc_conn *conn, uint32_t rpc_id);
+void host_instances_thaw_after_move(struct host_instances *hi, const char *id);
 int host_instances_check_new(struct host_instances *hi, const char *id, const char *dir,
 			     const char **error_r);
 char *host_instances_key_path(struct host_instances *hi, const char *id);

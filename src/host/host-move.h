@@ -12,21 +12,34 @@
  * the move is under way, and only for MoveOutList and MoveOutRead with the
  * move's random token.
  *
- * Source: MoveOutBegin (instance stopped) lists the base directory and
- * blocks starts; MoveOutRead answers one file's bytes in order, up to 4 MiB
- * per answer (a blob), with the SHA-256 of the whole file as read on its
- * last answer; MoveOutEnd forgets the move and allows starts again.
+ * The copy is made while the instance runs, in passes (docs/protocol.md
+ * "Moving an instance"): each pass the target asks for a new listing
+ * (MoveOutList: path, kind, size, mode and a stamp of device, inode, size
+ * and times, empty while the file changed within the last seconds) and
+ * copies each file whose stamp differs from the one it copied, piece by
+ * piece (MoveOutRead: 4 MiB at an offset, with its SHA-256); for a piece
+ * it holds already it names that piece's SHA-256 ("have") and the source
+ * sends the bytes only if they differ, so a segment that grew costs its
+ * tail, a catalog that changed its changed pages. Files the source no
+ * longer lists are removed. The Management Server freezes the instance
+ * (MoveOutFreeze) before the last pass, so that one is exact.
+ *
+ * Source: MoveOutBegin lists the base directory and blocks starts and
+ * deletes (the instance may run); MoveOutFreeze freezes it; MoveOutEnd
+ * forgets the move, allows starts again and thaws an instance it froze.
  *
  * Target: MoveInPrepare checks the instance ID and base directory (absent
- * or empty, and writable) before the source is stopped; MoveInStart pulls
- * every file, one read at a time (so neither side holds more than one
- * chunk), writes and fsyncs it, reads it back and compares its SHA-256
- * with the source's; MoveInStatus reports progress; MoveInCommit puts the
- * key in place and registers the instance (stopped); MoveInAbort removes
- * what was copied. Nothing is registered on the target before the commit.
+ * or empty, and writable) before anything else; MoveInStart opens the link
+ * to the source and runs the first pass, MoveInCatchUp each further one
+ * over the same link; MoveInStatus reports the pass and its progress;
+ * MoveInCommit puts the key in place and registers the instance (stopped);
+ * MoveInAbort removes what was copied. Nothing is registered on the target
+ * before the commit.
  *
- * The file I/O runs on the event loop, one chunk per turn (a later step
- * moves it to a worker). */
+ * Pieces are read and written on the event loop, one per turn; the fsync
+ * and read-back of a file run on a worker thread while the next files are
+ * copied (at most HOST_MOVE_VERIFIES at a time), so that a large file does
+ * not hold up the Instance Host's other calls. */
 #include <stdbool.h>
 #include <stdint.h>
 

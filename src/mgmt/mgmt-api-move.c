@@ -5,23 +5,28 @@
  *
  * Steps, each a call on the Management Server's control links: the target
  * checks the base directory (MoveInPrepare) while the instance still runs;
- * the source stops the instance and lists its files (StopInstance,
- * MoveOutBegin); the target pulls them straight from the source over a
- * pinned, mutually authenticated link between the two Instance Hosts and
- * verifies each file's SHA-256 (MoveInStart, polled with MoveInStatus);
- * the target registers it (MoveInCommit); the management database names the
- * target; the Client Access Servers get the new topology; the instance
- * starts on the target (if it ran before); only then does the source forget
- * it (MoveOutEnd, DeleteInstance, with its data unless keepSource).
+ * the source lists its files (MoveOutBegin) and refuses starts and deletes;
+ * the target pulls them straight from the source over a pinned, mutually
+ * authenticated link between the two Instance Hosts and verifies each
+ * piece's SHA-256 (MoveInStart, polled with MoveInStatus) while the
+ * instance runs and takes writes; further passes copy what changed
+ * (MoveInCatchUp) until one carries little; the source freezes the
+ * instance (MoveOutFreeze: reads go on, writes wait) and a last pass makes
+ * the copy exact; the target registers it (MoveInCommit); the management
+ * database names the target; the Client Access Servers get the new
+ * topology; the instance starts on the target (if it ran before); only then
+ * does the source stop its frozen process and forget it (StopInstance,
+ * MoveOutEnd, DeleteInstance, with its data unless keepSource).
  *
  * The bytes go host to host, not through the Management Server: it would
  * only relay them, at twice the network traffic, and the two hosts can pin
  * each other's registered fingerprints as well as it can.
  *
  * Until the database names the target, every failure (and a cancel) undoes
- * the move: the target's copy is removed and the instance starts again on
- * the source if it ran. If the instance does not start on the target, the
- * database names the source again and the same happens. */
+ * the move: the target's copy is removed and the source thaws the instance
+ * (or starts it again, if it ran and has stopped meanwhile). If the
+ * instance does not start on the target, the database names the source
+ * again and the same happens. */
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -37,9 +42,19 @@
 #include <event2/event.h>
 #include <fnmatch.h>
 #include <string.h>
+#include <time.h>
 
 #define MGMT_MOVE_CALL_SECS 120
-#define MGMT_MOVE_POLL_MS 500
+#define MGMT_MOVE_POLL_MS 200
+/* Passes while the instance runs, after the first: each copies what
+ * changed during the one before; the instance is frozen for the last pass
+ * once one sent at most MGMT_MOVE_SMALL_PASS bytes, or after these. */
+#define MGMT_MOVE_RUNNING_CATCHUPS 3
+#define MGMT_MOVE_SMALL_PASS (8LL * 1024 * 1024)
+/* A job running on the instance keeps it from freezing: caught up again
+ * every MGMT_MOVE_BUSY_RETRY_MS meanwhile, and given up after this. */
+#define MGMT_MOVE_BUSY_SECS 600
+#define MGMT_MOVE_BUSY_RETRY_MS 1000
 
 /* The instances one job moves, one after the other: one for MoveInstance,
  * those matching a filter for MoveInstances. */
@@ -70,6 +85,9 @@ struct mgmt_move {
 	char *error;    /* why it is being undone */
 	bool cancelled;
 	struct event *poll;
+	bool catch_up_next; /* the poll timer starts a pass, not a status */
+	bool frozen;        /* the source froze it for the last pass */
+	long long frozen_at_ms, busy_since_ms;
 };
 
 static struct mgmt_move *mgmt_moves;
@@ -129,6 +147,13 @@ static struct json *mgmt_move_args(const struct mgmt_move *mv)
 	struct json *args = json_new_object();
 	json_set_string(args, "instanceID", mv->id);
 	return args;
+}
+
+static long long mgmt_move_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Take an answer: false if the move is gone (the server stops). */
@@ -343,12 +368,34 @@ static void mgmt_move_source_ended(struct rpc_conn *conn, const struct json *res
 	mgmt_move_call(mv, mv->source, "DeleteInstance", args, mgmt_move_source_deleted);
 }
 
+static void mgmt_move_source_stopped(struct rpc_conn *conn, const struct json *result,
+				     const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv, tstr_printf("stopping it on %s: %s", mv->source, text));
+	else if (json_kind(result) == JSON_KIND_OBJECT)
+		mgmt_links_note_instance(mv->mgmt->links, mv->source, mv->id, result);
+	/* taken: even if the stop failed, the source must not thaw it */
+	struct json *args = mgmt_move_args(mv);
+	json_set_bool(args, "taken", true);
+	mgmt_move_call(mv, mv->source, "MoveOutEnd", args, mgmt_move_source_ended);
+}
+
+/* The target holds it: the source's frozen process stops (it took no
+ * write since the freeze), then forgets it. */
 static void mgmt_move_release_source(struct mgmt_move *mv)
 {
+	if (mv->frozen)
+		mgmt_move_log(mv, tstr_printf("writes were paused for %lld ms",
+					      mgmt_move_now_ms() - mv->frozen_at_ms));
 	mgmt_move_progress(mv, 99,
 			   mv->keep_source ? "unregistering it on the source, keeping its data"
 					   : "removing the source's copy");
-	mgmt_move_call(mv, mv->source, "MoveOutEnd", mgmt_move_args(mv), mgmt_move_source_ended);
+	mgmt_move_call(mv, mv->source, "StopInstance", mgmt_move_args(mv),
+		       mgmt_move_source_stopped);
 }
 
 static void mgmt_move_target_started(struct rpc_conn *conn, const struct json *result,
@@ -388,6 +435,70 @@ static void mgmt_move_committed(struct rpc_conn *conn, const struct json *result
 }
 
 static void mgmt_move_poll_now(evutil_socket_t fd, short events, void *ctx);
+static void mgmt_move_copy_started(struct rpc_conn *conn, const struct json *result,
+				   const char *code, const char *text, void *ctx);
+
+static void mgmt_move_poll_later(struct mgmt_move *mv, long ms, bool catch_up)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	mv->catch_up_next = catch_up;
+	event_add(mv->poll, &tv);
+}
+
+static void mgmt_move_frozen_answer(struct rpc_conn *conn, const struct json *result,
+				    const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL && strcmp(code, "busy") == 0) {
+		/* a job (an import) runs: it must end before the freeze; keep
+		 * up with it meanwhile */
+		long long now = mgmt_move_now_ms();
+		if (mv->busy_since_ms == 0) {
+			mv->busy_since_ms = now;
+			mgmt_move_log(mv, tstr_printf("waiting to freeze it: %s", text));
+		} else if (now - mv->busy_since_ms > MGMT_MOVE_BUSY_SECS * 1000LL) {
+			mgmt_move_undo(mv, tstr_printf("it could not be frozen for %d s: %s",
+						       MGMT_MOVE_BUSY_SECS, text));
+			return;
+		}
+		mgmt_move_poll_later(mv, MGMT_MOVE_BUSY_RETRY_MS, true);
+		return;
+	}
+	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("freezing it on %s", mv->source)))
+		return;
+	if (json_kind(result) == JSON_KIND_OBJECT)
+		mgmt_links_note_instance(mv->mgmt->links, mv->source, mv->id, result);
+	mv->frozen = true;
+	mv->frozen_at_ms = mgmt_move_now_ms();
+	mgmt_move_progress(mv, 93, "last catch-up, writes paused");
+	mgmt_move_poll_later(mv, 0, true);
+}
+
+/* A pass is over. Another one while the instance runs, as long as they
+ * still carry much; then the frozen last one; then the target takes it. */
+static void mgmt_move_pass_done(struct mgmt_move *mv, const struct json *result, long long pass)
+{
+	long long sent = 0, files = 0;
+	(void)json_get_int(result, "bytesSent", &sent);
+	(void)json_get_int(result, "filesCopied", &files);
+	mgmt_move_log(mv, tstr_printf("pass %lld%s: %lld files, %lld bytes copied and verified",
+				      pass, mv->frozen ? " (frozen)" : "", files, sent));
+	if (mv->frozen) {
+		mgmt_move_progress(mv, 95, tstr_printf("registering it on %s", mv->target));
+		mgmt_move_call(mv, mv->target, "MoveInCommit", mgmt_move_args(mv),
+			       mgmt_move_committed);
+	} else if (mv->busy_since_ms == 0 && pass <= MGMT_MOVE_RUNNING_CATCHUPS &&
+		   (pass == 1 || sent > MGMT_MOVE_SMALL_PASS)) {
+		mgmt_move_progress(mv, 90, tstr_printf("catching up (pass %lld)", pass + 1));
+		mgmt_move_poll_later(mv, 0, true);
+	} else {
+		mgmt_move_progress(mv, 92, tstr_printf("freezing it on %s", mv->source));
+		mgmt_move_call(mv, mv->source, "MoveOutFreeze", mgmt_move_args(mv),
+			       mgmt_move_frozen_answer);
+	}
+}
 
 static void mgmt_move_status(struct rpc_conn *conn, const struct json *result, const char *code,
 			     const char *text, void *ctx)
@@ -399,19 +510,19 @@ static void mgmt_move_status(struct rpc_conn *conn, const struct json *result, c
 	long long done = 0, total = 0;
 	(void)json_get_int(result, "bytesDone", &done);
 	(void)json_get_int(result, "bytesTotal", &total);
+	long long pass = 1;
+	(void)json_get_int(result, "pass", &pass);
 	if (state != NULL && strcmp(state, "failed") == 0) {
 		mgmt_move_undo(mv, tstr_printf("copying: %s", json_get_string(result, "error")));
 	} else if (state != NULL && strcmp(state, "copied") == 0) {
-		mgmt_move_log(mv, tstr_printf("%lld bytes copied and verified", done));
-		mgmt_move_progress(mv, 95, tstr_printf("registering it on %s", mv->target));
-		mgmt_move_call(mv, mv->target, "MoveInCommit", mgmt_move_args(mv),
-			       mgmt_move_committed);
+		mgmt_move_pass_done(mv, result, pass);
 	} else {
-		int percent = total > 0 ? 5 + (int)(done * 90 / total) : 5;
-		mgmt_move_progress(mv, percent,
-				   tstr_printf("copying: %lld of %lld bytes", done, total));
-		struct timeval tv = {0, MGMT_MOVE_POLL_MS * 1000};
-		event_add(mv->poll, &tv);
+		if (pass == 1) {
+			int percent = total > 0 ? 5 + (int)(done * 85 / total) : 5;
+			mgmt_move_progress(mv, percent,
+					   tstr_printf("copying: %lld of %lld bytes", done, total));
+		}
+		mgmt_move_poll_later(mv, MGMT_MOVE_POLL_MS, false);
 	}
 }
 
@@ -420,6 +531,12 @@ static void mgmt_move_poll_now(evutil_socket_t fd, short events, void *ctx)
 	struct mgmt_move *mv = ctx;
 	if (mv->cancelled) {
 		mgmt_move_undo(mv, "cancelled");
+		return;
+	}
+	if (mv->catch_up_next) {
+		mv->catch_up_next = false;
+		mgmt_move_call(mv, mv->target, "MoveInCatchUp", mgmt_move_args(mv),
+			       mgmt_move_copy_started);
 		return;
 	}
 	mgmt_move_call(mv, mv->target, "MoveInStatus", mgmt_move_args(mv), mgmt_move_status);
@@ -463,14 +580,9 @@ static void mgmt_move_source_listed(struct rpc_conn *conn, const struct json *re
 	mgmt_move_call(mv, mv->target, "MoveInStart", args, mgmt_move_copy_started);
 }
 
-static void mgmt_move_source_stopped(struct rpc_conn *conn, const struct json *result,
-				     const char *code, const char *text, void *ctx)
+/* The source lists its files while the instance runs on. */
+static void mgmt_move_begin_out(struct mgmt_move *mv)
 {
-	struct mgmt_move *mv = ctx;
-	if (!mgmt_move_step_ok(mv, code, text, tstr_printf("stopping it on %s", mv->source)))
-		return;
-	if (json_kind(result) == JSON_KIND_OBJECT)
-		mgmt_links_note_instance(mv->mgmt->links, mv->source, mv->id, result);
 	struct mgmtdb_server target;
 	if (mgmtdb_server_find(mv->mgmt->db, MGMTDB_INSTANCE_HOST, mv->target, &target) == 0) {
 		mgmt_move_undo(mv, "the target Instance Host is no longer registered");
@@ -498,9 +610,8 @@ static void mgmt_move_prepared(struct rpc_conn *conn, const struct json *result,
 		mgmt_move_undo(mv, "cancelled");
 		return;
 	}
-	mgmt_move_progress(mv, 2, tstr_printf("stopping it on %s", mv->source));
-	mgmt_move_call(mv, mv->source, "StopInstance", mgmt_move_args(mv),
-		       mgmt_move_source_stopped);
+	mgmt_move_progress(mv, 2, tstr_printf("listing it on %s", mv->source));
+	mgmt_move_begin_out(mv);
 }
 
 static void mgmt_move_cancel(struct mgmt_job *job, void *ctx)
@@ -655,8 +766,9 @@ static void mgmt_api_move_instances(struct mgmt *mgmt, const struct json *args,
 
 const struct mgmt_api_function mgmt_api_move_functions[] = {
 	{"MoveInstance",
-	 "Move an instance with its data and key to another Instance Host (a job: stopped, "
-	 "copied host to host and verified, started there, then removed from the source).",
+	 "Move an instance with its data and key to another Instance Host (a job: copied host "
+	 "to host and verified while it runs, caught up, frozen for the last catch-up, started "
+	 "there, then removed from the source).",
 	 {{"instanceID", MGMT_API_STRING, true, "the instance's ID or alias"},
 	  {"targetInstanceHost", MGMT_API_STRING, true, "the registered Instance Host to move to"},
 	  {"baseDirectory", MGMT_API_STRING, false,

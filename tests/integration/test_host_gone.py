@@ -9,6 +9,7 @@ The "servers" are separate config directories on distinct loopback addresses
 network namespaces: the procedure is about which host answers, which
 loopback addresses show as well. Waits are generous (up to 60 s) because the
 suite runs on a loaded 2-core machine."""
+import json
 import os
 import shutil
 import signal
@@ -109,9 +110,48 @@ def test_recovering_the_instances_of_a_dead_instance_host(mgmt, make_server):
     assert api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/n.mbox",
                     "folder=Inbox")["archived"] == 3
     assert api.call("GetInstanceStatistics", "instanceID=acme")["messages"] == 15
+    # A retry after a lost answer: reported as done, nothing registered twice.
+    r = api.call("RecoverInstance", *args)
+    assert r["alreadyRecovered"] is True and r["instanceHost"] == "127.0.0.5", r
+    assert [i["instanceID"] for i in api.call("GetInstances")] == ["acme"]
+    p = api.call_raw("RecoverInstance", "instanceID=acme", "instanceHost=127.0.0.5",
+                     "baseDirectory=/elsewhere")
+    assert p.returncode == 1 and "with base directory %s/acme already" % ih2.data in p.stdout, p.stdout
+    # The Management Server died after the new host took the instance in,
+    # before its database named the new host: the retry records it there
+    # without creating it again (which the host would refuse).
+    mgmt.config("stop", "management-server")
+    db_path = os.path.join(mgmt.dir, "management-database.json")
+    with open(db_path) as f:
+        db = json.load(f)
+    _rename_host(db, "acme", "127.0.0.5", "127.0.0.3")
+    with open(db_path, "w") as f:
+        json.dump(db, f)
+    mgmt.config("start")
+    wait_for(lambda: role_states(api.status(), "instanceHosts").get("127.0.0.5") == "connected",
+             timeout=60, what="127.0.0.5 connected again")
+    assert api.call("GetInstanceConfiguration", "instanceID=acme")["instanceHost"] == "127.0.0.3"
+    r = api.call("RecoverInstance", *args)
+    assert r["instanceHost"] == "127.0.0.5" and r["previousInstanceHost"] == "127.0.0.3", r
+    wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
+             timeout=60, what="acme running on 127.0.0.5 again")
+    assert api.call("GetInstanceStatistics", "instanceID=acme")["messages"] == 15
     # The dead host's registration can go now (no instance lives there).
     api.call("DeleteInstanceHost", "serverName=127.0.0.3")
     assert [h["serverName"] for h in api.call("GetInstanceHosts")] == ["127.0.0.5"]
+
+
+def _rename_host(node, iid, old, new):
+    """In the management database's JSON: the instance iid names `new`
+    instead of `old` as its Instance Host."""
+    if isinstance(node, dict):
+        if node.get("instanceID") == iid and node.get("instanceHost") == old:
+            node["instanceHost"] = new
+        for v in node.values():
+            _rename_host(v, iid, old, new)
+    elif isinstance(node, list):
+        for v in node:
+            _rename_host(v, iid, old, new)
 
 
 def _try_messages(cas):

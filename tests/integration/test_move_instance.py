@@ -290,7 +290,7 @@ def test_target_killed_during_the_move_then_retried(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         assert env["statusCode"] == "running", env
         os.kill(s.ih2.pid("instance-host"), signal.SIGKILL)
     finally:
@@ -316,7 +316,8 @@ def test_target_killed_during_the_move_then_retried(two_hosts):
 
 def test_no_start_on_the_source_while_its_files_are_read(two_hosts):
     """Between the source's listing and the end of the move, a start of
-    the instance there is refused (it would write where the copy reads).
+    the instance there is refused (a restart, a delete or a new base
+    directory would pull the files from under the copy).
     Steps are pinned with SIGSTOP: the source is held until the target has
     prepared, then the target is held, so the move waits with the source's
     files listed; then both go on and the move finishes."""
@@ -332,7 +333,7 @@ def test_no_start_on_the_source_while_its_files_are_read(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + os.path.join(s.data2, "acme"), extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        env = follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         assert env["statusCode"] == "running", env
         os.kill(target_pid, signal.SIGSTOP)
     finally:
@@ -366,7 +367,7 @@ def test_cancel_undoes_the_move(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         p = api.call_raw("/api/cancel-async", "token=" + token, extra=("--no-wait",))
         assert json.loads(p.stdout)["statusText"] == "cancelling"
     finally:
@@ -417,9 +418,9 @@ def test_move_instances_moves_every_match(two_hosts):
 def test_management_server_killed_during_the_move(two_hosts):
     """The Management Server dies (SIGKILL) with the source's files listed
     and the copy about to start: both Instance Hosts undo their part when
-    its link closes, so the instance can be started on the source again
-    (it stays stopped, as the move left it) and the target's copy is gone;
-    a retry works. Steps pinned with SIGSTOP as above."""
+    its link closes, so the instance runs on the source as before (the
+    move let it run; StartInstances finds it running) and the target's
+    copy is gone; a retry works. Steps pinned with SIGSTOP as above."""
     import signal
     s = two_hosts
     api = s.api
@@ -432,7 +433,7 @@ def test_management_server_killed_during_the_move(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         os.kill(target_pid, signal.SIGSTOP)
     finally:
         os.kill(source_pid, signal.SIGCONT)
@@ -454,8 +455,8 @@ def test_management_server_killed_during_the_move(two_hosts):
 
 
 def test_source_killed_during_the_move_then_retried(two_hosts):
-    """The source Instance Host dies (SIGKILL) after it stopped the
-    instance and listed its files, as the target starts to copy: the target
+    """The source Instance Host dies (SIGKILL) after it listed the
+    instance's files, as the target starts to copy: the target
     cannot read (the restarted source no longer accepts it), the move is
     undone, the instance runs on the restarted source with its mail, and a
     retry works. Steps pinned with SIGSTOP as above."""
@@ -471,7 +472,7 @@ def test_source_killed_during_the_move_then_retried(two_hosts):
         p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                          "baseDirectory=" + target, extra=("--no-wait",))
         token = json.loads(p.stdout)["token"]
-        follow(api, token, lambda e: (e["statusText"] or "").startswith("stopping"))
+        follow(api, token, lambda e: (e["statusText"] or "").startswith("listing"))
         os.kill(target_pid, signal.SIGSTOP)
     finally:
         os.kill(source_pid, signal.SIGCONT)
