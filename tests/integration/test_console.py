@@ -2,7 +2,8 @@
 Server's HTTPS listener (through the Management API, as `coffer api` sees
 it), and in Chromium (playwright-core, tests/web/console.mjs; desktop and
 phone sizes): login with and without MFA, a wrong password, CSRF refused,
-the dashboard following a stopped role without a reload, manual pairing on
+the dashboard following a stopped role and a refused fingerprint without a
+reload, manual pairing on
 the Infrastructure page, axe-core on every page, and the idle timeout. The
 system is set up once for the module; each browser scenario is one test
 here. Screenshots are kept in tests/web/artifacts/console-*.png."""
@@ -24,7 +25,7 @@ WEB_TESTS = os.path.join(ROOT, "tests", "web")
 ARTIFACTS = os.environ.get("COFFER_WEB_ARTIFACTS", os.path.join(WEB_TESTS, "artifacts"))
 CHROMIUM = "/usr/bin/chromium"
 SCENARIOS = ["login_without_mfa", "wrong_password_refused", "login_with_mfa", "csrf_refused",
-             "dashboard_live", "infrastructure_manual_pairing", "accessibility", "idle_timeout"]
+             "dashboard_live", "dashboard_fingerprint_refused", "infrastructure_manual_pairing", "accessibility", "idle_timeout"]
 SHORT_IDLE = 4  # seconds, for the idle-timeout scenario (it restarts the Management Server)
 
 
@@ -223,6 +224,8 @@ def browser_run(system):
         "mfaPassword": "mfa-admin-pass",
         "mfaSecret": secret,
         "casName": "127.0.0.1:%d" % s.ports["ctcp"],
+        "casServerName": "127.0.0.1",
+        "casFingerprint": s.fingerprint("client-access-server"),
         "spareCasPort": s.ports["spare"],
         "shortIdle": SHORT_IDLE,
     }

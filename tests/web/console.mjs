@@ -226,6 +226,30 @@ await scenario('dashboard_live', async (use) => {
   console.error(`dashboard_live: "${state}" shown ${seen} ms after the stop command began`);
 });
 
+// A refused fingerprint shows by itself too: in the tree and as a message.
+await scenario('dashboard_fingerprint_refused', async (use) => {
+  const page = use(await newPage(PHONE));
+  await signIn(page, cfg.adminUser, cfg.adminPassword);
+  await onDashboard(page);
+  const cas = cfg.casName;
+  await waitState(page, 'clientAccessServer', cas, (s) => s === 'connected', 'the Client Access Server connected');
+  await page.evaluate(() => { window.__noReload = 'still here'; });
+  const api = (...args) => coffer('api', '--config-dir', cfg.configDir, '--server', cfg.apiServer, '--user', cfg.adminUser,
+    '--password', cfg.adminPassword, ...args);
+  api('SetClientAccessServerConfiguration', 'serverName=' + cfg.casServerName, 'fingerprint=' + 'cd'.repeat(32));
+  try {
+    await waitState(page, 'clientAccessServer', cas, (s) => s === 'fingerprintRefused', 'the refused fingerprint shown');
+    await page.locator('.messages-list [data-kind="fingerprint"]').filter({ hasText: cfg.casFingerprint }).waitFor({ timeout: LIVE_MS });
+    await page.screenshot({ path: path.join(shots, 'console-dashboard-fingerprint-phone.png'), fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 0, 'nothing wider than the phone: ' + overflow);
+  } finally {
+    api('SetClientAccessServerConfiguration', 'serverName=' + cfg.casServerName, 'fingerprint=' + cfg.casFingerprint);
+  }
+  await waitState(page, 'clientAccessServer', cas, (s) => s === 'connected', 'connected again with the right fingerprint');
+  expect(await page.evaluate(() => window.__noReload) === 'still here', 'the page was not reloaded');
+});
+
 // Manual pairing from the Infrastructure page: add, configure, remove (after
 // a confirmation); a fingerprint is copied with its button.
 await scenario('infrastructure_manual_pairing', async (use) => {
