@@ -271,13 +271,13 @@ await scenario('infrastructure_manual_pairing', async (use) => {
   await dialog.getByLabel('TCP port').fill(String(cfg.spareCasPort));
   await dialog.getByLabel('TCP certificate fingerprint (SHA-256)').fill(fp);
   await dialog.locator('button[type=submit]').click();
-  // a name that looks like HTML is refused or shown as text, never markup
-  const refused = await dialog.locator('.form-error').isVisible().catch(() => false);
-  if (refused) {
-    expect(await page.locator('b').count() === 0, 'no markup from the name');
-    await dialog.getByLabel('Name (host name or address)').fill('cas2.test');
-    await dialog.locator('button[type=submit]').click();
-  }
+  // a name that looks like HTML: the server refuses it, and the page shows
+  // the error as text, never as markup
+  await dialog.locator('.form-error').filter({ hasText: /host name or address/ }).waitFor();
+  expect((await dialog.locator('.form-error').textContent()).includes('<b>cas2</b>'), 'the name shown as text');
+  expect(await page.locator('b').count() === 0, 'no markup from the name');
+  await dialog.getByLabel('Name (host name or address)').fill('cas2.test');
+  await dialog.locator('button[type=submit]').click();
   const row = page.locator('table[data-kind="clientAccessServer"] tr', { hasText: 'cas2.test' });
   await row.waitFor();
   expect(await page.locator('.page b').count() === 0, 'no markup from a name');
