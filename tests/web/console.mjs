@@ -303,6 +303,62 @@ await scenario('infrastructure_manual_pairing', async (use) => {
   expect(!names.includes('cas2.test'), 'removed on the server: ' + names);
 });
 
+// Administrators: add one, enrol MFA (QR code and secret), an API password
+// shown once and copied, a new password, delete after a confirmation; each
+// checked on the server.
+await scenario('administrators', async (use) => {
+  const page = use(await newPage(DESKTOP));
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  await signIn(page, cfg.adminUser, cfg.adminPassword);
+  await onDashboard(page);
+  await page.click('#nav a[data-path="administrators"]');
+  await page.waitForSelector('.data-table tr[data-key="admin"]');
+  const api = (...args) => JSON.parse(coffer('api', '--config-dir', cfg.configDir, '--server', cfg.apiServer,
+    '--user', cfg.adminUser, '--password', cfg.adminPassword, ...args)).result;
+  const dialog = page.locator('dialog');
+  await page.click('#add-admin');
+  await dialog.getByLabel('Name', { exact: true }).fill('ops1');
+  await dialog.getByLabel('Full name').fill('<i>Ops</i> One');
+  await dialog.getByLabel('Password').fill('short');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.locator('.field-error').filter({ hasText: /8 characters/ }).waitFor();
+  await dialog.getByLabel('Password').fill('ops1-pass-123');
+  await dialog.locator('button[type=submit]').click();
+  const row = page.locator('.data-table tr[data-key="ops1"]');
+  await row.waitFor();
+  expect((await row.textContent()).includes('<i>Ops</i> One') && await page.locator('.page i').count() === 0, 'the full name shown as text');
+  // MFA enrolment: the QR code and the secret
+  await row.getByRole('button', { name: 'Set up MFA ops1' }).click();
+  await dialog.locator('img.qr').waitFor();
+  const secret = await dialog.locator('code.secret').textContent();
+  expect(/^[A-Z2-7]{16,}=*$/.test(secret), 'a base32 secret: ' + secret);
+  await page.screenshot({ path: path.join(shots, 'console-admin-mfa.png') });
+  await dialog.getByRole('button', { name: 'Done' }).click();
+  await page.locator('.data-table tr[data-key="ops1"]', { hasText: 'pending' }).waitFor();
+  // an API password, shown once, copied
+  await page.locator('.data-table tr[data-key="ops1"]').getByRole('button', { name: 'API password ops1' }).click();
+  const apiPassword = await dialog.locator('code.api-password').textContent();
+  await dialog.getByRole('button', { name: 'Copy API password' }).click();
+  expect(await page.evaluate(() => navigator.clipboard.readText()) === apiPassword, 'the API password copied');
+  await dialog.getByRole('button', { name: 'Done' }).click();
+  const ping = JSON.parse(coffer('api', '--config-dir', cfg.configDir, '--server', cfg.apiServer, '--user', 'ops1',
+    '--password', apiPassword, 'Ping'));
+  expect(ping.error === null, 'the API password works: ' + JSON.stringify(ping));
+  // a new password
+  await page.locator('.data-table tr[data-key="ops1"]').getByRole('button', { name: 'Password ops1', exact: true }).click();
+  await dialog.getByLabel('New password').fill('ops1-pass-456');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached' });
+  // delete: cancelled, then confirmed
+  await page.locator('.data-table tr[data-key="ops1"]').getByRole('button', { name: 'Delete ops1' }).click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Cancel' }).click();
+  expect(api('GetSystemAdministrators').some((a) => a.userName === 'ops1'), 'still there after Cancel');
+  await page.locator('.data-table tr[data-key="ops1"]').getByRole('button', { name: 'Delete ops1' }).click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Delete' }).click();
+  await page.locator('.data-table tr[data-key="ops1"]').waitFor({ state: 'detached' });
+  expect(!api('GetSystemAdministrators').some((a) => a.userName === 'ops1'), 'deleted on the server');
+});
+
 // axe-core on every page, desktop and phone: no serious or critical violation.
 await scenario('accessibility', async (use) => {
   expect(axeSource, 'axe-core in tests/web/node_modules (npm ci)');
