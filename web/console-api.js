@@ -88,3 +88,29 @@ export async function createSession(user, password, code) {
     return { ok: false, mfa: true };
   return { ok: false, error: message || 'Sign-in failed (HTTP ' + response.status + ').' };
 }
+
+/* A function whose work may outlast the request: answers with a token and
+ * statusCode "running" after 5 s (or at once when long-running); then
+ * /api/get-status is long-polled until it ends. onProgress(envelope) sees
+ * every state on the way. Resolves to the result, or fails with the job's
+ * error. */
+export async function runJob(fn, args = {}, onProgress = () => {}) {
+  let envelope;
+  try {
+    envelope = await client.call('POST', fn, args);
+    while (envelope && envelope.statusCode === 'running' && envelope.token) {
+      onProgress(envelope);
+      envelope = await client.call('POST', '../get-status', { token: envelope.token,
+        lastKnownStatusVersion: envelope.statusVersion, millisecondsTimeout: 20000 });
+    }
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401 && onEnded) onEnded(e);
+    throw e;
+  }
+  onProgress(envelope);
+  if (envelope && envelope.error) {
+    const message = typeof envelope.error === 'string' ? envelope.error : envelope.error.message;
+    throw new ApiError(200, 'failed', message);
+  }
+  return envelope ? envelope.result : null;
+}

@@ -4,7 +4,7 @@ it), and in Chromium (playwright-core, tests/web/console.mjs; desktop and
 phone sizes): login with and without MFA, a wrong password, CSRF refused,
 the dashboard following a stopped role and a refused fingerprint without a
 reload, manual pairing on
-the Infrastructure page, axe-core on every page, and the idle timeout. The
+the Infrastructure page, administrators, an instance's life cycle, axe-core on every page, and the idle timeout. The
 system is set up once for the module; each browser scenario is one test
 here. Screenshots are kept in tests/web/artifacts/console-*.png."""
 import http.client
@@ -20,13 +20,14 @@ import base64
 import pytest
 
 from daemonfix import COFFER, ROOT, Api, Server, all_connected, free_port, wait_for
+from test_instances import data_dir, state
 
 WEB_TESTS = os.path.join(ROOT, "tests", "web")
 ARTIFACTS = os.environ.get("COFFER_WEB_ARTIFACTS", os.path.join(WEB_TESTS, "artifacts"))
 CHROMIUM = "/usr/bin/chromium"
 SCENARIOS = ["login_without_mfa", "wrong_password_refused", "login_with_mfa", "csrf_refused",
              "dashboard_live", "dashboard_fingerprint_refused", "infrastructure_manual_pairing",
-             "administrators", "accessibility", "idle_timeout"]
+             "administrators", "instance_lifecycle", "accessibility", "idle_timeout"]
 SHORT_IDLE = 4  # seconds, for the idle-timeout scenario (it restarts the Management Server)
 
 
@@ -208,6 +209,9 @@ def browser_run(system):
     s.api.call("CreateSystemAdministrator", "userName=mfa-admin", "password=mfa-admin-pass")
     secret = s.api.call("InitializeSystemAdministratorMFA", "userName=mfa-admin")["secret"]
     api_password = s.api.call("CreateSystemAdministratorAPIPassword", "userName=admin")["apiPassword"]
+    s.api.call("CreateInstance", "instanceID=acme", "displayName=<b>ACME</b> & Co", "instanceHost=127.0.0.1",
+               "baseDirectory=" + data_dir(s, "acme"))
+    wait_for(lambda: state(s, "acme") == "running", timeout=60, what="acme running")
     os.makedirs(ARTIFACTS, exist_ok=True)
     results_file = os.path.join(os.path.dirname(s.dir), "console-results.json")
     cfg = {

@@ -359,6 +359,43 @@ await scenario('administrators', async (use) => {
   expect(!api('GetSystemAdministrators').some((a) => a.userName === 'ops1'), 'deleted on the server');
 });
 
+// An instance's life cycle from the Instances page, each action a job whose
+// progress shows, each state checked on the server; delete after a
+// confirmation. The display name looks like HTML and is shown as text.
+await scenario('instance_lifecycle', async (use) => {
+  const page = use(await newPage(DESKTOP));
+  await signIn(page, cfg.adminUser, cfg.adminPassword);
+  await onDashboard(page);
+  await page.click('#nav a[data-path="instances"]');
+  const row = page.locator('.data-table tr[data-key="acme"]');
+  await row.waitFor();
+  expect((await row.textContent()).includes('<b>ACME</b> & Co') && await page.locator('.page b').count() === 0, 'the name shown as text');
+  const status = () => JSON.parse(coffer('api', '--config-dir', cfg.configDir, '--server', cfg.apiServer, '--user', cfg.adminUser,
+    '--password', cfg.adminPassword, 'GetInstanceConfiguration', 'instanceID=acme')).result.status;
+  const act = async (label, fn, expected) => {
+    await row.getByRole('button', { name: label + ' acme', exact: true }).click();
+    await page.locator(`.progress-view[data-job="${fn}:acme"][data-state="done"]`).first().waitFor({ timeout: 60000 });
+    await row.locator(`.state[data-state="${expected}"]`).waitFor({ timeout: 30000 });
+    expect(status() === expected, `${label}: ${expected} on the server`);
+  };
+  await act('Stop', 'StopInstances', 'stopped');
+  await act('Start', 'StartInstances', 'running');
+  await act('Freeze', 'FreezeInstances', 'frozen');
+  await page.screenshot({ path: path.join(shots, 'console-instances.png') });
+  await act('Thaw', 'ThawInstances', 'running');
+  await act('Restart', 'RestartInstances', 'running');
+  await act('Stop', 'StopInstances', 'stopped');
+  await row.getByRole('button', { name: 'Delete acme', exact: true }).click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Cancel' }).click();
+  expect(status() === 'stopped', 'still there after Cancel');
+  await row.getByRole('button', { name: 'Delete acme', exact: true }).click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Delete' }).click();
+  await row.waitFor({ state: 'detached', timeout: 60000 });
+  const ids = JSON.parse(coffer('api', '--config-dir', cfg.configDir, '--server', cfg.apiServer, '--user', cfg.adminUser,
+    '--password', cfg.adminPassword, 'GetInstances')).result.map((i) => i.instanceID);
+  expect(!ids.includes('acme'), 'deleted on the server: ' + ids);
+});
+
 // axe-core on every page, desktop and phone: no serious or critical violation.
 await scenario('accessibility', async (use) => {
   expect(axeSource, 'axe-core in tests/web/node_modules (npm ci)');
