@@ -26,7 +26,7 @@ WEB_TESTS = os.path.join(ROOT, "tests", "web")
 ARTIFACTS = os.environ.get("COFFER_WEB_ARTIFACTS", os.path.join(WEB_TESTS, "artifacts"))
 CHROMIUM = "/usr/bin/chromium"
 SCENARIOS = ["login_without_mfa", "wrong_password_refused", "login_with_mfa", "csrf_refused",
-             "dashboard_live", "dashboard_fingerprint_refused", "infrastructure_manual_pairing",
+             "dashboard_live", "dashboard_hidden_backoff", "dashboard_fingerprint_refused", "infrastructure_manual_pairing",
              "administrators", "instance_lifecycle", "accessibility", "idle_timeout"]
 SHORT_IDLE = 4  # seconds, for the idle-timeout scenario (it restarts the Management Server)
 

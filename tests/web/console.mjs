@@ -226,6 +226,40 @@ await scenario('dashboard_live', async (use) => {
   console.error(`dashboard_live: "${state}" shown ${seen} ms after the stop command began`);
 });
 
+// While the tab is hidden the dashboard polls every 30 s instead of every
+// 2 s, and polls again once it is shown. (Visibility is simulated in the
+// page: headless Chromium has no other tab to switch to.)
+await scenario('dashboard_hidden_backoff', async (use) => {
+  const page = use(await newPage(DESKTOP));
+  await signIn(page, cfg.adminUser, cfg.adminPassword);
+  await onDashboard(page);
+  const polls = [];
+  page.on('request', (r) => {
+    if (r.url().endsWith('/api/invoke/GetServiceStatus')) polls.push({ at: Date.now(), background: r.headers()['x-coffer-background'] });
+  });
+  const setHidden = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await page.waitForTimeout(5000);
+  const visible = polls.length;
+  expect(visible >= 1 && polls.every((p) => p.background === '1'), 'polling while shown, as background requests: ' + JSON.stringify(polls));
+  await setHidden(true);
+  await page.waitForTimeout(4000); // a poll already scheduled may still go out
+  const before = polls.length;
+  await page.waitForTimeout(6000);
+  const hiddenPolls = polls.length - before;
+  expect(hiddenPolls <= 1, `at most one poll in 6 s while hidden (every 2 s it would be about 3): ${hiddenPolls}`);
+  const shownAt = Date.now();
+  await setHidden(false);
+  const end = Date.now() + 10000;
+  while (!polls.some((p) => p.at >= shownAt) && Date.now() < end) await page.waitForTimeout(100);
+  expect(polls.some((p) => p.at >= shownAt), 'a poll once shown again');
+  console.error(`dashboard_hidden_backoff: ${visible} polls in 5 s shown, ${hiddenPolls} in 6 s hidden, ` +
+    `${polls.find((p) => p.at >= shownAt).at - shownAt} ms to poll once shown`);
+});
+
 // A refused fingerprint shows by itself too: in the tree and as a message.
 await scenario('dashboard_fingerprint_refused', async (use) => {
   const page = use(await newPage(PHONE));
