@@ -4,13 +4,15 @@ it), and in Chromium (playwright-core, tests/web/console.mjs; desktop and
 phone sizes): login with and without MFA, a wrong password, CSRF refused,
 the dashboard following a stopped role and a refused fingerprint without a
 reload, manual pairing on
-the Infrastructure page, administrators, an instance's life cycle, axe-core on every page, and the idle timeout. The
+the Infrastructure page, administrators, an instance's life cycle, SMTP
+settings with a test mail to a real SMTP server (aiosmtpd), axe-core on every page, and the idle timeout. The
 system is set up once for the module; each browser scenario is one test
 here. Screenshots are kept in tests/web/artifacts/console-*.png."""
 import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -27,7 +29,7 @@ ARTIFACTS = os.environ.get("COFFER_WEB_ARTIFACTS", os.path.join(WEB_TESTS, "arti
 CHROMIUM = "/usr/bin/chromium"
 SCENARIOS = ["login_without_mfa", "wrong_password_refused", "login_with_mfa", "csrf_refused",
              "dashboard_live", "dashboard_hidden_backoff", "dashboard_fingerprint_refused", "infrastructure_manual_pairing",
-             "administrators", "instance_lifecycle", "accessibility", "idle_timeout"]
+             "administrators", "instance_lifecycle", "smtp_settings_and_test_mail", "accessibility", "idle_timeout"]
 SHORT_IDLE = 4  # seconds, for the idle-timeout scenario (it restarts the Management Server)
 
 
@@ -213,6 +215,11 @@ def browser_run(system):
                "baseDirectory=" + data_dir(s, "acme"))
     wait_for(lambda: state(s, "acme") == "running", timeout=60, what="acme running")
     os.makedirs(ARTIFACTS, exist_ok=True)
+    # the SMTP test peer, as in test_admins.py
+    smtp_port = free_port()
+    maildir = os.path.join(os.path.dirname(s.dir), "maildir")
+    smtp = subprocess.Popen(["/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:%d" % smtp_port,
+                             "-c", "aiosmtpd.handlers.Mailbox", maildir])
     results_file = os.path.join(os.path.dirname(s.dir), "console-results.json")
     cfg = {
         "baseUrl": "https://127.0.0.1:%d" % s.ports["mhttp"],
@@ -233,9 +240,16 @@ def browser_run(system):
         "casFingerprint": s.fingerprint("client-access-server"),
         "spareCasPort": s.ports["spare"],
         "shortIdle": SHORT_IDLE,
+        "smtpPort": smtp_port,
+        "smtpMaildir": maildir,
     }
-    run = subprocess.run(["node", "console.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
-                         timeout=400, env=dict(os.environ, COFFER_CONSOLE_TEST=json.dumps(cfg)))
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", smtp_port)) == 0, what="aiosmtpd")
+        run = subprocess.run(["node", "console.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
+                             timeout=400, env=dict(os.environ, COFFER_CONSOLE_TEST=json.dumps(cfg)))
+    finally:
+        smtp.terminate()
+        smtp.wait(timeout=10)
     results = json.load(open(results_file)) if os.path.exists(results_file) else {}
     return {"results": results, "output": run.stdout + run.stderr}
 

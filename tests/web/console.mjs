@@ -430,6 +430,41 @@ await scenario('instance_lifecycle', async (use) => {
   expect(!ids.includes('acme'), 'deleted on the server: ' + ids);
 });
 
+// SMTP settings saved from the Settings page and a test mail sent through
+// a real local SMTP server (aiosmtpd), which must have received it.
+await scenario('smtp_settings_and_test_mail', async (use) => {
+  const page = use(await newPage(DESKTOP));
+  await signIn(page, cfg.adminUser, cfg.adminPassword);
+  await onDashboard(page);
+  await page.click('#nav a[data-path="settings"]');
+  const form = page.locator('#smtp-form');
+  await form.waitFor();
+  await form.getByLabel('SMTP server').fill('127.0.0.1');
+  await form.getByLabel('Port').fill(String(cfg.smtpPort));
+  await form.getByLabel('Security').selectOption('none');
+  await form.getByLabel('Sender address').fill('coffer@example.test');
+  await form.locator('button[type=submit]').click();
+  await page.locator('.toast', { hasText: 'SMTP settings saved' }).waitFor();
+  const saved = JSON.parse(coffer('api', '--config-dir', cfg.configDir, '--server', cfg.apiServer, '--user', cfg.adminUser,
+    '--password', cfg.adminPassword, 'GetSystemSmtpConfiguration')).result;
+  expect(saved.host === '127.0.0.1' && saved.port === cfg.smtpPort && saved.security === 'none', 'saved on the server: ' + JSON.stringify(saved));
+  const test = page.locator('#smtp-test-form');
+  await test.getByLabel('Send a test mail to').fill('ops@example.test');
+  await test.locator('button[type=submit]').click();
+  await page.locator('.toast', { hasText: 'Test mail sent to ops@example.test' }).waitFor({ timeout: 30000 });
+  const dir = path.join(cfg.smtpMaildir, 'new');
+  const end = Date.now() + 10000;
+  let mails = [];
+  while (Date.now() < end && !mails.length) {
+    mails = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+    if (!mails.length) await page.waitForTimeout(200);
+  }
+  expect(mails.length === 1, 'one mail received: ' + mails.length);
+  const text = fs.readFileSync(path.join(dir, mails[0]), 'utf8');
+  expect(text.includes('Subject: Coffer test message') && text.includes('ops@example.test'), 'the test mail');
+  await page.screenshot({ path: path.join(shots, 'console-settings.png') });
+});
+
 // axe-core on every page, desktop and phone: no serious or critical violation.
 await scenario('accessibility', async (use) => {
   expect(axeSource, 'axe-core in tests/web/node_modules (npm ci)');
