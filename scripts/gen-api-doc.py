@@ -60,8 +60,9 @@ with a Management Console session (docs/console.md).
   administrator's own password (plus `X-Coffer-TOTP` once MFA is on; an API
   password is refused), sets the cookie `coffer_console` (HttpOnly, Secure,
   SameSite=Strict) and returns a CSRF token. Requests with that cookie and
-  no Basic credentials are the administrator's; each must carry the token in
-  `X-CSRF-Token` (403 without it). A session ends after
+  no Basic credentials are the administrator's; each (but a GET of
+  `/api/get-metadata`) must carry the token in `X-CSRF-Token` (403 without
+  it). A session ends after
   `COFFER_CONSOLE_IDLE_SECONDS` (the Management Server's environment; 1800 by
   default) without a request (those marked `X-Coffer-Background: 1` do not
   count), after 12 hours, at `DeleteConsoleSession`, and when the

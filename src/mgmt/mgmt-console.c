@@ -295,10 +295,12 @@ int mgmt_console_session_user(struct mgmt *mgmt, struct http_request *req, const
 		*error_r = "the Console session has ended: log in again";
 		return -1;
 	}
-	/* Every function is a POST and may change something; a page of
-	 * another site cannot read the token, so it cannot send it. */
-	if (strcmp(http_request_method(req), "GET") != 0 &&
-	    !console_csrf_ok(s, http_request_header(req, "X-CSRF-Token"))) {
+	/* Every request but reading the metadata needs the token (every
+	 * function is a POST and may change something); a page of another
+	 * site cannot read the token, so it cannot send it. */
+	bool reads_only = strcmp(http_request_method(req), "GET") == 0 &&
+			  strcmp(http_request_path(req), "/api/get-metadata") == 0;
+	if (!reads_only && !console_csrf_ok(s, http_request_header(req, "X-CSRF-Token"))) {
 		*status_r = 403;
 		*error_r = "the request lacks the Console session's CSRF token (X-CSRF-Token)";
 		return -1;

@@ -146,8 +146,10 @@ def test_session_login_csrf_and_logout(system):
     assert bad.status == 403
     names = [a["userName"] for a in system.api.call("GetSystemAdministrators")]
     assert "no-csrf" not in names
-    # GET of the metadata reads only: no token needed
+    # GET of the metadata reads only: no token needed; anything else needs it
     assert https.request("GET", "/api/get-metadata", {"Cookie": token}).status == 200
+    assert https.request("GET", "/api/cancel-async", {"Cookie": token}).status == 403
+    assert https.request("POST", "/api/get-status", {"Cookie": token}, body={"token": "x"}).status == 403
     # logout ends the session on the server
     out = https.request("POST", "/api/invoke/DeleteConsoleSession", {"Cookie": token, "X-CSRF-Token": csrf})
     assert out.status == 200 and "Max-Age=0" in out.getheader("Set-Cookie")
