@@ -35,7 +35,8 @@ page is generated from it by `scripts/gen-api-doc.py`).
 
 ## Authentication
 
-Every request authenticates with HTTP Basic as a system administrator.
+Every request authenticates with HTTP Basic as a system administrator, or
+with a Management Console session (docs/console.md).
 
 - Once an administrator's MFA is active (`InitializeSystemAdministratorMFA`,
   then one request with a valid code), requests with the password also need
@@ -55,6 +56,20 @@ Every request authenticates with HTTP Basic as a system administrator.
 - The log gets one line for each of the first 10 failed logins of a minute
   and one line summarising the rest (how many, the last address and reason)
   when the minute ends.
+- A Console session: `CreateConsoleSession`, called with HTTP Basic and the
+  administrator's own password (plus `X-Coffer-TOTP` once MFA is on; an API
+  password is refused), sets the cookie `coffer_console` (HttpOnly, Secure,
+  SameSite=Strict) and returns a CSRF token. Requests with that cookie and
+  no Basic credentials are the administrator's; each (but a GET of
+  `/api/get-metadata`) must carry the token in `X-CSRF-Token` (403 without
+  it). A session ends after
+  `COFFER_CONSOLE_IDLE_SECONDS` (the Management Server's environment; 1800 by
+  default) without a request (those marked `X-Coffer-Background: 1` do not
+  count), after 12 hours, at `DeleteConsoleSession`, and when the
+  administrator's password changes or the administrator is deleted; then the
+  answer is 401.
+- When the password is right but MFA is on and no code came, the 401 carries
+  `X-Coffer-MFA: required` and does not count as a failed attempt.
 - Every call that changes something is recorded in the Management Server's
   hash-chained audit log (`management-audit.log`: who, when, from where,
   what, with which arguments but never passwords); `VerifyAuditLog` checks

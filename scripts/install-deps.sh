@@ -16,6 +16,7 @@ done
 if [ "${1:-}" = "--check" ]; then
 	command -v npm >/dev/null 2>&1 || missing="$missing npm"
 	[ -d "$(dirname "$0")/../tests/web/node_modules/playwright-core" ] || missing="$missing playwright-core(npm)"
+	[ -d "$(dirname "$0")/../tests/web/node_modules/axe-core" ] || missing="$missing axe-core(npm)"
 	[ -z "$missing" ] && exit 0
 	echo "missing:$missing"
 	exit 1
@@ -36,6 +37,7 @@ if ! command -v npm >/dev/null 2>&1; then
 	[ "$(id -u)" = 0 ] || SUDO=sudo
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
 fi
-if [ ! -d "$(dirname "$0")/../tests/web/node_modules/playwright-core" ] && [ -f "$(dirname "$0")/../tests/web/package-lock.json" ]; then
+if { [ ! -d "$(dirname "$0")/../tests/web/node_modules/playwright-core" ] ||
+	[ ! -d "$(dirname "$0")/../tests/web/node_modules/axe-core" ]; } && [ -f "$(dirname "$0")/../tests/web/package-lock.json" ]; then
 	(cd "$(dirname "$0")/../tests/web" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -41,10 +41,11 @@ export class ApiClient {
     this.seqs = new Map();
   }
 
-  async call(method, path, body) {
+  /* headers: more request headers (e.g. the Console's background mark). */
+  async call(method, path, body, headers) {
     const done = this.onRequest ? this.onRequest() : null;
     try {
-      return await this.send(method, path, body);
+      return await this.send(method, path, body, headers);
     } finally {
       if (done) done();
     }
@@ -53,11 +54,11 @@ export class ApiClient {
   /* Like call(), but a later latest() or supersede() of the same kind makes
    * this one's answer, or failure, SUPERSEDED. The request itself still
    * completes (it is not aborted), so loading feedback stays truthful. */
-  async latest(kind, method, path, body) {
+  async latest(kind, method, path, body, headers) {
     const seq = (this.seqs.get(kind) || 0) + 1;
     this.seqs.set(kind, seq);
     try {
-      const r = await this.call(method, path, body);
+      const r = await this.call(method, path, body, headers);
       return this.seqs.get(kind) === seq ? r : SUPERSEDED;
     } catch (e) {
       if (this.seqs.get(kind) !== seq) return SUPERSEDED;
@@ -75,8 +76,8 @@ export class ApiClient {
     return this.base + path;
   }
 
-  async send(method, path, body) {
-    const headers = {};
+  async send(method, path, body, extraHeaders = {}) {
+    const headers = { ...extraHeaders };
     if (method !== 'GET') headers['X-CSRF-Token'] = this.csrf || '';
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response;
@@ -98,7 +99,8 @@ export class ApiClient {
       data = null;
     }
     if (!response.ok) {
-      const err = (data && data.error) || {};
+      // Web Access: {"error": {code, message}}; the Management API: {"error": "text"}
+      const err = typeof (data && data.error) === 'string' ? { message: data.error } : (data && data.error) || {};
       const error = new ApiError(response.status, err.code || 'failed',
         err.message || response.statusText || 'HTTP ' + response.status);
       if (response.status === 401 && error.code === 'auth-failed' && this.onUnauthorized)

@@ -11,6 +11,7 @@
 #include "mem.h"
 #include "mgmt-api.h"
 #include "mgmt-auth.h"
+#include "mgmt-console.h"
 #include "mgmt-jobs.h"
 #include "mgmt-smtp.h"
 #include "mgmt.h"
@@ -110,6 +111,7 @@ static int mgmt_api_set_admin_password(struct mgmt *mgmt, const struct json *arg
 		return -1;
 	json_set_string(record, "passwordHash", hash);
 	mgmt_auth_forget(mgmt, json_get_string(args, "userName"));
+	mgmt_console_forget(mgmt, json_get_string(args, "userName"));
 	return mgmt_db_commit(mgmt, error_r);
 }
 
@@ -126,6 +128,7 @@ static int mgmt_api_delete_admin(struct mgmt *mgmt, const struct json *args, str
 	char *copy = mem_strdup(name);
 	(void)mgmtdb_admin_remove(mgmt->db, copy);
 	mgmt_auth_forget(mgmt, copy);
+	mgmt_console_forget(mgmt, copy);
 	mem_free(copy);
 	return mgmt_db_commit(mgmt, error_r);
 }

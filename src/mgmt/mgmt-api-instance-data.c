@@ -1,6 +1,7 @@
 /* mgmt-api-instance-data: functions about one instance's process and the data
  * inside it (users, folders, stores, statistics, search, imports). Each takes
  * instanceID and is carried to the instance process through its Instance Host. */
+#include "http.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -47,9 +48,9 @@ static int mgmt_data_send(struct mgmt *mgmt, const struct json *args, const char
 	struct json *inner = json_clone(args);
 	(void)json_remove(inner, "instanceID");
 	/* the instance's audit log names who asked */
-	if (mgmt->caller_user != NULL) {
-		json_set_string(inner, "auditUser", mgmt->caller_user);
-		json_set_string(inner, "auditAddress", mgmt->caller_address);
+	if (mgmt->api_user != NULL) {
+		json_set_string(inner, "auditUser", mgmt->api_user);
+		json_set_string(inner, "auditAddress", http_request_peer(mgmt->api_request));
 	}
 	struct json *host_args = json_new_object();
 	json_set_string(host_args, "instanceID", inst.id);

@@ -1,6 +1,7 @@
 #include "mgmt-api.h"
 #include "mgmt-auth.h"
 #include "mgmt-auth-log.h"
+#include "mgmt-console.h"
 #include "audit.h"
 #include "mgmt-jobs.h"
 #include "http.h"
@@ -20,8 +21,9 @@
 #define MGMT_API_PREFIX "/api/invoke/"
 
 static const struct mgmt_api_function *const mgmt_api_tables[] = {
-	mgmt_api_server_functions, mgmt_api_instance_functions,      mgmt_api_move_functions,
-	mgmt_api_admin_functions,  mgmt_api_instance_data_functions, mgmt_api_recover_functions,
+	mgmt_api_server_functions,  mgmt_api_instance_functions,      mgmt_api_move_functions,
+	mgmt_api_admin_functions,   mgmt_api_instance_data_functions, mgmt_api_recover_functions,
+	mgmt_api_console_functions,
 };
 
 static const struct mgmt_api_function *mgmt_api_find(const char *name)
@@ -327,8 +329,17 @@ static struct json *mgmt_api_metadata(void)
 	return list;
 }
 
+/* The function runs with its request and how it authenticated at hand. */
+static void mgmt_api_enter(struct mgmt *mgmt, struct http_request *req, const char *user,
+			   enum mgmt_api_auth how)
+{
+	mgmt->api_request = req;
+	mgmt->api_user = user;
+	mgmt->api_auth = how;
+}
+
 static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const char *user,
-			    const char *name)
+			    enum mgmt_api_auth how, const char *name)
 {
 	const struct mgmt_api_function *f = mgmt_api_find(name);
 	if (f == NULL) {
@@ -347,18 +358,16 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 		mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
 		struct mgmt_job *job =
 			mgmt_job_create(mgmt->jobs, req, name, user, f->long_running);
-		mgmt->caller_user = user;
-		mgmt->caller_address = http_request_peer(req);
+		mgmt_api_enter(mgmt, req, user, how);
 		f->start(mgmt, args, job);
-		mgmt->caller_user = mgmt->caller_address = NULL;
+		mgmt_api_enter(mgmt, NULL, NULL, MGMT_API_AUTH_NONE);
 		json_unref(&args);
 		return;
 	}
 	mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
-	mgmt->caller_user = user;
-	mgmt->caller_address = http_request_peer(req);
+	mgmt_api_enter(mgmt, req, user, how);
 	ret = f->run(mgmt, args, &result, &error);
-	mgmt->caller_user = mgmt->caller_address = NULL;
+	mgmt_api_enter(mgmt, NULL, NULL, MGMT_API_AUTH_NONE);
 	json_unref(&args);
 	if (ret < 0) {
 		log_info(context, "API %s failed: %s", name, error);
@@ -408,26 +417,12 @@ static void mgmt_api_job_endpoint(struct mgmt *mgmt, struct http_request *req, c
 	json_unref(&args);
 }
 
-static void mgmt_api_authenticated(struct mgmt *mgmt, enum mgmt_auth_result auth, unsigned int wait,
-				   const char *error, void *ctx)
+/* After authentication: the endpoint. user: owned by the caller. */
+static void mgmt_api_dispatch(struct mgmt *mgmt, struct http_request *req, const char *user,
+			      enum mgmt_api_auth how)
 {
-	struct http_request *req = ctx;
 	const char *path = http_request_path(req);
 	const char *method = http_request_method(req);
-	const char *user, *password;
-	if (auth != MGMT_AUTH_OK) {
-		mgmt_auth_log_failure(mgmt->auth_log, http_request_peer(req), error);
-		if (auth == MGMT_AUTH_THROTTLED || auth == MGMT_AUTH_BUSY) {
-			http_request_add_header(req, "Retry-After", tstr_printf("%u", wait));
-			mgmt_api_fail(req, auth == MGMT_AUTH_BUSY ? 503 : 429, error);
-			return;
-		}
-		http_request_add_header(req, "WWW-Authenticate",
-					"Basic realm=\"Coffer Management API\", charset=\"UTF-8\"");
-		mgmt_api_fail(req, 401, error);
-		return;
-	}
-	(void)http_request_basic_auth(req, &user, &password);
 	if (strcmp(path, "/api/get-status") == 0 || strcmp(path, "/api/cancel-async") == 0) {
 		mgmt_api_job_endpoint(mgmt, req, user, path);
 		return;
@@ -445,7 +440,56 @@ static void mgmt_api_authenticated(struct mgmt *mgmt, enum mgmt_auth_result auth
 		mgmt_api_fail(req, 405, "functions are invoked with POST");
 		return;
 	}
-	mgmt_api_invoke(mgmt, req, user, path + strlen(MGMT_API_PREFIX));
+	mgmt_api_invoke(mgmt, req, user, how, path + strlen(MGMT_API_PREFIX));
+}
+
+static void mgmt_api_authenticated(struct mgmt *mgmt, enum mgmt_auth_result auth, unsigned int wait,
+				   bool api_password, const char *error, void *ctx)
+{
+	struct http_request *req = ctx;
+	const char *user, *password;
+	if (auth != MGMT_AUTH_OK) {
+		mgmt_auth_log_failure(mgmt->auth_log, http_request_peer(req), error);
+		if (auth == MGMT_AUTH_THROTTLED || auth == MGMT_AUTH_BUSY) {
+			http_request_add_header(req, "Retry-After", tstr_printf("%u", wait));
+			mgmt_api_fail(req, auth == MGMT_AUTH_BUSY ? 503 : 429, error);
+			return;
+		}
+		/* The Console asks for the code only now. */
+		if (auth == MGMT_AUTH_MFA_REQUIRED)
+			http_request_add_header(req, "X-Coffer-MFA", "required");
+		/* Not to a page's script (the Console): the browser would open
+		 * its own password dialog, or wait for one. */
+		const char *mode = http_request_header(req, "Sec-Fetch-Mode");
+		if (http_request_header(req, "X-Coffer-Console") == NULL &&
+		    (mode == NULL || strcmp(mode, "navigate") == 0))
+			http_request_add_header(
+				req, "WWW-Authenticate",
+				"Basic realm=\"Coffer Management API\", charset=\"UTF-8\"");
+		mgmt_api_fail(req, 401, error);
+		return;
+	}
+	(void)http_request_basic_auth(req, &user, &password);
+	mgmt_api_dispatch(mgmt, req, user,
+			  api_password ? MGMT_API_AUTH_API_PASSWORD : MGMT_API_AUTH_PASSWORD);
+}
+
+/* A request with the Console's session cookie and no Basic credentials. */
+static bool mgmt_api_console_session(struct mgmt *mgmt, struct http_request *req)
+{
+	const char *user, *error;
+	int status;
+	int ret = mgmt_console_session_user(mgmt, req, &user, &status, &error);
+	if (ret == 0)
+		return false;
+	if (ret < 0) {
+		mgmt_api_fail(req, status, error);
+		return true;
+	}
+	char *copy = mem_strdup(user);
+	mgmt_api_dispatch(mgmt, req, copy, MGMT_API_AUTH_SESSION);
+	mem_free(copy);
+	return true;
 }
 
 void mgmt_api_handle(struct http_request *req, void *ctx)
@@ -458,12 +502,15 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 	http_request_add_header(req, "Strict-Transport-Security", "max-age=31536000");
 	http_request_add_header(req, "X-Content-Type-Options", "nosniff");
 	if (strncmp(path, "/api/", 5) != 0) {
-		mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
+		if (!mgmt_console_serve(mgmt, req))
+			mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
 		return;
 	}
 	if (!http_request_basic_auth(req, &user, &password)) {
+		if (mgmt_api_console_session(mgmt, req))
+			return;
 		mgmt_api_authenticated(
-			mgmt, MGMT_AUTH_DENIED, 0,
+			mgmt, MGMT_AUTH_DENIED, 0, false,
 			"authentication required: a system administrator's name and password", req);
 		return;
 	}

@@ -80,7 +80,8 @@ int mgmt_auth_password_ok(const char *password, const char **error_r)
 	return 0;
 }
 
-/* The MFA part: 0 passes, -1 refused with *error_r. */
+/* The MFA part: 0 passes, -1 refused with *error_r, -2 no code given
+ * while MFA is active. */
 static int mgmt_auth_check_totp(struct mgmt *mgmt, const char *user, struct json *record,
 				const char *totp, time_t now, const char **error_r)
 {
@@ -94,7 +95,7 @@ static int mgmt_auth_check_totp(struct mgmt *mgmt, const char *user, struct json
 			return 0; /* pending: not required yet */
 		*error_r = "this administrator uses MFA: send the current code (X-Coffer-TOTP, "
 			   "coffer api --totp) or use an API password";
-		return -1;
+		return -2;
 	}
 	char *secret = NULL;
 	const char *open_error;
@@ -191,14 +192,23 @@ static void mgmt_auth_finish(struct mgmt *mgmt, const char *user, const char *ho
 	struct json *record = mgmtdb_admin_record(mgmt->db, user);
 	const char *error = "wrong administrator name or password";
 	bool ok = record != NULL && matched >= 0;
-	if (ok && matched == 0 && mgmt_auth_check_totp(mgmt, user, record, totp, now, &error) < 0)
+	int mfa = ok && matched == 0 ? mgmt_auth_check_totp(mgmt, user, record, totp, now, &error)
+				     : 0;
+	if (mfa < 0)
 		ok = false;
 	if (ok)
 		auth_cache_add(matched == 0 ? auth->passwords : auth->api_passwords, user, password,
 			       now);
+	/* The right password without the code guesses nothing: not counted. */
 	auth_throttle_login_end(auth->throttle, user, host,
-				ok ? AUTH_THROTTLE_SUCCEEDED : AUTH_THROTTLE_FAILED);
-	done(mgmt, ok ? MGMT_AUTH_OK : MGMT_AUTH_DENIED, 0, error, ctx);
+				ok          ? AUTH_THROTTLE_SUCCEEDED
+				: mfa == -2 ? AUTH_THROTTLE_NOT_CHECKED
+					    : AUTH_THROTTLE_FAILED);
+	done(mgmt,
+	     ok          ? MGMT_AUTH_OK
+	     : mfa == -2 ? MGMT_AUTH_MFA_REQUIRED
+			 : MGMT_AUTH_DENIED,
+	     0, ok && matched == 1, error, ctx);
 }
 
 static void mgmt_auth_job_done(void *ctx, bool ran)
@@ -208,7 +218,7 @@ static void mgmt_auth_job_done(void *ctx, bool ran)
 	if (!ran || mgmt->auth->stopping) {
 		auth_throttle_login_end(mgmt->auth->throttle, job->user, job->host,
 					AUTH_THROTTLE_NOT_CHECKED);
-		job->done(mgmt, MGMT_AUTH_BUSY, 1, "the server is stopping", job->ctx);
+		job->done(mgmt, MGMT_AUTH_BUSY, 1, false, "the server is stopping", job->ctx);
 		mgmt_auth_job_free(job);
 		return;
 	}
@@ -247,10 +257,10 @@ void mgmt_auth_check(struct mgmt *mgmt, const char *user, const char *password, 
 	if (auth_throttle_login_begin(auth->throttle, user, host, now, &wait) < 0) {
 		mem_free(host);
 		if (wait == 0) /* others from there are being checked */
-			done(mgmt, MGMT_AUTH_BUSY, 1,
+			done(mgmt, MGMT_AUTH_BUSY, 1, false,
 			     "other logins are being checked: try again in a moment", ctx);
 		else
-			done(mgmt, MGMT_AUTH_THROTTLED, wait,
+			done(mgmt, MGMT_AUTH_THROTTLED, wait, false,
 			     tstr_printf("too many failed logins: try again in %u seconds", wait),
 			     ctx);
 		return;
@@ -285,8 +295,8 @@ void mgmt_auth_check(struct mgmt *mgmt, const char *user, const char *password, 
 	    worker_pool_submit(auth->pool, mgmt_auth_job_work, mgmt_auth_job_done, job) < 0) {
 		/* not a wrong password: not counted */
 		auth_throttle_login_end(auth->throttle, user, host, AUTH_THROTTLE_NOT_CHECKED);
-		done(mgmt, MGMT_AUTH_BUSY, 1, "too many logins at once: try again in a moment",
-		     ctx);
+		done(mgmt, MGMT_AUTH_BUSY, 1, false,
+		     "too many logins at once: try again in a moment", ctx);
 		mgmt_auth_job_free(job);
 	}
 }

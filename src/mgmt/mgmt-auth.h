@@ -33,11 +33,16 @@ enum mgmt_auth_result {
 	MGMT_AUTH_DENIED,    /* 401 */
 	MGMT_AUTH_THROTTLED, /* 429, wait_secs set */
 	MGMT_AUTH_BUSY,      /* 503: too many checks wait; not a failed login */
+	/* 401: the password is right but MFA is on and no code came; not a
+	 * failed login either (the Console asks for the code next) */
+	MGMT_AUTH_MFA_REQUIRED,
 };
 
-/* error: why not OK (a tstr string, valid during the call). */
+/* error: why not OK (a tstr string, valid during the call); api_password:
+ * OK with the API password (no MFA code was needed). */
 typedef void mgmt_auth_done_fn(struct mgmt *mgmt, enum mgmt_auth_result result,
-			       unsigned int wait_secs, const char *error, void *ctx);
+			       unsigned int wait_secs, bool api_password, const char *error,
+			       void *ctx);
 
 /* Check credentials; `done` is called exactly once, at once (throttled,
  * busy, a cached password) or later from the event loop after the check.

@@ -10,6 +10,7 @@
 #include "mgmt-jobs.h"
 #include "mgmt-auth.h"
 #include "mgmt-auth-log.h"
+#include "mgmt-console.h"
 #include "audit.h"
 #include "auth-secret.h"
 #include "mgmt-links.h"
@@ -198,6 +199,7 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 	if (ret < 0)
 		return -1;
 	mgmt->auth = mgmt_auth_create();
+	mgmt->console = mgmt_console_create();
 	mgmt->auth_log = mgmt_auth_log_create(role_daemon_base(mgmt->rd));
 	return 0;
 }
@@ -210,6 +212,7 @@ static void mgmt_free(struct mgmt *mgmt)
 	mgmt_links_destroy(&mgmt->links);
 	mgmt_jobs_destroy(&mgmt->jobs);
 	mgmt_auth_destroy(&mgmt->auth);
+	mgmt_console_destroy(&mgmt->console);
 	mgmt_auth_log_destroy(&mgmt->auth_log);
 	audit_close(&mgmt->audit);
 	http_server_destroy(&mgmt->http);

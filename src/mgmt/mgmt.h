@@ -9,12 +9,21 @@ struct json;
 struct audit;
 struct mgmt_auth;
 struct mgmt_auth_log;
+struct mgmt_console;
 struct mgmt_jobs;
 struct mgmt_links;
 struct mgmt_restore;
 struct mgmtdb;
 struct role_daemon;
 struct rpc_server;
+
+/* How the request of the API function that runs now authenticated. */
+enum mgmt_api_auth {
+	MGMT_API_AUTH_NONE,
+	MGMT_API_AUTH_PASSWORD,     /* the administrator's password (and MFA code) */
+	MGMT_API_AUTH_API_PASSWORD, /* an API password */
+	MGMT_API_AUTH_SESSION,      /* a Console session (mgmt-console.h) */
+};
 
 struct mgmt {
 	struct role_daemon *rd;
@@ -30,9 +39,12 @@ struct mgmt {
 	struct rpc_server *tcp_server;
 	struct http_server *http;
 	time_t started;
-	/* who makes the API call being run now (NULL outside one): calls into
-	 * an instance carry it into the instance's audit log */
-	const char *caller_user, *caller_address;
+	struct mgmt_console *console; /* the Management Console's page and sessions */
+	/* Set only while an API function's run or start is called (the
+	 * Console's session functions set and read its cookie): */
+	struct http_request *api_request;
+	const char *api_user;
+	enum mgmt_api_auth api_auth;
 };
 
 /* Save the management database after a change; on failure the change is
