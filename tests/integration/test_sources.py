@@ -6,7 +6,8 @@ mail processes run as nobody): implicit TLS and STARTTLS with a certificate
 made here, a master user (login "mailbox*admin", and SASL PLAIN with an
 authorization identity), two mailboxes holding 2,400 real messages of corpus
 A (../shared/corpus, linux-mips) in nested folders, and a third mailbox for
-deleting after archiving. What the archive holds is compared byte for byte
+deleting after archiving (the last test appends to one, for a continuous
+profile to pick up by itself). What the archive holds is compared byte for byte
 with what Dovecot returns for BODY.PEEK[] (fetched here with imaplib).
 
 Time: the corpus slice is read once per module and Dovecot started once;
@@ -433,3 +434,38 @@ def test_delete_after_archive_removes_only_what_was_archived(dovecot, coffer):
     res = r["result"]
     assert (res["archived"], res["failed"], res.get("deletedFromSource", 0)) == (0, 1, 0), r
     assert len(dovecot.contents("carol")["INBOX"]) == 1
+
+
+def test_continuous_schedule_brings_new_mail_by_itself(dovecot, coffer):
+    api = coffer.api
+    p = create(api, **profile_fields(dovecot, mailboxes=["bob"], schedule="continuous",
+                                     pauseSeconds=1))
+    pid = p["profileID"]
+    bob = sum(len(b) for b in dovecot.contents("bob").values())
+
+    def archived_runs():
+        return [r for r in call(api, "GetWorkerResults", "profileID=" + pid)
+                if r["state"] == "succeeded" and r["result"]["archived"] > 0]
+    # no RunProfile: the schedule starts it (the timer looks every 5 s)
+    first = wait_for(archived_runs, timeout=RUN_TIMEOUT, interval=0.5, what="a scheduled run")
+    assert [r["result"]["archived"] for r in first] == [bob], first
+    new = (b"From: someone@example.org\r\nTo: bob@example.org\r\n"
+           b"Subject: arrived while the profile runs on\r\n\r\nhello\r\n")
+    c = dovecot.login("bob")
+    typ, _ = c.append("Archive", None, None, new)
+    assert typ == "OK"
+    c.logout()
+    later = wait_for(lambda: [r for r in archived_runs() if r["jobID"] != first[0]["jobID"]],
+                     timeout=RUN_TIMEOUT, interval=0.5, what="the new message archived")
+    assert [r["result"]["archived"] for r in later] == [1], later
+    served = dovecot.contents("bob")["Archive"]
+    got = archived_bytes(coffer, "folder:Archive")
+    assert digests(got) == digests(served) and len(got) == 151
+    # back to manual: no more runs start
+    call(api, "SetProfile", "profileID=" + pid, "profile=" + json.dumps({"schedule": "manual"}))
+    wait_for(lambda: all(r["state"] != "running"
+                         for r in call(api, "GetWorkerResults", "profileID=" + pid)),
+             timeout=RUN_TIMEOUT, what="the last run to end")
+    runs = {r["jobID"] for r in call(api, "GetWorkerResults", "profileID=" + pid)}
+    time.sleep(7)  # more than the timer's 5 s period and the pause
+    assert {r["jobID"] for r in call(api, "GetWorkerResults", "profileID=" + pid)} == runs
