@@ -534,3 +534,85 @@ def test_pop3_by_uidl_with_stls_and_delete(dovecot, coffer):
     assert (res["archived"], res["duplicates"], res["deletedFromSource"]) == (0, 31, 31), r
     assert dovecot.pop3_messages("dave") == []
     assert len(archived_bytes(coffer, "folder:Mail/POP3")) == 31
+
+
+class CuttingProxy:
+    """A TCP relay to Dovecot that closes its first connection after `cut`
+    bytes from the server (in the middle of a FETCH), and relays the later
+    ones whole: the real server, with a connection that drops."""
+
+    def __init__(self, port, cut):
+        import socket
+        import threading
+        self.socket_mod, self.threading = socket, threading
+        self.target, self.cut, self.connections = port, cut, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopping = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stopping:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            server = self.socket_mod.create_connection(("127.0.0.1", self.target))
+            limit = self.cut if self.connections == 1 else None
+            self.threading.Thread(target=self.pipe, args=(client, server, None),
+                                  daemon=True).start()
+            self.threading.Thread(target=self.pipe, args=(server, client, limit),
+                                  daemon=True).start()
+
+    def pipe(self, src, dst, limit):
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[:limit - sent])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(self.socket_mod.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+
+
+def test_connection_dropped_mid_fetch_then_the_next_run_carries_on(dovecot, coffer):
+    api = coffer.api
+    # bob's 500 messages: each round trip passes two Python threads
+    expected = dovecot.contents("bob")
+    total = sum(len(b) for b in expected.values())
+    proxy = CuttingProxy(dovecot.imaps_port, cut=600_000)
+    try:
+        p = create(api, **profile_fields(dovecot, port=proxy.port, mailboxes=["bob"]))
+        first = run(api, p["profileID"])
+        assert first["state"] == "failed", first
+        assert "closed the connection" in first["error"] or "read failed" in first["error"], first
+        # what came whole before the drop is committed and kept
+        done = first["result"]["archived"]
+        assert 0 < done < total, first
+        second = run(api, p["profileID"])
+        assert second["state"] == "succeeded", second
+        # nothing lost, nothing twice: the state went up to the message cut
+        # off and no further, so nothing committed is fetched again
+        assert second["result"]["archived"] + done == total, (first, second)
+        assert second["result"]["duplicates"] == 0, second
+        got = archived_bytes(coffer)
+        assert len(got) == total
+        assert digests(got) == digests(b for blobs in expected.values() for b in blobs)
+    finally:
+        proxy.close()
