@@ -9,6 +9,7 @@
 #include "instance-rights.h"
 #include "instance-retention.h"
 #include "instance-jobs.h"
+#include "instance-profiles.h"
 #include "instance-users.h"
 #include "json.h"
 #include "log.h"
@@ -159,12 +160,14 @@ static const struct instance_call_def instance_calls[] = {
 	{"ClientSetPassword", instance_client_web_set_password, CLIENT | W, NULL, "oldPassword",
 	 instance_audit_args},
 	{"ClientUser", instance_client_user, CLIENT, NULL, NULL, NULL},
+	{"CreateProfile", instance_profiles_create_profile, W, NULL, NULL, instance_audit_args},
 	{"CreateStore", instance_archive_create_store, W, NULL, NULL, instance_audit_args},
 	{"CreateUser", instance_users_create_user, USERS | W, NULL, NULL, instance_audit_args},
 	{"DeleteMessage", instance_retention_delete_message, USERS | W, NULL, NULL,
 	 instance_audit_args},
 	{"DeleteMessages", instance_retention_delete_messages, USERS | W, NULL, NULL,
 	 instance_audit_args},
+	{"DeleteProfile", instance_profiles_delete, W, NULL, NULL, instance_audit_args},
 	{"DeleteUser", instance_users_delete_user, USERS | W, NULL, NULL, instance_audit_args},
 	{"DisableMFA", instance_users_disable_mfa, USERS | W, NULL, NULL, instance_audit_args},
 	{"Freeze", calls_freeze, 0, NULL, NULL, instance_audit_args},
@@ -176,11 +179,14 @@ static const struct instance_call_def instance_calls[] = {
 	{"GetJobs", instance_jobs_list, 0, NULL, NULL, NULL},
 	{"GetLiveStatistics", calls_live_statistics, 0, NULL, NULL, NULL},
 	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL, instance_audit_args},
+	{"GetProfiles", instance_profiles_get, 0, NULL, NULL, NULL},
 	{"GetRetentionPolicies", instance_retention_get_policies, USERS, NULL, NULL, NULL},
 	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL, NULL},
 	{"GetStores", instance_archive_get_stores, 0, NULL, NULL, NULL},
 	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL, NULL},
 	{"GetUsers", instance_users_get_users, USERS, NULL, NULL, NULL},
+	{"GetWorkerResultReport", instance_profiles_result_report, 0, NULL, NULL, NULL},
+	{"GetWorkerResults", instance_profiles_results, 0, NULL, NULL, NULL},
 	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL,
 	 instance_audit_args},
 	{"Ping", calls_ping, 0, NULL, NULL, NULL},
@@ -189,9 +195,11 @@ static const struct instance_call_def instance_calls[] = {
 	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL,
 	 instance_audit_args},
 	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL, instance_audit_args},
+	{"RunProfile", instance_profiles_run, W | LONG, NULL, NULL, instance_audit_args},
 	{"Search", instance_archive_search, 0, NULL, NULL, instance_audit_search},
 	{"SetComplianceConfiguration", instance_retention_set_compliance, USERS | W, NULL, NULL,
 	 instance_audit_args},
+	{"SetProfile", instance_profiles_set, W, NULL, NULL, instance_audit_args},
 	{"SetRetentionPolicies", instance_retention_set_policies, USERS | W, NULL, NULL,
 	 instance_audit_args},
 	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL,

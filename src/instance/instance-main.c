@@ -3,6 +3,7 @@
 #include "instance-archive.h"
 #include "instance-audit.h"
 #include "instance-jobs.h"
+#include "instance-profiles.h"
 #include "instance-retention.h"
 #include "instance-client.h"
 #include "json.h"
@@ -153,6 +154,7 @@ static void instance_free(struct instance *inst)
 	instance_calls_close(inst);
 	instance_archive_destroy(&inst->archive);
 	instance_jobs_destroy(&inst->jobs);
+	instance_profiles_destroy(&inst->profiles);
 	mem_free(inst->id);
 	mem_free(inst->base_dir);
 	mem_free(inst->key_file);
@@ -186,6 +188,7 @@ int instance_main(int argc, char **argv)
 	/* before any call: an import cut short by a crash reports exactly
 	 * what it committed */
 	instance_archive_recover(inst.archive);
+	inst.profiles = instance_profiles_create(&inst);
 	inst.last_used = time(NULL);
 	/* never blocking: while its Instance Host holds back reading (a slow
 	 * client), this loop goes on serving the instance's other sessions */
@@ -219,6 +222,8 @@ int instance_main(int argc, char **argv)
 	/* the job runner's timer lives on the event base */
 	instance_archive_destroy(&inst.archive);
 	instance_jobs_destroy(&inst.jobs);
+	/* after the jobs: a run's end goes back to its profile */
+	instance_profiles_destroy(&inst.profiles);
 	event_base_free(inst.base);
 	instance_free(&inst);
 	return 0;
