@@ -102,6 +102,67 @@ static int instance_archive_messages_now(struct archive *a, long long *count_r,
 	return 0;
 }
 
+/* ---- one message, now (the journal receiver) ---- */
+
+struct instance_file_counts {
+	unsigned int archived, duplicates, skipped;
+	const char *reason;
+};
+
+static void instance_file_event(const struct archive_import_event *ev, void *context)
+{
+	struct instance_file_counts *c = context;
+	if (ev->type == ARCHIVE_IMPORT_ARCHIVED)
+		c->archived++;
+	else if (ev->type == ARCHIVE_IMPORT_DUPLICATE)
+		c->duplicates++;
+	else if (ev->type == ARCHIVE_IMPORT_SKIPPED) {
+		c->skipped++;
+		c->reason = tstr_printf("%s", ev->reason != NULL ? ev->reason : "not a message");
+	}
+}
+
+int instance_archive_file_message(struct instance_archive *ia, const char *path,
+				  const char *const *owners, size_t owner_count, const char *folder,
+				  uint64_t max_size, unsigned int *archived_r,
+				  unsigned int *duplicates_r, const char **code_r,
+				  const char **error_r)
+{
+	*archived_r = *duplicates_r = 0;
+	*code_r = "failed";
+	if (instance_jobs_running(ia->jobs) != NULL) {
+		*code_r = "busy";
+		*error_r = tstr_printf("a job (%s) holds the archive's writer",
+				       instance_jobs_running(ia->jobs));
+		return -1;
+	}
+	struct archive *a = instance_archive_get(ia, true, error_r);
+	if (a == NULL)
+		return -1;
+	for (size_t i = 0; i < owner_count; i++) {
+		struct instance_file_counts c = {0};
+		struct archive_import_settings set = {
+			.user = owners[i],
+			.folder = folder,
+			.workers = 1,
+			.cb = instance_file_event,
+			.context = &c,
+			.max_message_size = max_size,
+		};
+		struct archive_import_result result;
+		if (archive_import(a, &set, &path, 1, &result, error_r) < 0)
+			return -1;
+		if (c.skipped > 0) {
+			*code_r = "refused";
+			*error_r = tstr_printf("not archived: %s", c.reason);
+			return -1;
+		}
+		*archived_r += c.archived;
+		*duplicates_r += c.duplicates;
+	}
+	return 0;
+}
+
 /* ---- imports ---- */
 
 struct instance_import {

@@ -14,6 +14,8 @@
  * so.
  */
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct archive;
 struct instance;
@@ -52,5 +54,17 @@ int instance_archive_rebuild(struct instance_call *c);
 /* A handle for reads (end-user calls), valid until the next call into this
  * module; NULL with *error_r if the archive cannot be opened. */
 struct archive *instance_archive_for_reading(struct instance_archive *ia, const char **error_r);
+
+/* File one message (a file under the base directory) for each of `owners`
+ * (archive names) in `folder`, committed durably before it returns: the
+ * content is stored once however many owners (deduplication), and an owner
+ * that already holds it in that folder is not given it again. Runs on the
+ * calling thread (one message: bounded). Refused ("busy") while a job
+ * holds the archive's writer. *archived_r / *duplicates_r count owners. */
+int instance_archive_file_message(struct instance_archive *ia, const char *path,
+				  const char *const *owners, size_t owner_count, const char *folder,
+				  uint64_t max_size, unsigned int *archived_r,
+				  unsigned int *duplicates_r, const char **code_r,
+				  const char **error_r);
 
 #endif

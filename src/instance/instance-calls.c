@@ -7,6 +7,7 @@
 #include "instance-export.h"
 #include "instance-rights.h"
 #include "instance-jobs.h"
+#include "instance-journal.h"
 #include "instance-users.h"
 #include "json.h"
 #include "log.h"
@@ -164,6 +165,8 @@ static const struct instance_call_def instance_calls[] = {
 	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL},
 	{"GetUsers", instance_users_get_users, USERS, NULL, NULL},
 	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL},
+	{"JournalDeliver", instance_journal_deliver, W, NULL, NULL},
+	{"JournalResolve", instance_journal_resolve, USERS, NULL, NULL},
 	{"Ping", calls_ping, 0, NULL, NULL},
 	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL},
 	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL},

@@ -1,0 +1,92 @@
+#include "instance-journal.h"
+#include "instance-archive.h"
+#include "instance-calls.h"
+#include "instance-users.h"
+#include "instance.h"
+#include "archive-import.h"
+#include "json.h"
+#include "mem.h"
+#include "tstr.h"
+
+#include <string.h>
+#include <unistd.h>
+
+int instance_journal_resolve(struct instance_call *c)
+{
+	const char *address = json_get_string(c->args, "address");
+	const char *catch_all = json_get_string(c->args, "catchAllUser");
+	if (address == NULL || address[0] == '\0') {
+		c->code = "bad-request";
+		c->error = "address: missing";
+		return -1;
+	}
+	const char *user = instance_users_find_by_address(c->inst->users, address);
+	if (user == NULL && catch_all != NULL)
+		user = catch_all;
+	const char *archive_name =
+		user == NULL ? NULL : instance_users_archive_name(c->inst->users, user);
+	if (archive_name == NULL) {
+		c->code = "no-such-user";
+		c->error = user == NULL ? tstr_printf("no user has the address %s", address)
+					: tstr_printf("the catch-all user %s does not exist", user);
+		return -1;
+	}
+	c->result = json_new_object();
+	json_set_string(c->result, "userName", user);
+	json_set_string(c->result, "archiveName", archive_name);
+	return 0;
+}
+
+/* A spool file's name as the Instance Host makes them: m-HEX.eml. */
+static bool instance_journal_name_ok(const char *name)
+{
+	size_t len = name == NULL ? 0 : strlen(name);
+	if (len < 7 || len > 100 || strncmp(name, "m-", 2) != 0 ||
+	    strcmp(name + len - 4, ".eml") != 0)
+		return false;
+	for (size_t i = 2; i < len - 4; i++) {
+		if (strchr("0123456789abcdef", name[i]) == NULL)
+			return false;
+	}
+	return true;
+}
+
+int instance_journal_deliver(struct instance_call *c)
+{
+	const char *file = json_get_string(c->args, "file");
+	const struct json *list = json_get(c->args, "owners");
+	size_t n = json_count(list);
+	if (!instance_journal_name_ok(file) || n == 0) {
+		c->code = "bad-request";
+		c->error = "file: a spool file name (m-HEX.eml) and owners: archive names";
+		return -1;
+	}
+	const char **owners = mem_alloc(sizeof(*owners) * n);
+	for (size_t i = 0; i < n; i++) {
+		owners[i] = json_string_of(json_at(list, i));
+		if (owners[i] == NULL) {
+			mem_free(owners);
+			c->code = "bad-request";
+			c->error = "owners: expected strings";
+			return -1;
+		}
+	}
+	char *path = mem_strdup(
+		tstr_printf("%s/%s/%s", c->inst->base_dir, INSTANCE_JOURNAL_SPOOL, file));
+	unsigned int archived, duplicates;
+	int ret = instance_archive_file_message(
+		c->inst->archive, path, owners, n, INSTANCE_JOURNAL_FOLDER,
+		ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT, &archived, &duplicates, &c->code, &c->error);
+	mem_free(owners);
+	if (ret == 0) {
+		/* committed: the spool file has served (a leftover would only
+		 * be filed again as a duplicate) */
+		(void)unlink(path);
+		c->result = json_new_object();
+		json_set_int(c->result, "owners", (long long)n);
+		json_set_int(c->result, "archived", archived);
+		json_set_int(c->result, "duplicates", duplicates);
+	}
+	mem_free(path);
+	return ret;
+}
