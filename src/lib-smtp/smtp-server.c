@@ -366,7 +366,10 @@ static void smtp_server_auth_check(struct smtp_server_conn *conn, const char *b6
 			start = i + 1;
 		}
 	}
-	char *buf = mem_strndup((const char *)raw, len);
+	/* a copy with a terminator after the last part (the NULs stay) */
+	char *buf = mem_alloc(len + 1);
+	memcpy(buf, raw, len);
+	buf[len] = '\0';
 	bool ok = false;
 	if (n == 3 && memchr(raw, '\0', len) != NULL) {
 		const char *user = buf + (parts[1] - (const char *)raw);

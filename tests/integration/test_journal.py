@@ -63,16 +63,22 @@ def folder_counts(single):
     return {f["folder"]: f["messages"] for f in single.api.call("GetFolderStatistics", "instanceID=acme")}
 
 
-def write_journal(single, settings):
+def write_journal(single, settings, auth_user=None):
+    """Install the settings with `coffer config journal`; returns the SMTP AUTH
+    password made for auth_user, if any."""
     path = os.path.join(single.dir, "journal-settings.json")
     with open(path, "w") as f:
         json.dump(settings, f)
     single.config("journal", "set", path)
+    password = None
+    if auth_user is not None:
+        password = single.config("journal", "password", auth_user).stdout.strip()
     single.config("restart", "instance-host")
     wait_for(all_connected(single.api), timeout=60, what="links after an Instance Host restart")
     wait_for(lambda: state(single, "acme") == "running", timeout=60, what="acme running")
     for port in (settings["smtpPort"], settings["lmtpPort"]):
         wait_for(lambda: _port_open(port), timeout=30, what="journal port %d" % port)
+    return password
 
 
 def _port_open(port):
@@ -149,3 +155,26 @@ def test_ten_recipients_one_copy(journal):
         assert read_folder(s, u + "/Journal") == [body.encode()]
     after = s.api.call("GetInstanceStatistics", "instanceID=acme")["unique_contents"]
     assert after == before + 1, "one stored copy for ten users"
+
+
+def test_networks_and_auth(journal):
+    s = journal
+    settings = dict(s.journal, allowedNetworks=["127.0.0.1/32"], authRequired=True)
+    password = write_journal(s, settings, auth_user="feed")
+    assert len(password) == 32
+    body = "Subject: auth\r\nMessage-ID: <auth@test>\r\n\r\nbody\r\n"
+    to = ["--to", "u3@" + DOMAIN, "--data", body[:-2]]
+
+    # a client outside the allowed networks is refused before any command
+    p = swaks(s.smtp, "--local-interface", "127.0.0.2", *to)
+    assert "554 5.7.1" in p.stdout + p.stderr, p.stdout + p.stderr
+    # no login: 530 at MAIL; a wrong password: 535
+    p = swaks(s.smtp, *to)
+    assert "530 5.7.0" in p.stdout, p.stdout
+    p = swaks(s.smtp, "--auth", "PLAIN", "--auth-user", "feed", "--auth-password", "wrong", *to)
+    assert "535 5.7.8" in p.stdout, p.stdout
+    assert "u3/Journal" not in folder_counts(s)
+    # the right password: archived
+    p = swaks(s.smtp, "--auth", "PLAIN", "--auth-user", "feed", "--auth-password", password, *to)
+    assert "250 2.0.0 Archived" in p.stdout, p.stdout
+    assert read_folder(s, "u3/Journal") == [body.encode()]
