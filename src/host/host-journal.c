@@ -803,7 +803,7 @@ int host_journal_create(struct event_base *base, const char *config_dir,
 	struct host_journal *j = mem_new(struct host_journal);
 	j->base = base;
 	j->instances = instances;
-	j->tls = json_get_bool(set, "starttls", false) ? tls : NULL;
+	j->tls = json_get_bool(set, "starttls", true) ? tls : NULL;
 	j->by_address = hash_create();
 	j->by_domain = hash_create();
 	j->per_client = hash_create();

@@ -243,7 +243,14 @@ static void host_listen_local(struct host *host)
  * presents the host's own TCP certificate. */
 static int host_start_journal(struct host *host, const char **error_r)
 {
-	host->journal_tls = role_daemon_server_tls(host->rd, CONFIG_KIND_TCP, NULL, NULL, error_r);
+	/* a context of its own: the role-to-role one asks for client
+	 * certificates, which mail clients do not have */
+	const char *dir = role_daemon_config_dir(host->rd);
+	char *cert = config_cert_path(dir, CONFIG_ROLE_INSTANCE_HOST, CONFIG_KIND_TCP);
+	char *key = config_key_path(dir, CONFIG_ROLE_INSTANCE_HOST, CONFIG_KIND_TCP);
+	host->journal_tls = tls_context_create_server(cert, key, NULL, NULL, error_r);
+	mem_free(cert);
+	mem_free(key);
 	if (host->journal_tls == NULL)
 		return -1;
 	return host_journal_create(role_daemon_base(host->rd), role_daemon_config_dir(host->rd),

@@ -120,6 +120,8 @@ void smtp_server_reply_close(struct smtp_server_conn *conn, const char *line)
 static void smtp_server_event(struct bufferevent *bev, short what, void *ctx)
 {
 	struct smtp_server_conn *conn = ctx;
+	if ((what & BEV_EVENT_CONNECTED) != 0)
+		return; /* the STARTTLS handshake is done: go on */
 	if ((what & BEV_EVENT_TIMEOUT) != 0 && !conn->closing) {
 		bufferevent_set_timeouts(conn->bev, NULL, NULL);
 		smtp_server_reply_close(conn, "421 4.4.2 Idle too long, closing");

@@ -15,11 +15,14 @@ Time bounds: every wait is at most 60 s (a loaded 2-core machine runs a
 delivery in well under a second; Postfix's retry is forced with
 `postqueue -f`)."""
 import glob
+import hashlib
 import json
 import os
 import shutil
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import time
 
@@ -178,3 +181,23 @@ def test_networks_and_auth(journal):
     p = swaks(s.smtp, "--auth", "PLAIN", "--auth-user", "feed", "--auth-password", password, *to)
     assert "250 2.0.0 Archived" in p.stdout, p.stdout
     assert read_folder(s, "u3/Journal") == [body.encode()]
+
+
+def test_starttls(journal):
+    """STARTTLS with the Instance Host's own certificate (its TCP one)."""
+    s = journal
+    write_journal(s, dict(s.journal, starttls=True))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    body = b"Subject: tls\r\nMessage-ID: <tls@test>\r\n\r\nover TLS\r\n"
+    with smtplib.SMTP("127.0.0.1", s.smtp, timeout=30) as c:
+        c.ehlo("client.test")
+        assert c.has_extn("starttls")
+        c.starttls(context=ctx)
+        fp = hashlib.sha256(c.sock.getpeercert(binary_form=True)).hexdigest()
+        c.ehlo("client.test")
+        assert not c.has_extn("starttls"), "offered once"
+        c.sendmail("sender@outside.example", ["u4@" + DOMAIN], body)
+    assert fp.lower() == s.fingerprint("instance-host").replace(":", "").lower()
+    assert read_folder(s, "u4/Journal") == [body]
