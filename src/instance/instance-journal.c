@@ -8,6 +8,7 @@
 #include "mem.h"
 #include "tstr.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,6 +52,16 @@ static bool instance_journal_name_ok(const char *name)
 	return true;
 }
 
+/* COFFER_TEST_JOURNAL_DELAY_MS (tests only, see instance-journal.h): the
+ * answer waits after the commit, so a test can kill the process between
+ * the commit and the Instance Host's 250. */
+static void instance_journal_test_delay(void)
+{
+	const char *ms = getenv("COFFER_TEST_JOURNAL_DELAY_MS");
+	if (ms != NULL && atoi(ms) > 0)
+		usleep((useconds_t)atoi(ms) * 1000);
+}
+
 int instance_journal_deliver(struct instance_call *c)
 {
 	const char *file = json_get_string(c->args, "file");
@@ -82,6 +93,7 @@ int instance_journal_deliver(struct instance_call *c)
 		/* committed: the spool file has served (a leftover would only
 		 * be filed again as a duplicate) */
 		(void)unlink(path);
+		instance_journal_test_delay();
 		c->result = json_new_object();
 		json_set_int(c->result, "owners", (long long)n);
 		json_set_int(c->result, "archived", archived);

@@ -12,7 +12,12 @@
  * the Instance Host wrote) for each owner (archive names) in their folder
  * INSTANCE_JOURNAL_FOLDER, durably committed before the answer
  * ({owners, archived, duplicates}); the file is removed after. Refused
- * ("busy") while a job holds the archive's writer, so the client retries. */
+ * ("busy") while a job holds the archive's writer, so the client retries.
+ *
+ * Tests: with COFFER_TEST_JOURNAL_DELAY_MS set, JournalDeliver waits that
+ * long after the commit before it answers (blocking the loop), so that a
+ * test can kill the process after the commit and before the 250. Never set
+ * it in production. */
 #define INSTANCE_JOURNAL_FOLDER "Journal"
 #define INSTANCE_JOURNAL_SPOOL "journal-spool"
 

@@ -18,6 +18,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -201,3 +202,195 @@ def test_starttls(journal):
         c.sendmail("sender@outside.example", ["u4@" + DOMAIN], body)
     assert fp.lower() == s.fingerprint("instance-host").replace(":", "").lower()
     assert read_folder(s, "u4/Journal") == [body]
+
+
+# ---- Postfix ----
+
+POSTFIX_MAIN = """\
+compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mta.test
+mydestination =
+mynetworks = 127.0.0.0/8
+relay_domains = {domain}
+transport_maps = inline:{{ {domain}={transport}:{nexthop} }}
+smtpd_relay_restrictions = permit_mynetworks, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+maillog_file = {d}/maillog
+maillog_file_prefixes = {d}
+smtputf8_enable = no
+# the message as sent: no header rewriting, no dropped headers, no line
+# breaking or MIME conversion on the way out
+local_header_rewrite_clients =
+message_drop_headers =
+disable_mime_output_conversion = yes
+smtp_line_length_limit = 0
+lmtp_line_length_limit = 0
+smtp_tls_security_level = may
+smtp_tls_loglevel = 1
+lmtp_tls_security_level = none
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+"""
+
+POSTFIX_MASTER = """\
+127.0.0.1:{smtp} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+
+class Postfix:
+    def __init__(self, d, transport, port):
+        self.dir = d
+        self.port = free_port()
+        os.makedirs(os.path.join(d, "queue"))
+        os.makedirs(os.path.join(d, "data"))
+        with open(os.path.join(d, "main.cf"), "w") as f:
+            nexthop = ("inet:127.0.0.1:%d" if transport == "lmtp" else "[127.0.0.1]:%d") % port
+            f.write(POSTFIX_MAIN.format(d=d, domain=DOMAIN, transport=transport, nexthop=nexthop))
+        with open(os.path.join(d, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER.format(smtp=self.port))
+        subprocess.run(["chown", "postfix", os.path.join(d, "data")], check=True)
+        self.cmd("postfix", "check")
+        self.cmd("postfix", "start")
+        wait_for(lambda: _port_open(self.port), timeout=30, what="Postfix listening")
+
+    def cmd(self, prog, *args):
+        p = subprocess.run(["/usr/sbin/" + prog, "-c", self.dir] + list(args), capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, "%s %s: %s %s" % (prog, args, p.stdout, p.stderr)
+        return p.stdout
+
+    def send(self, msg, rcpts):
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as c:
+            c.sendmail("sender@outside.example", rcpts, msg)
+
+    def queue_empty(self):
+        return "Mail queue is empty" in self.cmd("postqueue", "-p")
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        subprocess.run(["/usr/sbin/postfix", "-c", self.dir, "stop"], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def postfix_factory(journal):
+    if not os.path.exists("/usr/sbin/postfix"):
+        pytest.skip("Postfix is not installed (/usr/sbin/postfix)")
+    made = []
+
+    def make(transport, port):
+        # beside the config directories: a tree Postfix's own user can reach
+        d = os.path.join(os.path.dirname(journal.dir), "postfix%d" % len(made))
+        pf = Postfix(d, transport, port)
+        made.append(pf)
+        return pf
+    yield make
+    for pf in made:
+        pf.stop()
+
+
+def corpus_messages(n):
+    """The first n messages of corpus A, each as the bytes an SMTP client
+    sends (CRLF line ends, a last line end)."""
+    if not os.path.exists(CORPUS):
+        pytest.skip("corpus A is absent (%s): this test needs real mail" % CORPUS)
+    zstd = subprocess.Popen(["zstd", "-dc", CORPUS], stdout=subprocess.PIPE)
+    msgs, cur = [], None
+    for line in zstd.stdout:
+        if line.startswith(b"From "):
+            if cur is not None:
+                msgs.append(cur)
+                if len(msgs) == n:
+                    break
+            cur = []
+            continue
+        if re.match(rb"^>+From ", line):
+            line = line[1:]  # mboxrd
+        cur.append(line)
+    zstd.kill()
+    zstd.wait()
+    out = []
+    for lines in msgs:
+        if lines and lines[-1].strip() == b"":
+            lines = lines[:-1]  # the blank line mbox puts between messages
+        text = b"".join(l.rstrip(b"\r\n") + b"\r\n" for l in lines)
+        out.append(text)
+    return out
+
+
+RECEIVED = re.compile(rb"^(Received: [^\r\n]*\r\n([ \t][^\r\n]*\r\n)*)+$")
+
+
+def assert_as_sent(archived, sent):
+    """What the receiver got: the message as sent, below the Received header
+    Postfix adds."""
+    assert archived.endswith(sent), "the sent message's bytes, unchanged"
+    assert RECEIVED.match(archived[:len(archived) - len(sent)]), archived[:400]
+
+
+@pytest.mark.parametrize("transport", ["lmtp", "smtp"])
+def test_postfix_delivers_corpus(journal, postfix_factory, transport):
+    s = journal
+    msgs = corpus_messages(30)
+    pf = postfix_factory(transport, s.lmtp if transport == "lmtp" else s.smtp)
+    before = s.api.call("GetInstanceStatistics", "instanceID=acme")["unique_contents"]
+    expect = {u: [] for u in USERS}
+    for i, m in enumerate(msgs):
+        rcpts = [USERS[i % 10], USERS[(i + 3) % 10]]
+        pf.send(m, ["%s@%s" % (u, DOMAIN) for u in rcpts])
+        for u in rcpts:
+            expect[u].append(m)
+    want = {u + "/Journal": len(v) for u, v in expect.items()}
+    try:
+        wait_for(lambda: folder_counts(s) == want, timeout=60, what="every message archived")
+    except AssertionError:
+        raise AssertionError("Postfix's log:\n" + pf.log()[-3000:])
+    assert pf.queue_empty()
+    for u, sent in expect.items():
+        got = read_folder(s, u + "/Journal")
+        # oldest first on both sides; messages may be committed out of order
+        assert len(got) == len(sent)
+        for m in sent:
+            assert any(g.endswith(m) for g in got), "a message is missing for " + u
+        for g in got:
+            assert any(g.endswith(m) and assert_as_sent(g, m) is None for m in sent)
+    after = s.api.call("GetInstanceStatistics", "instanceID=acme")["unique_contents"]
+    assert after - before == len(msgs), "each journal copy stored once for its two users"
+    if transport == "smtp":
+        # smtp_tls_security_level = may: Postfix took the STARTTLS offered
+        assert "TLS connection established to 127.0.0.1" in pf.log(), pf.log()[-2000:]
