@@ -394,3 +394,55 @@ def test_postfix_delivers_corpus(journal, postfix_factory, transport):
     if transport == "smtp":
         # smtp_tls_security_level = may: Postfix took the STARTTLS offered
         assert "TLS connection established to 127.0.0.1" in pf.log(), pf.log()[-2000:]
+
+
+def archive_messages(single):
+    """Stored messages (contents) committed in acme's catalog, read from its
+    files (works while the instance process is busy or gone)."""
+    p = subprocess.run([os.environ.get("COFFER_BIN", "coffer"), "archive", "--base-dir", single.base,
+                        "--key-file", key_file(single, "acme"), "stats"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)["messages"]
+
+
+@pytest.fixture
+def slow_answer(monkeypatch):
+    # before the daemons start: the Instance Host passes it on to instances
+    monkeypatch.setenv("COFFER_TEST_JOURNAL_DELAY_MS", "3000")
+
+
+def test_instance_killed_between_commit_and_250(slow_answer, journal, postfix_factory):
+    """SIGKILL of the instance process after its commit, before the 250:
+    Postfix is told to try later (no 250), retries, and the message is
+    archived once for each user; killed again after the 250, it stays."""
+    s = journal
+    msg = corpus_messages(1)[0]
+    pf = postfix_factory("lmtp", s.lmtp)
+    pid = s.api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["pid"]
+    unique = s.api.call("GetInstanceStatistics", "instanceID=acme")["unique_contents"]
+    committed = archive_messages(s)
+    pf.send(msg, ["u5@" + DOMAIN, "u6@" + DOMAIN])
+    # committed for both users; the answer is held back for 3 s
+    wait_for(lambda: archive_messages(s) > committed, timeout=60, interval=0.3,
+             what="the delivery committed")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: "status=deferred" in pf.log(), timeout=60, what="Postfix told to retry")
+    assert "status=sent" not in pf.log(), "no 250 for a delivery whose instance died"
+    wait_for(lambda: state(s, "acme") == "running", timeout=60, what="acme restarted")
+    pf.cmd("postqueue", "-f")
+    wait_for(pf.queue_empty, timeout=60, what="Postfix's queue delivered")
+    assert "status=sent (250 2.0.0 Archived)" in pf.log()
+    assert folder_counts(s) == {"u5/Journal": 1, "u6/Journal": 1}, "archived once per user"
+    assert s.api.call("GetInstanceStatistics", "instanceID=acme")["unique_contents"] == unique + 1
+    for u in ("u5", "u6"):
+        got = read_folder(s, u + "/Journal")
+        assert_as_sent(got[0], msg)
+
+    # killed right after the 250: the message is there
+    pid = s.api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: state(s, "acme") == "running", timeout=60, what="acme restarted")
+    wait_for(lambda: s.api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["pid"] != pid,
+             timeout=60, what="a new instance process")
+    assert folder_counts(s) == {"u5/Journal": 1, "u6/Journal": 1}
+    assert os.listdir(os.path.join(s.base, "journal-spool")) == [], "no spool file left behind"
