@@ -92,6 +92,11 @@ static struct archive *instance_archive_get(struct instance_archive *ia, bool wr
 	return ia->archive;
 }
 
+struct archive *instance_archive_for_job(struct instance_archive *ia, const char **error_r)
+{
+	return instance_archive_get(ia, true, error_r);
+}
+
 static int instance_archive_messages_now(struct archive *a, long long *count_r,
 					 const char **error_r)
 {

@@ -53,6 +53,10 @@ int instance_archive_rebuild(struct instance_call *c);
 
 /* A handle for reads (end-user calls), valid until the next call into this
  * module; NULL with *error_r if the archive cannot be opened. */
+/* The writable handle for a job about to start (a profile's run), which
+ * owns it until it ends; NULL with *error_r while another job runs. */
+struct archive *instance_archive_for_job(struct instance_archive *ia, const char **error_r);
+
 struct archive *instance_archive_for_reading(struct instance_archive *ia, const char **error_r);
 
 /* File one message (a file under the base directory) for each of `owners`

@@ -8,6 +8,7 @@
 #include "instance-rights.h"
 #include "instance-jobs.h"
 #include "instance-journal.h"
+#include "instance-profiles.h"
 #include "instance-users.h"
 #include "json.h"
 #include "log.h"
@@ -149,8 +150,10 @@ static const struct instance_call_def instance_calls[] = {
 	{"ClientSearchUids", instance_client_search_uids, CLIENT, NULL, NULL},
 	{"ClientSetPassword", instance_client_web_set_password, CLIENT | W, NULL, "oldPassword"},
 	{"ClientUser", instance_client_user, CLIENT, NULL, NULL},
+	{"CreateProfile", instance_profiles_create_profile, W, NULL, NULL},
 	{"CreateStore", instance_archive_create_store, W, NULL, NULL},
 	{"CreateUser", instance_users_create_user, USERS | W, NULL, NULL},
+	{"DeleteProfile", instance_profiles_delete, W, NULL, NULL},
 	{"DeleteUser", instance_users_delete_user, USERS | W, NULL, NULL},
 	{"DisableMFA", instance_users_disable_mfa, USERS | W, NULL, NULL},
 	{"Freeze", calls_freeze, 0, NULL, NULL},
@@ -160,17 +163,22 @@ static const struct instance_call_def instance_calls[] = {
 	{"GetJobs", instance_jobs_list, 0, NULL, NULL},
 	{"GetLiveStatistics", calls_live_statistics, 0, NULL, NULL},
 	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL},
+	{"GetProfiles", instance_profiles_get, 0, NULL, NULL},
 	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL},
 	{"GetStores", instance_archive_get_stores, 0, NULL, NULL},
 	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL},
 	{"GetUsers", instance_users_get_users, USERS, NULL, NULL},
+	{"GetWorkerResultReport", instance_profiles_result_report, 0, NULL, NULL},
+	{"GetWorkerResults", instance_profiles_results, 0, NULL, NULL},
 	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL},
 	{"JournalDeliver", instance_journal_deliver, W, NULL, NULL},
 	{"JournalResolve", instance_journal_resolve, USERS, NULL, NULL},
 	{"Ping", calls_ping, 0, NULL, NULL},
 	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL},
 	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL},
+	{"RunProfile", instance_profiles_run, W | LONG, NULL, NULL},
 	{"Search", instance_archive_search, 0, NULL, NULL},
+	{"SetProfile", instance_profiles_set, W, NULL, NULL},
 	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL},
 	{"SetUserEmailAddresses", instance_users_set_user_email_addresses, USERS | W, NULL, NULL},
 	{"SetUserFullName", instance_users_set_user_full_name, USERS | W, NULL, NULL},

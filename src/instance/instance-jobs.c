@@ -514,6 +514,17 @@ int instance_jobs_list(struct instance_call *c)
 	return 0;
 }
 
+struct json *instance_jobs_of_kind(struct instance_jobs *jobs, const char *kind)
+{
+	struct json *list = json_new_array();
+	for (size_t i = jobs->list.count; i > 0; i--) {
+		struct instance_job *job = jobs->list.items[i - 1];
+		if (strcmp(job->kind_name, kind) == 0)
+			json_append(list, instance_job_json(job, false));
+	}
+	return list;
+}
+
 static struct instance_job *instance_jobs_arg(struct instance_call *c)
 {
 	struct instance_jobs *jobs = c->inst->jobs;

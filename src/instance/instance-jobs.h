@@ -81,6 +81,8 @@ void instance_jobs_recover(struct instance_jobs *jobs, const char *kind,
 /* The calls (instance-calls.h; allowed while frozen: they change no data):
  * GetJobs, GetJob {jobID}, CancelJob {jobID}, each answered with the job(s). */
 int instance_jobs_list(struct instance_call *c);
+/* The kept jobs of one kind, newest first, as GetJob shows each. */
+struct json *instance_jobs_of_kind(struct instance_jobs *jobs, const char *kind);
 int instance_jobs_get(struct instance_call *c);
 int instance_jobs_cancel(struct instance_call *c);
 

@@ -2,6 +2,7 @@
 #include "instance.h"
 #include "instance-archive.h"
 #include "instance-jobs.h"
+#include "instance-profiles.h"
 #include "instance-client.h"
 #include "json.h"
 #include "log.h"
@@ -151,6 +152,7 @@ static void instance_free(struct instance *inst)
 	instance_calls_close(inst);
 	instance_archive_destroy(&inst->archive);
 	instance_jobs_destroy(&inst->jobs);
+	instance_profiles_destroy(&inst->profiles);
 	mem_free(inst->id);
 	mem_free(inst->base_dir);
 	mem_free(inst->key_file);
@@ -182,6 +184,7 @@ int instance_main(int argc, char **argv)
 	/* before any call: an import cut short by a crash reports exactly
 	 * what it committed */
 	instance_archive_recover(inst.archive);
+	inst.profiles = instance_profiles_create(&inst);
 	inst.last_used = time(NULL);
 	/* never blocking: while its Instance Host holds back reading (a slow
 	 * client), this loop goes on serving the instance's other sessions */
@@ -213,6 +216,8 @@ int instance_main(int argc, char **argv)
 	/* the job runner's timer lives on the event base */
 	instance_archive_destroy(&inst.archive);
 	instance_jobs_destroy(&inst.jobs);
+	/* after the jobs: a run's end goes back to its profile */
+	instance_profiles_destroy(&inst.profiles);
 	event_base_free(inst.base);
 	instance_free(&inst);
 	return 0;

@@ -22,6 +22,7 @@ struct rpc_conn;
 struct instance_archive;
 struct instance_export;
 struct instance_jobs;
+struct instance_profiles;
 struct instance_users;
 struct worker_pool;
 struct auth_throttle;
@@ -38,9 +39,10 @@ struct instance {
 	bool frozen;
 	bool idle_since_trim; /* closed and trimmed since the last call */
 	struct instance_archive *archive;
-	struct instance_jobs *jobs;   /* long work, off the event loop */
-	struct instance_users *users; /* open while in use */
-	unsigned int keepalive_secs;  /* of the link to the Instance Host */
+	struct instance_jobs *jobs;         /* long work, off the event loop */
+	struct instance_users *users;       /* open while in use */
+	struct instance_profiles *profiles; /* where mail comes from */
+	unsigned int keepalive_secs;        /* of the link to the Instance Host */
 	uint64_t calls;
 	struct instance_export *exports; /* under way (instance-export.c) */
 	long long export_seq;

@@ -1,19 +1,15 @@
 #include "archive-import.h"
 #include "archive-private.h"
+#include "archive-source.h"
 #include "array.h"
-#include "mbox.h"
 #include "mem.h"
 #include "str.h"
 #include "tstr.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +48,10 @@ struct archive_import_part {
 struct archive_import_job {
 	struct archive_import_job *next;
 	char *source, *folder;
+	/* the users it is archived for (at least one) and the source's key */
+	char **owners;
+	size_t owner_count;
+	uint64_t key;
 	int64_t internal_date;
 	unsigned char *data;
 	size_t len, cost;
@@ -82,7 +82,8 @@ struct archive_import_sample {
 
 struct archive_import_pending {
 	enum archive_import_event_type type;
-	char *source;
+	char *source, *user;
+	uint64_t key;
 	int64_t message_id;
 	char hash_hex[RECORD_HASH_LEN * 2 + 1];
 	unsigned int defects;
@@ -91,7 +92,7 @@ struct archive_import_pending {
 struct archive_import {
 	struct archive *a;
 	const struct archive_import_settings *set;
-	const char *user;
+	const char *user, *folder;
 	uint64_t max_message;
 	const struct compress_dict *dict;
 
@@ -133,6 +134,9 @@ static void archive_import_job_free(struct archive_import_job *job)
 {
 	mem_free(job->source);
 	mem_free(job->folder);
+	for (size_t i = 0; i < job->owner_count; i++)
+		mem_free(job->owners[i]);
+	mem_free(job->owners);
 	mem_free(job->data);
 	mem_free(job->skip_reason);
 	mime_info_destroy(&job->info);
@@ -194,7 +198,7 @@ static void archive_import_process(struct archive_import *imp, struct archive_im
 	struct record_meta meta = {.raw_size = job->len,
 				   .internal_date = job->internal_date,
 				   .archived_at = archive_import_now(),
-				   .user = imp->user,
+				   .user = job->owners[0],
 				   .folder = job->folder};
 	memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
 	job->rec =
@@ -229,31 +233,25 @@ static void *archive_import_worker(void *context)
 	return NULL;
 }
 
-static void archive_import_emit(struct archive_import *imp, enum archive_import_event_type type,
-				const char *source, int64_t message_id, const char *hash_hex,
-				unsigned int defects, enum archive_import_skip skip,
-				const char *reason)
+/* Hands ev, with the running totals, to the caller's callback. */
+static void archive_import_emit(struct archive_import *imp, struct archive_import_event *ev)
 {
 	if (imp->set->cb == NULL)
 		return;
-	struct archive_import_event ev = {.type = type,
-					  .source = source,
-					  .message_id = message_id,
-					  .hash_hex = hash_hex,
-					  .defects = defects,
-					  .skip = skip,
-					  .reason = reason,
-					  .messages = imp->total_messages,
-					  .bytes = imp->total_bytes};
-	imp->set->cb(&ev, imp->set->context);
+	ev->messages = imp->total_messages;
+	ev->bytes = imp->total_bytes;
+	imp->set->cb(ev, imp->set->context);
 }
 
 static void archive_import_pend(struct archive_import *imp, enum archive_import_event_type type,
-				const struct archive_import_job *job, int64_t message_id)
+				const struct archive_import_job *job, const char *user,
+				int64_t message_id)
 {
 	struct archive_import_pending *p = array_push(&imp->pending);
 	p->type = type;
 	p->source = mem_strdup(job->source);
+	p->user = mem_strdup(user);
+	p->key = job->key;
 	p->message_id = message_id;
 	archive_hash_hex(job->hash, p->hash_hex);
 	p->defects = job->info != NULL ? job->info->defects : 0;
@@ -271,17 +269,26 @@ static void archive_import_flush_pending(struct archive_import *imp, bool commit
 			imp->result.defects += p->defects > 0;
 			for (unsigned int bit = 0; bit < 32; bit++)
 				imp->result.defects_by_kind[bit] += (p->defects >> bit) & 1;
-			archive_import_emit(imp, p->type, p->source, p->message_id, p->hash_hex,
-					    p->defects, 0, NULL);
+			struct archive_import_event ev = {.type = p->type,
+							  .source = p->source,
+							  .user = p->user,
+							  .key = p->key,
+							  .message_id = p->message_id,
+							  .hash_hex = p->hash_hex,
+							  .defects = p->defects};
+			archive_import_emit(imp, &ev);
 		}
 		mem_free(p->source);
+		mem_free(p->user);
 	}
 	array_clear(&imp->pending);
 }
 
-/* Writer: one message into the open transaction. */
+/* Writer: one message for one of its owners into the open transaction
+ * (the content is stored once: later owners find it and get a reference). */
 static int archive_import_write(struct archive_import *imp, struct archive_store *s,
-				struct archive_import_job *job, const char **error_r)
+				struct archive_import_job *job, const char *user,
+				const char **error_r)
 {
 	struct archive *a = imp->a;
 	int64_t content_id, message_id;
@@ -290,18 +297,18 @@ static int archive_import_write(struct archive_import *imp, struct archive_store
 		return -1;
 	struct store_loc loc;
 	if (found == 1) {
-		int in_folder = catalog_message_find(a->cat, content_id, imp->user, job->folder,
+		int in_folder = catalog_message_find(a->cat, content_id, user, job->folder,
 						     &message_id, error_r);
 		if (in_folder < 0)
 			return -1;
 		if (in_folder == 1) {
-			archive_import_pend(imp, ARCHIVE_IMPORT_DUPLICATE, job, message_id);
+			archive_import_pend(imp, ARCHIVE_IMPORT_DUPLICATE, job, user, message_id);
 			return 0;
 		}
 		struct record_meta meta = {.raw_size = job->len,
 					   .internal_date = job->internal_date,
 					   .archived_at = archive_import_now(),
-					   .user = imp->user,
+					   .user = user,
 					   .folder = job->folder};
 		memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
 		size_t len;
@@ -312,10 +319,10 @@ static int archive_import_write(struct archive_import *imp, struct archive_store
 			return -1;
 		struct catalog_loc cloc = {s->id, loc.segment, loc.offset, loc.length};
 		int64_t date = job->info->date != 0 ? job->info->date : job->internal_date;
-		if (catalog_message_add(a->cat, content_id, imp->user, job->folder, date,
+		if (catalog_message_add(a->cat, content_id, user, job->folder, date,
 					job->internal_date, &cloc, &message_id, error_r) < 0)
 			return -1;
-		archive_import_pend(imp, ARCHIVE_IMPORT_ARCHIVED, job, message_id);
+		archive_import_pend(imp, ARCHIVE_IMPORT_ARCHIVED, job, user, message_id);
 		return 0;
 	}
 	unsigned char(*hashes)[RECORD_HASH_LEN] =
@@ -339,7 +346,7 @@ static int archive_import_write(struct archive_import *imp, struct archive_store
 	struct catalog_loc cloc = {s->id, loc.segment, loc.offset, loc.length};
 	struct record_meta meta = {.raw_size = job->len,
 				   .internal_date = job->internal_date,
-				   .user = imp->user,
+				   .user = user,
 				   .folder = job->folder};
 	memcpy(meta.hash, job->hash, RECORD_HASH_LEN);
 	if (archive_catalog_add(a, &meta, job->info, job->imap, job->imap_len, &cloc,
@@ -347,7 +354,7 @@ static int archive_import_write(struct archive_import *imp, struct archive_store
 				&content_id, &message_id, error_r) < 0)
 		goto fail;
 	mem_free(hashes);
-	archive_import_pend(imp, ARCHIVE_IMPORT_ARCHIVED, job, message_id);
+	archive_import_pend(imp, ARCHIVE_IMPORT_ARCHIVED, job, user, message_id);
 	return 0;
 fail:
 	mem_free(hashes);
@@ -392,7 +399,8 @@ static int archive_import_commit(struct archive_import *imp, struct archive_impo
 		return -1;
 	b->open = false;
 	archive_import_flush_pending(imp, true);
-	archive_import_emit(imp, ARCHIVE_IMPORT_PROGRESS, NULL, 0, NULL, 0, 0, NULL);
+	struct archive_import_event ev = {.type = ARCHIVE_IMPORT_PROGRESS};
+	archive_import_emit(imp, &ev);
 	return archive_store_roll_if_full(a, error_r);
 }
 
@@ -460,8 +468,13 @@ static void *archive_import_writer(void *context)
 		if (job->skip_reason != NULL) {
 			imp->result.skipped++;
 			imp->result.skipped_by_kind[job->skip_kind]++;
-			archive_import_emit(imp, ARCHIVE_IMPORT_SKIPPED, job->source, 0, NULL, 0,
-					    job->skip_kind, job->skip_reason);
+			struct archive_import_event ev = {.type = ARCHIVE_IMPORT_SKIPPED,
+							  .source = job->source,
+							  .user = job->owners[0],
+							  .key = job->key,
+							  .skip = job->skip_kind,
+							  .reason = job->skip_reason};
+			archive_import_emit(imp, &ev);
 		} else if (job->new_dict != NULL) {
 			if (!batch.open && archive_import_begin(imp, &batch, &error) < 0)
 				failed = true;
@@ -474,8 +487,11 @@ static void *archive_import_writer(void *context)
 		} else {
 			if (!batch.open && archive_import_begin(imp, &batch, &error) < 0)
 				failed = true;
-			if (!failed && archive_import_write(imp, batch.store, job, &error) < 0)
-				failed = true;
+			for (size_t i = 0; i < job->owner_count && !failed; i++) {
+				if (archive_import_write(imp, batch.store, job, job->owners[i],
+							 &error) < 0)
+					failed = true;
+			}
 			imp->total_messages++;
 			imp->total_bytes += job->len;
 			batch.messages++;
@@ -650,8 +666,8 @@ static void archive_import_maybe_retrain(struct archive_import *imp)
 
 /* Producer side: hand one message (or a skip) to the pipeline, waiting for
  * room so memory stays bounded. Takes ownership of data. */
-static void archive_import_submit_kind(struct archive_import *imp, const char *source,
-				       const char *folder, int64_t internal_date,
+static void archive_import_submit_kind(struct archive_import *imp,
+				       const struct archive_source_message *msg,
 				       unsigned char *data, size_t len, const char *skip_reason,
 				       enum archive_import_skip skip_kind)
 {
@@ -662,9 +678,20 @@ static void archive_import_submit_kind(struct archive_import *imp, const char *s
 		archive_import_maybe_retrain(imp);
 	}
 	struct archive_import_job *job = mem_new(struct archive_import_job);
-	job->source = mem_strdup(source);
-	job->folder = mem_strdup(folder);
-	job->internal_date = internal_date != 0 ? internal_date : archive_import_now();
+	job->source = mem_strdup(msg->label != NULL ? msg->label : "");
+	job->folder = mem_strdup(msg->folder != NULL ? msg->folder : imp->folder);
+	if (msg->owner_count > 0) {
+		job->owners = mem_alloc(msg->owner_count * sizeof(char *));
+		for (size_t i = 0; i < msg->owner_count; i++)
+			job->owners[i] = mem_strdup(msg->owners[i]);
+		job->owner_count = msg->owner_count;
+	} else {
+		job->owners = mem_alloc(sizeof(char *));
+		job->owners[0] = mem_strdup(imp->user);
+		job->owner_count = 1;
+	}
+	job->key = msg->key;
+	job->internal_date = msg->received != 0 ? msg->received : archive_import_now();
 	job->data = data;
 	job->len = len;
 	job->cost = len + 4096;
@@ -684,17 +711,11 @@ static void archive_import_submit_kind(struct archive_import *imp, const char *s
 	archive_import_queue(imp, job);
 }
 
-static void archive_import_submit(struct archive_import *imp, const char *source,
-				  const char *folder, int64_t internal_date, unsigned char *data,
-				  size_t len)
-{
-	archive_import_submit_kind(imp, source, folder, internal_date, data, len, NULL, 0);
-}
-
-static void archive_import_skip(struct archive_import *imp, const char *source, const char *folder,
+static void archive_import_skip(struct archive_import *imp,
+				const struct archive_source_message *msg,
 				enum archive_import_skip kind, const char *reason)
 {
-	archive_import_submit_kind(imp, source, folder, 0, NULL, 0, reason, kind);
+	archive_import_submit_kind(imp, msg, NULL, 0, reason, kind);
 }
 
 static bool archive_import_training_full(const struct archive_import *imp)
@@ -766,11 +787,6 @@ static bool archive_import_blank(const unsigned char *data, size_t len)
 	return true;
 }
 
-static bool archive_import_is_pst(const unsigned char *data, size_t len)
-{
-	return len >= 4 && memcmp(data, "!BDN", 4) == 0;
-}
-
 /* Whether data starts with a header field: blank lines and white space
  * (some tools write them first), a field name, white space (RFC 5322's
  * obsolete syntax allows it) and a colon. */
@@ -789,18 +805,6 @@ static bool archive_import_field_at(const unsigned char *data, size_t len)
 	return i < len && data[i] == ':';
 }
 
-/* An mbox starts with an envelope line, "From " and a sender; "From :" is
- * a header field in RFC 5322's obsolete syntax, so a single message. */
-static bool archive_import_is_mbox(const unsigned char *head, size_t len)
-{
-	if (len < 5 || memcmp(head, "From ", 5) != 0)
-		return false;
-	size_t i = 5;
-	while (i < len && (head[i] == ' ' || head[i] == '\t'))
-		i++;
-	return i < len && head[i] != ':' && head[i] != '\n' && head[i] != '\r';
-}
-
 /* Why these bytes are not a message (with its skip kind), or NULL. A message
  * starts with a header field ("Name:"), and its header block is text: a few
  * NULs or control bytes in a field are a defect of a message, many are a
@@ -809,7 +813,7 @@ static const char *archive_import_not_mail(const unsigned char *data, size_t len
 					   enum archive_import_skip *kind_r)
 {
 	*kind_r = ARCHIVE_IMPORT_SKIP_NOT_A_MESSAGE;
-	if (archive_import_is_pst(data, len)) {
+	if (len >= 4 && memcmp(data, "!BDN", 4) == 0) {
 		*kind_r = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
 		return "a PST file: PST files are not supported yet";
 	}
@@ -839,18 +843,18 @@ static const char *archive_import_not_mail(const unsigned char *data, size_t len
 }
 
 /* Hands over a message read whole, or skips it with the reason. */
-static void archive_import_message(struct archive_import *imp, const char *source,
-				   const char *folder, int64_t internal_date, unsigned char *data,
+static void archive_import_message(struct archive_import *imp,
+				   const struct archive_source_message *msg, unsigned char *data,
 				   size_t len)
 {
 	enum archive_import_skip kind;
 	const char *why = archive_import_not_mail(data, len, &kind);
 	if (why != NULL) {
 		mem_free(data);
-		archive_import_skip(imp, source, folder, kind, why);
+		archive_import_skip(imp, msg, kind, why);
 		return;
 	}
-	archive_import_submit(imp, source, folder, internal_date, data, len);
+	archive_import_submit_kind(imp, msg, data, len, NULL, 0);
 }
 
 static const char *archive_import_too_large(const struct archive_import *imp, uint64_t size)
@@ -859,236 +863,121 @@ static const char *archive_import_too_large(const struct archive_import *imp, ui
 			   (unsigned long long)size, (unsigned long long)imp->max_message);
 }
 
-static void archive_import_mbox_fd(struct archive_import *imp, int fd, const char *name,
-				   const char *folder)
+/* Reads the source's current message into one buffer: sized once when the
+ * size is known, else grown up to the limit and refused past it. Returns
+ * the buffer (one spare byte after *len_r), or NULL with why and kind. */
+static unsigned char *archive_import_read(struct archive_import *imp,
+					  const struct archive_source_funcs *funcs, void *context,
+					  const struct archive_source_message *msg, size_t *len_r,
+					  const char **why_r, enum archive_import_skip *kind_r)
 {
-	struct mbox_reader *r = mbox_reader_create_fd(fd);
-	mbox_reader_set_max(r, (size_t)imp->max_message);
-	struct mbox_message msg;
-	const char *error;
-	int ret;
-	while (!archive_import_stopped(imp) && (ret = mbox_reader_next(r, &msg, &error)) == 1) {
-		char *source = mem_printf("%s:%llu", name, (unsigned long long)msg.index);
-		if (msg.refused) {
-			archive_import_skip(imp, source, folder, ARCHIVE_IMPORT_SKIP_TOO_LARGE,
-					    archive_import_too_large(imp, msg.len));
-		} else {
-			size_t len = msg.len;
-			unsigned char *data = mbox_reader_take(r);
-			archive_import_message(imp, source, folder, msg.from_date, data, len);
+	*kind_r = ARCHIVE_IMPORT_SKIP_TOO_LARGE;
+	unsigned char *data = funcs->take != NULL ? funcs->take(context, len_r) : NULL;
+	if (data != NULL) {
+		if (*len_r <= imp->max_message)
+			return data;
+		mem_free(data);
+		*why_r = archive_import_too_large(imp, *len_r);
+		return NULL;
+	}
+	if (msg->size > imp->max_message) {
+		*why_r = archive_import_too_large(imp, msg->size);
+		return NULL;
+	}
+	/* unknown size: a first guess, never more than the limit plus the one
+	 * byte that shows it passed */
+	size_t cap = msg->size > 0 ? (size_t)msg->size : 64 * 1024, len = 0;
+	if (msg->size == 0 && cap > imp->max_message)
+		cap = (size_t)imp->max_message + 1;
+	data = mem_alloc(cap + 1);
+	for (;;) {
+		if (len == cap) {
+			if (msg->size > 0)
+				break;
+			if (cap > imp->max_message) {
+				mem_free(data);
+				*why_r = tstr_printf(
+					"too large: more than %llu bytes (max_message_size)",
+					(unsigned long long)imp->max_message);
+				return NULL;
+			}
+			cap = cap * 2 > imp->max_message + 1 ? (size_t)imp->max_message + 1
+							     : cap * 2;
+			data = mem_realloc(data, cap + 1);
 		}
-		mem_free(source);
+		const char *error = "read failed";
+		ssize_t n = funcs->read(context, data + len, cap - len, &error);
+		if (n < 0) {
+			mem_free(data);
+			*kind_r = ARCHIVE_IMPORT_SKIP_UNREADABLE;
+			*why_r = error;
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (msg->size > 0 && len < msg->size) {
+		mem_free(data);
+		*kind_r = ARCHIVE_IMPORT_SKIP_UNREADABLE;
+		*why_r = tstr_printf("the message ended after %zu of its %llu bytes", len,
+				     (unsigned long long)msg->size);
+		return NULL;
+	}
+	*len_r = len;
+	return data;
+}
+
+/* Reads every message of the source into the pipeline, until its end, a
+ * cancel, a failed write or the source's failure. */
+static void archive_import_read_source(struct archive_import *imp,
+				       const struct archive_source_funcs *funcs, void *context)
+{
+	while (!archive_import_stopped(imp)) {
+		struct archive_source_message msg;
+		const char *error = NULL;
+		memset(&msg, 0, sizeof(msg));
+		int ret = funcs->next(context, &msg, &error);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			struct archive_source_message failed = {.label = "(source)"};
+			archive_import_skip(imp, &failed, ARCHIVE_IMPORT_SKIP_UNREADABLE,
+					    error != NULL ? error : "the source failed");
+			break;
+		}
+		if (msg.skip_reason != NULL) {
+			archive_import_skip(imp, &msg, msg.skip_kind, msg.skip_reason);
+		} else {
+			size_t len = 0;
+			const char *why = NULL;
+			enum archive_import_skip kind;
+			unsigned char *data =
+				archive_import_read(imp, funcs, context, &msg, &len, &why, &kind);
+			if (data == NULL)
+				archive_import_skip(imp, &msg, kind, why);
+			else
+				archive_import_message(imp, &msg, data, len);
+		}
 		archive_import_maybe_train(imp, false);
 	}
-	if (ret < 0)
-		archive_import_skip(imp, name, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE, error);
-	if (mbox_reader_skipped(r) > 0) {
-		archive_import_skip(
-			imp, name, folder, ARCHIVE_IMPORT_SKIP_NOT_A_MESSAGE,
-			tstr_printf("not a message: %llu bytes before the first message",
-				    (unsigned long long)mbox_reader_skipped(r)));
-	}
-	mbox_reader_destroy(&r);
-}
-
-static int archive_import_read_file(int fd, size_t size, unsigned char **data_r)
-{
-	unsigned char *data = mem_alloc(size + 1);
-	size_t got = 0;
-	while (got < size) {
-		ssize_t n = read(fd, data + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			mem_free(data);
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	*data_r = data;
-	return 0;
-}
-
-/* One file: an mbox if it starts with a From_ line, else one message. Its
- * size is checked before it is read. */
-static void archive_import_file(struct archive_import *imp, const char *path, const char *folder)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE,
-				    tstr_printf("cannot open: %s", strerror(errno)));
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	unsigned char head[64];
-	ssize_t n = pread(fd, head, sizeof(head), 0);
-	if (n > 0 && archive_import_is_mbox(head, (size_t)n)) {
-		archive_import_mbox_fd(imp, fd, path, folder);
-		close(fd);
-		return;
-	}
-	if (n >= 4 && archive_import_is_pst(head, (size_t)n)) {
-		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNSUPPORTED,
-				    "a PST file: PST files are not supported yet");
-	} else if ((uint64_t)st.st_size > imp->max_message) {
-		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_TOO_LARGE,
-				    archive_import_too_large(imp, (uint64_t)st.st_size));
-	} else if (st.st_size == 0) {
-		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_EMPTY, "empty file");
-	} else {
-		unsigned char *data;
-		if (archive_import_read_file(fd, (size_t)st.st_size, &data) < 0)
-			archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE,
-					    tstr_printf("read failed: %s", strerror(errno)));
-		else
-			archive_import_message(imp, path, folder, (int64_t)st.st_mtime, data,
-					       (size_t)st.st_size);
-	}
-	close(fd);
-	archive_import_maybe_train(imp, false);
-}
-
-static int archive_import_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char **archive_import_list_dir(const char *path, size_t *count_r)
-{
-	DIR *d = opendir(path);
-	ARRAY(char *) names = ARRAY_INIT;
-	if (d != NULL) {
-		struct dirent *de;
-		while ((de = readdir(d)) != NULL) {
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			array_append(&names, mem_strdup(de->d_name));
-		}
-		closedir(d);
-	}
-	array_sort(&names, archive_import_name_cmp);
-	*count_r = names.count;
-	return names.items;
-}
-
-static void archive_import_free_names(char **names, size_t count)
-{
-	for (size_t i = 0; i < count; i++)
-		mem_free(names[i]);
-	mem_free(names);
-}
-
-static bool archive_import_is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool archive_import_is_regular(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static bool archive_import_is_maildir(const char *path)
-{
-	char *cur = mem_printf("%s/cur", path), *new_ = mem_printf("%s/new", path);
-	bool ret = archive_import_is_dir(cur) || archive_import_is_dir(new_);
-	mem_free(cur);
-	mem_free(new_);
-	return ret;
-}
-
-static void archive_import_tree(struct archive_import *imp, const char *path, const char *folder,
-				int depth);
-
-/* A Maildir: cur/ and new/ are messages; Maildir++ subfolders (".A.B") and
- * nested Maildirs keep their place in the tree. */
-static void archive_import_maildir(struct archive_import *imp, const char *path, const char *folder,
-				   int depth)
-{
-	static const char *const subdirs[] = {"cur", "new"};
-	for (size_t k = 0; k < 2; k++) {
-		char *dir = mem_printf("%s/%s", path, subdirs[k]);
-		size_t count;
-		char **names = archive_import_list_dir(dir, &count);
-		for (size_t i = 0; i < count && !archive_import_stopped(imp); i++) {
-			if (names[i][0] == '.')
-				continue;
-			char *file = mem_printf("%s/%s", dir, names[i]);
-			archive_import_file(imp, file, folder);
-			mem_free(file);
-		}
-		archive_import_free_names(names, count);
-		mem_free(dir);
-	}
-	size_t count;
-	char **names = archive_import_list_dir(path, &count);
-	for (size_t i = 0; i < count && !archive_import_stopped(imp); i++) {
-		if (strcmp(names[i], "cur") == 0 || strcmp(names[i], "new") == 0 ||
-		    strcmp(names[i], "tmp") == 0)
-			continue;
-		char *sub = mem_printf("%s/%s", path, names[i]);
-		if (archive_import_is_dir(sub)) {
-			char *name = mem_strdup(names[i][0] == '.' ? names[i] + 1 : names[i]);
-			for (char *p = name; names[i][0] == '.' && *p != '\0'; p++) {
-				if (*p == '.')
-					*p = '/';
-			}
-			char *subfolder = mem_printf("%s/%s", folder, name);
-			if (archive_import_is_maildir(sub))
-				archive_import_maildir(imp, sub, subfolder, depth + 1);
-			else
-				archive_import_tree(imp, sub, subfolder, depth + 1);
-			mem_free(subfolder);
-			mem_free(name);
-		} else if (archive_import_is_regular(sub)) {
-			/* not where a Maildir keeps mail (its own files, such as
-			 * dovecot-uidlist, or messages put there by hand): read,
-			 * so that it is archived or reported, never passed over */
-			archive_import_file(imp, sub, folder);
-		}
-		mem_free(sub);
-	}
-	archive_import_free_names(names, count);
-}
-
-static void archive_import_tree(struct archive_import *imp, const char *path, const char *folder,
-				int depth)
-{
-	if (depth > 32) {
-		archive_import_skip(imp, path, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE,
-				    "directory tree too deep");
-		return;
-	}
-	if (archive_import_is_maildir(path)) {
-		archive_import_maildir(imp, path, folder, depth);
-		return;
-	}
-	size_t count;
-	char **names = archive_import_list_dir(path, &count);
-	for (size_t i = 0; i < count && !archive_import_stopped(imp); i++) {
-		char *sub = mem_printf("%s/%s", path, names[i]);
-		struct stat st;
-		if (lstat(sub, &st) < 0 || S_ISLNK(st.st_mode)) {
-			/* symlinks are not followed (no loops, no escaping the tree) */
-		} else if (S_ISDIR(st.st_mode)) {
-			char *subfolder = mem_printf("%s/%s", folder, names[i]);
-			archive_import_tree(imp, sub, subfolder, depth + 1);
-			mem_free(subfolder);
-		} else if (S_ISREG(st.st_mode)) {
-			archive_import_file(imp, sub, folder);
-		}
-		mem_free(sub);
-	}
-	archive_import_free_names(names, count);
 }
 
 int archive_import(struct archive *a, const struct archive_import_settings *set,
 		   const char *const *paths, size_t path_count,
 		   struct archive_import_result *result_r, const char **error_r)
+{
+	struct archive_source_files *files =
+		archive_source_files_create(paths, path_count, set->folder, set->max_message_size);
+	int ret = archive_source_import(a, set, &archive_source_files_funcs, files, result_r,
+					error_r);
+	archive_source_files_destroy(&files);
+	return ret;
+}
+
+int archive_source_import(struct archive *a, const struct archive_import_settings *set,
+			  const struct archive_source_funcs *funcs, void *context,
+			  struct archive_import_result *result_r, const char **error_r)
 {
 	if (!a->write) {
 		*error_r = "the archive was opened read-only";
@@ -1104,7 +993,7 @@ int archive_import(struct archive *a, const struct archive_import_settings *set,
 				       ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT);
 		return -1;
 	}
-	const char *folder = set->folder != NULL ? set->folder : "INBOX";
+	imp.folder = set->folder != NULL ? set->folder : "INBOX";
 	imp.dict = archive_latest_dict(a);
 	imp.training = imp.dict == NULL;
 	uint64_t raw_before;
@@ -1129,15 +1018,7 @@ int archive_import(struct archive *a, const struct archive_import_settings *set,
 	imp.workers = mem_alloc(workers * sizeof(pthread_t));
 	if (!imp.training)
 		archive_import_start(&imp);
-	for (size_t i = 0; i < path_count && !archive_import_stopped(&imp); i++) {
-		const char *path = paths[i];
-		if (strcmp(path, "-") == 0)
-			archive_import_mbox_fd(&imp, STDIN_FILENO, "-", folder);
-		else if (archive_import_is_dir(path))
-			archive_import_tree(&imp, path, folder, 0);
-		else
-			archive_import_file(&imp, path, folder);
-	}
+	archive_import_read_source(&imp, funcs, context);
 	/* fewer messages than a dictionary needs: train if enough, go on */
 	if (imp.training)
 		archive_import_maybe_train(&imp, true);

@@ -1,7 +1,9 @@
 #ifndef COFFER_ARCHIVE_IMPORT_H
 #define COFFER_ARCHIVE_IMPORT_H
 /* archive-import: imports EML files, folders of them, mbox files (or an mbox
- * on standard input, "-") and Maildir trees into an open archive.
+ * on standard input, "-") and Maildir trees into an open archive. Every
+ * other source (IMAP, POP3, the journal receiver) comes in through the same
+ * pipeline with archive_source_import() (archive-source.h).
  *
  * Pipeline: the calling thread reads the input and splits it; worker
  * threads hash, parse, compress and encrypt; one writer thread appends the
@@ -71,6 +73,9 @@ const char *archive_import_skip_name(enum archive_import_skip kind);
 struct archive_import_event {
 	enum archive_import_event_type type;
 	const char *source; /* "path", or "path:N" for the Nth message of an mbox */
+	const char *user;   /* the owner the event is for (ARCHIVED, DUPLICATE: one
+			     * event per owner of the message) */
+	uint64_t key;       /* the source's key of the message (archive-source.h) */
 	int64_t message_id;
 	const char *hash_hex;
 	unsigned int defects; /* enum mime_defect bits */

@@ -24,6 +24,7 @@
  * on failure, unless said otherwise. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 struct event_base;
@@ -166,5 +167,32 @@ enum tls_failure tls_bufferevent_failure(struct bufferevent *bev, const char **t
  * for connecting and the handshake together. SIGPIPE is blocked meanwhile. */
 int tls_probe_fingerprint(const char *host, unsigned int port, unsigned int timeout_secs,
 			  char fingerprint_r[TLS_FINGERPRINT_HEX_LEN + 1], const char **error_r);
+
+/* ---- blocking client streams (tls-stream.c) ---- */
+
+/* A connection made in a thread of its own (a job fetching mail): plain
+ * first, then TLS with tls_stream_start_tls() at once (implicit TLS) or
+ * after the protocol's STARTTLS. The server's certificate is always
+ * verified, there is no insecure mode: with pinned_fingerprint (SHA-256 of
+ * the certificate, any form tls_fingerprint_normalize() accepts) it must be
+ * that certificate; otherwise its chain must lead to a trusted CA (ca_file,
+ * or the system's CAs) and name the host (an IP address: its IP SAN). Each
+ * read and write waits at most timeout_secs (0: 60). Errors name host:port. */
+struct tls_stream;
+struct tls_stream_settings {
+	const char *host;
+	unsigned int port;
+	const char *pinned_fingerprint; /* NULL or "": verify by CAs */
+	const char *ca_file;            /* NULL or "": the system's CAs */
+	unsigned int timeout_secs;
+};
+int tls_stream_connect(const struct tls_stream_settings *set, struct tls_stream **stream_r,
+		       const char **error_r);
+int tls_stream_start_tls(struct tls_stream *stream, const char **error_r);
+/* Bytes read (at most size), 0 when the server closed, -1 on error. */
+ssize_t tls_stream_read(struct tls_stream *stream, void *buf, size_t size, const char **error_r);
+int tls_stream_write(struct tls_stream *stream, const void *data, size_t len, const char **error_r);
+const char *tls_stream_name(const struct tls_stream *stream);
+void tls_stream_destroy(struct tls_stream **stream);
 
 #endif

@@ -328,6 +328,14 @@ MGMT_FOLLOW(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes", "rebuild")
 MGMT_FORWARD(mgmt_get_jobs, "GetJobs")
 MGMT_FORWARD(mgmt_get_job, "GetJob")
 MGMT_FORWARD(mgmt_cancel_job, "CancelJob")
+/* archiving sources: profiles and their runs (instance-profiles.h) */
+MGMT_FORWARD(mgmt_get_profiles, "GetProfiles")
+MGMT_FORWARD(mgmt_create_profile, "CreateProfile")
+MGMT_FORWARD(mgmt_set_profile, "SetProfile")
+MGMT_FORWARD(mgmt_delete_profile, "DeleteProfile")
+MGMT_FORWARD(mgmt_run_profile, "RunProfile")
+MGMT_FORWARD(mgmt_get_worker_results, "GetWorkerResults")
+MGMT_FORWARD(mgmt_get_worker_result_report, "GetWorkerResultReport")
 
 #define ID_ARG                                                                                     \
 	{                                                                                          \
@@ -486,5 +494,38 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	  "Ask a running job to stop. It stops after committing what is in flight; GetJob then "
 	  "shows it cancelled with what it did.",
 	  mgmt_cancel_job, {"jobID", MGMT_API_STRING, true, "the job"}),
+	{"GetProfiles",
+	 "The instance's archiving profiles (where mail comes from, for which users, when); "
+	 "credentials are never returned (hasPassword says whether one is set).",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_get_profiles,
+	 false},
+	F("CreateProfile",
+	  "Create an archiving profile (docs/sources.md lists the fields: type imap, host, port, "
+	  "security tls or starttls, fingerprint or caCertificate, login, password, adminMode, "
+	  "mailboxes, user, folders, exclude, schedule, deleteAfterArchive). Answers the profile "
+	  "with its profileID.",
+	  mgmt_create_profile, {"profile", MGMT_API_JSON, true, "the profile's fields"}),
+	F("SetProfile",
+	  "Change fields of a profile: those given replace the old ones (null removes one); the "
+	  "password is kept unless given.",
+	  mgmt_set_profile, {"profileID", MGMT_API_STRING, true, "the profile"},
+	  {"profile", MGMT_API_JSON, true, "the fields to change"}),
+	F("DeleteProfile", "Delete a profile and its incremental state (not while it runs).",
+	  mgmt_delete_profile, {"profileID", MGMT_API_STRING, true, "the profile"}),
+	F("RunProfile",
+	  "Run a profile now, as a job of the instance; answers its jobID at once "
+	  "(GetWorkerResults, GetWorkerResultReport, CancelJob).",
+	  mgmt_run_profile, {"profileID", MGMT_API_STRING, true, "the profile"}),
+	F("GetWorkerResults",
+	  "The kept runs of profiles, newest first: state, counts archived, duplicates, failed "
+	  "(and deletedFromSource), error.",
+	  mgmt_get_worker_results,
+	  {"profileID", MGMT_API_STRING, false, "only this profile's runs"}),
+	F("GetWorkerResultReport",
+	  "One run of a profile with its report: each failed message with its reason.",
+	  mgmt_get_worker_result_report,
+	  {"jobID", MGMT_API_STRING, true, "from RunProfile or GetWorkerResults"}),
 	{NULL, NULL, {{0}}, NULL, NULL, false},
 };

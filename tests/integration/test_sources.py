@@ -1,0 +1,435 @@
+"""Archiving sources: profiles through the Management API, and an IMAP
+server's mail arriving in an instance's archive by itself.
+
+The peer is a real Dovecot on loopback, started by this module (as root, its
+mail processes run as nobody): implicit TLS and STARTTLS with a certificate
+made here, a master user (login "mailbox*admin", and SASL PLAIN with an
+authorization identity), two mailboxes holding 2,400 real messages of corpus
+A (../shared/corpus, linux-mips) in nested folders, and a third mailbox for
+deleting after archiving. What the archive holds is compared byte for byte
+with what Dovecot returns for BODY.PEEK[] (fetched here with imaplib).
+
+Time: the corpus slice is read once per module and Dovecot started once;
+each test starts its own Coffer deployment (a few seconds). A run of 2,400
+messages takes a few seconds on a quiet machine; waits are bounded at 300 s
+for a loaded one (sanitizer builds are several times slower)."""
+import collections
+import hashlib
+import imaplib
+import json
+import os
+import pathlib
+import pwd
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from daemonfix import COFFER, ROOT, all_connected, free_port, wait_for
+from test_instances import data_dir, state
+
+CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "linux-mips.mboxrd.zst")
+DOVECOT = "/usr/sbin/dovecot"
+# mailbox -> Maildir++ folder ("" is INBOX) -> how many messages
+LAYOUT = {
+    "alice": [("", 700), ("Lists", 100), ("Lists.mips", 600), ("Lists.mips.old", 300),
+              ("Sent", 150), ("Trash", 50)],
+    "bob": [("", 350), ("Archive", 150)],
+}
+EXCLUDED = ("Trash",)
+PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
+MASTER, MASTER_PASSWORD = "archiver", "master-secret"
+RUN_TIMEOUT = 300
+STEP_DELAY_MS = 3000
+
+
+def corpus_messages(count):
+    """The first `count` messages of linux-mips, unescaped from mboxrd."""
+    zstd = subprocess.Popen(["zstd", "-dc", CORPUS], stdout=subprocess.PIPE)
+    out, cur = [], None
+    for line in zstd.stdout:
+        if line.startswith(b"From "):
+            if cur is not None:
+                out.append(b"".join(cur))
+                if len(out) == count:
+                    break
+            cur = []
+            continue
+        if line.startswith(b">") and line.lstrip(b">").startswith(b"From "):
+            line = line[1:]
+        cur.append(line)
+    zstd.kill()
+    zstd.wait()
+    # the blank line before the next envelope belongs to the mbox, not the message
+    return [m[:-1] if m.endswith(b"\n\n") else m for m in out]
+
+
+def write_maildir(root, folder, messages, start):
+    d = root if folder == "" else root / ("." + folder)
+    for sub in ("cur", "new", "tmp"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    if folder:
+        (d / "maildirfolder").write_bytes(b"")
+    for i, m in enumerate(messages):
+        (d / "cur" / ("%d.coffer:2,S" % (start + i))).write_bytes(m)
+
+
+class Dovecot:
+    def __init__(self, top):
+        self.top = top
+        self.work = top / "dovecot"
+        self.imap_port, self.imaps_port = free_port(), free_port()
+
+    def conf(self):
+        w = self.work
+        return f"""base_dir = {w}/run
+state_dir = {w}/state
+log_path = {w}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{w}/cert.pem
+ssl_key = <{w}/key.pem
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_master_user_separator = *
+mail_location = maildir:{w}/mail/%u
+first_valid_uid = 1
+default_login_user = dovenull
+default_internal_user = dovecot
+passdb {{
+  driver = passwd-file
+  master = yes
+  args = scheme=PLAIN {w}/masters
+  pass = yes
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {w}/users
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={w}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.imaps_port}
+    ssl = yes
+  }}
+}}
+"""
+
+    def start(self):
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.work / "dovecot.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def up():
+            try:
+                self.login("alice").logout()
+                return True
+            except (OSError, imaplib.IMAP4.error):
+                return False
+        wait_for(up, timeout=30, what="Dovecot answering on %d" % self.imaps_port)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def login(self, mailbox):
+        ctx = ssl.create_default_context(cafile=str(self.work / "cert.pem"))
+        c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps_port, ssl_context=ctx)
+        c.login("%s*%s" % (mailbox, MASTER), MASTER_PASSWORD)
+        return c
+
+    def contents(self, mailbox, skip=()):
+        """folder -> [BODY.PEEK[] bytes] of a mailbox, as Dovecot serves them."""
+        c = self.login(mailbox)
+        out = {}
+        typ, lines = c.list('""', '"*"')
+        for line in lines:
+            name = line.decode().rsplit(' "." ', 1)[1].strip('"')
+            if name in skip:
+                continue
+            c.select('"%s"' % name, readonly=True)
+            typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+            out[name.replace(".", "/")] = [d[1] for d in data if isinstance(d, tuple)]
+        c.logout()
+        return out
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    if not os.path.exists(CORPUS):
+        pytest.skip("corpus A is absent (%s): these tests need real mail" % CORPUS)
+    if not os.path.exists(DOVECOT):
+        pytest.skip("Dovecot (dovecot-imapd) is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("Dovecot with listeners and a master user is started as root")
+    top = pathlib.Path(tempfile.mkdtemp(prefix="coffer-sources-", dir="/tmp"))
+    os.chmod(top, 0o755)
+    d = Dovecot(top)
+    w = d.work
+    for sub in ("run", "state", "mail", "home"):
+        (w / sub).mkdir(parents=True)
+    total = sum(n for folders in LAYOUT.values() for _, n in folders)
+    messages = corpus_messages(total + 20)
+    pos = 0
+    for mailbox, folders in LAYOUT.items():
+        for folder, n in folders:
+            write_maildir(w / "mail" / mailbox, folder, messages[pos:pos + n], pos)
+            pos += n
+    # carol: for deleting after archiving; one entry that is not a message
+    carol = messages[pos:pos + 20]
+    write_maildir(w / "mail" / "carol", "", carol, pos)
+    (w / "mail" / "carol" / "cur" / "99999.coffer:2,S").write_bytes(b"\x00\x01binary\x00" * 50)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(w / "key.pem"), "-out", str(w / "cert.pem")],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(w / "other-key.pem"), "-out", str(w / "other.pem")],
+                   check=True, capture_output=True)
+    (w / "users").write_text("".join("%s:{PLAIN}%s\n" % kv for kv in PASSWORDS.items()))
+    (w / "masters").write_text("%s:{PLAIN}%s\n" % (MASTER, MASTER_PASSWORD))
+    (w / "dovecot.conf").write_text(d.conf())
+    nobody = pwd.getpwnam("nobody")
+    subprocess.run(["chown", "-R", "%d:%d" % (nobody.pw_uid, nobody.pw_gid),
+                    str(w / "mail"), str(w / "home")], check=True)
+    fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
+                         str(w / "cert.pem")], check=True, capture_output=True, text=True)
+    d.fingerprint = fp.stdout.strip().split("=", 1)[1]
+    d.start()
+    yield d
+    d.stop()
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def coffer(request):
+    single = request.getfixturevalue("single")
+    wait_for(all_connected(single.api), what="every role connected")
+    base = data_dir(single, "acme")
+    single.api.call("CreateInstance", "instanceID=acme", "instanceHost=127.0.0.1",
+                    "baseDirectory=" + base)
+    wait_for(lambda: state(single, "acme") == "running", what="acme running")
+    single.base = base
+    single.key = os.path.join(single.dir, "instance-keys", "acme.key")
+    return single
+
+
+def call(api, function, *args):
+    return api.call(function, "instanceID=acme", *args)
+
+
+def create(api, **fields):
+    return call(api, "CreateProfile", "profile=" + json.dumps(fields))
+
+
+def profile_fields(d, **over):
+    p = {"name": "mail server", "type": "imap", "host": "127.0.0.1", "port": d.imaps_port,
+         "security": "tls", "fingerprint": d.fingerprint, "login": MASTER,
+         "password": MASTER_PASSWORD, "adminMode": "master", "mailboxes": ["alice", "bob"],
+         "exclude": list(EXCLUDED)}
+    p.update(over)
+    return p
+
+
+def run(api, profile_id, timeout=RUN_TIMEOUT):
+    job = call(api, "RunProfile", "profileID=" + profile_id)["jobID"]
+    return wait_for(lambda: ended(api, job), timeout=timeout, interval=0.5,
+                    what="the run of %s" % profile_id)
+
+
+def ended(api, job):
+    p = api.call_raw("GetWorkerResults", "instanceID=acme")
+    if p.returncode != 0:
+        return None  # the instance is restarting (after a kill)
+    for r in json.loads(p.stdout)["result"]:
+        if r["jobID"] == job and r["state"] != "running":
+            return r
+    return None
+
+
+def archived_bytes(c, query="*"):
+    """Every message in the archive (one per user and folder), as bytes."""
+    out = tempfile.mkdtemp(prefix="coffer-export-", dir="/tmp")
+    try:
+        shutil.rmtree(out)
+        p = subprocess.run([COFFER, "archive", "--base-dir", c.base, "--key-file", c.key,
+                            "export", "--format", "eml", query, out],
+                           capture_output=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return [pathlib.Path(out, f).read_bytes() for f in os.listdir(out)]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def digests(blobs):
+    return collections.Counter(hashlib.sha256(b).hexdigest() for b in blobs)
+
+
+def source_bytes(d, mailboxes=("alice", "bob")):
+    out = {}
+    for m in mailboxes:
+        for folder, blobs in d.contents(m, skip=EXCLUDED).items():
+            out[(m, folder)] = blobs
+    return out
+
+
+def test_profiles_and_an_imap_run(dovecot, coffer):
+    api = coffer.api
+    # the API: a profile is checked field by field, its password never shown
+    bad = api.call_raw("CreateProfile", "instanceID=acme",
+                       "profile=" + json.dumps(profile_fields(dovecot, colour="red")))
+    assert bad.returncode != 0 and "profile.colour" in bad.stdout + bad.stderr
+    bad = api.call_raw("CreateProfile", "instanceID=acme",
+                       "profile=" + json.dumps(profile_fields(dovecot, security="none")))
+    assert bad.returncode != 0 and "tls|starttls" in bad.stdout + bad.stderr
+    p = create(api, **profile_fields(dovecot))
+    pid = p["profileID"]
+    assert "password" not in p and p["hasPassword"] is True
+    listed = call(api, "GetProfiles")
+    assert [x["profileID"] for x in listed] == [pid]
+    assert MASTER_PASSWORD not in json.dumps(listed)
+    with open(os.path.join(coffer.base, "profiles.sealed"), "rb") as f:
+        assert MASTER_PASSWORD.encode() not in f.read()
+
+    expected = source_bytes(dovecot)
+    total = sum(len(b) for b in expected.values())
+    assert total == sum(n for f in LAYOUT.values() for name, n in f if name not in EXCLUDED)
+    r = run(api, pid)
+    assert r["state"] == "succeeded", r
+    assert r["result"]["archived"] == total and r["result"]["failed"] == 0, r
+    # byte for byte what Dovecot serves, each once per user and folder
+    got = archived_bytes(coffer)
+    assert digests(got) == digests(b for blobs in expected.values() for b in blobs)
+    # the folder tree is kept (Maildir++ "Lists.mips.old" is Lists/mips/old)
+    nested = archived_bytes(coffer, "folder:Lists/mips/old")
+    assert digests(nested) == digests(expected[("alice", "Lists/mips/old")])
+
+    # incremental: nothing new, nothing fetched again
+    again = run(api, pid)
+    assert again["state"] == "succeeded", again
+    res = again["result"]
+    assert (res["archived"], res["duplicates"], res["failed"]) == (0, 0, 0), again
+
+    # the same server through STARTTLS, SASL PLAIN with an authorization
+    # identity, the certificate checked against a CA (not pinned): the mail
+    # is all there already
+    ca = (dovecot.work / "cert.pem").read_text()
+    p2 = create(api, **profile_fields(dovecot, port=dovecot.imap_port, security="starttls",
+                                      fingerprint=None, caCertificate=ca, adminMode="authzid",
+                                      mailboxes=["bob"]))
+    r2 = run(api, p2["profileID"])
+    assert r2["state"] == "succeeded", r2
+    bob = sum(len(b) for (m, _), b in expected.items() if m == "bob")
+    assert (r2["result"]["archived"], r2["result"]["duplicates"]) == (0, bob), r2
+
+    # failures are clear in the job result
+    call(api, "SetProfile", "profileID=" + p2["profileID"],
+         "profile=" + json.dumps({"password": "wrong"}))
+    r3 = run(api, p2["profileID"])
+    assert r3["state"] == "failed" and "login refused" in r3["error"], r3
+    assert "AUTHENTICATIONFAILED" in r3["error"] or "failed" in r3["error"].lower(), r3
+    other = (dovecot.work / "other.pem").read_text()
+    call(api, "SetProfile", "profileID=" + p2["profileID"],
+         "profile=" + json.dumps({"password": MASTER_PASSWORD, "caCertificate": other}))
+    r4 = run(api, p2["profileID"])
+    assert r4["state"] == "failed" and "not trusted" in r4["error"], r4
+    bad_pin = "ab" * 32
+    call(api, "SetProfile", "profileID=" + pid, "profile=" + json.dumps({"fingerprint": bad_pin}))
+    r5 = run(api, pid)
+    assert r5["state"] == "failed", r5
+    assert "fingerprint mismatch" in r5["error"] and bad_pin in r5["error"], r5
+    report = call(api, "GetWorkerResultReport", "jobID=" + r5["jobID"])
+    assert report["error"] == r5["error"]
+    # nothing was archived by the failed runs
+    assert len(archived_bytes(coffer)) == total
+
+    call(api, "DeleteProfile", "profileID=" + p2["profileID"])
+    assert [x["profileID"] for x in call(api, "GetProfiles")] == [pid]
+    assert not os.path.exists(os.path.join(coffer.base,
+                                           "profile-%s.state.sealed" % p2["profileID"]))
+
+
+def instance_pid(api):
+    return api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["pid"]
+
+
+@pytest.fixture
+def slow_coffer(monkeypatch, request):
+    """Each committed batch's progress report of a job sleeps STEP_DELAY_MS
+    (COFFER_TEST_JOB_STEP_DELAY_MS, set before the daemons start: they pass
+    it on), so that a kill after the first batch lands in the middle of the
+    run however fast the machine."""
+    monkeypatch.setenv("COFFER_TEST_JOB_STEP_DELAY_MS", str(STEP_DELAY_MS))
+    return request.getfixturevalue("coffer")
+
+
+def test_killed_run_loses_nothing_and_stores_nothing_twice(dovecot, slow_coffer):
+    coffer = slow_coffer
+    api = coffer.api
+    pid = create(api, **profile_fields(dovecot))["profileID"]
+    expected = source_bytes(dovecot)
+    total = sum(len(b) for b in expected.values())
+    job = call(api, "RunProfile", "profileID=" + pid)["jobID"]
+
+    def committed():
+        for r in call(api, "GetWorkerResults"):
+            if r["jobID"] == job and r["result"].get("archived", 0) > 0:
+                return r
+        return None
+    # killed once the first batch is committed: its progress report sleeps
+    # STEP_DELAY_MS, the rest is still to come
+    first = wait_for(committed, timeout=RUN_TIMEOUT, interval=0.1, what="a first committed batch")
+    assert first["state"] == "running" and first["result"]["archived"] < total, first
+    os.kill(instance_pid(api), signal.SIGKILL)
+    killed = wait_for(lambda: ended(api, job), timeout=120, what="the killed run to be reported")
+    assert killed["state"] == "interrupted", killed
+    wait_for(lambda: state(coffer, "acme") == "running", timeout=60, what="acme back")
+    r = run(api, pid)
+    assert r["state"] == "succeeded", r
+    got = archived_bytes(coffer)
+    # everything, each exactly once per user and folder
+    assert len(got) == total
+    assert digests(got) == digests(b for blobs in expected.values() for b in blobs)
+
+
+def test_delete_after_archive_removes_only_what_was_archived(dovecot, coffer):
+    api = coffer.api
+    before = dovecot.contents("carol")["INBOX"]
+    assert len(before) == 21
+    p = create(api, **profile_fields(dovecot, login="carol", password=PASSWORDS["carol"],
+                                     adminMode="none", mailboxes=None, user="carol",
+                                     deleteAfterArchive=True))
+    r = run(api, p["profileID"])
+    assert r["state"] == "succeeded", r
+    res = r["result"]
+    assert (res["archived"], res["failed"], res["deletedFromSource"]) == (20, 1, 1 * 20), r
+    report = call(api, "GetWorkerResultReport", "jobID=" + r["jobID"])["result"]["report"]
+    assert len(report) == 1 and "not-a-message" in report[0], report
+    left = dovecot.contents("carol")["INBOX"]
+    # the one entry that is not a message stays on the server, the rest is gone
+    # (Dovecot serves its NUL bytes as 0x80)
+    assert len(left) == 1 and b"\x01binary" in left[0]
+    assert digests(archived_bytes(coffer)) == digests(b for b in before
+                                                       if b"\x01binary" not in b)
+    # again: nothing more to archive, the failure reported again, nothing deleted
+    r = run(api, p["profileID"])
+    res = r["result"]
+    assert (res["archived"], res["failed"], res.get("deletedFromSource", 0)) == (0, 1, 0), r
+    assert len(dovecot.contents("carol")["INBOX"]) == 1
