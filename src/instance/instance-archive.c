@@ -2,6 +2,7 @@
 #include "instance-calls.h"
 #include "instance.h"
 #include "archive-import.h"
+#include "archive-source.h"
 #include "archive.h"
 #include "catalog.h"
 #include "instance-jobs.h"
@@ -11,6 +12,9 @@
 #include "str.h"
 #include "tstr.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -127,6 +131,57 @@ static void instance_file_event(const struct archive_import_event *ev, void *con
 	}
 }
 
+/* The one message as a source (archive-source.h): read from its file. */
+struct instance_file_source {
+	const char *path;
+	int fd;
+	const char *const *owners;
+	size_t owner_count;
+	const char *folder;
+	bool given;
+};
+
+static int instance_file_next(void *context, struct archive_source_message *msg_r,
+			      const char **error_r)
+{
+	struct instance_file_source *src = context;
+	struct stat st;
+	if (src->given)
+		return 0;
+	src->given = true;
+	src->fd = open(src->path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0 || fstat(src->fd, &st) < 0) {
+		*error_r = tstr_printf("%s: %s", src->path, strerror(errno));
+		return -1;
+	}
+	*msg_r = (struct archive_source_message){
+		.label = "journal",
+		.folder = src->folder,
+		.owners = src->owners,
+		.owner_count = src->owner_count,
+		.size = (uint64_t)st.st_size,
+	};
+	return 1;
+}
+
+static ssize_t instance_file_read(void *context, unsigned char *buf, size_t size,
+				  const char **error_r)
+{
+	struct instance_file_source *src = context;
+	ssize_t n;
+	do
+		n = read(src->fd, buf, size);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		*error_r = tstr_printf("%s: %s", src->path, strerror(errno));
+	return n;
+}
+
+static const struct archive_source_funcs instance_file_funcs = {
+	.next = instance_file_next,
+	.read = instance_file_read,
+};
+
 int instance_archive_file_message(struct instance_archive *ia, const char *path,
 				  const char *const *owners, size_t owner_count, const char *folder,
 				  uint64_t max_size, unsigned int *archived_r,
@@ -144,27 +199,36 @@ int instance_archive_file_message(struct instance_archive *ia, const char *path,
 	struct archive *a = instance_archive_get(ia, true, error_r);
 	if (a == NULL)
 		return -1;
-	for (size_t i = 0; i < owner_count; i++) {
-		struct instance_file_counts c = {0};
-		struct archive_import_settings set = {
-			.user = owners[i],
-			.folder = folder,
-			.workers = 1,
-			.cb = instance_file_event,
-			.context = &c,
-			.max_message_size = max_size,
-		};
-		struct archive_import_result result;
-		if (archive_import(a, &set, &path, 1, &result, error_r) < 0)
-			return -1;
-		if (c.skipped > 0) {
-			*code_r = "refused";
-			*error_r = tstr_printf("not archived: %s", c.reason);
-			return -1;
-		}
-		*archived_r += c.archived;
-		*duplicates_r += c.duplicates;
+	struct instance_file_counts c = {0};
+	struct instance_file_source src = {
+		.path = path,
+		.fd = -1,
+		.owners = owners,
+		.owner_count = owner_count,
+		.folder = folder,
+	};
+	/* one message for every owner: one stored copy, one commit */
+	struct archive_import_settings set = {
+		.user = owners[0],
+		.folder = folder,
+		.workers = 1,
+		.cb = instance_file_event,
+		.context = &c,
+		.max_message_size = max_size,
+	};
+	struct archive_import_result result;
+	int ret = archive_source_import(a, &set, &instance_file_funcs, &src, &result, error_r);
+	if (src.fd >= 0)
+		close(src.fd);
+	if (ret < 0)
+		return -1;
+	if (c.skipped > 0 || c.archived + c.duplicates != owner_count) {
+		*code_r = "refused";
+		*error_r = tstr_printf("not archived: %s", c.reason != NULL ? c.reason : "?");
+		return -1;
 	}
+	*archived_r = c.archived;
+	*duplicates_r = c.duplicates;
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "instance.h"
 #include "archive-import.h"
 #include "json.h"
+#include "log.h"
 #include "mem.h"
 #include "tstr.h"
 
@@ -93,6 +94,9 @@ int instance_journal_deliver(struct instance_call *c)
 		/* committed: the spool file has served (a leftover would only
 		 * be filed again as a duplicate) */
 		(void)unlink(path);
+		log_info(tstr_printf("instance=%s", c->inst->id),
+			 "journal message archived for %zu user(s): %u new, %u already held", n,
+			 archived, duplicates);
 		instance_journal_test_delay();
 		c->result = json_new_object();
 		json_set_int(c->result, "owners", (long long)n);
