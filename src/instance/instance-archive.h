@@ -71,4 +71,18 @@ int instance_archive_file_message(struct instance_archive *ia, const char *path,
 				  unsigned int *duplicates_r, const char **code_r,
 				  const char **error_r);
 
+/* While an import job runs, a message need not wait for it: queued, it is
+ * filed through the job's own pipeline (before the job's next message) and
+ * committed with its batch; filed() runs on the loop once it is committed
+ * (ret 0) or could not be (ret -1 with code and error: the job failed, was
+ * cancelled or ended first). 1 queued, 0 no import job takes messages now
+ * (the caller answers "busy"). */
+struct event_base;
+typedef void instance_archive_filed_fn(int ret, unsigned int archived, unsigned int duplicates,
+				       const char *code, const char *error, void *ctx);
+int instance_archive_file_message_queued(struct instance_archive *ia, struct event_base *base,
+					 const char *path, const char *const *owners,
+					 size_t owner_count, const char *folder,
+					 instance_archive_filed_fn *filed, void *ctx);
+
 #endif

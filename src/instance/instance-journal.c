@@ -7,6 +7,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "rpc.h"
 #include "tstr.h"
 
 #include <stdlib.h>
@@ -63,6 +64,52 @@ static void instance_journal_test_delay(void)
 		usleep((useconds_t)atoi(ms) * 1000);
 }
 
+struct instance_journal_pending {
+	struct instance *inst;
+	struct rpc_conn *conn;
+	uint32_t id;
+	char *path;
+	size_t owners;
+};
+
+static struct json *instance_journal_result(size_t owners, unsigned int archived,
+					    unsigned int duplicates)
+{
+	struct json *r = json_new_object();
+	json_set_int(r, "owners", (long long)owners);
+	json_set_int(r, "archived", archived);
+	json_set_int(r, "duplicates", duplicates);
+	return r;
+}
+
+/* Committed: the spool file has served (a leftover would only be filed
+ * again as a duplicate). */
+static void instance_journal_committed(struct instance *inst, const char *path, size_t owners,
+				       unsigned int archived, unsigned int duplicates)
+{
+	(void)unlink(path);
+	log_info(tstr_printf("instance=%s", inst->id),
+		 "journal message archived for %zu user(s): %u new, %u already held", owners,
+		 archived, duplicates);
+	instance_journal_test_delay();
+}
+
+/* A message filed through a running import (instance-archive.h). */
+static void instance_journal_filed(int ret, unsigned int archived, unsigned int duplicates,
+				   const char *code, const char *error, void *ctx)
+{
+	struct instance_journal_pending *p = ctx;
+	if (ret == 0) {
+		instance_journal_committed(p->inst, p->path, p->owners, archived, duplicates);
+		rpc_conn_reply(p->conn, p->id,
+			       instance_journal_result(p->owners, archived, duplicates));
+	} else {
+		rpc_conn_reply_error(p->conn, p->id, code, error);
+	}
+	mem_free(p->path);
+	mem_free(p);
+}
+
 int instance_journal_deliver(struct instance_call *c)
 {
 	const char *file = json_get_string(c->args, "file");
@@ -89,19 +136,26 @@ int instance_journal_deliver(struct instance_call *c)
 	int ret = instance_archive_file_message(
 		c->inst->archive, path, owners, n, INSTANCE_JOURNAL_FOLDER,
 		ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT, &archived, &duplicates, &c->code, &c->error);
+	if (ret < 0 && strcmp(c->code, "busy") == 0) {
+		/* an import holds the writer: go through its pipeline */
+		struct instance_journal_pending *p = mem_new(struct instance_journal_pending);
+		p->inst = c->inst;
+		p->conn = c->conn;
+		p->id = c->id;
+		p->path = path;
+		p->owners = n;
+		if (instance_archive_file_message_queued(c->inst->archive, c->inst->base, path,
+							 owners, n, INSTANCE_JOURNAL_FOLDER,
+							 instance_journal_filed, p) == 1) {
+			mem_free(owners);
+			return INSTANCE_CALL_ANSWERED;
+		}
+		mem_free(p);
+	}
 	mem_free(owners);
 	if (ret == 0) {
-		/* committed: the spool file has served (a leftover would only
-		 * be filed again as a duplicate) */
-		(void)unlink(path);
-		log_info(tstr_printf("instance=%s", c->inst->id),
-			 "journal message archived for %zu user(s): %u new, %u already held", n,
-			 archived, duplicates);
-		instance_journal_test_delay();
-		c->result = json_new_object();
-		json_set_int(c->result, "owners", (long long)n);
-		json_set_int(c->result, "archived", archived);
-		json_set_int(c->result, "duplicates", duplicates);
+		instance_journal_committed(c->inst, path, n, archived, duplicates);
+		c->result = instance_journal_result(n, archived, duplicates);
 	}
 	mem_free(path);
 	return ret;

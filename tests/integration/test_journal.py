@@ -439,3 +439,53 @@ def test_instance_killed_between_commit_and_250(slow_answer, journal, postfix_fa
              timeout=60, what="a new instance process")
     assert folder_counts(s) == {"u5/Journal": 1, "u6/Journal": 1}
     assert os.listdir(os.path.join(s.base, "journal-spool")) == [], "no spool file left behind"
+
+
+@pytest.fixture
+def slow_jobs(monkeypatch):
+    # before the daemons start: each progress report of a job sleeps this long
+    monkeypatch.setenv("COFFER_TEST_JOB_STEP_DELAY_MS", "300")
+
+
+def test_delivery_during_import(slow_jobs, journal):
+    """An import job holds the archive's writer; a journal message arriving
+    meanwhile goes through the job's own pipeline and is answered 250 within
+    seconds (bound: 30 s on a loaded machine; the pipeline commits at least
+    every two seconds), while the import goes on."""
+    s = journal
+    if not os.path.exists(CORPUS):
+        pytest.skip("corpus A is absent (%s): this test needs real mail" % CORPUS)
+    os.makedirs(os.path.join(s.base, "import"), exist_ok=True)
+    mbox = os.path.join(s.base, "import", "lists.mbox")
+    zstd = subprocess.Popen(["zstd", "-dc", CORPUS], stdout=subprocess.PIPE)
+    count = 0
+    with open(mbox, "wb") as out:
+        for line in zstd.stdout:
+            if line.startswith(b"From "):
+                count += 1
+                if count > 20000:
+                    break
+            out.write(line)
+    zstd.kill()
+    zstd.wait()
+    subprocess.run(["chown", "-R", "coffer", os.path.join(s.base, "import")], check=False)
+    p = s.api.call_raw("ImportFiles", "instanceID=acme", "userName=u9", "path=import/lists.mbox",
+                       extra=["--no-wait"])
+    assert json.loads(p.stdout)["statusCode"] == "running", p.stdout
+
+    def running_import():
+        jobs = s.api.call("GetJobs", "instanceID=acme")
+        return [j["jobID"] for j in jobs if j["kind"] == "import" and j["state"] == "running"]
+    job = wait_for(running_import, timeout=30, what="the import running")[0]
+    running = lambda: s.api.call("GetJob", "instanceID=acme", "jobID=" + job)["state"] == "running"
+    body = "Subject: during\r\nMessage-ID: <during@test>\r\n\r\nwhile importing\r\n"
+    t0 = time.time()
+    p = swaks(s.lmtp, "--protocol", "LMTP", "--to", "u7@%s,u8@%s" % (DOMAIN, DOMAIN), "--data", body[:-2])
+    took = time.time() - t0
+    assert p.stdout.count("250 2.0.0 Archived") == 2, p.stdout
+    assert took < 30, "answered in %.1f s" % took
+    assert running(), "the import was still running: the delivery did not wait for it"
+    s.api.call("CancelJob", "instanceID=acme", "jobID=" + job)
+    wait_for(lambda: not running(), timeout=60, what="the import cancelled")
+    for u in ("u7", "u8"):
+        assert read_folder(s, u + "/Journal") == [body.encode()]
