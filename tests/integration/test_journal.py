@@ -50,17 +50,27 @@ def key_file(single, iid):
 
 
 def read_folder(single, folder):
-    """The raw bytes of every message of a folder, oldest first."""
+    """The raw bytes of every message of a folder, oldest first. Read from the
+    base directory by `coffer archive show` while the instance is frozen
+    (its catalog flushed and closed: another process sees every commit)."""
     api = single.api
     page = api.call("GetMessages", "instanceID=acme", "folder=" + folder, "limit=1000")
     out = []
-    for m in reversed(page["messages"]):
-        p = subprocess.run([os.environ.get("COFFER_BIN", "coffer"), "archive", "--base-dir", single.base,
-                            "--key-file", key_file(single, "acme"), "show", str(m["id"])],
-                           capture_output=True, timeout=60)
-        assert p.returncode == 0, p.stderr
-        out.append(p.stdout)
+    api.call("FreezeInstances", "instanceFilter=acme")
+    try:
+        for m in reversed(page["messages"]):
+            out.append(_show(single, m["id"]))
+    finally:
+        api.call("ThawInstances", "instanceFilter=acme")
     return out
+
+
+def _show(single, message_id):
+    p = subprocess.run([os.environ.get("COFFER_BIN", "coffer"), "archive", "--base-dir", single.base,
+                        "--key-file", key_file(single, "acme"), "show", str(message_id)],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
 
 
 def folder_counts(single):
@@ -489,3 +499,118 @@ def test_delivery_during_import(slow_jobs, journal):
     wait_for(lambda: not running(), timeout=60, what="the import cancelled")
     for u in ("u7", "u8"):
         assert read_folder(s, u + "/Journal") == [body.encode()]
+
+
+class Raw:
+    """A hand-driven SMTP client, for what well-behaved clients never send."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError(self.buf)
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode()
+
+    def reply(self):
+        """One (possibly multi-line) reply: its last line."""
+        while True:
+            line = self.line()
+            if line[3:4] != "-":
+                return line
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def closed(self):
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def host_rss_kib(single):
+    with open("/proc/%d/status" % single.pid("instance-host")) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def test_bad_input(journal):
+    s = journal
+    # pipelining: the whole transaction in one write, answered in order
+    c = Raw(s.smtp)
+    assert c.reply().startswith("220")
+    c.send(b"EHLO x\r\nMAIL FROM:<a@outside.example>\r\nRCPT TO:<u1@acme.example>\r\n"
+           b"RCPT TO:<nobody@acme.example>\r\nDATA\r\nSubject: pipe\r\n\r\npipelined\r\n.\r\nQUIT\r\n")
+    got = [c.reply() for _ in range(7)]
+    assert [g[:3] for g in got] == ["250", "250", "250", "550", "354", "250", "221"], got
+    assert read_folder(s, "u1/Journal") == [b"Subject: pipe\r\n\r\npipelined\r\n"]
+
+    # bare LFs in the data are kept as they are; only CRLF.CRLF ends it
+    c = Raw(s.smtp)
+    c.reply()
+    for cmd in (b"EHLO x", b"MAIL FROM:<>", b"RCPT TO:<u2@acme.example>", b"DATA"):
+        c.send(cmd + b"\r\n")
+        c.reply()
+    c.send(b"Subject: lf\nX-A: b\n\nbody\n.\nnot the end\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0"), "archived"
+    assert read_folder(s, "u2/Journal") == [b"Subject: lf\nX-A: b\n\nbody\n.\nnot the end\r\n"]
+
+    # an overlong command line: 500 and closed
+    c = Raw(s.smtp)
+    c.reply()
+    c.send(b"EHLO " + b"x" * 5000)
+    assert c.reply().startswith("500 5.5.2")
+    assert c.closed()
+
+    # megabytes in one line past the size limit: 552, and the Instance Host
+    # keeps its memory (bound: 20 MiB growth for 8 MiB sent)
+    rss = host_rss_kib(s)
+    c = Raw(s.smtp)
+    c.reply()
+    for cmd in (b"EHLO x", b"MAIL FROM:<>", b"RCPT TO:<u3@acme.example>", b"DATA"):
+        c.send(cmd + b"\r\n")
+        c.reply()
+    chunk = b"y" * 65536
+    for _ in range(128):
+        c.send(chunk)
+    c.send(b"\r\n.\r\n")
+    assert c.reply().startswith("552 5.3.4")
+    assert host_rss_kib(s) - rss < 20 * 1024
+    assert "u3/Journal" not in folder_counts(s)
+    assert os.listdir(os.path.join(s.base, "journal-spool")) == []
+
+
+def test_connection_limits_and_slow_clients(journal):
+    s = journal
+    write_journal(s, dict(s.journal, maxConnectionsPerClient=5, timeoutSeconds=3))
+    # (a probe's connection may still count for a moment: open until 5 are held)
+    held = []
+    end = time.time() + 30
+    while len(held) < 5 and time.time() < end:
+        c = Raw(s.smtp)
+        if c.reply().startswith("220"):
+            held.append(c)
+        else:
+            c.sock.close()
+            time.sleep(0.2)
+    assert len(held) == 5
+    extra = Raw(s.smtp)
+    assert extra.reply().startswith("421 4.7.0")
+    # the held connections do not stop a delivery from elsewhere... nor does
+    # a client that sends half a command and then nothing: after the
+    # timeout (3 s; waited up to 30 s) it is told 421 and disconnected
+    held[0].send(b"EHLO x")
+    t0 = time.time()
+    assert held[0].reply().startswith("421 4.4.2")
+    assert time.time() - t0 < 30
+    for c in held[1:]:
+        c.sock.close()
+    wait_for(lambda: swaks(s.smtp, "--to", "u4@" + DOMAIN, "--data", "Subject: x\r\n\r\nx").stdout.count(
+        "250 2.0.0 Archived") == 1, timeout=30, what="a delivery once slots are free")
