@@ -572,8 +572,14 @@ static void host_journal_data_end(struct smtp_server_conn *conn, void *ctx)
 		json_set_string(args, "file", d->name);
 		struct json *owners = json_new_array();
 		for (size_t i = 0; i < s->rcpts.count; i++) {
-			if (s->rcpts.items[i].inst == d->inst)
-				json_append(owners, json_new_string(s->rcpts.items[i].owner));
+			const struct host_journal_rcpt *rc = &s->rcpts.items[i];
+			/* each owner once: a catch-all user takes many recipients */
+			bool seen = false;
+			for (size_t e = 0; e < i && !seen; e++)
+				seen = s->rcpts.items[e].inst == rc->inst &&
+				       strcmp(s->rcpts.items[e].owner, rc->owner) == 0;
+			if (rc->inst == d->inst && !seen)
+				json_append(owners, json_new_string(rc->owner));
 		}
 		json_set(args, "owners", owners);
 		if (failed || host_instances_call(j->instances, j->inst.items[d->inst].id,

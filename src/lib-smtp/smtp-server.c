@@ -15,6 +15,8 @@
 
 /* Input waiting to be handled is kept below this: more stays in the socket. */
 #define SMTP_SERVER_READ_HIGH (64 * 1024)
+/* Answers not yet taken by the client: past this, its commands wait. */
+#define SMTP_SERVER_WRITE_HIGH (64 * 1024)
 #define SMTP_SERVER_CHUNK (16 * 1024)
 #define SMTP_SERVER_ADDRESS_MAX 512
 
@@ -42,6 +44,7 @@ struct smtp_server_conn {
 	void *ctx;
 	enum smtp_server_state state;
 	bool greeted, tls, in_transaction, closing, dead, data_failed, too_large;
+	bool output_full;     /* reading stopped until the client took our answers */
 	unsigned int busy;    /* processing input: defer freeing */
 	unsigned int pending; /* answers still owed (WAIT) */
 	bool pending_is_rcpt;
@@ -104,8 +107,12 @@ void smtp_server_conn_close(struct smtp_server_conn *conn)
 static void smtp_server_written(struct bufferevent *bev, void *ctx)
 {
 	struct smtp_server_conn *conn = ctx;
-	if (conn->closing)
+	if (conn->closing) {
 		smtp_server_conn_close(conn);
+	} else if (conn->output_full) {
+		conn->output_full = false;
+		smtp_server_process(conn);
+	}
 }
 
 void smtp_server_reply_close(struct smtp_server_conn *conn, const char *line)
@@ -558,9 +565,17 @@ static bool smtp_server_data_input(struct smtp_server_conn *conn, struct evbuffe
 
 static void smtp_server_process(struct smtp_server_conn *conn)
 {
-	struct evbuffer *in = bufferevent_get_input(conn->bev);
 	conn->busy++;
 	while (!conn->dead && !conn->closing) {
+		/* looked up each time: STARTTLS replaces the bufferevent */
+		struct evbuffer *in = bufferevent_get_input(conn->bev);
+		if (evbuffer_get_length(bufferevent_get_output(conn->bev)) >
+		    SMTP_SERVER_WRITE_HIGH) {
+			/* a client that sends without reading: wait until it reads */
+			conn->output_full = true;
+			bufferevent_disable(conn->bev, EV_READ);
+			break;
+		}
 		if (conn->state == SMTP_STATE_WAIT) {
 			/* pipelined commands wait in the socket until answered */
 			bufferevent_disable(conn->bev, EV_READ);
@@ -597,7 +612,7 @@ static void smtp_server_process(struct smtp_server_conn *conn)
 		}
 		free(line);
 	}
-	if (conn->state != SMTP_STATE_WAIT && !conn->dead && !conn->closing)
+	if (conn->state != SMTP_STATE_WAIT && !conn->dead && !conn->closing && !conn->output_full)
 		bufferevent_enable(conn->bev, EV_READ);
 	conn->busy--;
 	if (conn->dead && conn->busy == 0)

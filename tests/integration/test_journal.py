@@ -614,3 +614,47 @@ def test_connection_limits_and_slow_clients(journal):
         c.sock.close()
     wait_for(lambda: swaks(s.smtp, "--to", "u4@" + DOMAIN, "--data", "Subject: x\r\n\r\nx").stdout.count(
         "250 2.0.0 Archived") == 1, timeout=30, what="a delivery once slots are free")
+
+
+def test_client_that_does_not_read(journal):
+    """Commands pipelined by a client that never reads its answers wait in
+    the socket once 64 KiB of answers are queued: the Instance Host's memory
+    stays put (bound: 20 MiB growth; the kernel's socket buffers take some
+    megabytes first, so the client sends until it has been blocked for 2 s,
+    within 60 s)."""
+    s = journal
+    rss = host_rss_kib(s)
+    c = Raw(s.smtp)
+    c.reply()
+    c.sock.setblocking(False)
+    chunk = b"NOOP\r\n" * 10000
+    blocked_since, end = None, time.time() + 60
+    while time.time() < end:
+        try:
+            c.sock.send(chunk)
+            blocked_since = None
+        except BlockingIOError:
+            blocked_since = blocked_since or time.time()
+            if time.time() - blocked_since > 2:
+                break
+            time.sleep(0.05)
+    assert blocked_since is not None, "the receiver stopped reading"
+    assert host_rss_kib(s) - rss < 20 * 1024
+    # and it goes on once the client reads
+    c.sock.setblocking(True)
+    c.sock.settimeout(30)
+    for _ in range(1000):
+        assert c.reply().startswith("250 2.0.0")
+
+
+def test_catch_all(journal):
+    s = journal
+    settings = dict(s.journal, instances=[{"instanceID": "acme", "domains": [DOMAIN],
+                                           "unknownRecipients": "catch-all", "catchAllUser": "catchall"}])
+    write_journal(s, settings)
+    body = "Subject: all\r\nMessage-ID: <all@test>\r\n\r\nfor the catch-all\r\n"
+    tos = "x1@{d},x2@{d},u1@{d},x3@{d}".format(d=DOMAIN)
+    p = swaks(s.lmtp, "--protocol", "LMTP", "--to", tos, "--data", body[:-2])
+    assert p.stdout.count("250 2.0.0 Archived") == 4, p.stdout
+    assert folder_counts(s) == {"catchall/Journal": 1, "u1/Journal": 1}
+    assert read_folder(s, "catchall/Journal") == [body.encode()]
