@@ -390,7 +390,7 @@ def test_postfix_delivers_corpus(journal, postfix_factory, transport):
         wait_for(lambda: folder_counts(s) == want, timeout=60, what="every message archived")
     except AssertionError:
         raise AssertionError("Postfix's log:\n" + pf.log()[-3000:])
-    assert pf.queue_empty()
+    wait_for(pf.queue_empty, timeout=60, what="Postfix done with its queue")
     for u, sent in expect.items():
         got = read_folder(s, u + "/Journal")
         # oldest first on both sides; messages may be committed out of order
