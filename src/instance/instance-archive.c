@@ -269,6 +269,8 @@ struct instance_lane {
 	bool open; /* the job's source still takes messages */
 	ARRAY(struct instance_lane_item *) queued, taken, finished;
 	uint64_t next_key;
+	/* what lane messages added to the import's totals (not the job's own) */
+	uint64_t archived, duplicates, skipped;
 	/* the job's reading thread only: */
 	const struct archive_source_funcs *inner;
 	void *inner_ctx;
@@ -395,11 +397,14 @@ static void instance_lane_event(const struct archive_import_event *ev, void *con
 		if (item->key != ev->key)
 			continue;
 		item->events++;
-		if (ev->type == ARCHIVE_IMPORT_ARCHIVED)
+		if (ev->type == ARCHIVE_IMPORT_ARCHIVED) {
 			item->archived++;
-		else if (ev->type == ARCHIVE_IMPORT_DUPLICATE)
+			lane->archived++;
+		} else if (ev->type == ARCHIVE_IMPORT_DUPLICATE) {
 			item->duplicates++;
-		else {
+			lane->duplicates++;
+		} else {
+			lane->skipped++;
 			item->failed = true;
 			item->error = mem_strdup(ev->reason != NULL ? ev->reason : "not archived");
 		}
@@ -649,6 +654,13 @@ static int instance_import_run(struct instance_job *job, void *ctx, const char *
 	lane->open = false;
 	pthread_mutex_unlock(&lane->lock);
 	archive_source_files_destroy(&files);
+	/* the job reports its own input only */
+	pthread_mutex_lock(&lane->lock);
+	result.archived -= lane->archived < result.archived ? lane->archived : result.archived;
+	result.duplicates -=
+		lane->duplicates < result.duplicates ? lane->duplicates : result.duplicates;
+	result.skipped -= lane->skipped < result.skipped ? lane->skipped : result.skipped;
+	pthread_mutex_unlock(&lane->lock);
 	/* the engine's own totals: what it committed, also when stopped */
 	imp->counts.archived = result.archived;
 	imp->counts.duplicates = result.duplicates;

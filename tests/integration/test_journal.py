@@ -497,6 +497,10 @@ def test_delivery_during_import(slow_jobs, journal):
     assert running(), "the import was still running: the delivery did not wait for it"
     s.api.call("CancelJob", "instanceID=acme", "jobID=" + job)
     wait_for(lambda: not running(), timeout=60, what="the import cancelled")
+    # the job counts its own input, not the journal message it carried
+    result = s.api.call("GetJob", "instanceID=acme", "jobID=" + job)["result"]
+    imported = sum(n for f, n in folder_counts(s).items() if f.startswith("u9/"))
+    assert result["archived"] == imported, (result, folder_counts(s))
     for u in ("u7", "u8"):
         assert read_folder(s, u + "/Journal") == [body.encode()]
 
