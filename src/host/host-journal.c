@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -38,6 +39,7 @@ struct host_journal_instance {
 	char *id;
 	bool catch_all; /* unknown recipients go to catch_all_user */
 	char *catch_all_user;
+	bool spool_swept; /* leftovers of an earlier Instance Host removed */
 };
 
 struct host_journal_network {
@@ -408,6 +410,25 @@ static void host_journal_clear(struct host_journal_session *s)
 	s->write_failed = false;
 }
 
+/* Spool files an earlier Instance Host process left (it died while a
+ * message came in: never answered 250, so the sender sends it again). Run
+ * once per instance before this process spools there, so none of its own
+ * files can be among them. */
+static void host_journal_sweep(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (strncmp(e->d_name, "m-", 2) == 0 && len > 6 &&
+		    strcmp(e->d_name + len - 4, ".eml") == 0)
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
 static int host_journal_open_spool(struct host_journal *j, struct host_journal_delivery *d,
 				   const char **error_r)
 {
@@ -421,6 +442,10 @@ static int host_journal_open_spool(struct host_journal *j, struct host_journal_d
 	mem_free(key_path);
 	char *dir = mem_strdup(tstr_printf("%s/%s", base_dir, HOST_JOURNAL_SPOOL));
 	mem_free(base_dir);
+	if (!j->inst.items[d->inst].spool_swept) {
+		host_journal_sweep(dir);
+		j->inst.items[d->inst].spool_swept = true;
+	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		*error_r = tstr_printf("%s: %s", dir, strerror(errno));
 		mem_free(dir);

@@ -129,12 +129,19 @@ def journal(single):
 
 def test_swaks_single_cases(journal):
     s = journal
+    # a spool file an earlier Instance Host left behind is swept on first use
+    spool = os.path.join(s.base, "journal-spool")
+    os.makedirs(spool, exist_ok=True)
+    with open(os.path.join(spool, "m-0123456789abcdef.eml"), "w") as f:
+        f.write("Subject: half\r\n")
+    subprocess.run(["chown", "-R", "coffer", spool], check=False)  # as the Instance Host made it
     body = "Subject: one\r\nMessage-ID: <one@test>\r\n\r\n.leading dot\r\nline two\r\n"
     p = swaks(s.smtp, "--to", "u1@" + DOMAIN, "--data", body[:-2])
     assert p.returncode == 0, p.stdout + p.stderr
     assert "250 2.0.0 Archived" in p.stdout
     got = read_folder(s, "u1/Journal")
     assert got == [body.encode()], "dot-stuffing undone, bytes as sent"
+    assert os.listdir(spool) == []
 
     # unknown recipient of a refusing instance, and an address no instance takes
     p = swaks(s.smtp, "--to", "nobody@" + DOMAIN, "--data", body)
