@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mem.h"
 #include "source-imap.h"
+#include "source-pop3.h"
 #include "str.h"
 #include "tls.h"
 #include "tstr.h"
@@ -57,7 +58,7 @@ struct profile_field {
 
 static const struct profile_field profile_fields[] = {
 	{"name", FIELD_STRING, NULL, 0, 0},
-	{"type", FIELD_STRING, "imap", 0, 0},
+	{"type", FIELD_STRING, "imap|pop3", 0, 0},
 	{"host", FIELD_STRING, NULL, 0, 0},
 	{"port", FIELD_INT, NULL, 1, 65535},
 	{"security", FIELD_STRING, "tls|starttls", 0, 0},
@@ -295,7 +296,9 @@ struct profile_run {
 	char *id, *state_path, *ca_path;
 	unsigned char key[CRYPTO_KEY_LEN];
 	struct instance_job *job;
+	/* the source: IMAP or POP3 */
 	struct source_imap *imap;
+	struct source_pop3 *pop3;
 	long long archived, duplicates, failed;
 	uint64_t messages, bytes;
 };
@@ -320,7 +323,7 @@ static void profile_run_free(void *ctx)
 
 static int profile_run_state_save(struct profile_run *r, const char **error_r)
 {
-	char *state = source_imap_state(r->imap);
+	char *state = r->imap != NULL ? source_imap_state(r->imap) : source_pop3_state(r->pop3);
 	char *sealed = auth_secret_seal(r->key, state, PROFILES_STATE_CONTEXT);
 	mem_free(state);
 	int ret = file_write_atomic(r->state_path, sealed, strlen(sealed), 0600, error_r);
@@ -357,7 +360,10 @@ static void profile_run_publish(struct profile_run *r)
 static void profile_run_event(const struct archive_import_event *ev, void *context)
 {
 	struct profile_run *r = context;
-	source_imap_event(r->imap, ev);
+	if (r->imap != NULL)
+		source_imap_event(r->imap, ev);
+	else
+		source_pop3_event(r->pop3, ev);
 	const char *error;
 	switch (ev->type) {
 	case ARCHIVE_IMPORT_ARCHIVED:
@@ -422,50 +428,56 @@ static void profile_free_strings(char **list, size_t count)
 	mem_free(list);
 }
 
-static int profile_run_imap(struct profile_run *r, const char **error_r)
+/* What both sources are given, from the profile. */
+struct profile_common {
+	const char *host, *fingerprint, *login, *password, *separator;
+	unsigned int port, timeout;
+	bool starttls, delete_after;
+	enum source_imap_admin admin;
+	char **mailboxes, **owners;
+	size_t mailbox_count;
+	const char *one_owner[1];
+};
+
+static void profile_common_get(const struct json *p, struct profile_common *c)
 {
-	const struct json *p = r->profile;
 	const char *security = json_get_string(p, "security");
-	bool starttls = security != NULL && strcmp(security, "starttls") == 0;
-	long long port = starttls ? 143 : 993, timeout = 60;
+	const char *type = json_get_string(p, "type");
+	bool pop3 = type != NULL && strcmp(type, "pop3") == 0;
+	c->starttls = security != NULL && strcmp(security, "starttls") == 0;
+	long long port = c->starttls ? (pop3 ? 110 : 143) : (pop3 ? 995 : 993), timeout = 60;
 	(void)json_get_int(p, "port", &port);
 	(void)json_get_int(p, "timeoutSeconds", &timeout);
+	c->port = (unsigned int)port;
+	c->timeout = (unsigned int)timeout;
+	c->host = json_get_string(p, "host");
+	c->fingerprint = json_get_string(p, "fingerprint");
+	c->login = json_get_string(p, "login");
+	c->password = json_get_string(p, "password");
+	c->separator = json_get_string(p, "masterSeparator");
+	c->delete_after = json_get_bool(p, "deleteAfterArchive", false);
 	const char *admin = json_get_string(p, "adminMode");
-	struct source_imap_settings set = {
-		.host = json_get_string(p, "host"),
-		.port = (unsigned int)port,
-		.starttls = starttls,
-		.fingerprint = json_get_string(p, "fingerprint"),
-		.ca_file = r->ca_path,
-		.timeout_secs = (unsigned int)timeout,
-		.login = json_get_string(p, "login"),
-		.password = json_get_string(p, "password"),
-		.admin = admin == NULL || strcmp(admin, "none") == 0 ? SOURCE_IMAP_ADMIN_NONE
-			 : strcmp(admin, "master") == 0              ? SOURCE_IMAP_ADMIN_MASTER
-								     : SOURCE_IMAP_ADMIN_AUTHZID,
-		.master_separator = json_get_string(p, "masterSeparator"),
-		.delete_after = json_get_bool(p, "deleteAfterArchive", false),
-	};
-	char **mailboxes = NULL, **owners = NULL;
-	size_t mailbox_count = 0;
-	const char *one_owner[1] = {json_get_string(p, "user")};
-	if (set.admin != SOURCE_IMAP_ADMIN_NONE) {
-		profile_mailboxes(json_get(p, "mailboxes"), &mailboxes, &owners, &mailbox_count);
-		set.mailboxes = (const char *const *)mailboxes;
-		set.owners = (const char *const *)owners;
-		set.mailbox_count = mailbox_count;
-	} else {
-		set.owners = one_owner;
-		set.mailbox_count = 1;
-	}
-	const char *const *folders = profile_strings(json_get(p, "folders"), &set.folder_count);
-	const char *const *exclude = profile_strings(json_get(p, "exclude"), &set.exclude_count);
-	set.folders = folders;
-	set.exclude = exclude;
+	c->admin = admin == NULL || strcmp(admin, "none") == 0 ? SOURCE_IMAP_ADMIN_NONE
+		   : strcmp(admin, "master") == 0              ? SOURCE_IMAP_ADMIN_MASTER
+							       : SOURCE_IMAP_ADMIN_AUTHZID;
+	c->one_owner[0] = json_get_string(p, "user");
+	if (c->admin != SOURCE_IMAP_ADMIN_NONE)
+		profile_mailboxes(json_get(p, "mailboxes"), &c->mailboxes, &c->owners,
+				  &c->mailbox_count);
+}
 
-	char *state = profile_run_state_load(r);
-	r->imap = source_imap_create(&set, state);
-	mem_free(state);
+static void profile_common_free(struct profile_common *c)
+{
+	profile_free_strings(c->mailboxes, c->mailbox_count);
+	profile_free_strings(c->owners, c->mailbox_count);
+}
+
+/* Runs the source through the archive; then, if asked, deletes from it
+ * what was archived. */
+static int profile_run_source(struct profile_run *r, const struct profile_common *c,
+			      const struct archive_source_funcs *funcs, void *src,
+			      const char **error_r)
+{
 	struct archive_import_settings is = {
 		.folder = "INBOX",
 		.cb = profile_run_event,
@@ -473,10 +485,10 @@ static int profile_run_imap(struct profile_run *r, const char **error_r)
 		.cancel = instance_job_cancel_flag(r->job),
 	};
 	struct archive_import_result result = {0};
-	instance_job_status(r->job, tstr_printf("reading %s", set.host));
-	int ret = archive_source_import(r->archive, &is, &source_imap_funcs, r->imap, &result,
-					error_r);
-	const char *failure = source_imap_failure(r->imap);
+	instance_job_status(r->job, tstr_printf("reading %s", c->host));
+	int ret = archive_source_import(r->archive, &is, funcs, src, &result, error_r);
+	const char *failure =
+		r->imap != NULL ? source_imap_failure(r->imap) : source_pop3_failure(r->pop3);
 	if (ret == 0 && failure != NULL) {
 		*error_r = tstr_dup(failure);
 		ret = -1;
@@ -484,9 +496,10 @@ static int profile_run_imap(struct profile_run *r, const char **error_r)
 	const char *error;
 	if (profile_run_state_save(r, &error) < 0)
 		instance_job_log(r->job, tstr_printf("saving the state: %s", error));
-	if (set.delete_after && (ret == 0 || failure != NULL)) {
+	if (c->delete_after && (ret == 0 || failure != NULL)) {
 		/* only what the events said is durably archived */
-		long long removed = source_imap_delete_archived(r->imap, &error);
+		long long removed = r->imap != NULL ? source_imap_delete_archived(r->imap, &error)
+						    : source_pop3_delete_archived(r->pop3, &error);
 		if (removed < 0) {
 			instance_job_report(r->job,
 					    tstr_printf("deleting from the source: %s", error));
@@ -499,11 +512,76 @@ static int profile_run_imap(struct profile_run *r, const char **error_r)
 		}
 	}
 	profile_run_publish(r);
+	return ret;
+}
+
+static int profile_run_imap(struct profile_run *r, const char **error_r)
+{
+	const struct json *p = r->profile;
+	struct profile_common c = {0};
+	profile_common_get(p, &c);
+	struct source_imap_settings set = {
+		.host = c.host,
+		.port = c.port,
+		.starttls = c.starttls,
+		.fingerprint = c.fingerprint,
+		.ca_file = r->ca_path,
+		.timeout_secs = c.timeout,
+		.login = c.login,
+		.password = c.password,
+		.admin = c.admin,
+		.master_separator = c.separator,
+		.mailboxes = (const char *const *)c.mailboxes,
+		.owners = c.admin != SOURCE_IMAP_ADMIN_NONE ? (const char *const *)c.owners
+							    : c.one_owner,
+		.mailbox_count = c.admin != SOURCE_IMAP_ADMIN_NONE ? c.mailbox_count : 1,
+		.delete_after = c.delete_after,
+	};
+	const char *const *folders = profile_strings(json_get(p, "folders"), &set.folder_count);
+	const char *const *exclude = profile_strings(json_get(p, "exclude"), &set.exclude_count);
+	set.folders = folders;
+	set.exclude = exclude;
+	char *state = profile_run_state_load(r);
+	r->imap = source_imap_create(&set, state);
+	mem_free(state);
+	int ret = profile_run_source(r, &c, &source_imap_funcs, r->imap, error_r);
 	source_imap_destroy(&r->imap);
 	mem_free((void *)folders);
 	mem_free((void *)exclude);
-	profile_free_strings(mailboxes, mailbox_count);
-	profile_free_strings(owners, mailbox_count);
+	profile_common_free(&c);
+	return ret;
+}
+
+static int profile_run_pop3(struct profile_run *r, const char **error_r)
+{
+	struct profile_common c = {0};
+	profile_common_get(r->profile, &c);
+	const struct json *folders = json_get(r->profile, "folders");
+	struct source_pop3_settings set = {
+		.host = c.host,
+		.port = c.port,
+		.starttls = c.starttls,
+		.fingerprint = c.fingerprint,
+		.ca_file = r->ca_path,
+		.timeout_secs = c.timeout,
+		.login = c.login,
+		.password = c.password,
+		.admin = c.admin,
+		.master_separator = c.separator,
+		.mailboxes = (const char *const *)c.mailboxes,
+		.owners = c.admin != SOURCE_IMAP_ADMIN_NONE ? (const char *const *)c.owners
+							    : c.one_owner,
+		.mailbox_count = c.admin != SOURCE_IMAP_ADMIN_NONE ? c.mailbox_count : 1,
+		/* POP3 has one folder: the first of folders names the archive's */
+		.folder = json_count(folders) > 0 ? json_string_of(json_at(folders, 0)) : NULL,
+		.delete_after = c.delete_after,
+	};
+	char *state = profile_run_state_load(r);
+	r->pop3 = source_pop3_create(&set, state);
+	mem_free(state);
+	int ret = profile_run_source(r, &c, &source_pop3_funcs, r->pop3, error_r);
+	source_pop3_destroy(&r->pop3);
+	profile_common_free(&c);
 	return ret;
 }
 
@@ -520,6 +598,9 @@ static int profile_run(struct instance_job *job, void *ctx, const char **error_r
 		if (file_write_atomic(r->ca_path, ca, strlen(ca), 0600, error_r) < 0)
 			return -1;
 	}
+	const char *type = json_get_string(r->profile, "type");
+	if (strcmp(type, "pop3") == 0)
+		return profile_run_pop3(r, error_r);
 	return profile_run_imap(r, error_r);
 }
 

@@ -87,6 +87,9 @@ struct archive_import_pending {
 	int64_t message_id;
 	char hash_hex[RECORD_HASH_LEN * 2 + 1];
 	unsigned int defects;
+	/* SKIPPED, behind messages of the open batch: kept in input order */
+	enum archive_import_skip skip;
+	char *reason;
 };
 
 struct archive_import {
@@ -257,11 +260,50 @@ static void archive_import_pend(struct archive_import *imp, enum archive_import_
 	p->defects = job->info != NULL ? job->info->defects : 0;
 }
 
+/* A skip is reported at once, unless messages before it wait for their
+ * commit: then it waits behind them, so that events keep the input order
+ * (a source advancing a high-water mark relies on it). */
+static void archive_import_report_skip(struct archive_import *imp,
+				       const struct archive_import_job *job)
+{
+	if (imp->pending.count > 0) {
+		struct archive_import_pending *p = array_push(&imp->pending);
+		p->type = ARCHIVE_IMPORT_SKIPPED;
+		p->source = mem_strdup(job->source);
+		p->user = mem_strdup(job->owners[0]);
+		p->key = job->key;
+		p->skip = job->skip_kind;
+		p->reason = mem_strdup(job->skip_reason);
+		return;
+	}
+	imp->result.skipped++;
+	imp->result.skipped_by_kind[job->skip_kind]++;
+	struct archive_import_event ev = {.type = ARCHIVE_IMPORT_SKIPPED,
+					  .source = job->source,
+					  .user = job->owners[0],
+					  .key = job->key,
+					  .skip = job->skip_kind,
+					  .reason = job->skip_reason};
+	archive_import_emit(imp, &ev);
+}
+
 static void archive_import_flush_pending(struct archive_import *imp, bool committed)
 {
 	for (size_t i = 0; i < imp->pending.count; i++) {
 		struct archive_import_pending *p = &imp->pending.items[i];
-		if (committed) {
+		if (p->type == ARCHIVE_IMPORT_SKIPPED) {
+			/* not archived either way: said whether or not the
+			 * batch before it made it */
+			imp->result.skipped++;
+			imp->result.skipped_by_kind[p->skip]++;
+			struct archive_import_event ev = {.type = ARCHIVE_IMPORT_SKIPPED,
+							  .source = p->source,
+							  .user = p->user,
+							  .key = p->key,
+							  .skip = p->skip,
+							  .reason = p->reason};
+			archive_import_emit(imp, &ev);
+		} else if (committed) {
 			if (p->type == ARCHIVE_IMPORT_ARCHIVED)
 				imp->result.archived++;
 			else
@@ -280,6 +322,7 @@ static void archive_import_flush_pending(struct archive_import *imp, bool commit
 		}
 		mem_free(p->source);
 		mem_free(p->user);
+		mem_free(p->reason);
 	}
 	array_clear(&imp->pending);
 }
@@ -466,15 +509,7 @@ static void *archive_import_writer(void *context)
 		pthread_mutex_unlock(&imp->lock);
 
 		if (job->skip_reason != NULL) {
-			imp->result.skipped++;
-			imp->result.skipped_by_kind[job->skip_kind]++;
-			struct archive_import_event ev = {.type = ARCHIVE_IMPORT_SKIPPED,
-							  .source = job->source,
-							  .user = job->owners[0],
-							  .key = job->key,
-							  .skip = job->skip_kind,
-							  .reason = job->skip_reason};
-			archive_import_emit(imp, &ev);
+			archive_import_report_skip(imp, job);
 		} else if (job->new_dict != NULL) {
 			if (!batch.open && archive_import_begin(imp, &batch, &error) < 0)
 				failed = true;

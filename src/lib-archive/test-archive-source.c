@@ -84,11 +84,16 @@ struct seen {
 	uint64_t keys[16];
 	char reasons[8][128];
 	int64_t ids[8];
+	/* the key of every event but PROGRESS, in the order they came */
+	uint64_t order[16];
+	int events;
 };
 
 static void on_event(const struct archive_import_event *ev, void *context)
 {
 	struct seen *s = context;
+	if (ev->type != ARCHIVE_IMPORT_PROGRESS && s->events < 16)
+		s->order[s->events++] = ev->key;
 	if (ev->type == ARCHIVE_IMPORT_ARCHIVED) {
 		snprintf(s->users[s->archived], sizeof(s->users[0]), "%s", ev->user);
 		s->ids[s->archived] = ev->message_id;
@@ -188,6 +193,13 @@ static void test_source_import(void **state)
 		assert_memory_equal(data, shared, len);
 		mem_free(data);
 	}
+
+	/* in the source's order: a skip never overtakes the messages before it
+	 * that wait for their batch's commit */
+	static const uint64_t order[] = {11, 11, 12, 13, 14, 15, 16, 0};
+	assert_int_equal(seen.events, 8);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(seen.order[i], order[i]);
 
 	/* every failure reported with its reason, the import went on */
 	assert_int_equal(seen.skipped, 5);

@@ -502,8 +502,9 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	 mgmt_get_profiles,
 	 false},
 	F("CreateProfile",
-	  "Create an archiving profile (docs/sources.md lists the fields: type imap, host, port, "
-	  "security tls or starttls, fingerprint or caCertificate, login, password, adminMode, "
+	  "Create an archiving profile (docs/sources.md lists the fields: type imap or pop3, host, "
+	  "port, security tls or starttls, fingerprint or caCertificate, login, password, "
+	  "adminMode, "
 	  "mailboxes, user, folders, exclude, schedule, deleteAfterArchive). Answers the profile "
 	  "with its profileID.",
 	  mgmt_create_profile, {"profile", MGMT_API_JSON, true, "the profile's fields"}),

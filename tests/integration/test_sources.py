@@ -6,7 +6,9 @@ mail processes run as nobody): implicit TLS and STARTTLS with a certificate
 made here, a master user (login "mailbox*admin", and SASL PLAIN with an
 authorization identity), two mailboxes holding 2,400 real messages of corpus
 A (../shared/corpus, linux-mips) in nested folders, and a third mailbox for
-deleting after archiving. What the archive holds is compared byte for byte
+deleting after archiving (one test appends to one, for a continuous profile
+to pick up by itself), and a fourth read over POP3 (RETR compared with
+poplib's). What the archive holds is compared byte for byte
 with what Dovecot returns for BODY.PEEK[] (fetched here with imaplib).
 
 Time: the corpus slice is read once per module and Dovecot started once;
@@ -19,6 +21,7 @@ import imaplib
 import json
 import os
 import pathlib
+import poplib
 import pwd
 import shutil
 import signal
@@ -34,6 +37,7 @@ from test_instances import data_dir, state
 
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "linux-mips.mboxrd.zst")
 DOVECOT = "/usr/sbin/dovecot"
+DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
 # mailbox -> Maildir++ folder ("" is INBOX) -> how many messages
 LAYOUT = {
     "alice": [("", 700), ("Lists", 100), ("Lists.mips", 600), ("Lists.mips.old", 300),
@@ -41,7 +45,11 @@ LAYOUT = {
     "bob": [("", 350), ("Archive", 150)],
 }
 EXCLUDED = ("Trash",)
-PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
+PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
+             "dave": "dave-secret"}
+# a message whose lines start with dots: POP3 stuffs and the client unstuffs them
+DOTS = (b"From: dots@example.org\r\nSubject: dots\r\n\r\n.leading dot\r\n"
+        b"..two dots\r\n.\r\nafter a lone dot\r\n")
 MASTER, MASTER_PASSWORD = "archiver", "master-secret"
 RUN_TIMEOUT = 300
 STEP_DELAY_MS = 3000
@@ -83,13 +91,15 @@ class Dovecot:
         self.top = top
         self.work = top / "dovecot"
         self.imap_port, self.imaps_port = free_port(), free_port()
+        self.pop3_port, self.pop3s_port = free_port(), free_port()
+        self.pop3 = os.path.exists(DOVECOT_POP3)
 
     def conf(self):
         w = self.work
         return f"""base_dir = {w}/run
 state_dir = {w}/state
 log_path = {w}/dovecot.log
-protocols = imap
+protocols = imap{" pop3" if self.pop3 else ""}
 listen = 127.0.0.1
 ssl = yes
 ssl_cert = <{w}/cert.pem
@@ -126,7 +136,18 @@ service imap-login {{
     ssl = yes
   }}
 }}
-"""
+""" + (f"""service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {self.pop3s_port}
+    ssl = yes
+  }}
+}}
+""" if self.pop3 else "")
 
     def start(self):
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.work / "dovecot.conf")],
@@ -153,6 +174,17 @@ service imap-login {{
         c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps_port, ssl_context=ctx)
         c.login("%s*%s" % (mailbox, MASTER), MASTER_PASSWORD)
         return c
+
+    def pop3_messages(self, mailbox):
+        """RETR of every message (dot-stuffing undone, CRLF line ends)."""
+        ctx = ssl.create_default_context(cafile=str(self.work / "cert.pem"))
+        c = poplib.POP3_SSL("127.0.0.1", self.pop3s_port, context=ctx)
+        c.user("%s*%s" % (mailbox, MASTER))
+        c.pass_(MASTER_PASSWORD)
+        count = c.stat()[0]
+        out = [b"".join(line + b"\r\n" for line in c.retr(i + 1)[1]) for i in range(count)]
+        c.quit()
+        return out
 
     def contents(self, mailbox, skip=()):
         """folder -> [BODY.PEEK[] bytes] of a mailbox, as Dovecot serves them."""
@@ -185,7 +217,7 @@ def dovecot():
     for sub in ("run", "state", "mail", "home"):
         (w / sub).mkdir(parents=True)
     total = sum(n for folders in LAYOUT.values() for _, n in folders)
-    messages = corpus_messages(total + 20)
+    messages = corpus_messages(total + 50)
     pos = 0
     for mailbox, folders in LAYOUT.items():
         for folder, n in folders:
@@ -195,6 +227,8 @@ def dovecot():
     carol = messages[pos:pos + 20]
     write_maildir(w / "mail" / "carol", "", carol, pos)
     (w / "mail" / "carol" / "cur" / "99999.coffer:2,S").write_bytes(b"\x00\x01binary\x00" * 50)
+    # dave: for POP3
+    write_maildir(w / "mail" / "dave", "", messages[pos + 20:pos + 50] + [DOTS], pos + 20)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(w / "key.pem"), "-out", str(w / "cert.pem")],
@@ -433,3 +467,152 @@ def test_delete_after_archive_removes_only_what_was_archived(dovecot, coffer):
     res = r["result"]
     assert (res["archived"], res["failed"], res.get("deletedFromSource", 0)) == (0, 1, 0), r
     assert len(dovecot.contents("carol")["INBOX"]) == 1
+
+
+def test_continuous_schedule_brings_new_mail_by_itself(dovecot, coffer):
+    api = coffer.api
+    p = create(api, **profile_fields(dovecot, mailboxes=["bob"], schedule="continuous",
+                                     pauseSeconds=1))
+    pid = p["profileID"]
+    bob = sum(len(b) for b in dovecot.contents("bob").values())
+
+    def archived_runs():
+        return [r for r in call(api, "GetWorkerResults", "profileID=" + pid)
+                if r["state"] == "succeeded" and r["result"]["archived"] > 0]
+    # no RunProfile: the schedule starts it (the timer looks every 5 s)
+    first = wait_for(archived_runs, timeout=RUN_TIMEOUT, interval=0.5, what="a scheduled run")
+    assert [r["result"]["archived"] for r in first] == [bob], first
+    new = (b"From: someone@example.org\r\nTo: bob@example.org\r\n"
+           b"Subject: arrived while the profile runs on\r\n\r\nhello\r\n")
+    c = dovecot.login("bob")
+    typ, _ = c.append("Archive", None, None, new)
+    assert typ == "OK"
+    c.logout()
+    later = wait_for(lambda: [r for r in archived_runs() if r["jobID"] != first[0]["jobID"]],
+                     timeout=RUN_TIMEOUT, interval=0.5, what="the new message archived")
+    assert [r["result"]["archived"] for r in later] == [1], later
+    served = dovecot.contents("bob")["Archive"]
+    got = archived_bytes(coffer, "folder:Archive")
+    assert digests(got) == digests(served) and len(got) == 151
+    # back to manual: no more runs start
+    call(api, "SetProfile", "profileID=" + pid, "profile=" + json.dumps({"schedule": "manual"}))
+    wait_for(lambda: all(r["state"] != "running"
+                         for r in call(api, "GetWorkerResults", "profileID=" + pid)),
+             timeout=RUN_TIMEOUT, what="the last run to end")
+    runs = {r["jobID"] for r in call(api, "GetWorkerResults", "profileID=" + pid)}
+    time.sleep(7)  # more than the timer's 5 s period and the pause
+    assert {r["jobID"] for r in call(api, "GetWorkerResults", "profileID=" + pid)} == runs
+
+
+def test_pop3_by_uidl_with_stls_and_delete(dovecot, coffer):
+    if not dovecot.pop3:
+        pytest.skip("Dovecot's POP3 (dovecot-pop3d) is not installed")
+    api = coffer.api
+    served = dovecot.pop3_messages("dave")
+    assert len(served) == 31 and DOTS in served
+    p = create(api, **profile_fields(dovecot, type="pop3", port=dovecot.pop3_port,
+                                     security="starttls", mailboxes=["dave"], exclude=None,
+                                     folders=["Mail/POP3"]))
+    pid = p["profileID"]
+    r = run(api, pid)
+    assert r["state"] == "succeeded", r
+    assert (r["result"]["archived"], r["result"]["failed"]) == (31, 0), r
+    got = archived_bytes(coffer, "folder:Mail/POP3")
+    assert digests(got) == digests(served)
+    # incremental by UIDL: nothing new
+    r = run(api, pid)
+    assert (r["result"]["archived"], r["result"]["duplicates"]) == (0, 0), r
+    # a pin that does not match: a clear failure
+    call(api, "SetProfile", "profileID=" + pid, "profile=" + json.dumps({"fingerprint": "cd" * 32}))
+    r = run(api, pid)
+    assert r["state"] == "failed" and "fingerprint mismatch" in r["error"], r
+    # deleting: what is there is recognised as archived, then removed
+    call(api, "SetProfile", "profileID=" + pid,
+         "profile=" + json.dumps({"fingerprint": dovecot.fingerprint, "deleteAfterArchive": True}))
+    r = run(api, pid)
+    res = r["result"]
+    assert (res["archived"], res["duplicates"], res["deletedFromSource"]) == (0, 31, 31), r
+    assert dovecot.pop3_messages("dave") == []
+    assert len(archived_bytes(coffer, "folder:Mail/POP3")) == 31
+
+
+class CuttingProxy:
+    """A TCP relay to Dovecot that closes its first connection after `cut`
+    bytes from the server (in the middle of a FETCH), and relays the later
+    ones whole: the real server, with a connection that drops."""
+
+    def __init__(self, port, cut):
+        import socket
+        import threading
+        self.socket_mod, self.threading = socket, threading
+        self.target, self.cut, self.connections = port, cut, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopping = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stopping:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            server = self.socket_mod.create_connection(("127.0.0.1", self.target))
+            limit = self.cut if self.connections == 1 else None
+            self.threading.Thread(target=self.pipe, args=(client, server, None),
+                                  daemon=True).start()
+            self.threading.Thread(target=self.pipe, args=(server, client, limit),
+                                  daemon=True).start()
+
+    def pipe(self, src, dst, limit):
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[:limit - sent])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(self.socket_mod.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+
+
+def test_connection_dropped_mid_fetch_then_the_next_run_carries_on(dovecot, coffer):
+    api = coffer.api
+    # bob's 500 messages: each round trip passes two Python threads
+    expected = dovecot.contents("bob")
+    total = sum(len(b) for b in expected.values())
+    proxy = CuttingProxy(dovecot.imaps_port, cut=600_000)
+    try:
+        p = create(api, **profile_fields(dovecot, port=proxy.port, mailboxes=["bob"]))
+        first = run(api, p["profileID"])
+        assert first["state"] == "failed", first
+        assert "closed the connection" in first["error"] or "read failed" in first["error"], first
+        # what came whole before the drop is committed and kept
+        done = first["result"]["archived"]
+        assert 0 < done < total, first
+        second = run(api, p["profileID"])
+        assert second["state"] == "succeeded", second
+        # nothing lost, nothing twice: the state went up to the message cut
+        # off and no further, so nothing committed is fetched again
+        assert second["result"]["archived"] + done == total, (first, second)
+        assert second["result"]["duplicates"] == 0, second
+        got = archived_bytes(coffer)
+        assert len(got) == total
+        assert digests(got) == digests(b for blobs in expected.values() for b in blobs)
+    finally:
+        proxy.close()
