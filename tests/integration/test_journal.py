@@ -669,3 +669,35 @@ def test_catch_all(journal):
     assert p.stdout.count("250 2.0.0 Archived") == 4, p.stdout
     assert folder_counts(s) == {"catchall/Journal": 1, "u1/Journal": 1}
     assert read_folder(s, "catchall/Journal") == [body.encode()]
+
+
+def test_slow_instance_does_not_slow_another(journal):
+    """acme's process stopped (SIGSTOP: it takes calls and answers none) while
+    a delivery to it waits; a delivery to beta meanwhile is answered as usual
+    (bound: 20 s, on a loaded machine a fraction of that), and acme's is
+    answered once its process runs again."""
+    s = journal
+    base = data_dir(s, "beta")
+    s.api.call("CreateInstance", "instanceID=beta", "instanceHost=127.0.0.1", "baseDirectory=" + base)
+    wait_for(lambda: state(s, "beta") == "running", what="beta running")
+    s.api.call("CreateUser", "instanceID=beta", "userName=bea", 'emailAddresses=["bea@beta.example"]')
+    settings = dict(s.journal, instances=s.journal["instances"] + [
+        {"instanceID": "beta", "domains": ["beta.example"]}])
+    write_journal(s, settings)
+    wait_for(lambda: state(s, "beta") == "running", what="beta running")
+    pid = s.api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        slow = subprocess.Popen(["swaks", "--server", "127.0.0.1", "--port", str(s.lmtp), "--protocol", "LMTP",
+                                 "--from", "a@outside.example", "--to", "u1@" + DOMAIN, "--timeout", "90",
+                                 "--data", "Subject: slow\r\n\r\nslow"], stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        t0 = time.time()
+        p = swaks(s.lmtp, "--protocol", "LMTP", "--to", "bea@beta.example", "--data", "Subject: quick\r\n\r\nquick")
+        assert "250 2.0.0 Archived" in p.stdout, p.stdout
+        assert time.time() - t0 < 20
+        assert slow.poll() is None, "acme's delivery is still waiting"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    out, _ = slow.communicate(timeout=90)
+    assert "250 2.0.0 Archived" in out, out
