@@ -1,6 +1,7 @@
 #include "cli-config.h"
 #include "cli-api.h"
 #include "cli-args.h"
+#include "cli-journal.h"
 #include "cli-relocate.h"
 #include "config.h"
 #include "crypto.h"
@@ -68,6 +69,10 @@ static const struct {
 	 "                          OLD to below NEW: rewrite them (services stopped)\n",
 	 false},
 	{"show", "  show [ROLE] [--json]    the same as role show\n", true},
+	{"journal",
+	 "  journal show | set FILE | password USER   the journal receiver's settings\n"
+	 "                          (docs/sources.md); restart the Instance Host to apply\n",
+	 false},
 };
 
 static const char cli_config_usage_roles[] =
@@ -1518,6 +1523,9 @@ static int cli_config_dispatch(struct cli_config *cc, const char **error_r)
 		return cli_cmd_relocate(cc, error_r);
 	if (strcmp(cmd, "show") == 0)
 		return cli_cmd_role_show(cc, error_r);
+	if (strcmp(cmd, "journal") == 0)
+		return cli_journal_main(cc->dir, (const char *const *)cc->pos, cc->pos_count,
+					error_r);
 	*error_r = cmd[0] == '\0' ? "missing command" : tstr_printf("unknown command '%s'", cmd);
 	return -2;
 }

@@ -951,6 +951,39 @@ bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, ui
 	return true;
 }
 
+struct host_call {
+	host_instances_answer_fn *answer;
+	void *ctx;
+};
+
+static void host_call_answer(struct rpc_conn *conn, const struct json *result, const char *code,
+			     const char *text, void *ctx)
+{
+	struct host_call *call = ctx;
+	call->answer(result, code, text, call->ctx);
+	mem_free(call);
+}
+
+int host_instances_call(struct host_instances *hi, const char *id, const char *method,
+			struct json *args, unsigned int timeout_secs,
+			host_instances_answer_fn *answer, void *ctx, const char **error_r)
+{
+	struct host_instance *inst = host_find(hi, id);
+	if (inst == NULL || inst->conn == NULL || !rpc_conn_is_ready(inst->conn) ||
+	    inst->state != HOST_INSTANCE_RUNNING) {
+		json_unref(&args);
+		*error_r = inst == NULL ? tstr_printf("no instance '%s' here", id)
+					: tstr_printf("instance %s is %s", id,
+						      host_instance_state_names[inst->state]);
+		return -1;
+	}
+	struct host_call *call = mem_new(struct host_call);
+	call->answer = answer;
+	call->ctx = ctx;
+	rpc_conn_call(inst->conn, method, args, timeout_secs, host_call_answer, call);
+	return 0;
+}
+
 /* ---- moving (host-move) ---- */
 
 int host_instances_lookup(struct host_instances *hi, const char *id, char **base_dir_r,

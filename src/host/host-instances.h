@@ -70,6 +70,16 @@ char *host_instances_key_path(struct host_instances *hi, const char *id);
 int host_instances_adopt(struct host_instances *hi, const char *id, const char *dir,
 			 const char **error_r);
 
+/* A call into a running instance's process from the Instance Host itself
+ * (the journal receiver). `args` is taken. answer() runs once, later: with
+ * the result, or an error code ("closed" if the process went away). -1
+ * with *error_r, and no answer, if the instance is not running. */
+typedef void host_instances_answer_fn(const struct json *result, const char *code, const char *text,
+				      void *ctx);
+int host_instances_call(struct host_instances *hi, const char *id, const char *method,
+			struct json *args, unsigned int timeout_secs,
+			host_instances_answer_fn *answer, void *ctx, const char **error_r);
+
 /* ID syntax: [a-z0-9][a-z0-9-]{0,62}. */
 bool host_instances_id_valid(const char *id);
 

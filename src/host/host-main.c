@@ -3,6 +3,7 @@
  * to the Management Server. Instances (one process each) come with issue 4. */
 #include "host-main.h"
 #include "host-instances.h"
+#include "host-journal.h"
 #include "host-move.h"
 #include "config.h"
 #include "file.h"
@@ -11,6 +12,7 @@
 #include "mem.h"
 #include "role-daemon.h"
 #include "rpc.h"
+#include "tls.h"
 #include "tstr.h"
 
 #include <string.h>
@@ -27,6 +29,8 @@ struct host {
 	struct json *peers;
 	struct host_instances *instances;
 	struct host_move *move;
+	struct host_journal *journal;
+	struct tls_context *journal_tls;
 	time_t started;
 };
 
@@ -235,6 +239,24 @@ static void host_listen_local(struct host *host)
 	mem_free(path);
 }
 
+/* The journal receiver (host-journal.h), when journal.json says so; STARTTLS
+ * presents the host's own TCP certificate. */
+static int host_start_journal(struct host *host, const char **error_r)
+{
+	/* a context of its own: the role-to-role one asks for client
+	 * certificates, which mail clients do not have */
+	const char *dir = role_daemon_config_dir(host->rd);
+	char *cert = config_cert_path(dir, CONFIG_ROLE_INSTANCE_HOST, CONFIG_KIND_TCP);
+	char *key = config_key_path(dir, CONFIG_ROLE_INSTANCE_HOST, CONFIG_KIND_TCP);
+	host->journal_tls = tls_context_create_server(cert, key, NULL, NULL, error_r);
+	mem_free(cert);
+	mem_free(key);
+	if (host->journal_tls == NULL)
+		return -1;
+	return host_journal_create(role_daemon_base(host->rd), role_daemon_config_dir(host->rd),
+				   host->instances, host->journal_tls, &host->journal, error_r);
+}
+
 int host_main(int argc, char **argv)
 {
 	struct host host = {.started = time(NULL)};
@@ -249,6 +271,9 @@ int host_main(int argc, char **argv)
 				     role_daemon_client_tls(host.rd), role_daemon_hello(host.rd));
 	host.tcp_server = role_daemon_listen_tcp(host.rd, host_peer_check, &host,
 						 &host_tcp_callbacks, &host, &error);
+	/* the journal's ports are bound before privileges are dropped (25, 24) */
+	if (host.tcp_server != NULL && host_start_journal(&host, &error) < 0)
+		rpc_server_destroy(&host.tcp_server);
 	if (host.tcp_server != NULL && role_daemon_drop_privileges(host.rd, &error) < 0)
 		rpc_server_destroy(&host.tcp_server);
 	host_load_peers(&host);
@@ -268,6 +293,8 @@ int host_main(int argc, char **argv)
 		ret = role_daemon_run(host.rd);
 		host_instances_stop_all(host.instances);
 	}
+	host_journal_destroy(&host.journal);
+	tls_context_destroy(&host.journal_tls);
 	rpc_server_destroy(&host.tcp_server);
 	host_move_destroy(&host.move);
 	host_instances_destroy(&host.instances);

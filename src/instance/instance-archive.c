@@ -2,6 +2,7 @@
 #include "instance-calls.h"
 #include "instance.h"
 #include "archive-import.h"
+#include "archive-source.h"
 #include "archive.h"
 #include "catalog.h"
 #include "instance-jobs.h"
@@ -11,6 +12,12 @@
 #include "str.h"
 #include "tstr.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <event2/event.h>
+#include "array.h"
 #include <ftw.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -21,8 +28,9 @@ struct instance_archive {
 	char *base_dir;
 	char *key_file;
 	struct instance_jobs *jobs;
-	struct archive *archive; /* writable; owned by a running import or verify */
-	struct archive *reader;  /* read-only, for reads while a job runs */
+	struct archive *archive;    /* writable; owned by a running import or verify */
+	struct archive *reader;     /* read-only, for reads while a job runs */
+	struct instance_lane *lane; /* while an import job runs */
 };
 
 struct instance_archive *instance_archive_create(const char *base_dir, const char *key_file,
@@ -107,6 +115,411 @@ static int instance_archive_messages_now(struct archive *a, long long *count_r,
 	return 0;
 }
 
+/* ---- one message, now (the journal receiver) ---- */
+
+struct instance_file_counts {
+	unsigned int archived, duplicates, skipped;
+	const char *reason;
+};
+
+static void instance_file_event(const struct archive_import_event *ev, void *context)
+{
+	struct instance_file_counts *c = context;
+	if (ev->type == ARCHIVE_IMPORT_ARCHIVED)
+		c->archived++;
+	else if (ev->type == ARCHIVE_IMPORT_DUPLICATE)
+		c->duplicates++;
+	else if (ev->type == ARCHIVE_IMPORT_SKIPPED) {
+		c->skipped++;
+		c->reason = tstr_printf("%s", ev->reason != NULL ? ev->reason : "not a message");
+	}
+}
+
+/* The one message as a source (archive-source.h): read from its file. */
+struct instance_file_source {
+	const char *path;
+	int fd;
+	const char *const *owners;
+	size_t owner_count;
+	const char *folder;
+	bool given;
+};
+
+static int instance_file_next(void *context, struct archive_source_message *msg_r,
+			      const char **error_r)
+{
+	struct instance_file_source *src = context;
+	struct stat st;
+	if (src->given)
+		return 0;
+	src->given = true;
+	src->fd = open(src->path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0 || fstat(src->fd, &st) < 0) {
+		*error_r = tstr_printf("%s: %s", src->path, strerror(errno));
+		return -1;
+	}
+	*msg_r = (struct archive_source_message){
+		.label = "journal",
+		.folder = src->folder,
+		.owners = src->owners,
+		.owner_count = src->owner_count,
+		.size = (uint64_t)st.st_size,
+	};
+	return 1;
+}
+
+static ssize_t instance_file_read(void *context, unsigned char *buf, size_t size,
+				  const char **error_r)
+{
+	struct instance_file_source *src = context;
+	ssize_t n;
+	do
+		n = read(src->fd, buf, size);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		*error_r = tstr_printf("%s: %s", src->path, strerror(errno));
+	return n;
+}
+
+static const struct archive_source_funcs instance_file_funcs = {
+	.next = instance_file_next,
+	.read = instance_file_read,
+};
+
+int instance_archive_file_message(struct instance_archive *ia, const char *path,
+				  const char *const *owners, size_t owner_count, const char *folder,
+				  uint64_t max_size, unsigned int *archived_r,
+				  unsigned int *duplicates_r, const char **code_r,
+				  const char **error_r)
+{
+	*archived_r = *duplicates_r = 0;
+	*code_r = "failed";
+	if (instance_jobs_running(ia->jobs) != NULL) {
+		*code_r = "busy";
+		*error_r = tstr_printf("a job (%s) holds the archive's writer",
+				       instance_jobs_running(ia->jobs));
+		return -1;
+	}
+	struct archive *a = instance_archive_get(ia, true, error_r);
+	if (a == NULL)
+		return -1;
+	struct instance_file_counts c = {0};
+	struct instance_file_source src = {
+		.path = path,
+		.fd = -1,
+		.owners = owners,
+		.owner_count = owner_count,
+		.folder = folder,
+	};
+	/* one message for every owner: one stored copy, one commit */
+	struct archive_import_settings set = {
+		.user = owners[0],
+		.folder = folder,
+		.workers = 1,
+		.cb = instance_file_event,
+		.context = &c,
+		.max_message_size = max_size,
+	};
+	struct archive_import_result result;
+	int ret = archive_source_import(a, &set, &instance_file_funcs, &src, &result, error_r);
+	if (src.fd >= 0)
+		close(src.fd);
+	if (ret < 0)
+		return -1;
+	if (c.skipped > 0 || c.archived + c.duplicates != owner_count) {
+		*code_r = "refused";
+		*error_r = tstr_printf("not archived: %s", c.reason != NULL ? c.reason : "?");
+		return -1;
+	}
+	*archived_r = c.archived;
+	*duplicates_r = c.duplicates;
+	return 0;
+}
+
+/* ---- the journal lane: messages filed through a running import ----
+ *
+ * An import job holds the archive's one writer for as long as it runs. A
+ * journal message that arrives meanwhile does not wait for it: it is put
+ * in the lane, and the job's source (instance_lane_funcs, wrapped around
+ * the files) hands it to the pipeline before its own next message. The
+ * pipeline commits it with its batch (at most two seconds later) and its
+ * events, which come only after that commit, answer the delivery (on the
+ * loop, by a timer). Whatever the job did not take or commit is answered
+ * as failed when the job ends: the sender tries again. */
+
+#define INSTANCE_LANE_KEY (1ull << 63) /* keys of lane messages */
+#define INSTANCE_LANE_POLL_MSECS 100
+
+struct instance_lane_item {
+	uint64_t key;
+	char *path;
+	char **owners;
+	size_t owner_count;
+	char *folder;
+	unsigned int events, archived, duplicates;
+	bool failed;
+	char *error;
+	instance_archive_filed_fn *filed;
+	void *ctx;
+};
+
+struct instance_lane {
+	pthread_mutex_t lock;
+	/* guarded by lock: */
+	bool open; /* the job's source still takes messages */
+	ARRAY(struct instance_lane_item *) queued, taken, finished;
+	uint64_t next_key;
+	/* what lane messages added to the import's totals (not the job's own) */
+	uint64_t archived, duplicates, skipped;
+	/* the job's reading thread only: */
+	const struct archive_source_funcs *inner;
+	void *inner_ctx;
+	struct instance_lane_item *current;
+	int fd;
+	/* the job's event callback for its own messages */
+	archive_import_cb *inner_cb;
+	void *inner_cb_ctx;
+	/* the loop only: */
+	struct event *timer;
+};
+
+static void instance_lane_item_free(struct instance_lane_item *item)
+{
+	for (size_t i = 0; i < item->owner_count; i++)
+		mem_free(item->owners[i]);
+	mem_free(item->owners);
+	mem_free(item->path);
+	mem_free(item->folder);
+	mem_free(item->error);
+	mem_free(item);
+}
+
+static void instance_lane_close_fd(struct instance_lane *lane)
+{
+	if (lane->fd >= 0)
+		close(lane->fd);
+	lane->fd = -1;
+}
+
+static int instance_lane_next(void *context, struct archive_source_message *msg_r,
+			      const char **error_r)
+{
+	struct instance_lane *lane = context;
+	instance_lane_close_fd(lane);
+	lane->current = NULL;
+	for (;;) {
+		pthread_mutex_lock(&lane->lock);
+		struct instance_lane_item *item = NULL;
+		if (lane->queued.count > 0) {
+			item = lane->queued.items[0];
+			array_delete(&lane->queued, 0, 1);
+			array_append(&lane->taken, item);
+		}
+		pthread_mutex_unlock(&lane->lock);
+		if (item == NULL)
+			break;
+		struct stat st;
+		lane->fd = open(item->path, O_RDONLY | O_CLOEXEC);
+		if (lane->fd < 0 || fstat(lane->fd, &st) < 0) {
+			/* reported as skipped by the pipeline: the event fails it */
+			*msg_r = (struct archive_source_message){
+				.label = "journal",
+				.key = item->key,
+				.skip_reason = tstr_printf("%s: %s", item->path, strerror(errno)),
+				.skip_kind = ARCHIVE_IMPORT_SKIP_UNREADABLE,
+			};
+			return 1;
+		}
+		lane->current = item;
+		*msg_r = (struct archive_source_message){
+			.label = "journal",
+			.key = item->key,
+			.folder = item->folder,
+			.owners = (const char *const *)item->owners,
+			.owner_count = item->owner_count,
+			.size = (uint64_t)st.st_size,
+		};
+		return 1;
+	}
+	int ret = lane->inner->next(lane->inner_ctx, msg_r, error_r);
+	if (ret == 0) {
+		pthread_mutex_lock(&lane->lock);
+		bool more = lane->queued.count > 0;
+		if (!more)
+			lane->open = false;
+		pthread_mutex_unlock(&lane->lock);
+		if (more) /* came in meanwhile */
+			return instance_lane_next(context, msg_r, error_r);
+	}
+	return ret;
+}
+
+static ssize_t instance_lane_read(void *context, unsigned char *buf, size_t size,
+				  const char **error_r)
+{
+	struct instance_lane *lane = context;
+	if (lane->current == NULL)
+		return lane->inner->read(lane->inner_ctx, buf, size, error_r);
+	ssize_t n;
+	do
+		n = read(lane->fd, buf, size);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		*error_r = tstr_printf("%s: %s", lane->current->path, strerror(errno));
+	return n;
+}
+
+static unsigned char *instance_lane_take(void *context, size_t *len_r)
+{
+	struct instance_lane *lane = context;
+	if (lane->current != NULL || lane->inner->take == NULL)
+		return NULL;
+	return lane->inner->take(lane->inner_ctx, len_r);
+}
+
+static const struct archive_source_funcs instance_lane_funcs = {
+	.next = instance_lane_next,
+	.read = instance_lane_read,
+	.take = instance_lane_take,
+};
+
+/* The writer's events: lane messages are answered, the rest go to the job. */
+static void instance_lane_event(const struct archive_import_event *ev, void *context)
+{
+	struct instance_lane *lane = context;
+	if (ev->type == ARCHIVE_IMPORT_PROGRESS || (ev->key & INSTANCE_LANE_KEY) == 0) {
+		lane->inner_cb(ev, lane->inner_cb_ctx);
+		return;
+	}
+	pthread_mutex_lock(&lane->lock);
+	for (size_t i = 0; i < lane->taken.count; i++) {
+		struct instance_lane_item *item = lane->taken.items[i];
+		if (item->key != ev->key)
+			continue;
+		item->events++;
+		if (ev->type == ARCHIVE_IMPORT_ARCHIVED) {
+			item->archived++;
+			lane->archived++;
+		} else if (ev->type == ARCHIVE_IMPORT_DUPLICATE) {
+			item->duplicates++;
+			lane->duplicates++;
+		} else {
+			lane->skipped++;
+			item->failed = true;
+			item->error = mem_strdup(ev->reason != NULL ? ev->reason : "not archived");
+		}
+		if (item->failed || item->events == item->owner_count) {
+			array_delete(&lane->taken, i, 1);
+			array_append(&lane->finished, item);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&lane->lock);
+}
+
+static void instance_lane_answer(struct instance_lane_item *item, bool ok)
+{
+	if (ok && !item->failed)
+		item->filed(0, item->archived, item->duplicates, NULL, NULL, item->ctx);
+	else
+		item->filed(-1, 0, 0, "failed",
+			    item->error != NULL
+				    ? item->error
+				    : "the import the message was queued in ended first",
+			    item->ctx);
+	instance_lane_item_free(item);
+}
+
+/* On the loop: answer what was committed. */
+static void instance_lane_poll(evutil_socket_t fd, short what, void *ctx)
+{
+	struct instance_lane *lane = ctx;
+	pthread_mutex_lock(&lane->lock);
+	size_t n = lane->finished.count;
+	struct instance_lane_item **done = mem_alloc(sizeof(*done) * (n + 1));
+	for (size_t i = 0; i < n; i++)
+		done[i] = lane->finished.items[i];
+	array_clear(&lane->finished);
+	pthread_mutex_unlock(&lane->lock);
+	for (size_t i = 0; i < n; i++)
+		instance_lane_answer(done[i], true);
+	mem_free(done);
+}
+
+static struct instance_lane *instance_lane_create(const struct archive_source_funcs *inner,
+						  void *inner_ctx, archive_import_cb *cb,
+						  void *cb_ctx)
+{
+	struct instance_lane *lane = mem_new(struct instance_lane);
+	pthread_mutex_init(&lane->lock, NULL);
+	lane->open = true;
+	lane->fd = -1;
+	lane->inner = inner;
+	lane->inner_ctx = inner_ctx;
+	lane->inner_cb = cb;
+	lane->inner_cb_ctx = cb_ctx;
+	lane->next_key = INSTANCE_LANE_KEY;
+	return lane;
+}
+
+/* On the loop, after the job's thread ended: answer everything. */
+static void instance_lane_destroy(struct instance_lane **lanep)
+{
+	struct instance_lane *lane = *lanep;
+	if (lane == NULL)
+		return;
+	*lanep = NULL;
+	instance_lane_close_fd(lane);
+	instance_lane_poll(-1, 0, lane);
+	for (size_t i = 0; i < lane->taken.count; i++)
+		instance_lane_answer(lane->taken.items[i], false);
+	for (size_t i = 0; i < lane->queued.count; i++)
+		instance_lane_answer(lane->queued.items[i], false);
+	array_free(&lane->taken);
+	array_free(&lane->queued);
+	array_free(&lane->finished);
+	if (lane->timer != NULL)
+		event_free(lane->timer);
+	pthread_mutex_destroy(&lane->lock);
+	mem_free(lane);
+}
+
+int instance_archive_file_message_queued(struct instance_archive *ia, struct event_base *base,
+					 const char *path, const char *const *owners,
+					 size_t owner_count, const char *folder,
+					 instance_archive_filed_fn *filed, void *ctx)
+{
+	struct instance_lane *lane = ia->lane;
+	if (lane == NULL)
+		return 0;
+	struct instance_lane_item *item = mem_new(struct instance_lane_item);
+	item->path = mem_strdup(path);
+	item->owners = mem_alloc(sizeof(char *) * owner_count);
+	for (size_t i = 0; i < owner_count; i++)
+		item->owners[i] = mem_strdup(owners[i]);
+	item->owner_count = owner_count;
+	item->folder = mem_strdup(folder);
+	item->filed = filed;
+	item->ctx = ctx;
+	pthread_mutex_lock(&lane->lock);
+	bool open = lane->open;
+	if (open) {
+		item->key = lane->next_key++;
+		array_append(&lane->queued, item);
+	}
+	pthread_mutex_unlock(&lane->lock);
+	if (!open) {
+		instance_lane_item_free(item);
+		return 0;
+	}
+	if (lane->timer == NULL) {
+		lane->timer = event_new(base, -1, EV_PERSIST, instance_lane_poll, lane);
+		struct timeval tv = {0, INSTANCE_LANE_POLL_MSECS * 1000};
+		event_add(lane->timer, &tv);
+	}
+	return 1;
+}
+
 /* ---- imports ---- */
 
 struct instance_import {
@@ -115,6 +528,7 @@ struct instance_import {
 	char *owner, *folder;
 	char **paths;
 	size_t path_count;
+	struct instance_lane *lane; /* journal messages filed through this job */
 	/* the job's thread only: */
 	uint64_t input_bytes;
 	struct archive_import_result counts;
@@ -124,6 +538,10 @@ struct instance_import {
 static void instance_import_free(void *ctx)
 {
 	struct instance_import *imp = ctx;
+	/* on the loop, after the job's thread ended (or it never started) */
+	if (imp->ia->lane == imp->lane)
+		imp->ia->lane = NULL;
+	instance_lane_destroy(&imp->lane);
 	for (size_t i = 0; i < imp->path_count; i++)
 		mem_free(imp->paths[i]);
 	mem_free(imp->paths);
@@ -217,16 +635,32 @@ static int instance_import_run(struct instance_job *job, void *ctx, const char *
 	struct instance_import *imp = ctx;
 	imp->job = job;
 	imp->input_bytes = instance_import_input_bytes(imp);
+	struct archive_source_files *files = archive_source_files_create(
+		(const char *const *)imp->paths, imp->path_count, imp->folder, 0);
+	struct instance_lane *lane = imp->lane;
+	lane->inner_ctx = files;
 	struct archive_import_settings set = {
 		.user = imp->owner,
 		.folder = imp->folder,
-		.cb = instance_import_event,
-		.context = imp,
+		.cb = instance_lane_event,
+		.context = lane,
 		.cancel = instance_job_cancel_flag(job),
 	};
 	struct archive_import_result result = {0};
-	int ret = archive_import(imp->ia->archive, &set, (const char *const *)imp->paths,
-				 imp->path_count, &result, error_r);
+	int ret = archive_source_import(imp->ia->archive, &set, &instance_lane_funcs, lane, &result,
+					error_r);
+	instance_lane_close_fd(lane);
+	pthread_mutex_lock(&lane->lock);
+	lane->open = false;
+	pthread_mutex_unlock(&lane->lock);
+	archive_source_files_destroy(&files);
+	/* the job reports its own input only */
+	pthread_mutex_lock(&lane->lock);
+	result.archived -= lane->archived < result.archived ? lane->archived : result.archived;
+	result.duplicates -=
+		lane->duplicates < result.duplicates ? lane->duplicates : result.duplicates;
+	result.skipped -= lane->skipped < result.skipped ? lane->skipped : result.skipped;
+	pthread_mutex_unlock(&lane->lock);
 	/* the engine's own totals: what it committed, also when stopped */
 	imp->counts.archived = result.archived;
 	imp->counts.duplicates = result.duplicates;
@@ -345,11 +779,14 @@ static int instance_import_start(struct instance_archive *ia, const struct json 
 	json_set_string(shown, "folder", imp->folder);
 	json_set_int(internal, "messagesBefore", before);
 	const char *id;
+	imp->lane =
+		instance_lane_create(&archive_source_files_funcs, NULL, instance_import_event, imp);
 	if (instance_jobs_start(ia->jobs, &instance_import_kind, shown, internal, imp, &id,
 				error_r) < 0) {
 		instance_import_free(imp);
 		return -1;
 	}
+	ia->lane = imp->lane;
 	*result_r = instance_job_started(id);
 	return 0;
 }

@@ -14,6 +14,8 @@
  * so.
  */
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct archive;
 struct instance;
@@ -59,5 +61,31 @@ struct archive *instance_archive_for_reading(struct instance_archive *ia, const 
 /* The writable handle, refused while a job runs (deletions; a job started
  * right after owns it until it ends, as an import does). */
 struct archive *instance_archive_for_writing(struct instance_archive *ia, const char **error_r);
+
+/* File one message (a file under the base directory) for each of `owners`
+ * (archive names) in `folder`, committed durably before it returns: the
+ * content is stored once however many owners (deduplication), and an owner
+ * that already holds it in that folder is not given it again. Runs on the
+ * calling thread (one message: bounded). Refused ("busy") while a job
+ * holds the archive's writer. *archived_r / *duplicates_r count owners. */
+int instance_archive_file_message(struct instance_archive *ia, const char *path,
+				  const char *const *owners, size_t owner_count, const char *folder,
+				  uint64_t max_size, unsigned int *archived_r,
+				  unsigned int *duplicates_r, const char **code_r,
+				  const char **error_r);
+
+/* While an import job runs, a message need not wait for it: queued, it is
+ * filed through the job's own pipeline (before the job's next message) and
+ * committed with its batch; filed() runs on the loop once it is committed
+ * (ret 0) or could not be (ret -1 with code and error: the job failed, was
+ * cancelled or ended first). 1 queued, 0 no import job takes messages now
+ * (the caller answers "busy"). */
+struct event_base;
+typedef void instance_archive_filed_fn(int ret, unsigned int archived, unsigned int duplicates,
+				       const char *code, const char *error, void *ctx);
+int instance_archive_file_message_queued(struct instance_archive *ia, struct event_base *base,
+					 const char *path, const char *const *owners,
+					 size_t owner_count, const char *folder,
+					 instance_archive_filed_fn *filed, void *ctx);
 
 #endif

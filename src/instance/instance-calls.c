@@ -9,6 +9,7 @@
 #include "instance-rights.h"
 #include "instance-retention.h"
 #include "instance-jobs.h"
+#include "instance-journal.h"
 #include "instance-profiles.h"
 #include "instance-users.h"
 #include "json.h"
@@ -189,6 +190,8 @@ static const struct instance_call_def instance_calls[] = {
 	{"GetWorkerResults", instance_profiles_results, 0, NULL, NULL, NULL},
 	{"InitializeMFA", instance_users_initialize_mfa, USERS | W, NULL, NULL,
 	 instance_audit_args},
+	{"JournalDeliver", instance_journal_deliver, W, NULL, NULL, NULL},
+	{"JournalResolve", instance_journal_resolve, USERS, NULL, NULL, NULL},
 	{"Ping", calls_ping, 0, NULL, NULL, NULL},
 	{"ProcessRetentionPolicies", instance_retention_process, USERS | W | LONG, NULL, NULL,
 	 instance_audit_args},

@@ -469,6 +469,23 @@ const char *instance_users_archive_name(struct instance_users *users, const char
 	return json_get_string(users_find(users, user_name), "archiveName");
 }
 
+const char *instance_users_find_by_address(struct instance_users *users, const char *address)
+{
+	struct hash_iter iter;
+	const char *key;
+	void *value;
+	hash_iter_init(&iter, users->by_name);
+	while (hash_iter_next(&iter, &key, &value) > 0) {
+		const struct json *emails = json_get(value, "emailAddresses");
+		for (size_t i = 0; i < json_count(emails); i++) {
+			const char *e = json_string_of(json_at(emails, i));
+			if (e != NULL && strcasecmp(e, address) == 0)
+				return json_get_string(value, "userName");
+		}
+	}
+	return NULL;
+}
+
 static int users_check_name(const char *name, const char **error_r)
 {
 	size_t len = name == NULL ? 0 : strlen(name);

@@ -57,6 +57,10 @@ int instance_users_disable_mfa(struct instance_call *call);
 /* The archive name of a user (borrowed), or NULL. */
 const char *instance_users_archive_name(struct instance_users *users, const char *user_name);
 
+/* The user with this email address (any case), borrowed name, or NULL.
+ * A scan of every user: called once per journal recipient. */
+const char *instance_users_find_by_address(struct instance_users *users, const char *address);
+
 /* ---- end users (Client* calls) ---- */
 
 /* What a logged-in user's session needs: {userName, fullName,
