@@ -107,6 +107,7 @@ cat <<EOT
 
 Coffer is running in single server mode (config directory $DIR).
 
+  Console          https://$host:8470/   (also https://localhost:8470/), log in as admin
   Management API   https://$host:8470/api/invoke/<Function>   (also https://localhost:8470)
                    certificate fingerprint $http_fp
   Administrator    admin / $PASSWORD

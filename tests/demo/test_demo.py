@@ -276,6 +276,9 @@ def test_readme_client_examples_work_as_written(machine, demo):
     assert mgmt, "the README's Management API curl example"
     env = json.loads(machine.run(mgmt[0]).stdout)
     assert env["statusCode"] == "succeeded" and env["result"]["mode"] == "single"
+    # The Console the README and the demo point at answers its page.
+    page = machine.run("curl -sk https://localhost:8470/").stdout
+    assert "<title>Management Console</title>" in page and "console-main.js" in page
 
 
 def readme_blocks_all():
