@@ -1,6 +1,7 @@
 /* console-instance: one instance's pages, #/instances/ID/TAB: its overview
  * (configuration, state, statistics), users (create, privileges, login
- * privileges, reset MFA, delete), search, imports (a job with progress)
+ * privileges, reset MFA, delete), stores (state, a new one, verify),
+ * live statistics (polled, drawn as SVG), search, imports (a job with progress)
  * and its audit log (filters, pages, verify). Every tab is a table of TABS
  * with its own render(container, id, visit); all through the Management
  * API. */
@@ -290,9 +291,156 @@ async function audit(c, id, visit) {
   await load();
 }
 
+/* GetStores answers a line per store: "NAME STATE key=value ...". */
+function parseStore(line) {
+  const [name, state, ...rest] = String(line).split(/\s+/);
+  const row = { storeName: name, state };
+  for (const kv of rest) {
+    const i = kv.indexOf('=');
+    if (i > 0) row[kv.slice(0, i)] = Number(kv.slice(i + 1));
+  }
+  return row;
+}
+
+const STORE_STATES = ['current', 'normal', 'write-protected', 'disabled'];
+
+async function stores(c, id, visit) {
+  const error = errorLine();
+  const jobs = el('div', { class: 'jobs' });
+  let load = null;
+  const table = createTable({
+    columns: [
+      { key: 'storeName', label: 'Store' },
+      { key: 'state', label: 'State' },
+      { key: 'messages', label: 'Messages' },
+      { key: 'raw_bytes', label: 'Raw bytes' },
+      { key: 'stored_bytes', label: 'Stored bytes' },
+      { key: 'actions', label: 'Set state', sortable: false, render: (st) => {
+        const select = el('select', { 'aria-label': 'State of ' + st.storeName },
+          ...STORE_STATES.map((v) => el('option', { value: v, text: v })));
+        select.value = st.state;
+        select.addEventListener('change', async () => {
+          try {
+            await invoke('SetStoreRequestedState', { instanceID: id, storeName: st.storeName, requestedState: select.value });
+            toast(st.storeName + ': ' + select.value + '.');
+          } catch (e) {
+            toast(e.message, { kind: 'error' });
+          }
+          load();
+        });
+        return select;
+      } },
+    ],
+    filterLabel: 'Filter stores', empty: 'No stores.', rowKey: 'storeName', caption: 'Archive stores',
+  });
+  load = async () => {
+    try {
+      const list = await invoke('GetStores', { instanceID: id }, { kind: 'instance-stores' });
+      if (list === SUPERSEDED || visit.gone) return;
+      showError(error, null);
+      table.setRows((list || []).map(parseStore));
+    } catch (e) {
+      showError(error, e);
+    }
+  };
+  const create = el('button', { type: 'button', class: 'ghost', text: 'New current store', id: 'create-store',
+    onclick: async () => {
+      try {
+        await invoke('CreateStore', { instanceID: id });
+        toast('A new current store.');
+      } catch (e) {
+        toast(e.message, { kind: 'error' });
+      }
+      load();
+    } });
+  const verify = el('button', { type: 'button', class: 'primary', text: 'Verify stores', id: 'verify-stores',
+    onclick: async () => {
+      const p = jobProgress('Verify stores', 'VerifyStores:' + id);
+      jobs.prepend(p.element);
+      try {
+        const r = await runJob('VerifyStores', { instanceID: id }, p.follow);
+        p.update({ state: 'done', message: r.problems + ' problem' + (r.problems === 1 ? '' : 's') });
+        p.element.dataset.problems = String(r.problems);
+      } catch (e) {
+        p.update({ state: 'failed', message: e.message });
+      }
+    } });
+  c.append(el('div', { class: 'panel-head' }, el('h2', { text: 'Stores' }), el('span', { class: 'row-actions' }, create, verify)),
+    error, jobs, table.element);
+  await load();
+}
+
+const LIVE_MS = 2000;
+const LIVE_SAMPLES = 60;
+
+/* A line chart of the last samples as SVG drawn here: two series on a
+ * small fixed canvas need no charting library (and none has to pass the
+ * CSP or be kept up to date). */
+function lineChart(title, unit) {
+  const W = 300;
+  const H = 80;
+  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  line.setAttribute('fill', 'none');
+  line.setAttribute('stroke', 'currentColor');
+  line.setAttribute('stroke-width', '2');
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', title);
+  svg.append(line);
+  const last = el('span', { class: 'chart-last', 'aria-live': 'off' });
+  const element = el('figure', { class: 'chart-view panel' }, el('figcaption', {}, title + ': ', last), svg);
+  const values = [];
+  return {
+    element,
+    add(v) {
+      values.push(v);
+      if (values.length > LIVE_SAMPLES) values.shift();
+      const max = Math.max(...values, 1);
+      const min = Math.min(...values, 0);
+      const step = W / (LIVE_SAMPLES - 1);
+      line.setAttribute('points', values.map((x, i) =>
+        `${(i * step).toFixed(1)},${(H - 4 - ((x - min) / (max - min || 1)) * (H - 8)).toFixed(1)}`).join(' '));
+      line.dataset.samples = String(values.length);
+      last.textContent = (Math.round(v * 10) / 10) + ' ' + unit;
+    },
+  };
+}
+
+async function live(c, id, visit) {
+  const error = errorLine();
+  const memory = lineChart('Memory (resident)', 'MiB');
+  const calls = lineChart('Calls per second', '/s');
+  const info = el('p', { class: 'live-info' });
+  c.append(el('h2', { text: 'Live statistics' }),
+    el('p', { class: 'muted', text: `The instance process, every ${LIVE_MS / 1000} s while this page is open (the last ${LIVE_SAMPLES}).` }),
+    error, info, el('div', { class: 'charts' }, memory.element, calls.element));
+  let before = null;
+  const poll = async () => {
+    if (visit.gone) return;
+    try {
+      const s = await invoke('GetInstanceProcessLiveStatistics', { instanceID: id }, { kind: 'instance-live', background: true });
+      if (s === SUPERSEDED || visit.gone) return;
+      showError(error, null);
+      memory.add(s.residentKiB / 1024);
+      const now = Date.now();
+      if (before && s.pid === before.pid) calls.add(Math.max(0, s.calls - before.calls) / ((now - before.at) / 1000));
+      before = { pid: s.pid, calls: s.calls, at: now };
+      info.textContent = `pid ${s.pid} · up ${s.uptimeSeconds} s · ${s.calls} calls` + (s.frozen ? ' · frozen' : '');
+    } catch (e) {
+      showError(error, e);
+    }
+    if (!visit.gone) setTimeout(poll, LIVE_MS);
+  };
+  await poll();
+}
+
 const TABS = [
   { tab: 'overview', label: 'Overview', render: overview },
   { tab: 'users', label: 'Users', render: users },
+  { tab: 'stores', label: 'Stores', render: stores },
+  { tab: 'live', label: 'Live', render: live },
   { tab: 'search', label: 'Search', render: search },
   { tab: 'import', label: 'Import', render: imports },
   { tab: 'audit', label: 'Audit log', render: audit },

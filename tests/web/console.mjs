@@ -510,6 +510,20 @@ await scenario('instance_create_and_pages', async (use) => {
   await importForm.getByLabel(/^Path/).fill('import/mail.mbox');
   await importForm.locator('button[type=submit]').click();
   await page.locator('.progress-view[data-job="ImportFiles:import/mail.mbox"][data-state="done"][data-archived="40"]').waitFor({ timeout: 90000 });
+  // stores: a new current store, then every store verified as a job
+  await page.locator('.tabs a[data-tab="stores"]').click();
+  await page.locator('.tab-body[data-tab="stores"] .data-table tbody tr[data-key]').first().waitFor();
+  const storesBefore = api('GetStores', 'instanceID=beta').length;
+  await page.locator('#create-store').click();
+  await page.locator(`.tab-body[data-tab="stores"] .data-table tbody tr[data-key] >> nth=${storesBefore}`).waitFor();
+  expect(api('GetStores', 'instanceID=beta').length === storesBefore + 1, 'a new store on the server');
+  await page.locator('#verify-stores').click();
+  await page.locator('.progress-view[data-job="VerifyStores:beta"][data-state="done"][data-problems="0"]').waitFor({ timeout: 90000 });
+  // live statistics: the chart grows from the polls (every 2 s; 30 s allowed here)
+  await page.locator('.tabs a[data-tab="live"]').click();
+  await page.locator('svg.chart polyline[data-samples="3"]').first().waitFor({ state: 'attached', timeout: 30000 });
+  expect(/MiB/.test(await page.locator('.chart-last').first().textContent()), 'the memory in MiB');
+  await page.screenshot({ path: path.join(shots, 'console-instance-live.png') });
   // a search
   await page.locator('.tabs a[data-tab="search"]').click();
   await page.locator('#search-form').getByLabel(/^Query/).fill('subject:invoice');
@@ -604,7 +618,8 @@ await scenario('accessibility', async (use) => {
     await check('dashboard');
     for (const [route, ready] of [['instances', '.data-table'], ['infrastructure', 'table[data-kind]'],
       ['administrators', '.data-table'], ['settings', '.api-fn'], ['instances/beta', '.tab-body .facts'],
-      ['instances/beta/users', '.data-table'], ['instances/beta/audit', '.audit-table tbody tr']]) {
+      ['instances/beta/users', '.data-table'], ['instances/beta/stores', '.data-table tr[data-key]'],
+      ['instances/beta/live', 'svg.chart'], ['instances/beta/audit', '.audit-table tbody tr']]) {
       await page.goto(base + '/#/' + route);
       await page.waitForSelector(ready);
       await check(route);
