@@ -2,7 +2,8 @@
  * (configuration, state, statistics), users (create, privileges, login
  * privileges, reset MFA, delete), stores (state, a new one, verify),
  * live statistics (polled, drawn as SVG), search, imports (a job with progress)
- * and its audit log (filters, pages, verify). Every tab is a table of TABS
+ * compliance (legal hold on/off, retention policies shown) and its audit
+ * log (filters, pages, verify). Every tab is a table of TABS
  * with its own render(container, id, visit); all through the Management
  * API. */
 import { el } from './dom.js';
@@ -436,6 +437,65 @@ async function live(c, id, visit) {
   await poll();
 }
 
+const when = (t) => (t ? new Date(t * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '');
+
+/* The legal hold of the instance (on/off with a reason, confirmed) and of
+ * users' archives, what deletions left for a compaction, and the retention
+ * policies (read only here). */
+async function compliance(c, id, visit) {
+  const error = errorLine();
+  const holdPanel = el('section', { class: 'panel', 'aria-labelledby': 'cp-hold' });
+  const policies = createTable({
+    columns: [
+      { key: 'name', label: 'Policy' },
+      { key: 'type', label: 'Type' },
+      { key: 'days', label: 'Days' },
+      { key: 'users', label: 'Users', render: (p) => (p.users || []).join(', ') },
+      { key: 'folders', label: 'Folders', render: (p) => (p.folders || []).join(', ') },
+      { key: 'query', label: 'Query' },
+    ],
+    filterLabel: 'Filter policies', empty: 'No retention policies.', rowKey: 'name', caption: 'Retention policies',
+  });
+  async function load() {
+    try {
+      const [conf, list] = await Promise.all([invoke('GetComplianceConfiguration', { instanceID: id }),
+        invoke('GetRetentionPolicies', { instanceID: id })]);
+      if (visit.gone) return;
+      showError(error, null);
+      const hold = conf.legalHold || { on: false };
+      const reason = el('input', { type: 'text', id: 'hold-reason', autocomplete: 'off' });
+      const toggle = el('button', { type: 'button', id: 'legal-hold-toggle', class: hold.on ? 'ghost' : 'primary',
+        'aria-pressed': String(!!hold.on), text: hold.on ? 'Lift the legal hold' : 'Put the instance on legal hold',
+        onclick: async () => {
+          if (!await confirmAction({ title: hold.on ? 'Lift the legal hold?' : 'Put the instance on legal hold?',
+            text: hold.on ? 'Deletions and retention apply again.' : 'Nothing in the instance can be deleted, by anyone or by retention, until it is lifted.',
+            confirmLabel: hold.on ? 'Lift' : 'Hold', danger: !!hold.on })) return;
+          try {
+            const args = { instanceID: id, legalHold: !hold.on };
+            if (reason.value.trim()) args.reason = reason.value.trim();
+            await invoke('SetComplianceConfiguration', args);
+            toast(hold.on ? 'Legal hold lifted.' : 'Legal hold on.');
+          } catch (e) {
+            toast(e.message, { kind: 'error' });
+          }
+          load();
+        } });
+      const users = (conf.userLegalHolds || []).map((h) => el('li', { text: `${h.archive}: since ${when(h.since)}${h.reason ? ' — ' + h.reason : ''}` }));
+      holdPanel.replaceChildren(el('h2', { id: 'cp-hold', text: 'Legal hold' }),
+        el('p', { class: 'legal-hold-state', 'data-on': String(!!hold.on),
+          text: hold.on ? `On since ${when(hold.since)}${hold.reason ? ' — ' + hold.reason : ''}` : 'Off' }),
+        el('div', { class: 'field' }, el('label', { for: 'hold-reason', text: 'Reason (audited)' }), reason), toggle,
+        el('h3', { text: 'Users\' archives on hold' }), users.length ? el('ul', {}, ...users) : el('p', { class: 'muted', text: 'None.' }),
+        el('p', { class: 'muted', text: `Left for a compaction: ${conf.pendingRemoval?.records ?? 0} records, ${conf.pendingRemoval?.bytes ?? 0} bytes.` }));
+      policies.setRows(list || []);
+    } catch (e) {
+      showError(error, e);
+    }
+  }
+  c.append(el('h2', { text: 'Compliance' }), error, holdPanel, policies.element);
+  await load();
+}
+
 const TABS = [
   { tab: 'overview', label: 'Overview', render: overview },
   { tab: 'users', label: 'Users', render: users },
@@ -443,6 +503,7 @@ const TABS = [
   { tab: 'live', label: 'Live', render: live },
   { tab: 'search', label: 'Search', render: search },
   { tab: 'import', label: 'Import', render: imports },
+  { tab: 'compliance', label: 'Compliance', render: compliance },
   { tab: 'audit', label: 'Audit log', render: audit },
 ];
 

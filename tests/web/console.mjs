@@ -530,6 +530,18 @@ await scenario('instance_create_and_pages', async (use) => {
   await page.locator('#search-form button[type=submit]').click();
   await page.locator('.search-summary', { hasText: /^40 messages found/ }).waitFor({ timeout: 30000 });
   expect(await page.locator('.data-table tbody tr').count() === 25, 'a page of results');
+  // compliance: the legal hold put on (after a confirmation) and lifted
+  await page.locator('.tabs a[data-tab="compliance"]').click();
+  await page.locator('.legal-hold-state[data-on="false"]').waitFor();
+  await page.locator('#hold-reason').fill('case <b>42</b>');
+  await page.locator('#legal-hold-toggle').click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Hold' }).click();
+  await page.locator('.legal-hold-state[data-on="true"]', { hasText: 'case <b>42</b>' }).waitFor();
+  expect(api('GetComplianceConfiguration', 'instanceID=beta').legalHold.on === true, 'the hold on, on the server');
+  await page.locator('#legal-hold-toggle').click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Lift' }).click();
+  await page.locator('.legal-hold-state[data-on="false"]').waitFor();
+  expect(api('GetComplianceConfiguration', 'instanceID=beta').legalHold.on === false, 'the hold lifted, on the server');
   // the audit log shows alice's creation; the chain verifies
   await page.locator('.tabs a[data-tab="audit"]').click();
   await page.locator('#audit-filters input[name="action"]').fill('CreateUser');
@@ -619,7 +631,7 @@ await scenario('accessibility', async (use) => {
     for (const [route, ready] of [['instances', '.data-table'], ['infrastructure', 'table[data-kind]'],
       ['administrators', '.data-table'], ['settings', '.api-fn'], ['instances/beta', '.tab-body .facts'],
       ['instances/beta/users', '.data-table'], ['instances/beta/stores', '.data-table tr[data-key]'],
-      ['instances/beta/live', 'svg.chart'], ['instances/beta/audit', '.audit-table tbody tr']]) {
+      ['instances/beta/live', 'svg.chart'], ['instances/beta/compliance', '.legal-hold-state'], ['instances/beta/audit', '.audit-table tbody tr']]) {
       await page.goto(base + '/#/' + route);
       await page.waitForSelector(ready);
       await check(route);
