@@ -8,6 +8,7 @@ import { createTable } from './ui-table.js';
 import { createProgress } from './ui-progress.js';
 import { confirmAction } from './ui-dialog.js';
 import { toast } from './ui-toast.js';
+import { createInstanceDialog } from './console-create-instance.js';
 
 const ACTIONS = [
   { label: 'Start', fn: 'StartInstances', when: (s) => s !== 'running' && s !== 'frozen' },
@@ -52,7 +53,8 @@ export const instancesPage = {
 
     const table = createTable({
       columns: [
-        { key: 'instanceID', label: 'Instance' },
+        { key: 'instanceID', label: 'Instance', render: (i) => el('a', { href: '#/instances/' + encodeURIComponent(i.instanceID), text: i.instanceID }),
+          sortValue: (i) => i.instanceID },
         { key: 'displayName', label: 'Name' },
         { key: 'instanceHost', label: 'Instance Host' },
         { key: 'status', label: 'State', render: (i) => el('span', { class: 'state ' + (i.status === 'running' ? 'ok' : i.status === 'frozen' || i.status === 'stopped' ? 'pending' : 'bad'), 'data-state': i.status, text: i.status }) },
@@ -76,7 +78,19 @@ export const instancesPage = {
         error.hidden = false;
       }
     };
-    c.append(el('div', { class: 'page-head' }, el('h1', { text: 'Instances' })), error, jobs, table.element);
+    const add = el('button', { type: 'button', class: 'primary', text: 'Create instance', id: 'create-instance',
+      onclick: async () => {
+        try {
+          const id = await createInstanceDialog();
+          if (id) {
+            toast('Instance ' + id + ' created.');
+            load();
+          }
+        } catch (e) {
+          toast(e.message, { kind: 'error' });
+        }
+      } });
+    c.append(el('div', { class: 'page-head' }, el('h1', { text: 'Instances' }), add), error, jobs, table.element);
     await load();
   },
   leave() {

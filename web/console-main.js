@@ -15,6 +15,7 @@ import { instancesPage } from './console-instances.js';
 import { infrastructurePage } from './console-infrastructure.js';
 import { administratorsPage } from './console-administrators.js';
 import { settingsPage } from './console-settings.js';
+import { instancePage } from './console-instance.js';
 
 const NAV = [
   { path: '', label: 'Dashboard', page: dashboardPage },
@@ -22,6 +23,9 @@ const NAV = [
   { path: 'infrastructure', label: 'Infrastructure', page: infrastructurePage },
   { path: 'administrators', label: 'Administrators', page: administratorsPage },
   { path: 'settings', label: 'Settings', page: settingsPage },
+  /* not in the navigation: one instance's pages, marked as Instances */
+  { path: 'instances/:id', label: 'Instance', page: instancePage, under: 'instances' },
+  { path: 'instances/:id/:tab', label: 'Instance', page: instancePage, under: 'instances' },
 ];
 
 const session = { user: null };
@@ -34,7 +38,7 @@ function shellPage(item) {
       show(byId('app-view'), true);
       setTitle(item.label);
       for (const a of byId('nav-list').querySelectorAll('a')) {
-        if (a.dataset.path === item.path) a.setAttribute('aria-current', 'page');
+        if (a.dataset.path === (item.under ?? item.path)) a.setAttribute('aria-current', 'page');
         else a.removeAttribute('aria-current');
       }
       closeNav();
@@ -60,7 +64,7 @@ const router = createRouter(routes, {
 
 function buildNav() {
   const list = byId('nav-list');
-  list.replaceChildren(...NAV.map((item) => el('li', {},
+  list.replaceChildren(...NAV.filter((item) => !item.under).map((item) => el('li', {},
     el('a', { href: '#/' + item.path, 'data-path': item.path, text: item.label }))));
 }
 

@@ -5,7 +5,9 @@ phone sizes): login with and without MFA, a wrong password, CSRF refused,
 the dashboard following a stopped role and a refused fingerprint without a
 reload, manual pairing on
 the Infrastructure page, administrators, an instance's life cycle, SMTP
-settings with a test mail to a real SMTP server (aiosmtpd), axe-core on every page, and the idle timeout. The
+settings with a test mail to a real SMTP server (aiosmtpd), creating an
+instance with the directory picker and its own pages (users, import,
+search, audit log), axe-core on every page, and the idle timeout. The
 system is set up once for the module; each browser scenario is one test
 here. Screenshots are kept in tests/web/artifacts/console-*.png."""
 import http.client
@@ -29,7 +31,8 @@ ARTIFACTS = os.environ.get("COFFER_WEB_ARTIFACTS", os.path.join(WEB_TESTS, "arti
 CHROMIUM = "/usr/bin/chromium"
 SCENARIOS = ["login_without_mfa", "wrong_password_refused", "login_with_mfa", "csrf_refused",
              "dashboard_live", "dashboard_hidden_backoff", "dashboard_fingerprint_refused", "infrastructure_manual_pairing",
-             "administrators", "instance_lifecycle", "smtp_settings_and_test_mail", "accessibility", "idle_timeout"]
+             "administrators", "instance_lifecycle", "instance_create_and_pages", "instance_pages_phone",
+             "smtp_settings_and_test_mail", "accessibility", "idle_timeout"]
 SHORT_IDLE = 4  # seconds, for the idle-timeout scenario (it restarts the Management Server)
 
 
@@ -244,6 +247,7 @@ def browser_run(system):
         "shortIdle": SHORT_IDLE,
         "smtpPort": smtp_port,
         "smtpMaildir": maildir,
+        "dataDir": os.path.dirname(data_dir(s, "beta")),
     }
     try:
         wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", smtp_port)) == 0, what="aiosmtpd")

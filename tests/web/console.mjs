@@ -430,6 +430,144 @@ await scenario('instance_lifecycle', async (use) => {
   expect(!ids.includes('acme'), 'deleted on the server: ' + ids);
 });
 
+// Creating an instance from the Instances page with the directory picker
+// on the Instance Host (a new folder made there), a server refusal shown
+// under its field, the job's progress; then the instance's own pages: a
+// user created, privileges edited, another deleted after a confirmation, an
+// import with progress, a search, and the audit log showing the creation.
+// Each effect checked on the server.
+await scenario('instance_create_and_pages', async (use) => {
+  const page = use(await newPage(DESKTOP));
+  await signIn(page, cfg.adminUser, cfg.adminPassword);
+  await onDashboard(page);
+  await page.click('#nav a[data-path="instances"]');
+  await page.waitForSelector('.data-table');
+  const api = (...args) => JSON.parse(coffer('api', '--config-dir', cfg.configDir, '--server', cfg.apiServer,
+    '--user', cfg.adminUser, '--password', cfg.adminPassword, ...args)).result;
+  await page.click('#create-instance');
+  const dialog = page.locator('dialog');
+  await dialog.getByLabel('Instance ID').fill('beta');
+  await dialog.getByLabel('Display name').fill('Beta <i>Ltd</i>');
+  await dialog.getByLabel('Base directory').fill('relative/dir');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.locator('.field-error', { hasText: /absolute/ }).waitFor({ timeout: 30000 });
+  // the picker, on the Instance Host: into the data directory, a new folder
+  await dialog.getByLabel('Base directory').fill(cfg.dataDir);
+  await dialog.locator('#browse-dirs').click();
+  await dialog.locator('.picker-path', { hasText: cfg.dataDir }).waitFor();
+  await dialog.getByLabel('New folder name').fill('beta');
+  await dialog.locator('#picker-mkdir').click();
+  await dialog.locator('.picker-path', { hasText: cfg.dataDir + '/beta' }).waitFor();
+  expect(fs.statSync(path.join(cfg.dataDir, 'beta')).isDirectory(), 'the folder made on the Instance Host');
+  await dialog.locator('#picker-use').click();
+  expect(await dialog.getByLabel('Base directory').inputValue() === cfg.dataDir + '/beta', 'the chosen directory in the field');
+  await page.screenshot({ path: path.join(shots, 'console-create-instance.png') });
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached', timeout: 90000 });
+  const row = page.locator('.data-table tr[data-key="beta"]');
+  await row.waitFor();
+  expect(api('GetInstanceConfiguration', 'instanceID=beta').baseDirectory === cfg.dataDir + '/beta', 'created on the server');
+  // the instance's pages
+  await row.getByRole('link', { name: 'beta' }).click();
+  await page.locator('.tab-body[data-tab="overview"] .facts').first().waitFor();
+  expect((await page.locator('.tab-body').textContent()).includes('Beta <i>Ltd</i>') && await page.locator('.page i').count() === 0, 'the name as text');
+  await page.locator('.tabs a[data-tab="users"]').click();
+  await page.locator('#create-user').click();
+  await dialog.getByLabel('User name').fill('alice');
+  await dialog.getByLabel('Password').fill('alice-pass-1');
+  await dialog.locator('button[type=submit]').click();
+  const alice = page.locator('.data-table tr[data-key="alice"]');
+  await alice.waitFor();
+  await page.locator('#create-user').click();
+  await dialog.getByLabel('User name').fill('bob');
+  await dialog.locator('button[type=submit]').click();
+  await page.locator('.data-table tr[data-key="bob"]').waitFor();
+  await alice.getByRole('button', { name: 'Privileges alice' }).click();
+  await dialog.getByLabel('export', { exact: true }).check();
+  await dialog.getByLabel('log in by api').check();
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached' });
+  const info = api('GetUserInfo', 'instanceID=beta', 'userName=alice');
+  expect(info.privileges.includes('export') && info.loginPrivileges.includes('api'), 'privileges saved: ' + JSON.stringify(info));
+  await page.locator('.data-table tr[data-key="bob"]').getByRole('button', { name: 'Delete bob' }).click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Cancel' }).click();
+  expect(api('GetUsers', 'instanceID=beta').length === 2, 'still two after Cancel');
+  await page.locator('.data-table tr[data-key="bob"]').getByRole('button', { name: 'Delete bob' }).click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Delete' }).click();
+  await page.locator('.data-table tr[data-key="bob"]').waitFor({ state: 'detached' });
+  expect(api('GetUsers', 'instanceID=beta').map((u) => u.userName).join() === 'alice', 'bob deleted on the server');
+  // an import with progress, from the instance's import/ directory
+  const importDir = path.join(cfg.dataDir, 'beta', 'import');
+  fs.mkdirSync(importDir, { recursive: true });
+  let mbox = '';
+  for (let i = 0; i < 40; i++) {
+    mbox += `From sender@example.test Mon Jan  1 00:00:00 2024\nFrom: carol${i}@example.test\nTo: alice@beta.test\n` +
+      `Subject: invoice ${i}\nDate: Mon, 1 Jan 2024 10:${String(i).padStart(2, '0')}:00 +0000\nMessage-ID: <m${i}@example.test>\n\nbody ${i}\n\n`;
+  }
+  fs.writeFileSync(path.join(importDir, 'mail.mbox'), mbox);
+  await page.locator('.tabs a[data-tab="import"]').click();
+  const importForm = page.locator('#import-form');
+  await importForm.getByLabel(/^Path/).fill('import/mail.mbox');
+  await importForm.locator('button[type=submit]').click();
+  await page.locator('.progress-view[data-job="ImportFiles:import/mail.mbox"][data-state="done"][data-archived="40"]').waitFor({ timeout: 90000 });
+  // stores: a new current store, then every store verified as a job
+  await page.locator('.tabs a[data-tab="stores"]').click();
+  await page.locator('.tab-body[data-tab="stores"] .data-table tbody tr[data-key]').first().waitFor();
+  const storesBefore = api('GetStores', 'instanceID=beta').length;
+  await page.locator('#create-store').click();
+  await page.locator(`.tab-body[data-tab="stores"] .data-table tbody tr[data-key] >> nth=${storesBefore}`).waitFor();
+  expect(api('GetStores', 'instanceID=beta').length === storesBefore + 1, 'a new store on the server');
+  await page.locator('#verify-stores').click();
+  await page.locator('.progress-view[data-job="VerifyStores:beta"][data-state="done"][data-problems="0"]').waitFor({ timeout: 90000 });
+  // live statistics: the chart grows from the polls (every 2 s; 30 s allowed here)
+  await page.locator('.tabs a[data-tab="live"]').click();
+  await page.locator('svg.chart polyline[data-samples="3"]').first().waitFor({ state: 'attached', timeout: 30000 });
+  expect(/MiB/.test(await page.locator('.chart-last').first().textContent()), 'the memory in MiB');
+  await page.screenshot({ path: path.join(shots, 'console-instance-live.png') });
+  // a search
+  await page.locator('.tabs a[data-tab="search"]').click();
+  await page.locator('#search-form').getByLabel(/^Query/).fill('subject:invoice');
+  await page.locator('#search-form button[type=submit]').click();
+  await page.locator('.search-summary', { hasText: /^40 messages found/ }).waitFor({ timeout: 30000 });
+  expect(await page.locator('.data-table tbody tr').count() === 25, 'a page of results');
+  // compliance: the legal hold put on (after a confirmation) and lifted
+  await page.locator('.tabs a[data-tab="compliance"]').click();
+  await page.locator('.legal-hold-state[data-on="false"]').waitFor();
+  await page.locator('#hold-reason').fill('case <b>42</b>');
+  await page.locator('#legal-hold-toggle').click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Hold' }).click();
+  await page.locator('.legal-hold-state[data-on="true"]', { hasText: 'case <b>42</b>' }).waitFor();
+  expect(api('GetComplianceConfiguration', 'instanceID=beta').legalHold.on === true, 'the hold on, on the server');
+  await page.locator('#legal-hold-toggle').click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Lift' }).click();
+  await page.locator('.legal-hold-state[data-on="false"]').waitFor();
+  expect(api('GetComplianceConfiguration', 'instanceID=beta').legalHold.on === false, 'the hold lifted, on the server');
+  // the audit log shows alice's creation; the chain verifies
+  await page.locator('.tabs a[data-tab="audit"]').click();
+  await page.locator('#audit-filters input[name="action"]').fill('CreateUser');
+  await page.locator('#audit-filters button[type=submit]').click();
+  await page.locator('.audit-table tr[data-action="CreateUser"]', { hasText: 'alice' }).waitFor();
+  await page.locator('.audit-table tr[data-action="CreateUser"]', { hasText: 'bob' }).waitFor();
+  await page.locator('#verify-audit').click();
+  await page.locator('.audit-verified', { hasText: /^Verified/ }).waitFor({ timeout: 30000 });
+  await page.screenshot({ path: path.join(shots, 'console-instance-audit.png'), fullPage: true });
+});
+
+// The instance's pages on a phone: the tabs, the users and the audit log
+// fit and work.
+await scenario('instance_pages_phone', async (use) => {
+  const page = use(await newPage(PHONE));
+  await signIn(page, cfg.adminUser, cfg.adminPassword);
+  await onDashboard(page);
+  await page.goto(base + '/#/instances/beta/users');
+  await page.locator('.data-table tr[data-key="alice"]').waitFor();
+  await page.locator('.tabs a[data-tab="audit"]').tap();
+  await page.locator('.audit-table tr[data-action]').first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 1, 'no sideways scrolling of the page: ' + overflow);
+  await page.screenshot({ path: path.join(shots, 'console-instance-phone.png') });
+});
+
 // SMTP settings saved from the Settings page and a test mail sent through
 // a real local SMTP server (aiosmtpd), which must have received it.
 await scenario('smtp_settings_and_test_mail', async (use) => {
@@ -491,7 +629,9 @@ await scenario('accessibility', async (use) => {
     await page.waitForSelector('.tiles');
     await check('dashboard');
     for (const [route, ready] of [['instances', '.data-table'], ['infrastructure', 'table[data-kind]'],
-      ['administrators', '.data-table'], ['settings', '.api-fn']]) {
+      ['administrators', '.data-table'], ['settings', '.api-fn'], ['instances/beta', '.tab-body .facts'],
+      ['instances/beta/users', '.data-table'], ['instances/beta/stores', '.data-table tr[data-key]'],
+      ['instances/beta/live', 'svg.chart'], ['instances/beta/compliance', '.legal-hold-state'], ['instances/beta/audit', '.audit-table tbody tr']]) {
       await page.goto(base + '/#/' + route);
       await page.waitForSelector(ready);
       await check(route);
