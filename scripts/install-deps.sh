@@ -8,7 +8,7 @@ PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
  libjansson-dev liboath-dev oathtool libqrencode-dev libcurl4-openssl-dev libpff-dev
  libcmocka-dev libzip-dev python3 python3-pytest openssl curl psmisc procps iproute2
  python3-aiosmtpd swaks libnet-ssleay-perl zbar-tools librsvg2-bin mutt isync fetchmail dovecot-imapd
- dovecot-pop3d
+ dovecot-pop3d pst-utils
  chromium nodejs"
 missing=""
 for p in $PACKAGES; do
