@@ -44,6 +44,7 @@ static void cli_archive_usage(FILE *out)
 		"  rebuild                 rebuild catalog and index from the segments\n"
 		"  delete ID...            delete messages (holds and keep times apply)\n"
 		"  compact                 rewrite segments without deleted records\n"
+		"  dump-records            every record's decrypted bytes on stdout (tests)\n"
 		"  stats                   JSON statistics\n"
 		"  store list | new | set-state NAME STATE | detach NAME | attach NAME\n");
 }
@@ -82,6 +83,12 @@ static int cli_archive_delete(struct archive *archive, int argc, char **argv)
 	}
 	printf("deleted: %d messages, %llu contents\n", argc - 1, (unsigned long long)contents);
 	return 0;
+}
+
+static void cli_archive_dump_piece(const void *data, size_t len, void *context)
+{
+	fwrite(data, 1, len, context);
+	fputc('\n', context);
 }
 
 static int cli_archive_compact(struct archive *archive)
@@ -622,9 +629,11 @@ int cli_archive_main(int argc, char **argv)
 	}
 	bool is_import = strcmp(cmd, "import") == 0;
 	bool writes = is_import || strcmp(cmd, "verify") == 0 || strcmp(cmd, "store") == 0 ||
-		      strcmp(cmd, "delete") == 0 || strcmp(cmd, "compact") == 0;
-	static const char *const known[] = {"import", "search", "show", "export", "verify", "stats",
-					    "store",  "locate", "imap", "delete", "compact"};
+		      strcmp(cmd, "delete") == 0 || strcmp(cmd, "compact") == 0 ||
+		      strcmp(cmd, "dump-records") == 0;
+	static const char *const known[] = {"import", "search", "show",    "export",
+					    "verify", "stats",  "store",   "locate",
+					    "imap",   "delete", "compact", "dump-records"};
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok = ok || strcmp(cmd, known[i]) == 0;
@@ -667,6 +676,10 @@ int cli_archive_main(int argc, char **argv)
 		ret = cli_archive_delete(archive, argc, argv);
 	} else if (strcmp(cmd, "compact") == 0) {
 		ret = cli_archive_compact(archive);
+	} else if (strcmp(cmd, "dump-records") == 0) {
+		ret = archive_dump(archive, cli_archive_dump_piece, stdout, &error) < 0 ? 1 : 0;
+		if (ret != 0)
+			fprintf(stderr, "coffer archive dump-records: %s\n", error);
 	} else if (strcmp(cmd, "stats") == 0) {
 		struct str *out = str_create(512);
 		ret = archive_stats_json(archive, out, &error) < 0 ? 1 : 0;

@@ -37,4 +37,10 @@ int archive_compact(struct archive *archive, const struct archive_compact_run *r
 int archive_compact_recover(struct archive *archive, int64_t store_id, const char *dir,
 			    const char **error_r);
 
+/* Every record of every open store, decrypted: the bytes of message and
+ * part records (decompressed) and each record's plaintext, in pieces. For
+ * tests that check what the disk still holds. */
+typedef void archive_dump_cb(const void *data, size_t len, void *context);
+int archive_dump(struct archive *archive, archive_dump_cb *cb, void *context, const char **error_r);
+
 #endif

@@ -59,6 +59,19 @@ def test_compaction_shrinks_and_keeps(archive, tmp_path):
     assert archive.run("compact").stdout.decode().startswith("compact: 0 segments")
 
 
+def test_deleted_text_leaves_the_segments(archive, tmp_path):
+    doomed, kept = import_and_delete(archive, tmp_path, 60, 4)
+    # make_mbox: message n (id n + 1 here) has the unique "Message-ID: <cN@x>"
+    gone = [b"<c%d@x>" % (i - 1) for i in doomed]
+    stay = [b"<c%d@x>" % (i - 1) for i in kept]
+    dump = archive.run("dump-records").stdout
+    assert all(g in dump for g in gone), "the dump must see records before compaction"
+    archive.run("compact")
+    dump = archive.run("dump-records").stdout
+    assert not [g for g in gone if g in dump]
+    assert all(k in dump for k in stay)
+
+
 def test_sigkill_during_compaction(archive, tmp_path):
     doomed, kept = import_and_delete(archive, tmp_path, 1500, 3)
     rnd = random.Random(7)
