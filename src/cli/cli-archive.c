@@ -1,4 +1,6 @@
 #include "cli-archive.h"
+#include "archive-compact.h"
+#include "archive-delete.h"
 #include "archive-import.h"
 #include "archive.h"
 #include "array.h"
@@ -40,6 +42,9 @@ static void cli_archive_usage(FILE *out)
 		"  export [--format eml|mbox] [QUERY] OUT\n"
 		"  verify                  check every record, catalog row and the index\n"
 		"  rebuild                 rebuild catalog and index from the segments\n"
+		"  delete ID...            delete messages (holds and keep times apply)\n"
+		"  compact                 rewrite segments without deleted records\n"
+		"  dump-records            every record's decrypted bytes on stdout (tests)\n"
 		"  stats                   JSON statistics\n"
 		"  store list | new | set-state NAME STATE | detach NAME | attach NAME\n");
 }
@@ -53,6 +58,51 @@ static bool cli_parse_u64(const char *s, uint64_t *v_r)
 		return false;
 	*v_r = v;
 	return true;
+}
+
+static int cli_archive_delete(struct archive *archive, int argc, char **argv)
+{
+	ARRAY(int64_t) ids = ARRAY_INIT;
+	for (int i = 1; i < argc; i++) {
+		uint64_t id;
+		if (!cli_parse_u64(argv[i], &id) || id > INT64_MAX) {
+			fprintf(stderr, "coffer archive delete: bad id '%s'\n", argv[i]);
+			array_free(&ids);
+			return 2;
+		}
+		array_append(&ids, (int64_t)id);
+	}
+	uint64_t contents;
+	const char *error;
+	int ret = archive_delete_messages(archive, ids.items, ids.count, (int64_t)time(NULL),
+					  &contents, &error);
+	array_free(&ids);
+	if (ret <= 0) {
+		fprintf(stderr, "coffer archive delete: %s\n", error);
+		return 1;
+	}
+	printf("deleted: %d messages, %llu contents\n", argc - 1, (unsigned long long)contents);
+	return 0;
+}
+
+static void cli_archive_dump_piece(const void *data, size_t len, void *context)
+{
+	fwrite(data, 1, len, context);
+	fputc('\n', context);
+}
+
+static int cli_archive_compact(struct archive *archive)
+{
+	struct archive_compact_result r;
+	const char *error;
+	if (archive_compact(archive, NULL, &r, &error) < 0) {
+		fprintf(stderr, "coffer archive compact: %s\n", error);
+		return 1;
+	}
+	printf("compact: %llu segments, %llu records dropped, %llu -> %llu bytes\n",
+	       (unsigned long long)r.segments, (unsigned long long)r.records,
+	       (unsigned long long)r.bytes_before, (unsigned long long)r.bytes_after);
+	return 0;
 }
 
 static void cli_print_line(const char *line, void *context)
@@ -578,9 +628,12 @@ int cli_archive_main(int argc, char **argv)
 		return ret > 0 ? 1 : 0;
 	}
 	bool is_import = strcmp(cmd, "import") == 0;
-	bool writes = is_import || strcmp(cmd, "verify") == 0 || strcmp(cmd, "store") == 0;
-	static const char *const known[] = {"import", "search", "show",   "export", "verify",
-					    "stats",  "store",  "locate", "imap"};
+	bool writes = is_import || strcmp(cmd, "verify") == 0 || strcmp(cmd, "store") == 0 ||
+		      strcmp(cmd, "delete") == 0 || strcmp(cmd, "compact") == 0 ||
+		      strcmp(cmd, "dump-records") == 0;
+	static const char *const known[] = {"import", "search", "show",    "export",
+					    "verify", "stats",  "store",   "locate",
+					    "imap",   "delete", "compact", "dump-records"};
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		ok = ok || strcmp(cmd, known[i]) == 0;
@@ -619,6 +672,14 @@ int cli_archive_main(int argc, char **argv)
 			       problems);
 			ret = problems == 0 ? 0 : 1;
 		}
+	} else if (strcmp(cmd, "delete") == 0) {
+		ret = cli_archive_delete(archive, argc, argv);
+	} else if (strcmp(cmd, "compact") == 0) {
+		ret = cli_archive_compact(archive);
+	} else if (strcmp(cmd, "dump-records") == 0) {
+		ret = archive_dump(archive, cli_archive_dump_piece, stdout, &error) < 0 ? 1 : 0;
+		if (ret != 0)
+			fprintf(stderr, "coffer archive dump-records: %s\n", error);
 	} else if (strcmp(cmd, "stats") == 0) {
 		struct str *out = str_create(512);
 		ret = archive_stats_json(archive, out, &error) < 0 ? 1 : 0;

@@ -161,6 +161,7 @@ static const struct instance_call_def instance_calls[] = {
 	{"ClientSetPassword", instance_client_web_set_password, CLIENT | W, NULL, "oldPassword",
 	 instance_audit_args},
 	{"ClientUser", instance_client_user, CLIENT, NULL, NULL, NULL},
+	{"CompactStore", instance_retention_compact, W | LONG, NULL, NULL, instance_audit_args},
 	{"CreateProfile", instance_profiles_create_profile, W, NULL, NULL, instance_audit_args},
 	{"CreateStore", instance_archive_create_store, W, NULL, NULL, instance_audit_args},
 	{"CreateUser", instance_users_create_user, USERS | W, NULL, NULL, instance_audit_args},

@@ -7,6 +7,7 @@
 #include "instance-rights.h"
 #include "instance-users.h"
 #include "instance.h"
+#include "archive-compact.h"
 #include "archive-delete.h"
 #include "archive-retention.h"
 #include "archive.h"
@@ -435,6 +436,67 @@ int instance_retention_process(struct instance_call *c)
 	}
 	return retention_start(c->inst, json_get_bool(c->args, "dryRun", false), limit, &c->result,
 			       &c->error);
+}
+
+/* ---- compaction: a job ---- */
+
+struct compact_run {
+	struct archive *archive;
+	struct instance_job *job;
+};
+
+static void compact_run_progress(uint64_t done, uint64_t total, void *context)
+{
+	struct compact_run *r = context;
+	instance_job_progress(r->job, done, total);
+	instance_job_count(r->job, "segments", (long long)done);
+}
+
+static int compact_run_job(struct instance_job *job, void *ctx, const char **error_r)
+{
+	struct compact_run *r = ctx;
+	r->job = job;
+	instance_job_status(job, "rewriting segments without deleted records");
+	struct archive_compact_run run = {
+		.progress = compact_run_progress,
+		.context = r,
+		.cancel = instance_job_cancel_flag(job),
+	};
+	struct archive_compact_result res;
+	int ret = archive_compact(r->archive, &run, &res, error_r);
+	instance_job_count(job, "segments", (long long)res.segments);
+	instance_job_count(job, "recordsDropped", (long long)res.records);
+	instance_job_count(job, "bytesBefore", (long long)res.bytes_before);
+	instance_job_count(job, "bytesAfter", (long long)res.bytes_after);
+	if (ret == 0)
+		instance_job_status(
+			job, tstr_printf("%llu bytes freed",
+					 (unsigned long long)(res.bytes_before - res.bytes_after)));
+	return ret;
+}
+
+static const struct instance_job_kind compact_kind = {
+	.name = "compact",
+	.run = compact_run_job,
+	.done = retention_run_free,
+};
+
+int instance_retention_compact(struct instance_call *c)
+{
+	struct archive *a = instance_archive_for_writing(c->inst->archive, &c->error);
+	if (a == NULL)
+		return -1;
+	struct compact_run *r = mem_new(struct compact_run);
+	r->archive = a;
+	const char *id;
+	if (instance_jobs_start(c->inst->jobs, &compact_kind, json_new_object(), NULL, r, &id,
+				&c->error) < 0) {
+		mem_free(r);
+		return -1;
+	}
+	c->result = json_new_object();
+	json_set_string(c->result, "jobID", id);
+	return 0;
 }
 
 /* ---- the schedule ---- */

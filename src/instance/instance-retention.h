@@ -38,5 +38,7 @@ int instance_retention_delete_messages(struct instance_call *c);
 int instance_retention_get_policies(struct instance_call *c);
 int instance_retention_set_policies(struct instance_call *c);
 int instance_retention_process(struct instance_call *c);
+/* CompactStore: a job rewriting segments without deleted records. */
+int instance_retention_compact(struct instance_call *c);
 
 #endif

@@ -1,4 +1,5 @@
 #include "archive-private.h"
+#include "archive-compact.h"
 #include "file.h"
 #include "hex.h"
 #include "mem.h"
@@ -185,7 +186,10 @@ int archive_open_store(struct archive *a, const struct catalog_store *cs, const 
 {
 	char *dir = archive_store_dir(a, cs->name);
 	struct store *store;
-	int ret = store_open(dir, a->segment_max, &store, error_r);
+	/* under the write lock only: a compaction may be in progress otherwise */
+	int ret = a->write ? archive_compact_recover(a, cs->id, dir, error_r) : 0;
+	if (ret == 0)
+		ret = store_open(dir, a->segment_max, &store, error_r);
 	mem_free(dir);
 	if (ret < 0)
 		return -1;

@@ -2389,3 +2389,112 @@ int catalog_removals_pending(struct catalog *cat, uint64_t *records_r, uint64_t 
 	*bytes_r = (uint64_t)v[1];
 	return 0;
 }
+
+int catalog_foreach_dropped_removal(struct catalog *cat, catalog_record_cb *cb, void *context,
+				    const char **error_r)
+{
+	return catalog_foreach(cat,
+			       "SELECT id, hash, store_id, segment, offset, length FROM removals"
+			       " WHERE kind <> 4 ORDER BY store_id, segment, offset",
+			       cb, context, error_r);
+}
+
+int catalog_segment_has_removals(struct catalog *cat, int64_t store_id, uint32_t segment,
+				 const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT 1 FROM removals WHERE kind <> 4 AND store_id = ? AND"
+			       " segment = ? LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "finding removals", error_r);
+	sqlite3_bind_int64(st, 1, store_id);
+	sqlite3_bind_int64(st, 2, segment);
+	int rc = sqlite3_step(st);
+	catalog_finalize(cat, st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding removals", error_r);
+}
+
+/* Every table that holds a record location, rewritten through the map in
+ * one statement each (the map is keyed by the old offset, so a new offset
+ * equal to another record's old one is never rewritten twice). */
+static const char *const catalog_loc_tables[] = {"contents", "parts", "messages", "removals"};
+
+static int catalog_segment_map_fill(struct catalog *cat, const uint64_t *old_offsets,
+				    const uint64_t *new_offsets, size_t count, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "INSERT INTO temp.compact_map VALUES (?, ?)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return catalog_fail(cat, "mapping moved records", error_r);
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < count; i++) {
+		sqlite3_bind_int64(st, 1, (int64_t)old_offsets[i]);
+		sqlite3_bind_int64(st, 2, (int64_t)new_offsets[i]);
+		ret = catalog_step_done(cat, st, "mapping moved records", error_r);
+		sqlite3_reset(st);
+	}
+	catalog_finalize(cat, st);
+	return ret;
+}
+
+static int catalog_segment_map_apply(struct catalog *cat, int64_t store_id, uint32_t segment,
+				     const char **error_r)
+{
+	int ret = 0;
+	for (size_t i = 0;
+	     ret == 0 && i < sizeof(catalog_loc_tables) / sizeof(catalog_loc_tables[0]); i++) {
+		const char *sql = tstr_printf(
+			"UPDATE %s SET offset = (SELECT new FROM temp.compact_map WHERE old ="
+			" %s.offset) WHERE store_id = ? AND segment = ? AND offset IN"
+			" (SELECT old FROM temp.compact_map)%s",
+			catalog_loc_tables[i], catalog_loc_tables[i],
+			strcmp(catalog_loc_tables[i], "removals") == 0 ? " AND kind = 4" : "");
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK)
+			return catalog_fail(cat, "moving record locations", error_r);
+		sqlite3_bind_int64(st, 1, store_id);
+		sqlite3_bind_int64(st, 2, segment);
+		ret = catalog_step_done(cat, st, "moving record locations", error_r);
+		catalog_finalize(cat, st);
+	}
+	return ret;
+}
+
+int catalog_segment_compacted(struct catalog *cat, int64_t store_id, uint32_t segment,
+			      const uint64_t *old_offsets, const uint64_t *new_offsets,
+			      size_t count, const char **error_r)
+{
+	if (catalog_exec(cat,
+			 "CREATE TEMP TABLE IF NOT EXISTS compact_map (old INTEGER PRIMARY KEY,"
+			 "  new INTEGER NOT NULL); DELETE FROM temp.compact_map;",
+			 error_r) < 0 ||
+	    catalog_segment_map_fill(cat, old_offsets, new_offsets, count, error_r) < 0 ||
+	    catalog_segment_map_apply(cat, store_id, segment, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(
+		    cat->db,
+		    "DELETE FROM removals WHERE kind <> 4 AND store_id = ? AND segment = ?", -1,
+		    &st, NULL) != SQLITE_OK)
+		return catalog_fail(cat, "forgetting removals", error_r);
+	sqlite3_bind_int64(st, 1, store_id);
+	sqlite3_bind_int64(st, 2, segment);
+	int ret = catalog_step_done(cat, st, "forgetting removals", error_r);
+	catalog_finalize(cat, st);
+	return ret;
+}
+
+int catalog_scrub(struct catalog *cat, const char **error_r)
+{
+	/* VACUUM rewrites the file without its free pages (where deleted rows
+	 * stayed); the checkpoint first and after empties the WAL, which held
+	 * the pages as they were before. */
+	return catalog_exec(cat,
+			    "INSERT INTO fts (fts) VALUES ('optimize');"
+			    " PRAGMA wal_checkpoint(TRUNCATE); VACUUM;"
+			    " PRAGMA wal_checkpoint(TRUNCATE);",
+			    error_r);
+}

@@ -396,4 +396,21 @@ int catalog_messages_at(struct catalog *cat, const struct catalog_loc *loc, cata
 int catalog_removals_pending(struct catalog *cat, uint64_t *records_r, uint64_t *bytes_r,
 			     const char **error_r);
 
+/* Compaction (archive-compact.c). The removals whose records a compaction
+ * drops (all but kind 4), ordered by store, segment and offset. */
+int catalog_foreach_dropped_removal(struct catalog *cat, catalog_record_cb *cb, void *context,
+				    const char **error_r);
+/* 1 if records of this segment still wait for a compaction, 0 if not. */
+int catalog_segment_has_removals(struct catalog *cat, int64_t store_id, uint32_t segment,
+				 const char **error_r);
+/* Inside the caller's transaction: the kept records of a rewritten segment
+ * moved from old_offsets[i] to new_offsets[i], and its dropped records are
+ * no longer waiting for removal. */
+int catalog_segment_compacted(struct catalog *cat, int64_t store_id, uint32_t segment,
+			      const uint64_t *old_offsets, const uint64_t *new_offsets,
+			      size_t count, const char **error_r);
+/* Outside a transaction: checkpoint the WAL and VACUUM, so that deleted
+ * rows leave the WAL and the free pages. */
+int catalog_scrub(struct catalog *cat, const char **error_r);
+
 #endif

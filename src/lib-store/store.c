@@ -380,3 +380,140 @@ io_error:
 			       strerror(errno));
 	return -1;
 }
+
+/* ---- compaction ---- */
+
+static char *store_compact_path(const char *dir, uint32_t segment)
+{
+	return mem_printf("%s/seg-%06u.compact", dir, segment);
+}
+
+/* Copies the kept records of one segment into fd, in order. */
+static int store_compact_copy(struct store *store, uint32_t segment, int fd, store_keep_cb *keep,
+			      void *context, uint64_t *new_len_r, const char **error_r)
+{
+	struct store_scan scan = {.store = store, .segment = segment};
+	uint64_t out = 0;
+	for (;;) {
+		enum store_scan_result result;
+		struct store_loc loc;
+		unsigned char *rec = NULL;
+		if (store_scan_next(&scan, &result, &loc, &rec, error_r) < 0)
+			return -1;
+		if (result == STORE_SCAN_END || loc.segment != segment)
+			break;
+		if (result != STORE_SCAN_RECORD) {
+			*error_r = tstr_printf("%s/seg-%06u is damaged at offset %llu; verify it"
+					       " before compacting",
+					       store->dir, segment, (unsigned long long)loc.offset);
+			return -1;
+		}
+		int k = keep(&loc, out, context);
+		if (k > 0 && store_pwrite_all(fd, rec, loc.length, out) < 0) {
+			*error_r = tstr_printf("writing %s/seg-%06u.compact failed: %s", store->dir,
+					       segment, strerror(errno));
+			k = -1;
+		}
+		mem_free(rec);
+		if (k < 0)
+			return -1;
+		if (k > 0)
+			out += loc.length;
+	}
+	*new_len_r = out;
+	return 0;
+}
+
+int store_compact_write(struct store *store, uint32_t segment, store_keep_cb *keep, void *context,
+			uint64_t *new_len_r, const char **error_r)
+{
+	if (segment == 0 || segment > store->segments.count) {
+		*error_r = tstr_printf("%s has no segment %u", store->dir, segment);
+		return -1;
+	}
+	if (store->dirty && store_sync(store, error_r) < 0)
+		return -1;
+	char *path = store_compact_path(store->dir, segment);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*error_r = tstr_printf("open(%s) failed: %s", path, strerror(errno));
+		mem_free(path);
+		return -1;
+	}
+	int ret = store_compact_copy(store, segment, fd, keep, context, new_len_r, error_r);
+	if (ret == 0 && fsync(fd) < 0) {
+		*error_r = tstr_printf("fsync(%s) failed: %s", path, strerror(errno));
+		ret = -1;
+	}
+	close(fd);
+	if (ret < 0)
+		unlink(path);
+	mem_free(path);
+	/* the new file's name must be durable before the catalog refers to it */
+	return ret < 0 ? -1 : file_fsync_dir(store->dir, error_r);
+}
+
+int store_compact_install(struct store *store, uint32_t segment, const char **error_r)
+{
+	char *from = store_compact_path(store->dir, segment);
+	char *to = store_segment_path(store, segment);
+	int ret = rename(from, to);
+	if (ret < 0)
+		*error_r = tstr_printf("rename(%s, %s) failed: %s", from, to, strerror(errno));
+	mem_free(from);
+	mem_free(to);
+	if (ret < 0 || file_fsync_dir(store->dir, error_r) < 0)
+		return -1;
+	struct store_segment *seg = &store->segments.items[segment - 1];
+	if (seg->fd >= 0)
+		close(seg->fd);
+	seg->fd = -1;
+	return store_segment_open(store, segment, false, error_r);
+}
+
+void store_compact_discard(struct store *store, uint32_t segment)
+{
+	char *path = store_compact_path(store->dir, segment);
+	(void)unlink(path);
+	mem_free(path);
+}
+
+int store_compact_recover(const char *dir, store_committed_cb *committed, void *context,
+			  const char **error_r)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0
+				       : (*error_r = tstr_printf("opendir(%s) failed: %s", dir,
+								 strerror(errno)),
+					  -1);
+	ARRAY(uint32_t) found = ARRAY_INIT;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		unsigned int n;
+		char rest[9];
+		if (sscanf(de->d_name, "seg-%u.%8s", &n, rest) == 2 && strcmp(rest, "compact") == 0)
+			array_append(&found, n);
+	}
+	closedir(d);
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < found.count; i++) {
+		char *from = store_compact_path(dir, found.items[i]);
+		char *to = mem_printf("%s/seg-%06u", dir, found.items[i]);
+		int c = committed(found.items[i], context, error_r);
+		if (c < 0)
+			ret = -1;
+		else if (c > 0 && rename(from, to) < 0)
+			ret = -1,
+			*error_r = tstr_printf("rename(%s) failed: %s", from, strerror(errno));
+		else if (c == 0 && unlink(from) < 0 && errno != ENOENT)
+			ret = -1,
+			*error_r = tstr_printf("unlink(%s) failed: %s", from, strerror(errno));
+		mem_free(from);
+		mem_free(to);
+	}
+	if (ret == 0 && found.count > 0)
+		ret = file_fsync_dir(dir, error_r);
+	array_free(&found);
+	return ret;
+}

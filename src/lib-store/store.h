@@ -59,4 +59,23 @@ void store_scan_destroy(struct store_scan **scan);
 int store_scan_next(struct store_scan *scan, enum store_scan_result *result_r,
 		    struct store_loc *loc_r, unsigned char **rec_r, const char **error_r);
 
+/* Compaction: a segment is rewritten without some of its records into
+ * "seg-NNNNNN.compact" (store_compact_write(): fsynced, with its directory
+ * entry). The caller then commits the records' new locations and installs
+ * the file over the segment (store_compact_install(): rename, directory
+ * fsync), or discards it. A crash between leaves the .compact file:
+ * store_compact_recover(), before store_open(), asks whether the caller's
+ * commit happened (installs it) or not (removes it). keep() gets each
+ * record and the offset it would have in the new file: 1 keeps it, 0 drops
+ * it, -1 stops. */
+typedef int store_keep_cb(const struct store_loc *loc, uint64_t new_offset, void *context);
+int store_compact_write(struct store *store, uint32_t segment, store_keep_cb *keep, void *context,
+			uint64_t *new_len_r, const char **error_r);
+int store_compact_install(struct store *store, uint32_t segment, const char **error_r);
+void store_compact_discard(struct store *store, uint32_t segment);
+/* committed(): 1 if the rewrite of segment was committed, 0 if not, -1 */
+typedef int store_committed_cb(uint32_t segment, void *context, const char **error_r);
+int store_compact_recover(const char *dir, store_committed_cb *committed, void *context,
+			  const char **error_r);
+
 #endif

@@ -340,6 +340,7 @@ MGMT_FOLLOW(mgmt_import_files, "StartImport", "import")
 MGMT_FOLLOW(mgmt_verify_stores, "VerifyStores", "verify")
 MGMT_FOLLOW(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes", "rebuild")
 MGMT_FOLLOW(mgmt_process_retention, "ProcessRetentionPolicies", "retention run")
+MGMT_FOLLOW(mgmt_compact_store, "CompactStore", "compaction")
 MGMT_FORWARD(mgmt_get_jobs, "GetJobs")
 MGMT_FORWARD(mgmt_get_job, "GetJob")
 MGMT_FORWARD(mgmt_cancel_job, "CancelJob")
@@ -536,6 +537,16 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	  {"listLimit", MGMT_API_NUMBER, false, "message IDs to list, 0 to 1000 (default 100)"}},
 	 NULL,
 	 mgmt_process_retention,
+	 true},
+	{"CompactStore",
+	 "Make deleted messages leave the disk: rewrite every segment holding records of deleted "
+	 "messages without them, then scrub the catalog (full-text index merge, WAL checkpoint, "
+	 "VACUUM); crash-safe, long-running, with progress (a job of the instance). The result "
+	 "counts segments, recordsDropped, bytesBefore and bytesAfter (docs/storage.md, "
+	 "Compaction).",
+	 {ID_ARG},
+	 NULL,
+	 mgmt_compact_store,
 	 true},
 	{"ImportFiles",
 	 "Import EML files, folders of them, mbox files or Maildir trees from below "
