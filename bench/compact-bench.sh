@@ -7,6 +7,11 @@
 #   COFFER_BIN   coffer binary (default build/src/cli/coffer)
 #   SHARED       the shared folder (default ../shared next to the repository)
 #   BENCH_BYTES  use only the first N bytes of the corpus, cut at a From_ line
+#   REUSE=1      skip import and deletion: start again from the copy of the
+#                base directory the last full run left in WORKDIR/base.deleted
+#
+# Prints the CPU time (user + system) of the compaction besides its wall time,
+# and the split the compaction reports: segment rewrite against catalog scrub.
 #
 # Needs: zstd, python3.
 set -eu
@@ -33,27 +38,38 @@ PY
 		zstd -dc "$corpus" > "$mbox"
 	fi
 fi
-rm -rf "$work/base" "$work/key"
-mkdir -p "$work/key"
 a() { "$coffer" archive --base-dir "$work/base" --key-file "$work/key/instance.key" "$@"; }
-echo "== import ($(stat -c %s "$mbox") bytes of mbox)"
-a import "$mbox" | awk '$1 == "archived" { print $2 }' > "$work/ids"
-awk '$1 % 10 < 3' "$work/ids" > "$work/doomed"
-echo "== delete $(wc -l < "$work/doomed") of $(wc -l < "$work/ids") messages"
-xargs -n 1000 sh -c 'b=$1 k=$2; shift 2; exec "$0" archive --base-dir "$b" --key-file "$k" delete "$@" >/dev/null' \
-	"$coffer" "$work/base" "$work/key/instance.key" < "$work/doomed"
+if [ "${REUSE:-}" = 1 ] && [ -d "$work/base.deleted" ]; then
+	rm -rf "$work/base"
+	cp -a "$work/base.deleted" "$work/base"
+else
+	rm -rf "$work/base" "$work/key" "$work/base.deleted"
+	mkdir -p "$work/key"
+	echo "== import ($(stat -L -c %s "$mbox") bytes of mbox)"
+	a import "$mbox" | awk '$1 == "archived" { print $2 }' > "$work/ids"
+	awk '$1 % 10 < 3' "$work/ids" > "$work/doomed"
+	echo "== delete $(wc -l < "$work/doomed") of $(wc -l < "$work/ids") messages"
+	xargs -n 1000 sh -c 'b=$1 k=$2; shift 2; exec "$0" archive --base-dir "$b" --key-file "$k" delete "$@" >/dev/null' \
+		"$coffer" "$work/base" "$work/key/instance.key" < "$work/doomed"
+	cp -a "$work/base" "$work/base.deleted"
+fi
 sync
 echo "== compact"
+uptime
 start=$(date +%s.%N)
-out=$(a compact)
+out=$(/usr/bin/time -f "%U %S" -o "$work/cpu" "$coffer" archive \
+	--base-dir "$work/base" --key-file "$work/key/instance.key" compact)
 end=$(date +%s.%N)
+uptime
 echo "$out"
-python3 - "$out" "$start" "$end" <<'PY'
+python3 - "$out" "$start" "$end" "$(cat "$work/cpu")" <<'PY'
 import sys
 words = sys.argv[1].split()
 before, after = int(words[6]), int(words[8])
 secs = float(sys.argv[3]) - float(sys.argv[2])
-print("rewritten %.1f MB -> %.1f MB in %.2f s: %.1f MB/s (target >= 100)"
-      % (before / 1e6, after / 1e6, secs, before / 1e6 / secs))
+user, system = (float(x) for x in sys.argv[4].split())
+print("rewritten %.1f MB -> %.1f MB in %.2f s wall, %.2f s CPU (%.2f user + %.2f sys): "
+      "%.1f MB/s of wall time (target >= 100)"
+      % (before / 1e6, after / 1e6, secs, user + system, user, system, before / 1e6 / secs))
 PY
 a verify | tail -1

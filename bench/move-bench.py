@@ -17,7 +17,9 @@ goes first:
         for as a job. Wall: from the call to the job's end. CPU: the change of
         utime+stime+cutime+cstime (/proc/PID/stat, bench/serverprocs.py) summed
         over the Management Server, both Instance Hosts and all their
-        descendants (the instance processes that stop and start). Also, with
+        descendants (the instance processes that stop and start), and split
+        into the Management Server's, the source host's and the target
+        host's (each with its descendants). Also, with
         POLL=1 (default): a client logs in over IMAPS through the Client Access
         Server and selects the folder every 100 ms; the longest stretch without
         an answer is the time users saw the instance "unavailable". Its
@@ -282,6 +284,7 @@ def side_move():
         poller.start()
         time.sleep(0.5)
     before = cpu_ticks(process_tree(roots))
+    before_by = [cpu_ticks(process_tree([r])) for r in roots]
     t = time.monotonic()
     env = api_job("MoveInstance", "instanceID=bench", "targetInstanceHost=" + target,
                   "baseDirectory=" + target_dir)
@@ -292,6 +295,13 @@ def side_move():
                       "millisecondsTimeout=20000")
     wall = time.monotonic() - t
     after = cpu_ticks(process_tree(roots))
+    after_by = [cpu_ticks(process_tree([r])) for r in roots]
+    # each side's share: the Management Server, the source Instance Host and
+    # the target's, each with its descendants (instance processes)
+    hosts = {HOST1: 1, HOST2: 2}
+    split = {"management": cpu_seconds(before_by[0], after_by[0]),
+             "source": cpu_seconds(before_by[hosts[source]], after_by[hosts[source]]),
+             "target": cpu_seconds(before_by[hosts[target]], after_by[hosts[target]])}
     if poller:
         time.sleep(1)
         poller.stop.set()
@@ -301,7 +311,7 @@ def side_move():
     paused = re.search(r"writes were paused for (\d+) ms", env.get("logOutput") or "")
     passes = [line for line in (env.get("logOutput") or "").splitlines() if line.startswith("pass ")]
     return {"side": "move", "from": source, "to": target, "wall": wall,
-            "cpu": cpu_seconds(before, after),
+            "cpu": cpu_seconds(before, after), "cpuSplit": split,
             "pausedMs": int(paused.group(1)) if paused else None,
             "unavailable": poller.longest if poller else None,
             "polls": poller.polls if poller else None,
@@ -353,6 +363,10 @@ def main():
                       % (n + 1, r["from"], r["to"], r["wall"], r["cpu"], r["pausedMs"],
                          "%.2f s" % r["unavailable"] if r["unavailable"] is not None else "-",
                          r["failedPolls"], r["polls"], load), flush=True)
+                print("    CPU: Management Server %.2f s, source host %.2f s, target host "
+                      "%.2f s (each with its instance processes)"
+                      % (r["cpuSplit"]["management"], r["cpuSplit"]["source"],
+                         r["cpuSplit"]["target"]), flush=True)
                 for line in r["passes"]:
                     print("    " + line, flush=True)
             else:

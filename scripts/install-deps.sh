@@ -5,10 +5,10 @@
 set -eu
 PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
  libevent-dev libssl-dev libsqlite3-dev libgmime-3.0-dev libzstd-dev zstd libsodium-dev
- libjansson-dev liboath-dev oathtool libqrencode-dev libcurl4-openssl-dev libpff-dev
- libcmocka-dev libzip-dev python3 python3-pytest openssl curl psmisc procps iproute2
+ libjansson-dev liboath-dev oathtool libqrencode-dev libcurl4-openssl-dev libpff-dev libbfio-dev
+ libcmocka-dev libzip-dev python3 python3-pytest python3-pytest-xdist openssl curl psmisc procps iproute2
  python3-aiosmtpd swaks libnet-ssleay-perl zbar-tools librsvg2-bin mutt isync fetchmail dovecot-imapd
- dovecot-pop3d pst-utils
+ dovecot-pop3d dovecot-lmtpd postfix pst-utils
  chromium nodejs"
 missing=""
 for p in $PACKAGES; do
@@ -26,6 +26,9 @@ if [ -n "$missing" ]; then
 	SUDO=""
 	[ "$(id -u)" = 0 ] || SUDO=sudo
 	echo "installing:$missing"
+	# postfix asks at install; the tests and benches run private instances
+	# with their own main.cf, so the system's stays unconfigured
+	echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi

@@ -33,8 +33,18 @@ suites() { # builddir, tag
 	# one call collects every suite; tests/demo (scripts/demo.sh on a fresh
 	# machine made of namespaces, ~1 minute) installs the plain build and
 	# skips itself under the sanitizers
-	COFFER_BIN="$PWD/$dir/src/cli/coffer" run "python tests ($tag)" \
-		"$PY" -m pytest -q -p no:cacheprovider --junitxml="$results/pytest-$tag.xml" tests
+	COFFER_BIN="$PWD/$dir/src/cli/coffer" pytests "$tag"
+}
+
+pytests() { # tag; environment: COFFER_BIN and the sanitizers' options
+	# Two test modules at a time (pytest-xdist; a module's tests stay on one
+	# process, which shares its running system among them): most of a test's
+	# time is spent waiting on daemons, not on the CPU. Then, alone, the tests
+	# marked serial, which compare latency under load with a baseline.
+	run "python tests ($1)" "$PY" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile \
+		-m "not serial" --junitxml="$results/pytest-$1.xml" tests
+	run "python tests ($1, one at a time)" "$PY" -m pytest -q -p no:cacheprovider \
+		-m serial --junitxml="$results/pytest-$1-serial.xml" tests
 }
 
 if build build-ci; then
@@ -53,8 +63,7 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 		--timeout-multiplier 3
 	cp build-asan/meson-logs/testlog.json "$results/meson-asan.json" 2>/dev/null
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 COFFER_SANITIZED=1 COFFER_BIN="$PWD/build-asan/src/cli/coffer" \
-		run "python tests (sanitizers)" "$PY" -m pytest -q -p no:cacheprovider \
-		--junitxml="$results/pytest-asan.xml" tests
+		pytests asan
 else
 	echo "sanitizer build failed"; echo "build-failed" >"$results/build-asan.failed"; status=1
 fi

@@ -7,28 +7,12 @@ import { el } from './dom.js';
 import { invoke, SUPERSEDED } from './console-api.js';
 import { createTable } from './ui-table.js';
 import { createForm } from './ui-form.js';
-import { confirmAction, openDialog } from './ui-dialog.js';
-import { toast } from './ui-toast.js';
+import { confirmAction, openDialog, openFormDialog } from './ui-dialog.js';
+import { toast, actionButton } from './ui-toast.js';
 import { copyButton } from './console-infrastructure.js';
 
 function passwordCheck(v) {
   return v.password && v.password.length < 8 ? { password: 'At least 8 characters.' } : null;
-}
-
-/* A form in a dialog; resolves true once the form's work is done. */
-function formDialog(title, makeForm) {
-  let finish = null;
-  const form = makeForm(() => finish(true));
-  const shown = openDialog({ title, body: form.element, actions: [{ label: 'Cancel', value: null }] });
-  const dialog = form.element.closest('dialog');
-  return new Promise((resolve) => {
-    finish = (v) => {
-      resolve(v);
-      dialog.close('');
-    };
-    shown.then(() => resolve(false));
-    form.element.querySelector('input')?.focus();
-  });
 }
 
 function showOnce(title, nodes) {
@@ -60,16 +44,7 @@ export const administratorsPage = {
     const visit = {};
     this.visit = visit;
     let load = null;
-    const act = (label, name, fn) => el('button', { type: 'button', class: 'ghost small', text: label,
-      'aria-label': label + ' ' + name,
-      onclick: async () => {
-        try {
-          await fn();
-        } catch (e) {
-          toast(e.message, { kind: 'error' });
-        }
-        load();
-      } });
+    const act = (label, name, fn) => actionButton(label, name, fn, { after: () => load() });
     const table = createTable({
       columns: [
         { key: 'userName', label: 'Name' },
@@ -78,7 +53,7 @@ export const administratorsPage = {
         { key: 'apiPassword', label: 'API password', render: (a) => (a.apiPassword ? 'yes' : 'no') },
         { key: 'actions', label: 'Actions', sortable: false, render: (a) => el('span', { class: 'row-actions' },
           act('Password', a.userName, async () => {
-            if (await formDialog('New password for ' + a.userName, (done) => createForm({
+            if (await openFormDialog('New password for ' + a.userName, (done) => createForm({
               fields: [{ name: 'password', label: 'New password', type: 'password', required: true, autocomplete: 'new-password' }],
               validate: passwordCheck,
               onSubmit: async (v) => {
@@ -115,7 +90,7 @@ export const administratorsPage = {
     };
     const add = el('button', { type: 'button', class: 'primary', text: 'Add administrator', id: 'add-admin',
       onclick: async () => {
-        if (await formDialog('Add administrator', (done) => createForm({
+        if (await openFormDialog('Add administrator', (done) => createForm({
           fields: [
             { name: 'userName', label: 'Name', required: true },
             { name: 'fullName', label: 'Full name' },

@@ -1,17 +1,34 @@
-/* console-brand: the product's name and logo, in one place. Every element
- * with class brand-name shows the name, every brand-logo the logo, and the
- * document title ends with the name; a branding change is a change here
- * (and in logo.svg). */
-export const BRAND = {
-  name: 'Coffer',
-  logo: '/_static/logo.svg',
-};
+/* console-brand: the Console's branding (branding.js): the name, logo and
+ * colours the Management Server serves, kept current while the Console is
+ * open; the document title ends with the name. */
+import { DEFAULT_BRANDING, applyBranding, watchBranding } from './branding.js';
 
-export function applyBrand(root = document) {
-  for (const n of root.querySelectorAll('.brand-name')) n.textContent = BRAND.name;
-  for (const n of root.querySelectorAll('.brand-logo')) n.setAttribute('src', BRAND.logo);
+export const BRAND = { name: DEFAULT_BRANDING.productName, logo: DEFAULT_BRANDING.logo };
+let page = '';
+
+function title() {
+  document.title = (page ? page + ' – ' : '') + BRAND.name + ' Management Console';
 }
 
-export function setTitle(page) {
-  document.title = (page ? page + ' – ' : '') + BRAND.name + ' Management Console';
+function adopt(b) {
+  BRAND.name = b.productName;
+  BRAND.logo = b.logo;
+  title();
+}
+
+/* Applies the defaults at once, then what the server says. */
+export function applyBrand(root = document) {
+  applyBranding(DEFAULT_BRANDING, root);
+  return watchBranding(adopt);
+}
+
+/* After a change made here: shown at once, not at the next check. */
+export function brandChanged(b) {
+  applyBranding(b);
+  adopt(b);
+}
+
+export function setTitle(p) {
+  page = p;
+  title();
 }

@@ -1,10 +1,11 @@
 /* console-dashboard: the service-health tree (the Management Server, its
  * Instance Hosts with instances available and running, its Client Access
  * Servers, each with its connection state and last contact), resources,
- * messages (refused fingerprints, failed instances, what the links
- * reported), version and licensee.
+ * messages (refused fingerprints, failed instances, failed jobs of the
+ * last 10 minutes, what the links reported), version and licensee.
  *
- * It keeps itself current by polling GetServiceStatus and GetInstances
+ * It keeps itself current by polling GetServiceStatus, GetInstances and
+ * GetJobs (state failed)
  * every POLL_MS while the tab is shown (a change shows within 5 s),
  * every HIDDEN_POLL_MS while it is hidden, at once when it is shown again,
  * and backing off up to MAX_BACKOFF_MS while the server cannot be reached.
@@ -94,7 +95,7 @@ function resources(status, instances) {
 
 const BAD_INSTANCE = new Set(['failed', 'crashed', 'error', 'unreachable']);
 
-function messages(status, instances) {
+function messages(status, instances, jobs) {
   const items = [];
   for (const [kind, list] of [['Instance Host', status.instanceHosts], ['Client Access Server', status.clientAccessServers]]) {
     for (const s of list) {
@@ -105,6 +106,10 @@ function messages(status, instances) {
   for (const i of instances) {
     if (BAD_INSTANCE.has(i.status) || i.error)
       items.push({ level: 'error', kind: 'instance', text: `Instance ${i.instanceID} on ${i.instanceHost}: ${i.status}${i.error ? ' – ' + i.error : ''}` });
+  }
+  for (const j of jobs) {
+    items.push({ level: 'error', kind: 'job', text: `Job ${j.function}${j.instanceID ? ' (instance ' + j.instanceID + ')' : ''}`
+      + ` by ${j.user} failed ${when(j.finishedAt)}: ${j.error || 'no reason given'}` });
   }
   for (const m of (status.messages || []).slice().reverse()) {
     if (m.level !== 'info') items.push({ level: m.level, kind: 'link', text: `${when(m.time)}: ${m.text}` });
@@ -147,22 +152,23 @@ function createDashboard() {
     timer = setTimeout(() => poll(visit), delay());
   }
 
-  function render(status, instances) {
-    const key = JSON.stringify([status, instances, env]);
+  function render(status, instances, jobs) {
+    const key = JSON.stringify([status, instances, jobs, env]);
     if (key === shown) return;
     shown = key;
     parts.health.replaceChildren(healthTree(status));
     parts.resources.replaceChildren(resources(status, instances));
-    parts.messages.replaceChildren(messages(status, instances));
+    parts.messages.replaceChildren(messages(status, instances, jobs));
     parts.about.replaceChildren(about(env));
   }
 
   async function poll(visit) {
-    let status, instances;
+    let status, instances, jobs;
     try {
-      [status, instances] = await Promise.all([
+      [status, instances, jobs] = await Promise.all([
         invoke('GetServiceStatus', {}, { kind: 'dashboard-status', background: true }),
         invoke('GetInstances', {}, { kind: 'dashboard-instances', background: true }),
+        invoke('GetJobs', { state: 'failed' }, { kind: 'dashboard-jobs', background: true }),
       ]);
     } catch (e) {
       if (visit !== active) return;
@@ -174,11 +180,11 @@ function createDashboard() {
       return;
     }
     if (visit !== active) return; // the page was left meanwhile
-    if (status !== SUPERSEDED && instances !== SUPERSEDED) {
+    if (status !== SUPERSEDED && instances !== SUPERSEDED && jobs !== SUPERSEDED) {
       failures = 0;
       parts.notice.hidden = true;
       parts.updated.textContent = 'Updated ' + new Date().toLocaleTimeString();
-      render(status, Array.isArray(instances) ? instances : []);
+      render(status, Array.isArray(instances) ? instances : [], Array.isArray(jobs) ? jobs : []);
     }
     schedule(visit);
   }

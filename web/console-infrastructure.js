@@ -6,7 +6,7 @@
 import { el } from './dom.js';
 import { invoke, SUPERSEDED } from './console-api.js';
 import { createForm } from './ui-form.js';
-import { confirmAction, openDialog } from './ui-dialog.js';
+import { confirmAction, openFormDialog } from './ui-dialog.js';
 import { toast } from './ui-toast.js';
 
 const KINDS = {
@@ -82,22 +82,6 @@ function serverForm(kind, server, done) {
   });
 }
 
-async function formDialog(title, makeForm) {
-  let close = null;
-  const form = makeForm((changed) => close(changed));
-  const shown = openDialog({ title, body: form.element, actions: [{ label: 'Cancel', value: null }] });
-  const dialog = form.element.closest('dialog');
-  const result = new Promise((resolve) => {
-    close = (v) => {
-      resolve(v);
-      dialog.close('');
-    };
-    shown.then(() => resolve(false));
-  });
-  form.element.querySelector('input')?.focus();
-  return result;
-}
-
 export const infrastructurePage = {
   async enter(c) {
     const error = el('p', { class: 'error', role: 'alert', hidden: '' });
@@ -132,7 +116,7 @@ export const infrastructurePage = {
           el('td', { class: 'row-actions' },
             el('button', { type: 'button', class: 'ghost small', text: 'Configure', 'aria-label': 'Configure ' + s.serverName,
               onclick: async () => {
-                if (await formDialog('Configure ' + k.one + ' ' + s.serverName, (done) => serverForm(kind, s, done))) {
+                if (await openFormDialog('Configure ' + k.one + ' ' + s.serverName, (done) => serverForm(kind, s, done))) {
                   toast(k.one + ' ' + s.serverName + ' saved.');
                   load();
                 }
@@ -159,7 +143,7 @@ export const infrastructurePage = {
       el('div', { class: 'panel-head' }, el('h2', { id: 'infra-' + kind, text: k.title }),
         el('button', { type: 'button', class: 'primary', text: 'Add ' + k.one, 'data-add': kind,
           onclick: async () => {
-            if (await formDialog('Add ' + k.one, (done) => serverForm(kind, null, done))) {
+            if (await openFormDialog('Add ' + k.one, (done) => serverForm(kind, null, done))) {
               toast(k.one + ' added.');
               load();
             }

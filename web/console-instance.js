@@ -1,18 +1,26 @@
 /* console-instance: one instance's pages, #/instances/ID/TAB: its overview
- * (configuration, state, statistics), users (create, privileges, login
- * privileges, reset MFA, delete), stores (state, a new one, verify),
- * live statistics (polled, drawn as SVG), search, imports (a job with progress)
- * compliance (legal hold on/off, retention policies shown) and its audit
- * log (filters, pages, verify). Every tab is a table of TABS
+ * (configuration, state, statistics), users (create, edit, privileges, login
+ * privileges, folder rights, app passwords (console-users.js), reset MFA,
+ * delete), stores (state, a new one, verify, rebuild the indexes),
+ * live statistics (polled, drawn as SVG), search, imports (a job with progress),
+ * archiving profiles and their runs (console-profiles.js), the journal receiver (console-journal.js), compliance (legal hold on/off, retention policies shown) and its audit
+ * log (filters, pages, verify), and moving it to another Instance Host
+ * (console-move.js). Every tab is a table of TABS
  * with its own render(container, id, visit); all through the Management
  * API. */
 import { el } from './dom.js';
+import { formatSize } from './format.js';
 import { invoke, runJob, SUPERSEDED } from './console-api.js';
 import { createTable } from './ui-table.js';
 import { createForm } from './ui-form.js';
-import { createProgress } from './ui-progress.js';
-import { confirmAction, openDialog } from './ui-dialog.js';
-import { toast } from './ui-toast.js';
+import { createJobProgress } from './ui-progress.js';
+import { confirmAction, openFormDialog } from './ui-dialog.js';
+import { toast, actionButton } from './ui-toast.js';
+import { profilesTab } from './console-profiles.js';
+import { moveTab } from './console-move.js';
+import { exportTab } from './console-export.js';
+import { editUser, folderRights, appPasswords } from './console-users.js';
+import { journalTab } from './console-journal.js';
 
 const PRIVILEGES = ['admin', 'login', 'archive', 'export', 'delete', 'auditor'];
 const LOGIN_PRIVILEGES = ['web', 'imap', 'api'];
@@ -32,39 +40,11 @@ function facts(pairs) {
   return dl;
 }
 
-/* A form in a dialog; resolves true once its work is done. */
-function formDialog(title, makeForm) {
-  let finish = null;
-  const form = makeForm(() => finish(true));
-  const shown = openDialog({ title, body: form.element, actions: [{ label: 'Cancel', value: null }] });
-  const dialog = form.element.closest('dialog');
-  return new Promise((resolve) => {
-    finish = (v) => {
-      resolve(v);
-      dialog.close('');
-    };
-    shown.then(() => resolve(false));
-    form.element.querySelector('input')?.focus();
-  });
-}
-
 /* Check boxes for a list argument; values() gives the comma list. */
 function checkFields(prefix, names, chosen) {
   return names.map((n) => ({ name: prefix + n, label: n, type: 'checkbox', value: chosen.includes(n) }));
 }
 const picked = (v, prefix, names) => names.filter((n) => v[prefix + n]).join(',');
-
-function jobProgress(label, key) {
-  const p = createProgress({ label });
-  p.element.dataset.job = key;
-  p.follow = (env) => {
-    const running = env.statusCode === 'running';
-    const percent = running && typeof env.percentProgress === 'number';
-    p.update({ state: running ? 'running' : env.error ? 'failed' : 'done',
-      done: percent ? env.percentProgress : null, total: percent ? 100 : null, message: env.statusText || '' });
-  };
-  return p;
-}
 
 async function overview(c, id, visit) {
   const error = errorLine();
@@ -89,17 +69,8 @@ async function overview(c, id, visit) {
 async function users(c, id, visit) {
   const error = errorLine();
   let load = null;
-  const act = (label, name, fn, danger) => el('button', { type: 'button', class: 'ghost small' + (danger ? ' danger-text' : ''),
-    text: label, 'aria-label': label + ' ' + name,
-    onclick: async () => {
-      try {
-        await fn();
-      } catch (e) {
-        toast(e.message, { kind: 'error' });
-      }
-      load();
-    } });
-  const editPrivileges = (u) => formDialog('Privileges of ' + u.userName, (done) => createForm({
+  const act = (label, name, fn, danger) => actionButton(label, name, fn, { danger, after: () => load() });
+  const editPrivileges = (u) => openFormDialog('Privileges of ' + u.userName, (done) => createForm({
     fields: [...checkFields('p-', PRIVILEGES, u.privileges || []), ...checkFields('l-', LOGIN_PRIVILEGES, u.loginPrivileges || [])
       .map((f) => ({ ...f, label: 'log in by ' + f.label }))],
     onSubmit: async (v) => {
@@ -114,9 +85,18 @@ async function users(c, id, visit) {
       { key: 'privileges', label: 'Privileges', render: (u) => (u.privileges || []).join(', ') },
       { key: 'loginPrivileges', label: 'Log in by', render: (u) => (u.loginPrivileges || []).join(', ') },
       { key: 'actions', label: 'Actions', sortable: false, render: (u) => el('span', { class: 'row-actions' },
+        act('Edit', u.userName, async () => {
+          const name = await editUser(id, u);
+          if (name) toast(name + ' saved.');
+        }),
         act('Privileges', u.userName, async () => {
           if (await editPrivileges(u)) toast('Privileges of ' + u.userName + ' saved.');
         }),
+        act('Folder rights', u.userName, async () => {
+          const folder = await folderRights(id, u.userName);
+          if (folder) toast('Rights of ' + u.userName + ' on ' + folder + ' saved.');
+        }),
+        act('App passwords', u.userName, () => appPasswords(id, u.userName)),
         act('Reset MFA', u.userName, async () => {
           if (await confirmAction({ title: 'Reset MFA of ' + u.userName + '?', text: 'They sign in with the password alone until they enrol again.', confirmLabel: 'Reset MFA' })) {
             await invoke('DisableMFA', { instanceID: id, userName: u.userName });
@@ -144,7 +124,7 @@ async function users(c, id, visit) {
   };
   const add = el('button', { type: 'button', class: 'primary', text: 'Create user', id: 'create-user',
     onclick: async () => {
-      if (await formDialog('Create user', (done) => createForm({
+      if (await openFormDialog('Create user', (done) => createForm({
         fields: [
           { name: 'userName', label: 'User name', required: true },
           { name: 'fullName', label: 'Full name' },
@@ -205,6 +185,55 @@ async function search(c, id) {
   c.append(el('h2', { text: 'Search' }), form.element, error, summary, table.element);
 }
 
+/* Every folder of the instance's users with its count (GetFolderStatistics);
+ * a folder's button lists its newest messages (GetMessages, paged by 100). */
+async function folders(c, id, visit) {
+  const error = errorLine();
+  const heading = el('h3', { class: 'folder-shown', 'aria-live': 'polite' });
+  const more = el('button', { type: 'button', class: 'ghost', id: 'folder-more', text: 'Older messages' });
+  more.hidden = true;
+  const messages = createTable({
+    columns: [
+      { key: 'date', label: 'Date' },
+      { key: 'from', label: 'From' },
+      { key: 'subject', label: 'Subject' },
+      { key: 'id', label: 'ID' },
+    ],
+    filterLabel: 'Filter messages', empty: 'No messages.', rowKey: 'id', caption: 'Messages of the folder',
+  });
+  let shown = { folder: null, rows: [] };
+  async function open(folder, offset) {
+    try {
+      const r = await invoke('GetMessages', { instanceID: id, folder, limit: 100, offset }, { kind: 'instance-folder' });
+      if (r === SUPERSEDED || visit.gone) return;
+      showError(error, null);
+      shown = { folder, rows: offset ? shown.rows.concat(r.messages || []) : r.messages || [] };
+      heading.textContent = `${folder}: ${shown.rows.length} of ${r.total ?? shown.rows.length} shown, newest first`;
+      heading.dataset.folder = folder;
+      more.hidden = !(r.total > shown.rows.length);
+      messages.setRows(shown.rows);
+    } catch (e) {
+      showError(error, e);
+    }
+  }
+  more.onclick = () => open(shown.folder, shown.rows.length);
+  const list = createTable({
+    columns: [
+      { key: 'folder', label: 'Folder', render: (f) => el('button', { type: 'button', class: 'ghost folder-open',
+        'data-folder': f.folder, text: f.folder, onclick: () => open(f.folder, 0) }) },
+      { key: 'messages', label: 'Messages' },
+      { key: 'bytes', label: 'Size', render: (f) => formatSize(f.bytes) },
+    ],
+    filterLabel: 'Filter folders', empty: 'No folders yet.', rowKey: 'folder', caption: 'Folders',
+  });
+  c.append(el('h2', { text: 'Folders' }), error, list.element, heading, messages.element, more);
+  try {
+    list.setRows(await invoke('GetFolderStatistics', { instanceID: id }) || []);
+  } catch (e) {
+    showError(error, e);
+  }
+}
+
 async function imports(c, id) {
   const list = await invoke('GetUsers', { instanceID: id });
   const jobs = el('div', { class: 'jobs' });
@@ -216,7 +245,7 @@ async function imports(c, id) {
     ],
     submitLabel: 'Import',
     onSubmit: async (v) => {
-      const p = jobProgress('Import ' + v.path, 'ImportFiles:' + v.path);
+      const p = createJobProgress('Import ' + v.path, 'ImportFiles:' + v.path);
       jobs.prepend(p.element);
       try {
         const r = await runJob('ImportFiles', { instanceID: id, userName: v.userName, path: v.path.trim(),
@@ -356,7 +385,7 @@ async function stores(c, id, visit) {
     } });
   const verify = el('button', { type: 'button', class: 'primary', text: 'Verify stores', id: 'verify-stores',
     onclick: async () => {
-      const p = jobProgress('Verify stores', 'VerifyStores:' + id);
+      const p = createJobProgress('Verify stores', 'VerifyStores:' + id);
       jobs.prepend(p.element);
       try {
         const r = await runJob('VerifyStores', { instanceID: id }, p.follow);
@@ -366,7 +395,20 @@ async function stores(c, id, visit) {
         p.update({ state: 'failed', message: e.message });
       }
     } });
-  c.append(el('div', { class: 'panel-head' }, el('h2', { text: 'Stores' }), el('span', { class: 'row-actions' }, create, verify)),
+  const rebuild = el('button', { type: 'button', class: 'ghost', text: 'Rebuild indexes', id: 'rebuild-stores',
+    onclick: async () => {
+      if (!await confirmAction({ title: 'Rebuild the indexes?', text: 'The catalog and full-text index are built again from the stores; searches may miss messages until it ends.', confirmLabel: 'Rebuild', danger: false })) return;
+      const p = createJobProgress('Rebuild indexes', 'RebuildSelectedStoreIndexes:' + id);
+      jobs.prepend(p.element);
+      try {
+        const r = await runJob('RebuildSelectedStoreIndexes', { instanceID: id }, p.follow);
+        p.update({ state: 'done', message: r.damagedRecords + ' damaged record' + (r.damagedRecords === 1 ? '' : 's') + ' skipped' });
+        p.element.dataset.damaged = String(r.damagedRecords);
+      } catch (e) {
+        p.update({ state: 'failed', message: e.message });
+      }
+    } });
+  c.append(el('div', { class: 'panel-head' }, el('h2', { text: 'Stores' }), el('span', { class: 'row-actions' }, create, verify, rebuild)),
     error, jobs, table.element);
   await load();
 }
@@ -412,11 +454,12 @@ function lineChart(title, unit) {
 async function live(c, id, visit) {
   const error = errorLine();
   const memory = lineChart('Memory (resident)', 'MiB');
+  const cpu = lineChart('CPU (100 % = one core)', '%');
   const calls = lineChart('Calls per second', '/s');
   const info = el('p', { class: 'live-info' });
   c.append(el('h2', { text: 'Live statistics' }),
     el('p', { class: 'muted', text: `The instance process, every ${LIVE_MS / 1000} s while this page is open (the last ${LIVE_SAMPLES}).` }),
-    error, info, el('div', { class: 'charts' }, memory.element, calls.element));
+    error, info, el('div', { class: 'charts' }, memory.element, cpu.element, calls.element));
   let before = null;
   const poll = async () => {
     if (visit.gone) return;
@@ -426,8 +469,12 @@ async function live(c, id, visit) {
       showError(error, null);
       memory.add(s.residentKiB / 1024);
       const now = Date.now();
-      if (before && s.pid === before.pid) calls.add(Math.max(0, s.calls - before.calls) / ((now - before.at) / 1000));
-      before = { pid: s.pid, calls: s.calls, at: now };
+      if (before && s.pid === before.pid) {
+        const seconds = (now - before.at) / 1000;
+        calls.add(Math.max(0, s.calls - before.calls) / seconds);
+        cpu.add(Math.max(0, s.cpuMilliseconds - before.cpu) / 10 / seconds);
+      }
+      before = { pid: s.pid, calls: s.calls, cpu: s.cpuMilliseconds, at: now };
       info.textContent = `pid ${s.pid} · up ${s.uptimeSeconds} s · ${s.calls} calls` + (s.frozen ? ' · frozen' : '');
     } catch (e) {
       showError(error, e);
@@ -501,10 +548,15 @@ const TABS = [
   { tab: 'users', label: 'Users', render: users },
   { tab: 'stores', label: 'Stores', render: stores },
   { tab: 'live', label: 'Live', render: live },
+  { tab: 'folders', label: 'Folders', render: folders },
   { tab: 'search', label: 'Search', render: search },
   { tab: 'import', label: 'Import', render: imports },
+  { tab: 'profiles', label: 'Profiles', render: profilesTab },
+  { tab: 'journal', label: 'Journal', render: journalTab },
   { tab: 'compliance', label: 'Compliance', render: compliance },
+  { tab: 'export', label: 'Export and restore', render: exportTab },
   { tab: 'audit', label: 'Audit log', render: audit },
+  { tab: 'move', label: 'Move', render: moveTab },
 ];
 
 export const instancePage = {

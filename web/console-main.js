@@ -16,16 +16,19 @@ import { infrastructurePage } from './console-infrastructure.js';
 import { administratorsPage } from './console-administrators.js';
 import { settingsPage } from './console-settings.js';
 import { instancePage } from './console-instance.js';
+import { movePage } from './console-move.js';
 
 const NAV = [
   { path: '', label: 'Dashboard', page: dashboardPage },
   { path: 'instances', label: 'Instances', page: instancesPage },
+  { path: 'move', label: 'Move instances', page: movePage },
   { path: 'infrastructure', label: 'Infrastructure', page: infrastructurePage },
   { path: 'administrators', label: 'Administrators', page: administratorsPage },
   { path: 'settings', label: 'Settings', page: settingsPage },
   /* not in the navigation: one instance's pages, marked as Instances */
   { path: 'instances/:id', label: 'Instance', page: instancePage, under: 'instances' },
   { path: 'instances/:id/:tab', label: 'Instance', page: instancePage, under: 'instances' },
+  { path: 'settings/:tab', label: 'Settings', page: settingsPage, under: 'settings' },
 ];
 
 const session = { user: null };

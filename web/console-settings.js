@@ -1,10 +1,14 @@
-/* console-settings: the system (GetEnvironmentInfo), the SMTP settings for
- * notifications with a test mail (Get/Set/TestSystemSmtpConfiguration; the
- * password is never shown, and left empty it is kept), and the Management
- * API's reference, generated from what the server says it offers
+/* console-settings: the Settings pages, as tabs (#/settings/TAB): the
+ * system (GetEnvironmentInfo) and the SMTP settings for notifications with
+ * a test mail (Get/Set/TestSystemSmtpConfiguration; the password is never
+ * shown, and left empty it is kept); the branding (console-branding.js);
+ * and the Management API's reference with a try-form per function
+ * (console-apiref.js), generated from what the server says it offers
  * (/api/get-metadata), so it is never out of date. */
 import { el } from './dom.js';
 import { client, invoke } from './console-api.js';
+import { brandingSettings } from './console-branding.js';
+import { apiReference } from './console-apiref.js';
 import { createForm } from './ui-form.js';
 import { toast } from './ui-toast.js';
 
@@ -52,45 +56,58 @@ function smtpForms(current) {
   return el('div', { class: 'smtp' }, settings.element, test.element);
 }
 
-function reference(functions) {
-  return el('div', { class: 'api-reference' }, ...functions.map((f) => el('details', { class: 'api-fn' },
-    el('summary', { text: f.name }),
-    el('p', { text: f.description }),
-    f.args.length ? el('table', { class: 'data-table' },
-      el('caption', { class: 'visually-hidden', text: 'Arguments of ' + f.name }),
-      el('thead', {}, el('tr', {}, ...['Argument', 'Type', 'Required', 'Meaning'].map((h) => el('th', { scope: 'col', text: h })))),
-      el('tbody', {}, ...f.args.map((a) => el('tr', {},
-        el('td', {}, el('code', { text: a.name })), el('td', { text: a.type }),
-        el('td', { text: a.required ? 'yes' : 'no' }), el('td', { text: a.description })))))
-      : el('p', { class: 'note', text: 'No arguments.' }))));
+async function systemSettings(c) {
+  const error = el('p', { class: 'error', role: 'alert', hidden: '' });
+  const system = el('dl', { class: 'facts' });
+  const smtp = el('div', {}, el('p', { class: 'note', text: 'Loading…' }));
+  c.append(error,
+    el('section', { class: 'panel', 'aria-labelledby': 'set-system' }, el('h2', { id: 'set-system', text: 'System' }), system),
+    el('section', { class: 'panel', 'aria-labelledby': 'set-smtp' }, el('h2', { id: 'set-smtp', text: 'Mail (SMTP) for notifications' }), smtp));
+  try {
+    const env = await invoke('GetEnvironmentInfo');
+    for (const [k, label] of [['productName', 'Product'], ['version', 'Version'], ['serverName', 'Server'],
+      ['mode', 'Mode'], ['licensee', 'Licensee'], ['systemTime', 'System time']]) {
+      system.append(el('dt', { text: label }), el('dd', { text: String(env[k] ?? '') }));
+    }
+    // no settings yet is an error of the function: an empty form then
+    const current = await invoke('GetSystemSmtpConfiguration').catch(() => null);
+    smtp.replaceChildren(smtpForms(current));
+  } catch (e) {
+    error.textContent = e.message;
+    error.hidden = false;
+  }
 }
 
+async function apiSettings(c) {
+  const error = el('p', { class: 'error', role: 'alert', hidden: '' });
+  const api = el('div', {}, el('p', { class: 'note', text: 'Loading…' }));
+  c.append(error, el('section', { class: 'panel', 'aria-labelledby': 'set-api' },
+    el('h2', { id: 'set-api', text: 'Management API reference' }),
+    el('p', { class: 'note', text: 'Open a function to read about it and try it with this session.' }), api));
+  try {
+    const meta = await client.call('GET', '../get-metadata');
+    api.replaceChildren(apiReference(meta.result || []));
+  } catch (e) {
+    error.textContent = e.message;
+    error.hidden = false;
+  }
+}
+
+const TABS = [
+  { tab: 'system', label: 'System and mail', render: systemSettings },
+  { tab: 'branding', label: 'Branding', render: brandingSettings },
+  { tab: 'api', label: 'API reference', render: apiSettings },
+];
+
 export const settingsPage = {
-  async enter(c) {
-    const error = el('p', { class: 'error', role: 'alert', hidden: '' });
-    const system = el('dl', { class: 'facts' });
-    const api = el('div', {}, el('p', { class: 'note', text: 'Loading…' }));
-    const smtp = el('div', {}, el('p', { class: 'note', text: 'Loading…' }));
-    c.append(el('div', { class: 'page-head' }, el('h1', { text: 'Settings' })), error,
-      el('section', { class: 'panel', 'aria-labelledby': 'set-system' }, el('h2', { id: 'set-system', text: 'System' }), system),
-      el('section', { class: 'panel', 'aria-labelledby': 'set-smtp' }, el('h2', { id: 'set-smtp', text: 'Mail (SMTP) for notifications' }), smtp),
-      el('section', { class: 'panel', 'aria-labelledby': 'set-api' }, el('h2', { id: 'set-api', text: 'Management API reference' }), api));
-    try {
-      const [env, meta] = await Promise.all([
-        invoke('GetEnvironmentInfo'),
-        client.call('GET', '../get-metadata'),
-      ]);
-      for (const [k, label] of [['productName', 'Product'], ['version', 'Version'], ['serverName', 'Server'],
-        ['mode', 'Mode'], ['licensee', 'Licensee'], ['systemTime', 'System time']]) {
-        system.append(el('dt', { text: label }), el('dd', { text: String(env[k] ?? '') }));
-      }
-      api.replaceChildren(reference(meta.result || []));
-      // no settings yet is an error of the function: an empty form then
-      const current = await invoke('GetSystemSmtpConfiguration').catch(() => null);
-      smtp.replaceChildren(smtpForms(current));
-    } catch (e) {
-      error.textContent = e.message;
-      error.hidden = false;
-    }
+  async enter(c, params = {}) {
+    const current = TABS.find((t) => t.tab === params.tab) || TABS[0];
+    c.append(el('div', { class: 'page-head' }, el('h1', { text: 'Settings' })),
+      el('nav', { class: 'tabs', 'aria-label': 'Settings' }, ...TABS.map((t) => el('a', {
+        href: '#/settings/' + t.tab, text: t.label, 'data-tab': t.tab,
+        'aria-current': t === current ? 'page' : null }))));
+    const body = el('div', { class: 'settings-body', 'data-tab': current.tab });
+    c.append(body);
+    await current.render(body);
   },
 };

@@ -4,6 +4,7 @@
  *   const value = await openDialog({ title, body: node, actions: [
  *     { label: 'Cancel', value: null }, { label: 'Delete', value: 'yes', class: 'danger' }] });
  *   if (await confirmAction({ title: 'Delete instance?', text: 'acme and its mail', confirmLabel: 'Delete' })) ...
+ *   if (await openFormDialog('Create user', (done) => createForm({ ..., onSubmit: async (v) => { ...; done(); } }))) ...
  *
  * Escape or the close button give null. The dialog is removed afterwards. */
 import { el } from './dom.js';
@@ -42,4 +43,23 @@ export async function confirmAction({ title, text, confirmLabel = 'OK', danger =
     className: 'confirm',
   });
   return v === true;
+}
+
+/* A form in a dialog: makeForm(done) builds it (a ui-form), and its work
+ * calls done() (or done(value)) when finished. Resolves to that value (true
+ * by default), or false when the dialog is cancelled. */
+export function openFormDialog(title, makeForm, { className = '' } = {}) {
+  let finish = null;
+  const form = makeForm((v = true) => finish(v));
+  const shown = openDialog({ title, body: form.element, actions: [{ label: 'Cancel', value: null }], className });
+  const dialog = form.element.closest('dialog');
+  const result = new Promise((resolve) => {
+    finish = (v) => {
+      resolve(v);
+      dialog.close('');
+    };
+    shown.then(() => resolve(false));
+  });
+  form.element.querySelector('input')?.focus();
+  return result;
 }

@@ -51,3 +51,18 @@ export async function followJob(progress, poll, { intervalMs = 1000 } = {}) {
     await sleep(intervalMs);
   }
 }
+
+/* A progress view that follows a Management API envelope (runJob's
+ * onProgress): running with its percentage and status text, then done or
+ * failed. data-job names the job for tests and screen readers' context. */
+export function createJobProgress(label, key) {
+  const p = createProgress({ label });
+  p.element.dataset.job = key;
+  p.follow = (env) => {
+    const running = env.statusCode === 'running';
+    const percent = running && typeof env.percentProgress === 'number';
+    p.update({ state: running ? 'running' : env.error ? 'failed' : 'done',
+      done: percent ? env.percentProgress : null, total: percent ? 100 : null, message: env.statusText || '' });
+  };
+  return p;
+}

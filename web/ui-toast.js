@@ -22,3 +22,18 @@ export function toast(text, { kind = 'info', timeoutMs = 5000 } = {}) {
   if (kind !== 'error') setTimeout(close, timeoutMs);
   return close;
 }
+
+/* A row's action button ("Delete alice"): runs fn, shows its failure as an
+ * error toast, then after() (a reload of the rows) either way. */
+export function actionButton(label, name, fn, { danger = false, after = null } = {}) {
+  return el('button', { type: 'button', class: 'ghost small' + (danger ? ' danger-text' : ''),
+    text: label, 'aria-label': label + ' ' + name,
+    onclick: async () => {
+      try {
+        await fn();
+      } catch (e) {
+        toast(e.message, { kind: 'error' });
+      }
+      if (after) after();
+    } });
+}

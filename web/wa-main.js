@@ -3,12 +3,14 @@
  *   #/          the mail (wa-mail.js)
  *   #/settings  the settings dialog over it (wa-settings.js)
  * and shows the sign-in page (wa-login.js) instead of either while no one
- * is signed in. The instance comes from the path: /INSTANCE/. */
+ * is signed in. The instance comes from the path: /INSTANCE/. The
+ * branding (branding.js) is applied and kept current. */
 import { createRouter } from './router.js';
 import { session, setInstance, signIn, forget } from './wa-session.js';
 import { loginPage, initLogin } from './wa-login.js';
 import { mailPage, initMail, resetMail } from './wa-mail.js';
 import { createSettingsPage, initSettings } from './wa-settings.js';
+import { watchBranding } from './branding.js';
 
 const router = createRouter({
   '': mailPage,
@@ -35,6 +37,8 @@ async function logout() {
 }
 
 async function main() {
+  // the installation's name, logo and colours (SetBranding), kept current
+  watchBranding((b) => { document.title = b.productName + ' Web Access'; });
   session.signedOut = signedOut;
   const first = location.pathname.split('/')[1] || '';
   if (first) setInstance(decodeURIComponent(first));

@@ -6,6 +6,7 @@
 #include "access-imap.h"
 #include "access-route.h"
 #include "access-web.h"
+#include "access-branding.h"
 #include "config.h"
 #include "file.h"
 #include "json.h"
@@ -78,6 +79,32 @@ static void access_set_topology(struct access *access, struct rpc_conn *conn, ui
 	rpc_conn_reply(conn, id, NULL);
 }
 
+/* The branding the Management Server pushes (docs/protocol.md): checked as
+ * it checked it, kept in the config directory, and read by Web Access at
+ * each request (access-web-static.c), so pages show it without a restart. */
+static void access_set_branding(struct access *access, struct rpc_conn *conn, uint32_t id,
+				const struct json *args)
+{
+	const char *error;
+	if (access_branding_check(args, &error) < 0) {
+		rpc_conn_reply_error(conn, id, "bad-request", error);
+		return;
+	}
+	char *path = config_path(role_daemon_config_dir(access->rd), ACCESS_BRANDING_FILE);
+	char *text = json_serialize(args, false);
+	int ret = file_write_atomic(path, text, strlen(text), 0600, &error);
+	mem_free(text);
+	mem_free(path);
+	if (ret < 0) {
+		rpc_conn_reply_error(conn, id, "io", error);
+		return;
+	}
+	long long version = 0;
+	(void)json_get_int(args, "version", &version);
+	log_info(role_daemon_conn_context(conn), "branding version %lld", version);
+	rpc_conn_reply(conn, id, NULL);
+}
+
 static struct json *access_info(struct access *access)
 {
 	struct json *info = json_new_object();
@@ -106,6 +133,8 @@ static void access_request(struct rpc_conn *conn, uint32_t id, const char *metho
 		rpc_conn_reply(conn, id, access_info(access));
 	else if (strcmp(method, "SetTopology") == 0)
 		access_set_topology(access, conn, id, args);
+	else if (strcmp(method, "SetBranding") == 0)
+		access_set_branding(access, conn, id, args);
 	else
 		rpc_conn_reply_error(
 			conn, id, "unknown-method",

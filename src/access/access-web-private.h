@@ -63,6 +63,10 @@ struct web_call {
 	void (*work_free)(void *work);
 };
 
+/* access-web-static.c: /_branding/NAME (branding.json, logo); false if
+ * there is no such file (not answered). */
+bool access_web_branding_serve(struct access_web *web, struct http_request *req, const char *name);
+
 /* access-web.c: replies with the common headers. */
 void access_web_reply(struct http_request *req, int status, const char *content_type,
 		      const void *body, size_t size);

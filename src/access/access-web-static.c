@@ -3,6 +3,10 @@
  * names of the directory itself are served: no subdirectories, no dot
  * files, so nothing outside it can be named. */
 #include "access-web-private.h"
+#include "access-branding.h"
+#include "config.h"
+#include "json.h"
+#include "role-daemon.h"
 #include "file.h"
 #include "http.h"
 #include "mem.h"
@@ -70,4 +74,46 @@ bool access_web_static_serve(struct access_web *web, struct http_request *req, c
 	access_web_reply(req, 200, type, data, len);
 	mem_free(data);
 	return true;
+}
+
+/* The branding the Management Server pushed (access-branding.h), read at
+ * every request: its page view and its logo; the defaults before any came. */
+bool access_web_branding_serve(struct access_web *web, struct http_request *req, const char *name)
+{
+	char *path = config_path(role_daemon_config_dir(web->rd), ACCESS_BRANDING_FILE);
+	struct json *b = NULL;
+	char *text;
+	size_t len;
+	const char *error;
+	if (file_read_all(path, 2 * 1024 * 1024, &text, &len, &error) == 0) {
+		if (json_parse(text, len, &b, &error) < 0)
+			b = NULL;
+		mem_free(text);
+	}
+	mem_free(path);
+	if (b == NULL)
+		b = json_new_object();
+	bool found = true;
+	http_request_add_header(req, "Cache-Control", "no-cache");
+	if (strcmp(name, "branding.json") == 0) {
+		struct json *v = access_branding_view(b);
+		access_web_reply_json(req, 200, v);
+		json_unref(&v);
+	} else {
+		unsigned char *logo;
+		size_t size;
+		const char *type;
+		found = strcmp(name, "logo") == 0 &&
+			access_branding_logo(b, &logo, &size, &type) == 0;
+		if (found) {
+			/* An SVG opened by itself runs nothing and loads nothing. */
+			http_request_add_header(
+				req, "Content-Security-Policy",
+				"default-src 'none'; style-src 'unsafe-inline'; sandbox");
+			access_web_reply(req, 200, type, logo, size);
+			mem_free(logo);
+		}
+	}
+	json_unref(&b);
+	return found;
 }

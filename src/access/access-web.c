@@ -234,6 +234,12 @@ static void web_handle(struct http_request *req, void *ctx)
 			access_web_reply_error(req, 404, "not-found", "no such file");
 		return;
 	}
+	if (strncmp(path, "/_branding/", 11) == 0) {
+		if ((strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) ||
+		    !access_web_branding_serve(web, req, path + 11))
+			access_web_reply_error(req, 404, "not-found", "no such file");
+		return;
+	}
 	/* Pages and API answers hold mail: never kept in a cache. */
 	http_request_add_header(req, "Cache-Control", "no-store");
 	const char *name = path + 1;

@@ -1,8 +1,8 @@
 #include "cli-journal.h"
+#include "auth-salted.h"
 #include "config.h"
 #include "crypto.h"
 #include "file.h"
-#include "hex.h"
 #include "json.h"
 #include "mem.h"
 #include "tstr.h"
@@ -104,20 +104,7 @@ static int cli_journal_password(const char *config_dir, const char *user, const 
 	}
 	/* 128 random bits: a salted SHA-256 is then as good as any slow hash */
 	char *password = crypto_random_hex(16);
-	unsigned char salt[16], hash[CRYPTO_SHA256_LEN];
-	crypto_random(salt, sizeof(salt));
-	struct crypto_sha256_ctx *h = crypto_sha256_create();
-	crypto_sha256_update(h, salt, sizeof(salt));
-	crypto_sha256_update(h, password, strlen(password));
-	crypto_sha256_finish(&h, hash);
-	char salt_hex[2 * sizeof(salt) + 1], hash_hex[2 * sizeof(hash) + 1];
-	hex_encode(salt, sizeof(salt), salt_hex);
-	hex_encode(hash, sizeof(hash), hash_hex);
-	struct json *entry = json_new_object();
-	json_set_string(entry, "userName", user);
-	json_set_string(entry, "passwordSalt", salt_hex);
-	json_set_string(entry, "passwordSHA256", hash_hex);
-	json_append(list, entry);
+	json_append(list, auth_salted_entry(user, password));
 	ret = cli_journal_save(config_dir, set, error_r);
 	if (ret == 0)
 		printf("%s\n", password);

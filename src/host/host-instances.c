@@ -98,6 +98,7 @@ struct host_instances {
 	struct event *sigchld;
 	unsigned int starting, start_limit; /* processes spawned, not yet ready */
 	host_instances_changed_fn *changed;
+	host_instances_event_fn *event;
 	void *ctx;
 };
 
@@ -239,8 +240,23 @@ static void host_instance_closed(struct rpc_conn *conn, const char *reason, void
 	}
 }
 
+/* Only the events the host knows are passed on, each stamped with the
+ * instance it came from: an instance cannot speak for another. */
+static void host_instance_event(struct rpc_conn *conn, const char *name, const struct json *data,
+				void *ctx)
+{
+	struct host_instance *inst = ctx;
+	if (strcmp(name, "scheduledJobFailed") != 0 || inst->hi->event == NULL)
+		return;
+	struct json *out = json_clone(data);
+	json_set_string(out, "instanceID", inst->id);
+	inst->hi->event(name, out, inst->hi->ctx);
+	json_unref(&out);
+}
+
 static const struct rpc_conn_callbacks host_instance_callbacks = {
 	.ready = host_instance_ready,
+	.event = host_instance_event,
 	.closed = host_instance_closed,
 };
 
@@ -1079,6 +1095,11 @@ static unsigned int host_start_limit(void)
 		return (unsigned int)n;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	return (unsigned int)(cores > 0 ? cores : 1) * HOST_INSTANCES_STARTS_PER_CORE;
+}
+
+void host_instances_on_event(struct host_instances *hi, host_instances_event_fn *fn)
+{
+	hi->event = fn;
 }
 
 struct host_instances *host_instances_create(struct event_base *base, const char *config_dir,

@@ -27,6 +27,12 @@ struct host_instances;
 typedef void host_instances_changed_fn(const char *id, const char *state, const char *error,
 				       void *ctx);
 
+/* An event from an instance's process that the Management Server should
+ * see (today "scheduledJobFailed": a job the instance started by itself
+ * failed); data is borrowed and carries the instanceID. */
+typedef void host_instances_event_fn(const char *name, const struct json *data, void *ctx);
+void host_instances_on_event(struct host_instances *hi, host_instances_event_fn *fn);
+
 struct host_instances *host_instances_create(struct event_base *base, const char *config_dir,
 					     host_instances_changed_fn *changed, void *ctx);
 void host_instances_destroy(struct host_instances **hi);

@@ -1,6 +1,7 @@
 #include "host-journal.h"
 #include "host-instances.h"
 #include "array.h"
+#include "auth-salted.h"
 #include "config.h"
 #include "crypto.h"
 #include "file.h"
@@ -10,6 +11,7 @@
 #include "log.h"
 #include "mem.h"
 #include "netaddr.h"
+#include "rpc.h"
 #include "smtp-server.h"
 #include "tls.h"
 #include "tstr.h"
@@ -39,6 +41,7 @@ struct host_journal_instance {
 	char *id;
 	bool catch_all; /* unknown recipients go to catch_all_user */
 	char *catch_all_user;
+	struct json *map; /* lower-case address -> user name (recipients) */
 	bool spool_swept; /* leftovers of an earlier Instance Host removed */
 };
 
@@ -50,14 +53,18 @@ struct host_journal_network {
 
 struct host_journal_auth_user {
 	char *name;
-	unsigned char salt[16];
+	unsigned char salt[AUTH_SALTED_SALT_LEN];
 	unsigned char hash[CRYPTO_SHA256_LEN];
 };
 
 struct host_journal {
 	struct event_base *base;
 	struct host_instances *instances;
-	struct tls_context *tls;
+	char *config_dir;
+	struct tls_context *tls_ctx; /* the host's certificate (borrowed) */
+	struct tls_context *tls;     /* tls_ctx when STARTTLS is on, else NULL */
+	struct json *set;            /* the settings as journal.json holds them */
+	char *smtp_spec, *lmtp_spec; /* what the listeners were made from */
 	char *hostname;
 	uint64_t max_message_size;
 	unsigned int max_recipients, max_connections, max_per_client, timeout_secs;
@@ -195,6 +202,39 @@ static int host_journal_add_names(struct host_journal *j, const struct json *lis
 	return 0;
 }
 
+/* recipients: {address: userName}; each address routes to this instance
+ * and goes to that user whatever the users' own addresses say. */
+static int host_journal_add_map(struct host_journal *j, const struct json *map, struct json *into,
+				size_t index, const char **error_r)
+{
+	if (map == NULL)
+		return 0;
+	if (json_kind(map) != JSON_KIND_OBJECT) {
+		*error_r = "instances: recipients must be an object {address: userName}";
+		return -1;
+	}
+	for (void *it = json_iter(map); it != NULL; it = json_iter_next(map, it)) {
+		const char *address = json_iter_key(it);
+		const char *user = json_string_of(json_iter_value(it));
+		if (address[0] == '\0' || strchr(address, '@') == NULL || user == NULL ||
+		    user[0] == '\0') {
+			*error_r = tstr_printf("instances: recipients: '%s' needs an address "
+					       "with @ and a user name",
+					       address);
+			return -1;
+		}
+		char *lower = host_journal_lower(address);
+		void *old = hash_set(j->by_address, lower, (void *)(index + 1));
+		json_set_string(into, lower, user);
+		mem_free(lower);
+		if (old != NULL) {
+			*error_r = tstr_printf("instances: address '%s' given twice", address);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int host_journal_parse_instances(struct host_journal *j, const struct json *list,
 					const char **error_r)
 {
@@ -219,14 +259,23 @@ static int host_journal_parse_instances(struct host_journal *j, const struct jso
 			*error_r = tstr_printf("instances: %s: catch-all needs catchAllUser", id);
 			return -1;
 		}
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(json_get_string(json_at(list, k), "instanceID"), id) == 0) {
+				*error_r = tstr_printf("instances: %s given twice", id);
+				return -1;
+			}
+		}
 		struct host_journal_instance *ji = array_push(&j->inst);
 		ji->id = mem_strdup(id);
 		ji->catch_all = strcmp(unknown, "catch-all") == 0;
 		ji->catch_all_user = ji->catch_all ? mem_strdup(catch_all) : NULL;
+		ji->map = json_new_object();
 		if (host_journal_add_names(j, json_get(o, "addresses"), j->by_address,
 					   j->inst.count - 1, "address", error_r) < 0 ||
 		    host_journal_add_names(j, json_get(o, "domains"), j->by_domain,
-					   j->inst.count - 1, "domain", error_r) < 0)
+					   j->inst.count - 1, "domain", error_r) < 0 ||
+		    host_journal_add_map(j, json_get(o, "recipients"), ji->map, j->inst.count - 1,
+					 error_r) < 0)
 			return -1;
 	}
 	return 0;
@@ -359,6 +408,11 @@ static void host_journal_rcpt(struct smtp_server_conn *conn, const char *address
 	const struct host_journal_instance *ji = &j->inst.items[idx];
 	struct json *args = json_new_object();
 	json_set_string(args, "address", address);
+	char *lower = host_journal_lower(address);
+	const char *mapped = json_get_string(ji->map, lower);
+	mem_free(lower);
+	if (mapped != NULL)
+		json_set_string(args, "userName", mapped);
 	if (ji->catch_all)
 		json_set_string(args, "catchAllUser", ji->catch_all_user);
 	struct host_journal_resolve *r = mem_new(struct host_journal_resolve);
@@ -630,10 +684,7 @@ static bool host_journal_auth(struct smtp_server_conn *conn, const char *user, c
 	for (size_t i = 0; i < s->journal->auth_users.count; i++) {
 		const struct host_journal_auth_user *u = &s->journal->auth_users.items[i];
 		unsigned char got[CRYPTO_SHA256_LEN];
-		struct crypto_sha256_ctx *h = crypto_sha256_create();
-		crypto_sha256_update(h, u->salt, sizeof(u->salt));
-		crypto_sha256_update(h, password, strlen(password));
-		crypto_sha256_finish(&h, got);
+		auth_salted_hash(u->salt, password, got);
 		/* every entry is hashed: timing does not tell names apart */
 		if (strcmp(u->name, user) == 0 && crypto_equal(got, u->hash, sizeof(got)))
 			ok = true;
@@ -807,6 +858,174 @@ static int host_journal_listen(struct host_journal *j, const char *spec, bool lm
 	return 0;
 }
 
+static void host_journal_close_listeners(struct host_journal *j)
+{
+	for (size_t i = 0; i < j->listeners.count; i++)
+		evconnlistener_free(j->listeners.items[i]);
+	array_clear(&j->listeners);
+	array_clear(&j->listener_lmtp);
+}
+
+static int host_journal_open_listeners(struct host_journal *j, const char *smtp, const char *lmtp,
+				       const char **error_r)
+{
+	if (host_journal_listen(j, smtp, false, error_r) < 0 ||
+	    host_journal_listen(j, lmtp, true, error_r) < 0) {
+		host_journal_close_listeners(j);
+		return -1;
+	}
+	mem_free(j->smtp_spec);
+	mem_free(j->lmtp_spec);
+	j->smtp_spec = smtp != NULL ? mem_strdup(smtp) : NULL;
+	j->lmtp_spec = lmtp != NULL ? mem_strdup(lmtp) : NULL;
+	return 0;
+}
+
+static struct host_journal *host_journal_alloc(struct event_base *base,
+					       struct host_instances *instances)
+{
+	struct host_journal *j = mem_new(struct host_journal);
+	j->base = base;
+	j->instances = instances;
+	j->by_address = hash_create();
+	j->by_domain = hash_create();
+	j->per_client = hash_create();
+	return j;
+}
+
+static void host_journal_free_settings(struct host_journal *j)
+{
+	for (size_t i = 0; i < j->inst.count; i++) {
+		mem_free(j->inst.items[i].id);
+		mem_free(j->inst.items[i].catch_all_user);
+		json_unref(&j->inst.items[i].map);
+	}
+	array_free(&j->inst);
+	for (size_t i = 0; i < j->auth_users.count; i++)
+		mem_free(j->auth_users.items[i].name);
+	array_free(&j->auth_users);
+	array_free(&j->networks);
+	mem_free(j->hostname);
+}
+
+static bool host_journal_same(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* New settings in force at once: checked in full first (nothing changes
+ * when they are bad); the listeners are made anew only when their
+ * addresses changed. Sessions under way keep their instance indexes: an
+ * instance's entry is never removed while the process runs, only routed
+ * to no more. Listeners on privileged ports (below 1024) need a restart:
+ * the privileges to bind them were dropped. */
+static int host_journal_apply(struct host_journal *j, const struct json *set, bool save,
+			      const char **error_r)
+{
+	struct host_journal *n = host_journal_alloc(j->base, j->instances);
+	int ret = host_journal_parse(n, set, error_r);
+	const char *smtp = json_get_string(set, "smtpListeners");
+	const char *lmtp = json_get_string(set, "lmtpListeners");
+	bool relisten =
+		!host_journal_same(smtp, j->smtp_spec) || !host_journal_same(lmtp, j->lmtp_spec);
+	char *old_smtp = j->smtp_spec != NULL ? mem_strdup(j->smtp_spec) : NULL;
+	char *old_lmtp = j->lmtp_spec != NULL ? mem_strdup(j->lmtp_spec) : NULL;
+	if (ret == 0 && relisten) {
+		host_journal_close_listeners(j);
+		if (host_journal_open_listeners(j, smtp, lmtp, error_r) < 0) {
+			const char *ignored;
+			if (host_journal_open_listeners(j, old_smtp, old_lmtp, &ignored) < 0)
+				log_error(NULL,
+					  "journal receiver: the old listeners are gone too: %s",
+					  ignored);
+			ret = -1;
+		}
+	}
+	if (ret == 0 && save) {
+		char *path = config_path(j->config_dir, HOST_JOURNAL_FILE);
+		char *text = json_serialize(set, true);
+		/* it holds password hashes: for the Instance Host only */
+		ret = file_write_atomic(path, text, strlen(text), 0600, error_r);
+		mem_free(text);
+		mem_free(path);
+		if (ret < 0 && relisten) {
+			const char *ignored;
+			host_journal_close_listeners(j);
+			(void)host_journal_open_listeners(j, old_smtp, old_lmtp, &ignored);
+		}
+	}
+	mem_free(old_smtp);
+	mem_free(old_lmtp);
+	if (ret < 0) {
+		host_journal_destroy(&n);
+		return -1;
+	}
+	/* the plain settings */
+	char *hostname = j->hostname;
+	j->hostname = n->hostname;
+	n->hostname = hostname;
+	j->tls = json_get_bool(set, "starttls", true) ? j->tls_ctx : NULL;
+	j->auth_required = n->auth_required;
+	j->max_message_size = n->max_message_size;
+	j->max_recipients = n->max_recipients;
+	j->max_connections = n->max_connections;
+	j->max_per_client = n->max_per_client;
+	j->timeout_secs = n->timeout_secs;
+	array_clear(&j->networks);
+	for (size_t i = 0; i < n->networks.count; i++)
+		array_append(&j->networks, n->networks.items[i]);
+	for (size_t i = 0; i < j->auth_users.count; i++)
+		mem_free(j->auth_users.items[i].name);
+	array_clear(&j->auth_users);
+	for (size_t i = 0; i < n->auth_users.count; i++)
+		array_append(&j->auth_users, n->auth_users.items[i]);
+	array_clear(&n->auth_users); /* the names are j's now */
+	/* the instances: j's indexes stay, n's are mapped onto them */
+	size_t *index = mem_alloc(sizeof(*index) * (n->inst.count + 1));
+	for (size_t i = 0; i < j->inst.count; i++) {
+		struct host_journal_instance *ji = &j->inst.items[i];
+		ji->catch_all = false;
+		mem_free(ji->catch_all_user);
+		json_unref(&ji->map);
+	}
+	for (size_t k = 0; k < n->inst.count; k++) {
+		struct host_journal_instance *ni = &n->inst.items[k];
+		size_t i = 0;
+		while (i < j->inst.count && strcmp(j->inst.items[i].id, ni->id) != 0)
+			i++;
+		if (i == j->inst.count) {
+			struct host_journal_instance *ji = array_push(&j->inst);
+			ji->id = mem_strdup(ni->id);
+		}
+		struct host_journal_instance *ji = &j->inst.items[i];
+		ji->catch_all = ni->catch_all;
+		ji->catch_all_user = ni->catch_all_user;
+		ni->catch_all_user = NULL;
+		ji->map = ni->map;
+		ni->map = NULL;
+		index[k] = i;
+	}
+	struct hash *tables[2][2] = {{j->by_address, n->by_address}, {j->by_domain, n->by_domain}};
+	for (size_t t = 0; t < 2; t++) {
+		struct hash_iter it;
+		const char *key;
+		void *value;
+		hash_iter_init(&it, tables[t][0]);
+		while (hash_iter_next(&it, &key, &value) > 0)
+			hash_iter_remove(&it);
+		hash_iter_init(&it, tables[t][1]);
+		while (hash_iter_next(&it, &key, &value) > 0)
+			(void)hash_set(tables[t][0], key, (void *)(index[(size_t)value - 1] + 1));
+	}
+	mem_free(index);
+	host_journal_destroy(&n);
+	if (j->set != set) {
+		json_unref(&j->set);
+		j->set = json_clone(set);
+	}
+	return 0;
+}
+
 int host_journal_create(struct event_base *base, const char *config_dir,
 			struct host_instances *instances, struct tls_context *tls,
 			struct host_journal **journal_r, const char **error_r)
@@ -817,30 +1036,31 @@ int host_journal_create(struct event_base *base, const char *config_dir,
 	struct json *set = NULL;
 	*journal_r = NULL;
 	int exists = file_exists(path, error_r);
-	if (exists <= 0) {
-		mem_free(path);
-		return exists;
-	}
-	int ret = file_read_all(path, 1024 * 1024, &text, &len, error_r);
-	if (ret == 0) {
-		ret = json_parse(text, len, &set, error_r);
-		mem_free(text);
+	int ret = exists < 0 ? -1 : 0;
+	if (exists > 0) {
+		ret = file_read_all(path, 1024 * 1024, &text, &len, error_r);
+		if (ret == 0) {
+			ret = json_parse(text, len, &set, error_r);
+			mem_free(text);
+		}
+		if (ret == 0 && json_kind(set) != JSON_KIND_OBJECT) {
+			*error_r = "expected a JSON object";
+			ret = -1;
+		}
 	}
 	if (ret < 0) {
 		*error_r = tstr_printf("%s: %s", path, *error_r);
+		json_unref(&set);
 		mem_free(path);
 		return -1;
 	}
-	struct host_journal *j = mem_new(struct host_journal);
-	j->base = base;
-	j->instances = instances;
-	j->tls = json_get_bool(set, "starttls", true) ? tls : NULL;
-	j->by_address = hash_create();
-	j->by_domain = hash_create();
-	j->per_client = hash_create();
-	if (host_journal_parse(j, set, error_r) < 0 ||
-	    host_journal_listen(j, json_get_string(set, "smtpListeners"), false, error_r) < 0 ||
-	    host_journal_listen(j, json_get_string(set, "lmtpListeners"), true, error_r) < 0) {
+	if (set == NULL)
+		set = json_new_object(); /* no listeners until the API sets some */
+	struct host_journal *j = host_journal_alloc(base, instances);
+	j->config_dir = mem_strdup(config_dir);
+	j->tls_ctx = tls;
+	j->set = json_ref(set);
+	if (host_journal_apply(j, set, false, error_r) < 0) {
 		*error_r = tstr_printf("%s: %s", path, *error_r);
 		ret = -1;
 		host_journal_destroy(&j);
@@ -859,22 +1079,241 @@ void host_journal_destroy(struct host_journal **journal)
 	*journal = NULL;
 	while (j->sessions != NULL)
 		smtp_server_conn_close(j->sessions->conn);
-	for (size_t i = 0; i < j->listeners.count; i++)
-		evconnlistener_free(j->listeners.items[i]);
+	host_journal_close_listeners(j);
 	array_free(&j->listeners);
 	array_free(&j->listener_lmtp);
-	for (size_t i = 0; i < j->inst.count; i++) {
-		mem_free(j->inst.items[i].id);
-		mem_free(j->inst.items[i].catch_all_user);
-	}
-	array_free(&j->inst);
-	for (size_t i = 0; i < j->auth_users.count; i++)
-		mem_free(j->auth_users.items[i].name);
-	array_free(&j->auth_users);
-	array_free(&j->networks);
+	host_journal_free_settings(j);
 	hash_destroy(&j->by_address);
 	hash_destroy(&j->by_domain);
 	hash_destroy(&j->per_client);
-	mem_free(j->hostname);
+	json_unref(&j->set);
+	mem_free(j->smtp_spec);
+	mem_free(j->lmtp_spec);
+	mem_free(j->config_dir);
 	mem_free(j);
+}
+
+/* ---- the Management Server's calls (docs/api.md) ---- */
+
+/* The keys of journal.json that SetJournal takes (the instances and the
+ * SMTP AUTH logins have calls of their own). */
+static const char *const host_journal_host_keys[] = {"smtpListeners",   "lmtpListeners",
+						     "hostname",        "starttls",
+						     "allowedNetworks", "authRequired",
+						     "maxMessageSize",  "maxRecipients",
+						     "maxConnections",  "maxConnectionsPerClient",
+						     "timeoutSeconds",  NULL};
+
+static bool host_journal_host_key(const char *key)
+{
+	for (size_t i = 0; host_journal_host_keys[i] != NULL; i++) {
+		if (strcmp(host_journal_host_keys[i], key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The settings as the API shows them: SMTP AUTH logins by name only. */
+static struct json *host_journal_public(const struct host_journal *j)
+{
+	struct json *out = json_clone(j->set);
+	struct json *users = json_new_array();
+	const struct json *list = json_get(j->set, "authUsers");
+	for (size_t i = 0; i < json_count(list); i++)
+		json_append(users, json_new_string(json_get_string(json_at(list, i), "userName")));
+	json_set(out, "authUsers", users);
+	if (json_get(out, "instances") == NULL)
+		json_set(out, "instances", json_new_array());
+	return out;
+}
+
+static int host_journal_set_host(struct json *set, const struct json *args, const char **error_r)
+{
+	const struct json *changes = json_get(args, "settings");
+	if (json_kind(changes) != JSON_KIND_OBJECT) {
+		*error_r = "settings: expected a JSON object";
+		return -1;
+	}
+	for (void *it = json_iter(changes); it != NULL; it = json_iter_next(changes, it)) {
+		const char *key = json_iter_key(it);
+		struct json *value = json_iter_value(it);
+		if (!host_journal_host_key(key)) {
+			*error_r = tstr_printf("settings: '%s' is not a setting here%s", key,
+					       strcmp(key, "instances") == 0
+						       ? " (SetJournalSettings per instance)"
+					       : strcmp(key, "authUsers") == 0
+						       ? " (SetInstanceHostJournalAuthUser)"
+						       : " (docs/sources.md lists them)");
+			return -1;
+		}
+		enum json_kind want =
+			strcmp(key, "starttls") == 0 || strcmp(key, "authRequired") == 0
+				? JSON_KIND_BOOL
+			: strcmp(key, "allowedNetworks") == 0 ? JSON_KIND_ARRAY
+			: strncmp(key, "max", 3) == 0 || strcmp(key, "timeoutSeconds") == 0
+				? JSON_KIND_INT
+				: JSON_KIND_STRING;
+		if (json_kind(value) != JSON_KIND_NULL && json_kind(value) != want) {
+			*error_r = tstr_printf("settings: %s: expected %s", key,
+					       want == JSON_KIND_BOOL    ? "true or false"
+					       : want == JSON_KIND_ARRAY ? "an array of strings"
+					       : want == JSON_KIND_INT   ? "a number"
+									 : "a string");
+			return -1;
+		}
+		if (json_kind(value) == JSON_KIND_NULL)
+			(void)json_remove(set, key); /* back to the default */
+		else
+			json_set(set, key, json_clone(value));
+	}
+	return 0;
+}
+
+static int host_journal_set_auth_user(struct json *set, const struct json *args, bool remove,
+				      const char **error_r)
+{
+	const char *user = json_get_string(args, "userName");
+	const char *password = json_get_string(args, "password");
+	if (user == NULL || user[0] == '\0' || strlen(user) > 256 || strchr(user, ':') != NULL) {
+		*error_r = "userName: expected 1 to 256 characters without ':'";
+		return -1;
+	}
+	if (!remove && (password == NULL || strlen(password) < 12 || strlen(password) > 1024)) {
+		*error_r = "password: expected 12 to 1024 characters";
+		return -1;
+	}
+	if (json_get(set, "authUsers") == NULL)
+		json_set(set, "authUsers", json_new_array());
+	struct json *list = json_get(set, "authUsers");
+	bool found = false;
+	for (size_t i = json_count(list); i > 0; i--) {
+		if (strcmp(json_get_string(json_at(list, i - 1), "userName") ?: "", user) == 0) {
+			(void)json_remove_at(list, i - 1);
+			found = true;
+		}
+	}
+	if (remove) {
+		if (!found) {
+			*error_r = tstr_printf("no SMTP AUTH login '%s'", user);
+			return -1;
+		}
+		return 0;
+	}
+	json_append(list, auth_salted_entry(user, password));
+	return 0;
+}
+
+static struct json *host_journal_instance_entry(const struct json *set, const char *id,
+						size_t *index_r)
+{
+	const struct json *list = json_get(set, "instances");
+	for (size_t i = 0; i < json_count(list); i++) {
+		if (strcmp(json_get_string(json_at(list, i), "instanceID") ?: "", id) == 0) {
+			if (index_r != NULL)
+				*index_r = i;
+			return json_at(list, i);
+		}
+	}
+	return NULL;
+}
+
+static struct json *host_journal_get_instance(const struct json *set, const char *id)
+{
+	const struct json *entry = host_journal_instance_entry(set, id, NULL);
+	struct json *out = json_new_object();
+	json_set_string(out, "instanceID", id);
+	const char *keys[] = {"addresses", "domains"};
+	for (size_t i = 0; i < 2; i++) {
+		const struct json *v = json_get(entry, keys[i]);
+		json_set(out, keys[i], v != NULL ? json_clone(v) : json_new_array());
+	}
+	const struct json *map = json_get(entry, "recipients");
+	json_set(out, "recipients", map != NULL ? json_clone(map) : json_new_object());
+	const char *unknown = json_get_string(entry, "unknownRecipients");
+	json_set_string(out, "unknownRecipients", unknown != NULL ? unknown : "refuse");
+	json_set_string(out, "catchAllUser", json_get_string(entry, "catchAllUser"));
+	return out;
+}
+
+static void host_journal_set_instance(struct json *set, const struct json *args)
+{
+	const char *id = json_get_string(args, "instanceID");
+	if (json_get(set, "instances") == NULL)
+		json_set(set, "instances", json_new_array());
+	struct json *entry = host_journal_instance_entry(set, id, NULL);
+	if (entry == NULL) {
+		entry = json_new_object();
+		json_set_string(entry, "instanceID", id);
+		json_append(json_get(set, "instances"), entry);
+	}
+	static const char *const keys[] = {"addresses", "domains", "recipients",
+					   "unknownRecipients", "catchAllUser"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct json *v = json_get(args, keys[i]);
+		if (v == NULL)
+			continue;
+		if (json_kind(v) == JSON_KIND_NULL ||
+		    (json_kind(v) == JSON_KIND_STRING && json_string_of(v)[0] == '\0'))
+			(void)json_remove(entry, keys[i]);
+		else
+			json_set(entry, keys[i], json_clone(v));
+	}
+}
+
+bool host_journal_request(struct host_journal *j, struct rpc_conn *conn, uint32_t id,
+			  const char *method, const struct json *args)
+{
+	const char *error = NULL;
+	const char *iid = json_get_string(args, "instanceID");
+	int ret;
+	if (strcmp(method, "GetJournal") == 0) {
+		rpc_conn_reply(conn, id, host_journal_public(j));
+		return true;
+	}
+	if (strcmp(method, "GetJournalInstance") == 0) {
+		if (iid == NULL)
+			rpc_conn_reply_error(conn, id, "bad-request", "instanceID: missing");
+		else
+			rpc_conn_reply(conn, id, host_journal_get_instance(j->set, iid));
+		return true;
+	}
+	struct json *set = json_clone(j->set);
+	if (strcmp(method, "SetJournal") == 0) {
+		ret = host_journal_set_host(set, args, &error);
+	} else if (strcmp(method, "SetJournalAuthUser") == 0) {
+		ret = host_journal_set_auth_user(set, args, false, &error);
+	} else if (strcmp(method, "DeleteJournalAuthUser") == 0) {
+		ret = host_journal_set_auth_user(set, args, true, &error);
+	} else if (strcmp(method, "SetJournalInstance") == 0) {
+		char *base_dir, *key_path;
+		bool stopped;
+		ret = iid != NULL && host_instances_lookup(j->instances, iid, &base_dir, &key_path,
+							   &stopped) == 0
+			      ? 0
+			      : -1;
+		if (ret == 0) {
+			mem_free(base_dir);
+			mem_free(key_path);
+			host_journal_set_instance(set, args);
+		} else {
+			error = tstr_printf("no instance '%s' on this Instance Host",
+					    iid != NULL ? iid : "");
+		}
+	} else {
+		json_unref(&set);
+		return false;
+	}
+	if (ret == 0)
+		ret = host_journal_apply(j, set, true, &error);
+	json_unref(&set);
+	if (ret < 0) {
+		rpc_conn_reply_error(conn, id, "failed", error);
+		return true;
+	}
+	log_info(NULL, "journal receiver: settings changed (%s)", method);
+	rpc_conn_reply(conn, id,
+		       strcmp(method, "SetJournalInstance") == 0
+			       ? host_journal_get_instance(j->set, iid)
+			       : host_journal_public(j));
+	return true;
 }

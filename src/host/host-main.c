@@ -159,6 +159,9 @@ static void host_request(struct rpc_conn *conn, uint32_t id, const char *method,
 	if ((from_management || strcmp(method, "InstanceCall") == 0) &&
 	    host_instances_request(host->instances, conn, id, method, args))
 		return;
+	if (from_management && host->journal != NULL &&
+	    host_journal_request(host->journal, conn, id, method, args))
+		return;
 	if (strcmp(method, "Ping") == 0)
 		rpc_conn_reply(conn, id, json_new_string("pong"));
 	else if (strcmp(method, "GetInfo") == 0)
@@ -199,6 +202,12 @@ static void host_instance_changed(const char *id, const char *state, const char 
 	json_set_string(data, "state", state);
 	json_set_string(data, "error", error);
 	role_daemon_management_event(host->rd, "instanceStateChanged", data);
+}
+
+static void host_instance_event(const char *name, const struct json *data, void *ctx)
+{
+	struct host *host = ctx;
+	role_daemon_management_event(host->rd, name, json_clone(data));
 }
 
 static void host_refused(struct rpc_server *server, const char *address, const char *reason,
@@ -267,6 +276,7 @@ int host_main(int argc, char **argv)
 	host.instances =
 		host_instances_create(role_daemon_base(host.rd), role_daemon_config_dir(host.rd),
 				      host_instance_changed, &host);
+	host_instances_on_event(host.instances, host_instance_event);
 	host.move = host_move_create(role_daemon_base(host.rd), host.instances,
 				     role_daemon_client_tls(host.rd), role_daemon_hello(host.rd));
 	host.tcp_server = role_daemon_listen_tcp(host.rd, host_peer_check, &host,

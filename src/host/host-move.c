@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -22,12 +23,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 /* One answer's bytes: large enough that a round trip per chunk costs little,
  * well under the frame limit. */
 #define HOST_MOVE_CHUNK (4u * 1024 * 1024)
+/* Pieces a target has asked for and not yet written: the source reads and
+ * sends the next ones while the target writes the last (no stop-and-wait),
+ * and neither side holds more than this many pieces of a move in memory. */
+#define HOST_MOVE_IN_FLIGHT 4
 /* How long a target keeps trying to reach its source before it gives up. */
 #define HOST_MOVE_CONNECT_SECS 60
 #define HOST_MOVE_READ_SECS 120
@@ -42,9 +48,13 @@
 /* A file changed this recently may change again within the same tick of
  * the coarse clock file times come from, unseen by its stamp. */
 #define HOST_MOVE_RACY_SECS 2
-/* Files verified on the worker while later ones are copied: the fsync of
- * one overlaps the copy of the next, with a bound on the fds held open. */
+/* Files being written or fsynced on the worker while later ones are
+ * copied: the fsync of one overlaps the copy of the next, with a bound on
+ * the fds held open. */
 #define HOST_MOVE_VERIFIES 4
+/* What O_DIRECT wants memory, offsets and lengths aligned to (a page: a
+ * multiple of any disk's logical block size). */
+#define HOST_MOVE_DIRECT_ALIGN 4096
 
 struct host_move_out {
 	struct host_move_out *next;
@@ -52,15 +62,27 @@ struct host_move_out {
 	char *id, *token, *peer_fp, *base_dir, *key_path;
 	struct json *entries; /* the latest listing: [{path, kind, size, mode, stamp}] */
 	long long bytes;
-	/* the file last read from, kept open between its pieces */
-	size_t fd_index;
-	int fd;
 	bool froze; /* MoveOutFreeze froze it: an undone move thaws it */
 };
 
 /* One SHA-256, of a piece of a file. */
 struct host_move_sum {
 	unsigned char b[CRYPTO_SHA256_LEN];
+};
+
+/* A piece read and hashed on the worker (source), answered on the loop. */
+struct host_move_out_job {
+	struct host_move *hm;
+	struct host_move_out *m; /* NULL once the move-out ended */
+	struct rpc_conn *conn;   /* NULL once the link closed: nobody to answer */
+	uint32_t id;
+	char *path;
+	long long offset;
+	bool has_have;
+	struct host_move_sum have, sum;
+	unsigned char *buf;
+	size_t len;
+	int open_errno, read_errno; /* of a failed open() or read, else 0 */
 };
 
 /* What the target holds of one entry, as of the pass that last copied it. */
@@ -70,17 +92,54 @@ struct host_move_file {
 	ARRAY(struct host_move_sum) sums; /* of each piece, as verified */
 };
 
-/* A piece written in this pass, to be read back. */
-struct host_move_written {
+/* A file being copied on the target. Its pieces are written on the worker,
+ * each hashed as it is written and compared with the source's SHA-256;
+ * after the last one it is cut to its length and fsynced there. Shared by
+ * the reads in flight for it and the worker's jobs; freed with the last. */
+struct host_move_dst {
+	unsigned int refs;
+	int fd;
+	char *path;                       /* where it is written */
+	char *key;                        /* its path in the listing ("" for the key) */
+	size_t index;                     /* in the listing */
+	struct host_move_file *file;      /* joins known once durable */
+	const struct host_move_file *old; /* in known, or NULL */
+	long long listed_size;
+	long long next_offset; /* of the next piece to ask for */
+	unsigned int reads;    /* asked for, not taken in yet */
+	unsigned int writes;   /* on the worker */
+	long long end;         /* -1 until the source said where it ends */
+	bool ending;           /* its last job (cut, fsync) was handed out */
+	bool direct;           /* opened O_DIRECT (only the worker clears it) */
+};
+
+/* A MoveOutRead in flight; answers are taken in the order they were asked. */
+struct host_move_req {
+	struct host_move_in *m; /* NULL once the move failed or went: drop it */
+	struct host_move_dst *dst;
 	long long offset;
-	size_t len;
+	bool answered;
+	struct evbuffer *data; /* the bytes, as they came (not copied) */
 	struct host_move_sum sum;
+	long long length;
+	bool same, eof;
+};
+
+/* Work for the target's worker: write a piece, or end a file. */
+struct host_move_job {
+	struct host_move_in *m; /* NULL once the move failed or went: drop it */
+	struct host_move_dst *dst;
+	bool end;         /* cut at `offset` and fsync; else write `data` there */
+	long long offset; /* where the piece goes, or the file's length */
+	struct evbuffer *data;
+	struct host_move_sum sum; /* the source's, of the piece */
+	unsigned char *bounce;    /* the worker's aligned buffer; NULL: buffered */
+	unsigned int delay_ms;
+	char *error; /* mem_printf'd on the worker; never tstr there */
 };
 
 enum host_move_in_state { MOVE_IN_PREPARED, MOVE_IN_COPYING, MOVE_IN_COPIED, MOVE_IN_FAILED };
 static const char *const host_move_in_state_names[] = {"prepared", "copying", "copied", "failed"};
-
-struct host_move_verify;
 
 struct host_move_in {
 	struct host_move_in *next;
@@ -93,22 +152,16 @@ struct host_move_in {
 	bool tearing_down; /* answers from a link being destroyed are ignored */
 	char *token;
 	struct rpc_client *link;
-	struct event *timer;  /* connect deadline; closing the link; test delays */
-	struct json *entries; /* this pass's listing */
-	struct hash *known;   /* path ("" for the key) -> struct host_move_file */
-	size_t index;
-	/* the file being copied */
-	int fd;
-	char *cur_path;
-	struct host_move_file *cur;
-	const struct host_move_file *old; /* in known, or NULL */
-	long long offset;
-	ARRAY(struct host_move_written) written;
-	/* files being fsynced and read back on the worker while the next ones
-	 * are copied; at most HOST_MOVE_VERIFIES at a time */
-	ARRAY(struct host_move_verify *) verifies;
-	bool next_waiting; /* for a verify to end before the next file */
-	bool pass_waiting; /* for the verifies to end before the pass does */
+	struct event *timer;                /* connect deadline; closing the link; test delays */
+	struct json *entries;               /* this pass's listing */
+	struct hash *known;                 /* path ("" for the key) -> struct host_move_file */
+	size_t index;                       /* the next entry to open */
+	struct host_move_dst *cur;          /* the file whose pieces are being asked for */
+	ARRAY(struct host_move_req *) reqs; /* in flight, in the order asked */
+	ARRAY(struct host_move_job *) jobs; /* on the worker */
+	unsigned int held;                  /* pieces asked for or being written */
+	unsigned int files_open;            /* opened in this pass, not yet durable */
+	bool pumping, delayed;
 	/* this pass */
 	unsigned int pass;
 	long long bytes_done, bytes_total, bytes_sent;
@@ -124,10 +177,16 @@ struct host_move {
 	struct host_instances *hi;
 	struct tls_context *client_tls;
 	const struct json *hello;
-	struct worker_pool *pool; /* fsync and read-back off the event loop */
+	/* reading and hashing (source), writing, hashing and fsync (target)
+	 * off the event loop */
+	struct worker_pool *pool;
 	bool destroying;
+	/* a piece's bytes on their way to a file opened O_DIRECT: aligned,
+	 * used by the one worker thread only */
+	unsigned char *bounce;
 	struct host_move_out *outs;
 	struct host_move_in *ins;
+	ARRAY(struct host_move_out_job *) out_jobs;
 };
 
 static const char *host_move_ctx(const char *id)
@@ -223,13 +282,6 @@ static int host_move_list_dir(const char *abs, const char *rel, struct json *ent
 	return ret;
 }
 
-static void host_move_out_close(struct host_move_out *m)
-{
-	if (m->fd >= 0)
-		close(m->fd);
-	m->fd = -1;
-}
-
 /* List the key and the base directory as they are now; the instance may
  * be writing meanwhile, which a later listing catches up with. */
 static int host_move_out_list(struct host_move_out *m, const char **error_r)
@@ -247,16 +299,19 @@ static int host_move_out_list(struct host_move_out *m, const char **error_r)
 		json_unref(&entries);
 		return -1;
 	}
-	host_move_out_close(m);
 	json_unref(&m->entries);
 	m->entries = entries;
 	m->bytes = bytes;
 	return 0;
 }
 
-static void host_move_out_free(struct host_move_out *m)
+static void host_move_out_free(struct host_move *hm, struct host_move_out *m)
 {
-	host_move_out_close(m);
+	/* reads on the worker answer that the move is over */
+	for (size_t i = 0; i < hm->out_jobs.count; i++) {
+		if (hm->out_jobs.items[i]->m == m)
+			hm->out_jobs.items[i]->m = NULL;
+	}
 	json_unref(&m->entries);
 	mem_free(m->id);
 	mem_free(m->token);
@@ -289,7 +344,7 @@ static void host_move_out_end(struct host_move *hm, const char *id, bool taken)
 			host_instances_set_moving(hm->hi, id, false);
 			if (m->froze && !taken)
 				host_instances_thaw_after_move(hm->hi, id);
-			host_move_out_free(m);
+			host_move_out_free(hm, m);
 			return;
 		}
 	}
@@ -320,9 +375,8 @@ static void host_move_out_begin(struct host_move *hm, struct rpc_conn *conn, uin
 	m->peer_fp = mem_strdup(peer);
 	m->base_dir = base_dir;
 	m->key_path = key_path;
-	m->fd = -1;
 	if (host_move_out_list(m, &error) < 0) {
-		host_move_out_free(m);
+		host_move_out_free(hm, m);
 		rpc_conn_reply_error(conn, id, "failed", error);
 		return;
 	}
@@ -399,8 +453,96 @@ static void host_move_out_list_call(struct host_move *hm, struct rpc_conn *conn,
 	rpc_conn_reply(conn, id, r);
 }
 
-/* One piece of a file of the latest listing: its SHA-256, and its bytes
- * unless the target has a piece with that SHA-256 there already. */
+static void host_move_out_job_free(struct host_move_out_job *j)
+{
+	mem_free(j->path);
+	mem_free(j->buf);
+	mem_free(j);
+}
+
+/* On the worker: read the piece and hash it. */
+static void host_move_out_job_work(void *ctx)
+{
+	struct host_move_out_job *j = ctx;
+	int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		/* removed since the listing (the instance runs): empty for now,
+		 * and gone from the next listing, which the target follows */
+		if (errno != ENOENT)
+			j->open_errno = errno;
+		crypto_sha256("", 0, j->sum.b);
+		return;
+	}
+	j->buf = mem_alloc(HOST_MOVE_CHUNK);
+	ssize_t n = host_move_pread_piece(fd, j->buf, j->offset);
+	if (n < 0) {
+		j->read_errno = errno;
+	} else {
+		j->len = (size_t)n;
+		crypto_sha256(j->buf, j->len, j->sum.b);
+	}
+	close(fd);
+}
+
+static void host_move_out_buf_free(const void *data, size_t len, void *extra)
+{
+	mem_free((void *)data);
+}
+
+/* On the loop: the piece's SHA-256, and its bytes unless the target has a
+ * piece with that SHA-256 there already. The bytes go out as they were
+ * read (an evbuffer reference, not a copy). */
+static void host_move_out_job_done(void *ctx, bool ran)
+{
+	struct host_move_out_job *j = ctx;
+	struct host_move *hm = j->hm;
+	for (size_t i = 0; i < hm->out_jobs.count; i++) {
+		if (hm->out_jobs.items[i] == j) {
+			array_delete(&hm->out_jobs, i, 1);
+			break;
+		}
+	}
+	struct rpc_conn *conn = j->conn;
+	if (hm->destroying || conn == NULL) {
+		host_move_out_job_free(j);
+		return;
+	}
+	if (!ran || j->m == NULL) {
+		rpc_conn_reply_error(conn, j->id, "forbidden", "no move under way for this peer");
+	} else if (j->open_errno != 0) {
+		rpc_conn_reply_error(
+			conn, j->id, "io",
+			tstr_printf("cannot open %s: %s", j->path, strerror(j->open_errno)));
+	} else if (j->read_errno != 0) {
+		rpc_conn_reply_error(conn, j->id, "io",
+				     tstr_printf("read failed: %s", strerror(j->read_errno)));
+	} else {
+		char hex[CRYPTO_SHA256_LEN * 2 + 1];
+		host_move_sum_hex(&j->sum, hex);
+		bool same = j->has_have && memcmp(j->have.b, j->sum.b, sizeof(j->sum.b)) == 0;
+		struct json *r = json_new_object();
+		json_set_bool(r, "eof", j->len < HOST_MOVE_CHUNK);
+		json_set_int(r, "length", (long long)j->len);
+		json_set_string(r, "sha256", hex);
+		json_set_bool(r, "same", same);
+		if (same) {
+			rpc_conn_reply(conn, j->id, r);
+		} else {
+			struct evbuffer *blob = evbuffer_new();
+			if (j->len > 0 && evbuffer_add_reference(blob, j->buf, j->len,
+								 host_move_out_buf_free, NULL) == 0)
+				j->buf = NULL; /* the output's now */
+			else if (j->len > 0)
+				evbuffer_add(blob, j->buf, j->len);
+			rpc_conn_reply_blob_buffer(conn, j->id, r, blob);
+			evbuffer_free(blob);
+		}
+	}
+	host_move_out_job_free(j);
+}
+
+/* One piece of a file of the latest listing, read and hashed on the
+ * worker: several may be asked for at once, each answered when read. */
 static void host_move_out_read(struct host_move *hm, struct rpc_conn *conn, uint32_t id,
 			       const struct json *args)
 {
@@ -420,48 +562,25 @@ static void host_move_out_read(struct host_move *hm, struct rpc_conn *conn, uint
 		rpc_conn_reply_error(conn, id, "bad-request", "entry is a directory");
 		return;
 	}
-	if (m->fd < 0 || m->fd_index != (size_t)index) {
-		host_move_out_close(m);
-		char *path = strcmp(kind, "key") == 0
-				     ? mem_strdup(m->key_path)
-				     : mem_printf("%s/%s", m->base_dir, json_get_string(e, "path"));
-		m->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		int open_errno = errno;
-		const char *error = tstr_printf("cannot open %s: %s", path, strerror(errno));
-		mem_free(path);
-		/* removed since the listing (the instance runs): empty for now,
-		 * and gone from the next listing, which the target follows */
-		if (m->fd < 0 && open_errno != ENOENT) {
-			rpc_conn_reply_error(conn, id, "io", error);
-			return;
-		}
-		m->fd_index = (size_t)index;
-	}
-	unsigned char *buf = mem_alloc(HOST_MOVE_CHUNK);
-	ssize_t n = m->fd < 0 ? 0 : host_move_pread_piece(m->fd, buf, offset);
-	if (n < 0) {
-		rpc_conn_reply_error(conn, id, "io",
-				     tstr_printf("read failed: %s", strerror(errno)));
-		mem_free(buf);
-		host_move_out_close(m);
-		return;
-	}
-	struct host_move_sum sum;
-	char hex[CRYPTO_SHA256_LEN * 2 + 1];
-	crypto_sha256(buf, (size_t)n, sum.b);
-	host_move_sum_hex(&sum, hex);
+	struct host_move_out_job *j = mem_new(struct host_move_out_job);
+	j->hm = hm;
+	j->m = m;
+	j->conn = conn;
+	j->id = id;
+	j->path = strcmp(kind, "key") == 0
+			  ? mem_strdup(m->key_path)
+			  : mem_printf("%s/%s", m->base_dir, json_get_string(e, "path"));
+	j->offset = offset;
 	const char *have = json_get_string(args, "have");
-	bool same = have != NULL && strcmp(have, hex) == 0;
-	struct json *r = json_new_object();
-	json_set_bool(r, "eof", (size_t)n < HOST_MOVE_CHUNK);
-	json_set_int(r, "length", (long long)n);
-	json_set_string(r, "sha256", hex);
-	json_set_bool(r, "same", same);
-	if (same)
-		rpc_conn_reply(conn, id, r);
-	else
-		rpc_conn_reply_blob(conn, id, r, buf, (size_t)n);
-	mem_free(buf);
+	j->has_have = have != NULL && strlen(have) == CRYPTO_SHA256_LEN * 2 &&
+		      hex_decode(have, j->have.b, sizeof(j->have.b)) == CRYPTO_SHA256_LEN;
+	array_append(&hm->out_jobs, j);
+	if (hm->pool == NULL ||
+	    worker_pool_submit(hm->pool, host_move_out_job_work, host_move_out_job_done, j) < 0) {
+		/* no worker to be had: here rather than not at all */
+		host_move_out_job_work(j);
+		host_move_out_job_done(j, true);
+	}
 }
 
 /* ---- target ---- */
@@ -495,52 +614,61 @@ static void host_move_known_clear(struct host_move_in *m)
 	hash_destroy(&m->known);
 }
 
-/* Work handed to the worker: fsync a file and read back what this pass
- * wrote of it. The fd is the job's from here on. */
-struct host_move_verify {
-	struct host_move_in *m; /* NULL once the move is gone: drop the result */
-	int fd;
-	char *path;
-	char *key;                   /* its path in the listing ("" for the key) */
-	struct host_move_file *file; /* joins m->known once verified */
-	struct host_move_written *pieces;
-	size_t count;
-	char *error; /* mem_printf'd on the worker; never tstr there */
-	unsigned int delay_ms;
-};
-
-static void host_move_verify_free(struct host_move_verify *v)
+static void host_move_dst_unref(struct host_move_dst **dst)
 {
-	if (v->fd >= 0)
-		close(v->fd);
-	mem_free(v->path);
-	mem_free(v->key);
-	host_move_file_free(v->file);
-	mem_free(v->pieces);
-	mem_free(v->error);
-	mem_free(v);
+	struct host_move_dst *d = *dst;
+	*dst = NULL;
+	if (d == NULL || --d->refs > 0)
+		return;
+	if (d->fd >= 0)
+		close(d->fd);
+	mem_free(d->path);
+	mem_free(d->key);
+	host_move_file_free(d->file);
+	mem_free(d);
 }
 
-static void host_move_in_close_file(struct host_move_in *m)
+static struct host_move_dst *host_move_dst_ref(struct host_move_dst *d)
 {
-	if (m->fd >= 0)
-		close(m->fd);
-	m->fd = -1;
-	mem_free(m->cur_path);
-	m->cur_path = NULL;
-	host_move_file_free(m->cur);
-	m->cur = NULL;
-	m->old = NULL;
-	array_clear(&m->written);
+	d->refs++;
+	return d;
 }
 
-/* The move is failing or going: verifies still under way drop their result. */
-static void host_move_in_orphan_verifies(struct host_move_in *m)
+static void host_move_req_free(struct host_move_req *r)
 {
-	for (size_t i = 0; i < m->verifies.count; i++)
-		m->verifies.items[i]->m = NULL;
-	array_clear(&m->verifies);
-	m->next_waiting = m->pass_waiting = false;
+	if (r->data != NULL)
+		evbuffer_free(r->data);
+	host_move_dst_unref(&r->dst);
+	mem_free(r);
+}
+
+static void host_move_job_free(struct host_move_job *j)
+{
+	if (j->data != NULL)
+		evbuffer_free(j->data);
+	host_move_dst_unref(&j->dst);
+	mem_free(j->error);
+	mem_free(j);
+}
+
+/* The move is failing or going: reads and jobs still under way drop their
+ * result (a job keeps its file's fd until it has run). */
+static void host_move_in_orphan(struct host_move_in *m)
+{
+	for (size_t i = 0; i < m->reqs.count; i++) {
+		struct host_move_req *r = m->reqs.items[i];
+		if (r->answered)
+			host_move_req_free(r);
+		else
+			r->m = NULL; /* its answer frees it */
+	}
+	array_clear(&m->reqs);
+	for (size_t i = 0; i < m->jobs.count; i++)
+		m->jobs.items[i]->m = NULL;
+	array_clear(&m->jobs);
+	host_move_dst_unref(&m->cur);
+	m->held = m->files_open = 0;
+	m->delayed = false;
 }
 
 static void host_move_in_close_link(evutil_socket_t fd, short events, void *ctx)
@@ -558,8 +686,7 @@ static void host_move_in_fail(struct host_move_in *m, const char *error)
 	m->state = MOVE_IN_FAILED;
 	mem_free(m->error);
 	m->error = mem_strdup(error);
-	host_move_in_close_file(m);
-	host_move_in_orphan_verifies(m);
+	host_move_in_orphan(m);
 	log_error(host_move_ctx(m->id), "moving in failed: %s", error);
 	/* not from inside the link's own callbacks */
 	event_del(m->timer);
@@ -574,11 +701,11 @@ static int host_rm_entry(const char *path, const struct stat *st, int flag, stru
 
 static void host_move_in_free(struct host_move_in *m, bool remove_data)
 {
+	host_move_in_orphan(m);
 	m->tearing_down = true;
 	rpc_client_destroy(&m->link);
-	host_move_in_close_file(m);
-	host_move_in_orphan_verifies(m);
-	array_free(&m->verifies);
+	array_free(&m->reqs);
+	array_free(&m->jobs);
 	if (remove_data) {
 		(void)nftw(m->base_dir, host_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 		if (!m->created_base)
@@ -588,7 +715,6 @@ static void host_move_in_free(struct host_move_in *m, bool remove_data)
 	event_free(m->timer);
 	json_unref(&m->entries);
 	host_move_known_clear(m);
-	array_free(&m->written);
 	mem_free(m->id);
 	mem_free(m->base_dir);
 	mem_free(m->key_path);
@@ -695,7 +821,6 @@ static void host_move_in_prepare(struct host_move *hm, struct rpc_conn *conn, ui
 	m->key_path = host_instances_key_path(hm->hi, iid);
 	m->key_tmp = mem_printf("%s.moving", m->key_path);
 	m->error = mem_strdup("");
-	m->fd = -1;
 	m->known = hash_create();
 	m->timer = evtimer_new(hm->base, host_move_in_close_link, m);
 	if (host_move_in_make_base(m, &error) < 0) {
@@ -711,210 +836,348 @@ static void host_move_in_prepare(struct host_move *hm, struct rpc_conn *conn, ui
 	rpc_conn_reply(conn, id, NULL);
 }
 
-static void host_move_in_next(struct host_move_in *m);
-static void host_move_in_read(struct host_move_in *m);
-
-/* On the worker: make the file durable, then check that what is on disk is
- * what the source sent, piece by piece. */
-static void host_move_verify_work(void *ctx)
-{
-	struct host_move_verify *v = ctx;
-	if (v->delay_ms > 0)
-		usleep(v->delay_ms * 1000);
-	if (fsync(v->fd) < 0) {
-		v->error = mem_printf("fsync(%s): %s", v->path, strerror(errno));
-		return;
-	}
-	unsigned char *buf = mem_alloc(HOST_MOVE_CHUNK);
-	for (size_t i = 0; i < v->count && v->error == NULL; i++) {
-		const struct host_move_written *w = &v->pieces[i];
-		ssize_t n = host_move_pread_piece(v->fd, buf, w->offset);
-		struct host_move_sum sum;
-		if (n < 0) {
-			v->error = mem_printf("cannot read back %s: %s", v->path, strerror(errno));
-			break;
-		}
-		crypto_sha256(buf, n < (ssize_t)w->len ? (size_t)n : w->len, sum.b);
-		if ((size_t)n < w->len || memcmp(sum.b, w->sum.b, sizeof(sum.b)) != 0) {
-			char got[CRYPTO_SHA256_LEN * 2 + 1], want[CRYPTO_SHA256_LEN * 2 + 1];
-			host_move_sum_hex(&sum, got);
-			host_move_sum_hex(&w->sum, want);
-			v->error = mem_printf("%s at %lld: SHA-256 of the copy (%s) differs from "
-					      "the source's (%s)",
-					      v->path, w->offset, got, want);
-		}
-	}
-	mem_free(buf);
-}
-
+static void host_move_in_pump(struct host_move_in *m);
 static void host_move_in_pass_done(struct host_move_in *m);
 
-/* A verified file joins what the target holds; the copy goes on if it
- * waited for this. */
-static void host_move_verify_done(void *ctx, bool ran)
+/* Write all of iov (n entries, changed) at offset; -1 with errno. */
+static int host_move_pwritev_all(int fd, struct iovec *iov, int n, long long offset)
 {
-	struct host_move_verify *v = ctx;
-	struct host_move_in *m = v->m;
-	if (m == NULL || m->hm->destroying) {
-		host_move_verify_free(v);
-		return;
-	}
-	for (size_t i = 0; i < m->verifies.count; i++) {
-		if (m->verifies.items[i] == v) {
-			array_delete(&m->verifies, i, 1);
-			break;
-		}
-	}
-	if (!ran || v->error != NULL) {
-		host_move_in_fail(m, v->error != NULL ? v->error : "verifying was cut short");
-		host_move_verify_free(v);
-		return;
-	}
-	host_move_file_free(hash_set(m->known, v->key, v->file));
-	v->file = NULL;
-	m->files_synced++;
-	host_move_verify_free(v);
-	if (m->next_waiting) {
-		m->next_waiting = false;
-		host_move_in_next(m);
-	} else if (m->pass_waiting && m->verifies.count == 0) {
-		m->pass_waiting = false;
-		host_move_in_pass_done(m);
-	}
-}
-
-/* The file is complete at `end`: cut it there, then fsync and verify it
- * on the worker (a large file's read-back would stall every other call
- * of this Instance Host on its event loop). */
-static void host_move_in_file_end(struct host_move_in *m, long long end)
-{
-	if (ftruncate(m->fd, (off_t)end) < 0) {
-		host_move_in_fail(m,
-				  tstr_printf("ftruncate(%s): %s", m->cur_path, strerror(errno)));
-		return;
-	}
-	struct host_move_verify *v = mem_new(struct host_move_verify);
-	v->m = m;
-	v->fd = m->fd;
-	m->fd = -1;
-	v->path = mem_strdup(m->cur_path);
-	v->key = mem_strdup(json_get_string(json_at(m->entries, m->index), "path"));
-	v->file = m->cur;
-	m->cur = NULL;
-	v->count = m->written.count;
-	v->pieces = mem_alloc(sizeof(*v->pieces) * (v->count > 0 ? v->count : 1));
-	if (v->count > 0)
-		memcpy(v->pieces, m->written.items, sizeof(*v->pieces) * v->count);
-	/* tests: a read-back that takes long, of a file of several pieces */
-	if (v->count > 1)
-		v->delay_ms = m->verify_delay_ms;
-	array_append(&m->verifies, v);
-	host_move_in_close_file(m);
-	m->index++;
-	if (m->hm->pool == NULL ||
-	    worker_pool_submit(m->hm->pool, host_move_verify_work, host_move_verify_done, v) < 0) {
-		/* no worker to be had: do it here rather than not at all */
-		host_move_verify_work(v);
-		host_move_verify_done(v, true);
-		if (m->state != MOVE_IN_COPYING)
-			return;
-	}
-	if (m->verifies.count >= HOST_MOVE_VERIFIES)
-		m->next_waiting = true;
-	else
-		host_move_in_next(m);
-}
-
-static int host_move_in_write(struct host_move_in *m, const unsigned char *data, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t w = pwrite(m->fd, data + done, len - done,
-				   (off_t)(m->offset + (long long)done));
+	while (n > 0) {
+		ssize_t w = pwritev(fd, iov, n, (off_t)offset);
 		if (w < 0 && errno == EINTR)
 			continue;
+		int flags = w < 0 && errno == EINVAL ? fcntl(fd, F_GETFL) : -1;
+		if (flags >= 0 && (flags & O_DIRECT) != 0) {
+			/* a file opened O_DIRECT, written here from unaligned
+			 * buffers (no worker was to be had): buffered from now */
+			if (fcntl(fd, F_SETFL, flags & ~O_DIRECT) < 0)
+				return -1;
+			continue;
+		}
 		if (w < 0) {
-			host_move_in_fail(
-				m, tstr_printf("writing %s: %s", m->cur_path, strerror(errno)));
+			if (flags >= 0)
+				errno = EINVAL;
+			return -1;
+		}
+		offset += w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* Write the piece as it came (its evbuffer chains, no copy), hashing the
+ * bytes as they are written; -1 with j->error. */
+static int host_move_write_buffered(struct host_move_job *j, struct host_move_sum *sum)
+{
+	struct host_move_dst *d = j->dst;
+	struct crypto_sha256_ctx *sha = crypto_sha256_create();
+	long long at = j->offset;
+	while (j->error == NULL && evbuffer_get_length(j->data) > 0) {
+		struct evbuffer_iovec vec[32];
+		struct iovec iov[32];
+		int n = evbuffer_peek(j->data, -1, NULL, vec, 32);
+		size_t len = 0;
+		if (n > 32)
+			n = 32;
+		for (int i = 0; i < n; i++) {
+			iov[i].iov_base = vec[i].iov_base;
+			iov[i].iov_len = vec[i].iov_len;
+			len += vec[i].iov_len;
+		}
+		if (host_move_pwritev_all(d->fd, iov, n, at) < 0) {
+			j->error = mem_printf("writing %s: %s", d->path, strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			crypto_sha256_update(sha, vec[i].iov_base, vec[i].iov_len);
+		evbuffer_drain(j->data, len);
+		at += (long long)len;
+	}
+	crypto_sha256_finish(&sha, sum->b);
+	return j->error != NULL ? -1 : 0;
+}
+
+/* The piece straight to the disk (O_DIRECT), not copied into the page
+ * cache on its way: that copy was the larger part of a target's CPU time
+ * (the more so in a VM, where reused page cache pages fault in the
+ * hypervisor), and fsync has nothing left to write back. O_DIRECT wants
+ * aligned memory, offsets and lengths: the piece is copied into the
+ * worker's aligned buffer and hashed there, and a short last piece is
+ * padded with zeros, which the file's end cuts off again. 0 written, 1 not
+ * (a file system that refuses: then buffered, from here on), -1 with
+ * j->error. */
+static int host_move_write_direct(struct host_move_job *j, struct host_move_sum *sum)
+{
+	struct host_move_dst *d = j->dst;
+	size_t len = evbuffer_get_length(j->data);
+	size_t padded = (len + HOST_MOVE_DIRECT_ALIGN - 1) / HOST_MOVE_DIRECT_ALIGN *
+			HOST_MOVE_DIRECT_ALIGN;
+	unsigned char *buf = j->bounce;
+	if (evbuffer_copyout(j->data, buf, len) != (ev_ssize_t)len)
+		return 1;
+	memset(buf + len, 0, padded - len);
+	crypto_sha256(buf, len, sum->b);
+	size_t done = 0;
+	while (done < padded) {
+		ssize_t w = pwrite(d->fd, buf + done, padded - done,
+				   (off_t)(j->offset + (long long)done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (d->direct && ((w < 0 && errno == EINVAL) ||
+				  (w >= 0 && (size_t)w % HOST_MOVE_DIRECT_ALIGN != 0))) {
+			/* refused, or a part that leaves the rest unaligned:
+			 * the rest (and the file's other pieces) buffered */
+			int flags = fcntl(d->fd, F_GETFL);
+			d->direct = false;
+			if (flags < 0 || fcntl(d->fd, F_SETFL, flags & ~O_DIRECT) < 0) {
+				j->error = mem_printf("writing %s: %s", d->path, strerror(errno));
+				return -1;
+			}
+			if (w > 0)
+				done += (size_t)w;
+			continue;
+		}
+		if (w <= 0) {
+			j->error = mem_printf("writing %s: %s", d->path,
+					      w < 0 ? strerror(errno) : "nothing written");
 			return -1;
 		}
 		done += (size_t)w;
 	}
+	evbuffer_drain(j->data, len);
 	return 0;
+}
+
+/* On the worker: write a piece, hashing what is written, and compare with
+ * the source's SHA-256; or, after the last piece, cut the file to its
+ * length and make it durable. */
+static void host_move_job_work(void *ctx)
+{
+	struct host_move_job *j = ctx;
+	struct host_move_dst *d = j->dst;
+	if (j->end) {
+		if (j->delay_ms > 0)
+			usleep(j->delay_ms * 1000);
+		if (ftruncate(d->fd, (off_t)j->offset) < 0)
+			j->error = mem_printf("ftruncate(%s): %s", d->path, strerror(errno));
+		else if (fsync(d->fd) < 0)
+			j->error = mem_printf("fsync(%s): %s", d->path, strerror(errno));
+		return;
+	}
+	struct host_move_sum sum;
+	int direct = j->bounce != NULL && d->direct ? host_move_write_direct(j, &sum) : 1;
+	if (direct < 0)
+		return;
+	if (direct > 0 && host_move_write_buffered(j, &sum) < 0)
+		return;
+	if (memcmp(sum.b, j->sum.b, sizeof(sum.b)) != 0) {
+		char got[CRYPTO_SHA256_LEN * 2 + 1], want[CRYPTO_SHA256_LEN * 2 + 1];
+		host_move_sum_hex(&sum, got);
+		host_move_sum_hex(&j->sum, want);
+		j->error = mem_printf("%s at %lld: SHA-256 of the copy (%s) differs from the "
+				      "source's (%s)",
+				      d->path, j->offset, got, want);
+	}
+}
+static void host_move_job_done(void *ctx, bool ran);
+
+/* Hand a job to the worker (it holds a reference to its file). */
+static void host_move_in_submit(struct host_move_in *m, struct host_move_job *j)
+{
+	struct host_move *hm = m->hm;
+	j->m = m;
+	array_append(&m->jobs, j);
+	if (hm->pool != NULL && hm->bounce == NULL &&
+	    posix_memalign((void **)&hm->bounce, HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK) != 0)
+		hm->bounce = NULL;
+	j->bounce = hm->bounce; /* the worker's alone */
+	if (hm->pool == NULL ||
+	    worker_pool_submit(hm->pool, host_move_job_work, host_move_job_done, j) < 0) {
+		/* no worker to be had: here rather than not at all (buffered:
+		 * the worker may be using its buffer) */
+		j->bounce = NULL;
+		host_move_job_work(j);
+		host_move_job_done(j, true);
+	}
+}
+
+/* Once its last piece is written: cut the file and fsync it. */
+static void host_move_in_maybe_end(struct host_move_in *m, struct host_move_dst *d)
+{
+	if (d->end < 0 || d->writes > 0 || d->ending || m->state != MOVE_IN_COPYING)
+		return;
+	d->ending = true;
+	struct host_move_job *j = mem_new(struct host_move_job);
+	j->dst = host_move_dst_ref(d);
+	j->end = true;
+	j->offset = d->end;
+	/* tests: an end that takes long, of a file of several pieces */
+	if (d->end > (long long)HOST_MOVE_CHUNK)
+		j->delay_ms = m->verify_delay_ms;
+	host_move_in_submit(m, j);
+}
+
+/* A piece is written and verified, or a file is durable: it joins what
+ * the target holds, and the copy goes on. */
+static void host_move_job_done(void *ctx, bool ran)
+{
+	struct host_move_job *j = ctx;
+	struct host_move_in *m = j->m;
+	if (m == NULL || m->hm->destroying) {
+		host_move_job_free(j);
+		return;
+	}
+	for (size_t i = 0; i < m->jobs.count; i++) {
+		if (m->jobs.items[i] == j) {
+			array_delete(&m->jobs, i, 1);
+			break;
+		}
+	}
+	if (!ran || j->error != NULL) {
+		host_move_in_fail(m, j->error != NULL ? j->error : "writing was cut short");
+		host_move_job_free(j);
+		return;
+	}
+	struct host_move_dst *d = j->dst;
+	if (j->end) {
+		host_move_file_free(hash_set(m->known, d->key, d->file));
+		d->file = NULL;
+		d->old = NULL;
+		m->files_synced++;
+		m->files_open--;
+	} else {
+		d->writes--;
+		m->held--;
+		host_move_in_maybe_end(m, d);
+	}
+	host_move_job_free(j);
+	host_move_in_pump(m);
+}
+
+/* A piece answered, taken in the order asked: written on the worker unless
+ * the target holds it already (or the file ended before it). */
+static void host_move_in_take(struct host_move_in *m, struct host_move_req *r)
+{
+	struct host_move_dst *d = r->dst;
+	d->reads--;
+	if (d->end >= 0) {
+		/* asked for beyond where the file turned out to end */
+		m->held--;
+		return;
+	}
+	array_append(&d->file->sums, r->sum);
+	m->bytes_done += r->length;
+	if (r->eof) {
+		d->end = r->offset + r->length;
+		if (m->cur == d)
+			host_move_dst_unref(&m->cur);
+	}
+	if (!r->same && r->length > 0) {
+		struct host_move_job *j = mem_new(struct host_move_job);
+		j->dst = host_move_dst_ref(d);
+		j->offset = r->offset;
+		j->data = r->data;
+		r->data = NULL;
+		j->sum = r->sum;
+		d->writes++;
+		m->bytes_sent += r->length;
+		host_move_in_submit(m, j); /* keeps its piece held until written */
+	} else {
+		m->held--;
+	}
+	host_move_in_maybe_end(m, d);
 }
 
 static void host_move_in_read_answer(struct rpc_conn *conn, const struct json *result,
 				     const char *code, const char *text, void *ctx)
 {
-	struct host_move_in *m = ctx;
-	if (m->tearing_down || m->state != MOVE_IN_COPYING)
-		return;
+	struct host_move_req *r = ctx;
+	struct host_move_in *m = r->m;
+	r->answered = true;
+	if (m == NULL || m->tearing_down || m->state != MOVE_IN_COPYING) {
+		if (m == NULL)
+			host_move_req_free(r);
+		return; /* otherwise freed with the move's reads */
+	}
 	if (code != NULL) {
 		host_move_in_fail(m, tstr_printf("reading from the source: %s", text));
 		return;
 	}
-	size_t len = 0;
-	const unsigned char *data = rpc_conn_answer_blob(conn, &len);
+	struct evbuffer *blob = rpc_conn_answer_blob_buffer(conn);
+	size_t len = blob == NULL ? 0 : evbuffer_get_length(blob);
 	const char *hex = json_get_string(result, "sha256");
-	long long length;
-	bool same = json_get_bool(result, "same", false);
-	struct host_move_sum sum;
-	if (hex == NULL || hex_decode(hex, sum.b, sizeof(sum.b)) != CRYPTO_SHA256_LEN ||
-	    json_get_int(result, "length", &length) != 1 || length < 0 ||
-	    length > (long long)HOST_MOVE_CHUNK || (!same && (size_t)length != len)) {
+	r->same = json_get_bool(result, "same", false);
+	r->eof = json_get_bool(result, "eof", false);
+	if (hex == NULL || hex_decode(hex, r->sum.b, sizeof(r->sum.b)) != CRYPTO_SHA256_LEN ||
+	    json_get_int(result, "length", &r->length) != 1 || r->length < 0 ||
+	    r->length > (long long)HOST_MOVE_CHUNK ||
+	    r->eof != (r->length < (long long)HOST_MOVE_CHUNK) ||
+	    (!r->same && (size_t)r->length != len)) {
 		host_move_in_fail(m, "reading from the source: a malformed answer");
 		return;
 	}
-	if (!same) {
-		if (host_move_in_write(m, data, len) < 0)
-			return;
-		struct host_move_written *w = array_push(&m->written);
-		w->offset = m->offset;
-		w->len = len;
-		w->sum = sum;
-		m->bytes_sent += (long long)len;
+	if (!r->same && len > 0) {
+		r->data = evbuffer_new();
+		evbuffer_add_buffer(r->data, blob); /* the chains change hands */
 	}
-	array_append(&m->cur->sums, sum);
-	m->offset += length;
-	m->bytes_done += length;
-	if (json_get_bool(result, "eof", false))
-		host_move_in_file_end(m, m->offset);
-	else
-		host_move_in_read(m);
+	while (m->state == MOVE_IN_COPYING && m->reqs.count > 0 && m->reqs.items[0]->answered) {
+		struct host_move_req *head = m->reqs.items[0];
+		array_delete(&m->reqs, 0, 1);
+		host_move_in_take(m, head);
+		host_move_req_free(head);
+	}
+	host_move_in_pump(m);
 }
 
-static void host_move_in_read_now(evutil_socket_t fd, short events, void *ctx)
+/* Ask the source for the next piece of the current file. */
+static void host_move_in_ask(struct host_move_in *m)
 {
-	struct host_move_in *m = ctx;
+	struct host_move_dst *d = m->cur;
 	struct rpc_conn *conn = rpc_client_conn(m->link);
 	if (conn == NULL) {
 		host_move_in_fail(m, "the link to the source Instance Host went down");
 		return;
 	}
+	struct host_move_req *r = mem_new(struct host_move_req);
+	r->m = m;
+	r->dst = host_move_dst_ref(d);
+	r->offset = d->next_offset;
+	d->next_offset += HOST_MOVE_CHUNK;
+	d->reads++;
+	m->held++;
+	array_append(&m->reqs, r);
 	struct json *args = json_new_object();
 	json_set_string(args, "moveToken", m->token);
-	json_set_int(args, "index", (long long)m->index);
-	json_set_int(args, "offset", m->offset);
+	json_set_int(args, "index", (long long)d->index);
+	json_set_int(args, "offset", r->offset);
 	/* the piece the target holds there already: the source sends its
 	 * SHA-256 only, if it is the same */
-	size_t piece = (size_t)(m->offset / HOST_MOVE_CHUNK);
-	if (m->old != NULL && m->offset % HOST_MOVE_CHUNK == 0 && piece < m->old->sums.count) {
+	size_t piece = (size_t)(r->offset / HOST_MOVE_CHUNK);
+	if (d->old != NULL && piece < d->old->sums.count) {
 		char hex[CRYPTO_SHA256_LEN * 2 + 1];
-		host_move_sum_hex(&m->old->sums.items[piece], hex);
+		host_move_sum_hex(&d->old->sums.items[piece], hex);
 		json_set_string(args, "have", hex);
 	}
-	rpc_conn_call(conn, "MoveOutRead", args, HOST_MOVE_READ_SECS, host_move_in_read_answer, m);
+	rpc_conn_call(conn, "MoveOutRead", args, HOST_MOVE_READ_SECS, host_move_in_read_answer, r);
 }
 
-static void host_move_in_read(struct host_move_in *m)
+/* Tests: one read at a time, each after a wait. */
+static void host_move_in_ask_delayed(evutil_socket_t fd, short events, void *ctx)
 {
-	if (m->read_delay_ms > 0) {
-		struct timeval tv = {m->read_delay_ms / 1000, (m->read_delay_ms % 1000) * 1000};
-		event_del(m->timer);
-		event_assign(m->timer, m->hm->base, -1, 0, host_move_in_read_now, m);
-		event_add(m->timer, &tv);
+	struct host_move_in *m = ctx;
+	m->delayed = false;
+	if (m->state != MOVE_IN_COPYING || m->cur == NULL)
 		return;
-	}
-	host_move_in_read_now(-1, 0, m);
+	host_move_in_ask(m);
+	host_move_in_pump(m);
 }
 
 /* Relative paths from the source stay below the base directory. */
@@ -974,13 +1237,15 @@ static int host_move_in_mkdir(struct host_move_in *m, const char *path, const ch
 }
 
 /* Open the entry's file to copy it, unless the target holds it as it is
- * (the same stamp as when it was copied): 1 opened, 0 skipped, -1 failed. */
+ * (the same stamp as when it was copied): 1 opened (m->cur), 0 skipped,
+ * -1 failed. */
 static int host_move_in_open(struct host_move_in *m, const struct json *e, const char **error_r)
 {
 	const char *kind = json_get_string(e, "kind");
 	const char *path = json_get_string(e, "path");
 	const char *stamp = json_get_string(e, "stamp");
 	const struct host_move_file *old = hash_get(m->known, path);
+	long long size = 0;
 	if (stamp == NULL)
 		stamp = "";
 	if (old != NULL && old->kind == kind[0] && old->stamp[0] != '\0' &&
@@ -988,6 +1253,10 @@ static int host_move_in_open(struct host_move_in *m, const struct json *e, const
 		return 0;
 	long long mode = 0600;
 	(void)json_get_int(e, "mode", &mode);
+	(void)json_get_int(e, "size", &size);
+	char *dest;
+	int fd;
+	bool direct = false;
 	if (kind[0] == 'k') {
 		char *key_dir = mem_strdup(m->key_path);
 		*strrchr(key_dir, '/') = '\0';
@@ -995,23 +1264,38 @@ static int host_move_in_open(struct host_move_in *m, const struct json *e, const
 		mem_free(key_dir);
 		if (ret < 0)
 			return -1;
-		m->cur_path = mem_strdup(m->key_tmp);
-		m->fd = open(m->cur_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		dest = mem_strdup(m->key_tmp);
+		fd = open(dest, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	} else {
-		m->cur_path = mem_printf("%s/%s", m->base_dir, path);
-		m->fd = open(m->cur_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-			     (mode_t)(mode & 0700) | 0600);
+		dest = mem_printf("%s/%s", m->base_dir, path);
+		/* straight to the disk where the file system can */
+		fd = open(dest, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_DIRECT,
+			  (mode_t)(mode & 0700) | 0600);
+		direct = fd >= 0;
+		if (fd < 0 && errno == EINVAL)
+			fd = open(dest, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+				  (mode_t)(mode & 0700) | 0600);
 	}
-	if (m->fd < 0) {
-		*error_r = tstr_printf("cannot create %s: %s", m->cur_path, strerror(errno));
+	if (fd < 0) {
+		*error_r = tstr_printf("cannot create %s: %s", dest, strerror(errno));
+		mem_free(dest);
 		return -1;
 	}
-	m->old = old != NULL && old->kind == kind[0] ? old : NULL;
-	m->cur = mem_new(struct host_move_file);
-	m->cur->kind = kind[0];
-	m->cur->stamp = mem_strdup(stamp);
-	m->offset = 0;
-	array_clear(&m->written);
+	struct host_move_dst *d = mem_new(struct host_move_dst);
+	d->refs = 1; /* m->cur's */
+	d->fd = fd;
+	d->direct = direct;
+	d->path = dest;
+	d->key = mem_strdup(path);
+	d->index = m->index;
+	d->old = old != NULL && old->kind == kind[0] ? old : NULL;
+	d->file = mem_new(struct host_move_file);
+	d->file->kind = kind[0];
+	d->file->stamp = mem_strdup(stamp);
+	d->listed_size = size;
+	d->end = -1;
+	m->cur = d;
+	m->files_open++;
 	return 1;
 }
 
@@ -1029,8 +1313,9 @@ static void host_move_in_pass_done(struct host_move_in *m)
 		 m->pass, json_count(m->entries), m->files_synced, m->bytes_sent);
 }
 
-/* Make the directories and open the next file that changed, or finish. */
-static void host_move_in_next(struct host_move_in *m)
+/* Make the directories and open the next file that changed: 1 opened, 0
+ * none for now (all done, or waiting for files to end), -1 failed. */
+static int host_move_in_open_next(struct host_move_in *m)
 {
 	const char *error;
 	for (; m->index < json_count(m->entries); m->index++) {
@@ -1039,23 +1324,57 @@ static void host_move_in_next(struct host_move_in *m)
 		if (strcmp(kind, "dir") == 0) {
 			if (host_move_in_mkdir(m, json_get_string(e, "path"), &error) < 0) {
 				host_move_in_fail(m, error);
-				return;
+				return -1;
 			}
 			continue;
 		}
+		if (m->files_open >= HOST_MOVE_VERIFIES)
+			return 0; /* a file's end (on the worker) calls again */
 		int ret = host_move_in_open(m, e, &error);
 		if (ret < 0) {
 			host_move_in_fail(m, error);
-			return;
+			return -1;
 		}
 		if (ret > 0) {
-			host_move_in_read(m);
-			return;
+			m->index++;
+			return 1;
 		}
 	}
-	if (m->verifies.count > 0)
-		m->pass_waiting = true;
-	else
+	return 0;
+}
+
+/* Keep the source busy: ask for pieces of the current file (and open the
+ * next once its end is known) while fewer than HOST_MOVE_IN_FLIGHT pieces
+ * are asked for or being written; end the pass when all is durable. */
+static void host_move_in_pump(struct host_move_in *m)
+{
+	if (m->state != MOVE_IN_COPYING || m->pumping)
+		return;
+	m->pumping = true;
+	unsigned int most = m->read_delay_ms > 0 ? 1 : HOST_MOVE_IN_FLIGHT;
+	while (m->state == MOVE_IN_COPYING && !m->delayed) {
+		if (m->cur == NULL && host_move_in_open_next(m) <= 0)
+			break;
+		struct host_move_dst *d = m->cur;
+		if (m->held >= most)
+			break;
+		/* past its listed size: only once what was asked shows it grew */
+		if (d->next_offset > d->listed_size && d->reads > 0)
+			break;
+		if (m->read_delay_ms > 0) {
+			struct timeval tv = {m->read_delay_ms / 1000,
+					     (m->read_delay_ms % 1000) * 1000};
+			m->delayed = true;
+			event_del(m->timer);
+			event_assign(m->timer, m->hm->base, -1, 0, host_move_in_ask_delayed, m);
+			event_add(m->timer, &tv);
+			break;
+		}
+		host_move_in_ask(m);
+	}
+	m->pumping = false;
+	if (m->state == MOVE_IN_COPYING && m->cur == NULL && m->reqs.count == 0 &&
+	    m->jobs.count == 0 && !m->delayed && m->index >= json_count(m->entries))
 		host_move_in_pass_done(m);
 }
 
@@ -1145,7 +1464,7 @@ static void host_move_in_list_answer(struct rpc_conn *conn, const struct json *r
 	m->entries = json_clone(entries);
 	m->bytes_total = total;
 	m->index = 0;
-	host_move_in_next(m);
+	host_move_in_pump(m);
 }
 
 static void host_move_in_list(struct host_move_in *m, struct rpc_conn *conn)
@@ -1207,9 +1526,9 @@ static const struct rpc_conn_callbacks host_move_in_link_callbacks = {
 };
 
 /* Tests only: passes slow enough to write during the first or to kill a
- * role during the last (COFFER_TEST_MOVE_READ_DELAY_MS, before each read),
- * a read-back slow enough to call the Instance Host during it
- * (..._VERIFY_DELAY_MS). */
+ * role during the last (COFFER_TEST_MOVE_READ_DELAY_MS, before each read,
+ * one read at a time), the end of a large file (its fsync, on the worker)
+ * slow enough to call the Instance Host during it (..._VERIFY_DELAY_MS). */
 static unsigned int host_move_test_delay(const char *id, const char *name)
 {
 	const char *env = getenv(name);
@@ -1371,6 +1690,11 @@ static void host_move_in_abort(struct host_move *hm, struct rpc_conn *conn, uint
 
 void host_move_forget_conn(struct host_move *hm, struct rpc_conn *conn)
 {
+	/* reads on the worker for a link that closed: nobody to answer */
+	for (size_t i = 0; i < hm->out_jobs.count; i++) {
+		if (hm->out_jobs.items[i]->conn == conn)
+			hm->out_jobs.items[i]->conn = NULL;
+	}
 	/* Without the Management Server that drives it, a move can only be
 	 * undone: the instance must stay startable on the source. */
 	for (struct host_move_out *m = hm->outs, *next; m != NULL; m = next) {
@@ -1453,9 +1777,10 @@ struct host_move *host_move_create(struct event_base *base, struct host_instance
 	hm->client_tls = client_tls;
 	hm->hello = hello;
 	const char *error;
-	/* one thread: a move's files are verified one after the other */
-	if (worker_pool_create(base, 1, 1, 16, &hm->pool, &error) < 0)
-		log_warning(NULL, "moves verify on the event loop: %s", error);
+	/* one thread: the pieces of a file are written in the order they
+	 * came; room for the pieces and file ends of a few moves at once */
+	if (worker_pool_create(base, 1, 1, 64, &hm->pool, &error) < 0)
+		log_warning(NULL, "moves read and verify on the event loop: %s", error);
 	return hm;
 }
 
@@ -1468,7 +1793,7 @@ void host_move_destroy(struct host_move **hm)
 	worker_pool_destroy(&h->pool);
 	while (h->outs != NULL) {
 		struct host_move_out *next = h->outs->next;
-		host_move_out_free(h->outs);
+		host_move_out_free(h, h->outs);
 		h->outs = next;
 	}
 	/* a copy not yet committed is of no use to anyone: the instance is
@@ -1478,6 +1803,8 @@ void host_move_destroy(struct host_move **hm)
 		host_move_in_free(h->ins, true);
 		h->ins = next;
 	}
+	array_free(&h->out_jobs);
+	free(h->bounce); /* posix_memalign()'s */
 	mem_free(h);
 	*hm = NULL;
 }

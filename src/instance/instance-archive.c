@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct instance_archive {
 	char *base_dir;
@@ -31,6 +32,11 @@ struct instance_archive {
 	struct archive *archive;    /* writable; owned by a running import or verify */
 	struct archive *reader;     /* read-only, for reads while a job runs */
 	struct instance_lane *lane; /* while an import job runs */
+	/* the writable handle lent to a borrower's thread (the journal's
+	 * group commit): wait() returns once it is done with it */
+	bool lent;
+	instance_archive_wait_fn *lent_wait;
+	void *lent_ctx;
 };
 
 struct instance_archive *instance_archive_create(const char *base_dir, const char *key_file,
@@ -48,10 +54,21 @@ bool instance_archive_busy(struct instance_archive *ia)
 	return instance_jobs_running(ia->jobs) != NULL;
 }
 
+/* On the loop: the lent writable handle back, once its borrower is done
+ * with it (blocking for at most the one commit under way). */
+static void instance_archive_reclaim(struct instance_archive *ia)
+{
+	if (!ia->lent)
+		return;
+	ia->lent_wait(ia->lent_ctx);
+	ia->lent = false;
+}
+
 bool instance_archive_close(struct instance_archive *ia)
 {
 	if (instance_archive_busy(ia))
 		return false;
+	instance_archive_reclaim(ia);
 	archive_destroy(&ia->reader);
 	archive_destroy(&ia->archive);
 	return true;
@@ -94,6 +111,14 @@ static struct archive *instance_archive_get(struct instance_archive *ia, bool wr
 			return NULL;
 		return ia->reader;
 	}
+	if (ia->lent && !write) {
+		/* reads go on while the borrower commits, as during a job */
+		if (ia->reader == NULL &&
+		    instance_archive_open(ia, false, &ia->reader, error_r) < 0)
+			return NULL;
+		return ia->reader;
+	}
+	instance_archive_reclaim(ia);
 	archive_destroy(&ia->reader);
 	if (ia->archive == NULL && instance_archive_open(ia, true, &ia->archive, error_r) < 0)
 		return NULL;
@@ -117,122 +142,136 @@ static int instance_archive_messages_now(struct archive *a, long long *count_r,
 
 /* ---- one message, now (the journal receiver) ---- */
 
-struct instance_file_counts {
-	unsigned int archived, duplicates, skipped;
-	const char *reason;
-};
+/* ---- several messages, one commit ---- */
 
-static void instance_file_event(const struct archive_import_event *ev, void *context)
-{
-	struct instance_file_counts *c = context;
-	if (ev->type == ARCHIVE_IMPORT_ARCHIVED)
-		c->archived++;
-	else if (ev->type == ARCHIVE_IMPORT_DUPLICATE)
-		c->duplicates++;
-	else if (ev->type == ARCHIVE_IMPORT_SKIPPED) {
-		c->skipped++;
-		c->reason = tstr_printf("%s", ev->reason != NULL ? ev->reason : "not a message");
-	}
-}
-
-/* The one message as a source (archive-source.h): read from its file. */
-struct instance_file_source {
-	const char *path;
-	int fd;
-	const char *const *owners;
-	size_t owner_count;
+struct instance_files_source {
+	struct instance_filing *items;
+	size_t count, next;
 	const char *folder;
-	bool given;
+	int fd;
 };
 
-static int instance_file_next(void *context, struct archive_source_message *msg_r,
-			      const char **error_r)
+static int instance_files_next(void *context, struct archive_source_message *msg_r,
+			       const char **error_r)
 {
-	struct instance_file_source *src = context;
-	struct stat st;
-	if (src->given)
+	(void)error_r;
+	struct instance_files_source *src = context;
+	if (src->fd >= 0)
+		close(src->fd);
+	src->fd = -1;
+	if (src->next == src->count)
 		return 0;
-	src->given = true;
-	src->fd = open(src->path, O_RDONLY | O_CLOEXEC);
-	if (src->fd < 0 || fstat(src->fd, &st) < 0) {
-		*error_r = tstr_printf("%s: %s", src->path, strerror(errno));
-		return -1;
-	}
+	size_t i = src->next++;
+	struct instance_filing *item = &src->items[i];
+	struct stat st;
 	*msg_r = (struct archive_source_message){
 		.label = "journal",
+		.key = i,
 		.folder = src->folder,
-		.owners = src->owners,
-		.owner_count = src->owner_count,
-		.size = (uint64_t)st.st_size,
+		.owners = item->owners,
+		.owner_count = item->owner_count,
 	};
+	src->fd = open(item->path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0 || fstat(src->fd, &st) < 0) {
+		/* this one is refused (SKIPPED), the others go on */
+		msg_r->skip_reason = tstr_printf("%s: %s", item->path, strerror(errno));
+		msg_r->skip_kind = ARCHIVE_IMPORT_SKIP_UNREADABLE;
+		return 1;
+	}
+	msg_r->size = (uint64_t)st.st_size;
 	return 1;
 }
 
-static ssize_t instance_file_read(void *context, unsigned char *buf, size_t size,
-				  const char **error_r)
+static ssize_t instance_files_read(void *context, unsigned char *buf, size_t size,
+				   const char **error_r)
 {
-	struct instance_file_source *src = context;
+	struct instance_files_source *src = context;
 	ssize_t n;
 	do
 		n = read(src->fd, buf, size);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		*error_r = tstr_printf("%s: %s", src->path, strerror(errno));
+		*error_r = tstr_printf("%s", strerror(errno));
 	return n;
 }
 
-static const struct archive_source_funcs instance_file_funcs = {
-	.next = instance_file_next,
-	.read = instance_file_read,
+static const struct archive_source_funcs instance_files_funcs = {
+	.next = instance_files_next,
+	.read = instance_files_read,
 };
 
-int instance_archive_file_message(struct instance_archive *ia, const char *path,
-				  const char *const *owners, size_t owner_count, const char *folder,
-				  uint64_t max_size, unsigned int *archived_r,
-				  unsigned int *duplicates_r, const char **code_r,
-				  const char **error_r)
+static void instance_files_event(const struct archive_import_event *ev, void *context)
 {
-	*archived_r = *duplicates_r = 0;
+	struct instance_files_source *src = context;
+	if (ev->type == ARCHIVE_IMPORT_PROGRESS || ev->key >= src->count)
+		return;
+	struct instance_filing *item = &src->items[ev->key];
+	if (ev->type == ARCHIVE_IMPORT_ARCHIVED) {
+		item->archived++;
+	} else if (ev->type == ARCHIVE_IMPORT_DUPLICATE) {
+		item->duplicates++;
+	} else {
+		item->ret = -1;
+		snprintf(item->error, sizeof(item->error), "not archived: %s",
+			 ev->reason != NULL ? ev->reason : "not a message");
+	}
+}
+
+struct archive *instance_archive_lend(struct instance_archive *ia, instance_archive_wait_fn *wait,
+				      void *ctx, const char **code_r, const char **error_r)
+{
 	*code_r = "failed";
 	if (instance_jobs_running(ia->jobs) != NULL) {
 		*code_r = "busy";
 		*error_r = tstr_printf("a job (%s) holds the archive's writer",
 				       instance_jobs_running(ia->jobs));
-		return -1;
+		return NULL;
 	}
 	struct archive *a = instance_archive_get(ia, true, error_r);
 	if (a == NULL)
-		return -1;
-	struct instance_file_counts c = {0};
-	struct instance_file_source src = {
-		.path = path,
-		.fd = -1,
-		.owners = owners,
-		.owner_count = owner_count,
-		.folder = folder,
-	};
-	/* one message for every owner: one stored copy, one commit */
+		return NULL;
+	ia->lent = true;
+	ia->lent_wait = wait;
+	ia->lent_ctx = ctx;
+	return a;
+}
+
+void instance_archive_give_back(struct instance_archive *ia)
+{
+	ia->lent = false;
+}
+
+int instance_archive_file_messages(struct archive *a, struct instance_filing *items, size_t count,
+				   const char *folder, uint64_t max_size, const char **error_r)
+{
+	for (size_t i = 0; i < count; i++) {
+		items[i].ret = 0;
+		items[i].archived = items[i].duplicates = 0;
+		items[i].error[0] = '\0';
+	}
+	struct instance_files_source src = {
+		.items = items, .count = count, .folder = folder, .fd = -1};
 	struct archive_import_settings set = {
-		.user = owners[0],
+		.user = items[0].owners[0],
 		.folder = folder,
-		.workers = 1,
-		.cb = instance_file_event,
-		.context = &c,
+		.workers = count > 8 ? 2 : 1,
+		.cb = instance_files_event,
+		.context = &src,
 		.max_message_size = max_size,
 	};
 	struct archive_import_result result;
-	int ret = archive_source_import(a, &set, &instance_file_funcs, &src, &result, error_r);
+	int ret = archive_source_import(a, &set, &instance_files_funcs, &src, &result, error_r);
 	if (src.fd >= 0)
 		close(src.fd);
 	if (ret < 0)
 		return -1;
-	if (c.skipped > 0 || c.archived + c.duplicates != owner_count) {
-		*code_r = "refused";
-		*error_r = tstr_printf("not archived: %s", c.reason != NULL ? c.reason : "?");
-		return -1;
+	for (size_t i = 0; i < count; i++) {
+		struct instance_filing *item = &items[i];
+		if (item->ret == 0 && item->archived + item->duplicates != item->owner_count) {
+			item->ret = -1;
+			snprintf(item->error, sizeof(item->error), "not archived");
+		}
 	}
-	*archived_r = c.archived;
-	*duplicates_r = c.duplicates;
 	return 0;
 }
 
@@ -265,6 +304,7 @@ struct instance_lane_item {
 
 struct instance_lane {
 	pthread_mutex_t lock;
+	pthread_cond_t queued_cond; /* a message was queued */
 	/* guarded by lock: */
 	bool open; /* the job's source still takes messages */
 	ARRAY(struct instance_lane_item *) queued, taken, finished;
@@ -276,6 +316,7 @@ struct instance_lane {
 	void *inner_ctx;
 	struct instance_lane_item *current;
 	int fd;
+	bool inner_done; /* the job's own source has ended */
 	/* the job's event callback for its own messages */
 	archive_import_cb *inner_cb;
 	void *inner_cb_ctx;
@@ -337,21 +378,46 @@ static int instance_lane_next(void *context, struct archive_source_message *msg_
 			.folder = item->folder,
 			.owners = (const char *const *)item->owners,
 			.owner_count = item->owner_count,
+			.owners_final = true,
 			.size = (uint64_t)st.st_size,
 		};
 		return 1;
 	}
+	if (lane->inner_done)
+		return 0;
 	int ret = lane->inner->next(lane->inner_ctx, msg_r, error_r);
-	if (ret == 0) {
-		pthread_mutex_lock(&lane->lock);
-		bool more = lane->queued.count > 0;
-		if (!more)
-			lane->open = false;
-		pthread_mutex_unlock(&lane->lock);
-		if (more) /* came in meanwhile */
-			return instance_lane_next(context, msg_r, error_r);
-	}
+	/* the job's own source is read; the lane stays open while the import
+	 * lingers (instance_lane_linger) */
+	if (ret == 0)
+		lane->inner_done = true;
 	return ret;
+}
+
+/* While what the job read goes to the writer, journal messages still come
+ * in through the lane; final: the door closes. */
+static int instance_lane_linger(void *context, unsigned int msecs, bool final)
+{
+	struct instance_lane *lane = context;
+	pthread_mutex_lock(&lane->lock);
+	if (lane->queued.count == 0 && final)
+		lane->open = false;
+	if (lane->queued.count == 0 && !final) {
+		/* woken by instance_archive_file_message_queued() */
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += msecs / 1000;
+		until.tv_nsec += (long)(msecs % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		int ret = 0;
+		while (lane->queued.count == 0 && ret == 0)
+			ret = pthread_cond_timedwait(&lane->queued_cond, &lane->lock, &until);
+	}
+	bool more = lane->queued.count > 0;
+	pthread_mutex_unlock(&lane->lock);
+	return more ? 1 : 0;
 }
 
 static ssize_t instance_lane_read(void *context, unsigned char *buf, size_t size,
@@ -381,6 +447,7 @@ static const struct archive_source_funcs instance_lane_funcs = {
 	.next = instance_lane_next,
 	.read = instance_lane_read,
 	.take = instance_lane_take,
+	.linger = instance_lane_linger,
 };
 
 /* The writer's events: lane messages are answered, the rest go to the job. */
@@ -452,6 +519,11 @@ static struct instance_lane *instance_lane_create(const struct archive_source_fu
 {
 	struct instance_lane *lane = mem_new(struct instance_lane);
 	pthread_mutex_init(&lane->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&lane->queued_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	lane->open = true;
 	lane->fd = -1;
 	lane->inner = inner;
@@ -480,6 +552,7 @@ static void instance_lane_destroy(struct instance_lane **lanep)
 	array_free(&lane->finished);
 	if (lane->timer != NULL)
 		event_free(lane->timer);
+	pthread_cond_destroy(&lane->queued_cond);
 	pthread_mutex_destroy(&lane->lock);
 	mem_free(lane);
 }
@@ -506,6 +579,7 @@ int instance_archive_file_message_queued(struct instance_archive *ia, struct eve
 	if (open) {
 		item->key = lane->next_key++;
 		array_append(&lane->queued, item);
+		pthread_cond_signal(&lane->queued_cond);
 	}
 	pthread_mutex_unlock(&lane->lock);
 	if (!open) {
@@ -518,6 +592,51 @@ int instance_archive_file_message_queued(struct instance_archive *ia, struct eve
 		event_add(lane->timer, &tv);
 	}
 	return 1;
+}
+
+/* The job's reading thread is done with the lane: nothing more is taken. */
+static void instance_lane_stop(struct instance_lane *lane)
+{
+	instance_lane_close_fd(lane);
+	pthread_mutex_lock(&lane->lock);
+	lane->open = false;
+	pthread_mutex_unlock(&lane->lock);
+}
+
+struct instance_lane *instance_archive_lane_open(struct instance_archive *ia)
+{
+	struct instance_lane *lane = instance_lane_create(NULL, NULL, NULL, NULL);
+	ia->lane = lane;
+	return lane;
+}
+
+void instance_archive_lane_wrap(struct instance_lane *lane,
+				const struct archive_source_funcs *inner, void *inner_ctx,
+				archive_import_cb *cb, void *cb_ctx,
+				const struct archive_source_funcs **funcs_r)
+{
+	lane->inner = inner;
+	lane->inner_ctx = inner_ctx;
+	lane->inner_cb = cb;
+	lane->inner_cb_ctx = cb_ctx;
+	*funcs_r = &instance_lane_funcs;
+}
+
+void instance_archive_lane_event(const struct archive_import_event *ev, void *lane)
+{
+	instance_lane_event(ev, lane);
+}
+
+void instance_archive_lane_end(struct instance_lane *lane)
+{
+	instance_lane_stop(lane);
+}
+
+void instance_archive_lane_close(struct instance_archive *ia, struct instance_lane **lane)
+{
+	if (*lane != NULL && ia->lane == *lane)
+		ia->lane = NULL;
+	instance_lane_destroy(lane);
 }
 
 /* ---- imports ---- */
@@ -649,10 +768,7 @@ static int instance_import_run(struct instance_job *job, void *ctx, const char *
 	struct archive_import_result result = {0};
 	int ret = archive_source_import(imp->ia->archive, &set, &instance_lane_funcs, lane, &result,
 					error_r);
-	instance_lane_close_fd(lane);
-	pthread_mutex_lock(&lane->lock);
-	lane->open = false;
-	pthread_mutex_unlock(&lane->lock);
+	instance_lane_stop(lane);
 	archive_source_files_destroy(&files);
 	/* the job reports its own input only */
 	pthread_mutex_lock(&lane->lock);

@@ -62,17 +62,46 @@ struct archive *instance_archive_for_reading(struct instance_archive *ia, const 
  * right after owns it until it ends, as an import does). */
 struct archive *instance_archive_for_writing(struct instance_archive *ia, const char **error_r);
 
-/* File one message (a file under the base directory) for each of `owners`
+/* Lending the writable handle to a thread of the caller's (the journal's
+ * group commit), so that the commit's fsync never blocks the loop. On the
+ * loop, instance_archive_lend() gives it (NULL with code and error: a job
+ * holds the writer, "busy"; the archive cannot be opened, "failed"). While
+ * it is lent, reads go through the read-only handle, as during a job, and
+ * whatever needs the writable handle on the loop (a write call, a job's
+ * start, closing when idle or frozen) first calls wait(ctx), which must
+ * return only once the borrower is done with the handle: the loop waits
+ * for at most that one commit, and the handle is back. On the loop, once
+ * the borrower is done, instance_archive_give_back() (harmless if the
+ * handle was taken back already). */
+typedef void instance_archive_wait_fn(void *ctx);
+struct archive *instance_archive_lend(struct instance_archive *ia, instance_archive_wait_fn *wait,
+				      void *ctx, const char **code_r, const char **error_r);
+void instance_archive_give_back(struct instance_archive *ia);
+
+/* File messages (files under the base directory), each for its `owners`
  * (archive names) in `folder`, committed durably before it returns: the
  * content is stored once however many owners (deduplication), and an owner
  * that already holds it in that folder is not given it again. Runs on the
- * calling thread (one message: bounded). Refused ("busy") while a job
- * holds the archive's writer. *archived_r / *duplicates_r count owners. */
-int instance_archive_file_message(struct instance_archive *ia, const char *path,
-				  const char *const *owners, size_t owner_count, const char *folder,
-				  uint64_t max_size, unsigned int *archived_r,
-				  unsigned int *duplicates_r, const char **code_r,
-				  const char **error_r);
+ * calling thread, with the writable handle `a` (lent, see above; the
+ * journal files at most 500 at a time on its committer's thread).
+ *
+ * Several messages filed as one batch: one import, one durable commit (a
+ * group commit of journal deliveries that arrived together). -1 with
+ * *error_r when none could be (the commit failed); else 0, and each item
+ * says its own outcome (ret 0 with its counts; -1 "refused" with why:
+ * unreadable, not a message, too large). *error_r is a tstr of the calling
+ * thread. */
+struct instance_filing {
+	const char *path;
+	const char *const *owners; /* archive names */
+	size_t owner_count;
+	/* out */
+	int ret;
+	unsigned int archived, duplicates;
+	char error[256];
+};
+int instance_archive_file_messages(struct archive *a, struct instance_filing *items, size_t count,
+				   const char *folder, uint64_t max_size, const char **error_r);
 
 /* While an import job runs, a message need not wait for it: queued, it is
  * filed through the job's own pipeline (before the job's next message) and
@@ -87,5 +116,27 @@ int instance_archive_file_message_queued(struct instance_archive *ia, struct eve
 					 const char *path, const char *const *owners,
 					 size_t owner_count, const char *folder,
 					 instance_archive_filed_fn *filed, void *ctx);
+
+/* The same lane for another job that runs a source of its own through
+ * archive_source_import() (a profile's run), so that journal messages are
+ * not refused while it runs. On the loop, before the job starts:
+ * instance_archive_lane_open() (from then on messages are queued in it).
+ * On the job's thread: instance_archive_lane_wrap() puts the lane around
+ * the job's source and event callback (the import is given *funcs_r, the
+ * lane, and instance_archive_lane_event with the lane as its context), and
+ * instance_archive_lane_end() after the import. On the loop, once the job
+ * is done (or did not start): instance_archive_lane_close() answers what
+ * the job did not commit as failed (the sender retries). */
+struct instance_lane;
+struct archive_source_funcs;
+struct archive_import_event;
+struct instance_lane *instance_archive_lane_open(struct instance_archive *ia);
+void instance_archive_lane_wrap(struct instance_lane *lane,
+				const struct archive_source_funcs *inner, void *inner_ctx,
+				void (*cb)(const struct archive_import_event *, void *),
+				void *cb_ctx, const struct archive_source_funcs **funcs_r);
+void instance_archive_lane_event(const struct archive_import_event *ev, void *lane);
+void instance_archive_lane_end(struct instance_lane *lane);
+void instance_archive_lane_close(struct instance_archive *ia, struct instance_lane **lane);
 
 #endif

@@ -8,6 +8,8 @@
 #include "instance-export.h"
 #include "instance-rights.h"
 #include "instance-retention.h"
+#include "instance-smtp.h"
+#include "instance-transfer.h"
 #include "instance-jobs.h"
 #include "instance-journal.h"
 #include "instance-profiles.h"
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static long long instance_rss_kib(void)
@@ -39,6 +42,16 @@ static long long instance_rss_kib(void)
 	return kib;
 }
 
+/* user + system time of the whole process (every thread: jobs, workers) */
+static long long instance_cpu_msecs(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -1;
+	return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
 static struct json *instance_live_statistics(struct instance *inst)
 {
 	struct json *s = json_new_object();
@@ -47,6 +60,7 @@ static struct json *instance_live_statistics(struct instance *inst)
 	json_set_int(s, "uptimeSeconds", (long long)(time(NULL) - inst->started));
 	json_set_int(s, "calls", (long long)inst->calls);
 	json_set_int(s, "residentKiB", instance_rss_kib());
+	json_set_int(s, "cpuMilliseconds", instance_cpu_msecs());
 	json_set_bool(s, "frozen", inst->frozen);
 	json_set(s, "logins", instance_client_login_statistics(inst));
 	return s;
@@ -171,7 +185,10 @@ static const struct instance_call_def instance_calls[] = {
 	 instance_audit_args},
 	{"DeleteProfile", instance_profiles_delete, W, NULL, NULL, instance_audit_args},
 	{"DeleteUser", instance_users_delete_user, USERS | W, NULL, NULL, instance_audit_args},
+	{"DeleteUserAppPassword", instance_users_delete_app_password, USERS | W, NULL, NULL,
+	 instance_audit_args},
 	{"DisableMFA", instance_users_disable_mfa, USERS | W, NULL, NULL, instance_audit_args},
+	{"ExportMessages", instance_transfer_export, W | LONG, NULL, NULL, instance_audit_args},
 	{"Freeze", calls_freeze, 0, NULL, NULL, instance_audit_args},
 	{"GetAuditLog", instance_audit_get, 0, NULL, NULL, instance_audit_args},
 	{"GetChildFolders", instance_archive_get_child_folders, 0, NULL, NULL, NULL},
@@ -183,8 +200,10 @@ static const struct instance_call_def instance_calls[] = {
 	{"GetMessages", instance_archive_get_messages, 0, NULL, NULL, instance_audit_args},
 	{"GetProfiles", instance_profiles_get, 0, NULL, NULL, NULL},
 	{"GetRetentionPolicies", instance_retention_get_policies, USERS, NULL, NULL, NULL},
+	{"GetSmtpSettings", instance_smtp_get, 0, NULL, NULL, NULL},
 	{"GetStatistics", instance_archive_get_statistics, 0, NULL, NULL, NULL},
 	{"GetStores", instance_archive_get_stores, 0, NULL, NULL, NULL},
+	{"GetUserAppPasswords", instance_users_get_app_passwords, USERS, NULL, NULL, NULL},
 	{"GetUserInfo", instance_users_get_user_info, USERS, NULL, NULL, NULL},
 	{"GetUsers", instance_users_get_users, USERS, NULL, NULL, NULL},
 	{"GetWorkerResultReport", instance_profiles_result_report, 0, NULL, NULL, NULL},
@@ -199,6 +218,7 @@ static const struct instance_call_def instance_calls[] = {
 	{"RebuildSelectedStoreIndexes", instance_archive_rebuild, W | LONG, NULL, NULL,
 	 instance_audit_args},
 	{"RenameUser", instance_users_rename_user, USERS | W, NULL, NULL, instance_audit_args},
+	{"RestoreMessages", instance_transfer_restore, W | LONG, NULL, NULL, instance_audit_args},
 	{"RunProfile", instance_profiles_run, W | LONG, NULL, NULL, instance_audit_args},
 	{"Search", instance_archive_search, 0, NULL, NULL, instance_audit_search},
 	{"SetComplianceConfiguration", instance_retention_set_compliance, USERS | W, NULL, NULL,
@@ -206,6 +226,7 @@ static const struct instance_call_def instance_calls[] = {
 	{"SetProfile", instance_profiles_set, W, NULL, NULL, instance_audit_args},
 	{"SetRetentionPolicies", instance_retention_set_policies, USERS | W, NULL, NULL,
 	 instance_audit_args},
+	{"SetSmtpSettings", instance_smtp_set, W, NULL, NULL, instance_audit_args},
 	{"SetStoreRequestedState", instance_archive_set_store_requested_state, W, NULL, NULL,
 	 instance_audit_args},
 	{"SetUserEmailAddresses", instance_users_set_user_email_addresses, USERS | W, NULL, NULL,
@@ -223,6 +244,7 @@ static const struct instance_call_def instance_calls[] = {
 	{"StartImport", instance_archive_start_import, USERS | INSTANCE_CALL_FOR_USER | W | LONG,
 	 "archive", NULL, instance_audit_args},
 	{"SyncUsers", instance_users_sync_users, USERS | W, NULL, NULL, instance_audit_args},
+	{"TestSmtpSettings", instance_smtp_test, W | LONG, NULL, NULL, instance_audit_args},
 	{"Thaw", calls_thaw, 0, NULL, NULL, instance_audit_args},
 	{"VerifyAuditLog", instance_audit_verify, 0, NULL, NULL, instance_audit_args},
 	{"VerifyStores", instance_archive_verify, W | LONG, NULL, NULL, instance_audit_args},

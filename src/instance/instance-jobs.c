@@ -73,6 +73,8 @@ struct instance_jobs {
 	time_t saved;
 	/* COFFER_TEST_JOB_STEP_DELAY_MS: tests only (see instance-jobs.h) */
 	unsigned int step_delay_ms;
+	instance_jobs_ended_fn *ended;
+	void *ended_ctx;
 };
 
 /* ---- one job ---- */
@@ -388,6 +390,11 @@ static void instance_jobs_finish(struct instance_jobs *jobs)
 	log_info(jobs->log_context, "job %s (%s) %s", job->id, job->kind_name, state);
 	if (job->kind->done != NULL)
 		job->kind->done(job->ctx);
+	if (jobs->ended != NULL) {
+		struct json *shown = instance_job_json(job, false);
+		jobs->ended(shown, jobs->ended_ctx);
+		json_unref(&shown);
+	}
 	instance_jobs_prune(jobs);
 	instance_jobs_save_or_log(jobs);
 }
@@ -466,6 +473,12 @@ int instance_jobs_start(struct instance_jobs *jobs, const struct instance_job_ki
 	log_info(jobs->log_context, "job %s (%s) started", job->id, job->kind_name);
 	*id_r = job->id;
 	return 0;
+}
+
+void instance_jobs_on_end(struct instance_jobs *jobs, instance_jobs_ended_fn *fn, void *ctx)
+{
+	jobs->ended = fn;
+	jobs->ended_ctx = ctx;
 }
 
 const char *instance_jobs_running(struct instance_jobs *jobs)
@@ -599,6 +612,13 @@ void instance_job_count(struct instance_job *job, const char *name, long long va
 {
 	pthread_mutex_lock(&job->lock);
 	json_set_int(job->result, name, value);
+	pthread_mutex_unlock(&job->lock);
+}
+
+void instance_job_set_string(struct instance_job *job, const char *name, const char *value)
+{
+	pthread_mutex_lock(&job->lock);
+	json_set_string(job->result, name, value);
 	pthread_mutex_unlock(&job->lock);
 }
 

@@ -71,6 +71,13 @@ int instance_jobs_start(struct instance_jobs *jobs, const struct instance_job_ki
 /* The kind of the running job, or NULL. */
 const char *instance_jobs_running(struct instance_jobs *jobs);
 
+/* Called on the event loop when a job has ended, with the job as GetJob
+ * shows it (borrowed): so that work the instance started by itself (a
+ * scheduled run) can be reported to the Management Server, which follows
+ * only the jobs it started. */
+typedef void instance_jobs_ended_fn(const struct json *job, void *ctx);
+void instance_jobs_on_end(struct instance_jobs *jobs, instance_jobs_ended_fn *fn, void *ctx);
+
 /* For each job of `kind` that this process found interrupted: correct its
  * result (fix may change `result` in place), then save. */
 typedef void instance_job_recover_fn(const struct json *arguments, const struct json *internal,
@@ -94,6 +101,8 @@ void instance_job_progress(struct instance_job *job, uint64_t done, uint64_t tot
 void instance_job_status(struct instance_job *job, const char *text);
 /* Set a number in the result. */
 void instance_job_count(struct instance_job *job, const char *name, long long value);
+/* Set a string in the result. */
+void instance_job_set_string(struct instance_job *job, const char *name, const char *value);
 /* Set a number inside an object of the result: result[object][name]. */
 void instance_job_count_in(struct instance_job *job, const char *object, const char *name,
 			   long long value);

@@ -1,15 +1,21 @@
 #include "instance-journal.h"
 #include "instance-archive.h"
 #include "instance-calls.h"
+#include "instance-jobs.h"
 #include "instance-users.h"
 #include "instance.h"
 #include "archive-import.h"
+#include "array.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "rpc.h"
 #include "tstr.h"
+#include "worker-pool.h"
 
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,7 +29,10 @@ int instance_journal_resolve(struct instance_call *c)
 		c->error = "address: missing";
 		return -1;
 	}
-	const char *user = instance_users_find_by_address(c->inst->users, address);
+	/* the journal settings map this address to a user */
+	const char *user = json_get_string(c->args, "userName");
+	if (user == NULL)
+		user = instance_users_find_by_address(c->inst->users, address);
 	if (user == NULL && catch_all != NULL)
 		user = catch_all;
 	const char *archive_name =
@@ -110,6 +119,232 @@ static void instance_journal_filed(int ret, unsigned int archived, unsigned int 
 	mem_free(p);
 }
 
+/* Deliveries that arrive together are filed together: one import, one
+ * durable commit for all of them (a group commit), instead of one fsync'd
+ * commit each while the others wait. Each call joins the batch; the batch
+ * is filed once the loop has handled every call that came in with it (a
+ * zero-timeout event), on the committer's thread with the archive's
+ * writable handle lent to it, so the loop never waits for the fsync. One
+ * batch is committed at a time; what arrives meanwhile forms the next. */
+#define INSTANCE_JOURNAL_BATCH_MAX 500
+
+struct instance_journal_waiting {
+	struct rpc_conn *conn;
+	uint32_t id;
+	char *path;
+	char **owners;
+	size_t owner_count;
+};
+
+/* A batch on its way through the committer's thread. */
+struct instance_journal_commit {
+	struct instance_journal *journal;
+	struct archive *archive;
+	struct instance_journal_waiting *batch;
+	struct instance_filing *items;
+	size_t count;
+	int ret;
+	char error[256];
+};
+
+struct instance_journal {
+	struct instance *inst;
+	ARRAY(struct instance_journal_waiting) waiting;
+	struct event *flush;
+	struct worker_pool *committer;          /* one thread, made at the first batch */
+	unsigned int test_commit_delay_ms;      /* COFFER_TEST_JOURNAL_COMMIT_DELAY_MS */
+	struct instance_journal_commit *commit; /* the batch being committed */
+	/* the committer's thread is done with the archive */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool committing; /* under lock */
+};
+
+static void instance_journal_waiting_free(struct instance_journal_waiting *w)
+{
+	for (size_t i = 0; i < w->owner_count; i++)
+		mem_free(w->owners[i]);
+	mem_free(w->owners);
+	mem_free(w->path);
+}
+
+static void instance_journal_schedule(struct instance_journal *j)
+{
+	if (j->commit != NULL || j->waiting.count == 0 || evtimer_pending(j->flush, NULL))
+		return;
+	struct timeval now = {0, 0};
+	evtimer_add(j->flush, &now);
+}
+
+/* On the committer's thread: nothing but the batch and the lent handle. */
+static void instance_journal_commit_work(void *ctx)
+{
+	struct instance_journal_commit *cm = ctx;
+	struct instance_journal *j = cm->journal;
+	const char *error = NULL;
+	cm->ret = instance_archive_file_messages(cm->archive, cm->items, cm->count,
+						 INSTANCE_JOURNAL_FOLDER,
+						 ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT, &error);
+	if (cm->ret < 0)
+		snprintf(cm->error, sizeof(cm->error), "%s", error != NULL ? error : "failed");
+	if (j->test_commit_delay_ms > 0)
+		usleep((useconds_t)j->test_commit_delay_ms * 1000);
+	pthread_mutex_lock(&j->lock);
+	j->committing = false;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* On the loop, when it needs the writable handle now (instance-archive.h). */
+static void instance_journal_commit_wait(void *ctx)
+{
+	struct instance_journal *j = ctx;
+	pthread_mutex_lock(&j->lock);
+	while (j->committing)
+		pthread_cond_wait(&j->cond, &j->lock);
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* Each delivery answered: after the commit, or with why it was not. */
+static void instance_journal_answer(struct instance_journal *j,
+				    struct instance_journal_waiting *batch,
+				    struct instance_filing *items, size_t n, int ret,
+				    const char *code, const char *error)
+{
+	struct instance *inst = j->inst;
+	bool any = false;
+	for (size_t i = 0; i < n; i++) {
+		struct instance_journal_waiting *w = &batch[i];
+		if (ret < 0) {
+			rpc_conn_reply_error(w->conn, w->id, code, error);
+		} else if (items[i].ret < 0) {
+			rpc_conn_reply_error(w->conn, w->id, "refused", items[i].error);
+		} else {
+			any = true;
+			(void)unlink(w->path);
+			log_info(
+				tstr_printf("instance=%s", inst->id),
+				"journal message archived for %zu user(s): %u new, %u already held",
+				w->owner_count, items[i].archived, items[i].duplicates);
+		}
+	}
+	if (any)
+		instance_journal_test_delay();
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0 && items[i].ret == 0)
+			rpc_conn_reply(batch[i].conn, batch[i].id,
+				       instance_journal_result(batch[i].owner_count,
+							       items[i].archived,
+							       items[i].duplicates));
+		instance_journal_waiting_free(&batch[i]);
+	}
+	mem_free(items);
+	mem_free(batch);
+}
+
+/* On the loop: the handle back, then the answers, then the next batch. */
+static void instance_journal_commit_done(void *ctx, bool ran)
+{
+	struct instance_journal_commit *cm = ctx;
+	struct instance_journal *j = cm->journal;
+	instance_journal_commit_wait(j);
+	instance_archive_give_back(j->inst->archive);
+	j->commit = NULL;
+	if (ran)
+		instance_journal_answer(j, cm->batch, cm->items, cm->count, cm->ret, "failed",
+					cm->error);
+	else
+		instance_journal_answer(j, cm->batch, cm->items, cm->count, -1, "failed",
+					"the instance is stopping");
+	mem_free(cm);
+	instance_journal_schedule(j);
+}
+
+static void instance_journal_flush(evutil_socket_t fd, short what, void *context)
+{
+	(void)fd;
+	(void)what;
+	struct instance_journal *j = context;
+	struct instance *inst = j->inst;
+	size_t n = j->waiting.count;
+	if (j->commit != NULL || n == 0)
+		return;
+	if (n > INSTANCE_JOURNAL_BATCH_MAX)
+		n = INSTANCE_JOURNAL_BATCH_MAX;
+	struct instance_journal_waiting *batch = mem_alloc(sizeof(*batch) * n);
+	memcpy(batch, j->waiting.items, sizeof(*batch) * n);
+	array_delete(&j->waiting, 0, n);
+	struct instance_filing *items = mem_calloc(n, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
+		items[i].path = batch[i].path;
+		items[i].owners = (const char *const *)batch[i].owners;
+		items[i].owner_count = batch[i].owner_count;
+	}
+	const char *code = NULL, *error = NULL;
+	if (j->committer == NULL &&
+	    worker_pool_create_foreground(inst->base, 1, 1, 1, &j->committer, &error) < 0) {
+		instance_journal_answer(j, batch, items, n, -1, "failed", error);
+		return;
+	}
+	struct archive *a = instance_archive_lend(inst->archive, instance_journal_commit_wait, j,
+						  &code, &error);
+	if (a == NULL) {
+		instance_journal_answer(j, batch, items, n, -1, code, error);
+		instance_journal_schedule(j);
+		return;
+	}
+	struct instance_journal_commit *cm = mem_new(struct instance_journal_commit);
+	cm->journal = j;
+	cm->archive = a;
+	cm->batch = batch;
+	cm->items = items;
+	cm->count = n;
+	j->committing = true; /* the thread is not started yet: no lock needed */
+	j->commit = cm;
+	if (worker_pool_submit(j->committer, instance_journal_commit_work,
+			       instance_journal_commit_done, cm) < 0) {
+		/* cannot be: one batch at a time */
+		j->committing = false;
+		j->commit = NULL;
+		instance_archive_give_back(inst->archive);
+		instance_journal_answer(j, batch, items, n, -1, "failed",
+					"the journal's committer is busy");
+		mem_free(cm);
+		instance_journal_schedule(j);
+	}
+}
+
+struct instance_journal *instance_journal_create(struct instance *inst)
+{
+	struct instance_journal *j = mem_new(struct instance_journal);
+	j->inst = inst;
+	j->flush = evtimer_new(inst->base, instance_journal_flush, j);
+	const char *ms = getenv("COFFER_TEST_JOURNAL_COMMIT_DELAY_MS");
+	if (ms != NULL && atoi(ms) > 0)
+		j->test_commit_delay_ms = (unsigned int)atoi(ms);
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	return j;
+}
+
+void instance_journal_destroy(struct instance_journal **_j)
+{
+	struct instance_journal *j = *_j;
+	if (j == NULL)
+		return;
+	*_j = NULL;
+	/* the batch being committed is finished and answered */
+	worker_pool_destroy(&j->committer);
+	/* not yet filed: unanswered, the Instance Host's client retries */
+	for (size_t i = 0; i < j->waiting.count; i++)
+		instance_journal_waiting_free(&j->waiting.items[i]);
+	array_free(&j->waiting);
+	event_free(j->flush);
+	pthread_cond_destroy(&j->cond);
+	pthread_mutex_destroy(&j->lock);
+	mem_free(j);
+}
+
 int instance_journal_deliver(struct instance_call *c)
 {
 	const char *file = json_get_string(c->args, "file");
@@ -120,11 +355,8 @@ int instance_journal_deliver(struct instance_call *c)
 		c->error = "file: a spool file name (m-HEX.eml) and owners: archive names";
 		return -1;
 	}
-	const char **owners = mem_alloc(sizeof(*owners) * n);
 	for (size_t i = 0; i < n; i++) {
-		owners[i] = json_string_of(json_at(list, i));
-		if (owners[i] == NULL) {
-			mem_free(owners);
+		if (json_string_of(json_at(list, i)) == NULL) {
 			c->code = "bad-request";
 			c->error = "owners: expected strings";
 			return -1;
@@ -132,31 +364,40 @@ int instance_journal_deliver(struct instance_call *c)
 	}
 	char *path = mem_strdup(
 		tstr_printf("%s/%s/%s", c->inst->base_dir, INSTANCE_JOURNAL_SPOOL, file));
-	unsigned int archived, duplicates;
-	int ret = instance_archive_file_message(
-		c->inst->archive, path, owners, n, INSTANCE_JOURNAL_FOLDER,
-		ARCHIVE_IMPORT_MAX_MESSAGE_LIMIT, &archived, &duplicates, &c->code, &c->error);
-	if (ret < 0 && strcmp(c->code, "busy") == 0) {
-		/* an import holds the writer: go through its pipeline */
+	if (instance_jobs_running(c->inst->jobs) != NULL) {
+		/* a job holds the writer: go through its pipeline, if it takes
+		 * messages (an import, a profile's run) */
+		const char **owners = mem_alloc(sizeof(*owners) * n);
+		for (size_t i = 0; i < n; i++)
+			owners[i] = json_string_of(json_at(list, i));
 		struct instance_journal_pending *p = mem_new(struct instance_journal_pending);
 		p->inst = c->inst;
 		p->conn = c->conn;
 		p->id = c->id;
 		p->path = path;
 		p->owners = n;
-		if (instance_archive_file_message_queued(c->inst->archive, c->inst->base, path,
-							 owners, n, INSTANCE_JOURNAL_FOLDER,
-							 instance_journal_filed, p) == 1) {
-			mem_free(owners);
+		int queued = instance_archive_file_message_queued(
+			c->inst->archive, c->inst->base, path, owners, n, INSTANCE_JOURNAL_FOLDER,
+			instance_journal_filed, p);
+		mem_free(owners);
+		if (queued == 1)
 			return INSTANCE_CALL_ANSWERED;
-		}
 		mem_free(p);
+		mem_free(path);
+		c->code = "busy";
+		c->error = tstr_printf("a job (%s) holds the archive's writer",
+				       instance_jobs_running(c->inst->jobs));
+		return -1;
 	}
-	mem_free(owners);
-	if (ret == 0) {
-		instance_journal_committed(c->inst, path, n, archived, duplicates);
-		c->result = instance_journal_result(n, archived, duplicates);
-	}
-	mem_free(path);
-	return ret;
+	struct instance_journal *j = c->inst->journal;
+	struct instance_journal_waiting *w = array_push(&j->waiting);
+	w->conn = c->conn;
+	w->id = c->id;
+	w->path = path;
+	w->owners = mem_alloc(sizeof(char *) * n);
+	for (size_t i = 0; i < n; i++)
+		w->owners[i] = mem_strdup(json_string_of(json_at(list, i)));
+	w->owner_count = n;
+	instance_journal_schedule(j);
+	return INSTANCE_CALL_ANSWERED;
 }

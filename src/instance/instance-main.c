@@ -1,5 +1,6 @@
 #include "instance-main.h"
 #include "instance.h"
+#include "instance-journal.h"
 #include "instance-archive.h"
 #include "instance-audit.h"
 #include "instance-jobs.h"
@@ -45,6 +46,27 @@ static void instance_host_closed(struct rpc_conn *conn, const char *reason, void
 	struct instance *inst = ctx;
 	log_info(instance_context(inst), "Instance Host link closed (%s): exiting", reason);
 	event_base_loopexit(inst->base, NULL);
+}
+
+/* A job the instance started by itself (a scheduled profile or retention
+ * run) that failed: nobody follows it, so tell the Instance Host, which
+ * passes it on to the Management Server's dashboard. */
+static void instance_job_ended(const struct json *job, void *ctx)
+{
+	struct instance *inst = ctx;
+	const char *state = json_get_string(job, "state");
+	const struct json *args = json_get(job, "arguments");
+	if (inst->host == NULL || state == NULL || !json_get_bool(args, "scheduled", false) ||
+	    (strcmp(state, "failed") != 0 && strcmp(state, "interrupted") != 0))
+		return;
+	struct json *data = json_new_object();
+	json_set_string(data, "jobID", json_get_string(job, "jobID"));
+	json_set_string(data, "kind", json_get_string(job, "kind"));
+	json_set_string(data, "state", state);
+	json_set_string(data, "error", json_get_string(job, "error"));
+	json_set_string(data, "startedAt", json_get_string(job, "startedAt"));
+	json_set(data, "arguments", json_clone(args));
+	rpc_conn_event(inst->host, "scheduledJobFailed", data);
 }
 
 static const struct rpc_conn_callbacks instance_callbacks = {
@@ -182,8 +204,10 @@ int instance_main(int argc, char **argv)
 	inst.base = event_base_new();
 	inst.jobs = instance_jobs_create(inst.base, inst.base_dir, inst.key_file,
 					 instance_context(&inst));
+	instance_jobs_on_end(inst.jobs, instance_job_ended, &inst);
 	inst.archive = instance_archive_create(inst.base_dir, inst.key_file, inst.jobs);
 	instance_audit_init(&inst);
+	inst.journal = instance_journal_create(&inst);
 	instance_retention_init(&inst);
 	/* before any call: an import cut short by a crash reports exactly
 	 * what it committed */
@@ -211,6 +235,8 @@ int instance_main(int argc, char **argv)
 	event_base_dispatch(inst.base);
 	/* a running job stops first: it holds the archive */
 	instance_jobs_stop(inst.jobs);
+	/* a journal batch being committed holds the archive's writer */
+	instance_journal_destroy(&inst.journal);
 	instance_calls_close(&inst);
 	log_info(instance_context(&inst), "stopped");
 	event_free(term);

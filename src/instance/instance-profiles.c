@@ -2,15 +2,19 @@
 #include "instance-archive.h"
 #include "instance-calls.h"
 #include "instance-jobs.h"
+#include "instance-users.h"
 #include "instance.h"
 #include "archive-source.h"
 #include "archive.h"
+#include "array.h"
 #include "auth-secret.h"
 #include "crypto.h"
 #include "file.h"
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "mime.h"
 #include "source-imap.h"
 #include "source-pop3.h"
 #include "str.h"
@@ -77,6 +81,9 @@ static const struct profile_field profile_fields[] = {
 	{"pauseSeconds", FIELD_INT, NULL, 0, 24 * 3600},
 	{"deleteAfterArchive", FIELD_BOOL, NULL, 0, 0},
 	{"timeoutSeconds", FIELD_INT, NULL, 5, 3600},
+	{"distribute", FIELD_STRING, "mailbox|recipients", 0, 0},
+	{"unknownRecipients", FIELD_STRING, "skip|catch-all", 0, 0},
+	{"catchAllUser", FIELD_STRING, NULL, 0, 0},
 };
 
 static const struct profile_field *profile_field_find(const char *name)
@@ -170,6 +177,13 @@ static int profile_complete(const struct json *p, const char **error_r)
 	    json_count(json_get(p, "mailboxes")) == 0) {
 		*error_r = "profile.mailboxes: an administrator login (adminMode) needs the "
 			   "mailboxes to read";
+		return -1;
+	}
+	const char *unknown = json_get_string(p, "unknownRecipients");
+	const char *catch_all = json_get_string(p, "catchAllUser");
+	if (unknown != NULL && strcmp(unknown, "catch-all") == 0 &&
+	    (catch_all == NULL || catch_all[0] == '\0')) {
+		*error_r = "profile.catchAllUser: required with unknownRecipients catch-all";
 		return -1;
 	}
 	const char *schedule = json_get_string(p, "schedule");
@@ -301,6 +315,15 @@ struct profile_run {
 	struct source_pop3 *pop3;
 	long long archived, duplicates, failed;
 	uint64_t messages, bytes;
+	/* distribute "recipients": the users' addresses as they were when the
+	 * run started (address -> archive name), the catch-all user's archive
+	 * name or NULL, and what profile_run_route() last answered */
+	struct hash *addresses;
+	char *catch_all;
+	/* journal messages filed through this run (instance-archive.h) */
+	struct instance_lane *lane;
+	ARRAY(const char *) route_owners;
+	char *route_reason;
 };
 
 static void profile_run_free(void *ctx)
@@ -313,7 +336,13 @@ static void profile_run_free(void *ctx)
 			json_set_int(p, "lastFinished", (long long)time(NULL));
 		ps->running[0] = '\0';
 	}
+	if (ps != NULL)
+		instance_archive_lane_close(ps->inst->archive, &r->lane);
 	json_unref(&r->profile);
+	instance_users_address_map_free(&r->addresses);
+	mem_free(r->catch_all);
+	array_free(&r->route_owners);
+	mem_free(r->route_reason);
 	mem_free(r->id);
 	mem_free(r->state_path);
 	mem_free(r->ca_path);
@@ -472,21 +501,63 @@ static void profile_common_free(struct profile_common *c)
 	profile_free_strings(c->owners, c->mailbox_count);
 }
 
+/* distribute "recipients" (the import's route hook, on the job's thread):
+ * the users whose addresses are among the message's recipients, else the
+ * catch-all user, else none (SKIPPED, no-recipient: it stays on the source,
+ * and a later run after the address was given to a user does not see it
+ * again unless the profile's state is reset). */
+static int profile_run_route(void *context, const unsigned char *data, size_t len,
+			     const char *const **owners_r, size_t *count_r, const char **reason_r)
+{
+	struct profile_run *r = context;
+	char **addresses;
+	size_t n = mime_recipients(data, len, &addresses);
+	array_clear(&r->route_owners);
+	for (size_t i = 0; i < n; i++) {
+		const char *owner = hash_get(r->addresses, addresses[i]);
+		bool seen = owner == NULL;
+		for (size_t k = 0; !seen && k < r->route_owners.count; k++)
+			seen = strcmp(r->route_owners.items[k], owner) == 0;
+		if (!seen)
+			array_append(&r->route_owners, owner);
+	}
+	if (r->route_owners.count == 0 && r->catch_all != NULL)
+		array_append(&r->route_owners, (const char *)r->catch_all);
+	if (r->route_owners.count == 0) {
+		mem_free(r->route_reason);
+		r->route_reason =
+			mem_printf("no recipient is a user of the instance (%zu address%s in "
+				   "its header)",
+				   n, n == 1 ? "" : "es");
+		*reason_r = r->route_reason;
+	}
+	mime_recipients_free(&addresses);
+	*owners_r = r->route_owners.items;
+	*count_r = r->route_owners.count;
+	return r->route_owners.count > 0 ? 1 : 0;
+}
+
 /* Runs the source through the archive; then, if asked, deletes from it
  * what was archived. */
 static int profile_run_source(struct profile_run *r, const struct profile_common *c,
 			      const struct archive_source_funcs *funcs, void *src,
 			      const char **error_r)
 {
+	/* journal deliveries meanwhile go through this run's pipeline */
+	const struct archive_source_funcs *lane_funcs;
+	instance_archive_lane_wrap(r->lane, funcs, src, profile_run_event, r, &lane_funcs);
 	struct archive_import_settings is = {
 		.folder = "INBOX",
-		.cb = profile_run_event,
-		.context = r,
+		.cb = instance_archive_lane_event,
+		.context = r->lane,
 		.cancel = instance_job_cancel_flag(r->job),
+		.route = r->addresses != NULL ? profile_run_route : NULL,
+		.route_context = r,
 	};
 	struct archive_import_result result = {0};
 	instance_job_status(r->job, tstr_printf("reading %s", c->host));
-	int ret = archive_source_import(r->archive, &is, funcs, src, &result, error_r);
+	int ret = archive_source_import(r->archive, &is, lane_funcs, r->lane, &result, error_r);
+	instance_archive_lane_end(r->lane);
 	const char *failure =
 		r->imap != NULL ? source_imap_failure(r->imap) : source_pop3_failure(r->pop3);
 	if (ret == 0 && failure != NULL) {
@@ -611,7 +682,7 @@ static const struct instance_job_kind profile_job_kind = {
 };
 
 /* Starts a run on the event loop: 0 with *job_id_r, -1. */
-static int profiles_start_run(struct instance_profiles *ps, struct json *profile,
+static int profiles_start_run(struct instance_profiles *ps, struct json *profile, bool scheduled,
 			      const char **job_id_r, const char **error_r)
 {
 	struct instance *inst = ps->inst;
@@ -623,10 +694,26 @@ static int profiles_start_run(struct instance_profiles *ps, struct json *profile
 		*error_r = "the instance key could not be read";
 		return -1;
 	}
+	const char *distribute = json_get_string(profile, "distribute");
+	bool by_recipient = distribute != NULL && strcmp(distribute, "recipients") == 0;
+	const char *unknown = json_get_string(profile, "unknownRecipients");
+	const char *catch_all = NULL;
+	if (by_recipient && unknown != NULL && strcmp(unknown, "catch-all") == 0) {
+		const char *user = json_get_string(profile, "catchAllUser");
+		catch_all = instance_users_archive_name(inst->users, user);
+		if (catch_all == NULL) {
+			*error_r = tstr_printf("profile.catchAllUser: no user '%s'", user);
+			return -1;
+		}
+	}
 	struct archive *a = instance_archive_for_job(inst->archive, error_r);
 	if (a == NULL)
 		return -1;
 	struct profile_run *r = mem_new(struct profile_run);
+	if (by_recipient) {
+		r->addresses = instance_users_address_map(inst->users);
+		r->catch_all = catch_all != NULL ? mem_strdup(catch_all) : NULL;
+	}
 	r->ps = ps;
 	r->archive = a;
 	r->profile = json_clone(profile);
@@ -636,8 +723,12 @@ static int profiles_start_run(struct instance_profiles *ps, struct json *profile
 	struct json *shown = json_new_object();
 	json_set_string(shown, "profileID", r->id);
 	json_set_string(shown, "name", json_get_string(profile, "name"));
+	if (scheduled)
+		json_set_bool(shown, "scheduled", true);
+	r->lane = instance_archive_lane_open(inst->archive);
 	if (instance_jobs_start(inst->jobs, &profile_job_kind, shown, NULL, r, job_id_r, error_r) <
 	    0) {
+		instance_archive_lane_close(inst->archive, &r->lane);
 		r->ps = NULL;
 		profile_run_free(r);
 		return -1;
@@ -678,7 +769,7 @@ static void profiles_tick(evutil_socket_t fd, short what, void *context)
 		if (!profiles_due(p, now))
 			continue;
 		const char *id, *error;
-		if (profiles_start_run(ps, p, &id, &error) < 0) {
+		if (profiles_start_run(ps, p, true, &id, &error) < 0) {
 			log_warning(tstr_printf("instance=%s", ps->inst->id),
 				    "profile %s: the scheduled run did not start: %s",
 				    json_get_string(p, "profileID"), error);
@@ -861,7 +952,7 @@ int instance_profiles_run(struct instance_call *c)
 	if (p == NULL)
 		return -1;
 	const char *id;
-	if (profiles_start_run(c->inst->profiles, p, &id, &c->error) < 0)
+	if (profiles_start_run(c->inst->profiles, p, false, &id, &c->error) < 0)
 		return -1;
 	c->result = json_new_object();
 	json_set_string(c->result, "jobID", id);

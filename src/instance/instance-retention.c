@@ -258,86 +258,18 @@ int instance_retention_get_policies(struct instance_call *c)
 	return 0;
 }
 
-/* A JSON list of strings, or absent; borrowed strings into *items_r. */
-static int retention_list_arg(const struct json *policy, const char *key, const char ***items_r,
-			      size_t *count_r, const char **error_r)
-{
-	const struct json *list = json_get(policy, key);
-	*items_r = NULL;
-	*count_r = 0;
-	if (list == NULL)
-		return 0;
-	if (json_kind(list) != JSON_KIND_ARRAY) {
-		*error_r = tstr_printf("%s: a list of names", key);
-		return -1;
-	}
-	*items_r = mem_calloc(json_count(list) + 1, sizeof(char *));
-	for (size_t i = 0; i < json_count(list); i++) {
-		if (((*items_r)[i] = json_string_of(json_at(list, i))) == NULL) {
-			*error_r = tstr_printf("%s: a list of names", key);
-			return -1;
-		}
-	}
-	*count_r = json_count(list);
-	return 0;
-}
-
-static int retention_policy_arg(const struct json *o, struct archive_policy *p,
-				const char **error_r)
-{
-	const char *type = json_get_string(o, "type");
-	long long days;
-	if (json_kind(o) != JSON_KIND_OBJECT) {
-		*error_r = "policies: a list of {name, type, days, users, folders, query}";
-		return -1;
-	}
-	p->name = json_get_string(o, "name");
-	p->query = json_get_string(o, "query");
-	if (type == NULL || (strcmp(type, "minimum") != 0 && strcmp(type, "maximum") != 0)) {
-		*error_r = tstr_printf("policy '%s': type: minimum or maximum",
-				       p->name != NULL ? p->name : "");
-		return -1;
-	}
-	p->maximum = strcmp(type, "maximum") == 0;
-	if (json_get_int(o, "days", &days) < 0) {
-		*error_r = tstr_printf("policy '%s': days: a whole number",
-				       p->name != NULL ? p->name : "");
-		return -1;
-	}
-	p->days = days;
-	const char **users, **folders;
-	if (retention_list_arg(o, "users", &users, &p->user_count, error_r) < 0 ||
-	    (p->users = users,
-	     retention_list_arg(o, "folders", &folders, &p->folder_count, error_r) < 0))
-		return -1;
-	p->folders = folders;
-	return 0;
-}
-
 int instance_retention_set_policies(struct instance_call *c)
 {
-	const struct json *list = json_get(c->args, "policies");
-	if (list == NULL || json_kind(list) != JSON_KIND_ARRAY) {
-		c->error = "policies: a JSON list of {name, type (minimum or maximum), days, "
-			   "users, folders, query}";
+	struct archive_policy *policies;
+	size_t count;
+	if (archive_retention_policies_parse(json_get(c->args, "policies"), &policies, &count,
+					     &c->error) < 0)
 		return -1;
-	}
-	size_t count = json_count(list);
-	struct archive_policy *policies = mem_calloc(count + 1, sizeof(*policies));
-	int ret = 0;
-	for (size_t i = 0; ret == 0 && i < count; i++)
-		ret = retention_policy_arg(json_at(list, i), &policies[i], &c->error);
-	struct catalog *cat = ret == 0 ? retention_catalog(c) : NULL;
-	if (ret == 0 && cat == NULL)
-		ret = -1;
-	if (ret == 0)
-		ret = archive_retention_set_policies(cat, policies, count, &c->error);
+	struct catalog *cat = retention_catalog(c);
+	int ret =
+		cat == NULL ? -1 : archive_retention_set_policies(cat, policies, count, &c->error);
 	catalog_destroy(&cat);
-	for (size_t i = 0; i < count; i++) {
-		mem_free((void *)policies[i].users);
-		mem_free((void *)policies[i].folders);
-	}
-	mem_free(policies);
+	archive_retention_policies_parsed_free(&policies, count);
 	return ret < 0 ? -1 : instance_retention_get_policies(c);
 }
 
@@ -403,8 +335,8 @@ static const struct instance_job_kind retention_kind = {
 	.done = retention_run_free,
 };
 
-static int retention_start(struct instance *inst, bool dry_run, long long list_limit,
-			   struct json **result_r, const char **error_r)
+static int retention_start(struct instance *inst, bool dry_run, bool scheduled,
+			   long long list_limit, struct json **result_r, const char **error_r)
 {
 	struct archive *a = instance_archive_for_writing(inst->archive, error_r);
 	if (a == NULL)
@@ -416,6 +348,8 @@ static int retention_start(struct instance *inst, bool dry_run, long long list_l
 	struct json *shown = json_new_object();
 	json_set_bool(shown, "dryRun", dry_run);
 	json_set_int(shown, "listLimit", list_limit);
+	if (scheduled)
+		json_set_bool(shown, "scheduled", true);
 	const char *id;
 	if (instance_jobs_start(inst->jobs, &retention_kind, shown, NULL, r, &id, error_r) < 0) {
 		mem_free(r);
@@ -434,8 +368,8 @@ int instance_retention_process(struct instance_call *c)
 		c->error = tstr_printf("listLimit: 0 to %d", INSTANCE_RETENTION_LIST_MAX);
 		return -1;
 	}
-	return retention_start(c->inst, json_get_bool(c->args, "dryRun", false), limit, &c->result,
-			       &c->error);
+	return retention_start(c->inst, json_get_bool(c->args, "dryRun", false), false, limit,
+			       &c->result, &c->error);
 }
 
 /* ---- compaction: a job ---- */
@@ -529,7 +463,7 @@ static void retention_scheduled(evutil_socket_t fd, short events, void *ctx)
 	struct json *result = NULL;
 	if (ret < 0 || !any)
 		return;
-	if (retention_start(inst, false, 100, &result, &error) < 0) {
+	if (retention_start(inst, false, true, 100, &result, &error) < 0) {
 		log_warning(tstr_printf("instance=%s", inst->id),
 			    "scheduled retention run not started: %s", error);
 		return;

@@ -486,6 +486,47 @@ const char *instance_users_find_by_address(struct instance_users *users, const c
 	return NULL;
 }
 
+struct hash *instance_users_address_map(struct instance_users *users)
+{
+	struct hash *map = hash_create();
+	hash_wipe_keys(map);
+	struct hash_iter iter;
+	const char *key;
+	void *value;
+	hash_iter_init(&iter, users->by_name);
+	while (hash_iter_next(&iter, &key, &value) > 0) {
+		const char *archive_name = json_get_string(value, "archiveName");
+		const struct json *emails = json_get(value, "emailAddresses");
+		for (size_t i = 0; archive_name != NULL && i < json_count(emails); i++) {
+			const char *e = json_string_of(json_at(emails, i));
+			if (e == NULL)
+				continue;
+			char *lower = mem_strdup(e);
+			for (char *p = lower; *p != '\0'; p++)
+				*p = (char)tolower((unsigned char)*p);
+			/* an address two users have: the first one met keeps it */
+			if (hash_get(map, lower) == NULL)
+				hash_set(map, lower, mem_strdup(archive_name));
+			mem_free(lower);
+		}
+	}
+	return map;
+}
+
+void instance_users_address_map_free(struct hash **_map)
+{
+	struct hash *map = *_map;
+	if (map == NULL)
+		return;
+	struct hash_iter iter;
+	const char *key;
+	void *value;
+	hash_iter_init(&iter, map);
+	while (hash_iter_next(&iter, &key, &value) > 0)
+		mem_free(value);
+	hash_destroy(_map);
+}
+
 static int users_check_name(const char *name, const char **error_r)
 {
 	size_t len = name == NULL ? 0 : strlen(name);
@@ -1085,6 +1126,28 @@ int instance_users_get_user_info(struct instance_call *c)
 	if (user == NULL)
 		return -1;
 	c->result = users_view(user, true);
+	return 0;
+}
+
+int instance_users_get_app_passwords(struct instance_call *c)
+{
+	struct json *user = users_find_arg(c->inst->users, c->args, "userName", &c->error);
+	if (user == NULL)
+		return -1;
+	c->result = instance_users_app_passwords(c->inst->users, json_get_string(user, "userName"));
+	return 0;
+}
+
+int instance_users_delete_app_password(struct instance_call *c)
+{
+	struct json *user = users_find_arg(c->inst->users, c->args, "userName", &c->error);
+	if (user == NULL)
+		return -1;
+	if (instance_users_app_password_delete(c->inst->users, json_get_string(user, "userName"),
+					       json_get_string(c->args, "name"), &c->error) < 0) {
+		c->code = "not-found";
+		return -1;
+	}
 	return 0;
 }
 

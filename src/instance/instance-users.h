@@ -18,6 +18,8 @@
  * hashes and no MFA seeds. */
 #include <stdbool.h>
 
+struct hash;
+
 struct instance_call;
 struct json;
 struct instance_users;
@@ -60,6 +62,11 @@ const char *instance_users_archive_name(struct instance_users *users, const char
 /* The user with this email address (any case), borrowed name, or NULL.
  * A scan of every user: called once per journal recipient. */
 const char *instance_users_find_by_address(struct instance_users *users, const char *address);
+/* A snapshot for a thread that routes messages by recipient: every user's
+ * email addresses (ASCII lower case) to the user's archive name (strings
+ * owned by the table; instance_users_address_map_free()). */
+struct hash *instance_users_address_map(struct instance_users *users);
+void instance_users_address_map_free(struct hash **map);
 
 /* ---- end users (Client* calls) ---- */
 
@@ -112,6 +119,12 @@ struct instance_users_check *instance_users_account_prepare(struct instance_user
 void instance_users_account_checked(struct instance_users *users,
 				    const struct instance_users_check *check);
 void instance_users_account_forget(struct instance_users *users);
+
+/* GetUserAppPasswords {userName}: [{name, created}]; DeleteUserAppPassword
+ * {userName, name}: an administrator revokes one (a lost phone). Creating
+ * one needs the user's own password, so only the user can (Web Access). */
+int instance_users_get_app_passwords(struct instance_call *c);
+int instance_users_delete_app_password(struct instance_call *c);
 
 /* App passwords: [{name, created}]; create needs the account password and
  * returns {name, password} (shown once; 96 random bits, kept as a salted

@@ -53,7 +53,8 @@ struct instance {
 	struct auth_throttle *login_throttle;
 	uint64_t logins_throttled, logins_busy;
 	bool stopping;
-	struct instance_audit *audit; /* instance-audit.c */
+	struct instance_audit *audit;     /* instance-audit.c */
+	struct instance_journal *journal; /* group commit (instance-journal.c) */
 };
 
 /* Dispatch one call from the Instance Host (instance-calls.c). */

@@ -28,6 +28,9 @@ struct archive_compact_result {
 	uint64_t records;      /* dropped */
 	uint64_t bytes_before; /* of the rewritten segments */
 	uint64_t bytes_after;
+	/* where the time went (benchmarks): wall and CPU seconds (this
+	 * process, all threads) of the segment rewrites and of the scrub */
+	double rewrite_secs, rewrite_cpu_secs, scrub_secs, scrub_cpu_secs;
 };
 int archive_compact(struct archive *archive, const struct archive_compact_run *run,
 		    struct archive_compact_result *result_r, const char **error_r);

@@ -11,8 +11,8 @@
 #define ARCHIVE_DELETE_BATCH 500
 
 /* A content nothing refers to any more: its index row is deleted with the
- * values it was indexed with, derived again from the message (mime_parse()
- * as the import ran it). */
+ * values it was indexed with, derived again from the message
+ * (mime_parse_index(): the fields mime_parse() gave the import). */
 static int archive_delete_content(struct archive *a, int64_t content_id, int64_t now,
 				  const char **error_r)
 {
@@ -29,7 +29,7 @@ static int archive_delete_content(struct archive *a, int64_t content_id, int64_t
 				       (long long)content_id, *error_r);
 		return -1;
 	}
-	struct mime_info *info = mime_parse(data, len, MIME_LARGE_PART_MIN);
+	struct mime_info *info = mime_parse_index(data, len, MIME_LARGE_PART_MIN);
 	struct catalog_content c = {
 		.from = info->from,
 		.to = info->to,
@@ -44,18 +44,46 @@ static int archive_delete_content(struct archive *a, int64_t content_id, int64_t
 	return ret < 0 ? -1 : 0;
 }
 
-/* One message, inside the caller's transaction, after its checks. */
-static int archive_delete_one(struct archive *a, int64_t id, int64_t now,
-			      uint64_t *contents_removed, const char **error_r)
+typedef ARRAY(int64_t) archive_ids_t;
+
+/* One message's folder reference, inside the caller's transaction, after
+ * its checks; a content no folder refers to any more is added to *orphans
+ * for archive_delete_orphans(). */
+static int archive_delete_ref(struct archive *a, int64_t id, int64_t now, archive_ids_t *orphans,
+			      const char **error_r)
 {
 	int64_t content_id;
 	int ret = catalog_message_remove(a->cat, id, now, &content_id, error_r);
-	if (ret == 2) {
-		if (archive_delete_content(a, content_id, now, error_r) < 0)
+	if (ret == 2)
+		array_append(orphans, content_id);
+	return ret < 0 ? -1 : 0;
+}
+
+static int archive_delete_id_cmp(const void *p1, const void *p2)
+{
+	int64_t a = *(const int64_t *)p1, b = *(const int64_t *)p2;
+	return a < b ? -1 : a > b;
+}
+
+/* The contents a transaction's deletions left without a folder, after all
+ * its folder references went: FTS5 flushes its pending changes (the
+ * 'delete' entries) into a new index segment at the start of every
+ * statement that opens a savepoint, as a DELETE from messages does (its
+ * trigger), so deleting a content between two references would write one
+ * index segment per message. Here the index deletes follow each other, in
+ * ascending content id: FTS5 also flushes whenever a row id is lower than
+ * the one before (its pending entries are kept in row id order), and a
+ * retention run selects by date, whose order is not the ids'. */
+static int archive_delete_orphans(struct archive *a, archive_ids_t *orphans, int64_t now,
+				  uint64_t *contents_removed, const char **error_r)
+{
+	array_sort(orphans, archive_delete_id_cmp);
+	for (size_t i = 0; i < orphans->count; i++) {
+		if (archive_delete_content(a, orphans->items[i], now, error_r) < 0)
 			return -1;
 		(*contents_removed)++;
 	}
-	return ret < 0 ? -1 : 0;
+	return 0;
 }
 
 static int archive_delete_writable(struct archive *a, const char **error_r)
@@ -70,6 +98,7 @@ int archive_delete_messages(struct archive *a, const int64_t *ids, size_t count,
 			    uint64_t *contents_removed_r, const char **error_r)
 {
 	struct archive_retention_rules *rules = NULL;
+	archive_ids_t orphans = ARRAY_INIT;
 	*contents_removed_r = 0;
 	if (archive_delete_writable(a, error_r) < 0 || catalog_begin(a->cat, error_r) < 0)
 		return -1;
@@ -88,11 +117,14 @@ int archive_delete_messages(struct archive *a, const int64_t *ids, size_t count,
 			*error_r = tstr_printf("message %lld is protected by %s", (long long)ids[i],
 					       blocked);
 			ret = 0;
-		} else if (archive_delete_one(a, ids[i], now, contents_removed_r, error_r) < 0) {
+		} else if (archive_delete_ref(a, ids[i], now, &orphans, error_r) < 0) {
 			ret = -1;
 		}
 	}
+	if (ret == 1 && archive_delete_orphans(a, &orphans, now, contents_removed_r, error_r) < 0)
+		ret = -1;
 	archive_retention_rules_free(&rules);
+	array_free(&orphans);
 	if (ret == 1 && catalog_commit(a->cat, error_r) == 0)
 		return 1;
 	catalog_rollback(a->cat);
@@ -130,6 +162,7 @@ static int archive_expiry_batch(struct archive *a, const struct archive_retentio
 				size_t count, struct archive_retention_result *result,
 				const char **error_r)
 {
+	archive_ids_t orphans = ARRAY_INIT;
 	if (catalog_begin(a->cat, error_r) < 0)
 		return -1;
 	int ret = archive_retention_rules_reload_holds(a->cat, rules, error_r);
@@ -140,8 +173,7 @@ static int archive_expiry_batch(struct archive *a, const struct archive_retentio
 			ret = -1;
 		} else if (found == 1 && archive_retention_expired(rules, &ref) != NULL &&
 			   archive_retention_blocks(rules, &ref) == NULL) {
-			ret = archive_delete_one(a, ids[i], run->now, &result->contents_removed,
-						 error_r);
+			ret = archive_delete_ref(a, ids[i], run->now, &orphans, error_r);
 			if (ret == 0) {
 				result->deleted++;
 				if (run->selected != NULL)
@@ -149,6 +181,10 @@ static int archive_expiry_batch(struct archive *a, const struct archive_retentio
 			}
 		}
 	}
+	if (ret == 0)
+		ret = archive_delete_orphans(a, &orphans, run->now, &result->contents_removed,
+					     error_r);
+	array_free(&orphans);
 	if (ret == 0 && catalog_commit(a->cat, error_r) == 0)
 		return 0;
 	catalog_rollback(a->cat);
@@ -195,7 +231,6 @@ int archive_delete_expired(struct archive *a, const struct archive_retention_run
 /* ---- after a rebuild ---- */
 
 typedef ARRAY(struct catalog_loc) archive_locs_t;
-typedef ARRAY(int64_t) archive_ids_t;
 
 static int archive_delete_removed_loc(int64_t id, const unsigned char hash[CATALOG_HASH_LEN],
 				      const struct catalog_loc *loc, void *context)
@@ -216,7 +251,7 @@ int archive_delete_reapply(struct archive *a, struct catalog *old, int64_t now, 
 			   const char **error_r)
 {
 	archive_locs_t locs = ARRAY_INIT;
-	archive_ids_t ids = ARRAY_INIT;
+	archive_ids_t ids = ARRAY_INIT, orphans = ARRAY_INIT;
 	uint64_t contents = 0;
 	*deleted_r = 0;
 	int ret = catalog_foreach_removed_message(old, archive_delete_removed_loc, &locs, error_r);
@@ -225,11 +260,14 @@ int archive_delete_reapply(struct archive *a, struct catalog *old, int64_t now, 
 					  error_r);
 	/* no rule is asked: these were deleted already, under the rules then */
 	for (size_t i = 0; ret == 0 && i < ids.count; i++) {
-		ret = archive_delete_one(a, ids.items[i], now, &contents, error_r);
+		ret = archive_delete_ref(a, ids.items[i], now, &orphans, error_r);
 		if (ret == 0)
 			(*deleted_r)++;
 	}
+	if (ret == 0)
+		ret = archive_delete_orphans(a, &orphans, now, &contents, error_r);
 	array_free(&locs);
 	array_free(&ids);
+	array_free(&orphans);
 	return ret;
 }

@@ -30,7 +30,7 @@
 #define ARCHIVE_IMPORT_SNIFF (64u * 1024)
 
 static const char *const archive_import_skip_names[ARCHIVE_IMPORT_SKIP_KINDS] = {
-	"unreadable", "not-a-message", "too-large", "unsupported", "empty",
+	"unreadable", "not-a-message", "too-large", "unsupported", "empty", "no-recipient",
 };
 
 const char *archive_import_skip_name(enum archive_import_skip kind)
@@ -850,7 +850,7 @@ static const char *archive_import_not_mail(const unsigned char *data, size_t len
 	*kind_r = ARCHIVE_IMPORT_SKIP_NOT_A_MESSAGE;
 	if (len >= 4 && memcmp(data, "!BDN", 4) == 0) {
 		*kind_r = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
-		return "a PST file: PST files are not supported yet";
+		return "a PST file: import it as a file (coffer archive import FILE.pst)";
 	}
 	if (len >= 8 && memcmp(data, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8) == 0) {
 		*kind_r = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
@@ -963,6 +963,24 @@ static unsigned char *archive_import_read(struct archive_import *imp,
 	return data;
 }
 
+/* The source ended: a source that lingers (archive-source.h) is asked
+ * for more while what was read is still queued for the writer. True: read
+ * on. */
+static bool archive_import_linger(struct archive_import *imp,
+				  const struct archive_source_funcs *funcs, void *context)
+{
+	for (;;) {
+		pthread_mutex_lock(&imp->lock);
+		bool queued = imp->started && imp->head != NULL;
+		pthread_mutex_unlock(&imp->lock);
+		bool final = !queued || archive_import_stopped(imp);
+		if (funcs->linger(context, 100, final) > 0)
+			return true;
+		if (final)
+			return false;
+	}
+}
+
 /* Reads every message of the source into the pipeline, until its end, a
  * cancel, a failed write or the source's failure. */
 static void archive_import_read_source(struct archive_import *imp,
@@ -973,8 +991,11 @@ static void archive_import_read_source(struct archive_import *imp,
 		const char *error = NULL;
 		memset(&msg, 0, sizeof(msg));
 		int ret = funcs->next(context, &msg, &error);
-		if (ret == 0)
+		if (ret == 0) {
+			if (funcs->linger != NULL && archive_import_linger(imp, funcs, context))
+				continue;
 			break;
+		}
 		if (ret < 0) {
 			struct archive_source_message failed = {.label = "(source)"};
 			archive_import_skip(imp, &failed, ARCHIVE_IMPORT_SKIP_UNREADABLE,
@@ -989,6 +1010,13 @@ static void archive_import_read_source(struct archive_import *imp,
 			enum archive_import_skip kind;
 			unsigned char *data =
 				archive_import_read(imp, funcs, context, &msg, &len, &why, &kind);
+			if (data != NULL && imp->set->route != NULL && !msg.owners_final &&
+			    imp->set->route(imp->set->route_context, data, len, &msg.owners,
+					    &msg.owner_count, &why) <= 0) {
+				mem_free(data);
+				data = NULL;
+				kind = ARCHIVE_IMPORT_SKIP_NO_RECIPIENT;
+			}
 			if (data == NULL)
 				archive_import_skip(imp, &msg, kind, why);
 			else

@@ -30,7 +30,8 @@
  *
  * Nothing is lost silently: whatever is not archived is reported SKIPPED
  * with a kind and a reason. Not a message (no header field at the start,
- * binary data in the header block), a PST file ("not supported yet"), a
+ * binary data in the header block), a PST file's bytes (PSTs are read as
+ * files by archive-source-files.c, not as one message), a
  * message larger than max_message_size (refused while read, before it is
  * in memory: memory stays bounded by the limit), bytes of an mbox before
  * its first message, unreadable input. Archived messages carry their parse
@@ -65,9 +66,11 @@ enum archive_import_skip {
 	ARCHIVE_IMPORT_SKIP_TOO_LARGE,
 	ARCHIVE_IMPORT_SKIP_UNSUPPORTED,
 	ARCHIVE_IMPORT_SKIP_EMPTY,
+	ARCHIVE_IMPORT_SKIP_NO_RECIPIENT,
 };
-#define ARCHIVE_IMPORT_SKIP_KINDS 5
-/* "unreadable", "not-a-message", "too-large", "unsupported", "empty" */
+#define ARCHIVE_IMPORT_SKIP_KINDS 6
+/* "unreadable", "not-a-message", "too-large", "unsupported", "empty",
+ * "no-recipient" */
 const char *archive_import_skip_name(enum archive_import_skip kind);
 
 struct archive_import_event {
@@ -100,6 +103,14 @@ struct archive_import_settings {
 	uint64_t dict_window;
 	/* Messages larger than this are refused; 0: ARCHIVE_IMPORT_MAX_MESSAGE. */
 	uint64_t max_message_size;
+	/* Optional: owners chosen from each message's bytes (a journal or
+	 * catch-all mailbox whose messages go to users by recipient). Called
+	 * on the thread that reads the source, once a message is read whole:
+	 * 1 and the owners (valid until the next call) instead of the source's,
+	 * or 0 and a reason: the message is SKIPPED (no-recipient). */
+	int (*route)(void *context, const unsigned char *data, size_t len,
+		     const char *const **owners_r, size_t *count_r, const char **reason_r);
+	void *route_context;
 };
 
 struct archive_import_result {

@@ -2,6 +2,7 @@
 #include "archive-retention.h"
 #include "array.h"
 #include "catalog.h"
+#include "json.h"
 #include "mem.h"
 #include "search-query.h"
 #include "str.h"
@@ -98,6 +99,96 @@ int archive_retention_set_policies(struct catalog *cat, const struct archive_pol
 	}
 	mem_free(rows);
 	return ret;
+}
+
+/* ---- policies as JSON (SetRetentionPolicies, coffer archive retention) ---- */
+
+/* A JSON list of strings, or absent; borrowed strings into *items_r. */
+static int retention_list_arg(const struct json *policy, const char *key, const char ***items_r,
+			      size_t *count_r, const char **error_r)
+{
+	const struct json *list = json_get(policy, key);
+	*items_r = NULL;
+	*count_r = 0;
+	if (list == NULL)
+		return 0;
+	if (json_kind(list) != JSON_KIND_ARRAY) {
+		*error_r = tstr_printf("%s: a list of names", key);
+		return -1;
+	}
+	*items_r = mem_calloc(json_count(list) + 1, sizeof(char *));
+	for (size_t i = 0; i < json_count(list); i++) {
+		if (((*items_r)[i] = json_string_of(json_at(list, i))) == NULL) {
+			*error_r = tstr_printf("%s: a list of names", key);
+			return -1;
+		}
+	}
+	*count_r = json_count(list);
+	return 0;
+}
+
+static int retention_policy_arg(const struct json *o, struct archive_policy *p,
+				const char **error_r)
+{
+	const char *type = json_get_string(o, "type");
+	long long days;
+	if (json_kind(o) != JSON_KIND_OBJECT) {
+		*error_r = "policies: a list of {name, type, days, users, folders, query}";
+		return -1;
+	}
+	p->name = json_get_string(o, "name");
+	p->query = json_get_string(o, "query");
+	if (type == NULL || (strcmp(type, "minimum") != 0 && strcmp(type, "maximum") != 0)) {
+		*error_r = tstr_printf("policy '%s': type: minimum or maximum",
+				       p->name != NULL ? p->name : "");
+		return -1;
+	}
+	p->maximum = strcmp(type, "maximum") == 0;
+	if (json_get_int(o, "days", &days) < 0) {
+		*error_r = tstr_printf("policy '%s': days: a whole number",
+				       p->name != NULL ? p->name : "");
+		return -1;
+	}
+	p->days = days;
+	const char **users, **folders;
+	if (retention_list_arg(o, "users", &users, &p->user_count, error_r) < 0 ||
+	    (p->users = users,
+	     retention_list_arg(o, "folders", &folders, &p->folder_count, error_r) < 0))
+		return -1;
+	p->folders = folders;
+	return 0;
+}
+
+int archive_retention_policies_parse(const struct json *list, struct archive_policy **policies_r,
+				     size_t *count_r, const char **error_r)
+{
+	if (list == NULL || json_kind(list) != JSON_KIND_ARRAY) {
+		*error_r = "policies: a JSON list of {name, type (minimum or maximum), days, "
+			   "users, folders, query}";
+		return -1;
+	}
+	size_t count = json_count(list);
+	struct archive_policy *policies = mem_calloc(count + 1, sizeof(*policies));
+	int ret = 0;
+	for (size_t i = 0; ret == 0 && i < count; i++)
+		ret = retention_policy_arg(json_at(list, i), &policies[i], error_r);
+	if (ret < 0) {
+		archive_retention_policies_parsed_free(&policies, count);
+		return -1;
+	}
+	*policies_r = policies;
+	*count_r = count;
+	return 0;
+}
+
+void archive_retention_policies_parsed_free(struct archive_policy **policies, size_t count)
+{
+	for (size_t i = 0; *policies != NULL && i < count; i++) {
+		mem_free((void *)(*policies)[i].users);
+		mem_free((void *)(*policies)[i].folders);
+	}
+	mem_free(*policies);
+	*policies = NULL;
 }
 
 /* One policy as read back: the lists split. */

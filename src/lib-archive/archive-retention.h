@@ -41,6 +41,15 @@ struct archive_policy {
 /* Replace every policy (checked first: names, days, queries). */
 int archive_retention_set_policies(struct catalog *cat, const struct archive_policy *policies,
 				   size_t count, const char **error_r);
+/* The policies of a JSON list as SetRetentionPolicies takes it: objects
+ * {name, type ("minimum" or "maximum"), days, users, folders, query}; the
+ * strings are borrowed from the list, the arrays allocated: free them with
+ * archive_retention_policies_parsed_free() (after a failure nothing is
+ * left to free). Checked further by archive_retention_set_policies(). */
+struct json;
+int archive_retention_policies_parse(const struct json *list, struct archive_policy **policies_r,
+				     size_t *count_r, const char **error_r);
+void archive_retention_policies_parsed_free(struct archive_policy **policies, size_t count);
 typedef void archive_policy_cb(const struct archive_policy *policy, void *context);
 int archive_retention_policies(struct catalog *cat, archive_policy_cb *cb, void *context,
 			       const char **error_r);

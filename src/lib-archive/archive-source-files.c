@@ -6,6 +6,7 @@
 #include "array.h"
 #include "mbox.h"
 #include "mem.h"
+#include "pst.h"
 #include "tstr.h"
 
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +39,8 @@ struct archive_source_files {
 	const char *const *paths;
 	size_t path_count, next_path;
 	char *base_folder;
+	/* the import's folder was given: PST folders go below it */
+	bool base_given;
 	uint64_t max_message;
 	ARRAY(struct archive_source_files_dir) dirs;
 	ARRAY(struct archive_source_files_skip) skips;
@@ -52,6 +56,11 @@ struct archive_source_files {
 	char *mbox_name, *mbox_folder;
 	bool mbox_has_message;
 	size_t mbox_len;
+	/* a PST being read: its name and the folder its folders go below
+	 * (NULL: the top) */
+	struct pst_reader *pst;
+	char *pst_name, *pst_folder;
+	bool pst_has_message;
 };
 
 static const char *archive_source_files_too_large(uint64_t size, uint64_t max)
@@ -68,6 +77,7 @@ struct archive_source_files *archive_source_files_create(const char *const *path
 	f->paths = paths;
 	f->path_count = path_count;
 	f->base_folder = mem_strdup(base_folder != NULL ? base_folder : "INBOX");
+	f->base_given = base_folder != NULL;
 	f->max_message = max_message_size != 0 ? max_message_size : ARCHIVE_IMPORT_MAX_MESSAGE;
 	f->fd = -1;
 	f->mbox_fd = -1;
@@ -93,6 +103,15 @@ static void archive_source_files_close_mbox(struct archive_source_files *f)
 	f->mbox_has_message = false;
 }
 
+static void archive_source_files_close_pst(struct archive_source_files *f)
+{
+	pst_reader_destroy(&f->pst);
+	mem_free(f->pst_name);
+	mem_free(f->pst_folder);
+	f->pst_name = f->pst_folder = NULL;
+	f->pst_has_message = false;
+}
+
 static void archive_source_files_clear_current(struct archive_source_files *f)
 {
 	mem_free(f->label);
@@ -103,6 +122,7 @@ static void archive_source_files_clear_current(struct archive_source_files *f)
 		close(f->fd);
 	f->fd = -1;
 	f->mbox_has_message = false;
+	f->pst_has_message = false;
 }
 
 static void archive_source_files_clear_skips(struct archive_source_files *f)
@@ -123,6 +143,7 @@ void archive_source_files_destroy(struct archive_source_files **files)
 		return;
 	archive_source_files_clear_current(f);
 	archive_source_files_close_mbox(f);
+	archive_source_files_close_pst(f);
 	archive_source_files_clear_skips(f);
 	array_free(&f->skips);
 	for (size_t i = 0; i < f->dirs.count; i++) {
@@ -236,9 +257,89 @@ static void archive_source_files_pop_dir(struct archive_source_files *f)
 	f->dirs.count--;
 }
 
+static void archive_source_files_set_current(struct archive_source_files *f,
+					     struct archive_source_message *msg, const char *label,
+					     const char *folder)
+{
+	memset(msg, 0, sizeof(*msg));
+	f->label = mem_strdup(label);
+	f->folder = mem_strdup(folder);
+	msg->label = f->label;
+	msg->folder = f->folder;
+}
+
 static bool archive_source_files_is_pst(const unsigned char *data, size_t len)
 {
 	return len >= 4 && memcmp(data, "!BDN", 4) == 0;
+}
+
+static bool archive_source_files_pst_name(const char *path)
+{
+	size_t len = strlen(path);
+	return len >= 4 && strcasecmp(path + len - 4, ".pst") == 0;
+}
+
+/* A PST file: its messages come from the next calls, in its folders (below
+ * the import's folder if one was given, else at the top); one that cannot
+ * be opened (not a PST, truncated, damaged) is reported and nothing of it
+ * is archived. */
+static void archive_source_files_open_pst(struct archive_source_files *f, const char *path,
+					  const char *folder, bool in_dir)
+{
+	const char *error;
+	if (pst_reader_open(path, f->max_message, &f->pst, &error) < 0) {
+		archive_source_files_skip(f, path, folder, ARCHIVE_IMPORT_SKIP_UNREADABLE,
+					  tstr_printf("PST: %s", error));
+		return;
+	}
+	f->pst_name = mem_strdup(path);
+	f->pst_folder = f->base_given || in_dir ? mem_strdup(folder) : NULL;
+}
+
+static int archive_source_files_pst_next(struct archive_source_files *f,
+					 struct archive_source_message *msg)
+{
+	struct pst_message m;
+	const char *error;
+	int ret = pst_reader_next(f->pst, &m, &error);
+	if (ret == 1) {
+		char *label = mem_printf("%s:%llu", f->pst_name, (unsigned long long)m.index);
+		char *folder;
+		if (f->pst_folder == NULL && strncasecmp(m.folder, "Inbox", 5) == 0 &&
+		    (m.folder[5] == '\0' || m.folder[5] == '/'))
+			/* Outlook's Inbox is the archive's INBOX (IMAP) */
+			folder = mem_printf("INBOX%s", m.folder + 5);
+		else if (f->pst_folder == NULL)
+			folder = mem_strdup(m.folder[0] != '\0' ? m.folder : f->base_folder);
+		else if (m.folder[0] != '\0')
+			folder = mem_printf("%s/%s", f->pst_folder, m.folder);
+		else
+			folder = mem_strdup(f->pst_folder);
+		archive_source_files_set_current(f, msg, label, folder);
+		mem_free(label);
+		mem_free(folder);
+		msg->key = m.index;
+		msg->received = m.received;
+		msg->size = m.len;
+		if (m.skip_reason != NULL) {
+			msg->skip_kind =
+				m.skip_kind == PST_SKIP_TOO_LARGE  ? ARCHIVE_IMPORT_SKIP_TOO_LARGE
+				: m.skip_kind == PST_SKIP_NOT_MAIL ? ARCHIVE_IMPORT_SKIP_UNSUPPORTED
+								   : ARCHIVE_IMPORT_SKIP_UNREADABLE;
+			f->reason = mem_strdup(m.skip_reason);
+			msg->skip_reason = f->reason;
+		} else {
+			f->pst_has_message = true;
+		}
+		return 1;
+	}
+	if (ret < 0) {
+		archive_source_files_skip(
+			f, f->pst_name, f->pst_folder != NULL ? f->pst_folder : f->base_folder,
+			ARCHIVE_IMPORT_SKIP_UNREADABLE, tstr_printf("PST: %s", error));
+	}
+	archive_source_files_close_pst(f);
+	return 0;
 }
 
 /* An mbox starts with an envelope line, "From " and a sender; "From :" is
@@ -263,17 +364,6 @@ static void archive_source_files_open_mbox(struct archive_source_files *f, int f
 	f->mbox_folder = mem_strdup(folder);
 }
 
-static void archive_source_files_set_current(struct archive_source_files *f,
-					     struct archive_source_message *msg, const char *label,
-					     const char *folder)
-{
-	memset(msg, 0, sizeof(*msg));
-	f->label = mem_strdup(label);
-	f->folder = mem_strdup(folder);
-	msg->label = f->label;
-	msg->folder = f->folder;
-}
-
 /* One file: an mbox if it starts with a From_ line (split by the next
  * calls), else one message, returned as 1 with its size known before it is
  * read; what cannot be read is queued as a skip. */
@@ -295,11 +385,15 @@ static int archive_source_files_open(struct archive_source_files *f, const char 
 		archive_source_files_open_mbox(f, fd, path, folder);
 		return 0;
 	}
+	if ((n >= 4 && archive_source_files_is_pst(head, (size_t)n)) ||
+	    archive_source_files_pst_name(path)) {
+		close(fd);
+		archive_source_files_open_pst(f, path, folder, f->dirs.count > 0);
+		return 0;
+	}
 	const char *why = NULL;
 	enum archive_import_skip kind = ARCHIVE_IMPORT_SKIP_UNSUPPORTED;
-	if (n >= 4 && archive_source_files_is_pst(head, (size_t)n)) {
-		why = "a PST file: PST files are not supported yet";
-	} else if ((uint64_t)st.st_size > f->max_message) {
+	if ((uint64_t)st.st_size > f->max_message) {
 		kind = ARCHIVE_IMPORT_SKIP_TOO_LARGE;
 		why = archive_source_files_too_large((uint64_t)st.st_size, f->max_message);
 	} else if (st.st_size == 0) {
@@ -447,6 +541,8 @@ static int archive_source_files_next(void *context, struct archive_source_messag
 		int ret;
 		if (f->mbox != NULL)
 			ret = archive_source_files_mbox_next(f, msg_r);
+		else if (f->pst != NULL)
+			ret = archive_source_files_pst_next(f, msg_r);
 		else if (f->dirs.count > 0)
 			ret = archive_source_files_dir_next(f, msg_r);
 		else if (f->next_path < f->path_count)
@@ -464,6 +560,8 @@ static ssize_t archive_source_files_read(void *context, unsigned char *buf, size
 					 const char **error_r)
 {
 	struct archive_source_files *f = context;
+	if (f->pst_has_message)
+		return pst_reader_read(f->pst, buf, size, error_r);
 	if (f->fd < 0)
 		return 0;
 	for (;;) {

@@ -34,6 +34,7 @@
  * reason, and archive_source_import() returns 0; the source itself keeps its
  * failure for its caller. -1 from archive_source_import() is, as for
  * archive_import(), a failure to write or commit (a full disk). */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -50,6 +51,9 @@ struct archive_source_message {
 	/* the users the message is archived for; none: the settings' user */
 	const char *const *owners;
 	size_t owner_count;
+	/* the owners are final: the import's route hook (archive-import.h) is
+	 * not asked (a journal message filed through another source's job) */
+	bool owners_final;
 	/* when it was received (seconds since the epoch); 0: now */
 	int64_t received;
 	/* its exact size if known, else 0 */
@@ -73,6 +77,15 @@ struct archive_source_funcs {
 	 * them whole (mem_alloc()ed with one spare byte after *len_r; the
 	 * pipeline frees them), or NULL to be read through read(). */
 	unsigned char *(*take)(void *context, size_t *len_r);
+	/* Optional: for a source that can still receive messages while the
+	 * import runs (a job's journal lane, instance-archive.c). Called once
+	 * next() returned 0, while messages read are still on their way to
+	 * the commit: 1 when the source has more (next() is called again), 0
+	 * when not yet (called again; it may wait up to msecs first). With
+	 * final (everything read is with the writer, or the import stops) the
+	 * source takes nothing more from then on: 1 if one came in before,
+	 * else 0 and the reading ends. */
+	int (*linger)(void *context, unsigned int msecs, bool final);
 };
 
 /* Imports every message of the source (see archive-import.h for settings,

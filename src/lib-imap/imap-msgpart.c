@@ -492,33 +492,53 @@ static void msgpart_fields(const struct imap_msgpart *part, const struct msgpart
 	str_append(out, "\r\n");
 }
 
+bool imap_msgpart_span(const struct imap_msgpart *part, const unsigned char *msg, size_t len,
+		       size_t *offset_r, size_t *len_r)
+{
+	struct msgpart_entity e;
+	*offset_r = *len_r = 0;
+	if (part->text == MSGPART_FIELDS || part->text == MSGPART_FIELDS_NOT)
+		return false;
+	if (msgpart_find(part, msg, len, &e) == 0)
+		return true;
+	const unsigned char *start;
+	size_t n;
+	if (part->depth == 0 && part->text == MSGPART_NONE) {
+		start = msg;
+		n = len;
+	} else if (part->text == MSGPART_NONE) {
+		/* a part's content: the whole of it for the top-level body */
+		start = e.start + e.header_len;
+		n = e.len - e.header_len;
+	} else if (part->text == MSGPART_MIME) {
+		start = e.start;
+		n = e.header_len;
+	} else {
+		/* HEADER and TEXT of a part are those of the message it
+		 * encapsulates */
+		if (part->depth > 0)
+			e = msgpart_entity(e.start + e.header_len, e.len - e.header_len, false);
+		start = part->text == MSGPART_HEADER ? e.start : e.start + e.header_len;
+		n = part->text == MSGPART_HEADER ? e.header_len : e.len - e.header_len;
+	}
+	*offset_r = (size_t)(start - msg);
+	*len_r = n;
+	return true;
+}
+
 void imap_msgpart_extract(const struct imap_msgpart *part, const unsigned char *msg, size_t len,
 			  struct str *out)
 {
+	size_t off, n;
+	if (imap_msgpart_span(part, msg, len, &off, &n)) {
+		str_append_n(out, msg + off, n);
+		return;
+	}
 	struct msgpart_entity e;
 	if (msgpart_find(part, msg, len, &e) == 0)
 		return;
-	if (part->depth == 0 && part->text == MSGPART_NONE) {
-		str_append_n(out, msg, len);
-		return;
-	}
-	if (part->text == MSGPART_NONE) {
-		/* a part's content: the whole of it for the top-level body */
-		str_append_n(out, e.start + e.header_len, e.len - e.header_len);
-		return;
-	}
-	if (part->text == MSGPART_MIME) {
-		str_append_n(out, e.start, e.header_len);
-		return;
-	}
-	/* HEADER, HEADER.FIELDS and TEXT of a part are those of the message it
-	 * encapsulates */
+	/* HEADER.FIELDS of a part are those of the message it encapsulates */
 	if (part->depth > 0)
 		e = msgpart_entity(e.start + e.header_len, e.len - e.header_len, false);
-	if (part->text == MSGPART_HEADER)
-		str_append_n(out, e.start, e.header_len);
-	else if (part->text == MSGPART_TEXT)
-		str_append_n(out, e.start + e.header_len, e.len - e.header_len);
-	else
-		msgpart_fields(part, &e, out);
+	msgpart_fields(part, &e, out);
 }

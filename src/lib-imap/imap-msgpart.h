@@ -43,6 +43,12 @@ size_t imap_msgpart_canonical_size(const unsigned char *msg, size_t len);
  * (a FETCH writes it straight into the client's output). */
 void imap_msgpart_canonical_copy(const unsigned char *msg, size_t len, unsigned char *dest);
 
+/* Where the section's bytes are when they are one piece of the message
+ * (every section but HEADER.FIELDS and HEADER.FIELDS.NOT): true, with their
+ * offset and length (0 and 0 for a part that does not exist). false for
+ * those two, whose bytes only imap_msgpart_extract() gives. */
+bool imap_msgpart_span(const struct imap_msgpart *part, const unsigned char *msg, size_t len,
+		       size_t *offset_r, size_t *len_r);
 /* Append the section's bytes of the message to out. */
 void imap_msgpart_extract(const struct imap_msgpart *part, const unsigned char *msg, size_t len,
 			  struct str *out);

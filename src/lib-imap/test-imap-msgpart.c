@@ -53,12 +53,32 @@ static char *cut(const char *section, const char *msg)
 	return str_steal(&out);
 }
 
+/* imap_msgpart_span() gives the same bytes as imap_msgpart_extract(), or
+ * says it cannot (HEADER.FIELDS and HEADER.FIELDS.NOT only). */
+static void check_span(const char *section, const char *msg, const char *expected)
+{
+	struct imap_msgpart *part;
+	const char *error;
+	assert_int_equal(imap_msgpart_parse(section, &part, &error), 0);
+	size_t off, len;
+	bool one_piece =
+		imap_msgpart_span(part, (const unsigned char *)msg, strlen(msg), &off, &len);
+	imap_msgpart_destroy(&part);
+	assert_true(one_piece == (strstr(section, "FIELDS") == NULL));
+	if (!one_piece)
+		return;
+	assert_true(off + len <= strlen(msg));
+	if (len != strlen(expected) || memcmp(msg + off, expected, len) != 0)
+		fail_msg("[%s]: the span (%zu, %zu) is not \"%s\"", section, off, len, expected);
+}
+
 static void check(const char *section, const char *msg, const char *expected)
 {
 	char *got = cut(section, msg);
 	if (strcmp(got, expected) != 0)
 		fail_msg("[%s]: got \"%s\", expected \"%s\"", section, got, expected);
 	mem_free(got);
+	check_span(section, msg, expected);
 }
 
 static void test_msgpart_simple(void **state)

@@ -44,6 +44,12 @@ enum catalog_stmt {
 	ST_MESSAGE_REMOVE_INFO,
 	ST_MESSAGE_DELETE,
 	ST_REMOVAL_ADD,
+	ST_CONTENT_RECORD,
+	ST_FTS_DELETE,
+	ST_PARTS_ORPHANED,
+	ST_PART_DELETE,
+	ST_CONTENT_PARTS_DELETE,
+	ST_CONTENT_DELETE,
 	ST_COUNT
 };
 
@@ -65,6 +71,8 @@ struct catalog {
  * gains nothing from keeping what it read, and would grow the process by
  * the whole catalog, so it runs with a small cache. */
 #define CATALOG_CACHE_PRAGMA "PRAGMA cache_size = -65536"
+/* pages: the WAL is checkpointed every 32 MB */
+#define CATALOG_WAL_AUTOCHECKPOINT "8192"
 #define CATALOG_SCAN_CACHE_PRAGMA "PRAGMA cache_size = -2048"
 
 /* Schema migrations: migrations[i] upgrades from version i to i + 1. */
@@ -364,7 +372,7 @@ int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
 	if (catalog_exec(cat,
 			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 			 "PRAGMA temp_store = MEMORY; " CATALOG_CACHE_PRAGMA ";"
-			 "PRAGMA wal_autocheckpoint = 8192;"
+			 "PRAGMA wal_autocheckpoint = " CATALOG_WAL_AUTOCHECKPOINT ";"
 			 "PRAGMA foreign_keys = OFF",
 			 error_r) < 0 ||
 	    catalog_migrate(cat, error_r) < 0) {
@@ -2248,19 +2256,21 @@ int catalog_content_record(struct catalog *cat, int64_t content_id,
 			   unsigned char hash_r[CATALOG_HASH_LEN], struct catalog_loc *loc_r,
 			   const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT hash, store_id, segment, offset, length FROM contents"
-			       " WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "finding a content", error_r);
+	/* prepared once (as the statements below): a retention run asks for
+	 * every content it removes */
+	sqlite3_stmt *st = catalog_stmt(cat, ST_CONTENT_RECORD,
+					"SELECT hash, store_id, segment, offset, length FROM"
+					" contents WHERE id = ?",
+					error_r);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, content_id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		memcpy(hash_r, sqlite3_column_blob(st, 0), CATALOG_HASH_LEN);
 		column_loc(st, 1, loc_r);
 	}
-	catalog_finalize(cat, st);
+	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : catalog_fail(cat, "finding a content", error_r);
@@ -2270,37 +2280,45 @@ int catalog_content_record(struct catalog *cat, int64_t content_id,
 static int catalog_content_parts_remove(struct catalog *cat, int64_t content_id, int64_t now,
 					const char **error_r)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT p.id, p.hash, p.store_id, p.segment, p.offset, p.length"
-			       " FROM content_parts cp JOIN parts p ON p.id = cp.part_id WHERE"
-			       " cp.content_id = ?1 AND NOT EXISTS (SELECT 1 FROM content_parts o"
-			       " WHERE o.part_id = cp.part_id AND o.content_id <> ?1)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "removing parts", error_r);
+	sqlite3_stmt *st =
+		catalog_stmt(cat, ST_PARTS_ORPHANED,
+			     "SELECT p.id, p.hash, p.store_id, p.segment, p.offset, p.length"
+			     " FROM content_parts cp JOIN parts p ON p.id = cp.part_id WHERE"
+			     " cp.content_id = ?1 AND NOT EXISTS (SELECT 1 FROM content_parts o"
+			     " WHERE o.part_id = cp.part_id AND o.content_id <> ?1)",
+			     error_r);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, content_id);
 	ARRAY(int64_t) orphans = ARRAY_INIT;
+	ARRAY(struct catalog_loc) locs = ARRAY_INIT;
+	ARRAY(unsigned char) hashes = ARRAY_INIT;
 	int rc, ret = 0;
-	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct catalog_loc loc;
-		column_loc(st, 2, &loc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		array_append(&orphans, sqlite3_column_int64(st, 0));
-		ret = catalog_removal_add(cat, 2, sqlite3_column_blob(st, 1), &loc, now, error_r);
+		column_loc(st, 2, array_push(&locs));
+		for (size_t i = 0; i < CATALOG_HASH_LEN; i++)
+			array_append(&hashes,
+				     ((const unsigned char *)sqlite3_column_blob(st, 1))[i]);
 	}
-	if (ret == 0 && rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE)
 		ret = catalog_fail(cat, "removing parts", error_r);
-	catalog_finalize(cat, st);
-	if (ret == 0 && sqlite3_prepare_v2(cat->db, "DELETE FROM parts WHERE id = ?", -1, &st,
-					   NULL) == SQLITE_OK) {
-		for (size_t i = 0; ret == 0 && i < orphans.count; i++) {
-			sqlite3_bind_int64(st, 1, orphans.items[i]);
-			ret = catalog_step_done(cat, st, "removing a part", error_r);
+	sqlite3_reset(st);
+	for (size_t i = 0; ret == 0 && i < orphans.count; i++)
+		ret = catalog_removal_add(cat, 2, hashes.items + i * CATALOG_HASH_LEN,
+					  &locs.items[i], now, error_r);
+	for (size_t i = 0; ret == 0 && i < orphans.count; i++) {
+		st = catalog_stmt(cat, ST_PART_DELETE, "DELETE FROM parts WHERE id = ?", error_r);
+		if (st == NULL) {
+			ret = -1;
+			break;
 		}
-		catalog_finalize(cat, st);
-	} else if (ret == 0) {
-		ret = catalog_fail(cat, "removing parts", error_r);
+		sqlite3_bind_int64(st, 1, orphans.items[i]);
+		ret = catalog_step_done(cat, st, "removing a part", error_r);
 	}
 	array_free(&orphans);
+	array_free(&locs);
+	array_free(&hashes);
 	return ret;
 }
 
@@ -2314,26 +2332,29 @@ int catalog_content_remove(struct catalog *cat, int64_t content_id,
 		return found;
 	/* contentless FTS5 (SQLite 3.40: no contentless_delete) forgets a row
 	 * only when told the values it was indexed with */
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(cat->db,
-			       "INSERT INTO fts (fts, rowid, f_from, f_to, f_cc, f_subject, f_body,"
-			       " f_attachment) VALUES ('delete', ?, ?, ?, ?, ?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return catalog_fail(cat, "unindexing a content", error_r);
-	int ret = catalog_fts_write(cat, st, content_id, indexed, "unindexing a content", error_r);
-	catalog_finalize(cat, st);
-	if (ret < 0 || catalog_content_parts_remove(cat, content_id, now, error_r) < 0 ||
+	sqlite3_stmt *st = catalog_stmt(cat, ST_FTS_DELETE,
+					"INSERT INTO fts (fts, rowid, f_from, f_to, f_cc,"
+					" f_subject, f_body, f_attachment) VALUES ('delete', ?, ?,"
+					" ?, ?, ?, ?, ?)",
+					error_r);
+	if (st == NULL ||
+	    catalog_fts_write(cat, st, content_id, indexed, "unindexing a content", error_r) < 0 ||
+	    catalog_content_parts_remove(cat, content_id, now, error_r) < 0 ||
 	    catalog_removal_add(cat, 1, hash, &loc, now, error_r) < 0)
 		return -1;
-	const char *const deletes[] = {"DELETE FROM content_parts WHERE content_id = ?",
-				       "DELETE FROM contents WHERE id = ?"};
+	static const struct {
+		enum catalog_stmt idx;
+		const char *sql;
+	} deletes[] = {
+		{ST_CONTENT_PARTS_DELETE, "DELETE FROM content_parts WHERE content_id = ?"},
+		{ST_CONTENT_DELETE, "DELETE FROM contents WHERE id = ?"},
+	};
 	for (size_t i = 0; i < 2; i++) {
-		if (sqlite3_prepare_v2(cat->db, deletes[i], -1, &st, NULL) != SQLITE_OK)
-			return catalog_fail(cat, "removing a content", error_r);
+		st = catalog_stmt(cat, deletes[i].idx, deletes[i].sql, error_r);
+		if (st == NULL)
+			return -1;
 		sqlite3_bind_int64(st, 1, content_id);
-		ret = catalog_step_done(cat, st, "removing a content", error_r);
-		catalog_finalize(cat, st);
-		if (ret < 0)
+		if (catalog_step_done(cat, st, "removing a content", error_r) < 0)
 			return -1;
 	}
 	return 1;
@@ -2487,14 +2508,36 @@ int catalog_segment_compacted(struct catalog *cat, int64_t store_id, uint32_t se
 	return ret;
 }
 
+int catalog_defer_checkpoints(struct catalog *cat, const char **error_r)
+{
+	return catalog_exec(cat, "PRAGMA wal_autocheckpoint = 0;", error_r);
+}
+
+void catalog_resume_checkpoints(struct catalog *cat)
+{
+	const char *error;
+	(void)catalog_exec(cat, "PRAGMA wal_autocheckpoint = " CATALOG_WAL_AUTOCHECKPOINT ";",
+			   &error);
+}
+
 int catalog_scrub(struct catalog *cat, const char **error_r)
 {
 	/* VACUUM rewrites the file without its free pages (where deleted rows
-	 * stayed); the checkpoint first and after empties the WAL, which held
-	 * the pages as they were before. */
-	return catalog_exec(cat,
-			    "INSERT INTO fts (fts) VALUES ('optimize');"
-			    " PRAGMA wal_checkpoint(TRUNCATE); VACUUM;"
-			    " PRAGMA wal_checkpoint(TRUNCATE);",
-			    error_r);
+	 * stayed); the checkpoint after it empties the WAL, which held the
+	 * pages as they were before. No checkpoint runs before it (see
+	 * catalog_defer_checkpoints()): VACUUM rewrites every page the
+	 * optimize and the compaction's commits wrote, and a checkpoint copies
+	 * a page from the WAL into the file by decrypting and encrypting it
+	 * again (its file and offset are its associated data), so copying
+	 * those pages first was work thrown away (a quarter of the scrub).
+	 * The WAL grows to about the index plus the catalog meanwhile; the
+	 * checkpoint truncates it. */
+	int ret = catalog_defer_checkpoints(cat, error_r) < 0
+			  ? -1
+			  : catalog_exec(cat,
+					 "INSERT INTO fts (fts) VALUES ('optimize'); VACUUM;"
+					 " PRAGMA wal_checkpoint(TRUNCATE);",
+					 error_r);
+	catalog_resume_checkpoints(cat);
+	return ret;
 }

@@ -409,8 +409,15 @@ int catalog_segment_has_removals(struct catalog *cat, int64_t store_id, uint32_t
 int catalog_segment_compacted(struct catalog *cat, int64_t store_id, uint32_t segment,
 			      const uint64_t *old_offsets, const uint64_t *new_offsets,
 			      size_t count, const char **error_r);
-/* Outside a transaction: checkpoint the WAL and VACUUM, so that deleted
- * rows leave the WAL and the free pages. */
+/* A compaction's commits and its scrub write pages that the scrub's VACUUM
+ * rewrites: catalog_defer_checkpoints() stops the automatic WAL checkpoints
+ * until catalog_scrub() (or catalog_resume_checkpoints() if the compaction
+ * stops early), so that no page is copied into the file only to be replaced. */
+int catalog_defer_checkpoints(struct catalog *cat, const char **error_r);
+void catalog_resume_checkpoints(struct catalog *cat);
+/* Outside a transaction: merge the full-text index into one segment,
+ * VACUUM and checkpoint the WAL (truncating it), so that deleted rows
+ * leave the index, the free pages and the WAL; resumes the checkpoints. */
 int catalog_scrub(struct catalog *cat, const char **error_r);
 
 #endif

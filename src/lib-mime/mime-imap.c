@@ -438,15 +438,21 @@ struct span_count {
 	size_t size, lines;
 };
 
+/* The canonical size (imap_msgpart_canonical_size()) and the line count
+ * of a span, in one pass from line end to line end. */
 static struct span_count span_count(const unsigned char *p, size_t len)
 {
-	struct span_count c = {imap_msgpart_canonical_size(p, len), 0};
-	for (size_t i = 0; i < len; i++)
-		c.lines += p[i] == '\n';
+	struct span_count c = {len, 0};
+	for (const unsigned char *at = p, *end = p + len;
+	     at < end && (at = memchr(at, '\n', (size_t)(end - at))) != NULL; at++) {
+		c.lines++;
+		c.size += at == p || at[-1] != '\r';
+	}
 	return c;
 }
 
-/* The body of part `path` as BODY[path] cuts it. */
+/* The body of part `path` as BODY[path] cuts it (counted where it lies in
+ * the message, not copied). */
 static struct span_count section_count(struct mime_imap_ctx *ctx, const char *path)
 {
 	struct imap_msgpart *part;
@@ -454,10 +460,15 @@ static struct span_count section_count(struct mime_imap_ctx *ctx, const char *pa
 	struct span_count c = {0, 0};
 	if (imap_msgpart_parse(path, &part, &error) < 0)
 		return c;
-	struct str *s = str_create(1024);
-	imap_msgpart_extract(part, ctx->data, ctx->len, s);
-	c = span_count((const unsigned char *)str_c(s), str_len(s));
-	str_destroy(&s);
+	size_t off, len;
+	if (imap_msgpart_span(part, ctx->data, ctx->len, &off, &len)) {
+		c = span_count(ctx->data + off, len);
+	} else {
+		struct str *s = str_create(1024);
+		imap_msgpart_extract(part, ctx->data, ctx->len, s);
+		c = span_count((const unsigned char *)str_c(s), str_len(s));
+		str_destroy(&s);
+	}
 	imap_msgpart_destroy(&part);
 	return c;
 }

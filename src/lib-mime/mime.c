@@ -146,27 +146,37 @@ static bool mime_space(char c)
 }
 
 /* Appends a part's text for the index, runs of white space made one (the
- * full-text index does not see them, and they would use up the cap). */
+ * full-text index does not see them, and they would use up the cap). Runs
+ * of other bytes are copied whole: this sees every byte of a message's
+ * text. */
 static void mime_text_append(struct mime_ctx *ctx, const char *text, size_t len)
 {
 	struct str *out = ctx->text;
 	if (str_len(out) > 0 && len > 0 && str_len(out) < MIME_TEXT_MAX)
 		str_append_c(out, '\n');
-	for (size_t i = 0; i < len; i++) {
+	size_t i = 0;
+	while (i < len) {
 		if (str_len(out) >= MIME_TEXT_MAX) {
 			ctx->info->defects |= MIME_DEFECT_TEXT_TRUNCATED;
 			return;
 		}
-		if (mime_space(text[i])) {
-			char c = text[i];
-			while (i + 1 < len && mime_space(text[i + 1])) {
-				if (text[++i] == '\n')
-					c = '\n';
-			}
-			str_append_c(out, c == '\r' ? '\n' : c);
-		} else {
-			str_append_c(out, text[i]);
+		if (!mime_space(text[i])) {
+			size_t room = MIME_TEXT_MAX - str_len(out), end = i;
+			/* a byte above ' ' is never white space: one test for most */
+			while (end < len && end - i < room &&
+			       ((unsigned char)text[end] > ' ' || !mime_space(text[end])))
+				end++;
+			str_append_n(out, text + i, end - i);
+			i = end;
+			continue;
 		}
+		char c = text[i];
+		while (i + 1 < len && mime_space(text[i + 1])) {
+			if (text[++i] == '\n')
+				c = '\n';
+		}
+		str_append_c(out, c == '\r' ? '\n' : c);
+		i++;
 	}
 }
 
@@ -392,8 +402,12 @@ char *mime_html_to_text(const char *html, size_t len)
 				i++;
 			}
 		} else {
-			str_append_c(out, c);
-			i++;
+			/* text up to the next tag or entity, in one piece */
+			size_t end = i + 1;
+			while (end < len && html[end] != '<' && html[end] != '&')
+				end++;
+			str_append_n(out, html + i, end - i);
+			i = end;
 		}
 	}
 	return str_steal(&out);
@@ -502,10 +516,47 @@ static void mime_warning(gint64 offset, GMimeParserWarning errcode, const gchar 
 	info->defects |= MIME_DEFECT_MALFORMED;
 }
 
+static bool mime_ascii(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	}
+	return true;
+}
+
+/* GMime writes each mailbox through its IDN form
+ * (internet_address_mailbox_get_idn_addr()): libidn2 for every domain,
+ * about a tenth of the whole import's CPU, although an ASCII domain comes
+ * out of it as it went in (GMime keeps the domain whenever libidn2 fails
+ * or answers the same name in another case). So a mailbox with an ASCII
+ * domain gets its IDN form, the address itself, before GMime asks:
+ * the same text, without libidn2. Only other domains go through it. */
+static void mime_idn_prime(InternetAddressList *list, int depth)
+{
+	int n = list != NULL && depth < 8 ? internet_address_list_length(list) : 0;
+	for (int i = 0; i < n; i++) {
+		InternetAddress *a = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_GROUP(a)) {
+			mime_idn_prime(
+				internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)),
+				depth + 1);
+			continue;
+		}
+		if (!INTERNET_ADDRESS_IS_MAILBOX(a))
+			continue;
+		InternetAddressMailbox *mb = INTERNET_ADDRESS_MAILBOX(a);
+		if (mb->idn_addr == NULL && mb->addr != NULL && mb->at > 0 &&
+		    mime_ascii(mb->addr + mb->at + 1))
+			mb->idn_addr = g_strdup(mb->addr);
+	}
+}
+
 char *mime_addresses(InternetAddressList *list)
 {
 	if (list == NULL || internet_address_list_length(list) == 0)
 		return mem_strdup("");
+	mime_idn_prime(list, 0);
 	return mime_utf8_take(internet_address_list_to_string(list, NULL, FALSE));
 }
 
@@ -725,7 +776,8 @@ static int mime_zone_minutes(GDateTime *date)
 	return offset >= -24 * 60 && offset <= 24 * 60 ? (int)offset : 0;
 }
 
-struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min)
+static struct mime_info *mime_parse_common(const void *data, size_t len, size_t large_part_min,
+					   bool imap)
 {
 	mime_init();
 	struct mime_info *info = mem_new(struct mime_info);
@@ -743,7 +795,8 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 	GMimeParserOptions *options = g_mime_parser_options_new();
 	g_mime_parser_options_set_warning_callback(options, mime_warning, info);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
-	mime_imap_build(msg, data, len, info);
+	if (imap)
+		mime_imap_build(msg, data, len, info);
 	if (msg != NULL) {
 		GDateTime *date = g_mime_message_get_date(msg);
 		info->date = date != NULL ? g_date_time_to_unix(date) : 0;
@@ -778,6 +831,16 @@ struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min
 	info->large_parts = ctx.large_parts.items;
 	info->large_part_count = ctx.large_parts.count;
 	return info;
+}
+
+struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min)
+{
+	return mime_parse_common(data, len, large_part_min, true);
+}
+
+struct mime_info *mime_parse_index(const void *data, size_t len, size_t large_part_min)
+{
+	return mime_parse_common(data, len, large_part_min, false);
 }
 
 struct mime_info *mime_parse_imap(const void *data, size_t len)
@@ -828,4 +891,116 @@ void mime_info_destroy(struct mime_info **_info)
 	mem_free(info->attachment_names);
 	mem_free(info->large_parts);
 	mem_free(info);
+}
+
+/* ---- recipients (for sources that route messages by address) ---- */
+
+/* what the array macros of array.h work on, named so that it can be passed */
+struct mime_recipient_list {
+	char **items;
+	size_t count, capacity;
+};
+
+static const char *const mime_recipient_fields[] = {
+	"To",         "Cc",           "Bcc",           "Resent-To",   "Resent-Cc",
+	"Resent-Bcc", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To",
+	"X-Rcpt-To",
+};
+
+static bool mime_recipient_field(const char *name)
+{
+	for (size_t i = 0; i < sizeof(mime_recipient_fields) / sizeof(mime_recipient_fields[0]);
+	     i++) {
+		if (g_ascii_strcasecmp(name, mime_recipient_fields[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void mime_recipient_add(struct mime_recipient_list *out, const char *addr)
+{
+	if (addr == NULL || strchr(addr, '@') == NULL)
+		return;
+	char *lower = mem_strdup(addr);
+	for (char *p = lower; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (size_t i = 0; i < out->count; i++) {
+		if (strcmp(out->items[i], lower) == 0) {
+			mem_free(lower);
+			return;
+		}
+	}
+	array_append(out, lower);
+}
+
+static void mime_recipients_walk(struct mime_recipient_list *out, InternetAddressList *list,
+				 int depth)
+{
+	int n = list != NULL ? internet_address_list_length(list) : 0;
+	for (int i = 0; i < n; i++) {
+		InternetAddress *a = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_MAILBOX(a))
+			mime_recipient_add(out, internet_address_mailbox_get_addr(
+							INTERNET_ADDRESS_MAILBOX(a)));
+		else if (INTERNET_ADDRESS_IS_GROUP(a) && depth < 4)
+			mime_recipients_walk(
+				out, internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)),
+				depth + 1);
+	}
+}
+
+size_t mime_recipients(const void *data, size_t len, char ***addresses_r)
+{
+	mime_init();
+	struct mime_recipient_list out = {0};
+	/* only the header block is parsed: a copy (NULs as spaces, as for
+	 * mime_parse()), at most MIME_HEADER_MAX, ended by a blank line */
+	size_t header_len = mime_header_len(data, len);
+	if (header_len > MIME_HEADER_MAX)
+		header_len = MIME_HEADER_MAX;
+	GByteArray *head = g_byte_array_sized_new((guint)header_len + 2);
+	g_byte_array_append(head, data, (guint)header_len);
+	for (guint i = 0; i < head->len; i++) {
+		if (head->data[i] == '\0')
+			head->data[i] = ' ';
+	}
+	g_byte_array_append(head, (const guint8 *)"\n\n", 2);
+	GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(head);
+	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	GMimeParserOptions *options = g_mime_parser_options_new();
+	GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
+	if (msg != NULL) {
+		GMimeHeaderList *headers = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+		int n = g_mime_header_list_get_count(headers);
+		for (int i = 0; i < n; i++) {
+			GMimeHeader *h = g_mime_header_list_get_header_at(headers, i);
+			const char *value = g_mime_header_get_value(h);
+			if (value == NULL || !mime_recipient_field(g_mime_header_get_name(h)))
+				continue;
+			InternetAddressList *list = internet_address_list_parse(options, value);
+			mime_recipients_walk(&out, list, 0);
+			if (list != NULL)
+				g_object_unref(list);
+		}
+		g_object_unref(msg);
+	}
+	g_mime_parser_options_free(options);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	char *end = NULL;
+	array_append(&out, end);
+	*addresses_r = out.items;
+	return out.count - 1;
+}
+
+void mime_recipients_free(char ***_addresses)
+{
+	char **addresses = *_addresses;
+	if (addresses == NULL)
+		return;
+	*_addresses = NULL;
+	for (size_t i = 0; addresses[i] != NULL; i++)
+		mem_free(addresses[i]);
+	mem_free(addresses);
 }

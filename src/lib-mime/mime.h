@@ -93,10 +93,24 @@ const char *mime_defect_name(unsigned int bit);
 /* "name, name" for a set of defects (mem_free). */
 char *mime_defects_describe(unsigned int defects);
 struct mime_info *mime_parse(const void *data, size_t len, size_t large_part_min);
+/* mime_parse() without the IMAP data (envelope, bodystructure and body stay
+ * NULL, imap_size 0): the fields the index was given, for unindexing a
+ * deleted message (the same values as mime_parse() gave at ingest). */
+struct mime_info *mime_parse_index(const void *data, size_t len, size_t large_part_min);
 /* Only the IMAP data (envelope, bodystructure, body, imap_size; the other
  * strings are ""): for messages archived before that data was right. */
 struct mime_info *mime_parse_imap(const void *data, size_t len);
 void mime_info_destroy(struct mime_info **info);
+
+/* The recipient addresses of a message, from its header block: To, Cc, Bcc,
+ * Resent-To, Resent-Cc, Resent-Bcc and the fields mail servers put on a
+ * journal or catch-all copy (Delivered-To, X-Original-To, Envelope-To,
+ * X-Envelope-To, X-Rcpt-To); group members included. Each addr-spec once,
+ * ASCII letters in lower case, in the order met. Returns the count and a
+ * NULL-terminated array (mime_recipients_free()). Never fails: a header
+ * GMime cannot read yields what it could find, perhaps nothing. */
+size_t mime_recipients(const void *data, size_t len, char ***addresses_r);
+void mime_recipients_free(char ***addresses);
 
 /* HTML to text (tags dropped, script/style skipped, common entities decoded);
  * exposed for tests. Returns a mem_alloc()ed string. */

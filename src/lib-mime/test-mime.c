@@ -213,6 +213,58 @@ static void test_limits_reported(void **state)
 	str_destroy(&s);
 }
 
+/* Index text keeps one blank of each run of white space (a line end if
+ * the run has one); addresses keep an ASCII domain as written, and an
+ * internationalised one is given in its ASCII (IDNA) form, inside a group
+ * too. */
+static void test_text_runs_and_addresses(void **state)
+{
+	(void)state;
+	const char *raw = "From: Ann <Ann@Example.COM>\n"
+			  "To: Team: x@b\xc3\xbc"
+			  "cher.example, y@Example.ORG;\n"
+			  "Subject: s\n\n"
+			  "one  two\n\n   three\t\tfour \r\nfive\n";
+	struct mime_info *info = mime_parse(raw, strlen(raw), MIME_LARGE_PART_MIN);
+	assert_string_equal(info->body_text, "one two\nthree\tfour\nfive\n");
+	assert_string_equal(info->from, "Ann <Ann@Example.COM>");
+	assert_non_null(strstr(info->to, "x@xn--bcher-kva.example"));
+	assert_non_null(strstr(info->to, "y@Example.ORG"));
+	mime_info_destroy(&info);
+}
+
+static void test_recipients(void **state)
+{
+	(void)state;
+	static const char msg[] = "From: Someone <someone@example.org>\r\n"
+				  "To: \"Alice A.\" <Alice@Example.COM>, bob@example.com\r\n"
+				  "Cc: team: carol@example.com, alice@example.com;\r\n"
+				  "Subject: To: nobody@example.net\r\n"
+				  "X-Original-To: journal@example.com\r\n"
+				  "Delivered-To: dave@example.com\r\n"
+				  "\r\n"
+				  "To: body@example.net\r\n";
+	char **addrs;
+	size_t n = mime_recipients(msg, sizeof(msg) - 1, &addrs);
+	static const char *const want[] = {"alice@example.com", "bob@example.com",
+					   "carol@example.com", "journal@example.com",
+					   "dave@example.com"};
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(addrs[i], want[i]);
+	assert_null(addrs[n]);
+	mime_recipients_free(&addrs);
+	assert_null(addrs);
+	/* garbage, no header block, NULs: never a failure */
+	static const char junk[] = "\0\0To: <<<@@@>>>\n\xff\xfe";
+	n = mime_recipients(junk, sizeof(junk) - 1, &addrs);
+	assert_null(addrs[n]);
+	mime_recipients_free(&addrs);
+	n = mime_recipients("", 0, &addrs);
+	assert_int_equal(n, 0);
+	mime_recipients_free(&addrs);
+}
+
 int main(void)
 {
 	mime_init();
@@ -224,6 +276,8 @@ int main(void)
 		cmocka_unit_test(test_nul_in_header),
 		cmocka_unit_test(test_defects_named),
 		cmocka_unit_test(test_limits_reported),
+		cmocka_unit_test(test_text_runs_and_addresses),
+		cmocka_unit_test(test_recipients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

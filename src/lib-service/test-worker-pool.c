@@ -200,6 +200,21 @@ static void test_threads_run_at_lower_priority(void **state)
 	assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), nice_loop);
 }
 
+/* A foreground pool's threads keep the loop's priority. */
+static void test_foreground_threads_keep_priority(void **state)
+{
+	struct worker_pool *pool;
+	const char *error;
+	setup_run();
+	nice_loop = getpriority(PRIO_PROCESS, (id_t)gettid());
+	nice_seen = -100;
+	assert_int_equal(worker_pool_create_foreground(base, 1, 0, 1, &pool, &error), 0);
+	assert_int_equal(worker_pool_submit(pool, nice_work, nice_done, NULL), 0);
+	run_until(1);
+	worker_pool_destroy(&pool);
+	assert_int_equal(nice_seen, nice_loop);
+}
+
 static void test_thread_count_defaults_to_cpus(void **state)
 {
 	struct worker_pool *pool;
@@ -224,6 +239,7 @@ int main(void)
 		cmocka_unit_test(test_destroy_hands_back_every_job),
 		cmocka_unit_test(test_thread_count_defaults_to_cpus),
 		cmocka_unit_test(test_threads_run_at_lower_priority),
+		cmocka_unit_test(test_foreground_threads_keep_priority),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
 	event_base_free(base);

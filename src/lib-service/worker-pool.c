@@ -35,6 +35,7 @@ struct worker_pool {
 	unsigned int max_queued;
 	unsigned int thread_count;
 	pthread_t *threads;
+	int nice; /* added to the threads' nice value */
 };
 
 unsigned int worker_pool_cpu_count(void)
@@ -79,9 +80,11 @@ static void *worker_thread(void *arg)
 	 * on every core) does not slow another tenant's IMAP or Web Access;
 	 * on an idle machine the checks still get every core. Failing to lower
 	 * it is harmless. */
-	id_t tid = (id_t)gettid();
-	int nice = getpriority(PRIO_PROCESS, tid) + WORKER_POOL_NICE;
-	(void)setpriority(PRIO_PROCESS, tid, nice > 19 ? 19 : nice);
+	if (pool->nice > 0) {
+		id_t tid = (id_t)gettid();
+		int nice = getpriority(PRIO_PROCESS, tid) + pool->nice;
+		(void)setpriority(PRIO_PROCESS, tid, nice > 19 ? 19 : nice);
+	}
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
 		while (!pool->stopping && pool->queue.head == NULL)
@@ -153,8 +156,9 @@ static int worker_pool_start_threads(struct worker_pool *pool, const char **erro
 	return 0;
 }
 
-int worker_pool_create(struct event_base *base, unsigned int threads, unsigned int max_threads,
-		       unsigned int max_queued, struct worker_pool **pool_r, const char **error_r)
+static int worker_pool_create_niced(struct event_base *base, unsigned int threads,
+				    unsigned int max_threads, unsigned int max_queued, int nice,
+				    struct worker_pool **pool_r, const char **error_r)
 {
 	if (threads == 0)
 		threads = worker_pool_cpu_count();
@@ -168,6 +172,7 @@ int worker_pool_create(struct event_base *base, unsigned int threads, unsigned i
 	struct worker_pool *pool = mem_new(struct worker_pool);
 	pool->efd = efd;
 	pool->max_queued = max_queued;
+	pool->nice = nice;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->cond, NULL);
 	pool->wakeup = event_new(base, efd, EV_READ | EV_PERSIST, worker_pool_wakeup, pool);
@@ -180,6 +185,20 @@ int worker_pool_create(struct event_base *base, unsigned int threads, unsigned i
 	}
 	*pool_r = pool;
 	return 0;
+}
+
+int worker_pool_create(struct event_base *base, unsigned int threads, unsigned int max_threads,
+		       unsigned int max_queued, struct worker_pool **pool_r, const char **error_r)
+{
+	return worker_pool_create_niced(base, threads, max_threads, max_queued, WORKER_POOL_NICE,
+					pool_r, error_r);
+}
+
+int worker_pool_create_foreground(struct event_base *base, unsigned int threads,
+				  unsigned int max_threads, unsigned int max_queued,
+				  struct worker_pool **pool_r, const char **error_r)
+{
+	return worker_pool_create_niced(base, threads, max_threads, max_queued, 0, pool_r, error_r);
 }
 
 void worker_pool_destroy(struct worker_pool **_pool)

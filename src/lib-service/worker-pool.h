@@ -22,7 +22,7 @@
  * - Signals are blocked on the pool's threads: they reach the loop thread.
  * - The pool's threads run WORKER_POOL_NICE nice levels below the process
  *   (at most 19): their CPU work yields to the event loops of every process
- *   on the machine.
+ *   on the machine (not those of worker_pool_create_foreground()).
  * Not thread-safe itself: submit and destroy only from the loop thread. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,6 +47,12 @@ struct worker_pool_stats {
  * -1 with *error_r if the eventfd or a thread cannot be made. */
 int worker_pool_create(struct event_base *base, unsigned int threads, unsigned int max_threads,
 		       unsigned int max_queued, struct worker_pool **pool_r, const char **error_r);
+/* As worker_pool_create(), the threads at the process's own priority: for
+ * work that was on the loop before and that a client waits for (the
+ * journal's group commit), not background work. */
+int worker_pool_create_foreground(struct event_base *base, unsigned int threads,
+				  unsigned int max_threads, unsigned int max_queued,
+				  struct worker_pool **pool_r, const char **error_r);
 void worker_pool_destroy(struct worker_pool **pool);
 
 /* 0 queued, -1 the queue is full (nothing queued, nothing called). */

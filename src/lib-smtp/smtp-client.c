@@ -155,6 +155,19 @@ static int smtp_check_input(const struct smtp_settings *set, const struct smtp_m
 	return 0;
 }
 
+int smtp_security_parse(const char *text, enum smtp_security *security_r)
+{
+	if (text == NULL || strcmp(text, "starttls") == 0)
+		*security_r = SMTP_SECURITY_STARTTLS;
+	else if (strcmp(text, "tls") == 0)
+		*security_r = SMTP_SECURITY_TLS;
+	else if (strcmp(text, "none") == 0)
+		*security_r = SMTP_SECURITY_NONE;
+	else
+		return -1;
+	return 0;
+}
+
 #define SMTP_SETOPT(curl, opt, val)                                                                \
 	do {                                                                                       \
 		if (rc == CURLE_OK)                                                                \

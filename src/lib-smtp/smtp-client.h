@@ -52,6 +52,8 @@ struct smtp_message {
 	size_t size;
 };
 
+/* "none", "starttls" (also for NULL: the default) or "tls": 0, else -1. */
+int smtp_security_parse(const char *text, enum smtp_security *security_r);
 int smtp_send(const struct smtp_settings *set, const struct smtp_message *msg,
 	      const char **error_r);
 char *smtp_build_text_message(const char *from, const char *to, const char *subject,

@@ -610,6 +610,22 @@ static int teardown(void **state)
 	return rc == 0 ? 0 : -1;
 }
 
+static void test_security_parse(void **state)
+{
+	(void)state;
+	enum smtp_security sec = SMTP_SECURITY_NONE;
+	assert_int_equal(smtp_security_parse(NULL, &sec), 0);
+	assert_int_equal(sec, SMTP_SECURITY_STARTTLS);
+	assert_int_equal(smtp_security_parse("tls", &sec), 0);
+	assert_int_equal(sec, SMTP_SECURITY_TLS);
+	assert_int_equal(smtp_security_parse("none", &sec), 0);
+	assert_int_equal(sec, SMTP_SECURITY_NONE);
+	assert_int_equal(smtp_security_parse("starttls", &sec), 0);
+	assert_int_equal(sec, SMTP_SECURITY_STARTTLS);
+	assert_int_equal(smtp_security_parse("ssl", &sec), -1);
+	assert_int_equal(sec, SMTP_SECURITY_STARTTLS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +638,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_implicit_tls, peer_cleanup),
 		cmocka_unit_test_teardown(test_bad_input, peer_cleanup),
 		cmocka_unit_test_teardown(test_build_text_message, peer_cleanup),
+		cmocka_unit_test(test_security_parse),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,6 @@
 #include "source-imap.h"
+#include "imap-client-conn.h"
 #include "array.h"
-#include "base64.h"
 #include "imap-date.h"
 #include "imap-quote.h"
 #include "imap-utf7.h"
@@ -16,8 +16,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* Longest response line kept (a LIST or FETCH line, not a message). */
-#define SOURCE_IMAP_LINE_MAX (1024 * 1024)
+/* UIDs per FETCH command: one command, its answers streamed message after
+ * message, instead of a round trip per message. */
+#define SOURCE_IMAP_FETCH_BATCH 64
+/* source_imap_fetch(): the answer was BODY[] NIL, not a literal */
+#define SOURCE_IMAP_BODY_NIL (-2)
 /* UIDs per STORE/EXPUNGE command when deleting. */
 #define SOURCE_IMAP_DELETE_CHUNK 500
 
@@ -57,11 +60,7 @@ struct source_imap {
 	ARRAY(struct source_imap_sent) sent;
 
 	/* the reading side (the import's reading thread) */
-	struct tls_stream *stream;
-	unsigned char buf[65536];
-	size_t buf_pos, buf_len;
-	unsigned int tag_counter;
-	struct str *line;
+	struct imap_client_conn *conn;
 	size_t mailbox; /* index of the mailbox being read */
 	bool mailbox_open;
 	ARRAY(struct source_imap_listed) listed;
@@ -72,6 +71,13 @@ struct source_imap {
 	size_t pending_next;
 	uint64_t literal_left;
 	char fetch_tag[16]; /* a FETCH whose tagged answer is still to come */
+	/* the FETCH under way asked for pending[..batch_end); a message's
+	 * answer read ahead of the one expected (the server left one out):
+	 * its UID and literal size, its literal next on the connection */
+	size_t batch_end;
+	uint32_t held_uid;
+	long long held_literal;
+	char *batch_answer; /* the FETCH's tagged answer, once read */
 	/* strings of the message last returned */
 	char *label, *path, *reason, *owner;
 	const char *owners[1];
@@ -156,7 +162,6 @@ struct source_imap *source_imap_create(const struct source_imap_settings *set, c
 	if (s->set.max_message_size == 0)
 		s->set.max_message_size = ARCHIVE_IMPORT_MAX_MESSAGE;
 	pthread_mutex_init(&s->lock, NULL);
-	s->line = str_create(1024);
 	source_imap_state_load(s, state);
 	return s;
 }
@@ -184,12 +189,13 @@ void source_imap_destroy(struct source_imap **src)
 	struct source_imap *s = *src;
 	if (s == NULL)
 		return;
-	tls_stream_destroy(&s->stream);
+	imap_client_conn_destroy(&s->conn);
 	source_imap_clear_listed(s);
 	array_free(&s->listed);
 	array_free(&s->pending);
 	source_imap_clear_current(s);
 	mem_free(s->owner);
+	mem_free(s->batch_answer);
 	for (size_t i = 0; i < s->folders.count; i++) {
 		mem_free(s->folders.items[i].mailbox);
 		mem_free(s->folders.items[i].name);
@@ -197,7 +203,6 @@ void source_imap_destroy(struct source_imap **src)
 	}
 	array_free(&s->folders);
 	array_free(&s->sent);
-	str_destroy(&s->line);
 	mem_free(s->failure);
 	pthread_mutex_destroy(&s->lock);
 	mem_free(s);
@@ -237,246 +242,41 @@ static int source_imap_fail(struct source_imap *s, const char *error, const char
 	mem_free(s->failure);
 	s->failure = mem_strdup(error);
 	*error_r = s->failure;
-	tls_stream_destroy(&s->stream);
+	imap_client_conn_destroy(&s->conn);
 	s->mailbox_open = false;
 	return -1;
-}
-
-static int source_imap_fill(struct source_imap *s, const char **error_r)
-{
-	ssize_t n = tls_stream_read(s->stream, s->buf, sizeof(s->buf), error_r);
-	if (n == 0)
-		*error_r = tstr_printf("%s: the server closed the connection",
-				       tls_stream_name(s->stream));
-	if (n <= 0)
-		return -1;
-	s->buf_pos = 0;
-	s->buf_len = (size_t)n;
-	return 0;
-}
-
-/* Up to size bytes of what the server sent (buffered first). */
-static ssize_t source_imap_read_raw(struct source_imap *s, unsigned char *dest, size_t size,
-				    const char **error_r)
-{
-	if (s->buf_pos == s->buf_len && source_imap_fill(s, error_r) < 0)
-		return -1;
-	size_t n = s->buf_len - s->buf_pos;
-	if (n > size)
-		n = size;
-	memcpy(dest, s->buf + s->buf_pos, n);
-	s->buf_pos += n;
-	return (ssize_t)n;
-}
-
-/* One line into s->line, without its CRLF. */
-static int source_imap_read_line(struct source_imap *s, const char **error_r)
-{
-	str_truncate(s->line, 0);
-	for (;;) {
-		if (s->buf_pos == s->buf_len && source_imap_fill(s, error_r) < 0)
-			return -1;
-		unsigned char *start = s->buf + s->buf_pos;
-		unsigned char *lf = memchr(start, '\n', s->buf_len - s->buf_pos);
-		size_t n = lf != NULL ? (size_t)(lf - start) : s->buf_len - s->buf_pos;
-		str_append_n(s->line, start, n);
-		s->buf_pos += n + (lf != NULL);
-		if (str_len(s->line) > SOURCE_IMAP_LINE_MAX) {
-			*error_r = "the server sent a response line longer than 1 MiB";
-			return -1;
-		}
-		if (lf != NULL)
-			break;
-	}
-	size_t len = str_len(s->line);
-	if (len > 0 && str_c(s->line)[len - 1] == '\r')
-		str_truncate(s->line, len - 1);
-	return 0;
-}
-
-/* The size of a literal that ends the line ("{123}" or "{123+}"), or -1. */
-static long long source_imap_literal_at_end(const char *line, size_t len)
-{
-	if (len < 3 || line[len - 1] != '}')
-		return -1;
-	size_t i = len - 2;
-	if (line[i] == '+')
-		i--;
-	size_t end = i + 1;
-	while (i > 0 && line[i] >= '0' && line[i] <= '9')
-		i--;
-	if (line[i] != '{' || i + 1 == end)
-		return -1;
-	return strtoll(line + i + 1, NULL, 10);
-}
-
-/* A whole response line: a literal inside it (a folder name) is read and
- * put back in as a quoted string, so that the line parses without it. */
-static int source_imap_read_response_line(struct source_imap *s, const char **error_r)
-{
-	if (source_imap_read_line(s, error_r) < 0)
-		return -1;
-	long long lit;
-	while ((lit = source_imap_literal_at_end(str_c(s->line), str_len(s->line))) >= 0) {
-		if (lit > SOURCE_IMAP_LINE_MAX) {
-			*error_r = "the server sent a literal longer than 1 MiB in a response";
-			return -1;
-		}
-		char *head = mem_strndup(str_c(s->line),
-					 (size_t)(strrchr(str_c(s->line), '{') - str_c(s->line)));
-		unsigned char *data = mem_alloc((size_t)lit + 1);
-		size_t got = 0;
-		while (got < (size_t)lit) {
-			ssize_t n = source_imap_read_raw(s, data + got, (size_t)lit - got, error_r);
-			if (n < 0) {
-				mem_free(data);
-				mem_free(head);
-				return -1;
-			}
-			got += (size_t)n;
-		}
-		struct str *rebuilt = str_create(strlen(head) + (size_t)lit + 16);
-		str_append(rebuilt, head);
-		imap_quote_append_string(rebuilt, data, (size_t)lit);
-		mem_free(data);
-		mem_free(head);
-		if (source_imap_read_line(s, error_r) < 0) {
-			str_destroy(&rebuilt);
-			return -1;
-		}
-		str_append_n(rebuilt, str_c(s->line), str_len(s->line));
-		str_truncate(s->line, 0);
-		str_append_n(s->line, str_c(rebuilt), str_len(rebuilt));
-		str_destroy(&rebuilt);
-	}
-	return 0;
-}
-
-static const char *source_imap_send(struct source_imap *s, const char *command,
-				    const char **error_r)
-{
-	static _Thread_local char tag[16];
-	snprintf(tag, sizeof(tag), "c%u", ++s->tag_counter);
-	char *text = mem_printf("%s %s\r\n", tag, command);
-	int ret = tls_stream_write(s->stream, text, strlen(text), error_r);
-	mem_free(text);
-	return ret < 0 ? NULL : tag;
-}
-
-typedef void source_imap_untagged_fn(struct source_imap *s, const char *line, void *context);
-
-/* Reads until the tagged answer: 0 for OK, -1 with the server's words. */
-static int source_imap_wait(struct source_imap *s, const char *tag, source_imap_untagged_fn *fn,
-			    void *context, const char **error_r)
-{
-	size_t tag_len = strlen(tag);
-	for (;;) {
-		if (source_imap_read_response_line(s, error_r) < 0)
-			return -1;
-		const char *line = str_c(s->line);
-		if (strncmp(line, tag, tag_len) == 0 && line[tag_len] == ' ') {
-			const char *status = line + tag_len + 1;
-			if (strncasecmp(status, "OK", 2) == 0)
-				return 0;
-			*error_r = tstr_printf("the server answered: %s", status);
-			return 1;
-		}
-		if (strncmp(line, "* BYE", 5) == 0) {
-			*error_r = tstr_printf("the server closed the connection: %s", line + 2);
-			return -1;
-		}
-		if (fn != NULL && line[0] == '*')
-			fn(s, line, context);
-	}
-}
-
-/* A command and its answer: 0 OK, 1 NO/BAD (*error_r), -1 connection. */
-static int source_imap_command(struct source_imap *s, const char *command,
-			       source_imap_untagged_fn *fn, void *context, const char **error_r)
-{
-	const char *tag = source_imap_send(s, command, error_r);
-	if (tag == NULL)
-		return -1;
-	char saved[16];
-	snprintf(saved, sizeof(saved), "%s", tag);
-	return source_imap_wait(s, saved, fn, context, error_r);
-}
-
-static const char *source_imap_login_command(struct source_imap *s, size_t mailbox)
-{
-	const struct source_imap_settings *set = &s->set;
-	struct str *cmd = str_create(128);
-	if (set->admin == SOURCE_IMAP_ADMIN_AUTHZID) {
-		const char *authz = source_imap_mailbox_name(s, mailbox);
-		size_t a = strlen(authz), l = strlen(set->login), p = strlen(set->password);
-		char *plain = mem_alloc(a + l + p + 3);
-		memcpy(plain, authz, a);
-		plain[a] = '\0';
-		memcpy(plain + a + 1, set->login, l);
-		plain[a + 1 + l] = '\0';
-		memcpy(plain + a + l + 2, set->password, p);
-		char *b64 = base64_encode(plain, a + l + p + 2);
-		str_printfa(cmd, "AUTHENTICATE PLAIN %s", b64);
-		mem_free(b64);
-		memset(plain, 0, a + l + p + 2);
-		mem_free(plain);
-	} else {
-		const char *user =
-			set->admin == SOURCE_IMAP_ADMIN_MASTER
-				? tstr_printf("%s%s%s", source_imap_mailbox_name(s, mailbox),
-					      set->master_separator, set->login)
-				: set->login;
-		str_append(cmd, "LOGIN ");
-		imap_quote_append_astring(cmd, user);
-		str_append_c(cmd, ' ');
-		imap_quote_append_astring(cmd, set->password);
-	}
-	const char *ret = tstr_dup(str_c(cmd));
-	str_destroy(&cmd);
-	return ret;
 }
 
 /* Connected, TLS on, logged in to the mailbox. */
 static int source_imap_open_mailbox(struct source_imap *s, size_t mailbox, const char **error_r)
 {
 	const struct source_imap_settings *set = &s->set;
-	struct tls_stream_settings ts = {.host = set->host,
-					 .port = set->port,
-					 .pinned_fingerprint = set->fingerprint,
-					 .ca_file = set->ca_file,
-					 .timeout_secs = set->timeout_secs};
-	s->buf_pos = s->buf_len = 0;
+	struct imap_client_conn_settings cs = {.host = set->host,
+					       .port = set->port,
+					       .starttls = set->starttls,
+					       .fingerprint = set->fingerprint,
+					       .ca_file = set->ca_file,
+					       .timeout_secs = set->timeout_secs};
 	s->fetch_tag[0] = '\0';
 	s->literal_left = 0;
-	if (tls_stream_connect(&ts, &s->stream, error_r) < 0)
+	s->held_uid = 0;
+	s->batch_end = 0;
+	if (imap_client_conn_connect(&cs, &s->conn, error_r) < 0)
 		return -1;
-	if (!set->starttls && tls_stream_start_tls(s->stream, error_r) < 0)
-		return -1;
-	if (source_imap_read_line(s, error_r) < 0)
-		return -1;
-	if (strncmp(str_c(s->line), "* OK", 4) != 0) {
-		*error_r = tstr_printf("unexpected greeting: %.200s", str_c(s->line));
-		return -1;
+	const char *name = source_imap_mailbox_name(s, mailbox);
+	int ret;
+	if (set->admin == SOURCE_IMAP_ADMIN_AUTHZID) {
+		ret = imap_client_conn_login(s->conn, name, set->login, set->password, error_r);
+	} else {
+		const char *user =
+			set->admin == SOURCE_IMAP_ADMIN_MASTER
+				? tstr_printf("%s%s%s", name, set->master_separator, set->login)
+				: set->login;
+		ret = imap_client_conn_login(s->conn, NULL, user, set->password, error_r);
 	}
-	if (set->starttls) {
-		int ret = source_imap_command(s, "STARTTLS", NULL, NULL, error_r);
-		if (ret != 0) {
-			if (ret > 0)
-				*error_r = tstr_printf("STARTTLS refused (never sent in clear): %s",
-						       *error_r);
-			return -1;
-		}
-		/* nothing the server sent before TLS may be taken as said over it */
-		s->buf_pos = s->buf_len = 0;
-		if (tls_stream_start_tls(s->stream, error_r) < 0)
-			return -1;
-	}
-	int ret =
-		source_imap_command(s, source_imap_login_command(s, mailbox), NULL, NULL, error_r);
 	if (ret != 0) {
 		if (ret > 0)
-			*error_r = tstr_printf("mailbox %s: login refused: %s",
-					       source_imap_mailbox_name(s, mailbox), *error_r);
+			*error_r = tstr_printf("mailbox %s: login refused: %s", name, *error_r);
 		return -1;
 	}
 	return 0;
@@ -484,11 +284,7 @@ static int source_imap_open_mailbox(struct source_imap *s, size_t mailbox, const
 
 static void source_imap_close(struct source_imap *s)
 {
-	if (s->stream != NULL) {
-		const char *error;
-		(void)source_imap_command(s, "LOGOUT", NULL, NULL, &error);
-	}
-	tls_stream_destroy(&s->stream);
+	imap_client_conn_logout(&s->conn);
 	s->mailbox_open = false;
 	s->folder_open = false;
 	source_imap_clear_listed(s);
@@ -545,9 +341,9 @@ static bool source_imap_wanted(const struct source_imap *s, const char *path)
 }
 
 /* "* LIST (\HasNoChildren) "." "INBOX.Sent"" */
-static void source_imap_on_list(struct source_imap *s, const char *line, void *context)
+static void source_imap_on_list(const char *line, void *context)
 {
-	(void)context;
+	struct source_imap *s = context;
 	if (strncasecmp(line, "* LIST (", 8) != 0)
 		return;
 	const char *close = strchr(line + 8, ')');
@@ -588,12 +384,26 @@ static void source_imap_on_list(struct source_imap *s, const char *line, void *c
 	mem_free(name);
 }
 
-static void source_imap_on_select(struct source_imap *s, const char *line, void *context)
+static void source_imap_on_select(const char *line, void *context)
 {
 	uint32_t *validity = context;
 	const char *p = strcasestr(line, "[UIDVALIDITY ");
 	if (p != NULL)
 		*validity = (uint32_t)strtoul(p + 13, NULL, 10);
+}
+
+/* EXAMINE or SELECT a folder: as imap_client_conn_command(), *validity_r
+ * its UIDVALIDITY (0 if the server did not say). */
+static int source_imap_select(struct source_imap *s, const char *verb, const char *name,
+			      uint32_t *validity_r, const char **error_r)
+{
+	struct str *cmd = str_create(128);
+	str_printfa(cmd, "%s ", verb);
+	imap_quote_append_astring(cmd, name);
+	int ret = imap_client_conn_command(s->conn, str_c(cmd), source_imap_on_select, validity_r,
+					   error_r);
+	str_destroy(&cmd);
+	return ret;
 }
 
 static uint64_t source_imap_number_after(const char *line, const char *item)
@@ -602,10 +412,17 @@ static uint64_t source_imap_number_after(const char *line, const char *item)
 	return p != NULL ? strtoull(p + strlen(item), NULL, 10) : 0;
 }
 
+struct source_imap_meta {
+	struct source_imap *s;
+	uint32_t after;
+};
+
 /* "* 5 FETCH (UID 17 RFC822.SIZE 1234 INTERNALDATE "...")" */
-static void source_imap_on_meta(struct source_imap *s, const char *line, void *context)
+static void source_imap_on_meta(const char *line, void *context)
 {
-	uint32_t *after = context;
+	struct source_imap_meta *meta = context;
+	struct source_imap *s = meta->s;
+	uint32_t *after = &meta->after;
 	if (strcasestr(line, " FETCH (") == NULL)
 		return;
 	uint64_t uid = source_imap_number_after(line, "UID ");
@@ -643,12 +460,8 @@ static int source_imap_pending_cmp(const void *a, const void *b)
 static int source_imap_open_folder(struct source_imap *s, const struct source_imap_listed *l,
 				   const char **error_r)
 {
-	struct str *cmd = str_create(128);
-	str_append(cmd, "EXAMINE ");
-	imap_quote_append_astring(cmd, l->name);
 	uint32_t validity = 0;
-	int ret = source_imap_command(s, str_c(cmd), source_imap_on_select, &validity, error_r);
-	str_destroy(&cmd);
+	int ret = source_imap_select(s, "EXAMINE", l->name, &validity, error_r);
 	if (ret != 0)
 		return ret < 0 ? -1 : 0;
 	pthread_mutex_lock(&s->lock);
@@ -664,34 +477,52 @@ static int source_imap_open_folder(struct source_imap *s, const struct source_im
 	pthread_mutex_unlock(&s->lock);
 	array_clear(&s->pending);
 	s->pending_next = 0;
+	s->batch_end = 0;
+	s->held_uid = 0;
 	const char *fetch =
 		tstr_printf("UID FETCH %" PRIu32 ":* (UID RFC822.SIZE INTERNALDATE)", after + 1);
-	ret = source_imap_command(s, fetch, source_imap_on_meta, &after, error_r);
+	struct source_imap_meta meta = {.s = s, .after = after};
+	ret = imap_client_conn_command(s->conn, fetch, source_imap_on_meta, &meta, error_r);
 	if (ret != 0)
 		return ret < 0 ? -1 : 0;
 	array_sort(&s->pending, source_imap_pending_cmp);
 	return 1;
 }
 
-/* The rest of a FETCH whose literal was read (or not): drain it, then read
- * up to its tagged answer. */
-static int source_imap_finish_fetch(struct source_imap *s, const char **error_r)
+/* The rest of the current message's literal, read and dropped (the
+ * pipeline stopped reading it: too large, a failed read). */
+static int source_imap_drain_literal(struct source_imap *s, const char **error_r)
 {
 	unsigned char sink[8192];
 	while (s->literal_left > 0) {
-		ssize_t n = source_imap_read_raw(
-			s, sink, s->literal_left < sizeof(sink) ? s->literal_left : sizeof(sink),
-			error_r);
+		ssize_t n = imap_client_conn_read(
+			s->conn, sink,
+			s->literal_left < sizeof(sink) ? s->literal_left : sizeof(sink), error_r);
 		if (n < 0)
 			return -1;
 		s->literal_left -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The FETCH under way to its tagged answer (dropping what is left of its
+ * answers: a folder left early). */
+static int source_imap_finish_fetch(struct source_imap *s, const char **error_r)
+{
+	if (source_imap_drain_literal(s, error_r) < 0)
+		return -1;
+	if (s->held_uid != 0) {
+		s->literal_left = s->held_literal > 0 ? (uint64_t)s->held_literal : 0;
+		s->held_uid = 0;
+		if (source_imap_drain_literal(s, error_r) < 0)
+			return -1;
 	}
 	if (s->fetch_tag[0] == '\0')
 		return 0;
 	char tag[16];
 	snprintf(tag, sizeof(tag), "%s", s->fetch_tag);
 	s->fetch_tag[0] = '\0';
-	return source_imap_wait(s, tag, NULL, NULL, error_r) < 0 ? -1 : 0;
+	return imap_client_conn_wait(s->conn, tag, false, NULL, NULL, error_r) < 0 ? -1 : 0;
 }
 
 static uint64_t source_imap_add_sent(struct source_imap *s, uint32_t uid, bool permanent)
@@ -724,51 +555,123 @@ static void source_imap_set_message(struct source_imap *s, struct archive_source
 	msg->owner_count = 1;
 }
 
-/* Asks for one message; 1 with the literal ready to be read, 0 when it is
- * not there (a skip set in msg), -1 connection. */
-static int source_imap_fetch(struct source_imap *s, const struct source_imap_pending *p,
-			     struct archive_source_message *msg, const char **error_r)
+/* Asks for the next messages of the folder in one command: pending[first]
+ * on, up to SOURCE_IMAP_FETCH_BATCH that are not too large. */
+static int source_imap_fetch_batch(struct source_imap *s, size_t first, const char **error_r)
 {
-	const char *tag = source_imap_send(
-		s, tstr_printf("UID FETCH %" PRIu32 " (BODY.PEEK[])", p->uid), error_r);
+	struct str *cmd = str_create(64 + SOURCE_IMAP_FETCH_BATCH * 11);
+	str_append(cmd, "UID FETCH ");
+	size_t i = first;
+	for (; i < s->pending.count && i - first < SOURCE_IMAP_FETCH_BATCH; i++) {
+		const struct source_imap_pending *p = &s->pending.items[i];
+		if (p->size > s->set.max_message_size)
+			break;
+		str_printfa(cmd, "%s%" PRIu32, i > first ? "," : "", p->uid);
+	}
+	str_append(cmd, " (UID BODY.PEEK[])");
+	const char *tag = imap_client_conn_send(s->conn, str_c(cmd), error_r);
+	str_destroy(&cmd);
 	if (tag == NULL)
 		return -1;
 	snprintf(s->fetch_tag, sizeof(s->fetch_tag), "%s", tag);
-	size_t tag_len = strlen(s->fetch_tag);
-	for (;;) {
-		if (source_imap_read_line(s, error_r) < 0)
-			return -1;
-		const char *line = str_c(s->line);
-		if (strncmp(line, s->fetch_tag, tag_len) == 0 && line[tag_len] == ' ') {
-			s->fetch_tag[0] = '\0';
-			s->reason = mem_printf("no longer on the server: %s", line + tag_len + 1);
-			msg->skip_reason = s->reason;
-			msg->skip_kind = ARCHIVE_IMPORT_SKIP_UNREADABLE;
-			msg->key = source_imap_add_sent(s, p->uid, true);
-			return 0;
-		}
-		long long lit = source_imap_literal_at_end(line, str_len(s->line));
-		if (line[0] == '*' && strcasestr(line, "BODY[] {") != NULL && lit >= 0) {
-			s->literal_left = (uint64_t)lit;
-			msg->size = (uint64_t)lit;
-			msg->received = p->date;
-			msg->key = source_imap_add_sent(s, p->uid, lit == 0);
-			if (lit == 0) {
-				msg->skip_reason = "empty message";
-				msg->skip_kind = ARCHIVE_IMPORT_SKIP_EMPTY;
-			}
-			return 1;
-		}
-		if (line[0] == '*' && strcasestr(line, "BODY[] ") != NULL &&
-		    strcasestr(line, " FETCH ") != NULL) {
-			/* BODY[] NIL or "": nothing to archive */
-			msg->skip_reason = "empty message";
-			msg->skip_kind = ARCHIVE_IMPORT_SKIP_EMPTY;
-			msg->key = source_imap_add_sent(s, p->uid, true);
-			return 1;
-		}
-		/* EXISTS, EXPUNGE, FLAGS of other messages: not ours */
+	s->batch_end = i;
+	mem_free(s->batch_answer);
+	s->batch_answer = NULL;
+	return 0;
+}
+
+/* The UID a FETCH answer names before its body, or 0. */
+static uint32_t source_imap_answer_uid(const char *line)
+{
+	const char *u = strcasestr(line, "UID ");
+	const char *body = strcasestr(line, "BODY[]");
+	if (u == NULL || (body != NULL && u > body))
+		return 0;
+	return (uint32_t)strtoul(u + 4, NULL, 10);
+}
+
+/* p, the next message asked for: 1 with its literal ready to be read (or a
+ * skip set in msg: empty, no longer there), -1 connection. The answers
+ * come in the order asked (ascending UIDs); one the server left out
+ * (expunged meanwhile) is known by the next one's UID or by the tagged
+ * answer; one answered BODY[] NIL (Dovecot's way for a message expunged
+ * after the listing) is reported the same way. An answer that names no UID before its body is taken
+ * as the one expected. */
+static int source_imap_fetch(struct source_imap *s, const struct source_imap_pending *p,
+			     struct archive_source_message *msg, const char **error_r)
+{
+	uint32_t uid = 0;
+	long long lit = -1;
+	bool body = false;
+	if (s->held_uid != 0) {
+		uid = s->held_uid;
+		lit = s->held_literal;
+		body = true;
+		s->held_uid = 0;
 	}
+	size_t tag_len = strlen(s->fetch_tag);
+	while (!body && s->batch_answer == NULL) {
+		if (imap_client_conn_read_line(s->conn, error_r) < 0)
+			return -1;
+		size_t line_len;
+		const char *line = imap_client_conn_line(s->conn, &line_len);
+		if (tag_len > 0 && strncmp(line, s->fetch_tag, tag_len) == 0 &&
+		    line[tag_len] == ' ') {
+			s->fetch_tag[0] = '\0';
+			s->batch_answer = mem_strdup(line + tag_len + 1);
+			break;
+		}
+		if (line[0] != '*' || strcasestr(line, " FETCH ") == NULL ||
+		    strcasestr(line, "BODY[]") == NULL)
+			continue; /* EXISTS, EXPUNGE, FLAGS of other messages: not ours */
+		uid = source_imap_answer_uid(line);
+		lit = imap_client_conn_literal_at_end(line, line_len);
+		if (lit < 0 && strcasestr(line, "BODY[] NIL") != NULL)
+			lit = SOURCE_IMAP_BODY_NIL;
+		body = true;
+	}
+	if (body && uid != 0 && uid < p->uid) {
+		*error_r = tstr_printf("%s: a FETCH answer for UID %" PRIu32
+				       " out of order (expected %" PRIu32 ")",
+				       imap_client_conn_name(s->conn), uid, p->uid);
+		return -1;
+	}
+	if (!body || (uid != 0 && uid > p->uid)) {
+		/* p was left out: said, and the answer read ahead kept */
+		if (body) {
+			s->held_uid = uid;
+			s->held_literal = lit;
+		}
+		s->reason = mem_printf("no longer on the server: %s",
+				       s->batch_answer != NULL ? s->batch_answer : "not answered");
+		msg->skip_reason = s->reason;
+		msg->skip_kind = ARCHIVE_IMPORT_SKIP_UNREADABLE;
+		msg->key = source_imap_add_sent(s, p->uid, true);
+		return 1;
+	}
+	if (lit == SOURCE_IMAP_BODY_NIL) {
+		/* Dovecot's answer for a message another session expunged after
+		 * this one listed it (the tagged answer then says
+		 * EXPUNGEISSUED): gone from the server, nothing to fetch again */
+		s->reason = mem_strdup("no longer on the server: it answered BODY[] NIL "
+				       "(expunged meanwhile)");
+		msg->skip_reason = s->reason;
+		msg->skip_kind = ARCHIVE_IMPORT_SKIP_UNREADABLE;
+		msg->key = source_imap_add_sent(s, p->uid, true);
+		return 1;
+	}
+	msg->received = p->date;
+	if (lit > 0) {
+		s->literal_left = (uint64_t)lit;
+		msg->size = (uint64_t)lit;
+		msg->key = source_imap_add_sent(s, p->uid, false);
+		return 1;
+	}
+	/* {0}, BODY[] NIL or "": nothing to archive */
+	msg->skip_reason = "empty message";
+	msg->skip_kind = ARCHIVE_IMPORT_SKIP_EMPTY;
+	msg->key = source_imap_add_sent(s, p->uid, true);
+	return 1;
 }
 
 static int source_imap_next(void *context, struct archive_source_message *msg_r,
@@ -781,7 +684,7 @@ static int source_imap_next(void *context, struct archive_source_message *msg_r,
 		*error_r = s->failure;
 		return -1;
 	}
-	if (s->stream != NULL && source_imap_finish_fetch(s, error_r) < 0)
+	if (s->conn != NULL && source_imap_drain_literal(s, error_r) < 0)
 		return source_imap_fail(s, *error_r, error_r);
 	for (;;) {
 		if (!s->mailbox_open) {
@@ -791,8 +694,8 @@ static int source_imap_next(void *context, struct archive_source_message *msg_r,
 				return source_imap_fail(s, *error_r, error_r);
 			s->mailbox_open = true;
 			source_imap_clear_listed(s);
-			int ret = source_imap_command(s, "LIST \"\" \"*\"", source_imap_on_list,
-						      NULL, error_r);
+			int ret = imap_client_conn_command(s->conn, "LIST \"\" \"*\"",
+							   source_imap_on_list, s, error_r);
 			if (ret != 0)
 				return source_imap_fail(s, *error_r, error_r);
 			s->folder_open = false;
@@ -818,6 +721,8 @@ static int source_imap_next(void *context, struct archive_source_message *msg_r,
 			s->folder_open = true;
 		}
 		if (s->pending_next == s->pending.count) {
+			if (source_imap_finish_fetch(s, error_r) < 0)
+				return source_imap_fail(s, *error_r, error_r);
 			s->folder_open = false;
 			continue;
 		}
@@ -834,6 +739,12 @@ static int source_imap_next(void *context, struct archive_source_message *msg_r,
 			msg_r->key = source_imap_add_sent(s, p->uid, true);
 			return 1;
 		}
+		if (s->pending_next > s->batch_end) {
+			/* the batch asked for is answered: its tagged answer, then the next */
+			if (source_imap_finish_fetch(s, error_r) < 0 ||
+			    source_imap_fetch_batch(s, s->pending_next - 1, error_r) < 0)
+				return source_imap_fail(s, *error_r, error_r);
+		}
 		if (source_imap_fetch(s, p, msg_r, error_r) < 0)
 			return source_imap_fail(s, *error_r, error_r);
 		return 1;
@@ -844,22 +755,11 @@ static ssize_t source_imap_read(void *context, unsigned char *buf, size_t size,
 				const char **error_r)
 {
 	struct source_imap *s = context;
-	if (s->literal_left == 0 || s->stream == NULL)
+	if (s->literal_left == 0 || s->conn == NULL)
 		return 0;
 	if (size > s->literal_left)
 		size = (size_t)s->literal_left;
-	ssize_t n;
-	if (s->buf_pos < s->buf_len) {
-		n = source_imap_read_raw(s, buf, size, error_r);
-	} else {
-		/* straight into the pipeline's buffer, no copy */
-		n = tls_stream_read(s->stream, buf, size, error_r);
-		if (n == 0)
-			*error_r = tstr_printf("%s: the server closed the connection",
-					       tls_stream_name(s->stream));
-		if (n == 0)
-			n = -1;
-	}
+	ssize_t n = imap_client_conn_read(s->conn, buf, size, error_r);
 	if (n < 0) {
 		(void)source_imap_fail(s, *error_r, error_r);
 		return -1;
@@ -878,12 +778,8 @@ const struct archive_source_funcs source_imap_funcs = {
 static int source_imap_delete_folder(struct source_imap *s, struct source_imap_folder *f,
 				     const char **error_r)
 {
-	struct str *cmd = str_create(128);
-	str_append(cmd, "SELECT ");
-	imap_quote_append_astring(cmd, f->name);
 	uint32_t validity = 0;
-	int ret = source_imap_command(s, str_c(cmd), source_imap_on_select, &validity, error_r);
-	str_destroy(&cmd);
+	int ret = source_imap_select(s, "SELECT", f->name, &validity, error_r);
 	if (ret != 0)
 		return ret < 0 ? -1 : 0;
 	if (validity != f->uidvalidity)
@@ -895,10 +791,11 @@ static int source_imap_delete_folder(struct source_imap *s, struct source_imap_f
 			str_printfa(set, "%s%" PRIu32, k > i ? "," : "", f->deletable.items[k]);
 		const char *store =
 			tstr_printf("UID STORE %s +FLAGS.SILENT (\\Deleted)", str_c(set));
-		ret = source_imap_command(s, store, NULL, NULL, error_r);
+		ret = imap_client_conn_command(s->conn, store, NULL, NULL, error_r);
 		if (ret == 0)
-			ret = source_imap_command(s, tstr_printf("UID EXPUNGE %s", str_c(set)),
-						  NULL, NULL, error_r);
+			ret = imap_client_conn_command(s->conn,
+						       tstr_printf("UID EXPUNGE %s", str_c(set)),
+						       NULL, NULL, error_r);
 		str_destroy(&set);
 		if (ret != 0)
 			return -1;
@@ -921,13 +818,13 @@ long long source_imap_delete_archived(struct source_imap *s, const char **error_
 			if (f->deletable.count == 0 || strcmp(f->mailbox, mailbox) != 0)
 				continue;
 			if (!opened && source_imap_open_mailbox(s, m, error_r) < 0) {
-				tls_stream_destroy(&s->stream);
+				imap_client_conn_destroy(&s->conn);
 				return -1;
 			}
 			opened = true;
 			int ret = source_imap_delete_folder(s, f, error_r);
 			if (ret < 0) {
-				tls_stream_destroy(&s->stream);
+				imap_client_conn_destroy(&s->conn);
 				return -1;
 			}
 			removed += ret;

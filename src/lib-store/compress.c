@@ -215,8 +215,12 @@ int compress_train(const void *samples, const size_t *sample_sizes, unsigned int
 	/* One fastCover pass with fixed segment (k) and d-mer (d) sizes instead
 	 * of ZDICT_trainFromBuffer()'s search over k: measured on corpus A, 3.5x
 	 * less CPU for a dictionary that compresses 2 % worse, which matters
-	 * now that long imports train a new one every so often. */
-	ZDICT_fastCover_params_t params = {.k = 1024, .d = 8, .f = 20, .accel = 1};
+	 * now that long imports train a new one every so often. accel 8
+	 * (of 1..10) looks at fewer d-mers when counting: measured on corpus A
+	 * (16 MiB of samples at 30, 200 and 550 MB, each dictionary compressing
+	 * the next 64 MB), 0.12-0.19 s instead of 0.25-0.31 s for a result
+	 * within 0.3 % of accel 1's either way. */
+	ZDICT_fastCover_params_t params = {.k = 1024, .d = 8, .f = 20, .accel = 8};
 	params.zParams.compressionLevel = COMPRESS_LEVEL;
 	size_t n = ZDICT_trainFromBuffer_fastCover(buf, dict_max, samples, sample_sizes, count,
 						   params);

@@ -388,40 +388,130 @@ static char *store_compact_path(const char *dir, uint32_t segment)
 	return mem_printf("%s/seg-%06u.compact", dir, segment);
 }
 
-/* Copies the kept records of one segment into fd, in order. */
+/* Compaction reads a segment and writes its kept records in pieces of this
+ * size: large sequential I/O instead of two reads, an allocation and a
+ * write per record. */
+#define STORE_COMPACT_IO (1024 * 1024)
+
+struct store_compact_io {
+	struct store *store;
+	uint32_t segment;
+	int in_fd, out_fd;
+	uint64_t size;      /* of the segment */
+	unsigned char *buf; /* STORE_COMPACT_IO bytes of the segment ... */
+	uint64_t buf_pos;   /* ... from this offset */
+	size_t buf_len;
+	uint64_t run_start;   /* kept records not written yet: [run_start, */
+	uint64_t run_end;     /*  run_end) of the segment */
+	uint64_t out;         /* bytes written to the new file */
+	unsigned char *chunk; /* for copying a run */
+};
+
+static int store_compact_io_error(struct store_compact_io *io, const char *op, const char **error_r)
+{
+	*error_r = tstr_printf("%s %s/seg-%06u%s failed: %s", op, io->store->dir, io->segment,
+			       strcmp(op, "writing") == 0 ? ".compact" : "", strerror(errno));
+	return -1;
+}
+
+/* The 16 header bytes at pos, from the buffer (refilled from pos when they
+ * are not in it); NULL at the end of the segment or a short read. */
+static const unsigned char *store_compact_header(struct store_compact_io *io, uint64_t pos,
+						 int *error)
+{
+	*error = 0;
+	if (pos < io->buf_pos || pos + RECORD_HEADER_LEN > io->buf_pos + io->buf_len) {
+		size_t got;
+		if (store_pread_all(io->in_fd, io->buf, STORE_COMPACT_IO, pos, &got) < 0) {
+			*error = -1;
+			return NULL;
+		}
+		io->buf_pos = pos;
+		io->buf_len = got;
+		if (got < RECORD_HEADER_LEN)
+			return NULL;
+	}
+	return io->buf + (pos - io->buf_pos);
+}
+
+/* Writes the pending run of kept records: bytes [run_start, run_end) of
+ * the segment appended to the new file, in pieces. */
+static int store_compact_flush(struct store_compact_io *io, const char **error_r)
+{
+	uint64_t pos = io->run_start;
+	while (pos < io->run_end) {
+		size_t n = io->run_end - pos < STORE_COMPACT_IO ? (size_t)(io->run_end - pos)
+								: STORE_COMPACT_IO;
+		size_t got;
+		if (store_pread_all(io->in_fd, io->chunk, n, pos, &got) < 0 || got != n)
+			return store_compact_io_error(io, "reading", error_r);
+		if (store_pwrite_all(io->out_fd, io->chunk, n, io->out) < 0)
+			return store_compact_io_error(io, "writing", error_r);
+		io->out += n;
+		pos += n;
+	}
+	io->run_start = io->run_end;
+	return 0;
+}
+
+/* Copies the kept records of one segment into fd, in order. Records are
+ * copied as they are (sealed: the AEAD's associated data is the header,
+ * not the offset), each run of kept records with large writes. */
 static int store_compact_copy(struct store *store, uint32_t segment, int fd, store_keep_cb *keep,
 			      void *context, uint64_t *new_len_r, const char **error_r)
 {
-	struct store_scan scan = {.store = store, .segment = segment};
-	uint64_t out = 0;
-	for (;;) {
-		enum store_scan_result result;
-		struct store_loc loc;
-		unsigned char *rec = NULL;
-		if (store_scan_next(&scan, &result, &loc, &rec, error_r) < 0)
-			return -1;
-		if (result == STORE_SCAN_END || loc.segment != segment)
+	if (store_segment_open(store, segment, false, error_r) < 0)
+		return -1;
+	struct store_compact_io io = {
+		.store = store,
+		.segment = segment,
+		.in_fd = store->segments.items[segment - 1].fd,
+		.out_fd = fd,
+		.size = store->segments.items[segment - 1].size,
+		.buf = mem_alloc(STORE_COMPACT_IO),
+		.chunk = mem_alloc(STORE_COMPACT_IO),
+	};
+	uint64_t pos = 0;
+	int ret = 0;
+	while (ret == 0 && pos < io.size) {
+		int error;
+		struct record_header h;
+		const unsigned char *header = store_compact_header(&io, pos, &error);
+		if (error < 0) {
+			ret = store_compact_io_error(&io, "reading", error_r);
 			break;
-		if (result != STORE_SCAN_RECORD) {
+		}
+		if (header == NULL || record_header_parse(header, &h) < 0 ||
+		    pos + RECORD_HEADER_LEN + (uint64_t)h.payload_len > io.size) {
 			*error_r = tstr_printf("%s/seg-%06u is damaged at offset %llu; verify it"
 					       " before compacting",
-					       store->dir, segment, (unsigned long long)loc.offset);
-			return -1;
+					       store->dir, segment, (unsigned long long)pos);
+			ret = -1;
+			break;
 		}
-		int k = keep(&loc, out, context);
-		if (k > 0 && store_pwrite_all(fd, rec, loc.length, out) < 0) {
-			*error_r = tstr_printf("writing %s/seg-%06u.compact failed: %s", store->dir,
-					       segment, strerror(errno));
-			k = -1;
+		struct store_loc loc = {.segment = segment,
+					.offset = pos,
+					.length = (uint32_t)(RECORD_HEADER_LEN + h.payload_len)};
+		/* the offset it gets: after what was written and the pending run */
+		int k = keep(&loc, io.out + (io.run_end - io.run_start), context);
+		if (k < 0) {
+			ret = -1;
+		} else if (k > 0) {
+			if (io.run_end != pos) { /* a new run: the last one ended earlier */
+				ret = store_compact_flush(&io, error_r);
+				io.run_start = io.run_end = pos;
+			}
+			io.run_end = pos + loc.length;
 		}
-		mem_free(rec);
-		if (k < 0)
-			return -1;
-		if (k > 0)
-			out += loc.length;
+		pos += loc.length;
 	}
-	*new_len_r = out;
-	return 0;
+	if (ret == 0)
+		ret = store_compact_flush(&io, error_r);
+	mem_free(io.buf);
+	mem_free(io.chunk);
+	if (ret == 0)
+		*new_len_r = io.out;
+	return ret;
 }
 
 int store_compact_write(struct store *store, uint32_t segment, store_keep_cb *keep, void *context,

@@ -63,7 +63,11 @@ void str_append(struct str *str, const char *s)
 
 void str_append_c(struct str *str, char c)
 {
-	str_append_n(str, &c, 1);
+	/* byte-wise writers (quoting, unfolding) call this for every byte */
+	if (str->len + 2 > str->size)
+		str_reserve(str, 1);
+	str->data[str->len++] = c;
+	str->data[str->len] = '\0';
 }
 
 void str_vprintfa(struct str *str, const char *fmt, va_list args)

@@ -244,7 +244,7 @@ static int mgmt_api_set_smtp(struct mgmt *mgmt, const struct json *args, struct 
 	const char *host = json_get_string(args, "host");
 	const char *sec = json_get_string(args, "security");
 	(void)json_get_int(args, "port", &port);
-	if (mgmt_smtp_security(sec, &security) < 0) {
+	if (smtp_security_parse(sec, &security) < 0) {
 		*error_r = tstr_printf("security: '%s' is not none, starttls or tls", sec);
 		return -1;
 	}

@@ -93,6 +93,8 @@ MGMT_FORWARD(mgmt_set_user_login_privileges, "SetUserLoginPrivileges")
 MGMT_FORWARD(mgmt_set_user_folder_privileges, "SetUserPrivilegesOnFolder")
 MGMT_FORWARD(mgmt_init_user_mfa, "InitializeMFA")
 MGMT_FORWARD(mgmt_disable_user_mfa, "DisableMFA")
+MGMT_FORWARD(mgmt_get_user_app_passwords, "GetUserAppPasswords")
+MGMT_FORWARD(mgmt_delete_user_app_password, "DeleteUserAppPassword")
 MGMT_FORWARD(mgmt_sync_users, "SyncUsers")
 MGMT_FORWARD(mgmt_get_stores, "GetStores")
 MGMT_FORWARD(mgmt_create_store, "CreateStore")
@@ -341,7 +343,73 @@ MGMT_FOLLOW(mgmt_verify_stores, "VerifyStores", "verify")
 MGMT_FOLLOW(mgmt_rebuild_indexes, "RebuildSelectedStoreIndexes", "rebuild")
 MGMT_FOLLOW(mgmt_process_retention, "ProcessRetentionPolicies", "retention run")
 MGMT_FOLLOW(mgmt_compact_store, "CompactStore", "compaction")
-MGMT_FORWARD(mgmt_get_jobs, "GetJobs")
+MGMT_FOLLOW(mgmt_export_messages, "ExportMessages", "export")
+MGMT_FOLLOW(mgmt_restore_messages, "RestoreMessages", "restore")
+MGMT_FOLLOW(mgmt_test_smtp, "TestSmtpSettings", "SMTP test")
+MGMT_FORWARD(mgmt_get_smtp, "GetSmtpSettings")
+MGMT_FORWARD(mgmt_set_smtp, "SetSmtpSettings")
+
+/* GetJobs: the instance's jobs, or without instanceID the Management
+ * Server's own work; `state` keeps those in that state. */
+struct mgmt_jobs_call {
+	struct mgmt_job *job;
+	char *state;
+};
+
+static struct json *mgmt_jobs_filter(const struct json *list, const char *state)
+{
+	struct json *out = json_new_array();
+	for (size_t i = 0; i < json_count(list); i++) {
+		const char *s = json_get_string(json_at(list, i), "state");
+		if (state == NULL || (s != NULL && strcmp(s, state) == 0))
+			json_append(out, json_clone(json_at(list, i)));
+	}
+	return out;
+}
+
+static void mgmt_jobs_answer(struct rpc_conn *conn, const struct json *result, const char *code,
+			     const char *text, void *ctx)
+{
+	struct mgmt_jobs_call *call = ctx;
+	if (code != NULL)
+		mgmt_job_done(call->job, NULL, text);
+	else
+		mgmt_job_done(call->job, mgmt_jobs_filter(result, call->state), NULL);
+	mem_free(call->state);
+	mem_free(call);
+}
+
+static void mgmt_get_jobs(struct mgmt *mgmt, const struct json *args, struct mgmt_job *job)
+{
+	static const char *const states[] = {"running", "succeeded", "failed", "cancelled",
+					     "interrupted"};
+	const char *state = json_get_string(args, "state"), *error;
+	bool known = state == NULL;
+	for (size_t i = 0; !known && i < sizeof(states) / sizeof(states[0]); i++)
+		known = strcmp(state, states[i]) == 0;
+	if (!known) {
+		mgmt_job_done(job, NULL,
+			      tstr_printf("state: '%s' is not running, succeeded, failed, "
+					  "cancelled or interrupted",
+					  state));
+		return;
+	}
+	if (json_get_string(args, "instanceID") == NULL) {
+		mgmt_job_done(job, mgmt_jobs_list(mgmt->jobs, state, job), NULL);
+		return;
+	}
+	struct json *inner = json_clone(args);
+	(void)json_remove(inner, "state");
+	struct mgmt_jobs_call *call = mem_new(struct mgmt_jobs_call);
+	call->job = job;
+	call->state = state != NULL ? mem_strdup(state) : NULL;
+	if (mgmt_data_send(mgmt, inner, "GetJobs", mgmt_jobs_answer, call, &error) < 0) {
+		mgmt_job_done(job, NULL, error);
+		mem_free(call->state);
+		mem_free(call);
+	}
+	json_unref(&inner);
+}
 MGMT_FORWARD(mgmt_get_job, "GetJob")
 MGMT_FORWARD(mgmt_cancel_job, "CancelJob")
 /* archiving sources: profiles and their runs (instance-profiles.h) */
@@ -415,6 +483,14 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	F("InitializeMFA", "Start TOTP enrolment for a user: secret, otpauth URI and QR code.",
 	  mgmt_init_user_mfa, USER_ARG),
 	F("DisableMFA", "Turn MFA off for a user.", mgmt_disable_user_mfa, USER_ARG),
+	F("GetUserAppPasswords",
+	  "A user's app passwords (for IMAP clients): name and created, never the password. "
+	  "Users create their own in Web Access (it needs their password).",
+	  mgmt_get_user_app_passwords, USER_ARG),
+	F("DeleteUserAppPassword",
+	  "Revoke one of a user's app passwords (a lost phone): logins with it fail from then on.",
+	  mgmt_delete_user_app_password, USER_ARG,
+	  {"name", MGMT_API_STRING, true, "the app password's name"}),
 	F("GetChildFolders",
 	  "The folders below a folder of the archive tree (user, then the folder path); without "
 	  "folder, the users' archives.",
@@ -462,7 +538,8 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	 mgmt_get_statistics,
 	 false},
 	{"GetInstanceProcessLiveStatistics",
-	 "The instance process: pid, uptime, calls, memory, password checks (logins).",
+	 "The instance process: pid, uptime, calls, memory, CPU time (cpuMilliseconds: user + "
+	 "system of all its threads), password checks (logins).",
 	 {ID_ARG},
 	 NULL,
 	 mgmt_get_live_statistics,
@@ -549,8 +626,9 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	 mgmt_compact_store,
 	 true},
 	{"ImportFiles",
-	 "Import EML files, folders of them, mbox files or Maildir trees from below "
-	 "<baseDirectory>/import/ on the Instance Host into a user's archive; long-running, with "
+	 "Import EML files, folders of them, mbox files, Maildir trees or Outlook PST files from "
+	 "below <baseDirectory>/import/ on the Instance Host into a user's archive; long-running, "
+	 "with "
 	 "progress. The user needs the archive privilege, and the write right on the folder when "
 	 "it is not in their own archive. The result counts messages archived, duplicates, "
 	 "skipped inputs and messages with parse defects, and names why: skippedByKind and "
@@ -565,10 +643,78 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	 NULL,
 	 mgmt_import_files,
 	 true},
+	{"ExportMessages",
+	 "Export a folder, a search result or listed messages below <baseDirectory>/export/ on "
+	 "the Instance Host, as a zip, an mbox (mboxrd) or a directory of EML files, each "
+	 "message's archived bytes unchanged; long-running, with progress (a job of the "
+	 "instance: GetJob, CancelJob). Durable (written under a temporary name, fsynced, "
+	 "renamed). The result names the path and counts messages, exported, failed and bytes. "
+	 "Audited.",
+	 {ID_ARG,
+	  {"format", MGMT_API_STRING, true, "zip, mbox or eml"},
+	  {"name", MGMT_API_STRING, true,
+	   "the file or directory below export/: letters, digits, '.', '_', '-' (no path); "
+	   "must not exist"},
+	  {"folder", MGMT_API_STRING, false, "USER/PATH: that folder's messages"},
+	  {"query", MGMT_API_STRING, false, "or a search (the query language, as Search)"},
+	  {"messageIDs", MGMT_API_LIST, false, "or these messages (IDs as Search gives them)"}},
+	 NULL,
+	 mgmt_export_messages,
+	 true},
+	{"RestoreMessages",
+	 "Restore a folder, a search result or listed messages to a mailbox: by IMAP APPEND to "
+	 "any IMAP server (TLS verified against the system's CAs or a pinned SHA-256 "
+	 "fingerprint; the folder is created if missing; internal dates kept) or by SMTP with "
+	 "the instance's SMTP settings (SetSmtpSettings). Long-running, with progress (a job of "
+	 "the instance). The result counts messages, restored and failed; report names each "
+	 "failed message with the reason. The password is never logged or returned. Audited.",
+	 {ID_ARG,
+	  {"method", MGMT_API_STRING, true, "imap or smtp"},
+	  {"target", MGMT_API_JSON, true,
+	   "imap: {host, port (default 993, or 143 with starttls), security (tls (default) or "
+	   "starttls), fingerprint (pins the server's certificate; without it the system's CAs "
+	   "decide), login, folder (default Restored)}; smtp: {to}"},
+	  {"password", MGMT_API_STRING, false, "imap: the login's password"},
+	  {"folder", MGMT_API_STRING, false, "USER/PATH: that folder's messages"},
+	  {"query", MGMT_API_STRING, false, "or a search (the query language, as Search)"},
+	  {"messageIDs", MGMT_API_LIST, false, "or these messages (IDs as Search gives them)"}},
+	 NULL,
+	 mgmt_restore_messages,
+	 true},
+	F("GetSmtpSettings",
+	  "The instance's SMTP settings (restores by SMTP), without the password: passwordSet "
+	  "says whether one is set; configured false before any.",
+	  mgmt_get_smtp),
+	F("SetSmtpSettings",
+	  "Set the instance's SMTP settings; the password is kept sealed under the instance key "
+	  "in its base directory, never returned.",
+	  mgmt_set_smtp, {"host", MGMT_API_STRING, true, "SMTP server"},
+	  {"port", MGMT_API_NUMBER, false, "default 587"},
+	  {"security", MGMT_API_STRING, false, "none, starttls (default) or tls"},
+	  {"userName", MGMT_API_STRING, false, "for SMTP AUTH (empty: none)"},
+	  {"password", MGMT_API_STRING, false, "for SMTP AUTH; omit to keep, empty to remove"},
+	  {"fromAddress", MGMT_API_STRING, true, "envelope sender"},
+	  {"verifyCertificate", MGMT_API_BOOL, false,
+	   "check the server's certificate (default true)"}),
+	{"TestSmtpSettings",
+	 "Send a test message with the instance's SMTP settings (a job of the instance); the "
+	 "result says sentTo, or the error the server gave.",
+	 {ID_ARG, {"to", MGMT_API_STRING, true, "recipient address"}},
+	 NULL,
+	 mgmt_test_smtp,
+	 true},
 	{"GetJobs",
 	 "The instance's long work (imports, verify, rebuild), newest first: the last 10 jobs, "
-	 "kept across restarts of the instance.",
-	 {ID_ARG},
+	 "kept across restarts of the instance. Without instanceID: the Management Server's own "
+	 "work (functions that ran as jobs, such as ImportFiles or MoveInstance: function, "
+	 "instanceID, user, state, error, startedAt, finishedAt), running or ended in the last "
+	 "10 minutes, newest first, and the jobs instances ran on their own schedule that failed "
+	 "(user scheduler).",
+	 {{"instanceID", MGMT_API_STRING, false,
+	   "the instance's ID or alias (none: the Management Server's jobs)"},
+	  {"state", MGMT_API_STRING, false,
+	   "only jobs in this state: running, succeeded, failed, cancelled (or interrupted, an "
+	   "instance's)"}},
 	 NULL,
 	 mgmt_get_jobs,
 	 false},
@@ -596,8 +742,8 @@ const struct mgmt_api_function mgmt_api_instance_data_functions[] = {
 	  "Create an archiving profile (docs/sources.md lists the fields: type imap or pop3, host, "
 	  "port, security tls or starttls, fingerprint or caCertificate, login, password, "
 	  "adminMode, "
-	  "mailboxes, user, folders, exclude, schedule, deleteAfterArchive). Answers the profile "
-	  "with its profileID.",
+	  "mailboxes, user, folders, exclude, schedule, deleteAfterArchive, distribute, "
+	  "unknownRecipients, catchAllUser). Answers the profile with its profileID.",
 	  mgmt_create_profile, {"profile", MGMT_API_JSON, true, "the profile's fields"}),
 	F("SetProfile",
 	  "Change fields of a profile: those given replace the old ones (null removes one); the "

@@ -45,7 +45,11 @@
 #include <time.h>
 
 #define MGMT_MOVE_CALL_SECS 120
-#define MGMT_MOVE_POLL_MS 200
+/* How often the target is asked how its pass goes: a pass that ended
+ * waits for the next ask, so often (the ask is small); progress is
+ * reported at most every MGMT_MOVE_PROGRESS_MS. */
+#define MGMT_MOVE_POLL_MS 50
+#define MGMT_MOVE_PROGRESS_MS 200
 /* Passes while the instance runs, after the first: each copies what
  * changed during the one before; the instance is frozen for the last pass
  * once one sent at most MGMT_MOVE_SMALL_PASS bytes, or after these. */
@@ -87,7 +91,7 @@ struct mgmt_move {
 	struct event *poll;
 	bool catch_up_next; /* the poll timer starts a pass, not a status */
 	bool frozen;        /* the source froze it for the last pass */
-	long long frozen_at_ms, busy_since_ms;
+	long long frozen_at_ms, busy_since_ms, progress_at_ms;
 };
 
 static struct mgmt_move *mgmt_moves;
@@ -409,6 +413,86 @@ static void mgmt_move_target_started(struct rpc_conn *conn, const struct json *r
 	mgmt_move_release_source(mv);
 }
 
+/* Registered on the target: start it there if it ran, then let the
+ * source go. */
+static void mgmt_move_start_on_target(struct mgmt_move *mv)
+{
+	if (mv->was_running) {
+		mgmt_move_progress(mv, 97, tstr_printf("starting it on %s", mv->target));
+		mgmt_move_call(mv, mv->target, "StartInstance", mgmt_move_args(mv),
+			       mgmt_move_target_started);
+	} else {
+		mgmt_move_release_source(mv);
+	}
+}
+
+/* The journal receiver's settings for an instance (its recipient addresses
+ * and domains, their mapping to users) are kept by the Instance Host that
+ * receives for it, so they go with the instance: read on the source, set
+ * on the target, cleared on the source. The move does not fail for them:
+ * what could not be carried is logged for SetJournalSettings. */
+static void mgmt_move_journal_cleared(struct rpc_conn *conn, const struct json *result,
+				      const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv, tstr_printf("its journal settings stay on %s too: %s", mv->source,
+					      text));
+	mgmt_move_start_on_target(mv);
+}
+
+static void mgmt_move_journal_set(struct rpc_conn *conn, const struct json *result,
+				  const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL) {
+		mgmt_move_log(mv,
+			      tstr_printf("its journal settings were not set on %s (%s): set them "
+					  "with SetJournalSettings",
+					  mv->target, text));
+		mgmt_move_start_on_target(mv);
+		return;
+	}
+	mgmt_move_log(mv, tstr_printf("journal settings set on %s", mv->target));
+	struct json *args = mgmt_move_args(mv);
+	json_set(args, "addresses", json_new_array());
+	json_set(args, "domains", json_new_array());
+	json_set(args, "recipients", json_new_object());
+	json_set(args, "unknownRecipients", json_new_null());
+	json_set(args, "catchAllUser", json_new_null());
+	mgmt_move_call(mv, mv->source, "SetJournalInstance", args, mgmt_move_journal_cleared);
+}
+
+static bool mgmt_move_journal_any(const struct json *settings)
+{
+	return json_count(json_get(settings, "addresses")) > 0 ||
+	       json_count(json_get(settings, "domains")) > 0 ||
+	       json_count(json_get(settings, "recipients")) > 0;
+}
+
+static void mgmt_move_journal_got(struct rpc_conn *conn, const struct json *result,
+				  const char *code, const char *text, void *ctx)
+{
+	struct mgmt_move *mv = ctx;
+	if (!mgmt_move_answered(mv))
+		return;
+	if (code != NULL)
+		mgmt_move_log(mv, tstr_printf("its journal settings on %s could not be read: %s",
+					      mv->source, text));
+	if (code != NULL || json_kind(result) != JSON_KIND_OBJECT ||
+	    !mgmt_move_journal_any(result)) {
+		mgmt_move_start_on_target(mv);
+		return;
+	}
+	struct json *args = json_clone(result);
+	json_set_string(args, "instanceID", mv->id);
+	mgmt_move_call(mv, mv->target, "SetJournalInstance", args, mgmt_move_journal_set);
+}
+
 static void mgmt_move_committed(struct rpc_conn *conn, const struct json *result, const char *code,
 				const char *text, void *ctx)
 {
@@ -425,13 +509,8 @@ static void mgmt_move_committed(struct rpc_conn *conn, const struct json *result
 	mgmt_links_push_instances(mv->mgmt->links);
 	mgmt_links_note_instance_state(mv->mgmt->links, mv->target, mv->id, "stopped");
 	mgmt_move_log(mv, tstr_printf("registered on %s", mv->target));
-	if (mv->was_running) {
-		mgmt_move_progress(mv, 97, tstr_printf("starting it on %s", mv->target));
-		mgmt_move_call(mv, mv->target, "StartInstance", mgmt_move_args(mv),
-			       mgmt_move_target_started);
-	} else {
-		mgmt_move_release_source(mv);
-	}
+	mgmt_move_call(mv, mv->source, "GetJournalInstance", mgmt_move_args(mv),
+		       mgmt_move_journal_got);
 }
 
 static void mgmt_move_poll_now(evutil_socket_t fd, short events, void *ctx);
@@ -517,7 +596,9 @@ static void mgmt_move_status(struct rpc_conn *conn, const struct json *result, c
 	} else if (state != NULL && strcmp(state, "copied") == 0) {
 		mgmt_move_pass_done(mv, result, pass);
 	} else {
-		if (pass == 1) {
+		long long now = mgmt_move_now_ms();
+		if (pass == 1 && now - mv->progress_at_ms >= MGMT_MOVE_PROGRESS_MS) {
+			mv->progress_at_ms = now;
 			int percent = total > 0 ? 5 + (int)(done * 85 / total) : 5;
 			mgmt_move_progress(mv, percent,
 					   tstr_printf("copying: %lld of %lld bytes", done, total));

@@ -2,6 +2,7 @@
 #include "mgmt-auth.h"
 #include "mgmt-auth-log.h"
 #include "mgmt-console.h"
+#include "mgmt-branding.h"
 #include "audit.h"
 #include "mgmt-jobs.h"
 #include "http.h"
@@ -23,7 +24,7 @@
 static const struct mgmt_api_function *const mgmt_api_tables[] = {
 	mgmt_api_server_functions,  mgmt_api_instance_functions,      mgmt_api_move_functions,
 	mgmt_api_admin_functions,   mgmt_api_instance_data_functions, mgmt_api_recover_functions,
-	mgmt_api_console_functions,
+	mgmt_api_console_functions, mgmt_api_branding_functions,      mgmt_api_journal_functions,
 };
 
 static const struct mgmt_api_function *mgmt_api_find(const char *name)
@@ -358,6 +359,7 @@ static void mgmt_api_invoke(struct mgmt *mgmt, struct http_request *req, const c
 		mgmt_api_audit(mgmt, user, http_request_peer(req), name, args);
 		struct mgmt_job *job =
 			mgmt_job_create(mgmt->jobs, req, name, user, f->long_running);
+		mgmt_job_set_instance(job, json_get_string(args, "instanceID"));
 		mgmt_api_enter(mgmt, req, user, how);
 		f->start(mgmt, args, job);
 		mgmt_api_enter(mgmt, NULL, NULL, MGMT_API_AUTH_NONE);
@@ -502,7 +504,7 @@ void mgmt_api_handle(struct http_request *req, void *ctx)
 	http_request_add_header(req, "Strict-Transport-Security", "max-age=31536000");
 	http_request_add_header(req, "X-Content-Type-Options", "nosniff");
 	if (strncmp(path, "/api/", 5) != 0) {
-		if (!mgmt_console_serve(mgmt, req))
+		if (!mgmt_branding_serve(mgmt, req) && !mgmt_console_serve(mgmt, req))
 			mgmt_api_fail(req, 404, tstr_printf("no such page: %s", path));
 		return;
 	}

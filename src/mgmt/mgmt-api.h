@@ -62,6 +62,8 @@ extern const struct mgmt_api_function mgmt_api_move_functions[];
  * their jobs and links; called before the links are destroyed. */
 void mgmt_api_move_abandon_all(void);
 extern const struct mgmt_api_function mgmt_api_recover_functions[];
-extern const struct mgmt_api_function mgmt_api_console_functions[]; /* mgmt-console.c */
+extern const struct mgmt_api_function mgmt_api_console_functions[];  /* mgmt-console.c */
+extern const struct mgmt_api_function mgmt_api_branding_functions[]; /* mgmt-branding.c */
+extern const struct mgmt_api_function mgmt_api_journal_functions[];  /* mgmt-api-journal.c */
 
 #endif

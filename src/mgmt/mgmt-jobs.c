@@ -27,6 +27,8 @@ struct mgmt_job {
 	char *token;
 	char *function;
 	char *user;
+	char *instance; /* the instanceID it works on, or NULL */
+	time_t started;
 	enum mgmt_job_status status;
 	long long version;
 	int percent; /* -1: unknown */
@@ -43,6 +45,7 @@ struct mgmt_job {
 	mgmt_job_free_fn *on_free;
 	void *on_free_ctx;
 	time_t finished;
+	bool token_given; /* the caller may ask for it later (or it ran without a request) */
 };
 
 struct mgmt_jobs {
@@ -176,6 +179,7 @@ static void mgmt_job_answer_now(evutil_socket_t fd, short events, void *ctx)
 	if (job->req != NULL) {
 		mgmt_jobs_reply(job->req, 200, mgmt_job_envelope(job));
 		job->req = NULL;
+		job->token_given = true;
 	}
 }
 
@@ -187,6 +191,7 @@ struct mgmt_job *mgmt_job_create(struct mgmt_jobs *jobs, struct http_request *re
 	job->token = crypto_random_hex(16);
 	job->function = mem_strdup(function);
 	job->user = mem_strdup(user);
+	job->started = time(NULL);
 	job->version = 1;
 	job->percent = -1;
 	job->log = str_create(0);
@@ -196,6 +201,8 @@ struct mgmt_job *mgmt_job_create(struct mgmt_jobs *jobs, struct http_request *re
 			     long_running ? 0 : (MGMT_JOBS_ANSWER_MS % 1000) * 1000};
 	if (req != NULL)
 		event_add(job->answer_timer, &tv);
+	else
+		job->token_given = true;
 	job->next = jobs->head;
 	jobs->head = job;
 	return job;
@@ -261,6 +268,45 @@ void mgmt_job_on_free(struct mgmt_job *job, mgmt_job_free_fn *fn, void *ctx)
 {
 	job->on_free = fn;
 	job->on_free_ctx = ctx;
+}
+
+void mgmt_job_set_instance(struct mgmt_job *job, const char *instance_id)
+{
+	mem_free(job->instance);
+	job->instance = instance_id != NULL ? mem_strdup(instance_id) : NULL;
+}
+
+void mgmt_jobs_record_failed(struct mgmt_jobs *jobs, const char *function, const char *user,
+			     const char *instance_id, const char *error)
+{
+	struct mgmt_job *job = mgmt_job_create(jobs, NULL, function, user, false);
+	mgmt_job_set_instance(job, instance_id);
+	mgmt_job_done(job, NULL, error != NULL ? error : "failed");
+}
+
+struct json *mgmt_jobs_list(struct mgmt_jobs *jobs, const char *state,
+			    const struct mgmt_job *except)
+{
+	struct json *list = json_new_array();
+	/* the newest is at the head */
+	for (const struct mgmt_job *job = jobs->head; job != NULL; job = job->next) {
+		if (job == except ||
+		    (state != NULL && strcmp(state, mgmt_job_status_names[job->status]) != 0))
+			continue;
+		struct json *j = json_new_object();
+		json_set_string(j, "function", job->function);
+		json_set_string(j, "instanceID", job->instance);
+		json_set_string(j, "user", job->user);
+		json_set_string(j, "state", mgmt_job_status_names[job->status]);
+		json_set(j, "percentProgress",
+			 job->percent < 0 ? json_new_null() : json_new_int(job->percent));
+		json_set_string(j, "statusText", job->status_text);
+		json_set_string(j, "error", job->error);
+		json_set_int(j, "startedAt", (long long)job->started);
+		json_set_int(j, "finishedAt", (long long)job->finished);
+		json_append(list, j);
+	}
+	return list;
 }
 
 const char *mgmt_job_user(const struct mgmt_job *job)
@@ -365,6 +411,7 @@ static void mgmt_job_free(struct mgmt_job *job)
 	mem_free(job->token);
 	mem_free(job->function);
 	mem_free(job->user);
+	mem_free(job->instance);
 	mem_free(job->status_text);
 	mem_free(job->error);
 	mem_free(job);
@@ -376,8 +423,13 @@ static void mgmt_jobs_reap(evutil_socket_t fd, short events, void *ctx)
 	time_t now = time(NULL);
 	for (struct mgmt_job **p = &jobs->head; *p != NULL;) {
 		struct mgmt_job *job = *p;
-		if (job->status != MGMT_JOB_RUNNING && job->req == NULL && job->pollers == NULL &&
-		    now - job->finished > MGMT_JOBS_KEEP_SECS) {
+		/* Kept for their token's sake, and failures for GetJobs; work that
+		 * succeeded within its request (every poll of a page) need not
+		 * wait the whole time. */
+		bool done =
+			job->status != MGMT_JOB_RUNNING && job->req == NULL && job->pollers == NULL;
+		if (done && (now - job->finished > MGMT_JOBS_KEEP_SECS ||
+			     (job->status == MGMT_JOB_SUCCEEDED && !job->token_given))) {
 			*p = job->next;
 			mgmt_job_free(job);
 		} else {

@@ -50,6 +50,19 @@ void mgmt_job_on_cancel(struct mgmt_job *job, mgmt_job_cancel_fn *fn, void *ctx)
  * runs), so that work following it lets go; fn NULL unregisters. */
 void mgmt_job_on_free(struct mgmt_job *job, mgmt_job_free_fn *fn, void *ctx);
 const char *mgmt_job_user(const struct mgmt_job *job);
+/* The instance the job works on (shown by GetJobs); copied. */
+void mgmt_job_set_instance(struct mgmt_job *job, const char *instance_id);
+/* Record work that nobody here started but that failed elsewhere (a job an
+ * instance ran on its own schedule), so that GetJobs state=failed shows it
+ * for MGMT_JOBS_KEEP_SECS like the Management Server's own. */
+void mgmt_jobs_record_failed(struct mgmt_jobs *jobs, const char *function, const char *user,
+			     const char *instance_id, const char *error);
+/* The jobs kept (running, and those that ended in the last
+ * MGMT_JOBS_KEEP_SECS), newest first, those in `state` (NULL: all), but
+ * not `except`: [{function, instanceID, user, state, percentProgress,
+ * statusText, error, startedAt, finishedAt}] (new reference). */
+struct json *mgmt_jobs_list(struct mgmt_jobs *jobs, const char *state,
+			    const struct mgmt_job *except);
 
 /* /api/get-status and /api/cancel-async (arguments already parsed). */
 void mgmt_jobs_get_status(struct mgmt_jobs *jobs, struct http_request *req, const char *token,

@@ -1,4 +1,6 @@
 #include "mgmt-links.h"
+#include "mgmt-branding.h"
+#include "mgmt-jobs.h"
 #include "config.h"
 #include "json.h"
 #include "mem.h"
@@ -132,12 +134,28 @@ static void mgmt_link_push(struct mgmt_link *link)
 	struct rpc_conn *conn = rpc_client_conn(link->control);
 	if (conn == NULL)
 		return;
-	if (link->kind == MGMTDB_CLIENT_ACCESS_SERVER)
+	if (link->kind == MGMTDB_CLIENT_ACCESS_SERVER) {
 		rpc_conn_call(conn, "SetTopology", mgmt_links_topology(link->links), 30,
 			      mgmt_link_answer_logged, NULL);
-	else
+		rpc_conn_call(conn, "SetBranding", mgmt_branding_push_args(link->links->mgmt), 30,
+			      mgmt_link_answer_logged, NULL);
+	} else
 		rpc_conn_call(conn, "SetPeers", mgmt_links_peers(link->links), 30,
 			      mgmt_link_answer_logged, NULL);
+}
+
+int mgmt_links_push_branding(struct mgmt_links *links)
+{
+	int count = 0;
+	for (struct mgmt_link *l = links->head; l != NULL; l = l->next) {
+		struct rpc_conn *conn = rpc_client_conn(l->control);
+		if (l->kind != MGMTDB_CLIENT_ACCESS_SERVER || conn == NULL)
+			continue;
+		rpc_conn_call(conn, "SetBranding", mgmt_branding_push_args(links->mgmt), 30,
+			      mgmt_link_answer_logged, NULL);
+		count++;
+	}
+	return count;
 }
 
 static void mgmt_link_info_answer(struct rpc_conn *conn, const struct json *result,
@@ -455,6 +473,34 @@ void mgmt_links_inbound_closed(struct mgmt_links *links, struct rpc_conn *conn, 
 	}
 }
 
+/* A job an instance started on its own schedule failed: shown among the
+ * failed jobs (GetJobs, the dashboard). Only for an instance registered on
+ * the Instance Host that reports it. */
+static void mgmt_links_scheduled_job_failed(struct mgmt_links *links, struct mgmt_link *link,
+					    const struct json *data)
+{
+	struct mgmtdb_instance inst;
+	const char *id = json_get_string(data, "instanceID");
+	const char *kind = json_get_string(data, "kind");
+	const char *error = json_get_string(data, "error");
+	if (link->kind != MGMTDB_INSTANCE_HOST || id == NULL ||
+	    mgmtdb_instance_find(links->mgmt->db, id, &inst) <= 0 ||
+	    strcasecmp(inst.instance_host, link->server_name) != 0)
+		return;
+	const struct json *args = json_get(data, "arguments");
+	const char *profile = json_get_string(args, "profileID");
+	const char *what =
+		kind != NULL && strcmp(kind, "profile") == 0
+			? tstr_printf("scheduled run of profile %s", profile ? profile : "?")
+			: tstr_printf("scheduled %s", kind != NULL ? kind : "job");
+	const char *job_id = json_get_string(data, "jobID");
+	const char *text = tstr_printf("job %s: %s", job_id != NULL ? job_id : "?",
+				       error != NULL ? error : "ended unfinished");
+	/* not a link message too: the dashboard lists failed jobs already */
+	log_warning(mgmt_link_context(link), "instance %s: %s failed (%s)", inst.id, what, text);
+	mgmt_jobs_record_failed(links->mgmt->jobs, what, "scheduler", inst.id, text);
+}
+
 void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, const char *name,
 			      const struct json *data)
 {
@@ -473,6 +519,8 @@ void mgmt_links_inbound_event(struct mgmt_links *links, struct rpc_conn *conn, c
 				   text == NULL ? "" : text);
 	} else if (strcmp(name, "infoChanged") == 0 && link != NULL) {
 		mgmt_link_request_info(link);
+	} else if (strcmp(name, "scheduledJobFailed") == 0 && link != NULL) {
+		mgmt_links_scheduled_job_failed(links, link, data);
 	} else if (strcmp(name, "instanceStateChanged") == 0 && link != NULL) {
 		const char *id = json_get_string(data, "instanceID");
 		const char *state = json_get_string(data, "state");

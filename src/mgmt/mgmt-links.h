@@ -28,6 +28,10 @@ void mgmt_links_sync(struct mgmt_links *links);
  * instance was created, deleted, re-aliased or moved). */
 void mgmt_links_push_instances(struct mgmt_links *links);
 
+/* Send the branding (mgmt-branding.h) to every Client Access Server whose
+ * control link is up (the others get it when it comes up); how many. */
+int mgmt_links_push_branding(struct mgmt_links *links);
+
 /* Peer check for the TCP listener: is this a registered role's fingerprint? */
 bool mgmt_links_fingerprint_registered(struct mgmt_links *links, const char *fingerprint);
 

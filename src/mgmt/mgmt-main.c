@@ -11,6 +11,7 @@
 #include "mgmt-auth.h"
 #include "mgmt-auth-log.h"
 #include "mgmt-console.h"
+#include "mgmt-branding.h"
 #include "audit.h"
 #include "auth-secret.h"
 #include "mgmt-links.h"
@@ -200,6 +201,7 @@ static int mgmt_start(struct mgmt *mgmt, const char **error_r)
 		return -1;
 	mgmt->auth = mgmt_auth_create();
 	mgmt->console = mgmt_console_create();
+	mgmt_branding_load(mgmt);
 	mgmt->auth_log = mgmt_auth_log_create(role_daemon_base(mgmt->rd));
 	return 0;
 }
@@ -213,6 +215,7 @@ static void mgmt_free(struct mgmt *mgmt)
 	mgmt_jobs_destroy(&mgmt->jobs);
 	mgmt_auth_destroy(&mgmt->auth);
 	mgmt_console_destroy(&mgmt->console);
+	mgmt_branding_free(mgmt);
 	mgmt_auth_log_destroy(&mgmt->auth_log);
 	audit_close(&mgmt->audit);
 	http_server_destroy(&mgmt->http);

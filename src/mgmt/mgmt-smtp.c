@@ -92,19 +92,6 @@ static void mgmt_smtp_fail(struct mgmt_smtp_job *j, const char *error)
 	(void)n;
 }
 
-int mgmt_smtp_security(const char *text, enum smtp_security *security_r)
-{
-	if (text == NULL || strcmp(text, "starttls") == 0)
-		*security_r = SMTP_SECURITY_STARTTLS;
-	else if (strcmp(text, "tls") == 0)
-		*security_r = SMTP_SECURITY_TLS;
-	else if (strcmp(text, "none") == 0)
-		*security_r = SMTP_SECURITY_NONE;
-	else
-		return -1;
-	return 0;
-}
-
 void mgmt_smtp_send(struct mgmt *mgmt, const char *to, const void *message, size_t size,
 		    mgmt_smtp_done_fn *done, void *ctx)
 {
@@ -148,7 +135,7 @@ void mgmt_smtp_send(struct mgmt *mgmt, const char *to, const void *message, size
 	j->message = mem_alloc(size + 1);
 	memcpy(j->message, message, size);
 	j->size = size;
-	(void)mgmt_smtp_security(json_get_string(smtp, "security"), &j->set.security);
+	(void)smtp_security_parse(json_get_string(smtp, "security"), &j->set.security);
 	j->set.host = j->host;
 	j->set.port = (unsigned int)port;
 	j->set.user = j->user[0] != '\0' ? j->user : NULL;

@@ -18,8 +18,6 @@ typedef void mgmt_smtp_done_fn(const char *error, void *ctx);
 
 void mgmt_smtp_send(struct mgmt *mgmt, const char *to, const void *message, size_t size,
 		    mgmt_smtp_done_fn *done, void *ctx);
-/* "none", "starttls" (also for NULL) or "tls": 0, else -1. */
-int mgmt_smtp_security(const char *text, enum smtp_security *security_r);
 /* The configured sender address (borrowed), or NULL before any settings. */
 const char *mgmt_smtp_from(struct mgmt *mgmt);
 

@@ -40,6 +40,7 @@ struct mgmt {
 	struct http_server *http;
 	time_t started;
 	struct mgmt_console *console; /* the Management Console's page and sessions */
+	struct json *branding;        /* mgmt-branding.h */
 	/* Set only while an API function's run or start is called (the
 	 * Console's session functions set and read its cookie): */
 	struct http_request *api_request;

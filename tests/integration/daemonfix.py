@@ -3,6 +3,7 @@ loopback, each "server" a config directory of its own bound to its own
 127.0.0.x address. Tests import them from here (`from daemonfix import ...`),
 a name of its own, so that one pytest call can collect every suite;
 conftest.py hands the fixtures to pytest."""
+import errno
 import fcntl
 import json
 import os
@@ -56,22 +57,37 @@ def free_port(host="127.0.0.1"):
         with socket.socket() as s:
             try:
                 s.bind((host, p))
-            except OSError:
+            except OSError as e:
+                if e.errno == errno.EADDRNOTAVAIL:
+                    return p  # an address in a network namespace of its own (netnsfix)
                 continue  # in use outside the tests: keep the lock, skip it
             return p
     raise RuntimeError("no free port left in %d-%d" % (_PORT_FIRST, _PORT_LAST))
 
 
 class Server:
-    """One server: a config directory and an address."""
+    """One server: a config directory and an address (netnsfix.NsServer adds
+    a network namespace and a host name of its own)."""
 
     def __init__(self, base, name, addr):
         self.name = name
         self.addr = addr
         self.dir = os.path.join(base, name)
 
+    @property
+    def server_name(self):
+        """The name its roles register under: on loopback, its address."""
+        return self.addr
+
+    def server_name_args(self):
+        return ["--server-name", self.server_name]
+
+    def wrap(self):
+        """What runs a command on this server: here, nothing."""
+        return []
+
     def run(self, *args, check=True, input=None, timeout=60):
-        cmd = [COFFER] + [str(a) for a in args]
+        cmd = self.wrap() + [COFFER] + [str(a) for a in args]
         p = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError("%s failed (%d):\nstdout: %s\nstderr: %s"
@@ -142,8 +158,7 @@ def role_states(status, kind):
     return {s["serverName"]: s["state"] for s in status[kind]}
 
 
-@pytest.fixture
-def workdir():
+def _workdir():
     base = tempfile.mkdtemp(prefix="coffer-it-", dir="/tmp")
     # Daemons drop privileges to the run-as user: it must reach the config dirs.
     os.chmod(base, 0o755)
@@ -163,33 +178,63 @@ def workdir():
     assert not problems, "sanitizer reports:\n" + "\n".join(problems)
 
 
-@pytest.fixture
-def make_server(workdir):
+def _maker(workdir):
     base, servers = workdir
 
-    def make(name, addr="127.0.0.1"):
-        s = Server(base, name, addr)
+    def make(name, addr="127.0.0.1", cls=Server, **kw):
+        s = cls(base, name, addr, **kw)
         servers.append(s)
         return s
     return make
 
 
+def start_single(make, server=None):
+    """A running single server mode setup with high ports: on 127.0.0.1, or
+    on `server` (a netnsfix server: its address, its host name)."""
+    s = server or make("single")
+    a = s.addr
+    name = ["--server-name", "single.test"] if server is None else s.server_name_args()
+    s.config("init", "--mode", "single", *name, "--admin-password", "pw-single")
+    ports = {k: free_port(a) for k in ("mtcp", "mhttp", "itcp", "ctcp", "chttp", "cimap", "cimaps")}
+    s.config("role", "configure", "management-server", "--tcp-listeners", "%s:%d" % (a, ports["mtcp"]),
+             "--http-listeners", "%s:%d" % (a, ports["mhttp"]))
+    s.config("role", "configure", "instance-host", "--tcp-listeners", "%s:%d" % (a, ports["itcp"]))
+    s.config("role", "configure", "client-access-server", "--tcp-listeners", "%s:%d" % (a, ports["ctcp"]),
+             "--http-listeners", "%s:%d" % (a, ports["chttp"]), "--imap-listeners", "%s:%d" % (a, ports["cimap"]),
+             "--imaps-listeners", "%s:%d" % (a, ports["cimaps"]))
+    s.config("start")
+    s.ports = ports
+    s.api = Api(s, a, ports["mhttp"], "pw-single")
+    return s
+
+
+@pytest.fixture
+def workdir():
+    yield from _workdir()
+
+
+@pytest.fixture
+def make_server(workdir):
+    return _maker(workdir)
+
+
 @pytest.fixture
 def single(make_server):
     """A running single server mode setup on 127.0.0.1 with high ports."""
-    s = make_server("single")
-    s.config("init", "--mode", "single", "--server-name", "single.test", "--admin-password", "pw-single")
-    ports = {k: free_port() for k in ("mtcp", "mhttp", "itcp", "ctcp", "chttp", "cimap", "cimaps")}
-    s.config("role", "configure", "management-server", "--tcp-listeners", "127.0.0.1:%d" % ports["mtcp"],
-             "--http-listeners", "127.0.0.1:%d" % ports["mhttp"])
-    s.config("role", "configure", "instance-host", "--tcp-listeners", "127.0.0.1:%d" % ports["itcp"])
-    s.config("role", "configure", "client-access-server", "--tcp-listeners", "127.0.0.1:%d" % ports["ctcp"],
-             "--http-listeners", "127.0.0.1:%d" % ports["chttp"], "--imap-listeners", "127.0.0.1:%d" % ports["cimap"],
-             "--imaps-listeners", "127.0.0.1:%d" % ports["cimaps"])
-    s.config("start")
-    s.ports = ports
-    s.api = Api(s, "127.0.0.1", ports["mhttp"], "pw-single")
-    return s
+    return start_single(make_server)
+
+
+@pytest.fixture(scope="module")
+def module_single():
+    """The same as single, shared by the tests of a module (a system's
+    start-up costs seconds, more under the sanitizers): for tests that
+    leave nothing behind that another one would trip on."""
+    dirs = _workdir()
+    try:
+        yield start_single(_maker(next(dirs)))
+    finally:
+        for _ in dirs:  # stops the daemons, checks their logs
+            pass
 
 
 def all_connected(api, hosts=1, cas=1):

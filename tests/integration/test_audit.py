@@ -26,7 +26,7 @@ import pytest
 
 from daemonfix import Api, Server, all_connected, free_port, wait_for
 from mailgen import write_mbox
-from test_instances import data_dir, instance_pid, state
+from test_instances import data_dir, instance_pid, restarted, state
 from webfix import Web
 
 PASSWORD = "audit-pass-1"
@@ -260,8 +260,7 @@ def test_killed_instance_keeps_its_entries_and_the_chain(system):
     assert web.get("/acme/api/messages/%d" % ids[0]).status == 200
     pid = instance_pid(s, "acme")
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: state(s, "acme") == "running" and instance_pid(s, "acme") != pid,
-             timeout=60, what="acme restarted")
+    wait_for(restarted(s, "acme", pid), timeout=60, what="acme restarted")
     assert len(audit(s, user=user, action="ClientMessageView")["entries"]) == 1
     web2 = Web("127.0.0.1", s.ports["chttp"], source=source())
     wait_for(lambda: web2.login("acme", user, PASSWORD).status == 200, timeout=30,

@@ -196,6 +196,41 @@ def test_mfa_code_is_asked_for_without_counting_a_failure(system):
     assert r.status == 200 and cookie, r.data
 
 
+def test_a_web_access_session_is_no_console_session(system):
+    """The two web apps' sessions do not open each other: a Web Access
+    session (its cookie and CSRF token) is refused by the Management
+    Server, and a Console session by the Client Access Server, even for a
+    user and an administrator of the same name and password."""
+    from webfix import Web
+    s = system
+    s.api.call("CreateInstance", "instanceID=walk", "instanceHost=127.0.0.1",
+               "baseDirectory=" + data_dir(s, "walk"))
+    try:
+        wait_for(lambda: state(s, "walk") == "running", what="walk running")
+        s.api.call("CreateUser", "instanceID=walk", "userName=admin", "password=pw-single")
+        web = Web("127.0.0.1", s.ports["chttp"])
+        assert web.login("walk", "admin", "pw-single").status == 200
+        assert web.get("/walk/api/session").status == 200
+        wa_cookie = "; ".join("%s=%s" % kv for kv in web.cookies.items())
+        for fn in ("GetConsoleSession", "GetInstances"):
+            r = s.https.request("POST", "/api/invoke/" + fn,
+                                {"Cookie": wa_cookie, "X-CSRF-Token": web.csrf})
+            assert r.status == 401, (fn, r.status, r.data)
+        r, cookie = s.https.login("admin", "pw-single")
+        assert r.status == 200 and cookie, r.data
+        console_cookie = cookie.split(";")[0]
+        csrf = r.json["result"]["csrfToken"]
+        assert s.https.request("POST", "/api/invoke/GetConsoleSession",
+                               {"Cookie": console_cookie, "X-CSRF-Token": csrf}).status == 200
+        stranger = Web("127.0.0.1", s.ports["chttp"], source="127.0.0.21")
+        for path in ("/walk/api/session", "/walk/api/folders"):
+            r = stranger.get(path, headers={"Cookie": console_cookie, "X-CSRF-Token": csrf})
+            assert r.status == 401, (path, r.status, r.raw[:200])
+    finally:
+        s.api.call("StopInstances", "instanceFilter=walk")
+        s.api.call("DeleteInstances", "instanceFilter=walk", "deleteData=true")
+
+
 def _totp(secret, step):
     import hashlib
     import hmac
@@ -242,6 +277,7 @@ def browser_run(system):
         "mfaSecret": secret,
         "casName": "127.0.0.1:%d" % s.ports["ctcp"],
         "casServerName": "127.0.0.1",
+        "webBase": "https://127.0.0.1:%d" % s.ports["chttp"],
         "casFingerprint": s.fingerprint("client-access-server"),
         "spareCasPort": s.ports["spare"],
         "shortIdle": SHORT_IDLE,

@@ -230,3 +230,38 @@ def test_folders_and_messages(inst):
     for bad in ("alice", "nobody/Inbox", "alice/Nope", "/Inbox"):
         p = api.call_raw("GetMessages", "instanceID=acme", "folder=" + bad)
         assert p.returncode == 1, bad
+
+
+PST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "corpus", "pst", "support.pst")
+
+
+@pytest.mark.skipif(not os.path.exists(PST), reason="PST corpus absent: ../shared/corpus/pst")
+def test_import_pst(inst):
+    """ImportFiles takes an Outlook PST: each message into its folder below
+    the import's folder, for the import's user, once (docs/sources.md "PST");
+    a truncated one is one clear skip, nothing of it archived."""
+    api = inst.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice")
+    d = os.path.join(inst.base, "import")
+    os.makedirs(d, exist_ok=True)
+    with open(PST, "rb") as f:
+        data = f.read()
+    with open(os.path.join(d, "support.pst"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(d, "cut.pst"), "wb") as f:
+        f.write(data[:len(data) // 2])
+    r = api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/support.pst",
+                 "folder=PST")
+    assert r["archived"] == 17 and r["skipped"] == 0, r
+    stats = {f["folder"]: f["messages"] for f in api.call("GetFolderStatistics", "instanceID=acme")}
+    assert stats == {"alice/PST/Drafts": 6, "alice/PST/Sent Messages": 11}, stats
+    page = api.call("GetMessages", "instanceID=acme", "folder=alice/PST/Sent Messages", "limit=20")
+    assert "IMPORTANT: Support portal downtime for maintenance" in \
+        [m["subject"] for m in page["messages"]]
+    again = api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/support.pst",
+                     "folder=PST")
+    assert again["archived"] == 0 and again["duplicates"] == 17, again
+    p = api.call_raw("ImportFiles", "instanceID=acme", "userName=alice", "path=import/cut.pst")
+    r = json.loads(p.stdout)["result"]
+    assert r["archived"] == 0 and r["skippedByKind"] == {"unreadable": 1}, r
+    assert api.call("GetInstanceStatistics", "instanceID=acme")["messages"] == 17

@@ -51,6 +51,19 @@ def instance_pid(single, iid):
     return single.api.call("GetInstanceProcessLiveStatistics", "instanceID=" + iid)["pid"]
 
 
+def restarted(single, iid, old_pid):
+    """A wait_for predicate: iid runs again, in another process than old_pid.
+    Just after the old process died the Management Server may still report
+    it running, and then answer for its statistics that it is starting: not
+    yet, like any other state."""
+    def check():
+        if state(single, iid) != "running":
+            return False
+        p = single.api.call_raw("GetInstanceProcessLiveStatistics", "instanceID=" + iid)
+        return p.returncode == 0 and json.loads(p.stdout)["result"]["pid"] != old_pid
+    return check
+
+
 def test_create_list_configure(acme):
     api = acme.api
     inst = api.call("GetInstanceConfiguration", "instanceID=acme-corp")  # by alias
@@ -129,8 +142,7 @@ def test_killed_instance_restarts_then_fails_in_a_crash_loop(acme):
     api = acme.api
     pid = instance_pid(acme, "acme")
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: state(acme, "acme") == "running" and instance_pid(acme, "acme") != pid,
-             timeout=20, what="restarted after SIGKILL")
+    wait_for(restarted(acme, "acme", pid), timeout=20, what="restarted after SIGKILL")
     # Keep killing it: the fifth crash within a minute ends in "failed".
     for _ in range(6):
         try:

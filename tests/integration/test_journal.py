@@ -30,7 +30,7 @@ import time
 import pytest
 
 from daemonfix import ROOT, all_connected, free_port, wait_for
-from test_instances import data_dir, state
+from test_instances import data_dir, restarted, state
 
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "linux-mips.mboxrd.zst")
 DOMAIN = "acme.example"
@@ -451,11 +451,52 @@ def test_instance_killed_between_commit_and_250(slow_answer, journal, postfix_fa
     # killed right after the 250: the message is there
     pid = s.api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: state(s, "acme") == "running", timeout=60, what="acme restarted")
-    wait_for(lambda: s.api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["pid"] != pid,
-             timeout=60, what="a new instance process")
+    wait_for(restarted(s, "acme", pid), timeout=60, what="acme restarted in a new process")
     assert folder_counts(s) == {"u5/Journal": 1, "u6/Journal": 1}
     assert os.listdir(os.path.join(s.base, "journal-spool")) == [], "no spool file left behind"
+
+
+@pytest.fixture
+def slow_commit(monkeypatch):
+    # before the daemons start: each journal batch's commit holds the
+    # archive's writer this much longer, on the committer's thread
+    monkeypatch.setenv("COFFER_TEST_JOURNAL_COMMIT_DELAY_MS", "6000")
+
+
+def test_loop_answers_while_a_batch_commits(slow_commit, journal):
+    """The group commit runs off the instance's event loop: while a
+    delivery's batch commits (held 6 s longer by the test hook), the
+    instance answers calls at once (each within 3 s, where a commit on the
+    loop would hold them all 6 s), reads the archive, and a write waits for
+    that one commit instead of being refused; the delivery is answered 250
+    only after it."""
+    s = journal
+    spool = os.path.join(s.base, "journal-spool")
+    t0 = time.time()
+    held = subprocess.Popen(["swaks", "--server", "127.0.0.1", "--port", str(s.lmtp), "--protocol", "LMTP",
+                             "--from", "a@outside.example", "--to", "u1@" + DOMAIN, "--timeout", "90",
+                             "--data", "Subject: held\r\n\r\nheld"], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: os.path.isdir(spool) and os.listdir(spool), timeout=60, interval=0.05,
+                 what="the copy spooled")
+        seen = time.time()
+        calls = 0
+        while time.time() - seen < 3 and held.poll() is None:
+            t = time.time()
+            s.api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")
+            assert time.time() - t < 3, "a call waited for the journal's commit"
+            calls += 1
+        t = time.time()
+        s.api.call("GetFolderStatistics", "instanceID=acme")
+        assert time.time() - t < 3, "a read waited for the journal's commit"
+        assert held.poll() is None, "the delivery is still being committed"
+        assert calls >= 2
+        s.api.call("CreateStore", "instanceID=acme")
+    finally:
+        out, _ = held.communicate(timeout=90)
+    assert "250 2.0.0 Archived" in out, out
+    assert time.time() - t0 >= 6, "answered only after the (held) commit"
+    assert folder_counts(s) == {"u1/Journal": 1}
 
 
 @pytest.fixture

@@ -22,7 +22,11 @@ import statistics
 import threading
 import time
 
+import pytest
+
 from test_imap import imap_system, tls_context  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.serial  # latency against a baseline: run alone
 
 STORM_CLIENTS = 50
 MEDIAN_RISE_BOUND = 0.5

@@ -11,13 +11,14 @@ knobs (src/host/host-move.c, for tests only): COFFER_TEST_MOVE_READ_DELAY_MS
 waits before each read, so that the first pass lasts seconds and an import
 lands inside it, or the last (frozen) pass lasts long enough to kill the
 Management Server during it; COFFER_TEST_MOVE_VERIFY_DELAY_MS makes
-the read-back of a file of several pieces take seconds on its worker thread.
+the end of a file of several pieces (its fsync, after its pieces were
+written and verified) take seconds on its worker thread.
 
 Time bounds: the first pass lasts at least (files x 700 ms), over 7 s; an
 import of 30 messages takes well under that on an idle machine and is
 checked to have finished while the job still copied (it would be refused
-once frozen). A call to the target during its 6 s read-back must answer
-within 3 s: on the event loop it would wait for the whole read-back. Other
+once frozen). A call to the target during its 6 s file end must answer
+within 3 s: on the event loop it would wait for the whole of it. Other
 waits: wait_for's 30 s and `coffer api`'s 60 s, generous on a loaded
 2-core machine."""
 import imaplib
@@ -158,6 +159,7 @@ def slow_verify(single, make_server, monkeypatch):
     return second_host(single, make_server, monkeypatch, COFFER_TEST_MOVE_VERIFY_DELAY_MS=6000)
 
 
+@pytest.mark.serial  # the slowest call's latency: run alone
 def test_the_target_answers_while_it_verifies_a_large_file(slow_verify):
     s = slow_verify
     api = s.api
@@ -170,7 +172,7 @@ def test_the_target_answers_while_it_verifies_a_large_file(slow_verify):
     p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
                      "baseDirectory=" + target, extra=("--no-wait",))
     token = json.loads(p.stdout)["token"]
-    # Wait until the large file is written out and being read back.
+    # Wait until the large file is written out and being ended (fsynced).
     big = os.path.join(target, "import", "big.bin")
     wait_for(lambda: os.path.exists(big) and os.path.getsize(big) == len(blob), timeout=60,
              what="the large file copied to the target")
@@ -181,7 +183,7 @@ def test_the_target_answers_while_it_verifies_a_large_file(slow_verify):
         api.call("GetDirectoriesOnInstanceHost", "instanceHost=" + IH2, "path=" + s.data2)
         worst = max(worst, time.monotonic() - t0)
         time.sleep(0.2)
-    print("\nslowest call to the target during its read-back: %.2f s" % worst)
+    print("\nslowest call to the target during its file end: %.2f s" % worst)
     assert worst < 3, worst
     env = follow(api, token, lambda e: False)
     assert env["statusCode"] == "succeeded", env

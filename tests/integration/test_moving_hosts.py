@@ -4,8 +4,10 @@ relocating Instance Hosts, and the registrations' Set...Configuration calls.
 The "servers" are separate config directories on distinct loopback addresses
 (127.0.0.2 Management Server, 127.0.0.3 Instance Host, which also answers on
 127.0.0.6 so that it can be renamed to that address; 127.0.0.4 Client Access
-Server), not network namespaces: the procedures here are about names and
-paths, which loopback addresses show as well. Time bounds are generous
+Server). Renaming an Instance Host also runs (its "netns" variant, skipped
+where namespaces cannot be made) on servers that are network namespaces of
+their own (netnsfix), where the names are host names: the Instance Host's
+own changes from ih.example.test to ih-new.example.test. Time bounds are generous
 (waits of 30-60 s) because the suite runs on a loaded 2-core machine."""
 import os
 import pwd
@@ -24,11 +26,13 @@ def chown_coffer(path):
 
 
 @pytest.fixture
-def mgmt(make_server):
-    s = make_server("mgmt", "127.0.0.2")
+def mgmt(net):
+    """The Management Server on 127.0.0.2, or (net "netns") in a network
+    namespace of its own as mgmt.example.test."""
+    s = net.server("mgmt", "127.0.0.2")
     s.ports = {"http": free_port(s.addr), "tcp": free_port(s.addr)}
     s.config("init", "--mode", "multi")
-    s.config("role", "add", "management-server", "--server-name", s.addr,
+    s.config("role", "add", "management-server", *s.server_name_args(),
              "--tcp-listeners", "%s:%d" % (s.addr, s.ports["tcp"]),
              "--http-listeners", "%s:%d" % (s.addr, s.ports["http"]),
              "--admin-name", "admin", "--admin-password", ADMIN_PW)
@@ -38,17 +42,18 @@ def mgmt(make_server):
 
 
 def pair(s, mgmt):
-    return s.config("pair", "--management-server", mgmt.addr, "--api-port", mgmt.ports["http"],
+    return s.config("pair", "--management-server", mgmt.server_name, "--api-port", mgmt.ports["http"],
                     "--admin-name", "admin", "--admin-password", ADMIN_PW, "--trust-on-first-use")
 
 
 def instance_host(make_server, mgmt, *extra_addrs):
-    """An Instance Host on 127.0.0.3 (and on extra_addrs, same port), paired and running."""
+    """An Instance Host on 127.0.0.3 (and on extra_addrs, same port), paired
+    and running. make_server: daemonfix's, or a netnsfix net's server."""
     s = make_server("ih", "127.0.0.3")
     s.tcp_port = free_port(s.addr)
     listeners = ",".join("%s:%d" % (a, s.tcp_port) for a in (s.addr,) + extra_addrs)
     s.config("init", "--mode", "multi")
-    s.config("role", "add", "instance-host", "--server-name", s.addr, "--tcp-listeners", listeners)
+    s.config("role", "add", "instance-host", *s.server_name_args(), "--tcp-listeners", listeners)
     pair(s, mgmt)
     s.config("start")
     s.data = os.path.join(os.path.dirname(s.dir), "data-ih")
@@ -62,7 +67,7 @@ def client_access_server(make_server, mgmt, *extra_addrs):
     s = make_server("cas", "127.0.0.4")
     s.tcp_port, s.imaps_port = free_port(s.addr), free_port(s.addr)
     s.config("init", "--mode", "multi")
-    s.config("role", "add", "client-access-server", "--server-name", s.addr,
+    s.config("role", "add", "client-access-server", *s.server_name_args(),
              "--tcp-listeners", ",".join("%s:%d" % (a, s.tcp_port) for a in (s.addr,) + extra_addrs),
              "--http-listeners", "%s:%d" % (s.addr, free_port(s.addr)),
              "--imap-listeners", "%s:%d" % (s.addr, free_port(s.addr)),
@@ -73,7 +78,7 @@ def client_access_server(make_server, mgmt, *extra_addrs):
 
 
 def create_instance(api, ih, iid, host=None):
-    api.call("CreateInstance", "instanceID=" + iid, "instanceHost=" + (host or ih.addr),
+    api.call("CreateInstance", "instanceID=" + iid, "instanceHost=" + (host or ih.server_name),
              "baseDirectory=%s/%s" % (ih.data, iid))
     wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=" + iid)["status"] == "running",
              timeout=60, what="instance %s running" % iid)
@@ -126,14 +131,24 @@ def imap_messages(cas, login, password):
         m.logout()
 
 
-def test_renaming_an_instance_host(mgmt, make_server):
+@pytest.mark.parametrize("net", ["loopback", "netns"], indirect=True)
+def test_renaming_an_instance_host(net, mgmt):
     """docs/operations.md "Renaming a server": stop, rename, pair, start.
     The registration, the instances and the Client Access Server's route
-    follow the new name; every instance call works on the renamed host."""
-    ih = instance_host(make_server, mgmt, "127.0.0.6")
-    cas = client_access_server(make_server, mgmt)
+    follow the new name; every instance call works on the renamed host.
+    On loopback the names are addresses (127.0.0.3 becomes 127.0.0.6, on
+    which it listens as well); in the netns variant the Instance Host is a
+    server of its own whose host name changes from ih.example.test to
+    ih-new.example.test (the LAN's hosts files follow, so the old name no
+    longer resolves anywhere) and `coffer config rename` takes that name."""
+    extra = ("127.0.0.6",) if net.kind == "loopback" else ()
+    ih = instance_host(net.server, mgmt, *extra)
+    cas = client_access_server(net.server, mgmt)
+    old_name = ih.server_name
     api = mgmt.api
     wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="IH and CAS connected")
+    assert [h["serverName"] for h in api.call("GetInstanceHosts")] == [old_name]
+    net.assert_placed(ih, "instance-host")
     create_instance(api, ih, "acme")
     create_instance(api, ih, "beta")
     api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
@@ -146,24 +161,32 @@ def test_renaming_an_instance_host(mgmt, make_server):
 
     # The procedure, as documented.
     ih.config("stop")
-    ih.config("rename", "127.0.0.6")
+    if net.kind == "loopback":
+        new_name = "127.0.0.6"
+    else:
+        net.rename_host(ih, "ih-new.example.test")  # the server's new host name
+        new_name = ih.sh("hostname").stdout.strip()
+        assert new_name == "ih-new.example.test"
+        assert mgmt.sh("getent hosts %s" % old_name, check=False).returncode != 0, "the old name is gone"
+    ih.config("rename", new_name)
     pair(ih, mgmt)
     ih.config("start")
 
-    assert [h["serverName"] for h in api.call("GetInstanceHosts")] == ["127.0.0.6"]
+    assert [h["serverName"] for h in api.call("GetInstanceHosts")] == [new_name]
     assert {i["instanceID"]: i["instanceHost"] for i in api.call("GetInstances")} == \
-        {"acme": "127.0.0.6", "beta": "127.0.0.6"}
+        {"acme": new_name, "beta": new_name}
     st = wait_for(all_connected(api, hosts=1, cas=1), timeout=60, what="renamed IH connected")
-    assert role_states(st, "instanceHosts") == {"127.0.0.6": "connected"}
-    assert any("127.0.0.3 renamed to 127.0.0.6" in m["text"] for m in st["messages"])
+    assert role_states(st, "instanceHosts") == {new_name: "connected"}
+    assert any("%s renamed to %s" % (old_name, new_name) in m["text"] for m in st["messages"])
+    net.assert_placed(ih, "instance-host")
     wait_for(lambda: {i["instanceID"]: i["status"] for i in api.call("GetInstances")}
              == {"acme": "running", "beta": "running"}, timeout=60, what="instances running again")
     wait_for(lambda: {h["serverName"]: h.get("instancesRunning") for h in api.status()["instanceHosts"]}
-             == {"127.0.0.6": 2}, timeout=30, what="the dashboard counts them under the new name")
+             == {new_name: 2}, timeout=30, what="the dashboard counts them under the new name")
     # The Client Access Server routes users to the new name.
     wait_for(lambda: [l for c in api.status()["clientAccessServers"]
                       for l in c.get("instanceHostLinks", [])
-                      if l["serverName"] == "127.0.0.6" and l["state"] == "connected"],
+                      if l["serverName"] == new_name and l["state"] == "connected"],
              timeout=60, what="CAS -> renamed IH link")
     assert imap_messages(cas, "alice@acme", "alice-pass-1") == before
     # Every instance call reaches the renamed host.

@@ -1,11 +1,15 @@
 """The "Moving roles" procedures of docs/operations.md, run as written there.
 
 Each "server" is a config directory of its own bound to its own loopback
-address (no network namespaces: the procedures concern config directories,
-certificates and pinned fingerprints, which loopback addresses tell apart as
-well): the Management Server on 127.0.0.2, the Instance Host on 127.0.0.3,
+address: the Management Server on 127.0.0.2, the Instance Host on 127.0.0.3,
 the Client Access Server on 127.0.0.4, and the server a role moves to on
-127.0.0.6 (a Client Access Server) or 127.0.0.7 (a Management Server).
+127.0.0.6 (a Client Access Server) or 127.0.0.7 (a Management Server). The
+Management Server and Client Access Server moves also run (their "netns"
+variants, skipped where namespaces cannot be made) with each server a
+network namespace of its own (netnsfix: own address, host name, config
+directory), registered under and reached by its host name:
+mgmt.example.test moves to mgmt2.example.test, cas.example.test to
+cas2.example.test.
 Mail is imported before each move and read back byte-identical over IMAP
 after it."""
 import hashlib
@@ -80,7 +84,7 @@ def cas_ports(s):
 def add_cas(s):
     s.ports = cas_ports(s)
     s.config("init", "--mode", "multi")
-    s.config("role", "add", "client-access-server", "--server-name", s.addr,
+    s.config("role", "add", "client-access-server", *s.server_name_args(),
              "--tcp-listeners", "%s:%d" % (s.addr, s.ports["tcp"]),
              "--http-listeners", "%s:%d" % (s.addr, s.ports["http"]),
              "--imap-listeners", "%s:%d" % (s.addr, s.ports["imap"]),
@@ -89,44 +93,59 @@ def add_cas(s):
 
 
 def pair(s, mgmt):
-    s.config("pair", "--management-server", mgmt.addr, "--api-port", mgmt.ports["http"],
+    s.config("pair", "--management-server", mgmt.server_name, "--api-port", mgmt.ports["http"],
              "--admin-name", "admin", "--admin-password", ADMIN_PW,
              "--fingerprint", mgmt.fingerprint("management-server", "http"))
 
 
-@pytest.fixture
-def system(make_server):
+def add_instance_host(s, mgmt):
+    s.ports = {"tcp": free_port(s.addr)}
+    s.config("init", "--mode", "multi")
+    s.config("role", "add", "instance-host", *s.server_name_args(),
+             "--tcp-listeners", "%s:%d" % (s.addr, s.ports["tcp"]))
+    pair(s, mgmt)
+    s.config("start")
+    return s
+
+
+def start_system(net):
     """A running multi server setup: Management Server, Instance Host and
-    Client Access Server, one instance with alice and her mail."""
-    mgmt = make_server("mgmt", "127.0.0.2")
+    Client Access Server. Each server on its own loopback address or, where
+    a test is parametrized with net "netns", in its own network namespace
+    (netnsfix) with its host name as its server name (mgmt.example.test,
+    ih.example.test, cas.example.test), which the others resolve."""
+    mgmt = net.server("mgmt", "127.0.0.2")
     mgmt.ports = {"http": free_port(mgmt.addr), "tcp": free_port(mgmt.addr)}
     mgmt.config("init", "--mode", "multi")
-    mgmt.config("role", "add", "management-server", "--server-name", mgmt.addr,
+    mgmt.config("role", "add", "management-server", *mgmt.server_name_args(),
                 "--tcp-listeners", "%s:%d" % (mgmt.addr, mgmt.ports["tcp"]),
                 "--http-listeners", "%s:%d" % (mgmt.addr, mgmt.ports["http"]),
                 "--admin-name", "admin", "--admin-password", ADMIN_PW)
     mgmt.config("start")
     mgmt.api = Api(mgmt, mgmt.addr, mgmt.ports["http"], ADMIN_PW)
 
-    ih = make_server("ih", "127.0.0.3")
-    ih.ports = {"tcp": free_port(ih.addr)}
-    ih.config("init", "--mode", "multi")
-    ih.config("role", "add", "instance-host", "--server-name", ih.addr,
-              "--tcp-listeners", "%s:%d" % (ih.addr, ih.ports["tcp"]))
-    pair(ih, mgmt)
-    ih.config("start")
+    ih = add_instance_host(net.server("ih", "127.0.0.3"), mgmt)
 
-    cas = add_cas(make_server("cas", "127.0.0.4"))
+    cas = add_cas(net.server("cas", "127.0.0.4"))
     pair(cas, mgmt)
     cas.config("start")
     wait_for(all_connected(mgmt.api), timeout=40, what="IH and CAS connected")
+    net.assert_placed(mgmt, "management-server")
+    net.assert_placed(ih, "instance-host")
+    net.assert_placed(cas, "client-access-server")
+    return mgmt, ih, cas
 
+
+@pytest.fixture
+def system(net):
+    """start_system's servers, one instance with alice and her mail."""
+    mgmt, ih, cas = start_system(net)
     data = os.path.join(os.path.dirname(ih.dir), "data")
     os.makedirs(data, exist_ok=True)
     coffer = pwd.getpwnam("coffer")
     os.chown(data, coffer.pw_uid, coffer.pw_gid)
     api = mgmt.api
-    api.call("CreateInstance", "instanceID=acme", "instanceHost=" + ih.addr,
+    api.call("CreateInstance", "instanceID=acme", "instanceHost=" + ih.server_name,
              "baseDirectory=%s/acme" % data)
     wait_for(lambda: api.call("GetInstanceConfiguration", "instanceID=acme")["status"] == "running",
              timeout=30, what="acme running")
@@ -146,8 +165,10 @@ def _try_read(cas):
         return False
 
 
-def test_moving_a_client_access_server(system, make_server, tmp_path):
-    """docs/operations.md, "Moving a Client Access Server"."""
+@pytest.mark.parametrize("net", ["loopback", "netns"], indirect=True)
+def test_moving_a_client_access_server(net, system, tmp_path):
+    """docs/operations.md, "Moving a Client Access Server" (netns variant:
+    cas.example.test moves to cas2.example.test, another server)."""
     mgmt, ih, old = system
     seen = {
         "https": tls_fingerprint(old.addr, old.ports["http"]),
@@ -173,7 +194,7 @@ def test_moving_a_client_access_server(system, make_server, tmp_path):
     assert not os.path.exists(tmp_path / "x.p12")
 
     # On the new server: the role, the certificates, the pairing.
-    new = add_cas(make_server("cas-new", "127.0.0.6"))
+    new = add_cas(net.server("cas-new", "127.0.0.6", hostname="cas2.example.test"))
     own = new.fingerprint("client-access-server", "http")
     bad = tmp_path / "wrong-password"
     bad.write_text("not the password\n")
@@ -190,6 +211,7 @@ def test_moving_a_client_access_server(system, make_server, tmp_path):
     pair(new, mgmt)
     new.config("start")
     wait_for(all_connected(mgmt.api, hosts=1, cas=2), timeout=40, what="both CAS connected")
+    net.assert_placed(new, "client-access-server")
 
     # End users see the old certificates on the new server.
     assert tls_fingerprint(new.addr, new.ports["http"]) == seen["https"]
@@ -202,9 +224,9 @@ def test_moving_a_client_access_server(system, make_server, tmp_path):
     # The old one is removed.
     old.config("stop")
     old.config("role", "remove", "client-access-server")
-    mgmt.api.call("DeleteClientAccessServer", "serverName=" + old.addr)
+    mgmt.api.call("DeleteClientAccessServer", "serverName=" + old.server_name)
     st = wait_for(all_connected(mgmt.api, hosts=1, cas=1), timeout=40, what="only the new CAS")
-    assert [c["serverName"] for c in st["clientAccessServers"]] == [new.addr]
+    assert [c["serverName"] for c in st["clientAccessServers"]] == [new.server_name]
     assert read_mail(new.addr, new.ports["imaps"]) == expected_mail()
     # The password went through files only: no log or setting holds it.
     for s in (old, new, mgmt):
@@ -225,10 +247,12 @@ def states(status):
     return [s["state"] for kind in ("instanceHosts", "clientAccessServers") for s in status[kind]]
 
 
-def test_moving_the_management_server(system, make_server, tmp_path):
+@pytest.mark.parametrize("net", ["loopback", "netns"], indirect=True)
+def test_moving_the_management_server(net, system, tmp_path):
     """docs/operations.md, "Moving the Management Server": the new one on
-    127.0.0.7; the Instance Host is pointed at it with `role configure`, the
-    Client Access Server by pairing again."""
+    127.0.0.7 (or, in the netns variant, in a namespace of its own named
+    mgmt2.example.test); the Instance Host is pointed at it with `role
+    configure`, the Client Access Server by pairing again."""
     old, ih, cas = system
     api = old.api
     # What must survive the move: an administrator with MFA, an SMTP password.
@@ -246,11 +270,11 @@ def test_moving_the_management_server(system, make_server, tmp_path):
                     "management-audit.log"], check=True)
 
     # The new server. Without secrets.key the role is refused before it starts.
-    new = make_server("mgmt-new", "127.0.0.7")
+    new = net.server("mgmt-new", "127.0.0.7", hostname="mgmt2.example.test")
     new.ports = {"http": free_port(new.addr), "tcp": free_port(new.addr)}
     new.config("init", "--mode", "multi")
     subprocess.run(["tar", "-C", new.dir, "-xzf", bundle, "management-database.json"], check=True)
-    add = ["role", "add", "management-server", "--server-name", new.addr,
+    add = ["role", "add", "management-server", *new.server_name_args(),
            "--tcp-listeners", "%s:%d" % (new.addr, new.ports["tcp"]),
            "--http-listeners", "%s:%d" % (new.addr, new.ports["http"])]
     p = new.config(*add, check=False)
@@ -272,13 +296,16 @@ def test_moving_the_management_server(system, make_server, tmp_path):
 
     # Each Instance Host and Client Access Server points at the new one.
     ih.config("stop", "instance-host")
-    ih.config("role", "configure", "instance-host", "--management-server", new.addr,
+    ih.config("role", "configure", "instance-host", "--management-server", new.server_name,
               "--management-port", new.ports["tcp"], "--management-fingerprint", tcp_fp)
     ih.config("start", "instance-host")
     pair(cas, new)
     st = wait_for(all_connected(new.api), timeout=60, what="every role connected to the new one")
-    assert [h["serverName"] for h in st["instanceHosts"]] == [ih.addr]
-    assert [c["serverName"] for c in st["clientAccessServers"]] == [cas.addr]
+    assert [h["serverName"] for h in st["instanceHosts"]] == [ih.server_name]
+    assert [c["serverName"] for c in st["clientAccessServers"]] == [cas.server_name]
+    net.assert_placed(new, "management-server")
+    if net.kind == "netns":
+        assert new.show("management-server")["serverName"] == "mgmt2.example.test"
 
     # Administrators log in as before, with MFA; the SMTP password opens.
     new_carol = Api(new, new.addr, new.ports["http"], "carol-secret-1", user="carol")

@@ -5,7 +5,9 @@ The peer is a real Dovecot on loopback, started by this module (as root, its
 mail processes run as nobody): implicit TLS and STARTTLS with a certificate
 made here, a master user (login "mailbox*admin", and SASL PLAIN with an
 authorization identity), two mailboxes holding 2,400 real messages of corpus
-A (../shared/corpus, linux-mips) in nested folders, and a third mailbox for
+A (../shared/corpus, linux-mips) in nested folders, one whose messages are
+expunged between the listing and the FETCH (through a TLS relay that reads
+the commands), and a third mailbox for
 deleting after archiving (one test appends to one, for a continuous profile
 to pick up by itself), and a fourth read over POP3 (RETR compared with
 poplib's). What the archive holds is compared byte for byte
@@ -23,11 +25,14 @@ import os
 import pathlib
 import poplib
 import pwd
+import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -46,11 +51,22 @@ LAYOUT = {
 }
 EXCLUDED = ("Trash",)
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret",
-             "dave": "dave-secret"}
+             "dave": "dave-secret", "erin": "erin-secret", "frank": "frank-secret"}
 # a message whose lines start with dots: POP3 stuffs and the client unstuffs them
 DOTS = (b"From: dots@example.org\r\nSubject: dots\r\n\r\n.leading dot\r\n"
         b"..two dots\r\n.\r\nafter a lone dot\r\n")
 MASTER, MASTER_PASSWORD = "archiver", "master-secret"
+# erin: a journal (catch-all) mailbox whose messages go to users by recipient
+JOURNAL = [
+    b"From: a@else.example\r\nTo: Alice <alice@acme.example>\r\nSubject: j1\r\n\r\none\r\n",
+    b"From: a@else.example\r\nTo: bob@acme.example\r\nCc: \"A\" <ALICE@Acme.Example>\r\n"
+    b"Subject: j2\r\n\r\nboth\r\n",
+    b"From: a@else.example\r\nTo: stranger@else.example\r\nSubject: j3\r\n\r\nnobody\r\n",
+    b"From: a@else.example\r\nTo: list@lists.example\r\nX-Original-To: bob@acme.example\r\n"
+    b"Subject: j4\r\n\r\nenvelope\r\n",
+    b"From: a@else.example\r\nTo: undisclosed-recipients:;\r\nBcc: alice@acme.example\r\n"
+    b"Subject: j5\r\n\r\nbcc\r\n",
+]
 RUN_TIMEOUT = 300
 STEP_DELAY_MS = 3000
 
@@ -217,7 +233,7 @@ def dovecot():
     for sub in ("run", "state", "mail", "home"):
         (w / sub).mkdir(parents=True)
     total = sum(n for folders in LAYOUT.values() for _, n in folders)
-    messages = corpus_messages(total + 50)
+    messages = corpus_messages(total + 150)
     pos = 0
     for mailbox, folders in LAYOUT.items():
         for folder, n in folders:
@@ -227,8 +243,11 @@ def dovecot():
     carol = messages[pos:pos + 20]
     write_maildir(w / "mail" / "carol", "", carol, pos)
     (w / "mail" / "carol" / "cur" / "99999.coffer:2,S").write_bytes(b"\x00\x01binary\x00" * 50)
+    write_maildir(w / "mail" / "erin", "", JOURNAL, 900000)
     # dave: for POP3
     write_maildir(w / "mail" / "dave", "", messages[pos + 20:pos + 50] + [DOTS], pos + 20)
+    # frank: messages expunged between the listing and the FETCH
+    write_maildir(w / "mail" / "frank", "", messages[pos + 50:pos + 150], pos + 50)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(w / "key.pem"), "-out", str(w / "cert.pem")],
@@ -354,6 +373,19 @@ def test_profiles_and_an_imap_run(dovecot, coffer):
     # the folder tree is kept (Maildir++ "Lists.mips.old" is Lists/mips/old)
     nested = archived_bytes(coffer, "folder:Lists/mips/old")
     assert digests(nested) == digests(expected[("alice", "Lists/mips/old")])
+
+    # the instance's CPU time (GetInstanceProcessLiveStatistics) is its
+    # process's, every thread's, as the kernel counts it in /proc/PID/stat
+    # (utime + stime in clock ticks; the two round differently: 50 ms)
+    def ticks_ms(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 // os.sysconf("SC_CLK_TCK")
+    ipid = instance_pid(api)
+    before = ticks_ms(ipid)
+    cpu = api.call("GetInstanceProcessLiveStatistics", "instanceID=acme")["cpuMilliseconds"]
+    after = ticks_ms(ipid)
+    assert before > 200 and before - 50 <= cpu <= after + 50, (before, cpu, after)
 
     # incremental: nothing new, nothing fetched again
     again = run(api, pid)
@@ -504,6 +536,35 @@ def test_continuous_schedule_brings_new_mail_by_itself(dovecot, coffer):
     assert {r["jobID"] for r in call(api, "GetWorkerResults", "profileID=" + pid)} == runs
 
 
+def test_a_failed_scheduled_run_reaches_the_failed_jobs(dovecot, coffer):
+    """Nobody watches a scheduled run: when one fails, the Management
+    Server's failed jobs (GetJobs state=failed, the Console dashboard's
+    messages) show it with its instance and reason; a failed run started by
+    hand (RunProfile, which its caller follows) is not added there."""
+    api = coffer.api
+    manual = create(api, **profile_fields(dovecot, password="not the password"))
+    r = run(api, manual["profileID"])
+    assert r["state"] == "failed", r
+
+    def scheduler_failures():
+        return [j for j in api.call("GetJobs", "state=failed") if j["user"] == "scheduler"]
+    assert scheduler_failures() == []
+    p = create(api, **profile_fields(dovecot, password="not the password",
+                                     schedule="continuous", pauseSeconds=3600))
+    pid = p["profileID"]
+    failed = wait_for(scheduler_failures, timeout=RUN_TIMEOUT, interval=0.5,
+                      what="the scheduled run's failure among the failed jobs")
+    call(api, "SetProfile", "profileID=" + pid, "profile=" + json.dumps({"schedule": "manual"}))
+    assert len(failed) == 1, failed
+    j = failed[0]
+    run_of = [r for r in call(api, "GetWorkerResults", "profileID=" + pid)]
+    assert len(run_of) == 1 and run_of[0]["state"] == "failed", run_of
+    assert j["function"] == "scheduled run of profile %s" % pid, j
+    assert j["instanceID"] == "acme" and j["state"] == "failed", j
+    assert run_of[0]["jobID"] in j["error"], j
+    assert "AUTHENTICATIONFAILED" in j["error"] or "login" in j["error"].lower(), j
+
+
 def test_pop3_by_uidl_with_stls_and_delete(dovecot, coffer):
     if not dovecot.pop3:
         pytest.skip("Dovecot's POP3 (dovecot-pop3d) is not installed")
@@ -536,52 +597,57 @@ def test_pop3_by_uidl_with_stls_and_delete(dovecot, coffer):
     assert len(archived_bytes(coffer, "folder:Mail/POP3")) == 31
 
 
-class CuttingProxy:
-    """A TCP relay to Dovecot that closes its first connection after `cut`
-    bytes from the server (in the middle of a FETCH), and relays the later
-    ones whole: the real server, with a connection that drops."""
+class Relay:
+    """A relay to Dovecot, a thread per direction. Subclasses say how a
+    connection is opened (open) and what passes each way (forwarders:
+    data -> (bytes to pass on, go on?)); the n-th connection is numbered."""
 
-    def __init__(self, port, cut):
-        import socket
-        import threading
-        self.socket_mod, self.threading = socket, threading
-        self.target, self.cut, self.connections = port, cut, 0
+    def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        self.connections = 0
         self.stopping = False
         threading.Thread(target=self.accept, daemon=True).start()
+
+    @staticmethod
+    def whole(data):
+        return data, True
+
+    def forwarders(self, n):
+        return self.whole, self.whole
 
     def accept(self):
         while not self.stopping:
             try:
-                client, _ = self.listener.accept()
+                raw, _ = self.listener.accept()
             except OSError:
                 return
+            try:
+                client, server = self.open(raw)
+            except OSError:
+                raw.close()
+                continue
             self.connections += 1
-            server = self.socket_mod.create_connection(("127.0.0.1", self.target))
-            limit = self.cut if self.connections == 1 else None
-            self.threading.Thread(target=self.pipe, args=(client, server, None),
-                                  daemon=True).start()
-            self.threading.Thread(target=self.pipe, args=(server, client, limit),
-                                  daemon=True).start()
+            up, down = self.forwarders(self.connections)
+            threading.Thread(target=self.pipe, args=(client, server, up), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(server, client, down), daemon=True).start()
 
-    def pipe(self, src, dst, limit):
-        sent = 0
+    @staticmethod
+    def pipe(src, dst, forward):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                if limit is not None and sent + len(data) >= limit:
-                    dst.sendall(data[:limit - sent])
+                out, go_on = forward(data)
+                dst.sendall(out)
+                if not go_on:
                     break
-                dst.sendall(data)
-                sent += len(data)
         except OSError:
             pass
         for s in (src, dst):
             try:
-                s.shutdown(self.socket_mod.SHUT_RDWR)
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             s.close()
@@ -589,6 +655,31 @@ class CuttingProxy:
     def close(self):
         self.stopping = True
         self.listener.close()
+
+
+class CuttingProxy(Relay):
+    """A TCP relay to Dovecot that closes its first connection after `cut`
+    bytes from the server (in the middle of a FETCH), and relays the later
+    ones whole: the real server, with a connection that drops."""
+
+    def __init__(self, port, cut):
+        self.target, self.cut = port, cut
+        super().__init__()
+
+    def open(self, raw):
+        return raw, socket.create_connection(("127.0.0.1", self.target))
+
+    def forwarders(self, n):
+        if n != 1:
+            return self.whole, self.whole
+        sent = [0]
+
+        def cut(data):
+            if sent[0] + len(data) >= self.cut:
+                return data[:self.cut - sent[0]], False
+            sent[0] += len(data)
+            return data, True
+        return self.whole, cut
 
 
 def test_connection_dropped_mid_fetch_then_the_next_run_carries_on(dovecot, coffer):
@@ -614,5 +705,170 @@ def test_connection_dropped_mid_fetch_then_the_next_run_carries_on(dovecot, coff
         got = archived_bytes(coffer)
         assert len(got) == total
         assert digests(got) == digests(b for blobs in expected.values() for b in blobs)
+    finally:
+        proxy.close()
+
+
+def subjects(api, folder):
+    got = call(api, "GetMessages", "folder=" + folder)
+    return sorted(m["subject"] for m in (got["messages"] if isinstance(got, dict) else got))
+
+
+def test_a_journal_mailbox_goes_to_users_by_recipient(dovecot, coffer):
+    api = coffer.api
+    for user in ("alice", "bob"):
+        call(api, "CreateUser", "userName=" + user,
+             "emailAddresses=%s@acme.example" % user)
+    call(api, "CreateUser", "userName=rest")
+    bad = api.call_raw("CreateProfile", "instanceID=acme", "profile=" + json.dumps(
+        profile_fields(dovecot, mailboxes=["erin"], distribute="recipients",
+                       unknownRecipients="catch-all")))
+    assert bad.returncode != 0 and "catchAllUser" in bad.stdout + bad.stderr
+    p = create(api, **profile_fields(dovecot, mailboxes=["erin"], distribute="recipients"))
+    r = run(api, p["profileID"])
+    assert r["state"] == "succeeded", r
+    # j2 is stored once and appears for both; j3 is nobody's: reported, not archived
+    assert (r["result"]["archived"], r["result"]["failed"]) == (5, 1), r
+    report = call(api, "GetWorkerResultReport", "jobID=" + r["jobID"])["result"]["report"]
+    assert len(report) == 1 and "no-recipient" in report[0], report
+    assert subjects(api, "alice/INBOX") == ["j1", "j2", "j5"]
+    assert subjects(api, "bob/INBOX") == ["j2", "j4"]
+    served = dovecot.contents("erin")["INBOX"]
+    want = [served[i] for i in (0, 1, 4, 1, 3)]  # alice's three, bob's two
+    assert digests(archived_bytes(coffer)) == digests(want)
+    # the unknown recipient to a catch-all user: a catch-all user that is
+    # not there stops the run before it starts
+    call(api, "SetProfile", "profileID=" + p["profileID"], "profile=" + json.dumps(
+        {"unknownRecipients": "catch-all", "catchAllUser": "nobody-here"}))
+    job = api.call_raw("RunProfile", "instanceID=acme", "profileID=" + p["profileID"])
+    assert job.returncode != 0 and "nobody-here" in job.stdout + job.stderr
+    p2 = create(api, **profile_fields(dovecot, mailboxes=["erin"], distribute="recipients",
+                                      unknownRecipients="catch-all", catchAllUser="rest"))
+    r2 = run(api, p2["profileID"])
+    assert r2["state"] == "succeeded", r2
+    assert (r2["result"]["archived"], r2["result"]["duplicates"],
+            r2["result"]["failed"]) == (1, 5, 0), r2
+    assert subjects(api, "rest/INBOX") == ["j3"]
+
+
+def test_journal_delivery_during_a_profile_run(dovecot, slow_coffer):
+    """A profile's run holds the archive's writer; a journal message that
+    arrives meanwhile goes through the run's own pipeline and is answered
+    250 within seconds, instead of 451 for as long as the run lasts."""
+    from test_journal import swaks, write_journal
+    coffer = slow_coffer
+    api = coffer.api
+    call(api, "CreateUser", "userName=jo", "emailAddresses=jo@acme.example")
+    smtp, lmtp = free_port(), free_port()
+    write_journal(coffer, {
+        "smtpListeners": "127.0.0.1:%d" % smtp, "lmtpListeners": "127.0.0.1:%d" % lmtp,
+        "smtpPort": smtp, "lmtpPort": lmtp,
+        "instances": [{"instanceID": "acme", "domains": ["acme.example"],
+                       "unknownRecipients": "refuse"}]})
+    pid = create(api, **profile_fields(dovecot))["profileID"]
+    job = call(api, "RunProfile", "profileID=" + pid)["jobID"]
+    total = sum(n for f in LAYOUT.values() for name, n in f if name not in EXCLUDED)
+
+    def committed():
+        for r in call(api, "GetWorkerResults"):
+            if r["jobID"] == job and r["result"].get("archived", 0) > 0:
+                return r
+        return None
+    first = wait_for(committed, timeout=RUN_TIMEOUT, interval=0.1, what="a first committed batch")
+    assert first["state"] == "running" and first["result"]["archived"] < total, first
+    body = "Subject: during a run\r\nMessage-ID: <run@test>\r\n\r\nwhile a profile runs\r\n"
+    t0 = time.time()
+    p = swaks(lmtp, "--protocol", "LMTP", "--to", "jo@acme.example", "--data", body[:-2])
+    took = time.time() - t0
+    assert p.stdout.count("250 2.0.0 Archived") == 1, p.stdout
+    assert took < 30, "answered in %.1f s" % took
+    assert ended(api, job) is None, "the run was still going: the delivery did not wait for it"
+    call(api, "CancelJob", "jobID=" + job)
+    r = wait_for(lambda: ended(api, job), timeout=RUN_TIMEOUT, what="the run cancelled")
+    # the run counts its own messages only; the journal message is jo's
+    got = call(api, "GetMessages", "folder=jo/Journal")["messages"]
+    assert [m["subject"] for m in got] == ["during a run"], got
+    assert r["result"]["archived"] == len(archived_bytes(coffer)) - 1, r
+
+
+class ExpungingProxy(Relay):
+    """A TLS relay to Dovecot that reads the client's commands: before the
+    first batched `UID FETCH ... BODY.PEEK[]` reaches Dovecot, it expunges
+    some of the UIDs asked for through a session of its own, so Dovecot
+    (which listed them a moment ago) leaves them out of its answers. It
+    presents Dovecot's own certificate, so the profile's pin holds."""
+
+    def __init__(self, d, mailbox, pick):
+        self.d, self.mailbox, self.pick = d, mailbox, pick
+        self.expunged = []
+        self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_ctx.load_cert_chain(str(d.work / "cert.pem"), str(d.work / "key.pem"))
+        self.client_ctx = ssl.create_default_context(cafile=str(d.work / "cert.pem"))
+        super().__init__()
+
+    def open(self, raw):
+        client = self.server_ctx.wrap_socket(raw, server_side=True)
+        server = self.client_ctx.wrap_socket(
+            socket.create_connection(("127.0.0.1", self.d.imaps_port)),
+            server_hostname="127.0.0.1")
+        return client, server
+
+    def forwarders(self, n):
+        def commands(data):
+            self.expunge_before(data)
+            return data, True
+        return commands, self.whole
+
+    def expunge_before(self, data):
+        m = re.search(rb"UID FETCH ([0-9,]+) \(UID BODY\.PEEK\[\]\)", data)
+        if m is None or self.expunged:
+            return
+        uids = [int(u) for u in m.group(1).split(b",")]
+        self.expunged = [uids[i] for i in self.pick(len(uids))]
+        c = self.d.login(self.mailbox)
+        c.select("INBOX")
+        c.uid("STORE", ",".join(map(str, self.expunged)), "+FLAGS.SILENT", r"(\Deleted)")
+        c.expunge()
+        c.logout()
+
+
+def test_messages_left_out_of_a_fetch_are_reported_and_nothing_is_lost(dovecot, coffer):
+    """Messages expunged in Dovecot between the UID listing and the batched
+    FETCH: one in the middle of the first batch and the batch's last.
+    Dovecot (2.3) answers each `BODY[] NIL` and the FETCH `OK
+    [EXPUNGEISSUED]`; a server that leaves them out instead is handled by
+    the same code (source_imap_fetch(), held_uid). The run reports each as
+    no longer on the server, archives everything else byte for byte, and
+    the next run carries on with new mail and nothing twice."""
+    api = coffer.api
+    proxy = ExpungingProxy(dovecot, "frank", lambda n: [2, n - 1])
+    try:
+        before = dovecot.contents("frank")["INBOX"]
+        p = create(api, **profile_fields(dovecot, port=proxy.port, adminMode="none", mailboxes=None,
+                                         login="frank", password=PASSWORDS["frank"], user="frank"))
+        r = run(api, p["profileID"])
+        assert len(proxy.expunged) == 2, proxy.expunged
+        assert r["state"] == "succeeded", r
+        report = call(api, "GetWorkerResultReport", "jobID=" + r["jobID"])["result"]["report"]
+        gone = [line for line in report if "no longer on the server" in line]
+        assert len(gone) == 2, report
+        for uid in proxy.expunged:
+            assert any(":%d:" % uid in line for line in gone), (uid, report)
+        assert r["result"]["failed"] == 2, r
+        left = dovecot.contents("frank")["INBOX"]
+        assert len(left) == len(before) - 2
+        # everything still on the server is archived, each once
+        want = left
+        assert r["result"]["archived"] == len(want), r
+        assert digests(archived_bytes(coffer)) == digests(want)
+        # the next run: the new message, nothing again
+        c = dovecot.login("frank")
+        new = corpus_messages(1)[0]
+        c.append("INBOX", None, None, new)
+        c.logout()
+        r2 = run(api, p["profileID"])
+        assert r2["state"] == "succeeded", r2
+        assert r2["result"]["archived"] == 1 and r2["result"]["duplicates"] == 0, r2
+        assert digests(archived_bytes(coffer)) == digests(want + [dovecot.contents("frank")["INBOX"][-1]])
     finally:
         proxy.close()

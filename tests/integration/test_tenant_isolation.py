@@ -39,6 +39,8 @@ import pytest
 from daemonfix import SANITIZED
 from webfix import Web, setup_web
 
+pytestmark = pytest.mark.serial  # latency against a baseline: run alone
+
 IDLE_ADDRESSES = 40     # 127.0.1.x sources for idle connections
 IDLE_PER_ADDRESS = 60   # below the per-address cap of 64
 # p95 under abuse < FACTOR x baseline p95 + EXTRA_BOUND; the sanitizers make

@@ -19,11 +19,19 @@ from daemonfix import ROOT
 from webfix import Web, setup_web
 
 
-@pytest.fixture
-def web(single):
-    env = setup_web(single)
-    env["single"] = single
+@pytest.fixture(scope="module")
+def web_system(module_single):
+    """One system for the module: its tests use users, sources and state of
+    their own (throttling is per address, the password change its own user)."""
+    env = setup_web(module_single)
+    env["single"] = module_single
     return env
+
+
+@pytest.fixture
+def web(web_system):
+    # a client of its own for every test (cookies, CSRF token)
+    return dict(web_system, web=Web("127.0.0.1", web_system["port"]))
 
 
 def ids_of(r):
@@ -254,6 +262,12 @@ def test_export_zip_and_mbox(web):
     assert w.get("/acme/api/export?format=zip&ids=" + ",".join(["1"] * 1001)).status == 400
 
 
+def totp_at(secret, step):
+    """oathtool's code for the 30-second TOTP step `step`."""
+    return subprocess.run(["oathtool", "--totp", "-b", secret, "-N", "@%d" % (step * 30)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_basic_auth_app_password_and_mfa(web):
     w = web["web"]
     # Scripts: HTTP Basic with the account password while MFA is off.
@@ -267,7 +281,14 @@ def test_basic_auth_app_password_and_mfa(web):
     r = s.request("POST", "/acme/api/mfa/begin", {"password": "alice-pass-1"})
     assert r.status == 200 and r.json["uri"].startswith("otpauth://") and "<svg" in r.json["qrCodeSvg"]
     secret = r.json["secret"]
-    code = subprocess.run(["oathtool", "--totp", "-b", secret], capture_output=True, text=True).stdout.strip()
+    # A code is accepted once, and one step (30 s) either side of the
+    # server's clock: the three codes below are those of the steps before,
+    # at and after this one, so nothing waits for the next step. Only the
+    # first must reach the server within this step: start 5 s before its end.
+    if 30 - time.time() % 30 < 5:
+        time.sleep(30.5 - time.time() % 30)
+    step = int(time.time()) // 30
+    code = totp_at(secret, step - 1)
     assert s.request("POST", "/acme/api/mfa/activate", {"code": "000000" if code != "000000" else "111111"}).status == 403
     assert s.request("POST", "/acme/api/mfa/activate", {"code": code}).status == 200
     assert s.get("/acme/api/session").json["user"]["mfaEnabled"] is True
@@ -275,8 +296,7 @@ def test_basic_auth_app_password_and_mfa(web):
     n = Web("127.0.0.1", web["port"], source="127.0.0.15")
     r = n.login("acme", "alice", "alice-pass-1")
     assert r.status == 401 and r.json["error"]["code"] == "mfa-required"
-    time.sleep(31 - time.time() % 30)  # a code is accepted once: wait for the next one
-    code = subprocess.run(["oathtool", "--totp", "-b", secret], capture_output=True, text=True).stdout.strip()
+    code = totp_at(secret, step)
     assert n.login("acme", "alice", "alice-pass-1", totp=code).status == 200
     a = Web("127.0.0.1", web["port"], source="127.0.0.16")
     assert a.get("/acme/api/folders", basic=("alice", "alice-pass-1")).status == 401
@@ -290,29 +310,31 @@ def test_basic_auth_app_password_and_mfa(web):
     b = Web("127.0.0.1", web["port"], source="127.0.0.17")
     assert b.get("/acme/api/folders", basic=("alice", app)).status == 401
     # Turning it off needs the password and a fresh code.
-    time.sleep(31 - time.time() % 30)
-    code = subprocess.run(["oathtool", "--totp", "-b", secret], capture_output=True, text=True).stdout.strip()
+    code = totp_at(secret, step + 1)
     assert n.request("POST", "/acme/api/mfa/disable", {"password": "alice-pass-1", "code": code}).status == 200
     assert Web("127.0.0.1", web["port"], source="127.0.0.18").login("acme", "alice", "alice-pass-1").status == 200
 
 
 def test_change_password(web):
+    # a user of its own: the module's other tests log in as bob
+    web["single"].api.call("CreateUser", "instanceID=acme", "userName=bert", "password=bert-pass-22",
+                           "privileges=login,archive", "loginPrivileges=web,api")
     s = Web("127.0.0.1", web["port"], source="127.0.0.19")
     other = Web("127.0.0.1", web["port"], source="127.0.0.19")
-    assert s.login("acme", "bob", "bob-pass-22").status == 200
-    assert other.login("acme", "bob", "bob-pass-22").status == 200
-    r = s.request("POST", "/acme/api/password", {"oldPassword": "wrong-pass", "newPassword": "bob-new-pass"})
+    assert s.login("acme", "bert", "bert-pass-22").status == 200
+    assert other.login("acme", "bert", "bert-pass-22").status == 200
+    r = s.request("POST", "/acme/api/password", {"oldPassword": "wrong-pass", "newPassword": "bert-new-pass"})
     assert r.status == 403
-    r = s.request("POST", "/acme/api/password", {"oldPassword": "bob-pass-22", "newPassword": "short"})
+    r = s.request("POST", "/acme/api/password", {"oldPassword": "bert-pass-22", "newPassword": "short"})
     assert r.status == 400
-    r = s.request("POST", "/acme/api/password", {"oldPassword": "bob-pass-22", "newPassword": "bob-new-pass"})
+    r = s.request("POST", "/acme/api/password", {"oldPassword": "bert-pass-22", "newPassword": "bert-new-pass"})
     assert r.status == 200
     # This session goes on, the other one ended; the new password works.
     assert s.get("/acme/api/folders").status == 200
     assert other.get("/acme/api/folders").status == 401
     n = Web("127.0.0.1", web["port"], source="127.0.0.20")
-    assert n.login("acme", "bob", "bob-new-pass").status == 200
-    assert n.get("/acme/api/folders", basic=("bob", "bob-pass-22")).status == 401
+    assert n.login("acme", "bert", "bert-new-pass").status == 200
+    assert n.get("/acme/api/folders", basic=("bert", "bert-pass-22")).status == 401
 
 
 def test_bad_requests(web):

@@ -37,7 +37,7 @@ OWNERS = {
     "jansson.h": {"lib-json"},
     "curl/": {"lib-smtp"},
     "zip.h": {"lib-zip"},
-    "libpff.h": {"lib-pff"},
+    "libpff.h": {"lib-pst"},
 }
 EXCEPTIONS = {("lib-crypto", "openssl/evp.h")}
 # libevent's core: the event loop every daemon runs on (not in src/lib).

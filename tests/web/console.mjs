@@ -2,71 +2,21 @@
 // started by tests/integration/test_console.py, which sets up the real system
 // and passes everything in COFFER_CONSOLE_TEST (JSON). Each scenario's outcome
 // goes into the results file; screenshots go into the artifacts folder.
-import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import { DESKTOP, PHONE, axeInto, expect, startHarness, totp } from './harness.mjs';
 
-const cfg = JSON.parse(process.env.COFFER_CONSOLE_TEST);
-const base = cfg.baseUrl; // https://127.0.0.1:PORT
-const shots = cfg.artifacts;
-fs.mkdirSync(shots, { recursive: true });
-const require = createRequire(import.meta.url);
-let axeSource = null;
-try {
-  axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-} catch (e) { /* reported by the accessibility scenario */ }
-
-const DESKTOP = { viewport: { width: 1280, height: 800 } };
-const PHONE = { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true };
+const { cfg, base, shots, newPage, openLogin, scenario, finish } = await startHarness({ prefix: 'console' });
 // a generous bound on this loaded machine: the page polls every 2 s
 const LIVE_MS = 15000;
-
-function totp(secret, step) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const h = crypto.createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 15;
-  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(n % 1000000).padStart(6, '0');
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error('expected: ' + what);
-}
 
 function coffer(...args) {
   return execFileSync(cfg.coffer, args, { encoding: 'utf8', timeout: 60000 });
 }
 
-const browser = await chromium.launch({
-  executablePath: cfg.chromium || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox'],
-});
-
-async function newPage(options = {}) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, ...options });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(e.message));
-  page.on('console', (m) => {
-    // answers such as 401 for a wrong password are logged as "Failed to load resource"
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text());
-  });
-  page.problems = problems;
-  return page;
-}
-
 async function signIn(page, user, password) {
-  await page.goto(base + '/');
+  await openLogin(page, base + '/');
   await page.fill('#login-user', user);
   await page.fill('#login-password', password);
   await page.click('#login-submit');
@@ -90,23 +40,6 @@ async function waitState(page, kind, name, test, what) {
     await page.waitForTimeout(250);
   }
   throw new Error(`${what}: still ${last} after ${LIVE_MS} ms`);
-}
-
-const results = {};
-async function scenario(name, fn) {
-  const started = Date.now();
-  console.error(`scenario ${name}: started`);
-  let page = null;
-  try {
-    await fn((p) => { page = p; return p; });
-    if (page) expect(page.problems.length === 0, 'no errors on the page: ' + page.problems.join('; '));
-    results[name] = { ok: true, ms: Date.now() - started };
-  } catch (e) {
-    if (page) await page.screenshot({ path: path.join(shots, `console-${name}-failed.png`) }).catch(() => {});
-    results[name] = { ok: false, error: String(e && e.stack || e) };
-  }
-  if (page) await page.context().close().catch(() => {});
-  console.error(`scenario ${name}: ${results[name].ok ? 'ok' : 'FAILED'} after ${Date.now() - started} ms`);
 }
 
 // The page is served with a strict CSP and shows the sign-in form first.
@@ -489,13 +422,58 @@ await scenario('instance_create_and_pages', async (use) => {
   await dialog.waitFor({ state: 'detached' });
   const info = api('GetUserInfo', 'instanceID=beta', 'userName=alice');
   expect(info.privileges.includes('export') && info.loginPrivileges.includes('api'), 'privileges saved: ' + JSON.stringify(info));
-  await page.locator('.data-table tr[data-key="bob"]').getByRole('button', { name: 'Delete bob' }).click();
+  // Web Access with basic auth, as a script of alice's would use it
+  const basic = (user, pass) => ({ Authorization: 'Basic ' + Buffer.from(user + ':' + pass).toString('base64') });
+  const folders = async (pass) => (await page.request.get(cfg.webBase + '/beta/api/folders', { headers: basic('alice', pass) })).status();
+  const made = await page.request.post(cfg.webBase + '/beta/api/app-passwords',
+    { headers: basic('alice', 'alice-pass-1'), data: { name: 'phone <b>', password: 'alice-pass-1' } });
+  expect(made.status() === 200, 'an app password made in Web Access: ' + made.status());
+  const appPassword = (await made.json()).password;
+  expect(await folders(appPassword) === 200, 'the app password logs in');
+  // edit: full name, addresses and a new password; the old one stops working
+  await alice.getByRole('button', { name: 'Edit alice' }).click();
+  await dialog.getByLabel('Full name').fill('Alice <b>A</b>');
+  await dialog.getByLabel(/^Email addresses/).fill('alice@beta.test, a@beta.test');
+  await dialog.getByLabel(/^New password/).fill('alice-pass-2');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached' });
+  await alice.locator('td', { hasText: 'Alice <b>A</b>' }).waitFor();
+  const edited = api('GetUserInfo', 'instanceID=beta', 'userName=alice');
+  expect(edited.fullName === 'Alice <b>A</b>' && edited.emailAddresses.join() === 'alice@beta.test,a@beta.test',
+    'full name and addresses saved: ' + JSON.stringify(edited));
+  expect(await folders('alice-pass-2') === 200 && await folders('alice-pass-1') === 401, 'the new password, not the old');
+  // rights on a folder of another user's archive
+  await alice.getByRole('button', { name: 'Folder rights alice' }).click();
+  await dialog.getByLabel(/^Folder/).fill('bob/Inbox');
+  await dialog.getByLabel('read', { exact: true }).check();
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached' });
+  const rights = api('GetUserInfo', 'instanceID=beta', 'userName=alice').folderRights;
+  expect(JSON.stringify(rights) === '{"bob/Inbox":["read"]}', 'folder rights saved: ' + JSON.stringify(rights));
+  // app passwords: listed (the name as text), revoked after a confirmation
+  await alice.getByRole('button', { name: 'App passwords alice' }).click();
+  const apps = page.locator('dialog', { hasText: 'App passwords of alice' });
+  await apps.locator('li', { hasText: 'phone <b>' }).waitFor();
+  await apps.getByRole('button', { name: 'Revoke phone <b>' }).click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Revoke' }).click();
+  await apps.locator('.note', { hasText: 'no app passwords' }).waitFor();
+  await apps.getByRole('button', { name: 'Close' }).first().click();
+  expect(api('GetUserAppPasswords', 'instanceID=beta', 'userName=alice').length === 0, 'revoked on the server');
+  expect(await folders(appPassword) === 401, 'the revoked app password no longer logs in');
+  // bob renamed, then deleted after a Cancel
+  await page.locator('.data-table tr[data-key="bob"]').getByRole('button', { name: 'Edit bob' }).click();
+  await dialog.getByLabel('User name').fill('robert');
+  await dialog.locator('button[type=submit]').click();
+  const robert = page.locator('.data-table tr[data-key="robert"]');
+  await robert.waitFor();
+  expect(api('GetUsers', 'instanceID=beta').map((u) => u.userName).sort().join() === 'alice,robert', 'bob renamed on the server');
+  await robert.getByRole('button', { name: 'Delete robert' }).click();
   await page.locator('dialog.confirm').getByRole('button', { name: 'Cancel' }).click();
   expect(api('GetUsers', 'instanceID=beta').length === 2, 'still two after Cancel');
-  await page.locator('.data-table tr[data-key="bob"]').getByRole('button', { name: 'Delete bob' }).click();
+  await robert.getByRole('button', { name: 'Delete robert' }).click();
   await page.locator('dialog.confirm').getByRole('button', { name: 'Delete' }).click();
-  await page.locator('.data-table tr[data-key="bob"]').waitFor({ state: 'detached' });
-  expect(api('GetUsers', 'instanceID=beta').map((u) => u.userName).join() === 'alice', 'bob deleted on the server');
+  await robert.waitFor({ state: 'detached' });
+  expect(api('GetUsers', 'instanceID=beta').map((u) => u.userName).join() === 'alice', 'robert deleted on the server');
   // an import with progress, from the instance's import/ directory
   const importDir = path.join(cfg.dataDir, 'beta', 'import');
   fs.mkdirSync(importDir, { recursive: true });
@@ -519,11 +497,21 @@ await scenario('instance_create_and_pages', async (use) => {
   expect(api('GetStores', 'instanceID=beta').length === storesBefore + 1, 'a new store on the server');
   await page.locator('#verify-stores').click();
   await page.locator('.progress-view[data-job="VerifyStores:beta"][data-state="done"][data-problems="0"]').waitFor({ timeout: 90000 });
+  await page.locator('#rebuild-stores').click();
+  await page.locator('dialog.confirm').getByRole('button', { name: 'Rebuild' }).click();
+  await page.locator('.progress-view[data-job="RebuildSelectedStoreIndexes:beta"][data-state="done"][data-damaged="0"]').waitFor({ timeout: 90000 });
   // live statistics: the chart grows from the polls (every 2 s; 30 s allowed here)
   await page.locator('.tabs a[data-tab="live"]').click();
   await page.locator('svg.chart polyline[data-samples="3"]').first().waitFor({ state: 'attached', timeout: 30000 });
   expect(/MiB/.test(await page.locator('.chart-last').first().textContent()), 'the memory in MiB');
+  expect(/%$/.test(await page.locator('.chart-last').nth(1).textContent()), 'the CPU in % of a core');
   await page.screenshot({ path: path.join(shots, 'console-instance-live.png') });
+  // the folders, and the messages of the imported one
+  await page.locator('.tabs a[data-tab="folders"]').click();
+  await page.locator('.folder-open[data-folder$="/Import"]').click();
+  await page.locator('.folder-shown', { hasText: /\/Import: 40 of 40 shown/ }).waitFor({ timeout: 30000 });
+  expect(await page.locator('.tab-body[data-tab="folders"] .data-table >> nth=1').locator('tbody tr').count() === 25,
+    'a page of the folder\'s messages');
   // a search
   await page.locator('.tabs a[data-tab="search"]').click();
   await page.locator('#search-form').getByLabel(/^Query/).fill('subject:invoice');
@@ -605,20 +593,11 @@ await scenario('smtp_settings_and_test_mail', async (use) => {
 
 // axe-core on every page, desktop and phone: no serious or critical violation.
 await scenario('accessibility', async (use) => {
-  expect(axeSource, 'axe-core in tests/web/node_modules (npm ci)');
   const report = [];
   for (const [size, opts] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     // axe is put into the page by the test: the page's own CSP would refuse it
     const page = use(await newPage({ ...opts, bypassCSP: true }));
-    const check = async (what) => {
-      await page.evaluate(axeSource);
-      const r = await page.evaluate(async () => {
-        const out = await window.axe.run(document, { resultTypes: ['violations'] });
-        return out.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-          .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
-      });
-      for (const v of r) report.push(`${size} ${what}: ${v}`);
-    };
+    const check = (what) => axeInto(report, page, `${size} ${what}`);
     await page.goto(base + '/');
     await page.waitForSelector('#login-view:not([hidden])');
     await check('login');
@@ -629,7 +608,7 @@ await scenario('accessibility', async (use) => {
     await page.waitForSelector('.tiles');
     await check('dashboard');
     for (const [route, ready] of [['instances', '.data-table'], ['infrastructure', 'table[data-kind]'],
-      ['administrators', '.data-table'], ['settings', '.api-fn'], ['instances/beta', '.tab-body .facts'],
+      ['administrators', '.data-table'], ['settings/api', '.api-fn'], ['instances/beta', '.tab-body .facts'],
       ['instances/beta/users', '.data-table'], ['instances/beta/stores', '.data-table tr[data-key]'],
       ['instances/beta/live', 'svg.chart'], ['instances/beta/compliance', '.legal-hold-state'], ['instances/beta/audit', '.audit-table tbody tr']]) {
       await page.goto(base + '/#/' + route);
@@ -664,7 +643,4 @@ await scenario('idle_timeout', async (use) => {
   expect(status === 401, 'the session is gone on the server: ' + status);
 });
 
-await browser.close();
-fs.writeFileSync(cfg.resultsFile, JSON.stringify(results, null, 2));
-const failed = Object.values(results).filter((r) => !r.ok).length;
-console.log(`${Object.keys(results).length - failed} passed, ${failed} failed`);
+await finish();

@@ -3,27 +3,14 @@
 // and passes everything in COFFER_WEB_TEST (JSON). Each scenario's outcome
 // goes into the results file; screenshots go into the artifacts folder.
 import { chromium } from 'playwright-core';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { expect, totp } from './harness.mjs';
 
 const cfg = JSON.parse(process.env.COFFER_WEB_TEST);
 const base = cfg.baseUrl; // https://127.0.0.1:PORT
 const shots = cfg.artifacts;
 fs.mkdirSync(shots, { recursive: true });
-
-function totp(secret, step) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const h = crypto.createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 15;
-  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(n % 1000000).padStart(6, '0');
-}
 
 // A code for a step after `afterStep` (codes are accepted once).
 async function freshCode(secret, afterStep) {
@@ -37,10 +24,6 @@ async function freshCode(secret, afterStep) {
 // (not waitForFunction: under the page's CSP, Playwright's polling may not eval)
 async function waitText(page, selector, re) {
   await page.locator(selector).filter({ hasText: re }).waitFor();
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error('expected: ' + what);
 }
 
 const browser = await chromium.launch({
