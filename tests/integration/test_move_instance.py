@@ -14,6 +14,7 @@ through, each with its own address, host name and config directory.
 Time bounds: each MoveInstance moves a few MiB on loopback; `coffer api`
 waits for the job (its own 60 s limit per call in daemonfix); state changes
 are awaited with wait_for's 30 s, generous on a loaded 2-core machine."""
+import errno
 import imaplib
 import json
 import os
@@ -197,6 +198,50 @@ def test_move_keeps_mail_and_logins_and_back_keeping_the_source(hosts):
     assert os.path.exists(os.path.join(target, "import", "big.bin"))
     assert os.path.exists(os.path.join(s.ih2.dir, "instance-keys", "acme.key"))
     assert os.path.exists(os.path.join(s.ih1.dir, "instance-keys", "acme.key"))
+
+
+def test_move_to_a_file_system_that_refuses_o_direct(two_hosts):
+    """The target writes pieces with O_DIRECT where the file system takes
+    it; ramfs refuses O_DIRECT at open() (EINVAL), so a move whose target
+    directory is on ramfs must fall back to buffered writes and still give
+    a verified, byte-identical copy (the other moves here write to ext4,
+    which takes O_DIRECT)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a ramfs needs root")
+    s = two_hosts
+    api = s.api
+    base = make_acme(s, count=12)
+    # more than one 4 MiB piece, and a last piece that is not a multiple of
+    # the 4 KiB O_DIRECT wants
+    blob = os.urandom(9 * 1024 * 1024 + 123)
+    with open(os.path.join(base, "import", "big.bin"), "wb") as f:
+        f.write(blob)
+    before = fetch_all(s)
+    mnt = os.path.join(s.data2, "ramfs")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "ramfs", "-o", "mode=0755", "ramfs", mnt], check=True)
+    try:
+        subprocess.run(["chown", "coffer", mnt], check=False)
+        # the premise: this file system refuses O_DIRECT
+        with pytest.raises(OSError) as refused:
+            os.open(os.path.join(mnt, "probe"), os.O_CREAT | os.O_WRONLY | os.O_DIRECT, 0o600)
+        assert refused.value.errno == errno.EINVAL
+        os.unlink(os.path.join(mnt, "probe"))
+        target = os.path.join(mnt, "acme")
+        r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                     "baseDirectory=" + target)
+        assert r["instanceHost"] == IH2, r
+        assert state(s, "acme") == "running"
+        with open(os.path.join(target, "import", "big.bin"), "rb") as f:
+            assert f.read() == blob
+        assert fetch_all(s) == before
+        assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+        # and off it again, so that the mount can go
+        api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=127.0.0.1",
+                 "baseDirectory=" + base)
+        assert fetch_all(s) == before
+    finally:
+        subprocess.run(["umount", "-l", mnt], check=False)
 
 
 def test_unwritable_target_fails_and_the_instance_keeps_running(two_hosts):
