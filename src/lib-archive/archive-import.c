@@ -6,10 +6,13 @@
 #include "str.h"
 #include "tstr.h"
 
+#include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #define ARCHIVE_IMPORT_BATCH_MESSAGES 2000
 #define ARCHIVE_IMPORT_BATCH_BYTES (64u * 1024 * 1024)
 #define ARCHIVE_IMPORT_BATCH_MSECS 2000
+#define ARCHIVE_IMPORT_TRIM_BYTES (8u * 1024 * 1024)
 #define ARCHIVE_IMPORT_DICT_BYTES (8u * 1024 * 1024)
 /* Samples for dictionary training: the most recent messages (their first
  * 32 KiB, where headers and text are; attachments teach a dictionary little). */
@@ -213,9 +217,30 @@ static void archive_import_process(struct archive_import *imp, struct archive_im
 	job->data = NULL;
 }
 
+/* There is one writer and several workers: where they compete for the
+ * cores, the writer, whose commits every message waits for, falls behind
+ * while the pipeline fills with finished work it has not taken (a
+ * 1,000,000-message import: the writer runnable 90 % of the time, on a
+ * core 60 %). The workers run at a lower priority (a thread's own nice
+ * value on Linux), so a runnable writer gets a core first; they have the
+ * rest, and other processes' work comes before theirs
+ * (docs/benchmarks.md, scale). */
+#define ARCHIVE_IMPORT_WORKER_NICE 5
+
+static void archive_import_lower_priority(void)
+{
+	errno = 0;
+	int nice_now = getpriority(PRIO_PROCESS, (id_t)gettid());
+	if (nice_now == -1 && errno != 0)
+		return;
+	/* an advice: where it cannot be set, the threads share alike */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice_now + ARCHIVE_IMPORT_WORKER_NICE);
+}
+
 static void *archive_import_worker(void *context)
 {
 	struct archive_import *imp = context;
+	archive_import_lower_priority();
 	pthread_mutex_lock(&imp->lock);
 	for (;;) {
 		while (imp->next_to_take == NULL && !imp->input_done && !imp->stop)
@@ -441,6 +466,13 @@ static int archive_import_commit(struct archive_import *imp, struct archive_impo
 	    catalog_commit(a->cat, error_r) < 0)
 		return -1;
 	b->open = false;
+	/* A large batch's memory, freed by this thread into the workers'
+	 * malloc arenas, goes back to the system: with the workers behind
+	 * the writer those arenas otherwise kept 35-40 MB more at their peak
+	 * (docs/benchmarks.md, scale). Not after small batches (the journal
+	 * receiver's, many a second), where there is little to give back. */
+	if (b->bytes >= ARCHIVE_IMPORT_TRIM_BYTES)
+		(void)malloc_trim(0);
 	archive_import_flush_pending(imp, true);
 	struct archive_import_event ev = {.type = ARCHIVE_IMPORT_PROGRESS};
 	archive_import_emit(imp, &ev);
