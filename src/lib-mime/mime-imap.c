@@ -34,7 +34,8 @@
 struct mime_imap_ctx {
 	const unsigned char *data;
 	size_t len;
-	size_t base; /* where GMime's parse began (blank lines skipped) */
+	size_t base; /* GMime's offsets + base = offsets into data (blank lines skipped
+		      * before the parse, or header fields left out) */
 	unsigned int leaves;
 	struct str *bs, *body; /* BODYSTRUCTURE, BODY */
 };
@@ -783,11 +784,11 @@ static GMimeMessage *reparse_after_blank_lines(const unsigned char *data, size_t
 	return msg;
 }
 
-void mime_imap_build(GMimeMessage *msg, const unsigned char *data, size_t len,
+void mime_imap_build(GMimeMessage *msg, const unsigned char *data, size_t len, size_t shift,
 		     struct mime_info *info)
 {
 	GMimeMessage *own = NULL;
-	size_t base = 0;
+	size_t base = shift;
 	GMimeHeaderList *headers =
 		msg != NULL ? g_mime_object_get_header_list(GMIME_OBJECT(msg)) : NULL;
 	if (len > 0 && (data[0] == ' ' || data[0] == '\t') &&

@@ -20,8 +20,10 @@ bool mime_part_bounds(GMimePart *part, const unsigned char *data, size_t len, si
 GMimeStream *mime_part_open(GMimePart *part, const unsigned char *data, size_t len);
 struct mime_info;
 /* Fill info's envelope, bodystructure, body and imap_size (mime-imap.c);
- * msg may be NULL (a message GMime could not parse). */
-void mime_imap_build(GMimeMessage *msg, const unsigned char *data, size_t len,
+ * msg may be NULL (a message GMime could not parse). GMime parsed `data`
+ * with `shift` bytes of header fields left out (its offsets + shift are
+ * offsets into data). */
+void mime_imap_build(GMimeMessage *msg, const unsigned char *data, size_t len, size_t shift,
 		     struct mime_info *info);
 
 #endif

@@ -705,18 +705,164 @@ static unsigned int mime_hide_repeated_fields(unsigned char *head, size_t header
 	return defects;
 }
 
-/* What GMime parses. Bytes are borrowed, not copied (a message may be
- * hundreds of megabytes). GMime's header parser works on C strings, so a
- * NUL in the header block would cut a field (the Subject ended at it, a From
- * after it was lost): such a message is handed over as a copy with each NUL
- * of its header block as a space, the same length, so that offsets into the
- * message stay right; so is one with a structure field repeated in its
- * header block (mime_hide_repeated_fields). A
- * header block over MIME_HEADER_MAX is parsed only up to that size (GMime
- * needs about ten times a header's size in memory). */
-static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, unsigned int *defects,
-				      GByteArray **borrowed_r)
+/* Header fields GMime acts on when it builds a message, besides Content-*
+ * and Resent-*: GMimeMessage's own (addresses, subject, date, message id,
+ * MIME-Version) and those whose repetition its parser reports (RFC 5322
+ * 3.6's single fields). */
+static const char *const mime_gmime_fields[] = {
+	"bcc",          "cc",         "date",     "from",   "in-reply-to", "message-id",
+	"mime-version", "references", "reply-to", "sender", "subject",     "to"};
+
+static bool mime_field_for_gmime(const unsigned char *name, size_t len)
 {
+	if ((len >= 8 && g_ascii_strncasecmp((const char *)name, "content-", 8) == 0) ||
+	    (len >= 7 && g_ascii_strncasecmp((const char *)name, "resent-", 7) == 0))
+		return true;
+	for (size_t i = 0; i < G_N_ELEMENTS(mime_gmime_fields); i++) {
+		if (strlen(mime_gmime_fields[i]) == len &&
+		    g_ascii_strncasecmp((const char *)name, mime_gmime_fields[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The length of the field at `at` (folded lines included) if GMime has no
+ * use for it and cannot warn about it, 0 otherwise: a name of letters,
+ * digits, '-', '_' and '.' right before its colon, not one of the fields
+ * above, and a value of printable ASCII and tabs only, every line ended
+ * by LF or CRLF, no folded line blank. */
+static size_t mime_idle_field_len(const unsigned char *head, size_t len, size_t at)
+{
+	size_t i = at;
+	while (i < len &&
+	       (g_ascii_isalnum(head[i]) || head[i] == '-' || head[i] == '_' || head[i] == '.'))
+		i++;
+	if (i == at || i >= len || head[i] != ':' || mime_field_for_gmime(head + at, i - at))
+		return 0;
+	for (;;) {
+		for (i++; i < len && head[i] != '\n'; i++) {
+			unsigned char c = head[i];
+			if (c == '\r' && i + 1 < len && head[i + 1] == '\n')
+				continue;
+			if ((c < 0x20 || c > 0x7e) && c != '\t')
+				return 0;
+		}
+		if (i >= len)
+			return 0; /* no line end in the header block */
+		i++;              /* past the LF */
+		if (i >= len || (head[i] != ' ' && head[i] != '\t'))
+			return i - at;
+		/* a folded line: it must hold more than blanks */
+		size_t j = i;
+		while (j < len && (head[j] == ' ' || head[j] == '\t'))
+			j++;
+		if (j >= len || head[j] == '\n' || head[j] == '\r')
+			return 0;
+	}
+}
+
+/* Whether every line of the header block starts a field (a name, blanks,
+ * a colon) or folds one, but for the blank line that ends it. GMime's
+ * reading of any other line depends on the lines before it (it may take
+ * the first for the start of the body), so no field is left out of such a
+ * block. */
+static bool mime_header_well_formed(const unsigned char *data, size_t header_len)
+{
+	for (size_t at = 0; at < header_len;) {
+		const unsigned char *nl = memchr(data + at, '\n', header_len - at);
+		size_t end = nl != NULL ? (size_t)(nl - data) + 1 : header_len;
+		bool last = end == header_len;
+		if (data[at] == ' ' || data[at] == '\t') {
+			if (at == 0)
+				return false;
+		} else if (!(last && (end - at == 1 || (end - at == 2 && data[at] == '\r')))) {
+			size_t i = at;
+			while (i < end && data[i] > ' ' && data[i] < 0x7f && data[i] != ':')
+				i++;
+			if (i == at)
+				return false;
+			while (i < end && (data[i] == ' ' || data[i] == '\t'))
+				i++;
+			if (i >= end || data[i] != ':')
+				return false;
+		}
+		at = end;
+	}
+	return true;
+}
+
+/* Bytes of fields GMime has no use for in the header block
+ * (mime_idle_field_len()); 0 if the block is not well-formed. */
+static size_t mime_idle_fields(const unsigned char *data, size_t header_len)
+{
+	if (!mime_header_well_formed(data, header_len))
+		return 0;
+	size_t idle = 0;
+	for (size_t at = 0; at < header_len;) {
+		size_t n = mime_idle_field_len(data, header_len, at);
+		if (n > 0) {
+			idle += n;
+			at += n;
+			continue;
+		}
+		const unsigned char *nl = memchr(data + at, '\n', header_len - at);
+		at = nl != NULL ? (size_t)(nl - data) + 1 : header_len;
+	}
+	return idle;
+}
+
+/* The message without those fields: each becomes a GObject in GMime
+ * (mailing list mail has about 30 fields, of which GMime uses 10), which
+ * cost a third of GMime's parse (docs/benchmarks.md). */
+static GByteArray *mime_without_idle_fields(const unsigned char *data, size_t len,
+					    size_t header_len, size_t idle)
+{
+	GByteArray *copy = g_byte_array_sized_new((guint)(len - idle));
+	for (size_t at = 0; at < header_len;) {
+		size_t n = mime_idle_field_len(data, header_len, at);
+		if (n > 0) {
+			at += n;
+			continue;
+		}
+		const unsigned char *nl = memchr(data + at, '\n', header_len - at);
+		size_t end = nl != NULL ? (size_t)(nl - data) + 1 : header_len;
+		g_byte_array_append(copy, data + at, (guint)(end - at));
+		at = end;
+	}
+	g_byte_array_append(copy, data + header_len, (guint)(len - header_len));
+	return copy;
+}
+
+/* What GMime parses: the caller's bytes, or a copy of them.
+ * GMime's offsets + shift = offsets in the caller's bytes (every field left
+ * out lies before the body). */
+struct mime_input {
+	GMimeStream *stream;
+	GByteArray *borrowed; /* the caller's bytes, when borrowed */
+	const unsigned char *data;
+	size_t len, shift;
+};
+
+/* Messages up to this size are handed over without the fields GMime has
+ * no use for (a copy); larger ones are borrowed as they are. */
+#define MIME_IDLE_COPY_MAX (1024 * 1024)
+
+/* Bytes are borrowed, not copied (a message may be hundreds of megabytes),
+ * unless they are small enough to be copied without the fields GMime has
+ * no use for (mime_without_idle_fields()). GMime's header parser works on
+ * C strings, so a NUL in the header block would cut a field (the Subject
+ * ended at it, a From after it was lost): such a message is handed over as
+ * a copy with each NUL of its header block as a space, the same length, so
+ * that offsets into the message stay right; so is one with a structure
+ * field repeated in its header block (mime_hide_repeated_fields). A header
+ * block over MIME_HEADER_MAX is parsed only up to that size (GMime needs
+ * about ten times a header's size in memory). */
+static void mime_input_open(struct mime_input *in, const unsigned char *data, size_t len,
+			    unsigned int *defects)
+{
+	memset(in, 0, sizeof(*in));
+	in->data = data;
+	in->len = len;
 	size_t header_len = mime_header_len(data, len);
 	const unsigned char *cr = data;
 	while ((cr = memchr(cr, '\r', len - (size_t)(cr - data))) != NULL) {
@@ -732,8 +878,23 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 	bool long_lines = !too_large && mime_long_line_after(data, len, header_len);
 	/* only read: the caller's bytes are changed in the copy below */
 	unsigned int repeats = mime_hide_repeated_fields((unsigned char *)data, keep, false);
-	if (!too_large && !nul && !long_lines && repeats == 0)
-		return mime_borrow_stream(data, len, borrowed_r);
+	if (!too_large && !nul && !long_lines && repeats == 0) {
+		/* not after leading blanks: mime_imap_build() looks past them */
+		size_t idle =
+			len <= MIME_IDLE_COPY_MAX && len > 0 && data[0] != ' ' && data[0] != '\t'
+				? mime_idle_fields(data, header_len)
+				: 0;
+		if (idle == 0) {
+			in->stream = mime_borrow_stream(data, len, &in->borrowed);
+			return;
+		}
+		GByteArray *copy = mime_without_idle_fields(data, len, header_len, idle);
+		in->data = copy->data;
+		in->len = copy->len;
+		in->shift = idle;
+		in->stream = g_mime_stream_mem_new_with_byte_array(copy);
+		return;
+	}
 	GByteArray *head = g_byte_array_sized_new((guint)(too_large ? keep + 2 : len));
 	g_byte_array_append(head, data, (guint)keep);
 	for (guint i = 0; i < head->len; i++) {
@@ -752,8 +913,10 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 		const unsigned char *last = memrchr(head->data, '\n', head->len);
 		g_byte_array_set_size(head, last != NULL ? (guint)(last - head->data) + 1 : 0);
 		g_byte_array_append(head, (const guint8 *)"\n", 1);
-		*borrowed_r = NULL;
-		return g_mime_stream_mem_new_with_byte_array(head);
+		in->data = head->data;
+		in->len = head->len;
+		in->stream = g_mime_stream_mem_new_with_byte_array(head);
+		return;
 	}
 	/* rare: the whole message copied, mended (the copy lives only while
 	 * the message is parsed, not while its record is sealed) */
@@ -762,8 +925,17 @@ static GMimeStream *mime_input_stream(const unsigned char *data, size_t len, uns
 		*defects |= MIME_DEFECT_LINE_TOO_LONG;
 		mime_mend_long_lines(head->data, head->len, header_len);
 	}
-	*borrowed_r = NULL;
-	return g_mime_stream_mem_new_with_byte_array(head);
+	in->data = head->data;
+	in->len = head->len;
+	in->stream = g_mime_stream_mem_new_with_byte_array(head);
+}
+
+static void mime_input_close(struct mime_input *in)
+{
+	g_object_unref(in->stream);
+	/* frees the array, not the caller's bytes it borrowed */
+	if (in->borrowed != NULL)
+		g_byte_array_free(in->borrowed, FALSE);
 }
 
 /* The offset of a Date header's zone; beyond a day (RFC 5322 allows
@@ -781,22 +953,23 @@ static struct mime_info *mime_parse_common(const void *data, size_t len, size_t 
 {
 	mime_init();
 	struct mime_info *info = mem_new(struct mime_info);
-	struct mime_ctx ctx = {.data = data,
-			       .len = len,
+	struct mime_input in;
+	mime_input_open(&in, data, len, &info->defects);
+	/* the parts' text and spans are read from what GMime parsed */
+	struct mime_ctx ctx = {.data = in.data,
+			       .len = in.len,
 			       .large_part_min = large_part_min,
 			       .info = info,
 			       .text = str_create(4096),
 			       .names = str_create(16)};
-	GByteArray *borrowed;
-	GMimeStream *stream = mime_input_stream(data, len, &info->defects, &borrowed);
-	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	GMimeParser *parser = g_mime_parser_new_with_stream(in.stream);
 	g_mime_parser_set_persist_stream(parser, TRUE);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	GMimeParserOptions *options = g_mime_parser_options_new();
 	g_mime_parser_options_set_warning_callback(options, mime_warning, info);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
 	if (imap)
-		mime_imap_build(msg, data, len, info);
+		mime_imap_build(msg, data, len, in.shift, info);
 	if (msg != NULL) {
 		GDateTime *date = g_mime_message_get_date(msg);
 		info->date = date != NULL ? g_date_time_to_unix(date) : 0;
@@ -820,10 +993,10 @@ static struct mime_info *mime_parse_common(const void *data, size_t len, size_t 
 	}
 	g_mime_parser_options_free(options);
 	g_object_unref(parser);
-	g_object_unref(stream);
-	/* frees the array, not the caller's bytes it borrowed */
-	if (borrowed != NULL)
-		g_byte_array_free(borrowed, FALSE);
+	mime_input_close(&in);
+	/* spans in the caller's bytes */
+	for (size_t i = 0; i < ctx.large_parts.count; i++)
+		ctx.large_parts.items[i].offset += in.shift;
 	char *text = str_steal(&ctx.text);
 	info->body_text = mime_utf8(text);
 	mem_free(text);
@@ -849,20 +1022,18 @@ struct mime_info *mime_parse_imap(const void *data, size_t len)
 	struct mime_info *info = mem_new(struct mime_info);
 	/* the same input as mime_parse() (NULs of the header block as spaces,
 	 * long lines mended), so the data derived again equals ingest's */
-	GByteArray *borrowed;
 	unsigned int defects = 0;
-	GMimeStream *stream = mime_input_stream(data, len, &defects, &borrowed);
-	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	struct mime_input in;
+	mime_input_open(&in, data, len, &defects);
+	GMimeParser *parser = g_mime_parser_new_with_stream(in.stream);
 	g_mime_parser_set_persist_stream(parser, TRUE); /* parts keep their spans */
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
-	mime_imap_build(msg, data, len, info);
+	mime_imap_build(msg, data, len, in.shift, info);
 	if (msg != NULL)
 		g_object_unref(msg);
 	g_object_unref(parser);
-	g_object_unref(stream);
-	if (borrowed != NULL)
-		g_byte_array_free(borrowed, FALSE);
+	mime_input_close(&in);
 	info->subject = mem_strdup("");
 	info->from = mem_strdup("");
 	info->to = mem_strdup("");

@@ -265,11 +265,113 @@ static void test_recipients(void **state)
 	mime_recipients_free(&addrs);
 }
 
+/* Fields GMime has no use for (Received, List-*, X-*) are left out of
+ * what it parses: everything it gives is the same as for the message
+ * without them, and spans still point into the message as it is. */
+static const char *const idle_fields =
+	"Received: from a.example (a.example [192.0.2.1])\n\tby b.example; Tue, 2 Jan 2018\n"
+	"X-Mailer: test 1.0\nList-Id: <list.example.org>\nPrecedence: bulk\n";
+
+static char *with_idle_fields(const char *raw)
+{
+	struct str *s = str_create(4096);
+	/* after the first field, so the block still starts with From */
+	const char *nl = strchr(raw, '\n');
+	str_append_n(s, raw, (size_t)(nl - raw) + 1);
+	str_append(s, idle_fields);
+	str_append(s, nl + 1);
+	return str_steal(&s);
+}
+
+static void assert_same_parse(const struct mime_info *a, const struct mime_info *b, size_t shift)
+{
+	assert_int_equal(a->date, b->date);
+	assert_string_equal(a->subject, b->subject);
+	assert_string_equal(a->from, b->from);
+	assert_string_equal(a->to, b->to);
+	assert_string_equal(a->cc, b->cc);
+	assert_string_equal(a->message_id, b->message_id);
+	assert_string_equal(a->envelope, b->envelope);
+	assert_string_equal(a->bodystructure, b->bodystructure);
+	assert_string_equal(a->body, b->body);
+	assert_string_equal(a->body_text, b->body_text);
+	assert_string_equal(a->attachment_names, b->attachment_names);
+	assert_int_equal(a->defects, b->defects);
+	assert_int_equal(a->large_part_count, b->large_part_count);
+	for (size_t i = 0; i < a->large_part_count; i++) {
+		assert_int_equal(a->large_parts[i].offset, b->large_parts[i].offset + shift);
+		assert_int_equal(a->large_parts[i].len, b->large_parts[i].len);
+	}
+}
+
+static void test_idle_fields_left_out(void **state)
+{
+	size_t off, blen;
+	char *plain = build_message(400, &off, &blen);
+	char *full = with_idle_fields(plain);
+	size_t shift = strlen(idle_fields);
+	struct mime_info *a = mime_parse(full, strlen(full), MIME_LARGE_PART_MIN);
+	struct mime_info *b = mime_parse(plain, strlen(plain), MIME_LARGE_PART_MIN);
+	assert_same_parse(a, b, shift);
+	/* the span is the attachment's base64 in the message as it is */
+	assert_int_equal(a->large_part_count, 1);
+	assert_int_equal(a->large_parts[0].offset, off + shift);
+	assert_memory_equal(full + a->large_parts[0].offset, plain + off, a->large_parts[0].len);
+	mime_info_destroy(&a);
+	mime_info_destroy(&b);
+	/* past 64 parts BODYSTRUCTURE counts parts where GMime found them */
+	struct str *many = str_create(8192);
+	str_append(many, "From: a@example.org\nSubject: parts\nMIME-Version: 1.0\n"
+			 "Content-Type: multipart/mixed; boundary=B\n\n");
+	for (int i = 0; i < 70; i++)
+		str_printfa(many, "--B\nContent-Type: text/plain\n\npart %d\nline two\n", i);
+	str_append(many, "--B--\n");
+	char *many_full = with_idle_fields(str_c(many));
+	a = mime_parse(many_full, strlen(many_full), MIME_LARGE_PART_MIN);
+	b = mime_parse(str_c(many), str_len(many), MIME_LARGE_PART_MIN);
+	assert_same_parse(a, b, shift);
+	mime_info_destroy(&a);
+	mime_info_destroy(&b);
+	a = mime_parse_imap(many_full, strlen(many_full));
+	b = mime_parse_imap(str_c(many), str_len(many));
+	assert_string_equal(a->bodystructure, b->bodystructure);
+	mime_info_destroy(&a);
+	mime_info_destroy(&b);
+	mem_free(many_full);
+	str_destroy(&many);
+	mem_free(full);
+	mem_free(plain);
+	(void)state;
+}
+
+/* A header block with a line that is no field: GMime's reading of that
+ * line depends on the lines before it (as the first line it may start the
+ * body), so nothing is left out: the message parses as if each of its
+ * fields were one GMime uses (a non-ASCII byte keeps a field in). */
+static void test_idle_fields_kept_in_a_broken_header(void **state)
+{
+	const char *broken = "X-Spam: yes\nnot a field\nSubject: hi\nFrom: a@example.org\n\nbody\n";
+	const char *kept =
+		"X-Spam: y\xe9s\nnot a field\nSubject: hi\nFrom: a@example.org\n\nbody\n";
+	struct mime_info *a = mime_parse(broken, strlen(broken), MIME_LARGE_PART_MIN);
+	struct mime_info *b = mime_parse(kept, strlen(kept), MIME_LARGE_PART_MIN);
+	assert_string_equal(a->subject, b->subject);
+	assert_string_equal(a->from, b->from);
+	assert_string_equal(a->envelope, b->envelope);
+	assert_string_equal(a->bodystructure, b->bodystructure);
+	assert_string_equal(a->body_text, b->body_text);
+	mime_info_destroy(&a);
+	mime_info_destroy(&b);
+	(void)state;
+}
+
 int main(void)
 {
 	mime_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_fields_and_text),
+		cmocka_unit_test(test_idle_fields_left_out),
+		cmocka_unit_test(test_idle_fields_kept_in_a_broken_header),
 		cmocka_unit_test(test_garbage_never_fails),
 		cmocka_unit_test(test_date_zone),
 		cmocka_unit_test(test_html_to_text),
