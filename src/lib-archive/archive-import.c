@@ -108,6 +108,9 @@ struct archive_import {
 	struct archive_import_job *head, *tail, *next_to_take;
 	size_t jobs, inflight;
 	bool input_done, stop;
+	/* the reader waits for room for a message of next_cost bytes */
+	bool reader_waiting;
+	size_t next_cost;
 
 	/* dictionary training (before the pipeline starts) */
 	bool training;
@@ -255,7 +258,9 @@ static void *archive_import_worker(void *context)
 			archive_import_process(imp, job);
 		pthread_mutex_lock(&imp->lock);
 		job->done = true;
-		pthread_cond_broadcast(&imp->done_cond);
+		/* the writer waits for the head of the queue only */
+		if (job == imp->head)
+			pthread_cond_signal(&imp->done_cond);
 	}
 	pthread_mutex_unlock(&imp->lock);
 	return NULL;
@@ -496,6 +501,15 @@ static void archive_import_abort(struct archive_import *imp, struct archive_impo
 	archive_import_flush_pending(imp, false);
 }
 
+/* Whether a waiting reader may go on (with imp->lock): the pipeline has
+ * drained to half of its bounds, or to nothing for a message larger
+ * than that. */
+static bool archive_import_refill(const struct archive_import *imp)
+{
+	return imp->jobs == 0 || (imp->jobs <= ARCHIVE_IMPORT_MAX_JOBS / 2 &&
+				  imp->inflight + imp->next_cost <= ARCHIVE_IMPORT_INFLIGHT / 2);
+}
+
 static void *archive_import_writer(void *context)
 {
 	struct archive_import *imp = context;
@@ -537,7 +551,8 @@ static void *archive_import_writer(void *context)
 		imp->inflight -= job->cost;
 		bool more_ready = imp->head != NULL && imp->head->done;
 		bool input_done = imp->input_done;
-		pthread_cond_broadcast(&imp->space_cond);
+		if (imp->reader_waiting && archive_import_refill(imp))
+			pthread_cond_signal(&imp->space_cond);
 		pthread_mutex_unlock(&imp->lock);
 
 		if (job->skip_reason != NULL) {
@@ -624,14 +639,21 @@ static bool archive_import_stopped(struct archive_import *imp)
 	return stop;
 }
 
-/* Waits for room in the pipeline (memory stays bounded), then queues job. */
+/* Waits for room in the pipeline (memory stays bounded), then queues job.
+ * A full pipeline is refilled once it has drained to half
+ * (archive_import_refill()), not a message at a time: waking the reader
+ * for every message the writer took cost more CPU than the reading. */
 static void archive_import_queue(struct archive_import *imp, struct archive_import_job *job)
 {
 	pthread_mutex_lock(&imp->lock);
-	while (!imp->stop && imp->jobs > 0 &&
-	       (imp->jobs >= ARCHIVE_IMPORT_MAX_JOBS ||
-		imp->inflight + job->cost > ARCHIVE_IMPORT_INFLIGHT))
-		pthread_cond_wait(&imp->space_cond, &imp->lock);
+	if (imp->jobs > 0 && (imp->jobs >= ARCHIVE_IMPORT_MAX_JOBS ||
+			      imp->inflight + job->cost > ARCHIVE_IMPORT_INFLIGHT)) {
+		imp->next_cost = job->cost;
+		imp->reader_waiting = true;
+		while (!imp->stop && !archive_import_refill(imp))
+			pthread_cond_wait(&imp->space_cond, &imp->lock);
+		imp->reader_waiting = false;
+	}
 	bool stop = imp->stop;
 	pthread_mutex_unlock(&imp->lock);
 	if (stop) {
