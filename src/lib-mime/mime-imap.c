@@ -97,23 +97,24 @@ static void both_text(struct mime_imap_ctx *ctx, const char *s)
  * NULL if absent. mem_free. */
 static char *unfold(const char *raw)
 {
-	struct str *s = str_create(strlen(raw) + 1);
-	for (const char *p = raw; *p != '\0'; p++) {
-		if (*p == '\r' || *p == '\n')
+	size_t n = strlen(raw), w = 0;
+	char *out = mem_alloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		char c = raw[i];
+		if (c == '\r' || c == '\n')
 			continue;
-		if (*p == '\t' && p > raw && p[-1] == '\n') {
-			str_append_c(s, ' '); /* a fold's tab unfolds to a space */
+		if (c == '\t' && i > 0 && raw[i - 1] == '\n') {
+			out[w++] = ' '; /* a fold's tab unfolds to a space */
 			continue;
 		}
-		if (str_len(s) == 0 && (*p == ' ' || *p == '\t'))
+		if (w == 0 && (c == ' ' || c == '\t'))
 			continue;
-		str_append_c(s, *p);
+		out[w++] = c;
 	}
-	size_t len = str_len(s);
-	while (len > 0 && (str_c(s)[len - 1] == ' ' || str_c(s)[len - 1] == '\t'))
-		len--;
-	str_truncate(s, len);
-	return str_steal(&s);
+	while (w > 0 && (out[w - 1] == ' ' || out[w - 1] == '\t'))
+		w--;
+	out[w] = '\0';
+	return out;
 }
 
 static char *raw_header(GMimeObject *obj, const char *name)
@@ -182,7 +183,26 @@ static void addr_skip_cfws(struct addr_parser *ap)
 
 static bool addr_special(char c)
 {
-	return strchr("()<>[]:;@\\,.\"", c) != NULL;
+	/* a switch, not strchr(): this is asked of every byte of an address */
+	switch (c) {
+	case '(':
+	case ')':
+	case '<':
+	case '>':
+	case '[':
+	case ']':
+	case ':':
+	case ';':
+	case '@':
+	case '\\':
+	case ',':
+	case '.':
+	case '"':
+	case '\0':
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* One word (atom or quoted string) appended to w; false if none here. */
@@ -399,10 +419,13 @@ static void envelope_addresses(struct str *out, GMimeObject *obj, const char *he
 		addr_list(&ap, true, ",");
 		mem_free(v);
 	}
-	if (str_len(ap.out) == 0)
+	if (str_len(ap.out) == 0) {
 		str_append(out, "NIL");
-	else
-		str_printfa(out, "(%s)", str_c(ap.out));
+	} else {
+		str_append_c(out, '(');
+		str_append_n(out, str_c(ap.out), str_len(ap.out));
+		str_append_c(out, ')');
+	}
 	str_destroy(&ap.out);
 	mem_free(ap.comment);
 }

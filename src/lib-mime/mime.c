@@ -146,38 +146,41 @@ static bool mime_space(char c)
 }
 
 /* Appends a part's text for the index, runs of white space made one (the
- * full-text index does not see them, and they would use up the cap). Runs
- * of other bytes are copied whole: this sees every byte of a message's
- * text. */
+ * full-text index does not see them, and they would use up the cap): a
+ * run becomes a line end if it holds one (or begins with CR), else its
+ * first byte. This sees every byte of a message's text, so it writes in
+ * place rather than a call per word. */
 static void mime_text_append(struct mime_ctx *ctx, const char *text, size_t len)
 {
 	struct str *out = ctx->text;
 	if (str_len(out) > 0 && len > 0 && str_len(out) < MIME_TEXT_MAX)
 		str_append_c(out, '\n');
-	size_t i = 0;
+	size_t start = str_len(out);
+	size_t room = start < MIME_TEXT_MAX ? MIME_TEXT_MAX - start : 0;
+	/* never longer than the input: runs only shrink */
+	size_t cap = len < room ? len : room;
+	char *dst = str_append_space(out, cap);
+	size_t i = 0, w = 0;
 	while (i < len) {
-		if (str_len(out) >= MIME_TEXT_MAX) {
+		if (w >= room) {
 			ctx->info->defects |= MIME_DEFECT_TEXT_TRUNCATED;
-			return;
-		}
-		if (!mime_space(text[i])) {
-			size_t room = MIME_TEXT_MAX - str_len(out), end = i;
-			/* a byte above ' ' is never white space: one test for most */
-			while (end < len && end - i < room &&
-			       ((unsigned char)text[end] > ' ' || !mime_space(text[end])))
-				end++;
-			str_append_n(out, text + i, end - i);
-			i = end;
-			continue;
+			break;
 		}
 		char c = text[i];
+		/* a byte above ' ' is never white space: one test for most */
+		if ((unsigned char)c > ' ' || !mime_space(c)) {
+			dst[w++] = c;
+			i++;
+			continue;
+		}
 		while (i + 1 < len && mime_space(text[i + 1])) {
 			if (text[++i] == '\n')
 				c = '\n';
 		}
-		str_append_c(out, c == '\r' ? '\n' : c);
+		dst[w++] = c == '\r' ? '\n' : c;
 		i++;
 	}
+	str_truncate(out, start + w);
 }
 
 bool mime_part_bounds(GMimePart *part, const unsigned char *data, size_t len, size_t *off_r,
@@ -726,110 +729,117 @@ static bool mime_field_for_gmime(const unsigned char *name, size_t len)
 	return false;
 }
 
-/* The length of the field at `at` (folded lines included) if GMime has no
- * use for it and cannot warn about it, 0 otherwise: a name of letters,
- * digits, '-', '_' and '.' right before its colon, not one of the fields
- * above, and a value of printable ASCII and tabs only, every line ended
- * by LF or CRLF, no folded line blank. */
-static size_t mime_idle_field_len(const unsigned char *head, size_t len, size_t at)
+/* Whether a field's name is one that may be left out: letters, digits,
+ * '-', '_' and '.', and not a field GMime uses. */
+static bool mime_idle_name(const unsigned char *name, size_t len)
 {
-	size_t i = at;
-	while (i < len &&
-	       (g_ascii_isalnum(head[i]) || head[i] == '-' || head[i] == '_' || head[i] == '.'))
-		i++;
-	if (i == at || i >= len || head[i] != ':' || mime_field_for_gmime(head + at, i - at))
-		return 0;
-	for (;;) {
-		for (i++; i < len && head[i] != '\n'; i++) {
-			unsigned char c = head[i];
-			if (c == '\r' && i + 1 < len && head[i + 1] == '\n')
-				continue;
-			if ((c < 0x20 || c > 0x7e) && c != '\t')
-				return 0;
-		}
-		if (i >= len)
-			return 0; /* no line end in the header block */
-		i++;              /* past the LF */
-		if (i >= len || (head[i] != ' ' && head[i] != '\t'))
-			return i - at;
-		/* a folded line: it must hold more than blanks */
-		size_t j = i;
-		while (j < len && (head[j] == ' ' || head[j] == '\t'))
-			j++;
-		if (j >= len || head[j] == '\n' || head[j] == '\r')
-			return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!g_ascii_isalnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
+			return false;
 	}
+	return !mime_field_for_gmime(name, len);
 }
 
-/* Whether every line of the header block starts a field (a name, blanks,
- * a colon) or folds one, but for the blank line that ends it. GMime's
- * reading of any other line depends on the lines before it (it may take
- * the first for the start of the body), so no field is left out of such a
- * block. */
-static bool mime_header_well_formed(const unsigned char *data, size_t header_len)
+/* Whether a line of a field (from after the colon, or a folded line, to its
+ * LF) holds only printable ASCII and tabs, ends with LF or CRLF, and, when
+ * folded, more than blanks. */
+static bool mime_idle_line(const unsigned char *p, size_t n, bool folded)
 {
+	size_t end = n >= 2 && p[n - 2] == '\r' ? n - 2 : n - 1;
+	bool blank = true;
+	for (size_t i = 0; i < end; i++) {
+		unsigned char c = p[i];
+		if ((unsigned char)(c - 0x20) > 0x5e && c != '\t')
+			return false;
+		blank = blank && (c == ' ' || c == '\t');
+	}
+	return !(folded && blank);
+}
+
+/* The fields of a header block GMime has no use for and cannot warn
+ * about, as spans (adjacent ones merged): a name mime_idle_name() allows
+ * right before its colon, every line mime_idle_line(). None in a block
+ * with a line that neither starts a field (a name, blanks, a colon) nor
+ * folds one, but for the blank line that ends it: GMime's reading of such
+ * a line depends on the lines before it (it may take the first for the
+ * start of the body). */
+#define MIME_IDLE_SPANS 32
+struct mime_idle {
+	size_t count, bytes;
+	struct {
+		size_t start, end;
+	} spans[MIME_IDLE_SPANS];
+};
+
+static void mime_idle_add(struct mime_idle *idle, size_t start, size_t end)
+{
+	if (idle->count > 0 && idle->spans[idle->count - 1].end == start) {
+		idle->spans[idle->count - 1].end = end;
+	} else if (idle->count < MIME_IDLE_SPANS) {
+		idle->spans[idle->count].start = start;
+		idle->spans[idle->count].end = end;
+		idle->count++;
+	} else {
+		return; /* kept: it is only slower */
+	}
+	idle->bytes += end - start;
+}
+
+static void mime_idle_scan(const unsigned char *data, size_t header_len, struct mime_idle *idle)
+{
+	idle->count = idle->bytes = 0;
+	bool field_idle = false;
+	size_t field_start = 0;
 	for (size_t at = 0; at < header_len;) {
 		const unsigned char *nl = memchr(data + at, '\n', header_len - at);
-		size_t end = nl != NULL ? (size_t)(nl - data) + 1 : header_len;
-		bool last = end == header_len;
+		if (nl == NULL)
+			goto none; /* a last line without a line end: left alone */
+		size_t end = (size_t)(nl - data) + 1;
 		if (data[at] == ' ' || data[at] == '\t') {
 			if (at == 0)
-				return false;
-		} else if (!(last && (end - at == 1 || (end - at == 2 && data[at] == '\r')))) {
-			size_t i = at;
-			while (i < end && data[i] > ' ' && data[i] < 0x7f && data[i] != ':')
-				i++;
-			if (i == at)
-				return false;
-			while (i < end && (data[i] == ' ' || data[i] == '\t'))
-				i++;
-			if (i >= end || data[i] != ':')
-				return false;
-		}
-		at = end;
-	}
-	return true;
-}
-
-/* Bytes of fields GMime has no use for in the header block
- * (mime_idle_field_len()); 0 if the block is not well-formed. */
-static size_t mime_idle_fields(const unsigned char *data, size_t header_len)
-{
-	if (!mime_header_well_formed(data, header_len))
-		return 0;
-	size_t idle = 0;
-	for (size_t at = 0; at < header_len;) {
-		size_t n = mime_idle_field_len(data, header_len, at);
-		if (n > 0) {
-			idle += n;
-			at += n;
+				goto none;
+			field_idle = field_idle && mime_idle_line(data + at, end - at, true);
+			at = end;
 			continue;
 		}
-		const unsigned char *nl = memchr(data + at, '\n', header_len - at);
-		at = nl != NULL ? (size_t)(nl - data) + 1 : header_len;
+		if (field_idle)
+			mime_idle_add(idle, field_start, at);
+		field_idle = false;
+		if (end == header_len && (end - at == 1 || (end - at == 2 && data[at] == '\r')))
+			break; /* the blank line that ends the block */
+		size_t i = at;
+		while (i < end && data[i] > ' ' && data[i] < 0x7f && data[i] != ':')
+			i++;
+		size_t name_end = i;
+		while (i < end && (data[i] == ' ' || data[i] == '\t'))
+			i++;
+		if (name_end == at || i >= end || data[i] != ':')
+			goto none;
+		field_start = at;
+		field_idle = name_end == i && mime_idle_name(data + at, name_end - at) &&
+			     mime_idle_line(data + i + 1, end - i - 1, false);
+		at = end;
 	}
-	return idle;
+	if (field_idle)
+		mime_idle_add(idle, field_start, header_len);
+	return;
+none:
+	idle->count = idle->bytes = 0;
 }
 
 /* The message without those fields: each becomes a GObject in GMime
  * (mailing list mail has about 30 fields, of which GMime uses 10), which
  * cost a third of GMime's parse (docs/benchmarks.md). */
 static GByteArray *mime_without_idle_fields(const unsigned char *data, size_t len,
-					    size_t header_len, size_t idle)
+					    const struct mime_idle *idle)
 {
-	GByteArray *copy = g_byte_array_sized_new((guint)(len - idle));
-	for (size_t at = 0; at < header_len;) {
-		size_t n = mime_idle_field_len(data, header_len, at);
-		if (n > 0) {
-			at += n;
-			continue;
-		}
-		const unsigned char *nl = memchr(data + at, '\n', header_len - at);
-		size_t end = nl != NULL ? (size_t)(nl - data) + 1 : header_len;
-		g_byte_array_append(copy, data + at, (guint)(end - at));
-		at = end;
+	GByteArray *copy = g_byte_array_sized_new((guint)(len - idle->bytes));
+	size_t from = 0;
+	for (size_t i = 0; i < idle->count; i++) {
+		g_byte_array_append(copy, data + from, (guint)(idle->spans[i].start - from));
+		from = idle->spans[i].end;
 	}
-	g_byte_array_append(copy, data + header_len, (guint)(len - header_len));
+	g_byte_array_append(copy, data + from, (guint)(len - from));
 	return copy;
 }
 
@@ -880,18 +890,17 @@ static void mime_input_open(struct mime_input *in, const unsigned char *data, si
 	unsigned int repeats = mime_hide_repeated_fields((unsigned char *)data, keep, false);
 	if (!too_large && !nul && !long_lines && repeats == 0) {
 		/* not after leading blanks: mime_imap_build() looks past them */
-		size_t idle =
-			len <= MIME_IDLE_COPY_MAX && len > 0 && data[0] != ' ' && data[0] != '\t'
-				? mime_idle_fields(data, header_len)
-				: 0;
-		if (idle == 0) {
+		struct mime_idle idle = {0, 0, {{0, 0}}};
+		if (len <= MIME_IDLE_COPY_MAX && len > 0 && data[0] != ' ' && data[0] != '\t')
+			mime_idle_scan(data, header_len, &idle);
+		if (idle.bytes == 0) {
 			in->stream = mime_borrow_stream(data, len, &in->borrowed);
 			return;
 		}
-		GByteArray *copy = mime_without_idle_fields(data, len, header_len, idle);
+		GByteArray *copy = mime_without_idle_fields(data, len, &idle);
 		in->data = copy->data;
 		in->len = copy->len;
-		in->shift = idle;
+		in->shift = idle.bytes;
 		in->stream = g_mime_stream_mem_new_with_byte_array(copy);
 		return;
 	}

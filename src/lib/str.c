@@ -95,6 +95,15 @@ void str_printfa(struct str *str, const char *fmt, ...)
 	va_end(args);
 }
 
+char *str_append_space(struct str *str, size_t len)
+{
+	str_reserve(str, len);
+	char *at = str->data + str->len;
+	str->len += len;
+	str->data[str->len] = '\0';
+	return at;
+}
+
 void str_truncate(struct str *str, size_t len)
 {
 	if (len < str->len) {

@@ -22,6 +22,11 @@ void str_printfa(struct str *str, const char *fmt, ...) __attribute__((format(pr
 void str_vprintfa(struct str *str, const char *fmt, va_list args)
 	__attribute__((format(printf, 2, 0)));
 void str_truncate(struct str *str, size_t len);
+/* Makes the string len bytes longer and returns where they begin, for a
+ * writer that fills them in place and then str_truncate()s to what it
+ * wrote (one call instead of one per piece). The bytes are uninitialized;
+ * the pointer is valid until the next modification. */
+char *str_append_space(struct str *str, size_t len);
 
 const char *str_c(const struct str *str);
 size_t str_len(const struct str *str);
