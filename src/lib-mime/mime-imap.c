@@ -138,6 +138,9 @@ struct addr_parser {
 	const char *p;
 	struct str *out;
 	char *comment; /* the last comment seen: the name of "a@b (Name)" */
+	/* a mailbox's parts, reused from one mailbox to the next (a group's
+	 * mailboxes are read after the group's name was written) */
+	struct str *name, *local, *domain, *adl;
 };
 
 static void addr_skip_comment(struct addr_parser *ap)
@@ -338,8 +341,11 @@ static void addr_list(struct addr_parser *ap, bool group_ok, const char *stops)
 
 static bool addr_mailbox(struct addr_parser *ap, bool group_ok, const char *stops)
 {
-	struct str *name = str_create(32), *local = str_create(32), *domain = str_create(32);
-	struct str *adl = str_create(8);
+	struct str *name = ap->name, *local = ap->local, *domain = ap->domain, *adl = ap->adl;
+	str_truncate(name, 0);
+	str_truncate(local, 0);
+	str_truncate(domain, 0);
+	str_truncate(adl, 0);
 	const char *start = ap->p;
 	mem_free(ap->comment);
 	ap->comment = NULL;
@@ -387,10 +393,6 @@ static bool addr_mailbox(struct addr_parser *ap, bool group_ok, const char *stop
 		}
 	}
 	(void)stops;
-	str_destroy(&name);
-	str_destroy(&local);
-	str_destroy(&domain);
-	str_destroy(&adl);
 	return written;
 }
 
@@ -409,7 +411,11 @@ static void envelope_addresses(struct str *out, GMimeObject *obj, const char *he
 				header) == 0;
 	if (!found)
 		name = fallback;
-	struct addr_parser ap = {.out = str_create(64)};
+	struct addr_parser ap = {.out = str_create(64),
+				 .name = str_create(32),
+				 .local = str_create(32),
+				 .domain = str_create(32),
+				 .adl = str_create(8)};
 	for (int i = 0; name != NULL && i < count; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
 		if (g_ascii_strcasecmp(g_mime_header_get_name(h), name) != 0)
@@ -427,6 +433,10 @@ static void envelope_addresses(struct str *out, GMimeObject *obj, const char *he
 		str_append_c(out, ')');
 	}
 	str_destroy(&ap.out);
+	str_destroy(&ap.name);
+	str_destroy(&ap.local);
+	str_destroy(&ap.domain);
+	str_destroy(&ap.adl);
 	mem_free(ap.comment);
 }
 

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <gmime/gmime.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,15 +122,44 @@ char *mime_defects_describe(unsigned int defects)
 	return str_steal(&s);
 }
 
+/* Whether s is valid UTF-8: ASCII is checked a word at a time (most mail
+ * text is), the rest by GLib. */
+static bool mime_utf8_valid(const char *s, size_t len)
+{
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, sizeof(w));
+		if ((w & 0x8080808080808080ull) != 0)
+			break;
+	}
+	while (i < len && (unsigned char)s[i] < 0x80)
+		i++;
+	/* GLib validates from the first byte of a multi-byte sequence */
+	return i == len || g_utf8_validate(s + i, (gssize)(len - i), NULL);
+}
+
 char *mime_utf8(const char *s)
 {
 	if (s == NULL)
 		return mem_strdup("");
-	if (g_utf8_validate(s, -1, NULL))
-		return mem_strdup(s);
+	size_t len = strlen(s);
+	if (mime_utf8_valid(s, len))
+		return mem_strndup(s, len);
 	gchar *valid = g_utf8_make_valid(s, -1);
 	char *ret = mem_strdup(valid);
 	g_free(valid);
+	return ret;
+}
+
+/* mime_utf8() of a string of ours (mem_alloc), which it takes: no copy
+ * when it is valid already. */
+static char *mime_utf8_own(char *s)
+{
+	if (mime_utf8_valid(s, strlen(s)))
+		return s;
+	char *ret = mime_utf8(s);
+	mem_free(s);
 	return ret;
 }
 
@@ -271,7 +301,7 @@ static char *mime_part_text(struct mime_ctx *ctx, GMimePart *part, size_t max, b
 	}
 	g_object_unref(in);
 	char *ret = str_steal(&text);
-	if (!converted && charset == NULL && !g_utf8_validate(ret, -1, NULL)) {
+	if (!converted && charset == NULL && !mime_utf8_valid(ret, strlen(ret))) {
 		/* no charset named: as mail readers do, Latin-1 */
 		gchar *latin = g_convert(ret, -1, "UTF-8", "ISO-8859-1", NULL, NULL, NULL);
 		if (latin != NULL) {
@@ -632,6 +662,9 @@ static const char *const mime_structure_fields[] = {"Content-Type", "Content-Tra
  * *value_r: where its value starts. */
 static int mime_structure_field_at(const unsigned char *line, size_t len, size_t *value_r)
 {
+	/* all begin with "Content-": most lines are rejected by one byte */
+	if (len == 0 || (line[0] != 'C' && line[0] != 'c'))
+		return -1;
 	for (size_t i = 0; i < G_N_ELEMENTS(mime_structure_fields); i++) {
 		size_t n = strlen(mime_structure_fields[i]);
 		if (len <= n ||
@@ -712,9 +745,13 @@ static unsigned int mime_hide_repeated_fields(unsigned char *head, size_t header
  * and Resent-*: GMimeMessage's own (addresses, subject, date, message id,
  * MIME-Version) and those whose repetition its parser reports (RFC 5322
  * 3.6's single fields). */
-static const char *const mime_gmime_fields[] = {
-	"bcc",          "cc",         "date",     "from",   "in-reply-to", "message-id",
-	"mime-version", "references", "reply-to", "sender", "subject",     "to"};
+static const struct {
+	const char *name;
+	size_t len;
+} mime_gmime_fields[] = {{"bcc", 3},           {"cc", 2},           {"date", 4},
+			 {"from", 4},          {"in-reply-to", 11}, {"message-id", 10},
+			 {"mime-version", 12}, {"references", 10},  {"reply-to", 8},
+			 {"sender", 6},        {"subject", 7},      {"to", 2}};
 
 static bool mime_field_for_gmime(const unsigned char *name, size_t len)
 {
@@ -722,8 +759,8 @@ static bool mime_field_for_gmime(const unsigned char *name, size_t len)
 	    (len >= 7 && g_ascii_strncasecmp((const char *)name, "resent-", 7) == 0))
 		return true;
 	for (size_t i = 0; i < G_N_ELEMENTS(mime_gmime_fields); i++) {
-		if (strlen(mime_gmime_fields[i]) == len &&
-		    g_ascii_strncasecmp((const char *)name, mime_gmime_fields[i], len) == 0)
+		if (mime_gmime_fields[i].len == len &&
+		    g_ascii_strncasecmp((const char *)name, mime_gmime_fields[i].name, len) == 0)
 			return true;
 	}
 	return false;
@@ -833,14 +870,17 @@ none:
 static GByteArray *mime_without_idle_fields(const unsigned char *data, size_t len,
 					    const struct mime_idle *idle)
 {
-	GByteArray *copy = g_byte_array_sized_new((guint)(len - idle->bytes));
-	size_t from = 0;
+	/* written in place and handed over: GByteArray's own growth cost
+	 * more than the copy */
+	size_t out_len = len - idle->bytes, from = 0;
+	guint8 *out = g_malloc(out_len > 0 ? out_len : 1), *at = out;
 	for (size_t i = 0; i < idle->count; i++) {
-		g_byte_array_append(copy, data + from, (guint)(idle->spans[i].start - from));
+		memcpy(at, data + from, idle->spans[i].start - from);
+		at += idle->spans[i].start - from;
 		from = idle->spans[i].end;
 	}
-	g_byte_array_append(copy, data + from, (guint)(len - from));
-	return copy;
+	memcpy(at, data + from, len - from);
+	return g_byte_array_new_take(out, out_len);
 }
 
 /* What GMime parses: the caller's bytes, or a copy of them.
@@ -1006,9 +1046,7 @@ static struct mime_info *mime_parse_common(const void *data, size_t len, size_t 
 	/* spans in the caller's bytes */
 	for (size_t i = 0; i < ctx.large_parts.count; i++)
 		ctx.large_parts.items[i].offset += in.shift;
-	char *text = str_steal(&ctx.text);
-	info->body_text = mime_utf8(text);
-	mem_free(text);
+	info->body_text = mime_utf8_own(str_steal(&ctx.text));
 	info->attachment_names = str_steal(&ctx.names);
 	info->large_parts = ctx.large_parts.items;
 	info->large_part_count = ctx.large_parts.count;
