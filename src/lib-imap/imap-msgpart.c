@@ -252,9 +252,11 @@ static struct msgpart_entity msgpart_entity(const unsigned char *start, size_t l
 		e.header_len = start[0] == '\n' ? 1 : 2;
 		return e;
 	}
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (start[i] != '\n')
-			continue;
+	/* from line end to line end: this runs for every FETCH and every
+	 * part of every message imported */
+	for (const unsigned char *p = start, *end = start + len;
+	     (p = memchr(p, '\n', (size_t)(end - p))) != NULL && p + 1 < end; p++) {
+		size_t i = (size_t)(p - start);
 		if (start[i + 1] == '\n') {
 			e.header_len = i + 2;
 			break;
@@ -284,10 +286,8 @@ static bool msgpart_next_field(const unsigned char *h, size_t len, size_t *pos, 
 	while (*name_len_r > 0 && (h[p + *name_len_r - 1] == ' ' || h[p + *name_len_r - 1] == '\t'))
 		(*name_len_r)--;
 	for (;;) {
-		while (p < len && h[p] != '\n')
-			p++;
-		if (p < len)
-			p++;
+		const unsigned char *nl = memchr(h + p, '\n', len - p);
+		p = nl != NULL ? (size_t)(nl - h) + 1 : len;
 		if (p >= len || (h[p] != ' ' && h[p] != '\t'))
 			break;
 	}

@@ -59,12 +59,17 @@ static void imap_string(struct str *out, const char *s)
 		str_printfa(out, "{%zu}\r\n%s", strlen(s), s);
 		return;
 	}
+	/* runs between the bytes that need a backslash, copied whole */
 	str_append_c(out, '"');
+	const char *run = s;
 	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
+		if (*p == '"' || *p == '\\') {
+			str_append_n(out, run, (size_t)(p - run));
 			str_append_c(out, '\\');
-		str_append_c(out, *p);
+			run = p;
+		}
 	}
+	str_append(out, run);
 	str_append_c(out, '"');
 }
 
