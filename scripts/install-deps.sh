@@ -6,7 +6,7 @@ set -eu
 PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
  libevent-dev libssl-dev libsqlite3-dev libgmime-3.0-dev libzstd-dev zstd libsodium-dev
  libjansson-dev liboath-dev oathtool libqrencode-dev libcurl4-openssl-dev libpff-dev libbfio-dev
- libcmocka-dev libzip-dev python3 python3-pytest python3-pytest-xdist openssl curl psmisc procps iproute2
+ libcmocka-dev libzip-dev libjemalloc-dev python3 python3-pytest python3-pytest-xdist openssl curl psmisc procps iproute2
  python3-aiosmtpd swaks libnet-ssleay-perl zbar-tools librsvg2-bin mutt isync fetchmail dovecot-imapd
  dovecot-pop3d dovecot-lmtpd postfix pst-utils
  chromium nodejs"

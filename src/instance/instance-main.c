@@ -7,6 +7,7 @@
 #include "instance-profiles.h"
 #include "instance-retention.h"
 #include "instance-client.h"
+#include "alloc.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -74,7 +75,8 @@ static const struct rpc_conn_callbacks instance_callbacks = {
 	.closed = instance_host_closed,
 };
 
-/* One malloc arena for every thread of the process. glibc gives each thread
+/* With the system allocator (jemalloc is configured in src/lib-alloc):
+ * one malloc arena for every thread of the process. glibc gives each thread
  * that allocates (import reader, workers, writer) an arena of its own, and
  * malloc_trim() cannot hand back the top of those arenas: after one import an
  * idle instance kept 20-45 MB of freed memory. With one arena the trim at
@@ -103,15 +105,16 @@ static void instance_idle_check(evutil_socket_t fd, short events, void *ctx)
 		return;
 	instance_calls_close(inst);
 	/* Closing frees the catalog's page cache, the store's buffers and the
-	 * dictionaries, but glibc keeps freed heap pages mapped; give them back
+	 * dictionaries, but the allocator keeps freed pages mapped; give them back
 	 * so that an idle instance costs a few MB of PSS, not what its last
 	 * FETCH or import needed (SPEC: a thousand instances per host). */
-	malloc_trim(0);
+	alloc_release();
 	inst->idle_since_trim = true;
-	struct mallinfo2 mi = mallinfo2();
+	size_t in_use, held_free;
+	alloc_stats(&in_use, &held_free);
 	log_info(instance_context(inst),
-		 "idle: files closed, memory returned (heap in use %zu KiB, free %zu KiB)",
-		 mi.uordblks / 1024, mi.fordblks / 1024);
+		 "idle: files closed, memory returned (%s heap in use %zu KiB, free %zu KiB)",
+		 alloc_name(), in_use / 1024, held_free / 1024);
 }
 
 static void instance_signal(evutil_socket_t sig, short events, void *ctx)

@@ -1,4 +1,5 @@
 #include "archive-import.h"
+#include "alloc.h"
 #include "archive-private.h"
 #include "archive-source.h"
 #include "array.h"
@@ -7,7 +8,6 @@
 #include "tstr.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -472,12 +472,13 @@ static int archive_import_commit(struct archive_import *imp, struct archive_impo
 		return -1;
 	b->open = false;
 	/* A large batch's memory, freed by this thread into the workers'
-	 * malloc arenas, goes back to the system: with the workers behind
-	 * the writer those arenas otherwise kept 35-40 MB more at their peak
-	 * (docs/benchmarks.md, scale). Not after small batches (the journal
-	 * receiver's, many a second), where there is little to give back. */
+	 * malloc arenas, goes back to the system: with glibc's allocator and
+	 * the workers behind the writer those arenas otherwise kept 35-40 MB
+	 * more at their peak (docs/benchmarks.md, scale). Not after small
+	 * batches (the journal receiver's, many a second), where there is
+	 * little to give back. */
 	if (b->bytes >= ARCHIVE_IMPORT_TRIM_BYTES)
-		(void)malloc_trim(0);
+		alloc_trim();
 	archive_import_flush_pending(imp, true);
 	struct archive_import_event ev = {.type = ARCHIVE_IMPORT_PROGRESS};
 	archive_import_emit(imp, &ev);

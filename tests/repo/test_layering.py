@@ -27,6 +27,7 @@ OWNERS = {
     "event2/bufferevent_ssl.h": {"lib-tls"},
     "openssl/": {"lib-tls"},
     "sqlite3.h": {"lib-index"},
+    "jemalloc/": {"lib-alloc"},
     "gmime/": {"lib-mime"},
     "glib": {"lib-mime"},
     "zstd.h": {"lib-store"},
