@@ -17,7 +17,6 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,19 +73,6 @@ static const struct rpc_conn_callbacks instance_callbacks = {
 	.request = instance_request,
 	.closed = instance_host_closed,
 };
-
-/* With the system allocator (jemalloc is configured in src/lib-alloc):
- * one malloc arena for every thread of the process. glibc gives each thread
- * that allocates (import reader, workers, writer) an arena of its own, and
- * malloc_trim() cannot hand back the top of those arenas: after one import an
- * idle instance kept 20-45 MB of freed memory. With one arena the trim at
- * idle returns it all (measured: 2.5 MB private memory left, most of it the
- * relocated data of the shared libraries); per-thread caches (tcache) keep
- * the import's threads from contending much on the one lock. */
-static void instance_malloc_setup(void)
-{
-	mallopt(M_ARENA_MAX, 1);
-}
 
 /* The idle time after which files close and memory goes back to the kernel:
  * INSTANCE_IDLE_CLOSE_SECS, or COFFER_INSTANCE_IDLE_SECS (tests shorten it). */
@@ -203,7 +189,8 @@ int instance_main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	instance_malloc_setup();
+	/* what it frees when idle must go back whole (alloc_release()) */
+	alloc_one_arena();
 	inst.base = event_base_new();
 	inst.jobs = instance_jobs_create(inst.base, inst.base_dir, inst.key_file,
 					 instance_context(&inst));

@@ -833,6 +833,7 @@ static void mime_idle_scan(const unsigned char *data, size_t header_len, struct 
 			goto none; /* a last line without a line end: left alone */
 		size_t end = (size_t)(nl - data) + 1;
 		if (data[at] == ' ' || data[at] == '\t') {
+			/* leading blanks: mime_imap_build() parses past them */
 			if (at == 0)
 				goto none;
 			field_idle = field_idle && mime_idle_line(data + at, end - at, true);
@@ -929,9 +930,8 @@ static void mime_input_open(struct mime_input *in, const unsigned char *data, si
 	/* only read: the caller's bytes are changed in the copy below */
 	unsigned int repeats = mime_hide_repeated_fields((unsigned char *)data, keep, false);
 	if (!too_large && !nul && !long_lines && repeats == 0) {
-		/* not after leading blanks: mime_imap_build() looks past them */
 		struct mime_idle idle = {0, 0, {{0, 0}}};
-		if (len <= MIME_IDLE_COPY_MAX && len > 0 && data[0] != ' ' && data[0] != '\t')
+		if (len <= MIME_IDLE_COPY_MAX)
 			mime_idle_scan(data, header_len, &idle);
 		if (idle.bytes == 0) {
 			in->stream = mime_borrow_stream(data, len, &in->borrowed);
