@@ -31,8 +31,11 @@ struct cvfs_file {
 	sqlite3_file base;
 	struct catalog_vfs *vfs;
 	enum cvfs_kind kind;
-	uint32_t last_frame_pgno; /* WAL: page number of the last frame header written */
-	sqlite3_file *real;       /* points just past this struct */
+	/* WAL: the page number in the last frame header written, and where
+	 * that frame's page goes */
+	uint32_t last_frame_pgno;
+	int64_t last_frame_unit;
+	sqlite3_file *real; /* points just past this struct */
 };
 
 static sqlite3_file *cvfs_real(sqlite3_file *f)
@@ -148,6 +151,30 @@ static bool cvfs_page1_ok(const unsigned char *page)
 	       page[20] == CATALOG_VFS_RESERVE;
 }
 
+static uint32_t cvfs_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The page number of the WAL frame whose page starts at `unit`. SQLite
+ * writes a frame's header and then its page, so that is usually the header
+ * just written; but a transaction larger than the page cache writes a page
+ * it spilled before over its own frame, page alone, and then only the
+ * frame's header in the file says which page it is. */
+static int cvfs_frame_pgno(struct cvfs_file *f, int64_t unit, uint32_t *pgno_r)
+{
+	if (unit == f->last_frame_unit) {
+		*pgno_r = f->last_frame_pgno;
+		return SQLITE_OK;
+	}
+	unsigned char header[WAL_FRAME_HEADER];
+	int rc = f->real->pMethods->xRead(f->real, header, sizeof(header), unit - WAL_FRAME_HEADER);
+	if (rc != SQLITE_OK)
+		return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_WRITE : rc;
+	*pgno_r = cvfs_be32(header);
+	return SQLITE_OK;
+}
+
 static int cvfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 offset)
 {
 	struct cvfs_file *f = (struct cvfs_file *)file;
@@ -163,8 +190,8 @@ static int cvfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int6
 		if (unit < 0) {
 			if (f->kind == CVFS_WAL && n == WAL_FRAME_HEADER && unit_end == pos + n) {
 				const unsigned char *h = in + (pos - offset);
-				f->last_frame_pgno = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
-						     (uint32_t)h[2] << 8 | h[3];
+				f->last_frame_pgno = cvfs_be32(h);
+				f->last_frame_unit = unit_end;
 			}
 			rc = f->real->pMethods->xWrite(f->real, in + (pos - offset), n, pos);
 		} else {
@@ -178,7 +205,13 @@ static int cvfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int6
 					return rc;
 				memcpy(plain + (pos - unit), in + (pos - offset), (size_t)n);
 			}
-			bool is_page1 = f->kind == CVFS_DB ? unit == 0 : f->last_frame_pgno == 1;
+			uint32_t pgno = 0;
+			if (f->kind == CVFS_WAL) {
+				rc = cvfs_frame_pgno(f, unit, &pgno);
+				if (rc != SQLITE_OK)
+					return rc;
+			}
+			bool is_page1 = f->kind == CVFS_DB ? unit == 0 : pgno == 1;
 			if (is_page1 && !cvfs_page1_ok(plain))
 				return SQLITE_IOERR_WRITE;
 			rc = cvfs_write_unit(f, unit, plain);
