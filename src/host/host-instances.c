@@ -33,6 +33,12 @@
 #define HOST_INSTANCES_CRASH_WINDOW 60
 #define HOST_INSTANCES_START_TIMEOUT 15
 #define HOST_INSTANCES_STOP_TIMEOUT 10
+/* Calls for an instance that is starting wait for it (at most this many per
+ * instance, at most so long) instead of being refused: a script's
+ * CreateInstance followed by CreateUser just works. The start itself is
+ * bounded (its timeout, the crash backoff), so this bound is seldom met. */
+#define HOST_INSTANCES_HELD_MAX 64
+#define HOST_INSTANCES_HOLD_SECS 60
 /* Instance processes starting at once, per core: a host told to start a
  * thousand (at boot, StartInstances) starts them in waves, so that none
  * waits past its start timeout for the CPU the others take. Tests set
@@ -64,6 +70,11 @@ struct host_waiter {
 	uint32_t id;
 	bool for_start; /* answered when running, else when stopped */
 	struct host_instances *hi;
+	/* a call held until the instance runs (method != NULL) */
+	char *method;
+	struct json *args;
+	int after;
+	struct event *hold_timer;
 };
 
 struct host_instance {
@@ -161,9 +172,45 @@ static char *host_key_path(struct host_instances *hi, const char *id)
 static struct json *host_instance_status(struct host_instance *inst);
 static void host_instance_start_done(struct host_instance *inst);
 
+static void host_forward(struct host_instances *hi, struct host_instance *inst,
+			 struct rpc_conn *conn, uint32_t id, const char *method,
+			 const struct json *args, int after);
+
+static void host_waiter_free(struct host_waiter *w)
+{
+	if (w->hold_timer != NULL)
+		event_free(w->hold_timer);
+	mem_free(w->method);
+	json_unref(&w->args);
+	mem_free(w);
+}
+
+static void host_unlink_waiter(struct host_instances *hi, struct host_waiter *w)
+{
+	for (struct host_waiter **p = &hi->waiters; *p != NULL; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			return;
+		}
+	}
+}
+
+/* A held call's instance runs: the call goes on to it; or it did not start:
+ * the caller hears why. */
+static void host_release_held(struct host_instance *inst, struct host_waiter *w, const char *error)
+{
+	if (w->conn != NULL && error == NULL)
+		host_forward(inst->hi, inst, w->conn, w->id, w->method, w->args, w->after);
+	else if (w->conn != NULL)
+		rpc_conn_reply_error(w->conn, w->id, "not-running",
+				     tstr_printf("instance %s did not start: %s", inst->id, error));
+	host_waiter_free(w);
+}
+
 static void host_answer_waiters(struct host_instance *inst, bool started, const char *error)
 {
 	struct host_instances *hi = inst->hi;
+	struct host_waiter *held = NULL;
 	for (struct host_waiter **p = &hi->waiters; *p != NULL;) {
 		struct host_waiter *w = *p;
 		if (w->inst != inst || w->for_start != started) {
@@ -171,6 +218,12 @@ static void host_answer_waiters(struct host_instance *inst, bool started, const 
 			continue;
 		}
 		*p = w->next;
+		if (w->method != NULL) {
+			/* forwarded after this loop: forwarding adds waiters */
+			w->next = held;
+			held = w;
+			continue;
+		}
 		if (w->conn != NULL) {
 			if (error != NULL)
 				rpc_conn_reply_error(w->conn, w->id, "failed", error);
@@ -178,6 +231,12 @@ static void host_answer_waiters(struct host_instance *inst, bool started, const 
 				rpc_conn_reply(w->conn, w->id, host_instance_status(inst));
 		}
 		mem_free(w);
+	}
+	/* oldest first: the waiters' list is newest first, `held` reverses it */
+	while (held != NULL) {
+		struct host_waiter *next = held->next;
+		host_release_held(inst, held, error);
+		held = next;
 	}
 }
 
@@ -818,11 +877,48 @@ static void host_forward_answer(struct rpc_conn *conn, const struct json *result
 	mem_free(f);
 }
 
-/* Pass a call on to the instance process; answer the caller with its answer. */
+static void host_hold_expired(evutil_socket_t fd, short events, void *ctx)
+{
+	struct host_waiter *w = ctx;
+	host_unlink_waiter(w->hi, w);
+	if (w->conn != NULL)
+		rpc_conn_reply_error(w->conn, w->id, "not-running",
+				     tstr_printf("instance %s is still %s after %d s", w->inst->id,
+						 host_instance_state_names[w->inst->state],
+						 HOST_INSTANCES_HOLD_SECS));
+	host_waiter_free(w);
+}
+
+/* Keep a call for an instance that is starting until it runs (or does not
+ * start); false if too many are waiting already. */
+static bool host_hold(struct host_instances *hi, struct host_instance *inst, struct rpc_conn *conn,
+		      uint32_t id, const char *method, const struct json *args, int after)
+{
+	unsigned int count = 0;
+	for (struct host_waiter *w = hi->waiters; w != NULL; w = w->next)
+		count += w->inst == inst && w->method != NULL;
+	if (count >= HOST_INSTANCES_HELD_MAX)
+		return false;
+	host_add_waiter(hi, inst, conn, id, true);
+	struct host_waiter *w = hi->waiters;
+	w->method = mem_strdup(method);
+	w->args = args != NULL ? json_clone(args) : NULL;
+	w->after = after;
+	w->hold_timer = evtimer_new(hi->base, host_hold_expired, w);
+	struct timeval tv = {HOST_INSTANCES_HOLD_SECS, 0};
+	event_add(w->hold_timer, &tv);
+	return true;
+}
+
+/* Pass a call on to the instance process; answer the caller with its answer.
+ * While the instance starts, the call waits for it. */
 static void host_forward(struct host_instances *hi, struct host_instance *inst,
 			 struct rpc_conn *conn, uint32_t id, const char *method,
 			 const struct json *args, int after)
 {
+	if (inst->state == HOST_INSTANCE_STARTING && conn != NULL &&
+	    host_hold(hi, inst, conn, id, method, args, after))
+		return;
 	if (inst->conn == NULL || !rpc_conn_is_ready(inst->conn)) {
 		rpc_conn_reply_error(conn, id, "not-running",
 				     tstr_printf("instance %s is %s", inst->id,
@@ -1204,7 +1300,7 @@ void host_instances_destroy(struct host_instances **hi)
 	}
 	while (h->waiters != NULL) {
 		struct host_waiter *next = h->waiters->next;
-		mem_free(h->waiters);
+		host_waiter_free(h->waiters);
 		h->waiters = next;
 	}
 	event_free(h->sigchld);

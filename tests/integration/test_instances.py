@@ -161,6 +161,31 @@ def test_killed_instance_restarts_then_fails_in_a_crash_loop(acme):
     assert state(acme, "acme") == "running"
 
 
+def test_calls_wait_while_the_instance_starts(acme):
+    """A call for an instance that is starting waits until it runs instead of
+    being refused (not-running): a script's CreateInstance followed by
+    CreateUser just works. Caught deterministically in a restart's backoff:
+    the second crash within a minute waits 2 s before the process starts."""
+    api = acme.api
+    pid = instance_pid(acme, "acme")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(restarted(acme, "acme", pid), timeout=20, what="restarted after SIGKILL")
+    os.kill(instance_pid(acme, "acme"), signal.SIGKILL)
+    wait_for(lambda: state(acme, "acme") == "starting", timeout=5, interval=0.05,
+             what="acme starting again after a backoff")
+    start = time.monotonic()
+    api.call("CreateUser", "instanceID=acme", "userName=held", "password=held-pass-1")
+    waited = time.monotonic() - start
+    assert state(acme, "acme") == "running"
+    assert "held" in [u["userName"] for u in api.call("GetUsers", "instanceID=acme")]
+    assert waited > 0.5, "the call was held through the backoff (%.2f s)" % waited
+    # and right after CreateInstance, without waiting for "running"
+    api.call("CreateInstance", "instanceID=beta", "instanceHost=127.0.0.1",
+             "baseDirectory=" + data_dir(acme, "beta"))
+    api.call("CreateUser", "instanceID=beta", "userName=first", "password=first-pass-1")
+    assert [u["userName"] for u in api.call("GetUsers", "instanceID=beta")] == ["first"]
+
+
 def test_freeze_keeps_the_base_directory_stable(acme):
     api = acme.api
     api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
