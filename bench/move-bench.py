@@ -32,13 +32,17 @@ goes first:
         copy is removed afterwards (not timed).
 
 Before each side: `sync` and the load average (/proc/loadavg) printed; the
-page cache is not dropped (both sides read warm files).
+page cache is not dropped (both sides read warm files), or with COLD=1 it is
+dropped (`echo 3 > /proc/sys/vm/drop_caches`): both sides read the base
+directory from the disk, as a migration of an instance larger than the
+memory that caches it would.
 
 Targets: the move's wall time at most 1.5 x cp -a's, "unavailable" at most
 2 s (medians over the runs).
 
   RUNS            runs (default 3, at least 2)
   POLL            1 (default) poll IMAP during the move, 0 not
+  COLD            1: drop the page cache before each side (default 0)
   BENCH_MESSAGES  use only the first N messages of corpus A (default: all)
   BENCH_BYTES     use only the first N bytes of corpus A (default: all)
   COFFER_BIN      coffer binary (default build/src/cli/coffer)
@@ -66,6 +70,7 @@ WORK = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "/tmp/coffer-move-b
 CORPUS = os.path.join(SHARED, "corpus", "linux-mips.mboxrd.zst")
 RUNS = max(2, int(os.environ.get("RUNS", "3")))
 POLL = os.environ.get("POLL", "1") == "1"
+COLD = os.environ.get("COLD", "0") == "1"
 HOST1, HOST2 = "127.0.0.1", "127.0.0.7"
 PORTS = {"mtcp": 39771, "mhttp": 39743, "itcp": 39772, "ctcp": 39773, "chttp": 39744,
          "cimap": 39443, "cimaps": 39894, "itcp2": 39775}
@@ -345,13 +350,17 @@ def main():
     conf = instance()
     size = dir_bytes(conf["baseDirectory"])
     messages = api("GetInstanceStatistics", "instanceID=bench")["messages"]
-    print("instance: %d messages, base directory %.1f MB on %s" %
-          (messages, size / 1e6, conf["instanceHost"]), flush=True)
+    print("instance: %d messages, base directory %.1f MB on %s; page cache %s" %
+          (messages, size / 1e6, conf["instanceHost"],
+           "dropped before each side" if COLD else "warm"), flush=True)
     results = []
     for n in range(RUNS):
         order = (side_move, side_cp) if n % 2 == 0 else (side_cp, side_move)
         for side in order:
             subprocess.run(["sync"], check=True)
+            if COLD:
+                with open("/proc/sys/vm/drop_caches", "w") as f:
+                    f.write("3\n")
             load = loadavg()
             r = side()
             r["run"] = n + 1
@@ -378,7 +387,7 @@ def main():
         vals = [r[key] for r in results if r["side"] == side and r[key] is not None]
         return statistics.median(vals) if vals else None
 
-    summary = {"messages": messages, "baseDirectoryBytes": size, "runs": RUNS,
+    summary = {"messages": messages, "baseDirectoryBytes": size, "runs": RUNS, "cold": COLD,
                "moveWall": med("move", "wall"), "moveCpu": med("move", "cpu"),
                "cpWall": med("cp", "wall"), "cpCpu": med("cp", "cpu"),
                "cpSyncWall": med("cp", "syncWall"),

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,8 +48,12 @@
  * during it), which the next MoveInPrepare may clear. */
 #define HOST_MOVE_MARKER ".coffer-moving-in"
 /* A file changed this recently may change again within the same tick of
- * the coarse clock file times come from, unseen by its stamp. */
-#define HOST_MOVE_RACY_SECS 2
+ * the coarse clock file times come from, unseen by its stamp: on ext4,
+ * XFS, btrfs and tmpfs that clock is the kernel's (a tick is at most 10 ms);
+ * elsewhere (network file systems with their server's clock, FAT's 2 s
+ * times) a generous 2 s. */
+#define HOST_MOVE_RACY_LOCAL_MS 50
+#define HOST_MOVE_RACY_OTHER_MS 2000
 /* Files being written or fsynced on the worker while later ones are
  * copied: the fsync of one overlaps the copy of the next, with a bound on
  * the fds held open. */
@@ -201,6 +207,47 @@ static void host_move_sum_hex(const struct host_move_sum *sum, char hex[CRYPTO_S
 
 /* ---- source ---- */
 
+/* When a listing was made, and the devices whose file times come from the
+ * kernel's clock (see HOST_MOVE_RACY_LOCAL_MS). */
+struct host_move_now {
+	long long ns;
+	dev_t local_devs[2];
+};
+
+static long long host_move_ns(const struct timespec *ts)
+{
+	return (long long)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* The device of `path` if its file system stamps times with the kernel's
+ * clock, else (dev_t)-1. */
+static dev_t host_move_local_dev(const char *path)
+{
+	struct statfs sfs;
+	struct stat st;
+	if (statfs(path, &sfs) < 0 || stat(path, &st) < 0)
+		return (dev_t)-1;
+	switch ((unsigned long)sfs.f_type) {
+	case EXT4_SUPER_MAGIC:
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		return st.st_dev;
+	default:
+		return (dev_t)-1;
+	}
+}
+
+static void host_move_now_read(const char *key_path, const char *base_dir,
+			       struct host_move_now *now_r)
+{
+	struct timespec ts;
+	now_r->local_devs[0] = host_move_local_dev(key_path);
+	now_r->local_devs[1] = host_move_local_dev(base_dir);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_r->ns = host_move_ns(&ts);
+}
+
 /* What tells a later listing that a file did not change since: device,
  * inode, size, modification and change time. Empty ("look at the bytes")
  * while either time is so recent that a write in the same clock tick
@@ -209,10 +256,13 @@ static void host_move_sum_hex(const struct host_move_sum *sum, char hex[CRYPTO_S
  * the one file written through a shared mapping, SQLite's catalog.db-shm
  * (whose times may lag), is an index SQLite rebuilds when the first
  * connection opens the catalog, as the target's instance does. */
-static char *host_move_stamp(const struct stat *st, time_t now)
+static char *host_move_stamp(const struct stat *st, const struct host_move_now *now)
 {
-	if (st->st_mtim.tv_sec >= now - HOST_MOVE_RACY_SECS ||
-	    st->st_ctim.tv_sec >= now - HOST_MOVE_RACY_SECS)
+	bool local = st->st_dev == now->local_devs[0] || st->st_dev == now->local_devs[1];
+	long long racy =
+		(long long)(local ? HOST_MOVE_RACY_LOCAL_MS : HOST_MOVE_RACY_OTHER_MS) * 1000000;
+	if (host_move_ns(&st->st_mtim) >= now->ns - racy ||
+	    host_move_ns(&st->st_ctim) >= now->ns - racy)
 		return mem_strdup("");
 	return mem_printf("%llx:%llx:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st->st_dev,
 			  (unsigned long long)st->st_ino, (long long)st->st_size,
@@ -221,7 +271,7 @@ static char *host_move_stamp(const struct stat *st, time_t now)
 }
 
 static struct json *host_move_entry(const char *path, const char *kind, const struct stat *st,
-				    time_t now)
+				    const struct host_move_now *now)
 {
 	struct json *e = json_new_object();
 	json_set_string(e, "path", path);
@@ -237,7 +287,8 @@ static struct json *host_move_entry(const char *path, const char *kind, const st
 }
 
 static int host_move_list_dir(const char *abs, const char *rel, struct json *entries,
-			      long long *bytes, time_t now, const char **error_r)
+			      long long *bytes, const struct host_move_now *now,
+			      const char **error_r)
 {
 	DIR *dir = opendir(abs);
 	if (dir == NULL) {
@@ -287,15 +338,16 @@ static int host_move_list_dir(const char *abs, const char *rel, struct json *ent
 static int host_move_out_list(struct host_move_out *m, const char **error_r)
 {
 	struct stat st;
-	time_t now = time(NULL);
+	struct host_move_now now;
+	host_move_now_read(m->key_path, m->base_dir, &now);
 	if (stat(m->key_path, &st) < 0 || !S_ISREG(st.st_mode)) {
 		*error_r = tstr_printf("the instance's key %s is missing", m->key_path);
 		return -1;
 	}
 	struct json *entries = json_new_array();
-	json_append(entries, host_move_entry("", "key", &st, now));
+	json_append(entries, host_move_entry("", "key", &st, &now));
 	long long bytes = (long long)st.st_size;
-	if (host_move_list_dir(m->base_dir, "", entries, &bytes, now, error_r) < 0) {
+	if (host_move_list_dir(m->base_dir, "", entries, &bytes, &now, error_r) < 0) {
 		json_unref(&entries);
 		return -1;
 	}
