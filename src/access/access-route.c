@@ -9,6 +9,17 @@
 #include <event2/event.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+/* A call for an Instance Host whose link is down waits this long for it to
+ * come up (a reconnect is tried at once, at most once a second per host):
+ * the first login after an instance moved to a host this server had not
+ * reached yet, or after a host restarted, gets through instead of
+ * "unavailable". At most so many wait per host. */
+#define ACCESS_ROUTE_HOLD_MS 3000
+#define ACCESS_ROUTE_HELD_MAX 256
+
+struct access_route_call;
 
 struct access_host {
 	struct access_host *next;
@@ -16,6 +27,9 @@ struct access_host {
 	unsigned int port;
 	char *fingerprint;
 	struct rpc_client *link;
+	struct access_route_call *held; /* waiting for the link, oldest first */
+	unsigned int held_count;
+	time_t forced_at; /* the last reconnect a held call asked for */
 };
 
 struct access_instance {
@@ -36,8 +50,62 @@ struct access_route_call {
 	access_route_buffer_answer_fn *buffer_answer; /* instead of answer */
 	void *ctx;
 	const char *code, *text; /* static strings, for deferred errors */
-	struct event *defer;
+	struct event *defer;     /* a deferred error, or a held call's deadline */
+	/* held until its Instance Host's link is up */
+	struct access_route_call *next;
+	struct access_host *host;
+	char *instance_id, *method;
+	struct json *args;
+	unsigned int timeout_secs;
 };
+
+static void access_route_call_free(struct access_route_call *call);
+static void access_route_forward(struct rpc_conn *conn, const char *instance_id, const char *method,
+				 struct json *args, unsigned int timeout_secs,
+				 struct access_route_call *call);
+
+static void access_route_answer_error(struct access_route_call *call, const char *code,
+				      const char *text)
+{
+	if (call->buffer_answer != NULL)
+		call->buffer_answer(NULL, NULL, code, text, call->ctx);
+	else
+		call->answer(NULL, NULL, 0, code, text, call->ctx);
+	access_route_call_free(call);
+}
+
+static void access_host_unhold(struct access_host *h, struct access_route_call *call)
+{
+	for (struct access_route_call **p = &h->held; *p != NULL; p = &(*p)->next) {
+		if (*p == call) {
+			*p = call->next;
+			h->held_count--;
+			break;
+		}
+	}
+	call->next = NULL;
+	call->host = NULL;
+}
+
+/* Every held call goes on (the link is up) or hears "unavailable". */
+static void access_host_release(struct access_host *h, struct rpc_conn *conn)
+{
+	while (h->held != NULL) {
+		struct access_route_call *call = h->held;
+		access_host_unhold(h, call);
+		event_free(call->defer);
+		call->defer = NULL;
+		if (conn != NULL) {
+			struct json *args = call->args;
+			call->args = NULL;
+			access_route_forward(conn, call->instance_id, call->method, args,
+					     call->timeout_secs, call);
+		} else {
+			access_route_answer_error(call, "unavailable",
+						  "the instance's server is not reachable");
+		}
+	}
+}
 
 static void access_host_state(struct rpc_client *client, enum rpc_link_state state,
 			      const char *reason, void *ctx)
@@ -48,6 +116,8 @@ static void access_host_state(struct rpc_client *client, enum rpc_link_state sta
 	else if (state != RPC_LINK_CONNECTING)
 		log_warning(tstr_printf("peer=instance-host/%s", h->server_name), "link %s: %s",
 			    rpc_link_state_name(state), reason);
+	if (state != RPC_LINK_CONNECTING)
+		access_host_release(h, rpc_client_conn(client));
 }
 
 static const struct rpc_conn_callbacks access_host_callbacks = {0};
@@ -56,6 +126,7 @@ static void access_hosts_free(struct access_host *h)
 {
 	while (h != NULL) {
 		struct access_host *next = h->next;
+		access_host_release(h, NULL);
 		rpc_client_destroy(&h->link);
 		mem_free(h->server_name);
 		mem_free(h->fingerprint);
@@ -203,17 +274,52 @@ static void access_route_call_free(struct access_route_call *call)
 {
 	if (call->defer != NULL)
 		event_free(call->defer);
+	json_unref(&call->args);
+	mem_free(call->instance_id);
+	mem_free(call->method);
 	mem_free(call);
 }
 
 static void access_route_deferred(evutil_socket_t fd, short events, void *ctx)
 {
 	struct access_route_call *call = ctx;
-	if (call->buffer_answer != NULL)
-		call->buffer_answer(NULL, NULL, call->code, call->text, call->ctx);
-	else
-		call->answer(NULL, NULL, 0, call->code, call->text, call->ctx);
-	access_route_call_free(call);
+	access_route_answer_error(call, call->code, call->text);
+}
+
+static void access_route_hold_expired(evutil_socket_t fd, short events, void *ctx)
+{
+	struct access_route_call *call = ctx;
+	access_host_unhold(call->host, call);
+	access_route_answer_error(call, "unavailable", "the instance's server is not reachable");
+}
+
+/* Keep a call until the host's link is up (asking for a reconnect now);
+ * false if too many wait already. */
+static bool access_route_hold(struct access_route *route, struct access_host *h,
+			      const char *instance_id, const char *method, struct json *args,
+			      unsigned int timeout_secs, struct access_route_call *call)
+{
+	if (h->held_count >= ACCESS_ROUTE_HELD_MAX)
+		return false;
+	call->host = h;
+	call->instance_id = mem_strdup(instance_id);
+	call->method = mem_strdup(method);
+	call->args = args;
+	call->timeout_secs = timeout_secs;
+	struct access_route_call **p = &h->held;
+	while (*p != NULL)
+		p = &(*p)->next;
+	*p = call;
+	h->held_count++;
+	call->defer = event_new(route->set.base, -1, 0, access_route_hold_expired, call);
+	struct timeval tv = {ACCESS_ROUTE_HOLD_MS / 1000, (ACCESS_ROUTE_HOLD_MS % 1000) * 1000};
+	event_add(call->defer, &tv);
+	time_t now = time(NULL);
+	if (now != h->forced_at) {
+		h->forced_at = now;
+		rpc_client_reconnect_now(h->link);
+	}
+	return true;
 }
 
 static void access_route_answered(struct rpc_conn *conn, const struct json *result,
@@ -270,6 +376,9 @@ static void access_route_send(struct access_route *route, const char *instance_i
 			host = h;
 	}
 	struct rpc_conn *conn = host == NULL ? NULL : rpc_client_conn(host->link);
+	if (inst != NULL && host != NULL && (conn == NULL || !rpc_conn_is_ready(conn)) &&
+	    access_route_hold(route, host, inst->id, method, args, timeout_secs, call))
+		return;
 	if (inst == NULL || conn == NULL || !rpc_conn_is_ready(conn)) {
 		json_unref(&args);
 		call->code = inst == NULL ? "no-such-instance" : "unavailable";
@@ -280,8 +389,15 @@ static void access_route_send(struct access_route *route, const char *instance_i
 		event_add(call->defer, &now);
 		return;
 	}
+	access_route_forward(conn, inst->id, method, args, timeout_secs, call);
+}
+
+static void access_route_forward(struct rpc_conn *conn, const char *instance_id, const char *method,
+				 struct json *args, unsigned int timeout_secs,
+				 struct access_route_call *call)
+{
 	struct json *outer = json_new_object();
-	json_set_string(outer, "instanceID", inst->id);
+	json_set_string(outer, "instanceID", instance_id);
 	json_set_string(outer, "method", method);
 	json_set(outer, "args", args != NULL ? args : json_new_object());
 	rpc_conn_call(conn, "InstanceCall", outer, timeout_secs, access_route_answered, call);

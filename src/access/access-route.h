@@ -22,7 +22,9 @@
  * caller must not reveal this to an unauthenticated user), "unavailable"
  * (its Instance Host is not connected, or the instance is not running),
  * "timeout", "closed", or the instance's own codes ("auth-failed",
- * "mfa-required", "not-found", "forbidden", "bad-request", "failed"). */
+ * "mfa-required", "not-found", "forbidden", "bad-request", "failed").
+ * A call for an Instance Host whose link is down waits up to 3 s for it
+ * (a reconnect is tried at once) before it is answered "unavailable". */
 #include <stdbool.h>
 #include <stddef.h>
 

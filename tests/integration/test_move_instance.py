@@ -20,6 +20,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -636,3 +637,23 @@ def test_emptying_an_instance_host_and_removing_it(two_hosts):
         assert fetch_all(s, "%s-pass-1" % user, "%s@%s" % (user, iid)) == mail[iid]
         assert not os.path.exists(os.path.join(s.data2, iid))
     assert fetch_all(s) == acme
+
+
+def test_first_login_after_an_instance_host_restart(single):
+    """The Client Access Server's link to an Instance Host that went away
+    retries with backoff (1, 2, 4 s...). A login that needs the host while
+    the link is down asks for a reconnect at once and waits for it (up to
+    3 s) instead of answering UNAVAILABLE until the next retry: the first
+    login after a host restart, or after an instance moved to a host this
+    server had not reached yet, gets through."""
+    s = single
+    make_acme(s, count=3)
+    before = fetch_all(s)
+    s.config("stop", "instance-host")
+    wait_for(lambda: state(s, "acme") != "running", timeout=30, what="acme seen stopping")
+    time.sleep(4)  # the link's retries back off to 4 s
+    s.config("start", "instance-host")
+    wait_for(lambda: state(s, "acme") == "running", timeout=30, what="acme running again")
+    start = time.monotonic()
+    assert fetch_all(s) == before
+    assert time.monotonic() - start < 3.0
