@@ -53,6 +53,8 @@
  * elsewhere (network file systems with their server's clock, FAT's 2 s
  * times) a generous 2 s. */
 #define HOST_MOVE_RACY_LOCAL_MS 50
+/* The longest a MoveInStatus waits for its pass to end. */
+#define HOST_MOVE_STATUS_WAIT_MAX_MS 2000
 #define HOST_MOVE_RACY_OTHER_MS 2000
 /* Files being written or fsynced on the worker while later ones are
  * copied: the fsync of one overlaps the copy of the next, with a bound on
@@ -176,6 +178,10 @@ struct host_move_in {
 	unsigned int early_closes;    /* links closed before the listing */
 	unsigned int read_delay_ms;   /* COFFER_TEST_MOVE_READ_DELAY_MS */
 	unsigned int verify_delay_ms; /* COFFER_TEST_MOVE_VERIFY_DELAY_MS, large files */
+	/* a MoveInStatus waiting for this pass to end (conn NULL: none) */
+	struct rpc_conn *status_conn;
+	uint32_t status_id;
+	struct event *status_timer;
 };
 
 struct host_move {
@@ -723,6 +729,39 @@ static void host_move_in_orphan(struct host_move_in *m)
 	m->delayed = false;
 }
 
+static struct json *host_move_in_status_json(const struct host_move_in *m)
+{
+	struct json *r = json_new_object();
+	json_set_string(r, "state", host_move_in_state_names[m->state]);
+	json_set_int(r, "pass", m->pass);
+	json_set_int(r, "bytesDone", m->bytes_done);
+	json_set_int(r, "bytesTotal", m->bytes_total);
+	json_set_int(r, "bytesSent", m->bytes_sent);
+	json_set_int(r, "filesCopied", m->files_synced);
+	json_set_int(r, "entriesDone", (long long)m->index);
+	json_set_int(r, "entriesTotal", (long long)json_count(m->entries));
+	json_set_string(r, "error", m->error);
+	json_set_bool(r, "waited", true);
+	return r;
+}
+
+/* Answer a MoveInStatus that waits, if one does: the pass ended, its wait
+ * is over, or the move is. */
+static void host_move_in_status_wake(struct host_move_in *m)
+{
+	if (m->status_conn == NULL)
+		return;
+	struct rpc_conn *conn = m->status_conn;
+	m->status_conn = NULL;
+	event_del(m->status_timer);
+	rpc_conn_reply(conn, m->status_id, host_move_in_status_json(m));
+}
+
+static void host_move_in_status_waited(evutil_socket_t fd, short events, void *ctx)
+{
+	host_move_in_status_wake(ctx);
+}
+
 static void host_move_in_close_link(evutil_socket_t fd, short events, void *ctx)
 {
 	struct host_move_in *m = ctx;
@@ -740,6 +779,7 @@ static void host_move_in_fail(struct host_move_in *m, const char *error)
 	m->error = mem_strdup(error);
 	host_move_in_orphan(m);
 	log_error(host_move_ctx(m->id), "moving in failed: %s", error);
+	host_move_in_status_wake(m);
 	/* not from inside the link's own callbacks */
 	event_del(m->timer);
 	event_assign(m->timer, m->hm->base, -1, 0, host_move_in_close_link, m);
@@ -753,6 +793,8 @@ static int host_rm_entry(const char *path, const struct stat *st, int flag, stru
 
 static void host_move_in_free(struct host_move_in *m, bool remove_data)
 {
+	host_move_in_status_wake(m);
+	event_free(m->status_timer);
 	host_move_in_orphan(m);
 	m->tearing_down = true;
 	rpc_client_destroy(&m->link);
@@ -875,6 +917,7 @@ static void host_move_in_prepare(struct host_move *hm, struct rpc_conn *conn, ui
 	m->error = mem_strdup("");
 	m->known = hash_create();
 	m->timer = evtimer_new(hm->base, host_move_in_close_link, m);
+	m->status_timer = evtimer_new(hm->base, host_move_in_status_waited, m);
 	if (host_move_in_make_base(m, &error) < 0) {
 		error = tstr_printf("base directory %s on this Instance Host is not usable: %s",
 				    dir, error);
@@ -1363,6 +1406,7 @@ static void host_move_in_pass_done(struct host_move_in *m)
 	log_info(host_move_ctx(m->id),
 		 "moved in, pass %u: %zu entries, %u files copied, %lld bytes sent and verified",
 		 m->pass, json_count(m->entries), m->files_synced, m->bytes_sent);
+	host_move_in_status_wake(m);
 }
 
 /* Make the directories and open the next file that changed: 1 opened, 0
@@ -1659,6 +1703,9 @@ static void host_move_in_catch_up(struct host_move *hm, struct rpc_conn *conn, u
 	rpc_conn_reply(conn, id, NULL);
 }
 
+/* With waitMs, a pass still copying answers when it ends (or after waitMs,
+ * at most HOST_MOVE_STATUS_WAIT_MAX_MS): the Management Server learns at
+ * once that a pass ended instead of at its next poll. */
 static void host_move_in_status(struct host_move *hm, struct rpc_conn *conn, uint32_t id,
 				const struct json *args)
 {
@@ -1668,17 +1715,19 @@ static void host_move_in_status(struct host_move *hm, struct rpc_conn *conn, uin
 		rpc_conn_reply_error(conn, id, "failed", "no move of this instance here");
 		return;
 	}
-	struct json *r = json_new_object();
-	json_set_string(r, "state", host_move_in_state_names[m->state]);
-	json_set_int(r, "pass", m->pass);
-	json_set_int(r, "bytesDone", m->bytes_done);
-	json_set_int(r, "bytesTotal", m->bytes_total);
-	json_set_int(r, "bytesSent", m->bytes_sent);
-	json_set_int(r, "filesCopied", m->files_synced);
-	json_set_int(r, "entriesDone", (long long)m->index);
-	json_set_int(r, "entriesTotal", (long long)json_count(m->entries));
-	json_set_string(r, "error", m->error);
-	rpc_conn_reply(conn, id, r);
+	long long wait_ms = 0;
+	(void)json_get_int(args, "waitMs", &wait_ms);
+	if (wait_ms <= 0 || m->state != MOVE_IN_COPYING) {
+		rpc_conn_reply(conn, id, host_move_in_status_json(m));
+		return;
+	}
+	host_move_in_status_wake(m); /* one waits at a time */
+	if (wait_ms > HOST_MOVE_STATUS_WAIT_MAX_MS)
+		wait_ms = HOST_MOVE_STATUS_WAIT_MAX_MS;
+	m->status_conn = conn;
+	m->status_id = id;
+	struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
+	event_add(m->status_timer, &tv);
 }
 
 static void host_move_in_commit(struct host_move *hm, struct rpc_conn *conn, uint32_t id,
@@ -1759,6 +1808,8 @@ void host_move_forget_conn(struct host_move *hm, struct rpc_conn *conn)
 	}
 	for (struct host_move_in *m = hm->ins, *next; m != NULL; m = next) {
 		next = m->next;
+		if (m->status_conn == conn)
+			m->status_conn = NULL;
 		if (m->owner == conn) {
 			log_warning(host_move_ctx(m->id),
 				    "moving in ended, the copy is removed: %s",

@@ -45,9 +45,10 @@
 #include <time.h>
 
 #define MGMT_MOVE_CALL_SECS 120
-/* How often the target is asked how its pass goes: a pass that ended
- * waits for the next ask, so often (the ask is small); progress is
- * reported at most every MGMT_MOVE_PROGRESS_MS. */
+/* The target is asked how its pass goes, and answers when the pass ends
+ * or after MGMT_MOVE_PROGRESS_MS ("waited"), so the next step follows a
+ * pass at once; the progress is reported that often. An Instance Host
+ * that answers at once (not "waited") is asked every MGMT_MOVE_POLL_MS. */
 #define MGMT_MOVE_POLL_MS 50
 #define MGMT_MOVE_PROGRESS_MS 200
 /* Passes while the instance runs, after the first: each copies what
@@ -603,7 +604,8 @@ static void mgmt_move_status(struct rpc_conn *conn, const struct json *result, c
 			mgmt_move_progress(mv, percent,
 					   tstr_printf("copying: %lld of %lld bytes", done, total));
 		}
-		mgmt_move_poll_later(mv, MGMT_MOVE_POLL_MS, false);
+		mgmt_move_poll_later(
+			mv, json_get_bool(result, "waited", false) ? 0 : MGMT_MOVE_POLL_MS, false);
 	}
 }
 
@@ -620,7 +622,9 @@ static void mgmt_move_poll_now(evutil_socket_t fd, short events, void *ctx)
 			       mgmt_move_copy_started);
 		return;
 	}
-	mgmt_move_call(mv, mv->target, "MoveInStatus", mgmt_move_args(mv), mgmt_move_status);
+	struct json *args = mgmt_move_args(mv);
+	json_set_int(args, "waitMs", MGMT_MOVE_PROGRESS_MS);
+	mgmt_move_call(mv, mv->target, "MoveInStatus", args, mgmt_move_status);
 }
 
 static void mgmt_move_copy_started(struct rpc_conn *conn, const struct json *result,
