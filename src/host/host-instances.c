@@ -1,5 +1,6 @@
 #include "host-instances.h"
 #include "archive.h"
+#include "array.h"
 #include "config.h"
 #include "crypto.h"
 #include "file.h"
@@ -9,6 +10,7 @@
 #include "rpc.h"
 #include "str.h"
 #include "tstr.h"
+#include "worker-pool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -111,6 +113,10 @@ struct host_instances {
 	host_instances_changed_fn *changed;
 	host_instances_event_fn *event;
 	void *ctx;
+	/* deleted base directories, renamed aside, being removed on the
+	 * remover's thread (kept in the registry until they are gone) */
+	ARRAY(char *) removing;
+	struct worker_pool *remover;
 };
 
 static const char *host_ctx(const struct host_instance *inst)
@@ -153,6 +159,12 @@ static int host_save(struct host_instances *hi, const char **error_r)
 	}
 	json_set_int(root, "schemaVersion", 1);
 	json_set(root, "instances", list);
+	if (hi->removing.count > 0) {
+		struct json *removing = json_new_array();
+		for (size_t i = 0; i < hi->removing.count; i++)
+			json_append(removing, json_new_string(hi->removing.items[i]));
+		json_set(root, "removing", removing);
+	}
 	char *text = json_serialize(root, true);
 	char *path = config_path(hi->config_dir, HOST_INSTANCES_FILE);
 	int ret = file_write_atomic(path, text, strlen(text), 0600, error_r);
@@ -678,6 +690,103 @@ static int host_rm_one(const char *path, const struct stat *st, int flag, struct
 	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+/* ---- removing deleted base directories off the loop ---- */
+
+struct host_removal {
+	struct host_instances *hi;
+	char *path;
+	int error; /* errno of a failed removal, 0 */
+};
+
+static void host_removal_work(void *ctx)
+{
+	struct host_removal *r = ctx;
+	if (nftw(r->path, host_rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		r->error = errno;
+}
+
+static void host_removal_done(void *ctx, bool ran)
+{
+	struct host_removal *r = ctx;
+	struct host_instances *hi = r->hi;
+	if (!ran) {
+		/* the host is stopping: the registry still names it, the next
+		 * start removes it */
+	} else if (r->error != 0) {
+		log_error(NULL, "removing %s failed: %s", r->path, strerror(r->error));
+	} else {
+		log_info(NULL, "removed %s", r->path);
+		for (size_t i = 0; i < hi->removing.count; i++) {
+			if (strcmp(hi->removing.items[i], r->path) == 0) {
+				mem_free(hi->removing.items[i]);
+				array_delete(&hi->removing, i, 1);
+				break;
+			}
+		}
+		const char *error;
+		if (host_save(hi, &error) < 0)
+			log_error(NULL, "%s", error);
+	}
+	mem_free(r->path);
+	mem_free(r);
+}
+
+static void host_removal_start(struct host_instances *hi, const char *path)
+{
+	struct host_removal *r = mem_new(struct host_removal);
+	r->hi = hi;
+	r->path = mem_strdup(path);
+	if (hi->remover == NULL ||
+	    worker_pool_submit(hi->remover, host_removal_work, host_removal_done, r) < 0) {
+		/* no thread (or a thousand removals queued): here, now */
+		host_removal_work(r);
+		host_removal_done(r, true);
+	}
+}
+
+/* A deleted instance's base directory is renamed aside at once (a name
+ * its instance ID cannot reuse by accident), noted in the registry, and
+ * removed on a thread: a large archive takes seconds to unlink, which the
+ * loop that serves every other instance must not wait for. 0 renamed (or
+ * already gone), -1 not. */
+static int host_remove_aside(struct host_instances *hi, const char *base_dir, const char **error_r)
+{
+	const char *slash = strrchr(base_dir, '/');
+	if (slash == NULL || slash[1] == '\0') {
+		*error_r = tstr_printf("%s: not an absolute path", base_dir);
+		return -1;
+	}
+	char *parent = slash == base_dir ? mem_strdup("/")
+					 : mem_printf("%.*s", (int)(slash - base_dir), base_dir);
+	char *hex = crypto_random_hex(6);
+	char *aside =
+		mem_printf("%s/.%s.deleted-%s", slash == base_dir ? "" : parent, slash + 1, hex);
+	mem_free(hex);
+	array_append(&hi->removing, aside);
+	if (host_save(hi, error_r) < 0) {
+		array_delete(&hi->removing, hi->removing.count - 1, 1);
+		mem_free(aside);
+		return -1;
+	}
+	if (rename(base_dir, aside) < 0) {
+		int err = errno;
+		array_delete(&hi->removing, hi->removing.count - 1, 1);
+		mem_free(aside);
+		const char *ignored;
+		(void)host_save(hi, &ignored);
+		mem_free(parent);
+		if (err == ENOENT)
+			return 0;
+		*error_r = tstr_printf("rename(%s) failed: %s", base_dir, strerror(err));
+		return -1;
+	}
+	const char *ignored;
+	(void)file_fsync_dir(parent, &ignored);
+	mem_free(parent);
+	host_removal_start(hi, aside);
+	return 0;
+}
+
 static void host_instance_free(struct host_instance *inst)
 {
 	event_free(inst->timer);
@@ -730,10 +839,9 @@ static int host_instance_delete(struct host_instances *hi, struct host_instance 
 	}
 	if (delete_data) {
 		char *key = host_key_path(hi, inst->id);
-		if (nftw(inst->base_dir, host_rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 &&
-		    errno != ENOENT)
-			log_error(host_ctx(inst), "removing %s failed: %s", inst->base_dir,
-				  strerror(errno));
+		const char *error;
+		if (host_remove_aside(hi, inst->base_dir, &error) < 0)
+			log_error(host_ctx(inst), "removing its data: %s", error);
 		(void)unlink(key);
 		mem_free(key);
 	}
@@ -1211,6 +1319,10 @@ struct host_instances *host_instances_create(struct event_base *base, const char
 	hi->sigchld = evsignal_new(base, SIGCHLD, host_sigchld, hi);
 	evsignal_add(hi->sigchld, NULL);
 	hi->start_limit = host_start_limit();
+	const char *error;
+	if (worker_pool_create(base, 1, 1, 1024, &hi->remover, &error) < 0)
+		log_warning(NULL, "deleted base directories are removed on the event loop: %s",
+			    error);
 	return hi;
 }
 
@@ -1248,6 +1360,19 @@ int host_instances_load(struct host_instances *hi, const char **error_r)
 		inst->timer = evtimer_new(hi->base, host_instance_timer, inst);
 		inst->next = hi->head;
 		hi->head = inst;
+	}
+	/* removals a stop or a crash cut short (after the instances: each
+	 * finished removal saves the registry) */
+	const struct json *removing = json_get(root, "removing");
+	for (size_t i = 0; ret == 0 && i < json_count(removing); i++) {
+		const char *dir = json_string_of(json_at(removing, i));
+		if (dir != NULL && dir[0] == '/')
+			array_append(&hi->removing, mem_strdup(dir));
+	}
+	for (size_t i = 0; ret == 0 && i < json_count(removing); i++) {
+		const char *dir = json_string_of(json_at(removing, i));
+		if (dir != NULL && dir[0] == '/')
+			host_removal_start(hi, dir);
 	}
 	json_unref(&root);
 	mem_free(path);
@@ -1293,6 +1418,7 @@ void host_instances_destroy(struct host_instances **hi)
 	struct host_instances *h = *hi;
 	if (h == NULL)
 		return;
+	worker_pool_destroy(&h->remover);
 	while (h->head != NULL) {
 		struct host_instance *next = h->head->next;
 		host_instance_free(h->head);
@@ -1304,6 +1430,9 @@ void host_instances_destroy(struct host_instances **hi)
 		h->waiters = next;
 	}
 	event_free(h->sigchld);
+	for (size_t i = 0; i < h->removing.count; i++)
+		mem_free(h->removing.items[i]);
+	array_free(&h->removing);
 	mem_free(h->config_dir);
 	mem_free(h);
 	*hi = NULL;

@@ -236,6 +236,34 @@ def test_delete_keeps_data_unless_asked(acme):
     api.call("DeleteInstances", "instanceFilter=gone", "deleteData=true")
     assert not os.path.exists(base2)
     assert not os.path.exists(os.path.join(acme.dir, "instance-keys", "gone.key"))
+    # renamed aside at once, removed off the Instance Host's event loop
+    parent = os.path.dirname(base2)
+    wait_for(lambda: not [n for n in os.listdir(parent) if n.startswith(".gone.deleted-")],
+             what="the deleted base directory removed")
+    registry = os.path.join(acme.dir, "instance-host-instances.json")
+    wait_for(lambda: "removing" not in json.load(open(registry)), what="the registry says so")
+
+
+def test_a_removal_cut_short_is_finished_at_the_next_start(acme):
+    """A deleted instance's base directory is removed on a thread after it
+    is renamed aside and named in the Instance Host's registry; a stop in
+    between leaves it there, and the next start removes it."""
+    registry = os.path.join(acme.dir, "instance-host-instances.json")
+    aside = os.path.join(os.path.dirname(data_dir(acme, "x")), ".old.deleted-0123456789ab")
+    os.makedirs(os.path.join(aside, "segments"))
+    with open(os.path.join(aside, "segments", "1"), "wb") as f:
+        f.write(os.urandom(65536))
+    subprocess.run(["chown", "-R", "coffer", aside], check=True)  # the host's run-as user
+    acme.config("stop", "instance-host")
+    with open(registry) as f:
+        reg = json.load(f)
+    reg["removing"] = [aside]
+    with open(registry, "w") as f:
+        json.dump(reg, f)
+    acme.config("start", "instance-host")
+    wait_for(lambda: not os.path.exists(aside), timeout=30, what="the leftover removed")
+    wait_for(lambda: "removing" not in json.load(open(registry)), what="the registry says so")
+    wait_for(lambda: state(acme, "acme") == "running", timeout=30, what="acme still there")
 
 
 def test_instance_process_is_confined_to_its_own_files(acme):
