@@ -1019,13 +1019,14 @@ static bool host_hold(struct host_instances *hi, struct host_instance *inst, str
 }
 
 /* Pass a call on to the instance process; answer the caller with its answer.
- * While the instance starts, the call waits for it. */
+ * While the instance starts (or restarts), the call waits for it. */
 static void host_forward(struct host_instances *hi, struct host_instance *inst,
 			 struct rpc_conn *conn, uint32_t id, const char *method,
 			 const struct json *args, int after)
 {
-	if (inst->state == HOST_INSTANCE_STARTING && conn != NULL &&
-	    host_hold(hi, inst, conn, id, method, args, after))
+	bool coming = inst->state == HOST_INSTANCE_STARTING ||
+		      (inst->state == HOST_INSTANCE_STOPPING && inst->restart_pending);
+	if (coming && conn != NULL && host_hold(hi, inst, conn, id, method, args, after))
 		return;
 	if (inst->conn == NULL || !rpc_conn_is_ready(inst->conn)) {
 		rpc_conn_reply_error(conn, id, "not-running",

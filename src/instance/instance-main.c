@@ -34,6 +34,11 @@ static void instance_request(struct rpc_conn *conn, uint32_t id, const char *met
 			     const struct json *args, void *ctx)
 {
 	struct instance *inst = ctx;
+	if (inst->stop_timer != NULL) {
+		rpc_conn_reply_error(conn, id, "not-running",
+				     tstr_printf("instance %s is stopping", inst->id));
+		return;
+	}
 	inst->last_used = time(NULL);
 	inst->idle_since_trim = false;
 	inst->calls++;
@@ -103,10 +108,34 @@ static void instance_idle_check(evutil_socket_t fd, short events, void *ctx)
 		 alloc_name(), in_use / 1024, held_free / 1024);
 }
 
+/* Stopping: the calls in flight (a login's password check on a worker, a
+ * search) are answered and their answers sent before the loop ends, at
+ * most INSTANCE_STOP_DRAIN_MS; a caller (a user logging in while the
+ * instance moves to another host) gets its answer instead of "closed". */
+static void instance_stop_check(evutil_socket_t fd, short events, void *ctx)
+{
+	struct instance *inst = ctx;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long waited_ms = (now.tv_sec - inst->stop_at.tv_sec) * 1000LL +
+			      (now.tv_nsec - inst->stop_at.tv_nsec) / 1000000;
+	if ((rpc_conn_unanswered(inst->host) == 0 && rpc_conn_output_len(inst->host) == 0) ||
+	    waited_ms >= INSTANCE_STOP_DRAIN_MS) {
+		event_base_loopexit(inst->base, NULL);
+		return;
+	}
+	struct timeval tv = {0, 10000};
+	event_add(inst->stop_timer, &tv);
+}
+
 static void instance_signal(evutil_socket_t sig, short events, void *ctx)
 {
 	struct instance *inst = ctx;
-	event_base_loopexit(inst->base, NULL);
+	if (inst->stop_timer != NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &inst->stop_at);
+	inst->stop_timer = evtimer_new(inst->base, instance_stop_check, inst);
+	instance_stop_check(-1, 0, inst);
 }
 
 static int instance_parse_args(struct instance *inst, int argc, char **argv,
@@ -231,6 +260,8 @@ int instance_main(int argc, char **argv)
 	log_info(instance_context(&inst), "stopped");
 	event_free(term);
 	event_free(inst.idle_timer);
+	if (inst.stop_timer != NULL)
+		event_free(inst.stop_timer);
 	instance_retention_deinit(&inst);
 	instance_client_stop(&inst);
 	instance_audit_deinit(&inst);

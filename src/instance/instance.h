@@ -14,6 +14,9 @@
 #include <time.h>
 
 #define INSTANCE_IDLE_CLOSE_SECS 60
+/* How long a stopping instance waits for its calls in flight to be answered
+ * (within the Instance Host's stop timeout). */
+#define INSTANCE_STOP_DRAIN_MS 3000
 
 struct event;
 struct event_base;
@@ -35,6 +38,9 @@ struct instance {
 	struct event_base *base;
 	struct rpc_conn *host;
 	struct event *idle_timer;
+	/* SIGTERM: calls in flight are answered before the process ends */
+	struct event *stop_timer;
+	struct timespec stop_at;
 	struct event *retention_timer; /* daily retention runs (instance-retention.c) */
 	time_t started;
 	time_t last_used;

@@ -57,7 +57,8 @@ struct rpc_conn {
 	void *drained_ctx;
 	bool reading_paused;
 	bool closing;
-	int plain_fd; /* the socket of a link without TLS, else -1 */
+	unsigned int unanswered; /* calls received, minus answers sent */
+	int plain_fd;            /* the socket of a link without TLS, else -1 */
 	/* a local link (rpc-local.c): the peer's hello says who it is */
 	bool local;
 	bool (*local_check)(const char *peer_fingerprint, void *ctx);
@@ -159,6 +160,7 @@ static void rpc_conn_handle_call(struct rpc_conn *conn, long long id, const stru
 {
 	const char *method = json_get_string(msg, "call");
 	const struct json *args = json_get(msg, "args");
+	conn->unanswered++;
 	if (method == NULL || (args != NULL && json_kind(args) != JSON_KIND_OBJECT)) {
 		rpc_conn_reply_error(conn, (uint32_t)id, "bad-request",
 				     "a call needs a method name and an args object");
@@ -565,8 +567,20 @@ void rpc_conn_call(struct rpc_conn *conn, const char *method, struct json *args,
 	rpc_conn_send_json(conn, msg);
 }
 
+static void rpc_conn_answered(struct rpc_conn *conn)
+{
+	if (conn->unanswered > 0)
+		conn->unanswered--;
+}
+
+unsigned int rpc_conn_unanswered(const struct rpc_conn *conn)
+{
+	return conn->unanswered;
+}
+
 void rpc_conn_reply(struct rpc_conn *conn, uint32_t id, struct json *result)
 {
+	rpc_conn_answered(conn);
 	struct json *msg = json_new_object();
 	json_set_int(msg, "id", id);
 	json_set(msg, "result", result != NULL ? result : json_new_null());
@@ -590,6 +604,7 @@ void rpc_conn_reply_blob(struct rpc_conn *conn, uint32_t id, struct json *result
 void rpc_conn_reply_blob_buffer(struct rpc_conn *conn, uint32_t id, struct json *result,
 				struct evbuffer *blob)
 {
+	rpc_conn_answered(conn);
 	struct json *msg = json_new_object();
 	json_set_int(msg, "id", id);
 	json_set(msg, "result", result != NULL ? result : json_new_null());
@@ -664,6 +679,7 @@ void rpc_conn_pause_reading(struct rpc_conn *conn, bool paused)
 
 void rpc_conn_reply_error(struct rpc_conn *conn, uint32_t id, const char *code, const char *text)
 {
+	rpc_conn_answered(conn);
 	struct json *msg = json_new_object(), *e = json_new_object();
 	json_set_int(msg, "id", id);
 	json_set_string(e, "code", code);

@@ -116,6 +116,9 @@ void rpc_conn_reply_blob_buffer(struct rpc_conn *conn, uint32_t id, struct json 
  * holds already; one waiter per connection, a new one replaces it). */
 size_t rpc_conn_output_len(const struct rpc_conn *conn);
 void rpc_conn_when_drained(struct rpc_conn *conn, size_t below, void (*fn)(void *ctx), void *ctx);
+/* Calls received whose answer was not sent yet (answers counted, not
+ * matched by id): a process that stops waits for this to reach 0. */
+unsigned int rpc_conn_unanswered(const struct rpc_conn *conn);
 /* Stop (or resume) reading the peer's frames: its answers then wait in the
  * kernel's socket buffer and the peer's output, not in this process. A
  * paused connection does not count as silent for the keep-alive. */

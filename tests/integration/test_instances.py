@@ -6,6 +6,7 @@ import os
 import signal
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -184,6 +185,46 @@ def test_calls_wait_while_the_instance_starts(acme):
              "baseDirectory=" + data_dir(acme, "beta"))
     api.call("CreateUser", "instanceID=beta", "userName=first", "password=first-pass-1")
     assert [u["userName"] for u in api.call("GetUsers", "instanceID=beta")] == ["first"]
+
+
+def test_a_restart_is_not_seen_by_clients(acme):
+    """Clients logging in over IMAP while the instance restarts all get in:
+    the stopping process answers the calls it has before it ends, and the
+    Instance Host holds the calls that come meanwhile until the new process
+    runs (instead of "closed" or UNAVAILABLE)."""
+    api = acme.api
+    api.call("CreateUser", "instanceID=acme", "userName=alice", "password=alice-pass-1")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    stop, failures, done = threading.Event(), [], []
+
+    def client():
+        while not stop.is_set():
+            try:
+                m = imaplib.IMAP4_SSL("127.0.0.1", acme.ports["cimaps"], ssl_context=ctx)
+                m.login("alice@acme", "alice-pass-1")
+                assert m.select("INBOX", readonly=True)[0] == "OK"
+                m.logout()
+                done.append(1)
+            except (imaplib.IMAP4.error, OSError, AssertionError) as e:
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(3):
+            time.sleep(0.5)
+            pid = instance_pid(acme, "acme")
+            api.call("RestartInstances", "instanceFilter=acme")
+            assert instance_pid(acme, "acme") != pid
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert len(done) > 5 and failures == [], (len(done), failures[:5])
 
 
 def test_freeze_keeps_the_base_directory_stable(acme):
