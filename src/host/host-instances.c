@@ -1055,120 +1055,196 @@ static void host_reply_result(struct rpc_conn *conn, uint32_t id, int ret, const
 		rpc_conn_reply(conn, id, NULL);
 }
 
+/* ---- the calls: one row each ---- */
+
+struct host_request {
+	struct host_instances *hi;
+	struct host_instance *inst; /* the instance named, for HOST_CALL_INSTANCE */
+	struct rpc_conn *conn;
+	uint32_t id;
+	const struct json *args;
+};
+
+static void host_call_create_instance(const struct host_request *r)
+{
+	const char *error = NULL;
+	int ret = host_instance_create(r->hi, r->args, &error);
+	host_reply_result(r->conn, r->id, ret, error);
+}
+
+static void host_call_get_instance_states(const struct host_request *r)
+{
+	struct json *list = json_new_array();
+	for (struct host_instance *i = r->hi->head; i != NULL; i = i->next)
+		json_append(list, host_instance_status(i));
+	rpc_conn_reply(r->conn, r->id, list);
+}
+
+static void host_call_get_directories(const struct host_request *r)
+{
+	const char *error = NULL;
+	const char *path = json_get_string(r->args, "path");
+	struct json *list = host_list_directories(path == NULL ? "/" : path, &error);
+	if (list == NULL)
+		rpc_conn_reply_error(r->conn, r->id, "failed", error);
+	else
+		rpc_conn_reply(r->conn, r->id, list);
+}
+
+static void host_call_create_directory(const struct host_request *r)
+{
+	const char *error = "path: expected an absolute path";
+	const char *path = json_get_string(r->args, "path");
+	int ret = path == NULL || path[0] != '/' ? -1 : file_mkdir_parents(path, 0700, &error);
+	host_reply_result(r->conn, r->id, ret, error);
+}
+
+static void host_call_start_instance(const struct host_request *r)
+{
+	const char *error = NULL;
+	struct host_instance *inst = r->inst;
+	if (inst->state == HOST_INSTANCE_RUNNING || inst->state == HOST_INSTANCE_FROZEN)
+		rpc_conn_reply(r->conn, r->id, host_instance_status(inst));
+	else if (host_instance_start(inst, &error) < 0)
+		rpc_conn_reply_error(r->conn, r->id, "failed", error);
+	else
+		host_add_waiter(r->hi, inst, r->conn, r->id, true);
+}
+
+static void host_call_stop_instance(const struct host_request *r)
+{
+	const char *error = NULL;
+	if (host_instance_stop(r->inst, true, &error) < 0)
+		rpc_conn_reply_error(r->conn, r->id, "failed", error);
+	else if (r->inst->pid == 0)
+		rpc_conn_reply(r->conn, r->id, host_instance_status(r->inst));
+	else
+		host_add_waiter(r->hi, r->inst, r->conn, r->id, false);
+}
+
+static void host_call_restart_instance(const struct host_request *r)
+{
+	const char *error = NULL;
+	struct host_instance *inst = r->inst;
+	if (inst->pid == 0) {
+		if (host_instance_start(inst, &error) < 0)
+			rpc_conn_reply_error(r->conn, r->id, "failed", error);
+		else
+			host_add_waiter(r->hi, inst, r->conn, r->id, true);
+		return;
+	}
+	/* Stop without recording "should not run"; exited() starts it again. */
+	(void)host_instance_stop(inst, false, &error);
+	inst->restart_pending = true;
+	host_add_waiter(r->hi, inst, r->conn, r->id, true);
+}
+
+static void host_call_freeze_instance(const struct host_request *r)
+{
+	host_forward(r->hi, r->inst, r->conn, r->id, "Freeze", NULL, HOST_INSTANCE_FROZEN);
+}
+
+static void host_call_thaw_instance(const struct host_request *r)
+{
+	host_forward(r->hi, r->inst, r->conn, r->id, "Thaw", NULL, HOST_INSTANCE_RUNNING);
+}
+
+static void host_call_delete_instance(const struct host_request *r)
+{
+	const char *error = NULL;
+	int ret = host_instance_delete(r->hi, r->inst, json_get_bool(r->args, "deleteData", false),
+				       &error);
+	host_reply_result(r->conn, r->id, ret, error);
+}
+
+static void host_call_set_base_directory(const struct host_request *r)
+{
+	const char *error = NULL;
+	struct host_instance *inst = r->inst;
+	const char *dir = json_get_string(r->args, "baseDirectory");
+	int ret = -1;
+	if (inst->pid > 0) {
+		error = "stop the instance first";
+	} else if (dir == NULL) {
+		error = "baseDirectory: missing";
+	} else if (host_check_base_dir(r->hi, dir, inst->id, &error) == 0) {
+		char *old = inst->base_dir;
+		inst->base_dir = mem_strdup(dir);
+		ret = host_save(r->hi, &error);
+		if (ret < 0) {
+			mem_free(inst->base_dir);
+			inst->base_dir = old;
+		} else {
+			mem_free(old);
+		}
+	}
+	host_reply_result(r->conn, r->id, ret, error);
+}
+
+static void host_call_instance_call(const struct host_request *r)
+{
+	const char *m = json_get_string(r->args, "method");
+	if (m == NULL)
+		rpc_conn_reply_error(r->conn, r->id, "bad-request", "InstanceCall needs a method");
+	else
+		host_forward(r->hi, r->inst, r->conn, r->id, m, json_get(r->args, "args"), -1);
+}
+
+enum host_call_flags {
+	HOST_CALL_INSTANCE = 1 << 0,   /* names an instance of this host */
+	HOST_CALL_NOT_MOVING = 1 << 1, /* refused while the instance is moved away */
+};
+
+static const struct host_call_def {
+	const char *name;
+	void (*handler)(const struct host_request *r);
+	unsigned int flags;
+} host_calls[] = {
+	{"CreateInstance", host_call_create_instance, 0},
+	{"GetInstanceStates", host_call_get_instance_states, 0},
+	{"GetDirectories", host_call_get_directories, 0},
+	{"CreateDirectory", host_call_create_directory, 0},
+	{"StartInstance", host_call_start_instance, HOST_CALL_INSTANCE | HOST_CALL_NOT_MOVING},
+	{"StopInstance", host_call_stop_instance, HOST_CALL_INSTANCE},
+	{"RestartInstance", host_call_restart_instance, HOST_CALL_INSTANCE | HOST_CALL_NOT_MOVING},
+	{"FreezeInstance", host_call_freeze_instance, HOST_CALL_INSTANCE},
+	{"ThawInstance", host_call_thaw_instance, HOST_CALL_INSTANCE},
+	{"DeleteInstance", host_call_delete_instance, HOST_CALL_INSTANCE | HOST_CALL_NOT_MOVING},
+	{"SetInstanceBaseDirectory", host_call_set_base_directory,
+	 HOST_CALL_INSTANCE | HOST_CALL_NOT_MOVING},
+	{"InstanceCall", host_call_instance_call, HOST_CALL_INSTANCE},
+};
+
 bool host_instances_request(struct host_instances *hi, struct rpc_conn *conn, uint32_t id,
 			    const char *method, const struct json *args)
 {
-	const char *error = NULL;
-	const char *iid = json_get_string(args, "instanceID");
-	struct host_instance *inst = iid == NULL ? NULL : host_find(hi, iid);
-
-	if (strcmp(method, "CreateInstance") == 0) {
-		int ret = host_instance_create(hi, args, &error);
-		host_reply_result(conn, id, ret, error);
-	} else if (strcmp(method, "GetInstanceStates") == 0) {
-		struct json *list = json_new_array();
-		for (struct host_instance *i = hi->head; i != NULL; i = i->next)
-			json_append(list, host_instance_status(i));
-		rpc_conn_reply(conn, id, list);
-	} else if (strcmp(method, "GetDirectories") == 0) {
-		const char *path = json_get_string(args, "path");
-		struct json *list = host_list_directories(path == NULL ? "/" : path, &error);
-		if (list == NULL)
-			rpc_conn_reply_error(conn, id, "failed", error);
-		else
-			rpc_conn_reply(conn, id, list);
-	} else if (strcmp(method, "CreateDirectory") == 0) {
-		const char *path = json_get_string(args, "path");
-		int ret = path == NULL || path[0] != '/' ? -1
-							 : file_mkdir_parents(path, 0700, &error);
-		if (path == NULL || path[0] != '/')
-			error = "path: expected an absolute path";
-		host_reply_result(conn, id, ret, error);
-	} else if (strncmp(method, "Instance", 8) != 0 && strcmp(method, "StartInstance") != 0 &&
-		   strcmp(method, "StopInstance") != 0 && strcmp(method, "RestartInstance") != 0 &&
-		   strcmp(method, "FreezeInstance") != 0 && strcmp(method, "ThawInstance") != 0 &&
-		   strcmp(method, "DeleteInstance") != 0 &&
-		   strcmp(method, "SetInstanceBaseDirectory") != 0) {
-		return false;
-	} else if (inst == NULL) {
-		rpc_conn_reply_error(conn, id, "no-such-instance",
-				     tstr_printf("no instance '%s' on this Instance Host",
-						 iid == NULL ? "" : iid));
-	} else if (inst->moving_out && (strcmp(method, "StartInstance") == 0 ||
-					strcmp(method, "RestartInstance") == 0 ||
-					strcmp(method, "DeleteInstance") == 0 ||
-					strcmp(method, "SetInstanceBaseDirectory") == 0)) {
-		/* a start now would write where the copy already read */
-		rpc_conn_reply_error(
-			conn, id, "busy",
-			tstr_printf("instance %s is being moved to another Instance Host",
-				    inst->id));
-	} else if (strcmp(method, "StartInstance") == 0) {
-		if (inst->state == HOST_INSTANCE_RUNNING || inst->state == HOST_INSTANCE_FROZEN) {
-			rpc_conn_reply(conn, id, host_instance_status(inst));
-		} else if (host_instance_start(inst, &error) < 0) {
-			rpc_conn_reply_error(conn, id, "failed", error);
-		} else {
-			host_add_waiter(hi, inst, conn, id, true);
-		}
-	} else if (strcmp(method, "StopInstance") == 0) {
-		if (host_instance_stop(inst, true, &error) < 0)
-			rpc_conn_reply_error(conn, id, "failed", error);
-		else if (inst->pid == 0)
-			rpc_conn_reply(conn, id, host_instance_status(inst));
-		else
-			host_add_waiter(hi, inst, conn, id, false);
-	} else if (strcmp(method, "RestartInstance") == 0) {
-		if (inst->pid == 0) {
-			if (host_instance_start(inst, &error) < 0)
-				rpc_conn_reply_error(conn, id, "failed", error);
-			else
-				host_add_waiter(hi, inst, conn, id, true);
-		} else {
-			/* Stop without recording "should not run"; exited() starts it again. */
-			(void)host_instance_stop(inst, false, &error);
-			inst->restart_pending = true;
-			host_add_waiter(hi, inst, conn, id, true);
-		}
-	} else if (strcmp(method, "FreezeInstance") == 0) {
-		host_forward(hi, inst, conn, id, "Freeze", NULL, HOST_INSTANCE_FROZEN);
-	} else if (strcmp(method, "ThawInstance") == 0) {
-		host_forward(hi, inst, conn, id, "Thaw", NULL, HOST_INSTANCE_RUNNING);
-	} else if (strcmp(method, "DeleteInstance") == 0) {
-		int ret = host_instance_delete(hi, inst, json_get_bool(args, "deleteData", false),
-					       &error);
-		host_reply_result(conn, id, ret, error);
-	} else if (strcmp(method, "SetInstanceBaseDirectory") == 0) {
-		const char *dir = json_get_string(args, "baseDirectory");
-		int ret = -1;
-		if (inst->pid > 0)
-			error = "stop the instance first";
-		else if (dir != NULL && host_check_base_dir(hi, dir, inst->id, &error) == 0) {
-			char *old = inst->base_dir;
-			inst->base_dir = mem_strdup(dir);
-			ret = host_save(hi, &error);
-			if (ret < 0) {
-				mem_free(inst->base_dir);
-				inst->base_dir = old;
-			} else {
-				mem_free(old);
-			}
-		} else if (dir == NULL) {
-			error = "baseDirectory: missing";
-		}
-		host_reply_result(conn, id, ret, error);
-	} else if (strcmp(method, "InstanceCall") == 0) {
-		const char *m = json_get_string(args, "method");
-		if (m == NULL) {
-			rpc_conn_reply_error(conn, id, "bad-request",
-					     "InstanceCall needs a method");
-		} else {
-			host_forward(hi, inst, conn, id, m, json_get(args, "args"), -1);
-		}
-	} else {
-		rpc_conn_reply_error(conn, id, "unknown-method",
-				     tstr_printf("no call '%s'", method));
+	const struct host_call_def *def = NULL;
+	for (size_t i = 0; i < sizeof(host_calls) / sizeof(host_calls[0]); i++) {
+		if (strcmp(host_calls[i].name, method) == 0)
+			def = &host_calls[i];
 	}
+	if (def == NULL)
+		return false;
+	struct host_request r = {.hi = hi, .conn = conn, .id = id, .args = args};
+	if ((def->flags & HOST_CALL_INSTANCE) != 0) {
+		const char *iid = json_get_string(args, "instanceID");
+		r.inst = iid == NULL ? NULL : host_find(hi, iid);
+		if (r.inst == NULL) {
+			rpc_conn_reply_error(conn, id, "no-such-instance",
+					     tstr_printf("no instance '%s' on this Instance Host",
+							 iid == NULL ? "" : iid));
+			return true;
+		}
+		if ((def->flags & HOST_CALL_NOT_MOVING) != 0 && r.inst->moving_out) {
+			/* a start now would write where the copy already read */
+			rpc_conn_reply_error(
+				conn, id, "busy",
+				tstr_printf("instance %s is being moved to another Instance Host",
+					    r.inst->id));
+			return true;
+		}
+	}
+	def->handler(&r);
 	return true;
 }
 
