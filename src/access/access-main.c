@@ -123,22 +123,41 @@ static bool access_peer_check(const char *fingerprint, void *ctx)
 	return pinned[0] != '\0' && strcmp(pinned, fingerprint) == 0;
 }
 
+static void access_call_ping(struct access *access, struct rpc_conn *conn, uint32_t id,
+			     const struct json *args)
+{
+	rpc_conn_reply(conn, id, json_new_string("pong"));
+}
+
+static void access_call_get_info(struct access *access, struct rpc_conn *conn, uint32_t id,
+				 const struct json *args)
+{
+	rpc_conn_reply(conn, id, access_info(access));
+}
+
+/* The calls the Management Server makes here, one row each. */
+static const struct access_call {
+	const char *name;
+	void (*handler)(struct access *access, struct rpc_conn *conn, uint32_t id,
+			const struct json *args);
+} access_calls[] = {
+	{"Ping", access_call_ping},
+	{"GetInfo", access_call_get_info},
+	{"SetTopology", access_set_topology},
+	{"SetBranding", access_set_branding},
+};
+
 static void access_request(struct rpc_conn *conn, uint32_t id, const char *method,
 			   const struct json *args, void *ctx)
 {
-	struct access *access = ctx;
-	if (strcmp(method, "Ping") == 0)
-		rpc_conn_reply(conn, id, json_new_string("pong"));
-	else if (strcmp(method, "GetInfo") == 0)
-		rpc_conn_reply(conn, id, access_info(access));
-	else if (strcmp(method, "SetTopology") == 0)
-		access_set_topology(access, conn, id, args);
-	else if (strcmp(method, "SetBranding") == 0)
-		access_set_branding(access, conn, id, args);
-	else
-		rpc_conn_reply_error(
-			conn, id, "unknown-method",
-			tstr_printf("the Client Access Server takes no call '%s'", method));
+	for (size_t i = 0; i < sizeof(access_calls) / sizeof(access_calls[0]); i++) {
+		if (strcmp(access_calls[i].name, method) == 0) {
+			access_calls[i].handler(ctx, conn, id, args);
+			return;
+		}
+	}
+	rpc_conn_reply_error(conn, id, "unknown-method",
+			     tstr_printf("the Client Access Server takes no call '%s'", method));
 }
 
 static void access_accepted(struct rpc_server *server, struct rpc_conn *conn,

@@ -1260,49 +1260,94 @@ static void host_journal_set_instance(struct json *set, const struct json *args)
 	}
 }
 
+static void host_journal_call_get(struct host_journal *j, struct rpc_conn *conn, uint32_t id,
+				  const struct json *args)
+{
+	rpc_conn_reply(conn, id, host_journal_public(j));
+}
+
+static void host_journal_call_get_instance(struct host_journal *j, struct rpc_conn *conn,
+					   uint32_t id, const struct json *args)
+{
+	const char *iid = json_get_string(args, "instanceID");
+	if (iid == NULL)
+		rpc_conn_reply_error(conn, id, "bad-request", "instanceID: missing");
+	else
+		rpc_conn_reply(conn, id, host_journal_get_instance(j->set, iid));
+}
+
+static int host_journal_edit_host(struct host_journal *j, struct json *set, const struct json *args,
+				  const char **error_r)
+{
+	return host_journal_set_host(set, args, error_r);
+}
+
+static int host_journal_edit_auth_user(struct host_journal *j, struct json *set,
+				       const struct json *args, const char **error_r)
+{
+	return host_journal_set_auth_user(set, args, false, error_r);
+}
+
+static int host_journal_edit_delete_auth_user(struct host_journal *j, struct json *set,
+					      const struct json *args, const char **error_r)
+{
+	return host_journal_set_auth_user(set, args, true, error_r);
+}
+
+static int host_journal_edit_instance(struct host_journal *j, struct json *set,
+				      const struct json *args, const char **error_r)
+{
+	const char *iid = json_get_string(args, "instanceID");
+	char *base_dir, *key_path;
+	bool stopped;
+	if (iid == NULL ||
+	    host_instances_lookup(j->instances, iid, &base_dir, &key_path, &stopped) < 0) {
+		*error_r = tstr_printf("no instance '%s' on this Instance Host",
+				       iid != NULL ? iid : "");
+		return -1;
+	}
+	mem_free(base_dir);
+	mem_free(key_path);
+	host_journal_set_instance(set, args);
+	return 0;
+}
+
+/* The journal receiver's calls, one row each: a reader answers itself; an
+ * editor changes a copy of the settings, which are then applied and
+ * saved as one (and answered with the settings, or the instance's). */
+static const struct host_journal_call {
+	const char *name;
+	void (*read)(struct host_journal *j, struct rpc_conn *conn, uint32_t id,
+		     const struct json *args);
+	int (*edit)(struct host_journal *j, struct json *set, const struct json *args,
+		    const char **error_r);
+	bool answers_instance;
+} host_journal_calls[] = {
+	{"GetJournal", host_journal_call_get, NULL, false},
+	{"GetJournalInstance", host_journal_call_get_instance, NULL, false},
+	{"SetJournal", NULL, host_journal_edit_host, false},
+	{"SetJournalAuthUser", NULL, host_journal_edit_auth_user, false},
+	{"DeleteJournalAuthUser", NULL, host_journal_edit_delete_auth_user, false},
+	{"SetJournalInstance", NULL, host_journal_edit_instance, true},
+};
+
 bool host_journal_request(struct host_journal *j, struct rpc_conn *conn, uint32_t id,
 			  const char *method, const struct json *args)
 {
-	const char *error = NULL;
-	const char *iid = json_get_string(args, "instanceID");
-	int ret;
-	if (strcmp(method, "GetJournal") == 0) {
-		rpc_conn_reply(conn, id, host_journal_public(j));
-		return true;
+	const struct host_journal_call *call = NULL;
+	for (size_t i = 0; i < sizeof(host_journal_calls) / sizeof(host_journal_calls[0]); i++) {
+		if (strcmp(host_journal_calls[i].name, method) == 0)
+			call = &host_journal_calls[i];
 	}
-	if (strcmp(method, "GetJournalInstance") == 0) {
-		if (iid == NULL)
-			rpc_conn_reply_error(conn, id, "bad-request", "instanceID: missing");
-		else
-			rpc_conn_reply(conn, id, host_journal_get_instance(j->set, iid));
-		return true;
-	}
-	struct json *set = json_clone(j->set);
-	if (strcmp(method, "SetJournal") == 0) {
-		ret = host_journal_set_host(set, args, &error);
-	} else if (strcmp(method, "SetJournalAuthUser") == 0) {
-		ret = host_journal_set_auth_user(set, args, false, &error);
-	} else if (strcmp(method, "DeleteJournalAuthUser") == 0) {
-		ret = host_journal_set_auth_user(set, args, true, &error);
-	} else if (strcmp(method, "SetJournalInstance") == 0) {
-		char *base_dir, *key_path;
-		bool stopped;
-		ret = iid != NULL && host_instances_lookup(j->instances, iid, &base_dir, &key_path,
-							   &stopped) == 0
-			      ? 0
-			      : -1;
-		if (ret == 0) {
-			mem_free(base_dir);
-			mem_free(key_path);
-			host_journal_set_instance(set, args);
-		} else {
-			error = tstr_printf("no instance '%s' on this Instance Host",
-					    iid != NULL ? iid : "");
-		}
-	} else {
-		json_unref(&set);
+	if (call == NULL)
 		return false;
+	if (call->read != NULL) {
+		call->read(j, conn, id, args);
+		return true;
 	}
+	const char *error = NULL;
+	struct json *set = json_clone(j->set);
+	int ret = call->edit(j, set, args, &error);
 	if (ret == 0)
 		ret = host_journal_apply(j, set, true, &error);
 	json_unref(&set);
@@ -1312,8 +1357,8 @@ bool host_journal_request(struct host_journal *j, struct rpc_conn *conn, uint32_
 	}
 	log_info(NULL, "journal receiver: settings changed (%s)", method);
 	rpc_conn_reply(conn, id,
-		       strcmp(method, "SetJournalInstance") == 0
-			       ? host_journal_get_instance(j->set, iid)
-			       : host_journal_public(j));
+		       call->answers_instance ? host_journal_get_instance(
+							j->set, json_get_string(args, "instanceID"))
+					      : host_journal_public(j));
 	return true;
 }

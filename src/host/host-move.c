@@ -1828,45 +1828,56 @@ bool host_move_peer_allowed(struct host_move *hm, const char *fingerprint)
 	return false;
 }
 
+static void host_move_out_end_call(struct host_move *hm, struct rpc_conn *conn, uint32_t id,
+				   const struct json *args)
+{
+	const char *iid = json_get_string(args, "instanceID");
+	if (iid != NULL)
+		host_move_out_end(hm, iid, json_get_bool(args, "taken", false));
+	rpc_conn_reply(conn, id, NULL);
+}
+
+/* Who may make a move call: the Management Server drives a move, the
+ * target Instance Host only reads from the source. */
+#define HOST_MOVE_FROM_PEER 1u
+
+static const struct host_move_call {
+	const char *name;
+	void (*handler)(struct host_move *hm, struct rpc_conn *conn, uint32_t id,
+			const struct json *args);
+	unsigned int flags;
+} host_move_calls[] = {
+	{"MoveOutBegin", host_move_out_begin, 0},
+	{"MoveOutEnd", host_move_out_end_call, 0},
+	{"MoveOutFreeze", host_move_out_freeze, 0},
+	{"MoveOutList", host_move_out_list_call, HOST_MOVE_FROM_PEER},
+	{"MoveOutRead", host_move_out_read, HOST_MOVE_FROM_PEER},
+	{"MoveInPrepare", host_move_in_prepare, 0},
+	{"MoveInStart", host_move_in_start, 0},
+	{"MoveInCatchUp", host_move_in_catch_up, 0},
+	{"MoveInStatus", host_move_in_status, 0},
+	{"MoveInCommit", host_move_in_commit, 0},
+	{"MoveInAbort", host_move_in_abort, 0},
+};
+
 bool host_move_request(struct host_move *hm, struct rpc_conn *conn, uint32_t id, const char *method,
 		       const struct json *args, bool from_management)
 {
 	if (strncmp(method, "MoveOut", 7) != 0 && strncmp(method, "MoveIn", 6) != 0)
 		return false;
-	bool from_peer = strcmp(method, "MoveOutList") == 0 || strcmp(method, "MoveOutRead") == 0;
-	if (from_peer == from_management) {
-		rpc_conn_reply_error(conn, id, "forbidden",
-				     tstr_printf("%s is not taken from this peer", method));
-		return true;
+	const struct host_move_call *call = NULL;
+	for (size_t i = 0; i < sizeof(host_move_calls) / sizeof(host_move_calls[0]); i++) {
+		if (strcmp(host_move_calls[i].name, method) == 0)
+			call = &host_move_calls[i];
 	}
-	const char *iid = json_get_string(args, "instanceID");
-	if (strcmp(method, "MoveOutBegin") == 0) {
-		host_move_out_begin(hm, conn, id, args);
-	} else if (strcmp(method, "MoveOutEnd") == 0) {
-		if (iid != NULL)
-			host_move_out_end(hm, iid, json_get_bool(args, "taken", false));
-		rpc_conn_reply(conn, id, NULL);
-	} else if (strcmp(method, "MoveOutFreeze") == 0) {
-		host_move_out_freeze(hm, conn, id, args);
-	} else if (strcmp(method, "MoveOutList") == 0) {
-		host_move_out_list_call(hm, conn, id, args);
-	} else if (strcmp(method, "MoveOutRead") == 0) {
-		host_move_out_read(hm, conn, id, args);
-	} else if (strcmp(method, "MoveInPrepare") == 0) {
-		host_move_in_prepare(hm, conn, id, args);
-	} else if (strcmp(method, "MoveInStart") == 0) {
-		host_move_in_start(hm, conn, id, args);
-	} else if (strcmp(method, "MoveInCatchUp") == 0) {
-		host_move_in_catch_up(hm, conn, id, args);
-	} else if (strcmp(method, "MoveInStatus") == 0) {
-		host_move_in_status(hm, conn, id, args);
-	} else if (strcmp(method, "MoveInCommit") == 0) {
-		host_move_in_commit(hm, conn, id, args);
-	} else if (strcmp(method, "MoveInAbort") == 0) {
-		host_move_in_abort(hm, conn, id, args);
-	} else {
+	if (call == NULL) {
 		rpc_conn_reply_error(conn, id, "unknown-method",
 				     tstr_printf("no call '%s'", method));
+	} else if (((call->flags & HOST_MOVE_FROM_PEER) != 0) == from_management) {
+		rpc_conn_reply_error(conn, id, "forbidden",
+				     tstr_printf("%s is not taken from this peer", method));
+	} else {
+		call->handler(hm, conn, id, args);
 	}
 	return true;
 }
