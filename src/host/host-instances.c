@@ -749,7 +749,7 @@ static void host_removal_start(struct host_instances *hi, const char *path)
  * removed on a thread: a large archive takes seconds to unlink, which the
  * loop that serves every other instance must not wait for. 0 renamed (or
  * already gone), -1 not. */
-static int host_remove_aside(struct host_instances *hi, const char *base_dir, const char **error_r)
+int host_instances_remove_dir(struct host_instances *hi, const char *base_dir, const char **error_r)
 {
 	const char *slash = strrchr(base_dir, '/');
 	if (slash == NULL || slash[1] == '\0') {
@@ -766,6 +766,7 @@ static int host_remove_aside(struct host_instances *hi, const char *base_dir, co
 	if (host_save(hi, error_r) < 0) {
 		array_delete(&hi->removing, hi->removing.count - 1, 1);
 		mem_free(aside);
+		mem_free(parent);
 		return -1;
 	}
 	if (rename(base_dir, aside) < 0) {
@@ -840,7 +841,7 @@ static int host_instance_delete(struct host_instances *hi, struct host_instance 
 	if (delete_data) {
 		char *key = host_key_path(hi, inst->id);
 		const char *error;
-		if (host_remove_aside(hi, inst->base_dir, &error) < 0)
+		if (host_instances_remove_dir(hi, inst->base_dir, &error) < 0)
 			log_error(host_ctx(inst), "removing its data: %s", error);
 		(void)unlink(key);
 		mem_free(key);

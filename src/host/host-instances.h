@@ -63,6 +63,11 @@ void host_instances_counts(struct host_instances *hi, unsigned int *available_r,
 int host_instances_lookup(struct host_instances *hi, const char *id, char **base_dir_r,
 			  char **key_path_r, bool *stopped_r);
 void host_instances_set_moving(struct host_instances *hi, const char *id, bool moving);
+/* Remove a directory tree off the event loop: renamed aside at once (a
+ * dot-name beside it), noted in the registry, removed on a thread, and
+ * finished at the next start if the host stops before. 0 renamed (or
+ * already gone), -1 not (nothing changed). */
+int host_instances_remove_dir(struct host_instances *hi, const char *dir, const char **error_r);
 /* freeze_for_move: freeze its process for a move's last catch-up and answer
  * conn/rpc_id with its state (at once if it has no process); true if a
  * freeze was sent. thaw_after_move: thaw it again (a move undone), without

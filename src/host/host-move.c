@@ -801,7 +801,9 @@ static void host_move_in_free(struct host_move_in *m, bool remove_data)
 	array_free(&m->reqs);
 	array_free(&m->jobs);
 	if (remove_data) {
-		(void)nftw(m->base_dir, host_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		const char *error;
+		if (host_instances_remove_dir(m->hm->hi, m->base_dir, &error) < 0)
+			log_error(host_move_ctx(m->id), "removing the copy: %s", error);
 		if (!m->created_base)
 			(void)mkdir(m->base_dir, 0700);
 		(void)unlink(m->key_tmp);
