@@ -18,7 +18,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -786,11 +785,6 @@ static void host_move_in_fail(struct host_move_in *m, const char *error)
 	event_active(m->timer, EV_TIMEOUT, 0);
 }
 
-static int host_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 static void host_move_in_free(struct host_move_in *m, bool remove_data)
 {
 	host_move_in_status_wake(m);
@@ -865,7 +859,8 @@ static int host_move_in_make_base(struct host_move_in *m, const char **error_r)
 	    host_move_in_leftover(m->base_dir)) {
 		log_info(host_move_ctx(m->id), "removing the leftover of an interrupted copy in %s",
 			 m->base_dir);
-		(void)nftw(m->base_dir, host_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		if (host_instances_remove_dir(m->hm->hi, m->base_dir, error_r) < 0)
+			return -1;
 	}
 	if (stat(m->base_dir, &st) == 0) {
 		if (host_move_in_check_empty(m->base_dir, error_r) < 0)
