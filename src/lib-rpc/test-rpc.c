@@ -44,10 +44,17 @@ static bool peer_check(const char *fp, void *ctx)
 	return strcmp(fp, client_fp) == 0;
 }
 
+/* "Later" is answered only when the test says so */
+static struct rpc_conn *later_conn;
+static uint32_t later_id;
+
 static void server_request(struct rpc_conn *conn, uint32_t id, const char *method,
 			   const struct json *args, void *ctx)
 {
-	if (strcmp(method, "Echo") == 0) {
+	if (strcmp(method, "Later") == 0) {
+		later_conn = conn;
+		later_id = id;
+	} else if (strcmp(method, "Echo") == 0) {
 		snprintf(last_caller, sizeof(last_caller), "%s %s",
 			 rpc_conn_is_local(conn) ? "local" : "tls",
 			 rpc_conn_peer_fingerprint(conn));
@@ -258,9 +265,18 @@ static void test_call_event_and_reconnect(void **state)
 	rpc_conn_call(rpc_client_conn(client), "Nope", NULL, 5, answer, NULL);
 	assert_true(run_until(answers_at_least, (void *)2, 5));
 	assert_string_equal(last_answer, "error unknown-method: Nope");
+	/* calls received and not answered yet: what a stopping process waits for */
+	rpc_conn_call(rpc_client_conn(client), "Later", NULL, 5, answer, NULL);
+	rpc_conn_call(rpc_client_conn(client), "Echo", NULL, 5, answer, NULL);
+	assert_true(run_until(answers_at_least, (void *)3, 5));
+	assert_non_null(later_conn);
+	assert_int_equal(rpc_conn_unanswered(later_conn), 1);
+	rpc_conn_reply(later_conn, later_id, NULL);
+	assert_int_equal(rpc_conn_unanswered(later_conn), 0);
+	assert_true(run_until(answers_at_least, (void *)4, 5));
 	/* An answer with a binary blob arrives intact; plain answers have none. */
 	rpc_conn_call(rpc_client_conn(client), "Blob", NULL, 5, blob_answer, NULL);
-	assert_true(run_until(answers_at_least, (void *)3, 5));
+	assert_true(run_until(answers_at_least, (void *)5, 5));
 	assert_true(blob_ok);
 	assert_int_equal(blob_len_seen, 3 * 1024 * 1024);
 	rpc_conn_event(rpc_client_conn(client), "ping-test", NULL);
