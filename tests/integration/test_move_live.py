@@ -228,8 +228,10 @@ def test_move_to_a_full_disk_fails_cleanly_and_a_retry_elsewhere_works(plain_hos
     assert env["statusCode"] == "failed", env
     msg = env["error"]["message"]
     assert "No space left on device" in msg and "stays on 127.0.0.1" in msg, msg
-    # Nothing of the copy is left on the target.
-    assert os.listdir(full_disk) == []
+    # Nothing of the copy is left on the target (renamed aside at once,
+    # removed on the target host's remover thread).
+    assert not os.path.exists(os.path.join(full_disk, "acme"))
+    wait_for(lambda: os.listdir(full_disk) == [], timeout=30, what="the copy removed")
     keys = os.path.join(s.ih2.dir, "instance-keys")
     assert not os.path.exists(os.path.join(keys, "acme.key"))
     assert not os.path.exists(os.path.join(keys, "acme.key.moving"))
