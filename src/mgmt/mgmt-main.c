@@ -57,17 +57,31 @@ static void mgmt_tcp_accepted(struct rpc_server *server, struct rpc_conn *conn,
 	mgmt_links_inbound_ready(mgmt->links, conn);
 }
 
+static void mgmt_tcp_ping(struct mgmt *mgmt, struct rpc_conn *conn, uint32_t id,
+			  const struct json *args)
+{
+	rpc_conn_reply(conn, id, json_new_string("pong"));
+}
+
+/* The calls other roles make to the Management Server over its TCP port,
+ * one row each (the Management API's functions have their own tables). */
+static const struct mgmt_tcp_call {
+	const char *name;
+	void (*handler)(struct mgmt *mgmt, struct rpc_conn *conn, uint32_t id,
+			const struct json *args);
+} mgmt_tcp_calls[] = {
+	{"Ping", mgmt_tcp_ping},
+	{"RestoreMessage", mgmt_restore_request},
+};
+
 static void mgmt_tcp_request(struct rpc_conn *conn, uint32_t id, const char *method,
 			     const struct json *args, void *ctx)
 {
-	struct mgmt *mgmt = ctx;
-	if (strcmp(method, "Ping") == 0) {
-		rpc_conn_reply(conn, id, json_new_string("pong"));
-		return;
-	}
-	if (strcmp(method, "RestoreMessage") == 0) {
-		mgmt_restore_request(mgmt, conn, id, args);
-		return;
+	for (size_t i = 0; i < sizeof(mgmt_tcp_calls) / sizeof(mgmt_tcp_calls[0]); i++) {
+		if (strcmp(mgmt_tcp_calls[i].name, method) == 0) {
+			mgmt_tcp_calls[i].handler(ctx, conn, id, args);
+			return;
+		}
 	}
 	rpc_conn_reply_error(conn, id, "unknown-method",
 			     tstr_printf("the Management Server takes no call '%s'", method));
