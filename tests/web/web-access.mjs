@@ -152,9 +152,20 @@ await scenario('html_mail_is_sandboxed', async () => {
 });
 
 await scenario('download_original', async () => {
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-original')]);
   const file = path.join(shots, 'downloaded-original.eml');
-  await download.saveAs(file);
+  // Once (2026-12-05, CI under ASan) Chromium reported this download
+  // "canceled". A user would click again; so does this, once, saying on
+  // stderr why the first one failed, so that a CI log names the cause.
+  for (let attempt = 1; ; attempt++) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-original')]);
+    try {
+      await download.saveAs(file);
+      break;
+    } catch (e) {
+      console.error(`download_original: attempt ${attempt} failed: ${e}; failure: ${await download.failure()}`);
+      if (attempt === 2) throw e;
+    }
+  }
   const expected = fs.readFileSync(cfg.originalFile);
   expect(Buffer.compare(fs.readFileSync(file), expected) === 0, 'the same bytes as imported');
 });
