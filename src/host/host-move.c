@@ -728,7 +728,10 @@ static void host_move_in_orphan(struct host_move_in *m)
 	m->delayed = false;
 }
 
-static struct json *host_move_in_status_json(const struct host_move_in *m)
+/* waited: the answer honoured a MoveInStatus's waitMs (the caller may ask
+ * again at once); an answer at once says false, so that a caller asking
+ * about a copy that has not begun does not ask again at once, and again. */
+static struct json *host_move_in_status_json(const struct host_move_in *m, bool waited)
 {
 	struct json *r = json_new_object();
 	json_set_string(r, "state", host_move_in_state_names[m->state]);
@@ -740,7 +743,7 @@ static struct json *host_move_in_status_json(const struct host_move_in *m)
 	json_set_int(r, "entriesDone", (long long)m->index);
 	json_set_int(r, "entriesTotal", (long long)json_count(m->entries));
 	json_set_string(r, "error", m->error);
-	json_set_bool(r, "waited", true);
+	json_set_bool(r, "waited", waited);
 	return r;
 }
 
@@ -753,7 +756,7 @@ static void host_move_in_status_wake(struct host_move_in *m)
 	struct rpc_conn *conn = m->status_conn;
 	m->status_conn = NULL;
 	event_del(m->status_timer);
-	rpc_conn_reply(conn, m->status_id, host_move_in_status_json(m));
+	rpc_conn_reply(conn, m->status_id, host_move_in_status_json(m, true));
 }
 
 static void host_move_in_status_waited(evutil_socket_t fd, short events, void *ctx)
@@ -1715,7 +1718,7 @@ static void host_move_in_status(struct host_move *hm, struct rpc_conn *conn, uin
 	long long wait_ms = 0;
 	(void)json_get_int(args, "waitMs", &wait_ms);
 	if (wait_ms <= 0 || m->state != MOVE_IN_COPYING) {
-		rpc_conn_reply(conn, id, host_move_in_status_json(m));
+		rpc_conn_reply(conn, id, host_move_in_status_json(m, false));
 		return;
 	}
 	host_move_in_status_wake(m); /* one waits at a time */
