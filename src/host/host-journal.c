@@ -700,10 +700,31 @@ static struct bufferevent *host_journal_starttls(struct smtp_server_conn *conn,
 	return s->journal->tls == NULL ? NULL : tls_bufferevent_starttls(s->journal->tls, plain);
 }
 
+/* A session the client did not end with QUIT: one line, with TLS's reason
+ * when TLS ended it, and how many deliveries were still unanswered (each
+ * may be archived and then sent again by the client: filed once, as a
+ * duplicate). */
+static void host_journal_log_end(struct host_journal_session *s, struct smtp_server_conn *conn)
+{
+	const char *reason = smtp_server_end_reason(conn);
+	if (reason == NULL)
+		return;
+	const char *tls_text = NULL;
+	if (smtp_server_is_tls(conn) &&
+	    tls_bufferevent_failure(smtp_server_bufferevent(conn), &tls_text) == TLS_FAILURE_NONE)
+		tls_text = NULL;
+	size_t unanswered = 0;
+	for (size_t i = 0; i < s->deliveries.count; i++)
+		unanswered += !s->deliveries.items[i]->answered;
+	log_info(s->log_ctx, "session ended: %s%s%s, %zu delivery(ies) unanswered", reason,
+		 tls_text != NULL ? ", TLS: " : "", tls_text != NULL ? tls_text : "", unanswered);
+}
+
 static void host_journal_closed(struct smtp_server_conn *conn, void *ctx)
 {
 	struct host_journal_session *s = ctx;
 	struct host_journal *j = s->journal;
+	host_journal_log_end(s, conn);
 	host_journal_clear(s);
 	if (s->resolving != NULL)
 		s->resolving->session = NULL;

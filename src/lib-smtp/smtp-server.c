@@ -44,7 +44,9 @@ struct smtp_server_conn {
 	void *ctx;
 	enum smtp_server_state state;
 	bool greeted, tls, in_transaction, closing, dead, data_failed, too_large;
-	bool output_full;     /* reading stopped until the client took our answers */
+	bool output_full; /* reading stopped until the client took our answers */
+	short end_events; /* BEV_EVENT_EOF/ERROR that ended it, 0: ended by us */
+	int end_errno;
 	unsigned int busy;    /* processing input: defer freeing */
 	unsigned int pending; /* answers still owed (WAIT) */
 	bool pending_is_rcpt;
@@ -134,6 +136,10 @@ static void smtp_server_event(struct bufferevent *bev, short what, void *ctx)
 		smtp_server_reply_close(conn, "421 4.4.2 Idle too long, closing");
 		return;
 	}
+	if (!conn->closing && !conn->dead) {
+		conn->end_events = what;
+		conn->end_errno = EVUTIL_SOCKET_ERROR();
+	}
 	smtp_server_conn_close(conn);
 }
 
@@ -195,6 +201,39 @@ const char *smtp_server_auth_user(const struct smtp_server_conn *conn)
 bool smtp_server_is_tls(const struct smtp_server_conn *conn)
 {
 	return conn->tls;
+}
+
+struct bufferevent *smtp_server_bufferevent(const struct smtp_server_conn *conn)
+{
+	return conn->bev;
+}
+
+static const char *smtp_server_state_name(const struct smtp_server_conn *conn)
+{
+	switch (conn->state) {
+	case SMTP_STATE_COMMAND:
+		return conn->in_transaction ? "in a transaction" : "between transactions";
+	case SMTP_STATE_AUTH_PLAIN:
+		return "during AUTH";
+	case SMTP_STATE_DATA:
+		return "during DATA";
+	case SMTP_STATE_WAIT:
+		return "while an answer was owed";
+	}
+	return "";
+}
+
+const char *smtp_server_end_reason(const struct smtp_server_conn *conn)
+{
+	if (conn->end_events == 0)
+		return NULL;
+	if ((conn->end_events & BEV_EVENT_ERROR) != 0 && conn->end_errno != 0)
+		return tstr_printf("connection error (%s) %s",
+				   evutil_socket_error_to_string(conn->end_errno),
+				   smtp_server_state_name(conn));
+	if ((conn->end_events & BEV_EVENT_ERROR) != 0)
+		return tstr_printf("connection error %s", smtp_server_state_name(conn));
+	return tstr_printf("closed by the client %s", smtp_server_state_name(conn));
 }
 
 void smtp_server_reply(struct smtp_server_conn *conn, const char *line)

@@ -87,5 +87,11 @@ const char *smtp_server_recipient(const struct smtp_server_conn *conn, size_t i)
 const char *smtp_server_sender(const struct smtp_server_conn *conn);
 const char *smtp_server_auth_user(const struct smtp_server_conn *conn);
 bool smtp_server_is_tls(const struct smtp_server_conn *conn);
+/* The connection's bufferevent now (STARTTLS replaces it). */
+struct bufferevent *smtp_server_bufferevent(const struct smtp_server_conn *conn);
+/* From the closed callback: why the client's side ended ("closed by the
+ * client during DATA", "connection error (reason) while an answer was
+ * owed"), or NULL when it ended by QUIT, a timeout or the server. */
+const char *smtp_server_end_reason(const struct smtp_server_conn *conn);
 
 #endif

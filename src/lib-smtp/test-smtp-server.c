@@ -8,6 +8,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@ struct peer {
 	struct str *data;
 	int ends;
 	bool closed;
+	char end_reason[128];
 };
 
 static void peer_rcpt(struct smtp_server_conn *conn, const char *address, void *ctx)
@@ -54,7 +56,9 @@ static void peer_reset(struct smtp_server_conn *conn, void *ctx)
 static void peer_closed(struct smtp_server_conn *conn, void *ctx)
 {
 	struct peer *p = ctx;
+	const char *reason = smtp_server_end_reason(conn);
 	p->closed = true;
+	snprintf(p->end_reason, sizeof(p->end_reason), "%s", reason != NULL ? reason : "");
 }
 
 static const struct smtp_server_callbacks peer_callbacks = {
@@ -125,6 +129,7 @@ static void test_dot_unstuffing(void **state)
 		assert_non_null(first);
 		assert_non_null(strstr(first + 1, "250 2.0.0 Archived\r\n"));
 		assert_non_null(strstr(a, "221 2.0.0 Bye"));
+		assert_string_equal(p.end_reason, ""); /* QUIT: ended as it should */
 		str_destroy(&answers);
 		str_destroy(&p.data);
 	}
@@ -163,11 +168,35 @@ static void test_limits(void **state)
 	str_destroy(&line);
 }
 
+/* A client gone in the middle says where: a message that was half sent
+ * (or sent, and not yet answered) is the sender's to send again. */
+static void test_end_reason(void **state)
+{
+	static const char cut[] = "EHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<c@d>\r\nDATA\r\n"
+				  "Subject: half\r\n";
+	struct peer p = {.data = str_create(0)};
+	struct str *answers = str_create(0);
+	run(false, 0, cut, sizeof(cut) - 1, sizeof(cut), &p, answers);
+	assert_true(p.closed);
+	assert_string_equal(p.end_reason, "closed by the client during DATA");
+	str_destroy(&answers);
+	str_destroy(&p.data);
+
+	static const char idle[] = "EHLO x\r\n";
+	p = (struct peer){.data = str_create(0)};
+	answers = str_create(0);
+	run(false, 0, idle, sizeof(idle) - 1, sizeof(idle), &p, answers);
+	assert_string_equal(p.end_reason, "closed by the client between transactions");
+	str_destroy(&answers);
+	str_destroy(&p.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dot_unstuffing),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_end_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

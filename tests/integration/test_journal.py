@@ -396,7 +396,8 @@ def test_postfix_delivers_corpus(journal, postfix_factory, transport):
     try:
         wait_for(lambda: folder_counts(s) == want, timeout=60, what="every message archived")
     except AssertionError:
-        raise AssertionError("Postfix's log:\n" + pf.log()[-3000:])
+        raise AssertionError("Postfix's log:\n%s\nCoffer's log:\n%s\ncounts %r" %
+                             (pf.log()[-3000:], s.logs()[-6000:], folder_counts(s)))
     wait_for(pf.queue_empty, timeout=60, what="Postfix done with its queue")
     for u, sent in expect.items():
         got = read_folder(s, u + "/Journal")
@@ -613,6 +614,20 @@ def test_bad_input(journal):
     c.send(b"Subject: lf\nX-A: b\n\nbody\n.\nnot the end\r\n.\r\n")
     assert c.reply().startswith("250 2.0.0"), "archived"
     assert read_folder(s, "u2/Journal") == [b"Subject: lf\nX-A: b\n\nbody\n.\nnot the end\r\n"]
+
+    # a client gone in the middle of DATA: nothing archived, no spool file
+    # left, and one log line that says where the session ended
+    c = Raw(s.smtp)
+    c.reply()
+    for cmd in (b"EHLO x", b"MAIL FROM:<>", b"RCPT TO:<u4@acme.example>", b"DATA"):
+        c.send(cmd + b"\r\n")
+        c.reply()
+    c.send(b"Subject: half\r\n\r\nhalf a")
+    c.sock.close()
+    wait_for(lambda: "session ended: closed by the client during DATA, 0 delivery(ies) "
+             "unanswered" in s.logs(), what="the end of the session logged")
+    assert "u4/Journal" not in folder_counts(s)
+    assert os.listdir(os.path.join(s.base, "journal-spool")) == []
 
     # an overlong command line: 500 and closed
     c = Raw(s.smtp)
