@@ -19,6 +19,7 @@
 #define SMTP_SERVER_WRITE_HIGH (64 * 1024)
 #define SMTP_SERVER_CHUNK (16 * 1024)
 #define SMTP_SERVER_ADDRESS_MAX 512
+#define SMTP_SERVER_DRAIN_POLL_MS 20
 
 enum smtp_server_state {
 	SMTP_STATE_COMMAND,
@@ -47,6 +48,8 @@ struct smtp_server_conn {
 	bool output_full; /* reading stopped until the client took our answers */
 	short end_events; /* BEV_EVENT_EOF/ERROR that ended it, 0: ended by us */
 	int end_errno;
+	struct event *drain; /* closing: waits for the last answers to leave */
+	unsigned int drain_waits;
 	unsigned int busy;    /* processing input: defer freeing */
 	unsigned int pending; /* answers still owed (WAIT) */
 	bool pending_is_rcpt;
@@ -89,6 +92,8 @@ static void smtp_server_free(struct smtp_server_conn *conn)
 	smtp_server_clear_transaction(conn);
 	if (conn->cb->closed != NULL)
 		conn->cb->closed(conn, conn->ctx);
+	if (conn->drain != NULL)
+		event_free(conn->drain);
 	bufferevent_free(conn->bev);
 	array_free(&conn->recipients);
 	mem_free(conn->pending_address);
@@ -106,11 +111,47 @@ void smtp_server_conn_close(struct smtp_server_conn *conn)
 		smtp_server_free(conn);
 }
 
+/* Under STARTTLS the bufferevent is a filter: its output drained means
+ * encrypted into the socket's bufferevent below, not sent. Freeing it then
+ * threw away the last answers: Postfix pipelines QUIT after the end of
+ * DATA, so the 250 for the message went with them and it was sent again. */
+static bool smtp_server_all_sent(struct smtp_server_conn *conn)
+{
+	struct bufferevent *under = bufferevent_get_underlying(conn->bev);
+	return evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0 &&
+	       (under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+}
+
+static void smtp_server_close_when_sent(evutil_socket_t fd, short what, void *ctx);
+
+static void smtp_server_drain_later(struct smtp_server_conn *conn)
+{
+	if (conn->drain == NULL)
+		conn->drain = evtimer_new(bufferevent_get_base(conn->bev),
+					  smtp_server_close_when_sent, conn);
+	if (!evtimer_pending(conn->drain, NULL)) {
+		struct timeval tv = {0, SMTP_SERVER_DRAIN_POLL_MS * 1000};
+		evtimer_add(conn->drain, &tv);
+	}
+}
+
+static void smtp_server_close_when_sent(evutil_socket_t fd, short what, void *ctx)
+{
+	struct smtp_server_conn *conn = ctx;
+	/* a client that reads nothing more is not waited for past the timeout */
+	if (smtp_server_all_sent(conn) ||
+	    ++conn->drain_waits > conn->set.timeout_secs * (1000 / SMTP_SERVER_DRAIN_POLL_MS))
+		smtp_server_conn_close(conn);
+	else
+		smtp_server_drain_later(conn);
+}
+
 static void smtp_server_written(struct bufferevent *bev, void *ctx)
 {
 	struct smtp_server_conn *conn = ctx;
 	if (conn->closing) {
-		smtp_server_conn_close(conn);
+		if (smtp_server_all_sent(conn))
+			smtp_server_conn_close(conn);
 	} else if (conn->output_full) {
 		conn->output_full = false;
 		smtp_server_process(conn);
@@ -119,11 +160,14 @@ static void smtp_server_written(struct bufferevent *bev, void *ctx)
 
 void smtp_server_reply_close(struct smtp_server_conn *conn, const char *line)
 {
-	smtp_server_send(conn, line);
 	conn->closing = true;
+	smtp_server_send(conn, line);
 	bufferevent_disable(conn->bev, EV_READ);
-	/* the write callback fires once the line is out (low watermark 0) */
+	/* the write callback fires once the line is out of this bufferevent
+	 * (low watermark 0), which a filter's may have done already: the
+	 * timer looks again until it left the socket's too */
 	bufferevent_enable(conn->bev, EV_WRITE);
+	smtp_server_drain_later(conn);
 }
 
 static void smtp_server_event(struct bufferevent *bev, short what, void *ctx)

@@ -5,8 +5,10 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -191,12 +193,68 @@ static void test_end_reason(void **state)
 	str_destroy(&p.data);
 }
 
+static enum bufferevent_filter_result pass_through(struct evbuffer *src, struct evbuffer *dst,
+						   ev_ssize_t limit,
+						   enum bufferevent_flush_mode mode, void *ctx)
+{
+	evbuffer_add_buffer(dst, src);
+	return BEV_OK;
+}
+
+static void expire(evutil_socket_t fd, short what, void *ctx)
+{
+	*(bool *)ctx = true;
+}
+
+/* Under STARTTLS the connection's bufferevent is a filter over the
+ * socket's: the answers before a close (here the 221 of a pipelined QUIT,
+ * with Postfix the 250 for a message too) must reach the socket before it
+ * is closed, not only the filter's own output. */
+static void test_last_answers_through_a_filter(void **state)
+{
+	int fds[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	struct event_base *base = event_base_new();
+	struct bufferevent *sock = bufferevent_socket_new(base, fds[0], BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *filter = bufferevent_filter_new(sock, pass_through, pass_through,
+							    BEV_OPT_CLOSE_ON_FREE, NULL, NULL);
+	const struct smtp_server_settings set = {.hostname = "test", .max_recipients = 3};
+	struct peer p = {.data = str_create(0)};
+	(void)smtp_server_conn_create(filter, &set, &peer_callbacks, &p);
+	static const char script[] = "EHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<c@d>\r\nDATA\r\n"
+				     "Subject: s\r\n\r\nb\r\n.\r\nQUIT\r\n";
+	assert_int_equal(write(fds[1], script, sizeof(script) - 1), (ssize_t)(sizeof(script) - 1));
+	/* a server that never closes fails the test in 5 s, not at its 300 s
+	 * idle timeout */
+	bool expired = false;
+	struct event *limit = evtimer_new(base, expire, &expired);
+	struct timeval tv = {5, 0};
+	evtimer_add(limit, &tv);
+	while (!p.closed && !expired)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(limit);
+	assert_true(p.closed);
+	/* what reached the socket before it closed (no wait for more) */
+	assert_int_equal(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+	struct str *answers = str_create(0);
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fds[1], buf, sizeof(buf))) > 0)
+		str_append_n(answers, buf, (size_t)n);
+	assert_non_null(strstr(str_c(answers), "250 2.0.0 Archived\r\n221 2.0.0 Bye\r\n"));
+	str_destroy(&answers);
+	str_destroy(&p.data);
+	close(fds[1]);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dot_unstuffing),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_end_reason),
+		cmocka_unit_test(test_last_answers_through_a_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
