@@ -2,6 +2,7 @@
 #define COFFER_ACCESS_WEB_PRIVATE_H
 /* What the access-web-*.c files share (private to src/access). */
 #include "access-web.h"
+#include "log.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,8 +35,7 @@ struct access_web {
 	struct auth_throttle *throttle;
 	struct auth_cache *basic_cache; /* app passwords verified recently */
 	struct web_call *calls;         /* under way, for destroy */
-	unsigned int refused;           /* connections refused since refused_logged */
-	long long refused_logged;
+	struct log_throttle refused;    /* connections refused by a limit */
 };
 
 /* One API request on its way through authentication and instance calls. */

@@ -297,16 +297,12 @@ static bool web_running_from_build_dir(void)
 static void web_refused(const char *address, const char *reason, void *ctx)
 {
 	struct access_web *web = ctx;
-	long long now = (long long)time(NULL);
-	web->refused++;
-	if (now - web->refused_logged < 10)
-		return;
-	log_warning("web", "refused %u connection(s) over the %s limit (the last from %s)",
-		    web->refused,
-		    strcmp(reason, "per-address") == 0 ? "per-address" : "total connection",
-		    address);
-	web->refused = 0;
-	web->refused_logged = now;
+	unsigned int count;
+	if (log_throttle_pass(&web->refused, 10, &count))
+		log_warning("web", "refused %u connection(s) over the %s limit (the last from %s)",
+			    count,
+			    strcmp(reason, "per-address") == 0 ? "per-address" : "total connection",
+			    address);
 }
 
 static char *web_find_dir(void)

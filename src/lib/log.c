@@ -98,3 +98,15 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 	log_vmsg(level, context, fmt, args);
 	va_end(args);
 }
+
+bool log_throttle_pass(struct log_throttle *t, unsigned int every_secs, unsigned int *count_r)
+{
+	long long now = (long long)time(NULL);
+	t->count++;
+	if (t->last != 0 && now - t->last < (long long)every_secs)
+		return false;
+	*count_r = t->count;
+	t->count = 0;
+	t->last = now;
+	return true;
+}

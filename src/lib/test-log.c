@@ -44,10 +44,27 @@ static void test_one_line_per_event_with_context(void **state)
 	mem_free(path);
 }
 
+/* The first event is logged; the next ones in the same window only count,
+ * and the next line carries them. */
+static void test_throttle(void **state)
+{
+	struct log_throttle t = {0};
+	unsigned int count = 0;
+	assert_true(log_throttle_pass(&t, 3600, &count));
+	assert_int_equal(count, 1);
+	for (int i = 0; i < 5; i++)
+		assert_false(log_throttle_pass(&t, 3600, &count));
+	t.last -= 3600; /* the window has passed */
+	assert_true(log_throttle_pass(&t, 3600, &count));
+	assert_int_equal(count, 6);
+	assert_false(log_throttle_pass(&t, 3600, &count));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_line_per_event_with_context),
+		cmocka_unit_test(test_throttle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

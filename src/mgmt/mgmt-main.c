@@ -119,6 +119,18 @@ static const struct rpc_server_callbacks mgmt_tcp_callbacks = {
 
 /* ---- start-up ---- */
 
+/* A Console that cannot load (every browser tab holds connections) or an
+ * API client refused says why in the log. */
+static void mgmt_http_refused(const char *address, const char *reason, void *ctx)
+{
+	struct mgmt *mgmt = ctx;
+	unsigned int count;
+	if (log_throttle_pass(&mgmt->http_refused, 10, &count))
+		log_warning("https",
+			    "refused %u connection(s) over the %s limit (the last from %s)", count,
+			    reason, address);
+}
+
 static int mgmt_listen_http(struct mgmt *mgmt, const char **error_r)
 {
 	struct tls_context *tls =
@@ -127,7 +139,8 @@ static int mgmt_listen_http(struct mgmt *mgmt, const char **error_r)
 		return -1;
 	/* 8 MiB: a SyncUsers of tens of thousands of users is one request (and
 	 * stays well inside one role-protocol frame on its way to the instance) */
-	struct http_server_settings set = {.max_body_size = 8 * 1024 * 1024};
+	struct http_server_settings set = {.max_body_size = 8 * 1024 * 1024,
+					   .refused = mgmt_http_refused};
 	mgmt->http =
 		http_server_create(role_daemon_base(mgmt->rd), tls, &set, mgmt_api_handle, mgmt);
 	const struct config_listener_set *l =

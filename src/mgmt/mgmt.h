@@ -1,6 +1,8 @@
 #ifndef COFFER_MGMT_H
 #define COFFER_MGMT_H
 /* mgmt: the Management Server's shared state (private to src/mgmt). */
+#include "log.h"
+
 #include <stdbool.h>
 #include <time.h>
 
@@ -38,6 +40,7 @@ struct mgmt {
 	unsigned char secret_key[32];  /* seals secrets in the database (secrets.key) */
 	struct rpc_server *tcp_server;
 	struct http_server *http;
+	struct log_throttle http_refused; /* HTTPS connections refused by a limit */
 	time_t started;
 	struct mgmt_console *console; /* the Management Console's page and sessions */
 	struct json *branding;        /* mgmt-branding.h */

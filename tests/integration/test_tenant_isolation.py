@@ -341,6 +341,8 @@ def test_management_listener_limits(single):
     port = single.ports["mhttp"]
     assert single.api.status()  # it answers
     assert len(held_connections_closed(port, "127.0.4.1", 70, wait=5)) == 6
+    # and says so, once for the burst (a Console that cannot load is explained)
+    assert single.logs().count("over the per-address limit (the last from 127.0.4.1)") == 1
     silent = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.4.2", 0))
     silent.settimeout(35)
     t = time.monotonic()
