@@ -517,11 +517,28 @@ static void host_move_out_job_free(struct host_move_out_job *j)
 	mem_free(j);
 }
 
+/* Open for reading the piece: O_DIRECT where the file system takes it. A
+ * move reads each byte once, so the page cache gains nothing from it, and
+ * filling the cache with a whole instance costs more CPU than the reading
+ * (in a VM, each page allocated faults in the hypervisor): with a cold
+ * cache it was two thirds of the source's CPU time. The kernel writes back
+ * dirty cached pages of the range first, so what the running instance just
+ * wrote is read as it is. */
+static int host_move_out_open(const char *path, bool *direct_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
+	*direct_r = fd >= 0;
+	if (fd < 0 && errno == EINVAL)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd;
+}
+
 /* On the worker: read the piece and hash it. */
 static void host_move_out_job_work(void *ctx)
 {
 	struct host_move_out_job *j = ctx;
-	int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool direct;
+	int fd = host_move_out_open(j->path, &direct);
 	if (fd < 0) {
 		/* removed since the listing (the instance runs): empty for now,
 		 * and gone from the next listing, which the target follows */
@@ -530,8 +547,21 @@ static void host_move_out_job_work(void *ctx)
 		crypto_sha256("", 0, j->sum.b);
 		return;
 	}
-	j->buf = mem_alloc(HOST_MOVE_CHUNK);
+	/* aligned as O_DIRECT wants it (pieces start at multiples of the
+	 * chunk); freed with mem_free() like any other */
+	j->buf = mem_alloc_aligned(HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK);
 	ssize_t n = host_move_pread_piece(fd, j->buf, j->offset);
+	if (n < 0 && errno == EINVAL && direct) {
+		/* a file system that opens O_DIRECT but will not read so */
+		close(fd);
+		fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		n = fd < 0 ? -1 : host_move_pread_piece(fd, j->buf, j->offset);
+	}
+	if (fd < 0) {
+		j->open_errno = errno;
+		crypto_sha256("", 0, j->sum.b);
+		return;
+	}
 	if (n < 0) {
 		j->read_errno = errno;
 	} else {

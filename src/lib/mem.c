@@ -33,6 +33,14 @@ void *mem_calloc(size_t count, size_t size)
 	return p;
 }
 
+void *mem_alloc_aligned(size_t align, size_t size)
+{
+	void *p;
+	if (posix_memalign(&p, align, size == 0 ? 1 : size) != 0)
+		mem_out_of_memory(size);
+	return p;
+}
+
 void *mem_realloc(void *ptr, size_t size)
 {
 	void *p = realloc(ptr, size == 0 ? 1 : size);

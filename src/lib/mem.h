@@ -12,6 +12,9 @@ void *mem_alloc(size_t size);
 void *mem_zalloc(size_t size);
 void *mem_calloc(size_t count, size_t size);
 void *mem_realloc(void *ptr, size_t size);
+/* size bytes at a multiple of align (a power of two, a multiple of
+ * sizeof(void *)): for O_DIRECT I/O. Freed with mem_free(). */
+void *mem_alloc_aligned(size_t align, size_t size);
 char *mem_strdup(const char *s);
 char *mem_strndup(const char *s, size_t n);
 char *mem_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
