@@ -584,6 +584,16 @@ class Raw:
     def send(self, data):
         self.sock.sendall(data)
 
+    @classmethod
+    def in_data(cls, port, rcpt):
+        """A session past its 354, for one recipient, message data next."""
+        c = cls(port)
+        c.reply()
+        for cmd in (b"EHLO x", b"MAIL FROM:<>", b"RCPT TO:<%s>" % rcpt.encode(), b"DATA"):
+            c.send(cmd + b"\r\n")
+            c.reply()
+        return c
+
     def closed(self):
         try:
             return self.sock.recv(1) == b""
@@ -610,22 +620,14 @@ def test_bad_input(journal):
     assert read_folder(s, "u1/Journal") == [b"Subject: pipe\r\n\r\npipelined\r\n"]
 
     # bare LFs in the data are kept as they are; only CRLF.CRLF ends it
-    c = Raw(s.smtp)
-    c.reply()
-    for cmd in (b"EHLO x", b"MAIL FROM:<>", b"RCPT TO:<u2@acme.example>", b"DATA"):
-        c.send(cmd + b"\r\n")
-        c.reply()
+    c = Raw.in_data(s.smtp, "u2@acme.example")
     c.send(b"Subject: lf\nX-A: b\n\nbody\n.\nnot the end\r\n.\r\n")
     assert c.reply().startswith("250 2.0.0"), "archived"
     assert read_folder(s, "u2/Journal") == [b"Subject: lf\nX-A: b\n\nbody\n.\nnot the end\r\n"]
 
     # a client gone in the middle of DATA: nothing archived, no spool file
     # left, and one log line that says where the session ended
-    c = Raw(s.smtp)
-    c.reply()
-    for cmd in (b"EHLO x", b"MAIL FROM:<>", b"RCPT TO:<u4@acme.example>", b"DATA"):
-        c.send(cmd + b"\r\n")
-        c.reply()
+    c = Raw.in_data(s.smtp, "u4@acme.example")
     c.send(b"Subject: half\r\n\r\nhalf a")
     c.sock.close()
     wait_for(lambda: "session ended: closed by the client during DATA, 0 delivery(ies) "
@@ -643,11 +645,7 @@ def test_bad_input(journal):
     # megabytes in one line past the size limit: 552, and the Instance Host
     # keeps its memory (bound: 20 MiB growth for 8 MiB sent)
     rss = host_rss_kib(s)
-    c = Raw(s.smtp)
-    c.reply()
-    for cmd in (b"EHLO x", b"MAIL FROM:<>", b"RCPT TO:<u3@acme.example>", b"DATA"):
-        c.send(cmd + b"\r\n")
-        c.reply()
+    c = Raw.in_data(s.smtp, "u3@acme.example")
     chunk = b"y" * 65536
     for _ in range(128):
         c.send(chunk)
