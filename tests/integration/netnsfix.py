@@ -40,6 +40,7 @@ runs in a namespace SIGKILL, then the namespaces, the veth and the hosts
 files go) and, should the fixture's teardown not run, at exit."""
 import atexit
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -50,7 +51,7 @@ import time
 
 import pytest
 
-from daemonfix import SANITIZED, Server
+from daemonfix import ROOT, SANITIZED, Server
 
 _NET_LOCKS = os.path.join(tempfile.gettempdir(), "coffer-test-nets")
 _NETS = 512  # /24s in 198.18.0.0/15
@@ -108,16 +109,79 @@ def _remove_leftovers():
         name = line.split()[0] if line.split() else ""
         m = own.match(name)
         if m and not _pid_alive(int(m.group(1))):
-            _kill_ns(name, grace=0.5)
+            with changing_root_network():  # its veth's root end goes with it
+                _kill_ns(name, grace=0.5)
     for line in _ip("-o", "link", "show", check=False).stdout.splitlines():
         m = re.match(r"^\d+: (cft(\d+)[a-z]+)[@:]", line)
         if m and not _pid_alive(int(m.group(2))):
-            _ip("link", "del", m.group(1), check=False)
+            with changing_root_network():
+                _ip("link", "del", m.group(1), check=False)
     if os.path.isdir("/etc/netns"):
         for name in os.listdir("/etc/netns"):
             m = own.match(name)
             if m and not _pid_alive(int(m.group(1))):
                 shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+
+
+# Chromium ends every navigation and request in flight with
+# net::ERR_NETWORK_CHANGED when any interface or address of its network
+# namespace changes: the root namespace's end of a Lan's veth, made or
+# removed by one pytest-xdist worker, failed a browser scenario of the
+# other (a sign-in form that never loaded, a download "canceled"). So those
+# changes wait until no browser runs, and browsers wait for them; changes
+# made only inside the tests' own namespaces need no lock.
+_QUIET_LOCK = os.path.join(_NET_LOCKS, "root-netns-quiet.lock")
+
+
+class _RootNetLock:
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        os.makedirs(_NET_LOCKS, mode=0o1777, exist_ok=True)
+        self.fd = os.open(_QUIET_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(self.fd, self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # releases the lock
+        return False
+
+
+def browser_running():
+    """Held (shared) while a browser runs: the root namespace's interfaces
+    do not change meanwhile."""
+    return _RootNetLock(fcntl.LOCK_SH)
+
+
+def changing_root_network():
+    """Held (exclusive) while this process changes the root namespace's
+    interfaces or addresses."""
+    return _RootNetLock(fcntl.LOCK_EX)
+
+
+def run_browser(script, env_name, cfg, timeout):
+    """Runs tests/web/SCRIPT under node with cfg (JSON) in $ENV_NAME, while
+    the root namespace's network stays as it is; its CompletedProcess."""
+    with browser_running():
+        return subprocess.run(["node", script], cwd=os.path.join(ROOT, "tests", "web"),
+                              capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, **{env_name: json.dumps(cfg)}))
+
+
+def _wait_link_settled(dev):
+    """The kernel reports a link's new state (carrier, operstate) up to a
+    second later (linkwatch): wait for it inside the lock."""
+    end = time.time() + 3
+    while time.time() < end:
+        try:
+            with open("/sys/class/net/%s/operstate" % dev) as f:
+                if f.read().strip() == "up":
+                    break
+        except OSError:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
 
 
 def _reserve_net():
@@ -214,10 +278,16 @@ class Lan:
             raise RuntimeError("ip netns exec ... unshare --uts: %s" % p.stderr.strip())
         _ip("-n", self.lan_ns, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.lan_ns, "link", "set", "br0", "up")
-        _ip("link", "add", self.root_veth, "type", "veth", "peer", "name", "up0", "netns", self.lan_ns)
-        _ip("-n", self.lan_ns, "link", "set", "up0", "master", "br0", "up")
-        _ip("addr", "add", self.client_addr + "/24", "dev", self.root_veth)
-        _ip("link", "set", self.root_veth, "up")
+        with changing_root_network():
+            _ip("link", "add", self.root_veth, "type", "veth", "peer", "name", "up0", "netns",
+                self.lan_ns)
+            # no IPv6 link-local address: it would come (another change)
+            # after the lock is released
+            _ip("link", "set", self.root_veth, "addrgenmode", "none")
+            _ip("-n", self.lan_ns, "link", "set", "up0", "master", "br0", "up")
+            _ip("addr", "add", self.client_addr + "/24", "dev", self.root_veth)
+            _ip("link", "set", self.root_veth, "up")
+            _wait_link_settled(self.root_veth)
 
     def _add_ns(self, ns):
         _ip("netns", "add", ns)
@@ -283,6 +353,10 @@ class Lan:
     def close(self):
         for s in self.servers:
             s.stop_all()
+        # the root namespace's end first: removing the namespaces below
+        # then changes nothing a browser sees
+        with changing_root_network():
+            _ip("link", "del", self.root_veth, check=False)
         for ns in reversed(self.namespaces):
             # Time to stop (and, under the sanitizers, to write their reports).
             _kill_ns(ns, grace=20.0 if SANITIZED else 5.0)
@@ -292,7 +366,6 @@ class Lan:
                 s.holder.stdout.close()
                 s.holder.stderr.close()
         self.namespaces = []
-        _ip("link", "del", self.root_veth, check=False)
         if self.net is not None:
             _release_net(self.net)
             self.net = None

@@ -24,6 +24,7 @@ import base64
 import pytest
 
 from daemonfix import COFFER, ROOT, Api, Server, all_connected, free_port, wait_for
+from netnsfix import run_browser
 from test_instances import data_dir, state
 
 WEB_TESTS = os.path.join(ROOT, "tests", "web")
@@ -289,8 +290,7 @@ def browser_run(system):
     }
     try:
         wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", smtp_port)) == 0, what="aiosmtpd")
-        run = subprocess.run(["node", "console.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
-                             timeout=400, env=dict(os.environ, COFFER_CONSOLE_TEST=json.dumps(cfg)))
+        run = run_browser("console.mjs", "COFFER_CONSOLE_TEST", cfg, timeout=400)
     finally:
         smtp.terminate()
         smtp.wait(timeout=10)

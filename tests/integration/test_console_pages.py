@@ -35,7 +35,8 @@ import zipfile
 import pytest
 
 from daemonfix import COFFER, Api, Server, all_connected, free_port, wait_for
-from test_console import ARTIFACTS, CHROMIUM, WEB_TESTS, _missing
+from netnsfix import run_browser
+from test_console import ARTIFACTS, CHROMIUM, _missing
 from test_instances import data_dir, state
 from test_sources import DOVECOT, MASTER, MASTER_PASSWORD, Dovecot, write_maildir
 
@@ -163,8 +164,7 @@ def browser_run(world):
         "targetDir": os.path.join(s.data2, "mover"),
         "backDir": os.path.dirname(data_dir(s, "mover")),
     }
-    run = subprocess.run(["node", "console-pages.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
-                         timeout=300, env=dict(os.environ, COFFER_CONSOLE_TEST=json.dumps(cfg)))
+    run = run_browser("console-pages.mjs", "COFFER_CONSOLE_TEST", cfg, timeout=300)
     results = json.load(open(results_file)) if os.path.exists(results_file) else {}
     return {"results": results, "output": run.stdout + run.stderr}
 

@@ -9,13 +9,13 @@ import base64
 import json
 import os
 import struct
-import subprocess
 import zlib
 
 import pytest
 
 from daemonfix import COFFER, all_connected, wait_for
-from test_console import ARTIFACTS, CHROMIUM, WEB_TESTS, Https, _missing, system  # noqa: F401
+from netnsfix import run_browser
+from test_console import ARTIFACTS, CHROMIUM, Https, _missing, system  # noqa: F401
 from test_instances import data_dir, state
 
 
@@ -204,8 +204,7 @@ def browser_run(system):
         "pngBase64": b64(png(16, 16)),
     }
     s.api.call("SetBranding", "reset=true")
-    run = subprocess.run(["node", "console-settings.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
-                         timeout=300, env=dict(os.environ, COFFER_CONSOLE_TEST=json.dumps(cfg)))
+    run = run_browser("console-settings.mjs", "COFFER_CONSOLE_TEST", cfg, timeout=300)
     results = json.load(open(results_file)) if os.path.exists(results_file) else {}
     return {"results": results, "output": run.stdout + run.stderr}
 

@@ -11,11 +11,11 @@ most 30 s (a delivery takes well under a second on an idle machine)."""
 import json
 import os
 import socket
-import subprocess
 
 import pytest
 
 from daemonfix import all_connected, free_port, wait_for
+from netnsfix import run_browser
 from test_instances import data_dir, state
 from test_journal import read_folder, swaks
 
@@ -184,7 +184,7 @@ def test_console_maps_a_recipient_and_the_mail_goes_there(system):
     recipient mapped to bob and an SMTP AUTH login added in the page; then a
     real delivery by swaks over LMTP lands in bob's archive, byte for byte,
     and the login's password works for SMTP AUTH."""
-    from test_console import ARTIFACTS, CHROMIUM, WEB_TESTS, _missing
+    from test_console import ARTIFACTS, CHROMIUM, _missing
     if _missing():
         pytest.fail(_missing())
     s = system
@@ -194,8 +194,7 @@ def test_console_maps_a_recipient_and_the_mail_goes_there(system):
            "chromium": CHROMIUM, "resultsFile": results_file, "adminUser": "admin",
            "adminPassword": "pw-single", "mappedAddress": "ledger@" + DOMAIN, "mappedUser": "bob",
            "loginName": "consolefeed", "loginPassword": password}
-    run = subprocess.run(["node", "console-journal.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
-                         timeout=240, env=dict(os.environ, COFFER_CONSOLE_TEST=json.dumps(cfg)))
+    run = run_browser("console-journal.mjs", "COFFER_CONSOLE_TEST", cfg, timeout=240)
     results = json.load(open(results_file)) if os.path.exists(results_file) else {}
     for name in ("map_recipient_and_login", "bad_receiver_setting", "accessibility"):
         assert results.get(name, {}).get("ok"), "%s: %s\n%s" % (

@@ -25,6 +25,7 @@ import zipfile
 import pytest
 
 from daemonfix import Api, Server, all_connected, free_port, wait_for
+from netnsfix import browser_running
 from mailgen import message, write_mbox
 from test_instances import data_dir, state
 from webfix import Web
@@ -372,21 +373,22 @@ def test_web_access_shows_export_only_with_the_privilege(system, has, tmp_path):
     cfg = {"chromium": CHROMIUM, "baseUrl": "https://127.0.0.1:%d" % system.ports["chttp"],
            "instance": "acme", "user": user, "password": PASSWORD,
            "readyFile": str(tmp_path / "ready"), "reloadFile": str(tmp_path / "reload")}
-    node = subprocess.Popen(["node", "privileges.mjs"], cwd=WEB_TESTS, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, COFFER_WEB_TEST=json.dumps(cfg)))
-    try:
-        wait_for(lambda: os.path.exists(cfg["readyFile"]) or node.poll() is not None, timeout=120,
-                 what="the page signed in")
-        # The other way round, while the page is open: shown after a reload.
-        system.api.call("SetUserPrivileges", "instanceID=acme", "userName=" + user,
-                        "privileges=" + ("login" if has else "login,export"))
-        open(cfg["reloadFile"], "w").close()
-        out, _ = node.communicate(timeout=120)
-    finally:
-        if node.poll() is None:
-            node.kill()
-            node.wait()
+    with browser_running():
+        node = subprocess.Popen(["node", "privileges.mjs"], cwd=WEB_TESTS, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                env=dict(os.environ, COFFER_WEB_TEST=json.dumps(cfg)))
+        try:
+            wait_for(lambda: os.path.exists(cfg["readyFile"]) or node.poll() is not None,
+                     timeout=120, what="the page signed in")
+            # The other way round, while the page is open: shown after a reload.
+            system.api.call("SetUserPrivileges", "instanceID=acme", "userName=" + user,
+                            "privileges=" + ("login" if has else "login,export"))
+            open(cfg["reloadFile"], "w").close()
+            out, _ = node.communicate(timeout=120)
+        finally:
+            if node.poll() is None:
+                node.kill()
+                node.wait()
     result = json.loads(out.strip().splitlines()[-1])
     assert "error" not in result, result.get("error")
     assert result["before"] == [has, has] and result["after"] == [not has, not has]

@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -20,6 +19,7 @@ import time
 import pytest
 
 from daemonfix import ROOT, Api, Server, free_port, wait_for
+from netnsfix import run_browser
 from webfix import Web, setup_web
 from test_instances import data_dir
 
@@ -123,8 +123,7 @@ def browser_run():
             "davePassword": "dave-pass-44",
             "erinPassword": "erin-pass-55",
         }
-        run = subprocess.run(["node", "web-access.mjs"], cwd=WEB_TESTS, capture_output=True, text=True,
-                             timeout=400, env=dict(os.environ, COFFER_WEB_TEST=json.dumps(cfg)))
+        run = run_browser("web-access.mjs", "COFFER_WEB_TEST", cfg, timeout=400)
         results = json.load(open(results_file)) if os.path.exists(results_file) else {}
         yield {"results": results, "output": run.stdout + run.stderr, "remote_hits": list(Remote.hits),
                "server": s}
