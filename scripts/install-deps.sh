@@ -4,7 +4,7 @@
 # With --check: install nothing, list what is missing, exit 1 if anything is.
 set -eu
 PACKAGES="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
- libevent-dev libssl-dev libsqlite3-dev libgmime-3.0-dev libzstd-dev zstd libsodium-dev
+ libevent-dev libssl-dev libsqlite3-dev libgmime-3.0-dev libzstd-dev zstd libsodium-dev libxxhash-dev
  libjansson-dev liboath-dev oathtool libqrencode-dev libcurl4-openssl-dev libpff-dev libbfio-dev
  libcmocka-dev libzip-dev libjemalloc-dev python3 python3-pytest python3-pytest-xdist openssl curl psmisc procps iproute2
  python3-aiosmtpd swaks libnet-ssleay-perl zbar-tools librsvg2-bin mutt isync fetchmail dovecot-imapd

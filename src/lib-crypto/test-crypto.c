@@ -25,6 +25,37 @@ static void test_sha256_known_vector(void **state)
 	assert_memory_equal(d, d2, sizeof(d));
 }
 
+/* XXH3-128 as xxhsum -H2 prints it (Debian's xxhash), and the same in
+ * pieces as at once. */
+static void test_checksum_known_vectors(void **state)
+{
+	static const unsigned char abc[CRYPTO_CHECKSUM_LEN] = {0x06, 0xb0, 0x5a, 0xb6, 0x73, 0x3a,
+							       0x61, 0x85, 0x78, 0xaf, 0x5f, 0x94,
+							       0x89, 0x2f, 0x39, 0x50};
+	static const unsigned char empty[CRYPTO_CHECKSUM_LEN] = {0x99, 0xaa, 0x06, 0xd3, 0x01, 0x47,
+								 0x98, 0xd8, 0x60, 0x01, 0xc3, 0x24,
+								 0x46, 0x8d, 0x49, 0x7f};
+	unsigned char d[CRYPTO_CHECKSUM_LEN], d2[CRYPTO_CHECKSUM_LEN];
+	crypto_checksum("abc", 3, d);
+	assert_memory_equal(d, abc, sizeof(d));
+	crypto_checksum("", 0, d);
+	assert_memory_equal(d, empty, sizeof(d));
+	unsigned char big[10000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7);
+	crypto_checksum(big, sizeof(big), d);
+	struct crypto_checksum_ctx *ctx = crypto_checksum_create();
+	crypto_checksum_update(ctx, big, 1);
+	crypto_checksum_update(ctx, big + 1, 4999);
+	crypto_checksum_update(ctx, big + 5000, 5000);
+	crypto_checksum_finish(&ctx, d2);
+	assert_null(ctx);
+	assert_memory_equal(d, d2, sizeof(d));
+	big[9999] ^= 1;
+	crypto_checksum(big, sizeof(big), d2);
+	assert_memory_not_equal(d, d2, sizeof(d));
+}
+
 static void test_siphash_reference_vector(void **state)
 {
 	/* SipHash-2-4 paper, appendix A: key 00..0f, message 00..0e. */
@@ -107,6 +138,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256_known_vector),
+		cmocka_unit_test(test_checksum_known_vectors),
 		cmocka_unit_test(test_siphash_reference_vector),
 		cmocka_unit_test(test_password_hash_verify),
 		cmocka_unit_test(test_aead_roundtrip_and_tamper),

@@ -256,6 +256,46 @@ def test_move_to_a_full_disk_fails_cleanly_and_a_retry_elsewhere_works(plain_hos
 
 
 @pytest.fixture
+def corrupting_target(single, make_server, monkeypatch):
+    return second_host(single, make_server, monkeypatch, COFFER_TEST_MOVE_CORRUPT_PIECES=1)
+
+
+def test_a_piece_that_arrives_changed_fails_the_move(corrupting_target):
+    """The target checksums every piece it writes against the source's: a
+    byte flipped on its way (here by a test knob, in the first piece the
+    target receives) fails the move before anything takes over; the
+    instance stays on the source with its mail, and a retry works."""
+    s = corrupting_target
+    api = s.api
+    base = make_acme(s, count=20)
+    blob = os.urandom(5 * 1024 * 1024)  # more than one 4 MiB piece
+    with open(os.path.join(base, "import", "big.bin"), "wb") as f:
+        f.write(blob)
+    before = fetch_all(s)
+    target = os.path.join(s.data2, "acme")
+    p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                     "baseDirectory=" + target)
+    assert p.returncode != 0
+    env = json.loads(p.stdout)
+    assert env["statusCode"] == "failed", env
+    msg = env["error"]["message"]
+    assert "checksum of the copy" in msg and "differs from the source's" in msg, msg
+    assert "stays on 127.0.0.1" in msg, msg
+    wait_for(lambda: not os.path.exists(target), timeout=30, what="the copy removed")
+    conf = api.call("GetInstanceConfiguration", "instanceID=acme")
+    assert conf["instanceHost"] == "127.0.0.1" and conf["status"] == "running", conf
+    assert fetch_all(s) == before
+    # the knob corrupted one piece only: the retry goes through, verified
+    r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                 "baseDirectory=" + target)
+    assert r["instanceHost"] == IH2, r
+    assert fetch_all(s) == before
+    with open(os.path.join(target, "import", "big.bin"), "rb") as f:
+        assert f.read() == blob
+    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+
+
+@pytest.fixture
 def slow_passes(single, make_server, monkeypatch):
     return second_host(single, make_server, monkeypatch, COFFER_TEST_MOVE_READ_DELAY_MS=1500)
 

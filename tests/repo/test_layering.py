@@ -33,6 +33,7 @@ OWNERS = {
     "zstd.h": {"lib-store"},
     "zdict.h": {"lib-store"},
     "sodium": {"lib-crypto"},
+    "xxhash.h": {"lib-crypto"},
     "liboath/": {"lib-auth"},
     "qrencode.h": {"lib-auth"},
     "jansson.h": {"lib-json"},
