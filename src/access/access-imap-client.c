@@ -164,8 +164,11 @@ void imap_client_done(struct imap_client *client, const char *status, const char
 
 static void imap_client_set_timeout(struct imap_client *client)
 {
-	struct timeval tv = {client->state == IMAP_STATE_NOT_AUTH ? IMAP_PREAUTH_TIMEOUT_SECS
-								  : IMAP_IDLE_TIMEOUT_SECS,
+	if (client->close_after_output)
+		return; /* the BYE's own deadline stays */
+	struct timeval tv = {client->state == IMAP_STATE_NOT_AUTH
+				     ? client->server->set.preauth_timeout_secs
+				     : IMAP_IDLE_TIMEOUT_SECS,
 			     0};
 	event_add(client->timeout, &tv);
 }
@@ -863,7 +866,8 @@ static void imap_client_close_when_sent(evutil_socket_t fd, short events, void *
 	if (!imap_client_unref(client))
 		return;
 	if (imap_client_all_sent(client)) {
-		imap_client_disconnect(client, "logged out");
+		imap_client_disconnect(client, client->close_reason != NULL ? client->close_reason
+									    : "logged out");
 	} else {
 		struct timeval tv = {0, 20000};
 		imap_client_ref(client);
@@ -901,8 +905,22 @@ static void imap_client_event_cb(struct bufferevent *bev, short events, void *ct
 static void imap_client_timeout_cb(evutil_socket_t fd, short events, void *ctx)
 {
 	struct imap_client *client = ctx;
+	if (client->close_after_output || client->busy || client->fetch != NULL ||
+	    client->search != NULL) {
+		/* a BYE that did not leave in time, or a command whose answer is
+		 * half sent (a BYE in it would garble it): close now */
+		imap_client_disconnect(client, "inactivity");
+		return;
+	}
+	/* The BYE goes out before the close (RFC 3501 7.1.5), as Dovecot's
+	 * does: freeing the connection at once threw it away unsent. The
+	 * client gets IMAP_BYE_LINGER_SECS to take it. */
 	imap_client_send(client, "* BYE Disconnected for inactivity");
-	imap_client_disconnect(client, "inactivity");
+	client->state = IMAP_STATE_LOGOUT;
+	client->close_after_output = true;
+	client->close_reason = "inactivity";
+	struct timeval tv = {IMAP_BYE_LINGER_SECS, 0};
+	event_add(client->timeout, &tv);
 }
 
 static void imap_client_resume_cb(evutil_socket_t fd, short events, void *ctx)

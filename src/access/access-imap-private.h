@@ -21,6 +21,8 @@
 #define IMAP_CALL_TIMEOUT_SECS 120
 #define IMAP_PREAUTH_TIMEOUT_SECS 120
 #define IMAP_IDLE_TIMEOUT_SECS (30 * 60)
+/* how long a client has to take the BYE of an inactivity close */
+#define IMAP_BYE_LINGER_SECS 10
 #define IMAP_IDLE_CHECK_SECS 30
 #define IMAP_MAX_BAD_COMMANDS 20
 #define IMAP_FAILED_LOGIN_DELAY_MSECS 1000
@@ -59,6 +61,7 @@ struct imap_client {
 	char context[256]; /* for logs: "imap=1.2.3.4:5 user=u@i" */
 	unsigned int refs;
 	bool disconnected, tls, close_after_output, closing, input_scheduled;
+	const char *close_reason; /* logged when close_after_output ends it */
 	struct event *timeout, *resume;
 	struct event *flush;      /* moves `pending` to the bufferevent */
 	struct evbuffer *pending; /* output of this pass of the loop */

@@ -46,6 +46,8 @@ struct access_imap *access_imap_create(const struct access_imap_settings *set)
 		imap->set.max_connections = access_imap_default_max();
 	if (imap->set.max_unauth_per_address == 0)
 		imap->set.max_unauth_per_address = IMAP_DEFAULT_MAX_UNAUTH_PER_ADDRESS;
+	if (imap->set.preauth_timeout_secs == 0)
+		imap->set.preauth_timeout_secs = IMAP_PREAUTH_TIMEOUT_SECS;
 	imap->throttle = auth_throttle_create(10000);
 	return imap;
 }

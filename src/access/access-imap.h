@@ -28,6 +28,7 @@ struct access_imap_settings {
 	bool allow_plaintext_auth;
 	unsigned int max_connections;        /* 0: RLIMIT_NOFILE / 3, at most 10000 */
 	unsigned int max_unauth_per_address; /* 0: 50 */
+	unsigned int preauth_timeout_secs;   /* 0: IMAP_PREAUTH_TIMEOUT_SECS (120) */
 };
 
 struct access_imap *access_imap_create(const struct access_imap_settings *set);

@@ -189,6 +189,21 @@ static const struct rpc_conn_callbacks access_management_callbacks = {
 	.request = access_request,
 };
 
+/* COFFER_TEST_IMAP_PREAUTH_TIMEOUT_SECS (tests only): a shorter wait for a
+ * login than the 120 s a test could not wait out; 0: the default. */
+static unsigned int access_test_preauth_timeout(void)
+{
+	const char *env = getenv("COFFER_TEST_IMAP_PREAUTH_TIMEOUT_SECS");
+	int secs = env == NULL ? 0 : atoi(env);
+	if (secs <= 0)
+		return 0;
+	log_warning(NULL,
+		    "COFFER_TEST_IMAP_PREAUTH_TIMEOUT_SECS=%d: IMAP clients are closed "
+		    "after %d s without a login (for tests only)",
+		    secs, secs);
+	return (unsigned int)secs;
+}
+
 /* Bind the IMAP listeners (143 with STARTTLS, 993 with implicit TLS) while
  * still privileged. */
 static int access_listen_imap(struct access *access, const char **error_r)
@@ -208,6 +223,7 @@ static int access_listen_imap(struct access *access, const char **error_r)
 		.tls = ctx,
 		.server_name = set->server_name,
 		.allow_plaintext_auth = getenv("COFFER_IMAP_ALLOW_PLAINTEXT_AUTH") != NULL,
+		.preauth_timeout_secs = access_test_preauth_timeout(),
 	};
 	access->imap = access_imap_create(&imap_set);
 	for (int implicit = 0; implicit < 2; implicit++) {

@@ -488,3 +488,47 @@ def test_imaps_refusal_is_no_plain_text(imap_system):
     finally:
         for s in held:
             s.close()
+
+
+@pytest.fixture
+def short_preauth(monkeypatch):
+    # before the daemons start: the Client Access Server reads it then
+    monkeypatch.setenv("COFFER_TEST_IMAP_PREAUTH_TIMEOUT_SECS", "2")
+
+
+def _until_closed(f):
+    """Every line until the server closes the connection."""
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return lines
+        lines.append(line)
+
+
+def test_a_client_that_does_not_log_in_is_told_bye_then_closed(short_preauth, single):
+    """A connection silent past the wait for a login (2 s here, 120 s by
+    default) gets "* BYE Disconnected for inactivity", as from Dovecot, and
+    then the close: over implicit TLS and after STARTTLS, where the TLS
+    layer once held the BYE when the connection was freed."""
+    wait_for(all_connected(single.api), what="every role connected")
+    t0 = time.monotonic()
+    s = tls_context().wrap_socket(socket.create_connection(("127.0.0.1", single.ports["cimaps"]),
+                                                           timeout=30))
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    assert _until_closed(f) == [b"* BYE Disconnected for inactivity\r\n"]
+    assert 1.5 < time.monotonic() - t0 < 20
+    s.close()
+
+    raw = socket.create_connection(("127.0.0.1", single.ports["cimap"]), timeout=30)
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    raw.sendall(b"a STARTTLS\r\n")
+    assert f.readline().startswith(b"a OK")
+    s = tls_context().wrap_socket(raw)
+    f = s.makefile("rb")
+    assert _until_closed(f) == [b"* BYE Disconnected for inactivity\r\n"]
+    s.close()
+    wait_for(lambda: single.logs().count("disconnected: inactivity") >= 2, timeout=10,
+             what="both closes logged")
