@@ -107,6 +107,24 @@ class Server:
         with open(os.path.join(self.dir, "run", role + ".pid")) as f:
             return int(f.read().strip())
 
+    def kill(self, role):
+        """SIGKILL a role's daemon and wait until it is gone as `coffer config
+        start` sees it: its pid file's lock released. The kernel drops the
+        lock as the process exits, a moment after kill() returns; a start
+        in that moment said "already running" and started nothing."""
+        path = os.path.join(self.dir, "run", role + ".pid")
+        pid = self.pid(role)
+        os.kill(pid, signal.SIGKILL)
+        end = time.time() + 15
+        while time.time() < end:
+            with open(path) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    return pid
+                except BlockingIOError:
+                    time.sleep(0.02)
+        raise AssertionError("the %s (pid %d) still holds its pid file 15 s after SIGKILL" % (role, pid))
+
     def logs(self):
         out = ""
         for path in sorted(glob.glob(os.path.join(self.dir, "log", "*"))):

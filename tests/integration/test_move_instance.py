@@ -584,7 +584,7 @@ def test_source_killed_during_the_move_then_retried(two_hosts):
         os.kill(source_pid, signal.SIGCONT)
     try:
         follow(api, token, lambda e: (e["statusText"] or "").startswith("copying"))
-        os.kill(source_pid, signal.SIGKILL)
+        s.kill("instance-host")
         s.config("start")  # starts the Instance Host again (the other roles run)
     finally:
         os.kill(target_pid, signal.SIGCONT)

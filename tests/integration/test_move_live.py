@@ -307,7 +307,6 @@ def test_management_server_killed_while_frozen(slow_passes):
     its copy, and a retry works. Each read waits 1.5 s, so the last pass
     (it copies at least the catalog, which the freeze closed) lasts that
     long at least; the status is polled every 100 ms."""
-    import signal
     s = slow_passes
     api = s.api
     base = make_acme(s, count=6)
@@ -318,7 +317,7 @@ def test_management_server_killed_while_frozen(slow_passes):
     assert json.loads(p.stdout)["statusCode"] == "running"
     wait_for(lambda: state(s, "acme") == "frozen", timeout=120, interval=0.1,
              what="acme frozen for the last pass")
-    os.kill(s.pid("management-server"), signal.SIGKILL)
+    s.kill("management-server")
     s.config("start")
     wait_for(all_connected(api, hosts=2, cas=1), timeout=40, what="every role reconnected")
     assert api.call("GetInstanceConfiguration", "instanceID=acme")["instanceHost"] == "127.0.0.1"
