@@ -535,41 +535,38 @@ static void host_move_out_job_free(struct host_move_out_job *j)
  * cache it was two thirds of the source's CPU time. The kernel writes back
  * dirty cached pages of the range first, so what the running instance just
  * wrote is read as it is. */
-static int host_move_out_open(const char *path, bool *direct_r)
+static int host_move_out_open(const char *path, bool direct)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
-	*direct_r = fd >= 0;
-	if (fd < 0 && errno == EINVAL)
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	return fd;
+	return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (direct ? O_DIRECT : 0));
 }
 
-/* On the worker: read the piece and hash it. */
+/* On the worker: read the piece and hash it; buffered where the file
+ * system refuses O_DIRECT, at open or at read (EINVAL). */
 static void host_move_out_job_work(void *ctx)
 {
 	struct host_move_out_job *j = ctx;
-	bool direct;
-	int fd = host_move_out_open(j->path, &direct);
+	/* aligned as O_DIRECT wants it (pieces start at multiples of the
+	 * chunk); freed with mem_free() like any other */
+	j->buf = mem_alloc_aligned(HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK);
+	ssize_t n = -1;
+	int fd = -1;
+	for (int direct = 1; direct >= 0; direct--) {
+		fd = host_move_out_open(j->path, direct != 0);
+		if (fd < 0 && errno == EINVAL && direct)
+			continue;
+		if (fd < 0)
+			break;
+		n = host_move_pread_piece(fd, j->buf, j->offset);
+		if (n >= 0 || errno != EINVAL || !direct)
+			break;
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0) {
 		/* removed since the listing (the instance runs): empty for now,
 		 * and gone from the next listing, which the target follows */
 		if (errno != ENOENT)
 			j->open_errno = errno;
-		crypto_checksum("", 0, j->sum.b);
-		return;
-	}
-	/* aligned as O_DIRECT wants it (pieces start at multiples of the
-	 * chunk); freed with mem_free() like any other */
-	j->buf = mem_alloc_aligned(HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK);
-	ssize_t n = host_move_pread_piece(fd, j->buf, j->offset);
-	if (n < 0 && errno == EINVAL && direct) {
-		/* a file system that opens O_DIRECT but will not read so */
-		close(fd);
-		fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		n = fd < 0 ? -1 : host_move_pread_piece(fd, j->buf, j->offset);
-	}
-	if (fd < 0) {
-		j->open_errno = errno;
 		crypto_checksum("", 0, j->sum.b);
 		return;
 	}
@@ -1133,9 +1130,8 @@ static void host_move_in_submit(struct host_move_in *m, struct host_move_job *j)
 	struct host_move *hm = m->hm;
 	j->m = m;
 	array_append(&m->jobs, j);
-	if (hm->pool != NULL && hm->bounce == NULL &&
-	    posix_memalign((void **)&hm->bounce, HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK) != 0)
-		hm->bounce = NULL;
+	if (hm->pool != NULL && hm->bounce == NULL)
+		hm->bounce = mem_alloc_aligned(HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK);
 	j->bounce = hm->bounce; /* the worker's alone */
 	if (hm->corrupt_left > 0 && !j->end && evbuffer_get_length(j->data) > 0) {
 		hm->corrupt_left--;
@@ -1943,8 +1939,9 @@ struct host_move *host_move_create(struct event_base *base, struct host_instance
 	if (worker_pool_create(base, 1, 1, 64, &hm->pool, &error) < 0)
 		log_warning(NULL, "moves read and verify on the event loop: %s", error);
 	const char *corrupt = getenv("COFFER_TEST_MOVE_CORRUPT_PIECES");
-	if (corrupt != NULL && atoi(corrupt) > 0) {
-		hm->corrupt_left = (unsigned int)atoi(corrupt);
+	int pieces = corrupt == NULL ? 0 : atoi(corrupt);
+	if (pieces > 0) {
+		hm->corrupt_left = (unsigned int)pieces;
 		log_warning(NULL,
 			    "COFFER_TEST_MOVE_CORRUPT_PIECES=%u: pieces moved in are corrupted "
 			    "(for tests only)",
@@ -1973,7 +1970,7 @@ void host_move_destroy(struct host_move **hm)
 		h->ins = next;
 	}
 	array_free(&h->out_jobs);
-	free(h->bounce); /* posix_memalign()'s */
+	mem_free(h->bounce);
 	mem_free(h);
 	*hm = NULL;
 }
