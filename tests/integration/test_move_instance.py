@@ -237,10 +237,13 @@ def test_move_to_a_file_system_that_refuses_o_direct(two_hosts):
             assert f.read() == blob
         assert fetch_all(s) == before
         assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
-        # and off it again, so that the mount can go
+        # and off it again, so that the mount can go: now the source reads
+        # from ramfs, which refuses its O_DIRECT reads too (buffered then)
         api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=127.0.0.1",
                  "baseDirectory=" + base)
         assert fetch_all(s) == before
+        with open(os.path.join(base, "import", "big.bin"), "rb") as f:
+            assert f.read() == blob
     finally:
         subprocess.run(["umount", "-l", mnt], check=False)
 
