@@ -211,22 +211,48 @@ def full_disk(plain_hosts):
     subprocess.run(["umount", "-l", mnt])
 
 
+def add_big_file(base, size):
+    """Bytes no compressor shrinks, in the instance's import/ folder."""
+    blob = os.urandom(size)
+    with open(os.path.join(base, "import", "big.bin"), "wb") as f:
+        f.write(blob)
+    return blob
+
+
+def failed_move(api, base_directory):
+    """MoveInstance of acme to the second host, which must fail: the error."""
+    p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                     "baseDirectory=" + base_directory)
+    assert p.returncode != 0
+    env = json.loads(p.stdout)
+    assert env["statusCode"] == "failed", env
+    return env["error"]["message"]
+
+
+def assert_on_the_source(s, mail):
+    conf = s.api.call("GetInstanceConfiguration", "instanceID=acme")
+    assert conf["instanceHost"] == "127.0.0.1" and conf["status"] == "running", conf
+    assert fetch_all(s) == mail
+
+
+def assert_moved_intact(s, target, mail, blob):
+    """A move to target works: the mail and the big file as they were."""
+    r = s.api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
+                   "baseDirectory=" + target)
+    assert r["instanceHost"] == IH2, r
+    assert fetch_all(s) == mail
+    with open(os.path.join(target, "import", "big.bin"), "rb") as f:
+        assert f.read() == blob
+    assert s.api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+
+
 def test_move_to_a_full_disk_fails_cleanly_and_a_retry_elsewhere_works(plain_hosts, full_disk):
     s = plain_hosts
     api = s.api
     base = make_acme(s, count=20)
-    # More than the 8 MiB the target's filesystem holds, in bytes no
-    # compressor shrinks.
-    blob = os.urandom(9 * 1024 * 1024)
-    with open(os.path.join(base, "import", "big.bin"), "wb") as f:
-        f.write(blob)
+    blob = add_big_file(base, 9 * 1024 * 1024)  # more than the target's 8 MiB
     before = fetch_all(s)
-    p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
-                     "baseDirectory=" + os.path.join(full_disk, "acme"))
-    assert p.returncode != 0
-    env = json.loads(p.stdout)
-    assert env["statusCode"] == "failed", env
-    msg = env["error"]["message"]
+    msg = failed_move(api, os.path.join(full_disk, "acme"))
     assert "No space left on device" in msg and "stays on 127.0.0.1" in msg, msg
     # Nothing of the copy is left on the target (renamed aside at once,
     # removed on the target host's remover thread).
@@ -236,23 +262,14 @@ def test_move_to_a_full_disk_fails_cleanly_and_a_retry_elsewhere_works(plain_hos
     assert not os.path.exists(os.path.join(keys, "acme.key"))
     assert not os.path.exists(os.path.join(keys, "acme.key.moving"))
     # The instance runs on the source with its mail, and takes writes.
-    conf = api.call("GetInstanceConfiguration", "instanceID=acme")
-    assert conf["instanceHost"] == "127.0.0.1" and conf["status"] == "running", conf
-    assert fetch_all(s) == before
+    assert_on_the_source(s, before)
     write_mbox(os.path.join(base, "import", "later.mbox"), 5, start=2000)
     assert api.call("ImportFiles", "instanceID=acme", "userName=alice", "path=import/later.mbox",
                     "folder=INBOX")["archived"] == 5
     now = fetch_all(s)
     assert len(now) == 25
     # A retry to a target with room works.
-    target = os.path.join(s.data2, "acme")
-    r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
-                 "baseDirectory=" + target)
-    assert r["instanceHost"] == IH2, r
-    assert fetch_all(s) == now
-    with open(os.path.join(target, "import", "big.bin"), "rb") as f:
-        assert f.read() == blob
-    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+    assert_moved_intact(s, os.path.join(s.data2, "acme"), now, blob)
 
 
 @pytest.fixture
@@ -266,33 +283,17 @@ def test_a_piece_that_arrives_changed_fails_the_move(corrupting_target):
     target receives) fails the move before anything takes over; the
     instance stays on the source with its mail, and a retry works."""
     s = corrupting_target
-    api = s.api
     base = make_acme(s, count=20)
-    blob = os.urandom(5 * 1024 * 1024)  # more than one 4 MiB piece
-    with open(os.path.join(base, "import", "big.bin"), "wb") as f:
-        f.write(blob)
+    blob = add_big_file(base, 5 * 1024 * 1024)  # more than one 4 MiB piece
     before = fetch_all(s)
     target = os.path.join(s.data2, "acme")
-    p = api.call_raw("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
-                     "baseDirectory=" + target)
-    assert p.returncode != 0
-    env = json.loads(p.stdout)
-    assert env["statusCode"] == "failed", env
-    msg = env["error"]["message"]
+    msg = failed_move(s.api, target)
     assert "checksum of the copy" in msg and "differs from the source's" in msg, msg
     assert "stays on 127.0.0.1" in msg, msg
     wait_for(lambda: not os.path.exists(target), timeout=30, what="the copy removed")
-    conf = api.call("GetInstanceConfiguration", "instanceID=acme")
-    assert conf["instanceHost"] == "127.0.0.1" and conf["status"] == "running", conf
-    assert fetch_all(s) == before
+    assert_on_the_source(s, before)
     # the knob corrupted one piece only: the retry goes through, verified
-    r = api.call("MoveInstance", "instanceID=acme", "targetInstanceHost=" + IH2,
-                 "baseDirectory=" + target)
-    assert r["instanceHost"] == IH2, r
-    assert fetch_all(s) == before
-    with open(os.path.join(target, "import", "big.bin"), "rb") as f:
-        assert f.read() == blob
-    assert api.call("VerifyStores", "instanceID=acme")["problems"] == 0
+    assert_moved_intact(s, target, before, blob)
 
 
 @pytest.fixture
