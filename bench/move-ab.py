@@ -7,7 +7,8 @@ of one move says little there, its CPU more, and alternating the binaries
 move by move exposes both to the same load. Uses move-bench.py's setup
 (WORKDIR as for it: the instance holding corpus A is made once and kept)
 and its side_move(), without the IMAP poller (whose logins would count in
-the CPU). Before each move the roles are restarted with the next binary
+the CPU), and its prepare_side() (COLD, PREFAULT_MB as for it). Before
+each move the roles are restarted with the next binary
 (BINS, comma-separated paths; the daemons run the binary that started
 them). With PERF=PREFIX, `perf record -F 499 -g -p` of the Management
 Server and both Instance Hosts during each move writes PREFIX.N (perf
@@ -45,7 +46,7 @@ def main():
         binary = bins[i % len(bins)]
         mb.COFFER = binary
         mb.start_all()
-        subprocess.run(["sync"], check=True)
+        mb.prepare_side()
         recorder = None
         if perf:
             roots = [mb.pid_of("coffer", "management-server"),

@@ -92,9 +92,15 @@ def loadavg():
 
 
 def cpu_seconds(before, after):
-    """CPU seconds spent between two cpu_ticks() readings of one side; a
-    process new since the first counts from zero."""
-    return sum(t - before.get(pid, 0) for pid, t in after.items()) / TICK
+    """CPU seconds spent between two cpu_ticks() readings of one side. A
+    process new since the first counts from zero. A process gone since the
+    first (an instance process stopped by a move) counts its whole life in
+    its parent's cutime and cstime once its parent has reaped it, so its
+    ticks at the first reading are taken off: adding up only the processes
+    of the second reading counted an instance's work before the move (its
+    start, a GetInstanceStatistics) as the move's. The daemons reap their
+    children."""
+    return (sum(after.values()) - sum(before.values())) / TICK
 
 
 def pss_kib(pids):
