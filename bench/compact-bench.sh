@@ -10,8 +10,9 @@
 #   REUSE=1      skip import and deletion: start again from the copy of the
 #                base directory the last full run left in WORKDIR/base.deleted
 #
-# Prints the CPU time (user + system) of the compaction besides its wall time,
-# and the split the compaction reports: segment rewrite against catalog scrub.
+# Prints the CPU time (user + system) and the peak RSS of the compaction besides
+# its wall time, and the split the compaction reports: segment rewrite against
+# catalog scrub.
 #
 # Needs: zstd, python3.
 set -eu
@@ -57,7 +58,7 @@ sync
 echo "== compact"
 uptime
 start=$(date +%s.%N)
-out=$(/usr/bin/time -f "%U %S" -o "$work/cpu" "$coffer" archive \
+out=$(/usr/bin/time -f "%U %S %M" -o "$work/cpu" "$coffer" archive \
 	--base-dir "$work/base" --key-file "$work/key/instance.key" compact)
 end=$(date +%s.%N)
 uptime
@@ -67,9 +68,10 @@ import sys
 words = sys.argv[1].split()
 before, after = int(words[6]), int(words[8])
 secs = float(sys.argv[3]) - float(sys.argv[2])
-user, system = (float(x) for x in sys.argv[4].split())
-print("rewritten %.1f MB -> %.1f MB in %.2f s wall, %.2f s CPU (%.2f user + %.2f sys): "
-      "%.1f MB/s of wall time (target >= 100)"
-      % (before / 1e6, after / 1e6, secs, user + system, user, system, before / 1e6 / secs))
+user, system, rss_kb = (float(x) for x in sys.argv[4].split())
+print("rewritten %.1f MB -> %.1f MB in %.2f s wall, %.2f s CPU (%.2f user + %.2f sys), "
+      "peak RSS %.0f MB: %.1f MB/s of wall time (target >= 100)"
+      % (before / 1e6, after / 1e6, secs, user + system, user, system, rss_kb / 1024,
+         before / 1e6 / secs))
 PY
 a verify | tail -1

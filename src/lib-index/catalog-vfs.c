@@ -23,6 +23,7 @@ struct catalog_vfs {
 	sqlite3_vfs *parent;
 	unsigned char key[CRYPTO_KEY_LEN];
 	char name[64];
+	char *temp_dir; /* where temporary databases go; NULL: none may open */
 };
 
 enum cvfs_kind { CVFS_PLAIN, CVFS_DB, CVFS_WAL };
@@ -35,6 +36,7 @@ struct cvfs_file {
 	 * that frame's page goes */
 	uint32_t last_frame_pgno;
 	int64_t last_frame_unit;
+	char *temp_name;    /* a temporary database's name, kept until closed */
 	sqlite3_file *real; /* points just past this struct */
 };
 
@@ -225,8 +227,10 @@ static int cvfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int6
 
 static int cvfs_close(sqlite3_file *file)
 {
+	struct cvfs_file *f = (struct cvfs_file *)file;
 	sqlite3_file *real = cvfs_real(file);
 	int rc = real->pMethods != NULL ? real->pMethods->xClose(real) : SQLITE_OK;
+	mem_free(f->temp_name);
 	return rc;
 }
 
@@ -328,14 +332,40 @@ static int cvfs_open(sqlite3_vfs *base, const char *name, sqlite3_file *file, in
 	memset(f, 0, sizeof(*f));
 	f->vfs = vfs;
 	f->real = (sqlite3_file *)(f + 1);
-	if ((flags & SQLITE_OPEN_MAIN_DB) != 0)
+	if (name == NULL) {
+		/* A temporary file would hold the catalog's contents in plain
+		 * text, outside the base directory. With temp_store = MEMORY
+		 * (catalog.c) SQLite asks for none; during a scrub VACUUM asks
+		 * for its transient database (SQLITE_OPEN_TEMP_DB), which is
+		 * encrypted like the catalog, in the catalog's directory, and
+		 * unlinked at once. Anything else is refused. */
+		if ((flags & SQLITE_OPEN_TEMP_DB) == 0 || vfs->temp_dir == NULL) {
+			f->base.pMethods = NULL;
+			return SQLITE_CANTOPEN;
+		}
+		char *hex = crypto_random_hex(8);
+		char *path = mem_printf("%s/.catalog-temp-%s", vfs->temp_dir, hex);
+		mem_free(hex);
+		/* SQLite reads URI parameters after a name's NUL: end with two */
+		size_t len = strlen(path);
+		f->temp_name = mem_alloc(len + 2);
+		memcpy(f->temp_name, path, len + 1);
+		f->temp_name[len + 1] = '\0';
+		mem_free(path);
+		name = f->temp_name;
+		flags |= SQLITE_OPEN_DELETEONCLOSE | SQLITE_OPEN_EXCLUSIVE | SQLITE_OPEN_CREATE |
+			 SQLITE_OPEN_READWRITE;
 		f->kind = CVFS_DB;
-	else if ((flags & SQLITE_OPEN_WAL) != 0)
+	} else if ((flags & SQLITE_OPEN_MAIN_DB) != 0) {
+		f->kind = CVFS_DB;
+	} else if ((flags & SQLITE_OPEN_WAL) != 0) {
 		f->kind = CVFS_WAL;
-	else
+	} else {
 		f->kind = CVFS_PLAIN;
+	}
 	int rc = vfs->parent->xOpen(vfs->parent, name, f->real, flags, out_flags);
 	if (rc != SQLITE_OK) {
+		mem_free(f->temp_name);
 		f->base.pMethods = NULL;
 		return rc;
 	}
@@ -461,7 +491,14 @@ void catalog_vfs_destroy(struct catalog_vfs **_vfs)
 	*_vfs = NULL;
 	sqlite3_vfs_unregister(&vfs->base);
 	crypto_wipe(vfs->key, sizeof(vfs->key));
+	mem_free(vfs->temp_dir);
 	mem_free(vfs);
+}
+
+void catalog_vfs_set_temp_dir(struct catalog_vfs *vfs, const char *dir)
+{
+	mem_free(vfs->temp_dir);
+	vfs->temp_dir = dir == NULL ? NULL : mem_strdup(dir);
 }
 
 const char *catalog_vfs_name(const struct catalog_vfs *vfs)

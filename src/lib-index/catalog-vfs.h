@@ -18,7 +18,13 @@
  * sqlite3_open_v2() and set the reserved bytes on a new database before its
  * first write (catalog.c does). Writing page 1 with another page size or
  * reserve is refused, so no page can ever lose bytes to the nonce and tag.
- * Destroy only after every connection using it is closed. */
+ * Destroy only after every connection using it is closed.
+ *
+ * Temporary files: SQLite's own (in /var/tmp, in plain text) are refused.
+ * A temporary database (SQLITE_OPEN_TEMP_DB: VACUUM's transient copy of
+ * the catalog, when temp_store is FILE) is encrypted like the catalog, in
+ * the directory catalog_vfs_set_temp_dir() names, and unlinked as soon as
+ * it is open; without that directory it is refused too. */
 #include <stddef.h>
 
 #define CATALOG_VFS_PAGE_SIZE 4096
@@ -31,5 +37,7 @@ int catalog_vfs_create(const unsigned char key[CATALOG_VFS_KEY_LEN], struct cata
 		       const char **error_r);
 void catalog_vfs_destroy(struct catalog_vfs **vfs);
 const char *catalog_vfs_name(const struct catalog_vfs *vfs);
+/* Where temporary databases go (the catalog's directory); NULL: nowhere. */
+void catalog_vfs_set_temp_dir(struct catalog_vfs *vfs, const char *dir);
 
 #endif

@@ -3,7 +3,9 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,10 @@ static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
 		sqlite3_close(db);
 		return NULL;
 	}
+	/* as catalog.c: SQLite's temporary files stay in memory (the VFS
+	 * refuses them) */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL),
+			 SQLITE_OK);
 	if (layout) {
 		int reserve = CATALOG_VFS_RESERVE;
 		assert_int_equal(sqlite3_exec(db, "PRAGMA page_size = 4096", NULL, NULL, NULL),
@@ -363,6 +369,144 @@ static void test_spilled_pages_written_again(void **state)
 	mem_free(path);
 }
 
+/* What VACUUM's transient copy looked like, seen from a progress handler
+ * while the VACUUM ran. */
+struct temp_seen {
+	const char *dir;
+	bool found;     /* an open, unlinked .catalog-temp-* file in dir */
+	bool plain;     /* "secret" in it */
+	off_t max_size; /* the largest it was seen */
+};
+
+static bool memmem_secret(const unsigned char *buf, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++) {
+		if (memcmp(buf + i, "secret", 6) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Look through this process's open files for the transient database: it
+ * is unlinked, so only /proc/self/fd still reaches it. */
+static int look_at_temp_files(void *ctx)
+{
+	struct temp_seen *seen = ctx;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char want[4096];
+	snprintf(want, sizeof(want), "%s/.catalog-temp-", seen->dir);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		char link[300], target[4096];
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strncmp(target, want, strlen(want)) != 0 || strstr(target, "(deleted)") == NULL)
+			continue;
+		seen->found = true;
+		FILE *f = fopen(link, "rb");
+		unsigned char buf[65536];
+		size_t got;
+		off_t size = 0;
+		while (f != NULL && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
+			seen->plain = seen->plain || memmem_secret(buf, got);
+			size += (off_t)got;
+		}
+		if (f != NULL)
+			fclose(f);
+		if (size > seen->max_size)
+			seen->max_size = size;
+	}
+	if (d != NULL)
+		closedir(d);
+	return 0;
+}
+
+static sqlite3_int64 vacuum_memory_peak(sqlite3 *db, const char *temp_store)
+{
+	sqlite3_int64 cur, peak;
+	char *sql = mem_printf("PRAGMA temp_store = %s", temp_store);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	mem_free(sql);
+	assert_int_equal(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &peak, 1), SQLITE_OK);
+	int rc = sqlite3_exec(db, "VACUUM", NULL, NULL, NULL);
+	assert_int_equal(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &peak, 0), SQLITE_OK);
+	assert_int_equal(rc, SQLITE_OK);
+	return peak;
+}
+
+/* VACUUM copies the database into a transient one first. In memory
+ * (temp_store = MEMORY) that copy is as large as the database, so a
+ * compaction's memory grew with the instance; as a file it costs only its
+ * cache. The file must then hold no plain text: it is encrypted like the
+ * catalog, in the catalog's directory, and unlinked at once. Any other
+ * temporary file (SQLite's own, plain, in /var/tmp) is refused. */
+static void test_vacuum_copies_into_an_encrypted_file(void **state)
+{
+	unsigned char key[CATALOG_VFS_KEY_LEN];
+	crypto_key_generate(key);
+	struct catalog_vfs *vfs;
+	const char *error;
+	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	char *path = mem_printf("%s/vacuum.db", tmpdir);
+	sqlite3 *db = open_db(path, vfs, true);
+	assert_non_null(db);
+	/* 16 MB of rows; a 1 MB cache */
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "PRAGMA journal_mode = WAL; PRAGMA cache_size = -1024;"
+			     " CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT);"
+			     " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+			     " WHERE i < 16000) INSERT INTO t SELECT i, printf('secret%01000d', i) "
+			     "FROM n;"
+			     " DELETE FROM t WHERE k % 3 = 0;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+
+	/* no directory for it: refused, not written elsewhere */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA temp_store = FILE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(db, "VACUUM", NULL, NULL, NULL), SQLITE_OK);
+
+	/* in memory: the copy's size (the premise of the change) */
+	sqlite3_int64 in_memory = vacuum_memory_peak(db, "MEMORY");
+	assert_true(in_memory > 8 * 1024 * 1024);
+
+	catalog_vfs_set_temp_dir(vfs, tmpdir);
+	struct temp_seen seen = {.dir = tmpdir};
+	sqlite3_progress_handler(db, 20000, look_at_temp_files, &seen);
+	sqlite3_int64 as_file = vacuum_memory_peak(db, "FILE");
+	sqlite3_progress_handler(db, 0, NULL, NULL);
+	assert_true(as_file < 4 * 1024 * 1024);
+	assert_true(seen.found);
+	assert_true(seen.max_size > 1024 * 1024);
+	assert_false(seen.plain);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 10667);
+	assert_int_equal(count_rows(db), 10667);
+
+	/* a sort larger than its memory would spill to a plain file: refused */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA cache_size = 10", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "SELECT v FROM t ORDER BY substr(v, 7) DESC", -1, &st, NULL),
+		SQLITE_OK);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	}
+	sqlite3_finalize(st);
+	assert_int_not_equal(rc, SQLITE_DONE);
+	/* nothing left behind in the directory */
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		assert_null(strstr(e->d_name, ".catalog-temp-"));
+	closedir(d);
+	sqlite3_close(db);
+	catalog_vfs_destroy(&vfs);
+	mem_free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_schema_versions),
 		cmocka_unit_test(test_deletion_forgets_words),
 		cmocka_unit_test(test_spilled_pages_written_again),
+		cmocka_unit_test(test_vacuum_copies_into_an_encrypted_file),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
