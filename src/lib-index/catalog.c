@@ -230,9 +230,22 @@ void catalog_cost(struct catalog *cat, struct catalog_cost *cost_r)
 	*cost_r = cat->cost;
 }
 
+/* SQLite's message for the last error, with the system's reason where the
+ * file system failed: "disk I/O error" alone does not tell a full disk
+ * from a broken one. (tstr) */
+static const char *catalog_errmsg(struct catalog *cat, const char *message)
+{
+	int code = sqlite3_extended_errcode(cat->db) & 0xff;
+	int sys = sqlite3_system_errno(cat->db);
+	if (sys == 0 || (code != SQLITE_IOERR && code != SQLITE_FULL && code != SQLITE_CANTOPEN))
+		return message;
+	return tstr_printf("%s (%s)", message, strerror(sys));
+}
+
 static int catalog_fail(struct catalog *cat, const char *what, const char **error_r)
 {
-	*error_r = tstr_printf("%s: %s: %s", cat->path, what, sqlite3_errmsg(cat->db));
+	*error_r = tstr_printf("%s: %s: %s", cat->path, what,
+			       catalog_errmsg(cat, sqlite3_errmsg(cat->db)));
 	return -1;
 }
 
@@ -240,7 +253,8 @@ static int catalog_exec(struct catalog *cat, const char *sql, const char **error
 {
 	char *err = NULL;
 	if (sqlite3_exec(cat->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-		*error_r = tstr_printf("%s: %s", cat->path, err != NULL ? err : "exec failed");
+		*error_r = tstr_printf("%s: %s", cat->path,
+				       catalog_errmsg(cat, err != NULL ? err : "exec failed"));
 		sqlite3_free(err);
 		return -1;
 	}
@@ -371,8 +385,10 @@ int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
 	if (sqlite3_open_v2(path, &cat->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    catalog_vfs_name(cat->vfs)) != SQLITE_OK) {
-		*error_r = tstr_printf("%s: cannot open: %s", path,
-				       cat->db != NULL ? sqlite3_errmsg(cat->db) : "no memory");
+		*error_r =
+			tstr_printf("%s: cannot open: %s", path,
+				    cat->db != NULL ? catalog_errmsg(cat, sqlite3_errmsg(cat->db))
+						    : "no memory");
 		catalog_destroy(&cat);
 		return -1;
 	}
