@@ -1,6 +1,7 @@
 #include "catalog.h"
 #include "array.h"
 #include "catalog-vfs.h"
+#include "file.h"
 #include "mem.h"
 #include "search-query.h"
 #include "str.h"
@@ -357,17 +358,6 @@ static int catalog_set_layout(struct catalog *cat, const char **error_r)
 	return 0;
 }
 
-/* The directory a catalog's file is in (tstr). */
-static const char *catalog_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (slash == NULL)
-		return ".";
-	if (slash == path)
-		return "/";
-	return tstr_printf("%.*s", (int)(slash - path), path);
-}
-
 int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
 		 struct catalog **catalog_r, const char **error_r)
 {
@@ -377,7 +367,9 @@ int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
 		catalog_destroy(&cat);
 		return -1;
 	}
-	catalog_vfs_set_temp_dir(cat->vfs, catalog_dir(path));
+	char *dir = file_dirname(path);
+	catalog_vfs_set_temp_dir(cat->vfs, dir);
+	mem_free(dir);
 	FILE *probe = fopen(path, "rb");
 	bool is_new = probe == NULL || fgetc(probe) == EOF;
 	if (probe != NULL)

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *file_dirname(const char *path)
+char *file_dirname(const char *path)
 {
 	char *copy = mem_strdup(path);
 	char *dir = mem_strdup(dirname(copy));

@@ -17,6 +17,8 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 int file_read_all(const char *path, size_t max_size, char **data_r, size_t *len_r,
 		  const char **error_r);
 int file_fsync_dir(const char *dir, const char **error_r);
+/* The directory part of path, as dirname(3) gives it; mem_free(). */
+char *file_dirname(const char *path);
 /* mkdir -p with the given mode for directories it creates. */
 int file_mkdir_parents(const char *path, mode_t mode, const char **error_r);
 /* 1 if path exists, 0 if not, -1 on other errors. */

@@ -73,6 +73,22 @@ static void test_copy(void **state)
 
 /* The shared test helper: a tree with a symbolic link out of it goes, and
  * what the link points to stays. */
+static void check_dirname(const char *path, const char *want)
+{
+	char *dir = file_dirname(path);
+	assert_string_equal(dir, want);
+	mem_free(dir);
+}
+
+static void test_dirname(void **state)
+{
+	check_dirname("/srv/coffer/acme/catalog.db", "/srv/coffer/acme");
+	check_dirname("acme/catalog.db", "acme");
+	check_dirname("catalog.db", ".");
+	check_dirname("/catalog.db", "/");
+	check_dirname("/srv/acme/", "/srv");
+}
+
 static void test_tmpdir_removes_tree_not_link_target(void **state)
 {
 	char *outside = mem_printf("%s/outside", tmpdir);
@@ -124,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_write_atomic_roundtrip),
 		cmocka_unit_test(test_read_limits_and_errors),
 		cmocka_unit_test(test_copy),
+		cmocka_unit_test(test_dirname),
 		cmocka_unit_test(test_tmpdir_removes_tree_not_link_target),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
