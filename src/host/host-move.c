@@ -529,18 +529,6 @@ static void host_move_out_job_free(struct host_move_out_job *j)
 	mem_free(j);
 }
 
-/* Open for reading the piece: O_DIRECT where the file system takes it. A
- * move reads each byte once, so the page cache gains nothing from it, and
- * filling the cache with a whole instance costs more CPU than the reading
- * (in a VM, each page allocated faults in the hypervisor): with a cold
- * cache it was two thirds of the source's CPU time. The kernel writes back
- * dirty cached pages of the range first, so what the running instance just
- * wrote is read as it is. */
-static int host_move_out_open(const char *path, bool direct)
-{
-	return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (direct ? O_DIRECT : 0));
-}
-
 /* Whether every page of the piece at offset is in the page cache; asked
  * with mincore() on a mapping that is never touched, so asking reads
  * nothing and starts no readahead (a read with RWF_NOWAIT would). */
@@ -567,52 +555,36 @@ static bool host_move_piece_cached(int fd, long long offset)
 	return all;
 }
 
-/* Read the piece from the page cache when all of it is there (an instance
- * in use has much of its data cached: reading it from the disk again
- * would take the disk from the target's writes, on a shared disk half of
- * the copy's time); -1 with the fd closed when it is not. */
-static ssize_t host_move_out_read_cached(const char *path, long long offset, unsigned char *buf,
-					 int *fd_r)
+/* Read the piece: from the page cache when all of it is there, else with
+ * O_DIRECT where the file system takes it.
+ *
+ * An instance in use has much of its data cached: reading it from the
+ * disk again would take the disk from the target's writes (on a shared
+ * disk, half of the copy's time). What is not cached a move reads once,
+ * so the cache gains nothing from it, and filling the cache with a whole
+ * instance costs more CPU than the reading (in a VM, each page allocated
+ * faults in the hypervisor): with a cold cache it was two thirds of the
+ * source's CPU time. The kernel writes back dirty cached pages of the
+ * range before an O_DIRECT read, so what the running instance just wrote
+ * is read as it is. A file system that refuses O_DIRECT (EINVAL, when it
+ * is set or at the read) is read buffered. */
+static ssize_t host_move_out_read_piece(int fd, unsigned char *buf, long long offset)
 {
-	int fd = host_move_out_open(path, false);
-	if (fd < 0)
-		return -1;
-	if (!host_move_piece_cached(fd, offset)) {
-		close(fd);
-		return -1;
+	int flags = fcntl(fd, F_GETFL);
+	if (flags >= 0 && !host_move_piece_cached(fd, offset) &&
+	    fcntl(fd, F_SETFL, flags | O_DIRECT) == 0) {
+		ssize_t n = host_move_pread_piece(fd, buf, offset);
+		if (n >= 0 || errno != EINVAL || fcntl(fd, F_SETFL, flags) < 0)
+			return n;
 	}
-	ssize_t n = host_move_pread_piece(fd, buf, offset);
-	if (n < 0) {
-		close(fd);
-		return -1;
-	}
-	*fd_r = fd;
-	return n;
+	return host_move_pread_piece(fd, buf, offset);
 }
 
-/* On the worker: read the piece and hash it; from the page cache when it
- * is all there, else O_DIRECT, and buffered where the file system refuses
- * O_DIRECT, at open or at read (EINVAL). */
+/* On the worker: read the piece and hash it. */
 static void host_move_out_job_work(void *ctx)
 {
 	struct host_move_out_job *j = ctx;
-	/* aligned as O_DIRECT wants it (pieces start at multiples of the
-	 * chunk); freed with mem_free() like any other */
-	j->buf = mem_alloc_aligned(HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK);
-	int fd = -1;
-	ssize_t n = host_move_out_read_cached(j->path, j->offset, j->buf, &fd);
-	for (int direct = 1; fd < 0 && direct >= 0; direct--) {
-		fd = host_move_out_open(j->path, direct != 0);
-		if (fd < 0 && errno == EINVAL && direct)
-			continue;
-		if (fd < 0)
-			break;
-		n = host_move_pread_piece(fd, j->buf, j->offset);
-		if (n >= 0 || errno != EINVAL || !direct)
-			break;
-		close(fd);
-		fd = -1;
-	}
+	int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		/* removed since the listing (the instance runs): empty for now,
 		 * and gone from the next listing, which the target follows */
@@ -621,6 +593,10 @@ static void host_move_out_job_work(void *ctx)
 		crypto_checksum("", 0, j->sum.b);
 		return;
 	}
+	/* aligned as O_DIRECT wants it (pieces start at multiples of the
+	 * chunk); freed with mem_free() like any other */
+	j->buf = mem_alloc_aligned(HOST_MOVE_DIRECT_ALIGN, HOST_MOVE_CHUNK);
+	ssize_t n = host_move_out_read_piece(fd, j->buf, j->offset);
 	if (n < 0) {
 		j->read_errno = errno;
 	} else {
