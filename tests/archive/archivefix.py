@@ -55,6 +55,19 @@ class Archive:
         return p.returncode, p.stdout.decode() + p.stderr.decode(errors="replace")
 
 
+def small_tmpfs(path, size):
+    """Mounts a tmpfs of `size` (as mount takes it: "16m") at path, for a
+    full disk; a generator for a fixture to yield from (unmounts after).
+    Skips where it cannot (not root)."""
+    path.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size,
+                                            "tmpfs", str(path)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs (needs root)")
+    yield path
+    subprocess.run(["umount", "-l", str(path)])
+
+
 def parse_archived(stdout):
     found = {}
     for line in stdout.decode(errors="replace").splitlines():

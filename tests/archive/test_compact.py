@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from archivefix import sha256
+from archivefix import sha256, small_tmpfs
 from test_durability import make_mbox
 
 
@@ -114,13 +114,7 @@ def test_sigkill_during_compaction(archive, tmp_path):
 
 @pytest.fixture
 def small_fs(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs",
-                                            str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
+    yield from small_tmpfs(tmp_path / "small", "32m")
 
 
 def leave_free(fs, filler, room):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from archivefix import parse_archived, sha256
+from archivefix import parse_archived, sha256, small_tmpfs
 
 
 def make_mbox(start, count, size=3000):
@@ -62,13 +62,7 @@ def test_sigkill_at_random_points(archive, tmp_path):
 
 @pytest.fixture
 def tiny_fs(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs",
-                                            str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
+    yield from small_tmpfs(tmp_path / "small", "16m")
 
 
 def test_full_disk(tiny_fs, tmp_path):
