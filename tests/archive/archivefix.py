@@ -69,8 +69,11 @@ def small_tmpfs(path, size):
 
 
 def parse_archived(stdout):
+    """The messages an import reported. A process killed mid-write leaves its
+    last line cut short; only lines ended by a newline are reports."""
     found = {}
-    for line in stdout.decode(errors="replace").splitlines():
+    text = stdout.decode(errors="replace")
+    for line in text[:text.rfind("\n") + 1].splitlines():
         parts = line.split(" ")
         if len(parts) >= 4 and parts[0] in ("archived", "duplicate"):
             found[parts[3]] = (int(parts[1]), parts[2])
