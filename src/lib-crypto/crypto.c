@@ -65,6 +65,27 @@ void crypto_key_generate(unsigned char key[CRYPTO_KEY_LEN])
 	crypto_aead_xchacha20poly1305_ietf_keygen(key);
 }
 
+void crypto_aead_encrypt(const unsigned char key[CRYPTO_KEY_LEN], const void *plain,
+			 size_t plain_len, const void *ad, size_t ad_len, unsigned char *out)
+{
+	unsigned char *nonce = out;
+	randombytes_buf(nonce, CRYPTO_AEAD_NONCE_LEN);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + CRYPTO_AEAD_NONCE_LEN, NULL, plain,
+						   plain_len, ad, ad_len, NULL, nonce, key);
+}
+
+int crypto_aead_decrypt(const unsigned char key[CRYPTO_KEY_LEN], const unsigned char *in,
+			size_t in_len, const void *ad, size_t ad_len, unsigned char *plain_out)
+{
+	if (in_len < CRYPTO_AEAD_OVERHEAD)
+		return -1;
+	return crypto_aead_xchacha20poly1305_ietf_decrypt(
+		       plain_out, NULL, NULL, in + CRYPTO_AEAD_NONCE_LEN,
+		       in_len - CRYPTO_AEAD_NONCE_LEN, ad, ad_len, in, key) == 0
+		       ? 0
+		       : -1;
+}
+
 void crypto_kdf_derive(const unsigned char master[CRYPTO_KEY_LEN], const char context[8],
 		       unsigned long long id, unsigned char out[CRYPTO_KEY_LEN])
 {

@@ -1,20 +1,17 @@
 #ifndef COFFER_CRYPTO_H
 #define COFFER_CRYPTO_H
 /* crypto: primitives for the rest of Coffer (the only module that uses
- * libsodium, and OpenSSL's libcrypto): randomness, SHA-256 (crypto-hash.c,
+ * libsodium, and OpenSSL's digests): randomness, SHA-256 (crypto-hash.c,
  * OpenSSL, for the CPU's SHA instructions), Argon2id password hashes, and
- * authenticated encryption (XChaCha20-Poly1305, IETF construction:
- * crypto-aead.c, libsodium's bytes at OpenSSL's speed).
+ * authenticated encryption (XChaCha20-Poly1305, IETF construction).
  *
  * Contract: crypto_init() must be called once before anything else (it is
  * cheap and idempotent; -1 only if libsodium cannot initialise). Keys are
  * CRYPTO_KEY_LEN random bytes. crypto_aead_encrypt() writes
  * CRYPTO_AEAD_OVERHEAD more bytes than the plaintext (a random nonce followed
  * by the ciphertext and tag), and may encrypt in place (plain at
- * out + CRYPTO_AEAD_NONCE_LEN); crypto_aead_decrypt() fails (-1) on any
- * change to the ciphertext, the nonce or the associated data, and then
- * leaves zeros in plain_out; it may decrypt in place (plain_out at
- * in + CRYPTO_AEAD_NONCE_LEN). Both are safe to call from any thread. crypto_siphash() is a
+ * out + CRYPTO_AEAD_NONCE_LEN, as libsodium allows); crypto_aead_decrypt() fails (-1) on any change
+ * to the ciphertext, the nonce or the associated data. crypto_siphash() is a
  * keyed 64-bit hash (SipHash-2-4) for hash tables whose keys an attacker
  * chooses (user names, addresses): with a random key, collisions cannot be
  * precomputed. */

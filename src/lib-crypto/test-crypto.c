@@ -3,8 +3,6 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <pthread.h>
-#include <sodium.h>
 #include <string.h>
 
 #include "crypto.h"
@@ -105,88 +103,6 @@ static void test_aead_roundtrip_and_tamper(void **state)
 	mem_free(pt);
 }
 
-/* Every archive so far was sealed by libsodium's XChaCha20-Poly1305: ours
- * must read what it wrote and write what it reads, at every length around
- * ChaCha20's 64-byte blocks and Poly1305's 16, in place too. */
-static void aead_check_against_libsodium(unsigned int seed)
-{
-	static const size_t lens[] = {0, 1, 15, 16, 17, 63, 64, 65, 4056, 65543};
-	unsigned char key[CRYPTO_KEY_LEN], ad[9];
-	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-		size_t len = lens[i];
-		unsigned char *plain = mem_alloc(len + 1),
-			      *ours = mem_alloc(len + CRYPTO_AEAD_OVERHEAD);
-		unsigned char *theirs = mem_alloc(len + CRYPTO_AEAD_OVERHEAD),
-			      *back = mem_alloc(len + 1);
-		randombytes_buf(key, sizeof(key));
-		randombytes_buf(ad, sizeof(ad));
-		randombytes_buf(plain, len);
-		ad[0] = (unsigned char)seed;
-		crypto_aead_encrypt(key, plain, len, ad, sizeof(ad), ours);
-		assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
-					 back, NULL, NULL, ours + CRYPTO_AEAD_NONCE_LEN,
-					 len + CRYPTO_AEAD_TAG_LEN, ad, sizeof(ad), ours, key),
-				 0);
-		assert_memory_equal(back, plain, len);
-		randombytes_buf(theirs, CRYPTO_AEAD_NONCE_LEN);
-		crypto_aead_xchacha20poly1305_ietf_encrypt(theirs + CRYPTO_AEAD_NONCE_LEN, NULL,
-							   plain, len, ad, sizeof(ad), NULL, theirs,
-							   key);
-		assert_int_equal(crypto_aead_decrypt(key, theirs, len + CRYPTO_AEAD_OVERHEAD, ad,
-						     sizeof(ad), back),
-				 0);
-		assert_memory_equal(back, plain, len);
-		/* in place, both ways */
-		assert_int_equal(crypto_aead_decrypt(key, theirs, len + CRYPTO_AEAD_OVERHEAD, ad,
-						     sizeof(ad), theirs + CRYPTO_AEAD_NONCE_LEN),
-				 0);
-		assert_memory_equal(theirs + CRYPTO_AEAD_NONCE_LEN, plain, len);
-		memcpy(ours + CRYPTO_AEAD_NONCE_LEN, plain, len);
-		crypto_aead_encrypt(key, ours + CRYPTO_AEAD_NONCE_LEN, len, ad, sizeof(ad), ours);
-		assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
-					 back, NULL, NULL, ours + CRYPTO_AEAD_NONCE_LEN,
-					 len + CRYPTO_AEAD_TAG_LEN, ad, sizeof(ad), ours, key),
-				 0);
-		assert_memory_equal(back, plain, len);
-		/* a changed tag: refused, and nothing decrypted left behind */
-		if (len > 0) {
-			ours[CRYPTO_AEAD_NONCE_LEN + len] ^= 0x80;
-			memset(back, 0xaa, len);
-			assert_int_equal(crypto_aead_decrypt(key, ours, len + CRYPTO_AEAD_OVERHEAD,
-							     ad, sizeof(ad), back),
-					 -1);
-			for (size_t j = 0; j < len; j++)
-				assert_int_equal(back[j], 0);
-		}
-		mem_free(plain);
-		mem_free(ours);
-		mem_free(theirs);
-		mem_free(back);
-	}
-}
-
-static void test_aead_is_libsodiums_xchacha20poly1305(void **state)
-{
-	aead_check_against_libsodium(0);
-}
-
-static void *aead_thread(void *arg)
-{
-	for (unsigned int round = 0; round < 20; round++)
-		aead_check_against_libsodium(round + (unsigned int)(uintptr_t)arg);
-	return NULL;
-}
-
-/* each thread has its own cipher contexts; they are freed with it */
-static void test_aead_from_several_threads(void **state)
-{
-	pthread_t threads[4];
-	for (uintptr_t i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&threads[i], NULL, aead_thread, (void *)i), 0);
-	for (size_t i = 0; i < 4; i++)
-		assert_int_equal(pthread_join(threads[i], NULL), 0);
-}
-
 static void test_random_hex_and_equal(void **state)
 {
 	char *a = crypto_random_hex(16), *b = crypto_random_hex(16);
@@ -226,8 +142,6 @@ int main(void)
 		cmocka_unit_test(test_siphash_reference_vector),
 		cmocka_unit_test(test_password_hash_verify),
 		cmocka_unit_test(test_aead_roundtrip_and_tamper),
-		cmocka_unit_test(test_aead_is_libsodiums_xchacha20poly1305),
-		cmocka_unit_test(test_aead_from_several_threads),
 		cmocka_unit_test(test_random_hex_and_equal),
 		cmocka_unit_test(test_kdf_separates_purposes),
 	};

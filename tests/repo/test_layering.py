@@ -18,10 +18,9 @@ ROLES = {"mgmt", "host", "instance", "access"}
 
 # Third-party header (prefix) -> the one directory that may include it.
 # OpenSSL is two libraries: libssl/X.509 for TLS and certificates (lib-tls)
-# and libcrypto's EVP, used by lib-crypto for SHA-256 and ChaCha20-Poly1305
-# because it uses the CPU's SHA and AVX-512 instructions (SHA-256 1.4 GB/s
-# here against libsodium's 250 MB/s; a 4 KiB page sealed in 1.6 µs against
-# 3.0 µs); lib-crypto includes only <openssl/evp.h> for that.
+# and libcrypto's digests, used by lib-crypto for SHA-256 because it uses the
+# CPU's SHA instructions (1.4 GB/s here against libsodium's 250 MB/s);
+# lib-crypto includes only <openssl/evp.h> for that.
 OWNERS = {
     "event2/http.h": {"lib-http"},
     "event2/keyvalq_struct.h": {"lib-http"},
