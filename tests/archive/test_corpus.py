@@ -3,7 +3,6 @@ deterministic sample of corpus A, and every file of the tricky corpus, imports
 without a crash and reads back byte for byte."""
 import os
 import subprocess
-import tarfile
 
 import pytest
 

@@ -69,7 +69,6 @@ def test_full_disk(tiny_fs, tmp_path):
     from archivefix import Archive
     (tmp_path / "keys").mkdir()
     archive = Archive(tiny_fs / "base", tmp_path / "keys" / "k")
-    rnd = random.Random(1)
     # hard to compress, to fill 16 MB after some batches (of up to 2,000
     # messages, with a WAL checkpointed every 32 MB) have committed
     mbox = tmp_path / "big.mbox"

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from archivefix import SHARED, coffer_bin, sha256
+from archivefix import sha256
 
 MB = 1024 * 1024
 # AddressSanitizer's shadow memory and quarantine make RSS meaningless there

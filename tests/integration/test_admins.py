@@ -4,13 +4,12 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import pytest
 
-from daemonfix import Api, COFFER, free_port, wait_for
+from daemonfix import Api, free_port, wait_for
 
 ADMIN = "pw-single"
 

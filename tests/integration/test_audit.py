@@ -13,7 +13,6 @@ import glob
 import hashlib
 import imaplib
 import itertools
-import json
 import os
 import shutil
 import signal

@@ -6,9 +6,8 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 
-from daemonfix import COFFER, all_connected, free_port, wait_for
+from daemonfix import all_connected, free_port, wait_for
 
 
 def stopped_single(make_server):

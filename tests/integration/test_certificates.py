@@ -1,5 +1,4 @@
 """Certificate export, import (PEM and PKCS#12) and renewal."""
-import os
 import subprocess
 
 from daemonfix import all_connected, wait_for

@@ -34,7 +34,7 @@ import zipfile
 
 import pytest
 
-from daemonfix import COFFER, Api, Server, all_connected, free_port, wait_for
+from daemonfix import Api, Server, all_connected, free_port, wait_for
 from netnsfix import run_browser
 from test_console import ARTIFACTS, CHROMIUM, _missing
 from test_instances import data_dir, state

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from daemonfix import COFFER, all_connected, wait_for
+from daemonfix import COFFER, wait_for
 from netnsfix import run_browser
 from test_console import ARTIFACTS, CHROMIUM, Https, _missing, system  # noqa: F401
 from test_instances import data_dir, state

@@ -9,7 +9,6 @@ export and restore; names that would leave export/ are refused; a user of
 the instance is not an administrator of the Management API.
 
 Time: one system and one Dovecot for the module; 16 small messages."""
-import hashlib
 import imaplib
 import json
 import os
@@ -17,7 +16,6 @@ import pathlib
 import pwd
 import re
 import shutil
-import ssl
 import subprocess
 import tempfile
 import time

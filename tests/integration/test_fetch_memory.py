@@ -8,7 +8,6 @@ slowly.
 
 Memory is not timing-sensitive, so the bounds hold on a loaded machine; they
 are generous against what was measured (see the constants)."""
-import os
 import socket
 import time
 

@@ -1,7 +1,6 @@
 """The Client Access Server's read-only IMAP, with Python's imaplib (and curl)
 as real clients against a running single server mode system."""
 import imaplib
-import json
 import os
 import socket
 import ssl

@@ -1,14 +1,12 @@
 """IMAP under load and abuse: a 10,000-message folder fetched byte-identical,
 garbage, oversized lines and literals, unbalanced parentheses, and a client
 that stops reading while the server has megabytes to send."""
-import imaplib
 import os
 import socket
 import time
 
-import pytest
 
-from daemonfix import SANITIZED, all_connected, wait_for
+from daemonfix import SANITIZED
 from mailgen import message
 from test_imap import connect, import_mbox, imap_system, tls_context  # noqa: F401 (fixture)
 

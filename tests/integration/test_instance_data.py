@@ -2,13 +2,11 @@
 the Management API (coffer api)."""
 import json
 import os
-import subprocess
-import time
 
 import pytest
 
-from daemonfix import COFFER, all_connected, wait_for
-from mailgen import write_mbox, TOPICS
+from daemonfix import all_connected, wait_for
+from mailgen import write_mbox
 from test_instances import data_dir, state
 
 

@@ -14,12 +14,10 @@ Postfix transaction would have kept; for swaks, with the exact DATA sent.
 Time bounds: every wait is at most 60 s (a loaded 2-core machine runs a
 delivery in well under a second; Postfix's retry is forced with
 `postqueue -f`)."""
-import glob
 import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import smtplib
 import socket

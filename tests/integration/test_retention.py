@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import ssl
 import tempfile
 import time

@@ -2,8 +2,6 @@
 import json
 import os
 import signal
-import subprocess
-import time
 
 from daemonfix import all_connected, role_states, wait_for
 

@@ -28,7 +28,6 @@ import multiprocessing
 import resource
 import socket
 import ssl
-import statistics
 import threading
 import time
 import zipfile

@@ -19,14 +19,12 @@ transaction whose cost grows with the list, not with its square.
   whole sync."""
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import time
 import urllib.request
 import base64
 
-import pytest
 
 from daemonfix import all_connected, wait_for
 from test_instances import data_dir, state

@@ -6,8 +6,6 @@ import http.client
 import json
 import os
 import ssl
-import time
-import urllib.parse
 
 from daemonfix import all_connected, wait_for
 from mailgen import write_mbox
