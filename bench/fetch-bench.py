@@ -63,8 +63,8 @@ PEERS = os.path.join(SHARED, "peers")
 CORPUS = os.path.join(SHARED, "corpus", "linux-mips.mboxrd.zst")
 RUNS = max(2, int(os.environ.get("RUNS", "3")))
 CONNS = max(1, int(os.environ.get("CONNS", "4")))
-PORTS = {"mtcp": 39671, "mhttp": 39643, "itcp": 39672, "ctcp": 39673, "chttp": 39644,
-         "cimap": 39343, "cimaps": 39794, "dovecot": 39350}
+PORTS = {"mtcp": 19671, "mhttp": 19643, "itcp": 19672, "ctcp": 19673, "chttp": 19644,
+         "cimap": 19343, "cimaps": 19794, "dovecot": 19350}
 
 
 def run(*args, **kw):
@@ -127,7 +127,7 @@ def coffer_setup(mbox):
     """Configure and import once; later calls find it done."""
     cfg = coffer_cfg()
     done = os.path.join(WORK, "coffer-imported")
-    if os.path.exists(done):
+    if os.path.exists(done) and open(done).read() == json.dumps(PORTS):
         return
     if os.path.isdir(cfg):
         subprocess.run([COFFER, "config", "--config-dir", cfg, "stop"], capture_output=True)
@@ -164,7 +164,8 @@ def coffer_setup(mbox):
     print("coffer import: %d messages in %.1f s" % (r["archived"], time.time() - t), flush=True)
     os.remove(os.path.join(base, "import", "corpus.mbox"))
     run(*conf, "stop")
-    open(done, "w").close()
+    with open(done, "w") as f:
+        f.write(json.dumps(PORTS))  # a setup made with other ports is made anew
 
 
 def coffer_start():

@@ -33,8 +33,8 @@ COFFER = os.environ.get("COFFER_BIN", os.path.join(REPO, "build", "src", "cli", 
 WORK = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "/tmp/coffer-imap-bench")
 PEERS = os.path.join(SHARED, "peers")
 CORPUS = os.path.join(SHARED, "corpus", "linux-mips.mboxrd.zst")
-PORTS = {"mtcp": 39471, "mhttp": 39443, "itcp": 39472, "ctcp": 39473, "chttp": 39444,
-         "cimap": 39143, "cimaps": 39993, "dovecot": 39150}
+PORTS = {"mtcp": 19471, "mhttp": 19443, "itcp": 19472, "ctcp": 19473, "chttp": 19444,
+         "cimap": 19143, "cimaps": 19993, "dovecot": 19150}
 
 
 def run(*args, **kw):
@@ -122,7 +122,7 @@ def start_remote_host(mbox):
     shutil.rmtree(cfg, ignore_errors=True)
     ih = [COFFER, "config", "--config-dir", cfg]
     run(*ih, "init", "--mode", "multi")
-    run(*ih, "role", "add", "instance-host", "--server-name", "127.0.0.3", "--tcp-listeners", "127.0.0.3:39472")
+    run(*ih, "role", "add", "instance-host", "--server-name", "127.0.0.3", "--tcp-listeners", "127.0.0.3:19472")
     run(*ih, "pair", "--management-server", "127.0.0.1", "--api-port", PORTS["mhttp"], "--admin-password", "bench-admin",
         "--trust-on-first-use")
     run(*ih, "start")

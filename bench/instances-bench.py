@@ -45,7 +45,7 @@ def config(*args):
     subprocess.run([COFFER, "config", "--config-dir", cfg] + list(args), check=True, capture_output=True)
 
 
-ports = {"m": 38470, "mt": 38471, "i": 38472, "c": 38473}
+ports = {"m": 18470, "mt": 18471, "i": 18472, "c": 18473}
 config("init", "--mode", "single", "--admin-password", PW)
 config("role", "configure", "management-server", "--tcp-listeners", "127.0.0.1:%d" % ports["mt"],
        "--http-listeners", "127.0.0.1:%d" % ports["m"])

@@ -52,8 +52,8 @@ WORK = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "/tmp/coffer-login-
 PEERS = os.path.join(SHARED, "peers")
 CLIENTS = int(os.environ.get("CLIENTS", "50"))
 ROUNDS = max(2, int(os.environ.get("ROUNDS", "3")))
-PORTS = {"mtcp": 39571, "mhttp": 39543, "itcp": 39572, "ctcp": 39573, "chttp": 39544,
-         "cimap": 39243, "cimaps": 39894, "dovecot": 39250}
+PORTS = {"mtcp": 19571, "mhttp": 19543, "itcp": 19572, "ctcp": 19573, "chttp": 19544,
+         "cimap": 19243, "cimaps": 19894, "dovecot": 19250}
 MESSAGES = 20
 
 

@@ -78,8 +78,8 @@ POLL = os.environ.get("POLL", "1") == "1"
 COLD = os.environ.get("COLD", "0") == "1"
 PREFAULT_MB = int(os.environ.get("PREFAULT_MB", "2048"))
 HOST1, HOST2 = "127.0.0.1", "127.0.0.7"
-PORTS = {"mtcp": 39771, "mhttp": 39743, "itcp": 39772, "ctcp": 39773, "chttp": 39744,
-         "cimap": 39443, "cimaps": 39894, "itcp2": 39775}
+PORTS = {"mtcp": 19771, "mhttp": 19743, "itcp": 19772, "ctcp": 19773, "chttp": 19744,
+         "cimap": 19443, "cimaps": 19894, "itcp2": 19775}
 ADMIN_PW = "bench-admin"
 
 
@@ -182,7 +182,7 @@ def stop_all():
 
 def setup(mbox):
     done = os.path.join(WORK, "imported")
-    if os.path.exists(done):
+    if os.path.exists(done) and open(done).read() == json.dumps(PORTS):
         start_all()
         return
     stop_all()
@@ -225,7 +225,8 @@ def setup(mbox):
             "folder=corpus")
     print("import: %d messages in %.1f s" % (r["archived"], time.time() - t), flush=True)
     os.remove(os.path.join(base, "import", "corpus.mbox"))
-    open(done, "w").close()
+    with open(done, "w") as f:
+        f.write(json.dumps(PORTS))  # a setup made with other ports is made anew
 
 
 def dir_bytes(path):
