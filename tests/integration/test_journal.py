@@ -28,6 +28,7 @@ import time
 import pytest
 
 from daemonfix import ROOT, all_connected, free_port, wait_for
+from mailgen import write_mbox
 from test_instances import data_dir, restarted, state
 
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "linux-mips.mboxrd.zst")
@@ -554,6 +555,35 @@ def test_delivery_during_import(slow_jobs, journal):
     assert result["archived"] == imported, (result, folder_counts(s))
     for u in ("u7", "u8"):
         assert read_folder(s, u + "/Journal") == [body.encode()]
+
+
+def test_delivery_during_a_job_that_takes_no_mail(slow_jobs, journal):
+    """A job that takes no messages (here VerifyStores; a compaction or a
+    retention run likewise) holds the archive's writer to itself: a journal
+    copy arriving meanwhile is answered 451, never 250, and the sender's
+    retry after the job is archived, once (docs/sources.md)."""
+    s = journal
+    os.makedirs(os.path.join(s.base, "import"), exist_ok=True)
+    write_mbox(os.path.join(s.base, "import", "mail.mbox"), 3000)
+    subprocess.run(["chown", "-R", "coffer", os.path.join(s.base, "import")], check=False)
+    s.api.call("ImportFiles", "instanceID=acme", "userName=u9", "path=import/mail.mbox")
+    # slowed down (slow_jobs): a progress report every 64 units sleeps 0.3 s
+    p = s.api.call_raw("VerifyStores", "instanceID=acme", extra=["--no-wait"])
+    assert json.loads(p.stdout)["statusCode"] == "running", p.stdout
+
+    def running_verify():
+        jobs = s.api.call("GetJobs", "instanceID=acme")
+        return [j["jobID"] for j in jobs if j["kind"] == "verify" and j["state"] == "running"]
+    job = wait_for(running_verify, timeout=30, what="the verify running")[0]
+    body = "Subject: during a verify\r\nMessage-ID: <verify@test>\r\n\r\nheld back\r\n"
+    p = swaks(s.lmtp, "--protocol", "LMTP", "--to", "u7@" + DOMAIN, "--data", body[:-2])
+    assert "250 2.0.0" not in p.stdout and "451 4.3.0" in p.stdout, p.stdout
+    assert running_verify() == [job], "the verify ended before the delivery: nothing was shown"
+    s.api.call("CancelJob", "instanceID=acme", "jobID=" + job)
+    wait_for(lambda: not running_verify(), timeout=60, what="the verify cancelled")
+    p = swaks(s.lmtp, "--protocol", "LMTP", "--to", "u7@" + DOMAIN, "--data", body[:-2])
+    assert "250 2.0.0 Archived" in p.stdout, p.stdout
+    assert read_folder(s, "u7/Journal") == [body.encode()]
 
 
 class Raw:
