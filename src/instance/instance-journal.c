@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int instance_journal_resolve(struct instance_call *c)
@@ -134,7 +135,16 @@ struct instance_journal_waiting {
 	char *path;
 	char **owners;
 	size_t owner_count;
+	struct timespec since; /* CLOCK_MONOTONIC: when it came */
 };
+
+/* While a job holds the archive's writer, deliveries wait for it (the
+ * sender waits for its answer, as for any commit) and are checked again
+ * this often; one still waiting after INSTANCE_JOURNAL_HOLD_SECS is
+ * answered "busy", well before the Instance Host gives up on it (120 s:
+ * HOST_JOURNAL_DELIVER_SECS), and the sender retries later. */
+#define INSTANCE_JOURNAL_HOLD_POLL_MS 250
+#define INSTANCE_JOURNAL_HOLD_SECS 90
 
 /* A batch on its way through the committer's thread. */
 struct instance_journal_commit {
@@ -151,6 +161,7 @@ struct instance_journal {
 	struct instance *inst;
 	ARRAY(struct instance_journal_waiting) waiting;
 	struct event *flush;
+	unsigned int hold_secs;                 /* INSTANCE_JOURNAL_HOLD_SECS, or the test's */
 	struct worker_pool *committer;          /* one thread, made at the first batch */
 	unsigned int test_commit_delay_ms;      /* COFFER_TEST_JOURNAL_COMMIT_DELAY_MS */
 	struct instance_journal_commit *commit; /* the batch being committed */
@@ -260,6 +271,61 @@ static void instance_journal_commit_done(void *ctx, bool ran)
 	instance_journal_schedule(j);
 }
 
+/* A job holds the writer: the delivery goes through the job's own
+ * pipeline if it takes messages (an import, a profile's run); 1 if it
+ * did (answered when filed), 0 if the job takes none. */
+static int instance_journal_to_job(struct instance *inst, struct rpc_conn *conn, uint32_t id,
+				   const char *path, const char *const *owners, size_t n)
+{
+	struct instance_journal_pending *p = mem_new(struct instance_journal_pending);
+	p->inst = inst;
+	p->conn = conn;
+	p->id = id;
+	p->path = mem_strdup(path);
+	p->owners = n;
+	int queued = instance_archive_file_message_queued(inst->archive, inst->base, path, owners,
+							  n, INSTANCE_JOURNAL_FOLDER,
+							  instance_journal_filed, p);
+	if (queued == 1)
+		return 1;
+	mem_free(p->path);
+	mem_free(p);
+	return 0;
+}
+
+static long long instance_journal_waited_ms(const struct instance_journal_waiting *w)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - w->since.tv_sec) * 1000LL + (now.tv_nsec - w->since.tv_nsec) / 1000000;
+}
+
+/* While a job runs: each waiting delivery goes to the job if it takes
+ * messages, is answered "busy" if it waited too long, or waits on. */
+static void instance_journal_hold(struct instance_journal *j, const char *job)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < j->waiting.count; i++) {
+		struct instance_journal_waiting *w = &j->waiting.items[i];
+		if (instance_journal_to_job(j->inst, w->conn, w->id, w->path,
+					    (const char *const *)w->owners, w->owner_count) == 1) {
+			instance_journal_waiting_free(w);
+		} else if (instance_journal_waited_ms(w) >= (long long)j->hold_secs * 1000) {
+			rpc_conn_reply_error(w->conn, w->id, "busy",
+					     tstr_printf("a job (%s) held the archive's writer for "
+							 "%u s",
+							 job, j->hold_secs));
+			instance_journal_waiting_free(w);
+		} else {
+			j->waiting.items[kept++] = *w;
+		}
+	}
+	j->waiting.count = kept;
+	struct timeval again = {0, INSTANCE_JOURNAL_HOLD_POLL_MS * 1000};
+	if (kept > 0 && !evtimer_pending(j->flush, NULL))
+		evtimer_add(j->flush, &again);
+}
+
 static void instance_journal_flush(evutil_socket_t fd, short what, void *context)
 {
 	(void)fd;
@@ -269,6 +335,11 @@ static void instance_journal_flush(evutil_socket_t fd, short what, void *context
 	size_t n = j->waiting.count;
 	if (j->commit != NULL || n == 0)
 		return;
+	const char *job = instance_jobs_running(inst->jobs);
+	if (job != NULL) {
+		instance_journal_hold(j, job);
+		return;
+	}
 	if (n > INSTANCE_JOURNAL_BATCH_MAX)
 		n = INSTANCE_JOURNAL_BATCH_MAX;
 	struct instance_journal_waiting *batch = mem_alloc(sizeof(*batch) * n);
@@ -322,6 +393,9 @@ struct instance_journal *instance_journal_create(struct instance *inst)
 	const char *ms = getenv("COFFER_TEST_JOURNAL_COMMIT_DELAY_MS");
 	if (ms != NULL && atoi(ms) > 0)
 		j->test_commit_delay_ms = (unsigned int)atoi(ms);
+	const char *hold = getenv("COFFER_TEST_JOURNAL_HOLD_SECS");
+	j->hold_secs = hold != NULL && atoi(hold) > 0 ? (unsigned int)atoi(hold)
+						      : INSTANCE_JOURNAL_HOLD_SECS;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	return j;
@@ -365,29 +439,16 @@ int instance_journal_deliver(struct instance_call *c)
 	char *path = mem_strdup(
 		tstr_printf("%s/%s/%s", c->inst->base_dir, INSTANCE_JOURNAL_SPOOL, file));
 	if (instance_jobs_running(c->inst->jobs) != NULL) {
-		/* a job holds the writer: go through its pipeline, if it takes
-		 * messages (an import, a profile's run) */
 		const char **owners = mem_alloc(sizeof(*owners) * n);
 		for (size_t i = 0; i < n; i++)
 			owners[i] = json_string_of(json_at(list, i));
-		struct instance_journal_pending *p = mem_new(struct instance_journal_pending);
-		p->inst = c->inst;
-		p->conn = c->conn;
-		p->id = c->id;
-		p->path = path;
-		p->owners = n;
-		int queued = instance_archive_file_message_queued(
-			c->inst->archive, c->inst->base, path, owners, n, INSTANCE_JOURNAL_FOLDER,
-			instance_journal_filed, p);
+		int queued = instance_journal_to_job(c->inst, c->conn, c->id, path, owners, n);
 		mem_free(owners);
-		if (queued == 1)
+		if (queued == 1) {
+			mem_free(path);
 			return INSTANCE_CALL_ANSWERED;
-		mem_free(p);
-		mem_free(path);
-		c->code = "busy";
-		c->error = tstr_printf("a job (%s) holds the archive's writer",
-				       instance_jobs_running(c->inst->jobs));
-		return -1;
+		}
+		/* else it waits for the job, below (instance_journal_hold()) */
 	}
 	struct instance_journal *j = c->inst->journal;
 	struct instance_journal_waiting *w = array_push(&j->waiting);
@@ -398,6 +459,7 @@ int instance_journal_deliver(struct instance_call *c)
 	for (size_t i = 0; i < n; i++)
 		w->owners[i] = mem_strdup(json_string_of(json_at(list, i)));
 	w->owner_count = n;
+	clock_gettime(CLOCK_MONOTONIC, &w->since);
 	instance_journal_schedule(j);
 	return INSTANCE_CALL_ANSWERED;
 }

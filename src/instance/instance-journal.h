@@ -14,8 +14,11 @@
  * ({owners, archived, duplicates}); the file is removed after. Deliveries
  * that arrive together are committed together (one fsync), on a thread of
  * their own (the loop goes on meanwhile; reads use the read-only handle, a
- * write on the loop waits for that one commit). Refused
- * ("busy") while a job holds the archive's writer, so the client retries.
+ * write on the loop waits for that one commit). While a job holds the
+ * archive's writer, a delivery goes through the job's pipeline if it takes
+ * messages (an import, a profile's run), else it waits for the job to end,
+ * unanswered, for up to 90 s, then is refused ("busy") so that the client
+ * retries.
  *
  * Tests: with COFFER_TEST_JOURNAL_DELAY_MS set, JournalDeliver waits that
  * long after the commit before it answers (blocking the loop), so that a
@@ -23,7 +26,8 @@
  * COFFER_TEST_JOURNAL_COMMIT_DELAY_MS set, each batch's commit holds the
  * archive's writer that much longer, on the committer's thread (the loop
  * goes on answering), so that a test can call the instance meanwhile.
- * Never set either in production. */
+ * COFFER_TEST_JOURNAL_HOLD_SECS replaces the 90 s a delivery waits for a
+ * job. Never set any of them in production. */
 #define INSTANCE_JOURNAL_FOLDER "Journal"
 #define INSTANCE_JOURNAL_SPOOL "journal-spool"
 

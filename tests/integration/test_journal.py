@@ -557,33 +557,70 @@ def test_delivery_during_import(slow_jobs, journal):
         assert read_folder(s, u + "/Journal") == [body.encode()]
 
 
-def test_delivery_during_a_job_that_takes_no_mail(slow_jobs, journal):
+@pytest.fixture
+def short_hold(monkeypatch):
+    # before the daemons start: a delivery waits 6 s for a job, not 90
+    monkeypatch.setenv("COFFER_TEST_JOURNAL_HOLD_SECS", "6")
+
+
+def test_delivery_during_a_job_that_takes_no_mail(slow_jobs, short_hold, journal):
     """A job that takes no messages (here VerifyStores; a compaction or a
     retention run likewise) holds the archive's writer to itself: a journal
-    copy arriving meanwhile is answered 451, never 250, and the sender's
-    retry after the job is archived, once (docs/sources.md)."""
+    copy arriving meanwhile waits for it, unanswered, and is archived and
+    answered 250 once the job ends; one that waits longer than the hold
+    (6 s here, 90 s in production) is answered 451, never 250, and its
+    retry is archived once (docs/sources.md)."""
     s = journal
     os.makedirs(os.path.join(s.base, "import"), exist_ok=True)
     write_mbox(os.path.join(s.base, "import", "mail.mbox"), 3000)
     subprocess.run(["chown", "-R", "coffer", os.path.join(s.base, "import")], check=False)
     s.api.call("ImportFiles", "instanceID=acme", "userName=u9", "path=import/mail.mbox")
-    # slowed down (slow_jobs): a progress report every 64 units sleeps 0.3 s
-    p = s.api.call_raw("VerifyStores", "instanceID=acme", extra=["--no-wait"])
-    assert json.loads(p.stdout)["statusCode"] == "running", p.stdout
 
     def running_verify():
         jobs = s.api.call("GetJobs", "instanceID=acme")
         return [j["jobID"] for j in jobs if j["kind"] == "verify" and j["state"] == "running"]
-    job = wait_for(running_verify, timeout=30, what="the verify running")[0]
-    body = "Subject: during a verify\r\nMessage-ID: <verify@test>\r\n\r\nheld back\r\n"
-    p = swaks(s.lmtp, "--protocol", "LMTP", "--to", "u7@" + DOMAIN, "--data", body[:-2])
-    assert "250 2.0.0" not in p.stdout and "451 4.3.0" in p.stdout, p.stdout
-    assert running_verify() == [job], "the verify ended before the delivery: nothing was shown"
-    s.api.call("CancelJob", "instanceID=acme", "jobID=" + job)
-    wait_for(lambda: not running_verify(), timeout=60, what="the verify cancelled")
-    p = swaks(s.lmtp, "--protocol", "LMTP", "--to", "u7@" + DOMAIN, "--data", body[:-2])
-    assert "250 2.0.0 Archived" in p.stdout, p.stdout
-    assert read_folder(s, "u7/Journal") == [body.encode()]
+
+    def start_verify():
+        # slowed down (slow_jobs): a progress report every 64 units sleeps 0.3 s
+        p = s.api.call_raw("VerifyStores", "instanceID=acme", extra=["--no-wait"])
+        assert json.loads(p.stdout)["statusCode"] == "running", p.stdout
+        return wait_for(running_verify, timeout=30, what="the verify running")[0]
+
+    def deliver(body, user):
+        return subprocess.Popen(
+            ["swaks", "--server", "127.0.0.1", "--port", str(s.lmtp), "--protocol", "LMTP",
+             "--helo", "client.test", "--from", "sender@outside.example", "--timeout", "60",
+             "--to", "%s@%s" % (user, DOMAIN), "--data", body[:-2]],
+            stdout=subprocess.PIPE, text=True)
+
+    def cancel(job):
+        s.api.call("CancelJob", "instanceID=acme", "jobID=" + job)
+        wait_for(lambda: not running_verify(), timeout=60, what="the verify cancelled")
+
+    # waits, unanswered, while the job runs; archived once it has ended
+    job = start_verify()
+    held_body = "Subject: held\r\nMessage-ID: <held@test>\r\n\r\nwaited for the job\r\n"
+    held = deliver(held_body, "u7")
+    time.sleep(2)
+    assert held.poll() is None, "answered while the job ran: " + held.communicate()[0]
+    assert running_verify() == [job]
+    cancel(job)
+    out, _ = held.communicate(timeout=30)
+    assert "250 2.0.0 Archived" in out, out
+
+    # longer than the hold: 451, and the retry after the job is archived
+    job = start_verify()
+    body = "Subject: too long\r\nMessage-ID: <long@test>\r\n\r\nheld back\r\n"
+    t0 = time.time()
+    out, _ = deliver(body, "u8").communicate(timeout=60)
+    assert "250 2.0.0" not in out and "451 4.3.0" in out, out
+    assert time.time() - t0 >= 5, "answered before the hold ran out"
+    assert running_verify() == [job], "the verify ended before the hold ran out"
+    cancel(job)
+    out, _ = deliver(body, "u8").communicate(timeout=60)
+    assert "250 2.0.0 Archived" in out, out
+    assert read_folder(s, "u7/Journal") == [held_body.encode()]
+    assert read_folder(s, "u8/Journal") == [body.encode()]
 
 
 class Raw:
