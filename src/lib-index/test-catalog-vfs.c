@@ -43,6 +43,16 @@ static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
 	return db;
 }
 
+/* A fresh key in key, and a VFS that encrypts with it. */
+static struct catalog_vfs *new_vfs(unsigned char key[CATALOG_VFS_KEY_LEN])
+{
+	struct catalog_vfs *vfs;
+	const char *error;
+	crypto_key_generate(key);
+	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	return vfs;
+}
+
 static int count_rows(sqlite3 *db)
 {
 	sqlite3_stmt *st;
@@ -57,12 +67,8 @@ static int count_rows(sqlite3 *db)
 static void test_encrypted_pages(void **state)
 {
 	unsigned char key[CATALOG_VFS_KEY_LEN], other[CATALOG_VFS_KEY_LEN];
-	crypto_key_generate(key);
-	crypto_key_generate(other);
-	struct catalog_vfs *vfs, *wrong;
+	struct catalog_vfs *vfs = new_vfs(key), *wrong = new_vfs(other);
 	const char *error;
-	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
-	assert_int_equal(catalog_vfs_create(other, &wrong, &error), 0);
 	char *path = mem_printf("%s/t.db", tmpdir);
 
 	sqlite3 *db = open_db(path, vfs, true);
@@ -183,10 +189,8 @@ static void add_messages(struct catalog *cat, int n)
 static void test_schema_versions(void **state)
 {
 	unsigned char key[CATALOG_VFS_KEY_LEN];
-	crypto_key_generate(key);
-	struct catalog_vfs *vfs;
+	struct catalog_vfs *vfs = new_vfs(key);
 	const char *error;
-	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
 	char *path = mem_printf("%s/schema.db", tmpdir);
 	struct catalog *cat;
 	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
@@ -256,10 +260,8 @@ static void test_schema_versions(void **state)
 static void test_deletion_forgets_words(void **state)
 {
 	unsigned char key[CATALOG_VFS_KEY_LEN];
-	crypto_key_generate(key);
-	struct catalog_vfs *vfs;
+	struct catalog_vfs *vfs = new_vfs(key);
 	const char *error = NULL;
-	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
 	char *path = mem_printf("%s/delete.db", tmpdir);
 	struct catalog *cat;
 	assert_int_equal(catalog_open(path, key, &cat, &error), 0);
@@ -337,10 +339,7 @@ static void test_deletion_forgets_words(void **state)
 static void test_spilled_pages_written_again(void **state)
 {
 	unsigned char key[CATALOG_VFS_KEY_LEN];
-	crypto_key_generate(key);
-	struct catalog_vfs *vfs;
-	const char *error;
-	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	struct catalog_vfs *vfs = new_vfs(key);
 	char *path = mem_printf("%s/spill.db", tmpdir);
 	sqlite3 *db = open_db(path, vfs, true);
 	assert_non_null(db);
@@ -446,10 +445,7 @@ static sqlite3_int64 vacuum_memory_peak(sqlite3 *db, const char *temp_store)
 static void test_vacuum_copies_into_an_encrypted_file(void **state)
 {
 	unsigned char key[CATALOG_VFS_KEY_LEN];
-	crypto_key_generate(key);
-	struct catalog_vfs *vfs;
-	const char *error;
-	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	struct catalog_vfs *vfs = new_vfs(key);
 	char *path = mem_printf("%s/vacuum.db", tmpdir);
 	sqlite3 *db = open_db(path, vfs, true);
 	assert_non_null(db);
