@@ -272,25 +272,23 @@ static void instance_journal_commit_done(void *ctx, bool ran)
 }
 
 /* A job holds the writer: the delivery goes through the job's own
- * pipeline if it takes messages (an import, a profile's run); 1 if it
- * did (answered when filed), 0 if the job takes none. */
-static int instance_journal_to_job(struct instance *inst, struct rpc_conn *conn, uint32_t id,
-				   const char *path, const char *const *owners, size_t n)
+ * pipeline if it takes messages (an import, a profile's run); true if it
+ * did (answered when filed), false if the job takes none. */
+static bool instance_journal_to_job(struct instance *inst, const struct instance_journal_waiting *w)
 {
 	struct instance_journal_pending *p = mem_new(struct instance_journal_pending);
 	p->inst = inst;
-	p->conn = conn;
-	p->id = id;
-	p->path = mem_strdup(path);
-	p->owners = n;
-	int queued = instance_archive_file_message_queued(inst->archive, inst->base, path, owners,
-							  n, INSTANCE_JOURNAL_FOLDER,
-							  instance_journal_filed, p);
-	if (queued == 1)
-		return 1;
+	p->conn = w->conn;
+	p->id = w->id;
+	p->path = mem_strdup(w->path);
+	p->owners = w->owner_count;
+	if (instance_archive_file_message_queued(
+		    inst->archive, inst->base, w->path, (const char *const *)w->owners,
+		    w->owner_count, INSTANCE_JOURNAL_FOLDER, instance_journal_filed, p) == 1)
+		return true;
 	mem_free(p->path);
 	mem_free(p);
-	return 0;
+	return false;
 }
 
 static long long instance_journal_waited_ms(const struct instance_journal_waiting *w)
@@ -307,8 +305,7 @@ static void instance_journal_hold(struct instance_journal *j, const char *job)
 	size_t kept = 0;
 	for (size_t i = 0; i < j->waiting.count; i++) {
 		struct instance_journal_waiting *w = &j->waiting.items[i];
-		if (instance_journal_to_job(j->inst, w->conn, w->id, w->path,
-					    (const char *const *)w->owners, w->owner_count) == 1) {
+		if (instance_journal_to_job(j->inst, w)) {
 			instance_journal_waiting_free(w);
 		} else if (instance_journal_waited_ms(w) >= (long long)j->hold_secs * 1000) {
 			rpc_conn_reply_error(w->conn, w->id, "busy",
@@ -438,18 +435,6 @@ int instance_journal_deliver(struct instance_call *c)
 	}
 	char *path = mem_strdup(
 		tstr_printf("%s/%s/%s", c->inst->base_dir, INSTANCE_JOURNAL_SPOOL, file));
-	if (instance_jobs_running(c->inst->jobs) != NULL) {
-		const char **owners = mem_alloc(sizeof(*owners) * n);
-		for (size_t i = 0; i < n; i++)
-			owners[i] = json_string_of(json_at(list, i));
-		int queued = instance_journal_to_job(c->inst, c->conn, c->id, path, owners, n);
-		mem_free(owners);
-		if (queued == 1) {
-			mem_free(path);
-			return INSTANCE_CALL_ANSWERED;
-		}
-		/* else it waits for the job, below (instance_journal_hold()) */
-	}
 	struct instance_journal *j = c->inst->journal;
 	struct instance_journal_waiting *w = array_push(&j->waiting);
 	w->conn = c->conn;
@@ -460,6 +445,8 @@ int instance_journal_deliver(struct instance_call *c)
 		w->owners[i] = mem_strdup(json_string_of(json_at(list, i)));
 	w->owner_count = n;
 	clock_gettime(CLOCK_MONOTONIC, &w->since);
+	/* filed at the next turn of the loop: with the others that came, or
+	 * through a running job (instance_journal_hold()) */
 	instance_journal_schedule(j);
 	return INSTANCE_CALL_ANSWERED;
 }
