@@ -36,12 +36,16 @@ DOMAIN = "acme.example"
 USERS = ["u%d" % i for i in range(10)]
 
 
-def swaks(port, *args, timeout=60):
+def swaks_cmd(port, *args):
     """swaks ends the DATA it is given with one CRLF of its own: callers give
     their message without its last line end."""
-    cmd = ["swaks", "--server", "127.0.0.1", "--port", str(port), "--helo", "client.test",
-           "--from", "sender@outside.example", "--timeout", "30"] + list(args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return ["swaks", "--server", "127.0.0.1", "--port", str(port), "--helo", "client.test",
+            "--from", "sender@outside.example", "--timeout", "30"] + list(args)
+
+
+def swaks(port, *args, timeout=60):
+    return subprocess.run(swaks_cmd(port, *args), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def key_file(single, iid):
@@ -587,11 +591,10 @@ def test_delivery_during_a_job_that_takes_no_mail(slow_jobs, short_hold, journal
         return wait_for(running_verify, timeout=30, what="the verify running")[0]
 
     def deliver(body, user):
-        return subprocess.Popen(
-            ["swaks", "--server", "127.0.0.1", "--port", str(s.lmtp), "--protocol", "LMTP",
-             "--helo", "client.test", "--from", "sender@outside.example", "--timeout", "60",
-             "--to", "%s@%s" % (user, DOMAIN), "--data", body[:-2]],
-            stdout=subprocess.PIPE, text=True)
+        # in the background: the answer may wait for the job
+        return subprocess.Popen(swaks_cmd(s.lmtp, "--protocol", "LMTP",
+                                          "--to", "%s@%s" % (user, DOMAIN), "--data", body[:-2]),
+                                stdout=subprocess.PIPE, text=True)
 
     def cancel(job):
         s.api.call("CancelJob", "instanceID=acme", "jobID=" + job)
