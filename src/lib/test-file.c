@@ -71,8 +71,6 @@ static void test_copy(void **state)
 	mem_free(dst);
 }
 
-/* The shared test helper: a tree with a symbolic link out of it goes, and
- * what the link points to stays. */
 static void check_dirname(const char *path, const char *want)
 {
 	char *dir = file_dirname(path);
@@ -89,6 +87,8 @@ static void test_dirname(void **state)
 	check_dirname("/srv/acme/", "/srv");
 }
 
+/* The shared test helper: a tree with a symbolic link out of it goes, and
+ * what the link points to stays. */
 static void test_tmpdir_removes_tree_not_link_target(void **state)
 {
 	char *outside = mem_printf("%s/outside", tmpdir);
