@@ -8,12 +8,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-#define PAGE CATALOG_VFS_PAGE_SIZE
-#define DATA (CATALOG_VFS_PAGE_SIZE - CATALOG_VFS_RESERVE)
 #define WAL_HEADER 32
 #define WAL_FRAME_HEADER 24
-#define WAL_FRAME (WAL_FRAME_HEADER + PAGE)
+#define CVFS_PROBE_ATTEMPTS 5
 
 _Static_assert(CATALOG_VFS_RESERVE == CRYPTO_AEAD_OVERHEAD, "reserve holds nonce and tag");
 _Static_assert(CATALOG_VFS_KEY_LEN == CRYPTO_KEY_LEN, "key length");
@@ -24,6 +23,9 @@ struct catalog_vfs {
 	unsigned char key[CRYPTO_KEY_LEN];
 	char name[64];
 	char *temp_dir; /* where temporary databases go; NULL: none may open */
+	int new_page;   /* a new database's page size */
+	int page;       /* the page size of the databases open (open_dbs) */
+	int open_dbs;
 };
 
 enum cvfs_kind { CVFS_PLAIN, CVFS_DB, CVFS_WAL };
@@ -32,6 +34,11 @@ struct cvfs_file {
 	sqlite3_file base;
 	struct catalog_vfs *vfs;
 	enum cvfs_kind kind;
+	bool main_db; /* counted in vfs->open_dbs */
+	int page;     /* the size of an encrypted unit */
+	/* one unit as stored and as plain text: a file is used by one
+	 * connection, so by one thread at a time */
+	unsigned char *raw, *plain;
 	/* WAL: the page number in the last frame header written, and where
 	 * that frame's page goes */
 	uint32_t last_frame_pgno;
@@ -50,22 +57,23 @@ static sqlite3_file *cvfs_real(sqlite3_file *f)
 static int64_t cvfs_unit(const struct cvfs_file *f, int64_t offset, int64_t *end_r)
 {
 	if (f->kind == CVFS_DB) {
-		int64_t start = offset - offset % PAGE;
-		*end_r = start + PAGE;
+		int64_t start = offset - offset % f->page;
+		*end_r = start + f->page;
 		return start;
 	}
+	int64_t frame_len = WAL_FRAME_HEADER + f->page;
 	/* WAL */
 	if (offset < WAL_HEADER) {
 		*end_r = WAL_HEADER;
 		return -1;
 	}
-	int64_t frame = (offset - WAL_HEADER) / WAL_FRAME;
-	int64_t frame_start = WAL_HEADER + frame * WAL_FRAME;
+	int64_t frame = (offset - WAL_HEADER) / frame_len;
+	int64_t frame_start = WAL_HEADER + frame * frame_len;
 	if (offset < frame_start + WAL_FRAME_HEADER) {
 		*end_r = frame_start + WAL_FRAME_HEADER;
 		return -1;
 	}
-	*end_r = frame_start + WAL_FRAME;
+	*end_r = frame_start + frame_len;
 	return frame_start + WAL_FRAME_HEADER;
 }
 
@@ -85,33 +93,41 @@ static bool cvfs_all_zero(const unsigned char *p, size_t len)
 	return true;
 }
 
-/* Read and decrypt one unit into plain[PAGE] (reserved bytes zero).
- * Returns SQLITE_OK, SQLITE_IOERR_SHORT_READ (unit absent: zeros), or an
- * error. */
-static int cvfs_read_unit(struct cvfs_file *f, int64_t unit, unsigned char *plain)
+/* Decrypt a unit of `page` bytes read from `unit` into plain (reserved
+ * bytes zero). */
+static bool cvfs_open_unit(const struct cvfs_file *f, int64_t unit, const unsigned char *raw,
+			   int page, unsigned char *plain)
 {
-	unsigned char raw[PAGE];
-	int rc = f->real->pMethods->xRead(f->real, raw, PAGE, unit);
-	if (rc == SQLITE_IOERR_SHORT_READ && cvfs_all_zero(raw, PAGE)) {
-		memset(plain, 0, PAGE);
+	unsigned char ad[9];
+	cvfs_ad(f, unit, ad);
+	if (crypto_aead_decrypt(f->vfs->key, raw, (size_t)page, ad, sizeof(ad), plain) < 0)
+		return false;
+	memset(plain + page - CATALOG_VFS_RESERVE, 0, CATALOG_VFS_RESERVE);
+	return true;
+}
+
+/* Read and decrypt one unit into f->plain. Returns SQLITE_OK,
+ * SQLITE_IOERR_SHORT_READ (unit absent: zeros), or an error. */
+static int cvfs_read_unit(struct cvfs_file *f, int64_t unit)
+{
+	int rc = f->real->pMethods->xRead(f->real, f->raw, f->page, unit);
+	if (rc == SQLITE_IOERR_SHORT_READ && cvfs_all_zero(f->raw, (size_t)f->page)) {
+		memset(f->plain, 0, (size_t)f->page);
 		return SQLITE_IOERR_SHORT_READ;
 	}
 	if (rc != SQLITE_OK)
 		return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_READ : rc;
-	unsigned char ad[9];
-	cvfs_ad(f, unit, ad);
-	if (crypto_aead_decrypt(f->vfs->key, raw, PAGE, ad, sizeof(ad), plain) < 0)
-		return SQLITE_IOERR_READ;
-	memset(plain + DATA, 0, CATALOG_VFS_RESERVE);
-	return SQLITE_OK;
+	return cvfs_open_unit(f, unit, f->raw, f->page, f->plain) ? SQLITE_OK : SQLITE_IOERR_READ;
 }
 
-static int cvfs_write_unit(struct cvfs_file *f, int64_t unit, const unsigned char *plain)
+/* Encrypt f->plain and write it at `unit`. */
+static int cvfs_write_unit(struct cvfs_file *f, int64_t unit)
 {
-	unsigned char raw[PAGE], ad[9];
+	unsigned char ad[9];
 	cvfs_ad(f, unit, ad);
-	crypto_aead_encrypt(f->vfs->key, plain, DATA, ad, sizeof(ad), raw);
-	return f->real->pMethods->xWrite(f->real, raw, PAGE, unit);
+	crypto_aead_encrypt(f->vfs->key, f->plain, (size_t)(f->page - CATALOG_VFS_RESERVE), ad,
+			    sizeof(ad), f->raw);
+	return f->real->pMethods->xWrite(f->real, f->raw, f->page, unit);
 }
 
 static int cvfs_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 offset)
@@ -133,24 +149,24 @@ static int cvfs_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 offse
 			else if (rc != SQLITE_OK)
 				return rc;
 		} else {
-			unsigned char plain[PAGE];
-			int rc = cvfs_read_unit(f, unit, plain);
+			int rc = cvfs_read_unit(f, unit);
 			if (rc == SQLITE_IOERR_SHORT_READ)
 				result = rc;
 			else if (rc != SQLITE_OK)
 				return rc;
-			memcpy(out + (pos - offset), plain + (pos - unit), (size_t)n);
+			memcpy(out + (pos - offset), f->plain + (pos - unit), (size_t)n);
 		}
 		pos = chunk_end;
 	}
 	return result;
 }
 
-/* Page 1 must say: 4096-byte pages with CATALOG_VFS_RESERVE reserved bytes. */
-static bool cvfs_page1_ok(const unsigned char *page)
+/* Page 1 must say: pages of the file's unit size, with
+ * CATALOG_VFS_RESERVE reserved bytes. */
+static bool cvfs_page1_ok(const struct cvfs_file *f)
 {
-	return page[16] == (PAGE >> 8 & 0xff) && page[17] == (PAGE & 0xff) &&
-	       page[20] == CATALOG_VFS_RESERVE;
+	return f->plain[16] == (f->page >> 8 & 0xff) && f->plain[17] == (f->page & 0xff) &&
+	       f->plain[20] == CATALOG_VFS_RESERVE;
 }
 
 static uint32_t cvfs_be32(const unsigned char *p)
@@ -197,15 +213,14 @@ static int cvfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int6
 			}
 			rc = f->real->pMethods->xWrite(f->real, in + (pos - offset), n, pos);
 		} else {
-			unsigned char plain[PAGE];
-			if (n == PAGE) {
-				memcpy(plain, in + (pos - offset), PAGE);
+			if (n == f->page) {
+				memcpy(f->plain, in + (pos - offset), (size_t)n);
 			} else {
 				/* a partial page: read, patch, re-encrypt */
-				rc = cvfs_read_unit(f, unit, plain);
+				rc = cvfs_read_unit(f, unit);
 				if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ)
 					return rc;
-				memcpy(plain + (pos - unit), in + (pos - offset), (size_t)n);
+				memcpy(f->plain + (pos - unit), in + (pos - offset), (size_t)n);
 			}
 			uint32_t pgno = 0;
 			if (f->kind == CVFS_WAL) {
@@ -214,9 +229,9 @@ static int cvfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int6
 					return rc;
 			}
 			bool is_page1 = f->kind == CVFS_DB ? unit == 0 : pgno == 1;
-			if (is_page1 && !cvfs_page1_ok(plain))
+			if (is_page1 && !cvfs_page1_ok(f))
 				return SQLITE_IOERR_WRITE;
-			rc = cvfs_write_unit(f, unit, plain);
+			rc = cvfs_write_unit(f, unit);
 		}
 		if (rc != SQLITE_OK)
 			return rc;
@@ -230,6 +245,10 @@ static int cvfs_close(sqlite3_file *file)
 	struct cvfs_file *f = (struct cvfs_file *)file;
 	sqlite3_file *real = cvfs_real(file);
 	int rc = real->pMethods != NULL ? real->pMethods->xClose(real) : SQLITE_OK;
+	if (f->main_db)
+		f->vfs->open_dbs--;
+	mem_free(f->raw);
+	mem_free(f->plain);
 	mem_free(f->temp_name);
 	return rc;
 }
@@ -324,6 +343,67 @@ static const sqlite3_io_methods cvfs_io_methods = {
 	.xShmUnmap = cvfs_shm_unmap,
 };
 
+static bool cvfs_page_size_known(uint32_t page)
+{
+	return page == CATALOG_VFS_PAGE_SIZE || page == CATALOG_VFS_PAGE_SIZE_OLD;
+}
+
+/* The page size of the database file just opened: the size its first
+ * page authenticates as; for an empty file (a new database: switching to
+ * WAL writes page 1 into the file first) that of the databases open, else
+ * a new one's. A file that authenticates as neither (another key, damage)
+ * gets the latter too, and reading it fails as before. */
+static int cvfs_db_page_size(struct cvfs_file *f)
+{
+	static const int sizes[] = {CATALOG_VFS_PAGE_SIZE_OLD, CATALOG_VFS_PAGE_SIZE};
+	struct catalog_vfs *vfs = f->vfs;
+	int fallback = vfs->open_dbs > 0 ? vfs->page : vfs->new_page;
+	sqlite3_int64 size;
+	if (f->real->pMethods->xFileSize(f->real, &size) != SQLITE_OK || size == 0)
+		return fallback;
+	int found = 0;
+	unsigned char *raw = mem_alloc(CATALOG_VFS_PAGE_SIZE);
+	unsigned char *plain = mem_alloc(CATALOG_VFS_PAGE_SIZE);
+	/* page 1 is read without a lock: another connection's checkpoint may
+	 * be writing it, and a read it cut in two fails to authenticate; a
+	 * few tries more tell that from another key */
+	for (int attempt = 0; found == 0 && attempt < CVFS_PROBE_ATTEMPTS; attempt++) {
+		if (attempt > 0)
+			usleep(1000);
+		for (size_t i = 0; found == 0 && i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			if (size >= sizes[i] &&
+			    f->real->pMethods->xRead(f->real, raw, sizes[i], 0) == SQLITE_OK &&
+			    cvfs_open_unit(f, 0, raw, sizes[i], plain))
+				found = sizes[i];
+		}
+	}
+	if (found == 0)
+		found = fallback;
+	mem_free(raw);
+	mem_free(plain);
+	return found;
+}
+
+/* Give an encrypted file its unit size and buffers; a database whose
+ * page size differs from that of the databases already open through this
+ * VFS (whose WAL and transient copies use theirs) is refused. */
+static int cvfs_open_units(struct cvfs_file *f, bool main_db)
+{
+	struct catalog_vfs *vfs = f->vfs;
+	if (main_db) {
+		int page = cvfs_db_page_size(f);
+		if (vfs->open_dbs > 0 && page != vfs->page)
+			return SQLITE_CANTOPEN;
+		vfs->page = page;
+		vfs->open_dbs++;
+		f->main_db = true;
+	}
+	f->page = vfs->open_dbs > 0 ? vfs->page : vfs->new_page;
+	f->raw = mem_alloc((size_t)f->page);
+	f->plain = mem_alloc((size_t)f->page);
+	return SQLITE_OK;
+}
+
 static int cvfs_open(sqlite3_vfs *base, const char *name, sqlite3_file *file, int flags,
 		     int *out_flags)
 {
@@ -364,7 +444,14 @@ static int cvfs_open(sqlite3_vfs *base, const char *name, sqlite3_file *file, in
 		f->kind = CVFS_PLAIN;
 	}
 	int rc = vfs->parent->xOpen(vfs->parent, name, f->real, flags, out_flags);
+	if (rc == SQLITE_OK && f->kind != CVFS_PLAIN) {
+		rc = cvfs_open_units(f, f->temp_name == NULL && f->kind == CVFS_DB);
+		if (rc != SQLITE_OK)
+			f->real->pMethods->xClose(f->real);
+	}
 	if (rc != SQLITE_OK) {
+		mem_free(f->raw);
+		mem_free(f->plain);
 		mem_free(f->temp_name);
 		f->base.pMethods = NULL;
 		return rc;
@@ -440,9 +527,14 @@ static int cvfs_current_time_int64(sqlite3_vfs *base, sqlite3_int64 *out)
 	return parent->xCurrentTimeInt64(parent, out);
 }
 
-int catalog_vfs_create(const unsigned char key[CATALOG_VFS_KEY_LEN], struct catalog_vfs **vfs_r,
-		       const char **error_r)
+int catalog_vfs_create(const unsigned char key[CATALOG_VFS_KEY_LEN], int new_page_size,
+		       struct catalog_vfs **vfs_r, const char **error_r)
 {
+	if (!cvfs_page_size_known((uint32_t)new_page_size)) {
+		*error_r =
+			tstr_printf("catalog pages of %d bytes are not supported", new_page_size);
+		return -1;
+	}
 	sqlite3_vfs *parent = sqlite3_vfs_find(NULL);
 	if (parent == NULL || parent->iVersion < 2) {
 		*error_r = "SQLite has no usable default VFS";
@@ -451,6 +543,8 @@ int catalog_vfs_create(const unsigned char key[CATALOG_VFS_KEY_LEN], struct cata
 	struct catalog_vfs *vfs = mem_new(struct catalog_vfs);
 	vfs->parent = parent;
 	memcpy(vfs->key, key, CRYPTO_KEY_LEN);
+	vfs->new_page = new_page_size;
+	vfs->page = new_page_size;
 	snprintf(vfs->name, sizeof(vfs->name), "coffer-catalog-%p", (void *)vfs);
 	vfs->base = (sqlite3_vfs){
 		.iVersion = 2,
@@ -504,4 +598,9 @@ void catalog_vfs_set_temp_dir(struct catalog_vfs *vfs, const char *dir)
 const char *catalog_vfs_name(const struct catalog_vfs *vfs)
 {
 	return vfs->name;
+}
+
+int catalog_vfs_page_size(const struct catalog_vfs *vfs)
+{
+	return vfs->open_dbs > 0 ? vfs->page : vfs->new_page;
 }

@@ -346,11 +346,13 @@ static int catalog_migrate(struct catalog *cat, const char **error_r)
 }
 
 /* A new database gets the page layout the encrypting VFS needs before its
- * first write: 4096-byte pages with room for a nonce and a tag in each. */
+ * first write: its page size (16 KiB) with room for a nonce and a tag in
+ * each page. */
 static int catalog_set_layout(struct catalog *cat, const char **error_r)
 {
 	int reserve = CATALOG_VFS_RESERVE;
-	if (catalog_exec(cat, "PRAGMA page_size = 4096", error_r) < 0)
+	if (catalog_exec(cat, tstr_printf("PRAGMA page_size = %d", catalog_vfs_page_size(cat->vfs)),
+			 error_r) < 0)
 		return -1;
 	if (sqlite3_file_control(cat->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) !=
 	    SQLITE_OK)
@@ -363,7 +365,7 @@ int catalog_open(const char *path, const unsigned char key[CATALOG_KEY_LEN],
 {
 	struct catalog *cat = mem_new(struct catalog);
 	cat->path = mem_strdup(path);
-	if (catalog_vfs_create(key, &cat->vfs, error_r) < 0) {
+	if (catalog_vfs_create(key, CATALOG_VFS_PAGE_SIZE, &cat->vfs, error_r) < 0) {
 		catalog_destroy(&cat);
 		return -1;
 	}

@@ -34,8 +34,9 @@ static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
 			 SQLITE_OK);
 	if (layout) {
 		int reserve = CATALOG_VFS_RESERVE;
-		assert_int_equal(sqlite3_exec(db, "PRAGMA page_size = 4096", NULL, NULL, NULL),
-				 SQLITE_OK);
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA page_size = %d", catalog_vfs_page_size(vfs));
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 		assert_int_equal(
 			sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve),
 			SQLITE_OK);
@@ -43,14 +44,21 @@ static sqlite3 *open_db(const char *path, struct catalog_vfs *vfs, bool layout)
 	return db;
 }
 
-/* A fresh key in key, and a VFS that encrypts with it. */
-static struct catalog_vfs *new_vfs(unsigned char key[CATALOG_VFS_KEY_LEN])
+/* A VFS that encrypts with key and gives a new database page_size. */
+static struct catalog_vfs *vfs_with_pages(const unsigned char key[CATALOG_VFS_KEY_LEN],
+					  int page_size)
 {
 	struct catalog_vfs *vfs;
 	const char *error;
-	crypto_key_generate(key);
-	assert_int_equal(catalog_vfs_create(key, &vfs, &error), 0);
+	assert_int_equal(catalog_vfs_create(key, page_size, &vfs, &error), 0);
 	return vfs;
+}
+
+/* A fresh key in key, and a VFS that encrypts with it. */
+static struct catalog_vfs *new_vfs(unsigned char key[CATALOG_VFS_KEY_LEN])
+{
+	crypto_key_generate(key);
+	return vfs_with_pages(key, CATALOG_VFS_PAGE_SIZE);
 }
 
 static int count_rows(sqlite3 *db)
@@ -449,13 +457,13 @@ static void test_vacuum_copies_into_an_encrypted_file(void **state)
 	char *path = mem_printf("%s/vacuum.db", tmpdir);
 	sqlite3 *db = open_db(path, vfs, true);
 	assert_non_null(db);
-	/* 16 MB of rows; a 1 MB cache */
+	/* 32 MB of rows; a 1 MB cache */
 	assert_int_equal(
 		sqlite3_exec(db,
 			     "PRAGMA journal_mode = WAL; PRAGMA cache_size = -1024;"
 			     " CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT);"
 			     " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-			     " WHERE i < 16000) INSERT INTO t SELECT i, printf('secret%01000d', i) "
+			     " WHERE i < 32000) INSERT INTO t SELECT i, printf('secret%01000d', i) "
 			     "FROM n;"
 			     " DELETE FROM t WHERE k % 3 = 0;",
 			     NULL, NULL, NULL),
@@ -467,19 +475,21 @@ static void test_vacuum_copies_into_an_encrypted_file(void **state)
 
 	/* in memory: the copy's size (the premise of the change) */
 	sqlite3_int64 in_memory = vacuum_memory_peak(db, "MEMORY");
-	assert_true(in_memory > 8 * 1024 * 1024);
+	assert_true(in_memory > 16 * 1024 * 1024);
 
 	catalog_vfs_set_temp_dir(vfs, tmpdir);
 	struct temp_seen seen = {.dir = tmpdir};
 	sqlite3_progress_handler(db, 20000, look_at_temp_files, &seen);
 	sqlite3_int64 as_file = vacuum_memory_peak(db, "FILE");
 	sqlite3_progress_handler(db, 0, NULL, NULL);
-	assert_true(as_file < 4 * 1024 * 1024);
+	/* the two caches (1 MB and the transient copy's default 2 MB) */
+	assert_true(as_file < 8 * 1024 * 1024);
+	assert_true(as_file < in_memory / 3);
 	assert_true(seen.found);
 	assert_true(seen.max_size > 1024 * 1024);
 	assert_false(seen.plain);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 10667);
-	assert_int_equal(count_rows(db), 10667);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 21334);
+	assert_int_equal(count_rows(db), 21334);
 
 	/* a sort larger than its memory would spill to a plain file: refused */
 	assert_int_equal(sqlite3_exec(db, "PRAGMA cache_size = 10", NULL, NULL, NULL), SQLITE_OK);
@@ -503,6 +513,102 @@ static void test_vacuum_copies_into_an_encrypted_file(void **state)
 	mem_free(path);
 }
 
+/* The database file and its WAL as they are now, under another name: what
+ * a crash would leave. */
+static char *snapshot(const char *path, const char *name)
+{
+	const char *error;
+	char *copy = mem_printf("%s/%s", tmpdir, name);
+	char *wal = mem_printf("%s-wal", path), *copy_wal = mem_printf("%s-wal", copy);
+	assert_int_equal(file_copy(path, copy, 0600, &error), 0);
+	assert_int_equal(file_copy(wal, copy_wal, 0600, &error), 0);
+	mem_free(wal);
+	mem_free(copy_wal);
+	return copy;
+}
+
+static void insert_secrets(sqlite3 *db, int n)
+{
+	char *sql = mem_printf("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+			       " WHERE i < %d) INSERT INTO t SELECT 'secret words ' || i FROM n",
+			       n);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	mem_free(sql);
+}
+
+/* Catalogs made with 4 KiB pages (before 16 KiB) stay readable and
+ * writable, their WAL too: the VFS takes a database's page size from its
+ * first page; a new one gets 16 KiB. One VFS serves one page size at a
+ * time, since the WAL and VACUUM's transient copy follow the database. */
+static void test_old_page_size(void **state)
+{
+	unsigned char key[CATALOG_VFS_KEY_LEN];
+	crypto_key_generate(key);
+	struct catalog_vfs *old = vfs_with_pages(key, CATALOG_VFS_PAGE_SIZE_OLD);
+	char *path = mem_printf("%s/old.db", tmpdir);
+	sqlite3 *db = open_db(path, old, true);
+	assert_non_null(db);
+	assert_int_equal(query_int(db, "PRAGMA page_size"), 4096);
+	assert_int_equal(sqlite3_exec(db,
+				      "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;"
+				      " CREATE TABLE t (v TEXT)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	insert_secrets(db, 1000);
+	/* the file holds page 1 alone (switching to WAL wrote it), the WAL
+	 * the rest */
+	char *wal_only = snapshot(path, "old-wal-only.db");
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	insert_secrets(db, 500);
+	char *both = snapshot(path, "old-both.db");
+	sqlite3_close(db);
+	catalog_vfs_destroy(&old);
+
+	struct catalog_vfs *vfs = vfs_with_pages(key, CATALOG_VFS_PAGE_SIZE);
+	struct {
+		const char *path;
+		int rows;
+	} cases[] = {{wal_only, 1000}, {both, 1500}, {path, 1500}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		db = open_db(cases[i].path, vfs, false);
+		assert_int_equal(count_rows(db), cases[i].rows);
+		assert_int_equal(catalog_vfs_page_size(vfs), 4096);
+		assert_int_equal(query_int(db, "PRAGMA page_size"), 4096);
+		sqlite3_close(db);
+	}
+
+	/* written, vacuumed (the transient copy in 4 KiB units too), read back */
+	catalog_vfs_set_temp_dir(vfs, tmpdir);
+	db = open_db(path, vfs, false);
+	insert_secrets(db, 200);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA temp_store = FILE; VACUUM;", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	/* a new database gets 16 KiB pages; while it is open, one of the
+	 * other page size is refused */
+	char *new_path = mem_printf("%s/new.db", tmpdir);
+	db = open_db(new_path, vfs, true);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (v TEXT)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(query_int(db, "PRAGMA page_size"), CATALOG_VFS_PAGE_SIZE);
+	sqlite3 *other;
+	assert_int_not_equal(
+		sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, catalog_vfs_name(vfs)),
+		SQLITE_OK);
+	sqlite3_close(other);
+	sqlite3_close(db);
+
+	db = open_db(path, vfs, false);
+	assert_int_equal(count_rows(db), 1700);
+	sqlite3_close(db);
+	catalog_vfs_destroy(&vfs);
+	mem_free(new_path);
+	mem_free(both);
+	mem_free(wal_only);
+	mem_free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_deletion_forgets_words),
 		cmocka_unit_test(test_spilled_pages_written_again),
 		cmocka_unit_test(test_vacuum_copies_into_an_encrypted_file),
+		cmocka_unit_test(test_old_page_size),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
