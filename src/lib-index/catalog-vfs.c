@@ -343,7 +343,7 @@ static const sqlite3_io_methods cvfs_io_methods = {
 	.xShmUnmap = cvfs_shm_unmap,
 };
 
-static bool cvfs_page_size_known(uint32_t page)
+static bool cvfs_page_size_known(int page)
 {
 	return page == CATALOG_VFS_PAGE_SIZE || page == CATALOG_VFS_PAGE_SIZE_OLD;
 }
@@ -356,11 +356,12 @@ static bool cvfs_page_size_known(uint32_t page)
 static int cvfs_db_page_size(struct cvfs_file *f)
 {
 	static const int sizes[] = {CATALOG_VFS_PAGE_SIZE_OLD, CATALOG_VFS_PAGE_SIZE};
-	struct catalog_vfs *vfs = f->vfs;
-	int fallback = vfs->open_dbs > 0 ? vfs->page : vfs->new_page;
+	int fallback = catalog_vfs_page_size(f->vfs);
 	sqlite3_int64 size;
 	if (f->real->pMethods->xFileSize(f->real, &size) != SQLITE_OK || size == 0)
 		return fallback;
+	/* the largest unit there is holds the first unit of every size */
+	int len = size < CATALOG_VFS_PAGE_SIZE ? (int)size : CATALOG_VFS_PAGE_SIZE;
 	int found = 0;
 	unsigned char *raw = mem_alloc(CATALOG_VFS_PAGE_SIZE);
 	unsigned char *plain = mem_alloc(CATALOG_VFS_PAGE_SIZE);
@@ -370,10 +371,10 @@ static int cvfs_db_page_size(struct cvfs_file *f)
 	for (int attempt = 0; found == 0 && attempt < CVFS_PROBE_ATTEMPTS; attempt++) {
 		if (attempt > 0)
 			usleep(1000);
+		if (f->real->pMethods->xRead(f->real, raw, len, 0) != SQLITE_OK)
+			continue;
 		for (size_t i = 0; found == 0 && i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-			if (size >= sizes[i] &&
-			    f->real->pMethods->xRead(f->real, raw, sizes[i], 0) == SQLITE_OK &&
-			    cvfs_open_unit(f, 0, raw, sizes[i], plain))
+			if (len >= sizes[i] && cvfs_open_unit(f, 0, raw, sizes[i], plain))
 				found = sizes[i];
 		}
 	}
@@ -398,7 +399,7 @@ static int cvfs_open_units(struct cvfs_file *f, bool main_db)
 		vfs->open_dbs++;
 		f->main_db = true;
 	}
-	f->page = vfs->open_dbs > 0 ? vfs->page : vfs->new_page;
+	f->page = catalog_vfs_page_size(vfs);
 	f->raw = mem_alloc((size_t)f->page);
 	f->plain = mem_alloc((size_t)f->page);
 	return SQLITE_OK;
@@ -530,7 +531,7 @@ static int cvfs_current_time_int64(sqlite3_vfs *base, sqlite3_int64 *out)
 int catalog_vfs_create(const unsigned char key[CATALOG_VFS_KEY_LEN], int new_page_size,
 		       struct catalog_vfs **vfs_r, const char **error_r)
 {
-	if (!cvfs_page_size_known((uint32_t)new_page_size)) {
+	if (!cvfs_page_size_known(new_page_size)) {
 		*error_r =
 			tstr_printf("catalog pages of %d bytes are not supported", new_page_size);
 		return -1;
